@@ -1,0 +1,54 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: install run test lint system-deps lock bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The product, running: initializes ./var on first use and starts every role.
+run: install
+	$(BIN)/sealmail init --quiet
+	$(BIN)/sealmail serve --dev-banner
+
+## Tools the tests drive that do not come from PyPI (Debian packages).
+system-deps:
+	@missing=""; \
+	for pkg in chromium:chromium gpg:gnupg openssl:openssl; do \
+	  cmd=$${pkg%%:*}; deb=$${pkg##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$deb"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## The whole suite, SQLite and PostgreSQL (skipped with a reason when none is reachable).
+test: install system-deps
+	$(BIN)/pytest -n auto -q
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+## Refresh the lock file from pyproject.toml (then commit requirements.lock).
+lock:
+	rm -rf /tmp/sealmail-lock && $(PY) -m venv /tmp/sealmail-lock
+	/tmp/sealmail-lock/bin/pip install -q --upgrade pip && /tmp/sealmail-lock/bin/pip install -q '.[dev]'
+	/tmp/sealmail-lock/bin/pip freeze --exclude-editable | grep -v '^sealmail' > requirements.lock
+
+bench: install
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) var

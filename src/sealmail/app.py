@@ -1,0 +1,43 @@
+"""Composition root: the only place that reads settings and builds services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlalchemy.engine import Engine
+
+from sealmail.config import Settings
+from sealmail.crypto.vault import LocalKeyFile
+from sealmail.services.keyring import Keyring
+from sealmail.services.messages import Messages
+from sealmail.services.tenancy import Tenancy
+from sealmail.store import db
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    keyfile: LocalKeyFile
+    keyring: Keyring
+    tenancy: Tenancy
+    messages: Messages
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    engine = engine or db.create_engine(
+        settings.resolved_database_url, synchronous=settings.sqlite_synchronous
+    )
+    keyfile = LocalKeyFile(settings.resolved_master_key_file)
+    keyring = Keyring(engine, keyfile)
+    tenancy = Tenancy(
+        engine,
+        keyring,
+        PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
+    )
+    messages = Messages(engine, keyring, tenancy, settings.idempotency_ttl_seconds)
+    return Services(settings, engine, keyfile, keyring, tenancy, messages)

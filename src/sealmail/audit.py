@@ -1,0 +1,168 @@
+"""The append-only, hash-chained audit log (HIPAA §164.312(b) audit controls).
+
+Each entry's hash covers its own fields and the previous entry's hash, and a one-row head
+table holds the last sequence number and hash.  Editing an entry breaks its hash;
+deleting or inserting one breaks the chain of ``prev_hash`` links or the sequence; cutting
+entries off the end disagrees with the head.  ``verify`` reports the first such entry.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.ids import new_id
+from sealmail.store.tables import audit_head, audit_log
+
+GENESIS = "0" * 64
+
+
+class AuditAction(enum.StrEnum):
+    """Audit names, ``object:verb`` (warehouse ``events/tags.py`` grammar)."""
+
+    MESSAGE_ACCEPTED = "message:accepted"
+    MESSAGE_CANCELLED = "message:cancelled"
+    MESSAGE_CONTENT_READ = "message:content_read"
+    TENANT_CREATED = "tenant:created"
+    TENANT_SETTINGS_CHANGED = "tenant:settings_changed"
+    DOMAIN_ADDED = "domain:added"
+    DOMAIN_VERIFIED = "domain:verified"
+    API_KEY_CREATED = "api_key:created"
+    API_KEY_REVOKED = "api_key:revoked"
+    API_KEY_REJECTED = "api_key:rejected"
+    SMTP_CREDENTIAL_CREATED = "smtp_credential:created"
+    SMTP_CREDENTIAL_REVOKED = "smtp_credential:revoked"
+    SMTP_AUTH_FAILED = "smtp_credential:auth_failed"
+    MASTER_KEY_ROTATED = "master_key:rotated"
+    TENANT_KEY_CREATED = "tenant_key:created"
+    TENANT_KEY_ROTATED = "tenant_key:rotated"
+    CONFIG_CHANGED = "config:changed"
+
+
+def _digest(prev_hash: str, row: dict[str, Any]) -> str:
+    body = json.dumps(
+        {
+            "seq": row["seq"],
+            "id": row["id"],
+            "tenant_id": row["tenant_id"],
+            "at": row["at"].astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": row["actor"],
+            "action": row["action"],
+            "target": row["target"],
+            "details": row["details"],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def append(
+    conn: Connection,
+    *,
+    action: AuditAction,
+    actor: str,
+    tenant_id: str | None = None,
+    target: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> str:
+    """Append an entry inside the caller's transaction; returns its id.
+
+    The head row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's write
+    transactions are already exclusive), so concurrent appends serialize.
+    """
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        conn.execute(sa.insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+        prev_seq, prev_hash = 0, GENESIS
+    else:
+        prev_seq, prev_hash = int(head.seq), str(head.hash)
+    row: dict[str, Any] = {
+        "seq": prev_seq + 1,
+        "id": new_id("aud"),
+        "tenant_id": tenant_id,
+        "at": datetime.now(UTC),
+        "actor": actor,
+        "action": str(action),
+        "target": target,
+        "details": details or {},
+    }
+    row["prev_hash"] = prev_hash
+    row["hash"] = _digest(prev_hash, row)
+    conn.execute(sa.insert(audit_log).values(**row))
+    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
+    return str(row["id"])
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+
+
+def verify(engine: Engine, progress: Any = None) -> VerifyResult:
+    """Walk the chain in order; report the first edited, inserted or deleted entry."""
+    expected_prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    with engine.connect() as conn:
+        head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
+        for row in _rows(conn):
+            if row["seq"] != expected_seq:
+                kind = "deleted" if row["seq"] > expected_seq else "inserted"
+                return VerifyResult(False, checked, expected_seq, f"entry {expected_seq} {kind}")
+            if row["prev_hash"] != expected_prev:
+                return VerifyResult(
+                    False, checked, row["seq"], f"entry {row['seq']} does not follow its predecessor"
+                )
+            if _digest(row["prev_hash"], row) != row["hash"]:
+                return VerifyResult(False, checked, row["seq"], f"entry {row['seq']} was edited")
+            expected_prev = row["hash"]
+            expected_seq += 1
+            checked += 1
+            if progress is not None:
+                progress(1)
+    last_seq = expected_seq - 1
+    if head is None:
+        if checked:
+            return VerifyResult(False, checked, 1, "audit head is missing")
+        return VerifyResult(True, 0)
+    if int(head.seq) != last_seq or str(head.hash) != expected_prev:
+        return VerifyResult(
+            False, checked, last_seq + 1, f"entries after {last_seq} were deleted (head at {head.seq})"
+        )
+    return VerifyResult(True, checked)
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())
+
+
+def _rows(conn: Connection) -> Iterator[dict[str, Any]]:
+    last = 0
+    while True:
+        batch = (
+            conn.execute(
+                sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(1000)
+            )
+            .mappings()
+            .all()
+        )
+        if not batch:
+            return
+        for row in batch:
+            yield dict(row)
+        last = int(batch[-1]["seq"])

@@ -1,0 +1,425 @@
+"""The ``sealmail`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from sealmail.app import Services, build_services
+from sealmail.config import ConfigError, Settings, load_settings
+from sealmail.crypto.vault import KeyError_
+from sealmail.errors import SealmailError
+
+# Locals are never shown in tracebacks: they may hold keys or message content.
+app = typer.Typer(
+    no_args_is_help=True, help="Sealmail: secure email for healthcare.", pretty_exceptions_show_locals=False
+)
+tenants_app = typer.Typer(no_args_is_help=True, help="Organizations.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (shown once, stored hashed).")
+smtp_app = typer.Typer(no_args_is_help=True, help="SMTP submission credentials.")
+domains_app = typer.Typer(no_args_is_help=True, help="Verified sender domains.")
+crypto_app = typer.Typer(no_args_is_help=True, help="Master and tenant keys.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+config_app = typer.Typer(no_args_is_help=True, help="Settings.")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(smtp_app, name="smtp-credentials")
+app.add_typer(domains_app, name="domains")
+app.add_typer(crypto_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn expected errors into a message and exit code 2 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, KeyError_) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        except SealmailError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(2) from exc
+
+    return wrapper  # type: ignore[return-value]  # same signature as fn
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _services(settings: Settings | None = None) -> Services:
+    settings = settings or _settings()
+    if not settings.resolved_master_key_file.exists():
+        raise ConfigError(f"no master key at {settings.resolved_master_key_file}; run `sealmail init` first")
+    return build_services(settings)
+
+
+def _tenant(svc: Services, tenant: str | None) -> str:
+    if tenant:
+        return svc.tenancy.get_tenant(tenant)["id"]  # type: ignore[no-any-return]  # str column
+    rows = svc.tenancy.list_tenants()
+    if len(rows) != 1:
+        raise ConfigError(f"{len(rows)} tenants exist; pass --tenant <id> (see `sealmail tenants list`)")
+    return rows[0]["id"]  # type: ignore[no-any-return]  # str column
+
+
+@app.command()
+@friendly
+def init(
+    tenant: Annotated[str, typer.Option(help="Name of the first tenant.")] = "Demo Clinic",
+    quiet: Annotated[bool, typer.Option(help="Print only errors.")] = False,
+) -> None:
+    """Create ./var (database, master key 0600, dev certificate) and the first tenant."""
+    from sealmail.bootstrap import DEV_DOMAIN, initialize
+
+    settings = _settings()
+    result = initialize(settings, first_tenant=tenant)
+    if quiet:
+        return
+    out.print(f"database: {settings.resolved_database_url}")
+    out.print(
+        f"master key: {settings.resolved_master_key_file}" + (" (created)" if result.created_key else "")
+    )
+    if result.tenant_id:
+        out.print(f"tenant {result.tenant_id} ({tenant}) with verified sender domain {DEV_DOMAIN}")
+        out.print(f"API key (shown once): [bold]{result.api_key}[/bold]")
+
+
+@app.command()
+@friendly
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+    from sealmail.store import db
+    from sealmail.store import migrate as mig
+
+    settings = _settings()
+    engine = db.create_engine(settings.resolved_database_url)
+    mig.upgrade(engine)
+    out.print(f"schema at revision {mig.current_revision(engine)}")
+
+
+@app.command()
+@friendly
+def serve(
+    role: Annotated[list[str] | None, typer.Option(help="api, smtp or worker; repeat; default all.")] = None,
+    dev_banner: Annotated[bool, typer.Option(help="Print a fresh dev API key and a curl example.")] = False,
+) -> None:
+    """Run Sealmail: every role in one process, or the roles given."""
+    from sealmail.runtime import ROLES, configure_logging
+    from sealmail.runtime import serve as run_roles
+
+    roles = role or list(ROLES)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ConfigError(f"unknown role {unknown[0]!r}; choose from {', '.join(ROLES)}")
+    settings = _settings()
+    configure_logging(settings)
+    svc = _services(settings)
+    if dev_banner:
+        _banner(svc)
+    asyncio.run(run_roles(svc, roles))
+
+
+def _banner(svc: Services) -> None:
+    from sealmail.bootstrap import DEV_DOMAIN
+
+    settings = svc.settings
+    tenant_id = _tenant(svc, None)
+    for key in svc.tenancy.list_api_keys(tenant_id):
+        if key["name"] == "make-run" and key["revoked_at"] is None:
+            svc.tenancy.revoke_api_key(tenant_id, key["id"], actor="make-run")
+    _, api_key = svc.tenancy.create_api_key(tenant_id, "make-run", ["send", "read", "admin"], "make-run")
+    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    example = (
+        f'{{"from": "Clinic <noreply@{DEV_DOMAIN}>", "to": ["patient@example.net"], '
+        '"subject": "Your results are ready", "text": "Hello from Sealmail", "stream": "phi"}'
+    )
+    out.print(f"""
+[bold green]Sealmail is running[/bold green]
+  API            {base}
+  OpenAPI docs   {base}/docs
+  SMTP gateway   {settings.smtp_host}:{settings.smtp_port} (STARTTLS, AUTH after TLS)
+  Outbound       {settings.outbound_mode} (capture sink {settings.capture_host}:{settings.capture_port})
+  API key        [bold]{api_key}[/bold]   (new for this run; earlier make-run keys revoked)
+
+Send a first message:
+  curl -sS {base}/v1/messages -H 'Authorization: Bearer {api_key}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{example}'
+
+Then see what the recipient received:  .venv/bin/sealmail captured
+""")
+
+
+@app.command()
+@friendly
+def send(
+    to: Annotated[list[str], typer.Option(help="Recipient; repeat for more.")],
+    sender: Annotated[str, typer.Option("--from", help="From address (verified domain).")],
+    subject: Annotated[str, typer.Option()] = "Sealmail test message",
+    text: Annotated[str, typer.Option()] = "This is a test message from Sealmail.",
+    stream: Annotated[str, typer.Option()] = "transactional",
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Queue a test message (delivered by a running worker)."""
+    from sealmail.intake import compose
+    from sealmail.intake.api.schemas import MessageIn
+    from sealmail.services.tenancy import Principal
+
+    svc = _services()
+    tenant_id = _tenant(svc, tenant)
+    body = MessageIn.model_validate(
+        {"from": sender, "to": to, "subject": subject, "text": text, "stream": stream}
+    )
+    sub = compose.from_message(body, svc.settings.smtp_hostname, svc.settings.max_recipients)
+    result, _ = svc.messages.accept(Principal(tenant_id, "cli", frozenset({"send"})), sub)
+    out.print(f"queued {result['id']} for {len(result['recipients'])} recipient(s)")
+
+
+@app.command()
+@friendly
+def captured(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 10,
+    full: Annotated[bool, typer.Option(help="Print the whole message.")] = False,
+) -> None:
+    """List what the built-in capture sink received."""
+    from sealmail.delivery.capture_sink import list_all
+
+    svc = _services()
+    rows = list_all(svc.engine, limit)
+    if not rows:
+        out.print("nothing captured yet — is `make run` (or `sealmail serve`) running?")
+        return
+    for row in rows:
+        out.print(
+            f"[bold]{row['received_at']}[/bold] {row['message_id']} → {', '.join(row['rcpt_to'])}"
+            f" ({row['size']} bytes, {row['tls_version'] or 'plaintext'})"
+        )
+        if full:
+            out.print(row["data"], markup=False, highlight=False)
+
+
+# -- tenants, keys, credentials, domains ---------------------------------------------------
+@tenants_app.command("create")
+@friendly
+def tenants_create(name: str) -> None:
+    svc = _services()
+    out.print(svc.tenancy.create_tenant(name, actor="cli"))
+
+
+@tenants_app.command("list")
+@friendly
+def tenants_list() -> None:
+    svc = _services()
+    table = Table("id", "name", "created")
+    for row in svc.tenancy.list_tenants():
+        table.add_row(row["id"], row["name"], row["created_at"].isoformat())
+    out.print(table)
+
+
+@keys_app.command("create")
+@friendly
+def api_keys_create(
+    name: Annotated[str, typer.Option()] = "cli",
+    scope: Annotated[list[str] | None, typer.Option(help="send, read, admin; repeat.")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    svc = _services()
+    key_id, secret = svc.tenancy.create_api_key(_tenant(svc, tenant), name, scope or ["send"], "cli")
+    out.print(f"{key_id}\n[bold]{secret}[/bold]  (shown once)")
+
+
+@keys_app.command("list")
+@friendly
+def api_keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    table = Table("id", "name", "scopes", "created", "revoked")
+    for row in svc.tenancy.list_api_keys(_tenant(svc, tenant)):
+        table.add_row(
+            row["id"],
+            row["name"],
+            ",".join(row["scopes"]),
+            row["created_at"].isoformat(),
+            row["revoked_at"].isoformat() if row["revoked_at"] else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+@friendly
+def api_keys_revoke(key_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    svc.tenancy.revoke_api_key(_tenant(svc, tenant), key_id, "cli")
+    out.print(f"revoked {key_id}")
+
+
+@smtp_app.command("create")
+@friendly
+def smtp_create(
+    stream: Annotated[str, typer.Option()] = "transactional",
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    from sealmail.domain.tls_policy import Stream
+
+    svc = _services()
+    cred_id, user, password = svc.tenancy.create_smtp_credential(_tenant(svc, tenant), "cli", Stream(stream))
+    out.print(f"{cred_id}\nusername: {user}\npassword: [bold]{password}[/bold]  (shown once)")
+
+
+@smtp_app.command("revoke")
+@friendly
+def smtp_revoke(cred_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    svc.tenancy.revoke_smtp_credential(_tenant(svc, tenant), cred_id, "cli")
+    out.print(f"revoked {cred_id}")
+
+
+@domains_app.command("add")
+@friendly
+def domains_add(
+    name: str,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    verified: Annotated[bool, typer.Option(help="Mark verified without a DNS check.")] = False,
+) -> None:
+    svc = _services()
+    row = svc.tenancy.add_domain(_tenant(svc, tenant), name, "cli", verified=verified)
+    out.print(
+        f'{row["name"]}: add TXT _sealmail.{row["name"]} "sealmail-verification={row["verification_token"]}"'
+    )
+
+
+@domains_app.command("verify")
+@friendly
+def domains_verify(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    svc.tenancy.mark_domain_verified(_tenant(svc, tenant), name, "cli")
+    out.print(f"{name} verified")
+
+
+@domains_app.command("list")
+@friendly
+def domains_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    for row in svc.tenancy.list_domains(_tenant(svc, tenant)):
+        out.print(f"{row['name']}  {'verified' if row['verified_at'] else 'unverified'}")
+
+
+# -- keys ----------------------------------------------------------------------------------
+@crypto_app.command("rotate")
+@friendly
+def keys_rotate(
+    tenant: Annotated[
+        str | None, typer.Option(help="Rotate this tenant's key instead of the master key.")
+    ] = None,
+    retire_old: Annotated[bool, typer.Option(help="Drop old master keys once rewrapped.")] = True,
+) -> None:
+    """Rotate the master key (rewrap tenant keys) or a tenant key (rewrap data keys)."""
+    from sealmail import audit
+    from sealmail.audit import AuditAction
+
+    svc = _services()
+    if tenant:
+        tenant_id = _tenant(svc, tenant)
+        with Progress(console=err) as progress:
+            task = progress.add_task("rewrapping message keys", total=None)
+            key_id, count = svc.keyring.rotate_tenant_key(tenant_id, lambda n: progress.advance(task, n))
+        with svc.engine.begin() as conn:
+            audit.append(
+                conn,
+                action=AuditAction.TENANT_KEY_ROTATED,
+                actor="cli",
+                tenant_id=tenant_id,
+                target=key_id,
+                details={"rewrapped": count},
+            )
+        out.print(f"tenant key {key_id} active; {count} message keys rewrapped")
+        return
+    old = [k for k in svc.keyfile.key_ids()]
+    new_id = svc.keyfile.add_key()
+    total = len(svc.tenancy.list_tenants()) or None
+    with Progress(console=err) as progress:
+        task = progress.add_task("rewrapping tenant keys", total=total)
+        count = svc.keyring.rewrap_tenant_keys(lambda n: progress.advance(task, n))
+    if retire_old:
+        for key_id in old:
+            svc.keyfile.retire(key_id)
+    with svc.engine.begin() as conn:
+        audit.append(
+            conn,
+            action=AuditAction.MASTER_KEY_ROTATED,
+            actor="cli",
+            target=new_id,
+            details={"rewrapped": count, "retired": old if retire_old else []},
+        )
+    out.print(f"master key {new_id} active; {count} tenant keys rewrapped")
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify() -> None:
+    """Check the hash chain; exit 1 and name the first bad entry if it was tampered with."""
+    from sealmail import audit
+
+    svc = _services()
+    total = audit.count(svc.engine)
+    with Progress(console=err) as progress:
+        task = progress.add_task("verifying audit chain", total=total)
+        result = audit.verify(svc.engine, lambda n: progress.advance(task, n))
+    if result.ok:
+        out.print(f"audit log intact: {result.checked} entries")
+        return
+    err.print(f"[red]audit log tampered:[/red] {result.problem} (first bad entry: {result.first_bad_seq})")
+    raise typer.Exit(1)
+
+
+@config_app.command("show")
+@friendly
+def config_show() -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = _settings()
+    for name, value in settings.model_dump().items():
+        if "password" in name and value:
+            value = "********"
+        out.print(f"SEALMAIL_{name.upper()}={value}")
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the settings table for the README."""
+    sys.stdout.write(settings_table())
+
+
+def settings_table() -> str:
+    lines = ["| setting | default | description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]  # zero-arg factories
+        if isinstance(default, Path):
+            default = str(default)
+        shown = "" if default in (None, "", []) else f"`{default}`"
+        lines.append(f"| `SEALMAIL_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""One settings object: ``SEALMAIL_*`` environment variables and an optional TOML file.
+
+Environment variables win over the TOML file (``SEALMAIL_CONFIG`` names it, default
+``./sealmail.toml`` when present), which wins over the defaults below.  Unknown keys are
+refused so a typo cannot silently fall back to a default.  The README's settings table is
+generated from the ``description`` of each field (``sealmail config docs``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+
+Role = Literal["api", "smtp", "worker"]
+OutboundMode = Literal["capture", "mx", "smarthost"]
+
+
+class Settings(BaseSettings):
+    """Every knob Sealmail has, with its default and what it is for."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEALMAIL_",
+        extra="forbid",
+        validate_default=True,
+        env_nested_delimiter="__",
+    )
+
+    # -- storage ---------------------------------------------------------------------------
+    home: Path = Field(
+        Path("var"),
+        description="Directory for the SQLite database, key file, certificates and captured mail.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL. Empty means SQLite at `<home>/sealmail.db`; "
+        "use `postgresql://user@host/db` at scale.",
+    )
+    master_key_file: Path | None = Field(
+        None, description="Master key file (0600). Empty means `<home>/master.key`."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="SQLite `synchronous` pragma. FULL survives power loss: an acknowledged "
+        "message is on disk. NORMAL survives process crashes only.",
+    )
+
+    # -- API -------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address the REST API listens on.")
+    api_port: int = Field(8025, ge=0, le=65535, description="Port of the REST API.")
+    public_url: str = Field("", description="Base URL clients use to reach the API (printed by `make run`).")
+    max_request_bytes: int = Field(
+        35 * 1024 * 1024,
+        ge=1024,
+        description="Largest API request body accepted (base64 attachments included).",
+    )
+    max_recipients: int = Field(
+        1000, ge=1, le=10000, description="Most recipients (to+cc+bcc) one message may have."
+    )
+    idempotency_ttl_seconds: int = Field(
+        86400, ge=60, description="How long an `Idempotency-Key` is remembered."
+    )
+
+    argon2_time_cost: int = Field(
+        3, ge=1, description="argon2id passes for API-key and SMTP-password hashes."
+    )
+    argon2_memory_kib: int = Field(
+        65536, ge=8, description="argon2id memory (KiB) for API-key and SMTP-password hashes."
+    )
+
+    # -- SMTP gateway ------------------------------------------------------------------------
+    smtp_host: str = Field("127.0.0.1", description="Address the SMTP gateway listens on.")
+    smtp_port: int = Field(2587, ge=0, le=65535, description="SMTP submission port (587 in production).")
+    smtp_hostname: str = Field(
+        "sealmail.localhost",
+        description="Name used in the gateway banner and as EHLO name for outbound mail.",
+    )
+    smtp_tls_cert: Path | None = Field(
+        None, description="PEM certificate for STARTTLS. Empty means `<home>/tls/server.crt`."
+    )
+    smtp_tls_key: Path | None = Field(
+        None, description="PEM key for STARTTLS. Empty means `<home>/tls/server.key`."
+    )
+    smtp_max_message_bytes: int = Field(
+        25 * 1024 * 1024, ge=1024, description="Largest message the gateway accepts (SIZE)."
+    )
+    smtp_connector_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR ranges allowed to relay without AUTH (Microsoft 365 / Google "
+        "Workspace outbound connectors), each mapped to `smtp_connector_tenant`.",
+    )
+    smtp_connector_client_ca: Path | None = Field(
+        None,
+        description="CA file; a TLS client certificate chaining to it authorizes relay "
+        "for `smtp_connector_tenant`.",
+    )
+    smtp_connector_tenant: str = Field(
+        "", description="Tenant id that connector-relayed mail is accepted for."
+    )
+
+    # -- outbound --------------------------------------------------------------------------
+    outbound_mode: OutboundMode = Field(
+        "capture",
+        description="`capture`: every message goes to the built-in loopback capture sink; "
+        "`mx`: real MX delivery; `smarthost`: relay through `smarthost_*`.",
+    )
+    capture_host: str = Field("127.0.0.1", description="Capture sink address.")
+    capture_port: int = Field(2525, ge=0, le=65535, description="Capture sink port.")
+    mx_port: int = Field(25, ge=1, le=65535, description="Port used when connecting to MX hosts.")
+    dns_nameservers: list[str] = Field(
+        default_factory=list,
+        description="Resolvers as `ip` or `ip:port`; empty uses the system resolver. "
+        "DANE needs a DNSSEC-validating resolver.",
+    )
+    dns_timeout_seconds: float = Field(5.0, gt=0, description="DNS query timeout.")
+    tls_ca_file: Path | None = Field(
+        None,
+        description="Extra CA bundle trusted for outbound certificate verification "
+        "(the system store is always used too).",
+    )
+    mta_sts_enabled: bool = Field(True, description="Fetch and honour MTA-STS policies.")
+    dane_enabled: bool = Field(True, description="Look up TLSA records and honour DANE.")
+    allow_loopback_fetch: bool = Field(
+        False,
+        description="Let outbound HTTPS fetches (MTA-STS, later WKD, webhooks) reach "
+        "loopback. Tests only; never in production.",
+    )
+    smarthost_host: str = Field("", description="Smart host name for `outbound_mode=smarthost`.")
+    smarthost_port: int = Field(587, ge=1, le=65535, description="Smart host port.")
+    smarthost_username: str = Field("", description="Smart host AUTH user.")
+    smarthost_password: str = Field("", description="Smart host AUTH password.")
+    smarthost_tls: TlsPolicy = Field(
+        TlsPolicy.REQUIRE_VERIFIED, description="TLS level demanded of the smart host."
+    )
+    tls_policy_transactional: TlsPolicy = Field(
+        TlsPolicy.REQUIRE, description="Default TLS policy of the transactional stream."
+    )
+    tls_policy_phi: TlsPolicy = Field(
+        TlsPolicy.REQUIRE_VERIFIED,
+        description="Default TLS policy of the phi stream (never below `require`).",
+    )
+    tls_policy_broadcast: TlsPolicy = Field(
+        TlsPolicy.OPPORTUNISTIC, description="Default TLS policy of the broadcast stream."
+    )
+    on_tls_unavailable: Literal["defer", "fail"] = Field(
+        "defer",
+        description="What happens to a recipient whose destination cannot meet the TLS "
+        "policy: keep retrying (`defer`) or fail at once with reason `tls_required`.",
+    )
+
+    # -- queue and workers ------------------------------------------------------------------
+    worker_batch_size: int = Field(200, ge=1, le=5000, description="Recipients claimed per poll.")
+    worker_poll_seconds: float = Field(
+        0.2, gt=0, description="How long an idle worker waits before polling again."
+    )
+    worker_concurrency: int = Field(
+        50, ge=1, description="SMTP transactions one worker process runs at once."
+    )
+    lease_seconds: int = Field(300, ge=5, description="A claimed recipient is reclaimable after this long.")
+    retry_first_seconds: int = Field(300, ge=1, description="First retry delay.")
+    retry_cap_seconds: int = Field(3600, ge=1, description="Longest retry delay.")
+    retry_max_age_seconds: int = Field(
+        259200, ge=60, description="Give up (expire) this long after acceptance."
+    )
+    destination_max_connections: int = Field(
+        10, ge=1, description="Concurrent connections one worker opens to one destination."
+    )
+    destination_rate_per_second: float = Field(
+        0.0, ge=0, description="Messages per second to one destination per worker; 0 = unlimited."
+    )
+    circuit_breaker_failures: int = Field(
+        10,
+        ge=1,
+        description="Consecutive connection-level failures that suspend a destination.",
+    )
+    circuit_breaker_seconds: int = Field(
+        300, ge=1, description="How long a tripped destination stays suspended."
+    )
+    dsn_enabled: bool = Field(
+        False, description="Send an RFC 3464 bounce (headers only) to the envelope sender."
+    )
+
+    # -- logging -----------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("SEALMAIL_CONFIG", "sealmail.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("smtp_connector_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _nameservers_parse(cls, value: list[str]) -> list[str]:
+        for item in value:
+            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            ipaddress.ip_address(host or item)
+            if port and not port.isdigit():
+                raise ValueError(f"bad port in {item!r}")
+        return value
+
+    @field_validator("tls_policy_phi")
+    @classmethod
+    def _phi_floor(cls, value: TlsPolicy) -> TlsPolicy:
+        if value.rank < STREAM_MINIMUM[Stream.PHI].rank:
+            raise ValueError("the phi stream cannot be opportunistic; use require or stronger")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.retry_cap_seconds < self.retry_first_seconds:
+            raise ValueError("retry_cap_seconds must be >= retry_first_seconds")
+        if self.outbound_mode == "smarthost" and not self.smarthost_host:
+            raise ValueError("outbound_mode=smarthost needs smarthost_host")
+        return self
+
+    # -- derived paths -------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'sealmail.db').resolve()}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return self.master_key_file or self.home / "master.key"
+
+    @property
+    def resolved_tls_cert(self) -> Path:
+        return self.smtp_tls_cert or self.home / "tls" / "server.crt"
+
+    @property
+    def resolved_tls_key(self) -> Path:
+        return self.smtp_tls_key or self.home / "tls" / "server.key"
+
+    @property
+    def dev_ca_file(self) -> Path:
+        return self.home / "tls" / "ca.crt"
+
+    def stream_default(self, stream: Stream) -> TlsPolicy:
+        return {
+            Stream.TRANSACTIONAL: self.tls_policy_transactional,
+            Stream.PHI: self.tls_policy_phi,
+            Stream.BROADCAST: self.tls_policy_broadcast,
+        }[stream]
+
+    def nameservers(self) -> list[tuple[str, int]]:
+        result: list[tuple[str, int]] = []
+        for item in self.dns_nameservers:
+            if item.count(":") == 1:
+                host, port = item.split(":")
+                result.append((host, int(port)))
+            else:
+                result.append((item, 53))
+        return result
+
+
+class ConfigError(Exception):
+    """Configuration cannot be loaded; the message names the setting."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning validation errors into one message naming each setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = "SEALMAIL_" + name.upper() if name != "settings" else "settings"
+            lines.append(f"{env}: {err['msg']}")
+        raise ConfigError(
+            "invalid configuration — fix these settings and start again:\n  " + "\n  ".join(lines)
+        ) from exc

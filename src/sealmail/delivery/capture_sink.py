@@ -1,0 +1,126 @@
+"""The built-in capture sink: a loopback SMTP server that keeps what it receives.
+
+In the embedded default (``outbound_mode=capture``) every outbound message is delivered
+here over STARTTLS with the development certificate, so a newcomer sees exactly what a
+recipient would have received, and nothing leaves the machine.  ``sealmail captured`` and
+``GET /v1/captured`` list it; the API shows a tenant only mail of its own messages, matched
+through the ``X-Sealmail-Message-Id`` trace header the MTA adds.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.engine import Engine
+
+from sealmail.ids import new_id
+from sealmail.store.tables import captured_messages, messages
+
+TRACE_HEADER = "X-Sealmail-Message-Id"
+
+
+def _trace_id(data: bytes) -> str | None:
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
+    value = headers.get(TRACE_HEADER)
+    return str(value).strip() if value else None
+
+
+class _Handler:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        tls = session.ssl.get("cipher") if session.ssl else None
+        row = {
+            "id": new_id("cap"),
+            "sealmail_message_id": _trace_id(data),
+            "received_at": datetime.now(UTC),
+            "mail_from": envelope.mail_from or "",
+            "rcpt_to": list(envelope.rcpt_tos),
+            "tls_version": tls[1] if tls else None,
+            "size": len(data),
+            "data": data,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(captured_messages).values(**row))
+        return "250 2.0.0 Captured"
+
+
+class CaptureSink:
+    """Start/stop wrapper around an aiosmtpd controller (runs in its own thread)."""
+
+    def __init__(self, engine: Engine, host: str, port: int, cert: Path, key: Path, hostname: str) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        self.controller = Controller(
+            _Handler(engine),
+            hostname=host,
+            port=port,
+            server_hostname=hostname,
+            tls_context=context,
+            require_starttls=False,
+            decode_data=False,
+            data_size_limit=64 * 1024 * 1024,
+            enable_SMTPUTF8=True,
+        )
+
+    def start(self) -> None:
+        self.controller.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def _render(row: Any, with_data: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row["id"],
+        "message_id": row["sealmail_message_id"],
+        "received_at": row["received_at"].isoformat(),
+        "mail_from": row["mail_from"],
+        "rcpt_to": row["rcpt_to"],
+        "tls_version": row["tls_version"],
+        "size": row["size"],
+    }
+    if with_data:
+        body["data"] = row["data"].decode("utf-8", "replace")
+    return body
+
+
+def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    q = (
+        sa.select(captured_messages)
+        .join(messages, messages.c.id == captured_messages.c.sealmail_message_id)
+        .where(messages.c.tenant_id == tenant_id)
+    )
+    if cursor:
+        q = q.where(captured_messages.c.id < cursor)
+    with engine.connect() as conn:
+        rows = conn.execute(q.order_by(captured_messages.c.id.desc()).limit(limit + 1)).mappings().all()
+    page = rows[:limit]
+    return {
+        "data": [_render(r, with_data=True) for r in page],
+        "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
+    }
+
+
+def list_all(engine: Engine, limit: int) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(sa.select(captured_messages).order_by(captured_messages.c.id.desc()).limit(limit))
+            .mappings()
+            .all()
+        )
+    return [_render(r, with_data=True) for r in rows]

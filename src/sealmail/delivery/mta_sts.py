@@ -1,0 +1,296 @@
+"""MTA-STS (RFC 8461): parse, fetch and cache a destination's published TLS policy.
+
+``parse_policy`` is pure.  :class:`MtaStsFetcher` does the I/O: the ``_mta-sts`` TXT
+record says a policy exists and names its version (``id``); the policy itself is
+fetched over HTTPS with a verified certificate, no redirects, a content-type check
+and a size cap, then cached for ``max_age`` seconds behind a :class:`PolicyCache`
+port so a database-backed cache can replace the in-memory one.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from sealmail.delivery.dns import DnsLookupError, Resolver, to_ascii_domain
+from sealmail.domain.tls_policy import DestinationPolicy
+
+# RFC 8461 §3.2: max_age is at most 31557600 seconds (about one year).
+MAX_AGE_LIMIT = 31_557_600
+# RFC 8461 §3.3: senders may cap the policy body; 64 KiB is the common choice.
+MAX_POLICY_BYTES = 64 * 1024
+WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"
+
+_ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_MX_PATTERN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})+$")
+
+
+class StsMode(enum.StrEnum):
+    ENFORCE = "enforce"
+    TESTING = "testing"  # report only: must not change delivery (RFC 8461 §5)
+    NONE = "none"
+
+
+class StsPolicyError(ValueError):
+    """The policy text is malformed (RFC 8461 §3.2)."""
+
+
+class StsFetchError(Exception):
+    """The policy could not be fetched; the caller falls back to the cache or to no policy."""
+
+
+@dataclass(frozen=True, slots=True)
+class StsPolicy:
+    mode: StsMode
+    mx: tuple[str, ...]
+    max_age: int
+
+    def to_destination(self) -> DestinationPolicy:
+        """The part of the policy the delivery decision uses.
+
+        Only ``enforce`` contributes patterns; ``testing`` is reported but never
+        raises the TLS level (RFC 8461 §5).
+        """
+        patterns = self.mx if self.mode is StsMode.ENFORCE else ()
+        return DestinationPolicy(sts_mode=self.mode.value, sts_mx_patterns=patterns)
+
+
+def parse_policy(text: str) -> StsPolicy:
+    """Parse a policy body (RFC 8461 §3.2); raise :class:`StsPolicyError` when malformed."""
+    fields: dict[str, str] = {}
+    mx: list[str] = []
+    # RFC 8461 §3.2: lines end in CRLF, but LF alone is accepted in practice.
+    for raw_line in text.replace("\r\n", "\n").split("\n"):
+        line = raw_line.strip(" \t")
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise StsPolicyError(f"policy line without a colon: {line[:40]!r}")
+        key = key.strip().lower()
+        value = value.strip(" \t")
+        if key == "mx":
+            pattern = value.lower().rstrip(".")
+            if not _MX_PATTERN_RE.match(pattern):
+                raise StsPolicyError(f"invalid mx pattern {value[:80]!r}")
+            mx.append(pattern)
+        elif key not in fields:
+            # RFC 8461 §3.2: unknown keys are ignored; a repeated key keeps its first value.
+            fields[key] = value
+
+    if fields.get("version") != "STSv1":
+        raise StsPolicyError("version must be STSv1")
+    try:
+        mode = StsMode(fields.get("mode", ""))
+    except ValueError as exc:
+        raise StsPolicyError("mode must be enforce, testing or none") from exc
+    max_age_text = fields.get("max_age", "")
+    if not re.fullmatch(r"[0-9]{1,10}", max_age_text):
+        raise StsPolicyError("max_age must be a non-negative integer")
+    max_age = int(max_age_text)
+    if max_age > MAX_AGE_LIMIT:
+        raise StsPolicyError(f"max_age exceeds {MAX_AGE_LIMIT}")
+    if mode is not StsMode.NONE and not mx:
+        raise StsPolicyError("enforce and testing policies need at least one mx")
+    return StsPolicy(mode=mode, mx=tuple(mx), max_age=max_age)
+
+
+def parse_txt_id(records: list[str]) -> str | None:
+    """The policy ``id`` from ``_mta-sts`` TXT records, or None when there is no valid one.
+
+    RFC 8461 §3.1: records not starting with ``v=STSv1`` are ignored; more than one
+    valid record means no policy.
+    """
+    ids: list[str] = []
+    for record in records:
+        parts = [part.strip() for part in record.split(";")]
+        if not parts or parts[0] != "v=STSv1":
+            continue
+        for part in parts[1:]:
+            key, _, value = part.partition("=")
+            if key.strip() == "id" and _ID_RE.match(value.strip()):
+                ids.append(value.strip())
+                break
+        else:
+            ids.append("")  # a v=STSv1 record without a valid id still counts as "a record"
+    if len(ids) != 1 or not ids[0]:
+        return None
+    return ids[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedPolicy:
+    policy_id: str
+    policy: StsPolicy
+    expires_at: float  # epoch seconds
+
+
+class PolicyCache(Protocol):
+    """Where fetched policies live between deliveries (port; see InMemoryPolicyCache)."""
+
+    async def get(self, domain: str) -> CachedPolicy | None: ...
+
+    async def put(self, domain: str, entry: CachedPolicy) -> None: ...
+
+
+class InMemoryPolicyCache:
+    """A process-local :class:`PolicyCache`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CachedPolicy] = {}
+
+    async def get(self, domain: str) -> CachedPolicy | None:
+        return self._entries.get(domain)
+
+    async def put(self, domain: str, entry: CachedPolicy) -> None:
+        self._entries[domain] = entry
+
+
+def _forbidden_address(ip: str) -> bool:
+    """Addresses an Internet policy host must not have (SSRF guard)."""
+    address = ipaddress.ip_address(ip)
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+class MtaStsFetcher:
+    """Discover, fetch and cache MTA-STS policies.
+
+    ``host_overrides`` maps a policy host (``mta-sts.example.org``) to ``(ip, port)``
+    so tests can serve policies from loopback; the TLS name check still uses the
+    policy host.  Private, loopback and link-local addresses are refused unless
+    ``allow_loopback`` is set, so a hostile DNS answer cannot point the fetch at
+    internal services.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        cache: PolicyCache | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        host_overrides: Mapping[str, tuple[str, int]] | None = None,
+        allow_loopback: bool = False,
+        timeout: float = 4.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._resolver = resolver
+        self._cache: PolicyCache = cache if cache is not None else InMemoryPolicyCache()
+        if ssl_context is None:
+            # RFC 8461 §3.3: the HTTPS certificate must be valid for the policy host.
+            ssl_context = ssl.create_default_context()
+            ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if ca_file is not None:
+                ssl_context.load_verify_locations(cafile=ca_file)
+        self._ssl_context = ssl_context
+        self._overrides = {k.lower(): v for k, v in (host_overrides or {}).items()}
+        self._allow_loopback = allow_loopback
+        self._timeout = timeout
+        self._clock = clock
+
+    async def destination_policy(self, domain: str) -> DestinationPolicy:
+        """The destination-policy facts for ``domain`` (empty when it has no MTA-STS)."""
+        policy = await self.get_policy(domain)
+        return policy.to_destination() if policy is not None else DestinationPolicy()
+
+    async def get_policy(self, domain: str) -> StsPolicy | None:
+        """The policy in force for ``domain`` following RFC 8461 §5.1, or None."""
+        try:
+            domain = to_ascii_domain(domain)
+        except ValueError:
+            return None
+        now = self._clock()
+        cached = await self._cache.get(domain)
+        if cached is not None and cached.expires_at <= now:
+            cached = None
+        try:
+            policy_id = parse_txt_id(await self._resolver.txt(f"_mta-sts.{domain}"))
+        except DnsLookupError:
+            policy_id = None
+        if policy_id is None:
+            # RFC 8461 §5.1: a missing TXT record does not cancel a cached policy
+            # before its max_age runs out (that would let an attacker strip it).
+            return cached.policy if cached is not None else None
+        if cached is not None and cached.policy_id == policy_id:
+            return cached.policy
+        try:
+            policy = await self.fetch_policy(domain)
+        except (StsFetchError, StsPolicyError):
+            # RFC 8461 §5.1: without a fetchable policy, use a still-valid cached
+            # one, or deliver as though the domain had no MTA-STS.
+            return cached.policy if cached is not None else None
+        await self._cache.put(domain, CachedPolicy(policy_id, policy, now + policy.max_age))
+        return policy
+
+    async def fetch_policy(self, domain: str) -> StsPolicy:
+        """Fetch and parse ``https://mta-sts.<domain>/.well-known/mta-sts.txt``."""
+        host = f"mta-sts.{to_ascii_domain(domain)}"
+        ip, port = await self._address_for(host)
+        netloc = f"[{ip}]" if ":" in ip else ip
+        url = f"https://{netloc}:{port}{WELL_KNOWN_PATH}"
+        try:
+            # RFC 8461 §3.3: redirects MUST NOT be followed; no proxies from the
+            # environment either, so the connection goes where we checked.
+            async with (
+                httpx.AsyncClient(
+                    verify=self._ssl_context,
+                    follow_redirects=False,
+                    trust_env=False,
+                    timeout=self._timeout,
+                ) as client,
+                client.stream(
+                    "GET",
+                    url,
+                    headers={"Host": host if port == 443 else f"{host}:{port}"},
+                    # We connect to the checked IP, but SNI and the certificate
+                    # name check use the policy host.
+                    extensions={"sni_hostname": host},
+                ) as response,
+            ):
+                if response.status_code != 200:
+                    raise StsFetchError(f"policy host answered HTTP {response.status_code}")
+                media_type = response.headers.get("content-type", "").split(";")[0]
+                if media_type.strip().lower() != "text/plain":
+                    raise StsFetchError("policy is not served as text/plain")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) > MAX_POLICY_BYTES:
+                        raise StsFetchError("policy exceeds the 64 KiB size cap")
+        except httpx.HTTPError as exc:
+            raise StsFetchError(f"policy fetch failed: {type(exc).__name__}") from exc
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StsPolicyError("policy is not valid UTF-8") from exc
+        return parse_policy(text)
+
+    async def _address_for(self, host: str) -> tuple[str, int]:
+        override = self._overrides.get(host)
+        if override is not None:
+            candidates, port = [override[0]], override[1]
+        else:
+            try:
+                candidates, port = await self._resolver.resolve_addresses(host), 443
+            except DnsLookupError as exc:
+                raise StsFetchError(str(exc)) from exc
+        for ip in candidates:
+            if self._allow_loopback or not _forbidden_address(ip):
+                return ip, port
+        raise StsFetchError(f"{host} has no acceptable public address")

@@ -1,0 +1,303 @@
+"""The delivery worker: claim due recipients, deliver them, write back what happened.
+
+A worker is stateless: everything it knows is in the database, so any number of them
+can run on any number of hosts.  It runs as a pipeline so one slow destination never
+stalls the rest: claiming tops the in-flight set up to ``worker_batch_size``; each
+(message, domain) group is one SMTP transaction carrying all its recipients; finished
+outcomes are written back in batches, one transaction per flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from sealmail.config import Settings
+from sealmail.delivery.capture_sink import TRACE_HEADER
+from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.domain.outcomes import Attempt, AttemptStatus
+from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
+from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
+from sealmail.services.events import EventType
+from sealmail.services.keyring import Keyring
+from sealmail.store import queue
+from sealmail.store.queue import Claimed, Outcome, QueuedMessage
+
+log = structlog.get_logger("sealmail.worker")
+
+FLUSH_SECONDS = 0.05
+FLUSH_MAX = 500
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(object()) & 0xFFFF:04x}"
+
+
+@dataclass
+class _Bucket:
+    """A token bucket for one destination (messages per second)."""
+
+    rate: float
+    tokens: float = 1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self.tokens) / self.rate)
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        transport: OutboundTransport,
+        settings: Settings,
+        name: str | None = None,
+        on_final: Callable[[list[Outcome]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.transport = transport
+        self.settings = settings
+        self.name = name or worker_name()
+        self.schedule = RetrySchedule(
+            first_delay=settings.retry_first_seconds,
+            cap=settings.retry_cap_seconds,
+            max_age=settings.retry_max_age_seconds,
+        )
+        self.on_final = on_final
+        self._pending: list[Outcome] = []
+        self._dest_results: dict[str, tuple[bool, str]] = {}
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._buckets: dict[str, _Bucket] = {}
+        self._wake = asyncio.Event()
+        self.delivered = 0
+
+    # -- driving ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish what is in flight and flush."""
+        log.info("worker.started", worker=self.name)
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        try:
+            while not stop.is_set():
+                claimed = await self._claim_and_start()
+                if not claimed:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await flusher
+            await self.flush()
+            log.info("worker.stopped", worker=self.name)
+
+    async def run_until_idle(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 — a deadline over many awaits
+        """Deliver everything due now and return (tests and the CLI's one-shot mode)."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            started = await self._claim_and_start()
+            total += started
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self.flush()
+            if not started and not self._tasks:
+                return total
+        raise TimeoutError(f"queue not idle after {timeout} s")
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending and not self._dest_results:
+            return
+        batch, self._pending = self._pending, []
+        dests, self._dest_results = self._dest_results, {}
+        await asyncio.to_thread(self._write, batch, dests)
+        self._in_flight -= len(batch)
+        self._wake.set()
+
+    def _write(self, batch: list[Outcome], dests: dict[str, tuple[bool, str]]) -> None:
+        if dests:
+            tripped = queue.record_destinations(
+                self.engine,
+                dests,
+                self.settings.circuit_breaker_failures,
+                self.settings.circuit_breaker_seconds,
+            )
+            for domain in tripped:
+                log.warning(
+                    "destination.suspended", domain=domain, seconds=self.settings.circuit_breaker_seconds
+                )
+        for i in range(0, len(batch), FLUSH_MAX):
+            queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
+        self.delivered += sum(1 for o in batch if o.status == "delivered")
+        if self.on_final:
+            self.on_final([o for o in batch if o.status in ("bounced", "expired")])
+
+    # -- claiming ----------------------------------------------------------------------------
+    async def _claim_and_start(self) -> int:
+        room = self.settings.worker_batch_size - self._in_flight
+        if room <= 0:
+            return 0
+        claimed = await asyncio.to_thread(
+            queue.claim, self.engine, self.name, room, self.settings.lease_seconds
+        )
+        if not claimed:
+            return 0
+        self._in_flight += len(claimed)
+        msgs = await asyncio.to_thread(
+            queue.load_messages, self.engine, sorted({c.message_id for c in claimed})
+        )
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        for c in claimed:
+            groups[(c.message_id, c.domain)].append(c)
+        for (message_id, domain), rcpts in groups.items():
+            task = asyncio.create_task(self._deliver_group(msgs[message_id], domain, rcpts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(claimed)
+
+    # -- delivering --------------------------------------------------------------------------
+    def _requested_policy(self, msg: QueuedMessage) -> TlsPolicy:
+        stream = Stream(msg.stream)
+        tenant_levels = msg.tenant_settings.get("tls_policy", {})
+        tenant_level = tenant_levels.get(str(stream)) if isinstance(tenant_levels, dict) else None
+        return resolve_requested(
+            stream,
+            TlsPolicy(msg.tls_policy) if msg.tls_policy else None,
+            TlsPolicy(tenant_level) if tenant_level else None,
+            self.settings.stream_default(stream),
+        )
+
+    async def _deliver_group(self, msg: QueuedMessage, domain: str, rcpts: list[Claimed]) -> None:
+        started = datetime.now(UTC)
+        try:
+            async with self._slots:
+                if self.settings.destination_rate_per_second > 0:
+                    bucket = self._buckets.setdefault(
+                        domain, _Bucket(self.settings.destination_rate_per_second)
+                    )
+                    await bucket.take()
+                attempts = await self._attempt(msg, domain, rcpts)
+        except Exception as exc:  # noqa: BLE001 — one broken group must not kill the worker
+            log.error("worker.group_failed", error=type(exc).__name__, message_id=msg.id)
+            attempts = [
+                Attempt(c.address, AttemptStatus.DEFERRED, "internal_error", type(exc).__name__)
+                for c in rcpts
+            ]
+        finished = datetime.now(UTC)
+        by_address = {a.recipient: a for a in attempts}
+        dest_failed = any(a.destination_failure for a in attempts)
+        detail = next((a.detail for a in attempts if a.destination_failure), "")
+        if not any(a.reason == "internal_error" for a in attempts):
+            self._dest_results[domain] = (dest_failed, detail)
+        for c in rcpts:
+            attempt = by_address.get(c.address) or Attempt(
+                c.address, AttemptStatus.DEFERRED, "internal_error", "no result for recipient"
+            )
+            self._pending.append(self._outcome(msg, c, attempt, started, finished))
+        if len(self._pending) >= FLUSH_MAX:
+            await self.flush()
+
+    async def _attempt(self, msg: QueuedMessage, domain: str, rcpts: list[Claimed]) -> list[Attempt]:
+        if msg.wrapped_data_key is None or msg.tenant_key_id is None:
+            return [
+                Attempt(
+                    c.address,
+                    AttemptStatus.FAILED,
+                    "content_destroyed",
+                    "the message content was destroyed before delivery",
+                )
+                for c in rcpts
+            ]
+        raw = await asyncio.to_thread(
+            self.keyring.open,
+            msg.tenant_id,
+            msg.id,
+            msg.tenant_key_id,
+            msg.wrapped_data_key,
+            msg.content,
+        )
+        # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a
+        # recipient or a bounce quotes back to our record without any PHI.
+        raw = f"{TRACE_HEADER}: {msg.id}\r\n".encode() + raw
+        return await self.transport.deliver(
+            domain, msg.mail_from, [c.address for c in rcpts], raw, self._requested_policy(msg)
+        )
+
+    def _outcome(
+        self,
+        msg: QueuedMessage,
+        c: Claimed,
+        attempt: Attempt,
+        started: datetime,
+        finished: datetime,
+    ) -> Outcome:
+        if attempt.status is AttemptStatus.DELIVERED:
+            return Outcome(c, attempt, started, finished, "delivered", EventType.DELIVERED)
+        if attempt.reason == "tls_required" and self.settings.on_tls_unavailable == "fail":
+            return Outcome(
+                c,
+                attempt,
+                started,
+                finished,
+                "bounced",
+                EventType.BOUNCED,
+                extra={"bounce": {"type": "hard", "classification": "tls_required"}},
+            )
+        decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
+        if isinstance(decision, Retry):
+            return Outcome(
+                c,
+                attempt,
+                started,
+                finished,
+                "deferred",
+                EventType.DEFERRED,
+                next_attempt_at=decision.at,
+                extra={"classification": str(decision.bounce_class)},
+            )
+        if isinstance(decision, Bounce):
+            return Outcome(
+                c,
+                attempt,
+                started,
+                finished,
+                "bounced",
+                EventType.BOUNCED,
+                extra={"bounce": {"type": "hard", "classification": str(decision.bounce_class)}},
+            )
+        assert isinstance(decision, Expire)
+        return Outcome(
+            c,
+            attempt,
+            started,
+            finished,
+            "expired",
+            EventType.EXPIRED,
+            extra={"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}},
+        )

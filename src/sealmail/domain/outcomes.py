@@ -1,0 +1,52 @@
+"""Delivery outcomes as values (Stalwart's ``Status``, Mailman's temporary/permanent).
+
+A recipient whose destination cannot meet the TLS policy is an ``Attempt`` with
+``status=DEFERRED`` (or ``FAILED``) and ``reason="tls_required"``, not an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sealmail.domain.tls_policy import VerifiedBy
+
+
+class AttemptStatus(enum.StrEnum):
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"  # temporary: try again later
+    FAILED = "failed"  # permanent: bounce
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    """What the TLS session of an attempt looked like."""
+
+    version: str | None = None  # e.g. "TLSv1.3"; None when plaintext
+    cipher: str | None = None
+    verified: bool = False
+    verified_by: VerifiedBy = VerifiedBy.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The result of trying to deliver to one recipient once.
+
+    ``reason`` is a stable machine token (``tls_required``, ``invalid_recipient``,
+    ``dns_failure``, ``connection_failed``, ``rate_limited``, ``null_mx`` …);
+    ``detail`` is a human-readable line that never contains message content.
+    """
+
+    recipient: str
+    status: AttemptStatus
+    reason: str
+    detail: str = ""
+    smtp_code: int | None = None
+    enhanced_code: str | None = None
+    reply: str | None = None
+    mx_host: str | None = None
+    mx_ip: str | None = None
+    tls: TlsInfo = TlsInfo()
+    # A destination-level failure (connect, handshake, DNS) feeds the circuit breaker;
+    # a recipient-level refusal (550 5.1.1) does not.
+    destination_failure: bool = False

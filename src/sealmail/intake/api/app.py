@@ -1,0 +1,221 @@
+"""The REST API (FastAPI): a thin adapter from HTTP to the services.
+
+No ``from __future__ import annotations`` here: FastAPI reads the ``Annotated``
+dependencies of the route functions at definition time, closures included.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sealmail.app import Services
+from sealmail.errors import (
+    AuthenticationRequired,
+    InvalidRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMediaType,
+)
+from sealmail.intake import compose
+from sealmail.intake.api import problems
+from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
+from sealmail.services.messages import Idempotency, request_hash
+from sealmail.services.tenancy import Principal
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 413, 415, 422)
+}
+
+
+class BodyLimit:
+    """Refuse oversized bodies while they stream in, and non-JSON bodies on ``/v1/``.
+
+    A pure ASGI middleware: a declared Content-Length over the limit is refused before
+    reading; a chunked body is counted as it arrives and refused the moment it passes
+    the limit, so an oversized upload is never held whole in memory.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode() or None
+        path = scope["path"]
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await problems.problem_response(
+                PayloadTooLarge(
+                    f"body is {length} bytes; the limit is {self.limit} (SEALMAIL_MAX_REQUEST_BYTES)"
+                ).problem(path)
+            )(scope, receive, send)
+            return
+        ctype = headers.get(b"content-type", b"").decode("latin-1")
+        if path.startswith("/v1/") and length not in (None, "0") and not ctype.startswith("application/json"):
+            await problems.problem_response(
+                UnsupportedMediaType("send the body as application/json").problem(path)
+            )(scope, receive, send)
+            return
+        received = 0
+        limit = self.limit
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"body exceeds {limit} bytes (SEALMAIL_MAX_REQUEST_BYTES)")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def create_api(services: Services) -> FastAPI:
+    settings = services.settings
+    app = FastAPI(
+        title="Sealmail API",
+        version="1",
+        description="Secure email for healthcare: accept, encrypt at rest, deliver over "
+        "enforced TLS, and account for every step.",
+        responses=ERRORS,
+    )
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    msgs = services.messages
+    domain_for_ids = settings.smtp_hostname
+
+    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise AuthenticationRequired("send `Authorization: Bearer <API key>`")
+        return services.tenancy.authenticate(authorization[7:].strip())
+
+    def need(scope: str) -> Any:
+        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+            if not who.has(scope):
+                raise PermissionDenied(f"this API key lacks the `{scope}` scope")
+            return who
+
+        return Depends(check)
+
+    def idempotency(key: str | None, body: bytes) -> Idempotency | None:
+        if key is None:
+            return None
+        if not key or len(key) > 256 or not key.isprintable():
+            raise InvalidRequest("Idempotency-Key must be 1–256 printable characters")
+        return Idempotency(key, request_hash(body))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        with services.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.post("/v1/messages", status_code=202, response_model=AcceptedOut, tags=["messages"])
+    async def send_message(
+        request: Request,
+        body: MessageIn,
+        who: Annotated[Principal, need("send")],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        idem = idempotency(idempotency_key, await request.body())
+        sub = compose.from_message(body, domain_for_ids, settings.max_recipients)
+        result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
+        return JSONResponse(
+            result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
+        )
+
+    @app.post("/v1/messages/raw", status_code=202, response_model=AcceptedOut, tags=["messages"])
+    async def send_raw(
+        request: Request,
+        body: RawMessageIn,
+        who: Annotated[Principal, need("send")],
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        idem = idempotency(idempotency_key, await request.body())
+        sub = compose.from_raw(body, domain_for_ids, settings.max_recipients)
+        result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
+        return JSONResponse(
+            result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
+        )
+
+    @app.get("/v1/messages", response_model=PageOut, tags=["messages"])
+    def list_messages(
+        who: Annotated[Principal, need("read")],
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        stream: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        return msgs.search(
+            who,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            recipient=recipient,
+            tag=tag,
+            stream=stream,
+            since=since,
+            until=until,
+        )
+
+    @app.get("/v1/messages/{message_id}", tags=["messages"])
+    def get_message(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
+        return msgs.get(who, message_id)
+
+    @app.get("/v1/messages/{message_id}/content", tags=["messages"])
+    def get_content(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
+        """Decrypted subject, bodies and attachment list. Every read is audited."""
+        return msgs.content(who, message_id)
+
+    @app.post("/v1/messages/{message_id}/cancel", tags=["messages"])
+    def cancel_message(message_id: str, who: Annotated[Principal, need("send")]) -> dict[str, Any]:
+        return msgs.cancel(who, message_id)
+
+    @app.get("/v1/events", response_model=PageOut, tags=["events"])
+    def list_events(
+        who: Annotated[Principal, need("read")],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+        type: str | None = None,
+        message_id: str | None = None,
+        recipient: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        return msgs.list_events(
+            who,
+            limit=limit,
+            cursor=cursor,
+            type_=type,
+            message_id=message_id,
+            recipient=recipient,
+            since=since,
+            until=until,
+        )
+
+    @app.get("/v1/captured", response_model=PageOut, tags=["development"])
+    def list_captured(
+        who: Annotated[Principal, need("read")],
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """What the built-in capture sink received for this tenant's messages."""
+        from sealmail.delivery import capture_sink
+
+        return capture_sink.list_for_tenant(services.engine, who.tenant_id, limit, cursor)
+
+    return app

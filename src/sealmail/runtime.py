@@ -1,0 +1,155 @@
+"""Running roles: API, SMTP gateway, workers and the capture sink, in one process or apart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+import structlog
+import uvicorn
+
+from sealmail.app import Services
+from sealmail.config import Settings
+from sealmail.delivery.dns import Resolver
+from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
+from sealmail.delivery.worker import Worker
+
+ROLES = ("api", "smtp", "worker")
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    logging.basicConfig(level=level, format="%(message)s")
+    # aiosmtpd logs every envelope address at INFO on "mail.log"; addresses are PHI-adjacent
+    # and never belong in our logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+
+
+def build_transport(settings: Settings, capture_port: int | None = None) -> OutboundTransport:
+    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
+    ca_file: str | None = str(settings.tls_ca_file) if settings.tls_ca_file else None
+    relay_all: tuple[str, int] | None = None
+    smarthost: SmartHost | None = None
+    if settings.outbound_mode == "capture":
+        relay_all = (settings.capture_host, capture_port or settings.capture_port)
+        if ca_file is None and settings.dev_ca_file.exists():
+            ca_file = str(settings.dev_ca_file)
+    elif settings.outbound_mode == "smarthost":
+        smarthost = SmartHost(
+            host=settings.smarthost_host,
+            port=settings.smarthost_port,
+            username=settings.smarthost_username or None,
+            password=settings.smarthost_password or None,
+            tls_level=settings.smarthost_tls,
+        )
+    sts = None
+    if settings.mta_sts_enabled and settings.outbound_mode == "mx":
+        sts = MtaStsFetcher(resolver, ca_file=ca_file, allow_loopback=settings.allow_loopback_fetch)
+    return OutboundTransport(
+        ehlo_hostname=settings.smtp_hostname,
+        resolver=resolver,
+        mta_sts=sts,
+        dane=settings.dane_enabled and settings.outbound_mode == "mx",
+        ca_file=ca_file,
+        max_connections_per_destination=settings.destination_max_connections,
+        smarthost=smarthost,
+        relay_all_to=relay_all,
+        port=settings.mx_port,
+        command_timeout=min(300.0, settings.lease_seconds * 0.8),
+    )
+
+
+async def serve(
+    services: Services,
+    roles: Sequence[str],
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run the given roles until SIGINT/SIGTERM (or ``stop``)."""
+    settings = services.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    closers: list[object] = []
+    sink = None
+    if "worker" in roles and settings.outbound_mode == "capture":
+        from sealmail.delivery.capture_sink import CaptureSink
+
+        sink = CaptureSink(
+            services.engine,
+            settings.capture_host,
+            settings.capture_port,
+            settings.resolved_tls_cert,
+            settings.resolved_tls_key,
+            "localhost",
+        )
+        sink.start()
+    gateway = None
+    if "smtp" in roles:
+        from sealmail.intake.smtp_gateway import SmtpGateway
+
+        gateway = SmtpGateway(services)
+        gateway.start()
+    server = None
+    if "api" in roles:
+        from sealmail.intake.api.app import create_api
+
+        config = uvicorn.Config(
+            create_api(services),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        # This process owns SIGINT/SIGTERM (they stop every role, not just the API).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
+        tasks.append(asyncio.create_task(server.serve()))
+    transport = None
+    if "worker" in roles:
+        transport = build_transport(settings, sink.port if sink else None)
+        worker = Worker(services.engine, services.keyring, transport, settings)
+        tasks.append(asyncio.create_task(worker.run(stop)))
+    if server is not None:
+        # uvicorn exposes readiness only as a flag; bounded poll (10 s).
+        for _ in range(500):
+            if server.started or tasks[0].done():
+                break
+            await asyncio.sleep(0.02)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        if server is not None:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if transport is not None:
+            await transport.close()
+        if gateway is not None:
+            gateway.stop()
+        if sink is not None:
+            sink.stop()
+        del closers

@@ -1,0 +1,170 @@
+"""Tenant keys and message data keys: the glue between the vault and the store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.crypto import vault
+from sealmail.ids import new_id
+from sealmail.store.tables import messages, tenant_keys
+
+
+class Keyring:
+    """Encrypts and decrypts tenant content; unwrapped tenant keys are cached in memory.
+
+    The cache holds tenant keys only (never data keys), so one unwrap through the
+    master key serves every message of a tenant.
+    """
+
+    def __init__(self, engine: Engine, wrapper: vault.KeyWrapper) -> None:
+        self.engine = engine
+        self.wrapper = wrapper
+        self._cache: dict[str, bytes] = {}
+        self._active: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- tenant keys -------------------------------------------------------------------------
+    def create_tenant_key(self, conn: Connection, tenant_id: str) -> str:
+        key_id = new_id("tk")
+        key = vault.new_key()
+        master_id, wrapped = self.wrapper.wrap(key, vault.tenant_key_aad(tenant_id, key_id))
+        conn.execute(sa.update(tenant_keys).where(tenant_keys.c.tenant_id == tenant_id).values(active=False))
+        conn.execute(
+            sa.insert(tenant_keys).values(
+                id=key_id,
+                tenant_id=tenant_id,
+                master_key_id=master_id,
+                wrapped_key=wrapped,
+                active=True,
+                created_at=datetime.now(UTC),
+            )
+        )
+        with self._lock:
+            self._cache[key_id] = key
+            self._active.pop(tenant_id, None)
+        return key_id
+
+    def _tenant_key(self, tenant_id: str, key_id: str) -> bytes:
+        cached = self._cache.get(key_id)
+        if cached is not None:
+            return cached
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tenant_keys.c.master_key_id, tenant_keys.c.wrapped_key).where(
+                    tenant_keys.c.id == key_id, tenant_keys.c.tenant_id == tenant_id
+                )
+            ).one()
+        key = self.wrapper.unwrap(row.master_key_id, row.wrapped_key, vault.tenant_key_aad(tenant_id, key_id))
+        with self._lock:
+            self._cache[key_id] = key
+        return key
+
+    def _active_key_id(self, tenant_id: str) -> str:
+        key_id = self._active.get(tenant_id)
+        if key_id is None:
+            with self.engine.connect() as conn:
+                key_id = conn.execute(
+                    sa.select(tenant_keys.c.id)
+                    .where(tenant_keys.c.tenant_id == tenant_id, tenant_keys.c.active.is_(True))
+                    .order_by(tenant_keys.c.created_at.desc())
+                    .limit(1)
+                ).scalar_one()
+            with self._lock:
+                self._active[tenant_id] = key_id
+        return key_id
+
+    # -- content -----------------------------------------------------------------------------
+    def seal(self, tenant_id: str, owner_id: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
+        """Encrypt under a fresh data key; returns (tenant key id, wrapped data key, blob)."""
+        key_id = self._active_key_id(tenant_id)
+        tenant_key = self._tenant_key(tenant_id, key_id)
+        data_key = vault.new_key()
+        blob = vault.seal(data_key, plaintext, vault.content_aad(tenant_id, owner_id))
+        wrapped = vault.seal(tenant_key, data_key, vault.data_key_aad(tenant_id, owner_id))
+        return key_id, wrapped, blob
+
+    def open(self, tenant_id: str, owner_id: str, key_id: str, wrapped: bytes, blob: bytes) -> bytes:
+        tenant_key = self._tenant_key(tenant_id, key_id)
+        data_key = vault.open_sealed(tenant_key, wrapped, vault.data_key_aad(tenant_id, owner_id))
+        return vault.open_sealed(data_key, blob, vault.content_aad(tenant_id, owner_id))
+
+    # -- rotation ----------------------------------------------------------------------------
+    def rewrap_tenant_keys(self, progress: Callable[[int], None] | None = None) -> int:
+        """Rewrap every tenant key under the wrapper's active master key.
+
+        Row by row in short transactions, so API and workers keep running: a process that
+        still holds the old master key id finds it in the key ring until it is retired.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(tenant_keys.c.id, tenant_keys.c.tenant_id, tenant_keys.c.master_key_id)
+            ).all()
+        done = 0
+        for row in rows:
+            if row.master_key_id != self.wrapper.active_key_id:
+                with self.engine.begin() as conn:
+                    current = conn.execute(
+                        sa.select(tenant_keys.c.master_key_id, tenant_keys.c.wrapped_key).where(
+                            tenant_keys.c.id == row.id
+                        )
+                    ).one()
+                    aad = vault.tenant_key_aad(row.tenant_id, row.id)
+                    key = self.wrapper.unwrap(current.master_key_id, current.wrapped_key, aad)
+                    master_id, wrapped = self.wrapper.wrap(key, aad)
+                    conn.execute(
+                        sa.update(tenant_keys)
+                        .where(tenant_keys.c.id == row.id)
+                        .values(master_key_id=master_id, wrapped_key=wrapped)
+                    )
+            done += 1
+            if progress:
+                progress(1)
+        return done
+
+    def rotate_tenant_key(
+        self, tenant_id: str, progress: Callable[[int], None] | None = None
+    ) -> tuple[str, int]:
+        """New active tenant key; rewrap every message data key of the tenant under it."""
+        with self.engine.begin() as conn:
+            new_key_id = self.create_tenant_key(conn, tenant_id)
+        new_key = self._tenant_key(tenant_id, new_key_id)
+        rewrapped = 0
+        last = ""
+        while True:
+            with self.engine.begin() as conn:
+                batch = conn.execute(
+                    sa.select(messages.c.id, messages.c.tenant_key_id, messages.c.wrapped_data_key)
+                    .where(
+                        messages.c.tenant_id == tenant_id,
+                        messages.c.id > last,
+                        messages.c.wrapped_data_key.is_not(None),
+                    )
+                    .order_by(messages.c.id)
+                    .limit(500)
+                ).all()
+                if not batch:
+                    break
+                for row in batch:
+                    last = row.id
+                    if row.tenant_key_id == new_key_id:
+                        continue
+                    aad = vault.data_key_aad(tenant_id, row.id)
+                    old = self._tenant_key(tenant_id, row.tenant_key_id)
+                    data_key = vault.open_sealed(old, row.wrapped_data_key, aad)
+                    conn.execute(
+                        sa.update(messages)
+                        .where(messages.c.id == row.id, messages.c.tenant_id == tenant_id)
+                        .values(
+                            tenant_key_id=new_key_id,
+                            wrapped_data_key=vault.seal(new_key, data_key, aad),
+                        )
+                    )
+                    rewrapped += 1
+                    if progress:
+                        progress(1)
+        return new_key_id, rewrapped

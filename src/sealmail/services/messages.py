@@ -1,0 +1,555 @@
+"""Accepting, reading, listing and cancelling messages — the one write path of intake.
+
+``accept`` writes the message, one recipient row per envelope recipient, their
+``message.accepted`` events and the audit entry in a single transaction; the API answers
+202 and the gateway 250 only after it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain import message as mime
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+from sealmail.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.services import events as ev
+from sealmail.services.keyring import Keyring
+from sealmail.services.tenancy import Principal, Tenancy
+from sealmail.store.tables import (
+    attempts,
+    events,
+    idempotency_keys,
+    message_tags,
+    messages,
+    recipients,
+)
+
+# Everything but the ciphertext: listing messages never drags content blobs along.
+META = [c for c in messages.c if c.name not in ("content", "wrapped_data_key")]
+ACTIVE = ("queued", "deferred", "delivering")
+TERMINAL = ("delivered", "bounced", "expired", "cancelled", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecipient:
+    address: str  # as given (may be UTF-8)
+    ascii_domain: str
+    kind: Literal["to", "cc", "bcc", "env"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated message ready to store, whichever door it came through."""
+
+    stream: Stream
+    source: Literal["api", "smtp"]
+    mail_from: str
+    header_from: str
+    recipients: tuple[EnvelopeRecipient, ...]
+    raw: bytes
+    message_id_header: str
+    tls_policy: TlsPolicy | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class Messages:
+    def __init__(self, engine: Engine, keyring: Keyring, tenancy: Tenancy, ttl_seconds: int) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.tenancy = tenancy
+        self.idempotency_ttl = timedelta(seconds=ttl_seconds)
+
+    # -- accept ------------------------------------------------------------------------------
+    def accept(
+        self, who: Principal, sub: Submission, idem: Idempotency | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a submission; returns (response body, replayed?)."""
+        if sub.tls_policy is not None and sub.tls_policy.rank < STREAM_MINIMUM[sub.stream].rank:
+            raise ValidationFailed(
+                [
+                    {
+                        "field": "tls_policy",
+                        "message": f"{sub.tls_policy} is not allowed on the {sub.stream} stream; "
+                        f"use {STREAM_MINIMUM[sub.stream]} or stronger",
+                    }
+                ]
+            )
+        if not sub.recipients:
+            raise ValidationFailed([{"field": "to", "message": "at least one recipient is required"}])
+        if idem is not None:
+            replay = self._idempotent_replay(who.tenant_id, idem)
+            if replay is not None:
+                return replay, True
+        now = datetime.now(UTC)
+        message_id = new_id("msg")
+        key_id, wrapped, blob = self.keyring.seal(who.tenant_id, message_id, sub.raw)
+        due = sub.send_at if sub.send_at and sub.send_at > now else now
+        rcpt_rows = []
+        seen: set[str] = set()
+        for rcpt in sub.recipients:
+            norm = rcpt.address.lower()
+            if norm in seen:
+                continue  # one delivery per address even when listed in to and cc
+            seen.add(norm)
+            rcpt_rows.append(
+                {
+                    "id": new_id("rcp"),
+                    "tenant_id": who.tenant_id,
+                    "message_id": message_id,
+                    "address": rcpt.address,
+                    "domain": rcpt.ascii_domain,
+                    "kind": rcpt.kind,
+                    "status": "queued",
+                    "next_attempt_at": due,
+                    "attempts": 0,
+                    "updated_at": now,
+                }
+            )
+        response = {
+            "id": message_id,
+            "status": "queued",
+            "stream": str(sub.stream),
+            "message_id_header": sub.message_id_header,
+            "recipients": [{"id": r["id"], "email": r["address"]} for r in rcpt_rows],
+        }
+        try:
+            with self.engine.begin() as conn:
+                self._check_sender(conn, who.tenant_id, sub.header_from, sub.mail_from)
+                conn.execute(
+                    sa.insert(messages).values(
+                        id=message_id,
+                        tenant_id=who.tenant_id,
+                        stream=str(sub.stream),
+                        source=sub.source,
+                        actor=who.credential_id,
+                        mail_from=sub.mail_from,
+                        header_from=sub.header_from,
+                        message_id_header=sub.message_id_header[:400],
+                        size=len(sub.raw),
+                        tls_policy=str(sub.tls_policy) if sub.tls_policy else None,
+                        tags=list(sub.tags),
+                        metadata=dict(sub.metadata),
+                        status="queued",
+                        send_at=sub.send_at,
+                        expires_at=sub.expires_at,
+                        created_at=now,
+                        event_seq=len(rcpt_rows),
+                        tenant_key_id=key_id,
+                        wrapped_data_key=wrapped,
+                        content=blob,
+                    )
+                )
+                conn.execute(sa.insert(recipients), rcpt_rows)
+                if sub.tags:
+                    conn.execute(
+                        sa.insert(message_tags),
+                        [
+                            {"tenant_id": who.tenant_id, "tag": t, "message_id": message_id}
+                            for t in dict.fromkeys(sub.tags)
+                        ],
+                    )
+                conn.execute(
+                    sa.insert(events),
+                    [
+                        {
+                            "id": new_id("evt"),
+                            "tenant_id": who.tenant_id,
+                            "message_id": message_id,
+                            "recipient_id": r["id"],
+                            "recipient": r["address"],
+                            "type": str(ev.EventType.ACCEPTED),
+                            "seq": i + 1,
+                            "created_at": now,
+                            "data": {"stream": str(sub.stream), "source": sub.source},
+                        }
+                        for i, r in enumerate(rcpt_rows)
+                    ],
+                )
+                if idem is not None:
+                    conn.execute(
+                        sa.delete(idempotency_keys).where(
+                            idempotency_keys.c.tenant_id == who.tenant_id,
+                            idempotency_keys.c.key == idem.key,
+                            idempotency_keys.c.created_at < now - self.idempotency_ttl,
+                        )
+                    )
+                    conn.execute(
+                        sa.insert(idempotency_keys).values(
+                            tenant_id=who.tenant_id,
+                            key=idem.key,
+                            request_hash=idem.request_hash,
+                            response=response,
+                            created_at=now,
+                        )
+                    )
+                audit.append(
+                    conn,
+                    action=AuditAction.MESSAGE_ACCEPTED,
+                    actor=who.credential_id,
+                    tenant_id=who.tenant_id,
+                    target=message_id,
+                    details={
+                        "source": sub.source,
+                        "stream": str(sub.stream),
+                        "recipients": len(rcpt_rows),
+                        "size": len(sub.raw),
+                    },
+                )
+        except IntegrityError:
+            # A concurrent request with the same Idempotency-Key won the race.
+            if idem is not None:
+                replay = self._idempotent_replay(who.tenant_id, idem)
+                if replay is not None:
+                    return replay, True
+            raise
+        return response, False
+
+    def _idempotent_replay(self, tenant_id: str, idem: Idempotency) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(idempotency_keys).where(
+                        idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == idem.key
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["created_at"] < datetime.now(UTC) - self.idempotency_ttl:
+            return None
+        if row["request_hash"] != idem.request_hash:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used with a different request body in the last 24 h; "
+                "use a new key for a new message"
+            )
+        return dict(row["response"])
+
+    def _check_sender(self, conn: sa.Connection, tenant_id: str, header_from: str, mail_from: str) -> None:
+        verified = self.tenancy.verified_domains(conn, tenant_id)
+        for field_name, addr in (("from", header_from), ("mail_from", mail_from)):
+            if not addr:
+                continue
+            domain = _ascii_domain(addr)
+            if domain not in verified:
+                raise ValidationFailed(
+                    [
+                        {
+                            "field": field_name,
+                            "message": f"{domain} is not a verified sender domain of this tenant; "
+                            "add and verify it with `sealmail domains add`",
+                        }
+                    ]
+                )
+
+    # -- read --------------------------------------------------------------------------------
+    def get(self, who: Principal, message_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            msg = (
+                conn.execute(
+                    sa.select(*META).where(messages.c.id == message_id, messages.c.tenant_id == who.tenant_id)
+                )
+                .mappings()
+                .first()
+            )
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            rcpts = (
+                conn.execute(
+                    sa.select(recipients)
+                    .where(recipients.c.message_id == message_id, recipients.c.tenant_id == who.tenant_id)
+                    .order_by(recipients.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            tries = (
+                conn.execute(
+                    sa.select(attempts)
+                    .where(attempts.c.message_id == message_id, attempts.c.tenant_id == who.tenant_id)
+                    .order_by(attempts.c.started_at)
+                )
+                .mappings()
+                .all()
+            )
+        by_rcpt: dict[str, list[dict[str, Any]]] = {}
+        for a in tries:
+            by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
+        body = _render_message(msg)
+        body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
+        return body
+
+    def content(self, who: Principal, message_id: str) -> dict[str, Any]:
+        """Decrypt and return a message's content; every call is audited."""
+        with self.engine.begin() as conn:
+            msg = conn.execute(
+                sa.select(messages.c.tenant_key_id, messages.c.wrapped_data_key, messages.c.content).where(
+                    messages.c.id == message_id, messages.c.tenant_id == who.tenant_id
+                )
+            ).first()
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            if msg.wrapped_data_key is None:
+                raise NotFound(f"message {message_id}'s content has been destroyed")
+            audit.append(
+                conn,
+                action=AuditAction.MESSAGE_CONTENT_READ,
+                actor=who.credential_id,
+                tenant_id=who.tenant_id,
+                target=message_id,
+            )
+        raw = self.keyring.open(
+            who.tenant_id, message_id, msg.tenant_key_id, msg.wrapped_data_key, msg.content
+        )
+        parsed = mime.parse_content(raw)
+        return {
+            "id": message_id,
+            "subject": parsed.subject,
+            "from": parsed.from_,
+            "to": parsed.to,
+            "cc": parsed.cc,
+            "text": parsed.text,
+            "html": parsed.html,
+            "attachments": parsed.attachments,
+        }
+
+    def search(
+        self,
+        who: Principal,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        stream: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Newest first; ``cursor`` is the last id of the previous page."""
+        q = sa.select(messages.c.id).where(messages.c.tenant_id == who.tenant_id)
+        if cursor:
+            q = q.where(messages.c.id < cursor)
+        if stream:
+            q = q.where(messages.c.stream == stream)
+        if since:
+            q = q.where(messages.c.created_at >= since)
+        if until:
+            q = q.where(messages.c.created_at < until)
+        if tag:
+            q = q.where(
+                messages.c.id.in_(
+                    sa.select(message_tags.c.message_id).where(
+                        message_tags.c.tenant_id == who.tenant_id, message_tags.c.tag == tag
+                    )
+                )
+            )
+        if recipient or status:
+            sub = sa.select(recipients.c.message_id).where(recipients.c.tenant_id == who.tenant_id)
+            if recipient:
+                sub = sub.where(sa.func.lower(recipients.c.address) == recipient.lower())
+            if status:
+                sub = sub.where(recipients.c.status == status)
+            q = q.where(messages.c.id.in_(sub))
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1))]
+            rows = (
+                conn.execute(
+                    sa.select(*META)
+                    .where(messages.c.id.in_(ids), messages.c.tenant_id == who.tenant_id)
+                    .order_by(messages.c.id.desc())
+                )
+                .mappings()
+                .all()
+                if ids
+                else []
+            )
+            page = rows[:limit]
+            counts: dict[str, dict[str, int]] = {}
+            if page:
+                for r in conn.execute(
+                    sa.select(recipients.c.message_id, recipients.c.status, sa.func.count())
+                    .where(
+                        recipients.c.message_id.in_([p["id"] for p in page]),
+                        recipients.c.tenant_id == who.tenant_id,
+                    )
+                    .group_by(recipients.c.message_id, recipients.c.status)
+                ):
+                    counts.setdefault(r[0], {})[r[1]] = int(r[2])
+        data = [{**_render_message(r), "recipient_status": counts.get(r["id"], {})} for r in page]
+        more = len(rows) > limit
+        return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
+
+    # -- cancel ------------------------------------------------------------------------------
+    def cancel(self, who: Principal, message_id: str) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            msg = conn.execute(
+                sa.select(messages.c.id).where(
+                    messages.c.id == message_id, messages.c.tenant_id == who.tenant_id
+                )
+            ).first()
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            cancelled = conn.execute(
+                sa.update(recipients)
+                .where(
+                    recipients.c.message_id == message_id,
+                    recipients.c.tenant_id == who.tenant_id,
+                    recipients.c.status.in_(("queued", "deferred")),
+                )
+                .values(status="cancelled", updated_at=now, lease_owner=None, lease_until=None)
+                .returning(recipients.c.id, recipients.c.address)
+            ).all()
+            if not cancelled:
+                raise Conflict(
+                    f"message {message_id} has no queued recipients left to cancel "
+                    "(already delivered, in flight or finished)"
+                )
+            first = ev.next_seqs(conn, message_id, len(cancelled))
+            for i, r in enumerate(cancelled):
+                ev.emit(
+                    conn,
+                    tenant_id=who.tenant_id,
+                    message_id=message_id,
+                    type_=ev.EventType.CANCELLED,
+                    recipient_id=r.id,
+                    recipient=r.address,
+                    data={"by": who.credential_id},
+                    seq=first + i,
+                    at=now,
+                )
+            conn.execute(sa.update(messages).where(messages.c.id == message_id).values(status="cancelled"))
+            audit.append(
+                conn,
+                action=AuditAction.MESSAGE_CANCELLED,
+                actor=who.credential_id,
+                tenant_id=who.tenant_id,
+                target=message_id,
+                details={"recipients": len(cancelled)},
+            )
+        return {"id": message_id, "cancelled": [r.id for r in cancelled]}
+
+    # -- events ------------------------------------------------------------------------------
+    def list_events(
+        self,
+        who: Principal,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        type_: str | None = None,
+        message_id: str | None = None,
+        recipient: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Oldest first, as a feed; ``cursor`` is the last id already seen."""
+        q = sa.select(events).where(events.c.tenant_id == who.tenant_id)
+        if cursor:
+            q = q.where(events.c.id > cursor)
+        if type_:
+            q = q.where(events.c.type.in_(type_.split(",")))
+        if message_id:
+            q = q.where(events.c.message_id == message_id)
+        if recipient:
+            q = q.where(sa.func.lower(events.c.recipient) == recipient.lower())
+        if since:
+            q = q.where(events.c.created_at >= since)
+        if until:
+            q = q.where(events.c.created_at < until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(events.c.id).limit(limit + 1)).mappings().all()
+        page = rows[:limit]
+        return {
+            "data": [ev.render(r) for r in page],
+            "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
+        }
+
+
+def _ascii_domain(addr: str) -> str:
+    import idna
+
+    domain = addr.rpartition("@")[2].strip().rstrip(">").lower()
+    try:
+        return idna.encode(domain, uts46=True).decode()
+    except idna.IDNAError:
+        return domain
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _render_message(m: Any) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "stream": m["stream"],
+        "source": m["source"],
+        "from": m["header_from"],
+        "mail_from": m["mail_from"],
+        "message_id_header": m["message_id_header"],
+        "size": m["size"],
+        "tls_policy": m["tls_policy"],
+        "tags": m["tags"],
+        "metadata": m["metadata"],
+        "status": m["status"],
+        "send_at": _iso(m["send_at"]),
+        "expires_at": _iso(m["expires_at"]),
+        "created_at": _iso(m["created_at"]),
+    }
+
+
+def _render_recipient(r: Any) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "email": r["address"],
+        "kind": r["kind"],
+        "status": r["status"],
+        "attempt_count": r["attempts"],
+        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "deferred") else None,
+        "last_reason": r["last_reason"],
+        "last_detail": r["last_detail"],
+        "updated_at": _iso(r["updated_at"]),
+    }
+
+
+def _render_attempt(a: Any) -> dict[str, Any]:
+    return {
+        "id": a["id"],
+        "started_at": _iso(a["started_at"]),
+        "finished_at": _iso(a["finished_at"]),
+        "status": a["status"],
+        "reason": a["reason"],
+        "detail": a["detail"],
+        "mx_host": a["mx_host"],
+        "mx_ip": a["mx_ip"],
+        "tls": {
+            "version": a["tls_version"],
+            "cipher": a["tls_cipher"],
+            "verified": a["tls_verified"],
+            "verified_by": a["verified_by"],
+        },
+        "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
+    }

@@ -1,0 +1,399 @@
+"""Tenants, sender domains, API keys and SMTP credentials.
+
+Secrets are shown once and stored as argon2 hashes.  An API key is
+``sm_<lookup>_<secret>``: the lookup part finds the row through an index without
+revealing anything, the secret part is verified with argon2.  Because argon2 is
+deliberately slow (tens of milliseconds), a verified key is remembered in process memory
+as a SHA-256 of the whole key for ``CACHE_SECONDS``; revocation is re-read from the
+database at least that often, and takes effect at once in the revoking process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain.tls_policy import Stream
+from sealmail.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.services.keyring import Keyring
+from sealmail.store.tables import api_keys, sender_domains, smtp_credentials, tenants
+
+SCOPES = ("send", "read", "admin")
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant and the credential used, with its scopes."""
+
+    tenant_id: str
+    credential_id: str
+    scopes: frozenset[str]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+@dataclass(slots=True)
+class _CachedKey:
+    tenant_id: str
+    key_id: str
+    scopes: frozenset[str]
+    digest: bytes
+    revoked: bool
+    checked_at: float
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tenancy:
+    def __init__(self, engine: Engine, keyring: Keyring, hasher: PasswordHasher | None = None) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.hasher = hasher or PasswordHasher()
+        self._keys: dict[str, _CachedKey] = {}
+        self._lock = threading.Lock()
+
+    # -- tenants ---------------------------------------------------------------------------
+    def create_tenant(self, name: str, actor: str = "cli") -> str:
+        if not name.strip():
+            raise ValidationFailed([{"field": "name", "message": "must not be empty"}])
+        tenant_id = new_id("ten")
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tenants).values(id=tenant_id, name=name.strip(), settings={}, created_at=_now())
+            )
+            key_id = self.keyring.create_tenant_key(conn, tenant_id)
+            audit.append(
+                conn,
+                action=AuditAction.TENANT_CREATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=tenant_id,
+                details={"name": name},
+            )
+            audit.append(
+                conn, action=AuditAction.TENANT_KEY_CREATED, actor=actor, tenant_id=tenant_id, target=key_id
+            )
+        return tenant_id
+
+    def list_tenants(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tenants).order_by(tenants.c.created_at)).mappings()
+            return [dict(r) for r in rows]
+
+    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
+        return dict(row)
+
+    def update_settings(self, tenant_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(tenants.c.settings).where(tenants.c.id == tenant_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"tenant {tenant_id} not found")
+            settings = dict(row.settings or {})
+            before = dict(settings)
+            for key, value in changes.items():
+                if value is None:
+                    settings.pop(key, None)
+                else:
+                    settings[key] = value
+            conn.execute(sa.update(tenants).where(tenants.c.id == tenant_id).values(settings=settings))
+            audit.append(
+                conn,
+                action=AuditAction.TENANT_SETTINGS_CHANGED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=tenant_id,
+                details={"before": before, "after": settings},
+            )
+        return settings
+
+    # -- sender domains ----------------------------------------------------------------------
+    def add_domain(self, tenant_id: str, name: str, actor: str, verified: bool = False) -> dict[str, Any]:
+        import idna
+
+        try:
+            ascii_name = idna.encode(name.strip().rstrip("."), uts46=True).decode()
+        except idna.IDNAError as exc:
+            raise ValidationFailed([{"field": "name", "message": f"not a domain name: {exc}"}]) from exc
+        row = {
+            "id": new_id("dom"),
+            "tenant_id": tenant_id,
+            "name": ascii_name.lower(),
+            "verification_token": secrets.token_hex(16),
+            "verified_at": _now() if verified else None,
+            "created_at": _now(),
+        }
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(sender_domains.c.id).where(
+                    sender_domains.c.tenant_id == tenant_id, sender_domains.c.name == row["name"]
+                )
+            ).first()
+            if exists:
+                raise Conflict(f"domain {row['name']} is already registered for this tenant")
+            conn.execute(sa.insert(sender_domains).values(**row))
+            audit.append(
+                conn,
+                action=AuditAction.DOMAIN_ADDED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=str(row["id"]),
+                details={"domain": row["name"], "verified": verified},
+            )
+        return row
+
+    def mark_domain_verified(self, tenant_id: str, name: str, actor: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(sender_domains)
+                .where(sender_domains.c.tenant_id == tenant_id, sender_domains.c.name == name.lower())
+                .values(verified_at=_now())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"domain {name} is not registered for this tenant")
+            audit.append(
+                conn,
+                action=AuditAction.DOMAIN_VERIFIED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=name.lower(),
+            )
+
+    def verified_domains(self, conn: Connection, tenant_id: str) -> set[str]:
+        rows = conn.execute(
+            sa.select(sender_domains.c.name).where(
+                sender_domains.c.tenant_id == tenant_id, sender_domains.c.verified_at.is_not(None)
+            )
+        )
+        return {r.name for r in rows}
+
+    def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(sender_domains)
+                .where(sender_domains.c.tenant_id == tenant_id)
+                .order_by(sender_domains.c.name)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    # -- API keys ----------------------------------------------------------------------------
+    def create_api_key(self, tenant_id: str, name: str, scopes: Iterable[str], actor: str) -> tuple[str, str]:
+        """Create a key; returns (key id, the full secret key — shown once)."""
+        scope_set = sorted(set(scopes))
+        bad = [s for s in scope_set if s not in SCOPES]
+        if bad or not scope_set:
+            raise ValidationFailed(
+                [{"field": "scopes", "message": f"choose from {', '.join(SCOPES)}; got {bad or 'none'}"}]
+            )
+        self.get_tenant(tenant_id)
+        lookup = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        key_id = new_id("key")
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(api_keys).values(
+                    id=key_id,
+                    tenant_id=tenant_id,
+                    name=name,
+                    lookup=lookup,
+                    secret_hash=self.hasher.hash(secret),
+                    scopes=scope_set,
+                    created_at=_now(),
+                )
+            )
+            audit.append(
+                conn,
+                action=AuditAction.API_KEY_CREATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=key_id,
+                details={"name": name, "scopes": scope_set},
+            )
+        return key_id, f"sm_{lookup}_{secret}"
+
+    def list_api_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    api_keys.c.id,
+                    api_keys.c.name,
+                    api_keys.c.scopes,
+                    api_keys.c.created_at,
+                    api_keys.c.revoked_at,
+                    api_keys.c.last_used_at,
+                )
+                .where(api_keys.c.tenant_id == tenant_id)
+                .order_by(api_keys.c.created_at)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, actor: str) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(api_keys.c.lookup).where(api_keys.c.id == key_id, api_keys.c.tenant_id == tenant_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"API key {key_id} not found")
+            conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=_now()))
+            audit.append(
+                conn, action=AuditAction.API_KEY_REVOKED, actor=actor, tenant_id=tenant_id, target=key_id
+            )
+        with self._lock:
+            self._keys.pop(row.lookup, None)
+
+    def authenticate(self, presented: str) -> Principal:
+        """Resolve a presented API key; raises AuthenticationRequired on any mismatch."""
+        parts = presented.split("_", 2)
+        if len(parts) != 3 or parts[0] != "sm" or not parts[1] or not parts[2]:
+            raise AuthenticationRequired("missing or malformed API key; send `Authorization: Bearer sm_…`")
+        lookup, secret = parts[1], parts[2]
+        digest = hashlib.sha256(presented.encode()).digest()
+        cached = self._keys.get(lookup)
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < CACHE_SECONDS:
+            if cached.revoked or not hmac.compare_digest(cached.digest, digest):
+                raise AuthenticationRequired("invalid or revoked API key")
+            return Principal(cached.tenant_id, cached.key_id, cached.scopes)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    api_keys.c.id,
+                    api_keys.c.tenant_id,
+                    api_keys.c.secret_hash,
+                    api_keys.c.scopes,
+                    api_keys.c.revoked_at,
+                ).where(api_keys.c.lookup == lookup)
+            ).first()
+        if row is None:
+            raise AuthenticationRequired("invalid or revoked API key")
+        if cached is not None and hmac.compare_digest(cached.digest, digest):
+            verified = True  # already argon2-verified; only revocation needed re-reading
+        else:
+            try:
+                verified = self.hasher.verify(row.secret_hash, secret)
+            except (VerificationError, InvalidHashError):
+                verified = False
+        if not verified:
+            self._record_rejection(row.tenant_id, row.id)
+            raise AuthenticationRequired("invalid or revoked API key")
+        entry = _CachedKey(
+            row.tenant_id, row.id, frozenset(row.scopes), digest, row.revoked_at is not None, now
+        )
+        with self._lock:
+            self._keys[lookup] = entry
+        if entry.revoked:
+            raise AuthenticationRequired("invalid or revoked API key")
+        return Principal(entry.tenant_id, entry.key_id, entry.scopes)
+
+    def _record_rejection(self, tenant_id: str, key_id: str) -> None:
+        with self.engine.begin() as conn:
+            audit.append(
+                conn,
+                action=AuditAction.API_KEY_REJECTED,
+                actor="anonymous",
+                tenant_id=tenant_id,
+                target=key_id,
+            )
+
+    # -- SMTP credentials --------------------------------------------------------------------
+    def create_smtp_credential(
+        self, tenant_id: str, actor: str, stream: Stream = Stream.TRANSACTIONAL
+    ) -> tuple[str, str, str]:
+        """Returns (credential id, username, password — shown once)."""
+        self.get_tenant(tenant_id)
+        cred_id = new_id("smc")
+        username = "smtp_" + secrets.token_hex(6)
+        password = secrets.token_urlsafe(24)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(smtp_credentials).values(
+                    id=cred_id,
+                    tenant_id=tenant_id,
+                    username=username,
+                    secret_hash=self.hasher.hash(password),
+                    stream=str(stream),
+                    created_at=_now(),
+                )
+            )
+            audit.append(
+                conn,
+                action=AuditAction.SMTP_CREDENTIAL_CREATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=cred_id,
+                details={"username": username},
+            )
+        return cred_id, username, password
+
+    def revoke_smtp_credential(self, tenant_id: str, cred_id: str, actor: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(smtp_credentials)
+                .where(smtp_credentials.c.id == cred_id, smtp_credentials.c.tenant_id == tenant_id)
+                .values(revoked_at=_now())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"SMTP credential {cred_id} not found")
+            audit.append(
+                conn,
+                action=AuditAction.SMTP_CREDENTIAL_REVOKED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=cred_id,
+            )
+
+    def authenticate_smtp(self, username: str, password: str) -> tuple[Principal, Stream] | None:
+        """Check SMTP AUTH credentials; None (and an audit entry) when they do not match."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(smtp_credentials).where(
+                        smtp_credentials.c.username == username,
+                        smtp_credentials.c.revoked_at.is_(None),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        ok = False
+        if row is not None:
+            try:
+                ok = self.hasher.verify(row["secret_hash"], password)
+            except (VerificationError, InvalidHashError):
+                ok = False
+        if not ok:
+            with self.engine.begin() as conn:
+                audit.append(
+                    conn,
+                    action=AuditAction.SMTP_AUTH_FAILED,
+                    actor="anonymous",
+                    tenant_id=row["tenant_id"] if row else None,
+                    target=row["id"] if row else None,
+                )
+            return None
+        assert row is not None
+        return (Principal(row["tenant_id"], row["id"], frozenset({"send"})), Stream(row["stream"]))

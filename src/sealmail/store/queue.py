@@ -1,0 +1,306 @@
+"""The delivery queue is the recipients table.
+
+Claiming marks due recipients ``delivering`` with a lease (owner + expiry).  On
+PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP LOCKED`` so concurrent
+workers on any number of hosts take disjoint sets without waiting on each other; on
+SQLite the same ``UPDATE … RETURNING`` runs under ``BEGIN IMMEDIATE``, which makes the
+whole claim one exclusive step.  A recipient whose lease ran out (its worker died) is
+due again.  Results are written back only while the lease is still ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.domain.outcomes import Attempt
+from sealmail.ids import new_id
+from sealmail.services import events as ev
+from sealmail.store.tables import attempts, destinations, events, messages, recipients, tenants
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    tenant_id: str
+    message_id: str
+    address: str
+    domain: str
+    attempts: int  # attempts made before this one
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: str
+    tenant_id: str
+    stream: str
+    mail_from: str
+    tls_policy: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    tenant_key_id: str | None
+    wrapped_data_key: bytes | None
+    content: bytes
+    tenant_settings: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to write back for one recipient after one attempt."""
+
+    claimed: Claimed
+    attempt: Attempt
+    started_at: datetime
+    finished_at: datetime
+    status: str  # delivered | deferred | bounced | expired
+    event: ev.EventType
+    next_attempt_at: datetime | None = None
+    extra: dict[str, Any] | None = None
+
+
+def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    now = datetime.now(UTC)
+    due = sa.or_(
+        sa.and_(recipients.c.status.in_(("queued", "deferred")), recipients.c.next_attempt_at <= now),
+        sa.and_(recipients.c.status == "delivering", recipients.c.lease_until < now),
+    )
+    suspended = sa.select(destinations.c.domain).where(destinations.c.suspended_until > now)
+    candidates = (
+        sa.select(recipients.c.id)
+        .where(due, recipients.c.domain.not_in(suspended))
+        .order_by(recipients.c.next_attempt_at)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(recipients)
+        .where(recipients.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status="delivering",
+            lease_owner=worker,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(
+            recipients.c.id,
+            recipients.c.tenant_id,
+            recipients.c.message_id,
+            recipients.c.address,
+            recipients.c.domain,
+            recipients.c.attempts,
+        )
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts) for r in rows]
+
+
+def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage]:
+    if not ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                messages.c.id,
+                messages.c.tenant_id,
+                messages.c.stream,
+                messages.c.mail_from,
+                messages.c.tls_policy,
+                messages.c.created_at,
+                messages.c.expires_at,
+                messages.c.tenant_key_id,
+                messages.c.wrapped_data_key,
+                messages.c.content,
+                tenants.c.settings,
+            )
+            .join(tenants, tenants.c.id == messages.c.tenant_id)
+            .where(messages.c.id.in_(list(ids)))
+        ).all()
+    return {
+        r.id: QueuedMessage(
+            r.id,
+            r.tenant_id,
+            r.stream,
+            r.mail_from,
+            r.tls_policy,
+            r.created_at,
+            r.expires_at,
+            r.tenant_key_id,
+            r.wrapped_data_key,
+            r.content,
+            dict(r.settings or {}),
+        )
+        for r in rows
+    }
+
+
+def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
+    """Write attempts, recipient states and events for a batch in one transaction.
+
+    Returns how many outcomes were applied; an outcome whose lease was lost (another
+    worker reclaimed it after expiry) is not applied, so the newer owner's result wins.
+    """
+    if not outcomes:
+        return 0
+    applied = 0
+    with engine.begin() as conn:
+        by_message: dict[str, list[Outcome]] = {}
+        for out in outcomes:
+            c = out.claimed
+            result = conn.execute(
+                sa.update(recipients)
+                .where(
+                    recipients.c.id == c.id,
+                    recipients.c.lease_owner == worker,
+                    recipients.c.status == "delivering",
+                )
+                .values(
+                    status=out.status,
+                    attempts=c.attempts + 1,
+                    next_attempt_at=out.next_attempt_at or out.finished_at,
+                    lease_owner=None,
+                    lease_until=None,
+                    last_reason=out.attempt.reason,
+                    last_detail=out.attempt.detail[:500],
+                    updated_at=out.finished_at,
+                )
+            )
+            if result.rowcount == 0:
+                continue
+            applied += 1
+            by_message.setdefault(c.message_id, []).append(out)
+        if not applied:
+            return 0
+        attempt_rows = []
+        event_rows = []
+        for message_id, outs in sorted(by_message.items()):
+            first = ev.next_seqs(conn, message_id, len(outs))
+            for i, out in enumerate(outs):
+                a, c = out.attempt, out.claimed
+                attempt_rows.append(
+                    {
+                        "id": new_id("att"),
+                        "tenant_id": c.tenant_id,
+                        "message_id": c.message_id,
+                        "recipient_id": c.id,
+                        "worker": worker,
+                        "started_at": out.started_at,
+                        "finished_at": out.finished_at,
+                        "status": str(a.status),
+                        "reason": a.reason,
+                        "detail": a.detail[:500],
+                        "mx_host": a.mx_host,
+                        "mx_ip": a.mx_ip,
+                        "tls_version": a.tls.version,
+                        "tls_cipher": a.tls.cipher,
+                        "tls_verified": a.tls.verified,
+                        "verified_by": str(a.tls.verified_by),
+                        "smtp_code": a.smtp_code,
+                        "enhanced_code": a.enhanced_code,
+                        "reply": (a.reply or "")[:500] or None,
+                    }
+                )
+                data: dict[str, Any] = {
+                    "attempt": c.attempts + 1,
+                    "reason": a.reason,
+                    "detail": a.detail[:500],
+                    "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
+                    "transport": {
+                        "mx_host": a.mx_host,
+                        "mx_ip": a.mx_ip,
+                        "tls": {
+                            "version": a.tls.version,
+                            "cipher": a.tls.cipher,
+                            "verified": a.tls.verified,
+                            "verified_by": str(a.tls.verified_by),
+                        },
+                    },
+                }
+                if out.next_attempt_at and out.status == "deferred":
+                    data["next_attempt_at"] = out.next_attempt_at.isoformat()
+                if out.extra:
+                    data.update(out.extra)
+                event_rows.append(
+                    {
+                        "id": new_id("evt"),
+                        "tenant_id": c.tenant_id,
+                        "message_id": c.message_id,
+                        "recipient_id": c.id,
+                        "recipient": c.address,
+                        "type": str(out.event),
+                        "seq": first + i,
+                        "created_at": out.finished_at,
+                        "data": data,
+                    }
+                )
+        conn.execute(sa.insert(attempts), attempt_rows)
+        conn.execute(sa.insert(events), event_rows)
+    return applied
+
+
+def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> None:
+    """Give claimed recipients back without counting an attempt (e.g. breaker open)."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(recipients)
+            .where(recipients.c.id.in_(list(ids)), recipients.c.lease_owner == worker)
+            .values(
+                status="deferred",
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=when,
+                updated_at=datetime.now(UTC),
+            )
+        )
+
+
+# -- the destination circuit breaker -------------------------------------------------------
+def destination_result(
+    conn: Connection, domain: str, failed: bool, threshold: int, cooldown: int, error: str = ""
+) -> bool:
+    """Count a destination-level success or failure; returns True when it trips."""
+    now = datetime.now(UTC)
+    row = conn.execute(
+        sa.select(destinations.c.consecutive_failures).where(destinations.c.domain == domain)
+    ).first()
+    if not failed:
+        if row is not None and row.consecutive_failures:
+            conn.execute(
+                sa.update(destinations)
+                .where(destinations.c.domain == domain)
+                .values(consecutive_failures=0, suspended_until=None, updated_at=now)
+            )
+        return False
+    count = (row.consecutive_failures if row else 0) + 1
+    tripped = count >= threshold
+    values = {
+        "consecutive_failures": count,
+        "last_error": error[:500],
+        "updated_at": now,
+        "suspended_until": now + timedelta(seconds=cooldown) if tripped else None,
+    }
+    if row is None:
+        conn.execute(sa.insert(destinations).values(domain=domain, **values))
+    else:
+        conn.execute(sa.update(destinations).where(destinations.c.domain == domain).values(**values))
+    return tripped
+
+
+def record_destinations(
+    engine: Engine, results: dict[str, tuple[bool, str]], threshold: int, cooldown: int
+) -> list[str]:
+    """Apply a batch of per-domain results; returns the domains that tripped."""
+    tripped = []
+    with engine.begin() as conn:
+        for domain, (failed, error) in sorted(results.items()):
+            if destination_result(conn, domain, failed, threshold, cooldown, error):
+                tripped.append(domain)
+    return tripped

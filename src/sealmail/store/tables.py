@@ -1,0 +1,270 @@
+"""The schema: one ``MetaData`` shared by the application and Alembic.
+
+Every tenant-owned table carries ``tenant_id`` and every query filters on it, which is
+what lets the tables become distributed tables (Citus) later without query rewrites.
+Plaintext columns are the metadata needed to route, search and audit (addresses, status,
+timestamps, sizes); subject, bodies, attachments and raw MIME live only inside
+``messages.content`` (AES-256-GCM, see ``crypto/vault.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both engines (SQLite drops tzinfo on the way in)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]  # datetime from driver
+        return value.astimezone(UTC)  # type: ignore[no-any-return]  # datetime from driver
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(40)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False, default=dict),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+tenant_keys = sa.Table(
+    "tenant_keys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("master_key_id", sa.String(40), nullable=False),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+sender_domains = sa.Table(
+    "sender_domains",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("verification_token", sa.String(64), nullable=False),
+    sa.Column("verified_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_sender_domains_tenant_name"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # The lookup part of the key (public, indexed); the secret part is verified with argon2.
+    sa.Column("lookup", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(200), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+smtp_credentials = sa.Table(
+    "smtp_credentials",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(200), nullable=False),
+    sa.Column("stream", sa.String(20), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("stream", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),  # api | smtp
+    sa.Column("actor", sa.String(80), nullable=False),  # credential id that submitted it
+    sa.Column("mail_from", sa.String(320), nullable=False),  # envelope sender
+    sa.Column("header_from", sa.String(320), nullable=False),
+    sa.Column("message_id_header", sa.String(400), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("tls_policy", sa.String(20), nullable=True),  # as requested; None = defaults
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # queued | cancelled | done
+    sa.Column("send_at", UtcDateTime, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("event_seq", sa.Integer, nullable=False, default=0),
+    # Envelope encryption: content under a per-message data key, wrapped by a tenant key.
+    sa.Column("tenant_key_id", ID, nullable=True),
+    sa.Column("wrapped_data_key", sa.LargeBinary, nullable=True),  # NULL = crypto-shredded
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Index("ix_messages_tenant_created", "tenant_id", "id"),
+)
+
+recipients = sa.Table(
+    "recipients",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("message_id", ID, sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("domain", sa.String(255), nullable=False),  # ASCII (IDNA) destination domain
+    sa.Column("kind", sa.String(4), nullable=False),  # to | cc | bcc | env
+    # queued | deferred | delivering | delivered | bounced | expired | cancelled
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(80), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_reason", sa.String(40), nullable=True),
+    sa.Column("last_detail", sa.String(500), nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_recipients_due", "status", "next_attempt_at"),
+    sa.Index("ix_recipients_tenant_address", "tenant_id", "address"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("message_id", ID, nullable=False),
+    sa.Column("recipient_id", ID, nullable=False, index=True),
+    sa.Column("worker", sa.String(80), nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("mx_host", sa.String(255), nullable=True),
+    sa.Column("mx_ip", sa.String(64), nullable=True),
+    sa.Column("tls_version", sa.String(20), nullable=True),
+    sa.Column("tls_cipher", sa.String(100), nullable=True),
+    sa.Column("tls_verified", sa.Boolean, nullable=False),
+    sa.Column("verified_by", sa.String(20), nullable=False),
+    sa.Column("smtp_code", sa.Integer, nullable=True),
+    sa.Column("enhanced_code", sa.String(12), nullable=True),
+    sa.Column("reply", sa.String(500), nullable=True),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("message_id", ID, nullable=False, index=True),
+    sa.Column("recipient_id", ID, nullable=True),
+    sa.Column("recipient", sa.String(320), nullable=True),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_events_tenant_id", "tenant_id", "id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", ID, primary_key=True),
+    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    sa.Column("id", ID, nullable=False, unique=True),
+    sa.Column("tenant_id", ID, nullable=True, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(80), nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row: the head of the audit hash chain.  Appending locks it (FOR UPDATE), so
+# concurrent writers on PostgreSQL append one after another and the tail cannot be
+# truncated without the head disagreeing.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Per-destination state shared by every worker on every host: the circuit breaker.
+destinations = sa.Table(
+    "destinations",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("suspended_until", UtcDateTime, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+captured_messages = sa.Table(
+    "captured_messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("sealmail_message_id", ID, nullable=True, index=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("mail_from", sa.String(320), nullable=False),
+    sa.Column("rcpt_to", sa.JSON, nullable=False),
+    sa.Column("tls_version", sa.String(20), nullable=True),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+# Tags in their own table so search by tag is an indexed join, not a JSON scan.
+message_tags = sa.Table(
+    "message_tags",
+    metadata,
+    sa.Column("tenant_id", ID, primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Column("message_id", ID, primary_key=True),
+)

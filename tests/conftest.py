@@ -1,0 +1,154 @@
+"""Shared fixtures: settings, a migrated database on SQLite and PostgreSQL, a tenant.
+
+PostgreSQL: ``SEALMAIL_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test).
+Each pytest worker creates its own database there and drops it at the end; tests that
+need PostgreSQL skip with the reason when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sealmail.app import Services, build_services
+from sealmail.config import Settings
+from sealmail.crypto.vault import LocalKeyFile
+from sealmail.services.tenancy import Principal
+from sealmail.store import db, migrate
+from sealmail.store.tables import metadata
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+for _name in list(os.environ):
+    if _name.startswith("SEALMAIL_") and _name != "SEALMAIL_TEST_POSTGRES_URL":
+        del os.environ[_name]
+os.environ["SEALMAIL_CONFIG"] = "/nonexistent/sealmail.toml"
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("SEALMAIL_TEST_POSTGRES_URL", PG_DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def pg_database(worker_id: str) -> Iterator[str | None]:
+    """A fresh, migrated PostgreSQL database for this pytest worker, or None."""
+    admin_url = _pg_admin_url()
+    try:
+        admin = sa.create_engine(db.normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        _pg_unavailable.append(f"{admin_url}: {type(exc).__name__}")
+        yield None
+        return
+    name = f"sealmail_test_{worker_id}_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    engine = db.create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+_pg_unavailable: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = db.create_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """Each test gets an empty, migrated database on each engine."""
+    if request.param == "sqlite":
+        target = tmp_path / "sealmail.db"
+        shutil.copy(sqlite_template, target)
+        yield f"sqlite:///{target}"
+        return
+    url = request.getfixturevalue("pg_database")
+    if url is None:
+        pytest.skip(
+            f"PostgreSQL not reachable ({'; '.join(_pg_unavailable)}); set SEALMAIL_TEST_POSTGRES_URL"
+        )
+    engine = db.create_engine(url)
+    with engine.begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    target = tmp_path / "sealmail.db"
+    shutil.copy(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+def make_settings(home: Path, database_url: str, **overrides: object) -> Settings:
+    key = home / "master.key"
+    if not key.exists():
+        LocalKeyFile.create(key)
+    values: dict[str, object] = {
+        "home": home,
+        "database_url": database_url,
+        "sqlite_synchronous": "NORMAL",
+        "api_port": 0,
+        "smtp_port": 0,
+        "capture_port": 0,
+        "allow_loopback_fetch": True,
+        "log_level": "warning",
+        # Cheap hashes keep fixtures fast; production uses argon2-cffi's defaults.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, db_url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    svc = build_services(settings)
+    yield svc
+    svc.close()
+
+
+@dataclass
+class TenantFixture:
+    id: str
+    api_key: str
+    principal: Principal
+    domain: str
+
+
+def make_tenant(svc: Services, name: str = "Clinic", domain: str = "clinic.example") -> TenantFixture:
+    tenant_id = svc.tenancy.create_tenant(name, actor="test")
+    svc.tenancy.add_domain(tenant_id, domain, actor="test", verified=True)
+    _, key = svc.tenancy.create_api_key(tenant_id, "test", ["send", "read", "admin"], actor="test")
+    return TenantFixture(tenant_id, key, svc.tenancy.authenticate(key), domain)
+
+
+@pytest.fixture
+def tenant(services: Services) -> TenantFixture:
+    return make_tenant(services)

@@ -1,0 +1,131 @@
+"""Fixtures for outbound-delivery integration tests: DNS, test CAs, MX sinks, transports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from tests.support.ca import TestCA
+from tests.support.dns_server import DnsServer
+from tests.support.smtp_sink import SmtpSink
+
+from sealmail.delivery.dns import Resolver
+from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.domain.outcomes import Attempt
+from sealmail.domain.tls_policy import TlsPolicy
+
+MESSAGE = (
+    b"From: sender@sealmail.test\r\nTo: someone@example.org\r\n"
+    b"Subject: test\r\nMessage-ID: <1@sealmail.test>\r\n\r\nHello.\r\n.leading dot\r\n"
+)
+# Nothing listens here: connecting gives "connection refused".
+REFUSING_IP = "127.0.0.250"
+
+
+@pytest.fixture(scope="session")
+def ca() -> Iterator[TestCA]:
+    """The CA the transport trusts (its PEM is the transport's ``ca_file``)."""
+    with TestCA() as test_ca:
+        yield test_ca
+
+
+@pytest.fixture(scope="session")
+def untrusted_ca() -> Iterator[TestCA]:
+    """A CA nobody trusts, for 'unknown issuer' certificates."""
+    with TestCA() as test_ca:
+        yield test_ca
+
+
+@pytest.fixture
+def dns() -> Iterator[DnsServer]:
+    with DnsServer() as server:
+        yield server
+
+
+class MxFarm:
+    """SMTP sinks on several 127.0.0.x addresses sharing one port (the transport's MX port)."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.sinks: dict[str, SmtpSink] = {}
+
+    def start(self, specs: dict[str, dict[str, Any]]) -> dict[str, SmtpSink]:
+        """Start one sink per IP in ``specs`` (kwargs for SmtpSink) on a common free port."""
+        for _ in range(20):
+            started: list[SmtpSink] = []
+            try:
+                for ip, kwargs in specs.items():
+                    sink = SmtpSink(ip, self.port, **kwargs).start()
+                    started.append(sink)
+                    self.port = sink.port
+            except OSError:
+                for sink in started:
+                    sink.stop()
+                self.port = 0 if not self.sinks else self.port
+                continue
+            self.sinks.update({sink.host: sink for sink in started})
+            return {sink.host: sink for sink in started}
+        raise RuntimeError("could not find a port free on every MX address")
+
+    def stop(self) -> None:
+        for sink in self.sinks.values():
+            sink.stop()
+
+
+@pytest.fixture
+def mx() -> Iterator[MxFarm]:
+    farm = MxFarm()
+    yield farm
+    farm.stop()
+
+
+DeliverFn = Callable[..., list[Attempt]]
+
+
+@pytest.fixture
+def deliver(dns: DnsServer, ca: TestCA, mx: MxFarm) -> DeliverFn:
+    """Run one or more deliveries through a fresh transport, then close it.
+
+    ``deliver(domain, rcpts, policy, times=1, sts=False, **transport_kwargs)``
+    returns the attempts of the last delivery.
+    """
+
+    def run(
+        domain: str,
+        recipients: list[str],
+        policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC,
+        *,
+        times: int = 1,
+        message: bytes = MESSAGE,
+        mta_sts: MtaStsFetcher | None = None,
+        **kwargs: Any,
+    ) -> list[Attempt]:
+        async def go() -> list[Attempt]:
+            resolver = Resolver(nameservers=[dns.address], timeout=2.0)
+            options: dict[str, Any] = {
+                "ehlo_hostname": "out.sealmail.test",
+                "resolver": resolver,
+                "ca_file": ca.ca_file,
+                "connect_timeout": 5.0,
+                "command_timeout": 5.0,
+                "port": mx.port,
+                "mta_sts": mta_sts,
+            }
+            options.update(kwargs)
+            transport = OutboundTransport(**options)
+            try:
+                attempts: list[Attempt] = []
+                for _ in range(times):
+                    attempts = await transport.deliver(
+                        domain, "sender@sealmail.test", recipients, message, policy
+                    )
+                return attempts
+            finally:
+                await transport.close()
+
+        return asyncio.run(go())
+
+    return run

@@ -1,0 +1,308 @@
+"""Accept → store → queue → worker → MX over enforced TLS, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TenantFixture, make_settings, make_tenant
+from tests.integration.delivery.conftest import MxFarm
+from tests.support.ca import TestCA
+from tests.support.dns_server import DnsServer
+from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
+
+from sealmail.app import Services, build_services
+from sealmail.config import Settings
+from sealmail.delivery.worker import Worker
+from sealmail.intake import compose
+from sealmail.intake.api.schemas import MessageIn
+from sealmail.runtime import build_transport
+from sealmail.store import queue
+from sealmail.store.tables import recipients
+
+DOMAIN = "example.net"
+
+
+@dataclass
+class Pipeline:
+    services: Services
+    tenant: TenantFixture
+    sink: SmtpSink
+    dns: DnsServer
+    settings: Settings
+
+    def send(self, to: list[str], **over: Any) -> str:
+        body = MessageIn.model_validate(
+            {
+                "from": "Clinic <noreply@clinic.example>",
+                "to": to,
+                "subject": "Lab results ready",
+                "text": "Your results are ready.",
+                "stream": "phi",
+                **over,
+            }
+        )
+        sub = compose.from_message(body, "sealmail.test", 1000)
+        result, _ = self.services.messages.accept(self.tenant.principal, sub)
+        return str(result["id"])
+
+    def run_worker(self, name: str = "w1", settings: Settings | None = None) -> int:
+        settings = settings or self.settings
+
+        async def go() -> int:
+            transport = build_transport(settings)
+            try:
+                worker = Worker(self.services.engine, self.services.keyring, transport, settings, name=name)
+                return await worker.run_until_idle(timeout=30)
+            finally:
+                await transport.close()
+
+        return asyncio.run(go())
+
+    def message(self, mid: str) -> dict[str, Any]:
+        return self.services.messages.get(self.tenant.principal, mid)
+
+    def event_types(self, mid: str) -> list[str]:
+        page = self.services.messages.list_events(self.tenant.principal, message_id=mid)
+        return [e["type"] for e in sorted(page["data"], key=lambda e: e["sequence"])]
+
+    def make_due(self) -> None:
+        with self.services.engine.begin() as conn:
+            conn.execute(
+                sa.update(recipients)
+                .where(recipients.c.status == "deferred")
+                .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+
+
+def pipeline_settings(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm, **over: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "outbound_mode": "mx",
+        "dns_nameservers": [f"{dns.address[0]}:{dns.address[1]}"],
+        "mx_port": mx.port,
+        "tls_ca_file": ca.ca_file,
+        "mta_sts_enabled": False,
+        "smtp_hostname": "out.sealmail.test",
+    }
+    values.update(over)
+    return make_settings(tmp_path, db_url, **values)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Iterator[Pipeline]:
+    sink = mx.start({"127.0.0.2": {"cert": ca.issue("mx1.example.net")}})["127.0.0.2"]
+    dns.add(DOMAIN, "MX", "10 mx1.example.net.")
+    dns.add("mx1.example.net", "A", "127.0.0.2")
+    settings = pipeline_settings(tmp_path, db_url, dns, ca, mx)
+    services = build_services(settings)
+    tenant = make_tenant(services)
+    yield Pipeline(services, tenant, sink, dns, settings)
+    services.close()
+
+
+def test_phi_message_is_delivered_over_verified_tls_with_the_attempt_recorded(pipeline: Pipeline) -> None:
+    mid = pipeline.send(["patient@example.net"])
+    assert pipeline.run_worker() == 1
+    [received] = pipeline.sink.wait_for(1)
+    assert received.tls and received.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert received.rcpt_tos == ("patient@example.net",)
+    assert b"Subject: Lab results ready" in received.data
+    assert f"X-Sealmail-Message-Id: {mid}".encode() in received.data
+    msg = pipeline.message(mid)
+    [rcpt] = msg["recipients"]
+    assert rcpt["status"] == "delivered"
+    [attempt] = rcpt["attempts"]
+    assert attempt["mx_host"] == "mx1.example.net"
+    assert attempt["mx_ip"] == "127.0.0.2"
+    assert attempt["tls"]["verified"] is True
+    assert attempt["tls"]["verified_by"] == "pkix"
+    assert attempt["tls"]["version"] == received.tls_version
+    assert attempt["smtp"]["code"] == 250
+    assert pipeline.event_types(mid) == ["message.accepted", "message.delivered"]
+
+
+def test_temporary_failure_is_retried_with_backoff_then_delivered(pipeline: Pipeline) -> None:
+    mid = pipeline.send(["tempfail-once@example.net"])
+    pipeline.run_worker()
+    [rcpt] = pipeline.message(mid)["recipients"]
+    assert rcpt["status"] == "deferred"
+    next_at = datetime.fromisoformat(rcpt["next_attempt_at"])
+    # First retry 5 min ± 20 % jitter.
+    assert timedelta(minutes=3.9) < next_at - datetime.now(UTC) < timedelta(minutes=6.1)
+    assert pipeline.run_worker() == 0  # not due yet
+    pipeline.make_due()
+    pipeline.run_worker()
+    [rcpt] = pipeline.message(mid)["recipients"]
+    assert rcpt["status"] == "delivered"
+    assert [a["smtp"]["code"] for a in rcpt["attempts"]] == [451, 250]
+    assert pipeline.event_types(mid) == ["message.accepted", "message.deferred", "message.delivered"]
+
+
+def test_permanent_failure_bounces_with_a_classification(pipeline: Pipeline) -> None:
+    mid = pipeline.send(["permfail-550@example.net", "patient@example.net"])
+    pipeline.run_worker()
+    by_email = {r["email"]: r for r in pipeline.message(mid)["recipients"]}
+    assert by_email["permfail-550@example.net"]["status"] == "bounced"
+    assert by_email["patient@example.net"]["status"] == "delivered"
+    events = pipeline.services.messages.list_events(
+        pipeline.tenant.principal, message_id=mid, type_="message.bounced"
+    )["data"]
+    [bounce] = events
+    assert bounce["data"]["bounce"]["classification"] == "invalid_recipient"
+    assert bounce["data"]["smtp"]["enhanced"] == "5.1.1"
+
+
+def test_recipients_of_one_domain_share_one_transaction(pipeline: Pipeline) -> None:
+    pipeline.send(["a@example.net", "b@example.net", "c@example.net"])
+    pipeline.run_worker()
+    [received] = pipeline.sink.wait_for(1)
+    assert sorted(received.rcpt_tos) == ["a@example.net", "b@example.net", "c@example.net"]
+
+
+def test_destination_without_starttls_is_never_sent_plaintext_on_phi(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    sink = mx.start({"127.0.0.3": {}})["127.0.0.3"]  # no certificate: STARTTLS not offered
+    dns.add("plain.example", "MX", "10 mx.plain.example.")
+    dns.add("mx.plain.example", "A", "127.0.0.3")
+    settings = pipeline_settings(tmp_path, db_url, dns, ca, mx)
+    services = build_services(settings)
+    try:
+        p = Pipeline(services, make_tenant(services), sink, dns, settings)
+        mid = p.send(["patient@plain.example"])
+        p.run_worker()
+        [rcpt] = p.message(mid)["recipients"]
+        assert rcpt["status"] == "deferred"
+        assert rcpt["last_reason"] == "tls_required"
+        assert sink.messages == []
+        # Policy "fail" turns the same situation into an immediate bounce, still unsent.
+        strict = settings.model_copy(update={"on_tls_unavailable": "fail"})
+        p.make_due()
+        p.run_worker(settings=strict)
+        [rcpt] = p.message(mid)["recipients"]
+        assert rcpt["status"] == "bounced" and rcpt["last_reason"] == "tls_required"
+        assert sink.messages == []
+        # The transactional stream's opportunistic policy may use plaintext here.
+        mid2 = p.send(["patient@plain.example"], stream="broadcast")
+        p.run_worker()
+        assert p.message(mid2)["recipients"][0]["status"] == "delivered"
+        assert len(sink.wait_for(1)) == 1 and not sink.messages[0].tls
+    finally:
+        services.close()
+
+
+def test_deferral_past_the_lifetime_expires(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    sink = mx.start({"127.0.0.2": {"cert": ca.issue("mx1.example.net")}})["127.0.0.2"]
+    dns.add(DOMAIN, "MX", "10 mx1.example.net.")
+    dns.add("mx1.example.net", "A", "127.0.0.2")
+    settings = pipeline_settings(tmp_path, db_url, dns, ca, mx, retry_max_age_seconds=60)
+    services = build_services(settings)
+    try:
+        p = Pipeline(services, make_tenant(services), sink, dns, settings)
+        mid = p.send(["tempfail-451@example.net"])
+        p.run_worker()
+        [rcpt] = p.message(mid)["recipients"]
+        assert rcpt["status"] == "expired"
+        assert p.event_types(mid) == ["message.accepted", "message.expired"]
+    finally:
+        services.close()
+
+
+def test_two_workers_never_deliver_the_same_recipient_twice(pipeline: Pipeline) -> None:
+    ids = [pipeline.send([f"p{i}@example.net"]) for i in range(40)]
+
+    async def both() -> None:
+        settings = pipeline.settings.model_copy(update={"worker_batch_size": 5})
+        transports = [build_transport(settings), build_transport(settings)]
+        workers = [
+            Worker(pipeline.services.engine, pipeline.services.keyring, t, settings, name=f"w{i}")
+            for i, t in enumerate(transports)
+        ]
+        try:
+            await asyncio.gather(*(w.run_until_idle(timeout=60) for w in workers))
+        finally:
+            for t in transports:
+                await t.close()
+
+    asyncio.run(both())
+    received = pipeline.sink.wait_for(40)
+    rcpts = [r for m in received for r in m.rcpt_tos]
+    assert sorted(rcpts) == sorted(f"p{i}@example.net" for i in range(40))
+    assert len(received) == 40
+    for mid in ids:
+        [rcpt] = pipeline.message(mid)["recipients"]
+        assert rcpt["status"] == "delivered" and len(rcpt["attempts"]) == 1
+
+
+def test_an_expired_lease_is_reclaimed(pipeline: Pipeline) -> None:
+    mid = pipeline.send(["patient@example.net"])
+    [claimed] = queue.claim(pipeline.services.engine, "crashed-worker", 10, lease_seconds=300)
+    assert claimed.message_id == mid
+    assert pipeline.run_worker() == 0  # leased to someone else: not touched
+    with pipeline.services.engine.begin() as conn:
+        conn.execute(sa.update(recipients).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+    assert pipeline.run_worker() == 1
+    assert pipeline.message(mid)["recipients"][0]["status"] == "delivered"
+
+
+def test_worker_killed_mid_delivery_loses_nothing(
+    pipeline: Pipeline, tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    """SIGKILL a real worker process while the MX holds DATA; another worker delivers later."""
+    mid = pipeline.send(["hold@example.net"])
+    pipeline.sink.hold.set()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    env.update(
+        {
+            "SEALMAIL_HOME": str(tmp_path),
+            "SEALMAIL_DATABASE_URL": db_url,
+            "SEALMAIL_OUTBOUND_MODE": "mx",
+            "SEALMAIL_DNS_NAMESERVERS": f'["{dns.address[0]}:{dns.address[1]}"]',
+            "SEALMAIL_MX_PORT": str(mx.port),
+            "SEALMAIL_TLS_CA_FILE": ca.ca_file,
+            "SEALMAIL_MTA_STS_ENABLED": "false",
+            "SEALMAIL_LEASE_SECONDS": "5",
+            "SEALMAIL_LOG_LEVEL": "warning",
+            "SEALMAIL_CONFIG": "/nonexistent.toml",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealmail.cli", "serve", "--role", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert pipeline.sink.data_started.wait(20), "worker process never reached DATA"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    pipeline.sink.hold.clear()
+    [rcpt] = pipeline.message(mid)["recipients"]
+    assert rcpt["status"] == "delivering"  # leased by the dead worker
+    assert pipeline.sink.messages == []
+
+    def delivered() -> bool:
+        pipeline.run_worker(name="rescuer")
+        return pipeline.message(mid)["recipients"][0]["status"] == "delivered"
+
+    wait_until(delivered, timeout=20, message="recipient was not redelivered after lease expiry")
+    assert len(pipeline.sink.wait_for(1)) == 1

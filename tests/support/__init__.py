@@ -1,0 +1,1 @@
+"""Reusable loopback test infrastructure: test CA, DNS server, SMTP sink, HTTPS server."""

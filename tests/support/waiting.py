@@ -1,0 +1,19 @@
+"""Wait for a condition instead of sleeping for a fixed time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 5.0, message: str = "condition not met"
+) -> None:
+    """Poll ``predicate`` until it is true; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s: {message}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

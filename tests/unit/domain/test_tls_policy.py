@@ -1,0 +1,83 @@
+"""Pure rules for combining TLS policy levels."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealmail.domain.tls_policy import (
+    DestinationPolicy,
+    Stream,
+    TlsPolicy,
+    effective_policy,
+    mx_matches_sts,
+    resolve_requested,
+)
+
+
+def test_levels_are_ordered_weakest_to_strongest() -> None:
+    ranks = [
+        p.rank
+        for p in (
+            TlsPolicy.OPPORTUNISTIC,
+            TlsPolicy.REQUIRE,
+            TlsPolicy.REQUIRE_VERIFIED,
+            TlsPolicy.DANE,
+        )
+    ]
+    assert ranks == sorted(ranks)
+    assert TlsPolicy.REQUIRE.at_least(TlsPolicy.OPPORTUNISTIC) is TlsPolicy.REQUIRE
+    assert TlsPolicy.REQUIRE.at_least(TlsPolicy.DANE) is TlsPolicy.DANE
+
+
+def test_no_destination_policy_keeps_the_requested_level() -> None:
+    for level in TlsPolicy:
+        assert effective_policy(level, DestinationPolicy()) is level
+
+
+def test_sts_enforce_raises_to_verified_but_never_lowers() -> None:
+    enforce = DestinationPolicy(sts_mode="enforce", sts_mx_patterns=("mx.example.org",))
+    assert effective_policy(TlsPolicy.OPPORTUNISTIC, enforce) is TlsPolicy.REQUIRE_VERIFIED
+    assert effective_policy(TlsPolicy.REQUIRE, enforce) is TlsPolicy.REQUIRE_VERIFIED
+    assert effective_policy(TlsPolicy.DANE, enforce) is TlsPolicy.DANE
+
+
+@pytest.mark.parametrize("mode", ["testing", "none"])
+def test_sts_testing_and_none_do_not_raise_the_level(mode: str) -> None:
+    policy = DestinationPolicy(sts_mode=mode)
+    assert effective_policy(TlsPolicy.OPPORTUNISTIC, policy) is TlsPolicy.OPPORTUNISTIC
+
+
+def test_usable_dane_raises_to_dane_and_wins_over_sts() -> None:
+    both = DestinationPolicy(sts_mode="enforce", sts_mx_patterns=("*.example.org",), dane_usable=True)
+    assert effective_policy(TlsPolicy.OPPORTUNISTIC, both) is TlsPolicy.DANE
+
+
+def test_phi_stream_never_goes_below_require() -> None:
+    chosen = resolve_requested(Stream.PHI, TlsPolicy.OPPORTUNISTIC, None, TlsPolicy.OPPORTUNISTIC)
+    assert chosen is TlsPolicy.REQUIRE
+
+
+def test_message_choice_beats_tenant_and_stream_default() -> None:
+    chosen = resolve_requested(
+        Stream.TRANSACTIONAL, TlsPolicy.REQUIRE_VERIFIED, TlsPolicy.REQUIRE, TlsPolicy.OPPORTUNISTIC
+    )
+    assert chosen is TlsPolicy.REQUIRE_VERIFIED
+    assert (
+        resolve_requested(Stream.BROADCAST, None, TlsPolicy.REQUIRE, TlsPolicy.OPPORTUNISTIC)
+        is TlsPolicy.REQUIRE
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "patterns", "expected"),
+    [
+        ("mx1.example.org", ("mx1.example.org",), True),
+        ("MX1.Example.org.", ("mx1.example.org",), True),
+        ("mx1.example.org", ("*.example.org",), True),
+        ("a.mx1.example.org", ("*.example.org",), False),  # wildcard covers one label only
+        ("example.org", ("*.example.org",), False),
+        ("mx1.example.net", ("*.example.org", "mx1.example.org"), False),
+    ],
+)
+def test_mx_pattern_matching_follows_rfc8461(host: str, patterns: tuple[str, ...], expected: bool) -> None:
+    assert mx_matches_sts(host, patterns) is expected
