@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.ids import new_id
+from sealmail.store import db
 from sealmail.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -117,7 +118,7 @@ def verify(engine: Engine, progress: Any = None) -> VerifyResult:
     expected_prev = GENESIS
     expected_seq = 1
     checked = 0
-    with engine.connect() as conn:
+    with db.reader(engine) as conn:
         head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
         for row in _rows(conn):
             if row["seq"] != expected_seq:
@@ -147,7 +148,7 @@ def verify(engine: Engine, progress: Any = None) -> VerifyResult:
 
 
 def count(engine: Engine) -> int:
-    with engine.connect() as conn:
+    with db.reader(engine) as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())
 
 

@@ -131,6 +131,10 @@ async def serve(
     if "worker" in roles:
         transport = build_transport(settings, sink.port if sink else None)
         worker = Worker(services.engine, services.keyring, transport, settings)
+        if settings.dsn_enabled:
+            from sealmail.services.dsn import DsnSender
+
+            worker.dsn = DsnSender(services.messages, settings.smtp_hostname)
         tasks.append(asyncio.create_task(worker.run(stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
 from sealmail.ids import new_id
+from sealmail.store import db
 from sealmail.store.tables import captured_messages, messages
 
 TRACE_HEADER = "X-Sealmail-Message-Id"
@@ -107,7 +108,7 @@ def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | No
     )
     if cursor:
         q = q.where(captured_messages.c.id < cursor)
-    with engine.connect() as conn:
+    with db.reader(engine) as conn:
         rows = conn.execute(q.order_by(captured_messages.c.id.desc()).limit(limit + 1)).mappings().all()
     page = rows[:limit]
     return {
@@ -117,7 +118,7 @@ def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | No
 
 
 def list_all(engine: Engine, limit: int) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
+    with db.reader(engine) as conn:
         rows = (
             conn.execute(sa.select(captured_messages).order_by(captured_messages.c.id.desc()).limit(limit))
             .mappings()

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -32,6 +33,9 @@ from sealmail.services.events import EventType
 from sealmail.services.keyring import Keyring
 from sealmail.store import queue
 from sealmail.store.queue import Claimed, Outcome, QueuedMessage
+
+if TYPE_CHECKING:
+    from sealmail.services.dsn import DsnSender
 
 log = structlog.get_logger("sealmail.worker")
 
@@ -83,6 +87,8 @@ class Worker:
             max_age=settings.retry_max_age_seconds,
         )
         self.on_final = on_final
+        self.dsn: DsnSender | None = None
+        self._headers: dict[str, bytes] = {}
         self._pending: list[Outcome] = []
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
@@ -155,8 +161,16 @@ class Worker:
         for i in range(0, len(batch), FLUSH_MAX):
             queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
         self.delivered += sum(1 for o in batch if o.status == "delivered")
+        finals = [o for o in batch if o.status in ("bounced", "expired")]
+        if self.dsn is not None:
+            for out in finals:
+                headers = self._headers.pop(out.claimed.id, None)
+                if headers is not None:
+                    self.dsn.send(out, headers)
+        for out in batch:
+            self._headers.pop(out.claimed.id, None)
         if self.on_final:
-            self.on_final([o for o in batch if o.status in ("bounced", "expired")])
+            self.on_final(finals)
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_and_start(self) -> int:
@@ -245,6 +259,11 @@ class Worker:
         # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a
         # recipient or a bounce quotes back to our record without any PHI.
         raw = f"{TRACE_HEADER}: {msg.id}\r\n".encode() + raw
+        if self.dsn is not None and msg.mail_from:
+            # Kept only until the outcome is written: a DSN quotes a few safe headers.
+            head = raw.split(b"\r\n\r\n", 1)[0]
+            for c in rcpts:
+                self._headers[c.id] = head
         return await self.transport.deliver(
             domain, msg.mail_from, [c.address for c in rcpts], raw, self._requested_policy(msg)
         )

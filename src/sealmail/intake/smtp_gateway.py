@@ -51,6 +51,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.errors import ValidationFailed
 from sealmail.intake.compose import submission_from_raw
 from sealmail.services.tenancy import Principal
+from sealmail.store import db
 
 __all__ = ["GatewayEvent", "SmtpGateway", "server_tls_context"]
 
@@ -472,7 +473,7 @@ class _Handler:
         return str(replies.S250_SENDER_OK)
 
     def _verified_domains(self, tenant_id: str) -> set[str]:
-        with self.services.engine.connect() as conn:
+        with db.reader(self.services.engine) as conn:
             return self.services.tenancy.verified_domains(conn, tenant_id)
 
     async def handle_RCPT(

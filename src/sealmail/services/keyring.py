@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail.crypto import vault
 from sealmail.ids import new_id
+from sealmail.store import db
 from sealmail.store.tables import messages, tenant_keys
 
 
@@ -53,7 +54,7 @@ class Keyring:
         cached = self._cache.get(key_id)
         if cached is not None:
             return cached
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(tenant_keys.c.master_key_id, tenant_keys.c.wrapped_key).where(
                     tenant_keys.c.id == key_id, tenant_keys.c.tenant_id == tenant_id
@@ -67,7 +68,7 @@ class Keyring:
     def _active_key_id(self, tenant_id: str) -> str:
         key_id = self._active.get(tenant_id)
         if key_id is None:
-            with self.engine.connect() as conn:
+            with db.reader(self.engine) as conn:
                 key_id = conn.execute(
                     sa.select(tenant_keys.c.id)
                     .where(tenant_keys.c.tenant_id == tenant_id, tenant_keys.c.active.is_(True))
@@ -100,7 +101,7 @@ class Keyring:
         Row by row in short transactions, so API and workers keep running: a process that
         still holds the old master key id finds it in the key ring until it is retired.
         """
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(tenant_keys.c.id, tenant_keys.c.tenant_id, tenant_keys.c.master_key_id)
             ).all()

@@ -25,6 +25,7 @@ from sealmail.ids import new_id
 from sealmail.services import events as ev
 from sealmail.services.keyring import Keyring
 from sealmail.services.tenancy import Principal, Tenancy
+from sealmail.store import db
 from sealmail.store.tables import (
     attempts,
     events,
@@ -52,7 +53,7 @@ class Submission:
     """A validated message ready to store, whichever door it came through."""
 
     stream: Stream
-    source: Literal["api", "smtp"]
+    source: Literal["api", "smtp", "dsn"]
     mail_from: str
     header_from: str
     recipients: tuple[EnvelopeRecipient, ...]
@@ -84,9 +85,18 @@ class Messages:
 
     # -- accept ------------------------------------------------------------------------------
     def accept(
-        self, who: Principal, sub: Submission, idem: Idempotency | None = None
+        self,
+        who: Principal,
+        sub: Submission,
+        idem: Idempotency | None = None,
+        *,
+        system: bool = False,
     ) -> tuple[dict[str, Any], bool]:
-        """Store a submission; returns (response body, replayed?)."""
+        """Store a submission; returns (response body, replayed?).
+
+        ``system`` is for mail Sealmail itself originates (DSNs), whose sender is the
+        reporting MTA rather than one of the tenant's domains.
+        """
         if sub.tls_policy is not None and sub.tls_policy.rank < STREAM_MINIMUM[sub.stream].rank:
             raise ValidationFailed(
                 [
@@ -137,7 +147,8 @@ class Messages:
         }
         try:
             with self.engine.begin() as conn:
-                self._check_sender(conn, who.tenant_id, sub.header_from, sub.mail_from)
+                if not system:
+                    self._check_sender(conn, who.tenant_id, sub.header_from, sub.mail_from)
                 conn.execute(
                     sa.insert(messages).values(
                         id=message_id,
@@ -228,7 +239,7 @@ class Messages:
         return response, False
 
     def _idempotent_replay(self, tenant_id: str, idem: Idempotency) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             row = (
                 conn.execute(
                     sa.select(idempotency_keys).where(
@@ -264,9 +275,18 @@ class Messages:
                     ]
                 )
 
+    def envelope_sender(self, tenant_id: str, message_id: str) -> str:
+        with db.reader(self.engine) as conn:
+            value = conn.execute(
+                sa.select(messages.c.mail_from).where(
+                    messages.c.id == message_id, messages.c.tenant_id == tenant_id
+                )
+            ).scalar_one_or_none()
+        return str(value or "")
+
     # -- read --------------------------------------------------------------------------------
     def get(self, who: Principal, message_id: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             msg = (
                 conn.execute(
                     sa.select(*META).where(messages.c.id == message_id, messages.c.tenant_id == who.tenant_id)
@@ -373,7 +393,7 @@ class Messages:
             if status:
                 sub = sub.where(recipients.c.status == status)
             q = q.where(messages.c.id.in_(sub))
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             ids = [r.id for r in conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1))]
             rows = (
                 conn.execute(
@@ -479,7 +499,7 @@ class Messages:
             q = q.where(events.c.created_at >= since)
         if until:
             q = q.where(events.c.created_at < until)
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             rows = conn.execute(q.order_by(events.c.id).limit(limit + 1)).mappings().all()
         page = rows[:limit]
         return {

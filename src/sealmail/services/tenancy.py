@@ -31,6 +31,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.services.keyring import Keyring
+from sealmail.store import db
 from sealmail.store.tables import api_keys, sender_domains, smtp_credentials, tenants
 
 SCOPES = ("send", "read", "admin")
@@ -95,12 +96,12 @@ class Tenancy:
         return tenant_id
 
     def list_tenants(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             rows = conn.execute(sa.select(tenants).order_by(tenants.c.created_at)).mappings()
             return [dict(r) for r in rows]
 
     def get_tenant(self, tenant_id: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
@@ -192,7 +193,7 @@ class Tenancy:
         return {r.name for r in rows}
 
     def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(sender_domains)
                 .where(sender_domains.c.tenant_id == tenant_id)
@@ -236,7 +237,7 @@ class Tenancy:
         return key_id, f"sm_{lookup}_{secret}"
 
     def list_api_keys(self, tenant_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
                     api_keys.c.id,
@@ -278,7 +279,7 @@ class Tenancy:
             if cached.revoked or not hmac.compare_digest(cached.digest, digest):
                 raise AuthenticationRequired("invalid or revoked API key")
             return Principal(cached.tenant_id, cached.key_id, cached.scopes)
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(
                     api_keys.c.id,
@@ -368,7 +369,7 @@ class Tenancy:
 
     def authenticate_smtp(self, username: str, password: str) -> tuple[Principal, Stream] | None:
         """Check SMTP AUTH credentials; None (and an audit entry) when they do not match."""
-        with self.engine.connect() as conn:
+        with db.reader(self.engine) as conn:
             row = (
                 conn.execute(
                     sa.select(smtp_credentials).where(

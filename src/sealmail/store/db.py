@@ -67,10 +67,11 @@ def write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-@contextmanager
-def read(engine: Engine) -> Iterator[Connection]:
-    """A read transaction; on SQLite it does not take the write lock."""
-    with engine.connect() as raw:
-        conn = raw.execution_options(sqlite_begin="DEFERRED")
-        with conn.begin():
-            yield conn
+def reader(engine: Engine) -> Connection:
+    """A connection for reads: on SQLite its transactions start DEFERRED.
+
+    Write transactions (``engine.begin()``) start IMMEDIATE; a read inside one that
+    opened a second IMMEDIATE connection would wait on its own process's lock, so
+    every read-only ``connect()`` goes through here.
+    """
+    return engine.connect().execution_options(sqlite_begin="DEFERRED")

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail.domain.outcomes import Attempt
 from sealmail.ids import new_id
 from sealmail.services import events as ev
+from sealmail.store import db
 from sealmail.store.tables import attempts, destinations, events, messages, recipients, tenants
 
 
@@ -104,7 +105,7 @@ def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[C
 def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage]:
     if not ids:
         return {}
-    with engine.connect() as conn:
+    with db.reader(engine) as conn:
         rows = conn.execute(
             sa.select(
                 messages.c.id,

@@ -306,3 +306,78 @@ def test_worker_killed_mid_delivery_loses_nothing(
 
     wait_until(delivered, timeout=20, message="recipient was not redelivered after lease expiry")
     assert len(pipeline.sink.wait_for(1)) == 1
+
+
+def test_bounce_sends_a_headers_only_dsn_from_the_null_sender(pipeline: Pipeline) -> None:
+    from email import message_from_bytes
+
+    from sealmail.services.dsn import DsnSender
+
+    pipeline.dns.add("clinic.example", "MX", "10 mx1.example.net.")
+    mid = pipeline.send(["permfail-550@example.net"], subject="HIV test result for Jane Roe")
+
+    async def go() -> None:
+        transport = build_transport(pipeline.settings)
+        try:
+            worker = Worker(
+                pipeline.services.engine,
+                pipeline.services.keyring,
+                transport,
+                pipeline.settings,
+                name="w-dsn",
+            )
+            worker.dsn = DsnSender(pipeline.services.messages, "out.sealmail.test")
+            await worker.run_until_idle(timeout=30)
+            await worker.run_until_idle(timeout=30)  # delivers the DSN itself
+        finally:
+            await transport.close()
+
+    asyncio.run(go())
+    [dsn] = pipeline.sink.wait_for(1)
+    assert dsn.mail_from in ("", "<>")  # aiosmtpd reports the null reverse-path as "<>"
+    assert dsn.rcpt_tos == ("noreply@clinic.example",)
+    parsed = message_from_bytes(dsn.data)
+    assert parsed.get_content_type() == "multipart/report"
+    assert b"5.1.1" in dsn.data
+    assert b"HIV" not in dsn.data and b"Jane Roe" not in dsn.data
+    assert b"Your results are ready" not in dsn.data
+    assert pipeline.message(mid)["recipients"][0]["status"] == "bounced"
+
+
+def test_failing_destination_trips_the_circuit_breaker(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    from sealmail.store.tables import destinations
+
+    sink = mx.start({"127.0.0.2": {"cert": ca.issue("mx1.example.net")}})["127.0.0.2"]
+    dns.add("down.example", "MX", "10 mx.down.example.")
+    dns.add("mx.down.example", "A", "127.0.0.250")  # nothing listens: connection refused
+    settings = pipeline_settings(tmp_path, db_url, dns, ca, mx, circuit_breaker_failures=2)
+    services = build_services(settings)
+    try:
+        p = Pipeline(services, make_tenant(services), sink, dns, settings)
+        mid = p.send(["patient@down.example"])
+        assert p.run_worker() == 1
+        p.make_due()
+        assert p.run_worker() == 1
+        with services.engine.connect() as conn:
+            row = conn.execute(sa.select(destinations).where(destinations.c.domain == "down.example")).one()
+        assert row.consecutive_failures == 2
+        assert row.suspended_until is not None and row.suspended_until > datetime.now(UTC)
+        p.make_due()
+        assert p.run_worker() == 0  # suspended: no attempt is burnt
+        [rcpt] = p.message(mid)["recipients"]
+        assert rcpt["status"] == "deferred" and rcpt["attempt_count"] == 2
+        assert rcpt["last_reason"] == "connection_failed"
+    finally:
+        services.close()
+
+
+def test_scheduled_message_waits_for_send_at(pipeline: Pipeline) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    mid = pipeline.send(["patient@example.net"], send_at=later)
+    assert pipeline.run_worker() == 0
+    assert pipeline.message(mid)["recipients"][0]["status"] == "queued"
+    with pipeline.services.engine.begin() as conn:
+        conn.execute(sa.update(recipients).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert pipeline.run_worker() == 1

@@ -26,6 +26,7 @@ from sealmail.intake.api import problems
 from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
+from sealmail.store import db
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -116,7 +117,7 @@ def create_api(services: Services) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
-        with services.engine.connect() as conn:
+        with db.reader(services.engine) as conn:
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok"}
 

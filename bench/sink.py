@@ -1,0 +1,140 @@
+"""Benchmark MX: a counting, body-discarding aiosmtpd server with mandatory STARTTLS,
+plus the loopback DNS server that points the benchmark domain at it.
+
+Run by ``bench/throughput.py`` as its own process (so its CPU is measured apart)::
+
+    python bench/sink.py --host 127.0.0.2 --cert C --key K --state FILE \
+        --domain bench.test --mx mx.bench.test
+
+It prints one line ``READY <smtp_port> <dns_port>`` on stdout once both listen, then
+rewrites ``--state`` (atomically, every 50 ms) as ``count rcpts first_ts last_ts conns``
+(timestamps are ``time.time()``; 0 when nothing arrived yet).  SIGTERM/SIGINT stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tests.support.dns_server is reused, not copied
+
+from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
+
+from tests.support.dns_server import DnsServer  # noqa: E402
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.rcpts = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.conns = 0
+        self.plaintext = 0  # messages that arrived without TLS (must stay 0)
+
+
+class Handler:
+    def __init__(self, counter: Counter) -> None:
+        self.c = counter
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        now = time.time()
+        c = self.c
+        if not c.first:
+            c.first = now
+        c.last = now
+        c.count += 1
+        c.rcpts += len(envelope.rcpt_tos)
+        if session.ssl is None:
+            c.plaintext += 1
+        # Discard the body: nothing is kept between messages.
+        envelope.content = envelope.original_content = None
+        return "250 2.0.0 OK discarded"
+
+
+class CountingSMTP(SMTP):
+    def __init__(self, counter: Counter, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counter = counter
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:  # STARTTLS calls this again on the same protocol
+            self._counted = True
+            self._counter.conns += 1
+        super().connection_made(transport)
+
+
+def _write_state(path: Path, c: Counter) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{c.count} {c.rcpts} {c.first:.6f} {c.last:.6f} {c.conns} {c.plaintext}\n")
+    os.replace(tmp, path)
+
+
+async def main(args: argparse.Namespace) -> None:
+    counter = Counter()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(args.cert, args.key)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> CountingSMTP:
+        return CountingSMTP(
+            counter,
+            Handler(counter),
+            hostname=args.mx,
+            tls_context=tls,
+            require_starttls=True,
+            enable_SMTPUTF8=True,
+            data_size_limit=50 * 1024 * 1024,
+            loop=loop,
+        )
+
+    server = await loop.create_server(factory, args.host, args.port, backlog=512)
+    smtp_port = server.sockets[0].getsockname()[1]
+    dns = DnsServer("127.0.0.1").start()
+    dns.add(args.domain, "MX", f"10 {args.mx}.")
+    dns.add(args.mx, "A", args.host)
+    # DnsServer appends every query to a list; the bench makes millions over time.
+    dns.queries = _NullList()
+    print(f"READY {smtp_port} {dns.port}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    state = Path(args.state)
+    try:
+        while not stop.is_set():
+            _write_state(state, counter)
+            try:
+                await asyncio.wait_for(stop.wait(), 0.05)
+            except TimeoutError:
+                pass
+    finally:
+        _write_state(state, counter)
+        server.close()
+        dns.stop()
+
+
+class _NullList(list):  # type: ignore[type-arg]
+    def append(self, item: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.2")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--state", required=True)
+    p.add_argument("--domain", default="bench.test")
+    p.add_argument("--mx", default="mx.bench.test")
+    asyncio.run(main(p.parse_args()))

@@ -1,0 +1,240 @@
+"""The product as a newcomer runs it: `sealmail init`, `sealmail serve`, the CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import sqlite3
+import ssl
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(  # noqa: S603 — our own CLI
+        [sys.executable, "-m", "sealmail.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sealmail {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+@dataclass
+class Running:
+    env: dict[str, str]
+    home: Path
+    api: str
+    smtp_port: int
+    api_key: str
+    proc: subprocess.Popen[str]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    api_port, smtp_port, capture_port = free_port(), free_port(), free_port()
+    env.update(
+        {
+            "SEALMAIL_HOME": str(tmp_path / "var"),
+            "SEALMAIL_API_PORT": str(api_port),
+            "SEALMAIL_SMTP_PORT": str(smtp_port),
+            "SEALMAIL_CAPTURE_PORT": str(capture_port),
+            "SEALMAIL_CONFIG": str(tmp_path / "none.toml"),
+            "SEALMAIL_ARGON2_MEMORY_KIB": "1024",
+            "SEALMAIL_ARGON2_TIME_COST": "1",
+            "COLUMNS": "200",
+        }
+    )
+    init = cli(env, "init")
+    key = re.search(r"sm_[0-9a-f]+_[A-Za-z0-9_-]+", init.stdout)
+    assert key, init.stdout
+    proc = subprocess.Popen(  # noqa: S603 — our own CLI
+        [sys.executable, "-m", "sealmail.cli", "serve"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{api}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(up, timeout=30, message="sealmail serve did not come up")
+        yield Running(env, tmp_path / "var", api, smtp_port, key.group(0), proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_init_creates_a_private_master_key_and_dev_certificates(running: Running) -> None:
+    key = running.home / "master.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (running.home / "tls" / "server.crt").exists()
+    assert stat.S_IMODE((running.home / "tls" / "server.key").stat().st_mode) == 0o600
+    again = cli(running.env, "init")  # idempotent: no second tenant, no new key
+    assert "API key" not in again.stdout
+
+
+def test_first_message_reaches_the_capture_sink_over_tls(running: Running) -> None:
+    headers = {"Authorization": f"Bearer {running.api_key}"}
+    resp = httpx.post(
+        f"{running.api}/v1/messages",
+        headers=headers,
+        json={
+            "from": "Clinic <noreply@clinic.example>",
+            "to": ["patient@example.net"],
+            "subject": "Your results are ready",
+            "text": "Hello from Sealmail",
+            "stream": "phi",
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    mid = resp.json()["id"]
+
+    def delivered() -> bool:
+        got = httpx.get(f"{running.api}/v1/messages/{mid}", headers=headers).json()
+        return bool(got["recipients"][0]["status"] == "delivered")
+
+    wait_until(delivered, timeout=20, message="first message not delivered to the capture sink")
+    got = httpx.get(f"{running.api}/v1/messages/{mid}", headers=headers).json()
+    attempt = got["recipients"][0]["attempts"][0]
+    assert attempt["tls"]["verified"] is True  # phi: require_verified against the dev CA
+    captured = httpx.get(f"{running.api}/v1/captured", headers=headers).json()["data"]
+    assert captured[0]["message_id"] == mid
+    assert "Hello from Sealmail" in captured[0]["data"]
+    listing = cli(running.env, "captured")
+    assert mid in listing.stdout
+
+
+def test_smtp_submission_is_delivered_like_an_api_message(running: Running) -> None:
+    created = cli(running.env, "smtp-credentials", "create").stdout
+    user = re.search(r"username: (\S+)", created)
+    password = re.search(r"password: (\S+)", created)
+    assert user and password
+    context = ssl.create_default_context(cafile=str(running.home / "tls" / "ca.crt"))
+    with smtplib.SMTP("127.0.0.1", running.smtp_port, local_hostname="ehr.test", timeout=10) as smtp:
+        smtp.starttls(context=context)
+        smtp.login(user.group(1), password.group(1))
+        smtp.sendmail(
+            "noreply@clinic.example",
+            ["patient@example.net"],
+            b"From: noreply@clinic.example\r\nTo: patient@example.net\r\n"
+            b"Subject: Over SMTP\r\n\r\nBody over SMTP\r\n",
+        )
+    headers = {"Authorization": f"Bearer {running.api_key}"}
+
+    def captured() -> bool:
+        rows = httpx.get(f"{running.api}/v1/captured", headers=headers).json()["data"]
+        return any("Body over SMTP" in r["data"] for r in rows)
+
+    wait_until(captured, timeout=20, message="SMTP-submitted message never reached the sink")
+
+
+def test_keys_rotate_keeps_content_readable_and_audit_verifies(running: Running) -> None:
+    headers = {"Authorization": f"Bearer {running.api_key}"}
+    mid = httpx.post(
+        f"{running.api}/v1/messages",
+        headers=headers,
+        json={
+            "from": "noreply@clinic.example",
+            "to": ["p@example.net"],
+            "subject": "Before rotation",
+            "text": "x",
+        },
+    ).json()["id"]
+    old = (running.home / "master.key").read_text()
+    out = cli(running.env, "keys", "rotate").stdout
+    assert "tenant keys rewrapped" in out
+    assert (running.home / "master.key").read_text() != old
+    tenant = cli(running.env, "keys", "rotate", "--tenant", _tenant_id(running)).stdout
+    assert "message keys rewrapped" in tenant
+    content = httpx.get(f"{running.api}/v1/messages/{mid}/content", headers=headers)
+    assert content.status_code == 200, content.text
+    assert content.json()["subject"] == "Before rotation"
+    verified = cli(running.env, "audit", "verify")
+    assert "intact" in verified.stdout
+
+
+def _tenant_id(running: Running) -> str:
+    out = cli(running.env, "tenants", "list").stdout
+    found = re.search(r"ten_[0-9A-Z]+", out)
+    assert found, out
+    return found.group(0)
+
+
+def test_audit_verify_names_the_tampered_entry(running: Running) -> None:
+    db = sqlite3.connect(running.home / "sealmail.db")
+    with db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    db.close()
+    result = cli(running.env, "audit", "verify", check=False)
+    assert result.returncode == 1
+    assert "entry 2 was edited" in result.stderr
+
+
+def test_sigterm_stops_every_role_cleanly(running: Running) -> None:
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(15) == 0
+
+
+def test_invalid_configuration_refuses_to_start_naming_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    env.update(
+        {
+            "SEALMAIL_HOME": str(tmp_path),
+            "SEALMAIL_API_PORT": "eighty",
+            "SEALMAIL_CONFIG": str(tmp_path / "none.toml"),
+        }
+    )
+    result = cli(env, "serve", check=False)
+    assert result.returncode == 2
+    assert "SEALMAIL_API_PORT" in result.stderr
+    toml = tmp_path / "sealmail.toml"
+    toml.write_text('outbound_mode = "carrier-pigeon"\n')
+    env.pop("SEALMAIL_API_PORT")
+    env["SEALMAIL_CONFIG"] = str(toml)
+    result = cli(env, "serve", check=False)
+    assert result.returncode == 2
+    assert "SEALMAIL_OUTBOUND_MODE" in result.stderr
+
+
+def test_serve_without_init_says_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    env.update({"SEALMAIL_HOME": str(tmp_path / "empty"), "SEALMAIL_CONFIG": str(tmp_path / "none.toml")})
+    result = cli(env, "serve", check=False)
+    assert result.returncode == 2
+    assert "sealmail init" in result.stderr
