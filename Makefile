@@ -40,6 +40,7 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## Refresh the lock file from pyproject.toml (then commit requirements.lock).
 lock:

@@ -307,9 +307,24 @@ def domains_add(
 
 @domains_app.command("verify")
 @friendly
-def domains_verify(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+def domains_verify(
+    name: str,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    force: Annotated[
+        bool, typer.Option(help="Skip the DNS check (audited as a manual verification).")
+    ] = False,
+) -> None:
+    """Verify a sender domain through its `_sealmail.<domain>` TXT record."""
+    from sealmail.delivery.dns import Resolver
+
     svc = _services()
-    svc.tenancy.mark_domain_verified(_tenant(svc, tenant), name, "cli")
+    tenant_id = _tenant(svc, tenant)
+    if force:
+        svc.tenancy.mark_domain_verified(tenant_id, name, "cli:forced")
+    else:
+        s = svc.settings
+        resolver = Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
+        asyncio.run(svc.tenancy.verify_domain(tenant_id, name, "cli", resolver.txt))
     out.print(f"{name} verified")
 
 

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(  # noqa: S603 — our own CLI
+    proc = subprocess.run(
         [sys.executable, "-m", "sealmail.cli", *args],
         env=env,
         capture_output=True,
@@ -72,7 +72,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
     init = cli(env, "init")
     key = re.search(r"sm_[0-9a-f]+_[A-Za-z0-9_-]+", init.stdout)
     assert key, init.stdout
-    proc = subprocess.Popen(  # noqa: S603 — our own CLI
+    proc = subprocess.Popen(
         [sys.executable, "-m", "sealmail.cli", "serve"],
         env=env,
         text=True,

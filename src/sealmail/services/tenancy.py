@@ -15,11 +15,12 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import idna
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -58,6 +59,16 @@ class _CachedKey:
     digest: bytes
     revoked: bool
     checked_at: float
+
+
+TxtLookup = Callable[[str], Awaitable[list[str]]]
+
+
+def _ascii(name: str) -> str:
+    try:
+        return str(idna.encode(name.strip().rstrip(".").lower(), uts46=True).decode())
+    except idna.IDNAError as exc:
+        raise ValidationFailed([{"field": "name", "message": f"not a domain name: {exc}"}]) from exc
 
 
 def _now() -> datetime:
@@ -134,12 +145,9 @@ class Tenancy:
 
     # -- sender domains ----------------------------------------------------------------------
     def add_domain(self, tenant_id: str, name: str, actor: str, verified: bool = False) -> dict[str, Any]:
-        import idna
-
-        try:
-            ascii_name = idna.encode(name.strip().rstrip("."), uts46=True).decode()
-        except idna.IDNAError as exc:
-            raise ValidationFailed([{"field": "name", "message": f"not a domain name: {exc}"}]) from exc
+        ascii_name = _ascii(name)
+        if "." not in ascii_name:
+            raise ValidationFailed([{"field": "name", "message": "not a domain name"}])
         row = {
             "id": new_id("dom"),
             "tenant_id": tenant_id,
@@ -171,7 +179,7 @@ class Tenancy:
         with self.engine.begin() as conn:
             result = conn.execute(
                 sa.update(sender_domains)
-                .where(sender_domains.c.tenant_id == tenant_id, sender_domains.c.name == name.lower())
+                .where(sender_domains.c.tenant_id == tenant_id, sender_domains.c.name == _ascii(name))
                 .values(verified_at=_now())
             )
             if result.rowcount == 0:
@@ -183,6 +191,36 @@ class Tenancy:
                 tenant_id=tenant_id,
                 target=name.lower(),
             )
+
+    def domain(self, tenant_id: str, name: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(sender_domains).where(
+                    sender_domains.c.tenant_id == tenant_id,
+                    sender_domains.c.name == _ascii(name),
+                )
+            ).mappings().first()
+        if row is None:
+            raise NotFound(f"domain {name} is not registered for this tenant")
+        return dict(row)
+
+    async def verify_domain(self, tenant_id: str, name: str, actor: str, txt: TxtLookup) -> dict[str, Any]:
+        """Mark a domain verified when ``_sealmail.<domain>`` carries its token (TXT).
+
+        Proving control through DNS is what keeps one tenant from sending as another
+        organisation's domain.
+        """
+        row = self.domain(tenant_id, name)
+        if row["verified_at"] is None:
+            expected = f"sealmail-verification={row['verification_token']}"
+            records = await txt(f"_sealmail.{row['name']}")
+            if expected not in [r.strip() for r in records]:
+                raise Conflict(
+                    f"TXT _sealmail.{row['name']} does not contain \"{expected}\" yet; "
+                    "publish it and try again (DNS changes can take a while to appear)"
+                )
+            self.mark_domain_verified(tenant_id, row["name"], actor)
+        return self.domain(tenant_id, name)
 
     def verified_domains(self, conn: Connection, tenant_id: str) -> set[str]:
         rows = conn.execute(
@@ -349,6 +387,18 @@ class Tenancy:
                 details={"username": username},
             )
         return cred_id, username, password
+
+    def list_smtp_credentials(self, tenant_id: str) -> list[dict[str, Any]]:
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    smtp_credentials.c.id, smtp_credentials.c.username, smtp_credentials.c.stream,
+                    smtp_credentials.c.created_at, smtp_credentials.c.revoked_at,
+                )
+                .where(smtp_credentials.c.tenant_id == tenant_id)
+                .order_by(smtp_credentials.c.created_at)
+            ).mappings()
+            return [dict(r) for r in rows]
 
     def revoke_smtp_credential(self, tenant_id: str, cred_id: str, actor: str) -> None:
         with self.engine.begin() as conn:

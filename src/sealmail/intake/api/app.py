@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealmail.app import Services
+from sealmail.delivery.dns import Resolver
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -22,7 +23,7 @@ from sealmail.errors import (
     UnsupportedMediaType,
 )
 from sealmail.intake import compose
-from sealmail.intake.api import problems
+from sealmail.intake.api import admin, problems
 from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
@@ -219,4 +220,6 @@ def create_api(services: Services) -> FastAPI:
 
         return capture_sink.list_for_tenant(services.engine, who.tenant_id, limit, cursor)
 
+    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
+    app.include_router(admin.router(services, need("admin"), resolver))
     return app

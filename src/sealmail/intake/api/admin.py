@@ -1,0 +1,171 @@
+"""Management endpoints: tenant settings, sender domains, API keys, SMTP credentials.
+
+All need the ``admin`` scope; every change is audited by the service it calls. Secrets
+(API keys, SMTP passwords) appear once, in the response that creates them.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from sealmail.app import Services
+from sealmail.delivery.dns import Resolver
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+from sealmail.errors import ValidationFailed
+from sealmail.services.tenancy import SCOPES, Principal
+
+
+class TenantSettingsIn(BaseModel):
+    """A partial update; ``null`` removes a setting (the stream default applies again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tls_policy: dict[Stream, TlsPolicy | None] | None = Field(
+        None, description='Per-stream TLS policy, e.g. {"phi": "dane"}.'
+    )
+
+
+class DomainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=3, max_length=253)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1, description=f"Any of {', '.join(SCOPES)}.")
+
+
+class SmtpCredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Stream = Stream.TRANSACTIONAL
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _domain(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "verified": row["verified_at"] is not None,
+        "verified_at": _iso(row["verified_at"]),
+        "verification": {
+            "type": "TXT",
+            "name": f"_sealmail.{row['name']}",
+            "value": f"sealmail-verification={row['verification_token']}",
+        },
+    }
+
+
+def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["administration"])
+    tenancy = services.tenancy
+    Admin = Annotated[Principal, admin]
+
+    @r.get("/tenant")
+    def get_tenant(who: Admin) -> dict[str, Any]:
+        row = tenancy.get_tenant(who.tenant_id)
+        return {"id": row["id"], "name": row["name"], "settings": row["settings"]}
+
+    @r.patch("/tenant/settings")
+    def patch_settings(body: TenantSettingsIn, who: Admin) -> dict[str, Any]:
+        current = tenancy.get_tenant(who.tenant_id)["settings"]
+        changes: dict[str, Any] = {}
+        if body.tls_policy is not None:
+            merged = dict(current.get("tls_policy", {}))
+            for stream, level in body.tls_policy.items():
+                if level is None:
+                    merged.pop(str(stream), None)
+                    continue
+                if level.rank < STREAM_MINIMUM[stream].rank:
+                    raise ValidationFailed(
+                        [
+                            {
+                                "field": f"tls_policy.{stream}",
+                                "message": f"{level} is below the {stream} stream's minimum "
+                                f"({STREAM_MINIMUM[stream]})",
+                            }
+                        ]
+                    )
+                merged[str(stream)] = str(level)
+            changes["tls_policy"] = merged or None
+        settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
+        return {"settings": settings}
+
+    @r.get("/domains")
+    def list_domains(who: Admin) -> dict[str, Any]:
+        return {"data": [_domain(d) for d in tenancy.list_domains(who.tenant_id)]}
+
+    @r.post("/domains", status_code=201)
+    def add_domain(body: DomainIn, who: Admin) -> dict[str, Any]:
+        return _domain(tenancy.add_domain(who.tenant_id, body.name, actor=who.credential_id))
+
+    @r.post("/domains/{name}/verify")
+    async def verify_domain(name: str, who: Admin) -> dict[str, Any]:
+        row = await tenancy.verify_domain(who.tenant_id, name, who.credential_id, resolver.txt)
+        return _domain(row)
+
+    @r.get("/api-keys")
+    def list_keys(who: Admin) -> dict[str, Any]:
+        return {
+            "data": [
+                {
+                    **k,
+                    "created_at": _iso(k["created_at"]),
+                    "revoked_at": _iso(k["revoked_at"]),
+                    "last_used_at": _iso(k["last_used_at"]),
+                }
+                for k in tenancy.list_api_keys(who.tenant_id)
+            ]
+        }
+
+    @r.post("/api-keys", status_code=201)
+    async def create_key(body: ApiKeyIn, who: Admin) -> dict[str, Any]:
+        key_id, secret = await run_in_threadpool(
+            tenancy.create_api_key, who.tenant_id, body.name, body.scopes, who.credential_id
+        )
+        return {
+            "id": key_id,
+            "key": secret,
+            "scopes": sorted(set(body.scopes)),
+            "note": "store this key now; it is not shown again",
+        }
+
+    @r.delete("/api-keys/{key_id}", status_code=204)
+    def revoke_key(key_id: str, who: Admin) -> None:
+        tenancy.revoke_api_key(who.tenant_id, key_id, actor=who.credential_id)
+
+    @r.get("/smtp-credentials")
+    def list_smtp(who: Admin) -> dict[str, Any]:
+        return {
+            "data": [
+                {**c, "created_at": _iso(c["created_at"]), "revoked_at": _iso(c["revoked_at"])}
+                for c in tenancy.list_smtp_credentials(who.tenant_id)
+            ]
+        }
+
+    @r.post("/smtp-credentials", status_code=201)
+    async def create_smtp(body: SmtpCredentialIn, who: Admin) -> dict[str, Any]:
+        cred_id, user, password = await run_in_threadpool(
+            tenancy.create_smtp_credential, who.tenant_id, who.credential_id, body.stream
+        )
+        return {
+            "id": cred_id,
+            "username": user,
+            "password": password,
+            "stream": str(body.stream),
+            "note": "store this password now; it is not shown again",
+        }
+
+    @r.delete("/smtp-credentials/{cred_id}", status_code=204)
+    def revoke_smtp(cred_id: str, who: Admin) -> None:
+        tenancy.revoke_smtp_credential(who.tenant_id, cred_id, actor=who.credential_id)
+
+    return r
