@@ -295,10 +295,14 @@ class Sink:
                 time.sleep(0.01)
         raise RuntimeError("cannot read sink state")
 
-    def wait_for(self, count: int, timeout: float) -> SinkState:
+    def wait_for(self, count: int, timeout: float, seen: list[float] | None = None) -> SinkState:
+        """Poll until ``count``; ``seen`` (if given) gets the time the first new message was seen."""
         deadline = time.monotonic() + timeout
+        base = self.state().count
         while True:
             st = self.state()
+            if seen is not None and not seen and st.count > base:
+                seen.append(st.last)  # last arrival at the first poll that saw progress (±20 ms)
             if st.count >= count:
                 return st
             if time.monotonic() > deadline:
@@ -506,6 +510,7 @@ class Profiler:
     """py-spy record (raw collapsed stacks) on one pid until stopped."""
 
     def __init__(self, harness: Harness, pid: int, name: str, rate: int = 97) -> None:
+        name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         self.out = harness.tmp / f"profile-{name}.txt"
         self.name = name
         argv = [
@@ -780,7 +785,8 @@ def scenario_queue(ctx: Ctx, engine: str) -> None:
             prof = Profiler(ctx.harness, workers[0].pid, f"{engine}-queue-worker")
         cpu2 = CpuWindow({**pids, "sink+dns": ctx.sink.pid})
         try:
-            st = ctx.sink.wait_for(base.count + res.ok, a.timeout)
+            first_seen: list[float] = []
+            st = ctx.sink.wait_for(base.count + res.ok, a.timeout, first_seen)
             dcpu = cpu2.finish()
         finally:
             wsampler.stop()
@@ -801,9 +807,9 @@ def scenario_queue(ctx: Ctx, engine: str) -> None:
             "intake_cpu": intake_cpu,
             "intake_rss": {k: {"median": statistics.median(v), "max": max(v)} for k, v in sampler.samples.items() if v},
             "delivery_rate_from_spawn": n / (st.last - spawn_t),
-            "delivery_rate_steady": (n - 1) / (st.last - st.first) if base.count == 0 and st.last > st.first else
-            n / (st.last - spawn_t),
-            "worker_startup_s": (st.first - spawn_t) if base.count == 0 else float("nan"),
+            "delivery_rate_steady": (n - 1) / (st.last - first_seen[0]) if first_seen and st.last > first_seen[0]
+            else float("nan"),
+            "worker_startup_s": (first_seen[0] - spawn_t) if first_seen else float("nan"),
             "rss": {k: {"median": statistics.median(v), "max": max(v)} for k, v in wsampler.samples.items() if v},
             "cpu": dcpu,
             "sink_conns": st.conns - base.conns,
@@ -830,7 +836,7 @@ def _f(x: Any, nd: int = 0) -> str:
 
 def print_one(r: dict[str, Any]) -> None:
     print(f"\n== {r['engine']} / {r['scenario']}")
-    for k in ("messages", "failed", "accept_rate", "e2e_rate", "delivery_rate_from_spawn", "delivery_rate_steady",
+    for k in ("messages", "failed", "accept_rate", "e2e_rate", "delivery_rate_from_spawn", "delivery_rate_steady", "worker_startup_s",
               "p50_ms", "p99_ms", "sink_conns", "sink_plaintext", "sample"):  # fmt: skip
         if k in r:
             print(f"  {k}: {_f(r[k], 1) if isinstance(r[k], float) else r[k]}")

@@ -8,9 +8,13 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
 
 from sealmail.config import Settings
+from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
+from sealmail.services.identities import Identities
+from sealmail.services.keydir import KeyDirectory
 from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
+from sealmail.services.portal import PortalHolds
 from sealmail.services.tenancy import Tenancy
 from sealmail.store import db
 
@@ -23,6 +27,9 @@ class Services:
     keyring: Keyring
     tenancy: Tenancy
     messages: Messages
+    keydir: KeyDirectory
+    identities: Identities
+    portal: PortalHolds
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,4 +47,15 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
     )
     messages = Messages(engine, keyring, tenancy, settings.idempotency_ttl_seconds)
-    return Services(settings, engine, keyfile, keyring, tenancy, messages)
+
+    def trust() -> smime.TrustStore:
+        store = smime.TrustStore.system()
+        if settings.smime_trust_file is not None:
+            extra = smime.TrustStore.from_pem(settings.smime_trust_file.read_bytes())
+            store = store.with_anchors(*extra.anchors)
+        return store
+
+    keydir = KeyDirectory(engine, trust)
+    identities = Identities(engine, keyring)
+    portal = PortalHolds(engine, settings.resolved_portal_url, settings.portal_expiry_days)
+    return Services(settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal)

@@ -46,6 +46,12 @@ class AuditAction(enum.StrEnum):
     TENANT_KEY_CREATED = "tenant_key:created"
     TENANT_KEY_ROTATED = "tenant_key:rotated"
     CONFIG_CHANGED = "config:changed"
+    RECIPIENT_KEY_ADDED = "recipient_key:added"
+    RECIPIENT_KEY_DELETED = "recipient_key:deleted"
+    TENANT_IDENTITY_CREATED = "tenant_identity:created"
+    MESSAGE_QUARANTINED = "message:quarantined"
+    MESSAGE_RELEASED = "message:released"
+    MESSAGE_BLOCKED = "message:blocked"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

@@ -159,6 +159,25 @@ class Settings(BaseSettings):
         "policy: keep retrying (`defer`) or fail at once with reason `tls_required`.",
     )
 
+    # -- SecureLine ---------------------------------------------------------------------------
+    portal_base_url: str = Field(
+        "",
+        description="Base URL of the secure portal used in notice links; empty means "
+        "`public_url` or the API address.",
+    )
+    portal_expiry_days: int = Field(30, ge=1, le=3650, description="Default portal message lifetime.")
+    smime_trust_file: Path | None = Field(
+        None,
+        description="PEM bundle of CAs trusted for recipients' S/MIME certificates (in addition "
+        "to the system store and each tenant's explicitly trusted certificates).",
+    )
+    key_discovery: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Look up recipients' OpenPGP keys by WKD: `auto` is on except with "
+        "`outbound_mode=capture`.",
+    )
+    dkim_sign: bool = Field(True, description="DKIM-sign every outbound message (after encryption).")
+
     # -- queue and workers ------------------------------------------------------------------
     worker_batch_size: int = Field(200, ge=1, le=5000, description="Recipients claimed per poll.")
     worker_poll_seconds: float = Field(
@@ -258,6 +277,18 @@ class Settings(BaseSettings):
     @property
     def resolved_tls_key(self) -> Path:
         return self.smtp_tls_key or self.home / "tls" / "server.key"
+
+    @property
+    def resolved_portal_url(self) -> str:
+        return (self.portal_base_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip(
+            "/"
+        )
+
+    @property
+    def discovery_enabled(self) -> bool:
+        return self.key_discovery == "on" or (
+            self.key_discovery == "auto" and self.outbound_mode != "capture"
+        )
 
     @property
     def dev_ca_file(self) -> Path:

@@ -15,6 +15,7 @@ from sealmail.app import Services
 from sealmail.config import Settings
 from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
 
@@ -76,6 +77,25 @@ def build_transport(settings: Settings, capture_port: int | None = None) -> Outb
     )
 
 
+def build_worker(
+    services: Services,
+    transport: OutboundTransport,
+    settings: Settings | None = None,
+    name: str | None = None,
+) -> Worker:
+    """A worker wired the way production runs it: SecureLine, DKIM, optional DSNs."""
+    settings = settings or services.settings
+    secureline = SecureLine(
+        services.engine, services.keydir, services.identities, services.portal, sign=settings.dkim_sign
+    )
+    worker = Worker(services.engine, services.keyring, transport, settings, secureline, name=name)
+    if settings.dsn_enabled:
+        from sealmail.services.dsn import DsnSender
+
+        worker.dsn = DsnSender(services.messages, settings.smtp_hostname)
+    return worker
+
+
 async def serve(
     services: Services,
     roles: Sequence[str],
@@ -130,11 +150,7 @@ async def serve(
     transport = None
     if "worker" in roles:
         transport = build_transport(settings, sink.port if sink else None)
-        worker = Worker(services.engine, services.keyring, transport, settings)
-        if settings.dsn_enabled:
-            from sealmail.services.dsn import DsnSender
-
-            worker.dsn = DsnSender(services.messages, settings.smtp_hostname)
+        worker = build_worker(services, transport)
         tasks.append(asyncio.create_task(worker.run(stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).

@@ -16,7 +16,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.config import Settings
-from sealmail.delivery.capture_sink import TRACE_HEADER
+from sealmail.delivery.protect import Result, SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
@@ -73,6 +73,7 @@ class Worker:
         keyring: Keyring,
         transport: OutboundTransport,
         settings: Settings,
+        secureline: SecureLine,
         name: str | None = None,
         on_final: Callable[[list[Outcome]], None] | None = None,
     ) -> None:
@@ -80,6 +81,7 @@ class Worker:
         self.keyring = keyring
         self.transport = transport
         self.settings = settings
+        self.secureline = secureline
         self.name = name or worker_name()
         self.schedule = RetrySchedule(
             first_delay=settings.retry_first_seconds,
@@ -216,35 +218,56 @@ class Worker:
                         domain, _Bucket(self.settings.destination_rate_per_second)
                     )
                     await bucket.take()
-                attempts = await self._attempt(msg, domain, rcpts)
+                results = await self._attempt(msg, domain, rcpts)
         except Exception as exc:  # noqa: BLE001 — one broken group must not kill the worker
             log.error("worker.group_failed", error=type(exc).__name__, message_id=msg.id)
-            attempts = [
-                Attempt(c.address, AttemptStatus.DEFERRED, "internal_error", type(exc).__name__)
+            results = [
+                Result(
+                    c,
+                    Attempt(c.address, AttemptStatus.DEFERRED, "internal_error", type(exc).__name__),
+                    None,
+                    "",
+                )
                 for c in rcpts
             ]
         finished = datetime.now(UTC)
-        by_address = {a.recipient: a for a in attempts}
+        attempts = [r.attempt for r in results]
         dest_failed = any(a.destination_failure for a in attempts)
         detail = next((a.detail for a in attempts if a.destination_failure), "")
         if not any(a.reason == "internal_error" for a in attempts):
             self._dest_results[domain] = (dest_failed, detail)
+        done = {r.claimed.id for r in results}
         for c in rcpts:
-            attempt = by_address.get(c.address) or Attempt(
-                c.address, AttemptStatus.DEFERRED, "internal_error", "no result for recipient"
-            )
-            self._pending.append(self._outcome(msg, c, attempt, started, finished))
+            if c.id not in done:
+                results.append(
+                    Result(
+                        c,
+                        Attempt(
+                            c.address, AttemptStatus.DEFERRED, "internal_error", "no result for recipient"
+                        ),
+                        None,
+                        "",
+                    )
+                )
+        for r in results:
+            out = self._outcome(msg, r.claimed, r.attempt, started, finished)
+            self._pending.append(replace(out, method=r.method, method_reason=r.reason or None))
         if len(self._pending) >= FLUSH_MAX:
             await self.flush()
 
-    async def _attempt(self, msg: QueuedMessage, domain: str, rcpts: list[Claimed]) -> list[Attempt]:
+    async def _attempt(self, msg: QueuedMessage, domain: str, rcpts: list[Claimed]) -> list[Result]:
         if msg.wrapped_data_key is None or msg.tenant_key_id is None:
             return [
-                Attempt(
-                    c.address,
-                    AttemptStatus.FAILED,
-                    "content_destroyed",
-                    "the message content was destroyed before delivery",
+                Result(
+                    c,
+                    Attempt(
+                        c.address,
+                        AttemptStatus.FAILED,
+                        "content_destroyed",
+                        "the message content was destroyed before delivery",
+                    ),
+                    None,
+                    "",
                 )
                 for c in rcpts
             ]
@@ -256,16 +279,13 @@ class Worker:
             msg.wrapped_data_key,
             msg.content,
         )
-        # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a
-        # recipient or a bounce quotes back to our record without any PHI.
-        raw = f"{TRACE_HEADER}: {msg.id}\r\n".encode() + raw
         if self.dsn is not None and msg.mail_from:
             # Kept only until the outcome is written: a DSN quotes a few safe headers.
             head = raw.split(b"\r\n\r\n", 1)[0]
             for c in rcpts:
                 self._headers[c.id] = head
-        return await self.transport.deliver(
-            domain, msg.mail_from, [c.address for c in rcpts], raw, self._requested_policy(msg)
+        return await self.secureline.deliver(
+            self.transport, msg, domain, rcpts, raw, self._requested_policy(msg)
         )
 
     def _outcome(

@@ -16,13 +16,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.outcomes import Attempt
 from sealmail.ids import new_id
 from sealmail.services import events as ev
 from sealmail.store import db
-from sealmail.store.tables import attempts, destinations, events, messages, recipients, tenants
+from sealmail.store.tables import (
+    attempts,
+    destination_tls,
+    destinations,
+    events,
+    messages,
+    recipients,
+    tenants,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +58,10 @@ class QueuedMessage:
     wrapped_data_key: bytes | None
     content: bytes
     tenant_settings: dict[str, Any]
+    tenant_name: str = ""
+    header_from: str = ""
+    dlp_action: str = "none"
+    dlp_findings: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,8 @@ class Outcome:
     event: ev.EventType
     next_attempt_at: datetime | None = None
     extra: dict[str, Any] | None = None
+    method: str | None = None  # SecureLine's choice: pgp | smime | tls | portal
+    method_reason: str | None = None
 
 
 def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
@@ -169,6 +185,8 @@ def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
                     lease_until=None,
                     last_reason=out.attempt.reason,
                     last_detail=out.attempt.detail[:500],
+                    method=out.method,
+                    method_reason=(out.method_reason or "")[:500] or None,
                     updated_at=out.finished_at,
                 )
             )
@@ -225,6 +243,8 @@ def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
                 }
                 if out.next_attempt_at and out.status == "deferred":
                     data["next_attempt_at"] = out.next_attempt_at.isoformat()
+                if out.method:
+                    data["secureline"] = {"method": out.method, "reason": out.method_reason}
                 if out.extra:
                     data.update(out.extra)
                 event_rows.append(
@@ -261,6 +281,35 @@ def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> 
                 updated_at=datetime.now(UTC),
             )
         )
+
+
+# -- what destinations can do (a SecureLine fact) ---------------------------------------------
+def tls_capabilities(engine: Engine, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
+    """The last known (state, detail) for a destination at a TLS level, if recent enough."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=max_age)
+    with db.reader(engine) as conn:
+        row = conn.execute(
+            sa.select(destination_tls.c.state, destination_tls.c.detail).where(
+                destination_tls.c.domain == domain,
+                destination_tls.c.level == level,
+                destination_tls.c.checked_at >= cutoff,
+            )
+        ).first()
+    return (row.state, row.detail) if row else None
+
+
+def record_tls_capability(engine: Engine, domain: str, level: str, state: str, detail: str) -> None:
+    """Upsert: many workers learn the same fact at once, and that must not be an error."""
+    now = datetime.now(UTC)
+    values = {"domain": domain, "level": level, "state": state, "detail": detail[:300], "checked_at": now}
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(destination_tls).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["domain", "level"],
+        set_={"state": state, "detail": detail[:300], "checked_at": now},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
 
 
 # -- the destination circuit breaker -------------------------------------------------------

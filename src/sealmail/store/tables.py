@@ -130,6 +130,9 @@ messages = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("event_seq", sa.Integer, nullable=False, default=0),
+    # DLP verdict: the action and which detectors fired where (never matched values).
+    sa.Column("dlp_action", sa.String(20), nullable=False, server_default="none"),
+    sa.Column("dlp_findings", sa.JSON, nullable=True),
     # Envelope encryption: content under a per-message data key, wrapped by a tenant key.
     sa.Column("tenant_key_id", ID, nullable=True),
     sa.Column("wrapped_data_key", sa.LargeBinary, nullable=True),  # NULL = crypto-shredded
@@ -154,6 +157,9 @@ recipients = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_reason", sa.String(40), nullable=True),
     sa.Column("last_detail", sa.String(500), nullable=True),
+    # SecureLine's choice for this recipient and why (pgp | smime | tls | portal).
+    sa.Column("method", sa.String(10), nullable=True),
+    sa.Column("method_reason", sa.String(500), nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_recipients_due", "status", "next_attempt_at"),
     sa.Index("ix_recipients_tenant_address", "tenant_id", "address"),
@@ -267,4 +273,89 @@ message_tags = sa.Table(
     sa.Column("tenant_id", ID, primary_key=True),
     sa.Column("tag", sa.String(100), primary_key=True),
     sa.Column("message_id", ID, primary_key=True),
+)
+
+# -- SecureLine ----------------------------------------------------------------------------
+
+# Recipient certificates (public material: stored in the clear), uploaded or discovered.
+recipient_keys = sa.Table(
+    "recipient_keys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # pgp | smime
+    sa.Column("address", sa.String(320), nullable=False),  # lower-case addr-spec
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # uploaded | wkd | keyserver | autocrypt | harvested
+    sa.Column("trusted", sa.Boolean, nullable=False, default=False),  # S/MIME: tenant vouches for it
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("tenant_id", "kind", "address", "fingerprint", name="uq_recipient_keys_identity"),
+    sa.Index("ix_recipient_keys_lookup", "tenant_id", "address"),
+)
+
+# What discovery (WKD, keyserver) last found for an address, including "nothing"
+# (negative caching), per tenant so one tenant cannot infer another's correspondents.
+key_discovery = sa.Table(
+    "key_discovery",
+    metadata,
+    sa.Column("tenant_id", ID, primary_key=True),
+    sa.Column("method", sa.String(12), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("status", sa.String(10), nullable=False),  # found | not_found | error
+    sa.Column("source", sa.String(20), nullable=True),  # e.g. WKD "advanced" / "direct"
+    sa.Column("cert", sa.LargeBinary, nullable=True),
+    sa.Column("detail", sa.String(300), nullable=False),
+    sa.Column("checked_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# The tenant's own keys: OpenPGP archive/signing key, S/MIME signing identity, DKIM keys.
+# Secret parts are sealed under the tenant key (``secret`` + ``wrapped_data_key``).
+tenant_identities = sa.Table(
+    "tenant_identities",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # pgp | smime | dkim
+    sa.Column("name", sa.String(255), nullable=False),  # DKIM: "<selector>._domainkey.<domain>"
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("public", sa.LargeBinary, nullable=False),
+    sa.Column("tenant_key_id", ID, nullable=True),
+    sa.Column("wrapped_data_key", sa.LargeBinary, nullable=True),
+    sa.Column("secret", sa.LargeBinary, nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Per recipient held for the secure portal: the notice's link token is stored hashed.
+portal_messages = sa.Table(
+    "portal_messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("message_id", ID, nullable=False, index=True),
+    sa.Column("recipient_id", ID, nullable=False, unique=True),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("notified_at", UtcDateTime, nullable=True),
+    sa.Column("viewed_at", UtcDateTime, nullable=True),
+    sa.Column("recalled_at", UtcDateTime, nullable=True),
+)
+
+# The last known TLS capability of a destination at a required level (SecureLine fact).
+destination_tls = sa.Table(
+    "destination_tls",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("level", sa.String(20), primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),  # meets | fails
+    sa.Column("detail", sa.String(300), nullable=False),
+    sa.Column("checked_at", UtcDateTime, nullable=False),
 )

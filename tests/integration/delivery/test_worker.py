@@ -24,10 +24,9 @@ from tests.support.waiting import wait_until
 
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
-from sealmail.delivery.worker import Worker
 from sealmail.intake import compose
 from sealmail.intake.api.schemas import MessageIn
-from sealmail.runtime import build_transport
+from sealmail.runtime import build_transport, build_worker
 from sealmail.store import queue
 from sealmail.store.tables import recipients
 
@@ -63,7 +62,7 @@ class Pipeline:
         async def go() -> int:
             transport = build_transport(settings)
             try:
-                worker = Worker(self.services.engine, self.services.keyring, transport, settings, name=name)
+                worker = build_worker(self.services, transport, settings, name=name)
                 return await worker.run_until_idle(timeout=30)
             finally:
                 await transport.close()
@@ -172,9 +171,14 @@ def test_recipients_of_one_domain_share_one_transaction(pipeline: Pipeline) -> N
     assert sorted(received.rcpt_tos) == ["a@example.net", "b@example.net", "c@example.net"]
 
 
-def test_destination_without_starttls_is_never_sent_plaintext_on_phi(
+def test_destination_without_starttls_gets_a_phi_free_portal_notice_never_the_message(
     tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
 ) -> None:
+    import hashlib
+    import re
+
+    from sealmail.store.tables import portal_messages
+
     sink = mx.start({"127.0.0.3": {}})["127.0.0.3"]  # no certificate: STARTTLS not offered
     dns.add("plain.example", "MX", "10 mx.plain.example.")
     dns.add("mx.plain.example", "A", "127.0.0.3")
@@ -182,6 +186,39 @@ def test_destination_without_starttls_is_never_sent_plaintext_on_phi(
     services = build_services(settings)
     try:
         p = Pipeline(services, make_tenant(services), sink, dns, settings)
+        mid = p.send(["patient@plain.example"])
+        p.run_worker()
+        [rcpt] = p.message(mid)["recipients"]
+        assert rcpt["status"] == "delivered"
+        got = services.messages.list_events(p.tenant.principal, message_id=mid, type_="message.delivered")
+        secureline = got["data"][0]["data"]["secureline"]
+        assert secureline["method"] == "portal"
+        assert "STARTTLS" in secureline["reason"]
+        [notice] = sink.wait_for(1)
+        assert not notice.tls
+        assert b"Lab results" not in notice.data and b"Your results are ready" not in notice.data
+        assert b"sent you a secure message" in notice.data
+        token = re.search(rb"/p/([A-Za-z0-9_-]{40,})", notice.data)
+        assert token, notice.data
+        with services.engine.connect() as conn:
+            stored = conn.execute(sa.select(portal_messages.c.token_hash)).scalar_one()
+        assert stored == hashlib.sha256(token.group(1)).hexdigest()
+        assert token.group(1).decode() not in str(stored)
+    finally:
+        services.close()
+
+
+def test_with_the_portal_forbidden_phi_waits_or_fails_but_is_never_sent_plaintext(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    sink = mx.start({"127.0.0.3": {}})["127.0.0.3"]
+    dns.add("plain.example", "MX", "10 mx.plain.example.")
+    dns.add("mx.plain.example", "A", "127.0.0.3")
+    settings = pipeline_settings(tmp_path, db_url, dns, ca, mx)
+    services = build_services(settings)
+    try:
+        p = Pipeline(services, make_tenant(services), sink, dns, settings)
+        services.tenancy.update_settings(p.tenant.id, {"secureline": {"forbidden": ["portal"]}}, actor="test")
         mid = p.send(["patient@plain.example"])
         p.run_worker()
         [rcpt] = p.message(mid)["recipients"]
@@ -195,7 +232,7 @@ def test_destination_without_starttls_is_never_sent_plaintext_on_phi(
         [rcpt] = p.message(mid)["recipients"]
         assert rcpt["status"] == "bounced" and rcpt["last_reason"] == "tls_required"
         assert sink.messages == []
-        # The transactional stream's opportunistic policy may use plaintext here.
+        # The broadcast stream's opportunistic policy may use plaintext here.
         mid2 = p.send(["patient@plain.example"], stream="broadcast")
         p.run_worker()
         assert p.message(mid2)["recipients"][0]["status"] == "delivered"
@@ -230,8 +267,7 @@ def test_two_workers_never_deliver_the_same_recipient_twice(pipeline: Pipeline) 
         settings = pipeline.settings.model_copy(update={"worker_batch_size": 5})
         transports = [build_transport(settings), build_transport(settings)]
         workers = [
-            Worker(pipeline.services.engine, pipeline.services.keyring, t, settings, name=f"w{i}")
-            for i, t in enumerate(transports)
+            build_worker(pipeline.services, t, settings, name=f"w{i}") for i, t in enumerate(transports)
         ]
         try:
             await asyncio.gather(*(w.run_until_idle(timeout=60) for w in workers))
@@ -319,13 +355,7 @@ def test_bounce_sends_a_headers_only_dsn_from_the_null_sender(pipeline: Pipeline
     async def go() -> None:
         transport = build_transport(pipeline.settings)
         try:
-            worker = Worker(
-                pipeline.services.engine,
-                pipeline.services.keyring,
-                transport,
-                pipeline.settings,
-                name="w-dsn",
-            )
+            worker = build_worker(pipeline.services, transport, name="w-dsn")
             worker.dsn = DsnSender(pipeline.services.messages, "out.sealmail.test")
             await worker.run_until_idle(timeout=30)
             await worker.run_until_idle(timeout=30)  # delivers the DSN itself

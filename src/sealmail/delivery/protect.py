@@ -1,0 +1,315 @@
+"""SecureLine at delivery time: gather facts, decide per recipient, build and send.
+
+For one (message, destination domain) group this stage
+
+1. gathers facts: the recipients' certificates (key directory, discovery), the DLP
+   verdict stored at intake, and the destination's last known TLS capability;
+2. asks the pure ``domain.secureline.decide`` for each recipient's method;
+3. builds what each method sends — the message as is (TLS), PGP/MIME or S/MIME per
+   recipient, or a PHI-free portal notice — DKIM-signs it after encryption, and hands
+   it to the transport;
+4. turns a ``tls_required`` result into a known capability and decides those recipients
+   again (typically → portal) in the same pass, so PHI is never sent in plaintext and
+   never silently downgraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from sealmail.crypto import pgp, smime
+from sealmail.delivery.capture_sink import TRACE_HEADER
+from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.domain.outcomes import Attempt, AttemptStatus
+from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
+from sealmail.domain.secureline import (
+    DEFAULT_ORDER,
+    Decision,
+    DlpAction,
+    DlpFacts,
+    Method,
+    Policy,
+    RecipientFacts,
+    TlsFacts,
+    TlsState,
+    decide,
+)
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+from sealmail.services.identities import Identities
+from sealmail.services.keydir import KeyDirectory, RecipientKeys
+from sealmail.services.portal import PortalHolds
+from sealmail.store import queue
+from sealmail.store.queue import Claimed, QueuedMessage
+
+log = structlog.get_logger("sealmail.secureline")
+
+# How long a destination's TLS capability is trusted before it is found out again.
+CAPABILITY_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    claimed: Claimed
+    attempt: Attempt
+    method: str | None
+    reason: str
+
+
+def tenant_policy(settings: dict[str, object]) -> Policy:
+    """The tenant's SecureLine policy from its settings (validated when they were saved)."""
+    raw = settings.get("secureline")
+    if not isinstance(raw, dict):
+        return Policy()
+    order = tuple(Method(m) for m in raw.get("order", [])) or DEFAULT_ORDER
+    return Policy(
+        order=order,
+        forbidden=frozenset(Method(m) for m in raw.get("forbidden", [])),
+        force_portal=bool(raw.get("force_portal", False)),
+        require_message_encryption_on_phi=bool(raw.get("require_message_encryption_on_phi", False)),
+    )
+
+
+def dlp_facts(msg: QueuedMessage) -> DlpFacts:
+    findings = msg.dlp_findings or []
+    summary = "; ".join(f"{f['detector']} in {f['location']}" for f in findings[:5])
+    return DlpFacts(bool(findings), DlpAction(msg.dlp_action or "none"), summary)
+
+
+def _with_trace(msg_id: str, raw: bytes) -> bytes:
+    # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
+    # or a bounce quotes back to our record without any PHI.
+    return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
+
+
+def _tls_reason(a: Attempt) -> str:
+    if a.tls.version is None:
+        return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
+    if a.tls.verified:
+        by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
+        return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
+    return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
+
+
+class SecureLine:
+    def __init__(
+        self,
+        engine: Engine,
+        keydir: KeyDirectory,
+        identities: Identities,
+        portal: PortalHolds,
+        *,
+        sign: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.keydir = keydir
+        self.identities = identities
+        self.portal = portal
+        self.sign_enabled = sign
+
+    async def deliver(
+        self,
+        transport: OutboundTransport,
+        msg: QueuedMessage,
+        domain: str,
+        rcpts: Sequence[Claimed],
+        raw: bytes,
+        requested: TlsPolicy,
+    ) -> list[Result]:
+        now = datetime.now(UTC)
+        policy = tenant_policy(msg.tenant_settings)
+        dlp = dlp_facts(msg)
+        keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, [c.address for c in rcpts], now)
+        known = await asyncio.to_thread(
+            queue.tls_capabilities, self.engine, domain, str(requested), CAPABILITY_SECONDS
+        )
+        tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
+
+        def facts(c: Claimed, tls_facts: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
+            k = keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
+            return RecipientFacts(c.address, k.pgp, k.smime, tls_facts), k
+
+        decisions = {c.id: (decide(policy, dlp, facts(c, tls)[0]), facts(c, tls)[1]) for c in rcpts}
+        results: list[Result] = []
+        tls_rcpts = [c for c in rcpts if decisions[c.id][0].method is Method.TLS]
+        others = [c for c in rcpts if decisions[c.id][0].method is not Method.TLS]
+        jobs = [self._one(transport, msg, c, *decisions[c.id], raw, now) for c in others]
+        if tls_rcpts:
+            jobs.append(
+                self._tls(
+                    transport,
+                    msg,
+                    domain,
+                    tls_rcpts,
+                    raw,
+                    requested,
+                    policy,
+                    dlp,
+                    facts,
+                    now,
+                    known[0] if known else None,
+                )
+            )
+        for batch in await asyncio.gather(*jobs):
+            results.extend(batch)
+        return results
+
+    # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
+    async def _tls(
+        self,
+        transport: OutboundTransport,
+        msg: QueuedMessage,
+        domain: str,
+        rcpts: list[Claimed],
+        raw: bytes,
+        requested: TlsPolicy,
+        policy: Policy,
+        dlp: DlpFacts,
+        facts: object,
+        now: datetime,
+        known_state: str | None,
+    ) -> list[Result]:
+        payload = self._sign(msg, _with_trace(msg.id, raw))
+        attempts = await transport.deliver(
+            domain, msg.mail_from, [c.address for c in rcpts], payload, requested
+        )
+        by_address = {a.recipient: a for a in attempts}
+        results: list[Result] = []
+        refused: list[tuple[Claimed, Attempt]] = []
+        for c in rcpts:
+            a = by_address[c.address]
+            if a.reason == "tls_required":
+                refused.append((c, a))
+            else:
+                results.append(
+                    Result(
+                        c,
+                        a,
+                        "tls",
+                        _tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt",
+                    )
+                )
+        delivered = [a for a in attempts if a.status is AttemptStatus.DELIVERED and a.tls.version]
+        if delivered and known_state != "meets":
+            await self._learn(domain, requested, "meets", _tls_reason(delivered[0])[5:])
+        if refused:
+            detail = refused[0][1].detail or "destination cannot meet the TLS policy"
+            await self._learn(domain, requested, "fails", detail)
+            failing = TlsFacts(TlsState.FAILS, detail)
+            again = []
+            for c, a in refused:
+                rf, k = facts(c, failing)  # type: ignore[operator]  # the closure from deliver()
+                decision = decide(policy, dlp, rf)
+                if decision.method is Method.TLS or decision.method is None:
+                    results.append(Result(c, a, None, decision.reason))
+                else:
+                    again.append(self._one(transport, msg, c, decision, k, raw, now))
+            for batch in await asyncio.gather(*again):
+                results.extend(batch)
+        return results
+
+    async def _learn(self, domain: str, level: TlsPolicy, state: str, detail: str) -> None:
+        """Remember a destination's capability; bookkeeping never fails a delivery."""
+        try:
+            await asyncio.to_thread(
+                queue.record_tls_capability, self.engine, domain, str(level), state, detail
+            )
+        except Exception as exc:  # noqa: BLE001 — the mail already went (or not); only the cache is lost
+            log.warning("secureline.capability_not_saved", domain=domain, error=type(exc).__name__)
+
+    # -- per recipient: PGP, S/MIME, portal, or nothing possible ------------------------------
+    async def _one(
+        self,
+        transport: OutboundTransport,
+        msg: QueuedMessage,
+        c: Claimed,
+        decision: Decision,
+        keys: RecipientKeys,
+        raw: bytes,
+        now: datetime,
+    ) -> list[Result]:
+        method = decision.method
+        if method is None:
+            a = Attempt(
+                c.address, AttemptStatus.DEFERRED, decision.code or "no_method", decision.reason[:300]
+            )
+            return [Result(c, a, None, decision.reason)]
+        try:
+            if method is Method.PGP:
+                assert decision.key is not None
+                cert = keys.pgp_certs[decision.key.fingerprint]
+                archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
+                body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive)
+                level = TlsPolicy.OPPORTUNISTIC
+            elif method is Method.SMIME:
+                assert decision.key is not None
+                body = smime.encrypt_smime(
+                    raw, [keys.smime_certs[decision.key.fingerprint]], protect_subject=True
+                )
+                level = TlsPolicy.OPPORTUNISTIC
+            elif method is Method.PORTAL:
+                body = await self._notice(msg, c, decision.reason, now)
+                level = TlsPolicy.OPPORTUNISTIC
+            else:  # pragma: no cover — TLS recipients are handled as a group
+                raise AssertionError(method)
+        except (pgp.CertificateError, smime.CertificateError) as exc:
+            a = Attempt(c.address, AttemptStatus.DEFERRED, "encryption_failed", str(exc)[:300])
+            return [Result(c, a, str(method), f"{method}: could not encrypt ({exc})")]
+        # Message-level encryption (and the PHI-free notice) protect the content, so the
+        # transport need not refuse a destination without TLS — except where the stream
+        # sets a floor of its own.
+        level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)]) if method is not Method.PORTAL else level
+        payload = self._sign(msg, _with_trace(msg.id, body))
+        domain = c.domain
+        [a] = await transport.deliver(domain, msg.mail_from, [c.address], payload, level)
+        if method is Method.PORTAL and a.status is AttemptStatus.DELIVERED:
+            try:
+                await asyncio.to_thread(self.portal.mark_notified, c.id, datetime.now(UTC))
+            except Exception as exc:  # noqa: BLE001 — the notice went out; the timestamp is secondary
+                log.warning("portal.notified_not_saved", error=type(exc).__name__)
+        return [Result(c, a, str(method), decision.reason)]
+
+    async def _notice(self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime) -> bytes:
+        settings = msg.tenant_settings.get("secureline")
+        subject = DEFAULT_SUBJECT
+        days = None
+        if isinstance(settings, dict):
+            subject = str(settings.get("portal_subject") or DEFAULT_SUBJECT)
+            days = int(settings["portal_expiry_days"]) if settings.get("portal_expiry_days") else None
+        link, expires = await asyncio.to_thread(
+            self.portal.hold,
+            tenant_id=msg.tenant_id,
+            message_id=msg.id,
+            recipient_id=c.id,
+            address=c.address,
+            reason=reason,
+            now=now,
+            days=days,
+        )
+        sender = msg.header_from or msg.mail_from
+        return build_notice(
+            organization=msg.tenant_name or "Your care provider",
+            sender=sender,
+            recipient=c.address,
+            link=link,
+            expires_at=expires,
+            message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
+            subject_template=subject,
+        ).raw
+
+    def _sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
+        if not self.sign_enabled:
+            return payload
+        domain = (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
+        if not domain:
+            return payload
+        signer = self.identities.dkim_signer(msg.tenant_id, domain)
+        if signer is None:
+            log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
+            return payload
+        return signer.sign(payload)

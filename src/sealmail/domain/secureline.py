@@ -1,0 +1,178 @@
+"""SecureLine: choose, per recipient, the strongest protection that recipient can take.
+
+A pure function over facts gathered beforehand by adapters (key directory, WKD, the
+destination's TLS capability, the DLP verdict).  Default order: OpenPGP → S/MIME →
+verified TLS → the secure portal.  Policy may reorder methods, forbid some, force the
+portal, or demand message-level encryption (pgp, smime or portal — not TLS alone) when
+DLP finds PHI.  The decision carries a human-readable reason that is recorded on the
+recipient's delivered event, e.g. ``pgp: key 0xABCD… from WKD``.
+
+The TLS capability may be *unknown* (no recent attempt or probe).  Then TLS is chosen
+optimistically: the transport enforces the required level and never sends in plaintext,
+and a ``tls_required`` result becomes a known capability, after which the same recipient
+is decided again (→ portal) within the same delivery pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Method(enum.StrEnum):
+    PGP = "pgp"
+    SMIME = "smime"
+    TLS = "tls"
+    PORTAL = "portal"
+
+
+class DlpAction(enum.StrEnum):
+    """What the tenant's DLP rules demand for a message (ordered by severity)."""
+
+    NONE = "none"
+    REQUIRE_ENCRYPTION = "require_encryption"
+    PORTAL_ONLY = "portal_only"
+    QUARANTINE = "quarantine"
+    BLOCK = "block"
+
+
+DEFAULT_ORDER: tuple[Method, ...] = (Method.PGP, Method.SMIME, Method.TLS, Method.PORTAL)
+MESSAGE_LEVEL = frozenset({Method.PGP, Method.SMIME, Method.PORTAL})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    order: tuple[Method, ...] = DEFAULT_ORDER
+    forbidden: frozenset[Method] = frozenset()
+    force_portal: bool = False
+    # When DLP finds PHI, TLS alone is not enough: the content itself must be encrypted.
+    require_message_encryption_on_phi: bool = False
+
+    def __post_init__(self) -> None:
+        if len(set(self.order)) != len(self.order):
+            raise ValueError("policy order lists a method twice")
+
+
+@dataclass(frozen=True, slots=True)
+class DlpFacts:
+    phi_found: bool = False
+    action: DlpAction = DlpAction.NONE
+    summary: str = ""  # e.g. "ssn in text; icd10 in attachment[0]" — never the values
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFact:
+    """One known certificate for the recipient, already checked by its adapter."""
+
+    fingerprint: str
+    source: str  # uploaded | wkd | keyserver | autocrypt | harvested
+    usable: bool
+    problem: str = ""  # why not usable: "expired on 2026-01-01", "revoked", …
+
+    @property
+    def short(self) -> str:
+        return f"0x{self.fingerprint[:16]}…" if len(self.fingerprint) > 16 else f"0x{self.fingerprint}"
+
+
+class TlsState(enum.StrEnum):
+    UNKNOWN = "unknown"  # not probed yet: try, the transport enforces the level
+    MEETS = "meets"  # the last attempt/probe met the required level
+    FAILS = "fails"  # it did not (no STARTTLS, bad certificate, MTA-STS mismatch …)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFacts:
+    state: TlsState = TlsState.UNKNOWN
+    detail: str = ""  # "verified certificate for mx1.example.org, TLSv1.3" / "MX offers no STARTTLS"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFacts:
+    address: str
+    pgp: tuple[KeyFact, ...] = ()
+    smime: tuple[KeyFact, ...] = ()
+    tls: TlsFacts = field(default_factory=TlsFacts)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``method`` is None when no allowed method can protect this recipient."""
+
+    method: Method | None
+    reason: str
+    key: KeyFact | None = None
+    # For method None, a stable token for why: tls_required | encryption_required | held |
+    # no_method — what the delivery record's reason becomes.
+    code: str = ""
+
+
+_SOURCE_LABEL = {
+    "uploaded": "the key directory",
+    "wkd": "WKD",
+    "keyserver": "the keyserver",
+    "autocrypt": "Autocrypt",
+    "harvested": "signed mail",
+}
+
+
+def _pick(keys: tuple[KeyFact, ...]) -> tuple[KeyFact | None, str]:
+    usable = [k for k in keys if k.usable]
+    if usable:
+        return usable[0], ""
+    if not keys:
+        return None, "no key known"
+    return None, "; ".join(f"{k.short} {k.problem}".strip() for k in keys)
+
+
+def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
+    """Decide one recipient's method.  Pure: same facts, same decision."""
+    if dlp.action in (DlpAction.BLOCK, DlpAction.QUARANTINE):
+        # Intake stops these; reaching delivery means the caller skipped that step.
+        return Decision(None, f"held: DLP action {dlp.action} ({dlp.summary})", code="held")
+    if policy.force_portal:
+        if Method.PORTAL in policy.forbidden:
+            return Decision(None, "policy forces the portal but also forbids it", code="no_method")
+        return Decision(Method.PORTAL, "portal: policy sends every message through the portal")
+    if dlp.action is DlpAction.PORTAL_ONLY:
+        if Method.PORTAL in policy.forbidden:
+            return Decision(
+                None, f"DLP requires the portal ({dlp.summary}) but policy forbids it", code="no_method"
+            )
+        return Decision(Method.PORTAL, f"portal: DLP rule requires the portal ({dlp.summary})")
+    message_level_only = dlp.action is DlpAction.REQUIRE_ENCRYPTION or (
+        dlp.phi_found and policy.require_message_encryption_on_phi
+    )
+    skipped: list[str] = []
+    code = "no_method"
+    for method in policy.order:
+        if method in policy.forbidden:
+            continue
+        if method is Method.PGP:
+            key, problem = _pick(facts.pgp)
+            if key is not None:
+                label = _SOURCE_LABEL.get(key.source, key.source)
+                return Decision(Method.PGP, f"pgp: key {key.short} from {label}", key)
+            skipped.append(f"OpenPGP: {problem}")
+        elif method is Method.SMIME:
+            key, problem = _pick(facts.smime)
+            if key is not None:
+                label = _SOURCE_LABEL.get(key.source, key.source)
+                return Decision(Method.SMIME, f"smime: certificate {key.short} from {label}", key)
+            skipped.append(f"S/MIME: {problem}")
+        elif method is Method.TLS:
+            if message_level_only:
+                why = dlp.summary or "PHI"
+                skipped.append(f"TLS alone not allowed: DLP found {why}")
+                code = "encryption_required"
+            elif facts.tls.state is TlsState.FAILS:
+                skipped.append(facts.tls.detail or "destination cannot meet the TLS policy")
+                code = "tls_required"
+            elif facts.tls.state is TlsState.MEETS:
+                return Decision(Method.TLS, f"tls: {facts.tls.detail}".rstrip(": "))
+            else:
+                return Decision(Method.TLS, "tls: required level enforced by the transport")
+        elif method is Method.PORTAL:
+            why = skipped[-1] if skipped else "policy prefers the portal"
+            return Decision(Method.PORTAL, f"portal: {why}")
+    reason = "no allowed method: " + "; ".join(skipped) if skipped else "no method allowed"
+    return Decision(None, reason, code=code)

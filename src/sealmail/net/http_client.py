@@ -1,0 +1,590 @@
+"""The one SSRF-safe outbound HTTP client: WKD, keyservers, MTA-STS and webhooks use it.
+
+A fetch whose URL comes from the outside world (a recipient's domain, a tenant's
+webhook) must not become a way to reach the inside: the metadata service at
+169.254.169.254, the database on 10.0.0.5, an admin port on 127.0.0.1.  So the client
+
+1. parses the URL itself and accepts only ``https`` (``http`` behind a flag), no
+   userinfo and no numeric-looking host names that resolvers parse in odd ways;
+2. resolves the host itself and refuses the request when **any** address it gets is
+   not public (:func:`classify_address`), loopback excepted only under
+   ``allow_loopback`` for tests;
+3. connects only to those vetted addresses.  The pinning lives in an httpcore network
+   backend (:class:`_PinnedBackend`) that stands in for name resolution: the URL keeps
+   its host name, so the Host header, SNI and the certificate name check all use the
+   name, while the TCP socket can only go to an address we checked.  Nothing resolves
+   the name a second time, so a DNS answer that changes between check and connect
+   (DNS rebinding) has nothing to change;
+4. never follows redirects (RFC 8461 §3.3 forbids it for MTA-STS; for the others a 3xx
+   comes back as a response and the caller decides), reads no proxy settings from the
+   environment, asks for ``identity`` encoding and caps the body while streaming,
+   under one deadline for the whole fetch.
+
+Failures raise :class:`FetchError` with a stable :class:`FetchReason`.  URLs may carry
+addresses in the query (WKD's ``?l=local-part``), so error details name the URL through
+:func:`redact_url`, which drops the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+import httpcore
+
+from sealmail import __version__
+from sealmail.delivery.dns import DnsLookupError, Resolver, to_ascii_domain
+
+DEFAULT_USER_AGENT = f"Sealmail/{__version__}"
+DEFAULT_MAX_BYTES = 1_048_576
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressClass(enum.StrEnum):
+    """What kind of destination an IP address is; only ``public`` may be fetched from."""
+
+    PUBLIC = "public"
+    LOOPBACK = "loopback"
+    PRIVATE = "private"
+    LINK_LOCAL = "link_local"
+    METADATA = "metadata"
+    SHARED = "shared_address_space"
+    MULTICAST = "multicast"
+    RESERVED = "reserved"
+    UNSPECIFIED = "unspecified"
+    NON_GLOBAL = "non_global"
+
+
+# Explicit tables first, so the verdict does not depend on which Python patch release
+# updated ``ipaddress``'s idea of "private"; the attribute checks below catch the rest.
+_V4_TABLE: tuple[tuple[ipaddress.IPv4Network, AddressClass], ...] = tuple(
+    (ipaddress.IPv4Network(net), cls)
+    for net, cls in (
+        # RFC 1122 §3.2.1.3 "this host on this network"; Linux connects 0.0.0.0 to itself.
+        ("0.0.0.0/8", AddressClass.UNSPECIFIED),
+        ("127.0.0.0/8", AddressClass.LOOPBACK),
+        # The cloud instance-metadata service, the classic SSRF prize (before 169.254/16).
+        ("169.254.169.254/32", AddressClass.METADATA),
+        ("169.254.0.0/16", AddressClass.LINK_LOCAL),  # RFC 3927
+        ("10.0.0.0/8", AddressClass.PRIVATE),  # RFC 1918
+        ("172.16.0.0/12", AddressClass.PRIVATE),
+        ("192.168.0.0/16", AddressClass.PRIVATE),
+        ("100.64.0.0/10", AddressClass.SHARED),  # RFC 6598 carrier-grade NAT
+        ("224.0.0.0/4", AddressClass.MULTICAST),
+        ("240.0.0.0/4", AddressClass.RESERVED),  # RFC 1112 §4, includes 255.255.255.255
+    )
+)
+_V6_TABLE: tuple[tuple[ipaddress.IPv6Network, AddressClass], ...] = tuple(
+    (ipaddress.IPv6Network(net), cls)
+    for net, cls in (
+        ("::/128", AddressClass.UNSPECIFIED),
+        ("::1/128", AddressClass.LOOPBACK),
+        ("fe80::/10", AddressClass.LINK_LOCAL),  # RFC 4291 §2.5.6
+        ("fec0::/10", AddressClass.PRIVATE),  # deprecated site-local (RFC 3879), still routable inside
+        ("fc00::/7", AddressClass.PRIVATE),  # unique local (RFC 4193); AWS metadata is fd00:ec2::254
+        ("ff00::/8", AddressClass.MULTICAST),
+        ("64:ff9b:1::/48", AddressClass.PRIVATE),  # RFC 8215 local-use NAT64
+    )
+)
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 §2.1
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when the kernel or a translator will use it.
+
+    IPv4-mapped (``::ffff:10.0.0.1``, RFC 4291 §2.5.5.2) reaches the IPv4 host through a
+    dual-stack socket; NAT64 (RFC 6052) and 6to4 (RFC 3056) reach it through a gateway.
+    """
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.sixtofour
+
+
+def classify_address(address: str | IPAddress) -> AddressClass:
+    """Classify an IP address for the outbound-fetch policy (pure; ``ValueError`` if not an IP)."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return classify_address(embedded)
+        for net6, cls in _V6_TABLE:
+            if ip in net6:
+                return cls
+    else:
+        for net4, cls in _V4_TABLE:
+            if ip in net4:
+                return cls
+    if ip.is_multicast:
+        return AddressClass.MULTICAST
+    if ip.is_loopback:
+        return AddressClass.LOOPBACK
+    if ip.is_link_local:
+        return AddressClass.LINK_LOCAL
+    if ip.is_reserved:
+        return AddressClass.RESERVED
+    if not ip.is_global:
+        # Documentation, benchmarking, IETF protocol assignments, Teredo and the like
+        # (IANA special-purpose registries, RFC 6890): not reachable on the Internet.
+        return AddressClass.NON_GLOBAL
+    return AddressClass.PUBLIC
+
+
+def address_allowed(address: str | IPAddress, *, allow_loopback: bool = False) -> bool:
+    """Whether the client may connect to ``address``.
+
+    ``allow_loopback`` admits loopback and nothing else: a test flag must not open
+    private or link-local ranges (the metadata service) as a side effect.
+    """
+    cls = classify_address(address)
+    return cls is AddressClass.PUBLIC or (allow_loopback and cls is AddressClass.LOOPBACK)
+
+
+class FetchReason(enum.StrEnum):
+    """Stable tokens for why a fetch failed (metrics, cache entries and callers key on them)."""
+
+    BAD_URL = "bad_url"
+    BLOCKED_ADDRESS = "blocked_address"
+    NO_ADDRESS = "no_address"  # the name does not exist or has no A/AAAA (a fact, not a glitch)
+    DNS_FAILURE = "dns_failure"  # the lookup itself failed (timeout, SERVFAIL): try later
+    TIMEOUT = "timeout"
+    TLS_ERROR = "tls_error"
+    TOO_LARGE = "too_large"
+    CONNECTION_FAILED = "connection_failed"
+
+
+class FetchError(Exception):
+    """An outbound fetch failed; ``reason`` is stable, ``detail`` is for operators.
+
+    ``detail`` never contains a URL's query string.
+    """
+
+    def __init__(self, reason: FetchReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class SafeResponse:
+    """A complete response.  ``url`` is the URL as requested, query included: do not log it.
+
+    ``headers`` has lowercase names; repeated fields are joined with ", " (RFC 9110 §5.3).
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    @property
+    def media_type(self) -> str:
+        """The Content-Type without parameters, lowercase ("" when absent)."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status < 400
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo, query and fragment, safe for logs and error details."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "<unparsable url>"
+    suffix = "?…" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    scheme: str
+    host: str  # A-label form, or a compressed IP literal without brackets
+    port: int
+    target: str  # path and query, as sent on the request line
+    url: str
+    redacted: str
+    ip_literal: bool
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+_HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_url(url: str, *, allow_http: bool) -> _Target:
+    # Whitespace and control characters are where parser differentials hide
+    # (urlsplit silently strips some of them since bpo-43882).
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        raise FetchError(FetchReason.BAD_URL, "the URL contains whitespace or control characters")
+    redacted = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError(FetchReason.BAD_URL, f"unparsable URL {redacted}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or (scheme == "http" and not allow_http):
+        raise FetchError(FetchReason.BAD_URL, f"scheme {scheme!r} is not allowed (https only)")
+    if "@" in parts.netloc:
+        # Userinfo is a classic trick to make a URL look like it goes somewhere else.
+        raise FetchError(FetchReason.BAD_URL, "URLs with userinfo are not fetched")
+    raw_host = parts.hostname
+    if not raw_host:
+        raise FetchError(FetchReason.BAD_URL, f"no host in {redacted}")
+    ip_literal = _is_ip(raw_host)
+    if ip_literal:
+        host = str(ipaddress.ip_address(raw_host))
+    else:
+        try:
+            host = to_ascii_domain(raw_host)
+        except ValueError as exc:
+            raise FetchError(FetchReason.BAD_URL, f"invalid host in {redacted}") from exc
+        # "127.1", "2130706433" or "0x7f.1" are IPv4 to inet_aton but names to us;
+        # no top-level domain is numeric, so refuse rather than guess.
+        if not _HOST_RE.match(host) or host.rsplit(".", 1)[-1].isdigit() or host.startswith("0x"):
+            raise FetchError(FetchReason.BAD_URL, f"invalid host name in {redacted}")
+    path = parts.path or "/"
+    if not (path.isascii() and parts.query.isascii()):
+        raise FetchError(FetchReason.BAD_URL, "path and query must be percent-encoded ASCII")
+    target = f"{path}?{parts.query}" if parts.query else path
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return _Target(scheme, host, port, target, url, redacted, ip_literal)
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Name resolution replaced by a fixed list of vetted addresses for exactly one origin.
+
+    httpcore hands us the origin's host name and port; we connect to the vetted
+    addresses instead (in order, the next one when one refuses).  Any other origin is
+    refused, so nothing inside httpcore can open a connection we did not check.
+    """
+
+    def __init__(self, host: str, port: int, addresses: Sequence[str], connect_port: int) -> None:
+        self._host, self._port = host, port
+        self._addresses = tuple(addresses)
+        self._connect_port = connect_port
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109  # httpcore's backend signature
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if host.lower() != self._host or port != self._port:
+            raise httpcore.ConnectError("refusing a connection to an origin that was not vetted")
+        last: Exception | None = None
+        for address in self._addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    self._connect_port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last if last is not None else httpcore.ConnectError("no address to connect to")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109  # httpcore's backend signature
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are never used for outbound fetches")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """httpcore wraps ssl errors in ConnectError; look down the cause chain for one."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _check_header(name: str, value: str) -> None:
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise ValueError(f"invalid header name {name!r}")
+    if any(ch in value for ch in "\r\n\0") or not value.isascii():
+        raise ValueError(f"invalid value for header {name}")
+
+
+# Headers the client owns: Host must match the vetted origin, the body framing must
+# match the content, and compressed bodies would defeat the size cap.
+_RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
+)
+
+
+class SafeHttpClient:
+    """Outbound HTTP(S) that only reaches public addresses.
+
+    ``resolver`` looks up A/AAAA records (``None``: the system's getaddrinfo).
+    ``host_overrides`` maps a host name to ``(ip, port)`` in place of DNS, so tests can
+    serve ``openpgpkey.example.org`` from loopback; the address is still vetted and the
+    certificate is still checked against the name.  ``ca_file`` replaces the system
+    trust store.  The client holds no connections: each request gets a fresh pool
+    pinned to its vetted addresses, so there is nothing to close.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver | None,
+        *,
+        allow_loopback: bool = False,
+        allow_http: bool = False,
+        timeout: float = 15.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        ca_file: str | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+        host_overrides: Mapping[str, tuple[str, int]] | None = None,
+    ) -> None:
+        if timeout <= 0 or max_bytes <= 0:
+            raise ValueError("timeout and max_bytes must be positive")
+        self._resolver = resolver
+        self._allow_loopback = allow_loopback
+        self._allow_http = allow_http
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._user_agent = user_agent
+        self._overrides = {to_ascii_domain(k): v for k, v in (host_overrides or {}).items()}
+        self._ca_file = ca_file
+        self._context: ssl.SSLContext | None = None
+
+    @property
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Built on first use: loading the system trust store takes a noticeable
+        # fraction of a second, and many clients never make a request.
+        if self._context is None:
+            # Verified certificates and names always; TLS 1.2 is the floor RFC 8996
+            # and RFC 9325 §3.1.1 leave standing.
+            context = ssl.create_default_context(cafile=self._ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self._context = context
+        return self._context
+
+    async def get(self, url: str, *, accept: str | None = None, max_bytes: int | None = None) -> SafeResponse:
+        """GET ``url``; any status comes back as a response (3xx included, never followed)."""
+        headers = {"Accept": accept} if accept else {}
+        return await self._request("GET", url, headers, None, max_bytes)
+
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> SafeResponse:
+        """POST ``content``; ``headers`` may not set Host, framing or encoding headers."""
+        return await self._request("POST", url, dict(headers or {}), content, max_bytes)
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        extra_headers: Mapping[str, str],
+        content: bytes | None,
+        max_bytes: int | None,
+    ) -> SafeResponse:
+        for name, value in extra_headers.items():
+            _check_header(name, value)
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"the {name} header is set by SafeHttpClient")
+        target = _parse_url(url, allow_http=self._allow_http)
+        limit = self._max_bytes if max_bytes is None else max_bytes
+        try:
+            # One deadline for resolution, connection, TLS and the whole body: a
+            # slow-drip server must not hold a worker for longer than this.
+            async with asyncio.timeout(self._timeout):
+                addresses, connect_port = await self._vetted_addresses(target)
+                return await self._exchange(
+                    method, target, addresses, connect_port, extra_headers, content, limit
+                )
+        except TimeoutError as exc:
+            raise FetchError(
+                FetchReason.TIMEOUT, f"no complete answer from {target.redacted} in {self._timeout:g}s"
+            ) from exc
+
+    async def _vetted_addresses(self, target: _Target) -> tuple[list[str], int]:
+        override = self._overrides.get(target.host)
+        if override is not None:
+            addresses, connect_port = [override[0]], override[1]
+        elif target.ip_literal:
+            addresses, connect_port = [target.host], target.port
+        else:
+            addresses, connect_port = await self._resolve(target.host), target.port
+        if not addresses:
+            raise FetchError(FetchReason.NO_ADDRESS, f"{target.host} has no address records")
+        for address in addresses:
+            try:
+                cls = classify_address(address)
+            except ValueError as exc:
+                raise FetchError(FetchReason.BLOCKED_ADDRESS, f"{target.host}: unusable address") from exc
+            if not address_allowed(address, allow_loopback=self._allow_loopback):
+                # Any bad address blocks the whole name: connecting to "the good one"
+                # would let a rebinding attacker win whenever the order flips.
+                raise FetchError(
+                    FetchReason.BLOCKED_ADDRESS, f"{target.host} resolves to {address} ({cls.value})"
+                )
+        return addresses, connect_port
+
+    async def _resolve(self, host: str) -> list[str]:
+        if self._resolver is not None:
+            try:
+                return await self._resolver.resolve_addresses(host)
+            except DnsLookupError as exc:
+                raise FetchError(FetchReason.DNS_FAILURE, f"address lookup for {host} failed") from exc
+            except ValueError as exc:
+                raise FetchError(FetchReason.BAD_URL, f"invalid host name {host}") from exc
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            # EAI_NONAME/EAI_NODATA: the name has no addresses; anything else is a
+            # lookup failure worth retrying.
+            if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                return []
+            raise FetchError(FetchReason.DNS_FAILURE, f"address lookup for {host} failed") from exc
+        addresses: list[str] = []
+        for family, _, _, _, sockaddr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6) and str(sockaddr[0]) not in addresses:
+                addresses.append(str(sockaddr[0]))
+        return addresses
+
+    async def _exchange(
+        self,
+        method: str,
+        target: _Target,
+        addresses: list[str],
+        connect_port: int,
+        extra_headers: Mapping[str, str],
+        content: bytes | None,
+        limit: int,
+    ) -> SafeResponse:
+        headers: list[tuple[str, str]] = [
+            ("Host", target.host_header),
+            ("User-Agent", self._user_agent),
+            # No compression: the size cap must measure what we keep, not a zip bomb.
+            ("Accept-Encoding", "identity"),
+            ("Connection", "close"),
+            *extra_headers.items(),
+        ]
+        if content is not None:
+            headers.append(("Content-Length", str(len(content))))
+        backend = _PinnedBackend(target.host, target.port, addresses, connect_port)
+        per_phase = {
+            "connect": self._timeout,
+            "read": self._timeout,
+            "write": self._timeout,
+            "pool": self._timeout,
+        }
+        try:
+            async with (
+                httpcore.AsyncConnectionPool(
+                    ssl_context=self._ssl_context,
+                    network_backend=backend,
+                    http1=True,
+                    http2=False,
+                    retries=0,
+                    max_connections=1,
+                ) as pool,
+                pool.stream(
+                    method,
+                    httpcore.URL(
+                        scheme=target.scheme.encode(),
+                        host=target.host.encode(),
+                        port=target.port,
+                        target=target.target.encode(),
+                    ),
+                    headers=headers,
+                    content=content,
+                    extensions={"timeout": per_phase},
+                ) as response,
+            ):
+                response_headers = _header_map(response.headers)
+                declared = response_headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise FetchError(
+                        FetchReason.TOO_LARGE,
+                        f"response larger than {limit} bytes (Content-Length {declared}) "
+                        f"from {target.redacted}",
+                    )
+                body = bytearray()
+                async for chunk in response.aiter_stream():
+                    body.extend(chunk)
+                    if len(body) > limit:
+                        raise FetchError(
+                            FetchReason.TOO_LARGE,
+                            f"response larger than {limit} bytes from {target.redacted}",
+                        )
+                return SafeResponse(response.status, response_headers, bytes(body), target.url)
+        except httpcore.TimeoutException as exc:
+            raise FetchError(FetchReason.TIMEOUT, f"{target.redacted}: {type(exc).__name__}") from exc
+        except httpcore.ConnectError as exc:
+            if _is_tls_failure(exc):
+                raise FetchError(
+                    FetchReason.TLS_ERROR, f"TLS with {target.host} failed: {_tls_reason(exc)}"
+                ) from exc
+            raise FetchError(FetchReason.CONNECTION_FAILED, f"cannot connect to {target.host}") from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+            raise FetchError(
+                FetchReason.CONNECTION_FAILED, f"{target.redacted}: {type(exc).__name__}"
+            ) from exc
+
+
+def _tls_reason(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        return str(seen.verify_message or seen.reason or "certificate verify failed")
+    if isinstance(seen, ssl.SSLError):
+        return str(seen.reason or type(seen).__name__)
+    return "handshake failed"
+
+
+def _header_map(raw: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str]:
+    headers: dict[str, str] = {}
+    for name_bytes, value_bytes in raw:
+        name = name_bytes.decode("latin-1").lower()
+        value = value_bytes.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return MappingProxyType(headers)

@@ -1,0 +1,222 @@
+"""The tenant's own keys: the OpenPGP archive key and per-sender-domain DKIM keys.
+
+Secret halves are sealed under the tenant key (the same envelope as message content), so
+the database alone never yields a usable private key.  Loaded signers and certificates are
+cached in process memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.crypto import dkim, pgp
+from sealmail.errors import NotFound
+from sealmail.ids import new_id
+from sealmail.services.keyring import Keyring
+from sealmail.store import db
+from sealmail.store.tables import tenant_identities, tenants
+
+SIGNER_TTL = 60.0
+DKIM_ALGORITHMS: tuple[dkim.Algorithm, ...] = ("ed25519-sha256", "rsa-sha256")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Identities:
+    def __init__(self, engine: Engine, keyring: Keyring) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self._archive: dict[str, pgp.LoadedCert] = {}
+        # Signers expire from the cache so keys created by another process are picked up.
+        self._signers: dict[tuple[str, str], tuple[float, dkim.DkimSigner | None]] = {}
+        self._lock = threading.Lock()
+
+    def _store(
+        self,
+        tenant_id: str,
+        kind: str,
+        name: str,
+        algorithm: str,
+        fingerprint: str,
+        public: bytes,
+        secret: bytes,
+        actor: str,
+    ) -> str:
+        ident_id = new_id("tid")
+        key_id, wrapped, sealed = self.keyring.seal(tenant_id, ident_id, secret)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tenant_identities).values(
+                    id=ident_id,
+                    tenant_id=tenant_id,
+                    kind=kind,
+                    name=name,
+                    algorithm=algorithm,
+                    fingerprint=fingerprint,
+                    public=public,
+                    tenant_key_id=key_id,
+                    wrapped_data_key=wrapped,
+                    secret=sealed,
+                    active=True,
+                    created_at=_now(),
+                )
+            )
+            audit.append(
+                conn,
+                action=AuditAction.TENANT_IDENTITY_CREATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=ident_id,
+                details={"kind": kind, "name": name, "algorithm": algorithm},
+            )
+        return ident_id
+
+    def _secret(self, row: Any) -> bytes:
+        return self.keyring.open(
+            row["tenant_id"], row["id"], row["tenant_key_id"], row["wrapped_data_key"], row["secret"]
+        )
+
+    # -- OpenPGP archive key -------------------------------------------------------------
+    def archive_cert(self, tenant_id: str) -> pgp.LoadedCert:
+        """The tenant's archive certificate, created on first use."""
+        cached = self._archive.get(tenant_id)
+        if cached is not None:
+            return cached
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(tenant_identities.c.public)
+                .where(
+                    tenant_identities.c.tenant_id == tenant_id,
+                    tenant_identities.c.kind == "pgp",
+                    tenant_identities.c.active.is_(True),
+                )
+                .order_by(tenant_identities.c.created_at.desc())
+                .limit(1)
+            ).first()
+            name = conn.execute(sa.select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one()
+        if row is None:
+            secret, public = pgp.generate_tenant_key(f"{name} archive <archive@sealmail.invalid>")
+            info = pgp.inspect_cert(public, _now())
+            self._store(
+                tenant_id, "pgp", "archive", info.algorithm, info.fingerprint, public, secret, "system"
+            )
+        else:
+            public = row.public
+        loaded = pgp.load_cert(public)
+        with self._lock:
+            self._archive[tenant_id] = loaded
+        return loaded
+
+    def archive_public(self, tenant_id: str) -> bytes:
+        self.archive_cert(tenant_id)
+        with db.reader(self.engine) as conn:
+            return bytes(
+                conn.execute(
+                    sa.select(tenant_identities.c.public)
+                    .where(
+                        tenant_identities.c.tenant_id == tenant_id,
+                        tenant_identities.c.kind == "pgp",
+                        tenant_identities.c.active.is_(True),
+                    )
+                    .order_by(tenant_identities.c.created_at.desc())
+                    .limit(1)
+                ).scalar_one()
+            )
+
+    def archive_secret(self, tenant_id: str) -> bytes:
+        """The archive secret key (for the organisation's retention tooling; audited by callers)."""
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(tenant_identities)
+                    .where(
+                        tenant_identities.c.tenant_id == tenant_id,
+                        tenant_identities.c.kind == "pgp",
+                        tenant_identities.c.active.is_(True),
+                    )
+                    .order_by(tenant_identities.c.created_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound("this tenant has no archive key yet")
+        return self._secret(row)
+
+    # -- DKIM ------------------------------------------------------------------------------
+    def create_dkim_keys(self, tenant_id: str, domain: str, actor: str) -> list[dkim.DkimKey]:
+        """Dual keys (Ed25519 and RSA-2048) for a sending domain; replaces older ones."""
+        stamp = _now().strftime("%Y%m")
+        keys = []
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(tenant_identities)
+                .where(
+                    tenant_identities.c.tenant_id == tenant_id,
+                    tenant_identities.c.kind == "dkim",
+                    tenant_identities.c.name.like(f"%._domainkey.{domain}"),
+                )
+                .values(active=False)
+            )
+        for algorithm in DKIM_ALGORITHMS:
+            short = "ed" if algorithm.startswith("ed") else "rsa"
+            key = dkim.generate_key(domain, f"sm{stamp}{short}", algorithm)
+            self._store(
+                tenant_id,
+                "dkim",
+                key.record_name,
+                algorithm,
+                key.selector,
+                key.public_record().encode(),
+                key.private_key_pem,
+                actor,
+            )
+            keys.append(key)
+        with self._lock:
+            self._signers.pop((tenant_id, keys[0].domain), None)
+        return keys
+
+    def dkim_keys(self, tenant_id: str, domain: str) -> list[dkim.DkimKey]:
+        with db.reader(self.engine) as conn:
+            rows = (
+                conn.execute(
+                    sa.select(tenant_identities)
+                    .where(
+                        tenant_identities.c.tenant_id == tenant_id,
+                        tenant_identities.c.kind == "dkim",
+                        tenant_identities.c.active.is_(True),
+                        tenant_identities.c.name.like(f"%._domainkey.{domain}"),
+                    )
+                    .order_by(tenant_identities.c.algorithm)
+                )
+                .mappings()
+                .all()
+            )
+        keys = []
+        for row in rows:
+            selector = row["name"].split("._domainkey.", 1)[0]
+            keys.append(dkim.DkimKey(domain, selector, row["algorithm"], self._secret(row)))
+        return keys
+
+    def dkim_signer(self, tenant_id: str, domain: str) -> dkim.DkimSigner | None:
+        """The signer for a sender domain, or None when the domain has no keys."""
+        key = (tenant_id, domain.lower())
+        cached = self._signers.get(key)
+        if cached is not None and time.monotonic() - cached[0] < SIGNER_TTL:
+            return cached[1]
+        keys = self.dkim_keys(tenant_id, domain.lower())
+        signer = dkim.DkimSigner(keys) if keys else None
+        with self._lock:
+            self._signers[key] = (time.monotonic(), signer)
+        return signer

@@ -1,0 +1,271 @@
+"""The per-tenant key directory: recipient OpenPGP certificates and S/MIME certificates.
+
+Uploaded through the API or CLI, or discovered (WKD, an optional VKS keyserver) with
+positive and negative caching.  Public key material is not secret and is stored in the
+clear; what SecureLine needs from it are *facts* (``KeyFact``): which certificate, where
+it came from, and whether it is usable for this address right now, with the reason if not.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.crypto import pgp as openpgp
+from sealmail.crypto import smime
+from sealmail.domain.secureline import KeyFact
+from sealmail.errors import NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.store import db
+from sealmail.store.tables import recipient_keys
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def detect_kind(data: bytes) -> str:
+    """``pgp`` or ``smime`` from the bytes themselves (armored or binary)."""
+    head = data.lstrip()[:40]
+    if head.startswith(b"-----BEGIN PGP"):
+        return "pgp"
+    if head.startswith(b"-----BEGIN CERTIFICATE") or head.startswith(b"-----BEGIN PKCS7"):
+        return "smime"
+    if data[:1] == b"\x30":  # DER SEQUENCE
+        return "smime"
+    if data and data[0] & 0x80:  # an OpenPGP packet header (RFC 9580 §4.2)
+        return "pgp"
+    raise ValidationFailed(
+        [{"field": "key", "message": "neither an OpenPGP certificate nor an X.509 certificate"}]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientKeys:
+    """Facts and the loaded material SecureLine encrypts with, for one address."""
+
+    pgp: tuple[KeyFact, ...]
+    smime: tuple[KeyFact, ...]
+    pgp_certs: dict[str, openpgp.LoadedCert]
+    smime_certs: dict[str, Any]  # fingerprint -> x509.Certificate
+
+
+class KeyDirectory:
+    def __init__(self, engine: Engine, trust: Callable[[], smime.TrustStore]) -> None:
+        self.engine = engine
+        # Loading the system CA bundle takes a noticeable moment; do it on first S/MIME use.
+        self._trust_factory = trust
+        self._trust: smime.TrustStore | None = None
+        self._pgp_cache: dict[str, openpgp.LoadedCert] = {}
+        self._smime_cache: dict[str, smime.SmimeCertInfo] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def trust(self) -> smime.TrustStore:
+        if self._trust is None:
+            self._trust = self._trust_factory()
+        return self._trust
+
+    # -- management ----------------------------------------------------------------------
+    def upload(
+        self, tenant_id: str, data: bytes, actor: str, *, trusted: bool = False, source: str = "uploaded"
+    ) -> list[dict[str, Any]]:
+        """Store a certificate once per address it names; returns the stored rows."""
+        kind = detect_kind(data)
+        now = _now()
+        if kind == "pgp":
+            try:
+                info = openpgp.inspect_cert(data, now)
+            except openpgp.CertificateError as exc:
+                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+            fingerprint, emails, expires = info.fingerprint, info.emails, info.expires
+        else:
+            try:
+                sinfo = smime.inspect_certificate(data)
+            except smime.CertificateError as exc:
+                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+            fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
+        if not emails:
+            raise ValidationFailed([{"field": "key", "message": "the certificate names no email address"}])
+        rows = []
+        with self.engine.begin() as conn:
+            for address in sorted(set(emails)):
+                existing = conn.execute(
+                    sa.select(recipient_keys.c.id).where(
+                        recipient_keys.c.tenant_id == tenant_id,
+                        recipient_keys.c.kind == kind,
+                        recipient_keys.c.address == address,
+                        recipient_keys.c.fingerprint == fingerprint,
+                    )
+                ).first()
+                values = {
+                    "source": source,
+                    "trusted": trusted,
+                    "data": data,
+                    "expires_at": expires,
+                    "updated_at": now,
+                }
+                if existing:
+                    conn.execute(
+                        sa.update(recipient_keys).where(recipient_keys.c.id == existing.id).values(**values)
+                    )
+                    key_id = existing.id
+                else:
+                    key_id = new_id("rk")
+                    conn.execute(
+                        sa.insert(recipient_keys).values(
+                            id=key_id,
+                            tenant_id=tenant_id,
+                            kind=kind,
+                            address=address,
+                            fingerprint=fingerprint,
+                            created_at=now,
+                            **values,
+                        )
+                    )
+                rows.append(
+                    {
+                        "id": key_id,
+                        "kind": kind,
+                        "address": address,
+                        "fingerprint": fingerprint,
+                        "source": source,
+                        "trusted": trusted,
+                        "expires_at": expires,
+                    }
+                )
+            if source == "uploaded":
+                audit.append(
+                    conn,
+                    action=AuditAction.RECIPIENT_KEY_ADDED,
+                    actor=actor,
+                    tenant_id=tenant_id,
+                    target=fingerprint,
+                    details={"kind": kind, "addresses": len(rows)},
+                )
+        return rows
+
+    def list(
+        self, tenant_id: str, address: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        q = sa.select(*[c for c in recipient_keys.c if c.name != "data"]).where(
+            recipient_keys.c.tenant_id == tenant_id
+        )
+        if address:
+            q = q.where(recipient_keys.c.address == address.strip().lower())
+        if kind:
+            q = q.where(recipient_keys.c.kind == kind)
+        with db.reader(self.engine) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(q.order_by(recipient_keys.c.address, recipient_keys.c.id)).mappings()
+            ]
+
+    def get(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(recipient_keys).where(
+                        recipient_keys.c.id == key_id, recipient_keys.c.tenant_id == tenant_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound(f"key {key_id} not found")
+        return dict(row)
+
+    def delete(self, tenant_id: str, key_id: str, actor: str) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(recipient_keys.c.fingerprint).where(
+                    recipient_keys.c.id == key_id, recipient_keys.c.tenant_id == tenant_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"key {key_id} not found")
+            conn.execute(sa.delete(recipient_keys).where(recipient_keys.c.id == key_id))
+            audit.append(
+                conn,
+                action=AuditAction.RECIPIENT_KEY_DELETED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=row.fingerprint,
+            )
+
+    # -- facts for SecureLine ------------------------------------------------------------------
+    def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
+        wanted = sorted({a.strip().lower() for a in addresses})
+        out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}
+        if not wanted:
+            return out
+        with db.reader(self.engine) as conn:
+            rows = (
+                conn.execute(
+                    sa.select(recipient_keys)
+                    .where(recipient_keys.c.tenant_id == tenant_id, recipient_keys.c.address.in_(wanted))
+                    .order_by(recipient_keys.c.updated_at.desc())
+                )
+                .mappings()
+                .all()
+            )
+        by_address: dict[str, list[Any]] = {}
+        for row in rows:
+            by_address.setdefault(row["address"], []).append(row)
+        for address, found in by_address.items():
+            pgp_facts: list[KeyFact] = []
+            smime_facts: list[KeyFact] = []
+            pgp_certs: dict[str, openpgp.LoadedCert] = {}
+            smime_certs: dict[str, Any] = {}
+            for row in found:
+                if row["kind"] == "pgp":
+                    fact, loaded = self._pgp_fact(row, address, now)
+                    pgp_facts.append(fact)
+                    if loaded is not None and fact.usable:
+                        pgp_certs[fact.fingerprint] = loaded
+                else:
+                    fact, cert = self._smime_fact(row, address, now)
+                    smime_facts.append(fact)
+                    if cert is not None and fact.usable:
+                        smime_certs[fact.fingerprint] = cert
+            # Usable keys first, newest first within each group.
+            pgp_facts.sort(key=lambda f: not f.usable)
+            smime_facts.sort(key=lambda f: not f.usable)
+            out[address] = RecipientKeys(tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs)
+        return out
+
+    def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:
+        fp = row["fingerprint"]
+        loaded = self._pgp_cache.get(fp)
+        if loaded is None:
+            try:
+                loaded = openpgp.load_cert(row["data"], now)
+            except openpgp.CertificateError as exc:
+                return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
+            with self._lock:
+                self._pgp_cache[fp] = loaded
+        ok, reason = loaded.info.usable_for(address, now)
+        return KeyFact(fp, row["source"], ok, "" if ok else reason), loaded
+
+    def _smime_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, Any]:
+        fp = row["fingerprint"]
+        info = self._smime_cache.get(fp)
+        if info is None:
+            try:
+                info = smime.inspect_certificate(row["data"])
+            except smime.CertificateError as exc:
+                return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
+            with self._lock:
+                self._smime_cache[fp] = info
+        trust = self.trust.with_trusted_fingerprint(info.fingerprint_sha256) if row["trusted"] else self.trust
+        ok, reason = smime.usable_for(info, address, now=now, trust=trust)
+        return KeyFact(fp, row["source"], ok, "" if ok else reason), info.certificate
