@@ -21,7 +21,7 @@ from sealmail.config import Settings
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.services.tenancy import Principal
 from sealmail.store import db, migrate
-from sealmail.store.tables import metadata
+from sealmail.store.all_tables import metadata
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -15,6 +15,7 @@ from sealmail.services.keydir import KeyDirectory
 from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
+from sealmail.services.screening import Screener
 from sealmail.services.tenancy import Tenancy
 from sealmail.store import db
 
@@ -30,6 +31,7 @@ class Services:
     keydir: KeyDirectory
     identities: Identities
     portal: PortalHolds
+    screener: Screener
 
     def close(self) -> None:
         self.engine.dispose()
@@ -46,7 +48,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         keyring,
         PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
     )
-    messages = Messages(engine, keyring, tenancy, settings.idempotency_ttl_seconds)
+    screener = Screener(tenancy)
+    messages = Messages(engine, keyring, tenancy, settings.idempotency_ttl_seconds, screener)
 
     def trust() -> smime.TrustStore:
         store = smime.TrustStore.system()
@@ -58,4 +61,4 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     keydir = KeyDirectory(engine, trust)
     identities = Identities(engine, keyring)
     portal = PortalHolds(engine, settings.resolved_portal_url, settings.portal_expiry_days)
-    return Services(settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal)
+    return Services(settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener)

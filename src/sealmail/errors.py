@@ -7,7 +7,8 @@ do next.
 
     SealmailError
     ├── InvalidRequest (400)
-    │   └── ValidationFailed (422)          field-level problems; carries ``errors``
+    │   ├── ValidationFailed (422)          field-level problems; carries ``errors``
+    │   └── PolicyRejected (422)            refused by the tenant's DLP rules; carries ``findings``
     ├── AuthenticationRequired (401)
     ├── PermissionDenied (403)              the key lacks a scope
     ├── NotFound (404)                      also for other tenants' objects: never 403
@@ -69,6 +70,14 @@ class ValidationFailed(InvalidRequest):
     def __init__(self, errors: list[dict[str, str]], detail: str | None = None) -> None:
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         super().__init__(detail or f"{first['field']}: {first['message']}", errors=errors)
+
+
+class PolicyRejected(InvalidRequest):
+    """Refused by policy (DLP ``block``); ``findings`` name detectors and places, never values."""
+
+    status = 422
+    slug = "policy-rejected"
+    title = "Refused by the organisation's data-loss-prevention rules"
 
 
 class AuthenticationRequired(SealmailError):

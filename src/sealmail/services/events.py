@@ -21,6 +21,8 @@ class EventType(enum.StrEnum):
     EXPIRED = "message.expired"
     REJECTED = "message.rejected"
     CANCELLED = "message.cancelled"
+    QUARANTINED = "message.quarantined"
+    RELEASED = "message.released"
 
 
 def next_seqs(conn: Connection, message_id: str, n: int) -> int:

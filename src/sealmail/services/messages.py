@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
-from sealmail.errors import Conflict, IdempotencyConflict, NotFound, ValidationFailed
+from sealmail.errors import Conflict, IdempotencyConflict, NotFound, PolicyRejected, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.services import events as ev
 from sealmail.services.keyring import Keyring
@@ -76,12 +77,34 @@ def request_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """The DLP verdict as intake needs it: an action and which detectors fired where."""
+
+    action: str  # none | require_encryption | portal_only | quarantine | block
+    findings: tuple[dict[str, Any], ...] = ()
+    reason: str = ""
+
+
+Screen = Callable[[str, Submission], Screening]
+
+
 class Messages:
-    def __init__(self, engine: Engine, keyring: Keyring, tenancy: Tenancy, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        tenancy: Tenancy,
+        ttl_seconds: int,
+        screen: Screen | None = None,
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.tenancy = tenancy
         self.idempotency_ttl = timedelta(seconds=ttl_seconds)
+        # DLP at intake: a blocked message is refused before anything is stored, a
+        # quarantined one is stored but held until released.
+        self.screen = screen
 
     # -- accept ------------------------------------------------------------------------------
     def accept(
@@ -113,6 +136,22 @@ class Messages:
             replay = self._idempotent_replay(who.tenant_id, idem)
             if replay is not None:
                 return replay, True
+        screening = self.screen(who.tenant_id, sub) if self.screen and not system else Screening("none")
+        if screening.action == "block":
+            with self.engine.begin() as conn:
+                audit.append(
+                    conn,
+                    action=AuditAction.MESSAGE_BLOCKED,
+                    actor=who.credential_id,
+                    tenant_id=who.tenant_id,
+                    details={"findings": list(screening.findings)},
+                )
+            raise PolicyRejected(
+                f"blocked by this organisation's data-loss-prevention rules: {screening.reason}; "
+                "remove the protected information or ask an administrator to change the rule",
+                findings=list(screening.findings),
+            )
+        held = screening.action == "quarantine"
         now = datetime.now(UTC)
         message_id = new_id("msg")
         key_id, wrapped, blob = self.keyring.seal(who.tenant_id, message_id, sub.raw)
@@ -132,7 +171,7 @@ class Messages:
                     "address": rcpt.address,
                     "domain": rcpt.ascii_domain,
                     "kind": rcpt.kind,
-                    "status": "queued",
+                    "status": "quarantined" if held else "queued",
                     "next_attempt_at": due,
                     "attempts": 0,
                     "updated_at": now,
@@ -140,7 +179,7 @@ class Messages:
             )
         response = {
             "id": message_id,
-            "status": "queued",
+            "status": "quarantined" if held else "queued",
             "stream": str(sub.stream),
             "message_id_header": sub.message_id_header,
             "recipients": [{"id": r["id"], "email": r["address"]} for r in rcpt_rows],
@@ -163,11 +202,13 @@ class Messages:
                         tls_policy=str(sub.tls_policy) if sub.tls_policy else None,
                         tags=list(sub.tags),
                         metadata=dict(sub.metadata),
-                        status="queued",
+                        status="quarantined" if held else "queued",
+                        dlp_action=screening.action,
+                        dlp_findings=list(screening.findings) or None,
                         send_at=sub.send_at,
                         expires_at=sub.expires_at,
                         created_at=now,
-                        event_seq=len(rcpt_rows),
+                        event_seq=len(rcpt_rows) * (2 if held else 1),
                         tenant_key_id=key_id,
                         wrapped_data_key=wrapped,
                         content=blob,
@@ -182,23 +223,44 @@ class Messages:
                             for t in dict.fromkeys(sub.tags)
                         ],
                     )
-                conn.execute(
-                    sa.insert(events),
-                    [
+                event_rows = [
+                    {
+                        "id": new_id("evt"),
+                        "tenant_id": who.tenant_id,
+                        "message_id": message_id,
+                        "recipient_id": r["id"],
+                        "recipient": r["address"],
+                        "type": str(ev.EventType.ACCEPTED),
+                        "seq": i + 1,
+                        "created_at": now,
+                        "data": {
+                            "stream": str(sub.stream),
+                            "source": sub.source,
+                            **(
+                                {"dlp": {"action": screening.action, "findings": list(screening.findings)}}
+                                if screening.findings
+                                else {}
+                            ),
+                        },
+                    }
+                    for i, r in enumerate(rcpt_rows)
+                ]
+                if held:
+                    event_rows += [
                         {
                             "id": new_id("evt"),
                             "tenant_id": who.tenant_id,
                             "message_id": message_id,
                             "recipient_id": r["id"],
                             "recipient": r["address"],
-                            "type": str(ev.EventType.ACCEPTED),
-                            "seq": i + 1,
+                            "type": str(ev.EventType.QUARANTINED),
+                            "seq": len(rcpt_rows) + i + 1,
                             "created_at": now,
-                            "data": {"stream": str(sub.stream), "source": sub.source},
+                            "data": {"reason": screening.reason},
                         }
                         for i, r in enumerate(rcpt_rows)
-                    ],
-                )
+                    ]
+                conn.execute(sa.insert(events), event_rows)
                 if idem is not None:
                     conn.execute(
                         sa.delete(idempotency_keys).where(
@@ -215,6 +277,15 @@ class Messages:
                             response=response,
                             created_at=now,
                         )
+                    )
+                if held:
+                    audit.append(
+                        conn,
+                        action=AuditAction.MESSAGE_QUARANTINED,
+                        actor=who.credential_id,
+                        tenant_id=who.tenant_id,
+                        target=message_id,
+                        details={"findings": list(screening.findings)},
                     )
                 audit.append(
                     conn,
@@ -421,6 +492,68 @@ class Messages:
         data = [{**_render_message(r), "recipient_status": counts.get(r["id"], {})} for r in page]
         more = len(rows) > limit
         return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
+
+    # -- quarantine ---------------------------------------------------------------------------
+    def quarantined(self, who: Principal, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        q = sa.select(*META).where(messages.c.tenant_id == who.tenant_id, messages.c.status == "quarantined")
+        if cursor:
+            q = q.where(messages.c.id < cursor)
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1)).mappings().all()
+        page = rows[:limit]
+        return {
+            "data": [
+                {**_render_message(r), "dlp": {"action": r["dlp_action"], "findings": r["dlp_findings"]}}
+                for r in page
+            ],
+            "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
+        }
+
+    def release(self, who: Principal, message_id: str) -> dict[str, Any]:
+        """Release a quarantined message for delivery (audited, one event per recipient)."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            msg = conn.execute(
+                sa.select(messages.c.status).where(
+                    messages.c.id == message_id, messages.c.tenant_id == who.tenant_id
+                )
+            ).first()
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            if msg.status != "quarantined":
+                raise Conflict(f"message {message_id} is not in quarantine")
+            released = conn.execute(
+                sa.update(recipients)
+                .where(
+                    recipients.c.message_id == message_id,
+                    recipients.c.tenant_id == who.tenant_id,
+                    recipients.c.status == "quarantined",
+                )
+                .values(status="queued", next_attempt_at=now, updated_at=now)
+                .returning(recipients.c.id, recipients.c.address)
+            ).all()
+            conn.execute(sa.update(messages).where(messages.c.id == message_id).values(status="queued"))
+            first = ev.next_seqs(conn, message_id, len(released))
+            for i, r in enumerate(released):
+                ev.emit(
+                    conn,
+                    tenant_id=who.tenant_id,
+                    message_id=message_id,
+                    type_=ev.EventType.RELEASED,
+                    recipient_id=r.id,
+                    recipient=r.address,
+                    data={"by": who.credential_id},
+                    seq=first + i,
+                    at=now,
+                )
+            audit.append(
+                conn,
+                action=AuditAction.MESSAGE_RELEASED,
+                actor=who.credential_id,
+                tenant_id=who.tenant_id,
+                target=message_id,
+            )
+        return {"id": message_id, "released": [r.id for r in released]}
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, who: Principal, message_id: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    # "heads": features developed side by side may add revisions on parallel branches
+    # until a merge revision joins them.
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -26,4 +28,11 @@ def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None
+
+
+def script_heads(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
+    return ",".join(sorted(ScriptDirectory.from_config(alembic_config(engine)).get_heads()))

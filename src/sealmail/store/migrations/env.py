@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from sealmail.store.tables import metadata
+from sealmail.store.all_tables import metadata
 
 config = context.config
 engine = config.attributes["engine"]
