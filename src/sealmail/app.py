@@ -61,4 +61,6 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     keydir = KeyDirectory(engine, trust)
     identities = Identities(engine, keyring)
     portal = PortalHolds(engine, settings.resolved_portal_url, settings.portal_expiry_days)
-    return Services(settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener)
+    return Services(
+        settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener
+    )
