@@ -28,7 +28,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.support.dns_server is reused, not copied
 
 from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
-
 from tests.support.dns_server import DnsServer  # noqa: E402
 
 

@@ -362,7 +362,12 @@ class CpuWindow:
         per["postgres server"] = pg
         per["other processes (not the bench)"] = foreign
         per["unattributed (kernel, exited procs)"] = max(0.0, busy - sum(per.values()))
-        return {"wall": wall, "cpu": per, "machine_busy": busy, "machine_total": total1 - self.machine_start[1]}
+        return {
+            "wall": wall,
+            "cpu": per,
+            "machine_busy": busy,
+            "machine_total": total1 - self.machine_start[1],
+        }
 
 
 # -- load generator ----------------------------------------------------------------------------
@@ -419,7 +424,13 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def run_load(
-    port: int, api_key: str, n: int, clients: int, size: int, tag: str, timeout: float
+    port: int,
+    api_key: str,
+    n: int,
+    clients: int,
+    size: int,
+    tag: str,
+    timeout: float,  # noqa: ASYNC109 — one bound for the whole run, spread over many awaits
 ) -> LoadResult:
     head, tail = make_body_template(size)
     res = LoadResult()
@@ -502,7 +513,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
 # -- profiling ---------------------------------------------------------------------------------
@@ -649,7 +660,9 @@ def warm_up(ctx: Ctx, port: int, key: str, n: int) -> None:
     base = ctx.sink.state().count
     res = asyncio.run(run_load(port, key, n, min(ctx.args.clients, n), ctx.args.size, "warm", 60))
     if res.ok != n:
-        raise RuntimeError(f"warm-up: {res.ok}/{n} accepted; statuses {dict(res.statuses)} {dict(res.errors)}")
+        raise RuntimeError(
+            f"warm-up: {res.ok}/{n} accepted; statuses {dict(res.statuses)} {dict(res.errors)}"
+        )
     ctx.sink.wait_for(base + n, 60)
 
 
@@ -805,12 +818,19 @@ def scenario_queue(ctx: Ctx, engine: str) -> None:
             "p99_ms": 1000 * pct(res.latencies, 99),
             "max_ms": 1000 * max(res.latencies or [float("nan")]),
             "intake_cpu": intake_cpu,
-            "intake_rss": {k: {"median": statistics.median(v), "max": max(v)} for k, v in sampler.samples.items() if v},
+            "intake_rss": {
+                k: {"median": statistics.median(v), "max": max(v)} for k, v in sampler.samples.items() if v
+            },
             "delivery_rate_from_spawn": n / (st.last - spawn_t),
-            "delivery_rate_steady": (n - 1) / (st.last - first_seen[0]) if first_seen and st.last > first_seen[0]
-            else float("nan"),
+            "delivery_rate_steady": (
+                (n - 1) / (st.last - first_seen[0])
+                if first_seen and st.last > first_seen[0]
+                else float("nan")
+            ),
             "worker_startup_s": (first_seen[0] - spawn_t) if first_seen else float("nan"),
-            "rss": {k: {"median": statistics.median(v), "max": max(v)} for k, v in wsampler.samples.items() if v},
+            "rss": {
+                k: {"median": statistics.median(v), "max": max(v)} for k, v in wsampler.samples.items() if v
+            },
             "cpu": dcpu,
             "sink_conns": st.conns - base.conns,
             "sink_plaintext": st.plaintext - base.plaintext,
@@ -836,8 +856,9 @@ def _f(x: Any, nd: int = 0) -> str:
 
 def print_one(r: dict[str, Any]) -> None:
     print(f"\n== {r['engine']} / {r['scenario']}")
-    for k in ("messages", "failed", "accept_rate", "e2e_rate", "delivery_rate_from_spawn", "delivery_rate_steady", "worker_startup_s",
-              "p50_ms", "p99_ms", "sink_conns", "sink_plaintext", "sample"):  # fmt: skip
+    for k in ("messages", "failed", "accept_rate", "e2e_rate", "delivery_rate_from_spawn",
+              "delivery_rate_steady", "worker_startup_s", "p50_ms", "p99_ms", "sink_conns",
+              "sink_plaintext", "sample"):  # fmt: skip
         if k in r:
             print(f"  {k}: {_f(r[k], 1) if isinstance(r[k], float) else r[k]}")
     cpu = r["cpu"]
@@ -880,22 +901,31 @@ def render(ctx: Ctx, machine: dict[str, Any], argv: list[str]) -> str:
         rate = r.get("e2e_rate", r.get("delivery_rate_steady", float("nan")))
         delivery = r.get("delivery_rate_steady")
         deliv = (
-            f"{_f(delivery, 0)} (from spawn {_f(r['delivery_rate_from_spawn'], 0)})" if delivery is not None else "–"
+            f"{_f(delivery, 0)} (from spawn {_f(r['delivery_rate_from_spawn'], 0)})"
+            if delivery is not None
+            else "–"
         )
         lines.append(
-            f"| {r['engine']} | {r['scenario']}{' (profiled)' if r.get('profiled') else ''} | {r['messages']} "
+            f"| {r['engine']} | {r['scenario']}{' (profiled)' if r.get('profiled') else ''} "
+            f"| {r['messages']} "
             f"| {_f(r['accept_rate'], 0)} | {_f(r.get('e2e_rate', float('nan')), 0)} | {deliv} "
             f"| {_f(r['p50_ms'], 1)} | {_f(r['p99_ms'], 1)} | {rss} | {r['sink_conns']} "
             f"| {100 * rate / 278:.0f} % |"
         )
     lines += ["", "## CPU split (CPU ms per message, and share of all cores over the window)", ""]
     for r in ctx.results:
-        lines.append(f"- **{r['engine']} / {r['scenario']}** (wall {r['cpu']['wall']:.1f} s): {cpu_split(r['cpu'], r['messages'])}")
+        lines.append(
+            f"- **{r['engine']} / {r['scenario']}** (wall {r['cpu']['wall']:.1f} s): "
+            f"{cpu_split(r['cpu'], r['messages'])}"
+        )
         if "cpu_accept_phase" in r:
             lines.append(f"  - while POSTing only: {cpu_split(r['cpu_accept_phase'], r['messages'])}")
         if "intake_cpu" in r:
             lines.append(f"  - intake phase (no worker running): {cpu_split(r['intake_cpu'], r['messages'])}")
-            lines.append("    - api RSS " + ", ".join(f"{v['median']:.0f}/{v['max']:.0f} MiB" for v in r["intake_rss"].values()))
+            lines.append(
+                "    - api RSS "
+                + ", ".join(f"{v['median']:.0f}/{v['max']:.0f} MiB" for v in r["intake_rss"].values())
+            )
     lines += ["", "## Checks", ""]
     for r in ctx.results:
         lines.append(
@@ -904,7 +934,11 @@ def render(ctx: Ctx, machine: dict[str, Any], argv: list[str]) -> str:
             f"{r.get('bg_before', 0):.0f} %; sample attempt: {r['sample']}"
         )
     if ctx.profiles:
-        lines += ["", "## py-spy profiles (sampled at 97 Hz, --nonblocking; folded stacks in bench/results/)", ""]
+        lines += [
+            "",
+            "## py-spy profiles (sampled at 97 Hz, --nonblocking; folded stacks in bench/results/)",
+            "",
+        ]
         for name, summary in ctx.profiles.items():
             lines += [f"### {name}", "", *summary, ""]
     lines += [
@@ -928,7 +962,9 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=150.0, help="bound on each load/drain phase (s)")
     p.add_argument("--profile", action="store_true", help="py-spy the API/serve process (and one worker)")
     p.add_argument("--set", action="append", metavar="SEALMAIL_X=value", help="extra Sealmail env setting")
-    p.add_argument("--quiet-pct", type=float, default=15.0, help="wait until the machine is below this busy %%")
+    p.add_argument(
+        "--quiet-pct", type=float, default=15.0, help="wait until the machine is below this busy %%"
+    )
     p.add_argument("--quiet-wait", type=float, default=60.0, help="...but wait at most this long (s)")
     p.add_argument("--output", default=str(BENCH / "results" / "latest.md"))
     p.add_argument("--keep", action="store_true", help="keep the temp directory (logs) for inspection")
@@ -975,7 +1011,9 @@ def main() -> int:
             text = render(ctx, machine, sys.argv[1:])
             Path(args.output).write_text(text)
             Path(args.output).with_suffix(".json").write_text(
-                json.dumps({"machine": machine, "args": vars(args), "results": ctx.results}, indent=2, default=str)
+                json.dumps(
+                    {"machine": machine, "args": vars(args), "results": ctx.results}, indent=2, default=str
+                )
             )
             print("\n" + text)
             print(f"written to {args.output}")

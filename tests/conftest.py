@@ -36,7 +36,7 @@ def _pg_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_database(worker_id: str) -> Iterator[str | None]:
+def pg_database() -> Iterator[str | None]:
     """A fresh, migrated PostgreSQL database for this pytest worker, or None."""
     admin_url = _pg_admin_url()
     try:
@@ -47,6 +47,7 @@ def pg_database(worker_id: str) -> Iterator[str | None]:
         _pg_unavailable.append(f"{admin_url}: {type(exc).__name__}")
         yield None
         return
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"sealmail_test_{worker_id}_{os.getpid()}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))

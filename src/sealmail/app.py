@@ -10,8 +10,10 @@ from sqlalchemy.engine import Engine
 from sealmail.config import Settings
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
+from sealmail.delivery.dns import Resolver
+from sealmail.net.http_client import SafeHttpClient
 from sealmail.services.identities import Identities
-from sealmail.services.keydir import KeyDirectory
+from sealmail.services.keydir import Discovery, KeyDirectory
 from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
@@ -32,6 +34,7 @@ class Services:
     identities: Identities
     portal: PortalHolds
     screener: Screener
+    discovery: Discovery
 
     def close(self) -> None:
         self.engine.dispose()
@@ -59,8 +62,17 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         return store
 
     keydir = KeyDirectory(engine, trust)
+    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
+    # All discovery goes through the one SSRF-safe client.
+    client = SafeHttpClient(
+        resolver,
+        allow_loopback=settings.allow_loopback_fetch,
+        timeout=5.0,
+        ca_file=str(settings.tls_ca_file) if settings.tls_ca_file else None,
+    )
+    discovery = Discovery(keydir, client, settings.keyserver_url or None)
     identities = Identities(engine, keyring)
     portal = PortalHolds(engine, settings.resolved_portal_url, settings.portal_expiry_days)
     return Services(
-        settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener
+        settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener, discovery
     )

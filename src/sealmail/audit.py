@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +75,8 @@ def _digest(prev_hash: str, row: dict[str, Any]) -> str:
 def append(
     conn: Connection,
     *,
-    action: AuditAction,
+    # Any feature's audit-name enum (``object:verb``): features keep their names beside them.
+    action: enum.StrEnum,
     actor: str,
     tenant_id: str | None = None,
     target: str | None = None,
@@ -86,6 +87,29 @@ def append(
     The head row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's write
     transactions are already exclusive), so concurrent appends serialize.
     """
+    [entry_id] = append_many(conn, [Entry(action, actor, tenant_id, target, details)])
+    return entry_id
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry to append, as ``append`` takes it."""
+
+    action: enum.StrEnum
+    actor: str
+    tenant_id: str | None = None
+    target: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def append_many(conn: Connection, entries: Sequence[Entry]) -> list[str]:
+    """Append several entries, chained in the given order, inside the caller's transaction.
+
+    The same chain ``append`` builds one at a time, with one head lock, one multi-row
+    insert and one head update for the lot — what a batch of accepted messages needs.
+    """
+    if not entries:
+        return []
     head = conn.execute(
         sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
     ).first()
@@ -94,21 +118,25 @@ def append(
         prev_seq, prev_hash = 0, GENESIS
     else:
         prev_seq, prev_hash = int(head.seq), str(head.hash)
-    row: dict[str, Any] = {
-        "seq": prev_seq + 1,
-        "id": new_id("aud"),
-        "tenant_id": tenant_id,
-        "at": datetime.now(UTC),
-        "actor": actor,
-        "action": str(action),
-        "target": target,
-        "details": details or {},
-    }
-    row["prev_hash"] = prev_hash
-    row["hash"] = _digest(prev_hash, row)
-    conn.execute(sa.insert(audit_log).values(**row))
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"]))
-    return str(row["id"])
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        row: dict[str, Any] = {
+            "seq": prev_seq + 1,
+            "id": new_id("aud"),
+            "tenant_id": entry.tenant_id,
+            "at": datetime.now(UTC),
+            "actor": entry.actor,
+            "action": str(entry.action),
+            "target": entry.target,
+            "details": entry.details or {},
+        }
+        row["prev_hash"] = prev_hash
+        row["hash"] = _digest(prev_hash, row)
+        rows.append(row)
+        prev_seq, prev_hash = row["seq"], row["hash"]
+    conn.execute(sa.insert(audit_log), rows)
+    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=prev_seq, hash=prev_hash))
+    return [str(r["id"]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from sealmail.app import Services, build_services
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
+from sealmail.portal.cli import portal_app
+from sealmail.webhooks.cli import webhooks_app
 
 # Locals are never shown in tracebacks: they may hold keys or message content.
 app = typer.Typer(
@@ -37,6 +39,8 @@ app.add_typer(domains_app, name="domains")
 app.add_typer(crypto_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(portal_app, name="portal")
 
 out = Console()
 err = Console(stderr=True)
@@ -125,11 +129,13 @@ def serve(
     from sealmail.runtime import ROLES, configure_logging
     from sealmail.runtime import serve as run_roles
 
-    roles = role or list(ROLES)
+    settings = _settings()
+    # The portal runs inside the API server unless it has an origin of its own.
+    default_roles = [r for r in ROLES if r != "portal" or not settings.portal_on_api]
+    roles = role or default_roles
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ConfigError(f"unknown role {unknown[0]!r}; choose from {', '.join(ROLES)}")
-    settings = _settings()
     configure_logging(settings)
     svc = _services(settings)
     if dev_banner:
@@ -334,6 +340,86 @@ def domains_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     svc = _services()
     for row in svc.tenancy.list_domains(_tenant(svc, tenant)):
         out.print(f"{row['name']}  {'verified' if row['verified_at'] else 'unverified'}")
+
+
+# -- recipient keys and quarantine ---------------------------------------------------------
+rkeys_app = typer.Typer(no_args_is_help=True, help="Recipient OpenPGP / S/MIME certificates.")
+quarantine_app = typer.Typer(no_args_is_help=True, help="Messages held by DLP rules.")
+app.add_typer(rkeys_app, name="recipient-keys")
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@rkeys_app.command("add")
+@friendly
+def rkeys_add(
+    path: Path,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    trusted: Annotated[bool, typer.Option(help="S/MIME: vouch for this certificate.")] = False,
+) -> None:
+    """Add a certificate file (armored/binary OpenPGP, PEM/DER X.509)."""
+    svc = _services()
+    for row in svc.keydir.upload(_tenant(svc, tenant), path.read_bytes(), "cli", trusted=trusted):
+        out.print(f"{row['id']}  {row['kind']}  {row['address']}  {row['fingerprint']}")
+
+
+@rkeys_app.command("list")
+@friendly
+def rkeys_list(
+    address: Annotated[str | None, typer.Option()] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    svc = _services()
+    table = Table("id", "kind", "address", "fingerprint", "source", "expires")
+    for row in svc.keydir.list(_tenant(svc, tenant), address=address):
+        table.add_row(
+            row["id"],
+            row["kind"],
+            row["address"],
+            row["fingerprint"],
+            row["source"],
+            row["expires_at"].date().isoformat() if row["expires_at"] else "never",
+        )
+    out.print(table)
+
+
+@rkeys_app.command("show")
+@friendly
+def rkeys_show(key_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    row = svc.keydir.get(_tenant(svc, tenant), key_id)
+    data = row["data"]
+    sys.stdout.write(data.decode() if data.lstrip().startswith(b"-----") else data.hex() + "\n")
+
+
+@rkeys_app.command("delete")
+@friendly
+def rkeys_delete(key_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    svc = _services()
+    svc.keydir.delete(_tenant(svc, tenant), key_id, "cli")
+    out.print(f"deleted {key_id}")
+
+
+@quarantine_app.command("list")
+@friendly
+def quarantine_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    from sealmail.services.tenancy import Principal
+
+    svc = _services()
+    who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))
+    for row in svc.messages.quarantined(who)["data"]:
+        found = ", ".join(f"{f['detector']} in {f['location']}" for f in row["dlp"]["findings"] or [])
+        out.print(f"{row['id']}  {row['created_at']}  {found}")
+
+
+@quarantine_app.command("release")
+@friendly
+def quarantine_release(message_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    from sealmail.services.tenancy import Principal
+
+    svc = _services()
+    who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))
+    result = svc.messages.release(who, message_id)
+    out.print(f"released {len(result['released'])} recipient(s) of {message_id}")
 
 
 # -- keys ----------------------------------------------------------------------------------

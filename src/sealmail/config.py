@@ -166,6 +166,25 @@ class Settings(BaseSettings):
         "`public_url` or the API address.",
     )
     portal_expiry_days: int = Field(30, ge=1, le=3650, description="Default portal message lifetime.")
+    portal_on_api: bool = Field(
+        True,
+        description="Serve the portal under `/p` of the API server; turn off when the portal "
+        "runs on its own origin (`sealmail serve --role portal`).",
+    )
+    portal_host: str = Field("127.0.0.1", description="Address of the portal role's own server.")
+    portal_port: int = Field(8026, ge=0, le=65535, description="Port of the portal role's own server.")
+    portal_cookie_secure_mode: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="`Secure` portal cookies: `auto` sets them when the portal URL is https.",
+    )
+    portal_session_idle_minutes: int = Field(15, ge=1, description="Portal idle sign-out.")
+    portal_session_hours: int = Field(8, ge=1, description="Absolute portal session lifetime.")
+    portal_code_minutes: int = Field(10, ge=1, le=60, description="Lifetime of an emailed sign-in code.")
+    portal_lockout_failures: int = Field(5, ge=1, description="Failed sign-ins before a lockout.")
+    portal_lockout_minutes: int = Field(30, ge=1, description="How long a portal lockout lasts.")
+    portal_max_reply_bytes: int = Field(
+        25 * 1024 * 1024, ge=1024, description="Largest secure reply (with attachments) accepted."
+    )
     smime_trust_file: Path | None = Field(
         None,
         description="PEM bundle of CAs trusted for recipients' S/MIME certificates (in addition "
@@ -175,6 +194,9 @@ class Settings(BaseSettings):
         "auto",
         description="Look up recipients' OpenPGP keys by WKD: `auto` is on except with "
         "`outbound_mode=capture`.",
+    )
+    keyserver_url: str = Field(
+        "", description="Optional VKS keyserver (e.g. https://keys.openpgp.org) asked after WKD."
     )
     dkim_sign: bool = Field(True, description="DKIM-sign every outbound message (after encryption).")
 
@@ -283,6 +305,12 @@ class Settings(BaseSettings):
         return (self.portal_base_url or self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip(
             "/"
         )
+
+    @property
+    def portal_cookie_secure(self) -> bool:
+        if self.portal_cookie_secure_mode == "auto":
+            return self.resolved_portal_url.startswith("https://")
+        return self.portal_cookie_secure_mode == "on"
 
     @property
     def discovery_enabled(self) -> bool:

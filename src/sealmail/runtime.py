@@ -19,7 +19,25 @@ from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
 
-ROLES = ("api", "smtp", "worker")
+ROLES = ("api", "smtp", "worker", "portal")
+PORTAL_SWEEP_SECONDS = 60.0
+
+
+async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
+    """Portal housekeeping: notified/expired events and crypto-shredding of what is done."""
+    from argon2 import PasswordHasher
+
+    from sealmail.portal.lifecycle import PortalLifecycle
+
+    s = services.settings
+    lifecycle = PortalLifecycle(services.engine, PasswordHasher(s.argon2_time_cost, s.argon2_memory_kib))
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(lifecycle.sweep)
+        except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
+            structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PORTAL_SWEEP_SECONDS)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -86,7 +104,12 @@ def build_worker(
     """A worker wired the way production runs it: SecureLine, DKIM, optional DSNs."""
     settings = settings or services.settings
     secureline = SecureLine(
-        services.engine, services.keydir, services.identities, services.portal, sign=settings.dkim_sign
+        services.engine,
+        services.keydir,
+        services.identities,
+        services.portal,
+        sign=settings.dkim_sign,
+        discovery=services.discovery if settings.discovery_enabled else None,
     )
     worker = Worker(services.engine, services.keyring, transport, settings, secureline, name=name)
     if settings.dsn_enabled:
@@ -147,11 +170,33 @@ async def serve(
         # This process owns SIGINT/SIGTERM (they stop every role, not just the API).
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
         tasks.append(asyncio.create_task(server.serve()))
+    portal_server = None
+    if "portal" in roles:
+        from sealmail.portal.web import create_portal_site
+
+        portal_server = uvicorn.Server(
+            uvicorn.Config(
+                create_portal_site(services),
+                host=settings.portal_host,
+                port=settings.portal_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+            )
+        )
+        portal_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
+        tasks.append(asyncio.create_task(portal_server.serve()))
     transport = None
     if "worker" in roles:
         transport = build_transport(settings, sink.port if sink else None)
         worker = build_worker(services, transport)
         tasks.append(asyncio.create_task(worker.run(stop)))
+        # Webhook fan-out and delivery run beside mail delivery in every worker process.
+        from sealmail.webhooks.dispatcher import run_dispatcher
+
+        tasks.append(asyncio.create_task(run_dispatcher(services, stop)))
+        tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).
         for _ in range(500):
@@ -165,6 +210,8 @@ async def serve(
     finally:
         if server is not None:
             server.should_exit = True
+        if portal_server is not None:
+            portal_server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         if transport is not None:
             await transport.close()

@@ -34,6 +34,7 @@ import binascii
 import datetime as dt
 import secrets
 import ssl
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     Criticality,
@@ -240,7 +242,11 @@ class TrustStore:
         path = cafile or ssl.get_default_verify_paths().cafile
         if path is None:
             raise CertificateError("no system CA bundle found; pass cafile= explicitly")
-        return cls.from_pem(Path(path).read_bytes())
+        # Some long-lived public roots carry encodings cryptography now warns about (e.g. a
+        # non-positive serial); they are the operating system's choice, not a defect here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return cls.from_pem(Path(path).read_bytes())
 
     def with_anchors(self, *certs: x509.Certificate) -> TrustStore:
         return TrustStore((*self.anchors, *certs), self.trusted_fingerprints)

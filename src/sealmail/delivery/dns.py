@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,17 @@ import dns.resolver
 import idna
 
 from sealmail.delivery.dane import TlsaRecord
+
+# Answers are kept for their TTL (RFC 1035 §3.2.1) but never longer than this, so a
+# process that runs for days still notices a moved MX within the hour at worst.
+_CACHE_MAX_SECONDS = 3600.0
+# RFC 2308 §5: negative answers are cached for the SOA's TTL (capped by its MINIMUM field),
+# here also capped lower than positive answers; without an SOA they are not cached.
+_NEGATIVE_MAX_SECONDS = 300.0
+_CACHE_MAX_ENTRIES = 10_000
+# Only the per-delivery lookups go through the cache.  TXT answers (MTA-STS ids, domain
+# verification) are asked rarely and must reflect a change as soon as it is published.
+_CACHED_TYPES = frozenset({"MX", "A", "AAAA", "TLSA"})
 
 # RFC 6891 §6.2.5: 1232 bytes is the DNS Flag Day 2020 payload size that avoids
 # IP fragmentation; larger answers fall back to TCP via the TC bit.
@@ -152,11 +164,68 @@ class Resolver:
         resolver.use_edns(0, dns.flags.DO, _EDNS_PAYLOAD)
         resolver.flags = dns.flags.RD | dns.flags.AD
         self._resolver = resolver
+        # (name, rdtype) -> (monotonic expiry, the whole answer or the NXDOMAIN/NoAnswer it
+        # raised).  The answer object keeps its response header, so a cached answer says
+        # whether it was DNSSEC-authenticated (AD bit) exactly as the fresh one did.
+        # Failures (timeouts, SERVFAIL) are never cached: they must be retried.
+        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+
+    def _cached(self, name: str, rdtype: str) -> object | None:
+        hit = self._cache.get((name, rdtype))
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self._cache.pop((name, rdtype), None)
+            return None
+        return hit[1]
+
+    def _remember(self, name: str, rdtype: str, ttl: float, value: object) -> None:
+        if ttl <= 0:
+            return
+        if len(self._cache) >= _CACHE_MAX_ENTRIES:
+            now = time.monotonic()
+            for key in [k for k, (expiry, _) in self._cache.items() if expiry <= now]:
+                del self._cache[key]
+            if len(self._cache) >= _CACHE_MAX_ENTRIES:
+                self._cache.clear()
+        self._cache[(name, rdtype)] = (time.monotonic() + ttl, value)
+
+    async def _resolve(
+        self, name: str, rdtype: str, *, raise_on_no_answer: bool = True
+    ) -> dns.resolver.Answer:
+        """``resolve`` through the TTL cache; NXDOMAIN/NoAnswer are cached per RFC 2308."""
+        if rdtype not in _CACHED_TYPES:
+            return await self._resolver.resolve(
+                name, rdtype, search=False, raise_on_no_answer=raise_on_no_answer
+            )
+        cached = self._cached(name, rdtype)
+        if cached is not None:
+            if isinstance(cached, dns.resolver.Answer):
+                if cached.rrset is None and raise_on_no_answer:
+                    raise dns.resolver.NoAnswer(response=cached.response)  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+                return cached
+            assert isinstance(cached, dns.resolver.NXDOMAIN)
+            raise cached.with_traceback(None)
+        try:
+            answer = await self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN as exc:
+            responses = exc.responses()  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+            ttl = min((_negative_ttl(r) for r in responses.values()), default=0.0)
+            self._remember(name, rdtype, ttl, exc)
+            raise
+        if answer.rrset is None:
+            self._remember(name, rdtype, _negative_ttl(answer.response), answer)
+            if raise_on_no_answer:
+                raise dns.resolver.NoAnswer(response=answer.response)  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+        else:
+            # ``expiration`` is the smallest TTL along the whole CNAME chain.
+            self._remember(name, rdtype, min(answer.expiration - time.time(), _CACHE_MAX_SECONDS), answer)
+        return answer
 
     async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer:
         """One query; NXDOMAIN/NoAnswer propagate, temporary trouble is DnsLookupError."""
         try:
-            return await self._resolver.resolve(name, rdtype, search=False)
+            return await self._resolve(name, rdtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             raise
         except (
@@ -252,7 +321,7 @@ class Resolver:
         """The TLSA RRset for ``mx_host`` (RFC 6698 §3, RFC 7672 §2.2)."""
         name = f"_{port}._tcp.{to_ascii_domain(mx_host)}"
         try:
-            answer = await self._resolver.resolve(name, "TLSA", search=False, raise_on_no_answer=False)
+            answer = await self._resolve(name, "TLSA", raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
             # The denial of existence is itself validated when the AD bit is set.
             responses = exc.responses()  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
@@ -267,6 +336,15 @@ class Resolver:
             TlsaRecord(int(rr.usage), int(rr.selector), int(rr.mtype), bytes(rr.cert)) for rr in answer
         )
         return TlsaResult(name, TlsaStatus.FOUND, records, authenticated)
+
+
+def _negative_ttl(response: dns.message.Message) -> float:
+    """RFC 2308 §5: the TTL of a negative answer is min(SOA TTL, SOA MINIMUM); 0 without an SOA."""
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            soa = rrset[0]
+            return float(min(rrset.ttl, int(soa.minimum), _NEGATIVE_MAX_SECONDS))
+    return 0.0
 
 
 def _order_mx(records: list[tuple[int, str]]) -> list[tuple[int, str]]:

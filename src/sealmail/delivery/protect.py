@@ -16,6 +16,7 @@ For one (message, destination domain) group this stage
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from sealmail.domain.secureline import (
 )
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.services.identities import Identities
-from sealmail.services.keydir import KeyDirectory, RecipientKeys
+from sealmail.services.keydir import Discovery, KeyDirectory, RecipientKeys
 from sealmail.services.portal import PortalHolds
 from sealmail.store import queue
 from sealmail.store.queue import Claimed, QueuedMessage
@@ -51,6 +52,12 @@ log = structlog.get_logger("sealmail.secureline")
 
 # How long a destination's TLS capability is trusted before it is found out again.
 CAPABILITY_SECONDS = 3600.0
+# How long this process reuses what it read (or wrote) about a destination before asking
+# the database again.  Short against CAPABILITY_SECONDS: another worker's newer finding
+# reaches this one within a minute, and the table is no longer read once per delivery.
+CAPABILITY_CACHE_SECONDS = 60.0
+# Upper bound on key discovery per delivery group (WKD fetches run concurrently).
+DISCOVERY_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +112,28 @@ class SecureLine:
         portal: PortalHolds,
         *,
         sign: bool = True,
+        discovery: Discovery | None = None,
     ) -> None:
         self.engine = engine
         self.keydir = keydir
         self.identities = identities
         self.portal = portal
         self.sign_enabled = sign
+        self.discovery = discovery
+        # (domain, level) -> (monotonic expiry, (state, detail) or None when nothing recent is known)
+        self._capabilities: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
+
+    async def _known(self, domain: str, level: str) -> tuple[str, str] | None:
+        """The destination's last known TLS capability, through a short in-process cache."""
+        hit = self._capabilities.get((domain, level))
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        known = await asyncio.to_thread(
+            queue.tls_capabilities, self.engine, domain, level, CAPABILITY_SECONDS
+        )
+        self._capabilities[(domain, level)] = (now + CAPABILITY_CACHE_SECONDS, known)
+        return known
 
     async def deliver(
         self,
@@ -122,12 +145,15 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
-        policy = tenant_policy(msg.tenant_settings)
-        dlp = dlp_facts(msg)
+        if msg.source == "portal" and "portal-code" in msg.tags:
+            # A portal sign-in code carries no PHI; routing it through a force-portal
+            # policy would send a notice for the code mail itself.
+            policy, dlp = Policy(), DlpFacts()
+        else:
+            policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
+        await self._discover(msg, rcpts)
         keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, [c.address for c in rcpts], now)
-        known = await asyncio.to_thread(
-            queue.tls_capabilities, self.engine, domain, str(requested), CAPABILITY_SECONDS
-        )
+        known = await self._known(domain, str(requested))
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
 
         def facts(c: Claimed, tls_facts: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
@@ -213,13 +239,38 @@ class SecureLine:
                 results.extend(batch)
         return results
 
+    async def _discover(self, msg: QueuedMessage, rcpts: Sequence[Claimed]) -> None:
+        """Key discovery (WKD) for the tenant, bounded in time; a failure only means no new key."""
+        opted = msg.tenant_settings.get("key_discovery", True)
+        if self.discovery is None or opted is False:
+            return
+        try:
+            await asyncio.wait_for(
+                self.discovery.discover(msg.tenant_id, [c.address for c in rcpts]), DISCOVERY_SECONDS
+            )
+        except Exception as exc:  # noqa: BLE001 — discovery must never hold up delivery
+            log.warning("secureline.discovery_failed", error=type(exc).__name__)
+
     async def _learn(self, domain: str, level: TlsPolicy, state: str, detail: str) -> None:
-        """Remember a destination's capability; bookkeeping never fails a delivery."""
+        """Remember a destination's capability; bookkeeping never fails a delivery.
+
+        Written only when it changes what this process knows: concurrent deliveries to one
+        destination all learn the same fact, and one write transaction per delivery group
+        was a large share of the worker's database time.
+        """
+        key = (domain, str(level))
+        hit = self._capabilities.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now and hit[1] is not None and hit[1][0] == state:
+            return
+        # Claimed before the write, so groups finishing meanwhile do not write it again.
+        self._capabilities[key] = (now + CAPABILITY_CACHE_SECONDS, (state, detail[:300]))
         try:
             await asyncio.to_thread(
                 queue.record_tls_capability, self.engine, domain, str(level), state, detail
             )
         except Exception as exc:  # noqa: BLE001 — the mail already went (or not); only the cache is lost
+            self._capabilities.pop(key, None)
             log.warning("secureline.capability_not_saved", domain=domain, error=type(exc).__name__)
 
     # -- per recipient: PGP, S/MIME, portal, or nothing possible ------------------------------

@@ -149,18 +149,21 @@ class Worker:
         self._wake.set()
 
     def _write(self, batch: list[Outcome], dests: dict[str, tuple[bool, str]]) -> None:
-        if dests:
-            tripped = queue.record_destinations(
-                self.engine,
-                dests,
-                self.settings.circuit_breaker_failures,
-                self.settings.circuit_breaker_seconds,
-            )
-            for domain in tripped:
-                log.warning(
-                    "destination.suspended", domain=domain, seconds=self.settings.circuit_breaker_seconds
+        # Destination results and the first chunk of outcomes share one transaction: on
+        # SQLite every write transaction is a wait for the write lock and an fsync.
+        tripped: list[str] = []
+        with self.engine.begin() as conn:
+            if dests:
+                tripped = queue.record_destinations_in(
+                    conn,
+                    dests,
+                    self.settings.circuit_breaker_failures,
+                    self.settings.circuit_breaker_seconds,
                 )
-        for i in range(0, len(batch), FLUSH_MAX):
+            queue.record_in(conn, self.name, batch[:FLUSH_MAX])
+        for domain in tripped:
+            log.warning("destination.suspended", domain=domain, seconds=self.settings.circuit_breaker_seconds)
+        for i in range(FLUSH_MAX, len(batch), FLUSH_MAX):
             queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
         self.delivered += sum(1 for o in batch if o.status == "delivered")
         finals = [o for o in batch if o.status in ("bounced", "expired")]
@@ -179,15 +182,12 @@ class Worker:
         room = self.settings.worker_batch_size - self._in_flight
         if room <= 0:
             return 0
-        claimed = await asyncio.to_thread(
-            queue.claim, self.engine, self.name, room, self.settings.lease_seconds
+        claimed, msgs = await asyncio.to_thread(
+            queue.claim_with_messages, self.engine, self.name, room, self.settings.lease_seconds
         )
         if not claimed:
             return 0
         self._in_flight += len(claimed)
-        msgs = await asyncio.to_thread(
-            queue.load_messages, self.engine, sorted({c.message_id for c in claimed})
-        )
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for c in claimed:
             groups[(c.message_id, c.domain)].append(c)

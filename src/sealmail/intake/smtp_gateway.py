@@ -48,7 +48,7 @@ from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
 from sealmail.domain.tls_policy import Stream
-from sealmail.errors import ValidationFailed
+from sealmail.errors import PolicyRejected, ValidationFailed
 from sealmail.intake.compose import submission_from_raw
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
@@ -152,8 +152,9 @@ _STOCK_REPLIES: Final[dict[str, Reply]] = {
     "503 Error: nested MAIL command": replies.S503_BAD_SEQUENCE,
     "503 Already authenticated": replies.S503_BAD_SEQUENCE,
     "504 5.5.4 Unrecognized authentication type": replies.S504_AUTH_MECHANISM_UNSUPPORTED,
-    "538 5.7.11 Encryption required for requested authentication mechanism":
-        replies.S538_ENCRYPTION_REQUIRED_FOR_AUTH,
+    "538 5.7.11 Encryption required for requested authentication mechanism": (
+        replies.S538_ENCRYPTION_REQUIRED_FOR_AUTH
+    ),
 }
 
 
@@ -250,8 +251,11 @@ class _GatewaySMTP(SMTP):
         connector = self.gateway_handler.connector_sender(session)
         if connector is not None:
             session.sender = connector
-            log.info(GatewayEvent.CONNECTOR_ADMITTED, tenant_id=connector.principal.tenant_id,
-                     credential_id=connector.principal.credential_id)
+            log.info(
+                GatewayEvent.CONNECTOR_ADMITTED,
+                tenant_id=connector.principal.tenant_id,
+                credential_id=connector.principal.credential_id,
+            )
             return False
         # RFC 4954 §6: 530 5.7.0 when a command needs authentication first.  This is
         # the no-open-relay rule: nobody unknown may start a transaction.
@@ -328,8 +332,11 @@ class _GatewaySMTP(SMTP):
         self.auth_failures += 1
         self.gateway_handler.count("auth_failed")
         if self.auth_failures >= MAX_AUTH_FAILURES:
-            log.warning(GatewayEvent.AUTH_LOCKED_OUT, failures=self.auth_failures,
-                        peer=str(_peer_ip(self.session.peer if self.session else None)))
+            log.warning(
+                GatewayEvent.AUTH_LOCKED_OUT,
+                failures=self.auth_failures,
+                peer=str(_peer_ip(self.session.peer if self.session else None)),
+            )
             if reply is not None:
                 reply = S421_TOO_MANY_AUTH_FAILURES
         else:
@@ -355,8 +362,9 @@ class _GatewaySMTP(SMTP):
         session = self.session
         assert isinstance(session, _Session)
         session.sender = _Sender(principal, stream, "auth")
-        log.info(GatewayEvent.AUTH_SUCCEEDED, tenant_id=principal.tenant_id,
-                 credential_id=principal.credential_id)
+        log.info(
+            GatewayEvent.AUTH_SUCCEEDED, tenant_id=principal.tenant_id, credential_id=principal.credential_id
+        )
         return AuthResult(success=True, message=str(replies.S235_AUTH_SUCCEEDED))
 
 
@@ -381,8 +389,12 @@ class _Handler:
     def _reject(self, reply: Reply, reason: str, session: _Session | None = None) -> str:
         self.count(reason)
         sender = session.sender if session else None
-        log.info(GatewayEvent.REJECTED, reason=reason, code=reply.code,
-                 tenant_id=sender.principal.tenant_id if sender else None)
+        log.info(
+            GatewayEvent.REJECTED,
+            reason=reason,
+            code=reply.code,
+            tenant_id=sender.principal.tenant_id if sender else None,
+        )
         return str(reply)
 
     def connector_sender(self, session: _Session) -> _Sender | None:
@@ -439,8 +451,12 @@ class _Handler:
         return str(replies.S451_LOCAL_ERROR)
 
     async def handle_MAIL(
-        self, server: _GatewaySMTP, session: _Session, envelope: _Envelope,
-        address: str, mail_options: list[str],
+        self,
+        server: _GatewaySMTP,
+        session: _Session,
+        envelope: _Envelope,
+        address: str,
+        mail_options: list[str],
     ) -> str:
         sender = session.sender
         assert sender is not None  # check_auth_needed ran first
@@ -454,8 +470,7 @@ class _Handler:
                 return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
             if parsed.needs_smtputf8 and not envelope.smtp_utf8:
                 # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
-                return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8",
-                                    session)
+                return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
             # Refuse an unverified sender domain now rather than after the client has
             # uploaded the whole message; accept() checks it again in its transaction.
             verified = await self._run(self._verified_domains, sender.principal.tenant_id)
@@ -465,7 +480,8 @@ class _Handler:
                         f"Sender address not authorized: {parsed.ascii_domain.lower()} is not "
                         "a verified sender domain of this tenant"
                     ),
-                    "sender_not_authorized", session,
+                    "sender_not_authorized",
+                    session,
                 )
             envelope.sender_address = parsed.addr_spec
         envelope.mail_from = address
@@ -477,8 +493,12 @@ class _Handler:
             return self.services.tenancy.verified_domains(conn, tenant_id)
 
     async def handle_RCPT(
-        self, server: _GatewaySMTP, session: _Session, envelope: _Envelope,
-        address: str, rcpt_options: list[str],
+        self,
+        server: _GatewaySMTP,
+        session: _Session,
+        envelope: _Envelope,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         if len(envelope.recipients) >= self.max_recipients:
             # RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in another
@@ -517,18 +537,29 @@ class _Handler:
                 reason = "invalid_message"
             # The detail names a field and a rule, never content (errors.py contract).
             return self._reject(reply.with_text(_one_line(exc.detail)), reason, session)
+        except PolicyRejected as exc:
+            # DLP block: a permanent refusal naming the detectors and places, never values.
+            return self._reject(
+                replies.S554_POLICY_REJECTED.with_text(_one_line(exc.detail)), "dlp_blocked", session
+            )
         except Exception as exc:  # noqa: BLE001 — any other failure is a temporary 451
             # accept() is one transaction, so nothing is half-stored and the client's
             # retry (RFC 5321 §4.2.5) is safe.  Only the class is logged: an exception
             # message might quote content.
             self.count("internal_error")
-            log.error(GatewayEvent.ACCEPT_FAILED, error=type(exc).__name__,
-                      tenant_id=sender.principal.tenant_id)
+            log.error(
+                GatewayEvent.ACCEPT_FAILED, error=type(exc).__name__, tenant_id=sender.principal.tenant_id
+            )
             return str(replies.S451_LOCAL_ERROR)
         message_id = str(response["id"])
-        log.info(GatewayEvent.ACCEPTED, tenant_id=sender.principal.tenant_id,
-                 credential_id=sender.principal.credential_id, message_id=message_id,
-                 recipients=len(envelope.recipients), size=len(raw))
+        log.info(
+            GatewayEvent.ACCEPTED,
+            tenant_id=sender.principal.tenant_id,
+            credential_id=sender.principal.credential_id,
+            message_id=message_id,
+            recipients=len(envelope.recipients),
+            size=len(raw),
+        )
         # RFC 5321 §4.2.5: 250 only once the message is safely stored (accept committed).
         return str(replies.S250_QUEUED.with_text(f"Ok: queued as {message_id}"))
 
@@ -536,8 +567,12 @@ class _Handler:
         self, sender: _Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]
     ) -> dict[str, Any]:
         submission = submission_from_raw(
-            raw, mail_from, rcpts, source="smtp",
-            message_id_domain=self.services.settings.smtp_hostname, stream=sender.stream,
+            raw,
+            mail_from,
+            rcpts,
+            source="smtp",
+            message_id_domain=self.services.settings.smtp_hostname,
+            stream=sender.stream,
         )
         response, _replayed = self.services.messages.accept(sender.principal, submission)
         return response
@@ -546,8 +581,7 @@ class _Handler:
 class _Controller(Controller):
     """aiosmtpd's threaded controller, building our SMTP class and allowing port 0."""
 
-    def __init__(self, handler: _Handler, host: str, port: int,
-                 smtp_factory: Callable[[], SMTP]) -> None:
+    def __init__(self, handler: _Handler, host: str, port: int, smtp_factory: Callable[[], SMTP]) -> None:
         super().__init__(handler, hostname=host, port=port)
         self._smtp_factory = smtp_factory
 
@@ -558,9 +592,7 @@ class _Controller(Controller):
         return self._bind()
 
     async def _bind(self) -> asyncio.AbstractServer:
-        server = await self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=self.port
-        )
+        server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port)
         # With port 0 the OS picks a port; record it so start() can connect to it and
         # callers can read it.  (With a name resolving to several addresses each socket
         # gets its own port; the first is reported.)
@@ -642,9 +674,7 @@ class SmtpGateway:
         controller = self._controller
         if controller is None:
             return
-        drained = asyncio.run_coroutine_threadsafe(
-            self._handler.drain(controller.server), controller.loop
-        )
+        drained = asyncio.run_coroutine_threadsafe(self._handler.drain(controller.server), controller.loop)
         try:
             drained.result(DRAIN_SECONDS)
         except TimeoutError:

@@ -23,6 +23,12 @@ class EventType(enum.StrEnum):
     CANCELLED = "message.cancelled"
     QUARANTINED = "message.quarantined"
     RELEASED = "message.released"
+    PORTAL_NOTIFIED = "portal.notified"
+    PORTAL_VIEWED = "portal.viewed"
+    PORTAL_ATTACHMENT_DOWNLOADED = "portal.attachment_downloaded"
+    PORTAL_REPLIED = "portal.replied"
+    PORTAL_EXPIRED = "portal.expired"
+    PORTAL_RECALLED = "portal.recalled"
 
 
 def next_seqs(conn: Connection, message_id: str, n: int) -> int:
@@ -45,7 +51,7 @@ def emit(
     *,
     tenant_id: str,
     message_id: str,
-    type_: EventType,
+    type_: enum.StrEnum,  # EventType, or a feature's own event-name enum
     recipient_id: str | None,
     recipient: str | None,
     data: dict[str, Any],

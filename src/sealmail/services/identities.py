@@ -61,7 +61,7 @@ class Identities:
                     tenant_id=tenant_id,
                     kind=kind,
                     name=name,
-                    algorithm=algorithm,
+                    algorithm=algorithm[:32],  # a short label; library descriptions run longer
                     fingerprint=fingerprint,
                     public=public,
                     tenant_key_id=key_id,

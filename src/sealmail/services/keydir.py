@@ -8,6 +8,7 @@ it came from, and whether it is usable for this address right now, with the reas
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
@@ -24,8 +26,14 @@ from sealmail.crypto import smime
 from sealmail.domain.secureline import KeyFact
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
+from sealmail.keys.cache import DiscoveryEntry, DiscoveryStatus
+from sealmail.keys.vks import fetch_vks
+from sealmail.keys.wkd import fetch_wkd
+from sealmail.net.http_client import SafeHttpClient
 from sealmail.store import db
-from sealmail.store.tables import recipient_keys
+from sealmail.store.tables import key_discovery, recipient_keys
+
+log = structlog.get_logger("sealmail.keys")
 
 
 def _now() -> datetime:
@@ -76,9 +84,20 @@ class KeyDirectory:
 
     # -- management ----------------------------------------------------------------------
     def upload(
-        self, tenant_id: str, data: bytes, actor: str, *, trusted: bool = False, source: str = "uploaded"
+        self,
+        tenant_id: str,
+        data: bytes,
+        actor: str,
+        *,
+        trusted: bool = False,
+        source: str = "uploaded",
+        only_address: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Store a certificate once per address it names; returns the stored rows."""
+        """Store a certificate once per address it names; returns the stored rows.
+
+        ``only_address`` (discovery) stores it for the looked-up address only, and only
+        if the certificate names it: a WKD server must not plant keys for other people.
+        """
         kind = detect_kind(data)
         now = _now()
         if kind == "pgp":
@@ -93,6 +112,13 @@ class KeyDirectory:
             except smime.CertificateError as exc:
                 raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
             fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
+        if only_address is not None:
+            wanted = only_address.strip().lower()
+            if wanted not in emails:
+                raise ValidationFailed(
+                    [{"field": "key", "message": "the certificate does not name the address"}]
+                )
+            emails = (wanted,)
         if not emails:
             raise ValidationFailed([{"field": "key", "message": "the certificate names no email address"}])
         rows = []
@@ -269,3 +295,117 @@ class KeyDirectory:
         trust = self.trust.with_trusted_fingerprint(info.fingerprint_sha256) if row["trusted"] else self.trust
         ok, reason = smime.usable_for(info, address, now=now, trust=trust)
         return KeyFact(fp, row["source"], ok, "" if ok else reason), info.certificate
+
+
+class DbDiscoveryCache:
+    """``keys.cache.DiscoveryCache`` in the database, per tenant, shared by every worker."""
+
+    def __init__(self, engine: Engine, tenant_id: str) -> None:
+        self.engine = engine
+        self.tenant_id = tenant_id
+
+    def _get(self, method: str, address: str, now: float) -> DiscoveryEntry | None:
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(key_discovery).where(
+                        key_discovery.c.tenant_id == self.tenant_id,
+                        key_discovery.c.method == method,
+                        key_discovery.c.address == address.strip().lower(),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["expires_at"].timestamp() <= now:
+            return None
+        return DiscoveryEntry(
+            DiscoveryStatus(row["status"]),
+            row["cert"],
+            row["source"],
+            row["detail"],
+            row["checked_at"].timestamp(),
+            row["expires_at"].timestamp(),
+        )
+
+    def _put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
+        values = {
+            "status": str(entry.status),
+            "source": entry.source,
+            "cert": entry.cert,
+            "detail": entry.detail[:300],
+            "checked_at": datetime.fromtimestamp(entry.fetched_at, UTC),
+            "expires_at": datetime.fromtimestamp(entry.expires_at, UTC),
+        }
+        key = {"tenant_id": self.tenant_id, "method": method, "address": address.strip().lower()}
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(key_discovery)
+                .where(
+                    key_discovery.c.tenant_id == key["tenant_id"],
+                    key_discovery.c.method == method,
+                    key_discovery.c.address == key["address"],
+                )
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(sa.insert(key_discovery).values(**key, **values))
+
+    async def get(self, method: str, address: str, *, now: float) -> DiscoveryEntry | None:
+        return await asyncio.to_thread(self._get, method, address, now)
+
+    async def put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
+        try:
+            await asyncio.to_thread(self._put, method, address, entry)
+        except sa.exc.IntegrityError:
+            pass  # another worker cached the same answer a moment earlier
+
+
+class Discovery:
+    """Finds recipients' OpenPGP certificates by WKD (and an optional VKS keyserver).
+
+    Found certificates are stored in the key directory (source ``wkd``/``keyserver``)
+    for the looked-up address only; answers — including "no key" — are cached per
+    tenant, so an address without WKD costs one lookup an hour, not one per message.
+    """
+
+    def __init__(self, keydir: KeyDirectory, client: SafeHttpClient, keyserver: str | None = None) -> None:
+        self.keydir = keydir
+        self.client = client
+        self.keyserver = keyserver
+
+    async def discover(self, tenant_id: str, addresses: Sequence[str]) -> int:
+        """Look up addresses that have no usable OpenPGP key yet; returns how many were found."""
+        now = _now()
+        known = await asyncio.to_thread(self.keydir.facts, tenant_id, addresses, now)
+        missing = [a for a in addresses if not any(k.usable for k in known[a.strip().lower()].pgp)]
+        if not missing:
+            return 0
+        cache = DbDiscoveryCache(self.keydir.engine, tenant_id)
+        results = await asyncio.gather(*(self._one(tenant_id, a, cache) for a in missing))
+        return sum(results)
+
+    async def _one(self, tenant_id: str, address: str, cache: DbDiscoveryCache) -> int:
+        try:
+            result = await fetch_wkd(address, self.client, cache=cache)
+        except ValueError:
+            return 0
+        cert, source = (result.cert, "wkd") if result.found else (None, "")
+        if cert is None and self.keyserver:
+            vks = await fetch_vks(address, self.keyserver, self.client, cache=cache)
+            cert, source = (vks.cert, "keyserver") if vks.cert else (None, "")
+        if cert is None:
+            return 0
+        if result.cached and source == "wkd" and await asyncio.to_thread(self._stored, tenant_id, address):
+            return 0  # already in the directory from an earlier lookup
+        try:
+            await asyncio.to_thread(
+                self.keydir.upload, tenant_id, cert, "discovery", source=source, only_address=address
+            )
+        except ValidationFailed:
+            log.info("discovery.unusable_cert", source=source)
+            return 0
+        return 1
+
+    def _stored(self, tenant_id: str, address: str) -> bool:
+        return bool(self.keydir.list(tenant_id, address=address, kind="pgp"))

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +42,9 @@ from sealmail.store.tables import (
 META = [c for c in messages.c if c.name not in ("content", "wrapped_data_key")]
 ACTIVE = ("queued", "deferred", "delivering")
 TERMINAL = ("delivered", "bounced", "expired", "cancelled", "rejected")
+# How long accept() reuses a tenant's verified sender domains.  A newly verified domain is
+# seen at once (a miss asks again); a removed one may still be accepted for this long.
+VERIFIED_DOMAINS_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class Submission:
     """A validated message ready to store, whichever door it came through."""
 
     stream: Stream
-    source: Literal["api", "smtp", "dsn"]
+    source: Literal["api", "smtp", "dsn", "system", "portal"]
     mail_from: str
     header_from: str
     recipients: tuple[EnvelopeRecipient, ...]
@@ -89,6 +94,76 @@ class Screening:
 Screen = Callable[[str, Submission], Screening]
 
 
+class GroupCommit:
+    """Group commit: concurrent ``accept`` calls share one transaction and one fsync.
+
+    Each caller hands in its prepared rows and blocks until they are committed.  The first
+    caller into an empty queue leads: it waits for the previous batch's commit (the write
+    lock), takes everything queued meanwhile and commits it in one transaction, then wakes
+    the others.  Under no load a batch is one message and nothing waits; under load the
+    batch grows with the time a commit takes, so one writer — SQLite's single write lock,
+    PostgreSQL's WAL flush — serves many requests.  Nobody returns before the commit.
+
+    If a batch fails, its items are written again one per transaction, so one bad
+    submission (an Idempotency-Key race, say) fails only its own request.
+    """
+
+    def __init__(self, write: Callable[[list[_Pending]], None]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._writer = threading.Lock()
+
+    def submit(self, item: _Pending) -> None:
+        with self._lock:
+            self._queue.append(item)
+            leader = len(self._queue) == 1
+        if leader:
+            with self._writer:
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        else:
+            item.done.wait()
+        if item.error is not None:
+            raise item.error
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            self._write(batch)
+        except Exception as exc:  # noqa: BLE001 — each caller re-raises its own error
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for item in batch:
+                    try:
+                        self._write([item])
+                    except Exception as one:  # noqa: BLE001 — handed to its own caller, who raises it
+                        item.error = one
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, SystemExit): nobody may believe it committed.
+            for item in batch:
+                item.error = RuntimeError("the commit was interrupted; the message was not stored")
+            raise
+        finally:
+            for item in batch:
+                item.done.set()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The rows of one accepted message, ready to be written in a commit batch."""
+
+    message: dict[str, Any]
+    recipients: list[dict[str, Any]]
+    tags: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    audit: list[audit.Entry]
+    idempotency: dict[str, Any] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
 class Messages:
     def __init__(
         self,
@@ -105,6 +180,9 @@ class Messages:
         # DLP at intake: a blocked message is refused before anything is stored, a
         # quarantined one is stored but held until released.
         self.screen = screen
+        # tenant id -> (monotonic expiry, verified sender domains)
+        self._verified: dict[str, tuple[float, set[str]]] = {}
+        self._commits = GroupCommit(self._write_accepted)
 
     # -- accept ------------------------------------------------------------------------------
     def accept(
@@ -151,6 +229,10 @@ class Messages:
                 "remove the protected information or ask an administrator to change the rule",
                 findings=list(screening.findings),
             )
+        if not system:
+            # Checked before the message joins a commit batch, so a wrong sender fails only
+            # its own request (the verified set is cached for VERIFIED_DOMAINS_SECONDS).
+            self._check_sender(who.tenant_id, sub.header_from, sub.mail_from)
         held = screening.action == "quarantine"
         now = datetime.now(UTC)
         message_id = new_id("msg")
@@ -184,122 +266,116 @@ class Messages:
             "message_id_header": sub.message_id_header,
             "recipients": [{"id": r["id"], "email": r["address"]} for r in rcpt_rows],
         }
+        message_row = {
+            "id": message_id,
+            "tenant_id": who.tenant_id,
+            "stream": str(sub.stream),
+            "source": sub.source,
+            "actor": who.credential_id,
+            "mail_from": sub.mail_from,
+            "header_from": sub.header_from,
+            "message_id_header": sub.message_id_header[:400],
+            "size": len(sub.raw),
+            "tls_policy": str(sub.tls_policy) if sub.tls_policy else None,
+            "tags": list(sub.tags),
+            "metadata": dict(sub.metadata),
+            "status": "quarantined" if held else "queued",
+            "dlp_action": screening.action,
+            "dlp_findings": list(screening.findings) or None,
+            "send_at": sub.send_at,
+            "expires_at": sub.expires_at,
+            "created_at": now,
+            "event_seq": len(rcpt_rows) * (2 if held else 1),
+            "tenant_key_id": key_id,
+            "wrapped_data_key": wrapped,
+            "content": blob,
+        }
+        event_rows = [
+            {
+                "id": new_id("evt"),
+                "tenant_id": who.tenant_id,
+                "message_id": message_id,
+                "recipient_id": r["id"],
+                "recipient": r["address"],
+                "type": str(ev.EventType.ACCEPTED),
+                "seq": i + 1,
+                "created_at": now,
+                "data": {
+                    "stream": str(sub.stream),
+                    "source": sub.source,
+                    **(
+                        {"dlp": {"action": screening.action, "findings": list(screening.findings)}}
+                        if screening.findings
+                        else {}
+                    ),
+                },
+            }
+            for i, r in enumerate(rcpt_rows)
+        ]
+        if held:
+            event_rows += [
+                {
+                    "id": new_id("evt"),
+                    "tenant_id": who.tenant_id,
+                    "message_id": message_id,
+                    "recipient_id": r["id"],
+                    "recipient": r["address"],
+                    "type": str(ev.EventType.QUARANTINED),
+                    "seq": len(rcpt_rows) + i + 1,
+                    "created_at": now,
+                    "data": {"reason": screening.reason},
+                }
+                for i, r in enumerate(rcpt_rows)
+            ]
+        entries: list[audit.Entry] = []
+        if held:
+            entries.append(
+                audit.Entry(
+                    AuditAction.MESSAGE_QUARANTINED,
+                    who.credential_id,
+                    who.tenant_id,
+                    message_id,
+                    {"findings": list(screening.findings)},
+                )
+            )
+        entries.append(
+            audit.Entry(
+                AuditAction.MESSAGE_ACCEPTED,
+                who.credential_id,
+                who.tenant_id,
+                message_id,
+                {
+                    "source": sub.source,
+                    "stream": str(sub.stream),
+                    "recipients": len(rcpt_rows),
+                    "size": len(sub.raw),
+                },
+            )
+        )
+        pending = _Pending(
+            message=message_row,
+            recipients=rcpt_rows,
+            tags=[
+                {"tenant_id": who.tenant_id, "tag": t, "message_id": message_id}
+                for t in dict.fromkeys(sub.tags)
+            ],
+            events=event_rows,
+            audit=entries,
+            idempotency=(
+                {
+                    "tenant_id": who.tenant_id,
+                    "key": idem.key,
+                    "request_hash": idem.request_hash,
+                    "response": response,
+                    "created_at": now,
+                }
+                if idem is not None
+                else None
+            ),
+        )
         try:
-            with self.engine.begin() as conn:
-                if not system:
-                    self._check_sender(conn, who.tenant_id, sub.header_from, sub.mail_from)
-                conn.execute(
-                    sa.insert(messages).values(
-                        id=message_id,
-                        tenant_id=who.tenant_id,
-                        stream=str(sub.stream),
-                        source=sub.source,
-                        actor=who.credential_id,
-                        mail_from=sub.mail_from,
-                        header_from=sub.header_from,
-                        message_id_header=sub.message_id_header[:400],
-                        size=len(sub.raw),
-                        tls_policy=str(sub.tls_policy) if sub.tls_policy else None,
-                        tags=list(sub.tags),
-                        metadata=dict(sub.metadata),
-                        status="quarantined" if held else "queued",
-                        dlp_action=screening.action,
-                        dlp_findings=list(screening.findings) or None,
-                        send_at=sub.send_at,
-                        expires_at=sub.expires_at,
-                        created_at=now,
-                        event_seq=len(rcpt_rows) * (2 if held else 1),
-                        tenant_key_id=key_id,
-                        wrapped_data_key=wrapped,
-                        content=blob,
-                    )
-                )
-                conn.execute(sa.insert(recipients), rcpt_rows)
-                if sub.tags:
-                    conn.execute(
-                        sa.insert(message_tags),
-                        [
-                            {"tenant_id": who.tenant_id, "tag": t, "message_id": message_id}
-                            for t in dict.fromkeys(sub.tags)
-                        ],
-                    )
-                event_rows = [
-                    {
-                        "id": new_id("evt"),
-                        "tenant_id": who.tenant_id,
-                        "message_id": message_id,
-                        "recipient_id": r["id"],
-                        "recipient": r["address"],
-                        "type": str(ev.EventType.ACCEPTED),
-                        "seq": i + 1,
-                        "created_at": now,
-                        "data": {
-                            "stream": str(sub.stream),
-                            "source": sub.source,
-                            **(
-                                {"dlp": {"action": screening.action, "findings": list(screening.findings)}}
-                                if screening.findings
-                                else {}
-                            ),
-                        },
-                    }
-                    for i, r in enumerate(rcpt_rows)
-                ]
-                if held:
-                    event_rows += [
-                        {
-                            "id": new_id("evt"),
-                            "tenant_id": who.tenant_id,
-                            "message_id": message_id,
-                            "recipient_id": r["id"],
-                            "recipient": r["address"],
-                            "type": str(ev.EventType.QUARANTINED),
-                            "seq": len(rcpt_rows) + i + 1,
-                            "created_at": now,
-                            "data": {"reason": screening.reason},
-                        }
-                        for i, r in enumerate(rcpt_rows)
-                    ]
-                conn.execute(sa.insert(events), event_rows)
-                if idem is not None:
-                    conn.execute(
-                        sa.delete(idempotency_keys).where(
-                            idempotency_keys.c.tenant_id == who.tenant_id,
-                            idempotency_keys.c.key == idem.key,
-                            idempotency_keys.c.created_at < now - self.idempotency_ttl,
-                        )
-                    )
-                    conn.execute(
-                        sa.insert(idempotency_keys).values(
-                            tenant_id=who.tenant_id,
-                            key=idem.key,
-                            request_hash=idem.request_hash,
-                            response=response,
-                            created_at=now,
-                        )
-                    )
-                if held:
-                    audit.append(
-                        conn,
-                        action=AuditAction.MESSAGE_QUARANTINED,
-                        actor=who.credential_id,
-                        tenant_id=who.tenant_id,
-                        target=message_id,
-                        details={"findings": list(screening.findings)},
-                    )
-                audit.append(
-                    conn,
-                    action=AuditAction.MESSAGE_ACCEPTED,
-                    actor=who.credential_id,
-                    tenant_id=who.tenant_id,
-                    target=message_id,
-                    details={
-                        "source": sub.source,
-                        "stream": str(sub.stream),
-                        "recipients": len(rcpt_rows),
-                        "size": len(sub.raw),
-                    },
-                )
+            # Returns only once the transaction holding these rows has committed.
+            self._commits.submit(pending)
         except IntegrityError:
             # A concurrent request with the same Idempotency-Key won the race.
             if idem is not None:
@@ -308,6 +384,28 @@ class Messages:
                     return replay, True
             raise
         return response, False
+
+    def _write_accepted(self, batch: list[_Pending]) -> None:
+        """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(messages), [p.message for p in batch])
+            conn.execute(sa.insert(recipients), [r for p in batch for r in p.recipients])
+            tags = [t for p in batch for t in p.tags]
+            if tags:
+                conn.execute(sa.insert(message_tags), tags)
+            conn.execute(sa.insert(events), [e for p in batch for e in p.events])
+            for p in batch:
+                if p.idempotency is None:
+                    continue
+                conn.execute(
+                    sa.delete(idempotency_keys).where(
+                        idempotency_keys.c.tenant_id == p.idempotency["tenant_id"],
+                        idempotency_keys.c.key == p.idempotency["key"],
+                        idempotency_keys.c.created_at < p.idempotency["created_at"] - self.idempotency_ttl,
+                    )
+                )
+                conn.execute(sa.insert(idempotency_keys).values(**p.idempotency))
+            audit.append_many(conn, [e for p in batch for e in p.audit])
 
     def _idempotent_replay(self, tenant_id: str, idem: Idempotency) -> dict[str, Any] | None:
         with db.reader(self.engine) as conn:
@@ -329,12 +427,25 @@ class Messages:
             )
         return dict(row["response"])
 
-    def _check_sender(self, conn: sa.Connection, tenant_id: str, header_from: str, mail_from: str) -> None:
-        verified = self.tenancy.verified_domains(conn, tenant_id)
+    def _verified_domains(self, tenant_id: str, *, fresh: bool = False) -> set[str]:
+        hit = self._verified.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and not fresh and hit[0] > now:
+            return hit[1]
+        with db.reader(self.engine) as conn:
+            verified = self.tenancy.verified_domains(conn, tenant_id)
+        self._verified[tenant_id] = (now + VERIFIED_DOMAINS_SECONDS, verified)
+        return verified
+
+    def _check_sender(self, tenant_id: str, header_from: str, mail_from: str) -> None:
+        verified = self._verified_domains(tenant_id)
         for field_name, addr in (("from", header_from), ("mail_from", mail_from)):
             if not addr:
                 continue
             domain = _ascii_domain(addr)
+            if domain not in verified:
+                # A domain verified since the set was cached must not be refused: ask again.
+                verified = self._verified_domains(tenant_id, fresh=True)
             if domain not in verified:
                 raise ValidationFailed(
                     [
@@ -532,7 +643,13 @@ class Messages:
                 .values(status="queued", next_attempt_at=now, updated_at=now)
                 .returning(recipients.c.id, recipients.c.address)
             ).all()
-            conn.execute(sa.update(messages).where(messages.c.id == message_id).values(status="queued"))
+            # A reviewer's release lets the message go, but the PHI found is still there:
+            # it leaves with message-level protection (pgp, smime or the portal).
+            conn.execute(
+                sa.update(messages)
+                .where(messages.c.id == message_id)
+                .values(status="queued", dlp_action="require_encryption")
+            )
             first = ev.next_seqs(conn, message_id, len(released))
             for i, r in enumerate(released):
                 ev.emit(

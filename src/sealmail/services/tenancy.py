@@ -15,7 +15,8 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from sealmail.store.tables import api_keys, sender_domains, smtp_credentials, te
 
 SCOPES = ("send", "read", "admin")
 CACHE_SECONDS = 5.0
+ARGON2_CONCURRENCY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,12 @@ class Tenancy:
         self.hasher = hasher or PasswordHasher()
         self._keys: dict[str, _CachedKey] = {}
         self._lock = threading.Lock()
+        # Per-lookup locks (with a count of holders, dropped when unused): concurrent first
+        # requests with one key verify it once; the others wait and find it cached.
+        self._key_locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+        # At most this many argon2 verifications at once: each takes tens of milliseconds of
+        # CPU and memory, and a burst of new keys must not starve everything else.
+        self._argon_slots = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, name: str, actor: str = "cli") -> str:
@@ -194,12 +202,16 @@ class Tenancy:
 
     def domain(self, tenant_id: str, name: str) -> dict[str, Any]:
         with db.reader(self.engine) as conn:
-            row = conn.execute(
-                sa.select(sender_domains).where(
-                    sender_domains.c.tenant_id == tenant_id,
-                    sender_domains.c.name == _ascii(name),
+            row = (
+                conn.execute(
+                    sa.select(sender_domains).where(
+                        sender_domains.c.tenant_id == tenant_id,
+                        sender_domains.c.name == _ascii(name),
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFound(f"domain {name} is not registered for this tenant")
         return dict(row)
@@ -216,7 +228,7 @@ class Tenancy:
             records = await txt(f"_sealmail.{row['name']}")
             if expected not in [r.strip() for r in records]:
                 raise Conflict(
-                    f"TXT _sealmail.{row['name']} does not contain \"{expected}\" yet; "
+                    f'TXT _sealmail.{row["name"]} does not contain "{expected}" yet; '
                     "publish it and try again (DNS changes can take a while to appear)"
                 )
             self.mark_domain_verified(tenant_id, row["name"], actor)
@@ -311,12 +323,55 @@ class Tenancy:
             raise AuthenticationRequired("missing or malformed API key; send `Authorization: Bearer sm_…`")
         lookup, secret = parts[1], parts[2]
         digest = hashlib.sha256(presented.encode()).digest()
+        fresh = self._fresh(lookup, digest)
+        if fresh is not None:
+            return fresh
+        with self._key_lock(lookup):
+            # Whoever held the lock before us may have just verified this very key.
+            fresh = self._fresh(lookup, digest)
+            if fresh is not None:
+                return fresh
+            return self._verify(lookup, secret, digest)
+
+    def cached_principal(self, presented: str) -> Principal | None:
+        """The principal for a key verified less than ``CACHE_SECONDS`` ago, without any I/O.
+
+        ``None`` means "ask ``authenticate``" (not cached, stale, or wrong): the API calls
+        this on the event loop and only goes to a thread for the database and argon2.
+        """
+        parts = presented.split("_", 2)
+        if len(parts) != 3 or parts[0] != "sm" or not parts[1] or not parts[2]:
+            return None
+        try:
+            return self._fresh(parts[1], hashlib.sha256(presented.encode()).digest())
+        except AuthenticationRequired:
+            return None
+
+    def _fresh(self, lookup: str, digest: bytes) -> Principal | None:
+        cached = self._keys.get(lookup)
+        if cached is None or time.monotonic() - cached.checked_at >= CACHE_SECONDS:
+            return None
+        if cached.revoked or not hmac.compare_digest(cached.digest, digest):
+            raise AuthenticationRequired("invalid or revoked API key")
+        return Principal(cached.tenant_id, cached.key_id, cached.scopes)
+
+    @contextmanager
+    def _key_lock(self, lookup: str) -> Iterator[None]:
+        with self._lock:
+            lock, holders = self._key_locks.setdefault(lookup, (threading.Lock(), [0]))
+            holders[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                holders[0] -= 1
+                if holders[0] == 0:
+                    self._key_locks.pop(lookup, None)
+
+    def _verify(self, lookup: str, secret: str, digest: bytes) -> Principal:
         cached = self._keys.get(lookup)
         now = time.monotonic()
-        if cached is not None and now - cached.checked_at < CACHE_SECONDS:
-            if cached.revoked or not hmac.compare_digest(cached.digest, digest):
-                raise AuthenticationRequired("invalid or revoked API key")
-            return Principal(cached.tenant_id, cached.key_id, cached.scopes)
         with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(
@@ -333,7 +388,8 @@ class Tenancy:
             verified = True  # already argon2-verified; only revocation needed re-reading
         else:
             try:
-                verified = self.hasher.verify(row.secret_hash, secret)
+                with self._argon_slots:
+                    verified = self.hasher.verify(row.secret_hash, secret)
             except (VerificationError, InvalidHashError):
                 verified = False
         if not verified:
@@ -392,8 +448,11 @@ class Tenancy:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
-                    smtp_credentials.c.id, smtp_credentials.c.username, smtp_credentials.c.stream,
-                    smtp_credentials.c.created_at, smtp_credentials.c.revoked_at,
+                    smtp_credentials.c.id,
+                    smtp_credentials.c.username,
+                    smtp_credentials.c.stream,
+                    smtp_credentials.c.created_at,
+                    smtp_credentials.c.revoked_at,
                 )
                 .where(smtp_credentials.c.tenant_id == tenant_id)
                 .order_by(smtp_credentials.c.created_at)

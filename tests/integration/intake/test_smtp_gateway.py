@@ -517,3 +517,17 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
     assert not sender.is_alive()
     message_id = queued_id(*replies[0])
     assert services.messages.get(tenant.principal, message_id)["status"] == "queued"
+
+
+def test_dlp_block_is_a_permanent_554_naming_the_detector_and_stores_nothing(
+    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    tenant: Any,
+) -> None:
+    services.tenancy.update_settings(tenant.id, {"dlp": {"actions": {"ssn": "block"}}}, actor="test")
+    services.screener.forget(tenant.id)
+    client = authenticated(connect, gateway, credential)
+    code, reply = send(client, message(body="Patient SSN 123-45-6780, please call."))
+    assert code == 554
+    assert b"5.7.1" in reply and b"ssn in text" in reply
+    assert b"123-45-6780" not in reply
+    assert stored_ids(services, tenant) == []

@@ -23,7 +23,7 @@ from sealmail.errors import (
     UnsupportedMediaType,
 )
 from sealmail.intake import compose
-from sealmail.intake.api import admin, problems
+from sealmail.intake.api import admin, portal_admin, problems, secureline_api, webhooks_api
 from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
@@ -96,13 +96,20 @@ def create_api(services: Services) -> FastAPI:
     msgs = services.messages
     domain_for_ids = settings.smtp_hostname
 
-    def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
+    # Async dependencies run on the event loop: a key verified in the last few seconds is
+    # answered from memory, and only the database read and argon2 go to a thread (a sync
+    # dependency would cost a thread-pool round trip on every request).
+    async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
         if not authorization or not authorization.lower().startswith("bearer "):
             raise AuthenticationRequired("send `Authorization: Bearer <API key>`")
-        return services.tenancy.authenticate(authorization[7:].strip())
+        presented = authorization[7:].strip()
+        cached = services.tenancy.cached_principal(presented)
+        if cached is not None:
+            return cached
+        return await run_in_threadpool(services.tenancy.authenticate, presented)
 
     def need(scope: str) -> Any:
-        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
             if not who.has(scope):
                 raise PermissionDenied(f"this API key lacks the `{scope}` scope")
             return who
@@ -222,4 +229,11 @@ def create_api(services: Services) -> FastAPI:
 
     resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
     app.include_router(admin.router(services, need("admin"), resolver))
+    app.include_router(secureline_api.router(services, need, resolver))
+    app.include_router(webhooks_api.router(services, need("admin")))
+    app.include_router(portal_admin.router(services, need))
+    if settings.portal_on_api:
+        from sealmail.portal.web import create_portal
+
+        app.mount("/p", create_portal(services))
     return app

@@ -1,0 +1,303 @@
+"""The sender's side of portal messages: settings, recall, listing, expiry and shredding.
+
+Crypto-shredding rule (architecture.md, "Destroying a message's data key crypto-shreds
+that message"): a message's data key is destroyed when
+
+* every portal hold of it is closed — expired or recalled — and
+* every other recipient is terminal (delivered, bounced, expired, cancelled, rejected),
+
+because until then a worker may still need the plaintext to deliver to someone else.
+Metadata (rows, events, audit) stays for the audit trail.  Replies sent from the
+portal thread are shredded with it once their own delivery is terminal.  ``sweep``
+applies the rule on a schedule; ``recall`` applies it at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.errors import NotFound, ValidationFailed
+from sealmail.portal.mailbox import emit
+from sealmail.services.messages import TERMINAL
+from sealmail.services.portal_access import (
+    Hold,
+    LinkState,
+    PortalAudit,
+    PortalEvent,
+    hold_query,
+    record_audit,
+    to_hold,
+)
+from sealmail.store import db
+from sealmail.store.tables import messages, portal_messages, recipients
+from sealmail.store.tables_portal import portal_hold_states, portal_message_settings, portal_replies
+
+UNSET: Any = object()
+MIN_PASSPHRASE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    notified: int
+    expired: int
+    shredded: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PortalLifecycle:
+    def __init__(self, engine: Engine, hasher: PasswordHasher) -> None:
+        self.engine = engine
+        self.hasher = hasher
+
+    # -- sender settings ----------------------------------------------------------------------
+    def _message_exists(self, conn: Connection, tenant_id: str, message_id: str) -> None:
+        found = conn.execute(
+            sa.select(messages.c.id).where(messages.c.id == message_id, messages.c.tenant_id == tenant_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"message {message_id} not found")
+
+    def _upsert_settings(self, conn: Connection, tenant_id: str, message_id: str, **values: Any) -> None:
+        key = (portal_message_settings.c.tenant_id == tenant_id) & (
+            portal_message_settings.c.message_id == message_id
+        )
+        values["updated_at"] = _now()
+        if conn.execute(sa.select(portal_message_settings.c.message_id).where(key)).first() is None:
+            conn.execute(
+                sa.insert(portal_message_settings).values(
+                    tenant_id=tenant_id, message_id=message_id, **values
+                )
+            )
+        else:
+            conn.execute(sa.update(portal_message_settings).where(key).values(**values))
+
+    def configure(
+        self,
+        tenant_id: str,
+        message_id: str,
+        actor: str,
+        *,
+        expires_at: datetime | None = UNSET,
+        passphrase: str | None = UNSET,
+    ) -> dict[str, Any]:
+        """Change a message's portal expiry and/or passphrase (``None`` clears either)."""
+        values: dict[str, Any] = {}
+        if expires_at is not UNSET:
+            if expires_at is not None and expires_at.tzinfo is None:
+                raise ValidationFailed([{"field": "expires_at", "message": "needs a timezone offset"}])
+            values["expires_at"] = expires_at
+        if passphrase is not UNSET:
+            if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+                raise ValidationFailed(
+                    [{"field": "passphrase", "message": f"must be at least {MIN_PASSPHRASE} characters"}]
+                )
+            values["passphrase_hash"] = self.hasher.hash(passphrase) if passphrase is not None else None
+        with self.engine.begin() as conn:
+            self._message_exists(conn, tenant_id, message_id)
+            if values:
+                self._upsert_settings(conn, tenant_id, message_id, **values)
+                changed = sorted(values)
+                record_audit(
+                    conn, PortalAudit.SETTINGS_CHANGED, actor, tenant_id, message_id, changed=changed
+                )
+        return self.describe(tenant_id, message_id)
+
+    def describe(self, tenant_id: str, message_id: str) -> dict[str, Any]:
+        """The message's portal settings and every hold with its state (tenant-scoped)."""
+        now = _now()
+        with db.reader(self.engine) as conn:
+            self._message_exists(conn, tenant_id, message_id)
+            settings = conn.execute(
+                sa.select(portal_message_settings).where(
+                    portal_message_settings.c.tenant_id == tenant_id,
+                    portal_message_settings.c.message_id == message_id,
+                )
+            ).first()
+            rows = conn.execute(
+                hold_query()
+                .where(portal_messages.c.tenant_id == tenant_id, portal_messages.c.message_id == message_id)
+                .order_by(portal_messages.c.created_at)
+            ).all()
+        return {
+            "message_id": message_id,
+            "requires_passphrase": bool(settings and settings.passphrase_hash),
+            "expires_at": _iso(settings.expires_at) if settings else None,
+            "recalled_at": _iso(settings.recalled_at) if settings else None,
+            "shredded_at": _iso(settings.shredded_at) if settings else None,
+            "recipients": [_render_hold(r, now) for r in rows],
+        }
+
+    # -- recall -------------------------------------------------------------------------------
+    def recall(self, tenant_id: str, message_id: str, actor: str) -> dict[str, Any]:
+        """Revoke portal access for every portal recipient, before or after reading.
+
+        Holds created later (a recipient still queued) are closed too: the recall is
+        stored on the message.  The content is shredded at once when no other recipient
+        still needs it, otherwise by the next ``sweep``.
+        """
+        now = _now()
+        with self.engine.begin() as conn:
+            self._message_exists(conn, tenant_id, message_id)
+            self._upsert_settings(conn, tenant_id, message_id, recalled_at=now)
+            holds = [
+                to_hold(r)
+                for r in conn.execute(
+                    hold_query().where(
+                        portal_messages.c.tenant_id == tenant_id,
+                        portal_messages.c.message_id == message_id,
+                        portal_messages.c.recalled_at.is_(None),
+                    )
+                )
+            ]
+            conn.execute(
+                sa.update(portal_messages)
+                .where(
+                    portal_messages.c.tenant_id == tenant_id,
+                    portal_messages.c.message_id == message_id,
+                    portal_messages.c.recalled_at.is_(None),
+                )
+                .values(recalled_at=now)
+            )
+            for hold in holds:
+                emit(conn, hold, PortalEvent.RECALLED, {"viewed": hold.viewed_at is not None}, now)
+            record_audit(conn, PortalAudit.RECALLED, actor, tenant_id, message_id, recipients=len(holds))
+            shredded = self._shred_if_done(conn, tenant_id, message_id, now)
+        return {**self.describe(tenant_id, message_id), "recalled": len(holds), "shredded": shredded}
+
+    # -- expiry and shredding -----------------------------------------------------------------
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        """Emit pending ``portal.notified``/``portal.expired`` events and shred what is done."""
+        now = now or _now()
+        notified = expired = shredded = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                hold_query()
+                .add_columns(
+                    portal_hold_states.c.notified_event_at, portal_hold_states.c.expired_at.label("ex_at")
+                )
+                .outerjoin(portal_hold_states, portal_hold_states.c.portal_message_id == portal_messages.c.id)
+            ).all()
+            touched: set[tuple[str, str]] = set()
+            for row in rows:
+                hold = to_hold(row)
+                state: dict[str, Any] = {}
+                if row.notified_at is not None and row.notified_event_at is None:
+                    emit(conn, hold, PortalEvent.NOTIFIED, {}, row.notified_at)
+                    state["notified_event_at"] = now
+                    notified += 1
+                if not hold.recalled and hold.expires_at <= now and row.ex_at is None:
+                    emit(conn, hold, PortalEvent.EXPIRED, {"viewed": hold.viewed_at is not None}, now)
+                    record_audit(
+                        conn, PortalAudit.EXPIRED, "system:portal-sweep", hold.tenant_id, hold.message_id
+                    )
+                    state["expired_at"] = now
+                    expired += 1
+                if state:
+                    self._mark(conn, hold, row.notified_event_at is None and row.ex_at is None, state)
+                if hold.state(now) is not LinkState.OPEN and not hold.shredded:
+                    touched.add((hold.tenant_id, hold.message_id))
+            for tenant_id, message_id in sorted(touched):
+                shredded += self._shred_if_done(conn, tenant_id, message_id, now)
+        return SweepResult(notified, expired, shredded)
+
+    @staticmethod
+    def _mark(conn: Connection, hold: Hold, maybe_new: bool, values: dict[str, Any]) -> None:
+        key = portal_hold_states.c.portal_message_id == hold.id
+        exists = conn.execute(sa.select(portal_hold_states.c.portal_message_id).where(key)).first()
+        if exists is None:
+            conn.execute(
+                sa.insert(portal_hold_states).values(
+                    portal_message_id=hold.id, tenant_id=hold.tenant_id, message_id=hold.message_id, **values
+                )
+            )
+        else:
+            conn.execute(sa.update(portal_hold_states).where(key).values(**values))
+
+    def _shred_if_done(self, conn: Connection, tenant_id: str, message_id: str, now: datetime) -> bool:
+        holds = [
+            to_hold(r)
+            for r in conn.execute(
+                hold_query().where(
+                    portal_messages.c.tenant_id == tenant_id, portal_messages.c.message_id == message_id
+                )
+            )
+        ]
+        if not holds or any(h.shredded for h in holds) or any(h.state(now) is LinkState.OPEN for h in holds):
+            return False
+        held = {h.recipient_id for h in holds}
+        if not self._all_terminal(conn, tenant_id, message_id, exclude=held):
+            return False
+        conn.execute(
+            sa.update(messages)
+            .where(messages.c.id == message_id, messages.c.tenant_id == tenant_id)
+            .values(wrapped_data_key=None)
+        )
+        reply_ids = conn.execute(
+            sa.select(portal_replies.c.reply_message_id).where(
+                portal_replies.c.tenant_id == tenant_id,
+                portal_replies.c.portal_message_id.in_([h.id for h in holds]),
+            )
+        ).scalars()
+        done_replies = [r for r in reply_ids if self._all_terminal(conn, tenant_id, r, exclude=set())]
+        if done_replies:
+            conn.execute(
+                sa.update(messages)
+                .where(messages.c.id.in_(done_replies), messages.c.tenant_id == tenant_id)
+                .values(wrapped_data_key=None)
+            )
+        self._upsert_settings(conn, tenant_id, message_id, shredded_at=now)
+        record_audit(
+            conn,
+            PortalAudit.SHREDDED,
+            "system:portal",
+            tenant_id,
+            message_id,
+            replies_shredded=len(done_replies),
+        )
+        return True
+
+    @staticmethod
+    def _all_terminal(conn: Connection, tenant_id: str, message_id: str, exclude: set[str]) -> bool:
+        statuses = conn.execute(
+            sa.select(recipients.c.id, recipients.c.status).where(
+                recipients.c.message_id == message_id, recipients.c.tenant_id == tenant_id
+            )
+        ).all()
+        return all(s.status in TERMINAL for s in statuses if s.id not in exclude)
+
+    def expire_now(self, tenant_id: str, message_id: str, actor: str) -> dict[str, Any]:
+        """End portal access now by moving the expiry to the present, then sweep."""
+        now = _now()
+        self.configure(tenant_id, message_id, actor, expires_at=now - timedelta(seconds=1))
+        self.sweep(now)
+        return self.describe(tenant_id, message_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _render_hold(row: Any, now: datetime) -> dict[str, Any]:
+    hold = to_hold(row)
+    return {
+        "id": hold.id,
+        "recipient_id": hold.recipient_id,
+        "email": hold.address,
+        "state": str(hold.state(now)),
+        "created_at": _iso(row.created_at),
+        "expires_at": _iso(hold.expires_at),
+        "notified_at": _iso(row.notified_at),
+        "viewed_at": _iso(row.viewed_at),
+        "recalled_at": _iso(row.recalled_at),
+        "requires_passphrase": hold.requires_passphrase,
+        "content_destroyed": hold.shredded,
+    }

@@ -1,0 +1,335 @@
+"""What a signed-in recipient can do: list, read, download, reply.
+
+Every read of content decrypts through the keyring and writes an audit entry in the same
+transaction that records the event (one write path per state change).  Access is
+decided by ``Session.may_open``: same tenant, same address, and the passphrase when the
+sender set one — a hold of another tenant is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.policy
+import email.utils
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sealmail.domain import message as mime
+from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.tls_policy import Stream
+from sealmail.ids import new_id
+from sealmail.services import events as ev
+from sealmail.services.keyring import Keyring
+from sealmail.services.messages import EnvelopeRecipient, Messages, Submission
+from sealmail.services.portal_access import (
+    Hold,
+    LinkState,
+    PortalAccess,
+    PortalAudit,
+    PortalEvent,
+    Session,
+    hold_query,
+    record_audit,
+    to_hold,
+)
+from sealmail.services.tenancy import Principal
+from sealmail.store import db
+from sealmail.store.tables import messages, portal_messages, tenants
+from sealmail.store.tables_portal import portal_replies
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class Letter:
+    """A decrypted message as the reader sees it."""
+
+    subject: str
+    sender: str
+    date: datetime | None
+    text: str | None
+    html: str | None
+    attachments: list[Part] = field(default_factory=list)
+    message_id_header: str = ""
+    reply_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    hold: Hold
+    state: LinkState
+    subject: str
+    sender: str
+    date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    hold: Hold
+    letter: Letter
+    replies: list[Letter]
+
+
+def parse_letter(raw: bytes) -> Letter:
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    text_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    parts = []
+    for part in msg.iter_attachments():
+        payload = part.get_payload(decode=True)
+        parts.append(
+            Part(
+                filename=part.get_filename() or "attachment",
+                content_type=part.get_content_type(),
+                data=payload if isinstance(payload, bytes) else b"",
+            )
+        )
+    date: datetime | None = None
+    if msg.get("Date"):
+        try:
+            date = email.utils.parsedate_to_datetime(str(msg["Date"]))
+        except (TypeError, ValueError):
+            date = None
+    return Letter(
+        subject=str(msg.get("Subject", "")),
+        sender=str(msg.get("From", "")),
+        date=date,
+        text=text_part.get_content() if text_part is not None else None,
+        html=html_part.get_content() if html_part is not None else None,
+        attachments=parts,
+        message_id_header=str(msg.get("Message-ID", "")),
+        reply_to=str(msg.get("Reply-To", "")),
+    )
+
+
+class Mailbox:
+    def __init__(self, access: PortalAccess, keyring: Keyring, messages_service: Messages) -> None:
+        self.access = access
+        self.engine = access.engine
+        self.keyring = keyring
+        self.messages = messages_service
+
+    def _decrypt(self, conn: Connection, tenant_id: str, message_id: str) -> bytes | None:
+        row = conn.execute(
+            sa.select(messages.c.tenant_key_id, messages.c.wrapped_data_key, messages.c.content).where(
+                messages.c.id == message_id, messages.c.tenant_id == tenant_id
+            )
+        ).first()
+        if row is None or row.wrapped_data_key is None:
+            return None  # crypto-shredded: the content no longer exists
+        return self.keyring.open(tenant_id, message_id, row.tenant_key_id, row.wrapped_data_key, row.content)
+
+    def inbox(self, session: Session) -> list[InboxItem]:
+        """Every hold for this address in this tenant, newest first (never another tenant's)."""
+        now = self.access.now()
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                hold_query()
+                .where(
+                    portal_messages.c.tenant_id == session.tenant_id,
+                    sa.func.lower(portal_messages.c.address) == session.address,
+                )
+                .order_by(portal_messages.c.created_at.desc())
+            ).all()
+            items = []
+            for row in rows:
+                hold = to_hold(row)
+                if not session.may_open(hold):
+                    continue
+                state = hold.state(now)
+                raw = (
+                    self._decrypt(conn, hold.tenant_id, hold.message_id) if state is LinkState.OPEN else None
+                )
+                letter = parse_letter(raw) if raw else None
+                items.append(
+                    InboxItem(
+                        hold,
+                        state,
+                        letter.subject if letter else "",
+                        letter.sender if letter else "",
+                        letter.date if letter else None,
+                    )
+                )
+        return items
+
+    def _open_hold(self, conn: Connection, session: Session, hold_id: str) -> Hold | None:
+        hold = self.access.hold(conn, hold_id, session.tenant_id)
+        if hold is None or not session.may_open(hold):
+            return None
+        return hold
+
+    def status(self, session: Session, hold_id: str) -> LinkState | None:
+        """The hold's state for this reader, or None when it is not theirs to see."""
+        with db.reader(self.engine) as conn:
+            hold = self._open_hold(conn, session, hold_id)
+        return hold.state(self.access.now()) if hold else None
+
+    def read(self, session: Session, hold_id: str, *, record: bool = True) -> Thread | None:
+        """Decrypt a message and its replies; audit the view, emit ``portal.viewed`` once."""
+        now = self.access.now()
+        with self.engine.begin() as conn:
+            hold = self._open_hold(conn, session, hold_id)
+            if hold is None or hold.state(now) is not LinkState.OPEN:
+                return None
+            raw = self._decrypt(conn, hold.tenant_id, hold.message_id)
+            if raw is None:
+                return None
+            if record:
+                record_audit(
+                    conn, PortalAudit.VIEWED, session.actor, hold.tenant_id, hold.message_id, hold=hold.id
+                )
+            if record and hold.viewed_at is None:
+                conn.execute(
+                    sa.update(portal_messages).where(portal_messages.c.id == hold.id).values(viewed_at=now)
+                )
+                self._emit(conn, hold, PortalEvent.VIEWED, {}, now)
+            reply_ids = conn.execute(
+                sa.select(portal_replies.c.reply_message_id)
+                .where(
+                    portal_replies.c.portal_message_id == hold.id,
+                    portal_replies.c.tenant_id == hold.tenant_id,
+                )
+                .order_by(portal_replies.c.created_at)
+            ).scalars()
+            replies = [
+                parse_letter(r) for r in (self._decrypt(conn, hold.tenant_id, i) for i in reply_ids) if r
+            ]
+        return Thread(hold, parse_letter(raw), replies)
+
+    def attachment(self, session: Session, hold_id: str, index: int) -> Part | None:
+        now = self.access.now()
+        with self.engine.begin() as conn:
+            hold = self._open_hold(conn, session, hold_id)
+            if hold is None or hold.state(now) is not LinkState.OPEN:
+                return None
+            raw = self._decrypt(conn, hold.tenant_id, hold.message_id)
+            parts = parse_letter(raw).attachments if raw else []
+            if not 0 <= index < len(parts):
+                return None
+            record_audit(
+                conn,
+                PortalAudit.ATTACHMENT_DOWNLOADED,
+                session.actor,
+                hold.tenant_id,
+                hold.message_id,
+                hold=hold.id,
+                index=index,
+                size=len(parts[index].data),
+            )
+            self._emit(conn, hold, PortalEvent.ATTACHMENT_DOWNLOADED, {"index": index}, now)
+        return parts[index]
+
+    def reply(self, session: Session, hold_id: str, text: str, files: list[Part]) -> str | None:
+        """Send the recipient's reply to the original sender through the normal pipeline.
+
+        The envelope and From use the original message's tenant-owned sender address, so
+        SPF/DKIM/DMARC align and the reply is delivered like any PHI message (verified TLS
+        or message-level encryption, never plaintext); Reply-To carries the patient's
+        address so the clinician's answer reaches them.  Returns the reply's message id.
+        """
+        now = self.access.now()
+        with db.reader(self.engine) as conn:
+            hold = self._open_hold(conn, session, hold_id)
+            if hold is None or hold.state(now) is not LinkState.OPEN:
+                return None
+            raw = self._decrypt(conn, hold.tenant_id, hold.message_id)
+            meta = conn.execute(
+                sa.select(messages.c.mail_from, messages.c.header_from, tenants.c.name)
+                .join(tenants, tenants.c.id == messages.c.tenant_id)
+                .where(messages.c.id == hold.message_id, messages.c.tenant_id == hold.tenant_id)
+            ).one()
+        if raw is None:
+            return None
+        original = parse_letter(raw)
+        try:
+            envelope = parse_address(str(meta.mail_from), "from")
+            to = parse_address(original.reply_to or str(meta.header_from), "to")
+            patient = parse_address(hold.address, "reply_to")
+        except InvalidAddress:
+            return None
+        subject = (
+            original.subject if original.subject.lower().startswith("re:") else f"Re: {original.subject}"
+        )
+        headers: tuple[tuple[str, str], ...] = ()
+        if original.message_id_header:
+            headers = (
+                ("In-Reply-To", original.message_id_header),
+                ("References", original.message_id_header),
+            )
+        built = mime.build(
+            mime.Draft(
+                sender=dataclasses.replace(envelope, display_name=f"{hold.address} via secure portal"),
+                to=(to,),
+                reply_to=(patient,),
+                subject=subject,
+                text=text,
+                attachments=tuple(mime.Attachment(f.filename, f.content_type, f.data) for f in files),
+                headers=headers,
+            ),
+            self.access.message_id_domain,
+        )
+        sub = Submission(
+            stream=Stream.PHI,
+            source="portal",
+            mail_from=envelope.smtp_addr_spec,
+            header_from=envelope.smtp_addr_spec,
+            recipients=(EnvelopeRecipient(to.smtp_addr_spec, to.ascii_domain, "to"),),
+            raw=built.raw,
+            message_id_header=built.message_id,
+            tags=("portal-reply",),
+        )
+        who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
+        result, _ = self.messages.accept(who, sub, system=True)
+        reply_id = str(result["id"])
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(portal_replies).values(
+                    id=new_id("prp"),
+                    tenant_id=hold.tenant_id,
+                    portal_message_id=hold.id,
+                    reply_message_id=reply_id,
+                    created_at=now,
+                )
+            )
+            record_audit(
+                conn,
+                PortalAudit.REPLIED,
+                session.actor,
+                hold.tenant_id,
+                hold.message_id,
+                hold=hold.id,
+                reply=reply_id,
+                attachments=len(files),
+            )
+            self._emit(conn, hold, PortalEvent.REPLIED, {"reply_message_id": reply_id}, now)
+        return reply_id
+
+    @staticmethod
+    def _emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+        emit(conn, hold, type_, data, now)
+
+
+def emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+    """A per-recipient portal event on the original message."""
+    ev.emit(
+        conn,
+        tenant_id=hold.tenant_id,
+        message_id=hold.message_id,
+        type_=type_,
+        recipient_id=hold.recipient_id,
+        recipient=hold.address,
+        data={"portal_message_id": hold.id, **data},
+        at=now,
+    )
