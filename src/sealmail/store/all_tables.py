@@ -4,7 +4,22 @@ Alembic's autogenerate and the test fixtures import this, so a feature's tables 
 their own module next to the feature) are always part of the schema.
 """
 
-from sealmail.store import tables, tables_portal, tables_webhooks
+from sealmail.store import (
+    tables,
+    tables_files,
+    tables_portal,
+    tables_suppressions,
+    tables_templates,
+    tables_webhooks,
+)
 from sealmail.store.tables import metadata
 
-__all__ = ["metadata", "tables", "tables_portal", "tables_webhooks"]
+__all__ = [
+    "metadata",
+    "tables",
+    "tables_files",
+    "tables_portal",
+    "tables_suppressions",
+    "tables_templates",
+    "tables_webhooks",
+]

@@ -1,0 +1,7 @@
+"""Tables of the files feature, on the shared metadata (see ``store/all_tables.py``)."""
+
+from __future__ import annotations
+
+from sealmail.store.tables import metadata
+
+__all__ = ["metadata"]
