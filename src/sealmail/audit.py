@@ -52,6 +52,7 @@ class AuditAction(enum.StrEnum):
     MESSAGE_QUARANTINED = "message:quarantined"
     MESSAGE_RELEASED = "message:released"
     MESSAGE_BLOCKED = "message:blocked"
+    ARCHIVE_KEY_EXPORTED = "archive_key:exported"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

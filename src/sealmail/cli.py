@@ -472,6 +472,46 @@ def keys_rotate(
     out.print(f"master key {new_id} active; {count} tenant keys rewrapped")
 
 
+@crypto_app.command("smime-identity")
+@friendly
+def keys_smime_identity(
+    cert: Annotated[Path, typer.Option(help="PEM certificate, leaf first, then its chain.")],
+    key: Annotated[Path, typer.Option(help="PEM private key (RSA or EC).")],
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Set the tenant's S/MIME signing identity (the key is sealed under the tenant key)."""
+    from sealmail.crypto import smime
+
+    svc = _services()
+    try:
+        info = svc.identities.set_smime_identity(
+            _tenant(svc, tenant), cert.read_bytes(), key.read_bytes(), "cli"
+        )
+    except smime.CertificateError as exc:
+        raise ConfigError(f"{cert}: {exc}") from exc
+    out.print(f"S/MIME identity {info['subject']} ({info['fingerprint_sha256']}) until {info['not_after']}")
+
+
+@crypto_app.command("archive")
+@friendly
+def keys_archive(
+    tenant: Annotated[str | None, typer.Option()] = None,
+    export_secret: Annotated[bool, typer.Option(help="Print the SECRET archive key (audited).")] = False,
+) -> None:
+    """Print the tenant's OpenPGP archive certificate (every PGP message is also encrypted to it)."""
+    from sealmail import audit
+    from sealmail.audit import AuditAction
+
+    svc = _services()
+    tenant_id = _tenant(svc, tenant)
+    if export_secret:
+        with svc.engine.begin() as conn:
+            audit.append(conn, action=AuditAction.ARCHIVE_KEY_EXPORTED, actor="cli", tenant_id=tenant_id)
+        sys.stdout.write(svc.identities.archive_secret(tenant_id).decode())
+        return
+    sys.stdout.write(svc.identities.archive_public(tenant_id).decode())
+
+
 @audit_app.command("verify")
 @friendly
 def audit_verify() -> None:

@@ -50,6 +50,7 @@ from sealmail.domain.smtp_replies import Reply
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import PolicyRejected, ValidationFailed
 from sealmail.intake.compose import submission_from_raw
+from sealmail.services.harvest import harvest
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
 
@@ -575,7 +576,20 @@ class _Handler:
             stream=sender.stream,
         )
         response, _replayed = self.services.messages.accept(sender.principal, submission)
+        self._harvest(sender.principal.tenant_id, raw)
         return response
+
+    def _harvest(self, tenant_id: str, raw: bytes) -> None:
+        """Tenant opt-in (``harvest_keys``): keep the sender's Autocrypt / S/MIME certificates.
+
+        Runs after the message is committed and never affects the reply.
+        """
+        try:
+            settings = self.services.tenancy.get_tenant(tenant_id)["settings"] or {}
+            if settings.get("harvest_keys"):
+                harvest(self.services.keydir, tenant_id, raw)
+        except Exception as exc:  # noqa: BLE001 — harvesting is best-effort by design
+            log.warning("smtp.harvest_failed", error=type(exc).__name__)
 
 
 class _Controller(Controller):

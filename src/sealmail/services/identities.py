@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.crypto import dkim, pgp
+from sealmail.crypto import dkim, pgp, smime
 from sealmail.errors import NotFound
 from sealmail.ids import new_id
 from sealmail.services.keyring import Keyring
@@ -40,6 +41,8 @@ class Identities:
         # Signers expire from the cache so keys created by another process are picked up.
         self._signers: dict[tuple[str, str], tuple[float, dkim.DkimSigner | None]] = {}
         self._lock = threading.Lock()
+        self._pgp_signers: dict[str, pgp.SigningKey] = {}
+        self._smime: dict[str, smime.TenantIdentity | None] = {}
 
     def _store(
         self,
@@ -153,6 +156,81 @@ class Identities:
         if row is None:
             raise NotFound("this tenant has no archive key yet")
         return self._secret(row)
+
+    def pgp_signer(self, tenant_id: str) -> pgp.SigningKey:
+        """The archive key doubles as the tenant's OpenPGP signing key (cached)."""
+        cached = self._pgp_signers.get(tenant_id)
+        if cached is not None:
+            return cached
+        signer = pgp.load_signing_key(self.archive_secret(tenant_id))
+        with self._lock:
+            self._pgp_signers[tenant_id] = signer
+        return signer
+
+    # -- S/MIME signing identity --------------------------------------------------------------
+    def set_smime_identity(
+        self, tenant_id: str, cert_pem: bytes, key_pem: bytes, actor: str
+    ) -> dict[str, Any]:
+        """Store the tenant's S/MIME certificate (+chain) and key; the key is sealed at rest."""
+        identity = smime.load_tenant_identity(cert_pem, key_pem)  # checks the key matches
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(tenant_identities)
+                .where(tenant_identities.c.tenant_id == tenant_id, tenant_identities.c.kind == "smime")
+                .values(active=False)
+            )
+        key_der = identity.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        self._store(
+            tenant_id,
+            "smime",
+            identity.info.subject[:255],
+            identity.info.key_type,
+            identity.info.fingerprint_sha256,
+            cert_pem,
+            key_der,
+            actor,
+        )
+        with self._lock:
+            self._smime.pop(tenant_id, None)
+        return self.smime_identity_info(tenant_id) or {}
+
+    def smime_identity_info(self, tenant_id: str) -> dict[str, Any] | None:
+        identity = self.smime_identity(tenant_id)
+        if identity is None:
+            return None
+        info = identity.info
+        return {
+            "subject": info.subject,
+            "issuer": info.issuer,
+            "fingerprint_sha256": info.fingerprint_sha256,
+            "emails": list(info.emails),
+            "not_after": info.not_after.isoformat(),
+        }
+
+    def smime_identity(self, tenant_id: str) -> smime.TenantIdentity | None:
+        if tenant_id in self._smime:
+            return self._smime[tenant_id]
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(tenant_identities)
+                    .where(
+                        tenant_identities.c.tenant_id == tenant_id,
+                        tenant_identities.c.kind == "smime",
+                        tenant_identities.c.active.is_(True),
+                    )
+                    .order_by(tenant_identities.c.created_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        identity = smime.load_tenant_identity(row["public"], self._secret(row)) if row is not None else None
+        with self._lock:
+            self._smime[tenant_id] = identity
+        return identity
 
     # -- DKIM ------------------------------------------------------------------------------
     def create_dkim_keys(self, tenant_id: str, domain: str, actor: str) -> list[dkim.DkimKey]:

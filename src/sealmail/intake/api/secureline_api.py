@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
-from sealmail.crypto import dkim
+from sealmail.crypto import dkim, smime
 from sealmail.delivery.dns import Resolver
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
@@ -33,7 +33,16 @@ class SecureLineSettingsIn(BaseModel):
     force_portal: bool | None = None
     require_message_encryption_on_phi: bool | None = None
     portal_subject: str | None = Field(None, max_length=200)
+    sign_pgp: bool | None = Field(None, description="Sign PGP/MIME with the tenant's OpenPGP key.")
+    sign_smime: bool | None = Field(None, description="Sign S/MIME with the tenant's S/MIME identity.")
     portal_expiry_days: int | None = Field(None, ge=1, le=3650)
+
+
+class SmimeIdentityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    certificate: str = Field(description="PEM certificate, leaf first, then its chain.")
+    private_key: str = Field(description="PEM private key (RSA or EC), unencrypted.")
 
 
 class PolicySettingsIn(BaseModel):
@@ -44,6 +53,9 @@ class PolicySettingsIn(BaseModel):
     secureline: SecureLineSettingsIn | None = None
     dlp: dict[str, Any] | None = Field(None, description="mrn_patterns, keywords, actions, default_action…")
     key_discovery: bool | None = None
+    harvest_keys: bool | None = Field(
+        None, description="Keep Autocrypt / S/MIME signer certificates from mail the gateway receives."
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -128,6 +140,33 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             ],
         }
 
+    @r.put("/tenant/smime-identity")
+    def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> dict[str, Any]:
+        """The certificate and key S/MIME signing uses; the key is sealed at rest, never returned."""
+        try:
+            return services.identities.set_smime_identity(
+                who.tenant_id, body.certificate.encode(), body.private_key.encode(), who.credential_id
+            )
+        except smime.CertificateError as exc:
+            raise ValidationFailed([{"field": "certificate", "message": str(exc)}]) from exc
+
+    @r.get("/tenant/smime-identity")
+    def get_smime_identity(who: Reader) -> dict[str, Any]:
+        info = services.identities.smime_identity_info(who.tenant_id)
+        if info is None:
+            raise NotFound("no S/MIME identity yet; PUT /v1/tenant/smime-identity")
+        return info
+
+    @r.get("/tenant/archive-key")
+    def archive_key(who: Reader) -> dict[str, Any]:
+        """The tenant's OpenPGP archive (and signing) certificate; every PGP message is also
+        encrypted to it so the organisation can retain what it sent."""
+        public = services.identities.archive_public(who.tenant_id)
+        return {
+            "fingerprint": services.identities.archive_cert(who.tenant_id).info.fingerprint,
+            "certificate": public.decode(),
+        }
+
     @r.get("/quarantine")
     def quarantine(who: Reader, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
         return services.messages.quarantined(who, limit=min(max(limit, 1), 500), cursor=cursor)
@@ -155,6 +194,8 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             changes["dlp"] = body.dlp or None
         if body.key_discovery is not None:
             changes["key_discovery"] = body.key_discovery
+        if body.harvest_keys is not None:
+            changes["harvest_keys"] = body.harvest_keys
         settings = services.tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
         services.screener.forget(who.tenant_id)
         return {"settings": settings}
