@@ -10,18 +10,15 @@ port so a database-backed cache can replace the in-memory one.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from sealmail.delivery.dns import DnsLookupError, Resolver, to_ascii_domain
 from sealmail.domain.tls_policy import DestinationPolicy
+from sealmail.net.http_client import FetchError, SafeHttpClient
 
 # RFC 8461 §3.2: max_age is at most 31557600 seconds (about one year).
 MAX_AGE_LIMIT = 31_557_600
@@ -155,19 +152,6 @@ class InMemoryPolicyCache:
         self._entries[domain] = entry
 
 
-def _forbidden_address(ip: str) -> bool:
-    """Addresses an Internet policy host must not have (SSRF guard)."""
-    address = ipaddress.ip_address(ip)
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
 class MtaStsFetcher:
     """Discover, fetch and cache MTA-STS policies.
 
@@ -183,7 +167,6 @@ class MtaStsFetcher:
         resolver: Resolver,
         *,
         cache: PolicyCache | None = None,
-        ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
         host_overrides: Mapping[str, tuple[str, int]] | None = None,
         allow_loopback: bool = False,
@@ -192,16 +175,16 @@ class MtaStsFetcher:
     ) -> None:
         self._resolver = resolver
         self._cache: PolicyCache = cache if cache is not None else InMemoryPolicyCache()
-        if ssl_context is None:
-            # RFC 8461 §3.3: the HTTPS certificate must be valid for the policy host.
-            ssl_context = ssl.create_default_context()
-            ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
-            if ca_file is not None:
-                ssl_context.load_verify_locations(cafile=ca_file)
-        self._ssl_context = ssl_context
-        self._overrides = {k.lower(): v for k, v in (host_overrides or {}).items()}
-        self._allow_loopback = allow_loopback
-        self._timeout = timeout
+        # The one SSRF-safe client: vetted addresses only, pinned connections, certificate
+        # checked against the policy host (RFC 8461 §3.3), no redirects, size cap.
+        self._client = SafeHttpClient(
+            resolver,
+            allow_loopback=allow_loopback,
+            timeout=timeout,
+            max_bytes=MAX_POLICY_BYTES,
+            ca_file=ca_file,
+            host_overrides=host_overrides,
+        )
         self._clock = clock
 
     async def destination_policy(self, domain: str) -> DestinationPolicy:
@@ -240,57 +223,22 @@ class MtaStsFetcher:
 
     async def fetch_policy(self, domain: str) -> StsPolicy:
         """Fetch and parse ``https://mta-sts.<domain>/.well-known/mta-sts.txt``."""
-        host = f"mta-sts.{to_ascii_domain(domain)}"
-        ip, port = await self._address_for(host)
-        netloc = f"[{ip}]" if ":" in ip else ip
-        url = f"https://{netloc}:{port}{WELL_KNOWN_PATH}"
+        url = f"https://mta-sts.{to_ascii_domain(domain)}{WELL_KNOWN_PATH}"
         try:
-            # RFC 8461 §3.3: redirects MUST NOT be followed; no proxies from the
-            # environment either, so the connection goes where we checked.
-            async with (
-                httpx.AsyncClient(
-                    verify=self._ssl_context,
-                    follow_redirects=False,
-                    trust_env=False,
-                    timeout=self._timeout,
-                ) as client,
-                client.stream(
-                    "GET",
-                    url,
-                    headers={"Host": host if port == 443 else f"{host}:{port}"},
-                    # We connect to the checked IP, but SNI and the certificate
-                    # name check use the policy host.
-                    extensions={"sni_hostname": host},
-                ) as response,
-            ):
-                if response.status_code != 200:
-                    raise StsFetchError(f"policy host answered HTTP {response.status_code}")
-                media_type = response.headers.get("content-type", "").split(";")[0]
-                if media_type.strip().lower() != "text/plain":
-                    raise StsFetchError("policy is not served as text/plain")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > MAX_POLICY_BYTES:
-                        raise StsFetchError("policy exceeds the 64 KiB size cap")
-        except httpx.HTTPError as exc:
-            raise StsFetchError(f"policy fetch failed: {type(exc).__name__}") from exc
+            response = await self._client.get(url, accept="text/plain")
+        except FetchError as exc:
+            why = {
+                "too_large": "policy exceeds the 64 KiB size cap",
+                "blocked_address": "policy host has no acceptable public address",
+            }.get(str(exc.reason), f"policy fetch failed: {exc.reason}")
+            raise StsFetchError(why) from exc
+        # RFC 8461 §3.3: a redirect is not followed, it is a failed fetch.
+        if response.status != 200:
+            raise StsFetchError(f"policy host answered HTTP {response.status}")
+        if response.media_type != "text/plain":
+            raise StsFetchError("policy is not served as text/plain")
         try:
-            text = bytes(body).decode("utf-8")
+            text = response.body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise StsPolicyError("policy is not valid UTF-8") from exc
         return parse_policy(text)
-
-    async def _address_for(self, host: str) -> tuple[str, int]:
-        override = self._overrides.get(host)
-        if override is not None:
-            candidates, port = [override[0]], override[1]
-        else:
-            try:
-                candidates, port = await self._resolver.resolve_addresses(host), 443
-            except DnsLookupError as exc:
-                raise StsFetchError(str(exc)) from exc
-        for ip in candidates:
-            if self._allow_loopback or not _forbidden_address(ip):
-                return ip, port
-        raise StsFetchError(f"{host} has no acceptable public address")
