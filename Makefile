@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 .PHONY: install run test lint system-deps lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { \
+	  echo "'$(PY) -m venv' failed; on Debian/Ubuntu installing python3-venv and retrying"; \
+	  rm -rf $(VENV); SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv \
+	  && $(PY) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
@@ -21,11 +25,14 @@ run: install
 	$(BIN)/sealmail init --quiet
 	$(BIN)/sealmail serve --dev-banner
 
-## Tools the tests drive that do not come from PyPI (Debian packages).
+## Tools the tests drive that do not come from PyPI (Debian packages). The browser tests
+## launch exactly /usr/bin/chromium (Debian's package), so that path is what is checked.
 system-deps:
 	@missing=""; \
-	for pkg in chromium:chromium gpg:gnupg openssl:openssl; do \
-	  cmd=$${pkg%%:*}; deb=$${pkg##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$deb"; \
+	for pkg in /usr/bin/chromium:chromium gpg:gnupg gpgconf:gnupg openssl:openssl; do \
+	  cmd=$${pkg%%:*}; deb=$${pkg##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  case " $$missing " in *" $$deb "*) ;; *) missing="$$missing $$deb" ;; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -25,8 +25,11 @@ from sealmail.store.all_tables import metadata
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
+# A developer's own SEALMAIL_* settings (ports, home, database) must not leak into tests.
+# Kept: the variables that configure the test run itself.
+_TEST_ENV = ("SEALMAIL_TEST_POSTGRES_URL", "SEALMAIL_SCREENSHOT_DIR")
 for _name in list(os.environ):
-    if _name.startswith("SEALMAIL_") and _name != "SEALMAIL_TEST_POSTGRES_URL":
+    if _name.startswith("SEALMAIL_") and _name not in _TEST_ENV:
         del os.environ[_name]
 os.environ["SEALMAIL_CONFIG"] = "/nonexistent/sealmail.toml"
 

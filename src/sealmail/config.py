@@ -200,6 +200,17 @@ class Settings(BaseSettings):
     )
     dkim_sign: bool = Field(True, description="DKIM-sign every outbound message (after encryption).")
 
+    # -- large files ---------------------------------------------------------------------------
+    max_file_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Largest file a secure file share accepts (streamed upload)."
+    )
+    file_chunk_bytes: int = Field(
+        1024**2, ge=4096, le=64 * 1024**2, description="Chunk size of encrypted file storage."
+    )
+    blob_dir: Path | None = Field(
+        None, description="Directory for encrypted file chunks; empty means `<home>/blobs`."
+    )
+
     # -- queue and workers ------------------------------------------------------------------
     worker_batch_size: int = Field(200, ge=1, le=5000, description="Recipients claimed per poll.")
     worker_poll_seconds: float = Field(

@@ -24,16 +24,21 @@ PORTAL_SWEEP_SECONDS = 60.0
 
 
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
-    """Portal housekeeping: notified/expired events and crypto-shredding of what is done."""
+    """Portal housekeeping: notified/expired events, crypto-shredding of what is done, and
+    expired or abandoned file shares."""
     from argon2 import PasswordHasher
 
     from sealmail.portal.lifecycle import PortalLifecycle
 
     s = services.settings
     lifecycle = PortalLifecycle(services.engine, PasswordHasher(s.argon2_time_cost, s.argon2_memory_kib))
+    from sealmail.files.wiring import file_shares_for
+
+    files = file_shares_for(services)
     while not stop.is_set():
         try:
             await asyncio.to_thread(lifecycle.sweep)
+            await asyncio.to_thread(files.sweep)
         except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
             structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):

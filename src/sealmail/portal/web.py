@@ -397,6 +397,9 @@ def create_portal(
         security.set_cookie(response, names.challenge, challenge, secure=opts.secure_cookies, max_age=max_age)
         return response
 
+    from sealmail.portal.files_web import mount_files  # local: files_web imports this module
+
+    mount_files(app, services, opts)
     return app
 
 

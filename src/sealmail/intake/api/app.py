@@ -23,7 +23,7 @@ from sealmail.errors import (
     UnsupportedMediaType,
 )
 from sealmail.intake import compose
-from sealmail.intake.api import admin, portal_admin, problems, secureline_api, webhooks_api
+from sealmail.intake.api import admin, files_api, portal_admin, problems, secureline_api, webhooks_api
 from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
@@ -49,6 +49,10 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == files_api.UPLOAD_PATH:
+            # The upload streams raw bytes and enforces max_file_bytes itself as it reads.
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -232,6 +236,7 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(secureline_api.router(services, need, resolver))
     app.include_router(webhooks_api.router(services, need("admin")))
     app.include_router(portal_admin.router(services, need))
+    app.include_router(files_api.router(services, need))
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 
