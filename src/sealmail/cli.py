@@ -18,6 +18,7 @@ from sealmail.app import Services, build_services
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
+from sealmail.client_cli import remote_app
 from sealmail.portal.cli import portal_app
 from sealmail.webhooks.cli import webhooks_app
 
@@ -41,6 +42,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(portal_app, name="portal")
+app.add_typer(remote_app, name="remote")
 
 out = Console()
 err = Console(stderr=True)

@@ -15,6 +15,16 @@ from sealmail.app import Services
 from sealmail.delivery.dns import Resolver
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.errors import ValidationFailed
+from sealmail.intake.api.schemas import (
+    ApiKeyListOut,
+    DomainListOut,
+    DomainOut,
+    NewApiKeyOut,
+    NewSmtpCredentialOut,
+    SettingsOut,
+    SmtpCredentialListOut,
+    TenantOut,
+)
 from sealmail.services.tenancy import SCOPES, Principal
 
 
@@ -69,12 +79,12 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
     tenancy = services.tenancy
     Admin = Annotated[Principal, admin]
 
-    @r.get("/tenant")
+    @r.get("/tenant", response_model=TenantOut)
     def get_tenant(who: Admin) -> dict[str, Any]:
         row = tenancy.get_tenant(who.tenant_id)
         return {"id": row["id"], "name": row["name"], "settings": row["settings"]}
 
-    @r.patch("/tenant/settings")
+    @r.patch("/tenant/settings", response_model=SettingsOut)
     def patch_settings(body: TenantSettingsIn, who: Admin) -> dict[str, Any]:
         current = tenancy.get_tenant(who.tenant_id)["settings"]
         changes: dict[str, Any] = {}
@@ -99,20 +109,20 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
         settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
         return {"settings": settings}
 
-    @r.get("/domains")
+    @r.get("/domains", response_model=DomainListOut)
     def list_domains(who: Admin) -> dict[str, Any]:
         return {"data": [_domain(d) for d in tenancy.list_domains(who.tenant_id)]}
 
-    @r.post("/domains", status_code=201)
+    @r.post("/domains", status_code=201, response_model=DomainOut)
     def add_domain(body: DomainIn, who: Admin) -> dict[str, Any]:
         return _domain(tenancy.add_domain(who.tenant_id, body.name, actor=who.credential_id))
 
-    @r.post("/domains/{name}/verify")
+    @r.post("/domains/{name}/verify", response_model=DomainOut)
     async def verify_domain(name: str, who: Admin) -> dict[str, Any]:
         row = await tenancy.verify_domain(who.tenant_id, name, who.credential_id, resolver.txt)
         return _domain(row)
 
-    @r.get("/api-keys")
+    @r.get("/api-keys", response_model=ApiKeyListOut)
     def list_keys(who: Admin) -> dict[str, Any]:
         return {
             "data": [
@@ -126,7 +136,7 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
             ]
         }
 
-    @r.post("/api-keys", status_code=201)
+    @r.post("/api-keys", status_code=201, response_model=NewApiKeyOut)
     async def create_key(body: ApiKeyIn, who: Admin) -> dict[str, Any]:
         key_id, secret = await run_in_threadpool(
             tenancy.create_api_key, who.tenant_id, body.name, body.scopes, who.credential_id
@@ -142,7 +152,7 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
     def revoke_key(key_id: str, who: Admin) -> None:
         tenancy.revoke_api_key(who.tenant_id, key_id, actor=who.credential_id)
 
-    @r.get("/smtp-credentials")
+    @r.get("/smtp-credentials", response_model=SmtpCredentialListOut)
     def list_smtp(who: Admin) -> dict[str, Any]:
         return {
             "data": [
@@ -151,7 +161,7 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
             ]
         }
 
-    @r.post("/smtp-credentials", status_code=201)
+    @r.post("/smtp-credentials", status_code=201, response_model=NewSmtpCredentialOut)
     async def create_smtp(body: SmtpCredentialIn, who: Admin) -> dict[str, Any]:
         cred_id, user, password = await run_in_threadpool(
             tenancy.create_smtp_credential, who.tenant_id, who.credential_id, body.stream

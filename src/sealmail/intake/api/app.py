@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,14 +100,19 @@ def create_api(services: Services) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     msgs = services.messages
     domain_for_ids = settings.smtp_hostname
+    # Declared as a security scheme so the OpenAPI document (and clients built from it)
+    # know every /v1 operation takes a bearer API key.
+    bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sm_…`")
 
     # Async dependencies run on the event loop: a key verified in the last few seconds is
     # answered from memory, and only the database read and argon2 go to a thread (a sync
     # dependency would cost a thread-pool round trip on every request).
-    async def principal(authorization: Annotated[str | None, Header()] = None) -> Principal:
-        if not authorization or not authorization.lower().startswith("bearer "):
+    async def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer":
             raise AuthenticationRequired("send `Authorization: Bearer <API key>`")
-        presented = authorization[7:].strip()
+        presented = credentials.credentials.strip()
         cached = services.tenancy.cached_principal(presented)
         if cached is not None:
             return cached

@@ -90,3 +90,147 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+# -- response bodies of the management routes -------------------------------------------------
+# ``extra="allow"``: a field a service adds later still reaches the client (and the document
+# keeps ``additionalProperties``), while every field listed here is promised.
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TenantOut(_Out):
+    id: str
+    name: str
+    settings: dict[str, Any] | None
+
+
+class SettingsOut(_Out):
+    settings: dict[str, Any] | None
+
+
+class DnsRecordOut(_Out):
+    type: str
+    name: str
+    value: str
+
+
+class DomainOut(_Out):
+    name: str
+    verified: bool
+    verified_at: str | None
+    verification: DnsRecordOut
+
+
+class DomainListOut(_Out):
+    data: list[DomainOut]
+
+
+class ApiKeyOut(_Out):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class ApiKeyListOut(_Out):
+    data: list[ApiKeyOut]
+
+
+class NewApiKeyOut(_Out):
+    id: str
+    key: str = Field(description="The secret; shown once.")
+    scopes: list[str]
+    note: str
+
+
+class SmtpCredentialOut(_Out):
+    id: str
+    username: str
+    stream: str
+    created_at: str | None
+    revoked_at: str | None
+
+
+class SmtpCredentialListOut(_Out):
+    data: list[SmtpCredentialOut]
+
+
+class NewSmtpCredentialOut(_Out):
+    id: str
+    username: str
+    password: str = Field(description="The secret; shown once.")
+    stream: str
+    note: str
+
+
+class RecipientKeyOut(_Out):
+    id: str
+    kind: str
+    address: str
+    fingerprint: str
+    source: str
+    trusted: bool
+    expires_at: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class RecipientKeyListOut(_Out):
+    data: list[RecipientKeyOut]
+
+
+class RecipientKeyWithDataOut(RecipientKeyOut):
+    key: str = Field(description="Armored/PEM text, or base64 of binary data.")
+
+
+class DkimRecordOut(DnsRecordOut):
+    purpose: str
+
+
+class DkimRecordsOut(_Out):
+    records: list[DkimRecordOut]
+
+
+class DnsCheckOut(_Out):
+    name: str
+    purpose: str
+    ok: bool
+    detail: str | None
+
+
+class DomainCheckOut(_Out):
+    ok: bool
+    checks: list[DnsCheckOut]
+
+
+class ArchiveKeyOut(_Out):
+    fingerprint: str
+    certificate: str
+
+
+class SmimeIdentityOut(_Out):
+    subject: str
+    issuer: str
+    fingerprint_sha256: str
+    emails: list[str]
+    not_after: str
+
+
+class QuarantinePageOut(_Out):
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class ReleasedOut(_Out):
+    id: str
+    released: list[str]
+
+
+class CancelledOut(_Out):
+    id: str
+    cancelled: list[str]

@@ -14,6 +14,17 @@ from sealmail.crypto import dkim, smime
 from sealmail.delivery.dns import Resolver
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
+from sealmail.intake.api.schemas import (
+    ArchiveKeyOut,
+    DkimRecordsOut,
+    DomainCheckOut,
+    QuarantinePageOut,
+    RecipientKeyListOut,
+    RecipientKeyWithDataOut,
+    ReleasedOut,
+    SettingsOut,
+    SmimeIdentityOut,
+)
 from sealmail.services.screening import policy_from_settings
 from sealmail.services.tenancy import Principal
 
@@ -92,16 +103,16 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
     Reader = Annotated[Principal, need("read")]
     keydir = services.keydir
 
-    @r.post("/keys", status_code=201)
+    @r.post("/keys", status_code=201, response_model=RecipientKeyListOut)
     def upload_key(body: KeyIn, who: Admin) -> dict[str, Any]:
         rows = keydir.upload(who.tenant_id, _decode_key(body.key), who.credential_id, trusted=body.trusted)
         return {"data": [_key(r) for r in rows]}
 
-    @r.get("/keys")
+    @r.get("/keys", response_model=RecipientKeyListOut)
     def list_keys(who: Reader, address: str | None = None, kind: str | None = None) -> dict[str, Any]:
         return {"data": [_key(r) for r in keydir.list(who.tenant_id, address=address, kind=kind)]}
 
-    @r.get("/keys/{key_id}")
+    @r.get("/keys/{key_id}", response_model=RecipientKeyWithDataOut)
     def get_key(key_id: str, who: Reader) -> dict[str, Any]:
         row = keydir.get(who.tenant_id, key_id)
         data = row["data"]
@@ -112,7 +123,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
     def delete_key(key_id: str, who: Admin) -> None:
         keydir.delete(who.tenant_id, key_id, who.credential_id)
 
-    @r.post("/domains/{name}/dkim", status_code=201)
+    @r.post("/domains/{name}/dkim", status_code=201, response_model=DkimRecordsOut)
     async def create_dkim(name: str, who: Admin) -> dict[str, Any]:
         domain = services.tenancy.domain(who.tenant_id, name)["name"]
         keys = await run_in_threadpool(
@@ -120,7 +131,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         )
         return {"records": [_record(rec) for rec in dkim.dns_records(domain, keys)]}
 
-    @r.get("/domains/{name}/records")
+    @r.get("/domains/{name}/records", response_model=DkimRecordsOut)
     def domain_records(name: str, who: Admin) -> dict[str, Any]:
         domain = services.tenancy.domain(who.tenant_id, name)["name"]
         keys = services.identities.dkim_keys(who.tenant_id, domain)
@@ -128,7 +139,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             raise NotFound(f"{domain} has no DKIM keys yet; POST /v1/domains/{domain}/dkim")
         return {"records": [_record(rec) for rec in dkim.dns_records(domain, keys)]}
 
-    @r.post("/domains/{name}/check")
+    @r.post("/domains/{name}/check", response_model=DomainCheckOut)
     async def check_domain(name: str, who: Admin) -> dict[str, Any]:
         domain = services.tenancy.domain(who.tenant_id, name)["name"]
         keys = await run_in_threadpool(services.identities.dkim_keys, who.tenant_id, domain)
@@ -140,7 +151,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             ],
         }
 
-    @r.put("/tenant/smime-identity")
+    @r.put("/tenant/smime-identity", response_model=SmimeIdentityOut)
     def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> dict[str, Any]:
         """The certificate and key S/MIME signing uses; the key is sealed at rest, never returned."""
         try:
@@ -150,14 +161,14 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         except smime.CertificateError as exc:
             raise ValidationFailed([{"field": "certificate", "message": str(exc)}]) from exc
 
-    @r.get("/tenant/smime-identity")
+    @r.get("/tenant/smime-identity", response_model=SmimeIdentityOut)
     def get_smime_identity(who: Reader) -> dict[str, Any]:
         info = services.identities.smime_identity_info(who.tenant_id)
         if info is None:
             raise NotFound("no S/MIME identity yet; PUT /v1/tenant/smime-identity")
         return info
 
-    @r.get("/tenant/archive-key")
+    @r.get("/tenant/archive-key", response_model=ArchiveKeyOut)
     def archive_key(who: Reader) -> dict[str, Any]:
         """The tenant's OpenPGP archive (and signing) certificate; every PGP message is also
         encrypted to it so the organisation can retain what it sent."""
@@ -167,15 +178,15 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             "certificate": public.decode(),
         }
 
-    @r.get("/quarantine")
+    @r.get("/quarantine", response_model=QuarantinePageOut)
     def quarantine(who: Reader, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
         return services.messages.quarantined(who, limit=min(max(limit, 1), 500), cursor=cursor)
 
-    @r.post("/messages/{message_id}/release")
+    @r.post("/messages/{message_id}/release", response_model=ReleasedOut)
     def release(message_id: str, who: Admin) -> dict[str, Any]:
         return services.messages.release(who, message_id)
 
-    @r.patch("/tenant/policy")
+    @r.patch("/tenant/policy", response_model=SettingsOut)
     def patch_policy(body: PolicySettingsIn, who: Admin) -> dict[str, Any]:
         current = services.tenancy.get_tenant(who.tenant_id)["settings"] or {}
         changes: dict[str, Any] = {}

@@ -1,0 +1,393 @@
+"""``SealmailClient``: the blocking client (httpx.Client).
+
+Errors arrive as ``SealmailApiError`` (the server's problem document) or
+``SealmailTransportError``; 429 and 503 are retried a bounded number of times.  The
+client never logs: not the key, not a body, not a URL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import httpx
+
+from sealmail.client import operations as ops
+from sealmail.client._core import Call, RetryPolicy, client_headers, raise_for_problem, transport_error
+from sealmail.client.types import (
+    UNSET,
+    Accepted,
+    ApiKey,
+    ArchiveKey,
+    CancelResult,
+    CapturedMessage,
+    DkimRecords,
+    Domain,
+    DomainCheck,
+    Event,
+    MessageContent,
+    MessageDetail,
+    MessageSummary,
+    NewApiKey,
+    NewSmtpCredential,
+    OutgoingMessage,
+    PortalRecall,
+    PortalStatus,
+    QuarantinedMessage,
+    RawMessage,
+    RecipientKey,
+    RecipientKeyWithData,
+    ReleaseResult,
+    ReplayQueued,
+    SmtpCredential,
+    Stream,
+    Tenant,
+    TenantSettings,
+    Unset,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+    WebhookPayload,
+    WebhookTestResult,
+)
+
+
+class SealmailClient:
+    """A typed client for the Sealmail REST API.
+
+    ``transport`` replaces the network (``httpx.MockTransport``, or an ``httpx.WSGITransport``)
+    in tests.  Use as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30,
+        transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=client_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            # Redirects are not followed: one would carry the API key to another origin.
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"SealmailClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> SealmailClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _request(self, call: Call) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
+                )
+            except httpx.TransportError as exc:
+                raise transport_error(exc, call) from exc
+            wait = self._retry.delay(attempt, response)
+            if wait is None:
+                raise_for_problem(response)
+                return response
+            response.close()
+            attempt += 1
+            self._sleep(wait)
+
+    def _json(self, call: Call) -> Any:
+        return self._request(call).json()
+
+    def _none(self, call: Call) -> None:
+        self._request(call)
+
+    def _pages(self, make: Callable[[str | None], Call], next_field: str = "next_cursor") -> Iterator[Any]:
+        cursor: str | None = None
+        while True:
+            page = self._json(make(cursor))
+            yield from page["data"]
+            cursor = page.get(next_field)
+            if not cursor:
+                return
+
+    def _accepted(self, call: Call) -> Accepted:
+        response = self._request(call)
+        body = response.json()
+        body["replayed"] = response.headers.get("idempotent-replayed") == "true"
+        return cast(Accepted, body)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def send_message(self, message: OutgoingMessage, *, idempotency_key: str | None = None) -> Accepted:
+        """Queue a message.  Without ``idempotency_key`` one is generated, so a retried
+        request (after a 503 or 429) can never send twice."""
+        return self._accepted(ops.send_message(message, idempotency_key or uuid.uuid4().hex))
+
+    def send_raw(self, message: RawMessage, *, idempotency_key: str | None = None) -> Accepted:
+        return self._accepted(ops.send_raw(message, idempotency_key or uuid.uuid4().hex))
+
+    def get_message(self, message_id: str) -> MessageDetail:
+        return cast(MessageDetail, self._json(ops.get_message(message_id)))
+
+    def get_content(self, message_id: str) -> MessageContent:
+        """The decrypted content; the server audits every read."""
+        return cast(MessageContent, self._json(ops.get_content(message_id)))
+
+    def list_messages(
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        stream: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 50,
+    ) -> Iterator[MessageSummary]:
+        """Newest first, fetching further pages as the iteration reaches them."""
+        return self._pages(
+            lambda cursor: ops.list_messages(
+                limit=page_size,
+                cursor=cursor,
+                status=status,
+                recipient=recipient,
+                tag=tag,
+                stream=stream,
+                since=since,
+                until=until,
+            )
+        )
+
+    def cancel(self, message_id: str) -> CancelResult:
+        return cast(CancelResult, self._json(ops.cancel(message_id)))
+
+    def list_events(
+        self,
+        *,
+        types: Sequence[str] | None = None,
+        message_id: str | None = None,
+        recipient: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Event]:
+        """Oldest first, as a feed; ``after`` is the id of the last event already seen."""
+
+        def make(cursor: str | None) -> Call:
+            return ops.list_events(
+                limit=page_size,
+                cursor=cursor or after,
+                types=types,
+                message_id=message_id,
+                recipient=recipient,
+                since=since,
+                until=until,
+            )
+
+        return self._pages(make)
+
+    def captured(self, *, page_size: int = 50) -> Iterator[CapturedMessage]:
+        """What the built-in capture sink received for this tenant (development setups)."""
+        return self._pages(lambda cursor: ops.captured(limit=page_size, cursor=cursor))
+
+    # -- tenant -----------------------------------------------------------------------------
+
+    def get_tenant(self) -> Tenant:
+        return cast(Tenant, self._json(ops.get_tenant()))
+
+    def update_tenant_settings(self, *, tls_policy: Mapping[str, str | None]) -> TenantSettings:
+        """Per-stream TLS policy; ``None`` for a stream restores its default."""
+        return cast(TenantSettings, self._json(ops.update_tenant_settings(tls_policy)))
+
+    def update_policy(
+        self,
+        *,
+        secureline: Mapping[str, Any] | None = None,
+        dlp: Mapping[str, Any] | None = None,
+        key_discovery: bool | None = None,
+        harvest_keys: bool | None = None,
+    ) -> TenantSettings:
+        call = ops.update_policy(
+            secureline=secureline, dlp=dlp, key_discovery=key_discovery, harvest_keys=harvest_keys
+        )
+        return cast(TenantSettings, self._json(call))
+
+    def get_archive_key(self) -> ArchiveKey:
+        return cast(ArchiveKey, self._json(ops.get_archive_key()))
+
+    def get_smime_identity(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.get_smime_identity()))
+
+    def set_smime_identity(self, certificate_pem: str, private_key_pem: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.set_smime_identity(certificate_pem, private_key_pem)))
+
+    # -- domains ----------------------------------------------------------------------------
+
+    def list_domains(self) -> list[Domain]:
+        return cast(list[Domain], self._json(ops.list_domains())["data"])
+
+    def add_domain(self, name: str) -> Domain:
+        return cast(Domain, self._json(ops.add_domain(name)))
+
+    def verify_domain(self, name: str) -> Domain:
+        return cast(Domain, self._json(ops.verify_domain(name)))
+
+    def create_dkim(self, name: str) -> DkimRecords:
+        return cast(DkimRecords, self._json(ops.create_dkim(name)))
+
+    def domain_records(self, name: str) -> DkimRecords:
+        return cast(DkimRecords, self._json(ops.domain_records(name)))
+
+    def check_domain(self, name: str) -> DomainCheck:
+        return cast(DomainCheck, self._json(ops.check_domain(name)))
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def list_api_keys(self) -> list[ApiKey]:
+        return cast(list[ApiKey], self._json(ops.list_api_keys())["data"])
+
+    def create_api_key(self, name: str, scopes: Sequence[str]) -> NewApiKey:
+        """The secret is in the answer once; store it now."""
+        return cast(NewApiKey, self._json(ops.create_api_key(name, scopes)))
+
+    def revoke_api_key(self, key_id: str) -> None:
+        self._none(ops.revoke_api_key(key_id))
+
+    def list_smtp_credentials(self) -> list[SmtpCredential]:
+        return cast(list[SmtpCredential], self._json(ops.list_smtp_credentials())["data"])
+
+    def create_smtp_credential(self, stream: Stream = "transactional") -> NewSmtpCredential:
+        return cast(NewSmtpCredential, self._json(ops.create_smtp_credential(stream)))
+
+    def revoke_smtp_credential(self, credential_id: str) -> None:
+        self._none(ops.revoke_smtp_credential(credential_id))
+
+    # -- recipient keys and quarantine ------------------------------------------------------
+
+    def upload_key(self, key: str | bytes, *, trusted: bool = False) -> list[RecipientKey]:
+        """An OpenPGP certificate (armored or binary) or an X.509 certificate (PEM or DER)."""
+        return cast(list[RecipientKey], self._json(ops.upload_key(key, trusted))["data"])
+
+    def list_keys(self, *, address: str | None = None, kind: str | None = None) -> list[RecipientKey]:
+        return cast(list[RecipientKey], self._json(ops.list_keys(address, kind))["data"])
+
+    def get_key(self, key_id: str) -> RecipientKeyWithData:
+        return cast(RecipientKeyWithData, self._json(ops.get_key(key_id)))
+
+    def delete_key(self, key_id: str) -> None:
+        self._none(ops.delete_key(key_id))
+
+    def quarantine(self, *, page_size: int = 100) -> Iterator[QuarantinedMessage]:
+        return self._pages(lambda cursor: ops.quarantine(limit=page_size, cursor=cursor))
+
+    def release(self, message_id: str) -> ReleaseResult:
+        return cast(ReleaseResult, self._json(ops.release(message_id)))
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def list_webhook_endpoints(self) -> list[WebhookEndpoint]:
+        return cast(list[WebhookEndpoint], self._json(ops.list_webhook_endpoints())["data"])
+
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        event_types: Sequence[str] = (),
+        streams: Sequence[str] = (),
+        payload: WebhookPayload = "thin",
+        description: str = "",
+    ) -> WebhookEndpointWithSecret:
+        """The signing secret is in the answer once; store it now."""
+        call = ops.create_webhook_endpoint(url, event_types, streams, payload, description)
+        return cast(WebhookEndpointWithSecret, self._json(call))
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        return cast(WebhookEndpoint, self._json(ops.get_webhook_endpoint(endpoint_id)))
+
+    def update_webhook_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        streams: Sequence[str] | None = None,
+        payload: WebhookPayload | None = None,
+        description: str | None = None,
+        status: str | None = None,
+    ) -> WebhookEndpoint:
+        """Change the given fields; ``None`` leaves a field as it is."""
+        changes = {
+            "url": url,
+            "event_types": None if event_types is None else list(event_types),
+            "streams": None if streams is None else list(streams),
+            "payload": payload,
+            "description": description,
+            "status": status,
+        }
+        return cast(WebhookEndpoint, self._json(ops.update_webhook_endpoint(endpoint_id, changes)))
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self._none(ops.delete_webhook_endpoint(endpoint_id))
+
+    def rotate_webhook_secret(
+        self, endpoint_id: str, *, overlap_seconds: int = 86400
+    ) -> WebhookEndpointWithSecret:
+        call = ops.rotate_webhook_secret(endpoint_id, overlap_seconds)
+        return cast(WebhookEndpointWithSecret, self._json(call))
+
+    def send_webhook_test(self, endpoint_id: str) -> WebhookTestResult:
+        return cast(WebhookTestResult, self._json(ops.webhook_test(endpoint_id)))
+
+    def webhook_deliveries(self, endpoint_id: str, *, page_size: int = 50) -> Iterator[WebhookDelivery]:
+        """Newest first, each with its log of attempts."""
+        return self._pages(
+            lambda before: ops.webhook_deliveries(endpoint_id, limit=page_size, before=before),
+            next_field="next_before",
+        )
+
+    def replay_webhook_delivery(self, delivery_id: str) -> WebhookDelivery:
+        return cast(WebhookDelivery, self._json(ops.replay_webhook_delivery(delivery_id)))
+
+    def replay_webhook_endpoint(self, endpoint_id: str, *, since: datetime) -> ReplayQueued:
+        return cast(ReplayQueued, self._json(ops.replay_webhook_endpoint(endpoint_id, since)))
+
+    # -- portal -----------------------------------------------------------------------------
+
+    def recall(self, message_id: str) -> PortalRecall:
+        """Revoke portal access for all of the message's portal recipients."""
+        return cast(PortalRecall, self._json(ops.recall(message_id)))
+
+    def configure_portal(
+        self,
+        message_id: str,
+        *,
+        expires_at: datetime | Unset | None = UNSET,
+        passphrase: str | Unset | None = UNSET,
+    ) -> PortalStatus:
+        """Change portal expiry or passphrase; ``None`` clears, ``UNSET`` leaves as is."""
+        call = ops.configure_portal(message_id, expires_at=expires_at, passphrase=passphrase)
+        return cast(PortalStatus, self._json(call))
+
+    def portal_status(self, message_id: str) -> PortalStatus:
+        return cast(PortalStatus, self._json(ops.portal_status(message_id)))
