@@ -15,10 +15,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sealmail.app import Services, build_services
+from sealmail.client_cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
-from sealmail.client_cli import remote_app
 from sealmail.portal.cli import portal_app
 from sealmail.webhooks.cli import webhooks_app
 
