@@ -141,11 +141,14 @@ def serve(
     configure_logging(settings)
     svc = _services(settings)
     if dev_banner:
-        _banner(svc)
+        # Printed once the API answers, so the curl it shows works when pasted.
+        banner = _banner(svc)
+        asyncio.run(run_roles(svc, roles, on_ready=lambda: out.print(banner)))
+        return
     asyncio.run(run_roles(svc, roles))
 
 
-def _banner(svc: Services) -> None:
+def _banner(svc: Services) -> str:
     from sealmail.bootstrap import DEV_DOMAIN
 
     settings = svc.settings
@@ -159,11 +162,12 @@ def _banner(svc: Services) -> None:
         f'{{"from": "Clinic <noreply@{DEV_DOMAIN}>", "to": ["patient@example.net"], '
         '"subject": "Your results are ready", "text": "Hello from Sealmail", "stream": "phi"}'
     )
-    out.print(f"""
+    return f"""
 [bold green]Sealmail is running[/bold green]
   API            {base}
   OpenAPI docs   {base}/docs
   SMTP gateway   {settings.smtp_host}:{settings.smtp_port} (STARTTLS, AUTH after TLS)
+  Secure portal  {settings.resolved_portal_url}/p/
   Outbound       {settings.outbound_mode} (capture sink {settings.capture_host}:{settings.capture_port})
   API key        [bold]{api_key}[/bold]   (new for this run; earlier make-run keys revoked)
 
@@ -173,7 +177,7 @@ Send a first message:
     -d '{example}'
 
 Then see what the recipient received:  .venv/bin/sealmail captured
-""")
+"""
 
 
 @app.command()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 import uvicorn
@@ -51,6 +51,7 @@ def configure_logging(settings: Settings) -> None:
     # aiosmtpd logs every envelope address at INFO on "mail.log"; addresses are PHI-adjacent
     # and never belong in our logs.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_format == "json"
@@ -129,6 +130,7 @@ async def serve(
     roles: Sequence[str],
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the given roles until SIGINT/SIGTERM (or ``stop``)."""
     settings = services.settings
@@ -210,6 +212,8 @@ async def serve(
             await asyncio.sleep(0.02)
     if ready is not None:
         ready.set()
+    if on_ready is not None:
+        on_ready()
     try:
         await stop.wait()
     finally:
