@@ -143,7 +143,8 @@ def serve(
     if dev_banner:
         # Printed once the API answers, so the curl it shows works when pasted.
         banner = _banner(svc)
-        asyncio.run(run_roles(svc, roles, on_ready=lambda: out.print(banner)))
+        # soft_wrap: never break the key or the curl line, whatever the terminal width.
+        asyncio.run(run_roles(svc, roles, on_ready=lambda: out.print(banner, soft_wrap=True)))
         return
     asyncio.run(run_roles(svc, roles))
 

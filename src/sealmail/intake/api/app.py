@@ -24,7 +24,15 @@ from sealmail.errors import (
     UnsupportedMediaType,
 )
 from sealmail.intake import compose
-from sealmail.intake.api import admin, files_api, portal_admin, problems, secureline_api, webhooks_api
+from sealmail.intake.api import (
+    admin,
+    files_api,
+    portal_admin,
+    problems,
+    secureline_api,
+    templates_api,
+    webhooks_api,
+)
 from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
@@ -243,6 +251,7 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(webhooks_api.router(services, need("admin")))
     app.include_router(portal_admin.router(services, need))
     app.include_router(files_api.router(services, need))
+    app.include_router(templates_api.router(services, need))
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 

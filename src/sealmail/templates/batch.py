@@ -1,0 +1,115 @@
+"""``POST /v1/messages/batch``: up to 500 independent messages, one result per item.
+
+Each item is validated, rendered and accepted on its own; an error becomes that item's
+problem document and never stops the others.  Items are prepared in order in the calling
+thread (so a stored template is loaded and compiled once per batch), then accepted from
+a small thread pool so ``Messages.accept``'s group commit can write many in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from pydantic import ValidationError
+
+from sealmail.errors import SealmailError, ValidationFailed
+from sealmail.intake.api.schemas import MessageIn
+from sealmail.services.messages import Idempotency, Messages, Submission, request_hash
+from sealmail.services.tenancy import Principal
+from sealmail.templates import personalize as p
+from sealmail.templates.render import Compiled, Source
+from sealmail.templates.schemas import BatchItemIn
+from sealmail.templates.store import TemplateStore
+
+ACCEPT_THREADS = 16
+
+TemplateLoader = Callable[[str, int | None], Compiled]
+
+
+def template_loader(store: TemplateStore, tenant_id: str) -> TemplateLoader:
+    """Load-and-compile with a per-request cache; a missing template is cached as its error."""
+    cache: dict[tuple[str, int | None], Compiled | SealmailError] = {}
+
+    def load(name: str, version: int | None) -> Compiled:
+        key = (name, version)
+        if key not in cache:
+            try:
+                source, _ = store.source(tenant_id, name, version)
+                cache[key] = Compiled(source)
+            except SealmailError as exc:
+                cache[key] = exc
+        found = cache[key]
+        if isinstance(found, SealmailError):
+            raise found
+        return found
+
+    return load
+
+
+def prepare(item: dict[str, Any], load: TemplateLoader, domain: str, max_recipients: int) -> Submission:
+    """One batch item to a ``Submission``, or the item's ``SealmailError``."""
+    try:
+        body = BatchItemIn.model_validate(item)
+    except ValidationError as exc:
+        raise p.validation_failed(exc) from exc
+    compiled: Compiled | None = None
+    if body.template is not None:
+        if body.subject or body.html is not None or body.text is not None:
+            raise ValidationFailed(
+                [{"field": "template", "message": "give either template or subject/html/text, not both"}]
+            )
+        compiled = load(body.template, body.template_version)
+    elif body.template_data is not None:
+        compiled = Compiled(Source(body.subject, body.html, body.text))
+    message: MessageIn = body
+    if compiled is not None:
+        message = p.personalize(body, p.render_or_fail(compiled, body.template_data or {}))
+    return p.submission(message, domain, max_recipients)
+
+
+def _problem(exc: SealmailError) -> dict[str, Any]:
+    return {"status": exc.status, "outcome": "error", "problem": exc.problem()}
+
+
+def run_batch(
+    messages: Messages,
+    store: TemplateStore,
+    who: Principal,
+    items: Sequence[dict[str, Any]],
+    *,
+    domain: str,
+    max_recipients: int,
+    idempotency_key: str | None = None,
+) -> list[dict[str, Any]]:
+    """Results in item order: ``{index, status: 202, outcome: accepted, message}`` or a problem.
+
+    With an Idempotency-Key, item *i* is accepted under ``<key>#<i>`` with that item's own
+    hash: a retried batch replays the items that were stored and stores the rest.
+    """
+    load = template_loader(store, who.tenant_id)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    pending: list[tuple[int, Future[tuple[dict[str, Any], bool]]]] = []
+    with ThreadPoolExecutor(max_workers=min(ACCEPT_THREADS, len(items)) or 1) as pool:
+        for i, item in enumerate(items):
+            try:
+                sub = prepare(item, load, domain, max_recipients)
+            except SealmailError as exc:
+                results[i] = _problem(exc)
+                continue
+            idem = None
+            if idempotency_key is not None:
+                item_hash = request_hash(json.dumps(item, sort_keys=True, default=str).encode())
+                idem = Idempotency(f"{idempotency_key}#{i}", item_hash)
+            pending.append((i, pool.submit(messages.accept, who, sub, idem)))
+        for i, future in pending:
+            try:
+                response, replayed = future.result()
+            except SealmailError as exc:
+                results[i] = _problem(exc)
+                continue
+            results[i] = {"status": 202, "outcome": "accepted", "replayed": replayed, "message": response}
+    return [{"index": i, **r} for i, r in enumerate(results) if r is not None]
