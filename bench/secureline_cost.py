@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sealmail.crypto import dkim, pgp, smime  # noqa: E402
-from sealmail.domain.portal_notice import build_notice  # noqa: E402
-from tests.support.smime_ca import SmimeCA  # noqa: E402
+from tests.support.smime_ca import SmimeCA
+
+from sealmail.crypto import dkim, pgp, smime
+from sealmail.domain.portal_notice import build_notice
 
 
 def message(size: int) -> bytes:

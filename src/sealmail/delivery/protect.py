@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -88,6 +88,12 @@ def dlp_facts(msg: QueuedMessage) -> DlpFacts:
     return DlpFacts(bool(findings), DlpAction(msg.dlp_action or "none"), summary)
 
 
+def _sign_wanted(msg: QueuedMessage, option: str) -> bool:
+    """Tenant opt-in: ``secureline.sign_pgp`` / ``secureline.sign_smime``."""
+    settings = msg.tenant_settings.get("secureline")
+    return isinstance(settings, dict) and bool(settings.get(option))
+
+
 def _with_trace(msg_id: str, raw: bytes) -> bytes:
     # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
     # or a bounce quotes back to our record without any PHI.
@@ -151,8 +157,15 @@ class SecureLine:
             policy, dlp = Policy(), DlpFacts()
         else:
             policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-        await self._discover(msg, rcpts)
-        keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, [c.address for c in rcpts], now)
+            if "file-share" in msg.tags:
+                # A shared file is only reachable through the portal, whatever else the
+                # recipient could take.
+                policy = replace(policy, force_portal=True)
+        addresses = [c.address for c in rcpts]
+        keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+        if await self._discover(msg, rcpts, keys):
+            # Discovery stored new keys: read the facts again (otherwise one read serves both).
+            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         known = await self._known(domain, str(requested))
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
 
@@ -239,17 +252,25 @@ class SecureLine:
                 results.extend(batch)
         return results
 
-    async def _discover(self, msg: QueuedMessage, rcpts: Sequence[Claimed]) -> None:
-        """Key discovery (WKD) for the tenant, bounded in time; a failure only means no new key."""
+    async def _discover(
+        self, msg: QueuedMessage, rcpts: Sequence[Claimed], known: dict[str, RecipientKeys]
+    ) -> int:
+        """Key discovery (WKD) for the tenant, bounded in time; a failure only means no new key.
+
+        ``known`` — the key directory's facts already read for ``rcpts``; returns how many
+        keys were found (and stored).
+        """
         opted = msg.tenant_settings.get("key_discovery", True)
         if self.discovery is None or opted is False:
-            return
+            return 0
         try:
-            await asyncio.wait_for(
-                self.discovery.discover(msg.tenant_id, [c.address for c in rcpts]), DISCOVERY_SECONDS
+            return await asyncio.wait_for(
+                self.discovery.discover(msg.tenant_id, [c.address for c in rcpts], known), DISCOVERY_SECONDS
             )
         except Exception as exc:  # noqa: BLE001 — discovery must never hold up delivery
             log.warning("secureline.discovery_failed", error=type(exc).__name__)
+            # A timeout may land after a key was stored: read the facts again to be safe.
+            return 1
 
     async def _learn(self, domain: str, level: TlsPolicy, state: str, detail: str) -> None:
         """Remember a destination's capability; bookkeeping never fails a delivery.
@@ -295,20 +316,30 @@ class SecureLine:
                 assert decision.key is not None
                 cert = keys.pgp_certs[decision.key.fingerprint]
                 archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
-                body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive)
+                signer = None
+                if _sign_wanted(msg, "sign_pgp"):
+                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id)
+                body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.SMIME:
                 assert decision.key is not None
-                body = smime.encrypt_smime(
-                    raw, [keys.smime_certs[decision.key.fingerprint]], protect_subject=True
+                identity = (
+                    await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
+                    if _sign_wanted(msg, "sign_smime")
+                    else None
                 )
+                recipient_cert = keys.smime_certs[decision.key.fingerprint]
+                if identity is not None:
+                    body = smime.sign_and_encrypt_smime(raw, identity, [recipient_cert], protect_subject=True)
+                else:
+                    body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.PORTAL:
                 body = await self._notice(msg, c, decision.reason, now)
                 level = TlsPolicy.OPPORTUNISTIC
             else:  # pragma: no cover — TLS recipients are handled as a group
                 raise AssertionError(method)
-        except (pgp.CertificateError, smime.CertificateError) as exc:
+        except (pgp.CertificateError, smime.CertificateError, ValueError) as exc:
             a = Attempt(c.address, AttemptStatus.DEFERRED, "encryption_failed", str(exc)[:300])
             return [Result(c, a, str(method), f"{method}: could not encrypt ({exc})")]
         # Message-level encryption (and the PHI-free notice) protect the content, so the

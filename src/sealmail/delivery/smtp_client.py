@@ -45,6 +45,8 @@ from sealmail.domain.tls_policy import (
 # RFC 3463 §2: class.subject.detail at the start of the reply text.
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20<>\x7f]")
+# A pooled connection idle for longer than this is probed with RSET before reuse.
+PROBE_AFTER_SECONDS = 2.0
 # OpenSSL X509 verify codes, for a detail line a human can act on.
 _X509_EXPIRED, _X509_NOT_YET_VALID, _X509_HOSTNAME_MISMATCH = 10, 9, 62
 
@@ -295,23 +297,36 @@ class OutboundTransport:
     ) -> list[Attempt]:
         limit = self._limits.setdefault((hop.name, hop.port), asyncio.Semaphore(self._max_connections))
         async with limit:
-            session = await self._checkout(hop, ip)
-            where = session.where
-            if where.tls.verified and hop.level is TlsPolicy.REQUIRE_VERIFIED:
-                # A pooled session may have been opened for another request with the
-                # same level; record what vouched for it on *this* delivery.
-                where = replace(where, tls=replace(where.tls, verified_by=hop.verified_by))
+            session, unprobed = await self._checkout(hop, ip)
             try:
-                attempts = await _transact(
-                    session, where, mail_from, recipients, message, self._command_timeout
-                )
-            except _HopError:
+                attempts = await self._transact_on(session, hop, mail_from, recipients, message)
+            except _HopError as exc:
                 _abort(session.smtp)
-                raise
+                if not (unprobed and exc.reason == "connection_failed"):
+                    raise
+                # A pooled connection reused without the RSET probe was gone before any
+                # data went out: nothing was delivered, so try once on a new connection.
+                session = await self._open(hop, ip, session.key)
+                try:
+                    attempts = await self._transact_on(session, hop, mail_from, recipients, message)
+                except _HopError:
+                    _abort(session.smtp)
+                    raise
             self._release(session)
             return attempts
 
-    async def _checkout(self, hop: _Hop, ip: str) -> _Session:
+    async def _transact_on(
+        self, session: _Session, hop: _Hop, mail_from: str, recipients: list[str], message: bytes
+    ) -> list[Attempt]:
+        where = session.where
+        if where.tls.verified and hop.level is TlsPolicy.REQUIRE_VERIFIED:
+            # A pooled session may have been opened for another request with the
+            # same level; record what vouched for it on *this* delivery.
+            where = replace(where, tls=replace(where.tls, verified_by=hop.verified_by))
+        return await _transact(session, where, mail_from, recipients, message, self._command_timeout)
+
+    async def _checkout(self, hop: _Hop, ip: str) -> tuple[_Session, bool]:
+        """A pooled or new session; the flag says it was reused without the RSET probe."""
         key: _PoolKey = (
             hop.name,
             ip,
@@ -322,9 +337,16 @@ class OutboundTransport:
         idle = self._idle.get(key, [])
         while idle:
             session = idle.pop()
-            if time.monotonic() - session.last_used > self._idle_timeout or not session.smtp.is_connected:
+            age = time.monotonic() - session.last_used
+            if age > self._idle_timeout or not session.smtp.is_connected:
                 _abort(session.smtp)
                 continue
+            if age <= PROBE_AFTER_SECONDS:
+                # Released a moment ago after a finished transaction (a final reply to the
+                # data, or an RSET after a refusal): no state is left to clear, and a
+                # connection lost meanwhile is retried on a new one by the caller.  This
+                # saves a round trip per message on a busy destination.
+                return session, True
             try:
                 # RFC 5321 §4.1.1.5: RSET clears any leftover transaction state, and
                 # doubles as a liveness probe for the idle connection.
@@ -332,8 +354,8 @@ class OutboundTransport:
             except (aiosmtplib.SMTPException, OSError):
                 _abort(session.smtp)
                 continue
-            return session
-        return await self._open(hop, ip, key)
+            return session, False
+        return await self._open(hop, ip, key), False
 
     def _release(self, session: _Session) -> None:
         idle = self._idle.setdefault(session.key, [])

@@ -35,6 +35,9 @@ WkdMethod = Literal["advanced", "direct"]
 CACHE_METHOD = "wkd"
 # draft §3.1 names no media type; servers send application/octet-stream.
 ACCEPT = "application/octet-stream"
+# The answer when neither the advanced nor the direct host exists: a fact about the
+# domain (DNS), not about the address, so callers may remember it per domain.
+NO_WKD_DETAIL = "the domain has no web server"
 
 # z-base-32 (Zooko's human-oriented base-32), the alphabet the draft cites.
 _ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
@@ -99,6 +102,13 @@ class WkdResult:
     def found(self) -> bool:
         return self.status is DiscoveryStatus.FOUND
 
+    @property
+    def domain_without_wkd(self) -> bool:
+        """Neither WKD host of the domain exists: no address there can have a WKD key."""
+        return (
+            self.status is DiscoveryStatus.NOT_FOUND and self.method is None and self.detail == NO_WKD_DETAIL
+        )
+
 
 def looks_like_binary_cert(data: bytes) -> bool:
     """Whether ``data`` starts with a binary Public-Key packet (RFC 9580 §4.2 header)."""
@@ -138,7 +148,7 @@ async def _lookup(address: str, client: SafeHttpClient) -> WkdResult:
         return _interpret(await client.get(direct, accept=ACCEPT), "direct")
     except FetchError as exc:
         if exc.reason is FetchReason.NO_ADDRESS:
-            return WkdResult(DiscoveryStatus.NOT_FOUND, None, None, "the domain has no web server")
+            return WkdResult(DiscoveryStatus.NOT_FOUND, None, None, NO_WKD_DETAIL)
         return WkdResult(DiscoveryStatus.ERROR, None, "direct", f"direct: {exc.reason.value}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,17 +24,21 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.crypto import pgp as openpgp
 from sealmail.crypto import smime
+from sealmail.delivery.dns import to_ascii_domain
 from sealmail.domain.secureline import KeyFact
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
-from sealmail.keys.cache import DiscoveryEntry, DiscoveryStatus
+from sealmail.keys.cache import DEFAULT_TTL, DiscoveryEntry, DiscoveryStatus, DiscoveryTtl
 from sealmail.keys.vks import fetch_vks
-from sealmail.keys.wkd import fetch_wkd
+from sealmail.keys.wkd import CACHE_METHOD, NO_WKD_DETAIL, WkdResult, fetch_wkd, split_address
 from sealmail.net.http_client import SafeHttpClient
 from sealmail.store import db
 from sealmail.store.tables import key_discovery, recipient_keys
 
 log = structlog.get_logger("sealmail.keys")
+
+# Bound on the in-process "domain has no WKD" memory (cleared of expired entries when full).
+_DOMAIN_CACHE_MAX = 50_000
 
 
 def _now() -> datetime:
@@ -298,11 +303,29 @@ class KeyDirectory:
 
 
 class DbDiscoveryCache:
-    """``keys.cache.DiscoveryCache`` in the database, per tenant, shared by every worker."""
+    """``keys.cache.DiscoveryCache`` in the database, per tenant, shared by every worker.
+
+    ``prefetch`` reads the entries for many keys in one query; ``get`` then answers those
+    keys (including "no entry") without going back to the database.
+    """
 
     def __init__(self, engine: Engine, tenant_id: str) -> None:
         self.engine = engine
         self.tenant_id = tenant_id
+        self._prefetched: dict[tuple[str, str], DiscoveryEntry | None] = {}
+
+    @staticmethod
+    def _entry(row: Any, now: float) -> DiscoveryEntry | None:
+        if row is None or row["expires_at"].timestamp() <= now:
+            return None
+        return DiscoveryEntry(
+            DiscoveryStatus(row["status"]),
+            row["cert"],
+            row["source"],
+            row["detail"],
+            row["checked_at"].timestamp(),
+            row["expires_at"].timestamp(),
+        )
 
     def _get(self, method: str, address: str, now: float) -> DiscoveryEntry | None:
         with db.reader(self.engine) as conn:
@@ -317,16 +340,32 @@ class DbDiscoveryCache:
                 .mappings()
                 .first()
             )
-        if row is None or row["expires_at"].timestamp() <= now:
-            return None
-        return DiscoveryEntry(
-            DiscoveryStatus(row["status"]),
-            row["cert"],
-            row["source"],
-            row["detail"],
-            row["checked_at"].timestamp(),
-            row["expires_at"].timestamp(),
-        )
+        return self._entry(row, now)
+
+    def _prefetch(self, keys: Sequence[tuple[str, str]], now: float) -> None:
+        wanted = {(m, a.strip().lower()) for m, a in keys}
+        if not wanted:
+            return
+        by_method: dict[str, list[str]] = {}
+        for method, address in wanted:
+            by_method.setdefault(method, []).append(address)
+        clauses = [
+            sa.and_(key_discovery.c.method == m, key_discovery.c.address.in_(sorted(a)))
+            for m, a in sorted(by_method.items())
+        ]
+        with db.reader(self.engine) as conn:
+            rows = (
+                conn.execute(
+                    sa.select(key_discovery).where(
+                        key_discovery.c.tenant_id == self.tenant_id, sa.or_(*clauses)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        found = {(r["method"], r["address"]): r for r in rows}
+        for key in wanted:
+            self._prefetched[key] = self._entry(found.get(key), now)
 
     def _put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
         values = {
@@ -351,14 +390,32 @@ class DbDiscoveryCache:
             if done.rowcount == 0:
                 conn.execute(sa.insert(key_discovery).values(**key, **values))
 
+    async def prefetch(self, keys: Sequence[tuple[str, str]], *, now: float) -> None:
+        """Read the entries for ``(method, address)`` keys in one query, for later ``get``s."""
+        await asyncio.to_thread(self._prefetch, keys, now)
+
+    def peek(self, method: str, address: str, *, now: float) -> DiscoveryEntry | None:
+        """A prefetched, still valid entry (no database access)."""
+        entry = self._prefetched.get((method, address.strip().lower()))
+        return entry if entry is not None and entry.expires_at > now else None
+
     async def get(self, method: str, address: str, *, now: float) -> DiscoveryEntry | None:
+        key = (method, address.strip().lower())
+        if key in self._prefetched:
+            entry = self._prefetched[key]
+            return entry if entry is not None and entry.expires_at > now else None
         return await asyncio.to_thread(self._get, method, address, now)
 
     async def put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
+        self._prefetched[(method, address.strip().lower())] = entry
         try:
             await asyncio.to_thread(self._put, method, address, entry)
         except sa.exc.IntegrityError:
             pass  # another worker cached the same answer a moment earlier
+
+
+# The cache ``method`` under which a domain's "no WKD at all" answer is kept (address = the domain).
+WKD_DOMAIN_METHOD = "wkd-domain"
 
 
 class Discovery:
@@ -367,27 +424,134 @@ class Discovery:
     Found certificates are stored in the key directory (source ``wkd``/``keyserver``)
     for the looked-up address only; answers — including "no key" — are cached per
     tenant, so an address without WKD costs one lookup an hour, not one per message.
+
+    A domain where neither WKD host exists (``openpgpkey.<domain>`` and ``<domain>`` have
+    no address records — a DNS fact that does not depend on the local part) is
+    remembered per tenant and domain for the not-found TTL, in this process and in the
+    database: every other address of the domain is then answered "no WKD key" without a
+    lookup, so the common case costs one lookup per domain an hour, not one per address.
     """
 
-    def __init__(self, keydir: KeyDirectory, client: SafeHttpClient, keyserver: str | None = None) -> None:
+    def __init__(
+        self,
+        keydir: KeyDirectory,
+        client: SafeHttpClient,
+        keyserver: str | None = None,
+        *,
+        ttl: DiscoveryTtl = DEFAULT_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.keydir = keydir
         self.client = client
         self.keyserver = keyserver
+        self.ttl = ttl
+        self.clock = clock
+        # (tenant, ascii domain) -> epoch expiry of "this domain has no WKD host".
+        self._no_wkd: dict[tuple[str, str], float] = {}
+        # (tenant, ascii domain) -> the first lookup of a domain in flight; others wait for it.
+        self._probing: dict[tuple[str, str], asyncio.Event] = {}
+        # (tenant, ascii domain) -> epoch until which the domain is known to have a WKD host.
+        self._hosted: dict[tuple[str, str], float] = {}
 
-    async def discover(self, tenant_id: str, addresses: Sequence[str]) -> int:
-        """Look up addresses that have no usable OpenPGP key yet; returns how many were found."""
-        now = _now()
-        known = await asyncio.to_thread(self.keydir.facts, tenant_id, addresses, now)
-        missing = [a for a in addresses if not any(k.usable for k in known[a.strip().lower()].pgp)]
+    @staticmethod
+    def _domain(address: str) -> str | None:
+        try:
+            return to_ascii_domain(split_address(address)[1])
+        except ValueError:
+            return None
+
+    def _domain_without_wkd(self, tenant_id: str, domain: str | None, now: float) -> bool:
+        if domain is None:
+            return False
+        expiry = self._no_wkd.get((tenant_id, domain))
+        if expiry is None:
+            return False
+        if expiry <= now:
+            self._no_wkd.pop((tenant_id, domain), None)
+            return False
+        return True
+
+    def _remember_domain(self, tenant_id: str, domain: str, expires_at: float) -> None:
+        if len(self._no_wkd) >= _DOMAIN_CACHE_MAX:
+            now = self.clock()
+            for key in [k for k, e in self._no_wkd.items() if e <= now]:
+                del self._no_wkd[key]
+            if len(self._no_wkd) >= _DOMAIN_CACHE_MAX:
+                self._no_wkd.clear()
+        self._no_wkd[(tenant_id, domain)] = expires_at
+
+    async def discover(
+        self, tenant_id: str, addresses: Sequence[str], known: dict[str, RecipientKeys] | None = None
+    ) -> int:
+        """Look up addresses that have no usable OpenPGP key yet; returns how many were found.
+
+        ``known`` — the key directory's facts for ``addresses`` when the caller already
+        read them (saves a read).
+        """
+        clock = self.clock()
+        unique = list(dict.fromkeys(a.strip().lower() for a in addresses))
+        if not self.keyserver:
+            # Nothing to ask for an address whose domain has no WKD at all.
+            unique = [a for a in unique if not self._domain_without_wkd(tenant_id, self._domain(a), clock)]
+            if not unique:
+                return 0
+        if known is None or any(a not in known for a in unique):
+            known = await asyncio.to_thread(self.keydir.facts, tenant_id, unique, _now())
+        missing = [a for a in unique if not any(k.usable for k in known[a].pgp)]
         if not missing:
             return 0
         cache = DbDiscoveryCache(self.keydir.engine, tenant_id)
+        domains = {d for d in (self._domain(a) for a in missing) if d is not None}
+        keys = [(CACHE_METHOD, a) for a in missing] + [(WKD_DOMAIN_METHOD, d) for d in domains]
+        await cache.prefetch(keys, now=clock)
+        for domain in domains:
+            entry = cache.peek(WKD_DOMAIN_METHOD, domain, now=clock)
+            if entry is not None and entry.status is DiscoveryStatus.NOT_FOUND:
+                self._remember_domain(tenant_id, domain, entry.expires_at)
         results = await asyncio.gather(*(self._one(tenant_id, a, cache) for a in missing))
         return sum(results)
 
+    async def _wkd(self, tenant_id: str, address: str, cache: DbDiscoveryCache) -> WkdResult:
+        domain = self._domain(address)
+        if domain is None:
+            raise ValueError("not an email address")
+        key = (tenant_id, domain)
+        now = self.clock()
+        probe = self._probing.get(key)
+        if probe is not None and cache.peek(CACHE_METHOD, address, now=now) is None:
+            # The first lookup of this domain is under way: its answer may cover this address.
+            await probe.wait()
+            now = self.clock()
+        if self._domain_without_wkd(tenant_id, domain, now):
+            return WkdResult(DiscoveryStatus.NOT_FOUND, None, None, NO_WKD_DETAIL, cached=True)
+        if probe is not None or self._hosted.get(key, 0.0) > now or key in self._probing:
+            # The domain is known to have a WKD host (or is being probed): look up concurrently.
+            return await fetch_wkd(address, self.client, cache=cache, ttl=self.ttl, clock=self.clock)
+        probe = self._probing[key] = asyncio.Event()
+        try:
+            result = await fetch_wkd(address, self.client, cache=cache, ttl=self.ttl, clock=self.clock)
+            if not result.domain_without_wkd and result.method is not None:
+                # A host answered (key or not): no point making others wait for a while.
+                if len(self._hosted) >= _DOMAIN_CACHE_MAX:
+                    self._hosted.clear()
+                self._hosted[key] = now + self.ttl.error
+            if result.domain_without_wkd and not result.cached:
+                entry = DiscoveryEntry.create(
+                    DiscoveryStatus.NOT_FOUND, now=now, ttl=self.ttl, detail=result.detail
+                )
+                self._remember_domain(tenant_id, domain, entry.expires_at)
+                try:
+                    await cache.put(WKD_DOMAIN_METHOD, domain, entry)
+                except Exception as exc:  # noqa: BLE001 — only the shared cache is lost
+                    log.warning("discovery.domain_not_cached", error=type(exc).__name__)
+            return result
+        finally:
+            self._probing.pop(key, None)
+            probe.set()
+
     async def _one(self, tenant_id: str, address: str, cache: DbDiscoveryCache) -> int:
         try:
-            result = await fetch_wkd(address, self.client, cache=cache)
+            result = await self._wkd(tenant_id, address, cache)
         except ValueError:
             return 0
         cert, source = (result.cert, "wkd") if result.found else (None, "")
