@@ -74,6 +74,14 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if any(_local_part(r).startswith("drop") for r in envelope.rcpt_tos):
             if server.transport is not None:
@@ -123,6 +131,13 @@ class _SinkSMTP(SMTP):
         self.sink._forget(self)
         super().connection_lost(error)
 
+    def data_received(self, data: bytes) -> None:
+        # A client that pipelines (RFC 2920) sends MAIL … DATA in one write.
+        if b"MAIL FROM" in data and data.rstrip().endswith(b"DATA"):
+            with self.sink._cond:
+                self.sink.pipelined_batches += 1
+        super().data_received(data)
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self.sink.broken_tls:
             await self.push("220 2.0.0 Ready to start TLS")
@@ -146,11 +161,14 @@ class SmtpSink:
         broken_tls: bool = False,
         smtputf8: bool = True,
         hostname: str = "sink.test",
+        pipelining: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.cert, self.require_tls, self.auth = cert, require_tls, auth
         self.broken_tls, self.smtputf8, self.hostname = broken_tls, smtputf8, hostname
         self._messages: list[ReceivedMessage] = []
+        self.pipelining = pipelining
+        self.pipelined_batches = 0
         self._seen_once: set[str] = set()
         self.hold = threading.Event()
         self.hold.set()

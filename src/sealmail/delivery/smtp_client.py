@@ -526,19 +526,41 @@ async def _transact(
     results: dict[int, Attempt] = {}
     accepted: list[int] = []
     data_sent = False
+    mail_cmd = b"MAIL FROM:<" + sender.encode(encoding) + b">" + b"".join(b" " + o for o in options)
+    rcpt_cmds = [b"RCPT TO:<" + rcpt.encode(encoding) + b">" for rcpt in envelope]
     try:
-        reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *options)
-        if reply.code != 250:
-            await _rset_quietly(smtp)
-            return [_from_reply(r, reply, where) for r in recipients]
-        for index, rcpt in enumerate(envelope):
-            reply = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt.encode(encoding) + b">")
-            if reply.code in (250, 251):
-                accepted.append(index)
-            else:
-                results[index] = _from_reply(recipients[index], reply, where)
+        if smtp.supports_extension("pipelining") and _can_pipeline(smtp.protocol):
+            # RFC 2920 §3.1: MAIL, every RCPT and DATA go out in one write; the replies
+            # are then read in order.  One round trip instead of 2 + recipients.
+            replies = await _pipelined(smtp, [mail_cmd, *rcpt_cmds, b"DATA"], data_timeout)
+            mail_reply, rcpt_replies, reply = replies[0], replies[1:-1], replies[-1]
+            if mail_reply.code != 250:
+                await _rset_quietly(smtp)
+                return [_from_reply(r, mail_reply, where) for r in recipients]
+            for index, rcpt_reply in enumerate(rcpt_replies):
+                if rcpt_reply.code in (250, 251):
+                    accepted.append(index)
+                else:
+                    results[index] = _from_reply(recipients[index], rcpt_reply, where)
+            if not accepted and reply.code == 354:
+                # RFC 2920 §3.1: DATA was accepted although no recipient was; end the
+                # empty transaction with a lone "." and reset.
+                smtp.protocol.write(b".\r\n")  # type: ignore[union-attr]  # checked by _can_pipeline
+                await smtp.protocol.read_response(timeout=data_timeout)  # type: ignore[union-attr]  # same
+        else:
+            reply = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *options)
+            if reply.code != 250:
+                await _rset_quietly(smtp)
+                return [_from_reply(r, reply, where) for r in recipients]
+            for index, rcpt in enumerate(envelope):
+                reply = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt.encode(encoding) + b">")
+                if reply.code in (250, 251):
+                    accepted.append(index)
+                else:
+                    results[index] = _from_reply(recipients[index], reply, where)
+            if accepted:
+                reply = await smtp.execute_command(b"DATA")
         if accepted:
-            reply = await smtp.execute_command(b"DATA")
             if reply.code == 354 and smtp.protocol is not None:
                 data_sent = True
                 smtp.protocol.write(payload)
@@ -573,6 +595,40 @@ async def _transact(
         for index in accepted:
             results[index] = replace(lost, recipient=recipients[index])
     return [results[i] for i in range(len(recipients))]
+
+
+def _can_pipeline(protocol: Any) -> bool:
+    """aiosmtplib has no pipelining API; the reader below relies on these internals (5.x)."""
+    return protocol is not None and all(
+        hasattr(protocol, name)
+        for name in ("_response_waiter", "_response_pending", "_read_response_from_buffer")
+    )
+
+
+async def _pipelined(
+    smtp: aiosmtplib.SMTP, commands: list[bytes], reply_timeout: float
+) -> list[SMTPResponse]:
+    """Write all commands at once, then read one reply per command, in order.
+
+    aiosmtplib parses one reply per ``data_received`` call and drops data that arrives
+    while no reply is awaited, so between reads the protocol is kept "pending" (no await
+    in between, so no data can slip past), and replies already buffered are parsed
+    before waiting for more.
+    """
+    protocol: Any = smtp.protocol
+    protocol._response_pending = True
+    protocol.write(b"".join(c + b"\r\n" for c in commands))
+    replies: list[SMTPResponse] = []
+    for _ in commands:
+        waiter = protocol._response_waiter
+        buffered = None
+        if waiter is not None and not waiter.done():
+            buffered = protocol._read_response_from_buffer()
+        reply = buffered if buffered is not None else await protocol.read_response(timeout=reply_timeout)
+        protocol._response_pending = True
+        replies.append(reply)
+    protocol._response_pending = False
+    return replies
 
 
 def _from_reply(recipient: str, reply: SMTPResponse, where: _Where) -> Attempt:

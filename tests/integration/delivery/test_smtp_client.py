@@ -471,3 +471,40 @@ def test_relay_all_override_sends_everything_to_the_capture_sink(
 
     assert attempt.status is AttemptStatus.DELIVERED
     assert sink.wait_for(1)[0].rcpt_tos == ("x@gmail.example",)
+
+
+@pytest.mark.parametrize(
+    ("rcpts", "statuses"),
+    [
+        (
+            ["a@example.org", "permfail-550@example.org", "b@example.org"],
+            [AttemptStatus.DELIVERED, AttemptStatus.FAILED, AttemptStatus.DELIVERED],
+        ),
+        (
+            ["tempfail-451@example.org", "permfail-550@example.org"],
+            [AttemptStatus.DEFERRED, AttemptStatus.FAILED],
+        ),
+    ],
+)
+def test_pipelining_sends_mail_rcpt_and_data_in_one_write_and_reads_every_reply(
+    dns: DnsServer,
+    ca: TestCA,
+    mx: MxFarm,
+    deliver: DeliverFn,
+    rcpts: list[str],
+    statuses: list[AttemptStatus],
+) -> None:
+    sink = mx.start({IP1: {"cert": ca.issue(MX1), "pipelining": True}})[IP1]
+    one_mx(dns)
+
+    attempts = deliver(DOMAIN, rcpts, TlsPolicy.REQUIRE_VERIFIED, times=3)
+
+    assert [a.status for a in attempts] == statuses
+    assert sink.pipelined_batches == 3  # RFC 2920: one write per transaction
+    delivered = [r for r, s in zip(rcpts, statuses, strict=True) if s is AttemptStatus.DELIVERED]
+    if delivered:
+        received = sink.wait_for(3)
+        assert all(m.rcpt_tos == tuple(delivered) for m in received)
+    else:
+        assert sink.messages == []
+    assert sink.connections == 1  # and the connection stays usable between transactions
