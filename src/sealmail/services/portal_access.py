@@ -137,6 +137,8 @@ class Hold:
     viewed_at: datetime | None
     requires_passphrase: bool
     shredded: bool
+    # The tenant allows no emailed codes at all (``secureline.portal_require_passphrase``).
+    passphrase_only: bool = False
 
     def state(self, now: datetime) -> LinkState:
         if self.recalled:
@@ -195,6 +197,7 @@ HOLD_COLUMNS = (
     portal_message_settings.c.expires_at.label("override_expires_at"),
     portal_message_settings.c.recalled_at.label("message_recalled_at"),
     messages.c.wrapped_data_key.is_(None).label("shredded"),
+    tenants.c.settings.label("tenant_settings"),
 )
 
 
@@ -216,7 +219,19 @@ def hold_query() -> sa.Select[Any]:
                 portal_message_settings.c.tenant_id == portal_messages.c.tenant_id,
             ),
         )
+        .join(tenants, tenants.c.id == portal_messages.c.tenant_id)
     )
+
+
+def tenant_requires_passphrase(settings: Any) -> bool:
+    """Tenant policy ``secureline.portal_require_passphrase``: no sign-in by emailed code.
+
+    For organisations that will not let a code travel by mail at all: until the sender
+    sets a passphrase on a message (and gives it to the patient another way), the message
+    cannot be opened.
+    """
+    secureline = (settings or {}).get("secureline") if isinstance(settings, dict) else None
+    return isinstance(secureline, dict) and bool(secureline.get("portal_require_passphrase"))
 
 
 def to_hold(row: Any) -> Hold:
@@ -229,8 +244,10 @@ def to_hold(row: Any) -> Hold:
         expires_at=row.override_expires_at or row.expires_at,
         recalled=row.recalled_at is not None or row.message_recalled_at is not None,
         viewed_at=row.viewed_at,
-        requires_passphrase=row.passphrase_hash is not None,
+        requires_passphrase=row.passphrase_hash is not None
+        or tenant_requires_passphrase(row.tenant_settings),
         shredded=bool(row.shredded),
+        passphrase_only=tenant_requires_passphrase(row.tenant_settings),
     )
 
 
@@ -375,7 +392,8 @@ class PortalAccess:
             if ch is None:
                 return SignIn(SignInStatus.EXPIRED)
             hold = self.hold(conn, ch.portal_message_id, ch.tenant_id)
-            if hold is None or hold.state(now) is not LinkState.OPEN:
+            if hold is None or hold.state(now) is not LinkState.OPEN or hold.passphrase_only:
+                # A passphrase-only message never gets a code by mail.
                 return SignIn(SignInStatus.EXPIRED)
             locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
             if locked is not None:

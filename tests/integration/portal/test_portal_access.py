@@ -220,3 +220,18 @@ def test_expiry_shreds_only_when_no_other_recipient_needs_the_content(world: Wor
         e["type"] for e in world.services.messages.list_events(world.tenant.principal, message_id=mid)["data"]
     ]
     assert types.count("portal.expired") == 1
+
+
+def test_tenant_policy_can_require_a_passphrase_and_refuse_emailed_codes(world: World) -> None:
+    world.services.tenancy.update_settings(
+        world.tenant.id, {"secureline": {"portal_require_passphrase": True}}, actor="test"
+    )
+    mid, token = world.hold()
+    _, challenge = world.access.open_link(token)
+    assert challenge
+    assert world.access.send_code(challenge).status is SignInStatus.EXPIRED
+    assert world.codes == []  # nothing was mailed
+    assert world.access.verify_passphrase(challenge, "anything at all").status is SignInStatus.EXPIRED
+    world.lifecycle.configure(world.tenant.id, mid, "test", passphrase="told by phone")
+    result = world.access.verify_passphrase(challenge, "told by phone")
+    assert result.status is SignInStatus.OK

@@ -46,6 +46,9 @@ class SecureLineSettingsIn(BaseModel):
     portal_subject: str | None = Field(None, max_length=200)
     sign_pgp: bool | None = Field(None, description="Sign PGP/MIME with the tenant's OpenPGP key.")
     sign_smime: bool | None = Field(None, description="Sign S/MIME with the tenant's S/MIME identity.")
+    portal_require_passphrase: bool | None = Field(
+        None, description="Portal messages open only with a passphrase the sender sets (no emailed codes)."
+    )
     portal_expiry_days: int | None = Field(None, ge=1, le=3650)
 
 
