@@ -40,7 +40,9 @@ class PreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template_data: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(None, ge=1, description="Defaults to the active (newest) version.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Defaults to the active (newest) version."
+    )
 
 
 class BatchItemIn(MessageIn):
@@ -52,7 +54,7 @@ class BatchItemIn(MessageIn):
     """
 
     template: str | None = Field(None, max_length=100)
-    template_version: int | None = Field(None, ge=1)
+    template_version: int | None = Field(None, ge=1, le=2**31 - 1)
     template_data: dict[str, Any] | None = None
 
 
@@ -84,7 +86,7 @@ class BulkIn(BaseModel):
 
     from_: str = Field(alias="from")
     template: str | None = Field(None, max_length=100)
-    template_version: int | None = Field(None, ge=1)
+    template_version: int | None = Field(None, ge=1, le=2**31 - 1)
     subject: str | None = Field(None, max_length=4000)
     html: str | None = Field(None, max_length=MAX_SOURCE_CHARS)
     text: str | None = Field(None, max_length=MAX_SOURCE_CHARS)

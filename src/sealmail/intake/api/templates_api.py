@@ -59,7 +59,7 @@ def router(services: Services, need: Any) -> APIRouter:
 
     @r.get("/templates/{name}", tags=["templates"])
     def get_template(
-        name: str, who: Reader, version: Annotated[int | None, Query(ge=1)] = None
+        name: str, who: Reader, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
     ) -> dict[str, Any]:
         return store.get(who.tenant_id, name, version)
 
@@ -162,7 +162,7 @@ def router(services: Services, need: Any) -> APIRouter:
         job_id: str,
         who: Reader,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+        cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
     ) -> dict[str, Any]:
         """Progress and counts, and per-recipient errors by index (paged by ``cursor``)."""
         return sender.get(who.tenant_id, job_id, limit=limit, after=int(cursor) if cursor else -1)
