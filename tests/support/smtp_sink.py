@@ -8,7 +8,7 @@ or a given port, and answers by recipient local part:
 * ``drop@…``         → the connection is closed after the message data arrives,
                        before the reply (the ambiguous case for the client)
 * ``tempfail-once@…`` → ``451 4.3.0`` the first time this address is seen, then ``250``
-* ``hold@…``         → DATA is answered only once ``sink.hold`` is cleared (a stuck
+* ``hold@…``         → DATA is answered only once ``sink.release()`` is called (a stuck
                        delivery, for killing the worker mid-transaction); nothing is
                        recorded when the client has gone away meanwhile
 * anything else      → ``250``
@@ -89,10 +89,8 @@ class _Handler:
             return "421 4.4.2 dropped"  # never reaches the client
         self.sink.data_started.set()
         if any(_local_part(r).startswith("hold") for r in envelope.rcpt_tos):
-            for _ in range(600):  # bounded: 30 s at most
-                if not self.sink.hold.is_set() or server.transport is None or server.transport.is_closing():
-                    break
-                await asyncio.sleep(0.05)
+            # Wait on the test's release (bounded: 30 s), not on a clock.
+            await asyncio.to_thread(self.sink.released.wait, 30)
             if server.transport is None or server.transport.is_closing():
                 return "451 4.3.0 client went away"
         extra: dict[str, Any] = session.ssl or {}
@@ -170,8 +168,7 @@ class SmtpSink:
         self.pipelining = pipelining
         self.pipelined_batches = 0
         self._seen_once: set[str] = set()
-        self.hold = threading.Event()
-        self.hold.set()
+        self.released = threading.Event()
         self.data_started = threading.Event()
         self._cond = threading.Condition()
         self._connections = 0
@@ -299,7 +296,12 @@ class SmtpSink:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
+    def release(self) -> None:
+        """Let held DATA commands (``hold@…``) finish."""
+        self.released.set()
+
     def stop(self) -> None:
+        self.released.set()  # never leave a handler thread waiting past shutdown
         if self._loop is None or self._thread is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -173,7 +173,10 @@ class SecureLine:
             k = keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
             return RecipientFacts(c.address, k.pgp, k.smime, tls_facts), k
 
-        decisions = {c.id: (decide(policy, dlp, facts(c, tls)[0]), facts(c, tls)[1]) for c in rcpts}
+        decisions = {}
+        for c in rcpts:
+            recipient_facts, recipient_keys = facts(c, tls)
+            decisions[c.id] = (decide(policy, dlp, recipient_facts), recipient_keys)
         results: list[Result] = []
         tls_rcpts = [c for c in rcpts if decisions[c.id][0].method is Method.TLS]
         others = [c for c in rcpts if decisions[c.id][0].method is not Method.TLS]

@@ -89,62 +89,15 @@ class Identities:
             row["tenant_id"], row["id"], row["tenant_key_id"], row["wrapped_data_key"], row["secret"]
         )
 
-    # -- OpenPGP archive key -------------------------------------------------------------
-    def archive_cert(self, tenant_id: str) -> pgp.LoadedCert:
-        """The tenant's archive certificate, created on first use."""
-        cached = self._archive.get(tenant_id)
-        if cached is not None:
-            return cached
+    def _active(self, tenant_id: str, kind: str) -> Any:
+        """The tenant's newest active identity of a kind, or None."""
         with db.reader(self.engine) as conn:
-            row = conn.execute(
-                sa.select(tenant_identities.c.public)
-                .where(
-                    tenant_identities.c.tenant_id == tenant_id,
-                    tenant_identities.c.kind == "pgp",
-                    tenant_identities.c.active.is_(True),
-                )
-                .order_by(tenant_identities.c.created_at.desc())
-                .limit(1)
-            ).first()
-            name = conn.execute(sa.select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one()
-        if row is None:
-            secret, public = pgp.generate_tenant_key(f"{name} archive <archive@sealmail.invalid>")
-            info = pgp.inspect_cert(public, _now())
-            self._store(
-                tenant_id, "pgp", "archive", info.algorithm, info.fingerprint, public, secret, "system"
-            )
-        else:
-            public = row.public
-        loaded = pgp.load_cert(public)
-        with self._lock:
-            self._archive[tenant_id] = loaded
-        return loaded
-
-    def archive_public(self, tenant_id: str) -> bytes:
-        self.archive_cert(tenant_id)
-        with db.reader(self.engine) as conn:
-            return bytes(
-                conn.execute(
-                    sa.select(tenant_identities.c.public)
-                    .where(
-                        tenant_identities.c.tenant_id == tenant_id,
-                        tenant_identities.c.kind == "pgp",
-                        tenant_identities.c.active.is_(True),
-                    )
-                    .order_by(tenant_identities.c.created_at.desc())
-                    .limit(1)
-                ).scalar_one()
-            )
-
-    def archive_secret(self, tenant_id: str) -> bytes:
-        """The archive secret key (for the organisation's retention tooling; audited by callers)."""
-        with db.reader(self.engine) as conn:
-            row = (
+            return (
                 conn.execute(
                     sa.select(tenant_identities)
                     .where(
                         tenant_identities.c.tenant_id == tenant_id,
-                        tenant_identities.c.kind == "pgp",
+                        tenant_identities.c.kind == kind,
                         tenant_identities.c.active.is_(True),
                     )
                     .order_by(tenant_identities.c.created_at.desc())
@@ -153,6 +106,33 @@ class Identities:
                 .mappings()
                 .first()
             )
+
+    # -- OpenPGP archive key -------------------------------------------------------------
+    def archive_public(self, tenant_id: str) -> bytes:
+        """The tenant's archive certificate (armored), created on first use."""
+        row = self._active(tenant_id, "pgp")
+        if row is not None:
+            return bytes(row["public"])
+        with db.reader(self.engine) as conn:
+            name = conn.execute(sa.select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one()
+        secret, public = pgp.generate_tenant_key(f"{name} archive <archive@sealmail.invalid>")
+        info = pgp.inspect_cert(public, _now())
+        self._store(tenant_id, "pgp", "archive", info.algorithm, info.fingerprint, public, secret, "system")
+        return public
+
+    def archive_cert(self, tenant_id: str) -> pgp.LoadedCert:
+        """The archive certificate, parsed once per process."""
+        cached = self._archive.get(tenant_id)
+        if cached is not None:
+            return cached
+        loaded = pgp.load_cert(self.archive_public(tenant_id))
+        with self._lock:
+            self._archive[tenant_id] = loaded
+        return loaded
+
+    def archive_secret(self, tenant_id: str) -> bytes:
+        """The archive secret key (for the organisation's retention tooling; audited by callers)."""
+        row = self._active(tenant_id, "pgp")
         if row is None:
             raise NotFound("this tenant has no archive key yet")
         return self._secret(row)
@@ -212,21 +192,7 @@ class Identities:
     def smime_identity(self, tenant_id: str) -> smime.TenantIdentity | None:
         if tenant_id in self._smime:
             return self._smime[tenant_id]
-        with db.reader(self.engine) as conn:
-            row = (
-                conn.execute(
-                    sa.select(tenant_identities)
-                    .where(
-                        tenant_identities.c.tenant_id == tenant_id,
-                        tenant_identities.c.kind == "smime",
-                        tenant_identities.c.active.is_(True),
-                    )
-                    .order_by(tenant_identities.c.created_at.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
+        row = self._active(tenant_id, "smime")
         identity = smime.load_tenant_identity(row["public"], self._secret(row)) if row is not None else None
         with self._lock:
             self._smime[tenant_id] = identity

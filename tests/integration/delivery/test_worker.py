@@ -301,7 +301,6 @@ def test_worker_killed_mid_delivery_loses_nothing(
 ) -> None:
     """SIGKILL a real worker process while the MX holds DATA; another worker delivers later."""
     mid = pipeline.send(["hold@example.net"])
-    pipeline.sink.hold.set()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
     env.update(
         {
@@ -336,7 +335,7 @@ def test_worker_killed_mid_delivery_loses_nothing(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-    pipeline.sink.hold.clear()
+    pipeline.sink.release()
     [rcpt] = pipeline.message(mid)["recipients"]
     assert rcpt["status"] == "delivering"  # leased by the dead worker
     assert pipeline.sink.messages == []
