@@ -18,6 +18,7 @@ from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
 from sealmail.services.screening import Screener
+from sealmail.services.site_secrets import SiteSecrets
 from sealmail.services.tenancy import Tenancy
 from sealmail.store import db
 
@@ -35,6 +36,7 @@ class Services:
     portal: PortalHolds
     screener: Screener
     discovery: Discovery
+    site_secrets: SiteSecrets
 
     def close(self) -> None:
         self.engine.dispose()
@@ -74,5 +76,16 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     identities = Identities(engine, keyring)
     portal = PortalHolds(engine, settings.resolved_portal_url, settings.portal_expiry_days)
     return Services(
-        settings, engine, keyfile, keyring, tenancy, messages, keydir, identities, portal, screener, discovery
+        settings,
+        engine,
+        keyfile,
+        keyring,
+        tenancy,
+        messages,
+        keydir,
+        identities,
+        portal,
+        screener,
+        discovery,
+        SiteSecrets(engine, keyfile),
     )

@@ -20,6 +20,7 @@ from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
 from sealmail.portal.cli import portal_app
+from sealmail.suppressions_cli import suppressions_app
 from sealmail.webhooks.cli import webhooks_app
 
 # Locals are never shown in tracebacks: they may hold keys or message content.
@@ -41,6 +42,7 @@ app.add_typer(crypto_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
 
@@ -465,6 +467,9 @@ def keys_rotate(
     with Progress(console=err) as progress:
         task = progress.add_task("rewrapping tenant keys", total=total)
         count = svc.keyring.rewrap_tenant_keys(lambda n: progress.advance(task, n))
+        # Site secrets (return-path and link HMAC roots) are wrapped by the same master key:
+        # retiring the old one without rewrapping them would invalidate every issued link.
+        svc.site_secrets.rewrap()
     if retire_old:
         for key_id in old:
             svc.keyfile.retire(key_id)

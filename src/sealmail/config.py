@@ -242,6 +242,33 @@ class Settings(BaseSettings):
     dsn_enabled: bool = Field(
         False, description="Send an RFC 3464 bounce (headers only) to the envelope sender."
     )
+    verp_enabled: bool = Field(
+        True,
+        description="Send each recipient's copy with its own signed return path "
+        "(`b+<recipient id>.<tag>@<return-path domain>`) so asynchronous bounces and complaints "
+        "find their recipient. Takes effect once bounces can arrive: `smtp_inbound_port` or "
+        "`return_path_domain` set (point the return-path domain's MX at the inbound listener).",
+    )
+    return_path_domain: str = Field(
+        "",
+        description="Domain of every signed return path; empty: `<return_path_label>.<sender domain>` "
+        "(SPF-aligned with the sender through a subdomain the customer delegates).",
+    )
+    return_path_label: str = Field(
+        "bounces", description="Subdomain label of the per-sender return-path domain."
+    )
+    fbl_local_part: str = Field(
+        "fbl",
+        description="Local part, at a return-path domain, that takes ARF feedback-loop reports "
+        "(register `fbl@<return-path domain>` with mailbox providers).",
+    )
+    smtp_inbound_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the inbound listener for bounces (RFC 3464) and complaints (RFC 5965), "
+        "on `smtp_host` (25 in production, behind the return-path domain's MX); unset: no listener.",
+    )
 
     # -- logging -----------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

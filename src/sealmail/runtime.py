@@ -12,12 +12,15 @@ import structlog
 import uvicorn
 
 from sealmail.app import Services
+from sealmail.bounces.wiring import build_return_paths
 from sealmail.config import Settings
 from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.personalize import Personalizer
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
+from sealmail.engagement.wiring import build_instrumenter
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -119,6 +122,10 @@ def build_worker(
         services.portal,
         sign=settings.dkim_sign,
         discovery=services.discovery if settings.discovery_enabled else None,
+        personalizer=Personalizer(
+            return_paths=build_return_paths(services, settings),
+            instrumenter=build_instrumenter(services, settings),
+        ),
     )
     worker = Worker(services.engine, services.keyring, transport, settings, secureline, name=name)
     if settings.dsn_enabled:

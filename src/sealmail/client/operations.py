@@ -17,6 +17,7 @@ from sealmail.client.types import (
     OutgoingMessage,
     RawMessage,
     Stream,
+    SuppressionStream,
     Unset,
     WebhookPayload,
 )
@@ -316,3 +317,36 @@ def configure_portal(
 
 def portal_status(message_id: str) -> Call:
     return Call("GET", "/v1/portal/messages", params={"message_id": message_id})
+
+
+# -- suppressions -----------------------------------------------------------------------------
+
+
+def list_suppressions(
+    *,
+    limit: int,
+    cursor: str | None,
+    stream: SuppressionStream | None,
+    reason: str | None,
+    address: str | None,
+) -> Call:
+    params = _query(limit=limit, cursor=cursor, stream=stream, reason=reason, address=address)
+    return Call("GET", "/v1/suppressions", params=params)
+
+
+def add_suppression(
+    address: str, stream: SuppressionStream, reason: str, expires_at: datetime | None
+) -> Call:
+    body: dict[str, Any] = {"address": address, "stream": stream, "reason": reason}
+    if expires_at is not None:
+        body["expires_at"] = expires_at.isoformat()
+    return Call("POST", "/v1/suppressions", json=body)
+
+
+def remove_suppression(address: str, stream: SuppressionStream) -> Call:
+    # Query parameters, not path segments: an address and "*" need no escaping rules.
+    return Call("DELETE", "/v1/suppressions", params={"address": address, "stream": stream})
+
+
+def export_suppressions(stream: SuppressionStream | None, reason: str | None) -> Call:
+    return Call("GET", "/v1/suppressions/export.csv", params=_query(stream=stream, reason=reason))

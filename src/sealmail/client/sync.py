@@ -44,6 +44,8 @@ from sealmail.client.types import (
     ReplayQueued,
     SmtpCredential,
     Stream,
+    Suppression,
+    SuppressionStream,
     Tenant,
     TenantSettings,
     Unset,
@@ -391,3 +393,42 @@ class SealmailClient:
 
     def portal_status(self, message_id: str) -> PortalStatus:
         return cast(PortalStatus, self._json(ops.portal_status(message_id)))
+
+    # -- suppressions -----------------------------------------------------------------------
+
+    def list_suppressions(
+        self,
+        *,
+        stream: SuppressionStream | None = None,
+        reason: str | None = None,
+        address: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[Suppression]:
+        """Newest first, fetching further pages as the iteration reaches them."""
+        return self._pages(
+            lambda cursor: ops.list_suppressions(
+                limit=page_size, cursor=cursor, stream=stream, reason=reason, address=address
+            )
+        )
+
+    def add_suppression(
+        self,
+        address: str,
+        *,
+        stream: SuppressionStream = "*",
+        reason: str = "manual",
+        expires_at: datetime | None = None,
+    ) -> Suppression:
+        """Suppress ``address`` on ``stream`` ("*": every stream); ``reason`` manual or unsubscribe."""
+        call = ops.add_suppression(address, stream, reason, expires_at)
+        return cast(Suppression, self._json(call))
+
+    def remove_suppression(self, address: str, *, stream: SuppressionStream = "*") -> None:
+        """Remove the entry for exactly this stream ("*" is its own entry)."""
+        self._none(ops.remove_suppression(address, stream))
+
+    def export_suppressions(
+        self, *, stream: SuppressionStream | None = None, reason: str | None = None
+    ) -> str:
+        """The whole list as CSV text (RFC 4180, with a header line)."""
+        return (self._request(ops.export_suppressions(stream, reason))).text

@@ -68,6 +68,8 @@ class OutgoingMessage:
     send_at: datetime | None = None
     expires_at: datetime | None = None
     tls_policy: TlsPolicyName | None = None
+    # Deliver even to suppressed addresses: audited, refused on the broadcast stream.
+    bypass_suppressions: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -89,6 +91,7 @@ class OutgoingMessage:
             "send_at": self.send_at.isoformat() if self.send_at else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "tls_policy": self.tls_policy,
+            "bypass_suppressions": True if self.bypass_suppressions else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -131,6 +134,7 @@ class RawMessage:
 class AcceptedRecipient(TypedDict):
     id: str
     email: str
+    status: str  # "queued", or "rejected" when the address is suppressed
 
 
 class Accepted(TypedDict):
@@ -434,3 +438,22 @@ class PortalStatus(TypedDict):
 class PortalRecall(PortalStatus):
     recalled: int
     shredded: bool
+
+
+# -- suppressions -----------------------------------------------------------------------------
+
+SuppressionStream = Literal["*", "transactional", "phi", "broadcast"]
+
+
+class Suppression(TypedDict):
+    id: str
+    address: str
+    stream: str
+    reason: str
+    source: str
+    message_id: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+    active: bool

@@ -402,6 +402,7 @@ class RecordPurpose(enum.StrEnum):
     DKIM = "dkim"
     SPF = "spf"
     DMARC = "dmarc"
+    RETURN_PATH = "return_path"
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,18 +465,31 @@ def dns_records(
     spf_all: str = "~all",
     dmarc_policy: Literal["none", "quarantine", "reject"] = "quarantine",
     dmarc_rua: str | None = None,
+    return_path: tuple[str, str] | None = None,
 ) -> list[DnsRecord]:
-    """The DKIM key records plus SPF and DMARC guidance for a sending domain."""
+    """The DKIM key records plus SPF and DMARC guidance for a sending domain.
+
+    ``return_path`` (return-path domain, inbound MX host): signed return paths are used
+    (``bounces/return_path.py``), so that domain needs an MX for bounces and complaints
+    to come back through, and an SPF record of its own (SPF checks the MAIL FROM domain).
+    """
     ascii_domain = to_ascii_domain(domain)
     records = [DnsRecord(key.record_name, "TXT", key.public_record(), RecordPurpose.DKIM) for key in keys]
     records.append(
         DnsRecord(ascii_domain, "TXT", spf_value(mail_servers_hint, spf_includes, spf_all), RecordPurpose.SPF)
     )
-    # RFC 7489 §6.3: adkim=s/aspf=s require the DKIM d= and the SPF domain to equal the
-    # From domain exactly, which Sealmail's per-sender-domain keys satisfy.
+    # RFC 7489 §6.3: adkim=s requires the DKIM d= to equal the From domain exactly, which
+    # Sealmail's per-sender-domain keys satisfy.  SPF is relaxed (aspf=r): the envelope
+    # sender is a signed return path at a subdomain (bounces.<domain>), which aligns only
+    # under relaxed alignment.
     rua = dmarc_rua or f"mailto:dmarc-reports@{ascii_domain}"
-    dmarc = f"v=DMARC1; p={dmarc_policy}; rua={rua}; adkim=s; aspf=s"
+    dmarc = f"v=DMARC1; p={dmarc_policy}; rua={rua}; adkim=s; aspf=r"
     records.append(DnsRecord(f"_dmarc.{ascii_domain}", "TXT", dmarc, RecordPurpose.DMARC))
+    if return_path is not None:
+        rp_domain, mx_host = to_ascii_domain(return_path[0]), to_ascii_domain(return_path[1])
+        spf = spf_value(mail_servers_hint, spf_includes, spf_all)
+        records.append(DnsRecord(rp_domain, "MX", f"10 {mx_host}", RecordPurpose.RETURN_PATH))
+        records.append(DnsRecord(rp_domain, "TXT", spf, RecordPurpose.RETURN_PATH))
     return records
 
 

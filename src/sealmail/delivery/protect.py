@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
 from sealmail.delivery.capture_sink import TRACE_HEADER
+from sealmail.delivery.personalize import Personalizer, add_headers
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -119,8 +120,10 @@ class SecureLine:
         *,
         sign: bool = True,
         discovery: Discovery | None = None,
+        personalizer: Personalizer | None = None,
     ) -> None:
         self.engine = engine
+        self.personalizer = personalizer or Personalizer()
         self.keydir = keydir
         self.identities = identities
         self.portal = portal
@@ -181,13 +184,22 @@ class SecureLine:
         tls_rcpts = [c for c in rcpts if decisions[c.id][0].method is Method.TLS]
         others = [c for c in rcpts if decisions[c.id][0].method is not Method.TLS]
         jobs = [self._one(transport, msg, c, *decisions[c.id], raw, now) for c in others]
-        if tls_rcpts:
+        # A signed return path or instrumented links make every copy different: one
+        # transaction per recipient then, otherwise the domain's recipients share one.
+        groups = (
+            [[c] for c in tls_rcpts]
+            if self.personalizer.per_recipient(msg)
+            else [tls_rcpts]
+            if tls_rcpts
+            else []
+        )
+        for group in groups:
             jobs.append(
                 self._tls(
                     transport,
                     msg,
                     domain,
-                    tls_rcpts,
+                    group,
                     raw,
                     requested,
                     policy,
@@ -216,10 +228,12 @@ class SecureLine:
         now: datetime,
         known_state: str | None,
     ) -> list[Result]:
-        payload = self._sign(msg, _with_trace(msg.id, raw))
-        attempts = await transport.deliver(
-            domain, msg.mail_from, [c.address for c in rcpts], payload, requested
-        )
+        mail_from, body = msg.mail_from, raw
+        if len(rcpts) == 1 and self.personalizer.per_recipient(msg):
+            p = self.personalizer.personalize(msg, rcpts[0], raw, "tls")
+            mail_from, body = p.mail_from, add_headers(p.content.raw, p.content.outer_headers)
+        payload = self._sign(msg, _with_trace(msg.id, body))
+        attempts = await transport.deliver(domain, mail_from, [c.address for c in rcpts], payload, requested)
         by_address = {a.recipient: a for a in attempts}
         results: list[Result] = []
         refused: list[tuple[Claimed, Attempt]] = []
@@ -314,6 +328,8 @@ class SecureLine:
                 c.address, AttemptStatus.DEFERRED, decision.code or "no_method", decision.reason[:300]
             )
             return [Result(c, a, None, decision.reason)]
+        content = self.personalizer.content(msg, c, raw, str(method))
+        raw = content.raw
         try:
             if method is Method.PGP:
                 assert decision.key is not None
@@ -349,9 +365,10 @@ class SecureLine:
         # transport need not refuse a destination without TLS — except where the stream
         # sets a floor of its own.
         level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)]) if method is not Method.PORTAL else level
-        payload = self._sign(msg, _with_trace(msg.id, body))
+        payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
         domain = c.domain
-        [a] = await transport.deliver(domain, msg.mail_from, [c.address], payload, level)
+        mail_from = self.personalizer.mail_from(msg, c)
+        [a] = await transport.deliver(domain, mail_from, [c.address], payload, level)
         if method is Method.PORTAL and a.status is AttemptStatus.DELIVERED:
             try:
                 await asyncio.to_thread(self.portal.mark_notified, c.id, datetime.now(UTC))

@@ -599,9 +599,10 @@ async def _transact(
 
 def _can_pipeline(protocol: Any) -> bool:
     """aiosmtplib has no pipelining API; the reader below relies on these internals (5.x)."""
-    return protocol is not None and all(
-        hasattr(protocol, name)
-        for name in ("_response_waiter", "_response_pending", "_read_response_from_buffer")
+    return (
+        protocol is not None
+        and isinstance(getattr(protocol, "_buffer", None), bytearray)
+        and all(hasattr(protocol, name) for name in ("_response_waiter", "_read_response_from_buffer"))
     )
 
 
@@ -610,25 +611,52 @@ async def _pipelined(
 ) -> list[SMTPResponse]:
     """Write all commands at once, then read one reply per command, in order.
 
-    aiosmtplib parses one reply per ``data_received`` call and drops data that arrives
-    while no reply is awaited, so between reads the protocol is kept "pending" (no await
-    in between, so no data can slip past), and replies already buffered are parsed
-    before waiting for more.
+    aiosmtplib expects one reply per command awaited in turn: its ``data_received`` drops
+    whatever arrives while a parsed reply waits to be picked up, so replies the server
+    sends in separate packets would be lost (it depends on timing whether they arrive
+    together).  While the pipelined replies are read, every byte goes to the buffer
+    instead, and replies are parsed from it here; the protocol's own waiter still
+    reports a lost connection.
     """
     protocol: Any = smtp.protocol
-    protocol._response_pending = True
-    protocol.write(b"".join(c + b"\r\n" for c in commands))
-    replies: list[SMTPResponse] = []
-    for _ in commands:
-        waiter = protocol._response_waiter
-        buffered = None
-        if waiter is not None and not waiter.done():
-            buffered = protocol._read_response_from_buffer()
-        reply = buffered if buffered is not None else await protocol.read_response(timeout=reply_timeout)
-        protocol._response_pending = True
-        replies.append(reply)
-    protocol._response_pending = False
-    return replies
+    arrived = asyncio.Event()
+
+    def collect(data: bytes) -> None:
+        protocol._buffer.extend(data)
+        arrived.set()
+
+    # Transports look ``data_received`` up on every call: the instance attribute wins.
+    protocol.data_received = collect
+    try:
+        protocol.write(b"".join(c + b"\r\n" for c in commands))
+        replies: list[SMTPResponse] = []
+        while len(replies) < len(commands):
+            reply = protocol._read_response_from_buffer()
+            if reply is not None:
+                replies.append(reply)
+                continue
+            if len(protocol._buffer) > 64 * 1024:
+                raise aiosmtplib.SMTPResponseException(500, "response too long")
+            waiter = protocol._response_waiter
+            if waiter is None:
+                raise aiosmtplib.SMTPServerDisconnected("connection lost")
+            arrived.clear()
+            more = asyncio.ensure_future(arrived.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {more, waiter}, timeout=reply_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                more.cancel()
+            if not done:
+                raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a pipelined reply")
+            if waiter in done and more not in done:
+                waiter.result()  # raises what ended the connection
+                raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        return replies
+    finally:
+        del protocol.data_received
+        protocol._response_pending = False
 
 
 def _from_reply(recipient: str, reply: SMTPResponse, where: _Where) -> Attempt:

@@ -29,6 +29,7 @@ from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
 from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
+from sealmail.services import suppressions
 from sealmail.services.events import EventType
 from sealmail.services.keyring import Keyring
 from sealmail.store import queue
@@ -195,6 +196,14 @@ class Worker:
         )
         if not claimed:
             return 0
+        broadcast = [
+            (c.id, c.tenant_id, c.message_id, c.address)
+            for c in claimed
+            if msgs[c.message_id].stream == Stream.BROADCAST
+        ]
+        if broadcast:
+            dropped = await asyncio.to_thread(self._reject_suppressed, broadcast)
+            claimed = [c for c in claimed if c.id not in dropped]
         self._in_flight += len(claimed)
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for c in claimed:
@@ -204,6 +213,10 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(claimed)
+
+    def _reject_suppressed(self, broadcast: list[tuple[str, str, str, str]]) -> set[str]:
+        with self.engine.begin() as conn:
+            return suppressions.reject_claimed(conn, self.name, broadcast)
 
     # -- delivering --------------------------------------------------------------------------
     def _requested_policy(self, msg: QueuedMessage) -> TlsPolicy:

@@ -149,6 +149,7 @@ def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -
         metadata=dict(body.metadata),
         send_at=send_at,
         expires_at=expires_at,
+        bypass_suppressions=body.bypass_suppressions,
     )
 
 
@@ -181,6 +182,7 @@ def from_raw(body: RawMessageIn, message_id_domain: str, max_recipients: int) ->
         metadata=dict(body.metadata),
         send_at=send_at,
         expires_at=expires_at,
+        bypass_suppressions=body.bypass_suppressions,
     )
 
 

@@ -17,6 +17,14 @@ Everyone else gets 530 at MAIL and RCPT: there is no open relay.  Every mail tra
 needs TLS first (RFC 3207 §4 lets a server insist), connectors included, because what
 flows through here is ePHI (HIPAA §164.312(e)(1) transmission security).
 
+The inbound listener (``smtp_inbound_port``, port 25 behind the MX of the return-path
+domains) is the other door: remote MTAs and feedback loops deliver bounces (RFC 3464)
+and complaints (RFC 5965) there without AUTH.  It accepts exactly two kinds of recipient —
+a signed return path whose tag verifies (``bounces/return_path.py``) and the feedback-loop
+address — answers a bad tag with 550 5.1.1 and anything else with 550 5.7.1 (no relay),
+and hands the data to ``bounces/inbound.py`` instead of message intake.  STARTTLS is
+required there too: a DSN may carry the original message back, and that is ePHI.
+
 aiosmtpd runs the protocol in its own thread and event loop.  Everything that blocks
 (argon2 verification, database reads, ``accept``) runs in that loop's executor so one
 slow login never stalls the other connections.  Logs carry identifiers only: tenant,
@@ -29,6 +37,7 @@ import asyncio
 import binascii
 import collections
 import enum
+import functools
 import ipaddress
 import logging
 import ssl
@@ -43,6 +52,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, TLSSetupException
 
 from sealmail.app import Services
+from sealmail.bounces.inbound import Outcome as ReportOutcome
+from sealmail.bounces.return_path import ReportAddress
+from sealmail.bounces.wiring import build_report_intake
 from sealmail.config import ConfigError
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
@@ -80,6 +92,13 @@ S501_BAD_AUTH_RESPONSE: Final = Reply(501, "5.5.2", "Cannot decode the authentic
 # RFC 3463 X.6.0 "other or undefined media error": the message itself is unusable.
 S554_CONTENT_REJECTED: Final = Reply(554, "5.6.0", "Message content rejected")
 
+# RFC 3463 X.1.1 "bad destination mailbox address": a return path whose tag does not
+# verify was never ours to hand out.
+S550_BAD_RETURN_PATH: Final = Reply(550, "5.1.1", "Bad destination mailbox address")
+S250_REPORT_RECEIVED: Final = Reply(250, "2.0.0", "Report received")
+# An inbound report concerns one recipient; a handful covers MTAs that batch.
+MAX_REPORT_RECIPIENTS: Final = 10
+
 # ValidationFailed fields that mean "this sender may not send as that address".
 _SENDER_FIELDS: Final = frozenset({"from", "mail_from"})
 # aiosmtpd's RFC 5321 §3.3 null reverse-path, as its address parser returns it.
@@ -101,6 +120,8 @@ class GatewayEvent(enum.StrEnum):
     ACCEPT_FAILED = "smtp.accept_failed"
     COMMAND_FAILED = "smtp.command_failed"
     TLS_FAILED = "smtp.tls_failed"
+    REPORT_RECEIVED = "smtp.report_received"
+    REPORT_FAILED = "smtp.report_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +158,7 @@ class _Envelope(Envelope):
         super().__init__()
         self.sender_address: str = ""  # normalised addr-spec; "" for the null sender
         self.recipients: list[Address] = []
+        self.reports: list[ReportAddress] = []  # inbound listener: what each recipient is
 
 
 # aiosmtpd's own replies that have a catalogue equivalent with an enhanced status code.
@@ -214,6 +236,7 @@ class _GatewaySMTP(SMTP):
     def __init__(self, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.gateway_handler = handler
+        self.inbound = handler.inbound
         # Counted per connection, not per session: STARTTLS replaces the session.
         self.auth_failures = 0
         self.commit: asyncio.Future[None] | None = None
@@ -233,6 +256,10 @@ class _GatewaySMTP(SMTP):
         if isinstance(status, str) and status in _STOCK_REPLIES:
             await super().push(str(_STOCK_REPLIES[status]))
             return
+        if self.inbound and isinstance(status, str) and status.startswith("250-AUTH"):
+            # aiosmtpd has no switch for not advertising AUTH; the inbound listener has
+            # nothing to log in to (RFC 5321 relay, not RFC 6409 submission).
+            return
         await super().push(status)
 
     # -- access ------------------------------------------------------------------------------
@@ -247,6 +274,9 @@ class _GatewaySMTP(SMTP):
             # RFC 3207 §4: a server may require STARTTLS before mail transactions.
             await self.push(str(replies.S530_MUST_STARTTLS))
             return True
+        if self.inbound:
+            # No AUTH here: handle_RCPT admits report addresses only.
+            return False
         if session.sender is not None:
             return False
         connector = self.gateway_handler.connector_sender(session)
@@ -288,6 +318,9 @@ class _GatewaySMTP(SMTP):
     # (``auth_require_tls``), so passwords never cross the wire in the clear.
 
     async def smtp_AUTH(self, arg: str) -> None:
+        if self.inbound:
+            await self.push(str(replies.S502_NOT_IMPLEMENTED))
+            return
         await super().smtp_AUTH(arg)
         if self.auth_failures >= MAX_AUTH_FAILURES and self.transport is not None:
             self.transport.close()
@@ -372,8 +405,11 @@ class _GatewaySMTP(SMTP):
 class _Handler:
     """aiosmtpd hooks: MAIL, RCPT and DATA checks and the hand-off to ``Messages``."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, inbound: bool = False) -> None:
         self.services = services
+        self.inbound = inbound
+        self.report_intake = build_report_intake(services) if inbound else None
+        self.reports: collections.Counter[str] = collections.Counter()
         settings = services.settings
         self.connector_tenant = settings.smtp_connector_tenant
         self.connector_networks = [
@@ -459,6 +495,8 @@ class _Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if self.inbound:
+            return self._inbound_mail(session, envelope, address, mail_options)
         sender = session.sender
         assert sender is not None  # check_auth_needed ran first
         if address == _NULL_SENDER:
@@ -501,6 +539,8 @@ class _Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.inbound:
+            return await self._inbound_rcpt(session, envelope, address, rcpt_options)
         if len(envelope.recipients) >= self.max_recipients:
             # RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in another
             # transaction; the recipients accepted so far stay accepted.
@@ -517,6 +557,8 @@ class _Handler:
         return str(replies.S250_RECIPIENT_OK)
 
     async def handle_DATA(self, server: _GatewaySMTP, session: _Session, envelope: _Envelope) -> str:
+        if self.inbound:
+            return await self._inbound_data(server, envelope)
         sender = session.sender
         assert sender is not None  # check_auth_needed ran before DATA
         raw = envelope.original_content or b""
@@ -563,6 +605,79 @@ class _Handler:
         )
         # RFC 5321 §4.2.5: 250 only once the message is safely stored (accept committed).
         return str(replies.S250_QUEUED.with_text(f"Ok: queued as {message_id}"))
+
+    # -- the inbound listener: bounces and complaints --------------------------------------------
+    def _inbound_mail(
+        self, session: _Session, envelope: _Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if address == _NULL_SENDER:
+            # RFC 3464 §2: DSNs come from the null reverse-path.
+            envelope.sender_address = ""
+        else:
+            # Feedback loops send from real addresses; who sent a report does not matter,
+            # only which recipient it names, so the sender is checked for syntax only.
+            try:
+                parsed = parse_address(address, "mail_from")
+            except InvalidAddress:
+                return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
+            if parsed.needs_smtputf8 and not envelope.smtp_utf8:
+                return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
+            envelope.sender_address = parsed.addr_spec
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return str(replies.S250_SENDER_OK)
+
+    async def _inbound_rcpt(
+        self, session: _Session, envelope: _Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        assert self.report_intake is not None
+        if len(envelope.reports) >= MAX_REPORT_RECIPIENTS:
+            return self._reject(replies.S452_TOO_MANY_RECIPIENTS, "too_many_recipients", session)
+        try:
+            parsed = parse_address(address, "rcpt_to")
+        except InvalidAddress:
+            return self._reject(replies.S553_BAD_ADDRESS, "bad_recipient_syntax", session)
+        # The first call loads the VERP key from the database: off the event loop.
+        found = await self._run(self.report_intake.recognise, parsed)
+        if found.kind == "forged":
+            return self._reject(S550_BAD_RETURN_PATH, "bad_return_path", session)
+        if found.kind not in ("verp", "fbl"):
+            # Anything but a report address, alone or next to one: this door relays nothing.
+            return self._reject(replies.S550_RELAY_DENIED, "relay_denied", session)
+        envelope.reports.append(found)
+        envelope.recipients.append(parsed)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return str(replies.S250_RECIPIENT_OK)
+
+    async def _inbound_data(self, server: _GatewaySMTP, envelope: _Envelope) -> str:
+        intake = self.report_intake
+        assert intake is not None
+        raw = envelope.original_content or b""
+        server.begin_commit()
+        try:
+            outcomes = await self._run(
+                functools.partial(
+                    intake.process, raw, tuple(envelope.reports), null_sender=envelope.sender_address == ""
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 — any failure is a temporary 451; the MTA retries
+            # process() is one transaction: nothing is half-applied.  Class only in the log.
+            self.count("internal_error")
+            log.error(GatewayEvent.REPORT_FAILED, error=type(exc).__name__)
+            return str(replies.S451_LOCAL_ERROR)
+        for outcome in outcomes:
+            self.reports[str(outcome)] += 1
+        # Unmatched and unrecognised reports are accepted too: refusing them would only
+        # make the remote MTA bounce its bounce.  Outcome tokens only, never addresses.
+        log.info(
+            GatewayEvent.REPORT_RECEIVED,
+            outcomes=[str(o) for o in outcomes],
+            size=len(raw),
+            matched=any(o not in (ReportOutcome.UNMATCHED, ReportOutcome.UNRECOGNIZED) for o in outcomes),
+        )
+        # RFC 5321 §4.2.5: 250 only once what the report changed is committed.
+        return str(S250_REPORT_RECEIVED)
 
     def _store(
         self, sender: _Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]
@@ -636,6 +751,11 @@ class SmtpGateway:
         self.tls_key = tls_key or settings.resolved_tls_key
         self._handler = _Handler(services)
         self._controller: _Controller | None = None
+        # The inbound listener has its own handler: each listener runs its own event
+        # loop, and the futures ``drain`` waits for belong to one loop.
+        self._inbound_port = settings.smtp_inbound_port
+        self._inbound_handler = _Handler(services, inbound=True)
+        self._inbound: _Controller | None = None
 
     @property
     def port(self) -> int:
@@ -645,21 +765,38 @@ class SmtpGateway:
         return int(self._controller.port)
 
     @property
+    def inbound_port(self) -> int | None:
+        """The inbound listener's bound port once started; None when it is not configured."""
+        if self._inbound is None:
+            return self._inbound_port
+        return int(self._inbound.port)
+
+    @property
     def rejections(self) -> collections.Counter[str]:
         """Rejections so far by reason (a metric until a metrics registry exists)."""
         return self._handler.rejections
 
-    def _make_smtp(self, context: ssl.SSLContext) -> SMTP:
+    @property
+    def inbound_rejections(self) -> collections.Counter[str]:
+        return self._inbound_handler.rejections
+
+    @property
+    def reports(self) -> collections.Counter[str]:
+        """Inbound reports so far by outcome (bounced, complained, unmatched, …)."""
+        return self._inbound_handler.reports
+
+    def _make_smtp(self, context: ssl.SSLContext, handler: _Handler | None = None) -> SMTP:
         settings = self.services.settings
+        handler = handler or self._handler
         return _GatewaySMTP(
-            self._handler,
+            handler,
             hostname=settings.smtp_hostname,
             ident="Sealmail ESMTP",
             tls_context=context,
             # Enforced per command in check_auth_needed so connectors are covered and
             # the reply carries an enhanced status code.
             require_starttls=False,
-            auth_required=True,
+            auth_required=not handler.inbound,
             auth_require_tls=True,
             # RFC 1870: SIZE is advertised with this limit and enforced at MAIL and DATA.
             data_size_limit=settings.smtp_max_message_bytes,
@@ -682,18 +819,39 @@ class SmtpGateway:
         controller.start()
         self._controller = controller
         log.info(GatewayEvent.STARTED, host=self.host, port=self.port)
+        if self._inbound_port is not None:
+            inbound = _Controller(
+                self._inbound_handler,
+                self.host,
+                self._inbound_port,
+                lambda: self._make_smtp(context, self._inbound_handler),
+            )
+            try:
+                inbound.start()
+            except BaseException:
+                self.stop()
+                raise
+            self._inbound = inbound
+            log.info(GatewayEvent.STARTED, host=self.host, port=self.inbound_port, listener="inbound")
 
     def stop(self) -> None:
         """Stop listening, let running ``accept`` calls finish, then stop the loop."""
+        if self._inbound is not None:
+            self._stop(self._inbound, self._inbound_handler)
+            self._inbound = None
         controller = self._controller
         if controller is None:
             return
-        drained = asyncio.run_coroutine_threadsafe(self._handler.drain(controller.server), controller.loop)
+        self._stop(controller, self._handler)
+        self._controller = None
+        log.info(GatewayEvent.STOPPED)
+
+    @staticmethod
+    def _stop(controller: _Controller, handler: _Handler) -> None:
+        drained = asyncio.run_coroutine_threadsafe(handler.drain(controller.server), controller.loop)
         try:
             drained.result(DRAIN_SECONDS)
         except TimeoutError:
             drained.cancel()
             log.warning(GatewayEvent.DRAIN_TIMEOUT, seconds=DRAIN_SECONDS)
         controller.stop()
-        self._controller = None
-        log.info(GatewayEvent.STOPPED)

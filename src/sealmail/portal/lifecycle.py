@@ -36,6 +36,7 @@ from sealmail.services.portal_access import (
 )
 from sealmail.store import db
 from sealmail.store.tables import messages, portal_messages, recipients
+from sealmail.store.tables_engagement import tracked_links
 from sealmail.store.tables_portal import portal_hold_states, portal_message_settings, portal_replies
 
 UNSET: Any = object()
@@ -240,6 +241,13 @@ class PortalLifecycle:
             sa.update(messages)
             .where(messages.c.id == message_id, messages.c.tenant_id == tenant_id)
             .values(wrapped_data_key=None)
+        )
+        # Tracked link URLs are sealed apart from the content but can carry the same PHI
+        # (query strings): shredding the message drops them too; a later click gets a 404.
+        conn.execute(
+            sa.delete(tracked_links).where(
+                tracked_links.c.message_id == message_id, tracked_links.c.tenant_id == tenant_id
+            )
         )
         reply_ids = conn.execute(
             sa.select(portal_replies.c.reply_message_id).where(

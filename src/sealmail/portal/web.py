@@ -407,6 +407,9 @@ def create_portal_site(services: Services, options: PortalOptions | None = None)
     """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
     site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     site.router.routes.append(Mount("/p", app=create_portal(services, options)))
+    from sealmail.engagement import web as engagement_web  # tracking and unsubscribe links
+
+    engagement_web.mount(site, services)
 
     @site.get("/", include_in_schema=False)
     def root() -> Response:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from sealmail import audit
@@ -26,6 +26,7 @@ from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.errors import Conflict, IdempotencyConflict, NotFound, PolicyRejected, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.services import events as ev
+from sealmail.services import suppressions
 from sealmail.services.keyring import Keyring
 from sealmail.services.tenancy import Principal, Tenancy
 from sealmail.store import db
@@ -70,6 +71,8 @@ class Submission:
     metadata: dict[str, str] = field(default_factory=dict)
     send_at: datetime | None = None
     expires_at: datetime | None = None
+    # Deliver even to suppressed addresses (audited; not on the broadcast stream).
+    bypass_suppressions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,8 @@ class _Pending:
     events: list[dict[str, Any]]
     audit: list[audit.Entry]
     idempotency: dict[str, Any] | None
+    response: dict[str, Any] = field(default_factory=dict)
+    bypass_suppressions: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -210,6 +215,15 @@ class Messages:
             )
         if not sub.recipients:
             raise ValidationFailed([{"field": "to", "message": "at least one recipient is required"}])
+        if sub.bypass_suppressions and sub.stream == Stream.BROADCAST:
+            raise ValidationFailed(
+                [
+                    {
+                        "field": "bypass_suppressions",
+                        "message": "is for critical transactional or phi mail, not the broadcast stream",
+                    }
+                ]
+            )
         if idem is not None:
             replay = self._idempotent_replay(who.tenant_id, idem)
             if replay is not None:
@@ -264,7 +278,7 @@ class Messages:
             "status": "quarantined" if held else "queued",
             "stream": str(sub.stream),
             "message_id_header": sub.message_id_header,
-            "recipients": [{"id": r["id"], "email": r["address"]} for r in rcpt_rows],
+            "recipients": [{"id": r["id"], "email": r["address"], "status": r["status"]} for r in rcpt_rows],
         }
         message_row = {
             "id": message_id,
@@ -338,6 +352,12 @@ class Messages:
                     {"findings": list(screening.findings)},
                 )
             )
+        if sub.bypass_suppressions:
+            entries.append(
+                audit.Entry(
+                    suppressions.SuppressionAudit.BYPASSED, who.credential_id, who.tenant_id, message_id
+                )
+            )
         entries.append(
             audit.Entry(
                 AuditAction.MESSAGE_ACCEPTED,
@@ -372,6 +392,8 @@ class Messages:
                 if idem is not None
                 else None
             ),
+            response=response,
+            bypass_suppressions=sub.bypass_suppressions,
         )
         try:
             # Returns only once the transaction holding these rows has committed.
@@ -388,6 +410,7 @@ class Messages:
     def _write_accepted(self, batch: list[_Pending]) -> None:
         """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
         with self.engine.begin() as conn:
+            _reject_suppressed(conn, batch)
             conn.execute(sa.insert(messages), [p.message for p in batch])
             conn.execute(sa.insert(recipients), [r for p in batch for r in p.recipients])
             tags = [t for p in batch for t in p.tags]
@@ -756,6 +779,50 @@ class Messages:
             "data": [ev.render(r) for r in page],
             "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
         }
+
+
+def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
+    """Mark suppressed recipients ``rejected`` with a ``message.rejected`` event: one lookup per batch.
+
+    Inside the commit's transaction, so an entry added a moment ago is seen.  Written to be
+    run again on the same items (a failed batch is retried one item per transaction).
+    """
+    checked = [p for p in batch if not p.bypass_suppressions]
+    found = suppressions.lookup(conn, ((r["tenant_id"], r["address"]) for p in checked for r in p.recipients))
+    for p in batch:
+        base = "quarantined" if p.message["dlp_action"] == "quarantine" else "queued"
+        accepted = [e for e in p.events if e["type"] != ev.EventType.REJECTED]
+        rejected: list[dict[str, Any]] = []
+        for r in p.recipients:
+            r["status"] = base
+            r["last_reason"] = r["last_detail"] = None
+            why = None
+            if not p.bypass_suppressions:
+                key = (r["tenant_id"], suppressions.normalize(r["address"]))
+                why = suppressions.match(found.get(key), p.message["stream"])
+            if why is None:
+                continue
+            r.update(status="rejected", last_reason="suppressed", last_detail=f"suppressed: {why}")
+            rejected.append(
+                {
+                    **accepted[0],
+                    "id": new_id("evt"),
+                    "recipient_id": r["id"],
+                    "recipient": r["address"],
+                    "type": str(ev.EventType.REJECTED),
+                    "seq": len(accepted) + len(rejected) + 1,
+                    "data": {"reason": "suppressed", "suppression": str(why)},
+                }
+            )
+        p.events = accepted + rejected
+        p.message["event_seq"] = len(p.events)
+        # A message every recipient of which is suppressed has nothing left to deliver.
+        p.message["status"] = "rejected" if len(rejected) == len(p.recipients) else base
+        statuses = {r["id"]: r["status"] for r in p.recipients}
+        for out in p.response.get("recipients", []):
+            out["status"] = statuses.get(out["id"], out.get("status"))
+        if p.response:
+            p.response["status"] = p.message["status"]
 
 
 def _ascii_domain(addr: str) -> str:

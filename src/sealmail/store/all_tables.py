@@ -6,6 +6,8 @@ their own module next to the feature) are always part of the schema.
 
 from sealmail.store import (
     tables,
+    tables_bounces,
+    tables_engagement,
     tables_files,
     tables_portal,
     tables_suppressions,
@@ -17,6 +19,8 @@ from sealmail.store.tables import metadata
 __all__ = [
     "metadata",
     "tables",
+    "tables_bounces",
+    "tables_engagement",
     "tables_files",
     "tables_portal",
     "tables_suppressions",

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail.domain.outcomes import Attempt
 from sealmail.ids import new_id
 from sealmail.services import events as ev
+from sealmail.services import suppressions
 from sealmail.store import db
 from sealmail.store.tables import (
     attempts,
@@ -337,6 +338,9 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
             )
     conn.execute(sa.insert(attempts), attempt_rows)
     conn.execute(sa.insert(events), event_rows)
+    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
+    # that again: in this transaction, so the list never disagrees with the outcomes.
+    suppressions.after_outcomes(conn, [mine[rid] for rid in sorted(mine)])
     return len(mine)
 
 

@@ -204,6 +204,18 @@ events = sa.Table(
     sa.Index("ix_events_tenant_id", "tenant_id", "id"),
 )
 
+# Installation-wide secrets (the HMAC roots of signed return paths and recipient links),
+# wrapped by the master key like tenant keys, so every process of a deployment derives
+# the same keys and `keys rotate` rewraps them with the rest.
+site_secrets = sa.Table(
+    "site_secrets",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("master_key_id", sa.String(40), nullable=False),
+    sa.Column("wrapped_secret", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,

@@ -21,8 +21,24 @@ from typing import Any, Literal
 PayloadMode = Literal["thin", "full"]
 TEST_EVENT_TYPE = "webhook.test"
 
-# Fields of ``events.data`` that are tokens or numbers, safe in a thin payload.
-_THIN_DATA = ("attempt", "reason", "next_attempt_at", "classification")
+# Fields of ``events.data`` that are tokens or numbers, safe in a thin payload: the
+# PHI-free facts a receiver needs to act without asking for the full payload —
+# why a recipient was rejected or suppressed, whether an open or click was a machine's,
+# how an unsubscribe arrived, whether a bounce was asynchronous.  (``status`` and
+# ``stream`` are the event's own and are never overwritten from the data.)
+_THIN_DATA = (
+    "attempt",
+    "reason",
+    "next_attempt_at",
+    "classification",
+    "suppression",
+    "async",
+    "feedback_type",
+    "machine_open",
+    "bot_suspected",
+    "user_agent_class",
+    "source",
+)
 _THIN_BOUNCE = ("type", "classification", "origin")
 # Content never leaves in a webhook, whatever the payload mode.
 _CONTENT_KEYS = frozenset({"subject", "body", "html", "text", "headers", "content", "raw", "attachments"})

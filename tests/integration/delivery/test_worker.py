@@ -164,11 +164,33 @@ def test_permanent_failure_bounces_with_a_classification(pipeline: Pipeline) -> 
     assert bounce["data"]["smtp"]["enhanced"] == "5.1.1"
 
 
-def test_recipients_of_one_domain_share_one_transaction(pipeline: Pipeline) -> None:
+def test_recipients_of_one_domain_share_one_transaction_without_signed_return_paths(
+    pipeline: Pipeline,
+) -> None:
     pipeline.send(["a@example.net", "b@example.net", "c@example.net"])
-    pipeline.run_worker()
+    pipeline.run_worker(settings=pipeline.settings.model_copy(update={"verp_enabled": False}))
     [received] = pipeline.sink.wait_for(1)
     assert sorted(received.rcpt_tos) == ["a@example.net", "b@example.net", "c@example.net"]
+    assert received.mail_from == "noreply@clinic.example"
+
+
+def test_without_a_bounce_listener_the_senders_own_return_path_is_kept(pipeline: Pipeline) -> None:
+    # VERP is on by default, but until bounces can arrive somewhere a rewritten return
+    # path would lose them: the sender keeps receiving its own.
+    assert pipeline.settings.verp_enabled and pipeline.settings.smtp_inbound_port is None
+    pipeline.send(["a@example.net", "b@example.net"])
+    pipeline.run_worker()
+    [received] = pipeline.sink.wait_for(1)
+    assert received.mail_from == "noreply@clinic.example"
+
+
+def test_with_signed_return_paths_each_recipient_gets_its_own_transaction(pipeline: Pipeline) -> None:
+    pipeline.send(["a@example.net", "b@example.net"])
+    pipeline.run_worker(settings=pipeline.settings.model_copy(update={"smtp_inbound_port": 25}))
+    received = pipeline.sink.wait_for(2)
+    assert sorted(m.rcpt_tos for m in received) == [("a@example.net",), ("b@example.net",)]
+    assert all(m.mail_from.startswith("b+rcp_") for m in received)
+    assert all(m.mail_from.endswith("@bounces.clinic.example") for m in received)
 
 
 def test_destination_without_starttls_gets_a_phi_free_portal_notice_never_the_message(

@@ -19,6 +19,7 @@ from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.portal.mailbox import Mailbox
 from sealmail.services.portal_access import LinkState, PortalAccess, PortalPolicy, SignInStatus
 from sealmail.store.tables import messages, recipients
+from sealmail.store.tables_engagement import tracked_links
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -201,6 +202,14 @@ def test_expiry_shreds_only_when_no_other_recipient_needs_the_content(world: Wor
         tenant_id=world.tenant.id, message_id=mid, recipient_id=portal_rcpt, address="pat@plain.example",
         reason="t", now=datetime.now(UTC), days=1,
     )  # fmt: skip
+    with world.services.engine.begin() as conn:
+        # The message's click-tracking URLs (sealed apart from the content) go with it.
+        conn.execute(
+            sa.insert(tracked_links).values(
+                message_id=mid, tenant_id=world.tenant.id, link_count=1, tenant_key_id="tk_x",
+                wrapped_key=b"k", urls=b"sealed", created_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
     later = datetime.now(UTC) + timedelta(days=2)
     swept = world.lifecycle.sweep(later)
     assert swept.expired == 1 and swept.shredded == 0  # the nurse is still queued
@@ -216,6 +225,8 @@ def test_expiry_shreds_only_when_no_other_recipient_needs_the_content(world: Wor
         conn.execute(sa.update(recipients).where(recipients.c.message_id == mid).values(status="delivered"))
     assert world.lifecycle.sweep(later).shredded == 1
     assert key() is None
+    with world.services.engine.connect() as conn:
+        assert conn.execute(sa.select(tracked_links).where(tracked_links.c.message_id == mid)).first() is None
     types = [
         e["type"] for e in world.services.messages.list_events(world.tenant.principal, message_id=mid)["data"]
     ]

@@ -430,7 +430,7 @@ def test_dns_records_name_dkim_spf_and_dmarc(rsa_key: DkimKey, ed_key: DkimKey) 
         "v=spf1 ip4:192.0.2.10 ip6:2001:db8::/48 a:relay.sealmail.example include:_spf.provider.example ~all"
     )
     assert by_name[f"_dmarc.{DOMAIN}"].value == (
-        "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@clinic.example; adkim=s; aspf=s"
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@clinic.example; adkim=s; aspf=r"
     )
     assert all(r.type == "TXT" for r in records)
 

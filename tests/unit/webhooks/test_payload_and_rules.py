@@ -91,3 +91,15 @@ def test_id_floor_sorts_below_every_id_made_at_or_after_that_time() -> None:
     assert id_floor("evt", before) < made
     assert id_floor("evt", datetime.now(UTC) + timedelta(seconds=1)) > made
     assert abs(id_time(made) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_thin_payload_keeps_engagement_flags_but_not_the_events_own_status() -> None:
+    event = {
+        **EVENT,
+        "type": "message.opened",
+        "data": {"machine_open": True, "user_agent_class": "proxy", "status": "5.1.1", "stream": "x"},
+    }
+    data = event_data(event, MESSAGE, "thin")
+    assert data["machine_open"] is True and data["user_agent_class"] == "proxy"
+    # The event's own status and the message's stream are never replaced from event data.
+    assert data["status"] == "opened" and data["stream"] == "phi"

@@ -28,6 +28,22 @@ from sealmail.intake.api.schemas import (
 from sealmail.services.tenancy import SCOPES, Principal
 
 
+class TrackingIn(BaseModel):
+    """Open and click tracking (engagement/policy.py); off unless turned on here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    opens: bool = Field(False, description="Add an open-tracking pixel to HTML parts.")
+    clicks: bool = Field(False, description="Send HTML links through the click redirector.")
+    streams: list[Stream] | None = Field(
+        None,
+        min_length=1,
+        max_length=3,
+        description="Streams tracked; when left out, transactional and broadcast. The phi "
+        "stream is tracked only when listed here.",
+    )
+
+
 class TenantSettingsIn(BaseModel):
     """A partial update; ``null`` removes a setting (the stream default applies again)."""
 
@@ -35,6 +51,9 @@ class TenantSettingsIn(BaseModel):
 
     tls_policy: dict[Stream, TlsPolicy | None] | None = Field(
         None, description='Per-stream TLS policy, e.g. {"phi": "dane"}.'
+    )
+    tracking: TrackingIn | None = Field(
+        None, description='Engagement tracking, e.g. {"opens": true, "clicks": true}.'
     )
 
 
@@ -106,6 +125,11 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
                     )
                 merged[str(stream)] = str(level)
             changes["tls_policy"] = merged or None
+        if body.tracking is not None:
+            tracking = body.tracking.model_dump(mode="json", exclude_none=True)
+            if "streams" in tracking:
+                tracking["streams"] = sorted(set(tracking["streams"]))
+            changes["tracking"] = tracking
         settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
         return {"settings": settings}
 

@@ -30,16 +30,28 @@ from sealmail.intake.api import (
     portal_admin,
     problems,
     secureline_api,
+    suppressions_api,
     templates_api,
     webhooks_api,
 )
-from sealmail.intake.api.schemas import AcceptedOut, MessageIn, PageOut, Problem, RawMessageIn
+from sealmail.intake.api.schemas import (
+    AcceptedOut,
+    CancelledOut,
+    MessageContentOut,
+    MessageIn,
+    MessageOut,
+    PageOut,
+    Problem,
+    RawMessageIn,
+)
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
 
+PROBLEM_REF = "#/components/schemas/Problem"
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    # The body is sent as application/problem+json, so that is where the schema must be.
+    code: {"model": Problem, "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}}
     for code in (400, 401, 403, 404, 409, 413, 415, 422)
 }
 
@@ -199,16 +211,28 @@ def create_api(services: Services) -> FastAPI:
             until=until,
         )
 
-    @app.get("/v1/messages/{message_id}", tags=["messages"])
+    @app.get(
+        "/v1/messages/{message_id}", response_model=MessageOut, tags=["messages"], summary="Get a message"
+    )
     def get_message(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
         return msgs.get(who, message_id)
 
-    @app.get("/v1/messages/{message_id}/content", tags=["messages"])
+    @app.get(
+        "/v1/messages/{message_id}/content",
+        response_model=MessageContentOut,
+        tags=["messages"],
+        summary="Read a message's decrypted content",
+    )
     def get_content(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
         """Decrypted subject, bodies and attachment list. Every read is audited."""
         return msgs.content(who, message_id)
 
-    @app.post("/v1/messages/{message_id}/cancel", tags=["messages"])
+    @app.post(
+        "/v1/messages/{message_id}/cancel",
+        response_model=CancelledOut,
+        tags=["messages"],
+        summary="Cancel a message's queued recipients",
+    )
     def cancel_message(message_id: str, who: Annotated[Principal, need("send")]) -> dict[str, Any]:
         return msgs.cancel(who, message_id)
 
@@ -252,8 +276,13 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(portal_admin.router(services, need))
     app.include_router(files_api.router(services, need))
     app.include_router(templates_api.router(services, need))
+    app.include_router(suppressions_api.router(services, need))
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 
         app.mount("/p", create_portal(services))
+        # Tracking and unsubscribe links point at the portal URL, which is this server then.
+        from sealmail.engagement import web as engagement_web
+
+        engagement_web.mount(app, services)
     return app

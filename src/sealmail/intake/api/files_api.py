@@ -28,6 +28,7 @@ from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaTyp
 from sealmail.files import http
 from sealmail.files.service import ShareRequest, Upload
 from sealmail.files.wiring import file_shares_for, max_file_bytes
+from sealmail.intake.api.responses import FileDeletedOut, FileOut, FileSentOut, binary
 from sealmail.services.tenancy import Principal
 
 UPLOAD_PATH = "/v1/files"
@@ -54,7 +55,7 @@ def router(services: Services, need: Any) -> APIRouter:
     Sender = Annotated[Principal, need("send")]
     Reader = Annotated[Principal, need("read")]
 
-    @r.post("/files", status_code=201)
+    @r.post("/files", status_code=201, response_model=FileOut, summary="Upload a file (streamed)")
     async def upload(
         request: Request,
         who: Sender,
@@ -96,17 +97,31 @@ def router(services: Services, need: Any) -> APIRouter:
             raise
         return await run_in_threadpool(up.finish)
 
-    @r.post("/files/{file_id}/send", status_code=202)
+    @r.post(
+        "/files/{file_id}/send",
+        status_code=202,
+        response_model=FileSentOut,
+        summary="Send a file as a secure portal message",
+    )
     async def send(file_id: str, body: FileSendIn, who: Sender) -> dict[str, Any]:
         """Send a ready file to recipients as a secure portal message."""
         req = ShareRequest(body.from_, tuple(body.to), body.subject, body.note, body.expires_days)
         return await run_in_threadpool(shares.send, who, file_id, req)
 
-    @r.get("/files/{file_id}")
+    @r.get("/files/{file_id}", response_model=FileOut, summary="Get a file's metadata")
     def describe(file_id: str, who: Reader) -> dict[str, Any]:
         return shares.describe(who.tenant_id, file_id)
 
-    @r.get("/files/{file_id}/content")
+    @r.get(
+        "/files/{file_id}/content",
+        response_class=Response,
+        responses={
+            200: binary("The whole file."),
+            206: binary("The requested range (`Range: bytes=a-b`)."),
+            416: {"description": "The range is outside the file (no body)."},
+        },
+        summary="Download the sender's copy of a file",
+    )
     async def content(
         file_id: str,
         who: Reader,
@@ -118,7 +133,7 @@ def router(services: Services, need: Any) -> APIRouter:
         response, _ = await http.ranged_download(opened, range, if_range)
         return response
 
-    @r.delete("/files/{file_id}")
+    @r.delete("/files/{file_id}", response_model=FileDeletedOut, summary="Crypto-shred a file")
     async def delete(file_id: str, who: Sender) -> dict[str, Any]:
         """Crypto-shred the file: its key is destroyed first, then its chunks."""
         return await run_in_threadpool(shares.delete, who, file_id)

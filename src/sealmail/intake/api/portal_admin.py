@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
+from sealmail.intake.api.responses import PortalRecallOut, PortalStatusOut
 from sealmail.portal.lifecycle import UNSET, PortalLifecycle
 from sealmail.services.tenancy import Principal
 
@@ -45,12 +46,20 @@ def router(services: Services, need: Any) -> APIRouter:
     Sender = Annotated[Principal, need("send")]
     Reader = Annotated[Principal, need("read")]
 
-    @r.post("/messages/{message_id}/recall")
+    @r.post(
+        "/messages/{message_id}/recall",
+        response_model=PortalRecallOut,
+        summary="Recall a portal message (revoke every recipient's access)",
+    )
     async def recall(message_id: str, who: Sender) -> dict[str, Any]:
         """Revoke portal access for all of the message's portal recipients, read or not."""
         return await run_in_threadpool(lifecycle.recall, who.tenant_id, message_id, who.credential_id)
 
-    @r.patch("/messages/{message_id}/portal")
+    @r.patch(
+        "/messages/{message_id}/portal",
+        response_model=PortalStatusOut,
+        summary="Set a portal message's expiry and passphrase",
+    )
     async def configure(message_id: str, body: PortalSettingsIn, who: Sender) -> dict[str, Any]:
         given = body.model_fields_set
         return await run_in_threadpool(
@@ -63,7 +72,9 @@ def router(services: Services, need: Any) -> APIRouter:
             )
         )
 
-    @r.get("/portal/messages")
+    @r.get(
+        "/portal/messages", response_model=PortalStatusOut, summary="A message's portal settings and holds"
+    )
     def list_portal(who: Reader, message_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
         """The message's portal settings and each portal recipient's state."""
         return lifecycle.describe(who.tenant_id, message_id)

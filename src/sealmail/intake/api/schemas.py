@@ -41,6 +41,10 @@ class MessageIn(BaseModel):
     send_at: datetime | None = None
     expires_at: datetime | None = None
     tls_policy: TlsPolicy | None = None
+    bypass_suppressions: bool = Field(
+        False,
+        description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
+    )
 
 
 class EnvelopeIn(BaseModel):
@@ -61,14 +65,25 @@ class RawMessageIn(BaseModel):
     send_at: datetime | None = None
     expires_at: datetime | None = None
     tls_policy: TlsPolicy | None = None
+    bypass_suppressions: bool = Field(
+        False,
+        description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
+    )
 
 
 class RecipientOut(BaseModel):
+    # Open like the management bodies below: the batch route validates through this model,
+    # and a field the service adds must not be dropped on the way out.
+    model_config = ConfigDict(extra="allow")
+
     id: str
     email: str
+    status: str | None = Field(None, description='"queued", or "rejected" when the address is suppressed.')
 
 
 class AcceptedOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     id: str
     status: str
     stream: str
@@ -82,7 +97,9 @@ class PageOut(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (extension members, §3.2, pass through)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
@@ -234,3 +251,88 @@ class ReleasedOut(_Out):
 class CancelledOut(_Out):
     id: str
     cancelled: list[str]
+
+
+# -- a message, its deliveries and its content ---------------------------------------------------
+
+
+class AttemptTlsOut(_Out):
+    version: str | None
+    cipher: str | None
+    verified: bool | None
+    verified_by: str | None
+
+
+class AttemptSmtpOut(_Out):
+    code: int | None
+    enhanced: str | None
+    reply: str | None
+
+
+class AttemptOut(_Out):
+    id: str
+    started_at: str | None
+    finished_at: str | None
+    status: str
+    reason: str | None
+    detail: str | None
+    mx_host: str | None
+    mx_ip: str | None
+    tls: AttemptTlsOut
+    smtp: AttemptSmtpOut
+
+
+class RecipientDetailOut(_Out):
+    id: str
+    email: str
+    kind: str = Field(description="to | cc | bcc | env")
+    status: str
+    attempt_count: int
+    next_attempt_at: str | None
+    last_reason: str | None
+    last_detail: str | None
+    updated_at: str | None
+    attempts: list[AttemptOut]
+
+
+class MessageOut(_Out):
+    """A message's metadata (plaintext, searchable) and each recipient's delivery history."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    stream: str
+    source: str
+    from_: str = Field(alias="from")
+    mail_from: str
+    message_id_header: str
+    size: int
+    tls_policy: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    status: str
+    send_at: str | None
+    expires_at: str | None
+    created_at: str | None
+    recipients: list[RecipientDetailOut]
+
+
+class AttachmentInfoOut(_Out):
+    filename: str | None
+    content_type: str
+    size: int
+
+
+class MessageContentOut(_Out):
+    """Decrypted content; reading it is audited."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    subject: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    text: str | None
+    html: str | None
+    attachments: list[AttachmentInfoOut]

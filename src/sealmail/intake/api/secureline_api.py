@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
+from sealmail.bounces.return_path import return_path_domain
 from sealmail.crypto import dkim, smime
 from sealmail.delivery.dns import Resolver
 from sealmail.domain.secureline import Method
@@ -132,7 +133,8 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         keys = await run_in_threadpool(
             services.identities.create_dkim_keys, who.tenant_id, domain, who.credential_id
         )
-        return {"records": [_record(rec) for rec in dkim.dns_records(domain, keys)]}
+        records = dkim.dns_records(domain, keys, return_path=_return_path(services, domain))
+        return {"records": [_record(rec) for rec in records]}
 
     @r.get("/domains/{name}/records", response_model=DkimRecordsOut)
     def domain_records(name: str, who: Admin) -> dict[str, Any]:
@@ -140,7 +142,8 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         keys = services.identities.dkim_keys(who.tenant_id, domain)
         if not keys:
             raise NotFound(f"{domain} has no DKIM keys yet; POST /v1/domains/{domain}/dkim")
-        return {"records": [_record(rec) for rec in dkim.dns_records(domain, keys)]}
+        records = dkim.dns_records(domain, keys, return_path=_return_path(services, domain))
+        return {"records": [_record(rec) for rec in records]}
 
     @r.post("/domains/{name}/check", response_model=DomainCheckOut)
     async def check_domain(name: str, who: Admin) -> dict[str, Any]:
@@ -215,6 +218,14 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         return {"settings": settings}
 
     return r
+
+
+def _return_path(services: Services, domain: str) -> tuple[str, str] | None:
+    """The return-path domain and the inbound MX host to publish, when return paths are signed."""
+    settings = services.settings
+    if not settings.verp_enabled:
+        return None
+    return return_path_domain(settings, domain), settings.smtp_hostname
 
 
 def _record(rec: dkim.DnsRecord) -> dict[str, str]:

@@ -14,6 +14,14 @@ from starlette.responses import JSONResponse, Response
 from sealmail.app import Services
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.errors import InvalidRequest, ValidationFailed
+from sealmail.intake.api.responses import (
+    BatchOut,
+    BulkJobOut,
+    PreviewOut,
+    TemplateListOut,
+    TemplateOut,
+    TemplateWithVersionsOut,
+)
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
 from sealmail.templates import personalize
@@ -46,34 +54,57 @@ def router(services: Services, need: Any) -> APIRouter:
     Reader = Annotated[Principal, need("read")]
     Sender = Annotated[Principal, need("send")]
 
-    @r.get("/templates", tags=["templates"])
+    @r.get("/templates", tags=["templates"], response_model=TemplateListOut, summary="List templates")
     def list_templates(who: Reader) -> dict[str, Any]:
         """The active (newest) version of each template."""
         return {"data": store.list(who.tenant_id)}
 
-    @r.post("/templates", status_code=201, tags=["templates"])
+    @r.post(
+        "/templates",
+        status_code=201,
+        tags=["templates"],
+        response_model=TemplateOut,
+        summary="Create a template",
+    )
     def create_template(body: TemplateIn, who: Sender) -> dict[str, Any]:
         """Version 1 of a new template; 409 if the name is taken (PUT adds versions)."""
         source = Source(body.subject, body.html, body.text)
         return store.create(who.tenant_id, body.name, source, who.credential_id)
 
-    @r.get("/templates/{name}", tags=["templates"])
+    @r.get(
+        "/templates/{name}",
+        tags=["templates"],
+        response_model=TemplateWithVersionsOut,
+        summary="Get a template (the active or a given version)",
+    )
     def get_template(
         name: str, who: Reader, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
     ) -> dict[str, Any]:
         return store.get(who.tenant_id, name, version)
 
-    @r.put("/templates/{name}", tags=["templates"])
+    @r.put(
+        "/templates/{name}",
+        tags=["templates"],
+        response_model=TemplateOut,
+        summary="Add a template version",
+    )
     def update_template(name: str, body: TemplateContentIn, who: Sender) -> dict[str, Any]:
         """A new version, which becomes the active one; earlier versions stay readable."""
         source = Source(body.subject, body.html, body.text)
         return store.add_version(who.tenant_id, name, source, who.credential_id)
 
-    @r.delete("/templates/{name}", status_code=204, tags=["templates"])
+    @r.delete(
+        "/templates/{name}", status_code=204, tags=["templates"], summary="Delete a template and its versions"
+    )
     def delete_template(name: str, who: Sender) -> None:
         store.delete(who.tenant_id, name, who.credential_id)
 
-    @r.post("/templates/{name}/preview", tags=["templates"])
+    @r.post(
+        "/templates/{name}/preview",
+        tags=["templates"],
+        response_model=PreviewOut,
+        summary="Render a template without sending",
+    )
     def preview_template(name: str, body: PreviewIn, who: Reader) -> dict[str, Any]:
         """Render with the given variables; nothing is stored or sent.  422 on a render error."""
         source, version = store.source(who.tenant_id, name, body.version)
@@ -86,7 +117,14 @@ def router(services: Services, need: Any) -> APIRouter:
             "text": rendered.text,
         }
 
-    @r.post("/messages/batch", tags=["messages"])
+    @r.post(
+        "/messages/batch",
+        tags=["messages"],
+        response_model=BatchOut,
+        # Each item carries the fields of its outcome only (no nulls for the other's).
+        response_model_exclude_unset=True,
+        summary="Send up to 500 independent messages",
+    )
     async def send_batch(
         request: Request,
         body: BatchIn,
@@ -138,7 +176,13 @@ def router(services: Services, need: Any) -> APIRouter:
             idempotency=idem,
         )
 
-    @r.post("/messages/bulk", status_code=202, tags=["messages"])
+    @r.post(
+        "/messages/bulk",
+        status_code=202,
+        tags=["messages"],
+        response_model=BulkJobOut,
+        summary="Send one template to up to 10,000 personalized recipients",
+    )
     async def send_bulk(
         request: Request,
         body: BulkIn,
@@ -157,7 +201,12 @@ def router(services: Services, need: Any) -> APIRouter:
         job = await run_in_threadpool(sender.get, who.tenant_id, job_id)
         return JSONResponse(job, status_code=202, headers={"Location": f"/v1/bulk/{job_id}"})
 
-    @r.get("/bulk/{job_id}", tags=["messages"])
+    @r.get(
+        "/bulk/{job_id}",
+        tags=["messages"],
+        response_model=BulkJobOut,
+        summary="A bulk job's progress and per-recipient errors",
+    )
     def get_bulk(
         job_id: str,
         who: Reader,

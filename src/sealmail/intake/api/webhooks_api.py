@@ -15,6 +15,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
+from sealmail.intake.api.responses import (
+    ReplayQueuedOut,
+    WebhookDeliveryOut,
+    WebhookDeliveryPageOut,
+    WebhookEndpointListOut,
+    WebhookEndpointOut,
+    WebhookEndpointWithSecretOut,
+    WebhookTestOut,
+)
 from sealmail.services.tenancy import Principal
 from sealmail.webhooks.dispatcher import build_dispatcher
 from sealmail.webhooks.endpoints import EndpointChanges, EndpointSpec, WebhookEndpoints
@@ -66,38 +75,59 @@ def router(services: Services, admin: Any) -> APIRouter:
             dispatcher_box.append(build_dispatcher(services))
         return dispatcher_box[0]
 
-    @r.get("/webhook-endpoints")
+    @r.get("/webhook-endpoints", response_model=WebhookEndpointListOut, summary="List webhook endpoints")
     def list_endpoints(who: Admin) -> dict[str, Any]:
         return {"data": endpoints.list_endpoints(who.tenant_id)}
 
-    @r.post("/webhook-endpoints", status_code=201)
+    @r.post(
+        "/webhook-endpoints",
+        status_code=201,
+        response_model=WebhookEndpointWithSecretOut,
+        summary="Create a webhook endpoint (its signing secret is shown once)",
+    )
     def create_endpoint(body: EndpointIn, who: Admin) -> dict[str, Any]:
         spec = EndpointSpec(body.url, body.event_types, body.streams, body.payload, body.description)
         row, secret = endpoints.create(who.tenant_id, spec, actor=who.credential_id)
         return {**row, "secret": secret, "note": "store this secret now; it is not shown again"}
 
-    @r.get("/webhook-endpoints/{endpoint_id}")
+    @r.get(
+        "/webhook-endpoints/{endpoint_id}",
+        response_model=WebhookEndpointOut,
+        summary="Get a webhook endpoint",
+    )
     def get_endpoint(endpoint_id: str, who: Admin) -> dict[str, Any]:
         return endpoints.get(who.tenant_id, endpoint_id)
 
-    @r.patch("/webhook-endpoints/{endpoint_id}")
+    @r.patch(
+        "/webhook-endpoints/{endpoint_id}",
+        response_model=WebhookEndpointOut,
+        summary="Change a webhook endpoint (enable, disable, filters, URL)",
+    )
     def patch_endpoint(endpoint_id: str, body: EndpointPatch, who: Admin) -> dict[str, Any]:
         changes = EndpointChanges(
             body.url, body.event_types, body.streams, body.payload, body.description, body.status
         )
         return endpoints.update(who.tenant_id, endpoint_id, changes, actor=who.credential_id)
 
-    @r.delete("/webhook-endpoints/{endpoint_id}", status_code=204)
+    @r.delete("/webhook-endpoints/{endpoint_id}", status_code=204, summary="Delete a webhook endpoint")
     def delete_endpoint(endpoint_id: str, who: Admin) -> None:
         endpoints.delete(who.tenant_id, endpoint_id, actor=who.credential_id)
 
-    @r.post("/webhook-endpoints/{endpoint_id}/rotate-secret")
+    @r.post(
+        "/webhook-endpoints/{endpoint_id}/rotate-secret",
+        response_model=WebhookEndpointWithSecretOut,
+        summary="Rotate the signing secret (the old one signs too during the overlap)",
+    )
     def rotate_secret(endpoint_id: str, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
         overlap = timedelta(seconds=body.overlap_seconds if body else 86400)
         row, secret = endpoints.rotate_secret(who.tenant_id, endpoint_id, who.credential_id, overlap)
         return {**row, "secret": secret, "note": "store this secret now; it is not shown again"}
 
-    @r.post("/webhook-endpoints/{endpoint_id}/test")
+    @r.post(
+        "/webhook-endpoints/{endpoint_id}/test",
+        response_model=WebhookTestOut,
+        summary="Send a test event to the endpoint now",
+    )
     async def test_endpoint(endpoint_id: str, who: Admin) -> dict[str, Any]:
         await run_in_threadpool(endpoints.row, who.tenant_id, endpoint_id)  # 404 before any I/O
         result = await dispatcher().send_test(who.tenant_id, endpoint_id, who.credential_id)
@@ -109,7 +139,11 @@ def router(services: Services, admin: Any) -> APIRouter:
             "duration_ms": result.duration_ms,
         }
 
-    @r.get("/webhook-endpoints/{endpoint_id}/deliveries")
+    @r.get(
+        "/webhook-endpoints/{endpoint_id}/deliveries",
+        response_model=WebhookDeliveryPageOut,
+        summary="List an endpoint's deliveries, newest first, with their attempt log",
+    )
     def list_deliveries(
         endpoint_id: str,
         who: Admin,
@@ -119,11 +153,21 @@ def router(services: Services, admin: Any) -> APIRouter:
         data = endpoints.deliveries(who.tenant_id, endpoint_id, limit=limit, before=before)
         return {"data": data, "next_before": data[-1]["id"] if len(data) == limit else None}
 
-    @r.post("/webhook-deliveries/{delivery_id}/replay", status_code=202)
+    @r.post(
+        "/webhook-deliveries/{delivery_id}/replay",
+        status_code=202,
+        response_model=WebhookDeliveryOut,
+        summary="Send one delivery again",
+    )
     def replay_delivery(delivery_id: str, who: Admin) -> dict[str, Any]:
         return endpoints.replay_delivery(who.tenant_id, delivery_id, actor=who.credential_id)
 
-    @r.post("/webhook-endpoints/{endpoint_id}/replay", status_code=202)
+    @r.post(
+        "/webhook-endpoints/{endpoint_id}/replay",
+        status_code=202,
+        response_model=ReplayQueuedOut,
+        summary="Send again every event since a time",
+    )
     def replay_since(
         endpoint_id: str,
         who: Admin,

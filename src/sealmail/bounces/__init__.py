@@ -1,0 +1,1 @@
+"""Bounce and complaint handling: signed (VERP) return paths, inbound DSN and ARF reports."""

@@ -1,0 +1,1 @@
+"""Engagement: open and click tracking, RFC 8058 one-click unsubscribe and preferences."""
