@@ -116,6 +116,9 @@ def make_settings(home: Path, database_url: str, **overrides: object) -> Setting
         "api_port": 0,
         "smtp_port": 0,
         "capture_port": 0,
+        # No bounce listener unless a test asks for one (then on port 0): tests run in
+        # parallel, and without it return paths stay the sender's own.
+        "smtp_inbound_port": None,
         "allow_loopback_fetch": True,
         "log_level": "warning",
         # Cheap hashes keep fixtures fast; production uses argon2-cffi's defaults.

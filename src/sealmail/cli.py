@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -63,6 +64,16 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from exc
         except SealmailError as exc:
             err.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(2) from exc
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # A listener's port is taken (often another Sealmail still running).
+            err.print(
+                f"[red]error:[/red] {exc.strerror or exc}. Stop whatever holds the port, or move "
+                "Sealmail with SEALMAIL_API_PORT / SEALMAIL_SMTP_PORT / SEALMAIL_SMTP_INBOUND_PORT / "
+                "SEALMAIL_CAPTURE_PORT / SEALMAIL_PORTAL_PORT."
+            )
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]  # same signature as fn
@@ -165,11 +176,14 @@ def _banner(svc: Services) -> str:
         f'{{"from": "Clinic <noreply@{DEV_DOMAIN}>", "to": ["patient@example.net"], '
         '"subject": "Your results are ready", "text": "Hello from Sealmail", "stream": "phi"}'
     )
+    port = settings.smtp_inbound_port
+    inbound = f"{settings.smtp_host}:{port}" if port is not None else "off"
     return f"""
 [bold green]Sealmail is running[/bold green]
   API            {base}
   OpenAPI docs   {base}/docs
   SMTP gateway   {settings.smtp_host}:{settings.smtp_port} (STARTTLS, AUTH after TLS)
+  Bounce intake  {inbound} (DSN and ARF reports to signed return paths)
   Secure portal  {settings.resolved_portal_url}/p/
   Outbound       {settings.outbound_mode} (capture sink {settings.capture_host}:{settings.capture_port})
   API key        [bold]{api_key}[/bold]   (new for this run; earlier make-run keys revoked)
@@ -228,7 +242,7 @@ def captured(
             f" ({row['size']} bytes, {row['tls_version'] or 'plaintext'})"
         )
         if full:
-            out.print(row["data"], markup=False, highlight=False)
+            out.print(row["data"], markup=False, highlight=False, emoji=False)
 
 
 # -- tenants, keys, credentials, domains ---------------------------------------------------

@@ -263,11 +263,12 @@ class Settings(BaseSettings):
         "(register `fbl@<return-path domain>` with mailbox providers).",
     )
     smtp_inbound_port: int | None = Field(
-        None,
+        2526,
         ge=0,
         le=65535,
         description="Port of the inbound listener for bounces (RFC 3464) and complaints (RFC 5965), "
-        "on `smtp_host` (25 in production, behind the return-path domain's MX); unset: no listener.",
+        "on `smtp_host` (25 in production, behind the return-path domain's MX); empty or `off`: no listener "
+        "(and no signed return paths unless `return_path_domain` names where bounces go).",
     )
 
     # -- logging -----------------------------------------------------------------------------
@@ -288,6 +289,14 @@ class Settings(BaseSettings):
         if toml_path.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
+
+    @field_validator("smtp_inbound_port", mode="before")
+    @classmethod
+    def _no_listener(cls, value: object) -> object:
+        # An environment variable cannot be "unset" to None: empty or "off" turns it off.
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+            return None
+        return value
 
     @field_validator("smtp_connector_networks")
     @classmethod

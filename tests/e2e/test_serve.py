@@ -56,13 +56,14 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
-    api_port, smtp_port, capture_port = free_port(), free_port(), free_port()
+    api_port, smtp_port, capture_port, inbound_port = free_port(), free_port(), free_port(), free_port()
     env.update(
         {
             "SEALMAIL_HOME": str(tmp_path / "var"),
             "SEALMAIL_API_PORT": str(api_port),
             "SEALMAIL_SMTP_PORT": str(smtp_port),
             "SEALMAIL_CAPTURE_PORT": str(capture_port),
+            "SEALMAIL_SMTP_INBOUND_PORT": str(inbound_port),
             "SEALMAIL_CONFIG": str(tmp_path / "none.toml"),
             "SEALMAIL_ARGON2_MEMORY_KIB": "1024",
             "SEALMAIL_ARGON2_TIME_COST": "1",
@@ -238,3 +239,29 @@ def test_serve_without_init_says_what_to_do(tmp_path: Path) -> None:
     result = cli(env, "serve", check=False)
     assert result.returncode == 2
     assert "sealmail init" in result.stderr
+
+
+def test_a_port_already_in_use_is_an_error_that_names_the_setting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env.update(
+            {
+                "SEALMAIL_HOME": str(tmp_path / "var"),
+                "SEALMAIL_CONFIG": str(tmp_path / "none.toml"),
+                "SEALMAIL_API_PORT": str(free_port()),
+                "SEALMAIL_CAPTURE_PORT": str(free_port()),
+                "SEALMAIL_SMTP_PORT": str(free_port()),
+                "SEALMAIL_SMTP_INBOUND_PORT": str(taken.getsockname()[1]),
+                "SEALMAIL_ARGON2_MEMORY_KIB": "1024",
+                "SEALMAIL_ARGON2_TIME_COST": "1",
+            }
+        )
+        cli(env, "init")
+        result = cli(env, "serve", check=False)
+    assert result.returncode == 2, result.stderr
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "address already in use" in said.lower()
+    assert "SEALMAIL_SMTP_INBOUND_PORT" in said
+    assert "Traceback" not in said
