@@ -17,12 +17,23 @@ from sealmail.client.errors import (
     SealmailTransportError,
 )
 from sealmail.client.sync import SealmailClient
-from sealmail.client.types import UNSET, Attachment, OutgoingMessage, RawMessage
+from sealmail.client.types import (
+    UNSET,
+    Attachment,
+    BatchItem,
+    BulkMessage,
+    BulkRecipient,
+    OutgoingMessage,
+    RawMessage,
+)
 
 __all__ = [
     "UNSET",
     "AsyncSealmailClient",
     "Attachment",
+    "BatchItem",
+    "BulkMessage",
+    "BulkRecipient",
     "OutgoingMessage",
     "RawMessage",
     "RetryPolicy",

@@ -7,6 +7,7 @@ drift apart on a URL or a parameter name.
 from __future__ import annotations
 
 import base64
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from sealmail.client._core import Call, segment
 from sealmail.client.types import (
     UNSET,
+    BatchItem,
+    BulkMessage,
     OutgoingMessage,
     RawMessage,
     Stream,
@@ -350,3 +353,166 @@ def remove_suppression(address: str, stream: SuppressionStream) -> Call:
 
 def export_suppressions(stream: SuppressionStream | None, reason: str | None) -> Call:
     return Call("GET", "/v1/suppressions/export.csv", params=_query(stream=stream, reason=reason))
+
+
+def get_suppression(suppression_id: str) -> Call:
+    return Call("GET", f"/v1/suppressions/{segment(suppression_id)}")
+
+
+# -- templates, batch and bulk ----------------------------------------------------------------
+
+
+def list_templates() -> Call:
+    return Call("GET", "/v1/templates")
+
+
+def create_template(name: str, subject: str, html: str | None, text: str | None) -> Call:
+    body = {"name": name, "subject": subject, "html": html, "text": text}
+    return Call("POST", "/v1/templates", json=body)
+
+
+def get_template(name: str, version: int | None) -> Call:
+    return Call("GET", f"/v1/templates/{segment(name)}", params=_query(version=version))
+
+
+def update_template(name: str, subject: str, html: str | None, text: str | None) -> Call:
+    body = {"subject": subject, "html": html, "text": text}
+    return Call("PUT", f"/v1/templates/{segment(name)}", json=body)
+
+
+def delete_template(name: str) -> Call:
+    return Call("DELETE", f"/v1/templates/{segment(name)}")
+
+
+def preview_template(name: str, template_data: Mapping[str, Any], version: int | None) -> Call:
+    body: dict[str, Any] = {"template_data": dict(template_data)}
+    if version is not None:
+        body["version"] = version
+    return Call("POST", f"/v1/templates/{segment(name)}/preview", json=body)
+
+
+def send_batch(items: Sequence[OutgoingMessage | BatchItem], idempotency_key: str) -> Call:
+    body = {"messages": [item.to_json() for item in items]}
+    return Call("POST", "/v1/messages/batch", json=body, headers=_idempotent(idempotency_key))
+
+
+def send_bulk(message: BulkMessage, idempotency_key: str) -> Call:
+    return Call("POST", "/v1/messages/bulk", json=message.to_json(), headers=_idempotent(idempotency_key))
+
+
+def get_bulk(job_id: str, *, limit: int, cursor: str | None) -> Call:
+    return Call("GET", f"/v1/bulk/{segment(job_id)}", params=_query(limit=limit, cursor=cursor))
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def upload_file(filename: str, content_type: str, size: int | None) -> Call:
+    """The headers of a streamed upload; the client supplies the raw body itself."""
+    # RFC 6266/8187: the name travels percent-encoded, so any Unicode name survives.
+    disposition = f"attachment; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": disposition,
+        "X-File-Content-Type": content_type,
+    }
+    if size is not None:
+        # A known length lets the server refuse an over-limit file before any byte is sent.
+        headers["Content-Length"] = str(size)
+    return Call("POST", "/v1/files", headers=headers)
+
+
+def get_file(file_id: str) -> Call:
+    return Call("GET", f"/v1/files/{segment(file_id)}")
+
+
+def delete_file(file_id: str) -> Call:
+    return Call("DELETE", f"/v1/files/{segment(file_id)}")
+
+
+def download_file(file_id: str) -> Call:
+    return Call(
+        "GET", f"/v1/files/{segment(file_id)}/content", headers={"Accept": "application/octet-stream"}
+    )
+
+
+def send_file(
+    file_id: str, from_: str, to: Sequence[str], subject: str, note: str, expires_days: int | None
+) -> Call:
+    body: dict[str, Any] = {"from": from_, "to": list(to), "subject": subject, "note": note}
+    if expires_days is not None:
+        body["expires_days"] = expires_days
+    return Call("POST", f"/v1/files/{segment(file_id)}/send", json=body)
+
+
+# -- coverage ---------------------------------------------------------------------------------
+
+# Every public route and the client method that calls it (the same name on both clients).
+# tests/integration/client/test_coverage.py compares this with the OpenAPI document, so a
+# route added without a client method fails there.
+ROUTES: Mapping[tuple[str, str], str] = {
+    ("POST", "/v1/messages"): "send_message",
+    ("POST", "/v1/messages/raw"): "send_raw",
+    ("GET", "/v1/messages"): "list_messages",
+    ("GET", "/v1/messages/{message_id}"): "get_message",
+    ("GET", "/v1/messages/{message_id}/content"): "get_content",
+    ("POST", "/v1/messages/{message_id}/cancel"): "cancel",
+    ("GET", "/v1/events"): "list_events",
+    ("GET", "/v1/captured"): "captured",
+    ("GET", "/v1/tenant"): "get_tenant",
+    ("PATCH", "/v1/tenant/settings"): "update_tenant_settings",
+    ("PATCH", "/v1/tenant/policy"): "update_policy",
+    ("GET", "/v1/tenant/archive-key"): "get_archive_key",
+    ("GET", "/v1/tenant/smime-identity"): "get_smime_identity",
+    ("PUT", "/v1/tenant/smime-identity"): "set_smime_identity",
+    ("GET", "/v1/domains"): "list_domains",
+    ("POST", "/v1/domains"): "add_domain",
+    ("POST", "/v1/domains/{name}/verify"): "verify_domain",
+    ("POST", "/v1/domains/{name}/dkim"): "create_dkim",
+    ("GET", "/v1/domains/{name}/records"): "domain_records",
+    ("POST", "/v1/domains/{name}/check"): "check_domain",
+    ("GET", "/v1/api-keys"): "list_api_keys",
+    ("POST", "/v1/api-keys"): "create_api_key",
+    ("DELETE", "/v1/api-keys/{key_id}"): "revoke_api_key",
+    ("GET", "/v1/smtp-credentials"): "list_smtp_credentials",
+    ("POST", "/v1/smtp-credentials"): "create_smtp_credential",
+    ("DELETE", "/v1/smtp-credentials/{cred_id}"): "revoke_smtp_credential",
+    ("POST", "/v1/keys"): "upload_key",
+    ("GET", "/v1/keys"): "list_keys",
+    ("GET", "/v1/keys/{key_id}"): "get_key",
+    ("DELETE", "/v1/keys/{key_id}"): "delete_key",
+    ("GET", "/v1/quarantine"): "quarantine",
+    ("POST", "/v1/messages/{message_id}/release"): "release",
+    ("GET", "/v1/webhook-endpoints"): "list_webhook_endpoints",
+    ("POST", "/v1/webhook-endpoints"): "create_webhook_endpoint",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}"): "get_webhook_endpoint",
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): "update_webhook_endpoint",
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): "delete_webhook_endpoint",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "rotate_webhook_secret",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): "send_webhook_test",
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): "webhook_deliveries",
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/replay"): "replay_webhook_endpoint",
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/replay"): "replay_webhook_delivery",
+    ("POST", "/v1/messages/{message_id}/recall"): "recall",
+    ("PATCH", "/v1/messages/{message_id}/portal"): "configure_portal",
+    ("GET", "/v1/portal/messages"): "portal_status",
+    ("GET", "/v1/suppressions"): "list_suppressions",
+    ("POST", "/v1/suppressions"): "add_suppression",
+    ("DELETE", "/v1/suppressions"): "remove_suppression",
+    ("GET", "/v1/suppressions/export.csv"): "export_suppressions",
+    ("GET", "/v1/suppressions/{suppression_id}"): "get_suppression",
+    ("GET", "/v1/templates"): "list_templates",
+    ("POST", "/v1/templates"): "create_template",
+    ("GET", "/v1/templates/{name}"): "get_template",
+    ("PUT", "/v1/templates/{name}"): "update_template",
+    ("DELETE", "/v1/templates/{name}"): "delete_template",
+    ("POST", "/v1/templates/{name}/preview"): "preview_template",
+    ("POST", "/v1/messages/batch"): "send_batch",
+    ("POST", "/v1/messages/bulk"): "send_bulk",
+    ("GET", "/v1/bulk/{job_id}"): "get_bulk",
+    ("POST", "/v1/files"): "upload_file",
+    ("GET", "/v1/files/{file_id}"): "get_file",
+    ("DELETE", "/v1/files/{file_id}"): "delete_file",
+    ("GET", "/v1/files/{file_id}/content"): "download_file",
+    ("POST", "/v1/files/{file_id}/send"): "send_file",
+}

@@ -16,18 +16,37 @@ from typing import Any, cast
 import httpx
 
 from sealmail.client import operations as ops
-from sealmail.client._core import Call, RetryPolicy, client_headers, raise_for_problem, transport_error
+from sealmail.client._core import (
+    CHUNK_SIZE,
+    BinarySource,
+    BinaryTarget,
+    Call,
+    RetryPolicy,
+    UploadBody,
+    client_headers,
+    discard_target,
+    open_target,
+    raise_for_problem,
+    transport_error,
+)
 from sealmail.client.types import (
     UNSET,
     Accepted,
     ApiKey,
     ArchiveKey,
+    BatchItem,
+    BatchResult,
+    BulkJob,
+    BulkMessage,
     CancelResult,
     CapturedMessage,
     DkimRecords,
     Domain,
     DomainCheck,
     Event,
+    FileDeleted,
+    FileInfo,
+    FileSent,
     MessageContent,
     MessageDetail,
     MessageSummary,
@@ -46,6 +65,9 @@ from sealmail.client.types import (
     Stream,
     Suppression,
     SuppressionStream,
+    Template,
+    TemplatePreview,
+    TemplateWithVersions,
     Tenant,
     TenantSettings,
     Unset,
@@ -100,17 +122,31 @@ class SealmailClient:
 
     # -- transport --------------------------------------------------------------------------
 
-    def _request(self, call: Call) -> httpx.Response:
+    def _request(
+        self, call: Call, *, upload: UploadBody | None = None, stream: bool = False
+    ) -> httpx.Response:
+        """Send ``call``; with ``stream`` the body is left unread (the caller closes it)."""
         attempt = 0
         while True:
+            request = self._http.build_request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=dict(call.headers),
+                content=upload.chunks() if upload is not None else None,
+            )
             try:
-                response = self._http.request(
-                    call.method, call.path, params=call.params, json=call.json, headers=dict(call.headers)
-                )
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
                 raise transport_error(exc, call) from exc
             wait = self._retry.delay(attempt, response)
+            if upload is not None and not upload.rewindable:
+                wait = None  # the bytes are gone: a retry would send an empty or partial file
             if wait is None:
+                if stream and response.status_code >= 400:
+                    response.read()
+                    response.close()
                 raise_for_problem(response)
                 return response
             response.close()
@@ -427,8 +463,127 @@ class SealmailClient:
         """Remove the entry for exactly this stream ("*" is its own entry)."""
         self._none(ops.remove_suppression(address, stream))
 
+    def get_suppression(self, suppression_id: str) -> Suppression:
+        return cast(Suppression, self._json(ops.get_suppression(suppression_id)))
+
     def export_suppressions(
         self, *, stream: SuppressionStream | None = None, reason: str | None = None
     ) -> str:
         """The whole list as CSV text (RFC 4180, with a header line)."""
         return (self._request(ops.export_suppressions(stream, reason))).text
+
+    # -- templates, batch and bulk ----------------------------------------------------------
+
+    def list_templates(self) -> list[Template]:
+        """The active (newest) version of each template."""
+        return cast(list[Template], self._json(ops.list_templates())["data"])
+
+    def create_template(
+        self, name: str, *, subject: str, html: str | None = None, text: str | None = None
+    ) -> Template:
+        """Version 1 of a new template (Jinja2 sources); 409 if the name is taken."""
+        return cast(Template, self._json(ops.create_template(name, subject, html, text)))
+
+    def get_template(self, name: str, *, version: int | None = None) -> TemplateWithVersions:
+        return cast(TemplateWithVersions, self._json(ops.get_template(name, version)))
+
+    def update_template(
+        self, name: str, *, subject: str, html: str | None = None, text: str | None = None
+    ) -> Template:
+        """Add a version, which becomes the active one; earlier versions stay readable."""
+        return cast(Template, self._json(ops.update_template(name, subject, html, text)))
+
+    def delete_template(self, name: str) -> None:
+        """Delete the template with all its versions."""
+        self._none(ops.delete_template(name))
+
+    def preview_template(
+        self, name: str, template_data: Mapping[str, Any] | None = None, *, version: int | None = None
+    ) -> TemplatePreview:
+        """Render without storing or sending; a render error is a 422."""
+        call = ops.preview_template(name, template_data or {}, version)
+        return cast(TemplatePreview, self._json(call))
+
+    def send_batch(
+        self, messages: Sequence[OutgoingMessage | BatchItem], *, idempotency_key: str | None = None
+    ) -> BatchResult:
+        """Up to 500 independent messages, one ordered result per item (an item's error
+        does not fail the others).  The generated key makes a retried batch send nothing twice."""
+        call = ops.send_batch(messages, idempotency_key or uuid.uuid4().hex)
+        return cast(BatchResult, self._json(call))
+
+    def send_bulk(self, message: BulkMessage, *, idempotency_key: str | None = None) -> BulkJob:
+        """One template to up to 10,000 recipients; per-recipient errors are in ``get_bulk``."""
+        call = ops.send_bulk(message, idempotency_key or uuid.uuid4().hex)
+        return cast(BulkJob, self._json(call))
+
+    def get_bulk(self, job_id: str, *, limit: int = 100, cursor: str | None = None) -> BulkJob:
+        """Progress and counts; ``errors`` is one page, the next from ``next_cursor``."""
+        return cast(BulkJob, self._json(ops.get_bulk(job_id, limit=limit, cursor=cursor)))
+
+    # -- files ------------------------------------------------------------------------------
+
+    def upload_file(
+        self,
+        source: BinarySource,
+        *,
+        filename: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> FileInfo:
+        """Upload a file from a path or a binary file object, streamed a chunk at a time.
+
+        ``filename`` defaults to the file's own name; ``content_type`` is the file's type
+        (the request itself is always ``application/octet-stream``).
+        """
+        body = UploadBody(source)
+        name = filename or body.name
+        if not name:
+            raise ValueError("name the file: pass filename= for a file object without a name")
+        call = ops.upload_file(name, content_type, body.size)
+        return cast(FileInfo, (self._request(call, upload=body)).json())
+
+    def get_file(self, file_id: str) -> FileInfo:
+        return cast(FileInfo, self._json(ops.get_file(file_id)))
+
+    def delete_file(self, file_id: str) -> FileDeleted:
+        """Crypto-shred the file: its key is destroyed first, then its chunks."""
+        return cast(FileDeleted, self._json(ops.delete_file(file_id)))
+
+    def send_file(
+        self,
+        file_id: str,
+        *,
+        from_: str,
+        to: Sequence[str],
+        subject: str,
+        note: str = "",
+        expires_days: int | None = None,
+    ) -> FileSent:
+        """Send an uploaded file as a secure portal message; each recipient gets a link."""
+        call = ops.send_file(file_id, from_, to, subject, note, expires_days)
+        return cast(FileSent, self._json(call))
+
+    def download_file(self, file_id: str, target: BinaryTarget) -> int:
+        """Stream the sender's copy to ``target`` (a path, or a binary file open for
+        writing) without holding it in memory; returns the number of bytes written."""
+        call = ops.download_file(file_id)
+        response = self._request(call, stream=True)
+        try:
+            handle, owned = open_target(target)
+            written = 0
+            try:
+                for chunk in response.iter_bytes(CHUNK_SIZE):
+                    handle.write(chunk)
+                    written += len(chunk)
+            except BaseException:
+                if owned:
+                    handle.close()
+                    discard_target(target)
+                raise
+            if owned:
+                handle.close()
+            return written
+        except httpx.TransportError as exc:
+            raise transport_error(exc, call) from exc
+        finally:
+            response.close()

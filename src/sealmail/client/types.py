@@ -128,6 +128,93 @@ class RawMessage:
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of ``send_batch`` rendered from a template.
+
+    With ``template``, subject/html/text come from the stored template (leave them empty
+    in ``message``); with only ``template_data``, the message's own subject/html/text are
+    rendered as a template.  Plain ``OutgoingMessage`` items need no wrapper.
+    """
+
+    message: OutgoingMessage
+    template: str | None = None
+    template_version: int | None = None
+    template_data: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.message.to_json()
+        if self.template is not None:
+            body["template"] = self.template
+        if self.template_version is not None:
+            body["template_version"] = self.template_version
+        if self.template_data is not None:
+            body["template_data"] = dict(self.template_data)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRecipient:
+    """One recipient of a bulk send; ``template_data`` overrides the shared data."""
+
+    to: str
+    template_data: Mapping[str, Any] = field(default_factory=dict)
+    # Stored in plaintext and sent in webhooks: no PHI.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"to": self.to, "template_data": dict(self.template_data), "metadata": dict(self.metadata)}
+
+
+@dataclass(frozen=True, slots=True)
+class BulkMessage:
+    """One template (stored ``template``, or inline subject/html/text) sent to many
+    recipients (``POST /v1/messages/bulk``), each as its own message."""
+
+    from_: str
+    recipients: Sequence[BulkRecipient]
+    template: str | None = None
+    template_version: int | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    template_data: Mapping[str, Any] = field(default_factory=dict)
+    reply_to: Sequence[str] = ()
+    attachments: Sequence[Attachment] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    stream: Stream = "transactional"
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    tls_policy: TlsPolicyName | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "from": self.from_,
+            "recipients": [r.to_json() for r in self.recipients],
+            "template_data": dict(self.template_data),
+            "reply_to": list(self.reply_to),
+            "attachments": [a.to_json() for a in self.attachments],
+            "headers": dict(self.headers),
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
+            "stream": self.stream,
+        }
+        optional = {
+            "template": self.template,
+            "template_version": self.template_version,
+            "subject": self.subject,
+            "html": self.html,
+            "text": self.text,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "tls_policy": self.tls_policy,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+
 # -- messages and events ----------------------------------------------------------------------
 
 
@@ -457,3 +544,105 @@ class Suppression(TypedDict):
     updated_at: str
     expires_at: str | None
     active: bool
+
+
+# -- templates, batch and bulk ----------------------------------------------------------------
+
+
+class Template(TypedDict):
+    name: str
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+    created_at: str
+    created_by: str
+
+
+class TemplateWithVersions(Template):
+    versions: list[int]
+
+
+class TemplatePreview(TypedDict):
+    name: str
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+
+
+class _BatchItemResultBase(TypedDict):
+    index: int
+    status: int
+    outcome: str  # "accepted" or "error"
+
+
+class BatchItemResult(_BatchItemResultBase, total=False):
+    # Only the fields of the item's outcome are present.
+    replayed: bool
+    message: Accepted
+    problem: dict[str, Any]
+
+
+class BatchResult(TypedDict):
+    accepted: int
+    failed: int
+    data: list[BatchItemResult]
+
+
+class BulkTemplate(TypedDict):
+    name: str
+    version: int | None
+
+
+class BulkError(TypedDict):
+    index: int
+    field: str
+    message: str
+
+
+class BulkJob(TypedDict):
+    id: str
+    status: str  # processing, completed or failed
+    total: int
+    accepted: int
+    failed: int
+    template: BulkTemplate | None
+    created_at: str
+    finished_at: str | None
+    errors: list[BulkError]
+    next_cursor: str | None
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+class FileInfo(TypedDict):
+    id: str
+    status: str
+    filename: str | None
+    content_type: str | None
+    size: int | None
+    sha256: str | None
+    chunk_size: int | None
+    chunks: int | None
+    message_id: str | None
+    created_at: str | None
+    expires_at: str | None
+    deleted_at: str | None
+
+
+class FileSent(TypedDict):
+    id: str
+    status: str
+    stream: str
+    message_id_header: str
+    recipients: list[AcceptedRecipient]
+    file_id: str
+    expires_at: str | None
+
+
+class FileDeleted(TypedDict):
+    id: str
+    status: str
+    blobs_deleted: int
