@@ -17,14 +17,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sealmail.app import build_services
-from sealmail.config import ConfigError, load_settings
-from sealmail.errors import SealmailError
+from sealmail.cli_session import tenant_session
 from sealmail.services.suppressions import ALL_STREAMS, Filters, Suppressions
 
 suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "*" (every stream).')]
@@ -32,29 +29,8 @@ StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "
 
 @contextmanager
 def _session(tenant: str | None) -> Iterator[tuple[Suppressions, str]]:
-    try:
-        settings = load_settings()
-        if not settings.resolved_master_key_file.exists():
-            raise ConfigError("no master key; run `sealmail init` first")
-        svc = build_services(settings)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        if tenant:
-            tenant_id = str(svc.tenancy.get_tenant(tenant)["id"])
-        else:
-            rows = svc.tenancy.list_tenants()
-            if len(rows) != 1:
-                err.print(f"[red]error:[/red] {len(rows)} tenants exist; pass --tenant <id>")
-                raise typer.Exit(2)
-            tenant_id = str(rows[0]["id"])
+    with tenant_session(tenant) as (svc, tenant_id):
         yield Suppressions(svc.engine), tenant_id
-    except SealmailError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(2) from exc
-    finally:
-        svc.close()
 
 
 @suppressions_app.command("list")

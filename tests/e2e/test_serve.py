@@ -139,6 +139,11 @@ def test_first_message_reaches_the_capture_sink_over_tls(running: Running) -> No
     assert "Hello from Sealmail" in captured[0]["data"]
     listing = cli(running.env, "captured")
     assert mid in listing.stdout
+    # The full view prints the message verbatim: no console markup or emoji codes applied
+    # (DKIM's "h=…:subject:date:…" once came out with a calendar emoji).
+    full = cli(running.env, "captured", "--full", "--limit", "1").stdout
+    assert "DKIM-Signature:" in full and ":date:" in full
+    assert "\N{CALENDAR}" not in full
 
 
 def test_smtp_submission_is_delivered_like_an_api_message(running: Running) -> None:

@@ -8,6 +8,7 @@ without them a message goes out exactly as stored, all recipients of a domain to
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,12 +44,6 @@ class Instrumenter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Personalized:
-    mail_from: str
-    content: Instrumented
-
-
 class Personalizer:
     def __init__(
         self, return_paths: ReturnPaths | None = None, instrumenter: Instrumenter | None = None
@@ -60,6 +55,9 @@ class Personalizer:
         """True when recipients of one domain can no longer share one transaction."""
         if self.return_paths is not None and msg.mail_from:
             return True
+        return self.instruments(msg)
+
+    def instruments(self, msg: QueuedMessage) -> bool:
         return self.instrumenter is not None and self.instrumenter.applies(msg)
 
     def mail_from(self, msg: QueuedMessage, recipient: Claimed) -> str:
@@ -68,13 +66,12 @@ class Personalizer:
             return msg.mail_from
         return self.return_paths.return_path(msg, recipient) or msg.mail_from
 
-    def content(self, msg: QueuedMessage, recipient: Claimed, raw: bytes, method: str) -> Instrumented:
+    async def content(self, msg: QueuedMessage, recipient: Claimed, raw: bytes, method: str) -> Instrumented:
         if self.instrumenter is None or not self.instrumenter.applies(msg):
             return Instrumented(raw)
-        return self.instrumenter.instrument(msg, recipient, raw, method)
-
-    def personalize(self, msg: QueuedMessage, recipient: Claimed, raw: bytes, method: str) -> Personalized:
-        return Personalized(self.mail_from(msg, recipient), self.content(msg, recipient, raw, method))
+        # MIME parsing and rewriting, and the first copy's write of the tracked URLs, would
+        # otherwise hold up every other delivery on the worker's event loop.
+        return await asyncio.to_thread(self.instrumenter.instrument, msg, recipient, raw, method)
 
 
 def add_headers(raw: bytes, headers: tuple[tuple[str, str], ...]) -> bytes:

@@ -230,8 +230,9 @@ class SecureLine:
     ) -> list[Result]:
         mail_from, body = msg.mail_from, raw
         if len(rcpts) == 1 and self.personalizer.per_recipient(msg):
-            p = self.personalizer.personalize(msg, rcpts[0], raw, "tls")
-            mail_from, body = p.mail_from, add_headers(p.content.raw, p.content.outer_headers)
+            content = await self.personalizer.content(msg, rcpts[0], raw, "tls")
+            mail_from = self.personalizer.mail_from(msg, rcpts[0])
+            body = add_headers(content.raw, content.outer_headers)
         payload = self._sign(msg, _with_trace(msg.id, body))
         attempts = await transport.deliver(domain, mail_from, [c.address for c in rcpts], payload, requested)
         by_address = {a.recipient: a for a in attempts}
@@ -328,7 +329,7 @@ class SecureLine:
                 c.address, AttemptStatus.DEFERRED, decision.code or "no_method", decision.reason[:300]
             )
             return [Result(c, a, None, decision.reason)]
-        content = self.personalizer.content(msg, c, raw, str(method))
+        content = await self.personalizer.content(msg, c, raw, str(method))
         raw = content.raw
         try:
             if method is Method.PGP:

@@ -503,13 +503,9 @@ class _Handler:
             # RFC 5321 §4.5.5: the null reverse-path; the header From is still checked.
             envelope.sender_address = ""
         else:
-            try:
-                parsed = parse_address(address, "mail_from")
-            except InvalidAddress:
-                return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
-            if parsed.needs_smtputf8 and not envelope.smtp_utf8:
-                # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
-                return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
+            parsed = self._sender_syntax(session, envelope, address)
+            if isinstance(parsed, str):
+                return parsed
             # Refuse an unverified sender domain now rather than after the client has
             # uploaded the whole message; accept() checks it again in its transaction.
             verified = await self._run(self._verified_domains, sender.principal.tenant_id)
@@ -526,6 +522,17 @@ class _Handler:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return str(replies.S250_SENDER_OK)
+
+    def _sender_syntax(self, session: _Session, envelope: _Envelope, address: str) -> Address | str:
+        """The parsed reverse-path, or the reply refusing it."""
+        try:
+            parsed = parse_address(address, "mail_from")
+        except InvalidAddress:
+            return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
+        if parsed.needs_smtputf8 and not envelope.smtp_utf8:
+            # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
+            return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
+        return parsed
 
     def _verified_domains(self, tenant_id: str) -> set[str]:
         with db.reader(self.services.engine) as conn:
@@ -616,12 +623,9 @@ class _Handler:
         else:
             # Feedback loops send from real addresses; who sent a report does not matter,
             # only which recipient it names, so the sender is checked for syntax only.
-            try:
-                parsed = parse_address(address, "mail_from")
-            except InvalidAddress:
-                return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
-            if parsed.needs_smtputf8 and not envelope.smtp_utf8:
-                return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
+            parsed = self._sender_syntax(session, envelope, address)
+            if isinstance(parsed, str):
+                return parsed
             envelope.sender_address = parsed.addr_spec
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

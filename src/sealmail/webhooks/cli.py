@@ -14,44 +14,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sealmail.app import Services, build_services
-from sealmail.config import ConfigError, load_settings
-from sealmail.errors import SealmailError
+from sealmail.app import Services
+from sealmail.cli_session import tenant_session
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook endpoints (Standard Webhooks).")
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 
 
 @contextmanager
 def _session(tenant: str | None) -> Iterator[tuple[Services, WebhookEndpoints, str]]:
-    try:
-        settings = load_settings()
-        if not settings.resolved_master_key_file.exists():
-            raise ConfigError("no master key; run `sealmail init` first")
-        svc = build_services(settings)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        if tenant:
-            tenant_id = str(svc.tenancy.get_tenant(tenant)["id"])
-        else:
-            rows = svc.tenancy.list_tenants()
-            if len(rows) != 1:
-                err.print(f"[red]error:[/red] {len(rows)} tenants exist; pass --tenant <id>")
-                raise typer.Exit(2)
-            tenant_id = str(rows[0]["id"])
-        allow_http = bool(getattr(settings, "allow_loopback_fetch", False))
+    with tenant_session(tenant) as (svc, tenant_id):
+        allow_http = svc.settings.allow_loopback_fetch
         yield svc, WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http), tenant_id
-    except SealmailError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(2) from exc
-    finally:
-        svc.close()
 
 
 @webhooks_app.command("list")
