@@ -271,6 +271,38 @@ class Settings(BaseSettings):
         "(and no signed return paths unless `return_path_domain` names where bounces go).",
     )
 
+    # -- intake limits (both the SMTP gateway and POST /v1/messages/raw) ----------------------
+    intake_max_header_bytes: int = Field(
+        256 * 1024,
+        ge=8 * 1024,
+        le=16 * 1024 * 1024,
+        description="Largest header section a submitted message may have (octets); "
+        "bigger: refused 552 5.3.4 / 422.",
+    )
+    intake_max_header_field_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Largest single header field, folding included (octets); "
+        "bigger: refused 552 5.3.4 / 422.",
+    )
+    intake_max_header_fields: int = Field(
+        500, ge=50, le=100_000, description="Most header fields a submitted message may have."
+    )
+    intake_max_received: int = Field(
+        100,
+        ge=10,
+        le=1000,
+        description="Most `Received` fields before a message counts as looping (RFC 5321 §6.3); "
+        "more: refused 554 5.4.6 / 422.",
+    )
+    intake_max_mime_depth: int = Field(
+        32, ge=2, le=100, description="Deepest MIME nesting (multipart and message/*) intake accepts."
+    )
+    intake_max_mime_parts: int = Field(
+        1000, ge=10, le=100_000, description="Most MIME parts one submitted message may have."
+    )
+
     # -- logging -----------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")

@@ -8,7 +8,8 @@ do next.
     SealmailError
     ├── InvalidRequest (400)
     │   ├── ValidationFailed (422)          field-level problems; carries ``errors``
-    │   └── PolicyRejected (422)            refused by the tenant's DLP rules; carries ``findings``
+    │   ├── PolicyRejected (422)            refused by the tenant's DLP rules; carries ``findings``
+    │   └── MessageRefused (422)            breaks an intake limit; carries ``rule``
     ├── AuthenticationRequired (401)
     ├── PermissionDenied (403)              the key lacks a scope
     ├── NotFound (404)                      also for other tenants' objects: never 403
@@ -78,6 +79,21 @@ class PolicyRejected(InvalidRequest):
     status = 422
     slug = "policy-rejected"
     title = "Refused by the organisation's data-loss-prevention rules"
+
+
+class MessageRefused(InvalidRequest):
+    """The raw message breaks an intake limit (``domain/intake_limits.py``); ``rule`` names it.
+
+    Permanent: the same bytes fail the same way on every retry.
+    """
+
+    status = 422
+    slug = "message-refused"
+    title = "The message breaks an intake limit"
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail, rule=rule)
+        self.rule = rule
 
 
 class AuthenticationRequired(SealmailError):

@@ -43,6 +43,7 @@ from sealmail.domain.secureline import (
     decide,
 )
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+from sealmail.domain.wire import canonical_message
 from sealmail.services.identities import Identities
 from sealmail.services.keydir import Discovery, KeyDirectory, RecipientKeys
 from sealmail.services.portal import PortalHolds
@@ -406,6 +407,8 @@ class SecureLine:
         ).raw
 
     def _sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
+        # Canonical first, so the DKIM signature covers exactly the bytes sent (wire.py).
+        payload = canonical_message(payload)
         if not self.sign_enabled:
             return payload
         domain = (msg.header_from or msg.mail_from).rpartition("@")[2].lower()

@@ -41,6 +41,7 @@ from sealmail.domain.tls_policy import (
     effective_policy,
     mx_matches_sts,
 )
+from sealmail.domain.wire import canonical_message
 
 # RFC 3463 §2: class.subject.detail at the start of the reply text.
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")
@@ -794,8 +795,12 @@ def _headers_ascii(message: bytes) -> bool:
 
 
 def _dot_stuff(message: bytes) -> bytes:
-    """CRLF line ends, leading dots doubled, terminated by CRLF.CRLF (RFC 5321 §4.5.2)."""
-    lines = re.split(rb"\r\n|\r|\n", message)
+    """Canonical, leading dots doubled, terminated by CRLF.CRLF (RFC 5321 §4.5.2).
+
+    ``canonical_message`` runs again here (cheap when the message already is) so no NUL
+    and no bare CR or LF reaches the wire whichever path built the payload.
+    """
+    lines = canonical_message(message).split(b"\r\n")
     if lines and lines[-1] == b"":
         lines.pop()
     body = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)

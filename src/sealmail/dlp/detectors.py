@@ -91,9 +91,7 @@ def npi_valid(npi: str) -> bool:
     ``80840`` + NPI (equivalently: add the constant 24 to the doubled-digit sum).  NPIs start
     with 1 or 2.
     """
-    return len(npi) == 10 and npi.isascii() and npi.isdigit() and npi[0] in "12" and luhn_valid(
-        "80840" + npi
-    )
+    return len(npi) == 10 and npi.isascii() and npi.isdigit() and npi[0] in "12" and luhn_valid("80840" + npi)
 
 
 def dea_valid(dea: str) -> bool:
@@ -138,8 +136,9 @@ def mbi_valid(mbi: str) -> bool:
     return _MBI_FULL.fullmatch(mbi) is not None
 
 
-_MBI_FULL = re.compile(f"[1-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]"
-                       f"{_MBI_ALPHA}{_MBI_ALPHA}[0-9][0-9]")
+_MBI_FULL = re.compile(
+    f"[1-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALNUM}[0-9]{_MBI_ALPHA}{_MBI_ALPHA}[0-9][0-9]"
+)
 
 
 def icd10cm_plausible(code: str) -> bool:
@@ -238,15 +237,24 @@ def _label_then_id(first: str, labels: str) -> re.Pattern[str]:
 _MRN_LABELS = _label_then_id(
     "mcp",
     r"MRN|MR#|MR\s?No\.?|med(?:ical)?\s+rec(?:ord)?(?:\s+(?:number|no\.?|num|#))?|"
-    r"chart\s+(?:number|no\.?|#|id)|patient\s+(?:id|number|no\.?|#|acct)|pt\s+(?:id|#)"
+    r"chart\s+(?:number|no\.?|#|id)|patient\s+(?:id|number|no\.?|#|acct)|pt\s+(?:id|#)",
 )
 _MRN_GATE = ("mr", "med", "chart", "patient", "pt")
-_MEMBER_GATE = ("member", "subscriber", "enrollee", "insured", "beneficiary", "medicaid", "policy",
-                "insurance", "plan")
+_MEMBER_GATE = (
+    "member",
+    "subscriber",
+    "enrollee",
+    "insured",
+    "beneficiary",
+    "medicaid",
+    "policy",
+    "insurance",
+    "plan",
+)
 _MEMBER_LABELS = _label_then_id(
     "mseibph",
     r"(?:member|subscriber|enrollee|insured|beneficiary|medicaid|policy(?:holder)?|insurance|"
-    r"health\s+plan|plan\s+member)\s+(?:id(?:entification)?|number|no\.?|#)(?:\s+(?:number|no\.?|#))?"
+    r"health\s+plan|plan\s+member)\s+(?:id(?:entification)?|number|no\.?|#)(?:\s+(?:number|no\.?|#))?",
 )
 
 

@@ -78,9 +78,14 @@ def extract(raw: bytes, limits: ExtractLimits | None = None) -> ExtractResult:
         if part.is_multipart():
             continue
         filename = _decoded(part.get_filename())
-        if part.get_content_disposition() != "attachment" and filename is None and content_type in (
-            "text/plain",
-            "text/html",
+        if (
+            part.get_content_disposition() != "attachment"
+            and filename is None
+            and content_type
+            in (
+                "text/plain",
+                "text/html",
+            )
         ):
             kind = "text" if content_type == "text/plain" else "html"
             n = body_index[kind]
@@ -172,8 +177,33 @@ def _attachment_text(
 # --------------------------------------------------------------------------------------------- HTML
 
 _BLOCK_TAGS = frozenset(
-    {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "section",
-     "article", "header", "footer", "blockquote", "pre", "hr", "dd", "dt", "address", "title"}
+    {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "ul",
+        "ol",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+        "hr",
+        "dd",
+        "dt",
+        "address",
+        "title",
+    }
 )
 _SKIP_TAGS = frozenset({"script", "style", "template", "noscript"})
 
@@ -272,8 +302,18 @@ def _docx_text(data: bytes, limits: ExtractLimits) -> _Extracted | None:
                     return None
                 budget -= len(xml)
                 texts.append(_wordml_text(xml))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, RuntimeError,
-            NotImplementedError, ValueError, expat.ExpatError, _UnsafeXml):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+        expat.ExpatError,
+        _UnsafeXml,
+    ):
         return None
     return "\n".join(texts), True
 

@@ -234,7 +234,7 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
 
 
 def _reason(findings: Sequence[Finding], unscanned: Sequence[str]) -> str:
-    """"ssn in text; icd10 in attachment[0]; not scanned: attachment[1]" — names, no values."""
+    """ "ssn in text; icd10 in attachment[0]; not scanned: attachment[1]" — names, no values."""
     by_detector: dict[str, list[str]] = {}
     for finding in findings:
         by_detector.setdefault(finding.detector, []).append(finding.location)

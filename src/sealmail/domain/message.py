@@ -186,20 +186,26 @@ class HeaderFacts:
     header_from: str
     message_id: str | None
     has_date: bool
+    # Every mailbox of every From and Sender field (RFC 5322 §3.6.2: From may list
+    # several authors); each must be on a verified domain, not only the first.
+    senders: tuple[str, ...] = ()
 
 
 def header_facts(raw: bytes) -> HeaderFacts:
     headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-    from_values = headers.get_all("From") or []
+    from_values = [str(v) for v in headers.get_all("From") or []]
     from_addr = ""
     if from_values:
-        parsed = email.utils.getaddresses([str(from_values[0])])
+        parsed = email.utils.getaddresses([from_values[0]])
         from_addr = parsed[0][1] if parsed else ""
+    sender_values = [str(v) for v in headers.get_all("Sender") or []]
+    senders = tuple(addr for _, addr in email.utils.getaddresses(from_values + sender_values))
     mid = headers.get("Message-ID")
     return HeaderFacts(
         header_from=from_addr,
         message_id=str(mid).strip() if mid else None,
         has_date=headers.get("Date") is not None,
+        senders=senders,
     )
 
 

@@ -128,6 +128,13 @@ S554_TLS_REQUIRED = Reply(554, "5.7.10", "Encryption needed: TLS is required")
 S554_TRANSACTION_FAILED = Reply(554, "5.0.0", "Transaction failed")
 # A DLP or content rule refused the message; the text names no rule and no content.
 S554_POLICY_REJECTED = Reply(554, "5.7.1", "Message rejected by policy")
+# A submitted message breaks an intake limit (``intake_limits.Rule``); the text names the
+# rule.  RFC 3463 X.6.0 "other or undefined media error": the content is unusable as sent.
+S554_MESSAGE_REFUSED = Reply(554, "5.6.0", "Message refused")
+# RFC 3463 X.3.4 "message too big for system", for a header section or field over its limit.
+S552_HEADER_TOO_BIG = Reply(552, "5.3.4", "Message header exceeds fixed maximum size")
+# RFC 5321 §6.3 and RFC 3463 X.4.6 "routing loop detected": too many Received fields.
+S554_ROUTING_LOOP = Reply(554, "5.4.6", "Routing loop detected")
 # RFC 5321 §4.1.1.11: unknown MAIL FROM / RCPT TO parameters.
 S555_PARAMETERS_NOT_RECOGNIZED = Reply(
     555, "5.5.4", "MAIL FROM/RCPT TO parameters not recognized or not implemented"

@@ -7,6 +7,7 @@ import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from sealmail.config import Settings
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import (
     Address,
@@ -16,7 +17,8 @@ from sealmail.domain.addresses import (
     parse_address_list,
     validate_header,
 )
-from sealmail.errors import ValidationFailed
+from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
+from sealmail.errors import MessageRefused, ValidationFailed
 from sealmail.intake.api.schemas import MessageIn, RawMessageIn
 from sealmail.services.messages import EnvelopeRecipient, Submission
 
@@ -153,7 +155,9 @@ def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -
     )
 
 
-def from_raw(body: RawMessageIn, message_id_domain: str, max_recipients: int) -> Submission:
+def from_raw(
+    body: RawMessageIn, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
+) -> Submission:
     errors = _Errors()
     mail_from: Address | None = None
     if body.envelope.mail_from:
@@ -176,6 +180,7 @@ def from_raw(body: RawMessageIn, message_id_domain: str, max_recipients: int) ->
         rcpts,
         source="api",
         message_id_domain=message_id_domain,
+        limits=limits or IntakeLimits(),
         stream=body.stream,
         tls_policy=body.tls_policy,
         tags=tuple(body.tags),
@@ -186,6 +191,18 @@ def from_raw(body: RawMessageIn, message_id_domain: str, max_recipients: int) ->
     )
 
 
+def intake_limits(settings: Settings) -> IntakeLimits:
+    """The ``intake_*`` settings as the limits both intakes enforce."""
+    return IntakeLimits(
+        max_header_bytes=settings.intake_max_header_bytes,
+        max_header_field_bytes=settings.intake_max_header_field_bytes,
+        max_header_fields=settings.intake_max_header_fields,
+        max_received=settings.intake_max_received,
+        max_mime_depth=settings.intake_max_mime_depth,
+        max_mime_parts=settings.intake_max_mime_parts,
+    )
+
+
 def submission_from_raw(
     raw: bytes,
     mail_from: str,
@@ -193,18 +210,32 @@ def submission_from_raw(
     *,
     source: str,
     message_id_domain: str,
+    limits: IntakeLimits,
     **options: object,
 ) -> Submission:
-    """Shared by the raw API endpoint and the SMTP gateway: the same bytes, the same rows."""
+    """Shared by the raw API endpoint and the SMTP gateway: the same bytes, the same rows.
+
+    ``validate_raw`` runs first, before any ``email`` parser touches the bytes, so both
+    doors refuse the same messages for the same ``MessageRefused.rule``.
+    """
+    violation = validate_raw(raw, limits)
+    if violation is not None:
+        raise MessageRefused(violation.rule, violation.detail)
     raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    completed, message_id = mime.complete_raw(raw, message_id_domain)
-    facts = mime.header_facts(completed)
+    try:
+        completed, message_id = mime.complete_raw(raw, message_id_domain)
+        facts = mime.header_facts(completed)
+    except RecursionError as exc:
+        # validate_raw bounds nesting, so this is a safety net: a parser limit is a
+        # property of the message (permanent), never an internal error.
+        raise MessageRefused(Rule.MIME_TOO_DEEP, "the message nests too deeply to parse") from exc
     if not facts.header_from:
         raise ValidationFailed([{"field": "message", "message": "has no From header"}])
     return Submission(
         source=source,  # type: ignore[arg-type]  # "api" | "smtp", checked by callers
         mail_from=mail_from,
         header_from=facts.header_from,
+        header_senders=facts.senders,
         recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "env") for a in rcpts),
         raw=completed,
         message_id_header=message_id,

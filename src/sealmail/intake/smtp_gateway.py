@@ -58,10 +58,11 @@ from sealmail.bounces.wiring import build_report_intake
 from sealmail.config import ConfigError
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
+from sealmail.domain.intake_limits import Rule
 from sealmail.domain.smtp_replies import Reply
 from sealmail.domain.tls_policy import Stream
-from sealmail.errors import PolicyRejected, ValidationFailed
-from sealmail.intake.compose import submission_from_raw
+from sealmail.errors import MessageRefused, PolicyRejected, ValidationFailed
+from sealmail.intake.compose import intake_limits, submission_from_raw
 from sealmail.services.harvest import harvest
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
@@ -98,6 +99,13 @@ S550_BAD_RETURN_PATH: Final = Reply(550, "5.1.1", "Bad destination mailbox addre
 S250_REPORT_RECEIVED: Final = Reply(250, "2.0.0", "Report received")
 # An inbound report concerns one recipient; a handful covers MTAs that batch.
 MAX_REPORT_RECIPIENTS: Final = 10
+
+# Each intake rule's permanent reply; the rest get S554_MESSAGE_REFUSED.
+_REFUSAL_REPLIES: Final[dict[str, Reply]] = {
+    Rule.HEADER_TOO_LARGE: replies.S552_HEADER_TOO_BIG,
+    Rule.HEADER_FIELD_TOO_LONG: replies.S552_HEADER_TOO_BIG,
+    Rule.ROUTING_LOOP: replies.S554_ROUTING_LOOP,
+}
 
 # ValidationFailed fields that mean "this sender may not send as that address".
 _SENDER_FIELDS: Final = frozenset({"from", "mail_from"})
@@ -185,6 +193,15 @@ def _one_line(text: str) -> str:
     """A reason made safe for a reply line: printable ASCII, one line, bounded length."""
     cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
     return cleaned[:_MAX_REASON_CHARS]
+
+
+def _address_refusal(reply: Reply, exc: InvalidAddress) -> Reply:
+    """``reply`` saying what is really wrong with the address, never the address itself.
+
+    A well-formed address can still be unusable, e.g. on a special-use domain such as
+    ``.test`` (RFC 6761 §6.2); "bad syntax" alone would send the user hunting for a typo.
+    """
+    return reply.with_text(_one_line(f"{reply.text}: {exc.reason}"))
 
 
 def _peer_ip(peer: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -417,6 +434,7 @@ class _Handler:
         ]
         self.connector_ca = settings.smtp_connector_client_ca is not None
         self.max_recipients = settings.max_recipients
+        self.limits = intake_limits(settings)
         self.rejections: collections.Counter[str] = collections.Counter()
         self.inflight: set[asyncio.Future[Any]] = set()
 
@@ -527,8 +545,10 @@ class _Handler:
         """The parsed reverse-path, or the reply refusing it."""
         try:
             parsed = parse_address(address, "mail_from")
-        except InvalidAddress:
-            return self._reject(replies.S553_BAD_SENDER_ADDRESS, "bad_sender_syntax", session)
+        except InvalidAddress as exc:
+            return self._reject(
+                _address_refusal(replies.S553_BAD_SENDER_ADDRESS, exc), "bad_sender_syntax", session
+            )
         if parsed.needs_smtputf8 and not envelope.smtp_utf8:
             # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
             return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
@@ -554,8 +574,10 @@ class _Handler:
             return self._reject(replies.S452_TOO_MANY_RECIPIENTS, "too_many_recipients", session)
         try:
             parsed = parse_address(address, "rcpt_to")
-        except InvalidAddress:
-            return self._reject(replies.S553_BAD_ADDRESS, "bad_recipient_syntax", session)
+        except InvalidAddress as exc:
+            return self._reject(
+                _address_refusal(replies.S553_BAD_ADDRESS, exc), "bad_recipient_syntax", session
+            )
         if parsed.needs_smtputf8 and not envelope.smtp_utf8:
             return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
         envelope.recipients.append(parsed)
@@ -576,6 +598,11 @@ class _Handler:
             response = await self._run(
                 self._store, sender, raw, envelope.sender_address, tuple(envelope.recipients)
             )
+        except MessageRefused as exc:
+            # Permanent (RFC 5321 §4.2.1): the same bytes would break the same limit again.
+            reply = _REFUSAL_REPLIES.get(exc.rule, replies.S554_MESSAGE_REFUSED)
+            text = _one_line(f"{reply.text} ({exc.rule}): {exc.detail}")
+            return self._reject(reply.with_text(text), str(exc.rule), session)
         except ValidationFailed as exc:
             errors = exc.extra.get("errors") or [{}]
             field = str(errors[0].get("field", ""))
@@ -639,8 +666,10 @@ class _Handler:
             return self._reject(replies.S452_TOO_MANY_RECIPIENTS, "too_many_recipients", session)
         try:
             parsed = parse_address(address, "rcpt_to")
-        except InvalidAddress:
-            return self._reject(replies.S553_BAD_ADDRESS, "bad_recipient_syntax", session)
+        except InvalidAddress as exc:
+            return self._reject(
+                _address_refusal(replies.S553_BAD_ADDRESS, exc), "bad_recipient_syntax", session
+            )
         # The first call loads the VERP key from the database: off the event loop.
         found = await self._run(self.report_intake.recognise, parsed)
         if found.kind == "forged":
@@ -692,6 +721,7 @@ class _Handler:
             rcpts,
             source="smtp",
             message_id_domain=self.services.settings.smtp_hostname,
+            limits=self.limits,
             stream=sender.stream,
         )
         response, _replayed = self.services.messages.accept(sender.principal, submission)

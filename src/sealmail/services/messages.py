@@ -73,6 +73,8 @@ class Submission:
     expires_at: datetime | None = None
     # Deliver even to suppressed addresses (audited; not on the broadcast stream).
     bypass_suppressions: bool = False
+    # Every From and Sender mailbox of a raw message; each is checked like header_from.
+    header_senders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +248,7 @@ class Messages:
         if not system:
             # Checked before the message joins a commit batch, so a wrong sender fails only
             # its own request (the verified set is cached for VERIFIED_DOMAINS_SECONDS).
-            self._check_sender(who.tenant_id, sub.header_from, sub.mail_from)
+            self._check_sender(who.tenant_id, sub.header_from, sub.mail_from, sub.header_senders)
         held = screening.action == "quarantine"
         now = datetime.now(UTC)
         message_id = new_id("msg")
@@ -460,9 +462,12 @@ class Messages:
         self._verified[tenant_id] = (now + VERIFIED_DOMAINS_SECONDS, verified)
         return verified
 
-    def _check_sender(self, tenant_id: str, header_from: str, mail_from: str) -> None:
+    def _check_sender(
+        self, tenant_id: str, header_from: str, mail_from: str, others: tuple[str, ...] = ()
+    ) -> None:
         verified = self._verified_domains(tenant_id)
-        for field_name, addr in (("from", header_from), ("mail_from", mail_from)):
+        checks = [("from", header_from), ("mail_from", mail_from), *(("from", a) for a in others)]
+        for field_name, addr in checks:
             if not addr:
                 continue
             domain = _ascii_domain(addr)

@@ -21,7 +21,7 @@ from sealmail.app import Services
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.tls_policy import Stream
-from sealmail.intake.compose import submission_from_raw
+from sealmail.intake.compose import intake_limits, submission_from_raw
 from sealmail.intake.smtp_gateway import SmtpGateway, server_tls_context
 from sealmail.store.tables import audit_log
 
@@ -453,6 +453,7 @@ def test_smtp_and_api_submissions_have_the_same_shape(
     submission = submission_from_raw(
         raw, SENDER, tuple(parse_address(r, "rcpt") for r in rcpts), source="api",
         message_id_domain=services.settings.smtp_hostname, stream=Stream.TRANSACTIONAL,
+        limits=intake_limits(services.settings),
     )
     api_id = services.messages.accept(tenant.principal, submission)[0]["id"]
 

@@ -181,7 +181,7 @@ def create_api(services: Services) -> FastAPI:
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
-        sub = compose.from_raw(body, domain_for_ids, settings.max_recipients)
+        sub = compose.from_raw(body, domain_for_ids, settings.max_recipients, compose.intake_limits(settings))
         result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
         return JSONResponse(
             result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
