@@ -22,8 +22,16 @@ from sqlalchemy.exc import IntegrityError
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
+from sealmail.domain.intake_limits import Rule
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
-from sealmail.errors import Conflict, IdempotencyConflict, NotFound, PolicyRejected, ValidationFailed
+from sealmail.errors import (
+    Conflict,
+    IdempotencyConflict,
+    MessageRefused,
+    NotFound,
+    PolicyRejected,
+    ValidationFailed,
+)
 from sealmail.ids import new_id
 from sealmail.services import events as ev
 from sealmail.services import suppressions
@@ -230,7 +238,12 @@ class Messages:
             replay = self._idempotent_replay(who.tenant_id, idem)
             if replay is not None:
                 return replay, True
-        screening = self.screen(who.tenant_id, sub) if self.screen and not system else Screening("none")
+        try:
+            screening = self.screen(who.tenant_id, sub) if self.screen and not system else Screening("none")
+        except RecursionError as exc:
+            # The intake limits bound MIME depth first; should a parser still recurse too
+            # deep, that is the message's fault (permanent), not a 500 or a 451.
+            raise MessageRefused(Rule.MIME_TOO_DEEP, "the message nests too deeply to parse") from exc
         if screening.action == "block":
             with self.engine.begin() as conn:
                 audit.append(
