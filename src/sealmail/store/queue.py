@@ -385,6 +385,10 @@ def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> 
 
 
 # -- what destinations can do (a SecureLine fact) ---------------------------------------------
+# How long a destination's recorded TLS capability is trusted (SecureLine, portal codes).
+CAPABILITY_SECONDS = 3600.0
+
+
 def tls_capabilities(engine: Engine, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
     """The last known (state, detail) for a destination at a TLS level, if recent enough."""
     cutoff = datetime.now(UTC) - timedelta(seconds=max_age)
