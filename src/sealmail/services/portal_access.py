@@ -367,16 +367,15 @@ class PortalAccess:
             if hold is None:
                 return None
             lock = self._locked_until(conn, ch.tenant_id, ch.address, now)
-        return Challenge(hold, ch.code_hash is not None, lock, email_code=self.code_plan(hold).send)
+            plan = self.code_plan(conn, hold)
+        return Challenge(hold, ch.code_hash is not None, lock, email_code=plan.send)
 
-    def code_plan(self, hold: Hold) -> CodeMailPlan:
+    def code_plan(self, conn: Connection, hold: Hold) -> CodeMailPlan:
         """How a sign-in code for ``hold`` would be mailed (``domain.portal_factors``)."""
         fails = False
         if hold.weak_notice_policy is WeakNoticePolicy.REQUIRE_STRONG_FACTOR:
             domain = parse_address(hold.address, "to").ascii_domain
-            known = queue.tls_capabilities(
-                self.engine, domain, str(hold.required_tls), queue.CAPABILITY_SECONDS
-            )
+            known = queue.tls_capability_in(conn, domain, str(hold.required_tls), queue.CAPABILITY_SECONDS)
             fails = known is not None and known[0] == "fails"
         return plan_code_mail(hold.weak_notice_policy, hold.required_tls, fails)
 
@@ -464,7 +463,7 @@ class PortalAccess:
             locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
             if locked is not None:
                 return SignIn(SignInStatus.LOCKED, locked_until=locked)
-            plan = self.code_plan(hold)
+            plan = self.code_plan(conn, hold)
             if not plan.send:
                 self._code_event(conn, ch, hold, plan, now)
                 return SignIn(SignInStatus.UNAVAILABLE)
