@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import CODE, LINK, Stack, portal_stack
 from tests.support.ca import TestCA
@@ -27,6 +28,7 @@ from tests.support.starttls_stripper import StartTlsStripper
 from tests.support.waiting import wait_until
 
 from sealmail.portal import security
+from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.store.tables import audit_log, destination_tls, messages, recipients
 
 VICTIM = "pat@victim.example"
@@ -138,6 +140,9 @@ def test_only_what_crossed_in_clear_cannot_open_the_message(world: World) -> Non
     assert delivered["data"]["transport"]["tls"]["version"] is None
     [refused] = world.events(mid, "portal.code_refused")
     assert refused["data"]["channel"] == "email" and refused["data"]["reason"] == "tls_required"
+    PortalLifecycle(world.stack.services.engine, PasswordHasher(time_cost=1, memory_cost=64)).sweep()
+    [notified] = world.events(mid, "portal.notified")
+    assert notified["data"]["notice"] == facts
 
 
 def test_a_code_mail_that_cannot_meet_the_level_is_deferred_and_the_page_says_so(world: World) -> None:
