@@ -499,6 +499,14 @@ class ReplayQueued(TypedDict):
 # -- portal -----------------------------------------------------------------------------------
 
 
+class PortalNotice(TypedDict):
+    channel: str
+    required_tls: str | None
+    tls_version: str | None
+    verified_by: str | None
+    meets_required: bool
+
+
 class PortalHold(TypedDict):
     id: str
     recipient_id: str
@@ -511,6 +519,7 @@ class PortalHold(TypedDict):
     recalled_at: str | None
     requires_passphrase: bool
     content_destroyed: bool
+    notice: PortalNotice | None
 
 
 class PortalStatus(TypedDict):

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -29,6 +30,7 @@ from sealmail.delivery.capture_sink import TRACE_HEADER
 from sealmail.delivery.personalize import Personalizer, add_headers
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
+from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
 from sealmail.domain.secureline import (
     DEFAULT_ORDER,
@@ -46,14 +48,14 @@ from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.domain.wire import canonical_message
 from sealmail.services.identities import Identities
 from sealmail.services.keydir import Discovery, KeyDirectory, RecipientKeys
-from sealmail.services.portal import PortalHolds
+from sealmail.services.portal import NoticeFacts, PortalHolds
 from sealmail.store import queue
 from sealmail.store.queue import Claimed, QueuedMessage
 
 log = structlog.get_logger("sealmail.secureline")
 
 # How long a destination's TLS capability is trusted before it is found out again.
-CAPABILITY_SECONDS = 3600.0
+CAPABILITY_SECONDS = queue.CAPABILITY_SECONDS
 # How long this process reuses what it read (or wrote) about a destination before asking
 # the database again.  Short against CAPABILITY_SECONDS: another worker's newer finding
 # reaches this one within a minute, and the table is no longer read once per delivery.
@@ -68,6 +70,8 @@ class Result:
     attempt: Attempt
     method: str | None
     reason: str
+    # Merged into the recipient's event data (e.g. how a portal notice travelled).
+    extra: dict[str, Any] | None = None
 
 
 def tenant_policy(settings: dict[str, object]) -> Policy:
@@ -157,8 +161,10 @@ class SecureLine:
         now = datetime.now(UTC)
         if msg.source == "portal" and "portal-code" in msg.tags:
             # A portal sign-in code carries no PHI; routing it through a force-portal
-            # policy would send a notice for the code mail itself.
-            policy, dlp = Policy(), DlpFacts()
+            # policy would send a notice for the code mail itself.  Nor may a code that
+            # cannot travel at its level become a notice: it opens a message, so it is
+            # deferred instead (issue 11: never below the message's required level).
+            policy, dlp = Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
         else:
             policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
             if "file-share" in msg.tags:
@@ -184,7 +190,7 @@ class SecureLine:
         results: list[Result] = []
         tls_rcpts = [c for c in rcpts if decisions[c.id][0].method is Method.TLS]
         others = [c for c in rcpts if decisions[c.id][0].method is not Method.TLS]
-        jobs = [self._one(transport, msg, c, *decisions[c.id], raw, now) for c in others]
+        jobs = [self._one(transport, msg, c, *decisions[c.id], raw, now, requested) for c in others]
         # A signed return path or instrumented links make every copy different: one
         # transaction per recipient then, otherwise the domain's recipients share one.
         groups = (
@@ -266,7 +272,7 @@ class SecureLine:
                 if decision.method is Method.TLS or decision.method is None:
                     results.append(Result(c, a, None, decision.reason))
                 else:
-                    again.append(self._one(transport, msg, c, decision, k, raw, now))
+                    again.append(self._one(transport, msg, c, decision, k, raw, now, requested))
             for batch in await asyncio.gather(*again):
                 results.extend(batch)
         return results
@@ -323,6 +329,7 @@ class SecureLine:
         keys: RecipientKeys,
         raw: bytes,
         now: datetime,
+        requested: TlsPolicy,
     ) -> list[Result]:
         method = decision.method
         if method is None:
@@ -356,7 +363,7 @@ class SecureLine:
                     body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.PORTAL:
-                body = await self._notice(msg, c, decision.reason, now)
+                body = await self._notice(msg, c, decision.reason, now, requested)
                 level = TlsPolicy.OPPORTUNISTIC
             else:  # pragma: no cover — TLS recipients are handled as a group
                 raise AssertionError(method)
@@ -370,15 +377,56 @@ class SecureLine:
         payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
         domain = c.domain
         mail_from = self.personalizer.mail_from(msg, c)
+        if method is Method.PORTAL:
+            return [await self._deliver_notice(transport, c, decision, mail_from, payload, requested)]
         [a] = await transport.deliver(domain, mail_from, [c.address], payload, level)
-        if method is Method.PORTAL and a.status is AttemptStatus.DELIVERED:
-            try:
-                await asyncio.to_thread(self.portal.mark_notified, c.id, datetime.now(UTC))
-            except Exception as exc:  # noqa: BLE001 — the notice went out; the timestamp is secondary
-                log.warning("portal.notified_not_saved", error=type(exc).__name__)
         return [Result(c, a, str(method), decision.reason)]
 
-    async def _notice(self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime) -> bytes:
+    async def _deliver_notice(
+        self,
+        transport: OutboundTransport,
+        c: Claimed,
+        decision: Decision,
+        mail_from: str,
+        payload: bytes,
+        requested: TlsPolicy,
+    ) -> Result:
+        """Send a portal notice and record the TLS facts that carried it.
+
+        The notice is PHI-free, so it may go below the required level; but first it is
+        tried *at* the level unless the destination is already known to fail it, so
+        that a destination which can meet the level is recorded as such (an
+        opportunistic session never verifies a certificate).  The hold remembers the
+        outcome: the portal then refuses sign-in factors that travelled below the level
+        (``domain.portal_factors``).
+        """
+        a: Attempt | None = None
+        if requested is not TlsPolicy.OPPORTUNISTIC:
+            known = await self._known(c.domain, str(requested))
+            if known is None or known[0] != TlsState.FAILS:
+                [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, requested)
+                if a.reason == "tls_required":
+                    await self._learn(c.domain, requested, "fails", a.detail or "cannot meet the TLS policy")
+                    a = None
+        if a is None:
+            [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, TlsPolicy.OPPORTUNISTIC)
+        if a.status is not AttemptStatus.DELIVERED:
+            return Result(c, a, str(Method.PORTAL), decision.reason)
+        facts = NoticeFacts(
+            required_tls=str(requested),
+            tls_version=a.tls.version,
+            verified_by=str(a.tls.verified_by),
+            strength=notice_strength(requested, a.tls),
+        )
+        try:
+            await asyncio.to_thread(self.portal.mark_notified, c.id, datetime.now(UTC), facts)
+        except Exception as exc:  # noqa: BLE001 — unrecorded facts read as "below the level": fail closed
+            log.warning("portal.notified_not_saved", error=type(exc).__name__)
+        return Result(c, a, str(Method.PORTAL), decision.reason, extra={"portal_notice": facts.as_event()})
+
+    async def _notice(
+        self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime, requested: TlsPolicy
+    ) -> bytes:
         settings = msg.tenant_settings.get("secureline")
         subject = DEFAULT_SUBJECT
         days = None
@@ -394,6 +442,7 @@ class SecureLine:
             reason=reason,
             now=now,
             days=days,
+            required_tls=str(requested),
         )
         sender = msg.header_from or msg.mail_from
         return build_notice(

@@ -45,8 +45,9 @@ def build_notice(
     text = (
         f"{organization} sent you a secure message.\n\n"
         f"Open it here:\n{link}\n\n"
-        f"For your privacy the message is not included in this email. You will be asked for a\n"
-        f"one-time code that we send to this address. The link works until {until}.\n\n"
+        f"For your privacy the message is not included in this email. You will be asked to\n"
+        f"confirm it is you, with a one-time code or a passphrase from the sender.\n"
+        f"The link works until {until}.\n\n"
         f"If you did not expect this message, you can ignore this email.\n"
     )
     org = html.escape(organization)
@@ -57,8 +58,9 @@ def build_notice(
         f"<p><strong>{org}</strong> sent you a secure message.</p>"
         f'<p><a href="{href}" style="display:inline-block;padding:12px 20px;background:#0b5cad;'
         'color:#ffffff;text-decoration:none;border-radius:6px">Open secure message</a></p>'
-        "<p>For your privacy the message is not included in this email. You will be asked for "
-        f"a one-time code that we send to this address. The link works until {html.escape(until)}.</p>"
+        "<p>For your privacy the message is not included in this email. You will be asked to confirm "
+        "it is you, with a one-time code or a passphrase from the sender. "
+        f"The link works until {html.escape(until)}.</p>"
         '<p style="color:#555">If you did not expect this message, you can ignore this email.</p>'
         "</body></html>"
     )

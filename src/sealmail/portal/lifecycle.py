@@ -192,7 +192,7 @@ class PortalLifecycle:
                 hold = to_hold(row)
                 state: dict[str, Any] = {}
                 if row.notified_at is not None and row.notified_event_at is None:
-                    emit(conn, hold, PortalEvent.NOTIFIED, {}, row.notified_at)
+                    emit(conn, hold, PortalEvent.NOTIFIED, {"notice": notice_facts(row)}, row.notified_at)
                     state["notified_event_at"] = now
                     notified += 1
                 if not hold.recalled and hold.expires_at <= now and row.ex_at is None:
@@ -308,4 +308,18 @@ def _render_hold(row: Any, now: datetime) -> dict[str, Any]:
         "recalled_at": _iso(row.recalled_at),
         "requires_passphrase": hold.requires_passphrase,
         "content_destroyed": hold.shredded,
+        "notice": notice_facts(row),
+    }
+
+
+def notice_facts(row: Any) -> dict[str, Any] | None:
+    """How the hold's notice travelled (``portal_messages.notice_*``), or None before one did."""
+    if row.notice_strength is None:
+        return None
+    return {
+        "channel": "email",
+        "required_tls": row.notice_required_tls,
+        "tls_version": row.notice_tls_version,
+        "verified_by": row.notice_verified_by,
+        "meets_required": row.notice_strength == "meets",
     }

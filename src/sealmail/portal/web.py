@@ -180,6 +180,7 @@ def create_portal(
             masked=_mask(ch.hold.address),
             passphrase=ch.hold.requires_passphrase,
             code_sent=ch.code_sent,
+            email_code=ch.email_code,
             sent=bool(sent),
             error=error if error in ERRORS else "",
             error_text=ERRORS.get(error, ""),
@@ -196,6 +197,8 @@ def create_portal(
             return status_page(request, "restart")
         if result.status is SignInStatus.THROTTLED:
             return redirect(request, "/signin?error=throttled")
+        if result.status is SignInStatus.UNAVAILABLE:
+            return redirect(request, "/signin?error=insecure")
         return redirect(request, "/signin?sent=1")
 
     async def _locked(request: Request) -> Response:
@@ -421,6 +424,8 @@ def create_portal_site(services: Services, options: PortalOptions | None = None)
 ERRORS = {
     "expired": "That code has expired or was used up. Ask for a new code below.",
     "throttled": "Too many codes were requested. Please wait an hour, or use the newest code you received.",
+    "insecure": "We cannot email you a code: your email provider did not accept the encrypted connection "
+    "this message requires.",
     "empty": "Please write a message or attach a file before sending.",
     "toolarge": "The reply and its files are too large. Please send fewer or smaller files.",
     **{

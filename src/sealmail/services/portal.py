@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sealmail.domain.portal_factors import Channel, NoticeStrength
 from sealmail.ids import new_id
 from sealmail.store.tables import portal_messages
 
@@ -38,12 +40,21 @@ class PortalHolds:
         reason: str,
         now: datetime,
         days: int | None = None,
+        required_tls: str | None = None,
     ) -> tuple[str, datetime]:
         """Create (or re-issue) the hold; returns (link, expiry).
 
         Re-issuing on a retried notice replaces the token: the old link stops working,
-        which is what a recipient expects of the newest notice.
+        which is what a recipient expects of the newest notice.  Either way the notice
+        facts start empty (treated as "below the level") until ``mark_notified`` records
+        how the new notice travelled: fail closed while the link is in flight.
         """
+        notice = {
+            "notice_required_tls": required_tls,
+            "notice_tls_version": None,
+            "notice_verified_by": None,
+            "notice_strength": None,
+        }
         token = secrets.token_urlsafe(32)
         expires = now + timedelta(days=days or self.default_days)
         with self.engine.begin() as conn:
@@ -57,7 +68,7 @@ class PortalHolds:
                 conn.execute(
                     sa.update(portal_messages)
                     .where(portal_messages.c.id == existing.id)
-                    .values(token_hash=token_hash(token), reason=reason[:500])
+                    .values(token_hash=token_hash(token), reason=reason[:500], **notice)
                 )
             else:
                 conn.execute(
@@ -71,14 +82,42 @@ class PortalHolds:
                         reason=reason[:500],
                         created_at=now,
                         expires_at=expires,
+                        **notice,
                     )
                 )
         return f"{self.base_url}/p/{token}", expires
 
-    def mark_notified(self, recipient_id: str, when: datetime) -> None:
+    def mark_notified(self, recipient_id: str, when: datetime, facts: NoticeFacts | None = None) -> None:
+        """Record the delivered notice and the TLS facts that carried it."""
+        values: dict[str, object] = {"notified_at": when}
+        if facts is not None:
+            values.update(
+                notice_tls_version=facts.tls_version,
+                notice_verified_by=facts.verified_by,
+                notice_strength=str(facts.strength),
+            )
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(portal_messages)
                 .where(portal_messages.c.recipient_id == recipient_id)
-                .values(notified_at=when)
+                .values(**values)
             )
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """How one delivered notice travelled (``notice_*`` columns of the hold)."""
+
+    required_tls: str
+    tls_version: str | None
+    verified_by: str | None
+    strength: NoticeStrength
+
+    def as_event(self) -> dict[str, object]:
+        return {
+            "channel": str(Channel.EMAIL),
+            "required_tls": self.required_tls,
+            "tls_version": self.tls_version,
+            "verified_by": self.verified_by,
+            "meets_required": self.strength is NoticeStrength.MEETS,
+        }

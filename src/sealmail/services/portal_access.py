@@ -39,11 +39,20 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address
+from sealmail.domain.portal_factors import (
+    Channel,
+    CodeMailPlan,
+    NoticeStrength,
+    WeakNoticePolicy,
+    plan_code_mail,
+    weak_notice_policy,
+)
 from sealmail.domain.tls_policy import Stream, TlsPolicy
+from sealmail.services import events as ev
 from sealmail.services.messages import EnvelopeRecipient, Messages, Submission
 from sealmail.services.portal import token_hash
 from sealmail.services.tenancy import Principal
-from sealmail.store import db
+from sealmail.store import db, queue
 from sealmail.store.tables import messages, portal_messages, tenants
 from sealmail.store.tables_portal import (
     portal_challenges,
@@ -69,6 +78,10 @@ class PortalAudit(enum.StrEnum):
     EXPIRED = "portal:expired"
     SHREDDED = "portal:shredded"
     SETTINGS_CHANGED = "portal:settings_changed"
+    # The tenant's ``secureline.portal_weak_notice`` changed; ``loosened`` says whether
+    # sign-in codes may now travel below a message's required TLS level.
+    WEAK_NOTICE_POLICY_CHANGED = "portal:weak_notice_policy_changed"
+    CODE_REFUSED = "portal:code_refused"
 
 
 class PortalEvent(enum.StrEnum):
@@ -80,6 +93,9 @@ class PortalEvent(enum.StrEnum):
     REPLIED = "portal.replied"
     EXPIRED = "portal.expired"
     RECALLED = "portal.recalled"
+    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
+    CODE_SENT = "portal.code_sent"
+    CODE_REFUSED = "portal.code_refused"
 
 
 def record_audit(
@@ -123,6 +139,8 @@ class SignInStatus(enum.StrEnum):
     LOCKED = "locked"
     EXPIRED = "expired"  # the challenge or code is no longer valid: start again
     THROTTLED = "throttled"  # too many codes requested
+    # No code can be emailed at the message's required TLS level: use another factor.
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +157,11 @@ class Hold:
     shredded: bool
     # The tenant allows no emailed codes at all (``secureline.portal_require_passphrase``).
     passphrase_only: bool = False
+    # The message's required TLS level, which an emailed code must meet (issue 11).
+    required_tls: TlsPolicy = TlsPolicy.REQUIRE_VERIFIED
+    # How the notice carrying the link travelled; None until one was delivered.
+    notice_strength: NoticeStrength | None = None
+    weak_notice_policy: WeakNoticePolicy = WeakNoticePolicy.REQUIRE_STRONG_FACTOR
 
     def state(self, now: datetime) -> LinkState:
         if self.recalled:
@@ -153,6 +176,9 @@ class Challenge:
     hold: Hold
     code_sent: bool
     locked_until: datetime | None
+    # Whether "email me a code" can work: False when the code mail could not meet the
+    # message's required TLS level (the page then offers the other factors).
+    email_code: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +260,32 @@ def tenant_requires_passphrase(settings: Any) -> bool:
     return isinstance(secureline, dict) and bool(secureline.get("portal_require_passphrase"))
 
 
+def audit_weak_notice_change(
+    conn: Connection, tenant_id: str, actor: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Audit a change of ``secureline.portal_weak_notice`` in the settings transaction.
+
+    Loosening lets sign-in codes cross channels weaker than the messages they open, so
+    it gets an entry of its own (beyond the generic settings diff) naming the change.
+    """
+    old = weak_notice_policy(before.get("secureline"))
+    new = weak_notice_policy(after.get("secureline"))
+    if old is not new:
+        record_audit(
+            conn,
+            PortalAudit.WEAK_NOTICE_POLICY_CHANGED,
+            actor,
+            tenant_id,
+            tenant_id,
+            before=str(old),
+            after=str(new),
+            loosened=new is WeakNoticePolicy.ALLOW_EMAIL_CODE,
+        )
+
+
 def to_hold(row: Any) -> Hold:
+    settings = row.tenant_settings if isinstance(row.tenant_settings, dict) else {}
+    secureline = settings.get("secureline")
     return Hold(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -248,6 +299,10 @@ def to_hold(row: Any) -> Hold:
         or tenant_requires_passphrase(row.tenant_settings),
         shredded=bool(row.shredded),
         passphrase_only=tenant_requires_passphrase(row.tenant_settings),
+        # Holds from before the level was recorded fail closed: the strictest usual level.
+        required_tls=TlsPolicy(row.notice_required_tls or TlsPolicy.REQUIRE_VERIFIED),
+        notice_strength=NoticeStrength(row.notice_strength) if row.notice_strength else None,
+        weak_notice_policy=weak_notice_policy(secureline),
     )
 
 
@@ -312,7 +367,17 @@ class PortalAccess:
             if hold is None:
                 return None
             lock = self._locked_until(conn, ch.tenant_id, ch.address, now)
-        return Challenge(hold, ch.code_hash is not None, lock)
+            plan = self.code_plan(conn, hold)
+        return Challenge(hold, ch.code_hash is not None, lock, email_code=plan.send)
+
+    def code_plan(self, conn: Connection, hold: Hold) -> CodeMailPlan:
+        """How a sign-in code for ``hold`` would be mailed (``domain.portal_factors``)."""
+        fails = False
+        if hold.weak_notice_policy is WeakNoticePolicy.REQUIRE_STRONG_FACTOR:
+            domain = parse_address(hold.address, "to").ascii_domain
+            known = queue.tls_capability_in(conn, domain, str(hold.required_tls), queue.CAPABILITY_SECONDS)
+            fails = known is not None and known[0] == "fails"
+        return plan_code_mail(hold.weak_notice_policy, hold.required_tls, fails)
 
     def _challenge_row(self, conn: Connection, token: str, now: datetime) -> Any:
         row = conn.execute(sa.select(portal_challenges).where(portal_challenges.c.id == _sha(token))).first()
@@ -398,6 +463,10 @@ class PortalAccess:
             locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
             if locked is not None:
                 return SignIn(SignInStatus.LOCKED, locked_until=locked)
+            plan = self.code_plan(conn, hold)
+            if not plan.send:
+                self._code_event(conn, ch, hold, plan, now)
+                return SignIn(SignInStatus.UNAVAILABLE)
             if not self._count_code(conn, ch.tenant_id, ch.address, now):
                 return SignIn(SignInStatus.THROTTLED)
             conn.execute(
@@ -415,11 +484,33 @@ class PortalAccess:
                 .join(tenants, tenants.c.id == messages.c.tenant_id)
                 .where(messages.c.id == hold.message_id, messages.c.tenant_id == hold.tenant_id)
             ).one()
-            record_audit(
-                conn, PortalAudit.CODE_SENT, f"portal-challenge:{ch.id[:16]}", hold.tenant_id, hold.id
-            )
-        self._mail_code(hold, str(sender.mail_from), str(sender.name), code)
+            self._code_event(conn, ch, hold, plan, now)
+        self._mail_code(hold, str(sender.mail_from), str(sender.name), code, plan.tls_policy)
         return SignIn(SignInStatus.OK)
+
+    def _code_event(self, conn: Connection, ch: Any, hold: Hold, plan: CodeMailPlan, now: datetime) -> None:
+        """Audit and record, on the held recipient, which channel and TLS policy a code uses."""
+        facts = {
+            "channel": str(Channel.EMAIL),
+            "tls_policy": str(plan.tls_policy),
+            "required_tls": str(hold.required_tls),
+            "notice_strength": str(hold.notice_strength) if hold.notice_strength else None,
+            "weak_notice_policy": str(hold.weak_notice_policy),
+        }
+        if not plan.send:
+            facts["reason"] = plan.why
+        action = PortalAudit.CODE_SENT if plan.send else PortalAudit.CODE_REFUSED
+        record_audit(conn, action, f"portal-challenge:{ch.id[:16]}", hold.tenant_id, hold.id, **facts)
+        ev.emit(
+            conn,
+            tenant_id=hold.tenant_id,
+            message_id=hold.message_id,
+            type_=PortalEvent.CODE_SENT if plan.send else PortalEvent.CODE_REFUSED,
+            recipient_id=hold.recipient_id,
+            recipient=hold.address,
+            data={"portal_message_id": hold.id, **facts},
+            at=now,
+        )
 
     def _count_code(self, conn: Connection, tenant_id: str, address: str, now: datetime) -> bool:
         """At most ``codes_per_hour`` codes per address: the portal is no mail cannon."""
@@ -448,12 +539,16 @@ class PortalAccess:
         conn.execute(sa.update(portal_lockouts).where(key).values(codes_sent=row.codes_sent + 1))
         return True
 
-    def _mail_code(self, hold: Hold, mail_from: str, organization: str, code: str) -> None:
+    def _mail_code(
+        self, hold: Hold, mail_from: str, organization: str, code: str, tls_policy: TlsPolicy
+    ) -> None:
         """The code email: PHI-free by construction (organisation name and the code only).
 
-        It goes through the normal pipeline on the transactional stream: the recipient's
-        server may lack TLS (that is often why the portal is used at all), and a
-        short-lived single-use code is not PHI.
+        It goes through the normal pipeline on the transactional stream, with the TLS
+        policy ``code_plan`` chose: the message's required level unless the tenant
+        loosened that explicitly.  A code is not PHI, but together with the link it
+        opens the message, so it may not cross a channel weaker than the message's own
+        (an on-path attacker who stripped STARTTLS from the notice would read it too).
         """
         sender = parse_address(mail_from, "from")
         rcpt = parse_address(hold.address, "to")
@@ -482,11 +577,11 @@ class PortalAccess:
             raw=built.raw,
             message_id_header=built.message_id,
             tags=("portal-code",),
-            # Explicitly opportunistic: the recipient's server may offer no TLS at all
-            # (the usual reason for the portal), and a stricter default would turn the code
-            # mail into another portal notice.  Where that exposure matters, the sender sets
-            # a passphrase instead (given by phone), which never travels by mail.
-            tls_policy=TlsPolicy.OPPORTUNISTIC,
+            # Ties the code mail (and its delivered event's TLS facts) to the hold.
+            metadata={"portal_message_id": hold.id},
+            # SecureLine never turns a code mail into a notice: below this level it is
+            # deferred, never sent.
+            tls_policy=tls_policy,
         )
         who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
         self.messages.accept(who, sub, system=True)

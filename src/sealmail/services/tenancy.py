@@ -126,7 +126,16 @@ class Tenancy:
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
         return dict(row)
 
-    def update_settings(self, tenant_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
+    def update_settings(
+        self,
+        tenant_id: str,
+        changes: dict[str, Any],
+        actor: str,
+        *,
+        also: Callable[[Connection, str, str, dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Apply ``changes``; ``also(conn, tenant_id, actor, before, after)`` runs in the same
+        transaction (a feature's own audit entry for a setting it cares about)."""
         with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(tenants.c.settings).where(tenants.c.id == tenant_id).with_for_update()
@@ -149,6 +158,8 @@ class Tenancy:
                 target=tenant_id,
                 details={"before": before, "after": settings},
             )
+            if also is not None:
+                also(conn, tenant_id, actor, before, settings)
         return settings
 
     # -- sender domains ----------------------------------------------------------------------

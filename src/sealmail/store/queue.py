@@ -385,17 +385,26 @@ def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> 
 
 
 # -- what destinations can do (a SecureLine fact) ---------------------------------------------
+# How long a destination's recorded TLS capability is trusted (SecureLine, portal codes).
+CAPABILITY_SECONDS = 3600.0
+
+
 def tls_capabilities(engine: Engine, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
     """The last known (state, detail) for a destination at a TLS level, if recent enough."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=max_age)
     with db.reader(engine) as conn:
-        row = conn.execute(
-            sa.select(destination_tls.c.state, destination_tls.c.detail).where(
-                destination_tls.c.domain == domain,
-                destination_tls.c.level == level,
-                destination_tls.c.checked_at >= cutoff,
-            )
-        ).first()
+        return tls_capability_in(conn, domain, level, max_age)
+
+
+def tls_capability_in(conn: Connection, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
+    """``tls_capabilities`` inside the caller's transaction."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=max_age)
+    row = conn.execute(
+        sa.select(destination_tls.c.state, destination_tls.c.detail).where(
+            destination_tls.c.domain == domain,
+            destination_tls.c.level == level,
+            destination_tls.c.checked_at >= cutoff,
+        )
+    ).first()
     return (row.state, row.detail) if row else None
 
 

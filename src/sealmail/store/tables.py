@@ -359,6 +359,13 @@ portal_messages = sa.Table(
     sa.Column("notified_at", UtcDateTime, nullable=True),
     sa.Column("viewed_at", UtcDateTime, nullable=True),
     sa.Column("recalled_at", UtcDateTime, nullable=True),
+    # How the notice carrying the link travelled (issue 11): the message's required TLS
+    # level, what the delivered notice achieved, and whether that met the level
+    # (meets | below; NULL until a notice was delivered, treated as below).
+    sa.Column("notice_required_tls", sa.String(20), nullable=True),
+    sa.Column("notice_tls_version", sa.String(20), nullable=True),
+    sa.Column("notice_verified_by", sa.String(10), nullable=True),
+    sa.Column("notice_strength", sa.String(10), nullable=True),
 )
 
 # The last known TLS capability of a destination at a required level (SecureLine fact).

@@ -206,6 +206,13 @@ def portal_stack(
     services = build_services(settings)
     try:
         tenant = make_tenant(services, name="Riverside Clinic")
+        # The patient's MX offers no STARTTLS, so every notice goes below the phi level and
+        # (by default) no code could be emailed.  These tests are about reading and
+        # replying, so the tenant loosens that explicitly; test_portal_fallback.py tests
+        # the strict default against a STARTTLS-stripping attacker.
+        services.tenancy.update_settings(
+            tenant.id, {"secureline": {"portal_weak_notice": "allow_email_code"}}, actor="test"
+        )
         app = build_app(services)
         with serve(app, sock):
             yield Stack(services, settings, tenant, sinks["127.0.0.3"], sinks["127.0.0.2"], base, app)

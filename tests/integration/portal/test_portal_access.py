@@ -80,9 +80,9 @@ def world(services: Services, tenant: TenantFixture, monkeypatch: pytest.MonkeyP
     codes: list[str] = []
     real: Callable[..., None] = access._mail_code
 
-    def capture(hold: Any, mail_from: str, org: str, code: str) -> None:
+    def capture(hold: Any, mail_from: str, org: str, code: str, *rest: Any) -> None:
         codes.append(code)
-        real(hold, mail_from, org, code)
+        real(hold, mail_from, org, code, *rest)
 
     monkeypatch.setattr(access, "_mail_code", capture)
     return World(

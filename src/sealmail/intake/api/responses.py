@@ -92,6 +92,17 @@ class ReplayQueuedOut(_Out):
 # -- portal ---------------------------------------------------------------------------------------
 
 
+class PortalNoticeOut(_Out):
+    channel: str = Field(description="What carried the notice: `email`.")
+    required_tls: str | None = Field(description="The message's required TLS level.")
+    tls_version: str | None = Field(description="TLS version of the delivered notice; null = plaintext.")
+    verified_by: str | None = Field(description="`pkix`, `dane`, `mta-sts` or `none`.")
+    meets_required: bool = Field(
+        description="False: the notice went out below the required level, so emailed sign-in codes "
+        "must meet the level (or another factor is needed)."
+    )
+
+
 class PortalHoldOut(_Out):
     id: str
     recipient_id: str
@@ -104,6 +115,9 @@ class PortalHoldOut(_Out):
     recalled_at: str | None
     requires_passphrase: bool
     content_destroyed: bool
+    notice: PortalNoticeOut | None = Field(
+        None, description="How the notice carrying the link travelled; null until one was delivered."
+    )
 
 
 class PortalStatusOut(_Out):

@@ -13,6 +13,7 @@ from sealmail.app import Services
 from sealmail.bounces.return_path import return_path_domain
 from sealmail.crypto import dkim, smime
 from sealmail.delivery.dns import Resolver
+from sealmail.domain.portal_factors import WeakNoticePolicy
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.intake.api.schemas import (
@@ -26,6 +27,7 @@ from sealmail.intake.api.schemas import (
     SettingsOut,
     SmimeIdentityOut,
 )
+from sealmail.services.portal_access import audit_weak_notice_change
 from sealmail.services.screening import policy_from_settings
 from sealmail.services.tenancy import Principal
 
@@ -51,6 +53,12 @@ class SecureLineSettingsIn(BaseModel):
         None, description="Portal messages open only with a passphrase the sender sets (no emailed codes)."
     )
     portal_expiry_days: int | None = Field(None, ge=1, le=3650)
+    portal_weak_notice: WeakNoticePolicy | None = Field(
+        None,
+        description="Sign-in codes for portal messages travel only at the message's required TLS "
+        "level (`require_strong_factor`, the default); `allow_email_code` lets them go with "
+        "opportunistic TLS even when the notice itself went out below the level (audited).",
+    )
 
 
 class SmimeIdentityIn(BaseModel):
@@ -213,7 +221,9 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
             changes["key_discovery"] = body.key_discovery
         if body.harvest_keys is not None:
             changes["harvest_keys"] = body.harvest_keys
-        settings = services.tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
+        settings = services.tenancy.update_settings(
+            who.tenant_id, changes, actor=who.credential_id, also=audit_weak_notice_change
+        )
         services.screener.forget(who.tenant_id)
         return {"settings": settings}
 
