@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from sealmail.errors import ValidationFailed
-from sealmail.keys.autocrypt import select_autocrypt_header
+from sealmail.keys.autocrypt import is_automatic, select_autocrypt_header
 from sealmail.services.keydir import KeyDirectory
 
 log = structlog.get_logger("sealmail.harvest")
@@ -38,7 +38,9 @@ def harvest(keydir: KeyDirectory, tenant_id: str, raw: bytes) -> int:
         return 0
     stored = 0
     header = select_autocrypt_header([str(v) for v in msg.get_all("Autocrypt", [])], str(msg.get("From", "")))
-    if header is not None:
+    if header is not None and is_automatic(msg.get("Auto-Submitted"), msg.get_content_type()):
+        log.info("harvest.autocrypt_ignored_automatic")
+    elif header is not None:
         try:
             stored += len(
                 keydir.upload(tenant_id, header.keydata, "harvest", source="autocrypt", only_address=sender)
