@@ -356,7 +356,7 @@ def usable_for(info: SmimeCertInfo, address: str, *, now: dt.datetime, trust: Tr
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if now > info.not_after:
-        return False, f"expired on {info.not_after.isoformat()}"
+        return False, f"expired on {info.not_after.date().isoformat()}"
     if now < info.not_before:
         return False, f"not valid before {info.not_before.isoformat()}"
     wanted = _normalize_address(address)

@@ -101,6 +101,14 @@ def _with_trace(msg_id: str, raw: bytes) -> bytes:
     return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
 
 
+def _name_unusable_keys(result: Result, decision: Decision) -> Result:
+    # A TLS reason is written from the attempt, after the decision: keep the keys the decision
+    # could not use on the record ("…; OpenPGP key 0x… expired on 2026-01-02"), as issue 12 asks.
+    if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
+        return result
+    return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
+
+
 def _tls_reason(a: Attempt) -> str:
     if a.tls.version is None:
         return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
@@ -211,7 +219,7 @@ class SecureLine:
             )
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
-        return results
+        return [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
 
     # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
     async def _tls(

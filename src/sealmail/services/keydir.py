@@ -111,12 +111,22 @@ class KeyDirectory:
             except openpgp.CertificateError as exc:
                 raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
             fingerprint, emails, expires = info.fingerprint, info.emails, info.expires
+            # A key not valid *yet* (clock skew) becomes usable; only lasting problems refuse it.
+            problem = info.encryption_problem(now) or ""
+            problem = "" if problem.startswith("not valid before") else problem
         else:
             try:
                 sinfo = smime.inspect_certificate(data)
             except smime.CertificateError as exc:
                 raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
             fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
+            problem = smime.encryption_problem(sinfo, now=now)
+        if problem:
+            # Issue 12: a key no mail could be encrypted to is refused with the reason, not
+            # stored silently to surface later as an unexplained fallback.
+            label = "OpenPGP key" if kind == "pgp" else "S/MIME certificate"
+            short = KeyFact(fingerprint, source, False).short
+            raise ValidationFailed([{"field": "key", "message": f"{label} {short} is unusable: {problem}"}])
         if only_address is not None:
             wanted = only_address.strip().lower()
             if wanted not in emails:
