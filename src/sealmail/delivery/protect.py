@@ -357,10 +357,14 @@ class SecureLine:
                     else None
                 )
                 recipient_cert = keys.smime_certs[decision.key.fingerprint]
+                # GCM / OAEP only where the recipient's signed mail advertised them (RFC 8551 §2.7.1.1).
+                caps = keys.smime_capabilities.get(decision.key.fingerprint)
                 if identity is not None:
-                    body = smime.sign_and_encrypt_smime(raw, identity, [recipient_cert], protect_subject=True)
+                    body = smime.sign_and_encrypt_smime(
+                        raw, identity, [recipient_cert], protect_subject=True, capabilities=caps
+                    )
                 else:
-                    body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True)
+                    body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True, capabilities=caps)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.PORTAL:
                 body = await self._notice(msg, c, decision.reason, now)

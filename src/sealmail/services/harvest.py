@@ -18,6 +18,7 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from sealmail.crypto.cms import capabilities_from_signature
 from sealmail.errors import ValidationFailed
 from sealmail.keys.autocrypt import is_automatic, select_autocrypt_header
 from sealmail.services.keydir import KeyDirectory
@@ -66,11 +67,20 @@ def _smime_signers(keydir: KeyDirectory, tenant_id: str, part: Message, sender: 
         certs = pkcs7.load_der_pkcs7_certificates(der)
     except ValueError:
         return 0
+    # RFC 8551 §2.5.2: the signed SMIMECapabilities say what the sender's client decrypts
+    # (AES-GCM, RSA-OAEP); kept with the certificates so replies can use them (§2.7.1.1).
+    # The signature is not verified here: a forged attribute can only ask for GCM/OAEP (a
+    # recipient that cannot read them would see an unreadable message), never weaken below
+    # the CBC + PKCS#1 v1.5 default.
+    capabilities = capabilities_from_signature(der)
     stored = 0
     for cert in certs:
         pem = cert.public_bytes(serialization.Encoding.PEM)
         try:
-            stored += len(keydir.upload(tenant_id, pem, "harvest", source="harvested", only_address=sender))
+            rows = keydir.upload(
+                tenant_id, pem, "harvest", source="harvested", only_address=sender, capabilities=capabilities
+            )
+            stored += len(rows)
         except ValidationFailed:
             continue  # a CA certificate in the bundle, or one for someone else
     return stored
