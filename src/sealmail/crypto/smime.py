@@ -64,6 +64,7 @@ __all__ = [
     "SmimeCertInfo",
     "TenantIdentity",
     "TrustStore",
+    "archive_certificate",
     "encrypt_smime",
     "encryption_problem",
     "inspect_certificate",
@@ -405,6 +406,17 @@ def load_tenant_identity(cert_pem: bytes, key_pem: bytes, password: bytes | None
     if key.public_key().public_bytes(*spki) != info.certificate.public_key().public_bytes(*spki):
         raise CertificateError("the private key does not belong to the certificate; upload the matching pair")
     return TenantIdentity(info.certificate, key, info.intermediates, info)
+
+
+def archive_certificate(identity: TenantIdentity | None, *, now: dt.datetime) -> x509.Certificate | None:
+    """The tenant identity's certificate as the S/MIME archive recipient, when it can take one.
+
+    An extra RecipientInfo for it (RFC 5652 §6.2) lets the tenant decrypt what it sent, as
+    the OpenPGP archive key does for PGP/MIME; a signing-only certificate is left out.
+    """
+    if identity is None or encryption_problem(identity.info, now=now):
+        return None
+    return identity.certificate
 
 
 # ---------------------------------------------------------------------------------- MIME

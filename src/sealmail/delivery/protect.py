@@ -351,20 +351,29 @@ class SecureLine:
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.SMIME:
                 assert decision.key is not None
-                identity = (
-                    await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
-                    if _sign_wanted(msg, "sign_smime")
-                    else None
-                )
+                identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
                 recipient_cert = keys.smime_certs[decision.key.fingerprint]
                 # GCM / OAEP only where the recipient's signed mail advertised them (RFC 8551 §2.7.1.1).
                 caps = keys.smime_capabilities.get(decision.key.fingerprint)
-                if identity is not None:
+                # Like the OpenPGP archive copy: the tenant can open what it sent, with its own identity.
+                archive_cert = smime.archive_certificate(identity, now=now)
+                if identity is not None and _sign_wanted(msg, "sign_smime"):
                     body = smime.sign_and_encrypt_smime(
-                        raw, identity, [recipient_cert], protect_subject=True, capabilities=caps
+                        raw,
+                        identity,
+                        [recipient_cert],
+                        archive_cert=archive_cert,
+                        protect_subject=True,
+                        capabilities=caps,
                     )
                 else:
-                    body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True, capabilities=caps)
+                    body = smime.encrypt_smime(
+                        raw,
+                        [recipient_cert],
+                        archive_cert=archive_cert,
+                        protect_subject=True,
+                        capabilities=caps,
+                    )
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.PORTAL:
                 body = await self._notice(msg, c, decision.reason, now)

@@ -95,3 +95,22 @@ def test_advertised_gcm_and_oaep_are_used_for_delivery(
     text = _send_and_open(svc, mx, tenant.api_key, lab, tmp_path)
     assert "id-smime-ct-authEnvelopedData" in text
     assert "aes-256-gcm" in text and "rsaesOaep" in text
+
+
+def test_the_tenant_identity_gets_an_archive_copy_of_smime_mail(
+    svc: Services,  # noqa: F811
+    mx: MxFarm,
+    tmp_path: Path,
+) -> None:
+    tenant, lab = _tenant_and_lab(svc)
+    ca: SmimeCA = svc.smime_ca  # type: ignore[attr-defined]
+    own = ca.issue("results@clinic.example")
+    svc.identities.set_smime_identity(tenant.id, own.cert_pem, own.key_path.read_bytes(), "test")
+    svc.keydir.upload(tenant.id, lab.cert_pem, "test")
+    _send_and_open(svc, mx, tenant.api_key, lab, tmp_path)
+    # The same envelope opens with the tenant's own identity key (its archive copy), unsigned mail too.
+    opened = _openssl(
+        "cms", "-decrypt", "-in", tmp_path / "got.eml", "-recip", own.cert_path, "-inkey", own.key_path
+    )
+    assert opened.returncode == 0, opened.stderr.decode()
+    assert b"Subject: R" in opened.stdout
