@@ -5,6 +5,8 @@ whose ``addr`` matches the From address, and the signer certificates of an S/MIM
 ``multipart/signed`` message.  Harvested certificates are stored with source
 ``autocrypt``/``harvested``; S/MIME ones are used only if they chain to a trusted CA (the
 tenant vouches for nothing by harvesting), and an OpenPGP one only for the From address.
+A signature's SMIMECapabilities (RFC 8551 §2.5.2) are stored with its certificates; mail a
+machine sent (``Auto-Submitted``, RFC 3834) updates no Autocrypt state (Level 1 §2.3).
 """
 
 from __future__ import annotations
