@@ -6,16 +6,16 @@ encryption itself on a 200 KB message (``docs/research/performance.md``).
 
 Choices, and why:
 
-* **Content encryption: AES-256-CBC in EnvelopedData** (RFC 5652 §6, RFC 3565).  RFC 8551 §2.7
-  makes AES-GCM in AuthEnvelopedData the MUST, but Outlook, Apple Mail and Thunderbird ESR are
-  reported to fail on it (``docs/research/encryption.md`` §2-3), and ``PKCS7EnvelopeBuilder``
-  only offers CBC.  GCM belongs behind a recipient's verified SMIMECapabilities (RFC 8551
-  §2.7.1.1), which Sealmail does not harvest yet.
-* **Key transport: RSA PKCS#1 v1.5** (RFC 8551 §2.3 "MUST support RSA encryption").  It is the
-  only transport ``PKCS7EnvelopeBuilder`` (cryptography 50) offers; RSAES-OAEP (RFC 3560) is the
-  stronger SHOULD+ choice but the builder cannot produce it, and every deployed client reads
-  v1.5.  EC recipients need ECDH key agreement (RFC 5753), which it cannot produce either, so
-  ``usable_for`` reports them as "unsupported key type" rather than failing at send time.
+* **Content encryption: AES-256-CBC in EnvelopedData** (RFC 5652 §6, RFC 3565) by default.
+  RFC 8551 §2.7 makes AES-GCM in AuthEnvelopedData the MUST, but Outlook, Apple Mail and
+  Thunderbird ESR are reported to fail on it (``docs/research/encryption.md`` §2-3), so GCM is
+  sent only to a recipient whose signed mail advertised it in SMIMECapabilities (RFC 8551
+  §2.7.1.1), harvested by ``services/harvest.py``.
+* **Key transport: RSA PKCS#1 v1.5** (RFC 8551 §2.3 "MUST support RSA encryption") by default,
+  which every deployed client reads; RSAES-OAEP (RFC 3560) when the recipient advertised it.
+* **EC recipients: ECDH ephemeral-static key agreement** (RFC 5753, RFC 8551 §2.3) on P-256,
+  P-384 and P-521.  ``PKCS7EnvelopeBuilder`` produces none of GCM, OAEP or ECDH, so those
+  envelopes are encoded in ``crypto/cms.py``; plain RSA + CBC stays on the builder.
 * **Signing: detached SHA-256 signatures** in multipart/signed (RFC 8551 §3.5.3, RFC 1847),
   which a client without S/MIME can still read.
 * **Recipient trust**: ``cryptography.x509.verification`` builds and checks the path
@@ -57,21 +57,28 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from sealmail.crypto import cms
+
 __all__ = [
     "CertificateError",
     "SmimeCertInfo",
     "TenantIdentity",
     "TrustStore",
+    "archive_certificate",
     "encrypt_smime",
+    "encryption_problem",
     "inspect_certificate",
     "load_tenant_identity",
     "sign_and_encrypt_smime",
     "sign_smime",
+    "unsupported_key",
     "usable_for",
 ]
 
 # RSA keys below this are refused as recipients; the same floor the verifier applies to CAs.
 MIN_RSA_BITS = 2048
+# NIST curves ECDH is done on (RFC 5753 §7.1.4 names the schemes for each; RFC 8551 §2.3).
+SUPPORTED_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 _CRLF = b"\r\n"
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -315,6 +322,31 @@ def _normalize_address(address: str) -> str:
     return f"{local}@{domain}".lower()
 
 
+def unsupported_key(info: SmimeCertInfo) -> str:
+    """Why Sealmail cannot encrypt to this certificate's key at all, or "" when it can."""
+    key = info.certificate.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in SUPPORTED_EC_CURVES:
+            return f"unsupported EC curve {key.curve.name}: ECDH (RFC 5753) is done on P-256, P-384 and P-521"
+        return ""
+    if info.key_type != "rsa":
+        return f"unsupported key type {info.key_type}: S/MIME encryption needs an RSA or EC (P-256/P-384) key"
+    if info.key_size is not None and info.key_size < MIN_RSA_BITS:
+        return f"RSA key too small ({info.key_size} bits, at least {MIN_RSA_BITS} required)"
+    return ""
+
+
+def encryption_problem(info: SmimeCertInfo, *, now: dt.datetime) -> str:
+    """Why no mail could ever be encrypted to this certificate now, or "" (address and trust aside)."""
+    if now > info.not_after:
+        return f"expired on {info.not_after.date().isoformat()}"
+    if not info.key_usage_allows_encryption:
+        return "key usage does not allow encryption"
+    if not info.eku_allows_email:
+        return "extended key usage does not allow email protection"
+    return unsupported_key(info)
+
+
 def usable_for(info: SmimeCertInfo, address: str, *, now: dt.datetime, trust: TrustStore) -> tuple[bool, str]:
     """Whether Sealmail may encrypt to ``address`` with this certificate, and why (not).
 
@@ -325,7 +357,7 @@ def usable_for(info: SmimeCertInfo, address: str, *, now: dt.datetime, trust: Tr
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if now > info.not_after:
-        return False, f"expired on {info.not_after.isoformat()}"
+        return False, f"expired on {info.not_after.date().isoformat()}"
     if now < info.not_before:
         return False, f"not valid before {info.not_before.isoformat()}"
     wanted = _normalize_address(address)
@@ -335,13 +367,9 @@ def usable_for(info: SmimeCertInfo, address: str, *, now: dt.datetime, trust: Tr
         return False, "key usage does not allow encryption"
     if not info.eku_allows_email:
         return False, "extended key usage does not allow email protection"
-    if info.key_type != "rsa":
-        return False, (
-            f"unsupported key type {info.key_type}: Sealmail encrypts to RSA certificates only "
-            "(ECDH key agreement, RFC 5753, is not available); ask the recipient for an RSA certificate"
-        )
-    if info.key_size is not None and info.key_size < MIN_RSA_BITS:
-        return False, f"RSA key too small ({info.key_size} bits, at least {MIN_RSA_BITS} required)"
+    unsupported = unsupported_key(info)
+    if unsupported:
+        return False, unsupported
     if trust.is_explicitly_trusted(info):
         return True, "explicitly trusted by the tenant"
     chain, reason = trust.chain_to_anchor(info, now=now)
@@ -378,6 +406,17 @@ def load_tenant_identity(cert_pem: bytes, key_pem: bytes, password: bytes | None
     if key.public_key().public_bytes(*spki) != info.certificate.public_key().public_bytes(*spki):
         raise CertificateError("the private key does not belong to the certificate; upload the matching pair")
     return TenantIdentity(info.certificate, key, info.intermediates, info)
+
+
+def archive_certificate(identity: TenantIdentity | None, *, now: dt.datetime) -> x509.Certificate | None:
+    """The tenant identity's certificate as the S/MIME archive recipient, when it can take one.
+
+    An extra RecipientInfo for it (RFC 5652 §6.2) lets the tenant decrypt what it sent, as
+    the OpenPGP archive key does for PGP/MIME; a signing-only certificate is left out.
+    """
+    if identity is None or encryption_problem(identity.info, now=now):
+        return None
+    return identity.certificate
 
 
 # ---------------------------------------------------------------------------------- MIME
@@ -450,10 +489,27 @@ def _dedupe(certs: Iterable[x509.Certificate]) -> list[x509.Certificate]:
     return list(seen.values())
 
 
-def _envelope(content: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
+def _envelope(
+    content: bytes, recipients: Sequence[x509.Certificate], capabilities: cms.Capabilities | None
+) -> tuple[bytes, str]:
+    certs = _dedupe(recipients)
+    wants = capabilities or cms.Capabilities()
+    if wants.aes_gcm or wants.rsa_oaep or any(_is_ec(c) for c in certs):
+        try:
+            return cms.envelope(content, certs, gcm=wants.aes_gcm, oaep=wants.rsa_oaep)
+        except ValueError as exc:
+            raise CertificateError(f"cannot encrypt: {exc} (check usable_for first)") from exc
+    return _builder_envelope(content, certs), "enveloped-data"
+
+
+def _is_ec(cert: x509.Certificate) -> bool:
+    return isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+
+
+def _builder_envelope(content: bytes, recipients: Sequence[x509.Certificate]) -> bytes:
     builder = pkcs7.PKCS7EnvelopeBuilder().set_data(content)
     # RFC 5652 §6.2: one RecipientInfo per certificate; each can unwrap the same content key.
-    for cert in _dedupe(recipients):
+    for cert in recipients:
         try:
             builder = builder.add_recipient(cert)
         except TypeError as exc:  # raised by cryptography for non-RSA keys
@@ -471,6 +527,7 @@ def encrypt_smime(
     *,
     archive_cert: x509.Certificate | None = None,
     protect_subject: bool = False,
+    capabilities: cms.Capabilities | None = None,
 ) -> bytes:
     """Encrypt an RFC 5322 message to each certificate (and the tenant's archive certificate).
 
@@ -482,6 +539,9 @@ def encrypt_smime(
     (RFC 8551 §3.1) and replaces the outer Subject with "...".  It is off by default: Outlook and
     Apple Mail show the wrapper as an attached message rather than as the message itself, and
     RFC 9788 header protection is not yet widely read.
+
+    ``capabilities`` — what the recipient advertised (harvested SMIMECapabilities): AES-GCM
+    makes the envelope AuthEnvelopedData, RSA-OAEP the key transport.  None: CBC and v1.5.
     """
     if not recipient_certs:
         raise ValueError("at least one recipient certificate is required")
@@ -494,12 +554,13 @@ def encrypt_smime(
         inner = _entity(fields, body)
         outer = _outer_fields(fields)
     recipients = [*recipient_certs, *([archive_cert] if archive_cert is not None else [])]
-    der = _envelope(inner, recipients)
-    # RFC 8551 §3.3 and §3.2.2: enveloped-data uses application/pkcs7-mime with
-    # smime-type=enveloped-data and the file name smime.p7m.
+    der, smime_type = _envelope(inner, recipients, capabilities)
+    # RFC 8551 §3.3, §3.4 and §3.2.2: application/pkcs7-mime with smime-type enveloped-data or
+    # authEnveloped-data and the file name smime.p7m.
     return (
         outer
-        + b'Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"\r\n'
+        + b"Content-Type: application/pkcs7-mime; smime-type=%s; " % smime_type.encode()
+        + b'name="smime.p7m"\r\n'
         + b'Content-Disposition: attachment; filename="smime.p7m"\r\n'
         + b"Content-Transfer-Encoding: base64\r\n"
         + _CRLF
@@ -580,7 +641,14 @@ def sign_and_encrypt_smime(
     *,
     archive_cert: x509.Certificate | None = None,
     protect_subject: bool = False,
+    capabilities: cms.Capabilities | None = None,
 ) -> bytes:
     """Sign, then encrypt the multipart/signed entity (RFC 8551 §3.7: the signature is hidden)."""
     signed = sign_smime(message, signer.certificate, signer.private_key, signer.chain)
-    return encrypt_smime(signed, recipient_certs, archive_cert=archive_cert, protect_subject=protect_subject)
+    return encrypt_smime(
+        signed,
+        recipient_certs,
+        archive_cert=archive_cert,
+        protect_subject=protect_subject,
+        capabilities=capabilities,
+    )

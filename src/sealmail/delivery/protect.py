@@ -106,6 +106,14 @@ def _with_trace(msg_id: str, raw: bytes) -> bytes:
     return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
 
 
+def _name_unusable_keys(result: Result, decision: Decision) -> Result:
+    # A TLS reason is written from the attempt, after the decision: keep the keys the decision
+    # could not use on the record ("…; OpenPGP key 0x… expired on 2026-01-02"), as issue 12 asks.
+    if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
+        return result
+    return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
+
+
 def _tls_reason(a: Attempt) -> str:
     if a.tls.version is None:
         return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
@@ -218,7 +226,7 @@ class SecureLine:
             )
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
-        return results
+        return [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
 
     # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
     async def _tls(
@@ -351,16 +359,29 @@ class SecureLine:
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.SMIME:
                 assert decision.key is not None
-                identity = (
-                    await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
-                    if _sign_wanted(msg, "sign_smime")
-                    else None
-                )
+                identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
                 recipient_cert = keys.smime_certs[decision.key.fingerprint]
-                if identity is not None:
-                    body = smime.sign_and_encrypt_smime(raw, identity, [recipient_cert], protect_subject=True)
+                # GCM / OAEP only where the recipient's signed mail advertised them (RFC 8551 §2.7.1.1).
+                caps = keys.smime_capabilities.get(decision.key.fingerprint)
+                # Like the OpenPGP archive copy: the tenant can open what it sent, with its own identity.
+                archive_cert = smime.archive_certificate(identity, now=now)
+                if identity is not None and _sign_wanted(msg, "sign_smime"):
+                    body = smime.sign_and_encrypt_smime(
+                        raw,
+                        identity,
+                        [recipient_cert],
+                        archive_cert=archive_cert,
+                        protect_subject=True,
+                        capabilities=caps,
+                    )
                 else:
-                    body = smime.encrypt_smime(raw, [recipient_cert], protect_subject=True)
+                    body = smime.encrypt_smime(
+                        raw,
+                        [recipient_cert],
+                        archive_cert=archive_cert,
+                        protect_subject=True,
+                        capabilities=caps,
+                    )
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.PORTAL:
                 body = await self._notice(msg, c, decision.reason, now, requested)

@@ -104,6 +104,9 @@ class Decision:
     # For method None, a stable token for why: tls_required | encryption_required | held |
     # no_method — what the delivery record's reason becomes.
     code: str = ""
+    # Known keys that could not be used, each naming the key ("OpenPGP key 0x… revoked"):
+    # already in ``reason``; kept apart for reasons written after the attempt (TLS).
+    unusable_keys: tuple[str, ...] = ()
 
 
 _SOURCE_LABEL = {
@@ -115,13 +118,23 @@ _SOURCE_LABEL = {
 }
 
 
-def _pick(keys: tuple[KeyFact, ...]) -> tuple[KeyFact | None, str]:
+_KIND_LABEL = {Method.PGP: "OpenPGP", Method.SMIME: "S/MIME"}
+
+
+def _pick(method: Method, keys: tuple[KeyFact, ...]) -> tuple[KeyFact | None, list[str]]:
+    """The first usable key, or none and one phrase per known key naming it and its problem."""
     usable = [k for k in keys if k.usable]
     if usable:
-        return usable[0], ""
-    if not keys:
-        return None, "no key known"
-    return None, "; ".join(f"{k.short} {k.problem}".strip() for k in keys)
+        return usable[0], []
+    kind = _KIND_LABEL[method]
+    return None, [f"{kind} key {k.short} {k.problem}".strip() for k in keys]
+
+
+def _chosen(method: Method, reason: str, unusable: list[str], key: KeyFact | None = None) -> Decision:
+    # Issue 12: a fallback names the recipient keys it could not use, so "OpenPGP key
+    # 0xABCD… expired on 2026-01-02" is on the record instead of a bare "tls" or "portal".
+    extra = [u for u in unusable if u not in reason]
+    return Decision(method, "; ".join([reason, *extra]), key, unusable_keys=tuple(unusable))
 
 
 def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
@@ -143,22 +156,20 @@ def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
         dlp.phi_found and policy.require_message_encryption_on_phi
     )
     skipped: list[str] = []
+    unusable: list[str] = []  # known keys that could not be used, each naming the key
     code = "no_method"
     for method in policy.order:
         if method in policy.forbidden:
             continue
-        if method is Method.PGP:
-            key, problem = _pick(facts.pgp)
+        if method in (Method.PGP, Method.SMIME):
+            keys = facts.pgp if method is Method.PGP else facts.smime
+            key, problems = _pick(method, keys)
             if key is not None:
                 label = _SOURCE_LABEL.get(key.source, key.source)
-                return Decision(Method.PGP, f"pgp: key {key.short} from {label}", key)
-            skipped.append(f"OpenPGP: {problem}")
-        elif method is Method.SMIME:
-            key, problem = _pick(facts.smime)
-            if key is not None:
-                label = _SOURCE_LABEL.get(key.source, key.source)
-                return Decision(Method.SMIME, f"smime: certificate {key.short} from {label}", key)
-            skipped.append(f"S/MIME: {problem}")
+                what = "key" if method is Method.PGP else "certificate"
+                return _chosen(method, f"{method}: {what} {key.short} from {label}", unusable, key)
+            unusable.extend(problems)
+            skipped.append("; ".join(problems) or f"{_KIND_LABEL[method]}: no key known")
         elif method is Method.TLS:
             if message_level_only:
                 why = dlp.summary or "PHI"
@@ -168,11 +179,11 @@ def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
                 skipped.append(facts.tls.detail or "destination cannot meet the TLS policy")
                 code = "tls_required"
             elif facts.tls.state is TlsState.MEETS:
-                return Decision(Method.TLS, f"tls: {facts.tls.detail}".rstrip(": "))
+                return _chosen(Method.TLS, f"tls: {facts.tls.detail}".rstrip(": "), unusable)
             else:
-                return Decision(Method.TLS, "tls: required level enforced by the transport")
+                return _chosen(Method.TLS, "tls: required level enforced by the transport", unusable)
         elif method is Method.PORTAL:
             why = skipped[-1] if skipped else "policy prefers the portal"
-            return Decision(Method.PORTAL, f"portal: {why}")
+            return _chosen(Method.PORTAL, f"portal: {why}", unusable)
     reason = "no allowed method: " + "; ".join(skipped) if skipped else "no method allowed"
     return Decision(None, reason, code=code)

@@ -9,8 +9,14 @@ The rules applied here, all from Level 1 §2.1 and §2.3:
 
 * ``addr`` and ``keydata`` are mandatory; ``keydata`` is base64 of a binary OpenPGP
   key, may be folded with whitespace, and comes last ("for ease of parsing").
-* ``prefer-encrypt`` is optional and only the value ``mutual`` means anything;
-  anything else counts as no preference.
+* ``prefer-encrypt`` is optional and only the exact value ``mutual`` means anything;
+  anything else (``MUTUAL`` included: attribute values are case-sensitive) counts as no
+  preference.
+* A header larger than 10 KiB is invalid (§2.1 "SHOULD NOT be larger than 10 KiB"; treating
+  it as invalid bounds what a stranger can make us parse and store).
+* Mail that a machine sent on its own (``Auto-Submitted`` other than ``no``, RFC 3834 §5)
+  updates no peer state (§2.3): an out-of-office reply or a bounce speaks for the
+  autoresponder, not for the person.
 * An attribute whose name starts with ``_`` is non-critical and ignored when
   unknown.  An unknown attribute without the underscore is critical: the whole
   header is invalid (so "ignore unknown critical attributes" means "ignore the
@@ -36,6 +42,8 @@ from email.utils import getaddresses
 HEADER_NAME = "Autocrypt"
 _KNOWN = frozenset({"addr", "prefer-encrypt", "keydata"})
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
+# Autocrypt Level 1 §2.1: headers over 10 KiB are treated as invalid.
+MAX_HEADER_BYTES = 10 * 1024
 
 
 class PreferEncrypt(enum.StrEnum):
@@ -73,6 +81,8 @@ def _decode_keydata(value: str) -> bytes:
 
 def parse_autocrypt_header(value: str) -> AutocryptHeader:
     """Parse one header value; raise :class:`AutocryptHeaderError` when it must be ignored."""
+    if len(value.encode("utf-8", "surrogateescape")) > MAX_HEADER_BYTES:
+        raise AutocryptHeaderError("header larger than 10 KiB")
     attributes: dict[str, str] = {}
     names: list[str] = []
     for raw in value.split(";"):
@@ -100,10 +110,22 @@ def parse_autocrypt_header(value: str) -> AutocryptHeader:
         raise AutocryptHeaderError("addr is not an email address")
     prefer = (
         PreferEncrypt.MUTUAL
-        if attributes.get("prefer-encrypt", "").lower() == "mutual"
+        if attributes.get("prefer-encrypt", "") == PreferEncrypt.MUTUAL.value
         else PreferEncrypt.NOPREFERENCE
     )
     return AutocryptHeader(addr, prefer, _decode_keydata(attributes["keydata"]))
+
+
+def is_automatic(auto_submitted: str | None, content_type: str = "") -> bool:
+    """Whether a message was sent automatically and must not update Autocrypt state.
+
+    RFC 3834 §5: any ``Auto-Submitted`` value except ``no`` marks machine-sent mail;
+    a ``multipart/report`` (RFC 6522: DSNs, MDNs) is machine-sent by definition.
+    """
+    value = (auto_submitted or "").split(";", 1)[0].strip().lower()
+    if value and value != "no":
+        return True
+    return content_type.strip().lower().startswith("multipart/report")
 
 
 def sender_address(from_header: str) -> str | None:

@@ -5,6 +5,8 @@ whose ``addr`` matches the From address, and the signer certificates of an S/MIM
 ``multipart/signed`` message.  Harvested certificates are stored with source
 ``autocrypt``/``harvested``; S/MIME ones are used only if they chain to a trusted CA (the
 tenant vouches for nothing by harvesting), and an OpenPGP one only for the From address.
+A signature's SMIMECapabilities (RFC 8551 §2.5.2) are stored with its certificates; mail a
+machine sent (``Auto-Submitted``, RFC 3834) updates no Autocrypt state (Level 1 §2.3).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from sealmail.crypto.cms import capabilities_from_signature
 from sealmail.errors import ValidationFailed
-from sealmail.keys.autocrypt import select_autocrypt_header
+from sealmail.keys.autocrypt import is_automatic, select_autocrypt_header
 from sealmail.services.keydir import KeyDirectory
 
 log = structlog.get_logger("sealmail.harvest")
@@ -38,7 +41,9 @@ def harvest(keydir: KeyDirectory, tenant_id: str, raw: bytes) -> int:
         return 0
     stored = 0
     header = select_autocrypt_header([str(v) for v in msg.get_all("Autocrypt", [])], str(msg.get("From", "")))
-    if header is not None:
+    if header is not None and is_automatic(msg.get("Auto-Submitted"), msg.get_content_type()):
+        log.info("harvest.autocrypt_ignored_automatic")
+    elif header is not None:
         try:
             stored += len(
                 keydir.upload(tenant_id, header.keydata, "harvest", source="autocrypt", only_address=sender)
@@ -64,11 +69,20 @@ def _smime_signers(keydir: KeyDirectory, tenant_id: str, part: Message, sender: 
         certs = pkcs7.load_der_pkcs7_certificates(der)
     except ValueError:
         return 0
+    # RFC 8551 §2.5.2: the signed SMIMECapabilities say what the sender's client decrypts
+    # (AES-GCM, RSA-OAEP); kept with the certificates so replies can use them (§2.7.1.1).
+    # The signature is not verified here: a forged attribute can only ask for GCM/OAEP (a
+    # recipient that cannot read them would see an unreadable message), never weaken below
+    # the CBC + PKCS#1 v1.5 default.
+    capabilities = capabilities_from_signature(der)
     stored = 0
     for cert in certs:
         pem = cert.public_bytes(serialization.Encoding.PEM)
         try:
-            stored += len(keydir.upload(tenant_id, pem, "harvest", source="harvested", only_address=sender))
+            rows = keydir.upload(
+                tenant_id, pem, "harvest", source="harvested", only_address=sender, capabilities=capabilities
+            )
+            stored += len(rows)
         except ValidationFailed:
             continue  # a CA certificate in the bundle, or one for someone else
     return stored

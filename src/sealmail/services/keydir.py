@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.crypto import cms, smime
 from sealmail.crypto import pgp as openpgp
-from sealmail.crypto import smime
 from sealmail.delivery.dns import to_ascii_domain
 from sealmail.domain.secureline import KeyFact
 from sealmail.errors import NotFound, ValidationFailed
@@ -69,6 +69,8 @@ class RecipientKeys:
     smime: tuple[KeyFact, ...]
     pgp_certs: dict[str, openpgp.LoadedCert]
     smime_certs: dict[str, Any]  # fingerprint -> x509.Certificate
+    # fingerprint -> what the recipient's signed mail advertised (RFC 8551 §2.5.2)
+    smime_capabilities: dict[str, cms.Capabilities] = field(default_factory=dict)
 
 
 class KeyDirectory:
@@ -97,8 +99,12 @@ class KeyDirectory:
         trusted: bool = False,
         source: str = "uploaded",
         only_address: str | None = None,
+        capabilities: cms.Capabilities | None = None,
     ) -> list[dict[str, Any]]:
         """Store a certificate once per address it names; returns the stored rows.
+
+        ``capabilities`` (S/MIME harvest) records what the correspondent's signed mail
+        advertised; None leaves what was learned before in place.
 
         ``only_address`` (discovery) stores it for the looked-up address only, and only
         if the certificate names it: a WKD server must not plant keys for other people.
@@ -111,12 +117,22 @@ class KeyDirectory:
             except openpgp.CertificateError as exc:
                 raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
             fingerprint, emails, expires = info.fingerprint, info.emails, info.expires
+            # A key not valid *yet* (clock skew) becomes usable; only lasting problems refuse it.
+            problem = info.encryption_problem(now) or ""
+            problem = "" if problem.startswith("not valid before") else problem
         else:
             try:
                 sinfo = smime.inspect_certificate(data)
             except smime.CertificateError as exc:
                 raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
             fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
+            problem = smime.encryption_problem(sinfo, now=now)
+        if problem:
+            # Issue 12: a key no mail could be encrypted to is refused with the reason, not
+            # stored silently to surface later as an unexplained fallback.
+            label = "OpenPGP key" if kind == "pgp" else "S/MIME certificate"
+            short = KeyFact(fingerprint, source, False).short
+            raise ValidationFailed([{"field": "key", "message": f"{label} {short} is unusable: {problem}"}])
         if only_address is not None:
             wanted = only_address.strip().lower()
             if wanted not in emails:
@@ -144,6 +160,8 @@ class KeyDirectory:
                     "expires_at": expires,
                     "updated_at": now,
                 }
+                if capabilities is not None:
+                    values["capabilities"] = capabilities.to_text()
                 if existing:
                     conn.execute(
                         sa.update(recipient_keys).where(recipient_keys.c.id == existing.id).values(**values)
@@ -257,6 +275,7 @@ class KeyDirectory:
             smime_facts: list[KeyFact] = []
             pgp_certs: dict[str, openpgp.LoadedCert] = {}
             smime_certs: dict[str, Any] = {}
+            capabilities: dict[str, cms.Capabilities] = {}
             for row in found:
                 if row["kind"] == "pgp":
                     fact, loaded = self._pgp_fact(row, address, now)
@@ -268,10 +287,13 @@ class KeyDirectory:
                     smime_facts.append(fact)
                     if cert is not None and fact.usable:
                         smime_certs[fact.fingerprint] = cert
+                        capabilities[fact.fingerprint] = cms.Capabilities.from_text(row["capabilities"])
             # Usable keys first, newest first within each group.
             pgp_facts.sort(key=lambda f: not f.usable)
             smime_facts.sort(key=lambda f: not f.usable)
-            out[address] = RecipientKeys(tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs)
+            out[address] = RecipientKeys(
+                tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs, capabilities
+            )
         return out
 
     def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:

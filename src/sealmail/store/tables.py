@@ -304,6 +304,8 @@ recipient_keys = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # S/MIME: SMIMECapabilities harvested from the correspondent's signed mail ("aes-gcm,rsa-oaep").
+    sa.Column("capabilities", sa.String(100), nullable=True),
     sa.UniqueConstraint("tenant_id", "kind", "address", "fingerprint", name="uq_recipient_keys_identity"),
     sa.Index("ix_recipient_keys_lookup", "tenant_id", "address"),
 )

@@ -193,6 +193,25 @@ def test_autocrypt_header_in_received_mail_is_harvested_for_the_sender(svc: Serv
         gpg.close()
 
 
+def test_autocrypt_header_in_an_auto_reply_is_not_harvested(svc: Services, tmp_path: Path) -> None:
+    tenant = make_tenant(svc)
+    gpg = GnuPG(tmp_path / "gnupg")
+    try:
+        fpr = gpg.gen_key("Pat <pat@p.example>")
+        keydata = base64.b64encode(gpg.export(fpr, armor=False)).decode()
+        folded = "\r\n ".join(textwrap.wrap(keydata, 72))
+        raw = (
+            f"From: Pat <pat@p.example>\r\nTo: results@clinic.example\r\nSubject: Out of office\r\n"
+            f"Auto-Submitted: auto-replied\r\n"
+            f"Autocrypt: addr=pat@p.example; keydata=\r\n {folded}\r\n\r\naway\r\n"
+        ).encode()
+        # Autocrypt Level 1 §2.3 / RFC 3834: an autoresponder does not speak for the person.
+        assert harvest(svc.keydir, tenant.id, raw) == 0
+        assert svc.keydir.list(tenant.id, address="pat@p.example") == []
+    finally:
+        gpg.close()
+
+
 def test_smime_signer_certificate_in_received_mail_is_harvested(svc: Services) -> None:
     tenant = make_tenant(svc)
     ca: SmimeCA = svc.smime_ca  # type: ignore[attr-defined]

@@ -272,16 +272,21 @@ def test_certificate_issued_by_a_non_ca_does_not_chain(ca: Authority) -> None:
     assert reason.startswith("untrusted issuer")
 
 
-def test_ec_recipient_is_an_unsupported_key_type(ca: Authority, trust: TrustStore) -> None:
-    # PKCS7EnvelopeBuilder (cryptography 50) refuses non-RSA recipients.
-    with pytest.raises(TypeError):
-        pkcs7.PKCS7EnvelopeBuilder().add_recipient(ca.issue(key=ec.generate_private_key(ec.SECP256R1())))
-    cert = ca.issue(key=ec.generate_private_key(ec.SECP256R1()), key_usage=_key_usage(key_agreement=True))
-    info = _info(cert)
-    assert info.key_usage_allows_encryption
-    ok, reason = usable_for(info, ADDRESS, now=NOW, trust=trust)
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()])
+def test_ec_recipient_is_usable_through_ecdh(
+    ca: Authority, trust: TrustStore, curve: ec.EllipticCurve
+) -> None:
+    # RFC 8551 §2.3 / RFC 5753: EC certificates are reached by ECDH key agreement.
+    cert = ca.issue(key=ec.generate_private_key(curve), key_usage=_key_usage(key_agreement=True))
+    ok, reason = usable_for(_info(cert), ADDRESS, now=NOW, trust=trust)
+    assert ok, reason
+
+
+def test_an_ec_curve_without_an_ecdh_scheme_is_unsupported(ca: Authority, trust: TrustStore) -> None:
+    cert = ca.issue(key=ec.generate_private_key(ec.SECP256K1()), key_usage=_key_usage(key_agreement=True))
+    ok, reason = usable_for(_info(cert), ADDRESS, now=NOW, trust=trust)
     assert not ok
-    assert reason.startswith("unsupported key type ec")
+    assert reason.startswith("unsupported EC curve")
 
 
 def test_naive_now_is_refused(ca: Authority, trust: TrustStore) -> None:

@@ -157,3 +157,30 @@ def test_undeliverable_decisions_carry_a_stable_code() -> None:
     assert (strict.method, strict.code) == (None, "encryption_required")
     held = decide(Policy(), DlpFacts(True, DlpAction.BLOCK, "ssn in text"), RecipientFacts("a@b.example"))
     assert held.code == "held"
+
+
+def test_fallback_to_the_portal_names_the_unusable_key() -> None:
+    # Issue 12: "OpenPGP key 0x… expired 2026-01-02 → portal", not a bare "S/MIME: no key known".
+    facts = RecipientFacts("a@b.example", PGP["expired"], tls=TLS["fails"])
+    d = decide(Policy(), DlpFacts(), facts)
+    assert d.method is Method.PORTAL
+    assert d.reason == "portal: MX offers no STARTTLS; OpenPGP key 0x1111111111111111… expired on 2026-01-01"
+
+
+def test_fallback_to_tls_names_the_unusable_keys() -> None:
+    smime_revoked = (KeyFact("CC" * 32, "harvested", False, "expired on 2026-02-01"),)
+    facts = RecipientFacts("a@b.example", PGP["expired"], smime_revoked, TLS["meets"])
+    d = decide(Policy(), DlpFacts(), facts)
+    assert d.method is Method.TLS
+    assert d.reason == (
+        "tls: verified certificate for mx1.example.org, TLSv1.3; "
+        "OpenPGP key 0x1111111111111111… expired on 2026-01-01; "
+        "S/MIME key 0xCCCCCCCCCCCCCCCC… expired on 2026-02-01"
+    )
+
+
+def test_smime_chosen_over_an_unusable_pgp_key_says_so() -> None:
+    smime_ok = (KeyFact("DD" * 32, "uploaded", True),)
+    d = decide(Policy(), DlpFacts(), RecipientFacts("a@b.example", PGP["expired"], smime_ok))
+    assert d.method is Method.SMIME
+    assert d.reason.endswith("; OpenPGP key 0x1111111111111111… expired on 2026-01-01")

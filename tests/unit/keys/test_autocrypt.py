@@ -10,6 +10,7 @@ import pytest
 from sealmail.keys.autocrypt import (
     AutocryptHeaderError,
     PreferEncrypt,
+    is_automatic,
     parse_autocrypt_header,
     select_autocrypt_header,
 )
@@ -49,8 +50,33 @@ def test_tabs_and_bare_newlines_in_keydata_are_folding_whitespace() -> None:
 @pytest.mark.parametrize("value", [None, "nopreference", "MUTUAL", "always"])
 def test_prefer_encrypt_other_than_mutual_means_no_preference(value: str | None) -> None:
     attrs = ["addr=joe.doe@example.org"] + ([f"prefer-encrypt={value}"] if value else [])
-    expected = PreferEncrypt.MUTUAL if value == "MUTUAL" else PreferEncrypt.NOPREFERENCE
-    assert parse_autocrypt_header(header(*attrs)).prefer_encrypt is expected
+    # Level 1 §2.1: only the exact value "mutual" counts; "MUTUAL" is no preference.
+    assert parse_autocrypt_header(header(*attrs)).prefer_encrypt is PreferEncrypt.NOPREFERENCE
+
+
+def test_a_header_over_10_kib_is_invalid() -> None:
+    padding = "_pad=" + "x" * (10 * 1024)
+    with pytest.raises(AutocryptHeaderError, match="10 KiB"):
+        parse_autocrypt_header(header("addr=joe.doe@example.org", padding))
+    assert (
+        select_autocrypt_header([header("addr=joe.doe@example.org", padding)], "joe.doe@example.org") is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("auto_submitted", "content_type", "automatic"),
+    [
+        (None, "text/plain", False),
+        ("no", "text/plain", False),
+        ("auto-replied", "text/plain", True),
+        ("Auto-Generated; owner-email=x@example.org", "text/plain", True),
+        (None, "multipart/report", True),
+    ],
+)
+def test_machine_sent_mail_is_recognised(
+    auto_submitted: str | None, content_type: str, automatic: bool
+) -> None:
+    assert is_automatic(auto_submitted, content_type) is automatic
 
 
 def test_the_address_is_canonicalised_to_lowercase() -> None:
