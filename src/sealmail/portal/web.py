@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount
 
 from sealmail.app import Services
+from sealmail.domain.display_text import safe_download_name
 from sealmail.errors import NotFound
 from sealmail.files import http as files_http
 from sealmail.portal import display, security
@@ -453,9 +454,8 @@ def _size(n: int) -> str:
 
 
 def _safe_name(name: str) -> str:
-    # Keep the reader's file name but never a path or a header-breaking character.
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(c for c in base if c.isprintable() and c not in '"\r\n')[:200] or "attachment"
+    # Keep the reader's file name but never a path, a control or a bidi override.
+    return safe_download_name(name, "attachment")
 
 
 def _download(part: Part) -> Response:

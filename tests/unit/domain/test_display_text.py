@@ -111,3 +111,25 @@ def test_the_name_shown_is_itself_cleaned() -> None:
 def test_skeleton_collides_latin_cyrillic_and_greek_look_alikes() -> None:
     assert skeleton("Sealmail") == skeleton("Ѕеаlmаil") == skeleton("Sεalmαil")
     assert skeleton("Sealmail") != skeleton("Sealnail")
+
+
+def test_portal_notice_shows_the_organisation_without_overrides() -> None:
+    import email
+    import email.policy
+    from datetime import UTC, datetime
+
+    from sealmail.domain.portal_notice import build_notice
+
+    notice = build_notice(
+        organization=f"Riverside{RLO} Clinic\x00",
+        sender="notices@clinic.example",
+        recipient="p@example.net",
+        link="https://portal.example/p/token",
+        expires_at=datetime(2026, 12, 31, tzinfo=UTC),
+        message_id_domain="out.example",
+    )
+    msg = email.message_from_bytes(notice.raw, policy=email.policy.default)
+    assert str(msg["From"]).startswith("Riverside Clinic")
+    bodies = [p.get_content() for p in msg.walk() if p.get_content_maintype() == "text"]
+    assert bodies and all(RLO not in b and "\x00" not in b for b in bodies)
+    assert all("Riverside Clinic" in b for b in bodies)
