@@ -133,3 +133,9 @@ def test_portal_notice_shows_the_organisation_without_overrides() -> None:
     bodies = [p.get_content() for p in msg.walk() if p.get_content_maintype() == "text"]
     assert bodies and all(RLO not in b and "\x00" not in b for b in bodies)
     assert all("Riverside Clinic" in b for b in bodies)
+
+
+def test_portal_branding_shows_the_organisation_without_overrides() -> None:
+    from sealmail.portal.branding import branding
+
+    assert branding(f"River{RLO}side\x1b Clinic", {}).organization == "Riverside Clinic"
