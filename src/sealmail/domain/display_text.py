@@ -77,6 +77,9 @@ def safe_download_name(name: str | None, fallback: str = "file") -> str:
     what kind of file they are about to open.
     """
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if len(base) > 2048:
+        # Bound the work on a hostile name; the tail keeps the extension.
+        base = base[:1024] + base[-64:]
     cleaned = safe_display(base, max_len=len(base) + 1 if base else 1)
     # Windows and most desktops treat these as reserved or special in a file name.
     cleaned = "".join("_" if c in '<>:"|?*' else c for c in cleaned).strip()
