@@ -175,7 +175,8 @@ class Settings(BaseSettings):
     portal_port: int = Field(8026, ge=0, le=65535, description="Port of the portal role's own server.")
     portal_cookie_secure_mode: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="`Secure` portal cookies: `auto` sets them when the portal URL is https.",
+        description="`Secure` portal cookies: `auto` sets them when the portal URL is https "
+        "(an https portal URL always gets them, with the `__Host-` prefix).",
     )
     portal_session_idle_minutes: int = Field(15, ge=1, description="Portal idle sign-out.")
     portal_session_hours: int = Field(8, ge=1, description="Absolute portal session lifetime.")
@@ -387,8 +388,10 @@ class Settings(BaseSettings):
 
     @property
     def portal_cookie_secure(self) -> bool:
-        if self.portal_cookie_secure_mode == "auto":
-            return self.resolved_portal_url.startswith("https://")
+        # A portal served over https never sends its session cookie in the clear, nor
+        # without the __Host- prefix (RFC 6265bis §4.1.3.2); "off" only matters on http.
+        if self.resolved_portal_url.startswith("https://"):
+            return True
         return self.portal_cookie_secure_mode == "on"
 
     @property

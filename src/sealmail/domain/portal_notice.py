@@ -15,6 +15,8 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
+from sealmail.domain.display_text import safe_display
+
 DEFAULT_SUBJECT = "You have a secure message from {organization}"
 
 
@@ -36,6 +38,8 @@ def build_notice(
     date: datetime | None = None,
 ) -> Notice:
     """Build the notice (multipart/alternative, plain and HTML)."""
+    # The organisation's name is shown to the patient: no bidi override or control in it.
+    organization = safe_display(organization, 120) or "Secure messages"
     subject = subject_template.replace("{organization}", organization)
     if any(ch in subject for ch in "\r\n"):
         raise ValueError("notice subject must be one line")

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from sealmail.domain.display_text import safe_download_name
 from sealmail.files.ranges import ByteRange, Unsatisfiable, if_range_allows, parse_range
 from sealmail.files.reading import OpenedFile
 
@@ -57,9 +58,15 @@ def media_type(value: str | None) -> str:
     return bare if _TYPE.match(bare) else "application/octet-stream"
 
 
-def disposition(filename: str) -> str:
-    ascii_name = clean_filename(filename).encode("ascii", "replace").decode().replace("?", "_")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(clean_filename(filename))}"
+def disposition(filename: str | None, fallback: str = "file") -> str:
+    """``attachment`` with an ASCII ``filename`` and the UTF-8 ``filename*`` (RFC 6266 §4.3).
+
+    Every download (API, portal attachment, portal file) names its file here, so a
+    sender-chosen ``../../x``, NUL or right-to-left override never reaches a browser.
+    """
+    name = safe_download_name(filename, fallback)
+    ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _first_and_rest(it: Iterator[bytes]) -> tuple[bytes | None, Iterator[bytes]]:

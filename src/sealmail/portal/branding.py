@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sealmail.domain.display_text import safe_display
+
 DEFAULT_COLOR = "#0b5cad"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -63,7 +65,8 @@ def branding(name: str, settings: dict[str, Any]) -> Branding:
     parts = urlsplit(logo) if logo else None
     safe_logo = logo if parts and parts.scheme == "https" and parts.netloc and '"' not in logo else None
     return Branding(
-        organization=name,
+        # Shown on every page and in titles: no control or bidi override (issue 11 §6).
+        organization=safe_display(name, 120) or "Secure messages",
         color=accessible(color) if _HEX.match(color) else DEFAULT_COLOR,
         logo_url=safe_logo,
     )

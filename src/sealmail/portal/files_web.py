@@ -24,7 +24,7 @@ from sealmail.files import http
 from sealmail.files.access import ReaderFiles
 from sealmail.files.errors import FileUnreadable
 from sealmail.files.wiring import file_shares_for
-from sealmail.portal import security
+from sealmail.portal import display, security
 from sealmail.portal.branding import Branding, branding
 from sealmail.portal.web import STATUS_PAGES, PortalOptions, _size
 from sealmail.services.portal_access import PortalAccess, Session
@@ -39,7 +39,7 @@ FILES_HTML = """{% extends "base.html" %}
     so it is not offered for download. Please ask the sender to share it again.</p>{% endif %}
   <ul class="files">
   {% for f in files %}
-    <li><a href="{{ base }}/files/{{ f.id }}/download" download>{{ f.filename }}</a>
+    <li><a href="{{ base }}/files/{{ f.id }}/download" download><bdi>{{ f.filename|shown }}</bdi></a>
         <span class="meta">{{ f.content_type }}, {{ size(f.size) }}</span>
         <span class="meta">SHA-256 {{ f.sha256 }}</span></li>
   {% endfor %}
@@ -64,6 +64,7 @@ def mount_files(app: FastAPI, services: Services, options: PortalOptions | None 
         ),
         autoescape=select_autoescape(default_for_string=True, default=True),
     )
+    display.install(env)
     r = APIRouter()
 
     def brand_for(tenant_id: str) -> Branding:

@@ -18,8 +18,10 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'{logo}; frame-src 'self'; "
@@ -77,18 +79,60 @@ def same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
+def _baseline(csp: str, *, frame: bool) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        # "same-origin", not "no-referrer": with no-referrer browsers send ``Origin: null``
+        # on our own form posts, defeating the same-origin check; other sites still learn
+        # nothing (and portal URLs carry no PHI).
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "SAMEORIGIN" if frame else "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+        # PHI must not linger in shared or back-button caches (HIPAA §164.312(a)).
+        "Cache-Control": "no-store",
+    }
+
+
 def harden(response: Response, csp: str, *, frame: bool = False) -> Response:
     h = response.headers
-    h.setdefault("Content-Security-Policy", csp)
-    h["X-Content-Type-Options"] = "nosniff"
-    # "same-origin", not "no-referrer": with no-referrer browsers send ``Origin: null``
-    # on our own form posts, defeating the same-origin check; other sites still learn
-    # nothing (and portal URLs carry no PHI).
-    h["Referrer-Policy"] = "same-origin"
-    h["X-Frame-Options"] = "SAMEORIGIN" if frame else "DENY"
-    h["Cross-Origin-Opener-Policy"] = "same-origin"
-    h["Cross-Origin-Resource-Policy"] = "same-origin"
-    h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
-    # PHI must not linger in shared or back-button caches (HIPAA §164.312(a)).
-    h["Cache-Control"] = "no-store"
+    for name, value in _baseline(csp, frame=frame).items():
+        if name == "Content-Security-Policy":
+            h.setdefault(name, value)
+        else:
+            h[name] = value
     return response
+
+
+# What a response no route hardened gets (redirects, framework errors): nothing to
+# render, nothing to frame.
+FALLBACK_CSP = "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+
+class HardenEveryResponse:
+    """ASGI middleware: every portal response carries the security headers.
+
+    Routes that pick their own policy (pages, the framed body, downloads) have set a CSP
+    already and are left alone; anything else (the ``/p/{token}`` redirect, sign-in
+    redirects, 405s) gets the full baseline, so no portal response is ever unprotected.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "content-security-policy" not in headers:
+                    for name, value in _baseline(FALLBACK_CSP, frame=False).items():
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_hardened)

@@ -22,8 +22,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount
 
 from sealmail.app import Services
+from sealmail.domain.display_text import safe_download_name
 from sealmail.errors import NotFound
-from sealmail.portal import security
+from sealmail.files import http as files_http
+from sealmail.portal import display, security
 from sealmail.portal.branding import Branding, branding
 from sealmail.portal.mailbox import Mailbox, Part
 from sealmail.portal.sanitize import clean_html, has_remote_images
@@ -95,9 +97,12 @@ def create_portal(
     )
     mailbox = Mailbox(access, services.keyring, services.messages)
     names = security.CookieNames.for_(opts.secure_cookies)
-    env = Environment(loader=PackageLoader("sealmail.portal", "templates"), autoescape=select_autoescape())
+    env = display.install(
+        Environment(loader=PackageLoader("sealmail.portal", "templates"), autoescape=select_autoescape())
+    )
     css = (env.loader.get_source(env, "portal.css")[0]) if env.loader else ""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(security.HardenEveryResponse)
     app.state.access = access
     app.state.mailbox = mailbox
 
@@ -454,15 +459,11 @@ def _size(n: int) -> str:
 
 
 def _safe_name(name: str) -> str:
-    # Keep the reader's file name but never a path or a header-breaking character.
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(c for c in base if c.isprintable() and c not in '"\r\n')[:200] or "attachment"
+    # Keep the reader's file name but never a path, a control or a bidi override.
+    return safe_download_name(name, "attachment")
 
 
 def _download(part: Part) -> Response:
-    from urllib.parse import quote
-
-    ascii_name = _safe_name(part.filename).encode("ascii", "replace").decode().replace("?", "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(part.filename)}"
+    disposition = files_http.disposition(part.filename, "attachment")
     ctype = part.content_type if "/" in part.content_type else "application/octet-stream"
     return Response(part.data, media_type=ctype, headers={"Content-Disposition": disposition})

@@ -183,6 +183,7 @@ class Tenancy:
             ).first()
             if exists:
                 raise Conflict(f"domain {row['name']} is already registered for this tenant")
+            _refuse_if_verified_elsewhere(conn, tenant_id, str(row["name"]))
             conn.execute(sa.insert(sender_domains).values(**row))
             audit.append(
                 conn,
@@ -196,6 +197,8 @@ class Tenancy:
 
     def mark_domain_verified(self, tenant_id: str, name: str, actor: str) -> None:
         with self.engine.begin() as conn:
+            # Several tenants may claim a name; the first to prove control owns it.
+            _refuse_if_verified_elsewhere(conn, tenant_id, _ascii(name))
             result = conn.execute(
                 sa.update(sender_domains)
                 .where(sender_domains.c.tenant_id == tenant_id, sender_domains.c.name == _ascii(name))
@@ -518,3 +521,27 @@ class Tenancy:
             return None
         assert row is not None
         return (Principal(row["tenant_id"], row["id"], frozenset({"send"})), Stream(row["stream"]))
+
+
+def _refuse_if_verified_elsewhere(conn: Connection, tenant_id: str, name: str) -> None:
+    """A domain verified by one tenant cannot be registered or verified by another.
+
+    Otherwise a second tenant could send as (and be DKIM-signed for) an organisation
+    whose domain it never proved control of.  Unverified claims may coexist: the first
+    verification wins.  On PostgreSQL an advisory lock on the name serialises two
+    concurrent verifications (SQLite write transactions are already serial: IMMEDIATE).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"domain:{name}"})
+    taken = conn.execute(
+        sa.select(sender_domains.c.id).where(
+            sender_domains.c.name == name.lower(),
+            sender_domains.c.tenant_id != tenant_id,
+            sender_domains.c.verified_at.is_not(None),
+        )
+    ).first()
+    if taken is not None:
+        raise Conflict(
+            f"domain {name.lower()} is verified by another organisation on this service; "
+            "ask support if you control it"
+        )

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from sealmail.app import Services
 from sealmail.cli_session import tenant_session
+from sealmail.net.destination import DestinationVetter
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook endpoints (Standard Webhooks).")
@@ -28,7 +29,9 @@ TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when seve
 def _session(tenant: str | None) -> Iterator[tuple[Services, WebhookEndpoints, str]]:
     with tenant_session(tenant) as (svc, tenant_id):
         allow_http = svc.settings.allow_loopback_fetch
-        yield svc, WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http), tenant_id
+        vetter = DestinationVetter.from_settings(svc.settings)
+        endpoints = WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http, vetter=vetter)
+        yield svc, endpoints, tenant_id
 
 
 @webhooks_app.command("list")

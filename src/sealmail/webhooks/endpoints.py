@@ -22,6 +22,7 @@ from sealmail import audit
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
+from sealmail.net.destination import DestinationVetter
 from sealmail.net.http_client import redact_url
 from sealmail.services.keyring import Keyring
 from sealmail.store import db
@@ -68,7 +69,12 @@ def carries_phi(streams: Sequence[str]) -> bool:
 
 
 def check_endpoint(
-    url: str, streams: Sequence[str], event_types: Sequence[str], *, allow_insecure_http: bool
+    url: str,
+    streams: Sequence[str],
+    event_types: Sequence[str],
+    *,
+    allow_insecure_http: bool,
+    vetter: DestinationVetter | None = None,
 ) -> None:
     """Raise ``ValidationFailed`` listing every problem with an endpoint's settings."""
     problems: list[dict[str, str]] = []
@@ -87,6 +93,9 @@ def check_endpoint(
         problems.append(
             {"field": "url", "message": "https is required for endpoints receiving the phi stream"}
         )
+    elif vetter is not None and (refused := vetter.refusal(host)):
+        # Refused when configured, not only at send (SSRF: the metadata service, the LAN).
+        problems.append({"field": "url", "message": refused})
     known = {str(s) for s in Stream}
     for i, stream in enumerate(streams):
         if stream not in known:
@@ -152,10 +161,18 @@ def render_delivery(row: Any, attempts: Sequence[Any] = ()) -> dict[str, Any]:
 class WebhookEndpoints:
     """Tenant-scoped management of endpoints and their deliveries."""
 
-    def __init__(self, engine: Engine, keyring: Keyring, *, allow_insecure_http: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        *,
+        allow_insecure_http: bool = False,
+        vetter: DestinationVetter | None = None,
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.allow_insecure_http = allow_insecure_http
+        self.vetter = vetter
 
     # -- secrets -----------------------------------------------------------------------------
     def _seal(self, tenant_id: str, secret: str) -> dict[str, Any]:
@@ -241,7 +258,13 @@ class WebhookEndpoints:
     # -- writes ------------------------------------------------------------------------------
     def create(self, tenant_id: str, spec: EndpointSpec, actor: str) -> tuple[dict[str, Any], str]:
         """Returns the endpoint and its secret, which is not retrievable afterwards."""
-        check_endpoint(spec.url, spec.streams, spec.event_types, allow_insecure_http=self.allow_insecure_http)
+        check_endpoint(
+            spec.url,
+            spec.streams,
+            spec.event_types,
+            allow_insecure_http=self.allow_insecure_http,
+            vetter=self.vetter,
+        )
         secret = signing.new_secret()
         now = datetime.now(UTC)
         endpoint_id = new_id("whe")
@@ -293,6 +316,7 @@ class WebhookEndpoints:
                 values.get("streams", current.streams),
                 values.get("event_types", current.event_types),
                 allow_insecure_http=self.allow_insecure_http,
+                vetter=self.vetter if "url" in values else None,
             )
             if values:
                 values["updated_at"] = now

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Annotated
 
 import pytest
+from fastapi import Depends, FastAPI, Header
+from fastapi.testclient import TestClient
 from tests.integration.webhooks.receiver import Receiver
 
 from sealmail.app import Services
 from sealmail.domain.tls_policy import Stream
+from sealmail.intake.api import problems, webhooks_api
 from sealmail.services.messages import EnvelopeRecipient, Submission
 from sealmail.services.tenancy import Principal
 from sealmail.webhooks.dispatcher import dispatch_once
@@ -61,3 +65,15 @@ def send_message(
 
 def dispatch(services: Services, now: datetime | None = None) -> int:
     return asyncio.run(dispatch_once(services, now))
+
+
+def api_client(services: Services) -> TestClient:
+    """The management API router behind problem+json, authenticated by API key."""
+    app = FastAPI()
+    problems.install(app)
+
+    def admin(authorization: Annotated[str, Header()]) -> Principal:
+        return services.tenancy.authenticate(authorization.removeprefix("Bearer "))
+
+    app.include_router(webhooks_api.router(services, Depends(admin)))
+    return TestClient(app, raise_server_exceptions=False)

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.webhooks.conftest import dispatch, send_message
+from tests.integration.webhooks.conftest import api_client, dispatch, send_message
 from tests.integration.webhooks.receiver import Receiver
 
 from sealmail.app import Services
 from sealmail.intake.api import problems, webhooks_api
-from sealmail.services.tenancy import Principal
 from sealmail.store.tables import audit_log
 
 
 @pytest.fixture
 def client(services: Services) -> TestClient:
-    app = FastAPI()
-    problems.install(app)
-
-    def admin(authorization: Annotated[str, Header()]) -> Principal:
-        return services.tenancy.authenticate(authorization.removeprefix("Bearer "))
-
-    app.include_router(webhooks_api.router(services, Depends(admin)))
-    return TestClient(app, raise_server_exceptions=False)
+    return api_client(services)
 
 
 def h(t: TenantFixture) -> dict[str, str]:

@@ -24,6 +24,7 @@ from sealmail.intake.api.responses import (
     WebhookEndpointWithSecretOut,
     WebhookTestOut,
 )
+from sealmail.net.destination import DestinationVetter
 from sealmail.services.tenancy import Principal
 from sealmail.webhooks.dispatcher import build_dispatcher
 from sealmail.webhooks.endpoints import EndpointChanges, EndpointSpec, WebhookEndpoints
@@ -65,7 +66,12 @@ class RotateIn(BaseModel):
 def router(services: Services, admin: Any) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["webhooks"])
     allow_http = bool(getattr(services.settings, "allow_loopback_fetch", False))
-    endpoints = WebhookEndpoints(services.engine, services.keyring, allow_insecure_http=allow_http)
+    endpoints = WebhookEndpoints(
+        services.engine,
+        services.keyring,
+        allow_insecure_http=allow_http,
+        vetter=DestinationVetter.from_settings(services.settings),
+    )
     Admin = Annotated[Principal, admin]
     dispatcher_box: list[Any] = []
 
