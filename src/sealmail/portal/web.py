@@ -23,6 +23,7 @@ from starlette.routing import Mount
 
 from sealmail.app import Services
 from sealmail.errors import NotFound
+from sealmail.intake.api.throttle import PerClientLimit
 from sealmail.portal import security
 from sealmail.portal.branding import Branding, branding
 from sealmail.portal.mailbox import Mailbox, Part
@@ -406,7 +407,9 @@ def create_portal(
 def create_portal_site(services: Services, options: PortalOptions | None = None) -> FastAPI:
     """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
     site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    site.router.routes.append(Mount("/p", app=create_portal(services, options)))
+    portal = create_portal(services, options)
+    per_minute = services.settings.public_rate_limit_per_minute
+    site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
     from sealmail.engagement import web as engagement_web  # tracking and unsubscribe links
 
     engagement_web.mount(site, services)
