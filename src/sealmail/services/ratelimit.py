@@ -100,3 +100,25 @@ class MemoryLimiter:
         self._pruned = now
         for bucket in [b for b, (_, ends) in self._counts.items() if ends <= now]:
             del self._counts[bucket]
+
+
+class FailureThrottle:
+    """Failed attempts counted under several keys (a client address, an account); any key at
+    its limit refuses the next attempt before it is checked, so checking costs nothing then."""
+
+    def __init__(self, limiter: Limiter, limit: int, window: int) -> None:
+        self.limiter = limiter
+        self.limit = limit
+        self.window = window
+
+    def refused(self, keys: list[str]) -> Verdict | None:
+        """The refusal to answer with (``Retry-After`` from it), or None to go ahead."""
+        for key in keys:
+            seen = self.limiter.peek(key, self.limit, self.window)
+            if seen.count >= self.limit:
+                return Verdict(self.limit, seen.count + 1, self.window, seen.reset)
+        return None
+
+    def failed(self, keys: list[str]) -> None:
+        for key in keys:
+            self.limiter.hit(key, self.limit, self.window)

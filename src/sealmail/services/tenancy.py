@@ -507,11 +507,13 @@ class Tenancy:
                 .first()
             )
         ok = False
-        if row is not None:
-            try:
-                ok = self.hasher.verify(row["secret_hash"], password)
-            except (VerificationError, InvalidHashError):
-                ok = False
+        # An unknown username pays the same argon2 work, so timing does not reveal which exist.
+        stored = row["secret_hash"] if row is not None else self._dummy_hash()
+        try:
+            with self._argon_slots:
+                ok = self.hasher.verify(stored, password) and row is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
         if not ok:
             with self.engine.begin() as conn:
                 audit.append(

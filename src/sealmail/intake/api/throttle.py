@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, RateLimited
 from sealmail.intake.api import problems
-from sealmail.services.ratelimit import Limiter, MemoryLimiter, Verdict
+from sealmail.services.ratelimit import FailureThrottle, Limiter, MemoryLimiter, Verdict
 from sealmail.services.tenancy import Principal, Tenancy
 
 T = TypeVar("T")
@@ -56,6 +56,9 @@ class ApiGuard:
         self.tenancy = tenancy
         self.limiter = limiter
         self._tenant_limits: dict[str, tuple[float, int]] = {}
+        self.failures = FailureThrottle(
+            limiter, settings.auth_failure_limit, settings.auth_failure_window_seconds
+        )
 
     async def authenticate(self, request: Request, presented: str) -> Principal:
         who = self.tenancy.cached_principal(presented)
@@ -72,21 +75,14 @@ class ApiGuard:
 
     async def _slow_path(self, presented: str, client: str) -> Principal:
         keys = self._failure_keys(presented, client)
-        limit, window = self.settings.auth_failure_limit, self.settings.auth_failure_window_seconds
-        for key in keys:
-            seen = await _run(self.limiter, self.limiter.peek, key, limit, window)
-            if seen.count >= limit:
-                # Refused before argon2 runs: a guesser can buy neither answers nor CPU.
-                raise refusal(
-                    Verdict(limit, seen.count + 1, window, seen.reset),
-                    "auth",
-                    "too many failed authentications from this client or for this key",
-                )
+        refused = await _run(self.limiter, self.failures.refused, keys)
+        if refused is not None:
+            # Refused before argon2 runs: a guesser can buy neither answers nor CPU.
+            raise refusal(refused, "auth", "too many failed authentications from this client or for this key")
         try:
             return await to_thread.run_sync(self.tenancy.authenticate, presented)
         except AuthenticationRequired:
-            for key in keys:
-                await _run(self.limiter, self.limiter.hit, key, limit, window)
+            await _run(self.limiter, self.failures.failed, keys)
             raise
 
     @staticmethod
