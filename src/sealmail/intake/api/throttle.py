@@ -102,8 +102,10 @@ class ApiGuard:
 
     def _key_limit(self, tenant_id: str) -> int:
         configured = (self.tenancy.get_tenant(tenant_id)["settings"] or {}).get("rate_limit")
-        limit = configured if isinstance(configured, int) else self.settings.api_rate_limit_per_minute
-        limit = min(limit, self.settings.api_rate_limit_max_per_minute)
+        if isinstance(configured, int):
+            limit = min(configured, self.settings.api_rate_limit_max_per_minute)
+        else:
+            limit = self.settings.api_rate_limit_per_minute
         self._tenant_limits[tenant_id] = (time.monotonic(), limit)
         return limit
 
