@@ -203,7 +203,9 @@ def create_portal(
         token = request.cookies.get(names.challenge, "")
         ch = await run_in_threadpool(access.challenge, token)
         tenant = ch.hold.tenant_id if ch else None
-        return status_page(request, "locked", tenant, until=ch.locked_until if ch else None)
+        # The tenant's branding is a database read: off the event loop.
+        until = ch.locked_until if ch else None
+        return await run_in_threadpool(lambda: status_page(request, "locked", tenant, until=until))
 
     async def _finish_signin(
         request: Request, status: SignInStatus, session_token: str | None, remaining: int
