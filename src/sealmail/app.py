@@ -17,6 +17,7 @@ from sealmail.services.keydir import Discovery, KeyDirectory
 from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
+from sealmail.services.ratelimit import Limiter, MemoryLimiter
 from sealmail.services.screening import Screener
 from sealmail.services.site_secrets import SiteSecrets
 from sealmail.services.tenancy import Tenancy
@@ -37,6 +38,7 @@ class Services:
     screener: Screener
     discovery: Discovery
     site_secrets: SiteSecrets
+    limiter: Limiter
 
     def close(self) -> None:
         self.engine.dispose()
@@ -88,4 +90,18 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         screener,
         discovery,
         SiteSecrets(engine, keyfile),
+        build_limiter(settings, engine),
     )
+
+
+def build_limiter(settings: Settings, engine: Engine) -> Limiter:
+    """Counters must be shared wherever several processes serve the API: on PostgreSQL the
+    database already is that shared store (no extra service to run); SQLite is one process."""
+    store = settings.rate_limit_store
+    if store == "auto":
+        store = "database" if engine.dialect.name == "postgresql" else "memory"
+    if store == "memory":
+        return MemoryLimiter()
+    from sealmail.store.rate_limits import DatabaseLimiter
+
+    return DatabaseLimiter(engine)

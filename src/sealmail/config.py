@@ -79,6 +79,30 @@ class Settings(BaseSettings):
         65536, ge=8, description="argon2id memory (KiB) for API-key and SMTP-password hashes."
     )
 
+    # -- rate limits (issue 11.5) ----------------------------------------------------------------
+    rate_limit_store: Literal["auto", "memory", "database"] = Field(
+        "auto",
+        description="Where rate-limit counters live: `database` shares them across processes "
+        "(a table, one upsert per request); `memory` is per process; `auto` is `database` on "
+        "PostgreSQL and `memory` on SQLite (one process).",
+    )
+    api_rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests a minute per API key, unless the tenant sets `rate_limit`."
+    )
+    api_rate_limit_max_per_minute: int = Field(
+        6000, ge=1, description="The highest per-key limit a tenant may set for itself."
+    )
+    auth_failure_limit: int = Field(
+        10,
+        ge=1,
+        description="Failed API-key authentications allowed per key id and per client address "
+        "in `auth_failure_window_seconds`; then 429 before any argon2 work.",
+    )
+    auth_failure_window_seconds: int = Field(300, ge=1, description="The window of `auth_failure_limit`.")
+    public_rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests a minute per client address on `/t`, `/u` and `/p`."
+    )
+
     # -- SMTP gateway ------------------------------------------------------------------------
     smtp_host: str = Field("127.0.0.1", description="Address the SMTP gateway listens on.")
     smtp_port: int = Field(2587, ge=0, le=65535, description="SMTP submission port (587 in production).")

@@ -142,6 +142,11 @@ class RateLimited(SealmailError):
     slug = "rate-limited"
     title = "Too many requests"
 
+    def __init__(self, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        # Retry-After and RateLimit fields: the client needs them to know when to come back.
+        self.headers = headers or {}
+
 
 class ServiceUnavailable(SealmailError):
     status = 503

@@ -34,6 +34,7 @@ from sealmail.engagement.service import Engagement, Subscription
 from sealmail.engagement.wiring import build_engagement
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
 from sealmail.intake.api.problems import problem_response
+from sealmail.intake.api.throttle import PerClientLimit
 from sealmail.portal import security
 
 log = structlog.get_logger("sealmail.engagement")
@@ -208,5 +209,9 @@ def create_unsubscribe(services: Services, engagement: Engagement) -> FastAPI:
 def mount(app: FastAPI, services: Services) -> None:
     """Add ``/t`` and ``/u`` to a site (the API app or the portal's own)."""
     engagement = build_engagement(services, services.settings)
-    app.mount("/t", create_tracking(engagement))
-    app.mount("/u", create_unsubscribe(services, engagement))
+    # Per-address limits: these links are public and each hit writes to the database.
+    per_minute, limiter = services.settings.public_rate_limit_per_minute, services.limiter
+    app.mount("/t", PerClientLimit(create_tracking(engagement), limiter, per_minute, "tracking"))
+    app.mount(
+        "/u", PerClientLimit(create_unsubscribe(services, engagement), limiter, per_minute, "unsubscribe")
+    )

@@ -64,6 +64,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.errors import MessageRefused, PolicyRejected, ValidationFailed
 from sealmail.intake.compose import intake_limits, submission_from_raw
 from sealmail.services.harvest import harvest
+from sealmail.services.ratelimit import FailureThrottle
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
 
@@ -401,12 +402,24 @@ class _GatewaySMTP(SMTP):
             username, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             username, secret = "", ""
+        services = self.gateway_handler.services
+        throttle = FailureThrottle(
+            services.limiter,
+            services.settings.auth_failure_limit,
+            services.settings.auth_failure_window_seconds,
+        )
+        peer = str(_peer_ip(self.session.peer if self.session else None))
+        # Counted across connections, per address and per username: a guesser who reconnects
+        # after each lockout still runs out, and is refused before argon2 runs.
+        keys = [f"smtpauth:ip:{peer}", f"smtpauth:user:{username[:128]}"]
+        if await asyncio.to_thread(throttle.refused, keys) is not None:
+            # RFC 4954 §6: 454 4.7.0 is a temporary failure; the client may try later.
+            return self._failed(replies.S454_AUTH_TEMPORARY_FAILURE)
         found = None
         if username and secret:
-            found = await asyncio.to_thread(
-                self.gateway_handler.services.tenancy.authenticate_smtp, username, secret
-            )
+            found = await asyncio.to_thread(services.tenancy.authenticate_smtp, username, secret)
         if found is None:
+            await asyncio.to_thread(throttle.failed, keys)
             # authenticate_smtp has written the audit entry.
             return self._failed(replies.S535_AUTH_FAILED)
         principal, stream = found

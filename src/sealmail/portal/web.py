@@ -25,6 +25,7 @@ from sealmail.app import Services
 from sealmail.domain.display_text import safe_download_name
 from sealmail.errors import NotFound
 from sealmail.files import http as files_http
+from sealmail.intake.api.throttle import PerClientLimit
 from sealmail.portal import display, security
 from sealmail.portal.branding import Branding, branding
 from sealmail.portal.mailbox import Mailbox, Part
@@ -210,7 +211,9 @@ def create_portal(
         token = request.cookies.get(names.challenge, "")
         ch = await run_in_threadpool(access.challenge, token)
         tenant = ch.hold.tenant_id if ch else None
-        return status_page(request, "locked", tenant, until=ch.locked_until if ch else None)
+        # The tenant's branding is a database read: off the event loop.
+        until = ch.locked_until if ch else None
+        return await run_in_threadpool(lambda: status_page(request, "locked", tenant, until=until))
 
     async def _finish_signin(
         request: Request, status: SignInStatus, session_token: str | None, remaining: int
@@ -414,7 +417,9 @@ def create_portal(
 def create_portal_site(services: Services, options: PortalOptions | None = None) -> FastAPI:
     """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
     site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    site.router.routes.append(Mount("/p", app=create_portal(services, options)))
+    portal = create_portal(services, options)
+    per_minute = services.settings.public_rate_limit_per_minute
+    site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
     from sealmail.engagement import web as engagement_web  # tracking and unsubscribe links
 
     engagement_web.mount(site, services)

@@ -10,6 +10,7 @@ database at least that often, and takes effect at once in the revoking process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -23,6 +24,7 @@ from typing import Any
 
 import idna
 import sqlalchemy as sa
+from anyio import to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection, Engine
@@ -90,6 +92,7 @@ class Tenancy:
         # At most this many argon2 verifications at once: each takes tens of milliseconds of
         # CPU and memory, and a burst of new keys must not starve everything else.
         self._argon_slots = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
+        self._dummy: str | None = None
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, name: str, actor: str = "cli") -> str:
@@ -236,7 +239,8 @@ class Tenancy:
         Proving control through DNS is what keeps one tenant from sending as another
         organisation's domain.
         """
-        row = self.domain(tenant_id, name)
+        # Called on the event loop: the database work goes to a thread, the lookup is async.
+        row = await to_thread.run_sync(self.domain, tenant_id, name)
         if row["verified_at"] is None:
             expected = f"sealmail-verification={row['verification_token']}"
             records = await txt(f"_sealmail.{row['name']}")
@@ -245,8 +249,8 @@ class Tenancy:
                     f'TXT _sealmail.{row["name"]} does not contain "{expected}" yet; '
                     "publish it and try again (DNS changes can take a while to appear)"
                 )
-            self.mark_domain_verified(tenant_id, row["name"], actor)
-        return self.domain(tenant_id, name)
+            await to_thread.run_sync(self.mark_domain_verified, tenant_id, row["name"], actor)
+        return await to_thread.run_sync(self.domain, tenant_id, name)
 
     def verified_domains(self, conn: Connection, tenant_id: str) -> set[str]:
         rows = conn.execute(
@@ -365,7 +369,11 @@ class Tenancy:
         cached = self._keys.get(lookup)
         if cached is None or time.monotonic() - cached.checked_at >= CACHE_SECONDS:
             return None
-        if cached.revoked or not hmac.compare_digest(cached.digest, digest):
+        if not hmac.compare_digest(cached.digest, digest):
+            # Not a fast refusal: a wrong secret for a recently used key must cost what a
+            # wrong secret for any other key costs, or the timing tells which ids are live.
+            return None
+        if cached.revoked:
             raise AuthenticationRequired("invalid or revoked API key")
         return Principal(cached.tenant_id, cached.key_id, cached.scopes)
 
@@ -397,6 +405,10 @@ class Tenancy:
                 ).where(api_keys.c.lookup == lookup)
             ).first()
         if row is None:
+            # The same argon2 work as for a known key, so an unknown key id answers in the
+            # same time with the same body: no oracle for which ids exist.
+            with self._argon_slots, contextlib.suppress(VerificationError, InvalidHashError):
+                self.hasher.verify(self._dummy_hash(), secret)
             raise AuthenticationRequired("invalid or revoked API key")
         if cached is not None and hmac.compare_digest(cached.digest, digest):
             verified = True  # already argon2-verified; only revocation needed re-reading
@@ -417,6 +429,11 @@ class Tenancy:
         if entry.revoked:
             raise AuthenticationRequired("invalid or revoked API key")
         return Principal(entry.tenant_id, entry.key_id, entry.scopes)
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_urlsafe(24))
+        return self._dummy
 
     def _record_rejection(self, tenant_id: str, key_id: str) -> None:
         with self.engine.begin() as conn:
@@ -504,11 +521,13 @@ class Tenancy:
                 .first()
             )
         ok = False
-        if row is not None:
-            try:
-                ok = self.hasher.verify(row["secret_hash"], password)
-            except (VerificationError, InvalidHashError):
-                ok = False
+        # An unknown username pays the same argon2 work, so timing does not reveal which exist.
+        stored = row["secret_hash"] if row is not None else self._dummy_hash()
+        try:
+            with self._argon_slots:
+                ok = self.hasher.verify(stored, password) and row is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
         if not ok:
             with self.engine.begin() as conn:
                 audit.append(

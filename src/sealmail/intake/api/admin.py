@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
-from sealmail.delivery.dns import Resolver
+from sealmail.delivery.dns import DnsLookupError, Resolver
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
-from sealmail.errors import ValidationFailed
+from sealmail.errors import ServiceUnavailable, ValidationFailed
 from sealmail.intake.api.schemas import (
     ApiKeyListOut,
     DomainListOut,
@@ -55,6 +55,12 @@ class TenantSettingsIn(BaseModel):
     tracking: TrackingIn | None = Field(
         None, description='Engagement tracking, e.g. {"opens": true, "clicks": true}.'
     )
+    rate_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Requests a minute per API key of this tenant; `null` restores the default. "
+        "At most the operator's `api_rate_limit_max_per_minute`.",
+    )
 
 
 class DomainIn(BaseModel):
@@ -91,6 +97,13 @@ def _domain(row: dict[str, Any]) -> dict[str, Any]:
             "value": f"sealmail-verification={row['verification_token']}",
         },
     }
+
+
+def _rate_limit(value: int | None, ceiling: int) -> int | None:
+    if value is not None and value > ceiling:
+        message = f"at most {ceiling} requests a minute (api_rate_limit_max_per_minute)"
+        raise ValidationFailed([{"field": "rate_limit", "message": message}])
+    return value
 
 
 def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
@@ -130,6 +143,10 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
             if "streams" in tracking:
                 tracking["streams"] = sorted(set(tracking["streams"]))
             changes["tracking"] = tracking
+        if "rate_limit" in body.model_fields_set:
+            changes["rate_limit"] = _rate_limit(
+                body.rate_limit, services.settings.api_rate_limit_max_per_minute
+            )
         settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
         return {"settings": settings}
 
@@ -143,8 +160,18 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
 
     @r.post("/domains/{name}/verify", response_model=DomainOut)
     async def verify_domain(name: str, who: Admin) -> dict[str, Any]:
-        row = await tenancy.verify_domain(who.tenant_id, name, who.credential_id, resolver.txt)
+        row = await tenancy.verify_domain(who.tenant_id, name, who.credential_id, txt)
         return _domain(row)
+
+    async def txt(owner: str) -> list[str]:
+        try:
+            return await resolver.txt(owner)
+        except DnsLookupError as exc:
+            # A resolver failure is nobody's mistake and passes: 503 says try again (RFC 9110
+            # §15.6.4), where an unhandled error would answer 500.
+            raise ServiceUnavailable(
+                f"{exc}; check that the domain's nameservers answer, then try again"
+            ) from exc
 
     @r.get("/api-keys", response_model=ApiKeyListOut)
     def list_keys(who: Admin) -> dict[str, Any]:

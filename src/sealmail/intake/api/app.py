@@ -44,6 +44,7 @@ from sealmail.intake.api.schemas import (
     Problem,
     RawMessageIn,
 )
+from sealmail.intake.api.throttle import ApiGuard, PerClientLimit, RateLimitHeaders
 from sealmail.services.messages import Idempotency, request_hash
 from sealmail.services.tenancy import Principal
 from sealmail.store import db
@@ -52,7 +53,7 @@ PROBLEM_REF = "#/components/schemas/Problem"
 ERRORS: dict[int | str, dict[str, Any]] = {
     # The body is sent as application/problem+json, so that is where the schema must be.
     code: {"model": Problem, "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_REF}}}}
-    for code in (400, 401, 403, 404, 409, 413, 415, 422)
+    for code in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
@@ -118,6 +119,8 @@ def create_api(services: Services) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(RateLimitHeaders)
+    guard = ApiGuard(settings, services.tenancy, services.limiter)
     msgs = services.messages
     domain_for_ids = settings.smtp_hostname
     # Declared as a security scheme so the OpenAPI document (and clients built from it)
@@ -128,15 +131,12 @@ def create_api(services: Services) -> FastAPI:
     # answered from memory, and only the database read and argon2 go to a thread (a sync
     # dependency would cost a thread-pool round trip on every request).
     async def principal(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise AuthenticationRequired("send `Authorization: Bearer <API key>`")
-        presented = credentials.credentials.strip()
-        cached = services.tenancy.cached_principal(presented)
-        if cached is not None:
-            return cached
-        return await run_in_threadpool(services.tenancy.authenticate, presented)
+        return await guard.authenticate(request, credentials.credentials.strip())
 
     def need(scope: str) -> Any:
         async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -280,7 +280,8 @@ def create_api(services: Services) -> FastAPI:
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 
-        app.mount("/p", create_portal(services))
+        portal_limit = settings.public_rate_limit_per_minute
+        app.mount("/p", PerClientLimit(create_portal(services), services.limiter, portal_limit, "portal"))
         # Tracking and unsubscribe links point at the portal URL, which is this server then.
         from sealmail.engagement import web as engagement_web
 

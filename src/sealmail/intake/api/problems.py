@@ -34,7 +34,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(SealmailError)
     async def _sealmail(request: Request, exc: SealmailError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else getattr(exc, "headers", None)
         return problem_response(exc.problem(instance=request.url.path), headers)
 
     @app.exception_handler(RequestValidationError)

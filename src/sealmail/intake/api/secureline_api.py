@@ -137,7 +137,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
 
     @r.post("/domains/{name}/dkim", status_code=201, response_model=DkimRecordsOut)
     async def create_dkim(name: str, who: Admin) -> dict[str, Any]:
-        domain = services.tenancy.domain(who.tenant_id, name)["name"]
+        domain = (await run_in_threadpool(services.tenancy.domain, who.tenant_id, name))["name"]
         keys = await run_in_threadpool(
             services.identities.create_dkim_keys, who.tenant_id, domain, who.credential_id
         )
@@ -155,7 +155,7 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
 
     @r.post("/domains/{name}/check", response_model=DomainCheckOut)
     async def check_domain(name: str, who: Admin) -> dict[str, Any]:
-        domain = services.tenancy.domain(who.tenant_id, name)["name"]
+        domain = (await run_in_threadpool(services.tenancy.domain, who.tenant_id, name))["name"]
         keys = await run_in_threadpool(services.identities.dkim_keys, who.tenant_id, domain)
         results = await dkim.check_dns(domain, keys, resolver)
         return {
