@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
 
+from sealmail.bounces.return_path import return_path_domain
 from sealmail.config import Settings
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -18,6 +19,7 @@ from sealmail.services.keyring import Keyring
 from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
 from sealmail.services.screening import Screener
+from sealmail.services.sender_domains import SenderDomains
 from sealmail.services.site_secrets import SiteSecrets
 from sealmail.services.tenancy import Tenancy
 from sealmail.store import db
@@ -37,6 +39,7 @@ class Services:
     screener: Screener
     discovery: Discovery
     site_secrets: SiteSecrets
+    sender_domains: SenderDomains
 
     def close(self) -> None:
         self.engine.dispose()
@@ -88,4 +91,12 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         screener,
         discovery,
         SiteSecrets(engine, keyfile),
+        SenderDomains(tenancy, identities, lambda domain: _return_path(settings, domain)),
     )
+
+
+def _return_path(settings: Settings, domain: str) -> tuple[str, str] | None:
+    """The return-path domain and the inbound MX host to publish, when return paths are signed."""
+    if not settings.verp_enabled:
+        return None
+    return return_path_domain(settings, domain), settings.smtp_hostname

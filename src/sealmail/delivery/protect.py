@@ -101,6 +101,10 @@ def _with_trace(msg_id: str, raw: bytes) -> bytes:
     return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
 
 
+def _from_domain(msg: QueuedMessage) -> str:
+    return (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
+
+
 def _tls_reason(a: Attempt) -> str:
     if a.tls.version is None:
         return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
@@ -154,6 +158,10 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
+        refusal = await asyncio.to_thread(self._unsignable, msg)
+        if refusal is not None:
+            a = AttemptStatus.DEFERRED
+            return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
         if msg.source == "portal" and "portal-code" in msg.tags:
             # A portal sign-in code carries no PHI; routing it through a force-portal
             # policy would send a notice for the code mail itself.
@@ -405,10 +413,25 @@ class SecureLine:
             subject_template=subject,
         ).raw
 
+    def _unsignable(self, msg: QueuedMessage) -> str | None:
+        """Why this message must not leave, when its From domain has no DKIM key.
+
+        Unsigned mail from a domain that publishes DMARC fails it (RFC 7489 §4.2): the
+        message is held (deferred, so it goes once keys exist) rather than sent unsigned.
+        """
+        domain = _from_domain(msg)
+        if not self.sign_enabled or not domain or self.identities.dkim_signer(msg.tenant_id, domain):
+            return None
+        log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
+        return (
+            f"dkim: {domain} has no DKIM signing key, so the message is held; create one with "
+            f"`sealmail domains verify {domain}` or POST /v1/domains/{domain}/dkim"
+        )
+
     def _sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
         if not self.sign_enabled:
             return payload
-        domain = (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
+        domain = _from_domain(msg)
         if not domain:
             return payload
         signer = self.identities.dkim_signer(msg.tenant_id, domain)
