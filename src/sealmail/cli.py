@@ -561,6 +561,23 @@ def keys_smime_identity(
     out.print(f"S/MIME identity {info['subject']} ({info['fingerprint_sha256']}) until {info['not_after']}")
 
 
+@crypto_app.command("signing-key")
+@friendly
+def keys_signing_key(
+    address: str,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    rotate: Annotated[bool, typer.Option(help="Replace the address's key with a new one.")] = False,
+) -> None:
+    """Print the OpenPGP certificate a sending address signs with (its user id is the address);
+    publish it (WKD, keyserver) so recipients can check the signature."""
+    svc = _services()
+    tenant_id = _tenant(svc, tenant)
+    public = None if rotate else svc.identities.pgp_signing_public(tenant_id, address)
+    if public is None:
+        public = svc.identities.create_pgp_signing_key(tenant_id, address, "cli")
+    sys.stdout.write(public.decode())
+
+
 @crypto_app.command("archive")
 @friendly
 def keys_archive(

@@ -346,7 +346,9 @@ class SecureLine:
                 archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
                 signer = None
                 if _sign_wanted(msg, "sign_pgp"):
-                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id)
+                    # The signer's user id is the From address, or readers flag a mismatch.
+                    sender = msg.header_from or msg.mail_from
+                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
                 body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.SMIME:
