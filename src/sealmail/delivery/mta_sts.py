@@ -28,7 +28,11 @@ WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_MX_PATTERN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})+$")
+# RFC 8461 §3.2: an mx pattern is a domain name, optionally with a leading "*."; a
+# single-label name (an intranet MX, or a TLD's own MX) is a domain name too.
+_MX_PATTERN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+# The fields whose repetition makes the policy ambiguous, hence invalid.
+_SINGLE_FIELDS = frozenset({"version", "mode", "max_age"})
 
 
 class StsMode(enum.StrEnum):
@@ -73,15 +77,20 @@ def parse_policy(text: str) -> StsPolicy:
         key, sep, value = line.partition(":")
         if not sep:
             raise StsPolicyError(f"policy line without a colon: {line[:40]!r}")
-        key = key.strip().lower()
+        # RFC 8461 §3.2's ABNF spells the field names in lower case and they are matched
+        # as written: "Version:" or "MODE:" is an unknown field, ignored like any other.
+        key = key.strip(" \t")
         value = value.strip(" \t")
         if key == "mx":
             pattern = value.lower().rstrip(".")
             if not _MX_PATTERN_RE.match(pattern):
                 raise StsPolicyError(f"invalid mx pattern {value[:80]!r}")
             mx.append(pattern)
-        elif key not in fields:
-            # RFC 8461 §3.2: unknown keys are ignored; a repeated key keeps its first value.
+        elif key in fields and key in _SINGLE_FIELDS:
+            # Two modes or two max_ages cannot both hold: the policy is invalid rather
+            # than read as whichever came first.
+            raise StsPolicyError(f"field {key!r} appears more than once")
+        else:
             fields[key] = value
 
     if fields.get("version") != "STSv1":
