@@ -107,14 +107,19 @@ class Clock:
         return self.now
 
 
+def clocked(dns: DnsServer, ca: TestCA, web: HttpsServer, clock: Clock) -> MtaStsFetcher:
+    """A fetcher on ``clock`` for a published enforce policy (id ``one``)."""
+    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
+    web.set_text(PATH, ENFORCE)
+    return fetcher(dns, ca, web, clock=clock)
+
+
 def test_a_policy_near_expiry_is_refreshed_before_it_lapses(
     dns: DnsServer, ca: TestCA, web: HttpsServer
 ) -> None:
     """Issue 12.4: refresh proactively, so the cache never runs out under an active sender."""
-    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
-    web.set_text(PATH, ENFORCE)
     clock = Clock()
-    sts = fetcher(dns, ca, web, clock=clock)
+    sts = clocked(dns, ca, web, clock)
 
     async def scenario() -> list[str | None]:
         seen = []
@@ -140,10 +145,8 @@ def test_refresh_refetches_a_current_policy_and_failures_back_off(
     dns: DnsServer, ca: TestCA, web: HttpsServer
 ) -> None:
     """Before deferring on a policy mismatch the transport asks for ``refresh=True``."""
-    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
-    web.set_text(PATH, ENFORCE)
     clock = Clock()
-    sts = fetcher(dns, ca, web, clock=clock)
+    sts = clocked(dns, ca, web, clock)
 
     async def scenario() -> list[tuple[str, ...]]:
         await sts.get_policy(DOMAIN)
