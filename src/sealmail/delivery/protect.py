@@ -101,6 +101,11 @@ def _with_trace(msg_id: str, raw: bytes) -> bytes:
     return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
 
 
+# Sources of tenant-submitted mail, whose From domain intake checked is a verified
+# sender domain of the tenant.
+TENANT_SOURCES = frozenset({"api", "smtp"})
+
+
 def _from_domain(msg: QueuedMessage) -> str:
     return (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
 
@@ -422,7 +427,12 @@ class SecureLine:
         message is held (deferred, so it goes once keys exist) rather than sent unsigned.
         """
         domain = _from_domain(msg)
-        if not self.sign_enabled or not domain or self.identities.dkim_signer(msg.tenant_id, domain):
+        if not self.sign_enabled or not domain or msg.source not in TENANT_SOURCES:
+            # Mail Sealmail writes itself (DSNs, alerts, portal mail) may come from the
+            # reporting host's name, which is no tenant's sender domain: signed when a
+            # key exists, never held for want of one.
+            return None
+        if self.identities.dkim_signer(msg.tenant_id, domain):
             return None
         log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
         return (
