@@ -151,7 +151,7 @@ class TenantFixture:
 
 def make_tenant(svc: Services, name: str = "Clinic", domain: str = "clinic.example") -> TenantFixture:
     tenant_id = svc.tenancy.create_tenant(name, actor="test")
-    svc.tenancy.add_domain(tenant_id, domain, actor="test", verified=True)
+    svc.sender_domains.add(tenant_id, domain, actor="test", verified=True)
     _, key = svc.tenancy.create_api_key(tenant_id, "test", ["send", "read", "admin"], actor="test")
     return TenantFixture(tenant_id, key, svc.tenancy.authenticate(key), domain)
 

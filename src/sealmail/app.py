@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
 
+from sealmail.bounces.return_path import return_path_domain
 from sealmail.config import Settings
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -19,6 +22,7 @@ from sealmail.services.messages import Messages
 from sealmail.services.portal import PortalHolds
 from sealmail.services.ratelimit import Limiter, MemoryLimiter
 from sealmail.services.screening import Screener
+from sealmail.services.sender_domains import SenderDomains
 from sealmail.services.site_secrets import SiteSecrets
 from sealmail.services.tenancy import Tenancy
 from sealmail.store import db
@@ -39,6 +43,7 @@ class Services:
     discovery: Discovery
     site_secrets: SiteSecrets
     limiter: Limiter
+    sender_domains: SenderDomains
 
     def close(self) -> None:
         self.engine.dispose()
@@ -56,7 +61,14 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
     )
     screener = Screener(tenancy)
-    messages = Messages(engine, keyring, tenancy, settings.idempotency_ttl_seconds, screener)
+    messages = Messages(
+        engine,
+        keyring,
+        tenancy,
+        settings.idempotency_ttl_seconds,
+        screener,
+        broadcast_refusal=broadcast_refusal(settings),
+    )
 
     def trust() -> smime.TrustStore:
         store = smime.TrustStore.system()
@@ -91,6 +103,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         discovery,
         SiteSecrets(engine, keyfile),
         build_limiter(settings, engine),
+        SenderDomains(tenancy, identities, lambda domain: _return_path(settings, domain)),
     )
 
 
@@ -105,3 +118,37 @@ def build_limiter(settings: Settings, engine: Engine) -> Limiter:
     from sealmail.store.rate_limits import DatabaseLimiter
 
     return DatabaseLimiter(engine)
+
+
+def _return_path(settings: Settings, domain: str) -> tuple[str, str] | None:
+    """The return-path domain and the inbound MX host to publish, when return paths are signed."""
+    if not settings.verp_enabled:
+        return None
+    return return_path_domain(settings, domain), settings.smtp_hostname
+
+
+def broadcast_refusal(settings: Settings) -> str | None:
+    """Why broadcast mail must be refused here, or None.
+
+    Broadcast mail carries a one-click List-Unsubscribe built on the public URL, and
+    RFC 8058 §3.1 requires it to be https (mailbox providers ignore or distrust plain
+    http).  Development — the capture sink, or a loopback URL nobody outside can reach —
+    may use http.
+    """
+    url = urlsplit(settings.resolved_portal_url)
+    if url.scheme == "https" or settings.outbound_mode == "capture" or _loopback(url.hostname or ""):
+        return None
+    return (
+        f"the broadcast stream needs an https public URL for its RFC 8058 one-click unsubscribe "
+        f"link, and {settings.resolved_portal_url} is not; set SEALMAIL_PUBLIC_URL (or "
+        "SEALMAIL_PORTAL_BASE_URL) to an https URL"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -43,8 +43,7 @@ def initialize(settings: Settings, *, first_tenant: str | None = "Demo Clinic") 
         tenant_id = api_key = None
         if first_tenant and not services.tenancy.list_tenants():
             tenant_id = services.tenancy.create_tenant(first_tenant, actor="init")
-            services.tenancy.add_domain(tenant_id, DEV_DOMAIN, actor="init", verified=True)
-            services.identities.create_dkim_keys(tenant_id, DEV_DOMAIN, actor="init")
+            services.sender_domains.add(tenant_id, DEV_DOMAIN, actor="init", verified=True)
             _, api_key = services.tenancy.create_api_key(
                 tenant_id, "first key", ["send", "read", "admin"], actor="init"
             )

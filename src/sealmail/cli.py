@@ -8,7 +8,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +23,10 @@ from sealmail.errors import SealmailError
 from sealmail.portal.cli import portal_app
 from sealmail.suppressions_cli import suppressions_app
 from sealmail.webhooks.cli import webhooks_app
+
+if TYPE_CHECKING:
+    from sealmail.crypto import dkim
+    from sealmail.delivery.dns import Resolver
 
 # Locals are never shown in tracebacks: they may hold keys or message content.
 app = typer.Typer(
@@ -327,11 +331,32 @@ def domains_add(
     tenant: Annotated[str | None, typer.Option()] = None,
     verified: Annotated[bool, typer.Option(help="Mark verified without a DNS check.")] = False,
 ) -> None:
+    """Register a sender domain, generate its DKIM keys and print the records to publish."""
     svc = _services()
-    row = svc.tenancy.add_domain(_tenant(svc, tenant), name, "cli", verified=verified)
+    setup = svc.sender_domains.add(_tenant(svc, tenant), name, "cli", verified=verified)
+    row = setup.domain
     out.print(
-        f'{row["name"]}: add TXT _sealmail.{row["name"]} "sealmail-verification={row["verification_token"]}"'
+        f'{row["name"]}: add TXT _sealmail.{row["name"]} "sealmail-verification={row["verification_token"]}"',
+        markup=False,
+        soft_wrap=True,
     )
+    _print_records(setup.records)
+
+
+def _print_records(records: list[dkim.DnsRecord]) -> None:
+    for rec in records:
+        # soft_wrap: a 2048-bit key must stay on one line to be copied into a zone.
+        out.print(
+            f"{rec.purpose}: {rec.name} {rec.type} {rec.value}", markup=False, highlight=False, soft_wrap=True
+        )
+
+
+@domains_app.command("records")
+@friendly
+def domains_records(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """The DKIM, SPF, DMARC (and return-path) records to publish for a domain."""
+    svc = _services()
+    _print_records(svc.sender_domains.records(_tenant(svc, tenant), name))
 
 
 @domains_app.command("verify")
@@ -344,17 +369,35 @@ def domains_verify(
     ] = False,
 ) -> None:
     """Verify a sender domain through its `_sealmail.<domain>` TXT record."""
-    from sealmail.delivery.dns import Resolver
-
     svc = _services()
     tenant_id = _tenant(svc, tenant)
     if force:
-        svc.tenancy.mark_domain_verified(tenant_id, name, "cli:forced")
+        svc.sender_domains.mark_verified(tenant_id, name, "cli:forced")
     else:
-        s = svc.settings
-        resolver = Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
-        asyncio.run(svc.tenancy.verify_domain(tenant_id, name, "cli", resolver.txt))
+        asyncio.run(svc.sender_domains.verify(tenant_id, name, "cli", _resolver(svc).txt, asyncio.to_thread))
     out.print(f"{name} verified")
+
+
+@domains_app.command("check")
+@friendly
+def domains_check(name: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """Check the published DKIM, SPF and DMARC records; exits 1 when one is wrong."""
+    svc = _services()
+    results = asyncio.run(
+        svc.sender_domains.check(_tenant(svc, tenant), name, _resolver(svc), asyncio.to_thread)
+    )
+    for c in results:
+        mark = "ok  " if c.ok else "FAIL"
+        out.print(f"{mark} {c.purpose}: {c.name}  {c.detail}", markup=False, highlight=False)
+    if not all(c.ok for c in results):
+        raise typer.Exit(1)
+
+
+def _resolver(svc: Services) -> Resolver:
+    from sealmail.delivery.dns import Resolver
+
+    s = svc.settings
+    return Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
 
 
 @domains_app.command("list")
@@ -516,6 +559,23 @@ def keys_smime_identity(
     except smime.CertificateError as exc:
         raise ConfigError(f"{cert}: {exc}") from exc
     out.print(f"S/MIME identity {info['subject']} ({info['fingerprint_sha256']}) until {info['not_after']}")
+
+
+@crypto_app.command("signing-key")
+@friendly
+def keys_signing_key(
+    address: str,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    rotate: Annotated[bool, typer.Option(help="Replace the address's key with a new one.")] = False,
+) -> None:
+    """Print the OpenPGP certificate a sending address signs with (its user id is the address);
+    publish it (WKD, keyserver) so recipients can check the signature."""
+    svc = _services()
+    tenant_id = _tenant(svc, tenant)
+    public = None if rotate else svc.identities.pgp_signing_public(tenant_id, address)
+    if public is None:
+        public = svc.identities.create_pgp_signing_key(tenant_id, address, "cli")
+    sys.stdout.write(public.decode())
 
 
 @crypto_app.command("archive")

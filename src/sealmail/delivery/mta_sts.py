@@ -25,10 +25,19 @@ MAX_AGE_LIMIT = 31_557_600
 # RFC 8461 §3.3: senders may cap the policy body; 64 KiB is the common choice.
 MAX_POLICY_BYTES = 64 * 1024
 WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"
+# A cached policy is refreshed once less than this share of its max_age remains, so an
+# active destination never runs on an expired policy (and never falls back to none).
+REFRESH_FRACTION = 0.25
+# RFC 8461 §3.3: after a failed fetch, wait at least five minutes before the next one.
+FETCH_BACKOFF_SECONDS = 300.0
 
 _ID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_MX_PATTERN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})+$")
+# RFC 8461 §3.2: an mx pattern is a domain name, optionally with a leading "*."; a
+# single-label name (an intranet MX, or a TLD's own MX) is a domain name too.
+_MX_PATTERN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+# The fields whose repetition makes the policy ambiguous, hence invalid.
+_SINGLE_FIELDS = frozenset({"version", "mode", "max_age"})
 
 
 class StsMode(enum.StrEnum):
@@ -73,15 +82,20 @@ def parse_policy(text: str) -> StsPolicy:
         key, sep, value = line.partition(":")
         if not sep:
             raise StsPolicyError(f"policy line without a colon: {line[:40]!r}")
-        key = key.strip().lower()
+        # RFC 8461 §3.2's ABNF spells the field names in lower case and they are matched
+        # as written: "Version:" or "MODE:" is an unknown field, ignored like any other.
+        key = key.strip(" \t")
         value = value.strip(" \t")
         if key == "mx":
             pattern = value.lower().rstrip(".")
             if not _MX_PATTERN_RE.match(pattern):
                 raise StsPolicyError(f"invalid mx pattern {value[:80]!r}")
             mx.append(pattern)
-        elif key not in fields:
-            # RFC 8461 §3.2: unknown keys are ignored; a repeated key keeps its first value.
+        elif key in fields and key in _SINGLE_FIELDS:
+            # Two modes or two max_ages cannot both hold: the policy is invalid rather
+            # than read as whichever came first.
+            raise StsPolicyError(f"field {key!r} appears more than once")
+        else:
             fields[key] = value
 
     if fields.get("version") != "STSv1":
@@ -186,13 +200,27 @@ class MtaStsFetcher:
             host_overrides=host_overrides,
         )
         self._clock = clock
+        # domain -> epoch seconds before which no refresh is fetched (rate limit)
+        self._next_fetch: dict[str, float] = {}
 
-    async def destination_policy(self, domain: str) -> DestinationPolicy:
-        """The destination-policy facts for ``domain`` (empty when it has no MTA-STS)."""
-        policy = await self.get_policy(domain)
+    async def destination_policy(self, domain: str, *, refresh: bool = False) -> DestinationPolicy:
+        """The destination-policy facts for ``domain`` (empty when it has no MTA-STS).
+
+        ``refresh``: fetch the policy again even when the cached one is current — the
+        transport asks before deferring a message because no MX matches the policy
+        (RFC 8461 §5.1: check for an updated policy before failing a delivery).
+        """
+        policy = await self.get_policy(domain, refresh=refresh)
         return policy.to_destination() if policy is not None else DestinationPolicy()
 
-    async def get_policy(self, domain: str) -> StsPolicy | None:
+    def _due(self, domain: str, cached: CachedPolicy, now: float, refresh: bool) -> bool:
+        """Whether to fetch a policy whose id has not changed (a refresh, rate-limited)."""
+        if now < self._next_fetch.get(domain, 0.0):
+            return False
+        remaining = cached.expires_at - now
+        return refresh or remaining < cached.policy.max_age * REFRESH_FRACTION
+
+    async def get_policy(self, domain: str, *, refresh: bool = False) -> StsPolicy | None:
         """The policy in force for ``domain`` following RFC 8461 §5.1, or None."""
         try:
             domain = to_ascii_domain(domain)
@@ -210,14 +238,19 @@ class MtaStsFetcher:
             # RFC 8461 §5.1: a missing TXT record does not cancel a cached policy
             # before its max_age runs out (that would let an attacker strip it).
             return cached.policy if cached is not None else None
-        if cached is not None and cached.policy_id == policy_id:
+        current = cached is not None and cached.policy_id == policy_id
+        if cached is not None and current and not self._due(domain, cached, now, refresh):
             return cached.policy
         try:
             policy = await self.fetch_policy(domain)
         except (StsFetchError, StsPolicyError):
             # RFC 8461 §5.1: without a fetchable policy, use a still-valid cached
             # one, or deliver as though the domain had no MTA-STS.
+            self._next_fetch[domain] = now + FETCH_BACKOFF_SECONDS
             return cached.policy if cached is not None else None
+        self._next_fetch.pop(domain, None)
+        # A successful fetch restarts max_age (RFC 8461 §3.2: the policy is cached for
+        # max_age seconds from when it was fetched).
         await self._cache.put(domain, CachedPolicy(policy_id, policy, now + policy.max_age))
         return policy
 

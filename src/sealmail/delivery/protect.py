@@ -112,6 +112,13 @@ def _name_unusable_keys(result: Result, decision: Decision) -> Result:
     if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
         return result
     return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
+# Sources of tenant-submitted mail, whose From domain intake checked is a verified
+# sender domain of the tenant.
+TENANT_SOURCES = frozenset({"api", "smtp"})
+
+
+def _from_domain(msg: QueuedMessage) -> str:
+    return (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
 
 
 def _tls_reason(a: Attempt) -> str:
@@ -167,6 +174,10 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
+        refusal = await asyncio.to_thread(self._unsignable, msg)
+        if refusal is not None:
+            a = AttemptStatus.DEFERRED
+            return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
         if msg.source == "portal" and "portal-code" in msg.tags:
             # A portal sign-in code carries no PHI; routing it through a force-portal
             # policy would send a notice for the code mail itself.  Nor may a code that
@@ -354,7 +365,9 @@ class SecureLine:
                 archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
                 signer = None
                 if _sign_wanted(msg, "sign_pgp"):
-                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id)
+                    # The signer's user id is the From address, or readers flag a mismatch.
+                    sender = msg.header_from or msg.mail_from
+                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
                 body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
                 level = TlsPolicy.OPPORTUNISTIC
             elif method is Method.SMIME:
@@ -476,12 +489,32 @@ class SecureLine:
             subject_template=subject,
         ).raw
 
+    def _unsignable(self, msg: QueuedMessage) -> str | None:
+        """Why this message must not leave, when its From domain has no DKIM key.
+
+        Unsigned mail from a domain that publishes DMARC fails it (RFC 7489 §4.2): the
+        message is held (deferred, so it goes once keys exist) rather than sent unsigned.
+        """
+        domain = _from_domain(msg)
+        if not self.sign_enabled or not domain or msg.source not in TENANT_SOURCES:
+            # Mail Sealmail writes itself (DSNs, alerts, portal mail) may come from the
+            # reporting host's name, which is no tenant's sender domain: signed when a
+            # key exists, never held for want of one.
+            return None
+        if self.identities.dkim_signer(msg.tenant_id, domain):
+            return None
+        log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
+        return (
+            f"dkim: {domain} has no DKIM signing key, so the message is held; create one with "
+            f"`sealmail domains verify {domain}` or POST /v1/domains/{domain}/dkim"
+        )
+
     def _sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
         # Canonical first, so the DKIM signature covers exactly the bytes sent (wire.py).
         payload = canonical_message(payload)
         if not self.sign_enabled:
             return payload
-        domain = (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
+        domain = _from_domain(msg)
         if not domain:
             return payload
         signer = self.identities.dkim_signer(msg.tenant_id, domain)

@@ -253,6 +253,11 @@ class OutboundTransport:
         if sts.sts_mode == "enforce":
             # RFC 8461 §4.1: under enforce, never connect to an MX outside the policy.
             hosts = tuple(h for h in hosts if mx_matches_sts(h.name, sts.sts_mx_patterns))
+            if not hosts and self._sts is not None:
+                # RFC 8461 §5.1: look for an updated policy before deferring on a mismatch.
+                sts = await self._sts.destination_policy(ascii_domain, refresh=True)
+                matching = (h for h in mx.hosts if mx_matches_sts(h.name, sts.sts_mx_patterns))
+                hosts = tuple(matching) if sts.sts_mode == "enforce" else mx.hosts
             if not hosts:
                 raise _HopError(
                     "tls_required", f"no MX of {ascii_domain} matches its MTA-STS policy", _Where()

@@ -26,6 +26,8 @@ from sealmail.store import db
 from sealmail.store.tables import tenant_identities, tenants
 
 SIGNER_TTL = 60.0
+# A sender's OpenPGP signing key (name: the address); "pgp" is the archive key.
+SIGNING_KIND = "pgp-sign"
 DKIM_ALGORITHMS: tuple[dkim.Algorithm, ...] = ("ed25519-sha256", "rsa-sha256")
 
 
@@ -41,7 +43,7 @@ class Identities:
         # Signers expire from the cache so keys created by another process are picked up.
         self._signers: dict[tuple[str, str], tuple[float, dkim.DkimSigner | None]] = {}
         self._lock = threading.Lock()
-        self._pgp_signers: dict[str, pgp.SigningKey] = {}
+        self._pgp_signers: dict[tuple[str, str], pgp.SigningKey] = {}
         self._smime: dict[str, smime.TenantIdentity | None] = {}
 
     def _store(
@@ -89,17 +91,20 @@ class Identities:
             row["tenant_id"], row["id"], row["tenant_key_id"], row["wrapped_data_key"], row["secret"]
         )
 
-    def _active(self, tenant_id: str, kind: str) -> Any:
-        """The tenant's newest active identity of a kind, or None."""
+    def _active(self, tenant_id: str, kind: str, name: str | None = None) -> Any:
+        """The tenant's newest active identity of a kind (and name, when given), or None."""
+        where = [
+            tenant_identities.c.tenant_id == tenant_id,
+            tenant_identities.c.kind == kind,
+            tenant_identities.c.active.is_(True),
+        ]
+        if name is not None:
+            where.append(tenant_identities.c.name == name)
         with db.reader(self.engine) as conn:
             return (
                 conn.execute(
                     sa.select(tenant_identities)
-                    .where(
-                        tenant_identities.c.tenant_id == tenant_id,
-                        tenant_identities.c.kind == kind,
-                        tenant_identities.c.active.is_(True),
-                    )
+                    .where(*where)
                     .order_by(tenant_identities.c.created_at.desc())
                     .limit(1)
                 )
@@ -137,15 +142,43 @@ class Identities:
             raise NotFound("this tenant has no archive key yet")
         return self._secret(row)
 
-    def pgp_signer(self, tenant_id: str) -> pgp.SigningKey:
-        """The archive key doubles as the tenant's OpenPGP signing key (cached)."""
-        cached = self._pgp_signers.get(tenant_id)
+    def pgp_signer(self, tenant_id: str, sender: str) -> pgp.SigningKey:
+        """The OpenPGP signing key of one sending address, created on first use (cached).
+
+        Readers compare the signer's user id with the From address and flag a mismatch
+        (the sender-spoofing check of RFC 9580 §5.2.3.28's Signer's User ID and of mail
+        clients such as Thunderbird), so each sender signs with a key of its own address
+        rather than with the tenant's archive key.
+        """
+        address = sender.strip().lower()
+        cached = self._pgp_signers.get((tenant_id, address))
         if cached is not None:
             return cached
-        signer = pgp.load_signing_key(self.archive_secret(tenant_id))
+        row = self._active(tenant_id, SIGNING_KIND, address)
+        if row is None:
+            self.create_pgp_signing_key(tenant_id, address, "system")
+            row = self._active(tenant_id, SIGNING_KIND, address)
+        signer = pgp.load_signing_key(self._secret(row))
         with self._lock:
-            self._pgp_signers[tenant_id] = signer
+            self._pgp_signers[(tenant_id, address)] = signer
         return signer
+
+    def create_pgp_signing_key(self, tenant_id: str, sender: str, actor: str) -> bytes:
+        """A new signing key whose only user id is the sending address; returns the certificate."""
+        address = sender.strip().lower()
+        with db.reader(self.engine) as conn:
+            name = conn.execute(sa.select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar_one()
+        secret, public = pgp.generate_tenant_key(f"{name} <{address}>")
+        info = pgp.inspect_cert(public, _now())
+        self._store(tenant_id, SIGNING_KIND, address, info.algorithm, info.fingerprint, public, secret, actor)
+        with self._lock:
+            self._pgp_signers.pop((tenant_id, address), None)
+        return public
+
+    def pgp_signing_public(self, tenant_id: str, sender: str) -> bytes | None:
+        """The signing certificate of a sending address (armored), for recipients to verify with."""
+        row = self._active(tenant_id, SIGNING_KIND, sender.strip().lower())
+        return None if row is None else bytes(row["public"])
 
     # -- S/MIME signing identity --------------------------------------------------------------
     def set_smime_identity(

@@ -187,8 +187,12 @@ class Messages:
         tenancy: Tenancy,
         ttl_seconds: int,
         screen: Screen | None = None,
+        broadcast_refusal: str | None = None,
     ) -> None:
         self.engine = engine
+        # Why broadcast mail cannot be accepted in this deployment (an http: unsubscribe
+        # URL, see app.broadcast_refusal), or None.
+        self.broadcast_refusal = broadcast_refusal
         self.keyring = keyring
         self.tenancy = tenancy
         self.idempotency_ttl = timedelta(seconds=ttl_seconds)
@@ -225,6 +229,8 @@ class Messages:
             )
         if not sub.recipients:
             raise ValidationFailed([{"field": "to", "message": "at least one recipient is required"}])
+        if self.broadcast_refusal and sub.stream == Stream.BROADCAST and not system:
+            raise ValidationFailed([{"field": "stream", "message": self.broadcast_refusal}])
         if sub.bypass_suppressions and sub.stream == Stream.BROADCAST:
             raise ValidationFailed(
                 [

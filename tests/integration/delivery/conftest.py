@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import make_settings
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import SmtpSink
 
+from sealmail.config import Settings
 from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.smtp_client import OutboundTransport
@@ -129,3 +132,17 @@ def deliver(dns: DnsServer, ca: TestCA, mx: MxFarm) -> DeliverFn:
         return asyncio.run(go())
 
     return run
+
+
+def mx_settings(home: Path, db_url: str, dns: DnsServer, mx: MxFarm, ca: TestCA, **over: Any) -> Settings:
+    """Settings for a whole Sealmail delivering through the loopback DNS to the MX farm."""
+    values: dict[str, Any] = {
+        "outbound_mode": "mx",
+        "dns_nameservers": [f"{dns.address[0]}:{dns.address[1]}"],
+        "mx_port": mx.port,
+        "tls_ca_file": ca.ca_file,
+        "mta_sts_enabled": False,
+        "smtp_hostname": "out.sealmail.test",
+        "key_discovery": "off",
+    }
+    return make_settings(home, db_url, **{**values, **over})

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from tests.integration.delivery.conftest import DeliverFn, MxFarm
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
 
 from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher, StsFetchError, StsMode
+from sealmail.domain.outcomes import AttemptStatus
 
 pytestmark = pytest.mark.timeout(20)
 DOMAIN = "example.org"
@@ -95,3 +97,95 @@ def test_loopback_policy_host_is_refused_without_opt_in(dns: DnsServer, ca: Test
     with pytest.raises(StsFetchError, match="no acceptable public address"):
         asyncio.run(fetcher(dns, ca, web, allow_loopback=False).fetch_policy(DOMAIN))
     assert web.requests == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def clocked(dns: DnsServer, ca: TestCA, web: HttpsServer, clock: Clock) -> MtaStsFetcher:
+    """A fetcher on ``clock`` for a published enforce policy (id ``one``)."""
+    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
+    web.set_text(PATH, ENFORCE)
+    return fetcher(dns, ca, web, clock=clock)
+
+
+def test_a_policy_near_expiry_is_refreshed_before_it_lapses(
+    dns: DnsServer, ca: TestCA, web: HttpsServer
+) -> None:
+    """Issue 12.4: refresh proactively, so the cache never runs out under an active sender."""
+    clock = Clock()
+    sts = clocked(dns, ca, web, clock)
+
+    async def scenario() -> list[str | None]:
+        seen = []
+        await sts.get_policy(DOMAIN)
+        clock.now += 3_600  # most of max_age (86400) left: served from the cache
+        seen.append(None if (p := await sts.get_policy(DOMAIN)) is None else p.mx[0])
+        # The policy host changed its MX list without a new id; with 3 h of 24 left the
+        # next lookup fetches again, and the cached policy's clock restarts.
+        web.set_text(PATH, ENFORCE.replace("mx1.", "mx2."))
+        clock.now += 86_400 - 3_600 - 10_800
+        seen.append(None if (p := await sts.get_policy(DOMAIN)) is None else p.mx[0])
+        # Past the original expiry the refreshed policy is still in force.
+        clock.now += 20_000
+        web.set_text(PATH, "busy", status=500)
+        seen.append(None if (p := await sts.get_policy(DOMAIN)) is None else p.mx[0])
+        return seen
+
+    assert asyncio.run(scenario()) == ["mx1.example.org", "mx2.example.org", "mx2.example.org"]
+    assert len(web.requests) == 2
+
+
+def test_refresh_refetches_a_current_policy_and_failures_back_off(
+    dns: DnsServer, ca: TestCA, web: HttpsServer
+) -> None:
+    """Before deferring on a policy mismatch the transport asks for ``refresh=True``."""
+    clock = Clock()
+    sts = clocked(dns, ca, web, clock)
+
+    async def scenario() -> list[tuple[str, ...]]:
+        await sts.get_policy(DOMAIN)
+        web.set_text(PATH, ENFORCE.replace("mx1.", "mx9."))
+        fresh = (await sts.destination_policy(DOMAIN, refresh=True)).sts_mx_patterns
+        web.set_text(PATH, "busy", status=503)
+        clock.now += 1
+        kept = (await sts.destination_policy(DOMAIN, refresh=True)).sts_mx_patterns
+        clock.now += 60  # inside the five-minute backoff: no new request
+        again = (await sts.destination_policy(DOMAIN, refresh=True)).sts_mx_patterns
+        return [fresh, kept, again]
+
+    assert asyncio.run(scenario()) == [("mx9.example.org",)] * 3
+    assert len(web.requests) == 3
+
+
+def test_transport_refetches_the_policy_before_deferring_on_an_mx_mismatch(
+    dns: DnsServer, ca: TestCA, mx: MxFarm, web: HttpsServer, deliver: DeliverFn
+) -> None:
+    """RFC 8461 §5.1: the MX moved and the policy with it (same id): deliver, don't defer."""
+    sinks = mx.start(
+        {
+            "127.0.0.2": {"cert": ca.issue("mx1.example.org")},
+            "127.0.0.3": {"cert": ca.issue("mx2.example.org")},
+        }
+    )
+    dns.add(DOMAIN, "MX", "10 mx1.example.org.")
+    dns.add("mx1.example.org", "A", "127.0.0.2")
+    dns.add("mx2.example.org", "A", "127.0.0.3")
+    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
+    web.set_text(PATH, ENFORCE)
+    sts = fetcher(dns, ca, web)
+    [first] = deliver(DOMAIN, ["alice@example.org"], mta_sts=sts)
+    assert first.status is AttemptStatus.DELIVERED and first.mx_host == "mx1.example.org"
+
+    dns.set(DOMAIN, "MX", "10 mx2.example.org.")
+    web.set_text(PATH, ENFORCE.replace("mx1.", "mx2."))
+    [second] = deliver(DOMAIN, ["alice@example.org"], mta_sts=sts)
+    assert second.status is AttemptStatus.DELIVERED, second.detail
+    assert second.mx_host == "mx2.example.org"
+    assert len(sinks["127.0.0.3"].messages) == 1
+    assert len(web.requests) == 2

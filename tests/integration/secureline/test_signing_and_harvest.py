@@ -18,8 +18,10 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.gpg import GnuPG
 from tests.support.smime_ca import SmimeCA
+from typer.testing import CliRunner
 
 from sealmail.app import Services, build_services
+from sealmail.cli import app as cli_app
 from sealmail.crypto import smime
 from sealmail.intake.api.app import create_api
 from sealmail.runtime import build_transport, build_worker
@@ -49,6 +51,13 @@ def svc(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> 
     services.smime_ca = smime_ca  # type: ignore[attr-defined]  # test convenience
     yield services
     services.close()
+
+
+def cli_env(services: Services) -> dict[str, str]:
+    return {
+        "SEALMAIL_HOME": str(services.settings.home),
+        "SEALMAIL_DATABASE_URL": services.settings.resolved_database_url,
+    }
 
 
 def deliver(services: Services) -> None:
@@ -90,9 +99,25 @@ def test_pgp_mime_is_signed_with_the_tenant_key_when_asked(svc: Services, mx: Mx
         deliver(svc)
         [got] = mx.sinks["127.0.0.2"].wait_for(1)
         armored = email.message_from_bytes(got.data).get_payload()[1].get_payload(decode=True)
+        # Issue 12.2: the signing certificate is the sender's own, published by the CLI.
+        signing = CliRunner().invoke(
+            cli_app,
+            ["keys", "signing-key", "results@clinic.example", "--tenant", tenant.id],
+            env=cli_env(svc),
+        )
+        assert signing.exit_code == 0, signing.output
+        gpg.import_keys(signing.stdout.encode())
         result = gpg.decrypt(armored)
         assert BODY in result.stdout.decode()
         assert "Good signature" in result.stderr
+        # gpg names the signer by its primary user id: it must be the From address, not
+        # the archive key's archive@sealmail.invalid, or readers flag a sender mismatch.
+        [good] = [line for line in result.stderr.splitlines() if line.startswith("[GNUPG:] GOODSIG ")]
+        assert good.endswith("<results@clinic.example>"), good
+        signer_fpr = next(
+            line.split()[2] for line in result.stderr.splitlines() if line.startswith("[GNUPG:] VALIDSIG ")
+        )
+        assert signer_fpr != archive["fingerprint"]
     finally:
         gpg.close()
 

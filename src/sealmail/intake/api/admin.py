@@ -156,11 +156,15 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
 
     @r.post("/domains", status_code=201, response_model=DomainOut)
     def add_domain(body: DomainIn, who: Admin) -> dict[str, Any]:
-        return _domain(tenancy.add_domain(who.tenant_id, body.name, actor=who.credential_id))
+        # One path with `sealmail domains add`: the domain gets its DKIM keys here too.
+        setup = services.sender_domains.add(who.tenant_id, body.name, actor=who.credential_id)
+        return _domain(setup.domain)
 
     @r.post("/domains/{name}/verify", response_model=DomainOut)
     async def verify_domain(name: str, who: Admin) -> dict[str, Any]:
-        row = await tenancy.verify_domain(who.tenant_id, name, who.credential_id, txt)
+        row = await services.sender_domains.verify(
+            who.tenant_id, name, who.credential_id, txt, run_in_threadpool
+        )
         return _domain(row)
 
     async def txt(owner: str) -> list[str]:

@@ -10,7 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.app import Services
-from sealmail.bounces.return_path import return_path_domain
 from sealmail.crypto import dkim, smime
 from sealmail.delivery.dns import Resolver
 from sealmail.domain.portal_factors import WeakNoticePolicy
@@ -137,27 +136,18 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
 
     @r.post("/domains/{name}/dkim", status_code=201, response_model=DkimRecordsOut)
     async def create_dkim(name: str, who: Admin) -> dict[str, Any]:
-        domain = (await run_in_threadpool(services.tenancy.domain, who.tenant_id, name))["name"]
-        keys = await run_in_threadpool(
-            services.identities.create_dkim_keys, who.tenant_id, domain, who.credential_id
+        records = await run_in_threadpool(
+            services.sender_domains.rotate_keys, who.tenant_id, name, who.credential_id
         )
-        records = dkim.dns_records(domain, keys, return_path=_return_path(services, domain))
         return {"records": [_record(rec) for rec in records]}
 
     @r.get("/domains/{name}/records", response_model=DkimRecordsOut)
     def domain_records(name: str, who: Admin) -> dict[str, Any]:
-        domain = services.tenancy.domain(who.tenant_id, name)["name"]
-        keys = services.identities.dkim_keys(who.tenant_id, domain)
-        if not keys:
-            raise NotFound(f"{domain} has no DKIM keys yet; POST /v1/domains/{domain}/dkim")
-        records = dkim.dns_records(domain, keys, return_path=_return_path(services, domain))
-        return {"records": [_record(rec) for rec in records]}
+        return {"records": [_record(rec) for rec in services.sender_domains.records(who.tenant_id, name)]}
 
     @r.post("/domains/{name}/check", response_model=DomainCheckOut)
     async def check_domain(name: str, who: Admin) -> dict[str, Any]:
-        domain = (await run_in_threadpool(services.tenancy.domain, who.tenant_id, name))["name"]
-        keys = await run_in_threadpool(services.identities.dkim_keys, who.tenant_id, domain)
-        results = await dkim.check_dns(domain, keys, resolver)
+        results = await services.sender_domains.check(who.tenant_id, name, resolver, run_in_threadpool)
         return {
             "ok": all(c.ok for c in results),
             "checks": [
@@ -228,14 +218,6 @@ def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
         return {"settings": settings}
 
     return r
-
-
-def _return_path(services: Services, domain: str) -> tuple[str, str] | None:
-    """The return-path domain and the inbound MX host to publish, when return paths are signed."""
-    settings = services.settings
-    if not settings.verp_enabled:
-        return None
-    return return_path_domain(settings, domain), settings.smtp_hostname
 
 
 def _record(rec: dkim.DnsRecord) -> dict[str, str]:
