@@ -86,8 +86,6 @@ class MailView:
 
 # ----------------------------------------------------------------------------------------- headers
 
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_LINE_END = re.compile(r"\r?\n")
 # RFC 2047 §2: =?charset?encoding?encoded-text?= (RFC 2231 §5 allows a *language suffix).
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,64})(?:\*[^?\s]{0,32})?\?([bBqQ])\?([^?\s]*)\?=")
 
@@ -96,10 +94,12 @@ def split_head(raw: bytes) -> tuple[bytes, bytes]:
     """The header block and the body (RFC 5322 §2.1: separated by the first empty line)."""
     if raw.startswith((b"\r\n", b"\n")):
         return b"", raw[2 if raw.startswith(b"\r\n") else 1 :]
-    match = _BLANK_LINE.search(raw)
-    if match is None:
+    # bytes.find, not a regular expression: several times faster on a megabyte of header.
+    found = [(at, len(sep)) for sep in (b"\r\n\r\n", b"\n\n", b"\n\r\n") if (at := raw.find(sep)) >= 0]
+    if not found:
         return raw, b""
-    return raw[: match.start()], raw[match.end() :]
+    at, width = min(found)
+    return raw[:at], raw[at + width :]
 
 
 def to_text(data: bytes, charset: str | None) -> str:
@@ -164,7 +164,7 @@ def read_fields(head: bytes, limits: ViewLimits, problems: list[str]) -> list[tu
         head = head[: limits.max_header_bytes]
         problems.append(HEADER_TRUNCATED)
     # RFC 6532 allows UTF-8 in header fields; anything else shows as replacement characters.
-    lines = _LINE_END.split(head.decode("utf-8", "replace"))
+    lines = head.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
     raw_fields: list[list[str]] = []
     for line in lines:
         if line[:1] in (" ", "\t") and raw_fields:
