@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
-import httpx
+from tests.e2e.portal import test_portal_browser as browser_suite
 from tests.e2e.portal.test_portal_browser import DESKTOP, request_and_enter_code
 from tests.integration.portal.portal_harness import PATIENT, Stack
-from tests.support.hostile_mail import SENDER, deep_html, unknown_charset
+from tests.integration.portal.test_hostile_mail import send_raw
+from tests.support.hostile_mail import deep_html, unknown_charset
 
-
-def _send_raw(stack: Stack, raw: bytes) -> None:
-    with httpx.Client(
-        base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.tenant.api_key}"}, timeout=60
-    ) as api:
-        resp = api.post(
-            "/v1/messages/raw",
-            json={
-                "envelope": {"mail_from": SENDER, "rcpt_to": [PATIENT]},
-                "message": base64.b64encode(raw).decode(),
-                "stream": "phi",
-            },
-        )
-    assert resp.status_code == 202, resp.text
+# The browser suite's marks: e2e, and skipped without Debian's chromium.
+pytestmark = browser_suite.pytestmark
 
 
 def test_inbox_lists_good_mail_next_to_hostile_mail_and_offers_the_undisplayable_part(
     stack: Stack, browser: Any
 ) -> None:
     good = stack.send()
-    _send_raw(stack, unknown_charset(PATIENT))
-    _send_raw(stack, deep_html(PATIENT))
+    send_raw(stack, unknown_charset(PATIENT))
+    send_raw(stack, deep_html(PATIENT))
     link = stack.notice_link(good)
     context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()

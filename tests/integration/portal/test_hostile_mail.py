@@ -42,7 +42,7 @@ def _api(stack: Stack) -> httpx.Client:
     )
 
 
-def _send_raw(stack: Stack, raw: bytes) -> str:
+def send_raw(stack: Stack, raw: bytes) -> str:
     with _api(stack) as api:
         resp = api.post(
             "/v1/messages/raw",
@@ -74,7 +74,7 @@ def _hold_of(inbox: str, name: str) -> str:
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_hostile_message_is_shown_bounded_next_to_good_mail(stack: Stack, name: str) -> None:
     good = stack.send()
-    hostile = _send_raw(stack, CORPUS[name](PATIENT))
+    hostile = send_raw(stack, CORPUS[name](PATIENT))
     link = stack.notice_link(good)
     with httpx.Client(base_url=stack.base_url, timeout=60) as client:
         sign_in(stack, link, client)
