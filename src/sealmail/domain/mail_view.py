@@ -39,7 +39,7 @@ class ViewLimits:
     max_header_bytes: int = 256 * 1024
     max_fields: int = 1000
     max_field_chars: int = 16 * 1024
-    max_encoded_words: int = 100
+    max_encoded_words: int = 1000
     max_parts: int = 500
     max_depth: int = 16
     html: HtmlLimits = field(default_factory=HtmlLimits)
