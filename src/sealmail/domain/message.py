@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from typing import Any
 
+from sealmail.domain import mail_view
 from sealmail.domain.addresses import Address
 
 
@@ -237,29 +238,28 @@ class Content:
     text: str | None
     html: str | None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # Display limits the message went over (mail_view reasons); empty for ordinary mail.
+    problems: list[str] = field(default_factory=list)
 
 
 def parse_content(raw: bytes) -> Content:
-    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
-    attachments = []
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        attachments.append(
-            {
-                "filename": part.get_filename(),
-                "content_type": part.get_content_type(),
-                "size": len(payload) if isinstance(payload, bytes) else 0,
-            }
-        )
+    """The API's layout of ``raw``, read within :data:`mail_view.LIMITS` (issue 11.2)."""
+    seen = mail_view.view(raw)
     return Content(
-        subject=str(msg.get("Subject", "")),
-        from_=str(msg.get("From", "")),
-        to=[str(v) for v in msg.get_all("To", [])],
-        cc=[str(v) for v in msg.get_all("Cc", [])],
-        text=text_part.get_content() if text_part is not None else None,
-        html=html_part.get_content() if html_part is not None else None,
-        attachments=attachments,
+        subject=seen.header("subject"),
+        from_=seen.header("from"),
+        to=list(seen.header_all("to")),
+        cc=list(seen.header_all("cc")),
+        text=seen.text,
+        html=seen.html,
+        attachments=[
+            {
+                "filename": part.filename,
+                "content_type": part.content_type,
+                "size": len(part.data),
+                **({"undisplayed": True} if part.undisplayed else {}),
+            }
+            for part in seen.attachments
+        ],
+        problems=seen.problems,
     )

@@ -36,6 +36,8 @@ from email.parser import BytesParser
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
+from sealmail.domain import mail_view
+
 NOTRACK_ATTR = "data-sealmail-notrack"
 _SKIP_SUBTREES = frozenset({"multipart/signed", "multipart/encrypted"})
 # One attribute of a start tag, scanned left to right so a quoted value is consumed whole
@@ -192,6 +194,11 @@ def instrument(
     ``track_link(i)`` gives the tracking URL of link ``i`` (``None``: no click tracking);
     links are numbered by first appearance, and the same URL twice shares one number.
     """
+    if mail_view.view(raw).problems:
+        # Re-serializing makes the email package parse every header field, which costs
+        # minutes on an encoded-word bomb (issue 11.2): mail over the display limits is
+        # delivered as submitted, untracked.
+        return Rewrite(raw)
     msg = BytesParser(policy=policy.SMTP).parsebytes(raw)
     urls: list[str] = []
     index: dict[str, int] = {}

@@ -9,17 +9,15 @@ sender set one — a hold of another tenant is indistinguishable from a missing 
 from __future__ import annotations
 
 import dataclasses
-import email.policy
 import email.utils
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from sealmail.domain import mail_view
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.tls_policy import Stream
@@ -43,12 +41,11 @@ from sealmail.store import db
 from sealmail.store.tables import messages, portal_messages, tenants
 from sealmail.store.tables_portal import portal_replies
 
+UNREADABLE_SUBJECT = "(this message could not be displayed)"
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    filename: str
-    content_type: str
-    data: bytes
+
+# A file of a letter; ``undisplayed`` marks content over a display limit, offered as a download.
+Part = mail_view.ViewPart
 
 
 @dataclass(slots=True)
@@ -63,6 +60,12 @@ class Letter:
     attachments: list[Part] = field(default_factory=list)
     message_id_header: str = ""
     reply_to: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def undisplayed(self) -> list[tuple[int, Part]]:
+        """Attachments (with their download index) that stand in for undisplayable content."""
+        return [(i, p) for i, p in enumerate(self.attachments) if p.undisplayed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,37 +84,43 @@ class Thread:
     replies: list[Letter]
 
 
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def parse_letter(raw: bytes) -> Letter:
-    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
-    parts = []
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        parts.append(
-            Part(
-                filename=part.get_filename() or "attachment",
-                content_type=part.get_content_type(),
-                data=payload if isinstance(payload, bytes) else b"",
-            )
-        )
-    date: datetime | None = None
-    if msg.get("Date"):
-        try:
-            date = email.utils.parsedate_to_datetime(str(msg["Date"]))
-        except (TypeError, ValueError):
-            date = None
+    """The reader's layout of ``raw``, within :data:`mail_view.LIMITS` (issue 11.2)."""
+    seen = mail_view.view(raw)
     return Letter(
-        subject=str(msg.get("Subject", "")),
-        sender=str(msg.get("From", "")),
-        date=date,
-        text=text_part.get_content() if text_part is not None else None,
-        html=html_part.get_content() if html_part is not None else None,
-        attachments=parts,
-        message_id_header=str(msg.get("Message-ID", "")),
-        reply_to=str(msg.get("Reply-To", "")),
+        subject=seen.header("subject"),
+        sender=seen.header("from"),
+        date=_date(seen.header("date")),
+        text=seen.text,
+        html=seen.html,
+        attachments=seen.attachments,
+        message_id_header=seen.header("message-id"),
+        reply_to=seen.header("reply-to"),
+        problems=seen.problems,
     )
+
+
+def _inbox_summary(raw: bytes | None) -> tuple[str, str, datetime | None]:
+    """Subject, sender and date for a list page: headers only, and never an error.
+
+    One message that cannot be read must not take the reader's other messages with it.
+    """
+    if not raw:
+        return "", "", None
+    try:
+        seen = mail_view.headers_only(raw)
+        return seen.header("subject"), seen.header("from"), _date(seen.header("date"))
+    except Exception:  # noqa: BLE001 -- any failure of one message degrades to a placeholder row
+        return UNREADABLE_SUBJECT, "", None
 
 
 class Mailbox:
@@ -152,16 +161,7 @@ class Mailbox:
                 raw = (
                     self._decrypt(conn, hold.tenant_id, hold.message_id) if state is LinkState.OPEN else None
                 )
-                letter = parse_letter(raw) if raw else None
-                items.append(
-                    InboxItem(
-                        hold,
-                        state,
-                        letter.subject if letter else "",
-                        letter.sender if letter else "",
-                        letter.date if letter else None,
-                    )
-                )
+                items.append(InboxItem(hold, state, *_inbox_summary(raw)))
         return items
 
     def _open_hold(self, conn: Connection, session: Session, hold_id: str) -> Hold | None:

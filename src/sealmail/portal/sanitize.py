@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import nh3
 
+from sealmail.domain import html_budget
+
+# Shown in place of HTML over the parser budget (mail_view normally keeps such a body out).
+TOO_COMPLEX = "<p>This part could not be displayed.</p>"
+
 TAGS: frozenset[str] = frozenset(nh3.ALLOWED_TAGS) - {"area", "map"}
 ATTRIBUTES: dict[str, set[str]] = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
@@ -58,6 +63,9 @@ def _style_filter(tag: str, attribute: str, value: str) -> str | None:
 
 def clean_html(html: str) -> str:
     """Sanitize an email's HTML body for display in the portal."""
+    if not html_budget.fits(html):
+        # html5ever's cost grows steeply with nesting (issue 11.2): never hand it a bomb.
+        return TOO_COMPLEX
     return nh3.clean(
         html,
         tags=set(TAGS),

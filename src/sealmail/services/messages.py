@@ -582,6 +582,7 @@ class Messages:
             "text": parsed.text,
             "html": parsed.html,
             "attachments": parsed.attachments,
+            "problems": parsed.problems,
         }
 
     def search(

@@ -12,17 +12,13 @@ from __future__ import annotations
 import http.server
 import os
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.integration.delivery.conftest import MxFarm
-from tests.integration.portal.portal_harness import PATIENT, Stack, attachment, portal_stack
-from tests.support.ca import TestCA
-from tests.support.dns_server import DnsServer
+from tests.integration.portal.portal_harness import PATIENT, Stack, attachment
 from tests.support.waiting import wait_until
 
 from sealmail.store.tables import audit_log
@@ -34,8 +30,6 @@ pytestmark = [
         not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)"
     ),
 ]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -89,24 +83,6 @@ def xss_body(canary: str) -> str:
         f'<math><mtext><table><mglyph><style><img src=x onerror="{run}">'
         "</style></mglyph></table></mtext></math>"
     )
-
-
-@pytest.fixture
-def stack(tmp_path: Path, sqlite_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Iterator[Stack]:
-    with portal_stack(tmp_path, sqlite_url, dns, ca, mx) as s:
-        yield s
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="session")

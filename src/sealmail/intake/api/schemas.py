@@ -321,6 +321,9 @@ class AttachmentInfoOut(_Out):
     filename: str | None
     content_type: str
     size: int
+    undisplayed: bool = Field(
+        default=False, description="Content over a display limit (issue 11.2), offered as this attachment."
+    )
 
 
 class MessageContentOut(_Out):
@@ -336,3 +339,8 @@ class MessageContentOut(_Out):
     text: str | None
     html: str | None
     attachments: list[AttachmentInfoOut]
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Display limits the message went over (e.g. html_too_complex, too_many_parts); "
+        "the content concerned is listed as an undisplayed attachment.",
+    )
