@@ -51,9 +51,9 @@ def server_app() -> Any:
     from sealmail.app import build_services
     from sealmail.config import Settings
     from sealmail.errors import AuthenticationRequired, PermissionDenied
-    from sealmail.intake.api import files_api
+    from sealmail.files import api as files_api
     from sealmail.intake.api.app import BodyLimit, create_api
-    from sealmail.services.tenancy import Principal
+    from sealmail.tenancy.service import Principal
 
     services = build_services(Settings())
     api = create_api(services)

@@ -31,8 +31,8 @@ from sealmail.bootstrap import initialize  # noqa: E402
 from sealmail.config import Settings  # noqa: E402
 from sealmail.crypto import pgp  # noqa: E402
 from sealmail.intake import compose  # noqa: E402
-from sealmail.intake.api.schemas import MessageIn  # noqa: E402
-from sealmail.services.tenancy import Principal  # noqa: E402
+from sealmail.messages.schemas import MessageIn  # noqa: E402
+from sealmail.tenancy.service import Principal  # noqa: E402
 
 DOMAIN, MX = "patients.pgp-bench.org", "mx.pgp-bench.org"
 PG = "postgresql://postgres@127.0.0.1:5432/test"

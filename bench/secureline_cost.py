@@ -28,10 +28,12 @@ from sealmail.domain.portal_notice import build_notice
 
 
 def message(size: int) -> bytes:
-    head = (b"From: Results <results@clinic.example>\r\nTo: pat@example.org\r\n"
-            b"Subject: Your results\r\nDate: Wed, 25 Nov 2026 09:00:00 +0000\r\n"
-            b"Message-ID: <bench@clinic.example>\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n\r\n")
+    head = (
+        b"From: Results <results@clinic.example>\r\nTo: pat@example.org\r\n"
+        b"Subject: Your results\r\nDate: Wed, 25 Nov 2026 09:00:00 +0000\r\n"
+        b"Message-ID: <bench@clinic.example>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
     line = b"The pathology report for the sample taken on the 3rd shows no abnormality.\r\n"
     return head + line * (size // len(line))
 
@@ -50,8 +52,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200)
     args = parser.parse_args()
-    signer = dkim.DkimSigner([dkim.generate_key("clinic.example", "ed", "ed25519-sha256"),
-                              dkim.generate_key("clinic.example", "rsa", "rsa-sha256")])
+    signer = dkim.DkimSigner(
+        [
+            dkim.generate_key("clinic.example", "ed", "ed25519-sha256"),
+            dkim.generate_key("clinic.example", "rsa", "rsa-sha256"),
+        ]
+    )
     _secret, recipient_pub = pgp.generate_tenant_key("Pat <pat@example.org>")
     _asecret, archive_pub = pgp.generate_tenant_key("Archive <archive@clinic.example>")
     recipient = pgp.load_cert(recipient_pub)
@@ -65,14 +71,21 @@ def main() -> None:
         costs = {
             "tls (DKIM only)": lambda raw=raw: signer.sign(raw),
             "pgp (+ archive) + DKIM": lambda raw=raw: signer.sign(
-                pgp.encrypt_pgp_mime(raw, [recipient], archive_cert=archive)),
+                pgp.encrypt_pgp_mime(raw, [recipient], archive_cert=archive)
+            ),
             "smime + DKIM": lambda raw=raw: signer.sign(
-                smime.encrypt_smime(raw, [smime_cert], protect_subject=True)),
-            "portal notice + DKIM": lambda: signer.sign(build_notice(
-                organization="Demo Clinic", sender="results@clinic.example", recipient="pat@example.org",
-                link="https://portal.example/p/" + "x" * 43,
-                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
-                message_id_domain="clinic.example").raw),
+                smime.encrypt_smime(raw, [smime_cert], protect_subject=True)
+            ),
+            "portal notice + DKIM": lambda: signer.sign(
+                build_notice(
+                    organization="Demo Clinic",
+                    sender="results@clinic.example",
+                    recipient="pat@example.org",
+                    link="https://portal.example/p/" + "x" * 43,
+                    expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+                    message_id_domain="clinic.example",
+                ).raw
+            ),
         }
         for name, fn in costs.items():
             rows.append((name, size // 1024, measure(fn, n)))

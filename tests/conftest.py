@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.crypto.vault import LocalKeyFile
-from sealmail.services.tenancy import Principal
+from sealmail.schema import metadata
 from sealmail.store import db, migrate
-from sealmail.store.all_tables import metadata
+from sealmail.tenancy.service import Principal
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 

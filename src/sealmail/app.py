@@ -13,19 +13,19 @@ from sealmail.bounces.return_path import return_path_domain
 from sealmail.config import Settings
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
-from sealmail.delivery.dns import Resolver
+from sealmail.dlp.screening import Screener
+from sealmail.limits.service import Limiter, MemoryLimiter
+from sealmail.messages.service import Messages
+from sealmail.net.dns import Resolver
 from sealmail.net.http_client import SafeHttpClient
-from sealmail.services.identities import Identities
-from sealmail.services.keydir import Discovery, KeyDirectory
-from sealmail.services.keyring import Keyring
-from sealmail.services.messages import Messages
-from sealmail.services.portal import PortalHolds
-from sealmail.services.ratelimit import Limiter, MemoryLimiter
-from sealmail.services.screening import Screener
-from sealmail.services.sender_domains import SenderDomains
-from sealmail.services.site_secrets import SiteSecrets
-from sealmail.services.tenancy import Tenancy
+from sealmail.portal.holds import PortalHolds
+from sealmail.secureline.identities import Identities
+from sealmail.secureline.keydir import Discovery, KeyDirectory
+from sealmail.secureline.sender_domains import SenderDomains
 from sealmail.store import db
+from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.service import Tenancy
+from sealmail.tenancy.site_secrets import SiteSecrets
 
 
 @dataclass
@@ -115,7 +115,7 @@ def build_limiter(settings: Settings, engine: Engine) -> Limiter:
         store = "database" if engine.dialect.name == "postgresql" else "memory"
     if store == "memory":
         return MemoryLimiter()
-    from sealmail.store.rate_limits import DatabaseLimiter
+    from sealmail.limits.database import DatabaseLimiter
 
     return DatabaseLimiter(engine)
 

@@ -16,17 +16,17 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sealmail.app import Services, build_services
-from sealmail.client_cli import remote_app
+from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
 from sealmail.portal.cli import portal_app
-from sealmail.suppressions_cli import suppressions_app
+from sealmail.suppressions.cli import suppressions_app
 from sealmail.webhooks.cli import webhooks_app
 
 if TYPE_CHECKING:
     from sealmail.crypto import dkim
-    from sealmail.delivery.dns import Resolver
+    from sealmail.net.dns import Resolver
 
 # Locals are never shown in tracebacks: they may hold keys or message content.
 app = typer.Typer(
@@ -212,9 +212,9 @@ def send(
     tenant: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Queue a test message (delivered by a running worker)."""
-    from sealmail.intake import compose
-    from sealmail.intake.api.schemas import MessageIn
-    from sealmail.services.tenancy import Principal
+    from sealmail.messages import compose
+    from sealmail.messages.schemas import MessageIn
+    from sealmail.tenancy.service import Principal
 
     svc = _services()
     tenant_id = _tenant(svc, tenant)
@@ -394,7 +394,7 @@ def domains_check(name: str, tenant: Annotated[str | None, typer.Option()] = Non
 
 
 def _resolver(svc: Services) -> Resolver:
-    from sealmail.delivery.dns import Resolver
+    from sealmail.net.dns import Resolver
 
     s = svc.settings
     return Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
@@ -468,7 +468,7 @@ def rkeys_delete(key_id: str, tenant: Annotated[str | None, typer.Option()] = No
 @quarantine_app.command("list")
 @friendly
 def quarantine_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
-    from sealmail.services.tenancy import Principal
+    from sealmail.tenancy.service import Principal
 
     svc = _services()
     who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))
@@ -480,7 +480,7 @@ def quarantine_list(tenant: Annotated[str | None, typer.Option()] = None) -> Non
 @quarantine_app.command("release")
 @friendly
 def quarantine_release(message_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
-    from sealmail.services.tenancy import Principal
+    from sealmail.tenancy.service import Principal
 
     svc = _services()
     who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))

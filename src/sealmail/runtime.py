@@ -14,13 +14,13 @@ import uvicorn
 from sealmail.app import Services
 from sealmail.bounces.wiring import build_return_paths
 from sealmail.config import Settings
-from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
-from sealmail.delivery.personalize import Personalizer
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
 from sealmail.engagement.wiring import build_instrumenter
+from sealmail.messages.personalize import Personalizer
+from sealmail.net.dns import Resolver
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -129,7 +129,7 @@ def build_worker(
     )
     worker = Worker(services.engine, services.keyring, transport, settings, secureline, name=name)
     if settings.dsn_enabled:
-        from sealmail.services.dsn import DsnSender
+        from sealmail.messages.dsn import DsnSender
 
         worker.dsn = DsnSender(services.messages, settings.smtp_hostname)
     return worker

@@ -44,15 +44,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.bounces.return_path import ReportAddress, ReturnPathSigner
+from sealmail.bounces.tables import feedback_reports
 from sealmail.delivery.capture_sink import TRACE_HEADER
 from sealmail.domain import reports, verp
 from sealmail.domain.retry import classify
 from sealmail.ids import new_id
-from sealmail.services import events as ev
-from sealmail.services import suppressions
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import messages, recipients
-from sealmail.store.tables_bounces import feedback_reports
+from sealmail.suppressions import service as suppressions
 
 # RFC 5965 §7.3 feedback types that are complaints about our mail.  "not-spam" says the
 # opposite and "auth-failure" (RFC 6591) reports an authentication result, not a person.

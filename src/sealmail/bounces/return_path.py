@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sealmail.config import Settings
 from sealmail.domain import verp
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
-from sealmail.store.queue import Claimed, QueuedMessage
+from sealmail.messages.queue import Claimed, QueuedMessage
 
 # HKDF purpose of the VERP key (``SiteSecrets.key``): a link token key can never sign one.
 KEY_PURPOSE = "verp"

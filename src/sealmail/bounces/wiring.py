@@ -7,7 +7,7 @@ from sealmail.app import Services
 from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathSigner
 from sealmail.config import Settings
-from sealmail.delivery.personalize import ReturnPaths
+from sealmail.messages.personalize import ReturnPaths
 
 
 def build_signer(services: Services, settings: Settings) -> ReturnPathSigner:

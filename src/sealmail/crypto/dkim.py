@@ -31,7 +31,7 @@ from typing import Literal, Protocol
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from sealmail.delivery.dns import DnsLookupError, to_ascii_domain
+from sealmail.net.dns import DnsLookupError, to_ascii_domain
 
 Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
 ALGORITHMS: tuple[Algorithm, ...] = ("rsa-sha256", "ed25519-sha256")
@@ -507,7 +507,7 @@ class CheckResult:
 
 
 class TxtResolver(Protocol):
-    """The lookup ``check_dns`` needs; :class:`sealmail.delivery.dns.Resolver` provides it."""
+    """The lookup ``check_dns`` needs; :class:`sealmail.net.dns.Resolver` provides it."""
 
     async def txt(self, name: str) -> list[str]: ...
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from sealmail.delivery.dns import DnsLookupError, Resolver, to_ascii_domain
 from sealmail.domain.tls_policy import DestinationPolicy
+from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
 from sealmail.net.http_client import FetchError, SafeHttpClient
 
 # RFC 8461 §3.2: max_age is at most 31557600 seconds (about one year).

@@ -27,7 +27,6 @@ from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
 from sealmail.delivery.capture_sink import TRACE_HEADER
-from sealmail.delivery.personalize import Personalizer, add_headers
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
@@ -46,11 +45,12 @@ from sealmail.domain.secureline import (
 )
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.domain.wire import canonical_message
-from sealmail.services.identities import Identities
-from sealmail.services.keydir import Discovery, KeyDirectory, RecipientKeys
-from sealmail.services.portal import NoticeFacts, PortalHolds
-from sealmail.store import queue
-from sealmail.store.queue import Claimed, QueuedMessage
+from sealmail.messages import queue
+from sealmail.messages.personalize import Personalizer, add_headers
+from sealmail.messages.queue import Claimed, QueuedMessage
+from sealmail.portal.holds import NoticeFacts, PortalHolds
+from sealmail.secureline.identities import Identities
+from sealmail.secureline.keydir import Discovery, KeyDirectory, RecipientKeys
 
 log = structlog.get_logger("sealmail.secureline")
 
@@ -112,6 +112,8 @@ def _name_unusable_keys(result: Result, decision: Decision) -> Result:
     if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
         return result
     return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
+
+
 # Sources of tenant-submitted mail, whose From domain intake checked is a verified
 # sender domain of the tenant.
 TENANT_SOURCES = frozenset({"api", "smtp"})

@@ -30,8 +30,6 @@ from typing import Any
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
-from sealmail.delivery.dane import TlsaRecord, usable_records, verify_tlsa
-from sealmail.delivery.dns import DnsLookupError, MxStatus, Resolver, TlsaStatus, to_ascii_domain
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.domain.outcomes import Attempt, AttemptStatus, TlsInfo
 from sealmail.domain.tls_policy import (
@@ -42,6 +40,8 @@ from sealmail.domain.tls_policy import (
     mx_matches_sts,
 )
 from sealmail.domain.wire import canonical_message
+from sealmail.net.dane import TlsaRecord, usable_records, verify_tlsa
+from sealmail.net.dns import DnsLookupError, MxStatus, Resolver, TlsaStatus, to_ascii_domain
 
 # RFC 3463 §2: class.subject.detail at the start of the reply text.
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")

@@ -29,14 +29,14 @@ from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
 from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
-from sealmail.services import suppressions
-from sealmail.services.events import EventType
-from sealmail.services.keyring import Keyring
-from sealmail.store import queue
-from sealmail.store.queue import Claimed, Outcome, QueuedMessage
+from sealmail.messages import queue
+from sealmail.messages.queue import Claimed, Outcome, QueuedMessage
+from sealmail.store.events import EventType
+from sealmail.suppressions import service as suppressions
+from sealmail.tenancy.keyring import Keyring
 
 if TYPE_CHECKING:
-    from sealmail.services.dsn import DsnSender
+    from sealmail.messages.dsn import DsnSender
 
 log = structlog.get_logger("sealmail.worker")
 

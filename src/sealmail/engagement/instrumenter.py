@@ -14,10 +14,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sealmail.delivery.personalize import Instrumented
 from sealmail.engagement import instrument, policy
 from sealmail.engagement.service import Engagement
-from sealmail.store.queue import Claimed, QueuedMessage
+from sealmail.messages.personalize import Instrumented
+from sealmail.messages.queue import Claimed, QueuedMessage
 
 UNSUBSCRIBE_FIELDS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
 # Messages whose links are already stored by this process (an LRU, to skip the write).

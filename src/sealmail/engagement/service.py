@@ -35,14 +35,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.engagement import classify, tokens
+from sealmail.engagement.tables import tracked_links
 from sealmail.engagement.tokens import Kind, Token
-from sealmail.services import events as ev
-from sealmail.services import suppressions as sup
-from sealmail.services.keyring import Keyring
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import events, messages, recipients
-from sealmail.store.tables_engagement import tracked_links
-from sealmail.store.tables_suppressions import suppressions as sup_table
+from sealmail.suppressions import service as sup
+from sealmail.suppressions.tables import suppressions as sup_table
+from sealmail.tenancy.keyring import Keyring
 
 EVENT_INTERVAL = timedelta(hours=1)
 ACTOR = "recipient"  # audit actor of changes the recipient makes through a link

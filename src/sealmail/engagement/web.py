@@ -33,9 +33,9 @@ from sealmail.app import Services
 from sealmail.engagement.service import Engagement, Subscription
 from sealmail.engagement.wiring import build_engagement
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
-from sealmail.intake.api.problems import problem_response
-from sealmail.intake.api.throttle import PerClientLimit
-from sealmail.portal import security
+from sealmail.web import security
+from sealmail.web.problems import problem_response
+from sealmail.web.throttle import PerClientLimit
 
 log = structlog.get_logger("sealmail.engagement")
 

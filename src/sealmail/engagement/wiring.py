@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sealmail.app import Services
 from sealmail.config import Settings
-from sealmail.delivery.personalize import Instrumenter
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.messages.personalize import Instrumenter
 
 LINKS_KEY = "links"
 

@@ -15,11 +15,11 @@ from sqlalchemy.engine import Connection
 from sealmail import audit
 from sealmail.files.reading import OpenedFile
 from sealmail.files.service import FileAudit, FileShares, Status
-from sealmail.services import events as ev
-from sealmail.services.portal_access import Hold, LinkState, PortalEvent, Session, hold_query, to_hold
+from sealmail.files.tables import file_shares
+from sealmail.portal.access import Hold, LinkState, PortalEvent, Session, hold_query, to_hold
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import portal_messages
-from sealmail.store.tables_files import file_shares
 
 
 class ReaderFiles:

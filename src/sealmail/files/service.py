@@ -27,12 +27,12 @@ from sealmail.errors import Conflict, NotFound
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore
 from sealmail.files.reading import OpenedFile, chunk_key, file_prefix
+from sealmail.files.tables import file_shares
 from sealmail.ids import new_id
-from sealmail.services.keyring import Keyring
-from sealmail.services.messages import EnvelopeRecipient, Messages, Submission
-from sealmail.services.tenancy import Principal
+from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.store import db
-from sealmail.store.tables_files import file_shares
+from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.service import Principal
 
 Clock = Callable[[], datetime]
 FILE_SHARE_TAG = "file-share"

@@ -62,11 +62,11 @@ from sealmail.domain.intake_limits import Rule
 from sealmail.domain.smtp_replies import Reply
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import MessageRefused, PolicyRejected, ValidationFailed
-from sealmail.intake.compose import intake_limits, submission_from_raw
-from sealmail.services.harvest import harvest
-from sealmail.services.ratelimit import FailureThrottle
-from sealmail.services.tenancy import Principal
+from sealmail.limits.service import FailureThrottle
+from sealmail.messages.compose import intake_limits, submission_from_raw
+from sealmail.secureline.harvest import harvest
 from sealmail.store import db
+from sealmail.tenancy.service import Principal
 
 __all__ = ["GatewayEvent", "SmtpGateway", "server_tls_context"]
 

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import httpcore
 
 from sealmail import __version__
-from sealmail.delivery.dns import DnsLookupError, Resolver, to_ascii_domain
+from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
 
 DEFAULT_USER_AGENT = f"Sealmail/{__version__}"
 DEFAULT_MAX_BYTES = 1_048_576

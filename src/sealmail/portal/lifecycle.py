@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection, Engine
 
+from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
-from sealmail.portal.mailbox import emit
-from sealmail.services.messages import TERMINAL
-from sealmail.services.portal_access import (
+from sealmail.messages.service import TERMINAL
+from sealmail.portal.access import (
     Hold,
     LinkState,
     PortalAudit,
@@ -34,10 +34,10 @@ from sealmail.services.portal_access import (
     record_audit,
     to_hold,
 )
+from sealmail.portal.mailbox import emit
+from sealmail.portal.tables import portal_hold_states, portal_message_settings, portal_replies
 from sealmail.store import db
 from sealmail.store.tables import messages, portal_messages, recipients
-from sealmail.store.tables_engagement import tracked_links
-from sealmail.store.tables_portal import portal_hold_states, portal_message_settings, portal_replies
 
 UNSET: Any = object()
 MIN_PASSPHRASE = 8

@@ -22,10 +22,8 @@ from sealmail.domain import message as mime
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.tls_policy import Stream
 from sealmail.ids import new_id
-from sealmail.services import events as ev
-from sealmail.services.keyring import Keyring
-from sealmail.services.messages import EnvelopeRecipient, Messages, Submission
-from sealmail.services.portal_access import (
+from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
+from sealmail.portal.access import (
     Hold,
     LinkState,
     PortalAccess,
@@ -36,10 +34,12 @@ from sealmail.services.portal_access import (
     record_audit,
     to_hold,
 )
-from sealmail.services.tenancy import Principal
+from sealmail.portal.tables import portal_replies
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, tenants
-from sealmail.store.tables_portal import portal_replies
+from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.service import Principal
 
 UNREADABLE_SUBJECT = "(this message could not be displayed)"
 

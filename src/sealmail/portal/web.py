@@ -25,12 +25,8 @@ from sealmail.app import Services
 from sealmail.domain.display_text import safe_download_name
 from sealmail.errors import NotFound
 from sealmail.files import http as files_http
-from sealmail.intake.api.throttle import PerClientLimit
-from sealmail.portal import display, security
-from sealmail.portal.branding import Branding, branding
-from sealmail.portal.mailbox import Mailbox, Part
-from sealmail.portal.sanitize import clean_html, has_remote_images
-from sealmail.services.portal_access import (
+from sealmail.portal import display
+from sealmail.portal.access import (
     Clock,
     LinkState,
     PortalAccess,
@@ -38,6 +34,11 @@ from sealmail.services.portal_access import (
     Session,
     SignInStatus,
 )
+from sealmail.portal.branding import Branding, branding
+from sealmail.portal.mailbox import Mailbox, Part
+from sealmail.portal.sanitize import clean_html, has_remote_images
+from sealmail.web import security
+from sealmail.web.throttle import PerClientLimit
 
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_REPLY_FILES = 10
@@ -408,7 +409,7 @@ def create_portal(
         security.set_cookie(response, names.challenge, challenge, secure=opts.secure_cookies, max_age=max_age)
         return response
 
-    from sealmail.portal.files_web import mount_files  # local: files_web imports this module
+    from sealmail.files.web import mount_files  # local: files_web imports this module
 
     mount_files(app, services, opts)
     return app

@@ -17,13 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from sealmail.errors import SealmailError, ValidationFailed
-from sealmail.intake.api.schemas import MessageIn
-from sealmail.services.messages import Idempotency, Messages, Submission, request_hash
-from sealmail.services.tenancy import Principal
+from sealmail.messages.schemas import MessageIn
+from sealmail.messages.service import Idempotency, Messages, Submission, request_hash
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.schemas import BatchItemIn
 from sealmail.templates.store import TemplateStore
+from sealmail.tenancy.service import Principal
 
 ACCEPT_THREADS = 16
 

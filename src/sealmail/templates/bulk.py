@@ -28,15 +28,15 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
-from sealmail.intake.api.schemas import MessageIn
-from sealmail.services.messages import Idempotency, Messages
-from sealmail.services.tenancy import Principal
+from sealmail.messages.schemas import MessageIn
+from sealmail.messages.service import Idempotency, Messages
 from sealmail.store import db
-from sealmail.store.tables_templates import bulk_job_errors, bulk_jobs
 from sealmail.templates import personalize as p
 from sealmail.templates.audit_names import TemplateAudit
 from sealmail.templates.render import Compiled
 from sealmail.templates.schemas import BulkRecipientIn
+from sealmail.templates.tables import bulk_job_errors, bulk_jobs
+from sealmail.tenancy.service import Principal
 
 CHUNK = 500
 ACCEPT_THREADS = 16

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from sealmail.errors import ValidationFailed
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
-from sealmail.services.messages import Submission
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
+from sealmail.messages.service import Submission
 from sealmail.templates.render import Compiled, Rendered, RenderFailure
 
 

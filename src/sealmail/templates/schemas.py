@@ -1,4 +1,4 @@
-"""Request bodies of the templates, batch and bulk endpoints.
+"""Request and response bodies of the templates, batch and bulk endpoints.
 
 Template *variables* (``template_data``) may be PHI: they are used to render and then
 live only inside each message's encrypted content; they are never stored on their own.
@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.domain.tls_policy import Stream, TlsPolicy
-from sealmail.intake.api.schemas import AttachmentIn, MessageIn
+from sealmail.messages.schemas import AcceptedOut, AttachmentIn, MessageIn
+from sealmail.web.models import Out, Problem
 
 MAX_BATCH = 500
 MAX_BULK_RECIPIENTS = 10_000
@@ -122,3 +123,68 @@ class BulkIn(BaseModel):
             expires_at=self.expires_at,
             tls_policy=self.tls_policy,
         )
+
+
+class TemplateOut(Out):
+    name: str
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+    created_at: str
+    created_by: str
+
+
+class TemplateWithVersionsOut(TemplateOut):
+    versions: list[int]
+
+
+class TemplateListOut(Out):
+    data: list[TemplateOut]
+
+
+class PreviewOut(Out):
+    name: str
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+
+
+class BatchItemOut(Out):
+    index: int
+    status: int = Field(description="202 when accepted, else the problem's status.")
+    outcome: str = Field(description="accepted | error")
+    replayed: bool | None = None
+    message: AcceptedOut | None = None
+    problem: Problem | None = None
+
+
+class BatchOut(Out):
+    accepted: int
+    failed: int
+    data: list[BatchItemOut]
+
+
+class BulkTemplateOut(Out):
+    name: str
+    version: int | None
+
+
+class BulkErrorOut(Out):
+    index: int
+    field: str
+    message: str
+
+
+class BulkJobOut(Out):
+    id: str
+    status: str = Field(description="processing | completed | failed")
+    total: int
+    accepted: int
+    failed: int
+    template: BulkTemplateOut | None
+    created_at: str
+    finished_at: str | None
+    errors: list[BulkErrorOut]
+    next_cursor: str | None

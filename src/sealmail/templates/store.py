@@ -19,9 +19,9 @@ from sealmail import audit
 from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.store.tables_templates import message_templates as mt
 from sealmail.templates.audit_names import TemplateAudit
 from sealmail.templates.render import Compiled, Source
+from sealmail.templates.tables import message_templates as mt
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

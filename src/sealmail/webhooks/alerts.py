@@ -17,9 +17,9 @@ import structlog
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.tls_policy import Stream
+from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.net.http_client import redact_url
-from sealmail.services.messages import EnvelopeRecipient, Messages, Submission
-from sealmail.services.tenancy import Principal, Tenancy
+from sealmail.tenancy.service import Principal, Tenancy
 
 log = structlog.get_logger("sealmail.webhooks")
 

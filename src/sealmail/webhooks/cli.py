@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from sealmail.app import Services
-from sealmail.cli_session import tenant_session
+from sealmail.cli_support import tenant_session
 from sealmail.net.destination import DestinationVetter
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 

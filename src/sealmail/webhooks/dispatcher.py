@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from sealmail import audit
-from sealmail.delivery.dns import Resolver
+from sealmail.net.dns import Resolver
 from sealmail.net.http_client import FetchError, SafeHttpClient
 from sealmail.store import db
 from sealmail.webhooks import outbox, payload, policy, signing

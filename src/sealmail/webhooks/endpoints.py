@@ -24,18 +24,18 @@ from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.net.destination import DestinationVetter
 from sealmail.net.http_client import redact_url
-from sealmail.services.keyring import Keyring
 from sealmail.store import db
 from sealmail.store.tables import events
-from sealmail.store.tables_webhooks import (
+from sealmail.tenancy.keyring import Keyring
+from sealmail.webhooks import outbox, signing
+from sealmail.webhooks.audit_names import WebhookAudit
+from sealmail.webhooks.payload import TEST_EVENT_TYPE, PayloadMode
+from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
     webhook_deliveries,
     webhook_endpoints,
 )
-from sealmail.webhooks import outbox, signing
-from sealmail.webhooks.audit_names import WebhookAudit
-from sealmail.webhooks.payload import TEST_EVENT_TYPE, PayloadMode
 
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)

@@ -30,15 +30,15 @@ from sealmail import audit
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import events, messages
-from sealmail.store.tables_webhooks import (
+from sealmail.webhooks.audit_names import WebhookAudit
+from sealmail.webhooks.payload import TEST_EVENT_TYPE
+from sealmail.webhooks.policy import Decision, DisablePolicy, Outcome, should_disable
+from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
     webhook_deliveries,
     webhook_endpoints,
 )
-from sealmail.webhooks.audit_names import WebhookAudit
-from sealmail.webhooks.payload import TEST_EVENT_TYPE
-from sealmail.webhooks.policy import Decision, DisablePolicy, Outcome, should_disable
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as in ``ids.py``
 SYSTEM_ACTOR = "system:webhooks"

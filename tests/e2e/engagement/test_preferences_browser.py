@@ -11,8 +11,8 @@ import pytest
 from tests.integration.engagement.conftest import Stack, header
 from tests.support.waiting import wait_until
 
-from sealmail.services import suppressions
 from sealmail.store import db
+from sealmail.suppressions import service as suppressions
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

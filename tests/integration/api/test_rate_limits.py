@@ -26,7 +26,7 @@ from tests.support.dns_server import DnsServer
 
 from sealmail.app import Services, build_limiter, build_services
 from sealmail.config import Settings
-from sealmail.services.ratelimit import MemoryLimiter
+from sealmail.limits.service import MemoryLimiter
 from sealmail.store import db
 
 T = TypeVar("T")

@@ -23,8 +23,8 @@ from tests.support.dns_server import DnsServer
 
 from sealmail.app import build_services
 from sealmail.intake.smtp_gateway import SmtpGateway
-from sealmail.services.suppressions import SuppressionReason
-from sealmail.store.tables_suppressions import suppressions
+from sealmail.suppressions.service import SuppressionReason
+from sealmail.suppressions.tables import suppressions
 
 # The delivery tests' loopback DNS, test CA and MX sinks, shared rather than copied.
 ca, dns, mx = delivery.ca, delivery.dns, delivery.mx

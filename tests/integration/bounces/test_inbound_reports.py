@@ -17,9 +17,9 @@ from tests.integration.bounces.conftest import VERP_RE, Bounces
 from tests.integration.webhooks.receiver import Receiver
 from tests.unit.bounces.samples import arf_report, gmail_delayed, postfix_dsn
 
+from sealmail.bounces.tables import feedback_reports
 from sealmail.bounces.wiring import build_return_paths
-from sealmail.services.suppressions import SuppressionReason
-from sealmail.store.tables_bounces import feedback_reports
+from sealmail.suppressions.service import SuppressionReason
 from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 

@@ -6,7 +6,7 @@ from tests.conftest import TenantFixture
 from tests.integration.client.server import ApiServer
 from typer.testing import CliRunner
 
-from sealmail.client_cli import remote_app
+from sealmail.client.cli import remote_app
 
 runner = CliRunner()
 

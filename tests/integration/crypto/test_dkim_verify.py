@@ -26,7 +26,7 @@ from sealmail.crypto.dkim import (
     dns_records,
     generate_key,
 )
-from sealmail.delivery.dns import Resolver
+from sealmail.net.dns import Resolver
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl: pip install pynacl")
 

@@ -14,11 +14,11 @@ from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import SmtpSink
 
 from sealmail.config import Settings
-from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt
 from sealmail.domain.tls_policy import TlsPolicy
+from sealmail.net.dns import Resolver
 
 MESSAGE = (
     b"From: sender@sealmail.test\r\nTo: someone@example.org\r\n"

@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 from sealmail.app import Services, build_services
 from sealmail.cli import app
 from sealmail.config import Settings
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
 from sealmail.runtime import build_transport, build_worker
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl")

@@ -11,9 +11,9 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
 
-from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher, StsFetchError, StsMode
 from sealmail.domain.outcomes import AttemptStatus
+from sealmail.net.dns import Resolver
 
 pytestmark = pytest.mark.timeout(20)
 DOMAIN = "example.org"

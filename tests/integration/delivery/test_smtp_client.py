@@ -8,12 +8,12 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
 
-from sealmail.delivery.dane import tlsa_association_data
-from sealmail.delivery.dns import Resolver
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.smtp_client import SmartHost
 from sealmail.domain.outcomes import AttemptStatus
 from sealmail.domain.tls_policy import TlsPolicy, VerifiedBy
+from sealmail.net.dane import tlsa_association_data
+from sealmail.net.dns import Resolver
 
 pytestmark = pytest.mark.timeout(20)
 

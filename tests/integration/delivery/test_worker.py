@@ -24,10 +24,9 @@ from tests.support.waiting import wait_until
 
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
+from sealmail.messages import compose, queue
+from sealmail.messages.schemas import MessageIn
 from sealmail.runtime import build_transport, build_worker
-from sealmail.store import queue
 from sealmail.store.tables import recipients
 
 DOMAIN = "example.net"
@@ -373,7 +372,7 @@ def test_worker_killed_mid_delivery_loses_nothing(
 def test_bounce_sends_a_headers_only_dsn_from_the_null_sender(pipeline: Pipeline) -> None:
     from email import message_from_bytes
 
-    from sealmail.services.dsn import DsnSender
+    from sealmail.messages.dsn import DsnSender
 
     pipeline.dns.add("clinic.example", "MX", "10 mx1.example.net.")
     mid = pipeline.send(["permfail-550@example.net"], subject="HIV test result for Jane Roe")

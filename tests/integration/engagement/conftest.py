@@ -29,9 +29,9 @@ from tests.support.waiting import wait_until
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.crypto.dkim import dns_records
-from sealmail.intake import compose
 from sealmail.intake.api.app import create_api
-from sealmail.intake.api.schemas import MessageIn
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
 from sealmail.runtime import build_transport, build_worker
 from sealmail.store.tables import recipients
 

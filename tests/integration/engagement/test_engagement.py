@@ -17,8 +17,8 @@ from tests.integration.engagement.conftest import TARGET, Stack, header, html_of
 from tests.integration.webhooks.receiver import Receiver
 from tests.support.dns_server import DnsServer
 
-from sealmail.services import suppressions
 from sealmail.store import db
+from sealmail.suppressions import service as suppressions
 from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 

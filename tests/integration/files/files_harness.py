@@ -31,11 +31,11 @@ from tests.support.dns_server import DnsServer
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
-from sealmail.intake.api import files_api
+from sealmail.files import api as files_api
+from sealmail.files.web import mount_files
 from sealmail.intake.api.app import BodyLimit, create_api
-from sealmail.portal import PortalOptions, create_portal
-from sealmail.portal.files_web import mount_files
-from sealmail.services.tenancy import Principal
+from sealmail.portal.web import PortalOptions, create_portal
+from sealmail.tenancy.service import Principal
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 MIB = 1024 * 1024

@@ -25,8 +25,8 @@ from tests.integration.portal.portal_harness import Stack
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 
+from sealmail.files.tables import file_shares
 from sealmail.store.tables import audit_log
-from sealmail.store.tables_files import file_shares
 
 SIZE = 50 * 1000 * 1000  # 50 MB: 48 chunks of 1 MiB, the last one short
 

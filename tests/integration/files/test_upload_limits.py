@@ -15,7 +15,7 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.waiting import wait_until
 
-from sealmail.store.tables_files import file_shares
+from sealmail.files.tables import file_shares
 
 
 @pytest.fixture

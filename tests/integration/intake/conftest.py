@@ -51,8 +51,12 @@ def start_gateway(services: Services, tls_files: tuple[Path, Path]) -> Iterator[
     cert, key = tls_files
 
     def start(**overrides: Any) -> SmtpGateway:
-        values: dict[str, Any] = {"smtp_host": "127.0.0.1", "smtp_port": 0,
-                                  "smtp_tls_cert": cert, "smtp_tls_key": key}
+        values: dict[str, Any] = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": 0,
+            "smtp_tls_cert": cert,
+            "smtp_tls_key": key,
+        }
         values.update(overrides)
         gateway = SmtpGateway(
             dataclasses.replace(services, settings=services.settings.model_copy(update=values))
@@ -89,8 +93,7 @@ def connect(server_ca: TestCA) -> Iterator[ClientFactory]:
         gateway: SmtpGateway, *, starttls: bool = True, client_cert: IssuedCert | None = None
     ) -> smtplib.SMTP:
         # The host goes to the constructor: smtplib verifies STARTTLS against it.
-        client = smtplib.SMTP("127.0.0.1", gateway.port, local_hostname="client.test",
-                              timeout=CLIENT_TIMEOUT)
+        client = smtplib.SMTP("127.0.0.1", gateway.port, local_hostname="client.test", timeout=CLIENT_TIMEOUT)
         clients.append(client)
         client.ehlo()
         if starttls:

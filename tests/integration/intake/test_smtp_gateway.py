@@ -21,8 +21,8 @@ from sealmail.app import Services
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.tls_policy import Stream
-from sealmail.intake.compose import intake_limits, submission_from_raw
 from sealmail.intake.smtp_gateway import SmtpGateway, server_tls_context
+from sealmail.messages.compose import intake_limits, submission_from_raw
 from sealmail.store.tables import audit_log
 
 SENDER = "doctor@clinic.example"
@@ -42,9 +42,14 @@ def message(
     lines = []
     if with_from:
         lines.append(f"From: Dr. Lee <{sender}>")
-    lines += [f"To: {to}", f"Subject: {subject}", "Date: Tue, 01 Apr 2025 09:00:00 +0000",
-              "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
-              "Content-Transfer-Encoding: 8bit"]
+    lines += [
+        f"To: {to}",
+        f"Subject: {subject}",
+        "Date: Tue, 01 Apr 2025 09:00:00 +0000",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+    ]
     if message_id:
         lines.append(f"Message-ID: {message_id}")
     return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode("utf-8")
@@ -56,7 +61,11 @@ def auth_plain(client: smtplib.SMTP, username: str, password: str) -> tuple[int,
 
 
 def send(
-    client: smtplib.SMTP, raw: bytes, *, mail_from: str = SENDER, rcpts: tuple[str, ...] = (EXTERNAL,),
+    client: smtplib.SMTP,
+    raw: bytes,
+    *,
+    mail_from: str = SENDER,
+    rcpts: tuple[str, ...] = (EXTERNAL,),
     mail_options: tuple[str, ...] = (),
 ) -> tuple[int, bytes]:
     code, reply = client.mail(mail_from, list(mail_options))
@@ -138,7 +147,10 @@ def test_starttls_context_refuses_tls_below_1_2(tls_files: Any, connector_ca: Te
 
 
 def test_auth_plain_submission_is_stored_with_recipients_events_and_audit(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -158,8 +170,7 @@ def test_auth_plain_submission_is_stored_with_recipients_events_and_audit(
         [("message.accepted", EXTERNAL), ("message.accepted", second)]
     )
     assert {e["data"]["source"] for e in events} == {"smtp"}
-    (entry,) = [r for r in audit_rows(services, AuditAction.MESSAGE_ACCEPTED)
-                if r["target"] == message_id]
+    (entry,) = [r for r in audit_rows(services, AuditAction.MESSAGE_ACCEPTED) if r["target"] == message_id]
     assert entry["actor"] == credential[0]
     assert entry["tenant_id"] == tenant.id
     assert entry["details"]["source"] == "smtp"
@@ -167,7 +178,10 @@ def test_auth_plain_submission_is_stored_with_recipients_events_and_audit(
 
 
 def test_auth_login_submission_is_accepted(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = connect(gateway)
@@ -188,7 +202,10 @@ def test_credential_stream_is_used(
 
 
 def test_wrong_password_is_refused_with_535_and_audited(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = connect(gateway)
@@ -244,22 +261,17 @@ def test_unauthenticated_mail_to_an_external_domain_is_refused(
 def test_connector_network_relays_without_auth(
     start_gateway: Any, connect: Any, services: Services, tenant: Any
 ) -> None:
-    gateway = start_gateway(smtp_connector_networks=["127.0.0.1/32"],
-                            smtp_connector_tenant=tenant.id)
+    gateway = start_gateway(smtp_connector_networks=["127.0.0.1/32"], smtp_connector_tenant=tenant.id)
     client = connect(gateway)
     message_id = queued_id(*send(client, message()))
     stored = services.messages.get(tenant.principal, message_id)
     assert stored["stream"] == "transactional"
-    (entry,) = [r for r in audit_rows(services, AuditAction.MESSAGE_ACCEPTED)
-                if r["target"] == message_id]
+    (entry,) = [r for r in audit_rows(services, AuditAction.MESSAGE_ACCEPTED) if r["target"] == message_id]
     assert entry["actor"] == "connector:127.0.0.1"
 
 
-def test_connector_network_still_needs_starttls(
-    start_gateway: Any, connect: Any, tenant: Any
-) -> None:
-    gateway = start_gateway(smtp_connector_networks=["127.0.0.1/32"],
-                            smtp_connector_tenant=tenant.id)
+def test_connector_network_still_needs_starttls(start_gateway: Any, connect: Any, tenant: Any) -> None:
+    gateway = start_gateway(smtp_connector_networks=["127.0.0.1/32"], smtp_connector_tenant=tenant.id)
     client = connect(gateway, starttls=False)
     code, reply = client.mail(SENDER)
     assert (code, reply) == (530, b"5.7.0 Must issue a STARTTLS command first")
@@ -268,20 +280,24 @@ def test_connector_network_still_needs_starttls(
 def test_connector_client_certificate_relays_without_auth(
     start_gateway: Any, connect: Any, services: Services, tenant: Any, connector_ca: TestCA
 ) -> None:
-    gateway = start_gateway(smtp_connector_networks=["192.0.2.0/24"],
-                            smtp_connector_tenant=tenant.id,
-                            smtp_connector_client_ca=connector_ca.ca_file)
+    gateway = start_gateway(
+        smtp_connector_networks=["192.0.2.0/24"],
+        smtp_connector_tenant=tenant.id,
+        smtp_connector_client_ca=connector_ca.ca_file,
+    )
     client = connect(gateway, client_cert=connector_ca.issue("connector.clinic.example"))
     message_id = queued_id(*send(client, message()))
     assert services.messages.get(tenant.principal, message_id)["source"] == "smtp"
 
 
 def test_connector_ca_configured_but_no_client_certificate_needs_auth(
-    start_gateway: Any, connect: Any, tenant: Any, connector_ca: TestCA,
+    start_gateway: Any,
+    connect: Any,
+    tenant: Any,
+    connector_ca: TestCA,
     credential: tuple[str, str, str],
 ) -> None:
-    gateway = start_gateway(smtp_connector_tenant=tenant.id,
-                            smtp_connector_client_ca=connector_ca.ca_file)
+    gateway = start_gateway(smtp_connector_tenant=tenant.id, smtp_connector_client_ca=connector_ca.ca_file)
     client = connect(gateway)
     assert client.mail(SENDER)[0] == 530
     assert auth_plain(client, credential[1], credential[2])[0] == 235
@@ -289,11 +305,14 @@ def test_connector_ca_configured_but_no_client_certificate_needs_auth(
 
 
 def test_client_certificate_from_another_ca_never_relays(
-    start_gateway: Any, connect: Any, services: Services, tenant: Any, connector_ca: TestCA,
+    start_gateway: Any,
+    connect: Any,
+    services: Services,
+    tenant: Any,
+    connector_ca: TestCA,
     server_ca: TestCA,
 ) -> None:
-    gateway = start_gateway(smtp_connector_tenant=tenant.id,
-                            smtp_connector_client_ca=connector_ca.ca_file)
+    gateway = start_gateway(smtp_connector_tenant=tenant.id, smtp_connector_client_ca=connector_ca.ca_file)
     try:
         client = connect(gateway, client_cert=server_ca.issue("intruder.example"))
         code, _ = client.mail(SENDER)
@@ -307,7 +326,10 @@ def test_client_certificate_from_another_ca_never_relays(
 
 
 def test_oversized_message_is_refused_with_552_and_nothing_stored(
-    start_gateway: Any, connect: Any, credential: tuple[str, str, str], services: Services,
+    start_gateway: Any,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     gateway = start_gateway(smtp_max_message_bytes=2048)
@@ -334,7 +356,10 @@ def test_bad_recipient_syntax_is_refused_with_553(
 
 
 def test_recipients_beyond_the_limit_get_452_and_the_rest_are_kept(
-    start_gateway: Any, connect: Any, credential: tuple[str, str, str], services: Services,
+    start_gateway: Any,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     gateway = start_gateway(max_recipients=2)
@@ -358,7 +383,10 @@ def test_unverified_envelope_sender_is_refused_with_550_at_mail(
 
 
 def test_unverified_from_header_is_refused_with_550_and_nothing_stored(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -370,7 +398,10 @@ def test_unverified_from_header_is_refused_with_550_and_nothing_stored(
 
 
 def test_message_without_from_header_is_refused_with_554_and_nothing_stored(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -380,8 +411,12 @@ def test_message_without_from_header_is_refused_with_554_and_nothing_stored(
 
 
 def test_unexpected_failure_is_a_temporary_451_and_nothing_stored(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
-    tenant: Any, monkeypatch: pytest.MonkeyPatch,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
+    tenant: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away: patient@example.org")
@@ -399,7 +434,10 @@ def test_unexpected_failure_is_a_temporary_451_and_nothing_stored(
 
 
 def test_smtputf8_message_to_an_idn_address_is_accepted(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -418,7 +456,10 @@ def test_smtputf8_message_to_an_idn_address_is_accepted(
 
 
 def test_message_without_message_id_gets_one(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -428,7 +469,10 @@ def test_message_without_message_id_gets_one(
 
 
 def test_stored_content_has_the_subject_and_body_sent(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     client = authenticated(connect, gateway, credential)
@@ -442,7 +486,10 @@ def test_stored_content_has_the_subject_and_body_sent(
 
 
 def test_smtp_and_api_submissions_have_the_same_shape(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     raw = message(message_id="<same-shape@clinic.example>")
@@ -451,8 +498,12 @@ def test_smtp_and_api_submissions_have_the_same_shape(
     smtp_id = queued_id(*send(client, raw, rcpts=rcpts))
 
     submission = submission_from_raw(
-        raw, SENDER, tuple(parse_address(r, "rcpt") for r in rcpts), source="api",
-        message_id_domain=services.settings.smtp_hostname, stream=Stream.TRANSACTIONAL,
+        raw,
+        SENDER,
+        tuple(parse_address(r, "rcpt") for r in rcpts),
+        source="api",
+        message_id_domain=services.settings.smtp_hostname,
+        stream=Stream.TRANSACTIONAL,
         limits=intake_limits(services.settings),
     )
     api_id = services.messages.accept(tenant.principal, submission)[0]["id"]
@@ -461,8 +512,20 @@ def test_smtp_and_api_submissions_have_the_same_shape(
         stored = services.messages.get(tenant.principal, message_id)
         events = services.messages.list_events(tenant.principal, message_id=message_id)["data"]
         return {
-            "message": {k: stored[k] for k in ("stream", "from", "mail_from", "message_id_header",
-                                               "size", "tls_policy", "tags", "metadata", "status")},
+            "message": {
+                k: stored[k]
+                for k in (
+                    "stream",
+                    "from",
+                    "mail_from",
+                    "message_id_header",
+                    "size",
+                    "tls_policy",
+                    "tags",
+                    "metadata",
+                    "status",
+                )
+            },
             "recipients": sorted((r["email"], r["kind"], r["status"]) for r in stored["recipients"]),
             "events": sorted((e["type"], e["recipient"], e["data"]["stream"]) for e in events),
             "content": services.messages.content(tenant.principal, message_id) | {"id": None},
@@ -474,7 +537,10 @@ def test_smtp_and_api_submissions_have_the_same_shape(
 
 
 def test_failure_during_mail_is_a_temporary_451_without_details(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(*args: object) -> set[str]:
@@ -489,8 +555,12 @@ def test_failure_during_mail_is_a_temporary_451_without_details(
 
 
 def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
-    tenant: Any, monkeypatch: pytest.MonkeyPatch,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
+    tenant: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storing, release = threading.Event(), threading.Event()
     real_accept = services.messages.accept
@@ -521,7 +591,10 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
 
 
 def test_dlp_block_is_a_permanent_554_naming_the_detector_and_stores_nothing(
-    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services,
+    gateway: SmtpGateway,
+    connect: Any,
+    credential: tuple[str, str, str],
+    services: Services,
     tenant: Any,
 ) -> None:
     services.tenancy.update_settings(tenant.id, {"dlp": {"actions": {"ssn": "block"}}}, actor="test")

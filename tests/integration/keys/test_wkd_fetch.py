@@ -17,11 +17,11 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer, Route
 
-from sealmail.delivery.dns import Resolver
-from sealmail.keys.cache import DiscoveryStatus, InMemoryDiscoveryCache
-from sealmail.keys.vks import fetch_vks
-from sealmail.keys.wkd import fetch_wkd
+from sealmail.net.dns import Resolver
 from sealmail.net.http_client import SafeHttpClient
+from sealmail.secureline.key_cache import DiscoveryStatus, InMemoryDiscoveryCache
+from sealmail.secureline.vks import fetch_vks
+from sealmail.secureline.wkd import fetch_wkd
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,7 +17,7 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
 
-from sealmail.delivery.dns import Resolver
+from sealmail.net.dns import Resolver
 from sealmail.net.http_client import FetchError, FetchReason, SafeHttpClient
 
 pytestmark = pytest.mark.timeout(30)

@@ -33,13 +33,13 @@ from tests.support.waiting import wait_until
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
-from sealmail.intake import compose
-from sealmail.intake.api import portal_admin
 from sealmail.intake.api.app import create_api
-from sealmail.intake.api.schemas import MessageIn
-from sealmail.portal import PortalOptions, create_portal
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
+from sealmail.portal import api as portal_admin
+from sealmail.portal.web import PortalOptions, create_portal
 from sealmail.runtime import build_transport, build_worker
-from sealmail.services.tenancy import Principal
+from sealmail.tenancy.service import Principal
 
 PATIENT = "patient@plain.example"
 SENDER = "Dr Smith <dr.smith@clinic.example>"

@@ -13,13 +13,13 @@ from argon2 import PasswordHasher
 from tests.conftest import TenantFixture, make_tenant
 
 from sealmail.app import Services
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
+from sealmail.engagement.tables import tracked_links
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
+from sealmail.portal.access import LinkState, PortalAccess, PortalPolicy, SignInStatus
 from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.portal.mailbox import Mailbox
-from sealmail.services.portal_access import LinkState, PortalAccess, PortalPolicy, SignInStatus
 from sealmail.store.tables import messages, recipients
-from sealmail.store.tables_engagement import tracked_links
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 

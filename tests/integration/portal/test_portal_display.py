@@ -25,9 +25,9 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 
 from sealmail.files.http import filename_from_disposition
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
-from sealmail.portal import PortalOptions, create_portal
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
+from sealmail.portal.web import PortalOptions, create_portal
 
 RLO = "\u202e"
 SPOOF = '"ceo@hospital.test" <dr.smith@clinic.example>'

@@ -27,9 +27,9 @@ from tests.support.smtp_sink import SmtpSink
 from tests.support.starttls_stripper import StartTlsStripper
 from tests.support.waiting import wait_until
 
-from sealmail.portal import security
 from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.store.tables import audit_log, destination_tls, messages, recipients
+from sealmail.web import security
 
 VICTIM = "pat@victim.example"
 STRONG = "pat@strong.example"

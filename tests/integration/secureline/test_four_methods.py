@@ -27,8 +27,8 @@ from tests.support.smime_ca import SmimeCA
 
 from sealmail.app import build_services
 from sealmail.crypto.dkim import dns_records
-from sealmail.intake import compose
-from sealmail.intake.api.schemas import MessageIn
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
 from sealmail.runtime import build_transport, build_worker
 
 pytestmark = [

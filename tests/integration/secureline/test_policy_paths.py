@@ -20,10 +20,10 @@ from tests.support.smtp_sink import SmtpSink
 
 from sealmail.app import Services, build_services
 from sealmail.intake.api.app import create_api
-from sealmail.keys.wkd import wkd_hash
 from sealmail.net.http_client import SafeHttpClient
 from sealmail.runtime import build_transport, build_worker
-from sealmail.services.keydir import Discovery
+from sealmail.secureline.keydir import Discovery
+from sealmail.secureline.wkd import wkd_hash
 
 PHI_TEXT = "Patient SSN 123-45-6780. Diagnosis code E11.9 (type 2 diabetes)."
 

@@ -25,7 +25,7 @@ from sealmail.cli import app as cli_app
 from sealmail.crypto import smime
 from sealmail.intake.api.app import create_api
 from sealmail.runtime import build_transport, build_worker
-from sealmail.services.harvest import harvest
+from sealmail.secureline.harvest import harvest
 
 BODY = "Your lab results are attached to this secure message."
 

@@ -20,7 +20,7 @@ from tests.support.smime_ca import Issued, SmimeCA
 from sealmail.app import Services
 from sealmail.crypto.cms import Capabilities
 from sealmail.intake.api.app import create_api
-from sealmail.services.harvest import harvest
+from sealmail.secureline.harvest import harvest
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
 

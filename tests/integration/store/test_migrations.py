@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from sealmail.schema import metadata
 from sealmail.store import db, migrate
-from sealmail.store.all_tables import metadata
 
 
 def test_fresh_sqlite_database_migrates_to_head_and_matches_the_models(tmp_path: Path) -> None:

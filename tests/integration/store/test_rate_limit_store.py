@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from sealmail.services.ratelimit import Limiter, MemoryLimiter
+from sealmail.limits.database import DatabaseLimiter
+from sealmail.limits.service import Limiter, MemoryLimiter
 from sealmail.store import db
-from sealmail.store.rate_limits import DatabaseLimiter
 
 
 @pytest.fixture(params=["memory", "database"])

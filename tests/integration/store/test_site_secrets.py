@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 
 from sealmail.app import Services
-from sealmail.services.site_secrets import SiteSecrets
 from sealmail.store import db
 from sealmail.store.tables import site_secrets
+from sealmail.tenancy.site_secrets import SiteSecrets
 
 
 def test_every_process_derives_the_same_keys(services: Services) -> None:

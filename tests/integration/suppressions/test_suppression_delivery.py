@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from tests.integration.delivery.test_worker import Pipeline, pipeline
 
-from sealmail.services import suppressions as sp
 from sealmail.store.tables import audit_log, messages
-from sealmail.store.tables_suppressions import suppressions
+from sealmail.suppressions import service as sp
+from sealmail.suppressions.tables import suppressions
 
 __all__ = ["pipeline"]
 

@@ -18,9 +18,9 @@ from tests.integration.suppressions.conftest import auth, send
 
 from sealmail.app import Services
 from sealmail.intake.smtp_gateway import SmtpGateway
-from sealmail.services import suppressions as sp
-from sealmail.store import queue
+from sealmail.messages import queue
 from sealmail.store.tables import audit_log
+from sealmail.suppressions import service as sp
 
 
 def suppress(services: Services, t: TenantFixture, address: str, stream: str = "*", **kw: Any) -> None:

@@ -117,7 +117,7 @@ def test_export_streams_csv_with_formula_cells_neutralised(api: TestClient, tena
 
 
 def test_export_pages_through_more_entries_than_one_read(services: Services, tenant: TenantFixture) -> None:
-    from sealmail.services.suppressions import Suppressions
+    from sealmail.suppressions.service import Suppressions
 
     store = Suppressions(services.engine)
     for i in range(7):

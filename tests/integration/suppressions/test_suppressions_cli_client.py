@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sealmail.app import Services
 from sealmail.client import AsyncSealmailClient, OutgoingMessage, SealmailApiError, SealmailClient
 from sealmail.config import Settings
-from sealmail.suppressions_cli import suppressions_app
+from sealmail.suppressions.cli import suppressions_app
 
 runner = CliRunner()
 

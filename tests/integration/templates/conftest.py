@@ -21,7 +21,6 @@ def with_templates(services: Services) -> Any:
     return create_api(services)
 
 
-
 @pytest.fixture
 def client(services: Services) -> TestClient:
     return TestClient(with_templates(services), raise_server_exceptions=False)

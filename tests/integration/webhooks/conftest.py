@@ -14,9 +14,10 @@ from tests.integration.webhooks.receiver import Receiver
 
 from sealmail.app import Services
 from sealmail.domain.tls_policy import Stream
-from sealmail.intake.api import problems, webhooks_api
-from sealmail.services.messages import EnvelopeRecipient, Submission
-from sealmail.services.tenancy import Principal
+from sealmail.messages.service import EnvelopeRecipient, Submission
+from sealmail.tenancy.service import Principal
+from sealmail.web import problems
+from sealmail.webhooks import api as webhooks_api
 from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import WebhookEndpoints
 

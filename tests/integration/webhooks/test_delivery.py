@@ -17,10 +17,10 @@ from sealmail.app import Services
 from sealmail.domain.tls_policy import Stream
 from sealmail.ids import new_id
 from sealmail.store.tables import events, messages
-from sealmail.store.tables_webhooks import webhook_deliveries, webhook_endpoints
 from sealmail.webhooks import outbox
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 from sealmail.webhooks.policy import MAX_ATTEMPTS
+from sealmail.webhooks.tables import webhook_deliveries, webhook_endpoints
 
 
 def _add(endpoints: WebhookEndpoints, t: TenantFixture, url: str, **kw: object) -> tuple[str, str]:

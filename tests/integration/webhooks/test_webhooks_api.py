@@ -14,8 +14,9 @@ from tests.integration.webhooks.conftest import api_client, dispatch, send_messa
 from tests.integration.webhooks.receiver import Receiver
 
 from sealmail.app import Services
-from sealmail.intake.api import problems, webhooks_api
 from sealmail.store.tables import audit_log
+from sealmail.web import problems
+from sealmail.webhooks import api as webhooks_api
 
 
 @pytest.fixture

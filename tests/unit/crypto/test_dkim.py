@@ -36,7 +36,7 @@ from sealmail.crypto.dkim import (
     spf_value,
     split_message,
 )
-from sealmail.delivery.dns import DnsLookupError
+from sealmail.net.dns import DnsLookupError
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl: pip install pynacl")
 

@@ -9,7 +9,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from sealmail.delivery.dane import TlsaRecord, tlsa_association_data, usable_records, verify_tlsa
+from sealmail.net.dane import TlsaRecord, tlsa_association_data, usable_records, verify_tlsa
 
 
 def _der(pem: bytes) -> bytes:

@@ -43,9 +43,7 @@ def load() -> tuple[DlpPolicy, list[dict[str, Any]]]:
     return policy, [json.loads(line) for line in lines[1:] if line.strip()]
 
 
-def evaluate(
-    policy: DlpPolicy, rows: list[dict[str, Any]]
-) -> tuple[dict[str, Tally], Tally, list[str]]:
+def evaluate(policy: DlpPolicy, rows: list[dict[str, Any]]) -> tuple[dict[str, Tally], Tally, list[str]]:
     per = {name: Tally() for name in BUILTIN_NAMES}
     errors: list[str] = []
     for row in rows:
@@ -101,7 +99,9 @@ def test_precision_and_recall_meet_the_bar() -> None:
 def test_no_clean_text_triggers_a_blocking_verdict_under_strict_policy() -> None:
     policy, rows = load()
     strict = DlpPolicy(
-        mrn_patterns=list(policy.mrn_patterns), keywords=list(policy.keywords), default_action="block"  # type: ignore[arg-type]
+        mrn_patterns=list(policy.mrn_patterns),
+        keywords=list(policy.keywords),
+        default_action="block",  # type: ignore[arg-type]
     )
     false_alarms = [
         row["id"]

@@ -202,8 +202,12 @@ def test_docx_zip_bomb_is_unscanned() -> None:
 def test_docx_declaring_entities_is_refused() -> None:
     laughs = '<!DOCTYPE w:document [<!ENTITY lol "lol">]>'
     msg = message()
-    msg.add_attachment(minimal_docx(["&lol;"], doctype=laughs), maintype="application",
-                       subtype="octet-stream", filename="laughs.docx")
+    msg.add_attachment(
+        minimal_docx(["&lol;"], doctype=laughs),
+        maintype="application",
+        subtype="octet-stream",
+        filename="laughs.docx",
+    )
     assert extract(msg.as_bytes()).unscanned == ["attachment[0]:laughs.docx"]
 
 

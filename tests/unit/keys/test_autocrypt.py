@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from sealmail.keys.autocrypt import (
+from sealmail.secureline.autocrypt import (
     AutocryptHeaderError,
     PreferEncrypt,
     is_automatic,

@@ -8,8 +8,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sealmail.keys.cache import DiscoveryEntry, DiscoveryStatus, DiscoveryTtl, InMemoryDiscoveryCache
-from sealmail.keys.wkd import looks_like_binary_cert, split_address, wkd_hash, wkd_urls, zbase32
+from sealmail.secureline.key_cache import (
+    DiscoveryEntry,
+    DiscoveryStatus,
+    DiscoveryTtl,
+    InMemoryDiscoveryCache,
+)
+from sealmail.secureline.wkd import looks_like_binary_cert, split_address, wkd_hash, wkd_urls, zbase32
 
 # A real certificate made with gpg 2.2 (ed25519 + cv25519) for Joe Doe <joe.doe@example.org>.
 JOE_CERT = base64.b64decode(

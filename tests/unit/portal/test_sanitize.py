@@ -6,7 +6,7 @@ import pytest
 
 from sealmail.portal.branding import accessible, branding, contrast_with_white
 from sealmail.portal.sanitize import clean_html
-from sealmail.portal.security import body_csp, csrf_ok, csrf_token
+from sealmail.web.security import body_csp, csrf_ok, csrf_token
 
 PAYLOADS = [
     "<script>alert(1)</script>",

@@ -8,8 +8,8 @@ import pytest
 
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import classify
-from sealmail.services import suppressions as sp
-from sealmail.services.suppressions import SuppressionReason as R
+from sealmail.suppressions import service as sp
+from sealmail.suppressions.service import SuppressionReason as R
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealmail.app import Services
-from sealmail.delivery.dns import Resolver
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -23,31 +22,30 @@ from sealmail.errors import (
     PermissionDenied,
     UnsupportedMediaType,
 )
-from sealmail.intake import compose
-from sealmail.intake.api import (
-    admin,
-    files_api,
-    portal_admin,
-    problems,
-    secureline_api,
-    suppressions_api,
-    templates_api,
-    webhooks_api,
-)
-from sealmail.intake.api.schemas import (
+from sealmail.files import api as files_api
+from sealmail.messages import compose
+from sealmail.messages.schemas import (
     AcceptedOut,
     CancelledOut,
     MessageContentOut,
     MessageIn,
     MessageOut,
     PageOut,
-    Problem,
     RawMessageIn,
 )
-from sealmail.intake.api.throttle import ApiGuard, PerClientLimit, RateLimitHeaders
-from sealmail.services.messages import Idempotency, request_hash
-from sealmail.services.tenancy import Principal
+from sealmail.messages.service import Idempotency, request_hash
+from sealmail.net.dns import Resolver
+from sealmail.portal import api as portal_admin
+from sealmail.secureline import api as secureline_api
 from sealmail.store import db
+from sealmail.suppressions import api as suppressions_api
+from sealmail.templates import api as templates_api
+from sealmail.tenancy import api as admin
+from sealmail.tenancy.service import Principal
+from sealmail.web import problems
+from sealmail.web.models import Problem
+from sealmail.web.throttle import ApiGuard, PerClientLimit, RateLimitHeaders
+from sealmail.webhooks import api as webhooks_api
 
 PROBLEM_REF = "#/components/schemas/Problem"
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from sealmail.store.all_tables import metadata
+from sealmail.schema import metadata
 
 config = context.config
 engine = config.attributes["engine"]

@@ -1,0 +1,1 @@
+"""Limits: see docs/layout.md."""

@@ -1,0 +1,1 @@
+"""Messages: see docs/layout.md."""

@@ -1,0 +1,243 @@
+"""Turning validated API bodies into a ``Submission`` — the same shape SMTP produces."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sealmail.config import Settings
+from sealmail.domain import message as mime
+from sealmail.domain.addresses import (
+    Address,
+    InvalidAddress,
+    InvalidHeader,
+    parse_address,
+    parse_address_list,
+    validate_header,
+)
+from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
+from sealmail.errors import MessageRefused, ValidationFailed
+from sealmail.messages.schemas import MessageIn, RawMessageIn
+from sealmail.messages.service import EnvelopeRecipient, Submission
+
+MAX_SCHEDULE = timedelta(days=30)
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append({"field": field, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed(self.items)
+
+
+def _addresses(values: list[str], field: str, errors: _Errors) -> tuple[Address, ...]:
+    try:
+        return tuple(parse_address_list(values, field))
+    except InvalidAddress as exc:
+        errors.add(exc.field, exc.reason)
+        return ()
+
+
+def _b64(value: str, field: str, errors: _Errors) -> bytes:
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        errors.add(field, "is not valid base64")
+        return b""
+
+
+def _times(
+    send_at: datetime | None, expires_at: datetime | None, errors: _Errors
+) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    for name, value in (("send_at", send_at), ("expires_at", expires_at)):
+        if value is not None and value.tzinfo is None:
+            errors.add(name, "needs a timezone offset, e.g. 2026-01-01T09:00:00Z")
+    if send_at and send_at.tzinfo and send_at > now + MAX_SCHEDULE:
+        errors.add("send_at", "can be at most 30 days ahead")
+    if expires_at and expires_at.tzinfo and expires_at <= now:
+        errors.add("expires_at", "is in the past")
+    if send_at and expires_at and send_at.tzinfo and expires_at.tzinfo and expires_at <= send_at:
+        errors.add("expires_at", "must be after send_at")
+    return send_at, expires_at
+
+
+def _labels(tags: list[str], metadata: dict[str, str], errors: _Errors) -> None:
+    for i, tag in enumerate(tags):
+        if not tag or len(tag) > 100 or any(ord(ch) < 32 for ch in tag):
+            errors.add(f"tags[{i}]", "must be 1–100 printable characters")
+    for key, value in metadata.items():
+        if not key or len(key) > 40 or len(value) > 500:
+            errors.add(f"metadata.{key}", "keys are 1–40 and values at most 500 characters")
+
+
+def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -> Submission:
+    errors = _Errors()
+    try:
+        sender = parse_address(body.from_, "from")
+    except InvalidAddress as exc:
+        errors.add(exc.field, exc.reason)
+        sender = None
+    to = _addresses(body.to, "to", errors)
+    cc = _addresses(body.cc, "cc", errors)
+    bcc = _addresses(body.bcc, "bcc", errors)
+    reply_to = _addresses(body.reply_to, "reply_to", errors)
+    total = len(body.to) + len(body.cc) + len(body.bcc)
+    if total == 0:
+        errors.add("to", "at least one recipient (to, cc or bcc) is required")
+    if total > max_recipients:
+        errors.add("to", f"{total} recipients; at most {max_recipients} per message")
+    if body.text is None and body.html is None:
+        errors.add("text", "give text, html or both")
+    if any(ch in body.subject for ch in "\r\n\0"):
+        errors.add("subject", "must not contain CR, LF or NUL")
+    headers: list[tuple[str, str]] = []
+    for name, value in body.headers.items():
+        try:
+            validate_header(name, value)
+            headers.append((name, value))
+        except InvalidHeader as exc:
+            errors.add(exc.field, exc.reason)
+    attachments = []
+    for i, att in enumerate(body.attachments):
+        data = _b64(att.content, f"attachments[{i}].content", errors)
+        if any(ch in att.filename for ch in "\r\n\0/\\"):
+            errors.add(f"attachments[{i}].filename", "must not contain path separators or CR/LF")
+        attachments.append(mime.Attachment(att.filename, att.content_type, data))
+    _labels(body.tags, body.metadata, errors)
+    send_at, expires_at = _times(body.send_at, body.expires_at, errors)
+    errors.raise_if_any()
+    assert sender is not None
+    built = mime.build(
+        mime.Draft(
+            sender=sender,
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            subject=body.subject,
+            text=body.text,
+            html=body.html,
+            attachments=tuple(attachments),
+            headers=tuple(headers),
+        ),
+        message_id_domain,
+    )
+    groups: tuple[tuple[Literal["to", "cc", "bcc"], tuple[Address, ...]], ...] = (
+        ("to", to),
+        ("cc", cc),
+        ("bcc", bcc),
+    )
+    rcpts = tuple(
+        EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, kind) for kind, group in groups for a in group
+    )
+    return Submission(
+        stream=body.stream,
+        source="api",
+        mail_from=sender.smtp_addr_spec,
+        header_from=sender.addr_spec,
+        recipients=rcpts,
+        raw=built.raw,
+        message_id_header=built.message_id,
+        tls_policy=body.tls_policy,
+        tags=tuple(body.tags),
+        metadata=dict(body.metadata),
+        send_at=send_at,
+        expires_at=expires_at,
+        bypass_suppressions=body.bypass_suppressions,
+    )
+
+
+def from_raw(
+    body: RawMessageIn, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
+) -> Submission:
+    errors = _Errors()
+    mail_from: Address | None = None
+    if body.envelope.mail_from:
+        try:
+            mail_from = parse_address(body.envelope.mail_from, "envelope.mail_from")
+        except InvalidAddress as exc:
+            errors.add(exc.field, exc.reason)
+    rcpts = _addresses(body.envelope.rcpt_to, "envelope.rcpt_to", errors)
+    if len(body.envelope.rcpt_to) > max_recipients:
+        errors.add("envelope.rcpt_to", f"at most {max_recipients} recipients per message")
+    raw = _b64(body.message, "message", errors)
+    _labels(body.tags, body.metadata, errors)
+    send_at, expires_at = _times(body.send_at, body.expires_at, errors)
+    if raw and b"\n\n" not in raw.replace(b"\r\n", b"\n") and b":" not in raw.split(b"\n", 1)[0]:
+        errors.add("message", "is not an RFC 5322 message (no header block)")
+    errors.raise_if_any()
+    return submission_from_raw(
+        raw,
+        mail_from.smtp_addr_spec if mail_from else "",
+        rcpts,
+        source="api",
+        message_id_domain=message_id_domain,
+        limits=limits or IntakeLimits(),
+        stream=body.stream,
+        tls_policy=body.tls_policy,
+        tags=tuple(body.tags),
+        metadata=dict(body.metadata),
+        send_at=send_at,
+        expires_at=expires_at,
+        bypass_suppressions=body.bypass_suppressions,
+    )
+
+
+def intake_limits(settings: Settings) -> IntakeLimits:
+    """The ``intake_*`` settings as the limits both intakes enforce."""
+    return IntakeLimits(
+        max_header_bytes=settings.intake_max_header_bytes,
+        max_header_field_bytes=settings.intake_max_header_field_bytes,
+        max_header_fields=settings.intake_max_header_fields,
+        max_received=settings.intake_max_received,
+        max_mime_depth=settings.intake_max_mime_depth,
+        max_mime_parts=settings.intake_max_mime_parts,
+    )
+
+
+def submission_from_raw(
+    raw: bytes,
+    mail_from: str,
+    rcpts: tuple[Address, ...],
+    *,
+    source: str,
+    message_id_domain: str,
+    limits: IntakeLimits,
+    **options: object,
+) -> Submission:
+    """Shared by the raw API endpoint and the SMTP gateway: the same bytes, the same rows.
+
+    ``validate_raw`` runs first, before any ``email`` parser touches the bytes, so both
+    doors refuse the same messages for the same ``MessageRefused.rule``.
+    """
+    violation = validate_raw(raw, limits)
+    if violation is not None:
+        raise MessageRefused(violation.rule, violation.detail)
+    raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    try:
+        completed, message_id = mime.complete_raw(raw, message_id_domain)
+        facts = mime.header_facts(completed)
+    except RecursionError as exc:
+        # validate_raw bounds nesting, so this is a safety net: a parser limit is a
+        # property of the message (permanent), never an internal error.
+        raise MessageRefused(Rule.MIME_TOO_DEEP, "the message nests too deeply to parse") from exc
+    if not facts.header_from:
+        raise ValidationFailed([{"field": "message", "message": "has no From header"}])
+    return Submission(
+        source=source,  # type: ignore[arg-type]  # "api" | "smtp", checked by callers
+        mail_from=mail_from,
+        header_from=facts.header_from,
+        header_senders=facts.senders,
+        recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "env") for a in rcpts),
+        raw=completed,
+        message_id_header=message_id,
+        **options,  # type: ignore[arg-type]  # keyword fields of Submission
+    )

@@ -1,0 +1,473 @@
+"""The delivery queue is the recipients table.
+
+Claiming marks due recipients ``delivering`` with a lease (owner + expiry).  On
+PostgreSQL the candidate rows are locked ``FOR UPDATE SKIP LOCKED`` so concurrent
+workers on any number of hosts take disjoint sets without waiting on each other; on
+SQLite the same ``UPDATE … RETURNING`` runs under ``BEGIN IMMEDIATE``, which makes the
+whole claim one exclusive step.  A recipient whose lease ran out (its worker died) is
+due again.  Results are written back only while the lease is still ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.domain.outcomes import Attempt
+from sealmail.ids import new_id
+from sealmail.store import db
+from sealmail.store import events as ev
+from sealmail.store.tables import (
+    attempts,
+    destination_tls,
+    destinations,
+    events,
+    messages,
+    recipients,
+    tenants,
+)
+from sealmail.suppressions import service as suppressions
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    tenant_id: str
+    message_id: str
+    address: str
+    domain: str
+    attempts: int  # attempts made before this one
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: str
+    tenant_id: str
+    stream: str
+    mail_from: str
+    tls_policy: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    tenant_key_id: str | None
+    wrapped_data_key: bytes | None
+    content: bytes
+    tenant_settings: dict[str, Any]
+    tenant_name: str = ""
+    header_from: str = ""
+    dlp_action: str = "none"
+    dlp_findings: list[dict[str, Any]] | None = None
+    source: str = "api"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to write back for one recipient after one attempt."""
+
+    claimed: Claimed
+    attempt: Attempt
+    started_at: datetime
+    finished_at: datetime
+    status: str  # delivered | deferred | bounced | expired
+    event: ev.EventType
+    next_attempt_at: datetime | None = None
+    extra: dict[str, Any] | None = None
+    method: str | None = None  # SecureLine's choice: pgp | smime | tls | portal
+    method_reason: str | None = None
+
+
+def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    with engine.begin() as conn:
+        return _claim(conn, worker, limit, lease_seconds)
+
+
+def claim_with_messages(
+    engine: Engine, worker: str, limit: int, lease_seconds: int
+) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
+    """``claim`` and ``load_messages`` in one transaction: one round of BEGIN/COMMIT less
+    per claim, and the worker hands one job to its thread pool instead of two."""
+    with engine.begin() as conn:
+        claimed = _claim(conn, worker, limit, lease_seconds)
+        return claimed, _load_messages(conn, sorted({c.message_id for c in claimed}))
+
+
+def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    now = datetime.now(UTC)
+    due = sa.or_(
+        sa.and_(recipients.c.status.in_(("queued", "deferred")), recipients.c.next_attempt_at <= now),
+        sa.and_(recipients.c.status == "delivering", recipients.c.lease_until < now),
+    )
+    suspended = sa.select(destinations.c.domain).where(destinations.c.suspended_until > now)
+    candidates = (
+        sa.select(recipients.c.id)
+        .where(due, recipients.c.domain.not_in(suspended))
+        .order_by(recipients.c.next_attempt_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(recipients)
+        .where(recipients.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            status="delivering",
+            lease_owner=worker,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(
+            recipients.c.id,
+            recipients.c.tenant_id,
+            recipients.c.message_id,
+            recipients.c.address,
+            recipients.c.domain,
+            recipients.c.attempts,
+        )
+    )
+    rows = conn.execute(stmt).all()
+    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts) for r in rows]
+
+
+def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage]:
+    if not ids:
+        return {}
+    with db.reader(engine) as conn:
+        return _load_messages(conn, ids)
+
+
+def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMessage]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            messages.c.id,
+            messages.c.tenant_id,
+            messages.c.stream,
+            messages.c.mail_from,
+            messages.c.tls_policy,
+            messages.c.created_at,
+            messages.c.expires_at,
+            messages.c.tenant_key_id,
+            messages.c.wrapped_data_key,
+            messages.c.content,
+            tenants.c.settings,
+            # SecureLine needs these: the organisation's name for portal notices, the
+            # From address for DKIM and notices, and the DLP verdict from intake.
+            tenants.c.name,
+            messages.c.header_from,
+            messages.c.dlp_action,
+            messages.c.dlp_findings,
+            messages.c.source,
+            messages.c.tags,
+        )
+        .join(tenants, tenants.c.id == messages.c.tenant_id)
+        .where(messages.c.id.in_(list(ids)))
+    ).all()
+    return {
+        r.id: QueuedMessage(
+            r.id,
+            r.tenant_id,
+            r.stream,
+            r.mail_from,
+            r.tls_policy,
+            r.created_at,
+            r.expires_at,
+            r.tenant_key_id,
+            r.wrapped_data_key,
+            r.content,
+            dict(r.settings or {}),
+            r.name,
+            r.header_from,
+            r.dlp_action,
+            r.dlp_findings,
+            r.source,
+            tuple(r.tags or ()),
+        )
+        for r in rows
+    }
+
+
+def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
+    """Write attempts, recipient states and events for a batch in one transaction.
+
+    Returns how many outcomes were applied; an outcome whose lease was lost (another
+    worker reclaimed it after expiry) is not applied, so the newer owner's result wins.
+    """
+    if not outcomes:
+        return 0
+    with engine.begin() as conn:
+        return record_in(conn, worker, outcomes)
+
+
+def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int:
+    """``record`` inside the caller's transaction, in a fixed number of statements.
+
+    The leases still held are read first (locked ``FOR UPDATE`` on PostgreSQL, so a
+    worker reclaiming an expired lease waits for — or skips — them); only those outcomes
+    are applied, by one multi-row UPDATE that repeats the lease check.  Event sequence
+    numbers are reserved per message with one multi-row UPDATE and read back.
+    """
+    if not outcomes:
+        return 0
+    ids = sorted({o.claimed.id for o in outcomes})
+    held = sa.select(recipients.c.id).where(
+        recipients.c.id.in_(ids),
+        recipients.c.lease_owner == worker,
+        recipients.c.status == "delivering",
+    )
+    if conn.dialect.name == "postgresql":
+        held = held.order_by(recipients.c.id).with_for_update()
+    owned = set(conn.execute(held).scalars())
+    # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
+    # found the lease already released).
+    mine: dict[str, Outcome] = {}
+    for out in outcomes:
+        if out.claimed.id in owned and out.claimed.id not in mine:
+            mine[out.claimed.id] = out
+    if not mine:
+        return 0
+    conn.execute(
+        sa.update(recipients)
+        .where(
+            recipients.c.id == sa.bindparam("b_id"),
+            recipients.c.lease_owner == worker,
+            recipients.c.status == "delivering",
+        )
+        .values(
+            status=sa.bindparam("b_status"),
+            attempts=sa.bindparam("b_attempts"),
+            next_attempt_at=sa.bindparam("b_next"),
+            lease_owner=None,
+            lease_until=None,
+            last_reason=sa.bindparam("b_reason"),
+            last_detail=sa.bindparam("b_detail"),
+            method=sa.bindparam("b_method"),
+            method_reason=sa.bindparam("b_method_reason"),
+            updated_at=sa.bindparam("b_updated"),
+        )
+        .execution_options(synchronize_session=False),
+        [
+            {
+                "b_id": rid,
+                "b_status": out.status,
+                "b_attempts": out.claimed.attempts + 1,
+                "b_next": out.next_attempt_at or out.finished_at,
+                "b_reason": out.attempt.reason,
+                "b_detail": out.attempt.detail[:500],
+                "b_method": out.method,
+                "b_method_reason": (out.method_reason or "")[:500] or None,
+                "b_updated": out.finished_at,
+            }
+            for rid, out in sorted(mine.items())
+        ],
+    )
+    by_message: dict[str, list[Outcome]] = {}
+    for out in mine.values():
+        by_message.setdefault(out.claimed.message_id, []).append(out)
+    firsts = _next_seqs(conn, {m: len(outs) for m, outs in by_message.items()})
+    attempt_rows = []
+    event_rows = []
+    for message_id, outs in sorted(by_message.items()):
+        first = firsts[message_id]
+        for i, out in enumerate(outs):
+            a, c = out.attempt, out.claimed
+            attempt_rows.append(
+                {
+                    "id": new_id("att"),
+                    "tenant_id": c.tenant_id,
+                    "message_id": c.message_id,
+                    "recipient_id": c.id,
+                    "worker": worker,
+                    "started_at": out.started_at,
+                    "finished_at": out.finished_at,
+                    "status": str(a.status),
+                    "reason": a.reason,
+                    "detail": a.detail[:500],
+                    "mx_host": a.mx_host,
+                    "mx_ip": a.mx_ip,
+                    "tls_version": a.tls.version,
+                    "tls_cipher": a.tls.cipher,
+                    "tls_verified": a.tls.verified,
+                    "verified_by": str(a.tls.verified_by),
+                    "smtp_code": a.smtp_code,
+                    "enhanced_code": a.enhanced_code,
+                    "reply": (a.reply or "")[:500] or None,
+                }
+            )
+            data: dict[str, Any] = {
+                "attempt": c.attempts + 1,
+                "reason": a.reason,
+                "detail": a.detail[:500],
+                "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
+                "transport": {
+                    "mx_host": a.mx_host,
+                    "mx_ip": a.mx_ip,
+                    "tls": {
+                        "version": a.tls.version,
+                        "cipher": a.tls.cipher,
+                        "verified": a.tls.verified,
+                        "verified_by": str(a.tls.verified_by),
+                    },
+                },
+            }
+            if out.next_attempt_at and out.status == "deferred":
+                data["next_attempt_at"] = out.next_attempt_at.isoformat()
+            if out.method:
+                data["secureline"] = {"method": out.method, "reason": out.method_reason}
+            if out.extra:
+                data.update(out.extra)
+            event_rows.append(
+                {
+                    "id": new_id("evt"),
+                    "tenant_id": c.tenant_id,
+                    "message_id": c.message_id,
+                    "recipient_id": c.id,
+                    "recipient": c.address,
+                    "type": str(out.event),
+                    "seq": first + i,
+                    "created_at": out.finished_at,
+                    "data": data,
+                }
+            )
+    conn.execute(sa.insert(attempts), attempt_rows)
+    conn.execute(sa.insert(events), event_rows)
+    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
+    # that again: in this transaction, so the list never disagrees with the outcomes.
+    suppressions.after_outcomes(conn, [mine[rid] for rid in sorted(mine)])
+    return len(mine)
+
+
+def _next_seqs(conn: Connection, counts: dict[str, int]) -> dict[str, int]:
+    """``events.next_seqs`` for many messages at once: message id -> first reserved number.
+
+    The UPDATE takes each message row's lock (in id order, so two workers cannot deadlock)
+    before the new values are read back inside the same transaction.
+    """
+    ordered = sorted(counts.items())
+    conn.execute(
+        sa.update(messages)
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
+        .execution_options(synchronize_session=False),
+        [{"b_id": m, "b_n": n} for m, n in ordered],
+    )
+    last = dict(
+        conn.execute(
+            sa.select(messages.c.id, messages.c.event_seq).where(messages.c.id.in_([m for m, _ in ordered]))
+        ).all()
+    )
+    return {m: int(last[m]) - n + 1 for m, n in ordered}
+
+
+def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> None:
+    """Give claimed recipients back without counting an attempt (e.g. breaker open)."""
+    if not ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(recipients)
+            .where(recipients.c.id.in_(list(ids)), recipients.c.lease_owner == worker)
+            .values(
+                status="deferred",
+                lease_owner=None,
+                lease_until=None,
+                next_attempt_at=when,
+                updated_at=datetime.now(UTC),
+            )
+        )
+
+
+# -- what destinations can do (a SecureLine fact) ---------------------------------------------
+# How long a destination's recorded TLS capability is trusted (SecureLine, portal codes).
+CAPABILITY_SECONDS = 3600.0
+
+
+def tls_capabilities(engine: Engine, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
+    """The last known (state, detail) for a destination at a TLS level, if recent enough."""
+    with db.reader(engine) as conn:
+        return tls_capability_in(conn, domain, level, max_age)
+
+
+def tls_capability_in(conn: Connection, domain: str, level: str, max_age: float) -> tuple[str, str] | None:
+    """``tls_capabilities`` inside the caller's transaction."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=max_age)
+    row = conn.execute(
+        sa.select(destination_tls.c.state, destination_tls.c.detail).where(
+            destination_tls.c.domain == domain,
+            destination_tls.c.level == level,
+            destination_tls.c.checked_at >= cutoff,
+        )
+    ).first()
+    return (row.state, row.detail) if row else None
+
+
+def record_tls_capability(engine: Engine, domain: str, level: str, state: str, detail: str) -> None:
+    """Upsert: many workers learn the same fact at once, and that must not be an error."""
+    now = datetime.now(UTC)
+    values = {"domain": domain, "level": level, "state": state, "detail": detail[:300], "checked_at": now}
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(destination_tls).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["domain", "level"],
+        set_={"state": state, "detail": detail[:300], "checked_at": now},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+# -- the destination circuit breaker -------------------------------------------------------
+def destination_result(
+    conn: Connection, domain: str, failed: bool, threshold: int, cooldown: int, error: str = ""
+) -> bool:
+    """Count a destination-level success or failure; returns True when it trips."""
+    now = datetime.now(UTC)
+    row = conn.execute(
+        sa.select(destinations.c.consecutive_failures).where(destinations.c.domain == domain)
+    ).first()
+    if not failed:
+        if row is not None and row.consecutive_failures:
+            conn.execute(
+                sa.update(destinations)
+                .where(destinations.c.domain == domain)
+                .values(consecutive_failures=0, suspended_until=None, updated_at=now)
+            )
+        return False
+    count = (row.consecutive_failures if row else 0) + 1
+    tripped = count >= threshold
+    values = {
+        "consecutive_failures": count,
+        "last_error": error[:500],
+        "updated_at": now,
+        "suspended_until": now + timedelta(seconds=cooldown) if tripped else None,
+    }
+    if row is None:
+        conn.execute(sa.insert(destinations).values(domain=domain, **values))
+    else:
+        conn.execute(sa.update(destinations).where(destinations.c.domain == domain).values(**values))
+    return tripped
+
+
+def record_destinations(
+    engine: Engine, results: dict[str, tuple[bool, str]], threshold: int, cooldown: int
+) -> list[str]:
+    """Apply a batch of per-domain results; returns the domains that tripped."""
+    with engine.begin() as conn:
+        return record_destinations_in(conn, results, threshold, cooldown)
+
+
+def record_destinations_in(
+    conn: Connection, results: dict[str, tuple[bool, str]], threshold: int, cooldown: int
+) -> list[str]:
+    """``record_destinations`` inside the caller's transaction."""
+    tripped = []
+    for domain, (failed, error) in sorted(results.items()):
+        if destination_result(conn, domain, failed, threshold, cooldown, error):
+            tripped.append(domain)
+    return tripped

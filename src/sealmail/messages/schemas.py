@@ -1,0 +1,213 @@
+"""Request and response bodies of the REST API (the OpenAPI document is built from these).
+
+Tags and metadata are stored in plaintext for search and are sent in webhooks: they must
+not carry PHI (use opaque references such as an encounter id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sealmail.domain.tls_policy import Stream, TlsPolicy
+
+
+class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field("application/octet-stream", pattern=r"^[\w.+-]+/[\w.+-]+$")
+    content: str = Field(description="Base64-encoded bytes.")
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="`Name <addr@domain>` or `addr@domain`.")
+    to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    reply_to: list[str] = Field(default_factory=list)
+    subject: str = Field("", max_length=998)
+    text: str | None = None
+    html: str | None = None
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=10, description="No PHI.")
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=30, description="No PHI.")
+    stream: Stream = Stream.TRANSACTIONAL
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    tls_policy: TlsPolicy | None = None
+    bypass_suppressions: bool = Field(
+        False,
+        description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
+    )
+
+
+class EnvelopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mail_from: str
+    rcpt_to: list[str] = Field(min_length=1)
+
+
+class RawMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    envelope: EnvelopeIn
+    message: str = Field(description="Base64-encoded RFC 5322 message.")
+    tags: list[str] = Field(default_factory=list, max_length=10)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=30)
+    stream: Stream = Stream.TRANSACTIONAL
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    tls_policy: TlsPolicy | None = None
+    bypass_suppressions: bool = Field(
+        False,
+        description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
+    )
+
+
+class RecipientOut(BaseModel):
+    # Open like the management bodies below: the batch route validates through this model,
+    # and a field the service adds must not be dropped on the way out.
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    email: str
+    status: str | None = Field(None, description='"queued", or "rejected" when the address is suppressed.')
+
+
+class AcceptedOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    status: str
+    stream: str
+    message_id_header: str
+    recipients: list[RecipientOut]
+
+
+class PageOut(BaseModel):
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+# -- response bodies of the management routes -------------------------------------------------
+# ``extra="allow"``: a field a service adds later still reaches the client (and the document
+# keeps ``additionalProperties``), while every field listed here is promised.
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class QuarantinePageOut(_Out):
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class ReleasedOut(_Out):
+    id: str
+    released: list[str]
+
+
+class CancelledOut(_Out):
+    id: str
+    cancelled: list[str]
+
+
+# -- a message, its deliveries and its content ---------------------------------------------------
+
+
+class AttemptTlsOut(_Out):
+    version: str | None
+    cipher: str | None
+    verified: bool | None
+    verified_by: str | None
+
+
+class AttemptSmtpOut(_Out):
+    code: int | None
+    enhanced: str | None
+    reply: str | None
+
+
+class AttemptOut(_Out):
+    id: str
+    started_at: str | None
+    finished_at: str | None
+    status: str
+    reason: str | None
+    detail: str | None
+    mx_host: str | None
+    mx_ip: str | None
+    tls: AttemptTlsOut
+    smtp: AttemptSmtpOut
+
+
+class RecipientDetailOut(_Out):
+    id: str
+    email: str
+    kind: str = Field(description="to | cc | bcc | env")
+    status: str
+    attempt_count: int
+    next_attempt_at: str | None
+    last_reason: str | None
+    last_detail: str | None
+    updated_at: str | None
+    attempts: list[AttemptOut]
+
+
+class MessageOut(_Out):
+    """A message's metadata (plaintext, searchable) and each recipient's delivery history."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    stream: str
+    source: str
+    from_: str = Field(alias="from")
+    mail_from: str
+    message_id_header: str
+    size: int
+    tls_policy: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    status: str
+    send_at: str | None
+    expires_at: str | None
+    created_at: str | None
+    recipients: list[RecipientDetailOut]
+
+
+class AttachmentInfoOut(_Out):
+    filename: str | None
+    content_type: str
+    size: int
+    undisplayed: bool = Field(
+        default=False, description="Content over a display limit (issue 11.2), offered as this attachment."
+    )
+
+
+class MessageContentOut(_Out):
+    """Decrypted content; reading it is audited."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str
+    subject: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    text: str | None
+    html: str | None
+    attachments: list[AttachmentInfoOut]
+    problems: list[str] = Field(
+        default_factory=list,
+        description="Display limits the message went over (e.g. html_too_complex, too_many_parts); "
+        "the content concerned is listed as an undisplayed attachment.",
+    )

@@ -1,0 +1,708 @@
+"""Who may open a portal message: links, one-time codes, passphrases, lockout, sessions.
+
+The flow a recipient follows:
+
+1. ``open_link(token)``: the token from the notice (256 bits, stored hashed by
+   ``PortalHolds``) is exchanged for a *challenge* — a fresh 256-bit token the web app
+   keeps in an HttpOnly cookie — so the link token leaves the address bar at once.
+2. ``send_code`` mails a 6-digit one-time code to the hold's address (PHI-free mail
+   through the normal pipeline); or, when the sender set one, the recipient types the
+   passphrase.
+3. ``verify_code`` / ``verify_passphrase`` either start a session (another 256-bit
+   token, stored hashed) or count a failure against the (tenant, address); enough
+   failures in the window lock the address out for a while (HIPAA §164.308(a)(5)(ii)(C)
+   log-in monitoring).  Every failure is audited.
+4. ``session`` enforces the idle timeout and the absolute lifetime on every request
+   (§164.312(a)(2)(iii) automatic logoff).
+
+Outcomes a recipient can cause are values (``SignIn``), not exceptions.  Times come from
+an injected clock so tests can move past idle and absolute limits without sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.domain import message as mime
+from sealmail.domain.addresses import parse_address
+from sealmail.domain.portal_factors import (
+    Channel,
+    CodeMailPlan,
+    NoticeStrength,
+    WeakNoticePolicy,
+    plan_code_mail,
+    weak_notice_policy,
+)
+from sealmail.domain.tls_policy import Stream, TlsPolicy
+from sealmail.messages import queue
+from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
+from sealmail.portal.holds import token_hash
+from sealmail.portal.tables import (
+    portal_challenges,
+    portal_lockouts,
+    portal_message_settings,
+    portal_sessions,
+)
+from sealmail.store import db
+from sealmail.store import events as ev
+from sealmail.store.tables import messages, portal_messages, tenants
+from sealmail.tenancy.service import Principal
+
+Clock = Callable[[], datetime]
+
+
+class PortalAudit(enum.StrEnum):
+    """Portal audit names (``object:verb``), passed to ``audit.append`` like ``AuditAction``."""
+
+    SIGNED_IN = "portal:signed_in"
+    SIGN_IN_FAILED = "portal:sign_in_failed"
+    LOCKED_OUT = "portal:locked_out"
+    CODE_SENT = "portal:code_sent"
+    VIEWED = "portal:viewed"
+    ATTACHMENT_DOWNLOADED = "portal:attachment_downloaded"
+    REPLIED = "portal:replied"
+    RECALLED = "portal:recalled"
+    EXPIRED = "portal:expired"
+    SHREDDED = "portal:shredded"
+    SETTINGS_CHANGED = "portal:settings_changed"
+    # The tenant's ``secureline.portal_weak_notice`` changed; ``loosened`` says whether
+    # sign-in codes may now travel below a message's required TLS level.
+    WEAK_NOTICE_POLICY_CHANGED = "portal:weak_notice_policy_changed"
+    CODE_REFUSED = "portal:code_refused"
+
+
+class PortalEvent(enum.StrEnum):
+    """Per-recipient events in the events table (the events API lists any type string)."""
+
+    NOTIFIED = "portal.notified"
+    VIEWED = "portal.viewed"
+    ATTACHMENT_DOWNLOADED = "portal.attachment_downloaded"
+    REPLIED = "portal.replied"
+    EXPIRED = "portal.expired"
+    RECALLED = "portal.recalled"
+    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
+    CODE_SENT = "portal.code_sent"
+    CODE_REFUSED = "portal.code_refused"
+
+
+def record_audit(
+    conn: Connection, action: PortalAudit, actor: str, tenant_id: str, target: str | None, **details: Any
+) -> None:
+    # audit.append takes any StrEnum of ``object:verb`` names; PortalAudit is the portal's.
+    audit.append(
+        conn,
+        action=action,
+        actor=actor,
+        tenant_id=tenant_id,
+        target=target,
+        details=details,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PortalPolicy:
+    code_digits: int = 6
+    code_ttl: timedelta = timedelta(minutes=10)
+    code_attempts: int = 5  # wrong entries before a code is void
+    challenge_ttl: timedelta = timedelta(hours=1)
+    lockout_failures: int = 5
+    lockout_window: timedelta = timedelta(minutes=15)
+    lockout_duration: timedelta = timedelta(minutes=30)
+    codes_per_hour: int = 5
+    session_idle: timedelta = timedelta(minutes=15)
+    session_lifetime: timedelta = timedelta(hours=8)
+
+
+class LinkState(enum.StrEnum):
+    OPEN = "open"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    RECALLED = "recalled"
+
+
+class SignInStatus(enum.StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    EXPIRED = "expired"  # the challenge or code is no longer valid: start again
+    THROTTLED = "throttled"  # too many codes requested
+    # No code can be emailed at the message's required TLS level: use another factor.
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: str
+    tenant_id: str
+    message_id: str
+    recipient_id: str
+    address: str
+    expires_at: datetime
+    recalled: bool
+    viewed_at: datetime | None
+    requires_passphrase: bool
+    shredded: bool
+    # The tenant allows no emailed codes at all (``secureline.portal_require_passphrase``).
+    passphrase_only: bool = False
+    # The message's required TLS level, which an emailed code must meet (issue 11).
+    required_tls: TlsPolicy = TlsPolicy.REQUIRE_VERIFIED
+    # How the notice carrying the link travelled; None until one was delivered.
+    notice_strength: NoticeStrength | None = None
+    weak_notice_policy: WeakNoticePolicy = WeakNoticePolicy.REQUIRE_STRONG_FACTOR
+
+    def state(self, now: datetime) -> LinkState:
+        if self.recalled:
+            return LinkState.RECALLED
+        if self.shredded or self.expires_at <= now:
+            return LinkState.EXPIRED
+        return LinkState.OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    hold: Hold
+    code_sent: bool
+    locked_until: datetime | None
+    # Whether "email me a code" can work: False when the code mail could not meet the
+    # message's required TLS level (the page then offers the other factors).
+    email_code: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    status: SignInStatus
+    session_token: str | None = None
+    remaining: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    tenant_id: str
+    address: str
+    address_verified: bool
+    unlocked: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        # Names the session, never the address: audit details stay free of identifiers
+        # that are PHI when combined with a clinic's name.
+        return f"portal:{self.id[:16]}"
+
+    def may_open(self, hold: Hold) -> bool:
+        if hold.tenant_id != self.tenant_id or hold.address.lower() != self.address:
+            return False
+        return hold.message_id in self.unlocked if hold.requires_passphrase else self.address_verified
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _code_hash(challenge_token: str, code: str) -> str:
+    return hmac.new(challenge_token.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+HOLD_COLUMNS = (
+    portal_messages,
+    portal_message_settings.c.passphrase_hash,
+    portal_message_settings.c.expires_at.label("override_expires_at"),
+    portal_message_settings.c.recalled_at.label("message_recalled_at"),
+    messages.c.wrapped_data_key.is_(None).label("shredded"),
+    tenants.c.settings.label("tenant_settings"),
+)
+
+
+def hold_query() -> sa.Select[Any]:
+    """Holds joined with their message's sender settings and shred state."""
+    return (
+        sa.select(*HOLD_COLUMNS)
+        .join(
+            messages,
+            sa.and_(
+                messages.c.id == portal_messages.c.message_id,
+                messages.c.tenant_id == portal_messages.c.tenant_id,
+            ),
+        )
+        .outerjoin(
+            portal_message_settings,
+            sa.and_(
+                portal_message_settings.c.message_id == portal_messages.c.message_id,
+                portal_message_settings.c.tenant_id == portal_messages.c.tenant_id,
+            ),
+        )
+        .join(tenants, tenants.c.id == portal_messages.c.tenant_id)
+    )
+
+
+def tenant_requires_passphrase(settings: Any) -> bool:
+    """Tenant policy ``secureline.portal_require_passphrase``: no sign-in by emailed code.
+
+    For organisations that will not let a code travel by mail at all: until the sender
+    sets a passphrase on a message (and gives it to the patient another way), the message
+    cannot be opened.
+    """
+    secureline = (settings or {}).get("secureline") if isinstance(settings, dict) else None
+    return isinstance(secureline, dict) and bool(secureline.get("portal_require_passphrase"))
+
+
+def audit_weak_notice_change(
+    conn: Connection, tenant_id: str, actor: str, before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    """Audit a change of ``secureline.portal_weak_notice`` in the settings transaction.
+
+    Loosening lets sign-in codes cross channels weaker than the messages they open, so
+    it gets an entry of its own (beyond the generic settings diff) naming the change.
+    """
+    old = weak_notice_policy(before.get("secureline"))
+    new = weak_notice_policy(after.get("secureline"))
+    if old is not new:
+        record_audit(
+            conn,
+            PortalAudit.WEAK_NOTICE_POLICY_CHANGED,
+            actor,
+            tenant_id,
+            tenant_id,
+            before=str(old),
+            after=str(new),
+            loosened=new is WeakNoticePolicy.ALLOW_EMAIL_CODE,
+        )
+
+
+def to_hold(row: Any) -> Hold:
+    settings = row.tenant_settings if isinstance(row.tenant_settings, dict) else {}
+    secureline = settings.get("secureline")
+    return Hold(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        message_id=row.message_id,
+        recipient_id=row.recipient_id,
+        address=row.address,
+        expires_at=row.override_expires_at or row.expires_at,
+        recalled=row.recalled_at is not None or row.message_recalled_at is not None,
+        viewed_at=row.viewed_at,
+        requires_passphrase=row.passphrase_hash is not None
+        or tenant_requires_passphrase(row.tenant_settings),
+        shredded=bool(row.shredded),
+        passphrase_only=tenant_requires_passphrase(row.tenant_settings),
+        # Holds from before the level was recorded fail closed: the strictest usual level.
+        required_tls=TlsPolicy(row.notice_required_tls or TlsPolicy.REQUIRE_VERIFIED),
+        notice_strength=NoticeStrength(row.notice_strength) if row.notice_strength else None,
+        weak_notice_policy=weak_notice_policy(secureline),
+    )
+
+
+class PortalAccess:
+    def __init__(
+        self,
+        engine: Engine,
+        messages_service: Messages,
+        hasher: PasswordHasher,
+        *,
+        policy: PortalPolicy | None = None,
+        clock: Clock | None = None,
+        message_id_domain: str = "sealmail.invalid",
+    ) -> None:
+        self.engine = engine
+        self.messages = messages_service
+        self.hasher = hasher
+        self.policy = policy or PortalPolicy()
+        self.now: Clock = clock or (lambda: datetime.now(UTC))
+        self.message_id_domain = message_id_domain
+
+    # -- link → challenge ---------------------------------------------------------------------
+    def open_link(self, token: str) -> tuple[LinkState, str | None]:
+        """Exchange a notice link's token for a challenge token (when the hold is open)."""
+        now = self.now()
+        with self.engine.begin() as conn:
+            row = conn.execute(hold_query().where(portal_messages.c.token_hash == token_hash(token))).first()
+            if row is None:
+                return LinkState.INVALID, None
+            hold = to_hold(row)
+            state = hold.state(now)
+            if state is not LinkState.OPEN:
+                return state, None
+            challenge = secrets.token_urlsafe(32)
+            conn.execute(
+                sa.insert(portal_challenges).values(
+                    id=_sha(challenge),
+                    tenant_id=hold.tenant_id,
+                    portal_message_id=hold.id,
+                    address=hold.address,
+                    created_at=now,
+                    expires_at=now + self.policy.challenge_ttl,
+                    code_attempts=0,
+                )
+            )
+        return LinkState.OPEN, challenge
+
+    def hold(self, conn: Connection, hold_id: str, tenant_id: str | None = None) -> Hold | None:
+        q = hold_query().where(portal_messages.c.id == hold_id)
+        if tenant_id is not None:
+            q = q.where(portal_messages.c.tenant_id == tenant_id)
+        row = conn.execute(q).first()
+        return to_hold(row) if row else None
+
+    def challenge(self, challenge_token: str) -> Challenge | None:
+        now = self.now()
+        with db.reader(self.engine) as conn:
+            ch = self._challenge_row(conn, challenge_token, now)
+            if ch is None:
+                return None
+            hold = self.hold(conn, ch.portal_message_id, ch.tenant_id)
+            if hold is None:
+                return None
+            lock = self._locked_until(conn, ch.tenant_id, ch.address, now)
+            plan = self.code_plan(conn, hold)
+        return Challenge(hold, ch.code_hash is not None, lock, email_code=plan.send)
+
+    def code_plan(self, conn: Connection, hold: Hold) -> CodeMailPlan:
+        """How a sign-in code for ``hold`` would be mailed (``domain.portal_factors``)."""
+        fails = False
+        if hold.weak_notice_policy is WeakNoticePolicy.REQUIRE_STRONG_FACTOR:
+            domain = parse_address(hold.address, "to").ascii_domain
+            known = queue.tls_capability_in(conn, domain, str(hold.required_tls), queue.CAPABILITY_SECONDS)
+            fails = known is not None and known[0] == "fails"
+        return plan_code_mail(hold.weak_notice_policy, hold.required_tls, fails)
+
+    def _challenge_row(self, conn: Connection, token: str, now: datetime) -> Any:
+        row = conn.execute(sa.select(portal_challenges).where(portal_challenges.c.id == _sha(token))).first()
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            return None
+        return row
+
+    # -- lockout ------------------------------------------------------------------------------
+    def _lock_row(self, conn: Connection, tenant_id: str, address: str) -> Any:
+        return conn.execute(
+            sa.select(portal_lockouts).where(
+                portal_lockouts.c.tenant_id == tenant_id, portal_lockouts.c.address == address.lower()
+            )
+        ).first()
+
+    def _locked_until(self, conn: Connection, tenant_id: str, address: str, now: datetime) -> datetime | None:
+        row = self._lock_row(conn, tenant_id, address)
+        if row is None or row.locked_until is None or row.locked_until <= now:
+            return None
+        return row.locked_until  # type: ignore[no-any-return]  # UtcDateTime column
+
+    def _fail(self, conn: Connection, ch: Any, now: datetime, method: str) -> SignIn:
+        """Count a failed sign-in against the address; lock it when the window fills."""
+        p = self.policy
+        row = self._lock_row(conn, ch.tenant_id, ch.address)
+        if row is None or row.window_started_at <= now - p.lockout_window:
+            failures, started = 1, now
+        else:
+            failures, started = row.failures + 1, row.window_started_at
+        locked_until = now + p.lockout_duration if failures >= p.lockout_failures else None
+        values = {"failures": failures, "window_started_at": started, "locked_until": locked_until}
+        if row is None:
+            conn.execute(
+                sa.insert(portal_lockouts).values(
+                    tenant_id=ch.tenant_id, address=ch.address.lower(), codes_sent=0, **values
+                )
+            )
+        else:
+            conn.execute(
+                sa.update(portal_lockouts)
+                .where(
+                    portal_lockouts.c.tenant_id == ch.tenant_id,
+                    portal_lockouts.c.address == ch.address.lower(),
+                )
+                .values(**values)
+            )
+        actor = f"portal-challenge:{ch.id[:16]}"
+        record_audit(
+            conn,
+            PortalAudit.SIGN_IN_FAILED,
+            actor,
+            ch.tenant_id,
+            ch.portal_message_id,
+            method=method,
+            failures=failures,
+        )
+        if locked_until is not None:
+            record_audit(
+                conn,
+                PortalAudit.LOCKED_OUT,
+                actor,
+                ch.tenant_id,
+                ch.portal_message_id,
+                until=locked_until.isoformat(),
+            )
+            return SignIn(SignInStatus.LOCKED, locked_until=locked_until)
+        return SignIn(SignInStatus.WRONG, remaining=p.lockout_failures - failures)
+
+    # -- one-time code ------------------------------------------------------------------------
+    def send_code(self, challenge_token: str) -> SignIn:
+        """Mail a fresh one-time code for this challenge (the previous one stops working)."""
+        now = self.now()
+        p = self.policy
+        code = "".join(secrets.choice("0123456789") for _ in range(p.code_digits))
+        with self.engine.begin() as conn:
+            ch = self._challenge_row(conn, challenge_token, now)
+            if ch is None:
+                return SignIn(SignInStatus.EXPIRED)
+            hold = self.hold(conn, ch.portal_message_id, ch.tenant_id)
+            if hold is None or hold.state(now) is not LinkState.OPEN or hold.passphrase_only:
+                # A passphrase-only message never gets a code by mail.
+                return SignIn(SignInStatus.EXPIRED)
+            locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
+            if locked is not None:
+                return SignIn(SignInStatus.LOCKED, locked_until=locked)
+            plan = self.code_plan(conn, hold)
+            if not plan.send:
+                self._code_event(conn, ch, hold, plan, now)
+                return SignIn(SignInStatus.UNAVAILABLE)
+            if not self._count_code(conn, ch.tenant_id, ch.address, now):
+                return SignIn(SignInStatus.THROTTLED)
+            conn.execute(
+                sa.update(portal_challenges)
+                .where(portal_challenges.c.id == ch.id)
+                .values(
+                    code_hash=_code_hash(challenge_token, code),
+                    code_sent_at=now,
+                    code_expires_at=now + p.code_ttl,
+                    code_attempts=0,
+                )
+            )
+            sender = conn.execute(
+                sa.select(messages.c.mail_from, tenants.c.name)
+                .join(tenants, tenants.c.id == messages.c.tenant_id)
+                .where(messages.c.id == hold.message_id, messages.c.tenant_id == hold.tenant_id)
+            ).one()
+            self._code_event(conn, ch, hold, plan, now)
+        self._mail_code(hold, str(sender.mail_from), str(sender.name), code, plan.tls_policy)
+        return SignIn(SignInStatus.OK)
+
+    def _code_event(self, conn: Connection, ch: Any, hold: Hold, plan: CodeMailPlan, now: datetime) -> None:
+        """Audit and record, on the held recipient, which channel and TLS policy a code uses."""
+        facts = {
+            "channel": str(Channel.EMAIL),
+            "tls_policy": str(plan.tls_policy),
+            "required_tls": str(hold.required_tls),
+            "notice_strength": str(hold.notice_strength) if hold.notice_strength else None,
+            "weak_notice_policy": str(hold.weak_notice_policy),
+        }
+        if not plan.send:
+            facts["reason"] = plan.why
+        action = PortalAudit.CODE_SENT if plan.send else PortalAudit.CODE_REFUSED
+        record_audit(conn, action, f"portal-challenge:{ch.id[:16]}", hold.tenant_id, hold.id, **facts)
+        ev.emit(
+            conn,
+            tenant_id=hold.tenant_id,
+            message_id=hold.message_id,
+            type_=PortalEvent.CODE_SENT if plan.send else PortalEvent.CODE_REFUSED,
+            recipient_id=hold.recipient_id,
+            recipient=hold.address,
+            data={"portal_message_id": hold.id, **facts},
+            at=now,
+        )
+
+    def _count_code(self, conn: Connection, tenant_id: str, address: str, now: datetime) -> bool:
+        """At most ``codes_per_hour`` codes per address: the portal is no mail cannon."""
+        row = self._lock_row(conn, tenant_id, address)
+        key = (portal_lockouts.c.tenant_id == tenant_id) & (portal_lockouts.c.address == address.lower())
+        if row is None:
+            conn.execute(
+                sa.insert(portal_lockouts).values(
+                    tenant_id=tenant_id,
+                    address=address.lower(),
+                    failures=0,
+                    window_started_at=now,
+                    codes_sent=1,
+                    codes_window_started_at=now,
+                )
+            )
+            return True
+        started = row.codes_window_started_at
+        if started is None or started <= now - timedelta(hours=1):
+            conn.execute(
+                sa.update(portal_lockouts).where(key).values(codes_sent=1, codes_window_started_at=now)
+            )
+            return True
+        if row.codes_sent >= self.policy.codes_per_hour:
+            return False
+        conn.execute(sa.update(portal_lockouts).where(key).values(codes_sent=row.codes_sent + 1))
+        return True
+
+    def _mail_code(
+        self, hold: Hold, mail_from: str, organization: str, code: str, tls_policy: TlsPolicy
+    ) -> None:
+        """The code email: PHI-free by construction (organisation name and the code only).
+
+        It goes through the normal pipeline on the transactional stream, with the TLS
+        policy ``code_plan`` chose: the message's required level unless the tenant
+        loosened that explicitly.  A code is not PHI, but together with the link it
+        opens the message, so it may not cross a channel weaker than the message's own
+        (an on-path attacker who stripped STARTTLS from the notice would read it too).
+        """
+        sender = parse_address(mail_from, "from")
+        rcpt = parse_address(hold.address, "to")
+        minutes = int(self.policy.code_ttl.total_seconds() // 60)
+        text = (
+            f"Your sign-in code for the secure message from {organization} is:\n\n"
+            f"    {code}\n\nIt works once, for {minutes} minutes. If you did not ask for a code, "
+            "you can ignore this email.\n"
+        )
+        built = mime.build(
+            mime.Draft(
+                sender=dataclasses.replace(sender, display_name=organization),
+                to=(rcpt,),
+                subject=f"Your sign-in code from {organization}",
+                text=text,
+                headers=(("Auto-Submitted", "auto-generated"),),
+            ),
+            self.message_id_domain,
+        )
+        sub = Submission(
+            stream=Stream.TRANSACTIONAL,
+            source="portal",
+            mail_from=sender.smtp_addr_spec,
+            header_from=sender.smtp_addr_spec,
+            recipients=(EnvelopeRecipient(rcpt.smtp_addr_spec, rcpt.ascii_domain, "to"),),
+            raw=built.raw,
+            message_id_header=built.message_id,
+            tags=("portal-code",),
+            # Ties the code mail (and its delivered event's TLS facts) to the hold.
+            metadata={"portal_message_id": hold.id},
+            # SecureLine never turns a code mail into a notice: below this level it is
+            # deferred, never sent.
+            tls_policy=tls_policy,
+        )
+        who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
+        self.messages.accept(who, sub, system=True)
+
+    def verify_code(self, challenge_token: str, code: str) -> SignIn:
+        now = self.now()
+        with self.engine.begin() as conn:
+            ch = self._challenge_row(conn, challenge_token, now)
+            if ch is None:
+                return SignIn(SignInStatus.EXPIRED)
+            locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
+            if locked is not None:
+                return SignIn(SignInStatus.LOCKED, locked_until=locked)
+            if ch.code_hash is None or ch.code_expires_at is None or ch.code_expires_at <= now:
+                return SignIn(SignInStatus.EXPIRED)
+            given = "".join(c for c in code if c.isdigit())
+            if not hmac.compare_digest(_code_hash(challenge_token, given), ch.code_hash):
+                attempts = ch.code_attempts + 1
+                # A code that has been guessed at too often is void even before the
+                # address locks, so a slow guesser cannot keep one code alive.
+                conn.execute(
+                    sa.update(portal_challenges)
+                    .where(portal_challenges.c.id == ch.id)
+                    .values(
+                        code_attempts=attempts,
+                        code_hash=None if attempts >= self.policy.code_attempts else ch.code_hash,
+                    )
+                )
+                return self._fail(conn, ch, now, "code")
+            return self._start_session(conn, ch, now, address_verified=True, unlocked=())
+
+    def verify_passphrase(self, challenge_token: str, passphrase: str) -> SignIn:
+        now = self.now()
+        with self.engine.begin() as conn:
+            ch = self._challenge_row(conn, challenge_token, now)
+            if ch is None:
+                return SignIn(SignInStatus.EXPIRED)
+            locked = self._locked_until(conn, ch.tenant_id, ch.address, now)
+            if locked is not None:
+                return SignIn(SignInStatus.LOCKED, locked_until=locked)
+            hold = self.hold(conn, ch.portal_message_id, ch.tenant_id)
+            stored = conn.execute(
+                sa.select(portal_message_settings.c.passphrase_hash).where(
+                    portal_message_settings.c.tenant_id == ch.tenant_id,
+                    portal_message_settings.c.message_id == (hold.message_id if hold else ""),
+                )
+            ).scalar_one_or_none()
+            if hold is None or stored is None:
+                return SignIn(SignInStatus.EXPIRED)
+            try:
+                self.hasher.verify(stored, passphrase)
+            except (VerificationError, InvalidHashError):
+                return self._fail(conn, ch, now, "passphrase")
+            return self._start_session(conn, ch, now, address_verified=False, unlocked=(hold.message_id,))
+
+    def _start_session(
+        self, conn: Connection, ch: Any, now: datetime, *, address_verified: bool, unlocked: tuple[str, ...]
+    ) -> SignIn:
+        token = secrets.token_urlsafe(32)
+        conn.execute(sa.update(portal_challenges).where(portal_challenges.c.id == ch.id).values(used_at=now))
+        # A success clears the failure count (the lock itself is checked before this).
+        conn.execute(
+            sa.update(portal_lockouts)
+            .where(
+                portal_lockouts.c.tenant_id == ch.tenant_id, portal_lockouts.c.address == ch.address.lower()
+            )
+            .values(failures=0, window_started_at=now)
+        )
+        conn.execute(
+            sa.insert(portal_sessions).values(
+                id=_sha(token),
+                tenant_id=ch.tenant_id,
+                address=ch.address.lower(),
+                address_verified=address_verified,
+                unlocked=list(unlocked),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + self.policy.session_lifetime,
+            )
+        )
+        record_audit(
+            conn,
+            PortalAudit.SIGNED_IN,
+            f"portal:{_sha(token)[:16]}",
+            ch.tenant_id,
+            ch.portal_message_id,
+            method="code" if address_verified else "passphrase",
+        )
+        return SignIn(SignInStatus.OK, session_token=token)
+
+    # -- sessions -----------------------------------------------------------------------------
+    def session(self, token: str) -> tuple[Session | None, str]:
+        """The live session for a cookie, or (None, why): ``none``, ``idle`` or ``expired``.
+
+        Checking touches ``last_seen_at``, so any request counts as activity.
+        """
+        now = self.now()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(portal_sessions).where(portal_sessions.c.id == _sha(token))).first()
+            if row is None or row.ended_at is not None:
+                return None, "none"
+            why = ""
+            if row.expires_at <= now:
+                why = "expired"
+            elif row.last_seen_at + self.policy.session_idle <= now:
+                why = "idle"
+            if why:
+                conn.execute(
+                    sa.update(portal_sessions).where(portal_sessions.c.id == row.id).values(ended_at=now)
+                )
+                return None, why
+            conn.execute(
+                sa.update(portal_sessions).where(portal_sessions.c.id == row.id).values(last_seen_at=now)
+            )
+        return Session(row.id, row.tenant_id, row.address, row.address_verified, frozenset(row.unlocked)), ""
+
+    def end_session(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(portal_sessions)
+                .where(portal_sessions.c.id == _sha(token), portal_sessions.c.ended_at.is_(None))
+                .values(ended_at=self.now())
+            )

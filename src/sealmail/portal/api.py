@@ -1,0 +1,82 @@
+"""Sender-side portal controls: recall, per-message expiry and passphrase, hold listing.
+
+Tenant-scoped like every API route: a message of another tenant is a 404, never a 403.
+``need`` is the API's scope dependency factory (``need("send")`` → ``Depends``).
+
+No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from argon2 import PasswordHasher
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from sealmail.app import Services
+from sealmail.portal.lifecycle import UNSET, PortalLifecycle
+from sealmail.portal.schemas import PortalRecallOut, PortalStatusOut
+from sealmail.tenancy.service import Principal
+
+
+class PortalSettingsIn(BaseModel):
+    """A partial update: omitted fields stay as they are; ``null`` clears a field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: datetime | None = Field(
+        None, description="When portal access ends (with a timezone offset); null restores the default."
+    )
+    passphrase: str | None = Field(
+        None,
+        min_length=8,
+        max_length=1024,
+        description="Require this passphrase instead of an emailed code; null removes it. "
+        "Give it to the recipient by another channel (e.g. phone).",
+    )
+
+
+def router(services: Services, need: Any) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["portal"])
+    s = services.settings
+    lifecycle = PortalLifecycle(
+        services.engine, PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib)
+    )
+    Sender = Annotated[Principal, need("send")]
+    Reader = Annotated[Principal, need("read")]
+
+    @r.post(
+        "/messages/{message_id}/recall",
+        response_model=PortalRecallOut,
+        summary="Recall a portal message (revoke every recipient's access)",
+    )
+    async def recall(message_id: str, who: Sender) -> dict[str, Any]:
+        """Revoke portal access for all of the message's portal recipients, read or not."""
+        return await run_in_threadpool(lifecycle.recall, who.tenant_id, message_id, who.credential_id)
+
+    @r.patch(
+        "/messages/{message_id}/portal",
+        response_model=PortalStatusOut,
+        summary="Set a portal message's expiry and passphrase",
+    )
+    async def configure(message_id: str, body: PortalSettingsIn, who: Sender) -> dict[str, Any]:
+        given = body.model_fields_set
+        return await run_in_threadpool(
+            lambda: lifecycle.configure(
+                who.tenant_id,
+                message_id,
+                who.credential_id,
+                expires_at=body.expires_at if "expires_at" in given else UNSET,
+                passphrase=body.passphrase if "passphrase" in given else UNSET,
+            )
+        )
+
+    @r.get(
+        "/portal/messages", response_model=PortalStatusOut, summary="A message's portal settings and holds"
+    )
+    def list_portal(who: Reader, message_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+        """The message's portal settings and each portal recipient's state."""
+        return lifecycle.describe(who.tenant_id, message_id)
+
+    return r

@@ -1,0 +1,1 @@
+"""Secureline: see docs/layout.md."""

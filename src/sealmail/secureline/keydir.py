@@ -1,0 +1,597 @@
+"""The per-tenant key directory: recipient OpenPGP certificates and S/MIME certificates.
+
+Uploaded through the API or CLI, or discovered (WKD, an optional VKS keyserver) with
+positive and negative caching.  Public key material is not secret and is stored in the
+clear; what SecureLine needs from it are *facts* (``KeyFact``): which certificate, where
+it came from, and whether it is usable for this address right now, with the reason if not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.crypto import cms, smime
+from sealmail.crypto import pgp as openpgp
+from sealmail.domain.secureline import KeyFact
+from sealmail.errors import NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.net.dns import to_ascii_domain
+from sealmail.net.http_client import SafeHttpClient
+from sealmail.secureline.key_cache import DEFAULT_TTL, DiscoveryEntry, DiscoveryStatus, DiscoveryTtl
+from sealmail.secureline.vks import fetch_vks
+from sealmail.secureline.wkd import CACHE_METHOD, NO_WKD_DETAIL, WkdResult, fetch_wkd, split_address
+from sealmail.store import db
+from sealmail.store.tables import key_discovery, recipient_keys
+
+log = structlog.get_logger("sealmail.keys")
+
+# Bound on the in-process "domain has no WKD" memory (cleared of expired entries when full).
+_DOMAIN_CACHE_MAX = 50_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def detect_kind(data: bytes) -> str:
+    """``pgp`` or ``smime`` from the bytes themselves (armored or binary)."""
+    head = data.lstrip()[:40]
+    if head.startswith(b"-----BEGIN PGP"):
+        return "pgp"
+    if head.startswith(b"-----BEGIN CERTIFICATE") or head.startswith(b"-----BEGIN PKCS7"):
+        return "smime"
+    if data[:1] == b"\x30":  # DER SEQUENCE
+        return "smime"
+    if data and data[0] & 0x80:  # an OpenPGP packet header (RFC 9580 §4.2)
+        return "pgp"
+    raise ValidationFailed(
+        [{"field": "key", "message": "neither an OpenPGP certificate nor an X.509 certificate"}]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientKeys:
+    """Facts and the loaded material SecureLine encrypts with, for one address."""
+
+    pgp: tuple[KeyFact, ...]
+    smime: tuple[KeyFact, ...]
+    pgp_certs: dict[str, openpgp.LoadedCert]
+    smime_certs: dict[str, Any]  # fingerprint -> x509.Certificate
+    # fingerprint -> what the recipient's signed mail advertised (RFC 8551 §2.5.2)
+    smime_capabilities: dict[str, cms.Capabilities] = field(default_factory=dict)
+
+
+class KeyDirectory:
+    def __init__(self, engine: Engine, trust: Callable[[], smime.TrustStore]) -> None:
+        self.engine = engine
+        # Loading the system CA bundle takes a noticeable moment; do it on first S/MIME use.
+        self._trust_factory = trust
+        self._trust: smime.TrustStore | None = None
+        self._pgp_cache: dict[str, openpgp.LoadedCert] = {}
+        self._smime_cache: dict[str, smime.SmimeCertInfo] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def trust(self) -> smime.TrustStore:
+        if self._trust is None:
+            self._trust = self._trust_factory()
+        return self._trust
+
+    # -- management ----------------------------------------------------------------------
+    def upload(
+        self,
+        tenant_id: str,
+        data: bytes,
+        actor: str,
+        *,
+        trusted: bool = False,
+        source: str = "uploaded",
+        only_address: str | None = None,
+        capabilities: cms.Capabilities | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store a certificate once per address it names; returns the stored rows.
+
+        ``capabilities`` (S/MIME harvest) records what the correspondent's signed mail
+        advertised; None leaves what was learned before in place.
+
+        ``only_address`` (discovery) stores it for the looked-up address only, and only
+        if the certificate names it: a WKD server must not plant keys for other people.
+        """
+        kind = detect_kind(data)
+        now = _now()
+        if kind == "pgp":
+            try:
+                info = openpgp.inspect_cert(data, now)
+            except openpgp.CertificateError as exc:
+                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+            fingerprint, emails, expires = info.fingerprint, info.emails, info.expires
+            # A key not valid *yet* (clock skew) becomes usable; only lasting problems refuse it.
+            problem = info.encryption_problem(now) or ""
+            problem = "" if problem.startswith("not valid before") else problem
+        else:
+            try:
+                sinfo = smime.inspect_certificate(data)
+            except smime.CertificateError as exc:
+                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+            fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
+            problem = smime.encryption_problem(sinfo, now=now)
+        if problem:
+            # Issue 12: a key no mail could be encrypted to is refused with the reason, not
+            # stored silently to surface later as an unexplained fallback.
+            label = "OpenPGP key" if kind == "pgp" else "S/MIME certificate"
+            short = KeyFact(fingerprint, source, False).short
+            raise ValidationFailed([{"field": "key", "message": f"{label} {short} is unusable: {problem}"}])
+        if only_address is not None:
+            wanted = only_address.strip().lower()
+            if wanted not in emails:
+                raise ValidationFailed(
+                    [{"field": "key", "message": "the certificate does not name the address"}]
+                )
+            emails = (wanted,)
+        if not emails:
+            raise ValidationFailed([{"field": "key", "message": "the certificate names no email address"}])
+        rows = []
+        with self.engine.begin() as conn:
+            for address in sorted(set(emails)):
+                existing = conn.execute(
+                    sa.select(recipient_keys.c.id).where(
+                        recipient_keys.c.tenant_id == tenant_id,
+                        recipient_keys.c.kind == kind,
+                        recipient_keys.c.address == address,
+                        recipient_keys.c.fingerprint == fingerprint,
+                    )
+                ).first()
+                values = {
+                    "source": source,
+                    "trusted": trusted,
+                    "data": data,
+                    "expires_at": expires,
+                    "updated_at": now,
+                }
+                if capabilities is not None:
+                    values["capabilities"] = capabilities.to_text()
+                if existing:
+                    conn.execute(
+                        sa.update(recipient_keys).where(recipient_keys.c.id == existing.id).values(**values)
+                    )
+                    key_id = existing.id
+                else:
+                    key_id = new_id("rk")
+                    conn.execute(
+                        sa.insert(recipient_keys).values(
+                            id=key_id,
+                            tenant_id=tenant_id,
+                            kind=kind,
+                            address=address,
+                            fingerprint=fingerprint,
+                            created_at=now,
+                            **values,
+                        )
+                    )
+                rows.append(
+                    {
+                        "id": key_id,
+                        "kind": kind,
+                        "address": address,
+                        "fingerprint": fingerprint,
+                        "source": source,
+                        "trusted": trusted,
+                        "expires_at": expires,
+                    }
+                )
+            if source == "uploaded":
+                audit.append(
+                    conn,
+                    action=AuditAction.RECIPIENT_KEY_ADDED,
+                    actor=actor,
+                    tenant_id=tenant_id,
+                    target=fingerprint,
+                    details={"kind": kind, "addresses": len(rows)},
+                )
+        return rows
+
+    def list(
+        self, tenant_id: str, address: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        q = sa.select(*[c for c in recipient_keys.c if c.name != "data"]).where(
+            recipient_keys.c.tenant_id == tenant_id
+        )
+        if address:
+            q = q.where(recipient_keys.c.address == address.strip().lower())
+        if kind:
+            q = q.where(recipient_keys.c.kind == kind)
+        with db.reader(self.engine) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(q.order_by(recipient_keys.c.address, recipient_keys.c.id)).mappings()
+            ]
+
+    def get(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(recipient_keys).where(
+                        recipient_keys.c.id == key_id, recipient_keys.c.tenant_id == tenant_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound(f"key {key_id} not found")
+        return dict(row)
+
+    def delete(self, tenant_id: str, key_id: str, actor: str) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(recipient_keys.c.fingerprint).where(
+                    recipient_keys.c.id == key_id, recipient_keys.c.tenant_id == tenant_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"key {key_id} not found")
+            conn.execute(sa.delete(recipient_keys).where(recipient_keys.c.id == key_id))
+            audit.append(
+                conn,
+                action=AuditAction.RECIPIENT_KEY_DELETED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=row.fingerprint,
+            )
+
+    # -- facts for SecureLine ------------------------------------------------------------------
+    def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
+        wanted = sorted({a.strip().lower() for a in addresses})
+        out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}
+        if not wanted:
+            return out
+        with db.reader(self.engine) as conn:
+            rows = (
+                conn.execute(
+                    sa.select(recipient_keys)
+                    .where(recipient_keys.c.tenant_id == tenant_id, recipient_keys.c.address.in_(wanted))
+                    .order_by(recipient_keys.c.updated_at.desc())
+                )
+                .mappings()
+                .all()
+            )
+        by_address: dict[str, list[Any]] = {}
+        for row in rows:
+            by_address.setdefault(row["address"], []).append(row)
+        for address, found in by_address.items():
+            pgp_facts: list[KeyFact] = []
+            smime_facts: list[KeyFact] = []
+            pgp_certs: dict[str, openpgp.LoadedCert] = {}
+            smime_certs: dict[str, Any] = {}
+            capabilities: dict[str, cms.Capabilities] = {}
+            for row in found:
+                if row["kind"] == "pgp":
+                    fact, loaded = self._pgp_fact(row, address, now)
+                    pgp_facts.append(fact)
+                    if loaded is not None and fact.usable:
+                        pgp_certs[fact.fingerprint] = loaded
+                else:
+                    fact, cert = self._smime_fact(row, address, now)
+                    smime_facts.append(fact)
+                    if cert is not None and fact.usable:
+                        smime_certs[fact.fingerprint] = cert
+                        capabilities[fact.fingerprint] = cms.Capabilities.from_text(row["capabilities"])
+            # Usable keys first, newest first within each group.
+            pgp_facts.sort(key=lambda f: not f.usable)
+            smime_facts.sort(key=lambda f: not f.usable)
+            out[address] = RecipientKeys(
+                tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs, capabilities
+            )
+        return out
+
+    def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:
+        fp = row["fingerprint"]
+        loaded = self._pgp_cache.get(fp)
+        if loaded is None:
+            try:
+                loaded = openpgp.load_cert(row["data"], now)
+            except openpgp.CertificateError as exc:
+                return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
+            with self._lock:
+                self._pgp_cache[fp] = loaded
+        ok, reason = loaded.info.usable_for(address, now)
+        return KeyFact(fp, row["source"], ok, "" if ok else reason), loaded
+
+    def _smime_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, Any]:
+        fp = row["fingerprint"]
+        info = self._smime_cache.get(fp)
+        if info is None:
+            try:
+                info = smime.inspect_certificate(row["data"])
+            except smime.CertificateError as exc:
+                return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
+            with self._lock:
+                self._smime_cache[fp] = info
+        trust = self.trust.with_trusted_fingerprint(info.fingerprint_sha256) if row["trusted"] else self.trust
+        ok, reason = smime.usable_for(info, address, now=now, trust=trust)
+        return KeyFact(fp, row["source"], ok, "" if ok else reason), info.certificate
+
+
+class DbDiscoveryCache:
+    """``keys.cache.DiscoveryCache`` in the database, per tenant, shared by every worker.
+
+    ``prefetch`` reads the entries for many keys in one query; ``get`` then answers those
+    keys (including "no entry") without going back to the database.
+    """
+
+    def __init__(self, engine: Engine, tenant_id: str) -> None:
+        self.engine = engine
+        self.tenant_id = tenant_id
+        self._prefetched: dict[tuple[str, str], DiscoveryEntry | None] = {}
+
+    @staticmethod
+    def _entry(row: Any, now: float) -> DiscoveryEntry | None:
+        if row is None or row["expires_at"].timestamp() <= now:
+            return None
+        return DiscoveryEntry(
+            DiscoveryStatus(row["status"]),
+            row["cert"],
+            row["source"],
+            row["detail"],
+            row["checked_at"].timestamp(),
+            row["expires_at"].timestamp(),
+        )
+
+    def _get(self, method: str, address: str, now: float) -> DiscoveryEntry | None:
+        with db.reader(self.engine) as conn:
+            row = (
+                conn.execute(
+                    sa.select(key_discovery).where(
+                        key_discovery.c.tenant_id == self.tenant_id,
+                        key_discovery.c.method == method,
+                        key_discovery.c.address == address.strip().lower(),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return self._entry(row, now)
+
+    def _prefetch(self, keys: Sequence[tuple[str, str]], now: float) -> None:
+        wanted = {(m, a.strip().lower()) for m, a in keys}
+        if not wanted:
+            return
+        by_method: dict[str, list[str]] = {}
+        for method, address in wanted:
+            by_method.setdefault(method, []).append(address)
+        clauses = [
+            sa.and_(key_discovery.c.method == m, key_discovery.c.address.in_(sorted(a)))
+            for m, a in sorted(by_method.items())
+        ]
+        with db.reader(self.engine) as conn:
+            rows = (
+                conn.execute(
+                    sa.select(key_discovery).where(
+                        key_discovery.c.tenant_id == self.tenant_id, sa.or_(*clauses)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        found = {(r["method"], r["address"]): r for r in rows}
+        for key in wanted:
+            self._prefetched[key] = self._entry(found.get(key), now)
+
+    def _put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
+        values = {
+            "status": str(entry.status),
+            "source": entry.source,
+            "cert": entry.cert,
+            "detail": entry.detail[:300],
+            "checked_at": datetime.fromtimestamp(entry.fetched_at, UTC),
+            "expires_at": datetime.fromtimestamp(entry.expires_at, UTC),
+        }
+        key = {"tenant_id": self.tenant_id, "method": method, "address": address.strip().lower()}
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(key_discovery)
+                .where(
+                    key_discovery.c.tenant_id == key["tenant_id"],
+                    key_discovery.c.method == method,
+                    key_discovery.c.address == key["address"],
+                )
+                .values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(sa.insert(key_discovery).values(**key, **values))
+
+    async def prefetch(self, keys: Sequence[tuple[str, str]], *, now: float) -> None:
+        """Read the entries for ``(method, address)`` keys in one query, for later ``get``s."""
+        await asyncio.to_thread(self._prefetch, keys, now)
+
+    def peek(self, method: str, address: str, *, now: float) -> DiscoveryEntry | None:
+        """A prefetched, still valid entry (no database access)."""
+        entry = self._prefetched.get((method, address.strip().lower()))
+        return entry if entry is not None and entry.expires_at > now else None
+
+    async def get(self, method: str, address: str, *, now: float) -> DiscoveryEntry | None:
+        key = (method, address.strip().lower())
+        if key in self._prefetched:
+            entry = self._prefetched[key]
+            return entry if entry is not None and entry.expires_at > now else None
+        return await asyncio.to_thread(self._get, method, address, now)
+
+    async def put(self, method: str, address: str, entry: DiscoveryEntry) -> None:
+        self._prefetched[(method, address.strip().lower())] = entry
+        try:
+            await asyncio.to_thread(self._put, method, address, entry)
+        except sa.exc.IntegrityError:
+            pass  # another worker cached the same answer a moment earlier
+
+
+# The cache ``method`` under which a domain's "no WKD at all" answer is kept (address = the domain).
+WKD_DOMAIN_METHOD = "wkd-domain"
+
+
+class Discovery:
+    """Finds recipients' OpenPGP certificates by WKD (and an optional VKS keyserver).
+
+    Found certificates are stored in the key directory (source ``wkd``/``keyserver``)
+    for the looked-up address only; answers — including "no key" — are cached per
+    tenant, so an address without WKD costs one lookup an hour, not one per message.
+
+    A domain where neither WKD host exists (``openpgpkey.<domain>`` and ``<domain>`` have
+    no address records — a DNS fact that does not depend on the local part) is
+    remembered per tenant and domain for the not-found TTL, in this process and in the
+    database: every other address of the domain is then answered "no WKD key" without a
+    lookup, so the common case costs one lookup per domain an hour, not one per address.
+    """
+
+    def __init__(
+        self,
+        keydir: KeyDirectory,
+        client: SafeHttpClient,
+        keyserver: str | None = None,
+        *,
+        ttl: DiscoveryTtl = DEFAULT_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keydir = keydir
+        self.client = client
+        self.keyserver = keyserver
+        self.ttl = ttl
+        self.clock = clock
+        # (tenant, ascii domain) -> epoch expiry of "this domain has no WKD host".
+        self._no_wkd: dict[tuple[str, str], float] = {}
+        # (tenant, ascii domain) -> the first lookup of a domain in flight; others wait for it.
+        self._probing: dict[tuple[str, str], asyncio.Event] = {}
+        # (tenant, ascii domain) -> epoch until which the domain is known to have a WKD host.
+        self._hosted: dict[tuple[str, str], float] = {}
+
+    @staticmethod
+    def _domain(address: str) -> str | None:
+        try:
+            return to_ascii_domain(split_address(address)[1])
+        except ValueError:
+            return None
+
+    def _domain_without_wkd(self, tenant_id: str, domain: str | None, now: float) -> bool:
+        if domain is None:
+            return False
+        expiry = self._no_wkd.get((tenant_id, domain))
+        if expiry is None:
+            return False
+        if expiry <= now:
+            self._no_wkd.pop((tenant_id, domain), None)
+            return False
+        return True
+
+    def _remember_domain(self, tenant_id: str, domain: str, expires_at: float) -> None:
+        if len(self._no_wkd) >= _DOMAIN_CACHE_MAX:
+            now = self.clock()
+            for key in [k for k, e in self._no_wkd.items() if e <= now]:
+                del self._no_wkd[key]
+            if len(self._no_wkd) >= _DOMAIN_CACHE_MAX:
+                self._no_wkd.clear()
+        self._no_wkd[(tenant_id, domain)] = expires_at
+
+    async def discover(
+        self, tenant_id: str, addresses: Sequence[str], known: dict[str, RecipientKeys] | None = None
+    ) -> int:
+        """Look up addresses that have no usable OpenPGP key yet; returns how many were found.
+
+        ``known`` — the key directory's facts for ``addresses`` when the caller already
+        read them (saves a read).
+        """
+        clock = self.clock()
+        unique = list(dict.fromkeys(a.strip().lower() for a in addresses))
+        if not self.keyserver:
+            # Nothing to ask for an address whose domain has no WKD at all.
+            unique = [a for a in unique if not self._domain_without_wkd(tenant_id, self._domain(a), clock)]
+            if not unique:
+                return 0
+        if known is None or any(a not in known for a in unique):
+            known = await asyncio.to_thread(self.keydir.facts, tenant_id, unique, _now())
+        missing = [a for a in unique if not any(k.usable for k in known[a].pgp)]
+        if not missing:
+            return 0
+        cache = DbDiscoveryCache(self.keydir.engine, tenant_id)
+        domains = {d for d in (self._domain(a) for a in missing) if d is not None}
+        keys = [(CACHE_METHOD, a) for a in missing] + [(WKD_DOMAIN_METHOD, d) for d in domains]
+        await cache.prefetch(keys, now=clock)
+        for domain in domains:
+            entry = cache.peek(WKD_DOMAIN_METHOD, domain, now=clock)
+            if entry is not None and entry.status is DiscoveryStatus.NOT_FOUND:
+                self._remember_domain(tenant_id, domain, entry.expires_at)
+        results = await asyncio.gather(*(self._one(tenant_id, a, cache) for a in missing))
+        return sum(results)
+
+    async def _wkd(self, tenant_id: str, address: str, cache: DbDiscoveryCache) -> WkdResult:
+        domain = self._domain(address)
+        if domain is None:
+            raise ValueError("not an email address")
+        key = (tenant_id, domain)
+        now = self.clock()
+        probe = self._probing.get(key)
+        if probe is not None and cache.peek(CACHE_METHOD, address, now=now) is None:
+            # The first lookup of this domain is under way: its answer may cover this address.
+            await probe.wait()
+            now = self.clock()
+        if self._domain_without_wkd(tenant_id, domain, now):
+            return WkdResult(DiscoveryStatus.NOT_FOUND, None, None, NO_WKD_DETAIL, cached=True)
+        if probe is not None or self._hosted.get(key, 0.0) > now or key in self._probing:
+            # The domain is known to have a WKD host (or is being probed): look up concurrently.
+            return await fetch_wkd(address, self.client, cache=cache, ttl=self.ttl, clock=self.clock)
+        probe = self._probing[key] = asyncio.Event()
+        try:
+            result = await fetch_wkd(address, self.client, cache=cache, ttl=self.ttl, clock=self.clock)
+            if not result.domain_without_wkd and result.method is not None:
+                # A host answered (key or not): no point making others wait for a while.
+                if len(self._hosted) >= _DOMAIN_CACHE_MAX:
+                    self._hosted.clear()
+                self._hosted[key] = now + self.ttl.error
+            if result.domain_without_wkd and not result.cached:
+                entry = DiscoveryEntry.create(
+                    DiscoveryStatus.NOT_FOUND, now=now, ttl=self.ttl, detail=result.detail
+                )
+                self._remember_domain(tenant_id, domain, entry.expires_at)
+                try:
+                    await cache.put(WKD_DOMAIN_METHOD, domain, entry)
+                except Exception as exc:  # noqa: BLE001 — only the shared cache is lost
+                    log.warning("discovery.domain_not_cached", error=type(exc).__name__)
+            return result
+        finally:
+            self._probing.pop(key, None)
+            probe.set()
+
+    async def _one(self, tenant_id: str, address: str, cache: DbDiscoveryCache) -> int:
+        try:
+            result = await self._wkd(tenant_id, address, cache)
+        except ValueError:
+            return 0
+        cert, source = (result.cert, "wkd") if result.found else (None, "")
+        if cert is None and self.keyserver:
+            vks = await fetch_vks(address, self.keyserver, self.client, cache=cache)
+            cert, source = (vks.cert, "keyserver") if vks.cert else (None, "")
+        if cert is None:
+            return 0
+        if result.cached and source == "wkd" and await asyncio.to_thread(self._stored, tenant_id, address):
+            return 0  # already in the directory from an earlier lookup
+        try:
+            await asyncio.to_thread(
+                self.keydir.upload, tenant_id, cert, "discovery", source=source, only_address=address
+            )
+        except ValidationFailed:
+            log.info("discovery.unusable_cert", source=source)
+            return 0
+        return 1
+
+    def _stored(self, tenant_id: str, address: str) -> bool:
+        return bool(self.keydir.list(tenant_id, address=address, kind="pgp"))

@@ -1,1 +1,0 @@
-"""Application services: each state change writes its rows, events and audit entry in one transaction."""

@@ -1,0 +1,1 @@
+"""Suppressions: see docs/layout.md."""

@@ -1,0 +1,146 @@
+"""The suppression list over HTTP (``/v1/suppressions``): list, read, add, remove, export.
+
+Thin: the rules live in ``services/suppressions.py``.  Reading and exporting need the
+``read`` scope; adding and removing need ``admin`` (an entry decides who gets mail).  The
+API adds ``manual`` and ``unsubscribe`` entries only: bounces and complaints are facts
+Sealmail records itself.  Removal takes the stream and address as query parameters, so an
+address (``@``, ``+``) or the all-streams ``*`` never has to fit in a path segment.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
+# the route functions at definition time.
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import StreamingResponse
+
+from sealmail.app import Services
+from sealmail.suppressions.service import Filters, Suppressions
+from sealmail.tenancy.service import Principal
+
+StreamName = Literal["*", "transactional", "phi", "broadcast"]
+ReasonName = Literal["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "manual"]
+# Room for any RFC 5321 path (256 octets) and then some; longer cannot be a stored address.
+MAX_ADDRESS = 320
+
+
+class SuppressionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=MAX_ADDRESS, description="The bare address, e.g. jane@example.net.")
+    stream: StreamName = Field("*", description='A stream, or "*" for every stream.')
+    reason: Literal["manual", "unsubscribe"] = Field(
+        "manual", description="Bounces and complaints are recorded by Sealmail itself."
+    )
+    expires_at: datetime | None = Field(
+        None, description="When the entry stops suppressing (with a timezone offset); none = until removed."
+    )
+
+
+class SuppressionOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    address: str = Field(description="Lower-cased: addresses are compared case-insensitively.")
+    stream: str = Field(description='transactional | phi | broadcast | "*" (every stream)')
+    reason: str = Field(description="hard_bounce | soft_bounce | complaint | unsubscribe | manual")
+    source: str = Field(description="Where it came from: api, cli, smtp (a delivery outcome), …")
+    message_id: str | None = Field(description="The message whose outcome caused it, if any.")
+    created_by: str
+    created_at: str
+    updated_at: str
+    expires_at: str | None
+    active: bool = Field(description="False once expires_at has passed.")
+
+
+class SuppressionPageOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    data: list[SuppressionOut]
+    next_cursor: str | None
+
+
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "RFC 4180 CSV with a header line: "
+        "address, stream, reason, source, created_at, expires_at, message_id.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def router(services: Services, need: Any) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["suppressions"])
+    store = Suppressions(services.engine)
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of the previous page.")]
+    Address = Annotated[str | None, Query(max_length=MAX_ADDRESS)]
+
+    @r.get("/suppressions", response_model=SuppressionPageOut)
+    def list_suppressions(
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Cursor = None,
+        stream: StreamName | None = None,
+        reason: ReasonName | None = None,
+        address: Address = None,
+    ) -> dict[str, Any]:
+        """Newest first.  ``stream`` matches entries of exactly that stream ("*" included)."""
+        return store.list(who.tenant_id, limit=limit, cursor=cursor, filters=Filters(stream, reason, address))
+
+    @r.get("/suppressions/export.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
+    def export_suppressions(
+        who: Reader,
+        stream: StreamName | None = None,
+        reason: ReasonName | None = None,
+    ) -> StreamingResponse:
+        """Every entry as CSV, streamed; cells that a spreadsheet would run as a formula
+        (``=``, ``+``, ``-``, ``@``) are prefixed with ``'`` (OWASP "CSV injection")."""
+        lines = store.export_csv(who.tenant_id, Filters(stream, reason))
+        return StreamingResponse(
+            lines,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
+        )
+
+    @r.get("/suppressions/{suppression_id}", response_model=SuppressionOut)
+    def get_suppression(suppression_id: str, who: Reader) -> dict[str, Any]:
+        return store.get(who.tenant_id, suppression_id)
+
+    @r.post(
+        "/suppressions",
+        status_code=201,
+        response_model=SuppressionOut,
+        responses={200: {"model": SuppressionOut, "description": "The entry existed and already said this."}},
+    )
+    def add_suppression(body: SuppressionIn, who: Admin, response: Response) -> dict[str, Any]:
+        """Add an entry, or update the one for this stream and address (audited).
+
+        201 when written; 200 when an active entry already said as much.
+        """
+        row, written = store.add(
+            who.tenant_id,
+            address=body.address,
+            stream=body.stream,
+            reason=body.reason,
+            expires_at=body.expires_at,
+            actor=who.credential_id,
+            source="api",
+        )
+        if not written:
+            response.status_code = 200
+        return row
+
+    @r.delete("/suppressions", status_code=204)
+    def remove_suppression(
+        who: Admin,
+        address: Annotated[str, Query(max_length=MAX_ADDRESS)],
+        stream: StreamName = "*",
+    ) -> None:
+        """Remove the entry for exactly this stream ("*" is its own entry); 404 if none (audited)."""
+        store.remove(who.tenant_id, stream=stream, address=address, actor=who.credential_id)
+
+    return r

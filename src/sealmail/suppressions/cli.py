@@ -1,0 +1,109 @@
+"""``sealmail suppressions …``: list, add, remove and export the suppression list.
+
+A Typer sub-app (``suppressions_app``) registered by the main CLI; it goes through the
+same ``Suppressions`` service as the API, so every change is audited with actor ``cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sealmail.cli_support import tenant_session
+from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
+
+suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
+out = Console(highlight=False)
+
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "*" (every stream).')]
+
+
+@contextmanager
+def _session(tenant: str | None) -> Iterator[tuple[Suppressions, str]]:
+    with tenant_session(tenant) as (svc, tenant_id):
+        yield Suppressions(svc.engine), tenant_id
+
+
+@suppressions_app.command("list")
+def list_cmd(
+    stream: Annotated[str | None, typer.Option(help="Only entries of exactly this stream.")] = None,
+    reason: Annotated[str | None, typer.Option(help="hard_bounce, soft_bounce, complaint, …")] = None,
+    address: Annotated[str | None, typer.Option(help="Only this address.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    tenant: TenantOpt = None,
+) -> None:
+    """The newest entries, one a line."""
+    with _session(tenant) as (store, tenant_id):
+        page = store.list(tenant_id, limit=limit, filters=Filters(stream, reason, address))
+        for row in page["data"]:
+            until = f"  until {row['expires_at']}" if row["expires_at"] else ""
+            state = "" if row["active"] else "  (expired)"
+            out.print(
+                f"{row['address']}  {row['stream']:<13}  {row['reason']:<11}  {row['source']}{until}{state}"
+            )
+        if page["next_cursor"]:
+            out.print("… more; use `sealmail suppressions export` for the whole list")
+
+
+@suppressions_app.command("add")
+def add_cmd(
+    address: Annotated[str, typer.Argument(help="The bare address.")],
+    stream: StreamOpt = ALL_STREAMS,
+    reason: Annotated[str, typer.Option(help="manual or unsubscribe.")] = "manual",
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="When it stops suppressing (ISO 8601 with offset).")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Suppress an address on a stream (default: every stream)."""
+    with _session(tenant) as (store, tenant_id):
+        row, written = store.add(
+            tenant_id,
+            address=address,
+            stream=stream,
+            reason=reason,
+            expires_at=expires_at,
+            actor="cli",
+            source="cli",
+        )
+        out.print(f"{'suppressed' if written else 'already suppressed'}: {row['id']} ({row['stream']})")
+
+
+@suppressions_app.command("remove")
+def remove_cmd(address: str, stream: StreamOpt = ALL_STREAMS, tenant: TenantOpt = None) -> None:
+    """Remove the entry for exactly this stream ("*" is its own entry)."""
+    with _session(tenant) as (store, tenant_id):
+        store.remove(tenant_id, stream=stream, address=address, actor="cli")
+        out.print("removed")
+
+
+@suppressions_app.command("export")
+def export_cmd(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+    stream: Annotated[str | None, typer.Option(help="Only entries of exactly this stream.")] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Every entry as CSV (RFC 4180)."""
+    with _session(tenant) as (store, tenant_id):
+        lines = store.export_csv(tenant_id, Filters(stream, reason))
+        if output is None:
+            for line in lines:
+                sys.stdout.write(line)
+            return
+        # Created 0600 from the start: it is a list of patients' addresses.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.writelines(lines)
+        out.print(f"written to {output}")

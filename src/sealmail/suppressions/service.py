@@ -1,0 +1,671 @@
+"""The suppression list: addresses a tenant must not send to, per stream or on all of them.
+
+Entries come from delivery outcomes (hard bounces, soft-fail exhaustion), from
+complaints and unsubscribes, and from administrators (API, CLI).  Intake checks every
+accepted batch against the list in one query and rejects the suppressed recipients
+(``message.rejected``, reason ``suppressed``) while the rest of the message goes out.
+
+Rules (research/delivery.md §c.7):
+
+* a hard bounce naming a bad mailbox or domain (RFC 3463 X.1.x such as 5.1.1, 5.1.2,
+  5.1.10; a disabled mailbox, X.2.1) suppresses the address on every stream at once;
+* a recipient that expired after repeated soft failures is suppressed for
+  ``SOFT_BOUNCE_TTL``, and a later successful delivery clears that soft entry;
+* refusals that speak about the sender or the content (5.7.x policy, spam, TLS,
+  authentication, rate limits) never suppress the recipient;
+* a complaint suppresses the broadcast stream (``COMPLAINT_STREAM``): transactional
+  and phi mail (results, appointments) keeps flowing;
+* an unsubscribe is per stream.
+
+Addresses are compared lower-cased as a whole.  RFC 5321 §2.4 lets a receiving system
+treat local parts case-sensitively, but practically none does, and the two errors are not
+alike: missing ``Jane@x`` because ``jane@x`` bounced sends mail that must not go, while
+the other way round costs nothing real.  (``recipients`` searches compare lower-cased too.)
+
+Audit entries name the suppression id, stream, reason and source, never the address:
+the audit log is append-only and cannot forget an address later.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.tls_policy import Stream
+from sealmail.errors import NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.store import db
+from sealmail.store import events as ev
+from sealmail.store.tables import recipients
+from sealmail.suppressions.tables import suppressions as sup
+
+if TYPE_CHECKING:
+    from sealmail.messages.queue import Outcome
+
+
+class SuppressionReason(enum.StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"
+
+
+class SuppressionAudit(enum.StrEnum):
+    """Audit names of the suppressions feature (``object:verb``)."""
+
+    CREATED = "suppression:created"
+    UPDATED = "suppression:updated"
+    REMOVED = "suppression:removed"
+    BYPASSED = "message:suppressions_bypassed"
+
+
+ALL_STREAMS = "*"  # a suppression for every stream of the tenant
+STREAMS: frozenset[str] = frozenset({ALL_STREAMS, *(str(s) for s in Stream)})
+# What an administrator may add by hand; bounces and complaints are facts the system records.
+API_REASONS: frozenset[SuppressionReason] = frozenset(
+    {SuppressionReason.MANUAL, SuppressionReason.UNSUBSCRIBE}
+)
+SOFT_BOUNCE_TTL = timedelta(days=30)
+# "Soft-fail exhaustion" means repeated failures: a message whose own short expires_at
+# ran out after one deferral says little about the address.
+SOFT_BOUNCE_MIN_ATTEMPTS = 3
+COMPLAINT_STREAM = str(Stream.BROADCAST)
+# Addresses per statement: well inside SQLite's bound-parameter limit.
+CHUNK = 400
+
+# Bounce classes (domain/retry.py ``BounceClass``) that say the address itself cannot
+# receive mail, and the reasons of attempts that ended without any server reply
+# (delivery/dns.py: the domain does not exist or has a null MX, RFC 7505).
+_HARD_CLASSES = frozenset({"invalid_recipient", "bad_domain", "inactive_mailbox"})
+_HARD_LOCAL_REASONS = frozenset({"bad_domain", "null_mx"})
+# Causes on the sender's or the content's side: never the recipient's fault.
+_SENDER_SIDE_CLASSES = frozenset(
+    {
+        "spam_block",
+        "spam_content",
+        "policy",
+        "authentication_failed",
+        "tls_required",
+        "rate_limited",
+        "too_many_recipients",
+    }
+)
+
+
+def normalize(address: str) -> str:
+    """The form addresses are stored and compared in (see the module docstring)."""
+    return address.strip().lower()
+
+
+def _check(stream: str, reason: SuppressionReason) -> None:
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; use one of {sorted(STREAMS)}")
+    SuppressionReason(reason)
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _active(now: datetime) -> Any:
+    return sa.or_(sup.c.expires_at.is_(None), sup.c.expires_at > now)
+
+
+# -- writing, inside the caller's transaction ---------------------------------------------------
+
+
+def suppress(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    stream: str,
+    address: str,
+    reason: SuppressionReason,
+    source: str,
+    actor: str,
+    message_id: str | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Upsert on (tenant, stream, address); True when a new, re-activated or changed entry was written.
+
+    An active entry is kept as it is when the new one says nothing more: the same reason
+    without a later expiry, or a soft bounce over any other reason (a soft bounce must
+    never turn a permanent hard bounce or unsubscribe into one that expires).
+    """
+    _check(stream, reason)
+    now = now or datetime.now(UTC)
+    addr = normalize(address)
+    values = {
+        "reason": str(reason),
+        "source": source[:20],
+        "message_id": message_id,
+        "created_by": actor[:80],
+        "updated_at": now,
+        "expires_at": expires_at,
+    }
+    key = (sup.c.tenant_id == tenant_id, sup.c.stream == stream, sup.c.address == addr)
+    for _ in range(2):
+        query = sa.select(sup.c.id, sup.c.reason, sup.c.expires_at).where(*key)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            new = new_id("sup")
+            # ON CONFLICT DO NOTHING: a concurrent writer of the same key must not fail
+            # this transaction (it may be a worker recording delivery outcomes); the
+            # loser reads the winner's row and decides again.
+            inserted = conn.execute(
+                _insert(conn)(sup)
+                .values(id=new, tenant_id=tenant_id, stream=stream, address=addr, created_at=now, **values)
+                .on_conflict_do_nothing(index_elements=["tenant_id", "address", "stream"])
+                .returning(sup.c.id)
+            ).first()
+            if inserted is None:
+                continue
+            _audit(conn, SuppressionAudit.CREATED, actor, tenant_id, new, stream, reason, source, expires_at)
+            return True
+        if not _changes(row.reason, row.expires_at, reason, expires_at, now):
+            return False
+        conn.execute(sa.update(sup).where(sup.c.id == row.id).values(**values))
+        _audit(conn, SuppressionAudit.UPDATED, actor, tenant_id, row.id, stream, reason, source, expires_at)
+        return True
+    raise RuntimeError("suppression row vanished twice while being written")
+
+
+def _changes(
+    old_reason: str,
+    old_expires: datetime | None,
+    reason: SuppressionReason,
+    expires_at: datetime | None,
+    now: datetime,
+) -> bool:
+    if old_expires is not None and old_expires <= now:
+        return True  # expired: writing it again re-activates it
+    if reason == SuppressionReason.SOFT_BOUNCE and old_reason != SuppressionReason.SOFT_BOUNCE:
+        return False
+    if old_reason != reason:
+        return True
+    if old_expires is None:
+        return False
+    return expires_at is None or expires_at > old_expires
+
+
+def _audit(
+    conn: Connection,
+    action: SuppressionAudit,
+    actor: str,
+    tenant_id: str,
+    target: str,
+    stream: str,
+    reason: str,
+    source: str,
+    expires_at: datetime | None,
+) -> None:
+    details: dict[str, Any] = {"stream": stream, "reason": str(reason), "source": source}
+    if expires_at is not None:
+        details["expires_at"] = expires_at.isoformat()
+    audit.append(conn, action=action, actor=actor, tenant_id=tenant_id, target=target, details=details)
+
+
+def unsuppress(conn: Connection, *, tenant_id: str, stream: str, address: str, actor: str) -> bool:
+    """Remove the entry for exactly this stream (``"*"`` is its own entry); True if one existed."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}")
+    row = conn.execute(
+        sa.delete(sup)
+        .where(sup.c.tenant_id == tenant_id, sup.c.stream == stream, sup.c.address == normalize(address))
+        .returning(sup.c.id, sup.c.reason)
+    ).first()
+    if row is None:
+        return False
+    audit.append(
+        conn,
+        action=SuppressionAudit.REMOVED,
+        actor=actor,
+        tenant_id=tenant_id,
+        target=row.id,
+        details={"stream": stream, "reason": row.reason},
+    )
+    return True
+
+
+def suppress_complaint(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    address: str,
+    source: str,
+    actor: str,
+    message_id: str | None = None,
+) -> bool:
+    """A feedback-loop complaint: suppress the broadcast stream only (module docstring)."""
+    return suppress(
+        conn,
+        tenant_id=tenant_id,
+        stream=COMPLAINT_STREAM,
+        address=address,
+        reason=SuppressionReason.COMPLAINT,
+        source=source,
+        actor=actor,
+        message_id=message_id,
+    )
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def lookup(
+    conn: Connection, pairs: Iterable[tuple[str, str]], now: datetime | None = None
+) -> dict[tuple[str, str], dict[str, SuppressionReason]]:
+    """Active entries for (tenant id, address) pairs: {(tenant, normalized address): {stream: reason}}.
+
+    One query per ``CHUNK`` pairs, whatever the streams: callers pick the stream they need
+    (``match``).  This is what a batch of accepted messages of several tenants asks.
+    """
+    now = now or datetime.now(UTC)
+    wanted = {(t, normalize(a)) for t, a in pairs}
+    tenants = sorted({t for t, _ in wanted})
+    addresses = sorted({a for _, a in wanted})
+    found: dict[tuple[str, str], dict[str, SuppressionReason]] = {}
+    for i in range(0, len(addresses), CHUNK):
+        # ``tenant IN … AND address IN …`` searches the unique index; a row-value
+        # ``(tenant, address) IN (VALUES …)`` made SQLite scan the table.  The few rows of
+        # another pair's tenant this may return are dropped below.
+        rows = conn.execute(
+            sa.select(sup.c.tenant_id, sup.c.address, sup.c.stream, sup.c.reason).where(
+                sup.c.tenant_id.in_(tenants), sup.c.address.in_(addresses[i : i + CHUNK]), _active(now)
+            )
+        )
+        for r in rows:
+            if (r.tenant_id, r.address) in wanted:
+                found.setdefault((r.tenant_id, r.address), {})[r.stream] = SuppressionReason(r.reason)
+    return found
+
+
+def match(entries: dict[str, SuppressionReason] | None, stream: str) -> SuppressionReason | None:
+    """The reason ``stream`` is suppressed given one address's entries, if it is."""
+    if not entries:
+        return None
+    return entries.get(ALL_STREAMS) or entries.get(stream)
+
+
+def suppressed(
+    conn: Connection,
+    tenant_id: str,
+    stream: str,
+    addresses: Iterable[str],
+    now: datetime | None = None,
+) -> dict[str, SuppressionReason]:
+    """The suppressed ones among ``addresses`` on ``stream`` (or on every stream), by normalized address."""
+    found = lookup(conn, ((tenant_id, a) for a in addresses), now)
+    out: dict[str, SuppressionReason] = {}
+    for (_, addr), entries in found.items():
+        reason = match(entries, stream)
+        if reason is not None:
+            out[addr] = reason
+    return out
+
+
+def reject_claimed(
+    conn: Connection, worker: str, claimed: Sequence[tuple[str, str, str, str]], now: datetime | None = None
+) -> set[str]:
+    """Reject claimed recipients suppressed since they were accepted; their ids.
+
+    ``claimed``: (recipient id, tenant id, message id, address) of broadcast recipients a
+    worker has just leased.  A campaign can sit in the queue (``send_at``, retries) for
+    hours; an unsubscribe or complaint in between must stop it.  Only the broadcast stream
+    is checked here: it never bypasses the list, so intake's decision cannot be stale for
+    another reason.  One lookup per claim; the lease owner guard keeps a recipient another
+    worker took over untouched.
+    """
+    now = now or datetime.now(UTC)
+    found = lookup(conn, ((t, a) for _, t, _, a in claimed), now)
+    rejected: set[str] = set()
+    for rid, tenant_id, message_id, address in claimed:
+        why = match(found.get((tenant_id, normalize(address))), str(Stream.BROADCAST))
+        if why is None:
+            continue
+        done = conn.execute(
+            sa.update(recipients)
+            .where(
+                recipients.c.id == rid,
+                recipients.c.status == "delivering",
+                recipients.c.lease_owner == worker,
+            )
+            .values(
+                status="rejected",
+                last_reason="suppressed",
+                last_detail=f"suppressed: {why}",
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        ).rowcount
+        if done:
+            ev.emit(
+                conn,
+                tenant_id=tenant_id,
+                message_id=message_id,
+                type_=ev.EventType.REJECTED,
+                recipient_id=rid,
+                recipient=address,
+                data={"reason": "suppressed", "suppression": str(why), "at": "delivery"},
+                at=now,
+            )
+            rejected.add(rid)
+    return rejected
+
+
+# -- delivery outcomes ---------------------------------------------------------------------------
+
+
+def outcome_rule(
+    status: str, classification: str | None, attempt_reason: str, attempts: int, *, replied: bool
+) -> tuple[SuppressionReason, timedelta | None] | None:
+    """What a terminal delivery outcome does to the list (pure; see the module docstring).
+
+    ``replied``: the attempt ended with a server reply.  Then only the reply's
+    classification counts (the attempt reason ``invalid_recipient`` also covers 5.1.7 and
+    5.1.8, which are about the sender); without one, the local reason does.
+    """
+    if status == "bounced":
+        if classification in _HARD_CLASSES or (not replied and attempt_reason in _HARD_LOCAL_REASONS):
+            return SuppressionReason.HARD_BOUNCE, None
+        return None
+    if status == "expired":
+        if classification in _SENDER_SIDE_CLASSES or attempt_reason in _SENDER_SIDE_CLASSES:
+            return None
+        if attempts < SOFT_BOUNCE_MIN_ATTEMPTS:
+            return None
+        return SuppressionReason.SOFT_BOUNCE, SOFT_BOUNCE_TTL
+    return None
+
+
+def _classification(out: Outcome) -> str | None:
+    bounce = (out.extra or {}).get("bounce")
+    if isinstance(bounce, dict) and bounce.get("classification"):
+        return str(bounce["classification"])
+    return None
+
+
+def after_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
+    """Apply the rules to recorded outcomes, inside the transaction that records them.
+
+    Called by ``store.queue.record_in`` with the outcomes it applied (lease still held).
+    Deliveries clear soft-bounce entries with one DELETE per chunk; bounces and expiries
+    are rare and written one by one.
+    """
+    now = now or datetime.now(UTC)
+    delivered: list[tuple[str, str]] = []
+    for out in outcomes:
+        c = out.claimed
+        if out.status == "delivered":
+            delivered.append((c.tenant_id, normalize(c.address)))
+            continue
+        rule = outcome_rule(
+            out.status,
+            _classification(out),
+            out.attempt.reason,
+            c.attempts + 1,
+            replied=out.attempt.smtp_code is not None,
+        )
+        if rule is None:
+            continue
+        reason, ttl = rule
+        suppress(
+            conn,
+            tenant_id=c.tenant_id,
+            stream=ALL_STREAMS,
+            address=c.address,
+            reason=reason,
+            source="smtp",
+            actor="system",
+            message_id=c.message_id,
+            expires_at=now + ttl if ttl else None,
+            now=now,
+        )
+    if delivered:
+        _clear_soft(conn, delivered)
+
+
+def _clear_soft(conn: Connection, pairs: list[tuple[str, str]]) -> None:
+    by_tenant: dict[str, list[str]] = {}
+    for tenant_id, addr in sorted(set(pairs)):
+        by_tenant.setdefault(tenant_id, []).append(addr)
+    entries: list[audit.Entry] = []
+    # One DELETE per tenant (and chunk) of the flush: an index search, where a row-value
+    # IN over (tenant, address) scanned the whole table on SQLite.
+    chunks = [
+        (t, addrs[i : i + CHUNK]) for t, addrs in by_tenant.items() for i in range(0, len(addrs), CHUNK)
+    ]
+    for tenant_id, chunk in chunks:
+        removed = conn.execute(
+            sa.delete(sup)
+            .where(
+                sup.c.tenant_id == tenant_id,
+                sup.c.address.in_(chunk),
+                sup.c.reason == str(SuppressionReason.SOFT_BOUNCE),
+            )
+            .returning(sup.c.id, sup.c.tenant_id, sup.c.stream)
+        ).all()
+        entries += [
+            audit.Entry(
+                SuppressionAudit.REMOVED,
+                "system",
+                r.tenant_id,
+                r.id,
+                {"stream": r.stream, "reason": str(SuppressionReason.SOFT_BOUNCE), "source": "delivered"},
+            )
+            for r in removed
+        ]
+    audit.append_many(conn, entries)
+
+
+# -- the service the API and CLI use -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    stream: str | None = None
+    reason: str | None = None
+    address: str | None = None
+
+
+def _render(row: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "address": row.address,
+        "stream": row.stream,
+        "reason": row.reason,
+        "source": row.source,
+        "message_id": row.message_id,
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "active": row.expires_at is None or row.expires_at > now,
+    }
+
+
+# RFC 4180 columns of the export.
+CSV_COLUMNS = ("address", "stream", "reason", "source", "created_at", "expires_at", "message_id")
+# OWASP "CSV injection": a cell starting with one of these is a formula to spreadsheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow([_csv_cell(v) for v in values])
+    return buf.getvalue()
+
+
+class Suppressions:
+    """List, read, add, remove and export a tenant's entries (API and CLI).
+
+    Every query is scoped by the tenant id passed in, so another tenant's entry is
+    simply not found.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def validate(
+        *, address: str, stream: str, reason: str, expires_at: datetime | None, now: datetime
+    ) -> tuple[str, str, SuppressionReason]:
+        """Check an administrator's entry; returns (normalized address, stream, reason)."""
+        errors: list[dict[str, str]] = []
+        addr = ""
+        try:
+            parsed = parse_address(address, "address")
+            if parsed.display_name:
+                errors.append({"field": "address", "message": "give the bare address, without a name"})
+            addr = normalize(parsed.smtp_addr_spec)
+        except InvalidAddress as exc:
+            errors.append({"field": exc.field, "message": exc.reason})
+        if stream not in STREAMS:
+            errors.append({"field": "stream", "message": f"use one of {', '.join(sorted(STREAMS))}"})
+        allowed = sorted(str(r) for r in API_REASONS)
+        if reason not in allowed:
+            errors.append(
+                {
+                    "field": "reason",
+                    "message": f"use one of {', '.join(allowed)}; bounces and complaints are "
+                    "recorded by Sealmail itself",
+                }
+            )
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                errors.append({"field": "expires_at", "message": "needs a timezone offset, e.g. Z"})
+            elif expires_at <= now:
+                errors.append({"field": "expires_at", "message": "is in the past"})
+        if errors:
+            raise ValidationFailed(errors)
+        return addr, stream, SuppressionReason(reason)
+
+    def add(
+        self,
+        tenant_id: str,
+        *,
+        address: str,
+        stream: str = ALL_STREAMS,
+        reason: str = SuppressionReason.MANUAL,
+        expires_at: datetime | None = None,
+        actor: str,
+        source: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """Add or update an entry; returns (entry, written?)."""
+        now = datetime.now(UTC)
+        addr, stream, why = self.validate(
+            address=address, stream=stream, reason=str(reason), expires_at=expires_at, now=now
+        )
+        with db.write(self.engine) as conn:
+            written = suppress(
+                conn,
+                tenant_id=tenant_id,
+                stream=stream,
+                address=addr,
+                reason=why,
+                source=source,
+                actor=actor,
+                expires_at=expires_at,
+                now=now,
+            )
+            row = conn.execute(
+                sa.select(sup).where(
+                    sup.c.tenant_id == tenant_id, sup.c.stream == stream, sup.c.address == addr
+                )
+            ).one()
+        return _render(row, now), written
+
+    def remove(self, tenant_id: str, *, stream: str, address: str, actor: str) -> None:
+        if stream not in STREAMS:
+            raise ValidationFailed(
+                [{"field": "stream", "message": f"use one of {', '.join(sorted(STREAMS))}"}]
+            )
+        with db.write(self.engine) as conn:
+            if not unsuppress(conn, tenant_id=tenant_id, stream=stream, address=address, actor=actor):
+                raise NotFound(f"no suppression for this address on stream {stream!r}")
+
+    def get(self, tenant_id: str, suppression_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(sup).where(sup.c.tenant_id == tenant_id, sup.c.id == suppression_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"suppression {suppression_id} not found")
+        return _render(row, datetime.now(UTC))
+
+    def _query(self, tenant_id: str, filters: Filters) -> Any:
+        q = sa.select(sup).where(sup.c.tenant_id == tenant_id)
+        if filters.stream:
+            q = q.where(sup.c.stream == filters.stream)
+        if filters.reason:
+            q = q.where(sup.c.reason == filters.reason)
+        if filters.address:
+            q = q.where(sup.c.address == normalize(filters.address))
+        return q
+
+    def list(
+        self, tenant_id: str, *, limit: int = 100, cursor: str | None = None, filters: Filters = Filters()
+    ) -> dict[str, Any]:
+        """Newest first; ``cursor`` is the last id of the previous page."""
+        q = self._query(tenant_id, filters)
+        if cursor:
+            q = q.where(sup.c.id < cursor)
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(q.order_by(sup.c.id.desc()).limit(limit + 1)).all()
+        now = datetime.now(UTC)
+        page = rows[:limit]
+        return {
+            "data": [_render(r, now) for r in page],
+            "next_cursor": page[-1].id if len(rows) > limit and page else None,
+        }
+
+    def export_csv(self, tenant_id: str, filters: Filters = Filters(), page: int = 1000) -> Iterator[str]:
+        """A header line, then one line per entry, read a page at a time.
+
+        Each page is its own short read, so a slow client downloading a large list never
+        holds a transaction (or SQLite's WAL) open.
+        """
+        yield _csv_line(CSV_COLUMNS)
+        cursor: str | None = None
+        while True:
+            q = self._query(tenant_id, filters)
+            if cursor:
+                q = q.where(sup.c.id < cursor)
+            with db.reader(self.engine) as conn:
+                rows = conn.execute(q.order_by(sup.c.id.desc()).limit(page)).all()
+            for r in rows:
+                yield _csv_line(
+                    (
+                        r.address,
+                        r.stream,
+                        r.reason,
+                        r.source,
+                        r.created_at.isoformat(),
+                        r.expires_at.isoformat() if r.expires_at else "",
+                        r.message_id or "",
+                    )
+                )
+            if len(rows) < page:
+                return
+            cursor = rows[-1].id

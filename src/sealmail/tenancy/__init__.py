@@ -1,0 +1,1 @@
+"""Tenancy: see docs/layout.md."""

@@ -1,0 +1,236 @@
+"""Management endpoints: tenant settings, sender domains, API keys, SMTP credentials.
+
+All need the ``admin`` scope; every change is audited by the service it calls. Secrets
+(API keys, SMTP passwords) appear once, in the response that creates them.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from sealmail.app import Services
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
+from sealmail.errors import ServiceUnavailable, ValidationFailed
+from sealmail.net.dns import DnsLookupError, Resolver
+from sealmail.tenancy.schemas import (
+    ApiKeyListOut,
+    DomainListOut,
+    DomainOut,
+    NewApiKeyOut,
+    NewSmtpCredentialOut,
+    SettingsOut,
+    SmtpCredentialListOut,
+    TenantOut,
+)
+from sealmail.tenancy.service import SCOPES, Principal
+
+
+class TrackingIn(BaseModel):
+    """Open and click tracking (engagement/policy.py); off unless turned on here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    opens: bool = Field(False, description="Add an open-tracking pixel to HTML parts.")
+    clicks: bool = Field(False, description="Send HTML links through the click redirector.")
+    streams: list[Stream] | None = Field(
+        None,
+        min_length=1,
+        max_length=3,
+        description="Streams tracked; when left out, transactional and broadcast. The phi "
+        "stream is tracked only when listed here.",
+    )
+
+
+class TenantSettingsIn(BaseModel):
+    """A partial update; ``null`` removes a setting (the stream default applies again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tls_policy: dict[Stream, TlsPolicy | None] | None = Field(
+        None, description='Per-stream TLS policy, e.g. {"phi": "dane"}.'
+    )
+    tracking: TrackingIn | None = Field(
+        None, description='Engagement tracking, e.g. {"opens": true, "clicks": true}.'
+    )
+    rate_limit: int | None = Field(
+        None,
+        ge=1,
+        description="Requests a minute per API key of this tenant; `null` restores the default. "
+        "At most the operator's `api_rate_limit_max_per_minute`.",
+    )
+
+
+class DomainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=3, max_length=253)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1, description=f"Any of {', '.join(SCOPES)}.")
+
+
+class SmtpCredentialIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stream: Stream = Stream.TRANSACTIONAL
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _domain(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "verified": row["verified_at"] is not None,
+        "verified_at": _iso(row["verified_at"]),
+        "verification": {
+            "type": "TXT",
+            "name": f"_sealmail.{row['name']}",
+            "value": f"sealmail-verification={row['verification_token']}",
+        },
+    }
+
+
+def _rate_limit(value: int | None, ceiling: int) -> int | None:
+    if value is not None and value > ceiling:
+        message = f"at most {ceiling} requests a minute (api_rate_limit_max_per_minute)"
+        raise ValidationFailed([{"field": "rate_limit", "message": message}])
+    return value
+
+
+def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["administration"])
+    tenancy = services.tenancy
+    Admin = Annotated[Principal, admin]
+
+    @r.get("/tenant", response_model=TenantOut)
+    def get_tenant(who: Admin) -> dict[str, Any]:
+        row = tenancy.get_tenant(who.tenant_id)
+        return {"id": row["id"], "name": row["name"], "settings": row["settings"]}
+
+    @r.patch("/tenant/settings", response_model=SettingsOut)
+    def patch_settings(body: TenantSettingsIn, who: Admin) -> dict[str, Any]:
+        current = tenancy.get_tenant(who.tenant_id)["settings"]
+        changes: dict[str, Any] = {}
+        if body.tls_policy is not None:
+            merged = dict(current.get("tls_policy", {}))
+            for stream, level in body.tls_policy.items():
+                if level is None:
+                    merged.pop(str(stream), None)
+                    continue
+                if level.rank < STREAM_MINIMUM[stream].rank:
+                    raise ValidationFailed(
+                        [
+                            {
+                                "field": f"tls_policy.{stream}",
+                                "message": f"{level} is below the {stream} stream's minimum "
+                                f"({STREAM_MINIMUM[stream]})",
+                            }
+                        ]
+                    )
+                merged[str(stream)] = str(level)
+            changes["tls_policy"] = merged or None
+        if body.tracking is not None:
+            tracking = body.tracking.model_dump(mode="json", exclude_none=True)
+            if "streams" in tracking:
+                tracking["streams"] = sorted(set(tracking["streams"]))
+            changes["tracking"] = tracking
+        if "rate_limit" in body.model_fields_set:
+            changes["rate_limit"] = _rate_limit(
+                body.rate_limit, services.settings.api_rate_limit_max_per_minute
+            )
+        settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
+        return {"settings": settings}
+
+    @r.get("/domains", response_model=DomainListOut)
+    def list_domains(who: Admin) -> dict[str, Any]:
+        return {"data": [_domain(d) for d in tenancy.list_domains(who.tenant_id)]}
+
+    @r.post("/domains", status_code=201, response_model=DomainOut)
+    def add_domain(body: DomainIn, who: Admin) -> dict[str, Any]:
+        # One path with `sealmail domains add`: the domain gets its DKIM keys here too.
+        setup = services.sender_domains.add(who.tenant_id, body.name, actor=who.credential_id)
+        return _domain(setup.domain)
+
+    @r.post("/domains/{name}/verify", response_model=DomainOut)
+    async def verify_domain(name: str, who: Admin) -> dict[str, Any]:
+        row = await services.sender_domains.verify(
+            who.tenant_id, name, who.credential_id, txt, run_in_threadpool
+        )
+        return _domain(row)
+
+    async def txt(owner: str) -> list[str]:
+        try:
+            return await resolver.txt(owner)
+        except DnsLookupError as exc:
+            # A resolver failure is nobody's mistake and passes: 503 says try again (RFC 9110
+            # §15.6.4), where an unhandled error would answer 500.
+            raise ServiceUnavailable(
+                f"{exc}; check that the domain's nameservers answer, then try again"
+            ) from exc
+
+    @r.get("/api-keys", response_model=ApiKeyListOut)
+    def list_keys(who: Admin) -> dict[str, Any]:
+        return {
+            "data": [
+                {
+                    **k,
+                    "created_at": _iso(k["created_at"]),
+                    "revoked_at": _iso(k["revoked_at"]),
+                    "last_used_at": _iso(k["last_used_at"]),
+                }
+                for k in tenancy.list_api_keys(who.tenant_id)
+            ]
+        }
+
+    @r.post("/api-keys", status_code=201, response_model=NewApiKeyOut)
+    async def create_key(body: ApiKeyIn, who: Admin) -> dict[str, Any]:
+        key_id, secret = await run_in_threadpool(
+            tenancy.create_api_key, who.tenant_id, body.name, body.scopes, who.credential_id
+        )
+        return {
+            "id": key_id,
+            "key": secret,
+            "scopes": sorted(set(body.scopes)),
+            "note": "store this key now; it is not shown again",
+        }
+
+    @r.delete("/api-keys/{key_id}", status_code=204)
+    def revoke_key(key_id: str, who: Admin) -> None:
+        tenancy.revoke_api_key(who.tenant_id, key_id, actor=who.credential_id)
+
+    @r.get("/smtp-credentials", response_model=SmtpCredentialListOut)
+    def list_smtp(who: Admin) -> dict[str, Any]:
+        return {
+            "data": [
+                {**c, "created_at": _iso(c["created_at"]), "revoked_at": _iso(c["revoked_at"])}
+                for c in tenancy.list_smtp_credentials(who.tenant_id)
+            ]
+        }
+
+    @r.post("/smtp-credentials", status_code=201, response_model=NewSmtpCredentialOut)
+    async def create_smtp(body: SmtpCredentialIn, who: Admin) -> dict[str, Any]:
+        cred_id, user, password = await run_in_threadpool(
+            tenancy.create_smtp_credential, who.tenant_id, who.credential_id, body.stream
+        )
+        return {
+            "id": cred_id,
+            "username": user,
+            "password": password,
+            "stream": str(body.stream),
+            "note": "store this password now; it is not shown again",
+        }
+
+    @r.delete("/smtp-credentials/{cred_id}", status_code=204)
+    def revoke_smtp(cred_id: str, who: Admin) -> None:
+        tenancy.revoke_smtp_credential(who.tenant_id, cred_id, actor=who.credential_id)
+
+    return r

@@ -1,0 +1,1 @@
+"""Web: see docs/layout.md."""
