@@ -340,8 +340,26 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
     conn.execute(sa.insert(events), event_rows)
     # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
     # that again: in this transaction, so the list never disagrees with the outcomes.
-    suppressions.after_outcomes(conn, [mine[rid] for rid in sorted(mine)])
+    suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
     return len(mine)
+
+
+def _fact(out: Outcome) -> suppressions.DeliveryFact:
+    c = out.claimed
+    bounce = (out.extra or {}).get("bounce")
+    classification = (
+        str(bounce["classification"]) if isinstance(bounce, dict) and bounce.get("classification") else None
+    )
+    return suppressions.DeliveryFact(
+        tenant_id=c.tenant_id,
+        message_id=c.message_id,
+        address=c.address,
+        status=out.status,
+        classification=classification,
+        attempt_reason=out.attempt.reason,
+        attempts=c.attempts + 1,
+        replied=out.attempt.smtp_code is not None,
+    )
 
 
 def _next_seqs(conn: Connection, counts: dict[str, int]) -> dict[str, int]:

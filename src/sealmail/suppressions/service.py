@@ -34,7 +34,7 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,8 +51,23 @@ from sealmail.store import events as ev
 from sealmail.store.tables import recipients
 from sealmail.suppressions.tables import suppressions as sup
 
-if TYPE_CHECKING:
-    from sealmail.messages.queue import Outcome
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFact:
+    """One recorded delivery outcome, as the suppression rules see it.
+
+    The queue hands these over instead of its own outcome type, so this feature sits below
+    the messages feature (which consults it at intake) and no import runs back up.
+    """
+
+    tenant_id: str
+    message_id: str
+    address: str
+    status: str
+    classification: str | None
+    attempt_reason: str
+    attempts: int
+    replied: bool
 
 
 class SuppressionReason(enum.StrEnum):
@@ -395,34 +410,20 @@ def outcome_rule(
     return None
 
 
-def _classification(out: Outcome) -> str | None:
-    bounce = (out.extra or {}).get("bounce")
-    if isinstance(bounce, dict) and bounce.get("classification"):
-        return str(bounce["classification"])
-    return None
-
-
-def after_outcomes(conn: Connection, outcomes: Sequence[Outcome], now: datetime | None = None) -> None:
+def after_outcomes(conn: Connection, outcomes: Sequence[DeliveryFact], now: datetime | None = None) -> None:
     """Apply the rules to recorded outcomes, inside the transaction that records them.
 
-    Called by ``store.queue.record_in`` with the outcomes it applied (lease still held).
+    Called by ``messages.queue.record_in`` with the outcomes it applied (lease still held).
     Deliveries clear soft-bounce entries with one DELETE per chunk; bounces and expiries
     are rare and written one by one.
     """
     now = now or datetime.now(UTC)
     delivered: list[tuple[str, str]] = []
-    for out in outcomes:
-        c = out.claimed
-        if out.status == "delivered":
+    for c in outcomes:
+        if c.status == "delivered":
             delivered.append((c.tenant_id, normalize(c.address)))
             continue
-        rule = outcome_rule(
-            out.status,
-            _classification(out),
-            out.attempt.reason,
-            c.attempts + 1,
-            replied=out.attempt.smtp_code is not None,
-        )
+        rule = outcome_rule(c.status, c.classification, c.attempt_reason, c.attempts, replied=c.replied)
         if rule is None:
             continue
         reason, ttl = rule
