@@ -45,8 +45,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail.bounces.return_path import ReportAddress, ReturnPathSigner
 from sealmail.bounces.tables import feedback_reports
-from sealmail.delivery.capture_sink import TRACE_HEADER
 from sealmail.domain import reports, verp
+from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.retry import classify
 from sealmail.ids import new_id
 from sealmail.store import db

@@ -21,11 +21,10 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
+from sealmail.domain.message import TRACE_HEADER
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import captured_messages, messages
-
-TRACE_HEADER = "X-Sealmail-Message-Id"
 
 
 def _trace_id(data: bytes) -> str | None:

@@ -26,8 +26,8 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
-from sealmail.delivery.capture_sink import TRACE_HEADER
 from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice

@@ -20,6 +20,10 @@ from typing import Any
 from sealmail.domain import mail_view
 from sealmail.domain.addresses import Address
 
+# Our message id on every copy we send: the capture sink and report parsing (DSN/ARF)
+# match a copy back to its message by it.
+TRACE_HEADER = "X-Sealmail-Message-Id"
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
