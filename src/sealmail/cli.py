@@ -6,7 +6,8 @@ import asyncio
 import errno
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -15,14 +16,21 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_portal_lifecycle, build_services
 from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
+from sealmail.net.destination import DestinationVetter
+from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
+from sealmail.portal.lifecycle import PortalLifecycle
+from sealmail.suppressions import cli as suppressions_cli
 from sealmail.suppressions.cli import suppressions_app
+from sealmail.suppressions.service import Suppressions
+from sealmail.webhooks import cli as webhooks_cli
 from sealmail.webhooks.cli import webhooks_app
+from sealmail.webhooks.endpoints import WebhookEndpoints
 
 if TYPE_CHECKING:
     from sealmail.crypto import dkim
@@ -101,6 +109,57 @@ def _tenant(svc: Services, tenant: str | None) -> str:
     if len(rows) != 1:
         raise ConfigError(f"{len(rows)} tenants exist; pass --tenant <id> (see `sealmail tenants list`)")
     return rows[0]["id"]  # type: ignore[no-any-return]  # str column
+
+
+T = TypeVar("T")
+
+
+def feature_session(
+    make: Callable[[Services], T],
+) -> Callable[[str | None], AbstractContextManager[tuple[T, str]]]:
+    """How a feature's commands get their service: built here from settings, for the tenant
+    named (or the only one; ``*`` for installation-wide work), closed afterwards, and every
+    expected error turned into a message and exit code 2."""
+
+    @contextmanager
+    def session(tenant: str | None) -> Iterator[tuple[T, str]]:
+        try:
+            svc = _services()
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        try:
+            tenant_id = tenant if tenant == "*" else _tenant(svc, tenant)
+            yield make(svc), tenant_id
+        except (ConfigError, KeyError_) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        except SealmailError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(2) from exc
+        finally:
+            svc.close()
+
+    return session
+
+
+def _webhook_endpoints(svc: Services) -> WebhookEndpoints:
+    vetter = DestinationVetter.from_settings(svc.settings)
+    allow_http = svc.settings.allow_loopback_fetch
+    return WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http, vetter=vetter)
+
+
+def _suppressions(svc: Services) -> Suppressions:
+    return Suppressions(svc.engine)
+
+
+def _portal_lifecycle(svc: Services) -> PortalLifecycle:
+    return build_portal_lifecycle(svc)
+
+
+webhooks_cli.session.bind(feature_session(_webhook_endpoints))
+suppressions_cli.session.bind(feature_session(_suppressions))
+portal_cli.session.bind(feature_session(_portal_lifecycle))
 
 
 @app.command()

@@ -1,47 +1,35 @@
-"""The services and tenant a CLI sub-command works on, with errors turned into exit code 2.
+"""What the feature CLIs (``sealmail webhooks``, ``sealmail suppressions``, ``sealmail portal``)
+share: how a command gets the service it works on, and how errors reach the terminal.
 
-Shared by the feature sub-apps (``sealmail webhooks``, ``sealmail suppressions``), which
-the main CLI registers and so cannot import it.
+A feature's commands never build services: each feature module declares a typed
+``SessionOpener`` and the root CLI (``sealmail.cli``, an entry point above the composition
+root) binds it to services built from settings.  So the feature imports nothing above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Generic, TypeVar
 
-import typer
 from rich.console import Console
 
-from sealmail.app import Services, build_services
-from sealmail.config import ConfigError, load_settings
-from sealmail.errors import SealmailError
+T = TypeVar("T")
 
 err = Console(stderr=True, highlight=False)
 
 
-@contextmanager
-def tenant_session(tenant: str | None) -> Iterator[tuple[Services, str]]:
-    """Services and the tenant id (``tenant``, or the only tenant there is); closed after."""
-    try:
-        settings = load_settings()
-        if not settings.resolved_master_key_file.exists():
-            raise ConfigError("no master key; run `sealmail init` first")
-        svc = build_services(settings)
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    try:
-        if tenant:
-            tenant_id = str(svc.tenancy.get_tenant(tenant)["id"])
-        else:
-            rows = svc.tenancy.list_tenants()
-            if len(rows) != 1:
-                err.print(f"[red]error:[/red] {len(rows)} tenants exist; pass --tenant <id>")
-                raise typer.Exit(2)
-            tenant_id = str(rows[0]["id"])
-        yield svc, tenant_id
-    except SealmailError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(2) from exc
-    finally:
-        svc.close()
+class SessionOpener(Generic[T]):
+    """``opener(tenant)`` → a context yielding ``(service, tenant_id)``; bound by the root CLI."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+        self._open: Callable[[str | None], AbstractContextManager[tuple[T, str]]] | None = None
+
+    def bind(self, open_: Callable[[str | None], AbstractContextManager[tuple[T, str]]]) -> None:
+        self._open = open_
+
+    def __call__(self, tenant: str | None) -> AbstractContextManager[tuple[T, str]]:
+        if self._open is None:
+            raise RuntimeError(f"the {self.feature} commands run under `sealmail` (sealmail.cli binds them)")
+        return self._open(tenant)

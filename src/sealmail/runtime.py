@@ -11,16 +11,8 @@ from collections.abc import Callable, Sequence
 import structlog
 import uvicorn
 
-from sealmail.app import Services
-from sealmail.bounces.wiring import build_return_paths
+from sealmail.app import Services, build_file_shares, build_portal_lifecycle, build_transport, build_worker
 from sealmail.config import Settings
-from sealmail.delivery.mta_sts import MtaStsFetcher
-from sealmail.delivery.protect import SecureLine
-from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
-from sealmail.delivery.worker import Worker
-from sealmail.engagement.wiring import build_instrumenter
-from sealmail.messages.personalize import Personalizer
-from sealmail.net.dns import Resolver
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -29,15 +21,8 @@ PORTAL_SWEEP_SECONDS = 60.0
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
     """Portal housekeeping: notified/expired events, crypto-shredding of what is done, and
     expired or abandoned file shares."""
-    from argon2 import PasswordHasher
-
-    from sealmail.portal.lifecycle import PortalLifecycle
-
-    s = services.settings
-    lifecycle = PortalLifecycle(services.engine, PasswordHasher(s.argon2_time_cost, s.argon2_memory_kib))
-    from sealmail.files.wiring import file_shares_for
-
-    files = file_shares_for(services)
+    lifecycle = build_portal_lifecycle(services)
+    files = build_file_shares(services)
     while not stop.is_set():
         try:
             await asyncio.to_thread(lifecycle.sweep)
@@ -71,68 +56,6 @@ def configure_logging(settings: Settings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
     )
-
-
-def build_transport(settings: Settings, capture_port: int | None = None) -> OutboundTransport:
-    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
-    ca_file: str | None = str(settings.tls_ca_file) if settings.tls_ca_file else None
-    relay_all: tuple[str, int] | None = None
-    smarthost: SmartHost | None = None
-    if settings.outbound_mode == "capture":
-        relay_all = (settings.capture_host, capture_port or settings.capture_port)
-        if ca_file is None and settings.dev_ca_file.exists():
-            ca_file = str(settings.dev_ca_file)
-    elif settings.outbound_mode == "smarthost":
-        smarthost = SmartHost(
-            host=settings.smarthost_host,
-            port=settings.smarthost_port,
-            username=settings.smarthost_username or None,
-            password=settings.smarthost_password or None,
-            tls_level=settings.smarthost_tls,
-        )
-    sts = None
-    if settings.mta_sts_enabled and settings.outbound_mode == "mx":
-        sts = MtaStsFetcher(resolver, ca_file=ca_file, allow_loopback=settings.allow_loopback_fetch)
-    return OutboundTransport(
-        ehlo_hostname=settings.smtp_hostname,
-        resolver=resolver,
-        mta_sts=sts,
-        dane=settings.dane_enabled and settings.outbound_mode == "mx",
-        ca_file=ca_file,
-        max_connections_per_destination=settings.destination_max_connections,
-        smarthost=smarthost,
-        relay_all_to=relay_all,
-        port=settings.mx_port,
-        command_timeout=min(300.0, settings.lease_seconds * 0.8),
-    )
-
-
-def build_worker(
-    services: Services,
-    transport: OutboundTransport,
-    settings: Settings | None = None,
-    name: str | None = None,
-) -> Worker:
-    """A worker wired the way production runs it: SecureLine, DKIM, optional DSNs."""
-    settings = settings or services.settings
-    secureline = SecureLine(
-        services.engine,
-        services.keydir,
-        services.identities,
-        services.portal,
-        sign=settings.dkim_sign,
-        discovery=services.discovery if settings.discovery_enabled else None,
-        personalizer=Personalizer(
-            return_paths=build_return_paths(services, settings),
-            instrumenter=build_instrumenter(services, settings),
-        ),
-    )
-    worker = Worker(services.engine, services.keyring, transport, settings, secureline, name=name)
-    if settings.dsn_enabled:
-        from sealmail.messages.dsn import DsnSender
-
-        worker.dsn = DsnSender(services.messages, settings.smtp_hostname)
-    return worker
 
 
 async def serve(

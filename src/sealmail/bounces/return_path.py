@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sealmail.config import Settings
 from sealmail.domain import verp
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.messages.queue import Claimed, QueuedMessage
@@ -23,10 +22,24 @@ from sealmail.messages.queue import Claimed, QueuedMessage
 KEY_PURPOSE = "verp"
 
 
-def return_path_domain(settings: Settings, sender_domain: str) -> str:
+@dataclass(frozen=True, slots=True)
+class ReturnPathConfig:
+    """Where signed return paths point (settings ``return_path_domain``, ``return_path_label``
+    and ``fbl_local_part``; the composition root fills it in)."""
+
+    domain: str = ""
+    label: str = "bounces"
+    fbl_local_part: str = "fbl"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "domain", self.domain.strip().lower().rstrip("."))
+        object.__setattr__(self, "label", self.label.strip().lower().strip("."))
+        object.__setattr__(self, "fbl_local_part", self.fbl_local_part.strip().lower())
+
+
+def return_path_domain(config: ReturnPathConfig, sender_domain: str) -> str:
     """The domain signed return paths of ``sender_domain`` use (ASCII, lower case)."""
-    fixed = settings.return_path_domain.strip().lower().rstrip(".")
-    return fixed or f"{settings.return_path_label.strip().lower().strip('.')}.{sender_domain.lower()}"
+    return config.domain or f"{config.label}.{sender_domain.lower()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +57,11 @@ class ReportAddress:
 class ReturnPathSigner:
     """Signs return paths for the worker and recognises them for the inbound listener."""
 
-    def __init__(self, settings: Settings, key: Callable[[], bytes]) -> None:
-        self.settings = settings
-        self.domain = settings.return_path_domain.strip().lower().rstrip(".")
-        self.label = settings.return_path_label.strip().lower().strip(".")
-        self.fbl_local_part = settings.fbl_local_part.strip().lower()
+    def __init__(self, config: ReturnPathConfig, key: Callable[[], bytes]) -> None:
+        self.config = config
+        self.domain = config.domain
+        self.label = config.label
+        self.fbl_local_part = config.fbl_local_part
         self._load_key = key
         self._key: bytes | None = None
         self._lock = threading.Lock()
@@ -63,7 +76,7 @@ class ReturnPathSigner:
             return self._key
 
     def domain_for(self, sender_domain: str) -> str:
-        return return_path_domain(self.settings, sender_domain)
+        return return_path_domain(self.config, sender_domain)
 
     def is_return_path_domain(self, domain: str) -> bool:
         domain = domain.lower().rstrip(".")

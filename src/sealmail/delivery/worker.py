@@ -77,6 +77,7 @@ class Worker:
         secureline: SecureLine,
         name: str | None = None,
         on_final: Callable[[list[Outcome]], None] | None = None,
+        dsn: DsnSender | None = None,
     ) -> None:
         self.engine = engine
         self.keyring = keyring
@@ -90,7 +91,7 @@ class Worker:
             max_age=settings.retry_max_age_seconds,
         )
         self.on_final = on_final
-        self.dsn: DsnSender | None = None
+        self.dsn = dsn
         self._headers: dict[str, bytes] = {}
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()

@@ -31,7 +31,6 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from sealmail.app import Services
 from sealmail.engagement.service import Engagement, Subscription
-from sealmail.engagement.wiring import build_engagement
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
 from sealmail.web import security
 from sealmail.web.problems import problem_response
@@ -208,7 +207,7 @@ def create_unsubscribe(services: Services, engagement: Engagement) -> FastAPI:
 
 def mount(app: FastAPI, services: Services) -> None:
     """Add ``/t`` and ``/u`` to a site (the API app or the portal's own)."""
-    engagement = build_engagement(services, services.settings)
+    engagement = services.engagement
     # Per-address limits: these links are public and each hit writes to the database.
     per_minute, limiter = services.settings.public_rate_limit_per_minute, services.limiter
     app.mount("/t", PerClientLimit(create_tracking(engagement), limiter, per_minute, "tracking"))

@@ -28,7 +28,6 @@ from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaTyp
 from sealmail.files import http
 from sealmail.files.schemas import FileDeletedOut, FileOut, FileSentOut
 from sealmail.files.service import ShareRequest, Upload
-from sealmail.files.wiring import file_shares_for, max_file_bytes
 from sealmail.tenancy.service import Principal
 from sealmail.web.models import binary
 
@@ -51,8 +50,8 @@ class FileSendIn(BaseModel):
 
 def router(services: Services, need: Any) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["files"])
-    shares = file_shares_for(services)
-    limit = max_file_bytes(services.settings)
+    shares = services.file_shares
+    limit = services.settings.max_file_bytes
     Sender = Annotated[Principal, need("send")]
     Reader = Annotated[Principal, need("read")]
 

@@ -117,10 +117,3 @@ class MemoryBlobStore:
 
     def keys(self) -> list[str]:
         return sorted(self._blobs)
-
-
-def blob_store_from_settings(settings: object) -> BlobStore:
-    """The configured store: ``settings.blob_dir`` when set, else ``<home>/blobs``."""
-    configured = getattr(settings, "blob_dir", None)
-    home = Path(getattr(settings, "home", "."))
-    return LocalDirectoryBlobStore(Path(configured) if configured else home / "blobs")

@@ -23,7 +23,6 @@ from sealmail.errors import NotFound
 from sealmail.files import http
 from sealmail.files.access import ReaderFiles
 from sealmail.files.errors import FileUnreadable
-from sealmail.files.wiring import file_shares_for
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
@@ -56,7 +55,7 @@ def mount_files(app: FastAPI, services: Services, options: PortalOptions | None 
     """Add the file routes to a portal app made by ``create_portal``."""
     opts = options or PortalOptions.from_settings(services.settings)
     access: PortalAccess = app.state.access
-    readers = ReaderFiles(file_shares_for(services))
+    readers = ReaderFiles(services.file_shares)
     app.state.files = readers
     names = security.CookieNames.for_(opts.secure_cookies)
     env = Environment(

@@ -54,7 +54,6 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, TLSSetupException
 from sealmail.app import Services
 from sealmail.bounces.inbound import Outcome as ReportOutcome
 from sealmail.bounces.return_path import ReportAddress
-from sealmail.bounces.wiring import build_report_intake
 from sealmail.config import ConfigError
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
@@ -438,7 +437,7 @@ class _Handler:
     def __init__(self, services: Services, *, inbound: bool = False) -> None:
         self.services = services
         self.inbound = inbound
-        self.report_intake = build_report_intake(services) if inbound else None
+        self.report_intake = services.report_intake if inbound else None
         self.reports: collections.Counter[str] = collections.Counter()
         settings = services.settings
         self.connector_tenant = settings.smtp_connector_tenant

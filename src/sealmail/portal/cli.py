@@ -6,30 +6,17 @@ import json
 from typing import Annotated
 
 import typer
-from argon2 import PasswordHasher
 
-from sealmail.app import Services
+from sealmail.cli_support import SessionOpener
 from sealmail.portal.lifecycle import PortalLifecycle
 
 portal_app = typer.Typer(help="Secure-portal messages: recall, expire, list.", no_args_is_help=True)
 
 Tenant = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 
-
-def _lifecycle() -> tuple[PortalLifecycle, Services]:
-    # Imported late: sealmail.cli will import this module to register ``portal_app``.
-    from sealmail.cli import _services
-
-    svc = _services()
-    s = svc.settings
-    hasher = PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib)
-    return PortalLifecycle(svc.engine, hasher), svc
-
-
-def _tenant(svc: Services, tenant: str | None) -> str:
-    from sealmail.cli import _tenant as pick  # late, as above
-
-    return pick(svc, tenant)
+# Bound by the root CLI; ``sweep`` is installation-wide and opens with tenant "*".
+session: SessionOpener[PortalLifecycle] = SessionOpener("portal")
+ALL_TENANTS = "*"
 
 
 def _print(value: object) -> None:
@@ -39,39 +26,27 @@ def _print(value: object) -> None:
 @portal_app.command("recall")
 def recall(message_id: str, tenant: Tenant = None) -> None:
     """Revoke portal access to a message for all its recipients (read or not)."""
-    lifecycle, svc = _lifecycle()
-    try:
-        _print(lifecycle.recall(_tenant(svc, tenant), message_id, "cli"))
-    finally:
-        svc.close()
+    with session(tenant) as (lifecycle, tenant_id):
+        _print(lifecycle.recall(tenant_id, message_id, "cli"))
 
 
 @portal_app.command("expire-now")
 def expire_now(message_id: str, tenant: Tenant = None) -> None:
     """End portal access now; the content is shredded once no recipient needs it."""
-    lifecycle, svc = _lifecycle()
-    try:
-        _print(lifecycle.expire_now(_tenant(svc, tenant), message_id, "cli"))
-    finally:
-        svc.close()
+    with session(tenant) as (lifecycle, tenant_id):
+        _print(lifecycle.expire_now(tenant_id, message_id, "cli"))
 
 
 @portal_app.command("list")
 def list_holds(message_id: str, tenant: Tenant = None) -> None:
     """Show a message's portal settings and each portal recipient's state."""
-    lifecycle, svc = _lifecycle()
-    try:
-        _print(lifecycle.describe(_tenant(svc, tenant), message_id))
-    finally:
-        svc.close()
+    with session(tenant) as (lifecycle, tenant_id):
+        _print(lifecycle.describe(tenant_id, message_id))
 
 
 @portal_app.command("sweep")
 def sweep() -> None:
     """Emit pending portal events, expire what is due and shred finished messages."""
-    lifecycle, svc = _lifecycle()
-    try:
+    with session(ALL_TENANTS) as (lifecycle, _):
         result = lifecycle.sweep()
         _print({"notified": result.notified, "expired": result.expired, "shredded": result.shredded})
-    finally:
-        svc.close()

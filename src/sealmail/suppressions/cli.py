@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sealmail.cli_support import tenant_session
+from sealmail.cli_support import SessionOpener
 from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
 
 suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
@@ -27,10 +25,7 @@ TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when seve
 StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "*" (every stream).')]
 
 
-@contextmanager
-def _session(tenant: str | None) -> Iterator[tuple[Suppressions, str]]:
-    with tenant_session(tenant) as (svc, tenant_id):
-        yield Suppressions(svc.engine), tenant_id
+session: SessionOpener[Suppressions] = SessionOpener("suppressions")
 
 
 @suppressions_app.command("list")
@@ -42,7 +37,7 @@ def list_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """The newest entries, one a line."""
-    with _session(tenant) as (store, tenant_id):
+    with session(tenant) as (store, tenant_id):
         page = store.list(tenant_id, limit=limit, filters=Filters(stream, reason, address))
         for row in page["data"]:
             until = f"  until {row['expires_at']}" if row["expires_at"] else ""
@@ -65,7 +60,7 @@ def add_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Suppress an address on a stream (default: every stream)."""
-    with _session(tenant) as (store, tenant_id):
+    with session(tenant) as (store, tenant_id):
         row, written = store.add(
             tenant_id,
             address=address,
@@ -81,7 +76,7 @@ def add_cmd(
 @suppressions_app.command("remove")
 def remove_cmd(address: str, stream: StreamOpt = ALL_STREAMS, tenant: TenantOpt = None) -> None:
     """Remove the entry for exactly this stream ("*" is its own entry)."""
-    with _session(tenant) as (store, tenant_id):
+    with session(tenant) as (store, tenant_id):
         store.remove(tenant_id, stream=stream, address=address, actor="cli")
         out.print("removed")
 
@@ -96,7 +91,7 @@ def export_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Every entry as CSV (RFC 4180)."""
-    with _session(tenant) as (store, tenant_id):
+    with session(tenant) as (store, tenant_id):
         lines = store.export_csv(tenant_id, Filters(stream, reason))
         if output is None:
             for line in lines:

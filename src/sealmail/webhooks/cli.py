@@ -6,17 +6,13 @@ A Typer sub-app (``webhooks_app``) that the main CLI registers; it goes through 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from sealmail.app import Services
-from sealmail.cli_support import tenant_session
-from sealmail.net.destination import DestinationVetter
+from sealmail.cli_support import SessionOpener
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook endpoints (Standard Webhooks).")
@@ -25,19 +21,13 @@ out = Console(highlight=False)
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 
 
-@contextmanager
-def _session(tenant: str | None) -> Iterator[tuple[Services, WebhookEndpoints, str]]:
-    with tenant_session(tenant) as (svc, tenant_id):
-        allow_http = svc.settings.allow_loopback_fetch
-        vetter = DestinationVetter.from_settings(svc.settings)
-        endpoints = WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http, vetter=vetter)
-        yield svc, endpoints, tenant_id
+session: SessionOpener[WebhookEndpoints] = SessionOpener("webhooks")
 
 
 @webhooks_app.command("list")
 def list_cmd(tenant: TenantOpt = None) -> None:
     """Endpoints of the tenant, with status and failure streak."""
-    with _session(tenant) as (_, endpoints, tenant_id):
+    with session(tenant) as (endpoints, tenant_id):
         for ep in endpoints.list_endpoints(tenant_id):
             streams = ",".join(ep["streams"]) or "all streams"
             types = ",".join(ep["event_types"]) or "all events"
@@ -57,7 +47,7 @@ def add_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Create an endpoint; prints its signing secret once."""
-    with _session(tenant) as (_, endpoints, tenant_id):
+    with session(tenant) as (endpoints, tenant_id):
         spec = EndpointSpec(url, event_type or [], stream or [], "full" if full else "thin", description)
         ep, secret = endpoints.create(tenant_id, spec, actor="cli")
         out.print(f"endpoint {ep['id']} ({ep['payload']} payloads)")
@@ -71,7 +61,7 @@ def rotate_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """New signing secret; both are sent during the overlap."""
-    with _session(tenant) as (_, endpoints, tenant_id):
+    with session(tenant) as (endpoints, tenant_id):
         ep, secret = endpoints.rotate_secret(tenant_id, endpoint_id, "cli", timedelta(hours=overlap_hours))
         out.print(f"new signing secret (shown once): [bold]{secret}[/bold]")
         out.print(f"the previous secret also signs until {ep['previous_secret_expires_at']}")
@@ -86,7 +76,7 @@ def replay_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Resend one delivery, or everything an endpoint got since a time."""
-    with _session(tenant) as (_, endpoints, tenant_id):
+    with session(tenant) as (endpoints, tenant_id):
         if since is None:
             delivery = endpoints.replay_delivery(tenant_id, target, actor="cli")
             out.print(f"delivery {delivery['id']} queued again (webhook-id {delivery['webhook_id']})")

@@ -17,8 +17,8 @@ from tests.integration.bounces.conftest import VERP_RE, Bounces
 from tests.integration.webhooks.receiver import Receiver
 from tests.unit.bounces.samples import arf_report, gmail_delayed, postfix_dsn
 
+from sealmail.app import build_return_paths
 from sealmail.bounces.tables import feedback_reports
-from sealmail.bounces.wiring import build_return_paths
 from sealmail.suppressions.service import SuppressionReason
 from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints

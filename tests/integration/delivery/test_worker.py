@@ -22,11 +22,10 @@ from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.messages import compose, queue
 from sealmail.messages.schemas import MessageIn
-from sealmail.runtime import build_transport, build_worker
 from sealmail.store.tables import recipients
 
 DOMAIN = "example.net"

@@ -26,13 +26,12 @@ from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import ReceivedMessage, SmtpSink
 from tests.support.waiting import wait_until
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.crypto.dkim import dns_records
 from sealmail.intake.api.app import create_api
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
-from sealmail.runtime import build_transport, build_worker
 from sealmail.store.tables import recipients
 
 HTML = (

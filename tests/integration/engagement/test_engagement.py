@@ -236,7 +236,7 @@ def test_resubscribe_cannot_clear_an_administrators_entry(stack: Stack) -> None:
 
 
 def stack_csrf(stack: Stack, path: str) -> str:
-    from sealmail.engagement.wiring import build_engagement
+    from sealmail.app import build_engagement
 
     return build_engagement(stack.services, stack.settings).csrf(path.rsplit("/", 1)[1])
 

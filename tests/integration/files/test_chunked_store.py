@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from tests.conftest import TenantFixture
 
-from sealmail.app import Services
+from sealmail.app import Services, build_file_shares
 from sealmail.crypto import vault
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobMissing, BlobStore, LocalDirectoryBlobStore, MemoryBlobStore
 from sealmail.files.errors import FileUnreadable
 from sealmail.files.ranges import ByteRange, Unsatisfiable, parse_range
 from sealmail.files.reading import chunk_key
-from sealmail.files.wiring import file_shares_for
 
 
 @pytest.fixture(params=["memory", "directory"])
@@ -82,7 +81,7 @@ def test_upload_cuts_exact_chunks_and_reads_back_any_range(
     services: Services, tenant: TenantFixture, size: int
 ) -> None:
     blobs = MemoryBlobStore()
-    shares = file_shares_for(services, blobs)
+    shares = build_file_shares(services, blobs)
     shares.chunk_size = 1024
     data = bytes(i % 251 for i in range(size))
     up = shares.start(tenant.principal, "x.bin", "application/octet-stream")
@@ -103,7 +102,7 @@ def test_a_missing_final_chunk_is_an_error_not_a_short_file(
     services: Services, tenant: TenantFixture
 ) -> None:
     blobs = MemoryBlobStore()
-    shares = file_shares_for(services, blobs)
+    shares = build_file_shares(services, blobs)
     shares.chunk_size = 1024
     up = shares.start(tenant.principal, "x.bin", "application/octet-stream")
     up.feed(b"z" * 3000)

@@ -30,7 +30,7 @@ from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import ReceivedMessage, SmtpSink
 from tests.support.waiting import wait_until
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
 from sealmail.intake.api.app import create_api
@@ -38,7 +38,6 @@ from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 from sealmail.portal import api as portal_admin
 from sealmail.portal.web import PortalOptions, create_portal
-from sealmail.runtime import build_transport, build_worker
 from sealmail.tenancy.service import Principal
 
 PATIENT = "patient@plain.example"

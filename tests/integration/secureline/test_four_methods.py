@@ -25,11 +25,10 @@ from tests.support.dns_server import DnsServer
 from tests.support.gpg import GnuPG
 from tests.support.smime_ca import SmimeCA
 
-from sealmail.app import build_services
+from sealmail.app import build_services, build_transport, build_worker
 from sealmail.crypto.dkim import dns_records
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
-from sealmail.runtime import build_transport, build_worker
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("gpg") is None, reason="GnuPG (gpg) is not installed"),

@@ -18,10 +18,9 @@ from tests.support.gpg import GnuPG
 from tests.support.https_server import HttpsServer, Route
 from tests.support.smtp_sink import SmtpSink
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.intake.api.app import create_api
 from sealmail.net.http_client import SafeHttpClient
-from sealmail.runtime import build_transport, build_worker
 from sealmail.secureline.keydir import Discovery
 from sealmail.secureline.wkd import wkd_hash
 

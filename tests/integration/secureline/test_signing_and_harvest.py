@@ -20,11 +20,10 @@ from tests.support.gpg import GnuPG
 from tests.support.smime_ca import SmimeCA
 from typer.testing import CliRunner
 
-from sealmail.app import Services, build_services
+from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.cli import app as cli_app
 from sealmail.crypto import smime
 from sealmail.intake.api.app import create_api
-from sealmail.runtime import build_transport, build_worker
 from sealmail.secureline.harvest import harvest
 
 BODY = "Your lab results are attached to this secure message."

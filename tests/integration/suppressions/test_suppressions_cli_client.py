@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sealmail.app import Services
 from sealmail.client import AsyncSealmailClient, OutgoingMessage, SealmailApiError, SealmailClient
 from sealmail.config import Settings
-from sealmail.suppressions.cli import suppressions_app
+from sealmail.cli import app as sealmail_cli
 
 runner = CliRunner()
 
@@ -72,19 +72,25 @@ def test_cli_add_list_export_remove(
     settings: Settings, services: Services, tenant: TenantFixture, tmp_path: Path
 ) -> None:
     env = {"SEALMAIL_HOME": str(settings.home), "SEALMAIL_DATABASE_URL": settings.database_url}
-    added = runner.invoke(suppressions_app, ["add", "Jane@example.net", "--stream", "phi"], env=env)
+    added = runner.invoke(
+        sealmail_cli, ["suppressions", "add", "Jane@example.net", "--stream", "phi"], env=env
+    )
     assert added.exit_code == 0, added.output
     assert "suppressed" in added.output
-    listed = runner.invoke(suppressions_app, ["list"], env=env)
+    listed = runner.invoke(sealmail_cli, ["suppressions", "list"], env=env)
     assert "jane@example.net" in listed.output and "phi" in listed.output
     target = tmp_path / "out.csv"
-    exported = runner.invoke(suppressions_app, ["export", "-o", str(target)], env=env)
+    exported = runner.invoke(sealmail_cli, ["suppressions", "export", "-o", str(target)], env=env)
     assert exported.exit_code == 0, exported.output
     assert "jane@example.net,phi,manual,cli" in target.read_text()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    bad = runner.invoke(suppressions_app, ["add", "nope", "--stream", "phi"], env=env)
+    bad = runner.invoke(sealmail_cli, ["suppressions", "add", "nope", "--stream", "phi"], env=env)
     assert bad.exit_code == 2 and "address" in bad.output
-    removed = runner.invoke(suppressions_app, ["remove", "jane@example.net", "--stream", "phi"], env=env)
+    removed = runner.invoke(
+        sealmail_cli, ["suppressions", "remove", "jane@example.net", "--stream", "phi"], env=env
+    )
     assert removed.exit_code == 0, removed.output
-    again = runner.invoke(suppressions_app, ["remove", "jane@example.net", "--stream", "phi"], env=env)
+    again = runner.invoke(
+        sealmail_cli, ["suppressions", "remove", "jane@example.net", "--stream", "phi"], env=env
+    )
     assert again.exit_code == 2

@@ -25,8 +25,7 @@ from tests.integration.templates.conftest import auth, with_templates
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 
-from sealmail.app import build_services
-from sealmail.runtime import build_transport, build_worker
+from sealmail.app import build_services, build_transport, build_worker
 from sealmail.store.tables import recipients as recipient_rows
 
 __all__ = ["ca", "dns", "mx"]  # the delivery fixtures, used here by name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sealmail.app import return_path_config
 from sealmail.bounces.return_path import return_path_domain
 from sealmail.config import Settings
 from sealmail.crypto.dkim import RecordPurpose, dns_records
@@ -11,11 +12,11 @@ from sealmail.crypto.dkim import RecordPurpose, dns_records
 
 def test_return_path_domain_is_a_subdomain_of_the_sender_unless_fixed(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    assert return_path_domain(settings, "Clinic.Example") == "bounces.clinic.example"
+    assert return_path_domain(return_path_config(settings), "Clinic.Example") == "bounces.clinic.example"
     relabelled = settings.model_copy(update={"return_path_label": "rp"})
-    assert return_path_domain(relabelled, "clinic.example") == "rp.clinic.example"
+    assert return_path_domain(return_path_config(relabelled), "clinic.example") == "rp.clinic.example"
     fixed = settings.model_copy(update={"return_path_domain": "Bounce.Sealmail.Example."})
-    assert return_path_domain(fixed, "clinic.example") == "bounce.sealmail.example"
+    assert return_path_domain(return_path_config(fixed), "clinic.example") == "bounce.sealmail.example"
 
 
 def test_records_add_the_return_path_mx_and_spf_only_when_asked() -> None:
