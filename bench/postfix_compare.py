@@ -60,6 +60,7 @@ from throughput import (  # noqa: E402
     SINK_IP,
     Child,
     Harness,
+    Profiler,
     Sink,
     _read_response,
     free_port,
@@ -419,6 +420,9 @@ def run_path(
                 raise RuntimeError(f"{target}: warm-up not accepted")
             sink.wait_for(base + args.warmup, args.timeout)
         rounds: list[dict[str, Measure]] = []
+        profs = [Profiler(h, c.pid, f"pfcmp-{spec.name}-{c.name}") for c in sm.procs] if args.profile else []
+        if profs:
+            time.sleep(1.0)  # let py-spy attach
         for r in range(args.rounds):
             order = ("postfix", "sealmail") if r % 2 == 0 else ("sealmail", "postfix")
             got = {t: measure(t, sm, pf, sink, args, f"{spec.name}-r{r}-{t}") for t in order}
@@ -430,10 +434,23 @@ def run_path(
                 flush=True,
             )
             rounds.append(got)
+        write_profiles(spec, profs)
     finally:
         for c in reversed(sm.procs):
             h.stop(c)
     return summarize(spec, rounds)
+
+
+def write_profiles(spec: PathSpec, profs: list[Profiler]) -> None:
+    """py-spy summaries of every Sealmail process (folded stacks go to bench/results/ too)."""
+    if not profs:
+        return
+    out = [f"# py-spy: Sealmail processes on `{spec.name}` during the measured rounds", ""]
+    for prof in profs:
+        out += [f"## {prof.name}", "", *prof.stop(), ""]
+    dest = BENCH / "results" / f"profile-pfcmp-{spec.name}.md"
+    dest.write_text("\n".join(out))
+    print(f"  profile summary: {dest}", flush=True)
 
 
 def summarize(spec: PathSpec, rounds: list[dict[str, Measure]]) -> dict[str, Any]:
@@ -500,6 +517,7 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600, help="bound on one round's drain, seconds")
     p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")
     p.add_argument("--output", type=Path, help="also write the markdown table here")
+    p.add_argument("--profile", action="store_true", help="py-spy every Sealmail process (needs py-spy)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postfix maillog)")
     args = p.parse_args()
     specs = [PathSpec.parse(x.strip()) for x in args.paths.split(",") if x.strip()]
