@@ -364,6 +364,7 @@ class Measure:
     plaintext: int
     busy_pct: float  # whole machine, all cores
     others_pct: float  # share of all cores used by processes that are not the bench's
+    per_proc: dict[str, float] = field(default_factory=dict)  # Sealmail ms/msg by process
 
 
 def send(target: str, sm: Sealmail, pf_port: int, n: int, args: argparse.Namespace, tag: str) -> int:
@@ -406,6 +407,10 @@ def measure(
         plaintext=st.plaintext - base.plaintext,
         busy_pct=100 * (m1[0] - m0[0]) / total,
         others_pct=max(0.0, 100 * (m1[0] - m0[0] - ours) / total),
+        per_proc={
+            c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n
+            for c in (sm.procs if target == "sealmail" else [])
+        },
     )
 
 
@@ -467,6 +472,10 @@ def summarize(spec: PathSpec, rounds: list[dict[str, Measure]]) -> dict[str, Any
         "pg_cpu_ms": med("sealmail", "pg_ms"),
         "postfix_cpu_ms": med("postfix", "cpu_ms"),
         "sink_ms": (med("sealmail", "sink_ms"), med("postfix", "sink_ms")),
+        "per_proc": {
+            name: statistics.median(r["sealmail"].per_proc[name] for r in rounds)
+            for name in rounds[0]["sealmail"].per_proc
+        },
         "conns": (med("sealmail", "conns"), med("postfix", "conns")),
         "plaintext": sum(r[t].plaintext for r in rounds for t in r),
         "busy": (med("sealmail", "busy_pct"), med("postfix", "busy_pct")),
@@ -490,6 +499,14 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[s
             f"{r['postfix_cpu_ms']:.1f} | {scpu / max(r['postfix_cpu_ms'], 1e-9):.1f}× | "
             f"{r['conns'][0]:.0f}/{r['conns'][1]:.0f} | {r['busy'][0]:.0f}/{r['busy'][1]:.0f} | "
             f"{r['others'][0]:.0f}/{r['others'][1]:.0f} |"
+        )
+    lines.append("")
+    for r in results:
+        split = ", ".join(f"{k.removeprefix('sealmail-')} {v:.1f}" for k, v in r["per_proc"].items())
+        lines.append(
+            f"- {r['path']}: Sealmail CPU ms/msg by process: {split}; PostgreSQL backends "
+            f"{r['pg_cpu_ms']:.1f}; sink {r['sink_ms'][0]:.1f} (Sealmail rounds) / {r['sink_ms'][1]:.1f} "
+            "(Postfix rounds)"
         )
     plain = sum(r["plaintext"] for r in results)
     lines += [
