@@ -295,7 +295,7 @@ def setup_main(pgp_rcpts: int) -> None:
     from sealmail.crypto import pgp
     from sealmail.domain.tls_policy import Stream
 
-    settings = Settings()
+    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills it from SEALMAIL_*
     result = initialize(settings, first_tenant="Bench Clinic")
     assert result.tenant_id is not None
     services = build_services(settings)
@@ -460,7 +460,7 @@ def write_profiles(spec: PathSpec, profs: list[Profiler]) -> None:
 
 def summarize(spec: PathSpec, rounds: list[dict[str, Measure]]) -> dict[str, Any]:
     def med(target: str, attr: str) -> float:
-        return statistics.median(getattr(r[target], attr) for r in rounds)
+        return statistics.median(float(getattr(r[target], attr)) for r in rounds)
 
     return {
         "path": spec.name,
