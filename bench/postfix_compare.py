@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -385,7 +386,10 @@ def measure(
     tag: str,
 ) -> Measure:
     n = args.messages
-    roots, comms = ([pf.master_pid()], postfix_stock.DAEMONS) if target == "postfix" else (sm.pids, None)
+    master = pf.master_pid()
+    if master is None:
+        raise RuntimeError(f"postfix master is gone:\n{pf.log_tail()}")
+    roots, comms = ([master], postfix_stock.DAEMONS) if target == "postfix" else (sm.pids, None)
     base = sink.state()
     cpu0, pg0, sink0 = tree_cpu(roots, comms), pg_backend_cpu(), tree_cpu([sink.pid])
     m0, own0 = machine_cpu(), sum(os.times()[:2])
@@ -543,6 +547,8 @@ def main() -> None:
     time.sleep(1)
     m1 = machine_cpu()
     meta["busy_before"] = 100 * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1e-9)
+    # SIGTERM runs the same cleanup as Ctrl-C: the private Postfix must not outlive the bench.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     h = Harness(keep=args.keep)
     pf: postfix_stock.PrivatePostfix | None = None
     results = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 # Services a relay-only instance needs; chroot off (column 5) because the queue lives in a
@@ -142,22 +143,42 @@ class PrivatePostfix:
             ["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=60, check=False
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float = 60) -> None:
+        # Marked started first: an interrupted start may still leave a master running.
+        self.started = True
         out = self._postfix("start")
         if out.returncode != 0:
             raise RuntimeError(f"postfix start failed: {out.stdout.decode()} {out.stderr.decode()}")
-        self.started = True
+        # ``postfix start`` returns before master has written its pid file; until then
+        # ``postfix stop`` answers "not running", so wait for it (bounded).
+        deadline = time.monotonic() + timeout
+        while self.master_pid() is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postfix master did not come up:\n{self.log_tail()}")
+            time.sleep(0.1)
 
-    def master_pid(self) -> int:
-        pidfile = self.root / "queue" / "pid" / "master.pid"
-        return int(pidfile.read_text().split()[0])
+    def master_pid(self) -> int | None:
+        """The running master's pid, or None (no pid file yet, or the process is gone)."""
+        try:
+            pid = int((self.root / "queue" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
 
-    def stop(self) -> None:
-        if self.started:
-            out = self._postfix("stop")
-            if out.returncode != 0:
+    def stop(self, timeout: float = 30) -> None:
+        """``postfix stop``; waits (bounded) for master to exit; ``abort`` if it will not."""
+        if not self.started:
+            return
+        deadline = time.monotonic() + timeout
+        while self.master_pid() is None and time.monotonic() < deadline - timeout / 2:
+            time.sleep(0.1)  # a start that was interrupted may still be bringing master up
+        if self.master_pid() is not None:
+            self._postfix("stop")
+            while self.master_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.master_pid() is not None:
                 self._postfix("abort")
-            self.started = False
+        self.started = False
 
     def log_tail(self, n: int = 4000) -> str:
         try:
