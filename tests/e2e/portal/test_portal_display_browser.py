@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.portal.test_portal_browser import ARGS, CHROMIUM, DESKTOP, request_and_enter_code
+from tests.e2e.portal.conftest import ARGS, CHROMIUM
+from tests.e2e.portal.test_portal_browser import DESKTOP, request_and_enter_code
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import Stack, attachment, portal_stack
 from tests.support.ca import TestCA
