@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
@@ -26,12 +26,13 @@ from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
 from sealmail.dlp.screening import Screener
-from sealmail.limits.service import Limiter, MemoryLimiter
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
+from sealmail.limits.service import Limiter, MemoryLimiter
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -190,6 +191,8 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
 # HKDF purpose of the link-token key (``SiteSecrets.key``).
 LINKS_KEY = "links"
 
@@ -312,3 +315,14 @@ def build_worker(
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(services.engine, services.keyring, transport, settings, secureline, name=name, dsn=dsn)
+
+
+# -- evidence (issue 15): proofs of delivery, audit anchors, reports ------------------------------
+EVIDENCE_SECRET = "evidence"  # noqa: S105 — the name of a site-secret row, not a secret
+
+
+def build_evidence(services: Services) -> Evidence:
+    # Its own site-secret root, so no other purpose's key is ever derived from the anchor key's seed.
+    return Evidence(
+        services.engine, services.keyring, lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET)
+    )
