@@ -14,16 +14,10 @@ from starlette.responses import Response
 
 from sealmail.errors import InvalidRequest
 from sealmail.evidence.reports import Period
+from sealmail.evidence.schemas import ProofOut
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
 
-PROOF_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A signed document (format sealmail-proof-of-delivery/1): body, manifest of "
-        "field digests, Ed25519 signature. Check it offline with `sealmail verify FILE`.",
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
-}
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "RFC 4180 CSV: status, method, secured_by, tls_version, verified_by, recipients.",
@@ -37,9 +31,13 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
     Reader = Annotated[Principal, need("read")]
     Id = Annotated[str, Path(max_length=64)]
 
-    @r.get("/messages/{message_id}/recipients/{recipient_id}/proof", responses=PROOF_RESPONSE)
+    @r.get("/messages/{message_id}/recipients/{recipient_id}/proof", response_model=ProofOut)
     def proof(message_id: Id, recipient_id: Id, who: Reader) -> dict[str, Any]:
-        """The signed proof of delivery of one recipient (409 until it is delivered)."""
+        """The signed proof of delivery of one recipient (409 until it is delivered).
+
+        Body, a manifest of the SHA-256 of each body field, and an Ed25519 signature by the
+        tenant's evidence key over the manifest: check it offline with ``sealmail verify FILE``.
+        """
         return evidence.proofs.issue(who.tenant_id, message_id, recipient_id, who.credential_id)
 
     @r.get("/reports/delivery.csv", response_class=Response, responses=CSV_RESPONSE)

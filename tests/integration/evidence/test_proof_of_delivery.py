@@ -3,11 +3,15 @@ and refused by ``sealmail verify`` the moment one byte of it changes."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import make_tenant
 from tests.integration.delivery.conftest import MxFarm
@@ -20,12 +24,13 @@ from sealmail.app import build_evidence
 from sealmail.cli import app as sealmail_cli
 from sealmail.evidence import signed
 from sealmail.intake.api.app import create_api
+from sealmail.store.tables import audit_log
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def delivered(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Delivered:
+def delivered(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Iterator[Delivered]:
     done = deliver_one(tmp_path, db_url, dns, ca, mx)
     yield done
     done.services.close()
@@ -125,3 +130,39 @@ def test_cli_proof_verifies_offline_and_a_flipped_byte_is_named(delivered: Deliv
     target.write_bytes(b"{not json")
     bad = runner.invoke(sealmail_cli, ["verify", str(target)])
     assert bad.exit_code == 1
+
+
+def test_delivery_report_counts_the_recipient_under_verified_tls(delivered: Delivered) -> None:
+    d = delivered
+    headers = {"Authorization": f"Bearer {d.tenant.api_key}"}
+    with TestClient(create_api(d.services)) as http:
+        got = http.get(
+            "/v1/reports/delivery.csv",
+            params={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+            headers=headers,
+        )
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(got.text)))
+        [tls] = [r for r in rows if r["status"] == "delivered"]
+        assert tls["method"] == "tls" and tls["recipients"] == "1"
+        assert tls["secured_by"].startswith("verified TLS (TLSv1.") and tls["verified_by"] == "pkix"
+        assert [r["recipients"] for r in rows if r["status"] == "sent"] == ["1"]
+        # A period before the message: nothing but the zero total.
+        empty = http.get(
+            "/v1/reports/delivery.csv",
+            params={"since": "2000-01-01T00:00:00Z", "until": "2001-01-01T00:00:00Z"},
+            headers=headers,
+        )
+        assert [r["recipients"] for r in csv.DictReader(io.StringIO(empty.text))] == ["0"]
+        backwards = http.get(
+            "/v1/reports/delivery.csv",
+            params={"since": "2001-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z"},
+            headers=headers,
+        )
+        assert backwards.status_code == 400
+        assert backwards.headers["content-type"].startswith("application/problem+json")
+    # Exporting a report is audited.
+    with d.services.engine.connect() as conn:
+        actions = conn.execute(sa.select(audit_log.c.action)).scalars().all()
+    assert actions.count("report:exported") == 2
