@@ -62,12 +62,25 @@ def report_cmd(
     since: Annotated[datetime, typer.Option(help="Start (inclusive), e.g. 2026-10-01.")],
     until: Annotated[datetime, typer.Option(help="End (exclusive), e.g. 2027-01-01.")],
     output: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="A PDF (needs --out) instead of CSV.")] = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """The delivery report (CSV): outcomes and how each recipient was secured.  Times without
-    an offset are UTC."""
+    """The delivery report (CSV or PDF): outcomes and how each recipient was secured.  Times
+    without an offset are UTC."""
+    if pdf and output is None:
+        err.print("[red]error:[/red] --pdf needs --out FILE")
+        raise typer.Exit(2)
+    period = Period(_utc(since), _utc(until))
     with session(tenant) as (evidence, tenant_id):
-        csv_text = evidence.delivery_report(tenant_id, Period(_utc(since), _utc(until)), "cli")
+        if pdf:
+            assert output is not None
+            data = evidence.delivery_report_pdf(tenant_id, period, "cli")
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "wb") as fh:
+                fh.write(data)
+            err.print(f"written to {output}")
+            return
+        csv_text = evidence.delivery_report(tenant_id, period, "cli")
     _write(csv_text, output)
 
 

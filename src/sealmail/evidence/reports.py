@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sealmail.evidence.pdf import text_pdf
 from sealmail.store import db
 from sealmail.store.tables import attempts, messages, recipients
 
@@ -89,3 +90,15 @@ def delivery_csv(engine: Engine, tenant_id: str, period: Period) -> str:
     writer.writerow(HEADER)
     writer.writerows(delivery_rows(engine, tenant_id, period))
     return buf.getvalue()
+
+
+def delivery_pdf(engine: Engine, tenant_id: str, period: Period) -> bytes:
+    """The same table as ``delivery_csv``, laid out in columns on PDF pages."""
+    rows = [HEADER, *delivery_rows(engine, tenant_id, period)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    title = (
+        f"Sealmail delivery report - tenant {tenant_id} - "
+        f"{period.since.isoformat(timespec='seconds')} to {period.until.isoformat(timespec='seconds')}"
+    )
+    return text_pdf(title, lines)

@@ -11,7 +11,7 @@ from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.audit_names import EvidenceAudit
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.proofs import Proofs
-from sealmail.evidence.reports import Period, delivery_csv
+from sealmail.evidence.reports import Period, delivery_csv, delivery_pdf
 from sealmail.tenancy.keyring import Keyring
 
 
@@ -24,7 +24,14 @@ class Evidence:
 
     def delivery_report(self, tenant_id: str, period: Period, actor: str) -> str:
         """The delivery report as CSV; exporting it is audited (who took what, for which period)."""
-        report = delivery_csv(self.engine, tenant_id, period)
+        self._exported(tenant_id, period, actor, "csv")
+        return delivery_csv(self.engine, tenant_id, period)
+
+    def delivery_report_pdf(self, tenant_id: str, period: Period, actor: str) -> bytes:
+        self._exported(tenant_id, period, actor, "pdf")
+        return delivery_pdf(self.engine, tenant_id, period)
+
+    def _exported(self, tenant_id: str, period: Period, actor: str, fmt: str) -> None:
         with self.engine.begin() as conn:
             audit.append(
                 conn,
@@ -33,8 +40,8 @@ class Evidence:
                 tenant_id=tenant_id,
                 details={
                     "report": "delivery",
+                    "format": fmt,
                     "since": period.since.isoformat(),
                     "until": period.until.isoformat(),
                 },
             )
-        return report

@@ -99,8 +99,8 @@ def verify(doc: Any, trusted_fingerprint: str | None = None) -> Verdict:
     try:
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(sig["public_key"], validate=True))
         value = base64.b64decode(sig["value"], validate=True)
-    except (KeyError, TypeError, ValueError) as exc:
-        verdict.problems.append(f"signature: unreadable ({type(exc).__name__})")
+    except (KeyError, TypeError, ValueError):
+        verdict.problems.append("signature: unreadable (public_key and value must be base64)")
         return verdict
     verdict.key_fingerprint = key_fingerprint(public)
     if sig.get("algorithm") != ALGORITHM:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from tests.conftest import make_tenant
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.evidence.harness import Delivered, deliver_one
@@ -166,3 +167,26 @@ def test_delivery_report_counts_the_recipient_under_verified_tls(delivered: Deli
     with d.services.engine.connect() as conn:
         actions = conn.execute(sa.select(audit_log.c.action)).scalars().all()
     assert actions.count("report:exported") == 2
+
+
+def test_delivery_report_pdf_reads_back_with_the_same_figures(delivered: Delivered, tmp_path: Path) -> None:
+    target = tmp_path / "report.pdf"
+    args = [
+        "evidence",
+        "report",
+        "--since",
+        "2000-01-01",
+        "--until",
+        "2100-01-01",
+        "--pdf",
+        "--out",
+        str(target),
+    ]
+    made = runner.invoke(sealmail_cli, args, env=_env(delivered))
+    assert made.exit_code == 0, made.output
+    text = "\n".join(page.extract_text() for page in PdfReader(str(target)).pages)
+    assert "Sealmail delivery report" in text
+    assert "verified TLS (TLSv1." in text and "pkix" in text
+    assert "secured_by" in text
+    no_out = runner.invoke(sealmail_cli, args[:-2], env=_env(delivered))
+    assert no_out.exit_code == 2
