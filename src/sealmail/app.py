@@ -28,6 +28,7 @@ from sealmail.delivery.worker import Worker
 from sealmail.dlp.screening import Screener
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
@@ -324,5 +325,8 @@ EVIDENCE_SECRET = "evidence"  # noqa: S105 — the name of a site-secret row, no
 def build_evidence(services: Services) -> Evidence:
     # Its own site-secret root, so no other purpose's key is ever derived from the anchor key's seed.
     return Evidence(
-        services.engine, services.keyring, lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET)
+        services.engine,
+        services.keyring,
+        lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
+        AnchorMailer(services.messages, services.settings.smtp_hostname),
     )

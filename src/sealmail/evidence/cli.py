@@ -93,12 +93,22 @@ def key_cmd(tenant: TenantOpt = None) -> None:
 
 def anchor_cmd(
     output: Annotated[Path | None, typer.Option("--out", help="Also write the signed anchor here.")] = None,
+    mail_to: Annotated[
+        str | None,
+        typer.Option(help="Also mail it (JSON attached) to this address, e.g. the compliance officer."),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant the mail is sent as (with --mail-to).")] = None,
 ) -> None:
     """Sign the audit chain's head with the installation key and store the anchor."""
-    with session("*") as (evidence, _):
+    with session(tenant if mail_to else "*") as (evidence, tenant_id):
         doc = evidence.anchors.anchor("cli")
         fingerprint = signed.key_fingerprint(evidence.keys.installation().public_key())
-    out.print(f"anchored entry {doc['body']['seq']} ({doc['body']['head_hash']}); key {fingerprint}")
+        if mail_to is not None and evidence.mailer is not None:
+            queued = evidence.mailer.send(tenant_id, mail_to, doc)
+            out.print(f"mailed to {mail_to} as message {queued}", soft_wrap=True)
+    out.print(
+        f"anchored entry {doc['body']['seq']} ({doc['body']['head_hash']}); key {fingerprint}", soft_wrap=True
+    )
     if output is not None:
         _write(json.dumps(doc, indent=2, sort_keys=True) + "\n", output)
 

@@ -10,14 +10,22 @@ from sealmail import audit
 from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.audit_names import EvidenceAudit
 from sealmail.evidence.keys import EvidenceKeys
+from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.proofs import Proofs
 from sealmail.evidence.reports import Period, delivery_csv, delivery_pdf
 from sealmail.tenancy.keyring import Keyring
 
 
 class Evidence:
-    def __init__(self, engine: Engine, keyring: Keyring, site_key: Callable[[str], bytes]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        site_key: Callable[[str], bytes],
+        mailer: AnchorMailer | None = None,
+    ) -> None:
         self.engine = engine
+        self.mailer = mailer
         self.keys = EvidenceKeys(engine, keyring, site_key)
         self.proofs = Proofs(engine, keyring, self.keys)
         self.anchors = Anchors(engine, self.keys)

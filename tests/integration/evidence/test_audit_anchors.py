@@ -3,6 +3,9 @@ later hash was recomputed so that the chain alone still verifies."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from sealmail.cli import app as sealmail_cli
 from sealmail.errors import Conflict
 from sealmail.evidence import signed
 from sealmail.evidence.tables import audit_anchors
-from sealmail.store.tables import audit_head, audit_log
+from sealmail.store.tables import audit_head, audit_log, messages
 
 runner = CliRunner()
 
@@ -102,3 +105,26 @@ def test_anchoring_an_empty_log_is_refused(services: Services) -> None:
     assert audit.count(services.engine) == 0  # a fresh database: nothing audited yet
     with pytest.raises(Conflict, match="nothing to anchor"):
         build_evidence(services).anchors.anchor("test")
+
+
+def test_anchor_mailed_to_the_officer_carries_a_verifiable_copy(
+    services: Services, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    env = {
+        "SEALMAIL_HOME": str(services.settings.home),
+        "SEALMAIL_DATABASE_URL": services.settings.database_url,
+    }
+    args = ["audit", "anchor", "--mail-to", "officer@clinic.example"]
+    made = runner.invoke(sealmail_cli, args, env=env)
+    assert made.exit_code == 0, made.output
+    with services.engine.connect() as conn:
+        row = conn.execute(sa.select(messages).where(messages.c.tenant_id == tenant.id)).one()
+    raw = services.keyring.open(tenant.id, row.id, row.tenant_key_id, row.wrapped_data_key, row.content)
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    [part] = [p for p in mail.iter_attachments() if (p.get_filename() or "").startswith("anchor-")]
+    doc = json.loads(part.get_content())
+    installation = signed.key_fingerprint(build_evidence(services).keys.installation().public_key())
+    assert signed.verify(doc, installation).ok
+    assert f"entry {doc['body']['seq']}" in str(mail["Subject"])
+    bad = runner.invoke(sealmail_cli, ["audit", "anchor", "--mail-to", "not an address"], env=env)
+    assert bad.exit_code == 2
