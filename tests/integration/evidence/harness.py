@@ -30,8 +30,11 @@ class Delivered:
     cert: IssuedCert
 
 
-def deliver_one(home: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Delivered:
-    """Accept one PHI message for tia@tls.example and let the real worker deliver it."""
+def deliver_one(
+    home: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm, pgp_cert: bytes | None = None
+) -> Delivered:
+    """Accept one PHI message for tia@tls.example and let the real worker deliver it
+    (OpenPGP-encrypted when ``pgp_cert`` is her certificate, else over verified TLS)."""
     cert = ca.issue("mx.tls.example")
     sinks = mx.start({"127.0.0.4": {"cert": cert}})
     dns.add("tls.example", "MX", "10 mx.tls.example.")
@@ -41,6 +44,8 @@ def deliver_one(home: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm)
     keys = services.identities.create_dkim_keys(tenant.id, "clinic.example", actor="test")
     for record in dns_records("clinic.example", keys):
         dns.add(record.name, record.type, record.zone_value)
+    if pgp_cert is not None:
+        services.keydir.upload(tenant.id, pgp_cert, "test")
     body = MessageIn.model_validate(
         {
             "from": "Results <results@clinic.example>",

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.integration.delivery.conftest import MxFarm
 from tests.integration.evidence.harness import Delivered, deliver_one
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
+from tests.support.gpg import GnuPG
 from typer.testing import CliRunner
 
 from sealmail.app import build_evidence
@@ -190,3 +192,24 @@ def test_delivery_report_pdf_reads_back_with_the_same_figures(delivered: Deliver
     assert "secured_by" in text
     no_out = runner.invoke(sealmail_cli, args[:-2], env=_env(delivered))
     assert no_out.exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="GnuPG (gpg) is not installed")
+def test_proof_of_a_pgp_delivery_names_the_full_key_and_its_source(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    gpg = GnuPG(tmp_path / "gnupg")
+    try:
+        fpr = gpg.gen_key("Tia <tia@tls.example>")
+        d = deliver_one(tmp_path, db_url, dns, ca, mx, pgp_cert=gpg.export(fpr))
+    finally:
+        gpg.close()
+    try:
+        doc = build_evidence(d.services).proofs.issue(d.tenant.id, d.message_id, d.recipient_id, "test")
+    finally:
+        d.services.close()
+    method = doc["body"]["method"]
+    assert method["name"] == "pgp"
+    assert method["key"]["fingerprint"].upper() == fpr.upper()
+    assert method["key"]["source"] == "uploaded"
+    assert doc["body"]["sha256"]["sent"] == hashlib.sha256(d.received.data).hexdigest()
