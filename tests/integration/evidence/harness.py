@@ -78,3 +78,11 @@ def _recipient(services: Services, message_id: str) -> str:
         return str(
             conn.execute(sa.select(recipients.c.id).where(recipients.c.message_id == message_id)).scalar_one()
         )
+
+
+def cli_env(services: Services) -> dict[str, str]:
+    """The environment that points the ``sealmail`` CLI at this installation."""
+    return {
+        "SEALMAIL_HOME": str(services.settings.home),
+        "SEALMAIL_DATABASE_URL": services.settings.database_url,
+    }

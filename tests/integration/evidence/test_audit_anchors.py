@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture
+from tests.integration.evidence.harness import cli_env
 from typer.testing import CliRunner
 
 from sealmail import audit
@@ -67,10 +68,7 @@ def test_rewritten_history_before_an_anchor_is_reported(services: Services, tena
 def test_an_edited_entry_fails_the_cli_verify(
     services: Services, tenant: TenantFixture, tmp_path: Path
 ) -> None:
-    env = {
-        "SEALMAIL_HOME": str(services.settings.home),
-        "SEALMAIL_DATABASE_URL": services.settings.database_url,
-    }
+    env = cli_env(services)
     target = tmp_path / "anchor.json"
     made = runner.invoke(sealmail_cli, ["audit", "anchor", "--out", str(target)], env=env)
     assert made.exit_code == 0, made.output
@@ -110,10 +108,7 @@ def test_anchoring_an_empty_log_is_refused(services: Services) -> None:
 def test_anchor_mailed_to_the_officer_carries_a_verifiable_copy(
     services: Services, tenant: TenantFixture, tmp_path: Path
 ) -> None:
-    env = {
-        "SEALMAIL_HOME": str(services.settings.home),
-        "SEALMAIL_DATABASE_URL": services.settings.database_url,
-    }
+    env = cli_env(services)
     args = ["audit", "anchor", "--mail-to", "officer@clinic.example"]
     made = runner.invoke(sealmail_cli, args, env=env)
     assert made.exit_code == 0, made.output

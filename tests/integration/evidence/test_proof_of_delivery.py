@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from tests.conftest import make_tenant
 from tests.integration.delivery.conftest import MxFarm
-from tests.integration.evidence.harness import Delivered, deliver_one
+from tests.integration.evidence.harness import Delivered, cli_env, deliver_one
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.gpg import GnuPG
@@ -40,10 +40,7 @@ def delivered(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFar
 
 
 def _env(d: Delivered) -> dict[str, str]:
-    return {
-        "SEALMAIL_HOME": str(d.services.settings.home),
-        "SEALMAIL_DATABASE_URL": d.services.settings.database_url,
-    }
+    return cli_env(d.services)
 
 
 def test_proof_states_what_was_accepted_sent_and_how_it_was_secured(delivered: Delivered) -> None:
