@@ -28,6 +28,8 @@ from sealmail.delivery.worker import Worker
 from sealmail.dlp.screening import Screener
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence.mailing import AnchorMailer
+from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
@@ -314,3 +316,17 @@ def build_worker(
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(services.engine, services.keyring, transport, settings, secureline, name=name, dsn=dsn)
+
+
+# -- evidence (issue 15): proofs of delivery, audit anchors, reports ------------------------------
+EVIDENCE_SECRET = "evidence"  # noqa: S105 — the name of a site-secret row, not a secret
+
+
+def build_evidence(services: Services) -> Evidence:
+    # Its own site-secret root, so no other purpose's key is ever derived from the anchor key's seed.
+    return Evidence(
+        services.engine,
+        services.keyring,
+        lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
+        AnchorMailer(services.messages, services.settings.smtp_hostname),
+    )

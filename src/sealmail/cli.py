@@ -16,11 +16,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sealmail.app import Services, build_portal_lifecycle, build_services
+from sealmail.app import Services, build_evidence, build_portal_lifecycle, build_services
 from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
+from sealmail.evidence import cli as evidence_cli
 from sealmail.net.destination import DestinationVetter
 from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
@@ -160,6 +161,10 @@ def _portal_lifecycle(svc: Services) -> PortalLifecycle:
 webhooks_cli.session.bind(feature_session(_webhook_endpoints))
 suppressions_cli.session.bind(feature_session(_suppressions))
 portal_cli.session.bind(feature_session(_portal_lifecycle))
+evidence_cli.session.bind(feature_session(build_evidence))
+app.add_typer(evidence_cli.evidence_app, name="evidence")
+app.command("verify")(evidence_cli.verify_cmd)
+audit_app.command("anchor")(evidence_cli.anchor_cmd)
 
 
 @app.command()
@@ -660,18 +665,23 @@ def keys_archive(
 @audit_app.command("verify")
 @friendly
 def audit_verify() -> None:
-    """Check the hash chain; exit 1 and name the first bad entry if it was tampered with."""
+    """Check the hash chain and its signed anchors; exit 1 and name what was tampered with."""
     from sealmail import audit
 
     svc = _services()
     total = audit.count(svc.engine)
     with Progress(console=err) as progress:
         task = progress.add_task("verifying audit chain", total=total)
-        result = audit.verify(svc.engine, lambda n: progress.advance(task, n))
-    if result.ok:
-        out.print(f"audit log intact: {result.checked} entries")
+        anchored = build_evidence(svc).anchors.verify(lambda n: progress.advance(task, n))
+    result = anchored.chain
+    for problem in anchored.problems:
+        err.print(f"[red]audit log tampered:[/red] {problem}")
+    if anchored.ok:
+        out.print(f"audit log intact: {result.checked} entries, {anchored.anchors} anchors agree")
         return
-    err.print(f"[red]audit log tampered:[/red] {result.problem} (first bad entry: {result.first_bad_seq})")
+    if not result.ok:
+        where = f"first bad entry: {result.first_bad_seq}"
+        err.print(f"[red]audit log tampered:[/red] {result.problem} ({where})")
     raise typer.Exit(1)
 
 

@@ -6,6 +6,7 @@ their own module next to the feature) are always part of the schema.
 
 from sealmail.bounces import tables as tables_bounces
 from sealmail.engagement import tables as tables_engagement
+from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
 from sealmail.limits import tables as tables_ratelimit
 from sealmail.portal import tables as tables_portal
@@ -20,6 +21,7 @@ __all__ = [
     "tables",
     "tables_bounces",
     "tables_engagement",
+    "tables_evidence",
     "tables_files",
     "tables_portal",
     "tables_ratelimit",

@@ -478,6 +478,16 @@ class AsyncSealmailClient:
         """The whole list as CSV text (RFC 4180, with a header line)."""
         return (await self._request(ops.export_suppressions(stream, reason))).text
 
+    # -- evidence ----------------------------------------------------------------------------
+
+    async def get_proof(self, message_id: str, recipient_id: str) -> dict[str, Any]:
+        """A delivered recipient's signed proof of delivery; save it and run `sealmail verify`."""
+        return cast(dict[str, Any], await self._json(ops.get_proof(message_id, recipient_id)))
+
+    async def delivery_report(self, since: datetime, until: datetime) -> str:
+        """Outcomes and how each recipient was secured, for messages accepted in [since, until), as CSV."""
+        return (await self._request(ops.delivery_report(since, until))).text
+
     # -- templates, batch and bulk ----------------------------------------------------------
 
     async def list_templates(self) -> list[Template]:

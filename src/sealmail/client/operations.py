@@ -450,6 +450,17 @@ def send_file(
 # Every public route and the client method that calls it (the same name on both clients).
 # tests/integration/client/test_coverage.py compares this with the OpenAPI document, so a
 # route added without a client method fails there.
+# -- evidence ------------------------------------------------------------------------------------
+
+
+def get_proof(message_id: str, recipient_id: str) -> Call:
+    return Call("GET", f"/v1/messages/{segment(message_id)}/recipients/{segment(recipient_id)}/proof")
+
+
+def delivery_report(since: datetime, until: datetime) -> Call:
+    return Call("GET", "/v1/reports/delivery.csv", params=_query(since=since, until=until))
+
+
 ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
@@ -515,4 +526,6 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("DELETE", "/v1/files/{file_id}"): "delete_file",
     ("GET", "/v1/files/{file_id}/content"): "download_file",
     ("POST", "/v1/files/{file_id}/send"): "send_file",
+    ("GET", "/v1/messages/{message_id}/recipients/{recipient_id}/proof"): "get_proof",
+    ("GET", "/v1/reports/delivery.csv"): "delivery_report",
 }

@@ -31,7 +31,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse
 
 from sealmail.delivery.mta_sts import MtaStsFetcher
-from sealmail.domain.outcomes import Attempt, AttemptStatus, TlsInfo
+from sealmail.domain.outcomes import Attempt, AttemptStatus, TlsInfo, sent_digest
 from sealmail.domain.tls_policy import (
     DestinationPolicy,
     TlsPolicy,
@@ -208,7 +208,8 @@ class OutboundTransport:
                 continue
             for ip in addresses:
                 try:
-                    return await self._deliver_via(hop, ip, mail_from, recipients, message)
+                    done = await self._deliver_via(hop, ip, mail_from, recipients, message)
+                    return [replace(a, sent_sha256=sent_digest(message)) for a in done]
                 except _HopError as exc:
                     failure = exc
         if failure is None:  # _plan never returns an empty list
@@ -442,6 +443,7 @@ class OutboundTransport:
         sslobj = smtp.get_transport_info("ssl_object")
         cipher = sslobj.cipher() if sslobj is not None else None
         info = TlsInfo(version=sslobj.version() if sslobj else None, cipher=cipher[0] if cipher else None)
+        info = replace(info, peer_cert_sha256=sent_digest(sslobj.getpeercert(True) if sslobj else None))
         if hop.level is TlsPolicy.DANE:
             leaf = sslobj.getpeercert(binary_form=True) if sslobj is not None else None
             result = verify_tlsa(hop.tlsa, leaf or b"", _peer_chain(sslobj), hostnames=[hop.name])

@@ -7,6 +7,7 @@ A recipient whose destination cannot meet the TLS policy is an ``Attempt`` with
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 
 from sealmail.domain.tls_policy import VerifiedBy
@@ -26,6 +27,8 @@ class TlsInfo:
     cipher: str | None = None
     verified: bool = False
     verified_by: VerifiedBy = VerifiedBy.NONE
+    # SHA-256 of the server's leaf certificate (DER, hex): proof of delivery names it.
+    peer_cert_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +53,10 @@ class Attempt:
     # A destination-level failure (connect, handshake, DNS) feeds the circuit breaker;
     # a recipient-level refusal (550 5.1.1) does not.
     destination_failure: bool = False
+    # SHA-256 of the bytes handed to DATA (hex), for the proof of delivery.
+    sent_sha256: str | None = None
+
+
+def sent_digest(data: bytes | None) -> str | None:
+    """SHA-256 (hex) of bytes that went on the wire, or None when there were none."""
+    return hashlib.sha256(data).hexdigest() if data else None

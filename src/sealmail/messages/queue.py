@@ -299,6 +299,8 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
                     "smtp_code": a.smtp_code,
                     "enhanced_code": a.enhanced_code,
                     "reply": (a.reply or "")[:500] or None,
+                    "sent_sha256": a.sent_sha256,
+                    "peer_cert_sha256": a.tls.peer_cert_sha256,
                 }
             )
             data: dict[str, Any] = {

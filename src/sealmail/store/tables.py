@@ -187,6 +187,9 @@ attempts = sa.Table(
     sa.Column("smtp_code", sa.Integer, nullable=True),
     sa.Column("enhanced_code", sa.String(12), nullable=True),
     sa.Column("reply", sa.String(500), nullable=True),
+    # For the proof of delivery (evidence/): what went into DATA and whose certificate took it.
+    sa.Column("sent_sha256", sa.String(64), nullable=True),
+    sa.Column("peer_cert_sha256", sa.String(64), nullable=True),
 )
 
 events = sa.Table(

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealmail.app import Services
+from sealmail.app import Services, build_evidence
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -22,6 +22,7 @@ from sealmail.errors import (
     PermissionDenied,
     UnsupportedMediaType,
 )
+from sealmail.evidence import api as evidence_api
 from sealmail.files import api as files_api
 from sealmail.messages import compose
 from sealmail.messages.schemas import (
@@ -275,6 +276,7 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(files_api.router(services, need))
     app.include_router(templates_api.router(services, need))
     app.include_router(suppressions_api.router(services, need))
+    app.include_router(evidence_api.router(build_evidence(services), need))
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 

@@ -1,0 +1,1 @@
+"""Evidence an auditor accepts: signed proofs of delivery, anchored audit chain, reports."""

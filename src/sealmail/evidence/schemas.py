@@ -1,0 +1,42 @@
+"""Response bodies of the evidence routes (the signed document as the API returns it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from sealmail.web.models import Out
+
+
+class SignatureOut(Out):
+    algorithm: str = Field(description="Ed25519.")
+    key_fingerprint: str = Field(description="SHA-256 (hex) of the raw public key: pin it.")
+    public_key: str = Field(description="The raw 32-byte public key, base64.")
+    value: str = Field(description="Signature over the canonical JSON of {format, manifest}, base64.")
+
+
+class ProofBodyOut(Out):
+    tenant_id: str
+    message_id: str
+    message_id_header: str
+    recipient_id: str
+    recipient: str
+    accepted_at: str
+    delivered_at: str
+    issued_at: str
+    sha256: dict[str, str | None] = Field(description="accepted (stored content) and sent (DATA bytes).")
+    method: dict[str, Any] = Field(description="SecureLine method, its reason and the recipient key used.")
+    transport: dict[str, Any] = Field(
+        description="MX, TLS version and cipher, server certificate SHA-256, and verified_by "
+        "(none | pkix | mta-sts | dane)."
+    )
+    remote: dict[str, Any] = Field(description="The receiving server's reply (code, enhanced code, text).")
+    audit: dict[str, int | None] = Field(description="Audit sequence numbers: acceptance and this issuance.")
+
+
+class ProofOut(Out):
+    format: str = Field(description="sealmail-proof-of-delivery/1")
+    body: ProofBodyOut
+    manifest: dict[str, str] = Field(description="SHA-256 of each body field (dotted path), signed.")
+    signature: SignatureOut
