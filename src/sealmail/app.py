@@ -14,11 +14,14 @@ from urllib.parse import urlsplit
 from functools import cached_property
 
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import Settings
+from sealmail.console.reports import Reports
+from sealmail.console.web import ConsoleOptions, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.mta_sts import MtaStsFetcher
@@ -46,6 +49,7 @@ from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
+from sealmail.users.service import Clock, Users
 
 
 @dataclass
@@ -312,3 +316,25 @@ def build_worker(
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(services.engine, services.keyring, transport, settings, secureline, name=name, dsn=dsn)
+
+
+# -- the console (issue 14): users with roles and MFA, served at /console on the API role --
+CONSOLE_TOTP_KEY = "console-totp"  # HKDF purpose of the key TOTP seeds are sealed under
+
+
+def console_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/") + "/console"
+
+
+def build_users(services: Services, clock: Clock | None = None) -> Users:
+    def seed_key() -> bytes:
+        return services.site_secrets.key(CONSOLE_TOTP_KEY)
+
+    return Users(services.engine, password_hasher(services.settings), seed_key, clock=clock)
+
+
+def build_console(services: Services, users: Users | None = None) -> FastAPI:
+    # Cookies get __Host- and Secure exactly when browsers reach the console over https.
+    secure = urlsplit(console_url(services.settings)).scheme == "https"
+    users = users or build_users(services)
+    return create_console(users, Reports(services.engine), ConsoleOptions(secure_cookies=secure))
