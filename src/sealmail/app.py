@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -29,12 +29,12 @@ from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker
 from sealmail.dlp.screening import Screener
-from sealmail.limits.service import Limiter, MemoryLimiter
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
+from sealmail.limits.service import Limiter, MemoryLimiter
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -194,6 +194,8 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
 # HKDF purpose of the link-token key (``SiteSecrets.key``).
 LINKS_KEY = "links"
 

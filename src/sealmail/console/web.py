@@ -100,14 +100,14 @@ def create_console(users: Users, reports: Reports, options: ConsoleOptions | Non
     async def refused(request: Request, exc: SealmailError) -> Response:
         return render(request, "status.html", status=exc.status, title=exc.title, detail=exc.detail)
 
-    def signed_in(request: Request, permission: Permission) -> Session | Response:
+    def signed_in(request: Request, permission: Permission | None) -> Session | Response:
         token = request.cookies.get(names.session)
         who, why = users.session(token) if token else (None, "none")
         if who is None:
             response = redirect(request, "/signin" + (f"?error={why}" if why in SIGNIN_ERRORS else ""))
             security.clear_cookie(response, names.session, secure=opts.secure_cookies)
             return response
-        if not who.may(permission):
+        if permission is not None and not who.may(permission):
             raise HTTPException(403, "Your role does not include this page.")
         return who
 
@@ -216,7 +216,11 @@ def create_console(users: Users, reports: Reports, options: ConsoleOptions | Non
             error = result.refusal.text if result.refusal else SIGNIN_ERRORS["code"]
             return await run_in_threadpool(lambda: enroll_page(request, who, token, 400, error=error))
         # The enrolment session is now the signed-in session: move it to the session cookie.
-        response = render(request, "recovery.html", title="Recovery codes", codes=result.recovery_codes)
+        me, _ = await run_in_threadpool(users.session, token)
+        response = render(
+            request, "recovery.html", title="Recovery codes", codes=result.recovery_codes, who=me,
+            csrf=security.csrf_token(token),
+        )  # fmt: skip
         set_cookie(response, names.session, token)
         security.clear_cookie(response, names.signin, secure=opts.secure_cookies)
         return response
@@ -231,7 +235,7 @@ def _pages(
     reports: Reports,
     render: Callable[..., HTMLResponse],
     redirect: Callable[[Request, str], RedirectResponse],
-    signed_in: Callable[[Request, Permission], Session | Response],
+    signed_in: Callable[[Request, Permission | None], Session | Response],
     form_for: Callable[[Request, str], Any],
     session_cookie: str,
 ) -> None:
@@ -242,17 +246,15 @@ def _pages(
 
     @app.get("/")
     def dashboard(request: Request) -> Response:
-        token = request.cookies.get(session_cookie)
-        who, _ = users.session(token) if token else (None, "none")
-        if who is not None and not who.may(Permission.VIEW_DASHBOARD):
+        me = signed_in(request, None)
+        if isinstance(me, Response):
+            return me
+        if not me.may(Permission.VIEW_DASHBOARD):
             # Roles without a dashboard (auditors) land on their first page.
-            first = next((p for p, _, perm in PAGES if who.may(perm)), None)
+            first = next((p for p, _, perm in PAGES if me.may(perm)), None)
             if first is None:
                 raise HTTPException(403, "Your role does not include any console page.")
             return redirect(request, first)
-        me = signed_in(request, Permission.VIEW_DASHBOARD)
-        if isinstance(me, Response):
-            return me
         board = reports.dashboard(me.tenant_id, users.now())
         return render(request, "dashboard.html", title="Dashboard", who=me, board=board, csrf=csrf(request))
 

@@ -285,6 +285,8 @@ class Users:
     def open_link(self, token: str) -> str | None:
         """Start enrolment from a one-time link: an ``enroll`` session token, or None."""
         now = self.now()
+        # Fetched before the write transaction: on SQLite a second connection inside it would wait.
+        key = self.seed_key()
         with self.engine.begin() as conn:
             link = conn.execute(
                 sa.select(console_links).where(console_links.c.id == _sha(token)).with_for_update()
@@ -294,12 +296,13 @@ class Users:
             user = self._user(conn, link.tenant_id, link.user_id)
             if user is None or not self._usable(user, now):
                 return None
-            seed = vault.seal(self.seed_key(), totp.new_secret().encode(), _aad(user.id))
+            seed = vault.seal(key, totp.new_secret().encode(), _aad(user.id))
             return self._new_session(conn, user, Stage.ENROLL, now, pending=seed, link=link.id)
 
     def enroll(self, token: str, password: str, code: str) -> Enrolled:
         """Set the password and TOTP seed; the session becomes active and the link dies."""
         now = self.now()
+        key = self.seed_key()
         with self.engine.begin() as conn:
             s = self._session_row(conn, token, now, Stage.ENROLL)
             if s is None:
@@ -308,7 +311,7 @@ class Users:
             refusal = passwords.check(password, email=user.email)
             if refusal is not None:
                 return Enrolled(refusal=refusal)
-            secret = vault.open_sealed(self.seed_key(), s.pending_secret, _aad(user.id)).decode()
+            secret = vault.open_sealed(key, s.pending_secret, _aad(user.id)).decode()
             step = totp.matching_step(secret, code, now, None)
             if step is None:
                 return Enrolled(bad_code=True)
@@ -328,7 +331,12 @@ class Users:
             conn.execute(
                 sa.update(console_sessions)
                 .where(console_sessions.c.id == s.id)
-                .values(stage=Stage.ACTIVE, pending_secret=None, last_seen_at=now)
+                .values(
+                    stage=Stage.ACTIVE,
+                    pending_secret=None,
+                    last_seen_at=now,
+                    expires_at=now + self.policy.lifetime,
+                )
             )
             audit.append(
                 conn,
@@ -378,6 +386,7 @@ class Users:
     def verify_mfa(self, token: str, code: str) -> SignIn:
         """Second factor: a TOTP code or an unused recovery code.  OK carries a new token."""
         now = self.now()
+        key = self.seed_key()
         with self.engine.begin() as conn:
             s = self._session_row(conn, token, now, Stage.MFA)
             if s is None:
@@ -387,7 +396,7 @@ class Users:
             ).one()
             if user.locked_until is not None and user.locked_until > now:
                 return SignIn(SignInStatus.LOCKED)
-            if not self._second_factor(conn, user, code, now):
+            if not self._second_factor(conn, user, code, now, key):
                 locked = self._fail(conn, user.id, now, "second_factor")
                 return SignIn(SignInStatus.LOCKED if locked else SignInStatus.WRONG)
             conn.execute(
@@ -408,8 +417,8 @@ class Users:
             )
         return SignIn(SignInStatus.OK, new)
 
-    def _second_factor(self, conn: Connection, user: Any, code: str, now: datetime) -> bool:
-        secret = vault.open_sealed(self.seed_key(), user.totp_secret, _aad(user.id)).decode()
+    def _second_factor(self, conn: Connection, user: Any, code: str, now: datetime, key: bytes) -> bool:
+        secret = vault.open_sealed(key, user.totp_secret, _aad(user.id)).decode()
         step = totp.matching_step(secret, code, now, user.totp_last_step)
         if step is not None:
             conn.execute(
