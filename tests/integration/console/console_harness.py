@@ -20,6 +20,7 @@ import pyotp
 import uvicorn
 from tests.support.waiting import wait_until
 
+from sealmail import runtime
 from sealmail.app import Services, build_console, build_users
 from sealmail.intake.api.app import create_api
 from sealmail.users.service import Users
@@ -51,11 +52,15 @@ class Console:
 
 
 @contextmanager
-def console_server(services: Services) -> Iterator[Console]:
+def console_server(services: Services, *, as_served: bool = False) -> Iterator[Console]:
+    """``as_served``: the API role's app exactly as ``sealmail serve`` builds it (real clock)."""
     clock = Clock()
-    users = build_users(services, clock=clock)
-    api = create_api(services)
-    api.mount("/console", build_console(services, users))
+    users = build_users(services, clock=None if as_served else clock)
+    if as_served:
+        api = runtime.api_app(services)
+    else:
+        api = create_api(services)
+        api.mount("/console", build_console(services, users))
     server = uvicorn.Server(
         uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
