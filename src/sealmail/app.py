@@ -49,7 +49,9 @@ from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
-from sealmail.users.service import Clock, Users
+from sealmail.users.keys import UserKeys
+from sealmail.users.model import Clock
+from sealmail.users.service import Users
 
 
 @dataclass
@@ -339,4 +341,5 @@ def build_console(services: Services, users: Users | None = None) -> FastAPI:
     # Cookies get __Host- and Secure exactly when browsers reach the console over https.
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
-    return create_console(users, Reports(services.engine), ConsoleOptions(secure_cookies=secure))
+    keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
+    return create_console(users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure))

@@ -10,7 +10,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 """
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +23,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from sealmail.console.reports import Reports
 from sealmail.errors import SealmailError
 from sealmail.users import roles, totp
+from sealmail.users.keys import UserKeys
+from sealmail.users.model import Session, SignInStatus, Stage
 from sealmail.users.roles import Permission
-from sealmail.users.service import Session, SignInStatus, Stage, Users
+from sealmail.users.service import Users
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
+KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),
     ("/messages", "Find a message", Permission.VIEW_TRAIL),
     ("/audit", "Audit log", Permission.VIEW_AUDIT),
     ("/users", "Users", Permission.MANAGE_USERS),
+    ("/keys", "API keys", Permission.MANAGE_API_KEYS),
 ]
 SIGNIN_ERRORS = {
     "wrong": "That email and password do not match an account.",
@@ -42,6 +46,17 @@ SIGNIN_ERRORS = {
     "idle": "You were signed out after a period without activity.",
     "disabled": "This account is no longer active.",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Kit:
+    """What every page group needs from the app: rendering, redirects and the access checks."""
+
+    render: Callable[..., HTMLResponse]
+    redirect: Callable[[Request, str], RedirectResponse]
+    signed_in: Callable[[Request, Permission | None], "Session | Response"]
+    acting: Callable[[Request, Permission], Awaitable["tuple[Session, Any] | Response"]]
+    csrf: Callable[[Request], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +77,9 @@ class Cookies:
         return cls(f"{p}sealmail_console", f"{p}sealmail_console_signin", f"{p}sealmail_console_pre")
 
 
-def create_console(users: Users, reports: Reports, options: ConsoleOptions | None = None) -> FastAPI:
+def create_console(
+    users: Users, reports: Reports, keys: UserKeys, options: ConsoleOptions | None = None
+) -> FastAPI:
     opts = options or ConsoleOptions()
     names = Cookies.for_(opts.secure_cookies)
     env = Environment(loader=PackageLoader("sealmail.console", "templates"), autoescape=select_autoescape())
@@ -225,24 +242,25 @@ def create_console(users: Users, reports: Reports, options: ConsoleOptions | Non
         security.clear_cookie(response, names.signin, secure=opts.secure_cookies)
         return response
 
-    _pages(app, users, reports, render, redirect, signed_in, form_for, names.session)
+    async def acting(request: Request, permission: Permission) -> tuple[Session, Any] | Response:
+        """A state-changing post: the role first, then the form's CSRF token and Origin."""
+        who = await run_in_threadpool(signed_in, request, permission)
+        if isinstance(who, Response):
+            return who
+        return who, await form_for(request, names.session)
+
+    def csrf(request: Request) -> str:
+        return security.csrf_token(request.cookies.get(names.session, ""))
+
+    kit = Kit(render, redirect, signed_in, acting, csrf)
+    _pages(app, users, reports, kit)
+    _key_pages(app, keys, kit)
     return app
 
 
-def _pages(
-    app: FastAPI,
-    users: Users,
-    reports: Reports,
-    render: Callable[..., HTMLResponse],
-    redirect: Callable[[Request, str], RedirectResponse],
-    signed_in: Callable[[Request, Permission | None], Session | Response],
-    form_for: Callable[[Request, str], Any],
-    session_cookie: str,
-) -> None:
+def _pages(app: FastAPI, users: Users, reports: Reports, kit: Kit) -> None:
     """The signed-in pages, each behind its permission."""
-
-    def csrf(request: Request) -> str:
-        return security.csrf_token(request.cookies.get(session_cookie, ""))
+    render, redirect, signed_in, csrf = kit.render, kit.redirect, kit.signed_in, kit.csrf
 
     @app.get("/")
     def dashboard(request: Request) -> Response:
@@ -296,10 +314,10 @@ def _pages(
 
     @app.post("/users")
     async def invite(request: Request) -> Response:
-        who = await run_in_threadpool(signed_in, request, Permission.MANAGE_USERS)
-        if isinstance(who, Response):
-            return who
-        form = await form_for(request, session_cookie)
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
         email, name, role = (str(form.get(k, ""))[:320] for k in ("email", "name", "role"))
         _, token = await run_in_threadpool(
             users.invite, who.tenant_id, email, name, role, who.actor, actor_role=who.role
@@ -311,18 +329,53 @@ def _pages(
 
     @app.post("/users/{user_id}/role")
     async def change_role(request: Request, user_id: str) -> Response:
-        who = await run_in_threadpool(signed_in, request, Permission.MANAGE_USERS)
-        if isinstance(who, Response):
-            return who
-        form = await form_for(request, session_cookie)
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
         await run_in_threadpool(users.set_role, who, user_id[:40], str(form.get("role", ""))[:20])
         return redirect(request, "/users")
 
     @app.post("/users/{user_id}/disable")
     async def disable(request: Request, user_id: str) -> Response:
-        who = await run_in_threadpool(signed_in, request, Permission.MANAGE_USERS)
-        if isinstance(who, Response):
-            return who
-        await form_for(request, session_cookie)
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
         await run_in_threadpool(users.disable, who, user_id[:40])
         return redirect(request, "/users")
+
+
+def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
+    """API keys made by people: each carries its creator and dies with them."""
+    render, redirect, signed_in = kit.render, kit.redirect, kit.signed_in
+
+    def page(request: Request, who: Session, **ctx: Any) -> HTMLResponse:
+        return render(
+            request, "keys.html", title="API keys", who=who, keys=keys.list_keys(who),
+            scopes=KEY_SCOPES, csrf=kit.csrf(request), **ctx,
+        )  # fmt: skip
+
+    @app.get("/keys")
+    def key_list(request: Request) -> Response:
+        who = signed_in(request, Permission.MANAGE_API_KEYS)
+        return who if isinstance(who, Response) else page(request, who)
+
+    @app.post("/keys")
+    async def key_create(request: Request) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        chosen = [s for s in KEY_SCOPES if form.get(f"scope_{s}") == "on"]
+        _, secret = await run_in_threadpool(keys.create, who, str(form.get("name", ""))[:200], chosen)
+        return await run_in_threadpool(lambda: page(request, who, created=secret))
+
+    @app.post("/keys/{key_id}/revoke")
+    async def key_revoke(request: Request, key_id: str) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        await run_in_threadpool(keys.revoke, who, key_id[:40])
+        return redirect(request, "/keys")

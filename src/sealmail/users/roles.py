@@ -15,6 +15,7 @@ class Permission(enum.StrEnum):
     VIEW_AUDIT = "audit:view"
     MANAGE_USERS = "users:manage"
     MANAGE_OWNERS = "owners:manage"
+    MANAGE_API_KEYS = "api_keys:manage"
 
 
 class Role(enum.StrEnum):
@@ -29,7 +30,7 @@ class Role(enum.StrEnum):
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
-    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS}),
+    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
     # A sender composes and sees their own messages (compose arrives with a later slice).
     Role.SENDER: frozenset({P.VIEW_DASHBOARD}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL}),

@@ -9,11 +9,9 @@ authentication (164.312(d)).
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,81 +28,20 @@ from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import tenants
 from sealmail.users import passwords, roles, totp
+from sealmail.users.keys import revoke_for_user
+from sealmail.users.model import (
+    Clock,
+    Enrolled,
+    Session,
+    SessionPolicy,
+    SignIn,
+    SignInStatus,
+    Stage,
+    UserAudit,
+)
 from sealmail.users.tables import console_links, console_sessions, console_users
 
-Clock = Callable[[], datetime]
 log = structlog.get_logger("sealmail.users")
-
-
-class UserAudit(enum.StrEnum):
-    INVITED = "user:invited"
-    LINK_ISSUED = "user:link_issued"
-    ENROLLED = "user:enrolled"
-    SIGNED_IN = "user:signed_in"
-    SIGNIN_FAILED = "user:signin_failed"
-    LOCKED = "user:locked"
-    SIGNED_OUT = "user:signed_out"
-    RECOVERY_CODE_USED = "user:recovery_code_used"
-    ROLE_CHANGED = "user:role_changed"
-    DISABLED = "user:disabled"
-
-
-@dataclass(frozen=True, slots=True)
-class SessionPolicy:
-    idle: timedelta = timedelta(minutes=15)  # the tenant's ``console_idle_minutes`` overrides it
-    lifetime: timedelta = timedelta(hours=12)
-    signin_window: timedelta = timedelta(minutes=10)  # between password and second factor
-    lockout_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
-    link_ttl: timedelta = timedelta(days=3)
-    auditor_days: int = 30
-
-
-class Stage(enum.StrEnum):
-    MFA = "mfa"
-    ENROLL = "enroll"
-    ACTIVE = "active"
-
-
-class SignInStatus(enum.StrEnum):
-    OK = "ok"
-    WRONG = "wrong"
-    LOCKED = "locked"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class SignIn:
-    status: SignInStatus
-    token: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    """A signed-in user (or one in the middle of signing in, by ``stage``)."""
-
-    token_id: str
-    tenant_id: str
-    user_id: str
-    email: str
-    name: str
-    role: str
-    stage: Stage
-    pending_secret: str | None = None
-
-    @property
-    def actor(self) -> str:
-        return f"user:{self.user_id}"
-
-    def may(self, permission: roles.Permission) -> bool:
-        return self.stage is Stage.ACTIVE and roles.allows(self.role, permission)
-
-
-@dataclass(frozen=True, slots=True)
-class Enrolled:
-    recovery_codes: list[str] = field(default_factory=list)
-    refusal: passwords.Refusal | None = None
-    bad_code: bool = False
 
 
 def _sha(token: str) -> str:
@@ -245,7 +182,7 @@ class Users:
             )  # fmt: skip
 
     def disable(self, who: Session, user_id: str) -> None:
-        """Disable a user and end every session of theirs in the same transaction."""
+        """Disable a user; end their sessions and revoke their API keys in the same transaction."""
         now = self.now()
         with self.engine.begin() as conn:
             row = self._user_for_change(conn, who, user_id)
@@ -262,9 +199,10 @@ class Users:
                 .where(console_links.c.user_id == row.id, console_links.c.used_at.is_(None))
                 .values(used_at=now)
             )
+            keys = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
             audit.append(
                 conn, action=UserAudit.DISABLED, actor=who.actor, tenant_id=who.tenant_id,
-                target=row.id, details={"sessions_ended": ended},
+                target=row.id, details={"sessions_ended": ended, "api_keys_revoked": keys},
             )  # fmt: skip
 
     def _user_for_change(self, conn: Connection, who: Session, user_id: str) -> Any:

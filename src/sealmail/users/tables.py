@@ -60,3 +60,14 @@ console_sessions = sa.Table(
     sa.Column("expires_at", UtcDateTime, nullable=False),  # absolute lifetime
     sa.Column("ended_at", UtcDateTime, nullable=True),
 )
+
+# Which console user created which API key: keys carry their creator and die with them
+# (disabling the user revokes the keys in the same transaction).
+console_api_keys = sa.Table(
+    "console_api_keys",
+    metadata,
+    sa.Column("api_key_id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)

@@ -16,6 +16,7 @@ from tests.integration.console.console_harness import (
     enrol,
     sign_in,
 )
+from tests.support.waiting import wait_until
 
 from sealmail.app import Services
 from sealmail.store.tables import audit_log
@@ -231,3 +232,25 @@ def test_the_trail_shows_delivery_facts_and_no_content_only_within_the_tenant(
         stranger.http.post(f"/console/users/{owner_id}/disable", data={"csrf": csrf(page)}).status_code == 404
     )
     assert OWNER not in page.text
+
+
+def test_api_keys_made_in_the_console_carry_their_creator_and_die_with_them(
+    console: Console, owner: Person, services: Services, tenant: TenantFixture
+) -> None:
+    admin = invite(console, owner, "admin@clinic.example", "administrator")
+    page = admin.http.get("/console/keys")
+    made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_read": "on"})
+    assert made.status_code == 200
+    secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    api = console.client()
+    assert api.get("/v1/messages", headers=bearer).status_code == 200
+    assert "admin@clinic.example" in owner.http.get("/console/keys").text  # the creator is shown
+    assert api.post("/v1/messages", json={}, headers=bearer).status_code == 403  # read scope only
+    admin_id = next(u["id"] for u in console.users.list_users(tenant.id) if u["role"] == "administrator")
+    users_page = owner.http.get("/console/users")
+    owner.http.post(f"/console/users/{admin_id}/disable", data={"csrf": csrf(users_page)})
+    # Revoked in the disabling transaction; an API process may answer from its verification
+    # cache for a few seconds (tenancy.service.CACHE_SECONDS).
+    wait_until(lambda: api.get("/v1/messages", headers=bearer).status_code == 401, 15, "key still works")
+    assert "api_key:revoked" in actions(services, tenant.id)

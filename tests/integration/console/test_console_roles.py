@@ -31,6 +31,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/users"): P.MANAGE_USERS,
     ("POST", "/users/{user_id}/role"): P.MANAGE_USERS,
     ("POST", "/users/{user_id}/disable"): P.MANAGE_USERS,
+    ("GET", "/keys"): P.MANAGE_API_KEYS,
+    ("POST", "/keys"): P.MANAGE_API_KEYS,
+    ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
 }
 
 
@@ -68,14 +71,15 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
         for (method, path), permission in ROUTES.items():
             if permission is None:
                 continue
-            url = "/console" + path.replace("{user_id}", target)
-            # A valid form, so only the role decides (an empty email makes POST /users a 400).
+            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing")
+            # A valid form, so only the role decides (an empty email makes POST /users a 400,
+            # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}
             r = person.http.get(url) if method == "GET" else person.http.post(url, data=form)
             if role == Role.AUDITOR and path == "/":
                 assert r.status_code == 303 and r.headers["location"] == "/console/audit"
             elif roles.allows(role, permission):
-                assert r.status_code in (200, 303, 400), (role, method, path, r.status_code)
+                assert r.status_code in (200, 303, 400, 404, 422), (role, method, path, r.status_code)
                 assert not r.headers.get("location", "").startswith("/console/signin"), (role, path)
             else:
                 assert r.status_code == 403, (role, method, path, r.status_code)

@@ -14,7 +14,7 @@ def test_owner_holds_every_permission() -> None:
 @pytest.mark.parametrize(
     ("role", "held"),
     [
-        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS}),
+        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
         (Role.SENDER, {P.VIEW_DASHBOARD}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
         (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),

@@ -1,4 +1,4 @@
-"""console users, one-time links and sessions (issue 14)
+"""console users, one-time links, sessions and user-created API keys (issue 14)
 
 Revision ID: 0016_console
 Revises: 0015
@@ -21,6 +21,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "console_api_keys",
+        sa.Column("api_key_id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("api_key_id", name=op.f("pk_console_api_keys")),
+    )
+    op.create_index(op.f("ix_console_api_keys_user_id"), "console_api_keys", ["user_id"], unique=False)
     op.create_table(
         "console_links",
         sa.Column("id", sa.String(length=64), nullable=False),
