@@ -42,7 +42,7 @@ SIGNIN_ERRORS = {
     "wrong": "That email and password do not match an account.",
     "code": "That code did not work. Codes change every 30 seconds and work once.",
     "locked": "Too many failed attempts: sign-in is paused for a while. Your administrator has been told.",
-    "expired": "Your sign-in took too long. Please start again.",
+    "expired": "Your session or sign-in has expired. Please sign in again.",
     "idle": "You were signed out after a period without activity.",
     "disabled": "This account is no longer active.",
 }

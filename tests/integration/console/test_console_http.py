@@ -254,3 +254,16 @@ def test_api_keys_made_in_the_console_carry_their_creator_and_die_with_them(
     # cache for a few seconds (tenancy.service.CACHE_SECONDS).
     wait_until(lambda: api.get("/v1/messages", headers=bearer).status_code == 401, 15, "key still works")
     assert "api_key:revoked" in actions(services, tenant.id)
+
+
+def test_activity_never_extends_a_session_past_its_absolute_lifetime(console: Console, owner: Person) -> None:
+    code = pyotp.TOTP(owner.secret).at(console.clock())
+    c = sign_in(console, OWNER, PASSWORD, code)
+    lifetime = console.users.policy.lifetime
+    started = console.clock()
+    while console.clock() - started < lifetime - console.users.policy.idle:
+        assert c.get("/console/").status_code == 200
+        console.clock.advance(minutes=14)
+    console.clock.t = started + lifetime
+    r = c.get("/console/")
+    assert r.status_code == 303 and r.headers["location"] == "/console/signin?error=expired"
