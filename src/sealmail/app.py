@@ -14,11 +14,14 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import Settings
+from sealmail.console.reports import Reports
+from sealmail.console.web import ConsoleOptions, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.mta_sts import MtaStsFetcher
@@ -48,6 +51,9 @@ from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
+from sealmail.users.keys import UserKeys
+from sealmail.users.model import Clock
+from sealmail.users.service import Users
 
 
 @dataclass
@@ -330,3 +336,26 @@ def build_evidence(services: Services) -> Evidence:
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
     )
+
+
+# -- the console (issue 14): users with roles and MFA, served at /console on the API role --
+CONSOLE_TOTP_KEY = "console-totp"  # HKDF purpose of the key TOTP seeds are sealed under
+
+
+def console_url(settings: Settings) -> str:
+    return (settings.public_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/") + "/console"
+
+
+def build_users(services: Services, clock: Clock | None = None) -> Users:
+    def seed_key() -> bytes:
+        return services.site_secrets.key(CONSOLE_TOTP_KEY)
+
+    return Users(services.engine, password_hasher(services.settings), seed_key, clock=clock)
+
+
+def build_console(services: Services, users: Users | None = None) -> FastAPI:
+    # Cookies get __Host- and Secure exactly when browsers reach the console over https.
+    secure = urlsplit(console_url(services.settings)).scheme == "https"
+    users = users or build_users(services)
+    keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
+    return create_console(users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure))

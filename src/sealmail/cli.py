@@ -16,7 +16,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sealmail.app import Services, build_evidence, build_portal_lifecycle, build_services
+from sealmail.app import (
+    Services,
+    build_evidence,
+    build_portal_lifecycle,
+    build_services,
+    build_users,
+    console_url,
+)
 from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
@@ -29,6 +36,8 @@ from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.suppressions import cli as suppressions_cli
 from sealmail.suppressions.cli import suppressions_app
 from sealmail.suppressions.service import Suppressions
+from sealmail.users import cli as users_cli
+from sealmail.users.cli import UsersCli, users_app
 from sealmail.webhooks import cli as webhooks_cli
 from sealmail.webhooks.cli import webhooks_app
 from sealmail.webhooks.endpoints import WebhookEndpoints
@@ -59,6 +68,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(suppressions_app, name="suppressions")
 app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
+app.add_typer(users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -165,6 +175,7 @@ evidence_cli.session.bind(feature_session(build_evidence))
 app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.command("verify")(evidence_cli.verify_cmd)
 audit_app.command("anchor")(evidence_cli.anchor_cmd)
+users_cli.session.bind(feature_session(lambda svc: UsersCli(build_users(svc), console_url(svc.settings))))
 
 
 @app.command()
@@ -246,6 +257,7 @@ def _banner(svc: Services) -> str:
     )
     port = settings.smtp_inbound_port
     inbound = f"{settings.smtp_host}:{port}" if port is not None else "off"
+    console, owner = _console_lines(svc, tenant_id)
     return f"""
 [bold green]Sealmail is running[/bold green]
   API            {base}
@@ -253,6 +265,8 @@ def _banner(svc: Services) -> str:
   SMTP gateway   {settings.smtp_host}:{settings.smtp_port} (STARTTLS, AUTH after TLS)
   Bounce intake  {inbound} (DSN and ARF reports to signed return paths)
   Secure portal  {settings.resolved_portal_url}/p/
+  Console        {console}
+  Owner sign-in  {owner}
   Outbound       {settings.outbound_mode} (capture sink {settings.capture_host}:{settings.capture_port})
   API key        [bold]{api_key}[/bold]   (new for this run; earlier make-run keys revoked)
 
@@ -263,6 +277,18 @@ Send a first message:
 
 Then see what the recipient received:  .venv/bin/sealmail captured
 """
+
+
+def _console_lines(svc: Services, tenant_id: str) -> tuple[str, str]:
+    """The console URL and the dev owner's one-time link (until they have enrolled)."""
+    from sealmail.bootstrap import DEV_DOMAIN
+
+    email = f"owner@{DEV_DOMAIN}"
+    url = console_url(svc.settings)
+    token = build_users(svc).owner_link(tenant_id, email, actor="make-run")
+    if token is None:
+        return url, f"{email} signs in with password and authenticator code"
+    return url, f"[bold]{url}/welcome/{token}[/bold]   (one-time; sets up {email})"
 
 
 @app.command()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from sealmail.app import Services, build_file_shares, build_portal_lifecycle, build_transport, build_worker
 from sealmail.config import Settings
@@ -31,6 +32,16 @@ async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
             structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PORTAL_SWEEP_SECONDS)
+
+
+def api_app(services: Services) -> FastAPI:
+    """The API role's app: the REST API with the console mounted at ``/console`` (issue 14)."""
+    from sealmail.app import build_console
+    from sealmail.intake.api.app import create_api
+
+    api = create_api(services)
+    api.mount("/console", build_console(services))
+    return api
 
 
 def configure_logging(settings: Settings) -> None:
@@ -95,10 +106,8 @@ async def serve(
         gateway.start()
     server = None
     if "api" in roles:
-        from sealmail.intake.api.app import create_api
-
         config = uvicorn.Config(
-            create_api(services),
+            api_app(services),
             host=settings.api_host,
             port=settings.api_port,
             log_config=None,

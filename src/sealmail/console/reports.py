@@ -1,0 +1,204 @@
+"""What the console shows: the dashboard's counts, a message's delivery trail, the audit log.
+
+Reads only, always for one tenant, and never message content: subjects and bodies live
+encrypted in ``messages.content`` and nothing here opens it (reading content is a
+permission of its own, audited where it happens).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sealmail.store import db
+from sealmail.store.events import EventType
+from sealmail.store.tables import attempts, audit_log, events, messages, recipients
+
+TRAIL_LIMIT = 50
+AUDIT_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    days: list[str]
+    by_stream: dict[str, dict[str, int]]  # stream -> day -> messages
+    by_method: dict[str, int]  # SecureLine method -> recipients
+    statuses: dict[str, int]  # recipient status -> count
+    deferrals: int  # deferral events in the window
+    deferring_now: int  # recipients waiting to retry
+
+    @property
+    def peak(self) -> int:
+        return max((n for days in self.by_stream.values() for n in days.values()), default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRecipient:
+    id: str
+    address: str
+    status: str
+    attempts: int
+    method: str | None
+    method_reason: str | None
+    last_reason: str | None
+    last_detail: str | None
+    tries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Trail:
+    message_id: str
+    stream: str
+    status: str
+    created_at: datetime
+    header_from: str
+    recipients: list[TrailRecipient]
+
+
+class Reports:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def dashboard(self, tenant_id: str, now: datetime, days: int = 7) -> Dashboard:
+        since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        labels = [(since + timedelta(days=i)).date().isoformat() for i in range(days)]
+        with db.reader(self.engine) as conn:
+            sent = conn.execute(
+                sa.select(messages.c.stream, messages.c.created_at).where(
+                    messages.c.tenant_id == tenant_id, messages.c.created_at >= since
+                )
+            ).all()
+            methods = conn.execute(
+                sa.select(recipients.c.method, recipients.c.status, sa.func.count())
+                .join(messages, messages.c.id == recipients.c.message_id)
+                .where(recipients.c.tenant_id == tenant_id, messages.c.created_at >= since)
+                .group_by(recipients.c.method, recipients.c.status)
+            ).all()
+            deferrals = conn.execute(
+                sa.select(sa.func.count()).where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.type == EventType.DEFERRED,
+                    events.c.created_at >= since,
+                )
+            ).scalar_one()
+        by_stream: dict[str, dict[str, int]] = {}
+        # Days are bucketed in Python: date functions differ between SQLite and PostgreSQL.
+        for stream, created in sent:
+            by_stream.setdefault(stream, dict.fromkeys(labels, 0))
+            day = created.date().isoformat()
+            if day in by_stream[stream]:
+                by_stream[stream][day] += 1
+        by_method: Counter[str] = Counter()
+        statuses: Counter[str] = Counter()
+        for method, status, n in methods:
+            by_method[method or "pending"] += n
+            statuses[status] += n
+        return Dashboard(
+            labels,
+            dict(sorted(by_stream.items())),
+            dict(by_method.most_common()),
+            dict(statuses.most_common()),
+            int(deferrals),
+            statuses.get("deferred", 0),
+        )
+
+    def find(self, tenant_id: str, query: str) -> list[Trail]:
+        """Messages by id, Message-ID header or recipient address, newest first."""
+        q = query.strip()
+        if not q:
+            return []
+        cond = sa.or_(
+            messages.c.id == q,
+            messages.c.message_id_header == q,
+            messages.c.message_id_header == f"<{q.strip('<>')}>",
+            messages.c.id.in_(
+                sa.select(recipients.c.message_id).where(
+                    recipients.c.tenant_id == tenant_id, recipients.c.address == q.lower()
+                )
+            ),
+        )
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    messages.c.id,
+                    messages.c.stream,
+                    messages.c.status,
+                    messages.c.created_at,
+                    messages.c.header_from,
+                )
+                .where(messages.c.tenant_id == tenant_id, cond)
+                .order_by(messages.c.id.desc())
+                .limit(TRAIL_LIMIT)
+            ).all()
+            return [
+                Trail(
+                    r.id,
+                    r.stream,
+                    r.status,
+                    r.created_at,
+                    r.header_from,
+                    self._recipients(conn, tenant_id, r.id),
+                )
+                for r in rows
+            ]
+
+    def _recipients(self, conn: Any, tenant_id: str, message_id: str) -> list[TrailRecipient]:
+        rcpts = conn.execute(
+            sa.select(
+                recipients.c.id,
+                recipients.c.address,
+                recipients.c.status,
+                recipients.c.attempts,
+                recipients.c.method,
+                recipients.c.method_reason,
+                recipients.c.last_reason,
+                recipients.c.last_detail,
+            )
+            .where(recipients.c.tenant_id == tenant_id, recipients.c.message_id == message_id)
+            .order_by(recipients.c.address)
+        ).all()
+        tries = conn.execute(
+            sa.select(
+                attempts.c.recipient_id,
+                attempts.c.finished_at,
+                attempts.c.status,
+                attempts.c.reason,
+                attempts.c.mx_host,
+                attempts.c.tls_version,
+                attempts.c.smtp_code,
+                attempts.c.reply,
+            )
+            .where(attempts.c.tenant_id == tenant_id, attempts.c.message_id == message_id)
+            .order_by(attempts.c.finished_at)
+        ).all()
+        per: dict[str, list[dict[str, Any]]] = {}
+        for t in tries:
+            per.setdefault(t.recipient_id, []).append(dict(t._mapping))
+        return [TrailRecipient(**r._mapping, tries=per.get(r.id, [])) for r in rcpts]
+
+    def audit_entries(
+        self, tenant_id: str, *, action: str = "", actor: str = "", before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's audit entries, newest first, a page at a time (``before`` a seq)."""
+        stmt = sa.select(
+            audit_log.c.seq,
+            audit_log.c.at,
+            audit_log.c.actor,
+            audit_log.c.action,
+            audit_log.c.target,
+            audit_log.c.details,
+        ).where(audit_log.c.tenant_id == tenant_id)
+        if action:
+            stmt = stmt.where(audit_log.c.action == action)
+        if actor:
+            stmt = stmt.where(audit_log.c.actor == actor)
+        if before is not None:
+            stmt = stmt.where(audit_log.c.seq < before)
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(stmt.order_by(audit_log.c.seq.desc()).limit(AUDIT_PAGE)).all()
+        return [dict(r._mapping) for r in rows]

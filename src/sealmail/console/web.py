@@ -1,0 +1,381 @@
+"""The admin console: server-rendered pages, no JavaScript, mounted at ``/console``.
+
+Sign-in is a password and then a TOTP code (or a recovery code); a new user arrives by a
+one-time link that makes them choose a password and enrol TOTP before anything else.
+Every page is role-checked (``users/roles.py``) and tenant-scoped through the session; a
+page the role lacks is a 403, never a redirect that hides it.  Cookies, CSRF tokens and
+headers follow the portal's (``web/security.py``): a CSP with no script source at all.
+
+No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from sealmail.console.reports import Reports
+from sealmail.errors import SealmailError
+from sealmail.users import roles, totp
+from sealmail.users.keys import UserKeys
+from sealmail.users.model import Session, SignInStatus, Stage
+from sealmail.users.roles import Permission
+from sealmail.users.service import Users
+from sealmail.web import security
+
+CSP = security.PAGE_CSP.format(logo="")
+KEY_SCOPES = ("send", "read", "admin")
+PAGES: list[tuple[str, str, Permission]] = [
+    ("/", "Dashboard", Permission.VIEW_DASHBOARD),
+    ("/messages", "Find a message", Permission.VIEW_TRAIL),
+    ("/audit", "Audit log", Permission.VIEW_AUDIT),
+    ("/users", "Users", Permission.MANAGE_USERS),
+    ("/keys", "API keys", Permission.MANAGE_API_KEYS),
+]
+SIGNIN_ERRORS = {
+    "wrong": "That email and password do not match an account.",
+    "code": "That code did not work. Codes change every 30 seconds and work once.",
+    "locked": "Too many failed attempts: sign-in is paused for a while. Your administrator has been told.",
+    "expired": "Your session or sign-in has expired. Please sign in again.",
+    "idle": "You were signed out after a period without activity.",
+    "disabled": "This account is no longer active.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Kit:
+    """What every page group needs from the app: rendering, redirects and the access checks."""
+
+    render: Callable[..., HTMLResponse]
+    redirect: Callable[[Request, str], RedirectResponse]
+    signed_in: Callable[[Request, Permission | None], "Session | Response"]
+    acting: Callable[[Request, Permission], Awaitable["tuple[Session, Any] | Response"]]
+    csrf: Callable[[Request], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleOptions:
+    secure_cookies: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Cookies:
+    session: str
+    signin: str
+    pre: str
+
+    @classmethod
+    def for_(cls, secure: bool) -> "Cookies":
+        # __Host-: Secure, path=/, no Domain — a sibling subdomain cannot plant one (RFC 6265bis §4.1.3.2).
+        p = "__Host-" if secure else ""
+        return cls(f"{p}sealmail_console", f"{p}sealmail_console_signin", f"{p}sealmail_console_pre")
+
+
+def create_console(
+    users: Users, reports: Reports, keys: UserKeys, options: ConsoleOptions | None = None
+) -> FastAPI:
+    opts = options or ConsoleOptions()
+    names = Cookies.for_(opts.secure_cookies)
+    env = Environment(loader=PackageLoader("sealmail.console", "templates"), autoescape=select_autoescape())
+    css = env.loader.get_source(env, "console.css")[0] if env.loader else ""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(security.HardenEveryResponse)
+
+    def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+        who: Session | None = ctx.get("who")
+        nav = [(path, label) for path, label, perm in PAGES if who is not None and who.may(perm)]
+        base = request.scope.get("root_path", "")
+        html = env.get_template(template).render(base=base, nav=nav, path=request.url.path, **ctx)
+        return security.harden(HTMLResponse(html, status_code=status), CSP)  # type: ignore[return-value]
+
+    def redirect(request: Request, path: str) -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "") + path, status_code=303)
+
+    def set_cookie(response: Response, name: str, value: str) -> None:
+        security.set_cookie(response, name, value, secure=opts.secure_cookies, max_age=None)
+
+    async def form_for(request: Request, cookie: str) -> Any:
+        """The posted form, once its CSRF token and Origin check out; else 403."""
+        form = await request.form(max_files=0, max_fields=20)
+        if not security.same_origin(request) or not security.csrf_ok(
+            request.cookies.get(cookie), form.get("csrf")
+        ):
+            raise HTTPException(403, "This form has expired or did not come from this site.")
+        return form
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return render(request, "status.html", status=exc.status_code, title="Not allowed", detail=exc.detail)
+
+    @app.exception_handler(SealmailError)
+    async def refused(request: Request, exc: SealmailError) -> Response:
+        return render(request, "status.html", status=exc.status, title=exc.title, detail=exc.detail)
+
+    def signed_in(request: Request, permission: Permission | None) -> Session | Response:
+        token = request.cookies.get(names.session)
+        who, why = users.session(token) if token else (None, "none")
+        if who is None:
+            response = redirect(request, "/signin" + (f"?error={why}" if why in SIGNIN_ERRORS else ""))
+            security.clear_cookie(response, names.session, secure=opts.secure_cookies)
+            return response
+        if permission is not None and not who.may(permission):
+            raise HTTPException(403, "Your role does not include this page.")
+        return who
+
+    # -- static -------------------------------------------------------------------------------
+    @app.get("/static/console.css", include_in_schema=False)
+    def stylesheet() -> Response:
+        return security.harden(Response(css, media_type="text/css"), "default-src 'none'")
+
+    # -- sign-in ------------------------------------------------------------------------------
+    @app.get("/signin")
+    def signin_page(request: Request, error: str = "") -> Response:
+        pre = request.cookies.get(names.pre) or secrets.token_urlsafe(32)
+        response = render(
+            request, "signin.html", title="Sign in", csrf=security.csrf_token(pre),
+            error=SIGNIN_ERRORS.get(error, ""),
+        )  # fmt: skip
+        set_cookie(response, names.pre, pre)
+        return response
+
+    @app.post("/signin")
+    async def signin(request: Request) -> Response:
+        form = await form_for(request, names.pre)
+        email, password = str(form.get("email", ""))[:320], str(form.get("password", ""))[:1024]
+        result = await run_in_threadpool(users.begin_signin, email, password)
+        if result.status is not SignInStatus.OK or result.token is None:
+            return redirect(
+                request, f"/signin?error={'locked' if result.status is SignInStatus.LOCKED else 'wrong'}"
+            )
+        response = redirect(request, "/signin/code")
+        set_cookie(response, names.signin, result.token)
+        return response
+
+    @app.get("/signin/code")
+    def code_page(request: Request, error: str = "") -> Response:
+        token = request.cookies.get(names.signin, "")
+        who, _ = users.session(token, Stage.MFA) if token else (None, "none")
+        if who is None:
+            return redirect(request, "/signin?error=expired")
+        return render(
+            request, "code.html", title="Sign in", csrf=security.csrf_token(token),
+            error=SIGNIN_ERRORS.get(error, ""),
+        )  # fmt: skip
+
+    @app.post("/signin/code")
+    async def code(request: Request) -> Response:
+        form = await form_for(request, names.signin)
+        result = await run_in_threadpool(
+            users.verify_mfa, request.cookies[names.signin], str(form.get("code", ""))[:40]
+        )
+        if result.status is SignInStatus.OK and result.token:
+            response = redirect(request, "/")
+            set_cookie(response, names.session, result.token)
+            security.clear_cookie(response, names.signin, secure=opts.secure_cookies)
+            return response
+        if result.status is SignInStatus.WRONG:
+            return redirect(request, "/signin/code?error=code")
+        return redirect(request, f"/signin?error={result.status}")
+
+    @app.post("/signout")
+    async def signout(request: Request) -> Response:
+        await form_for(request, names.session)
+        await run_in_threadpool(users.end_session, request.cookies[names.session])
+        response = redirect(request, "/signin")
+        security.clear_cookie(response, names.session, secure=opts.secure_cookies)
+        return response
+
+    # -- first sign-in: one-time link, password, TOTP enrolment -------------------------------
+    @app.get("/welcome/{token}")
+    def welcome(request: Request, token: str) -> Response:
+        enroll = users.open_link(token[:100])
+        if enroll is None:
+            raise HTTPException(
+                404, "This link has been used or has expired. Ask your administrator for a new one."
+            )
+        response = redirect(request, "/enroll")
+        set_cookie(response, names.signin, enroll)
+        return response
+
+    def enrolling(request: Request) -> tuple[Session, str]:
+        token = request.cookies.get(names.signin, "")
+        who, _ = users.session(token, Stage.ENROLL) if token else (None, "none")
+        if who is None:
+            raise HTTPException(404, "This enrolment has expired. Open your sign-in link again.")
+        return who, token
+
+    def enroll_page(request: Request, who: Session, token: str, status: int = 200, **ctx: Any) -> Response:
+        secret = users.pending_secret(who)
+        return render(
+            request, "enroll.html", status=status, title="Set up your account", who_enrolling=who,
+            csrf=security.csrf_token(token), secret=totp.grouped(secret),
+            uri=totp.provisioning_uri(secret, who.email), **ctx,
+        )  # fmt: skip
+
+    @app.get("/enroll")
+    def enroll_form(request: Request) -> Response:
+        who, token = enrolling(request)
+        return enroll_page(request, who, token)
+
+    @app.post("/enroll")
+    async def enroll(request: Request) -> Response:
+        form = await form_for(request, names.signin)
+        who, token = await run_in_threadpool(enrolling, request)
+        password = str(form.get("password", ""))[:1024]
+        result = await run_in_threadpool(users.enroll, token, password, str(form.get("code", ""))[:40])
+        if result.refusal is not None or result.bad_code:
+            error = result.refusal.text if result.refusal else SIGNIN_ERRORS["code"]
+            return await run_in_threadpool(lambda: enroll_page(request, who, token, 400, error=error))
+        # The enrolment session is now the signed-in session: move it to the session cookie.
+        me, _ = await run_in_threadpool(users.session, token)
+        response = render(
+            request, "recovery.html", title="Recovery codes", codes=result.recovery_codes, who=me,
+            csrf=security.csrf_token(token),
+        )  # fmt: skip
+        set_cookie(response, names.session, token)
+        security.clear_cookie(response, names.signin, secure=opts.secure_cookies)
+        return response
+
+    async def acting(request: Request, permission: Permission) -> tuple[Session, Any] | Response:
+        """A state-changing post: the role first, then the form's CSRF token and Origin."""
+        who = await run_in_threadpool(signed_in, request, permission)
+        if isinstance(who, Response):
+            return who
+        return who, await form_for(request, names.session)
+
+    def csrf(request: Request) -> str:
+        return security.csrf_token(request.cookies.get(names.session, ""))
+
+    kit = Kit(render, redirect, signed_in, acting, csrf)
+    _pages(app, users, reports, kit)
+    _key_pages(app, keys, kit)
+    return app
+
+
+def _pages(app: FastAPI, users: Users, reports: Reports, kit: Kit) -> None:
+    """The signed-in pages, each behind its permission."""
+    render, redirect, signed_in, csrf = kit.render, kit.redirect, kit.signed_in, kit.csrf
+
+    @app.get("/")
+    def dashboard(request: Request) -> Response:
+        me = signed_in(request, None)
+        if isinstance(me, Response):
+            return me
+        if not me.may(Permission.VIEW_DASHBOARD):
+            # Roles without a dashboard (auditors) land on their first page.
+            first = next((p for p, _, perm in PAGES if me.may(perm)), None)
+            if first is None:
+                raise HTTPException(403, "Your role does not include any console page.")
+            return redirect(request, first)
+        board = reports.dashboard(me.tenant_id, users.now())
+        return render(request, "dashboard.html", title="Dashboard", who=me, board=board, csrf=csrf(request))
+
+    @app.get("/messages")
+    def find(request: Request, q: str = "") -> Response:
+        who = signed_in(request, Permission.VIEW_TRAIL)
+        if isinstance(who, Response):
+            return who
+        found = reports.find(who.tenant_id, q[:400]) if q else []
+        return render(
+            request, "messages.html", title="Find a message", who=who, q=q, found=found, csrf=csrf(request)
+        )
+
+    @app.get("/audit")
+    def audit_view(
+        request: Request, action: str = "", actor: str = "", before: int | None = None
+    ) -> Response:
+        who = signed_in(request, Permission.VIEW_AUDIT)
+        if isinstance(who, Response):
+            return who
+        entries = reports.audit_entries(who.tenant_id, action=action[:60], actor=actor[:80], before=before)
+        return render(
+            request, "audit.html", title="Audit log", who=who, entries=entries, action=action, actor=actor,
+            csrf=csrf(request),
+        )  # fmt: skip
+
+    def users_page(request: Request, who: Session, status: int = 200, **ctx: Any) -> HTMLResponse:
+        assignable = [(r.value, roles.LABELS[r]) for r in roles.Role if roles.may_assign(who.role, r)]
+        return render(
+            request, "users.html", status=status, title="Users", who=who, assignable=assignable,
+            people=users.list_users(who.tenant_id), labels={r.value: roles.LABELS[r] for r in roles.Role},
+            csrf=csrf(request), **ctx,
+        )  # fmt: skip
+
+    @app.get("/users")
+    def users_list(request: Request) -> Response:
+        who = signed_in(request, Permission.MANAGE_USERS)
+        return who if isinstance(who, Response) else users_page(request, who)
+
+    @app.post("/users")
+    async def invite(request: Request) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        email, name, role = (str(form.get(k, ""))[:320] for k in ("email", "name", "role"))
+        _, token = await run_in_threadpool(
+            users.invite, who.tenant_id, email, name, role, who.actor, actor_role=who.role
+        )
+        link = (
+            f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}/welcome/{token}"
+        )
+        return await run_in_threadpool(lambda: users_page(request, who, invited=link))
+
+    @app.post("/users/{user_id}/role")
+    async def change_role(request: Request, user_id: str) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        await run_in_threadpool(users.set_role, who, user_id[:40], str(form.get("role", ""))[:20])
+        return redirect(request, "/users")
+
+    @app.post("/users/{user_id}/disable")
+    async def disable(request: Request, user_id: str) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_USERS)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        await run_in_threadpool(users.disable, who, user_id[:40])
+        return redirect(request, "/users")
+
+
+def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
+    """API keys made by people: each carries its creator and dies with them."""
+    render, redirect, signed_in = kit.render, kit.redirect, kit.signed_in
+
+    def page(request: Request, who: Session, **ctx: Any) -> HTMLResponse:
+        return render(
+            request, "keys.html", title="API keys", who=who, keys=keys.list_keys(who),
+            scopes=KEY_SCOPES, csrf=kit.csrf(request), **ctx,
+        )  # fmt: skip
+
+    @app.get("/keys")
+    def key_list(request: Request) -> Response:
+        who = signed_in(request, Permission.MANAGE_API_KEYS)
+        return who if isinstance(who, Response) else page(request, who)
+
+    @app.post("/keys")
+    async def key_create(request: Request) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        chosen = [s for s in KEY_SCOPES if form.get(f"scope_{s}") == "on"]
+        _, secret = await run_in_threadpool(keys.create, who, str(form.get("name", ""))[:200], chosen)
+        return await run_in_threadpool(lambda: page(request, who, created=secret))
+
+    @app.post("/keys/{key_id}/revoke")
+    async def key_revoke(request: Request, key_id: str) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        await run_in_threadpool(keys.revoke, who, key_id[:40])
+        return redirect(request, "/keys")

@@ -1,0 +1,1 @@
+"""People who run a tenant: console users, their roles, passwords, TOTP and sessions."""

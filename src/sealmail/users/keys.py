@@ -1,0 +1,113 @@
+"""API keys created by console users: they carry their creator and scopes, and die with them.
+
+The key itself is made by the tenancy service (``Tenancy.create_api_key``, handed in as
+``KeyMaker``); this module records who made it and revokes a user's keys inside the
+transaction that disables the user.  A revoked key may still be answered from an API
+process's few-second verification cache (``tenancy.service.CACHE_SECONDS``), as any
+revocation is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.errors import NotFound, PermissionDenied
+from sealmail.store import db
+from sealmail.store.tables import api_keys
+from sealmail.users.model import Clock, Session
+from sealmail.users.roles import Permission
+from sealmail.users.tables import console_api_keys, console_users
+
+KeyMaker = Callable[[str, str, Iterable[str], str], tuple[str, str]]
+
+
+def revoke_for_user(conn: Connection, tenant_id: str, user_id: str, actor: str, now: datetime) -> int:
+    """Revoke every live key ``user_id`` created, in the caller's transaction."""
+    ids = list(
+        conn.execute(
+            sa.select(api_keys.c.id)
+            .join(console_api_keys, console_api_keys.c.api_key_id == api_keys.c.id)
+            .where(
+                console_api_keys.c.tenant_id == tenant_id,
+                console_api_keys.c.user_id == user_id,
+                api_keys.c.revoked_at.is_(None),
+            )
+        ).scalars()
+    )
+    if ids:
+        conn.execute(sa.update(api_keys).where(api_keys.c.id.in_(ids)).values(revoked_at=now))
+    for key_id in ids:
+        audit.append(
+            conn, action=AuditAction.API_KEY_REVOKED, actor=actor, tenant_id=tenant_id, target=key_id,
+            details={"reason": "creator_disabled", "creator": user_id},
+        )  # fmt: skip
+    return len(ids)
+
+
+class UserKeys:
+    def __init__(self, engine: Engine, make_key: KeyMaker, clock: Clock) -> None:
+        self.engine = engine
+        self.make_key = make_key
+        self.now = clock
+
+    def create(self, who: Session, name: str, scopes: Iterable[str]) -> tuple[str, str]:
+        """A new key owned by ``who``: ``(key id, secret shown once)``."""
+        self._may(who)
+        key_id, secret = self.make_key(who.tenant_id, name.strip()[:200] or "console", scopes, who.actor)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(console_api_keys).values(
+                    api_key_id=key_id, tenant_id=who.tenant_id, user_id=who.user_id, created_at=self.now()
+                )
+            )
+        return key_id, secret
+
+    def list_keys(self, who: Session) -> list[dict[str, Any]]:
+        self._may(who)
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    api_keys.c.id, api_keys.c.name, api_keys.c.scopes, api_keys.c.created_at,
+                    api_keys.c.revoked_at, api_keys.c.last_used_at, console_users.c.email.label("creator"),
+                )
+                .select_from(api_keys)
+                .outerjoin(console_api_keys, console_api_keys.c.api_key_id == api_keys.c.id)
+                .outerjoin(console_users, console_users.c.id == console_api_keys.c.user_id)
+                .where(api_keys.c.tenant_id == who.tenant_id)
+                .order_by(api_keys.c.created_at.desc())
+            ).all()  # fmt: skip
+        return [dict(r._mapping) for r in rows]
+
+    def revoke(self, who: Session, key_id: str) -> None:
+        self._may(who)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.update(api_keys)
+                .where(
+                    api_keys.c.tenant_id == who.tenant_id,
+                    api_keys.c.id == key_id,
+                    api_keys.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=self.now())
+            ).rowcount
+            if not found:
+                raise NotFound("no such live API key in this organization")
+            audit.append(
+                conn,
+                action=AuditAction.API_KEY_REVOKED,
+                actor=who.actor,
+                tenant_id=who.tenant_id,
+                target=key_id,
+            )
+
+    @staticmethod
+    def _may(who: Session) -> None:
+        if not who.may(Permission.MANAGE_API_KEYS):
+            raise PermissionDenied("your role cannot manage API keys")

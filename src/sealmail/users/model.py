@@ -1,0 +1,83 @@
+"""The values of console sign-in: sessions, outcomes, policy and audit names."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sealmail.users import passwords, roles
+
+Clock = Callable[[], datetime]
+
+
+class UserAudit(enum.StrEnum):
+    INVITED = "user:invited"
+    LINK_ISSUED = "user:link_issued"
+    ENROLLED = "user:enrolled"
+    SIGNED_IN = "user:signed_in"
+    SIGNIN_FAILED = "user:signin_failed"
+    LOCKED = "user:locked"
+    SIGNED_OUT = "user:signed_out"
+    RECOVERY_CODE_USED = "user:recovery_code_used"
+    ROLE_CHANGED = "user:role_changed"
+    DISABLED = "user:disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    idle: timedelta = timedelta(minutes=15)  # the tenant's ``console_idle_minutes`` overrides it
+    lifetime: timedelta = timedelta(hours=12)
+    signin_window: timedelta = timedelta(minutes=10)  # between password and second factor
+    lockout_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    link_ttl: timedelta = timedelta(days=3)
+    auditor_days: int = 30
+
+
+class Stage(enum.StrEnum):
+    MFA = "mfa"
+    ENROLL = "enroll"
+    ACTIVE = "active"
+
+
+class SignInStatus(enum.StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    status: SignInStatus
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in user (or one in the middle of signing in, by ``stage``)."""
+
+    token_id: str
+    tenant_id: str
+    user_id: str
+    email: str
+    name: str
+    role: str
+    stage: Stage
+    pending_secret: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}"
+
+    def may(self, permission: roles.Permission) -> bool:
+        return self.stage is Stage.ACTIVE and roles.allows(self.role, permission)
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    recovery_codes: list[str] = field(default_factory=list)
+    refusal: passwords.Refusal | None = None
+    bad_code: bool = False

@@ -1,0 +1,73 @@
+"""Tables of console users (issue 14), on the shared metadata.
+
+Every secret is stored only as a hash or under the tenant's encryption: passwords as
+argon2id, recovery codes as argon2id, session and one-time-link tokens as SHA-256 (they
+carry 256 bits of entropy, so a fast hash is enough), TOTP seeds wrapped by the keyring.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sealmail.store.tables import ID, UtcDateTime, metadata
+
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),  # lower-case; the sign-in name
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=True),  # NULL until the invitation is used
+    sa.Column("totp_secret", sa.LargeBinary, nullable=True),  # keyring-encrypted base32 seed
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # RFC 6238 §5.2: one use per step
+    sa.Column("recovery_hashes", sa.JSON, nullable=False),
+    sa.Column("failed_signins", sa.Integer, nullable=False, default=0),
+    sa.Column("locked_until", UtcDateTime, nullable=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),  # auditors' access ends
+    sa.Column("disabled_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.UniqueConstraint("tenant_id", "email", name="uq_console_users_tenant_email"),
+)
+
+# One-time links: the first owner's sign-in and invitations.  Used once, then dead.
+console_links = sa.Table(
+    "console_links",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 hex of the token
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("used_at", UtcDateTime, nullable=True),
+)
+
+# A sign-in in progress (password accepted, second factor or enrolment pending) or a
+# signed-in session; ``stage`` says which.  Server-side, so signing out, disabling the
+# user or idling past the limit ends it for real (45 CFR 164.312(a)(2)(iii)).
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 hex of the cookie token
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("stage", sa.String(10), nullable=False),  # mfa | enroll | active
+    sa.Column("pending_secret", sa.LargeBinary, nullable=True),  # TOTP seed being enrolled
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),  # absolute lifetime
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+)
+
+# Which console user created which API key: keys carry their creator and die with them
+# (disabling the user revokes the keys in the same transaction).
+console_api_keys = sa.Table(
+    "console_api_keys",
+    metadata,
+    sa.Column("api_key_id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,111 @@
+"""The console in headless Chromium: a first owner enrols TOTP from the one-time link, signs
+in with password and code, sees the dashboard and a message's delivery trail — on a desktop
+and at 390 px, with no CSP violation and nothing wider than the phone's screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from tests.conftest import TenantFixture, make_settings
+from tests.e2e.portal import conftest as portal_browser
+from tests.e2e.portal.conftest import CHROMIUM
+from tests.integration.console.console_harness import PASSWORD, Console, console_server
+
+from sealmail.app import Services
+from sealmail.config import Settings
+
+# The portal suite's Chromium fixture, re-exported (an assignment, so pytest finds it here).
+browser = portal_browser.browser
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+OWNER = "owner@clinic.example"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    # One engine is enough in the browser; the HTTP suite covers both.
+    return make_settings(tmp_path, sqlite_url)
+
+
+@pytest.fixture
+def console(services: Services) -> Iterator[Console]:
+    with console_server(services) as c:
+        yield c
+
+
+def watched_page(browser: Any, viewport: dict[str, int], problems: list[str]) -> Any:
+    page = browser.new_context(viewport=viewport).new_page()
+    # A CSP violation or a script error shows up as a console error.
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.text} {m.location.get('url')}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return page
+
+
+def no_sideways_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+
+
+def sign_in(page: Any, console: Console, secret: str) -> None:
+    page.goto(f"{console.url}/console/signin")
+    page.get_by_label("Email address").fill(OWNER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("6-digit code from your authenticator app").fill(pyotp.TOTP(secret).at(console.clock()))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def test_owner_enrols_signs_in_with_totp_and_reads_a_trail_on_desktop_and_phone(
+    console: Console, browser: Any, tenant: TenantFixture
+) -> None:
+    body = {"from": f"Clinic <noreply@{tenant.domain}>", "to": ["patient@example.net"],
+            "subject": "Your results", "text": "Private", "stream": "phi"}  # fmt: skip
+    sent = httpx.post(
+        f"{console.url}/v1/messages", json=body, headers={"Authorization": f"Bearer {tenant.api_key}"}
+    )
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["id"]
+    token = console.users.owner_link(tenant.id, OWNER, actor="test")
+    problems: list[str] = []
+
+    page = watched_page(browser, DESKTOP, problems)
+    page.goto(f"{console.url}/console/welcome/{token}")
+    page.get_by_role("heading", name="Set up your account").wait_for()
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    assert page.locator("#totp-uri").text_content().startswith("otpauth://totp/")
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_label("6-digit code shown by your app").fill(pyotp.TOTP(secret).at(console.clock()))
+    page.get_by_role("button", name="Finish setup").click()
+    assert page.locator("#recovery-codes li").count() == 10
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in").wait_for()
+
+    for viewport in (DESKTOP, PHONE):
+        console.clock.advance(seconds=30)  # a new TOTP step: each code works once
+        page = watched_page(browser, viewport, problems)
+        sign_in(page, console, secret)
+        assert page.get_by_role("cell", name="phi").count() or page.locator("caption", has_text="phi").count()
+        no_sideways_scroll(page)
+        page.get_by_role("link", name="Find a message").click()
+        page.get_by_label("Recipient address or message id").fill("patient@example.net")
+        page.get_by_role("button", name="Search").click()
+        trail = page.get_by_role("region", name=f"Message {message_id}")
+        trail.wait_for()
+        assert "patient@example.net" in trail.inner_text() and "queued" in trail.inner_text()
+        assert "Your results" not in page.content()
+        no_sideways_scroll(page)
+    # The browser's own favicon probe hits the API origin's root, not the console.
+    assert [p for p in problems if not p.endswith("/favicon.ico")] == []

@@ -1,0 +1,55 @@
+"""``sealmail users …`` and the ``make run`` banner: the first owner's one-time link opens the
+console that ``sealmail serve`` mounts on the API role."""
+
+from pathlib import Path
+
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import console_server, enrol
+from typer.testing import CliRunner
+
+from sealmail.app import Services
+from sealmail.cli import _banner
+from sealmail.cli import app as sealmail_cli
+from sealmail.config import Settings
+
+runner = CliRunner()
+
+
+def env(settings: Settings) -> dict[str, str]:
+    return {"SEALMAIL_HOME": str(settings.home), "SEALMAIL_DATABASE_URL": settings.database_url}
+
+
+def test_create_owner_prints_a_link_that_enrols_on_the_served_console(
+    settings: Settings, services: Services, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    made = runner.invoke(sealmail_cli, ["users", "create-owner", "Boss@clinic.example"], env=env(settings))
+    assert made.exit_code == 0, made.output
+    link = made.output.split()[-1]
+    assert "/console/welcome/" in link
+    with console_server(services, as_served=True) as console:
+        enrol(console, link.rsplit("/", 1)[1], "boss@clinic.example")
+        assert console.client().get("/console/signin").status_code == 200
+    again = runner.invoke(sealmail_cli, ["users", "create-owner", "boss@clinic.example"], env=env(settings))
+    assert again.exit_code == 1 and "already set up" in again.output
+    invited = runner.invoke(
+        sealmail_cli, ["users", "invite", "help@clinic.example", "--role", "support"], env=env(settings)
+    )
+    assert invited.exit_code == 0 and "/console/welcome/" in invited.output
+    bad = runner.invoke(
+        sealmail_cli, ["users", "invite", "x@clinic.example", "--role", "god"], env=env(settings)
+    )
+    assert bad.exit_code == 2 and "role must be one of" in bad.output
+    listed = runner.invoke(sealmail_cli, ["users", "list"], env=env(settings)).output
+    assert (
+        "boss@clinic.example  owner  active" in listed and "help@clinic.example  support  invited" in listed
+    )
+
+
+def test_the_run_banner_prints_the_console_and_a_first_owner_link(
+    services: Services, tenant: TenantFixture
+) -> None:
+    banner = _banner(services)
+    assert f"Console        http://{services.settings.api_host}:" in banner
+    assert "/console/welcome/" in banner and "owner@" in banner
+    # Each run replaces the previous link while the owner has not enrolled.
+    assert _banner(services).split("/console/welcome/")[1][:20] != banner.split("/console/welcome/")[1][:20]

@@ -1,0 +1,97 @@
+"""Every console route with every role: each page is open to exactly the roles whose
+permission it names, and a route added without a row here fails the walk."""
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.routing import Route
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+
+from sealmail.app import Services, build_console
+from sealmail.users import roles
+from sealmail.users.roles import Permission as P
+from sealmail.users.roles import Role
+
+# (method, path) -> the permission it needs; None: reachable signed out (sign-in steps, assets).
+ROUTES: dict[tuple[str, str], P | None] = {
+    ("GET", "/static/console.css"): None,
+    ("GET", "/signin"): None,
+    ("POST", "/signin"): None,
+    ("GET", "/signin/code"): None,
+    ("POST", "/signin/code"): None,
+    ("POST", "/signout"): None,
+    ("GET", "/welcome/{token}"): None,
+    ("GET", "/enroll"): None,
+    ("POST", "/enroll"): None,
+    ("GET", "/"): P.VIEW_DASHBOARD,
+    ("GET", "/messages"): P.VIEW_TRAIL,
+    ("GET", "/audit"): P.VIEW_AUDIT,
+    ("GET", "/users"): P.MANAGE_USERS,
+    ("POST", "/users"): P.MANAGE_USERS,
+    ("POST", "/users/{user_id}/role"): P.MANAGE_USERS,
+    ("POST", "/users/{user_id}/disable"): P.MANAGE_USERS,
+    ("GET", "/keys"): P.MANAGE_API_KEYS,
+    ("POST", "/keys"): P.MANAGE_API_KEYS,
+    ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+}
+
+
+@pytest.fixture
+def console(services: Services) -> Iterator[Console]:
+    with console_server(services) as c:
+        yield c
+
+
+@pytest.fixture
+def people(console: Console, tenant: TenantFixture) -> dict[Role, Person]:
+    out = {}
+    for role in Role:
+        email = f"{role}@clinic.example"
+        _, token = console.users.invite(tenant.id, email, role, role, actor="test")
+        out[role] = enrol(console, token, email)
+    return out
+
+
+def test_the_route_table_lists_every_console_route(services: Services) -> None:
+    app = build_console(services)
+    served = {
+        (m, r.path) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"
+    }
+    assert served == set(ROUTES)
+
+
+def test_every_role_reaches_exactly_the_pages_its_permissions_name(
+    console: Console, people: dict[Role, Person], tenant: TenantFixture
+) -> None:
+    # Changed and disabled along the way: someone none of the walkers is.
+    target, _ = console.users.invite(tenant.id, "target@clinic.example", "", Role.SENDER, actor="test")
+    for role, person in people.items():
+        token = session_csrf(person)
+        for (method, path), permission in ROUTES.items():
+            if permission is None:
+                continue
+            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing")
+            # A valid form, so only the role decides (an empty email makes POST /users a 400,
+            # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
+            form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}
+            r = person.http.get(url) if method == "GET" else person.http.post(url, data=form)
+            if role == Role.AUDITOR and path == "/":
+                assert r.status_code == 303 and r.headers["location"] == "/console/audit"
+            elif roles.allows(role, permission):
+                assert r.status_code in (200, 303, 400, 404, 422), (role, method, path, r.status_code)
+                assert not r.headers.get("location", "").startswith("/console/signin"), (role, path)
+            else:
+                assert r.status_code == 403, (role, method, path, r.status_code)
+        # Still signed in after the walk: a 403 is a refusal, not a sign-out.
+        assert person.http.get("/console/signin").status_code == 200
+        assert session_csrf(person) == token
+
+
+def session_csrf(person: Person) -> str:
+    """The session-bound token, read from a page every signed-in role can load."""
+    for page in ("/console/audit", "/console/messages", "/console/"):
+        r = person.http.get(page)
+        if r.status_code == 200:
+            return csrf(r)
+    raise AssertionError("no page to read a token from")

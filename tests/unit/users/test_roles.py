@@ -1,0 +1,38 @@
+"""Least privilege: each role holds exactly what its job needs."""
+
+import pytest
+
+from sealmail.users import roles
+from sealmail.users.roles import Permission as P
+from sealmail.users.roles import Role
+
+
+def test_owner_holds_every_permission() -> None:
+    assert all(roles.allows(Role.OWNER, p) for p in P)
+
+
+@pytest.mark.parametrize(
+    ("role", "held"),
+    [
+        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
+        (Role.SENDER, {P.VIEW_DASHBOARD}),
+        (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
+        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
+        (Role.AUDITOR, {P.VIEW_AUDIT}),
+    ],
+)
+def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:
+    assert {p for p in P if roles.allows(role, p)} == held
+
+
+def test_support_sees_trails_but_not_the_audit_log_and_compliance_the_reverse() -> None:
+    assert roles.allows(Role.SUPPORT, P.VIEW_TRAIL) and not roles.allows(Role.SUPPORT, P.VIEW_AUDIT)
+    assert roles.allows(Role.COMPLIANCE, P.VIEW_AUDIT) and not roles.allows(Role.COMPLIANCE, P.VIEW_TRAIL)
+
+
+def test_only_owners_make_owners_and_only_managers_assign_roles() -> None:
+    assert roles.may_assign(Role.OWNER, Role.OWNER)
+    assert not roles.may_assign(Role.ADMINISTRATOR, Role.OWNER)
+    assert roles.may_assign(Role.ADMINISTRATOR, Role.SUPPORT)
+    assert not roles.may_assign(Role.SUPPORT, Role.SENDER)
+    assert not roles.allows("nonsense", P.VIEW_DASHBOARD)
