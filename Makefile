@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install run test lint system-deps lock bench clean
+.PHONY: install run test lint system-deps lock bench bench-postfix clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { \
@@ -57,6 +57,11 @@ lock:
 
 bench: install
 	$(BIN)/python bench/throughput.py
+
+# Sealmail vs a private stock Postfix into the same STARTTLS sink (installs Debian's postfix
+# if missing, needs root); e.g. make bench-postfix ARGS="--messages 5000 --rounds 5".
+bench-postfix: install
+	$(BIN)/python bench/postfix_compare.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

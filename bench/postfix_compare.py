@@ -1,0 +1,488 @@
+"""Sealmail vs stock Postfix, end to end, side by side (issue 18).
+
+    .venv/bin/python bench/postfix_compare.py                     # quick: 100 msgs x 3 rounds, 5 paths
+    .venv/bin/python bench/postfix_compare.py --messages 5000 --rounds 5 --paths smtp-sqlite-split
+    make bench-postfix ARGS="--messages 1000 --rounds 3"
+
+One STARTTLS sink (``bench/sink.py``: mandatory STARTTLS, counts and discards) receives from
+both MTAs:
+
+* **Postfix** — Debian's package, a private instance (``bench/postfix_stock.py``) on a
+  loopback high port relaying to the sink with ``smtp_tls_security_level = encrypt`` and TLS
+  connection reuse;
+* **Sealmail** — ``sealmail serve`` processes on a fresh home and database per path,
+  delivering by MX lookup (loopback DNS) over *verified* TLS (``phi`` stream,
+  ``require_verified``) with dual DKIM (Ed25519 + RSA-2048, created by ``sealmail init``);
+  the PGP paths upload an OpenPGP certificate for every recipient first, so every message
+  is PGP/MIME-encrypted before it is signed.
+
+A path is ``<intake>-<engine>-<procs>[-pgp]``: intake ``smtp`` (the submission gateway,
+STARTTLS + AUTH PLAIN) or ``api`` (``POST /v1/messages``); engine ``sqlite`` or ``pg``;
+procs ``one`` (one process with the intake role and the worker) or ``split`` (intake
+process + ``--workers`` worker processes).  Postfix always gets SMTP: the ratio compares
+end-to-end rates into the same sink.
+
+Each round sends the same K messages (5 KB text, the same recipients) from the same client
+(``--connections`` parallel STARTTLS SMTP connections, or keep-alive HTTP connections for
+the API) to one MTA, waits until the sink has all K, then does the same with the other;
+the order alternates every round.  Rate = K / (first byte sent → last message counted at
+the sink).  CPU = utime+stime from ``/proc`` of the MTA's processes over the round,
+children reaped by them included (Postfix's ``master`` reaps every daemon that exits),
+plus, for PostgreSQL paths, the backends connected to the bench database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import postfix_stock  # noqa: E402
+from mta_load import api_load, rcpt, smtp_load  # noqa: E402
+from throughput import (  # noqa: E402
+    CLK_TCK,
+    PG_DB,
+    PG_URL,
+    SEALMAIL,
+    SINK_IP,
+    Child,
+    Harness,
+    Profiler,
+    Sink,
+    free_port,
+    machine_cpu,
+    machine_description,
+    wait_healthy,
+)
+
+ISSUE_PATHS = "smtp-sqlite-split,smtp-pg-split,api-pg-split,api-pg-one,smtp-sqlite-split-pgp"
+
+
+# -- CPU accounting ------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return [raw[raw.find("(") + 1 : raw.rfind(")")], *raw.rsplit(")", 1)[1].split()]
+
+
+def tree_cpu(roots: list[int], comms: frozenset[str] | None = None) -> dict[int, float]:
+    """CPU seconds of ``roots`` and their direct children, each root's reaped children included.
+
+    Keyed by pid; a daemon that exits moves its time into its parent's cutime/cstime, so
+    the sum over two snapshots stays continuous."""
+    out: dict[int, float] = {}
+    root_set = set(roots)
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        pid = int(d.name)
+        st = _stat(pid)
+        if st is None:
+            continue
+        ppid = int(st[2])
+        if pid in root_set or (ppid in root_set and (comms is None or st[0] in comms)):
+            own = int(st[12]) + int(st[13])
+            reaped = int(st[14]) + int(st[15])
+            out[pid] = (own + reaped) / CLK_TCK
+    return out
+
+
+def pg_backend_cpu() -> dict[int, float]:
+    """CPU seconds of the PostgreSQL backends connected to the bench database."""
+    out: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if not cmd.startswith(b"postgres:") or f" {PG_DB} ".encode() not in cmd:
+            continue
+        st = _stat(int(d.name))
+        if st is not None:
+            out[int(d.name)] = (int(st[12]) + int(st[13])) / CLK_TCK
+    return out
+
+
+def delta(a: dict[int, float], b: dict[int, float]) -> float:
+    return sum(v - a.get(pid, 0.0) for pid, v in b.items())
+
+
+# -- Sealmail instance ----------------------------------------------------------------------------------
+@dataclass
+class PathSpec:
+    name: str
+    intake: str  # smtp | api
+    engine: str  # sqlite | postgresql
+    split: bool
+    pgp: bool
+
+    @classmethod
+    def parse(cls, name: str) -> PathSpec:
+        parts = name.split("-")
+        if len(parts) not in (3, 4) or parts[0] not in ("smtp", "api") or parts[1] not in ("sqlite", "pg"):
+            raise SystemExit(f"bad path {name!r}: <smtp|api>-<sqlite|pg>-<one|split>[-pgp]")
+        if parts[2] not in ("one", "split") or (len(parts) == 4 and parts[3] != "pgp"):
+            raise SystemExit(f"bad path {name!r}: <smtp|api>-<sqlite|pg>-<one|split>[-pgp]")
+        engine = "postgresql" if parts[1] == "pg" else "sqlite"
+        return cls(name, parts[0], engine, parts[2] == "split", len(parts) == 4)
+
+
+@dataclass
+class Sealmail:
+    spec: PathSpec
+    env: dict[str, str]
+    procs: list[Child] = field(default_factory=list)
+    api_key: str = ""
+    login: tuple[str, str] = ("", "")
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.procs]
+
+
+def sealmail_env(home: Path, engine: str, sink: Sink, extra: list[str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    env.update(
+        {
+            "SEALMAIL_HOME": str(home),
+            "SEALMAIL_CONFIG": str(home / "none.toml"),
+            "SEALMAIL_DATABASE_URL": PG_URL if engine == "postgresql" else "",
+            "SEALMAIL_API_PORT": str(free_port()),
+            "SEALMAIL_SMTP_PORT": str(free_port()),
+            "SEALMAIL_CAPTURE_PORT": str(free_port()),
+            "SEALMAIL_SMTP_INBOUND_PORT": "off",
+            "SEALMAIL_OUTBOUND_MODE": "mx",
+            "SEALMAIL_DNS_NAMESERVERS": json.dumps([f"127.0.0.1:{sink.dns_port}"]),
+            "SEALMAIL_MX_PORT": str(sink.smtp_port),
+            "SEALMAIL_TLS_CA_FILE": str(sink.ca_file),
+            "SEALMAIL_MTA_STS_ENABLED": "false",
+            "SEALMAIL_DANE_ENABLED": "false",
+            "SEALMAIL_SMTP_HOSTNAME": "sealmail-bench.localhost",
+            "SEALMAIL_LOG_LEVEL": "warning",
+        }
+    )
+    for item in extra:
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
+def setup_main(pgp_rcpts: int) -> None:
+    """Run in a child process with the instance's environment: init, SMTP credential, keys."""
+    from sealmail.app import build_services
+    from sealmail.bootstrap import initialize
+    from sealmail.config import Settings
+    from sealmail.crypto import pgp
+    from sealmail.domain.tls_policy import Stream
+
+    settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills it from SEALMAIL_*
+    result = initialize(settings, first_tenant="Bench Clinic")
+    assert result.tenant_id is not None
+    services = build_services(settings)
+    _cid, user, password = services.tenancy.create_smtp_credential(result.tenant_id, "bench", Stream("phi"))
+    for j in range(pgp_rcpts):
+        _secret, public = pgp.generate_tenant_key(f"Patient {j} <{rcpt(j)}>")
+        services.keydir.upload(result.tenant_id, public, "bench")
+    services.close()
+    print(json.dumps({"api_key": result.api_key, "user": user, "password": password}))
+
+
+def wait_smtp(port: int, procs: list[Child], timeout: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in procs:
+            if c.popen.poll() is not None:
+                raise RuntimeError(f"{c.name} exited:\n{c.log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            if s.recv(3) == b"220":
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"SMTP port {port} not ready")
+
+
+def start_sealmail(h: Harness, sink: Sink, spec: PathSpec, args: argparse.Namespace) -> Sealmail:
+    home = h.tmp / f"home-{spec.name}"
+    home.mkdir()
+    if spec.engine == "postgresql":
+        h.pg_reset()
+    env = sealmail_env(home, spec.engine, sink, args.set or [])
+    out = subprocess.run(
+        [sys.executable, __file__, "_setup", str(args.recipients if spec.pgp else 0)],
+        env=env, cwd=home, capture_output=True, timeout=600, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"setup failed: {out.stderr.decode(errors='replace')[-3000:]}")
+    creds = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    sm = Sealmail(spec, env, api_key=creds["api_key"], login=(creds["user"], creds["password"]))
+    intake = spec.intake
+    if spec.split:
+        sm.procs.append(h.spawn(f"sealmail-{intake}", [SEALMAIL, "serve", "--role", intake], env, home))
+        for i in range(args.workers):
+            sm.procs.append(
+                h.spawn(f"sealmail-worker{i}", [SEALMAIL, "serve", "--role", "worker"], env, home)
+            )
+    else:
+        argv = [SEALMAIL, "serve", "--role", intake, "--role", "worker"]
+        sm.procs.append(h.spawn("sealmail-one", argv, env, home))
+    if intake == "smtp":
+        wait_smtp(int(env["SEALMAIL_SMTP_PORT"]), sm.procs)
+    else:
+        wait_healthy(int(env["SEALMAIL_API_PORT"]), sm.procs)
+    return sm
+
+
+# -- rounds --------------------------------------------------------------------------------------------
+@dataclass
+class Measure:
+    rate: float
+    cpu_ms: float  # the MTA's own processes, per message
+    pg_ms: float  # PostgreSQL backends of the bench database, per message
+    sink_ms: float
+    conns: int
+    plaintext: int
+    busy_pct: float  # whole machine, all cores
+    others_pct: float  # share of all cores used by processes that are not the bench's
+    per_proc: dict[str, float] = field(default_factory=dict)  # Sealmail ms/msg by process
+
+
+def send(target: str, sm: Sealmail, pf_port: int, n: int, args: argparse.Namespace, tag: str) -> int:
+    c, r, size = args.connections, args.recipients, args.size
+    if target == "postfix":
+        return asyncio.run(smtp_load(pf_port, n, r, c, size, tag, None))
+    if sm.spec.intake == "smtp":
+        return asyncio.run(smtp_load(int(sm.env["SEALMAIL_SMTP_PORT"]), n, r, c, size, tag, sm.login))
+    return asyncio.run(api_load(int(sm.env["SEALMAIL_API_PORT"]), sm.api_key, n, r, c, size, tag))
+
+
+def measure(
+    target: str,
+    sm: Sealmail,
+    pf: postfix_stock.PrivatePostfix,
+    sink: Sink,
+    args: argparse.Namespace,
+    tag: str,
+) -> Measure:
+    n = args.messages
+    master = pf.master_pid()
+    if master is None:
+        raise RuntimeError(f"postfix master is gone:\n{pf.log_tail()}")
+    roots, comms = ([master], postfix_stock.DAEMONS) if target == "postfix" else (sm.pids, None)
+    base = sink.state()
+    cpu0, pg0, sink0 = tree_cpu(roots, comms), pg_backend_cpu(), tree_cpu([sink.pid])
+    m0, own0 = machine_cpu(), sum(os.times()[:2])
+    t0 = time.time()
+    ok = send(target, sm, pf.port, n, args, tag)
+    if ok != n:
+        raise RuntimeError(f"{target}: only {ok}/{n} accepted")
+    st = sink.wait_for(base.count + n, args.timeout)
+    cpu1, pg1, sink1 = tree_cpu(roots, comms), pg_backend_cpu(), tree_cpu([sink.pid])
+    m1, own1 = machine_cpu(), sum(os.times()[:2])
+    ours = delta(cpu0, cpu1) + delta(pg0, pg1) + delta(sink0, sink1) + own1 - own0
+    total = max(m1[1] - m0[1], 1e-9)
+    return Measure(
+        rate=n / (st.last - t0),
+        cpu_ms=1000 * delta(cpu0, cpu1) / n,
+        pg_ms=1000 * delta(pg0, pg1) / n if target == "sealmail" else 0.0,
+        sink_ms=1000 * delta(sink0, sink1) / n,
+        conns=st.conns - base.conns,
+        plaintext=st.plaintext - base.plaintext,
+        busy_pct=100 * (m1[0] - m0[0]) / total,
+        others_pct=max(0.0, 100 * (m1[0] - m0[0] - ours) / total),
+        per_proc={
+            c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n
+            for c in (sm.procs if target == "sealmail" else [])
+        },
+    )
+
+
+def run_path(
+    h: Harness, sink: Sink, pf: postfix_stock.PrivatePostfix, spec: PathSpec, args: argparse.Namespace
+) -> dict[str, Any]:
+    sm = start_sealmail(h, sink, spec, args)
+    try:
+        for target in ("postfix", "sealmail"):  # warm-up: argon2 login, pooled connections, caches
+            base = sink.state().count
+            if send(target, sm, pf.port, args.warmup, args, f"warm-{spec.name}") != args.warmup:
+                raise RuntimeError(f"{target}: warm-up not accepted")
+            sink.wait_for(base + args.warmup, args.timeout)
+        rounds: list[dict[str, Measure]] = []
+        profs = [Profiler(h, c.pid, f"pfcmp-{spec.name}-{c.name}") for c in sm.procs] if args.profile else []
+        if profs:
+            time.sleep(1.0)  # let py-spy attach
+        for r in range(args.rounds):
+            order = ("postfix", "sealmail") if r % 2 == 0 else ("sealmail", "postfix")
+            got = {t: measure(t, sm, pf, sink, args, f"{spec.name}-r{r}-{t}") for t in order}
+            s, p = got["sealmail"], got["postfix"]
+            print(
+                f"  {spec.name} round {r + 1}: sealmail {s.rate:.1f} msg/s {s.cpu_ms + s.pg_ms:.1f} ms/msg, "
+                f"postfix {p.rate:.1f} msg/s {p.cpu_ms:.1f} ms/msg, ratio {s.rate / p.rate:.2f}, "
+                f"others' CPU {s.others_pct:.0f}/{p.others_pct:.0f} %",
+                flush=True,
+            )
+            rounds.append(got)
+        write_profiles(spec, profs)
+    finally:
+        for c in reversed(sm.procs):
+            h.stop(c)
+    return summarize(spec, rounds)
+
+
+def write_profiles(spec: PathSpec, profs: list[Profiler]) -> None:
+    """py-spy summaries of every Sealmail process (folded stacks go to bench/results/ too)."""
+    if not profs:
+        return
+    out = [f"# py-spy: Sealmail processes on `{spec.name}` during the measured rounds", ""]
+    for prof in profs:
+        out += [f"## {prof.name}", "", *prof.stop(), ""]
+    dest = BENCH / "results" / f"profile-pfcmp-{spec.name}.md"
+    dest.write_text("\n".join(out))
+    print(f"  profile summary: {dest}", flush=True)
+
+
+def summarize(spec: PathSpec, rounds: list[dict[str, Measure]]) -> dict[str, Any]:
+    def med(target: str, attr: str) -> float:
+        return statistics.median(float(getattr(r[target], attr)) for r in rounds)
+
+    return {
+        "path": spec.name,
+        "sealmail_rate": med("sealmail", "rate"),
+        "postfix_rate": med("postfix", "rate"),
+        "ratio": statistics.median(r["sealmail"].rate / r["postfix"].rate for r in rounds),
+        "ratios": [round(r["sealmail"].rate / r["postfix"].rate, 3) for r in rounds],
+        "sealmail_cpu_ms": med("sealmail", "cpu_ms"),
+        "pg_cpu_ms": med("sealmail", "pg_ms"),
+        "postfix_cpu_ms": med("postfix", "cpu_ms"),
+        "sink_ms": (med("sealmail", "sink_ms"), med("postfix", "sink_ms")),
+        "per_proc": {
+            name: statistics.median(r["sealmail"].per_proc[name] for r in rounds)
+            for name in rounds[0]["sealmail"].per_proc
+        },
+        "conns": (med("sealmail", "conns"), med("postfix", "conns")),
+        "plaintext": sum(r[t].plaintext for r in rounds for t in r),
+        "busy": (med("sealmail", "busy_pct"), med("postfix", "busy_pct")),
+        "others": (med("sealmail", "others_pct"), med("postfix", "others_pct")),
+    }
+
+
+def render(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[str, Any]) -> str:
+    lines = [
+        "| path | Sealmail msg/s | Postfix msg/s | ratio (median) | per-round ratios | Sealmail CPU ms/msg "
+        "(+ PG backends) | Postfix CPU ms/msg | CPU ratio | sink conns S/P | machine busy % S/P "
+        "| others' CPU % S/P |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in results:
+        scpu = r["sealmail_cpu_ms"] + r["pg_cpu_ms"]
+        pg = f" (+{r['pg_cpu_ms']:.1f})" if r["pg_cpu_ms"] else ""
+        lines.append(
+            f"| {r['path']} | {r['sealmail_rate']:.1f} | {r['postfix_rate']:.1f} | **{r['ratio']:.2f}×** | "
+            f"{', '.join(f'{x:.2f}' for x in r['ratios'])} | {r['sealmail_cpu_ms']:.1f}{pg} | "
+            f"{r['postfix_cpu_ms']:.1f} | {scpu / max(r['postfix_cpu_ms'], 1e-9):.1f}× | "
+            f"{r['conns'][0]:.0f}/{r['conns'][1]:.0f} | {r['busy'][0]:.0f}/{r['busy'][1]:.0f} | "
+            f"{r['others'][0]:.0f}/{r['others'][1]:.0f} |"
+        )
+    lines.append("")
+    for r in results:
+        split = ", ".join(f"{k.removeprefix('sealmail-')} {v:.1f}" for k, v in r["per_proc"].items())
+        lines.append(
+            f"- {r['path']}: Sealmail CPU ms/msg by process: {split}; PostgreSQL backends "
+            f"{r['pg_cpu_ms']:.1f}; sink {r['sink_ms'][0]:.1f} (Sealmail rounds) / {r['sink_ms'][1]:.1f} "
+            "(Postfix rounds)"
+        )
+    plain = sum(r["plaintext"] for r in results)
+    lines += [
+        "",
+        f"{args.messages} messages × {args.size} B per MTA per round, {args.rounds} interleaved rounds "
+        f"(order alternates), {args.connections} client connections, {args.recipients} recipients, "
+        f"{args.workers} worker process(es) on split paths, warm-up {args.warmup}. "
+        f"Postfix {meta['postfix']}; "
+        f"machine {meta['machine']['nproc']} CPU {meta['machine']['cpu']}; machine busy before start "
+        f"{meta['busy_before']:.0f} %; messages that reached the sink without TLS: {plain}.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=100, help="K messages per MTA per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--paths", default=ISSUE_PATHS, help=f"comma-separated (default: {ISSUE_PATHS})")
+    p.add_argument("--size", type=int, default=5120, help="text body bytes")
+    p.add_argument("--connections", type=int, default=4, help="parallel client connections")
+    p.add_argument("--recipients", type=int, default=100, help="distinct recipients (keyed on -pgp paths)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on -split paths")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--timeout", type=float, default=600, help="bound on one round's drain, seconds")
+    p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")
+    p.add_argument("--output", type=Path, help="also write the markdown table here")
+    p.add_argument("--profile", action="store_true", help="py-spy every Sealmail process (needs py-spy)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postfix maillog)")
+    args = p.parse_args()
+    specs = [PathSpec.parse(x.strip()) for x in args.paths.split(",") if x.strip()]
+    meta: dict[str, Any] = {"postfix": postfix_stock.ensure_installed(), "machine": machine_description()}
+    m0 = machine_cpu()
+    time.sleep(1)
+    m1 = machine_cpu()
+    meta["busy_before"] = 100 * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1e-9)
+    # SIGTERM runs the same cleanup as Ctrl-C: the private Postfix must not outlive the bench.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    h = Harness(keep=args.keep)
+    pf: postfix_stock.PrivatePostfix | None = None
+    results = []
+    try:
+        sink = Sink(h)
+        pki = h.tmp / "pki"
+        pf = postfix_stock.PrivatePostfix(
+            h.tmp / "postfix",
+            free_port(),
+            f"[{SINK_IP}]:{sink.smtp_port}",
+            pki / "mx.crt",
+            pki / "mx.key",
+            {},
+        )
+        pf.start()
+        print(
+            f"postfix {meta['postfix']} on 127.0.0.1:{pf.port}, sink {SINK_IP}:{sink.smtp_port}", flush=True
+        )
+        for spec in specs:
+            results.append(run_path(h, sink, pf, spec, args))
+    except BaseException:
+        if pf is not None:
+            print(pf.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        if pf is not None:
+            pf.stop()
+        h.cleanup()
+    table = render(results, args, meta)
+    print("\n" + table)
+    if args.output:
+        cmd = " ".join(sys.argv[1:])
+        when = time.strftime("%Y-%m-%d %H:%M %Z")
+        args.output.write_text(f"`.venv/bin/python bench/postfix_compare.py {cmd}` — {when}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_setup":
+        setup_main(int(sys.argv[2]))
+    else:
+        main()
