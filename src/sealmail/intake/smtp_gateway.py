@@ -64,7 +64,6 @@ from sealmail.errors import MessageRefused, PolicyRejected, ValidationFailed
 from sealmail.limits.service import FailureThrottle
 from sealmail.messages.compose import intake_limits, submission_from_raw
 from sealmail.secureline.harvest import harvest
-from sealmail.store import db
 from sealmail.tenancy.service import Principal
 
 __all__ = ["GatewayEvent", "SmtpGateway", "server_tls_context"]
@@ -538,11 +537,12 @@ class _Handler:
                 return parsed
             # Refuse an unverified sender domain now rather than after the client has
             # uploaded the whole message; accept() checks it again in its transaction.
-            verified = await self._run(self._verified_domains, sender.principal.tenant_id)
-            if parsed.ascii_domain.lower() not in verified:
+            tenancy = self.services.tenancy
+            domain = parsed.ascii_domain.lower()
+            if not await self._run(tenancy.is_verified_sender_domain, sender.principal.tenant_id, domain):
                 return self._reject(
                     replies.S550_SENDER_NOT_AUTHORIZED.with_text(
-                        f"Sender address not authorized: {parsed.ascii_domain.lower()} is not "
+                        f"Sender address not authorized: {domain} is not "
                         "a verified sender domain of this tenant"
                     ),
                     "sender_not_authorized",
@@ -565,10 +565,6 @@ class _Handler:
             # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
             return self._reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", session)
         return parsed
-
-    def _verified_domains(self, tenant_id: str) -> set[str]:
-        with db.reader(self.services.engine) as conn:
-            return self.services.tenancy.verified_domains(conn, tenant_id)
 
     async def handle_RCPT(
         self,
@@ -746,8 +742,7 @@ class _Handler:
         Runs after the message is committed and never affects the reply.
         """
         try:
-            settings = self.services.tenancy.get_tenant(tenant_id)["settings"] or {}
-            if settings.get("harvest_keys"):
+            if self.services.tenancy.tenant_settings(tenant_id).get("harvest_keys"):
                 harvest(self.services.keydir, tenant_id, raw)
         except Exception as exc:  # noqa: BLE001 — harvesting is best-effort by design
             log.warning("smtp.harvest_failed", error=type(exc).__name__)

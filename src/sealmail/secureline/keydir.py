@@ -34,11 +34,21 @@ from sealmail.secureline.vks import fetch_vks
 from sealmail.secureline.wkd import CACHE_METHOD, NO_WKD_DETAIL, WkdResult, fetch_wkd, split_address
 from sealmail.store import db
 from sealmail.store.tables import key_discovery, recipient_keys
+from sealmail.store.ttl_cache import TtlCache
 
 log = structlog.get_logger("sealmail.keys")
 
 # Bound on the in-process "domain has no WKD" memory (cleared of expired entries when full).
 _DOMAIN_CACHE_MAX = 50_000
+
+# Which addresses of a tenant have any key, remembered this long: most delivery groups go to
+# recipients without keys, and asking the database per group cost ~10 % of the worker.  Only
+# "no key here" is answered from it: an address in the set is always read fresh, so a deleted
+# key is never used from memory; a key stored by another process (the API's upload next to
+# ``--role worker``) is seen within this bound, one stored in this process at once.
+KEYED_ADDRESSES_SECONDS = 2.0
+# A tenant with more keyed addresses than this is not summarised (every group asks).
+KEYED_ADDRESSES_MAX = 10_000
 
 
 def _now() -> datetime:
@@ -74,7 +84,13 @@ class RecipientKeys:
 
 
 class KeyDirectory:
-    def __init__(self, engine: Engine, trust: Callable[[], smime.TrustStore]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        trust: Callable[[], smime.TrustStore],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         # Loading the system CA bundle takes a noticeable moment; do it on first S/MIME use.
         self._trust_factory = trust
@@ -82,6 +98,10 @@ class KeyDirectory:
         self._pgp_cache: dict[str, openpgp.LoadedCert] = {}
         self._smime_cache: dict[str, smime.SmimeCertInfo] = {}
         self._lock = threading.Lock()
+        # tenant -> (addresses with any key,) — (None,) when there are too many to keep.
+        self._keyed: TtlCache[str, tuple[frozenset[str] | None]] = TtlCache(
+            KEYED_ADDRESSES_SECONDS, clock=clock
+        )
 
     @property
     def trust(self) -> smime.TrustStore:
@@ -200,6 +220,7 @@ class KeyDirectory:
                     target=fingerprint,
                     details={"kind": kind, "addresses": len(rows)},
                 )
+        self._keyed.drop(tenant_id)
         return rows
 
     def list(
@@ -250,12 +271,14 @@ class KeyDirectory:
                 tenant_id=tenant_id,
                 target=row.fingerprint,
             )
+        self._keyed.drop(tenant_id)
 
     # -- facts for SecureLine ------------------------------------------------------------------
     def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
         wanted = sorted({a.strip().lower() for a in addresses})
         out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}
-        if not wanted:
+        keyed = self._keyed_addresses(tenant_id)
+        if not wanted or (keyed is not None and keyed.isdisjoint(wanted)):
             return out
         with db.reader(self.engine) as conn:
             rows = (
@@ -295,6 +318,25 @@ class KeyDirectory:
                 tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs, capabilities
             )
         return out
+
+    def _keyed_addresses(self, tenant_id: str) -> frozenset[str] | None:
+        """The tenant's addresses that have any key (``KEYED_ADDRESSES_SECONDS`` old at most)."""
+        cached = self._keyed.get(tenant_id)
+        if cached is not None:
+            return cached[0]
+        stamp = self._keyed.stamp()
+        with db.reader(self.engine) as conn:
+            addresses = frozenset(
+                conn.execute(
+                    sa.select(recipient_keys.c.address)
+                    .where(recipient_keys.c.tenant_id == tenant_id)
+                    .distinct()
+                    .limit(KEYED_ADDRESSES_MAX + 1)
+                ).scalars()
+            )
+        keyed = addresses if len(addresses) <= KEYED_ADDRESSES_MAX else None
+        self._keyed.put(tenant_id, (keyed,), stamp)
+        return keyed
 
     def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:
         fp = row["fingerprint"]

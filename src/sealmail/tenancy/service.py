@@ -5,7 +5,13 @@ Secrets are shown once and stored as argon2 hashes.  An API key is
 revealing anything, the secret part is verified with argon2.  Because argon2 is
 deliberately slow (tens of milliseconds), a verified key is remembered in process memory
 as a SHA-256 of the whole key for ``CACHE_SECONDS``; revocation is re-read from the
-database at least that often, and takes effect at once in the revoking process.
+database at least that often, and takes effect at once in the revoking process.  SMTP
+credentials are remembered the same way (a SHA-256 of username and password): a client that
+opens a connection per message would otherwise pay argon2 (~0.2 s of CPU) per message.
+
+The hot intake paths also read verified sender domains and tenant settings through short
+caches (``CACHE_SECONDS``); a change made here drops the entry in this process at once, and
+other processes (``serve --role smtp`` next to ``--role api``) see it within that bound.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import idna
@@ -36,6 +43,7 @@ from sealmail.errors import AuthenticationRequired, Conflict, NotFound, Validati
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import api_keys, sender_domains, smtp_credentials, tenants
+from sealmail.store.ttl_cache import TtlCache
 from sealmail.tenancy.keyring import Keyring
 
 SCOPES = ("send", "read", "admin")
@@ -65,6 +73,16 @@ class _CachedKey:
     checked_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedCredential:
+    tenant_id: str
+    credential_id: str
+    stream: str
+    secret_hash: str
+    digest: bytes
+    checked_at: float
+
+
 TxtLookup = Callable[[str], Awaitable[list[str]]]
 
 
@@ -80,8 +98,16 @@ def _now() -> datetime:
 
 
 class Tenancy:
-    def __init__(self, engine: Engine, keyring: Keyring, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keyring: Keyring,
+        hasher: PasswordHasher | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
+        self._clock = clock
         self.keyring = keyring
         self.hasher = hasher or PasswordHasher()
         self._keys: dict[str, _CachedKey] = {}
@@ -93,6 +119,9 @@ class Tenancy:
         # CPU and memory, and a burst of new keys must not starve everything else.
         self._argon_slots = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
         self._dummy: str | None = None
+        self._smtp: dict[str, _CachedCredential] = {}
+        self._verified: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS, clock=clock)
+        self._settings: TtlCache[str, MappingProxyType[str, Any]] = TtlCache(CACHE_SECONDS, clock=clock)
 
     # -- tenants ---------------------------------------------------------------------------
     def create_tenant(self, name: str, actor: str = "cli") -> str:
@@ -129,6 +158,16 @@ class Tenancy:
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
         return dict(row)
 
+    def tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any]:
+        """A tenant's settings for hot paths, at most ``CACHE_SECONDS`` old (read-only)."""
+        cached = self._settings.get(tenant_id)
+        if cached is not None:
+            return cached
+        stamp = self._settings.stamp()
+        settings = MappingProxyType(dict(self.get_tenant(tenant_id)["settings"] or {}))
+        self._settings.put(tenant_id, settings, stamp)
+        return settings
+
     def update_settings(
         self,
         tenant_id: str,
@@ -163,6 +202,7 @@ class Tenancy:
             )
             if also is not None:
                 also(conn, tenant_id, actor, before, settings)
+        self._settings.drop(tenant_id)
         return settings
 
     # -- sender domains ----------------------------------------------------------------------
@@ -196,6 +236,7 @@ class Tenancy:
                 target=str(row["id"]),
                 details={"domain": row["name"], "verified": verified},
             )
+        self._verified.drop(tenant_id)
         return row
 
     def mark_domain_verified(self, tenant_id: str, name: str, actor: str) -> None:
@@ -216,6 +257,7 @@ class Tenancy:
                 tenant_id=tenant_id,
                 target=name.lower(),
             )
+        self._verified.drop(tenant_id)
 
     def domain(self, tenant_id: str, name: str) -> dict[str, Any]:
         with db.reader(self.engine) as conn:
@@ -259,6 +301,22 @@ class Tenancy:
             )
         )
         return {r.name for r in rows}
+
+    def is_verified_sender_domain(self, tenant_id: str, domain: str) -> bool:
+        """Whether ``domain`` (ASCII) is verified for the tenant, for a check per message.
+
+        The set is cached for ``CACHE_SECONDS``; a domain missing from it is asked again, so
+        one verified a moment ago (in another process) is never refused.
+        """
+        name = domain.lower()
+        cached = self._verified.get(tenant_id)
+        if cached is not None and name in cached:
+            return True
+        stamp = self._verified.stamp()
+        with db.reader(self.engine) as conn:
+            verified = frozenset(self.verified_domains(conn, tenant_id))
+        self._verified.put(tenant_id, verified, stamp)
+        return name in verified
 
     def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:
@@ -506,9 +564,38 @@ class Tenancy:
                 tenant_id=tenant_id,
                 target=cred_id,
             )
+        with self._lock:
+            self._smtp = {u: c for u, c in self._smtp.items() if c.credential_id != cred_id}
 
     def authenticate_smtp(self, username: str, password: str) -> tuple[Principal, Stream] | None:
-        """Check SMTP AUTH credentials; None (and an audit entry) when they do not match."""
+        """Check SMTP AUTH credentials; None (and an audit entry) when they do not match.
+
+        The exact username and password verified less than ``CACHE_SECONDS`` ago answer from
+        memory; anything else (a wrong password for a cached user included) takes the full
+        path, so a failure costs the same argon2 work and writes the same audit entry.
+        """
+        digest = hashlib.sha256(f"{len(username)}:{username}:{password}".encode()).digest()
+        found = self._fresh_smtp(username, digest)
+        if found is not None:
+            return found
+        with self._key_lock(f"smtp:{username}"):
+            # Parallel connections with one credential: the first verifies, the rest find it.
+            found = self._fresh_smtp(username, digest)
+            if found is not None:
+                return found
+            return self._verify_smtp(username, password, digest)
+
+    def _fresh_smtp(self, username: str, digest: bytes) -> tuple[Principal, Stream] | None:
+        cached = self._smtp.get(username)
+        if cached is None or self._clock() - cached.checked_at >= CACHE_SECONDS:
+            return None
+        if not hmac.compare_digest(cached.digest, digest):
+            return None
+        return _smtp_principal(cached)
+
+    def _verify_smtp(self, username: str, password: str, digest: bytes) -> tuple[Principal, Stream] | None:
+        known = self._smtp.get(username)
+        now = self._clock()
         with db.reader(self.engine) as conn:
             row = (
                 conn.execute(
@@ -521,14 +608,25 @@ class Tenancy:
                 .first()
             )
         ok = False
-        # An unknown username pays the same argon2 work, so timing does not reveal which exist.
-        stored = row["secret_hash"] if row is not None else self._dummy_hash()
-        try:
-            with self._argon_slots:
-                ok = self.hasher.verify(stored, password) and row is not None
-        except (VerificationError, InvalidHashError):
-            ok = False
+        if (
+            row is not None
+            and known is not None
+            and known.secret_hash == row["secret_hash"]
+            and hmac.compare_digest(known.digest, digest)
+        ):
+            ok = True  # argon2 accepted exactly this secret for this row; only revocation was re-read
+        else:
+            # An unknown username pays the same argon2 work, so timing does not reveal which exist.
+            stored = row["secret_hash"] if row is not None else self._dummy_hash()
+            try:
+                with self._argon_slots:
+                    ok = self.hasher.verify(stored, password) and row is not None
+            except (VerificationError, InvalidHashError):
+                ok = False
         if not ok:
+            if row is None:
+                with self._lock:
+                    self._smtp.pop(username, None)
             with self.engine.begin() as conn:
                 audit.append(
                     conn,
@@ -539,7 +637,14 @@ class Tenancy:
                 )
             return None
         assert row is not None
-        return (Principal(row["tenant_id"], row["id"], frozenset({"send"})), Stream(row["stream"]))
+        entry = _CachedCredential(row["tenant_id"], row["id"], row["stream"], row["secret_hash"], digest, now)
+        with self._lock:
+            self._smtp[username] = entry
+        return _smtp_principal(entry)
+
+
+def _smtp_principal(entry: _CachedCredential) -> tuple[Principal, Stream]:
+    return (Principal(entry.tenant_id, entry.credential_id, frozenset({"send"})), Stream(entry.stream))
 
 
 def _refuse_if_verified_elsewhere(conn: Connection, tenant_id: str, name: str) -> None:
