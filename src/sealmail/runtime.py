@@ -11,7 +11,16 @@ from collections.abc import Callable, Sequence
 import structlog
 import uvicorn
 
-from sealmail.app import Services, build_file_shares, build_portal_lifecycle, build_transport, build_worker
+from sealmail.app import (
+    Services,
+    build_file_shares,
+    build_gateway,
+    build_portal_lifecycle,
+    build_report_listener,
+    build_server_tls,
+    build_transport,
+    build_worker,
+)
 from sealmail.config import Settings
 
 ROLES = ("api", "smtp", "worker", "portal")
@@ -87,12 +96,18 @@ async def serve(
             "localhost",
         )
         sink.start()
-    gateway = None
+    gateway = listener = None
     if "smtp" in roles:
-        from sealmail.intake.smtp_gateway import SmtpGateway
-
-        gateway = SmtpGateway(services)
+        tls = build_server_tls(settings)
+        gateway = build_gateway(services, tls=tls)
         gateway.start()
+        listener = build_report_listener(services, tls=tls)
+        if listener is not None:
+            try:
+                listener.start()
+            except BaseException:
+                gateway.stop()
+                raise
     server = None
     if "api" in roles:
         from sealmail.intake.api.app import create_api
@@ -157,6 +172,8 @@ async def serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         if transport is not None:
             await transport.close()
+        if listener is not None:
+            listener.stop()
         if gateway is not None:
             gateway.stop()
         if sink is not None:
