@@ -22,6 +22,7 @@ from sealmail.app import (
     build_worker,
 )
 from sealmail.config import Settings
+from sealmail.smtpd.server import SmtpListener
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -40,6 +41,22 @@ async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
             structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PORTAL_SWEEP_SECONDS)
+
+
+def start_smtp(services: Services) -> list[SmtpListener]:
+    """Start the submission gateway and, when configured, the inbound report listener."""
+    tls = build_server_tls(services.settings)
+    gateway = build_gateway(services, tls=tls)
+    gateway.start()
+    listener = build_report_listener(services, tls=tls)
+    if listener is None:
+        return [gateway]
+    try:
+        listener.start()
+    except BaseException:
+        gateway.stop()
+        raise
+    return [gateway, listener]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -96,18 +113,7 @@ async def serve(
             "localhost",
         )
         sink.start()
-    gateway = listener = None
-    if "smtp" in roles:
-        tls = build_server_tls(settings)
-        gateway = build_gateway(services, tls=tls)
-        gateway.start()
-        listener = build_report_listener(services, tls=tls)
-        if listener is not None:
-            try:
-                listener.start()
-            except BaseException:
-                gateway.stop()
-                raise
+    listeners = start_smtp(services) if "smtp" in roles else []
     server = None
     if "api" in roles:
         from sealmail.intake.api.app import create_api
@@ -172,10 +178,8 @@ async def serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         if transport is not None:
             await transport.close()
-        if listener is not None:
+        for listener in reversed(listeners):
             listener.stop()
-        if gateway is not None:
-            gateway.stop()
         if sink is not None:
             sink.stop()
         del closers

@@ -26,15 +26,14 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
+from sealmail.delivery.policy import policy_for, sign_wanted
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
 from sealmail.domain.secureline import (
-    DEFAULT_ORDER,
     Decision,
-    DlpAction,
     DlpFacts,
     Method,
     Policy,
@@ -74,32 +73,6 @@ class Result:
     extra: dict[str, Any] | None = None
 
 
-def tenant_policy(settings: dict[str, object]) -> Policy:
-    """The tenant's SecureLine policy from its settings (validated when they were saved)."""
-    raw = settings.get("secureline")
-    if not isinstance(raw, dict):
-        return Policy()
-    order = tuple(Method(m) for m in raw.get("order", [])) or DEFAULT_ORDER
-    return Policy(
-        order=order,
-        forbidden=frozenset(Method(m) for m in raw.get("forbidden", [])),
-        force_portal=bool(raw.get("force_portal", False)),
-        require_message_encryption_on_phi=bool(raw.get("require_message_encryption_on_phi", False)),
-    )
-
-
-def dlp_facts(msg: QueuedMessage) -> DlpFacts:
-    findings = msg.dlp_findings or []
-    summary = "; ".join(f"{f['detector']} in {f['location']}" for f in findings[:5])
-    return DlpFacts(bool(findings), DlpAction(msg.dlp_action or "none"), summary)
-
-
-def _sign_wanted(msg: QueuedMessage, option: str) -> bool:
-    """Tenant opt-in: ``secureline.sign_pgp`` / ``secureline.sign_smime``."""
-    settings = msg.tenant_settings.get("secureline")
-    return isinstance(settings, dict) and bool(settings.get(option))
-
-
 def _with_trace(msg_id: str, raw: bytes) -> bytes:
     # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
     # or a bounce quotes back to our record without any PHI.
@@ -130,22 +103,6 @@ def _tls_reason(a: Attempt) -> str:
         by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
         return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
     return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
-
-
-def _policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
-    """The policy and DLP facts the decisions of this message start from."""
-    if msg.source == "portal" and "portal-code" in msg.tags:
-        # A portal sign-in code carries no PHI; routing it through a force-portal
-        # policy would send a notice for the code mail itself.  Nor may a code that
-        # cannot travel at its level become a notice: it opens a message, so it is
-        # deferred instead (issue 11: never below the message's required level).
-        return Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
-    policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-    if "file-share" in msg.tags:
-        # A shared file is only reachable through the portal, whatever else the
-        # recipient could take.
-        policy = replace(policy, force_portal=True)
-    return policy, dlp
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +173,7 @@ class SecureLine:
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
-        policy, dlp = _policy_for(msg)
+        policy, dlp = policy_for(msg)
         addresses = [c.address for c in rcpts]
         keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
@@ -375,7 +332,7 @@ class SecureLine:
         cert = keys.pgp_certs[decision.key.fingerprint]
         archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
         signer = None
-        if _sign_wanted(msg, "sign_pgp"):
+        if sign_wanted(msg, "sign_pgp"):
             # The signer's user id is the From address, or readers flag a mismatch.
             sender = msg.header_from or msg.mail_from
             signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
@@ -391,7 +348,7 @@ class SecureLine:
         caps = keys.smime_capabilities.get(decision.key.fingerprint)
         # Like the OpenPGP archive copy: the tenant can open what it sent, with its own identity.
         archive_cert = smime.archive_certificate(identity, now=now)
-        if identity is not None and _sign_wanted(msg, "sign_smime"):
+        if identity is not None and sign_wanted(msg, "sign_smime"):
             return smime.sign_and_encrypt_smime(
                 raw,
                 identity,
