@@ -9,6 +9,7 @@ module reads ``Settings`` (``docs/layout.md``).
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -18,8 +19,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from sealmail.bounces.inbound import ReportIntake
+from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
-from sealmail.config import Settings
+from sealmail.config import ConfigError, Settings
 from sealmail.console.reports import Reports
 from sealmail.console.web import ConsoleOptions, create_console
 from sealmail.crypto import smime
@@ -27,8 +29,9 @@ from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
-from sealmail.delivery.worker import Worker
+from sealmail.delivery.worker import Worker, WorkerOptions
 from sealmail.dlp.screening import Screener
+from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.evidence.mailing import AnchorMailer
@@ -36,7 +39,9 @@ from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
-from sealmail.limits.service import Limiter, MemoryLimiter
+from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
+from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
+from sealmail.messages.compose import intake_limits
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -47,6 +52,7 @@ from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import Discovery, KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
+from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
@@ -89,10 +95,6 @@ class Services:
     @cached_property
     def return_path_config(self) -> ReturnPathConfig:
         return return_path_config(self.settings)
-
-    @cached_property
-    def report_intake(self) -> ReportIntake:
-        return build_report_intake(self)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -228,8 +230,8 @@ def build_return_paths(services: Services, settings: Settings | None = None) -> 
     return build_signer(services, settings)
 
 
-def build_report_intake(services: Services) -> ReportIntake:
-    return ReportIntake(services.engine, build_signer(services))
+def build_report_intake(services: Services, settings: Settings | None = None) -> ReportIntake:
+    return ReportIntake(services.engine, build_signer(services, settings))
 
 
 def build_engagement(services: Services, settings: Settings | None = None) -> Engagement:
@@ -321,7 +323,9 @@ def build_worker(
         ),
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
-    return Worker(services.engine, services.keyring, transport, settings, secureline, name=name, dsn=dsn)
+    return Worker(
+        services.engine, services.keyring, transport, worker_options(settings), secureline, name=name, dsn=dsn
+    )
 
 
 # -- evidence (issue 15): proofs of delivery, audit anchors, reports ------------------------------
@@ -359,3 +363,80 @@ def build_console(services: Services, users: Users | None = None) -> FastAPI:
     users = users or build_users(services)
     keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
     return create_console(users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure))
+
+
+# -- the SMTP listeners (submission in intake/smtp, reports in bounces/listener.py) -----------
+
+
+def build_server_tls(settings: Settings) -> ssl.SSLContext:
+    """The listeners' STARTTLS context; unreadable files are a configuration error."""
+    try:
+        return server_tls_context(
+            settings.resolved_tls_cert, settings.resolved_tls_key, settings.smtp_connector_client_ca
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"the SMTP gateway cannot load its TLS certificate/key ({type(exc).__name__}); "
+            "set SEALMAIL_SMTP_TLS_CERT and SEALMAIL_SMTP_TLS_KEY (and "
+            "SEALMAIL_SMTP_CONNECTOR_CLIENT_CA if used) to readable PEM files, "
+            "or run `sealmail init`"
+        ) from exc
+
+
+def build_gateway(
+    services: Services, settings: Settings | None = None, tls: ssl.SSLContext | None = None
+) -> SmtpGateway:
+    settings = settings or services.settings
+    options = GatewayOptions(
+        listen=ListenerOptions(
+            settings.smtp_host, settings.smtp_port, settings.smtp_hostname, settings.smtp_max_message_bytes
+        ),
+        max_recipients=settings.max_recipients,
+        limits=intake_limits(settings),
+        connector_tenant=settings.smtp_connector_tenant or None,
+        connector_networks=tuple(
+            ipaddress.ip_network(n, strict=False) for n in settings.smtp_connector_networks
+        ),
+        connector_ca=settings.smtp_connector_client_ca is not None,
+    )
+    throttle = FailureThrottle(
+        services.limiter, settings.auth_failure_limit, settings.auth_failure_window_seconds
+    )
+    gateway_services = GatewayServices(
+        services.engine, services.tenancy, services.messages, services.keydir, throttle
+    )
+    return SmtpGateway(options, gateway_services, tls or build_server_tls(settings))
+
+
+def build_report_listener(
+    services: Services, settings: Settings | None = None, tls: ssl.SSLContext | None = None
+) -> ReportListener | None:
+    """The inbound listener for bounces and complaints, or None when it is not configured."""
+    settings = settings or services.settings
+    if settings.smtp_inbound_port is None:
+        return None
+    options = ListenerOptions(
+        settings.smtp_host,
+        settings.smtp_inbound_port,
+        settings.smtp_hostname,
+        settings.smtp_max_message_bytes,
+    )
+    intake = build_report_intake(services, settings)
+    return ReportListener(options, intake, tls or build_server_tls(settings))
+
+
+def worker_options(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        worker_concurrency=settings.worker_concurrency,
+        worker_batch_size=settings.worker_batch_size,
+        worker_poll_seconds=settings.worker_poll_seconds,
+        lease_seconds=settings.lease_seconds,
+        retry_first_seconds=settings.retry_first_seconds,
+        retry_cap_seconds=settings.retry_cap_seconds,
+        retry_max_age_seconds=settings.retry_max_age_seconds,
+        circuit_breaker_failures=settings.circuit_breaker_failures,
+        circuit_breaker_seconds=settings.circuit_breaker_seconds,
+        destination_rate_per_second=settings.destination_rate_per_second,
+        on_tls_unavailable=settings.on_tls_unavailable,
+        stream_defaults=tuple((stream, settings.stream_default(stream)) for stream in Stream),
+    )

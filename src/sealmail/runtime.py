@@ -12,8 +12,18 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from sealmail.app import Services, build_file_shares, build_portal_lifecycle, build_transport, build_worker
+from sealmail.app import (
+    Services,
+    build_file_shares,
+    build_gateway,
+    build_portal_lifecycle,
+    build_report_listener,
+    build_server_tls,
+    build_transport,
+    build_worker,
+)
 from sealmail.config import Settings
+from sealmail.smtpd.server import SmtpListener
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -42,6 +52,22 @@ def api_app(services: Services) -> FastAPI:
     api = create_api(services)
     api.mount("/console", build_console(services))
     return api
+
+
+def start_smtp(services: Services) -> list[SmtpListener]:
+    """Start the submission gateway and, when configured, the inbound report listener."""
+    tls = build_server_tls(services.settings)
+    gateway = build_gateway(services, tls=tls)
+    gateway.start()
+    listener = build_report_listener(services, tls=tls)
+    if listener is None:
+        return [gateway]
+    try:
+        listener.start()
+    except BaseException:
+        gateway.stop()
+        raise
+    return [gateway, listener]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -98,12 +124,7 @@ async def serve(
             "localhost",
         )
         sink.start()
-    gateway = None
-    if "smtp" in roles:
-        from sealmail.intake.smtp_gateway import SmtpGateway
-
-        gateway = SmtpGateway(services)
-        gateway.start()
+    listeners = start_smtp(services) if "smtp" in roles else []
     server = None
     if "api" in roles:
         config = uvicorn.Config(
@@ -166,8 +187,8 @@ async def serve(
         await asyncio.gather(*tasks, return_exceptions=True)
         if transport is not None:
             await transport.close()
-        if gateway is not None:
-            gateway.stop()
+        for listener in reversed(listeners):
+            listener.stop()
         if sink is not None:
             sink.stop()
         del closers

@@ -276,18 +276,8 @@ class ReportIntake:
         if block.diagnostic:
             data["detail"] = block.diagnostic[:500]
         if outcome is Outcome.BOUNCED:
-            conn.execute(
-                sa.update(recipients)
-                .where(recipients.c.id == target.id)
-                .values(
-                    status="bounced",
-                    lease_owner=None,
-                    lease_until=None,
-                    last_reason=(classification or "bounced")[:40],
-                    last_detail=f"asynchronous bounce {status}: {block.diagnostic or ''}".strip()[:500],
-                    updated_at=now,
-                )
-            )
+            detail = f"asynchronous bounce {status}: {block.diagnostic or ''}"
+            self._mark_bounced(conn, target, classification, detail, now)
             data["bounce"] = {"type": "hard", "classification": classification, "origin": "dsn"}
             self._emit(conn, target, ev.EventType.BOUNCED, data, now)
         elif outcome is Outcome.DEFERRED:
@@ -295,24 +285,46 @@ class ReportIntake:
         if block.action == "failed":
             # Also for a recipient already bounced or expired: the list learns the address
             # is dead either way (suppress is idempotent).
-            rule = suppressions.outcome_rule(
-                "bounced", classification, classification or "", target.attempts, replied=True
-            )
-            if rule is not None:
-                reason, ttl = rule
-                suppressions.suppress(
-                    conn,
-                    tenant_id=target.tenant_id,
-                    stream=suppressions.ALL_STREAMS,
-                    address=target.address,
-                    reason=reason,
-                    source="dsn",
-                    actor="system",
-                    message_id=target.message_id,
-                    expires_at=now + ttl if ttl else None,
-                    now=now,
-                )
+            self._suppress_dead(conn, target, classification, now)
         return outcome
+
+    @staticmethod
+    def _mark_bounced(
+        conn: Connection, target: _Target, classification: str | None, detail: str, now: datetime
+    ) -> None:
+        conn.execute(
+            sa.update(recipients)
+            .where(recipients.c.id == target.id)
+            .values(
+                status="bounced",
+                lease_owner=None,
+                lease_until=None,
+                last_reason=(classification or "bounced")[:40],
+                last_detail=detail.strip()[:500],
+                updated_at=now,
+            )
+        )
+
+    @staticmethod
+    def _suppress_dead(conn: Connection, target: _Target, classification: str | None, now: datetime) -> None:
+        rule = suppressions.outcome_rule(
+            "bounced", classification, classification or "", target.attempts, replied=True
+        )
+        if rule is None:
+            return
+        reason, ttl = rule
+        suppressions.suppress(
+            conn,
+            tenant_id=target.tenant_id,
+            stream=suppressions.ALL_STREAMS,
+            address=target.address,
+            reason=reason,
+            source="dsn",
+            actor="system",
+            message_id=target.message_id,
+            expires_at=now + ttl if ttl else None,
+            now=now,
+        )
 
     def _complaint(self, conn: Connection, target: _Target, report: reports.Arf, now: datetime) -> Outcome:
         complaint = report.feedback_type in COMPLAINT_TYPES

@@ -26,15 +26,14 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
+from sealmail.delivery.policy import policy_for, sign_wanted
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
 from sealmail.domain.secureline import (
-    DEFAULT_ORDER,
     Decision,
-    DlpAction,
     DlpFacts,
     Method,
     Policy,
@@ -74,32 +73,6 @@ class Result:
     extra: dict[str, Any] | None = None
 
 
-def tenant_policy(settings: dict[str, object]) -> Policy:
-    """The tenant's SecureLine policy from its settings (validated when they were saved)."""
-    raw = settings.get("secureline")
-    if not isinstance(raw, dict):
-        return Policy()
-    order = tuple(Method(m) for m in raw.get("order", [])) or DEFAULT_ORDER
-    return Policy(
-        order=order,
-        forbidden=frozenset(Method(m) for m in raw.get("forbidden", [])),
-        force_portal=bool(raw.get("force_portal", False)),
-        require_message_encryption_on_phi=bool(raw.get("require_message_encryption_on_phi", False)),
-    )
-
-
-def dlp_facts(msg: QueuedMessage) -> DlpFacts:
-    findings = msg.dlp_findings or []
-    summary = "; ".join(f"{f['detector']} in {f['location']}" for f in findings[:5])
-    return DlpFacts(bool(findings), DlpAction(msg.dlp_action or "none"), summary)
-
-
-def _sign_wanted(msg: QueuedMessage, option: str) -> bool:
-    """Tenant opt-in: ``secureline.sign_pgp`` / ``secureline.sign_smime``."""
-    settings = msg.tenant_settings.get("secureline")
-    return isinstance(settings, dict) and bool(settings.get(option))
-
-
 def _with_trace(msg_id: str, raw: bytes) -> bytes:
     # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
     # or a bounce quotes back to our record without any PHI.
@@ -130,6 +103,26 @@ def _tls_reason(a: Attempt) -> str:
         by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
         return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
     return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """What the deliveries to one (message, destination domain) share."""
+
+    transport: OutboundTransport
+    msg: QueuedMessage
+    domain: str
+    raw: bytes
+    requested: TlsPolicy
+    policy: Policy
+    dlp: DlpFacts
+    keys: dict[str, RecipientKeys]
+    now: datetime
+    known_state: str | None  # the destination's last known TLS capability ("meets", "fails")
+
+    def facts(self, c: Claimed, tls: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
+        k = self.keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
+        return RecipientFacts(c.address, k.pgp, k.smime, tls), k
 
 
 class SecureLine:
@@ -180,89 +173,47 @@ class SecureLine:
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
-        if msg.source == "portal" and "portal-code" in msg.tags:
-            # A portal sign-in code carries no PHI; routing it through a force-portal
-            # policy would send a notice for the code mail itself.  Nor may a code that
-            # cannot travel at its level become a notice: it opens a message, so it is
-            # deferred instead (issue 11: never below the message's required level).
-            policy, dlp = Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
-        else:
-            policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-            if "file-share" in msg.tags:
-                # A shared file is only reachable through the portal, whatever else the
-                # recipient could take.
-                policy = replace(policy, force_portal=True)
+        policy, dlp = policy_for(msg)
         addresses = [c.address for c in rcpts]
         keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         known = await self._known(domain, str(requested))
+        group = _Group(
+            transport, msg, domain, raw, requested, policy, dlp, keys, now, known[0] if known else None
+        )
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
-
-        def facts(c: Claimed, tls_facts: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
-            k = keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
-            return RecipientFacts(c.address, k.pgp, k.smime, tls_facts), k
-
         decisions = {}
         for c in rcpts:
-            recipient_facts, recipient_keys = facts(c, tls)
+            recipient_facts, recipient_keys = group.facts(c, tls)
             decisions[c.id] = (decide(policy, dlp, recipient_facts), recipient_keys)
-        results: list[Result] = []
         tls_rcpts = [c for c in rcpts if decisions[c.id][0].method is Method.TLS]
         others = [c for c in rcpts if decisions[c.id][0].method is not Method.TLS]
-        jobs = [self._one(transport, msg, c, *decisions[c.id], raw, now, requested) for c in others]
+        jobs = [self._one(group, c, *decisions[c.id]) for c in others]
         # A signed return path or instrumented links make every copy different: one
         # transaction per recipient then, otherwise the domain's recipients share one.
-        groups = (
-            [[c] for c in tls_rcpts]
-            if self.personalizer.per_recipient(msg)
-            else [tls_rcpts]
-            if tls_rcpts
-            else []
-        )
-        for group in groups:
-            jobs.append(
-                self._tls(
-                    transport,
-                    msg,
-                    domain,
-                    group,
-                    raw,
-                    requested,
-                    policy,
-                    dlp,
-                    facts,
-                    now,
-                    known[0] if known else None,
-                )
-            )
+        if self.personalizer.per_recipient(msg):
+            jobs.extend(self._tls(group, [c]) for c in tls_rcpts)
+        elif tls_rcpts:
+            jobs.append(self._tls(group, tls_rcpts))
+        results: list[Result] = []
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
         return [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
 
     # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
-    async def _tls(
-        self,
-        transport: OutboundTransport,
-        msg: QueuedMessage,
-        domain: str,
-        rcpts: list[Claimed],
-        raw: bytes,
-        requested: TlsPolicy,
-        policy: Policy,
-        dlp: DlpFacts,
-        facts: object,
-        now: datetime,
-        known_state: str | None,
-    ) -> list[Result]:
-        mail_from, body = msg.mail_from, raw
+    async def _tls(self, group: _Group, rcpts: list[Claimed]) -> list[Result]:
+        msg, domain, requested = group.msg, group.domain, group.requested
+        mail_from, body = msg.mail_from, group.raw
         if len(rcpts) == 1 and self.personalizer.per_recipient(msg):
-            content = await self.personalizer.content(msg, rcpts[0], raw, "tls")
+            content = await self.personalizer.content(msg, rcpts[0], group.raw, "tls")
             mail_from = self.personalizer.mail_from(msg, rcpts[0])
             body = add_headers(content.raw, content.outer_headers)
         payload = self._sign(msg, _with_trace(msg.id, body))
-        attempts = await transport.deliver(domain, mail_from, [c.address for c in rcpts], payload, requested)
+        attempts = await group.transport.deliver(
+            domain, mail_from, [c.address for c in rcpts], payload, requested
+        )
         by_address = {a.recipient: a for a in attempts}
         results: list[Result] = []
         refused: list[tuple[Claimed, Attempt]] = []
@@ -271,31 +222,31 @@ class SecureLine:
             if a.reason == "tls_required":
                 refused.append((c, a))
             else:
-                results.append(
-                    Result(
-                        c,
-                        a,
-                        "tls",
-                        _tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt",
-                    )
-                )
+                reason = _tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt"
+                results.append(Result(c, a, "tls", reason))
         delivered = [a for a in attempts if a.status is AttemptStatus.DELIVERED and a.tls.version]
-        if delivered and known_state != "meets":
+        if delivered and group.known_state != "meets":
             await self._learn(domain, requested, "meets", _tls_reason(delivered[0])[5:])
         if refused:
-            detail = refused[0][1].detail or "destination cannot meet the TLS policy"
-            await self._learn(domain, requested, "fails", detail)
-            failing = TlsFacts(TlsState.FAILS, detail)
-            again = []
-            for c, a in refused:
-                rf, k = facts(c, failing)  # type: ignore[operator]  # the closure from deliver()
-                decision = decide(policy, dlp, rf)
-                if decision.method is Method.TLS or decision.method is None:
-                    results.append(Result(c, a, None, decision.reason))
-                else:
-                    again.append(self._one(transport, msg, c, decision, k, raw, now, requested))
-            for batch in await asyncio.gather(*again):
-                results.extend(batch)
+            results.extend(await self._decide_again(group, refused))
+        return results
+
+    async def _decide_again(self, group: _Group, refused: list[tuple[Claimed, Attempt]]) -> list[Result]:
+        """The destination cannot meet the level: remember that, and decide those recipients again."""
+        detail = refused[0][1].detail or "destination cannot meet the TLS policy"
+        await self._learn(group.domain, group.requested, "fails", detail)
+        failing = TlsFacts(TlsState.FAILS, detail)
+        results: list[Result] = []
+        again = []
+        for c, a in refused:
+            recipient_facts, keys = group.facts(c, failing)
+            decision = decide(group.policy, group.dlp, recipient_facts)
+            if decision.method is Method.TLS or decision.method is None:
+                results.append(Result(c, a, None, decision.reason))
+            else:
+                again.append(self._one(group, c, decision, keys))
+        for batch in await asyncio.gather(*again):
+            results.extend(batch)
         return results
 
     async def _discover(
@@ -341,66 +292,21 @@ class SecureLine:
             log.warning("secureline.capability_not_saved", domain=domain, error=type(exc).__name__)
 
     # -- per recipient: PGP, S/MIME, portal, or nothing possible ------------------------------
-    async def _one(
-        self,
-        transport: OutboundTransport,
-        msg: QueuedMessage,
-        c: Claimed,
-        decision: Decision,
-        keys: RecipientKeys,
-        raw: bytes,
-        now: datetime,
-        requested: TlsPolicy,
-    ) -> list[Result]:
-        method = decision.method
+    async def _one(self, group: _Group, c: Claimed, decision: Decision, keys: RecipientKeys) -> list[Result]:
+        msg, method = group.msg, decision.method
         if method is None:
             a = Attempt(
                 c.address, AttemptStatus.DEFERRED, decision.code or "no_method", decision.reason[:300]
             )
             return [Result(c, a, None, decision.reason)]
-        content = await self.personalizer.content(msg, c, raw, str(method))
-        raw = content.raw
+        content = await self.personalizer.content(msg, c, group.raw, str(method))
         try:
             if method is Method.PGP:
-                assert decision.key is not None
-                cert = keys.pgp_certs[decision.key.fingerprint]
-                archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
-                signer = None
-                if _sign_wanted(msg, "sign_pgp"):
-                    # The signer's user id is the From address, or readers flag a mismatch.
-                    sender = msg.header_from or msg.mail_from
-                    signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
-                body = pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
-                level = TlsPolicy.OPPORTUNISTIC
+                body = await self._pgp(msg, content.raw, decision, keys)
             elif method is Method.SMIME:
-                assert decision.key is not None
-                identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
-                recipient_cert = keys.smime_certs[decision.key.fingerprint]
-                # GCM / OAEP only where the recipient's signed mail advertised them (RFC 8551 §2.7.1.1).
-                caps = keys.smime_capabilities.get(decision.key.fingerprint)
-                # Like the OpenPGP archive copy: the tenant can open what it sent, with its own identity.
-                archive_cert = smime.archive_certificate(identity, now=now)
-                if identity is not None and _sign_wanted(msg, "sign_smime"):
-                    body = smime.sign_and_encrypt_smime(
-                        raw,
-                        identity,
-                        [recipient_cert],
-                        archive_cert=archive_cert,
-                        protect_subject=True,
-                        capabilities=caps,
-                    )
-                else:
-                    body = smime.encrypt_smime(
-                        raw,
-                        [recipient_cert],
-                        archive_cert=archive_cert,
-                        protect_subject=True,
-                        capabilities=caps,
-                    )
-                level = TlsPolicy.OPPORTUNISTIC
+                body = await self._smime(msg, content.raw, decision, keys, group.now)
             elif method is Method.PORTAL:
-                body = await self._notice(msg, c, decision.reason, now, requested)
-                level = TlsPolicy.OPPORTUNISTIC
+                body = await self._notice(msg, c, decision.reason, group.now, group.requested)
             else:  # pragma: no cover — TLS recipients are handled as a group
                 raise AssertionError(method)
         except (pgp.CertificateError, smime.CertificateError, ValueError) as exc:
@@ -409,14 +315,51 @@ class SecureLine:
         # Message-level encryption (and the PHI-free notice) protect the content, so the
         # transport need not refuse a destination without TLS — except where the stream
         # sets a floor of its own.
-        level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)]) if method is not Method.PORTAL else level
+        level = TlsPolicy.OPPORTUNISTIC
+        if method is not Method.PORTAL:
+            level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
         payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
-        domain = c.domain
         mail_from = self.personalizer.mail_from(msg, c)
         if method is Method.PORTAL:
-            return [await self._deliver_notice(transport, c, decision, mail_from, payload, requested)]
-        [a] = await transport.deliver(domain, mail_from, [c.address], payload, level)
+            return [
+                await self._deliver_notice(group.transport, c, decision, mail_from, payload, group.requested)
+            ]
+        [a] = await group.transport.deliver(c.domain, mail_from, [c.address], payload, level)
         return [Result(c, a, str(method), decision.reason)]
+
+    async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
+        assert decision.key is not None
+        cert = keys.pgp_certs[decision.key.fingerprint]
+        archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
+        signer = None
+        if sign_wanted(msg, "sign_pgp"):
+            # The signer's user id is the From address, or readers flag a mismatch.
+            sender = msg.header_from or msg.mail_from
+            signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
+        return pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
+
+    async def _smime(
+        self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys, now: datetime
+    ) -> bytes:
+        assert decision.key is not None
+        identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
+        recipient_cert = keys.smime_certs[decision.key.fingerprint]
+        # GCM / OAEP only where the recipient's signed mail advertised them (RFC 8551 §2.7.1.1).
+        caps = keys.smime_capabilities.get(decision.key.fingerprint)
+        # Like the OpenPGP archive copy: the tenant can open what it sent, with its own identity.
+        archive_cert = smime.archive_certificate(identity, now=now)
+        if identity is not None and sign_wanted(msg, "sign_smime"):
+            return smime.sign_and_encrypt_smime(
+                raw,
+                identity,
+                [recipient_cert],
+                archive_cert=archive_cert,
+                protect_subject=True,
+                capabilities=caps,
+            )
+        return smime.encrypt_smime(
+            raw, [recipient_cert], archive_cert=archive_cert, protect_subject=True, capabilities=caps
+        )
 
     async def _deliver_notice(
         self,

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.engine import Engine
 
-from sealmail.config import Settings
 from sealmail.delivery.protect import Result, SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
@@ -67,13 +66,38 @@ class _Bucket:
             await asyncio.sleep((1.0 - self.tokens) / self.rate)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """The worker's settings, as the composition root read them (same names as ``Settings``)."""
+
+    worker_concurrency: int
+    worker_batch_size: int
+    worker_poll_seconds: float
+    lease_seconds: int
+    retry_first_seconds: int
+    retry_cap_seconds: int
+    retry_max_age_seconds: int
+    circuit_breaker_failures: int
+    circuit_breaker_seconds: int
+    destination_rate_per_second: float
+    on_tls_unavailable: str  # "defer" or "fail"
+    # Each stream's default TLS level (``tls_policy_transactional`` …).
+    stream_defaults: tuple[tuple[Stream, TlsPolicy], ...]
+
+    def stream_default(self, stream: Stream) -> TlsPolicy:
+        for known, level in self.stream_defaults:
+            if known is stream:
+                return level
+        raise KeyError(stream)
+
+
 class Worker:
     def __init__(
         self,
         engine: Engine,
         keyring: Keyring,
         transport: OutboundTransport,
-        settings: Settings,
+        options: WorkerOptions,
         secureline: SecureLine,
         name: str | None = None,
         on_final: Callable[[list[Outcome]], None] | None = None,
@@ -82,13 +106,13 @@ class Worker:
         self.engine = engine
         self.keyring = keyring
         self.transport = transport
-        self.settings = settings
+        self.options = options
         self.secureline = secureline
         self.name = name or worker_name()
         self.schedule = RetrySchedule(
-            first_delay=settings.retry_first_seconds,
-            cap=settings.retry_cap_seconds,
-            max_age=settings.retry_max_age_seconds,
+            first_delay=options.retry_first_seconds,
+            cap=options.retry_cap_seconds,
+            max_age=options.retry_max_age_seconds,
         )
         self.on_final = on_final
         self.dsn = dsn
@@ -99,7 +123,7 @@ class Worker:
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._slots = asyncio.Semaphore(options.worker_concurrency)
         self._buckets: dict[str, _Bucket] = {}
         self._wake = asyncio.Event()
         self.delivered = 0
@@ -115,7 +139,7 @@ class Worker:
                 if not claimed:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                        await asyncio.wait_for(self._wake.wait(), self.options.worker_poll_seconds)
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -161,12 +185,12 @@ class Worker:
                 tripped = queue.record_destinations_in(
                     conn,
                     dests,
-                    self.settings.circuit_breaker_failures,
-                    self.settings.circuit_breaker_seconds,
+                    self.options.circuit_breaker_failures,
+                    self.options.circuit_breaker_seconds,
                 )
             queue.record_in(conn, self.name, batch[:FLUSH_MAX])
         for domain in tripped:
-            log.warning("destination.suspended", domain=domain, seconds=self.settings.circuit_breaker_seconds)
+            log.warning("destination.suspended", domain=domain, seconds=self.options.circuit_breaker_seconds)
         for i in range(FLUSH_MAX, len(batch), FLUSH_MAX):
             queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
         self.delivered += sum(1 for o in batch if o.status == "delivered")
@@ -183,17 +207,17 @@ class Worker:
 
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_and_start(self) -> int:
-        room = self.settings.worker_batch_size - self._in_flight
+        room = self.options.worker_batch_size - self._in_flight
         if room <= 0:
             return 0
-        if self._in_flight > self.settings.worker_concurrency and room < self.settings.worker_batch_size // 4:
+        if self._in_flight > self.options.worker_concurrency and room < self.options.worker_batch_size // 4:
             # Enough claimed work is still waiting for a delivery slot: top up in chunks
             # rather than after every flush.  Each claim is a write transaction (on SQLite
             # the write lock and an fsync), and a handful of recipients per claim made
             # claiming as frequent as recording.
             return 0
         claimed, msgs = await asyncio.to_thread(
-            queue.claim_with_messages, self.engine, self.name, room, self.settings.lease_seconds
+            queue.claim_with_messages, self.engine, self.name, room, self.options.lease_seconds
         )
         if not claimed:
             return 0
@@ -228,16 +252,16 @@ class Worker:
             stream,
             TlsPolicy(msg.tls_policy) if msg.tls_policy else None,
             TlsPolicy(tenant_level) if tenant_level else None,
-            self.settings.stream_default(stream),
+            self.options.stream_default(stream),
         )
 
     async def _deliver_group(self, msg: QueuedMessage, domain: str, rcpts: list[Claimed]) -> None:
         started = datetime.now(UTC)
         try:
             async with self._slots:
-                if self.settings.destination_rate_per_second > 0:
+                if self.options.destination_rate_per_second > 0:
                     bucket = self._buckets.setdefault(
-                        domain, _Bucket(self.settings.destination_rate_per_second)
+                        domain, _Bucket(self.options.destination_rate_per_second)
                     )
                     await bucket.take()
                 results = await self._attempt(msg, domain, rcpts)
@@ -321,7 +345,7 @@ class Worker:
     ) -> Outcome:
         if attempt.status is AttemptStatus.DELIVERED:
             return Outcome(c, attempt, started, finished, "delivered", EventType.DELIVERED)
-        if attempt.reason == "tls_required" and self.settings.on_tls_unavailable == "fail":
+        if attempt.reason == "tls_required" and self.options.on_tls_unavailable == "fail":
             return Outcome(
                 c,
                 attempt,

@@ -4,7 +4,6 @@ whose inbound listener takes reports, and a real aiosmtplib client to send them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from tests.integration.delivery.test_worker import DOMAIN, Pipeline, pipeline_se
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 
-from sealmail.app import build_services
-from sealmail.intake.smtp_gateway import SmtpGateway
+from sealmail.app import build_gateway, build_report_listener, build_services
+from sealmail.bounces.listener import ReportListener
+from sealmail.intake.smtp import SmtpGateway
 from sealmail.suppressions.service import SuppressionReason
 from sealmail.suppressions.tables import suppressions
 
@@ -45,6 +45,7 @@ class Sent:
 class Bounces:
     pipeline: Pipeline
     gateway: SmtpGateway
+    listener: ReportListener
     ca: TestCA
 
     def deliver(self, to: str = "patient@example.net", **over: Any) -> tuple[str, str]:
@@ -58,8 +59,7 @@ class Bounces:
         """Send a report to the inbound listener with a real SMTP client."""
 
         async def go() -> Sent:
-            port = self.gateway.inbound_port
-            assert port is not None
+            port = self.listener.port
             client = aiosmtplib.SMTP(
                 hostname="127.0.0.1",
                 port=port,
@@ -125,10 +125,14 @@ def bounces(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm)
     )
     services = build_services(settings)
     tenant = make_tenant(services)
-    gateway = SmtpGateway(dataclasses.replace(services, settings=settings))
+    gateway = build_gateway(services, settings)
+    listener = build_report_listener(services, settings)
+    assert listener is not None
     gateway.start()
+    listener.start()
     try:
-        yield Bounces(Pipeline(services, tenant, sink, dns, settings), gateway, ca)
+        yield Bounces(Pipeline(services, tenant, sink, dns, settings), gateway, listener, ca)
     finally:
+        listener.stop()
         gateway.stop()
         services.close()

@@ -1,7 +1,7 @@
 """Signed return paths out, DSN and ARF reports back in, on SQLite and PostgreSQL.
 
 Deliveries go through the real worker to a loopback MX sink; reports come back to the
-gateway's inbound listener from a real aiosmtplib client over STARTTLS.
+inbound listener from a real aiosmtplib client over STARTTLS.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def test_dsn_to_the_return_path_bounces_the_delivered_recipient_once_and_suppres
     again = bounces.report(dsn, [return_path])
     assert again.data is not None and again.data[0] == 250
     assert len(bounces.events(mid, "message.bounced")) == 1
-    assert bounces.gateway.reports["bounced"] == 1
-    assert bounces.gateway.reports["duplicate"] == 1
+    assert bounces.listener.reports["bounced"] == 1
+    assert bounces.listener.reports["duplicate"] == 1
     with bounces.pipeline.services.engine.connect() as conn:
         [row] = conn.execute(sa.select(feedback_reports)).all()
     assert (row.kind, row.action, row.status, row.outcome) == ("dsn", "failed", "5.1.1", "bounced")
@@ -122,7 +122,7 @@ def test_unmatched_report_is_accepted_counted_and_changes_nothing(bounces: Bounc
     arf = arf_report(rcpt="someone-else@example.net", trace_id=mid)
     assert bounces.report(arf, ["fbl@bounces.clinic.example"]).data == (250, "2.0.0 Report received")
     assert bounces.events(mid, "message.complained") == []
-    assert bounces.gateway.reports["unmatched"] == 1
+    assert bounces.listener.reports["unmatched"] == 1
 
 
 def test_forged_or_tampered_return_path_is_refused_with_550_5_1_1(bounces: Bounces) -> None:
@@ -135,7 +135,7 @@ def test_forged_or_tampered_return_path_is_refused_with_550_5_1_1(bounces: Bounc
     assert all(msg.startswith("5.1.1") for _, msg in sent.rcpts)
     assert sent.data is None
     assert bounces.recipient(mid)["status"] == "delivered"
-    assert bounces.gateway.inbound_rejections["bad_return_path"] == 2
+    assert bounces.listener.rejections["bad_return_path"] == 2
 
 
 def test_inbound_listener_relays_nothing_and_refuses_mixed_envelopes_cleanly(bounces: Bounces) -> None:
@@ -162,7 +162,7 @@ def test_inbound_listener_requires_starttls_and_offers_no_auth(bounces: Bounces)
     assert sent.mail == (530, "5.7.0 Must issue a STARTTLS command first")
 
     async def ehlo() -> str:
-        port = bounces.gateway.inbound_port
+        port = bounces.listener.port
         assert port is not None
         client = aiosmtplib.SMTP(
             hostname="127.0.0.1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -12,8 +11,8 @@ from typing import Any
 import pytest
 from tests.support.ca import IssuedCert, TestCA
 
-from sealmail.app import Services
-from sealmail.intake.smtp_gateway import SmtpGateway
+from sealmail.app import Services, build_gateway
+from sealmail.intake.smtp import SmtpGateway
 
 CLIENT_TIMEOUT = 10.0
 
@@ -58,9 +57,7 @@ def start_gateway(services: Services, tls_files: tuple[Path, Path]) -> Iterator[
             "smtp_tls_key": key,
         }
         values.update(overrides)
-        gateway = SmtpGateway(
-            dataclasses.replace(services, settings=services.settings.model_copy(update=values))
-        )
+        gateway = build_gateway(services, services.settings.model_copy(update=values))
         gateway.start()
         started.append(gateway)
         return gateway

@@ -19,7 +19,7 @@ from tests.integration.client.server import ApiServer
 from tests.integration.intake.test_smtp_gateway import EXTERNAL, SENDER, authenticated, message, stored_ids
 
 from sealmail.app import Services
-from sealmail.intake.smtp_gateway import SmtpGateway
+from sealmail.intake.smtp import SmtpGateway
 
 HEAD = (
     f"From: Dr. Lee <{SENDER}>\r\nTo: {EXTERNAL}\r\nSubject: Results\r\n"

@@ -21,7 +21,7 @@ from sealmail.app import Services
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.tls_policy import Stream
-from sealmail.intake.smtp_gateway import SmtpGateway, server_tls_context
+from sealmail.intake.smtp import SmtpGateway, server_tls_context
 from sealmail.messages.compose import intake_limits, submission_from_raw
 from sealmail.store.tables import audit_log
 

@@ -19,7 +19,7 @@ from tests.integration.intake.test_smtp_gateway import (
 from tests.support.sql_log import sql_log
 
 from sealmail.app import Services
-from sealmail.intake.smtp_gateway import SmtpGateway
+from sealmail.intake.smtp import SmtpGateway
 
 
 def test_a_stream_of_messages_reads_no_tenant_domain_or_credential_rows(

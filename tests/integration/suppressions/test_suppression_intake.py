@@ -17,7 +17,7 @@ from tests.integration.intake.test_smtp_gateway import send as smtp_send
 from tests.integration.suppressions.conftest import auth, send
 
 from sealmail.app import Services
-from sealmail.intake.smtp_gateway import SmtpGateway
+from sealmail.intake.smtp import SmtpGateway
 from sealmail.messages import queue
 from sealmail.store.tables import audit_log
 from sealmail.suppressions import service as sp

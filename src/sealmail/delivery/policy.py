@@ -1,0 +1,51 @@
+"""What SecureLine decides from, read off the queued message: the tenant's policy, the DLP
+verdict stored at intake, and the tenant's signing opt-ins (validated when saved)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy
+from sealmail.messages.queue import QueuedMessage
+
+
+def tenant_policy(settings: dict[str, object]) -> Policy:
+    """The tenant's SecureLine policy from its settings (validated when they were saved)."""
+    raw = settings.get("secureline")
+    if not isinstance(raw, dict):
+        return Policy()
+    order = tuple(Method(m) for m in raw.get("order", [])) or DEFAULT_ORDER
+    return Policy(
+        order=order,
+        forbidden=frozenset(Method(m) for m in raw.get("forbidden", [])),
+        force_portal=bool(raw.get("force_portal", False)),
+        require_message_encryption_on_phi=bool(raw.get("require_message_encryption_on_phi", False)),
+    )
+
+
+def dlp_facts(msg: QueuedMessage) -> DlpFacts:
+    findings = msg.dlp_findings or []
+    summary = "; ".join(f"{f['detector']} in {f['location']}" for f in findings[:5])
+    return DlpFacts(bool(findings), DlpAction(msg.dlp_action or "none"), summary)
+
+
+def sign_wanted(msg: QueuedMessage, option: str) -> bool:
+    """Tenant opt-in: ``secureline.sign_pgp`` / ``secureline.sign_smime``."""
+    settings = msg.tenant_settings.get("secureline")
+    return isinstance(settings, dict) and bool(settings.get(option))
+
+
+def policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
+    """The policy and DLP facts the decisions of this message start from."""
+    if msg.source == "portal" and "portal-code" in msg.tags:
+        # A portal sign-in code carries no PHI; routing it through a force-portal
+        # policy would send a notice for the code mail itself.  Nor may a code that
+        # cannot travel at its level become a notice: it opens a message, so it is
+        # deferred instead (issue 11: never below the message's required level).
+        return Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
+    policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
+    if "file-share" in msg.tags:
+        # A shared file is only reachable through the portal, whatever else the
+        # recipient could take.
+        policy = replace(policy, force_portal=True)
+    return policy, dlp

@@ -1,0 +1,388 @@
+"""One SMTP mail transaction on an open connection: MAIL, RCPT, DATA (RFC 5321 §3.3).
+
+Reply classification here is coarse (2xx delivered, 4xx deferred, 5xx failed);
+``domain/retry.py`` refines the reasons.  PIPELINING (RFC 2920) is used when the server
+offers it, through a reader of our own: aiosmtplib 5.x reads exactly one reply per
+command and drops replies that arrive back to back.  Nothing here logs addresses or
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiosmtplib
+from aiosmtplib import SMTPResponse
+
+from sealmail.delivery.routes import HopError, Where
+from sealmail.domain.outcomes import Attempt, AttemptStatus
+from sealmail.domain.tls_policy import TlsPolicy
+from sealmail.domain.wire import canonical_message
+from sealmail.net.dns import to_ascii_domain
+
+# RFC 3463 §2: class.subject.detail at the start of the reply text.
+_ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")
+
+PoolKey = tuple[str, str, int, TlsPolicy, str]
+
+
+@dataclass(eq=False)
+class Session:
+    """An open, greeted (and, where offered, encrypted) connection to one host."""
+
+    smtp: aiosmtplib.SMTP
+    key: PoolKey
+    where: Where
+    last_used: float = field(default_factory=time.monotonic)
+    messages: int = 0
+
+
+@dataclass(slots=True)
+class _Envelope:
+    """The commands of one transaction and what the message needs of the server."""
+
+    mail: bytes
+    rcpts: list[bytes]
+    options: list[bytes]
+    payload: bytes
+
+
+@dataclass(slots=True)
+class _Progress:
+    """Per-recipient results so far, and whether the end of data went out."""
+
+    results: dict[int, Attempt] = field(default_factory=dict)
+    accepted: list[int] = field(default_factory=list)
+    data_sent: bool = False
+
+
+async def transact(
+    session: Session,
+    where: Where,
+    mail_from: str,
+    recipients: list[str],
+    message: bytes,
+    data_timeout: float,
+) -> list[Attempt]:
+    """Send ``message`` to ``recipients``; one attempt per recipient, in order.
+
+    Raises ``HopError`` only when the connection was lost before the data went out,
+    so the caller may try another connection without risking a duplicate.
+    """
+    smtp = session.smtp
+    envelope = _envelope(smtp, where, mail_from, recipients, message)
+    if isinstance(envelope, list):
+        return envelope
+    progress = _Progress()
+    try:
+        if smtp.supports_extension("pipelining") and _can_pipeline(smtp.protocol):
+            reply = await _commands_pipelined(smtp, envelope, recipients, where, progress, data_timeout)
+        else:
+            reply = await _commands_lockstep(smtp, envelope, recipients, where, progress)
+        if reply is None:
+            return [progress.results[i] for i in range(len(recipients))]
+        if progress.accepted:
+            await _data(session, reply, envelope.payload, recipients, where, progress, data_timeout)
+        else:
+            await rset_quietly(smtp)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+        abort(smtp)
+        _lost(exc, recipients, where, progress)
+    return [progress.results[i] for i in range(len(recipients))]
+
+
+def _envelope(
+    smtp: aiosmtplib.SMTP, where: Where, mail_from: str, recipients: list[str], message: bytes
+) -> _Envelope | list[Attempt]:
+    """The commands to send, or the attempts refusing a server that cannot take the message."""
+    options: list[bytes] = []
+    encoding = "ascii"
+    envelope = [_ascii_domain_address(r) for r in recipients]
+    sender = _ascii_domain_address(mail_from) if mail_from else ""
+    if not (sender.isascii() and all(r.isascii() for r in envelope) and _headers_ascii(message)):
+        if not smtp.supports_extension("smtputf8"):
+            # RFC 6531 §3.2: without SMTPUTF8 the message cannot be sent to this server.
+            return _all(recipients, where, "smtputf8_unsupported", f"{where.mx_host} lacks SMTPUTF8")
+        options.append(b"SMTPUTF8")
+        encoding = "utf-8"
+    if not message.isascii():
+        if not smtp.supports_extension("8bitmime"):
+            # RFC 6152 §3: 8-bit data only to servers that advertise 8BITMIME.
+            return _all(recipients, where, "8bitmime_unsupported", f"{where.mx_host} lacks 8BITMIME")
+        options.append(b"BODY=8BITMIME")
+    payload = _dot_stuff(message)
+    if smtp.supports_extension("size"):
+        limit = smtp.esmtp_extensions.get("size", "")
+        if limit.isdigit() and 0 < int(limit) < len(payload):
+            # RFC 1870 §6: do not send what the server already said it will refuse.
+            return _all(
+                recipients, where, "message_too_large", f"{where.mx_host} takes at most {limit} bytes"
+            )
+        options.append(f"SIZE={len(payload)}".encode())
+    return _Envelope(
+        b"FROM:<" + sender.encode(encoding) + b">",
+        [b"TO:<" + rcpt.encode(encoding) + b">" for rcpt in envelope],
+        options,
+        payload,
+    )
+
+
+async def _commands_pipelined(
+    smtp: aiosmtplib.SMTP,
+    envelope: _Envelope,
+    recipients: list[str],
+    where: Where,
+    progress: _Progress,
+    data_timeout: float,
+) -> SMTPResponse | None:
+    """MAIL, every RCPT and DATA in one write; the reply to DATA, or None when MAIL failed."""
+    # RFC 2920 §3.1: the replies are then read in order.  One round trip instead of
+    # 2 + recipients.
+    mail_cmd = b"MAIL " + envelope.mail + b"".join(b" " + o for o in envelope.options)
+    commands = [mail_cmd, *(b"RCPT " + r for r in envelope.rcpts), b"DATA"]
+    replies = await _pipelined(smtp, commands, data_timeout)
+    mail_reply, rcpt_replies, reply = replies[0], replies[1:-1], replies[-1]
+    if mail_reply.code != 250:
+        await rset_quietly(smtp)
+        progress.results.update({i: _from_reply(r, mail_reply, where) for i, r in enumerate(recipients)})
+        return None
+    for index, rcpt_reply in enumerate(rcpt_replies):
+        if rcpt_reply.code in (250, 251):
+            progress.accepted.append(index)
+        else:
+            progress.results[index] = _from_reply(recipients[index], rcpt_reply, where)
+    if not progress.accepted and reply.code == 354:
+        # RFC 2920 §3.1: DATA was accepted although no recipient was; end the
+        # empty transaction with a lone "." and reset.
+        smtp.protocol.write(b".\r\n")  # type: ignore[union-attr]  # checked by _can_pipeline
+        await smtp.protocol.read_response(timeout=data_timeout)  # type: ignore[union-attr]  # same
+    return reply
+
+
+async def _commands_lockstep(
+    smtp: aiosmtplib.SMTP, envelope: _Envelope, recipients: list[str], where: Where, progress: _Progress
+) -> SMTPResponse | None:
+    """MAIL, RCPT and DATA one at a time; the last reply, or None when MAIL failed."""
+    reply = await smtp.execute_command(b"MAIL", envelope.mail, *envelope.options)
+    if reply.code != 250:
+        await rset_quietly(smtp)
+        progress.results.update({i: _from_reply(r, reply, where) for i, r in enumerate(recipients)})
+        return None
+    for index, rcpt in enumerate(envelope.rcpts):
+        reply = await smtp.execute_command(b"RCPT", rcpt)
+        if reply.code in (250, 251):
+            progress.accepted.append(index)
+        else:
+            progress.results[index] = _from_reply(recipients[index], reply, where)
+    if progress.accepted:
+        reply = await smtp.execute_command(b"DATA")
+    return reply
+
+
+async def _data(
+    session: Session,
+    reply: SMTPResponse,
+    payload: bytes,
+    recipients: list[str],
+    where: Where,
+    progress: _Progress,
+    data_timeout: float,
+) -> None:
+    """Send the message after a 354 and record the final reply for every accepted recipient."""
+    smtp = session.smtp
+    if reply.code == 354 and smtp.protocol is not None:
+        progress.data_sent = True
+        smtp.protocol.write(payload)
+        reply = await smtp.protocol.read_response(timeout=data_timeout)
+        session.messages += 1
+    for index in progress.accepted:
+        progress.results[index] = _from_reply(recipients[index], reply, where)
+    if reply.code != 250:
+        await rset_quietly(smtp)
+
+
+def _lost(exc: BaseException, recipients: list[str], where: Where, progress: _Progress) -> None:
+    """The connection went away mid-transaction."""
+    if not progress.data_sent:
+        raise HopError(
+            "connection_failed",
+            f"connection to {where.mx_host} lost: {type(exc).__name__}",
+            where,
+        ) from exc
+    # The end of data went out but no reply came: the server may or may not have
+    # taken responsibility (RFC 5321 §4.1.1.4), so retry later and risk a duplicate.
+    lost = Attempt(
+        "",
+        AttemptStatus.DEFERRED,
+        "connection_failed",
+        f"connection to {where.mx_host} lost after the message was sent; outcome unknown",
+        mx_host=where.mx_host,
+        mx_ip=where.mx_ip,
+        tls=where.tls,
+        destination_failure=True,
+    )
+    for index in progress.accepted:
+        progress.results[index] = replace(lost, recipient=recipients[index])
+
+
+def _can_pipeline(protocol: Any) -> bool:
+    """aiosmtplib has no pipelining API; the reader below relies on these internals (5.x)."""
+    return (
+        protocol is not None
+        and isinstance(getattr(protocol, "_buffer", None), bytearray)
+        and all(hasattr(protocol, name) for name in ("_response_waiter", "_read_response_from_buffer"))
+    )
+
+
+async def _pipelined(
+    smtp: aiosmtplib.SMTP, commands: list[bytes], reply_timeout: float
+) -> list[SMTPResponse]:
+    """Write all commands at once, then read one reply per command, in order.
+
+    aiosmtplib expects one reply per command awaited in turn: its ``data_received`` drops
+    whatever arrives while a parsed reply waits to be picked up, so replies the server
+    sends in separate packets would be lost (it depends on timing whether they arrive
+    together).  While the pipelined replies are read, every byte goes to the buffer
+    instead, and replies are parsed from it here; the protocol's own waiter still
+    reports a lost connection.
+    """
+    protocol: Any = smtp.protocol
+    arrived = asyncio.Event()
+
+    def collect(data: bytes) -> None:
+        protocol._buffer.extend(data)
+        arrived.set()
+
+    # Transports look ``data_received`` up on every call: the instance attribute wins.
+    protocol.data_received = collect
+    try:
+        protocol.write(b"".join(c + b"\r\n" for c in commands))
+        replies: list[SMTPResponse] = []
+        while len(replies) < len(commands):
+            reply = protocol._read_response_from_buffer()
+            if reply is not None:
+                replies.append(reply)
+                continue
+            await _more_bytes(protocol, arrived, reply_timeout)
+        return replies
+    finally:
+        del protocol.data_received
+        protocol._response_pending = False
+
+
+async def _more_bytes(protocol: Any, arrived: asyncio.Event, reply_timeout: float) -> None:
+    """Wait until more of a pipelined reply arrived; raise when the connection ended."""
+    if len(protocol._buffer) > 64 * 1024:
+        raise aiosmtplib.SMTPResponseException(500, "response too long")
+    waiter = protocol._response_waiter
+    if waiter is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost")
+    arrived.clear()
+    more = asyncio.ensure_future(arrived.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {more, waiter}, timeout=reply_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        more.cancel()
+    if not done:
+        raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a pipelined reply")
+    if waiter in done and more not in done:
+        waiter.result()  # raises what ended the connection
+        raise aiosmtplib.SMTPServerDisconnected("connection lost")
+
+
+def _from_reply(recipient: str, reply: SMTPResponse, where: Where) -> Attempt:
+    match = _ENHANCED_RE.match(reply.message)
+    enhanced = match.group(1) if match else None
+    code = reply.code
+    if 200 <= code < 300:
+        status, reason = AttemptStatus.DELIVERED, "delivered"
+    elif 400 <= code < 500:
+        status, reason = AttemptStatus.DEFERRED, "temporary_failure"
+    elif 500 <= code < 600:
+        invalid = enhanced is not None and enhanced.startswith("5.1.")
+        status, reason = AttemptStatus.FAILED, "invalid_recipient" if invalid else "rejected"
+    else:
+        status, reason = AttemptStatus.DEFERRED, "protocol_error"
+    return Attempt(
+        recipient,
+        status,
+        reason,
+        f"{where.mx_host} answered {code}",
+        smtp_code=code,
+        enhanced_code=enhanced,
+        reply=reply.message,
+        mx_host=where.mx_host,
+        mx_ip=where.mx_ip,
+        tls=where.tls,
+        # 421 is the server closing the channel (RFC 5321 §3.8): a destination problem.
+        destination_failure=code == 421,
+    )
+
+
+def _all(recipients: list[str], where: Where, reason: str, detail: str) -> list[Attempt]:
+    """Every recipient failed for the same reason before any command went out."""
+    return [
+        Attempt(
+            r, AttemptStatus.FAILED, reason, detail, mx_host=where.mx_host, mx_ip=where.mx_ip, tls=where.tls
+        )
+        for r in recipients
+    ]
+
+
+async def rset_quietly(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.rset()
+    except (aiosmtplib.SMTPException, OSError):
+        abort(smtp)
+
+
+def abort(smtp: aiosmtplib.SMTP) -> None:
+    """Drop the connection now.
+
+    A plain close() on a TLS transport waits for the peer's close_notify, which can
+    outlive the event loop and leak the socket; once QUIT was answered, or the
+    session is being abandoned, there is nothing left to protect.
+    """
+    transport = smtp.transport
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    smtp.close()
+
+
+def _ascii_domain_address(address: str) -> str:
+    """Use the A-label domain so an IDN domain alone does not require SMTPUTF8."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    try:
+        return f"{local}@{to_ascii_domain(domain)}"
+    except ValueError:
+        return address
+
+
+def _headers_ascii(message: bytes) -> bool:
+    # RFC 6532: UTF-8 in header fields needs SMTPUTF8; the body needs only 8BITMIME.
+    end = min(
+        (i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0),
+        default=len(message),
+    )
+    return message[:end].isascii()
+
+
+def _dot_stuff(message: bytes) -> bytes:
+    """Canonical, leading dots doubled, terminated by CRLF.CRLF (RFC 5321 §4.5.2).
+
+    ``canonical_message`` runs again here (cheap when the message already is) so no NUL
+    and no bare CR or LF reaches the wire whichever path built the payload.
+    """
+    lines = canonical_message(message).split(b"\r\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    body = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    return body + b".\r\n"

@@ -1,0 +1,371 @@
+"""One aiosmtpd listener: its thread and loop, its replies, and a stop that drains.
+
+aiosmtpd runs the protocol in its own thread and event loop.  Everything that blocks
+(argon2 verification, database reads, ``accept``) runs in that loop's executor so one
+slow client never stalls the other connections.  Logs carry identifiers only, never
+addresses, subjects or content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import ipaddress
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AnyStr, Final, TypeVar
+
+import structlog
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException
+
+from sealmail.domain import smtp_replies as replies
+from sealmail.domain.addresses import Address, InvalidAddress, parse_address
+from sealmail.domain.smtp_replies import Reply
+
+__all__ = [
+    "DRAIN_SECONDS",
+    "NULL_SENDER",
+    "ListenerEvent",
+    "ListenerHandler",
+    "ListenerOptions",
+    "ListenerSMTP",
+    "SmtpListener",
+    "TransactionEnvelope",
+    "address_refusal",
+    "one_line",
+    "peer_ip",
+    "server_tls_context",
+]
+
+log = structlog.get_logger("sealmail.smtp")
+
+T = TypeVar("T")
+
+# How long ``stop`` waits for messages whose ``accept`` is already running.
+DRAIN_SECONDS: Final = 30.0
+# RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including code and CRLF.
+_MAX_REASON_CHARS: Final = 400
+# aiosmtpd's RFC 5321 §3.3 null reverse-path, as its address parser returns it.
+NULL_SENDER: Final = "<>"
+
+# aiosmtpd's own replies that have a catalogue equivalent with an enhanced status code.
+_STOCK_REPLIES: Final[dict[str, Reply]] = {
+    # RFC 1870 §6.2-6.3: SIZE too large at MAIL, or more data than declared/allowed.
+    "552 Error: message size exceeds fixed maximum message size": replies.S552_TOO_BIG,
+    "552 Error: Too much mail data": replies.S552_TOO_BIG,
+    "500 Line too long (see RFC5321 4.5.3.1.6)": replies.S500_LINE_TOO_LONG,
+    "220 Ready to start TLS": replies.S220_READY_TO_START_TLS,
+    "221 Bye": replies.S221_BYE,
+    "250 OK": replies.S250_OK,
+    "503 Error: need MAIL command": replies.S503_BAD_SEQUENCE,
+    "503 Error: need RCPT command": replies.S503_BAD_SEQUENCE,
+    "503 Error: nested MAIL command": replies.S503_BAD_SEQUENCE,
+    "503 Already authenticated": replies.S503_BAD_SEQUENCE,
+    "504 5.5.4 Unrecognized authentication type": replies.S504_AUTH_MECHANISM_UNSUPPORTED,
+    "538 5.7.11 Encryption required for requested authentication mechanism": (
+        replies.S538_ENCRYPTION_REQUIRED_FOR_AUTH
+    ),
+}
+
+
+class ListenerEvent(enum.StrEnum):
+    """Log event names every listener writes."""
+
+    STARTED = "smtp.started"
+    STOPPED = "smtp.stopped"
+    DRAIN_TIMEOUT = "smtp.drain_timeout"
+    REJECTED = "smtp.rejected"
+    COMMAND_FAILED = "smtp.command_failed"
+    TLS_FAILED = "smtp.tls_failed"
+
+
+def one_line(text: str) -> str:
+    """A reason made safe for a reply line: printable ASCII, one line, bounded length."""
+    cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
+    return cleaned[:_MAX_REASON_CHARS]
+
+
+def address_refusal(reply: Reply, exc: InvalidAddress) -> Reply:
+    """``reply`` saying what is really wrong with the address, never the address itself.
+
+    A well-formed address can still be unusable, e.g. on a special-use domain such as
+    ``.test`` (RFC 6761 §6.2); "bad syntax" alone would send the user hunting for a typo.
+    """
+    return reply.with_text(one_line(f"{reply.text}: {exc.reason}"))
+
+
+def peer_ip(peer: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's IP from aiosmtpd's ``session.peer`` (a sockaddr tuple)."""
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    try:
+        ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return None
+    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; allow-lists are
+    # written in IPv4.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def server_tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
+    """The STARTTLS context: our certificate, TLS 1.2 or newer, client certs optional.
+
+    ``ssl.create_default_context`` is deliberately not used: for a server it loads the
+    system trust store, and every publicly issued client certificate would then count as
+    a connector.  Only ``client_ca`` is trusted for client certificates.  Unreadable files
+    raise ``OSError`` or ``ssl.SSLError``; the composition root names the settings.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # RFC 8996 deprecates TLS 1.0 and 1.1; HIPAA guidance (NIST SP 800-52r2) agrees.
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        # Ask for a certificate but do not demand one: submission clients with AUTH
+        # have none.  A presented certificate that does not chain to client_ca fails
+        # the handshake, so a non-empty ``peercert`` means "verified connector".
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=client_ca)
+    return context
+
+
+class TransactionEnvelope(Envelope):
+    """aiosmtpd's envelope plus the validated addresses of this transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender_address: str = ""  # normalised addr-spec; "" for the null sender
+        self.recipients: list[Address] = []
+
+
+class ListenerHandler:
+    """What every listener's aiosmtpd handler does: count, reject, run blocking work, drain."""
+
+    def __init__(self) -> None:
+        self.rejections: collections.Counter[str] = collections.Counter()
+        self.inflight: set[asyncio.Future[Any]] = set()
+
+    def count(self, reason: str) -> None:
+        self.rejections[reason] += 1
+
+    def reject(self, reply: Reply, reason: str, tenant_id: str | None = None) -> str:
+        self.count(reason)
+        log.info(ListenerEvent.REJECTED, reason=reason, code=reply.code, tenant_id=tenant_id)
+        return str(reply)
+
+    def sender_syntax(
+        self, envelope: TransactionEnvelope, address: str, tenant_id: str | None
+    ) -> Address | str:
+        """The parsed reverse-path, or the reply refusing it."""
+        try:
+            parsed = parse_address(address, "mail_from")
+        except InvalidAddress as exc:
+            return self.reject(
+                address_refusal(replies.S553_BAD_SENDER_ADDRESS, exc), "bad_sender_syntax", tenant_id
+            )
+        if parsed.needs_smtputf8 and not envelope.smtp_utf8:
+            # RFC 6531 §3.4: a UTF-8 address needs the SMTPUTF8 MAIL parameter.
+            return self.reject(replies.S553_NON_ASCII_ADDRESS, "utf8_without_smtputf8", tenant_id)
+        return parsed
+
+    def recipient_syntax(self, address: str, tenant_id: str | None) -> Address | str:
+        """The parsed forward-path, or the reply refusing it."""
+        try:
+            return parse_address(address, "rcpt_to")
+        except InvalidAddress as exc:
+            return self.reject(
+                address_refusal(replies.S553_BAD_ADDRESS, exc), "bad_recipient_syntax", tenant_id
+            )
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking work in the executor, tracked so ``stop`` can wait for it.
+
+        The work is shielded: if the client disconnects mid-way, a started ``accept``
+        still commits or rolls back as a whole rather than being abandoned.
+        """
+        future: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(func, *args))
+        self.track(future)
+        return await asyncio.shield(future)
+
+    def track(self, future: asyncio.Future[Any]) -> None:
+        self.inflight.add(future)
+        future.add_done_callback(self.inflight.discard)
+
+    async def drain(self, server: asyncio.AbstractServer | None) -> None:
+        if server is not None:
+            server.close()
+        # Connections already open may still finish a DATA; wait for those too.
+        while self.inflight:
+            await asyncio.wait(set(self.inflight))
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Any exception a command raised: 451, logged by class only.
+
+        aiosmtpd's default would log the traceback and send ``500 Error: (Class) message``
+        to the client, and either could carry an address from the failing command.
+        """
+        if isinstance(error, TLSSetupException):
+            # A failed handshake (also: a client certificate not from the connector CA).
+            self.count("tls_failed")
+            log.info(ListenerEvent.TLS_FAILED, error=type(error.__cause__).__name__)
+        else:
+            self.count("internal_error")
+            log.error(ListenerEvent.COMMAND_FAILED, error=type(error).__name__)
+        return str(replies.S451_LOCAL_ERROR)
+
+
+class ListenerSMTP(SMTP):
+    """One connection's protocol state: catalogue replies and a DATA ``stop`` waits for."""
+
+    def __init__(self, handler: ListenerHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.listener_handler = handler
+        self.commit: asyncio.Future[None] | None = None
+
+    def _create_envelope(self) -> Envelope:
+        return TransactionEnvelope()
+
+    @property
+    def tls_active(self) -> bool:
+        return self._tls_protocol is not None
+
+    async def push(self, status: AnyStr) -> None:
+        # aiosmtpd's built-in replies carry no enhanced status code; use the catalogue's.
+        if isinstance(status, str) and status in _STOCK_REPLIES:
+            await super().push(str(_STOCK_REPLIES[status]))
+            return
+        await super().push(status)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            # The final reply has been written (or the client is gone): ``stop`` no
+            # longer needs to wait for this transaction.
+            if self.commit is not None:
+                if not self.commit.done():
+                    self.commit.set_result(None)
+                self.commit = None
+
+    def begin_commit(self) -> None:
+        """Mark that the message is complete and being stored; ``stop`` waits for it."""
+        self.commit = self.loop.create_future()
+        self.listener_handler.track(self.commit)
+
+
+class _Controller(Controller):
+    """aiosmtpd's threaded controller, building our SMTP class and allowing port 0."""
+
+    def __init__(
+        self, handler: ListenerHandler, host: str, port: int, smtp_factory: Callable[[], SMTP]
+    ) -> None:
+        super().__init__(handler, hostname=host, port=port)
+        self._smtp_factory = smtp_factory
+
+    def factory(self) -> SMTP:
+        return self._smtp_factory()
+
+    def _create_server(self) -> Awaitable[asyncio.AbstractServer]:
+        return self._bind()
+
+    async def _bind(self) -> asyncio.AbstractServer:
+        server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port)
+        # With port 0 the OS picks a port; record it so start() can connect to it and
+        # callers can read it.  (With a name resolving to several addresses each socket
+        # gets its own port; the first is reported.)
+        sockets = server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        return server
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOptions:
+    """Where a listener binds and what it advertises."""
+
+    host: str
+    port: int
+    hostname: str  # our EHLO name
+    # RFC 1870: SIZE is advertised with this limit and enforced at MAIL and DATA.
+    max_message_bytes: int
+
+
+class SmtpListener:
+    """One listener's lifecycle; ``start`` and ``stop`` run it in its own thread.
+
+    Each listener has its own handler: each runs its own event loop, and the futures
+    ``drain`` waits for belong to one loop.
+    """
+
+    name = "submission"
+    protocol: type[ListenerSMTP] = ListenerSMTP
+    auth_required = False
+
+    def __init__(self, handler: ListenerHandler, options: ListenerOptions, tls: ssl.SSLContext) -> None:
+        self.handler = handler
+        self.host = options.host
+        self.listen = options
+        self.tls = tls
+        self._requested_port = options.port
+        self._controller: _Controller | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the real one when configured as 0)."""
+        if self._controller is None:
+            return self._requested_port
+        return int(self._controller.port)
+
+    @property
+    def rejections(self) -> collections.Counter[str]:
+        """Rejections so far by reason (a metric until a metrics registry exists)."""
+        return self.handler.rejections
+
+    def make_smtp(self) -> SMTP:
+        return self.protocol(
+            self.handler,
+            hostname=self.listen.hostname,
+            ident="Sealmail ESMTP",
+            tls_context=self.tls,
+            # STARTTLS is enforced per command in check_auth_needed, so connectors are
+            # covered and the reply carries an enhanced status code.
+            require_starttls=False,
+            auth_required=self.auth_required,
+            auth_require_tls=True,
+            data_size_limit=self.listen.max_message_bytes,
+            # RFC 6531: SMTPUTF8 advertised; RFC 6152 8BITMIME is on while decode_data is off.
+            enable_SMTPUTF8=True,
+            decode_data=False,
+        )
+
+    def start(self) -> None:
+        if self._controller is not None:
+            raise RuntimeError(f"the SMTP {self.name} listener is already running")
+        # aiosmtpd logs every command line (MAIL FROM and RCPT TO addresses included) at
+        # INFO on "mail.log"; addresses are identifiers that must not reach our logs.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        controller = _Controller(self.handler, self.host, self._requested_port, self.make_smtp)
+        controller.start()
+        self._controller = controller
+        log.info(ListenerEvent.STARTED, host=self.host, port=self.port, listener=self.name)
+
+    def stop(self) -> None:
+        """Stop listening, let running transactions finish, then stop the loop."""
+        controller = self._controller
+        if controller is None:
+            return
+        drained = asyncio.run_coroutine_threadsafe(self.handler.drain(controller.server), controller.loop)
+        try:
+            drained.result(DRAIN_SECONDS)
+        except TimeoutError:
+            drained.cancel()
+            log.warning(ListenerEvent.DRAIN_TIMEOUT, seconds=DRAIN_SECONDS)
+        controller.stop()
+        self._controller = None
+        log.info(ListenerEvent.STOPPED, listener=self.name)
