@@ -16,12 +16,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sealmail.app import Services, build_portal_lifecycle, build_services
+from sealmail.app import Services, build_portal_lifecycle, build_services, build_webhook_endpoints
 from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
-from sealmail.net.destination import DestinationVetter
 from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
 from sealmail.portal.lifecycle import PortalLifecycle
@@ -144,9 +143,7 @@ def feature_session(
 
 
 def _webhook_endpoints(svc: Services) -> WebhookEndpoints:
-    vetter = DestinationVetter.from_settings(svc.settings)
-    allow_http = svc.settings.allow_loopback_fetch
-    return WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http, vetter=vetter)
+    return build_webhook_endpoints(svc)
 
 
 def _suppressions(svc: Services) -> Suppressions:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 import structlog
 import uvicorn
 
-from sealmail.app import Services, build_file_shares, build_portal_lifecycle, build_transport, build_worker
+from sealmail.app import (
+    Services,
+    build_file_shares,
+    build_portal_lifecycle,
+    build_transport,
+    build_webhook_dispatcher,
+    build_worker,
+)
 from sealmail.config import Settings
 
 ROLES = ("api", "smtp", "worker", "portal")
@@ -112,7 +119,7 @@ async def serve(
         tasks.append(asyncio.create_task(server.serve()))
     portal_server = None
     if "portal" in roles:
-        from sealmail.portal.web import create_portal_site
+        from sealmail.intake.portal_site import create_portal_site
 
         portal_server = uvicorn.Server(
             uvicorn.Config(
@@ -135,7 +142,7 @@ async def serve(
         # Webhook fan-out and delivery run beside mail delivery in every worker process.
         from sealmail.webhooks.dispatcher import run_dispatcher
 
-        tasks.append(asyncio.create_task(run_dispatcher(services, stop)))
+        tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
         tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).

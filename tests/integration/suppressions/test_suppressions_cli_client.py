@@ -14,9 +14,9 @@ from tests.integration.client.server import ApiServer
 from typer.testing import CliRunner
 
 from sealmail.app import Services
+from sealmail.cli import app as sealmail_cli
 from sealmail.client import AsyncSealmailClient, OutgoingMessage, SealmailApiError, SealmailClient
 from sealmail.config import Settings
-from sealmail.cli import app as sealmail_cli
 
 runner = CliRunner()
 
