@@ -1,7 +1,7 @@
 """The recipient-facing portal: a FastAPI app of server-rendered pages, no JavaScript.
 
-Mounted by the composition root at ``/p`` (the notice link is ``<portal URL>/p/<token>``)
-or served alone on its own origin with ``create_portal_site``.  Nothing PHI-bearing ever
+Mounted at ``/p`` (the notice link is ``<portal URL>/p/<token>``) by the role that serves
+the public pages, with the file pages beside it (``intake.portal_site``).  Nothing PHI-bearing ever
 appears in a URL, a page title or a log line: URLs carry opaque hold ids and indexes,
 titles name only the organisation.
 

@@ -1,12 +1,10 @@
-"""Request limits for the HTTP surfaces: failed authentication, per API key, per client.
+"""Request limits for the HTTP surfaces: the shared plumbing and the per-client limit.
 
-Failed API-key authentications are counted per key id and per client address, and checked
-*before* argon2 runs, so guessing secrets is slow and cannot buy server CPU.  Every
-authenticated request counts against its key's per-minute limit (the tenant's
-``rate_limit`` setting, else ``api_rate_limit_per_minute``).  Public routes (``/t``, ``/u``,
-``/p``) are limited per client address.  Refusals are 429 problem+json with ``Retry-After``
-(RFC 9110 §10.2.3, RFC 6585 §4) and every counted answer carries the ``RateLimit-Policy`` and
-``RateLimit`` fields of draft-ietf-httpapi-ratelimit-headers.
+Public routes (``/t``, ``/u``, ``/p``) are limited per client address; the API's own gate
+(failed authentication, per-key limits) is ``intake.api.guard``.  Refusals are 429
+problem+json with ``Retry-After`` (RFC 9110 §10.2.3, RFC 6585 §4) and every counted answer
+carries the ``RateLimit-Policy`` and ``RateLimit`` fields of
+draft-ietf-httpapi-ratelimit-headers.
 """
 
 from __future__ import annotations
