@@ -90,7 +90,7 @@ def server_app() -> Any:
 
         return Depends(check)
 
-    api.include_router(files_api.router(services, need))
+    api.include_router(files_api.router(services.file_shares, need, services.api_options.max_file_bytes))
     return api
 
 

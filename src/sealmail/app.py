@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
 from sealmail.delivery.worker import Worker, WorkerOptions
 from sealmail.dlp.screening import Screener
+from sealmail.domain.intake_limits import IntakeLimits
 from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
@@ -39,27 +41,36 @@ from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
+from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
-from sealmail.messages.compose import intake_limits
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
+from sealmail.net.destination import DestinationVetter
 from sealmail.net.dns import Resolver
 from sealmail.net.http_client import SafeHttpClient
+from sealmail.portal.access import PortalPolicy
 from sealmail.portal.holds import PortalHolds
 from sealmail.portal.lifecycle import PortalLifecycle
+from sealmail.portal.options import PortalOptions
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import Discovery, KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
 from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db
+from sealmail.suppressions.service import Suppressions
+from sealmail.templates.bulk import BulkSender
+from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Clock
 from sealmail.users.service import Users
+from sealmail.webhooks.alerts import DisabledNotifier
+from sealmail.webhooks.dispatcher import Dispatcher, DispatcherConfig
+from sealmail.webhooks.endpoints import WebhookEndpoints
 
 
 @dataclass
@@ -95,6 +106,69 @@ class Services:
     @cached_property
     def return_path_config(self) -> ReturnPathConfig:
         return return_path_config(self.settings)
+
+    @cached_property
+    def report_intake(self) -> ReportIntake:
+        return build_report_intake(self)
+
+    # -- what the HTTP adapters are handed --------------------------------------------------
+    @cached_property
+    def api_options(self) -> ApiOptions:
+        return api_options(self.settings)
+
+    @cached_property
+    def portal_options(self) -> PortalOptions:
+        return portal_options(self.settings)
+
+    @cached_property
+    def password_hasher(self) -> PasswordHasher:
+        return password_hasher(self.settings)
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.settings.smtp_hostname
+
+    @property
+    def public_per_minute(self) -> int:
+        """The per-address limit of the public pages (portal, tracking, unsubscribe)."""
+        return self.settings.public_rate_limit_per_minute
+
+    @cached_property
+    def portal_lifecycle(self) -> PortalLifecycle:
+        return build_portal_lifecycle(self)
+
+    @cached_property
+    def suppressions(self) -> Suppressions:
+        return Suppressions(self.engine)
+
+    @cached_property
+    def template_store(self) -> TemplateStore:
+        return TemplateStore(self.engine)
+
+    @cached_property
+    def bulk_sender(self) -> BulkSender:
+        return BulkSender(
+            self.engine,
+            self.messages,
+            message_id_domain=self.settings.smtp_hostname,
+            max_recipients=self.settings.max_recipients,
+        )
+
+    @cached_property
+    def webhook_endpoints(self) -> WebhookEndpoints:
+        """Endpoints as the management API and CLI configure them (destinations vetted)."""
+        return build_webhook_endpoints(self)
+
+    def dns_resolver(self) -> Resolver:
+        """A new resolver (each app builds its own, like each role)."""
+        return Resolver(self.settings.nameservers() or None, timeout=self.settings.dns_timeout_seconds)
+
+    def webhook_dispatcher(self) -> Dispatcher:
+        return build_webhook_dispatcher(self)
+
+    @cached_property
+    def evidence(self) -> Evidence:
+        return build_evidence(self)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -439,4 +513,90 @@ def worker_options(settings: Settings) -> WorkerOptions:
         destination_rate_per_second=settings.destination_rate_per_second,
         on_tls_unavailable=settings.on_tls_unavailable,
         stream_defaults=tuple((stream, settings.stream_default(stream)) for stream in Stream),
+    )
+
+
+# -- what the HTTP adapters are handed ---------------------------------------------------------
+def api_options(settings: Settings) -> ApiOptions:
+    return ApiOptions(
+        limits=ApiLimits(
+            per_minute=settings.api_rate_limit_per_minute,
+            max_per_minute=settings.api_rate_limit_max_per_minute,
+            auth_failure_limit=settings.auth_failure_limit,
+            auth_failure_window_seconds=settings.auth_failure_window_seconds,
+        ),
+        max_request_bytes=settings.max_request_bytes,
+        max_file_bytes=settings.max_file_bytes,
+        message_id_domain=settings.smtp_hostname,
+        max_recipients=settings.max_recipients,
+        intake_limits=intake_limits(settings),
+        portal_on_api=settings.portal_on_api,
+    )
+
+
+def portal_options(settings: Settings) -> PortalOptions:
+    return PortalOptions(
+        secure_cookies=settings.portal_cookie_secure,
+        policy=PortalPolicy(
+            code_ttl=timedelta(minutes=settings.portal_code_minutes),
+            lockout_failures=settings.portal_lockout_failures,
+            lockout_duration=timedelta(minutes=settings.portal_lockout_minutes),
+            session_idle=timedelta(minutes=settings.portal_session_idle_minutes),
+            session_lifetime=timedelta(hours=settings.portal_session_hours),
+        ),
+        max_reply_bytes=settings.portal_max_reply_bytes,
+    )
+
+
+def destination_vetter(settings: Settings) -> DestinationVetter:
+    """The vetter the management API and CLI use: the SSRF-safe client's own loopback allowance."""
+    return DestinationVetter(
+        allow_loopback=settings.allow_loopback_fetch,
+        nameservers=settings.nameservers() or None,
+        timeout=min(float(settings.dns_timeout_seconds), 3.0),
+    )
+
+
+def build_webhook_endpoints(services: Services) -> WebhookEndpoints:
+    s = services.settings
+    return WebhookEndpoints(
+        services.engine,
+        services.keyring,
+        allow_insecure_http=s.allow_loopback_fetch,
+        vetter=destination_vetter(s),
+    )
+
+
+def build_webhook_dispatcher(services: Services, config: DispatcherConfig | None = None) -> Dispatcher:
+    """The worker's webhook dispatcher (no I/O until it runs)."""
+    settings = services.settings
+    loopback = settings.allow_loopback_fetch
+    cfg = config or DispatcherConfig()
+    resolver = services.dns_resolver()
+    ca_file = str(settings.tls_ca_file) if settings.tls_ca_file else None
+
+    def client(allow_http: bool) -> SafeHttpClient:
+        return SafeHttpClient(
+            resolver,
+            allow_loopback=loopback,
+            allow_http=allow_http,
+            timeout=cfg.timeout,
+            max_bytes=cfg.max_response_bytes,
+            ca_file=ca_file,
+        )
+
+    endpoints = WebhookEndpoints(services.engine, services.keyring, allow_insecure_http=loopback)
+    notifier = DisabledNotifier(services.messages, services.tenancy, settings.smtp_hostname)
+    return Dispatcher(services.engine, endpoints, client(False), client(True), notifier=notifier, config=cfg)
+
+
+def intake_limits(settings: Settings) -> IntakeLimits:
+    """The ``intake_*`` settings as the limits both intakes enforce."""
+    return IntakeLimits(
+        max_header_bytes=settings.intake_max_header_bytes,
+        max_header_field_bytes=settings.intake_max_header_field_bytes,
+        max_header_fields=settings.intake_max_header_fields,
+        max_received=settings.intake_max_received,
+        max_mime_depth=settings.intake_max_mime_depth,
+        max_mime_parts=settings.intake_max_mime_parts,
     )

@@ -22,6 +22,7 @@ from sealmail.app import (
     build_portal_lifecycle,
     build_services,
     build_users,
+    build_webhook_endpoints,
     console_url,
 )
 from sealmail.client.cli import remote_app
@@ -29,7 +30,6 @@ from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
 from sealmail.evidence import cli as evidence_cli
-from sealmail.net.destination import DestinationVetter
 from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
 from sealmail.portal.lifecycle import PortalLifecycle
@@ -155,9 +155,7 @@ def feature_session(
 
 
 def _webhook_endpoints(svc: Services) -> WebhookEndpoints:
-    vetter = DestinationVetter.from_settings(svc.settings)
-    allow_http = svc.settings.allow_loopback_fetch
-    return WebhookEndpoints(svc.engine, svc.keyring, allow_insecure_http=allow_http, vetter=vetter)
+    return build_webhook_endpoints(svc)
 
 
 def _suppressions(svc: Services) -> Suppressions:

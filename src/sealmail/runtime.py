@@ -20,6 +20,7 @@ from sealmail.app import (
     build_report_listener,
     build_server_tls,
     build_transport,
+    build_webhook_dispatcher,
     build_worker,
 )
 from sealmail.config import Settings
@@ -142,7 +143,7 @@ async def serve(
         tasks.append(asyncio.create_task(server.serve()))
     portal_server = None
     if "portal" in roles:
-        from sealmail.portal.web import create_portal_site
+        from sealmail.intake.portal_site import create_portal_site
 
         portal_server = uvicorn.Server(
             uvicorn.Config(
@@ -165,7 +166,7 @@ async def serve(
         # Webhook fan-out and delivery run beside mail delivery in every worker process.
         from sealmail.webhooks.dispatcher import run_dispatcher
 
-        tasks.append(asyncio.create_task(run_dispatcher(services, stop)))
+        tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
         tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).

@@ -29,9 +29,10 @@ from jinja2 import Environment
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from sealmail.app import Services
 from sealmail.engagement.service import Engagement, Subscription
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
+from sealmail.limits.service import Limiter
+from sealmail.tenancy.service import Tenancy
 from sealmail.web import security
 from sealmail.web.problems import problem_response
 from sealmail.web.throttle import PerClientLimit
@@ -146,7 +147,7 @@ def create_tracking(engagement: Engagement) -> FastAPI:
     return app
 
 
-def create_unsubscribe(services: Services, engagement: Engagement) -> FastAPI:
+def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
     """One-click unsubscribe and the preference page; mount at ``/u``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     env = Environment(autoescape=True)
@@ -154,7 +155,7 @@ def create_unsubscribe(services: Services, engagement: Engagement) -> FastAPI:
 
     def render(request: Request, token: str, sub: Subscription) -> Response:
         try:
-            org = str(services.tenancy.get_tenant(sub.target.tenant_id)["name"])
+            org = str(tenancy.get_tenant(sub.target.tenant_id)["name"])
         except NotFound:
             org = "The sender"
         html = page.render(
@@ -205,12 +206,10 @@ def create_unsubscribe(services: Services, engagement: Engagement) -> FastAPI:
     return app
 
 
-def mount(app: FastAPI, services: Services) -> None:
+def mount(app: FastAPI, engagement: Engagement, tenancy: Tenancy, limiter: Limiter, per_minute: int) -> None:
     """Add ``/t`` and ``/u`` to a site (the API app or the portal's own)."""
-    engagement = services.engagement
     # Per-address limits: these links are public and each hit writes to the database.
-    per_minute, limiter = services.settings.public_rate_limit_per_minute, services.limiter
     app.mount("/t", PerClientLimit(create_tracking(engagement), limiter, per_minute, "tracking"))
     app.mount(
-        "/u", PerClientLimit(create_unsubscribe(services, engagement), limiter, per_minute, "unsubscribe")
+        "/u", PerClientLimit(create_unsubscribe(tenancy, engagement), limiter, per_minute, "unsubscribe")
     )

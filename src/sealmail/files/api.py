@@ -23,11 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from sealmail.app import Services
 from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from sealmail.files import http
 from sealmail.files.schemas import FileDeletedOut, FileOut, FileSentOut
-from sealmail.files.service import ShareRequest, Upload
+from sealmail.files.service import FileShares, ShareRequest, Upload
 from sealmail.tenancy.service import Principal
 from sealmail.web.models import binary
 
@@ -48,10 +47,9 @@ class FileSendIn(BaseModel):
     )
 
 
-def router(services: Services, need: Any) -> APIRouter:
+def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["files"])
-    shares = services.file_shares
-    limit = services.settings.max_file_bytes
+    limit = max_file_bytes
     Sender = Annotated[Principal, need("send")]
     Reader = Annotated[Principal, need("read")]
 

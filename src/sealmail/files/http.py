@@ -12,14 +12,16 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from sealmail.domain.display_text import safe_download_name
 from sealmail.files.ranges import ByteRange, Unsatisfiable, if_range_allows, parse_range
 from sealmail.files.reading import OpenedFile
+from sealmail.web.downloads import (
+    disposition as disposition,  # re-exported: every download names its file there
+)
 
 _TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
 
@@ -56,17 +58,6 @@ def media_type(value: str | None) -> str:
     """A well-formed ``type/subtype`` (parameters dropped), else application/octet-stream."""
     bare = (value or "").split(";", 1)[0].strip().lower()
     return bare if _TYPE.match(bare) else "application/octet-stream"
-
-
-def disposition(filename: str | None, fallback: str = "file") -> str:
-    """``attachment`` with an ASCII ``filename`` and the UTF-8 ``filename*`` (RFC 6266 §4.3).
-
-    Every download (API, portal attachment, portal file) names its file here, so a
-    sender-chosen ``../../x``, NUL or right-to-left override never reaches a browser.
-    """
-    name = safe_download_name(filename, fallback)
-    ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _first_and_rest(it: Iterator[bytes]) -> tuple[bytes | None, Iterator[bytes]]:

@@ -1,16 +1,16 @@
 """Portal pages for shared files: the reader's list, one file's page, ranged download.
 
-Mounted into the portal app by ``mount_files(app, services, options)`` inside
-``create_portal``; it reuses the portal's ``PortalAccess`` (``app.state.access``), cookie
-names, CSRF tokens, security headers and layout, so a file opens with exactly the
-sign-in that opens the message carrying it.  URLs carry only the opaque file id; the
-filename (PHI) appears only in the signed-in page body and the download's
-Content-Disposition, never in a URL, a title or a log line.
+Mounted into the portal app by ``mount_files(app, services, options)`` where the role
+assembles the public pages (``intake.portal_site``); it reuses the portal's
+``PortalAccess`` (``app.state.access``), cookie names, CSRF tokens, security headers and
+layout, so a file opens with exactly the sign-in that opens the message carrying it.
+URLs carry only the opaque file id; the filename (PHI) appears only in the signed-in page
+body and the download's Content-Disposition, never in a URL, a title or a log line.
 
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,15 +18,17 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sealmail.app import Services
 from sealmail.errors import NotFound
 from sealmail.files import http
 from sealmail.files.access import ReaderFiles
 from sealmail.files.errors import FileUnreadable
+from sealmail.files.service import FileShares
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
-from sealmail.portal.web import STATUS_PAGES, PortalOptions, _size
+from sealmail.portal.options import PortalOptions
+from sealmail.portal.web import STATUS_PAGES, _size
+from sealmail.tenancy.service import Tenancy
 from sealmail.web import security
 
 FILES_HTML = """{% extends "base.html" %}
@@ -51,9 +53,20 @@ FILES_HTML = """{% extends "base.html" %}
 """
 
 
-def mount_files(app: FastAPI, services: Services, options: PortalOptions | None = None) -> None:
+class FileServices(Protocol):
+    """What the file pages are handed by the composition root."""
+
+    @property
+    def file_shares(self) -> FileShares: ...
+    @property
+    def tenancy(self) -> Tenancy: ...
+    @property
+    def portal_options(self) -> PortalOptions: ...
+
+
+def mount_files(app: FastAPI, services: FileServices, options: PortalOptions | None = None) -> None:
     """Add the file routes to a portal app made by ``create_portal``."""
-    opts = options or PortalOptions.from_settings(services.settings)
+    opts = options or services.portal_options
     access: PortalAccess = app.state.access
     readers = ReaderFiles(services.file_shares)
     app.state.files = readers

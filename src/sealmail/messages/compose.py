@@ -7,7 +7,6 @@ import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sealmail.config import Settings
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import (
     Address,
@@ -188,18 +187,6 @@ def from_raw(
         send_at=send_at,
         expires_at=expires_at,
         bypass_suppressions=body.bypass_suppressions,
-    )
-
-
-def intake_limits(settings: Settings) -> IntakeLimits:
-    """The ``intake_*`` settings as the limits both intakes enforce."""
-    return IntakeLimits(
-        max_header_bytes=settings.intake_max_header_bytes,
-        max_header_field_bytes=settings.intake_max_header_field_bytes,
-        max_header_fields=settings.intake_max_header_fields,
-        max_received=settings.intake_max_received,
-        max_mime_depth=settings.intake_max_mime_depth,
-        max_mime_parts=settings.intake_max_mime_parts,
     )
 
 

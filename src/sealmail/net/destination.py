@@ -14,7 +14,7 @@ record may not exist yet, and the send-time check still decides.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import dns.exception
 import dns.nameserver
@@ -41,15 +41,6 @@ class DestinationVetter:
         self.allow_loopback = allow_loopback
         self.nameservers = list(nameservers) if nameservers else None
         self.timeout = timeout
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> DestinationVetter:
-        """The vetter the management API and CLI use: the client's own loopback allowance."""
-        return cls(
-            allow_loopback=bool(getattr(settings, "allow_loopback_fetch", False)),
-            nameservers=settings.nameservers() or None,
-            timeout=min(float(settings.dns_timeout_seconds), 3.0),
-        )
 
     def refusal(self, host: str) -> str | None:
         """Why ``host`` may not be a destination, or None when it may."""

@@ -9,12 +9,10 @@ No ``from __future__ import annotations``: FastAPI reads the route signatures at
 from datetime import datetime
 from typing import Annotated, Any
 
-from argon2 import PasswordHasher
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealmail.app import Services
 from sealmail.portal.lifecycle import UNSET, PortalLifecycle
 from sealmail.portal.schemas import PortalRecallOut, PortalStatusOut
 from sealmail.tenancy.service import Principal
@@ -37,12 +35,8 @@ class PortalSettingsIn(BaseModel):
     )
 
 
-def router(services: Services, need: Any) -> APIRouter:
+def router(lifecycle: PortalLifecycle, need: Any) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["portal"])
-    s = services.settings
-    lifecycle = PortalLifecycle(
-        services.engine, PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib)
-    )
     Sender = Annotated[Principal, need("send")]
     Reader = Annotated[Principal, need("read")]
 

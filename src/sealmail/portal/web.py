@@ -1,73 +1,65 @@
 """The recipient-facing portal: a FastAPI app of server-rendered pages, no JavaScript.
 
-Mounted by the composition root at ``/p`` (the notice link is ``<portal URL>/p/<token>``)
-or served alone on its own origin with ``create_portal_site``.  Nothing PHI-bearing ever
+Mounted at ``/p`` (the notice link is ``<portal URL>/p/<token>``) by the role that serves
+the public pages, with the file pages beside it (``intake.portal_site``).  Nothing PHI-bearing ever
 appears in a URL, a page title or a log line: URLs carry opaque hold ids and indexes,
 titles name only the organisation.
 
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.engine import Engine
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount
 
-from sealmail.app import Services
 from sealmail.domain.display_text import safe_download_name
 from sealmail.errors import NotFound
-from sealmail.files import http as files_http
+from sealmail.messages.service import Messages
 from sealmail.portal import display
 from sealmail.portal.access import (
     Clock,
     LinkState,
     PortalAccess,
-    PortalPolicy,
     Session,
     SignInStatus,
 )
 from sealmail.portal.branding import Branding, branding
 from sealmail.portal.mailbox import Mailbox, Part
+from sealmail.portal.options import PortalOptions
 from sealmail.portal.sanitize import clean_html, has_remote_images
-from sealmail.web import security
-from sealmail.web.throttle import PerClientLimit
+from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.service import Tenancy
+from sealmail.web import downloads, security
 
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_REPLY_FILES = 10
 
 
-@dataclass(frozen=True, slots=True)
-class PortalOptions:
-    """Knobs of the portal; ``from_settings`` reads them (with defaults) from Settings."""
+class PortalServices(Protocol):
+    """What the portal pages are handed by the composition root."""
 
-    secure_cookies: bool = True
-    policy: PortalPolicy = field(default_factory=PortalPolicy)
-    max_reply_bytes: int = 25 * 1024 * 1024
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "PortalOptions":
-        from datetime import timedelta
-
-        p = PortalPolicy(
-            code_ttl=timedelta(minutes=getattr(settings, "portal_code_minutes", 10)),
-            lockout_failures=getattr(settings, "portal_lockout_failures", 5),
-            lockout_duration=timedelta(minutes=getattr(settings, "portal_lockout_minutes", 30)),
-            session_idle=timedelta(minutes=getattr(settings, "portal_session_idle_minutes", 15)),
-            session_lifetime=timedelta(hours=getattr(settings, "portal_session_hours", 8)),
-        )
-        return cls(
-            secure_cookies=getattr(settings, "portal_cookie_secure", True),
-            policy=p,
-            max_reply_bytes=getattr(settings, "portal_max_reply_bytes", 25 * 1024 * 1024),
-        )
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def messages(self) -> Messages: ...
+    @property
+    def keyring(self) -> Keyring: ...
+    @property
+    def tenancy(self) -> Tenancy: ...
+    @property
+    def password_hasher(self) -> PasswordHasher: ...
+    @property
+    def message_id_domain(self) -> str: ...
+    @property
+    def portal_options(self) -> PortalOptions: ...
 
 
 STATUS_PAGES: dict[str, tuple[int, str]] = {
@@ -83,19 +75,17 @@ STATUS_PAGES: dict[str, tuple[int, str]] = {
 
 
 def create_portal(
-    services: Services, options: PortalOptions | None = None, *, clock: Clock | None = None
+    services: PortalServices, options: PortalOptions | None = None, *, clock: Clock | None = None
 ) -> FastAPI:
-    """The portal app; mount it at ``/p``."""
-    opts = options or PortalOptions.from_settings(services.settings)
-    s = services.settings
-    hasher = PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib)
+    """The portal app; mount it at ``/p`` (the role adds the file pages: ``intake.portal_site``)."""
+    opts = options or services.portal_options
     access = PortalAccess(
         services.engine,
         services.messages,
-        hasher,
+        services.password_hasher,
         policy=opts.policy,
         clock=clock,
-        message_id_domain=s.smtp_hostname,
+        message_id_domain=services.message_id_domain,
     )
     mailbox = Mailbox(access, services.keyring, services.messages)
     names = security.CookieNames.for_(opts.secure_cookies)
@@ -409,27 +399,7 @@ def create_portal(
         security.set_cookie(response, names.challenge, challenge, secure=opts.secure_cookies, max_age=max_age)
         return response
 
-    from sealmail.files.web import mount_files  # local: files_web imports this module
-
-    mount_files(app, services, opts)
     return app
-
-
-def create_portal_site(services: Services, options: PortalOptions | None = None) -> FastAPI:
-    """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
-    site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    portal = create_portal(services, options)
-    per_minute = services.settings.public_rate_limit_per_minute
-    site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
-    from sealmail.engagement import web as engagement_web  # tracking and unsubscribe links
-
-    engagement_web.mount(site, services)
-
-    @site.get("/", include_in_schema=False)
-    def root() -> Response:
-        return RedirectResponse("/p/inbox", status_code=303)
-
-    return site
 
 
 ERRORS = {
@@ -470,6 +440,6 @@ def _safe_name(name: str) -> str:
 
 
 def _download(part: Part) -> Response:
-    disposition = files_http.disposition(part.filename, "attachment")
+    disposition = downloads.disposition(part.filename, "attachment")
     ctype = part.content_type if "/" in part.content_type else "application/octet-stream"
     return Response(part.data, media_type=ctype, headers={"Content-Disposition": disposition})

@@ -3,29 +3,32 @@
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealmail.app import Services
 from sealmail.crypto import dkim, smime
-from sealmail.dlp.screening import policy_from_settings
+from sealmail.dlp.screening import Screener, policy_from_settings
 from sealmail.domain.portal_factors import WeakNoticePolicy
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.messages.schemas import QuarantinePageOut, ReleasedOut
+from sealmail.messages.service import Messages
 from sealmail.net.dns import Resolver
 from sealmail.portal.access import audit_weak_notice_change
+from sealmail.secureline.identities import Identities
+from sealmail.secureline.keydir import KeyDirectory
 from sealmail.secureline.schemas import (
     ArchiveKeyOut,
     RecipientKeyListOut,
     RecipientKeyWithDataOut,
     SmimeIdentityOut,
 )
+from sealmail.secureline.sender_domains import SenderDomains
 from sealmail.tenancy.schemas import DkimRecordsOut, DomainCheckOut, SettingsOut
-from sealmail.tenancy.service import Principal
+from sealmail.tenancy.service import Principal, Tenancy
 
 
 class KeyIn(BaseModel):
@@ -105,7 +108,24 @@ def _decode_key(text: str) -> bytes:
         raise ValidationFailed([{"field": "key", "message": "neither armored/PEM text nor base64"}]) from exc
 
 
-def router(services: Services, need: Any, resolver: Resolver) -> APIRouter:
+class SecureLineServices(Protocol):
+    """What the SecureLine routes are handed by the composition root."""
+
+    @property
+    def keydir(self) -> KeyDirectory: ...
+    @property
+    def identities(self) -> Identities: ...
+    @property
+    def sender_domains(self) -> SenderDomains: ...
+    @property
+    def messages(self) -> Messages: ...
+    @property
+    def tenancy(self) -> Tenancy: ...
+    @property
+    def screener(self) -> Screener: ...
+
+
+def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["secureline"])
     Admin = Annotated[Principal, need("admin")]
     Reader = Annotated[Principal, need("read")]

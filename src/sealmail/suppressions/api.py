@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
-from sealmail.app import Services
 from sealmail.suppressions.service import Filters, Suppressions
 from sealmail.tenancy.service import Principal
 
@@ -71,9 +70,8 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(services: Services, need: Any) -> APIRouter:
+def router(store: Suppressions, need: Any) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["suppressions"])
-    store = Suppressions(services.engine)
     Reader = Annotated[Principal, need("read")]
     Admin = Annotated[Principal, need("admin")]
     Cursor = Annotated[str | None, Query(max_length=40, description="next_cursor of the previous page.")]

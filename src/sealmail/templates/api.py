@@ -11,7 +11,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from sealmail.app import Services
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.errors import InvalidRequest, ValidationFailed
 from sealmail.messages.service import Idempotency, request_hash
@@ -45,16 +44,10 @@ def _idempotency(key: str | None, body: bytes) -> Idempotency | None:
     return Idempotency(key, request_hash(body))
 
 
-def router(services: Services, need: Any) -> APIRouter:
+def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
+    """``sender`` carries the batch's limits too (Message-ID domain, recipients per message)."""
     r = APIRouter(prefix="/v1")
-    settings = services.settings
-    store = TemplateStore(services.engine)
-    sender = BulkSender(
-        services.engine,
-        services.messages,
-        message_id_domain=settings.smtp_hostname,
-        max_recipients=settings.max_recipients,
-    )
+    messages = sender.messages
     Reader = Annotated[Principal, need("read")]
     Sender = Annotated[Principal, need("send")]
 
@@ -143,12 +136,12 @@ def router(services: Services, need: Any) -> APIRouter:
         _idempotency(idempotency_key, await request.body())
         results = await run_in_threadpool(
             run_batch,
-            services.messages,
+            messages,
             store,
             who,
             body.messages,
-            domain=settings.smtp_hostname,
-            max_recipients=settings.max_recipients,
+            domain=sender.domain,
+            max_recipients=sender.max_recipients,
             idempotency_key=idempotency_key,
         )
         accepted = sum(1 for x in results if x["outcome"] == "accepted")

@@ -4,14 +4,14 @@ All need the ``admin`` scope; every change is audited by the service it calls. S
 (API keys, SMTP passwords) appear once, in the response that creates them.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealmail.app import Services
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.errors import ServiceUnavailable, ValidationFailed
 from sealmail.net.dns import DnsLookupError, Resolver
@@ -25,7 +25,7 @@ from sealmail.tenancy.schemas import (
     SmtpCredentialListOut,
     TenantOut,
 )
-from sealmail.tenancy.service import SCOPES, Principal
+from sealmail.tenancy.service import SCOPES, Principal, Tenancy, TxtLookup
 
 
 class TrackingIn(BaseModel):
@@ -106,7 +106,26 @@ def _rate_limit(value: int | None, ceiling: int) -> int | None:
     return value
 
 
-def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
+class SenderDomainsPort(Protocol):
+    """The sender-domain use cases (``secureline.sender_domains``, which builds on tenancy)."""
+
+    def add(self, tenant_id: str, name: str, actor: str, *, verified: bool = False) -> Any: ...
+    async def verify(
+        self, tenant_id: str, name: str, actor: str, txt: TxtLookup, run: Callable[..., Awaitable[Any]]
+    ) -> dict[str, Any]: ...
+
+
+class TenancyServices(Protocol):
+    """What the management routes are handed by the composition root."""
+
+    @property
+    def tenancy(self) -> Tenancy: ...
+    @property
+    def sender_domains(self) -> SenderDomainsPort: ...
+
+
+def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit_ceiling: int) -> APIRouter:
+    """``rate_limit_ceiling``: the most requests a minute a tenant may give its keys."""
     r = APIRouter(prefix="/v1", tags=["administration"])
     tenancy = services.tenancy
     Admin = Annotated[Principal, admin]
@@ -144,9 +163,7 @@ def router(services: Services, admin: Any, resolver: Resolver) -> APIRouter:
                 tracking["streams"] = sorted(set(tracking["streams"]))
             changes["tracking"] = tracking
         if "rate_limit" in body.model_fields_set:
-            changes["rate_limit"] = _rate_limit(
-                body.rate_limit, services.settings.api_rate_limit_max_per_minute
-            )
+            changes["rate_limit"] = _rate_limit(body.rate_limit, rate_limit_ceiling)
         settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
         return {"settings": settings}
 

@@ -7,6 +7,7 @@ once, in the response that creates (or rotates) it.
 
 # No ``from __future__ import annotations``: FastAPI resolves ``Admin`` (a local alias)
 # from the live annotation objects.
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -14,10 +15,8 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealmail.app import Services
-from sealmail.net.destination import DestinationVetter
 from sealmail.tenancy.service import Principal
-from sealmail.webhooks.dispatcher import build_dispatcher
+from sealmail.webhooks.dispatcher import Dispatcher
 from sealmail.webhooks.endpoints import EndpointChanges, EndpointSpec, WebhookEndpoints
 from sealmail.webhooks.schemas import (
     ReplayQueuedOut,
@@ -63,22 +62,15 @@ class RotateIn(BaseModel):
     )
 
 
-def router(services: Services, admin: Any) -> APIRouter:
+def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher], admin: Any) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["webhooks"])
-    allow_http = bool(getattr(services.settings, "allow_loopback_fetch", False))
-    endpoints = WebhookEndpoints(
-        services.engine,
-        services.keyring,
-        allow_insecure_http=allow_http,
-        vetter=DestinationVetter.from_settings(services.settings),
-    )
     Admin = Annotated[Principal, admin]
-    dispatcher_box: list[Any] = []
+    dispatcher_box: list[Dispatcher] = []
 
-    def dispatcher() -> Any:
+    def dispatcher() -> Dispatcher:
         # Built on first use: the app factory must not create clients or resolvers.
         if not dispatcher_box:
-            dispatcher_box.append(build_dispatcher(services))
+            dispatcher_box.append(new_dispatcher())
         return dispatcher_box[0]
 
     @r.get("/webhook-endpoints", response_model=WebhookEndpointListOut, summary="List webhook endpoints")

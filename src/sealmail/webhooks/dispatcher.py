@@ -20,21 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from sealmail import audit
-from sealmail.net.dns import Resolver
 from sealmail.net.http_client import FetchError, SafeHttpClient
 from sealmail.store import db
 from sealmail.webhooks import outbox, payload, policy, signing
-from sealmail.webhooks.alerts import DisabledNotifier
 from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.endpoints import WebhookEndpoints, carries_phi
-
-if TYPE_CHECKING:
-    from sealmail.app import Services
 
 log = structlog.get_logger("sealmail.webhooks")
 
@@ -217,38 +212,9 @@ class Dispatcher:
         return response.status, None, response.headers.get("retry-after"), elapsed
 
 
-# -- entry points for the worker role --------------------------------------------------------
-def build_dispatcher(services: Services, config: DispatcherConfig | None = None) -> Dispatcher:
-    """Wire a dispatcher from the services and settings (no I/O until it runs)."""
-    settings = services.settings
-    loopback = bool(getattr(settings, "allow_loopback_fetch", False))
-    cfg = config or DispatcherConfig()
-    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
-    ca_file = str(settings.tls_ca_file) if settings.tls_ca_file else None
-
-    def client(allow_http: bool) -> SafeHttpClient:
-        return SafeHttpClient(
-            resolver,
-            allow_loopback=loopback,
-            allow_http=allow_http,
-            timeout=cfg.timeout,
-            max_bytes=cfg.max_response_bytes,
-            ca_file=ca_file,
-        )
-
-    endpoints = WebhookEndpoints(services.engine, services.keyring, allow_insecure_http=loopback)
-    notifier = DisabledNotifier(services.messages, services.tenancy, settings.smtp_hostname)
-    return Dispatcher(services.engine, endpoints, client(False), client(True), notifier=notifier, config=cfg)
-
-
-async def dispatch_once(services: Services, now: datetime | None = None) -> int:
-    """One fan-out-and-send pass (tests drive this with a controllable ``now``)."""
-    return await build_dispatcher(services).dispatch_once(now)
-
-
-async def run_dispatcher(services: Services, stop: asyncio.Event) -> None:
+# -- the worker role's loop (the composition root builds the dispatcher) ---------------------
+async def run_dispatcher(dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Dispatch until ``stop`` is set; idle passes wait ``poll_seconds`` (or for ``stop``)."""
-    dispatcher = build_dispatcher(services)
     while not stop.is_set():
         try:
             sent = await dispatcher.dispatch_once()

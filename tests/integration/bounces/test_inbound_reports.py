@@ -17,10 +17,9 @@ from tests.integration.bounces.conftest import VERP_RE, Bounces
 from tests.integration.webhooks.receiver import Receiver
 from tests.unit.bounces.samples import arf_report, gmail_delayed, postfix_dsn
 
-from sealmail.app import build_return_paths
+from sealmail.app import build_return_paths, build_webhook_dispatcher
 from sealmail.bounces.tables import feedback_reports
 from sealmail.suppressions.service import SuppressionReason
-from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 PATIENT = "patient@example.net"
@@ -210,7 +209,7 @@ def test_async_bounce_reaches_a_webhook_endpoint(bounces: Bounces) -> None:
         )
         mid, return_path = bounces.deliver()
         bounces.report(postfix_dsn(PATIENT, return_path=return_path), [return_path])
-        assert asyncio.run(dispatch_once(services)) == 1
+        assert asyncio.run(build_webhook_dispatcher(services).dispatch_once()) == 1
         [request] = receiver.requests
     body = Webhook(secret).verify(request.body, request.headers)
     assert body["type"] == "message.bounced"

@@ -17,9 +17,9 @@ from tests.integration.engagement.conftest import TARGET, Stack, header, html_of
 from tests.integration.webhooks.receiver import Receiver
 from tests.support.dns_server import DnsServer
 
+from sealmail.app import build_webhook_dispatcher
 from sealmail.store import db
 from sealmail.suppressions import service as suppressions
-from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 GMAIL = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -154,7 +154,7 @@ def test_opted_in_tracking_records_opens_and_clicks_and_never_touches_phi(
     assert c["data"]["bot_suspected"] is False
     assert "news?id" not in json.dumps(c["data"])
 
-    assert asyncio.run(dispatch_once(stack.services)) == 3
+    assert asyncio.run(build_webhook_dispatcher(stack.services).dispatch_once()) == 3
     delivered = [Webhook(secret).verify(r.body, r.headers) for r in receiver.requests]
     assert sorted(d["type"] for d in delivered) == ["message.clicked", "message.opened", "message.opened"]
     machine = {

@@ -32,9 +32,9 @@ from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
 from sealmail.files import api as files_api
-from sealmail.files.web import mount_files
 from sealmail.intake.api.app import BodyLimit, create_api
-from sealmail.portal.web import PortalOptions, create_portal
+from sealmail.intake.portal_site import create_portal_app
+from sealmail.portal.options import PortalOptions
 from sealmail.tenancy.service import Principal
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -79,10 +79,9 @@ def build_app(services: Services) -> FastAPI:
 
         return Depends(check)
 
-    api.include_router(files_api.router(services, need))
+    api.include_router(files_api.router(services.file_shares, need, services.api_options.max_file_bytes))
     options = PortalOptions(secure_cookies=False)
-    portal = create_portal(services, options)
-    mount_files(portal, services, options)
+    portal = create_portal_app(services, options)
     api.mount("/p", portal)
     return api
 

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from tests.support.ca import TestCA
 from tests.support.waiting import wait_until
 
-from sealmail.app import Services
+from sealmail.app import Services, intake_limits
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.tls_policy import Stream
 from sealmail.intake.smtp import SmtpGateway, server_tls_context
-from sealmail.messages.compose import intake_limits, submission_from_raw
+from sealmail.messages.compose import submission_from_raw
 from sealmail.store.tables import audit_log
 
 SENDER = "doctor@clinic.example"

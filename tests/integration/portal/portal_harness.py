@@ -34,10 +34,11 @@ from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
 from sealmail.intake.api.app import create_api
+from sealmail.intake.portal_site import create_portal_app
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 from sealmail.portal import api as portal_admin
-from sealmail.portal.web import PortalOptions, create_portal
+from sealmail.portal.options import PortalOptions
 from sealmail.tenancy.service import Principal
 
 PATIENT = "patient@plain.example"
@@ -158,8 +159,8 @@ def build_app(services: Services) -> FastAPI:
 
         return Depends(check)
 
-    api.include_router(portal_admin.router(services, need))
-    api.mount("/p", create_portal(services, PortalOptions(secure_cookies=False)))
+    api.include_router(portal_admin.router(services.portal_lifecycle, need))
+    api.mount("/p", create_portal_app(services, PortalOptions(secure_cookies=False)))
     return api
 
 

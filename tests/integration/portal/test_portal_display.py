@@ -24,10 +24,11 @@ from tests.integration.portal.test_portal_http import sign_in
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 
+from sealmail.app import portal_options
 from sealmail.files.http import filename_from_disposition
+from sealmail.intake.portal_site import create_portal_app
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
-from sealmail.portal.web import PortalOptions, create_portal
 
 RLO = "\u202e"
 SPOOF = '"ceo@hospital.test" <dr.smith@clinic.example>'
@@ -128,7 +129,7 @@ def test_https_portal_sets_host_prefixed_secure_cookies(stack: Stack, mode: str)
     assert settings.portal_cookie_secure
     link = stack.notice_link(stack.send())
     site = FastAPI()
-    site.mount("/p", create_portal(stack.services, PortalOptions.from_settings(settings)))
+    site.mount("/p", create_portal_app(stack.services, portal_options(settings)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     with serve(site, sock), httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:

@@ -12,13 +12,12 @@ from fastapi import Depends, FastAPI, Header
 from fastapi.testclient import TestClient
 from tests.integration.webhooks.receiver import Receiver
 
-from sealmail.app import Services
+from sealmail.app import Services, build_webhook_dispatcher
 from sealmail.domain.tls_policy import Stream
 from sealmail.messages.service import EnvelopeRecipient, Submission
 from sealmail.tenancy.service import Principal
 from sealmail.web import problems
 from sealmail.webhooks import api as webhooks_api
-from sealmail.webhooks.dispatcher import dispatch_once
 from sealmail.webhooks.endpoints import WebhookEndpoints
 
 PATIENT = "patient.jane@example.net"
@@ -65,7 +64,7 @@ def send_message(
 
 
 def dispatch(services: Services, now: datetime | None = None) -> int:
-    return asyncio.run(dispatch_once(services, now))
+    return asyncio.run(build_webhook_dispatcher(services).dispatch_once(now))
 
 
 def api_client(services: Services) -> TestClient:
@@ -76,5 +75,7 @@ def api_client(services: Services) -> TestClient:
     def admin(authorization: Annotated[str, Header()]) -> Principal:
         return services.tenancy.authenticate(authorization.removeprefix("Bearer "))
 
-    app.include_router(webhooks_api.router(services, Depends(admin)))
+    app.include_router(
+        webhooks_api.router(services.webhook_endpoints, services.webhook_dispatcher, Depends(admin))
+    )
     return TestClient(app, raise_server_exceptions=False)

@@ -83,7 +83,9 @@ def test_plain_http_is_refused_for_phi_or_all_streams_without_the_test_setting(
     app = FastAPI()
     problems.install(app)
     svc = Services(**{**services.__dict__, "settings": strict})
-    app.include_router(webhooks_api.router(svc, Depends(lambda: tenant.principal)))
+    app.include_router(
+        webhooks_api.router(svc.webhook_endpoints, svc.webhook_dispatcher, Depends(lambda: tenant.principal))
+    )
     c = TestClient(app, raise_server_exceptions=False)
     r = c.post("/v1/webhook-endpoints", json={"url": "http://hooks.example.org/x", "streams": streams})
     assert r.status_code == 422

@@ -5,16 +5,16 @@ dependencies of the route functions at definition time, closures included.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealmail.app import Services, build_evidence
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -22,8 +22,13 @@ from sealmail.errors import (
     PermissionDenied,
     UnsupportedMediaType,
 )
-from sealmail.evidence import api as evidence_api
+from sealmail.evidence.service import Evidence
 from sealmail.files import api as files_api
+from sealmail.files.service import FileShares
+from sealmail.intake.api.guard import ApiGuard
+from sealmail.intake.api.options import ApiOptions
+from sealmail.intake.portal_site import SiteServices
+from sealmail.limits.service import Limiter
 from sealmail.messages import compose
 from sealmail.messages.schemas import (
     AcceptedOut,
@@ -34,19 +39,22 @@ from sealmail.messages.schemas import (
     PageOut,
     RawMessageIn,
 )
-from sealmail.messages.service import Idempotency, request_hash
+from sealmail.messages.service import Idempotency, Messages, request_hash
 from sealmail.net.dns import Resolver
-from sealmail.portal import api as portal_admin
+from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.secureline import api as secureline_api
+from sealmail.secureline.api import SecureLineServices
 from sealmail.store import db
-from sealmail.suppressions import api as suppressions_api
-from sealmail.templates import api as templates_api
+from sealmail.suppressions.service import Suppressions
+from sealmail.templates.bulk import BulkSender
+from sealmail.templates.store import TemplateStore
 from sealmail.tenancy import api as admin
-from sealmail.tenancy.service import Principal
+from sealmail.tenancy.service import Principal, Tenancy
 from sealmail.web import problems
 from sealmail.web.models import Problem
-from sealmail.web.throttle import ApiGuard, PerClientLimit, RateLimitHeaders
-from sealmail.webhooks import api as webhooks_api
+from sealmail.web.throttle import RateLimitHeaders
+from sealmail.webhooks.dispatcher import Dispatcher
+from sealmail.webhooks.endpoints import WebhookEndpoints
 
 PROBLEM_REF = "#/components/schemas/Problem"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -107,8 +115,39 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_api(services: Services) -> FastAPI:
-    settings = services.settings
+class ApiServices(SecureLineServices, SiteServices, Protocol):
+    """What the API app is handed by the composition root (``sealmail.app.Services``)."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def tenancy(self) -> Tenancy: ...
+    @property
+    def messages(self) -> Messages: ...
+    @property
+    def limiter(self) -> Limiter: ...
+    @property
+    def api_options(self) -> ApiOptions: ...
+    @property
+    def file_shares(self) -> FileShares: ...
+    @property
+    def portal_lifecycle(self) -> PortalLifecycle: ...
+    @property
+    def suppressions(self) -> Suppressions: ...
+    @property
+    def template_store(self) -> TemplateStore: ...
+    @property
+    def bulk_sender(self) -> BulkSender: ...
+    @property
+    def webhook_endpoints(self) -> WebhookEndpoints: ...
+    @property
+    def evidence(self) -> Evidence: ...
+    def webhook_dispatcher(self) -> Dispatcher: ...
+    def dns_resolver(self) -> Resolver: ...
+
+
+def create_api(services: ApiServices) -> FastAPI:
+    opts = services.api_options
     app = FastAPI(
         title="Sealmail API",
         version="1",
@@ -117,11 +156,11 @@ def create_api(services: Services) -> FastAPI:
         responses=ERRORS,
     )
     problems.install(app)
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=opts.max_request_bytes)
     app.add_middleware(RateLimitHeaders)
-    guard = ApiGuard(settings, services.tenancy, services.limiter)
+    guard = ApiGuard(opts.limits, services.tenancy, services.limiter)
     msgs = services.messages
-    domain_for_ids = settings.smtp_hostname
+    domain_for_ids = opts.message_id_domain
     # Declared as a security scheme so the OpenAPI document (and clients built from it)
     # know every /v1 operation takes a bearer API key.
     bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sm_…`")
@@ -166,7 +205,7 @@ def create_api(services: Services) -> FastAPI:
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
-        sub = compose.from_message(body, domain_for_ids, settings.max_recipients)
+        sub = compose.from_message(body, domain_for_ids, opts.max_recipients)
         result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
         return JSONResponse(
             result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
@@ -180,7 +219,7 @@ def create_api(services: Services) -> FastAPI:
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
-        sub = compose.from_raw(body, domain_for_ids, settings.max_recipients, compose.intake_limits(settings))
+        sub = compose.from_raw(body, domain_for_ids, opts.max_recipients, opts.intake_limits)
         result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
         return JSONResponse(
             result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
@@ -268,22 +307,7 @@ def create_api(services: Services) -> FastAPI:
 
         return capture_sink.list_for_tenant(services.engine, who.tenant_id, limit, cursor)
 
-    resolver = Resolver(settings.nameservers() or None, timeout=settings.dns_timeout_seconds)
-    app.include_router(admin.router(services, need("admin"), resolver))
+    resolver = services.dns_resolver()
+    app.include_router(admin.router(services, need("admin"), resolver, opts.limits.max_per_minute))
     app.include_router(secureline_api.router(services, need, resolver))
-    app.include_router(webhooks_api.router(services, need("admin")))
-    app.include_router(portal_admin.router(services, need))
-    app.include_router(files_api.router(services, need))
-    app.include_router(templates_api.router(services, need))
-    app.include_router(suppressions_api.router(services, need))
-    app.include_router(evidence_api.router(build_evidence(services), need))
-    if settings.portal_on_api:
-        from sealmail.portal.web import create_portal
-
-        portal_limit = settings.public_rate_limit_per_minute
-        app.mount("/p", PerClientLimit(create_portal(services), services.limiter, portal_limit, "portal"))
-        # Tracking and unsubscribe links point at the portal URL, which is this server then.
-        from sealmail.engagement import web as engagement_web
-
-        engagement_web.mount(app, services)
     return app

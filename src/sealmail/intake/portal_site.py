@@ -1,0 +1,64 @@
+"""The public pages assembled for a role: the portal with its file pages, tracking, unsubscribe.
+
+The portal, files and engagement features each make their own pages; putting them on one
+origin is the role's job (the API process with ``portal_on_api``, or ``sealmail serve
+--role portal``), so no feature imports another's pages.
+
+No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+"""
+
+from typing import Protocol
+
+from fastapi import FastAPI
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount
+
+from sealmail.engagement import web as engagement_web
+from sealmail.engagement.service import Engagement
+from sealmail.files.web import FileServices, mount_files
+from sealmail.limits.service import Limiter
+from sealmail.portal.access import Clock
+from sealmail.portal.options import PortalOptions
+from sealmail.portal.web import PortalServices, create_portal
+from sealmail.web.throttle import PerClientLimit
+
+
+class SiteServices(PortalServices, FileServices, Protocol):
+    """What the public pages are handed by the composition root."""
+
+    @property
+    def engagement(self) -> Engagement: ...
+    @property
+    def limiter(self) -> Limiter: ...
+    @property
+    def public_per_minute(self) -> int: ...
+
+
+def create_portal_app(
+    services: SiteServices, options: PortalOptions | None = None, *, clock: Clock | None = None
+) -> FastAPI:
+    """The portal pages and the file pages, one app to mount at ``/p``."""
+    portal = create_portal(services, options, clock=clock)
+    mount_files(portal, services, options)
+    return portal
+
+
+def mount_public(site: FastAPI, services: SiteServices) -> None:
+    """``/p`` (portal and files), ``/t`` and ``/u`` (tracking and unsubscribe), each limited
+    per client address."""
+    per_minute = services.public_per_minute
+    portal = create_portal_app(services)
+    site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
+    engagement_web.mount(site, services.engagement, services.tenancy, services.limiter, per_minute)
+
+
+def create_portal_site(services: SiteServices) -> FastAPI:
+    """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
+    site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    mount_public(site, services)
+
+    @site.get("/", include_in_schema=False)
+    def root() -> Response:
+        return RedirectResponse("/p/inbox", status_code=303)
+
+    return site
