@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sealmail.app import Services, build_portal_lifecycle, build_services
+from sealmail.app import Services, build_portal_lifecycle, build_services, build_tlsrpt_sender
 from sealmail.client.cli import remote_app
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
@@ -28,6 +28,8 @@ from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.suppressions import cli as suppressions_cli
 from sealmail.suppressions.cli import suppressions_app
 from sealmail.suppressions.service import Suppressions
+from sealmail.tlsrpt import cli as tlsrpt_cli
+from sealmail.tlsrpt.cli import tlsrpt_app
 from sealmail.webhooks import cli as webhooks_cli
 from sealmail.webhooks.cli import webhooks_app
 from sealmail.webhooks.endpoints import WebhookEndpoints
@@ -56,6 +58,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(tlsrpt_app, name="tlsrpt")
 app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
 
@@ -160,6 +163,8 @@ def _portal_lifecycle(svc: Services) -> PortalLifecycle:
 webhooks_cli.session.bind(feature_session(_webhook_endpoints))
 suppressions_cli.session.bind(feature_session(_suppressions))
 portal_cli.session.bind(feature_session(_portal_lifecycle))
+tlsrpt_cli.session.bind(feature_session(lambda svc: svc.tlsrpt))
+tlsrpt_cli.sender_session.bind(feature_session(build_tlsrpt_sender))
 
 
 @app.command()

@@ -13,6 +13,7 @@ from sealmail.store import tables
 from sealmail.store.tables import metadata
 from sealmail.suppressions import tables as tables_suppressions
 from sealmail.templates import tables as tables_templates
+from sealmail.tlsrpt import tables as tables_tlsrpt
 from sealmail.webhooks import tables as tables_webhooks
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "tables_ratelimit",
     "tables_suppressions",
     "tables_templates",
+    "tables_tlsrpt",
     "tables_webhooks",
 ]

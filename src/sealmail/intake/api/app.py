@@ -42,6 +42,7 @@ from sealmail.suppressions import api as suppressions_api
 from sealmail.templates import api as templates_api
 from sealmail.tenancy import api as admin
 from sealmail.tenancy.service import Principal
+from sealmail.tlsrpt import api as tlsrpt_api
 from sealmail.web import problems
 from sealmail.web.models import Problem
 from sealmail.web.throttle import ApiGuard, PerClientLimit, RateLimitHeaders
@@ -71,8 +72,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] == files_api.UPLOAD_PATH:
-            # The upload streams raw bytes and enforces max_file_bytes itself as it reads.
+        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH):
+            # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip) and cap
+            # their size themselves as they read.
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -275,6 +277,7 @@ def create_api(services: Services) -> FastAPI:
     app.include_router(files_api.router(services, need))
     app.include_router(templates_api.router(services, need))
     app.include_router(suppressions_api.router(services, need))
+    app.include_router(tlsrpt_api.router(services.tlsrpt, need))
     if settings.portal_on_api:
         from sealmail.portal.web import create_portal
 
