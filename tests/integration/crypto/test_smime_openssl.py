@@ -270,7 +270,14 @@ def test_signature_from_untrusted_ca_fails_verification(pki: Pki, message: bytes
 def _verify_signed(pki: Pki, tmp_path: Path) -> None:
     """openssl verifies tmp_path/signed.eml and writes the signed content to tmp_path/content."""
     result = _openssl(
-        "smime", "-verify", "-in", tmp_path / "signed.eml", "-CAfile", pki.ca_path, "-out", tmp_path / "content"
+        "smime",
+        "-verify",
+        "-in",
+        tmp_path / "signed.eml",
+        "-CAfile",
+        pki.ca_path,
+        "-out",
+        tmp_path / "content",
     )
     assert result.returncode == 0, result.stderr.decode()
 
