@@ -30,7 +30,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
-from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.mta_sts import MtaStsFetcher, sts_refetch_wanted
 from sealmail.domain.outcomes import Attempt, AttemptStatus, TlsInfo
 from sealmail.domain.tls_policy import (
     DestinationPolicy,
@@ -174,6 +174,17 @@ class OutboundTransport:
         self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
     ) -> list[Attempt]:
         """Try to deliver ``message`` to ``recipients`` (all at ``domain``) once."""
+        attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
+        if self._sts is not None and sts_refetch_wanted(attempts):
+            # RFC 8461 §5.1: before deferring for a TLS failure at an enforce hop, look for
+            # an updated policy (the domain may have moved its MX or relaxed the mode).
+            if await self._sts.refreshed(domain):
+                attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
+        return attempts
+
+    async def _deliver_once(
+        self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
+    ) -> list[Attempt]:
         if self._closed:
             raise RuntimeError("OutboundTransport is closed")
         self._sweep_idle()
@@ -386,7 +397,10 @@ class OutboundTransport:
                 _abort(session.smtp)
 
     async def _open(self, hop: _Hop, ip: str, key: _PoolKey) -> _Session:
-        where = _Where(hop.name, ip)
+        # A failure at a hop that had to verify names what demanded it (mta-sts, dane):
+        # the MTA-STS refetch and TLS reports (RFC 8460 policy-type) read it.
+        demanded = hop.level in (TlsPolicy.REQUIRE_VERIFIED, TlsPolicy.DANE)
+        where = _Where(hop.name, ip, TlsInfo(verified_by=hop.verified_by) if demanded else TlsInfo())
         smtp = aiosmtplib.SMTP(
             hostname=ip,
             port=hop.port,
