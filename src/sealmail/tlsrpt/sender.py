@@ -95,6 +95,8 @@ class TlsReportSender:
         facts = await self.sts(entry.domain) if self.sts is not None else None
         if facts is not None:
             kind, string, mx = "sts", facts.policy_string, facts.mx
+        elif entry.sts_failure:  # the policy that failed them is gone from the cache now
+            kind, string, mx = "sts", [], []
         elif entry.dane_verified or entry.tlsa_failure:
             kind, string, mx = "tlsa", [], []
         else:

@@ -41,6 +41,8 @@ class DomainDay:
     successes: int = 0
     dane_verified: bool = False
     tlsa_failure: bool = False
+    # A failure at a hop an MTA-STS enforce policy made verify (the attempt's verified_by).
+    sts_failure: bool = False
     # (result-type, receiving-mx-hostname, receiving-ip) -> failures
     failures: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
@@ -85,7 +87,9 @@ class TlsReports:
                     entry.dane_verified |= row.verified_by == "dane"
                 elif row.reason in TLS_FAILURE_REASONS:
                     kind = result_type(row.detail)
-                    entry.tlsa_failure |= kind in ("tlsa-invalid", "dane-required", "dnssec-invalid")
+                    tlsa_kinds = ("tlsa-invalid", "dane-required", "dnssec-invalid")
+                    entry.tlsa_failure |= kind in tlsa_kinds or row.verified_by == "dane"
+                    entry.sts_failure |= row.verified_by == "mta-sts"
                     key = (kind, row.mx_host or "", row.mx_ip or "")
                     entry.failures[key] = entry.failures.get(key, 0) + 1
                 else:

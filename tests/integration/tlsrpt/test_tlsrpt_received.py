@@ -3,6 +3,7 @@ mailed attachments): stored through the API or the CLI, on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from pathlib import Path
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
+from tests.integration.client.server import ApiServer
 from typer.testing import CliRunner
 
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
+from sealmail.client import AsyncSealmailClient, SealmailApiError, SealmailClient
 from sealmail.config import Settings
 from sealmail.intake.api.app import create_api
 
@@ -129,3 +132,18 @@ def test_cli_imports_and_lists_a_mailed_report(
     refused = runner.invoke(sealmail_cli, ["tlsrpt", "import", str(path), "--tenant", tenant.id], env=env)
     assert refused.exit_code == 2
     assert "not an RFC 8460 report" in refused.output
+
+
+def test_clients_upload_list_and_read_over_real_http(services: Services, tenant: TenantFixture) -> None:
+    with ApiServer(services) as server, SealmailClient(server.url, tenant.api_key, timeout=10) as sm:
+        row = sm.upload_tls_report(_report())
+        assert sm.get_tls_report(row["id"])["report"]["report-id"] == _report()["report-id"]
+        with pytest.raises(SealmailApiError) as refused:
+            sm.upload_tls_report(_report(domain="someone-else.example", report_id="other"))
+        assert refused.value.status == 422
+
+        async def go() -> list[str]:
+            async with AsyncSealmailClient(server.url, tenant.api_key, timeout=10) as asm:
+                return [r["id"] for r in await asm.list_tls_reports()]
+
+        assert asyncio.run(go()) == [row["id"]]
