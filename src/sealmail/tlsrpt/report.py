@@ -37,6 +37,8 @@ POLICY_TYPES = frozenset({"sts", "tlsa", "no-policy-found"})
 _SCHEMES = ("mailto:", "https:")
 # Received reports are small (counts and names); anything larger is not a report.
 MAX_REPORT_BYTES = 1_000_000
+# Counts are stored summed in 32-bit columns; more sessions than this in a day is not a report.
+_MAX_COUNT = 2**24
 
 # The transport's failure details (delivery/smtp_client.py) mapped to RFC 8460 §4.3 types,
 # first match wins.  Only TLS failures are reported: a refused connection is not one.
@@ -216,9 +218,11 @@ def parse_received(body: bytes) -> dict[str, Any]:
     dates = _require(report, "date-range", dict)
     for name in ("start-datetime", "end-datetime"):
         try:
-            datetime.fromisoformat(_require(dates, name, str).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(_require(dates, name, str).replace("Z", "+00:00"))
         except ValueError as exc:
             raise InvalidReport(f'"{name}" is not an RFC 3339 date-time') from exc
+        if moment.tzinfo is None:  # RFC 3339 §5.6: a date-time carries its offset
+            raise InvalidReport(f'"{name}" has no time zone offset')
     for entry in _require(report, "policies", list):
         if not isinstance(entry, dict):
             raise InvalidReport("a policies entry is not an object")
@@ -227,6 +231,7 @@ def parse_received(body: bytes) -> dict[str, Any]:
             raise InvalidReport('"policy-type" is not sts, tlsa or no-policy-found')
         _require(policy, "policy-domain", str)
         summary = _require(entry, "summary", dict)
-        _require(summary, "total-successful-session-count", int)
-        _require(summary, "total-failure-session-count", int)
+        for name in ("total-successful-session-count", "total-failure-session-count"):
+            if not 0 <= _require(summary, name, int) < _MAX_COUNT:
+                raise InvalidReport(f'"{name}" is out of range')
     return report

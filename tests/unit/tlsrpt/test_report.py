@@ -86,7 +86,32 @@ def test_report_has_the_rfc8460_fields_and_round_trips_gzipped() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"organization-name": 1}', gzip.compress(b"{}")[:-4]],
+    [
+        b"not json",
+        b"[]",
+        b'{"organization-name": 1}',
+        gzip.compress(b"{}")[:-4],
+        json.dumps(
+            {
+                **build_report(
+                    organization="o", contact="c", report_id="r", day=date(2026, 1, 1), policies=[]
+                ),
+                "date-range": {
+                    "start-datetime": "2026-01-01T00:00:00",
+                    "end-datetime": "2026-01-01T23:59:59Z",
+                },
+            }
+        ).encode(),
+        json.dumps(
+            build_report(
+                organization="o",
+                contact="c",
+                report_id="r",
+                day=date(2026, 1, 1),
+                policies=[PolicyReport("sts", "x.example", successes=2**40)],
+            )
+        ).encode(),
+    ],
 )
 def test_received_documents_that_are_not_reports_are_refused(body: bytes) -> None:
     with pytest.raises(InvalidReport):
