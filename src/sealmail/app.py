@@ -65,6 +65,9 @@ from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
+from sealmail.tlsrpt.mailer import QueueMail
+from sealmail.tlsrpt.sender import StsFacts, TlsReportSender
+from sealmail.tlsrpt.service import TlsReports
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Clock
 from sealmail.users.service import Users
@@ -169,6 +172,10 @@ class Services:
     @cached_property
     def evidence(self) -> Evidence:
         return build_evidence(self)
+
+    @cached_property
+    def tlsrpt(self) -> TlsReports:
+        return TlsReports(self.engine)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -599,4 +606,25 @@ def intake_limits(settings: Settings) -> IntakeLimits:
         max_received=settings.intake_max_received,
         max_mime_depth=settings.intake_max_mime_depth,
         max_mime_parts=settings.intake_max_mime_parts,
+    )
+
+
+def build_tlsrpt_sender(services: Services) -> TlsReportSender:
+    """The daily RFC 8460 job: DNS for ``_smtp._tls``, the SSRF-safe client for https
+    endpoints, the queue (DKIM-signed by the worker) for mailto ones."""
+    s = services.settings
+    resolver = Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
+    ca_file = str(s.tls_ca_file) if s.tls_ca_file else None
+    client = SafeHttpClient(resolver, allow_loopback=s.allow_loopback_fetch, timeout=15.0, ca_file=ca_file)
+    fetcher = MtaStsFetcher(resolver, ca_file=ca_file, allow_loopback=s.allow_loopback_fetch)
+
+    async def sts(domain: str) -> StsFacts | None:
+        policy = await fetcher.get_policy(domain)
+        if policy is None:
+            return None
+        lines = ["version: STSv1", f"mode: {policy.mode.value}", *(f"mx: {m}" for m in policy.mx)]
+        return StsFacts([*lines, f"max_age: {policy.max_age}"], list(policy.mx))
+
+    return TlsReportSender(
+        services.tlsrpt, txt=resolver.txt, http=client, mail=QueueMail(services.messages), sts=sts
     )

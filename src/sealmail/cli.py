@@ -21,6 +21,7 @@ from sealmail.app import (
     build_evidence,
     build_portal_lifecycle,
     build_services,
+    build_tlsrpt_sender,
     build_users,
     build_webhook_endpoints,
     console_url,
@@ -36,6 +37,8 @@ from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.suppressions import cli as suppressions_cli
 from sealmail.suppressions.cli import suppressions_app
 from sealmail.suppressions.service import Suppressions
+from sealmail.tlsrpt import cli as tlsrpt_cli
+from sealmail.tlsrpt.cli import tlsrpt_app
 from sealmail.users import cli as users_cli
 from sealmail.users.cli import UsersCli, users_app
 from sealmail.webhooks import cli as webhooks_cli
@@ -66,6 +69,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(suppressions_app, name="suppressions")
+app.add_typer(tlsrpt_app, name="tlsrpt")
 app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
 app.add_typer(users_app, name="users")
@@ -174,6 +178,8 @@ app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.command("verify")(evidence_cli.verify_cmd)
 audit_app.command("anchor")(evidence_cli.anchor_cmd)
 users_cli.session.bind(feature_session(lambda svc: UsersCli(build_users(svc), console_url(svc.settings))))
+tlsrpt_cli.session.bind(feature_session(lambda svc: svc.tlsrpt))
+tlsrpt_cli.sender_session.bind(feature_session(build_tlsrpt_sender))
 
 
 @app.command()

@@ -14,6 +14,7 @@ from sealmail.store import tables
 from sealmail.store.tables import metadata
 from sealmail.suppressions import tables as tables_suppressions
 from sealmail.templates import tables as tables_templates
+from sealmail.tlsrpt import tables as tables_tlsrpt
 from sealmail.users import tables as tables_users
 from sealmail.webhooks import tables as tables_webhooks
 
@@ -28,6 +29,7 @@ __all__ = [
     "tables_ratelimit",
     "tables_suppressions",
     "tables_templates",
+    "tables_tlsrpt",
     "tables_users",
     "tables_webhooks",
 ]

@@ -34,7 +34,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner = self.server.owner
         owner._log_request(self.path, self.headers.get("Host", ""))
-        route = owner.route(self.path.split("?", 1)[0])
+        self._answer(owner.route(self.path.split("?", 1)[0]))
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        owner._log_post(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        self._answer(owner.route(self.path.split("?", 1)[0]))
+
+    def _answer(self, route: Route | None) -> None:
         if route is None:
             route = Route(404, b"not found\n", {"Content-Type": "text/plain"})
         self.send_response(route.status)
@@ -79,6 +87,7 @@ class HttpsServer:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, body)
         self._server: _TlsHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -107,6 +116,10 @@ class HttpsServer:
     def _log_request(self, path: str, host: str) -> None:
         with self._lock:
             self.requests.append((path, host))
+
+    def _log_post(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        with self._lock:
+            self.posts.append((path, headers, body))
 
     def start(self) -> HttpsServer:
         self._server = _TlsHttpServer((self.host, 0), self.cert.server_context(), self)

@@ -359,6 +359,22 @@ def get_suppression(suppression_id: str) -> Call:
     return Call("GET", f"/v1/suppressions/{segment(suppression_id)}")
 
 
+# -- TLS reports (RFC 8460) received about the tenant's domains ---------------------------------
+
+
+def list_tls_reports(limit: int) -> Call:
+    return Call("GET", "/v1/tlsrpt/reports", params={"limit": limit})
+
+
+def get_tls_report(report_id: str) -> Call:
+    return Call("GET", f"/v1/tlsrpt/reports/{segment(report_id)}")
+
+
+def upload_tls_report(report: Mapping[str, Any]) -> Call:
+    # The route takes application/tlsrpt+gzip too; JSON is what a client holds already.
+    return Call("POST", "/v1/tlsrpt/reports", json=dict(report))
+
+
 # -- templates, batch and bulk ----------------------------------------------------------------
 
 
@@ -512,6 +528,9 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("DELETE", "/v1/suppressions"): "remove_suppression",
     ("GET", "/v1/suppressions/export.csv"): "export_suppressions",
     ("GET", "/v1/suppressions/{suppression_id}"): "get_suppression",
+    ("GET", "/v1/tlsrpt/reports"): "list_tls_reports",
+    ("GET", "/v1/tlsrpt/reports/{report_id}"): "get_tls_report",
+    ("POST", "/v1/tlsrpt/reports"): "upload_tls_report",
     ("GET", "/v1/templates"): "list_templates",
     ("POST", "/v1/templates"): "create_template",
     ("GET", "/v1/templates/{name}"): "get_template",

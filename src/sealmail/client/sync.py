@@ -482,6 +482,19 @@ class SealmailClient:
         """Outcomes and how each recipient was secured, for messages accepted in [since, until), as CSV."""
         return (self._request(ops.delivery_report(since, until))).text
 
+    # -- TLS reports (RFC 8460) -------------------------------------------------------------
+
+    def list_tls_reports(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Reports other MTAs sent about the tenant's domains, newest first."""
+        return cast(list[dict[str, Any]], (self._json(ops.list_tls_reports(limit)))["data"])
+
+    def get_tls_report(self, report_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.get_tls_report(report_id)))
+
+    def upload_tls_report(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        """Store an RFC 8460 report about one of the tenant's verified domains."""
+        return cast(dict[str, Any], self._json(ops.upload_tls_report(report)))
+
     # -- templates, batch and bulk ----------------------------------------------------------
 
     def list_templates(self) -> list[Template]:

@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 import pysequoia
 from pysequoia.packet import PacketPile, PublicKeyAlgorithm, SignatureType, Tag
 
+from sealmail.crypto import header_protection as hp
+
 __all__ = [
     "CertInfo",
     "CertificateError",
@@ -510,21 +512,7 @@ def load_signing_key(secret_armored_or_binary: bytes) -> SigningKey:
 _OUTER_KEEP = frozenset(
     {"from", "sender", "to", "cc", "reply-to", "date", "message-id", "in-reply-to", "references"}
 )
-# Header fields copied into the encrypted part (draft-autocrypt-lamps-protected-headers §2;
-# RFC 9788 §2.1).  Bcc is deliberately absent: it must never reach To/Cc recipients.
-_PROTECTED = (
-    "date",
-    "from",
-    "sender",
-    "reply-to",
-    "to",
-    "cc",
-    "subject",
-    "message-id",
-    "in-reply-to",
-    "references",
-)
-_OBSCURED_SUBJECT = b"Subject: ..."
+_OBSCURED_SUBJECT = b"Subject: " + hp.OBSCURED_SUBJECT
 
 
 def _to_crlf(data: bytes) -> bytes:
@@ -554,6 +542,18 @@ def _split(message: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     return fields, body
 
 
+def _outer_fields(fields: list[tuple[str, bytes]], *, protect_subject: bool) -> list[bytes]:
+    outer: list[bytes] = []
+    for name, raw in fields:
+        if name in _OUTER_KEEP or name.startswith(("x-sealmail-", "list-")):
+            outer.append(raw)
+        elif name == "subject":
+            outer.append(_OBSCURED_SUBJECT if protect_subject else raw)
+    if protect_subject and _OBSCURED_SUBJECT not in outer:
+        outer.append(_OBSCURED_SUBJECT)
+    return outer
+
+
 def _load(cert: bytes | LoadedCert) -> LoadedCert:
     return cert if isinstance(cert, LoadedCert) else load_cert(cert)
 
@@ -569,9 +569,10 @@ def encrypt_pgp_mime(
     """Turn a stored RFC 5322 message into an RFC 3156 ``multipart/encrypted`` message.
 
     The encrypted payload is the original body entity (its Content-* fields and body bytes
-    unchanged) plus protected copies of Subject/From/To/Date/Message-ID, marked with
-    ``protected-headers="v1"``.  It is encrypted to every recipient and the archive
-    certificate and, with ``signer_secret``, signed inside the same OpenPGP message
+    unchanged) plus copies of the message's header fields and ``HP-Outer`` records of the outer
+    ones, marked ``hp="cipher"`` and ``protected-headers="v1"`` (RFC 9788 and its legacy form);
+    the outer Subject becomes "[...]" with ``protect_subject``.  It is encrypted to every
+    recipient and the archive certificate and, with ``signer_secret``, signed inside the same OpenPGP message
     (RFC 3156 §6.2, combined method).  Raises ``UnusableCertificate`` for a certificate
     that is revoked, expired or cannot encrypt now.
     """
@@ -589,16 +590,14 @@ def encrypt_pgp_mime(
         unique.setdefault(loaded.info.fingerprint, loaded)
 
     fields, body = _split(message)
-    content = [raw for name, raw in fields if name.startswith("content-")]
-    content_type = next((raw for name, raw in fields if name == "content-type"), None)
-    if content_type is None:
-        # RFC 2045 §5.2: a missing Content-Type means text/plain; charset=us-ascii.
-        content_type = b'Content-Type: text/plain; charset="us-ascii"'
-        content.insert(0, content_type)
-    if b"protected-headers" not in content_type.lower():
-        content = [raw + b';\r\n protected-headers="v1"' if raw is content_type else raw for raw in content]
-    protected = [raw for key in _PROTECTED for name, raw in fields if name == key]
-    inner = b"\r\n".join([*content, *protected]) + b"\r\n\r\n" + body
+    outer = _outer_fields(fields, protect_subject=protect_subject)
+    # RFC 9788 §2.1: Content-Type leads the payload's header section; hp= marks it.
+    content = sorted(
+        (raw for name, raw in fields if name.startswith("content-")),
+        key=lambda raw: not raw[:13].lower() == b"content-type:",
+    )
+    protected = hp.protected_fields([raw for _, raw in fields])
+    inner = hp.payload_head(content, protected, outer) + b"\r\n" + body
 
     signer = None
     if signer_secret is not None:
@@ -609,14 +608,6 @@ def encrypt_pgp_mime(
     except RuntimeError as exc:
         raise CertificateError(f"OpenPGP encryption failed: {_library_reason(exc)}") from exc
 
-    outer: list[bytes] = []
-    for name, raw in fields:
-        if name in _OUTER_KEEP or name.startswith(("x-sealmail-", "list-")):
-            outer.append(raw)
-        elif name == "subject":
-            outer.append(_OBSCURED_SUBJECT if protect_subject else raw)
-    if protect_subject and _OBSCURED_SUBJECT not in outer:
-        outer.append(_OBSCURED_SUBJECT)
     boundary = b"sealmail-pgp-" + secrets.token_hex(16).encode("ascii")
     # RFC 3156 §4: two parts; the first is application/pgp-encrypted carrying "Version: 1",
     # the second application/octet-stream carrying the ASCII-armored OpenPGP message.

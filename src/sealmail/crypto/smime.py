@@ -58,6 +58,7 @@ from cryptography.x509.verification import (
 )
 
 from sealmail.crypto import cms
+from sealmail.crypto import header_protection as hp
 
 __all__ = [
     "CertificateError",
@@ -462,17 +463,32 @@ def _base64_lines(data: bytes) -> bytes:
     return _CRLF.join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + _CRLF
 
 
-def _outer_fields(fields: list[bytes], *, subject: bytes | None = None) -> bytes:
+def _outer_list(fields: list[bytes], *, protect: bool = False) -> list[bytes]:
+    """The non-structural outer fields, CRLF-terminated; ``protect`` applies RFC 9788's
+    hcp_baseline (Subject "[...]", Comments and Keywords dropped)."""
     kept = []
     for raw in fields:
         name = _field_name(raw)
         if name.startswith(b"content-") or name == b"mime-version":
             continue
-        if subject is not None and name == b"subject":
-            raw = b"Subject: " + subject + _CRLF
-        kept.append(raw)
-    kept.append(b"MIME-Version: 1.0\r\n")
-    return b"".join(kept)
+        outer = hp.outer_field(raw) if protect else raw
+        if outer is not None:
+            kept.append(outer.rstrip(_CRLF) + _CRLF)
+    return kept
+
+
+def _outer_fields(fields: list[bytes], *, protect: bool = False) -> bytes:
+    return b"".join([*_outer_list(fields, protect=protect), b"MIME-Version: 1.0\r\n"])
+
+
+def _protected_entity(fields: list[bytes], body: bytes, *, encrypted: bool) -> bytes:
+    """The Cryptographic Payload with RFC 9788 header protection (``hp`` and, when encrypted,
+    ``HP-Outer``) and the legacy ``protected-headers="v1"`` marker."""
+    content = sorted(
+        (raw for raw in fields if _is_content_field(raw)), key=lambda raw: _field_name(raw) != b"content-type"
+    )
+    outer = _outer_list(fields, protect=True) if encrypted else None
+    return hp.payload_head(content, hp.protected_fields(fields), outer) + _CRLF + body
 
 
 def _entity(fields: list[bytes], body: bytes) -> bytes:
@@ -535,25 +551,32 @@ def encrypt_smime(
     Subject, …) stay outside and the body becomes an ``application/pkcs7-mime`` EnvelopedData
     entity holding the original body entity with its Content-* headers.
 
-    ``protect_subject`` wraps the whole original message as message/rfc822 inside the envelope
-    (RFC 8551 §3.1) and replaces the outer Subject with "...".  It is off by default: Outlook and
-    Apple Mail show the wrapper as an attached message rather than as the message itself, and
-    RFC 9788 header protection is not yet widely read.
+    ``protect_subject`` applies RFC 9788 header protection: the enveloped entity carries copies
+    of the header fields, ``HP-Outer`` records and ``hp="cipher"`` plus the legacy
+    ``protected-headers="v1"``; the outer Subject becomes "[...]".  (The RFC 8551 §3.1
+    message/rfc822 wrapper is not used: Outlook and Apple Mail show it as an attachment.)
 
     ``capabilities`` — what the recipient advertised (harvested SMIMECapabilities): AES-GCM
     makes the envelope AuthEnvelopedData, RSA-OAEP the key transport.  None: CBC and v1.5.
     """
     if not recipient_certs:
         raise ValueError("at least one recipient certificate is required")
-    canonical = _canonical(message)
-    fields, body = _split(canonical)
+    fields, body = _split(_canonical(message))
     if protect_subject:
-        inner = b"Content-Type: message/rfc822\r\n\r\n" + canonical
-        outer = _outer_fields(fields, subject=b"...")
+        inner = _protected_entity(fields, body, encrypted=True)
     else:
         inner = _entity(fields, body)
-        outer = _outer_fields(fields)
-    recipients = [*recipient_certs, *([archive_cert] if archive_cert is not None else [])]
+    return _enveloped_message(
+        _outer_fields(fields, protect=protect_subject),
+        inner,
+        [*recipient_certs, *([archive_cert] if archive_cert is not None else [])],
+        capabilities,
+    )
+
+
+def _enveloped_message(
+    outer: bytes, inner: bytes, recipients: Sequence[x509.Certificate], capabilities: cms.Capabilities | None
+) -> bytes:
     der, smime_type = _envelope(inner, recipients, capabilities)
     # RFC 8551 §3.3, §3.4 and §3.2.2: application/pkcs7-mime with smime-type enveloped-data or
     # authEnveloped-data and the file name smime.p7m.
@@ -579,7 +602,16 @@ def sign_smime(
 ) -> bytes:
     """Sign an RFC 5322 message as multipart/signed with a detached SHA-256 CMS signature."""
     fields, body = _split(_canonical(message))
-    entity = _entity(fields, body)
+    return _outer_fields(fields) + _signed_entity(_entity(fields, body), signer_cert, signer_key, chain)
+
+
+def _signed_entity(
+    entity: bytes,
+    signer_cert: x509.Certificate,
+    signer_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    chain: Sequence[x509.Certificate],
+) -> bytes:
+    """``entity`` signed as a multipart/signed entity (its Content-Type, a blank line, its body)."""
     if not entity.isascii():
         # RFC 8551 §3.1.3: a multipart/signed body must survive 7-bit transport unchanged, or the
         # signature breaks in transit; 8bit/binary parts must be QP/base64-encoded first.
@@ -615,7 +647,6 @@ def sign_smime(
     )
     return b"".join(
         [
-            _outer_fields(fields),
             content_type,
             b"\r\nThis is a cryptographically signed message in MIME format.\r\n\r\n",
             delimiter + _CRLF,
@@ -643,12 +674,20 @@ def sign_and_encrypt_smime(
     protect_subject: bool = False,
     capabilities: cms.Capabilities | None = None,
 ) -> bytes:
-    """Sign, then encrypt the multipart/signed entity (RFC 8551 §3.7: the signature is hidden)."""
-    signed = sign_smime(message, signer.certificate, signer.private_key, signer.chain)
-    return encrypt_smime(
+    """Sign, then encrypt the multipart/signed entity (RFC 8551 §3.7: the signature is hidden).
+
+    With ``protect_subject`` the signed part is the RFC 9788 Cryptographic Payload, so the
+    protected header fields are both signed and encrypted.
+    """
+    fields, body = _split(_canonical(message))
+    if protect_subject:
+        inner = _protected_entity(fields, body, encrypted=True)
+    else:
+        inner = _entity(fields, body)
+    signed = _signed_entity(inner, signer.certificate, signer.private_key, signer.chain)
+    return _enveloped_message(
+        _outer_fields(fields, protect=protect_subject),
         signed,
-        recipient_certs,
-        archive_cert=archive_cert,
-        protect_subject=protect_subject,
-        capabilities=capabilities,
+        [*recipient_certs, *([archive_cert] if archive_cert is not None else [])],
+        capabilities,
     )

@@ -12,11 +12,12 @@ from __future__ import annotations
 import enum
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sealmail.domain.tls_policy import DestinationPolicy
+from sealmail.domain.outcomes import Attempt, AttemptStatus
+from sealmail.domain.tls_policy import DestinationPolicy, VerifiedBy
 from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
 from sealmail.net.http_client import FetchError, SafeHttpClient
 
@@ -220,6 +221,15 @@ class MtaStsFetcher:
         remaining = cached.expires_at - now
         return refresh or remaining < cached.policy.max_age * REFRESH_FRACTION
 
+    async def refreshed(self, domain: str) -> bool:
+        """Fetch ``domain``'s policy again (rate-limited); True when what is in force changed."""
+        try:
+            cached = await self._cache.get(to_ascii_domain(domain))
+        except ValueError:
+            return False
+        before = cached.policy if cached is not None else None
+        return await self.get_policy(domain, refresh=True) != before
+
     async def get_policy(self, domain: str, *, refresh: bool = False) -> StsPolicy | None:
         """The policy in force for ``domain`` following RFC 8461 §5.1, or None."""
         try:
@@ -275,3 +285,15 @@ class MtaStsFetcher:
         except UnicodeDecodeError as exc:
             raise StsPolicyError("policy is not valid UTF-8") from exc
         return parse_policy(text)
+
+
+def sts_refetch_wanted(attempts: Sequence[Attempt]) -> bool:
+    """Whether a delivery failed on TLS at a hop an ``enforce`` policy made verify (RFC 8461
+    §5.1: check for an updated policy before deferring)."""
+    return bool(attempts) and all(
+        a.status is AttemptStatus.DEFERRED
+        and a.reason == "tls_required"
+        and a.tls.verified_by is VerifiedBy.MTA_STS
+        and not a.tls.verified
+        for a in attempts
+    )

@@ -120,7 +120,10 @@ class ConnectionPool:
                 abort(session.smtp)
 
     async def open(self, hop: Hop, ip: str, key: PoolKey) -> Session:
-        where = Where(hop.name, ip)
+        # A failure at a hop that had to verify names what demanded it (mta-sts, dane):
+        # the MTA-STS refetch and TLS reports (RFC 8460 policy-type) read it.
+        demanded = hop.level in (TlsPolicy.REQUIRE_VERIFIED, TlsPolicy.DANE)
+        where = Where(hop.name, ip, TlsInfo(verified_by=hop.verified_by) if demanded else TlsInfo())
         smtp = aiosmtplib.SMTP(
             hostname=ip,
             port=hop.port,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.mta_sts import MtaStsFetcher, sts_refetch_wanted
 from sealmail.delivery.pool import ConnectionPool, PoolOptions
 from sealmail.delivery.routes import Hop, HopError, RouteOptions, RoutePlanner, SmartHost, Where
 from sealmail.delivery.transaction import Session, abort, transact
@@ -60,6 +60,7 @@ class OutboundTransport:
     ) -> None:
         routes = tuple((to_ascii_domain(k), v) for k, v in (route_override or {}).items())
         self._resolver = resolver
+        self._sts = mta_sts
         self._planner = RoutePlanner(
             RouteOptions(port, dane, smarthost, routes, relay_all_to), resolver, mta_sts
         )
@@ -80,6 +81,17 @@ class OutboundTransport:
         self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
     ) -> list[Attempt]:
         """Try to deliver ``message`` to ``recipients`` (all at ``domain``) once."""
+        attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
+        if self._sts is not None and sts_refetch_wanted(attempts):
+            # RFC 8461 §5.1: before deferring for a TLS failure at an enforce hop, look for
+            # an updated policy (the domain may have moved its MX or relaxed the mode).
+            if await self._sts.refreshed(domain):
+                attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
+        return attempts
+
+    async def _deliver_once(
+        self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
+    ) -> list[Attempt]:
         if self._pool.closed:
             raise RuntimeError("OutboundTransport is closed")
         self._pool.sweep_idle()

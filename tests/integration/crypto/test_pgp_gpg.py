@@ -120,16 +120,24 @@ def test_gpg_decrypts_the_original_body_entity_with_protected_headers(keys: Keys
     assert inner_body == orig_body
     orig_content = [h for h in orig_headers if h.lower().startswith(b"content-")]
     inner_content = [
-        h.replace(b'; protected-headers="v1"', b"")
+        h.replace(b'; hp="cipher"; protected-headers="v1"', b"")
         for h in inner_headers
         if h.lower().startswith(b"content-")
     ]
     assert inner_content == orig_content
     assert any(
-        h.endswith(b'; protected-headers="v1"') for h in inner_headers if h.startswith(b"Content-Type:")
+        h.endswith(b'; hp="cipher"; protected-headers="v1"')
+        for h in inner_headers
+        if h.startswith(b"Content-Type:")
     )
     assert b"Subject: Your lab results: HbA1c 7.9%" in inner_headers
     assert b"Your lab results" not in out
+    # RFC 9788 §2.2: the payload records what the outer header section showed.
+    assert b"HP-Outer: Subject: [...]" in inner_headers
+    outer = email.message_from_bytes(out, policy=email.policy.compat32)
+    assert outer["Subject"] == "[...]"
+    assert f"HP-Outer: Message-ID: {outer['Message-ID']}".encode() in inner_headers
+    assert f"HP-Outer: From: {outer['From']}".encode() in inner_headers
 
 
 def test_archive_key_alone_decrypts_the_same_message(keys: Keys) -> None:

@@ -267,15 +267,8 @@ def test_signature_from_untrusted_ca_fails_verification(pki: Pki, message: bytes
     assert result.returncode != 0
 
 
-def test_sign_then_encrypt_round_trips_through_openssl(pki: Pki, message: bytes, tmp_path: Path) -> None:
-    path = tmp_path / "msg.eml"
-    encrypted = sign_and_encrypt_smime(
-        message, _identity(pki.signer_rsa), [pki.recipient.cert], archive_cert=pki.archive.cert
-    )
-    path.write_bytes(encrypted)
-    signed_entity = _decrypt(path, pki.recipient, tmp_path / "signed.eml")
-    assert signed_entity.lstrip().lower().startswith(b"content-type: multipart/signed")
-
+def _verify_signed(pki: Pki, tmp_path: Path) -> None:
+    """openssl verifies tmp_path/signed.eml and writes the signed content to tmp_path/content."""
     result = _openssl(
         "smime",
         "-verify",
@@ -287,20 +280,54 @@ def test_sign_then_encrypt_round_trips_through_openssl(pki: Pki, message: bytes,
         tmp_path / "content",
     )
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_sign_then_encrypt_round_trips_through_openssl(pki: Pki, message: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "msg.eml"
+    encrypted = sign_and_encrypt_smime(
+        message, _identity(pki.signer_rsa), [pki.recipient.cert], archive_cert=pki.archive.cert
+    )
+    path.write_bytes(encrypted)
+    signed_entity = _decrypt(path, pki.recipient, tmp_path / "signed.eml")
+    assert signed_entity.lstrip().lower().startswith(b"content-type: multipart/signed")
+
+    _verify_signed(pki, tmp_path)
     assert _lf((tmp_path / "content").read_bytes()) == _body_entity(message)
 
 
-def test_protected_subject_is_only_inside(pki: Pki, message: bytes, tmp_path: Path) -> None:
+def _assert_rfc9788_payload(entity: bytes, original: bytes) -> None:
+    """The Cryptographic Payload carries the header fields, hp="cipher", the legacy v1 marker
+    and HP-Outer records of the obscured outer header section (RFC 9788 §2)."""
+    payload = email.message_from_bytes(entity, policy=email.policy.default)
+    orig = email.message_from_bytes(original, policy=email.policy.default)
+    assert payload.get_content_type() == orig.get_content_type()
+    assert payload["Content-Type"].params["hp"] == "cipher"
+    assert payload["Content-Type"].params["protected-headers"] == "v1"
+    for name in ("Subject", "From", "To", "Date", "Message-ID"):
+        assert payload[name] == orig[name], name
+    outer_records = [str(v) for v in payload.get_all("HP-Outer") or []]
+    assert "Subject: [...]" in outer_records
+    assert f"Message-ID: {orig['Message-ID']}" in outer_records
+    assert _lf(entity).split(b"\n\n", 1)[1] == _lf(original).split(b"\n\n", 1)[1]
+
+
+def test_protected_headers_are_only_inside(pki: Pki, message: bytes, tmp_path: Path) -> None:
     path = tmp_path / "msg.eml"
     encrypted = encrypt_smime(message, [pki.recipient.cert], protect_subject=True)
     assert b"Your lab results" not in encrypted
+    assert email.message_from_bytes(encrypted, policy=email.policy.default)["Subject"] == "[...]"
     path.write_bytes(encrypted)
-    inner = _decrypt(path, pki.recipient, tmp_path / "out.eml")
-    parsed = email.message_from_bytes(inner, policy=email.policy.default)
-    assert parsed.get_content_type() == "message/rfc822"
-    payload = parsed.get_payload()
-    assert isinstance(payload, list)
-    wrapped = payload[0]
-    assert isinstance(wrapped, email.message.Message)
-    assert wrapped["Subject"] == "Your lab results"
-    assert _lf(inner).split(b"\n\n", 1)[1] == _lf(message)
+    _assert_rfc9788_payload(_decrypt(path, pki.recipient, tmp_path / "out.eml"), message)
+
+
+def test_signed_and_encrypted_protected_headers_verify(pki: Pki, message: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "msg.eml"
+    encrypted = sign_and_encrypt_smime(
+        message, _identity(pki.signer_rsa), [pki.recipient.cert], protect_subject=True
+    )
+    assert b"Your lab results" not in encrypted
+    path.write_bytes(encrypted)
+    _decrypt(path, pki.recipient, tmp_path / "signed.eml")
+
+    _verify_signed(pki, tmp_path)
+    _assert_rfc9788_payload((tmp_path / "content").read_bytes(), message)

@@ -189,3 +189,29 @@ def test_transport_refetches_the_policy_before_deferring_on_an_mx_mismatch(
     assert second.mx_host == "mx2.example.org"
     assert len(sinks["127.0.0.3"].messages) == 1
     assert len(web.requests) == 2
+
+
+def test_transport_refetches_the_policy_before_deferring_on_a_certificate_failure(
+    dns: DnsServer, ca: TestCA, mx: MxFarm, web: HttpsServer, deliver: DeliverFn
+) -> None:
+    """RFC 8461 §5.1: the MX's certificate broke and the domain relaxed its policy to testing
+    (same id, so the cache would keep enforce): refetch, then deliver instead of deferring."""
+    sinks = mx.start({"127.0.0.2": {"cert": ca.issue("elsewhere.example.net")}})
+    dns.add(DOMAIN, "MX", "10 mx1.example.org.")
+    dns.add("mx1.example.org", "A", "127.0.0.2")
+    dns.add(f"_mta-sts.{DOMAIN}", "TXT", '"v=STSv1; id=one"')
+    web.set_text(PATH, ENFORCE)
+    sts = fetcher(dns, ca, web)
+
+    [first] = deliver(DOMAIN, ["alice@example.org"], mta_sts=sts)
+    assert first.status is AttemptStatus.DEFERRED and first.reason == "tls_required", first.detail
+    assert "mismatch" in first.detail
+    assert str(first.tls.verified_by) == "mta-sts"  # what demanded the verification
+    assert len(web.requests) == 2  # fetched, then refetched before deferring
+    assert sinks["127.0.0.2"].messages == []
+
+    web.set_text(PATH, ENFORCE.replace("enforce", "testing"))
+    [second] = deliver(DOMAIN, ["alice@example.org"], mta_sts=sts)
+    assert second.status is AttemptStatus.DELIVERED, second.detail
+    assert len(sinks["127.0.0.2"].messages) == 1
+    assert len(web.requests) == 3

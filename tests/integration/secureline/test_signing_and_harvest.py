@@ -171,11 +171,12 @@ def test_smime_is_signed_then_encrypted_with_the_tenant_identity(
         check=True,
         timeout=30,
     ).stdout
-    # Protected subject: the envelope holds the whole signed message as message/rfc822.
-    head, _, rest = signed.replace(b"\r\n", b"\n").partition(b"\n\n")
-    assert b"message/rfc822" in head
+    # RFC 9788: the envelope holds the multipart/signed entity whose signed part carries the
+    # protected header fields; the outer Subject is the placeholder.
+    assert b"Subject: [...]" in got.data
+    assert signed.lstrip().lower().startswith(b"content-type: multipart/signed")
     inner = tmp_path / "signed.eml"
-    inner.write_bytes(rest)
+    inner.write_bytes(signed)
     verified = subprocess.run(
         ["openssl", "smime", "-verify", "-in", str(inner), "-CAfile", str(ca.ca_path)],
         capture_output=True,
@@ -183,6 +184,8 @@ def test_smime_is_signed_then_encrypted_with_the_tenant_identity(
     )
     assert verified.returncode == 0, verified.stderr
     assert BODY in verified.stdout.decode()
+    assert 'hp="cipher"' in verified.stdout.decode()
+    assert "HP-Outer: Subject: [...]" in verified.stdout.decode()
 
 
 def test_bad_smime_identity_is_a_422(svc: Services) -> None:

@@ -337,14 +337,20 @@ def test_encrypted_message_keeps_routing_headers_and_hides_content(ca: Authority
     )
 
 
-def test_protect_subject_wraps_the_whole_message(ca: Authority) -> None:
+def test_protect_subject_injects_rfc9788_headers_into_the_payload(ca: Authority) -> None:
     cert = ca.issue()
     out = encrypt_smime(MESSAGE, [cert], protect_subject=True)
     parsed = email.message_from_bytes(out, policy=email.policy.default)
-    assert parsed["Subject"] == "..."
-    inner = pkcs7.pkcs7_decrypt_der(_payload(parsed), cert, _RSA_KEY, [])
-    assert inner.startswith(b"Content-Type: message/rfc822\r\n\r\nFrom: Clinic")
-    assert b"Subject: Lab results\r\n" in inner
+    assert parsed["Subject"] == "[...]"
+    inner = email.message_from_bytes(
+        pkcs7.pkcs7_decrypt_der(_payload(parsed), cert, _RSA_KEY, []), policy=email.policy.default
+    )
+    assert inner.get_content_type() == "text/plain"
+    assert inner["Content-Type"].params["hp"] == "cipher"
+    assert inner["Content-Type"].params["protected-headers"] == "v1"
+    assert inner["Subject"] == "Lab results"
+    assert "Subject: [...]" in [str(v) for v in inner.get_all("HP-Outer") or []]
+    assert inner.get_content() == "Your results are ready.\r\n"
 
 
 def test_signing_refuses_unencoded_8bit_bodies(ca: Authority) -> None:

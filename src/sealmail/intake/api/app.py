@@ -50,6 +50,8 @@ from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy import api as admin
 from sealmail.tenancy.service import Principal, Tenancy
+from sealmail.tlsrpt import api as tlsrpt_api
+from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
 from sealmail.web.models import Problem
 from sealmail.web.throttle import RateLimitHeaders
@@ -80,8 +82,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] == files_api.UPLOAD_PATH:
-            # The upload streams raw bytes and enforces max_file_bytes itself as it reads.
+        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH):
+            # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip) and cap
+            # their size themselves as they read.
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -142,6 +145,8 @@ class ApiServices(SecureLineServices, SiteServices, Protocol):
     def webhook_endpoints(self) -> WebhookEndpoints: ...
     @property
     def evidence(self) -> Evidence: ...
+    @property
+    def tlsrpt(self) -> TlsReports: ...
     def webhook_dispatcher(self) -> Dispatcher: ...
     def dns_resolver(self) -> Resolver: ...
 
