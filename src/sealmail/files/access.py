@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.files.reading import OpenedFile
-from sealmail.files.service import FileAudit, FileShares, Status
+from sealmail.files.service import FileShares, Status
 from sealmail.files.tables import file_shares
 from sealmail.portal.access import Hold, LinkState, PortalEvent, Session, hold_query, to_hold
 from sealmail.store import db
@@ -95,7 +96,7 @@ class ReaderFiles:
         with self.engine.begin() as conn:
             audit.append(
                 conn,
-                action=FileAudit.DOWNLOADED,
+                action=AuditAction.FILE_DOWNLOADED,
                 actor=session.actor,
                 tenant_id=opened.tenant_id,
                 target=opened.id,

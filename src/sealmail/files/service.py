@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.crypto import vault
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address, parse_address_list
@@ -36,16 +37,6 @@ from sealmail.tenancy.service import Principal
 
 Clock = Callable[[], datetime]
 FILE_SHARE_TAG = "file-share"
-
-
-class FileAudit(enum.StrEnum):
-    """Audit names of the files feature (``object:verb``); details carry ids and sizes only."""
-
-    UPLOADED = "file:uploaded"
-    UPLOAD_ABORTED = "file:upload_aborted"
-    SENT = "file:sent"
-    DOWNLOADED = "file:downloaded"
-    DELETED = "file:deleted"
 
 
 class Status(enum.StrEnum):
@@ -194,7 +185,7 @@ class FileShares:
                 raise Conflict(f"file {up.file_id} was deleted while uploading")
             audit.append(
                 conn,
-                action=FileAudit.UPLOADED,
+                action=AuditAction.FILE_UPLOADED,
                 actor=self._actor_of(conn, up.tenant_id, up.file_id),
                 tenant_id=up.tenant_id,
                 target=up.file_id,
@@ -207,7 +198,7 @@ class FileShares:
             self._shred_row(conn, tenant_id, file_id)
             audit.append(
                 conn,
-                action=FileAudit.UPLOAD_ABORTED,
+                action=AuditAction.FILE_UPLOAD_ABORTED,
                 actor=self._actor_of(conn, tenant_id, file_id),
                 tenant_id=tenant_id,
                 target=file_id,
@@ -341,7 +332,7 @@ class FileShares:
             if won:
                 audit.append(
                     conn,
-                    action=FileAudit.SENT,
+                    action=AuditAction.FILE_SENT,
                     actor=who.credential_id,
                     tenant_id=who.tenant_id,
                     target=file_id,
@@ -378,7 +369,7 @@ class FileShares:
             self._shred_row(conn, who.tenant_id, file_id)
             audit.append(
                 conn,
-                action=FileAudit.DELETED,
+                action=AuditAction.FILE_DELETED,
                 actor=who.credential_id,
                 tenant_id=who.tenant_id,
                 target=file_id,
@@ -410,7 +401,7 @@ class FileShares:
                 self._shred_row(conn, tenant_id, file_id)
                 audit.append(
                     conn,
-                    action=FileAudit.DELETED,
+                    action=AuditAction.FILE_DELETED,
                     actor="system:files-sweep",
                     tenant_id=tenant_id,
                     target=file_id,

@@ -375,9 +375,7 @@ class Messages:
             )
         if sub.bypass_suppressions:
             entries.append(
-                audit.Entry(
-                    suppressions.SuppressionAudit.BYPASSED, who.credential_id, who.tenant_id, message_id
-                )
+                audit.Entry(AuditAction.SUPPRESSIONS_BYPASSED, who.credential_id, who.tenant_id, message_id)
             )
         entries.append(
             audit.Entry(

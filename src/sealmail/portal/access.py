@@ -37,6 +37,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.portal_factors import (
@@ -65,26 +66,6 @@ from sealmail.tenancy.service import Principal
 Clock = Callable[[], datetime]
 
 
-class PortalAudit(enum.StrEnum):
-    """Portal audit names (``object:verb``), passed to ``audit.append`` like ``AuditAction``."""
-
-    SIGNED_IN = "portal:signed_in"
-    SIGN_IN_FAILED = "portal:sign_in_failed"
-    LOCKED_OUT = "portal:locked_out"
-    CODE_SENT = "portal:code_sent"
-    VIEWED = "portal:viewed"
-    ATTACHMENT_DOWNLOADED = "portal:attachment_downloaded"
-    REPLIED = "portal:replied"
-    RECALLED = "portal:recalled"
-    EXPIRED = "portal:expired"
-    SHREDDED = "portal:shredded"
-    SETTINGS_CHANGED = "portal:settings_changed"
-    # The tenant's ``secureline.portal_weak_notice`` changed; ``loosened`` says whether
-    # sign-in codes may now travel below a message's required TLS level.
-    WEAK_NOTICE_POLICY_CHANGED = "portal:weak_notice_policy_changed"
-    CODE_REFUSED = "portal:code_refused"
-
-
 class PortalEvent(enum.StrEnum):
     """Per-recipient events in the events table (the events API lists any type string)."""
 
@@ -100,9 +81,8 @@ class PortalEvent(enum.StrEnum):
 
 
 def record_audit(
-    conn: Connection, action: PortalAudit, actor: str, tenant_id: str, target: str | None, **details: Any
+    conn: Connection, action: AuditAction, actor: str, tenant_id: str, target: str | None, **details: Any
 ) -> None:
-    # audit.append takes any StrEnum of ``object:verb`` names; PortalAudit is the portal's.
     audit.append(
         conn,
         action=action,
@@ -274,7 +254,7 @@ def audit_weak_notice_change(
     if old is not new:
         record_audit(
             conn,
-            PortalAudit.WEAK_NOTICE_POLICY_CHANGED,
+            AuditAction.PORTAL_WEAK_NOTICE_POLICY_CHANGED,
             actor,
             tenant_id,
             tenant_id,
@@ -428,7 +408,7 @@ class PortalAccess:
         actor = f"portal-challenge:{ch.id[:16]}"
         record_audit(
             conn,
-            PortalAudit.SIGN_IN_FAILED,
+            AuditAction.PORTAL_SIGN_IN_FAILED,
             actor,
             ch.tenant_id,
             ch.portal_message_id,
@@ -438,7 +418,7 @@ class PortalAccess:
         if locked_until is not None:
             record_audit(
                 conn,
-                PortalAudit.LOCKED_OUT,
+                AuditAction.PORTAL_LOCKED_OUT,
                 actor,
                 ch.tenant_id,
                 ch.portal_message_id,
@@ -500,7 +480,7 @@ class PortalAccess:
         }
         if not plan.send:
             facts["reason"] = plan.why
-        action = PortalAudit.CODE_SENT if plan.send else PortalAudit.CODE_REFUSED
+        action = AuditAction.PORTAL_CODE_SENT if plan.send else AuditAction.PORTAL_CODE_REFUSED
         record_audit(conn, action, f"portal-challenge:{ch.id[:16]}", hold.tenant_id, hold.id, **facts)
         ev.emit(
             conn,
@@ -665,7 +645,7 @@ class PortalAccess:
         )
         record_audit(
             conn,
-            PortalAudit.SIGNED_IN,
+            AuditAction.PORTAL_SIGNED_IN,
             f"portal:{_sha(token)[:16]}",
             ch.tenant_id,
             ch.portal_message_id,

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection, Engine
 
+from sealmail.audit import AuditAction
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.messages.service import TERMINAL
 from sealmail.portal.access import (
     Hold,
     LinkState,
-    PortalAudit,
     PortalEvent,
     hold_query,
     record_audit,
@@ -108,7 +108,7 @@ class PortalLifecycle:
                 self._upsert_settings(conn, tenant_id, message_id, **values)
                 changed = sorted(values)
                 record_audit(
-                    conn, PortalAudit.SETTINGS_CHANGED, actor, tenant_id, message_id, changed=changed
+                    conn, AuditAction.PORTAL_SETTINGS_CHANGED, actor, tenant_id, message_id, changed=changed
                 )
         return self.describe(tenant_id, message_id)
 
@@ -170,7 +170,9 @@ class PortalLifecycle:
             )
             for hold in holds:
                 emit(conn, hold, PortalEvent.RECALLED, {"viewed": hold.viewed_at is not None}, now)
-            record_audit(conn, PortalAudit.RECALLED, actor, tenant_id, message_id, recipients=len(holds))
+            record_audit(
+                conn, AuditAction.PORTAL_RECALLED, actor, tenant_id, message_id, recipients=len(holds)
+            )
             shredded = self._shred_if_done(conn, tenant_id, message_id, now)
         return {**self.describe(tenant_id, message_id), "recalled": len(holds), "shredded": shredded}
 
@@ -198,7 +200,11 @@ class PortalLifecycle:
                 if not hold.recalled and hold.expires_at <= now and row.ex_at is None:
                     emit(conn, hold, PortalEvent.EXPIRED, {"viewed": hold.viewed_at is not None}, now)
                     record_audit(
-                        conn, PortalAudit.EXPIRED, "system:portal-sweep", hold.tenant_id, hold.message_id
+                        conn,
+                        AuditAction.PORTAL_EXPIRED,
+                        "system:portal-sweep",
+                        hold.tenant_id,
+                        hold.message_id,
                     )
                     state["expired_at"] = now
                     expired += 1
@@ -265,7 +271,7 @@ class PortalLifecycle:
         self._upsert_settings(conn, tenant_id, message_id, shredded_at=now)
         record_audit(
             conn,
-            PortalAudit.SHREDDED,
+            AuditAction.PORTAL_SHREDDED,
             "system:portal",
             tenant_id,
             message_id,

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from sealmail.audit import AuditAction
 from sealmail.domain import mail_view
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import InvalidAddress, parse_address
@@ -27,7 +28,6 @@ from sealmail.portal.access import (
     Hold,
     LinkState,
     PortalAccess,
-    PortalAudit,
     PortalEvent,
     Session,
     hold_query,
@@ -188,7 +188,12 @@ class Mailbox:
                 return None
             if record:
                 record_audit(
-                    conn, PortalAudit.VIEWED, session.actor, hold.tenant_id, hold.message_id, hold=hold.id
+                    conn,
+                    AuditAction.PORTAL_VIEWED,
+                    session.actor,
+                    hold.tenant_id,
+                    hold.message_id,
+                    hold=hold.id,
                 )
             if record and hold.viewed_at is None:
                 conn.execute(
@@ -220,7 +225,7 @@ class Mailbox:
                 return None
             record_audit(
                 conn,
-                PortalAudit.ATTACHMENT_DOWNLOADED,
+                AuditAction.PORTAL_ATTACHMENT_DOWNLOADED,
                 session.actor,
                 hold.tenant_id,
                 hold.message_id,
@@ -305,7 +310,7 @@ class Mailbox:
             )
             record_audit(
                 conn,
-                PortalAudit.REPLIED,
+                AuditAction.PORTAL_REPLIED,
                 session.actor,
                 hold.tenant_id,
                 hold.message_id,

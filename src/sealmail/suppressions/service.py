@@ -42,6 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
@@ -76,15 +77,6 @@ class SuppressionReason(enum.StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     MANUAL = "manual"
-
-
-class SuppressionAudit(enum.StrEnum):
-    """Audit names of the suppressions feature (``object:verb``)."""
-
-    CREATED = "suppression:created"
-    UPDATED = "suppression:updated"
-    REMOVED = "suppression:removed"
-    BYPASSED = "message:suppressions_bypassed"
 
 
 ALL_STREAMS = "*"  # a suppression for every stream of the tenant
@@ -191,12 +183,32 @@ def suppress(
             ).first()
             if inserted is None:
                 continue
-            _audit(conn, SuppressionAudit.CREATED, actor, tenant_id, new, stream, reason, source, expires_at)
+            _audit(
+                conn,
+                AuditAction.SUPPRESSION_CREATED,
+                actor,
+                tenant_id,
+                new,
+                stream,
+                reason,
+                source,
+                expires_at,
+            )
             return True
         if not _changes(row.reason, row.expires_at, reason, expires_at, now):
             return False
         conn.execute(sa.update(sup).where(sup.c.id == row.id).values(**values))
-        _audit(conn, SuppressionAudit.UPDATED, actor, tenant_id, row.id, stream, reason, source, expires_at)
+        _audit(
+            conn,
+            AuditAction.SUPPRESSION_UPDATED,
+            actor,
+            tenant_id,
+            row.id,
+            stream,
+            reason,
+            source,
+            expires_at,
+        )
         return True
     raise RuntimeError("suppression row vanished twice while being written")
 
@@ -221,7 +233,7 @@ def _changes(
 
 def _audit(
     conn: Connection,
-    action: SuppressionAudit,
+    action: AuditAction,
     actor: str,
     tenant_id: str,
     target: str,
@@ -249,7 +261,7 @@ def unsuppress(conn: Connection, *, tenant_id: str, stream: str, address: str, a
         return False
     audit.append(
         conn,
-        action=SuppressionAudit.REMOVED,
+        action=AuditAction.SUPPRESSION_REMOVED,
         actor=actor,
         tenant_id=tenant_id,
         target=row.id,
@@ -465,7 +477,7 @@ def _clear_soft(conn: Connection, pairs: list[tuple[str, str]]) -> None:
         ).all()
         entries += [
             audit.Entry(
-                SuppressionAudit.REMOVED,
+                AuditAction.SUPPRESSION_REMOVED,
                 "system",
                 r.tenant_id,
                 r.id,

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.net.dns import Resolver
 from sealmail.net.http_client import FetchError, SafeHttpClient
 from sealmail.store import db
 from sealmail.webhooks import outbox, payload, policy, signing
 from sealmail.webhooks.alerts import DisabledNotifier
-from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.endpoints import WebhookEndpoints, carries_phi
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Dispatcher:
                 claimed = outbox.lease_one(conn, delivery_id, self.worker, now, self.config.lease)
                 audit.append(
                     conn,
-                    action=WebhookAudit.ENDPOINT_TESTED,
+                    action=AuditAction.WEBHOOK_ENDPOINT_TESTED,
                     actor=actor,
                     tenant_id=tenant_id,
                     target=endpoint_id,

@@ -27,10 +27,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import events, messages
-from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.payload import TEST_EVENT_TYPE
 from sealmail.webhooks.policy import Decision, DisablePolicy, Outcome, should_disable
 from sealmail.webhooks.tables import (
@@ -334,7 +334,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
         )
         audit.append(
             conn,
-            action=WebhookAudit.ENDPOINT_DISABLED,
+            action=AuditAction.WEBHOOK_ENDPOINT_DISABLED,
             actor=SYSTEM_ACTOR,
             tenant_id=c.tenant_id,
             target=c.endpoint_id,
