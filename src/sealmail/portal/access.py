@@ -66,20 +66,6 @@ from sealmail.tenancy.service import Principal
 Clock = Callable[[], datetime]
 
 
-class PortalEvent(enum.StrEnum):
-    """Per-recipient events in the events table (the events API lists any type string)."""
-
-    NOTIFIED = "portal.notified"
-    VIEWED = "portal.viewed"
-    ATTACHMENT_DOWNLOADED = "portal.attachment_downloaded"
-    REPLIED = "portal.replied"
-    EXPIRED = "portal.expired"
-    RECALLED = "portal.recalled"
-    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
-    CODE_SENT = "portal.code_sent"
-    CODE_REFUSED = "portal.code_refused"
-
-
 def record_audit(
     conn: Connection, action: AuditAction, actor: str, tenant_id: str, target: str | None, **details: Any
 ) -> None:
@@ -486,7 +472,7 @@ class PortalAccess:
             conn,
             tenant_id=hold.tenant_id,
             message_id=hold.message_id,
-            type_=PortalEvent.CODE_SENT if plan.send else PortalEvent.CODE_REFUSED,
+            type_=ev.EventType.PORTAL_CODE_SENT if plan.send else ev.EventType.PORTAL_CODE_REFUSED,
             recipient_id=hold.recipient_id,
             recipient=hold.address,
             data={"portal_message_id": hold.id, **facts},

@@ -29,7 +29,6 @@ from sealmail.messages.service import TERMINAL
 from sealmail.portal.access import (
     Hold,
     LinkState,
-    PortalEvent,
     hold_query,
     record_audit,
     to_hold,
@@ -37,6 +36,7 @@ from sealmail.portal.access import (
 from sealmail.portal.mailbox import emit
 from sealmail.portal.tables import portal_hold_states, portal_message_settings, portal_replies
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, recipients
 
 UNSET: Any = object()
@@ -169,7 +169,7 @@ class PortalLifecycle:
                 .values(recalled_at=now)
             )
             for hold in holds:
-                emit(conn, hold, PortalEvent.RECALLED, {"viewed": hold.viewed_at is not None}, now)
+                emit(conn, hold, ev.EventType.PORTAL_RECALLED, {"viewed": hold.viewed_at is not None}, now)
             record_audit(
                 conn, AuditAction.PORTAL_RECALLED, actor, tenant_id, message_id, recipients=len(holds)
             )
@@ -194,11 +194,17 @@ class PortalLifecycle:
                 hold = to_hold(row)
                 state: dict[str, Any] = {}
                 if row.notified_at is not None and row.notified_event_at is None:
-                    emit(conn, hold, PortalEvent.NOTIFIED, {"notice": notice_facts(row)}, row.notified_at)
+                    emit(
+                        conn,
+                        hold,
+                        ev.EventType.PORTAL_NOTIFIED,
+                        {"notice": notice_facts(row)},
+                        row.notified_at,
+                    )
                     state["notified_event_at"] = now
                     notified += 1
                 if not hold.recalled and hold.expires_at <= now and row.ex_at is None:
-                    emit(conn, hold, PortalEvent.EXPIRED, {"viewed": hold.viewed_at is not None}, now)
+                    emit(conn, hold, ev.EventType.PORTAL_EXPIRED, {"viewed": hold.viewed_at is not None}, now)
                     record_audit(
                         conn,
                         AuditAction.PORTAL_EXPIRED,

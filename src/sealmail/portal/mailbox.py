@@ -28,7 +28,6 @@ from sealmail.portal.access import (
     Hold,
     LinkState,
     PortalAccess,
-    PortalEvent,
     Session,
     hold_query,
     record_audit,
@@ -199,7 +198,7 @@ class Mailbox:
                 conn.execute(
                     sa.update(portal_messages).where(portal_messages.c.id == hold.id).values(viewed_at=now)
                 )
-                self._emit(conn, hold, PortalEvent.VIEWED, {}, now)
+                self._emit(conn, hold, ev.EventType.PORTAL_VIEWED, {}, now)
             reply_ids = conn.execute(
                 sa.select(portal_replies.c.reply_message_id)
                 .where(
@@ -233,7 +232,7 @@ class Mailbox:
                 index=index,
                 size=len(parts[index].data),
             )
-            self._emit(conn, hold, PortalEvent.ATTACHMENT_DOWNLOADED, {"index": index}, now)
+            self._emit(conn, hold, ev.EventType.PORTAL_ATTACHMENT_DOWNLOADED, {"index": index}, now)
         return parts[index]
 
     def reply(self, session: Session, hold_id: str, text: str, files: list[Part]) -> str | None:
@@ -318,15 +317,15 @@ class Mailbox:
                 reply=reply_id,
                 attachments=len(files),
             )
-            self._emit(conn, hold, PortalEvent.REPLIED, {"reply_message_id": reply_id}, now)
+            self._emit(conn, hold, ev.EventType.PORTAL_REPLIED, {"reply_message_id": reply_id}, now)
         return reply_id
 
     @staticmethod
-    def _emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+    def _emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any], now: datetime) -> None:
         emit(conn, hold, type_, data, now)
 
 
-def emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+def emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any], now: datetime) -> None:
     """A per-recipient portal event on the original message."""
     ev.emit(
         conn,

@@ -14,6 +14,9 @@ from sealmail.store.tables import events, messages
 
 
 class EventType(enum.StrEnum):
+    """Every event type, ``object.verb``: one enum, so the events API, webhooks and the
+    rows agree on one spelling (the events API lists any stored string)."""
+
     ACCEPTED = "message.accepted"
     DEFERRED = "message.deferred"
     DELIVERED = "message.delivered"
@@ -34,6 +37,11 @@ class EventType(enum.StrEnum):
     PORTAL_REPLIED = "portal.replied"
     PORTAL_EXPIRED = "portal.expired"
     PORTAL_RECALLED = "portal.recalled"
+    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
+    PORTAL_CODE_SENT = "portal.code_sent"
+    PORTAL_CODE_REFUSED = "portal.code_refused"
+    # Sent to one webhook endpoint on request; never stored as an event row.
+    WEBHOOK_TEST = "webhook.test"
 
 
 def next_seqs(conn: Connection, message_id: str, n: int) -> int:
@@ -56,7 +64,7 @@ def emit(
     *,
     tenant_id: str,
     message_id: str,
-    type_: enum.StrEnum,  # EventType, or a feature's own event-name enum
+    type_: EventType,
     recipient_id: str | None,
     recipient: str | None,
     data: dict[str, Any],
