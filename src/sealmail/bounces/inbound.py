@@ -48,6 +48,7 @@ from sealmail.bounces.tables import feedback_reports
 from sealmail.domain import reports, verp
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.retry import classify
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store import events as ev
@@ -57,8 +58,10 @@ from sealmail.suppressions import service as suppressions
 # RFC 5965 §7.3 feedback types that are complaints about our mail.  "not-spam" says the
 # opposite and "auth-failure" (RFC 6591) reports an authentication result, not a person.
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
-# A recipient in one of these states can still turn into "bounced".
-_BOUNCEABLE = frozenset({"queued", "deferred", "delivering", "delivered"})
+# A recipient in one of these states can still turn into BOUNCED.
+_BOUNCEABLE = frozenset(
+    {RecipientStatus.QUEUED, RecipientStatus.DEFERRED, RecipientStatus.DELIVERING, RecipientStatus.DELIVERED}
+)
 
 
 class Outcome(enum.StrEnum):
@@ -280,7 +283,7 @@ class ReportIntake:
                 sa.update(recipients)
                 .where(recipients.c.id == target.id)
                 .values(
-                    status="bounced",
+                    status=RecipientStatus.BOUNCED,
                     lease_owner=None,
                     lease_until=None,
                     last_reason=(classification or "bounced")[:40],
@@ -296,7 +299,7 @@ class ReportIntake:
             # Also for a recipient already bounced or expired: the list learns the address
             # is dead either way (suppress is idempotent).
             rule = suppressions.outcome_rule(
-                "bounced", classification, classification or "", target.attempts, replied=True
+                RecipientStatus.BOUNCED, classification, classification or "", target.attempts, replied=True
             )
             if rule is not None:
                 reason, ttl = rule

@@ -28,6 +28,7 @@ from sealmail.delivery.protect import Result, SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
 from sealmail.messages import queue
 from sealmail.messages.queue import Claimed, Outcome, QueuedMessage
@@ -169,8 +170,8 @@ class Worker:
             log.warning("destination.suspended", domain=domain, seconds=self.settings.circuit_breaker_seconds)
         for i in range(FLUSH_MAX, len(batch), FLUSH_MAX):
             queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
-        self.delivered += sum(1 for o in batch if o.status == "delivered")
-        finals = [o for o in batch if o.status in ("bounced", "expired")]
+        self.delivered += sum(1 for o in batch if o.status == RecipientStatus.DELIVERED)
+        finals = [o for o in batch if o.status in (RecipientStatus.BOUNCED, RecipientStatus.EXPIRED)]
         if self.dsn is not None:
             for out in finals:
                 headers = self._headers.pop(out.claimed.id, None)
@@ -320,14 +321,14 @@ class Worker:
         finished: datetime,
     ) -> Outcome:
         if attempt.status is AttemptStatus.DELIVERED:
-            return Outcome(c, attempt, started, finished, "delivered", EventType.DELIVERED)
+            return Outcome(c, attempt, started, finished, RecipientStatus.DELIVERED, EventType.DELIVERED)
         if attempt.reason == "tls_required" and self.settings.on_tls_unavailable == "fail":
             return Outcome(
                 c,
                 attempt,
                 started,
                 finished,
-                "bounced",
+                RecipientStatus.BOUNCED,
                 EventType.BOUNCED,
                 extra={"bounce": {"type": "hard", "classification": "tls_required"}},
             )
@@ -338,7 +339,7 @@ class Worker:
                 attempt,
                 started,
                 finished,
-                "deferred",
+                RecipientStatus.DEFERRED,
                 EventType.DEFERRED,
                 next_attempt_at=decision.at,
                 extra={"classification": str(decision.bounce_class)},
@@ -349,7 +350,7 @@ class Worker:
                 attempt,
                 started,
                 finished,
-                "bounced",
+                RecipientStatus.BOUNCED,
                 EventType.BOUNCED,
                 extra={"bounce": {"type": "hard", "classification": str(decision.bounce_class)}},
             )
@@ -359,7 +360,7 @@ class Worker:
             attempt,
             started,
             finished,
-            "expired",
+            RecipientStatus.EXPIRED,
             EventType.EXPIRED,
             extra={"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}},
         )

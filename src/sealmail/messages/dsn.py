@@ -15,6 +15,7 @@ import structlog
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.dsn import build_dsn
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.messages.queue import Outcome
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
@@ -44,8 +45,8 @@ class DsnSender:
         except InvalidAddress:
             return None
         a = outcome.attempt
-        status = a.enhanced_code or ("4.4.7" if outcome.status == "expired" else "5.0.0")
-        if outcome.status == "bounced" and status.startswith("4"):
+        status = a.enhanced_code or ("4.4.7" if outcome.status == RecipientStatus.EXPIRED else "5.0.0")
+        if outcome.status == RecipientStatus.BOUNCED and status.startswith("4"):
             status = "5" + status[1:]
         now = datetime.now(UTC)
         message_id = email.utils.make_msgid(domain=self.reporting_mta)
@@ -61,7 +62,7 @@ class DsnSender:
             to=to.addr_spec,
             date=now,
             message_id=message_id,
-            expired=outcome.status == "expired",
+            expired=outcome.status == RecipientStatus.EXPIRED,
             last_attempt_date=outcome.finished_at,
         )
         sub = Submission(

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.outcomes import Attempt
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store import events as ev
@@ -75,7 +76,7 @@ class Outcome:
     attempt: Attempt
     started_at: datetime
     finished_at: datetime
-    status: str  # delivered | deferred | bounced | expired
+    status: RecipientStatus  # DELIVERED | DEFERRED | BOUNCED | EXPIRED
     event: ev.EventType
     next_attempt_at: datetime | None = None
     extra: dict[str, Any] | None = None
@@ -101,8 +102,11 @@ def claim_with_messages(
 def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
     now = datetime.now(UTC)
     due = sa.or_(
-        sa.and_(recipients.c.status.in_(("queued", "deferred")), recipients.c.next_attempt_at <= now),
-        sa.and_(recipients.c.status == "delivering", recipients.c.lease_until < now),
+        sa.and_(
+            recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
+            recipients.c.next_attempt_at <= now,
+        ),
+        sa.and_(recipients.c.status == RecipientStatus.DELIVERING, recipients.c.lease_until < now),
     )
     suspended = sa.select(destinations.c.domain).where(destinations.c.suspended_until > now)
     candidates = (
@@ -117,7 +121,7 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         sa.update(recipients)
         .where(recipients.c.id.in_(candidates.scalar_subquery()))
         .values(
-            status="delivering",
+            status=RecipientStatus.DELIVERING,
             lease_owner=worker,
             lease_until=now + timedelta(seconds=lease_seconds),
             updated_at=now,
@@ -220,7 +224,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
     held = sa.select(recipients.c.id).where(
         recipients.c.id.in_(ids),
         recipients.c.lease_owner == worker,
-        recipients.c.status == "delivering",
+        recipients.c.status == RecipientStatus.DELIVERING,
     )
     if conn.dialect.name == "postgresql":
         held = held.order_by(recipients.c.id).with_for_update()
@@ -238,7 +242,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
         .where(
             recipients.c.id == sa.bindparam("b_id"),
             recipients.c.lease_owner == worker,
-            recipients.c.status == "delivering",
+            recipients.c.status == RecipientStatus.DELIVERING,
         )
         .values(
             status=sa.bindparam("b_status"),
@@ -317,7 +321,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
                     },
                 },
             }
-            if out.next_attempt_at and out.status == "deferred":
+            if out.next_attempt_at and out.status == RecipientStatus.DEFERRED:
                 data["next_attempt_at"] = out.next_attempt_at.isoformat()
             if out.method:
                 data["secureline"] = {"method": out.method, "reason": out.method_reason}
@@ -393,7 +397,7 @@ def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> 
             sa.update(recipients)
             .where(recipients.c.id.in_(list(ids)), recipients.c.lease_owner == worker)
             .values(
-                status="deferred",
+                status=RecipientStatus.DEFERRED,
                 lease_owner=None,
                 lease_until=None,
                 next_attempt_at=when,

@@ -23,6 +23,7 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
 from sealmail.domain.intake_limits import Rule
+from sealmail.domain.statuses import WAITING, MessageStatus, RecipientStatus
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.errors import (
     Conflict,
@@ -49,8 +50,6 @@ from sealmail.tenancy.service import Principal, Tenancy
 
 # Everything but the ciphertext: listing messages never drags content blobs along.
 META = [c for c in messages.c if c.name not in ("content", "wrapped_data_key")]
-ACTIVE = ("queued", "deferred", "delivering")
-TERMINAL = ("delivered", "bounced", "expired", "cancelled", "rejected")
 # How long accept() reuses a tenant's verified sender domains.  A newly verified domain is
 # seen at once (a miss asks again); a removed one may still be accepted for this long.
 VERIFIED_DOMAINS_SECONDS = 5.0
@@ -288,7 +287,7 @@ class Messages:
                     "address": rcpt.address,
                     "domain": rcpt.ascii_domain,
                     "kind": rcpt.kind,
-                    "status": "quarantined" if held else "queued",
+                    "status": RecipientStatus.QUARANTINED if held else RecipientStatus.QUEUED,
                     "next_attempt_at": due,
                     "attempts": 0,
                     "updated_at": now,
@@ -296,7 +295,7 @@ class Messages:
             )
         response = {
             "id": message_id,
-            "status": "quarantined" if held else "queued",
+            "status": MessageStatus.QUARANTINED if held else MessageStatus.QUEUED,
             "stream": str(sub.stream),
             "message_id_header": sub.message_id_header,
             "recipients": [{"id": r["id"], "email": r["address"], "status": r["status"]} for r in rcpt_rows],
@@ -314,7 +313,7 @@ class Messages:
             "tls_policy": str(sub.tls_policy) if sub.tls_policy else None,
             "tags": list(sub.tags),
             "metadata": dict(sub.metadata),
-            "status": "quarantined" if held else "queued",
+            "status": MessageStatus.QUARANTINED if held else MessageStatus.QUEUED,
             "dlp_action": screening.action,
             "dlp_findings": list(screening.findings) or None,
             "send_at": sub.send_at,
@@ -652,7 +651,9 @@ class Messages:
 
     # -- quarantine ---------------------------------------------------------------------------
     def quarantined(self, who: Principal, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
-        q = sa.select(*META).where(messages.c.tenant_id == who.tenant_id, messages.c.status == "quarantined")
+        q = sa.select(*META).where(
+            messages.c.tenant_id == who.tenant_id, messages.c.status == MessageStatus.QUARANTINED
+        )
         if cursor:
             q = q.where(messages.c.id < cursor)
         with db.reader(self.engine) as conn:
@@ -677,16 +678,16 @@ class Messages:
             ).first()
             if msg is None:
                 raise NotFound(f"message {message_id} not found")
-            if msg.status != "quarantined":
+            if msg.status != MessageStatus.QUARANTINED:
                 raise Conflict(f"message {message_id} is not in quarantine")
             released = conn.execute(
                 sa.update(recipients)
                 .where(
                     recipients.c.message_id == message_id,
                     recipients.c.tenant_id == who.tenant_id,
-                    recipients.c.status == "quarantined",
+                    recipients.c.status == RecipientStatus.QUARANTINED,
                 )
-                .values(status="queued", next_attempt_at=now, updated_at=now)
+                .values(status=RecipientStatus.QUEUED, next_attempt_at=now, updated_at=now)
                 .returning(recipients.c.id, recipients.c.address)
             ).all()
             # A reviewer's release lets the message go, but the PHI found is still there:
@@ -694,7 +695,7 @@ class Messages:
             conn.execute(
                 sa.update(messages)
                 .where(messages.c.id == message_id)
-                .values(status="queued", dlp_action="require_encryption")
+                .values(status=MessageStatus.QUEUED, dlp_action="require_encryption")
             )
             first = ev.next_seqs(conn, message_id, len(released))
             for i, r in enumerate(released):
@@ -734,9 +735,9 @@ class Messages:
                 .where(
                     recipients.c.message_id == message_id,
                     recipients.c.tenant_id == who.tenant_id,
-                    recipients.c.status.in_(("queued", "deferred")),
+                    recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
                 )
-                .values(status="cancelled", updated_at=now, lease_owner=None, lease_until=None)
+                .values(status=RecipientStatus.CANCELLED, updated_at=now, lease_owner=None, lease_until=None)
                 .returning(recipients.c.id, recipients.c.address)
             ).all()
             if not cancelled:
@@ -757,7 +758,9 @@ class Messages:
                     seq=first + i,
                     at=now,
                 )
-            conn.execute(sa.update(messages).where(messages.c.id == message_id).values(status="cancelled"))
+            conn.execute(
+                sa.update(messages).where(messages.c.id == message_id).values(status=MessageStatus.CANCELLED)
+            )
             audit.append(
                 conn,
                 action=AuditAction.MESSAGE_CANCELLED,
@@ -813,7 +816,9 @@ def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
     checked = [p for p in batch if not p.bypass_suppressions]
     found = suppressions.lookup(conn, ((r["tenant_id"], r["address"]) for p in checked for r in p.recipients))
     for p in batch:
-        base = "quarantined" if p.message["dlp_action"] == "quarantine" else "queued"
+        base = (
+            RecipientStatus.QUARANTINED if p.message["dlp_action"] == "quarantine" else RecipientStatus.QUEUED
+        )
         accepted = [e for e in p.events if e["type"] != ev.EventType.REJECTED]
         rejected: list[dict[str, Any]] = []
         for r in p.recipients:
@@ -825,7 +830,9 @@ def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
                 why = suppressions.match(found.get(key), p.message["stream"])
             if why is None:
                 continue
-            r.update(status="rejected", last_reason="suppressed", last_detail=f"suppressed: {why}")
+            r.update(
+                status=RecipientStatus.REJECTED, last_reason="suppressed", last_detail=f"suppressed: {why}"
+            )
             rejected.append(
                 {
                     **accepted[0],
@@ -840,7 +847,9 @@ def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
         p.events = accepted + rejected
         p.message["event_seq"] = len(p.events)
         # A message every recipient of which is suppressed has nothing left to deliver.
-        p.message["status"] = "rejected" if len(rejected) == len(p.recipients) else base
+        p.message["status"] = (
+            MessageStatus.REJECTED if len(rejected) == len(p.recipients) else MessageStatus(base)
+        )
         statuses = {r["id"]: r["status"] for r in p.recipients}
         for out in p.response.get("recipients", []):
             out["status"] = statuses.get(out["id"], out.get("status"))
@@ -888,7 +897,7 @@ def _render_recipient(r: Any) -> dict[str, Any]:
         "kind": r["kind"],
         "status": r["status"],
         "attempt_count": r["attempts"],
-        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in ("queued", "deferred") else None,
+        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in WAITING else None,
         "last_reason": r["last_reason"],
         "last_detail": r["last_detail"],
         "updated_at": _iso(r["updated_at"]),

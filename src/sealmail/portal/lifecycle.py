@@ -23,9 +23,9 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.audit import AuditAction
+from sealmail.domain.statuses import TERMINAL
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
-from sealmail.messages.service import TERMINAL
 from sealmail.portal.access import (
     Hold,
     LinkState,

@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
@@ -370,11 +371,11 @@ def reject_claimed(
             sa.update(recipients)
             .where(
                 recipients.c.id == rid,
-                recipients.c.status == "delivering",
+                recipients.c.status == RecipientStatus.DELIVERING,
                 recipients.c.lease_owner == worker,
             )
             .values(
-                status="rejected",
+                status=RecipientStatus.REJECTED,
                 last_reason="suppressed",
                 last_detail=f"suppressed: {why}",
                 lease_owner=None,
@@ -409,11 +410,11 @@ def outcome_rule(
     classification counts (the attempt reason ``invalid_recipient`` also covers 5.1.7 and
     5.1.8, which are about the sender); without one, the local reason does.
     """
-    if status == "bounced":
+    if status == RecipientStatus.BOUNCED:
         if classification in _HARD_CLASSES or (not replied and attempt_reason in _HARD_LOCAL_REASONS):
             return SuppressionReason.HARD_BOUNCE, None
         return None
-    if status == "expired":
+    if status == RecipientStatus.EXPIRED:
         if classification in _SENDER_SIDE_CLASSES or attempt_reason in _SENDER_SIDE_CLASSES:
             return None
         if attempts < SOFT_BOUNCE_MIN_ATTEMPTS:
@@ -432,7 +433,7 @@ def after_outcomes(conn: Connection, outcomes: Sequence[DeliveryFact], now: date
     now = now or datetime.now(UTC)
     delivered: list[tuple[str, str]] = []
     for c in outcomes:
-        if c.status == "delivered":
+        if c.status == RecipientStatus.DELIVERED:
             delivered.append((c.tenant_id, normalize(c.address)))
             continue
         rule = outcome_rule(c.status, c.classification, c.attempt_reason, c.attempts, replied=c.replied)
