@@ -29,7 +29,6 @@ from sealmail.store.tables import (
     attempts,
     destination_tls,
     destinations,
-    events,
     messages,
     recipients,
     tenants,
@@ -275,12 +274,10 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
     by_message: dict[str, list[Outcome]] = {}
     for out in mine.values():
         by_message.setdefault(out.claimed.message_id, []).append(out)
-    firsts = _next_seqs(conn, {m: len(outs) for m, outs in by_message.items()})
     attempt_rows = []
-    event_rows = []
-    for message_id, outs in sorted(by_message.items()):
-        first = firsts[message_id]
-        for i, out in enumerate(outs):
+    new_events: list[ev.NewEvent] = []
+    for _, outs in sorted(by_message.items()):
+        for out in outs:
             a, c = out.attempt, out.claimed
             attempt_rows.append(
                 {
@@ -327,21 +324,11 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
                 data["secureline"] = {"method": out.method, "reason": out.method_reason}
             if out.extra:
                 data.update(out.extra)
-            event_rows.append(
-                {
-                    "id": new_id("evt"),
-                    "tenant_id": c.tenant_id,
-                    "message_id": c.message_id,
-                    "recipient_id": c.id,
-                    "recipient": c.address,
-                    "type": str(out.event),
-                    "seq": first + i,
-                    "created_at": out.finished_at,
-                    "data": data,
-                }
+            new_events.append(
+                ev.NewEvent(c.tenant_id, c.message_id, out.event, c.id, c.address, data, out.finished_at)
             )
     conn.execute(sa.insert(attempts), attempt_rows)
-    conn.execute(sa.insert(events), event_rows)
+    ev.write(conn, new_events)
     # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
     # that again: in this transaction, so the list never disagrees with the outcomes.
     suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
@@ -364,28 +351,6 @@ def _fact(out: Outcome) -> suppressions.DeliveryFact:
         attempts=c.attempts + 1,
         replied=out.attempt.smtp_code is not None,
     )
-
-
-def _next_seqs(conn: Connection, counts: dict[str, int]) -> dict[str, int]:
-    """``events.next_seqs`` for many messages at once: message id -> first reserved number.
-
-    The UPDATE takes each message row's lock (in id order, so two workers cannot deadlock)
-    before the new values are read back inside the same transaction.
-    """
-    ordered = sorted(counts.items())
-    conn.execute(
-        sa.update(messages)
-        .where(messages.c.id == sa.bindparam("b_id"))
-        .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
-        .execution_options(synchronize_session=False),
-        [{"b_id": m, "b_n": n} for m, n in ordered],
-    )
-    last = dict(
-        conn.execute(
-            sa.select(messages.c.id, messages.c.event_seq).where(messages.c.id.in_([m for m, _ in ordered]))
-        ).all()
-    )
-    return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 
 def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -169,7 +170,7 @@ class _Pending:
     message: dict[str, Any]
     recipients: list[dict[str, Any]]
     tags: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    events: list[ev.NewEvent]
     audit: list[audit.Entry]
     idempotency: dict[str, Any] | None
     response: dict[str, Any] = field(default_factory=dict)
@@ -272,7 +273,7 @@ class Messages:
         message_id = new_id("msg")
         key_id, wrapped, blob = self.keyring.seal(who.tenant_id, message_id, sub.raw)
         due = sub.send_at if sub.send_at and sub.send_at > now else now
-        rcpt_rows = []
+        rcpt_rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         for rcpt in sub.recipients:
             norm = rcpt.address.lower()
@@ -324,42 +325,27 @@ class Messages:
             "wrapped_data_key": wrapped,
             "content": blob,
         }
+        accepted_data: dict[str, Any] = {"stream": str(sub.stream), "source": sub.source}
+        if screening.findings:
+            accepted_data["dlp"] = {"action": screening.action, "findings": list(screening.findings)}
         event_rows = [
-            {
-                "id": new_id("evt"),
-                "tenant_id": who.tenant_id,
-                "message_id": message_id,
-                "recipient_id": r["id"],
-                "recipient": r["address"],
-                "type": str(ev.EventType.ACCEPTED),
-                "seq": i + 1,
-                "created_at": now,
-                "data": {
-                    "stream": str(sub.stream),
-                    "source": sub.source,
-                    **(
-                        {"dlp": {"action": screening.action, "findings": list(screening.findings)}}
-                        if screening.findings
-                        else {}
-                    ),
-                },
-            }
-            for i, r in enumerate(rcpt_rows)
+            ev.NewEvent(
+                who.tenant_id, message_id, ev.EventType.ACCEPTED, r["id"], r["address"], accepted_data, now
+            )
+            for r in rcpt_rows
         ]
         if held:
             event_rows += [
-                {
-                    "id": new_id("evt"),
-                    "tenant_id": who.tenant_id,
-                    "message_id": message_id,
-                    "recipient_id": r["id"],
-                    "recipient": r["address"],
-                    "type": str(ev.EventType.QUARANTINED),
-                    "seq": len(rcpt_rows) + i + 1,
-                    "created_at": now,
-                    "data": {"reason": screening.reason},
-                }
-                for i, r in enumerate(rcpt_rows)
+                ev.NewEvent(
+                    who.tenant_id,
+                    message_id,
+                    ev.EventType.QUARANTINED,
+                    r["id"],
+                    r["address"],
+                    {"reason": screening.reason},
+                    now,
+                )
+                for r in rcpt_rows
             ]
         entries: list[audit.Entry] = []
         if held:
@@ -434,7 +420,8 @@ class Messages:
             tags = [t for p in batch for t in p.tags]
             if tags:
                 conn.execute(sa.insert(message_tags), tags)
-            conn.execute(sa.insert(events), [e for p in batch for e in p.events])
+            # Each message is new, its ``event_seq`` already counts its events: number from 1.
+            ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
             for p in batch:
                 if p.idempotency is None:
                     continue
@@ -697,19 +684,21 @@ class Messages:
                 .where(messages.c.id == message_id)
                 .values(status=MessageStatus.QUEUED, dlp_action="require_encryption")
             )
-            first = ev.next_seqs(conn, message_id, len(released))
-            for i, r in enumerate(released):
-                ev.emit(
-                    conn,
-                    tenant_id=who.tenant_id,
-                    message_id=message_id,
-                    type_=ev.EventType.RELEASED,
-                    recipient_id=r.id,
-                    recipient=r.address,
-                    data={"by": who.credential_id},
-                    seq=first + i,
-                    at=now,
-                )
+            ev.write(
+                conn,
+                [
+                    ev.NewEvent(
+                        who.tenant_id,
+                        message_id,
+                        ev.EventType.RELEASED,
+                        r.id,
+                        r.address,
+                        {"by": who.credential_id},
+                        now,
+                    )
+                    for r in released
+                ],
+            )
             audit.append(
                 conn,
                 action=AuditAction.MESSAGE_RELEASED,
@@ -745,19 +734,21 @@ class Messages:
                     f"message {message_id} has no queued recipients left to cancel "
                     "(already delivered, in flight or finished)"
                 )
-            first = ev.next_seqs(conn, message_id, len(cancelled))
-            for i, r in enumerate(cancelled):
-                ev.emit(
-                    conn,
-                    tenant_id=who.tenant_id,
-                    message_id=message_id,
-                    type_=ev.EventType.CANCELLED,
-                    recipient_id=r.id,
-                    recipient=r.address,
-                    data={"by": who.credential_id},
-                    seq=first + i,
-                    at=now,
-                )
+            ev.write(
+                conn,
+                [
+                    ev.NewEvent(
+                        who.tenant_id,
+                        message_id,
+                        ev.EventType.CANCELLED,
+                        r.id,
+                        r.address,
+                        {"by": who.credential_id},
+                        now,
+                    )
+                    for r in cancelled
+                ],
+            )
             conn.execute(
                 sa.update(messages).where(messages.c.id == message_id).values(status=MessageStatus.CANCELLED)
             )
@@ -819,8 +810,8 @@ def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
         base = (
             RecipientStatus.QUARANTINED if p.message["dlp_action"] == "quarantine" else RecipientStatus.QUEUED
         )
-        accepted = [e for e in p.events if e["type"] != ev.EventType.REJECTED]
-        rejected: list[dict[str, Any]] = []
+        accepted = [e for e in p.events if e.type_ is not ev.EventType.REJECTED]
+        rejected: list[ev.NewEvent] = []
         for r in p.recipients:
             r["status"] = base
             r["last_reason"] = r["last_detail"] = None
@@ -834,15 +825,13 @@ def _reject_suppressed(conn: Connection, batch: list[_Pending]) -> None:
                 status=RecipientStatus.REJECTED, last_reason="suppressed", last_detail=f"suppressed: {why}"
             )
             rejected.append(
-                {
-                    **accepted[0],
-                    "id": new_id("evt"),
-                    "recipient_id": r["id"],
-                    "recipient": r["address"],
-                    "type": str(ev.EventType.REJECTED),
-                    "seq": len(accepted) + len(rejected) + 1,
-                    "data": {"reason": "suppressed", "suppression": str(why)},
-                }
+                dataclasses.replace(
+                    accepted[0],
+                    type_=ev.EventType.REJECTED,
+                    recipient_id=r["id"],
+                    recipient=r["address"],
+                    data={"reason": "suppressed", "suppression": str(why)},
+                )
             )
         p.events = accepted + rejected
         p.message["event_seq"] = len(p.events)
