@@ -43,6 +43,7 @@ from sealmail.domain.secureline import (
     TlsState,
     decide,
 )
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.domain.wire import canonical_message
 from sealmail.messages import queue
@@ -180,7 +181,7 @@ class SecureLine:
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
-        if msg.source == "portal" and "portal-code" in msg.tags:
+        if msg.source == "portal" and SystemTag.PORTAL_CODE in msg.tags:
             # A portal sign-in code carries no PHI; routing it through a force-portal
             # policy would send a notice for the code mail itself.  Nor may a code that
             # cannot travel at its level become a notice: it opens a message, so it is
@@ -188,7 +189,7 @@ class SecureLine:
             policy, dlp = Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
         else:
             policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-            if "file-share" in msg.tags:
+            if SystemTag.FILE_SHARE in msg.tags:
                 # A shared file is only reachable through the portal, whatever else the
                 # recipient could take.
                 policy = replace(policy, force_portal=True)

@@ -31,7 +31,7 @@ from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
 from sealmail.messages import queue
-from sealmail.messages.queue import Claimed, Outcome, QueuedMessage
+from sealmail.messages.queue import Claimed, QueuedMessage, RecordedOutcome
 from sealmail.store.events import EventType
 from sealmail.suppressions import service as suppressions
 from sealmail.tenancy.keyring import Keyring
@@ -77,7 +77,7 @@ class Worker:
         settings: Settings,
         secureline: SecureLine,
         name: str | None = None,
-        on_final: Callable[[list[Outcome]], None] | None = None,
+        on_final: Callable[[list[RecordedOutcome]], None] | None = None,
         dsn: DsnSender | None = None,
     ) -> None:
         self.engine = engine
@@ -96,7 +96,7 @@ class Worker:
         self._headers: dict[str, bytes] = {}
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()
-        self._pending: list[Outcome] = []
+        self._pending: list[RecordedOutcome] = []
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -153,7 +153,7 @@ class Worker:
         self._in_flight -= len(batch)
         self._wake.set()
 
-    def _write(self, batch: list[Outcome], dests: dict[str, tuple[bool, str]]) -> None:
+    def _write(self, batch: list[RecordedOutcome], dests: dict[str, tuple[bool, str]]) -> None:
         # Destination results and the first chunk of outcomes share one transaction: on
         # SQLite every write transaction is a wait for the write lock and an fsync.
         tripped: list[str] = []
@@ -319,11 +319,13 @@ class Worker:
         attempt: Attempt,
         started: datetime,
         finished: datetime,
-    ) -> Outcome:
+    ) -> RecordedOutcome:
         if attempt.status is AttemptStatus.DELIVERED:
-            return Outcome(c, attempt, started, finished, RecipientStatus.DELIVERED, EventType.DELIVERED)
+            return RecordedOutcome(
+                c, attempt, started, finished, RecipientStatus.DELIVERED, EventType.DELIVERED
+            )
         if attempt.reason == "tls_required" and self.settings.on_tls_unavailable == "fail":
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
@@ -334,7 +336,7 @@ class Worker:
             )
         decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
         if isinstance(decision, Retry):
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
@@ -345,7 +347,7 @@ class Worker:
                 extra={"classification": str(decision.bounce_class)},
             )
         if isinstance(decision, Bounce):
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
@@ -355,7 +357,7 @@ class Worker:
                 extra={"bounce": {"type": "hard", "classification": str(decision.bounce_class)}},
             )
         assert isinstance(decision, Expire)
-        return Outcome(
+        return RecordedOutcome(
             c,
             attempt,
             started,

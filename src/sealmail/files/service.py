@@ -23,6 +23,7 @@ from sealmail.audit import AuditAction
 from sealmail.crypto import vault
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address, parse_address_list
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound
 from sealmail.files import chunks
@@ -36,7 +37,6 @@ from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal
 
 Clock = Callable[[], datetime]
-FILE_SHARE_TAG = "file-share"
 
 
 class Status(enum.StrEnum):
@@ -312,7 +312,7 @@ class FileShares:
             recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
             raw=built.raw,
             message_id_header=built.message_id,
-            tags=(FILE_SHARE_TAG,),
+            tags=(SystemTag.FILE_SHARE,),
             metadata={"file_id": file_id},
         )
         result, _ = self.messages.accept(who, sub)

@@ -52,7 +52,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session, TLSSetupException
 
 from sealmail.app import Services
-from sealmail.bounces.inbound import Outcome as ReportOutcome
+from sealmail.bounces.inbound import ReportOutcome
 from sealmail.bounces.return_path import ReportAddress
 from sealmail.config import ConfigError
 from sealmail.domain import smtp_replies as replies

@@ -17,7 +17,7 @@ from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.dsn import build_dsn
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
-from sealmail.messages.queue import Outcome
+from sealmail.messages.queue import RecordedOutcome
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.tenancy.service import Principal
 
@@ -31,7 +31,7 @@ class DsnSender:
 
     def send(
         self,
-        outcome: Outcome,
+        outcome: RecordedOutcome,
         original_headers: bytes,
         mail_from: str | None = None,
         accepted_at: datetime | None = None,
@@ -81,5 +81,5 @@ class DsnSender:
         log.info("dsn.queued", message_id=outcome.claimed.message_id, dsn_id=result["id"])
         return str(result["id"])
 
-    def _envelope_sender(self, outcome: Outcome) -> str:
+    def _envelope_sender(self, outcome: RecordedOutcome) -> str:
         return self.messages.envelope_sender(outcome.claimed.tenant_id, outcome.claimed.message_id)

@@ -68,7 +68,7 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RecordedOutcome:
     """What to write back for one recipient after one attempt."""
 
     claimed: Claimed
@@ -197,7 +197,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
     }
 
 
-def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
+def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
     """Write attempts, recipient states and events for a batch in one transaction.
 
     Returns how many outcomes were applied; an outcome whose lease was lost (another
@@ -209,7 +209,7 @@ def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
         return record_in(conn, worker, outcomes)
 
 
-def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int:
+def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
     """``record`` inside the caller's transaction, in a fixed number of statements.
 
     The leases still held are read first (locked ``FOR UPDATE`` on PostgreSQL, so a
@@ -230,7 +230,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
     owned = set(conn.execute(held).scalars())
     # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
     # found the lease already released).
-    mine: dict[str, Outcome] = {}
+    mine: dict[str, RecordedOutcome] = {}
     for out in outcomes:
         if out.claimed.id in owned and out.claimed.id not in mine:
             mine[out.claimed.id] = out
@@ -271,7 +271,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
             for rid, out in sorted(mine.items())
         ],
     )
-    by_message: dict[str, list[Outcome]] = {}
+    by_message: dict[str, list[RecordedOutcome]] = {}
     for out in mine.values():
         by_message.setdefault(out.claimed.message_id, []).append(out)
     attempt_rows = []
@@ -335,7 +335,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
     return len(mine)
 
 
-def _fact(out: Outcome) -> suppressions.DeliveryFact:
+def _fact(out: RecordedOutcome) -> suppressions.DeliveryFact:
     c = out.claimed
     bounce = (out.extra or {}).get("bounce")
     classification = (

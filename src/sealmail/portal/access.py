@@ -48,6 +48,7 @@ from sealmail.domain.portal_factors import (
     plan_code_mail,
     weak_notice_policy,
 )
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages import queue
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
@@ -543,7 +544,7 @@ class PortalAccess:
             recipients=(EnvelopeRecipient(rcpt.smtp_addr_spec, rcpt.ascii_domain, "to"),),
             raw=built.raw,
             message_id_header=built.message_id,
-            tags=("portal-code",),
+            tags=(SystemTag.PORTAL_CODE,),
             # Ties the code mail (and its delivered event's TLS facts) to the hold.
             metadata={"portal_message_id": hold.id},
             # SecureLine never turns a code mail into a notice: below this level it is

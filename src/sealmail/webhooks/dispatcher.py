@@ -134,7 +134,7 @@ class Dispatcher:
         assert result is not None  # a test delivery always has its endpoint and body
         return TestResult(
             claimed.id,
-            result.decision.outcome is policy.Outcome.DELIVERED,
+            result.decision.outcome is policy.DeliveryVerdict.DELIVERED,
             result.status_code,
             result.decision.error,
             result.duration_ms,
@@ -167,8 +167,8 @@ class Dispatcher:
             now=now,
             rand=self.rand,
         )
-        if one_shot and decision.outcome is policy.Outcome.RETRY:
-            decision = policy.Decision(policy.Outcome.FAILED, error=decision.error)
+        if one_shot and decision.outcome is policy.DeliveryVerdict.RETRY:
+            decision = policy.Decision(policy.DeliveryVerdict.FAILED, error=decision.error)
         result = outbox.Result(c, decision, status, duration_ms, started)
         reason = await asyncio.to_thread(
             outbox.record, self.engine, self.worker, result, now, self.config.disable

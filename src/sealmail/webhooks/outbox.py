@@ -32,7 +32,7 @@ from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import events, messages
 from sealmail.webhooks.payload import TEST_EVENT_TYPE
-from sealmail.webhooks.policy import Decision, DisablePolicy, Outcome, should_disable
+from sealmail.webhooks.policy import Decision, DeliveryVerdict, DisablePolicy, should_disable
 from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -258,10 +258,10 @@ class Result:
 
 
 _DELIVERY_STATUS = {
-    Outcome.DELIVERED: "delivered",
-    Outcome.RETRY: "pending",
-    Outcome.FAILED: "failed",
-    Outcome.GONE: "failed",
+    DeliveryVerdict.DELIVERED: "delivered",
+    DeliveryVerdict.RETRY: "pending",
+    DeliveryVerdict.FAILED: "failed",
+    DeliveryVerdict.GONE: "failed",
 }
 
 
@@ -304,7 +304,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
         if not counts:
             return None
         ep = webhook_endpoints.c
-        if d.outcome is Outcome.DELIVERED:
+        if d.outcome is DeliveryVerdict.DELIVERED:
             conn.execute(
                 sa.update(webhook_endpoints)
                 .where(ep.id == c.endpoint_id)
@@ -321,7 +321,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
             .returning(ep.consecutive_failures, ep.failing_since, ep.status)
         ).one()
         reason: str | None = None
-        if d.outcome is Outcome.GONE:
+        if d.outcome is DeliveryVerdict.GONE:
             reason = "the endpoint answered 410 Gone"
         elif should_disable(row.consecutive_failures, row.failing_since, now, policy):
             reason = f"{row.consecutive_failures} consecutive failed deliveries"
