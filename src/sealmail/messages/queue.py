@@ -215,10 +215,30 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     The leases still held are read first (locked ``FOR UPDATE`` on PostgreSQL, so a
     worker reclaiming an expired lease waits for — or skips — them); only those outcomes
     are applied, by one multi-row UPDATE that repeats the lease check.  Event sequence
-    numbers are reserved per message with one multi-row UPDATE and read back.
+    numbers are reserved per message by the event writer.
     """
     if not outcomes:
         return 0
+    mine = _still_held(conn, worker, outcomes)
+    if not mine:
+        return 0
+    _update_recipients(conn, worker, mine)
+    by_message: dict[str, list[RecordedOutcome]] = {}
+    for out in mine.values():
+        by_message.setdefault(out.claimed.message_id, []).append(out)
+    ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
+    conn.execute(sa.insert(attempts), [_attempt_row(worker, out) for out in ordered])
+    ev.write(conn, [_event(out) for out in ordered])
+    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
+    # that again: in this transaction, so the list never disagrees with the outcomes.
+    suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
+    return len(mine)
+
+
+def _still_held(
+    conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
+) -> dict[str, RecordedOutcome]:
+    """The outcomes whose lease this worker still holds, one per recipient."""
     ids = sorted({o.claimed.id for o in outcomes})
     held = sa.select(recipients.c.id).where(
         recipients.c.id.in_(ids),
@@ -234,8 +254,10 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     for out in outcomes:
         if out.claimed.id in owned and out.claimed.id not in mine:
             mine[out.claimed.id] = out
-    if not mine:
-        return 0
+    return mine
+
+
+def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOutcome]) -> None:
     conn.execute(
         sa.update(recipients)
         .where(
@@ -271,68 +293,58 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
             for rid, out in sorted(mine.items())
         ],
     )
-    by_message: dict[str, list[RecordedOutcome]] = {}
-    for out in mine.values():
-        by_message.setdefault(out.claimed.message_id, []).append(out)
-    attempt_rows = []
-    new_events: list[ev.NewEvent] = []
-    for _, outs in sorted(by_message.items()):
-        for out in outs:
-            a, c = out.attempt, out.claimed
-            attempt_rows.append(
-                {
-                    "id": new_id("att"),
-                    "tenant_id": c.tenant_id,
-                    "message_id": c.message_id,
-                    "recipient_id": c.id,
-                    "worker": worker,
-                    "started_at": out.started_at,
-                    "finished_at": out.finished_at,
-                    "status": str(a.status),
-                    "reason": a.reason,
-                    "detail": a.detail[:500],
-                    "mx_host": a.mx_host,
-                    "mx_ip": a.mx_ip,
-                    "tls_version": a.tls.version,
-                    "tls_cipher": a.tls.cipher,
-                    "tls_verified": a.tls.verified,
-                    "verified_by": str(a.tls.verified_by),
-                    "smtp_code": a.smtp_code,
-                    "enhanced_code": a.enhanced_code,
-                    "reply": (a.reply or "")[:500] or None,
-                }
-            )
-            data: dict[str, Any] = {
-                "attempt": c.attempts + 1,
-                "reason": a.reason,
-                "detail": a.detail[:500],
-                "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
-                "transport": {
-                    "mx_host": a.mx_host,
-                    "mx_ip": a.mx_ip,
-                    "tls": {
-                        "version": a.tls.version,
-                        "cipher": a.tls.cipher,
-                        "verified": a.tls.verified,
-                        "verified_by": str(a.tls.verified_by),
-                    },
-                },
-            }
-            if out.next_attempt_at and out.status == RecipientStatus.DEFERRED:
-                data["next_attempt_at"] = out.next_attempt_at.isoformat()
-            if out.method:
-                data["secureline"] = {"method": out.method, "reason": out.method_reason}
-            if out.extra:
-                data.update(out.extra)
-            new_events.append(
-                ev.NewEvent(c.tenant_id, c.message_id, out.event, c.id, c.address, data, out.finished_at)
-            )
-    conn.execute(sa.insert(attempts), attempt_rows)
-    ev.write(conn, new_events)
-    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
-    # that again: in this transaction, so the list never disagrees with the outcomes.
-    suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
-    return len(mine)
+
+
+def _attempt_row(worker: str, out: RecordedOutcome) -> dict[str, Any]:
+    a, c = out.attempt, out.claimed
+    return {
+        "id": new_id("att"),
+        "tenant_id": c.tenant_id,
+        "message_id": c.message_id,
+        "recipient_id": c.id,
+        "worker": worker,
+        "started_at": out.started_at,
+        "finished_at": out.finished_at,
+        "status": str(a.status),
+        "reason": a.reason,
+        "detail": a.detail[:500],
+        "mx_host": a.mx_host,
+        "mx_ip": a.mx_ip,
+        "tls_version": a.tls.version,
+        "tls_cipher": a.tls.cipher,
+        "tls_verified": a.tls.verified,
+        "verified_by": str(a.tls.verified_by),
+        "smtp_code": a.smtp_code,
+        "enhanced_code": a.enhanced_code,
+        "reply": (a.reply or "")[:500] or None,
+    }
+
+
+def _event(out: RecordedOutcome) -> ev.NewEvent:
+    a, c = out.attempt, out.claimed
+    data: dict[str, Any] = {
+        "attempt": c.attempts + 1,
+        "reason": a.reason,
+        "detail": a.detail[:500],
+        "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
+        "transport": {
+            "mx_host": a.mx_host,
+            "mx_ip": a.mx_ip,
+            "tls": {
+                "version": a.tls.version,
+                "cipher": a.tls.cipher,
+                "verified": a.tls.verified,
+                "verified_by": str(a.tls.verified_by),
+            },
+        },
+    }
+    if out.next_attempt_at and out.status == RecipientStatus.DEFERRED:
+        data["next_attempt_at"] = out.next_attempt_at.isoformat()
+    if out.method:
+        data["secureline"] = {"method": out.method, "reason": out.method_reason}
+    if out.extra:
+        data.update(out.extra)
+    return ev.NewEvent(c.tenant_id, c.message_id, out.event, c.id, c.address, data, out.finished_at)
 
 
 def _fact(out: RecordedOutcome) -> suppressions.DeliveryFact:
