@@ -315,8 +315,8 @@ class FileShares:
             tags=(SystemTag.FILE_SHARE,),
             metadata={"file_id": file_id},
         )
-        result, _ = self.messages.accept(who, sub)
-        message_id = str(result["id"])
+        result, _ = self.messages.submit(who, sub)
+        message_id = result.id
         expires = self.now() + timedelta(days=req.expires_days or self.expiry_days)
         with self.engine.begin() as conn:
             won = conn.execute(
@@ -342,7 +342,7 @@ class FileShares:
             # A concurrent send (or delete) won the row: withdraw the message we just made.
             self.messages.cancel(who, message_id)
             raise Conflict(f"file {file_id} was sent or deleted concurrently")
-        return {**result, "file_id": file_id, "expires_at": expires}
+        return {**result.body(), "file_id": file_id, "expires_at": expires}
 
     # -- crypto-shredding ------------------------------------------------------------------------
     def _shred_row(self, conn: Connection, tenant_id: str, file_id: str) -> None:

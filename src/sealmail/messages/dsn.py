@@ -77,9 +77,9 @@ class DsnSender:
             metadata={"dsn_for": outcome.claimed.message_id},
         )
         who = Principal(outcome.claimed.tenant_id, "system:dsn", frozenset({"send"}))
-        result, _ = self.messages.accept(who, sub, system=True)
-        log.info("dsn.queued", message_id=outcome.claimed.message_id, dsn_id=result["id"])
-        return str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        log.info("dsn.queued", message_id=outcome.claimed.message_id, dsn_id=result.id)
+        return result.id
 
     def _envelope_sender(self, outcome: RecordedOutcome) -> str:
         return self.messages.envelope_sender(outcome.claimed.tenant_id, outcome.claimed.message_id)

@@ -552,7 +552,7 @@ class PortalAccess:
             tls_policy=tls_policy,
         )
         who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        self.messages.accept(who, sub, system=True)
+        self.messages.submit(who, sub, system=True)
 
     def verify_code(self, challenge_token: str, code: str) -> SignIn:
         now = self.now()

@@ -295,8 +295,8 @@ class Mailbox:
             tags=("portal-reply",),
         )
         who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        result, _ = self.messages.accept(who, sub, system=True)
-        reply_id = str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        reply_id = result.id
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(portal_replies).values(
