@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from sealmail import audit
@@ -278,21 +279,7 @@ class Messages(Reading):
                 .where(messages.c.id == message_id)
                 .values(status=MessageStatus.QUEUED, dlp_action="require_encryption")
             )
-            ev.write(
-                conn,
-                [
-                    ev.NewEvent(
-                        who.tenant_id,
-                        message_id,
-                        ev.EventType.RELEASED,
-                        r.id,
-                        r.address,
-                        {"by": who.credential_id},
-                        now,
-                    )
-                    for r in released
-                ],
-            )
+            _moved_by(conn, who, message_id, ev.EventType.RELEASED, released, now)
             audit.append(
                 conn,
                 action=AuditAction.MESSAGE_RELEASED,
@@ -328,21 +315,7 @@ class Messages(Reading):
                     f"message {message_id} has no queued recipients left to cancel "
                     "(already delivered, in flight or finished)"
                 )
-            ev.write(
-                conn,
-                [
-                    ev.NewEvent(
-                        who.tenant_id,
-                        message_id,
-                        ev.EventType.CANCELLED,
-                        r.id,
-                        r.address,
-                        {"by": who.credential_id},
-                        now,
-                    )
-                    for r in cancelled
-                ],
-            )
+            _moved_by(conn, who, message_id, ev.EventType.CANCELLED, cancelled, now)
             conn.execute(
                 sa.update(messages).where(messages.c.id == message_id).values(status=MessageStatus.CANCELLED)
             )
@@ -355,6 +328,16 @@ class Messages(Reading):
                 details={"recipients": len(cancelled)},
             )
         return {"id": message_id, "cancelled": [r.id for r in cancelled]}
+
+
+def _moved_by(
+    conn: Connection, who: Principal, message_id: str, type_: ev.EventType, rows: Sequence[Any], now: datetime
+) -> None:
+    """One event per recipient a release or a cancel moved, naming the credential that did it."""
+    by = {"by": who.credential_id}
+    ev.write(
+        conn, [ev.NewEvent(who.tenant_id, message_id, type_, r.id, r.address, dict(by), now) for r in rows]
+    )
 
 
 def _ascii_domain(addr: str) -> str:
