@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -153,17 +153,7 @@ class Reading:
                 else []
             )
             page = rows[:limit]
-            counts: dict[str, dict[str, int]] = {}
-            if page:
-                for r in conn.execute(
-                    sa.select(recipients.c.message_id, recipients.c.status, sa.func.count())
-                    .where(
-                        recipients.c.message_id.in_([p["id"] for p in page]),
-                        recipients.c.tenant_id == who.tenant_id,
-                    )
-                    .group_by(recipients.c.message_id, recipients.c.status)
-                ):
-                    counts.setdefault(r[0], {})[r[1]] = int(r[2])
+            counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
         data = [{**render_message(r), "recipient_status": counts.get(r["id"], {})} for r in page]
         more = len(rows) > limit
         return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
@@ -202,6 +192,20 @@ class Reading:
             "data": [ev.render(r) for r in page],
             "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
         }
+
+
+def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str, dict[str, int]]:
+    """Message id -> recipients per status, for one page of a search."""
+    counts: dict[str, dict[str, int]] = {}
+    if not ids:
+        return counts
+    for r in conn.execute(
+        sa.select(recipients.c.message_id, recipients.c.status, sa.func.count())
+        .where(recipients.c.message_id.in_(ids), recipients.c.tenant_id == tenant_id)
+        .group_by(recipients.c.message_id, recipients.c.status)
+    ):
+        counts.setdefault(r[0], {})[r[1]] = int(r[2])
+    return counts
 
 
 def _iso(value: datetime | None) -> str | None:
