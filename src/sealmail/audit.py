@@ -27,7 +27,11 @@ GENESIS = "0" * 64
 
 
 class AuditAction(enum.StrEnum):
-    """Audit names, ``object:verb`` (warehouse ``events/tags.py`` grammar)."""
+    """Every audit name, ``object:verb`` (warehouse ``events/tags.py`` grammar).
+
+    One enum for the whole product, so a stored name is found in one place and two
+    features cannot spell the same action two ways.
+    """
 
     MESSAGE_ACCEPTED = "message:accepted"
     MESSAGE_CANCELLED = "message:cancelled"
@@ -54,6 +58,67 @@ class AuditAction(enum.StrEnum):
     MESSAGE_BLOCKED = "message:blocked"
     ARCHIVE_KEY_EXPORTED = "archive_key:exported"
 
+    # files
+    FILE_UPLOADED = "file:uploaded"
+    FILE_UPLOAD_ABORTED = "file:upload_aborted"
+    FILE_SENT = "file:sent"
+    FILE_DOWNLOADED = "file:downloaded"
+    FILE_DELETED = "file:deleted"
+    # templates and bulk sends
+    TEMPLATE_CREATED = "template:created"
+    TEMPLATE_VERSION_CREATED = "template:version_created"
+    TEMPLATE_DELETED = "template:deleted"
+    BULK_JOB_STARTED = "bulk_job:started"
+    BULK_JOB_FINISHED = "bulk_job:finished"
+    # webhooks
+    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint:created"
+    WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint:updated"
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint:deleted"
+    WEBHOOK_ENDPOINT_SECRET_ROTATED = "webhook_endpoint:secret_rotated"  # noqa: S105  # a name, not a secret
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint:disabled"  # by the dispatcher (410, sustained failure)
+    WEBHOOK_ENDPOINT_TESTED = "webhook_endpoint:tested"
+    WEBHOOK_DELIVERY_REPLAYED = "webhook_delivery:replayed"
+    WEBHOOK_ENDPOINT_REPLAYED = "webhook_endpoint:replayed"  # everything since a time
+    # suppressions
+    SUPPRESSION_CREATED = "suppression:created"
+    SUPPRESSION_UPDATED = "suppression:updated"
+    SUPPRESSION_REMOVED = "suppression:removed"
+    SUPPRESSIONS_BYPASSED = "message:suppressions_bypassed"
+    # portal
+    PORTAL_SIGNED_IN = "portal:signed_in"
+    PORTAL_SIGN_IN_FAILED = "portal:sign_in_failed"
+    PORTAL_LOCKED_OUT = "portal:locked_out"
+    PORTAL_CODE_SENT = "portal:code_sent"
+    PORTAL_CODE_REFUSED = "portal:code_refused"
+    PORTAL_VIEWED = "portal:viewed"
+    PORTAL_ATTACHMENT_DOWNLOADED = "portal:attachment_downloaded"
+    PORTAL_REPLIED = "portal:replied"
+    PORTAL_RECALLED = "portal:recalled"
+    PORTAL_EXPIRED = "portal:expired"
+    PORTAL_SHREDDED = "portal:shredded"
+    PORTAL_SETTINGS_CHANGED = "portal:settings_changed"
+    # The tenant's ``secureline.portal_weak_notice`` changed; ``loosened`` says whether
+    # sign-in codes may now travel below a message's required TLS level.
+    PORTAL_WEAK_NOTICE_POLICY_CHANGED = "portal:weak_notice_policy_changed"
+    # console users (issue 14)
+    USER_INVITED = "user:invited"
+    USER_LINK_ISSUED = "user:link_issued"
+    USER_ENROLLED = "user:enrolled"
+    USER_SIGNED_IN = "user:signed_in"
+    USER_SIGNIN_FAILED = "user:signin_failed"
+    USER_LOCKED = "user:locked"
+    USER_SIGNED_OUT = "user:signed_out"
+    USER_RECOVERY_CODE_USED = "user:recovery_code_used"
+    USER_ROLE_CHANGED = "user:role_changed"
+    USER_DISABLED = "user:disabled"
+    # evidence (issue 15) and TLS reporting (RFC 8460)
+    TLSRPT_SENT = "tlsrpt:sent"
+    TLSRPT_RECEIVED = "tlsrpt:received"
+    EVIDENCE_KEY_CREATED = "evidence_key:created"
+    PROOF_ISSUED = "proof:issued"
+    AUDIT_ANCHORED = "audit:anchored"
+    REPORT_EXPORTED = "report:exported"
+
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:
     body = json.dumps(
@@ -76,8 +141,7 @@ def _digest(prev_hash: str, row: dict[str, Any]) -> str:
 def append(
     conn: Connection,
     *,
-    # Any feature's audit-name enum (``object:verb``): features keep their names beside them.
-    action: enum.StrEnum,
+    action: AuditAction,
     actor: str,
     tenant_id: str | None = None,
     target: str | None = None,
@@ -96,7 +160,7 @@ def append(
 class Entry:
     """One entry to append, as ``append`` takes it."""
 
-    action: enum.StrEnum
+    action: AuditAction
     actor: str
     tenant_id: str | None = None
     target: str | None = None

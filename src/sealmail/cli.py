@@ -316,8 +316,8 @@ def send(
         {"from": sender, "to": to, "subject": subject, "text": text, "stream": stream}
     )
     sub = compose.from_message(body, svc.settings.smtp_hostname, svc.settings.max_recipients)
-    result, _ = svc.messages.accept(Principal(tenant_id, "cli", frozenset({"send"})), sub)
-    out.print(f"queued {result['id']} for {len(result['recipients'])} recipient(s)")
+    result, _ = svc.messages.submit(Principal(tenant_id, "cli", frozenset({"send"})), sub)
+    out.print(f"queued {result.id} for {len(result.recipients)} recipient(s)")
 
 
 @app.command()

@@ -48,6 +48,7 @@ from sealmail.bounces.tables import feedback_reports
 from sealmail.domain import reports, verp
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.retry import classify
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store import events as ev
@@ -57,11 +58,13 @@ from sealmail.suppressions import service as suppressions
 # RFC 5965 §7.3 feedback types that are complaints about our mail.  "not-spam" says the
 # opposite and "auth-failure" (RFC 6591) reports an authentication result, not a person.
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
-# A recipient in one of these states can still turn into "bounced".
-_BOUNCEABLE = frozenset({"queued", "deferred", "delivering", "delivered"})
+# A recipient in one of these states can still turn into BOUNCED.
+_BOUNCEABLE = frozenset(
+    {RecipientStatus.QUEUED, RecipientStatus.DEFERRED, RecipientStatus.DELIVERING, RecipientStatus.DELIVERED}
+)
 
 
-class Outcome(enum.StrEnum):
+class ReportOutcome(enum.StrEnum):
     """What one report did; also the metric and log token (never an address)."""
 
     BOUNCED = "bounced"
@@ -107,11 +110,11 @@ class ReportIntake:
         *,
         null_sender: bool,
         now: datetime | None = None,
-    ) -> list[Outcome]:
+    ) -> list[ReportOutcome]:
         """Parse, match and apply one inbound report; one outcome per recipient it concerned."""
         report = reports.parse(raw, trace_header=TRACE_HEADER, null_sender=null_sender)
         if isinstance(report, reports.Unrecognized):
-            return [Outcome.UNRECOGNIZED]
+            return [ReportOutcome.UNRECOGNIZED]
         now = now or datetime.now(UTC)
         ids = list(dict.fromkeys(t.recipient_id for t in targets if t.kind == "verp" and t.recipient_id))
         with db.write(self.engine) as conn:
@@ -119,7 +122,7 @@ class ReportIntake:
                 found = self._from_original(conn, report)
                 ids = [found] if found else []
             if not ids:
-                return [Outcome.UNMATCHED]
+                return [ReportOutcome.UNMATCHED]
             return [self._apply(conn, rid, report, now) for rid in ids]
 
     # -- matching ----------------------------------------------------------------------------
@@ -175,16 +178,16 @@ class ReportIntake:
     # -- applying ----------------------------------------------------------------------------
     def _apply(
         self, conn: Connection, recipient_id: str, report: reports.Dsn | reports.Arf, now: datetime
-    ) -> Outcome:
+    ) -> ReportOutcome:
         target = self._target(conn, recipient_id)
         if target is None:
             # Signed by us but gone (retention, crypto-shredding): nothing left to update.
-            return Outcome.UNMATCHED
+            return ReportOutcome.UNMATCHED
         if isinstance(report, reports.Arf):
             return self._complaint(conn, target, report, now)
         block = _block_for(report, target.address)
         if block is None:
-            return Outcome.UNMATCHED
+            return ReportOutcome.UNMATCHED
         return self._dsn(conn, target, report, block, now)
 
     def _record(
@@ -194,7 +197,7 @@ class ReportIntake:
         *,
         kind: str,
         action: str,
-        outcome: Outcome,
+        outcome: ReportOutcome,
         now: datetime,
         status: str | None = None,
         classification: str | None = None,
@@ -235,17 +238,17 @@ class ReportIntake:
         report: reports.Dsn,
         block: reports.DeliveryStatus,
         now: datetime,
-    ) -> Outcome:
+    ) -> ReportOutcome:
         status = block.status or ("5.0.0" if block.action == "failed" else None)
         classification = (
             str(classify(None, status, block.diagnostic)) if block.action in ("failed", "delayed") else None
         )
         if block.action == "failed":
-            outcome = Outcome.BOUNCED if target.status in _BOUNCEABLE else Outcome.RECORDED
+            outcome = ReportOutcome.BOUNCED if target.status in _BOUNCEABLE else ReportOutcome.RECORDED
         elif block.action == "delayed":
-            outcome = Outcome.DEFERRED
+            outcome = ReportOutcome.DEFERRED
         else:
-            outcome = Outcome.RECORDED
+            outcome = ReportOutcome.RECORDED
         fresh = self._record(
             conn,
             target,
@@ -261,7 +264,7 @@ class ReportIntake:
             heuristic=report.heuristic,
         )
         if not fresh:
-            return Outcome.DUPLICATE
+            return ReportOutcome.DUPLICATE
         data: dict[str, Any] = {
             "async": True,
             "origin": "dsn",
@@ -275,12 +278,12 @@ class ReportIntake:
         }
         if block.diagnostic:
             data["detail"] = block.diagnostic[:500]
-        if outcome is Outcome.BOUNCED:
+        if outcome is ReportOutcome.BOUNCED:
             detail = f"asynchronous bounce {status}: {block.diagnostic or ''}"
             self._mark_bounced(conn, target, classification, detail, now)
             data["bounce"] = {"type": "hard", "classification": classification, "origin": "dsn"}
             self._emit(conn, target, ev.EventType.BOUNCED, data, now)
-        elif outcome is Outcome.DEFERRED:
+        elif outcome is ReportOutcome.DEFERRED:
             self._emit(conn, target, ev.EventType.DEFERRED, data, now)
         if block.action == "failed":
             # Also for a recipient already bounced or expired: the list learns the address
@@ -296,7 +299,7 @@ class ReportIntake:
             sa.update(recipients)
             .where(recipients.c.id == target.id)
             .values(
-                status="bounced",
+                status=RecipientStatus.BOUNCED,
                 lease_owner=None,
                 lease_until=None,
                 last_reason=(classification or "bounced")[:40],
@@ -308,7 +311,7 @@ class ReportIntake:
     @staticmethod
     def _suppress_dead(conn: Connection, target: _Target, classification: str | None, now: datetime) -> None:
         rule = suppressions.outcome_rule(
-            "bounced", classification, classification or "", target.attempts, replied=True
+            RecipientStatus.BOUNCED, classification, classification or "", target.attempts, replied=True
         )
         if rule is None:
             return
@@ -326,11 +329,13 @@ class ReportIntake:
             now=now,
         )
 
-    def _complaint(self, conn: Connection, target: _Target, report: reports.Arf, now: datetime) -> Outcome:
+    def _complaint(
+        self, conn: Connection, target: _Target, report: reports.Arf, now: datetime
+    ) -> ReportOutcome:
         complaint = report.feedback_type in COMPLAINT_TYPES
-        outcome = Outcome.COMPLAINED if complaint else Outcome.RECORDED
+        outcome = ReportOutcome.COMPLAINED if complaint else ReportOutcome.RECORDED
         if not self._record(conn, target, kind="arf", action=report.feedback_type, outcome=outcome, now=now):
-            return Outcome.DUPLICATE
+            return ReportOutcome.DUPLICATE
         if complaint:
             data = {
                 "async": True,

@@ -19,7 +19,7 @@ from typing import AnyStr, Final
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from sealmail.bounces.inbound import Outcome, ReportIntake
+from sealmail.bounces.inbound import ReportIntake, ReportOutcome
 from sealmail.bounces.return_path import ReportAddress
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.smtp_replies import Reply
@@ -122,7 +122,7 @@ class ReportHandler(ListenerHandler):
             ReportEvent.REPORT_RECEIVED,
             outcomes=[str(o) for o in outcomes],
             size=len(raw),
-            matched=any(o not in (Outcome.UNMATCHED, Outcome.UNRECOGNIZED) for o in outcomes),
+            matched=any(o not in (ReportOutcome.UNMATCHED, ReportOutcome.UNRECOGNIZED) for o in outcomes),
         )
         # RFC 5321 §4.2.5: 250 only once what the report changed is committed.
         return str(S250_REPORT_RECEIVED)

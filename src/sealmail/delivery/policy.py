@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy
+from sealmail.domain.tags import SystemTag
 from sealmail.messages.queue import QueuedMessage
 
 
@@ -37,14 +38,14 @@ def sign_wanted(msg: QueuedMessage, option: str) -> bool:
 
 def policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
     """The policy and DLP facts the decisions of this message start from."""
-    if msg.source == "portal" and "portal-code" in msg.tags:
+    if msg.source == "portal" and SystemTag.PORTAL_CODE in msg.tags:
         # A portal sign-in code carries no PHI; routing it through a force-portal
         # policy would send a notice for the code mail itself.  Nor may a code that
         # cannot travel at its level become a notice: it opens a message, so it is
         # deferred instead (issue 11: never below the message's required level).
         return Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
     policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-    if "file-share" in msg.tags:
+    if SystemTag.FILE_SHARE in msg.tags:
         # A shared file is only reachable through the portal, whatever else the
         # recipient could take.
         policy = replace(policy, force_portal=True)

@@ -27,9 +27,10 @@ from sealmail.delivery.protect import Result, SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
 from sealmail.messages import queue
-from sealmail.messages.queue import Claimed, Outcome, QueuedMessage
+from sealmail.messages.queue import Claimed, QueuedMessage, RecordedOutcome
 from sealmail.store.events import EventType
 from sealmail.suppressions import service as suppressions
 from sealmail.tenancy.keyring import Keyring
@@ -100,7 +101,7 @@ class Worker:
         options: WorkerOptions,
         secureline: SecureLine,
         name: str | None = None,
-        on_final: Callable[[list[Outcome]], None] | None = None,
+        on_final: Callable[[list[RecordedOutcome]], None] | None = None,
         dsn: DsnSender | None = None,
     ) -> None:
         self.engine = engine
@@ -119,7 +120,7 @@ class Worker:
         self._headers: dict[str, bytes] = {}
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()
-        self._pending: list[Outcome] = []
+        self._pending: list[RecordedOutcome] = []
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,7 +177,7 @@ class Worker:
         self._in_flight -= len(batch)
         self._wake.set()
 
-    def _write(self, batch: list[Outcome], dests: dict[str, tuple[bool, str]]) -> None:
+    def _write(self, batch: list[RecordedOutcome], dests: dict[str, tuple[bool, str]]) -> None:
         # Destination results and the first chunk of outcomes share one transaction: on
         # SQLite every write transaction is a wait for the write lock and an fsync.
         tripped: list[str] = []
@@ -193,8 +194,8 @@ class Worker:
             log.warning("destination.suspended", domain=domain, seconds=self.options.circuit_breaker_seconds)
         for i in range(FLUSH_MAX, len(batch), FLUSH_MAX):
             queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
-        self.delivered += sum(1 for o in batch if o.status == "delivered")
-        finals = [o for o in batch if o.status in ("bounced", "expired")]
+        self.delivered += sum(1 for o in batch if o.status == RecipientStatus.DELIVERED)
+        finals = [o for o in batch if o.status in (RecipientStatus.BOUNCED, RecipientStatus.EXPIRED)]
         if self.dsn is not None:
             for out in finals:
                 headers = self._headers.pop(out.claimed.id, None)
@@ -342,48 +343,50 @@ class Worker:
         attempt: Attempt,
         started: datetime,
         finished: datetime,
-    ) -> Outcome:
+    ) -> RecordedOutcome:
         if attempt.status is AttemptStatus.DELIVERED:
-            return Outcome(c, attempt, started, finished, "delivered", EventType.DELIVERED)
+            return RecordedOutcome(
+                c, attempt, started, finished, RecipientStatus.DELIVERED, EventType.DELIVERED
+            )
         if attempt.reason == "tls_required" and self.options.on_tls_unavailable == "fail":
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
                 finished,
-                "bounced",
+                RecipientStatus.BOUNCED,
                 EventType.BOUNCED,
                 extra={"bounce": {"type": "hard", "classification": "tls_required"}},
             )
         decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
         if isinstance(decision, Retry):
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
                 finished,
-                "deferred",
+                RecipientStatus.DEFERRED,
                 EventType.DEFERRED,
                 next_attempt_at=decision.at,
                 extra={"classification": str(decision.bounce_class)},
             )
         if isinstance(decision, Bounce):
-            return Outcome(
+            return RecordedOutcome(
                 c,
                 attempt,
                 started,
                 finished,
-                "bounced",
+                RecipientStatus.BOUNCED,
                 EventType.BOUNCED,
                 extra={"bounce": {"type": "hard", "classification": str(decision.bounce_class)}},
             )
         assert isinstance(decision, Expire)
-        return Outcome(
+        return RecordedOutcome(
             c,
             attempt,
             started,
             finished,
-            "expired",
+            RecipientStatus.EXPIRED,
             EventType.EXPIRED,
             extra={"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}},
         )

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.engagement import classify, tokens
 from sealmail.engagement.tables import tracked_links
 from sealmail.engagement.tokens import Kind, Token
@@ -187,7 +188,7 @@ class Engagement:
         r = conn.execute(q).first()
         if r is None:
             return None
-        delivered = r.updated_at if r.status == "delivered" else None
+        delivered = r.updated_at if r.status == RecipientStatus.DELIVERED else None
         return Target(r.id, r.tenant_id, r.message_id, r.address, r.stream, delivered)
 
     def _recent(self, conn: Connection, target: Target, type_: ev.EventType, now: datetime) -> list[Any]:

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.errors import Conflict
 from sealmail.evidence import signed
-from sealmail.evidence.audit_names import EvidenceAudit
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.tables import audit_anchors
 from sealmail.ids import new_id
@@ -81,7 +81,7 @@ class Anchors:
             )
             audit.append(
                 conn,
-                action=EvidenceAudit.AUDIT_ANCHORED,
+                action=AuditAction.AUDIT_ANCHORED,
                 actor=actor,
                 target=anchor_id,
                 details={"seq": int(head.seq), "head_hash": str(head.hash)},

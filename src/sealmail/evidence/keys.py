@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
-from sealmail.evidence.audit_names import EvidenceAudit
+from sealmail.audit import AuditAction
 from sealmail.evidence.signed import key_fingerprint, raw_public
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -98,7 +98,7 @@ class EvidenceKeys:
             )
             audit.append(
                 conn,
-                action=EvidenceAudit.KEY_CREATED,
+                action=AuditAction.EVIDENCE_KEY_CREATED,
                 actor="system",
                 tenant_id=tenant_id,
                 target=ident_id,

@@ -22,7 +22,6 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import Conflict, NotFound
 from sealmail.evidence import signed
-from sealmail.evidence.audit_names import EvidenceAudit
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.store import db
 from sealmail.store.tables import attempts, audit_log, messages, recipient_keys, recipients
@@ -49,7 +48,7 @@ class Proofs:
             # Audited first, so the proof carries its own issuance's sequence number.
             audit.append(
                 conn,
-                action=EvidenceAudit.PROOF_ISSUED,
+                action=AuditAction.PROOF_ISSUED,
                 actor=actor,
                 tenant_id=tenant_id,
                 target=recipient_id,
@@ -175,7 +174,7 @@ def _last_seq(conn: Connection, tenant_id: str, target: str) -> int:
             sa.select(sa.func.max(audit_log.c.seq)).where(
                 audit_log.c.tenant_id == tenant_id,
                 audit_log.c.target == target,
-                audit_log.c.action == str(EvidenceAudit.PROOF_ISSUED),
+                audit_log.c.action == str(AuditAction.PROOF_ISSUED),
             )
         ).scalar_one()
     )

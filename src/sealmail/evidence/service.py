@@ -7,8 +7,8 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.evidence.anchors import Anchors
-from sealmail.evidence.audit_names import EvidenceAudit
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.proofs import Proofs
@@ -43,7 +43,7 @@ class Evidence:
         with self.engine.begin() as conn:
             audit.append(
                 conn,
-                action=EvidenceAudit.REPORT_EXPORTED,
+                action=AuditAction.REPORT_EXPORTED,
                 actor=actor,
                 tenant_id=tenant_id,
                 details={

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.files.reading import OpenedFile
-from sealmail.files.service import FileAudit, FileShares, Status
+from sealmail.files.service import FileShares, Status
 from sealmail.files.tables import file_shares
-from sealmail.portal.access import Hold, LinkState, PortalEvent, Session, hold_query, to_hold
+from sealmail.portal.access import Hold, LinkState, Session, hold_query, to_hold
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import portal_messages
@@ -95,7 +96,7 @@ class ReaderFiles:
         with self.engine.begin() as conn:
             audit.append(
                 conn,
-                action=FileAudit.DOWNLOADED,
+                action=AuditAction.FILE_DOWNLOADED,
                 actor=session.actor,
                 tenant_id=opened.tenant_id,
                 target=opened.id,
@@ -106,7 +107,7 @@ class ReaderFiles:
                     conn,
                     tenant_id=hold.tenant_id,
                     message_id=hold.message_id,
-                    type_=PortalEvent.ATTACHMENT_DOWNLOADED,
+                    type_=ev.EventType.PORTAL_ATTACHMENT_DOWNLOADED,
                     recipient_id=hold.recipient_id,
                     recipient=hold.address,
                     data={"portal_message_id": hold.id, "file_id": opened.id},

@@ -19,9 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.crypto import vault
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address, parse_address_list
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound
 from sealmail.files import chunks
@@ -35,17 +37,6 @@ from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal
 
 Clock = Callable[[], datetime]
-FILE_SHARE_TAG = "file-share"
-
-
-class FileAudit(enum.StrEnum):
-    """Audit names of the files feature (``object:verb``); details carry ids and sizes only."""
-
-    UPLOADED = "file:uploaded"
-    UPLOAD_ABORTED = "file:upload_aborted"
-    SENT = "file:sent"
-    DOWNLOADED = "file:downloaded"
-    DELETED = "file:deleted"
 
 
 class Status(enum.StrEnum):
@@ -194,7 +185,7 @@ class FileShares:
                 raise Conflict(f"file {up.file_id} was deleted while uploading")
             audit.append(
                 conn,
-                action=FileAudit.UPLOADED,
+                action=AuditAction.FILE_UPLOADED,
                 actor=self._actor_of(conn, up.tenant_id, up.file_id),
                 tenant_id=up.tenant_id,
                 target=up.file_id,
@@ -207,7 +198,7 @@ class FileShares:
             self._shred_row(conn, tenant_id, file_id)
             audit.append(
                 conn,
-                action=FileAudit.UPLOAD_ABORTED,
+                action=AuditAction.FILE_UPLOAD_ABORTED,
                 actor=self._actor_of(conn, tenant_id, file_id),
                 tenant_id=tenant_id,
                 target=file_id,
@@ -321,11 +312,11 @@ class FileShares:
             recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
             raw=built.raw,
             message_id_header=built.message_id,
-            tags=(FILE_SHARE_TAG,),
+            tags=(SystemTag.FILE_SHARE,),
             metadata={"file_id": file_id},
         )
-        result, _ = self.messages.accept(who, sub)
-        message_id = str(result["id"])
+        result, _ = self.messages.submit(who, sub)
+        message_id = result.id
         expires = self.now() + timedelta(days=req.expires_days or self.expiry_days)
         with self.engine.begin() as conn:
             won = conn.execute(
@@ -341,7 +332,7 @@ class FileShares:
             if won:
                 audit.append(
                     conn,
-                    action=FileAudit.SENT,
+                    action=AuditAction.FILE_SENT,
                     actor=who.credential_id,
                     tenant_id=who.tenant_id,
                     target=file_id,
@@ -351,7 +342,7 @@ class FileShares:
             # A concurrent send (or delete) won the row: withdraw the message we just made.
             self.messages.cancel(who, message_id)
             raise Conflict(f"file {file_id} was sent or deleted concurrently")
-        return {**result, "file_id": file_id, "expires_at": expires}
+        return {**result.body(), "file_id": file_id, "expires_at": expires}
 
     # -- crypto-shredding ------------------------------------------------------------------------
     def _shred_row(self, conn: Connection, tenant_id: str, file_id: str) -> None:
@@ -378,7 +369,7 @@ class FileShares:
             self._shred_row(conn, who.tenant_id, file_id)
             audit.append(
                 conn,
-                action=FileAudit.DELETED,
+                action=AuditAction.FILE_DELETED,
                 actor=who.credential_id,
                 tenant_id=who.tenant_id,
                 target=file_id,
@@ -410,7 +401,7 @@ class FileShares:
                 self._shred_row(conn, tenant_id, file_id)
                 audit.append(
                     conn,
-                    action=FileAudit.DELETED,
+                    action=AuditAction.FILE_DELETED,
                     actor="system:files-sweep",
                     tenant_id=tenant_id,
                     target=file_id,

@@ -15,8 +15,9 @@ import structlog
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.dsn import build_dsn
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
-from sealmail.messages.queue import Outcome
+from sealmail.messages.queue import RecordedOutcome
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.tenancy.service import Principal
 
@@ -30,7 +31,7 @@ class DsnSender:
 
     def send(
         self,
-        outcome: Outcome,
+        outcome: RecordedOutcome,
         original_headers: bytes,
         mail_from: str | None = None,
         accepted_at: datetime | None = None,
@@ -44,8 +45,8 @@ class DsnSender:
         except InvalidAddress:
             return None
         a = outcome.attempt
-        status = a.enhanced_code or ("4.4.7" if outcome.status == "expired" else "5.0.0")
-        if outcome.status == "bounced" and status.startswith("4"):
+        status = a.enhanced_code or ("4.4.7" if outcome.status == RecipientStatus.EXPIRED else "5.0.0")
+        if outcome.status == RecipientStatus.BOUNCED and status.startswith("4"):
             status = "5" + status[1:]
         now = datetime.now(UTC)
         message_id = email.utils.make_msgid(domain=self.reporting_mta)
@@ -61,7 +62,7 @@ class DsnSender:
             to=to.addr_spec,
             date=now,
             message_id=message_id,
-            expired=outcome.status == "expired",
+            expired=outcome.status == RecipientStatus.EXPIRED,
             last_attempt_date=outcome.finished_at,
         )
         sub = Submission(
@@ -76,9 +77,9 @@ class DsnSender:
             metadata={"dsn_for": outcome.claimed.message_id},
         )
         who = Principal(outcome.claimed.tenant_id, "system:dsn", frozenset({"send"}))
-        result, _ = self.messages.accept(who, sub, system=True)
-        log.info("dsn.queued", message_id=outcome.claimed.message_id, dsn_id=result["id"])
-        return str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        log.info("dsn.queued", message_id=outcome.claimed.message_id, dsn_id=result.id)
+        return result.id
 
-    def _envelope_sender(self, outcome: Outcome) -> str:
+    def _envelope_sender(self, outcome: RecordedOutcome) -> str:
         return self.messages.envelope_sender(outcome.claimed.tenant_id, outcome.claimed.message_id)

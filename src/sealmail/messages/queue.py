@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.outcomes import Attempt
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store import events as ev
@@ -28,7 +29,6 @@ from sealmail.store.tables import (
     attempts,
     destination_tls,
     destinations,
-    events,
     messages,
     recipients,
     tenants,
@@ -68,14 +68,14 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RecordedOutcome:
     """What to write back for one recipient after one attempt."""
 
     claimed: Claimed
     attempt: Attempt
     started_at: datetime
     finished_at: datetime
-    status: str  # delivered | deferred | bounced | expired
+    status: RecipientStatus  # DELIVERED | DEFERRED | BOUNCED | EXPIRED
     event: ev.EventType
     next_attempt_at: datetime | None = None
     extra: dict[str, Any] | None = None
@@ -101,8 +101,11 @@ def claim_with_messages(
 def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
     now = datetime.now(UTC)
     due = sa.or_(
-        sa.and_(recipients.c.status.in_(("queued", "deferred")), recipients.c.next_attempt_at <= now),
-        sa.and_(recipients.c.status == "delivering", recipients.c.lease_until < now),
+        sa.and_(
+            recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
+            recipients.c.next_attempt_at <= now,
+        ),
+        sa.and_(recipients.c.status == RecipientStatus.DELIVERING, recipients.c.lease_until < now),
     )
     suspended = sa.select(destinations.c.domain).where(destinations.c.suspended_until > now)
     candidates = (
@@ -117,7 +120,7 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         sa.update(recipients)
         .where(recipients.c.id.in_(candidates.scalar_subquery()))
         .values(
-            status="delivering",
+            status=RecipientStatus.DELIVERING,
             lease_owner=worker,
             lease_until=now + timedelta(seconds=lease_seconds),
             updated_at=now,
@@ -194,7 +197,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
     }
 
 
-def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
+def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
     """Write attempts, recipient states and events for a batch in one transaction.
 
     Returns how many outcomes were applied; an outcome whose lease was lost (another
@@ -206,39 +209,61 @@ def record(engine: Engine, worker: str, outcomes: Sequence[Outcome]) -> int:
         return record_in(conn, worker, outcomes)
 
 
-def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int:
+def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
     """``record`` inside the caller's transaction, in a fixed number of statements.
 
     The leases still held are read first (locked ``FOR UPDATE`` on PostgreSQL, so a
     worker reclaiming an expired lease waits for — or skips — them); only those outcomes
     are applied, by one multi-row UPDATE that repeats the lease check.  Event sequence
-    numbers are reserved per message with one multi-row UPDATE and read back.
+    numbers are reserved per message by the event writer.
     """
     if not outcomes:
         return 0
+    mine = _still_held(conn, worker, outcomes)
+    if not mine:
+        return 0
+    _update_recipients(conn, worker, mine)
+    by_message: dict[str, list[RecordedOutcome]] = {}
+    for out in mine.values():
+        by_message.setdefault(out.claimed.message_id, []).append(out)
+    ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
+    conn.execute(sa.insert(attempts), [_attempt_row(worker, out) for out in ordered])
+    ev.write(conn, [_event(out) for out in ordered])
+    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
+    # that again: in this transaction, so the list never disagrees with the outcomes.
+    suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
+    return len(mine)
+
+
+def _still_held(
+    conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
+) -> dict[str, RecordedOutcome]:
+    """The outcomes whose lease this worker still holds, one per recipient."""
     ids = sorted({o.claimed.id for o in outcomes})
     held = sa.select(recipients.c.id).where(
         recipients.c.id.in_(ids),
         recipients.c.lease_owner == worker,
-        recipients.c.status == "delivering",
+        recipients.c.status == RecipientStatus.DELIVERING,
     )
     if conn.dialect.name == "postgresql":
         held = held.order_by(recipients.c.id).with_for_update()
     owned = set(conn.execute(held).scalars())
     # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
     # found the lease already released).
-    mine: dict[str, Outcome] = {}
+    mine: dict[str, RecordedOutcome] = {}
     for out in outcomes:
         if out.claimed.id in owned and out.claimed.id not in mine:
             mine[out.claimed.id] = out
-    if not mine:
-        return 0
+    return mine
+
+
+def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOutcome]) -> None:
     conn.execute(
         sa.update(recipients)
         .where(
             recipients.c.id == sa.bindparam("b_id"),
             recipients.c.lease_owner == worker,
-            recipients.c.status == "delivering",
+            recipients.c.status == RecipientStatus.DELIVERING,
         )
         .values(
             status=sa.bindparam("b_status"),
@@ -268,85 +293,63 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[Outcome]) -> int
             for rid, out in sorted(mine.items())
         ],
     )
-    by_message: dict[str, list[Outcome]] = {}
-    for out in mine.values():
-        by_message.setdefault(out.claimed.message_id, []).append(out)
-    firsts = _next_seqs(conn, {m: len(outs) for m, outs in by_message.items()})
-    attempt_rows = []
-    event_rows = []
-    for message_id, outs in sorted(by_message.items()):
-        first = firsts[message_id]
-        for i, out in enumerate(outs):
-            a, c = out.attempt, out.claimed
-            attempt_rows.append(
-                {
-                    "id": new_id("att"),
-                    "tenant_id": c.tenant_id,
-                    "message_id": c.message_id,
-                    "recipient_id": c.id,
-                    "worker": worker,
-                    "started_at": out.started_at,
-                    "finished_at": out.finished_at,
-                    "status": str(a.status),
-                    "reason": a.reason,
-                    "detail": a.detail[:500],
-                    "mx_host": a.mx_host,
-                    "mx_ip": a.mx_ip,
-                    "tls_version": a.tls.version,
-                    "tls_cipher": a.tls.cipher,
-                    "tls_verified": a.tls.verified,
-                    "verified_by": str(a.tls.verified_by),
-                    "smtp_code": a.smtp_code,
-                    "enhanced_code": a.enhanced_code,
-                    "reply": (a.reply or "")[:500] or None,
-                    "sent_sha256": a.sent_sha256,
-                    "peer_cert_sha256": a.tls.peer_cert_sha256,
-                }
-            )
-            data: dict[str, Any] = {
-                "attempt": c.attempts + 1,
-                "reason": a.reason,
-                "detail": a.detail[:500],
-                "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
-                "transport": {
-                    "mx_host": a.mx_host,
-                    "mx_ip": a.mx_ip,
-                    "tls": {
-                        "version": a.tls.version,
-                        "cipher": a.tls.cipher,
-                        "verified": a.tls.verified,
-                        "verified_by": str(a.tls.verified_by),
-                    },
-                },
-            }
-            if out.next_attempt_at and out.status == "deferred":
-                data["next_attempt_at"] = out.next_attempt_at.isoformat()
-            if out.method:
-                data["secureline"] = {"method": out.method, "reason": out.method_reason}
-            if out.extra:
-                data.update(out.extra)
-            event_rows.append(
-                {
-                    "id": new_id("evt"),
-                    "tenant_id": c.tenant_id,
-                    "message_id": c.message_id,
-                    "recipient_id": c.id,
-                    "recipient": c.address,
-                    "type": str(out.event),
-                    "seq": first + i,
-                    "created_at": out.finished_at,
-                    "data": data,
-                }
-            )
-    conn.execute(sa.insert(attempts), attempt_rows)
-    conn.execute(sa.insert(events), event_rows)
-    # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
-    # that again: in this transaction, so the list never disagrees with the outcomes.
-    suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
-    return len(mine)
 
 
-def _fact(out: Outcome) -> suppressions.DeliveryFact:
+def _attempt_row(worker: str, out: RecordedOutcome) -> dict[str, Any]:
+    a, c = out.attempt, out.claimed
+    return {
+        "id": new_id("att"),
+        "tenant_id": c.tenant_id,
+        "message_id": c.message_id,
+        "recipient_id": c.id,
+        "worker": worker,
+        "started_at": out.started_at,
+        "finished_at": out.finished_at,
+        "status": str(a.status),
+        "reason": a.reason,
+        "detail": a.detail[:500],
+        "mx_host": a.mx_host,
+        "mx_ip": a.mx_ip,
+        "tls_version": a.tls.version,
+        "tls_cipher": a.tls.cipher,
+        "tls_verified": a.tls.verified,
+        "verified_by": str(a.tls.verified_by),
+        "smtp_code": a.smtp_code,
+        "enhanced_code": a.enhanced_code,
+        "reply": (a.reply or "")[:500] or None,
+        "sent_sha256": a.sent_sha256,
+        "peer_cert_sha256": a.tls.peer_cert_sha256,
+    }
+
+
+def _event(out: RecordedOutcome) -> ev.NewEvent:
+    a, c = out.attempt, out.claimed
+    data: dict[str, Any] = {
+        "attempt": c.attempts + 1,
+        "reason": a.reason,
+        "detail": a.detail[:500],
+        "smtp": {"code": a.smtp_code, "enhanced": a.enhanced_code},
+        "transport": {
+            "mx_host": a.mx_host,
+            "mx_ip": a.mx_ip,
+            "tls": {
+                "version": a.tls.version,
+                "cipher": a.tls.cipher,
+                "verified": a.tls.verified,
+                "verified_by": str(a.tls.verified_by),
+            },
+        },
+    }
+    if out.next_attempt_at and out.status == RecipientStatus.DEFERRED:
+        data["next_attempt_at"] = out.next_attempt_at.isoformat()
+    if out.method:
+        data["secureline"] = {"method": out.method, "reason": out.method_reason}
+    if out.extra:
+        data.update(out.extra)
+    return ev.NewEvent(c.tenant_id, c.message_id, out.event, c.id, c.address, data, out.finished_at)
+
+
+def _fact(out: RecordedOutcome) -> suppressions.DeliveryFact:
     c = out.claimed
     bounce = (out.extra or {}).get("bounce")
     classification = (
@@ -364,28 +367,6 @@ def _fact(out: Outcome) -> suppressions.DeliveryFact:
     )
 
 
-def _next_seqs(conn: Connection, counts: dict[str, int]) -> dict[str, int]:
-    """``events.next_seqs`` for many messages at once: message id -> first reserved number.
-
-    The UPDATE takes each message row's lock (in id order, so two workers cannot deadlock)
-    before the new values are read back inside the same transaction.
-    """
-    ordered = sorted(counts.items())
-    conn.execute(
-        sa.update(messages)
-        .where(messages.c.id == sa.bindparam("b_id"))
-        .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
-        .execution_options(synchronize_session=False),
-        [{"b_id": m, "b_n": n} for m, n in ordered],
-    )
-    last = dict(
-        conn.execute(
-            sa.select(messages.c.id, messages.c.event_seq).where(messages.c.id.in_([m for m, _ in ordered]))
-        ).all()
-    )
-    return {m: int(last[m]) - n + 1 for m, n in ordered}
-
-
 def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> None:
     """Give claimed recipients back without counting an attempt (e.g. breaker open)."""
     if not ids:
@@ -395,7 +376,7 @@ def release(engine: Engine, worker: str, ids: Sequence[str], when: datetime) -> 
             sa.update(recipients)
             .where(recipients.c.id.in_(list(ids)), recipients.c.lease_owner == worker)
             .values(
-                status="deferred",
+                status=RecipientStatus.DEFERRED,
                 lease_owner=None,
                 lease_until=None,
                 next_attempt_at=when,

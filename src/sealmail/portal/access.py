@@ -22,12 +22,8 @@ an injected clock so tests can move past idle and absolute limits without sleepi
 from __future__ import annotations
 
 import dataclasses
-import enum
-import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,21 +32,38 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection, Engine
 
-from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.portal_factors import (
     Channel,
     CodeMailPlan,
-    NoticeStrength,
     WeakNoticePolicy,
     plan_code_mail,
-    weak_notice_policy,
 )
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages import queue
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.portal.holds import token_hash
+from sealmail.portal.records import (
+    HOLD_COLUMNS,
+    Challenge,
+    Clock,
+    Hold,
+    LinkState,
+    PortalPolicy,
+    Session,
+    SignIn,
+    SignInStatus,
+    audit_weak_notice_change,
+    code_hash,
+    hold_query,
+    record_audit,
+    sha256_hex,
+    tenant_requires_passphrase,
+    to_hold,
+)
 from sealmail.portal.tables import (
     portal_challenges,
     portal_lockouts,
@@ -62,249 +75,24 @@ from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, tenants
 from sealmail.tenancy.service import Principal
 
-Clock = Callable[[], datetime]
-
-
-class PortalAudit(enum.StrEnum):
-    """Portal audit names (``object:verb``), passed to ``audit.append`` like ``AuditAction``."""
-
-    SIGNED_IN = "portal:signed_in"
-    SIGN_IN_FAILED = "portal:sign_in_failed"
-    LOCKED_OUT = "portal:locked_out"
-    CODE_SENT = "portal:code_sent"
-    VIEWED = "portal:viewed"
-    ATTACHMENT_DOWNLOADED = "portal:attachment_downloaded"
-    REPLIED = "portal:replied"
-    RECALLED = "portal:recalled"
-    EXPIRED = "portal:expired"
-    SHREDDED = "portal:shredded"
-    SETTINGS_CHANGED = "portal:settings_changed"
-    # The tenant's ``secureline.portal_weak_notice`` changed; ``loosened`` says whether
-    # sign-in codes may now travel below a message's required TLS level.
-    WEAK_NOTICE_POLICY_CHANGED = "portal:weak_notice_policy_changed"
-    CODE_REFUSED = "portal:code_refused"
-
-
-class PortalEvent(enum.StrEnum):
-    """Per-recipient events in the events table (the events API lists any type string)."""
-
-    NOTIFIED = "portal.notified"
-    VIEWED = "portal.viewed"
-    ATTACHMENT_DOWNLOADED = "portal.attachment_downloaded"
-    REPLIED = "portal.replied"
-    EXPIRED = "portal.expired"
-    RECALLED = "portal.recalled"
-    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
-    CODE_SENT = "portal.code_sent"
-    CODE_REFUSED = "portal.code_refused"
-
-
-def record_audit(
-    conn: Connection, action: PortalAudit, actor: str, tenant_id: str, target: str | None, **details: Any
-) -> None:
-    # audit.append takes any StrEnum of ``object:verb`` names; PortalAudit is the portal's.
-    audit.append(
-        conn,
-        action=action,
-        actor=actor,
-        tenant_id=tenant_id,
-        target=target,
-        details=details,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PortalPolicy:
-    code_digits: int = 6
-    code_ttl: timedelta = timedelta(minutes=10)
-    code_attempts: int = 5  # wrong entries before a code is void
-    challenge_ttl: timedelta = timedelta(hours=1)
-    lockout_failures: int = 5
-    lockout_window: timedelta = timedelta(minutes=15)
-    lockout_duration: timedelta = timedelta(minutes=30)
-    codes_per_hour: int = 5
-    session_idle: timedelta = timedelta(minutes=15)
-    session_lifetime: timedelta = timedelta(hours=8)
-
-
-class LinkState(enum.StrEnum):
-    OPEN = "open"
-    INVALID = "invalid"
-    EXPIRED = "expired"
-    RECALLED = "recalled"
-
-
-class SignInStatus(enum.StrEnum):
-    OK = "ok"
-    WRONG = "wrong"
-    LOCKED = "locked"
-    EXPIRED = "expired"  # the challenge or code is no longer valid: start again
-    THROTTLED = "throttled"  # too many codes requested
-    # No code can be emailed at the message's required TLS level: use another factor.
-    UNAVAILABLE = "unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    id: str
-    tenant_id: str
-    message_id: str
-    recipient_id: str
-    address: str
-    expires_at: datetime
-    recalled: bool
-    viewed_at: datetime | None
-    requires_passphrase: bool
-    shredded: bool
-    # The tenant allows no emailed codes at all (``secureline.portal_require_passphrase``).
-    passphrase_only: bool = False
-    # The message's required TLS level, which an emailed code must meet (issue 11).
-    required_tls: TlsPolicy = TlsPolicy.REQUIRE_VERIFIED
-    # How the notice carrying the link travelled; None until one was delivered.
-    notice_strength: NoticeStrength | None = None
-    weak_notice_policy: WeakNoticePolicy = WeakNoticePolicy.REQUIRE_STRONG_FACTOR
-
-    def state(self, now: datetime) -> LinkState:
-        if self.recalled:
-            return LinkState.RECALLED
-        if self.shredded or self.expires_at <= now:
-            return LinkState.EXPIRED
-        return LinkState.OPEN
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    hold: Hold
-    code_sent: bool
-    locked_until: datetime | None
-    # Whether "email me a code" can work: False when the code mail could not meet the
-    # message's required TLS level (the page then offers the other factors).
-    email_code: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SignIn:
-    status: SignInStatus
-    session_token: str | None = None
-    remaining: int = 0
-    locked_until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    id: str
-    tenant_id: str
-    address: str
-    address_verified: bool
-    unlocked: frozenset[str]
-
-    @property
-    def actor(self) -> str:
-        # Names the session, never the address: audit details stay free of identifiers
-        # that are PHI when combined with a clinic's name.
-        return f"portal:{self.id[:16]}"
-
-    def may_open(self, hold: Hold) -> bool:
-        if hold.tenant_id != self.tenant_id or hold.address.lower() != self.address:
-            return False
-        return hold.message_id in self.unlocked if hold.requires_passphrase else self.address_verified
-
-
-def _sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _code_hash(challenge_token: str, code: str) -> str:
-    return hmac.new(challenge_token.encode(), code.encode(), hashlib.sha256).hexdigest()
-
-
-HOLD_COLUMNS = (
-    portal_messages,
-    portal_message_settings.c.passphrase_hash,
-    portal_message_settings.c.expires_at.label("override_expires_at"),
-    portal_message_settings.c.recalled_at.label("message_recalled_at"),
-    messages.c.wrapped_data_key.is_(None).label("shredded"),
-    tenants.c.settings.label("tenant_settings"),
-)
-
-
-def hold_query() -> sa.Select[Any]:
-    """Holds joined with their message's sender settings and shred state."""
-    return (
-        sa.select(*HOLD_COLUMNS)
-        .join(
-            messages,
-            sa.and_(
-                messages.c.id == portal_messages.c.message_id,
-                messages.c.tenant_id == portal_messages.c.tenant_id,
-            ),
-        )
-        .outerjoin(
-            portal_message_settings,
-            sa.and_(
-                portal_message_settings.c.message_id == portal_messages.c.message_id,
-                portal_message_settings.c.tenant_id == portal_messages.c.tenant_id,
-            ),
-        )
-        .join(tenants, tenants.c.id == portal_messages.c.tenant_id)
-    )
-
-
-def tenant_requires_passphrase(settings: Any) -> bool:
-    """Tenant policy ``secureline.portal_require_passphrase``: no sign-in by emailed code.
-
-    For organisations that will not let a code travel by mail at all: until the sender
-    sets a passphrase on a message (and gives it to the patient another way), the message
-    cannot be opened.
-    """
-    secureline = (settings or {}).get("secureline") if isinstance(settings, dict) else None
-    return isinstance(secureline, dict) and bool(secureline.get("portal_require_passphrase"))
-
-
-def audit_weak_notice_change(
-    conn: Connection, tenant_id: str, actor: str, before: dict[str, Any], after: dict[str, Any]
-) -> None:
-    """Audit a change of ``secureline.portal_weak_notice`` in the settings transaction.
-
-    Loosening lets sign-in codes cross channels weaker than the messages they open, so
-    it gets an entry of its own (beyond the generic settings diff) naming the change.
-    """
-    old = weak_notice_policy(before.get("secureline"))
-    new = weak_notice_policy(after.get("secureline"))
-    if old is not new:
-        record_audit(
-            conn,
-            PortalAudit.WEAK_NOTICE_POLICY_CHANGED,
-            actor,
-            tenant_id,
-            tenant_id,
-            before=str(old),
-            after=str(new),
-            loosened=new is WeakNoticePolicy.ALLOW_EMAIL_CODE,
-        )
-
-
-def to_hold(row: Any) -> Hold:
-    settings = row.tenant_settings if isinstance(row.tenant_settings, dict) else {}
-    secureline = settings.get("secureline")
-    return Hold(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        message_id=row.message_id,
-        recipient_id=row.recipient_id,
-        address=row.address,
-        expires_at=row.override_expires_at or row.expires_at,
-        recalled=row.recalled_at is not None or row.message_recalled_at is not None,
-        viewed_at=row.viewed_at,
-        requires_passphrase=row.passphrase_hash is not None
-        or tenant_requires_passphrase(row.tenant_settings),
-        shredded=bool(row.shredded),
-        passphrase_only=tenant_requires_passphrase(row.tenant_settings),
-        # Holds from before the level was recorded fail closed: the strictest usual level.
-        required_tls=TlsPolicy(row.notice_required_tls or TlsPolicy.REQUIRE_VERIFIED),
-        notice_strength=NoticeStrength(row.notice_strength) if row.notice_strength else None,
-        weak_notice_policy=weak_notice_policy(secureline),
-    )
+# The records are imported from here too (the sign-in flow is where they began).
+__all__ = [
+    "HOLD_COLUMNS",
+    "Challenge",
+    "Clock",
+    "Hold",
+    "LinkState",
+    "PortalAccess",
+    "PortalPolicy",
+    "Session",
+    "SignIn",
+    "SignInStatus",
+    "audit_weak_notice_change",
+    "hold_query",
+    "record_audit",
+    "tenant_requires_passphrase",
+    "to_hold",
+]
 
 
 class PortalAccess:
@@ -340,7 +128,7 @@ class PortalAccess:
             challenge = secrets.token_urlsafe(32)
             conn.execute(
                 sa.insert(portal_challenges).values(
-                    id=_sha(challenge),
+                    id=sha256_hex(challenge),
                     tenant_id=hold.tenant_id,
                     portal_message_id=hold.id,
                     address=hold.address,
@@ -381,7 +169,9 @@ class PortalAccess:
         return plan_code_mail(hold.weak_notice_policy, hold.required_tls, fails)
 
     def _challenge_row(self, conn: Connection, token: str, now: datetime) -> Any:
-        row = conn.execute(sa.select(portal_challenges).where(portal_challenges.c.id == _sha(token))).first()
+        row = conn.execute(
+            sa.select(portal_challenges).where(portal_challenges.c.id == sha256_hex(token))
+        ).first()
         if row is None or row.used_at is not None or row.expires_at <= now:
             return None
         return row
@@ -428,7 +218,7 @@ class PortalAccess:
         actor = f"portal-challenge:{ch.id[:16]}"
         record_audit(
             conn,
-            PortalAudit.SIGN_IN_FAILED,
+            AuditAction.PORTAL_SIGN_IN_FAILED,
             actor,
             ch.tenant_id,
             ch.portal_message_id,
@@ -438,7 +228,7 @@ class PortalAccess:
         if locked_until is not None:
             record_audit(
                 conn,
-                PortalAudit.LOCKED_OUT,
+                AuditAction.PORTAL_LOCKED_OUT,
                 actor,
                 ch.tenant_id,
                 ch.portal_message_id,
@@ -474,7 +264,7 @@ class PortalAccess:
                 sa.update(portal_challenges)
                 .where(portal_challenges.c.id == ch.id)
                 .values(
-                    code_hash=_code_hash(challenge_token, code),
+                    code_hash=code_hash(challenge_token, code),
                     code_sent_at=now,
                     code_expires_at=now + p.code_ttl,
                     code_attempts=0,
@@ -500,13 +290,13 @@ class PortalAccess:
         }
         if not plan.send:
             facts["reason"] = plan.why
-        action = PortalAudit.CODE_SENT if plan.send else PortalAudit.CODE_REFUSED
+        action = AuditAction.PORTAL_CODE_SENT if plan.send else AuditAction.PORTAL_CODE_REFUSED
         record_audit(conn, action, f"portal-challenge:{ch.id[:16]}", hold.tenant_id, hold.id, **facts)
         ev.emit(
             conn,
             tenant_id=hold.tenant_id,
             message_id=hold.message_id,
-            type_=PortalEvent.CODE_SENT if plan.send else PortalEvent.CODE_REFUSED,
+            type_=ev.EventType.PORTAL_CODE_SENT if plan.send else ev.EventType.PORTAL_CODE_REFUSED,
             recipient_id=hold.recipient_id,
             recipient=hold.address,
             data={"portal_message_id": hold.id, **facts},
@@ -577,7 +367,7 @@ class PortalAccess:
             recipients=(EnvelopeRecipient(rcpt.smtp_addr_spec, rcpt.ascii_domain, "to"),),
             raw=built.raw,
             message_id_header=built.message_id,
-            tags=("portal-code",),
+            tags=(SystemTag.PORTAL_CODE,),
             # Ties the code mail (and its delivered event's TLS facts) to the hold.
             metadata={"portal_message_id": hold.id},
             # SecureLine never turns a code mail into a notice: below this level it is
@@ -585,7 +375,7 @@ class PortalAccess:
             tls_policy=tls_policy,
         )
         who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        self.messages.accept(who, sub, system=True)
+        self.messages.submit(who, sub, system=True)
 
     def verify_code(self, challenge_token: str, code: str) -> SignIn:
         now = self.now()
@@ -599,7 +389,7 @@ class PortalAccess:
             if ch.code_hash is None or ch.code_expires_at is None or ch.code_expires_at <= now:
                 return SignIn(SignInStatus.EXPIRED)
             given = "".join(c for c in code if c.isdigit())
-            if not hmac.compare_digest(_code_hash(challenge_token, given), ch.code_hash):
+            if not hmac.compare_digest(code_hash(challenge_token, given), ch.code_hash):
                 attempts = ch.code_attempts + 1
                 # A code that has been guessed at too often is void even before the
                 # address locks, so a slow guesser cannot keep one code alive.
@@ -653,7 +443,7 @@ class PortalAccess:
         )
         conn.execute(
             sa.insert(portal_sessions).values(
-                id=_sha(token),
+                id=sha256_hex(token),
                 tenant_id=ch.tenant_id,
                 address=ch.address.lower(),
                 address_verified=address_verified,
@@ -665,8 +455,8 @@ class PortalAccess:
         )
         record_audit(
             conn,
-            PortalAudit.SIGNED_IN,
-            f"portal:{_sha(token)[:16]}",
+            AuditAction.PORTAL_SIGNED_IN,
+            f"portal:{sha256_hex(token)[:16]}",
             ch.tenant_id,
             ch.portal_message_id,
             method="code" if address_verified else "passphrase",
@@ -681,7 +471,9 @@ class PortalAccess:
         """
         now = self.now()
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(portal_sessions).where(portal_sessions.c.id == _sha(token))).first()
+            row = conn.execute(
+                sa.select(portal_sessions).where(portal_sessions.c.id == sha256_hex(token))
+            ).first()
             if row is None or row.ended_at is not None:
                 return None, "none"
             why = ""
@@ -703,6 +495,6 @@ class PortalAccess:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(portal_sessions)
-                .where(portal_sessions.c.id == _sha(token), portal_sessions.c.ended_at.is_(None))
+                .where(portal_sessions.c.id == sha256_hex(token), portal_sessions.c.ended_at.is_(None))
                 .values(ended_at=self.now())
             )

@@ -22,14 +22,13 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection, Engine
 
+from sealmail.audit import AuditAction
+from sealmail.domain.statuses import TERMINAL
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
-from sealmail.messages.service import TERMINAL
 from sealmail.portal.access import (
     Hold,
     LinkState,
-    PortalAudit,
-    PortalEvent,
     hold_query,
     record_audit,
     to_hold,
@@ -37,6 +36,7 @@ from sealmail.portal.access import (
 from sealmail.portal.mailbox import emit
 from sealmail.portal.tables import portal_hold_states, portal_message_settings, portal_replies
 from sealmail.store import db
+from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, recipients
 
 UNSET: Any = object()
@@ -108,7 +108,7 @@ class PortalLifecycle:
                 self._upsert_settings(conn, tenant_id, message_id, **values)
                 changed = sorted(values)
                 record_audit(
-                    conn, PortalAudit.SETTINGS_CHANGED, actor, tenant_id, message_id, changed=changed
+                    conn, AuditAction.PORTAL_SETTINGS_CHANGED, actor, tenant_id, message_id, changed=changed
                 )
         return self.describe(tenant_id, message_id)
 
@@ -169,8 +169,10 @@ class PortalLifecycle:
                 .values(recalled_at=now)
             )
             for hold in holds:
-                emit(conn, hold, PortalEvent.RECALLED, {"viewed": hold.viewed_at is not None}, now)
-            record_audit(conn, PortalAudit.RECALLED, actor, tenant_id, message_id, recipients=len(holds))
+                emit(conn, hold, ev.EventType.PORTAL_RECALLED, {"viewed": hold.viewed_at is not None}, now)
+            record_audit(
+                conn, AuditAction.PORTAL_RECALLED, actor, tenant_id, message_id, recipients=len(holds)
+            )
             shredded = self._shred_if_done(conn, tenant_id, message_id, now)
         return {**self.describe(tenant_id, message_id), "recalled": len(holds), "shredded": shredded}
 
@@ -192,13 +194,23 @@ class PortalLifecycle:
                 hold = to_hold(row)
                 state: dict[str, Any] = {}
                 if row.notified_at is not None and row.notified_event_at is None:
-                    emit(conn, hold, PortalEvent.NOTIFIED, {"notice": notice_facts(row)}, row.notified_at)
+                    emit(
+                        conn,
+                        hold,
+                        ev.EventType.PORTAL_NOTIFIED,
+                        {"notice": notice_facts(row)},
+                        row.notified_at,
+                    )
                     state["notified_event_at"] = now
                     notified += 1
                 if not hold.recalled and hold.expires_at <= now and row.ex_at is None:
-                    emit(conn, hold, PortalEvent.EXPIRED, {"viewed": hold.viewed_at is not None}, now)
+                    emit(conn, hold, ev.EventType.PORTAL_EXPIRED, {"viewed": hold.viewed_at is not None}, now)
                     record_audit(
-                        conn, PortalAudit.EXPIRED, "system:portal-sweep", hold.tenant_id, hold.message_id
+                        conn,
+                        AuditAction.PORTAL_EXPIRED,
+                        "system:portal-sweep",
+                        hold.tenant_id,
+                        hold.message_id,
                     )
                     state["expired_at"] = now
                     expired += 1
@@ -265,7 +277,7 @@ class PortalLifecycle:
         self._upsert_settings(conn, tenant_id, message_id, shredded_at=now)
         record_audit(
             conn,
-            PortalAudit.SHREDDED,
+            AuditAction.PORTAL_SHREDDED,
             "system:portal",
             tenant_id,
             message_id,

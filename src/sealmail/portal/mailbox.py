@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from sealmail.audit import AuditAction
 from sealmail.domain import mail_view
 from sealmail.domain import message as mime
 from sealmail.domain.addresses import InvalidAddress, parse_address
@@ -27,8 +28,6 @@ from sealmail.portal.access import (
     Hold,
     LinkState,
     PortalAccess,
-    PortalAudit,
-    PortalEvent,
     Session,
     hold_query,
     record_audit,
@@ -188,13 +187,18 @@ class Mailbox:
                 return None
             if record:
                 record_audit(
-                    conn, PortalAudit.VIEWED, session.actor, hold.tenant_id, hold.message_id, hold=hold.id
+                    conn,
+                    AuditAction.PORTAL_VIEWED,
+                    session.actor,
+                    hold.tenant_id,
+                    hold.message_id,
+                    hold=hold.id,
                 )
             if record and hold.viewed_at is None:
                 conn.execute(
                     sa.update(portal_messages).where(portal_messages.c.id == hold.id).values(viewed_at=now)
                 )
-                self._emit(conn, hold, PortalEvent.VIEWED, {}, now)
+                self._emit(conn, hold, ev.EventType.PORTAL_VIEWED, {}, now)
             reply_ids = conn.execute(
                 sa.select(portal_replies.c.reply_message_id)
                 .where(
@@ -220,7 +224,7 @@ class Mailbox:
                 return None
             record_audit(
                 conn,
-                PortalAudit.ATTACHMENT_DOWNLOADED,
+                AuditAction.PORTAL_ATTACHMENT_DOWNLOADED,
                 session.actor,
                 hold.tenant_id,
                 hold.message_id,
@@ -228,7 +232,7 @@ class Mailbox:
                 index=index,
                 size=len(parts[index].data),
             )
-            self._emit(conn, hold, PortalEvent.ATTACHMENT_DOWNLOADED, {"index": index}, now)
+            self._emit(conn, hold, ev.EventType.PORTAL_ATTACHMENT_DOWNLOADED, {"index": index}, now)
         return parts[index]
 
     def reply(self, session: Session, hold_id: str, text: str, files: list[Part]) -> str | None:
@@ -291,8 +295,8 @@ class Mailbox:
             tags=("portal-reply",),
         )
         who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        result, _ = self.messages.accept(who, sub, system=True)
-        reply_id = str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        reply_id = result.id
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(portal_replies).values(
@@ -305,7 +309,7 @@ class Mailbox:
             )
             record_audit(
                 conn,
-                PortalAudit.REPLIED,
+                AuditAction.PORTAL_REPLIED,
                 session.actor,
                 hold.tenant_id,
                 hold.message_id,
@@ -313,15 +317,15 @@ class Mailbox:
                 reply=reply_id,
                 attachments=len(files),
             )
-            self._emit(conn, hold, PortalEvent.REPLIED, {"reply_message_id": reply_id}, now)
+            self._emit(conn, hold, ev.EventType.PORTAL_REPLIED, {"reply_message_id": reply_id}, now)
         return reply_id
 
     @staticmethod
-    def _emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+    def _emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any], now: datetime) -> None:
         emit(conn, hold, type_, data, now)
 
 
-def emit(conn: Connection, hold: Hold, type_: PortalEvent, data: dict[str, Any], now: datetime) -> None:
+def emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any], now: datetime) -> None:
     """A per-recipient portal event on the original message."""
     ev.emit(
         conn,

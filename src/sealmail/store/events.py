@@ -1,8 +1,14 @@
-"""Events: every recipient state change, with a stable id and a per-message sequence."""
+"""Events: every recipient state change, with a stable id and a per-message sequence.
+
+Every event row is written here (``write``, or ``numbered`` + ``insert`` for a message
+being created), and every sequence number comes from ``reserve``.
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +20,9 @@ from sealmail.store.tables import events, messages
 
 
 class EventType(enum.StrEnum):
+    """Every event type, ``object.verb``: one enum, so the events API, webhooks and the
+    rows agree on one spelling (the events API lists any stored string)."""
+
     ACCEPTED = "message.accepted"
     DEFERRED = "message.deferred"
     DELIVERED = "message.delivered"
@@ -34,21 +43,89 @@ class EventType(enum.StrEnum):
     PORTAL_REPLIED = "portal.replied"
     PORTAL_EXPIRED = "portal.expired"
     PORTAL_RECALLED = "portal.recalled"
+    # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
+    PORTAL_CODE_SENT = "portal.code_sent"
+    PORTAL_CODE_REFUSED = "portal.code_refused"
+    # Sent to one webhook endpoint on request; never stored as an event row.
+    WEBHOOK_TEST = "webhook.test"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One event to write; ``write`` numbers it within its message."""
+
+    tenant_id: str
+    message_id: str
+    type_: EventType
+    recipient_id: str | None
+    recipient: str | None
+    data: dict[str, Any]
+    at: datetime | None = None
+
+
+def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
+    """Reserve ``counts[m]`` sequence numbers for each message ``m``: message id -> the first.
+
+    The only sequence allocator.  The UPDATE takes each message row's lock (in id order, so
+    two workers finishing recipients of the same messages cannot deadlock) before the new
+    values are read back inside the same transaction, so concurrent writers get distinct,
+    increasing numbers.
+    """
+    ordered = sorted((m, n) for m, n in counts.items() if n > 0)
+    if not ordered:
+        return {}
+    conn.execute(
+        sa.update(messages)
+        .where(messages.c.id == sa.bindparam("b_id"))
+        .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
+        .execution_options(synchronize_session=False),
+        [{"b_id": m, "b_n": n} for m, n in ordered],
+    )
+    last = dict(
+        conn.execute(
+            sa.select(messages.c.id, messages.c.event_seq).where(messages.c.id.in_([m for m, _ in ordered]))
+        ).all()
+    )
+    return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 
 def next_seqs(conn: Connection, message_id: str, n: int) -> int:
-    """Reserve ``n`` sequence numbers for a message; returns the first.
+    """Reserve ``n`` sequence numbers for one message; returns the first."""
+    return reserve(conn, {message_id: n})[message_id]
 
-    The UPDATE takes the message row's lock, so concurrent workers finishing two
-    recipients of one message get distinct, increasing numbers.
+
+def numbered(items: Sequence[NewEvent], first: int = 1) -> list[dict[str, Any]]:
+    """Rows for events of one brand-new message, numbered from ``first``.
+
+    For a message inserted in the same transaction with ``event_seq`` already counting
+    these rows (intake), so no number needs reserving; anything else goes through ``write``.
     """
-    new_last = conn.execute(
-        sa.update(messages)
-        .where(messages.c.id == message_id)
-        .values(event_seq=messages.c.event_seq + n)
-        .returning(messages.c.event_seq)
-    ).scalar_one()
-    return int(new_last) - n + 1
+    return [_row(e, first + i) for i, e in enumerate(items)]
+
+
+def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows built by ``numbered`` (one multi-row INSERT)."""
+    if rows:
+        conn.execute(sa.insert(events), list(rows))
+
+
+def write(conn: Connection, items: Sequence[NewEvent]) -> list[dict[str, Any]]:
+    """Write events inside the caller's transaction: the one event writer.
+
+    Numbers are reserved per message (``reserve``) and handed out in the given order.
+    """
+    if not items:
+        return []
+    counts: dict[str, int] = {}
+    for e in items:
+        counts[e.message_id] = counts.get(e.message_id, 0) + 1
+    nxt = reserve(conn, counts)
+    rows = []
+    for e in items:
+        rows.append(_row(e, nxt[e.message_id]))
+        nxt[e.message_id] += 1
+    insert(conn, rows)
+    return rows
 
 
 def emit(
@@ -56,26 +133,29 @@ def emit(
     *,
     tenant_id: str,
     message_id: str,
-    type_: enum.StrEnum,  # EventType, or a feature's own event-name enum
+    type_: EventType,
     recipient_id: str | None,
     recipient: str | None,
     data: dict[str, Any],
-    seq: int | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
-    row = {
-        "id": new_id("evt"),
-        "tenant_id": tenant_id,
-        "message_id": message_id,
-        "recipient_id": recipient_id,
-        "recipient": recipient,
-        "type": str(type_),
-        "seq": seq if seq is not None else next_seqs(conn, message_id, 1),
-        "created_at": at or datetime.now(UTC),
-        "data": data,
-    }
-    conn.execute(sa.insert(events).values(**row))
+    """Write one event (``write`` for one)."""
+    [row] = write(conn, [NewEvent(tenant_id, message_id, type_, recipient_id, recipient, data, at)])
     return row
+
+
+def _row(e: NewEvent, seq: int) -> dict[str, Any]:
+    return {
+        "id": new_id("evt"),
+        "tenant_id": e.tenant_id,
+        "message_id": e.message_id,
+        "recipient_id": e.recipient_id,
+        "recipient": e.recipient,
+        "type": str(e.type_),
+        "seq": seq,
+        "created_at": e.at or datetime.now(UTC),
+        "data": e.data,
+    }
 
 
 def render(row: Any) -> dict[str, Any]:

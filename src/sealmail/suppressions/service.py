@@ -42,7 +42,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
@@ -76,15 +78,6 @@ class SuppressionReason(enum.StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     MANUAL = "manual"
-
-
-class SuppressionAudit(enum.StrEnum):
-    """Audit names of the suppressions feature (``object:verb``)."""
-
-    CREATED = "suppression:created"
-    UPDATED = "suppression:updated"
-    REMOVED = "suppression:removed"
-    BYPASSED = "message:suppressions_bypassed"
 
 
 ALL_STREAMS = "*"  # a suppression for every stream of the tenant
@@ -191,12 +184,32 @@ def suppress(
             ).first()
             if inserted is None:
                 continue
-            _audit(conn, SuppressionAudit.CREATED, actor, tenant_id, new, stream, reason, source, expires_at)
+            _audit(
+                conn,
+                AuditAction.SUPPRESSION_CREATED,
+                actor,
+                tenant_id,
+                new,
+                stream,
+                reason,
+                source,
+                expires_at,
+            )
             return True
         if not _changes(row.reason, row.expires_at, reason, expires_at, now):
             return False
         conn.execute(sa.update(sup).where(sup.c.id == row.id).values(**values))
-        _audit(conn, SuppressionAudit.UPDATED, actor, tenant_id, row.id, stream, reason, source, expires_at)
+        _audit(
+            conn,
+            AuditAction.SUPPRESSION_UPDATED,
+            actor,
+            tenant_id,
+            row.id,
+            stream,
+            reason,
+            source,
+            expires_at,
+        )
         return True
     raise RuntimeError("suppression row vanished twice while being written")
 
@@ -221,7 +234,7 @@ def _changes(
 
 def _audit(
     conn: Connection,
-    action: SuppressionAudit,
+    action: AuditAction,
     actor: str,
     tenant_id: str,
     target: str,
@@ -249,7 +262,7 @@ def unsuppress(conn: Connection, *, tenant_id: str, stream: str, address: str, a
         return False
     audit.append(
         conn,
-        action=SuppressionAudit.REMOVED,
+        action=AuditAction.SUPPRESSION_REMOVED,
         actor=actor,
         tenant_id=tenant_id,
         target=row.id,
@@ -358,11 +371,11 @@ def reject_claimed(
             sa.update(recipients)
             .where(
                 recipients.c.id == rid,
-                recipients.c.status == "delivering",
+                recipients.c.status == RecipientStatus.DELIVERING,
                 recipients.c.lease_owner == worker,
             )
             .values(
-                status="rejected",
+                status=RecipientStatus.REJECTED,
                 last_reason="suppressed",
                 last_detail=f"suppressed: {why}",
                 lease_owner=None,
@@ -397,11 +410,11 @@ def outcome_rule(
     classification counts (the attempt reason ``invalid_recipient`` also covers 5.1.7 and
     5.1.8, which are about the sender); without one, the local reason does.
     """
-    if status == "bounced":
+    if status == RecipientStatus.BOUNCED:
         if classification in _HARD_CLASSES or (not replied and attempt_reason in _HARD_LOCAL_REASONS):
             return SuppressionReason.HARD_BOUNCE, None
         return None
-    if status == "expired":
+    if status == RecipientStatus.EXPIRED:
         if classification in _SENDER_SIDE_CLASSES or attempt_reason in _SENDER_SIDE_CLASSES:
             return None
         if attempts < SOFT_BOUNCE_MIN_ATTEMPTS:
@@ -420,7 +433,7 @@ def after_outcomes(conn: Connection, outcomes: Sequence[DeliveryFact], now: date
     now = now or datetime.now(UTC)
     delivered: list[tuple[str, str]] = []
     for c in outcomes:
-        if c.status == "delivered":
+        if c.status == RecipientStatus.DELIVERED:
             delivered.append((c.tenant_id, normalize(c.address)))
             continue
         rule = outcome_rule(c.status, c.classification, c.attempt_reason, c.attempts, replied=c.replied)
@@ -465,7 +478,7 @@ def _clear_soft(conn: Connection, pairs: list[tuple[str, str]]) -> None:
         ).all()
         entries += [
             audit.Entry(
-                SuppressionAudit.REMOVED,
+                AuditAction.SUPPRESSION_REMOVED,
                 "system",
                 r.tenant_id,
                 r.id,

@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.messages.schemas import MessageIn
 from sealmail.messages.service import Idempotency, Messages
 from sealmail.store import db
 from sealmail.templates import personalize as p
-from sealmail.templates.audit_names import TemplateAudit
 from sealmail.templates.render import Compiled
 from sealmail.templates.schemas import BulkRecipientIn
 from sealmail.templates.tables import bulk_job_errors, bulk_jobs
@@ -101,7 +101,7 @@ class BulkSender:
             )
             audit.append(
                 conn,
-                action=TemplateAudit.BULK_STARTED,
+                action=AuditAction.BULK_JOB_STARTED,
                 actor=who.credential_id,
                 tenant_id=who.tenant_id,
                 target=job_id,
@@ -206,7 +206,7 @@ class BulkSender:
             )
             audit.append(
                 conn,
-                action=TemplateAudit.BULK_FINISHED,
+                action=AuditAction.BULK_JOB_FINISHED,
                 actor=who.credential_id,
                 tenant_id=who.tenant_id,
                 target=job_id,

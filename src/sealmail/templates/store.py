@@ -16,10 +16,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.templates.audit_names import TemplateAudit
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.tables import message_templates as mt
 
@@ -57,7 +57,7 @@ class TemplateStore:
             with db.write(self.engine) as conn:
                 if self._latest(conn, tenant_id, name) is not None:
                     raise Conflict(f"template {name!r} exists; PUT /v1/templates/{name} adds a version")
-                row = self._insert(conn, tenant_id, name, 1, source, actor, TemplateAudit.TEMPLATE_CREATED)
+                row = self._insert(conn, tenant_id, name, 1, source, actor, AuditAction.TEMPLATE_CREATED)
         except IntegrityError as exc:  # a concurrent create of the same name won
             raise Conflict(f"template {name!r} exists; PUT /v1/templates/{name} adds a version") from exc
         return row
@@ -78,7 +78,7 @@ class TemplateStore:
                     int(latest.version) + 1,
                     source,
                     actor,
-                    TemplateAudit.TEMPLATE_VERSION_CREATED,
+                    AuditAction.TEMPLATE_VERSION_CREATED,
                 )
         except IntegrityError as exc:  # two PUTs raced for the same version number
             raise Conflict(f"template {name!r} changed meanwhile; send the PUT again") from exc
@@ -136,7 +136,7 @@ class TemplateStore:
                 raise NotFound(f"no template {name!r}")
             audit.append(
                 conn,
-                action=TemplateAudit.TEMPLATE_DELETED,
+                action=AuditAction.TEMPLATE_DELETED,
                 actor=actor,
                 tenant_id=tenant_id,
                 target=name,
@@ -161,7 +161,7 @@ class TemplateStore:
         version: int,
         source: Source,
         actor: str,
-        action: TemplateAudit,
+        action: AuditAction,
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
         conn.execute(

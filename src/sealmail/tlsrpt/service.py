@@ -9,7 +9,6 @@ session-and-recipient group: the transport opens one session per attempt group.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,17 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import attempts, recipients, sender_domains, tenants
 from sealmail.tlsrpt.report import TLS_FAILURE_REASONS, day_range, result_type
 from sealmail.tlsrpt.tables import tlsrpt_received, tlsrpt_sent
-
-
-class TlsRptAction(enum.StrEnum):
-    REPORT_SENT = "tlsrpt:sent"
-    REPORT_RECEIVED = "tlsrpt:received"
 
 
 @dataclass
@@ -140,7 +135,7 @@ class TlsReports:
             )
             audit.append(
                 conn,
-                action=TlsRptAction.REPORT_SENT,
+                action=AuditAction.TLSRPT_SENT,
                 actor="system:tlsrpt",
                 tenant_id=tenant_id,
                 target=domain,
@@ -200,7 +195,7 @@ class TlsReports:
             conn.execute(sa.insert(tlsrpt_received).values(**row))
             audit.append(
                 conn,
-                action=TlsRptAction.REPORT_RECEIVED,
+                action=AuditAction.TLSRPT_RECEIVED,
                 actor=actor,
                 tenant_id=tenant_id,
                 target=row["id"],

@@ -12,19 +12,6 @@ from sealmail.users import passwords, roles
 Clock = Callable[[], datetime]
 
 
-class UserAudit(enum.StrEnum):
-    INVITED = "user:invited"
-    LINK_ISSUED = "user:link_issued"
-    ENROLLED = "user:enrolled"
-    SIGNED_IN = "user:signed_in"
-    SIGNIN_FAILED = "user:signin_failed"
-    LOCKED = "user:locked"
-    SIGNED_OUT = "user:signed_out"
-    RECOVERY_CODE_USED = "user:recovery_code_used"
-    ROLE_CHANGED = "user:role_changed"
-    DISABLED = "user:disabled"
-
-
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
     idle: timedelta = timedelta(minutes=15)  # the tenant's ``console_idle_minutes`` overrides it

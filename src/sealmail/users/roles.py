@@ -10,12 +10,14 @@ import enum
 
 
 class Permission(enum.StrEnum):
-    VIEW_DASHBOARD = "dashboard:view"
-    VIEW_TRAIL = "trail:view"  # delivery facts, never content
-    VIEW_AUDIT = "audit:view"
-    MANAGE_USERS = "users:manage"
-    MANAGE_OWNERS = "owners:manage"
-    MANAGE_API_KEYS = "api_keys:manage"
+    # Dotted, not ``object:verb``: a permission is not an audit action (audit.AuditAction).
+
+    VIEW_DASHBOARD = "dashboard.view"
+    VIEW_TRAIL = "trail.view"  # delivery facts, never content
+    VIEW_AUDIT = "audit.view"
+    MANAGE_USERS = "users.manage"
+    MANAGE_OWNERS = "owners.manage"
+    MANAGE_API_KEYS = "api_keys.manage"
 
 
 class Role(enum.StrEnum):

@@ -22,6 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.crypto import vault
 from sealmail.errors import InvalidRequest, NotFound, PermissionDenied
 from sealmail.ids import new_id
@@ -37,7 +38,6 @@ from sealmail.users.model import (
     SignIn,
     SignInStatus,
     Stage,
-    UserAudit,
 )
 from sealmail.users.tables import console_links, console_sessions, console_users
 
@@ -113,7 +113,7 @@ class Users:
             )  # fmt: skip
             token = self._link(conn, tenant_id, user_id, now)
             audit.append(
-                conn, action=UserAudit.INVITED, actor=actor, tenant_id=tenant_id, target=user_id,
+                conn, action=AuditAction.USER_INVITED, actor=actor, tenant_id=tenant_id, target=user_id,
                 details={"role": role, "expires_at": expires_at.isoformat() if expires_at else None},
             )  # fmt: skip
         return user_id, token
@@ -143,7 +143,9 @@ class Users:
                 .values(used_at=now)
             )
             token = self._link(conn, tenant_id, row.id, now)
-            audit.append(conn, action=UserAudit.LINK_ISSUED, actor=actor, tenant_id=tenant_id, target=row.id)
+            audit.append(
+                conn, action=AuditAction.USER_LINK_ISSUED, actor=actor, tenant_id=tenant_id, target=row.id
+            )
         return token
 
     def _link(self, conn: Connection, tenant_id: str, user_id: str, now: datetime) -> str:
@@ -177,7 +179,7 @@ class Users:
                 raise PermissionDenied("your role cannot grant that role")
             conn.execute(sa.update(console_users).where(console_users.c.id == row.id).values(role=role))
             audit.append(
-                conn, action=UserAudit.ROLE_CHANGED, actor=who.actor, tenant_id=who.tenant_id,
+                conn, action=AuditAction.USER_ROLE_CHANGED, actor=who.actor, tenant_id=who.tenant_id,
                 target=row.id, details={"before": row.role, "after": role},
             )  # fmt: skip
 
@@ -201,7 +203,7 @@ class Users:
             )
             keys = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
             audit.append(
-                conn, action=UserAudit.DISABLED, actor=who.actor, tenant_id=who.tenant_id,
+                conn, action=AuditAction.USER_DISABLED, actor=who.actor, tenant_id=who.tenant_id,
                 target=row.id, details={"sessions_ended": ended, "api_keys_revoked": keys},
             )  # fmt: skip
 
@@ -278,7 +280,7 @@ class Users:
             )
             audit.append(
                 conn,
-                action=UserAudit.ENROLLED,
+                action=AuditAction.USER_ENROLLED,
                 actor=f"user:{user.id}",
                 tenant_id=user.tenant_id,
                 target=user.id,
@@ -348,7 +350,7 @@ class Users:
             new = self._new_session(conn, user, Stage.ACTIVE, now)
             audit.append(
                 conn,
-                action=UserAudit.SIGNED_IN,
+                action=AuditAction.USER_SIGNED_IN,
                 actor=f"user:{user.id}",
                 tenant_id=user.tenant_id,
                 target=user.id,
@@ -376,7 +378,7 @@ class Users:
                     .values(recovery_hashes=hashes)
                 )
                 audit.append(
-                    conn, action=UserAudit.RECOVERY_CODE_USED, actor=f"user:{user.id}",
+                    conn, action=AuditAction.USER_RECOVERY_CODE_USED, actor=f"user:{user.id}",
                     tenant_id=user.tenant_id, target=user.id, details={"remaining": len(hashes)},
                 )  # fmt: skip
                 return True
@@ -396,12 +398,12 @@ class Users:
             values["locked_until"] = now + self.policy.lockout
         conn.execute(sa.update(console_users).where(console_users.c.id == user_id).values(**values))
         audit.append(
-            conn, action=UserAudit.SIGNIN_FAILED, actor=f"user:{user_id}", tenant_id=row.tenant_id,
+            conn, action=AuditAction.USER_SIGNIN_FAILED, actor=f"user:{user_id}", tenant_id=row.tenant_id,
             target=user_id, details={"factor": factor, "failures": failures},
         )  # fmt: skip
         if locked:
             audit.append(
-                conn, action=UserAudit.LOCKED, actor="system", tenant_id=row.tenant_id, target=user_id,
+                conn, action=AuditAction.USER_LOCKED, actor="system", tenant_id=row.tenant_id, target=user_id,
                 details={"until": values["locked_until"].isoformat()},
             )  # fmt: skip
             # The alert (164.308(a)(5)(ii)(C) log-in monitoring): a warning operators route.
@@ -496,7 +498,7 @@ class Users:
             )
             audit.append(
                 conn,
-                action=UserAudit.SIGNED_OUT,
+                action=AuditAction.USER_SIGNED_OUT,
                 actor=f"user:{row.user_id}",
                 tenant_id=row.tenant_id,
                 target=row.user_id,

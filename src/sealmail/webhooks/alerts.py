@@ -91,6 +91,6 @@ class DisabledNotifier:
             metadata={"webhook_endpoint": endpoint_id},
         )
         who = Principal(tenant_id, "system:webhooks", frozenset({"send"}))
-        result, _ = self.messages.accept(who, sub, system=True)
-        log.info("webhook.disabled_notice_queued", endpoint_id=endpoint_id, message_id=result["id"])
-        return str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        log.info("webhook.disabled_notice_queued", endpoint_id=endpoint_id, message_id=result.id)
+        return result.id

@@ -25,10 +25,10 @@ from typing import Any
 import structlog
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.net.http_client import FetchError, SafeHttpClient
 from sealmail.store import db
 from sealmail.webhooks import outbox, payload, policy, signing
-from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.endpoints import WebhookEndpoints, carries_phi
 
 log = structlog.get_logger("sealmail.webhooks")
@@ -116,7 +116,7 @@ class Dispatcher:
                 claimed = outbox.lease_one(conn, delivery_id, self.worker, now, self.config.lease)
                 audit.append(
                     conn,
-                    action=WebhookAudit.ENDPOINT_TESTED,
+                    action=AuditAction.WEBHOOK_ENDPOINT_TESTED,
                     actor=actor,
                     tenant_id=tenant_id,
                     target=endpoint_id,
@@ -129,7 +129,7 @@ class Dispatcher:
         assert result is not None  # a test delivery always has its endpoint and body
         return TestResult(
             claimed.id,
-            result.decision.outcome is policy.Outcome.DELIVERED,
+            result.decision.outcome is policy.DeliveryVerdict.DELIVERED,
             result.status_code,
             result.decision.error,
             result.duration_ms,
@@ -162,8 +162,8 @@ class Dispatcher:
             now=now,
             rand=self.rand,
         )
-        if one_shot and decision.outcome is policy.Outcome.RETRY:
-            decision = policy.Decision(policy.Outcome.FAILED, error=decision.error)
+        if one_shot and decision.outcome is policy.DeliveryVerdict.RETRY:
+            decision = policy.Decision(policy.DeliveryVerdict.FAILED, error=decision.error)
         result = outbox.Result(c, decision, status, duration_ms, started)
         reason = await asyncio.to_thread(
             outbox.record, self.engine, self.worker, result, now, self.config.disable

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
@@ -28,7 +29,6 @@ from sealmail.store import db
 from sealmail.store.tables import events
 from sealmail.tenancy.keyring import Keyring
 from sealmail.webhooks import outbox, signing
-from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.payload import TEST_EVENT_TYPE, PayloadMode
 from sealmail.webhooks.tables import (
     webhook_attempts,
@@ -284,7 +284,9 @@ class WebhookEndpoints:
         }
         with db.write(self.engine) as conn:
             conn.execute(sa.insert(webhook_endpoints).values(**row))
-            self._audit(conn, WebhookAudit.ENDPOINT_CREATED, actor, tenant_id, endpoint_id, self._facts(row))
+            self._audit(
+                conn, AuditAction.WEBHOOK_ENDPOINT_CREATED, actor, tenant_id, endpoint_id, self._facts(row)
+            )
             created = self._row(conn, tenant_id, endpoint_id)
         return render_endpoint(created), secret
 
@@ -326,7 +328,12 @@ class WebhookEndpoints:
                     .values(**values)
                 )
                 self._audit(
-                    conn, WebhookAudit.ENDPOINT_UPDATED, actor, tenant_id, endpoint_id, self._facts(values)
+                    conn,
+                    AuditAction.WEBHOOK_ENDPOINT_UPDATED,
+                    actor,
+                    tenant_id,
+                    endpoint_id,
+                    self._facts(values),
                 )
             return render_endpoint(self._row(conn, tenant_id, endpoint_id))
 
@@ -340,7 +347,7 @@ class WebhookEndpoints:
             conn.execute(sa.delete(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id))
             self._audit(
                 conn,
-                WebhookAudit.ENDPOINT_DELETED,
+                AuditAction.WEBHOOK_ENDPOINT_DELETED,
                 actor,
                 tenant_id,
                 endpoint_id,
@@ -374,7 +381,7 @@ class WebhookEndpoints:
             )
             self._audit(
                 conn,
-                WebhookAudit.ENDPOINT_SECRET_ROTATED,
+                AuditAction.WEBHOOK_ENDPOINT_SECRET_ROTATED,
                 actor,
                 tenant_id,
                 endpoint_id,
@@ -397,7 +404,7 @@ class WebhookEndpoints:
             row = conn.execute(sa.select(webhook_deliveries).where(d.id == delivery_id)).one()
             self._audit(
                 conn,
-                WebhookAudit.DELIVERY_REPLAYED,
+                AuditAction.WEBHOOK_DELIVERY_REPLAYED,
                 actor,
                 tenant_id,
                 row.endpoint_id,
@@ -441,7 +448,7 @@ class WebhookEndpoints:
             )
             self._audit(
                 conn,
-                WebhookAudit.ENDPOINT_REPLAYED,
+                AuditAction.WEBHOOK_ENDPOINT_REPLAYED,
                 actor,
                 tenant_id,
                 endpoint_id,
@@ -484,7 +491,7 @@ class WebhookEndpoints:
     @staticmethod
     def _audit(
         conn: Connection,
-        action: WebhookAudit,
+        action: AuditAction,
         actor: str,
         tenant_id: str,
         target: str,

@@ -27,12 +27,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
+from sealmail.audit import AuditAction
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import events, messages
-from sealmail.webhooks.audit_names import WebhookAudit
 from sealmail.webhooks.payload import TEST_EVENT_TYPE
-from sealmail.webhooks.policy import Decision, DisablePolicy, Outcome, should_disable
+from sealmail.webhooks.policy import Decision, DeliveryVerdict, DisablePolicy, should_disable
 from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -258,10 +258,10 @@ class Result:
 
 
 _DELIVERY_STATUS = {
-    Outcome.DELIVERED: "delivered",
-    Outcome.RETRY: "pending",
-    Outcome.FAILED: "failed",
-    Outcome.GONE: "failed",
+    DeliveryVerdict.DELIVERED: "delivered",
+    DeliveryVerdict.RETRY: "pending",
+    DeliveryVerdict.FAILED: "failed",
+    DeliveryVerdict.GONE: "failed",
 }
 
 
@@ -304,7 +304,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
         if not counts:
             return None
         ep = webhook_endpoints.c
-        if d.outcome is Outcome.DELIVERED:
+        if d.outcome is DeliveryVerdict.DELIVERED:
             conn.execute(
                 sa.update(webhook_endpoints)
                 .where(ep.id == c.endpoint_id)
@@ -321,7 +321,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
             .returning(ep.consecutive_failures, ep.failing_since, ep.status)
         ).one()
         reason: str | None = None
-        if d.outcome is Outcome.GONE:
+        if d.outcome is DeliveryVerdict.GONE:
             reason = "the endpoint answered 410 Gone"
         elif should_disable(row.consecutive_failures, row.failing_since, now, policy):
             reason = f"{row.consecutive_failures} consecutive failed deliveries"
@@ -334,7 +334,7 @@ def record(engine: Engine, worker: str, result: Result, now: datetime, policy: D
         )
         audit.append(
             conn,
-            action=WebhookAudit.ENDPOINT_DISABLED,
+            action=AuditAction.WEBHOOK_ENDPOINT_DISABLED,
             actor=SYSTEM_ACTOR,
             tenant_id=c.tenant_id,
             target=c.endpoint_id,

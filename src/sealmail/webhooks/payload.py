@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
+from sealmail.store.events import EventType
+
 PayloadMode = Literal["thin", "full"]
-TEST_EVENT_TYPE = "webhook.test"
+TEST_EVENT_TYPE = EventType.WEBHOOK_TEST
 
 # Fields of ``events.data`` that are tokens or numbers, safe in a thin payload: the
 # PHI-free facts a receiver needs to act without asking for the full payload —

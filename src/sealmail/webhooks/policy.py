@@ -32,7 +32,7 @@ JITTER = 0.1  # ± 10 % of the delay
 RETRY_AFTER_CAP = timedelta(hours=24)
 
 
-class Outcome(enum.StrEnum):
+class DeliveryVerdict(enum.StrEnum):
     DELIVERED = "delivered"  # 2xx
     RETRY = "retry"  # anything else while attempts remain
     FAILED = "failed"  # schedule exhausted
@@ -41,7 +41,7 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    outcome: Outcome
+    outcome: DeliveryVerdict
     next_attempt_at: datetime | None = None
     error: str | None = None
 
@@ -103,18 +103,18 @@ def decide(
     if status is not None:
         error = describe_status(status)
         if error is None:
-            return Decision(Outcome.DELIVERED)
+            return Decision(DeliveryVerdict.DELIVERED)
         if status == 410:
-            return Decision(Outcome.GONE, error=f"{error}: endpoint gone, disabled")
+            return Decision(DeliveryVerdict.GONE, error=f"{error}: endpoint gone, disabled")
     error = error or "unknown failure"
     if attempts_made >= MAX_ATTEMPTS:
-        return Decision(Outcome.FAILED, error=error)
+        return Decision(DeliveryVerdict.FAILED, error=error)
     step = SCHEDULE[max(attempts_made, 1) - 1]
     delay = step * (1 - JITTER + 2 * JITTER * rand())
     asked = parse_retry_after(retry_after, now)
     if asked is not None and asked > delay:
         delay = asked
-    return Decision(Outcome.RETRY, next_attempt_at=now + delay, error=error)
+    return Decision(DeliveryVerdict.RETRY, next_attempt_at=now + delay, error=error)
 
 
 def should_disable(

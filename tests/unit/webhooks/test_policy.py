@@ -11,8 +11,8 @@ from sealmail.webhooks.policy import (
     MAX_ATTEMPTS,
     RETRY_AFTER_CAP,
     SCHEDULE,
+    DeliveryVerdict,
     DisablePolicy,
-    Outcome,
     decide,
     parse_retry_after,
     should_disable,
@@ -46,26 +46,28 @@ def test_schedule_is_the_standard_webhooks_three_day_example() -> None:
 def test_each_retry_waits_its_step_within_ten_percent_jitter(attempt: int) -> None:
     step = SCHEDULE[attempt - 1]
     low, high = _decide(attempt, r=0.0), _decide(attempt, r=0.999999)
-    assert low.outcome is Outcome.RETRY
+    assert low.outcome is DeliveryVerdict.RETRY
     assert low.next_attempt_at == NOW + step * 0.9
     assert high.next_attempt_at is not None and NOW + step * 1.09 < high.next_attempt_at <= NOW + step * 1.1
 
 
 def test_the_last_attempt_fails_the_delivery() -> None:
-    assert _decide(MAX_ATTEMPTS).outcome is Outcome.FAILED
+    assert _decide(MAX_ATTEMPTS).outcome is DeliveryVerdict.FAILED
 
 
 def test_2xx_delivers_and_410_is_gone_and_3xx_is_a_failure() -> None:
-    assert _decide(1, 200).outcome is Outcome.DELIVERED
-    assert _decide(1, 299).outcome is Outcome.DELIVERED
-    assert _decide(1, 410).outcome is Outcome.GONE
+    assert _decide(1, 200).outcome is DeliveryVerdict.DELIVERED
+    assert _decide(1, 299).outcome is DeliveryVerdict.DELIVERED
+    assert _decide(1, 410).outcome is DeliveryVerdict.GONE
     redirect = _decide(1, 301)
-    assert redirect.outcome is Outcome.RETRY and "redirects are not followed" in (redirect.error or "")
+    assert redirect.outcome is DeliveryVerdict.RETRY and "redirects are not followed" in (
+        redirect.error or ""
+    )
 
 
 def test_no_response_is_retried_with_the_transport_error() -> None:
     d = decide(attempts_made=1, status=None, error="timeout: x", retry_after=None, now=NOW, rand=lambda: 0.5)
-    assert d.outcome is Outcome.RETRY and d.error == "timeout: x"
+    assert d.outcome is DeliveryVerdict.RETRY and d.error == "timeout: x"
 
 
 def test_retry_after_seconds_and_http_date_push_the_next_attempt_out() -> None:

@@ -1,0 +1,168 @@
+"""Group commit: concurrent ``accept`` calls share one transaction and one fsync.
+
+``write`` is that transaction: suppressions checked, then message, recipient, tag and
+event rows, idempotency keys and audit entries for the whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.domain.statuses import MessageStatus, RecipientStatus
+from sealmail.store import events as ev
+from sealmail.store.tables import idempotency_keys, message_tags, messages, recipients
+from sealmail.suppressions import service as suppressions
+
+
+class GroupCommit:
+    """Group commit: concurrent ``accept`` calls share one transaction and one fsync.
+
+    Each caller hands in its prepared rows and blocks until they are committed.  The first
+    caller into an empty queue leads: it waits for the previous batch's commit (the write
+    lock), takes everything queued meanwhile and commits it in one transaction, then wakes
+    the others.  Under no load a batch is one message and nothing waits; under load the
+    batch grows with the time a commit takes, so one writer — SQLite's single write lock,
+    PostgreSQL's WAL flush — serves many requests.  Nobody returns before the commit.
+
+    If a batch fails, its items are written again one per transaction, so one bad
+    submission (an Idempotency-Key race, say) fails only its own request.
+    """
+
+    def __init__(self, write: Callable[[list[Pending]], None]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._queue: list[Pending] = []
+        self._writer = threading.Lock()
+
+    def submit(self, item: Pending) -> None:
+        with self._lock:
+            self._queue.append(item)
+            leader = len(self._queue) == 1
+        if leader:
+            with self._writer:
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        else:
+            item.done.wait()
+        if item.error is not None:
+            raise item.error
+
+    def _commit(self, batch: list[Pending]) -> None:
+        try:
+            self._write(batch)
+        except Exception as exc:  # noqa: BLE001 — each caller re-raises its own error
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for item in batch:
+                    try:
+                        self._write([item])
+                    except Exception as one:  # noqa: BLE001 — handed to its own caller, who raises it
+                        item.error = one
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, SystemExit): nobody may believe it committed.
+            for item in batch:
+                item.error = RuntimeError("the commit was interrupted; the message was not stored")
+            raise
+        finally:
+            for item in batch:
+                item.done.set()
+
+
+@dataclass(slots=True)
+class Pending:
+    """The rows of one accepted message, ready to be written in a commit batch."""
+
+    message: dict[str, Any]
+    recipients: list[dict[str, Any]]
+    tags: list[dict[str, Any]]
+    events: list[ev.NewEvent]
+    audit: list[audit.Entry]
+    idempotency: dict[str, Any] | None
+    response: dict[str, Any] = field(default_factory=dict)
+    bypass_suppressions: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+def reject_suppressed(conn: Connection, batch: list[Pending]) -> None:
+    """Mark suppressed recipients ``rejected`` with a ``message.rejected`` event: one lookup per batch.
+
+    Inside the commit's transaction, so an entry added a moment ago is seen.  Written to be
+    run again on the same items (a failed batch is retried one item per transaction).
+    """
+    checked = [p for p in batch if not p.bypass_suppressions]
+    found = suppressions.lookup(conn, ((r["tenant_id"], r["address"]) for p in checked for r in p.recipients))
+    for p in batch:
+        base = (
+            RecipientStatus.QUARANTINED if p.message["dlp_action"] == "quarantine" else RecipientStatus.QUEUED
+        )
+        accepted = [e for e in p.events if e.type_ is not ev.EventType.REJECTED]
+        rejected: list[ev.NewEvent] = []
+        for r in p.recipients:
+            r["status"] = base
+            r["last_reason"] = r["last_detail"] = None
+            why = None
+            if not p.bypass_suppressions:
+                key = (r["tenant_id"], suppressions.normalize(r["address"]))
+                why = suppressions.match(found.get(key), p.message["stream"])
+            if why is None:
+                continue
+            r.update(
+                status=RecipientStatus.REJECTED, last_reason="suppressed", last_detail=f"suppressed: {why}"
+            )
+            rejected.append(
+                dataclasses.replace(
+                    accepted[0],
+                    type_=ev.EventType.REJECTED,
+                    recipient_id=r["id"],
+                    recipient=r["address"],
+                    data={"reason": "suppressed", "suppression": str(why)},
+                )
+            )
+        p.events = accepted + rejected
+        p.message["event_seq"] = len(p.events)
+        # A message every recipient of which is suppressed has nothing left to deliver.
+        p.message["status"] = (
+            MessageStatus.REJECTED if len(rejected) == len(p.recipients) else MessageStatus(base)
+        )
+        statuses = {r["id"]: r["status"] for r in p.recipients}
+        for out in p.response.get("recipients", []):
+            out["status"] = statuses.get(out["id"], out.get("status"))
+        if p.response:
+            p.response["status"] = p.message["status"]
+
+
+def write(engine: Engine, idempotency_ttl: timedelta, batch: list[Pending]) -> None:
+    """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
+    with engine.begin() as conn:
+        reject_suppressed(conn, batch)
+        conn.execute(sa.insert(messages), [p.message for p in batch])
+        conn.execute(sa.insert(recipients), [r for p in batch for r in p.recipients])
+        tags = [t for p in batch for t in p.tags]
+        if tags:
+            conn.execute(sa.insert(message_tags), tags)
+        # Each message is new, its ``event_seq`` already counts its events: number from 1.
+        ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
+        for p in batch:
+            if p.idempotency is None:
+                continue
+            conn.execute(
+                sa.delete(idempotency_keys).where(
+                    idempotency_keys.c.tenant_id == p.idempotency["tenant_id"],
+                    idempotency_keys.c.key == p.idempotency["key"],
+                    idempotency_keys.c.created_at < p.idempotency["created_at"] - idempotency_ttl,
+                )
+            )
+            conn.execute(sa.insert(idempotency_keys).values(**p.idempotency))
+        audit.append_many(conn, [e for p in batch for e in p.audit])

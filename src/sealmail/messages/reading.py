@@ -1,0 +1,265 @@
+"""Reading messages: one message with its recipients and attempts, its content (audited),
+search, and the events feed.  A mixin of ``Messages``, which holds the engine and keyring.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain import message as mime
+from sealmail.domain.statuses import WAITING
+from sealmail.errors import NotFound
+from sealmail.store import db
+from sealmail.store import events as ev
+from sealmail.store.tables import attempts, events, message_tags, messages, recipients
+from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.service import Principal
+
+# Everything but the ciphertext: listing messages never drags content blobs along.
+META = [c for c in messages.c if c.name not in ("content", "wrapped_data_key")]
+
+
+class Reading:
+    engine: Engine
+    keyring: Keyring
+
+    # -- read --------------------------------------------------------------------------------
+    def get(self, who: Principal, message_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            msg = (
+                conn.execute(
+                    sa.select(*META).where(messages.c.id == message_id, messages.c.tenant_id == who.tenant_id)
+                )
+                .mappings()
+                .first()
+            )
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            rcpts = (
+                conn.execute(
+                    sa.select(recipients)
+                    .where(recipients.c.message_id == message_id, recipients.c.tenant_id == who.tenant_id)
+                    .order_by(recipients.c.id)
+                )
+                .mappings()
+                .all()
+            )
+            tries = (
+                conn.execute(
+                    sa.select(attempts)
+                    .where(attempts.c.message_id == message_id, attempts.c.tenant_id == who.tenant_id)
+                    .order_by(attempts.c.started_at)
+                )
+                .mappings()
+                .all()
+            )
+        by_rcpt: dict[str, list[dict[str, Any]]] = {}
+        for a in tries:
+            by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
+        body = render_message(msg)
+        body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
+        return body
+
+    def content(self, who: Principal, message_id: str) -> dict[str, Any]:
+        """Decrypt and return a message's content; every call is audited."""
+        with self.engine.begin() as conn:
+            msg = conn.execute(
+                sa.select(messages.c.tenant_key_id, messages.c.wrapped_data_key, messages.c.content).where(
+                    messages.c.id == message_id, messages.c.tenant_id == who.tenant_id
+                )
+            ).first()
+            if msg is None:
+                raise NotFound(f"message {message_id} not found")
+            if msg.wrapped_data_key is None:
+                raise NotFound(f"message {message_id}'s content has been destroyed")
+            audit.append(
+                conn,
+                action=AuditAction.MESSAGE_CONTENT_READ,
+                actor=who.credential_id,
+                tenant_id=who.tenant_id,
+                target=message_id,
+            )
+        raw = self.keyring.open(
+            who.tenant_id, message_id, msg.tenant_key_id, msg.wrapped_data_key, msg.content
+        )
+        parsed = mime.parse_content(raw)
+        return {
+            "id": message_id,
+            "subject": parsed.subject,
+            "from": parsed.from_,
+            "to": parsed.to,
+            "cc": parsed.cc,
+            "text": parsed.text,
+            "html": parsed.html,
+            "attachments": parsed.attachments,
+            "problems": parsed.problems,
+        }
+
+    def search(
+        self,
+        who: Principal,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
+        tag: str | None = None,
+        stream: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Newest first; ``cursor`` is the last id of the previous page."""
+        q = sa.select(messages.c.id).where(messages.c.tenant_id == who.tenant_id)
+        if cursor:
+            q = q.where(messages.c.id < cursor)
+        if stream:
+            q = q.where(messages.c.stream == stream)
+        if since:
+            q = q.where(messages.c.created_at >= since)
+        if until:
+            q = q.where(messages.c.created_at < until)
+        if tag:
+            q = q.where(
+                messages.c.id.in_(
+                    sa.select(message_tags.c.message_id).where(
+                        message_tags.c.tenant_id == who.tenant_id, message_tags.c.tag == tag
+                    )
+                )
+            )
+        if recipient or status:
+            sub = sa.select(recipients.c.message_id).where(recipients.c.tenant_id == who.tenant_id)
+            if recipient:
+                sub = sub.where(sa.func.lower(recipients.c.address) == recipient.lower())
+            if status:
+                sub = sub.where(recipients.c.status == status)
+            q = q.where(messages.c.id.in_(sub))
+        with db.reader(self.engine) as conn:
+            ids = [r.id for r in conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1))]
+            rows = (
+                conn.execute(
+                    sa.select(*META)
+                    .where(messages.c.id.in_(ids), messages.c.tenant_id == who.tenant_id)
+                    .order_by(messages.c.id.desc())
+                )
+                .mappings()
+                .all()
+                if ids
+                else []
+            )
+            page = rows[:limit]
+            counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
+        data = [{**render_message(r), "recipient_status": counts.get(r["id"], {})} for r in page]
+        more = len(rows) > limit
+        return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
+
+    # -- events ------------------------------------------------------------------------------
+    def list_events(
+        self,
+        who: Principal,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        type_: str | None = None,
+        message_id: str | None = None,
+        recipient: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Oldest first, as a feed; ``cursor`` is the last id already seen."""
+        q = sa.select(events).where(events.c.tenant_id == who.tenant_id)
+        if cursor:
+            q = q.where(events.c.id > cursor)
+        if type_:
+            q = q.where(events.c.type.in_(type_.split(",")))
+        if message_id:
+            q = q.where(events.c.message_id == message_id)
+        if recipient:
+            q = q.where(sa.func.lower(events.c.recipient) == recipient.lower())
+        if since:
+            q = q.where(events.c.created_at >= since)
+        if until:
+            q = q.where(events.c.created_at < until)
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(q.order_by(events.c.id).limit(limit + 1)).mappings().all()
+        page = rows[:limit]
+        return {
+            "data": [ev.render(r) for r in page],
+            "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
+        }
+
+
+def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str, dict[str, int]]:
+    """Message id -> recipients per status, for one page of a search."""
+    counts: dict[str, dict[str, int]] = {}
+    if not ids:
+        return counts
+    for r in conn.execute(
+        sa.select(recipients.c.message_id, recipients.c.status, sa.func.count())
+        .where(recipients.c.message_id.in_(ids), recipients.c.tenant_id == tenant_id)
+        .group_by(recipients.c.message_id, recipients.c.status)
+    ):
+        counts.setdefault(r[0], {})[r[1]] = int(r[2])
+    return counts
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def render_message(m: Any) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "stream": m["stream"],
+        "source": m["source"],
+        "from": m["header_from"],
+        "mail_from": m["mail_from"],
+        "message_id_header": m["message_id_header"],
+        "size": m["size"],
+        "tls_policy": m["tls_policy"],
+        "tags": m["tags"],
+        "metadata": m["metadata"],
+        "status": m["status"],
+        "send_at": _iso(m["send_at"]),
+        "expires_at": _iso(m["expires_at"]),
+        "created_at": _iso(m["created_at"]),
+    }
+
+
+def _render_recipient(r: Any) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "email": r["address"],
+        "kind": r["kind"],
+        "status": r["status"],
+        "attempt_count": r["attempts"],
+        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in WAITING else None,
+        "last_reason": r["last_reason"],
+        "last_detail": r["last_detail"],
+        "updated_at": _iso(r["updated_at"]),
+    }
+
+
+def _render_attempt(a: Any) -> dict[str, Any]:
+    return {
+        "id": a["id"],
+        "started_at": _iso(a["started_at"]),
+        "finished_at": _iso(a["finished_at"]),
+        "status": a["status"],
+        "reason": a["reason"],
+        "detail": a["detail"],
+        "mx_host": a["mx_host"],
+        "mx_ip": a["mx_ip"],
+        "tls": {
+            "version": a["tls_version"],
+            "cipher": a["tls_cipher"],
+            "verified": a["tls_verified"],
+            "verified_by": a["verified_by"],
+        },
+        "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
+    }

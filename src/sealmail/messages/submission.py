@@ -1,0 +1,66 @@
+"""What intake stores: a validated submission, its DLP screening and its idempotency key.
+
+Shared by every door (API, SMTP gateway, DSNs, portal replies, file shares, templates),
+so it sits apart from the service that stores it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sealmail.domain.tls_policy import Stream, TlsPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecipient:
+    address: str  # as given (may be UTF-8)
+    ascii_domain: str
+    kind: Literal["to", "cc", "bcc", "env"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated message ready to store, whichever door it came through."""
+
+    stream: Stream
+    source: Literal["api", "smtp", "dsn", "system", "portal"]
+    mail_from: str
+    header_from: str
+    recipients: tuple[EnvelopeRecipient, ...]
+    raw: bytes
+    message_id_header: str
+    tls_policy: TlsPolicy | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    # Deliver even to suppressed addresses (audited; not on the broadcast stream).
+    bypass_suppressions: bool = False
+    # Every From and Sender mailbox of a raw message; each is checked like header_from.
+    header_senders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """The DLP verdict as intake needs it: an action and which detectors fired where."""
+
+    action: str  # none | require_encryption | portal_only | quarantine | block
+    findings: tuple[dict[str, Any], ...] = ()
+    reason: str = ""
+
+
+Screen = Callable[[str, Submission], Screening]
