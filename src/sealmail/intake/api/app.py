@@ -22,12 +22,13 @@ from sealmail.errors import (
     PermissionDenied,
     UnsupportedMediaType,
 )
+from sealmail.evidence import api as evidence_api
 from sealmail.evidence.service import Evidence
 from sealmail.files import api as files_api
 from sealmail.files.service import FileShares
 from sealmail.intake.api.guard import ApiGuard
 from sealmail.intake.api.options import ApiOptions
-from sealmail.intake.portal_site import SiteServices
+from sealmail.intake.portal_site import SiteServices, mount_public
 from sealmail.limits.service import Limiter
 from sealmail.messages import compose
 from sealmail.messages.schemas import (
@@ -41,11 +42,14 @@ from sealmail.messages.schemas import (
 )
 from sealmail.messages.service import Idempotency, Messages, request_hash
 from sealmail.net.dns import Resolver
+from sealmail.portal import api as portal_admin
 from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.secureline import api as secureline_api
 from sealmail.secureline.api import SecureLineServices
 from sealmail.store import db
+from sealmail.suppressions import api as suppressions_api
 from sealmail.suppressions.service import Suppressions
+from sealmail.templates import api as templates_api
 from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy import api as admin
@@ -55,6 +59,7 @@ from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
 from sealmail.web.models import Problem
 from sealmail.web.throttle import RateLimitHeaders
+from sealmail.webhooks import api as webhooks_api
 from sealmail.webhooks.dispatcher import Dispatcher
 from sealmail.webhooks.endpoints import WebhookEndpoints
 
@@ -315,4 +320,17 @@ def create_api(services: ApiServices) -> FastAPI:
     resolver = services.dns_resolver()
     app.include_router(admin.router(services, need("admin"), resolver, opts.limits.max_per_minute))
     app.include_router(secureline_api.router(services, need, resolver))
+    app.include_router(
+        webhooks_api.router(services.webhook_endpoints, services.webhook_dispatcher, need("admin"))
+    )
+    app.include_router(portal_admin.router(services.portal_lifecycle, need))
+    app.include_router(files_api.router(services.file_shares, need, opts.max_file_bytes))
+    app.include_router(templates_api.router(services.template_store, services.bulk_sender, need))
+    app.include_router(suppressions_api.router(services.suppressions, need))
+    app.include_router(evidence_api.router(services.evidence, need))
+    app.include_router(tlsrpt_api.router(services.tlsrpt, need))
+    if opts.portal_on_api:
+        # The portal, tracking and unsubscribe links point at the portal URL, which is this
+        # server then.
+        mount_public(app, services)
     return app
