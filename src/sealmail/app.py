@@ -1,5 +1,8 @@
 """Composition root: the only place that reads settings and builds objects.
 
+Size: one file on purpose: it is the composition root, the one place by design that reads
+settings and builds objects (``docs/layout.md``); split, that one place would become several.
+
 ``build_services`` builds what every role shares; the ``build_*`` functions below build
 what one role adds (the worker's transport and SecureLine, the gateway's report intake,
 the portal's file shares).  Roles, the CLI and tests receive what is built here; no other

@@ -1,6 +1,9 @@
 """``AsyncSealmailClient``: the asyncio client (httpx.AsyncClient), method for method
 the same as ``SealmailClient``.
 
+Size: one file on purpose: the client mirrors every API route with one method each, and
+keeping them together keeps it method for method the same as ``sync.py``.
+
 Errors arrive as ``SealmailApiError`` (the server's problem document) or
 ``SealmailTransportError``; 429 and 503 are retried a bounded number of times.  The
 client never logs: not the key, not a body, not a URL.

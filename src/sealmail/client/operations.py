@@ -1,5 +1,8 @@
 """Every public API operation as a ``Call``: the one place that knows paths and parameters.
 
+Size: one file on purpose: the client mirrors every API route, and this is the single
+table of paths and parameters both clients send; split, the routes would drift apart.
+
 The sync and async clients send these; keeping them here means the two clients cannot
 drift apart on a URL or a parameter name.
 """

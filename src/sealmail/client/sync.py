@@ -1,5 +1,8 @@
 """``SealmailClient``: the blocking client (httpx.Client).
 
+Size: one file on purpose: the client mirrors every API route with one method each, and
+keeping them together keeps it method for method the same as ``aio.py``.
+
 Errors arrive as ``SealmailApiError`` (the server's problem document) or
 ``SealmailTransportError``; 429 and 503 are retried a bounded number of times.  The
 client never logs: not the key, not a body, not a URL.

@@ -1,5 +1,8 @@
 """The shapes the Sealmail API sends and accepts, as typed Python values.
 
+Size: one file on purpose: the client mirrors every API route, and these are the shapes
+of all of them in one place, so a user imports every type from one module.
+
 Responses are ``TypedDict``s: they are the JSON objects exactly as the server sends them
 (timestamps stay ISO 8601 strings), so a field the server adds later is still there at run
 time.  Requests with many fields are frozen dataclasses that know their JSON form; the

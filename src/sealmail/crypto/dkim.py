@@ -1,5 +1,8 @@
 """DKIM signing of outbound mail (RFC 6376) with RSA-SHA256 and Ed25519-SHA256 (RFC 8463).
 
+Size: one file on purpose: one standard (DKIM, RFC 6376 / RFC 8463): canonicalization,
+signing and the DNS records to publish must agree byte for byte.
+
 Signing is the last step before transmission: it runs after encryption, over the exact
 bytes the SMTP client sends, and only prepends ``DKIM-Signature`` header fields, so the
 signed message after those fields is byte-identical to its input.

@@ -1,5 +1,8 @@
 """OpenPGP for SecureLine: certificate inspection, tenant keys and PGP/MIME encryption.
 
+Size: one file on purpose: one standard (OpenPGP, RFC 9580 / PGP/MIME RFC 3156), and the
+only door to pysequoia, so its unstable API changes in one place.
+
 This module is Sealmail's only door to pysequoia (the Sequoia-PGP bindings); nothing else
 imports the library, so its unstable API ("API is **not** stable", README) changes in one
 place.  Library exceptions are translated here into ``CertificateError``.

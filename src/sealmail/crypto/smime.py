@@ -1,5 +1,8 @@
 """S/MIME for SecureLine: recipient certificate checks, EnvelopedData encryption and signing.
 
+Size: one file on purpose: one standard (S/MIME 4.0, RFC 8551 / CMS RFC 5652): certificate
+checks, EnvelopedData and signing share the same MIME and ASN.1 choices.
+
 The cryptography is pyca/``cryptography`` (CMS structures built in Rust on OpenSSL); the MIME
 around it is assembled here as bytes, because the stdlib ``email`` generator costs ~30x the
 encryption itself on a 200 KB message (``docs/research/performance.md``).

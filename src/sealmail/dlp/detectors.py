@@ -1,5 +1,8 @@
 """PHI detectors: small, pure pattern matchers with checksums and context windows.
 
+Size: one file on purpose: it is the detector catalogue, one small matcher per PHI kind
+sharing the same checksums and context windows; a reviewer reads the whole vocabulary here.
+
 Each detector has a stable ``name`` (the vocabulary of tenant rules, findings and reports) and
 ``spans(text)``, which yields the offsets of what it found.  Offsets, never the matched text,
 leave this module: a finding must not become a second copy of the PHI it points at

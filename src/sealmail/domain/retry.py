@@ -1,5 +1,9 @@
 """When to try a deferred recipient again, and what a refusal means.
 
+Size: one file on purpose: it is one classification table (reply codes, enhanced codes and
+texts to ``BounceClass``) with the schedule that reads it; split, the table would be read in
+pieces.
+
 Three pure pieces, all taking facts and returning values (style rule 3):
 
 * ``classify`` turns an SMTP reply into a stable ``BounceClass`` token.  The pipeline
