@@ -28,12 +28,9 @@ the audit log is append-only and cannot forget an address later.
 
 from __future__ import annotations
 
-import csv
-import enum
-import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,77 +42,57 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.statuses import RecipientStatus
-from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.store import events as ev
-from sealmail.store.tables import recipients
+from sealmail.suppressions.export import CSV_COLUMNS as CSV_COLUMNS
+from sealmail.suppressions.export import csv_line
+from sealmail.suppressions.rules import (
+    ALL_STREAMS as ALL_STREAMS,
+)
+from sealmail.suppressions.rules import (
+    API_REASONS as API_REASONS,
+)
+from sealmail.suppressions.rules import (
+    CHUNK as CHUNK,
+)
+from sealmail.suppressions.rules import (
+    COMPLAINT_STREAM as COMPLAINT_STREAM,
+)
+from sealmail.suppressions.rules import (
+    SOFT_BOUNCE_MIN_ATTEMPTS as SOFT_BOUNCE_MIN_ATTEMPTS,
+)
+from sealmail.suppressions.rules import (
+    SOFT_BOUNCE_TTL as SOFT_BOUNCE_TTL,
+)
+from sealmail.suppressions.rules import (
+    STREAMS as STREAMS,
+)
+from sealmail.suppressions.rules import (
+    DeliveryFact as DeliveryFact,
+)
+from sealmail.suppressions.rules import (
+    SuppressionReason as SuppressionReason,
+)
+from sealmail.suppressions.rules import (
+    match as match,
+)
+from sealmail.suppressions.rules import (
+    normalize as normalize,
+)
+from sealmail.suppressions.rules import (
+    outcome_rule as outcome_rule,
+)
+from sealmail.suppressions.screening import (
+    lookup as lookup,
+)
+from sealmail.suppressions.screening import (
+    reject_claimed as reject_claimed,
+)
+from sealmail.suppressions.screening import (
+    suppressed as suppressed,
+)
 from sealmail.suppressions.tables import suppressions as sup
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFact:
-    """One recorded delivery outcome, as the suppression rules see it.
-
-    The queue hands these over instead of its own outcome type, so this feature sits below
-    the messages feature (which consults it at intake) and no import runs back up.
-    """
-
-    tenant_id: str
-    message_id: str
-    address: str
-    status: str
-    classification: str | None
-    attempt_reason: str
-    attempts: int
-    replied: bool
-
-
-class SuppressionReason(enum.StrEnum):
-    HARD_BOUNCE = "hard_bounce"
-    SOFT_BOUNCE = "soft_bounce"
-    COMPLAINT = "complaint"
-    UNSUBSCRIBE = "unsubscribe"
-    MANUAL = "manual"
-
-
-ALL_STREAMS = "*"  # a suppression for every stream of the tenant
-STREAMS: frozenset[str] = frozenset({ALL_STREAMS, *(str(s) for s in Stream)})
-# What an administrator may add by hand; bounces and complaints are facts the system records.
-API_REASONS: frozenset[SuppressionReason] = frozenset(
-    {SuppressionReason.MANUAL, SuppressionReason.UNSUBSCRIBE}
-)
-SOFT_BOUNCE_TTL = timedelta(days=30)
-# "Soft-fail exhaustion" means repeated failures: a message whose own short expires_at
-# ran out after one deferral says little about the address.
-SOFT_BOUNCE_MIN_ATTEMPTS = 3
-COMPLAINT_STREAM = str(Stream.BROADCAST)
-# Addresses per statement: well inside SQLite's bound-parameter limit.
-CHUNK = 400
-
-# Bounce classes (domain/retry.py ``BounceClass``) that say the address itself cannot
-# receive mail, and the reasons of attempts that ended without any server reply
-# (delivery/dns.py: the domain does not exist or has a null MX, RFC 7505).
-_HARD_CLASSES = frozenset({"invalid_recipient", "bad_domain", "inactive_mailbox"})
-_HARD_LOCAL_REASONS = frozenset({"bad_domain", "null_mx"})
-# Causes on the sender's or the content's side: never the recipient's fault.
-_SENDER_SIDE_CLASSES = frozenset(
-    {
-        "spam_block",
-        "spam_content",
-        "policy",
-        "authentication_failed",
-        "tls_required",
-        "rate_limited",
-        "too_many_recipients",
-    }
-)
-
-
-def normalize(address: str) -> str:
-    """The form addresses are stored and compared in (see the module docstring)."""
-    return address.strip().lower()
 
 
 def _check(stream: str, reason: SuppressionReason) -> None:
@@ -126,10 +103,6 @@ def _check(stream: str, reason: SuppressionReason) -> None:
 
 def _insert(conn: Connection) -> Any:
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
-def _active(now: datetime) -> Any:
-    return sa.or_(sup.c.expires_at.is_(None), sup.c.expires_at > now)
 
 
 # -- writing, inside the caller's transaction ---------------------------------------------------
@@ -293,134 +266,7 @@ def suppress_complaint(
     )
 
 
-# -- reading -------------------------------------------------------------------------------------
-
-
-def lookup(
-    conn: Connection, pairs: Iterable[tuple[str, str]], now: datetime | None = None
-) -> dict[tuple[str, str], dict[str, SuppressionReason]]:
-    """Active entries for (tenant id, address) pairs: {(tenant, normalized address): {stream: reason}}.
-
-    One query per ``CHUNK`` pairs, whatever the streams: callers pick the stream they need
-    (``match``).  This is what a batch of accepted messages of several tenants asks.
-    """
-    now = now or datetime.now(UTC)
-    wanted = {(t, normalize(a)) for t, a in pairs}
-    tenants = sorted({t for t, _ in wanted})
-    addresses = sorted({a for _, a in wanted})
-    found: dict[tuple[str, str], dict[str, SuppressionReason]] = {}
-    for i in range(0, len(addresses), CHUNK):
-        # ``tenant IN … AND address IN …`` searches the unique index; a row-value
-        # ``(tenant, address) IN (VALUES …)`` made SQLite scan the table.  The few rows of
-        # another pair's tenant this may return are dropped below.
-        rows = conn.execute(
-            sa.select(sup.c.tenant_id, sup.c.address, sup.c.stream, sup.c.reason).where(
-                sup.c.tenant_id.in_(tenants), sup.c.address.in_(addresses[i : i + CHUNK]), _active(now)
-            )
-        )
-        for r in rows:
-            if (r.tenant_id, r.address) in wanted:
-                found.setdefault((r.tenant_id, r.address), {})[r.stream] = SuppressionReason(r.reason)
-    return found
-
-
-def match(entries: dict[str, SuppressionReason] | None, stream: str) -> SuppressionReason | None:
-    """The reason ``stream`` is suppressed given one address's entries, if it is."""
-    if not entries:
-        return None
-    return entries.get(ALL_STREAMS) or entries.get(stream)
-
-
-def suppressed(
-    conn: Connection,
-    tenant_id: str,
-    stream: str,
-    addresses: Iterable[str],
-    now: datetime | None = None,
-) -> dict[str, SuppressionReason]:
-    """The suppressed ones among ``addresses`` on ``stream`` (or on every stream), by normalized address."""
-    found = lookup(conn, ((tenant_id, a) for a in addresses), now)
-    out: dict[str, SuppressionReason] = {}
-    for (_, addr), entries in found.items():
-        reason = match(entries, stream)
-        if reason is not None:
-            out[addr] = reason
-    return out
-
-
-def reject_claimed(
-    conn: Connection, worker: str, claimed: Sequence[tuple[str, str, str, str]], now: datetime | None = None
-) -> set[str]:
-    """Reject claimed recipients suppressed since they were accepted; their ids.
-
-    ``claimed``: (recipient id, tenant id, message id, address) of broadcast recipients a
-    worker has just leased.  A campaign can sit in the queue (``send_at``, retries) for
-    hours; an unsubscribe or complaint in between must stop it.  Only the broadcast stream
-    is checked here: it never bypasses the list, so intake's decision cannot be stale for
-    another reason.  One lookup per claim; the lease owner guard keeps a recipient another
-    worker took over untouched.
-    """
-    now = now or datetime.now(UTC)
-    found = lookup(conn, ((t, a) for _, t, _, a in claimed), now)
-    rejected: set[str] = set()
-    for rid, tenant_id, message_id, address in claimed:
-        why = match(found.get((tenant_id, normalize(address))), str(Stream.BROADCAST))
-        if why is None:
-            continue
-        done = conn.execute(
-            sa.update(recipients)
-            .where(
-                recipients.c.id == rid,
-                recipients.c.status == RecipientStatus.DELIVERING,
-                recipients.c.lease_owner == worker,
-            )
-            .values(
-                status=RecipientStatus.REJECTED,
-                last_reason="suppressed",
-                last_detail=f"suppressed: {why}",
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
-            )
-        ).rowcount
-        if done:
-            ev.emit(
-                conn,
-                tenant_id=tenant_id,
-                message_id=message_id,
-                type_=ev.EventType.REJECTED,
-                recipient_id=rid,
-                recipient=address,
-                data={"reason": "suppressed", "suppression": str(why), "at": "delivery"},
-                at=now,
-            )
-            rejected.add(rid)
-    return rejected
-
-
 # -- delivery outcomes ---------------------------------------------------------------------------
-
-
-def outcome_rule(
-    status: str, classification: str | None, attempt_reason: str, attempts: int, *, replied: bool
-) -> tuple[SuppressionReason, timedelta | None] | None:
-    """What a terminal delivery outcome does to the list (pure; see the module docstring).
-
-    ``replied``: the attempt ended with a server reply.  Then only the reply's
-    classification counts (the attempt reason ``invalid_recipient`` also covers 5.1.7 and
-    5.1.8, which are about the sender); without one, the local reason does.
-    """
-    if status == RecipientStatus.BOUNCED:
-        if classification in _HARD_CLASSES or (not replied and attempt_reason in _HARD_LOCAL_REASONS):
-            return SuppressionReason.HARD_BOUNCE, None
-        return None
-    if status == RecipientStatus.EXPIRED:
-        if classification in _SENDER_SIDE_CLASSES or attempt_reason in _SENDER_SIDE_CLASSES:
-            return None
-        if attempts < SOFT_BOUNCE_MIN_ATTEMPTS:
-            return None
-        return SuppressionReason.SOFT_BOUNCE, SOFT_BOUNCE_TTL
-    return None
 
 
 def after_outcomes(conn: Connection, outcomes: Sequence[DeliveryFact], now: datetime | None = None) -> None:
@@ -513,22 +359,6 @@ def _render(row: Any, now: datetime) -> dict[str, Any]:
         "expires_at": row.expires_at.isoformat() if row.expires_at else None,
         "active": row.expires_at is None or row.expires_at > now,
     }
-
-
-# RFC 4180 columns of the export.
-CSV_COLUMNS = ("address", "stream", "reason", "source", "created_at", "expires_at", "message_id")
-# OWASP "CSV injection": a cell starting with one of these is a formula to spreadsheets.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def _csv_line(values: Sequence[str]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow([_csv_cell(v) for v in values])
-    return buf.getvalue()
 
 
 class Suppressions:
@@ -660,7 +490,7 @@ class Suppressions:
         Each page is its own short read, so a slow client downloading a large list never
         holds a transaction (or SQLite's WAL) open.
         """
-        yield _csv_line(CSV_COLUMNS)
+        yield csv_line(CSV_COLUMNS)
         cursor: str | None = None
         while True:
             q = self._query(tenant_id, filters)
@@ -669,7 +499,7 @@ class Suppressions:
             with db.reader(self.engine) as conn:
                 rows = conn.execute(q.order_by(sup.c.id.desc()).limit(page)).all()
             for r in rows:
-                yield _csv_line(
+                yield csv_line(
                     (
                         r.address,
                         r.stream,

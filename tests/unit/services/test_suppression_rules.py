@@ -9,6 +9,7 @@ import pytest
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import classify
 from sealmail.suppressions import service as sp
+from sealmail.suppressions.export import csv_line
 from sealmail.suppressions.service import SuppressionReason as R
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -91,8 +92,8 @@ def test_addresses_compare_lower_cased_and_trimmed() -> None:
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t"])
 def test_csv_cells_a_spreadsheet_would_evaluate_are_quoted(start: str) -> None:
-    assert sp._csv_line([f"{start}x@example.net", "*"]).startswith(f"'{start}x@example.net")
-    assert sp._csv_line(["a@example.net", "*"]) == "a@example.net,*\r\n"
+    assert csv_line([f"{start}x@example.net", "*"]).startswith(f"'{start}x@example.net")
+    assert csv_line(["a@example.net", "*"]) == "a@example.net,*\r\n"
 
 
 def test_unknown_streams_are_a_programming_error() -> None:
