@@ -1,5 +1,9 @@
 """The suppression list: addresses a tenant must not send to, per stream or on all of them.
 
+Size: just over 500 lines because the rules below are documented here, beside the
+``Suppressions`` store that applies them; the rules' code is in ``rules.py``, intake
+screening in ``screening.py`` and the CSV guard in ``export.py``.
+
 Entries come from delivery outcomes (hard bounces, soft-fail exhaustion), from
 complaints and unsubscribes, and from administrators (API, CLI).  Intake checks every
 accepted batch against the list in one query and rejects the suppressed recipients
