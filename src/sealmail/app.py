@@ -57,8 +57,9 @@ from sealmail.portal.access import PortalPolicy
 from sealmail.portal.holds import PortalHolds
 from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.portal.options import PortalOptions
+from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.identities import Identities
-from sealmail.secureline.keydir import Discovery, KeyDirectory
+from sealmail.secureline.keydir import KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
 from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db

@@ -48,8 +48,9 @@ from sealmail.messages import queue
 from sealmail.messages.personalize import Personalizer, add_headers
 from sealmail.messages.queue import Claimed, QueuedMessage
 from sealmail.portal.holds import NoticeFacts, PortalHolds
+from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.identities import Identities
-from sealmail.secureline.keydir import Discovery, KeyDirectory, RecipientKeys
+from sealmail.secureline.keydir import KeyDirectory, RecipientKeys
 
 log = structlog.get_logger("sealmail.secureline")
 

@@ -21,7 +21,7 @@ from tests.support.smtp_sink import SmtpSink
 from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.intake.api.app import create_api
 from sealmail.net.http_client import SafeHttpClient
-from sealmail.secureline.keydir import Discovery
+from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.wkd import wkd_hash
 
 PHI_TEXT = "Patient SSN 123-45-6780. Diagnosis code E11.9 (type 2 diabetes)."
