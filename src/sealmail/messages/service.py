@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -64,7 +63,6 @@ __all__ = [
 
 # How long accept() reuses a tenant's verified sender domains.  A newly verified domain is
 # seen at once (a miss asks again); a removed one may still be accepted for this long.
-VERIFIED_DOMAINS_SECONDS = 5.0
 
 
 class Messages(Reading):
@@ -88,7 +86,6 @@ class Messages(Reading):
         # quarantined one is stored but held until released.
         self.screen = screen
         # tenant id -> (monotonic expiry, verified sender domains)
-        self._verified: dict[str, tuple[float, set[str]]] = {}
         self._commits = GroupCommit(partial(group_commit.write, engine, self.idempotency_ttl))
 
     # -- accept ------------------------------------------------------------------------------
@@ -125,7 +122,7 @@ class Messages(Reading):
         screening = Screening("none") if system else self._screen(who, sub)
         if not system:
             # Checked before the message joins a commit batch, so a wrong sender fails only
-            # its own request (the verified set is cached for VERIFIED_DOMAINS_SECONDS).
+            # its own request (Tenancy caches the verified set for a few seconds).
             self._check_sender(who.tenant_id, sub.header_from, sub.mail_from, sub.header_senders)
         now = datetime.now(UTC)
         message_id = new_id("msg")
@@ -189,29 +186,17 @@ class Messages(Reading):
             )
         return dict(row["response"])
 
-    def _verified_domains(self, tenant_id: str, *, fresh: bool = False) -> set[str]:
-        hit = self._verified.get(tenant_id)
-        now = time.monotonic()
-        if hit is not None and not fresh and hit[0] > now:
-            return hit[1]
-        with db.reader(self.engine) as conn:
-            verified = self.tenancy.verified_domains(conn, tenant_id)
-        self._verified[tenant_id] = (now + VERIFIED_DOMAINS_SECONDS, verified)
-        return verified
-
     def _check_sender(
         self, tenant_id: str, header_from: str, mail_from: str, others: tuple[str, ...] = ()
     ) -> None:
-        verified = self._verified_domains(tenant_id)
+        # Tenancy caches the verified set briefly and asks again on a miss, so a domain
+        # verified a moment ago (in any process) is never refused.
         checks = [("from", header_from), ("mail_from", mail_from), *(("from", a) for a in others)]
         for field_name, addr in checks:
             if not addr:
                 continue
             domain = _ascii_domain(addr)
-            if domain not in verified:
-                # A domain verified since the set was cached must not be refused: ask again.
-                verified = self._verified_domains(tenant_id, fresh=True)
-            if domain not in verified:
+            if not self.tenancy.is_verified_sender_domain(tenant_id, domain):
                 raise ValidationFailed(
                     [
                         {
