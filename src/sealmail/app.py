@@ -27,7 +27,7 @@ from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
 from sealmail.console.reports import Reports
-from sealmail.console.web import ConsoleOptions, create_console
+from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.mta_sts import MtaStsFetcher
@@ -442,12 +442,20 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
     return Users(services.engine, password_hasher(services.settings), seed_key, clock=clock)
 
 
+def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
+    """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
+    return []
+
+
 def build_console(services: Services, users: Users | None = None) -> FastAPI:
     # Cookies get __Host- and Secure exactly when browsers reach the console over https.
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
     keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
-    return create_console(users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure))
+    sections = build_console_sections(services, users)
+    return create_console(
+        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections
+    )
 
 
 # -- the SMTP listeners (submission in intake/smtp, reports in bounces/listener.py) -----------

@@ -10,13 +10,13 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 """
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -60,6 +60,22 @@ class Kit:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSection:
+    """A feature's pages in the console, kept in the feature's own ``web.py``.
+
+    ``nav`` adds menu entries (path, label, permission) after the console's own; ``mount``
+    registers the routes on the console app with the shared ``Kit`` (role checks, CSRF,
+    rendering); ``templates`` names a package whose ``templates/`` folder holds the section's
+    pages, which may ``{% extends "base.html" %}``.  Template names must not collide across
+    sections: prefix them with the feature (``evidence_reports.html``).
+    """
+
+    nav: Sequence[tuple[str, str, Permission]]
+    mount: Callable[[FastAPI, Kit], None]
+    templates: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConsoleOptions:
     secure_cookies: bool = True
 
@@ -78,18 +94,25 @@ class Cookies:
 
 
 def create_console(
-    users: Users, reports: Reports, keys: UserKeys, options: ConsoleOptions | None = None
+    users: Users,
+    reports: Reports,
+    keys: UserKeys,
+    options: ConsoleOptions | None = None,
+    sections: Sequence[ConsoleSection] = (),
 ) -> FastAPI:
     opts = options or ConsoleOptions()
     names = Cookies.for_(opts.secure_cookies)
-    env = Environment(loader=PackageLoader("sealmail.console", "templates"), autoescape=select_autoescape())
-    css = env.loader.get_source(env, "console.css")[0] if env.loader else ""
+    loaders: list[BaseLoader] = [PackageLoader("sealmail.console", "templates")]
+    loaders += [PackageLoader(s.templates, "templates") for s in sections if s.templates]
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
+    css = loaders[0].get_source(env, "console.css")[0]
+    pages = [*PAGES, *(entry for s in sections for entry in s.nav)]
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(security.HardenEveryResponse)
 
     def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
         who: Session | None = ctx.get("who")
-        nav = [(path, label) for path, label, perm in PAGES if who is not None and who.may(perm)]
+        nav = [(path, label) for path, label, perm in pages if who is not None and who.may(perm)]
         base = request.scope.get("root_path", "")
         html = env.get_template(template).render(base=base, nav=nav, path=request.url.path, **ctx)
         return security.harden(HTMLResponse(html, status_code=status), CSP)  # type: ignore[return-value]
@@ -253,12 +276,16 @@ def create_console(
         return security.csrf_token(request.cookies.get(names.session, ""))
 
     kit = Kit(render, redirect, signed_in, acting, csrf)
-    _pages(app, users, reports, kit)
+    _pages(app, users, reports, kit, pages)
     _key_pages(app, keys, kit)
+    for section in sections:
+        section.mount(app, kit)
     return app
 
 
-def _pages(app: FastAPI, users: Users, reports: Reports, kit: Kit) -> None:
+def _pages(
+    app: FastAPI, users: Users, reports: Reports, kit: Kit, pages: Sequence[tuple[str, str, Permission]]
+) -> None:
     """The signed-in pages, each behind its permission."""
     render, redirect, signed_in, csrf = kit.render, kit.redirect, kit.signed_in, kit.csrf
 
@@ -269,7 +296,7 @@ def _pages(app: FastAPI, users: Users, reports: Reports, kit: Kit) -> None:
             return me
         if not me.may(Permission.VIEW_DASHBOARD):
             # Roles without a dashboard (auditors) land on their first page.
-            first = next((p for p, _, perm in PAGES if me.may(perm)), None)
+            first = next((p for p, _, perm in pages if me.may(perm)), None)
             if first is None:
                 raise HTTPException(403, "Your role does not include any console page.")
             return redirect(request, first)
