@@ -116,7 +116,7 @@ def run(method: str, args: argparse.Namespace) -> dict[str, float]:
                     "stream": "phi",
                 }
             )
-            services.messages.accept(who, compose.from_message(body, "clinic.example", 1000))
+            services.messages.submit(who, compose.from_message(body, "clinic.example", 1000))
         accept_s = time.monotonic() - start
         services.close()
         start = time.monotonic()

@@ -172,7 +172,7 @@ def quarantine_release(message_id: str, tenant: Annotated[str | None, typer.Opti
     svc = _services()
     who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))
     result = svc.messages.release(who, message_id)
-    out.print(f"released {len(result['released'])} recipient(s) of {message_id}")
+    out.print(f"released {len(result.recipient_ids)} recipient(s) of {message_id}")
 
 
 @audit_app.command("verify")

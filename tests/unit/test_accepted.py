@@ -36,10 +36,10 @@ def test_accepted_round_trips_through_the_stored_body() -> None:
             accept.AcceptedRecipient("rcp_2", "q@example.org", RecipientStatus.REJECTED),
         ),
     )
-    body = result.body()
+    body = result.to_record()
     assert body["status"] == "queued"
     assert body["recipients"][1] == {"id": "rcp_2", "email": "q@example.org", "status": "rejected"}
-    assert accept.Accepted.from_body(body) == result
+    assert accept.Accepted.from_record(body) == result
 
 
 def test_validate_refuses_what_no_screening_could_fix() -> None:

@@ -101,10 +101,10 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         response_model=FileSentOut,
         summary="Send a file as a secure portal message",
     )
-    async def send(file_id: str, body: FileSendIn, who: Sender) -> dict[str, Any]:
+    async def send(file_id: str, body: FileSendIn, who: Sender) -> FileSentOut:
         """Send a ready file to recipients as a secure portal message."""
         req = ShareRequest(body.from_, tuple(body.to), body.subject, body.note, body.expires_days)
-        return await run_in_threadpool(shares.send, who, file_id, req)
+        return FileSentOut.from_sent(await run_in_threadpool(shares.send, who, file_id, req))
 
     @r.get("/files/{file_id}", response_model=FileOut, summary="Get a file's metadata")
     def describe(file_id: str, who: Reader) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field
 
+from sealmail.files.service import FileSent
 from sealmail.messages.schemas import AcceptedOut
 from sealmail.web.models import Out
 
@@ -30,6 +31,11 @@ class FileSentOut(AcceptedOut):
 
     file_id: str
     expires_at: datetime | None
+
+    @classmethod
+    def from_sent(cls, sent: FileSent) -> FileSentOut:
+        accepted = AcceptedOut.from_result(sent.message)
+        return cls(**accepted.model_dump(), file_id=sent.file_id, expires_at=sent.expires_at)
 
 
 class FileDeletedOut(Out):

@@ -31,7 +31,7 @@ from sealmail.files.blobstore import BlobStore
 from sealmail.files.reading import OpenedFile, chunk_key, file_prefix
 from sealmail.files.tables import file_shares
 from sealmail.ids import new_id
-from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
+from sealmail.messages.service import Accepted, EnvelopeRecipient, Messages, Submission
 from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal
@@ -54,6 +54,15 @@ class ShareRequest:
     subject: str
     note: str = ""
     expires_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileSent:
+    """A file sent: the portal message that carries its link, and when the link expires."""
+
+    message: Accepted
+    file_id: str
+    expires_at: datetime
 
 
 def _now() -> datetime:
@@ -279,7 +288,7 @@ class FileShares:
         )
 
     # -- sending -------------------------------------------------------------------------------
-    def send(self, who: Principal, file_id: str, req: ShareRequest) -> dict[str, Any]:
+    def send(self, who: Principal, file_id: str, req: ShareRequest) -> FileSent:
         """Send the file as a portal message; returns the accepted message.
 
         The message holds only the sender's subject and note and a link to the file's
@@ -342,7 +351,7 @@ class FileShares:
             # A concurrent send (or delete) won the row: withdraw the message we just made.
             self.messages.cancel(who, message_id)
             raise Conflict(f"file {file_id} was sent or deleted concurrently")
-        return {**result.body(), "file_id": file_id, "expires_at": expires}
+        return FileSent(result, file_id, expires)
 
     # -- crypto-shredding ------------------------------------------------------------------------
     def _shred_row(self, conn: Connection, tenant_id: str, file_id: str) -> None:

@@ -41,8 +41,8 @@ class Accepted:
     recipients: tuple[AcceptedRecipient, ...]
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> Accepted:
-        """From the stored JSON shape (an idempotent replay reads it back)."""
+    def from_record(cls, body: dict[str, Any]) -> Accepted:
+        """From the JSON an idempotency key keeps (an idempotent replay reads it back)."""
         return cls(
             id=str(body["id"]),
             status=MessageStatus(body["status"]),
@@ -54,8 +54,11 @@ class Accepted:
             ),
         )
 
-    def body(self) -> dict[str, Any]:
-        """The JSON shape the API answers with (and the idempotency record keeps)."""
+    def to_record(self) -> dict[str, Any]:
+        """The JSON ``idempotency_keys.response`` keeps; ``from_record`` reads it back.
+
+        A storage format: the API shapes its own body (``messages.schemas.AcceptedOut``).
+        """
         return {
             "id": self.id,
             "status": str(self.status),
@@ -214,7 +217,7 @@ def pending(
         stream=str(sub.stream),
         message_id_header=sub.message_id_header,
         recipients=tuple(AcceptedRecipient(r["id"], r["address"], r["status"]) for r in rcpts),
-    ).body()
+    ).to_record()
     record = None
     if idem is not None:
         record = {

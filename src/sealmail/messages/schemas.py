@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.domain.tls_policy import Stream, TlsPolicy
+from sealmail.messages.accept import Accepted
+from sealmail.messages.service import Moved
 
 
 class AttachmentIn(BaseModel):
@@ -90,6 +92,22 @@ class AcceptedOut(BaseModel):
     message_id_header: str
     recipients: list[RecipientOut]
 
+    @classmethod
+    def from_result(cls, result: Accepted) -> AcceptedOut:
+        return cls(
+            id=result.id,
+            status=str(result.status),
+            stream=result.stream,
+            message_id_header=result.message_id_header,
+            recipients=[
+                RecipientOut(id=r.id, email=r.email, status=str(r.status)) for r in result.recipients
+            ],
+        )
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body, for routes that answer with a ``JSONResponse`` (extra headers)."""
+        return self.model_dump(mode="json")
+
 
 class PageOut(BaseModel):
     data: list[dict[str, Any]]
@@ -114,10 +132,18 @@ class ReleasedOut(_Out):
     id: str
     released: list[str]
 
+    @classmethod
+    def from_result(cls, moved: Moved) -> ReleasedOut:
+        return cls(id=moved.message_id, released=list(moved.recipient_ids))
+
 
 class CancelledOut(_Out):
     id: str
     cancelled: list[str]
+
+    @classmethod
+    def from_result(cls, moved: Moved) -> CancelledOut:
+        return cls(id=moved.message_id, cancelled=list(moved.recipient_ids))
 
 
 # -- a message, its deliveries and its content ---------------------------------------------------

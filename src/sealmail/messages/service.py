@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -48,6 +49,15 @@ from sealmail.store.tables import idempotency_keys, messages, recipients
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal, Tenancy
 
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """The recipients a release (to ``queued``) or a cancel (to ``cancelled``) moved."""
+
+    message_id: str
+    recipient_ids: tuple[str, ...]
+
+
 # What callers import from here: the service and the values it takes and returns.
 __all__ = [
     "Accepted",
@@ -55,14 +65,12 @@ __all__ = [
     "EnvelopeRecipient",
     "Idempotency",
     "Messages",
+    "Moved",
     "Screen",
     "Screening",
     "Submission",
     "request_hash",
 ]
-
-# How long accept() reuses a tenant's verified sender domains.  A newly verified domain is
-# seen at once (a miss asks again); a removed one may still be accepted for this long.
 
 
 class Messages(Reading):
@@ -85,21 +93,18 @@ class Messages(Reading):
         # DLP at intake: a blocked message is refused before anything is stored, a
         # quarantined one is stored but held until released.
         self.screen = screen
-        # tenant id -> (monotonic expiry, verified sender domains)
         self._commits = GroupCommit(partial(group_commit.write, engine, self.idempotency_ttl))
 
     # -- accept ------------------------------------------------------------------------------
     def accept(
-        self,
-        who: Principal,
-        sub: Submission,
-        idem: Idempotency | None = None,
-        *,
-        system: bool = False,
+        self, who: Principal, sub: Submission, idem: Idempotency | None = None, *, system: bool = False
     ) -> tuple[dict[str, Any], bool]:
-        """``submit``, shaped as the API's JSON body: (body, replayed?)."""
+        """Deprecated: ``submit`` as a stored-record dict, kept only for ``evidence/mailing.py``
+        (owned elsewhere while issue 13 lands); every other caller uses ``submit``.  Remove
+        once that caller reads ``submit(...)[0].id``.
+        """
         result, replayed = self.submit(who, sub, idem, system=system)
-        return result.body(), replayed
+        return result.to_record(), replayed
 
     def submit(
         self,
@@ -118,7 +123,7 @@ class Messages(Reading):
         if idem is not None:
             replay = self._idempotent_replay(who.tenant_id, idem)
             if replay is not None:
-                return Accepted.from_body(replay), True
+                return Accepted.from_record(replay), True
         screening = Screening("none") if system else self._screen(who, sub)
         if not system:
             # Checked before the message joins a commit batch, so a wrong sender fails only
@@ -136,9 +141,9 @@ class Messages(Reading):
             if idem is not None:
                 replay = self._idempotent_replay(who.tenant_id, idem)
                 if replay is not None:
-                    return Accepted.from_body(replay), True
+                    return Accepted.from_record(replay), True
             raise
-        return Accepted.from_body(item.response), False
+        return Accepted.from_record(item.response), False
 
     def _screen(self, who: Principal, sub: Submission) -> Screening:
         """DLP at intake; a blocked message is audited and refused, nothing is stored."""
@@ -234,7 +239,7 @@ class Messages(Reading):
             "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
         }
 
-    def release(self, who: Principal, message_id: str) -> dict[str, Any]:
+    def release(self, who: Principal, message_id: str) -> Moved:
         """Release a quarantined message for delivery (audited, one event per recipient)."""
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -272,10 +277,10 @@ class Messages(Reading):
                 tenant_id=who.tenant_id,
                 target=message_id,
             )
-        return {"id": message_id, "released": [r.id for r in released]}
+        return Moved(message_id, tuple(r.id for r in released))
 
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self, who: Principal, message_id: str) -> dict[str, Any]:
+    def cancel(self, who: Principal, message_id: str) -> Moved:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             msg = conn.execute(
@@ -312,7 +317,7 @@ class Messages(Reading):
                 target=message_id,
                 details={"recipients": len(cancelled)},
             )
-        return {"id": message_id, "cancelled": [r.id for r in cancelled]}
+        return Moved(message_id, tuple(r.id for r in cancelled))
 
 
 def _moved_by(

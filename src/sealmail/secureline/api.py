@@ -204,8 +204,8 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
         return services.messages.quarantined(who, limit=min(max(limit, 1), 500), cursor=cursor)
 
     @r.post("/messages/{message_id}/release", response_model=ReleasedOut)
-    def release(message_id: str, who: Admin) -> dict[str, Any]:
-        return services.messages.release(who, message_id)
+    def release(message_id: str, who: Admin) -> ReleasedOut:
+        return ReleasedOut.from_result(services.messages.release(who, message_id))
 
     @r.patch("/tenant/policy", response_model=SettingsOut)
     def patch_policy(body: PolicySettingsIn, who: Admin) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 
-from sealmail.suppressions.service import Filters, Suppressions
+from sealmail.domain.page import Page
+from sealmail.suppressions.service import Entry, Filters, Suppressions
 from sealmail.tenancy.service import Principal
 
 StreamName = Literal["*", "transactional", "phi", "broadcast"]
@@ -53,12 +54,32 @@ class SuppressionOut(BaseModel):
     expires_at: str | None
     active: bool = Field(description="False once expires_at has passed.")
 
+    @classmethod
+    def from_entry(cls, e: Entry) -> "SuppressionOut":
+        return cls(
+            id=e.id,
+            address=e.address,
+            stream=e.stream,
+            reason=e.reason,
+            source=e.source,
+            message_id=e.message_id,
+            created_by=e.created_by,
+            created_at=e.created_at.isoformat(),
+            updated_at=e.updated_at.isoformat(),
+            expires_at=e.expires_at.isoformat() if e.expires_at else None,
+            active=e.active,
+        )
+
 
 class SuppressionPageOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     data: list[SuppressionOut]
     next_cursor: str | None
+
+    @classmethod
+    def from_page(cls, page: Page[Entry]) -> "SuppressionPageOut":
+        return cls(data=[SuppressionOut.from_entry(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -85,9 +106,10 @@ def router(store: Suppressions, need: Any) -> APIRouter:
         stream: StreamName | None = None,
         reason: ReasonName | None = None,
         address: Address = None,
-    ) -> dict[str, Any]:
+    ) -> SuppressionPageOut:
         """Newest first.  ``stream`` matches entries of exactly that stream ("*" included)."""
-        return store.list(who.tenant_id, limit=limit, cursor=cursor, filters=Filters(stream, reason, address))
+        page = store.list(who.tenant_id, limit=limit, cursor=cursor, filters=Filters(stream, reason, address))
+        return SuppressionPageOut.from_page(page)
 
     @r.get("/suppressions/export.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
     def export_suppressions(
@@ -105,8 +127,8 @@ def router(store: Suppressions, need: Any) -> APIRouter:
         )
 
     @r.get("/suppressions/{suppression_id}", response_model=SuppressionOut)
-    def get_suppression(suppression_id: str, who: Reader) -> dict[str, Any]:
-        return store.get(who.tenant_id, suppression_id)
+    def get_suppression(suppression_id: str, who: Reader) -> SuppressionOut:
+        return SuppressionOut.from_entry(store.get(who.tenant_id, suppression_id))
 
     @r.post(
         "/suppressions",
@@ -114,7 +136,7 @@ def router(store: Suppressions, need: Any) -> APIRouter:
         response_model=SuppressionOut,
         responses={200: {"model": SuppressionOut, "description": "The entry existed and already said this."}},
     )
-    def add_suppression(body: SuppressionIn, who: Admin, response: Response) -> dict[str, Any]:
+    def add_suppression(body: SuppressionIn, who: Admin, response: Response) -> SuppressionOut:
         """Add an entry, or update the one for this stream and address (audited).
 
         201 when written; 200 when an active entry already said as much.
@@ -130,7 +152,7 @@ def router(store: Suppressions, need: Any) -> APIRouter:
         )
         if not written:
             response.status_code = 200
-        return row
+        return SuppressionOut.from_entry(row)
 
     @r.delete("/suppressions", status_code=204)
     def remove_suppression(

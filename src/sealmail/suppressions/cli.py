@@ -39,13 +39,11 @@ def list_cmd(
     """The newest entries, one a line."""
     with session(tenant) as (store, tenant_id):
         page = store.list(tenant_id, limit=limit, filters=Filters(stream, reason, address))
-        for row in page["data"]:
-            until = f"  until {row['expires_at']}" if row["expires_at"] else ""
-            state = "" if row["active"] else "  (expired)"
-            out.print(
-                f"{row['address']}  {row['stream']:<13}  {row['reason']:<11}  {row['source']}{until}{state}"
-            )
-        if page["next_cursor"]:
+        for e in page.items:
+            until = f"  until {e.expires_at.isoformat()}" if e.expires_at else ""
+            state = "" if e.active else "  (expired)"
+            out.print(f"{e.address}  {e.stream:<13}  {e.reason:<11}  {e.source}{until}{state}")
+        if page.next_cursor:
             out.print("… more; use `sealmail suppressions export` for the whole list")
 
 
@@ -70,7 +68,7 @@ def add_cmd(
             actor="cli",
             source="cli",
         )
-        out.print(f"{'suppressed' if written else 'already suppressed'}: {row['id']} ({row['stream']})")
+        out.print(f"{'suppressed' if written else 'already suppressed'}: {row.id} ({row.stream})")
 
 
 @suppressions_app.command("remove")

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.page import Page
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
@@ -349,20 +350,37 @@ class Filters:
     address: str | None = None
 
 
-def _render(row: Any, now: datetime) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "address": row.address,
-        "stream": row.stream,
-        "reason": row.reason,
-        "source": row.source,
-        "message_id": row.message_id,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
-        "active": row.expires_at is None or row.expires_at > now,
-    }
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One suppression entry as the tenant sees it."""
+
+    id: str
+    address: str
+    stream: str
+    reason: str
+    source: str
+    message_id: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    active: bool  # False once expires_at has passed
+
+    @classmethod
+    def from_row(cls, row: Any, now: datetime) -> Entry:
+        return cls(
+            id=row.id,
+            address=row.address,
+            stream=row.stream,
+            reason=row.reason,
+            source=row.source,
+            message_id=row.message_id,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            expires_at=row.expires_at,
+            active=row.expires_at is None or row.expires_at > now,
+        )
 
 
 class Suppressions:
@@ -419,7 +437,7 @@ class Suppressions:
         expires_at: datetime | None = None,
         actor: str,
         source: str,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Entry, bool]:
         """Add or update an entry; returns (entry, written?)."""
         now = datetime.now(UTC)
         addr, stream, why = self.validate(
@@ -442,7 +460,7 @@ class Suppressions:
                     sup.c.tenant_id == tenant_id, sup.c.stream == stream, sup.c.address == addr
                 )
             ).one()
-        return _render(row, now), written
+        return Entry.from_row(row, now), written
 
     def remove(self, tenant_id: str, *, stream: str, address: str, actor: str) -> None:
         if stream not in STREAMS:
@@ -453,14 +471,14 @@ class Suppressions:
             if not unsuppress(conn, tenant_id=tenant_id, stream=stream, address=address, actor=actor):
                 raise NotFound(f"no suppression for this address on stream {stream!r}")
 
-    def get(self, tenant_id: str, suppression_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, suppression_id: str) -> Entry:
         with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(sup).where(sup.c.tenant_id == tenant_id, sup.c.id == suppression_id)
             ).first()
         if row is None:
             raise NotFound(f"suppression {suppression_id} not found")
-        return _render(row, datetime.now(UTC))
+        return Entry.from_row(row, datetime.now(UTC))
 
     def _query(self, tenant_id: str, filters: Filters) -> Any:
         q = sa.select(sup).where(sup.c.tenant_id == tenant_id)
@@ -474,7 +492,7 @@ class Suppressions:
 
     def list(
         self, tenant_id: str, *, limit: int = 100, cursor: str | None = None, filters: Filters = Filters()
-    ) -> dict[str, Any]:
+    ) -> Page[Entry]:
         """Newest first; ``cursor`` is the last id of the previous page."""
         q = self._query(tenant_id, filters)
         if cursor:
@@ -483,10 +501,9 @@ class Suppressions:
             rows = conn.execute(q.order_by(sup.c.id.desc()).limit(limit + 1)).all()
         now = datetime.now(UTC)
         page = rows[:limit]
-        return {
-            "data": [_render(r, now) for r in page],
-            "next_cursor": page[-1].id if len(rows) > limit and page else None,
-        }
+        return Page(
+            tuple(Entry.from_row(r, now) for r in page), page[-1].id if len(rows) > limit and page else None
+        )
 
     def export_csv(self, tenant_id: str, filters: Filters = Filters(), page: int = 1000) -> Iterator[str]:
         """A header line, then one line per entry, read a page at a time.

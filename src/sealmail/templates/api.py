@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse, Response
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.errors import InvalidRequest, ValidationFailed
+from sealmail.messages.schemas import AcceptedOut
 from sealmail.messages.service import Idempotency, request_hash
 from sealmail.templates import personalize
-from sealmail.templates.batch import run_batch
+from sealmail.templates.batch import ItemResult, run_batch
 from sealmail.templates.bulk import BulkSender, BulkSpec
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.schemas import (
@@ -144,8 +145,9 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
             max_recipients=sender.max_recipients,
             idempotency_key=idempotency_key,
         )
-        accepted = sum(1 for x in results if x["outcome"] == "accepted")
-        return {"accepted": accepted, "failed": len(results) - accepted, "data": results}
+        data = [batch_item_body(x) for x in results]
+        accepted = sum(1 for x in results if x.accepted is not None)
+        return {"accepted": accepted, "failed": len(results) - accepted, "data": data}
 
     def bulk_spec(who: Principal, body: BulkIn, idem: Idempotency | None) -> BulkSpec:
         # Checked once for the whole request rather than failing every recipient alike.
@@ -214,3 +216,23 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
         return sender.get(who.tenant_id, job_id, limit=limit, after=int(cursor) if cursor else -1)
 
     return r
+
+
+def batch_item_body(item: ItemResult) -> dict[str, Any]:
+    """``{index, status: 202, outcome: accepted, replayed, message}`` or ``{…, problem}``."""
+    if item.accepted is None:
+        assert item.error is not None  # an item is accepted or refused
+        return {
+            "index": item.index,
+            "status": item.error.status,
+            "outcome": "error",
+            "problem": item.error.problem(),
+        }
+    message = AcceptedOut.from_result(item.accepted).body()
+    return {
+        "index": item.index,
+        "status": 202,
+        "outcome": "accepted",
+        "replayed": item.replayed,
+        "message": message,
+    }

@@ -3,7 +3,7 @@
 Each item is validated, rendered and accepted on its own; an error becomes that item's
 problem document and never stops the others.  Items are prepared in order in the calling
 thread (so a stored template is loaded and compiled once per batch), then accepted from
-a small thread pool so ``Messages.accept``'s group commit can write many in one
+a small thread pool so ``Messages.submit``'s group commit can write many in one
 transaction.
 """
 
@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from sealmail.errors import SealmailError, ValidationFailed
 from sealmail.messages.schemas import MessageIn
-from sealmail.messages.service import Idempotency, Messages, Submission, request_hash
+from sealmail.messages.service import Accepted, Idempotency, Messages, Submission, request_hash
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.schemas import BatchItemIn
@@ -71,8 +72,14 @@ def prepare(item: dict[str, Any], load: TemplateLoader, domain: str, max_recipie
     return p.submission(message, domain, max_recipients)
 
 
-def _problem(exc: SealmailError) -> dict[str, Any]:
-    return {"status": exc.status, "outcome": "error", "problem": exc.problem()}
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """One batch item's outcome: the accepted message, or the error that refused it."""
+
+    index: int
+    accepted: Accepted | None = None
+    replayed: bool = False
+    error: SealmailError | None = None
 
 
 def run_batch(
@@ -84,32 +91,32 @@ def run_batch(
     domain: str,
     max_recipients: int,
     idempotency_key: str | None = None,
-) -> list[dict[str, Any]]:
-    """Results in item order: ``{index, status: 202, outcome: accepted, message}`` or a problem.
+) -> list[ItemResult]:
+    """Results in item order: each item accepted, or the error that refused it.
 
     With an Idempotency-Key, item *i* is accepted under ``<key>#<i>`` with that item's own
     hash: a retried batch replays the items that were stored and stores the rest.
     """
     load = template_loader(store, who.tenant_id)
-    results: list[dict[str, Any] | None] = [None] * len(items)
-    pending: list[tuple[int, Future[tuple[dict[str, Any], bool]]]] = []
+    results: list[ItemResult | None] = [None] * len(items)
+    pending: list[tuple[int, Future[tuple[Accepted, bool]]]] = []
     with ThreadPoolExecutor(max_workers=min(ACCEPT_THREADS, len(items)) or 1) as pool:
         for i, item in enumerate(items):
             try:
                 sub = prepare(item, load, domain, max_recipients)
             except SealmailError as exc:
-                results[i] = _problem(exc)
+                results[i] = ItemResult(i, error=exc)
                 continue
             idem = None
             if idempotency_key is not None:
                 item_hash = request_hash(json.dumps(item, sort_keys=True, default=str).encode())
                 idem = Idempotency(f"{idempotency_key}#{i}", item_hash)
-            pending.append((i, pool.submit(messages.accept, who, sub, idem)))
+            pending.append((i, pool.submit(messages.submit, who, sub, idem)))
         for i, future in pending:
             try:
-                response, replayed = future.result()
+                accepted, replayed = future.result()
             except SealmailError as exc:
-                results[i] = _problem(exc)
+                results[i] = ItemResult(i, error=exc)
                 continue
-            results[i] = {"status": 202, "outcome": "accepted", "replayed": replayed, "message": response}
-    return [{"index": i, **r} for i, r in enumerate(results) if r is not None]
+            results[i] = ItemResult(i, accepted=accepted, replayed=replayed)
+    return [r for r in results if r is not None]

@@ -30,7 +30,7 @@ from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.messages.schemas import MessageIn
-from sealmail.messages.service import Idempotency, Messages
+from sealmail.messages.service import Accepted, Idempotency, Messages
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
@@ -143,7 +143,7 @@ class BulkSender:
         tally: _Tally,
     ) -> list[tuple[int, list[dict[str, str]]]]:
         errors: list[tuple[int, list[dict[str, str]]]] = []
-        futures: list[tuple[int, Future[tuple[dict[str, Any], bool]]]] = []
+        futures: list[tuple[int, Future[tuple[Accepted, bool]]]] = []
         for offset, rcpt in enumerate(chunk):
             index = start + offset
             try:
@@ -161,7 +161,7 @@ class BulkSender:
             idem = None
             if spec.idempotency is not None:
                 idem = Idempotency(f"{spec.idempotency.key}#{index}", spec.idempotency.request_hash)
-            futures.append((index, pool.submit(self.messages.accept, who, sub, idem)))
+            futures.append((index, pool.submit(self.messages.submit, who, sub, idem)))
         for index, future in futures:
             try:
                 future.result()

@@ -26,5 +26,5 @@ class QueueMail:
             tags=("tlsrpt",),
         )
         who = Principal(tenant_id, "system:tlsrpt", frozenset({"send"}))
-        result, _ = self.messages.accept(who, sub, system=True)
-        return str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        return result.id

@@ -148,8 +148,8 @@ def _send(services: Services, api_key: str) -> str:
         {"from": f"front@{DOMAIN}", "to": ["pat@example.net"], "subject": "Hello", "text": "Hi."}
     )
     principal = services.tenancy.authenticate(api_key)
-    result, _ = services.messages.accept(principal, compose.from_message(body, DOMAIN, 1000))
-    return str(result["id"])
+    result, _ = services.messages.submit(principal, compose.from_message(body, DOMAIN, 1000))
+    return result.id
 
 
 def test_verified_domain_without_a_key_is_held_not_sent_unsigned(

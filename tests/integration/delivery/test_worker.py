@@ -51,8 +51,8 @@ class Pipeline:
             }
         )
         sub = compose.from_message(body, "sealmail.test", 1000)
-        result, _ = self.services.messages.accept(self.tenant.principal, sub)
-        return str(result["id"])
+        result, _ = self.services.messages.submit(self.tenant.principal, sub)
+        return result.id
 
     def run_worker(self, name: str = "w1", settings: Settings | None = None) -> int:
         settings = settings or self.settings

@@ -63,8 +63,8 @@ class Stack:
             }
         )
         sub = compose.from_message(body, "clinic.example", 1000)
-        result, _ = self.services.messages.accept(self.tenant.principal, sub)
-        return str(result["id"])
+        result, _ = self.services.messages.submit(self.tenant.principal, sub)
+        return result.id
 
     def deliver(self, mid: str, count: int) -> list[ReceivedMessage]:
         async def go() -> int:

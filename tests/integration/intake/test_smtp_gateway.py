@@ -421,7 +421,7 @@ def test_unexpected_failure_is_a_temporary_451_and_nothing_stored(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away: patient@example.org")
 
-    monkeypatch.setattr(services.messages, "accept", broken)
+    monkeypatch.setattr(services.messages, "submit", broken)
     client = authenticated(connect, gateway, credential)
     code, reply = send(client, message())
     assert (code, reply[:5]) == (451, b"4.3.0")
@@ -506,7 +506,7 @@ def test_smtp_and_api_submissions_have_the_same_shape(
         stream=Stream.TRANSACTIONAL,
         limits=intake_limits(services.settings),
     )
-    api_id = services.messages.accept(tenant.principal, submission)[0]["id"]
+    api_id = services.messages.submit(tenant.principal, submission)[0].id
 
     def shape(message_id: str) -> dict[str, Any]:
         stored = services.messages.get(tenant.principal, message_id)
@@ -563,14 +563,14 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storing, release = threading.Event(), threading.Event()
-    real_accept = services.messages.accept
+    real_accept = services.messages.submit
 
     def slow_accept(*args: Any, **kwargs: Any) -> Any:
         storing.set()
         assert release.wait(10), "test never released accept()"
         return real_accept(*args, **kwargs)
 
-    monkeypatch.setattr(services.messages, "accept", slow_accept)
+    monkeypatch.setattr(services.messages, "submit", slow_accept)
     client = authenticated(connect, gateway, credential)
     replies: list[tuple[int, bytes]] = []
     sender = threading.Thread(target=lambda: replies.append(send(client, message())))

@@ -69,8 +69,8 @@ class Stack:
             }
         )
         sub = compose.from_message(body, "sealmail.test", 1000)
-        result, _ = self.services.messages.accept(self.tenant.principal, sub)
-        return str(result["id"])
+        result, _ = self.services.messages.submit(self.tenant.principal, sub)
+        return result.id
 
     def run_worker(self) -> int:
         async def go() -> int:

@@ -51,17 +51,17 @@ class World:
         body = MessageIn.model_validate(
             {"from": f"doc@{t.domain}", "to": [to], "subject": "Results", "text": "Fine.", "stream": "phi"}
         )
-        result, _ = self.services.messages.accept(t.principal, compose.from_message(body, "t.test", 10))
-        rcpt = result["recipients"][0]
+        result, _ = self.services.messages.submit(t.principal, compose.from_message(body, "t.test", 10))
+        rcpt = result.recipients[0]
         link, _ = self.services.portal.hold(
             tenant_id=t.id,
-            message_id=result["id"],
-            recipient_id=rcpt["id"],
+            message_id=result.id,
+            recipient_id=rcpt.id,
             address=to,
             reason="test",
             now=T0,
         )
-        return result["id"], link.rsplit("/", 1)[1]
+        return result.id, link.rsplit("/", 1)[1]
 
     def sign_in(self, token: str) -> str:
         state, challenge = self.access.open_link(token)
@@ -193,11 +193,11 @@ def test_expiry_shreds_only_when_no_other_recipient_needs_the_content(world: Wor
         {"from": "doc@clinic.example", "to": ["pat@plain.example", "nurse@tls.example"], "subject": "S",
          "text": "x", "stream": "phi"}
     )  # fmt: skip
-    result, _ = world.services.messages.accept(
+    result, _ = world.services.messages.submit(
         world.tenant.principal, compose.from_message(body, "t.test", 10)
     )
-    mid = result["id"]
-    portal_rcpt = result["recipients"][0]["id"]
+    mid = result.id
+    portal_rcpt = result.recipients[0].id
     world.services.portal.hold(
         tenant_id=world.tenant.id, message_id=mid, recipient_id=portal_rcpt, address="pat@plain.example",
         reason="t", now=datetime.now(UTC), days=1,

@@ -56,8 +56,8 @@ def send_raw_named(stack: Stack, sender: str, mime_filename: bytes) -> str:
     sub = compose.from_message(body, "sealmail.test", 1000)
     assert b'filename="PLACEHOLDER.pdf"' in sub.raw
     raw = sub.raw.replace(b'filename="PLACEHOLDER.pdf"', mime_filename)
-    result, _ = stack.services.messages.accept(stack.tenant.principal, dataclasses.replace(sub, raw=raw))
-    return str(result["id"])
+    result, _ = stack.services.messages.submit(stack.tenant.principal, dataclasses.replace(sub, raw=raw))
+    return result.id
 
 
 def test_message_page_isolates_names_and_shows_the_real_sender(stack: Stack) -> None:

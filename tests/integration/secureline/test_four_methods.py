@@ -100,7 +100,7 @@ def test_four_recipients_get_pgp_smime_tls_and_portal_each_recorded(
             }
         )
         sub = compose.from_message(body, "clinic.example", 1000)
-        accepted, _ = services.messages.accept(tenant.principal, sub)
+        accepted, _ = services.messages.submit(tenant.principal, sub)
 
         async def run() -> None:
             transport = build_transport(settings)
@@ -161,7 +161,7 @@ def test_four_recipients_get_pgp_smime_tls_and_portal_each_recorded(
         assert b"sent you a secure message" in notice.data
 
         events = services.messages.list_events(
-            tenant.principal, message_id=accepted["id"], type_="message.delivered"
+            tenant.principal, message_id=accepted.id, type_="message.delivered"
         )["data"]
         methods = {e["recipient"]: e["data"]["secureline"] for e in events}
         assert methods["pat@pgp.example"]["method"] == "pgp"

@@ -108,7 +108,7 @@ def _send(services: Services, api_key: str, to: str, tls: TlsPolicy | None = Non
         }
     )
     principal = services.tenancy.authenticate(api_key)
-    services.messages.accept(principal, compose.from_message(body, DOMAIN, 1000))
+    services.messages.submit(principal, compose.from_message(body, DOMAIN, 1000))
 
 
 def _assert_rfc8460(report: dict[str, Any]) -> None:

@@ -59,8 +59,8 @@ def send_message(
         tags=tags,
         metadata={"ehr_ref": "opaque-9f2c"},
     )
-    result, _ = services.messages.accept(who, sub)
-    return str(result["id"])
+    result, _ = services.messages.submit(who, sub)
+    return result.id
 
 
 def dispatch(services: Services, now: datetime | None = None) -> int:

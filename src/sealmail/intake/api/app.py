@@ -216,9 +216,11 @@ def create_api(services: ApiServices) -> FastAPI:
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_message(body, domain_for_ids, opts.max_recipients)
-        result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
+        result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
         return JSONResponse(
-            result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
+            AcceptedOut.from_result(result).body(),
+            status_code=202,
+            headers={"Idempotent-Replayed": "true"} if replayed else None,
         )
 
     @app.post("/v1/messages/raw", status_code=202, response_model=AcceptedOut, tags=["messages"])
@@ -230,9 +232,11 @@ def create_api(services: ApiServices) -> FastAPI:
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_raw(body, domain_for_ids, opts.max_recipients, opts.intake_limits)
-        result, replayed = await run_in_threadpool(msgs.accept, who, sub, idem)
+        result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
         return JSONResponse(
-            result, status_code=202, headers={"Idempotent-Replayed": "true"} if replayed else None
+            AcceptedOut.from_result(result).body(),
+            status_code=202,
+            headers={"Idempotent-Replayed": "true"} if replayed else None,
         )
 
     @app.get("/v1/messages", response_model=PageOut, tags=["messages"])
@@ -281,8 +285,8 @@ def create_api(services: ApiServices) -> FastAPI:
         tags=["messages"],
         summary="Cancel a message's queued recipients",
     )
-    def cancel_message(message_id: str, who: Annotated[Principal, need("send")]) -> dict[str, Any]:
-        return msgs.cancel(who, message_id)
+    def cancel_message(message_id: str, who: Annotated[Principal, need("send")]) -> CancelledOut:
+        return CancelledOut.from_result(msgs.cancel(who, message_id))
 
     @app.get("/v1/events", response_model=PageOut, tags=["events"])
     def list_events(

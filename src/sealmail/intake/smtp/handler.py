@@ -7,7 +7,7 @@ rows, events and audit entries are identical whichever door it came through.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from aiosmtpd.smtp import SMTP
@@ -25,6 +25,7 @@ from sealmail.intake.smtp.options import (
     Sender,
     SubmissionSession,
 )
+from sealmail.messages.accept import Accepted
 from sealmail.messages.compose import submission_from_raw
 from sealmail.secureline.harvest import harvest
 from sealmail.smtpd.server import (
@@ -152,13 +153,13 @@ class SubmissionHandler(ListenerHandler):
         # its 250 for a message that was stored.
         server.begin_commit()
         try:
-            response = await self.run(
+            accepted = await self.run(
                 self._store, sender, raw, envelope.sender_address, tuple(envelope.recipients)
             )
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
         except Exception as exc:  # noqa: BLE001 — any other failure is a temporary 451
-            # accept() is one transaction, so nothing is half-stored and the client's
+            # submit() is one transaction, so nothing is half-stored and the client's
             # retry (RFC 5321 §4.2.5) is safe.  Only the class is logged: an exception
             # message might quote content.
             self.count("internal_error")
@@ -166,7 +167,7 @@ class SubmissionHandler(ListenerHandler):
                 GatewayEvent.ACCEPT_FAILED, error=type(exc).__name__, tenant_id=sender.principal.tenant_id
             )
             return str(replies.S451_LOCAL_ERROR)
-        message_id = str(response["id"])
+        message_id = accepted.id
         log.info(
             GatewayEvent.ACCEPTED,
             tenant_id=sender.principal.tenant_id,
@@ -198,9 +199,7 @@ class SubmissionHandler(ListenerHandler):
         # The detail names a field and a rule, never content (errors.py contract).
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
-    def _store(
-        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]
-    ) -> dict[str, Any]:
+    def _store(self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]) -> Accepted:
         submission = submission_from_raw(
             raw,
             mail_from,
@@ -210,9 +209,9 @@ class SubmissionHandler(ListenerHandler):
             limits=self.options.limits,
             stream=sender.stream,
         )
-        response, _replayed = self.services.messages.accept(sender.principal, submission)
+        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
         self._harvest(sender.principal.tenant_id, raw)
-        return response
+        return accepted
 
     def _harvest(self, tenant_id: str, raw: bytes) -> None:
         """Tenant opt-in (``harvest_keys``): keep the sender's Autocrypt / S/MIME certificates.

@@ -1,0 +1,162 @@
+"""Issue 13: services return typed results; the adapters shape the HTTP/JSON body.
+
+An AST walk over every feature module that is not an adapter (``schemas``, ``api``, ``cli``,
+``web``): a public function or method may not declare a return type mentioning
+``dict[str, Any]``.  Two lists say where it still does:
+
+- ``FREE_FORM``: the payload is genuinely open (a wire format, a table row, stored JSON);
+  each entry names why.  Stays.
+- ``NOT_YET_TYPED``: debt of issue 13, to convert.  It may only shrink: an entry that no
+  longer matches anything fails the test, so whoever converts one removes it here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "sealmail"
+ADAPTERS = {"schemas.py", "api.py", "cli.py", "web.py"}
+# The features layer of .importlinter, and delivery (a role that also serves a read route).
+FEATURES = {
+    "bounces",
+    "console",
+    "delivery",
+    "dlp",
+    "engagement",
+    "evidence",
+    "files",
+    "messages",
+    "portal",
+    "secureline",
+    "suppressions",
+    "templates",
+    "tenancy",
+    "tlsrpt",
+    "users",
+    "webhooks",
+}
+
+FREE_FORM: dict[str, str] = {
+    "messages/accept.py:Accepted.to_record": "the JSON idempotency_keys.response keeps (storage format)",
+    "messages/accept.py:recipient_rows": "rows for sa.insert(recipients)",
+    "messages/accept.py:message_row": "a row for sa.insert(messages)",
+    "webhooks/payload.py:event_data": "a webhook event's data object: open by design, per event type",
+    "webhooks/outbox.py:load_for_sending": "endpoint and event rows by id, read back for the dispatcher",
+    "tlsrpt/report.py:PolicyReport.to_json": "an RFC 8460 report document (a wire format)",
+    "tlsrpt/report.py:build_report": "an RFC 8460 report document (a wire format)",
+    "tlsrpt/report.py:parse_received": "a received RFC 8460 report, as the sender wrote it",
+    "portal/lifecycle.py:notice_facts": "audit/evidence details of a notice (free-form audit JSON)",
+}
+
+NOT_YET_TYPED: set[str] = {
+    # messages: the evidence mailer (owned elsewhere) still calls the record-shaped accept.
+    "messages/service.py:Messages.accept",
+    "messages/service.py:Messages.quarantined",
+    "messages/reading.py:Reading.get",
+    "messages/reading.py:Reading.content",
+    "messages/reading.py:Reading.search",
+    "messages/reading.py:Reading.list_events",
+    "messages/reading.py:render_message",
+    "delivery/capture_sink.py:list_for_tenant",
+    "delivery/capture_sink.py:list_all",
+    "console/reports.py:Reports.audit_entries",
+    "evidence/anchors.py:Anchors.anchor",
+    "evidence/proofs.py:Proofs.issue",
+    "evidence/signed.py:leaves",
+    "evidence/signed.py:sign",
+    "files/service.py:Upload.finish",
+    "files/service.py:FileShares.describe",
+    "files/service.py:FileShares.delete",
+    "portal/lifecycle.py:PortalLifecycle.configure",
+    "portal/lifecycle.py:PortalLifecycle.describe",
+    "portal/lifecycle.py:PortalLifecycle.recall",
+    "portal/lifecycle.py:PortalLifecycle.expire_now",
+    "secureline/identities.py:Identities.set_smime_identity",
+    "secureline/identities.py:Identities.smime_identity_info",
+    "secureline/keydir.py:KeyDirectory.upload",
+    "secureline/keydir.py:KeyDirectory.list",
+    "secureline/keydir.py:KeyDirectory.get",
+    "secureline/sender_domains.py:SenderDomains.mark_verified",
+    "secureline/sender_domains.py:SenderDomains.verify",
+    "templates/bulk.py:BulkSender.get",
+    "templates/store.py:TemplateStore.create",
+    "templates/store.py:TemplateStore.add_version",
+    "templates/store.py:TemplateStore.get",
+    "templates/store.py:TemplateStore.list",
+    "tenancy/credentials.py:Credentials.get_tenant",
+    "tenancy/credentials.py:Credentials.list_api_keys",
+    "tenancy/credentials.py:Credentials.list_smtp_credentials",
+    "tenancy/service.py:Tenancy.list_tenants",
+    "tenancy/service.py:Tenancy.get_tenant",
+    "tenancy/service.py:Tenancy.update_settings",
+    "tenancy/service.py:Tenancy.add_domain",
+    "tenancy/service.py:Tenancy.domain",
+    "tenancy/service.py:Tenancy.verify_domain",
+    "tenancy/service.py:Tenancy.list_domains",
+    "tlsrpt/service.py:TlsReports.receive",
+    "tlsrpt/service.py:TlsReports.received",
+    "tlsrpt/service.py:TlsReports.received_one",
+    "users/keys.py:UserKeys.list_keys",
+    "users/service.py:Users.list_users",
+    "webhooks/endpoints.py:render_endpoint",
+    "webhooks/endpoints.py:render_delivery",
+    "webhooks/endpoints.py:WebhookEndpoints.get",
+    "webhooks/endpoints.py:WebhookEndpoints.list_endpoints",
+    "webhooks/endpoints.py:WebhookEndpoints.deliveries",
+    "webhooks/endpoints.py:WebhookEndpoints.create",
+    "webhooks/endpoints.py:WebhookEndpoints.update",
+    "webhooks/endpoints.py:WebhookEndpoints.rotate_secret",
+    "webhooks/endpoints.py:WebhookEndpoints.replay_delivery",
+}
+
+
+def _public_defs(body: list[ast.stmt], prefix: str = "") -> list[tuple[str, ast.expr | None]]:
+    found: list[tuple[str, ast.expr | None]] = []
+    for node in body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            found += _public_defs(node.body, f"{prefix}{node.name}.")
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_"):
+            found.append((f"{prefix}{node.name}", node.returns))
+    return found
+
+
+def _untyped_results() -> set[str]:
+    """``path:qualname`` of every public service-side def whose return names ``dict[str, Any]``."""
+    found: set[str] = set()
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] not in FEATURES or path.name in ADAPTERS:
+            continue
+        for name, returns in _public_defs(ast.parse(path.read_text()).body):
+            if returns is not None and "dict[str, Any]" in ast.unparse(returns):
+                found.add(f"{rel.as_posix()}:{name}")
+    return found
+
+
+def test_services_return_typed_results() -> None:
+    new = sorted(_untyped_results() - FREE_FORM.keys() - NOT_YET_TYPED)
+    assert new == [], (
+        "a service returns dict[str, Any]: return a frozen dataclass and let the adapter "
+        f"(api.py/cli.py/web.py, with a model in schemas.py) shape the body: {new}"
+    )
+
+
+def test_the_allow_lists_hold_only_what_still_exists() -> None:
+    found = _untyped_results()
+    stale = sorted((FREE_FORM.keys() | NOT_YET_TYPED) - found)
+    assert stale == [], f"typed now (or renamed): remove from the lists in this test: {stale}"
+
+
+def test_free_form_entries_say_why() -> None:
+    assert all(len(reason) > 10 for reason in FREE_FORM.values())
+    assert not (FREE_FORM.keys() & NOT_YET_TYPED)
+
+
+def test_the_walk_sees_a_dict_result(tmp_path: Path) -> None:
+    # The check would catch one: a public method declared to return dict[str, Any].
+    tree = ast.parse(
+        "class S:\n    def get(self) -> dict[str, Any]: ...\n    def _x(self) -> dict[str, Any]: ...\n"
+    )
+    [(name, returns)] = _public_defs(tree.body)
+    assert name == "S.get" and returns is not None and "dict[str, Any]" in ast.unparse(returns)
