@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from sealmail.crypto import der
 
-__all__ = ["Capabilities", "capabilities_from_signature", "envelope"]
+__all__ = ["Capabilities", "capabilities_from_attributes", "capabilities_from_signature", "envelope"]
 
 ID_DATA = "1.2.840.113549.1.7.1"
 ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -193,10 +193,18 @@ def capabilities_from_signature(signature_der: bytes) -> Capabilities | None:
             for field in signer_info.children:
                 if field.tag != 0xA0:  # signedAttrs [0] IMPLICIT SET OF Attribute
                     continue
-                for attribute in field.children:
-                    attr_type, values = attribute.children[:2]
-                    if der.read_oid(attr_type) == ID_SMIME_CAPABILITIES and values.children:
-                        return _capabilities_value(values.children[0])
+                found = capabilities_from_attributes(field)
+                if found is not None:
+                    return found
     except (der.DerError, ValueError, IndexError):
         return None
+    return None
+
+
+def capabilities_from_attributes(signed_attrs: der.Tlv) -> Capabilities | None:
+    """The SMIMECapabilities among one SignerInfo's signed attributes, or None."""
+    for attribute in signed_attrs.children:
+        attr_type, values = attribute.children[:2]
+        if der.read_oid(attr_type) == ID_SMIME_CAPABILITIES and values.children:
+            return _capabilities_value(values.children[0])
     return None

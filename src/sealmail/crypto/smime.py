@@ -602,10 +602,19 @@ def sign_smime(
     signer_cert: x509.Certificate,
     signer_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     chain: Sequence[x509.Certificate] = (),
+    *,
+    protect_headers: bool = True,
 ) -> bytes:
-    """Sign an RFC 5322 message as multipart/signed with a detached SHA-256 CMS signature."""
+    """Sign an RFC 5322 message as multipart/signed with a detached SHA-256 CMS signature.
+
+    ``protect_headers`` applies RFC 9788 header protection to the signed-only message: the
+    signed part is the Cryptographic Payload, carrying a copy of the header fields under
+    ``hp="clear"`` (and the legacy ``protected-headers="v1"``), so a reader can tell that
+    From, To and Subject were signed.  Nothing is obscured outside (§2.2: no ``HP-Outer``).
+    """
     fields, body = _split(_canonical(message))
-    return _outer_fields(fields) + _signed_entity(_entity(fields, body), signer_cert, signer_key, chain)
+    inner = _protected_entity(fields, body, encrypted=False) if protect_headers else _entity(fields, body)
+    return _outer_fields(fields) + _signed_entity(inner, signer_cert, signer_key, chain)
 
 
 def _signed_entity(

@@ -234,7 +234,7 @@ def test_other_key_cannot_decrypt(pki: Pki, message: bytes, tmp_path: Path) -> N
 @pytest.mark.parametrize("signer_name", ["signer_rsa", "signer_ec"])
 def test_openssl_verifies_signed_message(pki: Pki, message: bytes, tmp_path: Path, signer_name: str) -> None:
     signer: Party = getattr(pki, signer_name)
-    signed = sign_smime(message, signer.cert, signer.key)
+    signed = sign_smime(message, signer.cert, signer.key, protect_headers=False)
     path = tmp_path / "signed.eml"
     path.write_bytes(signed)
 
@@ -247,6 +247,53 @@ def test_openssl_verifies_signed_message(pki: Pki, message: bytes, tmp_path: Pat
     assert parsed.get_param("micalg") == "sha-256"
     assert parsed.get_param("protocol") == "application/pkcs7-signature"
     assert parsed["Subject"] == "Your lab results"
+
+
+@pytest.mark.parametrize("signer_name", ["signer_rsa", "signer_ec"])
+def test_signed_only_header_protection_is_hp_clear_and_verifies_with_openssl_cms(
+    pki: Pki, message: bytes, tmp_path: Path, signer_name: str
+) -> None:
+    """RFC 9788 §2.1 for a signed-only message: the signed part carries the header fields
+    under hp="clear" (and the legacy v1 marker), no HP-Outer, and nothing is obscured outside."""
+    signer: Party = getattr(pki, signer_name)
+    signed = sign_smime(message, signer.cert, signer.key)
+    path = tmp_path / "signed.eml"
+    path.write_bytes(signed)
+
+    result = _openssl(
+        "cms",
+        "-verify",
+        "-in",
+        path,
+        "-inform",
+        "SMIME",
+        "-CAfile",
+        pki.ca_path,
+        "-out",
+        tmp_path / "content",
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"Verification successful" in result.stderr
+    payload_bytes = (tmp_path / "content").read_bytes()
+    payload = email.message_from_bytes(payload_bytes, policy=email.policy.default)
+    original = email.message_from_bytes(message, policy=email.policy.default)
+    assert payload["Content-Type"].params["hp"] == "clear"
+    assert payload["Content-Type"].params["protected-headers"] == "v1"
+    for name in ("Subject", "From", "To", "Date", "Message-ID"):
+        assert payload[name] == original[name], name
+    assert payload.get_all("HP-Outer") is None
+    assert _lf(payload_bytes).split(b"\n\n", 1)[1] == _lf(message).split(b"\n\n", 1)[1]
+    outer = email.message_from_bytes(signed, policy=email.policy.default)
+    assert outer["Subject"] == "Your lab results"  # hp="clear": the outside stays readable
+
+    # The copied header fields are covered by the signature: changing one breaks it.
+    tampered = tmp_path / "tampered.eml"
+    inner_subject = b"\r\nSubject: Your lab results\r\n"
+    head, sep, rest = signed.partition(b"\r\n\r\n")
+    assert inner_subject in rest
+    tampered.write_bytes(head + sep + rest.replace(inner_subject, b"\r\nSubject: Your lab resulTs\r\n", 1))
+    result = _openssl("cms", "-verify", "-in", tampered, "-inform", "SMIME", "-CAfile", pki.ca_path)
+    assert result.returncode != 0
 
 
 def test_tampered_signed_message_fails_verification(pki: Pki, message: bytes, tmp_path: Path) -> None:
