@@ -16,7 +16,6 @@ LIMIT = 500
 PENDING_SPLIT = frozenset(
     {
         "webhooks/endpoints.py",
-        "users/service.py",
     }
 )
 
