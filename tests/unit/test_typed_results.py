@@ -98,7 +98,7 @@ NOT_YET_TYPED: set[str] = {
     "tlsrpt/service.py:TlsReports.received",
     "tlsrpt/service.py:TlsReports.received_one",
     "users/keys.py:UserKeys.list_keys",
-    "users/service.py:Users.list_users",
+    "users/people.py:People.list_users",
     "webhooks/endpoints.py:render_endpoint",
     "webhooks/endpoints.py:render_delivery",
     "webhooks/endpoints.py:WebhookEndpoints.get",
