@@ -99,15 +99,6 @@ NOT_YET_TYPED: set[str] = {
     "tlsrpt/service.py:TlsReports.received_one",
     "users/keys.py:UserKeys.list_keys",
     "users/people.py:People.list_users",
-    "webhooks/endpoints.py:render_endpoint",
-    "webhooks/endpoints.py:render_delivery",
-    "webhooks/endpoints.py:WebhookEndpoints.get",
-    "webhooks/endpoints.py:WebhookEndpoints.list_endpoints",
-    "webhooks/endpoints.py:WebhookEndpoints.deliveries",
-    "webhooks/endpoints.py:WebhookEndpoints.create",
-    "webhooks/endpoints.py:WebhookEndpoints.update",
-    "webhooks/endpoints.py:WebhookEndpoints.rotate_secret",
-    "webhooks/endpoints.py:WebhookEndpoints.replay_delivery",
 }
 
 

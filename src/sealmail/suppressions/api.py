@@ -9,6 +9,7 @@ address (``@``, ``+``) or the all-streams ``*`` never has to fit in a path segme
 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
 # the route functions at definition time.
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -56,18 +57,9 @@ class SuppressionOut(BaseModel):
 
     @classmethod
     def from_entry(cls, e: Entry) -> "SuppressionOut":
-        return cls(
-            id=e.id,
-            address=e.address,
-            stream=e.stream,
-            reason=e.reason,
-            source=e.source,
-            message_id=e.message_id,
-            created_by=e.created_by,
-            created_at=e.created_at.isoformat(),
-            updated_at=e.updated_at.isoformat(),
-            expires_at=e.expires_at.isoformat() if e.expires_at else None,
-            active=e.active,
+        # The same fields, timestamps as ISO 8601 strings.
+        return cls.model_validate(
+            {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(e).items()}
         )
 
 

@@ -33,7 +33,7 @@ the audit log is append-only and cannot forget an address later.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -368,19 +368,8 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: Any, now: datetime) -> Entry:
-        return cls(
-            id=row.id,
-            address=row.address,
-            stream=row.stream,
-            reason=row.reason,
-            source=row.source,
-            message_id=row.message_id,
-            created_by=row.created_by,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            expires_at=row.expires_at,
-            active=row.expires_at is None or row.expires_at > now,
-        )
+        stored = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "active"}
+        return cls(**stored, active=row.expires_at is None or row.expires_at > now)
 
 
 class Suppressions:

@@ -3,9 +3,25 @@ the base of response bodies, and binary downloads."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from datetime import datetime
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
+
+
+def as_json(value: Any) -> Any:
+    """A service's typed result as JSON values: a dataclass's fields in order, datetimes as
+    ISO 8601 strings, tuples as lists (nested results likewise)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    return value
 
 
 class Out(BaseModel):
@@ -14,6 +30,11 @@ class Out(BaseModel):
     listed is promised."""
 
     model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def of(cls, result: Any, **extra: Any) -> Self:
+        """The body for a service's typed result (a dataclass of the same field names)."""
+        return cls.model_validate({**as_json(result), **extra})
 
 
 class Problem(BaseModel):

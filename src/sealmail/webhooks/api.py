@@ -28,6 +28,8 @@ from sealmail.webhooks.schemas import (
     WebhookTestOut,
 )
 
+SHOWN_ONCE = "store this secret now; it is not shown again"
+
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -74,8 +76,10 @@ def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher]
         return dispatcher_box[0]
 
     @r.get("/webhook-endpoints", response_model=WebhookEndpointListOut, summary="List webhook endpoints")
-    def list_endpoints(who: Admin) -> dict[str, Any]:
-        return {"data": endpoints.list_endpoints(who.tenant_id)}
+    def list_endpoints(who: Admin) -> WebhookEndpointListOut:
+        return WebhookEndpointListOut(
+            data=[WebhookEndpointOut.of(e) for e in endpoints.list_endpoints(who.tenant_id)]
+        )
 
     @r.post(
         "/webhook-endpoints",
@@ -83,29 +87,31 @@ def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher]
         response_model=WebhookEndpointWithSecretOut,
         summary="Create a webhook endpoint (its signing secret is shown once)",
     )
-    def create_endpoint(body: EndpointIn, who: Admin) -> dict[str, Any]:
+    def create_endpoint(body: EndpointIn, who: Admin) -> WebhookEndpointWithSecretOut:
         spec = EndpointSpec(body.url, body.event_types, body.streams, body.payload, body.description)
-        row, secret = endpoints.create(who.tenant_id, spec, actor=who.credential_id)
-        return {**row, "secret": secret, "note": "store this secret now; it is not shown again"}
+        endpoint, secret = endpoints.create(who.tenant_id, spec, actor=who.credential_id)
+        return WebhookEndpointWithSecretOut.of(endpoint, secret=secret, note=SHOWN_ONCE)
 
     @r.get(
         "/webhook-endpoints/{endpoint_id}",
         response_model=WebhookEndpointOut,
         summary="Get a webhook endpoint",
     )
-    def get_endpoint(endpoint_id: str, who: Admin) -> dict[str, Any]:
-        return endpoints.get(who.tenant_id, endpoint_id)
+    def get_endpoint(endpoint_id: str, who: Admin) -> WebhookEndpointOut:
+        return WebhookEndpointOut.of(endpoints.get(who.tenant_id, endpoint_id))
 
     @r.patch(
         "/webhook-endpoints/{endpoint_id}",
         response_model=WebhookEndpointOut,
         summary="Change a webhook endpoint (enable, disable, filters, URL)",
     )
-    def patch_endpoint(endpoint_id: str, body: EndpointPatch, who: Admin) -> dict[str, Any]:
+    def patch_endpoint(endpoint_id: str, body: EndpointPatch, who: Admin) -> WebhookEndpointOut:
         changes = EndpointChanges(
             body.url, body.event_types, body.streams, body.payload, body.description, body.status
         )
-        return endpoints.update(who.tenant_id, endpoint_id, changes, actor=who.credential_id)
+        return WebhookEndpointOut.of(
+            endpoints.update(who.tenant_id, endpoint_id, changes, actor=who.credential_id)
+        )
 
     @r.delete("/webhook-endpoints/{endpoint_id}", status_code=204, summary="Delete a webhook endpoint")
     def delete_endpoint(endpoint_id: str, who: Admin) -> None:
@@ -116,10 +122,12 @@ def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher]
         response_model=WebhookEndpointWithSecretOut,
         summary="Rotate the signing secret (the old one signs too during the overlap)",
     )
-    def rotate_secret(endpoint_id: str, who: Admin, body: RotateIn | None = None) -> dict[str, Any]:
+    def rotate_secret(
+        endpoint_id: str, who: Admin, body: RotateIn | None = None
+    ) -> WebhookEndpointWithSecretOut:
         overlap = timedelta(seconds=body.overlap_seconds if body else 86400)
-        row, secret = endpoints.rotate_secret(who.tenant_id, endpoint_id, who.credential_id, overlap)
-        return {**row, "secret": secret, "note": "store this secret now; it is not shown again"}
+        endpoint, secret = endpoints.rotate_secret(who.tenant_id, endpoint_id, who.credential_id, overlap)
+        return WebhookEndpointWithSecretOut.of(endpoint, secret=secret, note=SHOWN_ONCE)
 
     @r.post(
         "/webhook-endpoints/{endpoint_id}/test",
@@ -147,9 +155,12 @@ def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher]
         who: Admin,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         before: Annotated[str | None, Query(max_length=40)] = None,
-    ) -> dict[str, Any]:
+    ) -> WebhookDeliveryPageOut:
         data = endpoints.deliveries(who.tenant_id, endpoint_id, limit=limit, before=before)
-        return {"data": data, "next_before": data[-1]["id"] if len(data) == limit else None}
+        return WebhookDeliveryPageOut(
+            data=[WebhookDeliveryOut.of(d) for d in data],
+            next_before=data[-1].id if len(data) == limit else None,
+        )
 
     @r.post(
         "/webhook-deliveries/{delivery_id}/replay",
@@ -157,8 +168,10 @@ def router(endpoints: WebhookEndpoints, new_dispatcher: Callable[[], Dispatcher]
         response_model=WebhookDeliveryOut,
         summary="Send one delivery again",
     )
-    def replay_delivery(delivery_id: str, who: Admin) -> dict[str, Any]:
-        return endpoints.replay_delivery(who.tenant_id, delivery_id, actor=who.credential_id)
+    def replay_delivery(delivery_id: str, who: Admin) -> WebhookDeliveryOut:
+        return WebhookDeliveryOut.of(
+            endpoints.replay_delivery(who.tenant_id, delivery_id, actor=who.credential_id)
+        )
 
     @r.post(
         "/webhook-endpoints/{endpoint_id}/replay",

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sealmail.cli_support import SessionOpener
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
@@ -29,11 +30,12 @@ def list_cmd(tenant: TenantOpt = None) -> None:
     """Endpoints of the tenant, with status and failure streak."""
     with session(tenant) as (endpoints, tenant_id):
         for ep in endpoints.list_endpoints(tenant_id):
-            streams = ",".join(ep["streams"]) or "all streams"
-            types = ",".join(ep["event_types"]) or "all events"
+            streams = ",".join(ep.streams) or "all streams"
+            types = ",".join(ep.event_types) or "all events"
             out.print(
-                f"{ep['id']}  {ep['status']:<8}  {ep['payload']:<4}  {ep['url']}  [{streams}; {types}]"
-                + (f"  failures={ep['consecutive_failures']}" if ep["consecutive_failures"] else "")
+                # Escaped: rich would read "[transactional; …]" as markup and drop it.
+                escape(f"{ep.id}  {ep.status:<8}  {ep.payload:<4}  {ep.url}  [{streams}; {types}]")
+                + (f"  failures={ep.consecutive_failures}" if ep.consecutive_failures else "")
             )
 
 
@@ -50,7 +52,7 @@ def add_cmd(
     with session(tenant) as (endpoints, tenant_id):
         spec = EndpointSpec(url, event_type or [], stream or [], "full" if full else "thin", description)
         ep, secret = endpoints.create(tenant_id, spec, actor="cli")
-        out.print(f"endpoint {ep['id']} ({ep['payload']} payloads)")
+        out.print(f"endpoint {ep.id} ({ep.payload} payloads)")
         out.print(f"signing secret (shown once): [bold]{secret}[/bold]")
 
 
@@ -64,7 +66,8 @@ def rotate_cmd(
     with session(tenant) as (endpoints, tenant_id):
         ep, secret = endpoints.rotate_secret(tenant_id, endpoint_id, "cli", timedelta(hours=overlap_hours))
         out.print(f"new signing secret (shown once): [bold]{secret}[/bold]")
-        out.print(f"the previous secret also signs until {ep['previous_secret_expires_at']}")
+        expires = ep.previous_secret_expires_at
+        out.print(f"the previous secret also signs until {expires.isoformat() if expires else None}")
 
 
 @webhooks_app.command("replay")
@@ -79,7 +82,7 @@ def replay_cmd(
     with session(tenant) as (endpoints, tenant_id):
         if since is None:
             delivery = endpoints.replay_delivery(tenant_id, target, actor="cli")
-            out.print(f"delivery {delivery['id']} queued again (webhook-id {delivery['webhook_id']})")
+            out.print(f"delivery {delivery.id} queued again (webhook-id {delivery.webhook_id})")
             return
         when = since if since.tzinfo else since.replace(tzinfo=UTC)
         queued = endpoints.replay_since(tenant_id, target, when, actor="cli")

@@ -8,19 +8,14 @@ tenant, so another tenant's endpoint or delivery is simply "not found".
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.domain.tls_policy import Stream
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.net.destination import DestinationVetter
@@ -29,133 +24,21 @@ from sealmail.store import db
 from sealmail.store.tables import events
 from sealmail.tenancy.keyring import Keyring
 from sealmail.webhooks import outbox, signing
-from sealmail.webhooks.payload import TEST_EVENT_TYPE, PayloadMode
+from sealmail.webhooks.payload import TEST_EVENT_TYPE
+from sealmail.webhooks.rules import EndpointChanges as EndpointChanges
+from sealmail.webhooks.rules import EndpointSpec as EndpointSpec
+from sealmail.webhooks.rules import carries_phi as carries_phi
+from sealmail.webhooks.rules import check_endpoint
 from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
     webhook_deliveries,
     webhook_endpoints,
 )
+from sealmail.webhooks.views import Delivery, Endpoint
 
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)
-_EVENT_TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointSpec:
-    url: str
-    event_types: Sequence[str] = ()
-    streams: Sequence[str] = ()
-    payload: PayloadMode = "thin"
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointChanges:
-    """A partial update: ``None`` leaves a field as it is."""
-
-    url: str | None = None
-    event_types: Sequence[str] | None = None
-    streams: Sequence[str] | None = None
-    payload: PayloadMode | None = None
-    description: str | None = None
-    status: str | None = None  # active | disabled
-
-
-def carries_phi(streams: Sequence[str]) -> bool:
-    """An empty filter means every stream, the phi stream included."""
-    return not streams or str(Stream.PHI) in streams
-
-
-def check_endpoint(
-    url: str,
-    streams: Sequence[str],
-    event_types: Sequence[str],
-    *,
-    allow_insecure_http: bool,
-    vetter: DestinationVetter | None = None,
-) -> None:
-    """Raise ``ValidationFailed`` listing every problem with an endpoint's settings."""
-    problems: list[dict[str, str]] = []
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if parts is None or parts.scheme not in ("https", "http") or not host:
-        problems.append({"field": "url", "message": "an absolute https:// URL is required"})
-    elif "@" in parts.netloc:
-        problems.append({"field": "url", "message": "credentials in the URL are not allowed"})
-    elif parts.scheme == "http" and carries_phi(streams) and not allow_insecure_http:
-        # HIPAA §164.312(e)(1) transmission security: events of the phi stream (and an
-        # endpoint that takes every stream) only travel over TLS.
-        problems.append(
-            {"field": "url", "message": "https is required for endpoints receiving the phi stream"}
-        )
-    elif vetter is not None and (refused := vetter.refusal(host)):
-        # Refused when configured, not only at send (SSRF: the metadata service, the LAN).
-        problems.append({"field": "url", "message": refused})
-    known = {str(s) for s in Stream}
-    for i, stream in enumerate(streams):
-        if stream not in known:
-            problems.append({"field": f"streams[{i}]", "message": f"one of {', '.join(sorted(known))}"})
-    for i, event_type in enumerate(event_types):
-        if not _EVENT_TYPE_RE.match(event_type):
-            problems.append(
-                {"field": f"event_types[{i}]", "message": 'a type like "message.bounced" or "message.*"'}
-            )
-    if problems:
-        raise ValidationFailed(problems)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def render_endpoint(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "url": row.url,
-        "description": row.description,
-        "event_types": list(row.event_types),
-        "streams": list(row.streams),
-        "payload": row.payload,
-        "status": row.status,
-        "disabled_reason": row.disabled_reason,
-        "consecutive_failures": row.consecutive_failures,
-        "failing_since": _iso(row.failing_since),
-        "last_success_at": _iso(row.last_success_at),
-        "previous_secret_expires_at": _iso(row.previous_secret_expires_at),
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-    }
-
-
-def render_delivery(row: Any, attempts: Sequence[Any] = ()) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "endpoint_id": row.endpoint_id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "webhook_id": row.webhook_id,
-        "status": row.status,
-        "attempts": row.attempts,
-        "next_attempt_at": _iso(row.next_attempt_at) if row.status == "pending" else None,
-        "last_status_code": row.last_status_code,
-        "last_error": row.last_error,
-        "created_at": _iso(row.created_at),
-        "log": [
-            {
-                "at": _iso(a.at),
-                "status_code": a.status_code,
-                "duration_ms": a.duration_ms,
-                "outcome": a.outcome,
-                "error": a.error,
-            }
-            for a in attempts
-        ],
-    }
 
 
 class WebhookEndpoints:
@@ -220,21 +103,21 @@ class WebhookEndpoints:
         with db.reader(self.engine) as conn:
             return self._row(conn, tenant_id, endpoint_id)
 
-    def get(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
-        return render_endpoint(self.row(tenant_id, endpoint_id))
+    def get(self, tenant_id: str, endpoint_id: str) -> Endpoint:
+        return Endpoint.from_row(self.row(tenant_id, endpoint_id))
 
-    def list_endpoints(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_endpoints(self, tenant_id: str) -> list[Endpoint]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(webhook_endpoints)
                 .where(webhook_endpoints.c.tenant_id == tenant_id)
                 .order_by(webhook_endpoints.c.id)
             ).all()
-        return [render_endpoint(r) for r in rows]
+        return [Endpoint.from_row(r) for r in rows]
 
     def deliveries(
         self, tenant_id: str, endpoint_id: str, *, limit: int = 50, before: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Delivery]:
         """Newest first, each with its log of attempts; ``before`` pages by delivery id."""
         d = webhook_deliveries.c
         with db.reader(self.engine) as conn:
@@ -253,10 +136,10 @@ class WebhookEndpoints:
                     .order_by(webhook_attempts.c.at, webhook_attempts.c.id)
                 ):
                     log[a.delivery_id].append(a)
-        return [render_delivery(r, log[r.id]) for r in rows]
+        return [Delivery.from_row(r, log[r.id]) for r in rows]
 
     # -- writes ------------------------------------------------------------------------------
-    def create(self, tenant_id: str, spec: EndpointSpec, actor: str) -> tuple[dict[str, Any], str]:
+    def create(self, tenant_id: str, spec: EndpointSpec, actor: str) -> tuple[Endpoint, str]:
         """Returns the endpoint and its secret, which is not retrievable afterwards."""
         check_endpoint(
             spec.url,
@@ -288,11 +171,9 @@ class WebhookEndpoints:
                 conn, AuditAction.WEBHOOK_ENDPOINT_CREATED, actor, tenant_id, endpoint_id, self._facts(row)
             )
             created = self._row(conn, tenant_id, endpoint_id)
-        return render_endpoint(created), secret
+        return Endpoint.from_row(created), secret
 
-    def update(
-        self, tenant_id: str, endpoint_id: str, changes: EndpointChanges, actor: str
-    ) -> dict[str, Any]:
+    def update(self, tenant_id: str, endpoint_id: str, changes: EndpointChanges, actor: str) -> Endpoint:
         now = datetime.now(UTC)
         with db.write(self.engine) as conn:
             current = self._row(conn, tenant_id, endpoint_id)
@@ -335,7 +216,7 @@ class WebhookEndpoints:
                     endpoint_id,
                     self._facts(values),
                 )
-            return render_endpoint(self._row(conn, tenant_id, endpoint_id))
+            return Endpoint.from_row(self._row(conn, tenant_id, endpoint_id))
 
     def delete(self, tenant_id: str, endpoint_id: str, actor: str) -> None:
         """Remove the endpoint, its secrets, deliveries, attempt log and cursor."""
@@ -356,7 +237,7 @@ class WebhookEndpoints:
 
     def rotate_secret(
         self, tenant_id: str, endpoint_id: str, actor: str, overlap: timedelta = DEFAULT_OVERLAP
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[Endpoint, str]:
         """A new current secret; the old one keeps signing for ``overlap`` (Standard Webhooks
         "Key rotation": receivers switch at their pace while both signatures are sent)."""
         if not timedelta(0) <= overlap <= MAX_OVERLAP:
@@ -387,9 +268,9 @@ class WebhookEndpoints:
                 endpoint_id,
                 {"overlap_seconds": int(overlap.total_seconds())},
             )
-            return render_endpoint(self._row(conn, tenant_id, endpoint_id)), secret
+            return Endpoint.from_row(self._row(conn, tenant_id, endpoint_id)), secret
 
-    def replay_delivery(self, tenant_id: str, delivery_id: str, actor: str) -> dict[str, Any]:
+    def replay_delivery(self, tenant_id: str, delivery_id: str, actor: str) -> Delivery:
         """Send one delivery again from the start of the schedule, with the same webhook-id."""
         d = webhook_deliveries.c
         now = datetime.now(UTC)
@@ -410,7 +291,7 @@ class WebhookEndpoints:
                 row.endpoint_id,
                 {"delivery_id": delivery_id},
             )
-        return render_delivery(row)
+        return Delivery.from_row(row)
 
     def replay_since(self, tenant_id: str, endpoint_id: str, since: datetime, actor: str) -> int:
         """Queue every matching event since ``since`` again (creating deliveries that were

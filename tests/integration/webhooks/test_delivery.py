@@ -25,7 +25,7 @@ from sealmail.webhooks.tables import webhook_deliveries, webhook_endpoints
 
 def _add(endpoints: WebhookEndpoints, t: TenantFixture, url: str, **kw: object) -> tuple[str, str]:
     ep, secret = endpoints.create(t.id, EndpointSpec(url, **kw), actor="test")  # type: ignore[arg-type]
-    return str(ep["id"]), secret
+    return ep.id, secret
 
 
 def _delivery(services: Services, endpoint_id: str) -> sa.Row[tuple[object, ...]]:
@@ -89,9 +89,9 @@ def test_receiver_that_fails_then_recovers_gets_the_event_with_the_same_webhook_
         Webhook(secret).verify(r.body, r.headers)
     row = _delivery(services, endpoint_id)
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 3, 204)
-    log = endpoints.deliveries(tenant.id, endpoint_id)[0]["log"]
-    assert [a["outcome"] for a in log] == ["retry", "retry", "delivered"]
-    assert [a["status_code"] for a in log] == [503, 503, 204]
+    log = endpoints.deliveries(tenant.id, endpoint_id)[0].log
+    assert [a.outcome for a in log] == ["retry", "retry", "delivered"]
+    assert [a.status_code for a in log] == [503, 503, 204]
 
 
 def test_retry_after_is_honoured(
@@ -136,8 +136,8 @@ def test_410_disables_the_endpoint_and_emails_the_tenant_admin(
     dispatch(services)
 
     ep = endpoints.get(tenant.id, endpoint_id)
-    assert ep["status"] == "disabled"
-    assert "410" in ep["disabled_reason"]
+    assert ep.status == "disabled"
+    assert "410" in (ep.disabled_reason or "")
     with services.engine.connect() as conn:
         notices = conn.execute(
             sa.select(messages.c.id, messages.c.tenant_id).where(messages.c.metadata.isnot(None))
@@ -166,8 +166,8 @@ def test_sustained_failure_exhausts_the_schedule_and_auto_disables(
     row = _delivery(services, endpoint_id)
     assert (row.status, row.attempts) == ("failed", MAX_ATTEMPTS)
     ep = endpoints.get(tenant.id, endpoint_id)
-    assert ep["status"] == "disabled"
-    assert "consecutive failed deliveries" in ep["disabled_reason"]
+    assert ep.status == "disabled"
+    assert "consecutive failed deliveries" in (ep.disabled_reason or "")
 
 
 def test_rotation_dual_signs_during_the_overlap_and_both_secrets_verify(
