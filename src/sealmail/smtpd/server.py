@@ -142,6 +142,7 @@ class TransactionEnvelope(Envelope):
         super().__init__()
         self.sender_address: str = ""  # normalised addr-spec; "" for the null sender
         self.recipients: list[Address] = []
+        self.requiretls = False  # RFC 8689: MAIL FROM carried REQUIRETLS
 
 
 class ListenerHandler:

@@ -83,6 +83,22 @@ class SubmissionHandler(ListenerHandler):
         principal = Principal(tenant, f"connector:{ip}", frozenset({"send"}))
         return Sender(principal, Stream.TRANSACTIONAL, "connector")
 
+    async def handle_EHLO(
+        self,
+        server: ListenerSMTP,
+        session: SubmissionSession,
+        envelope: TransactionEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # aiosmtpd leaves this to a handler that implements the hook.
+        session.host_name = hostname
+        if server.tls_active:
+            # RFC 8689 §3: REQUIRETLS is offered only on a TLS session (as Exim does): the
+            # client may ask for it only over a connection that already meets it.
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
+        return responses
+
     async def handle_MAIL(
         self,
         server: SMTP,
@@ -117,6 +133,8 @@ class SubmissionHandler(ListenerHandler):
             envelope.sender_address = parsed.addr_spec
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        # RFC 8689 §4.1: the message is tagged; delivery then honours it (delivery/smtp_client.py).
+        envelope.requiretls = "REQUIRETLS" in mail_options
         return str(replies.S250_SENDER_OK)
 
     async def handle_RCPT(
@@ -153,7 +171,12 @@ class SubmissionHandler(ListenerHandler):
         server.begin_commit()
         try:
             response = await self.run(
-                self._store, sender, raw, envelope.sender_address, tuple(envelope.recipients)
+                self._store,
+                sender,
+                raw,
+                envelope.sender_address,
+                tuple(envelope.recipients),
+                envelope.requiretls,
             )
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
@@ -199,7 +222,7 @@ class SubmissionHandler(ListenerHandler):
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
     def _store(
-        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]
+        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
     ) -> dict[str, Any]:
         submission = submission_from_raw(
             raw,
@@ -208,6 +231,7 @@ class SubmissionHandler(ListenerHandler):
             source="smtp",
             message_id_domain=self.options.listen.hostname,
             limits=self.options.limits,
+            requiretls=requiretls,
             stream=sender.stream,
         )
         response, _replayed = self.services.messages.accept(sender.principal, submission)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 from base64 import b64decode
+from collections.abc import Sequence
 from typing import Any, Final
 
 import structlog
@@ -53,6 +54,24 @@ class SubmissionSMTP(ListenerSMTP):
 
     def _create_session(self) -> Session:
         return SubmissionSession(self.loop)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._parsing_mail = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._parsing_mail = False
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        """aiosmtpd's parameter parser, knowing REQUIRETLS on MAIL (RFC 8689 §3).
+
+        aiosmtpd answers 555 to every parameter it does not implement.  REQUIRETLS is only
+        known on MAIL and only over TLS (where it is advertised, see the handler's EHLO);
+        it stays in ``mail_options`` for ``handle_MAIL``.  A value ("REQUIRETLS=x") is a
+        syntax error, which aiosmtpd reports as 555 too.
+        """
+        known = getattr(self, "_parsing_mail", False) and self.tls_active
+        return super()._getparams([p for p in params if not (known and p.upper() == "REQUIRETLS")])
 
     async def check_auth_needed(self, caller_method: str) -> bool:
         """Refuse MAIL, RCPT, DATA (and VRFY, HELP) unless TLS is up and we know the sender.
