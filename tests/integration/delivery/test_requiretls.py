@@ -8,6 +8,8 @@ HTTPS server for MTA-STS policies.
 from __future__ import annotations
 
 import asyncio
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,8 @@ from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
 
+from sealmail.app import Services
+from sealmail.delivery.capture_sink import CaptureSink, list_all
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.smtp_client import REQUIRETLS_UNSUPPORTED, OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
@@ -165,6 +169,77 @@ def test_requiretls_outranks_relaxed(dns: DnsServer, ca: TestCA, mx: MxFarm) -> 
     dns.mark_secure(DOMAIN)
 
     attempt = send(dns, ca, mx, requiretls=True, relaxed=True)
+
+    assert attempt.status is AttemptStatus.FAILED and attempt.enhanced_code == "5.7.30"
+    assert sink.messages == []
+
+
+def _relay(address: tuple[str, int], ca: TestCA, dns: DnsServer, **options: Any) -> Attempt:
+    async def go() -> Attempt:
+        transport = OutboundTransport(
+            ehlo_hostname="out.sealmail.test",
+            resolver=Resolver(nameservers=[dns.address], timeout=2.0),
+            ca_file=ca.ca_file,
+            connect_timeout=5.0,
+            command_timeout=5.0,
+            relay_all_to=address,
+        )
+        try:
+            [attempt] = await transport.deliver(
+                "gmail.example",
+                "sender@sealmail.test",
+                ["x@gmail.example"],
+                MESSAGE,
+                TlsPolicy.REQUIRE,
+                **options,
+            )
+            return attempt
+        finally:
+            await transport.close()
+
+    return asyncio.run(go())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_capture_sink_is_a_requiretls_hop_over_verified_tls(
+    services: Services, ca: TestCA, dns: DnsServer, tmp_path: Path
+) -> None:
+    issued = ca.issue("127.0.0.1")
+    cert, key = tmp_path / "dev.crt", tmp_path / "dev.key"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    sink = None
+    for _ in range(5):  # aiosmtpd's controller cannot bind port 0; another test may take a port first
+        candidate = CaptureSink(
+            services.engine, "127.0.0.1", _free_port(), cert, key, "capture.sealmail.test"
+        )
+        try:
+            candidate.start()
+        except (OSError, RuntimeError):
+            continue
+        sink = candidate
+        break
+    assert sink is not None
+    try:
+        attempt = _relay(("127.0.0.1", sink.port), ca, dns, requiretls=True)
+    finally:
+        sink.stop()
+
+    assert attempt.status is AttemptStatus.DELIVERED, attempt
+    assert attempt.tls.verified is True
+    [captured] = list_all(services.engine, 10)
+    assert captured["rcpt_to"] == ["x@gmail.example"]
+
+
+def test_a_relay_without_requiretls_fails_the_message(dns: DnsServer, ca: TestCA, mx: MxFarm) -> None:
+    sink = mx.start({IP1: {"cert": ca.issue(IP1)}})[IP1]
+
+    attempt = _relay((IP1, mx.port), ca, dns, requiretls=True)
 
     assert attempt.status is AttemptStatus.FAILED and attempt.enhanced_code == "5.7.30"
     assert sink.messages == []

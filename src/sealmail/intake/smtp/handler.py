@@ -32,6 +32,7 @@ from sealmail.smtpd.server import (
     ListenerHandler,
     ListenerSMTP,
     TransactionEnvelope,
+    offer_requiretls,
     one_line,
     peer_ip,
 )
@@ -91,13 +92,7 @@ class SubmissionHandler(ListenerHandler):
         hostname: str,
         responses: list[str],
     ) -> list[str]:
-        # aiosmtpd leaves this to a handler that implements the hook.
-        session.host_name = hostname
-        if server.tls_active:
-            # RFC 8689 §3: REQUIRETLS is offered only on a TLS session (as Exim does): the
-            # client may ask for it only over a connection that already meets it.
-            responses.insert(len(responses) - 1, "250-REQUIRETLS")
-        return responses
+        return offer_requiretls(session, hostname, responses)
 
     async def handle_MAIL(
         self,

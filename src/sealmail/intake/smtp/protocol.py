@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 from base64 import b64decode
-from collections.abc import Sequence
 from typing import Any, Final
 
 import structlog
@@ -25,7 +24,7 @@ from sealmail.domain import smtp_replies as replies
 from sealmail.domain.smtp_replies import Reply
 from sealmail.intake.smtp.handler import SubmissionHandler
 from sealmail.intake.smtp.options import GatewayEvent, Sender, SubmissionSession
-from sealmail.smtpd.server import ListenerSMTP, peer_ip
+from sealmail.smtpd.server import ListenerSMTP, RequireTlsSMTP, peer_ip
 
 log = structlog.get_logger("sealmail.smtp")
 
@@ -43,7 +42,7 @@ S421_TOO_MANY_AUTH_FAILURES: Final = Reply(
 S501_BAD_AUTH_RESPONSE: Final = Reply(501, "5.5.2", "Cannot decode the authentication response")
 
 
-class SubmissionSMTP(ListenerSMTP):
+class SubmissionSMTP(RequireTlsSMTP, ListenerSMTP):
     """One connection's protocol state, with our AUTH and access rules."""
 
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
@@ -54,24 +53,6 @@ class SubmissionSMTP(ListenerSMTP):
 
     def _create_session(self) -> Session:
         return SubmissionSession(self.loop)
-
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        self._parsing_mail = True
-        try:
-            await super().smtp_MAIL(arg)
-        finally:
-            self._parsing_mail = False
-
-    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
-        """aiosmtpd's parameter parser, knowing REQUIRETLS on MAIL (RFC 8689 §3).
-
-        aiosmtpd answers 555 to every parameter it does not implement.  REQUIRETLS is only
-        known on MAIL and only over TLS (where it is advertised, see the handler's EHLO);
-        it stays in ``mail_options`` for ``handle_MAIL``.  A value ("REQUIRETLS=x") is a
-        syntax error, which aiosmtpd reports as 555 too.
-        """
-        known = getattr(self, "_parsing_mail", False) and self.tls_active
-        return super()._getparams([p for p in params if not (known and p.upper() == "REQUIRETLS")])
 
     async def check_auth_needed(self, caller_method: str) -> bool:
         """Refuse MAIL, RCPT, DATA (and VRFY, HELP) unless TLS is up and we know the sender.
