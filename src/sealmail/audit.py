@@ -56,6 +56,8 @@ class AuditAction(enum.StrEnum):
     MESSAGE_QUARANTINED = "message:quarantined"
     MESSAGE_RELEASED = "message:released"
     MESSAGE_BLOCKED = "message:blocked"
+    # RFC 8689 §5: a message arrived with "TLS-Required: No" (patient-requested relaxed delivery).
+    MESSAGE_TLS_RELAXATION_REQUESTED = "message:tls_relaxation_requested"
     ARCHIVE_KEY_EXPORTED = "archive_key:exported"
 
     # files

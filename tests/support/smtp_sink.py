@@ -15,7 +15,8 @@ or a given port, and answers by recipient local part:
 
 Options: STARTTLS with a certificate from :mod:`tests.support.ca`, TLS required
 before MAIL, AUTH (PLAIN/LOGIN, only after TLS), and ``broken_tls`` (STARTTLS is
-answered with 220 and the connection is then closed, so the handshake fails).
+answered with 220 and the connection is then closed, so the handshake fails), and
+``requiretls`` (REQUIRETLS, RFC 8689, offered after STARTTLS and accepted on MAIL).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class _Handler:
         session.host_name = hostname
         if self.sink.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
+        if self.sink.requiretls and session.ssl is not None:
+            # RFC 8689 §4.1 / Exim: REQUIRETLS is advertised only once TLS is up.
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
         return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -136,6 +140,19 @@ class _SinkSMTP(SMTP):
                 self.sink.pipelined_batches += 1
         super().data_received(data)
 
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._in_mail = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._in_mail = False
+
+    def _getparams(self, params: Any) -> Any:
+        # aiosmtpd answers 555 to parameters it does not know; REQUIRETLS is known here
+        # when advertised (and stays in envelope.mail_options for the test to read).
+        offered = self.sink.requiretls and self._tls_protocol is not None and getattr(self, "_in_mail", False)
+        return super()._getparams([p for p in params if not (offered and p.upper() == "REQUIRETLS")])
+
     async def smtp_STARTTLS(self, arg: str) -> None:
         if self.sink.broken_tls:
             await self.push("220 2.0.0 Ready to start TLS")
@@ -160,12 +177,14 @@ class SmtpSink:
         smtputf8: bool = True,
         hostname: str = "sink.test",
         pipelining: bool = False,
+        requiretls: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.cert, self.require_tls, self.auth = cert, require_tls, auth
         self.broken_tls, self.smtputf8, self.hostname = broken_tls, smtputf8, hostname
         self._messages: list[ReceivedMessage] = []
         self.pipelining = pipelining
+        self.requiretls = requiretls
         self.pipelined_batches = 0
         self._seen_once: set[str] = set()
         self.released = threading.Event()

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.ids import new_id
+from sealmail.smtpd.server import RequireTlsSMTP, offer_requiretls
 from sealmail.store import db
 from sealmail.store.tables import captured_messages, messages
 
@@ -36,6 +37,13 @@ def _trace_id(data: bytes) -> str | None:
 class _Handler:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # A REQUIRETLS message (RFC 8689) is captured like any other: the sink promises what
+        # a REQUIRETLS hop promises, over the development certificate the transport verifies.
+        return offer_requiretls(session, hostname, responses)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
@@ -55,13 +63,18 @@ class _Handler:
         return "250 2.0.0 Captured"
 
 
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return RequireTlsSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class CaptureSink:
     """Start/stop wrapper around an aiosmtpd controller (runs in its own thread)."""
 
     def __init__(self, engine: Engine, host: str, port: int, cert: Path, key: Path, hostname: str) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
-        self.controller = Controller(
+        self.controller = _Controller(
             _Handler(engine),
             hostname=host,
             port=port,

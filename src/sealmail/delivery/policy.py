@@ -3,10 +3,12 @@ verdict stored at intake, and the tenant's signing opt-ins (validated when saved
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from sealmail.domain.outcomes import Attempt
 from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy
 from sealmail.domain.tags import SystemTag
+from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement, relaxation_refused
 from sealmail.messages.queue import QueuedMessage
 
 
@@ -50,3 +52,45 @@ def policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
         # recipient could take.
         policy = replace(policy, force_portal=True)
     return policy, dlp
+
+
+@dataclass(frozen=True, slots=True)
+class Transit:
+    """What the sender asked of the transport for this message (RFC 8689), as decided here.
+
+    ``note`` is added to the method reason of every recipient the message goes to as is,
+    so the record says whether a ``TLS-Required: No`` was honoured and why (not).
+    """
+
+    requiretls: bool = False
+    relaxed: bool = False
+    note: str = ""
+
+
+def transit_for(msg: QueuedMessage, requested: TlsPolicy, dlp: DlpFacts) -> Transit:
+    """REQUIRETLS is always kept; ``TLS-Required: No`` only where nothing else wants TLS.
+
+    The header can waive the destination's MTA-STS/DANE for mail whose own policy already
+    allowed plaintext; never a tenant's or stream's TLS floor, and never for a message DLP
+    found PHI in (``tls_policy.relaxation_refused``).  Message-level encryption, portal
+    notices and DLP's encryption requirements are untouched either way.
+    """
+    if msg.tls_required == TlsRequirement.REQUIRETLS:
+        return Transit(requiretls=True, note="REQUIRETLS (RFC 8689): verified TLS to a REQUIRETLS hop")
+    if msg.tls_required != TlsRequirement.NOT_REQUIRED:
+        return Transit()
+    phi = dlp.phi_found or dlp.action is not DlpAction.NONE
+    refused = relaxation_refused(requested, phi=phi, stream=Stream(msg.stream))
+    if refused is not None:
+        return Transit(note=f"TLS-Required: No not honoured: {refused}")
+    return Transit(relaxed=True, note="TLS-Required: No honoured: the destination's MTA-STS/DANE not applied")
+
+
+def tls_reason(a: Attempt) -> str:
+    """The method reason of a message that went as is: what TLS carried it."""
+    if a.tls.version is None:
+        return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
+    if a.tls.verified:
+        by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
+        return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
+    return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"

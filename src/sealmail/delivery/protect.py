@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
-from sealmail.delivery.policy import policy_for, sign_wanted
+from sealmail.delivery.policy import Transit, policy_for, sign_wanted, tls_reason, transit_for
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
@@ -72,6 +72,9 @@ class Result:
     reason: str
     # Merged into the recipient's event data (e.g. how a portal notice travelled).
     extra: dict[str, Any] | None = None
+    # Attempts made before ``attempt`` in this pass (a TLS refusal the portal then covered):
+    # recorded too, so TLS reports (RFC 8460) count the failure the fallback hid.
+    prior: tuple[Attempt, ...] = ()
 
 
 def _with_trace(msg_id: str, raw: bytes) -> bytes:
@@ -97,15 +100,6 @@ def _from_domain(msg: QueuedMessage) -> str:
     return (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
 
 
-def _tls_reason(a: Attempt) -> str:
-    if a.tls.version is None:
-        return f"tls: {a.mx_host} offers no STARTTLS; sent unencrypted under the opportunistic policy"
-    if a.tls.verified:
-        by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
-        return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
-    return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
-
-
 @dataclass(frozen=True, slots=True)
 class _Group:
     """What the deliveries to one (message, destination domain) share."""
@@ -120,6 +114,7 @@ class _Group:
     keys: dict[str, RecipientKeys]
     now: datetime
     known_state: str | None  # the destination's last known TLS capability ("meets", "fails")
+    transit: Transit = field(default_factory=Transit)
 
     def facts(self, c: Claimed, tls: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
         k = self.keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
@@ -180,9 +175,22 @@ class SecureLine:
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
-        known = await self._known(domain, str(requested))
+        transit = transit_for(msg, requested, dlp)
+        # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
+        # what was learned at the plain level says nothing: try, and let the transport decide.
+        known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
         group = _Group(
-            transport, msg, domain, raw, requested, policy, dlp, keys, now, known[0] if known else None
+            transport,
+            msg,
+            domain,
+            raw,
+            requested,
+            policy,
+            dlp,
+            keys,
+            now,
+            known[0] if known else None,
+            transit,
         )
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
         decisions = {}
@@ -201,7 +209,9 @@ class SecureLine:
         results: list[Result] = []
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
-        return [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
+        noted = [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
+        # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
+        return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted
 
     # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
     async def _tls(self, group: _Group, rcpts: list[Claimed]) -> list[Result]:
@@ -212,22 +222,30 @@ class SecureLine:
             mail_from = self.personalizer.mail_from(msg, rcpts[0])
             body = add_headers(content.raw, content.outer_headers)
         payload = self._sign(msg, _with_trace(msg.id, body))
+        transit = group.transit
         attempts = await group.transport.deliver(
-            domain, mail_from, [c.address for c in rcpts], payload, requested
+            domain,
+            mail_from,
+            [c.address for c in rcpts],
+            payload,
+            requested,
+            requiretls=transit.requiretls,
+            relaxed=transit.relaxed,
         )
         by_address = {a.recipient: a for a in attempts}
         results: list[Result] = []
         refused: list[tuple[Claimed, Attempt]] = []
         for c in rcpts:
             a = by_address[c.address]
-            if a.reason == "tls_required":
+            if a.reason == "tls_required" and not transit.requiretls:
                 refused.append((c, a))
             else:
-                reason = _tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt"
+                # A REQUIRETLS message is returned rather than rerouted (RFC 8689 §4.2.1).
+                reason = tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt"
                 results.append(Result(c, a, "tls", reason))
         delivered = [a for a in attempts if a.status is AttemptStatus.DELIVERED and a.tls.version]
-        if delivered and group.known_state != "meets":
-            await self._learn(domain, requested, "meets", _tls_reason(delivered[0])[5:])
+        if delivered and group.known_state != "meets" and not transit.relaxed:
+            await self._learn(domain, requested, "meets", tls_reason(delivered[0])[5:])
         if refused:
             results.extend(await self._decide_again(group, refused))
         return results
@@ -246,8 +264,9 @@ class SecureLine:
                 results.append(Result(c, a, None, decision.reason))
             else:
                 again.append(self._one(group, c, decision, keys))
+        refused_by_id = {c.id: a for c, a in refused}
         for batch in await asyncio.gather(*again):
-            results.extend(batch)
+            results.extend(replace(r, prior=(refused_by_id[r.claimed.id], *r.prior)) for r in batch)
         return results
 
     async def _discover(
@@ -325,7 +344,10 @@ class SecureLine:
             return [
                 await self._deliver_notice(group.transport, c, decision, mail_from, payload, group.requested)
             ]
-        [a] = await group.transport.deliver(c.domain, mail_from, [c.address], payload, level)
+        requiretls = group.transit.requiretls
+        [a] = await group.transport.deliver(
+            c.domain, mail_from, [c.address], payload, level, requiretls=requiretls
+        )
         return [Result(c, a, str(method), decision.reason)]
 
     async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
@@ -381,17 +403,19 @@ class SecureLine:
         (``domain.portal_factors``).
         """
         a: Attempt | None = None
+        prior: tuple[Attempt, ...] = ()
         if requested is not TlsPolicy.OPPORTUNISTIC:
             known = await self._known(c.domain, str(requested))
             if known is None or known[0] != TlsState.FAILS:
                 [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, requested)
                 if a.reason == "tls_required":
                     await self._learn(c.domain, requested, "fails", a.detail or "cannot meet the TLS policy")
+                    prior = (a,)
                     a = None
         if a is None:
             [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, TlsPolicy.OPPORTUNISTIC)
         if a.status is not AttemptStatus.DELIVERED:
-            return Result(c, a, str(Method.PORTAL), decision.reason)
+            return Result(c, a, str(Method.PORTAL), decision.reason, prior=prior)
         facts = NoticeFacts(
             required_tls=str(requested),
             tls_version=a.tls.version,
@@ -402,7 +426,8 @@ class SecureLine:
             await asyncio.to_thread(self.portal.mark_notified, c.id, datetime.now(UTC), facts)
         except Exception as exc:  # noqa: BLE001 — unrecorded facts read as "below the level": fail closed
             log.warning("portal.notified_not_saved", error=type(exc).__name__)
-        return Result(c, a, str(Method.PORTAL), decision.reason, extra={"portal_notice": facts.as_event()})
+        extra = {"portal_notice": facts.as_event()}
+        return Result(c, a, str(Method.PORTAL), decision.reason, extra=extra, prior=prior)
 
     async def _notice(
         self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime, requested: TlsPolicy

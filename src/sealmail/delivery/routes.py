@@ -54,6 +54,8 @@ class Hop:
     tlsa: tuple[TlsaRecord, ...] = ()
     auth: SmartHost | None = None
     blocked: str | None = None  # a policy reason not to connect at all
+    # The block is permanent (REQUIRETLS to an unauthenticated MX, RFC 8689 §4.2.1).
+    blocked_permanently: bool = False
 
 
 class HopError(Exception):
@@ -104,7 +106,19 @@ class RoutePlanner:
         self._sts = mta_sts
         self._routes = dict(options.routes)
 
-    async def plan(self, domain: str, policy: TlsPolicy) -> list[Hop]:
+    async def plan(
+        self, domain: str, policy: TlsPolicy, *, requiretls: bool = False, relaxed: bool = False
+    ) -> list[Hop]:
+        """The hops to try, in order.
+
+        ``requiretls`` (RFC 8689 §4.2.1): verified TLS at every hop, and an MX the client
+        could authenticate (DNSSEC-signed MX RRset, or listed by an MTA-STS enforce policy);
+        a smart host or fixed route is the operator's own hop, verified against its name.
+        ``relaxed`` (RFC 8689 §5, "TLS-Required: No" the caller decided to honour): the
+        destination's MTA-STS and DANE are ignored and ``policy`` alone applies.
+        """
+        if requiretls:
+            policy = policy.at_least(TlsPolicy.REQUIRE_VERIFIED)
         relay = self._options.smarthost
         if relay is not None:
             level = policy.at_least(relay.tls_level)
@@ -124,11 +138,22 @@ class RoutePlanner:
         if mx.status is not MxStatus.OK:
             status = AttemptStatus.FAILED if mx.permanent else AttemptStatus.DEFERRED
             raise HopError(mx.status.value, mx.detail, Where(), status)
+        if relaxed and not requiretls:
+            return [Hop(host.name, self._options.port, policy) for host in mx.hosts]
         sts = DestinationPolicy()
         if self._sts is not None:
             sts = await self._sts.destination_policy(ascii_domain)
         hosts, sts = await self._sts_hosts(ascii_domain, mx.hosts, sts)
-        return [await self._hop_for(host.name, policy, sts, mx_secure=mx.secure) for host in hosts]
+        hops = [await self._hop_for(host.name, policy, sts, mx_secure=mx.secure) for host in hosts]
+        if requiretls and not (mx.secure or sts.sts_mode == "enforce"):
+            # RFC 8689 §4.2.1 (1): without DNSSEC or MTA-STS the MX name itself could be
+            # forged, and a certificate verified against a forged name proves nothing.
+            why = (
+                f"REQUIRETLS: the MX of {ascii_domain} is neither DNSSEC-validated nor "
+                "authorised by an MTA-STS enforce policy"
+            )
+            return [replace(h, blocked=why, blocked_permanently=True) for h in hops]
+        return hops
 
     async def _sts_hosts(
         self, ascii_domain: str, hosts: tuple[MxHost, ...], sts: DestinationPolicy

@@ -16,7 +16,7 @@ logs addresses or content.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sealmail.delivery.mta_sts import MtaStsFetcher, sts_refetch_wanted
 from sealmail.delivery.pool import ConnectionPool, PoolOptions
@@ -26,7 +26,10 @@ from sealmail.domain.outcomes import Attempt, AttemptStatus, sent_digest
 from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
 
-__all__ = ["OutboundTransport", "SmartHost"]
+__all__ = ["REQUIRETLS_UNSUPPORTED", "OutboundTransport", "SmartHost"]
+
+# The attempt reason when no hop could carry a REQUIRETLS message (RFC 8689).
+REQUIRETLS_UNSUPPORTED = "requiretls_unsupported"
 
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20<>\x7f]")
 
@@ -78,19 +81,33 @@ class OutboundTransport:
         self._command_timeout = command_timeout
 
     async def deliver(
-        self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
+        self,
+        domain: str,
+        mail_from: str,
+        recipients: list[str],
+        message: bytes,
+        policy: TlsPolicy,
+        *,
+        requiretls: bool = False,
+        relaxed: bool = False,
     ) -> list[Attempt]:
-        """Try to deliver ``message`` to ``recipients`` (all at ``domain``) once."""
-        attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
-        if self._sts is not None and sts_refetch_wanted(attempts):
+        """Try to deliver ``message`` to ``recipients`` (all at ``domain``) once.
+
+        ``requiretls`` (RFC 8689 §4): only to a hop that offers REQUIRETLS over verified
+        TLS, with the MAIL parameter passed on; otherwise a permanent 5.7.30 failure.
+        ``relaxed`` (RFC 8689 §5): the destination's MTA-STS and DANE are not applied.
+        """
+        run = _Run(policy, requiretls, relaxed and not requiretls)
+        attempts = await self._deliver_once(domain, mail_from, recipients, message, run)
+        if self._sts is not None and not run.relaxed and sts_refetch_wanted(attempts):
             # RFC 8461 §5.1: before deferring for a TLS failure at an enforce hop, look for
             # an updated policy (the domain may have moved its MX or relaxed the mode).
             if await self._sts.refreshed(domain):
-                attempts = await self._deliver_once(domain, mail_from, recipients, message, policy)
-        return attempts
+                attempts = await self._deliver_once(domain, mail_from, recipients, message, run)
+        return [_requiretls_failure(a) for a in attempts] if requiretls else attempts
 
     async def _deliver_once(
-        self, domain: str, mail_from: str, recipients: list[str], message: bytes, policy: TlsPolicy
+        self, domain: str, mail_from: str, recipients: list[str], message: bytes, run: _Run
     ) -> list[Attempt]:
         if self._pool.closed:
             raise RuntimeError("OutboundTransport is closed")
@@ -104,14 +121,21 @@ class OutboundTransport:
                 for r in recipients
             ]
         try:
-            hops = await self._planner.plan(domain, policy)
+            hops = await self._planner.plan(
+                domain, run.policy, requiretls=run.requiretls, relaxed=run.relaxed
+            )
         except HopError as exc:
             return [exc.attempt(r) for r in recipients]
 
         failure: HopError | None = None
         for hop in hops:
             if hop.blocked is not None:
-                failure = HopError("tls_required", hop.blocked, Where(hop.name))
+                if hop.blocked_permanently:
+                    failure = HopError(
+                        REQUIRETLS_UNSUPPORTED, hop.blocked, Where(hop.name), AttemptStatus.FAILED
+                    )
+                else:
+                    failure = HopError("tls_required", hop.blocked, Where(hop.name))
                 continue
             try:
                 addresses = await self._resolver.resolve_addresses(hop.name)
@@ -123,7 +147,7 @@ class OutboundTransport:
                 continue
             for ip in addresses:
                 try:
-                    done = await self._deliver_via(hop, ip, mail_from, recipients, message)
+                    done = await self._deliver_via(hop, ip, mail_from, recipients, message, run.requiretls)
                     # Evidence (issue 15): the digest of the exact bytes handed to this hop.
                     return [replace(a, sent_sha256=sent_digest(message)) for a in done]
                 except HopError as exc:
@@ -137,12 +161,18 @@ class OutboundTransport:
         await self._pool.close()
 
     async def _deliver_via(
-        self, hop: Hop, ip: str, mail_from: str, recipients: list[str], message: bytes
+        self, hop: Hop, ip: str, mail_from: str, recipients: list[str], message: bytes, requiretls: bool
     ) -> list[Attempt]:
         async with self._pool.limit(hop):
             session, unprobed = await self._pool.checkout(hop, ip)
+            if requiretls and not _offers_requiretls(session):
+                # RFC 8689 §4.2.1 (4): the next hop must itself promise to keep the
+                # requirement; this one does not, so nothing is sent to it.
+                self._pool.release(session)
+                detail = f"{hop.name} does not offer REQUIRETLS over verified TLS"
+                raise HopError(REQUIRETLS_UNSUPPORTED, detail, session.where, AttemptStatus.FAILED)
             try:
-                attempts = await self._transact_on(session, hop, mail_from, recipients, message)
+                attempts = await self._transact_on(session, hop, mail_from, recipients, message, requiretls)
             except HopError as exc:
                 abort(session.smtp)
                 if not (unprobed and exc.reason == "connection_failed"):
@@ -151,7 +181,9 @@ class OutboundTransport:
                 # data went out: nothing was delivered, so try once on a new connection.
                 session = await self._pool.open(hop, ip, session.key)
                 try:
-                    attempts = await self._transact_on(session, hop, mail_from, recipients, message)
+                    attempts = await self._transact_on(
+                        session, hop, mail_from, recipients, message, requiretls
+                    )
                 except HopError:
                     abort(session.smtp)
                     raise
@@ -159,11 +191,41 @@ class OutboundTransport:
             return attempts
 
     async def _transact_on(
-        self, session: Session, hop: Hop, mail_from: str, recipients: list[str], message: bytes
+        self,
+        session: Session,
+        hop: Hop,
+        mail_from: str,
+        recipients: list[str],
+        message: bytes,
+        requiretls: bool = False,
     ) -> list[Attempt]:
         where = session.where
         if where.tls.verified and hop.level is TlsPolicy.REQUIRE_VERIFIED:
             # A pooled session may have been opened for another request with the
             # same level; record what vouched for it on *this* delivery.
             where = replace(where, tls=replace(where.tls, verified_by=hop.verified_by))
-        return await transact(session, where, mail_from, recipients, message, self._command_timeout)
+        return await transact(
+            session, where, mail_from, recipients, message, self._command_timeout, requiretls=requiretls
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one ``deliver`` call asked for."""
+
+    policy: TlsPolicy
+    requiretls: bool
+    relaxed: bool
+
+
+def _offers_requiretls(session: Session) -> bool:
+    return session.where.tls.verified and session.smtp.supports_extension("requiretls")
+
+
+def _requiretls_failure(attempt: Attempt) -> Attempt:
+    """A REQUIRETLS message that could not go over TLS is returned, not retried in the clear
+    or later (RFC 8689 §4.2.1): a permanent failure with 5.7.30 (RFC 8689 §6)."""
+    if attempt.reason not in (REQUIRETLS_UNSUPPORTED, "tls_required"):
+        return attempt
+    detail = f"REQUIRETLS support required: {attempt.detail}"[:300]
+    return replace(attempt, status=AttemptStatus.FAILED, enhanced_code="5.7.30", detail=detail)

@@ -67,16 +67,21 @@ async def transact(
     recipients: list[str],
     message: bytes,
     data_timeout: float,
+    *,
+    requiretls: bool = False,
 ) -> list[Attempt]:
     """Send ``message`` to ``recipients``; one attempt per recipient, in order.
 
-    Raises ``HopError`` only when the connection was lost before the data went out,
-    so the caller may try another connection without risking a duplicate.
+    ``requiretls`` passes the RFC 8689 MAIL parameter on (the caller checked the server
+    offers it).  Raises ``HopError`` only when the connection was lost before the data
+    went out, so the caller may try another connection without risking a duplicate.
     """
     smtp = session.smtp
     envelope = _envelope(smtp, where, mail_from, recipients, message)
     if isinstance(envelope, list):
         return envelope
+    if requiretls:
+        envelope.options.append(b"REQUIRETLS")
     progress = _Progress()
     try:
         if smtp.supports_extension("pipelining") and _can_pipeline(smtp.protocol):

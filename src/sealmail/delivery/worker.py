@@ -299,7 +299,9 @@ class Worker:
         for r in results:
             out = self._outcome(msg, r.claimed, r.attempt, started, finished)
             extra = {**(out.extra or {}), **r.extra} if r.extra else out.extra
-            self._pending.append(replace(out, method=r.method, method_reason=r.reason or None, extra=extra))
+            self._pending.append(
+                replace(out, method=r.method, method_reason=r.reason or None, extra=extra, prior=r.prior)
+            )
         if len(self._pending) >= FLUSH_MAX:
             await self.flush()
 

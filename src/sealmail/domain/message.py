@@ -194,6 +194,8 @@ class HeaderFacts:
     # Every mailbox of every From and Sender field (RFC 5322 §3.6.2: From may list
     # several authors); each must be on a verified domain, not only the first.
     senders: tuple[str, ...] = ()
+    # RFC 8689 §5: "TLS-Required: No" (its one defined value; compared without case).
+    tls_required_no: bool = False
 
 
 def header_facts(raw: bytes) -> HeaderFacts:
@@ -211,6 +213,7 @@ def header_facts(raw: bytes) -> HeaderFacts:
         message_id=str(mid).strip() if mid else None,
         has_date=headers.get("Date") is not None,
         senders=senders,
+        tls_required_no=[str(v).strip().lower() for v in headers.get_all("TLS-Required") or []] == ["no"],
     )
 
 

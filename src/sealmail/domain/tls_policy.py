@@ -37,6 +37,37 @@ _RANK = {
 }
 
 
+class TlsRequirement(enum.StrEnum):
+    """What the sender of one message asked of its transport (RFC 8689), stored with it.
+
+    ``REQUIRETLS`` — the ``REQUIRETLS`` MAIL FROM parameter (§4): every hop over verified
+    TLS to a server that itself advertises REQUIRETLS, or a permanent failure (5.7.30).
+    ``NOT_REQUIRED`` — the ``TLS-Required: No`` header field (§5): recipient-side policies
+    (MTA-STS, DANE) may be ignored.  Sealmail honours it only where nothing else asks for TLS
+    (see ``relaxation_refused``); REQUIRETLS wins when both are present (§4.1).
+    """
+
+    REQUIRETLS = "requiretls"
+    NOT_REQUIRED = "no"
+
+
+def relaxation_refused(requested: TlsPolicy, *, phi: bool, stream: Stream) -> str | None:
+    """Why a ``TLS-Required: No`` header is not honoured for this message, or None.
+
+    The header waives only what the *destination* publishes (MTA-STS ``enforce``, DANE),
+    and only for mail whose own policy already allowed plaintext: the requested level is
+    opportunistic, the stream has no floor, and DLP found nothing.  A tenant's or stream's
+    TLS floor, and PHI, are never lowered by a header a client can write.
+    """
+    if phi:
+        return "DLP found PHI in the message"
+    if STREAM_MINIMUM[stream] is not TlsPolicy.OPPORTUNISTIC:
+        return f"the {stream} stream requires TLS"
+    if requested is not TlsPolicy.OPPORTUNISTIC:
+        return f"the message's policy requires TLS ({requested})"
+    return None
+
+
 class Stream(enum.StrEnum):
     """Message streams, each with its own defaults (Postmark's ``MessageStream``)."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.statuses import MessageStatus, RecipientStatus
-from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream
+from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsRequirement
 from sealmail.errors import ValidationFailed
 from sealmail.ids import new_id
 from sealmail.messages.group_commit import Pending
@@ -143,6 +143,7 @@ def message_row(
         "message_id_header": sub.message_id_header[:400],
         "size": len(sub.raw),
         "tls_policy": str(sub.tls_policy) if sub.tls_policy else None,
+        "tls_required": str(sub.tls_required) if sub.tls_required else None,
         "tags": list(sub.tags),
         "metadata": dict(sub.metadata),
         "status": MessageStatus.QUARANTINED if held else MessageStatus.QUEUED,
@@ -193,7 +194,16 @@ def audit_entries(
         entries.append(audit.Entry(AuditAction.MESSAGE_QUARANTINED, actor, tenant, message_id, findings))
     if sub.bypass_suppressions:
         entries.append(audit.Entry(AuditAction.SUPPRESSIONS_BYPASSED, actor, tenant, message_id))
+    if sub.tls_required is TlsRequirement.NOT_REQUIRED:
+        # RFC 8689 §5: the sender asked that TLS policies be ignored; whether delivery
+        # honours it is decided (and recorded in the method reason) per recipient.
+        relaxed = {"header": "TLS-Required: No", "stream": str(sub.stream)}
+        entries.append(
+            audit.Entry(AuditAction.MESSAGE_TLS_RELAXATION_REQUESTED, actor, tenant, message_id, relaxed)
+        )
     facts = {"source": sub.source, "stream": str(sub.stream), "recipients": recipients, "size": len(sub.raw)}
+    if sub.tls_required is not None:
+        facts["tls_required"] = str(sub.tls_required)
     entries.append(audit.Entry(AuditAction.MESSAGE_ACCEPTED, actor, tenant, message_id, facts))
     return entries
 

@@ -17,6 +17,7 @@ from sealmail.domain.addresses import (
     validate_header,
 )
 from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
+from sealmail.domain.tls_policy import TlsRequirement
 from sealmail.errors import MessageRefused, ValidationFailed
 from sealmail.messages.schemas import MessageIn, RawMessageIn
 from sealmail.messages.service import EnvelopeRecipient, Submission
@@ -198,12 +199,14 @@ def submission_from_raw(
     source: str,
     message_id_domain: str,
     limits: IntakeLimits,
+    requiretls: bool = False,
     **options: object,
 ) -> Submission:
     """Shared by the raw API endpoint and the SMTP gateway: the same bytes, the same rows.
 
     ``validate_raw`` runs first, before any ``email`` parser touches the bytes, so both
-    doors refuse the same messages for the same ``MessageRefused.rule``.
+    doors refuse the same messages for the same ``MessageRefused.rule``.  ``requiretls``
+    is the RFC 8689 MAIL parameter; it outranks a ``TLS-Required: No`` field (§4.1).
     """
     violation = validate_raw(raw, limits)
     if violation is not None:
@@ -226,5 +229,12 @@ def submission_from_raw(
         recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "env") for a in rcpts),
         raw=completed,
         message_id_header=message_id,
+        tls_required=_tls_requirement(requiretls, facts.tls_required_no),
         **options,  # type: ignore[arg-type]  # keyword fields of Submission
     )
+
+
+def _tls_requirement(requiretls: bool, tls_required_no: bool) -> TlsRequirement | None:
+    if requiretls:
+        return TlsRequirement.REQUIRETLS
+    return TlsRequirement.NOT_REQUIRED if tls_required_no else None

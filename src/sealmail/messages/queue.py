@@ -65,6 +65,7 @@ class QueuedMessage:
     dlp_findings: list[dict[str, Any]] | None = None
     source: str = "api"
     tags: tuple[str, ...] = ()
+    tls_required: str | None = None  # RFC 8689: "requiretls" | "no" | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,9 @@ class RecordedOutcome:
     extra: dict[str, Any] | None = None
     method: str | None = None  # SecureLine's choice: pgp | smime | tls | portal
     method_reason: str | None = None
+    # Attempts of the same pass before ``attempt`` (a TLS refusal a portal notice then
+    # covered): recorded as attempts of their own, so nothing the fallback hid is lost.
+    prior: tuple[Attempt, ...] = ()
 
 
 def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
@@ -169,6 +173,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             messages.c.dlp_findings,
             messages.c.source,
             messages.c.tags,
+            messages.c.tls_required,
         )
         .join(tenants, tenants.c.id == messages.c.tenant_id)
         .where(messages.c.id.in_(list(ids)))
@@ -192,6 +197,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             r.dlp_findings,
             r.source,
             tuple(r.tags or ()),
+            r.tls_required,
         )
         for r in rows
     }
@@ -227,7 +233,8 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     for out in mine.values():
         by_message.setdefault(out.claimed.message_id, []).append(out)
     ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
-    conn.execute(sa.insert(attempts), [_attempt_row(worker, out) for out in ordered])
+    rows = [_attempt_row(worker, out, a) for out in ordered for a in (*out.prior, out.attempt)]
+    conn.execute(sa.insert(attempts), rows)
     ev.write(conn, [_event(out) for out in ordered])
     # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
     # that again: in this transaction, so the list never disagrees with the outcomes.
@@ -295,8 +302,8 @@ def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOu
     )
 
 
-def _attempt_row(worker: str, out: RecordedOutcome) -> dict[str, Any]:
-    a, c = out.attempt, out.claimed
+def _attempt_row(worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any]:
+    c = out.claimed
     return {
         "id": new_id("att"),
         "tenant_id": c.tenant_id,
@@ -304,7 +311,8 @@ def _attempt_row(worker: str, out: RecordedOutcome) -> dict[str, Any]:
         "recipient_id": c.id,
         "worker": worker,
         "started_at": out.started_at,
-        "finished_at": out.finished_at,
+        # A prior attempt of the pass ended before the final one began (reading orders by time).
+        "finished_at": out.finished_at if a is out.attempt else out.started_at,
         "status": str(a.status),
         "reason": a.reason,
         "detail": a.detail[:500],

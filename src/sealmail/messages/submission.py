@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sealmail.domain.tls_policy import Stream, TlsPolicy
+from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,8 @@ class Submission:
     bypass_suppressions: bool = False
     # Every From and Sender mailbox of a raw message; each is checked like header_from.
     header_senders: tuple[str, ...] = ()
+    # RFC 8689: the REQUIRETLS MAIL parameter or a "TLS-Required: No" header field.
+    tls_required: TlsRequirement | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import enum
 import ipaddress
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr, Final, TypeVar
@@ -34,9 +34,11 @@ __all__ = [
     "ListenerHandler",
     "ListenerOptions",
     "ListenerSMTP",
+    "RequireTlsSMTP",
     "SmtpListener",
     "TransactionEnvelope",
     "address_refusal",
+    "offer_requiretls",
     "one_line",
     "peer_ip",
     "server_tls_context",
@@ -142,6 +144,7 @@ class TransactionEnvelope(Envelope):
         super().__init__()
         self.sender_address: str = ""  # normalised addr-spec; "" for the null sender
         self.recipients: list[Address] = []
+        self.requiretls = False  # RFC 8689: MAIL FROM carried REQUIRETLS
 
 
 class ListenerHandler:
@@ -218,6 +221,37 @@ class ListenerHandler:
             self.count("internal_error")
             log.error(ListenerEvent.COMMAND_FAILED, error=type(error).__name__)
         return str(replies.S451_LOCAL_ERROR)
+
+
+class RequireTlsSMTP(SMTP):
+    """aiosmtpd's SMTP knowing the REQUIRETLS MAIL parameter (RFC 8689 §3) over TLS.
+
+    aiosmtpd answers 555 to every parameter it does not implement.  REQUIRETLS is known only
+    on MAIL and only on a TLS session (where ``offer_requiretls`` advertises it); it stays in
+    ``mail_options`` for the handler.  A value ("REQUIRETLS=x") remains a 555.
+    """
+
+    _parsing_mail = False
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        self._parsing_mail = True
+        try:
+            await super().smtp_MAIL(arg)
+        finally:
+            self._parsing_mail = False
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        known = self._parsing_mail and self._tls_protocol is not None
+        return super()._getparams([p for p in params if not (known and p.upper() == "REQUIRETLS")])
+
+
+def offer_requiretls(session: Any, hostname: str, responses: list[str]) -> list[str]:
+    """An aiosmtpd ``handle_EHLO`` body: REQUIRETLS only on a TLS session (RFC 8689 §3; Exim
+    does the same), so a client may ask for it only over a connection that already meets it."""
+    session.host_name = hostname  # aiosmtpd leaves this to a handler with the hook
+    if session.ssl is not None:
+        responses.insert(len(responses) - 1, "250-REQUIRETLS")
+    return responses
 
 
 class ListenerSMTP(SMTP):

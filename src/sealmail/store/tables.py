@@ -123,6 +123,8 @@ messages = sa.Table(
     sa.Column("message_id_header", sa.String(400), nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("tls_policy", sa.String(20), nullable=True),  # as requested; None = defaults
+    # RFC 8689: "requiretls" (MAIL FROM REQUIRETLS) | "no" (TLS-Required: No) | None.
+    sa.Column("tls_required", sa.String(12), nullable=True),
     sa.Column("tags", sa.JSON, nullable=False),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),  # queued | cancelled | done

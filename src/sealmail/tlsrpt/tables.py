@@ -1,7 +1,9 @@
 """Tables of TLS reporting (RFC 8460).
 
 ``tlsrpt_sent``: one row per (tenant, policy domain, day, destination URI) report delivered,
-so a rerun of the daily job sends nothing twice.  ``tlsrpt_received``: reports other MTAs
+so a rerun of the daily job sends nothing twice.  ``tlsrpt_runs``: one row per UTC day the
+worker's scheduler claimed, so exactly one process on one host runs the day's job (a claim
+whose lease ran out without ``finished_at`` is taken over).  ``tlsrpt_received``: reports other MTAs
 sent about the tenant's own domains, kept whole (they hold counts and MX names, no content).
 """
 
@@ -40,4 +42,15 @@ tlsrpt_received = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("tenant_id", "organization", "report_id", name="uq_tlsrpt_received_report"),
     sa.Index("ix_tlsrpt_received_tenant_start", "tenant_id", "start_at"),
+)
+
+tlsrpt_runs = sa.Table(
+    "tlsrpt_runs",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("claimed_by", sa.String(80), nullable=False),
+    sa.Column("lease_until", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("sent", sa.Integer, nullable=False, default=0),
+    sa.Column("failed", sa.Integer, nullable=False, default=0),
 )

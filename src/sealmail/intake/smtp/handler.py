@@ -33,6 +33,7 @@ from sealmail.smtpd.server import (
     ListenerHandler,
     ListenerSMTP,
     TransactionEnvelope,
+    offer_requiretls,
     one_line,
     peer_ip,
 )
@@ -84,6 +85,16 @@ class SubmissionHandler(ListenerHandler):
         principal = Principal(tenant, f"connector:{ip}", frozenset({"send"}))
         return Sender(principal, Stream.TRANSACTIONAL, "connector")
 
+    async def handle_EHLO(
+        self,
+        server: ListenerSMTP,
+        session: SubmissionSession,
+        envelope: TransactionEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        return offer_requiretls(session, hostname, responses)
+
     async def handle_MAIL(
         self,
         server: SMTP,
@@ -118,6 +129,8 @@ class SubmissionHandler(ListenerHandler):
             envelope.sender_address = parsed.addr_spec
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        # RFC 8689 §4.1: the message is tagged; delivery then honours it (delivery/smtp_client.py).
+        envelope.requiretls = "REQUIRETLS" in mail_options
         return str(replies.S250_SENDER_OK)
 
     async def handle_RCPT(
@@ -154,7 +167,12 @@ class SubmissionHandler(ListenerHandler):
         server.begin_commit()
         try:
             accepted = await self.run(
-                self._store, sender, raw, envelope.sender_address, tuple(envelope.recipients)
+                self._store,
+                sender,
+                raw,
+                envelope.sender_address,
+                tuple(envelope.recipients),
+                envelope.requiretls,
             )
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
@@ -199,7 +217,9 @@ class SubmissionHandler(ListenerHandler):
         # The detail names a field and a rule, never content (errors.py contract).
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
-    def _store(self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...]) -> Accepted:
+    def _store(
+        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
+    ) -> Accepted:
         submission = submission_from_raw(
             raw,
             mail_from,
@@ -207,6 +227,7 @@ class SubmissionHandler(ListenerHandler):
             source="smtp",
             message_id_domain=self.options.listen.hostname,
             limits=self.options.limits,
+            requiretls=requiretls,
             stream=sender.stream,
         )
         accepted, _replayed = self.services.messages.submit(sender.principal, submission)

@@ -24,7 +24,7 @@ from sealmail.domain import smtp_replies as replies
 from sealmail.domain.smtp_replies import Reply
 from sealmail.intake.smtp.handler import SubmissionHandler
 from sealmail.intake.smtp.options import GatewayEvent, Sender, SubmissionSession
-from sealmail.smtpd.server import ListenerSMTP, peer_ip
+from sealmail.smtpd.server import ListenerSMTP, RequireTlsSMTP, peer_ip
 
 log = structlog.get_logger("sealmail.smtp")
 
@@ -42,7 +42,7 @@ S421_TOO_MANY_AUTH_FAILURES: Final = Reply(
 S501_BAD_AUTH_RESPONSE: Final = Reply(501, "5.5.2", "Cannot decode the authentication response")
 
 
-class SubmissionSMTP(ListenerSMTP):
+class SubmissionSMTP(RequireTlsSMTP, ListenerSMTP):
     """One connection's protocol state, with our AUTH and access rules."""
 
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
