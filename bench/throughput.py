@@ -527,6 +527,9 @@ class Profiler:
         argv = [
             str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--output", str(self.out),
             "--rate", str(rate), "--nonblocking", "--duration", "600",
+            # Only the thread holding the GIL: samples are Python CPU time, not lock or fsync
+            # waits (without it a thread blocked in COMMIT or on the GIL counts as busy).
+            "--gil",
         ]  # fmt: skip
         self.child = harness.spawn(f"py-spy-{name}", argv, dict(os.environ), ROOT)
         self.h = harness

@@ -213,8 +213,8 @@ def submission_from_raw(
         raise MessageRefused(violation.rule, violation.detail)
     raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
-        completed, message_id = mime.complete_raw(raw, message_id_domain)
-        facts = mime.header_facts(completed)
+        facts = mime.header_facts(raw)
+        completed, message_id = mime.complete_raw(raw, message_id_domain, facts)
     except RecursionError as exc:
         # validate_raw bounds nesting, so this is a safety net: a parser limit is a
         # property of the message (permanent), never an internal error.

@@ -22,6 +22,18 @@ from sealmail.store import events as ev
 from sealmail.store.tables import idempotency_keys, message_tags, messages, recipients
 from sealmail.suppressions import service as suppressions
 
+# Built once (an accepted batch runs each of them; building a statement per call cost
+# as much CPU as executing it).
+_INSERT_MESSAGES = sa.insert(messages)
+_INSERT_RECIPIENTS = sa.insert(recipients)
+_INSERT_TAGS = sa.insert(message_tags)
+_INSERT_IDEMPOTENCY = sa.insert(idempotency_keys)
+_EXPIRED_IDEMPOTENCY = sa.delete(idempotency_keys).where(
+    idempotency_keys.c.tenant_id == sa.bindparam("b_tenant"),
+    idempotency_keys.c.key == sa.bindparam("b_key"),
+    idempotency_keys.c.created_at < sa.bindparam("b_before"),
+)
+
 
 class GroupCommit:
     """Group commit: concurrent ``accept`` calls share one transaction and one fsync.
@@ -147,22 +159,20 @@ def write(engine: Engine, idempotency_ttl: timedelta, batch: list[Pending]) -> N
     """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
     with engine.begin() as conn:
         reject_suppressed(conn, batch)
-        conn.execute(sa.insert(messages), [p.message for p in batch])
-        conn.execute(sa.insert(recipients), [r for p in batch for r in p.recipients])
+        conn.execute(_INSERT_MESSAGES, [p.message for p in batch])
+        conn.execute(_INSERT_RECIPIENTS, [r for p in batch for r in p.recipients])
         tags = [t for p in batch for t in p.tags]
         if tags:
-            conn.execute(sa.insert(message_tags), tags)
+            conn.execute(_INSERT_TAGS, tags)
         # Each message is new, its ``event_seq`` already counts its events: number from 1.
         ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
         for p in batch:
             if p.idempotency is None:
                 continue
+            key = p.idempotency
+            before = key["created_at"] - idempotency_ttl
             conn.execute(
-                sa.delete(idempotency_keys).where(
-                    idempotency_keys.c.tenant_id == p.idempotency["tenant_id"],
-                    idempotency_keys.c.key == p.idempotency["key"],
-                    idempotency_keys.c.created_at < p.idempotency["created_at"] - idempotency_ttl,
-                )
+                _EXPIRED_IDEMPOTENCY, {"b_tenant": key["tenant_id"], "b_key": key["key"], "b_before": before}
             )
-            conn.execute(sa.insert(idempotency_keys).values(**p.idempotency))
+            conn.execute(_INSERT_IDEMPOTENCY, [key])
         audit.append_many(conn, [e for p in batch for e in p.audit])

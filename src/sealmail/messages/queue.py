@@ -98,12 +98,20 @@ def claim_with_messages(
     """``claim`` and ``load_messages`` in one transaction: one round of BEGIN/COMMIT less
     per claim, and the worker hands one job to its thread pool instead of two."""
     with engine.begin() as conn:
-        claimed = _claim(conn, worker, limit, lease_seconds)
-        return claimed, _load_messages(conn, sorted({c.message_id for c in claimed}))
+        return claim_with_messages_in(conn, worker, limit, lease_seconds)
 
 
-def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
-    now = datetime.now(UTC)
+def claim_with_messages_in(
+    conn: Connection, worker: str, limit: int, lease_seconds: int
+) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
+    """``claim_with_messages`` inside the caller's transaction (the worker's record flush)."""
+    claimed = _claim(conn, worker, limit, lease_seconds)
+    return claimed, _load_messages(conn, sorted({c.message_id for c in claimed}))
+
+
+def _claim_statement(skip_locked: bool) -> sa.Update:
+    """The claim, built once per dialect (building it per claim cost more than running it)."""
+    now = sa.bindparam("b_now", type_=recipients.c.next_attempt_at.type)
     due = sa.or_(
         sa.and_(
             recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
@@ -116,17 +124,17 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         sa.select(recipients.c.id)
         .where(due, recipients.c.domain.not_in(suspended))
         .order_by(recipients.c.next_attempt_at)
-        .limit(limit)
+        .limit(sa.bindparam("b_limit"))
     )
-    if conn.dialect.name == "postgresql":
+    if skip_locked:
         candidates = candidates.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         sa.update(recipients)
         .where(recipients.c.id.in_(candidates.scalar_subquery()))
         .values(
             status=RecipientStatus.DELIVERING,
-            lease_owner=worker,
-            lease_until=now + timedelta(seconds=lease_seconds),
+            lease_owner=sa.bindparam("b_worker"),
+            lease_until=sa.bindparam("b_lease_until"),
             updated_at=now,
         )
         .returning(
@@ -138,7 +146,22 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
             recipients.c.attempts,
         )
     )
-    rows = conn.execute(stmt).all()
+
+
+# PostgreSQL locks the candidates ``FOR UPDATE SKIP LOCKED``; SQLite's IMMEDIATE
+# transaction already makes the claim exclusive.
+_CLAIM = {True: _claim_statement(skip_locked=True), False: _claim_statement(skip_locked=False)}
+
+
+def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
+    now = datetime.now(UTC)
+    params = {
+        "b_now": now,
+        "b_limit": limit,
+        "b_worker": worker,
+        "b_lease_until": now + timedelta(seconds=lease_seconds),
+    }
+    rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], params).all()
     return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts) for r in rows]
 
 

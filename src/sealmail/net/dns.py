@@ -222,10 +222,10 @@ class Resolver:
             self._remember(name, rdtype, min(answer.expiration - time.time(), _CACHE_MAX_SECONDS), answer)
         return answer
 
-    async def _query(self, name: str, rdtype: str) -> dns.resolver.Answer:
+    async def _query(self, name: str, rdtype: str, *, raise_on_no_answer: bool = True) -> dns.resolver.Answer:
         """One query; NXDOMAIN/NoAnswer propagate, temporary trouble is DnsLookupError."""
         try:
-            return await self._resolve(name, rdtype)
+            return await self._resolve(name, rdtype, raise_on_no_answer=raise_on_no_answer)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             raise
         except (
@@ -298,13 +298,16 @@ class Resolver:
         failures: list[DnsLookupError] = []
         for rdtype in ("A", "AAAA"):
             try:
-                answer = await self._query(name, rdtype)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                # "No records of this type" (most MX hosts have no AAAA) is an answer, not an
+                # exception: building a NoAnswer formats the whole question, on every delivery.
+                answer = await self._query(name, rdtype, raise_on_no_answer=False)
+            except dns.resolver.NXDOMAIN:
                 continue
             except DnsLookupError as exc:
                 failures.append(exc)
                 continue
-            addresses.extend(rr.to_text() for rr in answer)
+            if answer.rrset is not None:
+                addresses.extend(rr.to_text() for rr in answer)
         if not addresses and len(failures) == 2:
             raise failures[0]
         return addresses

@@ -103,10 +103,13 @@ def numbered(items: Sequence[NewEvent], first: int = 1) -> list[dict[str, Any]]:
     return [_row(e, first + i) for i, e in enumerate(items)]
 
 
+_INSERT = sa.insert(events)  # built once: every accepted batch and every flush inserts
+
+
 def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows built by ``numbered`` (one multi-row INSERT)."""
     if rows:
-        conn.execute(sa.insert(events), list(rows))
+        conn.execute(_INSERT, list(rows))
 
 
 def write(conn: Connection, items: Sequence[NewEvent]) -> list[dict[str, Any]]:

@@ -274,6 +274,14 @@ class Tenancy(Credentials):
         )
         return {r.name for r in rows}
 
+    def cached_verified_sender_domain(self, tenant_id: str, domain: str) -> bool:
+        """True when the fresh cached set holds ``domain``; no I/O, so an event loop may ask.
+
+        False means "ask ``is_verified_sender_domain``", never "not verified".
+        """
+        cached = self._verified.get(tenant_id)
+        return cached is not None and domain.lower() in cached
+
     def is_verified_sender_domain(self, tenant_id: str, domain: str) -> bool:
         """Whether ``domain`` (ASCII) is verified for the tenant, for a check per message.
 

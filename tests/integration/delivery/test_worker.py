@@ -435,3 +435,59 @@ def test_scheduled_message_waits_for_send_at(pipeline: Pipeline) -> None:
     with pipeline.services.engine.begin() as conn:
         conn.execute(sa.update(recipients).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
     assert pipeline.run_worker() == 1
+
+
+def test_running_workers_claim_in_their_record_transaction_and_lose_or_repeat_nobody(
+    pipeline: Pipeline,
+) -> None:
+    """``Worker.run``: a flush records outcomes and claims the next recipients in one transaction."""
+    ids = [pipeline.send([f"r{i}@example.net"]) for i in range(30)]
+    transactions: list[list[str]] = []
+    open_: dict[int, list[str]] = {}
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        open_.setdefault(id(conn), []).append(" ".join(sql.split()))
+
+    def commit(conn: Any) -> None:
+        transactions.append(open_.pop(id(conn), []))
+
+    engine = pipeline.services.engine
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "commit", commit)
+
+    async def two() -> None:
+        settings = pipeline.settings.model_copy(update={"worker_batch_size": 4, "worker_concurrency": 2})
+        transports = [build_transport(settings), build_transport(settings)]
+        workers = [
+            build_worker(pipeline.services, t, settings, name=f"w{i}") for i, t in enumerate(transports)
+        ]
+        stop = asyncio.Event()
+        runs = [asyncio.create_task(w.run(stop)) for w in workers]
+        try:
+            for _ in range(600):
+                if sum(w.delivered for w in workers) >= 30:
+                    break
+                await asyncio.sleep(0.05)  # polling the workers' own counters, bounded
+        finally:
+            stop.set()
+            await asyncio.gather(*runs)
+            for t in transports:
+                await t.close()
+
+    try:
+        asyncio.run(two())
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+        sa.event.remove(engine, "commit", commit)
+    received = pipeline.sink.wait_for(30)
+    assert sorted(r for m in received for r in m.rcpt_tos) == sorted(f"r{i}@example.net" for i in range(30))
+    for mid in ids:
+        [rcpt] = pipeline.message(mid)["recipients"]
+        assert rcpt["status"] == "delivered" and len(rcpt["attempts"]) == 1
+    shared = [
+        t
+        for t in transactions
+        if any(s.startswith("INSERT INTO attempts") for s in t)
+        and any(s.startswith("UPDATE recipients SET status") and "RETURNING" in s for s in t)
+    ]
+    assert shared, "no flush claimed in its record transaction"

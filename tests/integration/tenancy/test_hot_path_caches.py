@@ -132,6 +132,22 @@ def test_verified_domains_are_read_once_and_a_newly_verified_one_is_never_refuse
     assert tenancy.is_verified_sender_domain(tenant.id, "ward.example")
 
 
+def test_the_event_loop_peek_answers_only_from_a_fresh_cache_and_never_reads(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """The gateway's MAIL FROM asks ``cached_verified_sender_domain`` on its event loop first."""
+    clock = Clock()
+    tenancy, _ = this_process(services, clock)
+    with sql_log(services.engine) as log:
+        assert not tenancy.cached_verified_sender_domain(tenant.id, "clinic.example")  # nothing cached
+    assert log.statements == []
+    assert tenancy.is_verified_sender_domain(tenant.id, "clinic.example")  # fills the cache
+    assert tenancy.cached_verified_sender_domain(tenant.id, "Clinic.Example")
+    assert not tenancy.cached_verified_sender_domain(tenant.id, "lab.example")  # "ask", not "no"
+    clock.now += CACHE_SECONDS + 1
+    assert not tenancy.cached_verified_sender_domain(tenant.id, "clinic.example")  # expired
+
+
 def test_tenant_settings_are_cached_and_forgotten_on_change(
     services: Services, tenant: TenantFixture
 ) -> None:

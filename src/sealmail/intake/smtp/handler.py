@@ -117,7 +117,11 @@ class SubmissionHandler(ListenerHandler):
             # uploaded the whole message; accept() checks it again in its transaction.
             domain = parsed.ascii_domain.lower()
             tenancy = self.services.tenancy
-            if not await self.run(tenancy.is_verified_sender_domain, tenant_id, domain):
+            # A hit in the verified set's cache needs no thread hop; a miss asks the database.
+            verified = tenancy.cached_verified_sender_domain(tenant_id, domain) or await self.run(
+                tenancy.is_verified_sender_domain, tenant_id, domain
+            )
+            if not verified:
                 return self.reject(
                     replies.S550_SENDER_NOT_AUTHORIZED.with_text(
                         f"Sender address not authorized: {domain} is not "

@@ -1,0 +1,200 @@
+"""CPU per accepted message of the SMTP gateway, in process (issue 18).
+
+    .venv/bin/python bench/intake_cpu.py --engine sqlite --messages 2000 --threads 4
+    .venv/bin/python bench/intake_cpu.py --engine postgresql --profile /tmp/intake.prof
+    .venv/bin/python bench/intake_cpu.py --door smtp --messages 2000      # the whole gateway
+
+What the SMTP gateway does after DATA — ``submission_from_raw`` then ``Messages.accept``
+(DLP screen, sender check, seal, group commit) — called from ``--threads`` threads the way
+the gateway's connections do, on a fresh database with the product's defaults
+(SQLite ``synchronous=FULL``).  No network, no TLS, no worker: CPU time of this process
+(``getrusage``) per message is the figure, which a loaded shared machine disturbs far less
+than a rate.  ``--profile FILE`` runs one thread under cProfile instead (batches of one).
+
+``--door smtp`` runs the real gateway (``build_gateway``: STARTTLS, AUTH PLAIN, aiosmtpd)
+in this process and ``bench/mta_load.py``'s client with ``--threads`` connections in a child
+process, so this process's CPU is the gateway's alone (py-spy it with ``--gil``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import multiprocessing
+import pstats
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH))
+
+from mta_load import raw_message, smtp_load  # noqa: E402
+
+from sealmail.app import build_gateway, build_services, intake_limits  # noqa: E402
+from sealmail.crypto.devcert import create_dev_certificates  # noqa: E402
+from sealmail.domain.addresses import Address, parse_address  # noqa: E402
+from sealmail.domain.tls_policy import Stream  # noqa: E402
+from sealmail.messages.compose import submission_from_raw  # noqa: E402
+from sealmail.runtime import configure_logging  # noqa: E402
+from sealmail.schema import metadata  # noqa: E402
+from sealmail.store import db, migrate  # noqa: E402
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DB = "sealmail_intake_bench"
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def database(engine_name: str, home: Path) -> str:
+    if engine_name == "sqlite":
+        url = f"sqlite:///{home / 'sealmail.db'}"
+    else:
+        admin = sa.create_engine(db.normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
+        admin.dispose()
+        url = PG_URL.rsplit("/", 1)[0] + "/" + PG_DB
+    engine = db.create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    assert metadata.tables
+    return url
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--size", type=int, default=5120)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--profile", type=Path, help="cProfile one thread; write pstats here")
+    p.add_argument("--door", choices=["store", "smtp"], default="store")
+    p.add_argument("--synchronous", default="FULL", help="SQLite synchronous (product default FULL)")
+    args = p.parse_args()
+
+    from conftest import make_settings, make_tenant  # tests/conftest.py: the same fixtures
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        settings = make_settings(
+            home,
+            database(args.engine, home),
+            sqlite_synchronous=args.synchronous,
+            smtp_hostname="bench.local",
+        )
+        configure_logging(settings)  # warning, as `serve` runs it: no line per message
+        svc = build_services(settings)
+        tenant = make_tenant(svc)
+        limits = intake_limits(settings)
+        rcpt_cache: dict[str, Address] = {}
+
+        def store(i: int) -> None:
+            to, raw = raw_message(i % 100, f"b-{i}", args.size)
+            if to not in rcpt_cache:
+                rcpt_cache[to] = parse_address(to, "to")
+            sub = submission_from_raw(
+                raw,
+                "noreply@clinic.example",
+                (rcpt_cache[to],),
+                source="smtp",
+                message_id_domain="bench.local",
+                limits=limits,
+                stream=Stream.PHI,
+            )
+            svc.messages.accept(tenant.principal, sub)
+
+        n = args.messages
+        if args.door == "smtp":
+            c0, t0, c1, t1 = smtp_door(svc, settings, tenant.id, home, args)
+        elif args.profile:
+            for i in range(args.warmup):
+                store(i)
+            prof = cProfile.Profile()
+            c0, t0 = cpu(), time.perf_counter()
+            prof.enable()
+            for i in range(n):
+                store(i)
+            prof.disable()
+            c1, t1 = cpu(), time.perf_counter()
+            prof.dump_stats(str(args.profile))
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        else:
+            for i in range(args.warmup):
+                store(i)
+            counter = iter(range(n))
+            lock = threading.Lock()
+
+            def run() -> None:
+                while True:
+                    with lock:
+                        i = next(counter, None)
+                    if i is None:
+                        return
+                    store(i)
+
+            threads = [threading.Thread(target=run) for _ in range(args.threads)]
+            c0, t0 = cpu(), time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            c1, t1 = cpu(), time.perf_counter()
+        svc.close()
+        print(
+            f"{args.engine} threads={args.threads} messages={n}: "
+            f"CPU {1000 * (c1 - c0) / n:.2f} ms/msg, {n / (t1 - t0):.0f} msg/s wall"
+        )
+
+
+def _client(port: int, n: int, conns: int, size: int, tag: str, login: tuple[str, str]) -> None:
+    sent = asyncio.run(smtp_load(port, n, 100, conns, size, tag, login))
+    if sent != n:
+        raise SystemExit(f"only {sent} of {n} messages got a 250")
+
+
+def smtp_door(
+    svc: Any, settings: Any, tenant_id: str, home: Path, args: argparse.Namespace
+) -> tuple[float, float, float, float]:
+    """The gateway in this process, the client in a child: (cpu0, t0, cpu1, t1) of the run."""
+    _, cert, key = create_dev_certificates(home / "tls", ["127.0.0.1", "localhost"])
+    update = {"smtp_host": "127.0.0.1", "smtp_port": 0, "smtp_tls_cert": cert, "smtp_tls_key": key}
+    gateway = build_gateway(svc, settings.model_copy(update=update))
+    gateway.start()
+    _, user, password = svc.tenancy.create_smtp_credential(tenant_id, actor="bench", stream=Stream.PHI)
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        warm = ctx.Process(
+            target=_client, args=(gateway.port, args.warmup, args.threads, args.size, "w", (user, password))
+        )
+        warm.start()
+        warm.join()
+        run = ctx.Process(
+            target=_client, args=(gateway.port, args.messages, args.threads, args.size, "m", (user, password))
+        )
+        c0, t0 = cpu(), time.perf_counter()
+        run.start()
+        run.join()
+        c1, t1 = cpu(), time.perf_counter()
+        if run.exitcode != 0:
+            raise SystemExit("the client failed")
+    finally:
+        gateway.stop()
+    return c0, t0, c1, t1
+
+
+if __name__ == "__main__":
+    main()
