@@ -3,7 +3,7 @@
 Revision ID: 0018_console_auth
 Revises: 0017
 Written by autogenerate for ``users/tables.py`` and the creator columns.
-Create Date: 2026-12-04 02:44:12.257156
+Create Date: 2026-12-04 02:59:33.242588
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("console_passkeys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_console_passkeys_user_id"), ["user_id"], unique=False)
+
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=80), nullable=True))
+
+    with op.batch_alter_table("smtp_credentials", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
