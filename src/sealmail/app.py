@@ -72,8 +72,10 @@ from sealmail.tenancy.site_secrets import SiteSecrets
 from sealmail.tlsrpt.mailer import QueueMail
 from sealmail.tlsrpt.sender import StsFacts, TlsReportSender
 from sealmail.tlsrpt.service import TlsReports
+from sealmail.users.alerts import OwnerMailer
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Clock
+from sealmail.users.passkeys import RelyingParty
 from sealmail.users.service import Users
 from sealmail.webhooks.alerts import DisabledNotifier
 from sealmail.webhooks.dispatcher import Dispatcher, DispatcherConfig
@@ -439,7 +441,10 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
     def seed_key() -> bytes:
         return services.site_secrets.key(CONSOLE_TOTP_KEY)
 
-    return Users(services.engine, password_hasher(services.settings), seed_key, clock=clock)
+    alert = OwnerMailer(services.engine, services.messages, services.settings.smtp_hostname)
+    users = Users(services.engine, password_hasher(services.settings), seed_key, clock=clock, alert=alert)
+    users.rp = RelyingParty.for_url(console_url(services.settings))
+    return users
 
 
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:

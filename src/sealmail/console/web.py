@@ -10,7 +10,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 """
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,16 +20,20 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sealmail.console.kit import Kit
+from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Reports
 from sealmail.errors import SealmailError
 from sealmail.users import roles, totp
 from sealmail.users.keys import UserKeys
-from sealmail.users.model import Session, SignInStatus, Stage
+from sealmail.users.model import Session, SignIn, SignInStatus, Stage
 from sealmail.users.roles import Permission
 from sealmail.users.service import Users
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
+# Only the passkey pages run a script, and only the console's own static file.
+SCRIPTED_CSP = CSP + "; script-src 'self'"
 KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),
@@ -37,6 +41,7 @@ PAGES: list[tuple[str, str, Permission]] = [
     ("/audit", "Audit log", Permission.VIEW_AUDIT),
     ("/users", "Users", Permission.MANAGE_USERS),
     ("/keys", "API keys", Permission.MANAGE_API_KEYS),
+    ("/passkeys", "Passkeys", Permission.MANAGE_OWN_SIGNIN),
 ]
 SIGNIN_ERRORS = {
     "wrong": "That email and password do not match an account.",
@@ -46,17 +51,6 @@ SIGNIN_ERRORS = {
     "idle": "You were signed out after a period without activity.",
     "disabled": "This account is no longer active.",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Kit:
-    """What every page group needs from the app: rendering, redirects and the access checks."""
-
-    render: Callable[..., HTMLResponse]
-    redirect: Callable[[Request, str], RedirectResponse]
-    signed_in: Callable[[Request, Permission | None], "Session | Response"]
-    acting: Callable[[Request, Permission], Awaitable["tuple[Session, Any] | Response"]]
-    csrf: Callable[[Request], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +100,20 @@ def create_console(
     loaders += [PackageLoader(s.templates, "templates") for s in sections if s.templates]
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
     css = loaders[0].get_source(env, "console.css")[0]
+    script = loaders[0].get_source(env, "passkey.js")[0]
     pages = [*PAGES, *(entry for s in sections for entry in s.nav)]
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(security.HardenEveryResponse)
 
-    def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(
+        request: Request, template: str, *, status: int = 200, scripted: bool = False, **ctx: Any
+    ) -> HTMLResponse:
         who: Session | None = ctx.get("who")
         nav = [(path, label) for path, label, perm in pages if who is not None and who.may(perm)]
         base = request.scope.get("root_path", "")
         html = env.get_template(template).render(base=base, nav=nav, path=request.url.path, **ctx)
-        return security.harden(HTMLResponse(html, status_code=status), CSP)  # type: ignore[return-value]
+        policy = SCRIPTED_CSP if scripted else CSP
+        return security.harden(HTMLResponse(html, status_code=status), policy)  # type: ignore[return-value]
 
     def redirect(request: Request, path: str) -> RedirectResponse:
         return RedirectResponse(request.scope.get("root_path", "") + path, status_code=303)
@@ -156,6 +154,10 @@ def create_console(
     def stylesheet() -> Response:
         return security.harden(Response(css, media_type="text/css"), "default-src 'none'")
 
+    @app.get("/static/passkey.js", include_in_schema=False)
+    def passkey_script() -> Response:
+        return security.harden(Response(script, media_type="text/javascript"), "default-src 'none'")
+
     # -- sign-in ------------------------------------------------------------------------------
     @app.get("/signin")
     def signin_page(request: Request, error: str = "") -> Response:
@@ -186,9 +188,10 @@ def create_console(
         who, _ = users.session(token, Stage.MFA) if token else (None, "none")
         if who is None:
             return redirect(request, "/signin?error=expired")
+        options = users.signin_options(token)
         return render(
             request, "code.html", title="Sign in", csrf=security.csrf_token(token),
-            error=SIGNIN_ERRORS.get(error, ""),
+            error=SIGNIN_ERRORS.get(error, ""), passkey_options=options, scripted=options is not None,
         )  # fmt: skip
 
     @app.post("/signin/code")
@@ -197,6 +200,17 @@ def create_console(
         result = await run_in_threadpool(
             users.verify_mfa, request.cookies[names.signin], str(form.get("code", ""))[:40]
         )
+        return second_factor_done(request, result)
+
+    @app.post("/signin/passkey")
+    async def passkey(request: Request) -> Response:
+        form = await form_for(request, names.signin)
+        result = await run_in_threadpool(
+            users.verify_passkey, request.cookies[names.signin], str(form.get("credential", ""))
+        )
+        return second_factor_done(request, result)
+
+    def second_factor_done(request: Request, result: SignIn) -> Response:
         if result.status is SignInStatus.OK and result.token:
             response = redirect(request, "/")
             set_cookie(response, names.session, result.token)
@@ -278,6 +292,7 @@ def create_console(
     kit = Kit(render, redirect, signed_in, acting, csrf)
     _pages(app, users, reports, kit, pages)
     _key_pages(app, keys, kit)
+    passkey_pages(app, users, kit)
     for section in sections:
         section.mount(app, kit)
     return app

@@ -96,6 +96,8 @@ api_keys = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
+    # Who made it (``user:…``, an API key id, ``cli``): a key dies with the person behind it.
+    sa.Column("created_by", sa.String(80), nullable=True),
 )
 
 smtp_credentials = sa.Table(
@@ -108,6 +110,8 @@ smtp_credentials = sa.Table(
     sa.Column("stream", sa.String(20), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    # Who made it (``user:…``, an API key id, ``cli``): it dies with the person behind it.
+    sa.Column("created_by", sa.String(80), nullable=True),
 )
 
 messages = sa.Table(

@@ -112,6 +112,7 @@ class Credentials:
                     secret_hash=self.hasher.hash(secret),
                     scopes=scope_set,
                     created_at=_now(),
+                    created_by=actor[:80],
                 )
             )
             audit.append(
@@ -283,6 +284,7 @@ class Credentials:
                     secret_hash=self.hasher.hash(password),
                     stream=str(stream),
                     created_at=_now(),
+                    created_by=actor[:80],
                 )
             )
             audit.append(

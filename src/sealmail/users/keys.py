@@ -1,4 +1,5 @@
-"""API keys created by console users: they carry their creator and scopes, and die with them.
+"""API keys created by console users: they carry their creator and scopes, and die with them
+(and so do the SMTP credentials they, or their keys, made).
 
 The key itself is made by the tenancy service (``Tenancy.create_api_key``, handed in as
 ``KeyMaker``); this module records who made it and revokes a user's keys inside the
@@ -20,7 +21,7 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, PermissionDenied
 from sealmail.store import db
-from sealmail.store.tables import api_keys
+from sealmail.store.tables import api_keys, smtp_credentials
 from sealmail.users.model import Clock, Session
 from sealmail.users.roles import Permission
 from sealmail.users.tables import console_api_keys, console_users
@@ -28,27 +29,70 @@ from sealmail.users.tables import console_api_keys, console_users
 KeyMaker = Callable[[str, str, Iterable[str], str], tuple[str, str]]
 
 
-def revoke_for_user(conn: Connection, tenant_id: str, user_id: str, actor: str, now: datetime) -> int:
-    """Revoke every live key ``user_id`` created, in the caller's transaction."""
-    ids = list(
+def _made_by(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
+    """The user and every API key made by them, or by a key of theirs, transitively."""
+    makers = {f"user:{user_id}"}
+    makers |= set(
         conn.execute(
-            sa.select(api_keys.c.id)
-            .join(console_api_keys, console_api_keys.c.api_key_id == api_keys.c.id)
-            .where(
-                console_api_keys.c.tenant_id == tenant_id,
-                console_api_keys.c.user_id == user_id,
-                api_keys.c.revoked_at.is_(None),
+            sa.select(console_api_keys.c.api_key_id).where(
+                console_api_keys.c.tenant_id == tenant_id, console_api_keys.c.user_id == user_id
             )
         ).scalars()
     )
-    if ids:
-        conn.execute(sa.update(api_keys).where(api_keys.c.id.in_(ids)).values(revoked_at=now))
-    for key_id in ids:
-        audit.append(
-            conn, action=AuditAction.API_KEY_REVOKED, actor=actor, tenant_id=tenant_id, target=key_id,
-            details={"reason": "creator_disabled", "creator": user_id},
-        )  # fmt: skip
-    return len(ids)
+    for _ in range(50):  # a chain of keys making keys is short; the bound keeps a loop finite
+        more = set(
+            conn.execute(
+                sa.select(api_keys.c.id).where(
+                    api_keys.c.tenant_id == tenant_id,
+                    api_keys.c.created_by.in_(sorted(makers)),
+                    api_keys.c.id.not_in(sorted(makers)),
+                )
+            ).scalars()
+        )
+        if not more:
+            break
+        makers |= more
+    return makers
+
+
+def revoke_for_user(
+    conn: Connection, tenant_id: str, user_id: str, actor: str, now: datetime
+) -> tuple[int, int]:
+    """Revoke every live API key and SMTP credential behind ``user_id``, in the caller's
+    transaction: made by them in the console, or through one of their keys.  ``(keys, creds)``."""
+    makers = sorted(_made_by(conn, tenant_id, user_id))
+    key_ids = list(
+        conn.execute(
+            sa.select(api_keys.c.id).where(
+                api_keys.c.tenant_id == tenant_id, api_keys.c.id.in_(makers), api_keys.c.revoked_at.is_(None)
+            )
+        ).scalars()
+    )
+    cred_ids = list(
+        conn.execute(
+            sa.select(smtp_credentials.c.id).where(
+                smtp_credentials.c.tenant_id == tenant_id,
+                smtp_credentials.c.created_by.in_(makers),
+                smtp_credentials.c.revoked_at.is_(None),
+            )
+        ).scalars()
+    )
+    if key_ids:
+        conn.execute(sa.update(api_keys).where(api_keys.c.id.in_(key_ids)).values(revoked_at=now))
+    if cred_ids:
+        conn.execute(
+            sa.update(smtp_credentials).where(smtp_credentials.c.id.in_(cred_ids)).values(revoked_at=now)
+        )
+    for action, ids in (
+        (AuditAction.API_KEY_REVOKED, key_ids),
+        (AuditAction.SMTP_CREDENTIAL_REVOKED, cred_ids),
+    ):
+        for target in ids:
+            audit.append(
+                conn, action=action, actor=actor, tenant_id=tenant_id, target=target,
+                details={"reason": "creator_disabled", "creator": user_id},
+            )  # fmt: skip
+    return len(key_ids), len(cred_ids)
 
 
 class UserKeys:

@@ -126,7 +126,7 @@ class People(UsersBase):
             )  # fmt: skip
 
     def disable(self, who: Session, user_id: str) -> None:
-        """Disable a user; end their sessions and revoke their API keys in the same transaction."""
+        """Disable a user; end their sessions, revoke their keys and SMTP credentials: one transaction."""
         now = self.now()
         with self.engine.begin() as conn:
             row = self._user_for_change(conn, who, user_id)
@@ -143,10 +143,11 @@ class People(UsersBase):
                 .where(console_links.c.user_id == row.id, console_links.c.used_at.is_(None))
                 .values(used_at=now)
             )
-            keys = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
+            keys, n = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
             audit.append(
                 conn, action=AuditAction.USER_DISABLED, actor=who.actor, tenant_id=who.tenant_id,
-                target=row.id, details={"sessions_ended": ended, "api_keys_revoked": keys},
+                target=row.id,
+                details={"sessions_ended": ended, "api_keys_revoked": keys, "smtp_credentials_revoked": n},
             )  # fmt: skip
 
     def _user_for_change(self, conn: Connection, who: Session, user_id: str) -> Any:

@@ -18,6 +18,10 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     MANAGE_OWNERS = "owners.manage"
     MANAGE_API_KEYS = "api_keys.manage"
+    # One's own sign-in factors (passkeys): every signed-in person holds it.
+    MANAGE_OWN_SIGNIN = "own_signin.manage"
+    # Single sign-on and break-glass: who may change how everyone signs in.
+    MANAGE_SIGNIN_POLICY = "signin_policy.manage"
 
 
 class Role(enum.StrEnum):
@@ -30,15 +34,16 @@ class Role(enum.StrEnum):
 
 
 P = Permission
+OWN = P.MANAGE_OWN_SIGNIN
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
-    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
+    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, OWN}),
     # A sender composes and sees their own messages (compose arrives with a later slice).
-    Role.SENDER: frozenset({P.VIEW_DASHBOARD}),
-    Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
-    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
+    Role.SENDER: frozenset({P.VIEW_DASHBOARD, OWN}),
+    Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
+    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).
-    Role.AUDITOR: frozenset({P.VIEW_AUDIT}),
+    Role.AUDITOR: frozenset({P.VIEW_AUDIT, OWN}),
 }
 
 LABELS: dict[Role, str] = {

@@ -12,12 +12,12 @@ authentication (164.312(d)).
 from __future__ import annotations
 
 from sealmail.users.enrolment import Enrolment
+from sealmail.users.passkeys import PasskeySteps
 from sealmail.users.people import People
 from sealmail.users.sessions import Sessions
-from sealmail.users.signin import SignInSteps
 
 __all__ = ["Users"]
 
 
-class Users(People, Enrolment, SignInSteps, Sessions):
+class Users(People, Enrolment, PasskeySteps, Sessions):
     """The console users' service (``UsersBase`` holds the constructor)."""

@@ -71,3 +71,35 @@ console_api_keys = sa.Table(
     sa.Column("user_id", ID, nullable=False, index=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
+
+# WebAuthn passkeys (a second factor): one row per credential, owned by one user.  The
+# public key is public; the sign counter is checked and advanced on every use (a clone
+# that replays an older count is refused, WebAuthn §6.1.1).
+console_passkeys = sa.Table(
+    "console_passkeys",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("credential_id", sa.String(1400), nullable=False, unique=True),  # base64url
+    sa.Column("public_key", sa.LargeBinary, nullable=False),  # COSE key
+    sa.Column("sign_count", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("aaguid", sa.String(36), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+# Server-side one-time ceremony state: a WebAuthn challenge bound to the session that asked
+# for it, or an OpenID Connect sign-in's state, nonce and PKCE verifier.  Taken (deleted)
+# by the step that checks it; expired rows are worthless and swept when a new one is made.
+console_challenges = sa.Table(
+    "console_challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of session token + purpose, or of state
+    sa.Column("purpose", sa.String(20), nullable=False),
+    sa.Column("tenant_id", ID, nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)

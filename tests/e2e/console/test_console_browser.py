@@ -4,23 +4,15 @@ and at 390 px, with no CSP violation and nothing wider than the phone's screen."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pyotp
 import pytest
-from tests.conftest import TenantFixture, make_settings
-from tests.e2e.portal import conftest as portal_browser
+from tests.conftest import TenantFixture
 from tests.e2e.portal.conftest import CHROMIUM
-from tests.integration.console.console_harness import PASSWORD, Console, console_server
+from tests.integration.console.console_harness import PASSWORD, Console
 
-from sealmail.app import Services
-from sealmail.config import Settings
-
-# The portal suite's Chromium fixture, re-exported (an assignment, so pytest finds it here).
-browser = portal_browser.browser
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
@@ -28,18 +20,6 @@ pytestmark = [
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 OWNER = "owner@clinic.example"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, sqlite_url: str) -> Settings:
-    # One engine is enough in the browser; the HTTP suite covers both.
-    return make_settings(tmp_path, sqlite_url)
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 def watched_page(browser: Any, viewport: dict[str, int], problems: list[str]) -> Any:

@@ -23,6 +23,7 @@ from tests.support.waiting import wait_until
 from sealmail import runtime
 from sealmail.app import Services, build_console, build_users
 from sealmail.intake.api.app import create_api
+from sealmail.users.passkeys import RelyingParty
 from sealmail.users.service import Users
 
 PASSWORD = "lantern orchard pebble"
@@ -69,6 +70,8 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
     try:
         wait_until(lambda: server.started or not thread.is_alive(), 10, "uvicorn did not start")
         host, port = server.servers[0].sockets[0].getsockname()[:2]
+        # Passkeys are bound to the origin the browser sees; known only once the port is.
+        users.rp = RelyingParty.for_url(f"http://{host}:{port}")
         yield Console(f"http://{host}:{port}", users, clock)
     finally:
         server.should_exit = True

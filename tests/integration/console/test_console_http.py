@@ -1,17 +1,13 @@
 """The console over real HTTP on SQLite and PostgreSQL: enrolment, sign-in with TOTP, lockout,
 idle logoff, role denials, tenant isolation, CSRF and disabling a user."""
 
-from collections.abc import Iterator
-
 import pyotp
-import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_tenant
 from tests.integration.console.console_harness import (
     PASSWORD,
     Console,
     Person,
-    console_server,
     csrf,
     enrol,
     sign_in,
@@ -23,19 +19,6 @@ from sealmail.store.tables import audit_log
 from sealmail.users.tables import console_sessions
 
 OWNER = "owner@clinic.example"
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
-
-
-@pytest.fixture
-def owner(console: Console, tenant: TenantFixture) -> Person:
-    token = console.users.owner_link(tenant.id, OWNER, actor="test")
-    assert token
-    return enrol(console, token, OWNER)
 
 
 def actions(services: Services, tenant_id: str) -> list[str]:

@@ -1,12 +1,10 @@
 """Every console route with every role: each page is open to exactly the roles whose
 permission it names, and a route added without a row here fails the walk."""
 
-from collections.abc import Iterator
-
 import pytest
 from starlette.routing import Route
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, Person, csrf, enrol
 
 from sealmail.app import Services, build_console
 from sealmail.users import roles
@@ -16,6 +14,8 @@ from sealmail.users.roles import Role
 # (method, path) -> the permission it needs; None: reachable signed out (sign-in steps, assets).
 ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
+    ("GET", "/static/passkey.js"): None,
+    ("POST", "/signin/passkey"): None,
     ("GET", "/signin"): None,
     ("POST", "/signin"): None,
     ("GET", "/signin/code"): None,
@@ -34,13 +34,10 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+    ("GET", "/passkeys"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/passkeys"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
 }
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 @pytest.fixture
@@ -71,7 +68,9 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
         for (method, path), permission in ROUTES.items():
             if permission is None:
                 continue
-            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing")
+            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing").replace(
+                "{passkey_id}", "pk_missing"
+            )
             # A valid form, so only the role decides (an empty email makes POST /users a 400,
             # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}

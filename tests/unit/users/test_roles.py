@@ -6,6 +6,8 @@ from sealmail.users import roles
 from sealmail.users.roles import Permission as P
 from sealmail.users.roles import Role
 
+OWN = P.MANAGE_OWN_SIGNIN  # every signed-in person manages their own passkeys
+
 
 def test_owner_holds_every_permission() -> None:
     assert all(roles.allows(Role.OWNER, p) for p in P)
@@ -14,11 +16,11 @@ def test_owner_holds_every_permission() -> None:
 @pytest.mark.parametrize(
     ("role", "held"),
     [
-        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
-        (Role.SENDER, {P.VIEW_DASHBOARD}),
-        (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
-        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
-        (Role.AUDITOR, {P.VIEW_AUDIT}),
+        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, OWN}),
+        (Role.SENDER, {P.VIEW_DASHBOARD, OWN}),
+        (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
+        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
+        (Role.AUDITOR, {P.VIEW_AUDIT, OWN}),
     ],
 )
 def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:
@@ -36,3 +38,7 @@ def test_only_owners_make_owners_and_only_managers_assign_roles() -> None:
     assert roles.may_assign(Role.ADMINISTRATOR, Role.SUPPORT)
     assert not roles.may_assign(Role.SUPPORT, Role.SENDER)
     assert not roles.allows("nonsense", P.VIEW_DASHBOARD)
+
+
+def test_only_owners_change_how_everyone_signs_in() -> None:
+    assert [r for r in Role if roles.allows(r, P.MANAGE_SIGNIN_POLICY)] == [Role.OWNER]

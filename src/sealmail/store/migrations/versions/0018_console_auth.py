@@ -1,0 +1,63 @@
+"""console auth: passkeys, ceremony state, single sign-on, emergency access, credential creators (issue 14)
+
+Revision ID: 0018_console_auth
+Revises: 0017
+Written by autogenerate for ``users/tables.py`` and the creator columns.
+Create Date: 2026-12-04 02:59:33.242588
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from sealmail.store.tables import UtcDateTime
+
+revision = "0018_console_auth"
+down_revision = "0017"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "console_challenges",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("purpose", sa.String(length=20), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_challenges")),
+    )
+    with op.batch_alter_table("console_challenges", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_console_challenges_expires_at"), ["expires_at"], unique=False)
+
+    op.create_table(
+        "console_passkeys",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("credential_id", sa.String(length=1400), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(), nullable=False),
+        sa.Column("sign_count", sa.BigInteger(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("aaguid", sa.String(length=36), nullable=False),
+        sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", UtcDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_passkeys")),
+        sa.UniqueConstraint("credential_id", name=op.f("uq_console_passkeys_credential_id")),
+    )
+    with op.batch_alter_table("console_passkeys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_console_passkeys_user_id"), ["user_id"], unique=False)
+
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=80), nullable=True))
+
+    with op.batch_alter_table("smtp_credentials", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=80), nullable=True))
+
+
+def downgrade() -> None:
+    # Forward-only: restore from backup instead of downgrading a PHI store.
+    raise NotImplementedError("forward-only migration")

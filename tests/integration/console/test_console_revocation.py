@@ -1,0 +1,67 @@
+"""Disabling a person revokes, in the one transaction that disables them, their sessions and
+every API key and SMTP credential behind them: made in the console, or through one of their
+keys (a key making keys too).  What others made keeps working.  SQLite and PostgreSQL."""
+
+import sqlalchemy as sa
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import Console, Person, csrf, enrol
+from tests.support.waiting import wait_until
+
+from sealmail.app import Services
+from sealmail.store.tables import api_keys, audit_log, smtp_credentials
+
+
+def test_disabling_a_user_revokes_their_keys_the_keys_those_made_and_their_smtp_credentials(
+    console: Console, owner: Person, services: Services, tenant: TenantFixture
+) -> None:
+    user_id, token = console.users.invite(
+        tenant.id, "admin@clinic.example", "", "administrator", actor="test"
+    )
+    admin = enrol(console, token, "admin@clinic.example")
+    page = admin.http.get("/console/keys")
+    made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_admin": "on"})
+    secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
+    api = console.client()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    child = api.post("/v1/api-keys", json={"name": "child", "scopes": ["admin"]}, headers=bearer).json()
+    grandchild_cred = api.post(
+        "/v1/smtp-credentials", json={}, headers={"Authorization": f"Bearer {child['key']}"}
+    ).json()
+    cred = api.post("/v1/smtp-credentials", json={}, headers=bearer).json()
+    # Someone else's credential: the CLI's, made for the tenant, not by this person.
+    _, other_user, other_password = services.tenancy.create_smtp_credential(tenant.id, "cli")
+    for c in (cred, grandchild_cred):
+        assert services.tenancy.authenticate_smtp(c["username"], c["password"]) is not None
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(api_keys.c.created_by).where(api_keys.c.id == child["id"])).scalar_one()
+
+    users_page = owner.http.get("/console/users")
+    r = owner.http.post(f"/console/users/{user_id}/disable", data={"csrf": csrf(users_page)})
+    assert r.status_code == 303
+
+    with services.engine.connect() as conn:
+        live_keys = conn.execute(
+            sa.select(sa.func.count()).where(
+                api_keys.c.tenant_id == tenant.id, api_keys.c.revoked_at.is_(None)
+            )
+        ).scalar_one()
+        creds = dict(
+            conn.execute(sa.select(smtp_credentials.c.username, smtp_credentials.c.revoked_at)).all()
+        )
+        disabled = conn.execute(
+            sa.select(audit_log.c.details).where(audit_log.c.action == "user:disabled")
+        ).scalar_one()
+    # Only the tenant fixture's own key is left; both of the person's credentials are dead.
+    assert live_keys == 1
+    assert creds[cred["username"]] is not None and creds[grandchild_cred["username"]] is not None
+    assert creds[other_user] is None
+    assert disabled["api_keys_revoked"] == 2 and disabled["smtp_credentials_revoked"] == 2
+    # The verification caches forget within their few seconds (tenancy CACHE_SECONDS).
+    wait_until(
+        lambda: services.tenancy.authenticate_smtp(cred["username"], cred["password"]) is None,
+        15,
+        "cred alive",
+    )
+    assert services.tenancy.authenticate_smtp(other_user, other_password) is not None
+    assert api.get("/v1/messages", headers={"Authorization": f"Bearer {child['key']}"}).status_code == 401
+    assert admin.http.get("/console/keys").headers["location"].startswith("/console/signin")
