@@ -65,6 +65,7 @@ class QueuedMessage:
     dlp_findings: list[dict[str, Any]] | None = None
     source: str = "api"
     tags: tuple[str, ...] = ()
+    protection: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             messages.c.dlp_findings,
             messages.c.source,
             messages.c.tags,
+            messages.c.protection,
         )
         .join(tenants, tenants.c.id == messages.c.tenant_id)
         .where(messages.c.id.in_(list(ids)))
@@ -192,6 +194,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             r.dlp_findings,
             r.source,
             tuple(r.tags or ()),
+            r.protection,
         )
         for r in rows
     }

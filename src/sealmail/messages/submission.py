@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 
 
@@ -42,6 +43,8 @@ class Submission:
     bypass_suppressions: bool = False
     # Every From and Sender mailbox of a raw message; each is checked like header_from.
     header_senders: tuple[str, ...] = ()
+    # "secure": encrypted (OpenPGP/S/MIME) or the portal for every recipient, never TLS alone.
+    protection: Protection = Protection.AUTO
 
 
 @dataclass(frozen=True, slots=True)

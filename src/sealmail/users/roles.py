@@ -18,6 +18,8 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     MANAGE_OWNERS = "owners.manage"
     MANAGE_API_KEYS = "api_keys.manage"
+    COMPOSE = "messages.compose"  # write and send; a sender then sees only their own messages
+    READ_CONTENT = "content.read"  # subjects and bodies: always audited
 
 
 class Role(enum.StrEnum):
@@ -32,9 +34,11 @@ class Role(enum.StrEnum):
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
-    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
-    # A sender composes and sees their own messages (compose arrives with a later slice).
-    Role.SENDER: frozenset({P.VIEW_DASHBOARD}),
+    Role.ADMINISTRATOR: frozenset(
+        {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}
+    ),
+    # A sender composes and reads back only their own messages (content reads audited).
+    Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
     Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).

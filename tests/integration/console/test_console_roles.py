@@ -34,7 +34,14 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+    ("GET", "/compose"): P.COMPOSE,
+    ("POST", "/compose"): P.COMPOSE,
+    ("GET", "/sent"): P.COMPOSE,
+    ("GET", "/sent/{message_id}"): P.COMPOSE,
+    ("GET", "/content/{message_id}"): P.READ_CONTENT,
 }
+# Path parameters in the walk: objects that do not exist (the role check comes first).
+PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing"}
 
 
 @pytest.fixture
@@ -71,7 +78,9 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
         for (method, path), permission in ROUTES.items():
             if permission is None:
                 continue
-            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing")
+            url = "/console" + path.replace("{user_id}", target)
+            for name, value in PARAMS.items():
+                url = url.replace(name, value)
             # A valid form, so only the role decides (an empty email makes POST /users a 400,
             # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}

@@ -14,8 +14,8 @@ def test_owner_holds_every_permission() -> None:
 @pytest.mark.parametrize(
     ("role", "held"),
     [
-        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
-        (Role.SENDER, {P.VIEW_DASHBOARD}),
+        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}),
+        (Role.SENDER, {P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
         (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
         (Role.AUDITOR, {P.VIEW_AUDIT}),
@@ -23,6 +23,12 @@ def test_owner_holds_every_permission() -> None:
 )
 def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:
     assert {p for p in P if roles.allows(role, p)} == held
+
+
+def test_reading_content_is_not_support_or_compliance_by_default() -> None:
+    assert not roles.allows(Role.SUPPORT, P.READ_CONTENT) and not roles.allows(
+        Role.COMPLIANCE, P.READ_CONTENT
+    )
 
 
 def test_support_sees_trails_but_not_the_audit_log_and_compliance_the_reverse() -> None:
