@@ -26,7 +26,9 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
+from sealmail.console.admin_tenant import TenantPages
 from sealmail.console.compose import ComposeOptions, compose_section
+from sealmail.console.decisions import Decisions
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
@@ -450,6 +452,9 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
     compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
     return [
         compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        TenantPages(
+            services.tenancy, services.messages, services.screener, Decisions(services.engine)
+        ).section(),
     ]
 
 

@@ -118,6 +118,9 @@ class AuditAction(enum.StrEnum):
     PROOF_ISSUED = "proof:issued"
     AUDIT_ANCHORED = "audit:anchored"
     REPORT_EXPORTED = "report:exported"
+    # the console's tenant pages (issue 14)
+    DECISION_RECORDED = "decision:recorded"  # a protective setting weakened, with its reason
+    AUDIT_EXPORTED = "audit:exported"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

@@ -20,6 +20,8 @@ class Permission(enum.StrEnum):
     MANAGE_API_KEYS = "api_keys.manage"
     COMPOSE = "messages.compose"  # write and send; a sender then sees only their own messages
     READ_CONTENT = "content.read"  # subjects and bodies: always audited
+    MANAGE_SETTINGS = "settings.manage"  # SecureLine/DLP policy, reply mailboxes, domains
+    MANAGE_QUARANTINE = "quarantine.manage"  # review held messages (metadata) and release them
 
 
 class Role(enum.StrEnum):
@@ -35,7 +37,15 @@ P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
     Role.ADMINISTRATOR: frozenset(
-        {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}
+        {
+            P.VIEW_DASHBOARD,
+            P.VIEW_TRAIL,
+            P.MANAGE_USERS,
+            P.MANAGE_API_KEYS,
+            P.COMPOSE,
+            P.MANAGE_SETTINGS,
+            P.MANAGE_QUARANTINE,
+        }
     ),
     # A sender composes and reads back only their own messages (content reads audited).
     Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT}),

@@ -39,6 +39,13 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/sent"): P.COMPOSE,
     ("GET", "/sent/{message_id}"): P.COMPOSE,
     ("GET", "/content/{message_id}"): P.READ_CONTENT,
+    ("GET", "/policy"): P.MANAGE_SETTINGS,
+    ("POST", "/policy"): P.MANAGE_SETTINGS,
+    ("GET", "/replies"): P.MANAGE_SETTINGS,
+    ("POST", "/replies"): P.MANAGE_SETTINGS,
+    ("GET", "/quarantine"): P.MANAGE_QUARANTINE,
+    ("POST", "/quarantine/{message_id}/release"): P.MANAGE_QUARANTINE,
+    ("GET", "/decisions"): P.VIEW_AUDIT,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing"}

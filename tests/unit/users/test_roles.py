@@ -14,7 +14,11 @@ def test_owner_holds_every_permission() -> None:
 @pytest.mark.parametrize(
     ("role", "held"),
     [
-        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}),
+        (
+            Role.ADMINISTRATOR,
+            {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}
+            | {P.MANAGE_SETTINGS, P.MANAGE_QUARANTINE},
+        ),
         (Role.SENDER, {P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
         (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
