@@ -27,6 +27,8 @@ from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
 from sealmail.console.admin_tenant import TenantPages
+from sealmail.console.audit_export import AuditExport
+from sealmail.console.audit_pages import audit_section
 from sealmail.console.compose import ComposeOptions, compose_section
 from sealmail.console.decisions import Decisions
 from sealmail.console.outbox import Outbox
@@ -455,6 +457,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),
+        audit_section(AuditExport(services.engine, build_evidence(services).keys.tenant)),
     ]
 
 

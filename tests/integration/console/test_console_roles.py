@@ -46,6 +46,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/quarantine"): P.MANAGE_QUARANTINE,
     ("POST", "/quarantine/{message_id}/release"): P.MANAGE_QUARANTINE,
     ("GET", "/decisions"): P.VIEW_AUDIT,
+    ("GET", "/audit/export.csv"): P.VIEW_AUDIT,
+    ("GET", "/audit/export.json"): P.VIEW_AUDIT,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing"}
