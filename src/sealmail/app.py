@@ -26,6 +26,12 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
+from sealmail.console.admin_tenant import TenantPages
+from sealmail.console.audit_export import AuditExport
+from sealmail.console.audit_pages import audit_section
+from sealmail.console.compose import ComposeOptions, compose_section
+from sealmail.console.decisions import Decisions
+from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
@@ -449,7 +455,15 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
-    return []
+    settings = services.settings
+    compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
+    return [
+        compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        TenantPages(
+            services.tenancy, services.messages, services.screener, Decisions(services.engine)
+        ).section(),
+        audit_section(AuditExport(services.engine, build_evidence(services).keys.tenant)),
+    ]
 
 
 def build_console(services: Services, users: Users | None = None) -> FastAPI:

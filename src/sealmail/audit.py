@@ -128,15 +128,29 @@ class AuditAction(enum.StrEnum):
     PROOF_ISSUED = "proof:issued"
     AUDIT_ANCHORED = "audit:anchored"
     REPORT_EXPORTED = "report:exported"
+    # the console's tenant pages (issue 14)
+    DECISION_RECORDED = "decision:recorded"  # a protective setting weakened, with its reason
+    AUDIT_EXPORTED = "audit:exported"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:
+    return digest_of(prev_hash, {**row, "at": at_text(row["at"])})
+
+
+def at_text(at: datetime) -> str:
+    """An entry's time as its hash covers it (and as exports carry it)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def digest_of(prev_hash: str, row: dict[str, Any]) -> str:
+    """An entry's chain hash from its fields, ``at`` already as ``at_text``: pure, so an
+    exported entry is re-hashed offline (``sealmail audit verify FILE``)."""
     body = json.dumps(
         {
             "seq": row["seq"],
             "id": row["id"],
             "tenant_id": row["tenant_id"],
-            "at": row["at"].astimezone(UTC).isoformat(timespec="microseconds"),
+            "at": row["at"],
             "actor": row["actor"],
             "action": row["action"],
             "target": row["target"],

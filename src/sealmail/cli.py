@@ -7,6 +7,7 @@ feature's own ``<feature>/cli.py``; ``cli_base`` holds what they share."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -177,10 +178,20 @@ def quarantine_release(message_id: str, tenant: Annotated[str | None, typer.Opti
 
 @audit_app.command("verify")
 @friendly
-def audit_verify() -> None:
-    """Check the hash chain and its signed anchors; exit 1 and name what was tampered with."""
+def audit_verify(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="A signed audit export (JSON) to check offline, without the database."),
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="The tenant's evidence key fingerprint you trust.")] = None,
+) -> None:
+    """Check the hash chain and its signed anchors (or, given FILE, a signed export offline);
+    exit 1 and name what was tampered with."""
     from sealmail import audit
 
+    if file is not None:
+        _verify_export(file, key)
+        return
     svc = _services()
     total = audit.count(svc.engine)
     with Progress(console=err) as progress:
@@ -196,6 +207,27 @@ def audit_verify() -> None:
         where = f"first bad entry: {result.first_bad_seq}"
         err.print(f"[red]audit log tampered:[/red] {result.problem} ({where})")
     raise typer.Exit(1)
+
+
+def _verify_export(file: Path, key: str | None) -> None:
+    from sealmail.console.audit_export import verify_export
+
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        err.print(f"[red]not verified:[/red] {file} is not a readable JSON document ({exc})", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    verdict = verify_export(doc, key)
+    for problem in verdict.problems:
+        err.print(f"[red]tampered:[/red] {problem}", soft_wrap=True)
+    if not verdict.ok:
+        raise typer.Exit(1)
+    count = len(doc["body"]["entries"])
+    out.print(
+        f"verified: audit export of {count} entries, signed by key {verdict.key_fingerprint}", soft_wrap=True
+    )
+    if key is None:
+        out.print("note: pass --key FINGERPRINT to check who signed it, not only that it is intact")
 
 
 @config_app.command("show")

@@ -5,6 +5,7 @@ their own module next to the feature) are always part of the schema.
 """
 
 from sealmail.bounces import tables as tables_bounces
+from sealmail.console import tables as tables_console
 from sealmail.engagement import tables as tables_engagement
 from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
@@ -22,6 +23,7 @@ __all__ = [
     "metadata",
     "tables",
     "tables_bounces",
+    "tables_console",
     "tables_engagement",
     "tables_evidence",
     "tables_files",

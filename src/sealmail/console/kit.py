@@ -21,5 +21,6 @@ class Kit:
     render: Callable[..., HTMLResponse]
     redirect: Callable[[Request, str], RedirectResponse]
     signed_in: Callable[[Request, Permission | None], "Session | Response"]
-    acting: Callable[[Request, Permission], Awaitable["tuple[Session, Any] | Response"]]
+    # ``acting(request, permission, max_files=0)``: uploads only where a page allows them.
+    acting: Callable[..., Awaitable["tuple[Session, Any] | Response"]]
     csrf: Callable[[Request], str]

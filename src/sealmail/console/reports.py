@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sealmail.domain.statuses import aggregate
 from sealmail.store import db
 from sealmail.store.events import EventType
 from sealmail.store.tables import attempts, audit_log, events, messages, recipients
@@ -135,17 +136,18 @@ class Reports:
                 .order_by(messages.c.id.desc())
                 .limit(TRAIL_LIMIT)
             ).all()
-            return [
-                Trail(
-                    r.id,
-                    r.stream,
-                    r.status,
-                    r.created_at,
-                    r.header_from,
-                    self._recipients(conn, tenant_id, r.id),
-                )
-                for r in rows
-            ]
+            found = [(r, self._recipients(conn, tenant_id, r.id)) for r in rows]
+        return [
+            Trail(
+                r.id,
+                r.stream,
+                str(aggregate(r.status, Counter(x.status for x in rcpts))),
+                r.created_at,
+                r.header_from,
+                rcpts,
+            )
+            for r, rcpts in found
+        ]
 
     def _recipients(self, conn: Any, tenant_id: str, message_id: str) -> list[TrailRecipient]:
         rcpts = conn.execute(

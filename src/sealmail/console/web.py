@@ -121,9 +121,9 @@ def create_console(
     def set_cookie(response: Response, name: str, value: str) -> None:
         security.set_cookie(response, name, value, secure=opts.secure_cookies, max_age=None)
 
-    async def form_for(request: Request, cookie: str) -> Any:
+    async def form_for(request: Request, cookie: str, max_files: int = 0) -> Any:
         """The posted form, once its CSRF token and Origin check out; else 403."""
-        form = await request.form(max_files=0, max_fields=20)
+        form = await request.form(max_files=max_files, max_fields=20)
         if not security.same_origin(request) or not security.csrf_ok(
             request.cookies.get(cookie), form.get("csrf")
         ):
@@ -279,12 +279,14 @@ def create_console(
         security.clear_cookie(response, names.signin, secure=opts.secure_cookies)
         return response
 
-    async def acting(request: Request, permission: Permission) -> tuple[Session, Any] | Response:
+    async def acting(
+        request: Request, permission: Permission, max_files: int = 0
+    ) -> tuple[Session, Any] | Response:
         """A state-changing post: the role first, then the form's CSRF token and Origin."""
         who = await run_in_threadpool(signed_in, request, permission)
         if isinstance(who, Response):
             return who
-        return who, await form_for(request, names.session)
+        return who, await form_for(request, names.session, max_files)
 
     def csrf(request: Request) -> str:
         return security.csrf_token(request.cookies.get(names.session, ""))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sealmail.domain.outcomes import Attempt
-from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy
+from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy, Protection
 from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement, relaxation_refused
 from sealmail.messages.queue import QueuedMessage
@@ -51,6 +51,8 @@ def policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
         # A shared file is only reachable through the portal, whatever else the
         # recipient could take.
         policy = replace(policy, force_portal=True)
+    if msg.protection == Protection.SECURE:
+        policy = replace(policy, message_level_only=True)
     return policy, dlp
 
 

@@ -36,6 +36,13 @@ class DlpAction(enum.StrEnum):
     BLOCK = "block"
 
 
+class Protection(enum.StrEnum):
+    """What the sender asked for one message (API ``protection``, the console's compose)."""
+
+    AUTO = "auto"  # SecureLine decides, per recipient, under the tenant's policy
+    SECURE = "secure"  # message-level only: OpenPGP, S/MIME or the portal, never TLS alone
+
+
 DEFAULT_ORDER: tuple[Method, ...] = (Method.PGP, Method.SMIME, Method.TLS, Method.PORTAL)
 MESSAGE_LEVEL = frozenset({Method.PGP, Method.SMIME, Method.PORTAL})
 
@@ -47,6 +54,8 @@ class Policy:
     force_portal: bool = False
     # When DLP finds PHI, TLS alone is not enough: the content itself must be encrypted.
     require_message_encryption_on_phi: bool = False
+    # The sender chose "send securely" for this message (``Protection.SECURE``).
+    message_level_only: bool = False
 
     def __post_init__(self) -> None:
         if len(set(self.order)) != len(self.order):
@@ -152,8 +161,10 @@ def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
                 None, f"DLP requires the portal ({dlp.summary}) but policy forbids it", code="no_method"
             )
         return Decision(Method.PORTAL, f"portal: DLP rule requires the portal ({dlp.summary})")
-    message_level_only = dlp.action is DlpAction.REQUIRE_ENCRYPTION or (
-        dlp.phi_found and policy.require_message_encryption_on_phi
+    message_level_only = (
+        policy.message_level_only
+        or dlp.action is DlpAction.REQUIRE_ENCRYPTION
+        or (dlp.phi_found and policy.require_message_encryption_on_phi)
     )
     skipped: list[str] = []
     unusable: list[str] = []  # known keys that could not be used, each naming the key
@@ -172,8 +183,10 @@ def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
             skipped.append("; ".join(problems) or f"{_KIND_LABEL[method]}: no key known")
         elif method is Method.TLS:
             if message_level_only:
-                why = dlp.summary or "PHI"
-                skipped.append(f"TLS alone not allowed: DLP found {why}")
+                if policy.message_level_only and not dlp.summary:
+                    skipped.append("TLS alone not allowed: the sender chose to send securely")
+                else:
+                    skipped.append(f"TLS alone not allowed: DLP found {dlp.summary or 'PHI'}")
                 code = "encryption_required"
             elif facts.tls.state is TlsState.FAILS:
                 skipped.append(facts.tls.detail or "destination cannot meet the TLS policy")

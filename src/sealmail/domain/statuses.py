@@ -8,6 +8,7 @@ are the stored strings and the API's, so stored rows and clients are unchanged.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class RecipientStatus(enum.StrEnum):
@@ -23,10 +24,17 @@ class RecipientStatus(enum.StrEnum):
 
 
 class MessageStatus(enum.StrEnum):
+    # Stored in ``messages.status`` (what intake, release and cancel set):
     QUEUED = "queued"
     QUARANTINED = "quarantined"
     REJECTED = "rejected"  # every recipient was rejected
     CANCELLED = "cancelled"
+    # Computed from the recipients when read (``aggregate``), never stored: the stored
+    # value would go stale with every delivery, and recomputing is one grouped count.
+    SENDING = "sending"  # some recipient is being tried or waits to be retried
+    DELIVERED = "delivered"  # every recipient delivered
+    PARTIALLY_DELIVERED = "partially_delivered"  # done; some delivered, some failed
+    FAILED = "failed"  # done; none delivered (bounced, expired, rejected)
 
 
 # A worker may still pick these up (or hold a lease on them).
@@ -45,3 +53,39 @@ TERMINAL: frozenset[RecipientStatus] = frozenset(
 )
 # Waiting for an attempt: what cancelling stops and what has a next attempt time.
 WAITING: frozenset[RecipientStatus] = frozenset({RecipientStatus.QUEUED, RecipientStatus.DEFERRED})
+
+
+FAILED: frozenset[RecipientStatus] = frozenset(
+    {RecipientStatus.BOUNCED, RecipientStatus.EXPIRED, RecipientStatus.REJECTED}
+)
+
+
+def aggregate(stored: str, counts: Mapping[str, int]) -> MessageStatus:
+    """A message's status from its recipients' (``counts``: recipient status -> how many).
+
+    A stored quarantine or a cancellation stands while nothing was delivered; otherwise
+    the recipients decide: any still in flight → queued (none tried yet) or sending; all
+    done → delivered (all of them), partially_delivered or failed.  Cancelled recipients
+    are done and undelivered; a message whose recipients were all cancelled is cancelled.
+    """
+    known = {s.value for s in RecipientStatus}
+    live = {RecipientStatus(s): n for s, n in counts.items() if n and s in known}
+    delivered = live.get(RecipientStatus.DELIVERED, 0)
+    if not live:
+        return MessageStatus(stored) if stored in {s.value for s in MessageStatus} else MessageStatus.QUEUED
+    if RecipientStatus.QUARANTINED in live:
+        return MessageStatus.QUARANTINED
+    if any(s in ACTIVE for s in live):
+        untried = {RecipientStatus.QUEUED}
+        fresh = all(s in untried for s in live) and stored == MessageStatus.QUEUED
+        return MessageStatus.QUEUED if fresh else MessageStatus.SENDING
+    failed = sum(n for s, n in live.items() if s in FAILED)
+    if delivered and delivered < sum(live.values()):
+        return MessageStatus.PARTIALLY_DELIVERED
+    if delivered:
+        return MessageStatus.DELIVERED
+    if failed == 0:
+        return MessageStatus.CANCELLED
+    if set(live) == {RecipientStatus.REJECTED}:
+        return MessageStatus.REJECTED
+    return MessageStatus.FAILED

@@ -148,6 +148,7 @@ def message_row(
         "metadata": dict(sub.metadata),
         "status": MessageStatus.QUARANTINED if held else MessageStatus.QUEUED,
         "dlp_action": screening.action,
+        "protection": str(sub.protection),
         "dlp_findings": list(screening.findings) or None,
         "send_at": sub.send_at,
         "expires_at": sub.expires_at,

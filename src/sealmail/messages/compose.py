@@ -152,6 +152,7 @@ def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -
         send_at=send_at,
         expires_at=expires_at,
         bypass_suppressions=body.bypass_suppressions,
+        protection=body.protection,
     )
 
 
@@ -188,6 +189,7 @@ def from_raw(
         send_at=send_at,
         expires_at=expires_at,
         bypass_suppressions=body.bypass_suppressions,
+        protection=body.protection,
     )
 
 

@@ -66,6 +66,7 @@ class QueuedMessage:
     source: str = "api"
     tags: tuple[str, ...] = ()
     tls_required: str | None = None  # RFC 8689: "requiretls" | "no" | None
+    protection: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             messages.c.source,
             messages.c.tags,
             messages.c.tls_required,
+            messages.c.protection,
         )
         .join(tenants, tenants.c.id == messages.c.tenant_id)
         .where(messages.c.id.in_(list(ids)))
@@ -221,6 +223,7 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
             r.source,
             tuple(r.tags or ()),
             r.tls_required,
+            r.protection,
         )
         for r in rows
     }

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
-from sealmail.domain.statuses import WAITING
+from sealmail.domain.statuses import WAITING, aggregate
 from sealmail.errors import NotFound
 from sealmail.store import db
 from sealmail.store import events as ev
@@ -63,6 +63,10 @@ class Reading:
         for a in tries:
             by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
         body = render_message(msg)
+        counts: dict[str, int] = {}
+        for r in rcpts:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        body["status"] = str(aggregate(msg["status"], counts))
         body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
         return body
 
@@ -154,7 +158,14 @@ class Reading:
             )
             page = rows[:limit]
             counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
-        data = [{**render_message(r), "recipient_status": counts.get(r["id"], {})} for r in page]
+        data = [
+            {
+                **render_message(r),
+                "status": str(aggregate(r["status"], counts.get(r["id"], {}))),
+                "recipient_status": counts.get(r["id"], {}),
+            }
+            for r in page
+        ]
         more = len(rows) > limit
         return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
 
@@ -222,6 +233,7 @@ def render_message(m: Any) -> dict[str, Any]:
         "message_id_header": m["message_id_header"],
         "size": m["size"],
         "tls_policy": m["tls_policy"],
+        "protection": m["protection"],
         "tags": m["tags"],
         "metadata": m["metadata"],
         "status": m["status"],

@@ -11,9 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.accept import Accepted
 from sealmail.messages.service import Moved
+
+PROTECTION_DOC = (
+    '"auto" (default): SecureLine picks the strongest method each recipient can take under the '
+    'tenant\'s policy (OpenPGP, S/MIME, verified TLS, portal). "secure": every recipient gets the '
+    "message encrypted end to end (OpenPGP or S/MIME) or through the secure portal, never by TLS alone."
+)
 
 
 class AttachmentIn(BaseModel):
@@ -47,6 +54,7 @@ class MessageIn(BaseModel):
         False,
         description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
     )
+    protection: Protection = Field(Protection.AUTO, description=PROTECTION_DOC)
 
 
 class EnvelopeIn(BaseModel):
@@ -71,6 +79,7 @@ class RawMessageIn(BaseModel):
         False,
         description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
     )
+    protection: Protection = Field(Protection.AUTO, description=PROTECTION_DOC)
 
 
 class RecipientOut(BaseModel):
@@ -201,9 +210,13 @@ class MessageOut(_Out):
     message_id_header: str
     size: int
     tls_policy: str | None
+    protection: str = Field(description=PROTECTION_DOC)
     tags: list[str]
     metadata: dict[str, Any]
-    status: str
+    status: str = Field(
+        description="From the recipients: queued (none tried yet), sending, delivered (every "
+        "recipient), partially_delivered, failed (none delivered); or quarantined, rejected, cancelled."
+    )
     send_at: str | None
     expires_at: str | None
     created_at: str | None

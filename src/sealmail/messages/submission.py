@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement
 
 
@@ -44,6 +45,8 @@ class Submission:
     header_senders: tuple[str, ...] = ()
     # RFC 8689: the REQUIRETLS MAIL parameter or a "TLS-Required: No" header field.
     tls_required: TlsRequirement | None = None
+    # "secure": encrypted (OpenPGP/S/MIME) or the portal for every recipient, never TLS alone.
+    protection: Protection = Protection.AUTO
 
 
 @dataclass(frozen=True, slots=True)

@@ -250,7 +250,7 @@ class Mailbox:
                 return None
             raw = self._decrypt(conn, hold.tenant_id, hold.message_id)
             meta = conn.execute(
-                sa.select(messages.c.mail_from, messages.c.header_from, tenants.c.name)
+                sa.select(messages.c.mail_from, messages.c.header_from, tenants.c.name, tenants.c.settings)
                 .join(tenants, tenants.c.id == messages.c.tenant_id)
                 .where(messages.c.id == hold.message_id, messages.c.tenant_id == hold.tenant_id)
             ).one()
@@ -259,7 +259,7 @@ class Mailbox:
         original = parse_letter(raw)
         try:
             envelope = parse_address(str(meta.mail_from), "from")
-            to = parse_address(original.reply_to or str(meta.header_from), "to")
+            to = parse_address(reply_destination(original.reply_to, meta.header_from, meta.settings), "to")
             patient = parse_address(hold.address, "reply_to")
         except InvalidAddress:
             return None
@@ -337,3 +337,17 @@ def emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any]
         data={"portal_message_id": hold.id, **data},
         at=now,
     )
+
+
+def reply_destination(reply_to: str, header_from: str, settings: dict[str, Any] | None) -> str:
+    """Where a recipient's secure reply goes: the message's own Reply-To; else the sender's
+    reply mailbox (``reply_mailboxes``, by From address); else the tenant's
+    (``reply_mailbox``); else the From address itself."""
+    if reply_to:
+        return reply_to
+    settings = settings or {}
+    per_sender = settings.get("reply_mailboxes")
+    if isinstance(per_sender, dict) and isinstance(per_sender.get(header_from.lower()), str):
+        return str(per_sender[header_from.lower()])
+    tenant_box = settings.get("reply_mailbox")
+    return tenant_box if isinstance(tenant_box, str) and tenant_box else header_from

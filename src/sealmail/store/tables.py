@@ -139,6 +139,8 @@ messages = sa.Table(
     # DLP verdict: the action and which detectors fired where (never matched values).
     sa.Column("dlp_action", sa.String(20), nullable=False, server_default="none"),
     sa.Column("dlp_findings", sa.JSON, nullable=True),
+    # What the sender asked: auto (SecureLine decides) | secure (message-level only).
+    sa.Column("protection", sa.String(10), nullable=False, server_default="auto"),
     # Envelope encryption: content under a per-message data key, wrapped by a tenant key.
     sa.Column("tenant_key_id", ID, nullable=True),
     sa.Column("wrapped_data_key", sa.LargeBinary, nullable=True),  # NULL = crypto-shredded

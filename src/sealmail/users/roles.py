@@ -22,6 +22,10 @@ class Permission(enum.StrEnum):
     MANAGE_OWN_SIGNIN = "own_signin.manage"
     # Single sign-on and break-glass: who may change how everyone signs in.
     MANAGE_SIGNIN_POLICY = "signin_policy.manage"
+    COMPOSE = "messages.compose"  # write and send; a sender then sees only their own messages
+    READ_CONTENT = "content.read"  # subjects and bodies: always audited
+    MANAGE_SETTINGS = "settings.manage"  # SecureLine/DLP policy, reply mailboxes, domains
+    MANAGE_QUARANTINE = "quarantine.manage"  # review held messages (metadata) and release them
 
 
 class Role(enum.StrEnum):
@@ -37,9 +41,20 @@ P = Permission
 OWN = P.MANAGE_OWN_SIGNIN
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
-    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, OWN}),
-    # A sender composes and sees their own messages (compose arrives with a later slice).
-    Role.SENDER: frozenset({P.VIEW_DASHBOARD, OWN}),
+    Role.ADMINISTRATOR: frozenset(
+        {
+            P.VIEW_DASHBOARD,
+            P.VIEW_TRAIL,
+            P.MANAGE_USERS,
+            P.MANAGE_API_KEYS,
+            P.COMPOSE,
+            P.MANAGE_SETTINGS,
+            P.MANAGE_QUARANTINE,
+            OWN,
+        }
+    ),
+    # A sender composes and reads back only their own messages (content reads audited).
+    Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, OWN}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
     Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).

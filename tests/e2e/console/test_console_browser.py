@@ -4,6 +4,7 @@ and at 390 px, with no CSP violation and nothing wider than the phone's screen."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +49,19 @@ def sign_in(page: Any, console: Console, secret: str) -> None:
     page.get_by_role("heading", name="Dashboard").wait_for()
 
 
+def enrol(page: Any, console: Console, token: str | None) -> str:
+    """Open the one-time link, choose a password, confirm a code: the TOTP secret."""
+    page.goto(f"{console.url}/console/welcome/{token}")
+    page.get_by_role("heading", name="Set up your account").wait_for()
+    secret = str(page.locator("#totp-secret").inner_text()).replace(" ", "")
+    assert page.locator("#totp-uri").text_content().startswith("otpauth://totp/")
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_label("6-digit code shown by your app").fill(pyotp.TOTP(secret).at(console.clock()))
+    page.get_by_role("button", name="Finish setup").click()
+    assert page.locator("#recovery-codes li").count() == 10
+    return secret
+
+
 def test_owner_enrols_signs_in_with_totp_and_reads_a_trail_on_desktop_and_phone(
     console: Console, browser: Any, tenant: TenantFixture
 ) -> None:
@@ -62,14 +76,7 @@ def test_owner_enrols_signs_in_with_totp_and_reads_a_trail_on_desktop_and_phone(
     problems: list[str] = []
 
     page = watched_page(browser, DESKTOP, problems)
-    page.goto(f"{console.url}/console/welcome/{token}")
-    page.get_by_role("heading", name="Set up your account").wait_for()
-    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
-    assert page.locator("#totp-uri").text_content().startswith("otpauth://totp/")
-    page.get_by_label("New password").fill(PASSWORD)
-    page.get_by_label("6-digit code shown by your app").fill(pyotp.TOTP(secret).at(console.clock()))
-    page.get_by_role("button", name="Finish setup").click()
-    assert page.locator("#recovery-codes li").count() == 10
+    secret = enrol(page, console, token)
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("heading", name="Sign in").wait_for()
 
@@ -88,4 +95,48 @@ def test_owner_enrols_signs_in_with_totp_and_reads_a_trail_on_desktop_and_phone(
         assert "Your results" not in page.content()
         no_sideways_scroll(page)
     # The browser's own favicon probe hits the API origin's root, not the console.
+    assert [p for p in problems if not p.endswith("/favicon.ico")] == []
+
+
+def test_a_sender_composes_with_an_attachment_sees_the_outcome_and_finds_it_again(
+    console: Console, browser: Any, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    token = console.users.owner_link(tenant.id, OWNER, actor="test")
+    problems: list[str] = []
+    lab = tmp_path / "lab-results.pdf"
+    lab.write_bytes(b"%PDF-1.4 potassium normal")
+    secret = ""
+    for viewport in (PHONE, DESKTOP):
+        page = watched_page(browser, viewport, problems)
+        if not secret:
+            secret = enrol(page, console, token)
+        else:
+            console.clock.advance(seconds=30)
+            sign_in(page, console, secret)
+        page.goto(f"{console.url}/console/compose")
+        page.get_by_role("heading", name="Compose a secure message").wait_for()
+        assert page.get_by_label("From").input_value() == OWNER
+        page.get_by_label("To").fill("patient@example.net, kin@example.org")
+        page.get_by_label("Subject").fill("Your lab results")
+        page.get_by_label("Message", exact=True).fill("Your potassium level is normal.")
+        page.get_by_label("Attachments").set_input_files(str(lab))
+        page.get_by_label("Send securely").check()
+        no_sideways_scroll(page)
+        page.get_by_role("button", name="Send").click()
+        page.get_by_role("heading", name="Outcome").wait_for()
+        outcome = page.locator(".outcomes")
+        assert "patient@example.net" in outcome.inner_text() and "kin@example.org" in outcome.inner_text()
+        message_id = page.locator("h2 code").inner_text()
+        no_sideways_scroll(page)
+        page.get_by_role("link", name="Read the message (recorded in the audit log)").click()
+        assert page.locator("#content-subject").inner_text() == "Your lab results"
+        assert "lab-results.pdf" in page.content()
+        page.get_by_role("link", name="Find a message").click()
+        page.get_by_label("Recipient address or message id").fill(message_id)
+        page.get_by_role("button", name="Search").click()
+        trail = page.get_by_role("region", name=f"Message {message_id}")
+        trail.wait_for()
+        assert "kin@example.org" in trail.inner_text() and "queued" in trail.inner_text()
+        page.get_by_role("link", name="Sent").click()
+        assert page.get_by_role("link").filter(has_text="UTC").count() >= 1
     assert [p for p in problems if not p.endswith("/favicon.ico")] == []

@@ -37,7 +37,23 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
+    ("GET", "/compose"): P.COMPOSE,
+    ("POST", "/compose"): P.COMPOSE,
+    ("GET", "/sent"): P.COMPOSE,
+    ("GET", "/sent/{message_id}"): P.COMPOSE,
+    ("GET", "/content/{message_id}"): P.READ_CONTENT,
+    ("GET", "/policy"): P.MANAGE_SETTINGS,
+    ("POST", "/policy"): P.MANAGE_SETTINGS,
+    ("GET", "/replies"): P.MANAGE_SETTINGS,
+    ("POST", "/replies"): P.MANAGE_SETTINGS,
+    ("GET", "/quarantine"): P.MANAGE_QUARANTINE,
+    ("POST", "/quarantine/{message_id}/release"): P.MANAGE_QUARANTINE,
+    ("GET", "/decisions"): P.VIEW_AUDIT,
+    ("GET", "/audit/export.csv"): P.VIEW_AUDIT,
+    ("GET", "/audit/export.json"): P.VIEW_AUDIT,
 }
+# Path parameters in the walk: objects that do not exist (the role check comes first).
+PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing", "{passkey_id}": "pk_missing"}
 
 
 @pytest.fixture
@@ -68,9 +84,9 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
         for (method, path), permission in ROUTES.items():
             if permission is None:
                 continue
-            url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing").replace(
-                "{passkey_id}", "pk_missing"
-            )
+            url = "/console" + path.replace("{user_id}", target)
+            for name, value in PARAMS.items():
+                url = url.replace(name, value)
             # A valid form, so only the role decides (an empty email makes POST /users a 400,
             # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}

@@ -12,7 +12,8 @@ from tests.integration.console.console_harness import Console, console_server, e
 
 from sealmail import app as composition
 from sealmail.app import Services
-from sealmail.console.web import ConsoleSection, Kit
+from sealmail.console.kit import Kit
+from sealmail.console.web import ConsoleSection
 from sealmail.users.roles import Permission, Role
 
 

@@ -131,3 +131,22 @@ def test_another_tenant_cannot_see_or_recall_the_message(stack: Stack) -> None:
         assert api.post(f"/v1/messages/{mid}/recall").status_code == 404
         assert api.get("/v1/portal/messages", params={"message_id": mid}).status_code == 404
         assert api.patch(f"/v1/messages/{mid}/portal", json={"passphrase": "long enough"}).status_code == 404
+
+
+def test_a_reply_to_a_noreply_sender_reaches_the_senders_reply_mailbox(stack: Stack) -> None:
+    boxes = {"reply_mailboxes": {"noreply@clinic.example": "nurses@clinic.example"}}
+    stack.services.tenancy.update_settings(stack.tenant.id, boxes, actor="test")
+    mid = stack.send(**{"from": "Riverside Clinic <noreply@clinic.example>"})
+    with httpx.Client(base_url=stack.base_url) as client:
+        page = sign_in(stack, stack.notice_link(mid), client)
+        hold = re.search(r"/p/m/(ptl_[A-Za-z0-9]+)", str(page.url))
+        assert hold
+        reply = client.post(
+            f"/p/m/{hold.group(1)}/reply", data={"csrf": _csrf(page), "body": "Is this normal?"},
+            follow_redirects=True,
+        )  # fmt: skip
+        assert "Your reply was sent securely" in reply.text
+    stack.run_worker()
+    [received] = stack.clinic_sink.wait_for(1)
+    assert received.rcpt_tos == ("nurses@clinic.example",)
+    assert received.tls

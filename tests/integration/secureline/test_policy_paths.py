@@ -202,3 +202,27 @@ def test_wkd_discovered_key_is_used_and_cached(world: World, tmp_path: Path, ca:
     finally:
         https.stop()
         gpg.close()
+
+
+def test_protection_secure_sends_through_the_portal_where_tls_would_do_and_status_follows(
+    world: World,
+) -> None:
+    h = {"Authorization": f"Bearer {world.tenant.api_key}"}
+    auto = world.send()["id"]
+    secure = world.send(protection="secure")["id"]
+    assert world.client.get(f"/v1/messages/{secure}", headers=h).json()["status"] == "queued"
+    world.deliver()
+    assert world.delivered(auto)["method"] == "tls"
+    decision = world.delivered(secure)
+    assert decision["method"] == "portal" and "sender chose to send securely" in decision["reason"]
+    got = world.client.get(f"/v1/messages/{secure}", headers=h).json()
+    assert got["protection"] == "secure" and got["status"] == "delivered"
+    listed = world.client.get("/v1/messages", headers=h).json()["data"]
+    assert {m["id"]: m["status"] for m in listed} == {auto: "delivered", secure: "delivered"}
+    bad = world.client.post(
+        "/v1/messages", headers=h,
+        json={"from": "results@clinic.example", "to": ["pat@tls.example"], "text": "x", "protection": "tls"},
+    )  # fmt: skip
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    doc = world.client.get("/openapi.json").json()["components"]["schemas"]["MessageIn"]
+    assert doc["properties"]["protection"]["default"] == "auto"

@@ -184,3 +184,11 @@ def test_smime_chosen_over_an_unusable_pgp_key_says_so() -> None:
     d = decide(Policy(), DlpFacts(), RecipientFacts("a@b.example", PGP["expired"], smime_ok))
     assert d.method is Method.SMIME
     assert d.reason.endswith("; OpenPGP key 0x1111111111111111… expired on 2026-01-01")
+
+
+def test_send_securely_never_settles_for_tls_alone() -> None:
+    facts = RecipientFacts("p@example.net", tls=TlsFacts(TlsState.MEETS, "verified, TLSv1.3"))
+    assert decide(Policy(), DlpFacts(), facts).method is Method.TLS
+    chosen = decide(Policy(message_level_only=True), DlpFacts(), facts)
+    assert chosen.method is Method.PORTAL
+    assert "the sender chose to send securely" in chosen.reason

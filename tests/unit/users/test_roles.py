@@ -16,8 +16,12 @@ def test_owner_holds_every_permission() -> None:
 @pytest.mark.parametrize(
     ("role", "held"),
     [
-        (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, OWN}),
-        (Role.SENDER, {P.VIEW_DASHBOARD, OWN}),
+        (
+            Role.ADMINISTRATOR,
+            {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}
+            | {P.MANAGE_SETTINGS, P.MANAGE_QUARANTINE, OWN},
+        ),
+        (Role.SENDER, {P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, OWN}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
         (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
         (Role.AUDITOR, {P.VIEW_AUDIT, OWN}),
@@ -25,6 +29,12 @@ def test_owner_holds_every_permission() -> None:
 )
 def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:
     assert {p for p in P if roles.allows(role, p)} == held
+
+
+def test_reading_content_is_not_support_or_compliance_by_default() -> None:
+    assert not roles.allows(Role.SUPPORT, P.READ_CONTENT) and not roles.allows(
+        Role.COMPLIANCE, P.READ_CONTENT
+    )
 
 
 def test_support_sees_trails_but_not_the_audit_log_and_compliance_the_reverse() -> None:

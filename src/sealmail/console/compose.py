@@ -1,0 +1,213 @@
+"""Compose, Sent and reading content back: a sender's pages in the console.
+
+A sender writes a secure message (plain text, optional formatted HTML cleaned by nh3,
+attachments), picks "send securely" (OpenPGP/S/MIME or the portal for every recipient,
+never TLS alone) or lets SecureLine decide, and lands on the message's outcome page.  The
+message goes through the same intake as the API (``compose.from_message`` and
+``Messages.accept``), recorded with the console user as its actor, which is what makes it
+theirs (``outbox.py``).  Reading content is ``content.read`` and always audited by
+``Messages.content``; a sender reads only their own.
+
+No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+"""
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, Response
+
+from sealmail.console.kit import Kit
+from sealmail.console.outbox import Outbox
+from sealmail.console.reports import Reports
+from sealmail.console.web import ConsoleSection
+from sealmail.domain.secureline import Protection
+from sealmail.domain.tls_policy import Stream
+from sealmail.errors import SealmailError, ValidationFailed
+from sealmail.messages import compose
+from sealmail.messages.schemas import AttachmentIn, MessageIn
+from sealmail.messages.service import Messages
+from sealmail.portal.sanitize import clean_html
+from sealmail.tenancy.credentials import Principal
+from sealmail.users.model import Session
+from sealmail.users.roles import Permission
+
+_SPLIT = re.compile(r"[,;\s]+")
+FIELDS = ("from", "to", "subject", "text", "html", "protection")
+
+
+@dataclass(frozen=True, slots=True)
+class ComposeOptions:
+    message_id_domain: str
+    max_recipients: int
+    max_upload_bytes: int = 20 * 1024 * 1024  # attachments together, before base64
+    max_files: int = 10
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _attachments(form: Any, opts: ComposeOptions) -> list[AttachmentIn]:
+    """The uploaded files, bounded in count and total size (an empty file input sends one
+    nameless part, which is no attachment)."""
+    out: list[AttachmentIn] = []
+    total = 0
+    for item in form.getlist("attachments"):
+        if not isinstance(item, UploadFile) or not item.filename:
+            continue
+        data = await item.read(opts.max_upload_bytes - total + 1)
+        total += len(data)
+        if total > opts.max_upload_bytes:
+            raise TooLarge
+        kind = item.content_type or "application/octet-stream"
+        out.append(
+            AttachmentIn(
+                filename=item.filename[:255], content_type=kind, content=base64.b64encode(data).decode()
+            )
+        )
+    return out
+
+
+def _draft(form: Any) -> dict[str, str]:
+    return {k: str(form.get(k, ""))[:200_000] for k in FIELDS}
+
+
+def _message(draft: dict[str, str], files: list[AttachmentIn]) -> MessageIn:
+    html = draft["html"].strip()
+    return MessageIn.model_validate(
+        {
+            "from": draft["from"].strip(),
+            "to": [a for a in _SPLIT.split(draft["to"]) if a],
+            "subject": draft["subject"].strip(),
+            "text": draft["text"] if draft["text"].strip() else None,
+            "html": clean_html(html) if html else None,
+            "attachments": files,
+            "stream": Stream.PHI,
+            "protection": draft["protection"] or Protection.SECURE,
+        }
+    )
+
+
+def compose_section(
+    messages: Messages, reports: Reports, outbox: Outbox, opts: ComposeOptions
+) -> ConsoleSection:
+    def mount(app: FastAPI, kit: Kit) -> None:
+        _compose_pages(app, kit, messages, opts)
+        _sent_pages(app, kit, messages, reports, outbox)
+
+    nav = [("/compose", "Compose", Permission.COMPOSE), ("/sent", "Sent", Permission.COMPOSE)]
+    return ConsoleSection(nav=nav, mount=mount)
+
+
+def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOptions) -> None:
+    def page(
+        request: Request,
+        who: Session,
+        draft: dict[str, str],
+        status: int = 200,
+        errors: list[str] | None = None,
+    ) -> HTMLResponse:
+        return kit.render(
+            request, "compose.html", status=status, title="Compose", who=who, draft=draft,
+            errors=errors or [], limit_mb=opts.max_upload_bytes // (1024 * 1024), max_files=opts.max_files,
+            csrf=kit.csrf(request),
+        )  # fmt: skip
+
+    @app.get("/compose")
+    def compose_form(request: Request) -> Response:
+        who = kit.signed_in(request, Permission.COMPOSE)
+        if isinstance(who, Response):
+            return who
+        draft = dict.fromkeys(FIELDS, "") | {"from": who.email, "protection": Protection.SECURE.value}
+        return page(request, who, draft)
+
+    @app.post("/compose")
+    async def send(request: Request) -> Response:
+        # Refused before a byte of the body is parsed: uvicorn holds a body to its length.
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > opts.max_upload_bytes * 4 // 3 + 300_000:
+            raise HTTPException(
+                413, f"Attachments may add up to {opts.max_upload_bytes // (1024 * 1024)} MB."
+            )
+        acted = await kit.acting(request, Permission.COMPOSE, max_files=opts.max_files)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        draft = _draft(form)
+        try:
+            files = await _attachments(form, opts)
+            body = _message(draft, files)
+            sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
+            principal = Principal(who.tenant_id, who.actor, frozenset({"send"}))
+            accepted, _ = await run_in_threadpool(messages.accept, principal, sub)
+        except TooLarge:
+            return page(
+                request,
+                who,
+                draft,
+                413,
+                [f"Attachments may add up to {opts.max_upload_bytes // (1024 * 1024)} MB."],
+            )
+        except pydantic.ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]]
+            return page(request, who, draft, 400, problems)
+        except ValidationFailed as exc:
+            problems = [f"{e['field']}: {e['message']}" for e in exc.extra.get("errors", [])]
+            return page(request, who, draft, 400, problems or [exc.detail])
+        except SealmailError as exc:
+            return page(request, who, draft, 400 if exc.status >= 500 else exc.status, [exc.detail])
+        return kit.redirect(request, f"/sent/{accepted['id']}")
+
+
+def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, outbox: Outbox) -> None:
+    def mine(request: Request, permission: Permission, message_id: str) -> Session | Response:
+        """Signed in with ``permission``, and the message is theirs — or they read any
+        trail (support, administrators).  404 either way: no hint that it exists."""
+        who = kit.signed_in(request, permission)
+        if isinstance(who, Response):
+            return who
+        if not who.may(Permission.VIEW_TRAIL) and not outbox.owns(who, message_id):
+            raise HTTPException(404, "No such message among yours.")
+        return who
+
+    @app.get("/sent")
+    def sent(request: Request, before: str = "") -> Response:
+        who = kit.signed_in(request, Permission.COMPOSE)
+        if isinstance(who, Response):
+            return who
+        rows = outbox.sent(who, before[:40] or None)
+        return kit.render(
+            request, "compose_sent.html", title="Sent", who=who, rows=rows, csrf=kit.csrf(request)
+        )
+
+    @app.get("/sent/{message_id}")
+    def outcome(request: Request, message_id: str) -> Response:
+        who = mine(request, Permission.COMPOSE, message_id[:40])
+        if isinstance(who, Response):
+            return who
+        found = reports.find(who.tenant_id, message_id[:40])
+        if not found or found[0].message_id != message_id:
+            raise HTTPException(404, "No such message among yours.")
+        return kit.render(
+            request, "compose_outcome.html", title="Outcome", who=who, m=found[0], csrf=kit.csrf(request)
+        )
+
+    @app.get("/content/{message_id}")
+    def content(request: Request, message_id: str) -> Response:
+        who = mine(request, Permission.READ_CONTENT, message_id[:40])
+        if isinstance(who, Response):
+            return who
+        # Messages.content writes the audit entry (message:content_read) with this user.
+        body = messages.content(Principal(who.tenant_id, who.actor, frozenset({"read"})), message_id[:40])
+        html = clean_html(body["html"]) if body.get("html") else ""
+        return kit.render(
+            request, "compose_content.html", title="Message content", who=who, body=body, html=html,
+            csrf=kit.csrf(request),
+        )  # fmt: skip

@@ -1,0 +1,122 @@
+"""Compose over real HTTP on SQLite and PostgreSQL: a sender's secure message with an
+attachment, its outcome page, ownership (a sender sees only their own), audited content
+reads, and refusals that re-show the form instead of storing anything."""
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+
+from sealmail.app import Services
+from sealmail.store.tables import audit_log, messages
+from sealmail.users.roles import Role
+
+
+@pytest.fixture
+def console(services: Services) -> Iterator[Console]:
+    with console_server(services) as c:
+        yield c
+
+
+def person(console: Console, tenant: TenantFixture, email: str, role: Role) -> Person:
+    _, token = console.users.invite(tenant.id, email, "", role, actor="test")
+    return enrol(console, token, email)
+
+
+def compose(who: Person, files: list[tuple[str, tuple[str, bytes, str]]] | None = None, **fields: str):  # type: ignore[no-untyped-def]
+    page = who.http.get("/console/compose")
+    assert page.status_code == 200, page.text
+    data = {"csrf": csrf(page), "from": who.email, "to": "pat@example.net", "subject": "Your results",
+            "text": "Please call us.", "html": "", "protection": "secure", **fields}  # fmt: skip
+    return who.http.post(
+        "/console/compose", data=data, files=files or [("attachments", ("", b"", "application/octet-stream"))]
+    )
+
+
+def stored(services: Services) -> list[sa.Row]:  # type: ignore[type-arg]
+    with services.engine.connect() as conn:
+        return list(conn.execute(sa.select(messages.c.id, messages.c.actor, messages.c.protection)).all())
+
+
+def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    alice = person(console, tenant, "alice@clinic.example", Role.SENDER)
+    files = [("attachments", ("lab.pdf", b"%PDF-1.4 results", "application/pdf"))]
+    r = compose(alice, files, to="pat@example.net, kin@example.org",
+                html='<p>Please <b>call</b> us.<script>alert(1)</script></p>')  # fmt: skip
+    assert r.status_code == 303, r.text
+    mid = r.headers["location"].rsplit("/", 1)[1]
+    assert r.headers["location"] == f"/console/sent/{mid}"
+    [row] = stored(services)
+    assert row.id == mid and row.protection == "secure" and row.actor.startswith("user:")
+    outcome = alice.http.get(f"/console/sent/{mid}")
+    assert outcome.status_code == 200
+    assert (
+        'data-recipient="pat@example.net"' in outcome.text
+        and 'data-recipient="kin@example.org"' in outcome.text
+    )
+    assert 'id="message-status">queued<' in outcome.text
+    assert mid in alice.http.get("/console/sent").text
+    # The content as sent: attachment kept, script removed, and the read is audited.
+    content = alice.http.get(f"/console/content/{mid}")
+    assert content.status_code == 200 and "Your results" in content.text and "lab.pdf" in content.text
+    full = services.messages.content(tenant.principal, mid)
+    assert "<b>call</b>" in (full["html"] or "") and "script" not in (full["html"] or "")
+    with services.engine.connect() as conn:
+        reads = (
+            conn.execute(
+                sa.select(audit_log.c.actor).where(
+                    audit_log.c.action == "message:content_read", audit_log.c.target == mid
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert row.actor in reads
+    # Another sender: not in their list, and neither trail nor content opens.
+    bob = person(console, tenant, "bob@clinic.example", Role.SENDER)
+    assert mid not in bob.http.get("/console/sent").text
+    assert bob.http.get(f"/console/sent/{mid}").status_code == 404
+    assert bob.http.get(f"/console/content/{mid}").status_code == 404
+    # Support sees the trail but not the content; compliance neither.
+    support = person(console, tenant, "help@clinic.example", Role.SUPPORT)
+    assert support.http.get(f"/console/content/{mid}").status_code == 403
+    assert mid in support.http.get("/console/messages", params={"q": mid}).text
+    assert "Your results" not in support.http.get("/console/messages", params={"q": mid}).text
+
+
+def test_refusals_show_the_form_again_and_store_nothing(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    alice = person(console, tenant, "alice@clinic.example", Role.SENDER)
+    no_rcpt = compose(alice, to="")
+    assert no_rcpt.status_code == 400 and 'id="compose-errors"' in no_rcpt.text
+    bad = compose(alice, to="not an address")
+    assert bad.status_code == 400 and "Your results" in bad.text  # the draft is kept
+    foreign = compose(alice, **{"from": "someone@unverified.example"})
+    assert foreign.status_code in (400, 403) and 'id="compose-errors"' in foreign.text
+    big = [("attachments", ("big.bin", b"x" * (21 * 1024 * 1024), "application/octet-stream"))]
+    assert compose(alice, big).status_code == 413
+    page = alice.http.get("/console/compose")
+    form = {"csrf": "0" * 64, "to": "pat@example.net", "text": "x"}
+    forged = alice.http.post(
+        "/console/compose", data=form, files=[("attachments", ("a", b"a", "text/plain"))]
+    )
+    assert forged.status_code == 403 and csrf(page)
+    assert stored(services) == []
+
+
+def test_a_message_sent_with_a_key_the_user_made_is_theirs_too(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    owner = person(console, tenant, "boss@clinic.example", Role.OWNER)
+    page = owner.http.get("/console/keys")
+    made = owner.http.post("/console/keys", data={"csrf": csrf(page), "name": "ehr", "scope_send": "on"})
+    secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
+    body = {"from": "boss@clinic.example", "to": ["pat@example.net"], "text": "Hello", "protection": "secure"}
+    r = console.client().post("/v1/messages", json=body, headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 202, r.text
+    assert r.json()["id"] in owner.http.get("/console/sent").text
