@@ -408,6 +408,7 @@ def build_worker(
             return_paths=build_return_paths(services, settings),
             instrumenter=build_instrumenter(services, settings),
         ),
+        plain=services.evidence.plain,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(

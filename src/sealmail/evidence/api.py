@@ -15,9 +15,21 @@ from starlette.responses import Response
 
 from sealmail.errors import InvalidRequest
 from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.plain import WARNING, WARNING_SHA256
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
-from sealmail.evidence.schemas import HoldIn, HoldOut, ProofOut, PurgeOut, RetentionIn, RetentionOut
+from sealmail.evidence.schemas import (
+    HoldIn,
+    HoldOut,
+    PlainRecordIn,
+    PlainRequestOut,
+    PlainRevokeIn,
+    PlainWarningOut,
+    ProofOut,
+    PurgeOut,
+    RetentionIn,
+    RetentionOut,
+)
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
 
@@ -73,7 +85,42 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
         )
 
     records_routes(r, evidence, need)
+    plain_routes(r, evidence, need)
     return r
+
+
+def plain_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """The unencrypted-by-request register (164.524(c)(2)); staff recording needs ``admin``."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Id = Annotated[str, Path(max_length=64)]
+
+    @r.get("/evidence/plain-requests/warning", response_model=PlainWarningOut)
+    def plain_warning(who: Reader) -> dict[str, Any]:
+        """The warning a patient must be given before confirming (read it to them as is)."""
+        return {"text": WARNING, "sha256": WARNING_SHA256}
+
+    @r.post("/evidence/plain-requests", response_model=PlainRequestOut, status_code=201)
+    def plain_record(body: PlainRecordIn, who: Admin) -> dict[str, Any]:
+        """Record a patient's confirmed request; from now on SecureLine may send that address
+        plain mail from this tenant (409 while another request for it stands)."""
+        return evidence.plain.record(who.tenant_id, body.address, body.evidence, who.credential_id)
+
+    @r.get("/evidence/plain-requests", response_model=list[PlainRequestOut])
+    def plain_list(
+        who: Reader, address: Annotated[str | None, Query(max_length=320)] = None
+    ) -> list[dict[str, Any]]:
+        return evidence.plain.requests(who.tenant_id, address)
+
+    @r.get("/evidence/plain-requests/{request_id}", response_model=PlainRequestOut)
+    def plain_get(request_id: Id, who: Reader) -> dict[str, Any]:
+        return evidence.plain.get(who.tenant_id, request_id)
+
+    @r.post("/evidence/plain-requests/{request_id}/revoke", response_model=PlainRequestOut)
+    def plain_revoke(request_id: Id, who: Admin, body: PlainRevokeIn | None = None) -> dict[str, Any]:
+        """Revoke: SecureLine stops sending plain mail to the address at once."""
+        reason = body.reason if body else ""
+        return evidence.plain.revoke(who.tenant_id, request_id, who.credential_id, "staff", reason)
 
 
 def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:

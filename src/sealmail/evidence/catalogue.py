@@ -7,7 +7,8 @@
 * ``logins`` — console, portal, API-key and SMTP sign-ins, failures and lock-outs;
 * ``dlp`` — DLP findings per message (detectors and places, never the matched values);
 * ``quarantine`` — DLP quarantines, releases and blocks;
-* ``retention`` — policy, legal holds, what was destroyed (``retention_report.py``).
+* ``retention`` — policy, legal holds, what was destroyed (``retention_report.py``);
+* ``plain_register`` — every plain-mail request, warning, confirmation, revocation (``plain.py``).
 
 Message reports filter by sender, recipient domain, stream and campaign (a tag); the
 audit-based ones by nothing but the period (an entry names no stream).
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail.audit import AuditAction
+from sealmail.evidence.plain import PlainRegister
 from sealmail.evidence.reports import HEADER as DELIVERY_HEADER
 from sealmail.evidence.reports import Period, ReportFilter, delivery_rows, secured_by
 from sealmail.evidence.retention_report import HEADER as RETENTION_HEADER
@@ -231,6 +233,13 @@ def _audit_rows(actions: Sequence[AuditAction]) -> Callable[[Engine, str, Period
     return rows
 
 
+PLAIN_HEADER = ("at", "request_id", "address", "step", "via", "actor", "warning_sha256", "evidence")
+
+
+def _plain(engine: Engine, tenant_id: str, period: Period, _f: ReportFilter) -> Rows:
+    return PlainRegister(engine).register_rows(tenant_id, period.since, period.until)
+
+
 def _retention(engine: Engine, tenant_id: str, _period: Period, _f: ReportFilter) -> Rows:
     return retention_rows(engine, tenant_id)
 
@@ -243,4 +252,5 @@ REPORTS: dict[str, Report] = {
     "dlp": Report("DLP findings", DLP_HEADER, dlp_rows),
     "quarantine": Report("Quarantine decisions", AUDIT_HEADER, _audit_rows(QUARANTINE)),
     "retention": Report("Retention report", RETENTION_HEADER, _retention, needs_period=False),
+    "plain_register": Report("Unencrypted-by-request register (164.524)", PLAIN_HEADER, _plain),
 }

@@ -19,6 +19,7 @@ from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
 from sealmail.evidence import signed, timestamps
+from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.service import Evidence
@@ -277,3 +278,47 @@ def hold_list(
     """Every legal hold of the tenant."""
     with session(tenant) as (evidence, tenant_id):
         out.print_json(data=evidence.retention.holds(tenant_id, active_only=active))
+
+
+# -- the unencrypted-by-request register (164.524(c)(2)) ------------------------------------------
+plain_app = typer.Typer(no_args_is_help=True, help="Patients' requests for unencrypted mail (164.524).")
+evidence_app.add_typer(plain_app, name="plain")
+
+
+@plain_app.command("warning")
+def plain_warning() -> None:
+    """The warning to give the patient before they confirm (read it as is)."""
+    out.print(WARNING, soft_wrap=True)
+
+
+@plain_app.command("record")
+def plain_record(
+    address: Annotated[str, typer.Argument(help="The patient's address, as verified by staff.")],
+    evidence_text: Annotated[
+        str, typer.Option("--evidence", help="Where the proof is, e.g. 'signed form scanned to chart'.")
+    ],
+    tenant: TenantOpt = None,
+) -> None:
+    """Record a patient's request, the warning given and their confirmation."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.record(tenant_id, address, evidence_text, "cli"))
+
+
+@plain_app.command("revoke")
+def plain_revoke(
+    request_id: Annotated[str, typer.Argument(help="The request (pln_…).")],
+    reason: Annotated[str, typer.Option(help="Why (e.g. 'patient called 2026-12-04').")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Revoke a request: SecureLine stops sending that address plain mail at once."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason))
+
+
+@plain_app.command("list")
+def plain_list(
+    address: Annotated[str | None, typer.Option(help="Only this address.")] = None, tenant: TenantOpt = None
+) -> None:
+    """Every request with its steps."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.requests(tenant_id, address))

@@ -83,3 +83,43 @@ class PurgeOut(Out):
     shredded: int = Field(description="Messages whose data key was destroyed.")
     pseudonymised: int = Field(description="Messages whose recipient addresses were pseudonymised.")
     held: int = Field(description="Messages past their period kept by a legal hold.")
+
+
+class PlainRecordIn(BaseModel):
+    """Staff record a patient's request for unencrypted mail, the warning given and the
+    confirmation, with the evidence (where the signed form or call note is)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=320, description="The address the patient confirmed, verified by staff.")
+    evidence: str = Field(min_length=1, max_length=1000, description="E.g. 'signed form scanned to chart'.")
+
+
+class PlainRevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class PlainStepOut(Out):
+    kind: str = Field(description="requested | warned | confirmed | revoked")
+    at: str
+    actor: str
+    via: str = Field(description="portal | staff")
+    evidence: str | None
+    warning_sha256: str | None = Field(description="SHA-256 of the warning text the patient was shown.")
+
+
+class PlainRequestOut(Out):
+    id: str
+    address: str
+    state: str = Field(description="warned | confirmed | revoked")
+    requested_at: str
+    confirmed_at: str | None
+    revoked_at: str | None
+    steps: list[PlainStepOut]
+
+
+class PlainWarningOut(Out):
+    text: str
+    sha256: str

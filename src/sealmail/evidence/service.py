@@ -15,6 +15,7 @@ from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.mailing import AnchorMailer
+from sealmail.evidence.plain import PlainRegister
 from sealmail.evidence.proofs import Proofs
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import Retention
@@ -42,6 +43,7 @@ class Evidence:
         self.proofs = Proofs(engine, keyring, self.keys, tsa)
         self.anchors = Anchors(engine, self.keys, tsa)
         self.retention = Retention(engine)
+        self.plain = PlainRegister(engine)
 
     def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
         return self.anchors.anchor(actor, period)
