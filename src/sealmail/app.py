@@ -46,7 +46,9 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.evidence.mailing import AnchorMailer
+from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.service import Evidence
+from sealmail.evidence.timestamps import Timestamper
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
@@ -414,6 +416,7 @@ def build_worker(
             return_paths=build_return_paths(services, settings),
             instrumenter=build_instrumenter(services, settings),
         ),
+        plain=services.evidence.plain,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(
@@ -432,7 +435,15 @@ def build_evidence(services: Services) -> Evidence:
         services.keyring,
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
+        Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
     )
+
+
+def build_evidence_schedule(services: Services) -> EvidenceSchedule:
+    s = services.settings
+    anchor = timedelta(minutes=s.evidence_anchor_minutes) if s.evidence_anchor_minutes else None
+    purge = timedelta(minutes=s.retention_purge_minutes) if s.retention_purge_minutes else None
+    return EvidenceSchedule(services.evidence, anchor, purge)
 
 
 # -- the console (issue 14): users with roles and MFA, served at /console on the API role --

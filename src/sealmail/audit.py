@@ -131,6 +131,18 @@ class AuditAction(enum.StrEnum):
     # the console's tenant pages (issue 14)
     DECISION_RECORDED = "decision:recorded"  # a protective setting weakened, with its reason
     AUDIT_EXPORTED = "audit:exported"
+    RETENTION_POLICY_SET = "retention_policy:set"
+    LEGAL_HOLD_PLACED = "legal_hold:placed"
+    LEGAL_HOLD_RELEASED = "legal_hold:released"
+    # One entry per message whose content was crypto-shredded (or metadata pseudonymised).
+    RETENTION_PURGED = "retention:purged"
+    # One per purge run and tenant: what it did, what holds kept, what the policy was.
+    RETENTION_RUN = "retention:run"
+    PLAIN_REQUESTED = "plain_request:requested"
+    PLAIN_WARNED = "plain_request:warned"
+    PLAIN_CONFIRMED = "plain_request:confirmed"
+    PLAIN_REVOKED = "plain_request:revoked"
+    EVIDENCE_PACK_BUILT = "evidence_pack:built"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

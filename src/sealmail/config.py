@@ -329,6 +329,25 @@ class Settings(BaseSettings):
     )
 
     # -- logging -----------------------------------------------------------------------------
+    evidence_tsa_url: str | None = Field(
+        None,
+        description="RFC 3161 time-stamp authority (HTTP URL) that stamps proofs of delivery and audit "
+        "anchors; unset: no time-stamps.",
+    )
+    evidence_anchor_minutes: int = Field(
+        60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="Workers anchor the audit chain once per this many minutes (one anchor per period "
+        "however many workers run); 0: only `sealmail audit anchor`.",
+    )
+    retention_purge_minutes: int = Field(
+        60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="Workers run the retention purge (crypto-shredding past each tenant's periods) this "
+        "often; 0: only `sealmail evidence retention purge`.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
 

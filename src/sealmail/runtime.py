@@ -28,6 +28,7 @@ from sealmail.smtpd.server import SmtpListener
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
+EVIDENCE_TICK_SECONDS = 60.0
 
 
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
@@ -43,6 +44,22 @@ async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
             structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PORTAL_SWEEP_SECONDS)
+
+
+async def run_evidence_schedule(services: Services, stop: asyncio.Event) -> None:
+    """Audit anchors once per period and the retention purge (``evidence/schedule.py``)."""
+    from sealmail.app import build_evidence_schedule
+
+    schedule = build_evidence_schedule(services)
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(schedule.tick)
+        except Exception as exc:  # noqa: BLE001 — retried on the next round; the anchor period stays open
+            structlog.get_logger("sealmail.evidence").warning(
+                "evidence.tick_failed", error=type(exc).__name__
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), EVIDENCE_TICK_SECONDS)
 
 
 def api_app(services: Services) -> FastAPI:
@@ -168,6 +185,7 @@ async def serve(
 
         tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
         tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
+        tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).
         for _ in range(500):

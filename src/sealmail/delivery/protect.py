@@ -11,6 +11,9 @@ For one (message, destination domain) group this stage
 4. turns a ``tls_required`` result into a known capability and decides those recipients
    again (typically → portal) in the same pass, so PHI is never sent in plaintext and
    never silently downgraded.
+
+Size: one stage with the facts its per-method paths share (``_Group``); each path is short
+and reads best beside the decision that picks it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -36,12 +39,14 @@ from sealmail.domain.secureline import (
     Decision,
     DlpFacts,
     Method,
+    PlainConsent,
     Policy,
     RecipientFacts,
     TlsFacts,
     TlsState,
     decide,
 )
+from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.domain.wire import canonical_message
 from sealmail.messages import queue
@@ -114,11 +119,19 @@ class _Group:
     keys: dict[str, RecipientKeys]
     now: datetime
     known_state: str | None  # the destination's last known TLS capability ("meets", "fails")
+    # Patients who asked this tenant for unencrypted mail and confirmed (lower-cased address).
+    consents: dict[str, PlainConsent]
     transit: Transit = field(default_factory=Transit)
 
     def facts(self, c: Claimed, tls: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
         k = self.keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
-        return RecipientFacts(c.address, k.pgp, k.smime, tls), k
+        return RecipientFacts(c.address, k.pgp, k.smime, tls, self.consents.get(c.address.lower())), k
+
+
+class PlainRequests(Protocol):
+    """The unencrypted-by-request register (``evidence/plain.py``) as SecureLine reads it."""
+
+    def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]: ...
 
 
 class SecureLine:
@@ -132,8 +145,10 @@ class SecureLine:
         sign: bool = True,
         discovery: Discovery | None = None,
         personalizer: Personalizer | None = None,
+        plain: PlainRequests | None = None,
     ) -> None:
         self.engine = engine
+        self.plain = plain
         self.personalizer = personalizer or Personalizer()
         self.keydir = keydir
         self.identities = identities
@@ -179,6 +194,7 @@ class SecureLine:
         # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
         # what was learned at the plain level says nothing: try, and let the transport decide.
         known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
+        consents = await self._consents(msg, addresses)
         group = _Group(
             transport,
             msg,
@@ -190,6 +206,7 @@ class SecureLine:
             keys,
             now,
             known[0] if known else None,
+            consents,
             transit,
         )
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
@@ -269,6 +286,16 @@ class SecureLine:
             results.extend(replace(r, prior=(refused_by_id[r.claimed.id], *r.prior)) for r in batch)
         return results
 
+    async def _consents(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, PlainConsent]:
+        """Confirmed plain-mail requests of the message's tenant for these recipients.
+
+        Only for the tenant's own mail: Sealmail's mail (portal codes, file-share notices,
+        alerts) keeps its own rules, and a file share lives only in the portal anyway.
+        """
+        if self.plain is None or msg.source not in TENANT_SOURCES or SystemTag.FILE_SHARE in msg.tags:
+            return {}
+        return await asyncio.to_thread(self.plain.confirmed, msg.tenant_id, addresses)
+
     async def _discover(
         self, msg: QueuedMessage, rcpts: Sequence[Claimed], known: dict[str, RecipientKeys]
     ) -> int:
@@ -327,6 +354,8 @@ class SecureLine:
                 body = await self._smime(msg, content.raw, decision, keys, group.now)
             elif method is Method.PORTAL:
                 body = await self._notice(msg, c, decision.reason, group.now, group.requested)
+            elif method is Method.PLAIN:
+                body = content.raw  # as the patient asked, after the warning (evidence/plain.py)
             else:  # pragma: no cover — TLS recipients are handled as a group
                 raise AssertionError(method)
         except (pgp.CertificateError, smime.CertificateError, ValueError) as exc:
@@ -336,7 +365,9 @@ class SecureLine:
         # transport need not refuse a destination without TLS — except where the stream
         # sets a floor of its own.
         level = TlsPolicy.OPPORTUNISTIC
-        if method is not Method.PORTAL:
+        if method not in (Method.PORTAL, Method.PLAIN):
+            # The patient's confirmed request waives the stream's floor: STARTTLS is still
+            # used whenever the destination offers it.
             level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
         payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
         mail_from = self.personalizer.mail_from(msg, c)
@@ -348,7 +379,10 @@ class SecureLine:
         [a] = await group.transport.deliver(
             c.domain, mail_from, [c.address], payload, level, requiretls=requiretls
         )
-        return [Result(c, a, str(method), decision.reason)]
+        reason = decision.reason
+        if method is Method.PLAIN and a.status is AttemptStatus.DELIVERED:
+            reason += f"; carried over {a.tls.version}" if a.tls.version else "; carried without TLS"
+        return [Result(c, a, str(method), reason)]
 
     async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
         assert decision.key is not None

@@ -24,6 +24,8 @@ class Method(enum.StrEnum):
     SMIME = "smime"
     TLS = "tls"
     PORTAL = "portal"
+    # Never in a policy: chosen only for a patient's confirmed request for unencrypted mail.
+    PLAIN = "plain"
 
 
 class DlpAction(enum.StrEnum):
@@ -96,11 +98,23 @@ class TlsFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class PlainConsent:
+    """The patient at this address asked this tenant for unencrypted mail, was warned of the
+    risk and confirmed (164.524(c)(2) and HHS's access guidance); revocable, so present only
+    while the request stands."""
+
+    request_id: str
+    confirmed_at: str  # ISO 8601
+    via: str  # portal | staff
+
+
+@dataclass(frozen=True, slots=True)
 class RecipientFacts:
     address: str
     pgp: tuple[KeyFact, ...] = ()
     smime: tuple[KeyFact, ...] = ()
     tls: TlsFacts = field(default_factory=TlsFacts)
+    plain: PlainConsent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +160,29 @@ def _chosen(method: Method, reason: str, unusable: list[str], key: KeyFact | Non
     return Decision(method, "; ".join([reason, *extra]), key, unusable_keys=tuple(unusable))
 
 
+def _patient_requested(policy: Policy, facts: RecipientFacts, consent: PlainConsent) -> Decision:
+    """The patient's own request outranks the tenant's preference for the portal or for TLS
+    (HHS: the entity must send what was asked for once the patient confirmed after the
+    warning); a key the patient published still encrypts, as it costs the patient nothing."""
+    for method in (m for m in policy.order if m in (Method.PGP, Method.SMIME) and m not in policy.forbidden):
+        key, _ = _pick(method, facts.pgp if method is Method.PGP else facts.smime)
+        if key is not None:
+            label = _SOURCE_LABEL.get(key.source, key.source)
+            return Decision(method, f"{method}: key {key.short} from {label}", key)
+    return Decision(
+        Method.PLAIN,
+        f"plain: patient-requested plain e-mail (request {consent.request_id}, warned and confirmed "
+        f"{consent.confirmed_at} via {consent.via})",
+    )
+
+
 def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
     """Decide one recipient's method.  Pure: same facts, same decision."""
     if dlp.action in (DlpAction.BLOCK, DlpAction.QUARANTINE):
         # Intake stops these; reaching delivery means the caller skipped that step.
         return Decision(None, f"held: DLP action {dlp.action} ({dlp.summary})", code="held")
+    if facts.plain is not None:
+        return _patient_requested(policy, facts, facts.plain)
     if policy.force_portal:
         if Method.PORTAL in policy.forbidden:
             return Decision(None, "policy forces the portal but also forbids it", code="no_method")
@@ -170,7 +202,7 @@ def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
     unusable: list[str] = []  # known keys that could not be used, each naming the key
     code = "no_method"
     for method in policy.order:
-        if method in policy.forbidden:
+        if method in policy.forbidden or method is Method.PLAIN:
             continue
         if method in (Method.PGP, Method.SMIME):
             keys = facts.pgp if method is Method.PGP else facts.smime

@@ -12,6 +12,7 @@ anchors.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from sealmail.errors import Conflict
 from sealmail.evidence import signed
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.tables import audit_anchors
+from sealmail.evidence.timestamps import Timestamper
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import audit_head, audit_log
@@ -47,28 +49,42 @@ class AnchoredResult:
 
 
 class Anchors:
-    def __init__(self, engine: Engine, keys: EvidenceKeys) -> None:
+    def __init__(self, engine: Engine, keys: EvidenceKeys, tsa: Timestamper | None = None) -> None:
         self.engine = engine
         self.keys = keys
+        self.tsa = tsa
 
-    def anchor(self, actor: str) -> dict[str, Any]:
-        """Sign the current chain head, store the anchor, audit it; returns the signed document."""
+    def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
+        """Sign the current chain head, store the anchor, audit it; returns the signed document.
+
+        ``period`` names a scheduled anchor's period: a second anchor for the same period
+        (another worker, a retry) is a ``Conflict`` and leaves nothing behind.  With a TSA,
+        the document is time-stamped before it is stored (outside the transaction: the TSA
+        is a network call, and the head lock must not wait on it).
+        """
         key = self.keys.installation()
-        with self.engine.begin() as conn:
+        with db.reader(self.engine) as conn:
             head = conn.execute(
-                sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+                sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
             ).first()
-            if head is None or int(head.seq) == 0:
-                raise Conflict("the audit log is empty: there is nothing to anchor yet")
-            now = datetime.now(UTC)
-            anchor_id = new_id("anc")
-            body = {
-                "anchor_id": anchor_id,
-                "seq": int(head.seq),
-                "head_hash": str(head.hash),
-                "anchored_at": now.isoformat(timespec="seconds"),
-            }
-            doc = signed.sign(FORMAT, body, key)
+            if period is not None and self.of_period(conn, period):
+                raise Conflict(f"the audit chain is already anchored for {period}")
+        if head is None or int(head.seq) == 0:
+            raise Conflict("the audit log is empty: there is nothing to anchor yet")
+        now = datetime.now(UTC)
+        anchor_id = new_id("anc")
+        body = {
+            "anchor_id": anchor_id,
+            "seq": int(head.seq),
+            "head_hash": str(head.hash),
+            "anchored_at": now.isoformat(timespec="seconds"),
+        }
+        doc = signed.sign(FORMAT, body, key)
+        if self.tsa is not None:
+            doc = self.tsa.stamp(doc)
+        with self.engine.begin() as conn:
+            if period is not None and self.of_period(conn, period):
+                raise Conflict(f"the audit chain is already anchored for {period}")
             conn.execute(
                 sa.insert(audit_anchors).values(
                     id=anchor_id,
@@ -77,6 +93,10 @@ class Anchors:
                     created_at=now,
                     key_fingerprint=doc["signature"]["key_fingerprint"],
                     document=doc,
+                    period=period,
+                    timestamp_token=base64.b64decode(doc["timestamp"]["token"])
+                    if "timestamp" in doc
+                    else None,
                 )
             )
             audit.append(
@@ -84,9 +104,14 @@ class Anchors:
                 action=AuditAction.AUDIT_ANCHORED,
                 actor=actor,
                 target=anchor_id,
-                details={"seq": int(head.seq), "head_hash": str(head.hash)},
+                details={"seq": int(head.seq), "head_hash": str(head.hash), "period": period},
             )
         return doc
+
+    @staticmethod
+    def of_period(conn: sa.Connection, period: str) -> bool:
+        found = conn.execute(sa.select(audit_anchors.c.id).where(audit_anchors.c.period == period)).first()
+        return found is not None
 
     def verify(self, progress: Callable[[int], None] | None = None) -> AnchoredResult:
         """The chain walk of ``audit.verify``, then every anchor against the entries it covers."""

@@ -6,15 +6,30 @@ tenant's message is a 404 like any missing one.
 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
 # the route functions at definition time.
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from sealmail.errors import InvalidRequest
-from sealmail.evidence.reports import Period
-from sealmail.evidence.schemas import ProofOut
+from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.plain import WARNING, WARNING_SHA256
+from sealmail.evidence.reports import Period, ReportFilter
+from sealmail.evidence.retention import RetentionPolicy
+from sealmail.evidence.schemas import (
+    HoldIn,
+    HoldOut,
+    PlainRecordIn,
+    PlainRequestOut,
+    PlainRevokeIn,
+    PlainWarningOut,
+    ProofOut,
+    PurgeOut,
+    RetentionIn,
+    RetentionOut,
+)
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
 
@@ -22,6 +37,17 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "RFC 4180 CSV: status, method, secured_by, tls_version, verified_by, recipients.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+REPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report as RFC 4180 CSV or a PDF.",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+        },
     }
 }
 
@@ -58,4 +84,113 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
             headers={"Content-Disposition": 'attachment; filename="delivery-report.csv"'},
         )
 
+    records_routes(r, evidence, need)
+    plain_routes(r, evidence, need)
     return r
+
+
+def plain_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """The unencrypted-by-request register (164.524(c)(2)); staff recording needs ``admin``."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Id = Annotated[str, Path(max_length=64)]
+
+    @r.get("/evidence/plain-requests/warning", response_model=PlainWarningOut)
+    def plain_warning(who: Reader) -> dict[str, Any]:
+        """The warning a patient must be given before confirming (read it to them as is)."""
+        return {"text": WARNING, "sha256": WARNING_SHA256}
+
+    @r.post("/evidence/plain-requests", response_model=PlainRequestOut, status_code=201)
+    def plain_record(body: PlainRecordIn, who: Admin) -> dict[str, Any]:
+        """Record a patient's confirmed request; from now on SecureLine may send that address
+        plain mail from this tenant (409 while another request for it stands)."""
+        return evidence.plain.record(who.tenant_id, body.address, body.evidence, who.credential_id)
+
+    @r.get("/evidence/plain-requests", response_model=list[PlainRequestOut])
+    def plain_list(
+        who: Reader, address: Annotated[str | None, Query(max_length=320)] = None
+    ) -> list[dict[str, Any]]:
+        return evidence.plain.requests(who.tenant_id, address)
+
+    @r.get("/evidence/plain-requests/{request_id}", response_model=PlainRequestOut)
+    def plain_get(request_id: Id, who: Reader) -> dict[str, Any]:
+        return evidence.plain.get(who.tenant_id, request_id)
+
+    @r.post("/evidence/plain-requests/{request_id}/revoke", response_model=PlainRequestOut)
+    def plain_revoke(request_id: Id, who: Admin, body: PlainRevokeIn | None = None) -> dict[str, Any]:
+        """Revoke: SecureLine stops sending plain mail to the address at once."""
+        reason = body.reason if body else ""
+        return evidence.plain.revoke(who.tenant_id, request_id, who.credential_id, "staff", reason)
+
+
+def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """Retention, legal holds and reports under ``/v1/evidence``: reading needs ``read``,
+    changing ``admin``; every change and export is audited by the service."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+
+    @r.get("/evidence/retention", response_model=RetentionOut)
+    def retention_get(who: Reader) -> dict[str, Any]:
+        """The tenant's retention periods, in days (six years each by default)."""
+        return asdict(evidence.retention.policy(who.tenant_id))
+
+    @r.put("/evidence/retention", response_model=RetentionOut)
+    def retention_put(body: RetentionIn, who: Admin) -> dict[str, Any]:
+        """Set the periods; metadata or audit below 2192 days (six years) is a 422."""
+        wanted = RetentionPolicy(body.content_days, body.metadata_days, body.audit_days)
+        return asdict(evidence.retention.set_policy(who.tenant_id, wanted, who.credential_id))
+
+    @r.post("/evidence/retention/purge", response_model=PurgeOut)
+    def retention_purge(who: Admin) -> dict[str, Any]:
+        """Purge now what is past its period (the worker also does, on a schedule)."""
+        return asdict(evidence.retention.purge(who.tenant_id, who.credential_id))
+
+    @r.get("/evidence/holds", response_model=list[HoldOut])
+    def holds(who: Reader, active: bool = False) -> list[dict[str, Any]]:
+        return evidence.retention.holds(who.tenant_id, active_only=active)
+
+    @r.post("/evidence/holds", response_model=HoldOut, status_code=201)
+    def hold_place(body: HoldIn, who: Admin) -> dict[str, Any]:
+        """Place a legal hold on a message, a recipient address or the whole tenant."""
+        return evidence.retention.place_hold(
+            who.tenant_id, body.scope, body.target, body.reason, who.credential_id
+        )
+
+    @r.post("/evidence/holds/{hold_id}/release", response_model=HoldOut)
+    def hold_release(hold_id: Annotated[str, Path(max_length=64)], who: Admin) -> dict[str, Any]:
+        return evidence.retention.release_hold(who.tenant_id, hold_id, who.credential_id)
+
+    @r.get("/evidence/reports/{name}", response_class=Response, responses=REPORT_RESPONSE)
+    def report(
+        name: Annotated[str, Path(max_length=20, description=", ".join(REPORTS))],
+        who: Reader,
+        since: Annotated[
+            datetime | None, Query(description="Start (inclusive), ISO 8601 with offset.")
+        ] = None,
+        until: Annotated[datetime | None, Query(description="End (exclusive), ISO 8601 with offset.")] = None,
+        format: Annotated[Literal["csv", "pdf"], Query()] = "csv",
+        sender: Annotated[str | None, Query(max_length=320)] = None,
+        recipient_domain: Annotated[str | None, Query(max_length=255)] = None,
+        stream: Annotated[str | None, Query(max_length=20)] = None,
+        campaign: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> Response:
+        """One report for a period, CSV or PDF (``retention`` needs no period)."""
+        period = _period(since, until)
+        f = ReportFilter(sender, recipient_domain, stream, campaign)
+        data = evidence.report(name, who.tenant_id, period, who.credential_id, format, f)
+        media = "application/pdf" if format == "pdf" else "text/csv; charset=utf-8"
+        return Response(
+            data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'}
+        )
+
+
+def _period(since: datetime | None, until: datetime | None) -> Period | None:
+    if since is None and until is None:
+        return None
+    if since is None or until is None:
+        raise InvalidRequest("give both since and until, or neither")
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidRequest("since and until need a timezone offset (e.g. 2026-10-01T00:00:00Z)")
+    if until <= since:
+        raise InvalidRequest("until must be after since")
+    return Period(since, until)

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
-from sealmail.evidence import signed
-from sealmail.evidence.reports import Period
+from sealmail.evidence import signed, timestamps
+from sealmail.evidence.plain import WARNING
+from sealmail.evidence.reports import Period, ReportFilter
+from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.service import Evidence
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Signed proofs of delivery and reports for auditors.")
@@ -59,29 +63,44 @@ def proof_cmd(
 
 @evidence_app.command("report")
 def report_cmd(
-    since: Annotated[datetime, typer.Option(help="Start (inclusive), e.g. 2026-10-01.")],
-    until: Annotated[datetime, typer.Option(help="End (exclusive), e.g. 2027-01-01.")],
+    kind: Annotated[
+        str, typer.Argument(help="delivery | secured | access | logins | dlp | quarantine | retention")
+    ] = "delivery",
+    since: Annotated[datetime | None, typer.Option(help="Start (inclusive), e.g. 2026-10-01.")] = None,
+    until: Annotated[datetime | None, typer.Option(help="End (exclusive), e.g. 2027-01-01.")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="A PDF (needs --out) instead of CSV.")] = False,
+    sender: Annotated[str | None, typer.Option(help="Only mail From this address.")] = None,
+    recipient_domain: Annotated[str | None, typer.Option(help="Only recipients at this domain.")] = None,
+    stream: Annotated[
+        str | None, typer.Option(help="Only this stream (phi, transactional, broadcast).")
+    ] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only messages carrying this tag.")] = None,
     tenant: TenantOpt = None,
 ) -> None:
-    """The delivery report (CSV or PDF): outcomes and how each recipient was secured.  Times
-    without an offset are UTC."""
+    """A report as CSV or PDF, for a period.  Times without an offset are UTC."""
+    if (since is None) != (until is None):
+        err.print("[red]error:[/red] give both --since and --until")
+        raise typer.Exit(2)
+    period = Period(_utc(since), _utc(until)) if since and until else None
+    _report(kind, period, ReportFilter(sender, recipient_domain, stream, campaign), output, pdf, tenant)
+
+
+def _report(
+    kind: str, period: Period | None, f: ReportFilter, output: Path | None, pdf: bool, tenant: str | None
+) -> None:
     if pdf and output is None:
         err.print("[red]error:[/red] --pdf needs --out FILE")
         raise typer.Exit(2)
-    period = Period(_utc(since), _utc(until))
     with session(tenant) as (evidence, tenant_id):
-        if pdf:
-            assert output is not None
-            data = evidence.delivery_report_pdf(tenant_id, period, "cli")
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with open(fd, "wb") as fh:
-                fh.write(data)
-            err.print(f"written to {output}")
-            return
-        csv_text = evidence.delivery_report(tenant_id, period, "cli")
-    _write(csv_text, output)
+        data = evidence.report(kind, tenant_id, period, "cli", "pdf" if pdf else "csv", f)
+    if output is None:
+        _write(data.decode(), None)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(data)
+    err.print(f"written to {output}")
 
 
 @evidence_app.command("key")
@@ -118,6 +137,10 @@ def verify_cmd(
     key: Annotated[
         str | None, typer.Option(help="The signer's key fingerprint you trust (`sealmail evidence key`).")
     ] = None,
+    tsa_ca: Annotated[
+        Path | None,
+        typer.Option(help="The time-stamp authority's CA (PEM): check each RFC 3161 token with openssl."),
+    ] = None,
 ) -> None:
     """Check a signed evidence document offline; exit 1 naming each altered field or bad signature."""
     try:
@@ -128,8 +151,12 @@ def verify_cmd(
     failed = False
     for doc in docs:
         verdict = signed.verify(doc, key)
+        if verdict.ok and isinstance(doc, dict):
+            verdict.problems.extend(timestamps.check(doc, tsa_ca))
         if verdict.ok:
-            out.print(f"verified: {verdict.format}, signed by key {verdict.key_fingerprint}", soft_wrap=True)
+            stamped = " and time-stamped" if isinstance(doc, dict) and "timestamp" in doc else ""
+            fingerprint = verdict.key_fingerprint
+            out.print(f"verified: {verdict.format}, signed by key {fingerprint}{stamped}", soft_wrap=True)
             continue
         failed = True
         for problem in verdict.problems:
@@ -150,3 +177,148 @@ def _documents(text: str) -> list[str]:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -- retention and legal holds ----------------------------------------------------------------------
+retention_app = typer.Typer(
+    no_args_is_help=True, help="Retention periods, purge by crypto-shredding, report."
+)
+hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: nothing they cover is purged.")
+evidence_app.add_typer(retention_app, name="retention")
+evidence_app.add_typer(hold_app, name="hold")
+Days = Annotated[int | None, typer.Option(min=1, help="Days (unchanged when omitted).")]
+
+
+@retention_app.command("show")
+def retention_show(tenant: TenantOpt = None) -> None:
+    """The tenant's retention periods, in days."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=asdict(evidence.retention.policy(tenant_id)))
+
+
+@retention_app.command("set")
+def retention_set(
+    content_days: Days = None,
+    metadata_days: Days = None,
+    audit_days: Days = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Set retention periods; metadata and audit below six years are refused (164.316(b)(2))."""
+    with session(tenant) as (evidence, tenant_id):
+        now = evidence.retention.policy(tenant_id)
+        wanted = RetentionPolicy(
+            content_days or now.content_days, metadata_days or now.metadata_days, audit_days or now.audit_days
+        )
+        out.print_json(data=asdict(evidence.retention.set_policy(tenant_id, wanted, "cli")))
+
+
+@retention_app.command("purge")
+def retention_purge(
+    as_of: Annotated[
+        datetime | None, typer.Option(help="Judge ages as of this time (default now; for drills).")
+    ] = None,
+    all_tenants: Annotated[bool, typer.Option("--all", help="Every tenant (what the worker runs).")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Crypto-shred content and pseudonymise metadata past their periods, except under legal hold."""
+    when = _utc(as_of) if as_of else None
+    with session("*" if all_tenants else tenant) as (evidence, tenant_id):
+        ids = evidence.retention.tenants() if all_tenants else [tenant_id]
+        with Progress(transient=True, console=err) as progress:
+            task = progress.add_task("purging", total=len(ids))
+            for tid in ids:
+                r = evidence.retention.purge(tid, "cli", when)
+                out.print(f"{tid}: shredded {r.shredded}, pseudonymised {r.pseudonymised}, held {r.held}")
+                progress.advance(task)
+
+
+@retention_app.command("report")
+def retention_report_cmd(
+    output: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="A PDF (needs --out) instead of CSV.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Policy, legal holds and what retention destroyed or kept (CSV or PDF)."""
+    _report("retention", None, ReportFilter(), output, pdf, tenant)
+
+
+@hold_app.command("place")
+def hold_place(
+    reason: Annotated[str, typer.Option(help="Why (matter, request number).")],
+    message: Annotated[str | None, typer.Option(help="Hold this message (msg_…).")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Hold every message to this address.")] = None,
+    whole_tenant: Annotated[
+        bool, typer.Option("--tenant-wide", help="Hold everything of the tenant.")
+    ] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Place a legal hold on a message, a recipient or the whole tenant."""
+    chosen = [s for s, on in (("message", message), ("recipient", recipient), ("tenant", whole_tenant)) if on]
+    if len(chosen) != 1:
+        err.print("[red]error:[/red] give exactly one of --message, --recipient, --tenant-wide")
+        raise typer.Exit(2)
+    with session(tenant) as (evidence, tenant_id):
+        hold = evidence.retention.place_hold(tenant_id, chosen[0], message or recipient or "", reason, "cli")
+    out.print_json(data=hold)
+
+
+@hold_app.command("release")
+def hold_release(
+    hold_id: Annotated[str, typer.Argument(help="The hold (lgh_…).")], tenant: TenantOpt = None
+) -> None:
+    """Release a legal hold; what it covered is purged by the next run if past its period."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.retention.release_hold(tenant_id, hold_id, "cli"))
+
+
+@hold_app.command("list")
+def hold_list(
+    active: Annotated[bool, typer.Option(help="Only holds not released.")] = False, tenant: TenantOpt = None
+) -> None:
+    """Every legal hold of the tenant."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.retention.holds(tenant_id, active_only=active))
+
+
+# -- the unencrypted-by-request register (164.524(c)(2)) ------------------------------------------
+plain_app = typer.Typer(no_args_is_help=True, help="Patients' requests for unencrypted mail (164.524).")
+evidence_app.add_typer(plain_app, name="plain")
+
+
+@plain_app.command("warning")
+def plain_warning() -> None:
+    """The warning to give the patient before they confirm (read it as is)."""
+    out.print(WARNING, soft_wrap=True)
+
+
+@plain_app.command("record")
+def plain_record(
+    address: Annotated[str, typer.Argument(help="The patient's address, as verified by staff.")],
+    evidence_text: Annotated[
+        str, typer.Option("--evidence", help="Where the proof is, e.g. 'signed form scanned to chart'.")
+    ],
+    tenant: TenantOpt = None,
+) -> None:
+    """Record a patient's request, the warning given and their confirmation."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.record(tenant_id, address, evidence_text, "cli"))
+
+
+@plain_app.command("revoke")
+def plain_revoke(
+    request_id: Annotated[str, typer.Argument(help="The request (pln_…).")],
+    reason: Annotated[str, typer.Option(help="Why (e.g. 'patient called 2026-12-04').")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Revoke a request: SecureLine stops sending that address plain mail at once."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason))
+
+
+@plain_app.command("list")
+def plain_list(
+    address: Annotated[str | None, typer.Option(help="Only this address.")] = None, tenant: TenantOpt = None
+) -> None:
+    """Every request with its steps."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=evidence.plain.requests(tenant_id, address))

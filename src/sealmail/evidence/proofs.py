@@ -23,6 +23,7 @@ from sealmail.audit import AuditAction
 from sealmail.errors import Conflict, NotFound
 from sealmail.evidence import signed
 from sealmail.evidence.keys import EvidenceKeys
+from sealmail.evidence.timestamps import Timestamper
 from sealmail.store import db
 from sealmail.store.tables import attempts, audit_log, messages, recipient_keys, recipients
 from sealmail.tenancy.keyring import Keyring
@@ -33,10 +34,13 @@ _SHORT_KEY = re.compile(r"\b0x([0-9A-Fa-f]{8,128})")
 
 
 class Proofs:
-    def __init__(self, engine: Engine, keyring: Keyring, keys: EvidenceKeys) -> None:
+    def __init__(
+        self, engine: Engine, keyring: Keyring, keys: EvidenceKeys, tsa: Timestamper | None = None
+    ) -> None:
         self.engine = engine
         self.keyring = keyring
         self.keys = keys
+        self.tsa = tsa
 
     def issue(self, tenant_id: str, message_id: str, recipient_id: str, actor: str) -> dict[str, Any]:
         """The signed proof for one delivered recipient (404 elsewhere, 409 if not delivered)."""
@@ -55,7 +59,8 @@ class Proofs:
                 details={"message_id": message_id},
             )
             body["audit"]["issued_seq"] = _last_seq(conn, tenant_id, recipient_id)
-        return signed.sign(FORMAT, body, key)
+        doc = signed.sign(FORMAT, body, key)
+        return self.tsa.stamp(doc) if self.tsa is not None else doc
 
     def delivered(self, tenant_id: str, message_id: str) -> list[str]:
         """Ids of the message's delivered recipients (404 for a message not of this tenant)."""

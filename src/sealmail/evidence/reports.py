@@ -40,6 +40,28 @@ class Period:
     until: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """Narrow a message report: the From address, a recipient domain, a stream, a campaign (tag)."""
+
+    sender: str | None = None
+    recipient_domain: str | None = None
+    stream: str | None = None
+    campaign: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in (
+                ("sender", self.sender),
+                ("recipient_domain", self.recipient_domain),
+                ("stream", self.stream),
+                ("campaign", self.campaign),
+            )
+            if v
+        }
+
+
 def secured_by(method: str | None, tls_version: str | None, verified_by: str | None) -> str:
     if method == "pgp":
         return "OpenPGP"
@@ -47,6 +69,9 @@ def secured_by(method: str | None, tls_version: str | None, verified_by: str | N
         return "S/MIME"
     if method == "portal":
         return "secure portal"
+    if method == "plain":
+        # 164.524(c)(2): the patient asked for unencrypted mail, was warned and confirmed.
+        return f"patient-requested plain ({tls_version or 'no TLS'})"
     if method == "tls":
         if not tls_version:
             return "plaintext"
@@ -56,14 +81,23 @@ def secured_by(method: str | None, tls_version: str | None, verified_by: str | N
     return "not sent"
 
 
-def delivery_rows(engine: Engine, tenant_id: str, period: Period) -> list[tuple[str, ...]]:
+def delivery_rows(
+    engine: Engine, tenant_id: str, period: Period, f: ReportFilter | None = None
+) -> list[tuple[str, ...]]:
+    f = f or ReportFilter()
     delivered = (
         sa.select(attempts.c.recipient_id, attempts.c.tls_version, attempts.c.verified_by)
         .where(attempts.c.tenant_id == tenant_id, attempts.c.status == "delivered")
         .subquery()
     )
     query = (
-        sa.select(recipients.c.status, recipients.c.method, delivered.c.tls_version, delivered.c.verified_by)
+        sa.select(
+            recipients.c.status,
+            recipients.c.method,
+            delivered.c.tls_version,
+            delivered.c.verified_by,
+            messages.c.tags,
+        )
         .join(messages, messages.c.id == recipients.c.message_id)
         .outerjoin(delivered, delivered.c.recipient_id == recipients.c.id)
         .where(
@@ -73,9 +107,17 @@ def delivery_rows(engine: Engine, tenant_id: str, period: Period) -> list[tuple[
             messages.c.created_at < period.until,
         )
     )
+    if f.sender:
+        query = query.where(sa.func.lower(messages.c.header_from) == f.sender.lower())
+    if f.stream:
+        query = query.where(messages.c.stream == f.stream)
+    if f.recipient_domain:
+        query = query.where(recipients.c.domain == f.recipient_domain.lower())
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
     with db.reader(engine) as conn:
-        for status, method, version, by in conn.execute(query):
+        for status, method, version, by, tags in conn.execute(query):
+            if f.campaign and not (isinstance(tags, list) and f.campaign in tags):
+                continue
             group = STATUS_GROUP.get(status, status)
             counts[(group, method or "", secured_by(method, version, by), version or "", by or "")] += 1
     rows: list[tuple[str, ...]] = [(*key, str(n)) for key, n in sorted(counts.items())]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.web.models import Out
 
@@ -40,3 +40,86 @@ class ProofOut(Out):
     body: ProofBodyOut
     manifest: dict[str, str] = Field(description="SHA-256 of each body field (dotted path), signed.")
     signature: SignatureOut
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content_days: int = Field(ge=1, le=36500, description="Sealed content is crypto-shredded after this.")
+    metadata_days: int = Field(ge=1, le=36500, description="At least 2192 (six years): delivery records.")
+    audit_days: int = Field(ge=1, le=36500, description="At least 2192 (six years): the audit log.")
+
+
+class RetentionOut(Out):
+    content_days: int
+    metadata_days: int
+    audit_days: int
+
+
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["message", "recipient", "tenant"]
+    target: str = Field(
+        default="", max_length=320, description="Message id or recipient address; empty for the tenant."
+    )
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class HoldOut(Out):
+    id: str
+    scope: str
+    target: str
+    reason: str
+    created_at: str
+    created_by: str
+    released_at: str | None
+    released_by: str | None
+    active: bool
+
+
+class PurgeOut(Out):
+    tenant_id: str
+    shredded: int = Field(description="Messages whose data key was destroyed.")
+    pseudonymised: int = Field(description="Messages whose recipient addresses were pseudonymised.")
+    held: int = Field(description="Messages past their period kept by a legal hold.")
+
+
+class PlainRecordIn(BaseModel):
+    """Staff record a patient's request for unencrypted mail, the warning given and the
+    confirmation, with the evidence (where the signed form or call note is)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=320, description="The address the patient confirmed, verified by staff.")
+    evidence: str = Field(min_length=1, max_length=1000, description="E.g. 'signed form scanned to chart'.")
+
+
+class PlainRevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+class PlainStepOut(Out):
+    kind: str = Field(description="requested | warned | confirmed | revoked")
+    at: str
+    actor: str
+    via: str = Field(description="portal | staff")
+    evidence: str | None
+    warning_sha256: str | None = Field(description="SHA-256 of the warning text the patient was shown.")
+
+
+class PlainRequestOut(Out):
+    id: str
+    address: str
+    state: str = Field(description="warned | confirmed | revoked")
+    requested_at: str
+    confirmed_at: str | None
+    revoked_at: str | None
+    steps: list[PlainStepOut]
+
+
+class PlainWarningOut(Out):
+    text: str
+    sha256: str

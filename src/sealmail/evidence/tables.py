@@ -1,4 +1,4 @@
-"""Tables of the evidence feature: signed anchors of the audit chain."""
+"""Tables of the evidence feature: audit anchors, retention and legal holds, the plain-mail register."""
 
 from __future__ import annotations
 
@@ -19,4 +19,91 @@ audit_anchors = sa.Table(
     sa.Column("key_fingerprint", sa.String(64), nullable=False),
     # The whole signed document (``evidence/signed.py``), as handed to the officer.
     sa.Column("document", sa.JSON, nullable=False),
+    # Scheduled anchors name their period ("2026-12-04T03" hourly): unique, so two workers
+    # anchoring the same period make one anchor.  NULL for anchors made on demand.
+    sa.Column("period", sa.String(20), nullable=True, unique=True),
+    # RFC 3161 time-stamp token (DER) over the signed document, when a TSA is configured.
+    sa.Column("timestamp_token", sa.LargeBinary, nullable=True),
+)
+
+# -- retention (164.316(b)(2), 164.530(j)) ---------------------------------------------------------
+# One row per tenant that set a policy; a tenant without a row has the defaults
+# (``evidence/retention.py``: six years for everything).  Days, not dates: a policy applies
+# to every record by its age.
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("content_days", sa.Integer, nullable=False),
+    sa.Column("metadata_days", sa.Integer, nullable=False),
+    sa.Column("audit_days", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
+)
+
+# Legal holds: while one is active (``released_at`` NULL) nothing it covers is purged.
+# scope ``message`` (target = message id), ``recipient`` (target = lower-cased address) or
+# ``tenant`` (target = the tenant id).
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("scope", sa.String(10), nullable=False),
+    sa.Column("target", sa.String(320), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("released_at", UtcDateTime, nullable=True),
+    sa.Column("released_by", sa.String(80), nullable=True),
+    sa.Index("ix_legal_holds_tenant_active", "tenant_id", "released_at"),
+)
+
+# What retention destroyed, one row per message and kind (``content`` crypto-shredded,
+# ``metadata`` recipient addresses pseudonymised): the retention report reads it, and a
+# second purge run finds the work already done.
+retention_purges = sa.Table(
+    "retention_purges",
+    metadata,
+    sa.Column("message_id", ID, primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False, index=True),
+    sa.Column("purged_at", UtcDateTime, nullable=False),
+    sa.Column("policy_days", sa.Integer, nullable=False),
+)
+
+# -- the unencrypted-by-request register (164.524(c)(2), HHS access guidance) ----------------------
+# One row per patient request: the address it covers, for one tenant.  SecureLine may send
+# that address plain mail only while ``state`` is ``confirmed``.
+plain_requests = sa.Table(
+    "plain_requests",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),  # lower-cased
+    # requested | warned | confirmed | revoked
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("confirmed_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Index("ix_plain_requests_tenant_address", "tenant_id", "address"),
+)
+
+# Every step of every request, in order: the register an auditor reads.  ``kind`` is
+# requested | warned | confirmed | revoked; ``via`` portal | staff | api; ``evidence`` what
+# staff recorded (e.g. "signed form scanned to chart 2026-12-01"); ``warning_sha256`` the
+# digest of the exact warning text shown.
+plain_register = sa.Table(
+    "plain_register",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("request_id", ID, sa.ForeignKey("plain_requests.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("via", sa.String(10), nullable=False),
+    sa.Column("evidence", sa.String(1000), nullable=True),
+    sa.Column("warning_sha256", sa.String(64), nullable=True),
+    sa.Index("ix_plain_register_tenant_at", "tenant_id", "at"),
 )

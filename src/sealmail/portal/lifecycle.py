@@ -26,6 +26,7 @@ from sealmail.audit import AuditAction
 from sealmail.domain.statuses import TERMINAL
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
+from sealmail.evidence.retention import is_held
 from sealmail.portal.access import (
     Hold,
     LinkState,
@@ -236,6 +237,8 @@ class PortalLifecycle:
             conn.execute(sa.update(portal_hold_states).where(key).values(**values))
 
     def _shred_if_done(self, conn: Connection, tenant_id: str, message_id: str, now: datetime) -> bool:
+        if is_held(conn, tenant_id, message_id):
+            return False  # a legal hold outranks the portal's shredding (evidence/retention.py)
         holds = [
             to_hold(r)
             for r in conn.execute(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sealmail.crypto import dkim, smime
 from sealmail.dlp.screening import Screener, policy_from_settings
@@ -58,6 +58,16 @@ class SecureLineSettingsIn(BaseModel):
         "level (`require_strong_factor`, the default); `allow_email_code` lets them go with "
         "opportunistic TLS even when the notice itself went out below the level (audited).",
     )
+
+    @field_validator("order", "forbidden")
+    @classmethod
+    def _no_plain(cls, value: list[Method] | None) -> list[Method] | None:
+        if value and Method.PLAIN in value:
+            raise ValueError(
+                "plain is not a policy method: it is used only for a patient's confirmed request "
+                "(POST /v1/evidence/plain-requests)"
+            )
+        return value
 
 
 class SmimeIdentityIn(BaseModel):

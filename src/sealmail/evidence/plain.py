@@ -1,0 +1,319 @@
+"""The unencrypted-by-request register (45 CFR 164.524(c)(2), HHS right-of-access guidance).
+
+A patient may ask to get their PHI by ordinary, unencrypted e-mail.  The covered entity
+gives a brief warning that a third party could read it in transit, asks the patient to
+confirm, and — once confirmed — must send it that way.  Here each request is a row for one
+address at one tenant, moving ``requested → warned → confirmed``, and ``revoked`` at any
+time by the patient or staff; every step is a row of the register (who, when, how, the
+digest of the exact warning shown, what staff recorded as evidence) and an audit entry.
+
+SecureLine reads only confirmed, unrevoked requests (``confirmed``), for the tenant of the
+message and the exact address the patient confirmed from: a request at one tenant never
+opens plain mail at another, and a look-alike address gets nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.secureline import PlainConsent
+from sealmail.errors import Conflict, InvalidRequest, NotFound
+from sealmail.evidence.tables import plain_register, plain_requests
+from sealmail.ids import new_id
+from sealmail.store import db
+
+# What the patient is shown before confirming; its SHA-256 is kept with each "warned" step,
+# so the register proves which words the patient saw.
+WARNING = (
+    "You asked us to send your health information by regular e-mail without encryption. "
+    "Unencrypted e-mail can be read or changed by others while it travels across the internet "
+    "and in mailboxes it passes through, and we cannot take it back once it is sent. "
+    "We can instead send it through our secure message portal at no cost to you. "
+    "If you still want unencrypted e-mail, confirm below; you can withdraw this at any time."
+)
+WARNING_SHA256 = hashlib.sha256(WARNING.encode()).hexdigest()
+VIAS = ("portal", "staff")
+_STEP_ACTION = {
+    "requested": AuditAction.PLAIN_REQUESTED,
+    "warned": AuditAction.PLAIN_WARNED,
+    "confirmed": AuditAction.PLAIN_CONFIRMED,
+    "revoked": AuditAction.PLAIN_REVOKED,
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _address(value: str) -> str:
+    try:
+        return parse_address(value, "address").addr_spec.lower()
+    except InvalidAddress as exc:
+        raise InvalidRequest(f"address: {exc.reason}") from exc
+
+
+class PlainRegister:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- the patient's path (the portal): request, see the warning, confirm -------------------------
+    def request(self, tenant_id: str, address: str, actor: str, via: str) -> dict[str, Any]:
+        """Open a request and record that the warning was shown (one step in the portal)."""
+        address = _address(address)
+        self._via(via)
+        with self.engine.begin() as conn:
+            if self._standing(conn, tenant_id, address) is not None:
+                raise Conflict(f"{address} already has a plain-mail request; revoke it first")
+            request_id = new_id("pln")
+            now = _now()
+            conn.execute(
+                sa.insert(plain_requests).values(
+                    id=request_id, tenant_id=tenant_id, address=address, state="warned", requested_at=now
+                )
+            )
+            self._step(conn, tenant_id, request_id, "requested", actor, via, now, address=address)
+            self._step(conn, tenant_id, request_id, "warned", actor, via, now, warning=True)
+        return self.get(tenant_id, request_id)
+
+    def confirm(
+        self, tenant_id: str, request_id: str, actor: str, via: str, evidence: str | None = None
+    ) -> dict[str, Any]:
+        """Confirm after the warning; staff must say what the evidence is."""
+        self._via(via)
+        recorded = self._evidence(via, evidence)
+        with self.engine.begin() as conn:
+            row = self._row(conn, tenant_id, request_id, lock=True)
+            if row.state != "warned":
+                raise Conflict(f"request {request_id} is {row.state}: only a warned request can be confirmed")
+            now = _now()
+            conn.execute(
+                sa.update(plain_requests)
+                .where(plain_requests.c.id == request_id)
+                .values(state="confirmed", confirmed_at=now)
+            )
+            self._step(conn, tenant_id, request_id, "confirmed", actor, via, now, evidence=recorded)
+        return self.get(tenant_id, request_id)
+
+    # -- staff recording a request made on paper or by phone ------------------------------------------
+    def record(self, tenant_id: str, address: str, evidence: str, actor: str) -> dict[str, Any]:
+        """Staff record the whole exchange at once: request, warning given, confirmation, with evidence."""
+        self._evidence("staff", evidence)  # refused before anything is stored
+        request = self.request(tenant_id, address, actor, "staff")
+        return self.confirm(tenant_id, request["id"], actor, "staff", evidence)
+
+    def revoke(
+        self, tenant_id: str, request_id: str, actor: str, via: str, reason: str = ""
+    ) -> dict[str, Any]:
+        self._via(via)
+        with self.engine.begin() as conn:
+            row = self._row(conn, tenant_id, request_id, lock=True)
+            if row.state == "revoked":
+                raise Conflict(f"request {request_id} is already revoked")
+            now = _now()
+            conn.execute(
+                sa.update(plain_requests)
+                .where(plain_requests.c.id == request_id)
+                .values(state="revoked", revoked_at=now)
+            )
+            self._step(
+                conn,
+                tenant_id,
+                request_id,
+                "revoked",
+                actor,
+                via,
+                now,
+                evidence=reason.strip()[:1000] or None,
+            )
+        return self.get(tenant_id, request_id)
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]:
+        """Standing confirmed requests of ``tenant_id`` for these addresses (lower-cased keys)."""
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted:
+            return {}
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(plain_requests.c.id, plain_requests.c.address, plain_requests.c.confirmed_at).where(
+                    plain_requests.c.tenant_id == tenant_id,
+                    plain_requests.c.state == "confirmed",
+                    plain_requests.c.address.in_(wanted),
+                )
+            ).all()
+            vias = (
+                dict(
+                    conn.execute(
+                        sa.select(plain_register.c.request_id, plain_register.c.via).where(
+                            plain_register.c.request_id.in_([r.id for r in rows]),
+                            plain_register.c.kind == "confirmed",
+                        )
+                    ).all()
+                )
+                if rows
+                else {}
+            )
+        return {
+            r.address: PlainConsent(
+                r.id, r.confirmed_at.isoformat(timespec="seconds"), str(vias.get(r.id, ""))
+            )
+            for r in rows
+        }
+
+    def get(self, tenant_id: str, request_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = self._row(conn, tenant_id, request_id)
+            steps = conn.execute(
+                sa.select(plain_register)
+                .where(plain_register.c.request_id == request_id)
+                .order_by(plain_register.c.at, plain_register.c.id)
+            ).all()
+        return {
+            "id": row.id,
+            "address": row.address,
+            "state": row.state,
+            "requested_at": _iso(row.requested_at),
+            "confirmed_at": _iso(row.confirmed_at),
+            "revoked_at": _iso(row.revoked_at),
+            "steps": [_step_dict(s) for s in steps],
+        }
+
+    def requests(self, tenant_id: str, address: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(plain_requests.c.id).where(plain_requests.c.tenant_id == tenant_id)
+        if address:
+            query = query.where(plain_requests.c.address == address.lower())
+        with db.reader(self.engine) as conn:
+            ids = list(conn.execute(query.order_by(plain_requests.c.requested_at)).scalars())
+        return [self.get(tenant_id, i) for i in ids]
+
+    def register_rows(self, tenant_id: str, since: datetime, until: datetime) -> list[tuple[str, ...]]:
+        """Every step in the period: at, request, address, step, via, actor, warning digest, evidence."""
+        query = (
+            sa.select(plain_register, plain_requests.c.address)
+            .join(plain_requests, plain_requests.c.id == plain_register.c.request_id)
+            .where(
+                plain_register.c.tenant_id == tenant_id,
+                plain_register.c.at >= since,
+                plain_register.c.at < until,
+            )
+            .order_by(plain_register.c.at, plain_register.c.id)
+        )
+        with db.reader(self.engine) as conn:
+            return [
+                (
+                    _iso(r.at) or "",
+                    r.request_id,
+                    r.address,
+                    r.kind,
+                    r.via,
+                    r.actor,
+                    r.warning_sha256 or "",
+                    r.evidence or "",
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- internals ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _via(via: str) -> None:
+        if via not in VIAS:
+            raise InvalidRequest(f"via must be one of {', '.join(VIAS)}")
+
+    @staticmethod
+    def _evidence(via: str, evidence: str | None) -> str | None:
+        text = (evidence or "").strip()
+        if via == "staff" and not text:
+            raise InvalidRequest(
+                "staff must record the evidence of the patient's request and confirmation "
+                "(e.g. 'signed form scanned to chart 2026-12-01')"
+            )
+        if len(text) > 1000:
+            raise InvalidRequest("evidence is at most 1000 characters")
+        return text or None
+
+    @staticmethod
+    def _standing(conn: Connection, tenant_id: str, address: str) -> str | None:
+        return conn.execute(
+            sa.select(plain_requests.c.id).where(
+                plain_requests.c.tenant_id == tenant_id,
+                plain_requests.c.address == address,
+                plain_requests.c.state != "revoked",
+            )
+        ).scalar()
+
+    @staticmethod
+    def _row(conn: Connection, tenant_id: str, request_id: str, lock: bool = False) -> Any:
+        query = sa.select(plain_requests).where(
+            plain_requests.c.id == request_id, plain_requests.c.tenant_id == tenant_id
+        )
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise NotFound(f"plain-mail request {request_id} not found")
+        return row
+
+    @staticmethod
+    def _step(
+        conn: Connection,
+        tenant_id: str,
+        request_id: str,
+        kind: str,
+        actor: str,
+        via: str,
+        at: datetime,
+        *,
+        evidence: str | None = None,
+        warning: bool = False,
+        address: str | None = None,
+    ) -> None:
+        conn.execute(
+            sa.insert(plain_register).values(
+                id=new_id("plr"),
+                tenant_id=tenant_id,
+                request_id=request_id,
+                kind=kind,
+                at=at,
+                actor=actor[:80],
+                via=via,
+                evidence=evidence,
+                warning_sha256=WARNING_SHA256 if warning else None,
+            )
+        )
+        details: dict[str, Any] = {"via": via}
+        if address:
+            details["address"] = address
+        if warning:
+            details["warning_sha256"] = WARNING_SHA256
+        if evidence:
+            details["evidence"] = evidence
+        audit.append(
+            conn,
+            action=_STEP_ACTION[kind],
+            actor=actor,
+            tenant_id=tenant_id,
+            target=request_id,
+            details=details,
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
+
+
+def _step_dict(row: Any) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "at": _iso(row.at),
+        "actor": row.actor,
+        "via": row.via,
+        "evidence": row.evidence,
+        "warning_sha256": row.warning_sha256,
+    }

@@ -1,0 +1,38 @@
+"""Every evidence report is a table: one header, rows of short strings, as CSV or PDF.
+
+CSV is RFC 4180 (CRLF line breaks).  A cell that a spreadsheet would run as a formula
+(``=``, ``+``, ``-``, ``@``, tab, carriage return first; OWASP "CSV injection") is prefixed with
+an apostrophe: reports carry addresses and reasons that came from outside.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from sealmail.evidence.pdf import text_pdf
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# A PDF line is cut here; the CSV keeps the whole cell.
+PDF_CELL = 60
+
+
+def safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def table_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+    return buf.getvalue()
+
+
+def table_pdf(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
+    """The same table in aligned columns on PDF pages (long cells cut with an ellipsis)."""
+    cut = [[c if len(c) <= PDF_CELL else c[: PDF_CELL - 3] + "..." for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cut) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cut]
+    return text_pdf(title, lines)
