@@ -29,6 +29,8 @@ from sealmail.marketing.schemas import (
     ContactIn,
     ListIn,
     MembersIn,
+    RulePreviewIn,
+    SegmentIn,
 )
 from sealmail.marketing.service import Marketing
 from sealmail.tenancy.service import Principal
@@ -175,6 +177,45 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def authorize(contact_id: str, body: AuthorizationIn, who: Sender) -> dict[str, Any]:
         """Record a signed HIPAA authorization (164.508(c)); writes an ``authorize`` event."""
         return mk.consent.authorize(who.tenant_id, contact_id, body.as_body(), actor=who.credential_id)
+
+    @r.post("/segments", status_code=201)
+    def save_segment(body: SegmentIn, who: Sender) -> dict[str, Any]:
+        """Save a new version of a segment; 403 when it uses PHI classes this key may not see."""
+        return mk.segments.save(
+            who.tenant_id,
+            body.name,
+            body.rule,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+        )
+
+    @r.get("/segments")
+    def list_segments(who: Reader) -> dict[str, Any]:
+        return {"data": mk.segments.list(who.tenant_id)}
+
+    @r.post("/segments/preview")
+    def preview_rule(body: RulePreviewIn, who: Sender) -> dict[str, Any]:
+        """The live count and a sample of an unsaved rule (audited like a saved one)."""
+        return mk.segments.evaluate(
+            who.tenant_id,
+            rule=body.rule,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+            sample=body.sample,
+        )
+
+    @r.get("/segments/{ref}/preview")
+    def preview_segment(
+        ref: str, who: Sender, sample: Annotated[int, Query(ge=0, le=100)] = 20
+    ) -> dict[str, Any]:
+        """A saved segment's (by id or name, newest version) count and sample, with why each matched."""
+        return mk.segments.evaluate(
+            who.tenant_id,
+            ref=ref,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+            sample=sample,
+        )
 
     return r
 

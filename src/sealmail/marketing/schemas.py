@@ -72,3 +72,15 @@ class AuthorizationIn(Strict):
 
     def as_body(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+class SegmentIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    rule: dict[str, Any] = Field(
+        description="A rule tree: all/any/not over attr, contact, consent, list, engaged."
+    )
+
+
+class RulePreviewIn(Strict):
+    rule: dict[str, Any]
+    sample: int = Field(20, ge=0, le=100)

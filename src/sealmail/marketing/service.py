@@ -18,6 +18,7 @@ from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
 from sealmail.marketing.imports import Importer
 from sealmail.marketing.lists import Lists
+from sealmail.marketing.segments import Segments
 from sealmail.tenancy.keyring import Keyring
 
 
@@ -29,6 +30,7 @@ class Marketing:
     importer: Importer
     lists: Lists
     consent: Consent
+    segments: Segments
 
 
 def build(engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> Marketing:
@@ -40,4 +42,5 @@ def build(engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> 
         Importer(engine, contacts),
         Lists(engine),
         Consent(engine),
+        Segments(engine, contacts.blind_key),
     )
