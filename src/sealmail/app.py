@@ -55,6 +55,8 @@ from sealmail.files.service import FileShares
 from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
+from sealmail.marketing import consent as marketing_consent
+from sealmail.marketing import service as marketing
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -191,6 +193,10 @@ class Services:
     def tlsrpt(self) -> TlsReports:
         return TlsReports(self.engine)
 
+    @cached_property
+    def marketing(self) -> marketing.Marketing:
+        return build_marketing(self)
+
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
     engine = engine or db.create_engine(
@@ -299,6 +305,14 @@ def _loopback(host: str) -> bool:
 
 # HKDF purpose of the link-token key (``SiteSecrets.key``).
 LINKS_KEY = "links"
+# HKDF purpose of the root of the per-tenant blind-index keys of sensitive contact attributes.
+MARKETING_BLIND_KEY = "marketing-blind"
+
+
+def build_marketing(services: Services) -> marketing.Marketing:
+    return marketing.build(
+        services.engine, services.keyring, lambda: services.site_secrets.key(MARKETING_BLIND_KEY)
+    )
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:
@@ -336,6 +350,8 @@ def build_engagement(services: Services, settings: Settings | None = None) -> En
         services.keyring,
         lambda: services.site_secrets.key(LINKS_KEY),
         settings.resolved_portal_url,
+        # A one-click unsubscribe also revokes in the marketing consent ledger (issue 16).
+        on_unsubscribe=marketing_consent.unsubscribed,
     )
 
 

@@ -143,6 +143,23 @@ class AuditAction(enum.StrEnum):
     PLAIN_CONFIRMED = "plain_request:confirmed"
     PLAIN_REVOKED = "plain_request:revoked"
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
+    # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
+    MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
+    MKT_CONTACT_SAVED = "mkt_contact:saved"
+    MKT_CONTACTS_IMPORTED = "mkt_contacts:imported"
+    MKT_CONTACTS_EXPORTED = "mkt_contacts:exported"
+    MKT_LIST_CREATED = "mkt_list:created"
+    MKT_LIST_MEMBERS_ADDED = "mkt_list:members_added"
+    MKT_CONSENT_RECORDED = "mkt_consent:recorded"
+    MKT_AUTHORIZATION_RECORDED = "mkt_authorization:recorded"
+    MKT_SEGMENT_SAVED = "mkt_segment:saved"
+    MKT_SEGMENT_EVALUATED = "mkt_segment:evaluated"
+    MKT_CAP_SET = "mkt_cap:set"
+    MKT_CAMPAIGN_CREATED = "mkt_campaign:created"
+    MKT_CAMPAIGN_STARTED = "mkt_campaign:started"
+    MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
+    MKT_JOURNEY_SAVED = "mkt_journey:saved"
+    MKT_ENROLLED = "mkt_journey:enrolled"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

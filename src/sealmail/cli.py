@@ -31,6 +31,7 @@ from sealmail.cli_serve import _banner, captured, init, migrate, send, serve
 from sealmail.client.cli import remote_app
 from sealmail.config import Settings
 from sealmail.evidence import cli as evidence_cli
+from sealmail.marketing import cli as marketing_cli
 from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
 from sealmail.portal.lifecycle import PortalLifecycle
@@ -91,6 +92,8 @@ audit_app.command("anchor")(evidence_cli.anchor_cmd)
 users_cli.session.bind(feature_session(lambda svc: UsersCli(build_users(svc), console_url(svc.settings))))
 tlsrpt_cli.session.bind(feature_session(lambda svc: svc.tlsrpt))
 tlsrpt_cli.sender_session.bind(feature_session(build_tlsrpt_sender))
+marketing_cli.session.bind(feature_session(lambda svc: svc.marketing))
+app.add_typer(marketing_cli.marketing_app, name="marketing")
 
 for _command in (init, migrate, serve, send, captured):
     app.command()(_command)

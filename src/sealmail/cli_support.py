@@ -8,8 +8,11 @@ root) binds it to services built from settings.  So the feature imports nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from rich.console import Console
@@ -33,3 +36,16 @@ class SessionOpener(Generic[T]):
         if self._open is None:
             raise RuntimeError(f"the {self.feature} commands run under `sealmail` (sealmail.cli binds them)")
         return self._open(tenant)
+
+
+def write_lines(lines: Iterable[str], output: Path | None) -> bool:
+    """Write an export to ``output`` (created 0600 from the start: exports hold patients'
+    addresses) or, without one, to stdout; True when a file was written."""
+    if output is None:
+        for line in lines:
+            sys.stdout.write(line)
+        return False
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(lines)
+    return True

@@ -10,6 +10,7 @@ from sealmail.engagement import tables as tables_engagement
 from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
 from sealmail.limits import tables as tables_ratelimit
+from sealmail.marketing import tables as tables_marketing
 from sealmail.portal import tables as tables_portal
 from sealmail.store import tables
 from sealmail.store.tables import metadata
@@ -27,6 +28,7 @@ __all__ = [
     "tables_engagement",
     "tables_evidence",
     "tables_files",
+    "tables_marketing",
     "tables_portal",
     "tables_ratelimit",
     "tables_suppressions",

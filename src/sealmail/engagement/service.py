@@ -70,6 +70,11 @@ class Subscription:
     state: str
 
 
+# What else an unsubscribe writes, in its transaction: (conn, tenant, address, message id,
+# source, actor).  The marketing consent ledger's revoke, wired by the composition root.
+UnsubscribeHook = Callable[[Connection, str, str, str, str, str], None]
+
+
 def _links_aad(message_id: str) -> str:
     return f"{message_id}/tracked-links"
 
@@ -82,8 +87,10 @@ class Engagement:
         key: bytes | Callable[[], bytes],
         base_url: str,
         clock: Clock | None = None,
+        on_unsubscribe: UnsubscribeHook | None = None,
     ) -> None:
         self.engine = engine
+        self.on_unsubscribe = on_unsubscribe
         self.keyring = keyring
         self._key = key
         self.base_url = base_url.rstrip("/")
@@ -321,6 +328,11 @@ class Engagement:
                 self._emit(
                     conn, target, ev.EventType.UNSUBSCRIBED, {"stream": target.stream, "source": source}
                 )
+                if self.on_unsubscribe is not None:
+                    # In this transaction: the ledger and the list say the same thing or nothing.
+                    self.on_unsubscribe(
+                        conn, target.tenant_id, target.address, target.message_id, source, ACTOR
+                    )
             return Subscription(target, self._state(conn, target))
 
     def resubscribe(self, token: str) -> Subscription | None:

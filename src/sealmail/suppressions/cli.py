@@ -6,8 +6,6 @@ same ``Suppressions`` service as the API, so every change is audited with actor 
 
 from __future__ import annotations
 
-import os
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, write_lines
 from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
 
 suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
@@ -91,12 +89,5 @@ def export_cmd(
     """Every entry as CSV (RFC 4180)."""
     with session(tenant) as (store, tenant_id):
         lines = store.export_csv(tenant_id, Filters(stream, reason))
-        if output is None:
-            for line in lines:
-                sys.stdout.write(line)
-            return
-        # Created 0600 from the start: it is a list of patients' addresses.
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.writelines(lines)
-        out.print(f"written to {output}")
+        if write_lines(lines, output):
+            out.print(f"written to {output}")

@@ -30,6 +30,8 @@ from sealmail.intake.api.guard import ApiGuard
 from sealmail.intake.api.options import ApiOptions
 from sealmail.intake.portal_site import SiteServices, mount_public
 from sealmail.limits.service import Limiter
+from sealmail.marketing import api as marketing_api
+from sealmail.marketing.service import Marketing
 from sealmail.messages import compose
 from sealmail.messages.schemas import (
     AcceptedOut,
@@ -87,9 +89,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH):
-            # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip) and cap
-            # their size themselves as they read.
+        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH):
+            # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip; a CSV of
+            # contacts) and cap their size themselves as they read.
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -150,6 +152,8 @@ class ApiServices(SecureLineServices, SiteServices, Protocol):
     def webhook_endpoints(self) -> WebhookEndpoints: ...
     @property
     def evidence(self) -> Evidence: ...
+    @property
+    def marketing(self) -> Marketing: ...
     @property
     def tlsrpt(self) -> TlsReports: ...
     def webhook_dispatcher(self) -> Dispatcher: ...
@@ -332,6 +336,7 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(templates_api.router(services.template_store, services.bulk_sender, need))
     app.include_router(suppressions_api.router(services.suppressions, need))
     app.include_router(evidence_api.router(services.evidence, need))
+    app.include_router(marketing_api.router(services.marketing, need))
     app.include_router(tlsrpt_api.router(services.tlsrpt, need))
     if opts.portal_on_api:
         # The portal, tracking and unsubscribe links point at the portal URL, which is this

@@ -1,0 +1,1 @@
+"""Secure marketing (issue 16): contacts, consent by purpose, segments, campaigns and journeys."""

@@ -1,0 +1,228 @@
+"""Secure marketing over HTTP: ``/v1/marketing/…`` (issue 16).
+
+Thin: the rules are in the service modules.  Scopes: ``read`` lists and reads, ``send``
+writes contacts and consent and starts campaigns, ``admin`` declares attributes, caps and
+segments.  What a key sees of a contact depends on its scopes (``classes_for_scopes``):
+only ``admin`` keys see clinical and sensitive attributes, in reads and exports alike.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
+# the route functions at definition time.
+import codecs
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from sealmail.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from sealmail.marketing import imports
+from sealmail.marketing.attributes import classes_for_scopes
+from sealmail.marketing.contacts import ContactData
+from sealmail.marketing.schemas import (
+    AttributeIn,
+    AuthorizationIn,
+    ConsentIn,
+    ContactBatchIn,
+    ContactIn,
+    ListIn,
+    MembersIn,
+    RulePreviewIn,
+    SegmentIn,
+)
+from sealmail.marketing.service import Marketing
+from sealmail.tenancy.service import Principal
+
+UPLOAD_PATH = "/v1/marketing/contacts/import"
+SPOOL_BYTES = 1 << 20  # an upload past this goes to a temporary file, not memory
+MAX_IMPORT_BYTES = 512 << 20  # about 5 M contact rows
+
+
+def _data(c: ContactIn) -> ContactData:
+    return ContactData(c.email, c.phone, c.tz, c.status, dict(c.attributes))
+
+
+def _text_lines(spool: Any) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    spool.seek(0)
+    pending = ""
+    while block := spool.read(64 * 1024):
+        pending += decoder.decode(block)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            yield line + "\n"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+def router(mk: Marketing, need: Any) -> APIRouter:
+    r = APIRouter(prefix="/v1/marketing", tags=["marketing"])
+    Reader = Annotated[Principal, need("read")]
+    Sender = Annotated[Principal, need("send")]
+    Admin = Annotated[Principal, need("admin")]
+
+    @r.post("/attributes", status_code=201)
+    def define_attribute(body: AttributeIn, who: Admin) -> dict[str, Any]:
+        """Declare a typed attribute with its PHI class (audited; declarations are final)."""
+        return mk.attributes.define(
+            who.tenant_id,
+            name=body.name,
+            type_=body.type,
+            phi_class=body.phi_class,
+            choices=body.choices,
+            actor=who.credential_id,
+        )
+
+    @r.get("/attributes")
+    def list_attributes(who: Reader) -> dict[str, Any]:
+        return {"data": mk.attributes.list(who.tenant_id)}
+
+    @r.post("/contacts", status_code=201)
+    def save_contact(body: ContactIn, who: Sender, response: Response) -> dict[str, Any]:
+        """Upsert by email: 201 when created, 200 when an existing contact was updated."""
+        row, created = mk.contacts.save(
+            who.tenant_id, _data(body), actor=who.credential_id, classes=classes_for_scopes(who.scopes)
+        )
+        if not created:
+            response.status_code = 200
+        return row
+
+    @r.get("/contacts")
+    def list_contacts(
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> dict[str, Any]:
+        return mk.contacts.page(who.tenant_id, classes_for_scopes(who.scopes), limit=limit, cursor=cursor)
+
+    @r.get("/contacts/export.csv", response_class=StreamingResponse)
+    def export_contacts(who: Reader) -> StreamingResponse:
+        """Every contact as CSV, without the attribute columns this key may not see (audited)."""
+        lines = mk.contacts.export_csv(who.tenant_id, classes_for_scopes(who.scopes), actor=who.credential_id)
+        return StreamingResponse(
+            lines,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
+        )
+
+    @r.get("/contacts/{contact_id}")
+    def get_contact(contact_id: str, who: Reader) -> dict[str, Any]:
+        return mk.contacts.get(who.tenant_id, contact_id, classes_for_scopes(who.scopes))
+
+    @r.post(UPLOAD_PATH.removeprefix("/v1/marketing"))
+    async def import_csv(request: Request, who: Sender) -> dict[str, Any]:
+        """A CSV upload (``text/csv``), read into a spool and imported a chunk at a time.
+
+        The header names the columns (``email`` required; ``phone``, ``tz``, ``status`` and
+        declared attributes).  Bad rows are reported by number and column; the rest go in.
+        """
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "application/csv"):
+            raise UnsupportedMediaType("send the file as text/csv")
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            async for block in request.stream():
+                if spool.tell() + len(block) > MAX_IMPORT_BYTES:
+                    raise PayloadTooLarge(f"a CSV import is at most {MAX_IMPORT_BYTES} bytes; split the file")
+                spool.write(block)
+            return await run_in_threadpool(_run_csv, mk, who, spool)
+
+    @r.post("/contacts/batch")
+    def import_rows(body: ContactBatchIn, who: Sender) -> dict[str, Any]:
+        """Up to 10,000 contacts as JSON, imported like a CSV (rows numbered from 1)."""
+        rows = ((i, _data(c)) for i, c in enumerate(body.contacts, start=1))
+        return mk.importer.run(who.tenant_id, rows, actor=who.credential_id)
+
+    @r.get("/imports/{import_id}")
+    def get_import(
+        import_id: str, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        return mk.importer.get(who.tenant_id, import_id, limit=limit)
+
+    @r.post("/lists", status_code=201)
+    def create_list(body: ListIn, who: Sender) -> dict[str, Any]:
+        return mk.lists.create(who.tenant_id, body.name, who.credential_id)
+
+    @r.get("/lists")
+    def list_lists(who: Reader) -> dict[str, Any]:
+        return {"data": mk.lists.list(who.tenant_id)}
+
+    @r.post("/lists/{name}/members")
+    def add_members(name: str, body: MembersIn, who: Sender) -> dict[str, Any]:
+        return mk.lists.add(who.tenant_id, name, body.contact_ids, who.credential_id)
+
+    @r.post("/contacts/{contact_id}/consent")
+    def change_consent(contact_id: str, body: ConsentIn, who: Sender) -> dict[str, Any]:
+        """Append a grant or revoke to the ledger; the current state moves in the same transaction."""
+        return mk.consent.change(
+            who.tenant_id,
+            contact_id,
+            purpose=body.purpose,
+            channel=body.channel,
+            action=body.action,
+            source=body.source,
+            evidence=body.evidence,
+            actor=who.credential_id,
+        )
+
+    @r.get("/contacts/{contact_id}/consent")
+    def get_consent(contact_id: str, who: Reader) -> dict[str, Any]:
+        out = mk.consent.current(who.tenant_id, contact_id)
+        out["history"] = mk.consent.history(who.tenant_id, contact_id)
+        return out
+
+    @r.post("/contacts/{contact_id}/authorizations", status_code=201)
+    def authorize(contact_id: str, body: AuthorizationIn, who: Sender) -> dict[str, Any]:
+        """Record a signed HIPAA authorization (164.508(c)); writes an ``authorize`` event."""
+        return mk.consent.authorize(who.tenant_id, contact_id, body.as_body(), actor=who.credential_id)
+
+    @r.post("/segments", status_code=201)
+    def save_segment(body: SegmentIn, who: Sender) -> dict[str, Any]:
+        """Save a new version of a segment; 403 when it uses PHI classes this key may not see."""
+        return mk.segments.save(
+            who.tenant_id,
+            body.name,
+            body.rule,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+        )
+
+    @r.get("/segments")
+    def list_segments(who: Reader) -> dict[str, Any]:
+        return {"data": mk.segments.list(who.tenant_id)}
+
+    @r.post("/segments/preview")
+    def preview_rule(body: RulePreviewIn, who: Sender) -> dict[str, Any]:
+        """The live count and a sample of an unsaved rule (audited like a saved one)."""
+        return mk.segments.evaluate(
+            who.tenant_id,
+            rule=body.rule,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+            sample=body.sample,
+        )
+
+    @r.get("/segments/{ref}/preview")
+    def preview_segment(
+        ref: str, who: Sender, sample: Annotated[int, Query(ge=0, le=100)] = 20
+    ) -> dict[str, Any]:
+        """A saved segment's (by id or name, newest version) count and sample, with why each matched."""
+        return mk.segments.evaluate(
+            who.tenant_id,
+            ref=ref,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+            sample=sample,
+        )
+
+    return r
+
+
+def _run_csv(mk: Marketing, who: Principal, spool: Any) -> dict[str, Any]:
+    try:
+        rows = imports.csv_rows(_text_lines(spool))
+        return mk.importer.run(who.tenant_id, rows, actor=who.credential_id)
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed([{"field": "file", "message": "is not UTF-8 text"}]) from exc

@@ -1,0 +1,373 @@
+"""Contacts: one row per (tenant, email), typed attributes, sensitive ones sealed.
+
+Writes are upserts by email (lower-cased, as the suppression list compares addresses).
+A contact's ``sensitive`` attributes are sealed together under a per-contact data key
+wrapped by the tenant key (``tenancy.keyring``), bound to the contact id; an HMAC token
+per value (``blind``, keyed per tenant) lets a segment test equality without opening them.
+Reads hand back only the attributes of the PHI classes the caller may see, and a sealed
+value is opened only for a caller allowed to see ``sensitive``.
+
+Audit entries name the contact id and which attributes changed, never a value or address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from zoneinfo import available_timezones
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.marketing import ContactStatus, PhiClass
+from sealmail.errors import NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.marketing import attributes as attrs
+from sealmail.marketing.attributes import AttributeDef
+from sealmail.marketing.tables import mkt_contacts as ct
+from sealmail.store import db
+from sealmail.suppressions.export import csv_line
+from sealmail.tenancy.keyring import Keyring
+
+DEFAULT_TZ = "UTC"
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@dataclass(frozen=True, slots=True)
+class ContactData:
+    """One contact as given (API body or CSV row), before validation."""
+
+    email: str
+    phone: str | None = None
+    tz: str | None = None
+    status: str | None = None
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Clean:
+    email: str
+    phone: str | None
+    tz: str | None
+    status: str | None
+    plain: dict[str, Any]  # non-sensitive attribute values (None = unset)
+    secret: dict[str, Any]  # sensitive ones
+
+
+def validate(data: ContactData, defs: dict[str, AttributeDef]) -> tuple[Clean | None, list[dict[str, str]]]:
+    """Check and normalize one contact; (clean, []) or (None, errors by field)."""
+    errors: list[dict[str, str]] = []
+    email = ""
+    try:
+        addr = parse_address(data.email or "", "email")
+        email = addr.addr_spec.lower()
+    except InvalidAddress as exc:
+        errors.append({"field": "email", "message": exc.reason})
+    phone = None
+    if data.phone and data.phone.strip():
+        phone = _e164(data.phone)
+        if phone is None:
+            errors.append(
+                {"field": "phone", "message": "must be a valid number in E.164 form, e.g. +14155550123"}
+            )
+    tz = data.tz.strip() if data.tz and data.tz.strip() else None
+    if tz is not None and tz not in _zones():
+        errors.append({"field": "tz", "message": "must be an IANA time zone such as America/Chicago"})
+    status = data.status.strip().lower() if data.status and data.status.strip() else None
+    if status is not None and status not in set(ContactStatus):
+        errors.append({"field": "status", "message": f"use one of {', '.join(ContactStatus)}"})
+    values, bad = attrs.coerce_all(defs, data.attributes or {})
+    errors += bad
+    if errors:
+        return None, errors
+    plain = {k: v for k, v in values.items() if defs[k].phi_class is not PhiClass.SENSITIVE}
+    secret = {k: v for k, v in values.items() if defs[k].phi_class is PhiClass.SENSITIVE}
+    return Clean(email, phone, tz, status, plain, secret), []
+
+
+def _e164(raw: str) -> str | None:
+    text = raw.strip()
+    if len(text) > 32:
+        return None
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def blind_token(tenant_key: bytes, name: str, value: Any) -> str:
+    """The equality token of a sensitive value (the same value always gives the same token)."""
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value.strip().lower()
+    return hmac.new(tenant_key, f"{name}\x00{text}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+class Contacts:
+    """Upsert, read, list and export a tenant's contacts (API, CLI, import)."""
+
+    def __init__(self, engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self._blind_root = blind_root
+        self._root: bytes | None = None
+
+    def blind_key(self, tenant_id: str) -> bytes:
+        """The tenant's blind-index key.  Call once before a write transaction: the first
+        call may create the site secret, a write of its own (SQLite has one writer)."""
+        if self._root is None:
+            self._root = self._blind_root()
+        return hmac.new(self._root, tenant_id.encode(), hashlib.sha256).digest()
+
+    # -- writing -------------------------------------------------------------------------------
+    def save(
+        self, tenant_id: str, data: ContactData, *, actor: str, classes: frozenset[PhiClass]
+    ) -> tuple[dict[str, Any], bool]:
+        """Upsert one contact by email; (contact as the writer sees it, created?)."""
+        self.blind_key(tenant_id)
+        with db.write(self.engine) as conn:
+            defs = attrs.load(conn, tenant_id)
+            clean, errors = validate(data, defs)
+            if clean is None:
+                raise ValidationFailed(errors)
+            contact_id, created = self.write(conn, tenant_id, [clean])[0]
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CONTACT_SAVED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=contact_id,
+                details={"created": created, "attributes": sorted({*clean.plain, *clean.secret})},
+            )
+            row = conn.execute(sa.select(ct).where(ct.c.id == contact_id)).one()
+            return self._render(row, defs, classes), created
+
+    def write(self, conn: Connection, tenant_id: str, rows: list[Clean]) -> list[tuple[str, bool]]:
+        """Upsert validated contacts in the caller's transaction; (id, created?) for each.
+
+        Several rows for one email: the later one wins, as if written one after the other.
+        """
+        now = datetime.now(UTC)
+        merged: dict[str, Clean] = {}
+        for c in rows:
+            prev = merged.get(c.email)
+            merged[c.email] = c if prev is None else _merge_clean(prev, c)
+        existing = {
+            r.email: r
+            for r in conn.execute(
+                sa.select(ct).where(ct.c.tenant_id == tenant_id, ct.c.email.in_(list(merged)))
+            )
+        }
+        key = self.blind_key(tenant_id)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        ids: dict[str, tuple[str, bool]] = {}
+        for email, c in merged.items():
+            old = existing.get(email)
+            if old is None:
+                cid = new_id("ctc")
+                inserts.append(self._new_row(tenant_id, cid, c, key, now))
+                ids[email] = (cid, True)
+            else:
+                updates.append(self._changed_row(tenant_id, old, c, key, now))
+                ids[email] = (old.id, False)
+        if inserts:
+            conn.execute(sa.insert(ct), inserts)
+        if updates:
+            conn.execute(
+                sa.update(ct)
+                .where(ct.c.id == sa.bindparam("b_id"))
+                .values(
+                    phone=sa.bindparam("b_phone"),
+                    tz=sa.bindparam("b_tz"),
+                    status=sa.bindparam("b_status"),
+                    attrs=sa.bindparam("b_attrs", type_=sa.JSON),
+                    blind=sa.bindparam("b_blind", type_=sa.JSON),
+                    sealed=sa.bindparam("b_sealed"),
+                    key_id=sa.bindparam("b_key_id"),
+                    wrapped_key=sa.bindparam("b_wrapped"),
+                    updated_at=now,
+                ),
+                updates,
+            )
+        return [ids[c.email] for c in rows]
+
+    def _seal(
+        self, tenant_id: str, cid: str, secret: dict[str, Any]
+    ) -> tuple[str | None, bytes | None, bytes | None]:
+        if not secret:
+            return None, None, None
+        return self.keyring.seal(tenant_id, cid, json.dumps(secret, sort_keys=True).encode())
+
+    def _new_row(self, tenant_id: str, cid: str, c: Clean, key: bytes, now: datetime) -> dict[str, Any]:
+        secret = {k: v for k, v in c.secret.items() if v is not None}
+        key_id, wrapped, blob = self._seal(tenant_id, cid, secret)
+        return {
+            "id": cid,
+            "tenant_id": tenant_id,
+            "email": c.email,
+            "phone": c.phone,
+            "tz": c.tz or DEFAULT_TZ,
+            "status": c.status or ContactStatus.ACTIVE,
+            "attrs": {k: v for k, v in c.plain.items() if v is not None},
+            "blind": {k: blind_token(key, k, v) for k, v in secret.items()},
+            "sealed": blob,
+            "key_id": key_id,
+            "wrapped_key": wrapped,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _changed_row(self, tenant_id: str, old: Any, c: Clean, key: bytes, now: datetime) -> dict[str, Any]:
+        plain = {**(old.attrs or {}), **c.plain}
+        secret_blob, key_id, wrapped = old.sealed, old.key_id, old.wrapped_key
+        blind = dict(old.blind or {})
+        if c.secret:
+            secret = {**self._open(tenant_id, old), **c.secret}
+            secret = {k: v for k, v in secret.items() if v is not None}
+            key_id, wrapped, secret_blob = self._seal(tenant_id, old.id, secret)
+            blind = {k: blind_token(key, k, v) for k, v in secret.items()}
+        return {
+            "b_id": old.id,
+            "b_phone": c.phone if c.phone is not None else old.phone,
+            "b_tz": c.tz or old.tz,
+            "b_status": c.status or old.status,
+            "b_attrs": {k: v for k, v in plain.items() if v is not None},
+            "b_blind": blind,
+            "b_sealed": secret_blob,
+            "b_key_id": key_id,
+            "b_wrapped": wrapped,
+        }
+
+    def _open(self, tenant_id: str, row: Any) -> dict[str, Any]:
+        if row.sealed is None:
+            return {}
+        opened: dict[str, Any] = json.loads(
+            self.keyring.open(tenant_id, row.id, row.key_id, row.wrapped_key, row.sealed)
+        )
+        return opened
+
+    # -- reading -------------------------------------------------------------------------------
+    def _render(
+        self, row: Any, defs: dict[str, AttributeDef], classes: frozenset[PhiClass]
+    ) -> dict[str, Any]:
+        visible = {k: v for k, v in (row.attrs or {}).items() if k in defs and defs[k].phi_class in classes}
+        if PhiClass.SENSITIVE in classes:
+            visible.update(self._open(row.tenant_id, row))
+        return {
+            "id": row.id,
+            "email": row.email,
+            "phone": row.phone,
+            "tz": row.tz,
+            "status": row.status,
+            "attributes": dict(sorted(visible.items())),
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+
+    def get(self, tenant_id: str, contact_id: str, classes: frozenset[PhiClass]) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(ct).where(ct.c.tenant_id == tenant_id, ct.c.id == contact_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no contact {contact_id!r}")
+            return self._render(row, attrs.load(conn, tenant_id), classes)
+
+    def find(self, tenant_id: str, email: str) -> str | None:
+        with db.reader(self.engine) as conn:
+            return conn.execute(
+                sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.email == email.strip().lower())
+            ).scalar()
+
+    def page(
+        self, tenant_id: str, classes: frozenset[PhiClass], *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        q = sa.select(ct).where(ct.c.tenant_id == tenant_id)
+        if cursor:
+            q = q.where(ct.c.id > cursor)
+        with db.reader(self.engine) as conn:
+            defs = attrs.load(conn, tenant_id)
+            rows = conn.execute(q.order_by(ct.c.id).limit(limit + 1)).all()
+        page = rows[:limit]
+        return {
+            "data": [self._render(r, defs, classes) for r in page],
+            "next_cursor": page[-1].id if len(rows) > limit and page else None,
+        }
+
+    def export_csv(
+        self, tenant_id: str, classes: frozenset[PhiClass], *, actor: str, page: int = 1000
+    ) -> Iterator[str]:
+        """CSV of every contact with only the attribute columns of ``classes`` (audited)."""
+        with db.write(self.engine) as conn:
+            defs = attrs.load(conn, tenant_id)
+            columns = sorted(n for n, d in defs.items() if d.phi_class in classes)
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CONTACTS_EXPORTED,
+                actor=actor,
+                tenant_id=tenant_id,
+                details={"phi_classes": sorted(str(c) for c in classes), "columns": columns},
+            )
+        return self._lines(tenant_id, defs, columns, classes, page)
+
+    def _lines(
+        self,
+        tenant_id: str,
+        defs: dict[str, AttributeDef],
+        columns: list[str],
+        classes: frozenset[PhiClass],
+        page: int,
+    ) -> Iterator[str]:
+        yield csv_line(["email", "phone", "tz", "status", *columns])
+        cursor = ""
+        while True:
+            # Each page is its own short read: a slow download holds no transaction open.
+            with db.reader(self.engine) as conn:
+                rows = conn.execute(
+                    sa.select(ct)
+                    .where(ct.c.tenant_id == tenant_id, ct.c.id > cursor)
+                    .order_by(ct.c.id)
+                    .limit(page)
+                ).all()
+            for r in rows:
+                shown = self._render(r, defs, classes)["attributes"]
+                cells = [_cell(shown.get(c)) for c in columns]
+                yield csv_line([r.email, r.phone or "", r.tz, r.status, *cells])
+            if len(rows) < page:
+                return
+            cursor = rows[-1].id
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _merge_clean(a: Clean, b: Clean) -> Clean:
+    return Clean(
+        b.email,
+        b.phone if b.phone is not None else a.phone,
+        b.tz or a.tz,
+        b.status or a.status,
+        {**a.plain, **b.plain},
+        {**a.secret, **b.secret},
+    )

@@ -1,0 +1,95 @@
+"""Static lists of contacts: a segment can test membership, a journey can add to one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.errors import Conflict, NotFound, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.marketing.tables import mkt_contacts as ct
+from sealmail.marketing.tables import mkt_list_members as lm
+from sealmail.marketing.tables import mkt_lists as ls
+from sealmail.store import db
+
+MAX_ADD = 10_000
+
+
+def list_id(conn: Connection, tenant_id: str, name: str) -> str:
+    found = conn.execute(sa.select(ls.c.id).where(ls.c.tenant_id == tenant_id, ls.c.name == name)).scalar()
+    if found is None:
+        raise NotFound(f"no list named {name!r}")
+    return str(found)
+
+
+def add_members(conn: Connection, tenant_id: str, lid: str, contact_ids: list[str]) -> int:
+    """Add contacts (of this tenant only) to a list; already-members are left as they are."""
+    owned = [
+        r
+        for (r,) in conn.execute(
+            sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.id.in_(contact_ids))
+        )
+    ]
+    if not owned:
+        return 0
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    now = datetime.now(UTC)
+    stmt = insert(lm).on_conflict_do_nothing(index_elements=["list_id", "contact_id"])
+    result = conn.execute(
+        stmt, [{"list_id": lid, "contact_id": c, "tenant_id": tenant_id, "added_at": now} for c in owned]
+    )
+    return max(result.rowcount, 0)
+
+
+class Lists:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, tenant_id: str, name: str, actor: str) -> dict[str, Any]:
+        name = name.strip()
+        if not 1 <= len(name) <= 100:
+            raise ValidationFailed([{"field": "name", "message": "1–100 characters"}])
+        lid = new_id("mkl")
+        with db.write(self.engine) as conn:
+            if conn.execute(sa.select(ls.c.id).where(ls.c.tenant_id == tenant_id, ls.c.name == name)).first():
+                raise Conflict(f"a list named {name!r} exists")
+            conn.execute(
+                sa.insert(ls).values(id=lid, tenant_id=tenant_id, name=name, created_at=datetime.now(UTC))
+            )
+            audit.append(
+                conn, action=AuditAction.MKT_LIST_CREATED, actor=actor, tenant_id=tenant_id, target=lid
+            )
+        return {"id": lid, "name": name, "members": 0}
+
+    def add(self, tenant_id: str, name: str, contact_ids: list[str], actor: str) -> dict[str, Any]:
+        if len(contact_ids) > MAX_ADD:
+            raise ValidationFailed([{"field": "contact_ids", "message": f"at most {MAX_ADD} at a time"}])
+        with db.write(self.engine) as conn:
+            lid = list_id(conn, tenant_id, name)
+            added = add_members(conn, tenant_id, lid, contact_ids)
+            audit.append(
+                conn,
+                action=AuditAction.MKT_LIST_MEMBERS_ADDED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=lid,
+                details={"added": added},
+            )
+        return {"id": lid, "name": name, "added": added}
+
+    def list(self, tenant_id: str) -> list[dict[str, Any]]:
+        count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(ls.c.id, ls.c.name, count.label("members"))
+                .where(ls.c.tenant_id == tenant_id)
+                .order_by(ls.c.name)
+            ).all()
+        return [{"id": r.id, "name": r.name, "members": r.members} for r in rows]

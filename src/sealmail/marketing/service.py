@@ -1,0 +1,46 @@
+"""The marketing feature's use cases, gathered for the adapters (API, CLI, console).
+
+Each part is its own module: ``attributes`` (typed declarations with a PHI class),
+``contacts`` and ``imports``, ``lists``, ``consent`` (the ledger and authorizations),
+``segments`` (typed rules compiled to bound SQL), ``campaigns`` (audience snapshot and
+queueing), ``gate`` (``decide_send`` at every claim) and ``journeys``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from sealmail.marketing.attributes import Attributes
+from sealmail.marketing.consent import Consent
+from sealmail.marketing.contacts import Contacts
+from sealmail.marketing.imports import Importer
+from sealmail.marketing.lists import Lists
+from sealmail.marketing.segments import Segments
+from sealmail.tenancy.keyring import Keyring
+
+
+@dataclass
+class Marketing:
+    engine: Engine
+    attributes: Attributes
+    contacts: Contacts
+    importer: Importer
+    lists: Lists
+    consent: Consent
+    segments: Segments
+
+
+def build(engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> Marketing:
+    contacts = Contacts(engine, keyring, blind_root)
+    return Marketing(
+        engine,
+        Attributes(engine),
+        contacts,
+        Importer(engine, contacts),
+        Lists(engine),
+        Consent(engine),
+        Segments(engine, contacts.blind_key),
+    )
