@@ -44,6 +44,8 @@ from sealmail.evidence.service import Evidence
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
+from sealmail.forms.service import Forms
+from sealmail.forms.submissions import FormSubmissions
 from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
@@ -180,6 +182,14 @@ class Services:
     @cached_property
     def tlsrpt(self) -> TlsReports:
         return TlsReports(self.engine)
+
+    @cached_property
+    def forms(self) -> Forms:
+        return Forms(self.engine, self.tenancy, self.settings.resolved_portal_url)
+
+    @cached_property
+    def form_submissions(self) -> FormSubmissions:
+        return build_form_submissions(self)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -424,6 +434,21 @@ def build_evidence(services: Services) -> Evidence:
         services.keyring,
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
+    )
+
+
+# -- secure forms (issue 17): hosted on the portal role at /f, delivered through SecureLine --
+FORMS_KEY = "forms"  # HKDF purpose of the time-token and receipt key
+
+
+def build_form_submissions(services: Services) -> FormSubmissions:
+    return FormSubmissions(
+        services.engine,
+        services.keyring,
+        services.messages,
+        services.forms,
+        lambda: services.site_secrets.key(FORMS_KEY),
+        services.settings.smtp_hostname,
     )
 
 

@@ -118,6 +118,14 @@ class AuditAction(enum.StrEnum):
     PROOF_ISSUED = "proof:issued"
     AUDIT_ANCHORED = "audit:anchored"
     REPORT_EXPORTED = "report:exported"
+    # secure forms (issue 17)
+    FORM_CREATED = "form:created"
+    FORM_VERSION_CREATED = "form:version_created"
+    FORM_ARCHIVED = "form:archived"
+    FORM_SUBMITTED = "form_submission:received"
+    FORM_SUBMISSION_DELIVERED = "form_submission:delivered"
+    FORM_SUBMISSION_HELD = "form_submission:held"
+    FORM_SUBMISSION_READ = "form_submission:read"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from sealmail.bounces import tables as tables_bounces
 from sealmail.engagement import tables as tables_engagement
 from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
+from sealmail.forms import tables as tables_forms
 from sealmail.limits import tables as tables_ratelimit
 from sealmail.portal import tables as tables_portal
 from sealmail.store import tables
@@ -25,6 +26,7 @@ __all__ = [
     "tables_engagement",
     "tables_evidence",
     "tables_files",
+    "tables_forms",
     "tables_portal",
     "tables_ratelimit",
     "tables_suppressions",
