@@ -52,6 +52,8 @@ from sealmail.evidence.timestamps import Timestamper
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore, LocalDirectoryBlobStore
 from sealmail.files.service import FileShares
+from sealmail.forms.service import Forms
+from sealmail.forms.submissions import FormSubmissions
 from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
@@ -196,6 +198,14 @@ class Services:
     @cached_property
     def marketing(self) -> marketing.Marketing:
         return build_marketing(self)
+
+    @cached_property
+    def forms(self) -> Forms:
+        return Forms(self.engine, self.tenancy, self.settings.resolved_portal_url)
+
+    @cached_property
+    def form_submissions(self) -> FormSubmissions:
+        return build_form_submissions(self)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -460,6 +470,21 @@ def build_evidence_schedule(services: Services) -> EvidenceSchedule:
     anchor = timedelta(minutes=s.evidence_anchor_minutes) if s.evidence_anchor_minutes else None
     purge = timedelta(minutes=s.retention_purge_minutes) if s.retention_purge_minutes else None
     return EvidenceSchedule(services.evidence, anchor, purge)
+
+
+# -- secure forms (issue 17): hosted on the portal role at /f, delivered through SecureLine --
+FORMS_KEY = "forms"  # HKDF purpose of the time-token and receipt key
+
+
+def build_form_submissions(services: Services) -> FormSubmissions:
+    return FormSubmissions(
+        services.engine,
+        services.keyring,
+        services.messages,
+        services.forms,
+        lambda: services.site_secrets.key(FORMS_KEY),
+        services.settings.smtp_hostname,
+    )
 
 
 # -- the console (issue 14): users with roles and MFA, served at /console on the API role --

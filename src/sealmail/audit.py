@@ -160,6 +160,14 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_ENROLLED = "mkt_journey:enrolled"
+    # secure forms (issue 17)
+    FORM_CREATED = "form:created"
+    FORM_VERSION_CREATED = "form:version_created"
+    FORM_ARCHIVED = "form:archived"
+    FORM_SUBMITTED = "form_submission:received"
+    FORM_SUBMISSION_DELIVERED = "form_submission:delivered"
+    FORM_SUBMISSION_HELD = "form_submission:held"
+    FORM_SUBMISSION_READ = "form_submission:read"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

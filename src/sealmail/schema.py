@@ -9,6 +9,7 @@ from sealmail.console import tables as tables_console
 from sealmail.engagement import tables as tables_engagement
 from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
+from sealmail.forms import tables as tables_forms
 from sealmail.limits import tables as tables_ratelimit
 from sealmail.marketing import tables as tables_marketing
 from sealmail.portal import tables as tables_portal
@@ -28,6 +29,7 @@ __all__ = [
     "tables_engagement",
     "tables_evidence",
     "tables_files",
+    "tables_forms",
     "tables_marketing",
     "tables_portal",
     "tables_ratelimit",

@@ -11,7 +11,7 @@ from sealmail.store.events import EventType
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sealmail"
 AUDIT_NAME = re.compile(r"^[a-z_]+:[a-z_]+$")  # ``object:verb``
-EVENT_NAME = re.compile(r"^(message|recipient|portal|webhook)\.[a-z_]+$")  # ``object.verb``
+EVENT_NAME = re.compile(r"^(message|recipient|portal|webhook|form|sms)\.[a-z_]+$")  # ``object.verb``
 
 
 def _str_enums() -> list[tuple[Path, str, list[str]]]:

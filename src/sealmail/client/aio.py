@@ -619,3 +619,30 @@ class AsyncSealmailClient:
             raise transport_error(exc, call) from exc
         finally:
             await response.aclose()
+
+    # -- secure forms (definitions are plain dicts: the API's FormDefinition) -------------------
+    async def list_forms(self, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.list_forms(limit, cursor)))
+
+    async def create_form(self, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Version 1 of a new hosted form; its ``url`` is live at once."""
+        return cast(dict[str, Any], await self._json(ops.create_form(definition)))
+
+    async def get_form(self, form_id: str, *, version: int | None = None) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.get_form(form_id, version)))
+
+    async def update_form(self, form_id: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Publish a new version; earlier versions stay readable."""
+        return cast(dict[str, Any], await self._json(ops.update_form(form_id, definition)))
+
+    async def archive_form(self, form_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.archive_form(form_id)))
+
+    async def list_form_submissions(
+        self, form_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.list_form_submissions(form_id, limit, cursor)))
+
+    async def get_form_submission(self, form_id: str, submission_id: str) -> dict[str, Any]:
+        """The decrypted record (audited on the server)."""
+        return cast(dict[str, Any], await self._json(ops.get_form_submission(form_id, submission_id)))

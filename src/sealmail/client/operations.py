@@ -480,6 +480,35 @@ def delivery_report(since: datetime, until: datetime) -> Call:
     return Call("GET", "/v1/reports/delivery.csv", params=_query(since=since, until=until))
 
 
+# -- secure forms ---------------------------------------------------------------------------------
+def list_forms(limit: int | None, cursor: str | None) -> Call:
+    return Call("GET", "/v1/forms", params=_query(limit=limit, cursor=cursor))
+
+
+def create_form(definition: Mapping[str, Any]) -> Call:
+    return Call("POST", "/v1/forms", json=dict(definition))
+
+
+def get_form(form_id: str, version: int | None) -> Call:
+    return Call("GET", f"/v1/forms/{segment(form_id)}", params=_query(version=version))
+
+
+def update_form(form_id: str, definition: Mapping[str, Any]) -> Call:
+    return Call("PUT", f"/v1/forms/{segment(form_id)}", json=dict(definition))
+
+
+def archive_form(form_id: str) -> Call:
+    return Call("DELETE", f"/v1/forms/{segment(form_id)}")
+
+
+def list_form_submissions(form_id: str, limit: int | None, cursor: str | None) -> Call:
+    return Call("GET", f"/v1/forms/{segment(form_id)}/submissions", params=_query(limit=limit, cursor=cursor))
+
+
+def get_form_submission(form_id: str, submission_id: str) -> Call:
+    return Call("GET", f"/v1/forms/{segment(form_id)}/submissions/{segment(submission_id)}")
+
+
 ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
@@ -550,4 +579,11 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/files/{file_id}/send"): "send_file",
     ("GET", "/v1/messages/{message_id}/recipients/{recipient_id}/proof"): "get_proof",
     ("GET", "/v1/reports/delivery.csv"): "delivery_report",
+    ("GET", "/v1/forms"): "list_forms",
+    ("POST", "/v1/forms"): "create_form",
+    ("GET", "/v1/forms/{form_id}"): "get_form",
+    ("PUT", "/v1/forms/{form_id}"): "update_form",
+    ("DELETE", "/v1/forms/{form_id}"): "archive_form",
+    ("GET", "/v1/forms/{form_id}/submissions"): "list_form_submissions",
+    ("GET", "/v1/forms/{form_id}/submissions/{submission_id}"): "get_form_submission",
 }

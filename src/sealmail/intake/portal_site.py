@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from sealmail.engagement import web as engagement_web
 from sealmail.engagement.service import Engagement
 from sealmail.files.web import FileServices, mount_files
+from sealmail.forms.web import FormSiteServices, create_forms_app
 from sealmail.limits.service import Limiter
 from sealmail.portal.access import Clock
 from sealmail.portal.options import PortalOptions
@@ -23,7 +24,7 @@ from sealmail.portal.web import PortalServices, create_portal
 from sealmail.web.throttle import PerClientLimit
 
 
-class SiteServices(PortalServices, FileServices, Protocol):
+class SiteServices(PortalServices, FileServices, FormSiteServices, Protocol):
     """What the public pages are handed by the composition root."""
 
     @property
@@ -44,11 +45,13 @@ def create_portal_app(
 
 
 def mount_public(site: FastAPI, services: SiteServices) -> None:
-    """``/p`` (portal and files), ``/t`` and ``/u`` (tracking and unsubscribe), each limited
-    per client address."""
+    """``/p`` (portal and files), ``/f`` (hosted forms), ``/t`` and ``/u`` (tracking and
+    unsubscribe), each limited per client address."""
     per_minute = services.public_per_minute
     portal = create_portal_app(services)
     site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
+    forms = create_forms_app(services)
+    site.router.routes.append(Mount("/f", app=PerClientLimit(forms, services.limiter, per_minute, "forms")))
     engagement_web.mount(site, services.engagement, services.tenancy, services.limiter, per_minute)
 
 

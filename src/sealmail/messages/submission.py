@@ -28,7 +28,7 @@ class Submission:
     """A validated message ready to store, whichever door it came through."""
 
     stream: Stream
-    source: Literal["api", "smtp", "dsn", "system", "portal"]
+    source: Literal["api", "smtp", "dsn", "system", "portal", "form"]
     mail_from: str
     header_from: str
     recipients: tuple[EnvelopeRecipient, ...]

@@ -46,6 +46,8 @@ class EventType(enum.StrEnum):
     # A sign-in code was issued (or refused), with the channel and TLS policy it uses.
     PORTAL_CODE_SENT = "portal.code_sent"
     PORTAL_CODE_REFUSED = "portal.code_refused"
+    # A public form's submission was delivered as this message (issue 17); ids only.
+    FORM_SUBMITTED = "form.submitted"
     # Sent to one webhook endpoint on request; never stored as an event row.
     WEBHOOK_TEST = "webhook.test"
 

@@ -26,6 +26,8 @@ from sealmail.evidence import api as evidence_api
 from sealmail.evidence.service import Evidence
 from sealmail.files import api as files_api
 from sealmail.files.service import FileShares
+from sealmail.forms import api as forms_api
+from sealmail.forms.service import Forms
 from sealmail.intake.api.guard import ApiGuard
 from sealmail.intake.api.options import ApiOptions
 from sealmail.intake.portal_site import SiteServices, mount_public
@@ -156,6 +158,8 @@ class ApiServices(SecureLineServices, SiteServices, Protocol):
     def marketing(self) -> Marketing: ...
     @property
     def tlsrpt(self) -> TlsReports: ...
+    @property
+    def forms(self) -> Forms: ...
     def webhook_dispatcher(self) -> Dispatcher: ...
     def dns_resolver(self) -> Resolver: ...
 
@@ -338,6 +342,7 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(evidence_api.router(services.evidence, need))
     app.include_router(marketing_api.router(services.marketing, need))
     app.include_router(tlsrpt_api.router(services.tlsrpt, need))
+    app.include_router(forms_api.router(services.forms, services.form_submissions, need))
     if opts.portal_on_api:
         # The portal, tracking and unsubscribe links point at the portal URL, which is this
         # server then.

@@ -1,0 +1,1 @@
+"""Secure forms (issue 17): hosted forms whose submissions travel as secure messages."""
