@@ -50,6 +50,23 @@ FREE_FORM: dict[str, str] = {
 }
 
 NOT_YET_TYPED: set[str] = {
+    # Landed in parallel with the typed-results rule (console, evidence, users): to type next.
+    "console/audit_export.py:AuditExport.signed_json",
+    "console/decisions.py:Decisions.register",
+    "evidence/plain.py:PlainRegister.confirm",
+    "evidence/plain.py:PlainRegister.get",
+    "evidence/plain.py:PlainRegister.record",
+    "evidence/plain.py:PlainRegister.request",
+    "evidence/plain.py:PlainRegister.requests",
+    "evidence/plain.py:PlainRegister.revoke",
+    "evidence/retention.py:Retention.hold",
+    "evidence/retention.py:Retention.holds",
+    "evidence/retention.py:Retention.place_hold",
+    "evidence/retention.py:Retention.release_hold",
+    "evidence/service.py:Evidence.anchor",
+    "evidence/timestamps.py:Timestamper.stamp",
+    "users/challenges.py:take",
+    "users/passkeys.py:PasskeySteps.list_passkeys",
     # messages: the evidence mailer (owned elsewhere) still calls the record-shaped accept.
     "messages/service.py:Messages.accept",
     "messages/service.py:Messages.quarantined",

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
 from sealmail.delivery.policy import Transit, policy_for, sign_wanted, tls_reason, transit_for
+from sealmail.delivery.signing import TENANT_SOURCES, DkimStep
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
@@ -48,7 +49,6 @@ from sealmail.domain.secureline import (
 )
 from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
-from sealmail.domain.wire import canonical_message
 from sealmail.messages import queue
 from sealmail.messages.personalize import Personalizer, add_headers
 from sealmail.messages.queue import Claimed, QueuedMessage
@@ -94,15 +94,6 @@ def _name_unusable_keys(result: Result, decision: Decision) -> Result:
     if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
         return result
     return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
-
-
-# Sources of tenant-submitted mail, whose From domain intake checked is a verified
-# sender domain of the tenant.
-TENANT_SOURCES = frozenset({"api", "smtp"})
-
-
-def _from_domain(msg: QueuedMessage) -> str:
-    return (msg.header_from or msg.mail_from).rpartition("@")[2].lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +144,7 @@ class SecureLine:
         self.keydir = keydir
         self.identities = identities
         self.portal = portal
-        self.sign_enabled = sign
+        self.dkim = DkimStep(identities, sign)
         self.discovery = discovery
         # (domain, level) -> (monotonic expiry, (state, detail) or None when nothing recent is known)
         self._capabilities: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
@@ -180,7 +171,7 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
-        refusal = await asyncio.to_thread(self._unsignable, msg)
+        refusal = await asyncio.to_thread(self.dkim.unsignable, msg)
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
@@ -238,7 +229,7 @@ class SecureLine:
             content = await self.personalizer.content(msg, rcpts[0], group.raw, "tls")
             mail_from = self.personalizer.mail_from(msg, rcpts[0])
             body = add_headers(content.raw, content.outer_headers)
-        payload = self._sign(msg, _with_trace(msg.id, body))
+        payload = self.dkim.sign(msg, _with_trace(msg.id, body))
         transit = group.transit
         attempts = await group.transport.deliver(
             domain,
@@ -369,7 +360,7 @@ class SecureLine:
             # The patient's confirmed request waives the stream's floor: STARTTLS is still
             # used whenever the destination offers it.
             level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
-        payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
+        payload = self.dkim.sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
         mail_from = self.personalizer.mail_from(msg, c)
         if method is Method.PORTAL:
             return [
@@ -493,37 +484,3 @@ class SecureLine:
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
         ).raw
-
-    def _unsignable(self, msg: QueuedMessage) -> str | None:
-        """Why this message must not leave, when its From domain has no DKIM key.
-
-        Unsigned mail from a domain that publishes DMARC fails it (RFC 7489 §4.2): the
-        message is held (deferred, so it goes once keys exist) rather than sent unsigned.
-        """
-        domain = _from_domain(msg)
-        if not self.sign_enabled or not domain or msg.source not in TENANT_SOURCES:
-            # Mail Sealmail writes itself (DSNs, alerts, portal mail) may come from the
-            # reporting host's name, which is no tenant's sender domain: signed when a
-            # key exists, never held for want of one.
-            return None
-        if self.identities.dkim_signer(msg.tenant_id, domain):
-            return None
-        log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
-        return (
-            f"dkim: {domain} has no DKIM signing key, so the message is held; create one with "
-            f"`sealmail domains verify {domain}` or POST /v1/domains/{domain}/dkim"
-        )
-
-    def _sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
-        # Canonical first, so the DKIM signature covers exactly the bytes sent (wire.py).
-        payload = canonical_message(payload)
-        if not self.sign_enabled:
-            return payload
-        domain = _from_domain(msg)
-        if not domain:
-            return payload
-        signer = self.identities.dkim_signer(msg.tenant_id, domain)
-        if signer is None:
-            log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
-            return payload
-        return signer.sign(payload)

@@ -6,6 +6,10 @@ workers on any number of hosts take disjoint sets without waiting on each other;
 SQLite the same ``UPDATE … RETURNING`` runs under ``BEGIN IMMEDIATE``, which makes the
 whole claim one exclusive step.  A recipient whose lease ran out (its worker died) is
 due again.  Results are written back only while the lease is still ours.
+
+Size: claim, load, record and the destination TLS facts a record writes share one
+connection and transaction (``record_in`` / ``record_destinations_in``); they stay beside
+the statements they must commit with.
 """
 
 from __future__ import annotations
