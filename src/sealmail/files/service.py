@@ -301,29 +301,7 @@ class FileShares:
             raise Conflict(f"file {file_id} is {row.status}; only a ready file can be sent")
         if row.message_id is not None:
             raise Conflict(f"file {file_id} was already sent as message {row.message_id}; upload it again")
-        sender = parse_address(req.sender, "from")
-        to = parse_address_list(req.to, "to")
-        link = f"{self.portal_url}/p/files/{file_id}"
-        who_name = sender.display_name or sender.addr_spec
-        text = (
-            (req.note.strip() + "\n\n" if req.note.strip() else "")
-            + f"{who_name} shared a file with you securely.\n"
-            + f"Download it from the secure portal (you are already signed in when you read this):\n{link}\n"
-        )
-        built = mime.build(
-            mime.Draft(sender=sender, to=tuple(to), subject=req.subject, text=text), self.message_id_domain
-        )
-        sub = Submission(
-            stream=Stream.PHI,
-            source="api",
-            mail_from=sender.smtp_addr_spec,
-            header_from=sender.smtp_addr_spec,
-            recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
-            raw=built.raw,
-            message_id_header=built.message_id,
-            tags=(SystemTag.FILE_SHARE,),
-            metadata={"file_id": file_id},
-        )
+        sub = self._share_submission(file_id, req)
         result, _ = self.messages.submit(who, sub)
         message_id = result.id
         expires = self.now() + timedelta(days=req.expires_days or self.expiry_days)
@@ -345,13 +323,39 @@ class FileShares:
                     actor=who.credential_id,
                     tenant_id=who.tenant_id,
                     target=file_id,
-                    details={"message_id": message_id, "recipients": len(to)},
+                    details={"message_id": message_id, "recipients": len(sub.recipients)},
                 )
         if not won:
             # A concurrent send (or delete) won the row: withdraw the message we just made.
             self.messages.cancel(who, message_id)
             raise Conflict(f"file {file_id} was sent or deleted concurrently")
         return FileSent(result, file_id, expires)
+
+    def _share_submission(self, file_id: str, req: ShareRequest) -> Submission:
+        """The portal message that carries the file's link (never its name)."""
+        sender = parse_address(req.sender, "from")
+        to = parse_address_list(req.to, "to")
+        link = f"{self.portal_url}/p/files/{file_id}"
+        who_name = sender.display_name or sender.addr_spec
+        text = (
+            (req.note.strip() + "\n\n" if req.note.strip() else "")
+            + f"{who_name} shared a file with you securely.\n"
+            + f"Download it from the secure portal (you are already signed in when you read this):\n{link}\n"
+        )
+        built = mime.build(
+            mime.Draft(sender=sender, to=tuple(to), subject=req.subject, text=text), self.message_id_domain
+        )
+        return Submission(
+            stream=Stream.PHI,
+            source="api",
+            mail_from=sender.smtp_addr_spec,
+            header_from=sender.smtp_addr_spec,
+            recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
+            raw=built.raw,
+            message_id_header=built.message_id,
+            tags=(SystemTag.FILE_SHARE,),
+            metadata={"file_id": file_id},
+        )
 
     # -- crypto-shredding ------------------------------------------------------------------------
     def _shred_row(self, conn: Connection, tenant_id: str, file_id: str) -> None:
