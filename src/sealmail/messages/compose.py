@@ -1,4 +1,5 @@
-"""Turning validated API bodies into a ``Submission`` — the same shape SMTP produces."""
+"""Turning a message's fields (``messages.outgoing``: an API body, or a template's per-recipient
+message) into a ``Submission`` — the same shape SMTP produces."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from sealmail.domain.addresses import (
 )
 from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
 from sealmail.errors import MessageRefused, ValidationFailed
-from sealmail.messages.schemas import AttachmentIn, MessageIn, RawMessageIn
+from sealmail.messages.outgoing import AttachmentFields, MessageFields, RawFields
 from sealmail.messages.service import EnvelopeRecipient, Submission
 
 MAX_SCHEDULE = timedelta(days=30)
@@ -37,7 +38,7 @@ class _Errors:
             raise ValidationFailed(self.items)
 
 
-def _addresses(values: list[str], field: str, errors: _Errors) -> tuple[Address, ...]:
+def _addresses(values: Sequence[str], field: str, errors: _Errors) -> tuple[Address, ...]:
     try:
         return tuple(parse_address_list(values, field))
     except InvalidAddress as exc:
@@ -69,7 +70,7 @@ def _times(
     return send_at, expires_at
 
 
-def _labels(tags: list[str], metadata: dict[str, str], errors: _Errors) -> None:
+def _labels(tags: Sequence[str], metadata: Mapping[str, str], errors: _Errors) -> None:
     for i, tag in enumerate(tags):
         if not tag or len(tag) > 100 or any(ord(ch) < 32 for ch in tag):
             errors.add(f"tags[{i}]", "must be 1–100 printable characters")
@@ -78,7 +79,7 @@ def _labels(tags: list[str], metadata: dict[str, str], errors: _Errors) -> None:
             errors.add(f"metadata.{key}", "keys are 1–40 and values at most 500 characters")
 
 
-def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -> Submission:
+def from_message(body: MessageFields, message_id_domain: str, max_recipients: int) -> Submission:
     errors = _Errors()
     sender = _sender(body.from_, errors)
     to = _addresses(body.to, "to", errors)
@@ -130,7 +131,7 @@ def _sender(value: str, errors: _Errors) -> Address | None:
         return None
 
 
-def _check_counts_and_text(body: MessageIn, max_recipients: int, errors: _Errors) -> None:
+def _check_counts_and_text(body: MessageFields, max_recipients: int, errors: _Errors) -> None:
     total = len(body.to) + len(body.cc) + len(body.bcc)
     if total == 0:
         errors.add("to", "at least one recipient (to, cc or bcc) is required")
@@ -153,7 +154,7 @@ def _headers(given: Mapping[str, str], errors: _Errors) -> tuple[tuple[str, str]
     return tuple(headers)
 
 
-def _attachments(given: Sequence[AttachmentIn], errors: _Errors) -> tuple[mime.Attachment, ...]:
+def _attachments(given: Sequence[AttachmentFields], errors: _Errors) -> tuple[mime.Attachment, ...]:
     attachments = []
     for i, att in enumerate(given):
         data = _b64(att.content, f"attachments[{i}].content", errors)
@@ -177,7 +178,7 @@ def _envelope(
 
 
 def from_raw(
-    body: RawMessageIn, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
+    body: RawFields, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
 ) -> Submission:
     errors = _Errors()
     mail_from: Address | None = None

@@ -5,10 +5,12 @@ Thin: every rule lives in ``sealmail.templates``.  Scopes: reading and previewin
 so another tenant's template or bulk job is a 404.
 """
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
@@ -16,11 +18,12 @@ from sealmail.errors import InvalidRequest, ValidationFailed
 from sealmail.messages.schemas import AcceptedOut
 from sealmail.messages.service import Idempotency, request_hash
 from sealmail.templates import personalize
-from sealmail.templates.batch import ItemResult, run_batch
+from sealmail.templates.batch import BatchItem, ItemResult, run_batch
 from sealmail.templates.bulk import BulkSender, BulkSpec
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.schemas import (
     BatchIn,
+    BatchItemIn,
     BatchOut,
     BulkIn,
     BulkJobOut,
@@ -140,7 +143,7 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
             messages,
             store,
             who,
-            body.messages,
+            batch_items(body.messages, keyed=idempotency_key is not None),
             domain=sender.domain,
             max_recipients=sender.max_recipients,
             idempotency_key=idempotency_key,
@@ -236,3 +239,25 @@ def batch_item_body(item: ItemResult) -> dict[str, Any]:
         "replayed": item.replayed,
         "message": message,
     }
+
+
+def batch_items(raw: list[dict[str, Any]], *, keyed: bool) -> list[BatchItem]:
+    """Each item validated on its own (a malformed item is that item's error, not a 422 for
+    the batch), with its own body's hash when the request carries an Idempotency-Key."""
+    items = []
+    for item in raw:
+        digest = request_hash(json.dumps(item, sort_keys=True, default=str).encode()) if keyed else None
+        try:
+            items.append(BatchItem(BatchItemIn.model_validate(item), request_hash=digest))
+        except ValidationError as exc:
+            items.append(BatchItem(None, _validation_failed(exc), digest))
+    return items
+
+
+def _validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    """Pydantic's errors in the catalogue's shape: ``{"field": "a.b", "message": ...}``."""
+    errors = [
+        {"field": prefix + ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return ValidationFailed(errors)

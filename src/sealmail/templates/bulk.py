@@ -15,12 +15,12 @@ chunk, so ``GET /v1/bulk/{id}`` shows progress while a large job runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,12 +29,11 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
-from sealmail.messages.schemas import MessageIn
+from sealmail.messages.outgoing import MessageFields
 from sealmail.messages.service import Accepted, Idempotency, Messages
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
-from sealmail.templates.schemas import BulkRecipientIn
 from sealmail.templates.tables import bulk_job_errors, bulk_jobs
 from sealmail.tenancy.service import Principal
 
@@ -43,12 +42,23 @@ ACCEPT_THREADS = 16
 MAX_ERROR_CHARS = 500
 
 
+class BulkRecipient(Protocol):
+    """One recipient of a bulk send: the address, its own variables and metadata."""
+
+    @property
+    def to(self) -> str: ...
+    @property
+    def template_data(self) -> Mapping[str, Any]: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BulkSpec:
     """What every recipient shares: the compiled template, the message fields, the data."""
 
     compiled: Compiled
-    base: MessageIn
+    base: MessageFields
     shared_data: dict[str, Any]
     template_name: str | None = None
     template_version: int | None = None
@@ -109,7 +119,7 @@ class BulkSender:
             )
         return job_id
 
-    def run(self, who: Principal, job_id: str, spec: BulkSpec, recipients: Iterable[BulkRecipientIn]) -> None:
+    def run(self, who: Principal, job_id: str, spec: BulkSpec, recipients: Iterable[BulkRecipient]) -> None:
         """Accept every recipient, chunk by chunk; the job ends ``completed`` or ``failed``.
 
         ``failed`` means the system could not go on (the database went away, say): what
@@ -126,7 +136,7 @@ class BulkSender:
         finally:
             self._finish(who, job_id, status, tally)
 
-    def send(self, who: Principal, spec: BulkSpec, recipients: Iterable[BulkRecipientIn]) -> str:
+    def send(self, who: Principal, spec: BulkSpec, recipients: Iterable[BulkRecipient]) -> str:
         job_id = self.start(who, spec)
         self.run(who, job_id, spec, recipients)
         return job_id
@@ -139,7 +149,7 @@ class BulkSender:
         spec: BulkSpec,
         job_id: str,
         start: int,
-        chunk: list[BulkRecipientIn],
+        chunk: list[BulkRecipient],
         tally: _Tally,
     ) -> list[tuple[int, list[dict[str, str]]]]:
         errors: list[tuple[int, list[dict[str, str]]]] = []
@@ -265,7 +275,7 @@ class BulkSender:
         }
 
 
-def _chunks(items: Iterable[BulkRecipientIn], size: int) -> Iterator[tuple[int, list[BulkRecipientIn]]]:
+def _chunks(items: Iterable[BulkRecipient], size: int) -> Iterator[tuple[int, list[BulkRecipient]]]:
     it = iter(items)
     start = 0
     while chunk := list(islice(it, size)):
