@@ -67,6 +67,37 @@ class BulkSpec:
     idempotency: Idempotency | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BulkTemplate:
+    name: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkError:
+    """Why one recipient (by its index in the request) was not accepted."""
+
+    index: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    """A bulk job's progress, and one page of its per-recipient errors."""
+
+    id: str
+    status: str  # processing | completed | failed
+    total: int
+    accepted: int
+    failed: int
+    template: BulkTemplate | None
+    created_at: datetime
+    finished_at: datetime | None
+    errors: tuple[BulkError, ...]
+    next_cursor: str | None
+
+
 @dataclass(slots=True)
 class _Tally:
     accepted: int = 0
@@ -224,7 +255,7 @@ class BulkSender:
             )
 
     # -- reading -------------------------------------------------------------------------------
-    def get(self, tenant_id: str, job_id: str, *, limit: int = 100, after: int = -1) -> dict[str, Any]:
+    def get(self, tenant_id: str, job_id: str, *, limit: int = 100, after: int = -1) -> BulkJob:
         """The job, and its errors in recipient order from index ``after + 1`` (a page)."""
         with db.reader(self.engine) as conn:
             job = conn.execute(
@@ -259,20 +290,18 @@ class BulkSender:
                 else []
             )
         next_cursor = str(shown[-1]) if len(indexes) > limit else None
-        return {
-            "id": job.id,
-            "status": job.status,
-            "total": job.total,
-            "accepted": job.accepted,
-            "failed": job.failed,
-            "template": (
-                {"name": job.template_name, "version": job.template_version} if job.template_name else None
-            ),
-            "created_at": job.created_at.isoformat(),
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "errors": [{"index": r.idx, "field": r.field, "message": r.message} for r in rows],
-            "next_cursor": next_cursor,
-        }
+        return BulkJob(
+            id=job.id,
+            status=job.status,
+            total=job.total,
+            accepted=job.accepted,
+            failed=job.failed,
+            template=BulkTemplate(job.template_name, job.template_version) if job.template_name else None,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            errors=tuple(BulkError(r.idx, r.field, r.message) for r in rows),
+            next_cursor=next_cursor,
+        )
 
 
 def _chunks(items: Iterable[BulkRecipient], size: int) -> Iterator[tuple[int, list[BulkRecipient]]]:
