@@ -86,9 +86,6 @@ NOT_YET_TYPED: set[str] = {
     "tenancy/service.py:Tenancy.domain",
     "tenancy/service.py:Tenancy.verify_domain",
     "tenancy/service.py:Tenancy.list_domains",
-    "tlsrpt/service.py:TlsReports.receive",
-    "tlsrpt/service.py:TlsReports.received",
-    "tlsrpt/service.py:TlsReports.received_one",
     "users/keys.py:UserKeys.list_keys",
     "users/service.py:Users.list_users",
 }
