@@ -62,6 +62,7 @@ from sealmail.marketing import service as marketing
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
+from sealmail.net.address_policy import is_loopback_host
 from sealmail.net.destination import DestinationVetter
 from sealmail.net.dns import Resolver
 from sealmail.net.http_client import SafeHttpClient
@@ -295,22 +296,13 @@ def broadcast_refusal(settings: Settings) -> str | None:
     may use http.
     """
     url = urlsplit(settings.resolved_portal_url)
-    if url.scheme == "https" or settings.outbound_mode == "capture" or _loopback(url.hostname or ""):
+    if url.scheme == "https" or settings.outbound_mode == "capture" or is_loopback_host(url.hostname or ""):
         return None
     return (
         f"the broadcast stream needs an https public URL for its RFC 8058 one-click unsubscribe "
         f"link, and {settings.resolved_portal_url} is not; set SEALMAIL_PUBLIC_URL (or "
         "SEALMAIL_PORTAL_BASE_URL) to an https URL"
     )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # HKDF purpose of the link-token key (``SiteSecrets.key``).

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -25,6 +26,10 @@ from sealmail.app import (
 )
 from sealmail.config import Settings
 from sealmail.smtpd.server import SmtpListener
+
+if TYPE_CHECKING:
+    from sealmail.delivery.capture_sink import CaptureSink
+    from sealmail.delivery.smtp_client import OutboundTransport
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
@@ -128,70 +133,21 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
-    closers: list[object] = []
-    sink = None
-    if "worker" in roles and settings.outbound_mode == "capture":
-        from sealmail.delivery.capture_sink import CaptureSink
-
-        sink = CaptureSink(
-            services.engine,
-            settings.capture_host,
-            settings.capture_port,
-            settings.resolved_tls_cert,
-            settings.resolved_tls_key,
-            "localhost",
-        )
-        sink.start()
+    sink = _start_capture_sink(services) if "worker" in roles else None
     listeners = start_smtp(services) if "smtp" in roles else []
-    server = None
+    servers: list[uvicorn.Server] = []
     if "api" in roles:
-        config = uvicorn.Config(
-            api_app(services),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-        )
-        server = uvicorn.Server(config)
-        # This process owns SIGINT/SIGTERM (they stop every role, not just the API).
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
-        tasks.append(asyncio.create_task(server.serve()))
-    portal_server = None
+        servers.append(_http_server(api_app(services), settings.api_host, settings.api_port))
+        tasks.append(asyncio.create_task(servers[-1].serve()))
     if "portal" in roles:
         from sealmail.intake.portal_site import create_portal_site
 
-        portal_server = uvicorn.Server(
-            uvicorn.Config(
-                create_portal_site(services),
-                host=settings.portal_host,
-                port=settings.portal_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                server_header=False,
-            )
-        )
-        portal_server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
-        tasks.append(asyncio.create_task(portal_server.serve()))
-    transport = None
-    if "worker" in roles:
-        transport = build_transport(settings, sink.port if sink else None)
-        worker = build_worker(services, transport)
-        tasks.append(asyncio.create_task(worker.run(stop)))
-        # Webhook fan-out and delivery run beside mail delivery in every worker process.
-        from sealmail.webhooks.dispatcher import run_dispatcher
-
-        tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
-        tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
-        tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
-    if server is not None:
-        # uvicorn exposes readiness only as a flag; bounded poll (10 s).
-        for _ in range(500):
-            if server.started or tasks[0].done():
-                break
-            await asyncio.sleep(0.02)
+        site = create_portal_site(services)
+        servers.append(_http_server(site, settings.portal_host, settings.portal_port))
+        tasks.append(asyncio.create_task(servers[-1].serve()))
+    transport = _start_worker(services, sink, stop, tasks) if "worker" in roles else None
+    if "api" in roles:
+        await _api_started(servers[0], tasks[0])
     if ready is not None:
         ready.set()
     if on_ready is not None:
@@ -199,10 +155,8 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        if server is not None:
+        for server in servers:
             server.should_exit = True
-        if portal_server is not None:
-            portal_server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         if transport is not None:
             await transport.close()
@@ -210,4 +164,63 @@ async def serve(
             listener.stop()
         if sink is not None:
             sink.stop()
-        del closers
+
+
+def _start_capture_sink(services: Services) -> CaptureSink | None:
+    """The built-in capture sink a worker in capture mode delivers to, started."""
+    settings = services.settings
+    if settings.outbound_mode != "capture":
+        return None
+    from sealmail.delivery.capture_sink import CaptureSink
+
+    sink = CaptureSink(
+        services.engine,
+        settings.capture_host,
+        settings.capture_port,
+        settings.resolved_tls_cert,
+        settings.resolved_tls_key,
+        "localhost",
+    )
+    sink.start()
+    return sink
+
+
+def _http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+    )
+    # This process owns SIGINT/SIGTERM (they stop every role, not just the HTTP servers).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # same call shape
+    return server
+
+
+def _start_worker(
+    services: Services, sink: CaptureSink | None, stop: asyncio.Event, tasks: list[asyncio.Task[None]]
+) -> OutboundTransport:
+    """Mail delivery, webhook fan-out, the portal sweeper and the evidence schedule as tasks."""
+    transport = build_transport(services.settings, sink.port if sink else None)
+    worker = build_worker(services, transport)
+    tasks.append(asyncio.create_task(worker.run(stop)))
+    # Webhook fan-out and delivery run beside mail delivery in every worker process.
+    from sealmail.webhooks.dispatcher import run_dispatcher
+
+    tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
+    tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
+    tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
+    return transport
+
+
+async def _api_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    # uvicorn exposes readiness only as a flag; bounded poll (10 s).
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.02)

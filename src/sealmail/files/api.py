@@ -61,7 +61,7 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         content_length: Annotated[str | None, Header()] = None,
         content_disposition: Annotated[str | None, Header()] = None,
         x_file_content_type: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> FileOut:
         """Upload a file as the raw request body (``Content-Type: application/octet-stream``).
 
         Name it with ``Content-Disposition: attachment; filename*=UTF-8''<percent-encoded>``
@@ -93,7 +93,7 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         except BaseException:
             await run_in_threadpool(up.abort, "error")
             raise
-        return await run_in_threadpool(up.finish)
+        return FileOut.of(await run_in_threadpool(up.finish))
 
     @r.post(
         "/files/{file_id}/send",
@@ -107,8 +107,8 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         return FileSentOut.from_sent(await run_in_threadpool(shares.send, who, file_id, req))
 
     @r.get("/files/{file_id}", response_model=FileOut, summary="Get a file's metadata")
-    def describe(file_id: str, who: Reader) -> dict[str, Any]:
-        return shares.describe(who.tenant_id, file_id)
+    def describe(file_id: str, who: Reader) -> FileOut:
+        return FileOut.of(shares.describe(who.tenant_id, file_id))
 
     @r.get(
         "/files/{file_id}/content",
@@ -132,9 +132,9 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         return response
 
     @r.delete("/files/{file_id}", response_model=FileDeletedOut, summary="Crypto-shred a file")
-    async def delete(file_id: str, who: Sender) -> dict[str, Any]:
+    async def delete(file_id: str, who: Sender) -> FileDeletedOut:
         """Crypto-shred the file: its key is destroyed first, then its chunks."""
-        return await run_in_threadpool(shares.delete, who, file_id)
+        return FileDeletedOut.of(await run_in_threadpool(shares.delete, who, file_id))
 
     return r
 

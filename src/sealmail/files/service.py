@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,33 @@ class ShareRequest:
     subject: str
     note: str = ""
     expires_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """A file's metadata; ``filename`` decrypted for the sender, None once shredded."""
+
+    id: str
+    status: str
+    filename: str | None
+    content_type: str | None
+    size: int | None
+    sha256: str | None
+    chunk_size: int | None
+    chunks: int | None
+    message_id: str | None
+    created_at: datetime | None
+    expires_at: datetime | None
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Shredded:
+    """A crypto-shredded file: its key is gone; ``blobs_deleted`` chunks were removed."""
+
+    id: str
+    status: str
+    blobs_deleted: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +135,7 @@ class Upload:
         self.shares.blobs.put(chunk_key(self.tenant_id, self.file_id, self._index), blob)
         self._index += 1
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> FileInfo:
         """Seal the last chunk, mark the file ready; returns its metadata."""
         self._write(bytes(self._buffer), final=True)
         self._buffer = bytearray()
@@ -177,7 +204,7 @@ class FileShares:
             )
         return Upload(self, who.tenant_id, file_id, key, self.chunk_size)
 
-    def _finalize(self, up: Upload, sha256: str, count: int) -> dict[str, Any]:
+    def _finalize(self, up: Upload, sha256: str, count: int) -> FileInfo:
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(file_shares)
@@ -246,23 +273,11 @@ class FileShares:
             row.tenant_id, row.id, row.tenant_key_id, row.wrapped_data_key, row.file_key_enc
         )
 
-    def describe(self, tenant_id: str, file_id: str) -> dict[str, Any]:
+    def describe(self, tenant_id: str, file_id: str) -> FileInfo:
         with db.reader(self.engine) as conn:
             row = self._row(conn, tenant_id, file_id)
-        return {
-            "id": row.id,
-            "status": row.status,
-            "filename": self._filename(row, self._key(row)),
-            "content_type": row.content_type,
-            "size": row.size,
-            "sha256": row.sha256,
-            "chunk_size": row.chunk_size,
-            "chunks": row.chunks,
-            "message_id": row.message_id,
-            "created_at": row.created_at,
-            "expires_at": row.expires_at,
-            "deleted_at": row.deleted_at,
-        }
+        stored = {f.name: getattr(row, f.name) for f in fields(FileInfo) if f.name != "filename"}
+        return FileInfo(**stored, filename=self._filename(row, self._key(row)))
 
     def open(self, tenant_id: str, file_id: str) -> OpenedFile:
         """A ready file for the sender's own download; NotFound when gone or not ready."""
@@ -301,29 +316,7 @@ class FileShares:
             raise Conflict(f"file {file_id} is {row.status}; only a ready file can be sent")
         if row.message_id is not None:
             raise Conflict(f"file {file_id} was already sent as message {row.message_id}; upload it again")
-        sender = parse_address(req.sender, "from")
-        to = parse_address_list(req.to, "to")
-        link = f"{self.portal_url}/p/files/{file_id}"
-        who_name = sender.display_name or sender.addr_spec
-        text = (
-            (req.note.strip() + "\n\n" if req.note.strip() else "")
-            + f"{who_name} shared a file with you securely.\n"
-            + f"Download it from the secure portal (you are already signed in when you read this):\n{link}\n"
-        )
-        built = mime.build(
-            mime.Draft(sender=sender, to=tuple(to), subject=req.subject, text=text), self.message_id_domain
-        )
-        sub = Submission(
-            stream=Stream.PHI,
-            source="api",
-            mail_from=sender.smtp_addr_spec,
-            header_from=sender.smtp_addr_spec,
-            recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
-            raw=built.raw,
-            message_id_header=built.message_id,
-            tags=(SystemTag.FILE_SHARE,),
-            metadata={"file_id": file_id},
-        )
+        sub = self._share_submission(file_id, req)
         result, _ = self.messages.submit(who, sub)
         message_id = result.id
         expires = self.now() + timedelta(days=req.expires_days or self.expiry_days)
@@ -345,13 +338,39 @@ class FileShares:
                     actor=who.credential_id,
                     tenant_id=who.tenant_id,
                     target=file_id,
-                    details={"message_id": message_id, "recipients": len(to)},
+                    details={"message_id": message_id, "recipients": len(sub.recipients)},
                 )
         if not won:
             # A concurrent send (or delete) won the row: withdraw the message we just made.
             self.messages.cancel(who, message_id)
             raise Conflict(f"file {file_id} was sent or deleted concurrently")
         return FileSent(result, file_id, expires)
+
+    def _share_submission(self, file_id: str, req: ShareRequest) -> Submission:
+        """The portal message that carries the file's link (never its name)."""
+        sender = parse_address(req.sender, "from")
+        to = parse_address_list(req.to, "to")
+        link = f"{self.portal_url}/p/files/{file_id}"
+        who_name = sender.display_name or sender.addr_spec
+        text = (
+            (req.note.strip() + "\n\n" if req.note.strip() else "")
+            + f"{who_name} shared a file with you securely.\n"
+            + f"Download it from the secure portal (you are already signed in when you read this):\n{link}\n"
+        )
+        built = mime.build(
+            mime.Draft(sender=sender, to=tuple(to), subject=req.subject, text=text), self.message_id_domain
+        )
+        return Submission(
+            stream=Stream.PHI,
+            source="api",
+            mail_from=sender.smtp_addr_spec,
+            header_from=sender.smtp_addr_spec,
+            recipients=tuple(EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, "to") for a in to),
+            raw=built.raw,
+            message_id_header=built.message_id,
+            tags=(SystemTag.FILE_SHARE,),
+            metadata={"file_id": file_id},
+        )
 
     # -- crypto-shredding ------------------------------------------------------------------------
     def _shred_row(self, conn: Connection, tenant_id: str, file_id: str) -> None:
@@ -367,7 +386,7 @@ class FileShares:
             )
         )
 
-    def delete(self, who: Principal, file_id: str) -> dict[str, Any]:
+    def delete(self, who: Principal, file_id: str) -> Shredded:
         """Crypto-shred: destroy the wrapped key and the sealed name, then the blobs.
 
         The key goes first and in its own committed transaction: once it is gone the
@@ -385,7 +404,7 @@ class FileShares:
                 details={"was": row.status},
             )
         removed = self.blobs.delete_prefix(file_prefix(who.tenant_id, file_id))
-        return {"id": file_id, "status": Status.DELETED, "blobs_deleted": removed}
+        return Shredded(file_id, Status.DELETED, removed)
 
     def sweep(self, *, stale_uploads: timedelta = timedelta(hours=24)) -> int:
         """Shred expired shares and uploads abandoned mid-way; returns how many.

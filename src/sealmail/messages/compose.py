@@ -1,9 +1,11 @@
-"""Turning validated API bodies into a ``Submission`` — the same shape SMTP produces."""
+"""Turning a message's fields (``messages.outgoing``: an API body, or a template's per-recipient
+message) into a ``Submission`` — the same shape SMTP produces."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -19,7 +21,7 @@ from sealmail.domain.addresses import (
 from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
 from sealmail.domain.tls_policy import TlsRequirement
 from sealmail.errors import MessageRefused, ValidationFailed
-from sealmail.messages.schemas import MessageIn, RawMessageIn
+from sealmail.messages.outgoing import AttachmentFields, MessageFields, RawFields
 from sealmail.messages.service import EnvelopeRecipient, Submission
 
 MAX_SCHEDULE = timedelta(days=30)
@@ -37,7 +39,7 @@ class _Errors:
             raise ValidationFailed(self.items)
 
 
-def _addresses(values: list[str], field: str, errors: _Errors) -> tuple[Address, ...]:
+def _addresses(values: Sequence[str], field: str, errors: _Errors) -> tuple[Address, ...]:
     try:
         return tuple(parse_address_list(values, field))
     except InvalidAddress as exc:
@@ -69,7 +71,7 @@ def _times(
     return send_at, expires_at
 
 
-def _labels(tags: list[str], metadata: dict[str, str], errors: _Errors) -> None:
+def _labels(tags: Sequence[str], metadata: Mapping[str, str], errors: _Errors) -> None:
     for i, tag in enumerate(tags):
         if not tag or len(tag) > 100 or any(ord(ch) < 32 for ch in tag):
             errors.add(f"tags[{i}]", "must be 1–100 printable characters")
@@ -78,72 +80,39 @@ def _labels(tags: list[str], metadata: dict[str, str], errors: _Errors) -> None:
             errors.add(f"metadata.{key}", "keys are 1–40 and values at most 500 characters")
 
 
-def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -> Submission:
+def from_message(body: MessageFields, message_id_domain: str, max_recipients: int) -> Submission:
     errors = _Errors()
-    try:
-        sender = parse_address(body.from_, "from")
-    except InvalidAddress as exc:
-        errors.add(exc.field, exc.reason)
-        sender = None
+    sender = _sender(body.from_, errors)
     to = _addresses(body.to, "to", errors)
     cc = _addresses(body.cc, "cc", errors)
     bcc = _addresses(body.bcc, "bcc", errors)
     reply_to = _addresses(body.reply_to, "reply_to", errors)
-    total = len(body.to) + len(body.cc) + len(body.bcc)
-    if total == 0:
-        errors.add("to", "at least one recipient (to, cc or bcc) is required")
-    if total > max_recipients:
-        errors.add("to", f"{total} recipients; at most {max_recipients} per message")
-    if body.text is None and body.html is None:
-        errors.add("text", "give text, html or both")
-    if any(ch in body.subject for ch in "\r\n\0"):
-        errors.add("subject", "must not contain CR, LF or NUL")
-    headers: list[tuple[str, str]] = []
-    for name, value in body.headers.items():
-        try:
-            validate_header(name, value)
-            headers.append((name, value))
-        except InvalidHeader as exc:
-            errors.add(exc.field, exc.reason)
-    attachments = []
-    for i, att in enumerate(body.attachments):
-        data = _b64(att.content, f"attachments[{i}].content", errors)
-        if any(ch in att.filename for ch in "\r\n\0/\\"):
-            errors.add(f"attachments[{i}].filename", "must not contain path separators or CR/LF")
-        attachments.append(mime.Attachment(att.filename, att.content_type, data))
+    _check_counts_and_text(body, max_recipients, errors)
+    headers = _headers(body.headers, errors)
+    attachments = _attachments(body.attachments, errors)
     _labels(body.tags, body.metadata, errors)
     send_at, expires_at = _times(body.send_at, body.expires_at, errors)
     errors.raise_if_any()
     assert sender is not None
-    built = mime.build(
-        mime.Draft(
-            sender=sender,
-            to=to,
-            cc=cc,
-            bcc=bcc,
-            reply_to=reply_to,
-            subject=body.subject,
-            text=body.text,
-            html=body.html,
-            attachments=tuple(attachments),
-            headers=tuple(headers),
-        ),
-        message_id_domain,
+    draft = mime.Draft(
+        sender=sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        subject=body.subject,
+        text=body.text,
+        html=body.html,
+        attachments=attachments,
+        headers=headers,
     )
-    groups: tuple[tuple[Literal["to", "cc", "bcc"], tuple[Address, ...]], ...] = (
-        ("to", to),
-        ("cc", cc),
-        ("bcc", bcc),
-    )
-    rcpts = tuple(
-        EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, kind) for kind, group in groups for a in group
-    )
+    built = mime.build(draft, message_id_domain)
     return Submission(
         stream=body.stream,
         source="api",
         mail_from=sender.smtp_addr_spec,
         header_from=sender.addr_spec,
-        recipients=rcpts,
+        recipients=_envelope(to, cc, bcc),
         raw=built.raw,
         message_id_header=built.message_id,
         tls_policy=body.tls_policy,
@@ -156,8 +125,62 @@ def from_message(body: MessageIn, message_id_domain: str, max_recipients: int) -
     )
 
 
+def _sender(value: str, errors: _Errors) -> Address | None:
+    try:
+        return parse_address(value, "from")
+    except InvalidAddress as exc:
+        errors.add(exc.field, exc.reason)
+        return None
+
+
+def _check_counts_and_text(body: MessageFields, max_recipients: int, errors: _Errors) -> None:
+    total = len(body.to) + len(body.cc) + len(body.bcc)
+    if total == 0:
+        errors.add("to", "at least one recipient (to, cc or bcc) is required")
+    if total > max_recipients:
+        errors.add("to", f"{total} recipients; at most {max_recipients} per message")
+    if body.text is None and body.html is None:
+        errors.add("text", "give text, html or both")
+    if any(ch in body.subject for ch in "\r\n\0"):
+        errors.add("subject", "must not contain CR, LF or NUL")
+
+
+def _headers(given: Mapping[str, str], errors: _Errors) -> tuple[tuple[str, str], ...]:
+    headers: list[tuple[str, str]] = []
+    for name, value in given.items():
+        try:
+            validate_header(name, value)
+            headers.append((name, value))
+        except InvalidHeader as exc:
+            errors.add(exc.field, exc.reason)
+    return tuple(headers)
+
+
+def _attachments(given: Sequence[AttachmentFields], errors: _Errors) -> tuple[mime.Attachment, ...]:
+    attachments = []
+    for i, att in enumerate(given):
+        data = _b64(att.content, f"attachments[{i}].content", errors)
+        if any(ch in att.filename for ch in "\r\n\0/\\"):
+            errors.add(f"attachments[{i}].filename", "must not contain path separators or CR/LF")
+        attachments.append(mime.Attachment(att.filename, att.content_type, data))
+    return tuple(attachments)
+
+
+def _envelope(
+    to: tuple[Address, ...], cc: tuple[Address, ...], bcc: tuple[Address, ...]
+) -> tuple[EnvelopeRecipient, ...]:
+    groups: tuple[tuple[Literal["to", "cc", "bcc"], tuple[Address, ...]], ...] = (
+        ("to", to),
+        ("cc", cc),
+        ("bcc", bcc),
+    )
+    return tuple(
+        EnvelopeRecipient(a.smtp_addr_spec, a.ascii_domain, kind) for kind, group in groups for a in group
+    )
+
+
 def from_raw(
-    body: RawMessageIn, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
+    body: RawFields, message_id_domain: str, max_recipients: int, limits: IntakeLimits | None = None
 ) -> Submission:
     errors = _Errors()
     mail_from: Address | None = None

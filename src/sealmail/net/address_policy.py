@@ -102,6 +102,18 @@ def classify_address(address: str | IPAddress) -> AddressClass:
     return AddressClass.PUBLIC
 
 
+def is_loopback_host(host: str) -> bool:
+    """A loopback name (``localhost``, and ``*.localhost`` which RFC 6761 §6.3 keeps on this
+    machine) or a loopback IP literal (brackets, a trailing dot and case ignored)."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return classify_address(name) is AddressClass.LOOPBACK
+    except ValueError:
+        return False
+
+
 def address_allowed(address: str | IPAddress, *, allow_loopback: bool = False) -> bool:
     """Whether the client may connect to ``address``.
 

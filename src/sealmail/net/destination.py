@@ -20,6 +20,7 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 
+from sealmail.net.address_policy import is_loopback_host
 from sealmail.net.http_client import AddressClass, _is_ip, classify_address
 
 # Names that never leave the site: RFC 6761 §6.3 localhost, RFC 6762 .local (mDNS),
@@ -47,7 +48,7 @@ class DestinationVetter:
         name = host.strip("[]").rstrip(".").lower()
         if _is_ip(name):
             return self._address_refusal(name)
-        if name == "localhost" or name.endswith(".localhost"):
+        if is_loopback_host(name):
             return None if self.allow_loopback else f"the host is a loopback name; {RULE}"
         if "." not in name or name.endswith(_INTERNAL_SUFFIXES):
             return f"the host is an internal name; {RULE}"

@@ -256,6 +256,19 @@ class Mailbox:
             ).one()
         if raw is None:
             return None
+        sub = self._reply_submission(hold, meta, raw, text, files)
+        if sub is None:
+            return None
+        who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
+        result, _ = self.messages.submit(who, sub, system=True)
+        self._record_reply(session, hold, result.id, len(files), now)
+        return result.id
+
+    def _reply_submission(
+        self, hold: Hold, meta: Any, raw: bytes, text: str, files: list[Part]
+    ) -> Submission | None:
+        """The reply as a PHI submission from the original sender's address, or None when
+        the original's addresses no longer parse."""
         original = parse_letter(raw)
         try:
             envelope = parse_address(str(meta.mail_from), "from")
@@ -284,7 +297,7 @@ class Mailbox:
             ),
             self.access.message_id_domain,
         )
-        sub = Submission(
+        return Submission(
             stream=Stream.PHI,
             source="portal",
             mail_from=envelope.smtp_addr_spec,
@@ -294,9 +307,11 @@ class Mailbox:
             message_id_header=built.message_id,
             tags=("portal-reply",),
         )
-        who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        result, _ = self.messages.submit(who, sub, system=True)
-        reply_id = result.id
+
+    def _record_reply(
+        self, session: Session, hold: Hold, reply_id: str, attachments: int, now: datetime
+    ) -> None:
+        """The reply's link to the hold, its audit entry and its ``portal.replied`` event."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(portal_replies).values(
@@ -315,10 +330,9 @@ class Mailbox:
                 hold.message_id,
                 hold=hold.id,
                 reply=reply_id,
-                attachments=len(files),
+                attachments=attachments,
             )
             self._emit(conn, hold, ev.EventType.PORTAL_REPLIED, {"reply_message_id": reply_id}, now)
-        return reply_id
 
     @staticmethod
     def _emit(conn: Connection, hold: Hold, type_: ev.EventType, data: dict[str, Any], now: datetime) -> None:

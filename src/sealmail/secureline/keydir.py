@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -125,75 +125,21 @@ class KeyDirectory:
         """
         kind = detect_kind(data)
         now = _now()
-        if kind == "pgp":
-            try:
-                info = openpgp.inspect_cert(data, now)
-            except openpgp.CertificateError as exc:
-                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
-            fingerprint, emails, expires = info.fingerprint, info.emails, info.expires
-            # A key not valid *yet* (clock skew) becomes usable; only lasting problems refuse it.
-            problem = info.encryption_problem(now) or ""
-            problem = "" if problem.startswith("not valid before") else problem
-        else:
-            try:
-                sinfo = smime.inspect_certificate(data)
-            except smime.CertificateError as exc:
-                raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
-            fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), sinfo.emails, sinfo.not_after
-            problem = smime.encryption_problem(sinfo, now=now)
-        if problem:
-            # Issue 12: a key no mail could be encrypted to is refused with the reason, not
-            # stored silently to surface later as an unexplained fallback.
-            label = "OpenPGP key" if kind == "pgp" else "S/MIME certificate"
-            short = KeyFact(fingerprint, source, False).short
-            raise ValidationFailed([{"field": "key", "message": f"{label} {short} is unusable: {problem}"}])
-        if only_address is not None:
-            wanted = only_address.strip().lower()
-            if wanted not in emails:
-                raise ValidationFailed(
-                    [{"field": "key", "message": "the certificate does not name the address"}]
-                )
-            emails = (wanted,)
-        if not emails:
-            raise ValidationFailed([{"field": "key", "message": "the certificate names no email address"}])
+        fingerprint, emails, expires = _inspect(kind, data, now, source)
+        addresses = _addresses_to_store(emails, only_address)
+        values: dict[str, Any] = {
+            "source": source,
+            "trusted": trusted,
+            "data": data,
+            "expires_at": expires,
+            "updated_at": now,
+        }
+        if capabilities is not None:
+            values["capabilities"] = capabilities.to_text()
         rows = []
         with self.engine.begin() as conn:
-            for address in sorted(set(emails)):
-                existing = conn.execute(
-                    sa.select(recipient_keys.c.id).where(
-                        recipient_keys.c.tenant_id == tenant_id,
-                        recipient_keys.c.kind == kind,
-                        recipient_keys.c.address == address,
-                        recipient_keys.c.fingerprint == fingerprint,
-                    )
-                ).first()
-                values = {
-                    "source": source,
-                    "trusted": trusted,
-                    "data": data,
-                    "expires_at": expires,
-                    "updated_at": now,
-                }
-                if capabilities is not None:
-                    values["capabilities"] = capabilities.to_text()
-                if existing:
-                    conn.execute(
-                        sa.update(recipient_keys).where(recipient_keys.c.id == existing.id).values(**values)
-                    )
-                    key_id = existing.id
-                else:
-                    key_id = new_id("rk")
-                    conn.execute(
-                        sa.insert(recipient_keys).values(
-                            id=key_id,
-                            tenant_id=tenant_id,
-                            kind=kind,
-                            address=address,
-                            fingerprint=fingerprint,
-                            created_at=now,
-                            **values,
-                        )
-                    )
+            for address in addresses:
+                key_id = _store_key(conn, tenant_id, kind, address, fingerprint, values)
                 rows.append(
                     {
                         "id": key_id,
@@ -470,3 +416,75 @@ class DbDiscoveryCache:
             await asyncio.to_thread(self._put, method, address, entry)
         except sa.exc.IntegrityError:
             pass  # another worker cached the same answer a moment earlier
+
+
+def _inspect(
+    kind: str, data: bytes, now: datetime, source: str
+) -> tuple[str, tuple[str, ...], datetime | None]:
+    """(fingerprint, addresses, expiry) of a certificate mail could be encrypted to, or
+    ``ValidationFailed`` naming why it is unusable."""
+    if kind == "pgp":
+        try:
+            info = openpgp.inspect_cert(data, now)
+        except openpgp.CertificateError as exc:
+            raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+        fingerprint, emails, expires = info.fingerprint, tuple(info.emails), info.expires
+        # A key not valid *yet* (clock skew) becomes usable; only lasting problems refuse it.
+        problem = info.encryption_problem(now) or ""
+        problem = "" if problem.startswith("not valid before") else problem
+    else:
+        try:
+            sinfo = smime.inspect_certificate(data)
+        except smime.CertificateError as exc:
+            raise ValidationFailed([{"field": "key", "message": str(exc)}]) from exc
+        fingerprint, emails, expires = sinfo.fingerprint_sha256.upper(), tuple(sinfo.emails), sinfo.not_after
+        problem = smime.encryption_problem(sinfo, now=now)
+    if problem:
+        # Issue 12: a key no mail could be encrypted to is refused with the reason, not
+        # stored silently to surface later as an unexplained fallback.
+        label = "OpenPGP key" if kind == "pgp" else "S/MIME certificate"
+        short = KeyFact(fingerprint, source, False).short
+        raise ValidationFailed([{"field": "key", "message": f"{label} {short} is unusable: {problem}"}])
+    return fingerprint, emails, expires
+
+
+def _addresses_to_store(emails: tuple[str, ...], only_address: str | None) -> list[str]:
+    """Every address the certificate names, or only the looked-up one (discovery)."""
+    if only_address is not None:
+        wanted = only_address.strip().lower()
+        if wanted not in emails:
+            raise ValidationFailed([{"field": "key", "message": "the certificate does not name the address"}])
+        emails = (wanted,)
+    if not emails:
+        raise ValidationFailed([{"field": "key", "message": "the certificate names no email address"}])
+    return sorted(set(emails))
+
+
+def _store_key(
+    conn: Connection, tenant_id: str, kind: str, address: str, fingerprint: str, values: dict[str, Any]
+) -> str:
+    """Insert the key for one address, or refresh the row that already holds it; its id."""
+    existing = conn.execute(
+        sa.select(recipient_keys.c.id).where(
+            recipient_keys.c.tenant_id == tenant_id,
+            recipient_keys.c.kind == kind,
+            recipient_keys.c.address == address,
+            recipient_keys.c.fingerprint == fingerprint,
+        )
+    ).first()
+    if existing:
+        conn.execute(sa.update(recipient_keys).where(recipient_keys.c.id == existing.id).values(**values))
+        return str(existing.id)
+    key_id = new_id("rk")
+    conn.execute(
+        sa.insert(recipient_keys).values(
+            id=key_id,
+            tenant_id=tenant_id,
+            kind=kind,
+            address=address,
+            fingerprint=fingerprint,
+            created_at=values["updated_at"],
+            **values,
+        )
+    )
+    return key_id

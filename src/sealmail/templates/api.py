@@ -5,10 +5,12 @@ Thin: every rule lives in ``sealmail.templates``.  Scopes: reading and previewin
 so another tenant's template or bulk job is a 404.
 """
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
@@ -16,11 +18,12 @@ from sealmail.errors import InvalidRequest, ValidationFailed
 from sealmail.messages.schemas import AcceptedOut
 from sealmail.messages.service import Idempotency, request_hash
 from sealmail.templates import personalize
-from sealmail.templates.batch import ItemResult, run_batch
+from sealmail.templates.batch import BatchItem, ItemResult, run_batch
 from sealmail.templates.bulk import BulkSender, BulkSpec
 from sealmail.templates.render import Compiled, Source
 from sealmail.templates.schemas import (
     BatchIn,
+    BatchItemIn,
     BatchOut,
     BulkIn,
     BulkJobOut,
@@ -53,9 +56,9 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
     Sender = Annotated[Principal, need("send")]
 
     @r.get("/templates", tags=["templates"], response_model=TemplateListOut, summary="List templates")
-    def list_templates(who: Reader) -> dict[str, Any]:
+    def list_templates(who: Reader) -> TemplateListOut:
         """The active (newest) version of each template."""
-        return {"data": store.list(who.tenant_id)}
+        return TemplateListOut(data=[TemplateOut.of(t) for t in store.list(who.tenant_id)])
 
     @r.post(
         "/templates",
@@ -64,10 +67,10 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
         response_model=TemplateOut,
         summary="Create a template",
     )
-    def create_template(body: TemplateIn, who: Sender) -> dict[str, Any]:
+    def create_template(body: TemplateIn, who: Sender) -> TemplateOut:
         """Version 1 of a new template; 409 if the name is taken (PUT adds versions)."""
         source = Source(body.subject, body.html, body.text)
-        return store.create(who.tenant_id, body.name, source, who.credential_id)
+        return TemplateOut.of(store.create(who.tenant_id, body.name, source, who.credential_id))
 
     @r.get(
         "/templates/{name}",
@@ -77,8 +80,9 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
     )
     def get_template(
         name: str, who: Reader, version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
-    ) -> dict[str, Any]:
-        return store.get(who.tenant_id, name, version)
+    ) -> TemplateWithVersionsOut:
+        found = store.get(who.tenant_id, name, version)
+        return TemplateWithVersionsOut.of(found.template, versions=list(found.versions))
 
     @r.put(
         "/templates/{name}",
@@ -86,10 +90,10 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
         response_model=TemplateOut,
         summary="Add a template version",
     )
-    def update_template(name: str, body: TemplateContentIn, who: Sender) -> dict[str, Any]:
+    def update_template(name: str, body: TemplateContentIn, who: Sender) -> TemplateOut:
         """A new version, which becomes the active one; earlier versions stay readable."""
         source = Source(body.subject, body.html, body.text)
-        return store.add_version(who.tenant_id, name, source, who.credential_id)
+        return TemplateOut.of(store.add_version(who.tenant_id, name, source, who.credential_id))
 
     @r.delete(
         "/templates/{name}", status_code=204, tags=["templates"], summary="Delete a template and its versions"
@@ -140,7 +144,7 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
             messages,
             store,
             who,
-            body.messages,
+            batch_items(body.messages, keyed=idempotency_key is not None),
             domain=sender.domain,
             max_recipients=sender.max_recipients,
             idempotency_key=idempotency_key,
@@ -198,7 +202,11 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
         spec = await run_in_threadpool(bulk_spec, who, body, idem)
         job_id = await run_in_threadpool(sender.send, who, spec, body.recipients)
         job = await run_in_threadpool(sender.get, who.tenant_id, job_id)
-        return JSONResponse(job, status_code=202, headers={"Location": f"/v1/bulk/{job_id}"})
+        return JSONResponse(
+            BulkJobOut.of(job).model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/v1/bulk/{job_id}"},
+        )
 
     @r.get(
         "/bulk/{job_id}",
@@ -211,9 +219,11 @@ def router(store: TemplateStore, sender: BulkSender, need: Any) -> APIRouter:
         who: Reader,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
-    ) -> dict[str, Any]:
+    ) -> BulkJobOut:
         """Progress and counts, and per-recipient errors by index (paged by ``cursor``)."""
-        return sender.get(who.tenant_id, job_id, limit=limit, after=int(cursor) if cursor else -1)
+        return BulkJobOut.of(
+            sender.get(who.tenant_id, job_id, limit=limit, after=int(cursor) if cursor else -1)
+        )
 
     return r
 
@@ -236,3 +246,25 @@ def batch_item_body(item: ItemResult) -> dict[str, Any]:
         "replayed": item.replayed,
         "message": message,
     }
+
+
+def batch_items(raw: list[dict[str, Any]], *, keyed: bool) -> list[BatchItem]:
+    """Each item validated on its own (a malformed item is that item's error, not a 422 for
+    the batch), with its own body's hash when the request carries an Idempotency-Key."""
+    items = []
+    for item in raw:
+        digest = request_hash(json.dumps(item, sort_keys=True, default=str).encode()) if keyed else None
+        try:
+            items.append(BatchItem(BatchItemIn.model_validate(item), request_hash=digest))
+        except ValidationError as exc:
+            items.append(BatchItem(None, _validation_failed(exc), digest))
+    return items
+
+
+def _validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    """Pydantic's errors in the catalogue's shape: ``{"field": "a.b", "message": ...}``."""
+    errors = [
+        {"field": prefix + ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return ValidationFailed(errors)

@@ -9,20 +9,16 @@ transaction.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
+from typing import Any, Protocol
 
 from sealmail.errors import SealmailError, ValidationFailed
-from sealmail.messages.schemas import MessageIn
-from sealmail.messages.service import Accepted, Idempotency, Messages, Submission, request_hash
+from sealmail.messages.outgoing import MessageFields
+from sealmail.messages.service import Accepted, Idempotency, Messages, Submission
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled, Source
-from sealmail.templates.schemas import BatchItemIn
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.service import Principal
 
@@ -51,12 +47,33 @@ def template_loader(store: TemplateStore, tenant_id: str) -> TemplateLoader:
     return load
 
 
-def prepare(item: dict[str, Any], load: TemplateLoader, domain: str, max_recipients: int) -> Submission:
+class BatchItemFields(MessageFields, Protocol):
+    """One item: a message, optionally from a stored template or rendered with data."""
+
+    @property
+    def template(self) -> str | None: ...
+    @property
+    def template_version(self) -> int | None: ...
+    @property
+    def template_data(self) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """An item as the API validated it — its fields, or the error that refused them — and,
+    under an Idempotency-Key, the hash of the item's own body."""
+
+    fields: BatchItemFields | None
+    error: SealmailError | None = None
+    request_hash: str | None = None
+
+
+def prepare(item: BatchItem, load: TemplateLoader, domain: str, max_recipients: int) -> Submission:
     """One batch item to a ``Submission``, or the item's ``SealmailError``."""
-    try:
-        body = BatchItemIn.model_validate(item)
-    except ValidationError as exc:
-        raise p.validation_failed(exc) from exc
+    if item.fields is None:
+        assert item.error is not None  # an item is valid or carries why not
+        raise item.error
+    body = item.fields
     compiled: Compiled | None = None
     if body.template is not None:
         if body.subject or body.html is not None or body.text is not None:
@@ -66,7 +83,7 @@ def prepare(item: dict[str, Any], load: TemplateLoader, domain: str, max_recipie
         compiled = load(body.template, body.template_version)
     elif body.template_data is not None:
         compiled = Compiled(Source(body.subject, body.html, body.text))
-    message: MessageIn = body
+    message: MessageFields = body
     if compiled is not None:
         message = p.personalize(body, p.render_or_fail(compiled, body.template_data or {}))
     return p.submission(message, domain, max_recipients)
@@ -86,7 +103,7 @@ def run_batch(
     messages: Messages,
     store: TemplateStore,
     who: Principal,
-    items: Sequence[dict[str, Any]],
+    items: Sequence[BatchItem],
     *,
     domain: str,
     max_recipients: int,
@@ -109,8 +126,8 @@ def run_batch(
                 continue
             idem = None
             if idempotency_key is not None:
-                item_hash = request_hash(json.dumps(item, sort_keys=True, default=str).encode())
-                idem = Idempotency(f"{idempotency_key}#{i}", item_hash)
+                assert item.request_hash is not None  # hashed by the API under a key
+                idem = Idempotency(f"{idempotency_key}#{i}", item.request_hash)
             pending.append((i, pool.submit(messages.submit, who, sub, idem)))
         for i, future in pending:
             try:

@@ -15,12 +15,12 @@ chunk, so ``GET /v1/bulk/{id}`` shows progress while a large job runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,12 +29,11 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
-from sealmail.messages.schemas import MessageIn
+from sealmail.messages.outgoing import MessageFields
 from sealmail.messages.service import Accepted, Idempotency, Messages
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
-from sealmail.templates.schemas import BulkRecipientIn
 from sealmail.templates.tables import bulk_job_errors, bulk_jobs
 from sealmail.tenancy.service import Principal
 
@@ -43,18 +42,60 @@ ACCEPT_THREADS = 16
 MAX_ERROR_CHARS = 500
 
 
+class BulkRecipient(Protocol):
+    """One recipient of a bulk send: the address, its own variables and metadata."""
+
+    @property
+    def to(self) -> str: ...
+    @property
+    def template_data(self) -> Mapping[str, Any]: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BulkSpec:
     """What every recipient shares: the compiled template, the message fields, the data."""
 
     compiled: Compiled
-    base: MessageIn
+    base: MessageFields
     shared_data: dict[str, Any]
     template_name: str | None = None
     template_version: int | None = None
     # ``<Idempotency-Key>`` of the request and its body hash: recipient *i* is accepted as
     # ``<key>#<i>``, so a retried bulk replays what was stored and stores the rest.
     idempotency: Idempotency | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkTemplate:
+    name: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkError:
+    """Why one recipient (by its index in the request) was not accepted."""
+
+    index: int
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    """A bulk job's progress, and one page of its per-recipient errors."""
+
+    id: str
+    status: str  # processing | completed | failed
+    total: int
+    accepted: int
+    failed: int
+    template: BulkTemplate | None
+    created_at: datetime
+    finished_at: datetime | None
+    errors: tuple[BulkError, ...]
+    next_cursor: str | None
 
 
 @dataclass(slots=True)
@@ -109,7 +150,7 @@ class BulkSender:
             )
         return job_id
 
-    def run(self, who: Principal, job_id: str, spec: BulkSpec, recipients: Iterable[BulkRecipientIn]) -> None:
+    def run(self, who: Principal, job_id: str, spec: BulkSpec, recipients: Iterable[BulkRecipient]) -> None:
         """Accept every recipient, chunk by chunk; the job ends ``completed`` or ``failed``.
 
         ``failed`` means the system could not go on (the database went away, say): what
@@ -126,7 +167,7 @@ class BulkSender:
         finally:
             self._finish(who, job_id, status, tally)
 
-    def send(self, who: Principal, spec: BulkSpec, recipients: Iterable[BulkRecipientIn]) -> str:
+    def send(self, who: Principal, spec: BulkSpec, recipients: Iterable[BulkRecipient]) -> str:
         job_id = self.start(who, spec)
         self.run(who, job_id, spec, recipients)
         return job_id
@@ -139,7 +180,7 @@ class BulkSender:
         spec: BulkSpec,
         job_id: str,
         start: int,
-        chunk: list[BulkRecipientIn],
+        chunk: list[BulkRecipient],
         tally: _Tally,
     ) -> list[tuple[int, list[dict[str, str]]]]:
         errors: list[tuple[int, list[dict[str, str]]]] = []
@@ -214,7 +255,7 @@ class BulkSender:
             )
 
     # -- reading -------------------------------------------------------------------------------
-    def get(self, tenant_id: str, job_id: str, *, limit: int = 100, after: int = -1) -> dict[str, Any]:
+    def get(self, tenant_id: str, job_id: str, *, limit: int = 100, after: int = -1) -> BulkJob:
         """The job, and its errors in recipient order from index ``after + 1`` (a page)."""
         with db.reader(self.engine) as conn:
             job = conn.execute(
@@ -249,23 +290,21 @@ class BulkSender:
                 else []
             )
         next_cursor = str(shown[-1]) if len(indexes) > limit else None
-        return {
-            "id": job.id,
-            "status": job.status,
-            "total": job.total,
-            "accepted": job.accepted,
-            "failed": job.failed,
-            "template": (
-                {"name": job.template_name, "version": job.template_version} if job.template_name else None
-            ),
-            "created_at": job.created_at.isoformat(),
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "errors": [{"index": r.idx, "field": r.field, "message": r.message} for r in rows],
-            "next_cursor": next_cursor,
-        }
+        return BulkJob(
+            id=job.id,
+            status=job.status,
+            total=job.total,
+            accepted=job.accepted,
+            failed=job.failed,
+            template=BulkTemplate(job.template_name, job.template_version) if job.template_name else None,
+            created_at=job.created_at,
+            finished_at=job.finished_at,
+            errors=tuple(BulkError(r.idx, r.field, r.message) for r in rows),
+            next_cursor=next_cursor,
+        )
 
 
-def _chunks(items: Iterable[BulkRecipientIn], size: int) -> Iterator[tuple[int, list[BulkRecipientIn]]]:
+def _chunks(items: Iterable[BulkRecipient], size: int) -> Iterator[tuple[int, list[BulkRecipient]]]:
     it = iter(items)
     start = 0
     while chunk := list(islice(it, size)):

@@ -6,31 +6,31 @@ checked exactly like a single one (CR/LF in a rendered subject, a bad address, â
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from sealmail.errors import ValidationFailed
 from sealmail.messages import compose
-from sealmail.messages.schemas import MessageIn
+from sealmail.messages.outgoing import MessageFields, MessageSpec
 from sealmail.messages.service import Submission
 from sealmail.templates.render import Compiled, Rendered, RenderFailure
 
 
 def personalize(
-    base: MessageIn,
+    base: MessageFields,
     content: Rendered,
     *,
     to: list[str] | None = None,
     metadata: Mapping[str, str] | None = None,
-) -> MessageIn:
+) -> MessageSpec:
+    message = MessageSpec.of(base)
     update: dict[str, Any] = {"subject": content.subject, "html": content.html, "text": content.text}
     if to is not None:
-        update["to"] = to
+        update["to"] = tuple(to)
     if metadata:
-        update["metadata"] = {**base.metadata, **metadata}
-    return base.model_copy(update=update)
+        update["metadata"] = {**message.metadata, **metadata}
+    return dataclasses.replace(message, **update)
 
 
 def render_or_fail(compiled: Compiled, variables: Mapping[str, Any]) -> Rendered:
@@ -41,14 +41,5 @@ def render_or_fail(compiled: Compiled, variables: Mapping[str, Any]) -> Rendered
     return result
 
 
-def submission(message: MessageIn, message_id_domain: str, max_recipients: int) -> Submission:
+def submission(message: MessageFields, message_id_domain: str, max_recipients: int) -> Submission:
     return compose.from_message(message, message_id_domain, max_recipients)
-
-
-def validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
-    """Pydantic's errors in the catalogue's shape: ``{"field": "a.b", "message": ...}``."""
-    errors = [
-        {"field": prefix + ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-    return ValidationFailed(errors)

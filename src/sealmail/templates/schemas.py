@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.domain.tls_policy import Stream, TlsPolicy
+from sealmail.messages.outgoing import AttachmentSpec, MessageSpec
 from sealmail.messages.schemas import AcceptedOut, AttachmentIn, MessageIn
 from sealmail.web.models import Out, Problem
 
@@ -103,20 +104,16 @@ class BulkIn(BaseModel):
     expires_at: datetime | None = None
     tls_policy: TlsPolicy | None = None
 
-    def base_message(self) -> MessageIn:
+    def base_message(self) -> MessageSpec:
         """The per-message fields every recipient shares; ``to`` and content are filled in."""
-        return MessageIn.model_construct(
+        return MessageSpec(
             from_=self.from_,
-            to=[],
-            cc=[],
-            bcc=[],
-            reply_to=self.reply_to,
-            subject="",
-            text=None,
-            html=None,
-            attachments=self.attachments,
+            reply_to=tuple(self.reply_to),
+            attachments=tuple(
+                AttachmentSpec(a.filename, a.content_type, a.content) for a in self.attachments
+            ),
             headers=self.headers,
-            tags=self.tags,
+            tags=tuple(self.tags),
             metadata=self.metadata,
             stream=self.stream,
             send_at=self.send_at,

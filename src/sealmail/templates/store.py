@@ -8,6 +8,7 @@ error is refused at write time rather than discovered per recipient.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,23 +34,40 @@ def check_name(name: str) -> None:
         )
 
 
-def _out(row: Any) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "version": row.version,
-        "subject": row.subject,
-        "html": row.html,
-        "text": row.text,
-        "created_at": row.created_at.isoformat(),
-        "created_by": row.created_by,
-    }
+@dataclass(frozen=True, slots=True)
+class Template:
+    """One stored version of a template."""
+
+    name: str
+    version: int
+    subject: str
+    html: str | None
+    text: str | None
+    created_at: datetime
+    created_by: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> Template:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+    @property
+    def source(self) -> Source:
+        return Source(self.subject, self.html, self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateVersions:
+    """A version of a template, and every version number the name has."""
+
+    template: Template
+    versions: tuple[int, ...]
 
 
 class TemplateStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, tenant_id: str, name: str, source: Source, actor: str) -> dict[str, Any]:
+    def create(self, tenant_id: str, name: str, source: Source, actor: str) -> Template:
         """Version 1 of a new name; 409 if the name exists (PUT adds versions)."""
         check_name(name)
         Compiled(source)
@@ -62,7 +80,7 @@ class TemplateStore:
             raise Conflict(f"template {name!r} exists; PUT /v1/templates/{name} adds a version") from exc
         return row
 
-    def add_version(self, tenant_id: str, name: str, source: Source, actor: str) -> dict[str, Any]:
+    def add_version(self, tenant_id: str, name: str, source: Source, actor: str) -> Template:
         """The next version of an existing template; it becomes the active one."""
         check_name(name)
         Compiled(source)
@@ -83,7 +101,7 @@ class TemplateStore:
         except IntegrityError as exc:  # two PUTs raced for the same version number
             raise Conflict(f"template {name!r} changed meanwhile; send the PUT again") from exc
 
-    def get(self, tenant_id: str, name: str, version: int | None = None) -> dict[str, Any]:
+    def get(self, tenant_id: str, name: str, version: int | None = None) -> TemplateVersions:
         with db.reader(self.engine) as conn:
             if version is None:
                 row = self._latest(conn, tenant_id, name)
@@ -96,22 +114,21 @@ class TemplateStore:
             if row is None:
                 suffix = f" version {version}" if version is not None else ""
                 raise NotFound(f"no template {name!r}{suffix}; GET /v1/templates lists them")
-            out = _out(row)
-            out["versions"] = [
+            versions = tuple(
                 int(v)
                 for (v,) in conn.execute(
                     sa.select(mt.c.version)
                     .where(mt.c.tenant_id == tenant_id, mt.c.name == name)
                     .order_by(mt.c.version)
                 )
-            ]
-        return out
+            )
+        return TemplateVersions(Template.from_row(row), versions)
 
     def source(self, tenant_id: str, name: str, version: int | None = None) -> tuple[Source, int]:
-        row = self.get(tenant_id, name, version)
-        return Source(row["subject"], row["html"], row["text"]), int(row["version"])
+        found = self.get(tenant_id, name, version).template
+        return found.source, found.version
 
-    def list(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list(self, tenant_id: str) -> list[Template]:
         """The active (newest) version of each template, by name."""
         latest = (
             sa.select(mt.c.name, sa.func.max(mt.c.version).label("version"))
@@ -126,7 +143,7 @@ class TemplateStore:
             .order_by(mt.c.name)
         )
         with db.reader(self.engine) as conn:
-            return [_out(r) for r in conn.execute(query)]
+            return [Template.from_row(r) for r in conn.execute(query)]
 
     def delete(self, tenant_id: str, name: str, actor: str) -> None:
         """Remove every version.  Messages already rendered from it are unaffected."""
@@ -162,7 +179,7 @@ class TemplateStore:
         source: Source,
         actor: str,
         action: AuditAction,
-    ) -> dict[str, Any]:
+    ) -> Template:
         now = datetime.now(UTC)
         conn.execute(
             sa.insert(mt).values(
@@ -180,12 +197,4 @@ class TemplateStore:
         audit.append(
             conn, action=action, actor=actor, tenant_id=tenant_id, target=name, details={"version": version}
         )
-        return {
-            "name": name,
-            "version": version,
-            "subject": source.subject,
-            "html": source.html,
-            "text": source.text,
-            "created_at": now.isoformat(),
-            "created_by": actor,
-        }
+        return Template(name, version, source.subject, source.html, source.text, now, actor)

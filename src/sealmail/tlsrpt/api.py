@@ -10,21 +10,20 @@ against the RFC's fields and must name only the tenant's verified domains.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sealmail.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from sealmail.tenancy.service import Principal
 from sealmail.tlsrpt.report import MAX_REPORT_BYTES, InvalidReport, parse_received
 from sealmail.tlsrpt.service import TlsReports
+from sealmail.web.models import Out
 
 UPLOAD_PATH = "/v1/tlsrpt/reports"
 _MEDIA = ("application/tlsrpt+gzip", "application/tlsrpt+json", "application/json")
 
 
-class TlsReportOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class TlsReportOut(Out):
     id: str
     policy_domain: str = Field(description="The (first) policy domain the report is about.")
     organization: str = Field(description="organization-name of the reporting MTA.")
@@ -47,16 +46,18 @@ def router(reports: TlsReports, need: Any) -> APIRouter:
     Admin = Annotated[Principal, need("admin")]
 
     @r.get("/tlsrpt/reports", response_model=TlsReportListOut)
-    def list_reports(who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    def list_reports(who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> TlsReportListOut:
         """Newest first (by the start of the period they cover)."""
-        return {"data": reports.received(who.tenant_id, limit=limit)}
+        return TlsReportListOut(
+            data=[TlsReportOut.of(r) for r in reports.received(who.tenant_id, limit=limit)]
+        )
 
     @r.get("/tlsrpt/reports/{report_id}", response_model=TlsReportOut)
-    def get_report(report_id: str, who: Reader) -> dict[str, Any]:
-        return reports.received_one(who.tenant_id, report_id)
+    def get_report(report_id: str, who: Reader) -> TlsReportOut:
+        return TlsReportOut.of(reports.received_one(who.tenant_id, report_id))
 
     @r.post("/tlsrpt/reports", status_code=201, response_model=TlsReportOut)
-    async def post_report(request: Request, who: Admin) -> dict[str, Any]:
+    async def post_report(request: Request, who: Admin) -> TlsReportOut:
         """Store an RFC 8460 report (gzip'd or plain JSON) about the tenant's own domains."""
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in _MEDIA:
@@ -70,6 +71,7 @@ def router(reports: TlsReports, need: Any) -> APIRouter:
             report = parse_received(body)
         except InvalidReport as exc:
             raise ValidationFailed([{"field": "body", "message": str(exc)}]) from exc
-        return await run_in_threadpool(reports.receive, who.tenant_id, report, actor=who.credential_id)
+        stored = await run_in_threadpool(reports.receive, who.tenant_id, report, actor=who.credential_id)
+        return TlsReportOut.of(stored)
 
     return r

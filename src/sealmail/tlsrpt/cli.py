@@ -49,8 +49,8 @@ def list_cmd(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100, tenant:
     with session(tenant) as (store, tenant_id):
         for row in store.received(tenant_id, limit=limit):
             out.print(
-                f"{row['id']}  {row['start_at'][:10]}  {row['policy_domain']}  {row['organization']}"
-                f"  ok={row['successes']} failed={row['failures']}"
+                f"{row.id}  {row.start_at.isoformat()[:10]}  {row.policy_domain}  {row.organization}"
+                f"  ok={row.successes} failed={row.failures}"
             )
 
 
@@ -58,7 +58,7 @@ def list_cmd(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100, tenant:
 def show_cmd(report_id: str, tenant: TenantOpt = None) -> None:
     """One received report, as JSON."""
     with session(tenant) as (store, tenant_id):
-        out.print_json(json.dumps(store.received_one(tenant_id, report_id)["report"]))
+        out.print_json(json.dumps(store.received_one(tenant_id, report_id).report))
 
 
 @tlsrpt_app.command("import")
@@ -74,4 +74,4 @@ def import_cmd(
         raise typer.Exit(2) from exc
     with session(tenant) as (store, tenant_id):
         row = store.receive(tenant_id, report, actor="cli")
-        out.print(f"stored {row['id']} ({row['organization']}, {row['policy_domain']})")
+        out.print(f"stored {row.id} ({row.organization}, {row.policy_domain})")

@@ -9,8 +9,8 @@ session-and-recipient group: the transport opens one session per attempt group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -155,7 +155,7 @@ class TlsReports:
             }
         return all(any(n == d or n.endswith("." + d) for d in verified) for n in names)
 
-    def receive(self, tenant_id: str, report: dict[str, Any], *, actor: str) -> dict[str, Any]:
+    def receive(self, tenant_id: str, report: dict[str, Any], *, actor: str) -> ReceivedReport:
         """Store a report (already checked by ``report.parse_received``) about the tenant's
         own verified domains; the same organization's report id twice is one report."""
         domains = [str(p["policy"]["policy-domain"]).lower().rstrip(".") for p in report["policies"]]
@@ -191,7 +191,7 @@ class TlsReports:
                 )
             ).first()
             if existing is not None:
-                return _public(existing._asdict())
+                return ReceivedReport.from_row(existing._asdict())
             conn.execute(sa.insert(tlsrpt_received).values(**row))
             audit.append(
                 conn,
@@ -201,9 +201,9 @@ class TlsReports:
                 target=row["id"],
                 details={"organization": row["organization"], "domain": row["policy_domain"]},
             )
-        return _public(row)
+        return ReceivedReport.from_row(row)
 
-    def received(self, tenant_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    def received(self, tenant_id: str, *, limit: int = 100) -> list[ReceivedReport]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(tlsrpt_received)
@@ -211,9 +211,9 @@ class TlsReports:
                 .order_by(tlsrpt_received.c.start_at.desc(), tlsrpt_received.c.id)
                 .limit(limit)
             )
-            return [_public(r._asdict()) for r in rows]
+            return [ReceivedReport.from_row(r._asdict()) for r in rows]
 
-    def received_one(self, tenant_id: str, report_id: str) -> dict[str, Any]:
+    def received_one(self, tenant_id: str, report_id: str) -> ReceivedReport:
         with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(tlsrpt_received).where(
@@ -222,12 +222,28 @@ class TlsReports:
             ).first()
         if row is None:
             raise NotFound("no such TLS report")
-        return _public(row._asdict())
+        return ReceivedReport.from_row(row._asdict())
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k != "tenant_id"}
-    for key in ("start_at", "end_at", "received_at"):
-        value = out[key]
-        out[key] = (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    return out
+@dataclass(frozen=True, slots=True)
+class ReceivedReport:
+    """A TLS report received about one of the tenant's domains."""
+
+    id: str
+    policy_domain: str  # the (first) policy domain it is about
+    organization: str
+    report_id: str
+    start_at: datetime
+    end_at: datetime
+    successes: int
+    failures: int
+    report: dict[str, Any]  # the RFC 8460 JSON as received (a wire format)
+    received_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ReceivedReport:
+        stored = {f.name: row[f.name] for f in fields(cls)}
+        for key in ("start_at", "end_at", "received_at"):
+            value = stored[key]
+            stored[key] = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return cls(**stored)

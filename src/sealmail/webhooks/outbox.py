@@ -267,80 +267,93 @@ _DELIVERY_STATUS = {
 
 def record(engine: Engine, worker: str, result: Result, now: datetime, policy: DisablePolicy) -> str | None:
     """Write one attempt back; returns the reason when it disabled the endpoint."""
-    c, d = result.claimed, result.decision
-    counts = c.event_type != TEST_EVENT_TYPE  # test-sends never disable an endpoint
     with engine.begin() as conn:
-        values: dict[str, Any] = {
-            "status": _DELIVERY_STATUS[d.outcome],
-            "attempts": c.attempts + 1,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_status_code": result.status_code,
-            "last_error": (d.error or "")[:300] or None,
-            "updated_at": now,
-        }
-        if d.next_attempt_at is not None:
-            values["next_attempt_at"] = d.next_attempt_at
-        updated = conn.execute(
-            sa.update(webhook_deliveries)
-            .where(webhook_deliveries.c.id == c.id, webhook_deliveries.c.lease_owner == worker)
-            .values(**values)
-        ).rowcount
-        if not updated:
+        if not _write_attempt(conn, worker, result, now):
             return None  # our lease ran out and someone else owns the delivery now
-        conn.execute(
-            sa.insert(webhook_attempts).values(
-                id=new_id("wha"),
-                tenant_id=c.tenant_id,
-                delivery_id=c.id,
-                endpoint_id=c.endpoint_id,
-                at=result.started_at,
-                status_code=result.status_code,
-                duration_ms=result.duration_ms,
-                outcome=str(d.outcome),
-                error=(d.error or "")[:300] or None,
-            )
-        )
-        if not counts:
-            return None
-        ep = webhook_endpoints.c
-        if d.outcome is DeliveryVerdict.DELIVERED:
-            conn.execute(
-                sa.update(webhook_endpoints)
-                .where(ep.id == c.endpoint_id)
-                .values(consecutive_failures=0, failing_since=None, last_success_at=now)
-            )
-            return None
-        row = conn.execute(
-            sa.update(webhook_endpoints)
-            .where(ep.id == c.endpoint_id)
-            .values(
-                consecutive_failures=ep.consecutive_failures + 1,
-                failing_since=sa.func.coalesce(ep.failing_since, now),
-            )
-            .returning(ep.consecutive_failures, ep.failing_since, ep.status)
-        ).one()
-        reason: str | None = None
-        if d.outcome is DeliveryVerdict.GONE:
-            reason = "the endpoint answered 410 Gone"
-        elif should_disable(row.consecutive_failures, row.failing_since, now, policy):
-            reason = f"{row.consecutive_failures} consecutive failed deliveries"
-        if reason is None or row.status != "active":
-            return None
-        conn.execute(
-            sa.update(webhook_endpoints)
-            .where(ep.id == c.endpoint_id)
-            .values(status="disabled", disabled_reason=reason, updated_at=now)
-        )
-        audit.append(
-            conn,
-            action=AuditAction.WEBHOOK_ENDPOINT_DISABLED,
-            actor=SYSTEM_ACTOR,
+        if result.claimed.event_type == TEST_EVENT_TYPE:
+            return None  # test-sends never disable an endpoint
+        return _count_on_endpoint(conn, result, now, policy)
+
+
+def _write_attempt(conn: Connection, worker: str, result: Result, now: datetime) -> bool:
+    """The delivery's new state and its attempt-log row; False when our lease was lost."""
+    c, d = result.claimed, result.decision
+    values: dict[str, Any] = {
+        "status": _DELIVERY_STATUS[d.outcome],
+        "attempts": c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_status_code": result.status_code,
+        "last_error": (d.error or "")[:300] or None,
+        "updated_at": now,
+    }
+    if d.next_attempt_at is not None:
+        values["next_attempt_at"] = d.next_attempt_at
+    updated = conn.execute(
+        sa.update(webhook_deliveries)
+        .where(webhook_deliveries.c.id == c.id, webhook_deliveries.c.lease_owner == worker)
+        .values(**values)
+    ).rowcount
+    if not updated:
+        return False
+    conn.execute(
+        sa.insert(webhook_attempts).values(
+            id=new_id("wha"),
             tenant_id=c.tenant_id,
-            target=c.endpoint_id,
-            details={"reason": reason, "delivery_id": c.id},
+            delivery_id=c.id,
+            endpoint_id=c.endpoint_id,
+            at=result.started_at,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            outcome=str(d.outcome),
+            error=(d.error or "")[:300] or None,
         )
-        return reason
+    )
+    return True
+
+
+def _count_on_endpoint(conn: Connection, result: Result, now: datetime, policy: DisablePolicy) -> str | None:
+    """A success clears the endpoint's failure streak; a failure extends it and may disable
+    the endpoint (audited).  Returns the reason when it did."""
+    c, d = result.claimed, result.decision
+    ep = webhook_endpoints.c
+    if d.outcome is DeliveryVerdict.DELIVERED:
+        conn.execute(
+            sa.update(webhook_endpoints)
+            .where(ep.id == c.endpoint_id)
+            .values(consecutive_failures=0, failing_since=None, last_success_at=now)
+        )
+        return None
+    row = conn.execute(
+        sa.update(webhook_endpoints)
+        .where(ep.id == c.endpoint_id)
+        .values(
+            consecutive_failures=ep.consecutive_failures + 1,
+            failing_since=sa.func.coalesce(ep.failing_since, now),
+        )
+        .returning(ep.consecutive_failures, ep.failing_since, ep.status)
+    ).one()
+    reason: str | None = None
+    if d.outcome is DeliveryVerdict.GONE:
+        reason = "the endpoint answered 410 Gone"
+    elif should_disable(row.consecutive_failures, row.failing_since, now, policy):
+        reason = f"{row.consecutive_failures} consecutive failed deliveries"
+    if reason is None or row.status != "active":
+        return None
+    conn.execute(
+        sa.update(webhook_endpoints)
+        .where(ep.id == c.endpoint_id)
+        .values(status="disabled", disabled_reason=reason, updated_at=now)
+    )
+    audit.append(
+        conn,
+        action=AuditAction.WEBHOOK_ENDPOINT_DISABLED,
+        actor=SYSTEM_ACTOR,
+        tenant_id=c.tenant_id,
+        target=c.endpoint_id,
+        details={"reason": reason, "delivery_id": c.id},
+    )
+    return reason
 
 
 def drop(engine: Engine, worker: str, claimed: Claimed, reason: str, now: datetime) -> None:

@@ -88,8 +88,8 @@ def test_upload_cuts_exact_chunks_and_reads_back_any_range(
     for i in range(0, size, 700):  # reads that do not line up with chunks
         up.feed(data[i : i + 700])
     meta = up.finish()
-    assert meta["sha256"] == hashlib.sha256(data).hexdigest()
-    assert meta["chunks"] == max(1, -(-size // 1024)) == len(blobs.keys())
+    assert meta.sha256 == hashlib.sha256(data).hexdigest()
+    assert meta.chunks == max(1, -(-size // 1024)) == len(blobs.keys())
     opened = shares.open(tenant.id, up.file_id)
     assert b"".join(opened.iter_range(None)) == data
     if size:

@@ -145,3 +145,26 @@ def test_header_injection_is_a_caller_error() -> None:
     client = SafeHttpClient(None)
     with pytest.raises(ValueError, match="invalid value"):
         asyncio.run(client.post("https://example.org/hook", b"{}", {"X-Sig": "a\r\nHost: evil"}))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("api.localhost", True),  # RFC 6761 §6.3
+        ("127.0.0.1", True),
+        ("127.8.0.1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),  # an IPv4-mapped loopback is still this machine
+        ("localhost.example.org", False),
+        ("mail.clinic.example", False),
+        ("10.0.0.1", False),
+        ("169.254.169.254", False),
+        ("", False),
+    ],
+)
+def test_one_loopback_rule_for_names_and_literals(host: str, loopback: bool) -> None:
+    from sealmail.net.address_policy import is_loopback_host
+
+    assert is_loopback_host(host) is loopback
