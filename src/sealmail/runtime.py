@@ -19,6 +19,7 @@ from sealmail.app import (
     build_portal_lifecycle,
     build_report_listener,
     build_server_tls,
+    build_tlsrpt_scheduler,
     build_transport,
     build_webhook_dispatcher,
     build_worker,
@@ -28,6 +29,9 @@ from sealmail.smtpd.server import SmtpListener
 
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
+# How often a worker checks whether yesterday's TLS reports still need sending (cheap: one
+# claim attempt; the first tick after midnight UTC, on any host, does the work).
+TLSRPT_TICK_SECONDS = 600.0
 
 
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
@@ -168,6 +172,11 @@ async def serve(
 
         tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
         tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
+        if settings.tlsrpt_auto_send:
+            from sealmail.tlsrpt.scheduler import run_tlsrpt_scheduler
+
+            scheduler = build_tlsrpt_scheduler(services, worker.name)
+            tasks.append(asyncio.create_task(run_tlsrpt_scheduler(scheduler, stop, TLSRPT_TICK_SECONDS)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).
         for _ in range(500):
