@@ -94,3 +94,26 @@ def tls_reason(a: Attempt) -> str:
         by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
         return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
     return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
+
+
+def without_tls_required(raw: bytes) -> bytes:
+    """``raw`` without its ``TLS-Required`` header fields (folded lines included).
+
+    A field Sealmail did not honour must not ask the hops after ours to relax either: a
+    recipient's relay would otherwise ignore its own TLS policy for PHI.  Under REQUIRETLS
+    the field is ignored, and RFC 8689 §4.1 leaves relaying it optional.
+    """
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep or b"tls-required" not in head.lower():
+        return raw
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.split(b":", 1)[0].strip().lower() == b"tls-required"
+        if not dropping:
+            kept.append(line)
+    return b"\r\n".join(kept) + sep + body

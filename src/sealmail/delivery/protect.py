@@ -11,6 +11,11 @@ For one (message, destination domain) group this stage
 4. turns a ``tls_required`` result into a known capability and decides those recipients
    again (typically → portal) in the same pass, so PHI is never sent in plaintext and
    never silently downgraded.
+
+REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
+
+Size: one stage kept whole on purpose — the fallback order (TLS refused → decided again →
+portal notice, each attempt kept) reads in one place; the pure parts live in ``policy.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
-from sealmail.delivery.policy import Transit, policy_for, sign_wanted, tls_reason, transit_for
+from sealmail.delivery.policy import (
+    Transit,
+    policy_for,
+    sign_wanted,
+    tls_reason,
+    transit_for,
+    without_tls_required,
+)
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
@@ -176,6 +188,8 @@ class SecureLine:
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         transit = transit_for(msg, requested, dlp)
+        if msg.tls_required is not None and not transit.relaxed:
+            raw = without_tls_required(raw)
         # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
         # what was learned at the plain level says nothing: try, and let the transport decide.
         known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
