@@ -34,6 +34,7 @@ from tests.support.waiting import wait_until
 from sealmail.app import Services, build_tlsrpt_scheduler, build_tlsrpt_sender
 from sealmail.config import Settings
 from sealmail.domain.tls_policy import TlsPolicy
+from sealmail.runtime import serve
 from sealmail.tlsrpt.scheduler import LEASE, RETRY_AFTER, DailyRuns, TlsReportScheduler, run_tlsrpt_scheduler
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl")
@@ -166,3 +167,22 @@ async def _until(check: object) -> None:
     assert callable(check)
     while not check():
         await asyncio.sleep(0.05)
+
+
+def test_the_worker_role_runs_the_scheduler(services: Services) -> None:  # noqa: F811
+    """``serve --role worker`` claims the previous UTC day by itself (nothing to report here)."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+
+    async def run() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        serving = asyncio.create_task(serve(services, ["worker"], stop=stop, ready=ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 20)
+            await asyncio.wait_for(_until(lambda: DailyRuns(services.engine).get(yesterday) is not None), 20)
+        finally:
+            stop.set()
+            await serving
+
+    asyncio.run(run())
+    row = DailyRuns(services.engine).get(yesterday)
+    assert row is not None and row["finished_at"] is not None and row["sent"] == 0
