@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sealmail.crypto import smime
 from sealmail.domain.outcomes import Attempt
 from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy
 from sealmail.domain.tags import SystemTag
@@ -117,3 +118,19 @@ def without_tls_required(raw: bytes) -> bytes:
         if not dropping:
             kept.append(line)
     return b"\r\n".join(kept) + sep + body
+
+
+def signed_as_is(raw: bytes, identity: smime.TenantIdentity | None, sender: str) -> bytes:
+    """A message going as is, S/MIME-signed (RFC 8551 §3.5) by the tenant identity when the
+    tenant asked (``secureline.sign_smime``), with RFC 9788 ``hp="clear"`` header protection.
+
+    Only when the identity's certificate names the From address (otherwise every reader would
+    flag the signer as someone else) and the body is 7-bit (RFC 8551 §3.1.3: an 8-bit part
+    would break the signature in transit); else the message goes unsigned, as before.
+    """
+    if identity is None or sender.strip().lower() not in identity.info.emails:
+        return raw
+    try:
+        return smime.sign_smime(raw, identity.certificate, identity.private_key, identity.chain)
+    except ValueError:
+        return raw

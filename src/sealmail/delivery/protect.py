@@ -35,6 +35,7 @@ from sealmail.delivery.policy import (
     Transit,
     policy_for,
     sign_wanted,
+    signed_as_is,
     tls_reason,
     transit_for,
     without_tls_required,
@@ -235,6 +236,9 @@ class SecureLine:
             content = await self.personalizer.content(msg, rcpts[0], group.raw, "tls")
             mail_from = self.personalizer.mail_from(msg, rcpts[0])
             body = add_headers(content.raw, content.outer_headers)
+        if sign_wanted(msg, "sign_smime"):
+            identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
+            body = signed_as_is(body, identity, msg.header_from or msg.mail_from)
         payload = self._sign(msg, _with_trace(msg.id, body))
         transit = group.transit
         attempts = await group.transport.deliver(
