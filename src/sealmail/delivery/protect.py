@@ -13,9 +13,6 @@ For one (message, destination domain) group this stage
    never silently downgraded.
 
 REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
-
-Size: one stage kept whole on purpose — the fallback order (TLS refused → decided again →
-portal notice, each attempt kept) reads in one place; the pure parts live in ``policy.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -40,8 +36,8 @@ from sealmail.delivery.policy import (
     transit_for,
     without_tls_required,
 )
+from sealmail.delivery.result import Result, name_unusable_keys, with_trace
 from sealmail.delivery.smtp_client import OutboundTransport
-from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -75,33 +71,6 @@ CAPABILITY_SECONDS = queue.CAPABILITY_SECONDS
 CAPABILITY_CACHE_SECONDS = 60.0
 # Upper bound on key discovery per delivery group (WKD fetches run concurrently).
 DISCOVERY_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    claimed: Claimed
-    attempt: Attempt
-    method: str | None
-    reason: str
-    # Merged into the recipient's event data (e.g. how a portal notice travelled).
-    extra: dict[str, Any] | None = None
-    # Attempts made before ``attempt`` in this pass (a TLS refusal the portal then covered):
-    # recorded too, so TLS reports (RFC 8460) count the failure the fallback hid.
-    prior: tuple[Attempt, ...] = ()
-
-
-def _with_trace(msg_id: str, raw: bytes) -> bytes:
-    # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
-    # or a bounce quotes back to our record without any PHI.
-    return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
-
-
-def _name_unusable_keys(result: Result, decision: Decision) -> Result:
-    # A TLS reason is written from the attempt, after the decision: keep the keys the decision
-    # could not use on the record ("…; OpenPGP key 0x… expired on 2026-01-02"), as issue 12 asks.
-    if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
-        return result
-    return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
 
 
 # Sources of tenant-submitted mail, whose From domain intake checked is a verified
@@ -224,7 +193,7 @@ class SecureLine:
         results: list[Result] = []
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
-        noted = [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
+        noted = [name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
         # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
         return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted
 
@@ -239,7 +208,7 @@ class SecureLine:
         if sign_wanted(msg, "sign_smime"):
             identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
             body = signed_as_is(body, identity, msg.header_from or msg.mail_from)
-        payload = self._sign(msg, _with_trace(msg.id, body))
+        payload = self._sign(msg, with_trace(msg.id, body))
         transit = group.transit
         attempts = await group.transport.deliver(
             domain,
@@ -356,7 +325,7 @@ class SecureLine:
         level = TlsPolicy.OPPORTUNISTIC
         if method is not Method.PORTAL:
             level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
-        payload = self._sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
+        payload = self._sign(msg, with_trace(msg.id, add_headers(body, content.outer_headers)))
         mail_from = self.personalizer.mail_from(msg, c)
         if method is Method.PORTAL:
             return [
