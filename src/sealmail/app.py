@@ -83,6 +83,7 @@ from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
 from sealmail.tlsrpt.mailer import QueueMail
+from sealmail.tlsrpt.scheduler import DailyRuns, TlsReportScheduler
 from sealmail.tlsrpt.sender import StsFacts, TlsReportSender
 from sealmail.tlsrpt.service import TlsReports
 from sealmail.users.alerts import OwnerMailer
@@ -682,6 +683,11 @@ def intake_limits(settings: Settings) -> IntakeLimits:
         max_mime_depth=settings.intake_max_mime_depth,
         max_mime_parts=settings.intake_max_mime_parts,
     )
+
+
+def build_tlsrpt_scheduler(services: Services, owner: str) -> TlsReportScheduler:
+    """The worker role's daily TLS-report run (``tlsrpt_auto_send``), claimed per UTC day."""
+    return TlsReportScheduler(DailyRuns(services.engine), build_tlsrpt_sender(services), owner)
 
 
 def build_tlsrpt_sender(services: Services) -> TlsReportSender:

@@ -264,6 +264,11 @@ class Settings(BaseSettings):
     circuit_breaker_seconds: int = Field(
         300, ge=1, description="How long a tripped destination stays suspended."
     )
+    tlsrpt_auto_send: bool = Field(
+        True,
+        description="Worker processes send yesterday's TLS reports (RFC 8460) once per UTC day; "
+        "one process claims the day in the database.",
+    )
     dsn_enabled: bool = Field(
         False, description="Send an RFC 3464 bounce (headers only) to the envelope sender."
     )

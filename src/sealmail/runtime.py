@@ -20,6 +20,7 @@ from sealmail.app import (
     build_portal_lifecycle,
     build_report_listener,
     build_server_tls,
+    build_tlsrpt_scheduler,
     build_transport,
     build_webhook_dispatcher,
     build_worker,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 ROLES = ("api", "smtp", "worker", "portal")
 PORTAL_SWEEP_SECONDS = 60.0
 EVIDENCE_TICK_SECONDS = 60.0
+# How often a worker checks whether yesterday's TLS reports still need sending (cheap: one
+# claim attempt; the first tick after midnight UTC, on any host, does the work).
+TLSRPT_TICK_SECONDS = 600.0
 
 
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
@@ -215,6 +219,11 @@ def _start_worker(
     tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
     tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
+    if services.settings.tlsrpt_auto_send:
+        from sealmail.tlsrpt.scheduler import run_tlsrpt_scheduler
+
+        scheduler = build_tlsrpt_scheduler(services, worker.name)
+        tasks.append(asyncio.create_task(run_tlsrpt_scheduler(scheduler, stop, TLSRPT_TICK_SECONDS)))
     return transport
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sealmail.crypto import smime
 from sealmail.domain.outcomes import Attempt
 from sealmail.domain.secureline import DEFAULT_ORDER, DlpAction, DlpFacts, Method, Policy, Protection
 from sealmail.domain.tags import SystemTag
@@ -96,3 +97,42 @@ def tls_reason(a: Attempt) -> str:
         by = "" if str(a.tls.verified_by) == "pkix" else f" ({a.tls.verified_by})"
         return f"tls: verified certificate for {a.mx_host}{by}, {a.tls.version}"
     return f"tls: encrypted to {a.mx_host}, {a.tls.version}, certificate not verified (policy require)"
+
+
+def without_tls_required(raw: bytes) -> bytes:
+    """``raw`` without its ``TLS-Required`` header fields (folded lines included).
+
+    A field Sealmail did not honour must not ask the hops after ours to relax either: a
+    recipient's relay would otherwise ignore its own TLS policy for PHI.  Under REQUIRETLS
+    the field is ignored, and RFC 8689 §4.1 leaves relaying it optional.
+    """
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep or b"tls-required" not in head.lower():
+        return raw
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.split(b":", 1)[0].strip().lower() == b"tls-required"
+        if not dropping:
+            kept.append(line)
+    return b"\r\n".join(kept) + sep + body
+
+
+def signed_as_is(raw: bytes, identity: smime.TenantIdentity | None, sender: str) -> bytes:
+    """A message going as is, S/MIME-signed (RFC 8551 §3.5) by the tenant identity when the
+    tenant asked (``secureline.sign_smime``), with RFC 9788 ``hp="clear"`` header protection.
+
+    Only when the identity's certificate names the From address (otherwise every reader would
+    flag the signer as someone else) and the body is 7-bit (RFC 8551 §3.1.3: an 8-bit part
+    would break the signature in transit); else the message goes unsigned, as before.
+    """
+    if identity is None or sender.strip().lower() not in identity.info.emails:
+        return raw
+    try:
+        return smime.sign_smime(raw, identity.certificate, identity.private_key, identity.chain)
+    except ValueError:
+        return raw

@@ -12,8 +12,7 @@ For one (message, destination domain) group this stage
    again (typically → portal) in the same pass, so PHI is never sent in plaintext and
    never silently downgraded.
 
-Size: one stage with the facts its per-method paths share (``_Group``); each path is short
-and reads best beside the decision that picks it.
+REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
 """
 
 from __future__ import annotations
@@ -23,16 +22,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
-from sealmail.delivery.policy import Transit, policy_for, sign_wanted, tls_reason, transit_for
+from sealmail.delivery.policy import (
+    Transit,
+    policy_for,
+    sign_wanted,
+    signed_as_is,
+    tls_reason,
+    transit_for,
+    without_tls_required,
+)
+from sealmail.delivery.result import Result, name_unusable_keys, with_trace
 from sealmail.delivery.signing import TENANT_SOURCES, DkimStep
 from sealmail.delivery.smtp_client import OutboundTransport
-from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -67,33 +74,6 @@ CAPABILITY_SECONDS = queue.CAPABILITY_SECONDS
 CAPABILITY_CACHE_SECONDS = 60.0
 # Upper bound on key discovery per delivery group (WKD fetches run concurrently).
 DISCOVERY_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    claimed: Claimed
-    attempt: Attempt
-    method: str | None
-    reason: str
-    # Merged into the recipient's event data (e.g. how a portal notice travelled).
-    extra: dict[str, Any] | None = None
-    # Attempts made before ``attempt`` in this pass (a TLS refusal the portal then covered):
-    # recorded too, so TLS reports (RFC 8460) count the failure the fallback hid.
-    prior: tuple[Attempt, ...] = ()
-
-
-def _with_trace(msg_id: str, raw: bytes) -> bytes:
-    # A trace header, as ESPs add (Postmark's X-PM-Message-Id): it ties what a recipient
-    # or a bounce quotes back to our record without any PHI.
-    return f"{TRACE_HEADER}: {msg_id}\r\n".encode() + raw
-
-
-def _name_unusable_keys(result: Result, decision: Decision) -> Result:
-    # A TLS reason is written from the attempt, after the decision: keep the keys the decision
-    # could not use on the record ("…; OpenPGP key 0x… expired on 2026-01-02"), as issue 12 asks.
-    if result.method != "tls" or not decision.unusable_keys or decision.unusable_keys[-1] in result.reason:
-        return result
-    return replace(result, reason="; ".join([result.reason, *decision.unusable_keys]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +162,8 @@ class SecureLine:
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         transit = transit_for(msg, requested, dlp)
+        if msg.tls_required is not None and not transit.relaxed:
+            raw = without_tls_required(raw)
         # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
         # what was learned at the plain level says nothing: try, and let the transport decide.
         known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
@@ -217,7 +199,7 @@ class SecureLine:
         results: list[Result] = []
         for batch in await asyncio.gather(*jobs):
             results.extend(batch)
-        noted = [_name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
+        noted = [name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
         # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
         return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted
 
@@ -229,7 +211,10 @@ class SecureLine:
             content = await self.personalizer.content(msg, rcpts[0], group.raw, "tls")
             mail_from = self.personalizer.mail_from(msg, rcpts[0])
             body = add_headers(content.raw, content.outer_headers)
-        payload = self.dkim.sign(msg, _with_trace(msg.id, body))
+        if sign_wanted(msg, "sign_smime"):
+            identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
+            body = signed_as_is(body, identity, msg.header_from or msg.mail_from)
+        payload = self.dkim.sign(msg, with_trace(msg.id, body))
         transit = group.transit
         attempts = await group.transport.deliver(
             domain,
@@ -360,7 +345,7 @@ class SecureLine:
             # The patient's confirmed request waives the stream's floor: STARTTLS is still
             # used whenever the destination offers it.
             level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
-        payload = self.dkim.sign(msg, _with_trace(msg.id, add_headers(body, content.outer_headers)))
+        payload = self.dkim.sign(msg, with_trace(msg.id, add_headers(body, content.outer_headers)))
         mail_from = self.personalizer.mail_from(msg, c)
         if method is Method.PORTAL:
             return [

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.engine import Engine
 
-from sealmail.delivery.protect import Result, SecureLine
+from sealmail.delivery.protect import SecureLine
+from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule

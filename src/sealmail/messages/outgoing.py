@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 
 
@@ -42,6 +43,8 @@ class _Labels(Protocol):
     def tls_policy(self) -> TlsPolicy | None: ...
     @property
     def bypass_suppressions(self) -> bool: ...
+    @property
+    def protection(self) -> Protection: ...  # "secure": encryption or the portal, never TLS alone
 
 
 class MessageFields(_Labels, Protocol):
@@ -113,6 +116,7 @@ class MessageSpec:
     expires_at: datetime | None = None
     tls_policy: TlsPolicy | None = None
     bypass_suppressions: bool = False
+    protection: Protection = Protection.AUTO
 
     @classmethod
     def of(cls, m: MessageFields) -> MessageSpec:
@@ -137,4 +141,5 @@ class MessageSpec:
             expires_at=m.expires_at,
             tls_policy=m.tls_policy,
             bypass_suppressions=m.bypass_suppressions,
+            protection=m.protection,
         )

@@ -202,3 +202,18 @@ def test_tls_required_no_is_not_honoured_on_the_phi_stream(world: World) -> None
     rcpt = world.recipient(mid)
     assert rcpt.method == "portal"
     assert "TLS-Required: No not honoured: the phi stream requires TLS" in rcpt.method_reason
+
+
+def test_a_tls_required_no_that_is_not_honoured_is_not_passed_on(world: World) -> None:
+    """PHI stream, verified TLS available: the message goes as usual, and the header that
+    would let the recipient's own relays drop TLS is removed (the body is untouched)."""
+    header = "TLS-Required: No\r\n"
+    mid = world.accept("pat@rt.example", header=header, stream=Stream.PHI)
+    world.deliver()
+
+    [received] = world.sinks[RT_IP].wait_for(1)
+    assert b"TLS-Required" not in received.data
+    assert b"See you on Tuesday." in received.data and b"Subject: Appointment" in received.data
+    rcpt = world.recipient(mid)
+    assert rcpt.method == "tls"
+    assert "TLS-Required: No not honoured: the phi stream requires TLS" in rcpt.method_reason

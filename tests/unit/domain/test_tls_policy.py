@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from sealmail.domain.message import header_facts
 from sealmail.domain.tls_policy import (
     DestinationPolicy,
     Stream,
     TlsPolicy,
     effective_policy,
     mx_matches_sts,
+    relaxation_refused,
     resolve_requested,
 )
 
@@ -81,3 +83,35 @@ def test_message_choice_beats_tenant_and_stream_default() -> None:
 )
 def test_mx_pattern_matching_follows_rfc8461(host: str, patterns: tuple[str, ...], expected: bool) -> None:
     assert mx_matches_sts(host, patterns) is expected
+
+
+# -- RFC 8689 §5: "TLS-Required: No" ----------------------------------------------------------
+
+
+def test_tls_required_no_is_honoured_only_for_plain_phi_free_mail() -> None:
+    assert relaxation_refused(TlsPolicy.OPPORTUNISTIC, phi=False, stream=Stream.TRANSACTIONAL) is None
+    assert relaxation_refused(TlsPolicy.OPPORTUNISTIC, phi=False, stream=Stream.BROADCAST) is None
+    assert relaxation_refused(TlsPolicy.OPPORTUNISTIC, phi=True, stream=Stream.TRANSACTIONAL) == (
+        "DLP found PHI in the message"
+    )
+    assert (
+        relaxation_refused(TlsPolicy.REQUIRE, phi=False, stream=Stream.PHI) == "the phi stream requires TLS"
+    )
+    assert relaxation_refused(TlsPolicy.REQUIRE, phi=False, stream=Stream.TRANSACTIONAL) == (
+        "the message's policy requires TLS (require)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (b"TLS-Required: No\r\n", True),
+        (b"tls-required:   no  \r\n", True),
+        (b"TLS-Required: Yes\r\n", False),
+        (b"TLS-Required: No\r\nTLS-Required: No\r\n", False),  # one field, one value (RFC 8689 §5)
+        (b"", False),
+    ],
+)
+def test_the_tls_required_field_is_read_strictly(fields: bytes, expected: bool) -> None:
+    raw = b"From: a@b.example\r\n" + fields + b"Subject: x\r\n\r\nbody\r\n"
+    assert header_facts(raw).tls_required_no is expected
