@@ -170,13 +170,17 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
-        refusal = await asyncio.to_thread(self._unsignable, msg)
+        # The signer and "no recipient here has a key" are usually cached: answered on the
+        # loop, as a thread hop per group cost more than either lookup.
+        refusal = None if self._signer_cached(msg) else await asyncio.to_thread(self._unsignable, msg)
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
         policy, dlp = policy_for(msg)
         addresses = [c.address for c in rcpts]
-        keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+        keys = self.keydir.cached_facts(msg.tenant_id, addresses)
+        if keys is None:
+            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
@@ -434,6 +438,13 @@ class SecureLine:
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
         ).raw
+
+    def _signer_cached(self, msg: QueuedMessage) -> bool:
+        """True when ``_unsignable(msg)`` is None and known without I/O."""
+        domain = _from_domain(msg)
+        if not self.sign_enabled or not domain or msg.source not in TENANT_SOURCES:
+            return True
+        return self.identities.cached_dkim_signer(msg.tenant_id, domain) is not None
 
     def _unsignable(self, msg: QueuedMessage) -> str | None:
         """Why this message must not leave, when its From domain has no DKIM key.
