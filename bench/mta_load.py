@@ -40,16 +40,21 @@ def raw_message(i: int, tag: str, size: int) -> tuple[str, bytes]:
 
 
 async def smtp_load(
-    port: int, n: int, rcpts: int, conns: int, size: int, tag: str, login: tuple[str, str] | None
+    port: int | list[int], n: int, rcpts: int, conns: int, size: int, tag: str, login: tuple[str, str] | None
 ) -> int:
-    """Send ``n`` messages over ``conns`` parallel STARTTLS connections; returns how many got 250."""
+    """Send ``n`` messages over ``conns`` parallel STARTTLS connections; returns how many got 250.
+
+    Several ports (one per intake process): connection ``j`` goes to ``ports[j % len(ports)]``.
+    """
     import aiosmtplib
 
     todo = iter(range(n))
     ok = 0
+    ports = port if isinstance(port, list) else [port]
 
-    async def client() -> None:
+    async def client(j: int) -> None:
         nonlocal ok
+        port = ports[j % len(ports)]
         smtp: aiosmtplib.SMTP | None = None
         for i in todo:
             to, data = raw_message(i % rcpts, f"{tag}-{i}", size)
@@ -76,11 +81,13 @@ async def smtp_load(
             with contextlib.suppress(Exception):
                 await smtp.quit()
 
-    await asyncio.gather(*(client() for _ in range(conns)))
+    await asyncio.gather(*(client(j) for j in range(conns)))
     return ok
 
 
-async def api_load(port: int, key: str, n: int, rcpts: int, conns: int, size: int, tag: str) -> int:
+async def api_load(
+    port: int | list[int], key: str, n: int, rcpts: int, conns: int, size: int, tag: str
+) -> int:
     """POST ``n`` messages over ``conns`` keep-alive HTTP/1.1 connections; returns the 202 count."""
     todo = iter(range(n))
     ok = 0
@@ -102,9 +109,11 @@ async def api_load(port: int, key: str, n: int, rcpts: int, conns: int, size: in
             + b"\r\n\r\n" + body
         )  # fmt: skip
 
-    async def client() -> None:
+    ports = port if isinstance(port, list) else [port]
+
+    async def client(j: int) -> None:
         nonlocal ok
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[j % len(ports)])
         try:
             for i in todo:
                 writer.write(request(i))
@@ -116,5 +125,5 @@ async def api_load(port: int, key: str, n: int, rcpts: int, conns: int, size: in
         finally:
             writer.close()
 
-    await asyncio.gather(*(client() for _ in range(conns)))
+    await asyncio.gather(*(client(j) for j in range(conns)))
     return ok

@@ -151,10 +151,15 @@ class Sealmail:
     procs: list[Child] = field(default_factory=list)
     api_key: str = ""
     login: tuple[str, str] = ("", "")
+    ports: list[int] = field(default_factory=list)  # one per intake process
 
     @property
     def pids(self) -> list[int]:
         return [c.pid for c in self.procs]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["SEALMAIL_DATABASE_URL"] or f"sqlite:///{self.env['SEALMAIL_HOME']}/sealmail.db"
 
 
 def sealmail_env(home: Path, engine: str, sink: Sink, extra: list[str]) -> dict[str, str]:
@@ -176,6 +181,10 @@ def sealmail_env(home: Path, engine: str, sink: Sink, extra: list[str]) -> dict[
             "SEALMAIL_DANE_ENABLED": "false",
             "SEALMAIL_SMTP_HOSTNAME": "sealmail-bench.localhost",
             "SEALMAIL_LOG_LEVEL": "warning",
+            # The bench's one API key sends far more than a client would per minute; the
+            # per-key limit (600/min by default) is not what is measured.
+            "SEALMAIL_API_RATE_LIMIT_PER_MINUTE": "10000000",
+            "SEALMAIL_API_RATE_LIMIT_MAX_PER_MINUTE": "10000000",
         }
     )
     for item in extra:
@@ -234,8 +243,18 @@ def start_sealmail(h: Harness, sink: Sink, spec: PathSpec, args: argparse.Namesp
     creds = json.loads(out.stdout.decode().strip().splitlines()[-1])
     sm = Sealmail(spec, env, api_key=creds["api_key"], login=(creds["user"], creds["password"]))
     intake = spec.intake
+    port_var = "SEALMAIL_SMTP_PORT" if intake == "smtp" else "SEALMAIL_API_PORT"
+    sm.ports = [int(env[port_var])]
     if spec.split:
-        sm.procs.append(h.spawn(f"sealmail-{intake}", [SEALMAIL, "serve", "--role", intake], env, home))
+        for i in range(args.intakes):
+            # Each intake process listens on a port of its own; the client spreads its
+            # connections over them (in production, a load balancer in front).
+            own = dict(env)
+            if i:
+                own[port_var] = str(free_port())
+                sm.ports.append(int(own[port_var]))
+            name = f"sealmail-{intake}" + (str(i) if args.intakes > 1 else "")
+            sm.procs.append(h.spawn(name, [SEALMAIL, "serve", "--role", intake], own, home))
         for i in range(args.workers):
             sm.procs.append(
                 h.spawn(f"sealmail-worker{i}", [SEALMAIL, "serve", "--role", "worker"], env, home)
@@ -243,11 +262,44 @@ def start_sealmail(h: Harness, sink: Sink, spec: PathSpec, args: argparse.Namesp
     else:
         argv = [SEALMAIL, "serve", "--role", intake, "--role", "worker"]
         sm.procs.append(h.spawn("sealmail-one", argv, env, home))
-    if intake == "smtp":
-        wait_smtp(int(env["SEALMAIL_SMTP_PORT"]), sm.procs)
-    else:
-        wait_healthy(int(env["SEALMAIL_API_PORT"]), sm.procs)
+    for port in sm.ports:
+        if intake == "smtp":
+            wait_smtp(port, sm.procs)
+        else:
+            wait_healthy(port, sm.procs)
     return sm
+
+
+def check_queue(sm: Sealmail, sink: Sink, expected_sink: int) -> str:
+    """Nobody lost, nobody twice: every recipient ever accepted is delivered with exactly one
+    attempt, none is still leased, and the sink got exactly the messages sent (checked again
+    after a pause, so a late duplicate shows).  Raises on a violation; returns a summary."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sm.database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            by_status = dict(
+                conn.execute(sa.text("SELECT status, count(*) FROM recipients GROUP BY status")).all()
+            )
+            attempts = conn.execute(
+                sa.text("SELECT count(*), count(DISTINCT recipient_id) FROM attempts")
+            ).one()
+    finally:
+        engine.dispose()
+    total = sum(by_status.values())
+    time.sleep(0.5)
+    at_sink = sink.state().count
+    problems = []
+    if by_status.get("delivered", 0) != total:
+        problems.append(f"recipients by status {by_status}")
+    if tuple(attempts) != (total, total):
+        problems.append(f"{attempts[0]} attempts for {attempts[1]} of {total} recipients")
+    if at_sink != expected_sink:
+        problems.append(f"the sink has {at_sink} messages, expected {expected_sink}")
+    if problems:
+        raise RuntimeError("lost or duplicated recipients: " + "; ".join(problems))
+    return f"{total} recipients delivered once each"
 
 
 # -- rounds --------------------------------------------------------------------------------------------
@@ -269,8 +321,8 @@ def send(target: str, sm: Sealmail, pf_port: int, n: int, args: argparse.Namespa
     if target == "postfix":
         return asyncio.run(smtp_load(pf_port, n, r, c, size, tag, None))
     if sm.spec.intake == "smtp":
-        return asyncio.run(smtp_load(int(sm.env["SEALMAIL_SMTP_PORT"]), n, r, c, size, tag, sm.login))
-    return asyncio.run(api_load(int(sm.env["SEALMAIL_API_PORT"]), sm.api_key, n, r, c, size, tag))
+        return asyncio.run(smtp_load(sm.ports, n, r, c, size, tag, sm.login))
+    return asyncio.run(api_load(sm.ports, sm.api_key, n, r, c, size, tag))
 
 
 def measure(
@@ -296,6 +348,8 @@ def measure(
     st = sink.wait_for(base.count + n, args.timeout)
     cpu1, pg1, sink1 = tree_cpu(roots, comms), pg_backend_cpu(), tree_cpu([sink.pid])
     m1, own1 = machine_cpu(), sum(os.times()[:2])
+    if target == "sealmail":
+        print(f"  check: {check_queue(sm, sink, base.count + n)}", flush=True)
     ours = delta(cpu0, cpu1) + delta(pg0, pg1) + delta(sink0, sink1) + own1 - own0
     total = max(m1[1] - m0[1], 1e-9)
     return Measure(
@@ -413,7 +467,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[s
         "",
         f"{args.messages} messages × {args.size} B per MTA per round, {args.rounds} interleaved rounds "
         f"(order alternates), {args.connections} client connections, {args.recipients} recipients, "
-        f"{args.workers} worker process(es) on split paths, warm-up {args.warmup}. "
+        f"{args.intakes} intake and {args.workers} worker process(es) on split paths, "
+        f"warm-up {args.warmup}. "
         f"Postfix {meta['postfix']}; "
         f"machine {meta['machine']['nproc']} CPU {meta['machine']['cpu']}; machine busy before start "
         f"{meta['busy_before']:.0f} %; messages that reached the sink without TLS: {plain}.",
@@ -430,6 +485,7 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=4, help="parallel client connections")
     p.add_argument("--recipients", type=int, default=100, help="distinct recipients (keyed on -pgp paths)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on -split paths")
+    p.add_argument("--intakes", type=int, default=1, help="intake processes on -split paths (a port each)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--timeout", type=float, default=600, help="bound on one round's drain, seconds")
     p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")

@@ -151,13 +151,18 @@ class SecureLine:
         requested: TlsPolicy,
     ) -> list[Result]:
         now = datetime.now(UTC)
-        refusal = await asyncio.to_thread(self.dkim.unsignable, msg)
+        # The signer and "no recipient here has a key" are usually cached: answered on the
+        # loop, as a thread hop per group cost more than either lookup.
+        cached = self.dkim.signer_cached(msg)
+        refusal = None if cached else await asyncio.to_thread(self.dkim.unsignable, msg)
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
         policy, dlp = policy_for(msg)
         addresses = [c.address for c in rcpts]
-        keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+        keys = self.keydir.cached_facts(msg.tenant_id, addresses)
+        if keys is None:
+            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)

@@ -28,6 +28,13 @@ class DkimStep:
         self.identities = identities
         self.enabled = enabled
 
+    def signer_cached(self, msg: QueuedMessage) -> bool:
+        """True when ``unsignable(msg)`` is None and known without I/O."""
+        domain = _from_domain(msg)
+        if not self.enabled or not domain or msg.source not in TENANT_SOURCES:
+            return True
+        return self.identities.cached_dkim_signer(msg.tenant_id, domain) is not None
+
     def unsignable(self, msg: QueuedMessage) -> str | None:
         """Why this message must not leave, when its From domain has no DKIM key.
 

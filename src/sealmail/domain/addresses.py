@@ -17,6 +17,7 @@ headers are Sealmail's to set (``PROTECTED_HEADERS``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -183,6 +184,10 @@ def _octets(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+# Pure and ~0.2 ms a call (email_validator's and IDNA's per-character checks), asked for
+# every MAIL FROM and RCPT TO: a sender's address repeats on every message, so the results
+# of the last few thousand valid addresses are kept (a refusal is raised afresh each time).
+@functools.lru_cache(maxsize=4096)
 def parse_address(value: str, field: str) -> Address:
     """Validate one address (``"Name <a@b>"``, ``<a@b>`` or ``a@b``) for intake."""
 

@@ -180,57 +180,43 @@ def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage
 def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMessage]:
     if not ids:
         return {}
-    rows = conn.execute(
-        sa.select(
-            messages.c.id,
-            messages.c.tenant_id,
-            messages.c.stream,
-            messages.c.mail_from,
-            messages.c.tls_policy,
-            messages.c.created_at,
-            messages.c.expires_at,
-            messages.c.tenant_key_id,
-            messages.c.wrapped_data_key,
-            messages.c.content,
-            tenants.c.settings,
-            # SecureLine needs these: the organisation's name for portal notices, the
-            # From address for DKIM and notices, and the DLP verdict from intake.
-            tenants.c.name,
-            messages.c.header_from,
-            messages.c.dlp_action,
-            messages.c.dlp_findings,
-            messages.c.source,
-            messages.c.tags,
-            messages.c.tls_required,
-            messages.c.protection,
-        )
-        .join(tenants, tenants.c.id == messages.c.tenant_id)
-        .where(messages.c.id.in_(list(ids)))
-    ).all()
+    rows = conn.execute(_LOAD_MESSAGES, {"b_ids": list(ids)}).all()
+    # The columns are selected in QueuedMessage's field order: id … content, the tenant's
+    # settings, name, header_from … source, tags, tls_required, protection.
     return {
-        r.id: QueuedMessage(
-            r.id,
-            r.tenant_id,
-            r.stream,
-            r.mail_from,
-            r.tls_policy,
-            r.created_at,
-            r.expires_at,
-            r.tenant_key_id,
-            r.wrapped_data_key,
-            r.content,
-            dict(r.settings or {}),
-            r.name,
-            r.header_from,
-            r.dlp_action,
-            r.dlp_findings,
-            r.source,
-            tuple(r.tags or ()),
-            r.tls_required,
-            r.protection,
-        )
+        r.id: QueuedMessage(*r[:10], dict(r[10] or {}), *r[11:16], tuple(r[16] or ()), *r[17:])  # type: ignore[call-arg]  # a row's length is not typed
         for r in rows
     }
+
+
+# Built once (every claim loads its messages).
+_LOAD_MESSAGES = (
+    sa.select(
+        messages.c.id,
+        messages.c.tenant_id,
+        messages.c.stream,
+        messages.c.mail_from,
+        messages.c.tls_policy,
+        messages.c.created_at,
+        messages.c.expires_at,
+        messages.c.tenant_key_id,
+        messages.c.wrapped_data_key,
+        messages.c.content,
+        tenants.c.settings,
+        # SecureLine needs these: the organisation's name for portal notices, the
+        # From address for DKIM and notices, and the DLP verdict from intake.
+        tenants.c.name,
+        messages.c.header_from,
+        messages.c.dlp_action,
+        messages.c.dlp_findings,
+        messages.c.source,
+        messages.c.tags,
+        messages.c.tls_required,
+        messages.c.protection,
+    )
+    .join(tenants, tenants.c.id == messages.c.tenant_id)
+    .where(messages.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+)
 
 
 def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
@@ -264,7 +250,7 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
         by_message.setdefault(out.claimed.message_id, []).append(out)
     ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
     rows = [_attempt_row(worker, out, a) for out in ordered for a in (*out.prior, out.attempt)]
-    conn.execute(sa.insert(attempts), rows)
+    conn.execute(_INSERT_ATTEMPTS, rows)
     ev.write(conn, [_event(out) for out in ordered])
     # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
     # that again: in this transaction, so the list never disagrees with the outcomes.
@@ -272,19 +258,22 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     return len(mine)
 
 
+_HELD_ANY = sa.select(recipients.c.id).where(
+    recipients.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+    recipients.c.lease_owner == sa.bindparam("b_worker"),
+    recipients.c.status == RecipientStatus.DELIVERING,
+)
+# Built once per dialect: PostgreSQL locks the leases it reads, in id order.
+_HELD = {False: _HELD_ANY, True: _HELD_ANY.order_by(recipients.c.id).with_for_update()}
+
+
 def _still_held(
     conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
 ) -> dict[str, RecordedOutcome]:
     """The outcomes whose lease this worker still holds, one per recipient."""
     ids = sorted({o.claimed.id for o in outcomes})
-    held = sa.select(recipients.c.id).where(
-        recipients.c.id.in_(ids),
-        recipients.c.lease_owner == worker,
-        recipients.c.status == RecipientStatus.DELIVERING,
-    )
-    if conn.dialect.name == "postgresql":
-        held = held.order_by(recipients.c.id).with_for_update()
-    owned = set(conn.execute(held).scalars())
+    held = _HELD[conn.dialect.name == "postgresql"]
+    owned = set(conn.execute(held, {"b_ids": ids, "b_worker": worker}).scalars())
     # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
     # found the lease already released).
     mine: dict[str, RecordedOutcome] = {}
@@ -294,30 +283,37 @@ def _still_held(
     return mine
 
 
+_UPDATE_RECIPIENTS = (
+    sa.update(recipients)
+    .where(
+        recipients.c.id == sa.bindparam("b_id"),
+        recipients.c.lease_owner == sa.bindparam("b_worker"),
+        recipients.c.status == RecipientStatus.DELIVERING,
+    )
+    .values(
+        status=sa.bindparam("b_status"),
+        attempts=sa.bindparam("b_attempts"),
+        next_attempt_at=sa.bindparam("b_next"),
+        lease_owner=None,
+        lease_until=None,
+        last_reason=sa.bindparam("b_reason"),
+        last_detail=sa.bindparam("b_detail"),
+        method=sa.bindparam("b_method"),
+        method_reason=sa.bindparam("b_method_reason"),
+        updated_at=sa.bindparam("b_updated"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_INSERT_ATTEMPTS = sa.insert(attempts)
+
+
 def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOutcome]) -> None:
     conn.execute(
-        sa.update(recipients)
-        .where(
-            recipients.c.id == sa.bindparam("b_id"),
-            recipients.c.lease_owner == worker,
-            recipients.c.status == RecipientStatus.DELIVERING,
-        )
-        .values(
-            status=sa.bindparam("b_status"),
-            attempts=sa.bindparam("b_attempts"),
-            next_attempt_at=sa.bindparam("b_next"),
-            lease_owner=None,
-            lease_until=None,
-            last_reason=sa.bindparam("b_reason"),
-            last_detail=sa.bindparam("b_detail"),
-            method=sa.bindparam("b_method"),
-            method_reason=sa.bindparam("b_method_reason"),
-            updated_at=sa.bindparam("b_updated"),
-        )
-        .execution_options(synchronize_session=False),
+        _UPDATE_RECIPIENTS,
         [
             {
                 "b_id": rid,
+                "b_worker": worker,
                 "b_status": out.status,
                 "b_attempts": out.claimed.attempts + 1,
                 "b_next": out.next_attempt_at or out.finished_at,

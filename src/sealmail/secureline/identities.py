@@ -286,6 +286,13 @@ class Identities:
             keys.append(dkim.DkimKey(domain, selector, row["algorithm"], self._secret(row)))
         return keys
 
+    def cached_dkim_signer(self, tenant_id: str, domain: str) -> dkim.DkimSigner | None:
+        """The signer when a fresh one is cached, else None ("ask ``dkim_signer``"); no I/O."""
+        cached = self._signers.get((tenant_id, domain.lower()))
+        if cached is not None and time.monotonic() - cached[0] < SIGNER_TTL:
+            return cached[1]
+        return None
+
     def dkim_signer(self, tenant_id: str, domain: str) -> dkim.DkimSigner | None:
         """The signer for a sender domain, or None when the domain has no keys."""
         key = (tenant_id, domain.lower())

@@ -214,6 +214,17 @@ class KeyDirectory:
         self._keyed.drop(tenant_id)
 
     # -- facts for SecureLine ------------------------------------------------------------------
+    def cached_facts(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, RecipientKeys] | None:
+        """``facts`` when the cached keyed set shows none of ``addresses`` has a key, else None.
+
+        No I/O, so the event loop may ask (no thread hop per delivery group on the TLS path).
+        """
+        cached = self._keyed.get(tenant_id)
+        wanted = {a.strip().lower() for a in addresses}
+        if cached is None or cached[0] is None or not cached[0].isdisjoint(wanted):
+            return None
+        return {a: RecipientKeys((), (), {}, {}) for a in sorted(wanted)}
+
     def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
         wanted = sorted({a.strip().lower() for a in addresses})
         out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}

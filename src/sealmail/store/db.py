@@ -34,7 +34,12 @@ def create_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -
         )
         _configure_sqlite(engine, synchronous)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    # A batch INSERT (accepted messages, their recipients and events; attempts) as one
+    # multi-row statement, as SQLAlchemy does for psycopg2: psycopg 3's executemany sends a
+    # statement per row through its pipeline, ~2x the client CPU for four rows.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -65,6 +65,18 @@ class NewEvent:
     at: datetime | None = None
 
 
+# Built once: every worker flush reserves numbers for the messages it recorded.
+_RESERVE = (
+    sa.update(messages)
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
+    .execution_options(synchronize_session=False)
+)
+_RESERVED = sa.select(messages.c.id, messages.c.event_seq).where(
+    messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
 def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
     """Reserve ``counts[m]`` sequence numbers for each message ``m``: message id -> the first.
 
@@ -76,18 +88,8 @@ def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
     ordered = sorted((m, n) for m, n in counts.items() if n > 0)
     if not ordered:
         return {}
-    conn.execute(
-        sa.update(messages)
-        .where(messages.c.id == sa.bindparam("b_id"))
-        .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
-        .execution_options(synchronize_session=False),
-        [{"b_id": m, "b_n": n} for m, n in ordered],
-    )
-    last = dict(
-        conn.execute(
-            sa.select(messages.c.id, messages.c.event_seq).where(messages.c.id.in_([m for m, _ in ordered]))
-        ).all()
-    )
+    conn.execute(_RESERVE, [{"b_id": m, "b_n": n} for m, n in ordered])
+    last = dict(conn.execute(_RESERVED, {"b_ids": [m for m, _ in ordered]}).all())
     return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 

@@ -83,3 +83,25 @@ def test_a_deleted_key_is_never_used_from_memory(services: Services, tenant: Ten
     with sql_log(services.engine) as log:
         assert pgp_fingerprints(keydir, tenant.id, "sam@patients.example") == []
     assert log.reads_of("recipient_keys") == 1  # the summary, re-read after the delete
+
+
+def test_the_event_loop_peek_answers_only_no_key_from_a_fresh_summary(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """``cached_facts`` (SecureLine asks it on the loop first): "no key" or None, never a read."""
+    clock = Clock()
+    keydir = this_process(services, clock)
+    services.keydir.upload(tenant.id, certificate("pat@patients.example"), "test")
+    recipients = ["r1@patients.example", "R2@patients.example"]
+    with sql_log(services.engine) as log:
+        assert keydir.cached_facts(tenant.id, recipients) is None  # nothing cached yet: ask facts()
+        keydir.facts(tenant.id, recipients, datetime.now(UTC))  # reads the summary
+        peek = keydir.cached_facts(tenant.id, recipients)
+        assert peek == keydir.facts(tenant.id, recipients, datetime.now(UTC))
+        assert keydir.cached_facts(tenant.id, ["pat@patients.example", *recipients]) is None  # keyed
+    assert log.reads_of("recipient_keys") == 1
+    keydir.upload(tenant.id, certificate("r1@patients.example"), "test")  # dropped here at once
+    assert keydir.cached_facts(tenant.id, recipients) is None
+    keydir.facts(tenant.id, ["x@patients.example"], datetime.now(UTC))
+    clock.now += KEYED_ADDRESSES_SECONDS
+    assert keydir.cached_facts(tenant.id, ["x@patients.example"]) is None  # expired

@@ -325,3 +325,15 @@ def test_header_field_prefix_can_be_chosen_by_the_caller() -> None:
         validate_header("Subject", "x", field="message.headers")
     assert caught.value.field == "message.headers.Subject"
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_valid_address_is_parsed_once_and_a_refusal_is_raised_every_time() -> None:
+    """``parse_address`` keeps recent valid results (issue 18: every MAIL FROM asked it)."""
+    from sealmail.domain.addresses import InvalidAddress, parse_address
+
+    first = parse_address("<sender-cache@clinic.example>", "mail_from")
+    assert parse_address("<sender-cache@clinic.example>", "mail_from") is first
+    assert parse_address.cache_info().hits >= 1
+    for _ in range(2):
+        with pytest.raises(InvalidAddress):
+            parse_address("<no-at-sign.example>", "rcpt_to")
