@@ -15,9 +15,10 @@ from sealmail.users.enrolment import Enrolment
 from sealmail.users.passkeys import PasskeySteps
 from sealmail.users.people import People
 from sealmail.users.sessions import Sessions
+from sealmail.users.sso_accounts import SsoAccounts
 
 __all__ = ["Users"]
 
 
-class Users(People, Enrolment, PasskeySteps, Sessions):
+class Users(People, Enrolment, PasskeySteps, Sessions, SsoAccounts):
     """The console users' service (``UsersBase`` holds the constructor)."""

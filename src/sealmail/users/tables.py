@@ -29,6 +29,9 @@ console_users = sa.Table(
     sa.Column("disabled_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("created_by", sa.String(80), nullable=False),
+    # Single sign-on: the OP's issuer and subject this person first signed in as; later
+    # sign-ins must present the same subject (an email address can be reassigned).
+    sa.Column("sso_subject", sa.String(600), nullable=True),
     sa.UniqueConstraint("tenant_id", "email", name="uq_console_users_tenant_email"),
 )
 
@@ -102,4 +105,22 @@ console_challenges = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# A tenant's OpenID Connect single sign-on: its OP (issuer), the client registered there
+# (the secret sealed under a site key), the one email domain it may sign in (a verified
+# sender domain of the tenant, unique across tenants) and the role given to a person who
+# arrives without an invitation (NULL: only invited people may sign in).
+console_sso = sa.Table(
+    "console_sso",
+    metadata,
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("issuer", sa.String(400), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    sa.Column("client_secret", sa.LargeBinary, nullable=False),  # sealed
+    sa.Column("email_domain", sa.String(253), nullable=False, unique=True),
+    sa.Column("default_role", sa.String(20), nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
 )

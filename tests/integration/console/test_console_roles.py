@@ -16,6 +16,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
     ("GET", "/static/passkey.js"): None,
     ("POST", "/signin/passkey"): None,
+    ("POST", "/signin/sso"): None,
+    ("GET", "/sso/callback"): None,
     ("GET", "/signin"): None,
     ("POST", "/signin"): None,
     ("GET", "/signin/code"): None,
@@ -37,6 +39,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
+    ("GET", "/sso"): P.MANAGE_SIGNIN_POLICY,
+    ("POST", "/sso"): P.MANAGE_SIGNIN_POLICY,
 }
 
 
