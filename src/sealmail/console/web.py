@@ -20,6 +20,7 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sealmail.console.emergency_pages import emergency_pages
 from sealmail.console.kit import Kit
 from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Reports
@@ -45,6 +46,7 @@ PAGES: list[tuple[str, str, Permission]] = [
     ("/keys", "API keys", Permission.MANAGE_API_KEYS),
     ("/passkeys", "Passkeys", Permission.MANAGE_OWN_SIGNIN),
     ("/sso", "Single sign-on", Permission.MANAGE_SIGNIN_POLICY),
+    ("/emergency", "Emergency access", Permission.MANAGE_OWN_SIGNIN),
 ]
 SIGNIN_ERRORS = {
     "wrong": "That email and password do not match an account.",
@@ -152,6 +154,8 @@ def create_console(
             return response
         if permission is not None and not who.may(permission):
             raise HTTPException(403, "Your role does not include this page.")
+        if who.emergency is not None:  # break-glass: every page opened is on the record
+            users.record_emergency_use(who, request.method, request.url.path)
         return who
 
     # -- static -------------------------------------------------------------------------------
@@ -298,6 +302,7 @@ def create_console(
     _pages(app, users, reports, kit, pages)
     _key_pages(app, keys, kit)
     passkey_pages(app, users, kit)
+    emergency_pages(app, users, kit)
     if sso is not None:
 
         def signed_in_as(request: Request, token: str) -> Response:

@@ -11,6 +11,7 @@ authentication (164.312(d)).
 
 from __future__ import annotations
 
+from sealmail.users.emergency import Emergency
 from sealmail.users.enrolment import Enrolment
 from sealmail.users.passkeys import PasskeySteps
 from sealmail.users.people import People
@@ -20,5 +21,5 @@ from sealmail.users.sso_accounts import SsoAccounts
 __all__ = ["Users"]
 
 
-class Users(People, Enrolment, PasskeySteps, Sessions, SsoAccounts):
+class Users(People, Enrolment, PasskeySteps, Sessions, SsoAccounts, Emergency):
     """The console users' service (``UsersBase`` holds the constructor)."""

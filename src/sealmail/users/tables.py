@@ -32,6 +32,8 @@ console_users = sa.Table(
     # Single sign-on: the OP's issuer and subject this person first signed in as; later
     # sign-ins must present the same subject (an email address can be reassigned).
     sa.Column("sso_subject", sa.String(600), nullable=True),
+    # An owner marked this person as one who may take break-glass emergency access.
+    sa.Column("break_glass", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("tenant_id", "email", name="uq_console_users_tenant_email"),
 )
 
@@ -123,4 +125,20 @@ console_sso = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("updated_by", sa.String(80), nullable=False),
+)
+
+# Break-glass emergency access: a person the owners marked eligible (``console_users.
+# break_glass``) takes wider access for a short time with a written reason; every page they
+# open meanwhile is audited and the owners are mailed at once.
+console_emergency = sa.Table(
+    "console_emergency",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Column("ended_by", sa.String(80), nullable=True),
 )

@@ -41,6 +41,11 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
     ("GET", "/sso"): P.MANAGE_SIGNIN_POLICY,
     ("POST", "/sso"): P.MANAGE_SIGNIN_POLICY,
+    ("GET", "/emergency"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/emergency"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/emergency/end"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/users/{user_id}/break-glass"): P.MANAGE_SIGNIN_POLICY,
+    ("POST", "/users/{user_id}/emergency/end"): P.MANAGE_SIGNIN_POLICY,
 }
 
 

@@ -3,7 +3,7 @@
 Revision ID: 0018_console_auth
 Revises: 0017
 Written by autogenerate for ``users/tables.py`` and the creator columns.
-Create Date: 2026-12-04 03:07:27.878049
+Create Date: 2026-12-04 03:14:52.373964
 """
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("console_challenges", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_console_challenges_expires_at"), ["expires_at"], unique=False)
+
+    op.create_table(
+        "console_emergency",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("reason", sa.String(length=1000), nullable=False),
+        sa.Column("granted_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", UtcDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", UtcDateTime(timezone=True), nullable=True),
+        sa.Column("ended_by", sa.String(length=80), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_console_emergency")),
+    )
+    with op.batch_alter_table("console_emergency", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_console_emergency_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "console_passkeys",
@@ -71,6 +86,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("console_users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sso_subject", sa.String(length=600), nullable=True))
+        batch_op.add_column(sa.Column("break_glass", sa.Boolean(), server_default=sa.false(), nullable=False))
 
     with op.batch_alter_table("smtp_credentials", schema=None) as batch_op:
         batch_op.add_column(sa.Column("created_by", sa.String(length=80), nullable=True))
