@@ -87,7 +87,7 @@ def sso_pages(app: FastAPI, users: Users, sso: SingleSignOn, kit: Kit, hooks: Si
                 who, issuer=issuer, client_id=str(form.get("client_id", ""))[:300],
                 client_secret=str(form.get("client_secret", ""))[:600],
                 email_domain=str(form.get("email_domain", ""))[:253], default_role=role,
-                enabled=form.get("enabled") == "on",
+                enabled=form.get("enabled") == "on", require_mfa=form.get("require_mfa") == "on",
             )
         )  # fmt: skip
         return kit.redirect(request, "/sso")

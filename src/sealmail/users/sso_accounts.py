@@ -40,6 +40,7 @@ class SsoConfig:
     client_secret: str
     email_domain: str
     default_role: str | None
+    require_mfa: bool = True
 
 
 class SsoRefused(Exception):
@@ -60,14 +61,17 @@ class SsoAccounts(UsersBase):
         c = console_sso.c
         with db.reader(self.engine) as conn:
             row = conn.execute(
-                sa.select(c.issuer, c.client_id, c.email_domain, c.default_role, c.enabled, c.updated_at)
+                sa.select(
+                    c.issuer, c.client_id, c.email_domain, c.default_role, c.enabled, c.require_mfa,
+                    c.updated_at,
+                )
                 .where(c.tenant_id == tenant_id)
             ).first()  # fmt: skip
         return dict(row._mapping) if row else None
 
     def configure_sso(
         self, who: Session, *, issuer: str, client_id: str, client_secret: str, email_domain: str,
-        default_role: str | None, enabled: bool,
+        default_role: str | None, enabled: bool, require_mfa: bool = True,
     ) -> None:  # fmt: skip
         """Set the tenant's OP; an empty secret keeps the stored one."""
         if not who.may(roles.Permission.MANAGE_SIGNIN_POLICY):
@@ -92,6 +96,7 @@ class SsoAccounts(UsersBase):
             values: dict[str, Any] = {
                 "issuer": issuer, "client_id": client_id.strip(), "email_domain": domain,
                 "default_role": default_role, "enabled": enabled, "updated_at": now, "updated_by": who.actor,
+                "require_mfa": require_mfa,
                 "client_secret": sealed,
             }  # fmt: skip
             if old is None:
@@ -104,7 +109,7 @@ class SsoAccounts(UsersBase):
                 conn, action=AuditAction.SSO_CONFIGURED, actor=who.actor, tenant_id=who.tenant_id,
                 target=who.tenant_id,
                 details={"issuer": issuer, "client_id": client_id, "email_domain": domain,
-                         "default_role": default_role, "enabled": enabled,
+                         "default_role": default_role, "enabled": enabled, "require_mfa": require_mfa,
                          "secret_changed": bool(client_secret)},
             )  # fmt: skip
 
@@ -145,7 +150,15 @@ class SsoAccounts(UsersBase):
 
     def _config(self, row: Any) -> SsoConfig:
         secret = vault.open_sealed(self.seed_key(), row.client_secret, _secret_aad(row.tenant_id)).decode()
-        return SsoConfig(row.tenant_id, row.issuer, row.client_id, secret, row.email_domain, row.default_role)
+        return SsoConfig(
+            row.tenant_id,
+            row.issuer,
+            row.client_id,
+            secret,
+            row.email_domain,
+            row.default_role,
+            row.require_mfa,
+        )
 
     # -- flows in progress ------------------------------------------------------------------
     def keep_flow(self, state: str, data: dict[str, Any]) -> None:
@@ -220,6 +233,9 @@ class SsoAccounts(UsersBase):
             )  # fmt: skip
         if not self._usable(bound, now):
             raise SsoRefused("account_disabled_or_expired")
+        amr = claims.get("amr")
+        if config.require_mfa and not (isinstance(amr, list) and "mfa" in amr):
+            raise SsoRefused("op_did_not_report_mfa")
         if bound.locked_until is not None and bound.locked_until > now:
             raise SsoRefused("account_locked")
         return bound

@@ -122,6 +122,9 @@ console_sso = sa.Table(
     sa.Column("client_secret", sa.LargeBinary, nullable=False),  # sealed
     sa.Column("email_domain", sa.String(253), nullable=False, unique=True),
     sa.Column("default_role", sa.String(20), nullable=True),
+    # The OP must report a multi-factor sign-in (``amr`` holds ``mfa``, RFC 8176): the
+    # console's MFA requirement, met at the OP.  Off only for OPs that never send ``amr``.
+    sa.Column("require_mfa", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("updated_by", sa.String(80), nullable=False),

@@ -47,7 +47,8 @@ def configure(owner: Person, op: Provider, **extra: str) -> httpx.Response:
     page = owner.http.get("/console/sso")
     assert page.status_code == 200 and op.client_secret not in page.text  # never shown back
     form = {"csrf": csrf(page), "issuer": op.issuer, "client_id": op.client_id, "enabled": "on",
-            "client_secret": op.client_secret, "email_domain": "clinic.example", **extra}  # fmt: skip
+            "require_mfa": "on", "client_secret": op.client_secret, "email_domain": "clinic.example",
+            **extra}  # fmt: skip
     return owner.http.post("/console/sso", data=form)
 
 
@@ -205,3 +206,18 @@ def test_a_disabled_person_cannot_sign_in_by_sso_and_the_domain_must_be_verified
     page = c.get("/console/signin")
     r = c.post("/console/signin/sso", data={"csrf": csrf(page), "email": "a@nowhere.example"})
     assert r.headers["location"] == "/console/signin?error=sso"
+
+
+def test_the_op_must_report_mfa_unless_the_owner_says_it_never_does(
+    console: Console, owner: Person, op: Provider, ca: TestCA, services: Services, tenant: TenantFixture
+) -> None:
+    configure(owner, op)
+    console.users.invite(tenant.id, NURSE, "Nurse", "sender", actor="test")
+    op.person = {"sub": "g|7", "email": NURSE, "email_verified": True}
+    op.forge = {"amr": ["pwd"]}  # a password alone at the OP
+    assert sso_signin(console, ca, NURSE).headers["location"] == "/console/signin?error=sso"
+    assert audit(services, "user:sso_refused")[-1]["details"]["reason"] == "op_did_not_report_mfa"  # type: ignore[index]
+    op.forge = {"amr": None}  # Google Workspace style: no amr at all, 2-step verification enforced there
+    assert sso_signin(console, ca, NURSE).headers["location"].endswith("error=sso")
+    assert configure(owner, op, require_mfa="", client_secret="").status_code == 303
+    assert sso_signin(console, ca, NURSE).headers["location"] == "/console/"

@@ -3,7 +3,7 @@
 Revision ID: 0018_console_auth
 Revises: 0017
 Written by autogenerate for ``users/tables.py`` and the creator columns.
-Create Date: 2026-12-04 03:14:52.373964
+Create Date: 2026-12-04 03:25:23.562116
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("client_secret", sa.LargeBinary(), nullable=False),
         sa.Column("email_domain", sa.String(length=253), nullable=False),
         sa.Column("default_role", sa.String(length=20), nullable=True),
+        sa.Column("require_mfa", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("updated_at", UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_by", sa.String(length=80), nullable=False),
