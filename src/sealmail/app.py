@@ -89,8 +89,10 @@ from sealmail.tlsrpt.service import TlsReports
 from sealmail.users.alerts import OwnerMailer
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Clock
+from sealmail.users.oidc import OidcClient
 from sealmail.users.passkeys import RelyingParty
 from sealmail.users.service import Users
+from sealmail.users.sso import SingleSignOn
 from sealmail.webhooks.alerts import DisabledNotifier
 from sealmail.webhooks.dispatcher import Dispatcher, DispatcherConfig
 from sealmail.webhooks.endpoints import WebhookEndpoints
@@ -511,15 +513,26 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
     ]
 
 
-def build_console(services: Services, users: Users | None = None) -> FastAPI:
+def build_sso(services: Services, users: Users) -> SingleSignOn:
+    """OpenID Connect sign-in: the OP is reached only through the SSRF-safe client (loopback
+    only where ``allow_loopback_fetch`` says so, as in tests)."""
+    s = services.settings
+    resolver = Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds)
+    ca_file = str(s.tls_ca_file) if s.tls_ca_file else None
+    client = SafeHttpClient(resolver, allow_loopback=s.allow_loopback_fetch, timeout=10.0, ca_file=ca_file)
+    return SingleSignOn(users, OidcClient(client), console_url(s) + "/sso/callback")
+
+
+def build_console(services: Services, users: Users | None = None, sso: SingleSignOn | None = None) -> FastAPI:
     # Cookies get __Host- and Secure exactly when browsers reach the console over https.
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
     keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
     sections = build_console_sections(services, users)
     return create_console(
-        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections
-    )
+        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections,
+        sso or build_sso(services, users),
+    )  # fmt: skip
 
 
 # -- the SMTP listeners (submission in intake/smtp, reports in bounces/listener.py) -----------

@@ -118,6 +118,7 @@ class AuditAction(enum.StrEnum):
     USER_SSO_LINKED = "user:sso_linked"
     USER_SSO_REFUSED = "user:sso_refused"
     SSO_CONFIGURED = "sso:configured"
+    USER_BREAK_GLASS_CHANGED = "user:break_glass_changed"
     EMERGENCY_ACCESS_GRANTED = "emergency_access:granted"
     EMERGENCY_ACCESS_USED = "emergency_access:used"
     EMERGENCY_ACCESS_ENDED = "emergency_access:ended"

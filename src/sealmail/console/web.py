@@ -20,15 +20,18 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sealmail.console.emergency_pages import emergency_pages
 from sealmail.console.kit import Kit
 from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Reports
+from sealmail.console.sso_pages import SignInHooks, sso_pages
 from sealmail.errors import SealmailError
 from sealmail.users import roles, totp
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Session, SignIn, SignInStatus, Stage
 from sealmail.users.roles import Permission
 from sealmail.users.service import Users
+from sealmail.users.sso import SingleSignOn
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
@@ -42,6 +45,8 @@ PAGES: list[tuple[str, str, Permission]] = [
     ("/users", "Users", Permission.MANAGE_USERS),
     ("/keys", "API keys", Permission.MANAGE_API_KEYS),
     ("/passkeys", "Passkeys", Permission.MANAGE_OWN_SIGNIN),
+    ("/sso", "Single sign-on", Permission.MANAGE_SIGNIN_POLICY),
+    ("/emergency", "Emergency access", Permission.MANAGE_OWN_SIGNIN),
 ]
 SIGNIN_ERRORS = {
     "wrong": "That email and password do not match an account.",
@@ -50,6 +55,7 @@ SIGNIN_ERRORS = {
     "expired": "Your session or sign-in has expired. Please sign in again.",
     "idle": "You were signed out after a period without activity.",
     "disabled": "This account is no longer active.",
+    "sso": "Single sign-on did not work. Ask your administrator, or sign in with your password.",
 }
 
 
@@ -93,6 +99,7 @@ def create_console(
     keys: UserKeys,
     options: ConsoleOptions | None = None,
     sections: Sequence[ConsoleSection] = (),
+    sso: SingleSignOn | None = None,
 ) -> FastAPI:
     opts = options or ConsoleOptions()
     names = Cookies.for_(opts.secure_cookies)
@@ -147,6 +154,8 @@ def create_console(
             return response
         if permission is not None and not who.may(permission):
             raise HTTPException(403, "Your role does not include this page.")
+        if who.emergency is not None:  # break-glass: every page opened is on the record
+            users.record_emergency_use(who, request.method, request.url.path)
         return who
 
     # -- static -------------------------------------------------------------------------------
@@ -164,7 +173,7 @@ def create_console(
         pre = request.cookies.get(names.pre) or secrets.token_urlsafe(32)
         response = render(
             request, "signin.html", title="Sign in", csrf=security.csrf_token(pre),
-            error=SIGNIN_ERRORS.get(error, ""),
+            error=SIGNIN_ERRORS.get(error, ""), sso=sso is not None,
         )  # fmt: skip
         set_cookie(response, names.pre, pre)
         return response
@@ -295,6 +304,16 @@ def create_console(
     _pages(app, users, reports, kit, pages)
     _key_pages(app, keys, kit)
     passkey_pages(app, users, kit)
+    emergency_pages(app, users, kit)
+    if sso is not None:
+
+        def signed_in_as(request: Request, token: str) -> Response:
+            response = redirect(request, "/")
+            set_cookie(response, names.session, token)
+            return response
+
+        hooks = SignInHooks(lambda r: form_for(r, names.pre), signed_in_as, opts.secure_cookies)
+        sso_pages(app, users, sso, kit, hooks)
     for section in sections:
         section.mount(app, kit)
     return app

@@ -54,13 +54,20 @@ class Session:
     role: str
     stage: Stage
     pending_secret: str | None = None
+    # Break-glass: the live grant's id and end, while one is in force.
+    emergency: str | None = None
+    emergency_until: datetime | None = None
 
     @property
     def actor(self) -> str:
         return f"user:{self.user_id}"
 
     def may(self, permission: roles.Permission) -> bool:
-        return self.stage is Stage.ACTIVE and roles.allows(self.role, permission)
+        if self.stage is not Stage.ACTIVE:
+            return False
+        if self.emergency is not None and permission not in roles.NEVER_IN_EMERGENCY:
+            return True
+        return roles.allows(self.role, permission)
 
 
 @dataclass(frozen=True, slots=True)

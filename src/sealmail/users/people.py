@@ -21,7 +21,7 @@ from sealmail.users import roles
 from sealmail.users.base import UsersBase
 from sealmail.users.keys import revoke_for_user
 from sealmail.users.model import Session
-from sealmail.users.tables import console_links, console_sessions, console_users
+from sealmail.users.tables import console_emergency, console_links, console_sessions, console_users
 
 
 class People(UsersBase):
@@ -101,16 +101,21 @@ class People(UsersBase):
         return token
 
     def list_users(self, tenant_id: str) -> list[dict[str, Any]]:
+        now, cu, ce = self.now(), console_users.c, console_emergency.c
+        live = (
+            sa.select(sa.func.max(ce.expires_at))
+            .where(ce.user_id == cu.id, ce.ended_at.is_(None), ce.expires_at > now)
+            .scalar_subquery()
+        )
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
-                    console_users.c.id, console_users.c.email, console_users.c.name,
-                    console_users.c.role, console_users.c.disabled_at, console_users.c.expires_at,
-                    console_users.c.locked_until,
-                    console_users.c.password_hash.is_not(None).label("enrolled"),
+                    cu.id, cu.email, cu.name, cu.role, cu.disabled_at, cu.expires_at, cu.locked_until,
+                    cu.break_glass, cu.password_hash.is_not(None).label("enrolled"),
+                    live.label("emergency_until"),
                 )
-                .where(console_users.c.tenant_id == tenant_id)
-                .order_by(console_users.c.email)
+                .where(cu.tenant_id == tenant_id)
+                .order_by(cu.email)
             ).all()  # fmt: skip
         return [dict(r._mapping) for r in rows]
 

@@ -61,6 +61,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.AUDITOR: frozenset({P.VIEW_AUDIT, OWN}),
 }
 
+# Break-glass opens every page but these: an emergency never makes owners, changes how
+# people sign in, or marks anyone (the holder included) for break-glass.
+NEVER_IN_EMERGENCY = frozenset({P.MANAGE_OWNERS, P.MANAGE_SIGNIN_POLICY})
+
 LABELS: dict[Role, str] = {
     Role.OWNER: "Owner",
     Role.ADMINISTRATOR: "Administrator",

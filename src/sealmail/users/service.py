@@ -11,13 +11,15 @@ authentication (164.312(d)).
 
 from __future__ import annotations
 
+from sealmail.users.emergency import Emergency
 from sealmail.users.enrolment import Enrolment
 from sealmail.users.passkeys import PasskeySteps
 from sealmail.users.people import People
 from sealmail.users.sessions import Sessions
+from sealmail.users.sso_accounts import SsoAccounts
 
 __all__ = ["Users"]
 
 
-class Users(People, Enrolment, PasskeySteps, Sessions):
+class Users(People, Enrolment, PasskeySteps, Sessions, SsoAccounts, Emergency):
     """The console users' service (``UsersBase`` holds the constructor)."""

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.store.tables import tenants
 from sealmail.users.base import UsersBase, sha
 from sealmail.users.model import Session, Stage
-from sealmail.users.tables import console_sessions, console_users
+from sealmail.users.tables import console_emergency, console_sessions, console_users
 
 
 class Sessions(UsersBase):
@@ -40,11 +41,23 @@ class Sessions(UsersBase):
                 .where(cs.id == row.id)
                 .values(**({"ended_at": now} if why else {"last_seen_at": now}))
             )
+            grant = None if why else self._emergency_grant(conn, row.user_id, now)
         if why:
             return None, why
         return Session(
-            row.id, row.tenant_id, row.user_id, row.email, row.name, row.role, Stage(row.stage)
-        ), "ok"
+            row.id, row.tenant_id, row.user_id, row.email, row.name, row.role, Stage(row.stage),
+            emergency=grant.id if grant else None, emergency_until=grant.expires_at if grant else None,
+        ), "ok"  # fmt: skip
+
+    @staticmethod
+    def _emergency_grant(conn: Connection, user_id: str, now: datetime) -> Any:
+        ce = console_emergency.c
+        return conn.execute(
+            sa.select(ce.id, ce.expires_at)
+            .where(ce.user_id == user_id, ce.ended_at.is_(None), ce.expires_at > now)
+            .order_by(ce.granted_at.desc())
+            .limit(1)
+        ).first()
 
     def _ended_why(self, row: Any, now: datetime) -> str:
         if row.expires_at <= now:

@@ -29,6 +29,11 @@ console_users = sa.Table(
     sa.Column("disabled_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("created_by", sa.String(80), nullable=False),
+    # Single sign-on: the OP's issuer and subject this person first signed in as; later
+    # sign-ins must present the same subject (an email address can be reassigned).
+    sa.Column("sso_subject", sa.String(600), nullable=True),
+    # An owner marked this person as one who may take break-glass emergency access.
+    sa.Column("break_glass", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.UniqueConstraint("tenant_id", "email", name="uq_console_users_tenant_email"),
 )
 
@@ -102,4 +107,41 @@ console_challenges = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# A tenant's OpenID Connect single sign-on: its OP (issuer), the client registered there
+# (the secret sealed under a site key), the one email domain it may sign in (a verified
+# sender domain of the tenant, unique across tenants) and the role given to a person who
+# arrives without an invitation (NULL: only invited people may sign in).
+console_sso = sa.Table(
+    "console_sso",
+    metadata,
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("issuer", sa.String(400), nullable=False),
+    sa.Column("client_id", sa.String(200), nullable=False),
+    sa.Column("client_secret", sa.LargeBinary, nullable=False),  # sealed
+    sa.Column("email_domain", sa.String(253), nullable=False, unique=True),
+    sa.Column("default_role", sa.String(20), nullable=True),
+    # The OP must report a multi-factor sign-in (``amr`` holds ``mfa``, RFC 8176): the
+    # console's MFA requirement, met at the OP.  Off only for OPs that never send ``amr``.
+    sa.Column("require_mfa", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
+)
+
+# Break-glass emergency access: a person the owners marked eligible (``console_users.
+# break_glass``) takes wider access for a short time with a written reason; every page they
+# open meanwhile is audited and the owners are mailed at once.
+console_emergency = sa.Table(
+    "console_emergency",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("user_id", ID, nullable=False, index=True),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime, nullable=True),
+    sa.Column("ended_by", sa.String(80), nullable=True),
 )

@@ -21,10 +21,11 @@ import uvicorn
 from tests.support.waiting import wait_until
 
 from sealmail import runtime
-from sealmail.app import Services, build_console, build_users
+from sealmail.app import Services, build_console, build_sso, build_users
 from sealmail.intake.api.app import create_api
 from sealmail.users.passkeys import RelyingParty
 from sealmail.users.service import Users
+from sealmail.users.sso import SingleSignOn
 
 PASSWORD = "lantern orchard pebble"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -47,6 +48,7 @@ class Console:
     url: str  # the API origin; the console is at {url}/console
     users: Users
     clock: Clock
+    sso: SingleSignOn | None = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
@@ -57,11 +59,12 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
     """``as_served``: the API role's app exactly as ``sealmail serve`` builds it (real clock)."""
     clock = Clock()
     users = build_users(services, clock=None if as_served else clock)
+    sso = build_sso(services, users)
     if as_served:
         api = runtime.api_app(services)
     else:
         api = create_api(services)
-        api.mount("/console", build_console(services, users))
+        api.mount("/console", build_console(services, users, sso))
     server = uvicorn.Server(
         uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     )
@@ -72,7 +75,8 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
         host, port = server.servers[0].sockets[0].getsockname()[:2]
         # Passkeys are bound to the origin the browser sees; known only once the port is.
         users.rp = RelyingParty.for_url(f"http://{host}:{port}")
-        yield Console(f"http://{host}:{port}", users, clock)
+        sso.redirect_uri = f"http://{host}:{port}/console/sso/callback"
+        yield Console(f"http://{host}:{port}", users, clock, sso)
     finally:
         server.should_exit = True
         thread.join(10)

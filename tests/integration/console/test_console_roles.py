@@ -16,6 +16,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
     ("GET", "/static/passkey.js"): None,
     ("POST", "/signin/passkey"): None,
+    ("POST", "/signin/sso"): None,
+    ("GET", "/sso/callback"): None,
     ("GET", "/signin"): None,
     ("POST", "/signin"): None,
     ("GET", "/signin/code"): None,
@@ -51,6 +53,13 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/decisions"): P.VIEW_AUDIT,
     ("GET", "/audit/export.csv"): P.VIEW_AUDIT,
     ("GET", "/audit/export.json"): P.VIEW_AUDIT,
+    ("GET", "/sso"): P.MANAGE_SIGNIN_POLICY,
+    ("POST", "/sso"): P.MANAGE_SIGNIN_POLICY,
+    ("GET", "/emergency"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/emergency"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/emergency/end"): P.MANAGE_OWN_SIGNIN,
+    ("POST", "/users/{user_id}/break-glass"): P.MANAGE_SIGNIN_POLICY,
+    ("POST", "/users/{user_id}/emergency/end"): P.MANAGE_SIGNIN_POLICY,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing", "{passkey_id}": "pk_missing"}
