@@ -48,9 +48,11 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/decisions"): P.VIEW_AUDIT,
     ("GET", "/audit/export.csv"): P.VIEW_AUDIT,
     ("GET", "/audit/export.json"): P.VIEW_AUDIT,
+    ("GET", "/domains"): P.MANAGE_SETTINGS,
+    ("GET", "/domains/{name}"): P.MANAGE_SETTINGS,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
-PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing"}
+PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing", "{name}": "missing.example"}
 
 
 @pytest.fixture
