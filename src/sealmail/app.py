@@ -27,6 +27,7 @@ from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
 from sealmail.console.admin_domains import domains_section
+from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
 from sealmail.console.audit_export import AuditExport
 from sealmail.console.audit_pages import audit_section
@@ -460,6 +461,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         ).section(),
         audit_section(AuditExport(services.engine, build_evidence(services).keys.tenant)),
         domains_section(services.tenancy, services.sender_domains, services.dns_resolver),
+        ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
     ]
 
 

@@ -50,9 +50,23 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/audit/export.json"): P.VIEW_AUDIT,
     ("GET", "/domains"): P.MANAGE_SETTINGS,
     ("GET", "/domains/{name}"): P.MANAGE_SETTINGS,
+    ("GET", "/suppressions"): P.MANAGE_SETTINGS,
+    ("POST", "/suppressions"): P.MANAGE_SETTINGS,
+    ("POST", "/suppressions/remove"): P.MANAGE_SETTINGS,
+    ("GET", "/recipient-keys"): P.MANAGE_SETTINGS,
+    ("POST", "/recipient-keys/{key_id}/delete"): P.MANAGE_SETTINGS,
+    ("GET", "/webhooks"): P.MANAGE_SETTINGS,
+    ("GET", "/webhooks/{endpoint_id}"): P.MANAGE_SETTINGS,
+    ("POST", "/webhooks/deliveries/{delivery_id}/replay"): P.MANAGE_SETTINGS,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
-PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing", "{name}": "missing.example"}
+PARAMS = {
+    "{key_id}": "key_missing",
+    "{message_id}": "msg_missing",
+    "{name}": "missing.example",
+    "{endpoint_id}": "whe_missing",
+    "{delivery_id}": "whd_missing",
+}
 
 
 @pytest.fixture
