@@ -35,6 +35,7 @@ from sealmail.console.compose import ComposeOptions, compose_section
 from sealmail.console.decisions import Decisions
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
+from sealmail.console.templates_pages import templates_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -462,6 +463,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         audit_section(AuditExport(services.engine, build_evidence(services).keys.tenant)),
         domains_section(services.tenancy, services.sender_domains, services.dns_resolver),
         ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
+        templates_section(services.template_store),
     ]
 
 

@@ -58,6 +58,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/webhooks"): P.MANAGE_SETTINGS,
     ("GET", "/webhooks/{endpoint_id}"): P.MANAGE_SETTINGS,
     ("POST", "/webhooks/deliveries/{delivery_id}/replay"): P.MANAGE_SETTINGS,
+    ("GET", "/templates"): P.COMPOSE,
+    ("GET", "/templates/{name}"): P.COMPOSE,
+    ("POST", "/templates/{name}/preview"): P.COMPOSE,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {
