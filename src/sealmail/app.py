@@ -32,7 +32,6 @@ from sealmail.console.admin_tenant import TenantPages
 from sealmail.console.audit_export import AuditExport
 from sealmail.console.audit_pages import audit_section
 from sealmail.console.compose import ComposeOptions, compose_section
-from sealmail.console.decisions import Decisions
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.templates_pages import templates_section
@@ -75,6 +74,7 @@ from sealmail.store import db
 from sealmail.suppressions.service import Suppressions
 from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
+from sealmail.tenancy.decisions import Decisions
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
