@@ -26,13 +26,15 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
+from sealmail.console.admin_domains import domains_section
+from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
 from sealmail.console.audit_export import AuditExport
 from sealmail.console.audit_pages import audit_section
 from sealmail.console.compose import ComposeOptions, compose_section
-from sealmail.console.decisions import Decisions
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
+from sealmail.console.templates_pages import templates_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -79,6 +81,7 @@ from sealmail.store import db
 from sealmail.suppressions.service import Suppressions
 from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
+from sealmail.tenancy.decisions import Decisions
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
@@ -510,6 +513,9 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),
         audit_section(AuditExport(services.engine, build_evidence(services).keys.tenant)),
+        domains_section(services.tenancy, services.sender_domains, services.dns_resolver),
+        ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
+        templates_section(services.template_store),
     ]
 
 

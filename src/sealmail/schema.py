@@ -5,7 +5,6 @@ their own module next to the feature) are always part of the schema.
 """
 
 from sealmail.bounces import tables as tables_bounces
-from sealmail.console import tables as tables_console
 from sealmail.engagement import tables as tables_engagement
 from sealmail.evidence import tables as tables_evidence
 from sealmail.files import tables as tables_files
@@ -17,6 +16,7 @@ from sealmail.store import tables
 from sealmail.store.tables import metadata
 from sealmail.suppressions import tables as tables_suppressions
 from sealmail.templates import tables as tables_templates
+from sealmail.tenancy import tables as tables_tenancy
 from sealmail.tlsrpt import tables as tables_tlsrpt
 from sealmail.users import tables as tables_users
 from sealmail.webhooks import tables as tables_webhooks
@@ -25,7 +25,6 @@ __all__ = [
     "metadata",
     "tables",
     "tables_bounces",
-    "tables_console",
     "tables_engagement",
     "tables_evidence",
     "tables_files",
@@ -35,6 +34,7 @@ __all__ = [
     "tables_ratelimit",
     "tables_suppressions",
     "tables_templates",
+    "tables_tenancy",
     "tables_tlsrpt",
     "tables_users",
     "tables_webhooks",

@@ -261,9 +261,11 @@ class AsyncSealmailClient:
     async def get_tenant(self) -> Tenant:
         return cast(Tenant, await self._json(ops.get_tenant()))
 
-    async def update_tenant_settings(self, *, tls_policy: Mapping[str, str | None]) -> TenantSettings:
+    async def update_tenant_settings(
+        self, *, tls_policy: Mapping[str, str | None], reason: str | None = None
+    ) -> TenantSettings:
         """Per-stream TLS policy; ``None`` for a stream restores its default."""
-        return cast(TenantSettings, await self._json(ops.update_tenant_settings(tls_policy)))
+        return cast(TenantSettings, await self._json(ops.update_tenant_settings(tls_policy, reason)))
 
     async def update_policy(
         self,
@@ -272,9 +274,15 @@ class AsyncSealmailClient:
         dlp: Mapping[str, Any] | None = None,
         key_discovery: bool | None = None,
         harvest_keys: bool | None = None,
+        reason: str | None = None,
     ) -> TenantSettings:
+        """``reason``: required when the change weakens protection (kept in the decisions register)."""
         call = ops.update_policy(
-            secureline=secureline, dlp=dlp, key_discovery=key_discovery, harvest_keys=harvest_keys
+            secureline=secureline,
+            dlp=dlp,
+            key_discovery=key_discovery,
+            harvest_keys=harvest_keys,
+            reason=reason,
         )
         return cast(TenantSettings, await self._json(call))
 

@@ -122,8 +122,11 @@ def get_tenant() -> Call:
     return Call("GET", "/v1/tenant")
 
 
-def update_tenant_settings(tls_policy: Mapping[str, str | None]) -> Call:
-    return Call("PATCH", "/v1/tenant/settings", json={"tls_policy": dict(tls_policy)})
+def update_tenant_settings(tls_policy: Mapping[str, str | None], reason: str | None = None) -> Call:
+    body: dict[str, Any] = {"tls_policy": dict(tls_policy)}
+    if reason is not None:
+        body["reason"] = reason
+    return Call("PATCH", "/v1/tenant/settings", json=body)
 
 
 def update_policy(
@@ -132,8 +135,9 @@ def update_policy(
     dlp: Mapping[str, Any] | None,
     key_discovery: bool | None,
     harvest_keys: bool | None,
+    reason: str | None = None,
 ) -> Call:
-    body: dict[str, Any] = {}
+    body: dict[str, Any] = {} if reason is None else {"reason": reason}
     if secureline is not None:
         body["secureline"] = dict(secureline)
     if dlp is not None:

@@ -257,9 +257,11 @@ class SealmailClient:
     def get_tenant(self) -> Tenant:
         return cast(Tenant, self._json(ops.get_tenant()))
 
-    def update_tenant_settings(self, *, tls_policy: Mapping[str, str | None]) -> TenantSettings:
+    def update_tenant_settings(
+        self, *, tls_policy: Mapping[str, str | None], reason: str | None = None
+    ) -> TenantSettings:
         """Per-stream TLS policy; ``None`` for a stream restores its default."""
-        return cast(TenantSettings, self._json(ops.update_tenant_settings(tls_policy)))
+        return cast(TenantSettings, self._json(ops.update_tenant_settings(tls_policy, reason)))
 
     def update_policy(
         self,
@@ -268,9 +270,15 @@ class SealmailClient:
         dlp: Mapping[str, Any] | None = None,
         key_discovery: bool | None = None,
         harvest_keys: bool | None = None,
+        reason: str | None = None,
     ) -> TenantSettings:
+        """``reason``: required when the change weakens protection (kept in the decisions register)."""
         call = ops.update_policy(
-            secureline=secureline, dlp=dlp, key_discovery=key_discovery, harvest_keys=harvest_keys
+            secureline=secureline,
+            dlp=dlp,
+            key_discovery=key_discovery,
+            harvest_keys=harvest_keys,
+            reason=reason,
         )
         return cast(TenantSettings, self._json(call))
 

@@ -73,6 +73,8 @@ class OutgoingMessage:
     tls_policy: TlsPolicyName | None = None
     # Deliver even to suppressed addresses: audited, refused on the broadcast stream.
     bypass_suppressions: bool = False
+    # "secure": OpenPGP, S/MIME or the portal for every recipient, never TLS alone.
+    protection: Literal["auto", "secure"] = "auto"
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -95,6 +97,7 @@ class OutgoingMessage:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "tls_policy": self.tls_policy,
             "bypass_suppressions": True if self.bypass_suppressions else None,
+            "protection": self.protection if self.protection != "auto" else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body

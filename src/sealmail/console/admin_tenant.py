@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
-from sealmail.console.decisions import DLP_RANK, MIN_REASON, PROTECTIVE_FLAGS, Decisions, weakenings
 from sealmail.console.kit import Kit
 from sealmail.console.web import ConsoleSection
 from sealmail.dlp.screening import Screener, policy_from_settings
@@ -24,6 +23,7 @@ from sealmail.errors import ValidationFailed
 from sealmail.messages.service import Messages
 from sealmail.portal.access import audit_weak_notice_change
 from sealmail.tenancy.credentials import Principal
+from sealmail.tenancy.decisions import DLP_RANK, MIN_REASON, PROTECTIVE_FLAGS, Decisions, weakenings
 from sealmail.tenancy.service import Tenancy
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission

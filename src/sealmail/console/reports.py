@@ -15,13 +15,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sealmail.domain.statuses import aggregate
+from sealmail.domain.statuses import MessageStatus, aggregate
 from sealmail.store import db
 from sealmail.store.events import EventType
 from sealmail.store.tables import attempts, audit_log, events, messages, recipients
 
 TRAIL_LIMIT = 50
 AUDIT_PAGE = 100
+
+
+# Events the dashboard counts over its window.
+COUNTED = (EventType.DEFERRED, EventType.BOUNCED, EventType.COMPLAINED, EventType.PORTAL_VIEWED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +36,27 @@ class Dashboard:
     statuses: dict[str, int]  # recipient status -> count
     deferrals: int  # deferral events in the window
     deferring_now: int  # recipients waiting to retry
+    tls_versions: dict[str, int] = field(default_factory=dict)  # attempts by negotiated TLS version
+    bounces: int = 0  # bounce events (at the attempt or asynchronous DSNs)
+    complaints: int = 0
+    portal_opens: int = 0  # portal.viewed events
+    dlp_hits: int = 0  # messages in which DLP found something
+    quarantined_now: int = 0  # messages held right now
 
     @property
     def peak(self) -> int:
         return max((n for days in self.by_stream.values() for n in days.values()), default=0)
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        return {
+            "deferrals": self.deferrals,
+            "bounces": self.bounces,
+            "complaints": self.complaints,
+            "DLP hits": self.dlp_hits,
+            "in quarantine": self.quarantined_now,
+            "portal opens": self.portal_opens,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +91,7 @@ class Reports:
         labels = [(since + timedelta(days=i)).date().isoformat() for i in range(days)]
         with db.reader(self.engine) as conn:
             sent = conn.execute(
-                sa.select(messages.c.stream, messages.c.created_at).where(
+                sa.select(messages.c.stream, messages.c.created_at, messages.c.dlp_findings).where(
                     messages.c.tenant_id == tenant_id, messages.c.created_at >= since
                 )
             ).all()
@@ -80,16 +101,30 @@ class Reports:
                 .where(recipients.c.tenant_id == tenant_id, messages.c.created_at >= since)
                 .group_by(recipients.c.method, recipients.c.status)
             ).all()
-            deferrals = conn.execute(
+            counted: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(events.c.type, sa.func.count())
+                    .where(
+                        events.c.tenant_id == tenant_id,
+                        events.c.type.in_(COUNTED),
+                        events.c.created_at >= since,
+                    )
+                    .group_by(events.c.type)
+                ).all()
+            )
+            tls = conn.execute(
+                sa.select(attempts.c.tls_version, sa.func.count())
+                .where(attempts.c.tenant_id == tenant_id, attempts.c.finished_at >= since)
+                .group_by(attempts.c.tls_version)
+            ).all()
+            held = conn.execute(
                 sa.select(sa.func.count()).where(
-                    events.c.tenant_id == tenant_id,
-                    events.c.type == EventType.DEFERRED,
-                    events.c.created_at >= since,
+                    messages.c.tenant_id == tenant_id, messages.c.status == MessageStatus.QUARANTINED
                 )
             ).scalar_one()
         by_stream: dict[str, dict[str, int]] = {}
         # Days are bucketed in Python: date functions differ between SQLite and PostgreSQL.
-        for stream, created in sent:
+        for stream, created, _ in sent:
             by_stream.setdefault(stream, dict.fromkeys(labels, 0))
             day = created.date().isoformat()
             if day in by_stream[stream]:
@@ -99,13 +134,20 @@ class Reports:
         for method, status, n in methods:
             by_method[method or "pending"] += n
             statuses[status] += n
+        versions = Counter({version or "no TLS": int(n) for version, n in tls})
         return Dashboard(
             labels,
             dict(sorted(by_stream.items())),
             dict(by_method.most_common()),
             dict(statuses.most_common()),
-            int(deferrals),
+            int(counted.get(EventType.DEFERRED, 0)),
             statuses.get("deferred", 0),
+            tls_versions=dict(versions.most_common()),
+            bounces=int(counted.get(EventType.BOUNCED, 0)),
+            complaints=int(counted.get(EventType.COMPLAINED, 0)),
+            portal_opens=int(counted.get(EventType.PORTAL_VIEWED, 0)),
+            dlp_hits=sum(1 for *_, findings in sent if findings),
+            quarantined_now=int(held),
         )
 
     def find(self, tenant_id: str, query: str) -> list[Trail]:

@@ -20,6 +20,7 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sealmail.console import charts
 from sealmail.console.emergency_pages import emergency_pages
 from sealmail.console.kit import Kit
 from sealmail.console.passkey_pages import passkey_pages
@@ -106,6 +107,7 @@ def create_console(
     loaders: list[BaseLoader] = [PackageLoader("sealmail.console", "templates")]
     loaders += [PackageLoader(s.templates, "templates") for s in sections if s.templates]
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
+    env.globals.update(columns=charts.columns, bars=charts.bars)  # server-rendered SVG
     css = loaders[0].get_source(env, "console.css")[0]
     script = loaders[0].get_source(env, "passkey.js")[0]
     pages = [*PAGES, *(entry for s in sections for entry in s.nav)]

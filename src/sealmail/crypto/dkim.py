@@ -406,6 +406,9 @@ class RecordPurpose(enum.StrEnum):
     SPF = "spf"
     DMARC = "dmarc"
     RETURN_PATH = "return_path"
+    # Inbound transport posture (checked, recommended, not required to send).
+    MTA_STS = "mta_sts"
+    TLS_RPT = "tls_rpt"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from sealmail.evidence.service import Evidence
 evidence_app = typer.Typer(no_args_is_help=True, help="Signed proofs of delivery and reports for auditors.")
 out = Console(highlight=False)
 
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 session: SessionOpener[Evidence] = SessionOpener("evidence")
 
 

@@ -12,7 +12,7 @@ from sealmail.portal.lifecycle import PortalLifecycle
 
 portal_app = typer.Typer(help="Secure-portal messages: recall, expire, list.", no_args_is_help=True)
 
-Tenant = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+Tenant = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 
 # Bound by the root CLI; ``sweep`` is installation-wide and opens with tenant "*".
 session: SessionOpener[PortalLifecycle] = SessionOpener("portal")

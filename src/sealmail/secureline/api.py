@@ -27,6 +27,7 @@ from sealmail.secureline.schemas import (
     SmimeIdentityOut,
 )
 from sealmail.secureline.sender_domains import SenderDomains
+from sealmail.tenancy.decisions import REASON_DOC, Decisions, require_reason
 from sealmail.tenancy.schemas import DkimRecordsOut, DomainCheckOut, SettingsOut
 from sealmail.tenancy.service import Principal, Tenancy
 
@@ -88,6 +89,7 @@ class PolicySettingsIn(BaseModel):
     harvest_keys: bool | None = Field(
         None, description="Keep Autocrypt / S/MIME signer certificates from mail the gateway receives."
     )
+    reason: str | None = Field(None, max_length=2000, description=REASON_DOC)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -238,8 +240,10 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
             changes["key_discovery"] = body.key_discovery
         if body.harvest_keys is not None:
             changes["harvest_keys"] = body.harvest_keys
+        require_reason(current, {**current, **changes}, body.reason)
+        also = Decisions(services.tenancy.engine).recorder(body.reason or "", audit_weak_notice_change)
         settings = services.tenancy.update_settings(
-            who.tenant_id, changes, actor=who.credential_id, also=audit_weak_notice_change
+            who.tenant_id, changes, actor=who.credential_id, also=also
         )
         services.screener.forget(who.tenant_id)
         return {"settings": settings}

@@ -16,6 +16,7 @@ from typing import Any
 from sealmail.crypto import dkim
 from sealmail.errors import NotFound
 from sealmail.secureline.identities import Identities
+from sealmail.secureline.posture import transport_posture
 from sealmail.tenancy.service import Tenancy, TxtLookup
 
 
@@ -86,7 +87,8 @@ class SenderDomains:
     ) -> list[dkim.CheckResult]:
         domain = self.tenancy.domain(tenant_id, name)["name"]
         keys = await run(self.identities.dkim_keys, tenant_id, domain)
-        return await dkim.check_dns(domain, keys, resolver)
+        # DKIM, SPF, DMARC, then the recommended MTA-STS and TLS-RPT (posture.OPTIONAL).
+        return [*await dkim.check_dns(domain, keys, resolver), *await transport_posture(domain, resolver)]
 
     def _records(self, domain: str, keys: list[dkim.DkimKey]) -> list[dkim.DnsRecord]:
         return dkim.dns_records(domain, keys, return_path=self.return_path(domain))

@@ -19,7 +19,7 @@ from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
 suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
 out = Console(highlight=False)
 
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "*" (every stream).')]
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 from sealmail.errors import ServiceUnavailable, ValidationFailed
 from sealmail.net.dns import DnsLookupError, Resolver
+from sealmail.tenancy.decisions import REASON_DOC, Decisions, require_reason
 from sealmail.tenancy.schemas import (
     ApiKeyListOut,
     DomainListOut,
@@ -61,6 +62,7 @@ class TenantSettingsIn(BaseModel):
         description="Requests a minute per API key of this tenant; `null` restores the default. "
         "At most the operator's `api_rate_limit_max_per_minute`.",
     )
+    reason: str | None = Field(None, max_length=2000, description=REASON_DOC)
 
 
 class DomainIn(BaseModel):
@@ -164,7 +166,9 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
             changes["tracking"] = tracking
         if "rate_limit" in body.model_fields_set:
             changes["rate_limit"] = _rate_limit(body.rate_limit, rate_limit_ceiling)
-        settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id)
+        require_reason(current, {**current, **changes}, body.reason)
+        also = Decisions(tenancy.engine).recorder(body.reason or "")
+        settings = tenancy.update_settings(who.tenant_id, changes, actor=who.credential_id, also=also)
         return {"settings": settings}
 
     @r.get("/domains", response_model=DomainListOut)

@@ -130,6 +130,24 @@ class Tenancy(Credentials):
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
         return dict(row)
 
+    def resolve_tenant(self, ref: str) -> str:
+        """A tenant's id from its id or its name (case-insensitive), as operators type it."""
+        with db.reader(self.engine) as conn:
+            if conn.execute(sa.select(tenants.c.id).where(tenants.c.id == ref)).first():
+                return ref
+            named = list(
+                conn.execute(
+                    sa.select(tenants.c.id).where(sa.func.lower(tenants.c.name) == ref.strip().lower())
+                ).scalars()
+            )
+        if len(named) == 1:
+            return str(named[0])
+        if named:
+            raise Conflict(
+                f"{len(named)} tenants are named {ref!r}; pass one of their ids: {', '.join(named)}"
+            )
+        raise NotFound(f"tenant {ref} not found; list tenants with `sealmail tenants list`")
+
     def tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any]:
         """A tenant's settings for hot paths, at most ``CACHE_SECONDS`` old (read-only)."""
         cached = self._settings.get(tenant_id)

@@ -23,7 +23,7 @@ from sealmail.tlsrpt.service import TlsReports
 tlsrpt_app = typer.Typer(no_args_is_help=True, help="SMTP TLS reports (RFC 8460): send ours, read theirs.")
 out = Console(highlight=False, soft_wrap=True)
 
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 
 session: SessionOpener[TlsReports] = SessionOpener("tlsrpt")
 sender_session: SessionOpener[TlsReportSender] = SessionOpener("tlsrpt")

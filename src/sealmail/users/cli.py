@@ -20,7 +20,7 @@ from sealmail.users.service import Users
 users_app = typer.Typer(no_args_is_help=True, help="Console users, their roles and sign-in links.")
 out = Console(highlight=False)
 
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 
 
 @dataclass(frozen=True, slots=True)

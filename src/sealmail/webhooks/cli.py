@@ -19,7 +19,7 @@ from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook endpoints (Standard Webhooks).")
 out = Console(highlight=False)
 
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
+TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 
 
 session: SessionOpener[WebhookEndpoints] = SessionOpener("webhooks")

@@ -14,6 +14,7 @@ from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import audit_log
+from sealmail.tenancy.tables import console_decisions
 
 
 @pytest.fixture
@@ -55,8 +56,20 @@ def test_tls_policy_settings_are_validated_and_audited(
     )
     assert ok.status_code == 200
     assert ok.json()["settings"]["tls_policy"] == {"phi": "dane", "transactional": "require"}
-    cleared = client.patch("/v1/tenant/settings", json={"tls_policy": {"phi": None}}, headers=h(t))
+    # Lowering a stream's TLS level is a weakening: refused without a written reason.
+    unexplained = client.patch("/v1/tenant/settings", json={"tls_policy": {"phi": None}}, headers=h(t))
+    assert unexplained.status_code == 422 and unexplained.json()["errors"][0]["field"] == "reason"
+    assert "tls_policy.phi" in unexplained.json()["errors"][0]["message"]
+    why = "Our partner's MX has no DNSSEC yet; verified TLS is enforced instead."
+    cleared = client.patch(
+        "/v1/tenant/settings", json={"tls_policy": {"phi": None}, "reason": why}, headers=h(t)
+    )
     assert cleared.json()["settings"]["tls_policy"] == {"transactional": "require"}
+    with svc.engine.connect() as conn:
+        register = conn.execute(sa.select(console_decisions)).all()
+    assert [(d.setting, d.before, d.after, d.reason, d.actor) for d in register] == [
+        ("tls_policy.phi", "dane", None, why, t.principal.credential_id)
+    ]
     with svc.engine.connect() as conn:
         actions = [
             r.action

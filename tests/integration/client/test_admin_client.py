@@ -33,6 +33,13 @@ def test_tenant_settings_and_policy_round_trip(client: SealmailClient) -> None:
     settings = client.update_policy(key_discovery=False, secureline={"force_portal": True})["settings"]
     assert settings["key_discovery"] is False
     assert settings["secureline"]["force_portal"] is True
+    with pytest.raises(SealmailApiError) as info:  # a weakening needs a written reason
+        client.update_policy(secureline={"force_portal": False})
+    assert info.value.fields == ["reason"]
+    why = "Partners all have verified TLS; the portal confused patients."
+    assert client.update_policy(secureline={"force_portal": False}, reason=why)["settings"]["secureline"] == {
+        "force_portal": False
+    }
     assert client.get_archive_key()["certificate"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
     with pytest.raises(SealmailApiError) as info:
         client.get_smime_identity()

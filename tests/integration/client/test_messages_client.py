@@ -38,6 +38,7 @@ def test_sent_message_reads_back_with_recipients_content_and_events(client: Seal
             attachments=[Attachment("note.txt", b"hello", "text/plain")],
             tags=["enc-42"],
             metadata={"ref": "A1"},
+            protection="secure",
         )
     )
     assert accepted["id"].startswith("msg_")
@@ -45,7 +46,7 @@ def test_sent_message_reads_back_with_recipients_content_and_events(client: Seal
     assert [r["email"] for r in accepted["recipients"]] == ["patient@example.net", "nurse@example.org"]
 
     detail = client.get_message(accepted["id"])
-    assert detail["tags"] == ["enc-42"]
+    assert detail["tags"] == ["enc-42"] and detail["protection"] == "secure" and detail["status"] == "queued"
     assert {r["status"] for r in detail["recipients"]} == {"queued"}
 
     content = client.get_content(accepted["id"])

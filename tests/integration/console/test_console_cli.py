@@ -53,3 +53,32 @@ def test_the_run_banner_prints_the_console_and_a_first_owner_link(
     assert "/console/welcome/" in banner and "owner@" in banner
     # Each run replaces the previous link while the owner has not enrolled.
     assert _banner(services).split("/console/welcome/")[1][:20] != banner.split("/console/welcome/")[1][:20]
+
+
+def test_cli_commands_take_a_tenants_name_when_several_exist(
+    settings: Settings, services: Services, tenant: TenantFixture
+) -> None:
+    from tests.conftest import make_tenant
+
+    other = make_tenant(services, "Lakeside Surgery", "lakeside.example")
+    unnamed = runner.invoke(sealmail_cli, ["domains", "list"], env=env(settings))
+    assert unnamed.exit_code != 0 and "pass --tenant <name or id>" in unnamed.output
+    by_name = runner.invoke(
+        sealmail_cli, ["domains", "list", "--tenant", "lakeside surgery"], env=env(settings)
+    )
+    assert (
+        by_name.exit_code == 0
+        and "lakeside.example" in by_name.output
+        and "clinic.example" not in by_name.output
+    )
+    by_id = runner.invoke(sealmail_cli, ["domains", "list", "--tenant", other.id], env=env(settings))
+    assert by_id.output == by_name.output
+    users = runner.invoke(sealmail_cli, ["users", "list", "--tenant", "Clinic"], env=env(settings))
+    assert users.exit_code == 0
+    services.tenancy.create_tenant("Clinic", actor="test")  # now the name is ambiguous
+    twice = runner.invoke(sealmail_cli, ["domains", "list", "--tenant", "clinic"], env=env(settings))
+    assert (
+        twice.exit_code != 0 and "2 tenants are named 'clinic'" in twice.output and tenant.id in twice.output
+    )
+    missing = runner.invoke(sealmail_cli, ["domains", "list", "--tenant", "Nowhere"], env=env(settings))
+    assert missing.exit_code != 0 and "tenant Nowhere not found" in missing.output

@@ -60,9 +60,29 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/emergency/end"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/users/{user_id}/break-glass"): P.MANAGE_SIGNIN_POLICY,
     ("POST", "/users/{user_id}/emergency/end"): P.MANAGE_SIGNIN_POLICY,
+    ("GET", "/domains"): P.MANAGE_SETTINGS,
+    ("GET", "/domains/{name}"): P.MANAGE_SETTINGS,
+    ("GET", "/suppressions"): P.MANAGE_SETTINGS,
+    ("POST", "/suppressions"): P.MANAGE_SETTINGS,
+    ("POST", "/suppressions/remove"): P.MANAGE_SETTINGS,
+    ("GET", "/recipient-keys"): P.MANAGE_SETTINGS,
+    ("POST", "/recipient-keys/{key_id}/delete"): P.MANAGE_SETTINGS,
+    ("GET", "/webhooks"): P.MANAGE_SETTINGS,
+    ("GET", "/webhooks/{endpoint_id}"): P.MANAGE_SETTINGS,
+    ("POST", "/webhooks/deliveries/{delivery_id}/replay"): P.MANAGE_SETTINGS,
+    ("GET", "/templates"): P.COMPOSE,
+    ("GET", "/templates/{name}"): P.COMPOSE,
+    ("POST", "/templates/{name}/preview"): P.COMPOSE,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
-PARAMS = {"{key_id}": "key_missing", "{message_id}": "msg_missing", "{passkey_id}": "pk_missing"}
+PARAMS = {
+    "{key_id}": "key_missing",
+    "{message_id}": "msg_missing",
+    "{passkey_id}": "pk_missing",
+    "{name}": "missing.example",
+    "{endpoint_id}": "whe_missing",
+    "{delivery_id}": "whd_missing",
+}
 
 
 @pytest.fixture

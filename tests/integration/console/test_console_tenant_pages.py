@@ -10,8 +10,8 @@ from tests.conftest import TenantFixture, make_tenant
 from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
 
 from sealmail.app import Services
-from sealmail.console.tables import console_decisions
 from sealmail.store.tables import audit_log
+from sealmail.tenancy.tables import console_decisions
 from sealmail.users.roles import Role
 
 PHI = "Patient SSN 123-45-6780, see attached."

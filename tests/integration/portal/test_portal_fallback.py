@@ -217,7 +217,10 @@ def test_a_destination_meeting_the_level_gets_the_code_by_mail_as_before(world: 
 
 def test_loosening_is_explicit_and_audited(world: World) -> None:
     with world.stack.api() as api:
-        r = api.patch("/v1/tenant/policy", json={"secureline": {"portal_weak_notice": "allow_email_code"}})
+        loosen = {"secureline": {"portal_weak_notice": "allow_email_code"}}
+        assert api.patch("/v1/tenant/policy", json=loosen).status_code == 422  # no reason given
+        why = "Patients without a phone need the emailed code; accepted by the privacy officer."
+        r = api.patch("/v1/tenant/policy", json={**loosen, "reason": why})
         assert r.status_code == 200, r.text
         bad = api.patch("/v1/tenant/policy", json={"secureline": {"portal_weak_notice": "anything"}})
         assert bad.status_code == 422

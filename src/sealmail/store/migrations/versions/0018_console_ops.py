@@ -4,7 +4,7 @@ Revision ID: 0018_console_ops
 Revises: 0017
 Create Date: 2026-12-04 02:55:00
 
-Written in the shape autogenerate gives for ``console/tables.py`` and ``messages.protection``.
+Written in the shape autogenerate gives for ``tenancy/tables.py`` and ``messages.protection``.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.console.tables import console_decisions
 from sealmail.domain.tls_policy import TlsPolicy
+from sealmail.errors import ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
+from sealmail.tenancy.tables import console_decisions
 
 # DLP actions from weakest to strongest (dlp/rules.py Action values).
 DLP_RANK = {"none": 0, "require_encryption": 1, "portal_only": 2, "quarantine": 3, "block": 4}
@@ -76,6 +77,25 @@ def weakenings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if now is None or TlsPolicy(now).rank < TlsPolicy(level).rank:
             out.append(f"tls_policy.{stream}")
     return out
+
+
+REASON_DOC = (
+    "Why, when the change weakens a protective setting (the portal no longer forced, DLP off or a "
+    f"lower action, a stream's TLS level lowered …): at least {MIN_REASON} characters, kept in the "
+    "decisions register. A weakening without one is refused (422)."
+)
+
+
+def require_reason(before: dict[str, Any], after: dict[str, Any], reason: str | None) -> list[str]:
+    """The weakenings ``after`` makes; refused (422) unless a written reason comes with them."""
+    weaker = weakenings(before, after)
+    if weaker and len((reason or "").strip()) < MIN_REASON:
+        message = (
+            f"this change weakens {', '.join(weaker)}: give a reason of at least {MIN_REASON} "
+            "characters (kept in the decisions register)"
+        )
+        raise ValidationFailed([{"field": "reason", "message": message}])
+    return weaker
 
 
 class Decisions:

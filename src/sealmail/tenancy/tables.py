@@ -1,4 +1,4 @@
-"""The console's own table: the decisions register.
+"""Tenancy's own table: the decisions register (issue 14).
 
 Weakening a protective setting (SecureLine, DLP, TLS, retention …) needs a written reason;
 the register keeps who changed what, from what to what, and why, next to the audit entry
