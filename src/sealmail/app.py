@@ -39,6 +39,7 @@ from sealmail.domain.intake_limits import IntakeLimits
 from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence import web as evidence_web
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.service import Evidence
@@ -455,7 +456,7 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
-    return []
+    return [evidence_web.section(services.evidence)]
 
 
 def build_console(services: Services, users: Users | None = None) -> FastAPI:

@@ -18,6 +18,8 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     MANAGE_OWNERS = "owners.manage"
     MANAGE_API_KEYS = "api_keys.manage"
+    VIEW_EVIDENCE = "evidence.view"  # reports, registers, the evidence pack (issue 15)
+    MANAGE_EVIDENCE = "evidence.manage"  # retention, legal holds, plain-mail requests
 
 
 class Role(enum.StrEnum):
@@ -36,9 +38,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     # A sender composes and sees their own messages (compose arrives with a later slice).
     Role.SENDER: frozenset({P.VIEW_DASHBOARD}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
-    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
+    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE}),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).
-    Role.AUDITOR: frozenset({P.VIEW_AUDIT}),
+    Role.AUDITOR: frozenset({P.VIEW_AUDIT, P.VIEW_EVIDENCE}),
 }
 
 LABELS: dict[Role, str] = {

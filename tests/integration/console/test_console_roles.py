@@ -34,6 +34,14 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+    ("GET", "/evidence"): P.VIEW_EVIDENCE,
+    ("GET", "/evidence/reports/{name}"): P.VIEW_EVIDENCE,
+    ("GET", "/evidence/pack"): P.VIEW_EVIDENCE,
+    ("POST", "/evidence/retention"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/holds"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/holds/{hold_id}/release"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/plain"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
 }
 
 
