@@ -124,3 +124,21 @@ def test_period_names_start_of_period() -> None:
     assert period_of(at, timedelta(hours=1)) == "2026-12-04T03:00"
     assert period_of(at, timedelta(minutes=15)) == "2026-12-04T03:45"
     assert period_of(at, timedelta(days=1)) == "2026-12-04T00:00"
+
+
+def test_the_worker_schedule_purges_every_tenant_once_per_interval(services: Services) -> None:
+    from sealmail.audit import AuditAction
+    from sealmail.store.tables import audit_log
+
+    make_tenant(services)
+    make_tenant(services, "Second", "second.example")
+    schedule = EvidenceSchedule(build_evidence(services), None, timedelta(hours=1))
+    now = datetime.now(UTC)
+    assert schedule.tick(now).purged_tenants == 2
+    assert schedule.tick(now + timedelta(minutes=10)).purged_tenants == 0
+    assert schedule.tick(now + timedelta(hours=1)).purged_tenants == 2
+    with services.engine.connect() as conn:
+        runs = conn.execute(
+            sa.select(sa.func.count()).where(audit_log.c.action == str(AuditAction.RETENTION_RUN))
+        ).scalar_one()
+    assert runs == 4
