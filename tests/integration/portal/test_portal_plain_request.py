@@ -78,3 +78,24 @@ def test_patient_requests_is_warned_confirms_and_withdraws(stack: Stack) -> None
     stack.send()
     stack.run_worker()
     assert _bodies(stack) == 1  # back to notices
+
+
+def test_a_legal_hold_keeps_a_recalled_portal_message_from_shredding(stack: Stack) -> None:
+    import sqlalchemy as sa
+
+    from sealmail.store.tables import messages
+
+    held, free = stack.send(), stack.send()
+    stack.run_worker()
+    stack.services.evidence.retention.place_hold(stack.tenant.id, "message", held, "litigation", "officer")
+    with stack.api() as api:
+        for mid in (held, free):
+            r = api.post(f"/v1/messages/{mid}/recall")
+            assert r.status_code == 200 and r.json()["recalled"] == 1, r.text
+    with stack.services.engine.connect() as conn:
+        keys = dict(
+            conn.execute(
+                sa.select(messages.c.id, messages.c.wrapped_data_key).where(messages.c.id.in_([held, free]))
+            ).all()
+        )
+    assert keys[held] is not None and keys[free] is None
