@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from sealmail.errors import InvalidRequest
 from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.pack import Packer, parse_period
 from sealmail.evidence.plain import WARNING, WARNING_SHA256
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
@@ -86,7 +87,34 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
 
     records_routes(r, evidence, need)
     plain_routes(r, evidence, need)
+    pack_routes(r, evidence, need)
     return r
+
+
+def pack_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    Admin = Annotated[Principal, need("admin")]
+
+    @r.get(
+        "/evidence/pack",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The signed zip.",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
+    def pack(
+        who: Admin, period: Annotated[str, Query(max_length=10, description="2026-Q4, 2026-11 or 2026.")]
+    ) -> Response:
+        """The signed evidence pack of a period: check it with ``sealmail verify PACK.zip --key …``."""
+        data = Packer(evidence).build(who.tenant_id, parse_period(period), who.credential_id)
+        name = f"sealmail-evidence-{period}.zip"
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
 
 def plain_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:

@@ -19,6 +19,9 @@ from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
 from sealmail.evidence import signed, timestamps
+from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.pack import Packer, parse_period
+from sealmail.evidence.pack_verify import is_zip, verify_pack
 from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
@@ -103,6 +106,28 @@ def _report(
     err.print(f"written to {output}")
 
 
+@evidence_app.command("pack")
+def pack_cmd(
+    period: Annotated[str, typer.Option(help="2026-Q4, 2026-11 or 2026.")],
+    output: Annotated[Path, typer.Option("--out", help="The zip to write.")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Build the signed evidence pack (reports, audit export and verification, anchors,
+    policies, registers, manifest); check it with `sealmail verify PACK.zip --key …`."""
+    with session(tenant) as (evidence, tenant_id):
+        span = parse_period(period)
+        with Progress(transient=True, console=err) as progress:
+            task = progress.add_task("building the evidence pack", total=len(REPORTS) + 2)
+            data = Packer(evidence).build(tenant_id, span, "cli", lambda _step: progress.advance(task))
+        fingerprint = signed.key_fingerprint(evidence.keys.tenant(tenant_id).public_key())
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(data)
+    out.print(
+        f"written to {output}; verify with: sealmail verify {output} --key {fingerprint}", soft_wrap=True
+    )
+
+
 @evidence_app.command("key")
 def key_cmd(tenant: TenantOpt = None) -> None:
     """The tenant's evidence key fingerprint, to pin with `sealmail verify --key`."""
@@ -133,7 +158,9 @@ def anchor_cmd(
 
 
 def verify_cmd(
-    file: Annotated[Path, typer.Argument(help="A proof of delivery or an audit anchor (JSON).")],
+    file: Annotated[
+        Path, typer.Argument(help="A proof of delivery, an audit anchor (JSON) or an evidence pack (zip).")
+    ],
     key: Annotated[
         str | None, typer.Option(help="The signer's key fingerprint you trust (`sealmail evidence key`).")
     ] = None,
@@ -143,6 +170,9 @@ def verify_cmd(
     ] = None,
 ) -> None:
     """Check a signed evidence document offline; exit 1 naming each altered field or bad signature."""
+    if _is_pack(file):
+        _verify_pack(file, key)
+        return
     try:
         docs = [json.loads(line) for line in _documents(file.read_text(encoding="utf-8"))]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -163,6 +193,27 @@ def verify_cmd(
             err.print(f"[red]tampered:[/red] {problem}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+    if key is None:
+        out.print("note: pass --key FINGERPRINT to check who signed it, not only that it is intact")
+
+
+def _is_pack(file: Path) -> bool:
+    try:
+        with file.open("rb") as fh:
+            return is_zip(fh.read(4))
+    except OSError:
+        return False
+
+
+def _verify_pack(file: Path, key: str | None) -> None:
+    doc, problems = verify_pack(file.read_bytes(), key)
+    for problem in problems:
+        err.print(f"[red]tampered:[/red] {problem}", soft_wrap=True)
+    if problems or doc is None:
+        raise typer.Exit(1)
+    files = len(doc["body"]["files"])
+    fingerprint = doc["signature"]["key_fingerprint"]
+    out.print(f"verified: evidence pack, {files} files intact, signed by key {fingerprint}", soft_wrap=True)
     if key is None:
         out.print("note: pass --key FINGERPRINT to check who signed it, not only that it is intact")
 

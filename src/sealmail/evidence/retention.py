@@ -220,7 +220,7 @@ class Retention:
         shredded = self._purge_kind(tenant_id, "content", policy.content_days, now, actor)
         pseudonymised = self._purge_kind(tenant_id, "metadata", policy.metadata_days, now, actor)
         with db.reader(self.engine) as conn:
-            held = len(_held_past(conn, tenant_id, now - timedelta(days=policy.content_days)))
+            held = _held_past(conn, tenant_id, now - timedelta(days=policy.content_days))
         result = PurgeResult(tenant_id, shredded, pseudonymised, held)
         with self.engine.begin() as conn:
             audit.append(
@@ -341,14 +341,17 @@ def _eligible(conn: Connection, tenant_id: str, kind: str, cutoff: datetime) -> 
     if kind == "content":
         # Already shredded by the portal's lifecycle: nothing left to destroy.
         query = query.where(messages.c.wrapped_data_key.is_not(None))
-    return list(conn.execute(query.order_by(messages.c.id).limit(BATCH)).scalars())
+    # Another purge (a second worker, the CLI) skips the rows this one holds instead of
+    # racing it to the same messages (PostgreSQL; SQLite's writers are serialised anyway).
+    query = query.order_by(messages.c.id).limit(BATCH).with_for_update(skip_locked=True, of=messages)
+    return list(conn.execute(query).scalars())
 
 
-def _held_past(conn: Connection, tenant_id: str, cutoff: datetime) -> list[str]:
-    query = sa.select(messages.c.id).where(
+def _held_past(conn: Connection, tenant_id: str, cutoff: datetime) -> int:
+    query = sa.select(sa.func.count()).where(
         _past(tenant_id, cutoff), held_clause(tenant_id), messages.c.wrapped_data_key.is_not(None)
     )
-    return list(conn.execute(query).scalars())
+    return int(conn.execute(query).scalar_one())
 
 
 def _shred(conn: Connection, tenant_id: str, ids: list[str]) -> None:

@@ -63,6 +63,8 @@ class Evidence:
             raise InvalidRequest(f"unknown report {name!r}; one of {', '.join(REPORTS)}")
         if fmt not in ("csv", "pdf"):
             raise InvalidRequest("format must be csv or pdf")
+        if period is not None and period.until <= period.since:
+            raise InvalidRequest("the period ends before it starts (until must be after since)")
         if period is None:
             if kind.needs_period:
                 raise InvalidRequest(f"the {name} report needs a period (since and until)")

@@ -15,11 +15,13 @@ from starlette.routing import Mount
 
 from sealmail.engagement import web as engagement_web
 from sealmail.engagement.service import Engagement
+from sealmail.evidence.service import Evidence
 from sealmail.files.web import FileServices, mount_files
 from sealmail.forms.web import FormSiteServices, create_forms_app
 from sealmail.limits.service import Limiter
 from sealmail.portal.access import Clock
 from sealmail.portal.options import PortalOptions
+from sealmail.portal.plain_web import mount_plain
 from sealmail.portal.web import PortalServices, create_portal
 from sealmail.web.throttle import PerClientLimit
 
@@ -29,6 +31,8 @@ class SiteServices(PortalServices, FileServices, FormSiteServices, Protocol):
 
     @property
     def engagement(self) -> Engagement: ...
+    @property
+    def evidence(self) -> Evidence: ...
     @property
     def limiter(self) -> Limiter: ...
     @property
@@ -41,6 +45,7 @@ def create_portal_app(
     """The portal pages and the file pages, one app to mount at ``/p``."""
     portal = create_portal(services, options, clock=clock)
     mount_files(portal, services, options)
+    mount_plain(portal, services.evidence.plain, services.tenancy, options or services.portal_options)
     return portal
 
 

@@ -26,6 +26,8 @@ class Permission(enum.StrEnum):
     READ_CONTENT = "content.read"  # subjects and bodies: always audited
     MANAGE_SETTINGS = "settings.manage"  # SecureLine/DLP policy, reply mailboxes, domains
     MANAGE_QUARANTINE = "quarantine.manage"  # review held messages (metadata) and release them
+    VIEW_EVIDENCE = "evidence.view"  # reports, registers, the evidence pack (issue 15)
+    MANAGE_EVIDENCE = "evidence.manage"  # retention, legal holds, plain-mail requests
 
 
 class Role(enum.StrEnum):
@@ -56,9 +58,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     # A sender composes and reads back only their own messages (content reads audited).
     Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, OWN}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
-    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
+    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE, OWN}),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).
-    Role.AUDITOR: frozenset({P.VIEW_AUDIT, OWN}),
+    Role.AUDITOR: frozenset({P.VIEW_AUDIT, P.VIEW_EVIDENCE, OWN}),
 }
 
 # Break-glass opens every page but these: an emergency never makes owners, changes how

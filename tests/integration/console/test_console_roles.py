@@ -73,6 +73,14 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/templates"): P.COMPOSE,
     ("GET", "/templates/{name}"): P.COMPOSE,
     ("POST", "/templates/{name}/preview"): P.COMPOSE,
+    ("GET", "/evidence"): P.VIEW_EVIDENCE,
+    ("GET", "/evidence/reports/{name}"): P.VIEW_EVIDENCE,
+    ("GET", "/evidence/pack"): P.VIEW_EVIDENCE,
+    ("POST", "/evidence/retention"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/holds"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/holds/{hold_id}/release"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/plain"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {
@@ -82,6 +90,8 @@ PARAMS = {
     "{name}": "missing.example",
     "{endpoint_id}": "whe_missing",
     "{delivery_id}": "whd_missing",
+    "{hold_id}": "hold_missing",
+    "{request_id}": "req_missing",
 }
 
 

@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from tests.conftest import make_settings, make_tenant
+from tests.integration.delivery.conftest import MxFarm
+from tests.integration.evidence.harness import deliver_one
+from tests.support.ca import TestCA
+from tests.support.dns_server import DnsServer
 from tests.support.tsa import TimestampAuthority
 from typer.testing import CliRunner
 
@@ -124,3 +128,49 @@ def test_period_names_start_of_period() -> None:
     assert period_of(at, timedelta(hours=1)) == "2026-12-04T03:00"
     assert period_of(at, timedelta(minutes=15)) == "2026-12-04T03:45"
     assert period_of(at, timedelta(days=1)) == "2026-12-04T00:00"
+
+
+def test_the_worker_schedule_purges_every_tenant_once_per_interval(services: Services) -> None:
+    from sealmail.audit import AuditAction
+    from sealmail.store.tables import audit_log
+
+    make_tenant(services)
+    make_tenant(services, "Second", "second.example")
+    schedule = EvidenceSchedule(build_evidence(services), None, timedelta(hours=1))
+    now = datetime.now(UTC)
+    assert schedule.tick(now).purged_tenants == 2
+    assert schedule.tick(now + timedelta(minutes=10)).purged_tenants == 0
+    assert schedule.tick(now + timedelta(hours=1)).purged_tenants == 2
+    with services.engine.connect() as conn:
+        runs = conn.execute(
+            sa.select(sa.func.count()).where(audit_log.c.action == str(AuditAction.RETENTION_RUN))
+        ).scalar_one()
+    assert runs == 4
+
+
+def test_a_proof_of_delivery_is_time_stamped_and_verified_offline(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm, tsa: TimestampAuthority
+) -> None:
+    from sealmail.app import EVIDENCE_SECRET
+    from sealmail.evidence.service import Evidence
+    from sealmail.evidence.timestamps import Timestamper
+
+    d = deliver_one(tmp_path, db_url, dns, ca, mx)
+    try:
+        s = d.services
+        evidence = Evidence(
+            s.engine, s.keyring, lambda p: s.site_secrets.key(p, EVIDENCE_SECRET), None, Timestamper(tsa.url)
+        )
+        doc = evidence.proofs.issue(d.tenant.id, d.message_id, d.recipient_id, "test")
+        done = _openssl_verify(doc, tsa.ca_file, tmp_path)
+        assert done.returncode == 0 and "Verification: OK" in done.stdout, done.stderr
+        path = tmp_path / "proof.json"
+        path.write_text(json.dumps(doc))
+        ok = runner.invoke(sealmail_cli, ["verify", str(path), "--tsa-ca", str(tsa.ca_file)])
+        assert ok.exit_code == 0 and "time-stamped" in ok.output, ok.output
+        doc["body"]["remote"]["code"] = 251  # the signature catches it, and so does the imprint
+        path.write_text(json.dumps(doc))
+        bad = runner.invoke(sealmail_cli, ["verify", str(path), "--tsa-ca", str(tsa.ca_file)])
+        assert bad.exit_code == 1 and "body.remote.code: altered" in bad.output, bad.output
+    finally:
+        d.services.close()

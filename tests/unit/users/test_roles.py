@@ -23,8 +23,8 @@ def test_owner_holds_every_permission() -> None:
         ),
         (Role.SENDER, {P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, OWN}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
-        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT, OWN}),
-        (Role.AUDITOR, {P.VIEW_AUDIT, OWN}),
+        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE, OWN}),
+        (Role.AUDITOR, {P.VIEW_AUDIT, P.VIEW_EVIDENCE, OWN}),
     ],
 )
 def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:

@@ -1,0 +1,63 @@
+"""Checking an evidence pack offline: the signed manifest, then every file against it.
+
+A pack is a zip whose ``manifest.json`` is a signed document (``signed.py``) listing the
+SHA-256 of every other file.  A changed file, a file added or removed, a changed manifest
+or a signature by another key is each named.  Needs only the zip (and, to pin the signer,
+the tenant's key fingerprint): no database, no key ring.  Reading is bounded: a pack with
+too many members or members too large is refused before they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from typing import Any
+
+from sealmail.evidence import signed
+
+FORMAT = "sealmail-evidence-pack/1"
+MANIFEST = "manifest.json"
+MAX_MEMBERS = 1000
+MAX_MEMBER_BYTES = 512 * 1024 * 1024
+
+
+def is_zip(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def verify_pack(
+    data: bytes, trusted_fingerprint: str | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the manifest document, problems); no problems means the pack is intact."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        return None, ["pack: not a zip archive"]
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_MEMBERS or any(i.file_size > MAX_MEMBER_BYTES for i in infos):
+            return None, ["pack: too many or too large members"]
+        names = {i.filename for i in infos}
+        if MANIFEST not in names:
+            return None, ["pack: manifest.json is missing"]
+        try:
+            doc = json.loads(archive.read(MANIFEST))
+        except (ValueError, UnicodeDecodeError):
+            return None, ["manifest.json: not JSON"]
+        verdict = signed.verify(doc, trusted_fingerprint)
+        problems = [f"manifest.json: {p}" for p in verdict.problems]
+        if verdict.ok and doc.get("format") != FORMAT:
+            problems.append(f"manifest.json: format is not {FORMAT}")
+        listed = doc.get("body", {}).get("files", {}) if isinstance(doc.get("body"), dict) else {}
+        if not isinstance(listed, dict):
+            return doc, [*problems, "manifest.json: files is not a map"]
+        for name in sorted(names - {MANIFEST} - listed.keys()):
+            problems.append(f"{name}: in the pack but not in the manifest (added)")
+        for name, digest in sorted(listed.items()):
+            if name not in names:
+                problems.append(f"{name}: in the manifest but missing from the pack (removed)")
+            elif hashlib.sha256(archive.read(name)).hexdigest() != digest:
+                problems.append(f"{name}: altered (SHA-256 differs from the manifest)")
+    return doc, problems
