@@ -49,6 +49,7 @@ from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
+from sealmail.marketing.gate import SendGate
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -301,7 +302,12 @@ MARKETING_BLIND_KEY = "marketing-blind"
 
 def build_marketing(services: Services) -> marketing.Marketing:
     return marketing.build(
-        services.engine, services.keyring, lambda: services.site_secrets.key(MARKETING_BLIND_KEY)
+        services.engine,
+        services.keyring,
+        lambda: services.site_secrets.key(MARKETING_BLIND_KEY),
+        services.messages,
+        services.template_store,
+        services.settings.smtp_hostname,
     )
 
 
@@ -425,7 +431,16 @@ def build_worker(
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(
-        services.engine, services.keyring, transport, worker_options(settings), secureline, name=name, dsn=dsn
+        services.engine,
+        services.keyring,
+        transport,
+        worker_options(settings),
+        secureline,
+        name=name,
+        dsn=dsn,
+        # Marketing sends pass decide_send (consent, authorization, suppression, caps,
+        # quiet hours) at every claim (issue 16).
+        gates=[SendGate()],
     )
 
 

@@ -24,11 +24,14 @@ from sealmail.marketing.contacts import ContactData
 from sealmail.marketing.schemas import (
     AttributeIn,
     AuthorizationIn,
+    CampaignIn,
+    CapIn,
     ConsentIn,
     ContactBatchIn,
     ContactIn,
     ListIn,
     MembersIn,
+    PurposeName,
     RulePreviewIn,
     SegmentIn,
 )
@@ -216,6 +219,39 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             allowed=classes_for_scopes(who.scopes),
             sample=sample,
         )
+
+    @r.put("/caps/{purpose}")
+    def set_cap(purpose: PurposeName, body: CapIn, who: Admin) -> dict[str, Any]:
+        """At most ``max_sends`` messages of this purpose per contact in ``window_hours``."""
+        return mk.campaigns.set_cap(
+            who.tenant_id, purpose, body.max_sends, body.window_hours, who.credential_id
+        )
+
+    @r.post("/campaigns", status_code=201)
+    def create_campaign(body: CampaignIn, who: Sender) -> dict[str, Any]:
+        return mk.campaigns.create(
+            who.tenant_id, body.as_body(), actor=who.credential_id, allowed=classes_for_scopes(who.scopes)
+        )
+
+    @r.get("/campaigns/{campaign_id}")
+    def get_campaign(campaign_id: str, who: Reader) -> dict[str, Any]:
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/send")
+    def send_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Snapshot the audience and queue one message per contact; each is re-checked
+        (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
+        return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
+
+    @r.get("/campaigns/{campaign_id}/audience")
+    def campaign_audience(
+        campaign_id: str,
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str, Query(max_length=40)] = "",
+    ) -> dict[str, Any]:
+        """The audience snapshot: each send's contact, variant, matched conditions and state."""
+        return mk.campaigns.audience(who.tenant_id, campaign_id, limit, cursor)
 
     return r
 

@@ -254,6 +254,11 @@ class Contacts:
             "b_wrapped": wrapped,
         }
 
+    def secrets(self, tenant_id: str, row: Any) -> dict[str, Any]:
+        """A contact row's sensitive values, opened (for personalization inside a message
+        that is itself encrypted at rest and protected by SecureLine)."""
+        return self._open(tenant_id, row)
+
     def _open(self, tenant_id: str, row: Any) -> dict[str, Any]:
         if row.sealed is None:
             return {}
