@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -37,6 +38,7 @@ from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.messages.schemas import MessageIn
 from sealmail.messages.service import Messages
+from sealmail.messages.submission import Idempotency
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
@@ -282,18 +284,31 @@ class Campaigns:
             for contact_id, _tz, matched in batch:
                 contact = contacts[contact_id]
                 variant = pick_variant(row.id, contact_id, row.variants)
+                out = Outgoing(row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id})
                 try:
-                    message_id = self._queue_one(who, row, contact, variant, compiled[variant["name"]])
+                    message_id = self.queue_message(
+                        who, out, contact, compiled[variant["name"]], variant["name"]
+                    )
                 except SealmailError:
                     tally["failed"] += 1
                     continue
-                self._snapshot(who.tenant_id, row, contact_id, message_id, variant["name"], matched)
+                snapshot = Snapshot(
+                    row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
+                )
+                with db.write(self.engine) as conn:
+                    record_send(conn, who.tenant_id, contact_id, message_id, snapshot, campaign_id=row.id)
                 tally["queued"] += 1
 
-    def _queue_one(
-        self, who: Principal, row: Any, contact: Any, variant: dict[str, Any], template: Compiled
+    def queue_message(
+        self,
+        who: Principal,
+        out: Outgoing,
+        contact: Any,
+        template: Compiled,
+        variant: str | None = None,
+        idem: Idempotency | None = None,
     ) -> str:
-        purpose = Purpose(row.purpose)
+        """Render for one contact and accept it into the queue with the marketing tag."""
         variables = {
             **(contact.attrs or {}),
             **self.open_secrets(who.tenant_id, contact),
@@ -301,36 +316,68 @@ class Campaigns:
         }
         base = MessageIn.model_validate(
             {
-                "from": row.from_address,
+                "from": out.sender,
                 "to": [contact.email],
-                "stream": Stream.BROADCAST if purpose in BROADCAST_PURPOSES else Stream.PHI,
-                "tags": [MARKETING_TAG, f"campaign:{row.id}"[:100]],
-                "metadata": {"campaign_id": row.id, "purpose": row.purpose, "variant": variant["name"]},
-                "send_at": row.send_at,
+                "stream": Stream.BROADCAST if out.purpose in BROADCAST_PURPOSES else Stream.PHI,
+                "tags": [MARKETING_TAG],
+                "metadata": {
+                    **out.metadata,
+                    "purpose": str(out.purpose),
+                    **({"variant": variant} if variant else {}),
+                },
+                "send_at": out.send_at,
             }
         )
         message = p.personalize(base, p.render_or_fail(template, variables))
-        result, _ = self.messages.accept(who, p.submission(message, self.domain, 1))
+        result, _ = self.messages.accept(who, p.submission(message, self.domain, 1), idem)
         return str(result["id"])
 
-    def _snapshot(
-        self, tenant_id: str, row: Any, contact_id: str, message_id: str, variant: str, matched: list[str]
-    ) -> None:
-        with db.write(self.engine) as conn:
-            conn.execute(
-                sa.insert(mkt_sends).values(
-                    message_id=message_id,
-                    tenant_id=tenant_id,
-                    contact_id=contact_id,
-                    campaign_id=row.id,
-                    purpose=row.purpose,
-                    channel="email",
-                    remunerated=row.remunerated,
-                    variant=variant,
-                    matched=matched,
-                    quiet_start=row.quiet_start,
-                    quiet_end=row.quiet_end,
-                    state="queued",
-                    created_at=datetime.now(UTC),
-                )
-            )
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    sender: str
+    purpose: Purpose
+    send_at: datetime | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the claim gate needs to know of one send, and why its contact was targeted."""
+
+    purpose: str
+    remunerated: bool
+    variant: str | None
+    matched: list[str]
+    quiet_start: int
+    quiet_end: int
+
+
+def record_send(
+    conn: Connection,
+    tenant_id: str,
+    contact_id: str,
+    message_id: str,
+    s: Snapshot,
+    *,
+    campaign_id: str | None = None,
+    enrollment_id: str | None = None,
+) -> None:
+    conn.execute(
+        sa.insert(mkt_sends).values(
+            message_id=message_id,
+            tenant_id=tenant_id,
+            contact_id=contact_id,
+            campaign_id=campaign_id,
+            enrollment_id=enrollment_id,
+            purpose=s.purpose,
+            channel="email",
+            remunerated=s.remunerated,
+            variant=s.variant,
+            matched=s.matched,
+            quiet_start=s.quiet_start,
+            quiet_end=s.quiet_end,
+            state="queued",
+            created_at=datetime.now(UTC),
+        )
+    )

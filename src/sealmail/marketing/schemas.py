@@ -115,3 +115,16 @@ class CampaignIn(Strict):
         body = self.model_dump(by_alias=True)
         body["variants"] = [v.model_dump() for v in self.variants]
         return body
+
+
+class JourneyIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    definition: dict[str, Any] = Field(description="A trigger and up to 20 steps (see the journeys docs).")
+
+
+class JourneyEventIn(Strict):
+    event: str = Field(min_length=1, max_length=60)
+    email: str = Field(max_length=320)
+    key: str | None = Field(
+        None, max_length=40, description="Makes the event distinct (e.g. an appointment id)."
+    )

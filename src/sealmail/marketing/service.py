@@ -18,6 +18,7 @@ from sealmail.marketing.campaigns import Campaigns
 from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
 from sealmail.marketing.imports import Importer
+from sealmail.marketing.journeys import Journeys
 from sealmail.marketing.lists import Lists
 from sealmail.marketing.segments import Segments
 from sealmail.messages.service import Messages
@@ -35,6 +36,7 @@ class Marketing:
     consent: Consent
     segments: Segments
     campaigns: Campaigns
+    journeys: Journeys
 
 
 def build(
@@ -47,6 +49,7 @@ def build(
 ) -> Marketing:
     contacts = Contacts(engine, keyring, blind_root)
     segments = Segments(engine, contacts.blind_key)
+    campaigns = Campaigns(engine, messages, templates, segments, contacts.secrets, message_id_domain)
     return Marketing(
         engine,
         Attributes(engine),
@@ -55,5 +58,6 @@ def build(
         Lists(engine),
         Consent(engine),
         segments,
-        Campaigns(engine, messages, templates, segments, contacts.secrets, message_id_domain),
+        campaigns,
+        Journeys(engine, campaigns, segments),
     )
