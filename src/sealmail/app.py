@@ -49,6 +49,7 @@ from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
+from sealmail.marketing import web as marketing_web
 from sealmail.marketing.gate import SendGate
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
@@ -475,7 +476,7 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
-    return []
+    return [marketing_web.section(services.marketing)]
 
 
 def build_console(services: Services, users: Users | None = None) -> FastAPI:

@@ -185,6 +185,34 @@ class Campaigns:
             "sends": [{"state": s, "reason": r, "count": n} for s, r, n in states],
         }
 
+    def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest campaigns with what happened to their sends (the console's table)."""
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(cp).where(cp.c.tenant_id == tenant_id).order_by(cp.c.created_at.desc()).limit(limit)
+            ).all()
+            states = conn.execute(
+                sa.select(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason, sa.func.count())
+                .where(mkt_sends.c.campaign_id.in_([r.id for r in rows]))
+                .group_by(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason)
+            ).all()
+        out = []
+        for r in rows:
+            mine = [(s, why, n) for cid, s, why, n in states if cid == r.id]
+            out.append(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "purpose": r.purpose,
+                    "remunerated": r.remunerated,
+                    "status": r.status,
+                    "audience": r.audience,
+                    "sent": sum(n for s, _, n in mine if s == "sent"),
+                    "skipped": {str(why): n for s, why, n in mine if s == "skipped"},
+                }
+            )
+        return out
+
     def audience(
         self, tenant_id: str, campaign_id: str, limit: int = 100, cursor: str = ""
     ) -> dict[str, Any]:

@@ -272,6 +272,14 @@ class Journeys:
                 actor,
             )
 
+    def enroll_dates_everywhere(self, now: datetime | None = None) -> int:
+        """``enroll_dates`` for every tenant with an active journey (the worker's sweep)."""
+        with db.reader(self.engine) as conn:
+            tenants = sorted(
+                set(conn.execute(sa.select(jr.c.tenant_id).where(jr.c.active.is_(True))).scalars())
+            )
+        return sum(self.enroll_dates(t, now) for t in tenants)
+
     def enroll_dates(self, tenant_id: str, now: datetime | None = None) -> int:
         """Date triggers (a birthday, a recall due): contacts whose date is ``days_before`` away."""
         today = (now or datetime.now(UTC)).date()

@@ -18,6 +18,11 @@ class Permission(enum.StrEnum):
     MANAGE_USERS = "users.manage"
     MANAGE_OWNERS = "owners.manage"
     MANAGE_API_KEYS = "api_keys.manage"
+    # Secure marketing (issue 16): the pages, and the PHI classes of contact attributes a
+    # role may see or segment on beyond demographics (45 CFR 164.502(b), minimum necessary).
+    VIEW_MARKETING = "marketing.view"
+    SEE_CLINICAL = "phi.clinical"
+    SEE_SENSITIVE = "phi.sensitive"
 
 
 class Role(enum.StrEnum):
@@ -32,11 +37,16 @@ class Role(enum.StrEnum):
 P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(P),
-    Role.ADMINISTRATOR: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
-    # A sender composes and sees their own messages (compose arrives with a later slice).
-    Role.SENDER: frozenset({P.VIEW_DASHBOARD}),
+    Role.ADMINISTRATOR: frozenset(
+        {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.VIEW_MARKETING}
+    ),
+    # A sender composes and sees their own messages (compose arrives with a later slice);
+    # in marketing they see contacts' demographics, not their clinical data.
+    Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.VIEW_MARKETING}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
-    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
+    Role.COMPLIANCE: frozenset(
+        {P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_MARKETING, P.SEE_CLINICAL, P.SEE_SENSITIVE}
+    ),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).
     Role.AUDITOR: frozenset({P.VIEW_AUDIT}),
 }

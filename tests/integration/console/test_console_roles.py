@@ -34,6 +34,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+    ("GET", "/marketing"): P.VIEW_MARKETING,
+    ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
+    ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
 }
 
 
@@ -72,6 +75,7 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
             if permission is None:
                 continue
             url = "/console" + path.replace("{user_id}", target).replace("{key_id}", "key_missing")
+            url = url.replace("{segment_id}", "seg_missing")
             # A valid form, so only the role decides (an empty email makes POST /users a 400,
             # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}
