@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sealmail.client._core import Call, segment
+from sealmail.client.marketing import MARKETING_ROUTES
 from sealmail.client.types import (
     UNSET,
     BatchItem,
@@ -480,7 +481,7 @@ def delivery_report(since: datetime, until: datetime) -> Call:
     return Call("GET", "/v1/reports/delivery.csv", params=_query(since=since, until=until))
 
 
-ROUTES: Mapping[tuple[str, str], str] = {
+_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
     ("GET", "/v1/messages"): "list_messages",
@@ -551,3 +552,6 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/messages/{message_id}/recipients/{recipient_id}/proof"): "get_proof",
     ("GET", "/v1/reports/delivery.csv"): "delivery_report",
 }
+
+# The secure-marketing routes (``client/marketing.py``) join the same one table.
+ROUTES: Mapping[tuple[str, str], str] = {**_ROUTES, **MARKETING_ROUTES}
