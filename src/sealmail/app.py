@@ -26,7 +26,7 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import evidence_pages
+from sealmail.console import evidence_pages, marketing_pages
 from sealmail.console.admin_domains import domains_section
 from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
@@ -62,6 +62,7 @@ from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
+from sealmail.marketing.gate import SendGate
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
 from sealmail.messages.service import Messages
@@ -320,7 +321,12 @@ MARKETING_BLIND_KEY = "marketing-blind"
 
 def build_marketing(services: Services) -> marketing.Marketing:
     return marketing.build(
-        services.engine, services.keyring, lambda: services.site_secrets.key(MARKETING_BLIND_KEY)
+        services.engine,
+        services.keyring,
+        lambda: services.site_secrets.key(MARKETING_BLIND_KEY),
+        services.messages,
+        services.template_store,
+        services.settings.smtp_hostname,
     )
 
 
@@ -445,7 +451,16 @@ def build_worker(
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(
-        services.engine, services.keyring, transport, worker_options(settings), secureline, name=name, dsn=dsn
+        services.engine,
+        services.keyring,
+        transport,
+        worker_options(settings),
+        secureline,
+        name=name,
+        dsn=dsn,
+        # Marketing sends pass decide_send (consent, authorization, suppression, caps,
+        # quiet hours) at every claim (issue 16).
+        gates=[SendGate()],
     )
 
 
@@ -518,6 +533,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
         templates_section(services.template_store),
         evidence_pages.section(services.evidence),
+        marketing_pages.section(services.marketing),
     ]
 
 

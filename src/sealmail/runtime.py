@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,32 @@ async def run_evidence_schedule(services: Services, stop: asyncio.Event) -> None
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), EVIDENCE_TICK_SECONDS)
+
+
+JOURNEY_SECONDS = 5.0
+# Date triggers scan contacts by a date attribute: once an hour is plenty for "7 days before".
+DATE_SWEEP_SECONDS = 3600.0
+
+
+async def run_marketing(services: Services, stop: asyncio.Event, name: str) -> None:
+    """Marketing housekeeping beside delivery: due journey steps every few seconds, date
+    triggers and authorization expiry in the same round (both are idempotent)."""
+    mk = services.marketing
+    swept = -DATE_SWEEP_SECONDS
+    while not stop.is_set():
+        try:
+            if time.monotonic() - swept >= DATE_SWEEP_SECONDS:
+                await asyncio.to_thread(mk.journeys.enroll_dates_everywhere)
+                await asyncio.to_thread(mk.consent.expire_due)
+                swept = time.monotonic()
+            while await asyncio.to_thread(mk.journeys.run_due, name) and not stop.is_set():
+                pass
+        except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
+            structlog.get_logger("sealmail.marketing").warning(
+                "journeys.round_failed", error=type(exc).__name__
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), JOURNEY_SECONDS)
 
 
 def api_app(services: Services) -> FastAPI:
@@ -219,6 +246,7 @@ def _start_worker(
     tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
     tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
+    tasks.append(asyncio.create_task(run_marketing(services, stop, worker.name)))
     if services.settings.tlsrpt_auto_send:
         from sealmail.tlsrpt.scheduler import run_tlsrpt_scheduler
 

@@ -33,6 +33,7 @@ from sealmail.client._core import (
     raise_for_problem,
     transport_error,
 )
+from sealmail.client.marketing import AsyncMarketingMethods
 from sealmail.client.types import (
     UNSET,
     Accepted,
@@ -83,7 +84,7 @@ from sealmail.client.types import (
 )
 
 
-class AsyncSealmailClient:
+class AsyncSealmailClient(AsyncMarketingMethods):
     """A typed asyncio client for the Sealmail REST API.
 
     ``transport`` replaces the network (``httpx.MockTransport``, or an ``httpx.ASGITransport``)

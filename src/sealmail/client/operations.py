@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sealmail.client._core import Call, segment
+from sealmail.client.marketing import MARKETING_ROUTES
 from sealmail.client.types import (
     UNSET,
     BatchItem,
@@ -513,7 +514,7 @@ def get_form_submission(form_id: str, submission_id: str) -> Call:
     return Call("GET", f"/v1/forms/{segment(form_id)}/submissions/{segment(submission_id)}")
 
 
-ROUTES: Mapping[tuple[str, str], str] = {
+_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
     ("GET", "/v1/messages"): "list_messages",
@@ -591,3 +592,6 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/forms/{form_id}/submissions"): "list_form_submissions",
     ("GET", "/v1/forms/{form_id}/submissions/{submission_id}"): "get_form_submission",
 }
+
+# The secure-marketing routes (``client/marketing.py``) join the same one table.
+ROUTES: Mapping[tuple[str, str], str] = {**_ROUTES, **MARKETING_ROUTES}

@@ -32,6 +32,7 @@ from sealmail.client._core import (
     raise_for_problem,
     transport_error,
 )
+from sealmail.client.marketing import MarketingMethods
 from sealmail.client.types import (
     UNSET,
     Accepted,
@@ -82,7 +83,7 @@ from sealmail.client.types import (
 )
 
 
-class SealmailClient:
+class SealmailClient(MarketingMethods):
     """A typed client for the Sealmail REST API.
 
     ``transport`` replaces the network (``httpx.MockTransport``, or an ``httpx.WSGITransport``)

@@ -15,13 +15,13 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
@@ -68,6 +68,18 @@ class _Bucket:
             await asyncio.sleep((1.0 - self.tokens) / self.rate)
 
 
+class ClaimGate(Protocol):
+    """A check every claimed recipient passes before delivery (marketing's ``decide_send``).
+
+    ``screen`` runs in one transaction right after the claim and returns the ids it took
+    out of this round (deferred or rejected, their lease released by the gate itself).
+    """
+
+    def screen(
+        self, conn: Connection, worker: str, claimed: Sequence[Claimed], msgs: Mapping[str, QueuedMessage]
+    ) -> set[str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     """The worker's settings, as the composition root read them (same names as ``Settings``)."""
@@ -104,8 +116,10 @@ class Worker:
         name: str | None = None,
         on_final: Callable[[list[RecordedOutcome]], None] | None = None,
         dsn: DsnSender | None = None,
+        gates: Sequence[ClaimGate] = (),
     ) -> None:
         self.engine = engine
+        self.gates = tuple(gates)
         self.keyring = keyring
         self.transport = transport
         self.options = options
@@ -256,6 +270,9 @@ class Worker:
         """Deliver what a claim returned, one task per (message, domain) group."""
         if not claimed:
             return 0
+        # Counted as work done even when every one is then rejected or held back: more
+        # may be due behind them (``run_until_idle`` stops at the first empty claim).
+        taken = len(claimed)
         broadcast = [
             (c.id, c.tenant_id, c.message_id, c.address)
             for c in claimed
@@ -264,6 +281,9 @@ class Worker:
         if broadcast:
             dropped = await asyncio.to_thread(self._reject_suppressed, broadcast)
             claimed = [c for c in claimed if c.id not in dropped]
+        if self.gates and claimed:
+            held = await asyncio.to_thread(self._screen, claimed, msgs)
+            claimed = [c for c in claimed if c.id not in held]
         self._in_flight += len(claimed)
         groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for c in claimed:
@@ -272,11 +292,20 @@ class Worker:
             task = asyncio.create_task(self._deliver_group(msgs[message_id], domain, rcpts))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return len(claimed)
+        return taken
 
     def _reject_suppressed(self, broadcast: list[tuple[str, str, str, str]]) -> set[str]:
         with self.engine.begin() as conn:
             return suppressions.reject_claimed(conn, self.name, broadcast)
+
+    def _screen(self, claimed: list[Claimed], msgs: dict[str, QueuedMessage]) -> set[str]:
+        # One transaction for every gate: each sees the state as of this claim, so an
+        # opt-out committed before it is always honoured.
+        held: set[str] = set()
+        with self.engine.begin() as conn:
+            for gate in self.gates:
+                held |= gate.screen(conn, self.name, [c for c in claimed if c.id not in held], msgs)
+        return held
 
     # -- delivering --------------------------------------------------------------------------
     def _requested_policy(self, msg: QueuedMessage) -> TlsPolicy:

@@ -24,11 +24,16 @@ from sealmail.marketing.contacts import ContactData
 from sealmail.marketing.schemas import (
     AttributeIn,
     AuthorizationIn,
+    CampaignIn,
+    CapIn,
     ConsentIn,
     ContactBatchIn,
     ContactIn,
+    JourneyEventIn,
+    JourneyIn,
     ListIn,
     MembersIn,
+    PurposeName,
     RulePreviewIn,
     SegmentIn,
 )
@@ -151,7 +156,11 @@ def router(mk: Marketing, need: Any) -> APIRouter:
 
     @r.post("/lists/{name}/members")
     def add_members(name: str, body: MembersIn, who: Sender) -> dict[str, Any]:
-        return mk.lists.add(who.tenant_id, name, body.contact_ids, who.credential_id)
+        """Add contacts; those who joined enter the journeys triggered by joining this list."""
+        added = mk.lists.add(who.tenant_id, name, body.contact_ids, who.credential_id)
+        joined = added.pop("joined")
+        added["enrolled"] = mk.journeys.list_joined(who.tenant_id, name, joined, actor=who.credential_id)
+        return added
 
     @r.post("/contacts/{contact_id}/consent")
     def change_consent(contact_id: str, body: ConsentIn, who: Sender) -> dict[str, Any]:
@@ -216,6 +225,64 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             allowed=classes_for_scopes(who.scopes),
             sample=sample,
         )
+
+    @r.put("/caps/{purpose}")
+    def set_cap(purpose: PurposeName, body: CapIn, who: Admin) -> dict[str, Any]:
+        """At most ``max_sends`` messages of this purpose per contact in ``window_hours``."""
+        return mk.campaigns.set_cap(
+            who.tenant_id, purpose, body.max_sends, body.window_hours, who.credential_id
+        )
+
+    @r.post("/campaigns", status_code=201)
+    def create_campaign(body: CampaignIn, who: Sender) -> dict[str, Any]:
+        return mk.campaigns.create(
+            who.tenant_id, body.as_body(), actor=who.credential_id, allowed=classes_for_scopes(who.scopes)
+        )
+
+    @r.get("/campaigns/{campaign_id}")
+    def get_campaign(campaign_id: str, who: Reader) -> dict[str, Any]:
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/send")
+    def send_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Snapshot the audience and queue one message per contact; each is re-checked
+        (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
+        return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
+
+    @r.get("/campaigns/{campaign_id}/audience")
+    def campaign_audience(
+        campaign_id: str,
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str, Query(max_length=40)] = "",
+    ) -> dict[str, Any]:
+        """The audience snapshot: each send's contact, variant, matched conditions and state."""
+        return mk.campaigns.audience(who.tenant_id, campaign_id, limit, cursor)
+
+    @r.post("/journeys", status_code=201)
+    def save_journey(body: JourneyIn, who: Sender) -> dict[str, Any]:
+        """A new immutable version (the previous one stops enrolling; its enrollments go on)."""
+        return mk.journeys.save(
+            who.tenant_id,
+            body.name,
+            body.definition,
+            actor=who.credential_id,
+            allowed=classes_for_scopes(who.scopes),
+        )
+
+    @r.get("/journeys")
+    def list_journeys(who: Reader) -> dict[str, Any]:
+        return {"data": mk.journeys.all(who.tenant_id)}
+
+    @r.post("/journeys/events")
+    def journey_event(body: JourneyEventIn, who: Sender) -> dict[str, Any]:
+        """An event for a contact (``appointment_booked``): enrols it in the journeys it triggers, once."""
+        enrolled = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
+        return {"enrolled": enrolled}
+
+    @r.get("/journeys/{journey_id}/enrollments")
+    def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:
+        return {"data": mk.journeys.enrollments(who.tenant_id, journey_id)}
 
     return r
 

@@ -117,3 +117,15 @@ def consent_cmd(
             evidence=evidence,
         )
         out.print(json.dumps(state["consents"]))
+
+
+@marketing_app.command("run-journeys")
+def run_journeys_cmd(
+    worker: Annotated[str, typer.Option(help="A name for the lease owner.")] = "cli",
+    tenant: TenantOpt = None,
+) -> None:
+    """Enrol date-triggered contacts and advance every due journey enrollment once."""
+    with session(tenant) as (mk, tenant_id):
+        enrolled = mk.journeys.enroll_dates(tenant_id)
+        ran = mk.journeys.run_due(worker)
+        out.print(f"{enrolled} enrolled by date, {ran} steps run")

@@ -29,8 +29,9 @@ def list_id(conn: Connection, tenant_id: str, name: str) -> str:
     return str(found)
 
 
-def add_members(conn: Connection, tenant_id: str, lid: str, contact_ids: list[str]) -> int:
-    """Add contacts (of this tenant only) to a list; already-members are left as they are."""
+def add_members(conn: Connection, tenant_id: str, lid: str, contact_ids: list[str]) -> list[str]:
+    """Add contacts (of this tenant only) to a list; the ids that joined (already-members
+    are left as they are and not returned)."""
     owned = [
         r
         for (r,) in conn.execute(
@@ -38,14 +39,22 @@ def add_members(conn: Connection, tenant_id: str, lid: str, contact_ids: list[st
         )
     ]
     if not owned:
-        return 0
+        return []
+    already = set(
+        conn.execute(
+            sa.select(lm.c.contact_id).where(lm.c.list_id == lid, lm.c.contact_id.in_(owned))
+        ).scalars()
+    )
+    joined = sorted(set(owned) - already)
+    if not joined:
+        return []
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     now = datetime.now(UTC)
     stmt = insert(lm).on_conflict_do_nothing(index_elements=["list_id", "contact_id"])
-    result = conn.execute(
-        stmt, [{"list_id": lid, "contact_id": c, "tenant_id": tenant_id, "added_at": now} for c in owned]
+    conn.execute(
+        stmt, [{"list_id": lid, "contact_id": c, "tenant_id": tenant_id, "added_at": now} for c in joined]
     )
-    return max(result.rowcount, 0)
+    return joined
 
 
 class Lists:
@@ -73,16 +82,16 @@ class Lists:
             raise ValidationFailed([{"field": "contact_ids", "message": f"at most {MAX_ADD} at a time"}])
         with db.write(self.engine) as conn:
             lid = list_id(conn, tenant_id, name)
-            added = add_members(conn, tenant_id, lid, contact_ids)
+            joined = add_members(conn, tenant_id, lid, contact_ids)
             audit.append(
                 conn,
                 action=AuditAction.MKT_LIST_MEMBERS_ADDED,
                 actor=actor,
                 tenant_id=tenant_id,
                 target=lid,
-                details={"added": added},
+                details={"added": len(joined)},
             )
-        return {"id": lid, "name": name, "added": added}
+        return {"id": lid, "name": name, "added": len(joined), "joined": joined}
 
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
         count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()

@@ -84,3 +84,47 @@ class SegmentIn(Strict):
 class RulePreviewIn(Strict):
     rule: dict[str, Any]
     sample: int = Field(20, ge=0, le=100)
+
+
+class CapIn(Strict):
+    max_sends: int = Field(ge=1, le=1000)
+    window_hours: int = Field(ge=1, le=24 * 90)
+
+
+class VariantIn(Strict):
+    name: str = Field(min_length=1, max_length=40)
+    template: str = Field(min_length=1, max_length=100)
+    version: int | None = Field(None, ge=1, description="Default: the newest, pinned at creation.")
+    weight: int = Field(1, ge=1, le=100)
+
+
+class CampaignIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    purpose: PurposeName
+    remunerated: bool = Field(False, description="A third party pays: needs an authorization stating it.")
+    segment: str = Field(
+        min_length=1, max_length=100, description="Segment id or name (newest version, pinned)."
+    )
+    from_: str = Field(alias="from", max_length=400)
+    variants: list[VariantIn] = Field(min_length=1, max_length=5)
+    send_at: datetime | None = None
+    quiet_start: int = Field(21, ge=0, le=23, description="Local hour quiet hours begin (contact's zone).")
+    quiet_end: int = Field(8, ge=0, le=23, description="Local hour they end; equal to start: none.")
+
+    def as_body(self) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True)
+        body["variants"] = [v.model_dump() for v in self.variants]
+        return body
+
+
+class JourneyIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    definition: dict[str, Any] = Field(description="A trigger and up to 20 steps (see the journeys docs).")
+
+
+class JourneyEventIn(Strict):
+    event: str = Field(min_length=1, max_length=60)
+    email: str = Field(max_length=320)
+    key: str | None = Field(
+        None, max_length=40, description="Makes the event distinct (e.g. an appointment id)."
+    )

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from sealmail.marketing.attributes import Attributes
+from sealmail.marketing.campaigns import Campaigns
 from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
 from sealmail.marketing.imports import Importer
+from sealmail.marketing.journeys import Journeys
 from sealmail.marketing.lists import Lists
 from sealmail.marketing.segments import Segments
+from sealmail.messages.service import Messages
+from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.keyring import Keyring
 
 
@@ -31,10 +35,21 @@ class Marketing:
     lists: Lists
     consent: Consent
     segments: Segments
+    campaigns: Campaigns
+    journeys: Journeys
 
 
-def build(engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> Marketing:
+def build(
+    engine: Engine,
+    keyring: Keyring,
+    blind_root: Callable[[], bytes],
+    messages: Messages,
+    templates: TemplateStore,
+    message_id_domain: str,
+) -> Marketing:
     contacts = Contacts(engine, keyring, blind_root)
+    segments = Segments(engine, contacts.blind_key)
+    campaigns = Campaigns(engine, messages, templates, segments, contacts.secrets, message_id_domain)
     return Marketing(
         engine,
         Attributes(engine),
@@ -42,5 +57,7 @@ def build(engine: Engine, keyring: Keyring, blind_root: Callable[[], bytes]) -> 
         Importer(engine, contacts),
         Lists(engine),
         Consent(engine),
-        Segments(engine, contacts.blind_key),
+        segments,
+        campaigns,
+        Journeys(engine, campaigns, segments),
     )

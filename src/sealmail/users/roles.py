@@ -28,6 +28,11 @@ class Permission(enum.StrEnum):
     MANAGE_QUARANTINE = "quarantine.manage"  # review held messages (metadata) and release them
     VIEW_EVIDENCE = "evidence.view"  # reports, registers, the evidence pack (issue 15)
     MANAGE_EVIDENCE = "evidence.manage"  # retention, legal holds, plain-mail requests
+    # Secure marketing (issue 16): the pages, and the PHI classes of contact attributes a
+    # role may see or segment on beyond demographics (45 CFR 164.502(b), minimum necessary).
+    VIEW_MARKETING = "marketing.view"
+    SEE_CLINICAL = "phi.clinical"
+    SEE_SENSITIVE = "phi.sensitive"
 
 
 class Role(enum.StrEnum):
@@ -52,13 +57,17 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.COMPOSE,
             P.MANAGE_SETTINGS,
             P.MANAGE_QUARANTINE,
+            P.VIEW_MARKETING,
             OWN,
         }
     ),
     # A sender composes and reads back only their own messages (content reads audited).
-    Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, OWN}),
+    Role.SENDER: frozenset({P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, P.VIEW_MARKETING, OWN}),
     Role.SUPPORT: frozenset({P.VIEW_DASHBOARD, P.VIEW_TRAIL, OWN}),
-    Role.COMPLIANCE: frozenset({P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE, OWN}),
+    Role.COMPLIANCE: frozenset(
+        {P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE}
+        | {P.VIEW_MARKETING, P.SEE_CLINICAL, P.SEE_SENSITIVE, OWN}
+    ),
     # Read-only and time-boxed: the account carries an expiry (``Users.invite``).
     Role.AUDITOR: frozenset({P.VIEW_AUDIT, P.VIEW_EVIDENCE, OWN}),
 }

@@ -81,6 +81,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/evidence/holds/{hold_id}/release"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("GET", "/marketing"): P.VIEW_MARKETING,
+    ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
+    ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
 }
 # Path parameters in the walk: objects that do not exist (the role check comes first).
 PARAMS = {
@@ -92,6 +95,7 @@ PARAMS = {
     "{delivery_id}": "whd_missing",
     "{hold_id}": "hold_missing",
     "{request_id}": "req_missing",
+    "{segment_id}": "seg_missing",
 }
 
 

@@ -1,0 +1,148 @@
+"""The client's secure-marketing operations (``/v1/marketing/…``, issue 16).
+
+``MARKETING_ROUTES`` joins ``operations.ROUTES``; ``MarketingMethods`` and
+``AsyncMarketingMethods`` are mixed into the two clients, method for method alike.
+Bodies are plain dicts with the API's field names (see the OpenAPI document).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealmail.client._core import BinarySource, Call, UploadBody, segment
+
+P = "/v1/marketing"
+
+
+def _q(**values: Any) -> dict[str, str | int]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+CALLS: dict[str, Any] = {
+    "define_attribute": lambda body: Call("POST", f"{P}/attributes", json=body),
+    "list_attributes": lambda: Call("GET", f"{P}/attributes"),
+    "save_contact": lambda body: Call("POST", f"{P}/contacts", json=body),
+    "list_contacts": lambda limit=100, cursor=None: Call(
+        "GET", f"{P}/contacts", params=_q(limit=limit, cursor=cursor)
+    ),
+    "export_contacts": lambda: Call("GET", f"{P}/contacts/export.csv"),
+    "get_contact": lambda contact_id: Call("GET", f"{P}/contacts/{segment(contact_id)}"),
+    "import_contacts": lambda contacts: Call(
+        "POST", f"{P}/contacts/batch", json={"contacts": list(contacts)}
+    ),
+    "get_import": lambda import_id: Call("GET", f"{P}/imports/{segment(import_id)}"),
+    "create_list": lambda name: Call("POST", f"{P}/lists", json={"name": name}),
+    "list_lists": lambda: Call("GET", f"{P}/lists"),
+    "add_list_members": lambda name, contact_ids: Call(
+        "POST", f"{P}/lists/{segment(name)}/members", json={"contact_ids": list(contact_ids)}
+    ),
+    "change_consent": lambda contact_id, body: Call(
+        "POST", f"{P}/contacts/{segment(contact_id)}/consent", json=body
+    ),
+    "get_consent": lambda contact_id: Call("GET", f"{P}/contacts/{segment(contact_id)}/consent"),
+    "record_authorization": lambda contact_id, body: Call(
+        "POST", f"{P}/contacts/{segment(contact_id)}/authorizations", json=body
+    ),
+    "save_segment": lambda name, rule: Call("POST", f"{P}/segments", json={"name": name, "rule": rule}),
+    "list_segments": lambda: Call("GET", f"{P}/segments"),
+    "preview_rule": lambda rule, sample=20: Call(
+        "POST", f"{P}/segments/preview", json={"rule": rule, "sample": sample}
+    ),
+    "preview_segment": lambda ref, sample=20: Call(
+        "GET", f"{P}/segments/{segment(ref)}/preview", params={"sample": sample}
+    ),
+    "set_cap": lambda purpose, max_sends, window_hours: Call(
+        "PUT", f"{P}/caps/{segment(purpose)}", json={"max_sends": max_sends, "window_hours": window_hours}
+    ),
+    "create_campaign": lambda body: Call("POST", f"{P}/campaigns", json=body),
+    "get_campaign": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}"),
+    "send_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/send"),
+    "campaign_audience": lambda campaign_id, limit=100, cursor="": Call(
+        "GET", f"{P}/campaigns/{segment(campaign_id)}/audience", params=_q(limit=limit, cursor=cursor or None)
+    ),
+    "save_journey": lambda name, definition: Call(
+        "POST", f"{P}/journeys", json={"name": name, "definition": definition}
+    ),
+    "list_journeys": lambda: Call("GET", f"{P}/journeys"),
+    "journey_event": lambda event, email, key=None: Call(
+        "POST", f"{P}/journeys/events", json={"event": event, "email": email, "key": key}
+    ),
+    "journey_enrollments": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/enrollments"),
+}
+
+MARKETING_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", f"{P}/attributes"): "define_attribute",
+    ("GET", f"{P}/attributes"): "list_attributes",
+    ("POST", f"{P}/contacts"): "save_contact",
+    ("GET", f"{P}/contacts"): "list_contacts",
+    ("GET", f"{P}/contacts/export.csv"): "export_contacts",
+    ("GET", f"{P}/contacts/{{contact_id}}"): "get_contact",
+    ("POST", f"{P}/contacts/import"): "import_contacts_csv",
+    ("POST", f"{P}/contacts/batch"): "import_contacts",
+    ("GET", f"{P}/imports/{{import_id}}"): "get_import",
+    ("POST", f"{P}/lists"): "create_list",
+    ("GET", f"{P}/lists"): "list_lists",
+    ("POST", f"{P}/lists/{{name}}/members"): "add_list_members",
+    ("POST", f"{P}/contacts/{{contact_id}}/consent"): "change_consent",
+    ("GET", f"{P}/contacts/{{contact_id}}/consent"): "get_consent",
+    ("POST", f"{P}/contacts/{{contact_id}}/authorizations"): "record_authorization",
+    ("POST", f"{P}/segments"): "save_segment",
+    ("GET", f"{P}/segments"): "list_segments",
+    ("POST", f"{P}/segments/preview"): "preview_rule",
+    ("GET", f"{P}/segments/{{ref}}/preview"): "preview_segment",
+    ("PUT", f"{P}/caps/{{purpose}}"): "set_cap",
+    ("POST", f"{P}/campaigns"): "create_campaign",
+    ("GET", f"{P}/campaigns/{{campaign_id}}"): "get_campaign",
+    ("POST", f"{P}/campaigns/{{campaign_id}}/send"): "send_campaign",
+    ("GET", f"{P}/campaigns/{{campaign_id}}/audience"): "campaign_audience",
+    ("POST", f"{P}/journeys"): "save_journey",
+    ("GET", f"{P}/journeys"): "list_journeys",
+    ("POST", f"{P}/journeys/events"): "journey_event",
+    ("GET", f"{P}/journeys/{{journey_id}}/enrollments"): "journey_enrollments",
+}
+
+
+def csv_import_call() -> Call:
+    return Call("POST", f"{P}/contacts/import", headers={"Content-Type": "text/csv"})
+
+
+def _sync(name: str) -> Any:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = CALLS[name](*args, **kwargs)
+        return self._request(call).text if call.path.endswith(".csv") else self._json(call)
+
+    method.__name__ = name
+    return method
+
+
+def _async(name: str) -> Any:
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = CALLS[name](*args, **kwargs)
+        if call.path.endswith(".csv"):
+            return (await self._request(call)).text
+        return await self._json(call)
+
+    method.__name__ = name
+    return method
+
+
+class MarketingMethods:
+    """The marketing operations on ``SealmailClient`` (each returns the API's JSON, or CSV text)."""
+
+    def import_contacts_csv(self, source: BinarySource) -> dict[str, Any]:
+        """Upload a CSV of contacts (path or binary file), streamed; the import report."""
+        body = UploadBody(source)
+        return dict(self._request(csv_import_call(), upload=body).json())  # type: ignore[attr-defined]
+
+
+class AsyncMarketingMethods:
+    """The same operations on ``AsyncSealmailClient``."""
+
+    async def import_contacts_csv(self, source: BinarySource) -> dict[str, Any]:
+        body = UploadBody(source)
+        return dict((await self._request(csv_import_call(), upload=body)).json())  # type: ignore[attr-defined]
+
+
+for _name in CALLS:
+    setattr(MarketingMethods, _name, _sync(_name))
+    setattr(AsyncMarketingMethods, _name, _async(_name))

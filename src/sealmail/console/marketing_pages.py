@@ -1,0 +1,89 @@
+"""The marketing pages of the console (``ConsoleSection``): contacts, segments, campaigns.
+
+What a user sees of contacts follows their role: demographics for every role with the
+marketing pages, clinical and sensitive attributes only with ``phi.clinical`` /
+``phi.sensitive``.  Counting a segment is a POST (CSRF-checked) because it is audited, and
+it is refused when the segment touches a class the role may not see.
+
+No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+"""
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from sealmail.console.kit import Kit
+from sealmail.console.web import ConsoleSection
+from sealmail.domain.marketing import PhiClass
+from sealmail.errors import PermissionDenied
+from sealmail.marketing.attributes import BASIC_CLASSES
+from sealmail.marketing.service import Marketing
+from sealmail.users.model import Session
+from sealmail.users.roles import Permission
+
+
+def classes_for(who: Session) -> frozenset[PhiClass]:
+    extra = {PhiClass.CLINICAL} if who.may(Permission.SEE_CLINICAL) else set()
+    if who.may(Permission.SEE_SENSITIVE):
+        extra.add(PhiClass.SENSITIVE)
+    return BASIC_CLASSES | extra
+
+
+def section(mk: Marketing) -> ConsoleSection:
+    def mount(app: FastAPI, kit: Kit) -> None:
+        def overview(request: Request, who: Session, counted: dict[str, object] | None = None) -> Response:
+            allowed = classes_for(who)
+            segments = [
+                {**s, "usable": set(s["phi_classes"]) <= {str(c) for c in allowed}}
+                for s in mk.segments.list(who.tenant_id)
+            ]
+            return kit.render(
+                request, "marketing_overview.html", title="Marketing", who=who, segments=segments,
+                lists=mk.lists.list(who.tenant_id), journeys=mk.journeys.all(who.tenant_id),
+                campaigns=mk.campaigns.recent(who.tenant_id), counted=counted, csrf=kit.csrf(request),
+            )  # fmt: skip
+
+        @app.get("/marketing")
+        def marketing_overview(request: Request) -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            return who if isinstance(who, Response) else overview(request, who)
+
+        @app.get("/marketing/contacts")
+        def marketing_contacts(request: Request, cursor: str = "") -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            if isinstance(who, Response):
+                return who
+            page = mk.contacts.page(who.tenant_id, classes_for(who), limit=100, cursor=cursor[:40] or None)
+            return kit.render(
+                request, "marketing_contacts.html", title="Contacts", who=who, page=page,
+                hidden=sorted(str(c) for c in set(PhiClass) - classes_for(who)),
+            )  # fmt: skip
+
+        @app.post("/marketing/segments/{segment_id}/count")
+        async def marketing_count(request: Request, segment_id: str) -> Response:
+            acted = await kit.acting(request, Permission.VIEW_MARKETING)
+            if isinstance(acted, Response):
+                return acted
+            who, _ = acted
+            try:
+                result = await run_in_threadpool(
+                    mk.segments.evaluate,
+                    who.tenant_id,
+                    ref=segment_id[:40],
+                    actor=who.actor,
+                    allowed=classes_for(who),
+                    sample=0,
+                )
+            except PermissionDenied as exc:
+                return kit.render(
+                    request, "status.html", status=403, title="Not allowed", detail=exc.detail, who=who
+                )
+            return await run_in_threadpool(
+                overview, request, who, {"segment": segment_id, "count": result["count"]}
+            )
+
+    return ConsoleSection(
+        nav=[("/marketing", "Marketing", Permission.VIEW_MARKETING)],
+        mount=mount,
+        templates="sealmail.marketing",
+    )

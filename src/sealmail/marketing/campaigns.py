@@ -1,0 +1,409 @@
+"""Campaigns: a purpose, a pinned segment version, template versions as A/B variants, a
+schedule with quiet hours; sending snapshots the audience and queues one message each.
+
+Each member of the segment gets its own message, rendered from its variant with the
+contact's attributes (PHI personalization is allowed: the message is encrypted at rest
+and SecureLine protects it per recipient at delivery).  The message carries the
+``MARKETING_TAG``, and a ``mkt_sends`` row records who it is for, why they were in the
+audience (the matched conditions, never values), the purpose and the quiet hours: the
+claim gate decides from that row at every claim, so nothing here decides consent.
+
+Variants are picked by a hash of (campaign, contact), weighted: the same contact always
+gets the same variant, and a re-run never flips it.  Marketing and fundraising go on the
+broadcast stream (RFC 8058 one-click unsubscribe, the opt-out 164.514(f) requires in
+every fundraising message); treatment and operations on the phi stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain.marketing import PhiClass, Purpose
+from sealmail.domain.tls_policy import Stream
+from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.marketing import segments as seg
+from sealmail.marketing.gate import MARKETING_TAG
+from sealmail.marketing.tables import mkt_campaigns as cp
+from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
+from sealmail.marketing.tables import mkt_contacts as ct
+from sealmail.messages.outgoing import MessageSpec
+from sealmail.messages.service import Messages
+from sealmail.messages.submission import Idempotency
+from sealmail.store import db
+from sealmail.templates import personalize as p
+from sealmail.templates.render import Compiled
+from sealmail.templates.store import TemplateStore
+from sealmail.tenancy.service import Principal
+
+MAX_VARIANTS = 5
+BROADCAST_PURPOSES = frozenset({Purpose.MARKETING, Purpose.FUNDRAISING})
+OpenSecrets = Callable[[str, Any], dict[str, Any]]
+
+
+def pick_variant(campaign_id: str, contact_id: str, variants: list[dict[str, Any]]) -> dict[str, Any]:
+    total = sum(int(v["weight"]) for v in variants)
+    point = int.from_bytes(hashlib.sha256(f"{campaign_id}/{contact_id}".encode()).digest()[:8], "big") % total
+    for v in variants:
+        point -= int(v["weight"])
+        if point < 0:
+            return v
+    return variants[-1]
+
+
+class Campaigns:
+    def __init__(
+        self,
+        engine: Engine,
+        messages: Messages,
+        templates: TemplateStore,
+        segments: seg.Segments,
+        open_secrets: OpenSecrets,
+        message_id_domain: str,
+    ) -> None:
+        self.engine = engine
+        self.messages = messages
+        self.templates = templates
+        self.segments = segments
+        self.open_secrets = open_secrets
+        self.domain = message_id_domain
+
+    # -- caps ----------------------------------------------------------------------------------
+    def set_cap(
+        self, tenant_id: str, purpose: str, max_sends: int, window_hours: int, actor: str
+    ) -> dict[str, Any]:
+        if purpose not in set(Purpose):
+            raise ValidationFailed([{"field": "purpose", "message": f"use one of {', '.join(Purpose)}"}])
+        with db.write(self.engine) as conn:
+            key = (mkt_caps.c.tenant_id == tenant_id, mkt_caps.c.purpose == purpose)
+            values = {"max_sends": max_sends, "window_hours": window_hours}
+            if conn.execute(sa.update(mkt_caps).where(*key).values(**values)).rowcount == 0:
+                conn.execute(sa.insert(mkt_caps).values(tenant_id=tenant_id, purpose=purpose, **values))
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CAP_SET,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=purpose,
+                details=values,
+            )
+        return {"purpose": purpose, **values}
+
+    # -- campaigns -----------------------------------------------------------------------------
+    def create(
+        self, tenant_id: str, body: dict[str, Any], *, actor: str, allowed: frozenset[PhiClass]
+    ) -> dict[str, Any]:
+        """A draft with the segment's newest version and each variant's template version pinned."""
+        variants = body["variants"]
+        if not 1 <= len(variants) <= MAX_VARIANTS or len({v["name"] for v in variants}) != len(variants):
+            raise ValidationFailed(
+                [{"field": "variants", "message": f"1–{MAX_VARIANTS} variants with distinct names"}]
+            )
+        pinned = []
+        for i, v in enumerate(variants):
+            try:
+                _, version = self.templates.source(tenant_id, v["template"], v.get("version"))
+            except NotFound as exc:
+                raise ValidationFailed([{"field": f"variants[{i}].template", "message": exc.detail}]) from exc
+            pinned.append(
+                {
+                    "name": v["name"],
+                    "template": v["template"],
+                    "version": version,
+                    "weight": v.get("weight", 1),
+                }
+            )
+        campaign_id = new_id("cmp")
+        with db.write(self.engine) as conn:
+            segment = seg.find(conn, tenant_id, body["segment"])
+            seg.check_classes(segment.classes, allowed)
+            conn.execute(
+                sa.insert(cp).values(
+                    id=campaign_id,
+                    tenant_id=tenant_id,
+                    name=body["name"],
+                    purpose=body["purpose"],
+                    remunerated=bool(body.get("remunerated")),
+                    segment_id=segment.id,
+                    from_address=body["from"],
+                    variants=pinned,
+                    send_at=body.get("send_at"),
+                    quiet_start=body.get("quiet_start", 21),
+                    quiet_end=body.get("quiet_end", 8),
+                    status="draft",
+                    created_by=actor[:80],
+                    created_at=datetime.now(UTC),
+                )
+            )
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CAMPAIGN_CREATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=campaign_id,
+                details={
+                    "purpose": body["purpose"],
+                    "segment": segment.id,
+                    "variants": [v["name"] for v in pinned],
+                },
+            )
+        return self.get(tenant_id, campaign_id)
+
+    def get(self, tenant_id: str, campaign_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(cp).where(cp.c.tenant_id == tenant_id, cp.c.id == campaign_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no campaign {campaign_id!r}")
+            states = conn.execute(
+                sa.select(mkt_sends.c.state, mkt_sends.c.reason, sa.func.count())
+                .where(mkt_sends.c.campaign_id == campaign_id, mkt_sends.c.tenant_id == tenant_id)
+                .group_by(mkt_sends.c.state, mkt_sends.c.reason)
+            ).all()
+        return {
+            "id": row.id,
+            "name": row.name,
+            "purpose": row.purpose,
+            "remunerated": row.remunerated,
+            "segment_id": row.segment_id,
+            "variants": row.variants,
+            "send_at": row.send_at.isoformat() if row.send_at else None,
+            "quiet_hours": [row.quiet_start, row.quiet_end],
+            "status": row.status,
+            "audience": row.audience,
+            "queued": row.queued,
+            "sends": [{"state": s, "reason": r, "count": n} for s, r, n in states],
+        }
+
+    def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest campaigns with what happened to their sends (the console's table)."""
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(cp).where(cp.c.tenant_id == tenant_id).order_by(cp.c.created_at.desc()).limit(limit)
+            ).all()
+            states = conn.execute(
+                sa.select(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason, sa.func.count())
+                .where(mkt_sends.c.campaign_id.in_([r.id for r in rows]))
+                .group_by(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason)
+            ).all()
+        out = []
+        for r in rows:
+            mine = [(s, why, n) for cid, s, why, n in states if cid == r.id]
+            out.append(
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "purpose": r.purpose,
+                    "remunerated": r.remunerated,
+                    "status": r.status,
+                    "audience": r.audience,
+                    "sent": sum(n for s, _, n in mine if s == "sent"),
+                    "skipped": {str(why): n for s, why, n in mine if s == "skipped"},
+                }
+            )
+        return out
+
+    def audience(
+        self, tenant_id: str, campaign_id: str, limit: int = 100, cursor: str = ""
+    ) -> dict[str, Any]:
+        """The audience snapshot: who was targeted, with which variant, and why."""
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(mkt_sends)
+                .where(
+                    mkt_sends.c.tenant_id == tenant_id,
+                    mkt_sends.c.campaign_id == campaign_id,
+                    mkt_sends.c.message_id > cursor,
+                )
+                .order_by(mkt_sends.c.message_id)
+                .limit(limit + 1)
+            ).all()
+        page = rows[:limit]
+        return {
+            "data": [
+                {
+                    "message_id": r.message_id,
+                    "contact_id": r.contact_id,
+                    "variant": r.variant,
+                    "matched": r.matched,
+                    "state": r.state,
+                    "reason": r.reason,
+                }
+                for r in page
+            ],
+            "next_cursor": page[-1].message_id if len(rows) > limit and page else None,
+        }
+
+    def send(self, who: Principal, campaign_id: str, *, allowed: frozenset[PhiClass]) -> dict[str, Any]:
+        """Snapshot the audience and queue a message per member (once: a sent campaign is 409)."""
+        tenant_id = who.tenant_id
+        with db.write(self.engine) as conn:
+            row = conn.execute(
+                sa.select(cp).where(cp.c.tenant_id == tenant_id, cp.c.id == campaign_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"no campaign {campaign_id!r}")
+            if row.status != "draft":
+                raise Conflict(f"campaign {campaign_id} is {row.status}; campaigns are sent once")
+            conn.execute(
+                sa.update(cp)
+                .where(cp.c.id == campaign_id)
+                .values(status="sending", started_at=datetime.now(UTC))
+            )
+            segment = conn.execute(sa.select(mkt_segments).where(mkt_segments.c.id == row.segment_id)).one()
+            classes = frozenset(PhiClass(c) for c in segment.phi_classes)
+            seg.check_classes(classes, allowed)
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CAMPAIGN_STARTED,
+                actor=who.credential_id,
+                tenant_id=tenant_id,
+                target=campaign_id,
+                details={"segment": segment.id, "phi_classes": sorted(segment.phi_classes)},
+            )
+        compiled = {
+            v["name"]: Compiled(self.templates.source(tenant_id, v["template"], v["version"])[0])
+            for v in row.variants
+        }
+        tally = {"audience": 0, "queued": 0, "failed": 0}
+        status = "failed"
+        try:
+            self._queue_all(who, row, segment.rule, compiled, tally)
+            status = "sent"
+        finally:
+            with db.write(self.engine) as conn:
+                conn.execute(
+                    sa.update(cp)
+                    .where(cp.c.id == campaign_id)
+                    .values(status=status, audience=tally["audience"], queued=tally["queued"])
+                )
+                audit.append(
+                    conn,
+                    action=AuditAction.MKT_CAMPAIGN_FINISHED,
+                    actor=who.credential_id,
+                    tenant_id=tenant_id,
+                    target=campaign_id,
+                    details={"status": status, **tally},
+                )
+        return {**self.get(tenant_id, campaign_id), "failed": tally["failed"]}
+
+    def _queue_all(
+        self, who: Principal, row: Any, rule: Any, compiled: dict[str, Compiled], tally: dict[str, int]
+    ) -> None:
+        with db.reader(self.engine) as conn:
+            where = self.segments.compile(conn, who.tenant_id, rule)
+            batches = list(seg.members(conn, who.tenant_id, where))
+        for batch in batches:
+            tally["audience"] += len(batch)
+            with db.reader(self.engine) as conn:
+                contacts = {
+                    r.id: r for r in conn.execute(sa.select(ct).where(ct.c.id.in_([m[0] for m in batch])))
+                }
+            for contact_id, _tz, matched in batch:
+                contact = contacts[contact_id]
+                variant = pick_variant(row.id, contact_id, row.variants)
+                out = Outgoing(row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id})
+                try:
+                    message_id = self.queue_message(
+                        who, out, contact, compiled[variant["name"]], variant["name"]
+                    )
+                except SealmailError:
+                    tally["failed"] += 1
+                    continue
+                snapshot = Snapshot(
+                    row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
+                )
+                with db.write(self.engine) as conn:
+                    record_send(conn, who.tenant_id, contact_id, message_id, snapshot, campaign_id=row.id)
+                tally["queued"] += 1
+
+    def queue_message(
+        self,
+        who: Principal,
+        out: Outgoing,
+        contact: Any,
+        template: Compiled,
+        variant: str | None = None,
+        idem: Idempotency | None = None,
+    ) -> str:
+        """Render for one contact and accept it into the queue with the marketing tag."""
+        variables = {
+            **(contact.attrs or {}),
+            **self.open_secrets(who.tenant_id, contact),
+            "email": contact.email,
+        }
+        base = MessageSpec(
+            from_=out.sender,
+            to=(contact.email,),
+            stream=Stream.BROADCAST if out.purpose in BROADCAST_PURPOSES else Stream.PHI,
+            tags=(MARKETING_TAG,),
+            metadata={
+                **out.metadata,
+                "purpose": str(out.purpose),
+                **({"variant": variant} if variant else {}),
+            },
+            send_at=out.send_at,
+        )
+        message = p.personalize(base, p.render_or_fail(template, variables))
+        result, _ = self.messages.submit(who, p.submission(message, self.domain, 1), idem)
+        return result.id
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    sender: str
+    purpose: Purpose
+    send_at: datetime | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the claim gate needs to know of one send, and why its contact was targeted."""
+
+    purpose: str
+    remunerated: bool
+    variant: str | None
+    matched: list[str]
+    quiet_start: int
+    quiet_end: int
+
+
+def record_send(
+    conn: Connection,
+    tenant_id: str,
+    contact_id: str,
+    message_id: str,
+    s: Snapshot,
+    *,
+    campaign_id: str | None = None,
+    enrollment_id: str | None = None,
+) -> None:
+    conn.execute(
+        sa.insert(mkt_sends).values(
+            message_id=message_id,
+            tenant_id=tenant_id,
+            contact_id=contact_id,
+            campaign_id=campaign_id,
+            enrollment_id=enrollment_id,
+            purpose=s.purpose,
+            channel="email",
+            remunerated=s.remunerated,
+            variant=s.variant,
+            matched=s.matched,
+            quiet_start=s.quiet_start,
+            quiet_end=s.quiet_end,
+            state="queued",
+            created_at=datetime.now(UTC),
+        )
+    )

@@ -1,0 +1,476 @@
+"""Journeys: versioned step lists run as claimed state machines, idempotent per contact.
+
+A journey is a trigger and a list of steps::
+
+    {"trigger": {"type": "api_event", "event": "appointment_booked"}
+              | {"type": "list_join", "list": "new-patients"}
+              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7},
+     "steps": [{"send": {"template": "welcome", "purpose": "treatment", "from": "…"}},
+               {"wait": {"hours": 24}},
+               {"condition": {"rule": <segment rule>, "else": "exit" | step index}},
+               {"add_to_list": "engaged"},
+               {"update_attribute": {"name": "stage", "value": "welcomed"}},
+               {"exit": {}}]}
+
+Saving a definition makes a new immutable version; enrollments keep the version they
+started on.  A contact is enrolled once per (journey, trigger key): the unique constraint
+makes a repeated trigger a no-op.  Runners claim due enrollments like queue rows (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, one ``UPDATE … RETURNING`` under SQLite's write lock),
+each step is one transaction, and a send step goes into the queue with an idempotency key
+of (enrollment, step), so a runner that dies after queueing does not send twice.  Jumps go
+forward only and a run stops after ``MAX_STEPS_PER_RUN`` steps: a journey cannot loop.
+Sends pass the claim gate like a campaign's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction
+from sealmail.domain.marketing import PhiClass, Purpose
+from sealmail.errors import NotFound, SealmailError, ValidationFailed
+from sealmail.ids import new_id
+from sealmail.marketing import attributes as attrs
+from sealmail.marketing import lists
+from sealmail.marketing import segments as seg
+from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
+from sealmail.marketing.tables import mkt_contacts as ct
+from sealmail.marketing.tables import mkt_enrollments as en
+from sealmail.marketing.tables import mkt_journeys as jr
+from sealmail.marketing.tables import mkt_sends
+from sealmail.messages.submission import Idempotency
+from sealmail.store import db
+from sealmail.templates.render import Compiled
+from sealmail.tenancy.service import Principal
+
+MAX_STEPS = 20
+MAX_STEPS_PER_RUN = 20
+MAX_WAIT_HOURS = 24 * 366
+LEASE = timedelta(minutes=5)
+TRIGGERS = frozenset({"api_event", "list_join", "date_attribute"})
+STEP_KINDS = frozenset({"send", "wait", "condition", "add_to_list", "update_attribute", "exit"})
+
+
+def _bad(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed([{"field": field, "message": message}])
+
+
+def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
+    """Check the shape, bounds and forward-only jumps (rules are compiled when saved)."""
+    trigger = definition.get("trigger")
+    if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
+        raise _bad("trigger.type", f"use one of {', '.join(sorted(TRIGGERS))}")
+    if trigger["type"] == "date_attribute":
+        d = defs.get(str(trigger.get("attr")))
+        if d is None or d.type is not attrs.AttrType.DATE:
+            raise _bad("trigger.attr", "must name a declared date attribute")
+    steps = definition.get("steps")
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+        raise _bad("steps", f"1–{MAX_STEPS} steps")
+    for i, step in enumerate(steps):
+        kind = next(iter(step), None) if isinstance(step, dict) and len(step) == 1 else None
+        if kind not in STEP_KINDS:
+            raise _bad(f"steps[{i}]", f"one of {', '.join(sorted(STEP_KINDS))}")
+        body = step[kind]
+        if kind == "send" and (
+            not isinstance(body, dict) or body.get("purpose") not in set(Purpose) or not body.get("template")
+        ):
+            raise _bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
+        if kind == "wait" and not (
+            isinstance(body, dict) and 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS
+        ):
+            raise _bad(f"steps[{i}].wait.hours", f"a number of hours, up to {MAX_WAIT_HOURS}")
+        if kind == "condition":
+            other = body.get("else", "exit") if isinstance(body, dict) else None
+            if other != "exit" and not (isinstance(other, int) and i < other <= len(steps)):
+                raise _bad(f"steps[{i}].condition.else", "exit, or the index of a later step")
+        if kind == "update_attribute":
+            d = defs.get(str(body.get("name"))) if isinstance(body, dict) else None
+            if d is None or d.phi_class is PhiClass.SENSITIVE:
+                raise _bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    tenant_id: str
+    journey_id: str
+    contact_id: str
+    step: int
+    steps_run: int
+
+
+class Journeys:
+    def __init__(self, engine: Engine, campaigns: Campaigns, segments: seg.Segments) -> None:
+        self.engine = engine
+        self.campaigns = campaigns
+        self.segments = segments
+
+    # -- definitions ---------------------------------------------------------------------------
+    def save(
+        self,
+        tenant_id: str,
+        name: str,
+        definition: dict[str, Any],
+        *,
+        actor: str,
+        allowed: frozenset[PhiClass],
+    ) -> dict[str, Any]:
+        with db.write(self.engine) as conn:
+            validate(definition, attrs.load(conn, tenant_id))
+            for i, step in enumerate(definition["steps"]):
+                if "condition" in step:
+                    compiled = self.segments.compile(conn, tenant_id, step["condition"].get("rule"))
+                    seg.check_classes(compiled.classes, allowed)
+                if "send" in step:
+                    try:
+                        self.campaigns.templates.source(tenant_id, step["send"]["template"])
+                    except NotFound as exc:
+                        raise _bad(f"steps[{i}].send.template", exc.detail) from exc
+            version = (
+                conn.execute(
+                    sa.select(sa.func.max(jr.c.version)).where(jr.c.tenant_id == tenant_id, jr.c.name == name)
+                ).scalar()
+                or 0
+            ) + 1
+            conn.execute(
+                sa.update(jr).where(jr.c.tenant_id == tenant_id, jr.c.name == name).values(active=False)
+            )
+            jid = new_id("jny")
+            conn.execute(
+                sa.insert(jr).values(
+                    id=jid,
+                    tenant_id=tenant_id,
+                    name=name,
+                    version=version,
+                    definition=definition,
+                    active=True,
+                    created_by=actor[:80],
+                    created_at=datetime.now(UTC),
+                )
+            )
+            audit.append(
+                conn,
+                action=AuditAction.MKT_JOURNEY_SAVED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=jid,
+                details={"name": name, "version": version},
+            )
+        return {"id": jid, "name": name, "version": version, "active": True}
+
+    def all(self, tenant_id: str) -> list[dict[str, Any]]:
+        counts = sa.select(sa.func.count()).where(en.c.journey_id == jr.c.id).scalar_subquery()
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(jr, counts.label("enrolled"))
+                .where(jr.c.tenant_id == tenant_id)
+                .order_by(jr.c.name, jr.c.version)
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "version": r.version,
+                "active": r.active,
+                "enrolled": r.enrolled,
+                "definition": r.definition,
+            }
+            for r in rows
+        ]
+
+    # -- triggers ------------------------------------------------------------------------------
+    def _enroll(
+        self,
+        conn: Connection,
+        tenant_id: str,
+        journey_ids: list[str],
+        contact_ids: list[str],
+        key: str,
+        actor: str,
+    ) -> int:
+        now = datetime.now(UTC)
+        done = 0
+        for jid in journey_ids:
+            for cid in contact_ids:
+                exists = conn.execute(
+                    sa.select(en.c.id).where(
+                        en.c.journey_id == jid, en.c.contact_id == cid, en.c.trigger_key == key
+                    )
+                ).first()
+                if exists is not None:
+                    continue  # idempotent per (journey, contact, trigger)
+                eid = new_id("enr")
+                conn.execute(
+                    sa.insert(en).values(
+                        id=eid,
+                        tenant_id=tenant_id,
+                        journey_id=jid,
+                        contact_id=cid,
+                        trigger_key=key[:100],
+                        step=0,
+                        state="active",
+                        due_at=now,
+                        steps_run=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                audit.append(
+                    conn,
+                    action=AuditAction.MKT_ENROLLED,
+                    actor=actor,
+                    tenant_id=tenant_id,
+                    target=eid,
+                    details={"journey": jid, "contact": cid},
+                )
+                done += 1
+        return done
+
+    def _active(self, conn: Connection, tenant_id: str, trigger: str, match: str) -> list[str]:
+        rows = conn.execute(
+            sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
+        ).all()
+        field = {"api_event": "event", "list_join": "list"}.get(trigger, "attr")
+        return [
+            r.id
+            for r in rows
+            if r.definition["trigger"]["type"] == trigger and r.definition["trigger"].get(field) == match
+        ]
+
+    def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> int:
+        """An API event for a contact: enrol it in every active journey waiting for it."""
+        with db.write(self.engine) as conn:
+            cid = conn.execute(
+                sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.email == email.strip().lower())
+            ).scalar()
+            if cid is None:
+                raise NotFound("no contact with that email")
+            return self._enroll(
+                conn,
+                tenant_id,
+                self._active(conn, tenant_id, "api_event", event),
+                [cid],
+                f"event:{event}:{key or ''}",
+                actor,
+            )
+
+    def list_joined(self, tenant_id: str, name: str, contact_ids: list[str], *, actor: str) -> int:
+        with db.write(self.engine) as conn:
+            return self._enroll(
+                conn,
+                tenant_id,
+                self._active(conn, tenant_id, "list_join", name),
+                contact_ids,
+                f"list:{name}",
+                actor,
+            )
+
+    def enroll_dates_everywhere(self, now: datetime | None = None) -> int:
+        """``enroll_dates`` for every tenant with an active journey (the worker's sweep)."""
+        with db.reader(self.engine) as conn:
+            tenants = sorted(
+                set(conn.execute(sa.select(jr.c.tenant_id).where(jr.c.active.is_(True))).scalars())
+            )
+        return sum(self.enroll_dates(t, now) for t in tenants)
+
+    def enroll_dates(self, tenant_id: str, now: datetime | None = None) -> int:
+        """Date triggers (a birthday, a recall due): contacts whose date is ``days_before`` away."""
+        today = (now or datetime.now(UTC)).date()
+        total = 0
+        with db.write(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
+            ).all()
+            for r in rows:
+                trig = r.definition["trigger"]
+                if trig["type"] != "date_attribute":
+                    continue
+                day = (today + timedelta(days=int(trig.get("days_before", 0)))).isoformat()
+                ids = [
+                    c
+                    for (c,) in conn.execute(
+                        sa.select(ct.c.id).where(
+                            ct.c.tenant_id == tenant_id, ct.c.attrs[trig["attr"]].as_string() == day
+                        )
+                    )
+                ]
+                total += self._enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
+        return total
+
+    # -- running -------------------------------------------------------------------------------
+    def claim(self, worker: str, limit: int = 500) -> list[Claimed]:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            due = (
+                sa.select(en.c.id)
+                .where(
+                    en.c.state == "active",
+                    en.c.due_at <= now,
+                    sa.or_(en.c.lease_until.is_(None), en.c.lease_until < now),
+                )
+                .order_by(en.c.due_at)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            rows = conn.execute(
+                sa.update(en)
+                .where(en.c.id.in_(due.scalar_subquery()))
+                .values(lease_owner=worker, lease_until=now + LEASE)
+                .returning(
+                    en.c.id, en.c.tenant_id, en.c.journey_id, en.c.contact_id, en.c.step, en.c.steps_run
+                )
+            ).all()
+        return [Claimed(*r) for r in rows]
+
+    def run_due(self, worker: str, limit: int = 500) -> int:
+        """Claim due enrollments and advance each until it waits, ends or exits; steps run."""
+        ran = 0
+        for c in self.claim(worker, limit):
+            ran += self._advance(worker, c)
+        return ran
+
+    def _advance(self, worker: str, c: Claimed) -> int:
+        with db.reader(self.engine) as conn:
+            definition = conn.execute(sa.select(jr.c.definition).where(jr.c.id == c.journey_id)).scalar_one()
+        steps: list[dict[str, Any]] = definition["steps"]
+        step, ran = c.step, 0
+        while ran < MAX_STEPS_PER_RUN:
+            if step >= len(steps):
+                self._move(worker, c, step, "done", None, "completed")
+                return ran
+            kind, body = next(iter(steps[step].items()))
+            ran += 1
+            if kind == "exit":
+                self._move(worker, c, step, "exited", None, "exit_step")
+                return ran
+            if kind == "wait":
+                self._move(
+                    worker,
+                    c,
+                    step + 1,
+                    "active",
+                    datetime.now(UTC) + timedelta(hours=float(body["hours"])),
+                    None,
+                )
+                return ran
+            nxt = self._step(c, step, kind, body)
+            if nxt is None:
+                self._move(worker, c, step, "exited", None, "condition")
+                return ran
+            step = nxt
+            self._move(worker, c, step, "active", None, None, keep_lease=True)
+        self._move(worker, c, step, "active", datetime.now(UTC), "step_budget")
+        return ran
+
+    def _step(self, c: Claimed, step: int, kind: str, body: Any) -> int | None:
+        """Run one immediate step in its own transaction; the next index, or None to exit."""
+        if kind == "send":
+            self._send(c, step, body)
+            return step + 1
+        with db.write(self.engine) as conn:
+            if kind == "condition":
+                compiled = self.segments.compile(conn, c.tenant_id, body["rule"])
+                hit = conn.execute(sa.select(ct.c.id).where(ct.c.id == c.contact_id, compiled.where)).first()
+                other = body.get("else", "exit")
+                return step + 1 if hit is not None else (None if other == "exit" else int(other))
+            if kind == "add_to_list":
+                lists.add_members(
+                    conn, c.tenant_id, lists.list_id(conn, c.tenant_id, str(body)), [c.contact_id]
+                )
+                return step + 1
+            # update_attribute: validated as declared and non-sensitive when saved
+            d = attrs.load(conn, c.tenant_id)[body["name"]]
+            current = conn.execute(sa.select(ct.c.attrs).where(ct.c.id == c.contact_id)).scalar_one()
+            conn.execute(
+                sa.update(ct)
+                .where(ct.c.id == c.contact_id)
+                .values(
+                    attrs={**current, d.name: attrs.coerce(d, body["value"])}, updated_at=datetime.now(UTC)
+                )
+            )
+            return step + 1
+
+    def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> None:
+        who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
+        with db.reader(self.engine) as conn:
+            contact = conn.execute(sa.select(ct).where(ct.c.id == c.contact_id)).one()
+        source, _ = self.campaigns.templates.source(c.tenant_id, body["template"], body.get("version"))
+        out = Outgoing(
+            body["from"], Purpose(body["purpose"]), None, {"journey_id": c.journey_id, "enrollment_id": c.id}
+        )
+        # Idempotent per (enrollment, step): a runner that died after queueing replays it.
+        idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
+        try:
+            message_id = self.campaigns.queue_message(who, out, contact, Compiled(source), None, idem)
+        except SealmailError:
+            return  # a render or address problem is this contact's; the journey goes on
+        snap = Snapshot(
+            body["purpose"],
+            bool(body.get("remunerated")),
+            None,
+            [f"journey:{c.journey_id}:{step}"],
+            int(body.get("quiet_start", 21)),
+            int(body.get("quiet_end", 8)),
+        )
+        with db.write(self.engine) as conn:
+            if (
+                conn.execute(
+                    sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id == message_id)
+                ).first()
+                is None
+            ):
+                record_send(conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id)
+
+    def _move(
+        self,
+        worker: str,
+        c: Claimed,
+        step: int,
+        state: str,
+        due: datetime | None,
+        reason: str | None,
+        *,
+        keep_lease: bool = False,
+    ) -> None:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "step": step,
+            "state": state,
+            "updated_at": now,
+            "steps_run": en.c.steps_run + 1,
+            "last_reason": reason,
+        }
+        if due is not None:
+            values["due_at"] = due
+        if not keep_lease:
+            values.update(lease_owner=None, lease_until=None)
+        with db.write(self.engine) as conn:
+            conn.execute(sa.update(en).where(en.c.id == c.id, en.c.lease_owner == worker).values(**values))
+
+    def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(en)
+                .where(en.c.tenant_id == tenant_id, en.c.journey_id == journey_id)
+                .order_by(en.c.created_at)
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "contact_id": r.contact_id,
+                "step": r.step,
+                "state": r.state,
+                "due_at": r.due_at.isoformat(),
+                "steps_run": r.steps_run,
+                "last_reason": r.last_reason,
+            }
+            for r in rows
+        ]
