@@ -168,6 +168,11 @@ async def serve(
 
         tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
         tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
+        if settings.sms_provider != "none":
+            from sealmail.app import build_texting_sender
+            from sealmail.sms.runner import run_texting
+
+            tasks.append(asyncio.create_task(run_texting(build_texting_sender(services), stop)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).
         for _ in range(500):

@@ -11,6 +11,7 @@ from sealmail.files import tables as tables_files
 from sealmail.forms import tables as tables_forms
 from sealmail.limits import tables as tables_ratelimit
 from sealmail.portal import tables as tables_portal
+from sealmail.sms import tables as tables_sms
 from sealmail.store import tables
 from sealmail.store.tables import metadata
 from sealmail.suppressions import tables as tables_suppressions
@@ -29,6 +30,7 @@ __all__ = [
     "tables_forms",
     "tables_portal",
     "tables_ratelimit",
+    "tables_sms",
     "tables_suppressions",
     "tables_templates",
     "tables_tlsrpt",

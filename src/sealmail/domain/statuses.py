@@ -45,3 +45,14 @@ TERMINAL: frozenset[RecipientStatus] = frozenset(
 )
 # Waiting for an attempt: what cancelling stops and what has a next attempt time.
 WAITING: frozenset[RecipientStatus] = frozenset({RecipientStatus.QUEUED, RecipientStatus.DEFERRED})
+
+
+class SmsStatus(enum.StrEnum):
+    """One text's state (issue 17), from queued to what the carrier's receipt said."""
+
+    SCHEDULED = "scheduled"  # held for the end of the contact's quiet hours
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"  # the handset got it (a delivery receipt)
+    FAILED = "failed"  # refused by the provider or undeliverable per the receipt
+    EXPIRED = "expired"  # the carrier gave up (receipt)
+    REFUSED = "refused"  # never sent: no consent for the purpose (STOP) or a bad number
