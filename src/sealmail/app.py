@@ -63,6 +63,7 @@ from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
+from sealmail.sms.notices import PortalTexts
 from sealmail.sms.service import Texting
 from sealmail.sms.smpp.client import SmppOptions
 from sealmail.sms.smpp_provider import SmppProvider
@@ -200,6 +201,12 @@ class Services:
     def texting(self) -> Texting:
         """Contacts, consent and the outbox; the worker's sender has the provider."""
         return Texting(self.engine, self.keyring, self.tenancy)
+
+    @cached_property
+    def portal_texts(self) -> PortalTexts | None:
+        """Portal notices, codes and reminders by SMS (queued for the worker's SMS loop);
+        None while no provider is configured, so nothing offers texts nobody would send."""
+        return PortalTexts(self.texting) if self.settings.sms_provider != "none" else None
 
     @cached_property
     def sms_callbacks(self) -> FastAPI | None:
@@ -434,6 +441,7 @@ def build_worker(
             return_paths=build_return_paths(services, settings),
             instrumenter=build_instrumenter(services, settings),
         ),
+        texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(

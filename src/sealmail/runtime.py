@@ -172,7 +172,8 @@ async def serve(
             from sealmail.app import build_texting_sender
             from sealmail.sms.runner import run_texting
 
-            tasks.append(asyncio.create_task(run_texting(build_texting_sender(services), stop)))
+            sender = build_texting_sender(services)
+            tasks.append(asyncio.create_task(run_texting(sender, stop, services.portal_texts)))
     if server is not None:
         # uvicorn exposes readiness only as a flag; bounded poll (10 s).
         for _ in range(500):

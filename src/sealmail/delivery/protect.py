@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sealmail.crypto import pgp, smime
 from sealmail.delivery.policy import policy_for, sign_wanted
 from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.delivery.texter import NoticeTexter
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
@@ -137,8 +138,10 @@ class SecureLine:
         sign: bool = True,
         discovery: Discovery | None = None,
         personalizer: Personalizer | None = None,
+        texter: NoticeTexter | None = None,
     ) -> None:
         self.engine = engine
+        self.texter = texter
         self.personalizer = personalizer or Personalizer()
         self.keydir = keydir
         self.identities = identities
@@ -424,6 +427,7 @@ class SecureLine:
             days=days,
             required_tls=str(requested),
         )
+        await self._text_notice(msg, c, link)
         sender = msg.header_from or msg.mail_from
         return build_notice(
             organization=msg.tenant_name or "Your care provider",
@@ -434,6 +438,22 @@ class SecureLine:
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
         ).raw
+
+    async def _text_notice(self, msg: QueuedMessage, c: Claimed, link: str) -> None:
+        """The same link by SMS when the recipient chose it; never in the way of the email."""
+        if self.texter is None:
+            return
+        try:
+            await self.texter.portal_notice(
+                tenant_id=msg.tenant_id,
+                message_id=msg.id,
+                recipient_id=c.id,
+                address=c.address,
+                organization=msg.tenant_name or "Your care provider",
+                link=link,
+            )
+        except Exception as exc:  # noqa: BLE001 — a text that cannot be queued must not hold the mail
+            log.warning("portal.sms_notice_failed", error=type(exc).__name__)
 
     def _unsignable(self, msg: QueuedMessage) -> str | None:
         """Why this message must not leave, when its From domain has no DKIM key.

@@ -194,3 +194,7 @@ class SmsContacts:
             )
         ).all()
         return {Purpose(r.purpose): bool(r.granted) for r in rows}
+
+    def consented(self, tenant_id: str, number: str, purpose: str) -> bool:
+        with db.reader(self.engine) as conn:
+            return self._consents(conn, tenant_id, number).get(Purpose(purpose), False)

@@ -9,18 +9,17 @@ trail, the events on the message and the audit log, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_settings
 from tests.integration.portal.portal_harness import serve
+from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
 from tests.support.twilio_server import TwilioServer
 from tests.support.waiting import wait_until
@@ -38,41 +37,9 @@ from sealmail.sms.smpp_provider import SmppProvider
 from sealmail.sms.tables import sms_texts
 from sealmail.store.tables import audit_log, events
 
-T = TypeVar("T")
 OURS, PAT = "+14155550100", "+14155550123"
 LINK = "http://127.0.0.1:8000/p/" + "Ab3_-" * 9
 NOON = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
-
-
-class LoopThread:
-    """An event loop in its own thread, so the test thread can wait with ``wait_until``."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def smsc() -> Iterator[SmppServer]:
-    s = SmppServer().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    lt = LoopThread()
-    yield lt
-    lt.close()
 
 
 def message_for(services: Services, tenant: TenantFixture) -> str:
