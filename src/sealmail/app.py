@@ -78,6 +78,12 @@ from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
+from sealmail.sms.notices import PortalTexts
+from sealmail.sms.service import Texting
+from sealmail.sms.smpp.client import SmppOptions
+from sealmail.sms.smpp_provider import SmppProvider
+from sealmail.sms.twilio import TwilioOptions, TwilioProvider
+from sealmail.sms.web import create_callbacks
 from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db
 from sealmail.suppressions.service import Suppressions
@@ -215,6 +221,25 @@ class Services:
     @cached_property
     def form_submissions(self) -> FormSubmissions:
         return build_form_submissions(self)
+
+    @cached_property
+    def texting(self) -> Texting:
+        """Contacts, consent and the outbox; the worker's sender has the provider."""
+        return Texting(self.engine, self.keyring, self.tenancy)
+
+    @cached_property
+    def portal_texts(self) -> PortalTexts | None:
+        """Portal notices, codes and reminders by SMS (queued for the worker's SMS loop);
+        None while no provider is configured, so nothing offers texts nobody would send."""
+        return PortalTexts(self.texting) if self.settings.sms_provider != "none" else None
+
+    @cached_property
+    def sms_callbacks(self) -> FastAPI | None:
+        """The HTTP provider's signed callbacks, mounted at ``/sms`` on the public site."""
+        provider = twilio_provider(self)
+        if provider is None:
+            return None
+        return create_callbacks(self.texting, provider, self.settings.resolved_portal_url)
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
@@ -448,6 +473,7 @@ def build_worker(
             instrumenter=build_instrumenter(services, settings),
         ),
         plain=services.evidence.plain,
+        texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
     return Worker(
@@ -499,6 +525,41 @@ def build_form_submissions(services: Services) -> FormSubmissions:
         lambda: services.site_secrets.key(FORMS_KEY),
         services.settings.smtp_hostname,
     )
+
+
+# -- secure texting (issue 17): one provider per worker, the outbox in sms_texts --------------
+def twilio_provider(services: Services) -> TwilioProvider | None:
+    s = services.settings
+    if s.sms_provider != "twilio":
+        return None
+    options = TwilioOptions(
+        s.twilio_account_sid,
+        s.twilio_auth_token,
+        s.twilio_base_url,
+        status_callback=s.resolved_portal_url + "/sms/twilio/status",
+    )
+    resolver = services.dns_resolver()
+    client = SafeHttpClient(
+        resolver,
+        allow_loopback=s.allow_loopback_fetch,
+        allow_http=s.allow_loopback_fetch,
+        timeout=15.0,
+        ca_file=str(s.tls_ca_file) if s.tls_ca_file else None,
+    )
+    return TwilioProvider(options, client)
+
+
+def build_texting_sender(services: Services) -> Texting:
+    """The worker's ``Texting``: the same service with the configured provider attached."""
+    s = services.settings
+    texting = Texting(services.engine, services.keyring, services.tenancy)
+    if s.sms_provider == "twilio":
+        texting.provider = twilio_provider(services)
+    elif s.sms_provider == "smpp":
+        options = SmppOptions(s.smpp_host, s.smpp_port, s.smpp_system_id, s.smpp_password)
+        # Receipts and inbound texts on the session come back to this same service.
+        texting.provider = SmppProvider(options, texting)
+    return texting
 
 
 # -- the console (issue 14): users with roles and MFA, served at /console on the API role --

@@ -169,6 +169,17 @@ class AuditAction(enum.StrEnum):
     FORM_SUBMISSION_DELIVERED = "form_submission:delivered"
     FORM_SUBMISSION_HELD = "form_submission:held"
     FORM_SUBMISSION_READ = "form_submission:read"
+    # secure texting (issue 17): every text, provider reply, receipt and keyword
+    SMS_SENDER_ADDED = "sms_sender:added"
+    SMS_CONTACT_CHANGED = "sms_contact:changed"
+    SMS_SCHEDULED = "sms:scheduled"
+    SMS_SENT = "sms:sent"
+    SMS_FAILED = "sms:failed"
+    SMS_REFUSED = "sms:refused"
+    SMS_RECEIPT = "sms:receipt"
+    SMS_INBOUND = "sms:inbound"
+    SMS_OPTED_OUT = "sms:opted_out"
+    SMS_OPTED_IN = "sms:opted_in"
 
 
 def _digest(prev_hash: str, row: dict[str, Any]) -> str:

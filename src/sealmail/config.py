@@ -167,6 +167,18 @@ class Settings(BaseSettings):
     smarthost_tls: TlsPolicy = Field(
         TlsPolicy.REQUIRE_VERIFIED, description="TLS level demanded of the smart host."
     )
+    sms_provider: Literal["none", "twilio", "smpp"] = Field(
+        "none", description="Where texts go: a Twilio-style REST API, an SMPP 3.4 SMSC, or nowhere."
+    )
+    twilio_account_sid: str = Field("", description="Account SID for `sms_provider=twilio`.")
+    twilio_auth_token: str = Field(
+        "", description="Auth token: basic auth, and the key of callback signatures."
+    )
+    twilio_base_url: str = Field("https://api.twilio.com", description="The REST API's base URL.")
+    smpp_host: str = Field("", description="SMSC host for `sms_provider=smpp`.")
+    smpp_port: int = Field(2775, ge=1, le=65535, description="SMSC port.")
+    smpp_system_id: str = Field("", description="SMPP system_id (bind_transceiver).")
+    smpp_password: str = Field("", description="SMPP password (at most 8 characters, SMPP 3.4 §4.1).")
     tls_policy_transactional: TlsPolicy = Field(
         TlsPolicy.REQUIRE, description="Default TLS policy of the transactional stream."
     )

@@ -247,6 +247,12 @@ def _start_worker(
     tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
     tasks.append(asyncio.create_task(run_marketing(services, stop, worker.name)))
+    if services.settings.sms_provider != "none":
+        from sealmail.app import build_texting_sender
+        from sealmail.sms.runner import run_texting
+
+        sender = build_texting_sender(services)
+        tasks.append(asyncio.create_task(run_texting(sender, stop, services.portal_texts)))
     if services.settings.tlsrpt_auto_send:
         from sealmail.tlsrpt.scheduler import run_tlsrpt_scheduler
 

@@ -12,6 +12,7 @@ from sealmail.forms import tables as tables_forms
 from sealmail.limits import tables as tables_ratelimit
 from sealmail.marketing import tables as tables_marketing
 from sealmail.portal import tables as tables_portal
+from sealmail.sms import tables as tables_sms
 from sealmail.store import tables
 from sealmail.store.tables import metadata
 from sealmail.suppressions import tables as tables_suppressions
@@ -32,6 +33,7 @@ __all__ = [
     "tables_marketing",
     "tables_portal",
     "tables_ratelimit",
+    "tables_sms",
     "tables_suppressions",
     "tables_templates",
     "tables_tenancy",

@@ -514,6 +514,23 @@ def get_form_submission(form_id: str, submission_id: str) -> Call:
     return Call("GET", f"/v1/forms/{segment(form_id)}/submissions/{segment(submission_id)}")
 
 
+# -- secure texting ------------------------------------------------------------------------------
+def add_sms_sender(number: str) -> Call:
+    return Call("POST", "/v1/sms/senders", json={"number": number})
+
+
+def put_sms_contact(number: str, contact: Mapping[str, Any]) -> Call:
+    return Call("PUT", f"/v1/sms/contacts/{segment(number)}", json=dict(contact))
+
+
+def get_sms_contact(number: str) -> Call:
+    return Call("GET", f"/v1/sms/contacts/{segment(number)}")
+
+
+def list_sms_texts(message_id: str | None, limit: int | None) -> Call:
+    return Call("GET", "/v1/sms/texts", params=_query(message_id=message_id, limit=limit))
+
+
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
@@ -591,6 +608,10 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/forms/{form_id}"): "archive_form",
     ("GET", "/v1/forms/{form_id}/submissions"): "list_form_submissions",
     ("GET", "/v1/forms/{form_id}/submissions/{submission_id}"): "get_form_submission",
+    ("POST", "/v1/sms/senders"): "add_sms_sender",
+    ("PUT", "/v1/sms/contacts/{number}"): "put_sms_contact",
+    ("GET", "/v1/sms/contacts/{number}"): "get_sms_contact",
+    ("GET", "/v1/sms/texts"): "list_sms_texts",
 }
 
 # The secure-marketing routes (``client/marketing.py``) join the same one table.

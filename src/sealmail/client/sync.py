@@ -649,3 +649,19 @@ class SealmailClient(MarketingMethods):
     def get_form_submission(self, form_id: str, submission_id: str) -> dict[str, Any]:
         """The decrypted record (audited on the server)."""
         return cast(dict[str, Any], self._json(ops.get_form_submission(form_id, submission_id)))
+
+    # -- secure texting --------------------------------------------------------------------------
+    def add_sms_sender(self, number: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.add_sms_sender(number)))
+
+    def put_sms_contact(self, number: str, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """Number, time zone, notice choice (email | both) and consent per purpose."""
+        return cast(dict[str, Any], self._json(ops.put_sms_contact(number, contact)))
+
+    def get_sms_contact(self, number: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.get_sms_contact(number)))
+
+    def list_sms_texts(
+        self, *, message_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], (self._json(ops.list_sms_texts(message_id, limit)))["data"])

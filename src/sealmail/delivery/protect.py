@@ -40,6 +40,7 @@ from sealmail.delivery.policy import (
 from sealmail.delivery.result import Result, name_unusable_keys, with_trace
 from sealmail.delivery.signing import TENANT_SOURCES, DkimStep
 from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.delivery.texter import NoticeTexter
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -117,9 +118,11 @@ class SecureLine:
         discovery: Discovery | None = None,
         personalizer: Personalizer | None = None,
         plain: PlainRequests | None = None,
+        texter: NoticeTexter | None = None,
     ) -> None:
         self.engine = engine
         self.plain = plain
+        self.texter = texter
         self.personalizer = personalizer or Personalizer()
         self.keydir = keydir
         self.identities = identities
@@ -464,6 +467,7 @@ class SecureLine:
             days=days,
             required_tls=str(requested),
         )
+        await self._text_notice(msg, c, link)
         sender = msg.header_from or msg.mail_from
         return build_notice(
             organization=msg.tenant_name or "Your care provider",
@@ -474,3 +478,19 @@ class SecureLine:
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
         ).raw
+
+    async def _text_notice(self, msg: QueuedMessage, c: Claimed, link: str) -> None:
+        """The same link by SMS when the recipient chose it; never in the way of the email."""
+        if self.texter is None:
+            return
+        try:
+            await self.texter.portal_notice(
+                tenant_id=msg.tenant_id,
+                message_id=msg.id,
+                recipient_id=c.id,
+                address=c.address,
+                organization=msg.tenant_name or "Your care provider",
+                link=link,
+            )
+        except Exception as exc:  # noqa: BLE001 — a text that cannot be queued must not hold the mail
+            log.warning("portal.sms_notice_failed", error=type(exc).__name__)

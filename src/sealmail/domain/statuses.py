@@ -89,3 +89,14 @@ def aggregate(stored: str, counts: Mapping[str, int]) -> MessageStatus:
     if set(live) == {RecipientStatus.REJECTED}:
         return MessageStatus.REJECTED
     return MessageStatus.FAILED
+
+
+class SmsStatus(enum.StrEnum):
+    """One text's state (issue 17), from queued to what the carrier's receipt said."""
+
+    SCHEDULED = "scheduled"  # held for the end of the contact's quiet hours
+    SENT = "sent"  # accepted by the provider
+    DELIVERED = "delivered"  # the handset got it (a delivery receipt)
+    FAILED = "failed"  # refused by the provider or undeliverable per the receipt
+    EXPIRED = "expired"  # the carrier gave up (receipt)
+    REFUSED = "refused"  # never sent: no consent for the purpose (STOP) or a bad number

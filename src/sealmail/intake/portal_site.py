@@ -37,6 +37,8 @@ class SiteServices(PortalServices, FileServices, FormSiteServices, Protocol):
     def limiter(self) -> Limiter: ...
     @property
     def public_per_minute(self) -> int: ...
+    @property
+    def sms_callbacks(self) -> FastAPI | None: ...
 
 
 def create_portal_app(
@@ -57,6 +59,9 @@ def mount_public(site: FastAPI, services: SiteServices) -> None:
     site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
     forms = create_forms_app(services)
     site.router.routes.append(Mount("/f", app=PerClientLimit(forms, services.limiter, per_minute, "forms")))
+    if services.sms_callbacks is not None:
+        # The SMS provider's signed status and inbound callbacks (issue 17).
+        site.router.routes.append(Mount("/sms", app=services.sms_callbacks))
     engagement_web.mount(site, services.engagement, services.tenancy, services.limiter, per_minute)
 
 

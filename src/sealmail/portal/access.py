@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import secrets
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -33,7 +33,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.audit import AuditAction
-from sealmail.domain import message as mime
 from sealmail.domain.addresses import parse_address
 from sealmail.domain.portal_factors import (
     Channel,
@@ -41,10 +40,9 @@ from sealmail.domain.portal_factors import (
     WeakNoticePolicy,
     plan_code_mail,
 )
-from sealmail.domain.tags import SystemTag
-from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages import queue
-from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
+from sealmail.messages.service import Messages
+from sealmail.portal.code_mail import CodeMail
 from sealmail.portal.holds import token_hash
 from sealmail.portal.records import (
     HOLD_COLUMNS,
@@ -73,7 +71,6 @@ from sealmail.portal.tables import (
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, tenants
-from sealmail.tenancy.service import Principal
 
 # The records are imported from here too (the sign-in flow is where they began).
 __all__ = [
@@ -95,7 +92,17 @@ __all__ = [
 ]
 
 
-class PortalAccess:
+class CodeTexter(Protocol):
+    """Sign-in codes by SMS (``sms.notices.PortalTexts``): a factor that did not travel
+    with the email notice."""
+
+    def number_for(self, tenant_id: str, address: str) -> str | None: ...
+    def queue_code(
+        self, *, tenant_id: str, number: str, organization: str, code: str, message_id: str, recipient_id: str
+    ) -> bool: ...
+
+
+class PortalAccess(CodeMail):
     def __init__(
         self,
         engine: Engine,
@@ -105,8 +112,10 @@ class PortalAccess:
         policy: PortalPolicy | None = None,
         clock: Clock | None = None,
         message_id_domain: str = "sealmail.invalid",
+        texter: CodeTexter | None = None,
     ) -> None:
         self.engine = engine
+        self.texter = texter
         self.messages = messages_service
         self.hasher = hasher
         self.policy = policy or PortalPolicy()
@@ -157,7 +166,12 @@ class PortalAccess:
                 return None
             lock = self._locked_until(conn, ch.tenant_id, ch.address, now)
             plan = self.code_plan(conn, hold)
-        return Challenge(hold, ch.code_hash is not None, lock, email_code=plan.send)
+        sms = self.sms_number(hold) is not None and not hold.passphrase_only
+        return Challenge(hold, ch.code_hash is not None, lock, email_code=plan.send, sms_code=sms)
+
+    def sms_number(self, hold: Hold) -> str | None:
+        """Where a code may be texted for ``hold``, or None (no texter, no number, no consent)."""
+        return self.texter.number_for(hold.tenant_id, hold.address) if self.texter else None
 
     def code_plan(self, conn: Connection, hold: Hold) -> CodeMailPlan:
         """How a sign-in code for ``hold`` would be mailed (``domain.portal_factors``)."""
@@ -238,8 +252,8 @@ class PortalAccess:
         return SignIn(SignInStatus.WRONG, remaining=p.lockout_failures - failures)
 
     # -- one-time code ------------------------------------------------------------------------
-    def send_code(self, challenge_token: str) -> SignIn:
-        """Mail a fresh one-time code for this challenge (the previous one stops working)."""
+    def send_code(self, challenge_token: str, channel: Channel = Channel.EMAIL) -> SignIn:
+        """Mail (or text) a fresh one-time code for this challenge (the previous one stops working)."""
         now = self.now()
         p = self.policy
         code = "".join(secrets.choice("0123456789") for _ in range(p.code_digits))
@@ -255,7 +269,10 @@ class PortalAccess:
             if locked is not None:
                 return SignIn(SignInStatus.LOCKED, locked_until=locked)
             plan = self.code_plan(conn, hold)
-            if not plan.send:
+            number = self.sms_number(hold) if channel is Channel.SMS else None
+            if channel is Channel.SMS and number is None:
+                return SignIn(SignInStatus.UNAVAILABLE)
+            if number is None and not plan.send:
                 self._code_event(conn, ch, hold, plan, now)
                 return SignIn(SignInStatus.UNAVAILABLE)
             if not self._count_code(conn, ch.tenant_id, ch.address, now):
@@ -275,14 +292,34 @@ class PortalAccess:
                 .join(tenants, tenants.c.id == messages.c.tenant_id)
                 .where(messages.c.id == hold.message_id, messages.c.tenant_id == hold.tenant_id)
             ).one()
-            self._code_event(conn, ch, hold, plan, now)
+            self._code_event(conn, ch, hold, plan, now, channel)
+        if number is not None and self.texter is not None:
+            self.texter.queue_code(
+                tenant_id=hold.tenant_id,
+                number=number,
+                organization=str(sender.name),
+                code=code,
+                message_id=hold.message_id,
+                recipient_id=hold.recipient_id,
+            )
+            return SignIn(SignInStatus.OK)
         self._mail_code(hold, str(sender.mail_from), str(sender.name), code, plan.tls_policy)
         return SignIn(SignInStatus.OK)
 
-    def _code_event(self, conn: Connection, ch: Any, hold: Hold, plan: CodeMailPlan, now: datetime) -> None:
+    def _code_event(
+        self,
+        conn: Connection,
+        ch: Any,
+        hold: Hold,
+        plan: CodeMailPlan,
+        now: datetime,
+        channel: Channel = Channel.EMAIL,
+    ) -> None:
         """Audit and record, on the held recipient, which channel and TLS policy a code uses."""
+        if channel is Channel.SMS:
+            plan = dataclasses.replace(plan, send=True, why="")
         facts = {
-            "channel": str(Channel.EMAIL),
+            "channel": str(channel),
             "tls_policy": str(plan.tls_policy),
             "required_tls": str(hold.required_tls),
             "notice_strength": str(hold.notice_strength) if hold.notice_strength else None,
@@ -302,80 +339,6 @@ class PortalAccess:
             data={"portal_message_id": hold.id, **facts},
             at=now,
         )
-
-    def _count_code(self, conn: Connection, tenant_id: str, address: str, now: datetime) -> bool:
-        """At most ``codes_per_hour`` codes per address: the portal is no mail cannon."""
-        row = self._lock_row(conn, tenant_id, address)
-        key = (portal_lockouts.c.tenant_id == tenant_id) & (portal_lockouts.c.address == address.lower())
-        if row is None:
-            conn.execute(
-                sa.insert(portal_lockouts).values(
-                    tenant_id=tenant_id,
-                    address=address.lower(),
-                    failures=0,
-                    window_started_at=now,
-                    codes_sent=1,
-                    codes_window_started_at=now,
-                )
-            )
-            return True
-        started = row.codes_window_started_at
-        if started is None or started <= now - timedelta(hours=1):
-            conn.execute(
-                sa.update(portal_lockouts).where(key).values(codes_sent=1, codes_window_started_at=now)
-            )
-            return True
-        if row.codes_sent >= self.policy.codes_per_hour:
-            return False
-        conn.execute(sa.update(portal_lockouts).where(key).values(codes_sent=row.codes_sent + 1))
-        return True
-
-    def _mail_code(
-        self, hold: Hold, mail_from: str, organization: str, code: str, tls_policy: TlsPolicy
-    ) -> None:
-        """The code email: PHI-free by construction (organisation name and the code only).
-
-        It goes through the normal pipeline on the transactional stream, with the TLS
-        policy ``code_plan`` chose: the message's required level unless the tenant
-        loosened that explicitly.  A code is not PHI, but together with the link it
-        opens the message, so it may not cross a channel weaker than the message's own
-        (an on-path attacker who stripped STARTTLS from the notice would read it too).
-        """
-        sender = parse_address(mail_from, "from")
-        rcpt = parse_address(hold.address, "to")
-        minutes = int(self.policy.code_ttl.total_seconds() // 60)
-        text = (
-            f"Your sign-in code for the secure message from {organization} is:\n\n"
-            f"    {code}\n\nIt works once, for {minutes} minutes. If you did not ask for a code, "
-            "you can ignore this email.\n"
-        )
-        built = mime.build(
-            mime.Draft(
-                sender=dataclasses.replace(sender, display_name=organization),
-                to=(rcpt,),
-                subject=f"Your sign-in code from {organization}",
-                text=text,
-                headers=(("Auto-Submitted", "auto-generated"),),
-            ),
-            self.message_id_domain,
-        )
-        sub = Submission(
-            stream=Stream.TRANSACTIONAL,
-            source="portal",
-            mail_from=sender.smtp_addr_spec,
-            header_from=sender.smtp_addr_spec,
-            recipients=(EnvelopeRecipient(rcpt.smtp_addr_spec, rcpt.ascii_domain, "to"),),
-            raw=built.raw,
-            message_id_header=built.message_id,
-            tags=(SystemTag.PORTAL_CODE,),
-            # Ties the code mail (and its delivered event's TLS facts) to the hold.
-            metadata={"portal_message_id": hold.id},
-            # SecureLine never turns a code mail into a notice: below this level it is
-            # deferred, never sent.
-            tls_policy=tls_policy,
-        )
-        who = Principal(hold.tenant_id, f"portal:{hold.recipient_id}", frozenset())
-        self.messages.submit(who, sub, system=True)
 
     def verify_code(self, challenge_token: str, code: str) -> SignIn:
         now = self.now()

@@ -114,6 +114,10 @@ class Challenge:
     # Whether "email me a code" can work: False when the code mail could not meet the
     # message's required TLS level (the page then offers the other factors).
     email_code: bool = True
+    # Whether "text me a code" can work: the recipient has a number with consent to codes.
+    # A texted code never travelled with the email notice, so it stands even when the
+    # notice went below the required level (issue 17).
+    sms_code: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from sealmail.domain.display_text import safe_download_name
+from sealmail.domain.portal_factors import Channel
 from sealmail.errors import NotFound
 from sealmail.messages.service import Messages
 from sealmail.portal import display
 from sealmail.portal.access import (
     Clock,
+    CodeTexter,
     LinkState,
     PortalAccess,
     Session,
@@ -60,6 +62,8 @@ class PortalServices(Protocol):
     def message_id_domain(self) -> str: ...
     @property
     def portal_options(self) -> PortalOptions: ...
+    @property
+    def portal_texts(self) -> CodeTexter | None: ...
 
 
 STATUS_PAGES: dict[str, tuple[int, str]] = {
@@ -86,6 +90,7 @@ def create_portal(
         policy=opts.policy,
         clock=clock,
         message_id_domain=services.message_id_domain,
+        texter=services.portal_texts,
     )
     mailbox = Mailbox(access, services.keyring, services.messages)
     names = security.CookieNames.for_(opts.secure_cookies)
@@ -178,7 +183,9 @@ def create_portal(
             passphrase=ch.hold.requires_passphrase,
             code_sent=ch.code_sent,
             email_code=ch.email_code,
+            sms_code=ch.sms_code,
             sent=bool(sent),
+            texted=sent == 2,
             error=error if error in ERRORS else "",
             error_text=ERRORS.get(error, ""),
             digits=access.policy.code_digits,
@@ -186,8 +193,9 @@ def create_portal(
 
     @app.post("/signin/code")
     async def request_code(request: Request) -> Response:
-        await checked_form(request, names.challenge)
-        result = await run_in_threadpool(access.send_code, request.cookies[names.challenge])
+        form = await checked_form(request, names.challenge)
+        channel = Channel.SMS if form.get("channel") == "sms" else Channel.EMAIL
+        result = await run_in_threadpool(access.send_code, request.cookies[names.challenge], channel)
         if result.status is SignInStatus.LOCKED:
             return await _locked(request)
         if result.status is SignInStatus.EXPIRED:
@@ -196,7 +204,7 @@ def create_portal(
             return redirect(request, "/signin?error=throttled")
         if result.status is SignInStatus.UNAVAILABLE:
             return redirect(request, "/signin?error=insecure")
-        return redirect(request, "/signin?sent=1")
+        return redirect(request, "/signin?sent=2" if channel is Channel.SMS else "/signin?sent=1")
 
     async def _locked(request: Request) -> Response:
         token = request.cookies.get(names.challenge, "")
@@ -303,6 +311,7 @@ def create_portal(
             images=request.query_params.get("images") == "1",
             csrf=security.csrf_token(request.cookies[names.session]),
             sent=bool(sent),
+            texted=sent == 2,
             error=error if error in ERRORS else "",
             error_text=ERRORS.get(error, ""),
             fmt_date=_fmt_date,

@@ -48,6 +48,10 @@ class EventType(enum.StrEnum):
     PORTAL_CODE_REFUSED = "portal.code_refused"
     # A public form's submission was delivered as this message (issue 17); ids only.
     FORM_SUBMITTED = "form.submitted"
+    # A text about this message (a portal notice, reminder or code) and what its receipt said.
+    SMS_SENT = "sms.sent"
+    SMS_DELIVERED = "sms.delivered"
+    SMS_FAILED = "sms.failed"
     # Sent to one webhook endpoint on request; never stored as an event row.
     WEBHOOK_TEST = "webhook.test"
 

@@ -50,6 +50,8 @@ from sealmail.portal import api as portal_admin
 from sealmail.portal.lifecycle import PortalLifecycle
 from sealmail.secureline import api as secureline_api
 from sealmail.secureline.api import SecureLineServices
+from sealmail.sms import api as sms_api
+from sealmail.sms.service import Texting
 from sealmail.store import db
 from sealmail.suppressions import api as suppressions_api
 from sealmail.suppressions.service import Suppressions
@@ -160,6 +162,8 @@ class ApiServices(SecureLineServices, SiteServices, Protocol):
     def tlsrpt(self) -> TlsReports: ...
     @property
     def forms(self) -> Forms: ...
+    @property
+    def texting(self) -> Texting: ...
     def webhook_dispatcher(self) -> Dispatcher: ...
     def dns_resolver(self) -> Resolver: ...
 
@@ -343,6 +347,7 @@ def create_api(services: ApiServices) -> FastAPI:
     app.include_router(marketing_api.router(services.marketing, need))
     app.include_router(tlsrpt_api.router(services.tlsrpt, need))
     app.include_router(forms_api.router(services.forms, services.form_submissions, need))
+    app.include_router(sms_api.router(services.texting, need))
     if opts.portal_on_api:
         # The portal, tracking and unsubscribe links point at the portal URL, which is this
         # server then.
