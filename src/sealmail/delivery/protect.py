@@ -20,16 +20,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
+from sealmail.delivery.group import Group, PlainRequests
 from sealmail.delivery.policy import (
-    Transit,
     policy_for,
     sign_wanted,
     signed_as_is,
@@ -46,11 +45,8 @@ from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
 from sealmail.domain.secureline import (
     Decision,
-    DlpFacts,
     Method,
     PlainConsent,
-    Policy,
-    RecipientFacts,
     TlsFacts,
     TlsState,
     decide,
@@ -75,35 +71,6 @@ CAPABILITY_SECONDS = queue.CAPABILITY_SECONDS
 CAPABILITY_CACHE_SECONDS = 60.0
 # Upper bound on key discovery per delivery group (WKD fetches run concurrently).
 DISCOVERY_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    """What the deliveries to one (message, destination domain) share."""
-
-    transport: OutboundTransport
-    msg: QueuedMessage
-    domain: str
-    raw: bytes
-    requested: TlsPolicy
-    policy: Policy
-    dlp: DlpFacts
-    keys: dict[str, RecipientKeys]
-    now: datetime
-    known_state: str | None  # the destination's last known TLS capability ("meets", "fails")
-    # Patients who asked this tenant for unencrypted mail and confirmed (lower-cased address).
-    consents: dict[str, PlainConsent]
-    transit: Transit = field(default_factory=Transit)
-
-    def facts(self, c: Claimed, tls: TlsFacts) -> tuple[RecipientFacts, RecipientKeys]:
-        k = self.keys.get(c.address.lower()) or RecipientKeys((), (), {}, {})
-        return RecipientFacts(c.address, k.pgp, k.smime, tls, self.consents.get(c.address.lower())), k
-
-
-class PlainRequests(Protocol):
-    """The unencrypted-by-request register (``evidence/plain.py``) as SecureLine reads it."""
-
-    def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]: ...
 
 
 class SecureLine:
@@ -161,36 +128,8 @@ class SecureLine:
         if refusal is not None:
             a = AttemptStatus.DEFERRED
             return [Result(c, Attempt(c.address, a, "dkim_no_key", refusal), None, refusal) for c in rcpts]
-        policy, dlp = policy_for(msg)
-        addresses = [c.address for c in rcpts]
-        keys = self.keydir.cached_facts(msg.tenant_id, addresses)
-        if keys is None:
-            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
-        if await self._discover(msg, rcpts, keys):
-            # Discovery stored new keys: read the facts again (otherwise one read serves both).
-            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
-        transit = transit_for(msg, requested, dlp)
-        if msg.tls_required is not None and not transit.relaxed:
-            raw = without_tls_required(raw)
-        # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
-        # what was learned at the plain level says nothing: try, and let the transport decide.
-        known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
-        consents = await self._consents(msg, addresses)
-        group = _Group(
-            transport,
-            msg,
-            domain,
-            raw,
-            requested,
-            policy,
-            dlp,
-            keys,
-            now,
-            known[0] if known else None,
-            consents,
-            transit,
-        )
-        tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
+        group, tls = await self._gather(transport, msg, domain, rcpts, raw, requested, now)
+        policy, dlp, transit = group.policy, group.dlp, group.transit
         decisions = {}
         for c in rcpts:
             recipient_facts, recipient_keys = group.facts(c, tls)
@@ -211,8 +150,51 @@ class SecureLine:
         # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
         return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted
 
+    async def _gather(
+        self,
+        transport: OutboundTransport,
+        msg: QueuedMessage,
+        domain: str,
+        rcpts: Sequence[Claimed],
+        raw: bytes,
+        requested: TlsPolicy,
+        now: datetime,
+    ) -> tuple[Group, TlsFacts]:
+        """Step 1: the facts every recipient of the group is decided on."""
+        policy, dlp = policy_for(msg)
+        addresses = [c.address for c in rcpts]
+        keys = self.keydir.cached_facts(msg.tenant_id, addresses)
+        if keys is None:
+            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+        if await self._discover(msg, rcpts, keys):
+            # Discovery stored new keys: read the facts again (otherwise one read serves both).
+            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+        transit = transit_for(msg, requested, dlp)
+        if msg.tls_required is not None and not transit.relaxed:
+            raw = without_tls_required(raw)
+        # REQUIRETLS and an honoured TLS-Required: No change what the transport enforces, so
+        # what was learned at the plain level says nothing: try, and let the transport decide.
+        known = None if transit.requiretls or transit.relaxed else await self._known(domain, str(requested))
+        consents = await self._consents(msg, addresses)
+        group = Group(
+            transport,
+            msg,
+            domain,
+            raw,
+            requested,
+            policy,
+            dlp,
+            keys,
+            now,
+            known[0] if known else None,
+            consents,
+            transit,
+        )
+        tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
+        return group, tls
+
     # -- TLS: the message as is, all recipients of the domain in one transaction ----------------
-    async def _tls(self, group: _Group, rcpts: list[Claimed]) -> list[Result]:
+    async def _tls(self, group: Group, rcpts: list[Claimed]) -> list[Result]:
         msg, domain, requested = group.msg, group.domain, group.requested
         mail_from, body = msg.mail_from, group.raw
         if len(rcpts) == 1 and self.personalizer.per_recipient(msg):
@@ -251,7 +233,7 @@ class SecureLine:
             results.extend(await self._decide_again(group, refused))
         return results
 
-    async def _decide_again(self, group: _Group, refused: list[tuple[Claimed, Attempt]]) -> list[Result]:
+    async def _decide_again(self, group: Group, refused: list[tuple[Claimed, Attempt]]) -> list[Result]:
         """The destination cannot meet the level: remember that, and decide those recipients again."""
         detail = refused[0][1].detail or "destination cannot meet the TLS policy"
         await self._learn(group.domain, group.requested, "fails", detail)
@@ -323,7 +305,7 @@ class SecureLine:
             log.warning("secureline.capability_not_saved", domain=domain, error=type(exc).__name__)
 
     # -- per recipient: PGP, S/MIME, portal, or nothing possible ------------------------------
-    async def _one(self, group: _Group, c: Claimed, decision: Decision, keys: RecipientKeys) -> list[Result]:
+    async def _one(self, group: Group, c: Claimed, decision: Decision, keys: RecipientKeys) -> list[Result]:
         msg, method = group.msg, decision.method
         if method is None:
             a = Attempt(

@@ -119,30 +119,7 @@ class Reading:
         until: datetime | None = None,
     ) -> dict[str, Any]:
         """Newest first; ``cursor`` is the last id of the previous page."""
-        q = sa.select(messages.c.id).where(messages.c.tenant_id == who.tenant_id)
-        if cursor:
-            q = q.where(messages.c.id < cursor)
-        if stream:
-            q = q.where(messages.c.stream == stream)
-        if since:
-            q = q.where(messages.c.created_at >= since)
-        if until:
-            q = q.where(messages.c.created_at < until)
-        if tag:
-            q = q.where(
-                messages.c.id.in_(
-                    sa.select(message_tags.c.message_id).where(
-                        message_tags.c.tenant_id == who.tenant_id, message_tags.c.tag == tag
-                    )
-                )
-            )
-        if recipient or status:
-            sub = sa.select(recipients.c.message_id).where(recipients.c.tenant_id == who.tenant_id)
-            if recipient:
-                sub = sub.where(sa.func.lower(recipients.c.address) == recipient.lower())
-            if status:
-                sub = sub.where(recipients.c.status == status)
-            q = q.where(messages.c.id.in_(sub))
+        q = _search_query(who.tenant_id, cursor, status, recipient, tag, stream, since, until)
         with db.reader(self.engine) as conn:
             ids = [r.id for r in conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1))]
             rows = (
@@ -275,3 +252,41 @@ def _render_attempt(a: Any) -> dict[str, Any]:
         },
         "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
     }
+
+
+def _search_query(
+    tenant_id: str,
+    cursor: str | None,
+    status: str | None,
+    recipient: str | None,
+    tag: str | None,
+    stream: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> sa.Select[Any]:
+    """The ids a search matches, every filter bound to the tenant."""
+    q = sa.select(messages.c.id).where(messages.c.tenant_id == tenant_id)
+    if cursor:
+        q = q.where(messages.c.id < cursor)
+    if stream:
+        q = q.where(messages.c.stream == stream)
+    if since:
+        q = q.where(messages.c.created_at >= since)
+    if until:
+        q = q.where(messages.c.created_at < until)
+    if tag:
+        q = q.where(
+            messages.c.id.in_(
+                sa.select(message_tags.c.message_id).where(
+                    message_tags.c.tenant_id == tenant_id, message_tags.c.tag == tag
+                )
+            )
+        )
+    if recipient or status:
+        sub = sa.select(recipients.c.message_id).where(recipients.c.tenant_id == tenant_id)
+        if recipient:
+            sub = sub.where(sa.func.lower(recipients.c.address) == recipient.lower())
+        if status:
+            sub = sub.where(recipients.c.status == status)
+        q = q.where(messages.c.id.in_(sub))
+    return q

@@ -5,6 +5,9 @@ Uploaded through the API or CLI, or discovered (WKD, an optional VKS keyserver â
 positive and negative caching.  Public key material is not secret and is stored in the
 clear; what SecureLine needs from it are *facts* (``KeyFact``): which certificate, where
 it came from, and whether it is usable for this address right now, with the reason if not.
+
+Size: the stored certificates, the facts read from them and the in-process cache of those
+facts (with its invalidation on every write) must change together.
 """
 
 from __future__ import annotations
