@@ -252,24 +252,7 @@ def test_a_bounce_asks_for_requiretls_where_offered_and_is_not_lost_where_not(
     sink = mx.start({IP1: {"cert": ca.issue(MX1)}})[IP1]  # no REQUIRETLS, no DNSSEC
     one_mx(dns)
 
-    async def go() -> Attempt:
-        transport = OutboundTransport(
-            ehlo_hostname="out.sealmail.test",
-            resolver=Resolver(nameservers=[dns.address], timeout=2.0),
-            ca_file=ca.ca_file,
-            connect_timeout=5.0,
-            command_timeout=5.0,
-            port=mx.port,
-        )
-        try:
-            [attempt] = await transport.deliver(
-                DOMAIN, "", [RCPT], MESSAGE, TlsPolicy.REQUIRE, requiretls=True
-            )
-            return attempt
-        finally:
-            await transport.close()
-
-    attempt = asyncio.run(go())
+    attempt = send(dns, ca, mx, policy=TlsPolicy.REQUIRE, mail_from="", requiretls=True)
 
     assert attempt.status is AttemptStatus.DELIVERED, attempt
     [received] = sink.wait_for(1)
