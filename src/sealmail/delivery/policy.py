@@ -78,6 +78,8 @@ def transit_for(msg: QueuedMessage, requested: TlsPolicy, dlp: DlpFacts) -> Tran
     found PHI in (``tls_policy.relaxation_refused``).  Message-level encryption, portal
     notices and DLP's encryption requirements are untouched either way.
     """
+    if msg.tls_required == TlsRequirement.REQUIRETLS and not msg.mail_from:
+        return Transit(requiretls=True, note="REQUIRETLS (RFC 8689 §4.3): a bounce, passed on where offered")
     if msg.tls_required == TlsRequirement.REQUIRETLS:
         return Transit(requiretls=True, note="REQUIRETLS (RFC 8689): verified TLS to a REQUIRETLS hop")
     if msg.tls_required != TlsRequirement.NOT_REQUIRED:

@@ -97,14 +97,26 @@ class OutboundTransport:
         TLS, with the MAIL parameter passed on; otherwise a permanent 5.7.30 failure.
         ``relaxed`` (RFC 8689 §5): the destination's MTA-STS and DANE are not applied.
         """
-        run = _Run(policy, requiretls, relaxed and not requiretls)
+        # RFC 8689 §4.3: a bounce (null reverse-path) of REQUIRETLS mail asks for REQUIRETLS
+        # where the next hop offers it, but is not discarded where it does not.
+        run = _Run(
+            policy, requiretls and bool(mail_from), relaxed and not requiretls, requiretls and not mail_from
+        )
+        if run.prefer_requiretls:
+            # Verified TLS first, so REQUIRETLS can be passed on honestly; where that fails,
+            # the bounce goes as any bounce would rather than being lost.
+            strict = replace(run, policy=policy.at_least(TlsPolicy.REQUIRE_VERIFIED))
+            attempts = await self._deliver_once(domain, mail_from, recipients, message, strict)
+            if not any(a.reason == "tls_required" for a in attempts):
+                return attempts
+            run = replace(run, prefer_requiretls=False)
         attempts = await self._deliver_once(domain, mail_from, recipients, message, run)
         if self._sts is not None and not run.relaxed and sts_refetch_wanted(attempts):
             # RFC 8461 §5.1: before deferring for a TLS failure at an enforce hop, look for
             # an updated policy (the domain may have moved its MX or relaxed the mode).
             if await self._sts.refreshed(domain):
                 attempts = await self._deliver_once(domain, mail_from, recipients, message, run)
-        return [_requiretls_failure(a) for a in attempts] if requiretls else attempts
+        return [_requiretls_failure(a) for a in attempts] if run.requiretls else attempts
 
     async def _deliver_once(
         self, domain: str, mail_from: str, recipients: list[str], message: bytes, run: _Run
@@ -147,7 +159,7 @@ class OutboundTransport:
                 continue
             for ip in addresses:
                 try:
-                    done = await self._deliver_via(hop, ip, mail_from, recipients, message, run.requiretls)
+                    done = await self._deliver_via(hop, ip, mail_from, recipients, message, run)
                     # Evidence (issue 15): the digest of the exact bytes handed to this hop.
                     return [replace(a, sent_sha256=sent_digest(message)) for a in done]
                 except HopError as exc:
@@ -161,11 +173,12 @@ class OutboundTransport:
         await self._pool.close()
 
     async def _deliver_via(
-        self, hop: Hop, ip: str, mail_from: str, recipients: list[str], message: bytes, requiretls: bool
+        self, hop: Hop, ip: str, mail_from: str, recipients: list[str], message: bytes, run: _Run
     ) -> list[Attempt]:
         async with self._pool.limit(hop):
             session, unprobed = await self._pool.checkout(hop, ip)
-            if requiretls and not _offers_requiretls(session):
+            requiretls = run.requiretls or (run.prefer_requiretls and _offers_requiretls(session))
+            if run.requiretls and not _offers_requiretls(session):
                 # RFC 8689 §4.2.1 (4): the next hop must itself promise to keep the
                 # requirement; this one does not, so nothing is sent to it.
                 self._pool.release(session)
@@ -216,6 +229,7 @@ class _Run:
     policy: TlsPolicy
     requiretls: bool
     relaxed: bool
+    prefer_requiretls: bool = False
 
 
 def _offers_requiretls(session: Session) -> bool:

@@ -29,7 +29,7 @@ from sealmail.delivery.smtp_client import OutboundTransport
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
 from sealmail.domain.statuses import RecipientStatus
-from sealmail.domain.tls_policy import Stream, TlsPolicy, resolve_requested
+from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement, resolve_requested
 from sealmail.messages import queue
 from sealmail.messages.queue import Claimed, QueuedMessage, RecordedOutcome
 from sealmail.store.events import EventType
@@ -133,6 +133,8 @@ class Worker:
         self.on_final = on_final
         self.dsn = dsn
         self._headers: dict[str, bytes] = {}
+        # Claimed ids of REQUIRETLS messages, whose DSNs ask for REQUIRETLS too (RFC 8689 §4.3).
+        self._requiretls: set[str] = set()
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()
         self._pending: list[RecordedOutcome] = []
@@ -235,9 +237,10 @@ class Worker:
             for out in finals:
                 headers = self._headers.pop(out.claimed.id, None)
                 if headers is not None:
-                    self.dsn.send(out, headers)
+                    self.dsn.send(out, headers, requiretls=out.claimed.id in self._requiretls)
         for out in batch:
             self._headers.pop(out.claimed.id, None)
+            self._requiretls.discard(out.claimed.id)
         if self.on_final:
             self.on_final(finals)
         return claimed
@@ -397,6 +400,8 @@ class Worker:
             head = raw.split(b"\r\n\r\n", 1)[0]
             for c in rcpts:
                 self._headers[c.id] = head
+            if msg.tls_required == TlsRequirement.REQUIRETLS:
+                self._requiretls.update(c.id for c in rcpts)
         return await self.secureline.deliver(
             self.transport, msg, domain, rcpts, raw, self._requested_policy(msg)
         )

@@ -16,7 +16,7 @@ import structlog
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.dsn import build_dsn
 from sealmail.domain.statuses import RecipientStatus
-from sealmail.domain.tls_policy import Stream
+from sealmail.domain.tls_policy import Stream, TlsRequirement
 from sealmail.messages.queue import RecordedOutcome
 from sealmail.messages.service import EnvelopeRecipient, Messages, Submission
 from sealmail.tenancy.service import Principal
@@ -35,8 +35,14 @@ class DsnSender:
         original_headers: bytes,
         mail_from: str | None = None,
         accepted_at: datetime | None = None,
+        *,
+        requiretls: bool = False,
     ) -> str | None:
-        """Queue a DSN for one bounced or expired recipient; returns the DSN message id."""
+        """Queue a DSN for one bounced or expired recipient; returns the DSN message id.
+
+        ``requiretls``: the original carried REQUIRETLS, so its bounce does too (RFC 8689
+        §4.3), headers only as with RET=HDRS (which every DSN here is).
+        """
         sender = mail_from if mail_from is not None else self._envelope_sender(outcome)
         if not sender:
             return None  # null reverse-path: never bounce a bounce
@@ -75,6 +81,7 @@ class DsnSender:
             message_id_header=message_id,
             tags=("dsn",),
             metadata={"dsn_for": outcome.claimed.message_id},
+            tls_required=TlsRequirement.REQUIRETLS if requiretls else None,
         )
         who = Principal(outcome.claimed.tenant_id, "system:dsn", frozenset({"send"}))
         result, _ = self.messages.submit(who, sub, system=True)

@@ -39,6 +39,7 @@ def send(
     *,
     policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC,
     mta_sts: MtaStsFetcher | None = None,
+    mail_from: str = "sender@sealmail.test",
     **options: Any,
 ) -> Attempt:
     """One delivery of MESSAGE to RCPT through a fresh transport; ``options`` go to ``deliver``."""
@@ -54,9 +55,7 @@ def send(
             mta_sts=mta_sts,
         )
         try:
-            [attempt] = await transport.deliver(
-                DOMAIN, "sender@sealmail.test", [RCPT], MESSAGE, policy, **options
-            )
+            [attempt] = await transport.deliver(DOMAIN, mail_from, [RCPT], MESSAGE, policy, **options)
             return attempt
         finally:
             await transport.close()
@@ -243,3 +242,31 @@ def test_a_relay_without_requiretls_fails_the_message(dns: DnsServer, ca: TestCA
 
     assert attempt.status is AttemptStatus.FAILED and attempt.enhanced_code == "5.7.30"
     assert sink.messages == []
+
+
+def test_a_bounce_asks_for_requiretls_where_offered_and_is_not_lost_where_not(
+    dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    """RFC 8689 §4.3: a null reverse-path REQUIRETLS message is a bounce; it carries the
+    parameter to a hop that offers it and still goes to one that does not."""
+    sink = mx.start({IP1: {"cert": ca.issue(MX1)}})[IP1]  # no REQUIRETLS, no DNSSEC
+    one_mx(dns)
+
+    attempt = send(dns, ca, mx, policy=TlsPolicy.REQUIRE, mail_from="", requiretls=True)
+
+    assert attempt.status is AttemptStatus.DELIVERED, attempt
+    [received] = sink.wait_for(1)
+    assert "REQUIRETLS" not in received.mail_options
+
+
+def test_a_bounce_to_an_unverifiable_hop_still_goes(
+    dns: DnsServer, ca: TestCA, untrusted_ca: TestCA, mx: MxFarm
+) -> None:
+    sink = mx.start({IP1: {"cert": untrusted_ca.issue(MX1), "requiretls": True}})[IP1]
+    one_mx(dns)
+
+    attempt = send(dns, ca, mx, mail_from="", requiretls=True)
+
+    assert attempt.status is AttemptStatus.DELIVERED, attempt
+    [received] = sink.wait_for(1)
+    assert "REQUIRETLS" not in received.mail_options  # the chain was not verified: not claimed

@@ -152,6 +152,8 @@ def test_requiretls_message_to_a_hop_without_it_bounces_with_5_7_30_and_a_dsn(wo
     [dsn] = world.sinks[RT_IP].wait_for(1)
     assert dsn.rcpt_tos == ("noreply@clinic.example",)
     assert b"5.7.30" in dsn.data and b"REQUIRETLS support required" in dsn.data
+    # RFC 8689 §4.3: the bounce of a REQUIRETLS message asks for REQUIRETLS too.
+    assert "REQUIRETLS" in dsn.mail_options
 
 
 def test_tls_required_no_is_honoured_on_a_plain_path_and_says_so(world: World) -> None:
