@@ -254,7 +254,10 @@ class Settings(BaseSettings):
     # -- queue and workers ------------------------------------------------------------------
     worker_batch_size: int = Field(200, ge=1, le=5000, description="Recipients claimed per poll.")
     worker_poll_seconds: float = Field(
-        0.2, gt=0, description="How long an idle worker waits before polling again."
+        0.2,
+        gt=0,
+        description="How long an idle worker waits before polling again; doubled after each "
+        "empty poll, up to 8 times this.",
     )
     worker_concurrency: int = Field(
         50, ge=1, description="SMTP transactions one worker process runs at once."

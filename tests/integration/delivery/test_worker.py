@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from tests.support.waiting import wait_until
 
 from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
+from sealmail.delivery.worker import idle_delay
 from sealmail.messages import compose, queue
 from sealmail.messages.schemas import MessageIn
 from sealmail.store.tables import recipients
@@ -491,3 +493,46 @@ def test_running_workers_claim_in_their_record_transaction_and_lose_or_repeat_no
         and any(s.startswith("UPDATE recipients SET status") and "RETURNING" in s for s in t)
     ]
     assert shared, "no flush claimed in its record transaction"
+
+
+def test_an_idle_worker_polls_ever_more_slowly_and_still_delivers_what_arrives(pipeline: Pipeline) -> None:
+    """Idle back-off (issue 18): empty claims double the wait, up to 8 × the poll interval."""
+    assert [idle_delay(0.2, n) for n in range(6)] == [0.2, 0.2, 0.4, 0.8, 1.6, 1.6]
+    claims: list[float] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if sql.startswith("UPDATE recipients SET status") and "RETURNING" in sql:
+            claims.append(time.monotonic())
+
+    engine = pipeline.services.engine
+    sa.event.listen(engine, "before_cursor_execute", statement)
+
+    async def idle_then_one() -> None:
+        settings = pipeline.settings.model_copy(update={"worker_poll_seconds": 0.02})
+        transport = build_transport(settings)
+        worker = build_worker(pipeline.services, transport, settings, name="idle")
+        stop = asyncio.Event()
+        run = asyncio.create_task(worker.run(stop))
+        try:
+            for _ in range(500):  # bounded: until the fifth empty claim
+                if len(claims) >= 5:
+                    break
+                await asyncio.sleep(0.01)
+            # Four waits after empty claims: 0.02 + 0.04 + 0.08 + 0.16 s at least (0.08 without back-off).
+            assert claims[4] - claims[0] >= 0.3
+            await asyncio.to_thread(pipeline.send, ["late@example.net"])
+            for _ in range(1000):
+                if worker.delivered:
+                    break
+                await asyncio.sleep(0.01)
+            assert worker.delivered == 1
+        finally:
+            stop.set()
+            await run
+            await transport.close()
+
+    try:
+        asyncio.run(idle_then_one())
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+    assert [r for m in pipeline.sink.wait_for(1) for r in m.rcpt_tos] == ["late@example.net"]
