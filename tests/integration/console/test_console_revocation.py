@@ -91,3 +91,26 @@ def test_auditor_accounts_expire_by_default_and_their_access_ends_with_the_expir
     code = pyotp.TOTP(auditor.secret).at(console.clock())
     again = sign_in(console, auditor.email, PASSWORD, code)
     assert again.get("/console/audit").headers["location"].startswith("/console/signin")
+
+
+def test_smtp_credentials_made_in_the_console_show_their_maker_and_die_with_them(
+    console: Console, owner: Person, services: Services, tenant: TenantFixture
+) -> None:
+    user_id, token = console.users.invite(
+        tenant.id, "admin@clinic.example", "", "administrator", actor="test"
+    )
+    admin = enrol(console, token, "admin@clinic.example")
+    page = admin.http.get("/console/keys")
+    made = admin.http.post("/console/keys/smtp", data={"csrf": csrf(page)})
+    assert made.status_code == 200
+    username = made.text.split('id="new-smtp-user">', 1)[1].split("<", 1)[0]
+    password = made.text.split('id="new-smtp-password">', 1)[1].split("<", 1)[0]
+    assert services.tenancy.authenticate_smtp(username, password) is not None
+    listing = owner.http.get("/console/keys").text
+    assert (
+        username in listing and "admin@clinic.example" in listing.split(username, 1)[1].split("</tr>", 1)[0]
+    )
+    users_page = owner.http.get("/console/users")
+    owner.http.post(f"/console/users/{user_id}/disable", data={"csrf": csrf(users_page)})
+    wait_until(lambda: services.tenancy.authenticate_smtp(username, password) is None, 15, "cred alive")
+    assert "revoked" in owner.http.get("/console/keys").text.split(username, 1)[1].split("</tr>", 1)[0]
