@@ -612,7 +612,8 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     # Cookies get __Host- and Secure exactly when browsers reach the console over https.
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
-    keys = UserKeys(services.engine, services.tenancy.create_api_key, users.now)
+    tenancy = services.tenancy
+    keys = UserKeys(services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential)
     sections = build_console_sections(services, users)
     return create_console(
         users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections,

@@ -418,7 +418,7 @@ def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
     def page(request: Request, who: Session, **ctx: Any) -> HTMLResponse:
         return render(
             request, "keys.html", title="API keys", who=who, keys=keys.list_keys(who),
-            scopes=KEY_SCOPES, csrf=kit.csrf(request), **ctx,
+            smtp=keys.list_smtp(who), scopes=KEY_SCOPES, csrf=kit.csrf(request), **ctx,
         )  # fmt: skip
 
     @app.get("/keys")
@@ -435,6 +435,23 @@ def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
         chosen = [s for s in KEY_SCOPES if form.get(f"scope_{s}") == "on"]
         _, secret = await run_in_threadpool(keys.create, who, str(form.get("name", ""))[:200], chosen)
         return await run_in_threadpool(lambda: page(request, who, created=secret))
+
+    @app.post("/keys/smtp")
+    async def smtp_create(request: Request) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        who = acted[0]
+        username, password = await run_in_threadpool(keys.create_smtp, who)
+        return await run_in_threadpool(lambda: page(request, who, smtp_made=(username, password)))
+
+    @app.post("/keys/smtp/{cred_id}/revoke")
+    async def smtp_revoke(request: Request, cred_id: str) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
+        if isinstance(acted, Response):
+            return acted
+        await run_in_threadpool(keys.revoke_smtp, acted[0], cred_id[:40])
+        return redirect(request, "/keys")
 
     @app.post("/keys/{key_id}/revoke")
     async def key_revoke(request: Request, key_id: str) -> Response:

@@ -2,10 +2,10 @@
 
 An owner marks the few people who may break the glass.  Such a person, signed in with
 their own password and second factor, takes wider access for a short time (15 minutes to
-4 hours) by writing why; the grant opens every console page except making owners and
-changing how people sign in (``roles.NEVER_IN_EMERGENCY``).  The owners are mailed at
-once through the product's queue; every page opened under the grant is audited with the
-person, and the grant ends by itself, by its holder or by an owner.
+4 hours) by writing why; the grant opens every console page except those that would leave
+something behind it: people, owners, API keys, sign-in settings (``roles.NEVER_IN_EMERGENCY``).
+The owners are mailed at once through the product's queue; every page opened under the
+grant is audited with the person, and the grant ends by itself, by its holder or by an owner.
 """
 
 from __future__ import annotations

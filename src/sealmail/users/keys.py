@@ -27,6 +27,8 @@ from sealmail.users.roles import Permission
 from sealmail.users.tables import console_api_keys, console_users
 
 KeyMaker = Callable[[str, str, Iterable[str], str], tuple[str, str]]
+# ``Tenancy.create_smtp_credential(tenant_id, actor)``: (credential id, username, password).
+SmtpMaker = Callable[[str, str], tuple[str, str, str]]
 
 
 def _made_by(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
@@ -96,10 +98,66 @@ def revoke_for_user(
 
 
 class UserKeys:
-    def __init__(self, engine: Engine, make_key: KeyMaker, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, make_key: KeyMaker, clock: Clock, make_smtp: SmtpMaker | None = None
+    ) -> None:
         self.engine = engine
         self.make_key = make_key
+        self.make_smtp = make_smtp
         self.now = clock
+
+    # -- SMTP credentials: made by a person (``created_by`` is them), dying with them ---------
+    def create_smtp(self, who: Session) -> tuple[str, str]:
+        """A new SMTP credential for ``who``'s organization: ``(username, password shown once)``."""
+        self._may(who)
+        if self.make_smtp is None:
+            raise NotFound("SMTP credentials are not made from this console")
+        _, username, password = self.make_smtp(who.tenant_id, who.actor)
+        return username, password
+
+    def list_smtp(self, who: Session) -> list[dict[str, Any]]:
+        self._may(who)
+        sc = smtp_credentials.c
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(sc.id, sc.username, sc.stream, sc.created_at, sc.revoked_at, sc.created_by)
+                .where(sc.tenant_id == who.tenant_id)
+                .order_by(sc.created_at.desc())
+            ).all()
+            emails = dict(
+                conn.execute(
+                    sa.select(console_users.c.id, console_users.c.email).where(
+                        console_users.c.tenant_id == who.tenant_id
+                    )
+                ).all()
+            )
+        out = []
+        for r in rows:
+            maker = str(r.created_by or "")
+            creator = emails.get(maker.removeprefix("user:")) if maker.startswith("user:") else None
+            out.append(
+                {**r._mapping, "creator": creator or (maker if maker.startswith("key_") else "API or CLI")}
+            )
+        return out
+
+    def revoke_smtp(self, who: Session, cred_id: str) -> None:
+        self._may(who)
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.update(smtp_credentials)
+                .where(
+                    smtp_credentials.c.tenant_id == who.tenant_id,
+                    smtp_credentials.c.id == cred_id,
+                    smtp_credentials.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=self.now())
+            ).rowcount
+            if not found:
+                raise NotFound("no such live SMTP credential in this organization")
+            audit.append(
+                conn, action=AuditAction.SMTP_CREDENTIAL_REVOKED, actor=who.actor, tenant_id=who.tenant_id,
+                target=cred_id,
+            )  # fmt: skip
 
     def create(self, who: Session, name: str, scopes: Iterable[str]) -> tuple[str, str]:
         """A new key owned by ``who``: ``(key id, secret shown once)``."""

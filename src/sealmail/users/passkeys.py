@@ -8,6 +8,7 @@ A passkey belongs to one user; they list and remove their own in the console.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,9 +59,17 @@ class RelyingParty:
     name: str = "Sealmail console"
 
     @classmethod
-    def for_url(cls, url: str) -> RelyingParty:
+    def for_url(cls, url: str) -> RelyingParty | None:
+        """None when the console is reached by an IP address: an RP ID must be a host name
+        (WebAuthn §5.1.4.1), so passkeys need ``SEALMAIL_PUBLIC_URL`` with one."""
         parts = urlsplit(url)
-        return cls(parts.hostname or "localhost", f"{parts.scheme}://{parts.netloc}")
+        host = parts.hostname or ""
+        try:
+            ipaddress.ip_address(host)
+            return None
+        except ValueError:
+            pass
+        return cls(host, f"{parts.scheme}://{parts.netloc}") if host else None
 
 
 def _credential(raw: str) -> dict[str, Any]:

@@ -72,9 +72,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.AUDITOR: frozenset({P.VIEW_AUDIT, P.VIEW_EVIDENCE, OWN}),
 }
 
-# Break-glass opens every page but these: an emergency never makes owners, changes how
-# people sign in, or marks anyone (the holder included) for break-glass.
-NEVER_IN_EMERGENCY = frozenset({P.MANAGE_OWNERS, P.MANAGE_SIGNIN_POLICY})
+# Break-glass opens every page but these: an emergency never leaves anything behind that
+# outlives it: no owners, people or API keys made, no change to how people sign in or who
+# may break the glass (the holder included).
+NEVER_IN_EMERGENCY = frozenset({P.MANAGE_OWNERS, P.MANAGE_SIGNIN_POLICY, P.MANAGE_USERS, P.MANAGE_API_KEYS})
 
 LABELS: dict[Role, str] = {
     Role.OWNER: "Owner",

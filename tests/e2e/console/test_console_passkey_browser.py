@@ -28,6 +28,7 @@ def test_owner_adds_a_passkey_and_signs_in_with_it(
     # An RP ID is a host name, never an IP address: the browser reaches the server as localhost.
     origin = f"http://localhost:{urlsplit(console.url).port}"
     console.users.rp = RelyingParty.for_url(origin)
+    assert console.users.rp is not None
     token = console.users.owner_link(tenant.id, OWNER, actor="test")
     problems: list[str] = []
     page = watched_page(browser, DESKTOP, problems)

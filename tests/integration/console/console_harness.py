@@ -73,8 +73,10 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
     try:
         wait_until(lambda: server.started or not thread.is_alive(), 10, "uvicorn did not start")
         host, port = server.servers[0].sockets[0].getsockname()[:2]
-        # Passkeys are bound to the origin the browser sees; known only once the port is.
-        users.rp = RelyingParty.for_url(f"http://{host}:{port}")
+        # Passkeys are bound to the origin the client sees, known only once the port is.  An
+        # RP ID is a host name, never an address: the HTTP suites' software authenticator
+        # signs for "localhost" (the browser suite reaches the server as localhost itself).
+        users.rp = RelyingParty("localhost", f"http://{host}:{port}")
         sso.redirect_uri = f"http://{host}:{port}/console/sso/callback"
         yield Console(f"http://{host}:{port}", users, clock, sso)
     finally:

@@ -64,7 +64,8 @@ def test_break_glass_is_marked_reasoned_alerted_audited_bounded_and_ends(
     # Wider pages open, each visit on the record; owner and sign-in settings stay shut.
     audit_page = nurse.http.get("/console/audit")
     assert audit_page.status_code == 200 and 'id="emergency-banner"' in audit_page.text
-    assert nurse.http.get("/console/sso").status_code == 403
+    for lasting in ("/console/sso", "/console/users", "/console/keys"):
+        assert nurse.http.get(lasting).status_code == 403, lasting  # nothing that outlives the grant
     # No self-promotion: owners are never granted by an emergency.
     promote = {"csrf": csrf(audit_page), "role": "owner"}
     assert nurse.http.post(f"/console/users/{user_id}/role", data=promote).status_code == 403

@@ -2,9 +2,12 @@
 every API key and SMTP credential behind them: made in the console, or through one of their
 keys (a key making keys too).  What others made keeps working.  SQLite and PostgreSQL."""
 
+from datetime import timedelta
+
+import pyotp
 import sqlalchemy as sa
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, Person, csrf, enrol
+from tests.integration.console.console_harness import PASSWORD, Console, Person, csrf, enrol, sign_in
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services
@@ -65,3 +68,49 @@ def test_disabling_a_user_revokes_their_keys_the_keys_those_made_and_their_smtp_
     assert services.tenancy.authenticate_smtp(other_user, other_password) is not None
     assert api.get("/v1/messages", headers={"Authorization": f"Bearer {child['key']}"}).status_code == 401
     assert admin.http.get("/console/keys").headers["location"].startswith("/console/signin")
+
+
+def test_auditor_accounts_expire_by_default_and_their_access_ends_with_the_expiry(
+    console: Console, owner: Person, tenant: TenantFixture
+) -> None:
+    console.users.invite(tenant.id, "default@audit.example", "", "auditor", actor="test")
+    listed = {u["email"]: u for u in console.users.list_users(tenant.id)}
+    assert listed["default@audit.example"]["expires_at"] == console.clock() + timedelta(days=30)
+
+    until = console.clock() + timedelta(minutes=20)
+    _, token = console.users.invite(
+        tenant.id, "ext@audit.example", "", "auditor", actor="test", expires_at=until
+    )
+    auditor = enrol(console, token, "ext@audit.example")
+    assert auditor.http.get("/console/audit").status_code == 200
+    console.clock.advance(minutes=14)
+    assert auditor.http.get("/console/audit").status_code == 200
+    console.clock.advance(minutes=7)  # past the account's end, well inside the idle limit
+    r = auditor.http.get("/console/audit")
+    assert r.headers["location"] == "/console/signin?error=disabled"
+    code = pyotp.TOTP(auditor.secret).at(console.clock())
+    again = sign_in(console, auditor.email, PASSWORD, code)
+    assert again.get("/console/audit").headers["location"].startswith("/console/signin")
+
+
+def test_smtp_credentials_made_in_the_console_show_their_maker_and_die_with_them(
+    console: Console, owner: Person, services: Services, tenant: TenantFixture
+) -> None:
+    user_id, token = console.users.invite(
+        tenant.id, "admin@clinic.example", "", "administrator", actor="test"
+    )
+    admin = enrol(console, token, "admin@clinic.example")
+    page = admin.http.get("/console/keys")
+    made = admin.http.post("/console/keys/smtp", data={"csrf": csrf(page)})
+    assert made.status_code == 200
+    username = made.text.split('id="new-smtp-user">', 1)[1].split("<", 1)[0]
+    password = made.text.split('id="new-smtp-password">', 1)[1].split("<", 1)[0]
+    assert services.tenancy.authenticate_smtp(username, password) is not None
+    listing = owner.http.get("/console/keys").text
+    assert (
+        username in listing and "admin@clinic.example" in listing.split(username, 1)[1].split("</tr>", 1)[0]
+    )
+    users_page = owner.http.get("/console/users")
+    owner.http.post(f"/console/users/{user_id}/disable", data={"csrf": csrf(users_page)})
+    wait_until(lambda: services.tenancy.authenticate_smtp(username, password) is None, 15, "cred alive")
+    assert "revoked" in owner.http.get("/console/keys").text.split(username, 1)[1].split("</tr>", 1)[0]

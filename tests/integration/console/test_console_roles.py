@@ -36,6 +36,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys"): P.MANAGE_API_KEYS,
     ("POST", "/keys/{key_id}/revoke"): P.MANAGE_API_KEYS,
+    ("POST", "/keys/smtp"): P.MANAGE_API_KEYS,
+    ("POST", "/keys/smtp/{cred_id}/revoke"): P.MANAGE_API_KEYS,
     ("GET", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys"): P.MANAGE_OWN_SIGNIN,
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
@@ -85,8 +87,10 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
 }
-# Path parameters in the walk: objects that do not exist (the role check comes first).
-PARAMS = {
+# Path parameters: the walk's target user (None), or ids that exist nowhere.
+PARAMS: dict[str, str | None] = {
+    "{user_id}": None,
+    "{cred_id}": "smc_missing",
     "{key_id}": "key_missing",
     "{message_id}": "msg_missing",
     "{passkey_id}": "pk_missing",
@@ -127,9 +131,9 @@ def test_every_role_reaches_exactly_the_pages_its_permissions_name(
         for (method, path), permission in ROUTES.items():
             if permission is None:
                 continue
-            url = "/console" + path.replace("{user_id}", target)
+            url = "/console" + path
             for name, value in PARAMS.items():
-                url = url.replace(name, value)
+                url = url.replace(name, value or target)
             # A valid form, so only the role decides (an empty email makes POST /users a 400,
             # no scope makes POST /keys a 422, an unknown key a 404: refusals after the role check).
             form = {"csrf": token, "role": Role.SUPPORT.value, "email": ""}

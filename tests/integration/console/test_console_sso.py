@@ -58,7 +58,7 @@ def sso_signin(
     """The browser's round trip: our start, the OP's authorize, our callback."""
     c = browser or console.client()
     page = c.get("/console/signin")
-    assert "Continue with single sign-on" in page.text
+    assert "sso-email" in page.text
     start = c.post("/console/signin/sso", data={"csrf": csrf(page), "email": email})
     assert start.status_code == 303, start.text
     if not start.headers["location"].startswith("https://"):
