@@ -72,6 +72,7 @@ NOT_YET_TYPED: set[str] = {
     "evidence/timestamps.py:Timestamper.stamp",
     "users/challenges.py:take",
     "users/passkeys.py:PasskeySteps.list_passkeys",
+    "users/keys.py:UserKeys.list_smtp",
     # messages: the evidence mailer (owned elsewhere) still calls the record-shaped accept.
     "messages/service.py:Messages.accept",
     "messages/service.py:Messages.quarantined",
