@@ -36,7 +36,7 @@ from sealmail.errors import InvalidRequest, NotFound, ValidationFailed
 from sealmail.evidence.tables import legal_holds, retention_policies, retention_purges
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.store.tables import messages, recipients, tenants
+from sealmail.store.tables import events, messages, recipients, tenants
 
 # Six years of 365 days plus the two leap days any six-year span can hold.
 FLOOR_DAYS = 6 * 365 + 2
@@ -374,6 +374,12 @@ def _pseudonymise(conn: Connection, tenant_id: str, ids: list[str]) -> None:
         if not row.address.startswith("redacted-"):
             conn.execute(
                 sa.update(recipients).where(recipients.c.id == row.id).values(address=pseudonym(row.address))
+            )
+            # The event stream names the recipient too (webhooks, the message timeline).
+            conn.execute(
+                sa.update(events)
+                .where(events.c.tenant_id == tenant_id, events.c.recipient_id == row.id)
+                .values(recipient=pseudonym(row.address))
             )
     conn.execute(
         sa.update(messages)
