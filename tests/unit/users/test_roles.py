@@ -17,8 +17,9 @@ def test_owner_holds_every_permission() -> None:
         (Role.ADMINISTRATOR, {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS}),
         (Role.SENDER, {P.VIEW_DASHBOARD}),
         (Role.SUPPORT, {P.VIEW_DASHBOARD, P.VIEW_TRAIL}),
-        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT}),
-        (Role.AUDITOR, {P.VIEW_AUDIT}),
+        (Role.COMPLIANCE, {P.VIEW_DASHBOARD, P.VIEW_AUDIT, P.VIEW_EVIDENCE, P.MANAGE_EVIDENCE}),
+        # Evidence to read (reports, registers, the pack), nothing to change.
+        (Role.AUDITOR, {P.VIEW_AUDIT, P.VIEW_EVIDENCE}),
     ],
 )
 def test_each_role_holds_only_its_permissions(role: Role, held: set[P]) -> None:
