@@ -531,6 +531,61 @@ def list_sms_texts(message_id: str | None, limit: int | None) -> Call:
     return Call("GET", "/v1/sms/texts", params=_query(message_id=message_id, limit=limit))
 
 
+def get_retention() -> Call:
+    return Call("GET", "/v1/evidence/retention")
+
+
+def set_retention(content_days: int, metadata_days: int, audit_days: int) -> Call:
+    body = {"content_days": content_days, "metadata_days": metadata_days, "audit_days": audit_days}
+    return Call("PUT", "/v1/evidence/retention", json=body)
+
+
+def purge_retention() -> Call:
+    return Call("POST", "/v1/evidence/retention/purge")
+
+
+def list_legal_holds(active: bool) -> Call:
+    return Call("GET", "/v1/evidence/holds", params={"active": "true" if active else "false"})
+
+
+def place_legal_hold(scope: str, reason: str, target: str) -> Call:
+    return Call("POST", "/v1/evidence/holds", json={"scope": scope, "target": target, "reason": reason})
+
+
+def release_legal_hold(hold_id: str) -> Call:
+    return Call("POST", f"/v1/evidence/holds/{segment(hold_id)}/release")
+
+
+def evidence_report(name: str, since: datetime | None, until: datetime | None, fmt: str,
+                    filters: Mapping[str, str]) -> Call:  # fmt: skip
+    params = {**_query(since=since, until=until), "format": fmt, **filters}
+    return Call("GET", f"/v1/evidence/reports/{segment(name)}", params=params)
+
+
+def evidence_pack(period: str) -> Call:
+    return Call("GET", "/v1/evidence/pack", params={"period": period})
+
+
+def plain_warning() -> Call:
+    return Call("GET", "/v1/evidence/plain-requests/warning")
+
+
+def record_plain_request(address: str, evidence: str) -> Call:
+    return Call("POST", "/v1/evidence/plain-requests", json={"address": address, "evidence": evidence})
+
+
+def list_plain_requests(address: str | None) -> Call:
+    return Call("GET", "/v1/evidence/plain-requests", params=_query(address=address))
+
+
+def get_plain_request(request_id: str) -> Call:
+    return Call("GET", f"/v1/evidence/plain-requests/{segment(request_id)}")
+
+
+def revoke_plain_request(request_id: str, reason: str) -> Call:
+    return Call("POST", f"/v1/evidence/plain-requests/{segment(request_id)}/revoke", json={"reason": reason})
+
+
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
@@ -612,6 +667,19 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/sms/contacts/{number}"): "put_sms_contact",
     ("GET", "/v1/sms/contacts/{number}"): "get_sms_contact",
     ("GET", "/v1/sms/texts"): "list_sms_texts",
+    ("GET", "/v1/evidence/retention"): "get_retention",
+    ("PUT", "/v1/evidence/retention"): "set_retention",
+    ("POST", "/v1/evidence/retention/purge"): "purge_retention",
+    ("GET", "/v1/evidence/holds"): "list_legal_holds",
+    ("POST", "/v1/evidence/holds"): "place_legal_hold",
+    ("POST", "/v1/evidence/holds/{hold_id}/release"): "release_legal_hold",
+    ("GET", "/v1/evidence/reports/{name}"): "evidence_report",
+    ("GET", "/v1/evidence/pack"): "evidence_pack",
+    ("GET", "/v1/evidence/plain-requests/warning"): "plain_warning",
+    ("POST", "/v1/evidence/plain-requests"): "record_plain_request",
+    ("GET", "/v1/evidence/plain-requests"): "list_plain_requests",
+    ("GET", "/v1/evidence/plain-requests/{request_id}"): "get_plain_request",
+    ("POST", "/v1/evidence/plain-requests/{request_id}/revoke"): "revoke_plain_request",
 }
 
 # The secure-marketing routes (``client/marketing.py``) join the same one table.

@@ -494,6 +494,64 @@ class SealmailClient(MarketingMethods):
         """Outcomes and how each recipient was secured, for messages accepted in [since, until), as CSV."""
         return (self._request(ops.delivery_report(since, until))).text
 
+    # -- retention, legal holds, reports, the plain-mail register, the pack (issue 15) ----------
+
+    def get_retention(self) -> dict[str, Any]:
+        """The tenant's retention periods in days."""
+        return cast(dict[str, Any], self._json(ops.get_retention()))
+
+    def set_retention(self, content_days: int, metadata_days: int, audit_days: int) -> dict[str, Any]:
+        """Set retention; metadata or audit below 2192 days (six years) is refused (422)."""
+        return cast(dict[str, Any], self._json(ops.set_retention(content_days, metadata_days, audit_days)))
+
+    def purge_retention(self) -> dict[str, Any]:
+        """Crypto-shred what is past its period now (the worker also does, on a schedule)."""
+        return cast(dict[str, Any], self._json(ops.purge_retention()))
+
+    def list_legal_holds(self, *, active: bool = False) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._json(ops.list_legal_holds(active)))
+
+    def place_legal_hold(self, scope: str, reason: str, target: str = "") -> dict[str, Any]:
+        """Hold a message (id), a recipient (address) or the whole tenant out of every purge."""
+        return cast(dict[str, Any], self._json(ops.place_legal_hold(scope, reason, target)))
+
+    def release_legal_hold(self, hold_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.release_legal_hold(hold_id)))
+
+    def evidence_report(
+        self,
+        name: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        fmt: str = "csv",
+        filters: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """A report (delivery, secured, access, logins, dlp, quarantine, plain_register, retention)
+        as CSV or PDF bytes; filters: sender, recipient_domain, stream, campaign."""
+        return (self._request(ops.evidence_report(name, since, until, fmt, filters or {}))).content
+
+    def evidence_pack(self, period: str) -> bytes:
+        """The signed evidence pack (zip) of a period such as 2026-Q4; check it with `sealmail verify`."""
+        return (self._request(ops.evidence_pack(period))).content
+
+    def plain_warning(self) -> dict[str, Any]:
+        """The warning a patient must be given before confirming unencrypted mail."""
+        return cast(dict[str, Any], self._json(ops.plain_warning()))
+
+    def record_plain_request(self, address: str, evidence: str) -> dict[str, Any]:
+        """Record a patient's confirmed request for unencrypted mail, with the evidence."""
+        return cast(dict[str, Any], self._json(ops.record_plain_request(address, evidence)))
+
+    def list_plain_requests(self, *, address: str | None = None) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._json(ops.list_plain_requests(address)))
+
+    def get_plain_request(self, request_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.get_plain_request(request_id)))
+
+    def revoke_plain_request(self, request_id: str, reason: str = "") -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.revoke_plain_request(request_id, reason)))
+
     # -- TLS reports (RFC 8460) -------------------------------------------------------------
 
     def list_tls_reports(self, *, limit: int = 100) -> list[dict[str, Any]]:

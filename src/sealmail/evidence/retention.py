@@ -36,7 +36,7 @@ from sealmail.errors import InvalidRequest, NotFound, ValidationFailed
 from sealmail.evidence.tables import legal_holds, retention_policies, retention_purges
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.store.tables import messages, recipients, tenants
+from sealmail.store.tables import events, messages, recipients, tenants
 
 # Six years of 365 days plus the two leap days any six-year span can hold.
 FLOOR_DAYS = 6 * 365 + 2
@@ -213,8 +213,15 @@ class Retention:
         with db.reader(self.engine) as conn:
             return list(conn.execute(sa.select(tenants.c.id).order_by(tenants.c.id)).scalars())
 
-    def purge(self, tenant_id: str, actor: str, now: datetime | None = None) -> PurgeResult:
-        """Crypto-shred content and pseudonymise metadata past their periods, except under hold."""
+    def purge(
+        self, tenant_id: str, actor: str, now: datetime | None = None, *, audit_idle: bool = True
+    ) -> PurgeResult:
+        """Crypto-shred content and pseudonymise metadata past their periods, except under hold.
+
+        Each purged message is audited, and the run with what it did; a scheduled run that
+        found nothing to do (``audit_idle=False``) leaves no entry, or the log would fill
+        with one per tenant per hour.
+        """
         now = now or _now()
         policy = self.policy(tenant_id)
         shredded = self._purge_kind(tenant_id, "content", policy.content_days, now, actor)
@@ -222,6 +229,8 @@ class Retention:
         with db.reader(self.engine) as conn:
             held = _held_past(conn, tenant_id, now - timedelta(days=policy.content_days))
         result = PurgeResult(tenant_id, shredded, pseudonymised, held)
+        if not (audit_idle or shredded or pseudonymised):
+            return result
         with self.engine.begin() as conn:
             audit.append(
                 conn,
@@ -374,6 +383,12 @@ def _pseudonymise(conn: Connection, tenant_id: str, ids: list[str]) -> None:
         if not row.address.startswith("redacted-"):
             conn.execute(
                 sa.update(recipients).where(recipients.c.id == row.id).values(address=pseudonym(row.address))
+            )
+            # The event stream names the recipient too (webhooks, the message timeline).
+            conn.execute(
+                sa.update(events)
+                .where(events.c.tenant_id == tenant_id, events.c.recipient_id == row.id)
+                .values(recipient=pseudonym(row.address))
             )
     conn.execute(
         sa.update(messages)

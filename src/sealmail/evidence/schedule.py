@@ -57,7 +57,7 @@ class EvidenceSchedule:
         if every is not None and (self._last_purge is None or now - self._last_purge >= every):
             self._last_purge = now
             for tenant_id in self.evidence.retention.tenants():
-                self.evidence.retention.purge(tenant_id, ACTOR)
+                self.evidence.retention.purge(tenant_id, ACTOR, now, audit_idle=False)
                 purged += 1
         return Ticked(anchored, purged)
 

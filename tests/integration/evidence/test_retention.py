@@ -19,7 +19,7 @@ from sealmail.errors import NotFound, ValidationFailed
 from sealmail.evidence.retention import FLOOR_DAYS, RetentionPolicy
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
-from sealmail.store.tables import audit_log, messages, recipients
+from sealmail.store.tables import audit_log, events, messages, recipients
 
 runner = CliRunner()
 
@@ -108,6 +108,14 @@ def test_tenant_hold_and_metadata_pseudonymised_after_six_years(
             sa.select(recipients.c.address).where(recipients.c.message_id == message_id)
         ).scalar()
     assert address is not None and address.startswith("redacted-") and "dee" not in address
+    with services.engine.connect() as conn:
+        named = conn.execute(
+            sa.select(events.c.recipient).where(
+                events.c.message_id == message_id, events.c.recipient.is_not(None)
+            )
+        ).scalars()
+        named = list(named)
+    assert named and all(n.startswith("redacted-") for n in named), named
 
 
 def test_holds_are_per_tenant(services: Services, tenant: TenantFixture) -> None:

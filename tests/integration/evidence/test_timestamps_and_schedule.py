@@ -132,20 +132,37 @@ def test_period_names_start_of_period() -> None:
 
 def test_the_worker_schedule_purges_every_tenant_once_per_interval(services: Services) -> None:
     from sealmail.audit import AuditAction
+    from sealmail.evidence.retention import FLOOR_DAYS, RetentionPolicy
+    from sealmail.messages import compose
+    from sealmail.messages.schemas import MessageIn
     from sealmail.store.tables import audit_log
 
-    make_tenant(services)
+    clinic = make_tenant(services)
     make_tenant(services, "Second", "second.example")
+    services.evidence.retention.set_policy(clinic.id, RetentionPolicy(1, FLOOR_DAYS, FLOOR_DAYS), "test")
+    body = MessageIn.model_validate(
+        {"from": "a@clinic.example", "to": ["b@example.org"], "subject": "s", "text": "t"}
+    )
+    accepted, _ = services.messages.accept(
+        clinic.principal, compose.from_message(body, "clinic.example", 1000)
+    )
+    services.messages.cancel(clinic.principal, str(accepted["id"]))
+
+    def runs() -> int:
+        with services.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(audit_log.c.action == str(AuditAction.RETENTION_RUN))
+                ).scalar_one()
+            )
+
     schedule = EvidenceSchedule(build_evidence(services), None, timedelta(hours=1))
     now = datetime.now(UTC)
     assert schedule.tick(now).purged_tenants == 2
-    assert schedule.tick(now + timedelta(minutes=10)).purged_tenants == 0
-    assert schedule.tick(now + timedelta(hours=1)).purged_tenants == 2
-    with services.engine.connect() as conn:
-        runs = conn.execute(
-            sa.select(sa.func.count()).where(audit_log.c.action == str(AuditAction.RETENTION_RUN))
-        ).scalar_one()
-    assert runs == 4
+    assert runs() == 0  # nothing was due: an idle scheduled run leaves no entry
+    assert schedule.tick(now + timedelta(minutes=10)).purged_tenants == 0  # not yet due again
+    assert schedule.tick(now + timedelta(days=2)).purged_tenants == 2
+    assert runs() == 1  # the clinic's message was shredded: that run is on the record
 
 
 def test_a_proof_of_delivery_is_time_stamped_and_verified_offline(
