@@ -114,7 +114,7 @@ def domains_add(
     setup = svc.sender_domains.add(_tenant(svc, tenant), name, "cli", verified=verified)
     row = setup.domain
     out.print(
-        f'{row["name"]}: add TXT _sealmail.{row["name"]} "sealmail-verification={row["verification_token"]}"',
+        f'{row.name}: add TXT _sealmail.{row.name} "sealmail-verification={row.verification_token}"',
         markup=False,
         soft_wrap=True,
     )
@@ -183,7 +183,7 @@ def _resolver(svc: Services) -> Resolver:
 def domains_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     svc = _services()
     for row in svc.tenancy.list_domains(_tenant(svc, tenant)):
-        out.print(f"{row['name']}  {'verified' if row['verified_at'] else 'unverified'}")
+        out.print(f"{row.name}  {'verified' if row.verified_at else 'unverified'}")
 
 
 # -- keys ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sealmail.tenancy.schemas import (
     SmtpCredentialListOut,
     TenantOut,
 )
-from sealmail.tenancy.service import SCOPES, Principal, Tenancy, TxtLookup
+from sealmail.tenancy.service import SCOPES, Principal, SenderDomain, Tenancy, TxtLookup
 
 
 class TrackingIn(BaseModel):
@@ -86,15 +86,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _domain(row: dict[str, Any]) -> dict[str, Any]:
+def _domain(row: SenderDomain) -> dict[str, Any]:
     return {
-        "name": row["name"],
-        "verified": row["verified_at"] is not None,
-        "verified_at": _iso(row["verified_at"]),
+        "name": row.name,
+        "verified": row.verified_at is not None,
+        "verified_at": _iso(row.verified_at),
         "verification": {
             "type": "TXT",
-            "name": f"_sealmail.{row['name']}",
-            "value": f"sealmail-verification={row['verification_token']}",
+            "name": f"_sealmail.{row.name}",
+            "value": f"sealmail-verification={row.verification_token}",
         },
     }
 
@@ -112,7 +112,7 @@ class SenderDomainsPort(Protocol):
     def add(self, tenant_id: str, name: str, actor: str, *, verified: bool = False) -> Any: ...
     async def verify(
         self, tenant_id: str, name: str, actor: str, txt: TxtLookup, run: Callable[..., Awaitable[Any]]
-    ) -> dict[str, Any]: ...
+    ) -> SenderDomain: ...
 
 
 class TenancyServices(Protocol):
