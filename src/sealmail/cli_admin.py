@@ -41,7 +41,7 @@ def tenants_list() -> None:
     svc = _services()
     table = Table("id", "name", "created")
     for row in svc.tenancy.list_tenants():
-        table.add_row(row["id"], row["name"], row["created_at"].isoformat())
+        table.add_row(row.id, row.name, row.created_at.isoformat())
     out.print(table)
 
 

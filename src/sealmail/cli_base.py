@@ -65,11 +65,11 @@ def _services(settings: Settings | None = None) -> Services:
 
 def _tenant(svc: Services, tenant: str | None) -> str:
     if tenant:
-        return svc.tenancy.get_tenant(tenant)["id"]  # type: ignore[no-any-return]  # str column
+        return svc.tenancy.get_tenant(tenant).id
     rows = svc.tenancy.list_tenants()
     if len(rows) != 1:
         raise ConfigError(f"{len(rows)} tenants exist; pass --tenant <id> (see `sealmail tenants list`)")
-    return rows[0]["id"]  # type: ignore[no-any-return]  # str column
+    return rows[0].id
 
 
 T = TypeVar("T")

@@ -133,11 +133,11 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
     @r.get("/tenant", response_model=TenantOut)
     def get_tenant(who: Admin) -> dict[str, Any]:
         row = tenancy.get_tenant(who.tenant_id)
-        return {"id": row["id"], "name": row["name"], "settings": row["settings"]}
+        return {"id": row.id, "name": row.name, "settings": row.settings}
 
     @r.patch("/tenant/settings", response_model=SettingsOut)
     def patch_settings(body: TenantSettingsIn, who: Admin) -> dict[str, Any]:
-        current = tenancy.get_tenant(who.tenant_id)["settings"]
+        current = tenancy.get_tenant(who.tenant_id).settings
         changes: dict[str, Any] = {}
         if body.tls_policy is not None:
             merged = dict(current.get("tls_policy", {}))

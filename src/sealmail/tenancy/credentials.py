@@ -31,6 +31,7 @@ from sealmail.errors import AuthenticationRequired, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import api_keys, smtp_credentials
+from sealmail.tenancy.values import Tenant
 
 SCOPES = ("send", "read", "admin")
 CACHE_SECONDS = 5.0
@@ -86,7 +87,7 @@ class Credentials:
     _dummy: str | None
     _smtp: dict[str, _CachedCredential]
 
-    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         raise NotImplementedError  # ``Tenancy`` provides it
 
     # -- API keys ----------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from sealmail.tenancy.credentials import (
     Principal as Principal,
 )
 from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.values import Tenant as Tenant
 
 TxtLookup = Callable[[str], Awaitable[list[str]]]
 
@@ -132,17 +133,17 @@ class Tenancy(Credentials):
             )
         return tenant_id
 
-    def list_tenants(self) -> list[dict[str, Any]]:
+    def list_tenants(self) -> list[Tenant]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(sa.select(tenants).order_by(tenants.c.created_at)).mappings()
-            return [dict(r) for r in rows]
+            return [Tenant.from_row(r) for r in rows]
 
-    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         with db.reader(self.engine) as conn:
             row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
-        return dict(row)
+        return Tenant.from_row(row)
 
     def tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any]:
         """A tenant's settings for hot paths, at most ``CACHE_SECONDS`` old (read-only)."""
@@ -150,7 +151,7 @@ class Tenancy(Credentials):
         if cached is not None:
             return cached
         stamp = self._settings.stamp()
-        settings = MappingProxyType(dict(self.get_tenant(tenant_id)["settings"] or {}))
+        settings = MappingProxyType(self.get_tenant(tenant_id).settings)
         self._settings.put(tenant_id, settings, stamp)
         return settings
 
