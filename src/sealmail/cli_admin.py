@@ -64,11 +64,11 @@ def api_keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     table = Table("id", "name", "scopes", "created", "revoked")
     for row in svc.tenancy.list_api_keys(_tenant(svc, tenant)):
         table.add_row(
-            row["id"],
-            row["name"],
-            ",".join(row["scopes"]),
-            row["created_at"].isoformat(),
-            row["revoked_at"].isoformat() if row["revoked_at"] else "",
+            row.id,
+            row.name,
+            ",".join(row.scopes),
+            row.created_at.isoformat() if row.created_at else "",
+            row.revoked_at.isoformat() if row.revoked_at else "",
         )
     out.print(table)
 

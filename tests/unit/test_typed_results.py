@@ -46,7 +46,8 @@ FREE_FORM: dict[str, str] = {
     "tlsrpt/report.py:PolicyReport.to_json": "an RFC 8460 report document (a wire format)",
     "tlsrpt/report.py:build_report": "an RFC 8460 report document (a wire format)",
     "tlsrpt/report.py:parse_received": "a received RFC 8460 report, as the sender wrote it",
-    "portal/lifecycle.py:notice_facts": "audit/evidence details of a notice (free-form audit JSON)",
+    "portal/lifecycle.py:notice_facts": "a notice's facts as portal event data (free-form event JSON)",
+    "tenancy/service.py:Tenancy.update_settings": "the tenant's settings JSON (open: a key per feature)",
 }
 
 NOT_YET_TYPED: set[str] = {
@@ -70,9 +71,6 @@ NOT_YET_TYPED: set[str] = {
     "secureline/keydir.py:KeyDirectory.upload",
     "secureline/keydir.py:KeyDirectory.list",
     "secureline/keydir.py:KeyDirectory.get",
-    "tenancy/credentials.py:Credentials.list_api_keys",
-    "tenancy/credentials.py:Credentials.list_smtp_credentials",
-    "tenancy/service.py:Tenancy.update_settings",
     "users/keys.py:UserKeys.list_keys",
     "users/service.py:Users.list_users",
 }

@@ -17,12 +17,14 @@ from sealmail.errors import ServiceUnavailable, ValidationFailed
 from sealmail.net.dns import DnsLookupError, Resolver
 from sealmail.tenancy.schemas import (
     ApiKeyListOut,
+    ApiKeyOut,
     DomainListOut,
     DomainOut,
     NewApiKeyOut,
     NewSmtpCredentialOut,
     SettingsOut,
     SmtpCredentialListOut,
+    SmtpCredentialOut,
     TenantOut,
 )
 from sealmail.tenancy.service import SCOPES, Principal, SenderDomain, Tenancy, TxtLookup
@@ -195,18 +197,8 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
             ) from exc
 
     @r.get("/api-keys", response_model=ApiKeyListOut)
-    def list_keys(who: Admin) -> dict[str, Any]:
-        return {
-            "data": [
-                {
-                    **k,
-                    "created_at": _iso(k["created_at"]),
-                    "revoked_at": _iso(k["revoked_at"]),
-                    "last_used_at": _iso(k["last_used_at"]),
-                }
-                for k in tenancy.list_api_keys(who.tenant_id)
-            ]
-        }
+    def list_keys(who: Admin) -> ApiKeyListOut:
+        return ApiKeyListOut(data=[ApiKeyOut.of(k) for k in tenancy.list_api_keys(who.tenant_id)])
 
     @r.post("/api-keys", status_code=201, response_model=NewApiKeyOut)
     async def create_key(body: ApiKeyIn, who: Admin) -> dict[str, Any]:
@@ -225,13 +217,9 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
         tenancy.revoke_api_key(who.tenant_id, key_id, actor=who.credential_id)
 
     @r.get("/smtp-credentials", response_model=SmtpCredentialListOut)
-    def list_smtp(who: Admin) -> dict[str, Any]:
-        return {
-            "data": [
-                {**c, "created_at": _iso(c["created_at"]), "revoked_at": _iso(c["revoked_at"])}
-                for c in tenancy.list_smtp_credentials(who.tenant_id)
-            ]
-        }
+    def list_smtp(who: Admin) -> SmtpCredentialListOut:
+        found = tenancy.list_smtp_credentials(who.tenant_id)
+        return SmtpCredentialListOut(data=[SmtpCredentialOut.of(c) for c in found])
 
     @r.post("/smtp-credentials", status_code=201, response_model=NewSmtpCredentialOut)
     async def create_smtp(body: SmtpCredentialIn, who: Admin) -> dict[str, Any]:
