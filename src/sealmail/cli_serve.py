@@ -164,8 +164,8 @@ def captured(
         return
     for row in rows:
         out.print(
-            f"[bold]{row['received_at']}[/bold] {row['message_id']} → {', '.join(row['rcpt_to'])}"
-            f" ({row['size']} bytes, {row['tls_version'] or 'plaintext'})"
+            f"[bold]{row.received_at.isoformat()}[/bold] {row.message_id} → {', '.join(row.rcpt_to)}"
+            f" ({row.size} bytes, {row.tls_version or 'plaintext'})"
         )
         if full:
-            out.print(row["data"], markup=False, highlight=False, emoji=False)
+            out.print(row.data, markup=False, highlight=False, emoji=False)

@@ -59,8 +59,6 @@ NOT_YET_TYPED: set[str] = {
     "messages/reading.py:Reading.search",
     "messages/reading.py:Reading.list_events",
     "messages/reading.py:render_message",
-    "delivery/capture_sink.py:list_for_tenant",
-    "delivery/capture_sink.py:list_all",
     "console/reports.py:Reports.audit_entries",
     "evidence/anchors.py:Anchors.anchor",
     "evidence/proofs.py:Proofs.issue",
