@@ -42,7 +42,7 @@ def tenants_list() -> None:
     svc = _services()
     table = Table("id", "name", "created")
     for row in svc.tenancy.list_tenants():
-        table.add_row(row["id"], row["name"], row["created_at"].isoformat())
+        table.add_row(row.id, row.name, row.created_at.isoformat())
     out.print(table)
 
 
@@ -65,11 +65,11 @@ def api_keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     table = Table("id", "name", "scopes", "created", "revoked")
     for row in svc.tenancy.list_api_keys(_tenant(svc, tenant)):
         table.add_row(
-            row["id"],
-            row["name"],
-            ",".join(row["scopes"]),
-            row["created_at"].isoformat(),
-            row["revoked_at"].isoformat() if row["revoked_at"] else "",
+            row.id,
+            row.name,
+            ",".join(row.scopes),
+            row.created_at.isoformat() if row.created_at else "",
+            row.revoked_at.isoformat() if row.revoked_at else "",
         )
     out.print(table)
 
@@ -115,7 +115,7 @@ def domains_add(
     setup = svc.sender_domains.add(_tenant(svc, tenant), name, "cli", verified=verified)
     row = setup.domain
     out.print(
-        f'{row["name"]}: add TXT _sealmail.{row["name"]} "sealmail-verification={row["verification_token"]}"',
+        f'{row.name}: add TXT _sealmail.{row.name} "sealmail-verification={row.verification_token}"',
         markup=False,
         soft_wrap=True,
     )
@@ -185,7 +185,7 @@ def _resolver(svc: Services) -> Resolver:
 def domains_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
     svc = _services()
     for row in svc.tenancy.list_domains(_tenant(svc, tenant)):
-        out.print(f"{row['name']}  {'verified' if row['verified_at'] else 'unverified'}")
+        out.print(f"{row.name}  {'verified' if row.verified_at else 'unverified'}")
 
 
 # -- keys ----------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def _tenant(svc: Services, tenant: str | None) -> str:
         raise ConfigError(
             f"{len(rows)} tenants exist; pass --tenant <name or id> (see `sealmail tenants list`)"
         )
-    return rows[0]["id"]  # type: ignore[no-any-return]  # str column
+    return rows[0].id
 
 
 T = TypeVar("T")

@@ -81,8 +81,8 @@ def _banner(svc: Services) -> str:
     settings = svc.settings
     tenant_id = _tenant(svc, None)
     for key in svc.tenancy.list_api_keys(tenant_id):
-        if key["name"] == "make-run" and key["revoked_at"] is None:
-            svc.tenancy.revoke_api_key(tenant_id, key["id"], actor="make-run")
+        if key.name == "make-run" and key.revoked_at is None:
+            svc.tenancy.revoke_api_key(tenant_id, key.id, actor="make-run")
     _, api_key = svc.tenancy.create_api_key(tenant_id, "make-run", ["send", "read", "admin"], "make-run")
     base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
     example = (
@@ -164,8 +164,8 @@ def captured(
         return
     for row in rows:
         out.print(
-            f"[bold]{row['received_at']}[/bold] {row['message_id']} → {', '.join(row['rcpt_to'])}"
-            f" ({row['size']} bytes, {row['tls_version'] or 'plaintext'})"
+            f"[bold]{row.received_at.isoformat()}[/bold] {row.message_id} → {', '.join(row.rcpt_to)}"
+            f" ({row.size} bytes, {row.tls_version or 'plaintext'})"
         )
         if full:
-            out.print(row["data"], markup=False, highlight=False, emoji=False)
+            out.print(row.data, markup=False, highlight=False, emoji=False)

@@ -39,7 +39,7 @@ def domains_section(
             who = await run_in_threadpool(kit.signed_in, request, Permission.MANAGE_SETTINGS)
             if isinstance(who, Response):
                 return who
-            domain = (await run_in_threadpool(tenancy.domain, who.tenant_id, name[:253]))["name"]
+            domain = (await run_in_threadpool(tenancy.domain, who.tenant_id, name[:253])).name
             try:
                 records = await run_in_threadpool(sender_domains.records, who.tenant_id, domain)
             except NotFound:

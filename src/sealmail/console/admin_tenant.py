@@ -87,7 +87,7 @@ def _policy_pages(app: FastAPI, kit: Kit, pages: TenantPages) -> None:
     tenancy = pages.tenancy
 
     def page(request: Request, who: Session, status: int = 200, **ctx: Any) -> HTMLResponse:
-        settings = tenancy.get_tenant(who.tenant_id)["settings"] or {}
+        settings = tenancy.get_tenant(who.tenant_id).settings or {}
         dlp = settings.get("dlp") or {}
         return kit.render(
             request, "admin_policy.html", status=status, title="Policy", who=who, labels=FLAG_LABELS,
@@ -111,7 +111,7 @@ def _policy_pages(app: FastAPI, kit: Kit, pages: TenantPages) -> None:
         reason = str(form.get("reason", "")).strip()[:2000]
 
         def save() -> Response:
-            current = dict(tenancy.get_tenant(who.tenant_id)["settings"] or {})
+            current = dict(tenancy.get_tenant(who.tenant_id).settings or {})
             try:
                 changes = _policy_form(current, form)
             except ValidationFailed as exc:
@@ -140,7 +140,7 @@ def _address(value: str, field: str) -> str:
 
 def _reply_pages(app: FastAPI, kit: Kit, tenancy: Tenancy) -> None:
     def page(request: Request, who: Session, status: int = 200, **ctx: Any) -> HTMLResponse:
-        settings = tenancy.get_tenant(who.tenant_id)["settings"] or {}
+        settings = tenancy.get_tenant(who.tenant_id).settings or {}
         senders = sorted((settings.get("reply_mailboxes") or {}).items())
         return kit.render(
             request, "admin_replies.html", status=status, title="Reply mailboxes", who=who,
@@ -161,7 +161,7 @@ def _reply_pages(app: FastAPI, kit: Kit, tenancy: Tenancy) -> None:
         who, form = acted
 
         def save() -> Response:
-            current = tenancy.get_tenant(who.tenant_id)["settings"] or {}
+            current = tenancy.get_tenant(who.tenant_id).settings or {}
             senders = dict(current.get("reply_mailboxes") or {})
             try:
                 box = str(form.get("mailbox", "")).strip()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import ssl
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.engine import Engine
 
 from sealmail.domain.message import TRACE_HEADER
+from sealmail.domain.page import Page
 from sealmail.ids import new_id
 from sealmail.smtpd.server import RequireTlsSMTP, offer_requiretls
 from sealmail.store import db
@@ -97,22 +99,34 @@ class CaptureSink:
         self.controller.stop()
 
 
-def _render(row: Any, with_data: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": row["id"],
-        "message_id": row["sealmail_message_id"],
-        "received_at": row["received_at"].isoformat(),
-        "mail_from": row["mail_from"],
-        "rcpt_to": row["rcpt_to"],
-        "tls_version": row["tls_version"],
-        "size": row["size"],
-    }
-    if with_data:
-        body["data"] = row["data"].decode("utf-8", "replace")
-    return body
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One message the capture sink received (development: nothing leaves the machine)."""
+
+    id: str
+    message_id: str | None
+    received_at: datetime
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    tls_version: str | None
+    size: int
+    data: str  # the message as text (undecodable bytes replaced)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Captured:
+        return cls(
+            id=row["id"],
+            message_id=row["sealmail_message_id"],
+            received_at=row["received_at"],
+            mail_from=row["mail_from"],
+            rcpt_to=tuple(row["rcpt_to"]),
+            tls_version=row["tls_version"],
+            size=row["size"],
+            data=row["data"].decode("utf-8", "replace"),
+        )
 
 
-def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | None) -> dict[str, Any]:
+def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | None) -> Page[Captured]:
     q = (
         sa.select(captured_messages)
         .join(messages, messages.c.id == captured_messages.c.sealmail_message_id)
@@ -123,17 +137,15 @@ def list_for_tenant(engine: Engine, tenant_id: str, limit: int, cursor: str | No
     with db.reader(engine) as conn:
         rows = conn.execute(q.order_by(captured_messages.c.id.desc()).limit(limit + 1)).mappings().all()
     page = rows[:limit]
-    return {
-        "data": [_render(r, with_data=True) for r in page],
-        "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
-    }
+    more = len(rows) > limit and bool(page)
+    return Page(tuple(Captured.from_row(r) for r in page), page[-1]["id"] if more else None)
 
 
-def list_all(engine: Engine, limit: int) -> list[dict[str, Any]]:
+def list_all(engine: Engine, limit: int) -> list[Captured]:
     with db.reader(engine) as conn:
         rows = (
             conn.execute(sa.select(captured_messages).order_by(captured_messages.c.id.desc()).limit(limit))
             .mappings()
             .all()
         )
-    return [_render(r, with_data=True) for r in rows]
+    return [Captured.from_row(r) for r in rows]

@@ -63,7 +63,7 @@ class Screener:
         hit = self._cache.get(tenant_id)
         if hit is not None and time.monotonic() - hit[0] < POLICY_TTL:
             return hit[1]
-        settings = self.tenancy.get_tenant(tenant_id)["settings"] or {}
+        settings = self.tenancy.get_tenant(tenant_id).settings
         policy = policy_from_settings(settings.get("dlp"))
         with self._lock:
             self._cache[tenant_id] = (time.monotonic(), policy)

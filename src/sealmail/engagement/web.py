@@ -155,7 +155,7 @@ def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
 
     def render(request: Request, token: str, sub: Subscription) -> Response:
         try:
-            org = str(tenancy.get_tenant(sub.target.tenant_id)["name"])
+            org = tenancy.get_tenant(sub.target.tenant_id).name
         except NotFound:
             org = "The sender"
         html = page.render(

@@ -85,7 +85,7 @@ def mount_files(app: FastAPI, services: FileServices, options: PortalOptions | N
             row = services.tenancy.get_tenant(tenant_id)
         except NotFound:
             return Branding("Secure messages", "#0b5cad", None)
-        return branding(str(row["name"]), dict(row["settings"] or {}))
+        return branding(row.name, dict(row.settings))
 
     def render(request: Request, template: str, tenant_id: str | None, status: int, **ctx: Any) -> Response:
         brand = brand_for(tenant_id) if tenant_id else Branding("Secure messages", "#0b5cad", None)

@@ -113,7 +113,7 @@ class FormSubmissions:
             if row is None or row.status != ACTIVE:
                 return None
             definition = self.forms.definition(conn, row.tenant_id, row.id, row.current_version)
-        organization = str(self.forms.tenancy.get_tenant(row.tenant_id)["name"])
+        organization = str(self.forms.tenancy.get_tenant(row.tenant_id).name)
         return PublicForm(row.id, row.tenant_id, int(row.current_version), definition, organization)
 
     def token(self, form_id: str) -> str:
@@ -204,7 +204,7 @@ class FormSubmissions:
             row = self._submission(conn, tenant_id, submission_id)
             definition = self.forms.definition(conn, tenant_id, row.form_id, row.version)
         stored = json.loads(self.keyring.open(tenant_id, row.id, row.key_id, row.wrapped_key, row.content))
-        organization = str(self.forms.tenancy.get_tenant(tenant_id)["name"])
+        organization = str(self.forms.tenancy.get_tenant(tenant_id).name)
         sub = build_message(definition, stored, organization, self.message_id_domain)
         who = Principal(tenant_id, f"form:{row.form_id}", frozenset({"send"}))
         idem = Idempotency(f"form-submission:{row.id}", hashlib.sha256(row.id.encode()).hexdigest())
@@ -279,7 +279,7 @@ class FormSubmissions:
             if row is None:
                 return None
             d = self.forms.definition(conn, row.tenant_id, row.form_id, row.version)
-        organization = str(self.forms.tenancy.get_tenant(row.tenant_id)["name"])
+        organization = str(self.forms.tenancy.get_tenant(row.tenant_id).name)
         return Receipt(sid, organization, d.title, d.receipt_message, row.received_at, row.digest)
 
     # -- the tenant's view -------------------------------------------------------------------

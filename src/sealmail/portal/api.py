@@ -45,18 +45,19 @@ def router(lifecycle: PortalLifecycle, need: Any) -> APIRouter:
         response_model=PortalRecallOut,
         summary="Recall a portal message (revoke every recipient's access)",
     )
-    async def recall(message_id: str, who: Sender) -> dict[str, Any]:
+    async def recall(message_id: str, who: Sender) -> PortalRecallOut:
         """Revoke portal access for all of the message's portal recipients, read or not."""
-        return await run_in_threadpool(lifecycle.recall, who.tenant_id, message_id, who.credential_id)
+        done = await run_in_threadpool(lifecycle.recall, who.tenant_id, message_id, who.credential_id)
+        return PortalRecallOut.of(done.status, recalled=done.recalled, shredded=done.shredded)
 
     @r.patch(
         "/messages/{message_id}/portal",
         response_model=PortalStatusOut,
         summary="Set a portal message's expiry and passphrase",
     )
-    async def configure(message_id: str, body: PortalSettingsIn, who: Sender) -> dict[str, Any]:
+    async def configure(message_id: str, body: PortalSettingsIn, who: Sender) -> PortalStatusOut:
         given = body.model_fields_set
-        return await run_in_threadpool(
+        status = await run_in_threadpool(
             lambda: lifecycle.configure(
                 who.tenant_id,
                 message_id,
@@ -65,12 +66,13 @@ def router(lifecycle: PortalLifecycle, need: Any) -> APIRouter:
                 passphrase=body.passphrase if "passphrase" in given else UNSET,
             )
         )
+        return PortalStatusOut.of(status)
 
     @r.get(
         "/portal/messages", response_model=PortalStatusOut, summary="A message's portal settings and holds"
     )
-    def list_portal(who: Reader, message_id: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+    def list_portal(who: Reader, message_id: Annotated[str, Query(min_length=1)]) -> PortalStatusOut:
         """The message's portal settings and each portal recipient's state."""
-        return lifecycle.describe(who.tenant_id, message_id)
+        return PortalStatusOut.of(lifecycle.describe(who.tenant_id, message_id))
 
     return r

@@ -9,6 +9,7 @@ import typer
 
 from sealmail.cli_support import SessionOpener
 from sealmail.portal.lifecycle import PortalLifecycle
+from sealmail.web.models import as_json
 
 portal_app = typer.Typer(help="Secure-portal messages: recall, expire, list.", no_args_is_help=True)
 
@@ -27,21 +28,22 @@ def _print(value: object) -> None:
 def recall(message_id: str, tenant: Tenant = None) -> None:
     """Revoke portal access to a message for all its recipients (read or not)."""
     with session(tenant) as (lifecycle, tenant_id):
-        _print(lifecycle.recall(tenant_id, message_id, "cli"))
+        done = lifecycle.recall(tenant_id, message_id, "cli")
+        _print({**as_json(done.status), "recalled": done.recalled, "shredded": done.shredded})
 
 
 @portal_app.command("expire-now")
 def expire_now(message_id: str, tenant: Tenant = None) -> None:
     """End portal access now; the content is shredded once no recipient needs it."""
     with session(tenant) as (lifecycle, tenant_id):
-        _print(lifecycle.expire_now(tenant_id, message_id, "cli"))
+        _print(as_json(lifecycle.expire_now(tenant_id, message_id, "cli")))
 
 
 @portal_app.command("list")
 def list_holds(message_id: str, tenant: Tenant = None) -> None:
     """Show a message's portal settings and each portal recipient's state."""
     with session(tenant) as (lifecycle, tenant_id):
-        _print(lifecycle.describe(tenant_id, message_id))
+        _print(as_json(lifecycle.describe(tenant_id, message_id)))
 
 
 @portal_app.command("sweep")

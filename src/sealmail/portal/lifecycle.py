@@ -14,6 +14,7 @@ applies the rule on a schedule; ``recall`` applies it at once.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,7 +91,7 @@ class PortalLifecycle:
         *,
         expires_at: datetime | None = UNSET,
         passphrase: str | None = UNSET,
-    ) -> dict[str, Any]:
+    ) -> PortalStatus:
         """Change a message's portal expiry and/or passphrase (``None`` clears either)."""
         values: dict[str, Any] = {}
         if expires_at is not UNSET:
@@ -113,7 +114,7 @@ class PortalLifecycle:
                 )
         return self.describe(tenant_id, message_id)
 
-    def describe(self, tenant_id: str, message_id: str) -> dict[str, Any]:
+    def describe(self, tenant_id: str, message_id: str) -> PortalStatus:
         """The message's portal settings and every hold with its state (tenant-scoped)."""
         now = _now()
         with db.reader(self.engine) as conn:
@@ -129,17 +130,17 @@ class PortalLifecycle:
                 .where(portal_messages.c.tenant_id == tenant_id, portal_messages.c.message_id == message_id)
                 .order_by(portal_messages.c.created_at)
             ).all()
-        return {
-            "message_id": message_id,
-            "requires_passphrase": bool(settings and settings.passphrase_hash),
-            "expires_at": _iso(settings.expires_at) if settings else None,
-            "recalled_at": _iso(settings.recalled_at) if settings else None,
-            "shredded_at": _iso(settings.shredded_at) if settings else None,
-            "recipients": [_render_hold(r, now) for r in rows],
-        }
+        return PortalStatus(
+            message_id=message_id,
+            requires_passphrase=bool(settings and settings.passphrase_hash),
+            expires_at=settings.expires_at if settings else None,
+            recalled_at=settings.recalled_at if settings else None,
+            shredded_at=settings.shredded_at if settings else None,
+            recipients=tuple(HoldView.from_row(r, now) for r in rows),
+        )
 
     # -- recall -------------------------------------------------------------------------------
-    def recall(self, tenant_id: str, message_id: str, actor: str) -> dict[str, Any]:
+    def recall(self, tenant_id: str, message_id: str, actor: str) -> Recalled:
         """Revoke portal access for every portal recipient, before or after reading.
 
         Holds created later (a recipient still queued) are closed too: the recall is
@@ -175,7 +176,7 @@ class PortalLifecycle:
                 conn, AuditAction.PORTAL_RECALLED, actor, tenant_id, message_id, recipients=len(holds)
             )
             shredded = self._shred_if_done(conn, tenant_id, message_id, now)
-        return {**self.describe(tenant_id, message_id), "recalled": len(holds), "shredded": shredded}
+        return Recalled(self.describe(tenant_id, message_id), len(holds), shredded)
 
     # -- expiry and shredding -----------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> SweepResult:
@@ -297,7 +298,7 @@ class PortalLifecycle:
         ).all()
         return all(s.status in TERMINAL for s in statuses if s.id not in exclude)
 
-    def expire_now(self, tenant_id: str, message_id: str, actor: str) -> dict[str, Any]:
+    def expire_now(self, tenant_id: str, message_id: str, actor: str) -> PortalStatus:
         """End portal access now by moving the expiry to the present, then sweep."""
         now = _now()
         self.configure(tenant_id, message_id, actor, expires_at=now - timedelta(seconds=1))
@@ -305,36 +306,88 @@ class PortalLifecycle:
         return self.describe(tenant_id, message_id)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+@dataclass(frozen=True, slots=True)
+class NoticeFacts:
+    """How a hold's notice travelled (``portal_messages.notice_*``)."""
+
+    channel: str
+    required_tls: str | None
+    tls_version: str | None  # None: plaintext
+    verified_by: str | None
+    meets_required: bool
+
+    @classmethod
+    def from_row(cls, row: Any) -> NoticeFacts | None:
+        """None before a notice was delivered."""
+        if row.notice_strength is None:
+            return None
+        return cls(
+            "email",
+            row.notice_required_tls,
+            row.notice_tls_version,
+            row.notice_verified_by,
+            row.notice_strength == "meets",
+        )
 
 
-def _render_hold(row: Any, now: datetime) -> dict[str, Any]:
-    hold = to_hold(row)
-    return {
-        "id": hold.id,
-        "recipient_id": hold.recipient_id,
-        "email": hold.address,
-        "state": str(hold.state(now)),
-        "created_at": _iso(row.created_at),
-        "expires_at": _iso(hold.expires_at),
-        "notified_at": _iso(row.notified_at),
-        "viewed_at": _iso(row.viewed_at),
-        "recalled_at": _iso(row.recalled_at),
-        "requires_passphrase": hold.requires_passphrase,
-        "content_destroyed": hold.shredded,
-        "notice": notice_facts(row),
-    }
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    """One portal recipient of a message and the state of its hold."""
+
+    id: str
+    recipient_id: str
+    email: str
+    state: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    notified_at: datetime | None
+    viewed_at: datetime | None
+    recalled_at: datetime | None
+    requires_passphrase: bool
+    content_destroyed: bool
+    notice: NoticeFacts | None
+
+    @classmethod
+    def from_row(cls, row: Any, now: datetime) -> HoldView:
+        hold = to_hold(row)
+        return cls(
+            id=hold.id,
+            recipient_id=hold.recipient_id,
+            email=hold.address,
+            state=str(hold.state(now)),
+            created_at=row.created_at,
+            expires_at=hold.expires_at,
+            notified_at=row.notified_at,
+            viewed_at=row.viewed_at,
+            recalled_at=row.recalled_at,
+            requires_passphrase=hold.requires_passphrase,
+            content_destroyed=hold.shredded,
+            notice=NoticeFacts.from_row(row),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PortalStatus:
+    """A message's portal settings and every hold with its state."""
+
+    message_id: str
+    requires_passphrase: bool
+    expires_at: datetime | None
+    recalled_at: datetime | None
+    shredded_at: datetime | None
+    recipients: tuple[HoldView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """A recall: the message's status after it, how many lost access, whether it is shredded."""
+
+    status: PortalStatus
+    recalled: int
+    shredded: bool
 
 
 def notice_facts(row: Any) -> dict[str, Any] | None:
-    """How the hold's notice travelled (``portal_messages.notice_*``), or None before one did."""
-    if row.notice_strength is None:
-        return None
-    return {
-        "channel": "email",
-        "required_tls": row.notice_required_tls,
-        "tls_version": row.notice_tls_version,
-        "verified_by": row.notice_verified_by,
-        "meets_required": row.notice_strength == "meets",
-    }
+    """``NoticeFacts`` as the data of a portal event (free-form event JSON)."""
+    facts = NoticeFacts.from_row(row)
+    return dataclasses.asdict(facts) if facts is not None else None

@@ -83,7 +83,7 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
     def render(request: Request, template: str, tenant_id: str, status: int, **ctx: Any) -> Response:
         try:
             row = tenancy.get_tenant(tenant_id)
-            brand = branding(str(row["name"]), dict(row["settings"] or {}))
+            brand = branding(row.name, dict(row.settings))
         except Exception:  # noqa: BLE001 — an unknown tenant gets the neutral brand
             brand = Branding("Secure messages", "#0b5cad", None)
         base = request.scope.get("root_path", "")

@@ -110,7 +110,7 @@ def create_portal(
             row = services.tenancy.get_tenant(tenant_id)
         except NotFound:
             return Branding("Secure messages", "#0b5cad", None)
-        return branding(str(row["name"]), dict(row["settings"] or {}))
+        return branding(row.name, dict(row.settings))
 
     def render(
         request: Request, template: str, *, tenant_id: str | None, status: int = 200, **ctx: Any

@@ -221,7 +221,7 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
 
     @r.patch("/tenant/policy", response_model=SettingsOut)
     def patch_policy(body: PolicySettingsIn, who: Admin) -> dict[str, Any]:
-        current = services.tenancy.get_tenant(who.tenant_id)["settings"] or {}
+        current = services.tenancy.get_tenant(who.tenant_id).settings
         changes: dict[str, Any] = {}
         if body.secureline is not None:
             merged = dict(current.get("secureline", {}))

@@ -117,7 +117,7 @@ class PortalTexts:
             link = self._link(row)
             if link is None:
                 continue
-            organization = str(self.texting.tenancy.get_tenant(row.tenant_id)["name"])
+            organization = str(self.texting.tenancy.get_tenant(row.tenant_id).name)
             result = self.texting.queue(
                 TextRequest(
                     row.tenant_id,

@@ -393,5 +393,5 @@ class Texting(SmsContacts):
         }
         if got.keyword not in template:
             return None
-        org = str(self.tenancy.get_tenant(tenant_id)["name"])
+        org = str(self.tenancy.get_tenant(tenant_id).name)
         return TextRequest(tenant_id, theirs, template[got.keyword], org)

@@ -18,15 +18,17 @@ from sealmail.net.dns import DnsLookupError, Resolver
 from sealmail.tenancy.decisions import REASON_DOC, Decisions, require_reason
 from sealmail.tenancy.schemas import (
     ApiKeyListOut,
+    ApiKeyOut,
     DomainListOut,
     DomainOut,
     NewApiKeyOut,
     NewSmtpCredentialOut,
     SettingsOut,
     SmtpCredentialListOut,
+    SmtpCredentialOut,
     TenantOut,
 )
-from sealmail.tenancy.service import SCOPES, Principal, Tenancy, TxtLookup
+from sealmail.tenancy.service import SCOPES, Principal, SenderDomain, Tenancy, TxtLookup
 
 
 class TrackingIn(BaseModel):
@@ -88,15 +90,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _domain(row: dict[str, Any]) -> dict[str, Any]:
+def _domain(row: SenderDomain) -> dict[str, Any]:
     return {
-        "name": row["name"],
-        "verified": row["verified_at"] is not None,
-        "verified_at": _iso(row["verified_at"]),
+        "name": row.name,
+        "verified": row.verified_at is not None,
+        "verified_at": _iso(row.verified_at),
         "verification": {
             "type": "TXT",
-            "name": f"_sealmail.{row['name']}",
-            "value": f"sealmail-verification={row['verification_token']}",
+            "name": f"_sealmail.{row.name}",
+            "value": f"sealmail-verification={row.verification_token}",
         },
     }
 
@@ -114,7 +116,7 @@ class SenderDomainsPort(Protocol):
     def add(self, tenant_id: str, name: str, actor: str, *, verified: bool = False) -> Any: ...
     async def verify(
         self, tenant_id: str, name: str, actor: str, txt: TxtLookup, run: Callable[..., Awaitable[Any]]
-    ) -> dict[str, Any]: ...
+    ) -> SenderDomain: ...
 
 
 class TenancyServices(Protocol):
@@ -135,11 +137,11 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
     @r.get("/tenant", response_model=TenantOut)
     def get_tenant(who: Admin) -> dict[str, Any]:
         row = tenancy.get_tenant(who.tenant_id)
-        return {"id": row["id"], "name": row["name"], "settings": row["settings"]}
+        return {"id": row.id, "name": row.name, "settings": row.settings}
 
     @r.patch("/tenant/settings", response_model=SettingsOut)
     def patch_settings(body: TenantSettingsIn, who: Admin) -> dict[str, Any]:
-        current = tenancy.get_tenant(who.tenant_id)["settings"]
+        current = tenancy.get_tenant(who.tenant_id).settings
         changes: dict[str, Any] = {}
         if body.tls_policy is not None:
             merged = dict(current.get("tls_policy", {}))
@@ -199,18 +201,8 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
             ) from exc
 
     @r.get("/api-keys", response_model=ApiKeyListOut)
-    def list_keys(who: Admin) -> dict[str, Any]:
-        return {
-            "data": [
-                {
-                    **k,
-                    "created_at": _iso(k["created_at"]),
-                    "revoked_at": _iso(k["revoked_at"]),
-                    "last_used_at": _iso(k["last_used_at"]),
-                }
-                for k in tenancy.list_api_keys(who.tenant_id)
-            ]
-        }
+    def list_keys(who: Admin) -> ApiKeyListOut:
+        return ApiKeyListOut(data=[ApiKeyOut.of(k) for k in tenancy.list_api_keys(who.tenant_id)])
 
     @r.post("/api-keys", status_code=201, response_model=NewApiKeyOut)
     async def create_key(body: ApiKeyIn, who: Admin) -> dict[str, Any]:
@@ -229,13 +221,9 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
         tenancy.revoke_api_key(who.tenant_id, key_id, actor=who.credential_id)
 
     @r.get("/smtp-credentials", response_model=SmtpCredentialListOut)
-    def list_smtp(who: Admin) -> dict[str, Any]:
-        return {
-            "data": [
-                {**c, "created_at": _iso(c["created_at"]), "revoked_at": _iso(c["revoked_at"])}
-                for c in tenancy.list_smtp_credentials(who.tenant_id)
-            ]
-        }
+    def list_smtp(who: Admin) -> SmtpCredentialListOut:
+        found = tenancy.list_smtp_credentials(who.tenant_id)
+        return SmtpCredentialListOut(data=[SmtpCredentialOut.of(c) for c in found])
 
     @r.post("/smtp-credentials", status_code=201, response_model=NewSmtpCredentialOut)
     async def create_smtp(body: SmtpCredentialIn, who: Admin) -> dict[str, Any]:

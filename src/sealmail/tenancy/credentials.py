@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -31,6 +30,7 @@ from sealmail.errors import AuthenticationRequired, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import api_keys, smtp_credentials
+from sealmail.tenancy.values import ApiKeyInfo, SmtpCredentialInfo, Tenant
 
 SCOPES = ("send", "read", "admin")
 CACHE_SECONDS = 5.0
@@ -86,7 +86,7 @@ class Credentials:
     _dummy: str | None
     _smtp: dict[str, _CachedCredential]
 
-    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         raise NotImplementedError  # ``Tenancy`` provides it
 
     # -- API keys ----------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class Credentials:
             )
         return key_id, f"sm_{lookup}_{secret}"
 
-    def list_api_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_api_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
@@ -138,8 +138,11 @@ class Credentials:
                 )
                 .where(api_keys.c.tenant_id == tenant_id)
                 .order_by(api_keys.c.created_at)
-            ).mappings()
-            return [dict(r) for r in rows]
+            )
+            return [
+                ApiKeyInfo(r.id, r.name, tuple(r.scopes), r.created_at, r.revoked_at, r.last_used_at)
+                for r in rows
+            ]
 
     def revoke_api_key(self, tenant_id: str, key_id: str, actor: str) -> None:
         with self.engine.begin() as conn:
@@ -297,7 +300,7 @@ class Credentials:
             )
         return cred_id, username, password
 
-    def list_smtp_credentials(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_smtp_credentials(self, tenant_id: str) -> list[SmtpCredentialInfo]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
@@ -309,8 +312,8 @@ class Credentials:
                 )
                 .where(smtp_credentials.c.tenant_id == tenant_id)
                 .order_by(smtp_credentials.c.created_at)
-            ).mappings()
-            return [dict(r) for r in rows]
+            )
+            return [SmtpCredentialInfo(*r) for r in rows]
 
     def revoke_smtp_credential(self, tenant_id: str, cred_id: str, actor: str) -> None:
         with self.engine.begin() as conn:

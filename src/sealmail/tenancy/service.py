@@ -23,6 +23,8 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -58,6 +60,7 @@ from sealmail.tenancy.credentials import (
     Principal as Principal,
 )
 from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.values import Tenant as Tenant
 
 TxtLookup = Callable[[str], Awaitable[list[str]]]
 
@@ -67,6 +70,18 @@ def _ascii(name: str) -> str:
         return str(idna.encode(name.strip().rstrip(".").lower(), uts46=True).decode())
     except idna.IDNAError as exc:
         raise ValidationFailed([{"field": "name", "message": f"not a domain name: {exc}"}]) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SenderDomain:
+    """A sender domain of a tenant; ``verified_at`` is None until its TXT token is seen."""
+
+    id: str
+    tenant_id: str
+    name: str
+    verification_token: str
+    verified_at: datetime | None
+    created_at: datetime
 
 
 class Tenancy(Credentials):
@@ -118,17 +133,17 @@ class Tenancy(Credentials):
             )
         return tenant_id
 
-    def list_tenants(self) -> list[dict[str, Any]]:
+    def list_tenants(self) -> list[Tenant]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(sa.select(tenants).order_by(tenants.c.created_at)).mappings()
-            return [dict(r) for r in rows]
+            return [Tenant.from_row(r) for r in rows]
 
-    def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+    def get_tenant(self, tenant_id: str) -> Tenant:
         with db.reader(self.engine) as conn:
             row = conn.execute(sa.select(tenants).where(tenants.c.id == tenant_id)).mappings().first()
         if row is None:
             raise NotFound(f"tenant {tenant_id} not found; list tenants with `sealmail tenants list`")
-        return dict(row)
+        return Tenant.from_row(row)
 
     def resolve_tenant(self, ref: str) -> str:
         """A tenant's id from its id or its name (case-insensitive), as operators type it."""
@@ -154,7 +169,7 @@ class Tenancy(Credentials):
         if cached is not None:
             return cached
         stamp = self._settings.stamp()
-        settings = MappingProxyType(dict(self.get_tenant(tenant_id)["settings"] or {}))
+        settings = MappingProxyType(self.get_tenant(tenant_id).settings)
         self._settings.put(tenant_id, settings, stamp)
         return settings
 
@@ -196,11 +211,11 @@ class Tenancy(Credentials):
         return settings
 
     # -- sender domains ----------------------------------------------------------------------
-    def add_domain(self, tenant_id: str, name: str, actor: str, verified: bool = False) -> dict[str, Any]:
+    def add_domain(self, tenant_id: str, name: str, actor: str, verified: bool = False) -> SenderDomain:
         ascii_name = _ascii(name)
         if "." not in ascii_name:
             raise ValidationFailed([{"field": "name", "message": "not a domain name"}])
-        row = {
+        row: dict[str, Any] = {
             "id": new_id("dom"),
             "tenant_id": tenant_id,
             "name": ascii_name.lower(),
@@ -227,7 +242,7 @@ class Tenancy(Credentials):
                 details={"domain": row["name"], "verified": verified},
             )
         self._verified.drop(tenant_id)
-        return row
+        return SenderDomain(**row)
 
     def mark_domain_verified(self, tenant_id: str, name: str, actor: str) -> None:
         with self.engine.begin() as conn:
@@ -249,7 +264,7 @@ class Tenancy(Credentials):
             )
         self._verified.drop(tenant_id)
 
-    def domain(self, tenant_id: str, name: str) -> dict[str, Any]:
+    def domain(self, tenant_id: str, name: str) -> SenderDomain:
         with db.reader(self.engine) as conn:
             row = (
                 conn.execute(
@@ -263,9 +278,9 @@ class Tenancy(Credentials):
             )
         if row is None:
             raise NotFound(f"domain {name} is not registered for this tenant")
-        return dict(row)
+        return SenderDomain(**row)
 
-    async def verify_domain(self, tenant_id: str, name: str, actor: str, txt: TxtLookup) -> dict[str, Any]:
+    async def verify_domain(self, tenant_id: str, name: str, actor: str, txt: TxtLookup) -> SenderDomain:
         """Mark a domain verified when ``_sealmail.<domain>`` carries its token (TXT).
 
         Proving control through DNS is what keeps one tenant from sending as another
@@ -273,15 +288,15 @@ class Tenancy(Credentials):
         """
         # Called on the event loop: the database work goes to a thread, the lookup is async.
         row = await to_thread.run_sync(self.domain, tenant_id, name)
-        if row["verified_at"] is None:
-            expected = f"sealmail-verification={row['verification_token']}"
-            records = await txt(f"_sealmail.{row['name']}")
+        if row.verified_at is None:
+            expected = f"sealmail-verification={row.verification_token}"
+            records = await txt(f"_sealmail.{row.name}")
             if expected not in [r.strip() for r in records]:
                 raise Conflict(
-                    f'TXT _sealmail.{row["name"]} does not contain "{expected}" yet; '
+                    f'TXT _sealmail.{row.name} does not contain "{expected}" yet; '
                     "publish it and try again (DNS changes can take a while to appear)"
                 )
-            await to_thread.run_sync(self.mark_domain_verified, tenant_id, row["name"], actor)
+            await to_thread.run_sync(self.mark_domain_verified, tenant_id, row.name, actor)
         return await to_thread.run_sync(self.domain, tenant_id, name)
 
     def verified_domains(self, conn: Connection, tenant_id: str) -> set[str]:
@@ -316,14 +331,14 @@ class Tenancy(Credentials):
         self._verified.put(tenant_id, verified, stamp)
         return name in verified
 
-    def list_domains(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_domains(self, tenant_id: str) -> list[SenderDomain]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(sender_domains)
                 .where(sender_domains.c.tenant_id == tenant_id)
                 .order_by(sender_domains.c.name)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [SenderDomain(**r) for r in rows]
 
 
 def _refuse_if_verified_elsewhere(conn: Connection, tenant_id: str, name: str) -> None:

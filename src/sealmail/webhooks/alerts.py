@@ -58,7 +58,7 @@ class DisabledNotifier:
 
     def __call__(self, tenant_id: str, endpoint_id: str, url: str, reason: str) -> str | None:
         """Queue the notice; returns its message id, or ``None`` when there is no admin address."""
-        admin = self.tenancy.get_tenant(tenant_id)["settings"].get("admin_email")
+        admin = self.tenancy.get_tenant(tenant_id).settings.get("admin_email")
         if not admin:
             log.warning("webhook.disabled_no_admin_email", tenant_id=tenant_id, endpoint_id=endpoint_id)
             return None

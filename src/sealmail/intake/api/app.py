@@ -63,7 +63,7 @@ from sealmail.tenancy.service import Principal, Tenancy
 from sealmail.tlsrpt import api as tlsrpt_api
 from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
-from sealmail.web.models import Problem
+from sealmail.web.models import Problem, as_json
 from sealmail.web.throttle import RateLimitHeaders
 from sealmail.webhooks import api as webhooks_api
 from sealmail.webhooks.dispatcher import Dispatcher
@@ -331,7 +331,8 @@ def create_api(services: ApiServices) -> FastAPI:
         """What the built-in capture sink received for this tenant's messages."""
         from sealmail.delivery import capture_sink
 
-        return capture_sink.list_for_tenant(services.engine, who.tenant_id, limit, cursor)
+        page = capture_sink.list_for_tenant(services.engine, who.tenant_id, limit, cursor)
+        return {"data": [as_json(c) for c in page.items], "next_cursor": page.next_cursor}
 
     resolver = services.dns_resolver()
     app.include_router(admin.router(services, need("admin"), resolver, opts.limits.max_per_minute))

@@ -77,7 +77,7 @@ class ApiGuard:
         return cached[1]
 
     def _key_limit(self, tenant_id: str) -> int:
-        configured = (self.tenancy.get_tenant(tenant_id)["settings"] or {}).get("rate_limit")
+        configured = self.tenancy.get_tenant(tenant_id).settings.get("rate_limit")
         if isinstance(configured, int):
             limit = min(configured, self.limits.max_per_minute)
         else:
