@@ -78,6 +78,7 @@ from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import KeyDirectory
 from sealmail.secureline.sender_domains import SenderDomains
+from sealmail.sms.capture import CaptureProvider
 from sealmail.sms.notices import PortalTexts
 from sealmail.sms.service import Texting
 from sealmail.sms.smpp.client import SmppOptions
@@ -555,6 +556,8 @@ def build_texting_sender(services: Services) -> Texting:
     texting = Texting(services.engine, services.keyring, services.tenancy)
     if s.sms_provider == "twilio":
         texting.provider = twilio_provider(services)
+    elif s.sms_provider == "capture":
+        texting.provider = CaptureProvider(texting)
     elif s.sms_provider == "smpp":
         options = SmppOptions(s.smpp_host, s.smpp_port, s.smpp_system_id, s.smpp_password)
         # Receipts and inbound texts on the session come back to this same service.

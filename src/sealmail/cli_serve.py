@@ -153,11 +153,22 @@ def send(
 def captured(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 10,
     full: Annotated[bool, typer.Option(help="Print the whole message.")] = False,
+    sms: Annotated[
+        bool, typer.Option("--sms", help="List captured texts instead (`sms_provider=capture`).")
+    ] = False,
 ) -> None:
     """List what the built-in capture sink received."""
     from sealmail.delivery.capture_sink import list_all
 
     svc = _services()
+    if sms:
+        texts = svc.texting.captured(limit)
+        if not texts:
+            out.print("no texts captured yet — texts go to contacts added with `PUT /v1/sms/contacts/…`")
+        for t in texts:
+            out.print(f"[bold]{t['created_at']}[/bold] {t['id']} {t['from']} → {t['to']} ({t['status']})")
+            out.print(f"  {t['text']}", markup=False, highlight=False, emoji=False)
+        return
     rows = list_all(svc.engine, limit)
     if not rows:
         out.print("nothing captured yet — is `make run` (or `sealmail serve`) running?")

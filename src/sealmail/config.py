@@ -170,8 +170,11 @@ class Settings(BaseSettings):
     smarthost_tls: TlsPolicy = Field(
         TlsPolicy.REQUIRE_VERIFIED, description="TLS level demanded of the smart host."
     )
-    sms_provider: Literal["none", "twilio", "smpp"] = Field(
-        "none", description="Where texts go: a Twilio-style REST API, an SMPP 3.4 SMSC, or nowhere."
+    sms_provider: Literal["capture", "none", "twilio", "smpp"] = Field(
+        "capture",
+        description="Where texts go: `capture` keeps them for `sealmail captured --sms` (development, "
+        "like `outbound_mode=capture`); `twilio` a Twilio-style REST API; `smpp` an SMPP 3.4 SMSC; "
+        "`none` no texts.",
     )
     twilio_account_sid: str = Field("", description="Account SID for `sms_provider=twilio`.")
     twilio_auth_token: str = Field(

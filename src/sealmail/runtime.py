@@ -50,6 +50,7 @@ async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
         try:
             await asyncio.to_thread(lifecycle.sweep)
             await asyncio.to_thread(files.sweep)
+            await asyncio.to_thread(services.form_submissions.deliver_pending)
         except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
             structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):

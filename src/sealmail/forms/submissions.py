@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,8 +195,24 @@ class FormSubmissions:
         except IntegrityError:
             # The nonce was used already: a replayed page (or a double click after success).
             return Outcome(OutcomeStatus.REFUSED, why="used")
-        self.deliver(form.tenant_id, sid)
+        try:
+            self.deliver(form.tenant_id, sid)
+        except Exception:
+            log.exception("form_delivery_failed form=%s submission=%s", form.form_id, sid)
         return Outcome(OutcomeStatus.RECEIVED, receipt=self.reference(sid))
+
+    def deliver_pending(self, older_than: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
+        """Deliver submissions stored but never delivered (the process stopped between the
+        two steps); the idempotency key keeps a retried one to one message."""
+        cutoff = self.now() - older_than
+        c = form_submissions.c
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(c.tenant_id, c.id)
+                .where(c.status == "received", c.received_at <= cutoff)
+                .limit(limit)
+            ).all()
+        return sum(1 for r in rows if self.deliver(r.tenant_id, r.id) is not None)
 
     def deliver(self, tenant_id: str, submission_id: str) -> str | None:
         """Deliver a stored submission as a secure message; the message id, or None if held."""

@@ -22,6 +22,7 @@ from sealmail.sms import rules
 from sealmail.sms.rules import Purpose
 from sealmail.sms.tables import sms_consents, sms_contacts, sms_senders, sms_texts
 from sealmail.store import db
+from sealmail.tenancy.keyring import Keyring
 
 # "sms" alone (no email notice) is not offered yet: the email notice always goes.
 NOTICE_CHOICES = ("email", "both")
@@ -34,6 +35,7 @@ def redact(number: str) -> str:
 
 class SmsContacts:
     engine: Engine
+    keyring: Keyring
     now: Callable[[], datetime]
 
     # -- configuration (the API) ----------------------------------------------------------------
@@ -198,3 +200,27 @@ class SmsContacts:
     def consented(self, tenant_id: str, number: str, purpose: str) -> bool:
         with db.reader(self.engine) as conn:
             return self._consents(conn, tenant_id, number).get(Purpose(purpose), False)
+
+    def captured(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Texts the development provider kept, newest first, with their bodies (``captured --sms``).
+
+        Only ``capture`` texts are ever opened here: a real provider's texts carry live links.
+        """
+        c = sms_texts.c
+        q = sa.select(sms_texts).where(c.provider == "capture").order_by(c.created_at.desc(), c.id.desc())
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(q.limit(limit)).all()
+        opened = []
+        for r in rows:
+            text = self.keyring.open(r.tenant_id, r.id, r.key_id, r.wrapped_key, r.content).decode()
+            opened.append(
+                {
+                    "id": r.id,
+                    "to": r.number,
+                    "from": r.sender,
+                    "status": r.status,
+                    "created_at": r.created_at.isoformat(),
+                    "text": text,
+                }
+            )
+        return opened

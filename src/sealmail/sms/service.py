@@ -251,12 +251,15 @@ class Texting(SmsContacts):
 
     def _record_reply(self, row: Any, status: SmsStatus, pid: str, raw: str, detail: str) -> None:
         now = self.now()
+        # The provider is the sender's, not the queuer's: the portal queues, the worker sends.
+        provider = self.provider.name if self.provider else "none"
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(sms_texts)
                 .where(sms_texts.c.id == row.id)
                 .values(
                     status=str(status),
+                    provider=provider,
                     provider_message_id=pid or None,
                     status_reason=detail[:200] or None,
                     updated_at=now,
@@ -265,7 +268,7 @@ class Texting(SmsContacts):
             facts = {
                 "sms_id": row.id,
                 "template": row.template,
-                "provider": row.provider,
+                "provider": provider,
                 "provider_status": raw,
                 "provider_message_id": pid,
                 "detail": detail[:200],
@@ -280,7 +283,7 @@ class Texting(SmsContacts):
                 details={**facts, "to": redact(row.number)},
             )
             self._event(conn, row, status, facts, now)
-        early = self._early.pop((row.provider, pid), None) if pid else None
+        early = self._early.pop((provider, pid), None) if pid else None
         if early is not None:
             self._receipt(early)
 

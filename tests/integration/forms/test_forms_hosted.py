@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -242,3 +243,25 @@ def test_the_delivered_mail_carries_json_pdf_and_the_upload(
     doc = json.loads(parts["submission.json"].get_content())
     assert doc["answers"]["reason"] == SECRET_ANSWER
     assert parts["submission.pdf"].get_content().startswith(b"%PDF-")
+
+
+def test_a_submission_whose_delivery_failed_is_kept_and_delivered_later(
+    client: TestClient, services: Services, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = create(client, tenant)
+    real = services.messages.submit
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services.messages, "submit", down)
+    r = post(client, form["id"])
+    assert r.status_code == 303  # the submitter's data is stored and sealed: they get the receipt
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(form_submissions.c.status)).scalar_one() == "received"
+    monkeypatch.setattr(services.messages, "submit", real)
+    assert services.form_submissions.deliver_pending(older_than=timedelta(0)) == 1
+    assert services.form_submissions.deliver_pending(older_than=timedelta(0)) == 0
+    with services.engine.connect() as conn:
+        row = conn.execute(sa.select(form_submissions)).one()
+    assert row.status == "delivered" and row.message_id

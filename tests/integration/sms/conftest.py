@@ -2,6 +2,7 @@
 suite's DNS, CA and MX farm for the portal stack."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from tests.integration.delivery.conftest import ca, dns, mx  # noqa: F401 — fixtures, re-exported
@@ -21,3 +22,9 @@ def loop() -> Iterator[LoopThread]:
     lt = LoopThread()
     yield lt
     lt.close()
+
+
+def noon_zone() -> str:
+    """A fixed-offset zone where it is about noon now, so quiet hours never interfere."""
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, portal_stack
+from tests.integration.sms.conftest import noon_zone
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.loop_thread import LoopThread
@@ -30,12 +31,6 @@ from sealmail.store.tables import events
 
 OURS, PHONE = "+14155550100", "+14155550199"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
-
-
-def noon_zone() -> str:
-    """A fixed-offset zone where it is about noon now, so quiet hours never interfere."""
-    offset = 12 - datetime.now(UTC).hour
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
 
 
 @pytest.fixture
