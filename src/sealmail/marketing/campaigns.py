@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
@@ -103,6 +104,10 @@ class Campaigns:
         self, tenant_id: str, body: dict[str, Any], *, actor: str, allowed: frozenset[PhiClass]
     ) -> dict[str, Any]:
         """A draft with the segment's newest version and each variant's template version pinned."""
+        try:
+            parse_address(body["from"], "from")
+        except InvalidAddress as exc:
+            raise ValidationFailed([{"field": "from", "message": exc.reason}]) from exc
         variants = body["variants"]
         if not 1 <= len(variants) <= MAX_VARIANTS or len({v["name"] for v in variants}) != len(variants):
             raise ValidationFailed(

@@ -265,6 +265,10 @@ def test_a_campaign_is_sent_once_and_a_sender_key_cannot_use_a_clinical_segment(
     assert (
         shop.client.post(f"/v1/marketing/campaigns/{created['id']}/send", headers=shop.h).status_code == 409
     )
+    bad_from = shop.client.post(
+        "/v1/marketing/campaigns", json={**body, "from": "not an address"}, headers=shop.h
+    )
+    assert bad_from.status_code == 422 and bad_from.json()["errors"][0]["field"] == "from"
     unknown = shop.client.post(
         "/v1/marketing/campaigns",
         json={**body, "variants": [{"name": "a", "template": "nope"}]},
