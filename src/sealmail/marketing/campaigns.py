@@ -319,7 +319,7 @@ class Campaigns:
                 variant = pick_variant(row.id, contact_id, row.variants)
                 out = Outgoing(row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id})
                 try:
-                    message_id = self.queue_message(
+                    message_id, refused = self.queue_message(
                         who, out, contact, compiled[variant["name"]], variant["name"]
                     )
                 except SealmailError:
@@ -329,7 +329,15 @@ class Campaigns:
                     row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
                 )
                 with db.write(self.engine) as conn:
-                    record_send(conn, who.tenant_id, contact_id, message_id, snapshot, campaign_id=row.id)
+                    record_send(
+                        conn,
+                        who.tenant_id,
+                        contact_id,
+                        message_id,
+                        snapshot,
+                        campaign_id=row.id,
+                        refused=refused,
+                    )
                 tally["queued"] += 1
 
     def queue_message(
@@ -340,8 +348,9 @@ class Campaigns:
         template: Compiled,
         variant: str | None = None,
         idem: Idempotency | None = None,
-    ) -> str:
-        """Render for one contact and accept it into the queue with the marketing tag."""
+    ) -> tuple[str, bool]:
+        """Render for one contact and accept it into the queue with the marketing tag;
+        (message id, rejected at intake?) — a suppressed address is refused there."""
         variables = {
             **(contact.attrs or {}),
             **self.open_secrets(who.tenant_id, contact),
@@ -363,7 +372,7 @@ class Campaigns:
         )
         message = p.personalize(base, p.render_or_fail(template, variables))
         result, _ = self.messages.accept(who, p.submission(message, self.domain, 1), idem)
-        return str(result["id"])
+        return str(result["id"]), all(r["status"] == "rejected" for r in result["recipients"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +404,7 @@ def record_send(
     *,
     campaign_id: str | None = None,
     enrollment_id: str | None = None,
+    refused: bool = False,
 ) -> None:
     conn.execute(
         sa.insert(mkt_sends).values(
@@ -410,7 +420,8 @@ def record_send(
             matched=s.matched,
             quiet_start=s.quiet_start,
             quiet_end=s.quiet_end,
-            state="queued",
+            state="skipped" if refused else "queued",
+            reason="suppressed" if refused else None,
             created_at=datetime.now(UTC),
         )
     )

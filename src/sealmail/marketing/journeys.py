@@ -420,7 +420,9 @@ class Journeys:
         # Idempotent per (enrollment, step): a runner that died after queueing replays it.
         idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
         try:
-            message_id = self.campaigns.queue_message(who, out, contact, Compiled(source), None, idem)
+            message_id, refused = self.campaigns.queue_message(
+                who, out, contact, Compiled(source), None, idem
+            )
         except SealmailError:
             return  # a render or address problem is this contact's; the journey goes on
         snap = Snapshot(
@@ -438,7 +440,9 @@ class Journeys:
                 ).first()
                 is None
             ):
-                record_send(conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id)
+                record_send(
+                    conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id, refused=refused
+                )
 
     def _move(
         self,

@@ -275,3 +275,21 @@ def test_a_campaign_is_sent_once_and_a_sender_key_cannot_use_a_clinical_segment(
         headers=shop.h,
     )
     assert unknown.status_code == 422
+
+
+def test_a_suppressed_address_is_refused_at_intake_and_the_snapshot_says_so(shop: Shop) -> None:
+    shop.contact("gone@example.net")
+    shop.contact("here@example.net")
+    shop.p.services.suppressions.add(
+        shop.p.tenant.id, address="gone@example.net", actor="test", source="api", reason="manual"
+    )
+    sent = shop.campaign("operations")
+    shop.p.run_worker()
+    shop.p.sink.wait_for(1)
+    assert shop.received() == ["here@example.net"]
+    seen = shop.audience(sent["id"])
+    assert (seen["gone@example.net"]["state"], seen["gone@example.net"]["reason"]) == (
+        "skipped",
+        "suppressed",
+    )
+    assert seen["here@example.net"]["state"] == "sent"
