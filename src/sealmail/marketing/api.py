@@ -249,6 +249,12 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
         return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
 
+    @r.get("/campaigns/{campaign_id}/stats")
+    def campaign_stats(campaign_id: str, who: Reader) -> dict[str, Any]:
+        """Per variant: sends by state, deliveries, bounces, complaints, unsubscribes, and
+        human opens and clicks (machine events excluded), each once per message."""
+        return mk.campaigns.stats(who.tenant_id, campaign_id)
+
     @r.get("/campaigns/{campaign_id}/audience")
     def campaign_audience(
         campaign_id: str,

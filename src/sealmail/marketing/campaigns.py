@@ -27,7 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.marketing import PhiClass, Purpose
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
@@ -40,12 +42,23 @@ from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Messages
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
+from sealmail.store.events import EventType
+from sealmail.store.tables import events
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.service import Principal
 
 MAX_VARIANTS = 5
+STAT_EVENTS = (
+    EventType.DELIVERED,
+    EventType.BOUNCED,
+    EventType.COMPLAINED,
+    EventType.UNSUBSCRIBED,
+    EventType.OPENED,
+    EventType.CLICKED,
+)
+HUMAN_ONLY = (str(EventType.OPENED), str(EventType.CLICKED))
 BROADCAST_PURPOSES = frozenset({Purpose.MARKETING, Purpose.FUNDRAISING})
 OpenSecrets = Callable[[str, Any], dict[str, Any]]
 
@@ -103,6 +116,10 @@ class Campaigns:
         self, tenant_id: str, body: dict[str, Any], *, actor: str, allowed: frozenset[PhiClass]
     ) -> dict[str, Any]:
         """A draft with the segment's newest version and each variant's template version pinned."""
+        try:
+            parse_address(body["from"], "from")
+        except InvalidAddress as exc:
+            raise ValidationFailed([{"field": "from", "message": exc.reason}]) from exc
         variants = body["variants"]
         if not 1 <= len(variants) <= MAX_VARIANTS or len({v["name"] for v in variants}) != len(variants):
             raise ValidationFailed(
@@ -184,6 +201,41 @@ class Campaigns:
             "queued": row.queued,
             "sends": [{"state": s, "reason": r, "count": n} for s, r, n in states],
         }
+
+    def stats(self, tenant_id: str, campaign_id: str) -> dict[str, Any]:
+        """Per variant: queued, sent, skipped, delivered, bounced, complaints, unsubscribes, and
+        opens and clicks by humans only (events a scanner or a mail proxy made are left out),
+        each counted once per message."""
+        self.get(tenant_id, campaign_id)  # 404 for another tenant's campaign
+        human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+        kinds = {str(k): k.name.lower() for k in STAT_EVENTS}
+        with db.reader(self.engine) as conn:
+            mine = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
+            sends = conn.execute(
+                sa.select(mkt_sends.c.variant, mkt_sends.c.state, sa.func.count())
+                .where(*mine)
+                .group_by(mkt_sends.c.variant, mkt_sends.c.state)
+            ).all()
+            seen = conn.execute(
+                sa.select(mkt_sends.c.variant, events.c.type, sa.func.count(sa.distinct(events.c.message_id)))
+                .join(events, events.c.message_id == mkt_sends.c.message_id)
+                .where(
+                    *mine,
+                    events.c.tenant_id == tenant_id,
+                    events.c.type.in_(list(kinds)),
+                    sa.or_(events.c.type.not_in(HUMAN_ONLY), human),
+                )
+                .group_by(mkt_sends.c.variant, events.c.type)
+            ).all()
+        out: dict[str, dict[str, int]] = {}
+        for variant, state, n in sends:
+            row = out.setdefault(
+                str(variant), dict.fromkeys(["queued", "sent", "skipped", *kinds.values()], 0)
+            )
+            row[state] += n
+        for variant, kind, n in seen:
+            out.setdefault(str(variant), {})[kinds[kind]] = n
+        return {"campaign_id": campaign_id, "variants": out}
 
     def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest campaigns with what happened to their sends (the console's table)."""
@@ -314,7 +366,7 @@ class Campaigns:
                 variant = pick_variant(row.id, contact_id, row.variants)
                 out = Outgoing(row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id})
                 try:
-                    message_id = self.queue_message(
+                    message_id, refused = self.queue_message(
                         who, out, contact, compiled[variant["name"]], variant["name"]
                     )
                 except SealmailError:
@@ -324,7 +376,15 @@ class Campaigns:
                     row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
                 )
                 with db.write(self.engine) as conn:
-                    record_send(conn, who.tenant_id, contact_id, message_id, snapshot, campaign_id=row.id)
+                    record_send(
+                        conn,
+                        who.tenant_id,
+                        contact_id,
+                        message_id,
+                        snapshot,
+                        campaign_id=row.id,
+                        refused=refused,
+                    )
                 tally["queued"] += 1
 
     def queue_message(
@@ -335,8 +395,9 @@ class Campaigns:
         template: Compiled,
         variant: str | None = None,
         idem: Idempotency | None = None,
-    ) -> str:
-        """Render for one contact and accept it into the queue with the marketing tag."""
+    ) -> tuple[str, bool]:
+        """Render for one contact and accept it into the queue with the marketing tag;
+        (message id, rejected at intake?) — a suppressed address is refused there."""
         variables = {
             **(contact.attrs or {}),
             **self.open_secrets(who.tenant_id, contact),
@@ -356,7 +417,7 @@ class Campaigns:
         )
         message = p.personalize(base, p.render_or_fail(template, variables))
         result, _ = self.messages.submit(who, p.submission(message, self.domain, 1), idem)
-        return result.id
+        return result.id, all(r.status == RecipientStatus.REJECTED for r in result.recipients)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +449,7 @@ def record_send(
     *,
     campaign_id: str | None = None,
     enrollment_id: str | None = None,
+    refused: bool = False,
 ) -> None:
     conn.execute(
         sa.insert(mkt_sends).values(
@@ -403,7 +465,8 @@ def record_send(
             matched=s.matched,
             quiet_start=s.quiet_start,
             quiet_end=s.quiet_end,
-            state="queued",
+            state="skipped" if refused else "queued",
+            reason="suppressed" if refused else None,
             created_at=datetime.now(UTC),
         )
     )

@@ -63,6 +63,14 @@ def _bad(field: str, message: str) -> ValidationFailed:
 
 def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
     """Check the shape, bounds and forward-only jumps (rules are compiled when saved)."""
+    try:
+        _validate(definition, defs)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        # A value of the wrong JSON type somewhere (a list for a name, text for hours).
+        raise _bad("definition", "does not follow the journey grammar (see the docs)") from None
+
+
+def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
     trigger = definition.get("trigger")
     if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
         raise _bad("trigger.type", f"use one of {', '.join(sorted(TRIGGERS))}")
@@ -70,6 +78,9 @@ def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) ->
         d = defs.get(str(trigger.get("attr")))
         if d is None or d.type is not attrs.AttrType.DATE:
             raise _bad("trigger.attr", "must name a declared date attribute")
+        days = trigger.get("days_before", 0)
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 366:
+            raise _bad("trigger.days_before", "a whole number of days, 0–366")
     steps = definition.get("steps")
     if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
         raise _bad("steps", f"1–{MAX_STEPS} steps")
@@ -409,7 +420,9 @@ class Journeys:
         # Idempotent per (enrollment, step): a runner that died after queueing replays it.
         idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
         try:
-            message_id = self.campaigns.queue_message(who, out, contact, Compiled(source), None, idem)
+            message_id, refused = self.campaigns.queue_message(
+                who, out, contact, Compiled(source), None, idem
+            )
         except SealmailError:
             return  # a render or address problem is this contact's; the journey goes on
         snap = Snapshot(
@@ -427,7 +440,9 @@ class Journeys:
                 ).first()
                 is None
             ):
-                record_send(conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id)
+                record_send(
+                    conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id, refused=refused
+                )
 
     def _move(
         self,

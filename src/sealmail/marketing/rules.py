@@ -87,10 +87,30 @@ def compile_rule(rule: Any, ctx: Context) -> Compiled:
     """The rule as a WHERE clause over ``mkt_contacts`` (tenant scope added by the caller)."""
     out = Compiled(sa.true())
     try:
-        out.where = _node(rule, ctx, out, "rule", 1)
+        out.where = _node(_names_only(rule), ctx, out, "rule", 1)
     except _Bad as bad:
         raise ValidationFailed([{"field": bad.path, "message": bad.message}]) from None
     return out
+
+
+_NAME_KEYS = frozenset({"attr", "op", "contact", "consent", "channel", "state", "engaged"})
+
+
+def _names_only(rule: Any, path: str = "rule", depth: int = 1) -> Any:
+    """Refuse a non-string where the grammar names something (an operator, an attribute…),
+    before any lookup: a list or object there is a 422, never a crash."""
+    if depth > MAX_DEPTH + 1:
+        raise _Bad(path, f"nests deeper than {MAX_DEPTH} levels")
+    if isinstance(rule, dict):
+        for key, value in rule.items():
+            if key in _NAME_KEYS and not isinstance(value, str):
+                raise _Bad(f"{path}.{key}", "must be a string")
+            if key in ("all", "any") and isinstance(value, list):
+                for i, part in enumerate(value[: MAX_LEAVES + 1]):
+                    _names_only(part, f"{path}.{key}[{i}]", depth + 1)
+            elif key == "not":
+                _names_only(value, f"{path}.not", depth + 1)
+    return rule
 
 
 def _node(rule: Any, ctx: Context, out: Compiled, path: str, depth: int) -> ColumnElement[bool]:

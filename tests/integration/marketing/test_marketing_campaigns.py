@@ -19,9 +19,10 @@ from tests.integration.delivery.test_worker import Pipeline, pipeline
 from tests.integration.marketing.conftest import bearer
 
 from sealmail.engagement.tokens import Kind
+from sealmail.ids import new_id
 from sealmail.intake.api.app import create_api
 from sealmail.marketing.tables import mkt_authorizations, mkt_consent_current, mkt_sends
-from sealmail.store.tables import recipients
+from sealmail.store.tables import events, recipients
 
 __all__ = ["pipeline"]
 NO_QUIET = {"quiet_start": 0, "quiet_end": 0}
@@ -229,6 +230,19 @@ def test_ab_variants_split_the_audience_and_each_contact_gets_its_own_personaliz
         subject = email.message_from_bytes(m.data, policy=email.policy.default)["Subject"]
         name = to.split("@")[0]
         assert subject == (f"Hello {name}" if picked[to] == "a" else f"B for {name}")
+    # Stats per variant: every delivery counted; a machine open left out, a human click in.
+    first = next(iter(shop.audience(sent["id"]).values()))
+    with shop.p.services.engine.begin() as conn:
+        for kind, bot in (("message.opened", True), ("message.clicked", False), ("message.clicked", False)):
+            conn.execute(
+                sa.insert(events).values(
+                    id=new_id("evt"), tenant_id=shop.p.tenant.id, message_id=first["message_id"], type=kind,
+                    seq=99 if bot else 100, created_at=datetime.now(UTC), data={"bot_suspected": bot},
+                )
+            )  # fmt: skip
+    stats = shop.client.get(f"/v1/marketing/campaigns/{sent['id']}/stats", headers=shop.h).json()["variants"]
+    assert sum(v["sent"] for v in stats.values()) == 20 and sum(v["delivered"] for v in stats.values()) == 20
+    assert stats[first["variant"]]["clicked"] == 1 and stats[first["variant"]]["opened"] == 0
 
 
 def test_a_paid_mailing_needs_an_authorization_that_states_the_remuneration(shop: Shop) -> None:
@@ -265,9 +279,31 @@ def test_a_campaign_is_sent_once_and_a_sender_key_cannot_use_a_clinical_segment(
     assert (
         shop.client.post(f"/v1/marketing/campaigns/{created['id']}/send", headers=shop.h).status_code == 409
     )
+    bad_from = shop.client.post(
+        "/v1/marketing/campaigns", json={**body, "from": "not an address"}, headers=shop.h
+    )
+    assert bad_from.status_code == 422 and bad_from.json()["errors"][0]["field"] == "from"
     unknown = shop.client.post(
         "/v1/marketing/campaigns",
         json={**body, "variants": [{"name": "a", "template": "nope"}]},
         headers=shop.h,
     )
     assert unknown.status_code == 422
+
+
+def test_a_suppressed_address_is_refused_at_intake_and_the_snapshot_says_so(shop: Shop) -> None:
+    shop.contact("gone@example.net")
+    shop.contact("here@example.net")
+    shop.p.services.suppressions.add(
+        shop.p.tenant.id, address="gone@example.net", actor="test", source="api", reason="manual"
+    )
+    sent = shop.campaign("operations")
+    shop.p.run_worker()
+    shop.p.sink.wait_for(1)
+    assert shop.received() == ["here@example.net"]
+    seen = shop.audience(sent["id"])
+    assert (seen["gone@example.net"]["state"], seen["gone@example.net"]["reason"]) == (
+        "skipped",
+        "suppressed",
+    )
+    assert seen["here@example.net"]["state"] == "sent"

@@ -192,6 +192,22 @@ def test_hostile_names_and_values_are_refused_or_matched_literally(
     assert not_number.status_code == 422 and not_number.json()["errors"][0]["field"] == "rule.all[0].value"
     extra = preview(client, h, {"attr": "age", "op": "gt", "value": 1, "sql": "DROP TABLE x"})
     assert extra.status_code == 422
+    # Wrong JSON types where the grammar names something: 422 problems, never a crash.
+    for rule in (
+        {"attr": ["city"], "op": "eq", "value": "x"},
+        {"attr": "city", "op": {"$ne": 1}, "value": "x"},
+        {"any": [{"contact": ["status"], "op": "eq", "value": "active"}]},
+        {"consent": ["marketing"], "state": "granted"},
+        {"consent": "marketing", "state": ["granted"]},
+        {"engaged": {"kind": "open"}},
+        {"all": "everyone"},
+        {"not": [1, 2]},
+        {"attr": "age", "op": "between", "value": [1]},
+        {"list": ["vip"]},
+    ):
+        r = preview(client, h, rule)
+        assert r.status_code == 422, (rule, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
 
 
 def test_depth_and_size_are_bounded(client: TestClient, declared: Keys) -> None:
