@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, Person, console_server, enrol
+from tests.integration.console.console_harness import Console, Person, enrol
 from tests.support.dns_server import DnsServer
 from typer.testing import CliRunner
 
@@ -30,12 +30,6 @@ def services(settings: Settings, dns: DnsServer) -> Iterator[Services]:
     svc = build_services(configured)
     yield svc
     svc.close()
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 def marks(html: str) -> dict[str, str]:
