@@ -12,6 +12,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sealmail.console import charts
-from sealmail.console.reports import Reports
+from sealmail.console.reports import Narrow, Reports
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import SealmailError
 from sealmail.users import roles, totp
 from sealmail.users.keys import UserKeys
@@ -31,6 +33,7 @@ from sealmail.users.service import Users
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
+Day = date | None
 KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),
@@ -309,14 +312,27 @@ def _pages(
         return render(request, "dashboard.html", title="Dashboard", who=me, board=board, csrf=csrf(request))
 
     @app.get("/messages")
-    def find(request: Request, q: str = "") -> Response:
+    def find(
+        request: Request,
+        q: str = "",
+        sender: str = "",
+        status: str = "",
+        since: Day = None,
+        until: Day = None,
+    ) -> Response:
         who = signed_in(request, Permission.VIEW_TRAIL)
         if isinstance(who, Response):
             return who
-        found = reports.find(who.tenant_id, q[:400]) if q else []
+        end = datetime.combine(until + timedelta(days=1), time(0), UTC) if until else None
+        start = datetime.combine(since, time(0), UTC) if since else None
+        narrow = Narrow(sender[:320], status[:20], start, end)
+        asked = bool(q or sender or status or since or until)
+        found = reports.find(who.tenant_id, q[:400], narrow) if asked else []
         return render(
-            request, "messages.html", title="Find a message", who=who, q=q, found=found, csrf=csrf(request)
-        )
+            request, "messages.html", title="Find a message", who=who, q=q, found=found, asked=asked,
+            narrow=narrow, since=since or "", until=until or "", statuses=[s.value for s in RecipientStatus],
+            csrf=csrf(request),
+        )  # fmt: skip
 
     @app.get("/audit")
     def audit_view(
