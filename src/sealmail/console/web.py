@@ -33,7 +33,6 @@ from sealmail.users.service import Users
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
-Day = date | None
 KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),
@@ -317,14 +316,16 @@ def _pages(
         q: str = "",
         sender: str = "",
         status: str = "",
-        since: Day = None,
-        until: Day = None,
+        since: str = "",
+        until: str = "",
     ) -> Response:
         who = signed_in(request, Permission.VIEW_TRAIL)
         if isinstance(who, Response):
             return who
-        end = datetime.combine(until + timedelta(days=1), time(0), UTC) if until else None
-        start = datetime.combine(since, time(0), UTC) if since else None
+        # A browser sends untouched date fields as ``since=``: empty means no bound.
+        first, last = _day(since), _day(until)
+        end = datetime.combine(last + timedelta(days=1), time(0), UTC) if last else None
+        start = datetime.combine(first, time(0), UTC) if first else None
         narrow = Narrow(sender[:320], status[:20], start, end)
         asked = bool(q or sender or status or since or until)
         found = reports.find(who.tenant_id, q[:400], narrow) if asked else []
@@ -392,6 +393,16 @@ def _pages(
         who, _ = acted
         await run_in_threadpool(users.disable, who, user_id[:40])
         return redirect(request, "/users")
+
+
+def _day(value: str) -> date | None:
+    """A ``YYYY-MM-DD`` query value; empty is no bound, anything else is a 400."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise HTTPException(400, "Dates are written YYYY-MM-DD.") from exc
 
 
 def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
