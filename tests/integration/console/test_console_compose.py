@@ -71,7 +71,11 @@ def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own
     support = person(console, tenant.id, "help@clinic.example", Role.SUPPORT)
     assert support.http.get(f"/console/content/{mid}").status_code == 403
     assert mid in support.http.get("/console/messages", params={"q": mid}).text
-    assert "Your results" not in support.http.get("/console/messages", params={"q": mid}).text
+    trail = support.http.get("/console/messages", params={"q": mid}).text
+    assert "Your results" not in trail and f"/console/content/{mid}" not in trail
+    owner = person(console, tenant.id, "boss@clinic.example", Role.OWNER)
+    assert f"/console/content/{mid}" in owner.http.get("/console/messages", params={"q": mid}).text
+    assert "Your results" in owner.http.get(f"/console/content/{mid}").text
 
 
 def test_refusals_show_the_form_again_and_store_nothing(
