@@ -30,6 +30,9 @@ def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own
     console: Console, services: Services, tenant: TenantFixture
 ) -> None:
     alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    assert "go to <strong>alice@clinic.example</strong>" in alice.http.get("/console/compose").text
+    services.tenancy.update_settings(tenant.id, {"reply_mailbox": "desk@clinic.example"}, actor="test")
+    assert "go to <strong>desk@clinic.example</strong>" in alice.http.get("/console/compose").text
     files = [("attachments", ("lab.pdf", b"%PDF-1.4 results", "application/pdf"))]
     r = compose(alice, files, to="pat@example.net, kin@example.org",
                 html='<p>Please <b>call</b> us.<script>alert(1)</script></p>')  # fmt: skip
