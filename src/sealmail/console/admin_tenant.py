@@ -8,6 +8,7 @@ and after); the register rows are written in that same transaction.
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,27 @@ def _policy_form(settings: dict[str, Any], form: Any) -> dict[str, Any]:
     return {"secureline": secureline, "dlp": dlp}
 
 
+Page = Callable[..., HTMLResponse]  # page(request, who, status=200, **ctx)
+Save = Callable[[Request, Session, Any], Response]  # save(request, who, form), in a worker thread
+
+
+def _settings_form(app: FastAPI, kit: Kit, path: str, page: Page, save: Save) -> None:
+    """A settings page: GET shows the form, POST (CSRF-checked) saves it and shows it again."""
+
+    async def show(request: Request) -> Response:
+        who = await run_in_threadpool(kit.signed_in, request, Permission.MANAGE_SETTINGS)
+        return who if isinstance(who, Response) else await run_in_threadpool(page, request, who)
+
+    async def post(request: Request) -> Response:
+        acted = await kit.acting(request, Permission.MANAGE_SETTINGS)
+        if isinstance(acted, Response):
+            return acted
+        return await run_in_threadpool(save, request, *acted)
+
+    app.add_api_route(path, show, methods=["GET"])
+    app.add_api_route(path, post, methods=["POST"])
+
+
 def _policy_pages(app: FastAPI, kit: Kit, pages: TenantPages) -> None:
     tenancy = pages.tenancy
 
@@ -97,38 +119,24 @@ def _policy_pages(app: FastAPI, kit: Kit, pages: TenantPages) -> None:
             csrf=kit.csrf(request), **ctx,
         )  # fmt: skip
 
-    @app.get("/policy")
-    def policy(request: Request) -> Response:
-        who = kit.signed_in(request, Permission.MANAGE_SETTINGS)
-        return who if isinstance(who, Response) else page(request, who)
-
-    @app.post("/policy")
-    async def save_policy(request: Request) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_SETTINGS)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
+    def save(request: Request, who: Session, form: Any) -> Response:
         reason = str(form.get("reason", "")).strip()[:2000]
+        current = dict(tenancy.get_tenant(who.tenant_id).settings or {})
+        try:
+            changes = _policy_form(current, form)
+        except ValidationFailed as exc:
+            return page(request, who, 400, error=exc.detail)
+        weaker = weakenings(current, {**current, **changes})
+        if weaker and len(reason) < MIN_REASON:
+            names = ", ".join(weaker)
+            error = f"This change weakens protection ({names}). Write the reason for the decisions register."
+            return page(request, who, 400, error=error, weaker=weaker)
+        also = pages.decisions.recorder(reason, audit_weak_notice_change)
+        tenancy.update_settings(who.tenant_id, changes, actor=who.actor, also=also)
+        pages.screener.forget(who.tenant_id)
+        return page(request, who, saved=True, recorded=weaker)
 
-        def save() -> Response:
-            current = dict(tenancy.get_tenant(who.tenant_id).settings or {})
-            try:
-                changes = _policy_form(current, form)
-            except ValidationFailed as exc:
-                return page(request, who, 400, error=exc.detail)
-            weaker = weakenings(current, {**current, **changes})
-            if weaker and len(reason) < MIN_REASON:
-                names = ", ".join(weaker)
-                error = (
-                    f"This change weakens protection ({names}). Write the reason for the decisions register."
-                )
-                return page(request, who, 400, error=error, weaker=weaker)
-            also = pages.decisions.recorder(reason, audit_weak_notice_change)
-            tenancy.update_settings(who.tenant_id, changes, actor=who.actor, also=also)
-            pages.screener.forget(who.tenant_id)
-            return page(request, who, saved=True, recorded=weaker)
-
-        return await run_in_threadpool(save)
+    _settings_form(app, kit, "/policy", page, save)
 
 
 def _address(value: str, field: str) -> str:
@@ -148,41 +156,29 @@ def _reply_pages(app: FastAPI, kit: Kit, tenancy: Tenancy) -> None:
             csrf=kit.csrf(request), **ctx,
         )  # fmt: skip
 
-    @app.get("/replies")
-    def replies(request: Request) -> Response:
-        who = kit.signed_in(request, Permission.MANAGE_SETTINGS)
-        return who if isinstance(who, Response) else page(request, who)
+    def save(request: Request, who: Session, form: Any) -> Response:
+        current = tenancy.get_tenant(who.tenant_id).settings or {}
+        senders = dict(current.get("reply_mailboxes") or {})
+        try:
+            box = str(form.get("mailbox", "")).strip()
+            changes: dict[str, Any] = {"reply_mailbox": _address(box, "mailbox") if box else None}
+            sender, target = (
+                str(form.get("sender", "")).strip(),
+                str(form.get("sender_mailbox", "")).strip(),
+            )
+            if sender:
+                senders[_address(sender, "sender")] = _address(target, "sender_mailbox")
+            for gone in form.getlist("remove"):
+                senders.pop(str(gone), None)
+        except ValidationFailed as exc:
+            return page(request, who, 400, error=exc.detail)
+        if len(senders) > MAX_SENDERS:
+            return page(request, who, 400, error=f"At most {MAX_SENDERS} senders.")
+        changes["reply_mailboxes"] = senders or None
+        tenancy.update_settings(who.tenant_id, changes, actor=who.actor)
+        return page(request, who, saved=True)
 
-    @app.post("/replies")
-    async def save_replies(request: Request) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_SETTINGS)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
-
-        def save() -> Response:
-            current = tenancy.get_tenant(who.tenant_id).settings or {}
-            senders = dict(current.get("reply_mailboxes") or {})
-            try:
-                box = str(form.get("mailbox", "")).strip()
-                changes: dict[str, Any] = {"reply_mailbox": _address(box, "mailbox") if box else None}
-                sender, target = (
-                    str(form.get("sender", "")).strip(),
-                    str(form.get("sender_mailbox", "")).strip(),
-                )
-                if sender:
-                    senders[_address(sender, "sender")] = _address(target, "sender_mailbox")
-                for gone in form.getlist("remove"):
-                    senders.pop(str(gone), None)
-            except ValidationFailed as exc:
-                return page(request, who, 400, error=exc.detail)
-            if len(senders) > MAX_SENDERS:
-                return page(request, who, 400, error=f"At most {MAX_SENDERS} senders.")
-            changes["reply_mailboxes"] = senders or None
-            tenancy.update_settings(who.tenant_id, changes, actor=who.actor)
-            return page(request, who, saved=True)
-
-        return await run_in_threadpool(save)
+    _settings_form(app, kit, "/replies", page, save)
 
 
 def _quarantine_pages(app: FastAPI, kit: Kit, messages: Messages) -> None:

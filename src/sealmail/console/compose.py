@@ -33,6 +33,7 @@ from sealmail.errors import SealmailError, ValidationFailed
 from sealmail.messages import compose
 from sealmail.messages.schemas import AttachmentIn, MessageIn
 from sealmail.messages.service import Messages
+from sealmail.portal.mailbox import reply_destination
 from sealmail.portal.sanitize import clean_html
 from sealmail.tenancy.credentials import Principal
 from sealmail.users.model import Session
@@ -114,10 +115,13 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         status: int = 200,
         errors: list[str] | None = None,
     ) -> HTMLResponse:
+        # Where a patient's portal reply to this sender lands (reply mailboxes, issue 14).
+        settings = dict(messages.tenancy.tenant_settings(who.tenant_id))
+        replies_to = reply_destination("", (draft["from"] or who.email).strip(), settings)
         return kit.render(
             request, "compose.html", status=status, title="Compose", who=who, draft=draft,
             errors=errors or [], limit_mb=opts.max_upload_bytes // (1024 * 1024), max_files=opts.max_files,
-            csrf=kit.csrf(request),
+            replies_to=replies_to, csrf=kit.csrf(request),
         )  # fmt: skip
 
     @app.get("/compose")

@@ -60,6 +60,34 @@ class Dashboard:
 
 
 @dataclass(frozen=True, slots=True)
+class Narrow:
+    """Find's other fields: the sender (From), a recipient status, and a range of days."""
+
+    sender: str = ""
+    status: str = ""
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+
+    def conditions(self, tenant_id: str) -> list[Any]:
+        out: list[Any] = []
+        if self.sender:
+            out.append(sa.func.lower(messages.c.header_from) == self.sender.strip().lower())
+        if self.status:
+            out.append(
+                messages.c.id.in_(
+                    sa.select(recipients.c.message_id).where(
+                        recipients.c.tenant_id == tenant_id, recipients.c.status == self.status
+                    )
+                )
+            )
+        if self.since:
+            out.append(messages.c.created_at >= self.since)
+        if self.until:
+            out.append(messages.c.created_at < self.until)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class TrailRecipient:
     id: str
     address: str
@@ -150,21 +178,26 @@ class Reports:
             quarantined_now=int(held),
         )
 
-    def find(self, tenant_id: str, query: str) -> list[Trail]:
-        """Messages by id, Message-ID header or recipient address, newest first."""
-        q = query.strip()
-        if not q:
+    def find(self, tenant_id: str, query: str, narrow: Narrow | None = None) -> list[Trail]:
+        """Messages by id, Message-ID header or recipient address, and/or narrowed by sender,
+        recipient status and day (never by subject or body: those are encrypted), newest first."""
+        q, n = query.strip(), narrow or Narrow()
+        conds = [] if not q else [
+            sa.or_(
+                messages.c.id == q,
+                messages.c.message_id_header == q,
+                messages.c.message_id_header == f"<{q.strip('<>')}>",
+                messages.c.id.in_(
+                    sa.select(recipients.c.message_id).where(
+                        recipients.c.tenant_id == tenant_id, recipients.c.address == q.lower()
+                    )
+                ),
+            )
+        ]  # fmt: skip
+        conds += n.conditions(tenant_id)
+        if not conds:
             return []
-        cond = sa.or_(
-            messages.c.id == q,
-            messages.c.message_id_header == q,
-            messages.c.message_id_header == f"<{q.strip('<>')}>",
-            messages.c.id.in_(
-                sa.select(recipients.c.message_id).where(
-                    recipients.c.tenant_id == tenant_id, recipients.c.address == q.lower()
-                )
-            ),
-        )
+        cond = sa.and_(*conds)
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(

@@ -12,6 +12,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,8 +25,9 @@ from sealmail.console import charts
 from sealmail.console.emergency_pages import emergency_pages
 from sealmail.console.kit import Kit
 from sealmail.console.passkey_pages import passkey_pages
-from sealmail.console.reports import Reports
+from sealmail.console.reports import Narrow, Reports
 from sealmail.console.sso_pages import SignInHooks, sso_pages
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import SealmailError
 from sealmail.users import roles, totp
 from sealmail.users.keys import UserKeys
@@ -342,14 +344,29 @@ def _pages(
         return render(request, "dashboard.html", title="Dashboard", who=me, board=board, csrf=csrf(request))
 
     @app.get("/messages")
-    def find(request: Request, q: str = "") -> Response:
+    def find(
+        request: Request,
+        q: str = "",
+        sender: str = "",
+        status: str = "",
+        since: str = "",
+        until: str = "",
+    ) -> Response:
         who = signed_in(request, Permission.VIEW_TRAIL)
         if isinstance(who, Response):
             return who
-        found = reports.find(who.tenant_id, q[:400]) if q else []
+        # A browser sends untouched date fields as ``since=``: empty means no bound.
+        first, last = _day(since), _day(until)
+        end = datetime.combine(last + timedelta(days=1), time(0), UTC) if last else None
+        start = datetime.combine(first, time(0), UTC) if first else None
+        narrow = Narrow(sender[:320], status[:20], start, end)
+        asked = bool(q or sender or status or since or until)
+        found = reports.find(who.tenant_id, q[:400], narrow) if asked else []
         return render(
-            request, "messages.html", title="Find a message", who=who, q=q, found=found, csrf=csrf(request)
-        )
+            request, "messages.html", title="Find a message", who=who, q=q, found=found, asked=asked,
+            narrow=narrow, since=since or "", until=until or "", statuses=[s.value for s in RecipientStatus],
+            csrf=csrf(request),
+        )  # fmt: skip
 
     @app.get("/audit")
     def audit_view(
@@ -409,6 +426,16 @@ def _pages(
         who, _ = acted
         await run_in_threadpool(users.disable, who, user_id[:40])
         return redirect(request, "/users")
+
+
+def _day(value: str) -> date | None:
+    """A ``YYYY-MM-DD`` query value; empty is no bound, anything else is a 400."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise HTTPException(400, "Dates are written YYYY-MM-DD.") from exc
 
 
 def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:

@@ -76,7 +76,9 @@ def aggregate(stored: str, counts: Mapping[str, int]) -> MessageStatus:
     if RecipientStatus.QUARANTINED in live:
         return MessageStatus.QUARANTINED
     if any(s in ACTIVE for s in live):
-        untried = {RecipientStatus.QUEUED}
+        # Queued while no recipient has been tried: the rest were refused at intake
+        # (suppressed) or cancelled, never attempted.
+        untried = {RecipientStatus.QUEUED, RecipientStatus.REJECTED, RecipientStatus.CANCELLED}
         fresh = all(s in untried for s in live) and stored == MessageStatus.QUEUED
         return MessageStatus.QUEUED if fresh else MessageStatus.SENDING
     failed = sum(n for s, n in live.items() if s in FAILED)

@@ -20,6 +20,7 @@ from sealmail.net.dns import Resolver
 from sealmail.portal.access import audit_weak_notice_change
 from sealmail.secureline.identities import Identities
 from sealmail.secureline.keydir import KeyDirectory
+from sealmail.secureline.posture import OPTIONAL
 from sealmail.secureline.schemas import (
     ArchiveKeyOut,
     RecipientKeyListOut,
@@ -178,11 +179,14 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
     async def check_domain(name: str, who: Admin) -> dict[str, Any]:
         results = await services.sender_domains.check(who.tenant_id, name, resolver, run_in_threadpool)
         return {
-            "ok": all(c.ok for c in results),
+            # MTA-STS and TLS-RPT are recommendations (posture.OPTIONAL): reported, not required.
+            "ok": all(c.ok for c in results if c.purpose not in OPTIONAL),
             "checks": [
-                {"name": c.name, "purpose": str(c.purpose), "ok": c.ok, "detail": c.detail} for c in results
+                {"name": c.name, "purpose": str(c.purpose), "ok": c.ok, "detail": c.detail,
+                 "required": c.purpose not in OPTIONAL}
+                for c in results
             ],
-        }
+        }  # fmt: skip
 
     @r.put("/tenant/smime-identity", response_model=SmimeIdentityOut)
     def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> dict[str, Any]:

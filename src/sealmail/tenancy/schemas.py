@@ -90,6 +90,9 @@ class DnsCheckOut(Out):
     purpose: str
     ok: bool
     detail: str | None
+    required: bool = Field(
+        True, description="false for recommendations (mta_sts, tls_rpt): they do not make `ok` false."
+    )
 
 
 class DomainCheckOut(Out):

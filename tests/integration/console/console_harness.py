@@ -125,3 +125,9 @@ def sign_in(console: Console, email: str, password: str, code: str) -> httpx.Cli
     page = c.get("/console/signin/code")
     c.post("/console/signin/code", data={"csrf": csrf(page), "code": code})
     return c
+
+
+def person(console: Console, tenant_id: str, email: str, role: str) -> Person:
+    """Someone of ``role`` in the tenant, invited and enrolled: a signed-in client."""
+    _, token = console.users.invite(tenant_id, email, "", role, actor="test")
+    return enrol(console, token, email)

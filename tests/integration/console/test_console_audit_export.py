@@ -5,14 +5,12 @@ document and an entry that no longer matches its chain hash."""
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, Person, console_server, enrol
+from tests.integration.console.console_harness import Console, person
 from typer.testing import CliRunner
 
 from sealmail.app import Services, build_evidence
@@ -22,17 +20,6 @@ from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
-
-
-def person(console: Console, tenant_id: str, email: str, role: Role) -> Person:
-    _, token = console.users.invite(tenant_id, email, "", role, actor="test")
-    return enrol(console, token, email)
 
 
 def verify(path: Path, *args: str) -> tuple[int, str]:

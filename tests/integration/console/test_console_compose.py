@@ -2,27 +2,13 @@
 attachment, its outcome page, ownership (a sender sees only their own), audited content
 reads, and refusals that re-show the form instead of storing anything."""
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, Person, csrf, person
 
 from sealmail.app import Services
 from sealmail.store.tables import audit_log, messages
 from sealmail.users.roles import Role
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
-
-
-def person(console: Console, tenant: TenantFixture, email: str, role: Role) -> Person:
-    _, token = console.users.invite(tenant.id, email, "", role, actor="test")
-    return enrol(console, token, email)
 
 
 def compose(who: Person, files: list[tuple[str, tuple[str, bytes, str]]] | None = None, **fields: str):  # type: ignore[no-untyped-def]
@@ -43,7 +29,10 @@ def stored(services: Services) -> list[sa.Row]:  # type: ignore[type-arg]
 def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own(
     console: Console, services: Services, tenant: TenantFixture
 ) -> None:
-    alice = person(console, tenant, "alice@clinic.example", Role.SENDER)
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    assert "go to <strong>alice@clinic.example</strong>" in alice.http.get("/console/compose").text
+    services.tenancy.update_settings(tenant.id, {"reply_mailbox": "desk@clinic.example"}, actor="test")
+    assert "go to <strong>desk@clinic.example</strong>" in alice.http.get("/console/compose").text
     files = [("attachments", ("lab.pdf", b"%PDF-1.4 results", "application/pdf"))]
     r = compose(alice, files, to="pat@example.net, kin@example.org",
                 html='<p>Please <b>call</b> us.<script>alert(1)</script></p>')  # fmt: skip
@@ -77,21 +66,25 @@ def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own
         )
     assert row.actor in reads
     # Another sender: not in their list, and neither trail nor content opens.
-    bob = person(console, tenant, "bob@clinic.example", Role.SENDER)
+    bob = person(console, tenant.id, "bob@clinic.example", Role.SENDER)
     assert mid not in bob.http.get("/console/sent").text
     assert bob.http.get(f"/console/sent/{mid}").status_code == 404
     assert bob.http.get(f"/console/content/{mid}").status_code == 404
     # Support sees the trail but not the content; compliance neither.
-    support = person(console, tenant, "help@clinic.example", Role.SUPPORT)
+    support = person(console, tenant.id, "help@clinic.example", Role.SUPPORT)
     assert support.http.get(f"/console/content/{mid}").status_code == 403
     assert mid in support.http.get("/console/messages", params={"q": mid}).text
-    assert "Your results" not in support.http.get("/console/messages", params={"q": mid}).text
+    trail = support.http.get("/console/messages", params={"q": mid}).text
+    assert "Your results" not in trail and f"/console/content/{mid}" not in trail
+    owner = person(console, tenant.id, "boss@clinic.example", Role.OWNER)
+    assert f"/console/content/{mid}" in owner.http.get("/console/messages", params={"q": mid}).text
+    assert "Your results" in owner.http.get(f"/console/content/{mid}").text
 
 
 def test_refusals_show_the_form_again_and_store_nothing(
     console: Console, services: Services, tenant: TenantFixture
 ) -> None:
-    alice = person(console, tenant, "alice@clinic.example", Role.SENDER)
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
     no_rcpt = compose(alice, to="")
     assert no_rcpt.status_code == 400 and 'id="compose-errors"' in no_rcpt.text
     bad = compose(alice, to="not an address")
@@ -112,7 +105,7 @@ def test_refusals_show_the_form_again_and_store_nothing(
 def test_a_message_sent_with_a_key_the_user_made_is_theirs_too(
     console: Console, services: Services, tenant: TenantFixture
 ) -> None:
-    owner = person(console, tenant, "boss@clinic.example", Role.OWNER)
+    owner = person(console, tenant.id, "boss@clinic.example", Role.OWNER)
     page = owner.http.get("/console/keys")
     made = owner.http.post("/console/keys", data={"csrf": csrf(page), "name": "ehr", "scope_send": "on"})
     secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]

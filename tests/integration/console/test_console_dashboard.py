@@ -4,23 +4,15 @@ real accepted, held and delivered messages of this tenant only."""
 
 import asyncio
 import re
-from collections.abc import Iterator
 
-import pytest
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, console_server, enrol
+from tests.integration.console.console_harness import Console, enrol
 
 from sealmail.app import Services
 from sealmail.runtime import build_transport, build_worker
 from sealmail.users.roles import Role
 
 SSN = "Patient SSN 123-45-6780."
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 def send(console: Console, key: str, **over: object) -> str:

@@ -3,24 +3,17 @@ PostgreSQL: each change goes through its feature's service, audited with the con
 and never reaches another tenant's rows."""
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, Person, csrf, enrol
 from tests.support.gpg import GnuPG
 
 from sealmail.app import Services
 from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 @pytest.fixture

@@ -1,20 +1,11 @@
 """Templates in the console over real HTTP on SQLite and PostgreSQL: the list, the source,
 and a sandboxed preview with sample variables (escaped, missing variables reported)."""
 
-from collections.abc import Iterator
-
-import pytest
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, csrf, enrol
 
 from sealmail.app import Services
 from sealmail.users.roles import Role
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
 
 
 def test_a_template_is_previewed_in_the_sandbox(

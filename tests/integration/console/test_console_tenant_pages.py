@@ -2,12 +2,9 @@
 written reason (kept in the decisions register and the audit log), reply mailboxes, and
 reviewing and releasing the DLP quarantine."""
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, Person, csrf, person
 
 from sealmail.app import Services
 from sealmail.store.tables import audit_log
@@ -15,17 +12,6 @@ from sealmail.tenancy.tables import console_decisions
 from sealmail.users.roles import Role
 
 PHI = "Patient SSN 123-45-6780, see attached."
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
-
-
-def person(console: Console, tenant_id: str, email: str, role: Role) -> Person:
-    _, token = console.users.invite(tenant_id, email, "", role, actor="test")
-    return enrol(console, token, email)
 
 
 def post_policy(who: Person, reason: str = "", **flags: str) -> str:

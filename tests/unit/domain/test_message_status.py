@@ -21,6 +21,8 @@ from sealmail.domain.statuses import aggregate
         ("cancelled", {"cancelled": 2}, M.CANCELLED),
         ("quarantined", {"quarantined": 2}, M.QUARANTINED),
         ("queued", {"queued": 1}, M.QUEUED),
+        # One recipient suppressed at intake, the other waiting: nothing tried yet.
+        ("queued", {"queued": 1, "rejected": 1}, M.QUEUED),
         ("quarantined", {}, M.QUARANTINED),
         # Released from quarantine and partly tried: in flight.
         ("queued", {"queued": 1, "bounced": 1}, M.SENDING),
