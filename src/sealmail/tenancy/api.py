@@ -47,6 +47,20 @@ class TrackingIn(BaseModel):
     )
 
 
+class MarketingIn(BaseModel):
+    """Marketing settings (marketing/compliance.py checks them when a campaign starts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    postal_address: str | None = Field(
+        None,
+        min_length=10,
+        max_length=500,
+        description="The sender's physical postal address that CAN-SPAM (16 CFR 316.5) requires "
+        "in every marketing and fundraising message; templates show it as {{ postal_address }}.",
+    )
+
+
 class TenantSettingsIn(BaseModel):
     """A partial update; ``null`` removes a setting (the stream default applies again)."""
 
@@ -57,6 +71,9 @@ class TenantSettingsIn(BaseModel):
     )
     tracking: TrackingIn | None = Field(
         None, description='Engagement tracking, e.g. {"opens": true, "clicks": true}.'
+    )
+    marketing: MarketingIn | None = Field(
+        None, description='Marketing settings, e.g. {"postal_address": "1 Main St, Springfield, IL 62701"}.'
     )
     rate_limit: int | None = Field(
         None,
@@ -166,6 +183,8 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
             if "streams" in tracking:
                 tracking["streams"] = sorted(set(tracking["streams"]))
             changes["tracking"] = tracking
+        if body.marketing is not None:
+            changes["marketing"] = body.marketing.model_dump(mode="json", exclude_none=True) or None
         if "rate_limit" in body.model_fields_set:
             changes["rate_limit"] = _rate_limit(body.rate_limit, rate_limit_ceiling)
         require_reason(current, {**current, **changes}, body.reason)

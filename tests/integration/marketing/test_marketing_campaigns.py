@@ -97,9 +97,11 @@ def shop(pipeline: Pipeline) -> Iterator[Shop]:
         template = {
             "name": "promo",
             "subject": "Hello {{ first_name }}",
-            "text": "Dear {{ first_name }}, news.",
+            "text": "Dear {{ first_name }}, news.\n--\n{{ postal_address }}\nTo unsubscribe, use the link.",
         }
         assert client.post("/v1/templates", json=template, headers=h).status_code == 201
+        footer = {"marketing": {"postal_address": "1 Main St, Springfield, IL 62701"}}
+        assert client.patch("/v1/tenant/settings", json=footer, headers=h).status_code == 200
         everyone = {"name": "everyone", "rule": {"attr": "first_name", "op": "exists"}}
         assert client.post("/v1/marketing/segments", json=everyone, headers=h).status_code == 201
         yield Shop(pipeline, client, h)
@@ -230,6 +232,8 @@ def test_ab_variants_split_the_audience_and_each_contact_gets_its_own_personaliz
         subject = email.message_from_bytes(m.data, policy=email.policy.default)["Subject"]
         name = to.split("@")[0]
         assert subject == (f"Hello {name}" if picked[to] == "a" else f"B for {name}")
+        # The tenant's postal address fills the footer variable (CAN-SPAM 16 CFR 316.5).
+        assert (b"1 Main St, Springfield" in m.data) == (picked[to] == "a")
     # Stats per variant: every delivery counted; a machine open left out, a human click in.
     first = next(iter(shop.audience(sent["id"]).values()))
     with shop.p.services.engine.begin() as conn:
