@@ -353,6 +353,7 @@ def build_marketing(services: Services) -> marketing.Marketing:
         services.messages,
         services.template_store,
         services.settings.smtp_hostname,
+        OwnerMailer(services.engine, services.messages, services.settings.smtp_hostname),
     )
 
 

@@ -159,6 +159,7 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_CREATED = "mkt_campaign:created"
     MKT_CAMPAIGN_STARTED = "mkt_campaign:started"
     MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
+    MKT_CAMPAIGN_PAUSED = "mkt_campaign:paused"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)

@@ -8,6 +8,8 @@ it is refused when the segment touches a class the role may not see.
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -30,6 +32,10 @@ def classes_for(who: Session) -> frozenset[PhiClass]:
 
 
 def section(mk: Marketing) -> ConsoleSection:
+    def checks(who: Session, campaign: dict[str, Any]) -> list[dict[str, str]]:
+        # What a draft would fail if started now; a started campaign passed them.
+        return mk.campaigns.checks(who.tenant_id, campaign["id"]) if campaign["status"] == "draft" else []
+
     def mount(app: FastAPI, kit: Kit) -> None:
         def overview(request: Request, who: Session, counted: dict[str, object] | None = None) -> Response:
             allowed = classes_for(who)
@@ -40,7 +46,8 @@ def section(mk: Marketing) -> ConsoleSection:
             return kit.render(
                 request, "marketing_overview.html", title="Marketing", who=who, segments=segments,
                 lists=mk.lists.list(who.tenant_id), journeys=mk.journeys.all(who.tenant_id),
-                campaigns=mk.campaigns.recent(who.tenant_id), counted=counted, csrf=kit.csrf(request),
+                campaigns=[{**c, "checks": checks(who, c)} for c in mk.campaigns.recent(who.tenant_id)],
+                counted=counted, csrf=kit.csrf(request),
             )  # fmt: skip
 
         @app.get("/marketing")

@@ -249,6 +249,13 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
         return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
 
+    @r.get("/campaigns/{campaign_id}/checks")
+    def campaign_checks(campaign_id: str, who: Reader) -> dict[str, Any]:
+        """The pre-send compliance checks the campaign fails now (empty: it may start):
+        DKIM-aligned sender domain, postal address and unsubscribe link in marketing and
+        fundraising bodies, no engagement tracking on the phi stream."""
+        return {"failed": mk.campaigns.checks(who.tenant_id, campaign_id)}
+
     @r.get("/campaigns/{campaign_id}/stats")
     def campaign_stats(campaign_id: str, who: Reader) -> dict[str, Any]:
         """Per variant: sends by state, deliveries, bounces, complaints, unsubscribes, and

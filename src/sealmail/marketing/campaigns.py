@@ -12,13 +12,16 @@ Variants are picked by a hash of (campaign, contact), weighted: the same contact
 gets the same variant, and a re-run never flips it.  Marketing and fundraising go on the
 broadcast stream (RFC 8058 one-click unsubscribe, the opt-out 164.514(f) requires in
 every fundraising message); treatment and operations on the phi stream.
+
+Size: one service over one table pair (create, read, stats, audience, pre-send checks,
+send); splitting it would scatter the campaign's single write path.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +36,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
+from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.gate import MARKETING_TAG
 from sealmail.marketing.tables import mkt_campaigns as cp
@@ -177,11 +181,7 @@ class Campaigns:
 
     def get(self, tenant_id: str, campaign_id: str) -> dict[str, Any]:
         with db.reader(self.engine) as conn:
-            row = conn.execute(
-                sa.select(cp).where(cp.c.tenant_id == tenant_id, cp.c.id == campaign_id)
-            ).first()
-            if row is None:
-                raise NotFound(f"no campaign {campaign_id!r}")
+            row = _campaign(conn, tenant_id, campaign_id)
             states = conn.execute(
                 sa.select(mkt_sends.c.state, mkt_sends.c.reason, sa.func.count())
                 .where(mkt_sends.c.campaign_id == campaign_id, mkt_sends.c.tenant_id == tenant_id)
@@ -307,6 +307,7 @@ class Campaigns:
                 raise NotFound(f"no campaign {campaign_id!r}")
             if row.status != "draft":
                 raise Conflict(f"campaign {campaign_id} is {row.status}; campaigns are sent once")
+            self._precheck(conn, tenant_id, row)
             conn.execute(
                 sa.update(cp)
                 .where(cp.c.id == campaign_id)
@@ -349,10 +350,37 @@ class Campaigns:
                 )
         return {**self.get(tenant_id, campaign_id), "failed": tally["failed"]}
 
+    def _precheck(self, conn: Connection, tenant_id: str, row: Any) -> None:
+        """Refuse to start with every failed compliance check named (422)."""
+        failures = self._failures(conn, tenant_id, row)
+        if failures:
+            raise ValidationFailed(
+                [{"field": f"compliance.{f.check}", "message": f.message} for f in failures],
+                detail=f"campaign {row.id} fails {len(failures)} pre-send check(s): "
+                + ", ".join(sorted({f.check for f in failures})),
+            )
+
+    def checks(self, tenant_id: str, campaign_id: str) -> list[dict[str, str]]:
+        """The pre-send checks a draft fails now (the console shows them before Start)."""
+        with db.reader(self.engine) as conn:
+            row = _campaign(conn, tenant_id, campaign_id)
+            failures = self._failures(conn, tenant_id, row)
+        return [{"check": f.check, "message": f.message} for f in failures]
+
+    def _failures(self, conn: Connection, tenant_id: str, row: Any) -> list[compliance.Failure]:
+        sources = [
+            (v["name"], self.templates.source(tenant_id, v["template"], v["version"])[0])
+            for v in row.variants
+        ]
+        return compliance.check(conn, tenant_id, Purpose(row.purpose), row.from_address, sources)
+
     def _queue_all(
         self, who: Principal, row: Any, rule: Any, compiled: dict[str, Compiled], tally: dict[str, int]
     ) -> None:
         with db.reader(self.engine) as conn:
+            footer = {
+                "postal_address": compliance.postal_address(compliance.tenant_settings(conn, who.tenant_id))
+            }
             where = self.segments.compile(conn, who.tenant_id, rule)
             batches = list(seg.members(conn, who.tenant_id, where))
         for batch in batches:
@@ -364,7 +392,9 @@ class Campaigns:
             for contact_id, _tz, matched in batch:
                 contact = contacts[contact_id]
                 variant = pick_variant(row.id, contact_id, row.variants)
-                out = Outgoing(row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id})
+                out = Outgoing(
+                    row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id}, footer
+                )
                 try:
                     message_id, refused = self.queue_message(
                         who, out, contact, compiled[variant["name"]], variant["name"]
@@ -402,6 +432,7 @@ class Campaigns:
             **(contact.attrs or {}),
             **self.open_secrets(who.tenant_id, contact),
             "email": contact.email,
+            **out.footer,
         }
         base = MessageSpec(
             from_=out.sender,
@@ -420,12 +451,20 @@ class Campaigns:
         return result.id, all(r.status == RecipientStatus.REJECTED for r in result.recipients)
 
 
+def _campaign(conn: Connection, tenant_id: str, campaign_id: str) -> Any:
+    row = conn.execute(sa.select(cp).where(cp.c.tenant_id == tenant_id, cp.c.id == campaign_id)).first()
+    if row is None:
+        raise NotFound(f"no campaign {campaign_id!r}")
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     sender: str
     purpose: Purpose
     send_at: datetime | None
     metadata: dict[str, str]
+    footer: dict[str, str] = field(default_factory=dict)  # the sender's own values: postal_address
 
 
 @dataclass(frozen=True, slots=True)

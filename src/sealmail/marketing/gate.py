@@ -11,6 +11,8 @@ applies ``domain.marketing.decide_send``:
 * defer: the recipient goes back to ``deferred`` until the given time, no attempt counted;
 * skip: the recipient is ``rejected`` with the reason, and a ``message.rejected`` event.
 
+A send of a campaign the complaint breaker paused is deferred (``campaign_paused``).
+
 A tagged message without its ``mkt_sends`` row fails closed: deferred briefly (the row is
 written right after acceptance), rejected once it is older than ``SNAPSHOT_GRACE``.
 """
@@ -30,7 +32,7 @@ from sealmail.domain.marketing import ConsentState, Decision, Defer, Purpose, Se
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.marketing.tables import mkt_authorizations as au
-from sealmail.marketing.tables import mkt_caps, mkt_sends
+from sealmail.marketing.tables import mkt_campaigns, mkt_caps, mkt_sends
 from sealmail.marketing.tables import mkt_consent_current as cur
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.messages.queue import Claimed, QueuedMessage
@@ -42,6 +44,7 @@ from sealmail.suppressions.rules import match, normalize
 MARKETING_TAG = "sealmail:marketing"
 SNAPSHOT_GRACE = timedelta(minutes=10)
 WAIT_FOR_SNAPSHOT = timedelta(seconds=30)
+PAUSED_RECHECK = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class SendGate:
             if now - msg.created_at > SNAPSHOT_GRACE:
                 return Skip("no_snapshot")
             return Defer(now + WAIT_FOR_SNAPSHOT, "snapshot_pending")
+        if row.campaign_status == "paused":  # the complaint breaker (breaker.py) holds the rest
+            return Defer(now + PAUSED_RECHECK, "campaign_paused")
         purpose = Purpose(row.purpose)
         gated = Purpose.MARKETING if purpose is Purpose.MARKETING or row.remunerated else purpose
         state = facts.consent.get((row.contact_id, gated))
@@ -125,8 +130,9 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
     sends = {
         r.message_id: r
         for r in conn.execute(
-            sa.select(mkt_sends, ct.c.status, ct.c.tz)
+            sa.select(mkt_sends, ct.c.status, ct.c.tz, mkt_campaigns.c.status.label("campaign_status"))
             .join(ct, ct.c.id == mkt_sends.c.contact_id)
+            .outerjoin(mkt_campaigns, mkt_campaigns.c.id == mkt_sends.c.campaign_id)
             .where(mkt_sends.c.message_id.in_(ids))
         )
     }

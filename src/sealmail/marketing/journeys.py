@@ -37,7 +37,7 @@ from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.errors import NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
-from sealmail.marketing import lists
+from sealmail.marketing import compliance, lists
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
 from sealmail.marketing.tables import mkt_contacts as ct
@@ -413,10 +413,12 @@ class Journeys:
         who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
         with db.reader(self.engine) as conn:
             contact = conn.execute(sa.select(ct).where(ct.c.id == c.contact_id)).one()
+            footer = {
+                "postal_address": compliance.postal_address(compliance.tenant_settings(conn, c.tenant_id))
+            }
         source, _ = self.campaigns.templates.source(c.tenant_id, body["template"], body.get("version"))
-        out = Outgoing(
-            body["from"], Purpose(body["purpose"]), None, {"journey_id": c.journey_id, "enrollment_id": c.id}
-        )
+        meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
+        out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footer)
         # Idempotent per (enrollment, step): a runner that died after queueing replays it.
         idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
         try:

@@ -3,7 +3,8 @@
 Each part is its own module: ``attributes`` (typed declarations with a PHI class),
 ``contacts`` and ``imports``, ``lists``, ``consent`` (the ledger and authorizations),
 ``segments`` (typed rules compiled to bound SQL), ``campaigns`` (audience snapshot and
-queueing), ``gate`` (``decide_send`` at every claim) and ``journeys``.
+queueing), ``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
+``breaker`` (complaint-rate pause) and ``journeys``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from sealmail.marketing.attributes import Attributes
+from sealmail.marketing.breaker import Alert, Breaker
 from sealmail.marketing.campaigns import Campaigns
 from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
@@ -37,6 +39,7 @@ class Marketing:
     segments: Segments
     campaigns: Campaigns
     journeys: Journeys
+    breaker: Breaker
 
 
 def build(
@@ -46,6 +49,7 @@ def build(
     messages: Messages,
     templates: TemplateStore,
     message_id_domain: str,
+    alert: Alert | None = None,
 ) -> Marketing:
     contacts = Contacts(engine, keyring, blind_root)
     segments = Segments(engine, contacts.blind_key)
@@ -60,4 +64,5 @@ def build(
         segments,
         campaigns,
         Journeys(engine, campaigns, segments),
+        Breaker(engine, alert),
     )

@@ -47,6 +47,26 @@ class TrackingIn(BaseModel):
     )
 
 
+class MarketingIn(BaseModel):
+    """Marketing settings (marketing/compliance.py and breaker.py); ``null`` removes one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    postal_address: str | None = Field(
+        None,
+        min_length=10,
+        max_length=500,
+        description="The sender's physical postal address that CAN-SPAM (16 CFR 316.5) requires "
+        "in every marketing and fundraising message; templates show it as {{ postal_address }}.",
+    )
+    complaint_rate: float | None = Field(
+        None, gt=0, le=1, description="Pause a campaign over this complaint rate (default 0.003)."
+    )
+    complaint_min_sent: int | None = Field(
+        None, ge=1, le=10_000_000, description="...once at least this many are sent (default 1000)."
+    )
+
+
 class TenantSettingsIn(BaseModel):
     """A partial update; ``null`` removes a setting (the stream default applies again)."""
 
@@ -57,6 +77,9 @@ class TenantSettingsIn(BaseModel):
     )
     tracking: TrackingIn | None = Field(
         None, description='Engagement tracking, e.g. {"opens": true, "clicks": true}.'
+    )
+    marketing: MarketingIn | None = Field(
+        None, description='Marketing settings, e.g. {"postal_address": "1 Main St, Springfield, IL 62701"}.'
     )
     rate_limit: int | None = Field(
         None,
@@ -166,6 +189,13 @@ def router(services: TenancyServices, admin: Any, resolver: Resolver, rate_limit
             if "streams" in tracking:
                 tracking["streams"] = sorted(set(tracking["streams"]))
             changes["tracking"] = tracking
+        if body.marketing is not None:
+            # Merged key by key: setting the breaker must not drop the postal address.
+            marketing = {
+                **current.get("marketing", {}),
+                **body.marketing.model_dump(mode="json", exclude_unset=True),
+            }
+            changes["marketing"] = {k: v for k, v in marketing.items() if v is not None} or None
         if "rate_limit" in body.model_fields_set:
             changes["rate_limit"] = _rate_limit(body.rate_limit, rate_limit_ceiling)
         require_reason(current, {**current, **changes}, body.reason)

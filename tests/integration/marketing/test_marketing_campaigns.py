@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 from tests.integration.delivery.test_worker import Pipeline, pipeline
 from tests.integration.marketing.conftest import bearer
 
+from sealmail.app import build_users
 from sealmail.engagement.tokens import Kind
 from sealmail.ids import new_id
 from sealmail.intake.api.app import create_api
 from sealmail.marketing.tables import mkt_authorizations, mkt_consent_current, mkt_sends
-from sealmail.store.tables import events, recipients
+from sealmail.store.tables import audit_log, events, recipients
+from sealmail.users.roles import Role
 
 __all__ = ["pipeline"]
 NO_QUIET = {"quiet_start": 0, "quiet_end": 0}
@@ -97,9 +99,11 @@ def shop(pipeline: Pipeline) -> Iterator[Shop]:
         template = {
             "name": "promo",
             "subject": "Hello {{ first_name }}",
-            "text": "Dear {{ first_name }}, news.",
+            "text": "Dear {{ first_name }}, news.\n--\n{{ postal_address }}\nTo unsubscribe, use the link.",
         }
         assert client.post("/v1/templates", json=template, headers=h).status_code == 201
+        footer = {"marketing": {"postal_address": "1 Main St, Springfield, IL 62701"}}
+        assert client.patch("/v1/tenant/settings", json=footer, headers=h).status_code == 200
         everyone = {"name": "everyone", "rule": {"attr": "first_name", "op": "exists"}}
         assert client.post("/v1/marketing/segments", json=everyone, headers=h).status_code == 201
         yield Shop(pipeline, client, h)
@@ -230,6 +234,8 @@ def test_ab_variants_split_the_audience_and_each_contact_gets_its_own_personaliz
         subject = email.message_from_bytes(m.data, policy=email.policy.default)["Subject"]
         name = to.split("@")[0]
         assert subject == (f"Hello {name}" if picked[to] == "a" else f"B for {name}")
+        # The tenant's postal address fills the footer variable (CAN-SPAM 16 CFR 316.5).
+        assert (b"1 Main St, Springfield" in m.data) == (picked[to] == "a")
     # Stats per variant: every delivery counted; a machine open left out, a human click in.
     first = next(iter(shop.audience(sent["id"]).values()))
     with shop.p.services.engine.begin() as conn:
@@ -307,3 +313,54 @@ def test_a_suppressed_address_is_refused_at_intake_and_the_snapshot_says_so(shop
         "suppressed",
     )
     assert seen["here@example.net"]["state"] == "sent"
+
+
+def test_a_campaign_over_the_complaint_rate_pauses_and_its_rest_is_held(shop: Shop) -> None:
+    services = shop.p.services
+    tune = {"marketing": {"complaint_rate": 0.3, "complaint_min_sent": 2}}
+    tuned = shop.client.patch("/v1/tenant/settings", json=tune, headers=shop.h)
+    assert tuned.status_code == 200, tuned.text
+    assert tuned.json()["settings"]["marketing"]["postal_address"].startswith("1 Main St")  # merged
+    build_users(services).invite(shop.p.tenant.id, "owner@clinic.example", "Owner", Role.OWNER, actor="test")
+    addresses = [f"c{i}@example.net" for i in range(5)]
+    for a in addresses:
+        shop.contact(a)
+    sent = shop.campaign("treatment")
+    breaker = services.marketing.breaker
+    with services.engine.begin() as conn:
+        ids = sorted(conn.execute(sa.select(mkt_sends.c.message_id)).scalars())
+        # Two went out, one of them drew an ARF complaint: 1/2 = 50% > 30%, but only once sent >= 2.
+        conn.execute(sa.update(mkt_sends).where(mkt_sends.c.message_id == ids[0]).values(state="sent"))
+        conn.execute(
+            sa.insert(events).values(
+                id=new_id("evt"), tenant_id=shop.p.tenant.id, message_id=ids[0], type="message.complained",
+                seq=50, created_at=datetime.now(UTC), data={},
+            )
+        )  # fmt: skip
+    assert breaker.sweep() == []  # one sent is under complaint_min_sent
+    with services.engine.begin() as conn:
+        conn.execute(sa.update(mkt_sends).where(mkt_sends.c.message_id == ids[1]).values(state="sent"))
+    assert breaker.sweep() == [sent["id"]]
+    assert breaker.sweep() == []  # paused once
+    got = shop.client.get(f"/v1/marketing/campaigns/{sent['id']}", headers=shop.h).json()
+    assert got["status"] == "paused"
+    with services.engine.connect() as conn:
+        [details] = conn.execute(
+            sa.select(audit_log.c.details).where(audit_log.c.action == "mkt_campaign:paused")
+        ).scalars()
+        alerted = conn.execute(
+            sa.select(recipients.c.message_id).where(recipients.c.address == "owner@clinic.example")
+        ).all()
+    assert details["complaints"] == 1 and details["sent"] == 2
+    assert len(alerted) == 1
+    shop.p.run_worker()
+    with services.engine.connect() as conn:
+        held = dict(
+            conn.execute(
+                sa.select(recipients.c.address, recipients.c.last_reason).where(
+                    recipients.c.message_id.in_(ids)
+                )
+            ).all()
+        )
+    assert set(held.values()) == {"campaign_paused"} and set(held) == set(addresses)
+    assert not set(addresses) & set(shop.received())

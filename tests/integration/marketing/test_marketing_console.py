@@ -69,3 +69,24 @@ def test_each_role_sees_only_the_phi_classes_it_holds(
             )
         ]
     assert len(actors) == 1 and actors[0].startswith("user:")
+
+
+def test_the_overview_names_the_pre_send_checks_a_draft_campaign_fails(
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys
+) -> None:
+    template = {"name": "bare", "subject": "News", "text": "News."}
+    assert client.post("/v1/templates", json=template, headers=declared.admin).status_code == 201
+    everyone = {"name": "all", "rule": {"attr": "city", "op": "exists"}}
+    assert client.post("/v1/marketing/segments", json=everyone, headers=declared.admin).status_code == 201
+    body = {
+        "name": "Spring drive",
+        "purpose": "fundraising",
+        "segment": "all",
+        "from": "news@clinic.example",
+        "variants": [{"name": "a", "template": "bare"}],
+    }
+    assert client.post("/v1/marketing/campaigns", json=body, headers=declared.admin).status_code == 201
+    page = person(console, tenant, Role.COMPLIANCE).http.get("/console/marketing")
+    assert page.status_code == 200
+    assert "postal_address" in page.text and "unsubscribe_link" in page.text
+    assert "dkim_alignment" not in page.text  # clinic.example is verified with DKIM keys
