@@ -20,6 +20,8 @@ from sealmail.evidence.plain import WARNING, WARNING_SHA256
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.schemas import (
+    AnchorRecipientsIn,
+    AnchorRecipientsOut,
     HoldIn,
     HoldOut,
     PlainRecordIn,
@@ -172,6 +174,16 @@ def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
     def retention_purge(who: Admin) -> dict[str, Any]:
         """Purge now what is past its period (the worker also does, on a schedule)."""
         return asdict(evidence.retention.purge(who.tenant_id, who.credential_id))
+
+    @r.get("/evidence/anchor-recipients", response_model=AnchorRecipientsOut)
+    def anchor_recipients_get(who: Reader) -> dict[str, Any]:
+        return {"anchor_recipients": evidence.anchor_recipients.get(who.tenant_id)}
+
+    @r.put("/evidence/anchor-recipients", response_model=AnchorRecipientsOut)
+    def anchor_recipients_put(body: AnchorRecipientsIn, who: Admin) -> dict[str, Any]:
+        """Name who receives each scheduled audit anchor, signed, by mail (empty: nobody)."""
+        wanted = evidence.anchor_recipients.set(who.tenant_id, body.anchor_recipients, who.credential_id)
+        return {"anchor_recipients": wanted}
 
     @r.get("/evidence/holds", response_model=list[HoldOut])
     def holds(who: Reader, active: bool = False) -> list[dict[str, Any]]:

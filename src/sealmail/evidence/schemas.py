@@ -123,3 +123,15 @@ class PlainRequestOut(Out):
 class PlainWarningOut(Out):
     text: str
     sha256: str
+
+
+class AnchorRecipientsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anchor_recipients: list[str] = Field(
+        max_length=5, description="Compliance officer address(es) each scheduled audit anchor is mailed to."
+    )
+
+
+class AnchorRecipientsOut(Out):
+    anchor_recipients: list[str]
