@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import make_settings, make_tenant
@@ -20,6 +21,8 @@ from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.tables import anchor_mailings
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import audit_log, messages
+
+pytestmark = pytest.mark.hipaa("164.312(b)")
 
 OFFICERS = ["officer@clinic.example", "Deputy@Clinic.example"]
 

@@ -11,6 +11,8 @@ from tests.conftest import make_tenant
 from sealmail.app import Services
 from sealmail.evidence import plain
 
+pytestmark = pytest.mark.hipaa("164.524(c)(2)")
+
 ONE_INSTANT = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)
 
 
