@@ -146,6 +146,7 @@ class AuditAction(enum.StrEnum):
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"
+    ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"

@@ -32,6 +32,7 @@ from sealmail.evidence.schemas import (
     PurgeOut,
     RetentionIn,
     RetentionOut,
+    SignOffIn,
 )
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
@@ -90,7 +91,25 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
     records_routes(r, evidence, need)
     plain_routes(r, evidence, need)
     pack_routes(r, evidence, need)
+    review_routes(r, evidence, need)
     return r
+
+
+def review_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """The monthly activity review (164.308(a)(1)(ii)(D)): read the queue, sign it off."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Month = Annotated[str, Path(max_length=7, description="YYYY-MM")]
+
+    @r.get("/evidence/activity-review/{month}")
+    def review_queue(month: Month, who: Reader) -> dict[str, Any]:
+        """The month's queue from the audit log, and its sign-off if signed."""
+        return evidence.activity_review.queue(who.tenant_id, month)
+
+    @r.post("/evidence/activity-review/{month}/sign-off", status_code=201)
+    def review_sign_off(month: Month, body: SignOffIn, who: Admin) -> dict[str, Any]:
+        """Sign the month off with a note (once; audited; in the evidence pack)."""
+        return evidence.activity_review.sign_off(who.tenant_id, month, body.note, who.credential_id)
 
 
 def pack_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:

@@ -135,3 +135,9 @@ class AnchorRecipientsIn(BaseModel):
 
 class AnchorRecipientsOut(Out):
     anchor_recipients: list[str]
+
+
+class SignOffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=2000, description="What was reviewed and what was found.")

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
+from sealmail.evidence.activity_review import ActivityReview
 from sealmail.evidence.anchor_recipients import AnchorRecipients
 from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.catalogue import REPORTS
@@ -46,6 +47,7 @@ class Evidence:
         self.retention = Retention(engine)
         self.plain = PlainRegister(engine)
         self.anchor_recipients = AnchorRecipients(engine, mailer)
+        self.activity_review = ActivityReview(engine)
 
     def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
         return self.anchors.anchor(actor, period)

@@ -134,3 +134,18 @@ anchor_mailings = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.PrimaryKeyConstraint("anchor_id", "tenant_id", "address"),
 )
+
+# A compliance officer's sign-off of one month's activity review (164.308(a)(1)(ii)(D)): the
+# digest binds the note to exactly the items that were in the queue when it was signed.
+activity_reviews = sa.Table(
+    "activity_reviews",
+    metadata,
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("signed_at", UtcDateTime, nullable=False),
+    sa.Column("signed_by", sa.String(80), nullable=False),
+    sa.Column("note", sa.String(2000), nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("items_sha256", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "month"),
+)
