@@ -32,7 +32,9 @@ from sealmail.evidence.schemas import (
     PurgeOut,
     RetentionIn,
     RetentionOut,
+    ReviewQueueOut,
     SignOffIn,
+    SignOffOut,
 )
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
@@ -101,12 +103,12 @@ def review_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
     Admin = Annotated[Principal, need("admin")]
     Month = Annotated[str, Path(max_length=7, description="YYYY-MM")]
 
-    @r.get("/evidence/activity-review/{month}")
+    @r.get("/evidence/activity-review/{month}", response_model=ReviewQueueOut)
     def review_queue(month: Month, who: Reader) -> dict[str, Any]:
         """The month's queue from the audit log, and its sign-off if signed."""
         return evidence.activity_review.queue(who.tenant_id, month)
 
-    @r.post("/evidence/activity-review/{month}/sign-off", status_code=201)
+    @r.post("/evidence/activity-review/{month}/sign-off", response_model=SignOffOut, status_code=201)
     def review_sign_off(month: Month, body: SignOffIn, who: Admin) -> dict[str, Any]:
         """Sign the month off with a note (once; audited; in the evidence pack)."""
         return evidence.activity_review.sign_off(who.tenant_id, month, body.note, who.credential_id)

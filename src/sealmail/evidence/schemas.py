@@ -141,3 +141,29 @@ class SignOffIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(min_length=1, max_length=2000, description="What was reviewed and what was found.")
+
+
+class SignOffOut(Out):
+    month: str
+    signed_at: str
+    signed_by: str
+    note: str
+    item_count: int
+    items_sha256: str = Field(description="SHA-256 of the queue's items as they stood when signed.")
+
+
+class ReviewItemOut(Out):
+    audit_seq: int
+    at: str
+    category: str
+    actor: str
+    action: str
+    target: str | None
+
+
+class ReviewQueueOut(Out):
+    month: str
+    items: list[ReviewItemOut]
+    counts: dict[str, int]
+    items_sha256: str
+    sign_off: SignOffOut | None
