@@ -144,6 +144,9 @@ class AuditAction(enum.StrEnum):
     PLAIN_CONFIRMED = "plain_request:confirmed"
     PLAIN_REVOKED = "plain_request:revoked"
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
+    ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
+    ANCHOR_MAILED = "audit_anchor:mailed"
+    ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"

@@ -20,6 +20,8 @@ from sealmail.evidence.plain import WARNING, WARNING_SHA256
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.schemas import (
+    AnchorRecipientsIn,
+    AnchorRecipientsOut,
     HoldIn,
     HoldOut,
     PlainRecordIn,
@@ -30,6 +32,9 @@ from sealmail.evidence.schemas import (
     PurgeOut,
     RetentionIn,
     RetentionOut,
+    ReviewQueueOut,
+    SignOffIn,
+    SignOffOut,
 )
 from sealmail.evidence.service import Evidence
 from sealmail.tenancy.service import Principal
@@ -88,7 +93,25 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
     records_routes(r, evidence, need)
     plain_routes(r, evidence, need)
     pack_routes(r, evidence, need)
+    review_routes(r, evidence, need)
     return r
+
+
+def review_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """The monthly activity review (164.308(a)(1)(ii)(D)): read the queue, sign it off."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Month = Annotated[str, Path(max_length=7, description="YYYY-MM")]
+
+    @r.get("/evidence/activity-review/{month}", response_model=ReviewQueueOut)
+    def review_queue(month: Month, who: Reader) -> dict[str, Any]:
+        """The month's queue from the audit log, and its sign-off if signed."""
+        return evidence.activity_review.queue(who.tenant_id, month)
+
+    @r.post("/evidence/activity-review/{month}/sign-off", response_model=SignOffOut, status_code=201)
+    def review_sign_off(month: Month, body: SignOffIn, who: Admin) -> dict[str, Any]:
+        """Sign the month off with a note (once; audited; in the evidence pack)."""
+        return evidence.activity_review.sign_off(who.tenant_id, month, body.note, who.credential_id)
 
 
 def pack_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
@@ -172,6 +195,16 @@ def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
     def retention_purge(who: Admin) -> dict[str, Any]:
         """Purge now what is past its period (the worker also does, on a schedule)."""
         return asdict(evidence.retention.purge(who.tenant_id, who.credential_id))
+
+    @r.get("/evidence/anchor-recipients", response_model=AnchorRecipientsOut)
+    def anchor_recipients_get(who: Reader) -> dict[str, Any]:
+        return {"anchor_recipients": evidence.anchor_recipients.get(who.tenant_id)}
+
+    @r.put("/evidence/anchor-recipients", response_model=AnchorRecipientsOut)
+    def anchor_recipients_put(body: AnchorRecipientsIn, who: Admin) -> dict[str, Any]:
+        """Name who receives each scheduled audit anchor, signed, by mail (empty: nobody)."""
+        wanted = evidence.anchor_recipients.set(who.tenant_id, body.anchor_recipients, who.credential_id)
+        return {"anchor_recipients": wanted}
 
     @r.get("/evidence/holds", response_model=list[HoldOut])
     def holds(who: Reader, active: bool = False) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
-from sealmail.evidence import signed, timestamps
+from sealmail.evidence import controls, signed, timestamps
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack import Packer, parse_period
 from sealmail.evidence.pack_verify import is_zip, verify_pack
@@ -126,6 +126,32 @@ def pack_cmd(
     out.print(
         f"written to {output}; verify with: sealmail verify {output} --key {fingerprint}", soft_wrap=True
     )
+
+
+@evidence_app.command("controls")
+def controls_cmd(
+    tests: Annotated[
+        Path | None, typer.Option(help="A test tree to read the hipaa markers from (default: as shipped).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the table here.")] = None,
+) -> None:
+    """The HIPAA section → tests table; exits 1 when a claimed section has no test."""
+    if tests is None:
+        _write(controls.packaged(), output)
+        return
+    if not tests.is_dir():
+        err.print(f"{tests}: not a directory")
+        raise typer.Exit(2)
+    try:
+        table = controls.scan(tests)
+    except (controls.MarkerError, SyntaxError) as exc:
+        err.print(f"bad hipaa marker: {exc}")
+        raise typer.Exit(2) from exc
+    _write(controls.render(table), output)
+    missing = controls.unproven(table)
+    if missing:
+        err.print(f"no test proves: {', '.join(missing)}")
+        raise typer.Exit(1)
 
 
 @evidence_app.command("key")

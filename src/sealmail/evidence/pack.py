@@ -8,6 +8,8 @@
     policies/tenant-settings.json   SecureLine, DLP and TLS settings as stored
     registers/legal-holds.json      every legal hold, active or released
     registers/plain-requests.json   every unencrypted-by-request request with its steps
+    registers/activity-reviews.json monthly activity-review sign-offs (164.308(a)(1)(ii)(D))
+    controls/hipaa-tests.md         HIPAA section → the tests that prove it (generated from markers)
     README.txt                      what each file is and how to check the pack
     manifest.json                   SHA-256 of each file above, signed (tenant evidence key)
 
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
-from sealmail.evidence import signed
+from sealmail.evidence import controls, signed
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack_verify import FORMAT, MANIFEST
 from sealmail.evidence.reports import Period
@@ -61,6 +63,7 @@ audit/            the tenant's audit entries in the period; the chain and anchor
 anchors/          signed chain heads (and RFC 3161 tokens where a TSA was configured)
 policies/         retention periods (floor {floor} days) and the tenant's settings
 registers/        legal holds; patients' requests for unencrypted mail (164.524)
+controls/         which tests prove which HIPAA section
 """
 
 
@@ -129,6 +132,10 @@ class Packer:
         files["policies/tenant-settings.json"] = _json(self._settings(tenant_id))
         files["registers/legal-holds.json"] = _json(self.evidence.retention.holds(tenant_id))
         files["registers/plain-requests.json"] = _json(self.evidence.plain.requests(tenant_id))
+        files["registers/activity-reviews.json"] = _json(
+            self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until)
+        )
+        files["controls/hipaa-tests.md"] = controls.packaged().encode()
         key = self.evidence.keys.tenant(tenant_id)
         fingerprint = signed.key_fingerprint(key.public_key())
         built = datetime.now(UTC).isoformat(timespec="seconds")

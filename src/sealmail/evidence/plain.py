@@ -175,7 +175,7 @@ class PlainRegister:
             steps = conn.execute(
                 sa.select(plain_register)
                 .where(plain_register.c.request_id == request_id)
-                .order_by(plain_register.c.at, plain_register.c.id)
+                .order_by(plain_register.c.seq)
             ).all()
         return {
             "id": row.id,
@@ -205,7 +205,7 @@ class PlainRegister:
                 plain_register.c.at >= since,
                 plain_register.c.at < until,
             )
-            .order_by(plain_register.c.at, plain_register.c.id)
+            .order_by(plain_register.c.at, plain_register.c.request_id, plain_register.c.seq)
         )
         with db.reader(self.engine) as conn:
             return [
@@ -274,9 +274,15 @@ class PlainRegister:
         warning: bool = False,
         address: str | None = None,
     ) -> None:
+        seq = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.max(plain_register.c.seq), 0)).where(
+                plain_register.c.request_id == request_id
+            )
+        ).scalar_one()
         conn.execute(
             sa.insert(plain_register).values(
                 id=new_id("plr"),
+                seq=int(seq) + 1,
                 tenant_id=tenant_id,
                 request_id=request_id,
                 kind=kind,

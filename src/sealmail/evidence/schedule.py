@@ -3,7 +3,8 @@ period, and run the retention purge.
 
 Several worker processes may run this at once.  An anchor names its period (the start of
 the hour, by default) and ``audit_anchors.period`` is unique, so however many workers tick,
-one anchor per period is stored: the others get a ``Conflict`` (or the unique index's
+one anchor per period is stored (and mailed, signed, to each tenant's named compliance
+officers): the others get a ``Conflict`` (or the unique index's
 ``IntegrityError`` when two race past the check) and move on.  The purge is idempotent by
 construction (``retention_purges`` records what is done).
 """
@@ -68,8 +69,11 @@ class EvidenceSchedule:
             if Anchors.of_period(conn, period):
                 return None  # the cheap check every tick makes; the unique index is the real guard
         try:
-            self.evidence.anchor(ACTOR, period)
+            doc = self.evidence.anchor(ACTOR, period)
         except (Conflict, IntegrityError):
             return None  # already anchored (by this or another worker), or nothing to anchor
-        log.info("evidence.anchored", period=period)
+        # Only the worker that stored this period's anchor gets here; each address is also
+        # claimed in anchor_mailings, so the anchor is mailed once per recipient.
+        mailed = self.evidence.anchor_recipients.mail(doc)
+        log.info("evidence.anchored", period=period, mailed=len(mailed))
         return period

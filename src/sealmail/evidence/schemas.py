@@ -123,3 +123,47 @@ class PlainRequestOut(Out):
 class PlainWarningOut(Out):
     text: str
     sha256: str
+
+
+class AnchorRecipientsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    anchor_recipients: list[str] = Field(
+        max_length=5, description="Compliance officer address(es) each scheduled audit anchor is mailed to."
+    )
+
+
+class AnchorRecipientsOut(Out):
+    anchor_recipients: list[str]
+
+
+class SignOffIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=2000, description="What was reviewed and what was found.")
+
+
+class SignOffOut(Out):
+    month: str
+    signed_at: str
+    signed_by: str
+    note: str
+    item_count: int
+    items_sha256: str = Field(description="SHA-256 of the queue's items as they stood when signed.")
+
+
+class ReviewItemOut(Out):
+    audit_seq: int
+    at: str
+    category: str
+    actor: str
+    action: str
+    target: str | None
+
+
+class ReviewQueueOut(Out):
+    month: str
+    items: list[ReviewItemOut]
+    counts: dict[str, int]
+    items_sha256: str
+    sign_off: SignOffOut | None

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
+from sealmail.evidence.activity_review import ActivityReview
+from sealmail.evidence.anchor_recipients import AnchorRecipients
 from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.keys import EvidenceKeys
@@ -44,6 +46,8 @@ class Evidence:
         self.anchors = Anchors(engine, self.keys, tsa)
         self.retention = Retention(engine)
         self.plain = PlainRegister(engine)
+        self.anchor_recipients = AnchorRecipients(engine, mailer)
+        self.activity_review = ActivityReview(engine)
 
     def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
         return self.anchors.anchor(actor, period)

@@ -105,5 +105,47 @@ plain_register = sa.Table(
     sa.Column("via", sa.String(10), nullable=False),
     sa.Column("evidence", sa.String(1000), nullable=True),
     sa.Column("warning_sha256", sa.String(64), nullable=True),
+    # Steps written in one transaction share ``at``; this per-request counter (1, 2, ...) is
+    # what orders them, so the register never shows "confirmed" before "requested".
+    sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_plain_register_tenant_at", "tenant_id", "at"),
+    sa.UniqueConstraint("request_id", "seq", name="uq_plain_register_request_seq"),
+)
+
+# Who at a tenant receives each scheduled audit anchor by mail (the compliance officer(s)).
+evidence_settings = sa.Table(
+    "evidence_settings",
+    metadata,
+    sa.Column("tenant_id", ID, primary_key=True),
+    sa.Column("anchor_recipients", sa.String(1000), nullable=False),  # comma-separated addresses
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=False),
+)
+
+# One row per (anchor, tenant, address) mailed: the primary key is the "once per anchor" guard
+# when several workers tick, and the message id says which queued mail carried it.
+anchor_mailings = sa.Table(
+    "anchor_mailings",
+    metadata,
+    sa.Column("anchor_id", ID, nullable=False),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("message_id", ID, nullable=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("anchor_id", "tenant_id", "address"),
+)
+
+# A compliance officer's sign-off of one month's activity review (164.308(a)(1)(ii)(D)): the
+# digest binds the note to exactly the items that were in the queue when it was signed.
+activity_reviews = sa.Table(
+    "activity_reviews",
+    metadata,
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("signed_at", UtcDateTime, nullable=False),
+    sa.Column("signed_by", sa.String(80), nullable=False),
+    sa.Column("note", sa.String(2000), nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False),
+    sa.Column("items_sha256", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "month"),
 )

@@ -22,6 +22,8 @@ from sealmail.evidence import signed
 from sealmail.evidence.tables import audit_anchors
 from sealmail.store.tables import audit_head, audit_log, messages
 
+pytestmark = [pytest.mark.hipaa("164.312(b)"), pytest.mark.hipaa("164.312(c)(1)")]
+
 runner = CliRunner()
 
 

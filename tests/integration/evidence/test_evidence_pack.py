@@ -25,6 +25,8 @@ from sealmail.intake.api.app import create_api
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 
+pytestmark = [pytest.mark.hipaa("164.316(b)(2)"), pytest.mark.hipaa("164.312(c)(1)")]
+
 runner = CliRunner()
 YEAR = str(datetime.now(UTC).year)
 
@@ -141,7 +143,10 @@ def test_pack_over_the_api(services: Services, tenant: TenantFixture) -> None:
         admin = {"Authorization": f"Bearer {tenant.api_key}"}
         ok = http.get("/v1/evidence/pack", params={"period": YEAR}, headers=admin)
         assert ok.status_code == 200 and ok.headers["content-type"] == "application/zip"
-        assert zipfile.ZipFile(io.BytesIO(ok.content)).testzip() is None
+        pack = zipfile.ZipFile(io.BytesIO(ok.content))
+        assert pack.testzip() is None
+        controls = pack.read("controls/hipaa-tests.md").decode()
+        assert "| 164.312(b) |" in controls and "test_audit_anchors.py::" in controls
         bad = http.get("/v1/evidence/pack", params={"period": "last week"}, headers=admin)
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
         denied = http.get(

@@ -27,6 +27,8 @@ from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 from sealmail.store.tables import recipients
 
+pytestmark = pytest.mark.hipaa("164.524(c)(2)")
+
 SECRET = "Your HbA1c is 6.1"
 PATIENT = "pat@home.example"
 

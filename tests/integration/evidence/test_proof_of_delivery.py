@@ -29,6 +29,8 @@ from sealmail.evidence import signed
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import audit_log
 
+pytestmark = [pytest.mark.hipaa("164.312(c)(1)"), pytest.mark.hipaa("164.312(e)(1)")]
+
 runner = CliRunner()
 
 

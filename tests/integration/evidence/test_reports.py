@@ -74,6 +74,7 @@ def test_secured_report_filters_by_sender_domain_stream_and_campaign(
     assert str(a["id"]) in text and str(b["id"]) not in text and "campaign flu-2026" in text
 
 
+@pytest.mark.hipaa("164.308(a)(1)(ii)(D)")
 def test_access_logins_dlp_and_quarantine_reports(http: TestClient, tenant: TenantFixture) -> None:
     h = {"Authorization": f"Bearer {tenant.api_key}"}
     assert (

@@ -21,6 +21,8 @@ from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 from sealmail.store.tables import audit_log, events, messages, recipients
 
+pytestmark = [pytest.mark.hipaa("164.316(b)(2)"), pytest.mark.hipaa("164.530(j)")]
+
 runner = CliRunner()
 
 

@@ -27,6 +27,8 @@ from sealmail.errors import ServiceUnavailable
 from sealmail.evidence.schedule import EvidenceSchedule, period_of
 from sealmail.evidence.tables import audit_anchors
 
+pytestmark = pytest.mark.hipaa("164.312(b)")
+
 runner = CliRunner()
 
 

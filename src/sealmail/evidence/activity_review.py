@@ -1,0 +1,186 @@
+"""The monthly information-system activity review (45 CFR 164.308(a)(1)(ii)(D)).
+
+Each month's queue is read from the audit log, the record that cannot be quietly edited:
+failed sign-ins and lock-outs, staff sign-ins outside working hours, content reads, exports,
+break-glass grants and uses, DLP quarantine releases (overrides), and protective settings
+weakened (the decisions register).  A compliance officer signs the month off with a note;
+the sign-off stores the SHA-256 of the items it covered, is itself audited, and goes into
+the evidence pack.  A month is signed once: a second sign-off is a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sealmail import audit
+from sealmail.audit import AuditAction as A
+from sealmail.errors import Conflict, InvalidRequest
+from sealmail.evidence.tables import activity_reviews
+from sealmail.store import db
+from sealmail.store.tables import audit_log
+
+CATEGORIES: dict[str, tuple[A, ...]] = {
+    "failed_sign_in": (
+        A.USER_SIGNIN_FAILED,
+        A.USER_LOCKED,
+        A.PORTAL_SIGN_IN_FAILED,
+        A.PORTAL_LOCKED_OUT,
+        A.API_KEY_REJECTED,
+        A.SMTP_AUTH_FAILED,
+    ),
+    "content_read": (A.MESSAGE_CONTENT_READ, A.FORM_SUBMISSION_READ, A.ARCHIVE_KEY_EXPORTED),
+    "export": (A.AUDIT_EXPORTED, A.REPORT_EXPORTED, A.MKT_CONTACTS_EXPORTED, A.EVIDENCE_PACK_BUILT),
+    "break_glass": (A.EMERGENCY_ACCESS_GRANTED, A.EMERGENCY_ACCESS_USED, A.USER_BREAK_GLASS_CHANGED),
+    "dlp_override": (A.MESSAGE_RELEASED,),
+    "weakened_setting": (A.DECISION_RECORDED,),
+}
+CATEGORY_OF = {str(action): name for name, actions in CATEGORIES.items() for action in actions}
+# Staff sign-ins are only queued outside these hours (UTC), or at weekends.
+WORK_HOURS = (7, 19)
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MAX_ITEMS = 10_000  # one month's queue, bounded
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    m = MONTH_RE.match(month)
+    if m is None:
+        raise InvalidRequest("month must be YYYY-MM")
+    year, mon = int(m.group(1)), int(m.group(2))
+    since = datetime(year, mon, 1, tzinfo=UTC)
+    until = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=UTC)
+    return since, until
+
+
+def off_hours(at: datetime, hours: tuple[int, int] = WORK_HOURS) -> bool:
+    at = at.astimezone(UTC)
+    return at.weekday() >= 5 or not hours[0] <= at.hour < hours[1]
+
+
+def _digest(items: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class ActivityReview:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def queue(self, tenant_id: str, month: str) -> dict[str, Any]:
+        """The month's items (oldest first), how many per category, and its sign-off if any."""
+        since, until = month_bounds(month)
+        actions = [*CATEGORY_OF, str(A.USER_SIGNED_IN)]
+        query = (
+            sa.select(
+                audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.target
+            )
+            .where(
+                audit_log.c.tenant_id == tenant_id,
+                audit_log.c.action.in_(actions),
+                audit_log.c.at >= since,
+                audit_log.c.at < until,
+            )
+            .order_by(audit_log.c.seq)
+            .limit(MAX_ITEMS)
+        )
+        items = []
+        with db.reader(self.engine) as conn:
+            for r in conn.execute(query):
+                category = CATEGORY_OF.get(r.action)
+                if category is None:  # a sign-in: only out of hours
+                    if not off_hours(r.at):
+                        continue
+                    category = "off_hours_sign_in"
+                items.append(
+                    {
+                        "audit_seq": int(r.seq),
+                        "at": r.at.astimezone(UTC).isoformat(timespec="seconds"),
+                        "category": category,
+                        "actor": r.actor,
+                        "action": r.action,
+                        "target": r.target,
+                    }
+                )
+            signed = conn.execute(
+                sa.select(activity_reviews).where(
+                    activity_reviews.c.tenant_id == tenant_id, activity_reviews.c.month == month
+                )
+            ).first()
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item["category"]] = counts.get(item["category"], 0) + 1
+        return {
+            "month": month,
+            "items": items,
+            "counts": counts,
+            "items_sha256": _digest(items),
+            "sign_off": _sign_off(signed) if signed else None,
+        }
+
+    def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> dict[str, Any]:
+        """Sign the month off with a note; audited; once per month."""
+        text = note.strip()
+        if not text or len(text) > 2000:
+            raise InvalidRequest("note: say what was reviewed and found (1 to 2000 characters)")
+        since, _ = month_bounds(month)
+        now = datetime.now(UTC)
+        if since > now:
+            raise InvalidRequest("a month that has not begun cannot be signed off")
+        current = self.queue(tenant_id, month)
+        if current["sign_off"] is not None:
+            raise Conflict(f"{month} is already signed off")
+        row = {
+            "tenant_id": tenant_id,
+            "month": month,
+            "signed_at": now,
+            "signed_by": actor[:80],
+            "note": text,
+            "item_count": len(current["items"]),
+            "items_sha256": current["items_sha256"],
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(activity_reviews).values(**row))
+                audit.append(
+                    conn,
+                    action=A.ACTIVITY_REVIEW_SIGNED,
+                    actor=actor,
+                    tenant_id=tenant_id,
+                    target=month,
+                    details={"items": row["item_count"], "items_sha256": row["items_sha256"], "note": text},
+                )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"{month} is already signed off") from exc
+        return _sign_off(row)
+
+    def sign_offs(self, tenant_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Sign-offs of the months that start in [since, until), for the evidence pack."""
+        first, last = since.strftime("%Y-%m"), until.strftime("%Y-%m")
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(activity_reviews)
+                .where(
+                    activity_reviews.c.tenant_id == tenant_id,
+                    activity_reviews.c.month >= first,
+                    activity_reviews.c.month < last,
+                )
+                .order_by(activity_reviews.c.month)
+            ).all()
+        return [_sign_off(r) for r in rows]
+
+
+def _sign_off(row: Any) -> dict[str, Any]:
+    m: dict[str, Any] = dict(row) if isinstance(row, dict) else dict(row._mapping)
+    return {
+        "month": m["month"],
+        "signed_at": m["signed_at"].astimezone(UTC).isoformat(timespec="seconds"),
+        "signed_by": m["signed_by"],
+        "note": m["note"],
+        "item_count": m["item_count"],
+        "items_sha256": m["items_sha256"],
+    }
