@@ -86,6 +86,29 @@ class Receipt:
     digest: str
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The console's filters over submission facts: status and a received-at window."""
+
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    submission_id: str | None = None
+
+    def clauses(self) -> list[Any]:
+        c = form_submissions.c
+        out: list[Any] = []
+        if self.status:
+            out.append(c.status == self.status)
+        if self.submission_id:
+            out.append(c.id == self.submission_id)
+        if self.since is not None:
+            out.append(c.received_at >= self.since)
+        if self.until is not None:
+            out.append(c.received_at < self.until)
+        return out
+
+
 class FormSubmissions:
     def __init__(
         self,
@@ -310,8 +333,14 @@ class FormSubmissions:
         return row
 
     def list(
-        self, who: Principal, form_id: str, limit: int = 50, cursor: str | None = None
+        self,
+        who: Principal,
+        form_id: str | None,
+        limit: int = 50,
+        cursor: str | None = None,
+        search: Search | None = None,
     ) -> dict[str, Any]:
+        """Submission facts (never answers), newest first; ``form_id`` None means every form."""
         c = form_submissions.c
         q = (
             sa.select(
@@ -326,10 +355,14 @@ class FormSubmissions:
                 c.status_reason,
                 c.message_id,
             )
-            .where(c.tenant_id == who.tenant_id, c.form_id == form_id)
+            .where(c.tenant_id == who.tenant_id)
             .order_by(c.id.desc())
             .limit(limit + 1)
         )
+        if form_id is not None:
+            q = q.where(c.form_id == form_id)
+        if search is not None:
+            q = q.where(*search.clauses())
         if cursor:
             q = q.where(c.id < cursor)
         with db.reader(self.engine) as conn:
