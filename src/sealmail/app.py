@@ -62,6 +62,7 @@ from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
+from sealmail.marketing.form_consent import FormConsent
 from sealmail.marketing.gate import SendGate
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
@@ -525,6 +526,8 @@ def build_form_submissions(services: Services) -> FormSubmissions:
         services.forms,
         lambda: services.site_secrets.key(FORMS_KEY),
         services.settings.smtp_hostname,
+        # A ticked consent box with a purpose grants it in the marketing ledger (issue 16).
+        consent=FormConsent(services.marketing.contacts),
     )
 
 

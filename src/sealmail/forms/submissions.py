@@ -27,10 +27,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from sealmail import audit
@@ -109,6 +109,36 @@ class Search:
         return out
 
 
+class ConsentLedger(Protocol):
+    """Where a ticked consent box with a purpose is recorded (marketing's ``FormConsent``)."""
+
+    def prepare(self, tenant_id: str) -> None: ...
+    def record(
+        self, conn: Connection, tenant_id: str, email: str, purpose: str, evidence: str, actor: str
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    email: str
+    purpose: str
+    evidence: str
+
+
+def grants(form: PublicForm, answers: Mapping[str, Any]) -> list[Grant]:
+    """The consents this submission gives: ticked boxes with a purpose, by the first email."""
+    d = form.definition
+    email = next((str(answers[f.name]) for f in d.fields if f.type == "email" and answers.get(f.name)), "")
+    out = []
+    for f in d.fields:
+        given = answers.get(f.name)
+        if f.type == "consent" and f.purpose is not None and isinstance(given, dict) and email:
+            statement = hashlib.sha256(f.text.encode()).hexdigest()
+            evidence = f"form {form.form_id} v{form.version} field {f.name}; statement sha256 {statement}"
+            out.append(Grant(email, str(f.purpose), evidence))
+    return out
+
+
 class FormSubmissions:
     def __init__(
         self,
@@ -119,7 +149,9 @@ class FormSubmissions:
         token_key: Callable[[], bytes],
         message_id_domain: str,
         clock: Clock | None = None,
+        consent: ConsentLedger | None = None,
     ) -> None:
+        self.consent = consent
         self.engine = engine
         self.keyring = keyring
         self.messages = messages
@@ -182,6 +214,9 @@ class FormSubmissions:
         ).encode()
         key_id, wrapped, blob = self.keyring.seal(form.tenant_id, sid, sealed_body)
         digest = hashlib.sha256(record).hexdigest()
+        given = grants(form, checked.answers) if self.consent is not None else []
+        if self.consent is not None and given:
+            self.consent.prepare(form.tenant_id)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -215,6 +250,9 @@ class FormSubmissions:
                         "digest": digest,
                     },
                 )
+                # In the submission's transaction: the grant and the record stand or fall together.
+                for g in given:
+                    self._grant(conn, form, g)
         except IntegrityError:
             # The nonce was used already: a replayed page (or a double click after success).
             return Outcome(OutcomeStatus.REFUSED, why="used")
@@ -223,6 +261,10 @@ class FormSubmissions:
         except Exception:
             log.exception("form_delivery_failed form=%s submission=%s", form.form_id, sid)
         return Outcome(OutcomeStatus.RECEIVED, receipt=self.reference(sid))
+
+    def _grant(self, conn: Connection, form: PublicForm, g: Grant) -> None:
+        if self.consent is not None:
+            self.consent.record(conn, form.tenant_id, g.email, g.purpose, g.evidence, f"form:{form.form_id}")
 
     def deliver_pending(self, older_than: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
         """Deliver submissions stored but never delivered (the process stopped between the
