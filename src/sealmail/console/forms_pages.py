@@ -225,7 +225,12 @@ def section(forms: Forms, subs: FormSubmissions) -> ConsoleSection:
                     request, "status.html", status=403, title="Not allowed", who=who,
                     detail="reading form submissions needs the forms.manage permission too",
                 )  # fmt: skip
-            record = subs.read(principal(who), found["data"][0]["form_id"], submission_id[:40])
+            try:
+                record = subs.read(principal(who), found["data"][0]["form_id"], submission_id[:40])
+            except NotFound as exc:  # shredded under the retention policy
+                return kit.render(
+                    request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
+                )
             return kit.render(request, "forms_submission.html", title="Submission", who=who, s=record)
 
     return ConsoleSection(

@@ -284,6 +284,8 @@ class FormSubmissions:
         with db.reader(self.engine) as conn:
             row = self._submission(conn, tenant_id, submission_id)
             definition = self.forms.definition(conn, tenant_id, row.form_id, row.version)
+        if not row.wrapped_key:
+            return None  # shredded under retention: nothing is left to deliver
         stored = json.loads(self.keyring.open(tenant_id, row.id, row.key_id, row.wrapped_key, row.content))
         organization = str(self.forms.tenancy.get_tenant(tenant_id).name)
         sub = build_message(definition, stored, organization, self.message_id_domain)
@@ -418,6 +420,10 @@ class FormSubmissions:
             row = self._submission(conn, who.tenant_id, submission_id)
         if row.form_id != form_id:
             raise NotFound(f"no submission {submission_id}")
+        if not row.wrapped_key:
+            raise NotFound(
+                f"submission {submission_id}: its answers were destroyed under the retention policy"
+            )
         stored = json.loads(
             self.keyring.open(who.tenant_id, row.id, row.key_id, row.wrapped_key, row.content)
         )
