@@ -94,6 +94,7 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/submissions"): P.MANAGE_FORMS,
     ("GET", "/submissions/export.csv"): P.MANAGE_FORMS,
     ("GET", "/submissions/{submission_id}"): P.READ_CONTENT,
+    ("GET", "/texts"): P.VIEW_TRAIL,
 }
 # Path parameters: the walk's target user (None), or ids that exist nowhere.
 PARAMS: dict[str, str | None] = {
