@@ -18,6 +18,7 @@ from sealmail.app import Services, build_evidence
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound
 from sealmail.evidence.retention import FLOOR_DAYS, RetentionPolicy
+from sealmail.evidence.retention_report import retention_rows
 from sealmail.forms.tables import form_submissions as fs
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import audit_log
@@ -88,6 +89,8 @@ def test_submissions_are_shredded_after_the_content_period_unless_held(
     assert keys[a] == b"" and keys[c] == b"" and keys[b] != b""
     assert {a, c} <= purged and b not in purged
     assert audit.verify(services.engine).ok
+    report = retention_rows(services.engine, tenant.id)
+    assert ("content", "form_submissions_shredded", "2") in [r[:3] for r in report]
 
 
 def test_a_tenant_hold_keeps_every_submission(
