@@ -16,6 +16,7 @@ from tests.integration.console.console_harness import Console, Person, console_s
 
 from sealmail.app import Services
 from sealmail.audit import AuditAction
+from sealmail.forms.tables import form_submissions
 from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
 
@@ -123,6 +124,16 @@ def test_submissions_are_searched_exported_safely_and_read_with_an_audit(
         and "HYPERLINK" not in exported.text
     )
     sid = rows[1][0]
+    # A hold reason comes from outside (a DLP rule's text): a spreadsheet must not run it.
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(form_submissions)
+            .where(form_submissions.c.id == sid)
+            .values(status="held", status_reason='=HYPERLINK("http://x.example")')
+        )
+    held = admin.http.get("/console/submissions/export.csv?status=held")
+    [_, row] = list(csv.reader(io.StringIO(held.text)))
+    assert row[0] == sid and row[5] == '\'=HYPERLINK("http://x.example")'
     assert admin.http.get(f"/console/submissions/{sid}").status_code == 403
     owner = person(console, tenant, Role.OWNER)
     assert f'href="/console/submissions/{sid}"' in owner.http.get("/console/submissions").text
