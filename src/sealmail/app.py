@@ -26,7 +26,7 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import evidence_pages, marketing_pages
+from sealmail.console import evidence_pages, forms_pages, marketing_pages, sms_pages
 from sealmail.console.admin_domains import domains_section
 from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
@@ -62,6 +62,7 @@ from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
+from sealmail.marketing.form_consent import FormConsent
 from sealmail.marketing.gate import SendGate
 from sealmail.messages.dsn import DsnSender
 from sealmail.messages.personalize import Instrumenter, Personalizer, ReturnPaths
@@ -526,6 +527,8 @@ def build_form_submissions(services: Services) -> FormSubmissions:
         services.forms,
         lambda: services.site_secrets.key(FORMS_KEY),
         services.settings.smtp_hostname,
+        # A ticked consent box with a purpose grants it in the marketing ledger (issue 16).
+        consent=FormConsent(services.marketing.contacts),
     )
 
 
@@ -599,6 +602,8 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         templates_section(services.template_store),
         evidence_pages.section(services.evidence),
         marketing_pages.section(services.marketing),
+        forms_pages.section(services.forms, services.form_submissions),
+        sms_pages.section(services.texting),
     ]
 
 

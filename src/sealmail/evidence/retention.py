@@ -33,6 +33,7 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.statuses import ACTIVE, RecipientStatus
 from sealmail.errors import InvalidRequest, NotFound, ValidationFailed
+from sealmail.evidence import retention_forms
 from sealmail.evidence.tables import legal_holds, retention_policies, retention_purges
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -85,6 +86,9 @@ class PurgeResult:
     shredded: int
     pseudonymised: int
     held: int  # messages past their period kept by a legal hold
+    # Secure form submissions whose sealed answers were shredded, and those a hold kept.
+    forms_shredded: int = 0
+    forms_held: int = 0
 
 
 def _now() -> datetime:
@@ -149,7 +153,11 @@ class Retention:
         hold_id = new_id("lgh")
         now = _now()
         with self.engine.begin() as conn:
-            if scope == "message" and not _message_exists(conn, tenant_id, target):
+            # A "message" hold may name a form submission too (``retention_forms``).
+            known = _message_exists(conn, tenant_id, target) or retention_forms.exists(
+                conn, tenant_id, target
+            )
+            if scope == "message" and not known:
                 raise NotFound(f"message {target} not found")
             conn.execute(
                 sa.insert(legal_holds).values(
@@ -226,10 +234,12 @@ class Retention:
         policy = self.policy(tenant_id)
         shredded = self._purge_kind(tenant_id, "content", policy.content_days, now, actor)
         pseudonymised = self._purge_kind(tenant_id, "metadata", policy.metadata_days, now, actor)
+        forms_shredded = retention_forms.purge(self.engine, tenant_id, policy.content_days, now, actor)
         with db.reader(self.engine) as conn:
             held = _held_past(conn, tenant_id, now - timedelta(days=policy.content_days))
-        result = PurgeResult(tenant_id, shredded, pseudonymised, held)
-        if not (audit_idle or shredded or pseudonymised):
+            forms_held = retention_forms.held_past(conn, tenant_id, now - timedelta(days=policy.content_days))
+        result = PurgeResult(tenant_id, shredded, pseudonymised, held, forms_shredded, forms_held)
+        if not (audit_idle or shredded or pseudonymised or forms_shredded):
             return result
         with self.engine.begin() as conn:
             audit.append(

@@ -82,6 +82,8 @@ def _counts(conn: sa.Connection, tenant_id: str, now: datetime, content_days: in
         ("content", "shredded_otherwise", str(total - readable - by_retention), stamp),
         ("content", "held_past_period", str(held), stamp),
         ("metadata", "pseudonymised", str(int(by_kind.get("metadata", 0))), stamp),
+        # Secure form submissions shredded by ``retention_forms`` (kind ``form``).
+        ("content", "form_submissions_shredded", str(int(by_kind.get("form", 0))), stamp),
     ]
 
 

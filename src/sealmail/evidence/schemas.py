@@ -83,6 +83,8 @@ class PurgeOut(Out):
     shredded: int = Field(description="Messages whose data key was destroyed.")
     pseudonymised: int = Field(description="Messages whose recipient addresses were pseudonymised.")
     held: int = Field(description="Messages past their period kept by a legal hold.")
+    forms_shredded: int = Field(0, description="Form submissions whose sealed answers were shredded.")
+    forms_held: int = Field(0, description="Form submissions past the content period kept by a legal hold.")
 
 
 class PlainRecordIn(BaseModel):

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.marketing import Purpose
 from sealmail.forms.filetypes import FileKind
 
 FieldType = Literal[
@@ -68,6 +69,11 @@ class FieldDef(BaseModel):
     )
     max_bytes: int = Field(5 * 1024 * 1024, ge=1, le=MAX_UPLOAD_BYTES, description="Per file field.")
     text: str = Field("", max_length=5000, description="The statement a consent checkbox agrees to.")
+    purpose: Purpose | None = Field(
+        None,
+        description="Consent fields: the purpose a ticked box grants in the marketing consent ledger "
+        "(by the submitter's email, the form's first email field).",
+    )
     show_if: ShowIf | None = None
 
     @model_validator(mode="after")
@@ -76,6 +82,8 @@ class FieldDef(BaseModel):
             raise ValueError(f"field {self.name}: a {self.type} field needs options")
         if self.type == "consent" and not self.text:
             raise ValueError(f"field {self.name}: a consent field needs the text agreed to")
+        if self.purpose is not None and self.type != "consent":
+            raise ValueError(f"field {self.name}: only a consent field declares a purpose")
         if len(set(self.options)) != len(self.options):
             raise ValueError(f"field {self.name}: options repeat")
         if self.min is not None and self.max is not None and self.min > self.max:

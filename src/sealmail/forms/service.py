@@ -8,6 +8,7 @@ so a form can never be published that would fail at the moment a patient submits
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +163,18 @@ class Forms:
                 for r in page
             ]
         return {"data": data, "next_cursor": page[-1].id if len(rows) > limit else None}
+
+    def versions(self, who: Principal, form_id: str) -> builtins.list[dict[str, Any]]:
+        """Every version of a form, newest first (who saved it and when)."""
+        v = form_versions.c
+        with db.reader(self.engine) as conn:
+            self._row(conn, who.tenant_id, form_id)
+            rows = conn.execute(
+                sa.select(v.version, v.created_by, v.created_at)
+                .where(v.form_id == form_id, v.tenant_id == who.tenant_id)
+                .order_by(v.version.desc())
+            ).all()
+        return [{"version": r.version, "created_by": r.created_by, "created_at": r.created_at} for r in rows]
 
     def definition(self, conn: Connection, tenant_id: str, form_id: str, version: int) -> FormDefinition:
         stored = conn.execute(

@@ -27,10 +27,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from sealmail import audit
@@ -86,6 +86,59 @@ class Receipt:
     digest: str
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The console's filters over submission facts: status and a received-at window."""
+
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    submission_id: str | None = None
+
+    def clauses(self) -> list[Any]:
+        c = form_submissions.c
+        out: list[Any] = []
+        if self.status:
+            out.append(c.status == self.status)
+        if self.submission_id:
+            out.append(c.id == self.submission_id)
+        if self.since is not None:
+            out.append(c.received_at >= self.since)
+        if self.until is not None:
+            out.append(c.received_at < self.until)
+        return out
+
+
+class ConsentLedger(Protocol):
+    """Where a ticked consent box with a purpose is recorded (marketing's ``FormConsent``)."""
+
+    def prepare(self, tenant_id: str) -> None: ...
+    def record(
+        self, conn: Connection, tenant_id: str, email: str, purpose: str, evidence: str, actor: str
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    email: str
+    purpose: str
+    evidence: str
+
+
+def grants(form: PublicForm, answers: Mapping[str, Any]) -> list[Grant]:
+    """The consents this submission gives: ticked boxes with a purpose, by the first email."""
+    d = form.definition
+    email = next((str(answers[f.name]) for f in d.fields if f.type == "email" and answers.get(f.name)), "")
+    out = []
+    for f in d.fields:
+        given = answers.get(f.name)
+        if f.type == "consent" and f.purpose is not None and isinstance(given, dict) and email:
+            statement = hashlib.sha256(f.text.encode()).hexdigest()
+            evidence = f"form {form.form_id} v{form.version} field {f.name}; statement sha256 {statement}"
+            out.append(Grant(email, str(f.purpose), evidence))
+    return out
+
+
 class FormSubmissions:
     def __init__(
         self,
@@ -96,7 +149,9 @@ class FormSubmissions:
         token_key: Callable[[], bytes],
         message_id_domain: str,
         clock: Clock | None = None,
+        consent: ConsentLedger | None = None,
     ) -> None:
+        self.consent = consent
         self.engine = engine
         self.keyring = keyring
         self.messages = messages
@@ -159,6 +214,9 @@ class FormSubmissions:
         ).encode()
         key_id, wrapped, blob = self.keyring.seal(form.tenant_id, sid, sealed_body)
         digest = hashlib.sha256(record).hexdigest()
+        given = grants(form, checked.answers) if self.consent is not None else []
+        if self.consent is not None and given:
+            self.consent.prepare(form.tenant_id)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -192,6 +250,9 @@ class FormSubmissions:
                         "digest": digest,
                     },
                 )
+                # In the submission's transaction: the grant and the record stand or fall together.
+                for g in given:
+                    self._grant(conn, form, g)
         except IntegrityError:
             # The nonce was used already: a replayed page (or a double click after success).
             return Outcome(OutcomeStatus.REFUSED, why="used")
@@ -200,6 +261,10 @@ class FormSubmissions:
         except Exception:
             log.exception("form_delivery_failed form=%s submission=%s", form.form_id, sid)
         return Outcome(OutcomeStatus.RECEIVED, receipt=self.reference(sid))
+
+    def _grant(self, conn: Connection, form: PublicForm, g: Grant) -> None:
+        if self.consent is not None:
+            self.consent.record(conn, form.tenant_id, g.email, g.purpose, g.evidence, f"form:{form.form_id}")
 
     def deliver_pending(self, older_than: timedelta = timedelta(minutes=1), limit: int = 100) -> int:
         """Deliver submissions stored but never delivered (the process stopped between the
@@ -219,6 +284,8 @@ class FormSubmissions:
         with db.reader(self.engine) as conn:
             row = self._submission(conn, tenant_id, submission_id)
             definition = self.forms.definition(conn, tenant_id, row.form_id, row.version)
+        if not row.wrapped_key:
+            return None  # shredded under retention: nothing is left to deliver
         stored = json.loads(self.keyring.open(tenant_id, row.id, row.key_id, row.wrapped_key, row.content))
         organization = str(self.forms.tenancy.get_tenant(tenant_id).name)
         sub = build_message(definition, stored, organization, self.message_id_domain)
@@ -310,8 +377,14 @@ class FormSubmissions:
         return row
 
     def list(
-        self, who: Principal, form_id: str, limit: int = 50, cursor: str | None = None
+        self,
+        who: Principal,
+        form_id: str | None,
+        limit: int = 50,
+        cursor: str | None = None,
+        search: Search | None = None,
     ) -> dict[str, Any]:
+        """Submission facts (never answers), newest first; ``form_id`` None means every form."""
         c = form_submissions.c
         q = (
             sa.select(
@@ -326,10 +399,14 @@ class FormSubmissions:
                 c.status_reason,
                 c.message_id,
             )
-            .where(c.tenant_id == who.tenant_id, c.form_id == form_id)
+            .where(c.tenant_id == who.tenant_id)
             .order_by(c.id.desc())
             .limit(limit + 1)
         )
+        if form_id is not None:
+            q = q.where(c.form_id == form_id)
+        if search is not None:
+            q = q.where(*search.clauses())
         if cursor:
             q = q.where(c.id < cursor)
         with db.reader(self.engine) as conn:
@@ -343,6 +420,10 @@ class FormSubmissions:
             row = self._submission(conn, who.tenant_id, submission_id)
         if row.form_id != form_id:
             raise NotFound(f"no submission {submission_id}")
+        if not row.wrapped_key:
+            raise NotFound(
+                f"submission {submission_id}: its answers were destroyed under the retention policy"
+            )
         stored = json.loads(
             self.keyring.open(who.tenant_id, row.id, row.key_id, row.wrapped_key, row.content)
         )

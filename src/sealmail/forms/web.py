@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -104,14 +105,28 @@ async def read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_forms_app(services: FormSiteServices) -> FastAPI:
-    """The hosted forms; the role mounts it at ``/f`` behind the per-client limit."""
-    subs = services.form_submissions
+def form_environment() -> Environment:
+    """The one renderer of a form's fields: the hosted page and the console's preview."""
     env = Environment(loader=PackageLoader("sealmail.forms", "templates"), autoescape=select_autoescape())
     env.globals["accept"] = lambda f: ",".join(
         [*(MEDIA_TYPES[k] for k in f.accept), *(EXTENSIONS[k] for k in f.accept)]
     )
     env.globals["kinds"] = lambda f: ", ".join(k.upper() for k in f.accept)
+    return env
+
+
+def preview_fields(d: FormDefinition) -> Markup:
+    """The fields of ``d`` exactly as ``/f`` renders them (autoescaped), for a preview."""
+    return Markup(_ENV.get_template("forms_fields.html").render(d=d, values={}, errors={}))  # noqa: S704
+
+
+_ENV = form_environment()
+
+
+def create_forms_app(services: FormSiteServices) -> FastAPI:
+    """The hosted forms; the role mounts it at ``/f`` behind the per-client limit."""
+    subs = services.form_submissions
+    env = form_environment()
     css = env.loader.get_source(env, "forms.css")[0] if env.loader else ""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(security.HardenEveryResponse)

@@ -33,6 +33,8 @@ class Permission(enum.StrEnum):
     VIEW_MARKETING = "marketing.view"
     SEE_CLINICAL = "phi.clinical"
     SEE_SENSITIVE = "phi.sensitive"
+    # Secure forms (issue 17): definitions and submission facts; answers need content.read too.
+    MANAGE_FORMS = "forms.manage"
 
 
 class Role(enum.StrEnum):
@@ -58,6 +60,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.MANAGE_SETTINGS,
             P.MANAGE_QUARANTINE,
             P.VIEW_MARKETING,
+            P.MANAGE_FORMS,
             OWN,
         }
     ),

@@ -86,6 +86,15 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
+    ("GET", "/forms"): P.MANAGE_FORMS,
+    ("GET", "/forms/new"): P.MANAGE_FORMS,
+    ("POST", "/forms"): P.MANAGE_FORMS,
+    ("GET", "/forms/{form_id}"): P.MANAGE_FORMS,
+    ("POST", "/forms/{form_id}"): P.MANAGE_FORMS,
+    ("GET", "/submissions"): P.MANAGE_FORMS,
+    ("GET", "/submissions/export.csv"): P.MANAGE_FORMS,
+    ("GET", "/submissions/{submission_id}"): P.READ_CONTENT,
+    ("GET", "/texts"): P.VIEW_TRAIL,
 }
 # Path parameters: the walk's target user (None), or ids that exist nowhere.
 PARAMS: dict[str, str | None] = {
@@ -100,6 +109,8 @@ PARAMS: dict[str, str | None] = {
     "{hold_id}": "hold_missing",
     "{request_id}": "req_missing",
     "{segment_id}": "seg_missing",
+    "{form_id}": "form_missing",
+    "{submission_id}": "fsub_missing",
 }
 
 
