@@ -74,6 +74,9 @@ NOT_YET_TYPED: set[str] = {
     "users/challenges.py:take",
     "users/passkeys.py:PasskeySteps.list_passkeys",
     "users/keys.py:UserKeys.list_smtp",
+    "evidence/activity_review.py:ActivityReview.queue",
+    "evidence/activity_review.py:ActivityReview.sign_off",
+    "evidence/activity_review.py:ActivityReview.sign_offs",
     # messages: the evidence mailer (owned elsewhere) still calls the record-shaped accept.
     "messages/service.py:Messages.accept",
     "messages/service.py:Messages.quarantined",
