@@ -74,8 +74,7 @@ NOT_YET_TYPED: set[str] = {
     "users/challenges.py:take",
     "users/passkeys.py:PasskeySteps.list_passkeys",
     "users/keys.py:UserKeys.list_smtp",
-    # messages: the evidence mailer (owned elsewhere) still calls the record-shaped accept.
-    "messages/service.py:Messages.accept",
+    # messages
     "messages/service.py:Messages.quarantined",
     "messages/reading.py:Reading.get",
     "messages/reading.py:Reading.content",

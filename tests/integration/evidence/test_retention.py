@@ -28,10 +28,10 @@ def _send(services: Services, tenant: TenantFixture, to: str, text: str = "Your 
     body = MessageIn.model_validate(
         {"from": "results@clinic.example", "to": [to], "subject": "Results", "text": text, "stream": "phi"}
     )
-    accepted, _ = services.messages.accept(
+    accepted, _ = services.messages.submit(
         tenant.principal, compose.from_message(body, "clinic.example", 1000)
     )
-    message_id = str(accepted["id"])
+    message_id = accepted.id
     services.messages.cancel(tenant.principal, message_id)  # terminal: nothing in flight any more
     return message_id
 
