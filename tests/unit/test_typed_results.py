@@ -77,9 +77,7 @@ NOT_YET_TYPED: set[str] = {
     # messages
     "messages/service.py:Messages.quarantined",
     "messages/reading.py:Reading.get",
-    "messages/reading.py:Reading.content",
     "messages/reading.py:Reading.search",
-    "messages/reading.py:Reading.list_events",
     "messages/reading.py:render_message",
     "console/reports.py:Reports.audit_entries",
     "evidence/anchors.py:Anchors.anchor",

@@ -206,7 +206,7 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, ou
             return who
         # Messages.content writes the audit entry (message:content_read) with this user.
         body = messages.content(Principal(who.tenant_id, who.actor, frozenset({"read"})), message_id[:40])
-        html = clean_html(body["html"]) if body.get("html") else ""
+        html = clean_html(body.html) if body.html else ""
         return kit.render(
             request, "compose_content.html", title="Message content", who=who, body=body, html=html,
             csrf=kit.csrf(request),

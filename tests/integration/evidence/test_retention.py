@@ -74,7 +74,7 @@ def test_purge_shreds_what_is_past_and_keeps_what_is_held(services: Services, te
         services.messages.content(tenant.principal, plain)
     for kept in (by_message, by_recipient):
         assert _key(services, kept) is not None
-        assert services.messages.content(tenant.principal, kept)["text"].strip() == "Your biopsy was benign."
+        assert services.messages.content(tenant.principal, kept).text.strip() == "Your biopsy was benign."
 
     # Released, the message is purged on the next run; a second run finds nothing more.
     retention.release_hold(tenant.id, hold_m["id"], "officer")
