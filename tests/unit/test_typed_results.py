@@ -86,9 +86,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/signed.py:sign",
     "secureline/identities.py:Identities.set_smime_identity",
     "secureline/identities.py:Identities.smime_identity_info",
-    "secureline/keydir.py:KeyDirectory.upload",
-    "secureline/keydir.py:KeyDirectory.list",
-    "secureline/keydir.py:KeyDirectory.get",
     "users/keys.py:UserKeys.list_keys",
     "users/people.py:People.list_users",
 }

@@ -19,7 +19,7 @@ from sealmail.messages.service import Messages
 from sealmail.net.dns import Resolver
 from sealmail.portal.access import audit_weak_notice_change
 from sealmail.secureline.identities import Identities
-from sealmail.secureline.keydir import KeyDirectory
+from sealmail.secureline.keydir import KeyDirectory, RecipientKey
 from sealmail.secureline.schemas import (
     ArchiveKeyOut,
     RecipientKeyListOut,
@@ -96,17 +96,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _key(row: dict[str, Any]) -> dict[str, Any]:
+def _key(row: RecipientKey) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "address": row["address"],
-        "fingerprint": row["fingerprint"],
-        "source": row["source"],
-        "trusted": row["trusted"],
-        "expires_at": _iso(row["expires_at"]),
-        "created_at": _iso(row.get("created_at")),
-        "updated_at": _iso(row.get("updated_at")),
+        "id": row.id,
+        "kind": row.kind,
+        "address": row.address,
+        "fingerprint": row.fingerprint,
+        "source": row.source,
+        "trusted": row.trusted,
+        "expires_at": _iso(row.expires_at),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
     }
 
 
@@ -154,10 +154,10 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
 
     @r.get("/keys/{key_id}", response_model=RecipientKeyWithDataOut)
     def get_key(key_id: str, who: Reader) -> dict[str, Any]:
-        row = keydir.get(who.tenant_id, key_id)
-        data = row["data"]
+        stored = keydir.get(who.tenant_id, key_id)
+        data = stored.data
         text = data.decode() if data.lstrip().startswith(b"-----") else base64.b64encode(data).decode()
-        return {**_key(row), "key": text}
+        return {**_key(stored.key), "key": text}
 
     @r.delete("/keys/{key_id}", status_code=204)
     def delete_key(key_id: str, who: Admin) -> None:
