@@ -84,8 +84,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/proofs.py:Proofs.issue",
     "evidence/signed.py:leaves",
     "evidence/signed.py:sign",
-    "secureline/identities.py:Identities.set_smime_identity",
-    "secureline/identities.py:Identities.smime_identity_info",
     "users/keys.py:UserKeys.list_keys",
     "users/people.py:People.list_users",
 }

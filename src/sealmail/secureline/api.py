@@ -185,21 +185,23 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
         }
 
     @r.put("/tenant/smime-identity", response_model=SmimeIdentityOut)
-    def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> dict[str, Any]:
+    def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> SmimeIdentityOut:
         """The certificate and key S/MIME signing uses; the key is sealed at rest, never returned."""
         try:
-            return services.identities.set_smime_identity(
-                who.tenant_id, body.certificate.encode(), body.private_key.encode(), who.credential_id
+            return SmimeIdentityOut.of(
+                services.identities.set_smime_identity(
+                    who.tenant_id, body.certificate.encode(), body.private_key.encode(), who.credential_id
+                )
             )
         except smime.CertificateError as exc:
             raise ValidationFailed([{"field": "certificate", "message": str(exc)}]) from exc
 
     @r.get("/tenant/smime-identity", response_model=SmimeIdentityOut)
-    def get_smime_identity(who: Reader) -> dict[str, Any]:
+    def get_smime_identity(who: Reader) -> SmimeIdentityOut:
         info = services.identities.smime_identity_info(who.tenant_id)
         if info is None:
             raise NotFound("no S/MIME identity yet; PUT /v1/tenant/smime-identity")
-        return info
+        return SmimeIdentityOut.of(info)
 
     @r.get("/tenant/archive-key", response_model=ArchiveKeyOut)
     def archive_key(who: Reader) -> dict[str, Any]:
