@@ -73,7 +73,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/timestamps.py:Timestamper.stamp",
     "users/challenges.py:take",
     "users/passkeys.py:PasskeySteps.list_passkeys",
-    "users/keys.py:UserKeys.list_smtp",
     # messages
     "messages/service.py:Messages.quarantined",
     "messages/reading.py:Reading.get",
@@ -84,8 +83,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/proofs.py:Proofs.issue",
     "evidence/signed.py:leaves",
     "evidence/signed.py:sign",
-    "users/keys.py:UserKeys.list_keys",
-    "users/people.py:People.list_users",
 }
 
 
