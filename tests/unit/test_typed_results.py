@@ -53,7 +53,6 @@ FREE_FORM: dict[str, str] = {
 NOT_YET_TYPED: set[str] = {
     # Landed in parallel with the typed-results rule (console, evidence, users): to type next.
     "evidence/pack_verify.py:verify_pack",
-    "users/emergency.py:Emergency.emergency_status",
     "users/oidc.py:OidcClient.verify",
     "users/sso_accounts.py:SsoAccounts.sso_settings",
     "users/sso_accounts.py:SsoAccounts.take_flow",
@@ -72,7 +71,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/service.py:Evidence.anchor",
     "evidence/timestamps.py:Timestamper.stamp",
     "users/challenges.py:take",
-    "users/passkeys.py:PasskeySteps.list_passkeys",
     # messages
     "messages/service.py:Messages.quarantined",
     "messages/reading.py:Reading.get",
