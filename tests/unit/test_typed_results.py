@@ -56,7 +56,6 @@ NOT_YET_TYPED: set[str] = {
     "users/oidc.py:OidcClient.verify",
     "users/sso_accounts.py:SsoAccounts.take_flow",
     "console/audit_export.py:AuditExport.signed_json",
-    "tenancy/decisions.py:Decisions.register",
     "evidence/plain.py:PlainRegister.confirm",
     "evidence/plain.py:PlainRegister.get",
     "evidence/plain.py:PlainRegister.record",

@@ -46,17 +46,17 @@ def test_weakening_the_policy_needs_a_reason_that_lands_in_the_register(
     admin = person(console, tenant.id, "admin@clinic.example", Role.ADMINISTRATOR)
     # Strengthening needs no reason.
     assert post_policy(admin, force_portal="on").startswith("200")
-    assert services.tenancy.get_tenant(tenant.id)["settings"]["secureline"]["force_portal"] is True
+    assert services.tenancy.get_tenant(tenant.id).settings["secureline"]["force_portal"] is True
     # Weakening without a reason is refused and changes nothing.
     refused = post_policy(admin)
     assert refused.startswith("400") and "secureline.force_portal" in refused
-    assert services.tenancy.get_tenant(tenant.id)["settings"]["secureline"]["force_portal"] is True
+    assert services.tenancy.get_tenant(tenant.id).settings["secureline"]["force_portal"] is True
     off = post_policy(admin, reason="too short", dlp_enabled="")
     assert off.startswith("400")
     why = "Patients complained about portal sign-in; TLS is verified for our partners."
     done = post_policy(admin, reason=why)
     assert done.startswith("200") and 'id="policy-saved"' in done
-    assert services.tenancy.get_tenant(tenant.id)["settings"]["secureline"]["force_portal"] is False
+    assert services.tenancy.get_tenant(tenant.id).settings["secureline"]["force_portal"] is False
     with services.engine.connect() as conn:
         rows = conn.execute(sa.select(console_decisions)).all()
         audited = (
@@ -88,7 +88,7 @@ def test_reply_mailboxes_are_saved_validated_and_shown(
     form = {"csrf": csrf(page), "mailbox": "frontdesk@clinic.example", "sender": "NoReply@clinic.example",
             "sender_mailbox": "nurses@clinic.example"}  # fmt: skip
     assert admin.http.post("/console/replies", data=form).status_code == 200
-    settings = services.tenancy.get_tenant(tenant.id)["settings"]
+    settings = services.tenancy.get_tenant(tenant.id).settings
     assert settings["reply_mailbox"] == "frontdesk@clinic.example"
     assert settings["reply_mailboxes"] == {"noreply@clinic.example": "nurses@clinic.example"}
     shown = admin.http.get("/console/replies").text
@@ -97,7 +97,7 @@ def test_reply_mailboxes_are_saved_validated_and_shown(
     assert bad.status_code == 400 and 'id="replies-error"' in bad.text
     removed = {"csrf": form["csrf"], "mailbox": "", "remove": "noreply@clinic.example"}
     assert admin.http.post("/console/replies", data=removed).status_code == 200
-    settings = services.tenancy.get_tenant(tenant.id)["settings"]
+    settings = services.tenancy.get_tenant(tenant.id).settings
     assert settings.get("reply_mailbox") is None and settings.get("reply_mailboxes") is None
 
 
