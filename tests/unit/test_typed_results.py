@@ -48,12 +48,12 @@ FREE_FORM: dict[str, str] = {
     "tlsrpt/report.py:parse_received": "a received RFC 8460 report, as the sender wrote it",
     "portal/lifecycle.py:notice_facts": "a notice's facts as portal event data (free-form event JSON)",
     "tenancy/service.py:Tenancy.update_settings": "the tenant's settings JSON (open: a key per feature)",
+    "users/oidc.py:OidcClient.verify": "a verified ID token's claims set (OIDC Core §2: open, per provider)",
 }
 
 NOT_YET_TYPED: set[str] = {
     # Landed in parallel with the typed-results rule (console, evidence, users): to type next.
     "evidence/pack_verify.py:verify_pack",
-    "users/oidc.py:OidcClient.verify",
     "users/sso_accounts.py:SsoAccounts.take_flow",
     "console/audit_export.py:AuditExport.signed_json",
     "evidence/plain.py:PlainRegister.confirm",
