@@ -74,7 +74,6 @@ NOT_YET_TYPED: set[str] = {
     "messages/reading.py:Reading.get",
     "messages/reading.py:Reading.search",
     "messages/reading.py:render_message",
-    "console/reports.py:Reports.audit_entries",
     "evidence/anchors.py:Anchors.anchor",
     "evidence/proofs.py:Proofs.issue",
     "evidence/signed.py:leaves",
