@@ -48,6 +48,7 @@ FREE_FORM: dict[str, str] = {
     "tlsrpt/report.py:parse_received": "a received RFC 8460 report, as the sender wrote it",
     "portal/lifecycle.py:notice_facts": "a notice's facts as portal event data (free-form event JSON)",
     "tenancy/service.py:Tenancy.update_settings": "the tenant's settings JSON (open: a key per feature)",
+    "users/challenges.py:take": "a pending challenge's stored JSON state, its shape per purpose (storage format)",
     "users/oidc.py:OidcClient.verify": "a verified ID token's claims set (OIDC Core §2: open, per provider)",
 }
 
@@ -68,7 +69,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/retention.py:Retention.release_hold",
     "evidence/service.py:Evidence.anchor",
     "evidence/timestamps.py:Timestamper.stamp",
-    "users/challenges.py:take",
     # messages
     "messages/service.py:Messages.quarantined",
     "messages/reading.py:Reading.get",
