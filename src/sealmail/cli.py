@@ -116,7 +116,7 @@ def rkeys_add(
     """Add a certificate file (armored/binary OpenPGP, PEM/DER X.509)."""
     svc = _services()
     for row in svc.keydir.upload(_tenant(svc, tenant), path.read_bytes(), "cli", trusted=trusted):
-        out.print(f"{row['id']}  {row['kind']}  {row['address']}  {row['fingerprint']}")
+        out.print(f"{row.id}  {row.kind}  {row.address}  {row.fingerprint}")
 
 
 @rkeys_app.command("list")
@@ -129,12 +129,12 @@ def rkeys_list(
     table = Table("id", "kind", "address", "fingerprint", "source", "expires")
     for row in svc.keydir.list(_tenant(svc, tenant), address=address):
         table.add_row(
-            row["id"],
-            row["kind"],
-            row["address"],
-            row["fingerprint"],
-            row["source"],
-            row["expires_at"].date().isoformat() if row["expires_at"] else "never",
+            row.id,
+            row.kind,
+            row.address,
+            row.fingerprint,
+            row.source,
+            row.expires_at.date().isoformat() if row.expires_at else "never",
         )
     out.print(table)
 
@@ -143,8 +143,7 @@ def rkeys_list(
 @friendly
 def rkeys_show(key_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
     svc = _services()
-    row = svc.keydir.get(_tenant(svc, tenant), key_id)
-    data = row["data"]
+    data = svc.keydir.get(_tenant(svc, tenant), key_id).data
     sys.stdout.write(data.decode() if data.lstrip().startswith(b"-----") else data.hex() + "\n")
 
 

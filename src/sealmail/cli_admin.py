@@ -258,7 +258,9 @@ def keys_smime_identity(
         )
     except smime.CertificateError as exc:
         raise ConfigError(f"{cert}: {exc}") from exc
-    out.print(f"S/MIME identity {info['subject']} ({info['fingerprint_sha256']}) until {info['not_after']}")
+    out.print(
+        f"S/MIME identity {info.subject} ({info.fingerprint_sha256}) until {info.not_after.isoformat()}"
+    )
 
 
 @crypto_app.command("signing-key")

@@ -4,7 +4,7 @@ A sender writes a secure message (plain text, optional formatted HTML cleaned by
 attachments), picks "send securely" (OpenPGP/S/MIME or the portal for every recipient,
 never TLS alone) or lets SecureLine decide, and lands on the message's outcome page.  The
 message goes through the same intake as the API (``compose.from_message`` and
-``Messages.accept``), recorded with the console user as its actor, which is what makes it
+``Messages.submit``), recorded with the console user as its actor, which is what makes it
 theirs (``outbox.py``).  Reading content is ``content.read`` and always audited by
 ``Messages.content``; a sender reads only their own.
 
@@ -150,7 +150,7 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
             body = _message(draft, files)
             sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
             principal = Principal(who.tenant_id, who.actor, frozenset({"send"}))
-            accepted, _ = await run_in_threadpool(messages.accept, principal, sub)
+            accepted, _ = await run_in_threadpool(messages.submit, principal, sub)
         except TooLarge:
             return page(
                 request,
@@ -167,7 +167,7 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
             return page(request, who, draft, 400, problems or [exc.detail])
         except SealmailError as exc:
             return page(request, who, draft, 400 if exc.status >= 500 else exc.status, [exc.detail])
-        return kit.redirect(request, f"/sent/{accepted['id']}")
+        return kit.redirect(request, f"/sent/{accepted.id}")
 
 
 def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, outbox: Outbox) -> None:
@@ -210,7 +210,7 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, ou
             return who
         # Messages.content writes the audit entry (message:content_read) with this user.
         body = messages.content(Principal(who.tenant_id, who.actor, frozenset({"read"})), message_id[:40])
-        html = clean_html(body["html"]) if body.get("html") else ""
+        html = clean_html(body.html) if body.html else ""
         return kit.render(
             request, "compose_content.html", title="Message content", who=who, body=body, html=html,
             csrf=kit.csrf(request),

@@ -110,6 +110,18 @@ class Trail:
     recipients: list[TrailRecipient]
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit log entry as the console's audit page lists it."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any] | None  # the entry's stored JSON details, as audit.append wrote them
+
+
 class Reports:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -260,7 +272,7 @@ class Reports:
 
     def audit_entries(
         self, tenant_id: str, *, action: str = "", actor: str = "", before: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEntry]:
         """The tenant's audit entries, newest first, a page at a time (``before`` a seq)."""
         stmt = sa.select(
             audit_log.c.seq,
@@ -278,4 +290,4 @@ class Reports:
             stmt = stmt.where(audit_log.c.seq < before)
         with db.reader(self.engine) as conn:
             rows = conn.execute(stmt.order_by(audit_log.c.seq.desc()).limit(AUDIT_PAGE)).all()
-        return [dict(r._mapping) for r in rows]
+        return [AuditEntry(*r) for r in rows]

@@ -52,7 +52,7 @@ def policy_from_settings(raw: dict[str, Any] | None) -> DlpPolicy | None:
 
 
 class Screener:
-    """Callable used by ``Messages.accept``; policies are cached per tenant for a short while."""
+    """Callable used by ``Messages.submit``; policies are cached per tenant for a short while."""
 
     def __init__(self, tenancy: Tenancy) -> None:
         self.tenancy = tenancy

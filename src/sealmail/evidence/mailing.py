@@ -67,5 +67,5 @@ class AnchorMailer:
             metadata={"audit_anchor": str(body["anchor_id"])},
         )
         who = Principal(tenant_id, "system:evidence", frozenset({"send"}))
-        result, _ = self.messages.accept(who, sub, system=True)
-        return str(result["id"])
+        result, _ = self.messages.submit(who, sub, system=True)
+        return result.id

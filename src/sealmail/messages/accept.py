@@ -1,7 +1,7 @@
 """The steps of accepting a submission that need no storage: validation, the rows one
 accepted message becomes, and the typed result.
 
-``Messages.accept`` runs them in order — validate, screen (DLP), check the sender, seal,
+``Messages.submit`` runs them in order — validate, screen (DLP), check the sender, seal,
 build rows, commit — and hands back an ``Accepted`` that each door shapes for its client.
 """
 

@@ -4,6 +4,7 @@ search, and the events feed.  A mixin of ``Messages``, which holds the engine an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,32 @@ from sealmail.tenancy.service import Principal
 
 # Everything but the ciphertext: listing messages never drags content blobs along.
 META = [c for c in messages.c if c.name not in ("content", "wrapped_data_key")]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of the events feed, oldest first."""
+
+    # Each event in its public shape (``store.events.render``): the wire format the API
+    # and webhooks share, open per event type.
+    data: tuple[dict[str, Any], ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContent:
+    """A message's decrypted content (reading it is audited)."""
+
+    id: str
+    subject: str
+    from_: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    text: str | None
+    html: str | None
+    # filename, content_type, size (and undisplayed: true past a display limit), as parsed.
+    attachments: tuple[dict[str, Any], ...]
+    problems: tuple[str, ...]
 
 
 class Reading:
@@ -70,7 +97,7 @@ class Reading:
         body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
         return body
 
-    def content(self, who: Principal, message_id: str) -> dict[str, Any]:
+    def content(self, who: Principal, message_id: str) -> MessageContent:
         """Decrypt and return a message's content; every call is audited."""
         with self.engine.begin() as conn:
             msg = conn.execute(
@@ -93,17 +120,17 @@ class Reading:
             who.tenant_id, message_id, msg.tenant_key_id, msg.wrapped_data_key, msg.content
         )
         parsed = mime.parse_content(raw)
-        return {
-            "id": message_id,
-            "subject": parsed.subject,
-            "from": parsed.from_,
-            "to": parsed.to,
-            "cc": parsed.cc,
-            "text": parsed.text,
-            "html": parsed.html,
-            "attachments": parsed.attachments,
-            "problems": parsed.problems,
-        }
+        return MessageContent(
+            id=message_id,
+            subject=parsed.subject,
+            from_=parsed.from_,
+            to=tuple(parsed.to),
+            cc=tuple(parsed.cc),
+            text=parsed.text,
+            html=parsed.html,
+            attachments=tuple(parsed.attachments),
+            problems=tuple(parsed.problems),
+        )
 
     def search(
         self,
@@ -158,7 +185,7 @@ class Reading:
         recipient: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> EventPage:
         """Oldest first, as a feed; ``cursor`` is the last id already seen."""
         q = sa.select(events).where(events.c.tenant_id == who.tenant_id)
         if cursor:
@@ -176,10 +203,10 @@ class Reading:
         with db.reader(self.engine) as conn:
             rows = conn.execute(q.order_by(events.c.id).limit(limit + 1)).mappings().all()
         page = rows[:limit]
-        return {
-            "data": [ev.render(r) for r in page],
-            "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
-        }
+        return EventPage(
+            data=tuple(ev.render(r) for r in page),
+            next_cursor=page[-1]["id"] if len(rows) > limit and page else None,
+        )
 
 
 def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str, dict[str, int]]:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.accept import Accepted
+from sealmail.messages.reading import EventPage, MessageContent
 from sealmail.messages.service import Moved
+from sealmail.web.models import as_json
 
 PROTECTION_DOC = (
     '"auto" (default): SecureLine picks the strongest method each recipient can take under the '
@@ -121,6 +123,10 @@ class AcceptedOut(BaseModel):
 class PageOut(BaseModel):
     data: list[dict[str, Any]]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: EventPage) -> PageOut:
+        return cls(data=list(page.data), next_cursor=page.next_cursor)
 
 
 # -- response bodies of the management routes -------------------------------------------------
@@ -250,3 +256,9 @@ class MessageContentOut(_Out):
         description="Display limits the message went over (e.g. html_too_complex, too_many_parts); "
         "the content concerned is listed as an undisplayed attachment.",
     )
+
+    @classmethod
+    def from_result(cls, content: MessageContent) -> MessageContentOut:
+        body = as_json(content)
+        body["from"] = body.pop("from_")  # a Python keyword, the JSON's name
+        return cls.model_validate(body)

@@ -96,16 +96,6 @@ class Messages(Reading):
         self._commits = GroupCommit(partial(group_commit.write, engine, self.idempotency_ttl))
 
     # -- accept ------------------------------------------------------------------------------
-    def accept(
-        self, who: Principal, sub: Submission, idem: Idempotency | None = None, *, system: bool = False
-    ) -> tuple[dict[str, Any], bool]:
-        """Deprecated: ``submit`` as a stored-record dict, kept only for ``evidence/mailing.py``
-        (owned elsewhere while issue 13 lands); every other caller uses ``submit``.  Remove
-        once that caller reads ``submit(...)[0].id``.
-        """
-        result, replayed = self.submit(who, sub, idem, system=system)
-        return result.to_record(), replayed
-
     def submit(
         self,
         who: Principal,

@@ -19,7 +19,7 @@ from sealmail.messages.service import Messages
 from sealmail.net.dns import Resolver
 from sealmail.portal.access import audit_weak_notice_change
 from sealmail.secureline.identities import Identities
-from sealmail.secureline.keydir import KeyDirectory
+from sealmail.secureline.keydir import KeyDirectory, RecipientKey
 from sealmail.secureline.posture import OPTIONAL
 from sealmail.secureline.schemas import (
     ArchiveKeyOut,
@@ -97,17 +97,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _key(row: dict[str, Any]) -> dict[str, Any]:
+def _key(row: RecipientKey) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "address": row["address"],
-        "fingerprint": row["fingerprint"],
-        "source": row["source"],
-        "trusted": row["trusted"],
-        "expires_at": _iso(row["expires_at"]),
-        "created_at": _iso(row.get("created_at")),
-        "updated_at": _iso(row.get("updated_at")),
+        "id": row.id,
+        "kind": row.kind,
+        "address": row.address,
+        "fingerprint": row.fingerprint,
+        "source": row.source,
+        "trusted": row.trusted,
+        "expires_at": _iso(row.expires_at),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
     }
 
 
@@ -155,10 +155,10 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
 
     @r.get("/keys/{key_id}", response_model=RecipientKeyWithDataOut)
     def get_key(key_id: str, who: Reader) -> dict[str, Any]:
-        row = keydir.get(who.tenant_id, key_id)
-        data = row["data"]
+        stored = keydir.get(who.tenant_id, key_id)
+        data = stored.data
         text = data.decode() if data.lstrip().startswith(b"-----") else base64.b64encode(data).decode()
-        return {**_key(row), "key": text}
+        return {**_key(stored.key), "key": text}
 
     @r.delete("/keys/{key_id}", status_code=204)
     def delete_key(key_id: str, who: Admin) -> None:
@@ -189,21 +189,23 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
         }  # fmt: skip
 
     @r.put("/tenant/smime-identity", response_model=SmimeIdentityOut)
-    def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> dict[str, Any]:
+    def set_smime_identity(body: SmimeIdentityIn, who: Admin) -> SmimeIdentityOut:
         """The certificate and key S/MIME signing uses; the key is sealed at rest, never returned."""
         try:
-            return services.identities.set_smime_identity(
-                who.tenant_id, body.certificate.encode(), body.private_key.encode(), who.credential_id
+            return SmimeIdentityOut.of(
+                services.identities.set_smime_identity(
+                    who.tenant_id, body.certificate.encode(), body.private_key.encode(), who.credential_id
+                )
             )
         except smime.CertificateError as exc:
             raise ValidationFailed([{"field": "certificate", "message": str(exc)}]) from exc
 
     @r.get("/tenant/smime-identity", response_model=SmimeIdentityOut)
-    def get_smime_identity(who: Reader) -> dict[str, Any]:
+    def get_smime_identity(who: Reader) -> SmimeIdentityOut:
         info = services.identities.smime_identity_info(who.tenant_id)
         if info is None:
             raise NotFound("no S/MIME identity yet; PUT /v1/tenant/smime-identity")
-        return info
+        return SmimeIdentityOut.of(info)
 
     @r.get("/tenant/archive-key", response_model=ArchiveKeyOut)
     def archive_key(who: Reader) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,22 @@ DKIM_ALGORITHMS: tuple[dkim.Algorithm, ...] = ("ed25519-sha256", "rsa-sha256")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SmimeIdentityInfo:
+    """The tenant's S/MIME signing certificate, as shown (the key is never returned)."""
+
+    subject: str
+    issuer: str
+    fingerprint_sha256: str
+    emails: tuple[str, ...]
+    not_after: datetime
+
+    @classmethod
+    def of(cls, identity: smime.TenantIdentity) -> SmimeIdentityInfo:
+        info = identity.info
+        return cls(info.subject, info.issuer, info.fingerprint_sha256, tuple(info.emails), info.not_after)
 
 
 class Identities:
@@ -183,7 +200,7 @@ class Identities:
     # -- S/MIME signing identity --------------------------------------------------------------
     def set_smime_identity(
         self, tenant_id: str, cert_pem: bytes, key_pem: bytes, actor: str
-    ) -> dict[str, Any]:
+    ) -> SmimeIdentityInfo:
         """Store the tenant's S/MIME certificate (+chain) and key; the key is sealed at rest."""
         identity = smime.load_tenant_identity(cert_pem, key_pem)  # checks the key matches
         with self.engine.begin() as conn:
@@ -207,20 +224,11 @@ class Identities:
         )
         with self._lock:
             self._smime.pop(tenant_id, None)
-        return self.smime_identity_info(tenant_id) or {}
+        return SmimeIdentityInfo.of(identity)
 
-    def smime_identity_info(self, tenant_id: str) -> dict[str, Any] | None:
+    def smime_identity_info(self, tenant_id: str) -> SmimeIdentityInfo | None:
         identity = self.smime_identity(tenant_id)
-        if identity is None:
-            return None
-        info = identity.info
-        return {
-            "subject": info.subject,
-            "issuer": info.issuer,
-            "fingerprint_sha256": info.fingerprint_sha256,
-            "emails": list(info.emails),
-            "not_after": info.not_after.isoformat(),
-        }
+        return None if identity is None else SmimeIdentityInfo.of(identity)
 
     def smime_identity(self, tenant_id: str) -> smime.TenantIdentity | None:
         if tenant_id in self._smime:

@@ -69,6 +69,38 @@ def detect_kind(data: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RecipientKey:
+    """A stored recipient key or certificate (one per address it names), without its bytes."""
+
+    id: str
+    kind: str  # pgp | smime
+    address: str
+    fingerprint: str
+    source: str
+    trusted: bool
+    expires_at: datetime | None
+    # Read back from the table; an upload's result leaves them None.
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    capabilities: str | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> RecipientKey:
+        return cls(
+            row["id"], row["kind"], row["address"], row["fingerprint"], row["source"], row["trusted"],
+            row["expires_at"], row["created_at"], row["updated_at"], row["capabilities"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMaterial:
+    """A stored key with its bytes (armored/binary OpenPGP, PEM/DER X.509)."""
+
+    key: RecipientKey
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RecipientKeys:
     """Facts and the loaded material SecureLine encrypts with, for one address."""
 
@@ -117,7 +149,7 @@ class KeyDirectory:
         source: str = "uploaded",
         only_address: str | None = None,
         capabilities: cms.Capabilities | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RecipientKey]:
         """Store a certificate once per address it names; returns the stored rows.
 
         ``capabilities`` (S/MIME harvest) records what the correspondent's signed mail
@@ -143,17 +175,7 @@ class KeyDirectory:
         with self.engine.begin() as conn:
             for address in addresses:
                 key_id = _store_key(conn, tenant_id, kind, address, fingerprint, values)
-                rows.append(
-                    {
-                        "id": key_id,
-                        "kind": kind,
-                        "address": address,
-                        "fingerprint": fingerprint,
-                        "source": source,
-                        "trusted": trusted,
-                        "expires_at": expires,
-                    }
-                )
+                rows.append(RecipientKey(key_id, kind, address, fingerprint, source, trusted, expires))
             if source == "uploaded":
                 audit.append(
                     conn,
@@ -166,9 +188,7 @@ class KeyDirectory:
         self._keyed.drop(tenant_id)
         return rows
 
-    def list(
-        self, tenant_id: str, address: str | None = None, kind: str | None = None
-    ) -> list[dict[str, Any]]:
+    def list(self, tenant_id: str, address: str | None = None, kind: str | None = None) -> list[RecipientKey]:
         q = sa.select(*[c for c in recipient_keys.c if c.name != "data"]).where(
             recipient_keys.c.tenant_id == tenant_id
         )
@@ -178,11 +198,11 @@ class KeyDirectory:
             q = q.where(recipient_keys.c.kind == kind)
         with db.reader(self.engine) as conn:
             return [
-                dict(r)
+                RecipientKey.of(r)
                 for r in conn.execute(q.order_by(recipient_keys.c.address, recipient_keys.c.id)).mappings()
             ]
 
-    def get(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, key_id: str) -> KeyMaterial:
         with db.reader(self.engine) as conn:
             row = (
                 conn.execute(
@@ -195,7 +215,7 @@ class KeyDirectory:
             )
         if row is None:
             raise NotFound(f"key {key_id} not found")
-        return dict(row)
+        return KeyMaterial(RecipientKey.of(row), row["data"])
 
     def delete(self, tenant_id: str, key_id: str, actor: str) -> None:
         with self.engine.begin() as conn:

@@ -5,7 +5,7 @@ rendered, composed and accepted, its errors are written and the job's counts adv
 and then the chunk is dropped.  Memory therefore depends on the chunk size, not on the
 number of recipients (``bench/bulk.py`` measures this with 100,000).  Rendering and
 composing run in the calling thread while a thread pool accepts the previous
-recipients, so ``Messages.accept``'s group commit writes many messages per transaction.
+recipients, so ``Messages.submit``'s group commit writes many messages per transaction.
 
 Each recipient's outcome is independent: a missing variable, a sandbox refusal, a bad
 address or a DLP block is recorded against the recipient's index in ``bulk_job_errors``

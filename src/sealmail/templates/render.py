@@ -7,7 +7,7 @@ mutating the variables, HTML output is autoescaped (a ``<script>`` in a variable
 text), and ``StrictUndefined`` turns a missing variable into an error instead of an empty
 string.  Rendering is all-or-nothing per recipient: every part is rendered in full before
 anything is returned, and a failure is a value (``RenderFailure``) the caller records,
-so a half-rendered message never reaches ``Messages.accept``.
+so a half-rendered message never reaches ``Messages.submit``.
 """
 
 from __future__ import annotations

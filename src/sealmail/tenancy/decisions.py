@@ -10,6 +10,7 @@ setting plus an audit entry inside the transaction that saves the settings.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +99,20 @@ def require_reason(before: dict[str, Any], after: dict[str, Any], reason: str | 
     return weaker
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One row of the decisions register: a protective setting weakened, and why."""
+
+    id: str
+    tenant_id: str
+    setting: str  # e.g. "secureline.force_portal"
+    before: Any  # the setting's JSON value before and after
+    after: Any
+    reason: str
+    actor: str
+    created_at: datetime
+
+
 class Decisions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -127,7 +142,7 @@ class Decisions:
 
         return record
 
-    def register(self, tenant_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    def register(self, tenant_id: str, limit: int = 200) -> list[Decision]:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(console_decisions)
@@ -135,4 +150,4 @@ class Decisions:
                 .order_by(console_decisions.c.created_at.desc(), console_decisions.c.id.desc())
                 .limit(limit)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [Decision(*r) for r in rows]

@@ -68,5 +68,5 @@ def list_cmd(tenant: TenantOpt = None) -> None:
     """Every console user of the tenant, one a line."""
     with session(tenant) as (cli, tenant_id):
         for u in cli.users.list_users(tenant_id):
-            state = "disabled" if u["disabled_at"] else ("active" if u["enrolled"] else "invited")
-            out.print(f"{u['id']}  {u['email']}  {u['role']}  {state}")
+            state = "disabled" if u.disabled_at else ("active" if u.enrolled else "invited")
+            out.print(f"{u.id}  {u.email}  {u.role}  {state}")

@@ -10,8 +10,8 @@ grant is audited with the person, and the grant ends by itself, by its holder or
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -27,6 +27,25 @@ from sealmail.users.tables import console_emergency, console_users
 
 MIN_MINUTES, MAX_MINUTES = 15, 240
 MIN_REASON = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyGrant:
+    """One break-glass grant a user took."""
+
+    id: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStatus:
+    """Whether a user may break the glass, and their last ten grants (newest first)."""
+
+    eligible: bool
+    history: tuple[EmergencyGrant, ...]
 
 
 class Emergency(UsersBase):
@@ -46,7 +65,7 @@ class Emergency(UsersBase):
                 target=user_id, details={"eligible": eligible},
             )  # fmt: skip
 
-    def emergency_status(self, who: Session) -> dict[str, Any]:
+    def emergency_status(self, who: Session) -> EmergencyStatus:
         ce = console_emergency.c
         with db.reader(self.engine) as conn:
             eligible = conn.execute(
@@ -58,7 +77,7 @@ class Emergency(UsersBase):
                 .order_by(ce.granted_at.desc())
                 .limit(10)
             ).all()
-        return {"eligible": bool(eligible), "history": [dict(r._mapping) for r in history]}
+        return EmergencyStatus(bool(eligible), tuple(EmergencyGrant(*r) for r in history))
 
     def take_emergency(self, who: Session, reason: str, minutes: int) -> str:
         """Open a grant for ``who``: its id.  The owners hear of it at once."""

@@ -11,8 +11,8 @@ revocation is.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -97,6 +97,31 @@ def revoke_for_user(
     return len(key_ids), len(cred_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """An API key as the console lists it (never its secret)."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    creator: str | None  # the console user who made it, if one did
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpCredentialRow:
+    """An SMTP credential as the console lists it (never its password)."""
+
+    id: str
+    username: str
+    stream: str
+    created_at: datetime
+    revoked_at: datetime | None
+    creator: str  # a console user's email, the API key that made it, or "API or CLI"
+
+
 class UserKeys:
     def __init__(
         self, engine: Engine, make_key: KeyMaker, clock: Clock, make_smtp: SmtpMaker | None = None
@@ -115,7 +140,7 @@ class UserKeys:
         _, username, password = self.make_smtp(who.tenant_id, who.actor)
         return username, password
 
-    def list_smtp(self, who: Session) -> list[dict[str, Any]]:
+    def list_smtp(self, who: Session) -> list[SmtpCredentialRow]:
         self._may(who)
         sc = smtp_credentials.c
         with db.reader(self.engine) as conn:
@@ -135,9 +160,8 @@ class UserKeys:
         for r in rows:
             maker = str(r.created_by or "")
             creator = emails.get(maker.removeprefix("user:")) if maker.startswith("user:") else None
-            out.append(
-                {**r._mapping, "creator": creator or (maker if maker.startswith("key_") else "API or CLI")}
-            )
+            shown = creator or (maker if maker.startswith("key_") else "API or CLI")
+            out.append(SmtpCredentialRow(r.id, r.username, r.stream, r.created_at, r.revoked_at, shown))
         return out
 
     def revoke_smtp(self, who: Session, cred_id: str) -> None:
@@ -171,7 +195,7 @@ class UserKeys:
             )
         return key_id, secret
 
-    def list_keys(self, who: Session) -> list[dict[str, Any]]:
+    def list_keys(self, who: Session) -> list[ApiKeyRow]:
         self._may(who)
         with db.reader(self.engine) as conn:
             rows = conn.execute(
@@ -185,7 +209,7 @@ class UserKeys:
                 .where(api_keys.c.tenant_id == who.tenant_id)
                 .order_by(api_keys.c.created_at.desc())
             ).all()  # fmt: skip
-        return [dict(r._mapping) for r in rows]
+        return [ApiKeyRow(*r) for r in rows]
 
     def revoke(self, who: Session, key_id: str) -> None:
         self._may(who)

@@ -84,6 +84,16 @@ def _credential(raw: str) -> dict[str, Any]:
     return parsed
 
 
+@dataclass(frozen=True, slots=True)
+class PasskeyRow:
+    """One of a user's passkeys as their page lists it."""
+
+    id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
 class PasskeySteps(SignInSteps):
     rp: RelyingParty | None = None  # set by the composition root; None: passkeys off
 
@@ -152,7 +162,7 @@ class PasskeySteps(SignInSteps):
             )  # fmt: skip
         return row_id
 
-    def list_passkeys(self, who: Session) -> list[dict[str, Any]]:
+    def list_passkeys(self, who: Session) -> list[PasskeyRow]:
         pk = console_passkeys.c
         with db.reader(self.engine) as conn:
             rows = conn.execute(
@@ -160,7 +170,7 @@ class PasskeySteps(SignInSteps):
                 .where(pk.tenant_id == who.tenant_id, pk.user_id == who.user_id)
                 .order_by(pk.created_at)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [PasskeyRow(*r) for r in rows]
 
     def remove_passkey(self, who: Session, passkey_id: str) -> None:
         with self.engine.begin() as conn:

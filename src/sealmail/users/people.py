@@ -6,6 +6,7 @@ SMTP credentials they made (directly or through one of their keys) in one transa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,22 @@ from sealmail.users.base import UsersBase
 from sealmail.users.keys import revoke_for_user
 from sealmail.users.model import Session
 from sealmail.users.tables import console_emergency, console_links, console_sessions, console_users
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUserRow:
+    """A console user as the people page lists them."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    disabled_at: datetime | None
+    expires_at: datetime | None
+    locked_until: datetime | None
+    break_glass: bool
+    enrolled: bool  # has set a password (an invited user has not yet)
+    emergency_until: datetime | None  # end of live emergency access, if any
 
 
 class People(UsersBase):
@@ -100,7 +117,7 @@ class People(UsersBase):
             )
         return token
 
-    def list_users(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list_users(self, tenant_id: str) -> list[ConsoleUserRow]:
         now, cu, ce = self.now(), console_users.c, console_emergency.c
         live = (
             sa.select(sa.func.max(ce.expires_at))
@@ -117,7 +134,7 @@ class People(UsersBase):
                 .where(cu.tenant_id == tenant_id)
                 .order_by(cu.email)
             ).all()  # fmt: skip
-        return [dict(r._mapping) for r in rows]
+        return [ConsoleUserRow(*r) for r in rows]
 
     def set_role(self, who: Session, user_id: str, role: str) -> None:
         with self.engine.begin() as conn:

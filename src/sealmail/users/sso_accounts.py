@@ -43,6 +43,19 @@ class SsoConfig:
     require_mfa: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SsoSettings:
+    """A tenant's single sign-on set-up as its settings page shows it (never the secret)."""
+
+    issuer: str
+    client_id: str
+    email_domain: str
+    default_role: str | None
+    enabled: bool
+    require_mfa: bool
+    updated_at: datetime
+
+
 class SsoRefused(Exception):
     """Why an identity may not sign in (audited; the browser sees a generic refusal)."""
 
@@ -56,7 +69,7 @@ def _secret_aad(tenant_id: str) -> bytes:
 
 
 class SsoAccounts(UsersBase):
-    def sso_settings(self, tenant_id: str) -> dict[str, Any] | None:
+    def sso_settings(self, tenant_id: str) -> SsoSettings | None:
         """What the settings page shows (never the secret)."""
         c = console_sso.c
         with db.reader(self.engine) as conn:
@@ -67,7 +80,7 @@ class SsoAccounts(UsersBase):
                 )
                 .where(c.tenant_id == tenant_id)
             ).first()  # fmt: skip
-        return dict(row._mapping) if row else None
+        return SsoSettings(*row) if row else None
 
     def configure_sso(
         self, who: Session, *, issuer: str, client_id: str, client_secret: str, email_domain: str,

@@ -1,6 +1,6 @@
 """Telling the tenant's administrator that an endpoint was disabled.
 
-The notice is a system message queued through ``Messages.accept(…, system=True)``, so it
+The notice is a system message queued through ``Messages.submit(…, system=True)``, so it
 is stored, delivered, retried and audited like any other mail.  It is PHI-free by
 construction: it names the endpoint id, its URL without the query string, the reason and
 the time, never an event, recipient or message.  The address comes from the tenant

@@ -188,7 +188,7 @@ def test_patient_reads_downloads_and_replies_and_no_script_ever_runs(
         page.get_by_role("heading", name="You are signed out").wait_for()
         context.close()
     types = {
-        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid)["data"]
+        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid).data
     }
     assert {"portal.viewed", "portal.attachment_downloaded", "portal.replied"} <= types
 

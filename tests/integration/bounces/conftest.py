@@ -99,7 +99,7 @@ class Bounces:
         page = self.pipeline.services.messages.list_events(
             self.pipeline.tenant.principal, message_id=mid, type_=type_
         )
-        return list(page["data"])
+        return list(page.data)
 
     def suppressions(self, address: str) -> dict[str, SuppressionReason]:
         with self.pipeline.services.engine.connect() as conn:

@@ -53,7 +53,7 @@ def test_a_sender_sends_securely_sees_each_recipients_outcome_and_only_their_own
     content = alice.http.get(f"/console/content/{mid}")
     assert content.status_code == 200 and "Your results" in content.text and "lab.pdf" in content.text
     full = services.messages.content(tenant.principal, mid)
-    assert "<b>call</b>" in (full["html"] or "") and "script" not in (full["html"] or "")
+    assert "<b>call</b>" in (full.html or "") and "script" not in (full.html or "")
     with services.engine.connect() as conn:
         reads = (
             conn.execute(

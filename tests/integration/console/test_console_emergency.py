@@ -89,7 +89,7 @@ def test_break_glass_is_marked_reasoned_alerted_audited_bounded_and_ends(
     ended = owner.http.post(f"/console/users/{user_id}/emergency/end", data={"csrf": csrf(users_page)})
     assert ended.status_code == 303
     assert nurse.http.get("/console/audit").status_code == 403
-    owner_id = next(u["id"] for u in console.users.list_users(tenant.id) if u["email"] == owner.email)
+    owner_id = next(u.id for u in console.users.list_users(tenant.id) if u.email == owner.email)
     assert audit(services, "emergency_access:ended")[-1]["actor"] == f"user:{owner_id}"
 
 

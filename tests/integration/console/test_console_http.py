@@ -175,9 +175,7 @@ def test_disabling_a_user_ends_their_sessions_at_once(
 ) -> None:
     support = invite(console, owner, "help@clinic.example", "support")
     assert support.http.get("/console/messages").status_code == 200
-    user_id = next(
-        u["id"] for u in console.users.list_users(tenant.id) if u["email"] == "help@clinic.example"
-    )
+    user_id = next(u.id for u in console.users.list_users(tenant.id) if u.email == "help@clinic.example")
     page = owner.http.get("/console/users")
     assert owner.http.post(f"/console/users/{user_id}/disable", data={"csrf": csrf(page)}).status_code == 303
     assert support.http.get("/console/messages").status_code == 303
@@ -209,7 +207,7 @@ def test_the_trail_shows_delivery_facts_and_no_content_only_within_the_tenant(
     stranger = enrol(console, token, "boss@other.example")
     found = stranger.http.get("/console/messages", params={"q": "patient@example.net"})
     assert found.status_code == 200 and message_id not in found.text
-    owner_id = next(u["id"] for u in console.users.list_users(tenant.id))
+    owner_id = next(u.id for u in console.users.list_users(tenant.id))
     page = stranger.http.get("/console/users")
     assert (
         stranger.http.post(f"/console/users/{owner_id}/disable", data={"csrf": csrf(page)}).status_code == 404
@@ -230,7 +228,7 @@ def test_api_keys_made_in_the_console_carry_their_creator_and_die_with_them(
     assert api.get("/v1/messages", headers=bearer).status_code == 200
     assert "admin@clinic.example" in owner.http.get("/console/keys").text  # the creator is shown
     assert api.post("/v1/messages", json={}, headers=bearer).status_code == 403  # read scope only
-    admin_id = next(u["id"] for u in console.users.list_users(tenant.id) if u["role"] == "administrator")
+    admin_id = next(u.id for u in console.users.list_users(tenant.id) if u.role == "administrator")
     users_page = owner.http.get("/console/users")
     owner.http.post(f"/console/users/{admin_id}/disable", data={"csrf": csrf(users_page)})
     # Revoked in the disabling transaction; an API process may answer from its verification

@@ -74,8 +74,8 @@ def test_auditor_accounts_expire_by_default_and_their_access_ends_with_the_expir
     console: Console, owner: Person, tenant: TenantFixture
 ) -> None:
     console.users.invite(tenant.id, "default@audit.example", "", "auditor", actor="test")
-    listed = {u["email"]: u for u in console.users.list_users(tenant.id)}
-    assert listed["default@audit.example"]["expires_at"] == console.clock() + timedelta(days=30)
+    listed = {u.email: u for u in console.users.list_users(tenant.id)}
+    assert listed["default@audit.example"].expires_at == console.clock() + timedelta(days=30)
 
     until = console.clock() + timedelta(minutes=20)
     _, token = console.users.invite(

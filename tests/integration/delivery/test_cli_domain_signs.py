@@ -164,7 +164,7 @@ def test_verified_domain_without_a_key_is_held_not_sent_unsigned(
     _run_worker(services, settings)
     assert sink.messages == []
     principal = services.tenancy.authenticate(key)
-    [event] = services.messages.list_events(principal, message_id=mid, type_="message.deferred")["data"]
+    [event] = services.messages.list_events(principal, message_id=mid, type_="message.deferred").data
     assert "has no DKIM signing key" in str(event["data"]), event
 
     # `domains verify` on the already verified domain creates the missing keys.

@@ -60,8 +60,8 @@ class World:
             requiretls=requiretls,
             stream=stream,
         )
-        result, _ = self.services.messages.accept(self.tenant.principal, sub)
-        return str(result["id"])
+        result, _ = self.services.messages.submit(self.tenant.principal, sub)
+        return result.id
 
     def deliver(self, passes: int = 1) -> None:
         async def go() -> None:

@@ -74,7 +74,7 @@ class Pipeline:
 
     def event_types(self, mid: str) -> list[str]:
         page = self.services.messages.list_events(self.tenant.principal, message_id=mid)
-        return [e["type"] for e in sorted(page["data"], key=lambda e: e["sequence"])]
+        return [e["type"] for e in sorted(page.data, key=lambda e: e["sequence"])]
 
     def make_due(self) -> None:
         with self.services.engine.begin() as conn:
@@ -158,7 +158,7 @@ def test_permanent_failure_bounces_with_a_classification(pipeline: Pipeline) -> 
     assert by_email["patient@example.net"]["status"] == "delivered"
     events = pipeline.services.messages.list_events(
         pipeline.tenant.principal, message_id=mid, type_="message.bounced"
-    )["data"]
+    ).data
     [bounce] = events
     assert bounce["data"]["bounce"]["classification"] == "invalid_recipient"
     assert bounce["data"]["smtp"]["enhanced"] == "5.1.1"
@@ -213,7 +213,7 @@ def test_destination_without_starttls_gets_a_phi_free_portal_notice_never_the_me
         [rcpt] = p.message(mid)["recipients"]
         assert rcpt["status"] == "delivered"
         got = services.messages.list_events(p.tenant.principal, message_id=mid, type_="message.delivered")
-        secureline = got["data"][0]["data"]["secureline"]
+        secureline = got.data[0]["data"]["secureline"]
         assert secureline["method"] == "portal"
         assert "STARTTLS" in secureline["reason"]
         [notice] = sink.wait_for(1)

@@ -85,7 +85,7 @@ class Stack:
 
     def events(self, mid: str, type_: str) -> list[dict[str, Any]]:
         page = self.services.messages.list_events(self.tenant.principal, message_id=mid, type_=type_)
-        return list(page["data"])
+        return list(page.data)
 
     def delivered_long_ago(self) -> None:
         """Move delivery times back, so a fetch now is not 'within seconds of delivery'."""

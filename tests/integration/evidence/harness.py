@@ -55,10 +55,10 @@ def deliver_one(
             "stream": "phi",
         }
     )
-    accepted, _ = services.messages.accept(
+    accepted, _ = services.messages.submit(
         tenant.principal, compose.from_message(body, "clinic.example", 1000)
     )
-    message_id = str(accepted["id"])
+    message_id = accepted.id
 
     async def run() -> None:
         transport = build_transport(services.settings)

@@ -63,12 +63,10 @@ def test_pack_verifies_and_every_tampering_is_named(
             "stream": "phi",
         }
     )
-    accepted, _ = services.messages.accept(
+    accepted, _ = services.messages.submit(
         tenant.principal, compose.from_message(body, "clinic.example", 1000)
     )
-    services.evidence.retention.place_hold(
-        tenant.id, "message", str(accepted["id"]), "litigation 17", "officer"
-    )
+    services.evidence.retention.place_hold(tenant.id, "message", accepted.id, "litigation 17", "officer")
     services.evidence.plain.record(tenant.id, "pat@home.example", "signed form, chart", "officer")
     services.evidence.anchor("test")
 
@@ -98,7 +96,7 @@ def test_pack_verifies_and_every_tampering_is_named(
         assert json.loads(z.read("audit/verification.json"))["ok"] is True
         assert "litigation 17" in z.read("registers/legal-holds.json").decode()
         assert "signed form, chart" in z.read("reports/plain_register.csv").decode()
-        assert str(accepted["id"]) in z.read("audit/entries.jsonl").decode()
+        assert accepted.id in z.read("audit/entries.jsonl").decode()
         text = PdfReader(io.BytesIO(z.read("reports/retention.pdf"))).pages[0].extract_text()
         assert "legal_hold" in text and "floor_days" in text
         anchor_line = z.read("anchors/anchors.jsonl").decode().splitlines()[0]

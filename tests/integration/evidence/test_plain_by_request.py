@@ -50,10 +50,10 @@ class World:
                 "stream": "phi",
             }
         )
-        accepted, _ = self.services.messages.accept(
+        accepted, _ = self.services.messages.submit(
             tenant.principal, compose.from_message(body, tenant.domain, 1000)
         )
-        message_id = str(accepted["id"])
+        message_id = accepted.id
 
         async def run() -> None:
             transport = build_transport(self.services.settings)

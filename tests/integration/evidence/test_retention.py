@@ -30,10 +30,10 @@ def _send(services: Services, tenant: TenantFixture, to: str, text: str = "Your 
     body = MessageIn.model_validate(
         {"from": "results@clinic.example", "to": [to], "subject": "Results", "text": text, "stream": "phi"}
     )
-    accepted, _ = services.messages.accept(
+    accepted, _ = services.messages.submit(
         tenant.principal, compose.from_message(body, "clinic.example", 1000)
     )
-    message_id = str(accepted["id"])
+    message_id = accepted.id
     services.messages.cancel(tenant.principal, message_id)  # terminal: nothing in flight any more
     return message_id
 
@@ -76,7 +76,7 @@ def test_purge_shreds_what_is_past_and_keeps_what_is_held(services: Services, te
         services.messages.content(tenant.principal, plain)
     for kept in (by_message, by_recipient):
         assert _key(services, kept) is not None
-        assert services.messages.content(tenant.principal, kept)["text"].strip() == "Your biopsy was benign."
+        assert services.messages.content(tenant.principal, kept).text.strip() == "Your biopsy was benign."
 
     # Released, the message is purged on the next run; a second run finds nothing more.
     retention.release_hold(tenant.id, hold_m["id"], "officer")

@@ -145,10 +145,10 @@ def test_the_worker_schedule_purges_every_tenant_once_per_interval(services: Ser
     body = MessageIn.model_validate(
         {"from": "a@clinic.example", "to": ["b@example.org"], "subject": "s", "text": "t"}
     )
-    accepted, _ = services.messages.accept(
+    accepted, _ = services.messages.submit(
         clinic.principal, compose.from_message(body, "clinic.example", 1000)
     )
-    services.messages.cancel(clinic.principal, str(accepted["id"]))
+    services.messages.cancel(clinic.principal, accepted.id)
 
     def runs() -> int:
         with services.engine.connect() as conn:

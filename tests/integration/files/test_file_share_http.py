@@ -113,7 +113,7 @@ def test_streamed_upload_is_sent_through_the_portal_and_downloads_whole_and_in_r
             assert refused.status_code == 416, bad
             assert refused.headers["content-range"] == f"bytes */{SIZE}"
     types = [
-        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid)["data"]
+        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid).data
     ]
     assert "portal.attachment_downloaded" in types
     with stack.services.engine.connect() as conn:

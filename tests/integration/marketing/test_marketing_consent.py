@@ -161,8 +161,8 @@ def test_a_one_click_unsubscribe_revokes_marketing_in_the_ledger_beside_the_supp
             "stream": "broadcast",
         }
     )
-    accepted, _ = services.messages.accept(tenant.principal, compose.from_message(body, "sealmail.test", 10))
-    rid = accepted["recipients"][0]["id"]
+    accepted, _ = services.messages.submit(tenant.principal, compose.from_message(body, "sealmail.test", 10))
+    rid = accepted.recipients[0].id
     token = services.engagement.token(Kind.UNSUBSCRIBE, rid)
     assert services.engagement.unsubscribe(token, "one_click") is not None
     history = services.marketing.consent.history(tenant.id, cid)

@@ -119,8 +119,8 @@ def test_the_code_mail_carries_no_phi(world: World) -> None:
     [(code_mid, stream)] = rows
     content = world.services.messages.content(world.tenant.principal, code_mid)
     assert stream == "transactional"
-    assert "Results" not in content["subject"] and "Fine." not in (content["text"] or "")
-    assert world.codes[-1] in (content["text"] or "")
+    assert "Results" not in content.subject and "Fine." not in (content.text or "")
+    assert world.codes[-1] in (content.text or "")
 
 
 def test_five_wrong_codes_lock_the_address_for_every_link(world: World) -> None:
@@ -228,7 +228,7 @@ def test_expiry_shreds_only_when_no_other_recipient_needs_the_content(world: Wor
     with world.services.engine.connect() as conn:
         assert conn.execute(sa.select(tracked_links).where(tracked_links.c.message_id == mid)).first() is None
     types = [
-        e["type"] for e in world.services.messages.list_events(world.tenant.principal, message_id=mid)["data"]
+        e["type"] for e in world.services.messages.list_events(world.tenant.principal, message_id=mid).data
     ]
     assert types.count("portal.expired") == 1
 

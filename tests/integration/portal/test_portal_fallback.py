@@ -49,7 +49,7 @@ class World:
         return self.stripper.captured.replace(b"=\r\n", b"").decode("latin-1")
 
     def events(self, mid: str, type_: str) -> list[dict[str, Any]]:
-        data = self.stack.services.messages.list_events(self.stack.tenant.principal, message_id=mid)["data"]
+        data = self.stack.services.messages.list_events(self.stack.tenant.principal, message_id=mid).data
         return [e for e in data if e["type"] == type_]
 
     def notice_facts(self, mid: str) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_code_sign_in_opens_the_message_and_records_view_and_audit(stack: Stack)
         assert "Your reply was sent securely" in reply.text
         assert "Thank you, doctor." in reply.text
     types = [
-        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid)["data"]
+        e["type"] for e in stack.services.messages.list_events(stack.tenant.principal, message_id=mid).data
     ]
     assert "portal.viewed" in types and "portal.attachment_downloaded" in types and "portal.replied" in types
     stack.run_worker()

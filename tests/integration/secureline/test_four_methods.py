@@ -162,7 +162,7 @@ def test_four_recipients_get_pgp_smime_tls_and_portal_each_recorded(
 
         events = services.messages.list_events(
             tenant.principal, message_id=accepted.id, type_="message.delivered"
-        )["data"]
+        ).data
         methods = {e["recipient"]: e["data"]["secureline"] for e in events}
         assert methods["pat@pgp.example"]["method"] == "pgp"
         assert methods["pat@pgp.example"]["reason"].startswith("pgp: key 0x")

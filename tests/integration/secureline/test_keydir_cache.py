@@ -77,9 +77,9 @@ def test_a_deleted_key_is_never_used_from_memory(services: Services, tenant: Ten
     pat = services.keydir.upload(tenant.id, certificate("pat@patients.example"), "test")[0]
     sam = services.keydir.upload(tenant.id, certificate("sam@patients.example"), "test")[0]
     assert len(pgp_fingerprints(keydir, tenant.id, "pat@patients.example")) == 1
-    services.keydir.delete(tenant.id, pat["id"], actor="test")  # elsewhere, clock standing still
+    services.keydir.delete(tenant.id, pat.id, actor="test")  # elsewhere, clock standing still
     assert pgp_fingerprints(keydir, tenant.id, "pat@patients.example") == []
-    keydir.delete(tenant.id, sam["id"], actor="test")
+    keydir.delete(tenant.id, sam.id, actor="test")
     with sql_log(services.engine) as log:
         assert pgp_fingerprints(keydir, tenant.id, "sam@patients.example") == []
     assert log.reads_of("recipient_keys") == 1  # the summary, re-read after the delete

@@ -62,7 +62,7 @@ class World:
     def delivered(self, mid: str) -> dict[str, Any]:
         events = self.services.messages.list_events(
             self.tenant.principal, message_id=mid, type_="message.delivered"
-        )["data"]
+        ).data
         return dict(events[0]["data"]["secureline"]) if events else {}
 
 

@@ -212,7 +212,7 @@ def test_autocrypt_header_in_received_mail_is_harvested_for_the_sender(svc: Serv
         ).encode()
         assert harvest(svc.keydir, tenant.id, raw) == 1
         [row] = svc.keydir.list(tenant.id, address="pat@p.example")
-        assert (row["source"], row["fingerprint"]) == ("autocrypt", fpr)
+        assert (row.source, row.fingerprint) == ("autocrypt", fpr)
         # A header naming someone else is ignored (Autocrypt Level 1: addr must match From).
         other = raw.replace(b"From: Pat <pat@p.example>", b"From: Eve <eve@p.example>")
         assert harvest(svc.keydir, tenant.id, other) == 0
@@ -251,4 +251,4 @@ def test_smime_signer_certificate_in_received_mail_is_harvested(svc: Services) -
     )
     assert harvest(svc.keydir, tenant.id, signed) == 1
     [row] = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert row["kind"] == "smime" and row["source"] == "harvested"
+    assert row.kind == "smime" and row.source == "harvested"

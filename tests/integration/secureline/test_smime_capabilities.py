@@ -80,7 +80,7 @@ def test_openssl_signed_mail_harvests_certificate_and_capabilities(
     assert harvest(svc.keydir, tenant.id, raw) == 1
     [row] = svc.keydir.list(tenant.id, address="lab@p.example")
     # OpenSSL's SMIMECapabilities list CBC ciphers only: learned, but nothing beyond the default.
-    assert row["capabilities"] == ""
+    assert row.capabilities == ""
     text = _send_and_open(svc, mx, tenant.api_key, lab, tmp_path)
     assert "pkcs7-envelopedData" in text and "aes-256-cbc" in text and "rsaEncryption" in text
 
@@ -96,7 +96,7 @@ def test_advertised_gcm_and_oaep_are_used_for_delivery(
     # A later plain upload of the same certificate keeps what was learned.
     svc.keydir.upload(tenant.id, lab.cert_pem, "test")
     [row] = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert row["capabilities"] == "aes-gcm,rsa-oaep"
+    assert row.capabilities == "aes-gcm,rsa-oaep"
     text = _send_and_open(svc, mx, tenant.api_key, lab, tmp_path)
     assert "id-smime-ct-authEnvelopedData" in text
     assert "aes-256-gcm" in text and "rsaesOaep" in text
@@ -186,7 +186,7 @@ def test_a_verified_signature_teaches_gcm_and_oaep(svc: Services, tmp_path: Path
 
     assert harvest(svc.keydir, tenant.id, raw) == 1
     [row] = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert row["capabilities"] == "aes-gcm,rsa-oaep"
+    assert row.capabilities == "aes-gcm,rsa-oaep"
 
 
 def test_a_forged_signature_stores_no_capabilities(svc: Services, tmp_path: Path) -> None:  # noqa: F811
@@ -198,14 +198,14 @@ def test_a_forged_signature_stores_no_capabilities(svc: Services, tmp_path: Path
 
     harvest(svc.keydir, tenant.id, forged)
     rows = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert all(not r["capabilities"] for r in rows), rows
+    assert all(not r.capabilities for r in rows), rows
 
     # Genuine signature, but the signed part was changed in transit: nothing learned either.
     tampered = _signed_mail(lab, lab.key).replace(b"results attached", b"results attacked")
     assert not _openssl_verifies(tampered, ca.ca_path, tmp_path)
     harvest(svc.keydir, tenant.id, tampered)
     rows = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert all(not r["capabilities"] for r in rows), rows
+    assert all(not r.capabilities for r in rows), rows
 
 
 def test_a_signature_from_an_untrusted_ca_stores_no_capabilities(
@@ -220,4 +220,4 @@ def test_a_signature_from_an_untrusted_ca_stores_no_capabilities(
 
     harvest(svc.keydir, tenant.id, raw)
     rows = svc.keydir.list(tenant.id, address="lab@p.example")
-    assert all(not r["capabilities"] for r in rows), rows
+    assert all(not r.capabilities for r in rows), rows

@@ -52,8 +52,8 @@ def message_for(services: Services, tenant: TenantFixture) -> str:
             "stream": "phi",
         }
     )
-    result, _ = services.messages.accept(tenant.principal, compose.from_message(body, "clinic.example", 10))
-    return str(result["id"])
+    result, _ = services.messages.submit(tenant.principal, compose.from_message(body, "clinic.example", 10))
+    return result.id
 
 
 def configure(texting: Texting, tenant: TenantFixture, **consents: bool) -> None:

@@ -43,7 +43,7 @@ def recipients(services: Services, t: TenantFixture, mid: str) -> dict[str, dict
 
 
 def events(services: Services, t: TenantFixture, mid: str) -> list[dict[str, Any]]:
-    data = services.messages.list_events(t.principal, message_id=mid)["data"]
+    data = services.messages.list_events(t.principal, message_id=mid).data
     return sorted(data, key=lambda e: e["sequence"])
 
 
@@ -193,7 +193,7 @@ def test_batch_items_go_through_the_same_check(
         statuses = {r["email"]: r["status"] for r in result["message"]["recipients"]}
         assert statuses["jane@example.net"] == "rejected"
         assert list(statuses.values()).count("queued") == 1
-    rejected = services.messages.list_events(tenant.principal, type_="message.rejected")["data"]
+    rejected = services.messages.list_events(tenant.principal, type_="message.rejected").data
     assert len(rejected) == 6
 
 

@@ -61,7 +61,7 @@ def test_batch_returns_one_ordered_result_per_item_and_bad_items_do_not_block_go
     assert data["data"][4]["problem"]["errors"][0]["field"] == "unknown_field"
     assert message_count(services) == 3
     rendered = services.messages.content(tenant.principal, data["data"][6]["message"]["id"])
-    assert rendered["subject"] == "Hi Bo"
+    assert rendered.subject == "Hi Bo"
 
 
 def test_batch_with_an_idempotency_key_replays_items_on_retry(
@@ -113,7 +113,7 @@ def test_bulk_records_per_recipient_errors_and_accepts_everyone_else(
     # Nothing was stored for the failed recipients: only two messages exist.
     assert message_count(services) == 2
     page = services.messages.search(tenant.principal, limit=10)["data"]
-    subjects = sorted(services.messages.content(tenant.principal, m["id"])["subject"] for m in page)
+    subjects = sorted(services.messages.content(tenant.principal, m["id"]).subject for m in page)
     assert subjects == ["Appointment on June 1", "Appointment on June 2"]
     assert all(m["metadata"]["bulk_id"] == job["id"] for m in page)
 
@@ -147,8 +147,8 @@ def test_bulk_with_inline_content_escapes_variables_in_html(
     assert job["accepted"] == 1, job
     [msg] = services.messages.search(tenant.principal, limit=1)["data"]
     content = services.messages.content(tenant.principal, msg["id"])
-    assert "&lt;img src=x onerror=alert(1)&gt;" in content["html"]
-    assert "<img" not in content["html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in content.html
+    assert "<img" not in content.html
 
 
 def test_bulk_refuses_a_bad_sender_or_missing_template_for_the_whole_request(

@@ -287,9 +287,9 @@ def create_api(services: ApiServices) -> FastAPI:
         tags=["messages"],
         summary="Read a message's decrypted content",
     )
-    def get_content(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
+    def get_content(message_id: str, who: Annotated[Principal, need("read")]) -> MessageContentOut:
         """Decrypted subject, bodies and attachment list. Every read is audited."""
-        return msgs.content(who, message_id)
+        return MessageContentOut.from_result(msgs.content(who, message_id))
 
     @app.post(
         "/v1/messages/{message_id}/cancel",
@@ -310,16 +310,18 @@ def create_api(services: ApiServices) -> FastAPI:
         recipient: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, Any]:
-        return msgs.list_events(
-            who,
-            limit=limit,
-            cursor=cursor,
-            type_=type,
-            message_id=message_id,
-            recipient=recipient,
-            since=since,
-            until=until,
+    ) -> PageOut:
+        return PageOut.of(
+            msgs.list_events(
+                who,
+                limit=limit,
+                cursor=cursor,
+                type_=type,
+                message_id=message_id,
+                recipient=recipient,
+                since=since,
+                until=until,
+            )
         )
 
     @app.get("/v1/captured", response_model=PageOut, tags=["development"])

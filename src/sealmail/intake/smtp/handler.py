@@ -1,7 +1,7 @@
 """The submission handler: MAIL, RCPT and DATA checks and the hand-off to ``Messages``.
 
 A message submitted here is turned into the same ``Submission`` the raw API endpoint
-builds (``compose.submission_from_raw``) and stored by the same ``Messages.accept``, so
+builds (``compose.submission_from_raw``) and stored by the same ``Messages.submit``, so
 rows, events and audit entries are identical whichever door it came through.
 """
 
