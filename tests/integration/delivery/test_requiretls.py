@@ -232,7 +232,7 @@ def test_the_capture_sink_is_a_requiretls_hop_over_verified_tls(
     assert attempt.status is AttemptStatus.DELIVERED, attempt
     assert attempt.tls.verified is True
     [captured] = list_all(services.engine, 10)
-    assert captured["rcpt_to"] == ["x@gmail.example"]
+    assert captured.rcpt_to == ("x@gmail.example",)
 
 
 def test_a_relay_without_requiretls_fails_the_message(dns: DnsServer, ca: TestCA, mx: MxFarm) -> None:
