@@ -236,6 +236,7 @@ class AuthorizationOut(Out):
     disclosed_by: str
     disclosed_to: str
     purpose_statement: str
+    signed_by: str
     statements: list[str]
     expires_at: str
     signed_at: str
