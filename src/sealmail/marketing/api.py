@@ -23,19 +23,43 @@ from sealmail.marketing.attributes import classes_for_scopes
 from sealmail.marketing.contacts import ContactData
 from sealmail.marketing.schemas import (
     AttributeIn,
+    AttributeList,
+    AttributeOut,
+    AudiencePage,
     AuthorizationIn,
+    AuthorizationOut,
+    CampaignChecks,
     CampaignIn,
+    CampaignOut,
+    CampaignSent,
+    CampaignStats,
     CapIn,
+    CapOut,
     ConsentIn,
+    ConsentOut,
+    ConsentWithHistory,
     ContactBatchIn,
     ContactIn,
+    ContactOut,
+    ContactPage,
+    Enrolled,
+    EnrollmentList,
+    ImportOut,
     JourneyEventIn,
     JourneyIn,
+    JourneyList,
+    JourneySaved,
     ListIn,
+    ListList,
+    ListOut,
+    MembersAdded,
     MembersIn,
     PurposeName,
     RulePreviewIn,
     SegmentIn,
+    SegmentList,
+    SegmentOut,
+    SegmentPreview,
 )
 from sealmail.marketing.service import Marketing
 from sealmail.tenancy.service import Principal
@@ -43,6 +67,12 @@ from sealmail.tenancy.service import Principal
 UPLOAD_PATH = "/v1/marketing/contacts/import"
 SPOOL_BYTES = 1 << 20  # an upload past this goes to a temporary file, not memory
 MAX_IMPORT_BYTES = 512 << 20  # about 5 M contact rows
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "RFC 4180 CSV: email, phone, tz, status, then one column per visible attribute.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _data(c: ContactIn) -> ContactData:
@@ -69,7 +99,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     Sender = Annotated[Principal, need("send")]
     Admin = Annotated[Principal, need("admin")]
 
-    @r.post("/attributes", status_code=201)
+    @r.post("/attributes", status_code=201, response_model=AttributeOut)
     def define_attribute(body: AttributeIn, who: Admin) -> dict[str, Any]:
         """Declare a typed attribute with its PHI class (audited; declarations are final)."""
         return mk.attributes.define(
@@ -81,11 +111,11 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             actor=who.credential_id,
         )
 
-    @r.get("/attributes")
+    @r.get("/attributes", response_model=AttributeList)
     def list_attributes(who: Reader) -> dict[str, Any]:
         return {"data": mk.attributes.list(who.tenant_id)}
 
-    @r.post("/contacts", status_code=201)
+    @r.post("/contacts", status_code=201, response_model=ContactOut)
     def save_contact(body: ContactIn, who: Sender, response: Response) -> dict[str, Any]:
         """Upsert by email: 201 when created, 200 when an existing contact was updated."""
         row, created = mk.contacts.save(
@@ -95,7 +125,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             response.status_code = 200
         return row
 
-    @r.get("/contacts")
+    @r.get("/contacts", response_model=ContactPage)
     def list_contacts(
         who: Reader,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -103,7 +133,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     ) -> dict[str, Any]:
         return mk.contacts.page(who.tenant_id, classes_for_scopes(who.scopes), limit=limit, cursor=cursor)
 
-    @r.get("/contacts/export.csv", response_class=StreamingResponse)
+    @r.get("/contacts/export.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
     def export_contacts(who: Reader) -> StreamingResponse:
         """Every contact as CSV, without the attribute columns this key may not see (audited)."""
         lines = mk.contacts.export_csv(who.tenant_id, classes_for_scopes(who.scopes), actor=who.credential_id)
@@ -113,11 +143,11 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             headers={"Content-Disposition": 'attachment; filename="contacts.csv"'},
         )
 
-    @r.get("/contacts/{contact_id}")
+    @r.get("/contacts/{contact_id}", response_model=ContactOut)
     def get_contact(contact_id: str, who: Reader) -> dict[str, Any]:
         return mk.contacts.get(who.tenant_id, contact_id, classes_for_scopes(who.scopes))
 
-    @r.post(UPLOAD_PATH.removeprefix("/v1/marketing"))
+    @r.post(UPLOAD_PATH.removeprefix("/v1/marketing"), response_model=ImportOut)
     async def import_csv(request: Request, who: Sender) -> dict[str, Any]:
         """A CSV upload (``text/csv``), read into a spool and imported a chunk at a time.
 
@@ -134,27 +164,27 @@ def router(mk: Marketing, need: Any) -> APIRouter:
                 spool.write(block)
             return await run_in_threadpool(_run_csv, mk, who, spool)
 
-    @r.post("/contacts/batch")
+    @r.post("/contacts/batch", response_model=ImportOut)
     def import_rows(body: ContactBatchIn, who: Sender) -> dict[str, Any]:
         """Up to 10,000 contacts as JSON, imported like a CSV (rows numbered from 1)."""
         rows = ((i, _data(c)) for i, c in enumerate(body.contacts, start=1))
         return mk.importer.run(who.tenant_id, rows, actor=who.credential_id)
 
-    @r.get("/imports/{import_id}")
+    @r.get("/imports/{import_id}", response_model=ImportOut)
     def get_import(
         import_id: str, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
         return mk.importer.get(who.tenant_id, import_id, limit=limit)
 
-    @r.post("/lists", status_code=201)
+    @r.post("/lists", status_code=201, response_model=ListOut)
     def create_list(body: ListIn, who: Sender) -> dict[str, Any]:
         return mk.lists.create(who.tenant_id, body.name, who.credential_id)
 
-    @r.get("/lists")
+    @r.get("/lists", response_model=ListList)
     def list_lists(who: Reader) -> dict[str, Any]:
         return {"data": mk.lists.list(who.tenant_id)}
 
-    @r.post("/lists/{name}/members")
+    @r.post("/lists/{name}/members", response_model=MembersAdded)
     def add_members(name: str, body: MembersIn, who: Sender) -> dict[str, Any]:
         """Add contacts; those who joined enter the journeys triggered by joining this list."""
         added = mk.lists.add(who.tenant_id, name, body.contact_ids, who.credential_id)
@@ -162,7 +192,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         added["enrolled"] = mk.journeys.list_joined(who.tenant_id, name, joined, actor=who.credential_id)
         return added
 
-    @r.post("/contacts/{contact_id}/consent")
+    @r.post("/contacts/{contact_id}/consent", response_model=ConsentOut)
     def change_consent(contact_id: str, body: ConsentIn, who: Sender) -> dict[str, Any]:
         """Append a grant or revoke to the ledger; the current state moves in the same transaction."""
         return mk.consent.change(
@@ -176,18 +206,18 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             actor=who.credential_id,
         )
 
-    @r.get("/contacts/{contact_id}/consent")
+    @r.get("/contacts/{contact_id}/consent", response_model=ConsentWithHistory)
     def get_consent(contact_id: str, who: Reader) -> dict[str, Any]:
         out = mk.consent.current(who.tenant_id, contact_id)
         out["history"] = mk.consent.history(who.tenant_id, contact_id)
         return out
 
-    @r.post("/contacts/{contact_id}/authorizations", status_code=201)
+    @r.post("/contacts/{contact_id}/authorizations", status_code=201, response_model=AuthorizationOut)
     def authorize(contact_id: str, body: AuthorizationIn, who: Sender) -> dict[str, Any]:
         """Record a signed HIPAA authorization (164.508(c)); writes an ``authorize`` event."""
         return mk.consent.authorize(who.tenant_id, contact_id, body.as_body(), actor=who.credential_id)
 
-    @r.post("/segments", status_code=201)
+    @r.post("/segments", status_code=201, response_model=SegmentOut)
     def save_segment(body: SegmentIn, who: Sender) -> dict[str, Any]:
         """Save a new version of a segment; 403 when it uses PHI classes this key may not see."""
         return mk.segments.save(
@@ -198,11 +228,11 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             allowed=classes_for_scopes(who.scopes),
         )
 
-    @r.get("/segments")
+    @r.get("/segments", response_model=SegmentList)
     def list_segments(who: Reader) -> dict[str, Any]:
         return {"data": mk.segments.list(who.tenant_id)}
 
-    @r.post("/segments/preview")
+    @r.post("/segments/preview", response_model=SegmentPreview)
     def preview_rule(body: RulePreviewIn, who: Sender) -> dict[str, Any]:
         """The live count and a sample of an unsaved rule (audited like a saved one)."""
         return mk.segments.evaluate(
@@ -213,7 +243,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             sample=body.sample,
         )
 
-    @r.get("/segments/{ref}/preview")
+    @r.get("/segments/{ref}/preview", response_model=SegmentPreview)
     def preview_segment(
         ref: str, who: Sender, sample: Annotated[int, Query(ge=0, le=100)] = 20
     ) -> dict[str, Any]:
@@ -226,43 +256,43 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             sample=sample,
         )
 
-    @r.put("/caps/{purpose}")
+    @r.put("/caps/{purpose}", response_model=CapOut)
     def set_cap(purpose: PurposeName, body: CapIn, who: Admin) -> dict[str, Any]:
         """At most ``max_sends`` messages of this purpose per contact in ``window_hours``."""
         return mk.campaigns.set_cap(
             who.tenant_id, purpose, body.max_sends, body.window_hours, who.credential_id
         )
 
-    @r.post("/campaigns", status_code=201)
+    @r.post("/campaigns", status_code=201, response_model=CampaignOut)
     def create_campaign(body: CampaignIn, who: Sender) -> dict[str, Any]:
         return mk.campaigns.create(
             who.tenant_id, body.as_body(), actor=who.credential_id, allowed=classes_for_scopes(who.scopes)
         )
 
-    @r.get("/campaigns/{campaign_id}")
+    @r.get("/campaigns/{campaign_id}", response_model=CampaignOut)
     def get_campaign(campaign_id: str, who: Reader) -> dict[str, Any]:
         return mk.campaigns.get(who.tenant_id, campaign_id)
 
-    @r.post("/campaigns/{campaign_id}/send")
+    @r.post("/campaigns/{campaign_id}/send", response_model=CampaignSent)
     def send_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
         """Snapshot the audience and queue one message per contact; each is re-checked
         (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
         return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
 
-    @r.get("/campaigns/{campaign_id}/checks")
+    @r.get("/campaigns/{campaign_id}/checks", response_model=CampaignChecks)
     def campaign_checks(campaign_id: str, who: Reader) -> dict[str, Any]:
         """The pre-send compliance checks the campaign fails now (empty: it may start):
         DKIM-aligned sender domain, postal address and unsubscribe link in marketing and
         fundraising bodies, no engagement tracking on the phi stream."""
         return {"failed": mk.campaigns.checks(who.tenant_id, campaign_id)}
 
-    @r.get("/campaigns/{campaign_id}/stats")
+    @r.get("/campaigns/{campaign_id}/stats", response_model=CampaignStats)
     def campaign_stats(campaign_id: str, who: Reader) -> dict[str, Any]:
         """Per variant: sends by state, deliveries, bounces, complaints, unsubscribes, and
         human opens and clicks (machine events excluded), each once per message."""
         return mk.campaigns.stats(who.tenant_id, campaign_id)
 
-    @r.get("/campaigns/{campaign_id}/audience")
+    @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage)
     def campaign_audience(
         campaign_id: str,
         who: Reader,
@@ -272,7 +302,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         """The audience snapshot: each send's contact, variant, matched conditions and state."""
         return mk.campaigns.audience(who.tenant_id, campaign_id, limit, cursor)
 
-    @r.post("/journeys", status_code=201)
+    @r.post("/journeys", status_code=201, response_model=JourneySaved)
     def save_journey(body: JourneyIn, who: Sender) -> dict[str, Any]:
         """A new immutable version (the previous one stops enrolling; its enrollments go on)."""
         return mk.journeys.save(
@@ -283,17 +313,17 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             allowed=classes_for_scopes(who.scopes),
         )
 
-    @r.get("/journeys")
+    @r.get("/journeys", response_model=JourneyList)
     def list_journeys(who: Reader) -> dict[str, Any]:
         return {"data": mk.journeys.all(who.tenant_id)}
 
-    @r.post("/journeys/events")
+    @r.post("/journeys/events", response_model=Enrolled)
     def journey_event(body: JourneyEventIn, who: Sender) -> dict[str, Any]:
         """An event for a contact (``appointment_booked``): enrols it in the journeys it triggers, once."""
         enrolled = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
         return {"enrolled": enrolled}
 
-    @r.get("/journeys/{journey_id}/enrollments")
+    @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
     def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:
         return {"data": mk.journeys.enrollments(who.tenant_id, journey_id)}
 

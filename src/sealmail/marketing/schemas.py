@@ -128,3 +128,235 @@ class JourneyEventIn(Strict):
     key: str | None = Field(
         None, max_length=40, description="Makes the event distinct (e.g. an appointment id)."
     )
+
+
+# -- response bodies ---------------------------------------------------------------------------
+# They document what the services return; ``extra="allow"`` keeps any key a service adds in
+# the body (a response model must never silently drop data), so the JSON stays as built.
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AttributeOut(Out):
+    name: str
+    type: str
+    phi_class: str
+    choices: list[str] | None
+
+
+class AttributeList(Out):
+    data: list[AttributeOut]
+
+
+class ContactOut(Out):
+    id: str
+    email: str
+    phone: str | None
+    tz: str
+    status: str
+    attributes: dict[str, Any] = Field(description="Only the PHI classes this key may see.")
+    created_at: str
+    updated_at: str
+
+
+class ContactPage(Out):
+    data: list[ContactOut]
+    next_cursor: str | None
+
+
+class ImportError_(Out):
+    row: int
+    field: str
+    message: str
+
+
+class ImportOut(Out):
+    id: str
+    status: str
+    rows: int
+    created: int
+    updated: int
+    failed: int
+    errors: list[ImportError_]
+
+
+class ListOut(Out):
+    id: str
+    name: str
+    members: int
+
+
+class ListList(Out):
+    data: list[ListOut]
+
+
+class MembersAdded(Out):
+    id: str
+    name: str
+    added: int
+    enrolled: int = Field(description="Journey enrollments the joining started.")
+
+
+class ConsentState(Out):
+    purpose: str
+    channel: str
+    state: str
+    authorization_id: str | None
+    expires_at: str | None
+    updated_at: str
+
+
+class ConsentChange(Out):
+    id: str
+    purpose: str
+    channel: str
+    action: str
+    source: str
+    evidence: str | None
+    evidence_sha256: str | None
+    authorization_id: str | None
+    actor: str | None
+    at: str
+
+
+class ConsentOut(Out):
+    contact_id: str
+    consents: list[ConsentState]
+
+
+class ConsentWithHistory(ConsentOut):
+    history: list[ConsentChange]
+
+
+class AuthorizationOut(Out):
+    id: str
+    contact_id: str
+    purpose: str
+    information: str
+    disclosed_by: str
+    disclosed_to: str
+    purpose_statement: str
+    signed_by: str
+    statements: list[str]
+    expires_at: str
+    signed_at: str
+    remuneration: bool
+    remuneration_statement: str | None
+    document_sha256: str
+
+
+class SegmentOut(Out):
+    id: str
+    name: str
+    version: int
+    phi_classes: list[str]
+    rule: dict[str, Any]
+
+
+class SegmentList(Out):
+    data: list[SegmentOut]
+
+
+class SampleContact(Out):
+    id: str
+    email: str
+    matched: list[str] = Field(description="The rule's leaves this contact matched (labels, never values).")
+
+
+class SegmentPreview(Out):
+    count: int
+    phi_classes: list[str]
+    sample: list[SampleContact]
+
+
+class CapOut(Out):
+    purpose: str
+    max_sends: int
+    window_hours: int
+
+
+class SendTally(Out):
+    state: str
+    reason: str | None
+    count: int
+
+
+class CampaignOut(Out):
+    id: str
+    name: str
+    purpose: str
+    remunerated: bool
+    segment_id: str
+    variants: list[dict[str, Any]]
+    send_at: str | None
+    quiet_hours: list[int] = Field(description="[start, end] local hours.")
+    status: str
+    audience: int | None
+    queued: int | None
+    sends: list[SendTally]
+
+
+class CampaignSent(CampaignOut):
+    failed: int
+
+
+class CheckFailure(Out):
+    check: str
+    message: str
+
+
+class CampaignChecks(Out):
+    failed: list[CheckFailure]
+
+
+class CampaignStats(Out):
+    campaign_id: str
+    variants: dict[str, dict[str, int]] = Field(description="Per variant: counts by state and event.")
+
+
+class AudienceEntry(Out):
+    message_id: str
+    contact_id: str
+    variant: str | None
+    matched: Any = Field(description="Why the contact was in the audience (the rule's leaf labels).")
+    state: str
+    reason: str | None
+
+
+class AudiencePage(Out):
+    data: list[AudienceEntry]
+    next_cursor: str | None
+
+
+class JourneySaved(Out):
+    id: str
+    name: str
+    version: int
+    active: bool
+
+
+class JourneyOut(JourneySaved):
+    enrolled: int
+    definition: dict[str, Any]
+
+
+class JourneyList(Out):
+    data: list[JourneyOut]
+
+
+class Enrolled(Out):
+    enrolled: int
+
+
+class EnrollmentOut(Out):
+    id: str
+    contact_id: str
+    step: int
+    state: str
+    due_at: str
+    steps_run: int
+    last_reason: str | None
+
+
+class EnrollmentList(Out):
+    data: list[EnrollmentOut]
