@@ -58,6 +58,7 @@ CALLS: dict[str, Any] = {
     "get_campaign": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}"),
     "send_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/send"),
     "campaign_stats": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/stats"),
+    "campaign_checks": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/checks"),
     "campaign_audience": lambda campaign_id, limit=100, cursor="": Call(
         "GET", f"{P}/campaigns/{segment(campaign_id)}/audience", params=_q(limit=limit, cursor=cursor or None)
     ),
@@ -97,6 +98,7 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{P}/campaigns/{{campaign_id}}/send"): "send_campaign",
     ("GET", f"{P}/campaigns/{{campaign_id}}/audience"): "campaign_audience",
     ("GET", f"{P}/campaigns/{{campaign_id}}/stats"): "campaign_stats",
+    ("GET", f"{P}/campaigns/{{campaign_id}}/checks"): "campaign_checks",
     ("POST", f"{P}/journeys"): "save_journey",
     ("GET", f"{P}/journeys"): "list_journeys",
     ("POST", f"{P}/journeys/events"): "journey_event",

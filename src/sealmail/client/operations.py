@@ -552,6 +552,22 @@ def place_legal_hold(scope: str, reason: str, target: str) -> Call:
     return Call("POST", "/v1/evidence/holds", json={"scope": scope, "target": target, "reason": reason})
 
 
+def get_anchor_recipients() -> Call:
+    return Call("GET", "/v1/evidence/anchor-recipients")
+
+
+def set_anchor_recipients(addresses: Sequence[str]) -> Call:
+    return Call("PUT", "/v1/evidence/anchor-recipients", json={"anchor_recipients": list(addresses)})
+
+
+def activity_review(month: str) -> Call:
+    return Call("GET", f"/v1/evidence/activity-review/{segment(month)}")
+
+
+def sign_off_activity_review(month: str, note: str) -> Call:
+    return Call("POST", f"/v1/evidence/activity-review/{segment(month)}/sign-off", json={"note": note})
+
+
 def release_legal_hold(hold_id: str) -> Call:
     return Call("POST", f"/v1/evidence/holds/{segment(hold_id)}/release")
 
@@ -667,6 +683,10 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/v1/sms/contacts/{number}"): "put_sms_contact",
     ("GET", "/v1/sms/contacts/{number}"): "get_sms_contact",
     ("GET", "/v1/sms/texts"): "list_sms_texts",
+    ("GET", "/v1/evidence/anchor-recipients"): "get_anchor_recipients",
+    ("PUT", "/v1/evidence/anchor-recipients"): "set_anchor_recipients",
+    ("GET", "/v1/evidence/activity-review/{month}"): "activity_review",
+    ("POST", "/v1/evidence/activity-review/{month}/sign-off"): "sign_off_activity_review",
     ("GET", "/v1/evidence/retention"): "get_retention",
     ("PUT", "/v1/evidence/retention"): "set_retention",
     ("POST", "/v1/evidence/retention/purge"): "purge_retention",

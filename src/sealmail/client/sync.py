@@ -515,6 +515,20 @@ class SealmailClient(MarketingMethods):
         """Hold a message (id), a recipient (address) or the whole tenant out of every purge."""
         return cast(dict[str, Any], self._json(ops.place_legal_hold(scope, reason, target)))
 
+    def get_anchor_recipients(self) -> dict[str, Any]:
+        """Who is mailed each scheduled audit-chain anchor (the compliance officers)."""
+        return cast(dict[str, Any], self._json(ops.get_anchor_recipients()))
+
+    def set_anchor_recipients(self, addresses: Sequence[str]) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.set_anchor_recipients(addresses)))
+
+    def activity_review(self, month: str) -> dict[str, Any]:
+        """The month's activity-review queue (YYYY-MM) and its sign-off, if signed."""
+        return cast(dict[str, Any], self._json(ops.activity_review(month)))
+
+    def sign_off_activity_review(self, month: str, note: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._json(ops.sign_off_activity_review(month, note)))
+
     def release_legal_hold(self, hold_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._json(ops.release_legal_hold(hold_id)))
 

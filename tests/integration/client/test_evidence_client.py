@@ -46,3 +46,23 @@ def test_async_client_reads_a_filtered_report(api: ApiServer, tenant: TenantFixt
             )  # fmt: skip
 
     assert asyncio.run(go()).startswith(b"%PDF-1.4")
+
+
+def test_both_clients_set_anchor_recipients_and_sign_off_a_review(
+    client: SealmailClient, api: ApiServer, tenant: TenantFixture
+) -> None:
+    with pytest.raises(SealmailApiError) as refused:
+        client.set_anchor_recipients(["not an address"])
+    assert refused.value.status in (400, 422)
+    assert client.set_anchor_recipients(["co@clinic.example"])["anchor_recipients"] == ["co@clinic.example"]
+    assert client.get_anchor_recipients()["anchor_recipients"] == ["co@clinic.example"]
+    month = "2026-11"
+    assert client.activity_review(month).get("sign_off") is None
+    signed = client.sign_off_activity_review(month, "Reviewed every sign-in and export; nothing found.")
+    assert signed["month"] == month
+
+    async def go() -> dict[str, object]:
+        async with AsyncSealmailClient(api.url, tenant.api_key, timeout=10) as sm:
+            return await sm.activity_review(month)
+
+    assert asyncio.run(go())["sign_off"] is not None
