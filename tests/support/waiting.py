@@ -17,3 +17,18 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout:.1f}s: {message}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+async def wait_until_async(
+    predicate: Callable[[], bool], timeout: float = 5.0, message: str = "condition not met"
+) -> None:
+    """``wait_until`` for code on an event loop: the loop keeps running while it waits."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s: {message}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)

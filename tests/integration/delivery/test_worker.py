@@ -21,7 +21,7 @@ from tests.integration.delivery.conftest import MxFarm
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import SmtpSink
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until, wait_until_async
 
 from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
@@ -466,10 +466,7 @@ def test_running_workers_claim_in_their_record_transaction_and_lose_or_repeat_no
         stop = asyncio.Event()
         runs = [asyncio.create_task(w.run(stop)) for w in workers]
         try:
-            for _ in range(600):
-                if sum(w.delivered for w in workers) >= 30:
-                    break
-                await asyncio.sleep(0.05)  # polling the workers' own counters, bounded
+            await wait_until_async(lambda: sum(w.delivered for w in workers) >= 30, 30, "30 deliveries")
         finally:
             stop.set()
             await asyncio.gather(*runs)
@@ -514,17 +511,11 @@ def test_an_idle_worker_polls_ever_more_slowly_and_still_delivers_what_arrives(p
         stop = asyncio.Event()
         run = asyncio.create_task(worker.run(stop))
         try:
-            for _ in range(500):  # bounded: until the fifth empty claim
-                if len(claims) >= 5:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: len(claims) >= 5, 5, "five empty claims")
             # Four waits after empty claims: 0.02 + 0.04 + 0.08 + 0.16 s at least (0.08 without back-off).
             assert claims[4] - claims[0] >= 0.3
             await asyncio.to_thread(pipeline.send, ["late@example.net"])
-            for _ in range(1000):
-                if worker.delivered:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: worker.delivered >= 1, 10, "the late message delivered")
             assert worker.delivered == 1
         finally:
             stop.set()

@@ -29,7 +29,7 @@ from tests.integration.tlsrpt.test_tlsrpt_sending import (  # noqa: F401 — fix
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer, Route
 from tests.support.smtp_sink import SmtpSink
-from tests.support.waiting import wait_until
+from tests.support.waiting import wait_until, wait_until_async
 
 from sealmail.app import Services, build_tlsrpt_scheduler, build_tlsrpt_sender
 from sealmail.config import Settings
@@ -154,19 +154,13 @@ def test_the_worker_loop_sends_on_its_own(
         stop = asyncio.Event()
         loop = asyncio.create_task(run_tlsrpt_scheduler(scheduler, stop, 0.05))
         try:
-            await asyncio.wait_for(_until(lambda: len(receiver.posts) == 1), 20)
+            await wait_until_async(lambda: len(receiver.posts) == 1, 20, "one report posted")
         finally:
             stop.set()
             await loop
 
     asyncio.run(run())
     assert DailyRuns(services.engine).get(datetime.now(UTC).date()) is not None
-
-
-async def _until(check: object) -> None:
-    assert callable(check)
-    while not check():
-        await asyncio.sleep(0.05)
 
 
 def test_the_worker_role_runs_the_scheduler(services: Services) -> None:  # noqa: F811
@@ -178,7 +172,9 @@ def test_the_worker_role_runs_the_scheduler(services: Services) -> None:  # noqa
         serving = asyncio.create_task(serve(services, ["worker"], stop=stop, ready=ready))
         try:
             await asyncio.wait_for(ready.wait(), 20)
-            await asyncio.wait_for(_until(lambda: DailyRuns(services.engine).get(yesterday) is not None), 20)
+            await wait_until_async(
+                lambda: DailyRuns(services.engine).get(yesterday) is not None, 20, "the day claimed"
+            )
         finally:
             stop.set()
             await serving
