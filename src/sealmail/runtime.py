@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -41,36 +41,48 @@ EVIDENCE_TICK_SECONDS = 60.0
 TLSRPT_TICK_SECONDS = 600.0
 
 
+async def run_every(
+    stop: asyncio.Event, seconds: float, one_round: Callable[[], Awaitable[None]], logger: str, event: str
+) -> None:
+    """Housekeeping beside delivery: a round, then a pause, until ``stop``.
+
+    A round that fails is logged (its error type, never data) and the next one tries again:
+    every round here is idempotent, so a database hiccup costs only time.
+    """
+    while not stop.is_set():
+        try:
+            await one_round()
+        except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
+            structlog.get_logger(logger).warning(event, error=type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
 async def run_portal_sweeper(services: Services, stop: asyncio.Event) -> None:
     """Portal housekeeping: notified/expired events, crypto-shredding of what is done, and
     expired or abandoned file shares."""
     lifecycle = build_portal_lifecycle(services)
     files = build_file_shares(services)
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(lifecycle.sweep)
-            await asyncio.to_thread(files.sweep)
-            await asyncio.to_thread(services.form_submissions.deliver_pending)
-        except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
-            structlog.get_logger("sealmail.portal").warning("portal.sweep_failed", error=type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), PORTAL_SWEEP_SECONDS)
+
+    async def sweep() -> None:
+        await asyncio.to_thread(lifecycle.sweep)
+        await asyncio.to_thread(files.sweep)
+        await asyncio.to_thread(services.form_submissions.deliver_pending)
+
+    await run_every(stop, PORTAL_SWEEP_SECONDS, sweep, "sealmail.portal", "portal.sweep_failed")
 
 
 async def run_evidence_schedule(services: Services, stop: asyncio.Event) -> None:
-    """Audit anchors once per period and the retention purge (``evidence/schedule.py``)."""
+    """Audit anchors once per period and the retention purge (``evidence/schedule.py``).
+    A failed tick leaves the anchor period open for the next one."""
     from sealmail.app import build_evidence_schedule
 
     schedule = build_evidence_schedule(services)
-    while not stop.is_set():
-        try:
-            await asyncio.to_thread(schedule.tick)
-        except Exception as exc:  # noqa: BLE001 — retried on the next round; the anchor period stays open
-            structlog.get_logger("sealmail.evidence").warning(
-                "evidence.tick_failed", error=type(exc).__name__
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), EVIDENCE_TICK_SECONDS)
+
+    async def tick() -> None:
+        await asyncio.to_thread(schedule.tick)
+
+    await run_every(stop, EVIDENCE_TICK_SECONDS, tick, "sealmail.evidence", "evidence.tick_failed")
 
 
 JOURNEY_SECONDS = 5.0
@@ -83,21 +95,18 @@ async def run_marketing(services: Services, stop: asyncio.Event, name: str) -> N
     every few seconds, date triggers and authorization expiry (all idempotent)."""
     mk = services.marketing
     swept = -DATE_SWEEP_SECONDS
-    while not stop.is_set():
-        try:
-            if time.monotonic() - swept >= DATE_SWEEP_SECONDS:
-                await asyncio.to_thread(mk.journeys.enroll_dates_everywhere)
-                await asyncio.to_thread(mk.consent.expire_due)
-                swept = time.monotonic()
-            await asyncio.to_thread(mk.breaker.sweep)  # complaint-rate pause, every round
-            while await asyncio.to_thread(mk.journeys.run_due, name) and not stop.is_set():
-                pass
-        except Exception as exc:  # noqa: BLE001 — housekeeping retries on the next round
-            structlog.get_logger("sealmail.marketing").warning(
-                "journeys.round_failed", error=type(exc).__name__
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), JOURNEY_SECONDS)
+
+    async def one_round() -> None:
+        nonlocal swept
+        if time.monotonic() - swept >= DATE_SWEEP_SECONDS:
+            await asyncio.to_thread(mk.journeys.enroll_dates_everywhere)
+            await asyncio.to_thread(mk.consent.expire_due)
+            swept = time.monotonic()
+        await asyncio.to_thread(mk.breaker.sweep)  # complaint-rate pause, every round
+        while await asyncio.to_thread(mk.journeys.run_due, name) and not stop.is_set():
+            pass
+
+    await run_every(stop, JOURNEY_SECONDS, one_round, "sealmail.marketing", "journeys.round_failed")
 
 
 def api_app(services: Services) -> FastAPI:
