@@ -1,0 +1,343 @@
+"""Marketing at scale: contact import, segment count latency, journey steps, both engines.
+
+    .venv/bin/python bench/marketing.py                          # 20,000 contacts (CI-sized)
+    .venv/bin/python bench/marketing.py --contacts 1000000       # issue 16's size
+    .venv/bin/python bench/marketing.py --engines sqlite --repeat 20 --journeys 20000
+
+For each engine, a fresh database and home:
+
+1. **Import**: ``--contacts`` CSV lines (email, tz, city, age, plan; one in 50 with a sealed
+   ``sensitive`` value) through ``csv_rows`` and the real ``Importer`` (validation, upsert by
+   email, per-row error report, progress callback), then the first ``--contacts // 10`` again
+   with a changed plan (the update side of the upsert).
+2. **Segment count**: fundraising consent is granted to one in four contacts (in bulk, not
+   through the ledger's per-event path), then a rule shaped like research/marketing.md §4's
+   (five cities IN, an age range, a plan, consent EXISTS, NOT on a list) is counted
+   ``--repeat`` times through ``Segments.evaluate`` (compile, count, audit entry).
+3. **Journey steps**: ``--journeys`` contacts are enrolled in a four-step journey (condition,
+   update_attribute, add_to_list, wait) and one runner claims and advances them in batches
+   of 500 until none is due: steps/s for one worker.
+
+Rates are wall time; the machine may be shared, so the client process CPU time (and, on
+PostgreSQL, the CPU of the bench database's server backends, read from /proc) is reported
+per 1,000 rows / steps as well.  PostgreSQL: ``SEALMAIL_BENCH_POSTGRES_URL`` (default
+postgresql://postgres@127.0.0.1:5432/test); ``sealmail_bench_mkt`` is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sealmail.app import Services, build_services
+from sealmail.config import Settings
+from sealmail.crypto.vault import LocalKeyFile
+from sealmail.ids import new_ids
+from sealmail.marketing.attributes import ALL_CLASSES
+from sealmail.marketing.imports import csv_rows
+from sealmail.marketing.tables import mkt_consent_current, mkt_consent_events, mkt_contacts, mkt_enrollments
+from sealmail.store import db, migrate
+
+RESULTS = Path(__file__).parent / "results"
+BENCH_DB = "sealmail_bench_mkt"
+CITIES = [
+    "Austin",
+    "Boston",
+    "Denver",
+    "Chicago",
+    "Seattle",
+    "Miami",
+    "Phoenix",
+    "Portland",
+    "Dallas",
+    "Tampa",
+]
+PLANS = ["gold", "silver", "bronze"]
+RULE = {
+    "all": [
+        {"attr": "city", "op": "in", "value": CITIES[:5]},
+        {"attr": "age", "op": "between", "value": [40, 65]},
+        {"attr": "plan", "op": "eq", "value": "gold"},
+        {"consent": "fundraising", "state": "granted"},
+        {"not": {"list": "do-not-mail"}},
+    ]
+}
+JOURNEY = {
+    "trigger": {"type": "api_event", "event": "bench"},
+    "steps": [
+        {"condition": {"rule": {"attr": "age", "op": "gte", "value": 18}, "else": "exit"}},
+        {"update_attribute": {"name": "stage", "value": "welcomed"}},
+        {"add_to_list": "journeyed"},
+        {"wait": {"hours": 24}},
+    ],
+}
+
+
+def csv_lines(n: int, start: int = 0, plan_shift: int = 0) -> Iterator[str]:
+    yield "email,tz,city,age,plan,hiv_status\n"
+    for i in range(start, start + n):
+        hiv = "negative" if i % 50 == 0 else ""
+        plan = PLANS[(i + plan_shift) % 3]
+        yield f"patient{i}@example.net,America/Chicago,{CITIES[i % 10]},{18 + (i * 7) % 70},{plan},{hiv}\n"
+
+
+@dataclass
+class Meter:
+    """Wall time, this process's CPU time and the bench database backends' CPU time."""
+
+    backends: Callable[[], dict[int, float]]
+    wall: float = 0.0
+    cpu: float = 0.0
+    server: float = 0.0
+    _start: tuple[float, float, dict[int, float]] = field(default=(0.0, 0.0, {}))
+
+    def __enter__(self) -> Meter:
+        self._start = (time.perf_counter(), time.process_time(), self.backends())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, cpu, before = self._start
+        self.wall = time.perf_counter() - wall
+        self.cpu = time.process_time() - cpu
+        after = self.backends()
+        self.server = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def no_backends() -> dict[int, float]:
+    return {}
+
+
+def pg_backends(admin: sa.Engine) -> Callable[[], dict[int, float]]:
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> dict[int, float]:
+        with admin.connect() as conn:
+            pids = conn.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": BENCH_DB}
+            ).scalars()
+            out = {}
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                out[pid] = (int(fields[11]) + int(fields[12])) / tick
+            return out
+
+    return read
+
+
+def setup(services: Services) -> str:
+    tenant = services.tenancy.create_tenant("Bench", actor="bench")
+    mk = services.marketing
+    for name, type_, phi, choices in (
+        ("city", "text", "demographic", None),
+        ("age", "number", "demographic", None),
+        ("plan", "choice", "none", PLANS),
+        ("stage", "text", "none", None),
+        ("hiv_status", "choice", "sensitive", ["positive", "negative"]),
+    ):
+        mk.attributes.define(tenant, name=name, type_=type_, phi_class=phi, choices=choices, actor="bench")
+    for name in ("do-not-mail", "journeyed"):
+        mk.lists.create(tenant, name, "bench")
+    return tenant
+
+
+def grant_consent(services: Services, tenant: str) -> None:
+    """Fundraising consent for one in four contacts, by the number in the address."""
+    now = datetime.now(UTC)
+    with services.engine.begin() as conn:
+        ids = [
+            r.id
+            for r in conn.execute(sa.select(mkt_contacts.c.id, mkt_contacts.c.email))
+            if int(r.email[7:].split("@")[0]) % 4 == 0
+        ]
+        scope = {"tenant_id": tenant, "purpose": "fundraising", "channel": "email"}
+        event_ids = new_ids("cev", len(ids))
+        db.bulk_insert(
+            conn,
+            mkt_consent_events,
+            [
+                {
+                    **scope,
+                    "id": e,
+                    "contact_id": c,
+                    "action": "grant",
+                    "source": "import",
+                    "actor": "b",
+                    "at": now,
+                }
+                for e, c in zip(event_ids, ids, strict=True)
+            ],
+        )
+        db.bulk_insert(
+            conn,
+            mkt_consent_current,
+            [
+                {**scope, "contact_id": c, "event_id": e, "state": "granted", "updated_at": now}
+                for e, c in zip(event_ids, ids, strict=True)
+            ],
+        )
+
+
+def enroll(services: Services, tenant: str, journey_id: str, n: int) -> None:
+    now = datetime.now(UTC)
+    with services.engine.begin() as conn:
+        ids = conn.execute(sa.select(mkt_contacts.c.id).order_by(mkt_contacts.c.id).limit(n)).scalars().all()
+        rows = [
+            {
+                "id": e,
+                "tenant_id": tenant,
+                "journey_id": journey_id,
+                "contact_id": c,
+                "trigger_key": "event:bench:",
+                "step": 0,
+                "state": "active",
+                "due_at": now,
+                "steps_run": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for e, c in zip(new_ids("enr", len(ids)), ids, strict=True)
+        ]
+        db.bulk_insert(conn, mkt_enrollments, rows)
+
+
+def run(
+    url: str, args: argparse.Namespace, home: Path, backends: Callable[[], dict[int, float]]
+) -> dict[str, Any]:
+    LocalKeyFile.create(home / "master.key")
+    settings = Settings(home=home, database_url=url, log_level="warning")  # type: ignore[call-arg]  # pydantic-settings fields
+    services = build_services(settings)
+    migrate.upgrade(services.engine)
+    tenant = setup(services)
+    mk = services.marketing
+    n, out = args.contacts, {}
+    with Meter(backends) as m:
+        report = mk.importer.run(tenant, csv_rows(csv_lines(n)), actor="bench", progress=lambda k: None)
+    assert report["created"] == n and report["failed"] == 0, report
+    out["import"] = (n, m)
+    updates = max(1, n // 10)
+    with Meter(backends) as m:
+        report = mk.importer.run(tenant, csv_rows(csv_lines(updates, plan_shift=1)), actor="bench")
+    assert report["updated"] == updates, report
+    out["update"] = (updates, m)
+    grant_consent(services, tenant)
+    mk.segments.evaluate(tenant, rule=RULE, actor="bench", allowed=ALL_CLASSES, sample=0)  # warm-up
+    walls, cpus = [], []
+    for _ in range(args.repeat):
+        with Meter(backends) as m:
+            out["matches"] = mk.segments.evaluate(
+                tenant, rule=RULE, actor="bench", allowed=ALL_CLASSES, sample=0
+            )["count"]
+        walls.append(m.wall)
+        cpus.append(m.cpu + m.server)
+    walls.sort()
+    out["count"] = (
+        statistics.median(walls),
+        walls[max(0, -(-len(walls) * 95 // 100) - 1)],
+        statistics.median(cpus),
+    )
+    journey = mk.journeys.save(tenant, "bench", JOURNEY, actor="bench", allowed=ALL_CLASSES)
+    enroll(services, tenant, journey["id"], args.journeys)
+    steps = 0
+    with Meter(backends) as m:
+        while ran := mk.journeys.run_due("bench-w1", 500):
+            steps += ran
+    out["journey"] = (steps, m)
+    out["load"] = os.getloadavg()[0]
+    services.close()
+    return out
+
+
+def run_postgresql(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    admin_url = os.environ.get("SEALMAIL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin = sa.create_engine(db.normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {BENCH_DB}"))
+    try:
+        return run(admin_url.rsplit("/", 1)[0] + f"/{BENCH_DB}", args, home, pg_backends(admin))
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
+        admin.dispose()
+
+
+def rate_row(name: str, what: str, count: int, m: Meter) -> str:
+    per_k = 1000 / count
+    return (
+        f"| {name} | {what} | {count:,} | {count / m.wall:,.0f}/s | {m.cpu * per_k * 1000:,.0f} "
+        f"| {m.server * per_k * 1000:,.0f} |"
+    )
+
+
+def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started: str) -> str:
+    lines = [
+        f"# Marketing: {args.contacts:,} contacts",
+        "",
+        f"`bench/marketing.py --contacts {args.contacts} --repeat {args.repeat} --journeys {args.journeys}`, "
+        f"{started}, {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs "
+        "shared with other sessions (load average in the last table).",
+        "",
+        "| engine | what | rows / steps | wall rate | client CPU ms per 1k | PostgreSQL CPU ms per 1k |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        lines.append(rate_row(name, "CSV import (new contacts)", *r["import"]))
+        lines.append(rate_row(name, "CSV import (upsert of existing)", *r["update"]))
+        lines.append(rate_row(name, "journey steps, 1 worker", *r["journey"]))
+    lines += [
+        "",
+        "| engine | segment matches | count p50 ms | count p95 ms | CPU ms per count (client + server) "
+        "| load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        p50, p95, cpu = r["count"]
+        lines.append(
+            f"| {name} | {r['matches']:,} | {p50 * 1000:,.0f} | {p95 * 1000:,.0f} | {cpu * 1000:,.0f} "
+            f"| {r['load']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--engines", default="sqlite,postgresql")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--journeys", type=int, default=5_000, help="contacts enrolled in the journey")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    args.journeys = min(args.journeys, args.contacts)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results: dict[str, dict[str, Any]] = {}
+    for engine_name in args.engines.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            if engine_name == "sqlite":
+                results["sqlite"] = run(f"sqlite:///{home / 'bench.db'}", args, home, no_backends)
+            else:
+                results["postgresql"] = run_postgresql(args, home)
+        print(f"{engine_name}: done", flush=True)
+    text = report(args, results, started)
+    out = args.out or RESULTS / f"marketing-{args.contacts // 1000}k.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
