@@ -16,15 +16,15 @@ Saving a definition makes a new immutable version; enrollments keep the version 
 started on.  A contact is enrolled once per (journey, trigger key): the unique constraint
 makes a repeated trigger a no-op.  Runners claim due enrollments like queue rows (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, one ``UPDATE … RETURNING`` under SQLite's write lock),
-each step is one transaction, and a send step goes into the queue with an idempotency key
-of (enrollment, step), so a runner that dies after queueing does not send twice.  Jumps go
-forward only and a run stops after ``MAX_STEPS_PER_RUN`` steps: a journey cannot loop.
-Sends pass the claim gate like a campaign's.
+and ``journey_runner`` advances a claimed batch in rounds, each step's effects committed
+with its enrollment's pointer; a send step goes into the queue with an idempotency key of
+(enrollment, step), so a runner that dies after queueing does not send twice.  Jumps go
+forward only and a run stops after ``journey_runner.MAX_STEPS_PER_RUN`` steps: a journey
+cannot loop.  Sends pass the claim gate like a campaign's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,9 +37,10 @@ from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.errors import NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
-from sealmail.marketing import compliance, lists
+from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
+from sealmail.marketing.journey_runner import Claimed, Runner
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
@@ -50,7 +51,6 @@ from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
 MAX_STEPS = 20
-MAX_STEPS_PER_RUN = 20
 MAX_WAIT_HOURS = 24 * 366
 LEASE = timedelta(minutes=5)
 TRIGGERS = frozenset({"api_event", "list_join", "date_attribute"})
@@ -107,21 +107,12 @@ def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -
                 raise _bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: str
-    tenant_id: str
-    journey_id: str
-    contact_id: str
-    step: int
-    steps_run: int
-
-
 class Journeys:
     def __init__(self, engine: Engine, campaigns: Campaigns, segments: seg.Segments) -> None:
         self.engine = engine
         self.campaigns = campaigns
         self.segments = segments
+        self.runner = Runner(engine, segments, self._send)
 
     # -- definitions ---------------------------------------------------------------------------
     def save(
@@ -343,71 +334,7 @@ class Journeys:
 
     def run_due(self, worker: str, limit: int = 500) -> int:
         """Claim due enrollments and advance each until it waits, ends or exits; steps run."""
-        ran = 0
-        for c in self.claim(worker, limit):
-            ran += self._advance(worker, c)
-        return ran
-
-    def _advance(self, worker: str, c: Claimed) -> int:
-        with db.reader(self.engine) as conn:
-            definition = conn.execute(sa.select(jr.c.definition).where(jr.c.id == c.journey_id)).scalar_one()
-        steps: list[dict[str, Any]] = definition["steps"]
-        step, ran = c.step, 0
-        while ran < MAX_STEPS_PER_RUN:
-            if step >= len(steps):
-                self._move(worker, c, step, "done", None, "completed")
-                return ran
-            kind, body = next(iter(steps[step].items()))
-            ran += 1
-            if kind == "exit":
-                self._move(worker, c, step, "exited", None, "exit_step")
-                return ran
-            if kind == "wait":
-                self._move(
-                    worker,
-                    c,
-                    step + 1,
-                    "active",
-                    datetime.now(UTC) + timedelta(hours=float(body["hours"])),
-                    None,
-                )
-                return ran
-            nxt = self._step(c, step, kind, body)
-            if nxt is None:
-                self._move(worker, c, step, "exited", None, "condition")
-                return ran
-            step = nxt
-            self._move(worker, c, step, "active", None, None, keep_lease=True)
-        self._move(worker, c, step, "active", datetime.now(UTC), "step_budget")
-        return ran
-
-    def _step(self, c: Claimed, step: int, kind: str, body: Any) -> int | None:
-        """Run one immediate step in its own transaction; the next index, or None to exit."""
-        if kind == "send":
-            self._send(c, step, body)
-            return step + 1
-        with db.write(self.engine) as conn:
-            if kind == "condition":
-                compiled = self.segments.compile(conn, c.tenant_id, body["rule"])
-                hit = conn.execute(sa.select(ct.c.id).where(ct.c.id == c.contact_id, compiled.where)).first()
-                other = body.get("else", "exit")
-                return step + 1 if hit is not None else (None if other == "exit" else int(other))
-            if kind == "add_to_list":
-                lists.add_members(
-                    conn, c.tenant_id, lists.list_id(conn, c.tenant_id, str(body)), [c.contact_id]
-                )
-                return step + 1
-            # update_attribute: validated as declared and non-sensitive when saved
-            d = attrs.load(conn, c.tenant_id)[body["name"]]
-            current = conn.execute(sa.select(ct.c.attrs).where(ct.c.id == c.contact_id)).scalar_one()
-            conn.execute(
-                sa.update(ct)
-                .where(ct.c.id == c.contact_id)
-                .values(
-                    attrs={**current, d.name: attrs.coerce(d, body["value"])}, updated_at=datetime.now(UTC)
-                )
-            )
-            return step + 1
+        return self.runner.advance(worker, self.claim(worker, limit))
 
     def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> None:
         who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
@@ -445,32 +372,6 @@ class Journeys:
                 record_send(
                     conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id, refused=refused
                 )
-
-    def _move(
-        self,
-        worker: str,
-        c: Claimed,
-        step: int,
-        state: str,
-        due: datetime | None,
-        reason: str | None,
-        *,
-        keep_lease: bool = False,
-    ) -> None:
-        now = datetime.now(UTC)
-        values: dict[str, Any] = {
-            "step": step,
-            "state": state,
-            "updated_at": now,
-            "steps_run": en.c.steps_run + 1,
-            "last_reason": reason,
-        }
-        if due is not None:
-            values["due_at"] = due
-        if not keep_lease:
-            values.update(lease_owner=None, lease_until=None)
-        with db.write(self.engine) as conn:
-            conn.execute(sa.update(en).where(en.c.id == c.id, en.c.lease_owner == worker).values(**values))
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:

@@ -1,0 +1,203 @@
+"""The journey runner: claimed enrollments advanced a batch at a time, step by step.
+
+A batch of claimed enrollments moves in rounds.  In a round every enrollment runs its
+current step: ``send`` steps queue their message first (each in the queue's own
+transaction, idempotent per enrollment and step), then one transaction applies the other
+steps of the round, grouped by (journey, step) — a condition is compiled once and tested
+for the whole group with one query, a list gets the group's contacts in one insert, an
+attribute update is one statement — and moves every enrollment's pointer in the same
+transaction as its step's effects.  An enrollment leaves the rounds when it waits, ends,
+exits or has run ``MAX_STEPS_PER_RUN`` steps; pointer updates carry ``lease_owner`` =
+this worker, so an enrollment whose lease another runner took over is left alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail.marketing import attributes as attrs
+from sealmail.marketing import lists
+from sealmail.marketing import segments as seg
+from sealmail.marketing.tables import mkt_contacts as ct
+from sealmail.marketing.tables import mkt_enrollments as en
+from sealmail.marketing.tables import mkt_journeys as jr
+from sealmail.store import db
+
+MAX_STEPS_PER_RUN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: str
+    tenant_id: str
+    journey_id: str
+    contact_id: str
+    step: int
+    steps_run: int
+
+
+@dataclass(slots=True)
+class _Run:
+    c: Claimed
+    step: int
+    ran: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    run: _Run
+    state: str
+    due: datetime | None
+    reason: str | None
+
+
+SendStep = Callable[[Claimed, int, dict[str, Any]], None]
+
+
+class Runner:
+    def __init__(self, engine: Engine, segments: seg.Segments, send: SendStep) -> None:
+        self.engine = engine
+        self.segments = segments
+        self.send = send
+
+    def advance(self, worker: str, claimed: list[Claimed]) -> int:
+        """Advance each claimed enrollment until it waits, ends or exits; steps run."""
+        if not claimed:
+            return 0
+        with db.reader(self.engine) as conn:
+            ids = sorted({c.journey_id for c in claimed})
+            steps = {
+                r.id: r.definition["steps"]
+                for r in conn.execute(sa.select(jr.c.id, jr.c.definition).where(jr.c.id.in_(ids)))
+            }
+        pending = [_Run(c, c.step) for c in claimed]
+        total = 0
+        while pending:
+            ran, pending = self._round(worker, pending, steps)
+            total += ran
+        return total
+
+    def _round(
+        self, worker: str, pending: list[_Run], steps: dict[str, list[dict[str, Any]]]
+    ) -> tuple[int, list[_Run]]:
+        """Every pending enrollment runs one step; (steps run, still going)."""
+        now = datetime.now(UTC)
+        final: list[_Move] = []
+        groups: dict[tuple[str, int], list[_Run]] = defaultdict(list)
+        sends: list[_Run] = []
+        ran = 0
+        for r in pending:
+            plan = steps[r.c.journey_id]
+            if r.ran >= MAX_STEPS_PER_RUN:
+                final.append(_Move(r, "active", now, "step_budget"))
+                continue
+            if r.step >= len(plan):
+                final.append(_Move(r, "done", None, "completed"))
+                continue
+            kind, body = next(iter(plan[r.step].items()))
+            r.ran += 1
+            ran += 1
+            if kind == "exit":
+                final.append(_Move(r, "exited", None, "exit_step"))
+            elif kind == "wait":
+                r.step += 1
+                final.append(_Move(r, "active", now + timedelta(hours=float(body["hours"])), None))
+            elif kind == "send":
+                sends.append(r)
+            else:
+                groups[(r.c.journey_id, r.step)].append(r)
+        going: list[_Run] = []
+        for r in sends:
+            self.send(r.c, r.step, next(iter(steps[r.c.journey_id][r.step].values())))
+            r.step += 1
+            going.append(r)
+        with db.write(self.engine) as conn:
+            for (jid, step), members in groups.items():
+                kind, body = next(iter(steps[jid][step].items()))
+                for r, nxt in zip(members, _apply(self.segments, conn, kind, body, members), strict=True):
+                    if nxt is None:
+                        final.append(_Move(r, "exited", None, "condition"))
+                    else:
+                        r.step = nxt
+                        going.append(r)
+            _record(conn, worker, going, final, now)
+        return ran, going
+
+
+def _apply(
+    segments: seg.Segments, conn: Connection, kind: str, body: Any, members: list[_Run]
+) -> list[int | None]:
+    """One immediate step for a group at the same (journey, step): each one's next index,
+    or None to exit."""
+    tenant_id, step = members[0].c.tenant_id, members[0].step
+    contact_ids = [r.c.contact_id for r in members]
+    if kind == "condition":
+        compiled = segments.compile(conn, tenant_id, body["rule"])
+        hits = set(
+            conn.execute(
+                sa.select(ct.c.id).where(
+                    ct.c.tenant_id == tenant_id, ct.c.id.in_(contact_ids), compiled.where
+                )
+            ).scalars()
+        )
+        other = body.get("else", "exit")
+        miss = None if other == "exit" else int(other)
+        return [step + 1 if c in hits else miss for c in contact_ids]
+    if kind == "add_to_list":
+        lists.add_members(conn, tenant_id, lists.list_id(conn, tenant_id, str(body)), contact_ids)
+        return [step + 1] * len(members)
+    # update_attribute: validated as declared and non-sensitive when saved
+    d = attrs.load(conn, tenant_id)[body["name"]]
+    value = attrs.coerce(d, body["value"])
+    current = conn.execute(
+        sa.select(ct.c.id, ct.c.attrs).where(ct.c.tenant_id == tenant_id, ct.c.id.in_(contact_ids))
+    ).all()
+    if current:
+        conn.execute(
+            sa.update(ct)
+            .where(ct.c.id == sa.bindparam("b_id"))
+            .values(attrs=sa.bindparam("b_attrs", type_=sa.JSON), updated_at=datetime.now(UTC)),
+            [{"b_id": r.id, "b_attrs": {**r.attrs, d.name: value}} for r in current],
+        )
+    return [step + 1] * len(members)
+
+
+def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move], now: datetime) -> None:
+    """Move the pointers: ``going`` keep their lease, ``final`` release it."""
+    owned = sa.and_(en.c.id == sa.bindparam("b_id"), en.c.lease_owner == worker)
+    common = {"step": sa.bindparam("b_step"), "steps_run": en.c.steps_run + 1, "updated_at": now}
+    if going:
+        conn.execute(
+            sa.update(en).where(owned).values(**common, state="active", last_reason=None),
+            [{"b_id": r.c.id, "b_step": r.step} for r in going],
+        )
+    if final:
+        conn.execute(
+            sa.update(en)
+            .where(owned)
+            .values(
+                **common,
+                state=sa.bindparam("b_state"),
+                last_reason=sa.bindparam("b_reason"),
+                due_at=sa.func.coalesce(sa.bindparam("b_due", type_=en.c.due_at.type), en.c.due_at),
+                lease_owner=None,
+                lease_until=None,
+            ),
+            [
+                {
+                    "b_id": m.run.c.id,
+                    "b_step": m.run.step,
+                    "b_state": m.state,
+                    "b_reason": m.reason,
+                    "b_due": m.due,
+                }
+                for m in final
+            ],
+        )
