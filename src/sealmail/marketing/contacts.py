@@ -44,6 +44,7 @@ from sealmail.tenancy.keyring import Keyring
 
 DEFAULT_TZ = "UTC"
 _SENSITIVE = PhiClass.SENSITIVE
+_STATUSES = frozenset(ContactStatus)
 
 
 @cache
@@ -91,7 +92,7 @@ def validate(data: ContactData, defs: dict[str, AttributeDef]) -> tuple[Clean | 
     if tz is not None and tz not in _zones():
         errors.append({"field": "tz", "message": "must be an IANA time zone such as America/Chicago"})
     status = data.status.strip().lower() if data.status and data.status.strip() else None
-    if status is not None and status not in set(ContactStatus):
+    if status is not None and status not in _STATUSES:
         errors.append({"field": "status", "message": f"use one of {', '.join(ContactStatus)}"})
     values, bad = attrs.coerce_all(defs, data.attributes or {})
     errors += bad
@@ -216,23 +217,7 @@ class Contacts:
                 updates.append(self._changed_row(tenant_id, old, c, key, now))
                 ids[email] = (old.id, False)
         db.bulk_insert(conn, ct, inserts)
-        if updates:
-            conn.execute(
-                sa.update(ct)
-                .where(ct.c.id == sa.bindparam("b_id"))
-                .values(
-                    phone=sa.bindparam("b_phone"),
-                    tz=sa.bindparam("b_tz"),
-                    status=sa.bindparam("b_status"),
-                    attrs=sa.bindparam("b_attrs", type_=sa.JSON),
-                    blind=sa.bindparam("b_blind", type_=sa.JSON),
-                    sealed=sa.bindparam("b_sealed"),
-                    key_id=sa.bindparam("b_key_id"),
-                    wrapped_key=sa.bindparam("b_wrapped"),
-                    updated_at=now,
-                ),
-                updates,
-            )
+        db.bulk_update(conn, ct, "id", updates)
         return [ids[c.email] for c in rows]
 
     def _seal(
@@ -271,15 +256,16 @@ class Contacts:
             key_id, wrapped, secret_blob = self._seal(tenant_id, old.id, secret)
             blind = {k: blind_token(key, k, v) for k, v in secret.items()}
         return {
-            "b_id": old.id,
-            "b_phone": c.phone if c.phone is not None else old.phone,
-            "b_tz": c.tz or old.tz,
-            "b_status": c.status or old.status,
-            "b_attrs": {k: v for k, v in plain.items() if v is not None},
-            "b_blind": blind,
-            "b_sealed": secret_blob,
-            "b_key_id": key_id,
-            "b_wrapped": wrapped,
+            "id": old.id,
+            "phone": c.phone if c.phone is not None else old.phone,
+            "tz": c.tz or old.tz,
+            "status": c.status or old.status,
+            "attrs": {k: v for k, v in plain.items() if v is not None},
+            "blind": blind,
+            "sealed": secret_blob,
+            "key_id": key_id,
+            "wrapped_key": wrapped,
+            "updated_at": now,
         }
 
     def secrets(self, tenant_id: str, row: Any) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def _apply(
         conn.execute(
             sa.update(ct)
             .where(ct.c.id == sa.bindparam("b_id"))
-            .values(attrs=sa.bindparam("b_attrs", type_=sa.JSON), updated_at=datetime.now(UTC)),
+            .values(attrs=sa.bindparam("b_attrs", type_=ct.c.attrs.type), updated_at=datetime.now(UTC)),
             [{"b_id": r.id, "b_attrs": {**r.attrs, d.name: value}} for r in current],
         )
     return [step + 1] * len(members)

@@ -16,8 +16,12 @@ gate (``marketing.gate``) leaves it in.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from sealmail.store.tables import ID, UtcDateTime, metadata
+
+# jsonb on PostgreSQL (migration 0022): parsed once on write, not at every segment count.
+JSON_B = sa.JSON().with_variant(JSONB(), "postgresql")
 
 mkt_attributes = sa.Table(
     "mkt_attributes",
@@ -42,8 +46,8 @@ mkt_contacts = sa.Table(
     sa.Column("phone", sa.String(20), nullable=True),  # E.164
     sa.Column("tz", sa.String(64), nullable=False),  # IANA zone name
     sa.Column("status", sa.String(14), nullable=False),  # active | unsubscribed | bounced | archived
-    sa.Column("attrs", sa.JSON, nullable=False),
-    sa.Column("blind", sa.JSON, nullable=False),
+    sa.Column("attrs", JSON_B, nullable=False),
+    sa.Column("blind", JSON_B, nullable=False),
     sa.Column("sealed", sa.LargeBinary, nullable=True),
     sa.Column("key_id", ID, nullable=True),
     sa.Column("wrapped_key", sa.LargeBinary, nullable=True),

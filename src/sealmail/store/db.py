@@ -8,6 +8,7 @@ relies on this: it is the SQLite equivalent of ``FOR UPDATE SKIP LOCKED``).
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -98,8 +99,7 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
         return
     names = list(rows[0])
     columns = [table.c[n] for n in names]  # KeyError on a name that is not a column
-    convert = [_converter(c.type, conn.dialect) for c in columns]
-    values = [tuple(f(r[n]) for f, n in zip(convert, names, strict=True)) for r in rows]
+    values = _encoded(conn.dialect, columns, [operator.itemgetter(*names)(r) for r in rows])
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
     target = conn.dialect.identifier_preparer.format_table(table)
     if conn.dialect.name == "postgresql":
@@ -114,17 +114,60 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     conn.exec_driver_sql(insert, values)  # a list of tuples: executemany
 
 
-def _identity(value: Any) -> Any:
-    return value
+def bulk_update(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """``UPDATE table SET … WHERE key = …`` for many rows (same keys each), one
+    ``executemany`` with values encoded as ``bulk_insert`` does them."""
+    if not rows:
+        return
+    names = [n for n in rows[0] if n != key]
+    columns = [table.c[n] for n in (*names, key)]
+    values = _encoded(conn.dialect, columns, [operator.itemgetter(*names, key)(r) for r in rows])
+    prep = conn.dialect.identifier_preparer
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sets = ", ".join(f"{prep.quote(n)} = {mark}" for n in names)
+    update = f"UPDATE {prep.format_table(table)} SET {sets} WHERE {prep.quote(key)} = {mark}"  # noqa: S608
+    conn.exec_driver_sql(update, values)
+
+
+def _encoded(dialect: sa.Dialect, columns: list[sa.Column[Any]], rows: list[Any]) -> list[Any]:
+    """Rows (tuples in ``columns`` order) with the values the driver takes."""
+    if len(columns) == 1:
+        rows = [(r,) for r in rows]
+    convert = [(i, f) for i, c in enumerate(columns) if (f := _converter(c.type, dialect)) is not None]
+    if not convert:
+        return rows
+    out = []
+    for r in rows:
+        row = list(r)
+        for i, f in convert:
+            row[i] = f(row[i])
+        out.append(tuple(row))
+    return out
+
+
+_UNSET = object()
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    return "{}" if value == {} else json.dumps(value)
 
 
 def _converter(type_: Any, dialect: sa.Dialect) -> Any:
     if isinstance(type_, sa.JSON):
         return _json
     if dialect.name == "postgresql" and not isinstance(type_, TypeDecorator):
-        return _identity  # psycopg adapts str, int, bytes and datetimes itself
-    return type_.bind_processor(dialect) or _identity
+        return None  # psycopg adapts str, int, bytes and datetimes itself
+    process = type_.bind_processor(dialect)
+    if process is None:
+        return None
+    last: list[Any] = [_UNSET, None]
+
+    def cached(value: Any) -> Any:
+        # A chunk's rows share their timestamps: convert each distinct object once.
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+
+    return cached
