@@ -24,7 +24,7 @@ from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing.contacts import Clean, ContactData, Contacts, validate
-from sealmail.marketing.tables import mkt_import_errors, mkt_imports
+from sealmail.marketing.tables import mkt_contacts, mkt_import_errors, mkt_imports
 from sealmail.store import db
 
 CHUNK = 1000
@@ -32,6 +32,7 @@ MAX_ROWS = 2_000_000
 MAX_COLUMNS = 120
 MAX_FIELD = 2000
 MAX_STORED_ERRORS = 10_000
+ANALYZE_AFTER = 10_000  # new contacts in one import
 BASE_COLUMNS = ("email", "phone", "tz", "status")
 
 Progress = Callable[[int], None]
@@ -135,6 +136,8 @@ class Importer:
             status = "completed"
         finally:
             self._finish(tenant_id, import_id, status, tally, actor)
+        if tally["created"] >= ANALYZE_AFTER:
+            db.analyze(self.engine, mkt_contacts)  # segment counts plan on fresh statistics
         return self.get(tenant_id, import_id)
 
     def _chunk(
