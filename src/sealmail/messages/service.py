@@ -324,6 +324,10 @@ def _ascii_domain(addr: str) -> str:
     import idna
 
     domain = addr.rpartition("@")[2].strip().rstrip(">").lower()
+    if domain.isascii():
+        # UTS #46 maps an ASCII name only by case, and a name IDNA refuses comes back as is:
+        # either way the answer is ``domain``, without idna's per-label work on every message.
+        return domain
     try:
         return idna.encode(domain, uts46=True).decode()
     except idna.IDNAError:
