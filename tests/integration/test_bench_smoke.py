@@ -29,3 +29,9 @@ def test_intake_cpu_bench_runs(door: str) -> None:
 
 def test_secureline_cost_bench_runs() -> None:
     assert _run("bench/secureline_cost.py", "--n", "5").strip()
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_every_bench_imports(script: str) -> None:
+    """``--help`` imports the script and everything it names from ``sealmail``."""
+    _run(f"bench/{script}", "--help")
