@@ -24,8 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
 from sealmail.console.kit import Kit
-from sealmail.console.outbox import Outbox
-from sealmail.console.reports import Reports
+from sealmail.console.trail_pages import MessageView
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream
@@ -96,12 +95,10 @@ def _message(draft: dict[str, str], files: list[AttachmentIn]) -> MessageIn:
     )
 
 
-def compose_section(
-    messages: Messages, reports: Reports, outbox: Outbox, opts: ComposeOptions
-) -> ConsoleSection:
+def compose_section(messages: Messages, view: MessageView, opts: ComposeOptions) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
         _compose_pages(app, kit, messages, opts)
-        _sent_pages(app, kit, messages, reports, outbox)
+        _sent_pages(app, kit, messages, view)
 
     nav = [("/compose", "Compose", Permission.COMPOSE), ("/sent", "Sent", Permission.COMPOSE)]
     return ConsoleSection(nav=nav, mount=mount)
@@ -170,7 +167,9 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         return kit.redirect(request, f"/sent/{accepted.id}")
 
 
-def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, outbox: Outbox) -> None:
+def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, view: MessageView) -> None:
+    outbox = view.outbox
+
     def mine(request: Request, permission: Permission, message_id: str) -> Session | Response:
         """Signed in with ``permission``, and the message is theirs — or they read any
         trail (support, administrators).  404 either way: no hint that it exists."""
@@ -196,11 +195,15 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, ou
         who = mine(request, Permission.COMPOSE, message_id[:40])
         if isinstance(who, Response):
             return who
-        found = reports.find(who.tenant_id, message_id[:40])
-        if not found or found[0].message_id != message_id:
-            raise HTTPException(404, "No such message among yours.")
+        ctx = view.context(who, message_id[:40])
         return kit.render(
-            request, "compose_outcome.html", title="Outcome", who=who, m=found[0], csrf=kit.csrf(request)
+            request,
+            "compose_outcome.html",
+            title="Outcome",
+            who=who,
+            back="sent",
+            csrf=kit.csrf(request),
+            **ctx,
         )
 
     @app.get("/content/{message_id}")
