@@ -15,6 +15,7 @@ from sealmail.users.roles import Role
 ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
     ("GET", "/static/passkey.js"): None,
+    ("GET", "/static/compose.js"): None,
     ("POST", "/signin/passkey"): None,
     ("POST", "/signin/sso"): None,
     ("GET", "/sso/callback"): None,
@@ -46,6 +47,7 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
     ("GET", "/compose"): P.COMPOSE,
     ("POST", "/compose"): P.COMPOSE,
+    ("POST", "/compose/files"): P.COMPOSE,
     ("GET", "/sent"): P.COMPOSE,
     ("GET", "/sent/{message_id}"): P.COMPOSE,
     ("GET", "/content/{message_id}"): P.READ_CONTENT,
