@@ -249,7 +249,7 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, view: MessageView) -
         who = mine(request, Permission.COMPOSE, message_id[:40])
         if isinstance(who, Response):
             return who
-        ctx = view.context(who, message_id[:40])
+        shown = view.page(who, message_id[:40])
         return kit.render(
             request,
             "compose_outcome.html",
@@ -257,7 +257,9 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, view: MessageView) -
             who=who,
             back="sent",
             csrf=kit.csrf(request),
-            **ctx,
+            m=shown.m,
+            portal=shown.portal,
+            may_act=shown.may_act,
         )
 
     @app.get("/content/{message_id}")

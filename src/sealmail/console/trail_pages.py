@@ -14,6 +14,7 @@ console user as the actor of the audit entry.  A sender acts on their own messag
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,10 +25,10 @@ from starlette.responses import Response
 
 from sealmail.console.kit import Kit
 from sealmail.console.outbox import Outbox
-from sealmail.console.reports import Reports
+from sealmail.console.reports import Reports, Trail
 from sealmail.console.web import ConsoleSection
 from sealmail.errors import ValidationFailed
-from sealmail.portal.lifecycle import PortalLifecycle
+from sealmail.portal.lifecycle import PortalLifecycle, PortalStatus
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
@@ -48,13 +49,22 @@ class MessageView:
             return True
         return who.may(Permission.COMPOSE) and self.outbox.owns(who, message_id)
 
-    def context(self, who: Session, message_id: str) -> dict[str, Any]:
-        """The page's context (404 for a message not in the tenant)."""
+    def page(self, who: Session, message_id: str) -> "MessagePage":
+        """What the page shows (404 for a message not in the tenant)."""
         trail = self.reports.trail(who.tenant_id, message_id)
         if trail is None:
             raise HTTPException(404, _GONE)
         portal = self.lifecycle.describe(who.tenant_id, message_id)
-        return {"m": trail, "portal": portal, "may_act": self.may_act(who, message_id)}
+        return MessagePage(trail, portal, self.may_act(who, message_id))
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One message's trail, its portal state, and whether the viewer may recall it."""
+
+    m: Trail
+    portal: PortalStatus
+    may_act: bool
 
 
 def _expiry(raw: str, now: datetime) -> datetime:
@@ -94,7 +104,7 @@ def _pages(app: FastAPI, kit: Kit, view: MessageView) -> None:
         who = kit.signed_in(request, Permission.VIEW_TRAIL)
         if isinstance(who, Response):
             return who
-        ctx = view.context(who, message_id[:40])
+        shown = view.page(who, message_id[:40])
         return kit.render(
             request,
             "trail.html",
@@ -102,7 +112,9 @@ def _pages(app: FastAPI, kit: Kit, view: MessageView) -> None:
             who=who,
             back="messages",
             csrf=kit.csrf(request),
-            **ctx,
+            m=shown.m,
+            portal=shown.portal,
+            may_act=shown.may_act,
         )
 
     @app.post("/messages/{message_id}/recall")
