@@ -1,7 +1,7 @@
 """A large file from compose to the patient, in headless Chromium: the sender picks a file in
 the console (the page's script streams it up), sends the message, the worker delivers the
 portal notice to the patient's loopback MX, and the patient signs in to the portal, follows
-the message's file link and downloads the file intact."""
+the message's file link and downloads the file intact; the sender's trail counts the open."""
 
 from __future__ import annotations
 
@@ -79,6 +79,15 @@ def test_a_large_file_from_compose_reaches_the_patient_through_the_portal(
         patient.get_by_role("link", name="MRI scan.pdf").click()
     assert got.value.suggested_filename == "MRI scan.pdf"
     assert Path(got.value.path()).read_bytes() == data
+
+    # Back in the console, the sender's trail shows the portal route and the patient's open.
+    page.goto(f"{stack.base_url}/console/sent/{mid}")
+    rcpt = page.locator(f'.trail-detail .rcpt[data-recipient="{PATIENT}"]')
+    assert rcpt.locator(".t-method").text_content().startswith("portal")
+    assert rcpt.locator(".t-opens").text_content() == "1"
+    with stack.api() as api:
+        [detail] = api.get(f"/v1/messages/{mid}").json()["recipients"]
+    assert detail["method"] == "portal" and detail["portal_opens"] == 1
 
 
 class _Console:
