@@ -36,6 +36,7 @@ from sealmail.console.compose import ComposeOptions, compose_section
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.templates_pages import templates_section
+from sealmail.console.trail_pages import MessageView, trail_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -590,9 +591,15 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
     settings = services.settings
-    compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
+    compose = ComposeOptions(
+        message_id_domain=settings.smtp_hostname,
+        max_recipients=settings.max_recipients,
+        max_file_bytes=settings.max_file_bytes,
+    )
+    view = MessageView(Reports(services.engine), Outbox(services.engine), services.portal_lifecycle)
     return [
-        compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        compose_section(services.messages, view, compose, services.file_shares),
+        trail_section(view),
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),

@@ -431,7 +431,7 @@ class AsyncSealmailClient(AsyncMarketingMethods):
     # -- portal -----------------------------------------------------------------------------
 
     async def recall(self, message_id: str) -> PortalRecall:
-        """Revoke portal access for all of the message's portal recipients."""
+        """Recall: cancel recipients not yet sent to and revoke every portal recipient's access."""
         return cast(PortalRecall, await self._json(ops.recall(message_id)))
 
     async def configure_portal(

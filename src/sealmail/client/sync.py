@@ -425,7 +425,7 @@ class SealmailClient(MarketingMethods):
     # -- portal -----------------------------------------------------------------------------
 
     def recall(self, message_id: str) -> PortalRecall:
-        """Revoke portal access for all of the message's portal recipients."""
+        """Recall: cancel recipients not yet sent to and revoke every portal recipient's access."""
         return cast(PortalRecall, self._json(ops.recall(message_id)))
 
     def configure_portal(

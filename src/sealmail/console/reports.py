@@ -8,7 +8,7 @@ permission of its own, audited where it happens).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,6 +88,38 @@ class Narrow:
 
 
 @dataclass(frozen=True, slots=True)
+class TrailAttempt:
+    """One delivery attempt as recorded when it ended (``delivery`` writes these facts; the
+    signed proof of delivery in ``evidence/proofs.py`` is built from the same columns)."""
+
+    recipient_id: str
+    finished_at: datetime
+    status: str
+    reason: str
+    mx_host: str | None
+    tls_version: str | None
+    tls_cipher: str | None
+    tls_verified: bool
+    verified_by: str  # none | pkix | mta-sts | dane: what vouched for the certificate
+    peer_cert_sha256: str | None  # SHA-256 of the server certificate (DER)
+    smtp_code: int | None
+    enhanced_code: str | None
+    reply: str | None
+    key_fingerprint: str | None  # the recipient key an OpenPGP / S/MIME copy went to
+    key_source: str | None  # uploaded | wkd | keyserver | autocrypt | harvested
+
+
+# Where a recipient key came from, as the trail names it.
+KEY_SOURCES = {
+    "uploaded": "uploaded to the key directory",
+    "wkd": "WKD (the recipient's domain)",
+    "keyserver": "the keyserver",
+    "autocrypt": "Autocrypt header",
+    "harvested": "signed mail (S/MIME certificate)",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class TrailRecipient:
     id: str
     address: str
@@ -97,7 +129,17 @@ class TrailRecipient:
     method_reason: str | None
     last_reason: str | None
     last_detail: str | None
-    tries: list[dict[str, Any]] = field(default_factory=list)
+    tries: list[TrailAttempt] = field(default_factory=list)
+    portal_opens: int = 0  # portal.viewed events for this recipient
+
+    @property
+    def key(self) -> TrailAttempt | None:
+        """The last attempt that names the recipient key it encrypted to."""
+        return next((t for t in reversed(self.tries) if t.key_fingerprint), None)
+
+    @staticmethod
+    def key_source_label(source: str | None) -> str:
+        return KEY_SOURCES.get(source or "", source or "not recorded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +278,11 @@ class Reports:
             for r, rcpts in found
         ]
 
+    def trail(self, tenant_id: str, message_id: str) -> Trail | None:
+        """One message's trail (tenant-scoped), or None."""
+        found = self.find(tenant_id, message_id)
+        return next((t for t in found if t.message_id == message_id), None)
+
     def _recipients(self, conn: Any, tenant_id: str, message_id: str) -> list[TrailRecipient]:
         rcpts = conn.execute(
             sa.select(
@@ -251,24 +298,30 @@ class Reports:
             .where(recipients.c.tenant_id == tenant_id, recipients.c.message_id == message_id)
             .order_by(recipients.c.address)
         ).all()
+        names = [f.name for f in fields(TrailAttempt)]
         tries = conn.execute(
-            sa.select(
-                attempts.c.recipient_id,
-                attempts.c.finished_at,
-                attempts.c.status,
-                attempts.c.reason,
-                attempts.c.mx_host,
-                attempts.c.tls_version,
-                attempts.c.smtp_code,
-                attempts.c.reply,
-            )
+            sa.select(*(attempts.c[n] for n in names))
             .where(attempts.c.tenant_id == tenant_id, attempts.c.message_id == message_id)
             .order_by(attempts.c.finished_at)
         ).all()
-        per: dict[str, list[dict[str, Any]]] = {}
+        opens: dict[str, int] = dict(
+            conn.execute(
+                sa.select(events.c.recipient_id, sa.func.count())
+                .where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.message_id == message_id,
+                    events.c.type == EventType.PORTAL_VIEWED,
+                )
+                .group_by(events.c.recipient_id)
+            ).all()
+        )
+        per: dict[str, list[TrailAttempt]] = {}
         for t in tries:
-            per.setdefault(t.recipient_id, []).append(dict(t._mapping))
-        return [TrailRecipient(**r._mapping, tries=per.get(r.id, [])) for r in rcpts]
+            per.setdefault(t.recipient_id, []).append(TrailAttempt(**t._mapping))
+        return [
+            TrailRecipient(**r._mapping, tries=per.get(r.id, []), portal_opens=int(opens.get(r.id, 0)))
+            for r in rcpts
+        ]
 
     def audit_entries(
         self, tenant_id: str, *, action: str = "", actor: str = "", before: int | None = None

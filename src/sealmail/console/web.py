@@ -38,8 +38,9 @@ from sealmail.users.sso import SingleSignOn
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
-# Only the passkey pages run a script, and only the console's own static file.
-SCRIPTED_CSP = CSP + "; script-src 'self'"
+# Only the passkey and compose pages run a script, and only the console's own static file;
+# compose's uploads its large files to this origin (connect-src).
+SCRIPTED_CSP = CSP + "; script-src 'self'; connect-src 'self'"
 KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),

@@ -348,7 +348,7 @@ class SecureLine:
         reason = decision.reason
         if method is Method.PLAIN and a.status is AttemptStatus.DELIVERED:
             reason += f"; carried over {a.tls.version}" if a.tls.version else "; carried without TLS"
-        return [Result(c, a, str(method), reason)]
+        return [Result(c, a, str(method), reason, key=decision.key)]
 
     async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
         assert decision.key is not None
