@@ -121,15 +121,25 @@ def test_disabling_a_person_ends_their_session_keys_and_credentials_on_the_other
     )
 
 
-def test_a_role_taken_away_on_one_instance_closes_its_pages_on_the_other(
+def test_a_role_taken_away_on_one_instance_closes_its_pages_and_keys_on_the_other(
     console: Console, other: Console, tenant: TenantFixture, owner: Person
 ) -> None:
     admin = person(console, tenant.id, "admin@clinic.example", "administrator")
+    page = admin.http.get("/console/keys")
+    made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_read": "on"})
+    secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
+    key = {"Authorization": f"Bearer {secret}"}
     browser_b = at(other, admin)
+    b = other.client()
     assert browser_b.get("/console/users").status_code == 200
+    assert b.get("/v1/events", headers=key).status_code == 200  # warm in B
     user_id = next(u.id for u in console.users.list_users(tenant.id) if u.email == "admin@clinic.example")
     users = owner.http.get("/console/users")
     changed = owner.http.post(f"/console/users/{user_id}/role", data={"csrf": csrf(users), "role": "sender"})
     assert changed.status_code == 303
     refused_within(lambda: browser_b.get("/console/users").status_code == 403, "the administrator's page")
+    # A sender makes no API keys, so the ones made as administrator die with the role.
+    refused_within(
+        lambda: b.get("/v1/events", headers=key).status_code == 401, "the key made as administrator"
+    )
     assert browser_b.get("/console/compose").status_code == 200  # what a sender may do stays open
