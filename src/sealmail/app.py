@@ -632,7 +632,9 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     keys = UserKeys(services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential)
     sections = build_console_sections(services, users)
     return create_console(
-        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections,
+        users, Reports(services.engine), keys,
+        ConsoleOptions(secure, services.limiter, services.settings.console_signin_rate_limit_per_minute),
+        sections,
         sso or build_sso(services, users),
     )  # fmt: skip
 

@@ -117,6 +117,8 @@ class AuditAction(enum.StrEnum):
     USER_PASSKEY_REMOVED = "user:passkey_removed"
     USER_SSO_LINKED = "user:sso_linked"
     USER_SSO_REFUSED = "user:sso_refused"
+    # The OP vouched for the person without reporting MFA: the console's own factor is asked.
+    USER_SSO_SECOND_FACTOR = "user:sso_second_factor"
     SSO_CONFIGURED = "sso:configured"
     USER_BREAK_GLASS_CHANGED = "user:break_glass_changed"
     EMERGENCY_ACCESS_GRANTED = "emergency_access:granted"

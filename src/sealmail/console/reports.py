@@ -8,17 +8,21 @@ permission of its own, audited where it happens).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.statuses import MessageStatus, aggregate
 from sealmail.store import db
 from sealmail.store.events import EventType
 from sealmail.store.tables import attempts, audit_log, events, messages, recipients
+from sealmail.users import roles
+from sealmail.users.model import Session
+from sealmail.users.tables import console_api_keys
 
 TRAIL_LIMIT = 50
 AUDIT_PAGE = 100
@@ -42,6 +46,7 @@ class Dashboard:
     portal_opens: int = 0  # portal.viewed events
     dlp_hits: int = 0  # messages in which DLP found something
     quarantined_now: int = 0  # messages held right now
+    own_only: bool = False  # a sender's dashboard: the counts of their own messages only
 
     @property
     def peak(self) -> int:
@@ -164,23 +169,60 @@ class AuditEntry:
     details: dict[str, Any] | None  # the entry's stored JSON details, as audit.append wrote them
 
 
+def own_actors(conn: Connection, who: Session) -> list[str]:
+    """What ``messages.actor`` holds for a person's own messages: the person (the console's
+    compose) and every API key they made."""
+    keys = conn.execute(
+        sa.select(console_api_keys.c.api_key_id).where(
+            console_api_keys.c.tenant_id == who.tenant_id, console_api_keys.c.user_id == who.user_id
+        )
+    ).scalars()
+    return [who.actor, *keys]
+
+
+def sees_whole_tenant(who: Session) -> bool:
+    """Roles that follow every message (trails) or oversee the tenant (audit) get its counts;
+    a sender gets the counts of their own messages only."""
+    return who.may(roles.Permission.VIEW_TRAIL) or who.may(roles.Permission.VIEW_AUDIT)
+
+
 class Reports:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def dashboard(self, tenant_id: str, now: datetime, days: int = 7) -> Dashboard:
+    def dashboard_for(self, who: Session, now: datetime) -> Dashboard:
+        """The dashboard ``who`` may see: tenant-wide, or their own messages' counts."""
+        if sees_whole_tenant(who):
+            return self.dashboard(who.tenant_id, now)
+        with db.reader(self.engine) as conn:
+            actors = own_actors(conn, who)
+        return self.dashboard(who.tenant_id, now, actors=actors)
+
+    def dashboard(
+        self, tenant_id: str, now: datetime, days: int = 7, actors: Sequence[str] | None = None
+    ) -> Dashboard:
+        """The tenant's counts over ``days``; with ``actors`` (a sender's own user and API-key
+        ids), only the messages they sent and those messages' recipients, attempts and events."""
         since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
         labels = [(since + timedelta(days=i)).date().isoformat() for i in range(days)]
+        m = messages.c
+        mine: list[Any] = [] if actors is None else [m.actor.in_(list(actors))]
+
+        def of_mine(column: Any) -> list[Any]:
+            if actors is None:
+                return []
+            return [column.in_(sa.select(m.id).where(m.tenant_id == tenant_id, *mine))]
+
         with db.reader(self.engine) as conn:
             sent = conn.execute(
-                sa.select(messages.c.stream, messages.c.created_at, messages.c.dlp_findings).where(
-                    messages.c.tenant_id == tenant_id, messages.c.created_at >= since
+                sa.select(m.stream, m.created_at, m.dlp_findings).where(
+                    m.tenant_id == tenant_id, m.created_at >= since, *mine
                 )
             ).all()
             methods = conn.execute(
                 sa.select(recipients.c.method, recipients.c.status, sa.func.count())
-                .join(messages, messages.c.id == recipients.c.message_id)
-                .where(recipients.c.tenant_id == tenant_id, messages.c.created_at >= since)
+                .join(messages, m.id == recipients.c.message_id)
+                .where(recipients.c.tenant_id == tenant_id, m.created_at >= since, *mine)
                 .group_by(recipients.c.method, recipients.c.status)
             ).all()
             counted: dict[str, int] = dict(
@@ -190,18 +232,22 @@ class Reports:
                         events.c.tenant_id == tenant_id,
                         events.c.type.in_(COUNTED),
                         events.c.created_at >= since,
+                        *of_mine(events.c.message_id),
                     )
                     .group_by(events.c.type)
                 ).all()
             )
             tls = conn.execute(
                 sa.select(attempts.c.tls_version, sa.func.count())
-                .where(attempts.c.tenant_id == tenant_id, attempts.c.finished_at >= since)
+                .where(
+                    attempts.c.tenant_id == tenant_id, attempts.c.finished_at >= since,
+                    *of_mine(attempts.c.message_id),
+                )
                 .group_by(attempts.c.tls_version)
-            ).all()
+            ).all()  # fmt: skip
             held = conn.execute(
                 sa.select(sa.func.count()).where(
-                    messages.c.tenant_id == tenant_id, messages.c.status == MessageStatus.QUARANTINED
+                    m.tenant_id == tenant_id, m.status == MessageStatus.QUARANTINED, *mine
                 )
             ).scalar_one()
         by_stream: dict[str, dict[str, int]] = {}
@@ -230,6 +276,7 @@ class Reports:
             portal_opens=int(counted.get(EventType.PORTAL_VIEWED, 0)),
             dlp_hits=sum(1 for *_, findings in sent if findings),
             quarantined_now=int(held),
+            own_only=actors is not None,
         )
 
     def find(self, tenant_id: str, query: str, narrow: Narrow | None = None) -> list[Trail]:
