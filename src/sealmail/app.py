@@ -476,6 +476,7 @@ def build_worker(
             instrumenter=build_instrumenter(services, settings),
         ),
         plain=services.evidence.plain,
+        preferences=services.evidence.preferences,
         texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
