@@ -5,118 +5,62 @@ real deliveries to loopback MXs.  The patient's MX (home.example) and the altern
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from tests.conftest import TenantFixture, make_tenant
-from tests.integration.delivery.conftest import MxFarm, mx_settings
+from tests.conftest import TenantFixture
+from tests.integration.delivery.conftest import MxFarm
+from tests.integration.evidence.patients import PATIENT, SECRET, World, patient_world
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
-from tests.support.smtp_sink import SmtpSink
 
-from sealmail.app import Services, build_services, build_transport, build_worker
-from sealmail.crypto.dkim import dns_records
 from sealmail.errors import Conflict, InvalidRequest, NotFound
 from sealmail.intake.api.app import create_api
-from sealmail.messages import compose
-from sealmail.messages.schemas import MessageIn
-from sealmail.store.tables import portal_messages, recipients
+from sealmail.store.tables import portal_messages
 
 pytestmark = pytest.mark.hipaa("164.522(b)")
 
-SECRET = "Your HbA1c is 6.1"
-PATIENT = "pat@home.example"
 ALTERNATIVE = "pat.private@alt.example"
 EVERYTHING = {"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
 
 
-@dataclass
-class World:
-    services: Services
-    home: SmtpSink
-    alt: SmtpSink
-    clinic: TenantFixture
-    other: TenantFixture
-
-    def send(self, tenant: TenantFixture, to: str = PATIENT) -> str:
-        body = MessageIn.model_validate(
-            {
-                "from": f"results@{tenant.domain}",
-                "to": [to],
-                "subject": "Results",
-                "text": SECRET,
-                "stream": "phi",
-            }
-        )
-        accepted, _ = self.services.messages.submit(
-            tenant.principal, compose.from_message(body, tenant.domain, 1000)
-        )
-
-        async def run() -> None:
-            transport = build_transport(self.services.settings)
-            try:
-                await build_worker(self.services, transport).run_until_idle(timeout=60)
-            finally:
-                await transport.close()
-
-        asyncio.run(run())
-        return accepted.id
-
-    def method(self, message_id: str) -> tuple[str, str]:
-        with self.services.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(recipients.c.method, recipients.c.method_reason).where(
-                    recipients.c.message_id == message_id
-                )
-            ).one()
-        return str(row.method), str(row.method_reason)
-
-    def http(self) -> TestClient:
-        return TestClient(create_api(self.services))
-
-    def auth(self, tenant: TenantFixture | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {(tenant or self.clinic).api_key}"}
-
-
 @pytest.fixture
 def world(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Iterator[World]:
-    sinks = mx.start({"127.0.0.5": {}, "127.0.0.6": {}})  # no certificate: no STARTTLS
-    for domain, ip in (("home.example", "127.0.0.5"), ("alt.example", "127.0.0.6")):
-        dns.add(domain, "MX", f"10 mx.{domain}.")
-        dns.add(f"mx.{domain}", "A", ip)
-    services = build_services(mx_settings(tmp_path, db_url, dns, mx, ca))
-    tenants = []
-    for name, domain in (("Clinic", "clinic.example"), ("Other", "other.example")):
-        tenant = make_tenant(services, name, domain)
-        keys = services.identities.create_dkim_keys(tenant.id, domain, actor="test")
-        for record in dns_records(domain, keys):
-            dns.add(record.name, record.type, record.zone_value)
-        tenants.append(tenant)
-    yield World(services, sinks["127.0.0.5"], sinks["127.0.0.6"], *tenants)
-    services.close()
+    domains = {"home.example": "127.0.0.5", "alt.example": "127.0.0.6"}
+    with patient_world(tmp_path, db_url, dns, ca, mx, domains) as w:
+        yield w
+
+
+def _http(world: World) -> TestClient:
+    return TestClient(create_api(world.services))
+
+
+def _auth(tenant: TenantFixture) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant.api_key}"}
 
 
 def test_portal_only_outranks_the_patients_plain_request_until_revoked(world: World) -> None:
     world.services.evidence.plain.record(world.clinic.id, PATIENT, "signed form in chart", "staff:ann")
     plain = world.send(world.clinic)
-    assert SECRET.encode() in world.home.wait_for(1)[0].data and world.method(plain)[0] == "plain"
+    assert (
+        SECRET.encode() in world.sinks["home.example"].wait_for(1)[0].data
+        and world.method(plain)[0] == "plain"
+    )
 
-    with world.http() as http:
+    with _http(world) as http:
         no_evidence = http.post(
             "/v1/evidence/comms-preferences",
             json={"address": PATIENT, "kind": "portal_only"},
-            headers=world.auth(),
+            headers=_auth(world.clinic),
         )
         assert no_evidence.status_code == 422, no_evidence.text
         bad_kind = http.post(
             "/v1/evidence/comms-preferences",
             json={"address": PATIENT, "kind": "carrier_pigeon", "evidence": "x"},
-            headers=world.auth(),
+            headers=_auth(world.clinic),
         )
         assert bad_kind.status_code == 422 and bad_kind.headers["content-type"].startswith(
             "application/problem"
@@ -124,7 +68,7 @@ def test_portal_only_outranks_the_patients_plain_request_until_revoked(world: Wo
         made = http.post(
             "/v1/evidence/comms-preferences",
             json={"address": "Pat@Home.example", "kind": "portal_only", "evidence": "call note 2026-12-04"},
-            headers=world.auth(),
+            headers=_auth(world.clinic),
         )
         assert made.status_code == 201, made.text
         pref = made.json()
@@ -136,12 +80,12 @@ def test_portal_only_outranks_the_patients_plain_request_until_revoked(world: Wo
         twice = http.post(
             "/v1/evidence/comms-preferences",
             json={"address": PATIENT, "kind": "portal_only", "evidence": "again"},
-            headers=world.auth(),
+            headers=_auth(world.clinic),
         )
         assert twice.status_code == 409
 
     portal = world.send(world.clinic)
-    notice = world.home.wait_for(2)[1].data
+    notice = world.sinks["home.example"].wait_for(2)[1].data
     assert SECRET.encode() not in notice
     method, reason = world.method(portal)
     assert method == "portal" and pref["id"] in reason and "164.522(b)" in reason
@@ -150,23 +94,25 @@ def test_portal_only_outranks_the_patients_plain_request_until_revoked(world: Wo
     other = world.send(world.other)
     assert world.method(other)[0] == "portal" and pref["id"] not in world.method(other)[1]
 
-    with world.http() as http:
-        foreign = http.post(
-            f"/v1/evidence/comms-preferences/{pref['id']}/revoke", headers=world.auth(world.other)
-        )
+    with _http(world) as http:
+        foreign = http.post(f"/v1/evidence/comms-preferences/{pref['id']}/revoke", headers=_auth(world.other))
         assert foreign.status_code == 404
         revoked = http.post(
             f"/v1/evidence/comms-preferences/{pref['id']}/revoke",
             json={"reason": "patient called"},
-            headers=world.auth(),
+            headers=_auth(world.clinic),
         )
         assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
         assert [s["kind"] for s in revoked.json()["steps"]] == ["recorded", "revoked"]
-        report = http.get("/v1/evidence/reports/comms_preferences", params=EVERYTHING, headers=world.auth())
+        report = http.get(
+            "/v1/evidence/reports/comms_preferences", params=EVERYTHING, headers=_auth(world.clinic)
+        )
         assert report.status_code == 200, report.text
         steps = [line.split(",")[5] for line in report.text.strip().splitlines()[1:]]
         assert steps == ["recorded", "revoked"] and "call note 2026-12-04" in report.text
-        listed = http.get("/v1/evidence/comms-preferences", params={"active": "true"}, headers=world.auth())
+        listed = http.get(
+            "/v1/evidence/comms-preferences", params={"active": "true"}, headers=_auth(world.clinic)
+        )
         assert listed.status_code == 200 and listed.json() == []
     again = world.send(world.clinic)
     assert world.method(again)[0] == "plain"
@@ -178,9 +124,9 @@ def test_redirect_sends_to_the_alternative_address_and_never_to_the_original(wor
     assert pref.alternative == ALTERNATIVE
 
     portal = world.send(world.clinic)
-    [received] = world.alt.wait_for(1)
+    [received] = world.sinks["alt.example"].wait_for(1)
     assert received.rcpt_tos == (ALTERNATIVE,) and SECRET.encode() not in received.data
-    assert world.home.messages == []
+    assert world.sinks["home.example"].messages == []
     method, reason = world.method(portal)
     assert method == "portal" and f"redirected to {ALTERNATIVE}" in reason and pref.id in reason
     with world.services.engine.connect() as conn:
@@ -192,12 +138,18 @@ def test_redirect_sends_to_the_alternative_address_and_never_to_the_original(wor
     # The patient's plain-mail request at the alternative address carries the content there.
     world.services.evidence.plain.record(world.clinic.id, ALTERNATIVE, "form 13", "staff:ann")
     plain = world.send(world.clinic)
-    assert SECRET.encode() in world.alt.wait_for(2)[1].data and world.home.messages == []
+    assert (
+        SECRET.encode() in world.sinks["alt.example"].wait_for(2)[1].data
+        and world.sinks["home.example"].messages == []
+    )
     assert world.method(plain)[0] == "plain"
 
     register.revoke(world.clinic.id, pref.id, "staff:ann", "staff", "moved back")
     back = world.send(world.clinic)
-    assert world.home.wait_for(1)[0].rcpt_tos == (PATIENT,) and world.method(back)[0] == "portal"
+    assert (
+        world.sinks["home.example"].wait_for(1)[0].rcpt_tos == (PATIENT,)
+        and world.method(back)[0] == "portal"
+    )
 
 
 def test_register_refuses_bad_requests_and_scopes_by_tenant(world: World) -> None:
