@@ -214,3 +214,30 @@ def test_cli_records_lists_and_revokes(world: World) -> None:
     revoked = runner.invoke(sealmail_cli, [*base, "revoke", pref.id, "--reason", "asked", *tenant], env=env)
     assert revoked.exit_code == 0 and '"revoked"' in revoked.output, revoked.output
     assert world.services.evidence.preferences.standing(world.clinic.id, [PATIENT]) == {}
+
+
+class _Texts:
+    """Stands in for the SMS notice port (``delivery/texter.py``): records who would be texted."""
+
+    def __init__(self) -> None:
+        self.texted: list[str] = []
+
+    async def portal_notice(self, **notice: str) -> None:
+        self.texted.append(notice["address"])
+
+
+def test_no_sms_keeps_the_portal_notice_off_the_phone_and_says_so(world: World) -> None:
+    texts = _Texts()
+    world.services.portal_texts = texts  # type: ignore[assignment]  # the port, faked: no provider
+    world.send(world.clinic)
+    assert texts.texted == [PATIENT]  # without a preference the link is texted too
+    pref = world.services.evidence.preferences.record(
+        world.clinic.id, PATIENT, "no_sms", "portal:pat", "portal"
+    )
+    quiet = world.send(world.clinic)
+    assert texts.texted == [PATIENT]
+    method, reason = world.method(quiet)
+    assert method == "portal" and "no SMS notice" in reason and pref.id in reason
+    assert (
+        SECRET.encode() not in world.sinks["home.example"].wait_for(2)[1].data
+    )  # the e-mail notice still goes
