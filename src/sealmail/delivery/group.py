@@ -10,6 +10,7 @@ from typing import Protocol
 
 from sealmail.delivery.policy import Transit
 from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.domain.addresses import parse_address
 from sealmail.domain.secureline import (
     CommsPreference,
     Decision,
@@ -71,5 +72,7 @@ def target_of(c: Claimed, decision: Decision) -> tuple[str, str]:
     """Where this recipient's copy goes, and its domain: the alternative address a patient
     asked for (164.522(b)), or the recipient's own."""
     if decision.deliver_to:
-        return decision.deliver_to, decision.deliver_to.rpartition("@")[2]
+        # The register keeps the address as the patient gave it; the envelope wants A-labels.
+        other = parse_address(decision.deliver_to, "alternative")
+        return other.smtp_addr_spec, other.ascii_domain
     return c.address, c.domain

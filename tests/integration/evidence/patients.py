@@ -76,10 +76,17 @@ class World:
 
 @contextmanager
 def patient_world(
-    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm, domains: dict[str, str]
+    tmp_path: Path,
+    db_url: str,
+    dns: DnsServer,
+    ca: TestCA,
+    mx: MxFarm,
+    domains: dict[str, str],
+    tls: tuple[str, ...] = (),
 ) -> Iterator[World]:
-    """``domains`` maps each patient domain to its MX's loopback address (no certificate: no STARTTLS)."""
-    started = mx.start({ip: {} for ip in domains.values()})
+    """``domains`` maps each patient domain to its MX's loopback address; only the MXs of the
+    domains in ``tls`` have a certificate (the others offer no STARTTLS)."""
+    started = mx.start({ip: ({"cert": ca.issue(f"mx.{d}")} if d in tls else {}) for d, ip in domains.items()})
     for domain, ip in domains.items():
         dns.add(domain, "MX", f"10 mx.{domain}.")
         dns.add(f"mx.{domain}", "A", ip)

@@ -241,3 +241,29 @@ def test_no_sms_keeps_the_portal_notice_off_the_phone_and_says_so(world: World) 
     assert (
         SECRET.encode() not in world.sinks["home.example"].wait_for(2)[1].data
     )  # the e-mail notice still goes
+
+
+def test_redirect_encrypts_with_the_alternative_addresses_key(
+    tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
+) -> None:
+    domains = {"home.example": "127.0.0.5", "alt.example": "127.0.0.6"}
+    # The PHI stream's floor wants TLS even under OpenPGP: the alternative MX offers it.
+    with patient_world(tmp_path, db_url, dns, ca, mx, domains, tls=("alt.example",)) as world:
+        _redirect_encrypts(world)
+
+
+def _redirect_encrypts(world: World) -> None:
+    from sealmail.crypto.pgp import generate_tenant_key
+
+    _, public = generate_tenant_key(f"Pat <{ALTERNATIVE}>")
+    world.services.keydir.upload(world.clinic.id, public, "test")
+    pref = world.services.evidence.preferences.record(
+        world.clinic.id, PATIENT, "redirect", "staff:ann", "staff", "form 12", ALTERNATIVE
+    )
+    sent = world.send(world.clinic)
+    [received] = world.sinks["alt.example"].wait_for(1)
+    assert received.rcpt_tos == (ALTERNATIVE,)
+    assert b"BEGIN PGP MESSAGE" in received.data and SECRET.encode() not in received.data
+    assert world.sinks["home.example"].messages == []
+    method, reason = world.method(sent)
+    assert method == "pgp" and f"redirected to {ALTERNATIVE}" in reason and pref.id in reason
