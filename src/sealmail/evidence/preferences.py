@@ -176,6 +176,11 @@ class PreferenceRegister:
             )
         return found
 
+    def refuses_sms(self, tenant_id: str, address: str) -> bool:
+        """Whether the patient at ``address`` asked ``tenant_id`` for no text messages (the SMS port asks)."""
+        found = self.standing(tenant_id, [address]).get(address.lower())
+        return found is not None and found.no_sms
+
     def get(self, tenant_id: str, preference_id: str) -> Preference:
         with db.reader(self.engine) as conn:
             row = _row(conn, tenant_id, preference_id)
