@@ -234,7 +234,9 @@ class Services:
     def portal_texts(self) -> PortalTexts | None:
         """Portal notices, codes and reminders by SMS (queued for the worker's SMS loop);
         None while no provider is configured, so nothing offers texts nobody would send."""
-        return PortalTexts(self.texting) if self.settings.sms_provider != "none" else None
+        if self.settings.sms_provider == "none":
+            return None
+        return PortalTexts(self.texting, refuses_sms=self.evidence.preferences.refuses_sms)
 
     @cached_property
     def sms_callbacks(self) -> FastAPI | None:
@@ -477,6 +479,7 @@ def build_worker(
             instrumenter=build_instrumenter(services, settings),
         ),
         plain=services.evidence.plain,
+        preferences=services.evidence.preferences,
         texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None

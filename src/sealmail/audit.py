@@ -145,6 +145,9 @@ class AuditAction(enum.StrEnum):
     PLAIN_WARNED = "plain_request:warned"
     PLAIN_CONFIRMED = "plain_request:confirmed"
     PLAIN_REVOKED = "plain_request:revoked"
+    # A patient's confidential-communication preference (164.522(b)), recorded or revoked.
+    COMMS_PREFERENCE_RECORDED = "comms_preference:recorded"
+    COMMS_PREFERENCE_REVOKED = "comms_preference:revoked"
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"

@@ -4,7 +4,7 @@
     POST   /v1/files/{id}/send    JSON: from, to, subject, note → a portal message (202)
     GET    /v1/files/{id}         metadata (filename decrypted for the sender)
     GET    /v1/files/{id}/content the sender's own copy, with Range support
-    DELETE /v1/files/{id}         crypto-shred: wrapped key destroyed, then the blobs
+    DELETE /v1/files/{id}         crypto-shred: wrapped key destroyed, then the blobs (409 under a legal hold)
 
 The upload is never held whole in memory: the body is read as it arrives, one network
 read at a time, and sealed a chunk at a time.  It needs ``BodyLimit`` (``app.py``) to let

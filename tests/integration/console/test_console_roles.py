@@ -88,6 +88,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/evidence/holds/{hold_id}/release"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/preferences"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/preferences/{preference_id}/revoke"): P.MANAGE_EVIDENCE,
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
