@@ -8,6 +8,7 @@ it is refused when the segment touches a class the role may not see.
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +18,9 @@ from starlette.responses import Response
 from sealmail.console.kit import Kit
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.marketing import PhiClass
-from sealmail.errors import PermissionDenied
+from sealmail.errors import Conflict, NotFound, PermissionDenied
 from sealmail.marketing.attributes import BASIC_CLASSES
+from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.service import Marketing
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
@@ -29,6 +31,26 @@ def classes_for(who: Session) -> frozenset[PhiClass]:
     if who.may(Permission.SEE_SENSITIVE):
         extra.add(PhiClass.SENSITIVE)
     return BASIC_CLASSES | extra
+
+
+def _control(kit: Kit, permission: Permission, act: Callable[[str, str, str], Transition]) -> Any:
+    """A POST that pauses, resumes or cancels a campaign, then back to the overview."""
+
+    async def change(request: Request, campaign_id: str) -> Response:
+        acted = await kit.acting(request, permission)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        try:
+            await run_in_threadpool(act, who.tenant_id, campaign_id[:40], who.actor)
+        except (Conflict, NotFound) as exc:
+            status = 409 if isinstance(exc, Conflict) else 404
+            return kit.render(
+                request, "status.html", status=status, title="Not done", detail=exc.detail, who=who
+            )
+        return kit.redirect(request, "/marketing")
+
+    return change
 
 
 def section(mk: Marketing) -> ConsoleSection:
@@ -88,6 +110,17 @@ def section(mk: Marketing) -> ConsoleSection:
             return await run_in_threadpool(
                 overview, request, who, {"segment": segment_id, "count": result["count"]}
             )
+
+        # Stopping mail is always allowed to whoever sees the marketing pages (a compliance
+        # officer included); resuming sends mail, so it needs the right to compose.
+        controls = {
+            "pause": (Permission.VIEW_MARKETING, mk.runs.pause),
+            "cancel": (Permission.VIEW_MARKETING, mk.runs.cancel),
+            "resume": (Permission.COMPOSE, mk.runs.resume),
+        }
+
+        for change, (permission, act) in controls.items():
+            app.post(f"/marketing/campaigns/{{campaign_id}}/{change}")(_control(kit, permission, act))
 
     return ConsoleSection(
         nav=[("/marketing", "Marketing", Permission.VIEW_MARKETING)],

@@ -31,7 +31,6 @@ from sealmail.marketing.schemas import (
     CampaignChecks,
     CampaignIn,
     CampaignOut,
-    CampaignSent,
     CampaignStats,
     CapIn,
     CapOut,
@@ -273,11 +272,32 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def get_campaign(campaign_id: str, who: Reader) -> dict[str, Any]:
         return mk.campaigns.get(who.tenant_id, campaign_id)
 
-    @r.post("/campaigns/{campaign_id}/send", response_model=CampaignSent)
+    @r.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
     def send_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
-        """Snapshot the audience and queue one message per contact; each is re-checked
+        """Start: the pre-send checks run now (422 naming each failure) and the campaign is
+        ``starting``; a worker then snapshots the audience and queues one message per
+        contact in the background (``sending``, then ``sent``).  Each message is re-checked
         (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
         return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
+
+    @r.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
+    def pause_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Hold a starting or sending campaign: the expansion stops where it is and queued
+        messages wait (409 in any other state)."""
+        mk.runs.pause(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
+    def resume_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Continue a paused campaign where it stopped (409 unless paused)."""
+        mk.runs.resume(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
+    def cancel_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Stop for good: nothing more is queued and what is still queued is not sent."""
+        mk.runs.cancel(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
 
     @r.get("/campaigns/{campaign_id}/checks", response_model=CampaignChecks)
     def campaign_checks(campaign_id: str, who: Reader) -> dict[str, Any]:

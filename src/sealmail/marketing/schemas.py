@@ -290,14 +290,14 @@ class CampaignOut(Out):
     variants: list[dict[str, Any]]
     send_at: str | None
     quiet_hours: list[int] = Field(description="[start, end] local hours.")
-    status: str
-    audience: int | None
+    status: str = Field(
+        description="draft, starting (the audience is being expanded), sending, sent, paused, "
+        "cancelled or failed."
+    )
+    audience: int | None = Field(description="Contacts expanded so far (all of them once sending).")
     queued: int | None
+    failed: int = Field(0, description="Contacts whose message could not be rendered or accepted.")
     sends: list[SendTally]
-
-
-class CampaignSent(CampaignOut):
-    failed: int
 
 
 class CheckFailure(Out):

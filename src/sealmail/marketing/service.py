@@ -2,8 +2,9 @@
 
 Each part is its own module: ``attributes`` (typed declarations with a PHI class),
 ``contacts`` and ``imports``, ``lists``, ``consent`` (the ledger and authorizations),
-``segments`` (typed rules compiled to bound SQL), ``campaigns`` (audience snapshot and
-queueing), ``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
+``segments`` (typed rules compiled to bound SQL), ``campaigns`` (definitions, stats),
+``campaign_runs`` (the audience expanded in the background; pause, resume, cancel),
+``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
 ``breaker`` (complaint-rate pause) and ``journeys``.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail.marketing.attributes import Attributes
 from sealmail.marketing.breaker import Alert, Breaker
+from sealmail.marketing.campaign_runs import CampaignRuns
 from sealmail.marketing.campaigns import Campaigns
 from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
@@ -38,6 +40,7 @@ class Marketing:
     consent: Consent
     segments: Segments
     campaigns: Campaigns
+    runs: CampaignRuns
     journeys: Journeys
     breaker: Breaker
 
@@ -63,6 +66,7 @@ def build(
         Consent(engine),
         segments,
         campaigns,
+        CampaignRuns(engine, campaigns),
         Journeys(engine, campaigns, segments),
         Breaker(engine, alert),
     )

@@ -86,6 +86,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/pause"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/cancel"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/resume"): P.COMPOSE,
     ("GET", "/forms"): P.MANAGE_FORMS,
     ("GET", "/forms/new"): P.MANAGE_FORMS,
     ("POST", "/forms"): P.MANAGE_FORMS,
@@ -109,6 +112,7 @@ PARAMS: dict[str, str | None] = {
     "{hold_id}": "hold_missing",
     "{request_id}": "req_missing",
     "{segment_id}": "seg_missing",
+    "{campaign_id}": "cmp_missing",
     "{form_id}": "form_missing",
     "{submission_id}": "fsub_missing",
 }
