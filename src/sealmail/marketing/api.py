@@ -339,9 +339,10 @@ def router(mk: Marketing, need: Any) -> APIRouter:
 
     @r.post("/journeys/events", response_model=Enrolled)
     def journey_event(body: JourneyEventIn, who: Sender) -> dict[str, Any]:
-        """An event for a contact (``appointment_booked``): enrols it in the journeys it triggers, once."""
-        enrolled = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
-        return {"enrolled": enrolled}
+        """An event for a contact (``appointment_booked``): enrols it in the journeys it
+        triggers (once per key) and ends its wait-until steps waiting for this event."""
+        got = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
+        return {"enrolled": got.enrolled, "woken": got.woken}
 
     @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
     def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:

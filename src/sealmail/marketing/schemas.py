@@ -346,6 +346,7 @@ class JourneyList(Out):
 
 class Enrolled(Out):
     enrolled: int
+    woken: int = Field(0, description="Wait-until steps of this contact that the event ended.")
 
 
 class EnrollmentOut(Out):
