@@ -72,6 +72,11 @@ CALLS: dict[str, Any] = {
     "journey_event": lambda event, email, key=None: Call(
         "POST", f"{P}/journeys/events", json={"event": event, "email": email, "key": key}
     ),
+    "journey_stats": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/stats"),
+    "journey_stats_csv": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/stats.csv"),
+    "record_conversion": lambda message_id, name, value=None: Call(
+        "POST", f"{P}/conversions", json={"message_id": message_id, "name": name, "value": value}
+    ),
     "journey_enrollments": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/enrollments"),
 }
 
@@ -109,6 +114,9 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{P}/journeys"): "list_journeys",
     ("POST", f"{P}/journeys/events"): "journey_event",
     ("GET", f"{P}/journeys/{{journey_id}}/enrollments"): "journey_enrollments",
+    ("GET", f"{P}/journeys/{{journey_id}}/stats"): "journey_stats",
+    ("GET", f"{P}/journeys/{{journey_id}}/stats.csv"): "journey_stats_csv",
+    ("POST", f"{P}/conversions"): "record_conversion",
 }
 
 

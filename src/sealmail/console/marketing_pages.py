@@ -1,4 +1,5 @@
-"""The marketing pages of the console (``ConsoleSection``): contacts, segments, campaigns.
+"""The marketing pages of the console (``ConsoleSection``): contacts, segments, campaigns
+(with pause, resume and cancel), and each journey's per-node figures (chart, table, CSV).
 
 What a user sees of contacts follows their role: demographics for every role with the
 marketing pages, clinical and sensitive attributes only with ``phi.clinical`` /
@@ -109,6 +110,51 @@ def section(mk: Marketing) -> ConsoleSection:
                 )
             return await run_in_threadpool(
                 overview, request, who, {"segment": segment_id, "count": result["count"]}
+            )
+
+        @app.get("/marketing/journeys/{journey_id}")
+        def marketing_journey(request: Request, journey_id: str) -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            if isinstance(who, Response):
+                return who
+            try:
+                stats = mk.analytics.journey(who.tenant_id, journey_id[:40])
+            except NotFound as exc:
+                return kit.render(
+                    request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
+                )
+            at_node = {f"{n.step} {n.kind}": n.at_node for n in stats.nodes if n.at_node}
+            engaged = {
+                f"{n.step} {label}": getattr(n, metric)
+                for n in stats.nodes
+                if n.kind == "send"
+                for label, metric in (
+                    ("sent", "sent"),
+                    ("opened", "opened"),
+                    ("clicked", "clicked"),
+                    ("converted", "converted"),
+                )
+            }
+            return kit.render(
+                request, "marketing_journey.html", title=f"Journey {stats.name}", who=who, stats=stats,
+                at_node=at_node, engaged=engaged if any(engaged.values()) else {},
+            )  # fmt: skip
+
+        @app.get("/marketing/journeys/{journey_id}/nodes.csv")
+        def marketing_journey_csv(request: Request, journey_id: str) -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            if isinstance(who, Response):
+                return who
+            try:
+                body = "".join(mk.analytics.journey_csv(who.tenant_id, journey_id[:40]))
+            except NotFound as exc:
+                return kit.render(
+                    request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
+                )
+            return Response(
+                body,
+                media_type="text/csv; charset=utf-8",
+                headers={"content-disposition": 'attachment; filename="journey-nodes.csv"'},
             )
 
         # Stopping mail is always allowed to whoever sees the marketing pages (a compliance

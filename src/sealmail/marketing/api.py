@@ -9,6 +9,7 @@ only ``admin`` keys see clinical and sensitive attributes, in reads and exports 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
 # the route functions at definition time.
 import codecs
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -41,6 +42,8 @@ from sealmail.marketing.schemas import (
     ContactIn,
     ContactOut,
     ContactPage,
+    ConversionIn,
+    ConversionOut,
     Enrolled,
     EnrollmentList,
     ImportOut,
@@ -48,6 +51,7 @@ from sealmail.marketing.schemas import (
     JourneyIn,
     JourneyList,
     JourneySaved,
+    JourneyStatsOut,
     ListIn,
     ListList,
     ListOut,
@@ -69,6 +73,14 @@ MAX_IMPORT_BYTES = 512 << 20  # about 5 M contact rows
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "RFC 4180 CSV: email, phone, tz, status, then one column per visible attribute.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+NODE_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "RFC 4180 CSV: one row per journey step with its figures.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
@@ -343,6 +355,32 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         triggers (once per key) and ends its wait-until steps waiting for this event."""
         got = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
         return {"enrolled": got.enrolled, "woken": got.woken}
+
+    @r.get("/journeys/{journey_id}/stats", response_model=JourneyStatsOut)
+    def journey_stats(journey_id: str, who: Reader) -> dict[str, Any]:
+        """Per node (step) of this journey version: enrollments there now, its sends by
+        state, deliveries, bounces, complaints, unsubscribes, conversions, and human opens
+        and clicks (machine events excluded), each once per message."""
+        return dataclasses.asdict(mk.analytics.journey(who.tenant_id, journey_id))
+
+    @r.get("/journeys/{journey_id}/stats.csv", response_class=StreamingResponse, responses=NODE_CSV)
+    def journey_stats_csv(journey_id: str, who: Reader) -> StreamingResponse:
+        """The same per-node figures as CSV, one row per step."""
+        lines = list(mk.analytics.journey_csv(who.tenant_id, journey_id))  # 404 before streaming
+        return StreamingResponse(
+            iter(lines),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="journey-{journey_id[:40]}.csv"'},
+        )
+
+    @r.post("/conversions", status_code=201, response_model=ConversionOut)
+    def record_conversion(body: ConversionIn, who: Sender) -> dict[str, Any]:
+        """A conversion (a booking, a donation) for a message a campaign or journey sent:
+        counted in that variant's or journey node's figures (404 for any other message)."""
+        got = mk.analytics.record_conversion(
+            who.tenant_id, body.message_id, body.name, body.value, actor=who.credential_id
+        )
+        return dataclasses.asdict(got)
 
     @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
     def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
-from sealmail.marketing import compliance
+from sealmail.marketing import analytics, compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.gate import MARKETING_TAG
 from sealmail.marketing.tables import mkt_campaigns as cp
@@ -46,23 +46,12 @@ from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Messages
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
-from sealmail.store.events import EventType
-from sealmail.store.tables import events
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.service import Principal
 
 MAX_VARIANTS = 5
-STAT_EVENTS = (
-    EventType.DELIVERED,
-    EventType.BOUNCED,
-    EventType.COMPLAINED,
-    EventType.UNSUBSCRIBED,
-    EventType.OPENED,
-    EventType.CLICKED,
-)
-HUMAN_ONLY = (str(EventType.OPENED), str(EventType.CLICKED))
 BROADCAST_PURPOSES = frozenset({Purpose.MARKETING, Purpose.FUNDRAISING})
 OpenSecrets = Callable[[str, Any], dict[str, Any]]
 
@@ -204,39 +193,15 @@ class Campaigns:
         }
 
     def stats(self, tenant_id: str, campaign_id: str) -> dict[str, Any]:
-        """Per variant: queued, sent, skipped, delivered, bounced, complaints, unsubscribes, and
-        opens and clicks by humans only (events a scanner or a mail proxy made are left out),
-        each counted once per message."""
+        """Per variant: queued, sent, skipped, delivered, bounced, complaints, unsubscribes,
+        conversions, and opens and clicks by humans only (events a scanner or a mail proxy
+        made are left out), each counted once per message (``analytics.tally``)."""
         self.get(tenant_id, campaign_id)  # 404 for another tenant's campaign
-        human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
-        kinds = {str(k): k.name.lower() for k in STAT_EVENTS}
         with db.reader(self.engine) as conn:
-            mine = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
-            sends = conn.execute(
-                sa.select(mkt_sends.c.variant, mkt_sends.c.state, sa.func.count())
-                .where(*mine)
-                .group_by(mkt_sends.c.variant, mkt_sends.c.state)
-            ).all()
-            seen = conn.execute(
-                sa.select(mkt_sends.c.variant, events.c.type, sa.func.count(sa.distinct(events.c.message_id)))
-                .join(events, events.c.message_id == mkt_sends.c.message_id)
-                .where(
-                    *mine,
-                    events.c.tenant_id == tenant_id,
-                    events.c.type.in_(list(kinds)),
-                    sa.or_(events.c.type.not_in(HUMAN_ONLY), human),
-                )
-                .group_by(mkt_sends.c.variant, events.c.type)
-            ).all()
-        out: dict[str, dict[str, int]] = {}
-        for variant, state, n in sends:
-            row = out.setdefault(
-                str(variant), dict.fromkeys(["queued", "sent", "skipped", *kinds.values()], 0)
+            counts = analytics.tally(
+                conn, tenant_id, [mkt_sends.c.campaign_id == campaign_id], mkt_sends.c.variant
             )
-            row[state] += n
-        for variant, kind, n in seen:
-            out.setdefault(str(variant), {})[kinds[kind]] = n
-        return {"campaign_id": campaign_id, "variants": out}
+        return {"campaign_id": campaign_id, "variants": {str(k): v for k, v in counts.items()}}
 
     def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest campaigns with what happened to their sends (the console's table)."""

@@ -5,7 +5,8 @@ Each part is its own module: ``attributes`` (typed declarations with a PHI class
 ``segments`` (typed rules compiled to bound SQL), ``campaigns`` (definitions, stats),
 ``campaign_runs`` (the audience expanded in the background; pause, resume, cancel),
 ``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
-``breaker`` (complaint-rate pause) and ``journeys``.
+``breaker`` (complaint-rate pause), ``journeys`` and ``analytics`` (per variant and
+journey node; conversions).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from sealmail.marketing.analytics import Analytics
 from sealmail.marketing.attributes import Attributes
 from sealmail.marketing.breaker import Alert, Breaker
 from sealmail.marketing.campaign_runs import CampaignRuns
@@ -43,6 +45,7 @@ class Marketing:
     runs: CampaignRuns
     journeys: Journeys
     breaker: Breaker
+    analytics: Analytics
 
 
 def build(
@@ -69,4 +72,5 @@ def build(
         CampaignRuns(engine, campaigns),
         Journeys(engine, campaigns, segments),
         Breaker(engine, alert),
+        Analytics(engine),
     )

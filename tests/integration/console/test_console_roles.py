@@ -86,6 +86,8 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}/nodes.csv"): P.VIEW_MARKETING,
     ("POST", "/marketing/campaigns/{campaign_id}/pause"): P.VIEW_MARKETING,
     ("POST", "/marketing/campaigns/{campaign_id}/cancel"): P.VIEW_MARKETING,
     ("POST", "/marketing/campaigns/{campaign_id}/resume"): P.COMPOSE,
@@ -113,6 +115,7 @@ PARAMS: dict[str, str | None] = {
     "{request_id}": "req_missing",
     "{segment_id}": "seg_missing",
     "{campaign_id}": "cmp_missing",
+    "{journey_id}": "jny_missing",
     "{form_id}": "form_missing",
     "{submission_id}": "fsub_missing",
 }
