@@ -12,12 +12,17 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import console_server, csrf, enrol
 from tests.integration.marketing.conftest import Keys, bearer
+from typer.testing import CliRunner
 
 from sealmail.app import Services
+from sealmail.cli import app as sealmail_cli
+from sealmail.config import Settings
 from sealmail.marketing.campaign_runs import CampaignRuns, Claim
 from sealmail.marketing.tables import mkt_campaigns, mkt_sends
 from sealmail.store.tables import audit_log, recipients
+from sealmail.users.roles import Role
 
 TEMPLATE = {"name": "note", "subject": "Hello {{ plan }}", "text": "A note for you."}
 
@@ -256,3 +261,71 @@ def test_settle_marks_a_campaign_sent_once_every_send_is_decided(
         conn.execute(sa.update(mkt_sends).where(mkt_sends.c.campaign_id == cid).values(state="sent"))
     assert runs.settle() == 1
     assert client.get(f"/v1/marketing/campaigns/{cid}", headers=keys.admin).json()["status"] == "sent"
+
+
+def test_the_cli_expands_pauses_resumes_and_cancels(
+    settings: Settings, client: TestClient, keys: Keys, services: Services
+) -> None:
+    env = {"SEALMAIL_HOME": str(settings.home), "SEALMAIL_DATABASE_URL": settings.database_url}
+    prepare(client, keys, 4)
+    cid = start(client, keys)
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(sealmail_cli, ["marketing", *args], env=env)
+
+    expanded = run("expand")
+    assert expanded.exit_code == 0 and "4 messages queued" in expanded.output, expanded.output
+    paused = run("pause", cid)
+    assert paused.exit_code == 0 and "sending -> paused" in paused.output, paused.output
+    again = run("pause", cid)
+    assert again.exit_code == 1 and "is paused" in again.output
+    assert "paused -> sending" in run("resume", cid).output
+    assert "sending -> cancelled" in run("cancel", cid).output
+    assert run("resume", "cmp_nope").exit_code == 1
+    with services.engine.connect() as conn:
+        actors = set(
+            conn.execute(
+                sa.select(audit_log.c.actor).where(
+                    audit_log.c.target == cid,
+                    audit_log.c.action.in_(["mkt_campaign:paused", "mkt_campaign:cancelled"]),
+                )
+            ).scalars()
+        )
+    assert actors == {"cli"}
+
+
+def test_the_console_pauses_and_cancels_for_compliance_and_resumes_only_with_compose(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    prepare(client, keys, 2)
+    cid = start(client, keys)
+    with console_server(services) as console:
+        people = {}
+        for role in (Role.COMPLIANCE, Role.SENDER):
+            _, token = console.users.invite(
+                tenant.id, f"{role}@clinic.example", str(role), role, actor="test"
+            )
+            people[role] = enrol(console, token, f"{role}@clinic.example")
+        officer, sender = people[Role.COMPLIANCE], people[Role.SENDER]
+        page = officer.http.get("/console/marketing")
+        assert f"/console/marketing/campaigns/{cid}/pause" in page.text
+        assert f"/console/marketing/campaigns/{cid}/resume" not in page.text  # not paused
+        token = csrf(page)
+        forged = officer.http.post(f"/console/marketing/campaigns/{cid}/pause", data={"csrf": "0" * 64})
+        assert forged.status_code == 403 and campaign(services, cid).status == "starting"
+        done = officer.http.post(f"/console/marketing/campaigns/{cid}/pause", data={"csrf": token})
+        assert done.status_code == 303, done.text
+        assert campaign(services, cid).status == "paused"
+        page = officer.http.get("/console/marketing")
+        assert f"/console/marketing/campaigns/{cid}/resume" in page.text
+        refused = officer.http.post(f"/console/marketing/campaigns/{cid}/resume", data={"csrf": csrf(page)})
+        assert refused.status_code == 403 and campaign(services, cid).status == "paused"
+        mine = sender.http.get("/console/marketing")
+        resumed = sender.http.post(f"/console/marketing/campaigns/{cid}/resume", data={"csrf": csrf(mine)})
+        assert resumed.status_code == 303 and campaign(services, cid).status == "starting"
+        twice = sender.http.post(f"/console/marketing/campaigns/{cid}/resume", data={"csrf": csrf(mine)})
+        assert twice.status_code == 409
+        cancelled = officer.http.post(f"/console/marketing/campaigns/{cid}/cancel", data={"csrf": csrf(page)})
+        assert cancelled.status_code == 303 and campaign(services, cid).status == "cancelled"
+    assert services.marketing.runs.expand_due("w1") == 0  # a cancelled campaign is never expanded
