@@ -16,8 +16,10 @@ one queued just before the crash), so every contact gets exactly one message.
 Once the segment is exhausted the campaign is ``sending``; ``settle`` makes it ``sent``
 when the claim gate has decided every send.  Pausing stops the expansion (the guarded
 update needs ``starting``) and makes the gate defer the sends still queued; resuming
-goes back to ``starting`` (not fully expanded) or ``sending``; cancelling skips whatever
-is still queued.  Each change is one guarded update with its audit entry.
+goes back to ``starting`` (not fully expanded) or ``sending`` and opens a new window for
+the complaint breaker (only sends and complaints after the resume count, so a campaign the
+breaker paused can be resumed once its cause is fixed); cancelling skips whatever is still
+queued.  Each change is one guarded update with its audit entry.
 """
 
 from __future__ import annotations
@@ -281,10 +283,11 @@ class CampaignRuns:
                 AuditAction.MKT_CAMPAIGN_PAUSED: "paused",
                 AuditAction.MKT_CAMPAIGN_CANCELLED: "cancelled",
             }.get(action, "sending" if row.expanded_at is not None else "starting")
+            values: dict[str, Any] = {"status": after, "lease_owner": None, "lease_until": None}
+            if action is AuditAction.MKT_CAMPAIGN_RESUMED:
+                values["resumed_at"] = datetime.now(UTC)  # the complaint breaker starts a new window
             conn.execute(
-                sa.update(cp)
-                .where(cp.c.id == campaign_id, cp.c.status == row.status)
-                .values(status=after, lease_owner=None, lease_until=None)
+                sa.update(cp).where(cp.c.id == campaign_id, cp.c.status == row.status).values(**values)
             )
             audit.append(
                 conn,

@@ -211,6 +211,8 @@ mkt_campaigns = sa.Table(
     sa.Column("expand_cursor", sa.String(40), nullable=True),
     sa.Column("expanded_at", UtcDateTime, nullable=True),
     sa.Column("failed", sa.Integer, nullable=True),
+    # The last resume: the complaint breaker judges only what was sent and complained after it.
+    sa.Column("resumed_at", UtcDateTime, nullable=True),
     sa.Index("ix_mkt_campaigns_status", "status"),
 )
 

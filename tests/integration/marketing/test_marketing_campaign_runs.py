@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
 from sealmail.config import Settings
+from sealmail.ids import new_id
 from sealmail.marketing.campaign_runs import CampaignRuns, Claim
 from sealmail.marketing.tables import mkt_campaigns, mkt_sends
-from sealmail.store.tables import audit_log, recipients
+from sealmail.store.tables import audit_log, events, recipients
 from sealmail.users.roles import Role
 
 TEMPLATE = {"name": "note", "subject": "Hello {{ plan }}", "text": "A note for you."}
@@ -329,3 +330,52 @@ def test_the_console_pauses_and_cancels_for_compliance_and_resumes_only_with_com
         cancelled = officer.http.post(f"/console/marketing/campaigns/{cid}/cancel", data={"csrf": csrf(page)})
         assert cancelled.status_code == 303 and campaign(services, cid).status == "cancelled"
     assert services.marketing.runs.expand_due("w1") == 0  # a cancelled campaign is never expanded
+
+
+def test_a_resumed_campaign_is_judged_by_the_complaint_breaker_only_on_what_follows(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    prepare(client, keys, 6)
+    cid = start(client, keys)
+    tune = {"marketing": {"complaint_rate": 0.3, "complaint_min_sent": 2}}
+    assert client.patch("/v1/tenant/settings", json=tune, headers=keys.admin).status_code == 200
+    services.marketing.runs.expand_due("w1")
+    with services.engine.connect() as conn:
+        ids = sorted(conn.execute(sa.select(mkt_sends.c.message_id)).scalars())
+
+    def sent_and_complained(sent: list[str], complained: str) -> None:
+        now = datetime.now(UTC)
+        with services.engine.begin() as conn:
+            conn.execute(
+                sa.update(mkt_sends).where(mkt_sends.c.message_id.in_(sent)).values(state="sent", sent_at=now)
+            )
+            conn.execute(
+                sa.insert(events).values(
+                    id=new_id("evt"), tenant_id=tenant.id, message_id=complained, type="message.complained",
+                    seq=50, created_at=now, data={},
+                )
+            )  # fmt: skip
+
+    breaker = services.marketing.breaker
+    sent_and_complained(ids[:2], ids[0])
+    assert breaker.sweep() == [cid]
+    assert (
+        client.post(f"/v1/marketing/campaigns/{cid}/resume", headers=keys.sender).json()["status"]
+        == "sending"
+    )
+    assert breaker.sweep() == []  # the complaint before the resume no longer counts
+    with services.engine.begin() as conn:  # two clean sends after the resume
+        conn.execute(
+            sa.update(mkt_sends)
+            .where(mkt_sends.c.message_id.in_(ids[2:4]))
+            .values(state="sent", sent_at=datetime.now(UTC) + timedelta(seconds=1))
+        )
+    assert breaker.sweep() == []
+    sent_and_complained(ids[4:5], ids[4])  # a new complaint: 1 of 3 since the resume, over 30%
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(mkt_sends)
+            .where(mkt_sends.c.message_id == ids[4])
+            .values(sent_at=datetime.now(UTC) + timedelta(seconds=1))
+        )
+    assert breaker.sweep() == [cid]

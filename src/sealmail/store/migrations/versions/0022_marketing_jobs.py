@@ -26,6 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("expand_cursor", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("expanded_at", UtcDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("failed", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("resumed_at", UtcDateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_mkt_campaigns_status", ["status"], unique=False)
     with op.batch_alter_table("mkt_sends", schema=None) as batch_op:
         batch_op.add_column(sa.Column("journey_id", sa.String(length=40), nullable=True))
