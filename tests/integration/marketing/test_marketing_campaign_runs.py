@@ -3,6 +3,7 @@ campaign ``starting`` (202); the expander claims it under a lease, walks the seg
 batches from a cursor, and a crashed expansion resumes without queueing anyone twice.
 Pause, resume and cancel over the API, with hostile transitions refused."""
 
+import asyncio
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import console_server, csrf, enrol
 from tests.integration.marketing.conftest import Keys, bearer
+from tests.support.waiting import wait_until_async
 from typer.testing import CliRunner
 
+from sealmail import runtime
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
 from sealmail.config import Settings
@@ -379,3 +382,22 @@ def test_a_resumed_campaign_is_judged_by_the_complaint_breaker_only_on_what_foll
             .values(sent_at=datetime.now(UTC) + timedelta(seconds=1))
         )
     assert breaker.sweep() == [cid]
+
+
+def test_the_marketing_loop_of_the_worker_role_expands_a_started_campaign(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 7)
+    cid = start(client, keys)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(runtime.run_marketing(services, stop, "worker-1"))
+        try:
+            await wait_until_async(lambda: campaign(services, cid).status == "sending", 30, "expanded")
+        finally:
+            stop.set()
+            await loop
+
+    asyncio.run(run())
+    assert per_address(services) == Counter(dict.fromkeys(addresses, 1))
