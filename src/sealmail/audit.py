@@ -168,6 +168,9 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_STARTED = "mkt_campaign:started"
     MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
     MKT_CAMPAIGN_PAUSED = "mkt_campaign:paused"
+    MKT_CAMPAIGN_RESUMED = "mkt_campaign:resumed"
+    MKT_CAMPAIGN_CANCELLED = "mkt_campaign:cancelled"
+    MKT_CONVERSION_RECORDED = "mkt_conversion:recorded"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)
