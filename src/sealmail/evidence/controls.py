@@ -19,6 +19,7 @@ from pathlib import Path
 # The sections Sealmail claims to support, with what each asks for; each needs a marked test.
 SECTIONS: dict[str, str] = {
     "164.308(a)(1)(ii)(D)": "Information system activity review (access, log-in reports)",
+    "164.308(a)(7)(ii)(A)": "Data backup plan: backups restored in a timed drill, chain re-verified",
     "164.312(b)": "Audit controls: a tamper-evident, anchored audit log",
     "164.312(c)(1)": "Integrity: signed proofs and packs that report tampering",
     "164.312(e)(1)": "Transmission security: how each delivery was secured",
