@@ -104,3 +104,13 @@ def render(table: dict[str, list[str]]) -> str:
 def packaged() -> str:
     """The table as shipped with this build (for the evidence pack)."""
     return resources.files("sealmail.evidence").joinpath(TABLE_FILE).read_text(encoding="utf-8")
+
+
+def packaged_table() -> dict[str, list[str]]:
+    """The shipped table read back: section → test ids."""
+    table: dict[str, list[str]] = {}
+    for line in packaged().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and SECTION_RE.match(cells[0]):
+            table[cells[0]] = re.findall(r"`([^`]+)`", cells[2])
+    return table
