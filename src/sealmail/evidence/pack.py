@@ -48,7 +48,7 @@ from sealmail.evidence.tables import audit_anchors
 from sealmail.store import db
 from sealmail.store.tables import audit_log, tenants
 
-POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking"})
+POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking", "working_hours"})
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _YEAR = re.compile(r"^(\d{4})$")
