@@ -20,8 +20,11 @@ from pathlib import Path
 SECTIONS: dict[str, str] = {
     "164.308(a)(1)(ii)(D)": "Information system activity review (access, log-in reports)",
     "164.308(a)(7)(ii)(A)": "Data backup plan: backups restored in a timed drill, chain re-verified",
+    "164.312(a)(1)": "Access control: roles, tenant isolation, sessions ended when access ends",
+    "164.312(a)(2)(iv)": "Encryption of content at rest",
     "164.312(b)": "Audit controls: a tamper-evident, anchored audit log",
     "164.312(c)(1)": "Integrity: signed proofs and packs that report tampering",
+    "164.312(d)": "Person or entity authentication: MFA, API keys, SMTP AUTH only over TLS",
     "164.312(e)(1)": "Transmission security: how each delivery was secured",
     "164.316(b)(2)": "Documentation kept six years (retention floor, evidence pack)",
     "164.524(c)(2)": "Right of access: plain e-mail only at the patient's confirmed request",

@@ -135,6 +135,7 @@ def test_the_route_table_lists_every_console_route(services: Services) -> None:
     assert served == set(ROUTES)
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_every_role_reaches_exactly_the_pages_its_permissions_name(
     console: Console, people: dict[Role, Person], tenant: TenantFixture
 ) -> None:
