@@ -505,6 +505,7 @@ def build_evidence(services: Services) -> Evidence:
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
+        services.settings.home / "test-results" / "hipaa-results.json",
     )
 
 

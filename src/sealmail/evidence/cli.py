@@ -113,7 +113,7 @@ def pack_cmd(
     tenant: TenantOpt = None,
     test_results: Annotated[
         Path | None,
-        typer.Option(help="The results `make test` wrote (var/test-results/hipaa-results.json)."),
+        typer.Option(help="The results `make test` wrote (default: <home>/test-results/hipaa-results.json)."),
     ] = None,
     lock: Annotated[
         Path | None, typer.Option(help="The lock file whose pins the dependency audit compares.")

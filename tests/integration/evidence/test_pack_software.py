@@ -5,6 +5,7 @@ and the restore drills; `sealmail verify` refuses a signed pack missing or fakin
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from datetime import UTC, datetime
@@ -12,14 +13,16 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.evidence.harness import cli_env
 from typer.testing import CliRunner
 
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
-from sealmail.evidence import signed, supply
+from sealmail.evidence import drill, signed, supply
 from sealmail.evidence.pack_verify import FORMAT
+from sealmail.intake.api.app import create_api
 from sealmail.schema import metadata as schema
 
 pytestmark = [pytest.mark.hipaa("164.316(b)(2)"), pytest.mark.hipaa("164.312(c)(1)")]
@@ -65,8 +68,6 @@ def _resign(
 def test_pack_carries_sbom_audit_results_and_drills(
     services: Services, tenant: TenantFixture, tmp_path: Path
 ) -> None:
-    from sealmail.evidence import drill
-
     drill.run(services.engine, schema.sorted_tables, None)
     lock = tmp_path / "requirements.lock"
     lock.write_text(f"fastapi=={metadata.version('fastapi')}\nnot-a-real-package==1.0\nsqlalchemy==0.0.1\n")
@@ -152,3 +153,21 @@ def test_gate_names_sections_without_a_passing_test() -> None:
     assert supply.unproven_in_results(tests) == []
     tests["t::164.312(b)"]["outcome"] = "skipped"
     assert supply.unproven_in_results(tests) == ["164.312(b)"]
+
+
+def test_the_api_pack_carries_the_results_make_test_left_in_home(
+    services: Services, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    left = services.settings.home / "test-results" / "hipaa-results.json"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(_results(tmp_path).read_bytes())
+    with TestClient(create_api(services)) as http:
+        got = http.get(
+            "/v1/evidence/pack",
+            params={"period": YEAR},
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+        )
+    assert got.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(got.content)) as z:
+        assert z.read("controls/test-results.json") == left.read_bytes()
+        assert "**1 failed**" in z.read("controls/hipaa-tests.md").decode()
