@@ -506,6 +506,7 @@ def build_evidence(services: Services) -> Evidence:
         AnchorMailer(services.messages, services.settings.smtp_hostname),
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
         services.settings.home / "test-results" / "hipaa-results.json",
+        services.tenancy.update_settings,
     )
 
 

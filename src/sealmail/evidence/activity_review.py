@@ -27,7 +27,7 @@ from sealmail.audit import AuditAction as A
 from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence import working_hours
 from sealmail.evidence.tables import activity_reviews
-from sealmail.evidence.working_hours import WorkingHours
+from sealmail.evidence.working_hours import SettingsWriter, WorkingHours
 from sealmail.store import db
 from sealmail.store.tables import audit_log
 
@@ -90,15 +90,22 @@ def _large_reads(items: list[dict[str, Any]], hours: WorkingHours, threshold: in
 
 
 class ActivityReview:
-    def __init__(self, engine: Engine, large_reads: int = LARGE_READS) -> None:
+    def __init__(
+        self, engine: Engine, settings: SettingsWriter | None = None, large_reads: int = LARGE_READS
+    ) -> None:
         self.engine = engine
+        self.settings = settings
         self.large_reads = large_reads
 
     def working_hours(self, tenant_id: str) -> WorkingHours:
         return working_hours.read(self.engine, tenant_id)
 
     def set_working_hours(self, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
-        return working_hours.save(self.engine, tenant_id, hours, actor)
+        if self.settings is None:
+            raise RuntimeError(
+                "working hours are saved through the tenant settings (Evidence built without them)"
+            )
+        return working_hours.save(self.settings, tenant_id, hours, actor)
 
     def queue(self, tenant_id: str, month: str) -> dict[str, Any]:
         """The month's items (oldest first), how many per category, and its sign-off if any."""

@@ -24,6 +24,7 @@ from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import Retention
 from sealmail.evidence.tabular import table_csv, table_pdf
 from sealmail.evidence.timestamps import Timestamper
+from sealmail.evidence.working_hours import SettingsWriter
 from sealmail.tenancy.keyring import Keyring
 
 # A report with no period of its own (retention) is stamped with this one.
@@ -39,6 +40,7 @@ class Evidence:
         mailer: AnchorMailer | None = None,
         tsa: Timestamper | None = None,
         results_file: Path | None = None,
+        settings: SettingsWriter | None = None,
     ) -> None:
         self.engine = engine
         # Where `make test` leaves the hipaa-marked tests' results (<home>/test-results/…):
@@ -52,7 +54,7 @@ class Evidence:
         self.retention = Retention(engine)
         self.plain = PlainRegister(engine)
         self.anchor_recipients = AnchorRecipients(engine, mailer)
-        self.activity_review = ActivityReview(engine)
+        self.activity_review = ActivityReview(engine, settings)
 
     def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
         return self.anchors.anchor(actor, period)

@@ -8,16 +8,18 @@ Honolulu and one in New York each get their own evenings, not UTC's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.errors import InvalidRequest, NotFound
+from sealmail.errors import InvalidRequest
 from sealmail.store import db
 from sealmail.store.tables import tenants
 
@@ -73,25 +75,35 @@ def read(engine: Engine, tenant_id: str) -> WorkingHours:
     return _parse(dict(settings or {}).get(KEY))
 
 
-def save(engine: Engine, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
+class SettingsWriter(Protocol):
+    """``Tenancy.update_settings``: one transaction, the tenant's settings audit, the cache dropped."""
+
+    def __call__(
+        self,
+        tenant_id: str,
+        changes: dict[str, Any],
+        actor: str,
+        *,
+        also: Callable[[Connection, str, str, dict[str, Any], dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]: ...
+
+
+def save(write: SettingsWriter, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
     """Store the tenant's working hours; audited (before and after) in the same transaction."""
     hours = hours.check()
-    with engine.begin() as conn:
-        row = conn.execute(
-            sa.select(tenants.c.settings).where(tenants.c.id == tenant_id).with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"tenant {tenant_id} not found")
-        settings = dict(row.settings or {})
-        before = settings.get(KEY)
-        settings[KEY] = {**asdict(hours), "weekdays": list(hours.weekdays)}
-        conn.execute(sa.update(tenants).where(tenants.c.id == tenant_id).values(settings=settings))
+
+    def audited(
+        conn: Connection, tenant: str, who: str, before: dict[str, Any], after: dict[str, Any]
+    ) -> None:
+        details = {"before": before.get(KEY), "after": after[KEY]}
         audit.append(
             conn,
             action=AuditAction.WORKING_HOURS_SET,
-            actor=actor,
-            tenant_id=tenant_id,
-            target=tenant_id,
-            details={"before": before, "after": settings[KEY]},
+            actor=who,
+            tenant_id=tenant,
+            target=tenant,
+            details=details,
         )
+
+    write(tenant_id, {KEY: {**asdict(hours), "weekdays": list(hours.weekdays)}}, actor, also=audited)
     return hours

@@ -5,13 +5,12 @@ and one person's large content reads are queued."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, csrf, invite_as
 
 from sealmail import audit
 from sealmail.app import Services
@@ -24,18 +23,6 @@ from sealmail.users.roles import Role
 
 pytestmark = pytest.mark.hipaa("164.308(a)(1)(ii)(D)")
 MONTH = datetime.now(UTC).strftime("%Y-%m")
-
-
-@pytest.fixture
-def console(services: Services) -> Iterator[Console]:
-    with console_server(services) as c:
-        yield c
-
-
-def _person(console: Console, tenant: TenantFixture, role: Role) -> Person:
-    email = f"{role}@clinic.example"
-    _, token = console.users.invite(tenant.id, email, role, role, actor="test")
-    return enrol(console, token, email)
 
 
 def _actors(services: Services, action: AuditAction) -> list[str]:
@@ -52,7 +39,7 @@ def test_officer_sets_hours_and_signs_off_once(
     with services.engine.begin() as conn:
         audit.append(conn, action=AuditAction.EMERGENCY_ACCESS_USED, actor="user:ann", tenant_id=tenant.id)
         audit.append(conn, action=AuditAction.DECISION_RECORDED, actor="user:ann", tenant_id=tenant.id)
-    officer = _person(console, tenant, Role.COMPLIANCE)
+    officer = invite_as(console, tenant.id, Role.COMPLIANCE)
     page = officer.http.get("/console/evidence/review")
     assert page.status_code == 200 and "Break-glass grants and uses: <strong>1</strong>" in page.text
     assert "Protective settings weakened: <strong>1</strong>" in page.text
@@ -109,7 +96,7 @@ def test_officer_sets_hours_and_signs_off_once(
 def test_auditor_reads_the_queue_but_cannot_sign_or_set_hours(
     console: Console, services: Services, tenant: TenantFixture
 ) -> None:
-    auditor = _person(console, tenant, Role.AUDITOR)
+    auditor = invite_as(console, tenant.id, Role.AUDITOR)
     page = auditor.http.get("/console/evidence/review")
     assert page.status_code == 200 and "Queue for" in page.text
     assert (
@@ -132,7 +119,7 @@ def test_auditor_reads_the_queue_but_cannot_sign_or_set_hours(
 def test_off_hours_follow_the_tenant_and_large_reads_are_queued(
     services: Services, tenant: TenantFixture
 ) -> None:
-    review = ActivityReview(services.engine, large_reads=3)
+    review = ActivityReview(services.engine, services.tenancy.update_settings, large_reads=3)
     today = datetime.now(UTC).weekday()
     with services.engine.begin() as conn:
         audit.append(conn, action=AuditAction.USER_SIGNED_IN, actor="user:bob", tenant_id=tenant.id)
