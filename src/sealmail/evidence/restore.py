@@ -92,17 +92,34 @@ def _member(archive: zipfile.ZipFile, name: str, manifest: Manifest) -> bytes:
     return data
 
 
+def _check_members(archive: zipfile.ZipFile, manifest: Manifest, blob_root: Path | None) -> None:
+    """Every member against its SHA-256 and every blob path, before anything is written."""
+    for name, expected in manifest.members.items():
+        if name.startswith("blobs/") and blob_root is not None:
+            _blob_target(blob_root, name)
+        digest = hashlib.sha256()
+        with archive.open(name) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
+
+
+def _blob_target(root: Path, name: str) -> Path:
+    relative = name.removeprefix("blobs/")
+    target = (root / relative).resolve()
+    if ".." in relative.split("/") or not target.is_relative_to(root.resolve()):
+        raise InvalidRequest(f"backup altered: {name} escapes the blob directory")
+    return target
+
+
 def _restore_blobs(archive: zipfile.ZipFile, manifest: Manifest, root: Path | None) -> int:
     names = [n for n in manifest.members if n.startswith("blobs/")]
     if names and root is None:
         raise InvalidRequest("the backup holds file chunks: give the blob directory to restore them into")
+    targets = {name: _blob_target(root, name) for name in names if root is not None}
     count = 0
-    for name in names:
-        assert root is not None
-        relative = name.removeprefix("blobs/")
-        target = (root / relative).resolve()
-        if ".." in relative.split("/") or not target.is_relative_to(root.resolve()):
-            raise InvalidRequest(f"backup altered: {name} escapes the blob directory")
+    for name, target in targets.items():
         data = _member(archive, name, manifest)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -121,6 +138,7 @@ def restore(
         unknown = set(manifest.members) - set(archive.namelist())
         if unknown:
             raise InvalidRequest(f"backup incomplete: {sorted(unknown)[0]} is missing")
+        _check_members(archive, manifest, blob_root)
         revision = manifest.schema_revision
         try:
             migrate.upgrade(engine, revision if revision and "," not in revision else "heads")

@@ -82,6 +82,9 @@ def test_backup_keeps_content_encrypted_and_restore_reverifies_the_chain(
     services: Services, tenant: TenantFixture, settings: Settings, scratch_url: str, tmp_path: Path
 ) -> None:
     message_id = _send(services, tenant)
+    chunk = settings.home / "blobs" / "fsh_1" / "0"  # the blob store's files are copied as they are
+    chunk.parent.mkdir(parents=True, exist_ok=True)
+    chunk.write_bytes(b"\x00ciphertext chunk")
     path = tmp_path / "backup.zip"
     _backup(settings, path)
     assert path.stat().st_mode & 0o077 == 0
@@ -97,6 +100,7 @@ def test_backup_keeps_content_encrypted_and_restore_reverifies_the_chain(
     restored = runner.invoke(app, ["restore", str(path)], env=_env(settings, scratch_url, home))
     assert restored.exit_code == 0, restored.output
     assert "audit chain verified after restore" in restored.output
+    assert (home / "blobs" / "fsh_1" / "0").read_bytes() == b"\x00ciphertext chunk"
     again = runner.invoke(app, ["restore", str(path)], env=_env(settings, scratch_url, home))
     assert again.exit_code == 2 and "empty database" in again.output
 
@@ -187,3 +191,59 @@ def test_drill_reports_recovery_point_and_time(
             sa.select(audit_log.c.details).where(audit_log.c.action == "backup:drill")
         ).all()
     assert len(drills) == 2 and drills[0].details["recovery_time_seconds"] > 0
+
+
+def test_a_sqlite_backup_restores_into_postgresql(
+    services: Services,
+    tenant: TenantFixture,
+    settings: Settings,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    if not settings.resolved_database_url.startswith("sqlite"):
+        pytest.skip("one direction is enough: the SQLite run restores into PostgreSQL")
+    if request.getfixturevalue("pg_database") is None:
+        pytest.skip("PostgreSQL not reachable")
+    _send(services, tenant)
+    path = tmp_path / "backup.zip"
+    _backup(settings, path)
+    admin = sa.create_engine(db.normalize_url(_pg_admin_url()), isolation_level="AUTOCOMMIT")
+    name = f"sealmail_cross_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = _pg_admin_url().rsplit("/", 1)[0] + "/" + name
+        restored = runner.invoke(app, ["restore", str(path)], env=_env(settings, url, tmp_path))
+        assert restored.exit_code == 0, restored.output
+        assert "audit chain verified after restore" in restored.output
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_a_blob_member_escaping_the_directory_is_refused(
+    services: Services, tenant: TenantFixture, settings: Settings, scratch_url: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    path = tmp_path / "backup.zip"
+    _backup(settings, path)
+    with zipfile.ZipFile(path) as src:
+        members = {n: src.read(n) for n in src.namelist()}
+    manifest = json.loads(members["backup.json"])
+    manifest["members"]["blobs/../../escape"] = hashlib.sha256(b"x").hexdigest()
+    members["backup.json"] = json.dumps(manifest).encode()
+    members["blobs/../../escape"] = b"x"
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(hostile, "w") as dst:
+        for name, data in members.items():
+            dst.writestr(name, data)
+    home = tmp_path / "h"
+    home.mkdir()
+    done = runner.invoke(app, ["restore", str(hostile)], env=_env(settings, scratch_url, home))
+    assert done.exit_code == 2 and "escapes the blob directory" in done.output
+    assert not (tmp_path / "escape").exists()
+    # Refused before anything was loaded: the database is still empty, a clean restore works.
+    clean = runner.invoke(app, ["restore", str(path)], env=_env(settings, scratch_url, home))
+    assert clean.exit_code == 0, clean.output
