@@ -152,6 +152,10 @@ class AuditAction(enum.StrEnum):
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"
     ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
+    WORKING_HOURS_SET = "working_hours:set"
+    BACKUP_CREATED = "backup:created"
+    BACKUP_RESTORED = "backup:restored"
+    BACKUP_DRILL = "backup:drill"  # a timed restore into a scratch database: RPO and RTO
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"

@@ -90,6 +90,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/preferences"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/preferences/{preference_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("GET", "/evidence/review"): P.VIEW_EVIDENCE,
+    ("POST", "/evidence/review/sign-off"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/review/hours"): P.MANAGE_EVIDENCE,
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
@@ -146,6 +149,7 @@ def test_the_route_table_lists_every_console_route(services: Services) -> None:
     assert served == set(ROUTES)
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_every_role_reaches_exactly_the_pages_its_permissions_name(
     console: Console, people: dict[Role, Person], tenant: TenantFixture
 ) -> None:
