@@ -8,6 +8,7 @@ import pytest
 from tests.integration.delivery.conftest import ca, dns, mx  # noqa: F401 — fixtures, re-exported
 from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
+from tests.support.twilio_server import TwilioServer
 
 
 @pytest.fixture
@@ -15,6 +16,13 @@ def smsc() -> Iterator[SmppServer]:
     s = SmppServer().start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioServer]:
+    t = TwilioServer().start()
+    yield t
+    t.stop()
 
 
 @pytest.fixture
