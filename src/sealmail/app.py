@@ -622,7 +622,9 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
     settings = services.settings
     compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
     return [
-        compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        compose_section(
+            services.messages, Reports(services.engine), Outbox(services.engine), compose, services.texting
+        ),
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),

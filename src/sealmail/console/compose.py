@@ -13,8 +13,9 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 
 import base64
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import pydantic
 from fastapi import FastAPI, Request
@@ -40,7 +41,16 @@ from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
 _SPLIT = re.compile(r"[,;\s]+")
-FIELDS = ("from", "to", "subject", "text", "html", "protection")
+FIELDS = ("from", "to", "subject", "text", "html", "protection", "notice")
+NOTICES = ("email", "sms", "both")
+
+
+class NoticeCheck(Protocol):
+    """``Texting.check_notices``: per-recipient SMS notice choices, refused when not possible."""
+
+    def check_notices(
+        self, tenant_id: str, choices: Mapping[str, str], recipients: Iterable[str]
+    ) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +107,19 @@ def _message(draft: dict[str, str], files: list[AttachmentIn]) -> MessageIn:
 
 
 def compose_section(
-    messages: Messages, reports: Reports, outbox: Outbox, opts: ComposeOptions
+    messages: Messages, reports: Reports, outbox: Outbox, opts: ComposeOptions, notices: NoticeCheck
 ) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
-        _compose_pages(app, kit, messages, opts)
+        _compose_pages(app, kit, messages, opts, notices)
         _sent_pages(app, kit, messages, reports, outbox)
 
     nav = [("/compose", "Compose", Permission.COMPOSE), ("/sent", "Sent", Permission.COMPOSE)]
     return ConsoleSection(nav=nav, mount=mount)
 
 
-def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOptions) -> None:
+def _compose_pages(
+    app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOptions, notices: NoticeCheck
+) -> None:
     def page(
         request: Request,
         who: Session,
@@ -129,7 +141,11 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         who = kit.signed_in(request, Permission.COMPOSE)
         if isinstance(who, Response):
             return who
-        draft = dict.fromkeys(FIELDS, "") | {"from": who.email, "protection": Protection.SECURE.value}
+        draft = dict.fromkeys(FIELDS, "") | {
+            "from": who.email,
+            "protection": Protection.SECURE.value,
+            "notice": "email",
+        }
         return page(request, who, draft)
 
     @app.post("/compose")
@@ -149,6 +165,11 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
             files = await _attachments(form, opts)
             body = _message(draft, files)
             sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
+            if draft["notice"] in ("sms", "both"):
+                # The choice applies to every recipient of the form; the API takes one per address.
+                wanted = {r.address: draft["notice"] for r in sub.recipients}
+                checked = await run_in_threadpool(notices.check_notices, who.tenant_id, wanted, wanted)
+                sub = replace(sub, notices=checked)
             principal = Principal(who.tenant_id, who.actor, frozenset({"send"}))
             accepted, _ = await run_in_threadpool(messages.submit, principal, sub)
         except TooLarge:

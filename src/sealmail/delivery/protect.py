@@ -39,7 +39,7 @@ from sealmail.delivery.policy import (
 from sealmail.delivery.result import Result, name_unusable_keys, with_trace
 from sealmail.delivery.signing import TENANT_SOURCES, DkimStep
 from sealmail.delivery.smtp_client import OutboundTransport
-from sealmail.delivery.texter import NoticeTexter
+from sealmail.delivery.texter import NoticeTexter, NotTexted, TextedNotice, sms_only
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -319,7 +319,14 @@ class SecureLine:
             elif method is Method.SMIME:
                 body = await self._smime(msg, content.raw, decision, keys, group.now)
             elif method is Method.PORTAL:
-                body = await self._notice(msg, c, decision.reason, group.now, group.requested)
+                body, texted = await self._notice(msg, c, decision.reason, group.now, group.requested)
+                if c.notice == "sms":
+                    if texted.queued:
+                        return [sms_only(c, decision)]
+                    # Fallback: the notice still has to reach the patient, so it goes by email,
+                    # and the trail says why the text could not (consent withdrawn since intake).
+                    reason = f"{decision.reason}; SMS notice not possible ({texted.reason}), sent by email"
+                    decision = replace(decision, reason=reason)
             elif method is Method.PLAIN:
                 body = content.raw  # as the patient asked, after the warning (evidence/plain.py)
             else:  # pragma: no cover — TLS recipients are handled as a group
@@ -431,7 +438,7 @@ class SecureLine:
 
     async def _notice(
         self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime, requested: TlsPolicy
-    ) -> bytes:
+    ) -> tuple[bytes, TextedNotice]:
         settings = msg.tenant_settings.get("secureline")
         subject = DEFAULT_SUBJECT
         days = None
@@ -449,9 +456,9 @@ class SecureLine:
             days=days,
             required_tls=str(requested),
         )
-        await self._text_notice(msg, c, link)
+        texted = await self._text_notice(msg, c, link)
         sender = msg.header_from or msg.mail_from
-        return build_notice(
+        notice = build_notice(
             organization=msg.tenant_name or "Your care provider",
             sender=sender,
             recipient=c.address,
@@ -459,20 +466,24 @@ class SecureLine:
             expires_at=expires,
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
-        ).raw
+        )
+        return notice.raw, texted
 
-    async def _text_notice(self, msg: QueuedMessage, c: Claimed, link: str) -> None:
-        """The same link by SMS when the recipient chose it; never in the way of the email."""
+    async def _text_notice(self, msg: QueuedMessage, c: Claimed, link: str) -> TextedNotice:
+        """The same link by SMS when the sender or the recipient chose it; never in the way
+        of the email notice, which goes unless the sender chose SMS only and the text is queued."""
         if self.texter is None:
-            return
+            return NotTexted("no SMS provider is configured")
         try:
-            await self.texter.portal_notice(
+            return await self.texter.portal_notice(
                 tenant_id=msg.tenant_id,
                 message_id=msg.id,
                 recipient_id=c.id,
                 address=c.address,
                 organization=msg.tenant_name or "Your care provider",
                 link=link,
+                choice=c.notice,
             )
         except Exception as exc:  # noqa: BLE001 — a text that cannot be queued must not hold the mail
             log.warning("portal.sms_notice_failed", error=type(exc).__name__)
+            return NotTexted(f"the text could not be queued ({type(exc).__name__})")
