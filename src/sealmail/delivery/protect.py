@@ -258,7 +258,7 @@ class SecureLine:
         Only for the tenant's own mail: Sealmail's mail (portal codes, file-share notices,
         alerts) keeps its own rules, and a file share lives only in the portal anyway.
         """
-        if self.plain is None or msg.source not in TENANT_SOURCES or SystemTag.FILE_SHARE in msg.tags:
+        if self.plain is None or msg.source not in TENANT_SOURCES or _portal_only(msg):
             return {}
         return await asyncio.to_thread(self.plain.confirmed, msg.tenant_id, addresses)
 
@@ -487,3 +487,8 @@ class SecureLine:
         except Exception as exc:  # noqa: BLE001 — a text that cannot be queued must not hold the mail
             log.warning("portal.sms_notice_failed", error=type(exc).__name__)
             return NotTexted(f"the text could not be queued ({type(exc).__name__})")
+
+
+def _portal_only(msg: QueuedMessage) -> bool:
+    """Mail the portal alone may carry: never sent plain, even to a patient who asked."""
+    return SystemTag.FILE_SHARE in msg.tags or SystemTag.FORM_COPY in msg.tags
