@@ -26,7 +26,7 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import evidence_pages, forms_pages, marketing_pages, sms_pages
+from sealmail.console import evidence_pages, forms_pages, marketing_pages, review_pages, sms_pages
 from sealmail.console.admin_domains import domains_section
 from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
@@ -36,6 +36,7 @@ from sealmail.console.compose import ComposeOptions, compose_section
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.templates_pages import templates_section
+from sealmail.console.trail_pages import MessageView, trail_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -93,6 +94,7 @@ from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.decisions import Decisions
 from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.rotation import KeyRotation, SealedColumns
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
 from sealmail.tlsrpt.mailer import QueueMail
@@ -140,6 +142,10 @@ class Services:
     @cached_property
     def engagement(self) -> Engagement:
         return build_engagement(self)
+
+    @cached_property
+    def key_rotation(self) -> KeyRotation:
+        return KeyRotation(self.keyring, sealed_columns())
 
     @cached_property
     def return_path_config(self) -> ReturnPathConfig:
@@ -233,7 +239,9 @@ class Services:
     def portal_texts(self) -> PortalTexts | None:
         """Portal notices, codes and reminders by SMS (queued for the worker's SMS loop);
         None while no provider is configured, so nothing offers texts nobody would send."""
-        return PortalTexts(self.texting) if self.settings.sms_provider != "none" else None
+        if self.settings.sms_provider == "none":
+            return None
+        return PortalTexts(self.texting, refuses_sms=self.evidence.preferences.refuses_sms)
 
     @cached_property
     def sms_callbacks(self) -> FastAPI | None:
@@ -300,6 +308,31 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         build_limiter(settings, engine),
         SenderDomains(tenancy, identities, lambda domain: _return_path(settings, domain)),
     )
+
+
+def sealed_columns() -> list[SealedColumns]:
+    """Every column holding a data key wrapped by a tenant key (``tenancy.rotation``)."""
+    from sealmail.engagement.tables import tracked_links
+    from sealmail.files.tables import file_shares
+    from sealmail.forms.tables import form_submissions
+    from sealmail.marketing.tables import mkt_contacts
+    from sealmail.sms.tables import sms_texts
+    from sealmail.store.tables import messages, tenant_identities
+    from sealmail.webhooks.tables import webhook_endpoints
+
+    return [
+        SealedColumns(messages, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(form_submissions, "id", "key_id", "wrapped_key"),
+        SealedColumns(sms_texts, "id", "key_id", "wrapped_key"),
+        SealedColumns(file_shares, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(tenant_identities, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(tracked_links, "message_id", "tenant_key_id", "wrapped_key", "/tracked-links"),
+        SealedColumns(mkt_contacts, "id", "key_id", "wrapped_key"),
+        SealedColumns(webhook_endpoints, "secret_id", "secret_key_id", "secret_wrapped_key"),
+        SealedColumns(
+            webhook_endpoints, "previous_secret_id", "previous_secret_key_id", "previous_secret_wrapped_key"
+        ),
+    ]
 
 
 def build_limiter(settings: Settings, engine: Engine) -> Limiter:
@@ -476,6 +509,7 @@ def build_worker(
             instrumenter=build_instrumenter(services, settings),
         ),
         plain=services.evidence.plain,
+        preferences=services.evidence.preferences,
         texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
@@ -505,6 +539,8 @@ def build_evidence(services: Services) -> Evidence:
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
+        services.settings.home / "test-results" / "hipaa-results.json",
+        services.tenancy.update_settings,
     )
 
 
@@ -590,9 +626,15 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
     settings = services.settings
-    compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
+    compose = ComposeOptions(
+        message_id_domain=settings.smtp_hostname,
+        max_recipients=settings.max_recipients,
+        max_file_bytes=settings.max_file_bytes,
+    )
+    view = MessageView(Reports(services.engine), Outbox(services.engine), services.portal_lifecycle)
     return [
-        compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        compose_section(services.messages, view, compose, services.file_shares, services.texting),
+        trail_section(view),
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),
@@ -601,6 +643,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
         templates_section(services.template_store),
         evidence_pages.section(services.evidence),
+        review_pages.section(services.evidence),
         marketing_pages.section(services.marketing),
         forms_pages.section(services.forms, services.form_submissions),
         sms_pages.section(services.texting),
@@ -625,7 +668,9 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     keys = UserKeys(services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential)
     sections = build_console_sections(services, users)
     return create_console(
-        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections,
+        users, Reports(services.engine), keys,
+        ConsoleOptions(secure, services.limiter, services.settings.console_signin_rate_limit_per_minute),
+        sections,
         sso or build_sso(services, users),
     )  # fmt: skip
 

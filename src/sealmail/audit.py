@@ -117,6 +117,8 @@ class AuditAction(enum.StrEnum):
     USER_PASSKEY_REMOVED = "user:passkey_removed"
     USER_SSO_LINKED = "user:sso_linked"
     USER_SSO_REFUSED = "user:sso_refused"
+    # The OP vouched for the person without reporting MFA: the console's own factor is asked.
+    USER_SSO_SECOND_FACTOR = "user:sso_second_factor"
     SSO_CONFIGURED = "sso:configured"
     USER_BREAK_GLASS_CHANGED = "user:break_glass_changed"
     EMERGENCY_ACCESS_GRANTED = "emergency_access:granted"
@@ -143,10 +145,17 @@ class AuditAction(enum.StrEnum):
     PLAIN_WARNED = "plain_request:warned"
     PLAIN_CONFIRMED = "plain_request:confirmed"
     PLAIN_REVOKED = "plain_request:revoked"
+    # A patient's confidential-communication preference (164.522(b)), recorded or revoked.
+    COMMS_PREFERENCE_RECORDED = "comms_preference:recorded"
+    COMMS_PREFERENCE_REVOKED = "comms_preference:revoked"
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"
     ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
+    WORKING_HOURS_SET = "working_hours:set"
+    BACKUP_CREATED = "backup:created"
+    BACKUP_RESTORED = "backup:restored"
+    BACKUP_DRILL = "backup:drill"  # a timed restore into a scratch database: RPO and RTO
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"
@@ -163,6 +172,9 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_STARTED = "mkt_campaign:started"
     MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
     MKT_CAMPAIGN_PAUSED = "mkt_campaign:paused"
+    MKT_CAMPAIGN_RESUMED = "mkt_campaign:resumed"
+    MKT_CAMPAIGN_CANCELLED = "mkt_campaign:cancelled"
+    MKT_CONVERSION_RECORDED = "mkt_conversion:recorded"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)
@@ -173,6 +185,7 @@ class AuditAction(enum.StrEnum):
     FORM_SUBMISSION_DELIVERED = "form_submission:delivered"
     FORM_SUBMISSION_HELD = "form_submission:held"
     FORM_SUBMISSION_READ = "form_submission:read"
+    FORM_SUBMISSION_COPIED = "form_submission:copied"
     # secure texting (issue 17): every text, provider reply, receipt and keyword
     SMS_SENDER_ADDED = "sms_sender:added"
     SMS_CONTACT_CHANGED = "sms_contact:changed"

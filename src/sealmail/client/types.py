@@ -75,6 +75,8 @@ class OutgoingMessage:
     bypass_suppressions: bool = False
     # "secure": OpenPGP, S/MIME or the portal for every recipient, never TLS alone.
     protection: Literal["auto", "secure"] = "auto"
+    # Per recipient address: how a portal notice reaches them (email | sms | both).
+    notice: Mapping[str, Literal["email", "sms", "both"]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -98,6 +100,7 @@ class OutgoingMessage:
             "tls_policy": self.tls_policy,
             "bypass_suppressions": True if self.bypass_suppressions else None,
             "protection": self.protection if self.protection != "auto" else None,
+            "notice": dict(self.notice) or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body
@@ -249,8 +252,9 @@ class Attempt(TypedDict):
     detail: str | None
     mx_host: str | None
     mx_ip: str | None
-    tls: dict[str, Any]
+    tls: dict[str, Any]  # version, cipher, verified, verified_by, certificate_sha256
     smtp: dict[str, Any]
+    key: dict[str, Any] | None  # fingerprint, source: the recipient key a PGP/S/MIME copy used
 
 
 class RecipientState(TypedDict):
@@ -266,6 +270,9 @@ class RecipientState(TypedDict):
 
 
 class RecipientDetail(RecipientState):
+    method: str | None
+    method_reason: str | None
+    portal_opens: int
     attempts: list[Attempt]
 
 
@@ -540,6 +547,7 @@ class PortalStatus(TypedDict):
 class PortalRecall(PortalStatus):
     recalled: int
     shredded: bool
+    cancelled: int  # recipients not yet sent to, cancelled by the recall
 
 
 # -- suppressions -----------------------------------------------------------------------------

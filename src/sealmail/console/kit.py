@@ -24,3 +24,16 @@ class Kit:
     # ``acting(request, permission, max_files=0)``: uploads only where a page allows them.
     acting: Callable[..., Awaitable["tuple[Session, Any] | Response"]]
     csrf: Callable[[Request], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Cookies:
+    session: str
+    signin: str
+    pre: str
+
+    @classmethod
+    def for_(cls, secure: bool) -> "Cookies":
+        # __Host-: Secure, path=/, no Domain — a sibling subdomain cannot plant one (RFC 6265bis §4.1.3.2).
+        p = "__Host-" if secure else ""
+        return cls(f"{p}sealmail_console", f"{p}sealmail_console_signin", f"{p}sealmail_console_pre")

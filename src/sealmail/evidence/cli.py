@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
-from sealmail.evidence import controls, signed, timestamps
+from sealmail.evidence import controls, signed, supply, timestamps
 from sealmail.evidence.catalogue import REPORTS
-from sealmail.evidence.pack import Packer, parse_period
+from sealmail.evidence.pack import Packer, PackInputs, parse_period
 from sealmail.evidence.pack_verify import is_zip, verify_pack
 from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
@@ -111,14 +111,27 @@ def pack_cmd(
     period: Annotated[str, typer.Option(help="2026-Q4, 2026-11 or 2026.")],
     output: Annotated[Path, typer.Option("--out", help="The zip to write.")],
     tenant: TenantOpt = None,
+    test_results: Annotated[
+        Path | None,
+        typer.Option(help="The results `make test` wrote (default: <home>/test-results/hipaa-results.json)."),
+    ] = None,
+    lock: Annotated[
+        Path | None, typer.Option(help="The lock file whose pins the dependency audit compares.")
+    ] = None,
 ) -> None:
     """Build the signed evidence pack (reports, audit export and verification, anchors,
-    policies, registers, manifest); check it with `sealmail verify PACK.zip --key …`."""
+    policies, registers, SBOM, dependency audit, test results, manifest); check it with
+    `sealmail verify PACK.zip --key …`.  Without --test-results the pack says "not run"."""
+    inputs = _pack_inputs(test_results, lock)
     with session(tenant) as (evidence, tenant_id):
         span = parse_period(period)
         with Progress(transient=True, console=err) as progress:
             task = progress.add_task("building the evidence pack", total=len(REPORTS) + 2)
-            data = Packer(evidence).build(tenant_id, span, "cli", lambda _step: progress.advance(task))
+
+            def step(_name: str) -> None:
+                progress.advance(task)
+
+            data = Packer(evidence).build(tenant_id, span, "cli", step, inputs)
         fingerprint = signed.key_fingerprint(evidence.keys.tenant(tenant_id).public_key())
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "wb") as fh:
@@ -126,6 +139,20 @@ def pack_cmd(
     out.print(
         f"written to {output}; verify with: sealmail verify {output} --key {fingerprint}", soft_wrap=True
     )
+
+
+def _pack_inputs(test_results: Path | None, lock: Path | None) -> PackInputs:
+    if lock is None and Path("requirements.lock").is_file():
+        lock = Path("requirements.lock")
+    try:
+        results = test_results.read_bytes() if test_results is not None else None
+        if results is not None:
+            supply.load_results(results)
+        lock_text = lock.read_text(encoding="utf-8") if lock is not None else None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return PackInputs(results, lock_text)
 
 
 @evidence_app.command("controls")
@@ -399,3 +426,54 @@ def plain_list(
     """Every request with its steps."""
     with session(tenant) as (evidence, tenant_id):
         out.print_json(data=evidence.plain.requests(tenant_id, address))
+
+
+# -- confidential-communication preferences (164.522(b)) ------------------------------------------
+prefs_app = typer.Typer(
+    no_args_is_help=True, help="Patients' confidential-communication preferences (164.522(b))."
+)
+evidence_app.add_typer(prefs_app, name="prefs")
+
+
+@prefs_app.command("record")
+def prefs_record(
+    address: Annotated[str, typer.Argument(help="The patient's address, as verified by staff.")],
+    kind: Annotated[str, typer.Option(help="portal_only | redirect | no_sms")],
+    evidence_text: Annotated[
+        str, typer.Option("--evidence", help="Where the proof is, e.g. 'call note in chart 2026-12-04'.")
+    ],
+    alternative: Annotated[
+        str | None, typer.Option(help="For a redirect: the address to use instead.")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Record a preference: SecureLine obeys it from the next delivery on."""
+    with session(tenant) as (evidence, tenant_id):
+        made = evidence.preferences.record(
+            tenant_id, address, kind, "cli", "staff", evidence_text, alternative
+        )
+        out.print_json(data=asdict(made))
+
+
+@prefs_app.command("revoke")
+def prefs_revoke(
+    preference_id: Annotated[str, typer.Argument(help="The preference (cmp_…).")],
+    reason: Annotated[str, typer.Option(help="Why (e.g. 'patient called 2026-12-04').")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Revoke a preference: SecureLine stops applying it at once."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(
+            data=asdict(evidence.preferences.revoke(tenant_id, preference_id, "cli", "staff", reason))
+        )
+
+
+@prefs_app.command("list")
+def prefs_list(
+    address: Annotated[str | None, typer.Option(help="Only this address.")] = None,
+    active: Annotated[bool, typer.Option(help="Only the standing ones.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Every preference with its steps."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=[asdict(p) for p in evidence.preferences.preferences(tenant_id, address, active)])

@@ -5,10 +5,14 @@ current step: ``send`` steps queue their message first (each in the queue's own
 transaction, idempotent per enrollment and step), then one transaction applies the other
 steps of the round, grouped by (journey, step) — a condition is compiled once and tested
 for the whole group with one query, a list gets the group's contacts in one insert, an
-attribute update is one statement — and moves every enrollment's pointer in the same
-transaction as its step's effects.  An enrollment leaves the rounds when it waits, ends,
-exits or has run ``MAX_STEPS_PER_RUN`` steps; pointer updates carry ``lease_owner`` =
-this worker, so an enrollment whose lease another runner took over is left alone.
+attribute update is one statement, a webhook step's ``journey.webhook`` events are one
+insert — and moves every enrollment's pointer in the same transaction as its step's
+effects.  A ``wait_until`` step leaves its enrollment waiting on an indexed key
+(``journey_events.wake`` ends it when the event arrives); claimed again still waiting on
+that key, its deadline passed, so it exits (``wait_timeout``) or jumps forward.  An
+enrollment leaves the rounds when it waits, ends, exits or has run ``MAX_STEPS_PER_RUN``
+steps; pointer updates carry ``lease_owner`` = this worker, so an enrollment whose lease
+another runner took over is left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.marketing import attributes as attrs
+from sealmail.marketing import journey_events as ev
 from sealmail.marketing import lists
 from sealmail.marketing import segments as seg
 from sealmail.marketing.tables import mkt_contacts as ct
@@ -42,12 +47,14 @@ class Claimed:
     contact_id: str
     step: int
     steps_run: int
+    awaiting: str | None = None
 
 
 @dataclass(slots=True)
 class _Run:
     c: Claimed
     step: int
+    awaiting: str | None  # the wait-until key this enrollment was left waiting on, if any
     ran: int = 0
 
 
@@ -57,6 +64,7 @@ class _Move:
     state: str
     due: datetime | None
     reason: str | None
+    awaiting: str | None = None  # set only when it starts a wait-until
 
 
 SendStep = Callable[[Claimed, int, dict[str, Any]], None]
@@ -78,7 +86,7 @@ class Runner:
                 r.id: r.definition["steps"]
                 for r in conn.execute(sa.select(jr.c.id, jr.c.definition).where(jr.c.id.in_(ids)))
             }
-        pending = [_Run(c, c.step) for c in claimed]
+        pending = [_Run(c, c.step, c.awaiting) for c in claimed]
         total = 0
         while pending:
             ran, pending = self._round(worker, pending, steps)
@@ -93,6 +101,7 @@ class Runner:
         final: list[_Move] = []
         groups: dict[tuple[str, int], list[_Run]] = defaultdict(list)
         sends: list[_Run] = []
+        timed_out: list[_Run] = []  # wait-untils claimed at their deadline, jumping forward
         ran = 0
         for r in pending:
             plan = steps[r.c.journey_id]
@@ -110,11 +119,13 @@ class Runner:
             elif kind == "wait":
                 r.step += 1
                 final.append(_Move(r, "active", now + timedelta(hours=float(body["hours"])), None))
+            elif kind == "wait_until":
+                self._wait_until(r, body, now, final, timed_out)
             elif kind == "send":
                 sends.append(r)
             else:
                 groups[(r.c.journey_id, r.step)].append(r)
-        going: list[_Run] = []
+        going: list[_Run] = list(timed_out)
         for r in sends:
             self.send(r.c, r.step, next(iter(steps[r.c.journey_id][r.step].values())))
             r.step += 1
@@ -130,6 +141,25 @@ class Runner:
                         going.append(r)
             _record(conn, worker, going, final, now)
         return ran, going
+
+    @staticmethod
+    def _wait_until(
+        r: _Run, body: dict[str, Any], now: datetime, final: list[_Move], jumped: list[_Run]
+    ) -> None:
+        """Arriving: wait for the event (by its indexed key) until the deadline.  Claimed
+        while still waiting on that key: the deadline passed, so exit or jump forward."""
+        key = ev.awaiting_key(r.c.contact_id, body["event"])
+        if r.awaiting != key:
+            due = now + timedelta(hours=float(body["hours"]))
+            final.append(_Move(r, "active", due, None, awaiting=key))
+            return
+        r.awaiting = None
+        other = body.get("timeout", "exit")
+        if other == "exit":
+            final.append(_Move(r, "exited", None, "wait_timeout"))
+        else:
+            r.step = int(other)
+            jumped.append(r)
 
 
 def _apply(
@@ -151,6 +181,9 @@ def _apply(
         other = body.get("else", "exit")
         miss = None if other == "exit" else int(other)
         return [step + 1 if c in hits else miss for c in contact_ids]
+    if kind == "webhook":  # the events commit with the pointer moves past this step
+        ev.emit_webhooks(conn, tenant_id, [r.c for r in members], step, body)
+        return [step + 1] * len(members)
     if kind == "add_to_list":
         lists.add_members(conn, tenant_id, lists.list_id(conn, tenant_id, str(body)), contact_ids)
         return [step + 1] * len(members)
@@ -190,16 +223,17 @@ _PG_SET_ATTR = sa.text(
 # however large the batch; an executemany costs the server a statement per enrollment).
 _PG_GOING = sa.text(
     "UPDATE mkt_enrollments AS e SET step = v.step, steps_run = e.steps_run + 1, updated_at = :now,"
-    " state = 'active', last_reason = NULL"
+    " state = 'active', last_reason = NULL, awaiting = NULL"
     " FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:steps AS INTEGER[])) AS v(id, step)"
     " WHERE e.id = v.id AND e.lease_owner = :worker"
 )
 _PG_FINAL = sa.text(
     "UPDATE mkt_enrollments AS e SET step = v.step, steps_run = e.steps_run + 1, updated_at = :now,"
     " state = v.state, last_reason = v.reason, due_at = coalesce(v.due, e.due_at),"
-    " lease_owner = NULL, lease_until = NULL"
+    " awaiting = v.awaiting, lease_owner = NULL, lease_until = NULL"
     " FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:steps AS INTEGER[]), CAST(:states AS VARCHAR[]),"
-    " CAST(:reasons AS VARCHAR[]), CAST(:dues AS TIMESTAMPTZ[])) AS v(id, step, state, reason, due)"
+    " CAST(:reasons AS VARCHAR[]), CAST(:dues AS TIMESTAMPTZ[]), CAST(:awaits AS VARCHAR[]))"
+    " AS v(id, step, state, reason, due, awaiting)"
     " WHERE e.id = v.id AND e.lease_owner = :worker"
 )
 
@@ -221,6 +255,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
                     "states": [m.state for m in final],
                     "reasons": [m.reason for m in final],
                     "dues": [m.due for m in final],
+                    "awaits": [m.awaiting for m in final],
                 },
             )
         return
@@ -228,7 +263,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
     common = {"step": sa.bindparam("b_step"), "steps_run": en.c.steps_run + 1, "updated_at": now}
     if going:
         conn.execute(
-            sa.update(en).where(owned).values(**common, state="active", last_reason=None),
+            sa.update(en).where(owned).values(**common, state="active", last_reason=None, awaiting=None),
             [{"b_id": r.c.id, "b_step": r.step} for r in going],
         )
     if final:
@@ -240,6 +275,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
                 state=sa.bindparam("b_state"),
                 last_reason=sa.bindparam("b_reason"),
                 due_at=sa.func.coalesce(sa.bindparam("b_due", type_=en.c.due_at.type), en.c.due_at),
+                awaiting=sa.bindparam("b_awaiting"),
                 lease_owner=None,
                 lease_until=None,
             ),
@@ -250,6 +286,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
                     "b_state": m.state,
                     "b_reason": m.reason,
                     "b_due": m.due,
+                    "b_awaiting": m.awaiting,
                 }
                 for m in final
             ],

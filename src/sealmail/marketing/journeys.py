@@ -4,13 +4,24 @@ A journey is a trigger and a list of steps::
 
     {"trigger": {"type": "api_event", "event": "appointment_booked"}
               | {"type": "list_join", "list": "new-patients"}
-              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7},
+              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7}
+              | {"type": "form_submission", "form": "<form id>"},
      "steps": [{"send": {"template": "welcome", "purpose": "treatment", "from": "…"}},
                {"wait": {"hours": 24}},
+               {"wait_until": {"event": "appointment_booked", "hours": 72,
+                               "timeout": "exit" | step index}},
                {"condition": {"rule": <segment rule>, "else": "exit" | step index}},
                {"add_to_list": "engaged"},
                {"update_attribute": {"name": "stage", "value": "welcomed"}},
+               {"webhook": {"label": "crm-sync"}},
                {"exit": {}}]}
+
+A form submission triggers only when its consent box was ticked (``FormConsent``).  A
+``wait_until`` ends when the event arrives for the contact (``POST …/journeys/events``, or
+``form:<form id>`` for a consenting form submission) — the event finds the waiting
+enrollments by an indexed key, never by a scan — or at its timeout, which exits or jumps
+forward.  A ``webhook`` step writes a ``journey.webhook`` event that the webhooks feature
+delivers, signed, to the endpoints subscribed to it (``journey_events``).
 
 Saving a definition makes a new immutable version; enrollments keep the version they
 started on.  A contact is enrolled once per (journey, trigger key): the unique constraint
@@ -25,21 +36,24 @@ cannot loop.  Sends pass the claim gate like a campaign's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.marketing import PhiClass, Purpose
-from sealmail.errors import NotFound, SealmailError, ValidationFailed
+from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance
+from sealmail.marketing import journey_events as ev
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
+from sealmail.marketing.journey_defs import bad, validate
 from sealmail.marketing.journey_runner import Claimed, Runner
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
@@ -50,61 +64,13 @@ from sealmail.store import db
 from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
-MAX_STEPS = 20
-MAX_WAIT_HOURS = 24 * 366
 LEASE = timedelta(minutes=5)
-TRIGGERS = frozenset({"api_event", "list_join", "date_attribute"})
-STEP_KINDS = frozenset({"send", "wait", "condition", "add_to_list", "update_attribute", "exit"})
 
 
-def _bad(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed([{"field": field, "message": message}])
-
-
-def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
-    """Check the shape, bounds and forward-only jumps (rules are compiled when saved)."""
-    try:
-        _validate(definition, defs)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        # A value of the wrong JSON type somewhere (a list for a name, text for hours).
-        raise _bad("definition", "does not follow the journey grammar (see the docs)") from None
-
-
-def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
-    trigger = definition.get("trigger")
-    if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
-        raise _bad("trigger.type", f"use one of {', '.join(sorted(TRIGGERS))}")
-    if trigger["type"] == "date_attribute":
-        d = defs.get(str(trigger.get("attr")))
-        if d is None or d.type is not attrs.AttrType.DATE:
-            raise _bad("trigger.attr", "must name a declared date attribute")
-        days = trigger.get("days_before", 0)
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 366:
-            raise _bad("trigger.days_before", "a whole number of days, 0–366")
-    steps = definition.get("steps")
-    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
-        raise _bad("steps", f"1–{MAX_STEPS} steps")
-    for i, step in enumerate(steps):
-        kind = next(iter(step), None) if isinstance(step, dict) and len(step) == 1 else None
-        if kind not in STEP_KINDS:
-            raise _bad(f"steps[{i}]", f"one of {', '.join(sorted(STEP_KINDS))}")
-        body = step[kind]
-        if kind == "send" and (
-            not isinstance(body, dict) or body.get("purpose") not in set(Purpose) or not body.get("template")
-        ):
-            raise _bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
-        if kind == "wait" and not (
-            isinstance(body, dict) and 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS
-        ):
-            raise _bad(f"steps[{i}].wait.hours", f"a number of hours, up to {MAX_WAIT_HOURS}")
-        if kind == "condition":
-            other = body.get("else", "exit") if isinstance(body, dict) else None
-            if other != "exit" and not (isinstance(other, int) and i < other <= len(steps)):
-                raise _bad(f"steps[{i}].condition.else", "exit, or the index of a later step")
-        if kind == "update_attribute":
-            d = defs.get(str(body.get("name"))) if isinstance(body, dict) else None
-            if d is None or d.phi_class is PhiClass.SENSITIVE:
-                raise _bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    enrolled: int  # new enrollments in journeys this event triggers
+    woken: int  # wait-until steps this event ended
 
 
 class Journeys:
@@ -134,7 +100,7 @@ class Journeys:
                     try:
                         self.campaigns.templates.source(tenant_id, step["send"]["template"])
                     except NotFound as exc:
-                        raise _bad(f"steps[{i}].send.template", exc.detail) from exc
+                        raise bad(f"steps[{i}].send.template", exc.detail) from exc
             version = (
                 conn.execute(
                     sa.select(sa.func.max(jr.c.version)).where(jr.c.tenant_id == tenant_id, jr.c.name == name)
@@ -188,87 +154,31 @@ class Journeys:
         ]
 
     # -- triggers ------------------------------------------------------------------------------
-    def _enroll(
-        self,
-        conn: Connection,
-        tenant_id: str,
-        journey_ids: list[str],
-        contact_ids: list[str],
-        key: str,
-        actor: str,
-    ) -> int:
-        now = datetime.now(UTC)
-        done = 0
-        for jid in journey_ids:
-            for cid in contact_ids:
-                exists = conn.execute(
-                    sa.select(en.c.id).where(
-                        en.c.journey_id == jid, en.c.contact_id == cid, en.c.trigger_key == key
-                    )
-                ).first()
-                if exists is not None:
-                    continue  # idempotent per (journey, contact, trigger)
-                eid = new_id("enr")
-                conn.execute(
-                    sa.insert(en).values(
-                        id=eid,
-                        tenant_id=tenant_id,
-                        journey_id=jid,
-                        contact_id=cid,
-                        trigger_key=key[:100],
-                        step=0,
-                        state="active",
-                        due_at=now,
-                        steps_run=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                audit.append(
-                    conn,
-                    action=AuditAction.MKT_ENROLLED,
-                    actor=actor,
-                    tenant_id=tenant_id,
-                    target=eid,
-                    details={"journey": jid, "contact": cid},
-                )
-                done += 1
-        return done
-
-    def _active(self, conn: Connection, tenant_id: str, trigger: str, match: str) -> list[str]:
-        rows = conn.execute(
-            sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
-        ).all()
-        field = {"api_event": "event", "list_join": "list"}.get(trigger, "attr")
-        return [
-            r.id
-            for r in rows
-            if r.definition["trigger"]["type"] == trigger and r.definition["trigger"].get(field) == match
-        ]
-
-    def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> int:
-        """An API event for a contact: enrol it in every active journey waiting for it."""
+    def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> EventOutcome:
+        """An API event for a contact: enrol it in every active journey it triggers, and end
+        its wait-until steps waiting for this event (found by index, not by scan)."""
         with db.write(self.engine) as conn:
             cid = conn.execute(
                 sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.email == email.strip().lower())
             ).scalar()
             if cid is None:
                 raise NotFound("no contact with that email")
-            return self._enroll(
+            enrolled = ev.enroll(
                 conn,
                 tenant_id,
-                self._active(conn, tenant_id, "api_event", event),
+                ev.active(conn, tenant_id, "api_event", event),
                 [cid],
                 f"event:{event}:{key or ''}",
                 actor,
             )
+            return EventOutcome(enrolled, ev.wake(conn, tenant_id, cid, event))
 
     def list_joined(self, tenant_id: str, name: str, contact_ids: list[str], *, actor: str) -> int:
         with db.write(self.engine) as conn:
-            return self._enroll(
+            return ev.enroll(
                 conn,
                 tenant_id,
-                self._active(conn, tenant_id, "list_join", name),
+                ev.active(conn, tenant_id, "list_join", name),
                 contact_ids,
                 f"list:{name}",
                 actor,
@@ -303,7 +213,7 @@ class Journeys:
                         )
                     )
                 ]
-                total += self._enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
+                total += ev.enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
         return total
 
     # -- running -------------------------------------------------------------------------------
@@ -327,7 +237,13 @@ class Journeys:
                 .where(en.c.id.in_(due.scalar_subquery()))
                 .values(lease_owner=worker, lease_until=now + LEASE)
                 .returning(
-                    en.c.id, en.c.tenant_id, en.c.journey_id, en.c.contact_id, en.c.step, en.c.steps_run
+                    en.c.id,
+                    en.c.tenant_id,
+                    en.c.journey_id,
+                    en.c.contact_id,
+                    en.c.step,
+                    en.c.steps_run,
+                    en.c.awaiting,
                 )
             ).all()
         return [Claimed(*r) for r in rows]
@@ -370,7 +286,15 @@ class Journeys:
                 is None
             ):
                 record_send(
-                    conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id, refused=refused
+                    conn,
+                    c.tenant_id,
+                    c.contact_id,
+                    message_id,
+                    snap,
+                    enrollment_id=c.id,
+                    journey_id=c.journey_id,
+                    step=step,
+                    refused=refused,
                 )
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:

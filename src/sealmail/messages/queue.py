@@ -48,6 +48,7 @@ class Claimed:
     address: str
     domain: str
     attempts: int  # attempts made before this one
+    notice: str | None = None  # email | sms | both as the sender asked; None: the contact's choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,9 @@ class RecordedOutcome:
     # Attempts of the same pass before ``attempt`` (a TLS refusal a portal notice then
     # covered): recorded as attempts of their own, so nothing the fallback hid is lost.
     prior: tuple[Attempt, ...] = ()
+    # The recipient key the copy was encrypted to and where it came from (PGP / S/MIME).
+    key_fingerprint: str | None = None
+    key_source: str | None = None
 
 
 def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
@@ -149,6 +153,7 @@ def _claim_statement(skip_locked: bool) -> sa.Update:
             recipients.c.address,
             recipients.c.domain,
             recipients.c.attempts,
+            recipients.c.notice,
         )
     )
 
@@ -167,7 +172,7 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         "b_lease_until": now + timedelta(seconds=lease_seconds),
     }
     rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], params).all()
-    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts) for r in rows]
+    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts, r.notice) for r in rows]
 
 
 def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage]:
@@ -353,6 +358,8 @@ def _attempt_row(worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any
         "reply": (a.reply or "")[:500] or None,
         "sent_sha256": a.sent_sha256,
         "peer_cert_sha256": a.tls.peer_cert_sha256,
+        "key_fingerprint": out.key_fingerprint if a is out.attempt else None,
+        "key_source": out.key_source if a is out.attempt else None,
     }
 
 

@@ -86,6 +86,7 @@ class Reading:
                 .mappings()
                 .all()
             )
+            opens = _portal_opens(conn, who.tenant_id, message_id)
         by_rcpt: dict[str, list[dict[str, Any]]] = {}
         for a in tries:
             by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
@@ -94,7 +95,14 @@ class Reading:
         for r in rcpts:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         body["status"] = str(aggregate(msg["status"], counts))
-        body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
+        body["recipients"] = [
+            {
+                **_render_recipient(r),
+                "portal_opens": opens.get(r["id"], 0),
+                "attempts": by_rcpt.get(r["id"], []),
+            }
+            for r in rcpts
+        ]
         return body
 
     def content(self, who: Principal, message_id: str) -> MessageContent:
@@ -223,6 +231,20 @@ def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str
     return counts
 
 
+def _portal_opens(conn: Connection, tenant_id: str, message_id: str) -> dict[str, int]:
+    """How often each recipient opened the message in the portal (``portal.viewed`` events)."""
+    rows = conn.execute(
+        sa.select(events.c.recipient_id, sa.func.count())
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.message_id == message_id,
+            events.c.type == ev.EventType.PORTAL_VIEWED,
+        )
+        .group_by(events.c.recipient_id)
+    ).all()
+    return {str(rid): int(n) for rid, n in rows}
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -257,6 +279,8 @@ def _render_recipient(r: Any) -> dict[str, Any]:
         "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in WAITING else None,
         "last_reason": r["last_reason"],
         "last_detail": r["last_detail"],
+        "method": r["method"],
+        "method_reason": r["method_reason"],
         "updated_at": _iso(r["updated_at"]),
     }
 
@@ -276,8 +300,12 @@ def _render_attempt(a: Any) -> dict[str, Any]:
             "cipher": a["tls_cipher"],
             "verified": a["tls_verified"],
             "verified_by": a["verified_by"],
+            "certificate_sha256": a["peer_cert_sha256"],
         },
         "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
+        "key": {"fingerprint": a["key_fingerprint"], "source": a["key_source"]}
+        if a["key_fingerprint"]
+        else None,
     }
 
 

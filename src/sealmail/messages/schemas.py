@@ -7,7 +7,7 @@ not carry PHI (use opaque references such as an encounter id).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +57,14 @@ class MessageIn(BaseModel):
         description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
     )
     protection: Protection = Field(Protection.AUTO, description=PROTECTION_DOC)
+    notice: dict[str, Literal["email", "sms", "both"]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="Per recipient address: how a portal notice reaches them — `email`, `sms` (the "
+        "PHI-free text alone) or `both`. SMS needs an SMS contact with that address and notice "
+        "consent, else 422. Unlisted recipients follow their SMS contact's own choice. If consent is "
+        "withdrawn before delivery, an `sms` recipient's notice goes by email and the trail says why.",
+    )
 
 
 class EnvelopeIn(BaseModel):
@@ -168,7 +176,19 @@ class AttemptTlsOut(_Out):
     version: str | None
     cipher: str | None
     verified: bool | None
-    verified_by: str | None
+    verified_by: str | None = Field(
+        description="What vouched for the certificate: `none`, `pkix`, `mta-sts` or `dane`."
+    )
+    certificate_sha256: str | None = Field(
+        None, description="SHA-256 of the server's certificate (DER, hex); null without TLS."
+    )
+
+
+class AttemptKeyOut(_Out):
+    fingerprint: str = Field(description="The recipient key the OpenPGP or S/MIME copy was encrypted to.")
+    source: str | None = Field(
+        description="Where it came from: `uploaded`, `wkd`, `keyserver`, `autocrypt`, `harvested`."
+    )
 
 
 class AttemptSmtpOut(_Out):
@@ -188,6 +208,9 @@ class AttemptOut(_Out):
     mx_ip: str | None
     tls: AttemptTlsOut
     smtp: AttemptSmtpOut
+    key: AttemptKeyOut | None = Field(
+        None, description="Null unless the copy was encrypted to a recipient key."
+    )
 
 
 class RecipientDetailOut(_Out):
@@ -199,6 +222,13 @@ class RecipientDetailOut(_Out):
     next_attempt_at: str | None
     last_reason: str | None
     last_detail: str | None
+    method: str | None = Field(
+        None, description="SecureLine's method: `pgp`, `smime`, `tls`, `portal` or `plain`."
+    )
+    method_reason: str | None = Field(
+        None, description="Why SecureLine chose it (names the key and its source)."
+    )
+    portal_opens: int = Field(0, description="How often the recipient opened the message in the portal.")
     updated_at: str | None
     attempts: list[AttemptOut]
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +31,26 @@ from sealmail.store.tables import portal_messages
 REMINDER_AFTER = timedelta(hours=24)
 
 
+@dataclass(frozen=True, slots=True)
+class NoticeText:
+    """What became of a portal notice's text: queued (or held past quiet hours), or why not."""
+
+    queued: bool
+    reason: str = ""
+
+
 class PortalTexts:
-    def __init__(self, texting: Texting, remind_after: timedelta = REMINDER_AFTER) -> None:
+    def __init__(
+        self,
+        texting: Texting,
+        remind_after: timedelta = REMINDER_AFTER,
+        refuses_sms: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.texting = texting
         self.remind_after = remind_after
+        # (tenant, address) -> whether the patient asked for no text messages (164.522(b),
+        # ``evidence/preferences.py``): then no notice, reminder or code is texted.
+        self.refuses_sms = refuses_sms or (lambda _tenant_id, _address: False)
 
     # -- SecureLine's port ---------------------------------------------------------------------
     async def portal_notice(
@@ -44,18 +62,33 @@ class PortalTexts:
         address: str,
         organization: str,
         link: str,
-    ) -> None:
-        await asyncio.to_thread(
-            self._notice, tenant_id, message_id, recipient_id, address, organization, link
+        choice: str | None = None,
+    ) -> NoticeText:
+        """Text the notice when ``choice`` (the sender's, else the contact's) includes SMS."""
+        return await asyncio.to_thread(
+            self._notice, tenant_id, message_id, recipient_id, address, organization, link, choice
         )
 
     def _notice(
-        self, tenant_id: str, message_id: str, recipient_id: str, address: str, organization: str, link: str
-    ) -> None:
+        self,
+        tenant_id: str,
+        message_id: str,
+        recipient_id: str,
+        address: str,
+        organization: str,
+        link: str,
+        choice: str | None,
+    ) -> NoticeText:
         contact = self.texting.contact_for_address(tenant_id, address)
-        if contact is None or contact.notice != "both":
-            return
-        self.texting.queue(
+        wanted = choice or (contact.notice if contact is not None else "email")
+        if wanted == "email":
+            return NoticeText(False, "email chosen")
+        if contact is None:
+            return NoticeText(False, "no SMS contact has this address")
+        if self.refuses_sms(tenant_id, address):
+            # The patient's "no text messages" outranks the sender's and the contact's choice.
+            return NoticeText(False, "the patient asked for no text messages, 164.522(b)")
+        result = self.texting.queue(
             TextRequest(
                 tenant_id,
                 contact.number,
@@ -66,12 +99,15 @@ class PortalTexts:
                 recipient_id=recipient_id,
             )
         )
+        if result.status in (SmsStatus.SENT, SmsStatus.SCHEDULED):
+            return NoticeText(True)
+        return NoticeText(False, result.reason or str(result.status))
 
     # -- the portal's code seam ----------------------------------------------------------------
     def number_for(self, tenant_id: str, address: str) -> str | None:
         """The number a sign-in code may be texted to, when the contact agreed to codes."""
         contact = self.texting.contact_for_address(tenant_id, address)
-        if contact is None:
+        if contact is None or self.refuses_sms(tenant_id, address):
             return None
         return str(contact.number) if self.texting.consented(tenant_id, contact.number, "code") else None
 
@@ -97,7 +133,7 @@ class PortalTexts:
         t, p = sms_texts.c, portal_messages.c
         reminded = sa.select(sms_texts.c.recipient_id).where(t.template == str(Template.REMINDER))
         q = (
-            sa.select(sms_texts, p.expires_at, p.viewed_at, p.recalled_at)
+            sa.select(sms_texts, p.expires_at, p.viewed_at, p.recalled_at, p.address)
             .join(portal_messages, (p.recipient_id == t.recipient_id) & (p.tenant_id == t.tenant_id))
             .where(
                 t.template == str(Template.NOTICE),
@@ -115,7 +151,7 @@ class PortalTexts:
         queued = 0
         for row in rows:
             link = self._link(row)
-            if link is None:
+            if link is None or self.refuses_sms(row.tenant_id, row.address):
                 continue
             organization = str(self.texting.tenancy.get_tenant(row.tenant_id).name)
             result = self.texting.queue(
@@ -140,4 +176,4 @@ class PortalTexts:
         return hit.group(0) if hit else None
 
 
-__all__ = ["PortalTexts", "sms_contacts"]
+__all__ = ["NoticeText", "PortalTexts", "sms_contacts"]

@@ -168,6 +168,9 @@ recipients = sa.Table(
     # SecureLine's choice for this recipient and why (pgp | smime | tls | portal).
     sa.Column("method", sa.String(10), nullable=True),
     sa.Column("method_reason", sa.String(500), nullable=True),
+    # How a portal notice reaches this recipient, as the sender asked: email | sms | both;
+    # NULL leaves it to the SMS contact's own choice (issue 17).
+    sa.Column("notice", sa.String(5), nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_recipients_due", "status", "next_attempt_at"),
     sa.Index("ix_recipients_tenant_address", "tenant_id", "address"),
@@ -198,6 +201,11 @@ attempts = sa.Table(
     # For the proof of delivery (evidence/): what went into DATA and whose certificate took it.
     sa.Column("sent_sha256", sa.String(64), nullable=True),
     sa.Column("peer_cert_sha256", sa.String(64), nullable=True),
+    # The recipient key an OpenPGP or S/MIME copy was encrypted to, as SecureLine chose it,
+    # and where it came from (uploaded | wkd | keyserver | autocrypt | harvested): recorded
+    # when the copy leaves, so the trail still names it after the key is replaced.
+    sa.Column("key_fingerprint", sa.String(128), nullable=True),
+    sa.Column("key_source", sa.String(20), nullable=True),
 )
 
 events = sa.Table(

@@ -15,6 +15,8 @@ from sealmail.users.roles import Role
 ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
     ("GET", "/static/passkey.js"): None,
+    ("GET", "/static/forms.js"): None,
+    ("GET", "/static/compose.js"): None,
     ("POST", "/signin/passkey"): None,
     ("POST", "/signin/sso"): None,
     ("GET", "/sso/callback"): None,
@@ -28,6 +30,9 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/enroll"): None,
     ("GET", "/"): P.VIEW_DASHBOARD,
     ("GET", "/messages"): P.VIEW_TRAIL,
+    ("GET", "/messages/{message_id}"): P.VIEW_TRAIL,
+    ("POST", "/messages/{message_id}/recall"): P.COMPOSE,
+    ("POST", "/messages/{message_id}/expiry"): P.COMPOSE,
     ("GET", "/audit"): P.VIEW_AUDIT,
     ("GET", "/users"): P.MANAGE_USERS,
     ("POST", "/users"): P.MANAGE_USERS,
@@ -43,6 +48,7 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/passkeys/{passkey_id}/remove"): P.MANAGE_OWN_SIGNIN,
     ("GET", "/compose"): P.COMPOSE,
     ("POST", "/compose"): P.COMPOSE,
+    ("POST", "/compose/files"): P.COMPOSE,
     ("GET", "/sent"): P.COMPOSE,
     ("GET", "/sent/{message_id}"): P.COMPOSE,
     ("GET", "/content/{message_id}"): P.READ_CONTENT,
@@ -83,9 +89,19 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/evidence/holds/{hold_id}/release"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/preferences"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/preferences/{preference_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("GET", "/evidence/review"): P.VIEW_EVIDENCE,
+    ("POST", "/evidence/review/sign-off"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/review/hours"): P.MANAGE_EVIDENCE,
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}/nodes.csv"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/pause"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/cancel"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/resume"): P.COMPOSE,
     ("GET", "/forms"): P.MANAGE_FORMS,
     ("GET", "/forms/new"): P.MANAGE_FORMS,
     ("POST", "/forms"): P.MANAGE_FORMS,
@@ -109,6 +125,8 @@ PARAMS: dict[str, str | None] = {
     "{hold_id}": "hold_missing",
     "{request_id}": "req_missing",
     "{segment_id}": "seg_missing",
+    "{campaign_id}": "cmp_missing",
+    "{journey_id}": "jny_missing",
     "{form_id}": "form_missing",
     "{submission_id}": "fsub_missing",
 }
@@ -132,6 +150,7 @@ def test_the_route_table_lists_every_console_route(services: Services) -> None:
     assert served == set(ROUTES)
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_every_role_reaches_exactly_the_pages_its_permissions_name(
     console: Console, people: dict[Role, Person], tenant: TenantFixture
 ) -> None:

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the ``Annotated``
 dependencies of the route functions at definition time, closures included.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealmail.console import large_files
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -77,6 +79,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Routes that stream raw bytes and cap their size themselves as they read (the console's
+# large-file upload as the API role mounts it, ``runtime.api_app``).
+STREAMED = (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH, large_files.UPLOAD_PATH)
+
+
 class BodyLimit:
     """Refuse oversized bodies while they stream in, and non-JSON bodies on ``/v1/``.
 
@@ -93,7 +100,7 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH):
+        if scope["path"] in STREAMED:
             # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip; a CSV of
             # contacts) and cap their size themselves as they read.
             await self.app(scope, receive, send)
@@ -228,6 +235,12 @@ def create_api(services: ApiServices) -> FastAPI:
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_message(body, domain_for_ids, opts.max_recipients)
+        if body.notice:
+            addresses = [r.address for r in sub.recipients]
+            notices = await run_in_threadpool(
+                services.texting.check_notices, who.tenant_id, body.notice, addresses
+            )
+            sub = replace(sub, notices=notices)
         result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
         return JSONResponse(
             AcceptedOut.from_result(result).body(),

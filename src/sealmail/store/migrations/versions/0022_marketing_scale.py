@@ -5,7 +5,7 @@ PostgreSQL parses again for each ``->>``, ``jsonb`` is parsed once on write (3-6
 counts at 1 M contacts).  SQLite keeps its JSON text (``json_extract`` is fast there).
 
 Revision ID: 0022_marketing_scale
-Revises: 0021_evidence3
+Revises: 0024
 Create Date: 2026-12-04 10:45:00
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0022_marketing_scale"
-down_revision = "0021_evidence3"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
