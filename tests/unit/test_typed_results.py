@@ -72,11 +72,6 @@ NOT_YET_TYPED: set[str] = {
     "evidence/activity_review.py:ActivityReview.queue",
     "evidence/activity_review.py:ActivityReview.sign_off",
     "evidence/activity_review.py:ActivityReview.sign_offs",
-    # messages
-    "messages/service.py:Messages.quarantined",
-    "messages/reading.py:Reading.get",
-    "messages/reading.py:Reading.search",
-    "messages/reading.py:render_message",
     "evidence/anchors.py:Anchors.anchor",
     "evidence/proofs.py:Proofs.issue",
     "evidence/signed.py:leaves",

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
+from sealmail.domain.page import Page
 from sealmail.domain.statuses import WAITING, aggregate
 from sealmail.errors import NotFound
 from sealmail.store import db
@@ -37,6 +38,115 @@ class EventPage:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """A message's metadata (plaintext, searchable): everything but its content."""
+
+    id: str
+    stream: str
+    source: str
+    from_: str
+    mail_from: str
+    message_id_header: str
+    size: int
+    tls_policy: str | None
+    protection: str
+    tags: tuple[str, ...]
+    # The submitter's own key/value pairs, stored as given (no PHI, open by design).
+    metadata: dict[str, Any]
+    # In a search or a message's detail: aggregated from its recipients; else as stored.
+    status: str
+    send_at: datetime | None
+    expires_at: datetime | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTls:
+    version: str | None
+    cipher: str | None
+    verified: bool | None
+    verified_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptSmtp:
+    code: int | None
+    enhanced: str | None
+    reply: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """One delivery attempt to one recipient."""
+
+    id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: str
+    reason: str | None
+    detail: str | None
+    mx_host: str | None
+    mx_ip: str | None
+    tls: AttemptTls
+    smtp: AttemptSmtp
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientDelivery:
+    """A recipient of a message and its attempts, oldest first."""
+
+    id: str
+    email: str
+    kind: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None  # only while the recipient waits for a retry
+    last_reason: str | None
+    last_detail: str | None
+    updated_at: datetime | None
+    attempts: tuple[AttemptInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDetail(MessageInfo):
+    """One message with each recipient's delivery history."""
+
+    recipients: tuple[RecipientDelivery, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary(MessageInfo):
+    """A message in a search: its recipients counted per status."""
+
+    recipient_status: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DlpHold:
+    """Why the DLP rules hold a message."""
+
+    action: str | None
+    # Each finding as screening stored it (detector, location, ...): stored JSON.
+    findings: tuple[dict[str, Any], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage(MessageInfo):
+    """A message in quarantine, with the findings that hold it."""
+
+    dlp: DlpHold
+
+
+def held_message(m: Any) -> HeldMessage:
+    """A quarantined messages row (``META`` columns) as a ``HeldMessage``."""
+    return HeldMessage(**_message_fields(m), dlp=DlpHold(m["dlp_action"], _tuple_or_none(m["dlp_findings"])))
+
+
+def _tuple_or_none(value: Any) -> tuple[Any, ...] | None:
+    return None if value is None else tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
 class MessageContent:
     """A message's decrypted content (reading it is audited)."""
 
@@ -57,7 +167,7 @@ class Reading:
     keyring: Keyring
 
     # -- read --------------------------------------------------------------------------------
-    def get(self, who: Principal, message_id: str) -> dict[str, Any]:
+    def get(self, who: Principal, message_id: str) -> MessageDetail:
         with db.reader(self.engine) as conn:
             msg = (
                 conn.execute(
@@ -86,16 +196,16 @@ class Reading:
                 .mappings()
                 .all()
             )
-        by_rcpt: dict[str, list[dict[str, Any]]] = {}
+        by_rcpt: dict[str, list[AttemptInfo]] = {}
         for a in tries:
-            by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
-        body = render_message(msg)
+            by_rcpt.setdefault(a["recipient_id"], []).append(_attempt(a))
         counts: dict[str, int] = {}
         for r in rcpts:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        body["status"] = str(aggregate(msg["status"], counts))
-        body["recipients"] = [{**_render_recipient(r), "attempts": by_rcpt.get(r["id"], [])} for r in rcpts]
-        return body
+        return MessageDetail(
+            **_message_fields(msg, str(aggregate(msg["status"], counts))),
+            recipients=tuple(_recipient(r, tuple(by_rcpt.get(r["id"], []))) for r in rcpts),
+        )
 
     def content(self, who: Principal, message_id: str) -> MessageContent:
         """Decrypt and return a message's content; every call is audited."""
@@ -144,7 +254,7 @@ class Reading:
         stream: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> Page[MessageSummary]:
         """Newest first; ``cursor`` is the last id of the previous page."""
         q = _search_query(who.tenant_id, cursor, status, recipient, tag, stream, since, until)
         with db.reader(self.engine) as conn:
@@ -162,16 +272,15 @@ class Reading:
             )
             page = rows[:limit]
             counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
-        data = [
-            {
-                **render_message(r),
-                "status": str(aggregate(r["status"], counts.get(r["id"], {}))),
-                "recipient_status": counts.get(r["id"], {}),
-            }
+        found = tuple(
+            MessageSummary(
+                **_message_fields(r, str(aggregate(r["status"], counts.get(r["id"], {})))),
+                recipient_status=counts.get(r["id"], {}),
+            )
             for r in page
-        ]
+        )
         more = len(rows) > limit
-        return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
+        return Page(found, page[-1]["id"] if more and page else None)
 
     # -- events ------------------------------------------------------------------------------
     def list_events(
@@ -223,62 +332,55 @@ def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str
     return counts
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def render_message(m: Any) -> dict[str, Any]:
+def _message_fields(m: Any, status: str | None = None) -> dict[str, Any]:
+    """A messages row's ``MessageInfo`` fields, by name (``status``: as stored unless given)."""
     return {
         "id": m["id"],
         "stream": m["stream"],
         "source": m["source"],
-        "from": m["header_from"],
+        "from_": m["header_from"],
         "mail_from": m["mail_from"],
         "message_id_header": m["message_id_header"],
         "size": m["size"],
         "tls_policy": m["tls_policy"],
         "protection": m["protection"],
-        "tags": m["tags"],
+        "tags": tuple(m["tags"]),
         "metadata": m["metadata"],
-        "status": m["status"],
-        "send_at": _iso(m["send_at"]),
-        "expires_at": _iso(m["expires_at"]),
-        "created_at": _iso(m["created_at"]),
+        "status": m["status"] if status is None else status,
+        "send_at": m["send_at"],
+        "expires_at": m["expires_at"],
+        "created_at": m["created_at"],
     }
 
 
-def _render_recipient(r: Any) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "email": r["address"],
-        "kind": r["kind"],
-        "status": r["status"],
-        "attempt_count": r["attempts"],
-        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in WAITING else None,
-        "last_reason": r["last_reason"],
-        "last_detail": r["last_detail"],
-        "updated_at": _iso(r["updated_at"]),
-    }
+def _recipient(r: Any, tries: tuple[AttemptInfo, ...]) -> RecipientDelivery:
+    return RecipientDelivery(
+        id=r["id"],
+        email=r["address"],
+        kind=r["kind"],
+        status=r["status"],
+        attempt_count=r["attempts"],
+        next_attempt_at=r["next_attempt_at"] if r["status"] in WAITING else None,
+        last_reason=r["last_reason"],
+        last_detail=r["last_detail"],
+        updated_at=r["updated_at"],
+        attempts=tries,
+    )
 
 
-def _render_attempt(a: Any) -> dict[str, Any]:
-    return {
-        "id": a["id"],
-        "started_at": _iso(a["started_at"]),
-        "finished_at": _iso(a["finished_at"]),
-        "status": a["status"],
-        "reason": a["reason"],
-        "detail": a["detail"],
-        "mx_host": a["mx_host"],
-        "mx_ip": a["mx_ip"],
-        "tls": {
-            "version": a["tls_version"],
-            "cipher": a["tls_cipher"],
-            "verified": a["tls_verified"],
-            "verified_by": a["verified_by"],
-        },
-        "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
-    }
+def _attempt(a: Any) -> AttemptInfo:
+    return AttemptInfo(
+        id=a["id"],
+        started_at=a["started_at"],
+        finished_at=a["finished_at"],
+        status=a["status"],
+        reason=a["reason"],
+        detail=a["detail"],
+        mx_host=a["mx_host"],
+        mx_ip=a["mx_ip"],
+        tls=AttemptTls(a["tls_version"], a["tls_cipher"], a["tls_verified"], a["verified_by"]),
+        smtp=AttemptSmtp(a["smtp_code"], a["enhanced_code"], a["reply"]),
+    )
 
 
 def _search_query(
