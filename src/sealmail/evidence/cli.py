@@ -232,14 +232,15 @@ def _is_pack(file: Path) -> bool:
 
 
 def _verify_pack(file: Path, key: str | None) -> None:
-    doc, problems = verify_pack(file.read_bytes(), key)
-    for problem in problems:
+    check = verify_pack(file.read_bytes(), key)
+    for problem in check.problems:
         err.print(f"[red]tampered:[/red] {problem}", soft_wrap=True)
-    if problems or doc is None:
+    if not check.ok:
         raise typer.Exit(1)
-    files = len(doc["body"]["files"])
-    fingerprint = doc["signature"]["key_fingerprint"]
-    out.print(f"verified: evidence pack, {files} files intact, signed by key {fingerprint}", soft_wrap=True)
+    out.print(
+        f"verified: evidence pack, {check.files} files intact, signed by key {check.key_fingerprint}",
+        soft_wrap=True,
+    )
     if key is None:
         out.print("note: pass --key FINGERPRINT to check who signed it, not only that it is intact")
 
