@@ -61,22 +61,7 @@ FREE_FORM: dict[str, str] = {
     "console/audit_export.py:AuditExport.signed_json": "the signed audit export (a wire format)",
 }
 
-NOT_YET_TYPED: set[str] = {
-    # Landed in parallel with the typed-results rule (console, evidence, users): to type next.
-    "evidence/plain.py:PlainRegister.confirm",
-    "evidence/plain.py:PlainRegister.get",
-    "evidence/plain.py:PlainRegister.record",
-    "evidence/plain.py:PlainRegister.request",
-    "evidence/plain.py:PlainRegister.requests",
-    "evidence/plain.py:PlainRegister.revoke",
-    "evidence/retention.py:Retention.hold",
-    "evidence/retention.py:Retention.holds",
-    "evidence/retention.py:Retention.place_hold",
-    "evidence/retention.py:Retention.release_hold",
-    "evidence/activity_review.py:ActivityReview.queue",
-    "evidence/activity_review.py:ActivityReview.sign_off",
-    "evidence/activity_review.py:ActivityReview.sign_offs",
-}
+NOT_YET_TYPED: set[str] = set()
 
 
 def _public_defs(body: list[ast.stmt], prefix: str = "") -> list[tuple[str, ast.expr | None]]:

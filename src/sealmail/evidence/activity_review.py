@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,15 +64,52 @@ def off_hours(at: datetime, hours: tuple[int, int] = WORK_HOURS) -> bool:
     return at.weekday() >= 5 or not hours[0] <= at.hour < hours[1]
 
 
-def _digest(items: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(items, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """One audit entry the month's review must look at."""
+
+    audit_seq: int
+    at: datetime  # UTC, to the second
+    category: str  # a key of CATEGORIES, or off_hours_sign_in
+    actor: str
+    action: str
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    """A month signed off: by whom, when, the note, and the digest of the items it covered."""
+
+    month: str
+    signed_at: datetime  # UTC, to the second
+    signed_by: str
+    note: str
+    item_count: int
+    items_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueue:
+    """A month's items (oldest first), how many per category, and its sign-off if any."""
+
+    month: str
+    items: tuple[ReviewItem, ...]
+    counts: dict[str, int]
+    items_sha256: str
+    sign_off: SignOff | None
+
+
+def _digest(items: tuple[ReviewItem, ...]) -> str:
+    """SHA-256 over the items as canonical JSON (``at`` as ISO 8601): what a sign-off keeps."""
+    shaped = [{**asdict(i), "at": i.at.isoformat()} for i in items]
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class ActivityReview:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def queue(self, tenant_id: str, month: str) -> dict[str, Any]:
+    def queue(self, tenant_id: str, month: str) -> ReviewQueue:
         """The month's items (oldest first), how many per category, and its sign-off if any."""
         since, until = month_bounds(month)
         actions = [*CATEGORY_OF, str(A.USER_SIGNED_IN)]
@@ -88,7 +126,7 @@ class ActivityReview:
             .order_by(audit_log.c.seq)
             .limit(MAX_ITEMS)
         )
-        items = []
+        items: list[ReviewItem] = []
         with db.reader(self.engine) as conn:
             for r in conn.execute(query):
                 category = CATEGORY_OF.get(r.action)
@@ -96,16 +134,7 @@ class ActivityReview:
                     if not off_hours(r.at):
                         continue
                     category = "off_hours_sign_in"
-                items.append(
-                    {
-                        "audit_seq": int(r.seq),
-                        "at": r.at.astimezone(UTC).isoformat(timespec="seconds"),
-                        "category": category,
-                        "actor": r.actor,
-                        "action": r.action,
-                        "target": r.target,
-                    }
-                )
+                items.append(ReviewItem(int(r.seq), _second(r.at), category, r.actor, r.action, r.target))
             signed = conn.execute(
                 sa.select(activity_reviews).where(
                     activity_reviews.c.tenant_id == tenant_id, activity_reviews.c.month == month
@@ -113,16 +142,11 @@ class ActivityReview:
             ).first()
         counts: dict[str, int] = {}
         for item in items:
-            counts[item["category"]] = counts.get(item["category"], 0) + 1
-        return {
-            "month": month,
-            "items": items,
-            "counts": counts,
-            "items_sha256": _digest(items),
-            "sign_off": _sign_off(signed) if signed else None,
-        }
+            counts[item.category] = counts.get(item.category, 0) + 1
+        found = tuple(items)
+        return ReviewQueue(month, found, counts, _digest(found), _sign_off(signed) if signed else None)
 
-    def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> dict[str, Any]:
+    def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> SignOff:
         """Sign the month off with a note; audited; once per month."""
         text = note.strip()
         if not text or len(text) > 2000:
@@ -132,7 +156,7 @@ class ActivityReview:
         if since > now:
             raise InvalidRequest("a month that has not begun cannot be signed off")
         current = self.queue(tenant_id, month)
-        if current["sign_off"] is not None:
+        if current.sign_off is not None:
             raise Conflict(f"{month} is already signed off")
         row = {
             "tenant_id": tenant_id,
@@ -140,8 +164,8 @@ class ActivityReview:
             "signed_at": now,
             "signed_by": actor[:80],
             "note": text,
-            "item_count": len(current["items"]),
-            "items_sha256": current["items_sha256"],
+            "item_count": len(current.items),
+            "items_sha256": current.items_sha256,
         }
         try:
             with self.engine.begin() as conn:
@@ -158,7 +182,7 @@ class ActivityReview:
             raise Conflict(f"{month} is already signed off") from exc
         return _sign_off(row)
 
-    def sign_offs(self, tenant_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    def sign_offs(self, tenant_id: str, since: datetime, until: datetime) -> list[SignOff]:
         """Sign-offs of the months that start in [since, until), for the evidence pack."""
         first, last = since.strftime("%Y-%m"), until.strftime("%Y-%m")
         with db.reader(self.engine) as conn:
@@ -174,13 +198,17 @@ class ActivityReview:
         return [_sign_off(r) for r in rows]
 
 
-def _sign_off(row: Any) -> dict[str, Any]:
+def _second(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(microsecond=0)
+
+
+def _sign_off(row: Any) -> SignOff:
     m: dict[str, Any] = dict(row) if isinstance(row, dict) else dict(row._mapping)
-    return {
-        "month": m["month"],
-        "signed_at": m["signed_at"].astimezone(UTC).isoformat(timespec="seconds"),
-        "signed_by": m["signed_by"],
-        "note": m["note"],
-        "item_count": m["item_count"],
-        "items_sha256": m["items_sha256"],
-    }
+    return SignOff(
+        month=m["month"],
+        signed_at=_second(m["signed_at"]),
+        signed_by=m["signed_by"],
+        note=m["note"],
+        item_count=m["item_count"],
+        items_sha256=m["items_sha256"],
+    )

@@ -26,6 +26,7 @@ from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.service import Evidence
+from sealmail.web.models import as_json
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Signed proofs of delivery and reports for auditors.")
 out = Console(highlight=False)
@@ -337,7 +338,7 @@ def hold_place(
         raise typer.Exit(2)
     with session(tenant) as (evidence, tenant_id):
         hold = evidence.retention.place_hold(tenant_id, chosen[0], message or recipient or "", reason, "cli")
-    out.print_json(data=hold)
+    out.print_json(data=as_json(hold))
 
 
 @hold_app.command("release")
@@ -346,7 +347,7 @@ def hold_release(
 ) -> None:
     """Release a legal hold; what it covered is purged by the next run if past its period."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.retention.release_hold(tenant_id, hold_id, "cli"))
+        out.print_json(data=as_json(evidence.retention.release_hold(tenant_id, hold_id, "cli")))
 
 
 @hold_app.command("list")
@@ -355,7 +356,7 @@ def hold_list(
 ) -> None:
     """Every legal hold of the tenant."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.retention.holds(tenant_id, active_only=active))
+        out.print_json(data=as_json(evidence.retention.holds(tenant_id, active_only=active)))
 
 
 # -- the unencrypted-by-request register (164.524(c)(2)) ------------------------------------------
@@ -379,7 +380,7 @@ def plain_record(
 ) -> None:
     """Record a patient's request, the warning given and their confirmation."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.record(tenant_id, address, evidence_text, "cli"))
+        out.print_json(data=as_json(evidence.plain.record(tenant_id, address, evidence_text, "cli")))
 
 
 @plain_app.command("revoke")
@@ -390,7 +391,7 @@ def plain_revoke(
 ) -> None:
     """Revoke a request: SecureLine stops sending that address plain mail at once."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason))
+        out.print_json(data=as_json(evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason)))
 
 
 @plain_app.command("list")
@@ -399,4 +400,4 @@ def plain_list(
 ) -> None:
     """Every request with its steps."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.requests(tenant_id, address))
+        out.print_json(data=as_json(evidence.plain.requests(tenant_id, address)))

@@ -43,6 +43,7 @@ from sealmail.evidence.service import Evidence
 from sealmail.evidence.tables import audit_anchors
 from sealmail.store import db
 from sealmail.store.tables import audit_log, tenants
+from sealmail.web.models import as_json
 
 POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking"})
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -130,10 +131,10 @@ class Packer:
             {**asdict(self.evidence.retention.policy(tenant_id)), "floor_days": FLOOR_DAYS}
         )
         files["policies/tenant-settings.json"] = _json(self._settings(tenant_id))
-        files["registers/legal-holds.json"] = _json(self.evidence.retention.holds(tenant_id))
-        files["registers/plain-requests.json"] = _json(self.evidence.plain.requests(tenant_id))
+        files["registers/legal-holds.json"] = _json(as_json(self.evidence.retention.holds(tenant_id)))
+        files["registers/plain-requests.json"] = _json(as_json(self.evidence.plain.requests(tenant_id)))
         files["registers/activity-reviews.json"] = _json(
-            self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until)
+            as_json(self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until))
         )
         files["controls/hipaa-tests.md"] = controls.packaged().encode()
         key = self.evidence.keys.tenant(tenant_id)

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sealmail.errors import Conflict
-from sealmail.evidence.plain import WARNING, PlainRegister
+from sealmail.evidence.plain import WARNING, PlainRegister, PlainRequest
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
@@ -101,8 +101,8 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
             return response
         return session
 
-    def standing(session: Session) -> dict[str, Any] | None:
-        found = [q for q in register.requests(session.tenant_id, session.address) if q["state"] != "revoked"]
+    def standing(session: Session) -> PlainRequest | None:
+        found = [q for q in register.requests(session.tenant_id, session.address) if q.state != "revoked"]
         return found[-1] if found else None
 
     @r.get("/plain")
@@ -113,8 +113,9 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
         current = standing(session) if session.address_verified else None
         return render(
             request, "plain.html", session.tenant_id, 200, title="Regular e-mail", signed_in=True,
-            verified=session.address_verified, state=current["state"] if current else None,
-            request_id=current["id"] if current else "", confirmed_at=(current or {}).get("confirmed_at"),
+            verified=session.address_verified, state=current.state if current else None,
+            request_id=current.id if current else "",
+            confirmed_at=current.confirmed_at.isoformat() if current and current.confirmed_at else None,
             warning=WARNING, csrf=security.csrf_token(request.cookies[names.session]),
         )  # fmt: skip
 
@@ -141,7 +142,7 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
 
     def mine(session: Session, request_id: str) -> bool:
         current = standing(session)
-        return current is not None and current["id"] == request_id
+        return current is not None and current.id == request_id
 
     @r.post("/plain/confirm")
     async def plain_confirm(request: Request) -> Response:
