@@ -115,7 +115,7 @@ def main() -> None:
                 limits=limits,
                 stream=Stream.PHI,
             )
-            svc.messages.accept(tenant.principal, sub)
+            svc.messages.submit(tenant.principal, sub)
 
         n = args.messages
         if args.door == "smtp":

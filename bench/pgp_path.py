@@ -30,7 +30,7 @@ from sealmail.app import build_services  # noqa: E402
 from sealmail.bootstrap import initialize  # noqa: E402
 from sealmail.config import Settings  # noqa: E402
 from sealmail.crypto import pgp  # noqa: E402
-from sealmail.intake import compose  # noqa: E402
+from sealmail.messages import compose  # noqa: E402
 from sealmail.messages.schemas import MessageIn  # noqa: E402
 from sealmail.tenancy.service import Principal  # noqa: E402
 

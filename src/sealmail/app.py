@@ -36,6 +36,7 @@ from sealmail.console.compose import ComposeOptions, compose_section
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.templates_pages import templates_section
+from sealmail.console.trail_pages import MessageView, trail_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
@@ -233,7 +234,9 @@ class Services:
     def portal_texts(self) -> PortalTexts | None:
         """Portal notices, codes and reminders by SMS (queued for the worker's SMS loop);
         None while no provider is configured, so nothing offers texts nobody would send."""
-        return PortalTexts(self.texting) if self.settings.sms_provider != "none" else None
+        if self.settings.sms_provider == "none":
+            return None
+        return PortalTexts(self.texting, refuses_sms=self.evidence.preferences.refuses_sms)
 
     @cached_property
     def sms_callbacks(self) -> FastAPI | None:
@@ -476,6 +479,7 @@ def build_worker(
             instrumenter=build_instrumenter(services, settings),
         ),
         plain=services.evidence.plain,
+        preferences=services.evidence.preferences,
         texter=services.portal_texts,
     )
     dsn = DsnSender(services.messages, settings.smtp_hostname) if settings.dsn_enabled else None
@@ -590,9 +594,15 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
     settings = services.settings
-    compose = ComposeOptions(message_id_domain=settings.smtp_hostname, max_recipients=settings.max_recipients)
+    compose = ComposeOptions(
+        message_id_domain=settings.smtp_hostname,
+        max_recipients=settings.max_recipients,
+        max_file_bytes=settings.max_file_bytes,
+    )
+    view = MessageView(Reports(services.engine), Outbox(services.engine), services.portal_lifecycle)
     return [
-        compose_section(services.messages, Reports(services.engine), Outbox(services.engine), compose),
+        compose_section(services.messages, view, compose, services.file_shares),
+        trail_section(view),
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)
         ).section(),
@@ -625,7 +635,9 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     keys = UserKeys(services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential)
     sections = build_console_sections(services, users)
     return create_console(
-        users, Reports(services.engine), keys, ConsoleOptions(secure_cookies=secure), sections,
+        users, Reports(services.engine), keys,
+        ConsoleOptions(secure, services.limiter, services.settings.console_signin_rate_limit_per_minute),
+        sections,
         sso or build_sso(services, users),
     )  # fmt: skip
 

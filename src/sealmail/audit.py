@@ -117,6 +117,8 @@ class AuditAction(enum.StrEnum):
     USER_PASSKEY_REMOVED = "user:passkey_removed"
     USER_SSO_LINKED = "user:sso_linked"
     USER_SSO_REFUSED = "user:sso_refused"
+    # The OP vouched for the person without reporting MFA: the console's own factor is asked.
+    USER_SSO_SECOND_FACTOR = "user:sso_second_factor"
     SSO_CONFIGURED = "sso:configured"
     USER_BREAK_GLASS_CHANGED = "user:break_glass_changed"
     EMERGENCY_ACCESS_GRANTED = "emergency_access:granted"
@@ -143,6 +145,9 @@ class AuditAction(enum.StrEnum):
     PLAIN_WARNED = "plain_request:warned"
     PLAIN_CONFIRMED = "plain_request:confirmed"
     PLAIN_REVOKED = "plain_request:revoked"
+    # A patient's confidential-communication preference (164.522(b)), recorded or revoked.
+    COMMS_PREFERENCE_RECORDED = "comms_preference:recorded"
+    COMMS_PREFERENCE_REVOKED = "comms_preference:revoked"
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"

@@ -27,6 +27,7 @@ from sealmail.app import (
 )
 from sealmail.cli_admin import crypto_app, domains_app, keys_app, smtp_app, tenants_app
 from sealmail.cli_base import _services, _settings, _tenant, err, feature_session, friendly, out
+from sealmail.cli_policy import policy_app
 from sealmail.cli_serve import _banner, captured, init, migrate, send, serve
 from sealmail.client.cli import remote_app
 from sealmail.config import Settings
@@ -68,6 +69,7 @@ app.add_typer(tlsrpt_app, name="tlsrpt")
 app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
 app.add_typer(users_app, name="users")
+app.add_typer(policy_app, name="policy")
 
 
 def _webhook_endpoints(svc: Services) -> WebhookEndpoints:

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     public_rate_limit_per_minute: int = Field(
         120, ge=1, description="Requests a minute per client address on `/t`, `/u` and `/p`."
     )
+    console_signin_rate_limit_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Requests a minute per client address to each console sign-in step (password, "
+        "second factor, passkey, SSO start and callback, one-time link, enrolment); then 429.",
+    )
 
     # -- SMTP gateway ------------------------------------------------------------------------
     smtp_host: str = Field("127.0.0.1", description="Address the SMTP gateway listens on.")

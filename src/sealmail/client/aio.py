@@ -431,7 +431,7 @@ class AsyncSealmailClient(AsyncMarketingMethods):
     # -- portal -----------------------------------------------------------------------------
 
     async def recall(self, message_id: str) -> PortalRecall:
-        """Revoke portal access for all of the message's portal recipients."""
+        """Recall: cancel recipients not yet sent to and revoke every portal recipient's access."""
         return cast(PortalRecall, await self._json(ops.recall(message_id)))
 
     async def configure_portal(
@@ -573,6 +573,27 @@ class AsyncSealmailClient(AsyncMarketingMethods):
 
     async def revoke_plain_request(self, request_id: str, reason: str = "") -> dict[str, Any]:
         return cast(dict[str, Any], await self._json(ops.revoke_plain_request(request_id, reason)))
+
+    async def record_comms_preference(
+        self, address: str, kind: str, evidence: str, *, alternative: str | None = None
+    ) -> dict[str, Any]:
+        """Record a patient's confidential-communication preference (164.522(b)): kind
+        portal_only, redirect (with ``alternative``) or no_sms, with the evidence."""
+        return cast(
+            dict[str, Any],
+            await self._json(ops.record_comms_preference(address, kind, evidence, alternative)),
+        )
+
+    async def list_comms_preferences(
+        self, *, address: str | None = None, active: bool = False
+    ) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self._json(ops.list_comms_preferences(address, active)))
+
+    async def get_comms_preference(self, preference_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.get_comms_preference(preference_id)))
+
+    async def revoke_comms_preference(self, preference_id: str, reason: str = "") -> dict[str, Any]:
+        return cast(dict[str, Any], await self._json(ops.revoke_comms_preference(preference_id, reason)))
 
     # -- TLS reports (RFC 8460) -------------------------------------------------------------
 

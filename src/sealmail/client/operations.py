@@ -602,6 +602,25 @@ def revoke_plain_request(request_id: str, reason: str) -> Call:
     return Call("POST", f"/v1/evidence/plain-requests/{segment(request_id)}/revoke", json={"reason": reason})
 
 
+def record_comms_preference(address: str, kind: str, evidence: str, alternative: str | None) -> Call:
+    body = {"address": address, "kind": kind, "evidence": evidence, "alternative": alternative}
+    return Call("POST", "/v1/evidence/comms-preferences", json=body)
+
+
+def list_comms_preferences(address: str | None, active: bool) -> Call:
+    params = {**_query(address=address), **({"active": "true"} if active else {})}
+    return Call("GET", "/v1/evidence/comms-preferences", params=params)
+
+
+def get_comms_preference(preference_id: str) -> Call:
+    return Call("GET", f"/v1/evidence/comms-preferences/{segment(preference_id)}")
+
+
+def revoke_comms_preference(preference_id: str, reason: str) -> Call:
+    path = f"/v1/evidence/comms-preferences/{segment(preference_id)}/revoke"
+    return Call("POST", path, json={"reason": reason})
+
+
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/messages"): "send_message",
     ("POST", "/v1/messages/raw"): "send_raw",
@@ -700,6 +719,10 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/evidence/plain-requests"): "list_plain_requests",
     ("GET", "/v1/evidence/plain-requests/{request_id}"): "get_plain_request",
     ("POST", "/v1/evidence/plain-requests/{request_id}/revoke"): "revoke_plain_request",
+    ("POST", "/v1/evidence/comms-preferences"): "record_comms_preference",
+    ("GET", "/v1/evidence/comms-preferences"): "list_comms_preferences",
+    ("GET", "/v1/evidence/comms-preferences/{preference_id}"): "get_comms_preference",
+    ("POST", "/v1/evidence/comms-preferences/{preference_id}/revoke"): "revoke_comms_preference",
 }
 
 # The secure-marketing routes (``client/marketing.py``) join the same one table.

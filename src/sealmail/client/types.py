@@ -249,8 +249,9 @@ class Attempt(TypedDict):
     detail: str | None
     mx_host: str | None
     mx_ip: str | None
-    tls: dict[str, Any]
+    tls: dict[str, Any]  # version, cipher, verified, verified_by, certificate_sha256
     smtp: dict[str, Any]
+    key: dict[str, Any] | None  # fingerprint, source: the recipient key a PGP/S/MIME copy used
 
 
 class RecipientState(TypedDict):
@@ -266,6 +267,9 @@ class RecipientState(TypedDict):
 
 
 class RecipientDetail(RecipientState):
+    method: str | None
+    method_reason: str | None
+    portal_opens: int
     attempts: list[Attempt]
 
 
@@ -540,6 +544,7 @@ class PortalStatus(TypedDict):
 class PortalRecall(PortalStatus):
     recalled: int
     shredded: bool
+    cancelled: int  # recipients not yet sent to, cancelled by the recall
 
 
 # -- suppressions -----------------------------------------------------------------------------

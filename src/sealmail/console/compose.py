@@ -24,12 +24,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
 from sealmail.console.kit import Kit
-from sealmail.console.outbox import Outbox
-from sealmail.console.reports import Reports
+from sealmail.console.large_files import mount_uploads
+from sealmail.console.trail_pages import MessageView
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream
-from sealmail.errors import SealmailError, ValidationFailed
+from sealmail.errors import Conflict, SealmailError, ValidationFailed
+from sealmail.files import attaching
+from sealmail.files.service import FileShares
 from sealmail.messages import compose
 from sealmail.messages.schemas import AttachmentIn, MessageIn
 from sealmail.messages.service import Messages
@@ -49,6 +51,7 @@ class ComposeOptions:
     max_recipients: int
     max_upload_bytes: int = 20 * 1024 * 1024  # attachments together, before base64
     max_files: int = 10
+    max_file_bytes: int = 2 * 1024**3  # each large file, sent as a secure link (files/)
 
 
 class TooLarge(Exception):
@@ -77,17 +80,28 @@ async def _attachments(form: Any, opts: ComposeOptions) -> list[AttachmentIn]:
 
 
 def _draft(form: Any) -> dict[str, str]:
-    return {k: str(form.get(k, ""))[:200_000] for k in FIELDS}
+    draft = {k: str(form.get(k, ""))[:200_000] for k in FIELDS}
+    # Large files uploaded already (compose.js), by id: kept when the form is shown again.
+    ids = [str(v).strip()[:40] for v in form.getlist("large_files")][: attaching.MAX_FILES + 1]
+    draft["large_files"] = ",".join(i for i in ids if i and "," not in i)
+    return draft
 
 
-def _message(draft: dict[str, str], files: list[AttachmentIn]) -> MessageIn:
-    html = draft["html"].strip()
+def _message(draft: dict[str, str], files: list[AttachmentIn], links: list[str] | None = None) -> MessageIn:
+    html, text = draft["html"].strip(), draft["text"]
+    if links:
+        # The files travel as links to the portal, where the recipient signs in to download.
+        text = text.rstrip() + "\n\nFiles shared with you securely (sign in to the portal to download):\n"
+        text += "\n".join(links) + "\n"
+        if html:
+            items = "".join(f'<li><a href="{link}">{link}</a></li>' for link in links)
+            html += f"<p>Files shared with you securely:</p><ul>{items}</ul>"
     return MessageIn.model_validate(
         {
             "from": draft["from"].strip(),
             "to": [a for a in _SPLIT.split(draft["to"]) if a],
             "subject": draft["subject"].strip(),
-            "text": draft["text"] if draft["text"].strip() else None,
+            "text": text if text.strip() else None,
             "html": clean_html(html) if html else None,
             "attachments": files,
             "stream": Stream.PHI,
@@ -97,17 +111,55 @@ def _message(draft: dict[str, str], files: list[AttachmentIn]) -> MessageIn:
 
 
 def compose_section(
-    messages: Messages, reports: Reports, outbox: Outbox, opts: ComposeOptions
+    messages: Messages, view: MessageView, opts: ComposeOptions, shares: FileShares
 ) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
-        _compose_pages(app, kit, messages, opts)
-        _sent_pages(app, kit, messages, reports, outbox)
+        _compose_pages(app, kit, Sender(messages, shares, opts))
+        mount_uploads(app, kit, shares, opts.max_file_bytes)
+        _sent_pages(app, kit, messages, view)
 
     nav = [("/compose", "Compose", Permission.COMPOSE), ("/sent", "Sent", Permission.COMPOSE)]
     return ConsoleSection(nav=nav, mount=mount)
 
 
-def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOptions) -> None:
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Compose's one use case: the form's message (attachments and large files) submitted."""
+
+    messages: Messages
+    shares: FileShares
+    opts: ComposeOptions
+
+    async def send(self, who: Session, form: Any, draft: dict[str, str]) -> str:
+        """The accepted message's id; raises what the page shows (TooLarge, validation, …)."""
+        opts, shares = self.opts, self.shares
+        principal = Principal(who.tenant_id, who.actor, frozenset({"send"}))
+        files = await _attachments(form, opts)
+        large = [i for i in draft["large_files"].split(",") if i]
+        if len(large) > attaching.MAX_FILES:
+            raise ValidationFailed(
+                [{"field": "large_files", "message": f"at most {attaching.MAX_FILES} files"}]
+            )
+        if large:
+            await run_in_threadpool(attaching.unsent, shares, principal, large)
+        body = _message(draft, files, [attaching.link(shares, f) for f in large])
+        sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
+        if large:
+            sub = attaching.carrying(sub, large)
+        accepted, _ = await run_in_threadpool(self.messages.submit, principal, sub)
+        if large:
+            try:
+                await run_in_threadpool(attaching.bind, shares, principal, large, accepted.id)
+            except Conflict:
+                # Sent or deleted meanwhile: withdraw the message rather than send dead links.
+                await run_in_threadpool(self.messages.cancel, principal, accepted.id)
+                raise
+        return accepted.id
+
+
+def _compose_pages(app: FastAPI, kit: Kit, sender: Sender) -> None:
+    messages, opts = sender.messages, sender.opts
+
     def page(
         request: Request,
         who: Session,
@@ -119,9 +171,11 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         settings = dict(messages.tenancy.tenant_settings(who.tenant_id))
         replies_to = reply_destination("", (draft["from"] or who.email).strip(), settings)
         return kit.render(
-            request, "compose.html", status=status, title="Compose", who=who, draft=draft,
+            request, "compose.html", status=status, scripted=True, title="Compose", who=who, draft=draft,
             errors=errors or [], limit_mb=opts.max_upload_bytes // (1024 * 1024), max_files=opts.max_files,
-            replies_to=replies_to, csrf=kit.csrf(request),
+            large_mb=opts.max_file_bytes // (1024 * 1024), large_max=attaching.MAX_FILES,
+            large=[i for i in draft["large_files"].split(",") if i], replies_to=replies_to,
+            csrf=kit.csrf(request),
         )  # fmt: skip
 
     @app.get("/compose")
@@ -130,6 +184,7 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         if isinstance(who, Response):
             return who
         draft = dict.fromkeys(FIELDS, "") | {"from": who.email, "protection": Protection.SECURE.value}
+        draft["large_files"] = ""
         return page(request, who, draft)
 
     @app.post("/compose")
@@ -146,11 +201,7 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
         who, form = acted
         draft = _draft(form)
         try:
-            files = await _attachments(form, opts)
-            body = _message(draft, files)
-            sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
-            principal = Principal(who.tenant_id, who.actor, frozenset({"send"}))
-            accepted, _ = await run_in_threadpool(messages.submit, principal, sub)
+            message_id = await sender.send(who, form, draft)
         except TooLarge:
             return page(
                 request,
@@ -167,10 +218,12 @@ def _compose_pages(app: FastAPI, kit: Kit, messages: Messages, opts: ComposeOpti
             return page(request, who, draft, 400, problems or [exc.detail])
         except SealmailError as exc:
             return page(request, who, draft, 400 if exc.status >= 500 else exc.status, [exc.detail])
-        return kit.redirect(request, f"/sent/{accepted.id}")
+        return kit.redirect(request, f"/sent/{message_id}")
 
 
-def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, outbox: Outbox) -> None:
+def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, view: MessageView) -> None:
+    outbox = view.outbox
+
     def mine(request: Request, permission: Permission, message_id: str) -> Session | Response:
         """Signed in with ``permission``, and the message is theirs — or they read any
         trail (support, administrators).  404 either way: no hint that it exists."""
@@ -196,11 +249,17 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, reports: Reports, ou
         who = mine(request, Permission.COMPOSE, message_id[:40])
         if isinstance(who, Response):
             return who
-        found = reports.find(who.tenant_id, message_id[:40])
-        if not found or found[0].message_id != message_id:
-            raise HTTPException(404, "No such message among yours.")
+        shown = view.page(who, message_id[:40])
         return kit.render(
-            request, "compose_outcome.html", title="Outcome", who=who, m=found[0], csrf=kit.csrf(request)
+            request,
+            "compose_outcome.html",
+            title="Outcome",
+            who=who,
+            back="sent",
+            csrf=kit.csrf(request),
+            m=shown.m,
+            portal=shown.portal,
+            may_act=shown.may_act,
         )
 
     @app.get("/content/{message_id}")

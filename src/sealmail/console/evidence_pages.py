@@ -1,7 +1,8 @@
 """The compliance officer's console pages (``/console/evidence``), a ``ConsoleSection``.
 
-One page shows the retention periods, legal holds and the unencrypted-by-request register
-with their forms, and links every report (CSV or PDF, any period) and the evidence pack.
+One page shows the retention periods, legal holds, the unencrypted-by-request register and
+the confidential-communication preferences (164.522(b)) with their forms, and links every
+report (CSV or PDF, any period) and the evidence pack.
 Reading needs ``evidence.view`` (compliance officer, auditor, owner); changing anything
 ``evidence.manage`` (compliance officer, owner).  Every change goes through the same
 service calls as the API and CLI, so it is audited the same way, with the person's id.
@@ -66,6 +67,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             floor=FLOOR_DAYS,
             holds=evidence.retention.holds(who.tenant_id),
             requests=evidence.plain.requests(who.tenant_id),
+            preferences=evidence.preferences.preferences(who.tenant_id),
             warning=WARNING,
             reports=list(REPORTS),
             since=(today - timedelta(days=30)).isoformat(),
@@ -146,5 +148,23 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
         def act(who: Session, form: Any) -> None:
             reason = str(form.get("reason", ""))[:1000]
             evidence.plain.revoke(who.tenant_id, request_id[:40], who.actor, "staff", reason)
+
+        return await change(request, act)
+
+    @app.post("/evidence/preferences")
+    async def preference(request: Request) -> Response:
+        def act(who: Session, form: Any) -> None:
+            address, kind = str(form.get("address", ""))[:320], str(form.get("kind", ""))[:20]
+            alternative = str(form.get("alternative", "")).strip()[:320] or None
+            proof = str(form.get("evidence", ""))[:1000]
+            evidence.preferences.record(who.tenant_id, address, kind, who.actor, "staff", proof, alternative)
+
+        return await change(request, act)
+
+    @app.post("/evidence/preferences/{preference_id}/revoke")
+    async def revoke_preference(request: Request, preference_id: str) -> Response:
+        def act(who: Session, form: Any) -> None:
+            reason = str(form.get("reason", ""))[:1000]
+            evidence.preferences.revoke(who.tenant_id, preference_id[:40], who.actor, "staff", reason)
 
         return await change(request, act)

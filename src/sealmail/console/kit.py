@@ -36,3 +36,16 @@ class Kit:
             return acted
         await run_in_threadpool(do, *acted)
         return self.redirect(request, then)
+
+
+@dataclass(frozen=True, slots=True)
+class Cookies:
+    session: str
+    signin: str
+    pre: str
+
+    @classmethod
+    def for_(cls, secure: bool) -> "Cookies":
+        # __Host-: Secure, path=/, no Domain — a sibling subdomain cannot plant one (RFC 6265bis §4.1.3.2).
+        p = "__Host-" if secure else ""
+        return cls(f"{p}sealmail_console", f"{p}sealmail_console_signin", f"{p}sealmail_console_pre")

@@ -14,11 +14,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from sealmail.console.reports import own_actors
 from sealmail.domain.statuses import aggregate
 from sealmail.store import db
 from sealmail.store.tables import messages, recipients
 from sealmail.users.model import Session
-from sealmail.users.tables import console_api_keys
 
 SENT_PAGE = 50
 
@@ -38,12 +38,7 @@ class Outbox:
         self.engine = engine
 
     def _actors(self, conn: Connection, who: Session) -> list[str]:
-        keys = conn.execute(
-            sa.select(console_api_keys.c.api_key_id).where(
-                console_api_keys.c.tenant_id == who.tenant_id, console_api_keys.c.user_id == who.user_id
-            )
-        ).scalars()
-        return [who.actor, *keys]
+        return own_actors(conn, who)
 
     def owns(self, who: Session, message_id: str) -> bool:
         with db.reader(self.engine) as conn:

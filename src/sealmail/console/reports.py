@@ -8,17 +8,21 @@ permission of its own, audited where it happens).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.statuses import MessageStatus, aggregate
 from sealmail.store import db
 from sealmail.store.events import EventType
 from sealmail.store.tables import attempts, audit_log, events, messages, recipients
+from sealmail.users import roles
+from sealmail.users.model import Session
+from sealmail.users.tables import console_api_keys
 
 TRAIL_LIMIT = 50
 AUDIT_PAGE = 100
@@ -42,6 +46,7 @@ class Dashboard:
     portal_opens: int = 0  # portal.viewed events
     dlp_hits: int = 0  # messages in which DLP found something
     quarantined_now: int = 0  # messages held right now
+    own_only: bool = False  # a sender's dashboard: the counts of their own messages only
 
     @property
     def peak(self) -> int:
@@ -88,6 +93,38 @@ class Narrow:
 
 
 @dataclass(frozen=True, slots=True)
+class TrailAttempt:
+    """One delivery attempt as recorded when it ended (``delivery`` writes these facts; the
+    signed proof of delivery in ``evidence/proofs.py`` is built from the same columns)."""
+
+    recipient_id: str
+    finished_at: datetime
+    status: str
+    reason: str
+    mx_host: str | None
+    tls_version: str | None
+    tls_cipher: str | None
+    tls_verified: bool
+    verified_by: str  # none | pkix | mta-sts | dane: what vouched for the certificate
+    peer_cert_sha256: str | None  # SHA-256 of the server certificate (DER)
+    smtp_code: int | None
+    enhanced_code: str | None
+    reply: str | None
+    key_fingerprint: str | None  # the recipient key an OpenPGP / S/MIME copy went to
+    key_source: str | None  # uploaded | wkd | keyserver | autocrypt | harvested
+
+
+# Where a recipient key came from, as the trail names it.
+KEY_SOURCES = {
+    "uploaded": "uploaded to the key directory",
+    "wkd": "WKD (the recipient's domain)",
+    "keyserver": "the keyserver",
+    "autocrypt": "Autocrypt header",
+    "harvested": "signed mail (S/MIME certificate)",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class TrailRecipient:
     id: str
     address: str
@@ -97,7 +134,17 @@ class TrailRecipient:
     method_reason: str | None
     last_reason: str | None
     last_detail: str | None
-    tries: list[dict[str, Any]] = field(default_factory=list)
+    tries: list[TrailAttempt] = field(default_factory=list)
+    portal_opens: int = 0  # portal.viewed events for this recipient
+
+    @property
+    def key(self) -> TrailAttempt | None:
+        """The last attempt that names the recipient key it encrypted to."""
+        return next((t for t in reversed(self.tries) if t.key_fingerprint), None)
+
+    @staticmethod
+    def key_source_label(source: str | None) -> str:
+        return KEY_SOURCES.get(source or "", source or "not recorded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,23 +169,60 @@ class AuditEntry:
     details: dict[str, Any] | None  # the entry's stored JSON details, as audit.append wrote them
 
 
+def own_actors(conn: Connection, who: Session) -> list[str]:
+    """What ``messages.actor`` holds for a person's own messages: the person (the console's
+    compose) and every API key they made."""
+    keys = conn.execute(
+        sa.select(console_api_keys.c.api_key_id).where(
+            console_api_keys.c.tenant_id == who.tenant_id, console_api_keys.c.user_id == who.user_id
+        )
+    ).scalars()
+    return [who.actor, *keys]
+
+
+def sees_whole_tenant(who: Session) -> bool:
+    """Roles that follow every message (trails) or oversee the tenant (audit) get its counts;
+    a sender gets the counts of their own messages only."""
+    return who.may(roles.Permission.VIEW_TRAIL) or who.may(roles.Permission.VIEW_AUDIT)
+
+
 class Reports:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def dashboard(self, tenant_id: str, now: datetime, days: int = 7) -> Dashboard:
+    def dashboard_for(self, who: Session, now: datetime) -> Dashboard:
+        """The dashboard ``who`` may see: tenant-wide, or their own messages' counts."""
+        if sees_whole_tenant(who):
+            return self.dashboard(who.tenant_id, now)
+        with db.reader(self.engine) as conn:
+            actors = own_actors(conn, who)
+        return self.dashboard(who.tenant_id, now, actors=actors)
+
+    def dashboard(
+        self, tenant_id: str, now: datetime, days: int = 7, actors: Sequence[str] | None = None
+    ) -> Dashboard:
+        """The tenant's counts over ``days``; with ``actors`` (a sender's own user and API-key
+        ids), only the messages they sent and those messages' recipients, attempts and events."""
         since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
         labels = [(since + timedelta(days=i)).date().isoformat() for i in range(days)]
+        m = messages.c
+        mine: list[Any] = [] if actors is None else [m.actor.in_(list(actors))]
+
+        def of_mine(column: Any) -> list[Any]:
+            if actors is None:
+                return []
+            return [column.in_(sa.select(m.id).where(m.tenant_id == tenant_id, *mine))]
+
         with db.reader(self.engine) as conn:
             sent = conn.execute(
-                sa.select(messages.c.stream, messages.c.created_at, messages.c.dlp_findings).where(
-                    messages.c.tenant_id == tenant_id, messages.c.created_at >= since
+                sa.select(m.stream, m.created_at, m.dlp_findings).where(
+                    m.tenant_id == tenant_id, m.created_at >= since, *mine
                 )
             ).all()
             methods = conn.execute(
                 sa.select(recipients.c.method, recipients.c.status, sa.func.count())
-                .join(messages, messages.c.id == recipients.c.message_id)
-                .where(recipients.c.tenant_id == tenant_id, messages.c.created_at >= since)
+                .join(messages, m.id == recipients.c.message_id)
+                .where(recipients.c.tenant_id == tenant_id, m.created_at >= since, *mine)
                 .group_by(recipients.c.method, recipients.c.status)
             ).all()
             counted: dict[str, int] = dict(
@@ -148,18 +232,22 @@ class Reports:
                         events.c.tenant_id == tenant_id,
                         events.c.type.in_(COUNTED),
                         events.c.created_at >= since,
+                        *of_mine(events.c.message_id),
                     )
                     .group_by(events.c.type)
                 ).all()
             )
             tls = conn.execute(
                 sa.select(attempts.c.tls_version, sa.func.count())
-                .where(attempts.c.tenant_id == tenant_id, attempts.c.finished_at >= since)
+                .where(
+                    attempts.c.tenant_id == tenant_id, attempts.c.finished_at >= since,
+                    *of_mine(attempts.c.message_id),
+                )
                 .group_by(attempts.c.tls_version)
-            ).all()
+            ).all()  # fmt: skip
             held = conn.execute(
                 sa.select(sa.func.count()).where(
-                    messages.c.tenant_id == tenant_id, messages.c.status == MessageStatus.QUARANTINED
+                    m.tenant_id == tenant_id, m.status == MessageStatus.QUARANTINED, *mine
                 )
             ).scalar_one()
         by_stream: dict[str, dict[str, int]] = {}
@@ -188,6 +276,7 @@ class Reports:
             portal_opens=int(counted.get(EventType.PORTAL_VIEWED, 0)),
             dlp_hits=sum(1 for *_, findings in sent if findings),
             quarantined_now=int(held),
+            own_only=actors is not None,
         )
 
     def find(self, tenant_id: str, query: str, narrow: Narrow | None = None) -> list[Trail]:
@@ -236,6 +325,11 @@ class Reports:
             for r, rcpts in found
         ]
 
+    def trail(self, tenant_id: str, message_id: str) -> Trail | None:
+        """One message's trail (tenant-scoped), or None."""
+        found = self.find(tenant_id, message_id)
+        return next((t for t in found if t.message_id == message_id), None)
+
     def _recipients(self, conn: Any, tenant_id: str, message_id: str) -> list[TrailRecipient]:
         rcpts = conn.execute(
             sa.select(
@@ -251,24 +345,30 @@ class Reports:
             .where(recipients.c.tenant_id == tenant_id, recipients.c.message_id == message_id)
             .order_by(recipients.c.address)
         ).all()
+        names = [f.name for f in fields(TrailAttempt)]
         tries = conn.execute(
-            sa.select(
-                attempts.c.recipient_id,
-                attempts.c.finished_at,
-                attempts.c.status,
-                attempts.c.reason,
-                attempts.c.mx_host,
-                attempts.c.tls_version,
-                attempts.c.smtp_code,
-                attempts.c.reply,
-            )
+            sa.select(*(attempts.c[n] for n in names))
             .where(attempts.c.tenant_id == tenant_id, attempts.c.message_id == message_id)
             .order_by(attempts.c.finished_at)
         ).all()
-        per: dict[str, list[dict[str, Any]]] = {}
+        opens: dict[str, int] = dict(
+            conn.execute(
+                sa.select(events.c.recipient_id, sa.func.count())
+                .where(
+                    events.c.tenant_id == tenant_id,
+                    events.c.message_id == message_id,
+                    events.c.type == EventType.PORTAL_VIEWED,
+                )
+                .group_by(events.c.recipient_id)
+            ).all()
+        )
+        per: dict[str, list[TrailAttempt]] = {}
         for t in tries:
-            per.setdefault(t.recipient_id, []).append(dict(t._mapping))
-        return [TrailRecipient(**r._mapping, tries=per.get(r.id, [])) for r in rcpts]
+            per.setdefault(t.recipient_id, []).append(TrailAttempt(**t._mapping))
+        return [
+            TrailRecipient(**r._mapping, tries=per.get(r.id, []), portal_opens=int(opens.get(r.id, 0)))
+            for r in rcpts
+        ]
 
     def audit_entries(
         self, tenant_id: str, *, action: str = "", actor: str = "", before: int | None = None

@@ -23,12 +23,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sealmail.console import charts
 from sealmail.console.emergency_pages import emergency_pages
-from sealmail.console.kit import Kit
+from sealmail.console.kit import Cookies, Kit
 from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Narrow, Reports
 from sealmail.console.sso_pages import SignInHooks, sso_pages
+from sealmail.console.throttle import SignInLimit
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import SealmailError
+from sealmail.limits.service import Limiter
 from sealmail.users import roles, totp
 from sealmail.users.keys import UserKeys
 from sealmail.users.model import Session, SignIn, SignInStatus, Stage
@@ -38,8 +40,9 @@ from sealmail.users.sso import SingleSignOn
 from sealmail.web import security
 
 CSP = security.PAGE_CSP.format(logo="")
-# Only the passkey pages run a script, and only the console's own static file.
-SCRIPTED_CSP = CSP + "; script-src 'self'"
+# Only the passkey and compose pages run a script, and only the console's own static file;
+# compose's uploads its large files to this origin (connect-src).
+SCRIPTED_CSP = CSP + "; script-src 'self'; connect-src 'self'"
 KEY_SCOPES = ("send", "read", "admin")
 PAGES: list[tuple[str, str, Permission]] = [
     ("/", "Dashboard", Permission.VIEW_DASHBOARD),
@@ -81,19 +84,9 @@ class ConsoleSection:
 @dataclass(frozen=True, slots=True)
 class ConsoleOptions:
     secure_cookies: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Cookies:
-    session: str
-    signin: str
-    pre: str
-
-    @classmethod
-    def for_(cls, secure: bool) -> "Cookies":
-        # __Host-: Secure, path=/, no Domain — a sibling subdomain cannot plant one (RFC 6265bis §4.1.3.2).
-        p = "__Host-" if secure else ""
-        return cls(f"{p}sealmail_console", f"{p}sealmail_console_signin", f"{p}sealmail_console_pre")
+    # Per-address limits on the sign-in steps (console/throttle.py); None: unlimited (tests).
+    limiter: Limiter | None = None
+    signin_per_minute: int = 30
 
 
 def create_console(
@@ -114,6 +107,8 @@ def create_console(
     script = loaders[0].get_source(env, "passkey.js")[0]
     pages = [*PAGES, *(entry for s in sections for entry in s.nav)]
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    if opts.limiter is not None:
+        app.add_middleware(SignInLimit, limiter=opts.limiter, per_minute=opts.signin_per_minute)
     app.add_middleware(security.HardenEveryResponse)
 
     def render(
@@ -310,13 +305,12 @@ def create_console(
     passkey_pages(app, users, kit)
     emergency_pages(app, users, kit)
     if sso is not None:
-
-        def signed_in_as(request: Request, token: str) -> Response:
-            response = redirect(request, "/")
-            set_cookie(response, names.session, token)
-            return response
-
-        hooks = SignInHooks(lambda r: form_for(r, names.pre), signed_in_as, opts.secure_cookies)
+        hooks = SignInHooks(
+            lambda r: form_for(r, names.pre),
+            lambda response, token: set_cookie(response, names.session, token),
+            lambda response, token: set_cookie(response, names.signin, token),
+            opts.secure_cookies,
+        )
         sso_pages(app, users, sso, kit, hooks)
     for section in sections:
         section.mount(app, kit)
@@ -340,7 +334,7 @@ def _pages(
             if first is None:
                 raise HTTPException(403, "Your role does not include any console page.")
             return redirect(request, first)
-        board = reports.dashboard(me.tenant_id, users.now())
+        board = reports.dashboard_for(me, users.now())  # a sender's own messages only
         return render(request, "dashboard.html", title="Dashboard", who=me, board=board, csrf=csrf(request))
 
     @app.get("/messages")

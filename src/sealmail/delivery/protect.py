@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from sealmail.crypto import pgp, smime
-from sealmail.delivery.group import Group, PlainRequests
+from sealmail.delivery.group import CommsPreferences, Group, PlainRequests, target_of
 from sealmail.delivery.policy import (
     policy_for,
     sign_wanted,
@@ -44,6 +44,7 @@ from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
 from sealmail.domain.secureline import (
+    CommsPreference,
     Decision,
     Method,
     PlainConsent,
@@ -86,9 +87,11 @@ class SecureLine:
         personalizer: Personalizer | None = None,
         plain: PlainRequests | None = None,
         texter: NoticeTexter | None = None,
+        preferences: CommsPreferences | None = None,
     ) -> None:
         self.engine = engine
         self.plain = plain
+        self.preferences = preferences
         self.texter = texter
         self.personalizer = personalizer or Personalizer()
         self.keydir = keydir
@@ -162,7 +165,11 @@ class SecureLine:
     ) -> tuple[Group, TlsFacts]:
         """Step 1: the facts every recipient of the group is decided on."""
         policy, dlp = policy_for(msg)
-        addresses = [c.address for c in rcpts]
+        preferences = await self._preferences(msg, [c.address for c in rcpts])
+        # A redirected patient's mail goes to the alternative address: its keys are facts too.
+        addresses = [c.address for c in rcpts] + [
+            p.redirect_to for p in preferences.values() if p.redirect_to
+        ]
         keys = self.keydir.cached_facts(msg.tenant_id, addresses)
         if keys is None:
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
@@ -189,6 +196,7 @@ class SecureLine:
             known[0] if known else None,
             consents,
             transit,
+            preferences,
         )
         tls = TlsFacts(TlsState(known[0]), known[1]) if known else TlsFacts()
         return group, tls
@@ -252,15 +260,24 @@ class SecureLine:
             results.extend(replace(r, prior=(refused_by_id[r.claimed.id], *r.prior)) for r in batch)
         return results
 
-    async def _consents(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, PlainConsent]:
-        """Confirmed plain-mail requests of the message's tenant for these recipients.
+    @staticmethod
+    def _patients_mail(msg: QueuedMessage) -> bool:
+        """Whether the patients' registers apply: only to the tenant's own mail.  Sealmail's
+        mail (portal codes, file-share notices, alerts) keeps its own rules, and a file
+        share lives only in the portal anyway."""
+        return msg.source in TENANT_SOURCES and SystemTag.FILE_SHARE not in msg.tags
 
-        Only for the tenant's own mail: Sealmail's mail (portal codes, file-share notices,
-        alerts) keeps its own rules, and a file share lives only in the portal anyway.
-        """
-        if self.plain is None or msg.source not in TENANT_SOURCES or SystemTag.FILE_SHARE in msg.tags:
+    async def _consents(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, PlainConsent]:
+        """Confirmed plain-mail requests (164.524) of the message's tenant for these addresses."""
+        if self.plain is None or not self._patients_mail(msg):
             return {}
         return await asyncio.to_thread(self.plain.confirmed, msg.tenant_id, addresses)
+
+    async def _preferences(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, CommsPreference]:
+        """Standing confidential-communication preferences (164.522(b)) for these recipients."""
+        if self.preferences is None or not self._patients_mail(msg):
+            return {}
+        return await asyncio.to_thread(self.preferences.standing, msg.tenant_id, addresses)
 
     async def _discover(
         self, msg: QueuedMessage, rcpts: Sequence[Claimed], known: dict[str, RecipientKeys]
@@ -319,7 +336,7 @@ class SecureLine:
             elif method is Method.SMIME:
                 body = await self._smime(msg, content.raw, decision, keys, group.now)
             elif method is Method.PORTAL:
-                body = await self._notice(msg, c, decision.reason, group.now, group.requested)
+                body = await self._notice(msg, c, decision, group.now, group.requested)
             elif method is Method.PLAIN:
                 body = content.raw  # as the patient asked, after the warning (evidence/plain.py)
             else:  # pragma: no cover — TLS recipients are handled as a group
@@ -342,13 +359,12 @@ class SecureLine:
                 await self._deliver_notice(group.transport, c, decision, mail_from, payload, group.requested)
             ]
         requiretls = group.transit.requiretls
-        [a] = await group.transport.deliver(
-            c.domain, mail_from, [c.address], payload, level, requiretls=requiretls
-        )
+        to, domain = target_of(c, decision)
+        [a] = await group.transport.deliver(domain, mail_from, [to], payload, level, requiretls=requiretls)
         reason = decision.reason
         if method is Method.PLAIN and a.status is AttemptStatus.DELIVERED:
             reason += f"; carried over {a.tls.version}" if a.tls.version else "; carried without TLS"
-        return [Result(c, a, str(method), reason)]
+        return [Result(c, a, str(method), reason, key=decision.key)]
 
     async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
         assert decision.key is not None
@@ -404,16 +420,17 @@ class SecureLine:
         """
         a: Attempt | None = None
         prior: tuple[Attempt, ...] = ()
+        to, domain = target_of(c, decision)
         if requested is not TlsPolicy.OPPORTUNISTIC:
-            known = await self._known(c.domain, str(requested))
+            known = await self._known(domain, str(requested))
             if known is None or known[0] != TlsState.FAILS:
-                [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, requested)
+                [a] = await transport.deliver(domain, mail_from, [to], payload, requested)
                 if a.reason == "tls_required":
-                    await self._learn(c.domain, requested, "fails", a.detail or "cannot meet the TLS policy")
+                    await self._learn(domain, requested, "fails", a.detail or "cannot meet the TLS policy")
                     prior = (a,)
                     a = None
         if a is None:
-            [a] = await transport.deliver(c.domain, mail_from, [c.address], payload, TlsPolicy.OPPORTUNISTIC)
+            [a] = await transport.deliver(domain, mail_from, [to], payload, TlsPolicy.OPPORTUNISTIC)
         if a.status is not AttemptStatus.DELIVERED:
             return Result(c, a, str(Method.PORTAL), decision.reason, prior=prior)
         facts = NoticeFacts(
@@ -430,8 +447,11 @@ class SecureLine:
         return Result(c, a, str(Method.PORTAL), decision.reason, extra=extra, prior=prior)
 
     async def _notice(
-        self, msg: QueuedMessage, c: Claimed, reason: str, now: datetime, requested: TlsPolicy
+        self, msg: QueuedMessage, c: Claimed, decision: Decision, now: datetime, requested: TlsPolicy
     ) -> bytes:
+        # A patient who redirected their mail signs in to the portal, and gets its notice and
+        # codes, at the alternative address (164.522(b)).
+        to, _ = target_of(c, decision)
         settings = msg.tenant_settings.get("secureline")
         subject = DEFAULT_SUBJECT
         days = None
@@ -443,18 +463,19 @@ class SecureLine:
             tenant_id=msg.tenant_id,
             message_id=msg.id,
             recipient_id=c.id,
-            address=c.address,
-            reason=reason,
+            address=to,
+            reason=decision.reason,
             now=now,
             days=days,
             required_tls=str(requested),
         )
-        await self._text_notice(msg, c, link)
+        if decision.sms:  # "no text messages" (164.522(b)) leaves only the e-mail
+            await self._text_notice(msg, c, link)
         sender = msg.header_from or msg.mail_from
         return build_notice(
             organization=msg.tenant_name or "Your care provider",
             sender=sender,
-            recipient=c.address,
+            recipient=to,
             link=link,
             expires_at=expires,
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",

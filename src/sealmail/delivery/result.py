@@ -7,7 +7,7 @@ from typing import Any
 
 from sealmail.domain.message import TRACE_HEADER
 from sealmail.domain.outcomes import Attempt
-from sealmail.domain.secureline import Decision
+from sealmail.domain.secureline import Decision, KeyFact
 from sealmail.messages.queue import Claimed
 
 
@@ -22,6 +22,8 @@ class Result:
     # Attempts made before ``attempt`` in this pass (a TLS refusal the portal then covered):
     # recorded too, so TLS reports (RFC 8460) count the failure the fallback hid.
     prior: tuple[Attempt, ...] = ()
+    # The recipient key an OpenPGP or S/MIME copy was encrypted to (the delivery trail).
+    key: KeyFact | None = None
 
 
 def with_trace(msg_id: str, raw: bytes) -> bytes:

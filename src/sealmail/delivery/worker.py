@@ -379,10 +379,7 @@ class Worker:
                 )
         for r in results:
             out = self._outcome(msg, r.claimed, r.attempt, started, finished)
-            extra = {**(out.extra or {}), **r.extra} if r.extra else out.extra
-            self._pending.append(
-                replace(out, method=r.method, method_reason=r.reason or None, extra=extra, prior=r.prior)
-            )
+            self._pending.append(_recorded(out, r))
         if len(self._pending) >= FLUSH_MAX:
             await self.flush()
 
@@ -475,3 +472,19 @@ class Worker:
             EventType.EXPIRED,
             extra={"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}},
         )
+
+
+def _recorded(out: RecordedOutcome, r: Result) -> RecordedOutcome:
+    """The outcome with what SecureLine did: method and reason, the recipient key it encrypted
+    to (the delivery trail names it), event extras and the pass's earlier attempts."""
+    extra = {**(out.extra or {}), **r.extra} if r.extra else out.extra
+    key = r.key
+    return replace(
+        out,
+        method=r.method,
+        method_reason=r.reason or None,
+        extra=extra,
+        prior=r.prior,
+        key_fingerprint=key.fingerprint if key is not None else None,
+        key_source=key.source if key is not None else None,
+    )

@@ -16,7 +16,7 @@ is decided again (→ portal) within the same delivery pass.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 class Method(enum.StrEnum):
@@ -137,6 +137,33 @@ class PlainConsent:
     via: str  # portal | staff
 
 
+class PreferenceKind(enum.StrEnum):
+    """What a patient may ask for under 164.522(b) (confidential communications)."""
+
+    PORTAL_ONLY = "portal_only"  # reach me only through the secure portal
+    REDIRECT = "redirect"  # no e-mail to this address: use this other one
+    NO_SMS = "no_sms"  # never text me
+
+
+@dataclass(frozen=True, slots=True)
+class CommsPreference:
+    """The patient's standing confidential-communication preferences at the message's tenant
+    (45 CFR 164.522(b)), folded into one fact: revocable, so present only while they stand.
+
+    With ``redirect_to`` the caller gives the *alternative* address's keys and plain-mail
+    consent in ``RecipientFacts``, as that is where the message goes.
+    """
+
+    ids: tuple[str, ...]  # the register rows that make it up
+    portal_only: bool = False
+    redirect_to: str | None = None
+    no_sms: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"(patient's preference {', '.join(self.ids)}; 164.522(b))"
+
+
 @dataclass(frozen=True, slots=True)
 class RecipientFacts:
     address: str
@@ -144,6 +171,7 @@ class RecipientFacts:
     smime: tuple[KeyFact, ...] = ()
     tls: TlsFacts = field(default_factory=TlsFacts)
     plain: PlainConsent | None = None
+    preference: CommsPreference | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +187,10 @@ class Decision:
     # Known keys that could not be used, each naming the key ("OpenPGP key 0x… revoked"):
     # already in ``reason``; kept apart for reasons written after the attempt (TLS).
     unusable_keys: tuple[str, ...] = ()
+    # A patient's preference (164.522(b)): send to this address instead of the recipient's,
+    # and whether a portal notice may also go by SMS.
+    deliver_to: str | None = None
+    sms: bool = True
 
 
 _SOURCE_LABEL = {
@@ -205,11 +237,41 @@ def _patient_requested(policy: Policy, facts: RecipientFacts, consent: PlainCons
     )
 
 
+def _preferred(policy: Policy, dlp: DlpFacts, facts: RecipientFacts, pref: CommsPreference) -> Decision:
+    """The patient's confidential-communication preference binds every other rule: "portal
+    only" outranks even their own plain-mail request, and a redirect never falls back to the
+    original address.  TLS alone is not used for a redirect: the alternative destination's
+    capability is not what this delivery learned, so the content goes encrypted or by portal."""
+    if pref.portal_only:
+        if Method.PORTAL in policy.forbidden:
+            why = f"no allowed method: the patient asked for the portal only {pref.label}; policy forbids it"
+            decision = Decision(None, why, code="no_method")
+        else:
+            decision = Decision(
+                Method.PORTAL, f"portal: the patient asked to be reached only through it {pref.label}"
+            )
+    else:
+        inner = replace(facts, preference=None)
+        if pref.redirect_to:
+            policy = replace(policy, forbidden=policy.forbidden | {Method.TLS})
+        decision = decide(policy, dlp, inner)
+    notes = []
+    if pref.redirect_to:
+        notes.append(f"redirected to {pref.redirect_to} at the patient's request {pref.label}")
+        decision = replace(decision, deliver_to=pref.redirect_to)
+    if pref.no_sms:
+        notes.append(f"no SMS notice {pref.label}")
+        decision = replace(decision, sms=False)
+    return replace(decision, reason="; ".join([decision.reason, *notes])) if notes else decision
+
+
 def decide(policy: Policy, dlp: DlpFacts, facts: RecipientFacts) -> Decision:
     """Decide one recipient's method.  Pure: same facts, same decision."""
     if dlp.action in (DlpAction.BLOCK, DlpAction.QUARANTINE):
         # Intake stops these; reaching delivery means the caller skipped that step.
         return Decision(None, f"held: DLP action {dlp.action} ({dlp.summary})", code="held")
+    if facts.preference is not None:
+        return _preferred(policy, dlp, facts, facts.preference)
     if facts.plain is not None:
         return _patient_requested(policy, facts, facts.plain)
     if policy.force_portal:

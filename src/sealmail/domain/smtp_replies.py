@@ -114,6 +114,9 @@ S538_ENCRYPTION_REQUIRED_FOR_AUTH = Reply(
 S550_RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
 # The authenticated account may not send as this MAIL FROM / From address.
 S550_SENDER_NOT_AUTHORIZED = Reply(550, "5.7.1", "Sender address not authorized")
+# RFC 4954 §6: 535 5.7.8 "authentication credentials invalid", here for a credential revoked
+# after this connection authenticated with it.
+S535_CREDENTIAL_REVOKED = Reply(535, "5.7.8", "Authentication credentials invalid (revoked)")
 # RFC 3463: X.3.4 "message too big for system"; RFC 1870 §6.2 answers SIZE with 552.
 S552_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 # RFC 3463: X.1.3 "bad destination mailbox address syntax".

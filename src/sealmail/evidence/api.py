@@ -28,6 +28,8 @@ from sealmail.evidence.schemas import (
     PlainRequestOut,
     PlainRevokeIn,
     PlainWarningOut,
+    PreferenceIn,
+    PreferenceOut,
     ProofOut,
     PurgeOut,
     RetentionIn,
@@ -92,6 +94,7 @@ def router(evidence: Evidence, need: Any) -> APIRouter:
 
     records_routes(r, evidence, need)
     plain_routes(r, evidence, need)
+    preference_routes(r, evidence, need)
     pack_routes(r, evidence, need)
     review_routes(r, evidence, need)
     return r
@@ -178,6 +181,49 @@ def plain_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
         return PlainRequestOut.of(
             evidence.plain.revoke(who.tenant_id, request_id, who.credential_id, "staff", reason)
         )
+
+
+def preference_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
+    """The confidential-communication register (164.522(b)); recording needs ``admin``."""
+    Reader = Annotated[Principal, need("read")]
+    Admin = Annotated[Principal, need("admin")]
+    Id = Annotated[str, Path(max_length=64)]
+
+    @r.post("/evidence/comms-preferences", response_model=PreferenceOut, status_code=201)
+    def preference_record(body: PreferenceIn, who: Admin) -> PreferenceOut:
+        """Record a patient's preference; SecureLine obeys it for this tenant's mail to that
+        address from the next delivery on (409 while one of the same kind stands)."""
+        made = evidence.preferences.record(
+            who.tenant_id,
+            body.address,
+            body.kind,
+            who.credential_id,
+            "staff",
+            body.evidence,
+            body.alternative,
+        )
+        return PreferenceOut.of(made)
+
+    @r.get("/evidence/comms-preferences", response_model=list[PreferenceOut])
+    def preference_list(
+        who: Reader,
+        address: Annotated[str | None, Query(max_length=320)] = None,
+        active: Annotated[bool, Query(description="Only the standing ones.")] = False,
+    ) -> list[PreferenceOut]:
+        return [PreferenceOut.of(p) for p in evidence.preferences.preferences(who.tenant_id, address, active)]
+
+    @r.get("/evidence/comms-preferences/{preference_id}", response_model=PreferenceOut)
+    def preference_get(preference_id: Id, who: Reader) -> PreferenceOut:
+        return PreferenceOut.of(evidence.preferences.get(who.tenant_id, preference_id))
+
+    @r.post("/evidence/comms-preferences/{preference_id}/revoke", response_model=PreferenceOut)
+    def preference_revoke(preference_id: Id, who: Admin, body: PlainRevokeIn | None = None) -> PreferenceOut:
+        """Revoke: SecureLine stops applying the preference at once."""
+        reason = body.reason if body else ""
+        revoked = evidence.preferences.revoke(
+            who.tenant_id, preference_id, who.credential_id, "staff", reason
+        )
+        return PreferenceOut.of(revoked)
 
 
 def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:

@@ -9,6 +9,8 @@
 * ``quarantine`` — DLP quarantines, releases and blocks;
 * ``retention`` — policy, legal holds, what was destroyed (``retention_report.py``);
 * ``plain_register`` — every plain-mail request, warning, confirmation, revocation (``plain.py``).
+* ``comms_preferences`` — every confidential-communication preference recorded or revoked
+  (164.522(b), ``preferences.py``).
 
 Message reports filter by sender, recipient domain, stream and campaign (a tag); the
 audit-based ones by nothing but the period (an entry names no stream).
@@ -27,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sealmail.audit import AuditAction
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.evidence.plain import PlainRegister
+from sealmail.evidence.preferences import PreferenceRegister
 from sealmail.evidence.reports import HEADER as DELIVERY_HEADER
 from sealmail.evidence.reports import Period, ReportFilter, delivery_rows, secured_by
 from sealmail.evidence.retention_report import HEADER as RETENTION_HEADER
@@ -241,6 +244,23 @@ def _plain(engine: Engine, tenant_id: str, period: Period, _f: ReportFilter) -> 
     return PlainRegister(engine).register_rows(tenant_id, period.since, period.until)
 
 
+PREFERENCE_HEADER = (
+    "at",
+    "preference_id",
+    "address",
+    "preference",
+    "alternative",
+    "step",
+    "via",
+    "actor",
+    "evidence",
+)
+
+
+def _preferences(engine: Engine, tenant_id: str, period: Period, _f: ReportFilter) -> Rows:
+    return PreferenceRegister(engine).register_rows(tenant_id, period.since, period.until)
+
+
 def _retention(engine: Engine, tenant_id: str, _period: Period, _f: ReportFilter) -> Rows:
     return retention_rows(engine, tenant_id)
 
@@ -254,4 +274,7 @@ REPORTS: dict[str, Report] = {
     "quarantine": Report("Quarantine decisions", AUDIT_HEADER, _audit_rows(QUARANTINE)),
     "retention": Report("Retention report", RETENTION_HEADER, _retention, needs_period=False),
     "plain_register": Report("Unencrypted-by-request register (164.524)", PLAIN_HEADER, _plain),
+    "comms_preferences": Report(
+        "Confidential-communication preferences (164.522(b))", PREFERENCE_HEADER, _preferences
+    ),
 }

@@ -401,3 +401,54 @@ def plain_list(
     """Every request with its steps."""
     with session(tenant) as (evidence, tenant_id):
         out.print_json(data=as_json(evidence.plain.requests(tenant_id, address)))
+
+
+# -- confidential-communication preferences (164.522(b)) ------------------------------------------
+prefs_app = typer.Typer(
+    no_args_is_help=True, help="Patients' confidential-communication preferences (164.522(b))."
+)
+evidence_app.add_typer(prefs_app, name="prefs")
+
+
+@prefs_app.command("record")
+def prefs_record(
+    address: Annotated[str, typer.Argument(help="The patient's address, as verified by staff.")],
+    kind: Annotated[str, typer.Option(help="portal_only | redirect | no_sms")],
+    evidence_text: Annotated[
+        str, typer.Option("--evidence", help="Where the proof is, e.g. 'call note in chart 2026-12-04'.")
+    ],
+    alternative: Annotated[
+        str | None, typer.Option(help="For a redirect: the address to use instead.")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Record a preference: SecureLine obeys it from the next delivery on."""
+    with session(tenant) as (evidence, tenant_id):
+        made = evidence.preferences.record(
+            tenant_id, address, kind, "cli", "staff", evidence_text, alternative
+        )
+        out.print_json(data=asdict(made))
+
+
+@prefs_app.command("revoke")
+def prefs_revoke(
+    preference_id: Annotated[str, typer.Argument(help="The preference (cmp_…).")],
+    reason: Annotated[str, typer.Option(help="Why (e.g. 'patient called 2026-12-04').")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """Revoke a preference: SecureLine stops applying it at once."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(
+            data=asdict(evidence.preferences.revoke(tenant_id, preference_id, "cli", "staff", reason))
+        )
+
+
+@prefs_app.command("list")
+def prefs_list(
+    address: Annotated[str | None, typer.Option(help="Only this address.")] = None,
+    active: Annotated[bool, typer.Option(help="Only the standing ones.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Every preference with its steps."""
+    with session(tenant) as (evidence, tenant_id):
+        out.print_json(data=[asdict(p) for p in evidence.preferences.preferences(tenant_id, address, active)])

@@ -23,6 +23,7 @@ SECTIONS: dict[str, str] = {
     "164.312(c)(1)": "Integrity: signed proofs and packs that report tampering",
     "164.312(e)(1)": "Transmission security: how each delivery was secured",
     "164.316(b)(2)": "Documentation kept six years (retention floor, evidence pack)",
+    "164.522(b)": "Confidential communications: the patient's preferred means or address binds delivery",
     "164.524(c)(2)": "Right of access: plain e-mail only at the patient's confirmed request",
     "164.530(j)": "Records kept six years; purge only by policy, never under legal hold",
 }

@@ -8,6 +8,7 @@
     policies/tenant-settings.json   SecureLine, DLP and TLS settings as stored
     registers/legal-holds.json      every legal hold, active or released
     registers/plain-requests.json   every unencrypted-by-request request with its steps
+    registers/comms-preferences.json every confidential-communication preference (164.522(b))
     registers/activity-reviews.json monthly activity-review sign-offs (164.308(a)(1)(ii)(D))
     controls/hipaa-tests.md         HIPAA section → the tests that prove it (generated from markers)
     README.txt                      what each file is and how to check the pack
@@ -59,7 +60,8 @@ That checks the Ed25519 signature on manifest.json and the SHA-256 of every file
 any file altered, added or removed is named.  Each line of anchors/anchors.jsonl is a signed
 anchor of the audit chain that `sealmail verify` also checks on its own.
 
-reports/          delivery, secured, access, logins, dlp, quarantine, plain_register, retention
+reports/          delivery, secured, access, logins, dlp, quarantine, plain_register,
+                  comms_preferences, retention
 audit/            the tenant's audit entries in the period; the chain and anchors as verified
 anchors/          signed chain heads (and RFC 3161 tokens where a TSA was configured)
 policies/         retention periods (floor {floor} days) and the tenant's settings
@@ -133,6 +135,9 @@ class Packer:
         files["policies/tenant-settings.json"] = _json(self._settings(tenant_id))
         files["registers/legal-holds.json"] = _json(as_json(self.evidence.retention.holds(tenant_id)))
         files["registers/plain-requests.json"] = _json(as_json(self.evidence.plain.requests(tenant_id)))
+        files["registers/comms-preferences.json"] = _json(
+            [asdict(p) for p in self.evidence.preferences.preferences(tenant_id)]
+        )
         files["registers/activity-reviews.json"] = _json(
             as_json(self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until))
         )

@@ -80,11 +80,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _address(value: str) -> str:
+def checked_address(value: str, name: str = "address") -> str:
+    """A patient's address as the registers key it (lower-cased addr-spec); 422 when invalid."""
     try:
-        return parse_address(value, "address").addr_spec.lower()
+        return parse_address(value, name).addr_spec.lower()
     except InvalidAddress as exc:
-        raise InvalidRequest(f"address: {exc.reason}") from exc
+        raise InvalidRequest(f"{name}: {exc.reason}") from exc
+
+
+def checked_evidence(via: str, evidence: str | None) -> str | None:
+    """What staff recorded as evidence: required from staff, at most 1000 characters."""
+    if via not in VIAS:
+        raise InvalidRequest(f"via must be one of {', '.join(VIAS)}")
+    text = (evidence or "").strip()
+    if via == "staff" and not text:
+        raise InvalidRequest(
+            "staff must record the evidence of the patient's request and confirmation "
+            "(e.g. 'signed form scanned to chart 2026-12-01')"
+        )
+    if len(text) > 1000:
+        raise InvalidRequest("evidence is at most 1000 characters")
+    return text or None
 
 
 class PlainRegister:
@@ -94,7 +110,7 @@ class PlainRegister:
     # -- the patient's path (the portal): request, see the warning, confirm -------------------------
     def request(self, tenant_id: str, address: str, actor: str, via: str) -> PlainRequest:
         """Open a request and record that the warning was shown (one step in the portal)."""
-        address = _address(address)
+        address = checked_address(address)
         self._via(via)
         with self.engine.begin() as conn:
             if self._standing(conn, tenant_id, address) is not None:
@@ -236,7 +252,7 @@ class PlainRegister:
         with db.reader(self.engine) as conn:
             return [
                 (
-                    _iso(r.at) or "",
+                    iso(r.at) or "",
                     r.request_id,
                     r.address,
                     r.kind,
@@ -251,20 +267,11 @@ class PlainRegister:
     # -- internals ----------------------------------------------------------------------------------------
     @staticmethod
     def _via(via: str) -> None:
-        if via not in VIAS:
-            raise InvalidRequest(f"via must be one of {', '.join(VIAS)}")
+        checked_evidence(via, "-")
 
     @staticmethod
     def _evidence(via: str, evidence: str | None) -> str | None:
-        text = (evidence or "").strip()
-        if via == "staff" and not text:
-            raise InvalidRequest(
-                "staff must record the evidence of the patient's request and confirmation "
-                "(e.g. 'signed form scanned to chart 2026-12-01')"
-            )
-        if len(text) > 1000:
-            raise InvalidRequest("evidence is at most 1000 characters")
-        return text or None
+        return checked_evidence(via, evidence)
 
     @staticmethod
     def _standing(conn: Connection, tenant_id: str, address: str) -> str | None:
@@ -336,7 +343,7 @@ class PlainRegister:
         )
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
 
 

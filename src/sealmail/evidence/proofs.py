@@ -133,7 +133,11 @@ class Proofs:
             "delivered_at": _iso(a.finished_at),
             "issued_at": _iso(datetime.now(UTC)),
             "sha256": {"accepted": self._accepted_hash(tenant_id, msg), "sent": a.sent_sha256},
-            "method": {"name": rcpt.method, "reason": rcpt.method_reason, "key": _key(conn, tenant_id, rcpt)},
+            "method": {
+                "name": rcpt.method,
+                "reason": rcpt.method_reason,
+                "key": _key(conn, tenant_id, rcpt, a),
+            },
             "transport": {
                 "mx_host": a.mx_host,
                 "mx_ip": a.mx_ip,
@@ -155,10 +159,15 @@ class Proofs:
         return signed.sha256_hex(raw)
 
 
-def _key(conn: Connection, tenant_id: str, rcpt: Any) -> dict[str, Any] | None:
-    """The recipient key a PGP or S/MIME delivery used: full fingerprint and where it came from."""
+def _key(conn: Connection, tenant_id: str, rcpt: Any, attempt: Any) -> dict[str, Any] | None:
+    """The recipient key a PGP or S/MIME delivery used: full fingerprint and where it came from.
+
+    Recorded on the attempt since the trail needed it; older attempts fall back to the key
+    directory, matched by the short fingerprint SecureLine's reason names."""
     if rcpt.method not in ("pgp", "smime"):
         return None
+    if attempt.key_fingerprint:
+        return {"fingerprint": attempt.key_fingerprint, "source": attempt.key_source}
     found = _SHORT_KEY.search(rcpt.method_reason or "")
     if found is None:
         return None

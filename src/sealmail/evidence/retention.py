@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.domain.statuses import ACTIVE, RecipientStatus
+from sealmail.domain.statuses import ACTIVE, MessageStatus, RecipientStatus
 from sealmail.errors import InvalidRequest, NotFound, ValidationFailed
 from sealmail.evidence import retention_forms
 from sealmail.evidence.tables import legal_holds, retention_policies, retention_purges
@@ -360,13 +360,35 @@ def is_held(conn: Connection, tenant_id: str, message_id: str) -> bool:
     return found is not None
 
 
+def is_file_held(conn: Connection, tenant_id: str, message_id: str | None) -> bool:
+    """Whether an active legal hold covers a file share: one on the tenant, or — once the file
+    was sent — one on its message or on any of that message's recipients (``files/``)."""
+    if message_id is not None:
+        return is_held(conn, tenant_id, message_id)
+    found = conn.execute(
+        sa.select(legal_holds.c.id).where(
+            legal_holds.c.tenant_id == tenant_id,
+            legal_holds.c.scope == "tenant",
+            legal_holds.c.released_at.is_(None),
+        )
+    ).first()
+    return found is not None
+
+
 def _past(tenant_id: str, cutoff: datetime) -> sa.ColumnElement[bool]:
     in_flight = sa.exists().where(
         recipients.c.message_id == messages.c.id,
         recipients.c.tenant_id == tenant_id,
         recipients.c.status.in_(_IN_FLIGHT),
     )
-    return sa.and_(messages.c.tenant_id == tenant_id, messages.c.created_at < cutoff, ~in_flight)
+    # A quarantined message is never purged while quarantined, whatever its recipients' rows
+    # say: the administrator's release or rejection decision needs the content it is about.
+    return sa.and_(
+        messages.c.tenant_id == tenant_id,
+        messages.c.created_at < cutoff,
+        messages.c.status != str(MessageStatus.QUARANTINED),
+        ~in_flight,
+    )
 
 
 def _eligible(conn: Connection, tenant_id: str, kind: str, cutoff: datetime) -> list[str]:

@@ -122,6 +122,43 @@ class PlainRequestOut(Out):
     steps: list[PlainStepOut]
 
 
+class PreferenceIn(BaseModel):
+    """Staff record a patient's confidential-communication preference (164.522(b)) with the
+    evidence of the request (where the form or call note is)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(max_length=320, description="The patient's address, verified by staff.")
+    kind: Literal["portal_only", "redirect", "no_sms"] = Field(
+        description="portal_only: only through the portal; redirect: no e-mail to this address, use "
+        "`alternative`; no_sms: no text messages."
+    )
+    alternative: str | None = Field(
+        default=None, max_length=320, description="For a redirect: the address to use instead."
+    )
+    evidence: str = Field(min_length=1, max_length=1000, description="E.g. 'call note 2026-12-01, chart'.")
+
+
+class PreferenceStepOut(Out):
+    kind: str = Field(description="recorded | revoked")
+    at: str
+    actor: str
+    via: str = Field(description="portal | staff")
+    evidence: str | None
+
+
+class PreferenceOut(Out):
+    id: str
+    address: str
+    kind: str = Field(description="portal_only | redirect | no_sms")
+    alternative: str | None
+    state: str = Field(description="active | revoked")
+    recorded_at: str
+    revoked_at: str | None
+    meaning: str
+    steps: list[PreferenceStepOut]
+
+
 class PlainWarningOut(Out):
     text: str
     sha256: str

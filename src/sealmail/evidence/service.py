@@ -18,6 +18,7 @@ from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.plain import PlainRegister
+from sealmail.evidence.preferences import PreferenceRegister
 from sealmail.evidence.proofs import Proofs
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import Retention
@@ -46,6 +47,7 @@ class Evidence:
         self.anchors = Anchors(engine, self.keys, tsa)
         self.retention = Retention(engine)
         self.plain = PlainRegister(engine)
+        self.preferences = PreferenceRegister(engine)
         self.anchor_recipients = AnchorRecipients(engine, mailer)
         self.activity_review = ActivityReview(engine)
 

@@ -1,4 +1,5 @@
-"""Tables of the evidence feature: audit anchors, retention and legal holds, the plain-mail register."""
+"""Tables of the evidence feature: audit anchors, retention and legal holds, the plain-mail and
+confidential-communication registers."""
 
 from __future__ import annotations
 
@@ -110,6 +111,40 @@ plain_register = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_plain_register_tenant_at", "tenant_id", "at"),
     sa.UniqueConstraint("request_id", "seq", name="uq_plain_register_request_seq"),
+)
+
+# -- confidential-communication preferences (164.522(b)) -------------------------------------------
+# One row per preference of one patient address at one tenant: ``kind`` portal_only |
+# redirect | no_sms, ``alternative`` the address a redirect sends to.  SecureLine obeys
+# the rows whose ``state`` is ``active``; a revoked row stays for the register.
+comms_preferences = sa.Table(
+    "comms_preferences",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),  # lower-cased
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("alternative", sa.String(320), nullable=True),  # lower-cased
+    sa.Column("state", sa.String(10), nullable=False),  # active | revoked
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+    sa.Index("ix_comms_preferences_tenant_address", "tenant_id", "address"),
+)
+
+# Every step of every preference, in order (``kind`` recorded | revoked), like
+# ``plain_register``: who, when, how (portal | staff), what staff recorded as evidence.
+comms_preference_register = sa.Table(
+    "comms_preference_register",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", ID, nullable=False),
+    sa.Column("preference_id", ID, sa.ForeignKey("comms_preferences.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("via", sa.String(10), nullable=False),
+    sa.Column("evidence", sa.String(1000), nullable=True),
+    sa.Index("ix_comms_preference_register_tenant_at", "tenant_id", "at"),
 )
 
 # Who at a tenant receives each scheduled audit anchor by mail (the compliance officer(s)).

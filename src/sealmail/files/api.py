@@ -4,7 +4,7 @@
     POST   /v1/files/{id}/send    JSON: from, to, subject, note → a portal message (202)
     GET    /v1/files/{id}         metadata (filename decrypted for the sender)
     GET    /v1/files/{id}/content the sender's own copy, with Range support
-    DELETE /v1/files/{id}         crypto-shred: wrapped key destroyed, then the blobs
+    DELETE /v1/files/{id}         crypto-shred: wrapped key destroyed, then the blobs (409 under a legal hold)
 
 The upload is never held whole in memory: the body is read as it arrives, one network
 read at a time, and sealed a chunk at a time.  It needs ``BodyLimit`` (``app.py``) to let
@@ -26,7 +26,7 @@ from starlette.responses import Response
 from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from sealmail.files import http
 from sealmail.files.schemas import FileDeletedOut, FileOut, FileSentOut
-from sealmail.files.service import FileShares, ShareRequest, Upload
+from sealmail.files.service import FileShares, ShareRequest
 from sealmail.tenancy.service import Principal
 from sealmail.web.models import binary
 
@@ -83,7 +83,7 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
             shares.start, who, http.clean_filename(raw_name), http.media_type(x_file_content_type)
         )
         try:
-            await _pump(request, up, limit)
+            await http.pump(request, up, limit)
         except PayloadTooLarge:
             await run_in_threadpool(up.abort, "too_large")
             raise
@@ -137,16 +137,3 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
         return FileDeletedOut.of(await run_in_threadpool(shares.delete, who, file_id))
 
     return r
-
-
-async def _pump(request: Request, up: Upload, limit: int) -> None:
-    """Feed the body to the upload as it arrives; seal and store off the event loop."""
-    async for piece in request.stream():
-        if not piece:
-            continue
-        if up.size + len(piece) > limit:
-            raise PayloadTooLarge(f"the file is over the {limit}-byte limit (SEALMAIL_MAX_FILE_BYTES)")
-        if up.would_write(len(piece)):
-            await run_in_threadpool(up.feed, piece)
-        else:
-            up.feed(piece)

@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from sealmail.errors import PayloadTooLarge
 from sealmail.files.ranges import ByteRange, Unsatisfiable, if_range_allows, parse_range
 from sealmail.files.reading import OpenedFile
+from sealmail.files.service import Upload
 from sealmail.web.downloads import (
     disposition as disposition,  # re-exported: every download names its file there
 )
@@ -94,3 +97,16 @@ async def ranged_download(
         body, status_code=206 if rng else 200, media_type=opened.content_type, headers=headers
     )
     return response, rng
+
+
+async def pump(request: Request, up: Upload, limit: int) -> None:
+    """Feed the body to the upload as it arrives; seal and store off the event loop."""
+    async for piece in request.stream():
+        if not piece:
+            continue
+        if up.size + len(piece) > limit:
+            raise PayloadTooLarge(f"the file is over the {limit}-byte limit (SEALMAIL_MAX_FILE_BYTES)")
+        if up.would_write(len(piece)):
+            await run_in_threadpool(up.feed, piece)
+        else:
+            up.feed(piece)

@@ -26,6 +26,7 @@ from sealmail.domain.addresses import parse_address, parse_address_list
 from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import Conflict, NotFound
+from sealmail.evidence.retention import is_file_held
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore
 from sealmail.files.reading import OpenedFile, chunk_key, file_prefix
@@ -394,6 +395,11 @@ class FileShares:
         """
         with self.engine.begin() as conn:
             row = self._row(conn, who.tenant_id, file_id)
+            if is_file_held(conn, who.tenant_id, row.message_id):
+                # 164.316(b)(2) and litigation holds: the record outlives the sender's wish.
+                raise Conflict(
+                    f"file {file_id} is under a legal hold; it can be deleted once the hold is released"
+                )
             self._shred_row(conn, who.tenant_id, file_id)
             audit.append(
                 conn,
@@ -407,14 +413,15 @@ class FileShares:
         return Shredded(file_id, Status.DELETED, removed)
 
     def sweep(self, *, stale_uploads: timedelta = timedelta(hours=24)) -> int:
-        """Shred expired shares and uploads abandoned mid-way; returns how many.
+        """Shred expired shares and uploads abandoned mid-way, except under a legal hold;
+        returns how many were shredded.
 
         Meant for the worker's scheduled jobs (portal expiry runs there too).
         """
         now = self.now()
         with db.reader(self.engine) as conn:
             doomed = conn.execute(
-                sa.select(file_shares.c.id, file_shares.c.tenant_id).where(
+                sa.select(file_shares.c.id, file_shares.c.tenant_id, file_shares.c.message_id).where(
                     sa.or_(
                         sa.and_(file_shares.c.status == Status.READY, file_shares.c.expires_at <= now),
                         sa.and_(
@@ -424,8 +431,13 @@ class FileShares:
                     )
                 )
             ).all()
-        for file_id, tenant_id in doomed:
+        shredded = 0
+        for file_id, tenant_id, message_id in doomed:
             with self.engine.begin() as conn:
+                # A legal hold (tenant, message or recipient) outranks expiry, as it does
+                # message retention (``evidence/retention.py``): the file waits for its release.
+                if is_file_held(conn, tenant_id, message_id):
+                    continue
                 self._shred_row(conn, tenant_id, file_id)
                 audit.append(
                     conn,
@@ -436,4 +448,5 @@ class FileShares:
                     details={"why": "expired"},
                 )
             self.blobs.delete_prefix(file_prefix(tenant_id, file_id))
-        return len(doomed)
+            shredded += 1
+        return shredded

@@ -47,7 +47,13 @@ def create_portal_app(
     """The portal pages and the file pages, one app to mount at ``/p``."""
     portal = create_portal(services, options, clock=clock)
     mount_files(portal, services, options)
-    mount_plain(portal, services.evidence.plain, services.tenancy, options or services.portal_options)
+    mount_plain(
+        portal,
+        services.evidence.plain,
+        services.tenancy,
+        options or services.portal_options,
+        services.evidence.preferences,
+    )
     return portal
 
 

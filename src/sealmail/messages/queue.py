@@ -90,6 +90,9 @@ class RecordedOutcome:
     # Attempts of the same pass before ``attempt`` (a TLS refusal a portal notice then
     # covered): recorded as attempts of their own, so nothing the fallback hid is lost.
     prior: tuple[Attempt, ...] = ()
+    # The recipient key the copy was encrypted to and where it came from (PGP / S/MIME).
+    key_fingerprint: str | None = None
+    key_source: str | None = None
 
 
 def claim(engine: Engine, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
@@ -353,6 +356,8 @@ def _attempt_row(worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any
         "reply": (a.reply or "")[:500] or None,
         "sent_sha256": a.sent_sha256,
         "peer_cert_sha256": a.tls.peer_cert_sha256,
+        "key_fingerprint": out.key_fingerprint if a is out.attempt else None,
+        "key_source": out.key_source if a is out.attempt else None,
     }
 
 

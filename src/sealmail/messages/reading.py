@@ -15,8 +15,17 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
 from sealmail.domain.page import Page
-from sealmail.domain.statuses import WAITING, aggregate
+from sealmail.domain.statuses import aggregate
 from sealmail.errors import NotFound
+from sealmail.messages.views import (
+    AttemptInfo,
+    MessageDetail,
+    MessageSummary,
+    attempt_info,
+    message_detail,
+    message_summary,
+    recipient_delivery,
+)
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import attempts, events, message_tags, messages, recipients
@@ -35,115 +44,6 @@ class EventPage:
     # and webhooks share, open per event type.
     data: tuple[dict[str, Any], ...]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageInfo:
-    """A message's metadata (plaintext, searchable): everything but its content."""
-
-    id: str
-    stream: str
-    source: str
-    from_: str
-    mail_from: str
-    message_id_header: str
-    size: int
-    tls_policy: str | None
-    protection: str
-    tags: tuple[str, ...]
-    # The submitter's own key/value pairs, stored as given (no PHI, open by design).
-    metadata: dict[str, Any]
-    # In a search or a message's detail: aggregated from its recipients; else as stored.
-    status: str
-    send_at: datetime | None
-    expires_at: datetime | None
-    created_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptTls:
-    version: str | None
-    cipher: str | None
-    verified: bool | None
-    verified_by: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptSmtp:
-    code: int | None
-    enhanced: str | None
-    reply: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptInfo:
-    """One delivery attempt to one recipient."""
-
-    id: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    status: str
-    reason: str | None
-    detail: str | None
-    mx_host: str | None
-    mx_ip: str | None
-    tls: AttemptTls
-    smtp: AttemptSmtp
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientDelivery:
-    """A recipient of a message and its attempts, oldest first."""
-
-    id: str
-    email: str
-    kind: str
-    status: str
-    attempt_count: int
-    next_attempt_at: datetime | None  # only while the recipient waits for a retry
-    last_reason: str | None
-    last_detail: str | None
-    updated_at: datetime | None
-    attempts: tuple[AttemptInfo, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MessageDetail(MessageInfo):
-    """One message with each recipient's delivery history."""
-
-    recipients: tuple[RecipientDelivery, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class MessageSummary(MessageInfo):
-    """A message in a search: its recipients counted per status."""
-
-    recipient_status: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class DlpHold:
-    """Why the DLP rules hold a message."""
-
-    action: str | None
-    # Each finding as screening stored it (detector, location, ...): stored JSON.
-    findings: tuple[dict[str, Any], ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class HeldMessage(MessageInfo):
-    """A message in quarantine, with the findings that hold it."""
-
-    dlp: DlpHold
-
-
-def held_message(m: Any) -> HeldMessage:
-    """A quarantined messages row (``META`` columns) as a ``HeldMessage``."""
-    return HeldMessage(**_message_fields(m), dlp=DlpHold(m["dlp_action"], _tuple_or_none(m["dlp_findings"])))
-
-
-def _tuple_or_none(value: Any) -> tuple[Any, ...] | None:
-    return None if value is None else tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +96,15 @@ class Reading:
                 .mappings()
                 .all()
             )
+            opens = _portal_opens(conn, who.tenant_id, message_id)
         by_rcpt: dict[str, list[AttemptInfo]] = {}
         for a in tries:
-            by_rcpt.setdefault(a["recipient_id"], []).append(_attempt(a))
+            by_rcpt.setdefault(a["recipient_id"], []).append(attempt_info(a))
         counts: dict[str, int] = {}
         for r in rcpts:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        return MessageDetail(
-            **_message_fields(msg, str(aggregate(msg["status"], counts))),
-            recipients=tuple(_recipient(r, tuple(by_rcpt.get(r["id"], []))) for r in rcpts),
-        )
+        shown = (recipient_delivery(r, tuple(by_rcpt.get(r["id"], [])), opens.get(r["id"], 0)) for r in rcpts)
+        return message_detail(msg, str(aggregate(msg["status"], counts)), tuple(shown))
 
     def content(self, who: Principal, message_id: str) -> MessageContent:
         """Decrypt and return a message's content; every call is audited."""
@@ -273,10 +172,7 @@ class Reading:
             page = rows[:limit]
             counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
         found = tuple(
-            MessageSummary(
-                **_message_fields(r, str(aggregate(r["status"], counts.get(r["id"], {})))),
-                recipient_status=counts.get(r["id"], {}),
-            )
+            message_summary(r, str(aggregate(r["status"], counts.get(r["id"], {}))), counts.get(r["id"], {}))
             for r in page
         )
         more = len(rows) > limit
@@ -332,55 +228,18 @@ def _status_counts(conn: Connection, tenant_id: str, ids: list[str]) -> dict[str
     return counts
 
 
-def _message_fields(m: Any, status: str | None = None) -> dict[str, Any]:
-    """A messages row's ``MessageInfo`` fields, by name (``status``: as stored unless given)."""
-    return {
-        "id": m["id"],
-        "stream": m["stream"],
-        "source": m["source"],
-        "from_": m["header_from"],
-        "mail_from": m["mail_from"],
-        "message_id_header": m["message_id_header"],
-        "size": m["size"],
-        "tls_policy": m["tls_policy"],
-        "protection": m["protection"],
-        "tags": tuple(m["tags"]),
-        "metadata": m["metadata"],
-        "status": m["status"] if status is None else status,
-        "send_at": m["send_at"],
-        "expires_at": m["expires_at"],
-        "created_at": m["created_at"],
-    }
-
-
-def _recipient(r: Any, tries: tuple[AttemptInfo, ...]) -> RecipientDelivery:
-    return RecipientDelivery(
-        id=r["id"],
-        email=r["address"],
-        kind=r["kind"],
-        status=r["status"],
-        attempt_count=r["attempts"],
-        next_attempt_at=r["next_attempt_at"] if r["status"] in WAITING else None,
-        last_reason=r["last_reason"],
-        last_detail=r["last_detail"],
-        updated_at=r["updated_at"],
-        attempts=tries,
-    )
-
-
-def _attempt(a: Any) -> AttemptInfo:
-    return AttemptInfo(
-        id=a["id"],
-        started_at=a["started_at"],
-        finished_at=a["finished_at"],
-        status=a["status"],
-        reason=a["reason"],
-        detail=a["detail"],
-        mx_host=a["mx_host"],
-        mx_ip=a["mx_ip"],
-        tls=AttemptTls(a["tls_version"], a["tls_cipher"], a["tls_verified"], a["verified_by"]),
-        smtp=AttemptSmtp(a["smtp_code"], a["enhanced_code"], a["reply"]),
-    )
+def _portal_opens(conn: Connection, tenant_id: str, message_id: str) -> dict[str, int]:
+    """How often each recipient opened the message in the portal (``portal.viewed`` events)."""
+    rows = conn.execute(
+        sa.select(events.c.recipient_id, sa.func.count())
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.message_id == message_id,
+            events.c.type == ev.EventType.PORTAL_VIEWED,
+        )
+        .group_by(events.c.recipient_id)
+    ).all()
+    return {str(rid): int(n) for rid, n in rows}
 
 
 def _search_query(

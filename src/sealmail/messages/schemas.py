@@ -15,8 +15,9 @@ from sealmail.domain.page import Page
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.accept import Accepted
-from sealmail.messages.reading import EventPage, HeldMessage, MessageContent, MessageInfo, MessageSummary
+from sealmail.messages.reading import EventPage, MessageContent
 from sealmail.messages.service import Moved
+from sealmail.messages.views import HeldMessage, MessageInfo, MessageSummary
 from sealmail.web.models import as_json
 
 PROTECTION_DOC = (
@@ -180,7 +181,19 @@ class AttemptTlsOut(_Out):
     version: str | None
     cipher: str | None
     verified: bool | None
-    verified_by: str | None
+    verified_by: str | None = Field(
+        description="What vouched for the certificate: `none`, `pkix`, `mta-sts` or `dane`."
+    )
+    certificate_sha256: str | None = Field(
+        None, description="SHA-256 of the server's certificate (DER, hex); null without TLS."
+    )
+
+
+class AttemptKeyOut(_Out):
+    fingerprint: str = Field(description="The recipient key the OpenPGP or S/MIME copy was encrypted to.")
+    source: str | None = Field(
+        description="Where it came from: `uploaded`, `wkd`, `keyserver`, `autocrypt`, `harvested`."
+    )
 
 
 class AttemptSmtpOut(_Out):
@@ -200,6 +213,9 @@ class AttemptOut(_Out):
     mx_ip: str | None
     tls: AttemptTlsOut
     smtp: AttemptSmtpOut
+    key: AttemptKeyOut | None = Field(
+        None, description="Null unless the copy was encrypted to a recipient key."
+    )
 
 
 class RecipientDetailOut(_Out):
@@ -211,6 +227,13 @@ class RecipientDetailOut(_Out):
     next_attempt_at: str | None
     last_reason: str | None
     last_detail: str | None
+    method: str | None = Field(
+        None, description="SecureLine's method: `pgp`, `smime`, `tls`, `portal` or `plain`."
+    )
+    method_reason: str | None = Field(
+        None, description="Why SecureLine chose it (names the key and its source)."
+    )
+    portal_opens: int = Field(0, description="How often the recipient opened the message in the portal.")
     updated_at: str | None
     attempts: list[AttemptOut]
 

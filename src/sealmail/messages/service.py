@@ -35,7 +35,7 @@ from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
 from sealmail.messages.group_commit import GroupCommit
-from sealmail.messages.reading import META, HeldMessage, Reading, held_message
+from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
     EnvelopeRecipient,
     Idempotency,
@@ -44,6 +44,7 @@ from sealmail.messages.submission import (
     Submission,
     request_hash,
 )
+from sealmail.messages.views import HeldMessage, held_message
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import idempotency_keys, messages, recipients
@@ -277,34 +278,46 @@ class Messages(Reading):
             ).first()
             if msg is None:
                 raise NotFound(f"message {message_id} not found")
-            cancelled = conn.execute(
-                sa.update(recipients)
-                .where(
-                    recipients.c.message_id == message_id,
-                    recipients.c.tenant_id == who.tenant_id,
-                    recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
-                )
-                .values(status=RecipientStatus.CANCELLED, updated_at=now, lease_owner=None, lease_until=None)
-                .returning(recipients.c.id, recipients.c.address)
-            ).all()
+            cancelled = cancel_waiting(conn, who, message_id, now)
             if not cancelled:
                 raise Conflict(
                     f"message {message_id} has no queued recipients left to cancel "
                     "(already delivered, in flight or finished)"
                 )
-            _moved_by(conn, who, message_id, ev.EventType.CANCELLED, cancelled, now)
-            conn.execute(
-                sa.update(messages).where(messages.c.id == message_id).values(status=MessageStatus.CANCELLED)
-            )
-            audit.append(
-                conn,
-                action=AuditAction.MESSAGE_CANCELLED,
-                actor=who.credential_id,
-                tenant_id=who.tenant_id,
-                target=message_id,
-                details={"recipients": len(cancelled)},
-            )
-        return Moved(message_id, tuple(r.id for r in cancelled))
+        return Moved(message_id, cancelled)
+
+
+def cancel_waiting(conn: Connection, who: Principal, message_id: str, now: datetime) -> tuple[str, ...]:
+    """Cancel the message's recipients not yet tried or waiting to retry, in the caller's
+    transaction (a cancel, or a recall that also closes the portal): their events, the
+    message's status and the audit entry with ``who``.  The ids cancelled; none, nothing written."""
+    cancelled = conn.execute(
+        sa.update(recipients)
+        .where(
+            recipients.c.message_id == message_id,
+            recipients.c.tenant_id == who.tenant_id,
+            recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
+        )
+        .values(status=RecipientStatus.CANCELLED, updated_at=now, lease_owner=None, lease_until=None)
+        .returning(recipients.c.id, recipients.c.address)
+    ).all()
+    if not cancelled:
+        return ()
+    _moved_by(conn, who, message_id, ev.EventType.CANCELLED, cancelled, now)
+    conn.execute(
+        sa.update(messages)
+        .where(messages.c.id == message_id, messages.c.tenant_id == who.tenant_id)
+        .values(status=MessageStatus.CANCELLED)
+    )
+    audit.append(
+        conn,
+        action=AuditAction.MESSAGE_CANCELLED,
+        actor=who.credential_id,
+        tenant_id=who.tenant_id,
+        target=message_id,
+        details={"recipients": len(cancelled)},
+    )
+    return tuple(r.id for r in cancelled)
 
 
 def _moved_by(
@@ -321,6 +334,10 @@ def _ascii_domain(addr: str) -> str:
     import idna
 
     domain = addr.rpartition("@")[2].strip().rstrip(">").lower()
+    if domain.isascii():
+        # UTS #46 maps an ASCII name only by case, and a name IDNA refuses comes back as is:
+        # either way the answer is ``domain``, without idna's per-label work on every message.
+        return domain
     try:
         return idna.encode(domain, uts46=True).decode()
     except idna.IDNAError:

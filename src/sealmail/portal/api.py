@@ -43,12 +43,15 @@ def router(lifecycle: PortalLifecycle, need: Any) -> APIRouter:
     @r.post(
         "/messages/{message_id}/recall",
         response_model=PortalRecallOut,
-        summary="Recall a portal message (revoke every recipient's access)",
+        summary="Recall a message (cancel what was not sent, revoke every portal recipient's access)",
     )
     async def recall(message_id: str, who: Sender) -> PortalRecallOut:
-        """Revoke portal access for all of the message's portal recipients, read or not."""
+        """Cancel the recipients not yet sent to and revoke portal access for all of the
+        message's portal recipients, read or not; audited with the caller."""
         done = await run_in_threadpool(lifecycle.recall, who.tenant_id, message_id, who.credential_id)
-        return PortalRecallOut.of(done.status, recalled=done.recalled, shredded=done.shredded)
+        return PortalRecallOut.of(
+            done.status, recalled=done.recalled, shredded=done.shredded, cancelled=done.cancelled
+        )
 
     @r.patch(
         "/messages/{message_id}/portal",

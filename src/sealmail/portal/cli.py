@@ -26,10 +26,17 @@ def _print(value: object) -> None:
 
 @portal_app.command("recall")
 def recall(message_id: str, tenant: Tenant = None) -> None:
-    """Revoke portal access to a message for all its recipients (read or not)."""
+    """Recall a message: cancel recipients not yet sent to, revoke portal access (read or not)."""
     with session(tenant) as (lifecycle, tenant_id):
         done = lifecycle.recall(tenant_id, message_id, "cli")
-        _print({**as_json(done.status), "recalled": done.recalled, "shredded": done.shredded})
+        _print(
+            {
+                **as_json(done.status),
+                "recalled": done.recalled,
+                "shredded": done.shredded,
+                "cancelled": done.cancelled,
+            }
+        )
 
 
 @portal_app.command("expire-now")

@@ -28,6 +28,7 @@ from sealmail.domain.statuses import TERMINAL
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.evidence.retention import is_held
+from sealmail.messages.service import cancel_waiting
 from sealmail.portal.access import (
     Hold,
     LinkState,
@@ -40,6 +41,7 @@ from sealmail.portal.tables import portal_hold_states, portal_message_settings, 
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import messages, portal_messages, recipients
+from sealmail.tenancy.service import Principal
 
 UNSET: Any = object()
 MIN_PASSPHRASE = 8
@@ -143,13 +145,16 @@ class PortalLifecycle:
     def recall(self, tenant_id: str, message_id: str, actor: str) -> Recalled:
         """Revoke portal access for every portal recipient, before or after reading.
 
-        Holds created later (a recipient still queued) are closed too: the recall is
-        stored on the message.  The content is shredded at once when no other recipient
-        still needs it, otherwise by the next ``sweep``.
+        Recipients not yet tried or waiting to retry are cancelled in the same transaction
+        (``messages.service.cancel_waiting``): nothing more leaves for a recalled message.
+        A hold created later anyway (a copy in flight) is closed too: the recall is stored
+        on the message.  The content is shredded at once when no other recipient still
+        needs it, otherwise by the next ``sweep``.
         """
         now = _now()
         with self.engine.begin() as conn:
             self._message_exists(conn, tenant_id, message_id)
+            cancelled = cancel_waiting(conn, Principal(tenant_id, actor, frozenset()), message_id, now)
             self._upsert_settings(conn, tenant_id, message_id, recalled_at=now)
             holds = [
                 to_hold(r)
@@ -176,7 +181,7 @@ class PortalLifecycle:
                 conn, AuditAction.PORTAL_RECALLED, actor, tenant_id, message_id, recipients=len(holds)
             )
             shredded = self._shred_if_done(conn, tenant_id, message_id, now)
-        return Recalled(self.describe(tenant_id, message_id), len(holds), shredded)
+        return Recalled(self.describe(tenant_id, message_id), len(holds), shredded, len(cancelled))
 
     # -- expiry and shredding -----------------------------------------------------------------
     def sweep(self, now: datetime | None = None) -> SweepResult:
@@ -385,6 +390,7 @@ class Recalled:
     status: PortalStatus
     recalled: int
     shredded: bool
+    cancelled: int = 0  # recipients not yet sent to, cancelled by the recall
 
 
 def notice_facts(row: Any) -> dict[str, Any] | None:

@@ -7,6 +7,11 @@ it.  From the confirmation on, SecureLine sends that address, for this sender on
 message itself instead of a portal notice (``evidence/plain.py``).  A session opened with a
 passphrase has not proven the address and is refused.
 
+The same page holds the patient's confidential-communication preferences (164.522(b),
+``evidence/preferences.py``): "only through this portal" and "no text messages" may be set
+and any standing preference withdrawn here; a redirect to another address needs that address
+proven, so staff record it.
+
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
@@ -18,8 +23,9 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, PackageLoader, select_
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sealmail.errors import Conflict
+from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence.plain import WARNING, PlainRegister, PlainRequest
+from sealmail.evidence.preferences import PreferenceRegister
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
@@ -66,12 +72,53 @@ PLAIN_HTML = """{% extends "base.html" %}
     </form>
   {% endif %}
 </section>
+{% if verified %}
+<section class="card" aria-labelledby="prefs-heading">
+  <h2 id="prefs-heading">How {{ brand.organization }} may reach you</h2>
+  {% if prefs %}
+    <ul id="prefs">
+    {% for p in prefs %}
+      <li>{{ p.meaning | capitalize }}{% if p.alternative %}: {{ p.alternative }}{% endif %}
+        <form method="post" action="{{ base }}/plain/prefs/withdraw">
+          <input type="hidden" name="csrf" value="{{ csrf }}">
+          <input type="hidden" name="request" value="{{ p.id }}">
+          <button type="submit" id="pref-withdraw-{{ p.kind }}">Withdraw</button>
+        </form>
+      </li>
+    {% endfor %}
+    </ul>
+  {% else %}
+    <p id="prefs-none">You have not asked for anything special.</p>
+  {% endif %}
+  {% for kind, label in offers %}
+    <form method="post" action="{{ base }}/plain/prefs/set">
+      <input type="hidden" name="csrf" value="{{ csrf }}">
+      <input type="hidden" name="request" value="{{ kind }}">
+      <button type="submit" id="pref-{{ kind }}">{{ label }}</button>
+    </form>
+  {% endfor %}
+  <p>To be written to at another e-mail address instead, ask {{ brand.organization }}: staff record it.</p>
+</section>
+{% endif %}
 {% endblock %}
 """
 
+# What the patient may set themselves (a redirect is recorded by staff, who verify the address).
+OFFERS = (
+    ("portal_only", "Reach me only through this secure site"),
+    ("no_sms", "Do not send me text messages"),
+)
 
-def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options: PortalOptions) -> None:
-    """Add ``/plain`` to a portal app made by ``create_portal``."""
+
+def mount_plain(
+    app: FastAPI,
+    register: PlainRegister,
+    tenancy: Tenancy,
+    options: PortalOptions,
+    preferences: PreferenceRegister | None = None,
+) -> None:
+    """Add ``/plain`` (and its preferences) to a portal app made by ``create_portal``."""
+    prefs = preferences or PreferenceRegister(register.engine)
     access: PortalAccess = app.state.access
     names = security.CookieNames.for_(options.secure_cookies)
     loaders = [DictLoader({"plain.html": PLAIN_HTML}), PackageLoader("sealmail.portal", "templates")]
@@ -111,12 +158,15 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
         if isinstance(session, Response):
             return session
         current = standing(session) if session.address_verified else None
+        mine = prefs.preferences(session.tenant_id, session.address, True) if session.address_verified else []
+        offers = [(k, label) for k, label in OFFERS if k not in {p.kind for p in mine}]
         return render(
             request, "plain.html", session.tenant_id, 200, title="Regular e-mail", signed_in=True,
             verified=session.address_verified, state=current.state if current else None,
             request_id=current.id if current else "",
             confirmed_at=current.confirmed_at.isoformat() if current and current.confirmed_at else None,
             warning=WARNING, csrf=security.csrf_token(request.cookies[names.session]),
+            prefs=mine, offers=offers,
         )  # fmt: skip
 
     async def step(request: Request, act: Any) -> Response:
@@ -132,7 +182,7 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
             return RedirectResponse(request.scope.get("root_path", "") + "/plain", status_code=303)
         try:
             await run_in_threadpool(act, session, str(form.get("request", ""))[:40])
-        except Conflict:
+        except (Conflict, InvalidRequest):
             pass  # a second click, or a step already taken: the page shows where things stand
         return RedirectResponse(request.scope.get("root_path", "") + "/plain", status_code=303)
 
@@ -157,6 +207,23 @@ def mount_plain(app: FastAPI, register: PlainRegister, tenancy: Tenancy, options
         def act(s: Session, request_id: str) -> None:
             if mine(s, request_id):
                 register.revoke(s.tenant_id, request_id, s.actor, "portal", "withdrawn by the patient")
+
+        return await step(request, act)
+
+    @r.post("/plain/prefs/set")
+    async def prefs_set(request: Request) -> Response:
+        def act(s: Session, kind: str) -> None:
+            if kind in {k for k, _ in OFFERS}:
+                prefs.record(s.tenant_id, s.address, kind, s.actor, "portal")
+
+        return await step(request, act)
+
+    @r.post("/plain/prefs/withdraw")
+    async def prefs_withdraw(request: Request) -> Response:
+        def act(s: Session, preference_id: str) -> None:
+            # Only the signed-in patient's own standing preference: another id is ignored.
+            if preference_id in {p.id for p in prefs.preferences(s.tenant_id, s.address, True)}:
+                prefs.revoke(s.tenant_id, preference_id, s.actor, "portal", "withdrawn by the patient")
 
         return await step(request, act)
 

@@ -47,3 +47,6 @@ class PortalStatusOut(Out):
 class PortalRecallOut(PortalStatusOut):
     recalled: int = Field(description="How many portal recipients lost access now.")
     shredded: bool = Field(description="Whether the content was destroyed at once.")
+    cancelled: int = Field(
+        0, description="How many recipients not yet sent to (queued or waiting to retry) were cancelled."
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,9 +31,17 @@ REMINDER_AFTER = timedelta(hours=24)
 
 
 class PortalTexts:
-    def __init__(self, texting: Texting, remind_after: timedelta = REMINDER_AFTER) -> None:
+    def __init__(
+        self,
+        texting: Texting,
+        remind_after: timedelta = REMINDER_AFTER,
+        refuses_sms: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.texting = texting
         self.remind_after = remind_after
+        # (tenant, address) -> whether the patient asked for no text messages (164.522(b),
+        # ``evidence/preferences.py``): then no notice, reminder or code is texted.
+        self.refuses_sms = refuses_sms or (lambda _tenant_id, _address: False)
 
     # -- SecureLine's port ---------------------------------------------------------------------
     async def portal_notice(
@@ -53,7 +62,7 @@ class PortalTexts:
         self, tenant_id: str, message_id: str, recipient_id: str, address: str, organization: str, link: str
     ) -> None:
         contact = self.texting.contact_for_address(tenant_id, address)
-        if contact is None or contact.notice != "both":
+        if contact is None or contact.notice != "both" or self.refuses_sms(tenant_id, address):
             return
         self.texting.queue(
             TextRequest(
@@ -71,7 +80,7 @@ class PortalTexts:
     def number_for(self, tenant_id: str, address: str) -> str | None:
         """The number a sign-in code may be texted to, when the contact agreed to codes."""
         contact = self.texting.contact_for_address(tenant_id, address)
-        if contact is None:
+        if contact is None or self.refuses_sms(tenant_id, address):
             return None
         return str(contact.number) if self.texting.consented(tenant_id, contact.number, "code") else None
 
@@ -97,7 +106,7 @@ class PortalTexts:
         t, p = sms_texts.c, portal_messages.c
         reminded = sa.select(sms_texts.c.recipient_id).where(t.template == str(Template.REMINDER))
         q = (
-            sa.select(sms_texts, p.expires_at, p.viewed_at, p.recalled_at)
+            sa.select(sms_texts, p.expires_at, p.viewed_at, p.recalled_at, p.address)
             .join(portal_messages, (p.recipient_id == t.recipient_id) & (p.tenant_id == t.tenant_id))
             .where(
                 t.template == str(Template.NOTICE),
@@ -115,7 +124,7 @@ class PortalTexts:
         queued = 0
         for row in rows:
             link = self._link(row)
-            if link is None:
+            if link is None or self.refuses_sms(row.tenant_id, row.address):
                 continue
             organization = str(self.texting.tenancy.get_tenant(row.tenant_id).name)
             result = self.texting.queue(

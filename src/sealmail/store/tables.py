@@ -198,6 +198,11 @@ attempts = sa.Table(
     # For the proof of delivery (evidence/): what went into DATA and whose certificate took it.
     sa.Column("sent_sha256", sa.String(64), nullable=True),
     sa.Column("peer_cert_sha256", sa.String(64), nullable=True),
+    # The recipient key an OpenPGP or S/MIME copy was encrypted to, as SecureLine chose it,
+    # and where it came from (uploaded | wkd | keyserver | autocrypt | harvested): recorded
+    # when the copy leaves, so the trail still names it after the key is replaced.
+    sa.Column("key_fingerprint", sa.String(128), nullable=True),
+    sa.Column("key_source", sa.String(20), nullable=True),
 )
 
 events = sa.Table(

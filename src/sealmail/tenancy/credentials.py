@@ -30,6 +30,7 @@ from sealmail.errors import AuthenticationRequired, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.store.tables import api_keys, smtp_credentials
+from sealmail.store.ttl_cache import TtlCache
 from sealmail.tenancy.values import ApiKeyInfo, SmtpCredentialInfo, Tenant
 
 SCOPES = ("send", "read", "admin")
@@ -85,6 +86,7 @@ class Credentials:
     _argon_slots: threading.BoundedSemaphore
     _dummy: str | None
     _smtp: dict[str, _CachedCredential]
+    _smtp_live: TtlCache[str, bool]
 
     def get_tenant(self, tenant_id: str) -> Tenant:
         raise NotImplementedError  # ``Tenancy`` provides it
@@ -333,6 +335,26 @@ class Credentials:
             )
         with self._lock:
             self._smtp = {u: c for u, c in self._smtp.items() if c.credential_id != cred_id}
+
+    def cached_smtp_credential_live(self, credential_id: str) -> bool | None:
+        """``smtp_credential_live`` from a fresh cache entry, without I/O; None: ask it."""
+        return self._smtp_live.get(credential_id)
+
+    def smtp_credential_live(self, credential_id: str) -> bool:
+        """Whether a credential is still unrevoked, re-read at most ``CACHE_SECONDS`` apart:
+        a connection that authenticated before a revocation (in any process) asks at each
+        ``MAIL`` and stops within that bound instead of sending until it hangs up."""
+        live = self._smtp_live.get(credential_id)
+        if live is not None:
+            return live
+        stamp = self._smtp_live.stamp()
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(smtp_credentials.c.revoked_at).where(smtp_credentials.c.id == credential_id)
+            ).first()
+        live = row is not None and row.revoked_at is None
+        self._smtp_live.put(credential_id, live, stamp)
+        return live
 
     def authenticate_smtp(self, username: str, password: str) -> tuple[Principal, Stream] | None:
         """Check SMTP AUTH credentials; None (and an audit entry) when they do not match.

@@ -107,6 +107,7 @@ class Tenancy(Credentials):
         self._argon_slots = threading.BoundedSemaphore(ARGON2_CONCURRENCY)
         self._dummy: str | None = None
         self._smtp: dict[str, _CachedCredential] = {}
+        self._smtp_live: TtlCache[str, bool] = TtlCache(CACHE_SECONDS, clock=clock)
         self._verified: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS, clock=clock)
         self._settings: TtlCache[str, MappingProxyType[str, Any]] = TtlCache(CACHE_SECONDS, clock=clock)
 

@@ -58,7 +58,12 @@ def _made_by(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
 
 
 def revoke_for_user(
-    conn: Connection, tenant_id: str, user_id: str, actor: str, now: datetime
+    conn: Connection,
+    tenant_id: str,
+    user_id: str,
+    actor: str,
+    now: datetime,
+    reason: str = "creator_disabled",
 ) -> tuple[int, int]:
     """Revoke every live API key and SMTP credential behind ``user_id``, in the caller's
     transaction: made by them in the console, or through one of their keys.  ``(keys, creds)``."""
@@ -92,7 +97,7 @@ def revoke_for_user(
         for target in ids:
             audit.append(
                 conn, action=action, actor=actor, tenant_id=tenant_id, target=target,
-                details={"reason": "creator_disabled", "creator": user_id},
+                details={"reason": reason, "creator": user_id},
             )  # fmt: skip
     return len(key_ids), len(cred_ids)
 

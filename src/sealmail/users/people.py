@@ -142,9 +142,19 @@ class People(UsersBase):
             if role not in set(roles.Role) or not roles.may_assign(who.role, role):
                 raise PermissionDenied("your role cannot grant that role")
             conn.execute(sa.update(console_users).where(console_users.c.id == row.id).values(role=role))
+            # Keys die with the right to make them: a role without API keys takes the person's
+            # keys and SMTP credentials with it, in this transaction (as disabling does).
+            keys = creds = 0
+            key_right = roles.Permission.MANAGE_API_KEYS
+            if roles.allows(row.role, key_right) and not roles.allows(role, key_right):
+                keys, creds = revoke_for_user(
+                    conn, who.tenant_id, row.id, who.actor, self.now(), reason="creator_lost_role"
+                )
             audit.append(
                 conn, action=AuditAction.USER_ROLE_CHANGED, actor=who.actor, tenant_id=who.tenant_id,
-                target=row.id, details={"before": row.role, "after": role},
+                target=row.id,
+                details={"before": row.role, "after": role, "api_keys_revoked": keys,
+                         "smtp_credentials_revoked": creds},
             )  # fmt: skip
 
     def disable(self, who: Session, user_id: str) -> None:

@@ -23,6 +23,9 @@ class Permission(enum.StrEnum):
     # Single sign-on and break-glass: who may change how everyone signs in.
     MANAGE_SIGNIN_POLICY = "signin_policy.manage"
     COMPOSE = "messages.compose"  # write and send; a sender then sees only their own messages
+    # Recall any message of the tenant or change its portal expiry (a sender does it to
+    # their own with COMPOSE alone).
+    RECALL_ANY = "messages.recall_any"
     READ_CONTENT = "content.read"  # subjects and bodies: always audited
     MANAGE_SETTINGS = "settings.manage"  # SecureLine/DLP policy, reply mailboxes, domains
     MANAGE_QUARANTINE = "quarantine.manage"  # review held messages (metadata) and release them
@@ -57,6 +60,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             P.MANAGE_USERS,
             P.MANAGE_API_KEYS,
             P.COMPOSE,
+            P.RECALL_ANY,
             P.MANAGE_SETTINGS,
             P.MANAGE_QUARANTINE,
             P.VIEW_MARKETING,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sealmail.users.base import sha
 from sealmail.users.oidc import OidcClient, OidcError
 from sealmail.users.service import Users
-from sealmail.users.sso_accounts import SsoFlow
+from sealmail.users.sso_accounts import SsoFlow, SsoSignedIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +51,15 @@ class SingleSignOn:
         )
         return Started(url, binding)
 
-    async def finish(self, state: str, code: str, binding: str, iss: str | None) -> str:
-        """The signed-in session's token, or "" (refused; the reason is in the audit log)."""
+    async def finish(self, state: str, code: str, binding: str, iss: str | None) -> SsoSignedIn | None:
+        """The session the sign-in opened (signed in, or its second factor still to give);
+        None when refused (the reason is in the audit log)."""
         flow = await asyncio.to_thread(self.users.take_flow, state[:200]) if state else None
         if flow is None:
-            return ""
+            return None
         config = await asyncio.to_thread(self.users.sso_config, flow.tenant_id)
         if config is None:
-            return ""
+            return None
         try:
             if not binding or not hmac.compare_digest(flow.binding, sha(binding)):
                 raise OidcError("the callback came from a browser that did not start this sign-in")
@@ -80,5 +81,5 @@ class SingleSignOn:
             )
         except OidcError as exc:
             await asyncio.to_thread(self.users.sso_refused, config.tenant_id, exc.reason, config.issuer)
-            return ""
+            return None
         return await asyncio.to_thread(self.users.sso_signin, config, claims)

@@ -66,6 +66,16 @@ class SsoSettings:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SsoSignedIn:
+    """An identity the OP vouched for, as a console session: ``ACTIVE`` (signed in) or ``MFA``
+    (the OP reported no multi-factor sign-in and the policy requires one: the person's own
+    second factor, TOTP or a passkey, is asked as after a password)."""
+
+    token: str
+    stage: Stage
+
+
 class SsoRefused(Exception):
     """Why an identity may not sign in (audited; the browser sees a generic refusal)."""
 
@@ -203,27 +213,47 @@ class SsoAccounts(UsersBase):
             )  # fmt: skip
 
     # -- the identity, verified, becomes a session -------------------------------------------
-    def sso_signin(self, config: SsoConfig, claims: dict[str, Any]) -> str:
-        """An ``active`` session token for the user the verified claims name; or SsoRefused."""
+    def sso_signin(self, config: SsoConfig, claims: dict[str, Any]) -> SsoSignedIn | None:
+        """The session for the user the verified claims name; None when refused (audited)."""
         now = self.now()
         subject = f"{config.issuer} {claims['sub']}"[:600]
         email = str(claims.get("email", "")).strip().lower()
         with self.engine.begin() as conn:
             try:
                 user = self._sso_user(conn, config, subject, email, claims, now)
+                stage = self._sso_stage(config, user, claims)
             except SsoRefused as refused:
                 audit.append(
                     conn, action=AuditAction.USER_SSO_REFUSED, actor="system", tenant_id=config.tenant_id,
                     target=email[:200] or "unknown",
                     details={"reason": refused.reason, "issuer": config.issuer},
                 )  # fmt: skip
-                return ""
-            token = self._new_session(conn, user, Stage.ACTIVE, now)
-            audit.append(
-                conn, action=AuditAction.USER_SIGNED_IN, actor=f"user:{user.id}", tenant_id=user.tenant_id,
-                target=user.id, details={"factor": "sso", "issuer": config.issuer},
-            )  # fmt: skip
-        return token
+                return None
+            token = self._new_session(conn, user, stage, now)
+            if stage is Stage.MFA:
+                audit.append(
+                    conn, action=AuditAction.USER_SSO_SECOND_FACTOR, actor=f"user:{user.id}",
+                    tenant_id=user.tenant_id, target=user.id,
+                    details={"reason": "op_did_not_report_mfa", "issuer": config.issuer},
+                )  # fmt: skip
+            else:
+                audit.append(
+                    conn, action=AuditAction.USER_SIGNED_IN, actor=f"user:{user.id}",
+                    tenant_id=user.tenant_id, target=user.id,
+                    details={"factor": "sso", "issuer": config.issuer},
+                )  # fmt: skip
+        return SsoSignedIn(token, stage)
+
+    @staticmethod
+    def _sso_stage(config: SsoConfig, user: Any, claims: dict[str, Any]) -> Stage:
+        """ACTIVE when the OP reported MFA (RFC 8176 ``amr``) or the policy does not ask for
+        it; else MFA when the person has a second factor of their own here; else refused."""
+        amr = claims.get("amr")
+        if not config.require_mfa or (isinstance(amr, list) and "mfa" in amr):
+            return Stage.ACTIVE
+        if user.totp_secret is not None:
+            return Stage.MFA
+        raise SsoRefused("op_did_not_report_mfa")
 
     def _sso_user(
         self,
@@ -259,9 +289,6 @@ class SsoAccounts(UsersBase):
             )  # fmt: skip
         if not self._usable(bound, now):
             raise SsoRefused("account_disabled_or_expired")
-        amr = claims.get("amr")
-        if config.require_mfa and not (isinstance(amr, list) and "mfa" in amr):
-            raise SsoRefused("op_did_not_report_mfa")
         if bound.locked_until is not None and bound.locked_until > now:
             raise SsoRefused("account_locked")
         return bound

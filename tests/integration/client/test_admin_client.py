@@ -142,6 +142,10 @@ def test_portal_settings_and_recall(client: SealmailClient) -> None:
     assert client.portal_status(msg_id)["message_id"] == msg_id
     recalled = client.recall(msg_id)
     assert recalled["recalled_at"] is not None
+    # Nothing was sent yet (no worker here): the recall cancelled the one recipient too.
+    assert recalled["cancelled"] == 1
+    [rcpt] = client.get_message(msg_id)["recipients"]
+    assert rcpt["status"] == "cancelled" and rcpt["portal_opens"] == 0 and rcpt["attempts"] == []
     with pytest.raises(SealmailApiError) as info:
         client.configure_portal(msg_id, passphrase="short")
     assert info.value.fields == ["passphrase"]

@@ -6,7 +6,8 @@ import asyncio
 import re
 
 from tests.conftest import TenantFixture, make_tenant
-from tests.integration.console.console_harness import Console, enrol
+from tests.integration.console.console_harness import Console, Person, enrol, person
+from tests.integration.console.test_console_compose import compose
 
 from sealmail.app import Services
 from sealmail.runtime import build_transport, build_worker
@@ -62,3 +63,32 @@ def test_charts_and_their_numbers_follow_the_tenants_mail(
     assert sum(int(n) for n in tls.values()) == 3, tls
     method = html.split('id="sl"')[1].split("</section>")[0]
     assert "<title>" in method
+
+
+def todays_total(html: str) -> int:
+    return sum(int(n) for n in re.findall(r"<title>[\w-]+ \d{4}-\d\d-\d\d: (\d+)</title>", html))
+
+
+def test_a_senders_dashboard_counts_only_their_own_messages(
+    console: Console, services: Services, tenant: TenantFixture, owner: Person
+) -> None:
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    bob = person(console, tenant.id, "bob@clinic.example", Role.SENDER)
+    admin = person(console, tenant.id, "admin@clinic.example", Role.ADMINISTRATOR)
+    assert compose(alice).status_code == 303
+    assert compose(bob).status_code == 303
+    h = {"Authorization": f"Bearer {tenant.api_key}"}
+    console.client().patch("/v1/tenant/policy", json={"dlp": {"actions": {"ssn": "quarantine"}}}, headers=h)
+    send(console, tenant.api_key, stream="phi", text=SSN)  # the tenant's key: held by DLP, not hers
+    send(console, tenant.api_key)
+
+    mine = alice.http.get("/console/").text
+    assert 'id="own-only"' in mine
+    assert todays_total(mine) == 1
+    assert re.search(r'id="dlp-hits">0<', mine) and re.search(r'id="quarantined">0<', mine)
+    assert 'id="own-only"' in bob.http.get("/console/").text
+    for whole in (owner, admin):
+        html = whole.http.get("/console/").text
+        assert 'id="own-only"' not in html
+        assert todays_total(html) == 4
+        assert re.search(r'id="quarantined">1<', html)

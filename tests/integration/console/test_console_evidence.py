@@ -74,6 +74,50 @@ def test_officer_places_a_hold_records_a_request_and_downloads(
     assert pack.status_code == 200 and "manifest.json" in zipfile.ZipFile(io.BytesIO(pack.content)).namelist()
 
 
+@pytest.mark.hipaa("164.522(b)")
+def test_officer_records_and_revokes_a_communication_preference(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    officer = _person(console, tenant, Role.COMPLIANCE)
+    page = officer.http.get("/console/evidence")
+    assert page.status_code == 200 and 'action="/console/evidence/preferences"' in page.text
+    token = csrf(page)
+    no_alternative = officer.http.post(
+        "/console/evidence/preferences",
+        data={"csrf": token, "address": "pat@home.example", "kind": "redirect", "evidence": "call note"},
+    )
+    assert no_alternative.status_code == 400 and "alternative" in no_alternative.text
+    made = officer.http.post(
+        "/console/evidence/preferences",
+        data={
+            "csrf": token,
+            "address": "Pat@Home.example",
+            "kind": "redirect",
+            "alternative": "pat@work.example",
+            "evidence": "call note 4",
+        },
+    )
+    assert made.status_code == 303, made.text
+    forged = officer.http.post(
+        "/console/evidence/preferences",
+        data={"csrf": "x", "address": "a@b.example", "kind": "no_sms", "evidence": "x"},
+    )
+    assert forged.status_code == 403
+    [pref] = services.evidence.preferences.preferences(tenant.id)
+    assert pref.alternative == "pat@work.example" and pref.steps[0].actor.startswith("user:")
+    shown = officer.http.get("/console/evidence")
+    assert "pat@work.example" in shown.text and "call note 4" in shown.text
+    revoked = officer.http.post(f"/console/evidence/preferences/{pref.id}/revoke", data={"csrf": token})
+    assert revoked.status_code == 303
+    assert services.evidence.preferences.standing(tenant.id, ["pat@home.example"]) == {}
+    auditor = _person(console, tenant, Role.AUDITOR)
+    refused = auditor.http.post(
+        f"/console/evidence/preferences/{pref.id}/revoke",
+        data={"csrf": csrf(auditor.http.get("/console/evidence"))},
+    )
+    assert refused.status_code == 403
+
+
 def test_auditor_reads_but_cannot_change(console: Console, tenant: TenantFixture) -> None:
     auditor = _person(console, tenant, Role.AUDITOR)
     page = auditor.http.get("/console/evidence")

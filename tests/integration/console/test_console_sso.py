@@ -3,15 +3,18 @@ PostgreSQL: the code flow with PKCE, state and nonce; the ID token checked (sign
 OP's JWKS, iss, aud, exp, nonce); invited people matched by verified email and then by
 subject; newcomers only with a default role; every refusal audited, never a session."""
 
+import html
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_settings
-from tests.integration.console.console_harness import Console, Person, csrf
+from tests.integration.console.console_harness import Console, Person, csrf, person
 from tests.support.ca import TestCA
 from tests.support.oidc_provider import Provider, new_key, oidc_provider
 
@@ -59,7 +62,7 @@ def sso_signin(
     c = browser or console.client()
     page = c.get("/console/signin")
     assert "sso-email" in page.text
-    start = c.post("/console/signin/sso", data={"csrf": csrf(page), "email": email})
+    start = onward(c.post("/console/signin/sso", data={"csrf": csrf(page), "email": email}))
     assert start.status_code == 303, start.text
     if not start.headers["location"].startswith("https://"):
         return start
@@ -68,7 +71,20 @@ def sso_signin(
     assert back.status_code == 302, back.text
     callback = back.headers["location"]
     assert callback.startswith(console.url)
-    return c.get(callback[len(console.url) :])
+    return onward(c.get(callback[len(console.url) :]))
+
+
+def onward(r: httpx.Response) -> httpx.Response:
+    """Where our SSO steps send the browser: a refusal redirects; the start (to the OP) and a
+    sign-in answer a page of ours that moves on by meta refresh (the sign-in form's CSP holds
+    its redirects to 'self'; a redirect after the OP would not carry the new SameSite=Strict
+    cookie), read here as the redirect it stands for."""
+    if r.status_code != 200:
+        return r
+    target = re.search(r'<meta http-equiv="refresh" content="0; url=([^"]+)">', r.text)
+    assert target is not None and "<script" not in r.text, r.text
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    return httpx.Response(303, headers={"location": html.unescape(target.group(1))}, request=r.request)
 
 
 def audit(services: Services, action: str) -> list[dict[str, object]]:
@@ -175,7 +191,7 @@ def test_the_callback_only_works_once_and_only_in_the_browser_that_started(
     op.person = {"sub": "entra|42", "email": NURSE, "email_verified": True}
     victim = console.client()
     page = victim.get("/console/signin")
-    start = victim.post("/console/signin/sso", data={"csrf": csrf(page), "email": NURSE})
+    start = onward(victim.post("/console/signin/sso", data={"csrf": csrf(page), "email": NURSE}))
     with httpx.Client(verify=ca.client_context()) as at_op:
         callback = at_op.get(start.headers["location"]).headers["location"][len(console.url) :]
     # Another browser (no binding cookie) presenting the callback gets nothing, and uses it up.
@@ -220,4 +236,31 @@ def test_the_op_must_report_mfa_unless_the_owner_says_it_never_does(
     op.forge = {"amr": None}  # Google Workspace style: no amr at all, 2-step verification enforced there
     assert sso_signin(console, ca, NURSE).headers["location"].endswith("error=sso")
     assert configure(owner, op, require_mfa="", client_secret="").status_code == 303
+    assert sso_signin(console, ca, NURSE).headers["location"] == "/console/"
+
+
+def test_without_mfa_at_the_op_a_person_with_a_second_factor_is_asked_for_it_here(
+    console: Console, owner: Person, op: Provider, ca: TestCA, services: Services, tenant: TenantFixture
+) -> None:
+    configure(owner, op)
+    nurse = person(console, tenant.id, NURSE, "sender")  # enrolled: a password and TOTP of their own
+    op.person = {"sub": "entra|42", "email": NURSE, "email_verified": True}
+    op.forge = {"amr": ["pwd"]}
+    browser = console.client()
+    asked = sso_signin(console, ca, NURSE, browser)
+    assert asked.headers["location"] == "/console/signin/code", asked.text
+    assert browser.get("/console/").headers["location"].startswith("/console/signin")  # not signed in yet
+    assert audit(services, "user:sso_second_factor")[-1]["details"] == {
+        "reason": "op_did_not_report_mfa", "issuer": op.issuer,
+    }  # fmt: skip
+    page = browser.get("/console/signin/code")
+    wrong = browser.post("/console/signin/code", data={"csrf": csrf(page), "code": "000000"})
+    assert wrong.headers["location"] == "/console/signin/code?error=code"
+    code = pyotp.TOTP(nurse.secret).at(console.clock())
+    done = browser.post("/console/signin/code", data={"csrf": csrf(page), "code": code})
+    assert done.headers["location"] == "/console/", done.text
+    assert browser.get("/console/").status_code == 200
+    assert audit(services, "user:signed_in")[-1]["details"] == {"factor": "totp"}
+    # With MFA reported by the OP, no second question.
+    op.forge = {}
     assert sso_signin(console, ca, NURSE).headers["location"] == "/console/"

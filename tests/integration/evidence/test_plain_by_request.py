@@ -5,94 +5,26 @@ portal notice."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from tests.conftest import TenantFixture, make_tenant
-from tests.integration.delivery.conftest import MxFarm, mx_settings
+from tests.integration.delivery.conftest import MxFarm
+from tests.integration.evidence.patients import PATIENT, SECRET, World, patient_world
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
-from tests.support.smtp_sink import SmtpSink
 
-from sealmail.app import Services, build_services, build_transport, build_worker
-from sealmail.crypto.dkim import dns_records
 from sealmail.errors import Conflict, InvalidRequest
 from sealmail.intake.api.app import create_api
-from sealmail.messages import compose
-from sealmail.messages.schemas import MessageIn
-from sealmail.store.tables import recipients
 
 pytestmark = pytest.mark.hipaa("164.524(c)(2)")
-
-SECRET = "Your HbA1c is 6.1"
-PATIENT = "pat@home.example"
-
-
-@dataclass
-class World:
-    services: Services
-    sink: SmtpSink
-    clinic: TenantFixture
-    other: TenantFixture
-
-    def send(self, tenant: TenantFixture, to: str = PATIENT) -> str:
-        body = MessageIn.model_validate(
-            {
-                "from": f"results@{tenant.domain}",
-                "to": [to],
-                "subject": "Results",
-                "text": SECRET,
-                "stream": "phi",
-            }
-        )
-        accepted, _ = self.services.messages.submit(
-            tenant.principal, compose.from_message(body, tenant.domain, 1000)
-        )
-        message_id = accepted.id
-
-        async def run() -> None:
-            transport = build_transport(self.services.settings)
-            try:
-                await build_worker(self.services, transport).run_until_idle(timeout=60)
-            finally:
-                await transport.close()
-
-        asyncio.run(run())
-        return message_id
-
-    def received(self, n: int) -> bytes:
-        return self.sink.wait_for(n)[n - 1].data
-
-    def method(self, message_id: str) -> tuple[str, str]:
-        with self.services.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(recipients.c.method, recipients.c.method_reason).where(
-                    recipients.c.message_id == message_id
-                )
-            ).one()
-        return str(row.method), str(row.method_reason)
 
 
 @pytest.fixture
 def world(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -> Iterator[World]:
-    sinks = mx.start({"127.0.0.5": {}})  # no certificate: no STARTTLS
-    dns.add("home.example", "MX", "10 mx.home.example.")
-    dns.add("mx.home.example", "A", "127.0.0.5")
-    services = build_services(mx_settings(tmp_path, db_url, dns, mx, ca))
-    tenants = []
-    for name, domain in (("Clinic", "clinic.example"), ("Other", "other.example")):
-        tenant = make_tenant(services, name, domain)
-        keys = services.identities.create_dkim_keys(tenant.id, domain, actor="test")
-        for record in dns_records(domain, keys):
-            dns.add(record.name, record.type, record.zone_value)
-        tenants.append(tenant)
-    yield World(services, sinks["127.0.0.5"], *tenants)
-    services.close()
+    with patient_world(tmp_path, db_url, dns, ca, mx, {"home.example": "127.0.0.5"}) as w:
+        yield w
 
 
 def test_plain_mail_only_after_confirmed_request_for_that_address_and_tenant(world: World) -> None:

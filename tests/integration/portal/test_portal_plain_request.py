@@ -99,3 +99,55 @@ def test_a_legal_hold_keeps_a_recalled_portal_message_from_shredding(stack: Stac
             ).all()
         )
     assert keys[held] is not None and keys[free] is None
+
+
+@pytest.mark.hipaa("164.522(b)")
+def test_patient_sets_and_withdraws_communication_preferences_that_bind_delivery(stack: Stack) -> None:
+    import sqlalchemy as sa
+
+    from sealmail.store.tables import recipients
+
+    link = stack.notice_link(stack.send())
+    plain = stack.services.evidence.plain
+    prefs = stack.services.evidence.preferences
+    # The patient had asked for regular e-mail; now they want the portal only.
+    plain.record(stack.tenant.id, PATIENT, "signed form", "staff:ann")
+    other = prefs.record(stack.tenant.id, "someone@else.example", "no_sms", "staff:ann", "staff", "call")
+    with httpx.Client(base_url=stack.base_url) as client:
+        sign_in(stack, link, client)
+        page = client.get("/p/plain")
+        assert 'id="prefs-none"' in page.text and 'id="pref-portal_only"' in page.text
+        assert (
+            client.post("/p/plain/prefs/set", data={"csrf": "0" * 64, "request": "no_sms"}).status_code == 403
+        )
+        set_ = client.post(
+            "/p/plain/prefs/set", data={"csrf": _csrf(page), "request": "portal_only"}, follow_redirects=True
+        )
+        assert 'id="pref-withdraw-portal_only"' in set_.text and 'id="pref-portal_only"' not in set_.text
+        # A redirect needs a proven address: not offered, and refused if forged.
+        client.post("/p/plain/prefs/set", data={"csrf": _csrf(set_), "request": "redirect"})
+        # Another patient's preference cannot be withdrawn from this session.
+        client.post("/p/plain/prefs/withdraw", data={"csrf": _csrf(set_), "request": other.id})
+        [mine] = prefs.preferences(stack.tenant.id, PATIENT, True)
+        assert mine.kind == "portal_only" and mine.steps[0].via == "portal"
+        assert prefs.get(stack.tenant.id, other.id).state == "active"
+
+        message_id = stack.send()
+        stack.run_worker()
+        assert _bodies(stack) == 0  # portal only, although plain mail was confirmed
+        with stack.services.engine.connect() as conn:
+            method, reason = conn.execute(
+                sa.select(recipients.c.method, recipients.c.method_reason).where(
+                    recipients.c.message_id == message_id
+                )
+            ).one()
+        assert method == "portal" and mine.id in reason
+
+        withdrawn = client.post(
+            "/p/plain/prefs/withdraw", data={"csrf": _csrf(set_), "request": mine.id}, follow_redirects=True
+        )
+        assert 'id="prefs-none"' in withdrawn.text
+    assert prefs.get(stack.tenant.id, mine.id).state == "revoked"
+    stack.send()
+    stack.run_worker()
+    assert _bodies(stack) == 1  # the confirmed plain request applies again

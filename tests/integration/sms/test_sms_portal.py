@@ -117,3 +117,36 @@ def test_notice_reminder_and_code_by_sms_open_the_same_portal_message(stack: Sta
     code_sent = [d for t, d in got if t == "portal.code_sent"]
     assert [d["channel"] for d in code_sent] == ["sms"]
     assert sum(1 for t, _ in got if t == "sms.sent") == 3
+
+
+@pytest.mark.hipaa("164.522(b)")
+def test_a_patient_who_asked_for_no_texts_gets_no_notice_reminder_or_code_by_sms(
+    stack: Stack, smsc: SmppServer
+) -> None:
+    svc = stack.services
+    svc.texting.add_sender(stack.tenant.id, OURS, "test")
+    svc.texting.put_contact(
+        stack.tenant.id,
+        PHONE,
+        time_zone=noon_zone(),
+        address=PATIENT,
+        notice="both",
+        consents={"notice": True, "code": True, "reminder": True},
+        actor="test",
+    )
+    texts = svc.portal_texts
+    assert texts is not None and texts.number_for(stack.tenant.id, PATIENT) == PHONE
+    pref = svc.evidence.preferences.record(stack.tenant.id, PATIENT, "no_sms", "portal:pat", "portal")
+    assert texts.number_for(stack.tenant.id, PATIENT) is None  # no code by text either
+    sender = build_texting_sender(svc)
+    loop = LoopThread()
+    try:
+        stack.notice_link(stack.send())  # the e-mail notice still arrives
+        assert loop.run(sender.send_due()) == 0
+        assert smsc.submitted == []
+        assert texts.remind_unread(datetime.now(UTC) + timedelta(days=2)) == 0
+    finally:
+        loop.run(sender.provider.close())  # type: ignore[union-attr]
+        loop.close()
+    svc.evidence.preferences.revoke(stack.tenant.id, pref.id, "portal:pat", "portal")
+    assert texts.number_for(stack.tenant.id, PATIENT) == PHONE

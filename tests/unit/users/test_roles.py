@@ -18,7 +18,7 @@ def test_owner_holds_every_permission() -> None:
     [
         (
             Role.ADMINISTRATOR,
-            {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE}
+            {P.VIEW_DASHBOARD, P.VIEW_TRAIL, P.MANAGE_USERS, P.MANAGE_API_KEYS, P.COMPOSE, P.RECALL_ANY}
             | {P.MANAGE_SETTINGS, P.MANAGE_QUARANTINE, P.VIEW_MARKETING, P.MANAGE_FORMS, OWN},
         ),
         (Role.SENDER, {P.VIEW_DASHBOARD, P.COMPOSE, P.READ_CONTENT, P.VIEW_MARKETING, OWN}),
@@ -56,3 +56,8 @@ def test_only_owners_make_owners_and_only_managers_assign_roles() -> None:
 
 def test_only_owners_change_how_everyone_signs_in() -> None:
     assert [r for r in Role if roles.allows(r, P.MANAGE_SIGNIN_POLICY)] == [Role.OWNER]
+
+
+def test_a_sender_recalls_only_their_own_and_administrators_any() -> None:
+    assert not roles.allows(Role.SENDER, P.RECALL_ANY) and roles.allows(Role.ADMINISTRATOR, P.RECALL_ANY)
+    assert not roles.allows(Role.SUPPORT, P.RECALL_ANY) and not roles.allows(Role.SUPPORT, P.COMPOSE)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealmail.console import large_files
 from sealmail.errors import (
     AuthenticationRequired,
     InvalidRequest,
@@ -79,6 +80,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Routes that stream raw bytes and cap their size themselves as they read (the console's
+# large-file upload as the API role mounts it, ``runtime.api_app``).
+STREAMED = (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH, large_files.UPLOAD_PATH)
+
+
 class BodyLimit:
     """Refuse oversized bodies while they stream in, and non-JSON bodies on ``/v1/``.
 
@@ -95,7 +101,7 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH):
+        if scope["path"] in STREAMED:
             # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip; a CSV of
             # contacts) and cap their size themselves as they read.
             await self.app(scope, receive, send)

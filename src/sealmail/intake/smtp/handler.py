@@ -95,6 +95,15 @@ class SubmissionHandler(ListenerHandler):
     ) -> list[str]:
         return offer_requiretls(session, hostname, responses)
 
+    async def credential_live(self, credential_id: str) -> bool:
+        """An SMTP credential revoked after this connection authenticated ends its sending
+        within ``CACHE_SECONDS`` (a fresh cache answers on the loop, else a thread reads)."""
+        tenancy = self.services.tenancy
+        live = tenancy.cached_smtp_credential_live(credential_id)
+        if live is None:
+            live = await self.run(tenancy.smtp_credential_live, credential_id)
+        return live
+
     async def handle_MAIL(
         self,
         server: SMTP,
@@ -106,6 +115,8 @@ class SubmissionHandler(ListenerHandler):
         sender = session.sender
         assert sender is not None  # check_auth_needed ran first
         tenant_id = sender.principal.tenant_id
+        if sender.via == "auth" and not await self.credential_live(sender.principal.credential_id):
+            return self.reject(replies.S535_CREDENTIAL_REVOKED, "credential_revoked", tenant_id)
         if address == NULL_SENDER:
             # RFC 5321 §4.5.5: the null reverse-path; the header From is still checked.
             envelope.sender_address = ""
