@@ -23,6 +23,8 @@ from sealmail.schema import metadata
 from sealmail.store import db, migrate
 from sealmail.tenancy.service import Principal
 
+pytest_plugins = ["tests.support.hipaa_results"]
+
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 # A developer's own SEALMAIL_* settings (ports, home, database) must not leak into tests.

@@ -26,7 +26,7 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import evidence_pages, forms_pages, marketing_pages, sms_pages
+from sealmail.console import evidence_pages, forms_pages, marketing_pages, review_pages, sms_pages
 from sealmail.console.admin_domains import domains_section
 from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
@@ -509,6 +509,8 @@ def build_evidence(services: Services) -> Evidence:
         lambda purpose: services.site_secrets.key(purpose, EVIDENCE_SECRET),
         AnchorMailer(services.messages, services.settings.smtp_hostname),
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
+        services.settings.home / "test-results" / "hipaa-results.json",
+        services.tenancy.update_settings,
     )
 
 
@@ -611,6 +613,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         ListPages(services.suppressions, services.keydir, services.webhook_endpoints).section(),
         templates_section(services.template_store),
         evidence_pages.section(services.evidence),
+        review_pages.section(services.evidence),
         marketing_pages.section(services.marketing),
         forms_pages.section(services.forms, services.form_submissions),
         sms_pages.section(services.texting),

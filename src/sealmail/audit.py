@@ -152,6 +152,10 @@ class AuditAction(enum.StrEnum):
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"
     ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
+    WORKING_HOURS_SET = "working_hours:set"
+    BACKUP_CREATED = "backup:created"
+    BACKUP_RESTORED = "backup:restored"
+    BACKUP_DRILL = "backup:drill"  # a timed restore into a scratch database: RPO and RTO
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"
@@ -168,6 +172,9 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_STARTED = "mkt_campaign:started"
     MKT_CAMPAIGN_FINISHED = "mkt_campaign:finished"
     MKT_CAMPAIGN_PAUSED = "mkt_campaign:paused"
+    MKT_CAMPAIGN_RESUMED = "mkt_campaign:resumed"
+    MKT_CAMPAIGN_CANCELLED = "mkt_campaign:cancelled"
+    MKT_CONVERSION_RECORDED = "mkt_conversion:recorded"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)

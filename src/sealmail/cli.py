@@ -26,6 +26,7 @@ from sealmail.app import (
     console_url,
 )
 from sealmail.cli_admin import crypto_app, domains_app, keys_app, smtp_app, tenants_app
+from sealmail.cli_backup import backup_app, restore_cmd
 from sealmail.cli_base import _services, _settings, _tenant, err, feature_session, friendly, out
 from sealmail.cli_policy import policy_app
 from sealmail.cli_serve import _banner, captured, init, migrate, send, serve
@@ -70,6 +71,8 @@ app.add_typer(portal_app, name="portal")
 app.add_typer(remote_app, name="remote")
 app.add_typer(users_app, name="users")
 app.add_typer(policy_app, name="policy")
+app.add_typer(backup_app, name="backup")
+app.command("restore")(restore_cmd)
 
 
 def _webhook_endpoints(svc: Services) -> WebhookEndpoints:

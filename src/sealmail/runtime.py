@@ -91,8 +91,9 @@ DATE_SWEEP_SECONDS = 3600.0
 
 
 async def run_marketing(services: Services, stop: asyncio.Event, name: str) -> None:
-    """Marketing housekeeping beside delivery: due journey steps and the complaint breaker
-    every few seconds, date triggers and authorization expiry (all idempotent)."""
+    """Marketing housekeeping beside delivery: started campaigns expanded (under a lease),
+    due journey steps and the complaint breaker every few seconds, date triggers and
+    authorization expiry (all idempotent)."""
     mk = services.marketing
     swept = -DATE_SWEEP_SECONDS
 
@@ -102,6 +103,8 @@ async def run_marketing(services: Services, stop: asyncio.Event, name: str) -> N
             await asyncio.to_thread(mk.journeys.enroll_dates_everywhere)
             await asyncio.to_thread(mk.consent.expire_due)
             swept = time.monotonic()
+        await asyncio.to_thread(mk.runs.expand_due, name)  # started campaigns' audiences
+        await asyncio.to_thread(mk.runs.settle)
         await asyncio.to_thread(mk.breaker.sweep)  # complaint-rate pause, every round
         while await asyncio.to_thread(mk.journeys.run_due, name) and not stop.is_set():
             pass

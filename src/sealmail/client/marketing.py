@@ -57,6 +57,9 @@ CALLS: dict[str, Any] = {
     "create_campaign": lambda body: Call("POST", f"{P}/campaigns", json=body),
     "get_campaign": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}"),
     "send_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/send"),
+    "pause_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/pause"),
+    "resume_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/resume"),
+    "cancel_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/cancel"),
     "campaign_stats": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/stats"),
     "campaign_checks": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/checks"),
     "campaign_audience": lambda campaign_id, limit=100, cursor="": Call(
@@ -68,6 +71,11 @@ CALLS: dict[str, Any] = {
     "list_journeys": lambda: Call("GET", f"{P}/journeys"),
     "journey_event": lambda event, email, key=None: Call(
         "POST", f"{P}/journeys/events", json={"event": event, "email": email, "key": key}
+    ),
+    "journey_stats": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/stats"),
+    "journey_stats_csv": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/stats.csv"),
+    "record_conversion": lambda message_id, name, value=None: Call(
+        "POST", f"{P}/conversions", json={"message_id": message_id, "name": name, "value": value}
     ),
     "journey_enrollments": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/enrollments"),
 }
@@ -96,6 +104,9 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{P}/campaigns"): "create_campaign",
     ("GET", f"{P}/campaigns/{{campaign_id}}"): "get_campaign",
     ("POST", f"{P}/campaigns/{{campaign_id}}/send"): "send_campaign",
+    ("POST", f"{P}/campaigns/{{campaign_id}}/pause"): "pause_campaign",
+    ("POST", f"{P}/campaigns/{{campaign_id}}/resume"): "resume_campaign",
+    ("POST", f"{P}/campaigns/{{campaign_id}}/cancel"): "cancel_campaign",
     ("GET", f"{P}/campaigns/{{campaign_id}}/audience"): "campaign_audience",
     ("GET", f"{P}/campaigns/{{campaign_id}}/stats"): "campaign_stats",
     ("GET", f"{P}/campaigns/{{campaign_id}}/checks"): "campaign_checks",
@@ -103,6 +114,9 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{P}/journeys"): "list_journeys",
     ("POST", f"{P}/journeys/events"): "journey_event",
     ("GET", f"{P}/journeys/{{journey_id}}/enrollments"): "journey_enrollments",
+    ("GET", f"{P}/journeys/{{journey_id}}/stats"): "journey_stats",
+    ("GET", f"{P}/journeys/{{journey_id}}/stats.csv"): "journey_stats_csv",
+    ("POST", f"{P}/conversions"): "record_conversion",
 }
 
 

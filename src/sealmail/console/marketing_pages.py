@@ -1,4 +1,5 @@
-"""The marketing pages of the console (``ConsoleSection``): contacts, segments, campaigns.
+"""The marketing pages of the console (``ConsoleSection``): contacts, segments, campaigns
+(with pause, resume and cancel), and each journey's per-node figures (chart, table, CSV).
 
 What a user sees of contacts follows their role: demographics for every role with the
 marketing pages, clinical and sensitive attributes only with ``phi.clinical`` /
@@ -8,6 +9,7 @@ it is refused when the segment touches a class the role may not see.
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,8 +19,9 @@ from starlette.responses import Response
 from sealmail.console.kit import Kit
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.marketing import PhiClass
-from sealmail.errors import PermissionDenied
+from sealmail.errors import Conflict, NotFound, PermissionDenied
 from sealmail.marketing.attributes import BASIC_CLASSES
+from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.service import Marketing
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
@@ -29,6 +32,26 @@ def classes_for(who: Session) -> frozenset[PhiClass]:
     if who.may(Permission.SEE_SENSITIVE):
         extra.add(PhiClass.SENSITIVE)
     return BASIC_CLASSES | extra
+
+
+def _control(kit: Kit, permission: Permission, act: Callable[[str, str, str], Transition]) -> Any:
+    """A POST that pauses, resumes or cancels a campaign, then back to the overview."""
+
+    async def change(request: Request, campaign_id: str) -> Response:
+        acted = await kit.acting(request, permission)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        try:
+            await run_in_threadpool(act, who.tenant_id, campaign_id[:40], who.actor)
+        except (Conflict, NotFound) as exc:
+            status = 409 if isinstance(exc, Conflict) else 404
+            return kit.render(
+                request, "status.html", status=status, title="Not done", detail=exc.detail, who=who
+            )
+        return kit.redirect(request, "/marketing")
+
+    return change
 
 
 def section(mk: Marketing) -> ConsoleSection:
@@ -88,6 +111,62 @@ def section(mk: Marketing) -> ConsoleSection:
             return await run_in_threadpool(
                 overview, request, who, {"segment": segment_id, "count": result["count"]}
             )
+
+        @app.get("/marketing/journeys/{journey_id}")
+        def marketing_journey(request: Request, journey_id: str) -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            if isinstance(who, Response):
+                return who
+            try:
+                stats = mk.analytics.journey(who.tenant_id, journey_id[:40])
+            except NotFound as exc:
+                return kit.render(
+                    request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
+                )
+            at_node = {f"{n.step} {n.kind}": n.at_node for n in stats.nodes if n.at_node}
+            engaged = {
+                f"{n.step} {label}": getattr(n, metric)
+                for n in stats.nodes
+                if n.kind == "send"
+                for label, metric in (
+                    ("sent", "sent"),
+                    ("opened", "opened"),
+                    ("clicked", "clicked"),
+                    ("converted", "converted"),
+                )
+            }
+            return kit.render(
+                request, "marketing_journey.html", title=f"Journey {stats.name}", who=who, stats=stats,
+                at_node=at_node, engaged=engaged if any(engaged.values()) else {},
+            )  # fmt: skip
+
+        @app.get("/marketing/journeys/{journey_id}/nodes.csv")
+        def marketing_journey_csv(request: Request, journey_id: str) -> Response:
+            who = kit.signed_in(request, Permission.VIEW_MARKETING)
+            if isinstance(who, Response):
+                return who
+            try:
+                body = "".join(mk.analytics.journey_csv(who.tenant_id, journey_id[:40]))
+            except NotFound as exc:
+                return kit.render(
+                    request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
+                )
+            return Response(
+                body,
+                media_type="text/csv; charset=utf-8",
+                headers={"content-disposition": 'attachment; filename="journey-nodes.csv"'},
+            )
+
+        # Stopping mail is always allowed to whoever sees the marketing pages (a compliance
+        # officer included); resuming sends mail, so it needs the right to compose.
+        controls = {
+            "pause": (Permission.VIEW_MARKETING, mk.runs.pause),
+            "cancel": (Permission.VIEW_MARKETING, mk.runs.cancel),
+            "resume": (Permission.COMPOSE, mk.runs.resume),
+        }
+
+        for change, (permission, act) in controls.items():
+            app.post(f"/marketing/campaigns/{{campaign_id}}/{change}")(_control(kit, permission, act))
 
     return ConsoleSection(
         nav=[("/marketing", "Marketing", Permission.VIEW_MARKETING)],

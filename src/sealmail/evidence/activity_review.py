@@ -1,11 +1,13 @@
 """The monthly information-system activity review (45 CFR 164.308(a)(1)(ii)(D)).
 
 Each month's queue is read from the audit log, the record that cannot be quietly edited:
-failed sign-ins and lock-outs, staff sign-ins outside working hours, content reads, exports,
-break-glass grants and uses, DLP quarantine releases (overrides), and protective settings
-weakened (the decisions register).  A compliance officer signs the month off with a note;
-the sign-off stores the SHA-256 of the items it covered, is itself audited, and goes into
-the evidence pack.  A month is signed once: a second sign-off is a 409.
+failed sign-ins and lock-outs, staff sign-ins outside the tenant's working hours (its own
+time zone, hours and weekdays: ``working_hours.py``), content reads, and once more as a large
+read each person-day reaching ``LARGE_READS``, exports, break-glass grants and uses, DLP
+quarantine releases (overrides), and protective settings weakened (the decisions register).
+A compliance officer signs the month off with a note; the sign-off stores the SHA-256 of the
+items it covered, is itself audited, and goes into the evidence pack.  A month is signed
+once: a second sign-off is a 409.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,7 +26,9 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction as A
 from sealmail.errors import Conflict, InvalidRequest
+from sealmail.evidence import working_hours
 from sealmail.evidence.tables import activity_reviews
+from sealmail.evidence.working_hours import SettingsWriter, WorkingHours
 from sealmail.store import db
 from sealmail.store.tables import audit_log
 
@@ -43,8 +48,11 @@ CATEGORIES: dict[str, tuple[A, ...]] = {
     "weakened_setting": (A.DECISION_RECORDED,),
 }
 CATEGORY_OF = {str(action): name for name, actions in CATEGORIES.items() for action in actions}
-# Staff sign-ins are only queued outside these hours (UTC), or at weekends.
+# Staff sign-ins are queued outside the tenant's working hours (``working_hours.py``);
+# ``off_hours`` is the UTC default those hours start from.
 WORK_HOURS = (7, 19)
+# One person reading this much content in one day is queued as a large read, once per day.
+LARGE_READS = 50
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MAX_ITEMS = 10_000  # one month's queue, bounded
 
@@ -96,6 +104,7 @@ class ReviewQueue:
     items: tuple[ReviewItem, ...]
     counts: dict[str, int]
     items_sha256: str
+    working_hours: str  # the tenant's working hours, as the queue applied them
     sign_off: SignOff | None
 
 
@@ -105,9 +114,37 @@ def _digest(items: tuple[ReviewItem, ...]) -> str:
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _large_reads(items: list[ReviewItem], hours: WorkingHours, threshold: int) -> list[ReviewItem]:
+    """One item per person and local day whose content reads reach ``threshold``."""
+    days: dict[tuple[str, str], list[ReviewItem]] = {}
+    for item in items:
+        if item.category == "content_read":
+            day = item.at.astimezone(ZoneInfo(hours.time_zone)).date().isoformat()
+            days.setdefault((item.actor, day), []).append(item)
+    return [
+        replace(reads[0], category="large_content_read", target=f"{len(reads)} content reads on {day}")
+        for (_actor, day), reads in sorted(days.items(), key=lambda kv: kv[1][0].audit_seq)
+        if len(reads) >= threshold
+    ]
+
+
 class ActivityReview:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, settings: SettingsWriter | None = None, large_reads: int = LARGE_READS
+    ) -> None:
         self.engine = engine
+        self.settings = settings
+        self.large_reads = large_reads
+
+    def working_hours(self, tenant_id: str) -> WorkingHours:
+        return working_hours.read(self.engine, tenant_id)
+
+    def set_working_hours(self, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
+        if self.settings is None:
+            raise RuntimeError(
+                "working hours are saved through the tenant settings (Evidence built without them)"
+            )
+        return working_hours.save(self.settings, tenant_id, hours, actor)
 
     def queue(self, tenant_id: str, month: str) -> ReviewQueue:
         """The month's items (oldest first), how many per category, and its sign-off if any."""
@@ -126,12 +163,13 @@ class ActivityReview:
             .order_by(audit_log.c.seq)
             .limit(MAX_ITEMS)
         )
+        hours = self.working_hours(tenant_id)
         items: list[ReviewItem] = []
         with db.reader(self.engine) as conn:
             for r in conn.execute(query):
                 category = CATEGORY_OF.get(r.action)
                 if category is None:  # a sign-in: only out of hours
-                    if not off_hours(r.at):
+                    if not hours.outside(r.at):
                         continue
                     category = "off_hours_sign_in"
                 items.append(ReviewItem(int(r.seq), _second(r.at), category, r.actor, r.action, r.target))
@@ -140,11 +178,13 @@ class ActivityReview:
                     activity_reviews.c.tenant_id == tenant_id, activity_reviews.c.month == month
                 )
             ).first()
+        items = sorted(items + _large_reads(items, hours, self.large_reads), key=lambda i: i.audit_seq)
         counts: dict[str, int] = {}
         for item in items:
             counts[item.category] = counts.get(item.category, 0) + 1
         found = tuple(items)
-        return ReviewQueue(month, found, counts, _digest(found), _sign_off(signed) if signed else None)
+        sign_off = _sign_off(signed) if signed else None
+        return ReviewQueue(month, found, counts, _digest(found), hours.describe(), sign_off)
 
     def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> SignOff:
         """Sign the month off with a note; audited; once per month."""

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from sealmail.cli_support import SessionOpener, err
-from sealmail.evidence import controls, signed, timestamps
+from sealmail.evidence import controls, signed, supply, timestamps
 from sealmail.evidence.catalogue import REPORTS
-from sealmail.evidence.pack import Packer, parse_period
+from sealmail.evidence.pack import Packer, PackInputs, parse_period
 from sealmail.evidence.pack_verify import is_zip, verify_pack
 from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
@@ -112,14 +112,27 @@ def pack_cmd(
     period: Annotated[str, typer.Option(help="2026-Q4, 2026-11 or 2026.")],
     output: Annotated[Path, typer.Option("--out", help="The zip to write.")],
     tenant: TenantOpt = None,
+    test_results: Annotated[
+        Path | None,
+        typer.Option(help="The results `make test` wrote (default: <home>/test-results/hipaa-results.json)."),
+    ] = None,
+    lock: Annotated[
+        Path | None, typer.Option(help="The lock file whose pins the dependency audit compares.")
+    ] = None,
 ) -> None:
     """Build the signed evidence pack (reports, audit export and verification, anchors,
-    policies, registers, manifest); check it with `sealmail verify PACK.zip --key …`."""
+    policies, registers, SBOM, dependency audit, test results, manifest); check it with
+    `sealmail verify PACK.zip --key …`.  Without --test-results the pack says "not run"."""
+    inputs = _pack_inputs(test_results, lock)
     with session(tenant) as (evidence, tenant_id):
         span = parse_period(period)
         with Progress(transient=True, console=err) as progress:
             task = progress.add_task("building the evidence pack", total=len(REPORTS) + 2)
-            data = Packer(evidence).build(tenant_id, span, "cli", lambda _step: progress.advance(task))
+
+            def step(_name: str) -> None:
+                progress.advance(task)
+
+            data = Packer(evidence).build(tenant_id, span, "cli", step, inputs)
         fingerprint = signed.key_fingerprint(evidence.keys.tenant(tenant_id).public_key())
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "wb") as fh:
@@ -127,6 +140,20 @@ def pack_cmd(
     out.print(
         f"written to {output}; verify with: sealmail verify {output} --key {fingerprint}", soft_wrap=True
     )
+
+
+def _pack_inputs(test_results: Path | None, lock: Path | None) -> PackInputs:
+    if lock is None and Path("requirements.lock").is_file():
+        lock = Path("requirements.lock")
+    try:
+        results = test_results.read_bytes() if test_results is not None else None
+        if results is not None:
+            supply.load_results(results)
+        lock_text = lock.read_text(encoding="utf-8") if lock is not None else None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return PackInputs(results, lock_text)
 
 
 @evidence_app.command("controls")

@@ -19,8 +19,12 @@ from pathlib import Path
 # The sections Sealmail claims to support, with what each asks for; each needs a marked test.
 SECTIONS: dict[str, str] = {
     "164.308(a)(1)(ii)(D)": "Information system activity review (access, log-in reports)",
+    "164.308(a)(7)(ii)(A)": "Data backup plan: backups restored in a timed drill, chain re-verified",
+    "164.312(a)(1)": "Access control: roles, tenant isolation, sessions ended when access ends",
+    "164.312(a)(2)(iv)": "Encryption of content at rest",
     "164.312(b)": "Audit controls: a tamper-evident, anchored audit log",
     "164.312(c)(1)": "Integrity: signed proofs and packs that report tampering",
+    "164.312(d)": "Person or entity authentication: MFA, API keys, SMTP AUTH only over TLS",
     "164.312(e)(1)": "Transmission security: how each delivery was secured",
     "164.316(b)(2)": "Documentation kept six years (retention floor, evidence pack)",
     "164.522(b)": "Confidential communications: the patient's preferred means or address binds delivery",
@@ -104,3 +108,13 @@ def render(table: dict[str, list[str]]) -> str:
 def packaged() -> str:
     """The table as shipped with this build (for the evidence pack)."""
     return resources.files("sealmail.evidence").joinpath(TABLE_FILE).read_text(encoding="utf-8")
+
+
+def packaged_table() -> dict[str, list[str]]:
+    """The shipped table read back: section → test ids."""
+    table: dict[str, list[str]] = {}
+    for line in packaged().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and SECTION_RE.match(cells[0]):
+            table[cells[0]] = re.findall(r"`([^`]+)`", cells[2])
+    return table

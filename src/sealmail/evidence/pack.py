@@ -10,7 +10,11 @@
     registers/plain-requests.json   every unencrypted-by-request request with its steps
     registers/comms-preferences.json every confidential-communication preference (164.522(b))
     registers/activity-reviews.json monthly activity-review sign-offs (164.308(a)(1)(ii)(D))
-    controls/hipaa-tests.md         HIPAA section → the tests that prove it (generated from markers)
+    registers/backup-drills.json    restore drills of the period: recovery point and time
+    controls/hipaa-tests.md         HIPAA section → the tests that prove it → their results
+    controls/test-results.json      the results file the test run wrote (or an explicit "not run")
+    controls/sbom.cdx.json          CycloneDX SBOM of the installed distributions
+    controls/dependency-audit.json  lock-file pins vs installed; the vulnerability check's status
     README.txt                      what each file is and how to check the pack
     manifest.json                   SHA-256 of each file above, signed (tenant evidence key)
 
@@ -26,7 +30,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +39,7 @@ import sqlalchemy as sa
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
-from sealmail.evidence import controls, signed
+from sealmail.evidence import controls, drill, signed, supply
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack_verify import FORMAT, MANIFEST
 from sealmail.evidence.reports import Period
@@ -46,7 +50,7 @@ from sealmail.store import db
 from sealmail.store.tables import audit_log, tenants
 from sealmail.web.models import as_json
 
-POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking"})
+POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking", "working_hours"})
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _YEAR = re.compile(r"^(\d{4})$")
@@ -65,8 +69,11 @@ reports/          delivery, secured, access, logins, dlp, quarantine, plain_regi
 audit/            the tenant's audit entries in the period; the chain and anchors as verified
 anchors/          signed chain heads (and RFC 3161 tokens where a TSA was configured)
 policies/         retention periods (floor {floor} days) and the tenant's settings
-registers/        legal holds; patients' requests for unencrypted mail (164.524)
-controls/         which tests prove which HIPAA section
+registers/        legal holds; patients' requests for unencrypted mail (164.524); activity
+                  reviews; backup restore drills (recovery point and time)
+controls/         which tests prove which HIPAA section and their results; the SBOM
+                  (CycloneDX) and the dependency audit (a vulnerability check not performed
+                  offline says so)
 """
 
 
@@ -98,13 +105,40 @@ def _jsonl(values: list[Any]) -> bytes:
     return b"".join(json.dumps(v, sort_keys=True, default=str).encode() + b"\n" for v in values)
 
 
+@dataclass(frozen=True, slots=True)
+class PackInputs:
+    """What the pack reads from outside the database: the test run's results file
+    (``pytest --hipaa-results``) and the lock file; absent ones are said to be absent."""
+
+    test_results: bytes | None = None
+    lock_text: str | None = None
+
+
+def controls_files(inputs: PackInputs) -> dict[str, bytes]:
+    results = supply.load_results(inputs.test_results) if inputs.test_results is not None else None
+    raw = inputs.test_results or _json(
+        {"format": supply.RESULTS_FORMAT, "run": False, "note": "no results file was given", "tests": {}}
+    )
+    return {
+        "controls/hipaa-tests.md": supply.results_table(controls.packaged_table(), results).encode(),
+        "controls/test-results.json": raw,
+        "controls/sbom.cdx.json": supply.sbom_json(),
+        "controls/dependency-audit.json": supply.dependency_audit_json(inputs.lock_text),
+    }
+
+
 class Packer:
     def __init__(self, evidence: Evidence) -> None:
         self.evidence = evidence
         self.engine = evidence.engine
 
     def build(
-        self, tenant_id: str, period: Period, actor: str, progress: Callable[[str], None] | None = None
+        self,
+        tenant_id: str,
+        period: Period,
+        actor: str,
+        progress: Callable[[str], None] | None = None,
+        inputs: PackInputs | None = None,
     ) -> bytes:
         step = progress or (lambda _name: None)
         files: dict[str, bytes] = {}
@@ -141,7 +175,11 @@ class Packer:
         files["registers/activity-reviews.json"] = _json(
             as_json(self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until))
         )
-        files["controls/hipaa-tests.md"] = controls.packaged().encode()
+        files["registers/backup-drills.json"] = _json(drill.drills(self.engine, period.since, period.until))
+        given = inputs or PackInputs()
+        if given.test_results is None:
+            given = PackInputs(self._default_results(), given.lock_text)
+        files.update(controls_files(given))
         key = self.evidence.keys.tenant(tenant_id)
         fingerprint = signed.key_fingerprint(key.public_key())
         built = datetime.now(UTC).isoformat(timespec="seconds")
@@ -183,6 +221,18 @@ class Packer:
                 archive.writestr(name, data)
             archive.writestr(MANIFEST, _json(manifest))
         return out.getvalue()
+
+    def _default_results(self) -> bytes | None:
+        """The results file `make test` left in the home directory, when it is there."""
+        path = self.evidence.results_file
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = path.read_bytes()
+            supply.load_results(data)
+        except (OSError, ValueError):
+            return None  # unreadable: the pack says "not run" rather than guess
+        return data
 
     def _audit_entries(self, tenant_id: str, period: Period) -> bytes:
         query = (

@@ -13,11 +13,27 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sealmail.evidence import signed
 
-FORMAT = "sealmail-evidence-pack/1"
+FORMAT = "sealmail-evidence-pack/2"
+# Packs of format 1 predate the SBOM, dependency audit, test results and drill register.
+FORMATS = (FORMAT, "sealmail-evidence-pack/1")
+REQUIRED = (
+    "audit/entries.jsonl",
+    "audit/verification.json",
+    "controls/hipaa-tests.md",
+    "registers/activity-reviews.json",
+)
+REQUIRED_2 = (
+    "controls/sbom.cdx.json",
+    "controls/dependency-audit.json",
+    "controls/test-results.json",
+    "registers/backup-drills.json",
+)
 MANIFEST = "manifest.json"
 MAX_MEMBERS = 1000
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
@@ -63,7 +79,7 @@ def verify_pack(data: bytes, trusted_fingerprint: str | None = None) -> PackChec
             return _refused("manifest.json: not JSON")
         verdict = signed.verify(doc, trusted_fingerprint)
         problems = [f"manifest.json: {p}" for p in verdict.problems]
-        if verdict.ok and doc.get("format") != FORMAT:
+        if verdict.ok and doc.get("format") not in FORMATS:
             problems.append(f"manifest.json: format is not {FORMAT}")
         listed = doc.get("body", {}).get("files", {}) if isinstance(doc.get("body"), dict) else {}
         if not isinstance(listed, dict):
@@ -75,4 +91,48 @@ def verify_pack(data: bytes, trusted_fingerprint: str | None = None) -> PackChec
                 problems.append(f"{name}: in the manifest but missing from the pack (removed)")
             elif hashlib.sha256(archive.read(name)).hexdigest() != digest:
                 problems.append(f"{name}: altered (SHA-256 differs from the manifest)")
+        problems += _members(archive, names, doc.get("format") == FORMAT)
     return PackCheck(tuple(problems), len(listed), verdict.key_fingerprint)
+
+
+def _json_member(archive: zipfile.ZipFile, name: str) -> Any:
+    try:
+        return json.loads(archive.read(name))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _members(archive: zipfile.ZipFile, names: set[str], current: bool) -> list[str]:
+    """Required members present, and the software-evidence ones well formed."""
+    required = REQUIRED + (REQUIRED_2 if current else ())
+    problems = [f"{name}: required in an evidence pack but missing" for name in required if name not in names]
+    if not current:
+        return problems
+    checks: dict[str, Callable[[Any], bool]] = {
+        "controls/sbom.cdx.json": _is_sbom,
+        "controls/dependency-audit.json": _is_audit,
+        "controls/test-results.json": _is_results,
+        "registers/backup-drills.json": lambda d: isinstance(d, list),
+    }
+    for name, check in checks.items():
+        if name in names and not check(_json_member(archive, name)):
+            problems.append(f"{name}: not a well-formed {name.rsplit('/', 1)[1]}")
+    return problems
+
+
+def _is_sbom(d: Any) -> bool:
+    return isinstance(d, dict) and d.get("bomFormat") == "CycloneDX" and isinstance(d.get("components"), list)
+
+
+def _is_audit(d: Any) -> bool:
+    """A vulnerability check either performed or, offline, not performed with its reason."""
+    check = d.get("vulnerability_check") if isinstance(d, dict) else None
+    return isinstance(check, dict) and (check.get("performed") is True or bool(check.get("reason")))
+
+
+def _is_results(d: Any) -> bool:
+    return (
+        isinstance(d, dict)
+        and d.get("format") == "sealmail-hipaa-results/1"
+        and isinstance(d.get("tests"), dict)
+    )

@@ -9,6 +9,7 @@ only ``admin`` keys see clinical and sensitive attributes, in reads and exports 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
 # the route functions at definition time.
 import codecs
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -31,7 +32,6 @@ from sealmail.marketing.schemas import (
     CampaignChecks,
     CampaignIn,
     CampaignOut,
-    CampaignSent,
     CampaignStats,
     CapIn,
     CapOut,
@@ -42,6 +42,8 @@ from sealmail.marketing.schemas import (
     ContactIn,
     ContactOut,
     ContactPage,
+    ConversionIn,
+    ConversionOut,
     Enrolled,
     EnrollmentList,
     ImportOut,
@@ -49,6 +51,7 @@ from sealmail.marketing.schemas import (
     JourneyIn,
     JourneyList,
     JourneySaved,
+    JourneyStatsOut,
     ListIn,
     ListList,
     ListOut,
@@ -70,6 +73,14 @@ MAX_IMPORT_BYTES = 512 << 20  # about 5 M contact rows
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "RFC 4180 CSV: email, phone, tz, status, then one column per visible attribute.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+NODE_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "RFC 4180 CSV: one row per journey step with its figures.",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
@@ -273,11 +284,32 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def get_campaign(campaign_id: str, who: Reader) -> dict[str, Any]:
         return mk.campaigns.get(who.tenant_id, campaign_id)
 
-    @r.post("/campaigns/{campaign_id}/send", response_model=CampaignSent)
+    @r.post("/campaigns/{campaign_id}/send", status_code=202, response_model=CampaignOut)
     def send_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
-        """Snapshot the audience and queue one message per contact; each is re-checked
+        """Start: the pre-send checks run now (422 naming each failure) and the campaign is
+        ``starting``; a worker then snapshots the audience and queues one message per
+        contact in the background (``sending``, then ``sent``).  Each message is re-checked
         (consent, authorization, suppression, caps, quiet hours) when a worker claims it."""
         return mk.campaigns.send(who, campaign_id, allowed=classes_for_scopes(who.scopes))
+
+    @r.post("/campaigns/{campaign_id}/pause", response_model=CampaignOut)
+    def pause_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Hold a starting or sending campaign: the expansion stops where it is and queued
+        messages wait (409 in any other state)."""
+        mk.runs.pause(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/resume", response_model=CampaignOut)
+    def resume_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Continue a paused campaign where it stopped (409 unless paused)."""
+        mk.runs.resume(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
+
+    @r.post("/campaigns/{campaign_id}/cancel", response_model=CampaignOut)
+    def cancel_campaign(campaign_id: str, who: Sender) -> dict[str, Any]:
+        """Stop for good: nothing more is queued and what is still queued is not sent."""
+        mk.runs.cancel(who.tenant_id, campaign_id, who.credential_id)
+        return mk.campaigns.get(who.tenant_id, campaign_id)
 
     @r.get("/campaigns/{campaign_id}/checks", response_model=CampaignChecks)
     def campaign_checks(campaign_id: str, who: Reader) -> dict[str, Any]:
@@ -319,9 +351,36 @@ def router(mk: Marketing, need: Any) -> APIRouter:
 
     @r.post("/journeys/events", response_model=Enrolled)
     def journey_event(body: JourneyEventIn, who: Sender) -> dict[str, Any]:
-        """An event for a contact (``appointment_booked``): enrols it in the journeys it triggers, once."""
-        enrolled = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
-        return {"enrolled": enrolled}
+        """An event for a contact (``appointment_booked``): enrols it in the journeys it
+        triggers (once per key) and ends its wait-until steps waiting for this event."""
+        got = mk.journeys.event(who.tenant_id, body.event, body.email, body.key, actor=who.credential_id)
+        return {"enrolled": got.enrolled, "woken": got.woken}
+
+    @r.get("/journeys/{journey_id}/stats", response_model=JourneyStatsOut)
+    def journey_stats(journey_id: str, who: Reader) -> dict[str, Any]:
+        """Per node (step) of this journey version: enrollments there now, its sends by
+        state, deliveries, bounces, complaints, unsubscribes, conversions, and human opens
+        and clicks (machine events excluded), each once per message."""
+        return dataclasses.asdict(mk.analytics.journey(who.tenant_id, journey_id))
+
+    @r.get("/journeys/{journey_id}/stats.csv", response_class=StreamingResponse, responses=NODE_CSV)
+    def journey_stats_csv(journey_id: str, who: Reader) -> StreamingResponse:
+        """The same per-node figures as CSV, one row per step."""
+        lines = list(mk.analytics.journey_csv(who.tenant_id, journey_id))  # 404 before streaming
+        return StreamingResponse(
+            iter(lines),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="journey-{journey_id[:40]}.csv"'},
+        )
+
+    @r.post("/conversions", status_code=201, response_model=ConversionOut)
+    def record_conversion(body: ConversionIn, who: Sender) -> dict[str, Any]:
+        """A conversion (a booking, a donation) for a message a campaign or journey sent:
+        counted in that variant's or journey node's figures (404 for any other message)."""
+        got = mk.analytics.record_conversion(
+            who.tenant_id, body.message_id, body.name, body.value, actor=who.credential_id
+        )
+        return dataclasses.asdict(got)
 
     @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
     def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:

@@ -8,6 +8,8 @@ event (an ARF feedback-loop report, bounces/inbound.py).  Once at least ``min_se
 and complaints / sent exceeds ``rate`` the campaign becomes ``paused``: the claim gate then
 defers its remaining recipients instead of sending them.  The pause is one guarded update
 (two sweepers cannot both pause), audited, and the tenant's owners are mailed an alert.
+A user may resume it (``campaign_runs``): from then on only the sends and complaints after
+the resume count, so it is paused again only if complaints keep coming.
 
 Thresholds are tenant settings ``marketing.complaint_rate`` (default 0.003) and
 ``marketing.complaint_min_sent`` (default 1000).
@@ -16,6 +18,7 @@ Thresholds are tenant settings ``marketing.complaint_rate`` (default 0.003) and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,7 +59,7 @@ class Breaker:
         """Pause every running campaign over its tenant's threshold; the ids paused now."""
         with db.reader(self.engine) as conn:
             running = conn.execute(
-                sa.select(cp.c.id, cp.c.tenant_id, cp.c.name)
+                sa.select(cp.c.id, cp.c.tenant_id, cp.c.name, cp.c.resumed_at)
                 .where(
                     cp.c.status.in_(RUNNING),
                     sa.exists().where(mkt_sends.c.campaign_id == cp.c.id, mkt_sends.c.state == "queued"),
@@ -65,7 +68,7 @@ class Breaker:
             ).all()
         paused = []
         for row in running:
-            tally = self._tally(row.tenant_id, row.id)
+            tally = self._tally(row.tenant_id, row.id, row.resumed_at)
             if tally is not None and self._pause(row.tenant_id, row.id, tally):
                 paused.append(row.id)
                 if self.alert is not None:
@@ -79,9 +82,12 @@ class Breaker:
                     )
         return paused
 
-    def _tally(self, tenant_id: str, campaign_id: str) -> dict[str, Any] | None:
-        """The counts when over the threshold, else None."""
-        mine = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
+    def _tally(self, tenant_id: str, campaign_id: str, since: datetime | None) -> dict[str, Any] | None:
+        """The counts when over the threshold, else None; after a resume, only what was sent
+        and complained since (the user who resumed has dealt with the earlier complaints)."""
+        mine: tuple[Any, ...] = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
+        if since is not None:
+            mine = (*mine, mkt_sends.c.sent_at >= since)
         with db.reader(self.engine) as conn:
             rate, least = thresholds(tenant_settings(conn, tenant_id))
             sent = conn.execute(
@@ -92,7 +98,12 @@ class Breaker:
             complaints = conn.execute(
                 sa.select(sa.func.count(sa.distinct(events.c.message_id)))
                 .join(mkt_sends, mkt_sends.c.message_id == events.c.message_id)
-                .where(*mine, events.c.tenant_id == tenant_id, events.c.type == str(EventType.COMPLAINED))
+                .where(
+                    *mine,
+                    events.c.tenant_id == tenant_id,
+                    events.c.type == str(EventType.COMPLAINED),
+                    *([events.c.created_at >= since] if since is not None else []),
+                )
             ).scalar_one()
         if complaints <= rate * sent:
             return None

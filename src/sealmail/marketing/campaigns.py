@@ -1,5 +1,6 @@
 """Campaigns: a purpose, a pinned segment version, template versions as A/B variants, a
-schedule with quiet hours; sending snapshots the audience and queues one message each.
+schedule with quiet hours; starting one hands it to ``campaign_runs``, which snapshots the
+audience and queues one message each in the background.
 
 Each member of the segment gets its own message, rendered from its variant with the
 contact's attributes (PHI personalization is allowed: the message is encrypted at rest
@@ -34,35 +35,23 @@ from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
-from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
+from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
-from sealmail.marketing import compliance
+from sealmail.marketing import analytics, compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.gate import MARKETING_TAG
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
-from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Messages
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
-from sealmail.store.events import EventType
-from sealmail.store.tables import events
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.service import Principal
 
 MAX_VARIANTS = 5
-STAT_EVENTS = (
-    EventType.DELIVERED,
-    EventType.BOUNCED,
-    EventType.COMPLAINED,
-    EventType.UNSUBSCRIBED,
-    EventType.OPENED,
-    EventType.CLICKED,
-)
-HUMAN_ONLY = (str(EventType.OPENED), str(EventType.CLICKED))
 BROADCAST_PURPOSES = frozenset({Purpose.MARKETING, Purpose.FUNDRAISING})
 OpenSecrets = Callable[[str, Any], dict[str, Any]]
 
@@ -199,43 +188,20 @@ class Campaigns:
             "status": row.status,
             "audience": row.audience,
             "queued": row.queued,
+            "failed": row.failed or 0,
             "sends": [{"state": s, "reason": r, "count": n} for s, r, n in states],
         }
 
     def stats(self, tenant_id: str, campaign_id: str) -> dict[str, Any]:
-        """Per variant: queued, sent, skipped, delivered, bounced, complaints, unsubscribes, and
-        opens and clicks by humans only (events a scanner or a mail proxy made are left out),
-        each counted once per message."""
+        """Per variant: queued, sent, skipped, delivered, bounced, complaints, unsubscribes,
+        conversions, and opens and clicks by humans only (events a scanner or a mail proxy
+        made are left out), each counted once per message (``analytics.tally``)."""
         self.get(tenant_id, campaign_id)  # 404 for another tenant's campaign
-        human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
-        kinds = {str(k): k.name.lower() for k in STAT_EVENTS}
         with db.reader(self.engine) as conn:
-            mine = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
-            sends = conn.execute(
-                sa.select(mkt_sends.c.variant, mkt_sends.c.state, sa.func.count())
-                .where(*mine)
-                .group_by(mkt_sends.c.variant, mkt_sends.c.state)
-            ).all()
-            seen = conn.execute(
-                sa.select(mkt_sends.c.variant, events.c.type, sa.func.count(sa.distinct(events.c.message_id)))
-                .join(events, events.c.message_id == mkt_sends.c.message_id)
-                .where(
-                    *mine,
-                    events.c.tenant_id == tenant_id,
-                    events.c.type.in_(list(kinds)),
-                    sa.or_(events.c.type.not_in(HUMAN_ONLY), human),
-                )
-                .group_by(mkt_sends.c.variant, events.c.type)
-            ).all()
-        out: dict[str, dict[str, int]] = {}
-        for variant, state, n in sends:
-            row = out.setdefault(
-                str(variant), dict.fromkeys(["queued", "sent", "skipped", *kinds.values()], 0)
+            counts = analytics.tally(
+                conn, tenant_id, [mkt_sends.c.campaign_id == campaign_id], mkt_sends.c.variant
             )
-            row[state] += n
-        for variant, kind, n in seen:
-            out.setdefault(str(variant), {})[kinds[kind]] = n
-        return {"campaign_id": campaign_id, "variants": out}
+        return {"campaign_id": campaign_id, "variants": {str(k): v for k, v in counts.items()}}
 
     def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest campaigns with what happened to their sends (the console's table)."""
@@ -297,7 +263,8 @@ class Campaigns:
         }
 
     def send(self, who: Principal, campaign_id: str, *, allowed: frozenset[PhiClass]) -> dict[str, Any]:
-        """Snapshot the audience and queue a message per member (once: a sent campaign is 409)."""
+        """Check the draft and mark it ``starting``; the marketing loop expands the audience
+        in the background (``campaign_runs``).  Once only: a started campaign is 409."""
         tenant_id = who.tenant_id
         with db.write(self.engine) as conn:
             row = conn.execute(
@@ -308,14 +275,20 @@ class Campaigns:
             if row.status != "draft":
                 raise Conflict(f"campaign {campaign_id} is {row.status}; campaigns are sent once")
             self._precheck(conn, tenant_id, row)
+            segment = conn.execute(sa.select(mkt_segments).where(mkt_segments.c.id == row.segment_id)).one()
+            seg.check_classes(frozenset(PhiClass(c) for c in segment.phi_classes), allowed)
             conn.execute(
                 sa.update(cp)
-                .where(cp.c.id == campaign_id)
-                .values(status="sending", started_at=datetime.now(UTC))
+                .where(cp.c.id == campaign_id, cp.c.status == "draft")
+                .values(
+                    status="starting",
+                    started_at=datetime.now(UTC),
+                    started_by=who.credential_id[:80],
+                    audience=0,
+                    queued=0,
+                    failed=0,
+                )
             )
-            segment = conn.execute(sa.select(mkt_segments).where(mkt_segments.c.id == row.segment_id)).one()
-            classes = frozenset(PhiClass(c) for c in segment.phi_classes)
-            seg.check_classes(classes, allowed)
             audit.append(
                 conn,
                 action=AuditAction.MKT_CAMPAIGN_STARTED,
@@ -324,31 +297,7 @@ class Campaigns:
                 target=campaign_id,
                 details={"segment": segment.id, "phi_classes": sorted(segment.phi_classes)},
             )
-        compiled = {
-            v["name"]: Compiled(self.templates.source(tenant_id, v["template"], v["version"])[0])
-            for v in row.variants
-        }
-        tally = {"audience": 0, "queued": 0, "failed": 0}
-        status = "failed"
-        try:
-            self._queue_all(who, row, segment.rule, compiled, tally)
-            status = "sent"
-        finally:
-            with db.write(self.engine) as conn:
-                conn.execute(
-                    sa.update(cp)
-                    .where(cp.c.id == campaign_id)
-                    .values(status=status, audience=tally["audience"], queued=tally["queued"])
-                )
-                audit.append(
-                    conn,
-                    action=AuditAction.MKT_CAMPAIGN_FINISHED,
-                    actor=who.credential_id,
-                    tenant_id=tenant_id,
-                    target=campaign_id,
-                    details={"status": status, **tally},
-                )
-        return {**self.get(tenant_id, campaign_id), "failed": tally["failed"]}
+        return self.get(tenant_id, campaign_id)
 
     def _precheck(self, conn: Connection, tenant_id: str, row: Any) -> None:
         """Refuse to start with every failed compliance check named (422)."""
@@ -373,49 +322,6 @@ class Campaigns:
             for v in row.variants
         ]
         return compliance.check(conn, tenant_id, Purpose(row.purpose), row.from_address, sources)
-
-    def _queue_all(
-        self, who: Principal, row: Any, rule: Any, compiled: dict[str, Compiled], tally: dict[str, int]
-    ) -> None:
-        with db.reader(self.engine) as conn:
-            footer = {
-                "postal_address": compliance.postal_address(compliance.tenant_settings(conn, who.tenant_id))
-            }
-            where = self.segments.compile(conn, who.tenant_id, rule)
-            batches = list(seg.members(conn, who.tenant_id, where))
-        for batch in batches:
-            tally["audience"] += len(batch)
-            with db.reader(self.engine) as conn:
-                contacts = {
-                    r.id: r for r in conn.execute(sa.select(ct).where(ct.c.id.in_([m[0] for m in batch])))
-                }
-            for contact_id, _tz, matched in batch:
-                contact = contacts[contact_id]
-                variant = pick_variant(row.id, contact_id, row.variants)
-                out = Outgoing(
-                    row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id}, footer
-                )
-                try:
-                    message_id, refused = self.queue_message(
-                        who, out, contact, compiled[variant["name"]], variant["name"]
-                    )
-                except SealmailError:
-                    tally["failed"] += 1
-                    continue
-                snapshot = Snapshot(
-                    row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
-                )
-                with db.write(self.engine) as conn:
-                    record_send(
-                        conn,
-                        who.tenant_id,
-                        contact_id,
-                        message_id,
-                        snapshot,
-                        campaign_id=row.id,
-                        refused=refused,
-                    )
-                tally["queued"] += 1
 
     def queue_message(
         self,
@@ -488,6 +394,8 @@ def record_send(
     *,
     campaign_id: str | None = None,
     enrollment_id: str | None = None,
+    journey_id: str | None = None,
+    step: int | None = None,
     refused: bool = False,
 ) -> None:
     conn.execute(
@@ -497,6 +405,8 @@ def record_send(
             contact_id=contact_id,
             campaign_id=campaign_id,
             enrollment_id=enrollment_id,
+            journey_id=journey_id,
+            step=step,
             purpose=s.purpose,
             channel="email",
             remunerated=s.remunerated,

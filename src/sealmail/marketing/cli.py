@@ -1,4 +1,4 @@
-"""``sealmail marketing …``: attributes, contact import/export, consent, segments, campaigns.
+"""``sealmail marketing …``: attributes, contact import/export, consent, campaigns, journeys.
 
 Commands go through the same services as the API, with actor ``cli``; the CLI is an
 operator's tool on the server, so it sees every PHI class (as an ``admin`` key does).
@@ -15,8 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sealmail.cli_support import SessionOpener, write_lines
+from sealmail.errors import SealmailError
 from sealmail.marketing import imports
 from sealmail.marketing.attributes import ALL_CLASSES
+from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.service import Marketing
 
 marketing_app = typer.Typer(
@@ -129,3 +131,47 @@ def run_journeys_cmd(
         enrolled = mk.journeys.enroll_dates(tenant_id)
         ran = mk.journeys.run_due(worker)
         out.print(f"{enrolled} enrolled by date, {ran} steps run")
+
+
+CampaignArg = Annotated[str, typer.Argument(help="The campaign id (cmp_…).")]
+
+
+def _transition(tenant: str | None, change: str, campaign_id: str) -> None:
+    with session(tenant) as (mk, tenant_id):
+        act = {"pause": mk.runs.pause, "resume": mk.runs.resume, "cancel": mk.runs.cancel}[change]
+        try:
+            t: Transition = act(tenant_id, campaign_id, "cli")
+        except SealmailError as exc:
+            out.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        out.print(f"campaign {t.campaign_id}: {t.before} -> {t.after}")
+
+
+@marketing_app.command("pause")
+def pause_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Pause a starting or sending campaign (its queued messages wait)."""
+    _transition(tenant, "pause", campaign_id)
+
+
+@marketing_app.command("resume")
+def resume_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Resume a paused campaign where it stopped."""
+    _transition(tenant, "resume", campaign_id)
+
+
+@marketing_app.command("cancel")
+def cancel_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Cancel a campaign: nothing more is queued, nothing still queued is sent."""
+    _transition(tenant, "cancel", campaign_id)
+
+
+@marketing_app.command("expand")
+def expand_cmd(
+    worker: Annotated[str, typer.Option(help="A name for the lease owner.")] = "cli",
+    tenant: TenantOpt = None,
+) -> None:
+    """Expand started campaigns now (the worker does this every few seconds)."""
+    with session(tenant) as (mk, _tenant_id):
+        queued = mk.runs.expand_due(worker)
+        settled = mk.runs.settle()
+        out.print(f"{queued} messages queued, {settled} campaigns sent")

@@ -6,6 +6,11 @@ inside the submission's own transaction: the grant and the sealed submission are
 together or not at all.  The submitter becomes a contact by email (created bare when new:
 a form never writes attributes into a contact), and the event's source is ``form`` with
 the form id, version and the SHA-256 of the statement agreed to as its evidence.
+
+A consenting submission also starts the journeys triggered by that form (``{"type":
+"form_submission", "form": <form id>}``) and ends the contact's waits for ``form:<form
+id>``, in the same transaction (``journey_events.form_submitted``); the form id comes from
+the actor forms records the grant under, ``form:<form id>``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sealmail.domain.marketing import Channel, ConsentAction, Purpose
+from sealmail.marketing import journey_events
 from sealmail.marketing.consent import ConsentChange, record
 from sealmail.marketing.contacts import Clean, Contacts, normalize_email
 from sealmail.marketing.tables import mkt_contacts as ct
@@ -48,4 +54,7 @@ class FormConsent:
             actor=actor,
             evidence=evidence,
         )
-        return record(conn, tenant_id, change)
+        event_id = record(conn, tenant_id, change)
+        if actor.startswith("form:"):
+            journey_events.form_submitted(conn, tenant_id, contact_id, actor.removeprefix("form:"), actor)
+        return event_id

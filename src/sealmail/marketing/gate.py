@@ -11,7 +11,8 @@ applies ``domain.marketing.decide_send``:
 * defer: the recipient goes back to ``deferred`` until the given time, no attempt counted;
 * skip: the recipient is ``rejected`` with the reason, and a ``message.rejected`` event.
 
-A send of a campaign the complaint breaker paused is deferred (``campaign_paused``).
+A send of a paused campaign (by a user, or by the complaint breaker) is deferred
+(``campaign_paused``); one of a cancelled campaign is skipped (``campaign_cancelled``).
 
 A tagged message without its ``mkt_sends`` row fails closed: deferred briefly (the row is
 written right after acceptance), rejected once it is older than ``SNAPSHOT_GRACE``.
@@ -100,8 +101,10 @@ class SendGate:
             if now - msg.created_at > SNAPSHOT_GRACE:
                 return Skip("no_snapshot")
             return Defer(now + WAIT_FOR_SNAPSHOT, "snapshot_pending")
-        if row.campaign_status == "paused":  # the complaint breaker (breaker.py) holds the rest
+        if row.campaign_status == "paused":  # paused by a user or the complaint breaker
             return Defer(now + PAUSED_RECHECK, "campaign_paused")
+        if row.campaign_status == "cancelled":  # what was still queued never goes
+            return Skip("campaign_cancelled")
         purpose = Purpose(row.purpose)
         gated = Purpose.MARKETING if purpose is Purpose.MARKETING or row.remunerated else purpose
         state = facts.consent.get((row.contact_id, gated))

@@ -4,13 +4,24 @@ A journey is a trigger and a list of steps::
 
     {"trigger": {"type": "api_event", "event": "appointment_booked"}
               | {"type": "list_join", "list": "new-patients"}
-              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7},
+              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7}
+              | {"type": "form_submission", "form": "<form id>"},
      "steps": [{"send": {"template": "welcome", "purpose": "treatment", "from": "…"}},
                {"wait": {"hours": 24}},
+               {"wait_until": {"event": "appointment_booked", "hours": 72,
+                               "timeout": "exit" | step index}},
                {"condition": {"rule": <segment rule>, "else": "exit" | step index}},
                {"add_to_list": "engaged"},
                {"update_attribute": {"name": "stage", "value": "welcomed"}},
+               {"webhook": {"label": "crm-sync"}},
                {"exit": {}}]}
+
+A form submission triggers only when its consent box was ticked (``FormConsent``).  A
+``wait_until`` ends when the event arrives for the contact (``POST …/journeys/events``, or
+``form:<form id>`` for a consenting form submission) — the event finds the waiting
+enrollments by an indexed key, never by a scan — or at its timeout, which exits or jumps
+forward.  A ``webhook`` step writes a ``journey.webhook`` event that the webhooks feature
+delivers, signed, to the endpoints subscribed to it (``journey_events``).
 
 Saving a definition makes a new immutable version; enrollments keep the version they
 started on.  A contact is enrolled once per (journey, trigger key): the unique constraint
@@ -29,17 +40,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.marketing import PhiClass, Purpose
-from sealmail.errors import NotFound, SealmailError, ValidationFailed
+from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance, lists
+from sealmail.marketing import journey_events as ev
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
+from sealmail.marketing.journey_defs import bad, validate
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
@@ -49,62 +62,8 @@ from sealmail.store import db
 from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
-MAX_STEPS = 20
 MAX_STEPS_PER_RUN = 20
-MAX_WAIT_HOURS = 24 * 366
 LEASE = timedelta(minutes=5)
-TRIGGERS = frozenset({"api_event", "list_join", "date_attribute"})
-STEP_KINDS = frozenset({"send", "wait", "condition", "add_to_list", "update_attribute", "exit"})
-
-
-def _bad(field: str, message: str) -> ValidationFailed:
-    return ValidationFailed([{"field": field, "message": message}])
-
-
-def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
-    """Check the shape, bounds and forward-only jumps (rules are compiled when saved)."""
-    try:
-        _validate(definition, defs)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        # A value of the wrong JSON type somewhere (a list for a name, text for hours).
-        raise _bad("definition", "does not follow the journey grammar (see the docs)") from None
-
-
-def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
-    trigger = definition.get("trigger")
-    if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
-        raise _bad("trigger.type", f"use one of {', '.join(sorted(TRIGGERS))}")
-    if trigger["type"] == "date_attribute":
-        d = defs.get(str(trigger.get("attr")))
-        if d is None or d.type is not attrs.AttrType.DATE:
-            raise _bad("trigger.attr", "must name a declared date attribute")
-        days = trigger.get("days_before", 0)
-        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 366:
-            raise _bad("trigger.days_before", "a whole number of days, 0–366")
-    steps = definition.get("steps")
-    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
-        raise _bad("steps", f"1–{MAX_STEPS} steps")
-    for i, step in enumerate(steps):
-        kind = next(iter(step), None) if isinstance(step, dict) and len(step) == 1 else None
-        if kind not in STEP_KINDS:
-            raise _bad(f"steps[{i}]", f"one of {', '.join(sorted(STEP_KINDS))}")
-        body = step[kind]
-        if kind == "send" and (
-            not isinstance(body, dict) or body.get("purpose") not in set(Purpose) or not body.get("template")
-        ):
-            raise _bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
-        if kind == "wait" and not (
-            isinstance(body, dict) and 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS
-        ):
-            raise _bad(f"steps[{i}].wait.hours", f"a number of hours, up to {MAX_WAIT_HOURS}")
-        if kind == "condition":
-            other = body.get("else", "exit") if isinstance(body, dict) else None
-            if other != "exit" and not (isinstance(other, int) and i < other <= len(steps)):
-                raise _bad(f"steps[{i}].condition.else", "exit, or the index of a later step")
-        if kind == "update_attribute":
-            d = defs.get(str(body.get("name"))) if isinstance(body, dict) else None
-            if d is None or d.phi_class is PhiClass.SENSITIVE:
-                raise _bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +74,18 @@ class Claimed:
     contact_id: str
     step: int
     steps_run: int
+    awaiting: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    enrolled: int  # new enrollments in journeys this event triggers
+    woken: int  # wait-until steps this event ended
+
+
+def _timeout_target(body: dict[str, Any]) -> int | None:
+    other = body.get("timeout", "exit")
+    return None if other == "exit" else int(other)
 
 
 class Journeys:
@@ -143,7 +114,7 @@ class Journeys:
                     try:
                         self.campaigns.templates.source(tenant_id, step["send"]["template"])
                     except NotFound as exc:
-                        raise _bad(f"steps[{i}].send.template", exc.detail) from exc
+                        raise bad(f"steps[{i}].send.template", exc.detail) from exc
             version = (
                 conn.execute(
                     sa.select(sa.func.max(jr.c.version)).where(jr.c.tenant_id == tenant_id, jr.c.name == name)
@@ -197,87 +168,31 @@ class Journeys:
         ]
 
     # -- triggers ------------------------------------------------------------------------------
-    def _enroll(
-        self,
-        conn: Connection,
-        tenant_id: str,
-        journey_ids: list[str],
-        contact_ids: list[str],
-        key: str,
-        actor: str,
-    ) -> int:
-        now = datetime.now(UTC)
-        done = 0
-        for jid in journey_ids:
-            for cid in contact_ids:
-                exists = conn.execute(
-                    sa.select(en.c.id).where(
-                        en.c.journey_id == jid, en.c.contact_id == cid, en.c.trigger_key == key
-                    )
-                ).first()
-                if exists is not None:
-                    continue  # idempotent per (journey, contact, trigger)
-                eid = new_id("enr")
-                conn.execute(
-                    sa.insert(en).values(
-                        id=eid,
-                        tenant_id=tenant_id,
-                        journey_id=jid,
-                        contact_id=cid,
-                        trigger_key=key[:100],
-                        step=0,
-                        state="active",
-                        due_at=now,
-                        steps_run=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                audit.append(
-                    conn,
-                    action=AuditAction.MKT_ENROLLED,
-                    actor=actor,
-                    tenant_id=tenant_id,
-                    target=eid,
-                    details={"journey": jid, "contact": cid},
-                )
-                done += 1
-        return done
-
-    def _active(self, conn: Connection, tenant_id: str, trigger: str, match: str) -> list[str]:
-        rows = conn.execute(
-            sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
-        ).all()
-        field = {"api_event": "event", "list_join": "list"}.get(trigger, "attr")
-        return [
-            r.id
-            for r in rows
-            if r.definition["trigger"]["type"] == trigger and r.definition["trigger"].get(field) == match
-        ]
-
-    def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> int:
-        """An API event for a contact: enrol it in every active journey waiting for it."""
+    def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> EventOutcome:
+        """An API event for a contact: enrol it in every active journey it triggers, and end
+        its wait-until steps waiting for this event (found by index, not by scan)."""
         with db.write(self.engine) as conn:
             cid = conn.execute(
                 sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.email == email.strip().lower())
             ).scalar()
             if cid is None:
                 raise NotFound("no contact with that email")
-            return self._enroll(
+            enrolled = ev.enroll(
                 conn,
                 tenant_id,
-                self._active(conn, tenant_id, "api_event", event),
+                ev.active(conn, tenant_id, "api_event", event),
                 [cid],
                 f"event:{event}:{key or ''}",
                 actor,
             )
+            return EventOutcome(enrolled, ev.wake(conn, tenant_id, cid, event))
 
     def list_joined(self, tenant_id: str, name: str, contact_ids: list[str], *, actor: str) -> int:
         with db.write(self.engine) as conn:
-            return self._enroll(
+            return ev.enroll(
                 conn,
                 tenant_id,
-                self._active(conn, tenant_id, "list_join", name),
+                ev.active(conn, tenant_id, "list_join", name),
                 contact_ids,
                 f"list:{name}",
                 actor,
@@ -312,7 +227,7 @@ class Journeys:
                         )
                     )
                 ]
-                total += self._enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
+                total += ev.enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
         return total
 
     # -- running -------------------------------------------------------------------------------
@@ -336,7 +251,13 @@ class Journeys:
                 .where(en.c.id.in_(due.scalar_subquery()))
                 .values(lease_owner=worker, lease_until=now + LEASE)
                 .returning(
-                    en.c.id, en.c.tenant_id, en.c.journey_id, en.c.contact_id, en.c.step, en.c.steps_run
+                    en.c.id,
+                    en.c.tenant_id,
+                    en.c.journey_id,
+                    en.c.contact_id,
+                    en.c.step,
+                    en.c.steps_run,
+                    en.c.awaiting,
                 )
             ).all()
         return [Claimed(*r) for r in rows]
@@ -352,7 +273,7 @@ class Journeys:
         with db.reader(self.engine) as conn:
             definition = conn.execute(sa.select(jr.c.definition).where(jr.c.id == c.journey_id)).scalar_one()
         steps: list[dict[str, Any]] = definition["steps"]
-        step, ran = c.step, 0
+        step, ran, awaiting = c.step, 0, c.awaiting
         while ran < MAX_STEPS_PER_RUN:
             if step >= len(steps):
                 self._move(worker, c, step, "done", None, "completed")
@@ -363,18 +284,21 @@ class Journeys:
                 self._move(worker, c, step, "exited", None, "exit_step")
                 return ran
             if kind == "wait":
-                self._move(
-                    worker,
-                    c,
-                    step + 1,
-                    "active",
-                    datetime.now(UTC) + timedelta(hours=float(body["hours"])),
-                    None,
-                )
+                due = datetime.now(UTC) + timedelta(hours=float(body["hours"]))
+                self._move(worker, c, step + 1, "active", due, None)
                 return ran
-            nxt = self._step(c, step, kind, body)
+            if kind == "wait_until":
+                key = ev.awaiting_key(c.contact_id, body["event"])
+                if awaiting != key:  # arriving: wait for the event until the deadline
+                    due = datetime.now(UTC) + timedelta(hours=float(body["hours"]))
+                    self._move(worker, c, step, "active", due, None, awaiting=key)
+                    return ran
+                awaiting, nxt = None, _timeout_target(body)  # claimed at the deadline: timed out
+            else:
+                nxt = self._step(c, step, kind, body)
             if nxt is None:
-                self._move(worker, c, step, "exited", None, "condition")
+                reason = "wait_timeout" if kind == "wait_until" else "condition"
+                self._move(worker, c, step, "exited", None, reason)
                 return ran
             step = nxt
             self._move(worker, c, step, "active", None, None, keep_lease=True)
@@ -387,6 +311,10 @@ class Journeys:
             self._send(c, step, body)
             return step + 1
         with db.write(self.engine) as conn:
+            if kind == "webhook":  # the event and the move past this step commit together
+                ev.emit_webhook(conn, c.tenant_id, c, step, body)
+                conn.execute(sa.update(en).where(en.c.id == c.id).values(step=step + 1))
+                return step + 1
             if kind == "condition":
                 compiled = self.segments.compile(conn, c.tenant_id, body["rule"])
                 hit = conn.execute(sa.select(ct.c.id).where(ct.c.id == c.contact_id, compiled.where)).first()
@@ -443,7 +371,15 @@ class Journeys:
                 is None
             ):
                 record_send(
-                    conn, c.tenant_id, c.contact_id, message_id, snap, enrollment_id=c.id, refused=refused
+                    conn,
+                    c.tenant_id,
+                    c.contact_id,
+                    message_id,
+                    snap,
+                    enrollment_id=c.id,
+                    journey_id=c.journey_id,
+                    step=step,
+                    refused=refused,
                 )
 
     def _move(
@@ -456,6 +392,7 @@ class Journeys:
         reason: str | None,
         *,
         keep_lease: bool = False,
+        awaiting: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
@@ -464,6 +401,7 @@ class Journeys:
             "updated_at": now,
             "steps_run": en.c.steps_run + 1,
             "last_reason": reason,
+            "awaiting": awaiting,
         }
         if due is not None:
             values["due_at"] = due

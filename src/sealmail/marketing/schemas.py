@@ -130,6 +130,12 @@ class JourneyEventIn(Strict):
     )
 
 
+class ConversionIn(Strict):
+    message_id: str = Field(min_length=1, max_length=40, description="The campaign or journey message.")
+    name: str = Field(min_length=1, max_length=60, description="What converted (booked, donated…).")
+    value: float | None = Field(None, ge=0, le=1e12, description="An amount, if any.")
+
+
 # -- response bodies ---------------------------------------------------------------------------
 # They document what the services return; ``extra="allow"`` keeps any key a service adds in
 # the body (a response model must never silently drop data), so the JSON stays as built.
@@ -290,14 +296,14 @@ class CampaignOut(Out):
     variants: list[dict[str, Any]]
     send_at: str | None
     quiet_hours: list[int] = Field(description="[start, end] local hours.")
-    status: str
-    audience: int | None
+    status: str = Field(
+        description="draft, starting (the audience is being expanded), sending, sent, paused, "
+        "cancelled or failed."
+    )
+    audience: int | None = Field(description="Contacts expanded so far (all of them once sending).")
     queued: int | None
+    failed: int = Field(0, description="Contacts whose message could not be rendered or accepted.")
     sends: list[SendTally]
-
-
-class CampaignSent(CampaignOut):
-    failed: int
 
 
 class CheckFailure(Out):
@@ -346,6 +352,7 @@ class JourneyList(Out):
 
 class Enrolled(Out):
     enrolled: int
+    woken: int = Field(0, description="Wait-until steps of this contact that the event ended.")
 
 
 class EnrollmentOut(Out):
@@ -360,3 +367,35 @@ class EnrollmentOut(Out):
 
 class EnrollmentList(Out):
     data: list[EnrollmentOut]
+
+
+class NodeStatsOut(Out):
+    step: int
+    kind: str
+    detail: str = Field(description="The template sent, the event awaited, the list… (no contact data).")
+    at_node: int = Field(description="Enrollments at this step now (waiting or due).")
+    queued: int
+    sent: int
+    skipped: int
+    delivered: int
+    bounced: int
+    complained: int
+    unsubscribed: int
+    opened: int = Field(description="Distinct messages opened by a human (machine opens excluded).")
+    clicked: int = Field(description="Distinct messages clicked by a human (scanners excluded).")
+    converted: int
+
+
+class JourneyStatsOut(Out):
+    journey_id: str
+    name: str
+    version: int
+    nodes: list[NodeStatsOut]
+
+
+class ConversionOut(Out):
+    message_id: str
+    name: str
+    campaign_id: str | None
+    journey_id: str | None
+    step: int | None

@@ -181,13 +181,16 @@ def members(
     conn: Connection, tenant_id: str, compiled: Compiled, batch: int = 1000
 ) -> Iterator[list[tuple[str, str, list[str]]]]:
     """(contact id, tz, why) of each member, a batch at a time, in id order (keyset paging)."""
-    scope = sa.and_(ct.c.tenant_id == tenant_id, compiled.where)
     after = ""
-    while True:
-        rows = conn.execute(
-            _with_reasons(compiled, sa.and_(scope, ct.c.id > after)).order_by(ct.c.id).limit(batch)
-        ).all()
-        if not rows:
-            return
-        yield [(r.id, r.tz, _matched(compiled, r)) for r in rows]
-        after = rows[-1].id
+    while rows := page(conn, tenant_id, compiled, after, batch):
+        yield rows
+        after = rows[-1][0]
+
+
+def page(
+    conn: Connection, tenant_id: str, compiled: Compiled, after: str, limit: int
+) -> list[tuple[str, str, list[str]]]:
+    """The next ``limit`` members with an id above ``after`` (a resumable cursor)."""
+    scope = sa.and_(ct.c.tenant_id == tenant_id, compiled.where, ct.c.id > after)
+    rows = conn.execute(_with_reasons(compiled, scope).order_by(ct.c.id).limit(limit)).all()
+    return [(r.id, r.tz, _matched(compiled, r)) for r in rows]

@@ -2,9 +2,11 @@
 
 Each part is its own module: ``attributes`` (typed declarations with a PHI class),
 ``contacts`` and ``imports``, ``lists``, ``consent`` (the ledger and authorizations),
-``segments`` (typed rules compiled to bound SQL), ``campaigns`` (audience snapshot and
-queueing), ``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
-``breaker`` (complaint-rate pause) and ``journeys``.
+``segments`` (typed rules compiled to bound SQL), ``campaigns`` (definitions, stats),
+``campaign_runs`` (the audience expanded in the background; pause, resume, cancel),
+``compliance`` (pre-send checks), ``gate`` (``decide_send`` at every claim),
+``breaker`` (complaint-rate pause), ``journeys`` and ``analytics`` (per variant and
+journey node; conversions).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from sealmail.marketing.analytics import Analytics
 from sealmail.marketing.attributes import Attributes
 from sealmail.marketing.breaker import Alert, Breaker
+from sealmail.marketing.campaign_runs import CampaignRuns
 from sealmail.marketing.campaigns import Campaigns
 from sealmail.marketing.consent import Consent
 from sealmail.marketing.contacts import Contacts
@@ -38,8 +42,10 @@ class Marketing:
     consent: Consent
     segments: Segments
     campaigns: Campaigns
+    runs: CampaignRuns
     journeys: Journeys
     breaker: Breaker
+    analytics: Analytics
 
 
 def build(
@@ -63,6 +69,8 @@ def build(
         Consent(engine),
         segments,
         campaigns,
+        CampaignRuns(engine, campaigns),
         Journeys(engine, campaigns, segments),
         Breaker(engine, alert),
+        Analytics(engine),
     )

@@ -196,12 +196,24 @@ mkt_campaigns = sa.Table(
     sa.Column("send_at", UtcDateTime, nullable=True),
     sa.Column("quiet_start", sa.Integer, nullable=False),  # local hour quiet hours begin
     sa.Column("quiet_end", sa.Integer, nullable=False),  # local hour they end
-    sa.Column("status", sa.String(10), nullable=False),  # draft | sending | sent | failed | paused
+    # draft | starting | sending | sent | paused | cancelled | failed
+    sa.Column("status", sa.String(10), nullable=False),
     sa.Column("audience", sa.Integer, nullable=True),
     sa.Column("queued", sa.Integer, nullable=True),
     sa.Column("created_by", sa.String(80), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=True),
+    # The background expansion (campaign_jobs.py): who started it (the queueing principal),
+    # the expander's lease, the last contact id expanded, and when the audience was complete.
+    sa.Column("started_by", sa.String(80), nullable=True),
+    sa.Column("lease_owner", sa.String(80), nullable=True),
+    sa.Column("lease_until", UtcDateTime, nullable=True),
+    sa.Column("expand_cursor", sa.String(40), nullable=True),
+    sa.Column("expanded_at", UtcDateTime, nullable=True),
+    sa.Column("failed", sa.Integer, nullable=True),
+    # The last resume: the complaint breaker judges only what was sent and complained after it.
+    sa.Column("resumed_at", UtcDateTime, nullable=True),
+    sa.Index("ix_mkt_campaigns_status", "status"),
 )
 
 mkt_sends = sa.Table(
@@ -223,8 +235,12 @@ mkt_sends = sa.Table(
     sa.Column("reason", sa.String(40), nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime, nullable=True),
+    # A journey's send: the journey version and the step (node) that queued it.
+    sa.Column("journey_id", ID, nullable=True),
+    sa.Column("step", sa.Integer, nullable=True),
     sa.Index("ix_mkt_sends_contact_purpose", "contact_id", "purpose", "sent_at"),
     sa.Index("ix_mkt_sends_campaign", "campaign_id"),
+    sa.Index("ix_mkt_sends_journey_step", "journey_id", "step"),
 )
 
 mkt_journeys = sa.Table(
@@ -256,11 +272,15 @@ mkt_enrollments = sa.Table(
     sa.Column("lease_until", UtcDateTime, nullable=True),
     sa.Column("steps_run", sa.Integer, nullable=False),
     sa.Column("last_reason", sa.String(40), nullable=True),
+    # A wait-until step: the event key it waits for (``contact id:event``); events find the
+    # enrollments to wake through this index, never by scanning.
+    sa.Column("awaiting", sa.String(160), nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     # Idempotent per contact: the same trigger enrols a contact in a journey once.
     sa.UniqueConstraint("journey_id", "contact_id", "trigger_key", name="uq_mkt_enrollments_once"),
     sa.Index("ix_mkt_enrollments_due", "state", "due_at"),
+    sa.Index("ix_mkt_enrollments_awaiting", "awaiting"),
 )
 
 __all__ = [

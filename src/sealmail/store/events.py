@@ -52,6 +52,10 @@ class EventType(enum.StrEnum):
     SMS_SENT = "sms.sent"
     SMS_DELIVERED = "sms.delivered"
     SMS_FAILED = "sms.failed"
+    # A reported conversion (marketing: POST /v1/marketing/conversions) for a sent message.
+    CONVERTED = "message.converted"
+    # A journey's webhook step (marketing); ``message_id`` holds the enrollment id.
+    JOURNEY_WEBHOOK = "journey.webhook"
     # Sent to one webhook endpoint on request; never stored as an event row.
     WEBHOOK_TEST = "webhook.test"
 

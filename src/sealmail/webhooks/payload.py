@@ -29,6 +29,13 @@ TEST_EVENT_TYPE = EventType.WEBHOOK_TEST
 # how an unsubscribe arrived, whether a bounce was asynchronous.  (``status`` and
 # ``stream`` are the event's own and are never overwritten from the data.)
 _THIN_DATA = (
+    # A journey's webhook step: ids, a step number and the step's label (never contact data).
+    "journey_id",
+    "enrollment_id",
+    "contact_id",
+    "step",
+    "label",
+    "conversion",
     "attempt",
     "reason",
     "next_attempt_at",

@@ -75,6 +75,7 @@ def test_bcc_is_not_in_the_stored_headers(client: TestClient, tenant: TenantFixt
     assert not any("secret@" in v for v in content["to"] + content["cc"])
 
 
+@pytest.mark.hipaa("164.312(a)(2)(iv)")
 def test_content_is_encrypted_at_rest(client: TestClient, services: Services, tenant: TenantFixture) -> None:
     resp = client.post(
         "/v1/messages", json=body(subject="Diagnosis XYZZY-42", text="PLUGH body"), headers=auth(tenant)
@@ -87,6 +88,7 @@ def test_content_is_encrypted_at_rest(client: TestClient, services: Services, te
     assert len(blob) > 28
 
 
+@pytest.mark.hipaa("164.312(b)")
 def test_content_read_is_audited(client: TestClient, services: Services, tenant: TenantFixture) -> None:
     mid = client.post("/v1/messages", json=body(), headers=auth(tenant)).json()["id"]
     client.get(f"/v1/messages/{mid}/content", headers=auth(tenant))
@@ -206,6 +208,7 @@ def test_oversized_payload_is_413_and_stores_nothing(services: Services, tenant:
     assert count(services, messages) == 0
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_missing_or_wrong_credentials_are_401(client: TestClient, tenant: TenantFixture) -> None:
     assert client.post("/v1/messages", json=body()).status_code == 401
     bad = tenant.api_key[:-3] + "xyz"
@@ -235,6 +238,7 @@ def test_scopes_limit_what_a_key_can_do(
     )
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_revoked_key_stops_working(client: TestClient, services: Services, tenant: TenantFixture) -> None:
     key_id, key = services.tenancy.create_api_key(tenant.id, "tmp", ["send", "read"], actor="test")
     headers = {"Authorization": f"Bearer {key}"}
@@ -243,6 +247,7 @@ def test_revoked_key_stops_working(client: TestClient, services: Services, tenan
     assert client.get("/v1/messages", headers=headers).status_code == 401
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_tenant_cannot_read_list_cancel_or_infer_another_tenants_messages(
     client: TestClient, services: Services, tenant: TenantFixture
 ) -> None:
@@ -348,6 +353,7 @@ def test_idn_recipient_is_routed_by_its_ascii_domain(
     assert domain == "xn--bcher-kva.example"
 
 
+@pytest.mark.hipaa("164.312(b)")
 def test_audit_chain_verifies_and_detects_tampering(
     client: TestClient, services: Services, tenant: TenantFixture
 ) -> None:
@@ -361,6 +367,7 @@ def test_audit_chain_verifies_and_detects_tampering(
     assert not result.ok and result.first_bad_seq == seq and "edited" in result.problem
 
 
+@pytest.mark.hipaa("164.312(b)")
 def test_audit_verify_reports_a_deleted_entry(
     client: TestClient, services: Services, tenant: TenantFixture
 ) -> None:

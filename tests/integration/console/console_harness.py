@@ -131,3 +131,10 @@ def person(console: Console, tenant_id: str, email: str, role: str) -> Person:
     """Someone of ``role`` in the tenant, invited and enrolled: a signed-in client."""
     _, token = console.users.invite(tenant_id, email, "", role, actor="test")
     return enrol(console, token, email)
+
+
+def invite_as(console: Console, tenant_id: str, role: str) -> Person:
+    """A person of ``role`` (``<role>@clinic.example``), invited and enrolled."""
+    email = f"{role}@clinic.example"
+    _, token = console.users.invite(tenant_id, email, role, role, actor="test")
+    return enrol(console, token, email)

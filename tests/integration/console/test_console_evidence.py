@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from pypdf import PdfReader
 from tests.conftest import TenantFixture
-from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
+from tests.integration.console.console_harness import Console, Person, console_server, csrf, invite_as
 
 from sealmail.app import Services
 from sealmail.users.roles import Role
@@ -24,9 +24,7 @@ def console(services: Services) -> Iterator[Console]:
 
 
 def _person(console: Console, tenant: TenantFixture, role: Role) -> Person:
-    email = f"{role}@clinic.example"
-    _, token = console.users.invite(tenant.id, email, role, role, actor="test")
-    return enrol(console, token, email)
+    return invite_as(console, tenant.id, role)
 
 
 def test_officer_places_a_hold_records_a_request_and_downloads(

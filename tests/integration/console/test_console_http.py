@@ -2,6 +2,7 @@
 idle logoff, role denials, tenant isolation, CSRF and disabling a user."""
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_tenant
 from tests.integration.console.console_harness import (
@@ -41,6 +42,7 @@ def invite(console: Console, who: Person, email: str, role: str) -> Person:
     return enrol(console, link.rsplit("/", 1)[1], email)
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_owner_link_enrols_totp_then_password_and_code_sign_in_reach_the_dashboard(
     console: Console, owner: Person, services: Services, tenant: TenantFixture
 ) -> None:
@@ -64,6 +66,7 @@ def test_a_used_link_does_not_open_again(console: Console, tenant: TenantFixture
     assert console.users.owner_link(tenant.id, OWNER, actor="test") is None
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_password_alone_never_signs_in_and_a_replayed_code_is_refused(
     console: Console, owner: Person
 ) -> None:
@@ -90,6 +93,7 @@ def test_common_passwords_are_refused_at_enrolment(console: Console, tenant: Ten
     assert r.status_code == 400 and "common or breached" in r.text
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_repeated_failures_lock_the_account_even_for_the_right_password(
     console: Console, owner: Person, services: Services, tenant: TenantFixture
 ) -> None:
@@ -130,6 +134,7 @@ def test_idle_sessions_end_after_the_tenants_limit(
     assert c.get("/console/").status_code == 200
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_roles_are_refused_pages_they_lack(console: Console, owner: Person) -> None:
     support = invite(console, owner, "help@clinic.example", "support")
     assert support.http.get("/console/messages").status_code == 200
@@ -170,6 +175,7 @@ def test_forms_without_our_csrf_token_or_from_another_origin_are_refused(
     assert owner.http.post("/console/users", data={**data, "csrf": csrf(page)}).status_code == 200
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_disabling_a_user_ends_their_sessions_at_once(
     console: Console, owner: Person, services: Services, tenant: TenantFixture
 ) -> None:

@@ -90,9 +90,17 @@ ROUTES: dict[tuple[str, str], P | None] = {
     ("POST", "/evidence/plain/{request_id}/revoke"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/preferences"): P.MANAGE_EVIDENCE,
     ("POST", "/evidence/preferences/{preference_id}/revoke"): P.MANAGE_EVIDENCE,
+    ("GET", "/evidence/review"): P.VIEW_EVIDENCE,
+    ("POST", "/evidence/review/sign-off"): P.MANAGE_EVIDENCE,
+    ("POST", "/evidence/review/hours"): P.MANAGE_EVIDENCE,
     ("GET", "/marketing"): P.VIEW_MARKETING,
     ("GET", "/marketing/contacts"): P.VIEW_MARKETING,
     ("POST", "/marketing/segments/{segment_id}/count"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}"): P.VIEW_MARKETING,
+    ("GET", "/marketing/journeys/{journey_id}/nodes.csv"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/pause"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/cancel"): P.VIEW_MARKETING,
+    ("POST", "/marketing/campaigns/{campaign_id}/resume"): P.COMPOSE,
     ("GET", "/forms"): P.MANAGE_FORMS,
     ("GET", "/forms/new"): P.MANAGE_FORMS,
     ("POST", "/forms"): P.MANAGE_FORMS,
@@ -116,6 +124,8 @@ PARAMS: dict[str, str | None] = {
     "{hold_id}": "hold_missing",
     "{request_id}": "req_missing",
     "{segment_id}": "seg_missing",
+    "{campaign_id}": "cmp_missing",
+    "{journey_id}": "jny_missing",
     "{form_id}": "form_missing",
     "{submission_id}": "fsub_missing",
 }
@@ -139,6 +149,7 @@ def test_the_route_table_lists_every_console_route(services: Services) -> None:
     assert served == set(ROUTES)
 
 
+@pytest.mark.hipaa("164.312(a)(1)")
 def test_every_role_reaches_exactly_the_pages_its_permissions_name(
     console: Console, people: dict[Role, Person], tenant: TenantFixture
 ) -> None:

@@ -296,6 +296,7 @@ def test_signed_only_header_protection_is_hp_clear_and_verifies_with_openssl_cms
     assert result.returncode != 0
 
 
+@pytest.mark.hipaa("164.312(c)(1)")
 def test_tampered_signed_message_fails_verification(pki: Pki, message: bytes, tmp_path: Path) -> None:
     signed = sign_smime(message, pki.signer_rsa.cert, pki.signer_rsa.key)
     assert signed.count(b"Line of text.") == 50

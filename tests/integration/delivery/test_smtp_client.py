@@ -114,6 +114,7 @@ def test_several_recipients_share_one_transaction(
 
 
 @pytest.mark.parametrize("policy", [TlsPolicy.REQUIRE_VERIFIED])
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_unknown_ca_never_delivers_under_verified_policy(
     dns: DnsServer, untrusted_ca: TestCA, mx: MxFarm, deliver: DeliverFn, policy: TlsPolicy
 ) -> None:
@@ -142,6 +143,7 @@ def test_unknown_ca_is_accepted_under_require(
 
 
 @pytest.mark.parametrize("policy", [TlsPolicy.OPPORTUNISTIC, TlsPolicy.REQUIRE, TlsPolicy.REQUIRE_VERIFIED])
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_broken_tls_handshake_never_falls_back_to_plaintext(
     dns: DnsServer, ca: TestCA, mx: MxFarm, deliver: DeliverFn, policy: TlsPolicy
 ) -> None:
@@ -157,6 +159,7 @@ def test_broken_tls_handshake_never_falls_back_to_plaintext(
 
 
 @pytest.mark.parametrize(("kind", "detail"), [("wrong_name", "name mismatch"), ("expired", "expired")])
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_bad_certificate_never_delivers_under_verified_policy(
     dns: DnsServer, ca: TestCA, mx: MxFarm, deliver: DeliverFn, kind: str, detail: str
 ) -> None:

@@ -112,6 +112,7 @@ def pipeline(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
     services.close()
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_phi_message_is_delivered_over_verified_tls_with_the_attempt_recorded(pipeline: Pipeline) -> None:
     mid = pipeline.send(["patient@example.net"])
     assert pipeline.run_worker() == 1
@@ -193,6 +194,7 @@ def test_with_signed_return_paths_each_recipient_gets_its_own_transaction(pipeli
     assert all(m.mail_from.endswith("@bounces.clinic.example") for m in received)
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_destination_without_starttls_gets_a_phi_free_portal_notice_never_the_message(
     tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
 ) -> None:
@@ -230,6 +232,7 @@ def test_destination_without_starttls_gets_a_phi_free_portal_notice_never_the_me
         services.close()
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_with_the_portal_forbidden_phi_waits_or_fails_but_is_never_sent_plaintext(
     tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm
 ) -> None:

@@ -130,6 +130,7 @@ def _chunk(stack: Stack, file_id: str, index: int) -> Path:
     return stack.settings.home / "blobs" / "files" / stack.tenant.id / file_id / f"{index:06d}"
 
 
+@pytest.mark.hipaa("164.312(c)(1)")
 def test_a_tampered_chunk_fails_the_download_and_never_serves_wrong_bytes(stack: Stack) -> None:
     size = 3 * MIB + 123
     file_id, client = _signed_in(stack, size)

@@ -113,6 +113,7 @@ def authenticated(connect: Any, gateway: SmtpGateway, credential: tuple[str, str
 # -- STARTTLS and AUTH --------------------------------------------------------------------------
 
 
+@pytest.mark.hipaa("164.312(d)")
 def test_auth_is_not_offered_before_starttls_and_refused_if_attempted(
     gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str]
 ) -> None:
@@ -139,6 +140,7 @@ def test_ehlo_after_starttls_offers_plain_login_size_smtputf8_and_8bitmime(
     assert client.sock.version() in ("TLSv1.2", "TLSv1.3")
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_starttls_context_refuses_tls_below_1_2(tls_files: Any, connector_ca: TestCA) -> None:
     # A TLS 1.1 client cannot be driven from here (OpenSSL's security level refuses it on
     # the client side first), so the server context itself is checked.

@@ -71,9 +71,14 @@ class Shop:
         }
         created = self.client.post("/v1/marketing/campaigns", json=body, headers=self.h)
         assert created.status_code == 201, created.text
-        sent = self.client.post(f"/v1/marketing/campaigns/{created.json()['id']}/send", headers=self.h)
-        assert sent.status_code == 200, sent.text
-        return dict(sent.json())
+        cid = created.json()["id"]
+        sent = self.client.post(f"/v1/marketing/campaigns/{cid}/send", headers=self.h)
+        assert sent.status_code == 202, sent.text
+        assert sent.json()["status"] == "starting"
+        self.p.services.marketing.runs.expand_due("test-expander")
+        got = self.client.get(f"/v1/marketing/campaigns/{cid}", headers=self.h)
+        assert got.json()["status"] == "sending", got.text
+        return dict(got.json())
 
     def audience(self, campaign_id: str) -> dict[str, dict[str, Any]]:
         page = self.client.get(f"/v1/marketing/campaigns/{campaign_id}/audience", headers=self.h).json()[
@@ -280,7 +285,7 @@ def test_a_campaign_is_sent_once_and_a_sender_key_cannot_use_a_clinical_segment(
     assert shop.client.post("/v1/marketing/campaigns", json=body, headers=bearer(key)).status_code == 403
     created = shop.client.post("/v1/marketing/campaigns", json=body, headers=shop.h).json()
     assert (
-        shop.client.post(f"/v1/marketing/campaigns/{created['id']}/send", headers=shop.h).status_code == 200
+        shop.client.post(f"/v1/marketing/campaigns/{created['id']}/send", headers=shop.h).status_code == 202
     )
     assert (
         shop.client.post(f"/v1/marketing/campaigns/{created['id']}/send", headers=shop.h).status_code == 409

@@ -46,6 +46,7 @@ def gpg(tmp_path: Path) -> Iterator[GnuPG]:
     g.close()
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_four_recipients_get_pgp_smime_tls_and_portal_each_recorded(
     tmp_path: Path,
     db_url: str,

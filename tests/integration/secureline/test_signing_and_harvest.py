@@ -70,6 +70,7 @@ def deliver(services: Services) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.hipaa("164.312(e)(1)")
 def test_pgp_mime_is_signed_with_the_tenant_key_when_asked(svc: Services, mx: MxFarm, tmp_path: Path) -> None:
     tenant = make_tenant(svc)
     client = TestClient(create_api(svc), raise_server_exceptions=False)

@@ -1,0 +1,111 @@
+"""The monthly activity review in the console (``/console/evidence/review``), a ``ConsoleSection``.
+
+The compliance officer (and the owner) read the month's queue — failed sign-ins, exports,
+policy weakenings, break-glass uses, large content reads and sign-ins outside the tenant's
+working hours — sign it off with a note, and set those working hours.  An auditor reads the
+queue and the sign-off but changes nothing.  The sign-off and the hours go through the same
+service calls as the API, so each is audited with the person's id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from sealmail.console.kit import Kit
+from sealmail.console.web import ConsoleSection
+from sealmail.errors import InvalidRequest
+from sealmail.evidence.activity_review import MONTH_RE
+from sealmail.evidence.service import Evidence
+from sealmail.evidence.working_hours import DAY_NAMES, WorkingHours
+from sealmail.users.model import Session
+from sealmail.users.roles import Permission
+
+VIEW, MANAGE = Permission.VIEW_EVIDENCE, Permission.MANAGE_EVIDENCE
+LABELS = {
+    "failed_sign_in": "Failed sign-ins and lock-outs",
+    "off_hours_sign_in": "Sign-ins outside working hours",
+    "content_read": "Content reads",
+    "large_content_read": "Large content reads (one person, one day)",
+    "export": "Exports",
+    "break_glass": "Break-glass grants and uses",
+    "dlp_override": "Quarantine releases",
+    "weakened_setting": "Protective settings weakened",
+}
+
+
+def section(evidence: Evidence) -> ConsoleSection:
+    def mounted(app: FastAPI, kit: Kit) -> None:
+        mount(app, kit, evidence)
+
+    return ConsoleSection(
+        nav=[("/evidence/review", "Activity review", VIEW)], mount=mounted, templates="sealmail.evidence"
+    )
+
+
+def _month(value: str) -> str:
+    month = value.strip()[:7] or datetime.now(UTC).strftime("%Y-%m")
+    if not MONTH_RE.match(month):
+        raise InvalidRequest("month must be YYYY-MM")
+    return month
+
+
+def _hours(form: Any) -> WorkingHours:
+    try:
+        start, end = int(str(form.get("start", ""))), int(str(form.get("end", "")))
+        days = tuple(sorted(int(d) for d in form.getlist("weekdays")))
+    except ValueError as exc:
+        raise InvalidRequest("working hours: whole hours from 0 to 24") from exc
+    return WorkingHours(str(form.get("time_zone", "")).strip()[:64], start, end, days)
+
+
+def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
+    review = evidence.activity_review
+
+    @app.get("/evidence/review")
+    def page(request: Request, month: str = "") -> Response:
+        who = kit.signed_in(request, VIEW)
+        if isinstance(who, Response):
+            return who
+        wanted = _month(month)
+        queue = review.queue(who.tenant_id, wanted)
+        return kit.render(
+            request,
+            "evidence_review.html",
+            title="Activity review",
+            who=who,
+            csrf=kit.csrf(request),
+            may_manage=who.may(MANAGE),
+            month=wanted,
+            queue=queue,
+            labels=LABELS,
+            hours=review.working_hours(who.tenant_id),
+            day_names=list(enumerate(DAY_NAMES)),
+        )
+
+    async def change(request: Request, act: Any, back: Any) -> Response:
+        acted = await kit.acting(request, MANAGE)
+        if isinstance(acted, Response):
+            return acted
+        who, form = acted
+        await run_in_threadpool(act, who, form)
+        return kit.redirect(request, f"/evidence/review?month={back(form)}")
+
+    @app.post("/evidence/review/sign-off")
+    async def sign_off(request: Request) -> Response:
+        def act(who: Session, form: Any) -> None:
+            month = _month(str(form.get("month", "")))
+            review.sign_off(who.tenant_id, month, str(form.get("note", ""))[:2000], who.actor)
+
+        return await change(request, act, lambda form: _month(str(form.get("month", ""))))
+
+    @app.post("/evidence/review/hours")
+    async def hours(request: Request) -> Response:
+        def act(who: Session, form: Any) -> None:
+            review.set_working_hours(who.tenant_id, _hours(form), who.actor)
+
+        return await change(request, act, lambda form: _month(str(form.get("month", ""))))

@@ -1,0 +1,169 @@
+"""``sealmail restore``: a backup loaded into an empty database, then the audit chain re-verified.
+
+The target is brought to the backup's schema revision, every row is inserted in one
+transaction (parents first), the schema is then upgraded to this build's head, and the audit
+chain is walked from genesis: a restore "succeeds" only when the chain verifies and its head
+is the one the backup recorded.  Each member is checked against the manifest's SHA-256 as it
+is read, so a backup altered after it was made is refused, not half-loaded.  Content stays
+ciphertext throughout; reading it needs the master key ring restored beside the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from sealmail import audit
+from sealmail.errors import Conflict, InvalidRequest
+from sealmail.evidence.backup import BATCH, Manifest, decode, read_manifest
+from sealmail.store import db, migrate
+from sealmail.store.tables import audit_head
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    rows: int
+    blobs: int
+    audit_entries: int
+    chain_ok: bool
+    head_matches: bool
+    problem: str
+
+    @property
+    def ok(self) -> bool:
+        return self.chain_ok and self.head_matches
+
+
+def _check_empty(engine: Engine, tables: Sequence[sa.Table]) -> None:
+    names = set(sa.inspect(engine).get_table_names())
+    with db.reader(engine) as conn:
+        for table in tables:
+            if (
+                table.name in names
+                and conn.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
+            ):
+                raise Conflict(f"restore needs an empty database: table {table.name} has rows")
+
+
+def _load_table(conn: Connection, table: sa.Table, columns: list[str], data: bytes) -> int:
+    unknown = [name for name in columns if name not in table.c]
+    if unknown:
+        raise InvalidRequest(f"backup has column {table.name}.{unknown[0]}, unknown to this schema")
+    cols = [table.c[name] for name in columns]
+    target = table
+    batch: list[dict[str, Any]] = []
+    count = 0
+    for line in data.splitlines():
+        values = json.loads(line)
+        batch.append({c.name: decode(c, v) for c, v in zip(cols, values, strict=True)})
+        if len(batch) >= BATCH:
+            conn.execute(sa.insert(target), batch)
+            count, batch = count + len(batch), []
+    if batch:
+        conn.execute(sa.insert(target), batch)
+        count += len(batch)
+    return count
+
+
+def _reset_sequences(conn: Connection, tables: Sequence[sa.Table]) -> None:
+    """PostgreSQL: serial columns continue after the restored ids."""
+    for table in tables:
+        column = table.autoincrement_column
+        if column is None:
+            continue
+        following = sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1).scalar_subquery()
+        sequence = sa.func.pg_get_serial_sequence(table.name, column.name)
+        conn.execute(sa.select(sa.func.setval(sequence, following, False)))
+
+
+def _member(archive: zipfile.ZipFile, name: str, manifest: Manifest) -> bytes:
+    data = archive.read(name)
+    if hashlib.sha256(data).hexdigest() != manifest.members.get(name):
+        raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
+    return data
+
+
+def _check_members(archive: zipfile.ZipFile, manifest: Manifest, blob_root: Path | None) -> None:
+    """Every member against its SHA-256 and every blob path, before anything is written."""
+    for name, expected in manifest.members.items():
+        if name.startswith("blobs/") and blob_root is not None:
+            _blob_target(blob_root, name)
+        digest = hashlib.sha256()
+        with archive.open(name) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != expected:
+            raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
+
+
+def _blob_target(root: Path, name: str) -> Path:
+    relative = name.removeprefix("blobs/")
+    target = (root / relative).resolve()
+    if ".." in relative.split("/") or not target.is_relative_to(root.resolve()):
+        raise InvalidRequest(f"backup altered: {name} escapes the blob directory")
+    return target
+
+
+def _restore_blobs(archive: zipfile.ZipFile, manifest: Manifest, root: Path | None) -> int:
+    names = [n for n in manifest.members if n.startswith("blobs/")]
+    if names and root is None:
+        raise InvalidRequest("the backup holds file chunks: give the blob directory to restore them into")
+    targets = {name: _blob_target(root, name) for name in names if root is not None}
+    count = 0
+    for name, target in targets.items():
+        data = _member(archive, name, manifest)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as fh:
+            fh.write(data)
+        count += 1
+    return count
+
+
+def restore(
+    engine: Engine, tables: Sequence[sa.Table], path: Path, blob_root: Path | None = None
+) -> RestoreResult:
+    """Load the backup at ``path`` into the empty database behind ``engine``; verify the chain."""
+    with zipfile.ZipFile(path) as archive:
+        manifest = read_manifest(archive)
+        unknown = set(manifest.members) - set(archive.namelist())
+        if unknown:
+            raise InvalidRequest(f"backup incomplete: {sorted(unknown)[0]} is missing")
+        _check_members(archive, manifest, blob_root)
+        revision = manifest.schema_revision
+        try:
+            migrate.upgrade(engine, revision if revision and "," not in revision else "heads")
+        except Exception as exc:  # alembic raises several kinds for an unknown revision
+            raise InvalidRequest(
+                f"the backup's schema revision {revision} is unknown to this Sealmail: "
+                "restore with the version that made it"
+            ) from exc
+        _check_empty(engine, tables)
+        rows = 0
+        with engine.begin() as conn:
+            for table in tables:
+                name = f"tables/{table.name}.jsonl"
+                if name in manifest.members:
+                    data = _member(archive, name, manifest)
+                    rows += _load_table(conn, table, manifest.columns[table.name], data)
+            if not db.is_sqlite(engine):
+                _reset_sequences(conn, tables)
+        blobs = _restore_blobs(archive, manifest, blob_root)
+    migrate.upgrade(engine)
+    checked = audit.verify(engine)
+    head = manifest.audit_head or (0, audit.GENESIS)
+    with db.reader(engine) as conn:
+        now = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
+    restored = (int(now.seq), str(now.hash)) if now else (0, audit.GENESIS)
+    matches = restored == head
+    problem = checked.problem or ("" if matches else "the audit head differs from the backup's")
+    return RestoreResult(rows, blobs, checked.checked, checked.ok, matches, problem)
