@@ -94,6 +94,7 @@ from sealmail.templates.bulk import BulkSender
 from sealmail.templates.store import TemplateStore
 from sealmail.tenancy.decisions import Decisions
 from sealmail.tenancy.keyring import Keyring
+from sealmail.tenancy.rotation import KeyRotation, SealedColumns
 from sealmail.tenancy.service import Tenancy
 from sealmail.tenancy.site_secrets import SiteSecrets
 from sealmail.tlsrpt.mailer import QueueMail
@@ -141,6 +142,10 @@ class Services:
     @cached_property
     def engagement(self) -> Engagement:
         return build_engagement(self)
+
+    @cached_property
+    def key_rotation(self) -> KeyRotation:
+        return KeyRotation(self.keyring, sealed_columns())
 
     @cached_property
     def return_path_config(self) -> ReturnPathConfig:
@@ -303,6 +308,31 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         build_limiter(settings, engine),
         SenderDomains(tenancy, identities, lambda domain: _return_path(settings, domain)),
     )
+
+
+def sealed_columns() -> list[SealedColumns]:
+    """Every column holding a data key wrapped by a tenant key (``tenancy.rotation``)."""
+    from sealmail.engagement.tables import tracked_links
+    from sealmail.files.tables import file_shares
+    from sealmail.forms.tables import form_submissions
+    from sealmail.marketing.tables import mkt_contacts
+    from sealmail.sms.tables import sms_texts
+    from sealmail.store.tables import messages, tenant_identities
+    from sealmail.webhooks.tables import webhook_endpoints
+
+    return [
+        SealedColumns(messages, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(form_submissions, "id", "key_id", "wrapped_key"),
+        SealedColumns(sms_texts, "id", "key_id", "wrapped_key"),
+        SealedColumns(file_shares, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(tenant_identities, "id", "tenant_key_id", "wrapped_data_key"),
+        SealedColumns(tracked_links, "message_id", "tenant_key_id", "wrapped_key", "/tracked-links"),
+        SealedColumns(mkt_contacts, "id", "key_id", "wrapped_key"),
+        SealedColumns(webhook_endpoints, "secret_id", "secret_key_id", "secret_wrapped_key"),
+        SealedColumns(
+            webhook_endpoints, "previous_secret_id", "previous_secret_key_id", "previous_secret_wrapped_key"
+        ),
+    ]
 
 
 def build_limiter(settings: Settings, engine: Engine) -> Limiter:
@@ -603,7 +633,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
     )
     view = MessageView(Reports(services.engine), Outbox(services.engine), services.portal_lifecycle)
     return [
-        compose_section(services.messages, view, compose, services.file_shares),
+        compose_section(services.messages, view, compose, services.file_shares, services.texting),
         trail_section(view),
         TenantPages(
             services.tenancy, services.messages, services.screener, Decisions(services.engine)

@@ -185,6 +185,7 @@ class AuditAction(enum.StrEnum):
     FORM_SUBMISSION_DELIVERED = "form_submission:delivered"
     FORM_SUBMISSION_HELD = "form_submission:held"
     FORM_SUBMISSION_READ = "form_submission:read"
+    FORM_SUBMISSION_COPIED = "form_submission:copied"
     # secure texting (issue 17): every text, provider reply, receipt and keyword
     SMS_SENDER_ADDED = "sms_sender:added"
     SMS_CONTACT_CHANGED = "sms_contact:changed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -195,7 +196,16 @@ def keys_rotate(
     tenant: Annotated[
         str | None, typer.Option(help="Rotate this tenant's key instead of the master key.")
     ] = None,
-    retire_old: Annotated[bool, typer.Option(help="Drop old master keys once rewrapped.")] = True,
+    retire_old: Annotated[
+        bool, typer.Option(help="Drop the old master keys, or the tenant's old keys, once rewrapped.")
+    ] = True,
+    grace: Annotated[
+        float,
+        typer.Option(
+            help="Tenant keys: seconds to wait before retiring the old key, so running processes "
+            "stop sealing under it (they re-read the active key every 30 s)."
+        ),
+    ] = 35.0,
 ) -> None:
     """Rotate the master key (rewrap tenant keys) or a tenant key (rewrap data keys)."""
     from sealmail import audit
@@ -203,20 +213,7 @@ def keys_rotate(
 
     svc = _services()
     if tenant:
-        tenant_id = _tenant(svc, tenant)
-        with Progress(console=err) as progress:
-            task = progress.add_task("rewrapping message keys", total=None)
-            key_id, count = svc.keyring.rotate_tenant_key(tenant_id, lambda n: progress.advance(task, n))
-        with svc.engine.begin() as conn:
-            audit.append(
-                conn,
-                action=AuditAction.TENANT_KEY_ROTATED,
-                actor="cli",
-                tenant_id=tenant_id,
-                target=key_id,
-                details={"rewrapped": count},
-            )
-        out.print(f"tenant key {key_id} active; {count} message keys rewrapped")
+        _rotate_tenant_key(svc, _tenant(svc, tenant), retire_old, grace)
         return
     old = [k for k in svc.keyfile.key_ids()]
     new_id = svc.keyfile.add_key()
@@ -239,6 +236,36 @@ def keys_rotate(
             details={"rewrapped": count, "retired": old if retire_old else []},
         )
     out.print(f"master key {new_id} active; {count} tenant keys rewrapped")
+
+
+def _rotate_tenant_key(svc: Services, tenant_id: str, retire_old: bool, grace: float) -> None:
+    from sealmail import audit
+    from sealmail.audit import AuditAction
+
+    with Progress(console=err) as progress:
+        task = progress.add_task("rewrapping data keys", total=None)
+        rotation = svc.key_rotation.rotate(tenant_id, lambda n: progress.advance(task, n))
+    retired: list[str] = []
+    if retire_old:
+        if grace > 0:
+            err.print(f"waiting {grace:g} s for running processes to take up the new key")
+            time.sleep(grace)
+        retirement = svc.key_rotation.retire(tenant_id)
+        retired = retirement.retired
+    with svc.engine.begin() as conn:
+        audit.append(
+            conn,
+            action=AuditAction.TENANT_KEY_ROTATED,
+            actor="cli",
+            tenant_id=tenant_id,
+            target=rotation.key_id,
+            details={"rewrapped": rotation.rewrapped, "retired": retired},
+        )
+    out.print(
+        f"tenant key {rotation.key_id} active; {rotation.total} message keys rewrapped"
+        f" ({rotation.rewrapped.get('form_submissions.key_id', 0)} form submissions,"
+        f" {rotation.rewrapped.get('sms_texts.key_id', 0)} texts); {len(retired)} old keys retired"
+    )
 
 
 @crypto_app.command("smime-identity")

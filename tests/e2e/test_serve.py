@@ -186,7 +186,7 @@ def test_keys_rotate_keeps_content_readable_and_audit_verifies(running: Running)
     out = cli(running.env, "keys", "rotate").stdout
     assert "tenant keys rewrapped" in out
     assert (running.home / "master.key").read_text() != old
-    tenant = cli(running.env, "keys", "rotate", "--tenant", _tenant_id(running)).stdout
+    tenant = cli(running.env, "keys", "rotate", "--tenant", _tenant_id(running), "--grace", "0").stdout
     assert "message keys rewrapped" in tenant
     content = httpx.get(f"{running.api}/v1/messages/{mid}/content", headers=headers)
     assert content.status_code == 200, content.text

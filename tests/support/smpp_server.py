@@ -41,6 +41,9 @@ class Submitted:
     text: str
     data_coding: int
     registered_delivery: int
+    esm_class: int = 0
+    udh: bytes = b""  # the user data header (concatenation), without its length octet
+    short_message: bytes = b""  # sm_length octets as they came, UDH included
 
 
 @dataclass
@@ -157,15 +160,19 @@ class SmppServer:
         source, pos = _cstr(body, pos + 2)
         dst_ton, _dst_npi = body[pos], body[pos + 1]
         destination, pos = _cstr(body, pos + 2)
-        _esm, _pid, _prio = body[pos : pos + 3]
+        esm, _pid, _prio = body[pos : pos + 3]
         _, pos = _cstr(body, pos + 3)
         _, pos = _cstr(body, pos)
         registered, _replace, coding, _default = body[pos : pos + 4]
         length = body[pos + 4]
-        payload = body[pos + 5 : pos + 5 + length]
+        raw = body[pos + 5 : pos + 5 + length]
+        # UDHI (esm_class 0x40): the user data starts with UDHL and the header (TS 23.040).
+        udh, payload = (raw[1 : 1 + raw[0]], raw[1 + raw[0] :]) if esm & 0x40 else (b"", raw)
         text = payload.decode("utf-16-be") if coding == 8 else payload.decode("latin-1")
         message_id = f"smsc{next(self._ids):06d}"
-        sub = Submitted(message_id, source, src_ton, destination, dst_ton, text, coding, registered)
+        sub = Submitted(
+            message_id, source, src_ton, destination, dst_ton, text, coding, registered, esm, udh, raw
+        )
         self.submitted.append(sub)
         self._reply(writer, SUBMIT_RESP, 0, seq, message_id.encode() + b"\x00")
         if registered & 0x01:
@@ -179,6 +186,23 @@ class SmppServer:
             sm = self._sm("+" + destination if dst_ton == 1 else destination,
                           "+" + source if src_ton == 1 else source, 0x04, receipt, tlvs)  # fmt: skip
             writer.write(struct.pack(">IIII", 16 + len(sm), DELIVER, 0, next(self._seq) + 5000) + sm)
+
+    def joined(self, destination: str) -> str:
+        """The texts to a number as a handset shows them: concatenated parts put together by
+        their UDH reference and sequence (IEI 0x00: ref, total, seq)."""
+        parts: dict[int, dict[int, str]] = {}
+        out: list[str] = []
+        for sub in self.find(destination):
+            if not sub.udh:
+                out.append(sub.text)
+                continue
+            assert sub.udh[:2] == b"\x00\x03", sub.udh
+            ref, total, seq = sub.udh[2], sub.udh[3], sub.udh[4]
+            parts.setdefault(ref, {})[seq] = sub.text
+            if len(parts[ref]) == total:
+                done = parts.pop(ref)
+                out.append("".join(done[i] for i in range(1, total + 1)))
+        return "\n".join(out)
 
     def find(self, destination: str) -> list[Submitted]:
         return [s for s in self.submitted if s.destination == destination.lstrip("+")]

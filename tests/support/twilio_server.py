@@ -57,7 +57,8 @@ class TwilioServer:
                     )
                 sid = f"SM{next(ids):032x}"
                 self._json(201, {"sid": sid, "status": "queued", "to": form["To"], "from": form["From"],
-                                 "body": form["Body"], "account_sid": outer.account_sid})  # fmt: skip
+                                 "body": form["Body"], "account_sid": outer.account_sid,
+                                 "num_segments": str(_segments(form["Body"]))})  # fmt: skip
 
             def _json(self, status: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()
@@ -94,3 +95,9 @@ class TwilioServer:
         headers = {"X-Twilio-Signature": signature if signature is not None else self.sign(url, params),
                    "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
         return httpx.post(url, content=urlencode(params), headers=headers, timeout=10)
+
+
+def _segments(body: str) -> int:
+    """Twilio's count, roughly: GSM-7 when ASCII (160, then 153 a part), else UCS-2 (70, 67)."""
+    single, part = (160, 153) if body.isascii() else (70, 67)
+    return 1 if len(body) <= single else -(-len(body) // part)

@@ -75,6 +75,8 @@ class OutgoingMessage:
     bypass_suppressions: bool = False
     # "secure": OpenPGP, S/MIME or the portal for every recipient, never TLS alone.
     protection: Literal["auto", "secure"] = "auto"
+    # Per recipient address: how a portal notice reaches them (email | sms | both).
+    notice: Mapping[str, Literal["email", "sms", "both"]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -98,6 +100,7 @@ class OutgoingMessage:
             "tls_policy": self.tls_policy,
             "bypass_suppressions": True if self.bypass_suppressions else None,
             "protection": self.protection if self.protection != "auto" else None,
+            "notice": dict(self.notice) or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return body

@@ -13,8 +13,9 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 
 import base64
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import pydantic
 from fastapi import FastAPI, Request
@@ -42,7 +43,16 @@ from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
 _SPLIT = re.compile(r"[,;\s]+")
-FIELDS = ("from", "to", "subject", "text", "html", "protection")
+FIELDS = ("from", "to", "subject", "text", "html", "protection", "notice")
+NOTICES = ("email", "sms", "both")
+
+
+class NoticeCheck(Protocol):
+    """``Texting.check_notices``: per-recipient SMS notice choices, refused when not possible."""
+
+    def check_notices(
+        self, tenant_id: str, choices: Mapping[str, str], recipients: Iterable[str]
+    ) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +121,10 @@ def _message(draft: dict[str, str], files: list[AttachmentIn], links: list[str] 
 
 
 def compose_section(
-    messages: Messages, view: MessageView, opts: ComposeOptions, shares: FileShares
+    messages: Messages, view: MessageView, opts: ComposeOptions, shares: FileShares, notices: NoticeCheck
 ) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
-        _compose_pages(app, kit, Sender(messages, shares, opts))
+        _compose_pages(app, kit, Sender(messages, shares, opts, notices))
         mount_uploads(app, kit, shares, opts.max_file_bytes)
         _sent_pages(app, kit, messages, view)
 
@@ -124,11 +134,13 @@ def compose_section(
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Compose's one use case: the form's message (attachments and large files) submitted."""
+    """Compose's one use case: the form's message (attachments, large files and the portal
+    notice choice) submitted."""
 
     messages: Messages
     shares: FileShares
     opts: ComposeOptions
+    notices: NoticeCheck
 
     async def send(self, who: Session, form: Any, draft: dict[str, str]) -> str:
         """The accepted message's id; raises what the page shows (TooLarge, validation, …)."""
@@ -144,6 +156,11 @@ class Sender:
             await run_in_threadpool(attaching.unsent, shares, principal, large)
         body = _message(draft, files, [attaching.link(shares, f) for f in large])
         sub = compose.from_message(body, opts.message_id_domain, opts.max_recipients)
+        if draft["notice"] in ("sms", "both"):
+            # The choice applies to every recipient of the form; the API takes one per address.
+            wanted = {r.address: draft["notice"] for r in sub.recipients}
+            checked = await run_in_threadpool(self.notices.check_notices, who.tenant_id, wanted, wanted)
+            sub = replace(sub, notices=checked)
         if large:
             sub = attaching.carrying(sub, large)
         accepted, _ = await run_in_threadpool(self.messages.submit, principal, sub)
@@ -183,7 +200,11 @@ def _compose_pages(app: FastAPI, kit: Kit, sender: Sender) -> None:
         who = kit.signed_in(request, Permission.COMPOSE)
         if isinstance(who, Response):
             return who
-        draft = dict.fromkeys(FIELDS, "") | {"from": who.email, "protection": Protection.SECURE.value}
+        draft = dict.fromkeys(FIELDS, "") | {
+            "from": who.email,
+            "protection": Protection.SECURE.value,
+            "notice": "email",
+        }
         draft["large_files"] = ""
         return page(request, who, draft)
 

@@ -1,17 +1,20 @@
 """The secure forms pages of the console (``ConsoleSection``): definitions and submissions.
 
-Definitions are edited as JSON (the API's ``FormDefinition``); "Preview" renders the
-edited fields with the very template ``/f`` serves (``forms.web.preview_fields``), on the
-server, so the page needs no script.  Saving publishes a new version; earlier versions
-stay listed.  The submissions list and its CSV carry facts only (ids, times, status,
-sizes, digests); the answers are sealed and opening one needs ``content.read`` as well
-as ``forms.manage``, and is audited by ``FormSubmissions.read``.
+Definitions are the API's ``FormDefinition`` as JSON; ``static/forms.js`` (the console's
+own script file, the CSP allows no other) adds a field-by-field editor that writes into
+that JSON, and makes the preview apply conditional fields as they are answered.  Without
+the script the JSON is edited as text.  "Preview" renders the edited fields with the very
+template ``/f`` serves (``forms.web.preview_fields``), on the server.  Saving publishes a
+new version; earlier versions stay listed.  The submissions list and its CSV carry facts
+only (ids, times, status, sizes, digests); the answers are sealed and opening one needs
+``content.read`` as well as ``forms.manage``, and is audited by ``FormSubmissions.read``.
 
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +33,7 @@ from sealmail.forms.web import preview_fields
 from sealmail.tenancy.credentials import Principal
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
+from sealmail.web import security
 
 P = Permission.MANAGE_FORMS
 STATUSES = ("received", "delivered", "held")
@@ -42,6 +46,19 @@ STARTER = {
     "recipients": ["frontdesk@clinic.example"],
     "fields": [{"name": "full_name", "label": "Full name", "type": "text", "required": True}],
 }
+
+
+SCRIPT = resources.files("sealmail.console").joinpath("templates/forms.js").read_text(encoding="utf-8")
+
+
+def conditions(d: FormDefinition | None) -> str:
+    """The preview's show-only-when rules, for ``forms.js`` (a data attribute, never a script)."""
+    if d is None:
+        return "[]"
+    rules = [
+        {"name": f.name, "field": f.show_if.field, "equals": f.show_if.equals} for f in d.fields if f.show_if
+    ]
+    return json.dumps(rules)
 
 
 def principal(who: Session) -> Principal:
@@ -89,9 +106,13 @@ def section(forms: Forms, subs: FormSubmissions) -> ConsoleSection:
             history = forms.versions(principal(who), form["id"]) if form else []
             title = form["name"] if form else "New form"
             return kit.render(
-                request, "forms_edit.html", status=ctx.pop("status", 200), title=title,
+                request, "forms_edit.html", status=ctx.pop("status", 200), title=title, scripted=True,
                 who=who, form=form, text=text, history=history, csrf=kit.csrf(request), **ctx,
             )  # fmt: skip
+
+        @app.get("/static/forms.js", include_in_schema=False)
+        def forms_script() -> Response:
+            return security.harden(Response(SCRIPT, media_type="text/javascript"), "default-src 'none'")
 
         @app.get("/forms")
         def forms_list(request: Request) -> Response:
@@ -120,9 +141,8 @@ def section(forms: Forms, subs: FormSubmissions) -> ConsoleSection:
                     request, "status.html", status=404, title="Not found", detail=exc.detail, who=who
                 )
             d = FormDefinition.model_validate(form["definition"])
-            return editor(
-                request, who, form, json.dumps(form["definition"], indent=2), preview=preview_fields(d)
-            )
+            text = json.dumps(form["definition"], indent=2)
+            return editor(request, who, form, text, preview=preview_fields(d), conditions=conditions(d))
 
         async def save(request: Request, form_id: str | None) -> Response:
             acted = await kit.acting(request, P)
@@ -141,8 +161,9 @@ def section(forms: Forms, subs: FormSubmissions) -> ConsoleSection:
                 preview = preview_fields(d) if d else None
                 status = 422 if problems else 200
                 return await run_in_threadpool(
-                    editor, request, who, form, text, problems=problems, preview=preview, status=status
-                )
+                    editor, request, who, form, text, problems=problems, preview=preview, status=status,
+                    conditions=conditions(d),
+                )  # fmt: skip
             try:
                 if form is None:
                     form = await run_in_threadpool(forms.create, principal(who), d)

@@ -48,9 +48,10 @@ def policy_for(msg: QueuedMessage) -> tuple[Policy, DlpFacts]:
         # deferred instead (issue 11: never below the message's required level).
         return Policy(forbidden=frozenset({Method.PORTAL})), DlpFacts()
     policy, dlp = tenant_policy(msg.tenant_settings), dlp_facts(msg)
-    if SystemTag.FILE_SHARE in msg.tags:
+    if SystemTag.FILE_SHARE in msg.tags or SystemTag.FORM_COPY in msg.tags:
         # A shared file is only reachable through the portal, whatever else the
-        # recipient could take.
+        # recipient could take; a form's copy to its submitter goes there too (the
+        # address was typed into a public page: only its owner can sign in to read it).
         policy = replace(policy, force_portal=True)
     if msg.protection == Protection.SECURE:
         policy = replace(policy, message_level_only=True)

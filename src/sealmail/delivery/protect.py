@@ -39,7 +39,7 @@ from sealmail.delivery.policy import (
 from sealmail.delivery.result import Result, name_unusable_keys, with_trace
 from sealmail.delivery.signing import TENANT_SOURCES, DkimStep
 from sealmail.delivery.smtp_client import OutboundTransport
-from sealmail.delivery.texter import NoticeTexter
+from sealmail.delivery.texter import NoticeTexter, TextedNotice, portal_only, sms_only, text_notice
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.portal_factors import notice_strength
 from sealmail.domain.portal_notice import DEFAULT_SUBJECT, build_notice
@@ -268,8 +268,9 @@ class SecureLine:
         return msg.source in TENANT_SOURCES and SystemTag.FILE_SHARE not in msg.tags
 
     async def _consents(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, PlainConsent]:
-        """Confirmed plain-mail requests (164.524) of the message's tenant for these addresses."""
-        if self.plain is None or not self._patients_mail(msg):
+        """Confirmed plain-mail requests (164.524) of the message's tenant for these addresses;
+        none for mail the portal alone may carry (``texter.portal_only``)."""
+        if self.plain is None or not self._patients_mail(msg) or portal_only(msg):
             return {}
         return await asyncio.to_thread(self.plain.confirmed, msg.tenant_id, addresses)
 
@@ -336,7 +337,15 @@ class SecureLine:
             elif method is Method.SMIME:
                 body = await self._smime(msg, content.raw, decision, keys, group.now)
             elif method is Method.PORTAL:
-                body = await self._notice(msg, c, decision, group.now, group.requested)
+                body, texted = await self._notice(msg, c, decision, group.now, group.requested)
+                if c.notice == "sms":
+                    if texted.queued:
+                        return [sms_only(c, decision)]
+                    # Fallback: the notice still has to reach the patient, so it goes by email
+                    # (to the alternative address of a redirect), and the trail says why the
+                    # text could not: consent withdrawn since intake, or "no text messages".
+                    reason = f"{decision.reason}; SMS notice not possible ({texted.reason}), sent by email"
+                    decision = replace(decision, reason=reason)
             elif method is Method.PLAIN:
                 body = content.raw  # as the patient asked, after the warning (evidence/plain.py)
             else:  # pragma: no cover — TLS recipients are handled as a group
@@ -448,7 +457,7 @@ class SecureLine:
 
     async def _notice(
         self, msg: QueuedMessage, c: Claimed, decision: Decision, now: datetime, requested: TlsPolicy
-    ) -> bytes:
+    ) -> tuple[bytes, TextedNotice]:
         # A patient who redirected their mail signs in to the portal, and gets its notice and
         # codes, at the alternative address (164.522(b)).
         to, _ = target_of(c, decision)
@@ -469,10 +478,9 @@ class SecureLine:
             days=days,
             required_tls=str(requested),
         )
-        if decision.sms:  # "no text messages" (164.522(b)) leaves only the e-mail
-            await self._text_notice(msg, c, link)
+        texted = await text_notice(self.texter, msg, c, link, decision)
         sender = msg.header_from or msg.mail_from
-        return build_notice(
+        notice = build_notice(
             organization=msg.tenant_name or "Your care provider",
             sender=sender,
             recipient=to,
@@ -480,20 +488,5 @@ class SecureLine:
             expires_at=expires,
             message_id_domain=sender.rpartition("@")[2] or "sealmail.invalid",
             subject_template=subject,
-        ).raw
-
-    async def _text_notice(self, msg: QueuedMessage, c: Claimed, link: str) -> None:
-        """The same link by SMS when the recipient chose it; never in the way of the email."""
-        if self.texter is None:
-            return
-        try:
-            await self.texter.portal_notice(
-                tenant_id=msg.tenant_id,
-                message_id=msg.id,
-                recipient_id=c.id,
-                address=c.address,
-                organization=msg.tenant_name or "Your care provider",
-                link=link,
-            )
-        except Exception as exc:  # noqa: BLE001 — a text that cannot be queued must not hold the mail
-            log.warning("portal.sms_notice_failed", error=type(exc).__name__)
+        )
+        return notice.raw, texted

@@ -14,3 +14,5 @@ class SystemTag(enum.StrEnum):
     PORTAL_CODE = "portal-code"
     # A shared file's notice: the file is only reachable through the portal.
     FILE_SHARE = "file-share"
+    # A form submitter's copy of what they sent: only through the portal, never plain.
+    FORM_COPY = "form-copy"

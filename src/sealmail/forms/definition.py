@@ -119,6 +119,12 @@ class FormDefinition(BaseModel):
     max_total_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=2 * MAX_UPLOAD_BYTES)
     per_address_per_hour: int = Field(20, ge=1, le=10000, description="Submissions per client address.")
     receipt_message: str = Field("Thank you. We received your form.", max_length=2000)
+    submitter_copy: bool = Field(
+        False,
+        description="Send the submitter a copy of their answers (text and PDF) as a secure portal "
+        "message to the form's first email field: never as plain mail, and readable only after "
+        "signing in as that address.",
+    )
 
     @field_validator("recipients")
     @classmethod
@@ -165,6 +171,8 @@ class FormDefinition(BaseModel):
                 if f.show_if.equals not in target.choices():
                     raise ValueError(f"field {f.name}: show_if.equals is not a value of {target.name}")
             seen[f.name] = f
+        if self.submitter_copy and not any(f.type == "email" for f in self.fields):
+            raise ValueError("submitter_copy needs an email field: the copy goes to its address")
         return self
 
     def field(self, name: str) -> FieldDef | None:

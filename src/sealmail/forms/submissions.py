@@ -39,11 +39,11 @@ from sealmail.errors import NotFound, SealmailError
 from sealmail.forms import rendering, timetoken
 from sealmail.forms.checking import Signer, Upload, check
 from sealmail.forms.definition import FormDefinition
-from sealmail.forms.delivery import build_message
+from sealmail.forms.delivery import build_copy, build_message
 from sealmail.forms.service import ACTIVE, Forms
 from sealmail.forms.tables import form_submissions, forms
 from sealmail.ids import new_id
-from sealmail.messages.service import Idempotency, Messages
+from sealmail.messages.service import Idempotency, Messages, Submission
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.tenancy.keyring import Keyring
@@ -325,7 +325,29 @@ class FormSubmissions:
                 target=row.id,
                 details={"message_id": accepted.id, "recipients": len(definition.recipients)},
             )
+        self._copy(tenant_id, row, build_copy(definition, stored, organization, self.message_id_domain))
         return accepted.id
+
+    def _copy(self, tenant_id: str, row: Any, copy: Submission | None) -> None:
+        """The submitter's copy through the portal; its failure never undoes the delivery."""
+        if copy is None:
+            return
+        who = Principal(tenant_id, f"form:{row.form_id}", frozenset({"send"}))
+        idem = Idempotency(f"form-copy:{row.id}", hashlib.sha256(f"copy|{row.id}".encode()).hexdigest())
+        try:
+            accepted, _ = self.messages.submit(who, copy, idem)
+        except SealmailError as exc:
+            log.warning("form_copy_refused submission=%s error=%s", row.id, type(exc).__name__)
+            return
+        with self.engine.begin() as conn:
+            audit.append(
+                conn,
+                action=AuditAction.FORM_SUBMISSION_COPIED,
+                actor=f"form:{row.form_id}",
+                tenant_id=tenant_id,
+                target=row.id,
+                details={"message_id": accepted.id, "method": "portal"},
+            )
 
     def _held(self, tenant_id: str, row: Any, reason: str) -> None:
         with self.engine.begin() as conn:

@@ -113,6 +113,7 @@ def recipient_rows(
                 "address": rcpt.address,
                 "domain": rcpt.ascii_domain,
                 "kind": rcpt.kind,
+                "notice": sub.notices.get(norm),
                 "status": status,
                 "next_attempt_at": due,
                 "attempts": 0,

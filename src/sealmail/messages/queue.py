@@ -48,6 +48,7 @@ class Claimed:
     address: str
     domain: str
     attempts: int  # attempts made before this one
+    notice: str | None = None  # email | sms | both as the sender asked; None: the contact's choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ def _claim_statement(skip_locked: bool) -> sa.Update:
             recipients.c.address,
             recipients.c.domain,
             recipients.c.attempts,
+            recipients.c.notice,
         )
     )
 
@@ -170,7 +172,7 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         "b_lease_until": now + timedelta(seconds=lease_seconds),
     }
     rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], params).all()
-    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts) for r in rows]
+    return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts, r.notice) for r in rows]
 
 
 def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage]:

@@ -7,7 +7,7 @@ not carry PHI (use opaque references such as an encounter id).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,14 @@ class MessageIn(BaseModel):
         description="Deliver even to suppressed addresses; audited, and refused on the broadcast stream.",
     )
     protection: Protection = Field(Protection.AUTO, description=PROTECTION_DOC)
+    notice: dict[str, Literal["email", "sms", "both"]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="Per recipient address: how a portal notice reaches them — `email`, `sms` (the "
+        "PHI-free text alone) or `both`. SMS needs an SMS contact with that address and notice "
+        "consent, else 422. Unlisted recipients follow their SMS contact's own choice. If consent is "
+        "withdrawn before delivery, an `sms` recipient's notice goes by email and the trail says why.",
+    )
 
 
 class EnvelopeIn(BaseModel):

@@ -7,7 +7,7 @@ so it sits apart from the service that stores it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -47,6 +47,8 @@ class Submission:
     tls_required: TlsRequirement | None = None
     # "secure": encrypted (OpenPGP/S/MIME) or the portal for every recipient, never TLS alone.
     protection: Protection = Protection.AUTO
+    # Per recipient (lower-cased address): how a portal notice goes — email | sms | both.
+    notices: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ texted by the contact (``Texting.inbound``) writes the same rows with source ``k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +24,8 @@ from sealmail.sms.tables import sms_consents, sms_contacts, sms_senders, sms_tex
 from sealmail.store import db
 from sealmail.tenancy.keyring import Keyring
 
-# "sms" alone (no email notice) is not offered yet: the email notice always goes.
-NOTICE_CHOICES = ("email", "both")
+# How a portal notice reaches a recipient: the email notice, the text, or both (issue 17).
+NOTICE_CHOICES = ("email", "sms", "both")
 
 
 def redact(number: str) -> str:
@@ -80,7 +80,7 @@ class SmsContacts:
         except rules.InvalidNumber as exc:
             raise ValidationFailed([{"field": "time_zone", "message": str(exc)}]) from None
         if notice not in NOTICE_CHOICES:
-            raise ValidationFailed([{"field": "notice", "message": "one of email, both"}])
+            raise ValidationFailed([{"field": "notice", "message": "one of email, sms, both"}])
         now = self.now()
         with self.engine.begin() as conn:
             key = (sms_contacts.c.tenant_id == tenant_id) & (sms_contacts.c.number == number)
@@ -127,6 +127,49 @@ class SmsContacts:
             "consents": {str(p): consents.get(p, False) for p in Purpose},
             "updated_at": row.updated_at.isoformat(),
         }
+
+    def check_notices(
+        self, tenant_id: str, choices: Mapping[str, str], recipients: Iterable[str]
+    ) -> dict[str, str]:
+        """The per-recipient notice choices of a message, checked before it is accepted.
+
+        A text needs an SMS contact for the address (its number is E.164 by construction),
+        with consent to notices, and a sending number; otherwise the request is refused
+        (422) naming the address and what to do — never silently downgraded at intake.
+        Returns the choices keyed by lower-cased address.
+        """
+        wanted = {a.lower() for a in recipients}
+        errors: list[dict[str, str]] = []
+        out: dict[str, str] = {}
+        for address, choice in choices.items():
+            field, key = f"notice.{address}", address.lower()
+            if key not in wanted:
+                errors.append({"field": field, "message": "not a recipient of this message"})
+            elif choice not in NOTICE_CHOICES:
+                errors.append({"field": field, "message": "one of email, sms, both"})
+            elif choice != "email":
+                why = self.sms_unready(tenant_id, key)
+                if why:
+                    errors.append({"field": field, "message": why})
+            out[key] = choice
+        if errors:
+            raise ValidationFailed(errors)
+        return out
+
+    def sms_unready(self, tenant_id: str, address: str) -> str:
+        """Why a portal notice cannot be texted to ``address`` now ("" when it can)."""
+        contact = self.contact_for_address(tenant_id, address)
+        if contact is None:
+            return "no SMS contact has this address: add one with PUT /v1/sms/contacts/{number}"
+        if not self.consented(tenant_id, contact.number, str(Purpose.NOTICE)):
+            return "the SMS contact has not consented to notice texts (or texted STOP)"
+        with db.reader(self.engine) as conn:
+            sender = conn.execute(
+                sa.select(sms_senders.c.number).where(sms_senders.c.tenant_id == tenant_id).limit(1)
+            ).first()
+        if sender is None:
+            return "the tenant has no SMS sending number: add one with POST /v1/sms/senders"
+        return ""
 
     def contact_for_address(self, tenant_id: str, address: str) -> Any:
         with db.reader(self.engine) as conn:

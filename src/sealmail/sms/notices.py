@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,14 @@ from sealmail.store import db
 from sealmail.store.tables import portal_messages
 
 REMINDER_AFTER = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeText:
+    """What became of a portal notice's text: queued (or held past quiet hours), or why not."""
+
+    queued: bool
+    reason: str = ""
 
 
 class PortalTexts:
@@ -53,18 +62,33 @@ class PortalTexts:
         address: str,
         organization: str,
         link: str,
-    ) -> None:
-        await asyncio.to_thread(
-            self._notice, tenant_id, message_id, recipient_id, address, organization, link
+        choice: str | None = None,
+    ) -> NoticeText:
+        """Text the notice when ``choice`` (the sender's, else the contact's) includes SMS."""
+        return await asyncio.to_thread(
+            self._notice, tenant_id, message_id, recipient_id, address, organization, link, choice
         )
 
     def _notice(
-        self, tenant_id: str, message_id: str, recipient_id: str, address: str, organization: str, link: str
-    ) -> None:
+        self,
+        tenant_id: str,
+        message_id: str,
+        recipient_id: str,
+        address: str,
+        organization: str,
+        link: str,
+        choice: str | None,
+    ) -> NoticeText:
         contact = self.texting.contact_for_address(tenant_id, address)
-        if contact is None or contact.notice != "both" or self.refuses_sms(tenant_id, address):
-            return
-        self.texting.queue(
+        wanted = choice or (contact.notice if contact is not None else "email")
+        if wanted == "email":
+            return NoticeText(False, "email chosen")
+        if contact is None:
+            return NoticeText(False, "no SMS contact has this address")
+        if self.refuses_sms(tenant_id, address):
+            # The patient's "no text messages" outranks the sender's and the contact's choice.
+            return NoticeText(False, "the patient asked for no text messages, 164.522(b)")
+        result = self.texting.queue(
             TextRequest(
                 tenant_id,
                 contact.number,
@@ -75,6 +99,9 @@ class PortalTexts:
                 recipient_id=recipient_id,
             )
         )
+        if result.status in (SmsStatus.SENT, SmsStatus.SCHEDULED):
+            return NoticeText(True)
+        return NoticeText(False, result.reason or str(result.status))
 
     # -- the portal's code seam ----------------------------------------------------------------
     def number_for(self, tenant_id: str, address: str) -> str | None:
@@ -149,4 +176,4 @@ class PortalTexts:
         return hit.group(0) if hit else None
 
 
-__all__ = ["PortalTexts", "sms_contacts"]
+__all__ = ["NoticeText", "PortalTexts", "sms_contacts"]

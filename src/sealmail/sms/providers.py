@@ -34,6 +34,7 @@ class ProviderReply:
     provider_message_id: str
     status: str  # the provider's own word (queued, 0x00000000, 400 …)
     detail: str = ""
+    segments: int = 1  # SMS segments the text went as (what the carrier bills)
 
 
 @dataclass(frozen=True, slots=True)

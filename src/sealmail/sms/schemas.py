@@ -31,8 +31,10 @@ class ContactIn(BaseModel):
     address: str | None = Field(
         None, max_length=320, description="The email address whose portal messages this number hears about."
     )
-    notice: Literal["email", "both"] = Field(
-        "email", description="How portal notices reach this recipient: email only, or email and SMS."
+    notice: Literal["email", "sms", "both"] = Field(
+        "email",
+        description="How portal notices reach this recipient by default: email, SMS only, or both "
+        "(a message's own `notice` choice overrides it).",
     )
     consents: Consents = Field(
         default_factory=lambda: Consents(notice=True, code=True, reminder=True),

@@ -29,7 +29,14 @@ from sealmail.domain.statuses import SmsStatus
 from sealmail.ids import new_id
 from sealmail.sms import rules
 from sealmail.sms.contacts import SmsContacts, redact
-from sealmail.sms.providers import InboundText, OutboundText, ReceiptIn, ReceiptState, SmsProvider
+from sealmail.sms.providers import (
+    InboundText,
+    OutboundText,
+    ProviderReply,
+    ReceiptIn,
+    ReceiptState,
+    SmsProvider,
+)
 from sealmail.sms.rules import Keyword, Purpose, Template
 from sealmail.sms.tables import sms_contacts, sms_senders, sms_texts
 from sealmail.store import db
@@ -241,15 +248,15 @@ class Texting(SmsContacts):
             return None
         text = self.keyring.open(row.tenant_id, row.id, row.key_id, row.wrapped_key, row.content).decode()
         if self.provider is None:
-            reply_ok, pid, raw, detail = False, "", "no_provider", "no SMS provider is configured"
+            reply = ProviderReply(False, "", "no_provider", "no SMS provider is configured")
         else:
             reply = await self.provider.send(OutboundText(row.id, row.sender, row.number, text))
-            reply_ok, pid, raw, detail = reply.accepted, reply.provider_message_id, reply.status, reply.detail
-        status = SmsStatus.SENT if reply_ok else SmsStatus.FAILED
-        await asyncio.to_thread(self._record_reply, row, status, pid, raw, detail)
-        return TextResult(row.id, status, detail)
+        status = SmsStatus.SENT if reply.accepted else SmsStatus.FAILED
+        await asyncio.to_thread(self._record_reply, row, status, reply)
+        return TextResult(row.id, status, reply.detail)
 
-    def _record_reply(self, row: Any, status: SmsStatus, pid: str, raw: str, detail: str) -> None:
+    def _record_reply(self, row: Any, status: SmsStatus, reply: ProviderReply) -> None:
+        pid, raw, detail = reply.provider_message_id, reply.status, reply.detail
         now = self.now()
         # The provider is the sender's, not the queuer's: the portal queues, the worker sends.
         provider = self.provider.name if self.provider else "none"
@@ -272,6 +279,7 @@ class Texting(SmsContacts):
                 "provider_status": raw,
                 "provider_message_id": pid,
                 "detail": detail[:200],
+                "segments": reply.segments,
             }
             action = AuditAction.SMS_SENT if status is SmsStatus.SENT else AuditAction.SMS_FAILED
             audit.append(

@@ -32,11 +32,12 @@ class SmppProvider:
     async def send(self, text: OutboundText) -> ProviderReply:
         message = pdu.ShortMessage(text.source, text.destination, text.text, registered_delivery=1)
         try:
-            message_id = await self.session.submit(message)
+            ids = await self.session.submit(message)
         except SmppError as exc:
             status = f"{exc.status:#010x}" if exc.status is not None else "link"
             return ProviderReply(False, "", status, str(exc))
-        return ProviderReply(True, message_id, f"{pdu.Status.OK:#010x}")
+        # The trail names the last segment: its receipt arrives once the whole text has.
+        return ProviderReply(True, ids[-1], f"{pdu.Status.OK:#010x}", segments=len(ids))
 
     async def _delivered(self, message: pdu.ShortMessage) -> None:
         if message.is_receipt:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sealmail.net.http_client import FetchError, SafeHttpClient
+from sealmail.sms import segments
 from sealmail.sms.providers import InboundText, OutboundText, ProviderReply, ReceiptIn, ReceiptState
 
 STATES = {
@@ -83,7 +84,14 @@ class TwilioProvider:
         if response.status not in (200, 201) or not body.get("sid"):
             # Twilio's error body: {"code": 21211, "message": "...", "status": 400}
             return ProviderReply(False, "", str(response.status), f"code {body.get('code', '?')}")
-        return ProviderReply(True, str(body["sid"])[:64], str(body.get("status", "queued"))[:20])
+        # Twilio concatenates a long Body itself and says how many segments it billed.
+        try:
+            parts = int(body.get("num_segments") or 0) or segments.count(text.text)
+        except (TypeError, ValueError):
+            parts = segments.count(text.text)
+        return ProviderReply(
+            True, str(body["sid"])[:64], str(body.get("status", "queued"))[:20], segments=parts
+        )
 
     def receipt(self, params: Mapping[str, str]) -> ReceiptIn | None:
         sid = params.get("MessageSid", "")

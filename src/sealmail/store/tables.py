@@ -168,6 +168,9 @@ recipients = sa.Table(
     # SecureLine's choice for this recipient and why (pgp | smime | tls | portal).
     sa.Column("method", sa.String(10), nullable=True),
     sa.Column("method_reason", sa.String(500), nullable=True),
+    # How a portal notice reaches this recipient, as the sender asked: email | sms | both;
+    # NULL leaves it to the SMS contact's own choice (issue 17).
+    sa.Column("notice", sa.String(5), nullable=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_recipients_due", "status", "next_attempt_at"),
     sa.Index("ix_recipients_tenant_address", "tenant_id", "address"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -12,7 +13,11 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail.crypto import vault
 from sealmail.ids import new_id
 from sealmail.store import db
-from sealmail.store.tables import messages, tenant_keys
+from sealmail.store.tables import tenant_keys
+
+# How long a process trusts its cached active key id: a rotation run elsewhere is seen
+# within this, and ``KeyRotation.retire`` is called only after it (``keys rotate``).
+ACTIVE_KEY_TTL = 30.0
 
 
 class Keyring:
@@ -26,7 +31,7 @@ class Keyring:
         self.engine = engine
         self.wrapper = wrapper
         self._cache: dict[str, bytes] = {}
-        self._active: dict[str, str] = {}
+        self._active: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     # -- tenant keys -------------------------------------------------------------------------
@@ -50,7 +55,7 @@ class Keyring:
             self._active.pop(tenant_id, None)
         return key_id
 
-    def _tenant_key(self, tenant_id: str, key_id: str) -> bytes:
+    def tenant_key(self, tenant_id: str, key_id: str) -> bytes:
         cached = self._cache.get(key_id)
         if cached is not None:
             return cached
@@ -65,32 +70,40 @@ class Keyring:
             self._cache[key_id] = key
         return key
 
-    def _active_key_id(self, tenant_id: str) -> str:
-        key_id = self._active.get(tenant_id)
-        if key_id is None:
-            with db.reader(self.engine) as conn:
-                key_id = conn.execute(
-                    sa.select(tenant_keys.c.id)
-                    .where(tenant_keys.c.tenant_id == tenant_id, tenant_keys.c.active.is_(True))
-                    .order_by(tenant_keys.c.created_at.desc())
-                    .limit(1)
-                ).scalar_one()
-            with self._lock:
-                self._active[tenant_id] = key_id
+    def active_key_id(self, tenant_id: str, *, fresh: bool = False) -> str:
+        hit = self._active.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now and not fresh:
+            return hit[1]
+        with db.reader(self.engine) as conn:
+            key_id: str = conn.execute(
+                sa.select(tenant_keys.c.id)
+                .where(tenant_keys.c.tenant_id == tenant_id, tenant_keys.c.active.is_(True))
+                .order_by(tenant_keys.c.created_at.desc())
+                .limit(1)
+            ).scalar_one()
+        with self._lock:
+            self._active[tenant_id] = (now + ACTIVE_KEY_TTL, key_id)
         return key_id
+
+    def forget(self, key_ids: Iterable[str]) -> None:
+        """Drop retired tenant keys from the cache: nothing may unwrap under them again."""
+        with self._lock:
+            for key_id in key_ids:
+                self._cache.pop(key_id, None)
 
     # -- content -----------------------------------------------------------------------------
     def seal(self, tenant_id: str, owner_id: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
         """Encrypt under a fresh data key; returns (tenant key id, wrapped data key, blob)."""
-        key_id = self._active_key_id(tenant_id)
-        tenant_key = self._tenant_key(tenant_id, key_id)
+        key_id = self.active_key_id(tenant_id)
+        tenant_key = self.tenant_key(tenant_id, key_id)
         data_key = vault.new_key()
         blob = vault.seal(data_key, plaintext, vault.content_aad(tenant_id, owner_id))
         wrapped = vault.seal(tenant_key, data_key, vault.data_key_aad(tenant_id, owner_id))
         return key_id, wrapped, blob
 
     def open(self, tenant_id: str, owner_id: str, key_id: str, wrapped: bytes, blob: bytes) -> bytes:
-        tenant_key = self._tenant_key(tenant_id, key_id)
+        tenant_key = self.tenant_key(tenant_id, key_id)
         data_key = vault.open_sealed(tenant_key, wrapped, vault.data_key_aad(tenant_id, owner_id))
         return vault.open_sealed(data_key, blob, vault.content_aad(tenant_id, owner_id))
 
@@ -126,46 +139,3 @@ class Keyring:
             if progress:
                 progress(1)
         return done
-
-    def rotate_tenant_key(
-        self, tenant_id: str, progress: Callable[[int], None] | None = None
-    ) -> tuple[str, int]:
-        """New active tenant key; rewrap every message data key of the tenant under it."""
-        with self.engine.begin() as conn:
-            new_key_id = self.create_tenant_key(conn, tenant_id)
-        new_key = self._tenant_key(tenant_id, new_key_id)
-        rewrapped = 0
-        last = ""
-        while True:
-            with self.engine.begin() as conn:
-                batch = conn.execute(
-                    sa.select(messages.c.id, messages.c.tenant_key_id, messages.c.wrapped_data_key)
-                    .where(
-                        messages.c.tenant_id == tenant_id,
-                        messages.c.id > last,
-                        messages.c.wrapped_data_key.is_not(None),
-                    )
-                    .order_by(messages.c.id)
-                    .limit(500)
-                ).all()
-                if not batch:
-                    break
-                for row in batch:
-                    last = row.id
-                    if row.tenant_key_id == new_key_id:
-                        continue
-                    aad = vault.data_key_aad(tenant_id, row.id)
-                    old = self._tenant_key(tenant_id, row.tenant_key_id)
-                    data_key = vault.open_sealed(old, row.wrapped_data_key, aad)
-                    conn.execute(
-                        sa.update(messages)
-                        .where(messages.c.id == row.id, messages.c.tenant_id == tenant_id)
-                        .values(
-                            tenant_key_id=new_key_id,
-                            wrapped_data_key=vault.seal(new_key, data_key, aad),
-                        )
-                    )
-                    rewrapped += 1
-                    if progress:
-                        progress(1)
-        return new_key_id, rewrapped

@@ -118,7 +118,7 @@ def test_a_sender_composes_with_an_attachment_sees_the_outcome_and_finds_it_agai
         page.goto(f"{console.url}/console/compose")
         page.get_by_role("heading", name="Compose a secure message").wait_for()
         assert page.get_by_label("From").input_value() == OWNER
-        page.get_by_label("To").fill("patient@example.net, kin@example.org")
+        page.get_by_label("To", exact=True).fill("patient@example.net, kin@example.org")
         page.get_by_label("Subject").fill("Your lab results")
         page.get_by_label("Message", exact=True).fill("Your potassium level is normal.")
         page.get_by_label("Attachments").set_input_files(str(lab))

@@ -54,7 +54,7 @@ def test_a_large_file_from_compose_reaches_the_patient_through_the_portal(
     page = watched_page(browser, DESKTOP, problems)
     enrol(page, _Console(stack.base_url, clock), token)
     page.goto(f"{stack.base_url}/console/compose")
-    page.get_by_label("To").fill(PATIENT)
+    page.get_by_label("To", exact=True).fill(PATIENT)
     page.get_by_label("Subject").fill("Your MRI")
     page.get_by_label("Message", exact=True).fill("The scan is attached as a secure link.")
     page.get_by_label("Large files (sent as secure download links)").set_input_files(str(scan))

@@ -113,3 +113,33 @@ def test_a_message_sent_with_a_key_the_user_made_is_theirs_too(
     r = console.client().post("/v1/messages", json=body, headers={"Authorization": f"Bearer {secret}"})
     assert r.status_code == 202, r.text
     assert r.json()["id"] in owner.http.get("/console/sent").text
+
+
+def test_the_portal_notice_choice_is_checked_and_kept_per_recipient(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    """ "By text message only" needs the recipient's SMS contact with notice consent: without
+    it the form comes back naming the address; with it every recipient row keeps "sms"."""
+    from sealmail.store.tables import recipients
+
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    assert 'name="notice" value="sms"' in alice.http.get("/console/compose").text
+    refused = compose(alice, notice="sms")
+    assert refused.status_code == 400
+    assert "notice.pat@example.net: no SMS contact has this address" in refused.text
+    assert stored(services) == []
+    services.texting.add_sender(tenant.id, "+14155550100", "test")
+    services.texting.put_contact(
+        tenant.id, "+14155550123", time_zone="UTC", address="pat@example.net", notice="email",
+        consents={"notice": True}, actor="test",
+    )  # fmt: skip
+    sent = compose(alice, notice="sms")
+    assert sent.status_code == 303, sent.text
+    with services.engine.connect() as conn:
+        kept = conn.execute(sa.select(recipients.c.address, recipients.c.notice)).all()
+    assert [tuple(r) for r in kept] == [("pat@example.net", "sms")]
+    plain = compose(alice, notice="email")
+    assert plain.status_code == 303
+    with services.engine.connect() as conn:
+        notices = conn.execute(sa.select(recipients.c.notice).order_by(recipients.c.id)).scalars().all()
+    assert notices == ["sms", None]  # email: no SMS choice recorded, the contact's own applies

@@ -94,7 +94,14 @@ def test_a_form_is_created_previewed_versioned_and_listed(console: Console, tena
     old = admin.http.get(where + "?version=1").text
     assert "version 1 of 2" in old and "&#34;title&#34;: &#34;Intake&#34;," in old
     assert f'href="/console/forms/{form_id}"' in admin.http.get("/console/forms").text
-    assert "<script" not in one.text and "'unsafe-inline'" not in one.headers["content-security-policy"]
+    # One script, the console's own file: no inline script, and the CSP allows no other.
+    scripts = re.findall(r"<script[^>]*>", one.text)
+    assert scripts == ['<script src="/console/static/forms.js" defer>']
+    csp = one.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    served = admin.http.get("/console/static/forms.js")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/javascript")
+    assert "eval(" not in served.text and "innerHTML" not in served.text.replace("no innerHTML", "")
 
 
 def test_submissions_are_searched_exported_safely_and_read_with_an_audit(

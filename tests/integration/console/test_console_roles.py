@@ -15,6 +15,7 @@ from sealmail.users.roles import Role
 ROUTES: dict[tuple[str, str], P | None] = {
     ("GET", "/static/console.css"): None,
     ("GET", "/static/passkey.js"): None,
+    ("GET", "/static/forms.js"): None,
     ("GET", "/static/compose.js"): None,
     ("POST", "/signin/passkey"): None,
     ("POST", "/signin/sso"): None,

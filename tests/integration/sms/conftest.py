@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 from tests.integration.delivery.conftest import ca, dns, mx  # noqa: F401 — fixtures, re-exported
+from tests.integration.sms.portal_stack import stack  # noqa: F401 — a fixture, re-exported
 from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
+from tests.support.twilio_server import TwilioServer
 
 
 @pytest.fixture
@@ -15,6 +17,13 @@ def smsc() -> Iterator[SmppServer]:
     s = SmppServer().start()
     yield s
     s.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioServer]:
+    t = TwilioServer().start()
+    yield t
+    t.stop()
 
 
 @pytest.fixture

@@ -9,18 +9,13 @@ opens the message.  The text carries the very link of the email notice, nothing 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.integration.delivery.conftest import MxFarm
-from tests.integration.portal.portal_harness import PATIENT, Stack, portal_stack
+from tests.integration.portal.portal_harness import PATIENT, Stack
 from tests.integration.sms.conftest import noon_zone
-from tests.support.ca import TestCA
-from tests.support.dns_server import DnsServer
 from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
 from tests.support.waiting import wait_until
@@ -31,22 +26,6 @@ from sealmail.store.tables import events
 
 OURS, PHONE = "+14155550100", "+14155550199"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
-
-
-@pytest.fixture
-def stack(
-    tmp_path: Path, sqlite_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm, smsc: SmppServer
-) -> Iterator[Stack]:
-    host, port = smsc.address
-    over = {
-        "sms_provider": "smpp",
-        "smpp_host": host,
-        "smpp_port": port,
-        "smpp_system_id": "sealmail",
-        "smpp_password": "secret12",
-    }
-    with portal_stack(tmp_path, sqlite_url, dns, ca, mx, **over) as s:
-        yield s
 
 
 def test_notice_reminder_and_code_by_sms_open_the_same_portal_message(stack: Stack, smsc: SmppServer) -> None:

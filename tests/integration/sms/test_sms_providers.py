@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_settings
 from tests.integration.portal.portal_harness import serve
@@ -220,13 +218,6 @@ def test_bad_numbers_and_zones_are_problem_details(services: Services, tenant: T
 
 
 # -- the HTTP provider ------------------------------------------------------------------------------
-@pytest.fixture
-def twilio() -> Iterator[TwilioServer]:
-    t = TwilioServer().start()
-    yield t
-    t.stop()
-
-
 def test_http_provider_posts_with_basic_auth_and_takes_signed_callbacks(
     tmp_path: Any, db_url: str, twilio: TwilioServer, loop: LoopThread
 ) -> None:

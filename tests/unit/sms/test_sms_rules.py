@@ -85,7 +85,7 @@ def test_bind_transceiver_body_is_the_spec_layout() -> None:
 
 def test_submit_sm_round_trips_and_uses_ucs2_beyond_ascii() -> None:
     m = pdu.ShortMessage("+14155550100", "+4930123456", "Zoë's clinic", registered_delivery=1)
-    body = pdu.short_message(m)
+    [body] = pdu.short_messages(m)
     # service_type "", TON 1 / NPI 1, the number without "+", then the destination likewise.
     assert body.startswith(b"\x00\x01\x0114155550100\x00\x01\x014930123456\x00")
     back = pdu.parse_short_message(body)
@@ -95,9 +95,13 @@ def test_submit_sm_round_trips_and_uses_ucs2_beyond_ascii() -> None:
     assert body[body.index(b"\x01\x00", 30) + 2] == pdu.DC_UCS2
 
 
-def test_long_text_rides_in_message_payload() -> None:
-    m = pdu.ShortMessage("+14155550100", "+14155550123", "x" * 300)
-    assert pdu.parse_short_message(pdu.short_message(m)).text == "x" * 300
+def test_long_text_goes_as_udh_segments_that_parse_back_without_the_header() -> None:
+    m = pdu.ShortMessage("+14155550100", "+14155550123", "x" * 300, registered_delivery=1)
+    bodies = pdu.short_messages(m, reference=7)
+    parsed = [pdu.parse_short_message(b) for b in bodies]
+    assert "".join(p.text for p in parsed) == "x" * 300
+    assert [p.esm_class & pdu.ESM_UDHI for p in parsed] == [pdu.ESM_UDHI] * 2
+    assert [p.registered_delivery for p in parsed] == [0, 1]
 
 
 def test_receipts_parse_from_tlvs_or_appendix_b_text() -> None:

@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the ``Annotated``
 dependencies of the route functions at definition time, closures included.
 """
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -236,6 +237,12 @@ def create_api(services: ApiServices) -> FastAPI:
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_message(body, domain_for_ids, opts.max_recipients)
+        if body.notice:
+            addresses = [r.address for r in sub.recipients]
+            notices = await run_in_threadpool(
+                services.texting.check_notices, who.tenant_id, body.notice, addresses
+            )
+            sub = replace(sub, notices=notices)
         result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
         return JSONResponse(
             AcceptedOut.from_result(result).body(),

@@ -50,6 +50,7 @@ class SmppSession:
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[Pdu]] = {}
         self._sequence = 0
+        self._reference = 0  # the concatenation reference of the last long text
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -79,14 +80,22 @@ class SmppSession:
                 await self.close(unbind=False)
                 raise SmppError(f"bind_transceiver refused ({resp.status:#x})", resp.status)
 
-    async def submit(self, message: ShortMessage) -> str:
-        """Submit one text; the SMSC's message id (what its receipts will name)."""
+    async def submit(self, message: ShortMessage) -> list[str]:
+        """Submit one text, segment by segment; the SMSC's message id of each segment.
+
+        Segments go in order, each after the previous one's submit_sm_resp: a refusal
+        part-way stops the rest (the handset shows nothing until every part arrives).
+        """
         if not self.bound:
             await self.open()
-        resp = await self._request(Command.SUBMIT_SM, pdu.short_message(message))
-        if resp.status != Status.OK:
-            raise SmppError(f"submit_sm refused ({resp.status:#x})", resp.status)
-        return pdu.parse_message_id(resp.body)
+        self._reference = (self._reference + 1) % 256
+        ids = []
+        for body in pdu.short_messages(message, self._reference):
+            resp = await self._request(Command.SUBMIT_SM, body)
+            if resp.status != Status.OK:
+                raise SmppError(f"submit_sm refused ({resp.status:#x})", resp.status)
+            ids.append(pdu.parse_message_id(resp.body))
+        return ids
 
     async def close(self, *, unbind: bool = True) -> None:
         if unbind and self.bound:

@@ -14,6 +14,8 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from sealmail.sms import segments
+
 HEADER = struct.Struct(">IIII")
 MAX_PDU = 4096  # ample for one short message with its TLVs
 
@@ -66,6 +68,7 @@ MESSAGE_STATES = {
     8: "REJECTD",
 }
 ESM_RECEIPT = 0x04  # esm_class bits 2-5: SMSC delivery receipt (§5.2.12)
+ESM_UDHI = 0x40  # esm_class bit 6: the short message begins with a user data header
 DC_DEFAULT, DC_UCS2 = 0x00, 0x08
 
 
@@ -179,21 +182,30 @@ def _address(number: str) -> tuple[int, int, str]:
     return 0, 0, number
 
 
-def short_message(m: ShortMessage) -> bytes:
-    try:
-        payload, coding = m.text.encode("ascii"), DC_DEFAULT
-    except UnicodeEncodeError:
-        payload, coding = m.text.encode("utf-16-be"), DC_UCS2
+def short_messages(m: ShortMessage, reference: int = 0) -> list[bytes]:
+    """The submit_sm bodies of one text: one, or one per concatenated segment.
+
+    A text longer than one SMS is split (``sms.segments``) and every segment carries the
+    concatenation UDH, with esm_class's UDHI bit set (§5.2.12, 0x40), so the handset
+    joins them; ``reference`` tells this text's segments apart from another's.  Only the
+    last segment asks for a delivery receipt: the text has one receipt, naming the id the
+    trail keeps, and no receipt of a part is left without a text to land on.
+    """
+    seg = segments.split(m.text)
     s_ton, s_npi, src = _address(m.source)
     d_ton, d_npi, dst = _address(m.destination)
-    body = cstr("", 6) + bytes([s_ton, s_npi]) + cstr(src, 21) + bytes([d_ton, d_npi]) + cstr(dst, 21)
-    body += bytes([m.esm_class, 0, 0]) + cstr("", 17) + cstr("", 17)
-    body += bytes([m.registered_delivery, 0, coding, 0])
+    esm = m.esm_class | (ESM_UDHI if seg.concatenated else 0)
+    head = cstr("", 6) + bytes([s_ton, s_npi]) + cstr(src, 21) + bytes([d_ton, d_npi]) + cstr(dst, 21)
+    head += bytes([esm, 0, 0]) + cstr("", 17) + cstr("", 17)
     extra = b"".join(tlv(Tag(t), v) for t, v in m.tlvs.items())
-    if len(payload) > 254:
-        # Longer than sm_length can say: the whole text rides in message_payload (§5.3.2.32).
-        return body + b"\x00" + tlv(Tag.MESSAGE_PAYLOAD, payload) + extra
-    return body + bytes([len(payload)]) + payload + extra
+    total = len(seg.parts)
+    bodies = []
+    for i, part in enumerate(seg.parts, start=1):
+        payload = segments.udh(reference, total, i) + part if seg.concatenated else part
+        registered = m.registered_delivery if i == total else 0
+        fields = bytes([registered, 0, seg.coding, 0, len(payload)])
+        bodies.append(head + fields + payload + extra)
+    return bodies
 
 
 def parse_short_message(body: bytes) -> ShortMessage:
@@ -211,6 +223,9 @@ def parse_short_message(body: bytes) -> ShortMessage:
     tlvs = r.tlvs()
     if not payload and Tag.MESSAGE_PAYLOAD in tlvs:
         payload = tlvs[Tag.MESSAGE_PAYLOAD]
+    if esm & ESM_UDHI and payload:
+        # One segment of a concatenated text: its UDH is not text (a STOP must still match).
+        payload = payload[payload[0] + 1 :]
     text = payload.decode("utf-16-be", "replace") if coding == DC_UCS2 else payload.decode("latin-1")
     return ShortMessage(
         ("+" if s_ton == 1 else "") + src, ("+" if d_ton == 1 else "") + dst, text, esm, registered, tlvs
