@@ -167,9 +167,10 @@ def quarantine_list(tenant: Annotated[str | None, typer.Option()] = None) -> Non
 
     svc = _services()
     who = Principal(_tenant(svc, tenant), "cli", frozenset({"admin"}))
-    for row in svc.messages.quarantined(who)["data"]:
-        found = ", ".join(f"{f['detector']} in {f['location']}" for f in row["dlp"]["findings"] or [])
-        out.print(f"{row['id']}  {row['created_at']}  {found}")
+    for held in svc.messages.quarantined(who).items:
+        found = ", ".join(f"{f['detector']} in {f['location']}" for f in held.dlp.findings or ())
+        created = held.created_at.isoformat() if held.created_at else None
+        out.print(f"{held.id}  {created}  {found}")
 
 
 @quarantine_app.command("release")

@@ -7,6 +7,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 """
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from sealmail.console.web import ConsoleSection
 from sealmail.errors import ValidationFailed
 from sealmail.secureline.keydir import KeyDirectory
 from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
+from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 from sealmail.webhooks.endpoints import WebhookEndpoints
 
@@ -73,17 +75,11 @@ class ListPages:
 
         @app.post("/suppressions/remove")
         async def remove(request: Request) -> Response:
-            acted = await kit.acting(request, P)
-            if isinstance(acted, Response):
-                return acted
-            who, form = acted
-            address, stream = str(form.get("address", ""))[:320], str(form.get("stream", ""))[:20]
-            await run_in_threadpool(
-                lambda: self.suppressions.remove(
-                    who.tenant_id, stream=stream, address=address, actor=who.actor
-                )
-            )
-            return kit.redirect(request, "/suppressions")
+            def do(who: Session, form: Any) -> None:
+                address, stream = str(form.get("address", ""))[:320], str(form.get("stream", ""))[:20]
+                self.suppressions.remove(who.tenant_id, stream=stream, address=address, actor=who.actor)
+
+            return await kit.act(request, P, do, "/suppressions")
 
     def _keys(self, app: FastAPI, kit: Kit) -> None:
         @app.get("/recipient-keys")
@@ -99,12 +95,10 @@ class ListPages:
 
         @app.post("/recipient-keys/{key_id}/delete")
         async def delete(request: Request, key_id: str) -> Response:
-            acted = await kit.acting(request, P)
-            if isinstance(acted, Response):
-                return acted
-            who, _ = acted
-            await run_in_threadpool(self.keydir.delete, who.tenant_id, key_id[:40], who.actor)
-            return kit.redirect(request, "/recipient-keys")
+            def do(who: Session, _: Any) -> None:
+                self.keydir.delete(who.tenant_id, key_id[:40], who.actor)
+
+            return await kit.act(request, P, do, "/recipient-keys")
 
     def _webhooks(self, app: FastAPI, kit: Kit) -> None:
         @app.get("/webhooks")

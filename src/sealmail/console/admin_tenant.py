@@ -195,10 +195,7 @@ def _quarantine_pages(app: FastAPI, kit: Kit, messages: Messages) -> None:
 
     @app.post("/quarantine/{message_id}/release")
     async def release(request: Request, message_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_QUARANTINE)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        principal = Principal(who.tenant_id, who.actor, frozenset({"admin"}))
-        await run_in_threadpool(messages.release, principal, message_id[:40])
-        return kit.redirect(request, "/quarantine")
+        def do(who: Session, _: Any) -> None:
+            messages.release(Principal(who.tenant_id, who.actor, frozenset({"admin"})), message_id[:40])
+
+        return await kit.act(request, Permission.MANAGE_QUARANTINE, do, "/quarantine")

@@ -4,12 +4,15 @@ owner's switches on the Users page (who may break the glass; ending someone's gr
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sealmail.console.kit import Kit
 from sealmail.errors import InvalidRequest
+from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 from sealmail.users.service import Users
 
@@ -40,25 +43,22 @@ def emergency_pages(app: FastAPI, users: Users, kit: Kit) -> None:
 
     @app.post("/emergency/end")
     async def emergency_end(request: Request) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_OWN_SIGNIN)
-        if isinstance(acted, Response):
-            return acted
-        await run_in_threadpool(users.end_emergency, acted[0])
-        return kit.redirect(request, "/emergency")
+        return await kit.act(
+            request, Permission.MANAGE_OWN_SIGNIN, lambda who, _: users.end_emergency(who), "/emergency"
+        )
 
     @app.post("/users/{user_id}/break-glass")
     async def break_glass(request: Request, user_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_SIGNIN_POLICY)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
-        await run_in_threadpool(users.set_break_glass, who, user_id[:40], form.get("eligible") == "on")
-        return kit.redirect(request, "/users")
+        def do(who: Session, form: Any) -> None:
+            users.set_break_glass(who, user_id[:40], form.get("eligible") == "on")
+
+        return await kit.act(request, Permission.MANAGE_SIGNIN_POLICY, do, "/users")
 
     @app.post("/users/{user_id}/emergency/end")
     async def end_for(request: Request, user_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_SIGNIN_POLICY)
-        if isinstance(acted, Response):
-            return acted
-        await run_in_threadpool(users.end_emergency, acted[0], user_id[:40])
-        return kit.redirect(request, "/users")
+        return await kit.act(
+            request,
+            Permission.MANAGE_SIGNIN_POLICY,
+            lambda who, _: users.end_emergency(who, user_id[:40]),
+            "/users",
+        )

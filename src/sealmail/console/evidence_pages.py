@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sealmail.console.kit import Kit
@@ -108,12 +107,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
         return Response(data, media_type="application/zip", headers=headers)
 
     async def change(request: Request, act: Any) -> Response:
-        acted = await kit.acting(request, MANAGE)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
-        await run_in_threadpool(act, who, form)
-        return kit.redirect(request, "/evidence")
+        return await kit.act(request, MANAGE, act, "/evidence")
 
     @app.post("/evidence/retention")
     async def retention(request: Request) -> Response:

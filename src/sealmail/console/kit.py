@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sealmail.users.model import Session
@@ -24,6 +25,17 @@ class Kit:
     # ``acting(request, permission, max_files=0)``: uploads only where a page allows them.
     acting: Callable[..., Awaitable["tuple[Session, Any] | Response"]]
     csrf: Callable[[Request], str]
+
+    async def act(
+        self, request: Request, permission: Permission, do: Callable[[Session, Any], object], then: str
+    ) -> Response:
+        """The common state-changing post: ``acting`` (role, CSRF, Origin), then ``do(who, form)``
+        in a worker thread, then a redirect to ``then`` (a path under the console)."""
+        acted = await self.acting(request, permission)
+        if isinstance(acted, Response):
+            return acted
+        await run_in_threadpool(do, *acted)
+        return self.redirect(request, then)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,9 +44,7 @@ def passkey_pages(app: FastAPI, users: Users, kit: Kit) -> None:
 
     @app.post("/passkeys/{passkey_id}/remove")
     async def passkey_remove(request: Request, passkey_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_OWN_SIGNIN)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        await run_in_threadpool(users.remove_passkey, who, passkey_id[:40])
-        return kit.redirect(request, "/passkeys")
+        def do(who: Session, _: Any) -> None:
+            users.remove_passkey(who, passkey_id[:40])
+
+        return await kit.act(request, Permission.MANAGE_OWN_SIGNIN, do, "/passkeys")

@@ -405,21 +405,16 @@ def _pages(
 
     @app.post("/users/{user_id}/role")
     async def change_role(request: Request, user_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_USERS)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
-        await run_in_threadpool(users.set_role, who, user_id[:40], str(form.get("role", ""))[:20])
-        return redirect(request, "/users")
+        def do(who: Session, form: Any) -> None:
+            users.set_role(who, user_id[:40], str(form.get("role", ""))[:20])
+
+        return await kit.act(request, Permission.MANAGE_USERS, do, "/users")
 
     @app.post("/users/{user_id}/disable")
     async def disable(request: Request, user_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_USERS)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        await run_in_threadpool(users.disable, who, user_id[:40])
-        return redirect(request, "/users")
+        return await kit.act(
+            request, Permission.MANAGE_USERS, lambda who, _: users.disable(who, user_id[:40]), "/users"
+        )
 
 
 def _day(value: str) -> date | None:
@@ -434,7 +429,7 @@ def _day(value: str) -> date | None:
 
 def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
     """API keys made by people: each carries its creator and dies with them."""
-    render, redirect, signed_in = kit.render, kit.redirect, kit.signed_in
+    render, signed_in = kit.render, kit.signed_in
 
     def page(request: Request, who: Session, **ctx: Any) -> HTMLResponse:
         return render(
@@ -468,17 +463,12 @@ def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
 
     @app.post("/keys/smtp/{cred_id}/revoke")
     async def smtp_revoke(request: Request, cred_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
-        if isinstance(acted, Response):
-            return acted
-        await run_in_threadpool(keys.revoke_smtp, acted[0], cred_id[:40])
-        return redirect(request, "/keys")
+        return await kit.act(
+            request, Permission.MANAGE_API_KEYS, lambda who, _: keys.revoke_smtp(who, cred_id[:40]), "/keys"
+        )
 
     @app.post("/keys/{key_id}/revoke")
     async def key_revoke(request: Request, key_id: str) -> Response:
-        acted = await kit.acting(request, Permission.MANAGE_API_KEYS)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        await run_in_threadpool(keys.revoke, who, key_id[:40])
-        return redirect(request, "/keys")
+        return await kit.act(
+            request, Permission.MANAGE_API_KEYS, lambda who, _: keys.revoke(who, key_id[:40]), "/keys"
+        )

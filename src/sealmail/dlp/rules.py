@@ -8,7 +8,6 @@ so a verdict can be stored, audited, logged and shown in an SMTP reply or API er
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from sealmail.dlp.detectors import (
     build_detectors,
     compile_tenant_pattern,
 )
+from sealmail.domain.secureline import DlpAction
 
 # Each part is scanned up to this many characters; a longer part is scanned in part and its
 # location reported as not fully scanned.  It bounds the cost of one message (the detectors
@@ -31,43 +31,8 @@ MAX_KEYWORD_LENGTH = 100
 MAX_MRN_PATTERNS = 20
 
 
-class Action(enum.StrEnum):
-    """What to do with a message, from least to most severe (definition order)."""
-
-    NONE = "none"
-    REQUIRE_ENCRYPTION = "require_encryption"  # message-level encryption (PGP/S/MIME) or portal
-    PORTAL_ONLY = "portal_only"  # the recipient reads it in the portal, whatever keys exist
-    QUARANTINE = "quarantine"  # held for a reviewer's release or rejection
-    BLOCK = "block"  # refused at intake: API error / SMTP 5xx with the verdict's reason
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-    # Comparisons between actions follow severity, so max(actions) is the strictest one.
-    # (A StrEnum would otherwise compare alphabetically: "block" < "none".)
-    def __lt__(self, other: str) -> bool:
-        if isinstance(other, Action):
-            return self.severity < other.severity
-        return NotImplemented
-
-    def __le__(self, other: str) -> bool:
-        if isinstance(other, Action):
-            return self.severity <= other.severity
-        return NotImplemented
-
-    def __gt__(self, other: str) -> bool:
-        if isinstance(other, Action):
-            return self.severity > other.severity
-        return NotImplemented
-
-    def __ge__(self, other: str) -> bool:
-        if isinstance(other, Action):
-            return self.severity >= other.severity
-        return NotImplemented
-
-
-_SEVERITY = {action: rank for rank, action in enumerate(Action)}
+# The one enum of DLP actions lives in the domain (SecureLine decides on it too).
+Action = DlpAction
 
 
 class DlpPolicyError(ValueError):

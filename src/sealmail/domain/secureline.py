@@ -29,13 +29,42 @@ class Method(enum.StrEnum):
 
 
 class DlpAction(enum.StrEnum):
-    """What the tenant's DLP rules demand for a message (ordered by severity)."""
+    """What the tenant's DLP rules demand for a message, from least to most severe (definition order)."""
 
     NONE = "none"
-    REQUIRE_ENCRYPTION = "require_encryption"
-    PORTAL_ONLY = "portal_only"
-    QUARANTINE = "quarantine"
-    BLOCK = "block"
+    REQUIRE_ENCRYPTION = "require_encryption"  # message-level encryption (PGP/S/MIME) or portal
+    PORTAL_ONLY = "portal_only"  # the recipient reads it in the portal, whatever keys exist
+    QUARANTINE = "quarantine"  # held for a reviewer's release or rejection
+    BLOCK = "block"  # refused at intake: API error / SMTP 5xx with the verdict's reason
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    # Comparisons between actions follow severity, so max(actions) is the strictest one.
+    # (A StrEnum would otherwise compare alphabetically: "block" < "none".)
+    def __lt__(self, other: str) -> bool:
+        if isinstance(other, DlpAction):
+            return self.severity < other.severity
+        return NotImplemented
+
+    def __le__(self, other: str) -> bool:
+        if isinstance(other, DlpAction):
+            return self.severity <= other.severity
+        return NotImplemented
+
+    def __gt__(self, other: str) -> bool:
+        if isinstance(other, DlpAction):
+            return self.severity > other.severity
+        return NotImplemented
+
+    def __ge__(self, other: str) -> bool:
+        if isinstance(other, DlpAction):
+            return self.severity >= other.severity
+        return NotImplemented
+
+
+_SEVERITY = {action: rank for rank, action in enumerate(DlpAction)}
 
 
 class Protection(enum.StrEnum):

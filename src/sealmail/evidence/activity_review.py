@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,20 +72,58 @@ def off_hours(at: datetime, hours: tuple[int, int] = WORK_HOURS) -> bool:
     return at.weekday() >= 5 or not hours[0] <= at.hour < hours[1]
 
 
-def _digest(items: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(items, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """One audit entry the month's review must look at."""
+
+    audit_seq: int
+    at: datetime  # UTC, to the second
+    category: str  # a key of CATEGORIES, or off_hours_sign_in
+    actor: str
+    action: str
+    target: str | None
 
 
-def _large_reads(items: list[dict[str, Any]], hours: WorkingHours, threshold: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    """A month signed off: by whom, when, the note, and the digest of the items it covered."""
+
+    month: str
+    signed_at: datetime  # UTC, to the second
+    signed_by: str
+    note: str
+    item_count: int
+    items_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueue:
+    """A month's items (oldest first), how many per category, and its sign-off if any."""
+
+    month: str
+    items: tuple[ReviewItem, ...]
+    counts: dict[str, int]
+    items_sha256: str
+    working_hours: str  # the tenant's working hours, as the queue applied them
+    sign_off: SignOff | None
+
+
+def _digest(items: tuple[ReviewItem, ...]) -> str:
+    """SHA-256 over the items as canonical JSON (``at`` as ISO 8601): what a sign-off keeps."""
+    shaped = [{**asdict(i), "at": i.at.isoformat()} for i in items]
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _large_reads(items: list[ReviewItem], hours: WorkingHours, threshold: int) -> list[ReviewItem]:
     """One item per person and local day whose content reads reach ``threshold``."""
-    days: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    days: dict[tuple[str, str], list[ReviewItem]] = {}
     for item in items:
-        if item["category"] == "content_read":
-            day = datetime.fromisoformat(item["at"]).astimezone(ZoneInfo(hours.time_zone)).date().isoformat()
-            days.setdefault((item["actor"], day), []).append(item)
+        if item.category == "content_read":
+            day = item.at.astimezone(ZoneInfo(hours.time_zone)).date().isoformat()
+            days.setdefault((item.actor, day), []).append(item)
     return [
-        {**reads[0], "category": "large_content_read", "target": f"{len(reads)} content reads on {day}"}
-        for (_actor, day), reads in sorted(days.items(), key=lambda kv: kv[1][0]["audit_seq"])
+        replace(reads[0], category="large_content_read", target=f"{len(reads)} content reads on {day}")
+        for (_actor, day), reads in sorted(days.items(), key=lambda kv: kv[1][0].audit_seq)
         if len(reads) >= threshold
     ]
 
@@ -107,7 +146,7 @@ class ActivityReview:
             )
         return working_hours.save(self.settings, tenant_id, hours, actor)
 
-    def queue(self, tenant_id: str, month: str) -> dict[str, Any]:
+    def queue(self, tenant_id: str, month: str) -> ReviewQueue:
         """The month's items (oldest first), how many per category, and its sign-off if any."""
         since, until = month_bounds(month)
         actions = [*CATEGORY_OF, str(A.USER_SIGNED_IN)]
@@ -125,7 +164,7 @@ class ActivityReview:
             .limit(MAX_ITEMS)
         )
         hours = self.working_hours(tenant_id)
-        items = []
+        items: list[ReviewItem] = []
         with db.reader(self.engine) as conn:
             for r in conn.execute(query):
                 category = CATEGORY_OF.get(r.action)
@@ -133,35 +172,21 @@ class ActivityReview:
                     if not hours.outside(r.at):
                         continue
                     category = "off_hours_sign_in"
-                items.append(
-                    {
-                        "audit_seq": int(r.seq),
-                        "at": r.at.astimezone(UTC).isoformat(timespec="seconds"),
-                        "category": category,
-                        "actor": r.actor,
-                        "action": r.action,
-                        "target": r.target,
-                    }
-                )
+                items.append(ReviewItem(int(r.seq), _second(r.at), category, r.actor, r.action, r.target))
             signed = conn.execute(
                 sa.select(activity_reviews).where(
                     activity_reviews.c.tenant_id == tenant_id, activity_reviews.c.month == month
                 )
             ).first()
-        items = sorted(items + _large_reads(items, hours, self.large_reads), key=lambda i: i["audit_seq"])
+        items = sorted(items + _large_reads(items, hours, self.large_reads), key=lambda i: i.audit_seq)
         counts: dict[str, int] = {}
         for item in items:
-            counts[item["category"]] = counts.get(item["category"], 0) + 1
-        return {
-            "month": month,
-            "items": items,
-            "counts": counts,
-            "items_sha256": _digest(items),
-            "working_hours": hours.describe(),
-            "sign_off": _sign_off(signed) if signed else None,
-        }
+            counts[item.category] = counts.get(item.category, 0) + 1
+        found = tuple(items)
+        sign_off = _sign_off(signed) if signed else None
+        return ReviewQueue(month, found, counts, _digest(found), hours.describe(), sign_off)
 
-    def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> dict[str, Any]:
+    def sign_off(self, tenant_id: str, month: str, note: str, actor: str) -> SignOff:
         """Sign the month off with a note; audited; once per month."""
         text = note.strip()
         if not text or len(text) > 2000:
@@ -171,7 +196,7 @@ class ActivityReview:
         if since > now:
             raise InvalidRequest("a month that has not begun cannot be signed off")
         current = self.queue(tenant_id, month)
-        if current["sign_off"] is not None:
+        if current.sign_off is not None:
             raise Conflict(f"{month} is already signed off")
         row = {
             "tenant_id": tenant_id,
@@ -179,8 +204,8 @@ class ActivityReview:
             "signed_at": now,
             "signed_by": actor[:80],
             "note": text,
-            "item_count": len(current["items"]),
-            "items_sha256": current["items_sha256"],
+            "item_count": len(current.items),
+            "items_sha256": current.items_sha256,
         }
         try:
             with self.engine.begin() as conn:
@@ -197,7 +222,7 @@ class ActivityReview:
             raise Conflict(f"{month} is already signed off") from exc
         return _sign_off(row)
 
-    def sign_offs(self, tenant_id: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    def sign_offs(self, tenant_id: str, since: datetime, until: datetime) -> list[SignOff]:
         """Sign-offs of the months that start in [since, until), for the evidence pack."""
         first, last = since.strftime("%Y-%m"), until.strftime("%Y-%m")
         with db.reader(self.engine) as conn:
@@ -213,13 +238,17 @@ class ActivityReview:
         return [_sign_off(r) for r in rows]
 
 
-def _sign_off(row: Any) -> dict[str, Any]:
+def _second(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(microsecond=0)
+
+
+def _sign_off(row: Any) -> SignOff:
     m: dict[str, Any] = dict(row) if isinstance(row, dict) else dict(row._mapping)
-    return {
-        "month": m["month"],
-        "signed_at": m["signed_at"].astimezone(UTC).isoformat(timespec="seconds"),
-        "signed_by": m["signed_by"],
-        "note": m["note"],
-        "item_count": m["item_count"],
-        "items_sha256": m["items_sha256"],
-    }
+    return SignOff(
+        month=m["month"],
+        signed_at=_second(m["signed_at"]),
+        signed_by=m["signed_by"],
+        note=m["note"],
+        item_count=m["item_count"],
+        items_sha256=m["items_sha256"],
+    )

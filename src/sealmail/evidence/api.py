@@ -107,14 +107,16 @@ def review_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
     Month = Annotated[str, Path(max_length=7, description="YYYY-MM")]
 
     @r.get("/evidence/activity-review/{month}", response_model=ReviewQueueOut)
-    def review_queue(month: Month, who: Reader) -> dict[str, Any]:
+    def review_queue(month: Month, who: Reader) -> ReviewQueueOut:
         """The month's queue from the audit log, and its sign-off if signed."""
-        return evidence.activity_review.queue(who.tenant_id, month)
+        return ReviewQueueOut.of(evidence.activity_review.queue(who.tenant_id, month))
 
     @r.post("/evidence/activity-review/{month}/sign-off", response_model=SignOffOut, status_code=201)
-    def review_sign_off(month: Month, body: SignOffIn, who: Admin) -> dict[str, Any]:
+    def review_sign_off(month: Month, body: SignOffIn, who: Admin) -> SignOffOut:
         """Sign the month off with a note (once; audited; in the evidence pack)."""
-        return evidence.activity_review.sign_off(who.tenant_id, month, body.note, who.credential_id)
+        return SignOffOut.of(
+            evidence.activity_review.sign_off(who.tenant_id, month, body.note, who.credential_id)
+        )
 
 
 def pack_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
@@ -155,26 +157,30 @@ def plain_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
         return {"text": WARNING, "sha256": WARNING_SHA256}
 
     @r.post("/evidence/plain-requests", response_model=PlainRequestOut, status_code=201)
-    def plain_record(body: PlainRecordIn, who: Admin) -> dict[str, Any]:
+    def plain_record(body: PlainRecordIn, who: Admin) -> PlainRequestOut:
         """Record a patient's confirmed request; from now on SecureLine may send that address
         plain mail from this tenant (409 while another request for it stands)."""
-        return evidence.plain.record(who.tenant_id, body.address, body.evidence, who.credential_id)
+        return PlainRequestOut.of(
+            evidence.plain.record(who.tenant_id, body.address, body.evidence, who.credential_id)
+        )
 
     @r.get("/evidence/plain-requests", response_model=list[PlainRequestOut])
     def plain_list(
         who: Reader, address: Annotated[str | None, Query(max_length=320)] = None
-    ) -> list[dict[str, Any]]:
-        return evidence.plain.requests(who.tenant_id, address)
+    ) -> list[PlainRequestOut]:
+        return [PlainRequestOut.of(q) for q in evidence.plain.requests(who.tenant_id, address)]
 
     @r.get("/evidence/plain-requests/{request_id}", response_model=PlainRequestOut)
-    def plain_get(request_id: Id, who: Reader) -> dict[str, Any]:
-        return evidence.plain.get(who.tenant_id, request_id)
+    def plain_get(request_id: Id, who: Reader) -> PlainRequestOut:
+        return PlainRequestOut.of(evidence.plain.get(who.tenant_id, request_id))
 
     @r.post("/evidence/plain-requests/{request_id}/revoke", response_model=PlainRequestOut)
-    def plain_revoke(request_id: Id, who: Admin, body: PlainRevokeIn | None = None) -> dict[str, Any]:
+    def plain_revoke(request_id: Id, who: Admin, body: PlainRevokeIn | None = None) -> PlainRequestOut:
         """Revoke: SecureLine stops sending plain mail to the address at once."""
         reason = body.reason if body else ""
-        return evidence.plain.revoke(who.tenant_id, request_id, who.credential_id, "staff", reason)
+        return PlainRequestOut.of(
+            evidence.plain.revoke(who.tenant_id, request_id, who.credential_id, "staff", reason)
+        )
 
 
 def preference_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
@@ -253,19 +259,21 @@ def records_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
         return {"anchor_recipients": wanted}
 
     @r.get("/evidence/holds", response_model=list[HoldOut])
-    def holds(who: Reader, active: bool = False) -> list[dict[str, Any]]:
-        return evidence.retention.holds(who.tenant_id, active_only=active)
+    def holds(who: Reader, active: bool = False) -> list[HoldOut]:
+        return [HoldOut.of(h) for h in evidence.retention.holds(who.tenant_id, active_only=active)]
 
     @r.post("/evidence/holds", response_model=HoldOut, status_code=201)
-    def hold_place(body: HoldIn, who: Admin) -> dict[str, Any]:
+    def hold_place(body: HoldIn, who: Admin) -> HoldOut:
         """Place a legal hold on a message, a recipient address or the whole tenant."""
-        return evidence.retention.place_hold(
-            who.tenant_id, body.scope, body.target, body.reason, who.credential_id
+        return HoldOut.of(
+            evidence.retention.place_hold(
+                who.tenant_id, body.scope, body.target, body.reason, who.credential_id
+            )
         )
 
     @r.post("/evidence/holds/{hold_id}/release", response_model=HoldOut)
-    def hold_release(hold_id: Annotated[str, Path(max_length=64)], who: Admin) -> dict[str, Any]:
-        return evidence.retention.release_hold(who.tenant_id, hold_id, who.credential_id)
+    def hold_release(hold_id: Annotated[str, Path(max_length=64)], who: Admin) -> HoldOut:
+        return HoldOut.of(evidence.retention.release_hold(who.tenant_id, hold_id, who.credential_id))
 
     @r.get("/evidence/reports/{name}", response_class=Response, responses=REPORT_RESPONSE)
     def report(

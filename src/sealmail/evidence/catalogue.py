@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail.audit import AuditAction
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.evidence.plain import PlainRegister
 from sealmail.evidence.preferences import PreferenceRegister
 from sealmail.evidence.reports import HEADER as DELIVERY_HEADER
@@ -149,7 +150,7 @@ def secured_rows(engine: Engine, tenant_id: str, period: Period, f: ReportFilter
         for r in conn.execute(query):
             if not _campaign(f, r.tags):
                 continue
-            delivered = r.status == "delivered"
+            delivered = r.status == RecipientStatus.DELIVERED
             version = r.tls_version if delivered else None
             rows.append(
                 (

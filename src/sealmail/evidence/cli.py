@@ -26,6 +26,7 @@ from sealmail.evidence.plain import WARNING
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import RetentionPolicy
 from sealmail.evidence.service import Evidence
+from sealmail.web.models import as_json
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Signed proofs of delivery and reports for auditors.")
 out = Console(highlight=False)
@@ -259,14 +260,15 @@ def _is_pack(file: Path) -> bool:
 
 
 def _verify_pack(file: Path, key: str | None) -> None:
-    doc, problems = verify_pack(file.read_bytes(), key)
-    for problem in problems:
+    check = verify_pack(file.read_bytes(), key)
+    for problem in check.problems:
         err.print(f"[red]tampered:[/red] {problem}", soft_wrap=True)
-    if problems or doc is None:
+    if not check.ok:
         raise typer.Exit(1)
-    files = len(doc["body"]["files"])
-    fingerprint = doc["signature"]["key_fingerprint"]
-    out.print(f"verified: evidence pack, {files} files intact, signed by key {fingerprint}", soft_wrap=True)
+    out.print(
+        f"verified: evidence pack, {check.files} files intact, signed by key {check.key_fingerprint}",
+        soft_wrap=True,
+    )
     if key is None:
         out.print("note: pass --key FINGERPRINT to check who signed it, not only that it is intact")
 
@@ -363,7 +365,7 @@ def hold_place(
         raise typer.Exit(2)
     with session(tenant) as (evidence, tenant_id):
         hold = evidence.retention.place_hold(tenant_id, chosen[0], message or recipient or "", reason, "cli")
-    out.print_json(data=hold)
+    out.print_json(data=as_json(hold))
 
 
 @hold_app.command("release")
@@ -372,7 +374,7 @@ def hold_release(
 ) -> None:
     """Release a legal hold; what it covered is purged by the next run if past its period."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.retention.release_hold(tenant_id, hold_id, "cli"))
+        out.print_json(data=as_json(evidence.retention.release_hold(tenant_id, hold_id, "cli")))
 
 
 @hold_app.command("list")
@@ -381,7 +383,7 @@ def hold_list(
 ) -> None:
     """Every legal hold of the tenant."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.retention.holds(tenant_id, active_only=active))
+        out.print_json(data=as_json(evidence.retention.holds(tenant_id, active_only=active)))
 
 
 # -- the unencrypted-by-request register (164.524(c)(2)) ------------------------------------------
@@ -405,7 +407,7 @@ def plain_record(
 ) -> None:
     """Record a patient's request, the warning given and their confirmation."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.record(tenant_id, address, evidence_text, "cli"))
+        out.print_json(data=as_json(evidence.plain.record(tenant_id, address, evidence_text, "cli")))
 
 
 @plain_app.command("revoke")
@@ -416,7 +418,7 @@ def plain_revoke(
 ) -> None:
     """Revoke a request: SecureLine stops sending that address plain mail at once."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason))
+        out.print_json(data=as_json(evidence.plain.revoke(tenant_id, request_id, "cli", "staff", reason)))
 
 
 @plain_app.command("list")
@@ -425,7 +427,7 @@ def plain_list(
 ) -> None:
     """Every request with its steps."""
     with session(tenant) as (evidence, tenant_id):
-        out.print_json(data=evidence.plain.requests(tenant_id, address))
+        out.print_json(data=as_json(evidence.plain.requests(tenant_id, address)))
 
 
 # -- confidential-communication preferences (164.522(b)) ------------------------------------------

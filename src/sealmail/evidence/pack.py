@@ -48,6 +48,7 @@ from sealmail.evidence.service import Evidence
 from sealmail.evidence.tables import audit_anchors
 from sealmail.store import db
 from sealmail.store.tables import audit_log, tenants
+from sealmail.web.models import as_json
 
 POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking", "working_hours"})
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -166,13 +167,13 @@ class Packer:
             {**asdict(self.evidence.retention.policy(tenant_id)), "floor_days": FLOOR_DAYS}
         )
         files["policies/tenant-settings.json"] = _json(self._settings(tenant_id))
-        files["registers/legal-holds.json"] = _json(self.evidence.retention.holds(tenant_id))
-        files["registers/plain-requests.json"] = _json(self.evidence.plain.requests(tenant_id))
+        files["registers/legal-holds.json"] = _json(as_json(self.evidence.retention.holds(tenant_id)))
+        files["registers/plain-requests.json"] = _json(as_json(self.evidence.plain.requests(tenant_id)))
         files["registers/comms-preferences.json"] = _json(
             [asdict(p) for p in self.evidence.preferences.preferences(tenant_id)]
         )
         files["registers/activity-reviews.json"] = _json(
-            self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until)
+            as_json(self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until))
         )
         files["registers/backup-drills.json"] = _json(drill.drills(self.engine, period.since, period.until))
         given = inputs or PackInputs()

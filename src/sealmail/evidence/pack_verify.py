@@ -14,6 +14,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sealmail.evidence import signed
@@ -38,36 +39,51 @@ MAX_MEMBERS = 1000
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class PackCheck:
+    """What checking a pack found: intact only when ``problems`` is empty."""
+
+    problems: tuple[str, ...]
+    files: int = 0  # files the signed manifest lists
+    key_fingerprint: str = ""  # the key that signed the manifest, as the manifest names it
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _refused(problem: str) -> PackCheck:
+    return PackCheck((problem,))
+
+
 def is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
-def verify_pack(
-    data: bytes, trusted_fingerprint: str | None = None
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """(the manifest document, problems); no problems means the pack is intact."""
+def verify_pack(data: bytes, trusted_fingerprint: str | None = None) -> PackCheck:
+    """The manifest's signature, then every file against it; no problems: the pack is intact."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        return None, ["pack: not a zip archive"]
+        return _refused("pack: not a zip archive")
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_MEMBERS or any(i.file_size > MAX_MEMBER_BYTES for i in infos):
-            return None, ["pack: too many or too large members"]
+            return _refused("pack: too many or too large members")
         names = {i.filename for i in infos}
         if MANIFEST not in names:
-            return None, ["pack: manifest.json is missing"]
+            return _refused("pack: manifest.json is missing")
         try:
             doc = json.loads(archive.read(MANIFEST))
         except (ValueError, UnicodeDecodeError):
-            return None, ["manifest.json: not JSON"]
+            return _refused("manifest.json: not JSON")
         verdict = signed.verify(doc, trusted_fingerprint)
         problems = [f"manifest.json: {p}" for p in verdict.problems]
         if verdict.ok and doc.get("format") not in FORMATS:
             problems.append(f"manifest.json: format is not {FORMAT}")
         listed = doc.get("body", {}).get("files", {}) if isinstance(doc.get("body"), dict) else {}
         if not isinstance(listed, dict):
-            return doc, [*problems, "manifest.json: files is not a map"]
+            return PackCheck((*problems, "manifest.json: files is not a map"))
         for name in sorted(names - {MANIFEST} - listed.keys()):
             problems.append(f"{name}: in the pack but not in the manifest (added)")
         for name, digest in sorted(listed.items()):
@@ -76,7 +92,7 @@ def verify_pack(
             elif hashlib.sha256(archive.read(name)).hexdigest() != digest:
                 problems.append(f"{name}: altered (SHA-256 differs from the manifest)")
         problems += _members(archive, names, doc.get("format") == FORMAT)
-    return doc, problems
+    return PackCheck(tuple(problems), len(listed), verdict.key_fingerprint)
 
 
 def _json_member(archive: zipfile.ZipFile, name: str) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +51,31 @@ _STEP_ACTION = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class PlainStep:
+    """One step of a request in the register."""
+
+    kind: str  # requested | warned | confirmed | revoked
+    at: datetime
+    actor: str
+    via: str  # portal | staff
+    evidence: str | None
+    warning_sha256: str | None  # on "warned": the digest of the warning shown
+
+
+@dataclass(frozen=True, slots=True)
+class PlainRequest:
+    """A patient's request for unencrypted mail to one address, with its steps in order."""
+
+    id: str
+    address: str
+    state: str  # warned | confirmed | revoked
+    requested_at: datetime
+    confirmed_at: datetime | None
+    revoked_at: datetime | None
+    steps: tuple[PlainStep, ...]
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -82,7 +108,7 @@ class PlainRegister:
         self.engine = engine
 
     # -- the patient's path (the portal): request, see the warning, confirm -------------------------
-    def request(self, tenant_id: str, address: str, actor: str, via: str) -> dict[str, Any]:
+    def request(self, tenant_id: str, address: str, actor: str, via: str) -> PlainRequest:
         """Open a request and record that the warning was shown (one step in the portal)."""
         address = checked_address(address)
         self._via(via)
@@ -102,7 +128,7 @@ class PlainRegister:
 
     def confirm(
         self, tenant_id: str, request_id: str, actor: str, via: str, evidence: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PlainRequest:
         """Confirm after the warning; staff must say what the evidence is."""
         self._via(via)
         recorded = self._evidence(via, evidence)
@@ -120,15 +146,13 @@ class PlainRegister:
         return self.get(tenant_id, request_id)
 
     # -- staff recording a request made on paper or by phone ------------------------------------------
-    def record(self, tenant_id: str, address: str, evidence: str, actor: str) -> dict[str, Any]:
+    def record(self, tenant_id: str, address: str, evidence: str, actor: str) -> PlainRequest:
         """Staff record the whole exchange at once: request, warning given, confirmation, with evidence."""
         self._evidence("staff", evidence)  # refused before anything is stored
         request = self.request(tenant_id, address, actor, "staff")
-        return self.confirm(tenant_id, request["id"], actor, "staff", evidence)
+        return self.confirm(tenant_id, request.id, actor, "staff", evidence)
 
-    def revoke(
-        self, tenant_id: str, request_id: str, actor: str, via: str, reason: str = ""
-    ) -> dict[str, Any]:
+    def revoke(self, tenant_id: str, request_id: str, actor: str, via: str, reason: str = "") -> PlainRequest:
         self._via(via)
         with self.engine.begin() as conn:
             row = self._row(conn, tenant_id, request_id, lock=True)
@@ -185,7 +209,7 @@ class PlainRegister:
             for r in rows
         }
 
-    def get(self, tenant_id: str, request_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, request_id: str) -> PlainRequest:
         with db.reader(self.engine) as conn:
             row = self._row(conn, tenant_id, request_id)
             steps = conn.execute(
@@ -193,17 +217,19 @@ class PlainRegister:
                 .where(plain_register.c.request_id == request_id)
                 .order_by(plain_register.c.seq)
             ).all()
-        return {
-            "id": row.id,
-            "address": row.address,
-            "state": row.state,
-            "requested_at": iso(row.requested_at),
-            "confirmed_at": iso(row.confirmed_at),
-            "revoked_at": iso(row.revoked_at),
-            "steps": [_step_dict(s) for s in steps],
-        }
+        return PlainRequest(
+            id=row.id,
+            address=row.address,
+            state=row.state,
+            requested_at=_second(row.requested_at),
+            confirmed_at=_second(row.confirmed_at) if row.confirmed_at else None,
+            revoked_at=_second(row.revoked_at) if row.revoked_at else None,
+            steps=tuple(
+                PlainStep(s.kind, _second(s.at), s.actor, s.via, s.evidence, s.warning_sha256) for s in steps
+            ),
+        )
 
-    def requests(self, tenant_id: str, address: str | None = None) -> list[dict[str, Any]]:
+    def requests(self, tenant_id: str, address: str | None = None) -> list[PlainRequest]:
         query = sa.select(plain_requests.c.id).where(plain_requests.c.tenant_id == tenant_id)
         if address:
             query = query.where(plain_requests.c.address == address.lower())
@@ -321,12 +347,6 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
 
 
-def _step_dict(row: Any) -> dict[str, Any]:
-    return {
-        "kind": row.kind,
-        "at": iso(row.at),
-        "actor": row.actor,
-        "via": row.via,
-        "evidence": row.evidence,
-        "warning_sha256": row.warning_sha256,
-    }
+def _second(value: datetime) -> datetime:
+    """In UTC, to the second: the register's times as it reports them."""
+    return value.astimezone(UTC).replace(microsecond=0)

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.outcomes import AttemptStatus
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import Conflict, NotFound
 from sealmail.evidence import signed
 from sealmail.evidence.keys import EvidenceKeys
@@ -76,7 +78,7 @@ class Proofs:
                     .where(
                         recipients.c.message_id == message_id,
                         recipients.c.tenant_id == tenant_id,
-                        recipients.c.status == "delivered",
+                        recipients.c.status == RecipientStatus.DELIVERED,
                     )
                     .order_by(recipients.c.id)
                 ).scalars()
@@ -97,14 +99,14 @@ class Proofs:
         ).first()
         if msg is None or rcpt is None:
             raise NotFound(f"recipient {recipient_id} of message {message_id} not found")
-        if rcpt.status != "delivered":
+        if rcpt.status != RecipientStatus.DELIVERED:
             raise Conflict(f"recipient {recipient_id} is {rcpt.status}: there is no delivery to prove yet")
         attempt = conn.execute(
             sa.select(attempts)
             .where(
                 attempts.c.recipient_id == recipient_id,
                 attempts.c.tenant_id == tenant_id,
-                attempts.c.status == "delivered",
+                attempts.c.status == AttemptStatus.DELIVERED,
             )
             .order_by(attempts.c.finished_at.desc())
             .limit(1)

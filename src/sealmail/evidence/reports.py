@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from sealmail.domain.outcomes import AttemptStatus
 from sealmail.evidence.pdf import text_pdf
 from sealmail.store import db
 from sealmail.store.tables import attempts, messages, recipients
@@ -87,7 +88,7 @@ def delivery_rows(
     f = f or ReportFilter()
     delivered = (
         sa.select(attempts.c.recipient_id, attempts.c.tls_version, attempts.c.verified_by)
-        .where(attempts.c.tenant_id == tenant_id, attempts.c.status == "delivered")
+        .where(attempts.c.tenant_id == tenant_id, attempts.c.status == AttemptStatus.DELIVERED)
         .subquery()
     )
     query = (

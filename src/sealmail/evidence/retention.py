@@ -91,6 +91,21 @@ class PurgeResult:
     forms_held: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class LegalHold:
+    """A legal hold on a message, a recipient address or the whole tenant (times to the second)."""
+
+    id: str
+    scope: str  # message | recipient | tenant
+    target: str  # the message id, the address, or the tenant's id
+    reason: str
+    created_at: datetime
+    created_by: str
+    released_at: datetime | None
+    released_by: str | None
+    active: bool  # not released yet
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -139,7 +154,7 @@ class Retention:
         return policy
 
     # -- legal holds -------------------------------------------------------------------------------
-    def place_hold(self, tenant_id: str, scope: str, target: str, reason: str, actor: str) -> dict[str, Any]:
+    def place_hold(self, tenant_id: str, scope: str, target: str, reason: str, actor: str) -> LegalHold:
         if scope not in SCOPES:
             raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}")
         reason = reason.strip()
@@ -180,7 +195,7 @@ class Retention:
             )
         return self.hold(tenant_id, hold_id)
 
-    def release_hold(self, tenant_id: str, hold_id: str, actor: str) -> dict[str, Any]:
+    def release_hold(self, tenant_id: str, hold_id: str, actor: str) -> LegalHold:
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(legal_holds)
@@ -198,7 +213,7 @@ class Retention:
             )
         return self.hold(tenant_id, hold_id)
 
-    def hold(self, tenant_id: str, hold_id: str) -> dict[str, Any]:
+    def hold(self, tenant_id: str, hold_id: str) -> LegalHold:
         with db.reader(self.engine) as conn:
             row = conn.execute(
                 sa.select(legal_holds).where(
@@ -207,14 +222,14 @@ class Retention:
             ).first()
         if row is None:
             raise NotFound(f"legal hold {hold_id} not found")
-        return _hold_dict(row)
+        return _hold(row)
 
-    def holds(self, tenant_id: str, active_only: bool = False) -> list[dict[str, Any]]:
+    def holds(self, tenant_id: str, active_only: bool = False) -> list[LegalHold]:
         query = sa.select(legal_holds).where(legal_holds.c.tenant_id == tenant_id)
         if active_only:
             query = query.where(legal_holds.c.released_at.is_(None))
         with db.reader(self.engine) as conn:
-            return [_hold_dict(r) for r in conn.execute(query.order_by(legal_holds.c.created_at))]
+            return [_hold(r) for r in conn.execute(query.order_by(legal_holds.c.created_at))]
 
     # -- purge -----------------------------------------------------------------------------------
     def tenants(self) -> list[str]:
@@ -304,18 +319,18 @@ def _message_exists(conn: Connection, tenant_id: str, message_id: str) -> bool:
     return found is not None
 
 
-def _hold_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "scope": row.scope,
-        "target": row.target,
-        "reason": row.reason,
-        "created_at": row.created_at.isoformat(timespec="seconds"),
-        "created_by": row.created_by,
-        "released_at": row.released_at.isoformat(timespec="seconds") if row.released_at else None,
-        "released_by": row.released_by,
-        "active": row.released_at is None,
-    }
+def _hold(row: Any) -> LegalHold:
+    return LegalHold(
+        id=row.id,
+        scope=row.scope,
+        target=row.target,
+        reason=row.reason,
+        created_at=row.created_at.replace(microsecond=0),
+        created_by=row.created_by,
+        released_at=row.released_at.replace(microsecond=0) if row.released_at else None,
+        released_by=row.released_by,
+        active=row.released_at is None,
+    )
 
 
 def held_clause(tenant_id: str) -> sa.ColumnElement[bool]:

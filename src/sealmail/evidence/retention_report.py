@@ -39,13 +39,14 @@ def retention_rows(engine: Engine, tenant_id: str, now: datetime | None = None) 
         rows.extend(_counts(conn, tenant_id, now, policy.content_days))
         rows.extend(_audit(conn, tenant_id, now, policy.audit_days))
     for hold in retention.holds(tenant_id):
-        state = "active" if hold["active"] else f"released {hold['released_at']} by {hold['released_by']}"
+        released = hold.released_at.isoformat() if hold.released_at else None
+        state = "active" if hold.active else f"released {released} by {hold.released_by}"
         rows.append(
             (
                 "legal_hold",
-                hold["id"],
-                f"{hold['scope']} {hold['target']}: {hold['reason']} ({state}; by {hold['created_by']})",
-                hold["created_at"],
+                hold.id,
+                f"{hold.scope} {hold.target}: {hold.reason} ({state}; by {hold.created_by})",
+                hold.created_at.isoformat(),
             )
         )
     return rows

@@ -14,8 +14,18 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain import message as mime
-from sealmail.domain.statuses import WAITING, aggregate
+from sealmail.domain.page import Page
+from sealmail.domain.statuses import aggregate
 from sealmail.errors import NotFound
+from sealmail.messages.views import (
+    AttemptInfo,
+    MessageDetail,
+    MessageSummary,
+    attempt_info,
+    message_detail,
+    message_summary,
+    recipient_delivery,
+)
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import attempts, events, message_tags, messages, recipients
@@ -57,7 +67,7 @@ class Reading:
     keyring: Keyring
 
     # -- read --------------------------------------------------------------------------------
-    def get(self, who: Principal, message_id: str) -> dict[str, Any]:
+    def get(self, who: Principal, message_id: str) -> MessageDetail:
         with db.reader(self.engine) as conn:
             msg = (
                 conn.execute(
@@ -87,23 +97,14 @@ class Reading:
                 .all()
             )
             opens = _portal_opens(conn, who.tenant_id, message_id)
-        by_rcpt: dict[str, list[dict[str, Any]]] = {}
+        by_rcpt: dict[str, list[AttemptInfo]] = {}
         for a in tries:
-            by_rcpt.setdefault(a["recipient_id"], []).append(_render_attempt(a))
-        body = render_message(msg)
+            by_rcpt.setdefault(a["recipient_id"], []).append(attempt_info(a))
         counts: dict[str, int] = {}
         for r in rcpts:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        body["status"] = str(aggregate(msg["status"], counts))
-        body["recipients"] = [
-            {
-                **_render_recipient(r),
-                "portal_opens": opens.get(r["id"], 0),
-                "attempts": by_rcpt.get(r["id"], []),
-            }
-            for r in rcpts
-        ]
-        return body
+        shown = (recipient_delivery(r, tuple(by_rcpt.get(r["id"], [])), opens.get(r["id"], 0)) for r in rcpts)
+        return message_detail(msg, str(aggregate(msg["status"], counts)), tuple(shown))
 
     def content(self, who: Principal, message_id: str) -> MessageContent:
         """Decrypt and return a message's content; every call is audited."""
@@ -152,7 +153,7 @@ class Reading:
         stream: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> Page[MessageSummary]:
         """Newest first; ``cursor`` is the last id of the previous page."""
         q = _search_query(who.tenant_id, cursor, status, recipient, tag, stream, since, until)
         with db.reader(self.engine) as conn:
@@ -170,16 +171,12 @@ class Reading:
             )
             page = rows[:limit]
             counts = _status_counts(conn, who.tenant_id, [p["id"] for p in page])
-        data = [
-            {
-                **render_message(r),
-                "status": str(aggregate(r["status"], counts.get(r["id"], {}))),
-                "recipient_status": counts.get(r["id"], {}),
-            }
+        found = tuple(
+            message_summary(r, str(aggregate(r["status"], counts.get(r["id"], {}))), counts.get(r["id"], {}))
             for r in page
-        ]
+        )
         more = len(rows) > limit
-        return {"data": data, "next_cursor": page[-1]["id"] if more and page else None}
+        return Page(found, page[-1]["id"] if more and page else None)
 
     # -- events ------------------------------------------------------------------------------
     def list_events(
@@ -243,70 +240,6 @@ def _portal_opens(conn: Connection, tenant_id: str, message_id: str) -> dict[str
         .group_by(events.c.recipient_id)
     ).all()
     return {str(rid): int(n) for rid, n in rows}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def render_message(m: Any) -> dict[str, Any]:
-    return {
-        "id": m["id"],
-        "stream": m["stream"],
-        "source": m["source"],
-        "from": m["header_from"],
-        "mail_from": m["mail_from"],
-        "message_id_header": m["message_id_header"],
-        "size": m["size"],
-        "tls_policy": m["tls_policy"],
-        "protection": m["protection"],
-        "tags": m["tags"],
-        "metadata": m["metadata"],
-        "status": m["status"],
-        "send_at": _iso(m["send_at"]),
-        "expires_at": _iso(m["expires_at"]),
-        "created_at": _iso(m["created_at"]),
-    }
-
-
-def _render_recipient(r: Any) -> dict[str, Any]:
-    return {
-        "id": r["id"],
-        "email": r["address"],
-        "kind": r["kind"],
-        "status": r["status"],
-        "attempt_count": r["attempts"],
-        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] in WAITING else None,
-        "last_reason": r["last_reason"],
-        "last_detail": r["last_detail"],
-        "method": r["method"],
-        "method_reason": r["method_reason"],
-        "updated_at": _iso(r["updated_at"]),
-    }
-
-
-def _render_attempt(a: Any) -> dict[str, Any]:
-    return {
-        "id": a["id"],
-        "started_at": _iso(a["started_at"]),
-        "finished_at": _iso(a["finished_at"]),
-        "status": a["status"],
-        "reason": a["reason"],
-        "detail": a["detail"],
-        "mx_host": a["mx_host"],
-        "mx_ip": a["mx_ip"],
-        "tls": {
-            "version": a["tls_version"],
-            "cipher": a["tls_cipher"],
-            "verified": a["tls_verified"],
-            "verified_by": a["verified_by"],
-            "certificate_sha256": a["peer_cert_sha256"],
-        },
-        "smtp": {"code": a["smtp_code"], "enhanced": a["enhanced_code"], "reply": a["reply"]},
-        "key": {"fingerprint": a["key_fingerprint"], "source": a["key_source"]}
-        if a["key_fingerprint"]
-        else None,
-    }
 
 
 def _search_query(

@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sealmail.domain.page import Page
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.accept import Accepted
 from sealmail.messages.reading import EventPage, MessageContent
 from sealmail.messages.service import Moved
+from sealmail.messages.views import HeldMessage, MessageInfo, MessageSummary
 from sealmail.web.models import as_json
 
 PROTECTION_DOC = (
@@ -126,6 +128,17 @@ class AcceptedOut(BaseModel):
     def body(self) -> dict[str, Any]:
         """The JSON body, for routes that answer with a ``JSONResponse`` (extra headers)."""
         return self.model_dump(mode="json")
+
+
+def message_body(message: MessageInfo) -> dict[str, Any]:
+    """A message's JSON body (``MessageOut``, or an item of a page): its fields in order,
+    ``from_`` named ``from``, datetimes ISO 8601."""
+    return {("from" if k == "from_" else k): v for k, v in as_json(message).items()}
+
+
+def message_page(page: Page[MessageSummary] | Page[HeldMessage]) -> dict[str, Any]:
+    """A page of messages as ``PageOut``/``QuarantinePageOut`` carry it."""
+    return {"data": [message_body(m) for m in page.items], "next_cursor": page.next_cursor}
 
 
 class PageOut(BaseModel):

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.intake_limits import Rule
+from sealmail.domain.page import Page
 from sealmail.domain.statuses import MessageStatus, RecipientStatus
 from sealmail.errors import (
     Conflict,
@@ -34,7 +35,7 @@ from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
 from sealmail.messages.group_commit import GroupCommit
-from sealmail.messages.reading import META, Reading, render_message
+from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
     EnvelopeRecipient,
     Idempotency,
@@ -43,6 +44,7 @@ from sealmail.messages.submission import (
     Submission,
     request_hash,
 )
+from sealmail.messages.views import HeldMessage, held_message
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import idempotency_keys, messages, recipients
@@ -212,7 +214,7 @@ class Messages(Reading):
         return str(value or "")
 
     # -- quarantine ---------------------------------------------------------------------------
-    def quarantined(self, who: Principal, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+    def quarantined(self, who: Principal, limit: int = 100, cursor: str | None = None) -> Page[HeldMessage]:
         q = sa.select(*META).where(
             messages.c.tenant_id == who.tenant_id, messages.c.status == MessageStatus.QUARANTINED
         )
@@ -221,13 +223,9 @@ class Messages(Reading):
         with db.reader(self.engine) as conn:
             rows = conn.execute(q.order_by(messages.c.id.desc()).limit(limit + 1)).mappings().all()
         page = rows[:limit]
-        return {
-            "data": [
-                {**render_message(r), "dlp": {"action": r["dlp_action"], "findings": r["dlp_findings"]}}
-                for r in page
-            ],
-            "next_cursor": page[-1]["id"] if len(rows) > limit and page else None,
-        }
+        return Page(
+            tuple(held_message(r) for r in page), page[-1]["id"] if len(rows) > limit and page else None
+        )
 
     def release(self, who: Principal, message_id: str) -> Moved:
         """Release a quarantined message for delivery (audited, one event per recipient)."""

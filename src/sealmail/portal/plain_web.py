@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sealmail.errors import Conflict, InvalidRequest
-from sealmail.evidence.plain import WARNING, PlainRegister
+from sealmail.evidence.plain import WARNING, PlainRegister, PlainRequest
 from sealmail.evidence.preferences import PreferenceRegister
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
@@ -148,8 +148,8 @@ def mount_plain(
             return response
         return session
 
-    def standing(session: Session) -> dict[str, Any] | None:
-        found = [q for q in register.requests(session.tenant_id, session.address) if q["state"] != "revoked"]
+    def standing(session: Session) -> PlainRequest | None:
+        found = [q for q in register.requests(session.tenant_id, session.address) if q.state != "revoked"]
         return found[-1] if found else None
 
     @r.get("/plain")
@@ -162,8 +162,9 @@ def mount_plain(
         offers = [(k, label) for k, label in OFFERS if k not in {p.kind for p in mine}]
         return render(
             request, "plain.html", session.tenant_id, 200, title="Regular e-mail", signed_in=True,
-            verified=session.address_verified, state=current["state"] if current else None,
-            request_id=current["id"] if current else "", confirmed_at=(current or {}).get("confirmed_at"),
+            verified=session.address_verified, state=current.state if current else None,
+            request_id=current.id if current else "",
+            confirmed_at=current.confirmed_at.isoformat() if current and current.confirmed_at else None,
             warning=WARNING, csrf=security.csrf_token(request.cookies[names.session]),
             prefs=mine, offers=offers,
         )  # fmt: skip
@@ -191,7 +192,7 @@ def mount_plain(
 
     def mine(session: Session, request_id: str) -> bool:
         current = standing(session)
-        return current is not None and current["id"] == request_id
+        return current is not None and current.id == request_id
 
     @r.post("/plain/confirm")
     async def plain_confirm(request: Request) -> Response:

@@ -14,7 +14,7 @@ from sealmail.dlp.screening import Screener, policy_from_settings
 from sealmail.domain.portal_factors import WeakNoticePolicy
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
-from sealmail.messages.schemas import QuarantinePageOut, ReleasedOut
+from sealmail.messages.schemas import QuarantinePageOut, ReleasedOut, message_page
 from sealmail.messages.service import Messages
 from sealmail.net.dns import Resolver
 from sealmail.portal.access import audit_weak_notice_change
@@ -219,7 +219,7 @@ def router(services: SecureLineServices, need: Any, resolver: Resolver) -> APIRo
 
     @r.get("/quarantine", response_model=QuarantinePageOut)
     def quarantine(who: Reader, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
-        return services.messages.quarantined(who, limit=min(max(limit, 1), 500), cursor=cursor)
+        return message_page(services.messages.quarantined(who, limit=min(max(limit, 1), 500), cursor=cursor))
 
     @r.post("/messages/{message_id}/release", response_model=ReleasedOut)
     def release(message_id: str, who: Admin) -> ReleasedOut:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.outcomes import AttemptStatus
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -77,7 +78,7 @@ class TlsReports:
         with db.reader(self.engine) as conn:
             for row in conn.execute(query):
                 entry = found.get((row.tenant_id, row.domain)) or DomainDay(row.tenant_id, row.domain)
-                if row.status == "delivered" and row.tls_version:
+                if row.status == AttemptStatus.DELIVERED and row.tls_version:
                     entry.successes += 1
                     entry.dane_verified |= row.verified_by == "dane"
                 elif row.reason in TLS_FAILURE_REASONS:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sealmail.users.base import sha
 from sealmail.users.oidc import OidcClient, OidcError
 from sealmail.users.service import Users
-from sealmail.users.sso_accounts import SsoSignedIn
+from sealmail.users.sso_accounts import SsoFlow, SsoSignedIn
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class SingleSignOn:
             await asyncio.to_thread(self.users.sso_refused, config.tenant_id, exc.reason, config.issuer)
             return None
         state, nonce, verifier, binding = (secrets.token_urlsafe(32) for _ in range(4))
-        flow = {"tenant_id": config.tenant_id, "nonce": nonce, "verifier": verifier, "binding": sha(binding)}
+        flow = SsoFlow(config.tenant_id, nonce, verifier, sha(binding))
         await asyncio.to_thread(self.users.keep_flow, state, flow)
         url = OidcClient.authorize_url(
             provider, config.client_id, self.redirect_uri, state, nonce, verifier, email.strip()[:320]
@@ -57,11 +57,11 @@ class SingleSignOn:
         flow = await asyncio.to_thread(self.users.take_flow, state[:200]) if state else None
         if flow is None:
             return None
-        config = await asyncio.to_thread(self.users.sso_config, flow["tenant_id"])
+        config = await asyncio.to_thread(self.users.sso_config, flow.tenant_id)
         if config is None:
             return None
         try:
-            if not binding or not hmac.compare_digest(flow["binding"], sha(binding)):
+            if not binding or not hmac.compare_digest(flow.binding, sha(binding)):
                 raise OidcError("the callback came from a browser that did not start this sign-in")
             if iss is not None and iss != config.issuer:  # RFC 9207 mix-up defence
                 raise OidcError("the callback names another issuer")
@@ -74,10 +74,10 @@ class SingleSignOn:
                 config.client_secret,
                 code[:2000],
                 self.redirect_uri,
-                flow["verifier"],
+                flow.verifier,
             )
             claims = await self.oidc.verify(
-                provider, id_token, config.client_id, flow["nonce"], self.users.now()
+                provider, id_token, config.client_id, flow.nonce, self.users.now()
             )
         except OidcError as exc:
             await asyncio.to_thread(self.users.sso_refused, config.tenant_id, exc.reason, config.issuer)

@@ -9,7 +9,7 @@ client secret is sealed under the console's site key (``vault``), bound to the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,16 @@ class SsoConfig:
     email_domain: str
     default_role: str | None
     require_mfa: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SsoFlow:
+    """A sign-in in progress, kept server-side under its ``state`` (one-time, ten minutes)."""
+
+    tenant_id: str
+    nonce: str  # OIDC Core §3.1.2.1: the ID token must carry it back
+    verifier: str  # RFC 7636 PKCE code verifier
+    binding: str  # SHA-256 of the cookie value of the browser that started
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +194,16 @@ class SsoAccounts(UsersBase):
         )
 
     # -- flows in progress ------------------------------------------------------------------
-    def keep_flow(self, state: str, data: dict[str, Any]) -> None:
+    def keep_flow(self, state: str, flow: SsoFlow) -> None:
         with self.engine.begin() as conn:
-            challenges.put(conn, sha(state), FLOW, data, self.now(), FLOW_TTL, data["tenant_id"])
+            challenges.put(conn, sha(state), FLOW, asdict(flow), self.now(), FLOW_TTL, flow.tenant_id)
 
-    def take_flow(self, state: str) -> dict[str, Any] | None:
+    def take_flow(self, state: str) -> SsoFlow | None:
         with self.engine.begin() as conn:
-            return challenges.take(conn, sha(state), FLOW, self.now())
+            data = challenges.take(conn, sha(state), FLOW, self.now())
+        if data is None:
+            return None
+        return SsoFlow(data["tenant_id"], data["nonce"], data["verifier"], data["binding"])
 
     def sso_refused(self, tenant_id: str, reason: str, issuer: str) -> None:
         with self.engine.begin() as conn:

@@ -58,5 +58,5 @@ def test_officer_signs_off_the_month_in_a_browser(
     no_sideways_scroll(page)
     assert [p for p in problems if not p.endswith("/favicon.ico")] == []
     month = datetime.now(UTC).strftime("%Y-%m")
-    sign_off = services.evidence.activity_review.queue(tenant.id, month)["sign_off"]
-    assert sign_off is not None and sign_off["signed_by"].startswith("user:") and sign_off["item_count"] == 2
+    sign_off = services.evidence.activity_review.queue(tenant.id, month).sign_off
+    assert sign_off is not None and sign_off.signed_by.startswith("user:") and sign_off.item_count == 2

@@ -151,8 +151,8 @@ def test_inbound_listener_relays_nothing_and_refuses_mixed_envelopes_cleanly(bou
     # The report part of the transaction still counts; nothing went to message intake.
     assert sent.data == (250, "2.0.0 Report received")
     assert bounces.recipient(mid)["status"] == "bounced"
-    messages = bounces.pipeline.services.messages.search(bounces.pipeline.tenant.principal)["data"]
-    assert [m["id"] for m in messages] == [mid]
+    messages = bounces.pipeline.services.messages.search(bounces.pipeline.tenant.principal).items
+    assert [m.id for m in messages] == [mid]
 
 
 def test_inbound_listener_requires_starttls_and_offers_no_auth(bounces: Bounces) -> None:

@@ -55,9 +55,9 @@ def test_officer_places_a_hold_records_a_request_and_downloads(
     assert forged.status_code == 403
 
     [hold] = services.evidence.retention.holds(tenant.id)
-    assert hold["target"] == "pat@home.example" and hold["created_by"].startswith("user:")
+    assert hold.target == "pat@home.example" and hold.created_by.startswith("user:")
     [request] = services.evidence.plain.requests(tenant.id)
-    assert request["state"] == "confirmed" and request["steps"][-1]["evidence"] == "form in chart"
+    assert request.state == "confirmed" and request.steps[-1].evidence == "form in chart"
 
     again = officer.http.get("/console/evidence")
     assert "matter 12" in again.text and "pat@home.example" in again.text

@@ -55,7 +55,7 @@ def test_a_large_file_goes_as_a_portal_link_and_is_tied_to_its_message(
     mid = r.headers["location"].rsplit("/", 1)[1]
 
     detail = services.messages.get(tenant.principal, mid)
-    assert SystemTag.FILE_SHARE in detail["tags"] and detail["metadata"]["file_ids"] == file_id
+    assert SystemTag.FILE_SHARE in detail.tags and detail.metadata["file_ids"] == file_id
     body = services.messages.content(tenant.principal, mid)
     assert f"https://portal.clinic.example/p/files/{file_id}" in (body.text or "")
     assert body.attachments == () and "MRI" not in (body.text or "")  # the name stays in the portal

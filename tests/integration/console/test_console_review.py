@@ -127,13 +127,13 @@ def test_off_hours_follow_the_tenant_and_large_reads_are_queued(
             audit.append(conn, action=AuditAction.MESSAGE_CONTENT_READ, actor="user:eve", tenant_id=tenant.id)
         audit.append(conn, action=AuditAction.MESSAGE_CONTENT_READ, actor="user:bob", tenant_id=tenant.id)
     review.set_working_hours(tenant.id, WorkingHours("UTC", 0, 24, (today,)), "test")
-    counts = review.queue(tenant.id, MONTH)["counts"]
+    counts = review.queue(tenant.id, MONTH).counts
     assert "off_hours_sign_in" not in counts  # every hour of today is a working hour
     assert counts["large_content_read"] == 1 and counts["content_read"] == 4
-    [large] = [i for i in review.queue(tenant.id, MONTH)["items"] if i["category"] == "large_content_read"]
-    assert large["actor"] == "user:eve" and large["target"].startswith("3 content reads on ")
+    [large] = [i for i in review.queue(tenant.id, MONTH).items if i.category == "large_content_read"]
+    assert large.actor == "user:eve" and (large.target or "").startswith("3 content reads on ")
     review.set_working_hours(tenant.id, WorkingHours("UTC", 0, 24, ((today + 1) % 7,)), "test")
-    assert review.queue(tenant.id, MONTH)["counts"]["off_hours_sign_in"] == 1
+    assert review.queue(tenant.id, MONTH).counts["off_hours_sign_in"] == 1
 
 
 def test_working_hours_are_local_to_the_tenant() -> None:

@@ -7,6 +7,7 @@ from tests.conftest import TenantFixture, make_tenant
 from tests.integration.console.console_harness import Console, Person, csrf, person
 
 from sealmail.app import Services
+from sealmail.messages.schemas import message_body
 from sealmail.store.tables import audit_log
 from sealmail.tenancy.tables import console_decisions
 from sealmail.users.roles import Role
@@ -105,7 +106,7 @@ def test_held_messages_are_reviewed_without_content_and_released(
     )
     r = admin.http.post(f"/console/quarantine/{mid}/release", data={"csrf": csrf(page)})
     assert r.status_code == 303
-    assert services.messages.get(tenant.principal, mid)["recipients"][0]["status"] == "queued"
+    assert message_body(services.messages.get(tenant.principal, mid))["recipients"][0]["status"] == "queued"
     assert f'data-message="{mid}"' not in admin.http.get("/console/quarantine").text
     again = admin.http.post(f"/console/quarantine/{mid}/release", data={"csrf": csrf(page)})
     assert again.status_code in (404, 409)

@@ -27,7 +27,7 @@ from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.delivery.worker import idle_delay
 from sealmail.messages import compose, queue
-from sealmail.messages.schemas import MessageIn
+from sealmail.messages.schemas import MessageIn, message_body
 from sealmail.store.tables import recipients
 
 DOMAIN = "example.net"
@@ -70,7 +70,7 @@ class Pipeline:
         return asyncio.run(go())
 
     def message(self, mid: str) -> dict[str, Any]:
-        return self.services.messages.get(self.tenant.principal, mid)
+        return message_body(self.services.messages.get(self.tenant.principal, mid))
 
     def event_types(self, mid: str) -> list[str]:
         page = self.services.messages.list_events(self.tenant.principal, message_id=mid)

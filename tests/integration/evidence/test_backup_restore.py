@@ -193,6 +193,8 @@ def test_drill_reports_recovery_point_and_time(
     assert len(drills) == 2 and drills[0].details["recovery_time_seconds"] > 0
 
 
+# One direction is enough: the SQLite database (``db_url`` narrowed to it) restores into PostgreSQL.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sqlite_backup_restores_into_postgresql(
     services: Services,
     tenant: TenantFixture,
@@ -200,8 +202,7 @@ def test_a_sqlite_backup_restores_into_postgresql(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    if not settings.resolved_database_url.startswith("sqlite"):
-        pytest.skip("one direction is enough: the SQLite run restores into PostgreSQL")
+    assert settings.resolved_database_url.startswith("sqlite")
     if request.getfixturevalue("pg_database") is None:
         pytest.skip("PostgreSQL not reachable")
     _send(services, tenant)

@@ -96,12 +96,12 @@ def test_plain_mail_only_after_confirmed_request_for_that_address_and_tenant(wor
 def test_portal_path_needs_the_warning_before_the_confirmation(world: World) -> None:
     register = world.services.evidence.plain
     request = register.request(world.clinic.id, PATIENT, "portal:pat", "portal")
-    assert request["state"] == "warned"
-    assert request["steps"][1]["warning_sha256"]
-    confirmed = register.confirm(world.clinic.id, request["id"], "portal:pat", "portal")
-    assert confirmed["state"] == "confirmed"
+    assert request.state == "warned"
+    assert request.steps[1].warning_sha256
+    confirmed = register.confirm(world.clinic.id, request.id, "portal:pat", "portal")
+    assert confirmed.state == "confirmed"
     with pytest.raises(Conflict):
-        register.confirm(world.clinic.id, request["id"], "portal:pat", "portal")
+        register.confirm(world.clinic.id, request.id, "portal:pat", "portal")
     with pytest.raises(InvalidRequest):
         register.request(world.clinic.id, "not an address", "x", "portal")
     assert world.services.evidence.plain.confirmed(world.other.id, [PATIENT]) == {}
@@ -126,7 +126,7 @@ def test_cli_records_lists_and_revokes(world: World) -> None:
     assert made.exit_code == 0 and '"confirmed"' in made.output, made.output
     [request] = world.services.evidence.plain.requests(world.clinic.id)
     revoked = runner.invoke(
-        sealmail_cli, [*base, "revoke", request["id"], "--reason", "asked", *tenant], env=env
+        sealmail_cli, [*base, "revoke", request.id, "--reason", "asked", *tenant], env=env
     )
     assert revoked.exit_code == 0 and '"revoked"' in revoked.output, revoked.output
     assert world.services.evidence.plain.confirmed(world.clinic.id, [PATIENT]) == {}

@@ -34,9 +34,9 @@ def test_steps_written_in_one_instant_keep_their_order(services: Services, froze
     tenant = make_tenant(services, "Clinic", "clinic.example")
     register = services.evidence.plain
     recorded = register.record(tenant.id, "pat@home.example", "signed form, chart 7", "staff:ann")
-    revoked = register.revoke(tenant.id, recorded["id"], "staff:ann", "staff", "patient called")
-    assert [s["kind"] for s in revoked["steps"]] == ["requested", "warned", "confirmed", "revoked"]
-    assert {s["at"] for s in revoked["steps"]} == {ONE_INSTANT.isoformat(timespec="seconds")}
+    revoked = register.revoke(tenant.id, recorded.id, "staff:ann", "staff", "patient called")
+    assert [s.kind for s in revoked.steps] == ["requested", "warned", "confirmed", "revoked"]
+    assert {s.at.isoformat() for s in revoked.steps} == {ONE_INSTANT.isoformat(timespec="seconds")}
 
     second = register.request(tenant.id, "pat@home.example", "portal:pat", "portal")
     rows = register.register_rows(tenant.id, ONE_INSTANT, datetime(2027, 1, 1, tzinfo=UTC))
@@ -44,6 +44,6 @@ def test_steps_written_in_one_instant_keep_their_order(services: Services, froze
     for row in rows:
         by_request.setdefault(row[1], []).append(row[3])
     assert by_request == {
-        recorded["id"]: ["requested", "warned", "confirmed", "revoked"],
-        second["id"]: ["requested", "warned"],
+        recorded.id: ["requested", "warned", "confirmed", "revoked"],
+        second.id: ["requested", "warned"],
     }

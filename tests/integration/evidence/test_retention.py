@@ -79,7 +79,7 @@ def test_purge_shreds_what_is_past_and_keeps_what_is_held(services: Services, te
         assert services.messages.content(tenant.principal, kept).text.strip() == "Your biopsy was benign."
 
     # Released, the message is purged on the next run; a second run finds nothing more.
-    retention.release_hold(tenant.id, hold_m["id"], "officer")
+    retention.release_hold(tenant.id, hold_m.id, "officer")
     later = datetime.now(UTC) + timedelta(days=32)
     assert retention.purge(tenant.id, "test", later).shredded == 1
     assert retention.purge(tenant.id, "test", later).shredded == 0
@@ -102,7 +102,7 @@ def test_tenant_hold_and_metadata_pseudonymised_after_six_years(
     seven_years = datetime.now(UTC) + timedelta(days=7 * 365)
     assert retention.purge(tenant.id, "test", seven_years).shredded == 0
     assert _key(services, message_id) is not None
-    retention.release_hold(tenant.id, hold["id"], "officer")
+    retention.release_hold(tenant.id, hold.id, "officer")
     result = retention.purge(tenant.id, "test", seven_years)
     assert (result.shredded, result.pseudonymised) == (1, 1)
     with services.engine.connect() as conn:
@@ -130,7 +130,7 @@ def test_holds_are_per_tenant(services: Services, tenant: TenantFixture) -> None
         retention.place_hold(other.id, "message", message_id, "not theirs", "x")
     hold = retention.place_hold(tenant.id, "message", message_id, "ours", "x")
     with pytest.raises(NotFound):
-        retention.release_hold(other.id, hold["id"], "x")
+        retention.release_hold(other.id, hold.id, "x")
 
 
 def test_cli_sets_policy_holds_and_purges(services: Services, tenant: TenantFixture) -> None:

@@ -52,7 +52,7 @@ def test_a_quarantined_message_is_never_purged_while_quarantined(
     retention.set_policy(tenant.id, RetentionPolicy(30, FLOOR_DAYS, FLOOR_DAYS), "officer")
     services.tenancy.update_settings(tenant.id, {"dlp": {"actions": {"ssn": "quarantine"}}}, "test")
     held = _submit(services, tenant, "Patient SSN 123-45-6780")
-    assert services.messages.get(tenant.principal, held)["status"] == "quarantined"
+    assert services.messages.get(tenant.principal, held).status == "quarantined"
     assert retention.purge(tenant.id, "test", datetime.now(UTC) + LATER).shredded == 0
     assert _key(services, held) is not None
 
@@ -116,7 +116,7 @@ def test_file_shredding_respects_legal_holds(services: Services, tenant: TenantF
     else:
         assert swept == 1 and _status(services, free_file) == "deleted"
 
-    retention.release_hold(tenant.id, hold["id"], "officer")
+    retention.release_hold(tenant.id, hold.id, "officer")
     assert shares.sweep() >= 1
     assert _status(services, held_file) == "deleted"
 
@@ -131,5 +131,5 @@ def test_an_unsent_upload_is_kept_by_a_tenant_hold_only(services: Services, tena
     hold = retention.place_hold(tenant.id, "tenant", "", "audit 2026", "officer")
     with pytest.raises(Conflict, match="legal hold"):
         shares.delete(tenant.principal, file_id)
-    retention.release_hold(tenant.id, hold["id"], "officer")
+    retention.release_hold(tenant.id, hold.id, "officer")
     assert shares.delete(tenant.principal, file_id).status == "deleted"

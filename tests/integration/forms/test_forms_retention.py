@@ -75,7 +75,7 @@ def test_submissions_are_shredded_after_the_content_period_unless_held(
     assert subs.read(tenant.principal, form_id, b)["document"]["answers"]["reason"] == "second"
     assert subs.deliver(tenant.id, c) is None  # nothing left to deliver again
 
-    retention.release_hold(tenant.id, by_submission["id"], "officer")
+    retention.release_hold(tenant.id, by_submission.id, "officer")
     later = datetime.now(UTC) + timedelta(days=32)
     assert retention.purge(tenant.id, "test", later).forms_shredded == 1
     assert retention.purge(tenant.id, "test", later).forms_shredded == 0

@@ -24,6 +24,7 @@ from sealmail.domain.addresses import parse_address
 from sealmail.domain.tls_policy import Stream
 from sealmail.intake.smtp import SmtpGateway, server_tls_context
 from sealmail.messages.compose import submission_from_raw
+from sealmail.messages.schemas import message_body, message_page
 from sealmail.store.tables import audit_log
 
 SENDER = "doctor@clinic.example"
@@ -85,7 +86,7 @@ def queued_id(code: int, reply: bytes) -> str:
 
 
 def stored_ids(services: Services, tenant: Any) -> list[str]:
-    return [m["id"] for m in services.messages.search(tenant.principal)["data"]]
+    return [m["id"] for m in message_page(services.messages.search(tenant.principal))["data"]]
 
 
 def audit_rows(services: Services, action: AuditAction) -> list[dict[str, Any]]:
@@ -160,7 +161,7 @@ def test_auth_plain_submission_is_stored_with_recipients_events_and_audit(
     second = "nurse@example.net"
     message_id = queued_id(*send(client, message(), rcpts=(EXTERNAL, second)))
 
-    stored = services.messages.get(tenant.principal, message_id)
+    stored = message_body(services.messages.get(tenant.principal, message_id))
     assert stored["source"] == "smtp"
     assert stored["stream"] == "transactional"
     assert stored["from"] == SENDER
@@ -192,7 +193,10 @@ def test_auth_login_submission_is_accepted(
     code, reply = client.auth("LOGIN", client.auth_login, initial_response_ok=False)
     assert code == 235, reply
     message_id = queued_id(*send(client, message()))
-    assert services.messages.get(tenant.principal, message_id)["recipients"][0]["email"] == EXTERNAL
+    assert (
+        message_body(services.messages.get(tenant.principal, message_id))["recipients"][0]["email"]
+        == EXTERNAL
+    )
 
 
 def test_credential_stream_is_used(
@@ -201,7 +205,7 @@ def test_credential_stream_is_used(
     credential = services.tenancy.create_smtp_credential(tenant.id, actor="test", stream=Stream.PHI)
     client = authenticated(connect, gateway, credential)
     message_id = queued_id(*send(client, message(message_id=None)))
-    assert services.messages.get(tenant.principal, message_id)["stream"] == "phi"
+    assert message_body(services.messages.get(tenant.principal, message_id))["stream"] == "phi"
 
 
 def test_wrong_password_is_refused_with_535_and_audited(
@@ -267,7 +271,7 @@ def test_connector_network_relays_without_auth(
     gateway = start_gateway(smtp_connector_networks=["127.0.0.1/32"], smtp_connector_tenant=tenant.id)
     client = connect(gateway)
     message_id = queued_id(*send(client, message()))
-    stored = services.messages.get(tenant.principal, message_id)
+    stored = message_body(services.messages.get(tenant.principal, message_id))
     assert stored["stream"] == "transactional"
     (entry,) = [r for r in audit_rows(services, AuditAction.MESSAGE_ACCEPTED) if r["target"] == message_id]
     assert entry["actor"] == "connector:127.0.0.1"
@@ -290,7 +294,7 @@ def test_connector_client_certificate_relays_without_auth(
     )
     client = connect(gateway, client_cert=connector_ca.issue("connector.clinic.example"))
     message_id = queued_id(*send(client, message()))
-    assert services.messages.get(tenant.principal, message_id)["source"] == "smtp"
+    assert message_body(services.messages.get(tenant.principal, message_id))["source"] == "smtp"
 
 
 def test_connector_ca_configured_but_no_client_certificate_needs_auth(
@@ -373,7 +377,7 @@ def test_recipients_beyond_the_limit_get_452_and_the_rest_are_kept(
     code, reply = client.rcpt("c@example.org")
     assert (code, reply[:5]) == (452, b"4.5.3")
     message_id = queued_id(*client.data(message()))
-    stored = services.messages.get(tenant.principal, message_id)
+    stored = message_body(services.messages.get(tenant.principal, message_id))
     assert sorted(r["email"] for r in stored["recipients"]) == ["a@example.org", "b@example.org"]
 
 
@@ -447,7 +451,7 @@ def test_smtputf8_message_to_an_idn_address_is_accepted(
     rcpt = "pätient@bücher.example"
     raw = message(to=rcpt, subject="Befund für Sie", body="Grüße aus der Praxis.")
     message_id = queued_id(*send(client, raw, rcpts=(rcpt,), mail_options=("SMTPUTF8",)))
-    stored = services.messages.get(tenant.principal, message_id)
+    stored = message_body(services.messages.get(tenant.principal, message_id))
     (stored_rcpt,) = [r["email"] for r in stored["recipients"]]
     local, _, domain = stored_rcpt.rpartition("@")
     # The UTF-8 local part is kept; the domain may be stored as U-label or A-label.
@@ -467,7 +471,7 @@ def test_message_without_message_id_gets_one(
 ) -> None:
     client = authenticated(connect, gateway, credential)
     message_id = queued_id(*send(client, message(message_id=None)))
-    header = services.messages.get(tenant.principal, message_id)["message_id_header"]
+    header = message_body(services.messages.get(tenant.principal, message_id))["message_id_header"]
     assert re.fullmatch(r"<[^<>@\s]+@sealmail\.localhost>", header), header
 
 
@@ -512,7 +516,7 @@ def test_smtp_and_api_submissions_have_the_same_shape(
     api_id = services.messages.submit(tenant.principal, submission)[0].id
 
     def shape(message_id: str) -> dict[str, Any]:
-        stored = services.messages.get(tenant.principal, message_id)
+        stored = message_body(services.messages.get(tenant.principal, message_id))
         events = services.messages.list_events(tenant.principal, message_id=message_id).data
         return {
             "message": {
@@ -535,7 +539,7 @@ def test_smtp_and_api_submissions_have_the_same_shape(
         }
 
     assert shape(smtp_id) == shape(api_id)
-    sources = {services.messages.get(tenant.principal, i)["source"] for i in (smtp_id, api_id)}
+    sources = {message_body(services.messages.get(tenant.principal, i))["source"] for i in (smtp_id, api_id)}
     assert sources == {"smtp", "api"}
 
 
@@ -590,7 +594,7 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
     assert not stopper.is_alive()
     assert not sender.is_alive()
     message_id = queued_id(*replies[0])
-    assert services.messages.get(tenant.principal, message_id)["status"] == "queued"
+    assert message_body(services.messages.get(tenant.principal, message_id))["status"] == "queued"
 
 
 def test_dlp_block_is_a_permanent_554_naming_the_detector_and_stores_nothing(

@@ -50,19 +50,19 @@ def test_patient_requests_is_warned_confirms_and_withdraws(stack: Stack) -> None
         warned = client.post("/p/plain/request", data={"csrf": _csrf(page)}, follow_redirects=True)
         assert 'id="plain-warning"' in warned.text and "read or changed by others" in warned.text
         [request] = register.requests(stack.tenant.id)
-        assert request["state"] == "warned" and request["address"] == PATIENT
+        assert request.state == "warned" and request.address == PATIENT
         confirmed = client.post(
-            "/p/plain/confirm", data={"csrf": _csrf(warned), "request": request["id"]}, follow_redirects=True
+            "/p/plain/confirm", data={"csrf": _csrf(warned), "request": request.id}, follow_redirects=True
         )
         assert 'id="plain-state"' in confirmed.text
         [request] = register.requests(stack.tenant.id)
-        assert request["state"] == "confirmed"
-        assert [(s["kind"], s["via"]) for s in request["steps"]] == [
+        assert request.state == "confirmed"
+        assert [(s.kind, s.via) for s in request.steps] == [
             ("requested", "portal"),
             ("warned", "portal"),
             ("confirmed", "portal"),
         ]
-        assert request["steps"][1]["warning_sha256"] == WARNING_SHA256
+        assert request.steps[1].warning_sha256 == WARNING_SHA256
 
         stack.send()
         stack.run_worker()
@@ -70,11 +70,11 @@ def test_patient_requests_is_warned_confirms_and_withdraws(stack: Stack) -> None
 
         withdrawn = client.post(
             "/p/plain/withdraw",
-            data={"csrf": _csrf(confirmed), "request": request["id"]},
+            data={"csrf": _csrf(confirmed), "request": request.id},
             follow_redirects=True,
         )
         assert 'id="plain-request"' in withdrawn.text
-    assert register.requests(stack.tenant.id)[0]["state"] == "revoked"
+    assert register.requests(stack.tenant.id)[0].state == "revoked"
     stack.send()
     stack.run_worker()
     assert _bodies(stack) == 1  # back to notices

@@ -20,6 +20,7 @@ from tests.support.smtp_sink import SmtpSink
 
 from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.intake.api.app import create_api
+from sealmail.messages.schemas import message_body
 from sealmail.net.http_client import SafeHttpClient
 from sealmail.secureline.discovery import Discovery
 from sealmail.secureline.wkd import wkd_hash
@@ -95,7 +96,7 @@ def test_phi_found_by_dlp_goes_to_the_portal_instead_of_plain_tls(world: World) 
     assert "DLP found" in decision["reason"] and "ssn in text" in decision["reason"]
     [notice] = world.sink.wait_for(1)
     assert b"123-45-6780" not in notice.data and b"E11.9" not in notice.data
-    stored = world.services.messages.get(world.tenant.principal, mid)
+    stored = message_body(world.services.messages.get(world.tenant.principal, mid))
     assert stored["recipients"][0]["status"] == "delivered"
 
 

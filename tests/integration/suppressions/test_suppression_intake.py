@@ -19,6 +19,7 @@ from tests.integration.suppressions.conftest import auth, send
 from sealmail.app import Services
 from sealmail.intake.smtp import SmtpGateway
 from sealmail.messages import queue
+from sealmail.messages.schemas import message_body
 from sealmail.store.tables import audit_log
 from sealmail.suppressions import service as sp
 
@@ -39,7 +40,7 @@ def suppress(services: Services, t: TenantFixture, address: str, stream: str = "
 
 
 def recipients(services: Services, t: TenantFixture, mid: str) -> dict[str, dict[str, Any]]:
-    return {r["email"]: r for r in services.messages.get(t.principal, mid)["recipients"]}
+    return {r["email"]: r for r in message_body(services.messages.get(t.principal, mid))["recipients"]}
 
 
 def events(services: Services, t: TenantFixture, mid: str) -> list[dict[str, Any]]:
@@ -83,7 +84,7 @@ def test_a_message_whose_every_recipient_is_suppressed_is_rejected_whole(
     suppress(services, tenant, "jane@example.net")
     body = send(api, tenant, ["jane@example.net"]).json()
     assert body["status"] == "rejected"
-    assert services.messages.get(tenant.principal, body["id"])["status"] == "rejected"
+    assert message_body(services.messages.get(tenant.principal, body["id"]))["status"] == "rejected"
     assert queue.claim(services.engine, "w-test", 10, 60) == []
 
 

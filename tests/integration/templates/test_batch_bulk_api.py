@@ -10,6 +10,7 @@ from tests.conftest import TenantFixture, make_tenant
 from tests.integration.templates.conftest import APPOINTMENT, auth
 
 from sealmail.app import Services
+from sealmail.messages.schemas import message_page
 from sealmail.store.tables import messages
 
 
@@ -112,7 +113,7 @@ def test_bulk_records_per_recipient_errors_and_accepts_everyone_else(
     assert "'first_name' is undefined" in got["errors"][0]["message"]
     # Nothing was stored for the failed recipients: only two messages exist.
     assert message_count(services) == 2
-    page = services.messages.search(tenant.principal, limit=10)["data"]
+    page = message_page(services.messages.search(tenant.principal, limit=10))["data"]
     subjects = sorted(services.messages.content(tenant.principal, m["id"]).subject for m in page)
     assert subjects == ["Appointment on June 1", "Appointment on June 2"]
     assert all(m["metadata"]["bulk_id"] == job["id"] for m in page)
@@ -145,7 +146,7 @@ def test_bulk_with_inline_content_escapes_variables_in_html(
     )
     job = client.post("/v1/messages/bulk", json=body, headers=auth(tenant)).json()
     assert job["accepted"] == 1, job
-    [msg] = services.messages.search(tenant.principal, limit=1)["data"]
+    [msg] = message_page(services.messages.search(tenant.principal, limit=1))["data"]
     content = services.messages.content(tenant.principal, msg["id"])
     assert "&lt;img src=x onerror=alert(1)&gt;" in content.html
     assert "<img" not in content.html

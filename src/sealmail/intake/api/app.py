@@ -45,6 +45,8 @@ from sealmail.messages.schemas import (
     MessageOut,
     PageOut,
     RawMessageIn,
+    message_body,
+    message_page,
 )
 from sealmail.messages.service import Idempotency, Messages, request_hash
 from sealmail.net.dns import Resolver
@@ -276,23 +278,25 @@ def create_api(services: ApiServices) -> FastAPI:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> dict[str, Any]:
-        return msgs.search(
-            who,
-            limit=limit,
-            cursor=cursor,
-            status=status,
-            recipient=recipient,
-            tag=tag,
-            stream=stream,
-            since=since,
-            until=until,
+        return message_page(
+            msgs.search(
+                who,
+                limit=limit,
+                cursor=cursor,
+                status=status,
+                recipient=recipient,
+                tag=tag,
+                stream=stream,
+                since=since,
+                until=until,
+            )
         )
 
     @app.get(
         "/v1/messages/{message_id}", response_model=MessageOut, tags=["messages"], summary="Get a message"
     )
     def get_message(message_id: str, who: Annotated[Principal, need("read")]) -> dict[str, Any]:
-        return msgs.get(who, message_id)
+        return message_body(msgs.get(who, message_id))
 
     @app.get(
         "/v1/messages/{message_id}/content",
