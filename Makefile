@@ -45,7 +45,7 @@ system-deps:
 ## `sealmail evidence pack --test-results` puts in the pack) and fails when a HIPAA section
 ## Sealmail claims has no passing test.
 test: install system-deps
-	$(BIN)/pytest -n auto -q --junitxml=var/test-results/junit.xml \
+	$(BIN)/pytest -n auto -q --durations=30 --junitxml=var/test-results/junit.xml \
 	  --hipaa-results=var/test-results/hipaa-results.json --hipaa-gate
 
 lint: install
