@@ -270,18 +270,7 @@ def _sent_pages(app: FastAPI, kit: Kit, messages: Messages, view: MessageView) -
         who = mine(request, Permission.COMPOSE, message_id[:40])
         if isinstance(who, Response):
             return who
-        shown = view.page(who, message_id[:40])
-        return kit.render(
-            request,
-            "compose_outcome.html",
-            title="Outcome",
-            who=who,
-            back="sent",
-            csrf=kit.csrf(request),
-            m=shown.m,
-            portal=shown.portal,
-            may_act=shown.may_act,
-        )
+        return view.render(kit, request, who, message_id[:40], "compose_outcome.html", "Outcome", "sent")
 
     @app.get("/content/{message_id}")
     def content(request: Request, message_id: str) -> Response:

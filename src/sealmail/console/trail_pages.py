@@ -57,6 +57,23 @@ class MessageView:
         portal = self.lifecycle.describe(who.tenant_id, message_id)
         return MessagePage(trail, portal, self.may_act(who, message_id))
 
+    def render(
+        self, kit: Kit, request: Request, who: Session, message_id: str, template: str, title: str, back: str
+    ) -> Response:
+        """The trail page and a sender's outcome page: one message shown in ``template``."""
+        shown = self.page(who, message_id)
+        return kit.render(
+            request,
+            template,
+            title=title,
+            who=who,
+            back=back,
+            csrf=kit.csrf(request),
+            m=shown.m,
+            portal=shown.portal,
+            may_act=shown.may_act,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class MessagePage:
@@ -104,18 +121,7 @@ def _pages(app: FastAPI, kit: Kit, view: MessageView) -> None:
         who = kit.signed_in(request, Permission.VIEW_TRAIL)
         if isinstance(who, Response):
             return who
-        shown = view.page(who, message_id[:40])
-        return kit.render(
-            request,
-            "trail.html",
-            title="Delivery trail",
-            who=who,
-            back="messages",
-            csrf=kit.csrf(request),
-            m=shown.m,
-            portal=shown.portal,
-            may_act=shown.may_act,
-        )
+        return view.render(kit, request, who, message_id[:40], "trail.html", "Delivery trail", "messages")
 
     @app.post("/messages/{message_id}/recall")
     async def recall(request: Request, message_id: str) -> Response:
