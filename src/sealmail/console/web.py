@@ -434,7 +434,8 @@ def _key_pages(app: FastAPI, keys: UserKeys, kit: Kit) -> None:
     def page(request: Request, who: Session, **ctx: Any) -> HTMLResponse:
         return render(
             request, "keys.html", title="API keys", who=who, keys=keys.list_keys(who),
-            smtp=keys.list_smtp(who), scopes=KEY_SCOPES, csrf=kit.csrf(request), **ctx,
+            smtp=keys.list_smtp(who), csrf=kit.csrf(request),
+            scopes=[s for s in KEY_SCOPES if roles.may_grant_scope(who.role, s)], **ctx,
         )  # fmt: skip
 
     @app.get("/keys")

@@ -22,6 +22,7 @@ from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, PermissionDenied
 from sealmail.store import db
 from sealmail.store.tables import api_keys, smtp_credentials
+from sealmail.users import roles
 from sealmail.users.model import Clock, Session
 from sealmail.users.roles import Permission
 from sealmail.users.tables import console_api_keys, console_users
@@ -31,16 +32,9 @@ KeyMaker = Callable[[str, str, Iterable[str], str], tuple[str, str]]
 SmtpMaker = Callable[[str, str], tuple[str, str, str]]
 
 
-def _made_by(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
-    """The user and every API key made by them, or by a key of theirs, transitively."""
-    makers = {f"user:{user_id}"}
-    makers |= set(
-        conn.execute(
-            sa.select(console_api_keys.c.api_key_id).where(
-                console_api_keys.c.tenant_id == tenant_id, console_api_keys.c.user_id == user_id
-            )
-        ).scalars()
-    )
+def _made_through(conn: Connection, tenant_id: str, roots: set[str]) -> set[str]:
+    """``roots`` and every API key made by one of them, or by a key of theirs, transitively."""
+    makers = set(roots)
     for _ in range(50):  # a chain of keys making keys is short; the bound keeps a loop finite
         more = set(
             conn.execute(
@@ -57,6 +51,16 @@ def _made_by(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
     return makers
 
 
+def _console_keys(conn: Connection, tenant_id: str, user_id: str) -> set[str]:
+    return set(
+        conn.execute(
+            sa.select(console_api_keys.c.api_key_id).where(
+                console_api_keys.c.tenant_id == tenant_id, console_api_keys.c.user_id == user_id
+            )
+        ).scalars()
+    )
+
+
 def revoke_for_user(
     conn: Connection,
     tenant_id: str,
@@ -64,10 +68,29 @@ def revoke_for_user(
     actor: str,
     now: datetime,
     reason: str = "creator_disabled",
+    keeping_role: str | None = None,
 ) -> tuple[int, int]:
-    """Revoke every live API key and SMTP credential behind ``user_id``, in the caller's
-    transaction: made by them in the console, or through one of their keys.  ``(keys, creds)``."""
-    makers = sorted(_made_by(conn, tenant_id, user_id))
+    """Revoke live API keys and SMTP credentials behind ``user_id``, in the caller's
+    transaction: made by them in the console, or through one of their keys.  ``(keys, creds)``.
+
+    With ``keeping_role`` (a role change that keeps the right to make keys), only what that
+    role could not have made dies: keys carrying a scope it may not grant, everything made
+    through them, and SMTP credentials if it may not grant ``send``."""
+    person = f"user:{user_id}"
+    doomed = _made_through(conn, tenant_id, {person} | _console_keys(conn, tenant_id, user_id))
+    if keeping_role is not None:
+        beyond = {
+            key_id
+            for key_id, scopes in conn.execute(
+                sa.select(api_keys.c.id, api_keys.c.scopes).where(
+                    api_keys.c.tenant_id == tenant_id, api_keys.c.id.in_(sorted(doomed - {person}))
+                )
+            ).all()
+            if not all(roles.may_grant_scope(keeping_role, s) for s in scopes)
+        }
+        keeps_send = roles.may_grant_scope(keeping_role, "send")
+        doomed = _made_through(conn, tenant_id, beyond) | (set() if keeps_send else {person})
+    makers = sorted(doomed)
     key_ids = list(
         conn.execute(
             sa.select(api_keys.c.id).where(
@@ -191,6 +214,12 @@ class UserKeys:
     def create(self, who: Session, name: str, scopes: Iterable[str]) -> tuple[str, str]:
         """A new key owned by ``who``: ``(key id, secret shown once)``."""
         self._may(who)
+        scopes = list(scopes)
+        if refused := [s for s in scopes if not roles.may_grant_scope(who.role, s)]:
+            raise PermissionDenied(
+                f"your role cannot put {', '.join(refused)} on a key: a key may only do what its maker may"
+                " (ask an owner for a key with that scope)"
+            )
         key_id, secret = self.make_key(who.tenant_id, name.strip()[:200] or "console", scopes, who.actor)
         with self.engine.begin() as conn:
             conn.execute(

@@ -144,12 +144,16 @@ class People(UsersBase):
             conn.execute(sa.update(console_users).where(console_users.c.id == row.id).values(role=role))
             # Keys die with the right to make them: a role without API keys takes the person's
             # keys and SMTP credentials with it, in this transaction (as disabling does).
+            # A role that keeps the right takes only the keys it could not have made (a demoted
+            # owner's admin-scoped keys), and whatever was made through those.
             keys = creds = 0
             key_right = roles.Permission.MANAGE_API_KEYS
-            if roles.allows(row.role, key_right) and not roles.allows(role, key_right):
+            if roles.allows(row.role, key_right):
+                keeping = role if roles.allows(role, key_right) else None
                 keys, creds = revoke_for_user(
-                    conn, who.tenant_id, row.id, who.actor, self.now(), reason="creator_lost_role"
-                )
+                    conn, who.tenant_id, row.id, who.actor, self.now(), reason="creator_lost_role",
+                    keeping_role=keeping,
+                )  # fmt: skip
             audit.append(
                 conn, action=AuditAction.USER_ROLE_CHANGED, actor=who.actor, tenant_id=who.tenant_id,
                 target=row.id,

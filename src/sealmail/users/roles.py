@@ -101,6 +101,23 @@ def allows(role: str, permission: Permission) -> bool:
         return False
 
 
+# What each API key scope reaches through the REST API, as console permissions.  A person
+# puts on a key only what their own role could do by hand: an administrator (no content
+# reads, no evidence) makes ``send`` keys, not a ``read`` key that would read message bodies
+# for them.  ``admin`` implies every scope (``Principal.has``), so it needs every permission.
+SCOPE_NEEDS: dict[str, frozenset[Permission]] = {
+    "send": frozenset({P.COMPOSE}),
+    "read": frozenset({P.VIEW_TRAIL, P.READ_CONTENT, P.VIEW_EVIDENCE}),
+    "admin": frozenset(P),
+}
+
+
+def may_grant_scope(role: str, scope: str) -> bool:
+    """Whether ``role`` may put ``scope`` on an API key it makes (an unknown scope: no)."""
+    needs = SCOPE_NEEDS.get(scope)
+    return needs is not None and all(allows(role, p) for p in needs)
+
+
 def may_assign(actor_role: str, role: str) -> bool:
     """Only an owner makes (or unmakes) owners; administrators manage everyone else."""
     if not allows(actor_role, Permission.MANAGE_USERS):

@@ -17,9 +17,8 @@ from sealmail.store.tables import api_keys, audit_log, smtp_credentials
 def test_disabling_a_user_revokes_their_keys_the_keys_those_made_and_their_smtp_credentials(
     console: Console, owner: Person, services: Services, tenant: TenantFixture
 ) -> None:
-    user_id, token = console.users.invite(
-        tenant.id, "admin@clinic.example", "", "administrator", actor="test"
-    )
+    # An owner: only a role holding every permission puts ``admin`` on a key.
+    user_id, token = console.users.invite(tenant.id, "admin@clinic.example", "", "owner", actor="test")
     admin = enrol(console, token, "admin@clinic.example")
     page = admin.http.get("/console/keys")
     made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_admin": "on"})
@@ -96,9 +95,8 @@ def test_auditor_accounts_expire_by_default_and_their_access_ends_with_the_expir
 def test_smtp_credentials_made_in_the_console_show_their_maker_and_die_with_them(
     console: Console, owner: Person, services: Services, tenant: TenantFixture
 ) -> None:
-    user_id, token = console.users.invite(
-        tenant.id, "admin@clinic.example", "", "administrator", actor="test"
-    )
+    # An owner: only a role holding every permission puts ``admin`` on a key.
+    user_id, token = console.users.invite(tenant.id, "admin@clinic.example", "", "owner", actor="test")
     admin = enrol(console, token, "admin@clinic.example")
     page = admin.http.get("/console/keys")
     made = admin.http.post("/console/keys/smtp", data={"csrf": csrf(page)})

@@ -92,7 +92,8 @@ def test_a_revoked_smtp_credential_is_refused_by_the_other_instance_within_5_s(
 def test_disabling_a_person_ends_their_session_keys_and_credentials_on_the_other_instance(
     console: Console, other: Console, other_services: Services, tenant: TenantFixture, owner: Person
 ) -> None:
-    admin = person(console, tenant.id, "admin@clinic.example", "administrator")
+    # An owner: only a role holding every permission puts ``admin`` on a key.
+    admin = person(console, tenant.id, "admin@clinic.example", "owner")
     page = admin.http.get("/console/keys")
     made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_admin": "on"})
     secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
@@ -126,13 +127,14 @@ def test_a_role_taken_away_on_one_instance_closes_its_pages_and_keys_on_the_othe
 ) -> None:
     admin = person(console, tenant.id, "admin@clinic.example", "administrator")
     page = admin.http.get("/console/keys")
-    made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_read": "on"})
+    made = admin.http.post("/console/keys", data={"csrf": csrf(page), "name": "EHR", "scope_send": "on"})
     secret = made.text.split('id="new-key">', 1)[1].split("<", 1)[0]
     key = {"Authorization": f"Bearer {secret}"}
     browser_b = at(other, admin)
     b = other.client()
     assert browser_b.get("/console/users").status_code == 200
-    assert b.get("/v1/events", headers=key).status_code == 200  # warm in B
+    # Authenticated, then refused for its empty body: the key is live (and warm in B).
+    assert b.post("/v1/messages", json={}, headers=key).status_code == 422
     user_id = next(u.id for u in console.users.list_users(tenant.id) if u.email == "admin@clinic.example")
     users = owner.http.get("/console/users")
     changed = owner.http.post(f"/console/users/{user_id}/role", data={"csrf": csrf(users), "role": "sender"})
@@ -140,6 +142,7 @@ def test_a_role_taken_away_on_one_instance_closes_its_pages_and_keys_on_the_othe
     refused_within(lambda: browser_b.get("/console/users").status_code == 403, "the administrator's page")
     # A sender makes no API keys, so the ones made as administrator die with the role.
     refused_within(
-        lambda: b.get("/v1/events", headers=key).status_code == 401, "the key made as administrator"
+        lambda: b.post("/v1/messages", json={}, headers=key).status_code == 401,
+        "the key made as administrator",
     )
     assert browser_b.get("/console/compose").status_code == 200  # what a sender may do stays open
