@@ -49,6 +49,7 @@ from sealmail.domain.intake_limits import IntakeLimits
 from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence import working_hours
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.service import Evidence
@@ -631,7 +632,10 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         max_recipients=settings.max_recipients,
         max_file_bytes=settings.max_file_bytes,
     )
-    view = MessageView(Reports(services.engine), Outbox(services.engine), services.portal_lifecycle)
+    view = MessageView(
+        Reports(services.engine), Outbox(services.engine), services.portal_lifecycle,
+        zone_of=lambda tenant_id: working_hours.read(services.engine, tenant_id).time_zone,
+    )  # fmt: skip
     return [
         compose_section(services.messages, view, compose, services.file_shares, services.texting),
         trail_section(view),

@@ -10,13 +10,17 @@ Recall and expiry go through the portal's service, the same one the API's
 ``POST /v1/messages/{id}/recall`` and ``PATCH /v1/messages/{id}/portal`` use, with the
 console user as the actor of the audit entry.  A sender acts on their own messages
 (``messages.compose``); administrators on any of the tenant's (``messages.recall_any``).
+An expiry is typed in a named time zone, the tenant's own (its working hours') unless the
+person names another, and shown back in it: nobody converts to UTC in their head.
 
 No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -38,10 +42,17 @@ _GONE = "No such message among yours."
 class MessageView:
     """What the trail page and a sender's outcome page show of one message."""
 
-    def __init__(self, reports: Reports, outbox: Outbox, lifecycle: PortalLifecycle) -> None:
+    def __init__(
+        self,
+        reports: Reports,
+        outbox: Outbox,
+        lifecycle: PortalLifecycle,
+        zone_of: Callable[[str], str] = lambda _tenant: "UTC",
+    ) -> None:
         self.reports = reports
         self.outbox = outbox
         self.lifecycle = lifecycle
+        self.zone_of = zone_of  # the tenant's time zone (IANA name), for expiry in and out
 
     def may_act(self, who: Session, message_id: str) -> bool:
         """Recall and expiry: an administrator's on any message, a sender's on their own."""
@@ -62,6 +73,8 @@ class MessageView:
     ) -> Response:
         """The trail page and a sender's outcome page: one message shown in ``template``."""
         shown = self.page(who, message_id)
+        zone = self.zone_of(who.tenant_id)
+        expires = shown.portal.expires_at
         return kit.render(
             request,
             template,
@@ -72,6 +85,8 @@ class MessageView:
             m=shown.m,
             portal=shown.portal,
             may_act=shown.may_act,
+            zone=zone,
+            expires_local=_local(expires, zone) if expires else None,
         )
 
 
@@ -84,12 +99,29 @@ class MessagePage:
     may_act: bool
 
 
-def _expiry(raw: str, now: datetime) -> datetime:
-    """A ``datetime-local`` value read as UTC, which must lie ahead."""
+def _zone(name: str) -> ZoneInfo:
     try:
-        when = datetime.fromisoformat(raw.strip()[:32]).replace(tzinfo=UTC)
+        return ZoneInfo(name.strip()[:64] or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            [{"field": "zone", "message": "an IANA time zone name, like America/New_York or UTC"}]
+        ) from None
+
+
+def _local(at: datetime, zone: str) -> str:
+    """``at`` as the tenant reads it, with the zone named (UTC alongside when it differs)."""
+    shown = f"{at.astimezone(_zone(zone)).strftime('%Y-%m-%d %H:%M')} {zone}"
+    return shown if zone == "UTC" else f"{shown} ({at.astimezone(UTC).strftime('%Y-%m-%d %H:%M UTC')})"
+
+
+def _expiry(raw: str, zone: str, now: datetime) -> datetime:
+    """A ``datetime-local`` value read in ``zone``, which must lie ahead; stored in UTC."""
+    tz = _zone(zone)
+    try:
+        when = datetime.fromisoformat(raw.strip()[:32])
     except ValueError:
         raise ValidationFailed([{"field": "expires", "message": "give a date and time"}]) from None
+    when = when.replace(tzinfo=tz).astimezone(UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when <= now:
         raise ValidationFailed([{"field": "expires", "message": "must be in the future"}])
     return when
@@ -141,7 +173,8 @@ def _pages(app: FastAPI, kit: Kit, view: MessageView) -> None:
         if isinstance(acted, Response):
             return acted
         who, form = acted
-        when = _expiry(str(form.get("expires", "")), datetime.now(UTC))
+        zone = str(form.get("zone", "")) or view.zone_of(who.tenant_id)
+        when = _expiry(str(form.get("expires", "")), zone, datetime.now(UTC))
         await run_in_threadpool(
             lambda: view.lifecycle.configure(who.tenant_id, message_id, who.actor, expires_at=when)
         )

@@ -10,6 +10,7 @@ from tests.integration.console.console_harness import Console, Person, csrf, per
 from tests.integration.console.test_console_compose import compose
 
 from sealmail.app import Services
+from sealmail.evidence.working_hours import WorkingHours
 from sealmail.store.tables import audit_log, recipients
 from sealmail.users.roles import Role
 
@@ -98,6 +99,37 @@ def test_expiry_is_set_by_the_owner_or_an_administrator_and_refused_in_the_past(
     assert post(admin, f"/console/messages/{mid}/recall").status_code == 303
     changes = [a for action, a in audited(services, mid) if action == "portal:settings_changed"]
     assert len(changes) == 2 and changes[0] != changes[1]
+
+
+def test_expiry_is_typed_and_shown_in_the_tenants_time_zone_or_a_named_one(
+    console: Console, services: Services, tenant: TenantFixture
+) -> None:
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    mid = sent(alice)
+    year = datetime.now(UTC).year + 1
+    services.evidence.activity_review.set_working_hours(
+        tenant.id, WorkingHours("America/New_York", 9, 17, (0, 1, 2, 3, 4)), "test"
+    )
+    page = alice.http.get(f"/console/sent/{mid}").text
+    assert 'name="zone" type="text" value="America/New_York"' in page  # the tenant's zone, prefilled
+    # 09:00 on 1 July in New York is 13:00 UTC (daylight time); in January it is 14:00.
+    assert post(alice, f"/console/messages/{mid}/expiry", expires=f"{year}-07-01T09:00").status_code == 303
+    assert services.portal_lifecycle.describe(tenant.id, mid).expires_at == datetime(
+        year, 7, 1, 13, tzinfo=UTC
+    )
+    shown = alice.http.get(f"/console/sent/{mid}").text
+    assert f"{year}-07-01 09:00 America/New_York ({year}-07-01 13:00 UTC)" in shown
+    r = post(alice, f"/console/messages/{mid}/expiry", expires=f"{year}-01-10T09:00", zone="Asia/Tokyo")
+    assert r.status_code == 303
+    assert services.portal_lifecycle.describe(tenant.id, mid).expires_at == datetime(
+        year, 1, 10, 0, tzinfo=UTC
+    )
+    for zone in ("Mars/Olympus", "../../etc/passwd", "\u202eUTC"):
+        bad = post(alice, f"/console/messages/{mid}/expiry", expires=f"{year}-02-01T09:00", zone=zone)
+        assert bad.status_code == 422 and "IANA time zone" in bad.text
+    assert services.portal_lifecycle.describe(tenant.id, mid).expires_at == datetime(
+        year, 1, 10, 0, tzinfo=UTC
+    )
 
 
 def test_a_message_of_another_tenant_is_absent(
