@@ -16,6 +16,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -49,7 +50,9 @@ from sealmail.domain.intake_limits import IntakeLimits
 from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
+from sealmail.evidence.dependencies import DependencyAudit
 from sealmail.evidence.mailing import AnchorMailer
+from sealmail.evidence.osv import OsvClient
 from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.service import Evidence
 from sealmail.evidence.timestamps import Timestamper
@@ -541,7 +544,23 @@ def build_evidence(services: Services) -> Evidence:
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
         services.settings.home / "test-results" / "hipaa-results.json",
         services.tenancy.update_settings,
+        build_dependency_audit(services.settings),
     )
+
+
+def build_dependency_audit(s: Settings) -> DependencyAudit:
+    """The lock file every pack audits and the OSV client that refreshes its advisories: the
+    SSRF-safe client with the configured OSV host as the only host it may reach."""
+    lock = s.evidence_lock_file or Path("requirements.lock").absolute()
+    http = SafeHttpClient(
+        Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds),
+        allow_loopback=s.allow_loopback_fetch,
+        timeout=s.osv_timeout_seconds,
+        ca_file=str(s.tls_ca_file) if s.tls_ca_file else None,
+        only_hosts=[urlsplit(s.osv_url).hostname or ""],
+    )
+    cache = s.home / "evidence" / "osv-advisories.json"
+    return DependencyAudit(cache, lock, OsvClient(http, s.osv_url))
 
 
 def build_evidence_schedule(services: Services) -> EvidenceSchedule:
