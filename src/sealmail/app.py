@@ -51,6 +51,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.evidence.dependencies import DependencyAudit
+from sealmail.evidence.drill_schedule import DrillSchedule
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.osv import OsvClient
 from sealmail.evidence.schedule import EvidenceSchedule
@@ -63,6 +64,7 @@ from sealmail.forms.service import Forms
 from sealmail.forms.submissions import FormSubmissions
 from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
+from sealmail.limits import tables as limits_tables
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
@@ -545,6 +547,24 @@ def build_evidence(services: Services) -> Evidence:
         services.settings.home / "test-results" / "hipaa-results.json",
         services.tenancy.update_settings,
         build_dependency_audit(services.settings),
+    )
+
+
+def build_drill_schedule(services: Services, owner: str) -> DrillSchedule | None:
+    """The worker's scheduled restore drill, or None when ``restore_drill_minutes`` is 0."""
+    s = services.settings
+    if not s.restore_drill_minutes:
+        return None
+    # Every table on the shared metadata: the features imported here and the limits' counters
+    # (``limits_tables``); the schedule refuses a drill when the database holds one missing here.
+    return DrillSchedule(
+        services.engine,
+        limits_tables.metadata.sorted_tables,
+        s.blob_dir or s.home / "blobs",
+        timedelta(minutes=s.restore_drill_minutes),
+        owner,
+        services.evidence.anchor_recipients,
+        s.restore_drill_scratch_url,
     )
 
 

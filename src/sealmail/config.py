@@ -381,6 +381,19 @@ class Settings(BaseSettings):
         description="Workers run the retention purge (crypto-shredding past each tenant's periods) this "
         "often; 0: only `sealmail evidence retention purge`.",
     )
+    restore_drill_minutes: int = Field(
+        0,
+        ge=0,
+        le=31 * 24 * 60,
+        description="Workers run the restore drill (back up, restore into a scratch database, verify, "
+        "time it) once per this many minutes, e.g. 10080 for weekly; a failure is mailed to the anchor "
+        "recipients. 0: only `sealmail backup drill` (a drill copies the whole database).",
+    )
+    restore_drill_scratch_url: str | None = Field(
+        None,
+        description="An EMPTY database the scheduled drill restores into (emptied after each drill); "
+        "unset: a temporary SQLite file.",
+    )
     osv_url: str = Field(
         "https://api.osv.dev",
         description="The OSV advisory API (or a mirror speaking it) that `sealmail evidence deps --refresh` "
