@@ -30,6 +30,7 @@ BATCH_MAX_BYTES = 4 * 1024 * 1024  # a querybatch answer is ids and dates only
 VULN_MAX_BYTES = 1024 * 1024  # one advisory: its text, ranges and references
 MAX_QUERIES = 1000  # OSV's own limit for one querybatch
 MAX_ADVISORIES = 500  # advisories fetched in one scan; more is an answer we refuse
+MAX_PAGES = 10  # querybatch rounds following next_page_token; a server paging forever is refused
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
 
@@ -178,7 +179,9 @@ class OsvClient:
             raise ServiceUnavailable(f"at most {MAX_QUERIES} pins are checked in one scan")
         wanted: dict[str, list[Pinned]] = {}
         pending = [(pin, "") for pin in pins]
-        while pending:
+        for _ in range(MAX_PAGES):
+            if not pending:
+                break
             answers = await self._batch(pending)
             following = []
             for (pin, _), (ids, token) in zip(pending, answers, strict=True):
@@ -190,6 +193,8 @@ class OsvClient:
             if len(wanted) > MAX_ADVISORIES:
                 raise _bad(f"more than {MAX_ADVISORIES} advisories")
             pending = following
+        if pending:
+            raise _bad(f"more than {MAX_PAGES} pages of advisory ids")
         findings = []
         for vid, affected_pins in wanted.items():
             doc = await self._vuln(vid)

@@ -87,6 +87,15 @@ def test_too_many_advisories_are_refused(
     assert "more than 3 advisories" in refused(client(ca, server))
 
 
+def test_a_server_paging_forever_is_refused(ca: TestCA, server: OsvServer) -> None:
+    page = {"results": [{"vulns": [{"id": "GHSA-p-1"}], "next_page_token": "again"}]}
+    answer(server, json.dumps(page).encode())
+    assert f"more than {osv_module.MAX_PAGES} pages" in refused(client(ca, server))
+    assert len(server.web.posts) == osv_module.MAX_PAGES
+    sent = json.loads(server.web.posts[-1][2])
+    assert sent["queries"][0]["page_token"] == "again"
+
+
 def test_a_slow_server_meets_the_deadline(ca: TestCA, server: OsvServer) -> None:
     answer(server, json.dumps({"results": [{}]}).encode(), delay=3.0)
     assert "unreachable (timeout)" in refused(client(ca, server, timeout=0.5))
