@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sealmail.errors import ServiceUnavailable
+from sealmail.evidence import cvss
 from sealmail.net.http_client import FetchError, SafeHttpClient, redact_url
 
 ECOSYSTEM = "PyPI"
@@ -123,7 +124,14 @@ def _severity(doc: dict[str, Any], affected: list[dict[str, Any]]) -> Severity:
         word = place.get("severity") if isinstance(place, dict) else None
         if isinstance(word, str) and word.strip().lower() in _SEVERITY_WORDS:
             return Severity(_SEVERITY_WORDS[word.strip().lower()])
-    return Severity.UNKNOWN
+    # No word: the highest CVSS v3 base score among the advisory's vectors, rated.
+    scores = [
+        cvss.base_score(entry["score"])
+        for entry in (doc.get("severity") or [])[:10]
+        if isinstance(entry, dict) and isinstance(entry.get("score"), str) and len(entry["score"]) < 200
+    ]
+    rated = [s for s in scores if s is not None and s > 0]
+    return Severity(cvss.rating(max(rated))) if rated else Severity.UNKNOWN
 
 
 def _fixed(affected: list[dict[str, Any]]) -> tuple[str, ...]:
