@@ -16,6 +16,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -50,7 +51,10 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.evidence import working_hours
+from sealmail.evidence.dependencies import DependencyAudit
+from sealmail.evidence.drill_schedule import DrillSchedule
 from sealmail.evidence.mailing import AnchorMailer
+from sealmail.evidence.osv import OsvClient
 from sealmail.evidence.schedule import EvidenceSchedule
 from sealmail.evidence.service import Evidence
 from sealmail.evidence.timestamps import Timestamper
@@ -61,6 +65,7 @@ from sealmail.forms.service import Forms
 from sealmail.forms.submissions import FormSubmissions
 from sealmail.intake.api.options import ApiLimits, ApiOptions
 from sealmail.intake.smtp import GatewayOptions, GatewayServices, SmtpGateway
+from sealmail.limits import tables as limits_tables
 from sealmail.limits.service import FailureThrottle, Limiter, MemoryLimiter
 from sealmail.marketing import consent as marketing_consent
 from sealmail.marketing import service as marketing
@@ -542,7 +547,41 @@ def build_evidence(services: Services) -> Evidence:
         Timestamper(services.settings.evidence_tsa_url) if services.settings.evidence_tsa_url else None,
         services.settings.home / "test-results" / "hipaa-results.json",
         services.tenancy.update_settings,
+        build_dependency_audit(services.settings),
     )
+
+
+def build_drill_schedule(services: Services, owner: str) -> DrillSchedule | None:
+    """The worker's scheduled restore drill, or None when ``restore_drill_minutes`` is 0."""
+    s = services.settings
+    if not s.restore_drill_minutes:
+        return None
+    # Every table on the shared metadata: the features imported here and the limits' counters
+    # (``limits_tables``); the schedule refuses a drill when the database holds one missing here.
+    return DrillSchedule(
+        services.engine,
+        limits_tables.metadata.sorted_tables,
+        s.blob_dir or s.home / "blobs",
+        timedelta(minutes=s.restore_drill_minutes),
+        owner,
+        services.evidence.anchor_recipients,
+        s.restore_drill_scratch_url,
+    )
+
+
+def build_dependency_audit(s: Settings) -> DependencyAudit:
+    """The lock file every pack audits and the OSV client that refreshes its advisories: the
+    SSRF-safe client with the configured OSV host as the only host it may reach."""
+    lock = s.evidence_lock_file or Path("requirements.lock").absolute()
+    http = SafeHttpClient(
+        Resolver(s.nameservers() or None, timeout=s.dns_timeout_seconds),
+        allow_loopback=s.allow_loopback_fetch,
+        timeout=s.osv_timeout_seconds,
+        ca_file=str(s.tls_ca_file) if s.tls_ca_file else None,
+        only_hosts=[urlsplit(s.osv_url).hostname or ""],
+    )
+    cache = s.home / "evidence" / "osv-advisories.json"
+    return DependencyAudit(cache, lock, OsvClient(http, s.osv_url))
 
 
 def build_evidence_schedule(services: Services) -> EvidenceSchedule:
@@ -634,7 +673,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
     )
     view = MessageView(
         Reports(services.engine), Outbox(services.engine), services.portal_lifecycle,
-        zone_of=lambda tenant_id: working_hours.read(services.engine, tenant_id).time_zone,
+        zone_of=lambda tenant_id: working_hours.read(services.engine, tenant_id).hours.time_zone,
     )  # fmt: skip
     return [
         compose_section(services.messages, view, compose, services.file_shares, services.texting),

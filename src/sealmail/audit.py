@@ -151,6 +151,7 @@ class AuditAction(enum.StrEnum):
     EVIDENCE_PACK_BUILT = "evidence_pack:built"
     ANCHOR_RECIPIENTS_SET = "anchor_recipients:set"
     ANCHOR_MAILED = "audit_anchor:mailed"
+    EVIDENCE_ALERT_MAILED = "evidence_alert:mailed"  # e.g. a failed restore drill, to the officers
     ACTIVITY_REVIEW_SIGNED = "activity_review:signed"
     WORKING_HOURS_SET = "working_hours:set"
     BACKUP_CREATED = "backup:created"

@@ -33,6 +33,7 @@ from sealmail.cli_serve import _banner, captured, init, migrate, send, serve
 from sealmail.client.cli import remote_app
 from sealmail.config import Settings
 from sealmail.evidence import cli as evidence_cli
+from sealmail.evidence import deps_cli, review_cli
 from sealmail.marketing import cli as marketing_cli
 from sealmail.portal import cli as portal_cli
 from sealmail.portal.cli import portal_app
@@ -91,6 +92,10 @@ webhooks_cli.session.bind(feature_session(_webhook_endpoints))
 suppressions_cli.session.bind(feature_session(_suppressions))
 portal_cli.session.bind(feature_session(_portal_lifecycle))
 evidence_cli.session.bind(feature_session(build_evidence))
+deps_cli.session.bind(feature_session(build_evidence))
+evidence_cli.evidence_app.command("deps")(deps_cli.deps_cmd)
+review_cli.session.bind(feature_session(build_evidence))
+evidence_cli.evidence_app.add_typer(review_cli.review_app, name="review")
 app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.command("verify")(evidence_cli.verify_cmd)
 audit_app.command("anchor")(evidence_cli.anchor_cmd)

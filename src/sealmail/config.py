@@ -15,6 +15,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -380,6 +381,35 @@ class Settings(BaseSettings):
         description="Workers run the retention purge (crypto-shredding past each tenant's periods) this "
         "often; 0: only `sealmail evidence retention purge`.",
     )
+    restore_drill_minutes: int = Field(
+        0,
+        ge=0,
+        le=31 * 24 * 60,
+        description="Workers run the restore drill (back up, restore into a scratch database, verify, "
+        "time it) once per this many minutes, e.g. 10080 for weekly; a failure is mailed to the anchor "
+        "recipients. 0: only `sealmail backup drill` (a drill copies the whole database).",
+    )
+    restore_drill_scratch_url: str | None = Field(
+        None,
+        description="An EMPTY database the scheduled drill restores into (emptied after each drill); "
+        "unset: a temporary SQLite file.",
+    )
+    osv_url: str = Field(
+        "https://api.osv.dev",
+        description="The OSV advisory API (or a mirror speaking it) that `sealmail evidence deps --refresh` "
+        "asks about every pin of the lock file; the only host that fetch may reach.",
+    )
+    osv_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="Deadline for each OSV request of a refresh (connect, TLS and the whole body).",
+    )
+    evidence_lock_file: Path | None = Field(
+        None,
+        description="The lock file whose pins every evidence pack (CLI, API, console) compares and audits; "
+        "unset: `requirements.lock` in the working directory, when there is one.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     log_format: Literal["console", "json"] = Field("console", description="Log renderer.")
 
@@ -421,6 +451,14 @@ class Settings(BaseSettings):
             ipaddress.ip_address(host or item)
             if port and not port.isdigit():
                 raise ValueError(f"bad port in {item!r}")
+        return value
+
+    @field_validator("osv_url")
+    @classmethod
+    def _osv_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or parts.query or "@" in parts.netloc:
+            raise ValueError("osv_url: an https URL with a host, e.g. https://api.osv.dev")
         return value
 
     @field_validator("tls_policy_phi")

@@ -39,6 +39,8 @@ EVIDENCE_TICK_SECONDS = 60.0
 # How often a worker checks whether yesterday's TLS reports still need sending (cheap: one
 # claim attempt; the first tick after midnight UTC, on any host, does the work).
 TLSRPT_TICK_SECONDS = 600.0
+# How often a worker checks whether this period's restore drill is still unclaimed (one insert).
+DRILL_TICK_SECONDS = 300.0
 
 
 async def run_every(
@@ -83,6 +85,21 @@ async def run_evidence_schedule(services: Services, stop: asyncio.Event) -> None
         await asyncio.to_thread(schedule.tick)
 
     await run_every(stop, EVIDENCE_TICK_SECONDS, tick, "sealmail.evidence", "evidence.tick_failed")
+
+
+async def run_restore_drills(services: Services, stop: asyncio.Event, owner: str) -> None:
+    """The scheduled restore drill (``evidence/drill_schedule.py``): each tick claims the
+    current period if no worker has; the drill itself runs in a thread."""
+    from sealmail.app import build_drill_schedule
+
+    schedule = build_drill_schedule(services, owner)
+    if schedule is None:
+        return
+
+    async def tick() -> None:
+        await asyncio.to_thread(schedule.tick)
+
+    await run_every(stop, DRILL_TICK_SECONDS, tick, "sealmail.evidence", "evidence.drill_tick_failed")
 
 
 JOURNEY_SECONDS = 5.0
@@ -260,6 +277,8 @@ def _start_worker(
     tasks.append(asyncio.create_task(run_dispatcher(build_webhook_dispatcher(services), stop)))
     tasks.append(asyncio.create_task(run_portal_sweeper(services, stop)))
     tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
+    if services.settings.restore_drill_minutes:
+        tasks.append(asyncio.create_task(run_restore_drills(services, stop, worker.name)))
     tasks.append(asyncio.create_task(run_marketing(services, stop, worker.name)))
     if services.settings.sms_provider != "none":
         from sealmail.app import build_texting_sender

@@ -12,6 +12,8 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -25,6 +27,7 @@ class Route:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering: a slow server (the client's deadline is tested)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -40,11 +43,15 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         owner._log_post(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        self._answer(owner.route(self.path.split("?", 1)[0]))
+        path = self.path.split("?", 1)[0]
+        handler = owner.handler(path)
+        self._answer(handler(body) if handler is not None else owner.route(path))
 
     def _answer(self, route: Route | None) -> None:
         if route is None:
             route = Route(404, b"not found\n", {"Content-Type": "text/plain"})
+        if route.delay:
+            time.sleep(route.delay)  # the server being slow, not the test waiting
         self.send_response(route.status)
         for name, value in route.headers.items():
             self.send_header(name, value)
@@ -85,6 +92,7 @@ class HttpsServer:
     def __init__(self, cert: IssuedCert, host: str = "127.0.0.1") -> None:
         self.cert, self.host, self.port = cert, host, 0
         self._routes: dict[str, Route] = {}
+        self._handlers: dict[str, Callable[[bytes], Route]] = {}
         self._lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []  # (path, Host header)
         self.posts: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, body)
@@ -98,6 +106,15 @@ class HttpsServer:
     def set_route(self, path: str, route: Route) -> None:
         with self._lock:
             self._routes[path] = route
+
+    def set_handler(self, path: str, handler: Callable[[bytes], Route]) -> None:
+        """POSTs to ``path`` are answered by ``handler(body)`` (an API that reads its request)."""
+        with self._lock:
+            self._handlers[path] = handler
+
+    def handler(self, path: str) -> Callable[[bytes], Route] | None:
+        with self._lock:
+            return self._handlers.get(path)
 
     def set_text(self, path: str, text: str, *, status: int = 200, content_type: str = "text/plain") -> None:
         self.set_route(path, Route(status, text.encode(), {"Content-Type": content_type}))

@@ -534,6 +534,17 @@ class AsyncSealmailClient(AsyncMarketingMethods):
         """The month's activity-review queue (YYYY-MM) and its sign-off, if signed."""
         return cast(dict[str, Any], await self._json(ops.activity_review(month)))
 
+    async def review_settings(self) -> dict[str, Any]:
+        """The activity review's working hours and large-read threshold."""
+        return cast(dict[str, Any], await self._json(ops.review_settings()))
+
+    async def set_review_settings(
+        self, time_zone: str, start: int, end: int, weekdays: list[int], large_reads: int | None = None
+    ) -> dict[str, Any]:
+        """Set them (``admin``); large_reads None keeps the threshold; bad values are a 400."""
+        call = ops.set_review_settings(time_zone, start, end, weekdays, large_reads)
+        return cast(dict[str, Any], await self._json(call))
+
     async def sign_off_activity_review(self, month: str, note: str) -> dict[str, Any]:
         return cast(dict[str, Any], await self._json(ops.sign_off_activity_review(month, note)))
 

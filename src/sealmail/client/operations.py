@@ -564,6 +564,17 @@ def activity_review(month: str) -> Call:
     return Call("GET", f"/v1/evidence/activity-review/{segment(month)}")
 
 
+def review_settings() -> Call:
+    return Call("GET", "/v1/evidence/activity-review/settings")
+
+
+def set_review_settings(
+    time_zone: str, start: int, end: int, weekdays: list[int], large_reads: int | None = None
+) -> Call:
+    body = {"time_zone": time_zone, "start": start, "end": end, "weekdays": weekdays}
+    return Call("PUT", "/v1/evidence/activity-review/settings", json={**body, "large_reads": large_reads})
+
+
 def sign_off_activity_review(month: str, note: str) -> Call:
     return Call("POST", f"/v1/evidence/activity-review/{segment(month)}/sign-off", json={"note": note})
 
@@ -704,6 +715,8 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v1/sms/texts"): "list_sms_texts",
     ("GET", "/v1/evidence/anchor-recipients"): "get_anchor_recipients",
     ("PUT", "/v1/evidence/anchor-recipients"): "set_anchor_recipients",
+    ("GET", "/v1/evidence/activity-review/settings"): "review_settings",
+    ("PUT", "/v1/evidence/activity-review/settings"): "set_review_settings",
     ("GET", "/v1/evidence/activity-review/{month}"): "activity_review",
     ("POST", "/v1/evidence/activity-review/{month}/sign-off"): "sign_off_activity_review",
     ("GET", "/v1/evidence/retention"): "get_retention",

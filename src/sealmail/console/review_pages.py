@@ -2,9 +2,10 @@
 
 The compliance officer (and the owner) read the month's queue — failed sign-ins, exports,
 policy weakenings, break-glass uses, large content reads and sign-ins outside the tenant's
-working hours — sign it off with a note, and set those working hours.  An auditor reads the
-queue and the sign-off but changes nothing.  The sign-off and the hours go through the same
-service calls as the API, so each is audited with the person's id.
+working hours — sign it off with a note, and set those working hours and the large-read
+threshold.  An auditor reads the queue and the sign-off but changes nothing.  The sign-off and
+the settings go through the same service calls (and the same check, ``review_settings``) as the
+API and the CLI, so each is audited with the person's id.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sealmail.console.web import ConsoleSection
 from sealmail.errors import InvalidRequest
 from sealmail.evidence.activity_review import MONTH_RE
 from sealmail.evidence.service import Evidence
-from sealmail.evidence.working_hours import DAY_NAMES, WorkingHours
+from sealmail.evidence.working_hours import DAY_NAMES, MAX_LARGE_READS, ReviewSettings, review_settings
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
@@ -54,13 +55,15 @@ def _month(value: str) -> str:
     return month
 
 
-def _hours(form: Any) -> WorkingHours:
-    try:
-        start, end = int(str(form.get("start", ""))), int(str(form.get("end", "")))
-        days = tuple(sorted(int(d) for d in form.getlist("weekdays")))
-    except ValueError as exc:
-        raise InvalidRequest("working hours: whole hours from 0 to 24") from exc
-    return WorkingHours(str(form.get("time_zone", "")).strip()[:64], start, end, days)
+def _settings(form: Any, current: ReviewSettings) -> ReviewSettings:
+    # The one check the API and the CLI apply too; a form without the threshold keeps it.
+    return review_settings(
+        form.get("time_zone", ""),
+        form.get("start", ""),
+        form.get("end", ""),
+        form.getlist("weekdays"),
+        form.get("large_reads", current.large_reads),
+    )
 
 
 def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
@@ -73,6 +76,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             return who
         wanted = _month(month)
         queue = review.queue(who.tenant_id, wanted)
+        settings = review.review_settings(who.tenant_id)
         return kit.render(
             request,
             "evidence_review.html",
@@ -83,7 +87,9 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             month=wanted,
             queue=queue,
             labels=LABELS,
-            hours=review.working_hours(who.tenant_id),
+            hours=settings.hours,
+            large_reads=settings.large_reads,
+            max_large_reads=MAX_LARGE_READS,
             day_names=list(enumerate(DAY_NAMES)),
         )
 
@@ -106,6 +112,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
     @app.post("/evidence/review/hours")
     async def hours(request: Request) -> Response:
         def act(who: Session, form: Any) -> None:
-            review.set_working_hours(who.tenant_id, _hours(form), who.actor)
+            current = review.review_settings(who.tenant_id)
+            review.set_review_settings(who.tenant_id, _settings(form, current), who.actor)
 
         return await change(request, act, lambda form: _month(str(form.get("month", ""))))

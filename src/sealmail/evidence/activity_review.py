@@ -3,11 +3,11 @@
 Each month's queue is read from the audit log, the record that cannot be quietly edited:
 failed sign-ins and lock-outs, staff sign-ins outside the tenant's working hours (its own
 time zone, hours and weekdays: ``working_hours.py``), content reads, and once more as a large
-read each person-day reaching ``LARGE_READS``, exports, break-glass grants and uses, DLP
-quarantine releases (overrides), and protective settings weakened (the decisions register).
-A compliance officer signs the month off with a note; the sign-off stores the SHA-256 of the
-items it covered, is itself audited, and goes into the evidence pack.  A month is signed
-once: a second sign-off is a 409.
+read each person-day reaching the tenant's threshold (50 by default), exports, break-glass
+grants and uses, DLP quarantine releases (overrides), and protective settings weakened (the
+decisions register).  A compliance officer signs the month off with a note; the sign-off
+stores the SHA-256 of the items it covered, is itself audited, and goes into the evidence
+pack.  A month is signed once: a second sign-off is a 409.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sealmail.audit import AuditAction as A
 from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence import working_hours
 from sealmail.evidence.tables import activity_reviews
-from sealmail.evidence.working_hours import SettingsWriter, WorkingHours
+from sealmail.evidence.working_hours import ReviewSettings, SettingsWriter, WorkingHours
 from sealmail.store import db
 from sealmail.store.tables import audit_log
 
@@ -51,8 +51,6 @@ CATEGORY_OF = {str(action): name for name, actions in CATEGORIES.items() for act
 # Staff sign-ins are queued outside the tenant's working hours (``working_hours.py``);
 # ``off_hours`` is the UTC default those hours start from.
 WORK_HOURS = (7, 19)
-# One person reading this much content in one day is queued as a large read, once per day.
-LARGE_READS = 50
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 MAX_ITEMS = 10_000  # one month's queue, bounded
 
@@ -129,22 +127,29 @@ def _large_reads(items: list[ReviewItem], hours: WorkingHours, threshold: int) -
 
 
 class ActivityReview:
-    def __init__(
-        self, engine: Engine, settings: SettingsWriter | None = None, large_reads: int = LARGE_READS
-    ) -> None:
+    def __init__(self, engine: Engine, settings: SettingsWriter | None = None) -> None:
         self.engine = engine
         self.settings = settings
-        self.large_reads = large_reads
 
-    def working_hours(self, tenant_id: str) -> WorkingHours:
+    def review_settings(self, tenant_id: str) -> ReviewSettings:
+        """The tenant's working hours and large-read threshold, as the queue applies them."""
         return working_hours.read(self.engine, tenant_id)
 
-    def set_working_hours(self, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
+    def working_hours(self, tenant_id: str) -> WorkingHours:
+        return self.review_settings(tenant_id).hours
+
+    def set_review_settings(self, tenant_id: str, wanted: ReviewSettings, actor: str) -> ReviewSettings:
+        """Store them (checked again; audited as ``working_hours:set`` with before and after)."""
         if self.settings is None:
             raise RuntimeError(
-                "working hours are saved through the tenant settings (Evidence built without them)"
+                "review settings are saved through the tenant settings (Evidence built without them)"
             )
-        return working_hours.save(self.settings, tenant_id, hours, actor)
+        return working_hours.save(self.settings, tenant_id, wanted, actor)
+
+    def set_working_hours(self, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
+        """New hours, the tenant's large-read threshold kept."""
+        current = self.review_settings(tenant_id)
+        return self.set_review_settings(tenant_id, ReviewSettings(hours, current.large_reads), actor).hours
 
     def queue(self, tenant_id: str, month: str) -> ReviewQueue:
         """The month's items (oldest first), how many per category, and its sign-off if any."""
@@ -163,7 +168,8 @@ class ActivityReview:
             .order_by(audit_log.c.seq)
             .limit(MAX_ITEMS)
         )
-        hours = self.working_hours(tenant_id)
+        review = self.review_settings(tenant_id)
+        hours = review.hours
         items: list[ReviewItem] = []
         with db.reader(self.engine) as conn:
             for r in conn.execute(query):
@@ -178,7 +184,7 @@ class ActivityReview:
                     activity_reviews.c.tenant_id == tenant_id, activity_reviews.c.month == month
                 )
             ).first()
-        items = sorted(items + _large_reads(items, hours, self.large_reads), key=lambda i: i.audit_seq)
+        items = sorted(items + _large_reads(items, hours, review.large_reads), key=lambda i: i.audit_seq)
         counts: dict[str, int] = {}
         for item in items:
             counts[item.category] = counts.get(item.category, 0) + 1

@@ -1,4 +1,4 @@
-"""Who receives each scheduled audit anchor by mail, and the mailing itself.
+"""Who receives each scheduled audit anchor (and each evidence alert) by mail, and the mailing.
 
 A tenant names its compliance officer(s); each anchor the schedule stores is then queued,
 signed, to every one of them: a copy of the chain head outside the database, in a mailbox a
@@ -9,6 +9,7 @@ mail each anchor once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,17 @@ from sealmail.evidence.tables import anchor_mailings, evidence_settings
 from sealmail.store import db
 
 MAX_RECIPIENTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An evidence notice for the compliance officers: PHI-free text and an optional JSON file."""
+
+    subject: str
+    text: str
+    tag: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    attachment: tuple[bytes, str] | None = None
 
 
 def checked(addresses: list[str]) -> list[str]:
@@ -90,19 +102,51 @@ class AnchorRecipients:
         if self.mailer is None:
             return []
         anchor_id = str(doc["body"]["anchor_id"])
+        queued = []
+        for tenant_id, address in self._everyone():
+            message_id = self._mail_one(anchor_id, tenant_id, address, doc)
+            if message_id is not None:
+                queued.append(message_id)
+        return queued
+
+    def alert(self, notice: Notice) -> list[str]:
+        """Queue ``notice`` (e.g. a failed restore drill: installation-wide) to every tenant's
+        recipients, each mailing audited; returns the queued message ids.  The caller's own
+        once-per-period claim keeps it from going out twice."""
+        if self.mailer is None:
+            return []
+        queued = []
+        for tenant_id, address in self._everyone():
+            message_id = self.mailer.notify(
+                tenant_id,
+                address,
+                notice.subject,
+                notice.text,
+                notice.tag,
+                notice.metadata,
+                notice.attachment,
+            )
+            with self.engine.begin() as conn:
+                audit.append(
+                    conn,
+                    action=AuditAction.EVIDENCE_ALERT_MAILED,
+                    actor="system:evidence",
+                    tenant_id=tenant_id,
+                    target=notice.tag,
+                    details={"to": address, "message_id": message_id, "subject": notice.subject},
+                )
+            queued.append(message_id)
+        return queued
+
+    def _everyone(self) -> list[tuple[str, str]]:
+        """(tenant, address) of every tenant's named recipients."""
         with db.reader(self.engine) as conn:
             settings = conn.execute(
                 sa.select(evidence_settings.c.tenant_id, evidence_settings.c.anchor_recipients).where(
                     evidence_settings.c.anchor_recipients != ""
                 )
             ).all()
-        queued = []
-        for tenant_id, value in settings:
-            for address in [a for a in value.split(",") if a]:
-                message_id = self._mail_one(anchor_id, tenant_id, address, doc)
-                if message_id is not None:
-                    queued.append(message_id)
-        return queued
+        return [(tenant_id, a) for tenant_id, value in settings for a in value.split(",") if a]
 
     def _mail_one(self, anchor_id: str, tenant_id: str, address: str, doc: dict[str, Any]) -> str | None:
         assert self.mailer is not None

@@ -35,10 +35,13 @@ from sealmail.evidence.schemas import (
     RetentionIn,
     RetentionOut,
     ReviewQueueOut,
+    ReviewSettingsIn,
+    ReviewSettingsOut,
     SignOffIn,
     SignOffOut,
 )
 from sealmail.evidence.service import Evidence
+from sealmail.evidence.working_hours import ReviewSettings, review_settings
 from sealmail.tenancy.service import Principal
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -105,6 +108,32 @@ def review_routes(r: APIRouter, evidence: Evidence, need: Any) -> None:
     Reader = Annotated[Principal, need("read")]
     Admin = Annotated[Principal, need("admin")]
     Month = Annotated[str, Path(max_length=7, description="YYYY-MM")]
+    review = evidence.activity_review
+
+    def settings_out(s: ReviewSettings) -> ReviewSettingsOut:
+        hours = s.hours
+        return ReviewSettingsOut(
+            time_zone=hours.time_zone,
+            start=hours.start,
+            end=hours.end,
+            weekdays=list(hours.weekdays),
+            large_reads=s.large_reads,
+            described=hours.describe(),
+        )
+
+    # Before the {month} routes, which would otherwise take "settings" for a month.
+    @r.get("/evidence/activity-review/settings", response_model=ReviewSettingsOut)
+    def review_settings_get(who: Reader) -> ReviewSettingsOut:
+        """The working hours and large-read threshold the tenant's review applies."""
+        return settings_out(review.review_settings(who.tenant_id))
+
+    @r.put("/evidence/activity-review/settings", response_model=ReviewSettingsOut)
+    def review_settings_put(body: ReviewSettingsIn, who: Admin) -> ReviewSettingsOut:
+        """Set them (the console's checks; audited as ``working_hours:set`` with before and after)."""
+        current = review.review_settings(who.tenant_id)
+        reads = current.large_reads if body.large_reads is None else body.large_reads
+        wanted = review_settings(body.time_zone, body.start, body.end, body.weekdays, reads)
+        return settings_out(review.set_review_settings(who.tenant_id, wanted, who.credential_id))
 
     @r.get("/evidence/activity-review/{month}", response_model=ReviewQueueOut)
     def review_queue(month: Month, who: Reader) -> ReviewQueueOut:

@@ -143,8 +143,8 @@ def pack_cmd(
 
 
 def _pack_inputs(test_results: Path | None, lock: Path | None) -> PackInputs:
-    if lock is None and Path("requirements.lock").is_file():
-        lock = Path("requirements.lock")
+    # Without --lock the pack reads the configured lock file (evidence_lock_file), as the
+    # API's and the console's packs do.
     try:
         results = test_results.read_bytes() if test_results is not None else None
         if results is not None:

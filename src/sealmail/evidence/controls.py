@@ -18,6 +18,7 @@ from pathlib import Path
 
 # The sections Sealmail claims to support, with what each asks for; each needs a marked test.
 SECTIONS: dict[str, str] = {
+    "164.308(a)(1)(ii)(A)": "Risk analysis: every pinned dependency checked against published advisories",
     "164.308(a)(1)(ii)(D)": "Information system activity review (access, log-in reports)",
     "164.308(a)(7)(ii)(A)": "Data backup plan: backups restored in a timed drill, chain re-verified",
     "164.312(a)(1)": "Access control: roles, tenant isolation, sessions ended when access ends",

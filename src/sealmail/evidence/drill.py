@@ -113,6 +113,32 @@ def run(
     return report
 
 
+def record_failure(engine: Engine, problem: str, actor: str) -> DrillReport:
+    """A drill that could not finish (no space for the backup, the scratch database refused…):
+    recorded like any drill, with ``ok`` false and the problem, so the register shows it."""
+    report = DrillReport(
+        format=FORMAT,
+        ran_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source_engine=engine.dialect.name,
+        scratch_engine="",
+        backup_bytes=0,
+        backup_sha256="",
+        backup_seconds=0.0,
+        recovery_point=None,
+        recovery_point_age_seconds=None,
+        recovery_time_seconds=0.0,
+        rows=0,
+        blobs=0,
+        audit_entries_verified=0,
+        audit_head_matches=False,
+        ok=False,
+        problem=problem[:500],
+    )
+    with engine.begin() as conn:
+        audit.append(conn, action=AuditAction.BACKUP_DRILL, actor=actor, details=asdict(report))
+    return report
+
+
 def drills(engine: Engine, since: datetime, until: datetime) -> list[dict[str, object]]:
     """The drill reports recorded in [since, until), oldest first (for the evidence pack)."""
     query = (

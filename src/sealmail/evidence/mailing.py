@@ -1,8 +1,10 @@
-"""Mailing an audit anchor to the compliance officer: a copy outside the database.
+"""Mailing evidence notices to the compliance officer: an audit anchor (a copy outside the
+database), a failed restore drill.
 
 The anchor travels as a JSON attachment (the signed document ``sealmail verify`` checks),
 queued as a system message like the webhook alerts, so it is stored, delivered, retried
-and audited as any mail.  It holds no PHI: a sequence number, a hash and a signature.
+and audited as any mail.  It holds no PHI: a sequence number, a hash and a signature; a drill
+notice holds the drill's report (times, counts, the problem), no content either.
 """
 
 from __future__ import annotations
@@ -29,32 +31,49 @@ class AnchorMailer:
 
     def send(self, tenant_id: str, to: str, doc: dict[str, Any]) -> str:
         """Queue the anchor for ``to`` (checked like any address); returns the message id."""
-        try:
-            rcpt = parse_address(to, "mail_to")
-        except InvalidAddress as exc:
-            raise InvalidRequest(f"--mail-to: {exc.reason}") from exc
-        sender = f"postmaster@{self.hostname}"
-        message_id = email.utils.make_msgid(domain=self.hostname)
         body = doc["body"]
-        msg = EmailMessage()
-        msg["From"] = sender
-        msg["To"] = rcpt.addr_spec
-        msg["Subject"] = f"Sealmail audit anchor: entry {body['seq']}"
-        msg["Date"] = email.utils.format_datetime(datetime.now(UTC))
-        msg["Message-ID"] = message_id
-        # RFC 3834 §5: automatic mail says so.
-        msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(
+        text = (
             "The audit log's head was anchored.\n\n"
             f"Entry: {body['seq']}\nHash: {body['head_hash']}\nAt: {body['anchored_at']}\n"
             f"Signing key: {doc['signature']['key_fingerprint']}\n\n"
             "Keep the attached file. `sealmail verify` checks it offline; `sealmail audit verify`\n"
             "reports any history rewritten before it.\n"
         )
-        attachment = json.dumps(doc, indent=2, sort_keys=True).encode()
-        msg.add_attachment(
-            attachment, maintype="application", subtype="json", filename=f"anchor-{body['seq']}.json"
+        attachment = (json.dumps(doc, indent=2, sort_keys=True).encode(), f"anchor-{body['seq']}.json")
+        subject = f"Sealmail audit anchor: entry {body['seq']}"
+        return self.notify(
+            tenant_id, to, subject, text, ANCHOR_TAG, {"audit_anchor": str(body["anchor_id"])}, attachment
         )
+
+    def notify(
+        self,
+        tenant_id: str,
+        to: str,
+        subject: str,
+        text: str,
+        tag: str,
+        metadata: dict[str, str],
+        attachment: tuple[bytes, str] | None = None,
+    ) -> str:
+        """Queue one evidence notice (an anchor, a failed drill) with an optional JSON file."""
+        try:
+            rcpt = parse_address(to, "mail_to")
+        except InvalidAddress as exc:
+            raise InvalidRequest(f"--mail-to: {exc.reason}") from exc
+        sender = f"postmaster@{self.hostname}"
+        message_id = email.utils.make_msgid(domain=self.hostname)
+        msg = EmailMessage()
+        msg["From"] = sender
+        msg["To"] = rcpt.addr_spec
+        msg["Subject"] = subject
+        msg["Date"] = email.utils.format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = message_id
+        # RFC 3834 §5: automatic mail says so.
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        if attachment is not None:
+            data, filename = attachment
+            msg.add_attachment(data, maintype="application", subtype="json", filename=filename)
         sub = Submission(
             stream=Stream.TRANSACTIONAL,
             source="system",
@@ -63,8 +82,8 @@ class AnchorMailer:
             recipients=(EnvelopeRecipient(rcpt.smtp_addr_spec, rcpt.ascii_domain, "env"),),
             raw=msg.as_bytes(),
             message_id_header=message_id,
-            tags=(ANCHOR_TAG,),
-            metadata={"audit_anchor": str(body["anchor_id"])},
+            tags=(tag,),
+            metadata=metadata,
         )
         who = Principal(tenant_id, "system:evidence", frozenset({"send"}))
         result, _ = self.messages.submit(who, sub, system=True)

@@ -14,7 +14,7 @@
     controls/hipaa-tests.md         HIPAA section → the tests that prove it → their results
     controls/test-results.json      the results file the test run wrote (or an explicit "not run")
     controls/sbom.cdx.json          CycloneDX SBOM of the installed distributions
-    controls/dependency-audit.json  lock-file pins vs installed; the vulnerability check's status
+    controls/dependency-audit.json  lock-file pins vs installed; OSV advisories as last fetched
     README.txt                      what each file is and how to check the pack
     manifest.json                   SHA-256 of each file above, signed (tenant evidence key)
 
@@ -41,6 +41,7 @@ from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
 from sealmail.evidence import controls, drill, signed, supply
 from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.dependencies import AuditView
 from sealmail.evidence.pack_verify import FORMAT, MANIFEST
 from sealmail.evidence.reports import Period
 from sealmail.evidence.retention import FLOOR_DAYS
@@ -72,8 +73,8 @@ policies/         retention periods (floor {floor} days) and the tenant's settin
 registers/        legal holds; patients' requests for unencrypted mail (164.524); activity
                   reviews; backup restore drills (recovery point and time)
 controls/         which tests prove which HIPAA section and their results; the SBOM
-                  (CycloneDX) and the dependency audit (a vulnerability check not performed
-                  offline says so)
+                  (CycloneDX) and the dependency audit (the OSV advisories as of the time
+                  they were fetched, or "not performed" when never fetched)
 """
 
 
@@ -114,7 +115,7 @@ class PackInputs:
     lock_text: str | None = None
 
 
-def controls_files(inputs: PackInputs) -> dict[str, bytes]:
+def controls_files(inputs: PackInputs, advisories: AuditView | None = None) -> dict[str, bytes]:
     results = supply.load_results(inputs.test_results) if inputs.test_results is not None else None
     raw = inputs.test_results or _json(
         {"format": supply.RESULTS_FORMAT, "run": False, "note": "no results file was given", "tests": {}}
@@ -123,7 +124,7 @@ def controls_files(inputs: PackInputs) -> dict[str, bytes]:
         "controls/hipaa-tests.md": supply.results_table(controls.packaged_table(), results).encode(),
         "controls/test-results.json": raw,
         "controls/sbom.cdx.json": supply.sbom_json(),
-        "controls/dependency-audit.json": supply.dependency_audit_json(inputs.lock_text),
+        "controls/dependency-audit.json": supply.dependency_audit_json(inputs.lock_text, advisories),
     }
 
 
@@ -176,10 +177,13 @@ class Packer:
             as_json(self.evidence.activity_review.sign_offs(tenant_id, period.since, period.until))
         )
         files["registers/backup-drills.json"] = _json(drill.drills(self.engine, period.since, period.until))
+        # The CLI may name its files; otherwise every pack (CLI, API, console) reads the same
+        # defaults, so all three carry the same dependency section.
         given = inputs or PackInputs()
-        if given.test_results is None:
-            given = PackInputs(self._default_results(), given.lock_text)
-        files.update(controls_files(given))
+        deps = self.evidence.dependencies
+        lock = given.lock_text if given.lock_text is not None else deps.lock_text()
+        results = given.test_results if given.test_results is not None else self._default_results()
+        files.update(controls_files(PackInputs(results, lock), deps.audit_view(lock)))
         key = self.evidence.keys.tenant(tenant_id)
         fingerprint = signed.key_fingerprint(key.public_key())
         built = datetime.now(UTC).isoformat(timespec="seconds")

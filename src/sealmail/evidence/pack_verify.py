@@ -125,9 +125,16 @@ def _is_sbom(d: Any) -> bool:
 
 
 def _is_audit(d: Any) -> bool:
-    """A vulnerability check either performed or, offline, not performed with its reason."""
+    """A vulnerability check either performed (with its source, the time its advisories were
+    fetched and its findings) or not performed with its reason."""
     check = d.get("vulnerability_check") if isinstance(d, dict) else None
-    return isinstance(check, dict) and (check.get("performed") is True or bool(check.get("reason")))
+    if not isinstance(check, dict):
+        return False
+    if check.get("performed") is True:
+        return (
+            bool(check.get("source")) and bool(check.get("as_of")) and isinstance(check.get("findings"), list)
+        )
+    return check.get("performed") is False and bool(check.get("reason"))
 
 
 def _is_results(d: Any) -> bool:

@@ -3,8 +3,12 @@
 The target is brought to the backup's schema revision, every row is inserted in one
 transaction (parents first), the schema is then upgraded to this build's head, and the audit
 chain is walked from genesis: a restore "succeeds" only when the chain verifies and its head
-is the one the backup recorded.  Each member is checked against the manifest's SHA-256 as it
-is read, so a backup altered after it was made is refused, not half-loaded.  Content stays
+is the one the backup recorded.  Each member is checked against the manifest's SHA-256 before
+anything is written and again as it is read, so a backup altered after it was made is refused,
+not half-loaded (the one transaction rolls back).
+
+Table files are streamed: read ``chunk_bytes`` at a time, inserted ``BATCH`` rows at a time,
+so memory holds one chunk, one batch and one row — never a whole table, however large.  Content stays
 ciphertext throughout; reading it needs the master key ring restored beside the database.
 """
 
@@ -14,7 +18,7 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,11 @@ from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence.backup import BATCH, Manifest, decode, read_manifest
 from sealmail.store import db, migrate
 from sealmail.store.tables import audit_head
+
+CHUNK_BYTES = 1 << 20  # read from the archive this much at a time
+# One row of a table file (one JSON line) larger than this is a damaged or hostile backup:
+# refused before it is held in memory whole.
+MAX_ROW_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,24 @@ def _check_empty(engine: Engine, tables: Sequence[sa.Table]) -> None:
                 raise Conflict(f"restore needs an empty database: table {table.name} has rows")
 
 
-def _load_table(conn: Connection, table: sa.Table, columns: list[str], data: bytes) -> int:
+def _lines(archive: zipfile.ZipFile, name: str, manifest: Manifest, chunk_bytes: int) -> Iterator[bytes]:
+    """The member's lines, read ``chunk_bytes`` at a time; its SHA-256 checked at the end."""
+    digest = hashlib.sha256()
+    tail = b""
+    with archive.open(name) as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+            *lines, tail = (tail + chunk).split(b"\n")
+            if len(tail) > MAX_ROW_BYTES:
+                raise InvalidRequest(f"backup damaged: a row of {name} is over {MAX_ROW_BYTES} bytes")
+            yield from (line for line in lines if line)
+    if tail:
+        yield tail
+    if digest.hexdigest() != manifest.members.get(name):
+        raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
+
+
+def _load_table(conn: Connection, table: sa.Table, columns: list[str], lines: Iterable[bytes]) -> int:
     unknown = [name for name in columns if name not in table.c]
     if unknown:
         raise InvalidRequest(f"backup has column {table.name}.{unknown[0]}, unknown to this schema")
@@ -62,7 +88,7 @@ def _load_table(conn: Connection, table: sa.Table, columns: list[str], data: byt
     target = table
     batch: list[dict[str, Any]] = []
     count = 0
-    for line in data.splitlines():
+    for line in lines:
         values = json.loads(line)
         batch.append({c.name: decode(c, v) for c, v in zip(cols, values, strict=True)})
         if len(batch) >= BATCH:
@@ -83,13 +109,6 @@ def _reset_sequences(conn: Connection, tables: Sequence[sa.Table]) -> None:
         following = sa.select(sa.func.coalesce(sa.func.max(column), 0) + 1).scalar_subquery()
         sequence = sa.func.pg_get_serial_sequence(table.name, column.name)
         conn.execute(sa.select(sa.func.setval(sequence, following, False)))
-
-
-def _member(archive: zipfile.ZipFile, name: str, manifest: Manifest) -> bytes:
-    data = archive.read(name)
-    if hashlib.sha256(data).hexdigest() != manifest.members.get(name):
-        raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
-    return data
 
 
 def _check_members(archive: zipfile.ZipFile, manifest: Manifest, blob_root: Path | None) -> None:
@@ -120,17 +139,26 @@ def _restore_blobs(archive: zipfile.ZipFile, manifest: Manifest, root: Path | No
     targets = {name: _blob_target(root, name) for name in names if root is not None}
     count = 0
     for name, target in targets.items():
-        data = _member(archive, name, manifest)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as fh:
-            fh.write(data)
+        digest = hashlib.sha256()
+        with open(fd, "wb") as fh, archive.open(name) as src:
+            while chunk := src.read(CHUNK_BYTES):
+                digest.update(chunk)
+                fh.write(chunk)
+        if digest.hexdigest() != manifest.members.get(name):
+            target.unlink()
+            raise InvalidRequest(f"backup altered: {name} does not match its SHA-256 in backup.json")
         count += 1
     return count
 
 
 def restore(
-    engine: Engine, tables: Sequence[sa.Table], path: Path, blob_root: Path | None = None
+    engine: Engine,
+    tables: Sequence[sa.Table],
+    path: Path,
+    blob_root: Path | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> RestoreResult:
     """Load the backup at ``path`` into the empty database behind ``engine``; verify the chain."""
     with zipfile.ZipFile(path) as archive:
@@ -153,8 +181,8 @@ def restore(
             for table in tables:
                 name = f"tables/{table.name}.jsonl"
                 if name in manifest.members:
-                    data = _member(archive, name, manifest)
-                    rows += _load_table(conn, table, manifest.columns[table.name], data)
+                    lines = _lines(archive, name, manifest, chunk_bytes)
+                    rows += _load_table(conn, table, manifest.columns[table.name], lines)
             if not db.is_sqlite(engine):
                 _reset_sequences(conn, tables)
         blobs = _restore_blobs(archive, manifest, blob_root)

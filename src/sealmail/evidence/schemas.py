@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from sealmail.web.models import Out
 
@@ -206,3 +206,28 @@ class ReviewQueueOut(Out):
     counts: dict[str, int]
     items_sha256: str
     sign_off: SignOffOut | None
+
+
+class ReviewSettingsIn(BaseModel):
+    """Ranges are checked by the same function as the console's form (400 with what is wrong)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: str = Field(max_length=64, description="IANA time zone, e.g. America/New_York.")
+    start: StrictInt = Field(description="First working hour, local time (0-23).")
+    end: StrictInt = Field(description="The hour the working day ends, exclusive (1-24).")
+    weekdays: list[StrictInt] = Field(max_length=7, description="Working days, Monday = 0 to Sunday = 6.")
+    large_reads: StrictInt | None = Field(
+        None,
+        description="Content reads by one person in one local day that queue a large read "
+        "(1-10000); omitted: unchanged.",
+    )
+
+
+class ReviewSettingsOut(Out):
+    time_zone: str
+    start: int
+    end: int
+    weekdays: list[int]
+    large_reads: int
+    described: str = Field(description="The working hours as the review queue shows them.")

@@ -16,6 +16,7 @@ from sealmail.evidence.activity_review import ActivityReview
 from sealmail.evidence.anchor_recipients import AnchorRecipients
 from sealmail.evidence.anchors import Anchors
 from sealmail.evidence.catalogue import REPORTS
+from sealmail.evidence.dependencies import DependencyAudit
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.mailing import AnchorMailer
 from sealmail.evidence.plain import PlainRegister
@@ -42,11 +43,14 @@ class Evidence:
         tsa: Timestamper | None = None,
         results_file: Path | None = None,
         settings: SettingsWriter | None = None,
+        dependencies: DependencyAudit | None = None,
     ) -> None:
         self.engine = engine
         # Where `make test` leaves the hipaa-marked tests' results (<home>/test-results/…):
         # every pack — CLI, API, console — carries them when the file is there.
         self.results_file = results_file
+        # The lock file and the OSV advisories last fetched for it, read by every pack.
+        self.dependencies = dependencies or DependencyAudit(None, None, None)
         self.mailer = mailer
         self.tsa = tsa
         self.keys = EvidenceKeys(engine, keyring, site_key)

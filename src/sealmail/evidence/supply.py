@@ -3,10 +3,10 @@ and what the tests proved.
 
 - ``sbom()``: a CycloneDX 1.5 JSON bill of materials read from the installed distributions'
   metadata (``importlib.metadata``) — no network, exactly what this process runs.
-- ``dependency_audit()``: every pin of ``requirements.lock`` against the installed version.
-  A vulnerability check needs a vulnerability database (pip-audit asks PyPI/OSV over the
-  network); offline there is none, and the artifact **says so** (``performed: false`` with
-  the reason) instead of reporting a clean result nobody checked.
+- ``dependency_audit()``: every pin of ``requirements.lock`` against the installed version,
+  and the OSV advisories last fetched for those pins (``dependencies.py``) with the time they
+  were fetched.  Where none were ever fetched the artifact **says so** (``performed: false``
+  with the reason) instead of reporting a clean result nobody checked.
 - ``results_table()``: the HIPAA section → tests table with each test's result from the file
   the test run wrote (``pytest --hipaa-results``), or, without one, an explicit "not run".
 """
@@ -22,22 +22,19 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
-from sealmail.evidence import controls
+from sealmail.evidence import controls, dependencies
+from sealmail.evidence.dependencies import AuditView, norm
+from sealmail.evidence.osv import Severity
 
 SBOM_SPEC = "1.5"
 AUDIT_FORMAT = "sealmail-dependency-audit/1"
 RESULTS_FORMAT = "sealmail-hipaa-results/1"
 NO_VULN_DB = (
-    "not performed: no vulnerability database is reachable offline. Run "
-    "`pip-audit -r requirements.lock` (or osv-scanner) where the network is allowed and keep its "
-    "output with this pack."
+    "not performed: no OSV advisories were ever fetched on this installation (a pack never "
+    "fetches). Run `sealmail evidence deps --refresh` where the OSV API is reachable, then build "
+    "the pack again."
 )
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)")
 _PARAMS = re.compile(r"\[.*\]$")
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def installed() -> dict[str, str]:
@@ -46,13 +43,13 @@ def installed() -> dict[str, str]:
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            found[_norm(name)] = dist.version
+            found[norm(name)] = dist.version
     return found
 
 
 def _component(dist: metadata.Distribution) -> dict[str, Any]:
     name = dist.metadata["Name"]
-    purl = f"pkg:pypi/{_norm(name)}@{dist.version}"
+    purl = f"pkg:pypi/{norm(name)}@{dist.version}"
     comp: dict[str, Any] = {
         "type": "library",
         "bom-ref": purl,
@@ -69,7 +66,7 @@ def _component(dist: metadata.Distribution) -> dict[str, Any]:
 
 def _sbom() -> dict[str, Any]:
     """CycloneDX JSON of every installed distribution (the application first, in metadata)."""
-    dists = {_norm(d.metadata["Name"]): d for d in metadata.distributions() if d.metadata["Name"]}
+    dists = {norm(d.metadata["Name"]): d for d in metadata.distributions() if d.metadata["Name"]}
     own = dists.pop("sealmail", None)
     app: dict[str, Any] = {"type": "application", "name": "sealmail"}
     if own is not None:
@@ -100,20 +97,19 @@ def pins(lock_text: str) -> list[Pin]:
     """Each ``name==version`` line of a lock file against what is installed."""
     have = installed()
     out = []
-    for line in lock_text.splitlines():
-        m = _PIN.match(line.strip())
-        if m is None:
-            continue
-        name, version = _norm(m.group(1)), m.group(2)
-        got = have.get(name)
-        status = "missing" if got is None else ("match" if got == version else "differs")
-        out.append(Pin(name, version, got, status))
+    for pin in dependencies.locked(lock_text):
+        got = have.get(pin.name)
+        status = "missing" if got is None else ("match" if got == pin.version else "differs")
+        out.append(Pin(pin.name, pin.version, got, status))
     return out
 
 
-def _dependency_audit(lock_text: str | None) -> dict[str, Any]:
-    """The offline audit: pins vs installed, and an honest vulnerability-check verdict."""
+def _dependency_audit(lock_text: str | None, advisories: AuditView | None) -> dict[str, Any]:
+    """Pins vs installed, and the advisories as last fetched, or an honest "not performed"."""
     checked = pins(lock_text) if lock_text is not None else []
+    vulnerabilities: dict[str, Any] = {"performed": False, "reason": NO_VULN_DB}
+    if advisories is not None:
+        vulnerabilities = _advisories(advisories)
     return {
         "format": AUDIT_FORMAT,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -122,7 +118,22 @@ def _dependency_audit(lock_text: str | None) -> dict[str, Any]:
         "pins_note": "" if lock_text is not None else "no lock file was given: pins not compared",
         "pins": [asdict(p) for p in checked],
         "summary": {s: sum(p.status == s for p in checked) for s in ("match", "differs", "missing")},
-        "vulnerability_check": {"performed": False, "reason": NO_VULN_DB},
+        "vulnerability_check": vulnerabilities,
+    }
+
+
+def _advisories(v: AuditView) -> dict[str, Any]:
+    """The ``vulnerability_check`` object: the stored OSV answer applied to this lock's pins."""
+    return {
+        "performed": True,
+        "source": v.snapshot.source,
+        "url": v.snapshot.url,
+        "as_of": v.snapshot.fetched_at,
+        "note": v.note,
+        "packages_checked": v.checked,
+        "not_checked": [f"{p.name}=={p.version}" for p in v.not_checked],
+        "findings": [asdict(f) for f in v.findings],
+        "by_severity": {s.value: sum(f.severity is s for f in v.findings) for s in Severity},
     }
 
 
@@ -135,9 +146,9 @@ def sbom_json() -> bytes:
     return _json(_sbom())
 
 
-def dependency_audit_json(lock_text: str | None) -> bytes:
-    """The offline dependency audit, as the pack stores it."""
-    return _json(_dependency_audit(lock_text))
+def dependency_audit_json(lock_text: str | None, advisories: AuditView | None = None) -> bytes:
+    """The dependency audit, as the pack stores it (built offline from the stored advisories)."""
+    return _json(_dependency_audit(lock_text, advisories))
 
 
 @dataclass(frozen=True, slots=True)

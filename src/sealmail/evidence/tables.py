@@ -184,3 +184,17 @@ activity_reviews = sa.Table(
     sa.Column("items_sha256", sa.String(64), nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "month"),
 )
+
+# One row per scheduled job and period (e.g. the restore drill of 2026-12-04T00:00): inserting it
+# is the claim, so however many workers tick, one runs the period; ``ok`` is its outcome.
+scheduled_runs = sa.Table(
+    "scheduled_runs",
+    metadata,
+    sa.Column("job", sa.String(40), nullable=False),
+    sa.Column("period", sa.String(20), nullable=False),
+    sa.Column("claimed_by", sa.String(80), nullable=False),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=True),
+    sa.Column("ok", sa.Boolean, nullable=True),
+    sa.PrimaryKeyConstraint("job", "period"),
+)

@@ -1,14 +1,17 @@
-"""A tenant's working hours: the time zone, hours and weekdays its staff normally sign in.
+"""A tenant's access-review settings: its working hours (the time zone, hours and weekdays its
+staff normally sign in) and its large-read threshold.
 
-The monthly activity review queues every staff sign-in outside them (164.308(a)(5)(ii)(C),
-log-in monitoring, read in the review).  Kept in the tenant's settings under
-``working_hours``; changing them is audited with the before and after.  A clinic in
-Honolulu and one in New York each get their own evenings, not UTC's.
+The monthly activity review queues every staff sign-in outside those hours (164.308(a)(5)(ii)(C),
+log-in monitoring, read in the review), and once a day per person whose content reads reach
+the threshold.  Kept in the tenant's settings under ``working_hours``; changing them is audited
+with the before and after.  A clinic in Honolulu and one in New York each get their own
+evenings, not UTC's.  ``review_settings()`` is the one check of what a person asks for, from
+the console's form, the API's body or the CLI's options alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,6 +28,9 @@ from sealmail.store.tables import tenants
 
 KEY = "working_hours"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# One person reading this much content in one local day is queued as a large read (default).
+LARGE_READS = 50
+MAX_LARGE_READS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,46 @@ class WorkingHours:
         return f"{days} {self.start:02d}:00–{self.end:02d}:00 {self.time_zone}"
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """What the activity review applies for a tenant."""
+
+    hours: WorkingHours = WorkingHours()
+    large_reads: int = LARGE_READS
+
+
+def review_settings(
+    time_zone: object, start: object, end: object, weekdays: Iterable[object], large_reads: object
+) -> ReviewSettings:
+    """Access-review settings as a person asked for them, checked; a 400 problem says what is wrong.
+
+    Values arrive as form strings (console), JSON numbers (API) or options (CLI): each is read as
+    a whole number the same way, so all three accept and refuse exactly the same input."""
+    try:
+        hours = WorkingHours(
+            str(time_zone).strip()[:64],
+            _whole(start),
+            _whole(end),
+            tuple(sorted({_whole(d) for d in weekdays})),
+        )
+    except ValueError as exc:
+        raise InvalidRequest("working hours: whole hours from 0 to 24, weekdays 0 (Monday) to 6") from exc
+    try:
+        reads = _whole(large_reads)
+    except ValueError as exc:
+        raise InvalidRequest(f"large-read threshold: a whole number from 1 to {MAX_LARGE_READS}") from exc
+    if not 1 <= reads <= MAX_LARGE_READS:
+        raise InvalidRequest(f"large-read threshold: a whole number from 1 to {MAX_LARGE_READS}")
+    return ReviewSettings(hours.check(), reads)
+
+
+def _whole(value: object) -> int:
+    # bool is an int to Python but never a number of hours; "7.5" and "" are refused by int().
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    return int(str(value).strip())
+
+
 def _parse(value: object) -> WorkingHours:
     if not isinstance(value, dict):
         return WorkingHours()
@@ -69,10 +115,18 @@ def _parse(value: object) -> WorkingHours:
         return WorkingHours()  # a damaged setting falls back to the default, never to "no review"
 
 
-def read(engine: Engine, tenant_id: str) -> WorkingHours:
+def _threshold(value: object) -> int:
+    reads = value.get("large_reads") if isinstance(value, dict) else None
+    if isinstance(reads, int) and not isinstance(reads, bool) and 1 <= reads <= MAX_LARGE_READS:
+        return reads
+    return LARGE_READS  # absent or damaged: the default, never "no large reads queued"
+
+
+def read(engine: Engine, tenant_id: str) -> ReviewSettings:
     with db.reader(engine) as conn:
         settings = conn.execute(sa.select(tenants.c.settings).where(tenants.c.id == tenant_id)).scalar()
-    return _parse(dict(settings or {}).get(KEY))
+    stored = dict(settings or {}).get(KEY)
+    return ReviewSettings(_parse(stored), _threshold(stored))
 
 
 class SettingsWriter(Protocol):
@@ -88,9 +142,11 @@ class SettingsWriter(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def save(write: SettingsWriter, tenant_id: str, hours: WorkingHours, actor: str) -> WorkingHours:
-    """Store the tenant's working hours; audited (before and after) in the same transaction."""
-    hours = hours.check()
+def save(write: SettingsWriter, tenant_id: str, wanted: ReviewSettings, actor: str) -> ReviewSettings:
+    """Store the tenant's access-review settings; audited (before and after) in the same transaction."""
+    hours = wanted.hours.check()
+    if not 1 <= wanted.large_reads <= MAX_LARGE_READS:
+        raise InvalidRequest(f"large-read threshold: a whole number from 1 to {MAX_LARGE_READS}")
 
     def audited(
         conn: Connection, tenant: str, who: str, before: dict[str, Any], after: dict[str, Any]
@@ -105,5 +161,6 @@ def save(write: SettingsWriter, tenant_id: str, hours: WorkingHours, actor: str)
             details=details,
         )
 
-    write(tenant_id, {KEY: {**asdict(hours), "weekdays": list(hours.weekdays)}}, actor, also=audited)
-    return hours
+    stored = {**asdict(hours), "weekdays": list(hours.weekdays), "large_reads": wanted.large_reads}
+    write(tenant_id, {KEY: stored}, actor, also=audited)
+    return ReviewSettings(hours, wanted.large_reads)

@@ -23,6 +23,9 @@ webhook) must not become a way to reach the inside: the metadata service at
 Failures raise :class:`FetchError` with a stable :class:`FetchReason`.  URLs may carry
 addresses in the query (WKD's ``?l=local-part``), so error details name the URL through
 :func:`redact_url`, which drops the query.
+
+Size: one file on purpose: every check between a URL and a socket is read, and reviewed, in one
+place.
 """
 
 from __future__ import annotations
@@ -242,6 +245,11 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return False
 
 
+def _allowed_host(host: str) -> str:
+    """A host of ``only_hosts`` in the form ``_parse_url`` gives a target's host."""
+    return str(ipaddress.ip_address(host)) if _is_ip(host) else to_ascii_domain(host)
+
+
 def _check_header(name: str, value: str) -> None:
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise ValueError(f"invalid header name {name!r}")
@@ -262,7 +270,10 @@ class SafeHttpClient:
     ``resolver`` looks up A/AAAA records (``None``: the system's getaddrinfo).
     ``host_overrides`` maps a host name to ``(ip, port)`` in place of DNS, so tests can
     serve ``openpgpkey.example.org`` from loopback; the address is still vetted and the
-    certificate is still checked against the name.  ``ca_file`` replaces the system
+    certificate is still checked against the name.  ``only_hosts``, when given, is the
+    explicit allow-list of host names this client may reach at all: a client built for one
+    configured service (the OSV advisory database) cannot be steered anywhere else, even by
+    a URL assembled from a hostile response.  ``ca_file`` replaces the system
     trust store.  The client holds no connections: each request gets a fresh pool
     pinned to its vetted addresses, so there is nothing to close.
     """
@@ -278,6 +289,7 @@ class SafeHttpClient:
         ca_file: str | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         host_overrides: Mapping[str, tuple[str, int]] | None = None,
+        only_hosts: Iterable[str] | None = None,
     ) -> None:
         if timeout <= 0 or max_bytes <= 0:
             raise ValueError("timeout and max_bytes must be positive")
@@ -290,6 +302,7 @@ class SafeHttpClient:
         self._overrides = {to_ascii_domain(k): v for k, v in (host_overrides or {}).items()}
         self._ca_file = ca_file
         self._context: ssl.SSLContext | None = None
+        self._only_hosts = None if only_hosts is None else frozenset(_allowed_host(h) for h in only_hosts)
 
     @property
     def _ssl_context(self) -> ssl.SSLContext:
@@ -332,6 +345,8 @@ class SafeHttpClient:
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"the {name} header is set by SafeHttpClient")
         target = _parse_url(url, allow_http=self._allow_http)
+        if self._only_hosts is not None and target.host not in self._only_hosts:
+            raise FetchError(FetchReason.BAD_URL, f"{target.host} is not a host this client may reach")
         limit = self._max_bytes if max_bytes is None else max_bytes
         try:
             # One deadline for resolution, connection, TLS and the whole body: a

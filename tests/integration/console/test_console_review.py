@@ -17,7 +17,7 @@ from sealmail.app import Services
 from sealmail.audit import AuditAction
 from sealmail.errors import InvalidRequest
 from sealmail.evidence.activity_review import ActivityReview
-from sealmail.evidence.working_hours import WorkingHours
+from sealmail.evidence.working_hours import ReviewSettings, WorkingHours
 from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
 
@@ -60,12 +60,18 @@ def test_officer_sets_hours_and_signs_off_once(
     saved = officer.http.post(
         "/console/evidence/review/hours",
         data={"csrf": token, "month": MONTH, "time_zone": "Pacific/Honolulu", "start": "8", "end": "17",
-              "weekdays": ["0", "1", "2"]},
+              "weekdays": ["0", "1", "2"], "large_reads": "12"},
     )  # fmt: skip
     assert saved.status_code == 303, saved.text
-    assert services.evidence.activity_review.working_hours(tenant.id) == WorkingHours(
-        "Pacific/Honolulu", 8, 17, (0, 1, 2)
+    assert services.evidence.activity_review.review_settings(tenant.id) == ReviewSettings(
+        WorkingHours("Pacific/Honolulu", 8, 17, (0, 1, 2)), 12
     )
+    zero = officer.http.post(
+        "/console/evidence/review/hours",
+        data={"csrf": token, "month": MONTH, "time_zone": "UTC", "start": "8", "end": "17",
+              "weekdays": "0", "large_reads": "0"},
+    )  # fmt: skip
+    assert zero.status_code == 400 and "large-read threshold" in zero.text
     assert _actors(services, AuditAction.WORKING_HOURS_SET)[-1].startswith("user:")
 
     forged = officer.http.post(
@@ -119,7 +125,8 @@ def test_auditor_reads_the_queue_but_cannot_sign_or_set_hours(
 def test_off_hours_follow_the_tenant_and_large_reads_are_queued(
     services: Services, tenant: TenantFixture
 ) -> None:
-    review = ActivityReview(services.engine, services.tenancy.update_settings, large_reads=3)
+    review = ActivityReview(services.engine, services.tenancy.update_settings)
+    review.set_review_settings(tenant.id, ReviewSettings(large_reads=3), "test")
     today = datetime.now(UTC).weekday()
     with services.engine.begin() as conn:
         audit.append(conn, action=AuditAction.USER_SIGNED_IN, actor="user:bob", tenant_id=tenant.id)
@@ -127,6 +134,7 @@ def test_off_hours_follow_the_tenant_and_large_reads_are_queued(
             audit.append(conn, action=AuditAction.MESSAGE_CONTENT_READ, actor="user:eve", tenant_id=tenant.id)
         audit.append(conn, action=AuditAction.MESSAGE_CONTENT_READ, actor="user:bob", tenant_id=tenant.id)
     review.set_working_hours(tenant.id, WorkingHours("UTC", 0, 24, (today,)), "test")
+    assert review.review_settings(tenant.id).large_reads == 3  # new hours keep the threshold
     counts = review.queue(tenant.id, MONTH).counts
     assert "off_hours_sign_in" not in counts  # every hour of today is a working hour
     assert counts["large_content_read"] == 1 and counts["content_read"] == 4

@@ -8,7 +8,6 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -29,22 +28,6 @@ pytestmark = [pytest.mark.hipaa("164.308(a)(7)(ii)(A)"), pytest.mark.hipaa("164.
 
 runner = CliRunner()
 SECRET = "Biopsy result XYZZY-BACKUP-7"
-
-
-@pytest.fixture
-def scratch_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database on the same engine as the test's, dropped afterwards."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'scratch.db'}"
-        return
-    admin = sa.create_engine(db.normalize_url(_pg_admin_url()), isolation_level="AUTOCOMMIT")
-    name = f"sealmail_scratch_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield db_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _env(settings: Settings, url: str, home: Path | None = None) -> dict[str, str]:
