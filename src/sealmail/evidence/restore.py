@@ -7,8 +7,9 @@ is the one the backup recorded.  Each member is checked against the manifest's S
 anything is written and again as it is read, so a backup altered after it was made is refused,
 not half-loaded (the one transaction rolls back).
 
-Table files are streamed: read ``chunk_bytes`` at a time, inserted ``BATCH`` rows at a time,
-so memory holds one chunk, one batch and one row — never a whole table, however large.  Content stays
+Table files are streamed: read ``chunk_bytes`` at a time, inserted ``BATCH`` rows (or
+``BATCH_BYTES`` of the file) at a time, so memory holds one chunk, one batch and one row — never
+a whole table, however large.  Content stays
 ciphertext throughout; reading it needs the master key ring restored beside the database.
 """
 
@@ -33,6 +34,7 @@ from sealmail.store import db, migrate
 from sealmail.store.tables import audit_head
 
 CHUNK_BYTES = 1 << 20  # read from the archive this much at a time
+BATCH_BYTES = 4 << 20  # at most this much of the file in one insert batch (besides BATCH rows)
 # One row of a table file (one JSON line) larger than this is a damaged or hostile backup:
 # refused before it is held in memory whole.
 MAX_ROW_BYTES = 256 * 1024 * 1024
@@ -88,12 +90,16 @@ def _load_table(conn: Connection, table: sa.Table, columns: list[str], lines: It
     target = table
     batch: list[dict[str, Any]] = []
     count = 0
+    held = 0
     for line in lines:
         values = json.loads(line)
         batch.append({c.name: decode(c, v) for c, v in zip(cols, values, strict=True)})
-        if len(batch) >= BATCH:
+        held += len(line)
+        # Rows or bytes, whichever fills first: a batch of large rows (content, file chunks)
+        # stays as small in memory as a batch of small ones.
+        if len(batch) >= BATCH or held >= BATCH_BYTES:
             conn.execute(sa.insert(target), batch)
-            count, batch = count + len(batch), []
+            count, batch, held = count + len(batch), [], 0
     if batch:
         conn.execute(sa.insert(target), batch)
         count += len(batch)

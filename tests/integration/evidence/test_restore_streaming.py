@@ -59,7 +59,7 @@ def test_a_table_file_larger_than_the_chunk_is_streamed_in(
     with zipfile.ZipFile(made.path) as archive:
         size = archive.getinfo("tables/captured_messages.jsonl").file_size
     assert size > 1000 * CHUNK  # many chunks
-    monkeypatch.setattr(restore, "BATCH", 20)  # many batches too
+    monkeypatch.setattr(restore, "BATCH_BYTES", 256 * 1024)  # many batches too
     scratch = db.create_engine(scratch_url, pool_size=2)
     try:
         tracemalloc.start()
