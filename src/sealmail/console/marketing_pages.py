@@ -23,6 +23,7 @@ from sealmail.errors import Conflict, NotFound, PermissionDenied
 from sealmail.marketing.attributes import BASIC_CLASSES
 from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.service import Marketing
+from sealmail.marketing.states import CampaignStatus
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
@@ -57,7 +58,11 @@ def _control(kit: Kit, permission: Permission, act: Callable[[str, str, str], Tr
 def section(mk: Marketing) -> ConsoleSection:
     def checks(who: Session, campaign: dict[str, Any]) -> list[dict[str, str]]:
         # What a draft would fail if started now; a started campaign passed them.
-        return mk.campaigns.checks(who.tenant_id, campaign["id"]) if campaign["status"] == "draft" else []
+        return (
+            mk.campaigns.checks(who.tenant_id, campaign["id"])
+            if campaign["status"] == CampaignStatus.DRAFT
+            else []
+        )
 
     def mount(app: FastAPI, kit: Kit) -> None:
         def overview(request: Request, who: Session, counted: dict[str, object] | None = None) -> Response:
