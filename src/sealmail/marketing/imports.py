@@ -179,7 +179,9 @@ class Importer:
                 )
             conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**tally))
 
-    def _finish(self, tenant_id: str, import_id: str, status: str, tally: dict[str, int], actor: str) -> None:
+    def _finish(
+        self, tenant_id: str, import_id: str, status: ImportStatus, tally: dict[str, int], actor: str
+    ) -> None:
         with db.write(self.engine) as conn:
             conn.execute(
                 sa.update(mkt_imports)

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence.plain import WARNING, PlainRegister, PlainRequest
 from sealmail.evidence.preferences import PreferenceRegister
+from sealmail.evidence.registers import PlainState
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
@@ -149,7 +150,9 @@ def mount_plain(
         return session
 
     def standing(session: Session) -> PlainRequest | None:
-        found = [q for q in register.requests(session.tenant_id, session.address) if q.state != "revoked"]
+        found = [
+            q for q in register.requests(session.tenant_id, session.address) if q.state != PlainState.REVOKED
+        ]
         return found[-1] if found else None
 
     @r.get("/plain")
