@@ -177,6 +177,11 @@ class Services:
         """The per-address limit of the public pages (portal, tracking, unsubscribe)."""
         return self.settings.public_rate_limit_per_minute
 
+    @property
+    def sms_callback_per_minute(self) -> int:
+        """The per-address limit of the SMS provider's callbacks (``/sms``)."""
+        return self.settings.sms_callback_rate_limit_per_minute
+
     @cached_property
     def portal_lifecycle(self) -> PortalLifecycle:
         return build_portal_lifecycle(self)
