@@ -674,7 +674,10 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     sections = build_console_sections(services, users)
     return create_console(
         users, Reports(services.engine), keys,
-        ConsoleOptions(secure, services.limiter, services.settings.console_signin_rate_limit_per_minute),
+        ConsoleOptions(
+            secure, services.limiter, services.settings.console_signin_rate_limit_per_minute,
+            services.settings.console_rate_limit_per_minute,
+        ),
         sections,
         sso or build_sso(services, users),
     )  # fmt: skip
