@@ -40,7 +40,7 @@ from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, pick_variant, record_send
 from sealmail.marketing.rules import Compiled as Where
-from sealmail.marketing.states import CANCELLABLE, PAUSABLE, CampaignStatus, SendState
+from sealmail.marketing.states import CANCELLABLE, PAUSABLE, RESUMABLE, CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_segments, mkt_sends
@@ -268,9 +268,7 @@ class CampaignRuns:
 
     def resume(self, tenant_id: str, campaign_id: str, actor: str) -> Transition:
         """Continue a paused campaign where it stopped: expansion from its cursor, then sending."""
-        return self._move(
-            tenant_id, campaign_id, actor, (CampaignStatus.PAUSED,), AuditAction.MKT_CAMPAIGN_RESUMED
-        )
+        return self._move(tenant_id, campaign_id, actor, RESUMABLE, AuditAction.MKT_CAMPAIGN_RESUMED)
 
     def cancel(self, tenant_id: str, campaign_id: str, actor: str) -> Transition:
         """Stop for good: nothing more is expanded, the claim gate skips what is still queued."""

@@ -21,8 +21,10 @@ class CampaignStatus(enum.StrEnum):
     CANCELLED = "cancelled"  # for good: what is still queued is skipped
 
 
-# The states a person may pause or cancel a campaign from.
+# The states a person may pause, resume or cancel a campaign from (the service enforces them;
+# the console offers each button only where it would work).
 PAUSABLE: tuple[CampaignStatus, ...] = (CampaignStatus.STARTING, CampaignStatus.SENDING)
+RESUMABLE: tuple[CampaignStatus, ...] = (CampaignStatus.PAUSED,)
 CANCELLABLE: tuple[CampaignStatus, ...] = (
     CampaignStatus.DRAFT,
     CampaignStatus.STARTING,
