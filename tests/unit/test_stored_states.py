@@ -15,6 +15,7 @@ each says why, and an entry that no longer matches anything fails the test.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,6 +127,35 @@ def _found(root: Path = SRC) -> dict[str, int]:
         for node in _bare_states(ast.parse(path.read_text())):
             found.setdefault(f"{rel.as_posix()}:{ast.unparse(node)}", getattr(node, "lineno", 0))
     return found
+
+
+JINJA = re.compile(r"\{[{%].*?[%}]\}", re.S)
+BARE_IN_JINJA = re.compile(
+    r"\w*(?:status|state)\s*(?:==|!=)\s*[\"']"
+    r"|[\"']\s*(?:==|!=)\s*[\w.]*(?:status|state)\b"
+    r"|\w*(?:status|state)\s+(?:not\s+)?in\s+[\[(]\s*[\"']"
+)
+
+
+def _bare_in_templates(text: str) -> list[str]:
+    return [block for block in JINJA.findall(text) if BARE_IN_JINJA.search(block)]
+
+
+def test_templates_compare_states_with_enums() -> None:
+    bare = [
+        f"{path.relative_to(SRC)}: {block[:100]}"
+        for path in sorted(SRC.rglob("*"))
+        if path.suffix in {".html", ".py"} and "client" not in path.relative_to(SRC).parts
+        for block in _bare_in_templates(path.read_text())
+    ]
+    assert bare == [], f"a template compares a state with a bare string: hand it the enum: {bare}"
+
+
+def test_the_template_check_sees_a_bare_state() -> None:
+    assert _bare_in_templates('{% if r.state != "revoked" %}x{% endif %}')
+    assert _bare_in_templates("{{ 'a' if e.status == 'active' else 'b' }}")
+    assert _bare_in_templates('{% if c.status in ["starting", "sending"] %}')
+    assert not _bare_in_templates("{% if r.state != PlainState.REVOKED %}{{ e.status }}{% endif %}")
 
 
 def test_stored_states_are_compared_and_written_as_enums() -> None:

@@ -23,6 +23,7 @@ from sealmail.errors import InvalidRequest
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack import Packer, parse_period
 from sealmail.evidence.plain import WARNING
+from sealmail.evidence.registers import PlainState, PreferenceState
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import FLOOR_DAYS, RetentionPolicy
 from sealmail.evidence.service import Evidence
@@ -82,6 +83,8 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             requests=evidence.plain.requests(who.tenant_id),
             preferences=evidence.preferences.preferences(who.tenant_id),
             warning=WARNING,
+            PlainState=PlainState,
+            PreferenceState=PreferenceState,
             reports=list(REPORTS),
             since=(today - timedelta(days=30)).isoformat(),
             until=(today + timedelta(days=1)).isoformat(),
