@@ -183,6 +183,11 @@ class Services:
         """The per-address limit of the public pages (portal, tracking, unsubscribe)."""
         return self.settings.public_rate_limit_per_minute
 
+    @property
+    def sms_callback_per_minute(self) -> int:
+        """The per-address limit of the SMS provider's callbacks (``/sms``)."""
+        return self.settings.sms_callback_rate_limit_per_minute
+
     @cached_property
     def portal_lifecycle(self) -> PortalLifecycle:
         return build_portal_lifecycle(self)
@@ -712,7 +717,10 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     sections = build_console_sections(services, users)
     return create_console(
         users, Reports(services.engine), keys,
-        ConsoleOptions(secure, services.limiter, services.settings.console_signin_rate_limit_per_minute),
+        ConsoleOptions(
+            secure, services.limiter, services.settings.console_signin_rate_limit_per_minute,
+            services.settings.console_rate_limit_per_minute,
+        ),
         sections,
         sso or build_sso(services, users),
     )  # fmt: skip

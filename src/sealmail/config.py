@@ -112,6 +112,20 @@ class Settings(BaseSettings):
         description="Requests a minute per client address to each console sign-in step (password, "
         "second factor, passkey, SSO start and callback, one-time link, enrolment); then 429.",
     )
+    console_rate_limit_per_minute: int = Field(
+        300,
+        ge=1,
+        description="Requests a minute per console session to the signed-in pages (a busy person "
+        "clicks a few dozen), and four times that per client address (an office behind one "
+        "address); then a 429 page with `Retry-After`.",
+    )
+    sms_callback_rate_limit_per_minute: int = Field(
+        3000,
+        ge=1,
+        description="Requests a minute per client address to the SMS provider's callbacks "
+        "(`/sms/twilio/status`, `/sms/twilio/inbound`), counted before the signature is checked; "
+        "then 429. Generous: the provider sends every receipt from a few addresses.",
+    )
 
     # -- SMTP gateway ------------------------------------------------------------------------
     smtp_host: str = Field("127.0.0.1", description="Address the SMTP gateway listens on.")

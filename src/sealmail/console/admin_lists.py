@@ -22,6 +22,7 @@ from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 from sealmail.webhooks.endpoints import WebhookEndpoints
+from sealmail.webhooks.states import EndpointStatus
 
 P = Permission.MANAGE_SETTINGS
 
@@ -108,8 +109,9 @@ class ListPages:
                 return who
             rows = self.webhooks.list_endpoints(who.tenant_id)
             return kit.render(
-                request, "admin_webhooks.html", title="Webhooks", who=who, rows=rows, csrf=kit.csrf(request)
-            )
+                request, "admin_webhooks.html", title="Webhooks", who=who, rows=rows, csrf=kit.csrf(request),
+                EndpointStatus=EndpointStatus,
+            )  # fmt: skip
 
         @app.get("/webhooks/{endpoint_id}")
         def deliveries(request: Request, endpoint_id: str) -> Response:

@@ -10,6 +10,7 @@ service calls as the API and CLI, so it is audited the same way, with the person
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from sealmail.errors import InvalidRequest
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack import Packer, parse_period
 from sealmail.evidence.plain import WARNING
+from sealmail.evidence.registers import PlainState, PreferenceState
 from sealmail.evidence.reports import Period, ReportFilter
 from sealmail.evidence.retention import FLOOR_DAYS, RetentionPolicy
 from sealmail.evidence.service import Evidence
@@ -46,6 +48,19 @@ def _int(form: Any, name: str) -> int:
         raise InvalidRequest(f"{name}: a whole number of days") from exc
 
 
+# A register's revoke(tenant_id, id, actor, via, reason): plain.py and preferences.py alike.
+Revoke = Callable[[str, str, str, str, str], object]
+
+
+def _staff_revoke(revoke: Revoke, item_id: str) -> Callable[[Session, Any], None]:
+    """The revoke form of either patient register: staff revoke, with the reason they give."""
+
+    def act(who: Session, form: Any) -> None:
+        revoke(who.tenant_id, item_id[:40], who.actor, "staff", str(form.get("reason", ""))[:1000])
+
+    return act
+
+
 def section(evidence: Evidence) -> ConsoleSection:
     def mounted(app: FastAPI, kit: Kit) -> None:
         mount(app, kit, evidence)
@@ -56,19 +71,20 @@ def section(evidence: Evidence) -> ConsoleSection:
 def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
     def page(request: Request, who: Session) -> Response:
         today = datetime.now(UTC).date()
-        return kit.render(
+        return kit.page(
             request,
             "evidence_home.html",
+            who,
+            MANAGE,
             title="Evidence",
-            who=who,
-            csrf=kit.csrf(request),
-            may_manage=who.may(MANAGE),
             policy=evidence.retention.policy(who.tenant_id),
             floor=FLOOR_DAYS,
             holds=evidence.retention.holds(who.tenant_id),
             requests=evidence.plain.requests(who.tenant_id),
             preferences=evidence.preferences.preferences(who.tenant_id),
             warning=WARNING,
+            PlainState=PlainState,
+            PreferenceState=PreferenceState,
             reports=list(REPORTS),
             since=(today - timedelta(days=30)).isoformat(),
             until=(today + timedelta(days=1)).isoformat(),
@@ -145,11 +161,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
 
     @app.post("/evidence/plain/{request_id}/revoke")
     async def revoke(request: Request, request_id: str) -> Response:
-        def act(who: Session, form: Any) -> None:
-            reason = str(form.get("reason", ""))[:1000]
-            evidence.plain.revoke(who.tenant_id, request_id[:40], who.actor, "staff", reason)
-
-        return await change(request, act)
+        return await change(request, _staff_revoke(evidence.plain.revoke, request_id))
 
     @app.post("/evidence/preferences")
     async def preference(request: Request) -> Response:
@@ -163,8 +175,4 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
 
     @app.post("/evidence/preferences/{preference_id}/revoke")
     async def revoke_preference(request: Request, preference_id: str) -> Response:
-        def act(who: Session, form: Any) -> None:
-            reason = str(form.get("reason", ""))[:1000]
-            evidence.preferences.revoke(who.tenant_id, preference_id[:40], who.actor, "staff", reason)
-
-        return await change(request, act)
+        return await change(request, _staff_revoke(evidence.preferences.revoke, preference_id))

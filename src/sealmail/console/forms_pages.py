@@ -28,6 +28,7 @@ from sealmail.errors import NotFound, SealmailError, ValidationFailed
 from sealmail.evidence.tabular import table_csv
 from sealmail.forms.definition import FormDefinition
 from sealmail.forms.service import Forms
+from sealmail.forms.states import SubmissionStatus
 from sealmail.forms.submissions import FormSubmissions, Search
 from sealmail.forms.web import preview_fields
 from sealmail.tenancy.credentials import Principal
@@ -36,7 +37,7 @@ from sealmail.users.roles import Permission
 from sealmail.web import security
 
 P = Permission.MANAGE_FORMS
-STATUSES = ("received", "delivered", "held")
+STATUSES = tuple(SubmissionStatus)
 MAX_DEFINITION = 256 * 1024
 CSV_ROWS = 5000
 CSV_HEADER = ("id", "form_id", "version", "received_at", "status", "status_reason", "size", "files", "digest")
@@ -95,7 +96,9 @@ def search_of(request: Request) -> tuple[Search, dict[str, str]]:
         "until": until.date().isoformat() if until else "",
     }
     # "until" names a day, so the window ends after it.
-    return Search(status or None, since, until + timedelta(days=1) if until else None), shown
+    return Search(
+        SubmissionStatus(status) if status else None, since, until + timedelta(days=1) if until else None
+    ), shown
 
 
 def section(forms: Forms, subs: FormSubmissions) -> ConsoleSection:

@@ -27,15 +27,28 @@ class Kit:
     csrf: Callable[[Request], str]
 
     async def act(
-        self, request: Request, permission: Permission, do: Callable[[Session, Any], object], then: str
+        self,
+        request: Request,
+        permission: Permission,
+        do: Callable[[Session, Any], object],
+        then: str | Callable[[Any], str],
     ) -> Response:
         """The common state-changing post: ``acting`` (role, CSRF, Origin), then ``do(who, form)``
-        in a worker thread, then a redirect to ``then`` (a path under the console)."""
+        in a worker thread, then a redirect to ``then`` (a path under the console, or a function
+        of the form that gives one: back to the page the form was on)."""
         acted = await self.acting(request, permission)
         if isinstance(acted, Response):
             return acted
         await run_in_threadpool(do, *acted)
-        return self.redirect(request, then)
+        return self.redirect(request, then if isinstance(then, str) else then(acted[1]))
+
+    def page(
+        self, request: Request, template: str, who: Session, manage: Permission, **ctx: Any
+    ) -> HTMLResponse:
+        """A signed-in page with the form token and whether ``who`` may change what it shows."""
+        return self.render(
+            request, template, who=who, csrf=self.csrf(request), may_manage=who.may(manage), **ctx
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from sealmail.errors import Conflict, NotFound, PermissionDenied
 from sealmail.marketing.attributes import BASIC_CLASSES
 from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.service import Marketing
+from sealmail.marketing.states import CANCELLABLE, PAUSABLE, RESUMABLE, CampaignStatus
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
@@ -54,10 +55,18 @@ def _control(kit: Kit, permission: Permission, act: Callable[[str, str, str], Tr
     return change
 
 
+# The campaign buttons: (change, label, the states it works from).
+ACTIONS = (("pause", "Pause", PAUSABLE), ("resume", "Resume", RESUMABLE), ("cancel", "Cancel", CANCELLABLE))
+
+
 def section(mk: Marketing) -> ConsoleSection:
     def checks(who: Session, campaign: dict[str, Any]) -> list[dict[str, str]]:
         # What a draft would fail if started now; a started campaign passed them.
-        return mk.campaigns.checks(who.tenant_id, campaign["id"]) if campaign["status"] == "draft" else []
+        return (
+            mk.campaigns.checks(who.tenant_id, campaign["id"])
+            if campaign["status"] == CampaignStatus.DRAFT
+            else []
+        )
 
     def mount(app: FastAPI, kit: Kit) -> None:
         def overview(request: Request, who: Session, counted: dict[str, object] | None = None) -> Response:
@@ -70,7 +79,7 @@ def section(mk: Marketing) -> ConsoleSection:
                 request, "marketing_overview.html", title="Marketing", who=who, segments=segments,
                 lists=mk.lists.list(who.tenant_id), journeys=mk.journeys.all(who.tenant_id),
                 campaigns=[{**c, "checks": checks(who, c)} for c in mk.campaigns.recent(who.tenant_id)],
-                counted=counted, csrf=kit.csrf(request),
+                counted=counted, csrf=kit.csrf(request), draft=CampaignStatus.DRAFT, actions=ACTIONS,
             )  # fmt: skip
 
         @app.get("/marketing")

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from sealmail.console.kit import Kit
@@ -77,13 +76,12 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
         wanted = _month(month)
         queue = review.queue(who.tenant_id, wanted)
         settings = review.review_settings(who.tenant_id)
-        return kit.render(
+        return kit.page(
             request,
             "evidence_review.html",
+            who,
+            MANAGE,
             title="Activity review",
-            who=who,
-            csrf=kit.csrf(request),
-            may_manage=who.may(MANAGE),
             month=wanted,
             queue=queue,
             labels=LABELS,
@@ -93,13 +91,9 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             day_names=list(enumerate(DAY_NAMES)),
         )
 
-    async def change(request: Request, act: Any, back: Any) -> Response:
-        acted = await kit.acting(request, MANAGE)
-        if isinstance(acted, Response):
-            return acted
-        who, form = acted
-        await run_in_threadpool(act, who, form)
-        return kit.redirect(request, f"/evidence/review?month={back(form)}")
+    def back(form: Any) -> str:
+        # To the month the form was on.
+        return f"/evidence/review?month={_month(str(form.get('month', '')))}"
 
     @app.post("/evidence/review/sign-off")
     async def sign_off(request: Request) -> Response:
@@ -107,7 +101,7 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             month = _month(str(form.get("month", "")))
             review.sign_off(who.tenant_id, month, str(form.get("note", ""))[:2000], who.actor)
 
-        return await change(request, act, lambda form: _month(str(form.get("month", ""))))
+        return await kit.act(request, MANAGE, act, back)
 
     @app.post("/evidence/review/hours")
     async def hours(request: Request) -> Response:
@@ -115,4 +109,4 @@ def mount(app: FastAPI, kit: Kit, evidence: Evidence) -> None:
             current = review.review_settings(who.tenant_id)
             review.set_review_settings(who.tenant_id, _settings(form, current), who.actor)
 
-        return await change(request, act, lambda form: _month(str(form.get("month", ""))))
+        return await kit.act(request, MANAGE, act, back)

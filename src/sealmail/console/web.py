@@ -27,7 +27,7 @@ from sealmail.console.kit import Cookies, Kit
 from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Narrow, Reports
 from sealmail.console.sso_pages import SignInHooks, sso_pages
-from sealmail.console.throttle import SignInLimit
+from sealmail.console.throttle import SessionLimit, SignInLimit
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.errors import SealmailError
 from sealmail.limits.service import Limiter
@@ -87,6 +87,8 @@ class ConsoleOptions:
     # Per-address limits on the sign-in steps (console/throttle.py); None: unlimited (tests).
     limiter: Limiter | None = None
     signin_per_minute: int = 30
+    # Per session (and 4x per address) on the signed-in pages (console/throttle.py).
+    pages_per_minute: int = 300
 
 
 def create_console(
@@ -109,6 +111,9 @@ def create_console(
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     if opts.limiter is not None:
         app.add_middleware(SignInLimit, limiter=opts.limiter, per_minute=opts.signin_per_minute)
+        app.add_middleware(
+            SessionLimit, limiter=opts.limiter, per_minute=opts.pages_per_minute, cookie=names.session
+        )
     app.add_middleware(security.HardenEveryResponse)
 
     def render(

@@ -19,6 +19,7 @@ from sealmail.domain.secureline import (
     Policy,
     RecipientFacts,
     TlsFacts,
+    TlsState,
 )
 from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.messages.queue import Claimed, QueuedMessage
@@ -38,7 +39,7 @@ class Group:
     dlp: DlpFacts
     keys: dict[str, RecipientKeys]
     now: datetime
-    known_state: str | None  # the destination's last known TLS capability ("meets", "fails")
+    known_state: TlsState | None  # the destination's last known TLS capability
     # Patients who asked this tenant for unencrypted mail and confirmed (lower-cased address).
     consents: dict[str, PlainConsent]
     transit: Transit = field(default_factory=Transit)

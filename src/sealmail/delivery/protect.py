@@ -193,7 +193,7 @@ class SecureLine:
             dlp,
             keys,
             now,
-            known[0] if known else None,
+            TlsState(known[0]) if known else None,
             consents,
             transit,
             preferences,
@@ -235,8 +235,8 @@ class SecureLine:
                 reason = tls_reason(a) if a.status is AttemptStatus.DELIVERED else "tls: delivery attempt"
                 results.append(Result(c, a, "tls", reason))
         delivered = [a for a in attempts if a.status is AttemptStatus.DELIVERED and a.tls.version]
-        if delivered and group.known_state != "meets" and not transit.relaxed:
-            await self._learn(domain, requested, "meets", tls_reason(delivered[0])[5:])
+        if delivered and group.known_state is not TlsState.MEETS and not transit.relaxed:
+            await self._learn(domain, requested, TlsState.MEETS, tls_reason(delivered[0])[5:])
         if refused:
             results.extend(await self._decide_again(group, refused))
         return results
@@ -244,7 +244,7 @@ class SecureLine:
     async def _decide_again(self, group: Group, refused: list[tuple[Claimed, Attempt]]) -> list[Result]:
         """The destination cannot meet the level: remember that, and decide those recipients again."""
         detail = refused[0][1].detail or "destination cannot meet the TLS policy"
-        await self._learn(group.domain, group.requested, "fails", detail)
+        await self._learn(group.domain, group.requested, TlsState.FAILS, detail)
         failing = TlsFacts(TlsState.FAILS, detail)
         results: list[Result] = []
         again = []
@@ -300,7 +300,7 @@ class SecureLine:
             # A timeout may land after a key was stored: read the facts again to be safe.
             return 1
 
-    async def _learn(self, domain: str, level: TlsPolicy, state: str, detail: str) -> None:
+    async def _learn(self, domain: str, level: TlsPolicy, state: TlsState, detail: str) -> None:
         """Remember a destination's capability; bookkeeping never fails a delivery.
 
         Written only when it changes what this process knows: concurrent deliveries to one
@@ -435,7 +435,9 @@ class SecureLine:
             if known is None or known[0] != TlsState.FAILS:
                 [a] = await transport.deliver(domain, mail_from, [to], payload, requested)
                 if a.reason == "tls_required":
-                    await self._learn(domain, requested, "fails", a.detail or "cannot meet the TLS policy")
+                    await self._learn(
+                        domain, requested, TlsState.FAILS, a.detail or "cannot meet the TLS policy"
+                    )
                     prior = (a,)
                     a = None
         if a is None:

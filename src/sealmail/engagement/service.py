@@ -20,6 +20,7 @@ recipient and link per interval.  Unsubscribing twice writes nothing the second 
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import json
@@ -63,11 +64,18 @@ class Target:
     delivered_at: datetime | None
 
 
+class SubscriptionState(enum.StrEnum):
+    """Where a recipient stands for a stream, read from the suppression list (never stored)."""
+
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"  # by the recipient: theirs to undo on the preferences page
+    SUPPRESSED = "suppressed"  # bounce, complaint, or an administrator: not theirs to undo
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     target: Target
-    # subscribed | unsubscribed (by the recipient) | suppressed (bounce, complaint, admin)
-    state: str
+    state: SubscriptionState
 
 
 # What else an unsubscribe writes, in its transaction: (conn, tenant, address, message id,
@@ -273,11 +281,11 @@ class Engagement:
         return url
 
     # -- subscriptions -------------------------------------------------------------------------
-    def _state(self, conn: Connection, target: Target) -> str:
+    def _state(self, conn: Connection, target: Target) -> SubscriptionState:
         found = sup.suppressed(conn, target.tenant_id, target.stream, [target.address], self.now())
         reason = found.get(sup.normalize(target.address))
         if reason is None:
-            return "subscribed"
+            return SubscriptionState.SUBSCRIBED
         if reason is sup.SuppressionReason.UNSUBSCRIBE:
             # An unsubscribe from every stream ("*", by an administrator) is not the
             # recipient's to undo here.
@@ -289,8 +297,8 @@ class Engagement:
                     sup_table.c.reason == str(sup.SuppressionReason.UNSUBSCRIBE),
                 )
             ).first()
-            return "unsubscribed" if own is not None else "suppressed"
-        return "suppressed"
+            return SubscriptionState.UNSUBSCRIBED if own is not None else SubscriptionState.SUPPRESSED
+        return SubscriptionState.SUPPRESSED
 
     def subscription(self, token: str) -> Subscription | None:
         t = tokens.read(self.key, token, Kind.UNSUBSCRIBE)
@@ -345,7 +353,7 @@ class Engagement:
             target = self._target(conn, t.recipient_id, lock=True)
             if target is None:
                 return None
-            if self._state(conn, target) == "unsubscribed":
+            if self._state(conn, target) is SubscriptionState.UNSUBSCRIBED:
                 sup.unsuppress(
                     conn,
                     tenant_id=target.tenant_id,

@@ -29,7 +29,7 @@ from jinja2 import Environment
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from sealmail.engagement.service import Engagement, Subscription
+from sealmail.engagement.service import Engagement, Subscription, SubscriptionState
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
 from sealmail.limits.service import Limiter
 from sealmail.tenancy.service import Tenancy
@@ -70,13 +70,13 @@ PAGE = """<!doctype html>
 <body><main>
 <h1>Email preferences</h1>
 <p>{{ org }} · {{ label }} to {{ masked }}</p>
-{% if state == "subscribed" %}
+{% if state == SubscriptionState.SUBSCRIBED %}
 <p id="state">You are subscribed.</p>
 <form method="post" action="{{ action }}">
 <input type="hidden" name="csrf" value="{{ csrf }}">
 <input type="hidden" name="action" value="unsubscribe">
 <button type="submit">Unsubscribe</button></form>
-{% elif state == "unsubscribed" %}
+{% elif state == SubscriptionState.UNSUBSCRIBED %}
 <p id="state">You are unsubscribed and will not receive {{ label }} from {{ org }}.</p>
 <form method="post" action="{{ action }}">
 <input type="hidden" name="csrf" value="{{ csrf }}">
@@ -151,6 +151,7 @@ def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
     """One-click unsubscribe and the preference page; mount at ``/u``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     env = Environment(autoescape=True)
+    env.globals["SubscriptionState"] = SubscriptionState  # the page compares with the enum
     page = env.from_string(PAGE)
 
     def render(request: Request, token: str, sub: Subscription) -> Response:

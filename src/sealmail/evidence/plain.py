@@ -25,9 +25,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.secureline import PlainConsent
-from sealmail.errors import Conflict, InvalidRequest, NotFound
+from sealmail.errors import Conflict
+from sealmail.evidence.registers import (
+    PlainState,
+    PlainStepKind,
+    checked_evidence,
+    iso,
+    revoke_row,
+    row_of,
+    standing_rows,
+)
+from sealmail.evidence.registers import checked_address as checked_address
 from sealmail.evidence.tables import plain_register, plain_requests
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -42,20 +51,20 @@ WARNING = (
     "If you still want unencrypted e-mail, confirm below; you can withdraw this at any time."
 )
 WARNING_SHA256 = hashlib.sha256(WARNING.encode()).hexdigest()
-VIAS = ("portal", "staff")
 _STEP_ACTION = {
-    "requested": AuditAction.PLAIN_REQUESTED,
-    "warned": AuditAction.PLAIN_WARNED,
-    "confirmed": AuditAction.PLAIN_CONFIRMED,
-    "revoked": AuditAction.PLAIN_REVOKED,
+    PlainStepKind.REQUESTED: AuditAction.PLAIN_REQUESTED,
+    PlainStepKind.WARNED: AuditAction.PLAIN_WARNED,
+    PlainStepKind.CONFIRMED: AuditAction.PLAIN_CONFIRMED,
+    PlainStepKind.REVOKED: AuditAction.PLAIN_REVOKED,
 }
+_WHAT = "plain-mail request"
 
 
 @dataclass(frozen=True, slots=True)
 class PlainStep:
     """One step of a request in the register."""
 
-    kind: str  # requested | warned | confirmed | revoked
+    kind: PlainStepKind
     at: datetime
     actor: str
     via: str  # portal | staff
@@ -69,7 +78,7 @@ class PlainRequest:
 
     id: str
     address: str
-    state: str  # warned | confirmed | revoked
+    state: PlainState
     requested_at: datetime
     confirmed_at: datetime | None
     revoked_at: datetime | None
@@ -78,29 +87,6 @@ class PlainRequest:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def checked_address(value: str, name: str = "address") -> str:
-    """A patient's address as the registers key it (lower-cased addr-spec); 422 when invalid."""
-    try:
-        return parse_address(value, name).addr_spec.lower()
-    except InvalidAddress as exc:
-        raise InvalidRequest(f"{name}: {exc.reason}") from exc
-
-
-def checked_evidence(via: str, evidence: str | None) -> str | None:
-    """What staff recorded as evidence: required from staff, at most 1000 characters."""
-    if via not in VIAS:
-        raise InvalidRequest(f"via must be one of {', '.join(VIAS)}")
-    text = (evidence or "").strip()
-    if via == "staff" and not text:
-        raise InvalidRequest(
-            "staff must record the evidence of the patient's request and confirmation "
-            "(e.g. 'signed form scanned to chart 2026-12-01')"
-        )
-    if len(text) > 1000:
-        raise InvalidRequest("evidence is at most 1000 characters")
-    return text or None
 
 
 class PlainRegister:
@@ -119,11 +105,15 @@ class PlainRegister:
             now = _now()
             conn.execute(
                 sa.insert(plain_requests).values(
-                    id=request_id, tenant_id=tenant_id, address=address, state="warned", requested_at=now
+                    id=request_id,
+                    tenant_id=tenant_id,
+                    address=address,
+                    state=PlainState.WARNED,
+                    requested_at=now,
                 )
             )
-            self._step(conn, tenant_id, request_id, "requested", actor, via, now, address=address)
-            self._step(conn, tenant_id, request_id, "warned", actor, via, now, warning=True)
+            self._step(conn, tenant_id, request_id, PlainStepKind.REQUESTED, actor, via, now, address=address)
+            self._step(conn, tenant_id, request_id, PlainStepKind.WARNED, actor, via, now, warning=True)
         return self.get(tenant_id, request_id)
 
     def confirm(
@@ -133,16 +123,18 @@ class PlainRegister:
         self._via(via)
         recorded = self._evidence(via, evidence)
         with self.engine.begin() as conn:
-            row = self._row(conn, tenant_id, request_id, lock=True)
-            if row.state != "warned":
+            row = row_of(conn, plain_requests, tenant_id, request_id, _WHAT, lock=True)
+            if row.state != PlainState.WARNED:
                 raise Conflict(f"request {request_id} is {row.state}: only a warned request can be confirmed")
             now = _now()
             conn.execute(
                 sa.update(plain_requests)
                 .where(plain_requests.c.id == request_id)
-                .values(state="confirmed", confirmed_at=now)
+                .values(state=PlainState.CONFIRMED, confirmed_at=now)
             )
-            self._step(conn, tenant_id, request_id, "confirmed", actor, via, now, evidence=recorded)
+            self._step(
+                conn, tenant_id, request_id, PlainStepKind.CONFIRMED, actor, via, now, evidence=recorded
+            )
         return self.get(tenant_id, request_id)
 
     # -- staff recording a request made on paper or by phone ------------------------------------------
@@ -155,52 +147,35 @@ class PlainRegister:
     def revoke(self, tenant_id: str, request_id: str, actor: str, via: str, reason: str = "") -> PlainRequest:
         self._via(via)
         with self.engine.begin() as conn:
-            row = self._row(conn, tenant_id, request_id, lock=True)
-            if row.state == "revoked":
-                raise Conflict(f"request {request_id} is already revoked")
             now = _now()
-            conn.execute(
-                sa.update(plain_requests)
-                .where(plain_requests.c.id == request_id)
-                .values(state="revoked", revoked_at=now)
-            )
-            self._step(
-                conn,
-                tenant_id,
-                request_id,
-                "revoked",
-                actor,
-                via,
-                now,
-                evidence=reason.strip()[:1000] or None,
-            )
+            revoke_row(conn, plain_requests, tenant_id, request_id, _WHAT, PlainState.REVOKED, now)
+            note = reason.strip()[:1000] or None
+            self._step(conn, tenant_id, request_id, PlainStepKind.REVOKED, actor, via, now, evidence=note)
         return self.get(tenant_id, request_id)
 
     # -- reading ----------------------------------------------------------------------------------------
     def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]:
         """Standing confirmed requests of ``tenant_id`` for these addresses (lower-cased keys)."""
-        wanted = sorted({a.lower() for a in addresses})
-        if not wanted:
+        c = plain_requests.c
+        rows = standing_rows(
+            self.engine,
+            plain_requests,
+            tenant_id,
+            PlainState.CONFIRMED,
+            addresses,
+            (c.id, c.address, c.confirmed_at),
+        )
+        if not rows:
             return {}
+        # The register is append-only: a confirmed request's confirming step never changes.
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(plain_requests.c.id, plain_requests.c.address, plain_requests.c.confirmed_at).where(
-                    plain_requests.c.tenant_id == tenant_id,
-                    plain_requests.c.state == "confirmed",
-                    plain_requests.c.address.in_(wanted),
-                )
-            ).all()
-            vias = (
-                dict(
-                    conn.execute(
-                        sa.select(plain_register.c.request_id, plain_register.c.via).where(
-                            plain_register.c.request_id.in_([r.id for r in rows]),
-                            plain_register.c.kind == "confirmed",
-                        )
-                    ).all()
-                )
-                if rows
-                else {}
+            vias = dict(
+                conn.execute(
+                    sa.select(plain_register.c.request_id, plain_register.c.via).where(
+                        plain_register.c.request_id.in_([r.id for r in rows]),
+                        plain_register.c.kind == PlainStepKind.CONFIRMED,
+                    )
+                ).all()
             )
         return {
             r.address: PlainConsent(
@@ -211,7 +186,7 @@ class PlainRegister:
 
     def get(self, tenant_id: str, request_id: str) -> PlainRequest:
         with db.reader(self.engine) as conn:
-            row = self._row(conn, tenant_id, request_id)
+            row = row_of(conn, plain_requests, tenant_id, request_id, _WHAT)
             steps = conn.execute(
                 sa.select(plain_register)
                 .where(plain_register.c.request_id == request_id)
@@ -220,12 +195,13 @@ class PlainRegister:
         return PlainRequest(
             id=row.id,
             address=row.address,
-            state=row.state,
+            state=PlainState(row.state),
             requested_at=_second(row.requested_at),
             confirmed_at=_second(row.confirmed_at) if row.confirmed_at else None,
             revoked_at=_second(row.revoked_at) if row.revoked_at else None,
             steps=tuple(
-                PlainStep(s.kind, _second(s.at), s.actor, s.via, s.evidence, s.warning_sha256) for s in steps
+                PlainStep(PlainStepKind(s.kind), _second(s.at), s.actor, s.via, s.evidence, s.warning_sha256)
+                for s in steps
             ),
         )
 
@@ -279,26 +255,16 @@ class PlainRegister:
             sa.select(plain_requests.c.id).where(
                 plain_requests.c.tenant_id == tenant_id,
                 plain_requests.c.address == address,
-                plain_requests.c.state != "revoked",
+                plain_requests.c.state != PlainState.REVOKED,
             )
         ).scalar()
-
-    @staticmethod
-    def _row(conn: Connection, tenant_id: str, request_id: str, lock: bool = False) -> Any:
-        query = sa.select(plain_requests).where(
-            plain_requests.c.id == request_id, plain_requests.c.tenant_id == tenant_id
-        )
-        row = conn.execute(query.with_for_update() if lock else query).first()
-        if row is None:
-            raise NotFound(f"plain-mail request {request_id} not found")
-        return row
 
     @staticmethod
     def _step(
         conn: Connection,
         tenant_id: str,
         request_id: str,
-        kind: str,
+        kind: PlainStepKind,
         actor: str,
         via: str,
         at: datetime,
@@ -341,10 +307,6 @@ class PlainRegister:
             target=request_id,
             details=details,
         )
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
 
 
 def _second(value: datetime) -> datetime:

@@ -25,8 +25,17 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.secureline import CommsPreference, PreferenceKind
-from sealmail.errors import Conflict, InvalidRequest, NotFound
-from sealmail.evidence.plain import checked_address, checked_evidence, iso
+from sealmail.errors import Conflict, InvalidRequest
+from sealmail.evidence.registers import (
+    PreferenceState,
+    PreferenceStepKind,
+    checked_address,
+    checked_evidence,
+    iso,
+    revoke_row,
+    row_of,
+    standing_rows,
+)
 from sealmail.evidence.tables import comms_preference_register, comms_preferences
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -38,11 +47,12 @@ MEANINGS = {
     PreferenceKind.REDIRECT: "no e-mail to this address; use the alternative address",
     PreferenceKind.NO_SMS: "no text messages",
 }
+_WHAT = "communication preference"
 
 
 @dataclass(frozen=True, slots=True)
 class PreferenceStep:
-    kind: str  # recorded | revoked
+    kind: PreferenceStepKind
     at: str
     actor: str
     via: str  # portal | staff
@@ -55,7 +65,7 @@ class Preference:
     address: str
     kind: str
     alternative: str | None
-    state: str  # active | revoked
+    state: PreferenceState
     recorded_at: str
     revoked_at: str | None
     meaning: str
@@ -107,7 +117,7 @@ class PreferenceRegister:
                     comms_preferences.c.tenant_id == tenant_id,
                     comms_preferences.c.address == address,
                     comms_preferences.c.kind == str(parsed),
-                    comms_preferences.c.state == "active",
+                    comms_preferences.c.state == PreferenceState.ACTIVE,
                 )
             ).scalar()
             if standing is not None:
@@ -121,12 +131,22 @@ class PreferenceRegister:
                     address=address,
                     kind=str(parsed),
                     alternative=other,
-                    state="active",
+                    state=PreferenceState.ACTIVE,
                     recorded_at=now,
                 )
             )
             details = {"address": address, "kind": str(parsed), "alternative": other}
-            _step(conn, tenant_id, preference_id, "recorded", actor, via, now, recorded, details)
+            _step(
+                conn,
+                tenant_id,
+                preference_id,
+                PreferenceStepKind.RECORDED,
+                actor,
+                via,
+                now,
+                recorded,
+                details,
+            )
         return self.get(tenant_id, preference_id)
 
     def revoke(
@@ -135,35 +155,23 @@ class PreferenceRegister:
         """Revoke: SecureLine stops applying the preference at once."""
         checked_evidence(via, "-")
         with self.engine.begin() as conn:
-            row = _row(conn, tenant_id, preference_id, lock=True)
-            if row.state == "revoked":
-                raise Conflict(f"preference {preference_id} is already revoked")
             now = _now()
-            conn.execute(
-                sa.update(comms_preferences)
-                .where(comms_preferences.c.id == preference_id)
-                .values(state="revoked", revoked_at=now)
+            row = revoke_row(
+                conn, comms_preferences, tenant_id, preference_id, _WHAT, PreferenceState.REVOKED, now
             )
             note = reason.strip()[:1000] or None
-            _step(conn, tenant_id, preference_id, "revoked", actor, via, now, note, {"address": row.address})
+            kind = PreferenceStepKind.REVOKED
+            _step(conn, tenant_id, preference_id, kind, actor, via, now, note, {"address": row.address})
         return self.get(tenant_id, preference_id)
 
     # -- reading ----------------------------------------------------------------------------------------
     def standing(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, CommsPreference]:
         """Active preferences of ``tenant_id`` for these addresses, one fact each (lower-cased keys)."""
-        wanted = sorted({a.lower() for a in addresses})
-        if not wanted:
-            return {}
-        with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(comms_preferences)
-                .where(
-                    comms_preferences.c.tenant_id == tenant_id,
-                    comms_preferences.c.state == "active",
-                    comms_preferences.c.address.in_(wanted),
-                )
-                .order_by(comms_preferences.c.recorded_at, comms_preferences.c.id)
-            ).all()
+        c = comms_preferences.c
+        order = (c.recorded_at, c.id)  # a later redirect wins
+        rows = standing_rows(
+            self.engine, comms_preferences, tenant_id, PreferenceState.ACTIVE, addresses, order=order
+        )
         found: dict[str, CommsPreference] = {}
         for r in rows:
             was = found.get(r.address) or CommsPreference(())
@@ -183,7 +191,7 @@ class PreferenceRegister:
 
     def get(self, tenant_id: str, preference_id: str) -> Preference:
         with db.reader(self.engine) as conn:
-            row = _row(conn, tenant_id, preference_id)
+            row = row_of(conn, comms_preferences, tenant_id, preference_id, _WHAT)
             steps = conn.execute(
                 sa.select(comms_preference_register)
                 .where(comms_preference_register.c.preference_id == preference_id)
@@ -194,11 +202,14 @@ class PreferenceRegister:
             address=row.address,
             kind=row.kind,
             alternative=row.alternative,
-            state=row.state,
+            state=PreferenceState(row.state),
             recorded_at=iso(row.recorded_at) or "",
             revoked_at=iso(row.revoked_at),
             meaning=MEANINGS[PreferenceKind(row.kind)],
-            steps=tuple(PreferenceStep(s.kind, iso(s.at) or "", s.actor, s.via, s.evidence) for s in steps),
+            steps=tuple(
+                PreferenceStep(PreferenceStepKind(s.kind), iso(s.at) or "", s.actor, s.via, s.evidence)
+                for s in steps
+            ),
         )
 
     def preferences(
@@ -208,7 +219,7 @@ class PreferenceRegister:
         if address:
             query = query.where(comms_preferences.c.address == address.strip().lower())
         if active_only:
-            query = query.where(comms_preferences.c.state == "active")
+            query = query.where(comms_preferences.c.state == PreferenceState.ACTIVE)
         with db.reader(self.engine) as conn:
             ids = list(
                 conn.execute(
@@ -244,22 +255,11 @@ class PreferenceRegister:
             ]
 
 
-def _row(conn: Connection, tenant_id: str, preference_id: str, lock: bool = False) -> Any:
-    query = sa.select(comms_preferences).where(
-        comms_preferences.c.id == preference_id, comms_preferences.c.tenant_id == tenant_id
-    )
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        # Another tenant's preference is indistinguishable from a missing one.
-        raise NotFound(f"communication preference {preference_id} not found")
-    return row
-
-
 def _step(
     conn: Connection,
     tenant_id: str,
     preference_id: str,
-    kind: str,
+    kind: PreferenceStepKind,
     actor: str,
     via: str,
     at: datetime,
@@ -279,7 +279,9 @@ def _step(
         )
     )
     action = (
-        AuditAction.COMMS_PREFERENCE_RECORDED if kind == "recorded" else AuditAction.COMMS_PREFERENCE_REVOKED
+        AuditAction.COMMS_PREFERENCE_RECORDED
+        if kind is PreferenceStepKind.RECORDED
+        else AuditAction.COMMS_PREFERENCE_REVOKED
     )
     extra = {k: v for k, v in details.items() if v}
     audit.append(

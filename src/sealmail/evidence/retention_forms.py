@@ -20,12 +20,11 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.evidence.tables import legal_holds, retention_purges
+from sealmail.forms.states import SETTLED
 from sealmail.forms.tables import form_submissions as fs
 
 KIND = "form"
 BATCH = 500
-# Only settled submissions: one still "received" may yet be delivered from its sealed record.
-SETTLED = ("delivered", "held")
 
 
 def held(tenant_id: str) -> sa.ColumnElement[bool]:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from sealmail.evidence.registers import PlainState, PlainStepKind, PreferenceState, PreferenceStepKind
 from sealmail.web.models import Out
 
 
@@ -104,7 +105,7 @@ class PlainRevokeIn(BaseModel):
 
 
 class PlainStepOut(Out):
-    kind: str = Field(description="requested | warned | confirmed | revoked")
+    kind: PlainStepKind
     at: str
     actor: str
     via: str = Field(description="portal | staff")
@@ -115,7 +116,7 @@ class PlainStepOut(Out):
 class PlainRequestOut(Out):
     id: str
     address: str
-    state: str = Field(description="warned | confirmed | revoked")
+    state: PlainState
     requested_at: str
     confirmed_at: str | None
     revoked_at: str | None
@@ -140,7 +141,7 @@ class PreferenceIn(BaseModel):
 
 
 class PreferenceStepOut(Out):
-    kind: str = Field(description="recorded | revoked")
+    kind: PreferenceStepKind
     at: str
     actor: str
     via: str = Field(description="portal | staff")
@@ -152,7 +153,7 @@ class PreferenceOut(Out):
     address: str
     kind: str = Field(description="portal_only | redirect | no_sms")
     alternative: str | None
-    state: str = Field(description="active | revoked")
+    state: PreferenceState
     recorded_at: str
     revoked_at: str | None
     meaning: str

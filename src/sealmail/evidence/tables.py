@@ -82,8 +82,7 @@ plain_requests = sa.Table(
     sa.Column("id", ID, primary_key=True),
     sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("address", sa.String(320), nullable=False),  # lower-cased
-    # requested | warned | confirmed | revoked
-    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # registers.PlainState
     sa.Column("requested_at", UtcDateTime, nullable=False),
     sa.Column("confirmed_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
@@ -125,7 +124,7 @@ comms_preferences = sa.Table(
     sa.Column("address", sa.String(320), nullable=False),  # lower-cased
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("alternative", sa.String(320), nullable=True),  # lower-cased
-    sa.Column("state", sa.String(10), nullable=False),  # active | revoked
+    sa.Column("state", sa.String(10), nullable=False),  # registers.PreferenceState
     sa.Column("recorded_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
     sa.Index("ix_comms_preferences_tenant_address", "tenant_id", "address"),

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealmail.forms.definition import FormDefinition
+from sealmail.forms.states import FormStatus, SubmissionStatus
 
 
 class FormOut(BaseModel):
@@ -14,7 +15,7 @@ class FormOut(BaseModel):
 
     id: str
     name: str
-    status: str = Field(description="active | archived (an archived form's page is gone)")
+    status: FormStatus = Field(description="An archived form's page is gone.")
     current_version: int
     version: int = Field(description="The version shown in `definition`.")
     url: str = Field(description="The hosted form (link it, or frame it from an `embed_origins` site).")
@@ -38,7 +39,7 @@ class SubmissionSummaryOut(BaseModel):
     size: int
     file_count: int
     digest: str = Field(description="SHA-256 of the JSON record; the submitter's receipt shows it too.")
-    status: str = Field(description="received | delivered | held")
+    status: SubmissionStatus = Field(description="held: it could not be sent on (`status_reason` says why).")
     status_reason: str | None
     message_id: str | None = Field(description="The secure message that delivered it.")
 
@@ -52,7 +53,7 @@ class SubmissionOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     id: str
-    status: str
+    status: SubmissionStatus
     message_id: str | None
     digest: str
     document: dict[str, Any] = Field(description="The `sealmail.form-submission/1` record.")

@@ -19,13 +19,11 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.forms.definition import FormDefinition
+from sealmail.forms.states import FormStatus
 from sealmail.forms.tables import form_versions, forms
 from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.tenancy.service import Principal, Tenancy
-
-ACTIVE = "active"
-ARCHIVED = "archived"
 
 
 class Forms:
@@ -60,7 +58,7 @@ class Forms:
                     tenant_id=who.tenant_id,
                     name=definition.title,
                     current_version=1,
-                    status=ACTIVE,
+                    status=FormStatus.ACTIVE,
                     created_at=now,
                     updated_at=now,
                 )
@@ -84,7 +82,7 @@ class Forms:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             row = self._row(conn, who.tenant_id, form_id, lock=True)
-            if row.status != ACTIVE:
+            if row.status != FormStatus.ACTIVE:
                 raise NotFound(f"form {form_id} is archived")
             version = int(row.current_version) + 1
             self._version(conn, who, form_id, version, definition, now)
@@ -108,11 +106,11 @@ class Forms:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             row = self._row(conn, who.tenant_id, form_id, lock=True)
-            if row.status == ACTIVE:
+            if row.status == FormStatus.ACTIVE:
                 conn.execute(
                     sa.update(forms)
                     .where(forms.c.id == form_id, forms.c.tenant_id == who.tenant_id)
-                    .values(status=ARCHIVED, updated_at=now)
+                    .values(status=FormStatus.ARCHIVED, updated_at=now)
                 )
                 audit.append(
                     conn,

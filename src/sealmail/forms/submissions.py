@@ -40,7 +40,8 @@ from sealmail.forms import rendering, timetoken
 from sealmail.forms.checking import Signer, Upload, check
 from sealmail.forms.definition import FormDefinition
 from sealmail.forms.delivery import build_copy, build_message
-from sealmail.forms.service import ACTIVE, Forms
+from sealmail.forms.service import Forms
+from sealmail.forms.states import FormStatus, SubmissionStatus
 from sealmail.forms.tables import form_submissions, forms
 from sealmail.ids import new_id
 from sealmail.messages.service import Idempotency, Messages, Submission
@@ -90,7 +91,7 @@ class Receipt:
 class Search:
     """The console's filters over submission facts: status and a received-at window."""
 
-    status: str | None = None
+    status: SubmissionStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
     submission_id: str | None = None
@@ -165,7 +166,7 @@ class FormSubmissions:
         """The current version of an active form, or None (unknown and archived alike)."""
         with db.reader(self.engine) as conn:
             row = conn.execute(sa.select(forms).where(forms.c.id == form_id)).first()
-            if row is None or row.status != ACTIVE:
+            if row is None or row.status != FormStatus.ACTIVE:
                 return None
             definition = self.forms.definition(conn, row.tenant_id, row.id, row.current_version)
         organization = str(self.forms.tenancy.get_tenant(row.tenant_id).name)
@@ -233,7 +234,7 @@ class FormSubmissions:
                         key_id=key_id,
                         wrapped_key=wrapped,
                         content=blob,
-                        status="received",
+                        status=SubmissionStatus.RECEIVED,
                     )
                 )
                 audit.append(
@@ -274,7 +275,7 @@ class FormSubmissions:
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(c.tenant_id, c.id)
-                .where(c.status == "received", c.received_at <= cutoff)
+                .where(c.status == SubmissionStatus.RECEIVED, c.received_at <= cutoff)
                 .limit(limit)
             ).all()
         return sum(1 for r in rows if self.deliver(r.tenant_id, r.id) is not None)
@@ -300,7 +301,7 @@ class FormSubmissions:
             conn.execute(
                 sa.update(form_submissions)
                 .where(form_submissions.c.id == row.id, form_submissions.c.tenant_id == tenant_id)
-                .values(status="delivered", status_reason=None, message_id=accepted.id)
+                .values(status=SubmissionStatus.DELIVERED, status_reason=None, message_id=accepted.id)
             )
             ev.emit(
                 conn,
@@ -354,7 +355,7 @@ class FormSubmissions:
             conn.execute(
                 sa.update(form_submissions)
                 .where(form_submissions.c.id == row.id, form_submissions.c.tenant_id == tenant_id)
-                .values(status="held", status_reason=reason)
+                .values(status=SubmissionStatus.HELD, status_reason=reason)
             )
             audit.append(
                 conn,

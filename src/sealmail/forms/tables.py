@@ -20,7 +20,7 @@ forms = sa.Table(
     sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("current_version", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # active | archived
+    sa.Column("status", sa.String(20), nullable=False),  # states.FormStatus
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index("ix_forms_tenant_page", "tenant_id", "id"),
@@ -53,7 +53,7 @@ form_submissions = sa.Table(
     sa.Column("key_id", ID, nullable=False),
     sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # received | delivered | held
+    sa.Column("status", sa.String(20), nullable=False),  # states.SubmissionStatus
     sa.Column("status_reason", sa.String(200), nullable=True),
     sa.Column("message_id", ID, nullable=True),  # the secure message that delivered it
     sa.Index("ix_form_submissions_tenant_form", "tenant_id", "form_id", "id"),

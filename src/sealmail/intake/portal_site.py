@@ -39,6 +39,8 @@ class SiteServices(PortalServices, FileServices, FormSiteServices, Protocol):
     def public_per_minute(self) -> int: ...
     @property
     def sms_callbacks(self) -> FastAPI | None: ...
+    @property
+    def sms_callback_per_minute(self) -> int: ...
 
 
 def create_portal_app(
@@ -59,15 +61,21 @@ def create_portal_app(
 
 def mount_public(site: FastAPI, services: SiteServices) -> None:
     """``/p`` (portal and files), ``/f`` (hosted forms), ``/t`` and ``/u`` (tracking and
-    unsubscribe), each limited per client address."""
+    unsubscribe) and ``/sms`` (provider callbacks), each limited per client address."""
     per_minute = services.public_per_minute
     portal = create_portal_app(services)
     site.router.routes.append(Mount("/p", app=PerClientLimit(portal, services.limiter, per_minute, "portal")))
     forms = create_forms_app(services)
     site.router.routes.append(Mount("/f", app=PerClientLimit(forms, services.limiter, per_minute, "forms")))
     if services.sms_callbacks is not None:
-        # The SMS provider's signed status and inbound callbacks (issue 17).
-        site.router.routes.append(Mount("/sms", app=services.sms_callbacks))
+        # The SMS provider's signed status and inbound callbacks (issue 17).  Counted before
+        # the signature is checked: a flood of forged callbacks costs a counter, not an HMAC
+        # and a form parse each.  Its own, larger limit: the provider sends every receipt
+        # from a few addresses.
+        callbacks = PerClientLimit(
+            services.sms_callbacks, services.limiter, services.sms_callback_per_minute, "sms-callbacks"
+        )
+        site.router.routes.append(Mount("/sms", app=callbacks))
     engagement_web.mount(site, services.engagement, services.tenancy, services.limiter, per_minute)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import NotFound
+from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
 from sealmail.marketing.tables import mkt_sends
@@ -134,7 +135,7 @@ class Analytics:
             here: dict[int, int] = dict(
                 conn.execute(
                     sa.select(en.c.step, sa.func.count())
-                    .where(en.c.journey_id == journey_id, en.c.state == "active")
+                    .where(en.c.journey_id == journey_id, en.c.state == EnrollmentState.ACTIVE)
                     .group_by(en.c.step)
                 ).all()
             )

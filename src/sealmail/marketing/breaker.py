@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.marketing.compliance import tenant_settings
+from sealmail.marketing.states import RUNNING, CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_sends
 from sealmail.store import db
@@ -35,7 +36,6 @@ from sealmail.store.tables import events
 
 DEFAULT_RATE = 0.003
 DEFAULT_MIN_SENT = 1000
-RUNNING = ("sending", "sent")
 Alert = Callable[[str, str, str], None]  # (tenant, subject, text): users.alerts.OwnerMailer
 
 
@@ -62,7 +62,9 @@ class Breaker:
                 sa.select(cp.c.id, cp.c.tenant_id, cp.c.name, cp.c.resumed_at)
                 .where(
                     cp.c.status.in_(RUNNING),
-                    sa.exists().where(mkt_sends.c.campaign_id == cp.c.id, mkt_sends.c.state == "queued"),
+                    sa.exists().where(
+                        mkt_sends.c.campaign_id == cp.c.id, mkt_sends.c.state == SendState.QUEUED
+                    ),
                 )
                 .order_by(cp.c.id)
             ).all()
@@ -91,7 +93,7 @@ class Breaker:
         with db.reader(self.engine) as conn:
             rate, least = thresholds(tenant_settings(conn, tenant_id))
             sent = conn.execute(
-                sa.select(sa.func.count()).where(*mine, mkt_sends.c.state == "sent")
+                sa.select(sa.func.count()).where(*mine, mkt_sends.c.state == SendState.SENT)
             ).scalar_one()
             if sent < least:
                 return None
@@ -114,7 +116,7 @@ class Breaker:
             done = conn.execute(
                 sa.update(cp)
                 .where(cp.c.id == campaign_id, cp.c.tenant_id == tenant_id, cp.c.status.in_(RUNNING))
-                .values(status="paused")
+                .values(status=CampaignStatus.PAUSED)
             ).rowcount
             if done:
                 audit.append(

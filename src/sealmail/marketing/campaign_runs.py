@@ -40,6 +40,7 @@ from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, pick_variant, record_send
 from sealmail.marketing.rules import Compiled as Where
+from sealmail.marketing.states import CANCELLABLE, PAUSABLE, RESUMABLE, CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_segments, mkt_sends
@@ -50,8 +51,6 @@ from sealmail.tenancy.service import Principal
 
 LEASE = timedelta(minutes=2)
 BATCH = 500
-PAUSABLE = ("starting", "sending")
-CANCELLABLE = ("draft", "starting", "sending", "paused")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +101,16 @@ class CampaignRuns:
         free = sa.or_(cp.c.lease_until.is_(None), cp.c.lease_until < now)
         with self.engine.begin() as conn:
             pick = (
-                sa.select(cp.c.id).where(cp.c.status == "starting", free).order_by(cp.c.started_at).limit(1)
+                sa.select(cp.c.id)
+                .where(cp.c.status == CampaignStatus.STARTING, free)
+                .order_by(cp.c.started_at)
+                .limit(1)
             )
             if conn.dialect.name == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
             row = conn.execute(
                 sa.update(cp)
-                .where(cp.c.id.in_(pick.scalar_subquery()), cp.c.status == "starting", free)
+                .where(cp.c.id.in_(pick.scalar_subquery()), cp.c.status == CampaignStatus.STARTING, free)
                 .values(lease_owner=worker[:80], lease_until=now + self.lease)
                 .returning(cp.c.id, cp.c.tenant_id, cp.c.started_by)
             ).first()
@@ -205,7 +207,9 @@ class CampaignRuns:
             moved = conn.execute(
                 sa.update(cp)
                 .where(
-                    cp.c.id == claim.campaign_id, cp.c.status == "starting", cp.c.lease_owner == worker[:80]
+                    cp.c.id == claim.campaign_id,
+                    cp.c.status == CampaignStatus.STARTING,
+                    cp.c.lease_owner == worker[:80],
                 )
                 .values(
                     expand_cursor=cursor,
@@ -223,9 +227,11 @@ class CampaignRuns:
             row = conn.execute(
                 sa.update(cp)
                 .where(
-                    cp.c.id == claim.campaign_id, cp.c.status == "starting", cp.c.lease_owner == worker[:80]
+                    cp.c.id == claim.campaign_id,
+                    cp.c.status == CampaignStatus.STARTING,
+                    cp.c.lease_owner == worker[:80],
                 )
-                .values(status="sending", expanded_at=now, lease_owner=None, lease_until=None)
+                .values(status=CampaignStatus.SENDING, expanded_at=now, lease_owner=None, lease_until=None)
                 .returning(cp.c.audience, cp.c.queued, cp.c.failed)
             ).first()
             if row is not None:
@@ -244,11 +250,13 @@ class CampaignRuns:
 
     def settle(self) -> int:
         """``sending`` campaigns whose every send the claim gate decided become ``sent``."""
-        waiting = sa.exists().where(mkt_sends.c.campaign_id == cp.c.id, mkt_sends.c.state == "queued")
+        waiting = sa.exists().where(mkt_sends.c.campaign_id == cp.c.id, mkt_sends.c.state == SendState.QUEUED)
         with db.write(self.engine) as conn:
             return int(
                 conn.execute(
-                    sa.update(cp).where(cp.c.status == "sending", sa.not_(waiting)).values(status="sent")
+                    sa.update(cp)
+                    .where(cp.c.status == CampaignStatus.SENDING, sa.not_(waiting))
+                    .values(status=CampaignStatus.SENT)
                 ).rowcount
                 or 0
             )
@@ -260,14 +268,19 @@ class CampaignRuns:
 
     def resume(self, tenant_id: str, campaign_id: str, actor: str) -> Transition:
         """Continue a paused campaign where it stopped: expansion from its cursor, then sending."""
-        return self._move(tenant_id, campaign_id, actor, ("paused",), AuditAction.MKT_CAMPAIGN_RESUMED)
+        return self._move(tenant_id, campaign_id, actor, RESUMABLE, AuditAction.MKT_CAMPAIGN_RESUMED)
 
     def cancel(self, tenant_id: str, campaign_id: str, actor: str) -> Transition:
         """Stop for good: nothing more is expanded, the claim gate skips what is still queued."""
         return self._move(tenant_id, campaign_id, actor, CANCELLABLE, AuditAction.MKT_CAMPAIGN_CANCELLED)
 
     def _move(
-        self, tenant_id: str, campaign_id: str, actor: str, allowed: tuple[str, ...], action: AuditAction
+        self,
+        tenant_id: str,
+        campaign_id: str,
+        actor: str,
+        allowed: tuple[CampaignStatus, ...],
+        action: AuditAction,
     ) -> Transition:
         with db.write(self.engine) as conn:
             row = conn.execute(
@@ -280,9 +293,9 @@ class CampaignRuns:
             if row.status not in allowed:
                 raise Conflict(f"campaign {campaign_id} is {row.status}; only {' or '.join(allowed)} may be")
             after = {
-                AuditAction.MKT_CAMPAIGN_PAUSED: "paused",
-                AuditAction.MKT_CAMPAIGN_CANCELLED: "cancelled",
-            }.get(action, "sending" if row.expanded_at is not None else "starting")
+                AuditAction.MKT_CAMPAIGN_PAUSED: CampaignStatus.PAUSED,
+                AuditAction.MKT_CAMPAIGN_CANCELLED: CampaignStatus.CANCELLED,
+            }.get(action, CampaignStatus.SENDING if row.expanded_at is not None else CampaignStatus.STARTING)
             values: dict[str, Any] = {"status": after, "lease_owner": None, "lease_until": None}
             if action is AuditAction.MKT_CAMPAIGN_RESUMED:
                 values["resumed_at"] = datetime.now(UTC)  # the complaint breaker starts a new window

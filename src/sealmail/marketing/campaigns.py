@@ -40,6 +40,7 @@ from sealmail.ids import new_id
 from sealmail.marketing import analytics, compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.gate import MARKETING_TAG
+from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
 from sealmail.messages.outgoing import MessageSpec
@@ -149,7 +150,7 @@ class Campaigns:
                     send_at=body.get("send_at"),
                     quiet_start=body.get("quiet_start", 21),
                     quiet_end=body.get("quiet_end", 8),
-                    status="draft",
+                    status=CampaignStatus.DRAFT,
                     created_by=actor[:80],
                     created_at=datetime.now(UTC),
                 )
@@ -225,8 +226,8 @@ class Campaigns:
                     "remunerated": r.remunerated,
                     "status": r.status,
                     "audience": r.audience,
-                    "sent": sum(n for s, _, n in mine if s == "sent"),
-                    "skipped": {str(why): n for s, why, n in mine if s == "skipped"},
+                    "sent": sum(n for s, _, n in mine if s == SendState.SENT),
+                    "skipped": {str(why): n for s, why, n in mine if s == SendState.SKIPPED},
                 }
             )
         return out
@@ -272,16 +273,16 @@ class Campaigns:
             ).first()
             if row is None:
                 raise NotFound(f"no campaign {campaign_id!r}")
-            if row.status != "draft":
+            if row.status != CampaignStatus.DRAFT:
                 raise Conflict(f"campaign {campaign_id} is {row.status}; campaigns are sent once")
             self._precheck(conn, tenant_id, row)
             segment = conn.execute(sa.select(mkt_segments).where(mkt_segments.c.id == row.segment_id)).one()
             seg.check_classes(frozenset(PhiClass(c) for c in segment.phi_classes), allowed)
             conn.execute(
                 sa.update(cp)
-                .where(cp.c.id == campaign_id, cp.c.status == "draft")
+                .where(cp.c.id == campaign_id, cp.c.status == CampaignStatus.DRAFT)
                 .values(
-                    status="starting",
+                    status=CampaignStatus.STARTING,
                     started_at=datetime.now(UTC),
                     started_by=who.credential_id[:80],
                     audience=0,
@@ -414,7 +415,7 @@ def record_send(
             matched=s.matched,
             quiet_start=s.quiet_start,
             quiet_end=s.quiet_end,
-            state="skipped" if refused else "queued",
+            state=SendState.SKIPPED if refused else SendState.QUEUED,
             reason="suppressed" if refused else None,
             created_at=datetime.now(UTC),
         )

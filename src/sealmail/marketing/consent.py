@@ -28,6 +28,7 @@ from sealmail.domain.marketing import (
     STATE_AFTER,
     Channel,
     ConsentAction,
+    ConsentState,
     ContactStatus,
     Purpose,
 )
@@ -252,7 +253,7 @@ class Consent:
             due = conn.execute(
                 sa.select(
                     cur.c.tenant_id, cur.c.contact_id, cur.c.purpose, cur.c.channel, cur.c.authorization_id
-                ).where(cur.c.state == "authorized", cur.c.expires_at <= now)
+                ).where(cur.c.state == ConsentState.AUTHORIZED, cur.c.expires_at <= now)
             ).all()
             for r in due:
                 change = ConsentChange(

@@ -32,6 +32,7 @@ from sealmail.domain import marketing as rules
 from sealmail.domain.marketing import ConsentState, Decision, Defer, Purpose, Send, SendFacts, Skip
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
+from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_authorizations as au
 from sealmail.marketing.tables import mkt_campaigns, mkt_caps, mkt_sends
 from sealmail.marketing.tables import mkt_consent_current as cur
@@ -85,7 +86,7 @@ class SendGate:
                 conn.execute(
                     sa.update(mkt_sends)
                     .where(mkt_sends.c.message_id == c.message_id)
-                    .values(state="sent", sent_at=now, reason=None)
+                    .values(state=SendState.SENT, sent_at=now, reason=None)
                 )
                 continue
             held.add(c.id)
@@ -101,9 +102,9 @@ class SendGate:
             if now - msg.created_at > SNAPSHOT_GRACE:
                 return Skip("no_snapshot")
             return Defer(now + WAIT_FOR_SNAPSHOT, "snapshot_pending")
-        if row.campaign_status == "paused":  # paused by a user or the complaint breaker
+        if row.campaign_status == CampaignStatus.PAUSED:  # paused by a user or the complaint breaker
             return Defer(now + PAUSED_RECHECK, "campaign_paused")
-        if row.campaign_status == "cancelled":  # what was still queued never goes
+        if row.campaign_status == CampaignStatus.CANCELLED:  # what was still queued never goes
             return Skip("campaign_cancelled")
         purpose = Purpose(row.purpose)
         gated = Purpose.MARKETING if purpose is Purpose.MARKETING or row.remunerated else purpose
@@ -170,7 +171,7 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
                 mkt_sends.c.contact_id, mkt_sends.c.purpose, mkt_sends.c.sent_at, mkt_sends.c.tenant_id
             ).where(
                 mkt_sends.c.contact_id.in_(contacts),
-                mkt_sends.c.state == "sent",
+                mkt_sends.c.state == SendState.SENT,
                 mkt_sends.c.sent_at > now - longest,
             )
         ):
@@ -230,7 +231,7 @@ def _skip(conn: Connection, worker: str, c: Claimed, s: Skip, now: datetime) -> 
     conn.execute(
         sa.update(mkt_sends)
         .where(mkt_sends.c.message_id == c.message_id)
-        .values(state="skipped", reason=s.reason[:40])
+        .values(state=SendState.SKIPPED, reason=s.reason[:40])
     )
     ev.emit(
         conn,

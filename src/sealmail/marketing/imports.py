@@ -24,6 +24,7 @@ from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing.contacts import Clean, ContactData, Contacts, validate
+from sealmail.marketing.states import ImportStatus
 from sealmail.marketing.tables import mkt_contacts, mkt_import_errors, mkt_imports
 from sealmail.store import db
 
@@ -112,7 +113,7 @@ class Importer:
                 sa.insert(mkt_imports).values(
                     id=import_id,
                     tenant_id=tenant_id,
-                    status="processing",
+                    status=ImportStatus.PROCESSING,
                     rows=0,
                     created=0,
                     updated=0,
@@ -122,7 +123,7 @@ class Importer:
                 )
             )
         tally = {"rows": 0, "created": 0, "updated": 0, "failed": 0}
-        status = "failed"
+        status = ImportStatus.FAILED
         try:
             it = iter(rows)
             while chunk := list(islice(it, CHUNK)):
@@ -133,7 +134,7 @@ class Importer:
                 self._chunk(tenant_id, import_id, chunk, tally)
                 if progress is not None:
                     progress(len(chunk))
-            status = "completed"
+            status = ImportStatus.COMPLETED
         finally:
             self._finish(tenant_id, import_id, status, tally, actor)
         if tally["created"] >= ANALYZE_AFTER:
@@ -178,7 +179,9 @@ class Importer:
                 )
             conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**tally))
 
-    def _finish(self, tenant_id: str, import_id: str, status: str, tally: dict[str, int], actor: str) -> None:
+    def _finish(
+        self, tenant_id: str, import_id: str, status: ImportStatus, tally: dict[str, int], actor: str
+    ) -> None:
         with db.write(self.engine) as conn:
             conn.execute(
                 sa.update(mkt_imports)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.ids import new_id
+from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
 from sealmail.store import events as event_store
@@ -77,7 +78,7 @@ def enroll(
                     contact_id=cid,
                     trigger_key=key[:100],
                     step=0,
-                    state="active",
+                    state=EnrollmentState.ACTIVE,
                     due_at=now,
                     steps_run=0,
                     created_at=now,

@@ -31,6 +31,7 @@ from sealmail.marketing import attributes as attrs
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import lists
 from sealmail.marketing import segments as seg
+from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
@@ -61,7 +62,7 @@ class _Run:
 @dataclass(frozen=True, slots=True)
 class _Move:
     run: _Run
-    state: str
+    state: EnrollmentState
     due: datetime | None
     reason: str | None
     awaiting: str | None = None  # set only when it starts a wait-until
@@ -106,19 +107,21 @@ class Runner:
         for r in pending:
             plan = steps[r.c.journey_id]
             if r.ran >= MAX_STEPS_PER_RUN:
-                final.append(_Move(r, "active", now, "step_budget"))
+                final.append(_Move(r, EnrollmentState.ACTIVE, now, "step_budget"))
                 continue
             if r.step >= len(plan):
-                final.append(_Move(r, "done", None, "completed"))
+                final.append(_Move(r, EnrollmentState.DONE, None, "completed"))
                 continue
             kind, body = next(iter(plan[r.step].items()))
             r.ran += 1
             ran += 1
             if kind == "exit":
-                final.append(_Move(r, "exited", None, "exit_step"))
+                final.append(_Move(r, EnrollmentState.EXITED, None, "exit_step"))
             elif kind == "wait":
                 r.step += 1
-                final.append(_Move(r, "active", now + timedelta(hours=float(body["hours"])), None))
+                final.append(
+                    _Move(r, EnrollmentState.ACTIVE, now + timedelta(hours=float(body["hours"])), None)
+                )
             elif kind == "wait_until":
                 self._wait_until(r, body, now, final, timed_out)
             elif kind == "send":
@@ -135,7 +138,7 @@ class Runner:
                 kind, body = next(iter(steps[jid][step].items()))
                 for r, nxt in zip(members, _apply(self.segments, conn, kind, body, members), strict=True):
                     if nxt is None:
-                        final.append(_Move(r, "exited", None, "condition"))
+                        final.append(_Move(r, EnrollmentState.EXITED, None, "condition"))
                     else:
                         r.step = nxt
                         going.append(r)
@@ -151,12 +154,12 @@ class Runner:
         key = ev.awaiting_key(r.c.contact_id, body["event"])
         if r.awaiting != key:
             due = now + timedelta(hours=float(body["hours"]))
-            final.append(_Move(r, "active", due, None, awaiting=key))
+            final.append(_Move(r, EnrollmentState.ACTIVE, due, None, awaiting=key))
             return
         r.awaiting = None
         other = body.get("timeout", "exit")
         if other == "exit":
-            final.append(_Move(r, "exited", None, "wait_timeout"))
+            final.append(_Move(r, EnrollmentState.EXITED, None, "wait_timeout"))
         else:
             r.step = int(other)
             jumped.append(r)
@@ -223,7 +226,7 @@ _PG_SET_ATTR = sa.text(
 # however large the batch; an executemany costs the server a statement per enrollment).
 _PG_GOING = sa.text(
     "UPDATE mkt_enrollments AS e SET step = v.step, steps_run = e.steps_run + 1, updated_at = :now,"
-    " state = 'active', last_reason = NULL, awaiting = NULL"
+    " state = :active, last_reason = NULL, awaiting = NULL"
     " FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:steps AS INTEGER[])) AS v(id, step)"
     " WHERE e.id = v.id AND e.lease_owner = :worker"
 )
@@ -244,7 +247,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
         scope = {"now": now, "worker": worker}
         if going:
             ids, steps = [r.c.id for r in going], [r.step for r in going]
-            conn.execute(_PG_GOING, {**scope, "ids": ids, "steps": steps})
+            conn.execute(_PG_GOING, {**scope, "ids": ids, "steps": steps, "active": EnrollmentState.ACTIVE})
         if final:
             conn.execute(
                 _PG_FINAL,
@@ -252,7 +255,7 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
                     **scope,
                     "ids": [m.run.c.id for m in final],
                     "steps": [m.run.step for m in final],
-                    "states": [m.state for m in final],
+                    "states": [str(m.state) for m in final],
                     "reasons": [m.reason for m in final],
                     "dues": [m.due for m in final],
                     "awaits": [m.awaiting for m in final],
@@ -263,7 +266,9 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
     common = {"step": sa.bindparam("b_step"), "steps_run": en.c.steps_run + 1, "updated_at": now}
     if going:
         conn.execute(
-            sa.update(en).where(owned).values(**common, state="active", last_reason=None, awaiting=None),
+            sa.update(en)
+            .where(owned)
+            .values(**common, state=EnrollmentState.ACTIVE, last_reason=None, awaiting=None),
             [{"b_id": r.c.id, "b_step": r.step} for r in going],
         )
     if final:

@@ -55,6 +55,7 @@ from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
 from sealmail.marketing.journey_defs import bad, validate
 from sealmail.marketing.journey_runner import Claimed, Runner
+from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
@@ -223,7 +224,7 @@ class Journeys:
             due = (
                 sa.select(en.c.id)
                 .where(
-                    en.c.state == "active",
+                    en.c.state == EnrollmentState.ACTIVE,
                     en.c.due_at <= now,
                     sa.or_(en.c.lease_until.is_(None), en.c.lease_until < now),
                 )

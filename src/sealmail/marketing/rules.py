@@ -47,6 +47,8 @@ MAX_DEPTH = 6
 MAX_LEAVES = 50
 MAX_VALUES = 200
 MAX_DAYS = 3650
+# A consent rule's state for "no consent row at all": a word of the segment grammar, never stored.
+NO_CONSENT = "none"
 
 _COMMON = {"exists", "missing"}
 OPS: dict[AttrType, frozenset[str]] = {
@@ -303,11 +305,11 @@ def _consent(rule: dict[str, Any], path: str) -> tuple[str, ColumnElement[bool]]
         raise _Bad(f"{path}.consent", f"use one of {', '.join(Purpose)}")
     if channel not in set(Channel):
         raise _Bad(f"{path}.channel", f"use one of {', '.join(Channel)}")
-    if state not in {*ConsentState, "none"}:
-        raise _Bad(f"{path}.state", "use granted, revoked, authorized, expired or none")
+    if state not in {*ConsentState, NO_CONSENT}:
+        raise _Bad(f"{path}.state", f"use {', '.join(ConsentState)} or {NO_CONSENT}")
     scope = (cur.c.contact_id == ct.c.id, cur.c.purpose == purpose, cur.c.channel == channel)
-    if state == "none":
-        return f"consent:{purpose}:none", ~sa.exists().where(*scope)
+    if state == NO_CONSENT:
+        return f"consent:{purpose}:{NO_CONSENT}", ~sa.exists().where(*scope)
     return f"consent:{purpose}:{state}", sa.exists().where(*scope, cur.c.state == state)
 
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportStatus, SendState
+
 PurposeName = Literal["treatment", "operations", "marketing", "fundraising"]
 ChannelName = Literal["email", "sms"]
 AttrValue = str | int | float | bool | None
@@ -178,7 +180,7 @@ class ImportError_(Out):
 
 class ImportOut(Out):
     id: str
-    status: str
+    status: ImportStatus
     rows: int
     created: int
     updated: int
@@ -282,7 +284,7 @@ class CapOut(Out):
 
 
 class SendTally(Out):
-    state: str
+    state: SendState
     reason: str | None
     count: int
 
@@ -296,10 +298,7 @@ class CampaignOut(Out):
     variants: list[dict[str, Any]]
     send_at: str | None
     quiet_hours: list[int] = Field(description="[start, end] local hours.")
-    status: str = Field(
-        description="draft, starting (the audience is being expanded), sending, sent, paused, "
-        "cancelled or failed."
-    )
+    status: CampaignStatus = Field(description="starting: the audience is being expanded.")
     audience: int | None = Field(description="Contacts expanded so far (all of them once sending).")
     queued: int | None
     failed: int = Field(0, description="Contacts whose message could not be rendered or accepted.")
@@ -325,7 +324,7 @@ class AudienceEntry(Out):
     contact_id: str
     variant: str | None
     matched: Any = Field(description="Why the contact was in the audience (the rule's leaf labels).")
-    state: str
+    state: SendState
     reason: str | None
 
 
@@ -359,7 +358,7 @@ class EnrollmentOut(Out):
     id: str
     contact_id: str
     step: int
-    state: str
+    state: EnrollmentState
     due_at: str
     steps_run: int
     last_reason: str | None

@@ -40,6 +40,7 @@ from sealmail.domain.portal_factors import (
     WeakNoticePolicy,
     plan_code_mail,
 )
+from sealmail.domain.secureline import TlsState
 from sealmail.messages import queue
 from sealmail.messages.service import Messages
 from sealmail.portal.code_mail import CodeMail
@@ -179,7 +180,7 @@ class PortalAccess(CodeMail):
         if hold.weak_notice_policy is WeakNoticePolicy.REQUIRE_STRONG_FACTOR:
             domain = parse_address(hold.address, "to").ascii_domain
             known = queue.tls_capability_in(conn, domain, str(hold.required_tls), queue.CAPABILITY_SECONDS)
-            fails = known is not None and known[0] == "fails"
+            fails = known is not None and known[0] == TlsState.FAILS
         return plan_code_mail(hold.weak_notice_policy, hold.required_tls, fails)
 
     def _challenge_row(self, conn: Connection, token: str, now: datetime) -> Any:

@@ -24,6 +24,7 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.audit import AuditAction
+from sealmail.domain.portal_factors import NoticeStrength
 from sealmail.domain.statuses import TERMINAL
 from sealmail.engagement.tables import tracked_links
 from sealmail.errors import NotFound, ValidationFailed
@@ -331,7 +332,7 @@ class NoticeFacts:
             row.notice_required_tls,
             row.notice_tls_version,
             row.notice_verified_by,
-            row.notice_strength == "meets",
+            row.notice_strength == NoticeStrength.MEETS,
         )
 
 

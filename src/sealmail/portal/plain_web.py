@@ -26,6 +26,7 @@ from starlette.routing import Route
 from sealmail.errors import Conflict, InvalidRequest
 from sealmail.evidence.plain import WARNING, PlainRegister, PlainRequest
 from sealmail.evidence.preferences import PreferenceRegister
+from sealmail.evidence.registers import PlainState
 from sealmail.portal import display
 from sealmail.portal.access import PortalAccess, Session
 from sealmail.portal.branding import Branding, branding
@@ -42,7 +43,7 @@ PLAIN_HTML = """{% extends "base.html" %}
   {% if not verified %}
     <p>To change how {{ brand.organization }} writes to you, sign in with a code sent to your
       e-mail address.</p>
-  {% elif state == "confirmed" %}
+  {% elif state == PlainState.CONFIRMED %}
     <p id="plain-state">{{ brand.organization }} sends your messages to you by regular, unencrypted e-mail,
       as you asked on {{ confirmed_at }}.</p>
     <form method="post" action="{{ base }}/plain/withdraw">
@@ -50,7 +51,7 @@ PLAIN_HTML = """{% extends "base.html" %}
       <input type="hidden" name="request" value="{{ request_id }}">
       <button type="submit" class="primary">Go back to secure messages</button>
     </form>
-  {% elif state == "warned" %}
+  {% elif state == PlainState.WARNED %}
     <div class="alert" role="alert" id="plain-warning"><p>{{ warning }}</p></div>
     <form method="post" action="{{ base }}/plain/confirm">
       <input type="hidden" name="csrf" value="{{ csrf }}">
@@ -125,6 +126,7 @@ def mount_plain(
     env = display.install(
         Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True))
     )
+    env.globals["PlainState"] = PlainState  # the page compares the request's state with the enum
     r = APIRouter()
 
     def render(request: Request, template: str, tenant_id: str, status: int, **ctx: Any) -> Response:
@@ -149,7 +151,9 @@ def mount_plain(
         return session
 
     def standing(session: Session) -> PlainRequest | None:
-        found = [q for q in register.requests(session.tenant_id, session.address) if q.state != "revoked"]
+        found = [
+            q for q in register.requests(session.tenant_id, session.address) if q.state != PlainState.REVOKED
+        ]
         return found[-1] if found else None
 
     @r.get("/plain")

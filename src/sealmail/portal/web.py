@@ -97,6 +97,7 @@ def create_portal(
     env = display.install(
         Environment(loader=PackageLoader("sealmail.portal", "templates"), autoescape=select_autoescape())
     )
+    env.globals["LinkState"] = LinkState  # pages compare a link's state with the enum, not a string
     css = (env.loader.get_source(env, "portal.css")[0]) if env.loader else ""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(security.HardenEveryResponse)

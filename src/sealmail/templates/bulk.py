@@ -34,6 +34,7 @@ from sealmail.messages.service import Accepted, Idempotency, Messages
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
+from sealmail.templates.states import BulkStatus
 from sealmail.templates.tables import bulk_job_errors, bulk_jobs
 from sealmail.tenancy.service import Principal
 
@@ -87,7 +88,7 @@ class BulkJob:
     """A bulk job's progress, and one page of its per-recipient errors."""
 
     id: str
-    status: str  # processing | completed | failed
+    status: BulkStatus
     total: int
     accepted: int
     failed: int
@@ -130,7 +131,7 @@ class BulkSender:
                 sa.insert(bulk_jobs).values(
                     id=job_id,
                     tenant_id=who.tenant_id,
-                    status="processing",
+                    status=BulkStatus.PROCESSING,
                     total=0,
                     accepted=0,
                     failed=0,
@@ -157,13 +158,13 @@ class BulkSender:
         was committed before stays committed and counted; the exception propagates.
         """
         tally = _Tally()
-        status = "failed"
+        status = BulkStatus.FAILED
         try:
             with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="bulk") as pool:
                 for start, chunk in _chunks(recipients, self.chunk):
                     errors = self._chunk(pool, who, spec, job_id, start, chunk, tally)
                     self._record(who.tenant_id, job_id, errors, tally)
-            status = "completed"
+            status = BulkStatus.COMPLETED
         finally:
             self._finish(who, job_id, status, tally)
 
@@ -238,7 +239,7 @@ class BulkSender:
                 .values(accepted=tally.accepted, failed=tally.failed, total=tally.accepted + tally.failed)
             )
 
-    def _finish(self, who: Principal, job_id: str, status: str, tally: _Tally) -> None:
+    def _finish(self, who: Principal, job_id: str, status: BulkStatus, tally: _Tally) -> None:
         with db.write(self.engine) as conn:
             conn.execute(
                 sa.update(bulk_jobs)
@@ -292,7 +293,7 @@ class BulkSender:
         next_cursor = str(shown[-1]) if len(indexes) > limit else None
         return BulkJob(
             id=job.id,
-            status=job.status,
+            status=BulkStatus(job.status),
             total=job.total,
             accepted=job.accepted,
             failed=job.failed,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.outgoing import AttachmentSpec, MessageSpec
 from sealmail.messages.schemas import AcceptedOut, AttachmentIn, MessageIn
+from sealmail.templates.states import BulkStatus
 from sealmail.web.models import Out, Problem
 
 MAX_BATCH = 500
@@ -176,7 +177,7 @@ class BulkErrorOut(Out):
 
 class BulkJobOut(Out):
     id: str
-    status: str = Field(description="processing | completed | failed")
+    status: BulkStatus
     total: int
     accepted: int
     failed: int

@@ -34,7 +34,7 @@ bulk_jobs = sa.Table(
     metadata,
     sa.Column("id", ID, primary_key=True),
     sa.Column("tenant_id", ID, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("status", sa.String(12), nullable=False),  # processing | completed | failed
+    sa.Column("status", sa.String(12), nullable=False),  # states.BulkStatus
     sa.Column("total", sa.Integer, nullable=False, server_default="0"),
     sa.Column("accepted", sa.Integer, nullable=False, server_default="0"),
     sa.Column("failed", sa.Integer, nullable=False, server_default="0"),

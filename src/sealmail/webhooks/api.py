@@ -27,6 +27,7 @@ from sealmail.webhooks.schemas import (
     WebhookEndpointWithSecretOut,
     WebhookTestOut,
 )
+from sealmail.webhooks.states import EndpointStatus
 
 SHOWN_ONCE = "store this secret now; it is not shown again"
 
@@ -53,7 +54,7 @@ class EndpointPatch(BaseModel):
     streams: list[str] | None = None
     payload: Literal["thin", "full"] | None = None
     description: str | None = Field(None, max_length=200)
-    status: Literal["active", "disabled"] | None = None
+    status: EndpointStatus | None = None
 
 
 class RotateIn(BaseModel):

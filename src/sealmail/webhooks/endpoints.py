@@ -29,6 +29,7 @@ from sealmail.webhooks.rules import EndpointChanges as EndpointChanges
 from sealmail.webhooks.rules import EndpointSpec as EndpointSpec
 from sealmail.webhooks.rules import carries_phi as carries_phi
 from sealmail.webhooks.rules import check_endpoint
+from sealmail.webhooks.states import DeliveryStatus, EndpointStatus
 from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -159,7 +160,7 @@ class WebhookEndpoints:
             "event_types": sorted(set(spec.event_types)),
             "streams": sorted(set(spec.streams)),
             "payload": spec.payload,
-            "status": "active",
+            "status": EndpointStatus.ACTIVE,
             "consecutive_failures": 0,
             "created_at": now,
             "updated_at": now,
@@ -190,8 +191,10 @@ class WebhookEndpoints:
                 values["description"] = changes.description
             if changes.status is not None and changes.status != current.status:
                 values["status"] = changes.status
-                values["disabled_reason"] = "disabled by the tenant" if changes.status == "disabled" else None
-                if changes.status == "active":
+                values["disabled_reason"] = (
+                    "disabled by the tenant" if changes.status is EndpointStatus.DISABLED else None
+                )
+                if changes.status is EndpointStatus.ACTIVE:
                     # A fresh start: the failure streak that disabled it is history.
                     values.update(consecutive_failures=0, failing_since=None)
             check_endpoint(
@@ -348,7 +351,7 @@ class WebhookEndpoints:
                 event_id=new_id("wht"),
                 event_type=TEST_EVENT_TYPE,
                 webhook_id=new_id("msg"),
-                status="pending",
+                status=DeliveryStatus.PENDING,
                 attempts=0,
                 # Not due: the caller sends it now and holds the lease.
                 next_attempt_at=now + timedelta(days=3650),
@@ -390,7 +393,7 @@ class WebhookEndpoints:
 
 def _reset(now: datetime) -> dict[str, Any]:
     return {
-        "status": "pending",
+        "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "next_attempt_at": now,
         "lease_owner": None,

@@ -33,6 +33,7 @@ from sealmail.store import db
 from sealmail.store.tables import events, messages
 from sealmail.webhooks.payload import TEST_EVENT_TYPE
 from sealmail.webhooks.policy import Decision, DeliveryVerdict, DisablePolicy, should_disable
+from sealmail.webhooks.states import DeliveryStatus, EndpointStatus
 from sealmail.webhooks.tables import (
     webhook_attempts,
     webhook_cursors,
@@ -107,7 +108,7 @@ def insert_deliveries(
             "event_id": r.id,
             "event_type": r.type,
             "webhook_id": r.id,
-            "status": "pending",
+            "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
@@ -141,7 +142,7 @@ def fan_out(engine: Engine, now: datetime, lookback: timedelta, batch: int = 500
                     webhook_cursors, webhook_cursors.c.endpoint_id == webhook_endpoints.c.id
                 )
             )
-            .where(webhook_endpoints.c.status == "active")
+            .where(webhook_endpoints.c.status == EndpointStatus.ACTIVE)
         ).all()
     created = 0
     for ep in endpoints:
@@ -212,11 +213,11 @@ _CLAIMED_COLS = (
 
 def claim(engine: Engine, worker: str, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
     due = sa.and_(
-        webhook_deliveries.c.status == "pending",
+        webhook_deliveries.c.status == DeliveryStatus.PENDING,
         webhook_deliveries.c.next_attempt_at <= now,
         sa.or_(webhook_deliveries.c.lease_until.is_(None), webhook_deliveries.c.lease_until < now),
     )
-    active = sa.select(webhook_endpoints.c.id).where(webhook_endpoints.c.status == "active")
+    active = sa.select(webhook_endpoints.c.id).where(webhook_endpoints.c.status == EndpointStatus.ACTIVE)
     candidates = (
         sa.select(webhook_deliveries.c.id)
         .where(due, webhook_deliveries.c.endpoint_id.in_(active))
@@ -258,10 +259,10 @@ class Result:
 
 
 _DELIVERY_STATUS = {
-    DeliveryVerdict.DELIVERED: "delivered",
-    DeliveryVerdict.RETRY: "pending",
-    DeliveryVerdict.FAILED: "failed",
-    DeliveryVerdict.GONE: "failed",
+    DeliveryVerdict.DELIVERED: DeliveryStatus.DELIVERED,
+    DeliveryVerdict.RETRY: DeliveryStatus.PENDING,
+    DeliveryVerdict.FAILED: DeliveryStatus.FAILED,
+    DeliveryVerdict.GONE: DeliveryStatus.FAILED,
 }
 
 
@@ -338,12 +339,12 @@ def _count_on_endpoint(conn: Connection, result: Result, now: datetime, policy: 
         reason = "the endpoint answered 410 Gone"
     elif should_disable(row.consecutive_failures, row.failing_since, now, policy):
         reason = f"{row.consecutive_failures} consecutive failed deliveries"
-    if reason is None or row.status != "active":
+    if reason is None or row.status != EndpointStatus.ACTIVE:
         return None
     conn.execute(
         sa.update(webhook_endpoints)
         .where(ep.id == c.endpoint_id)
-        .values(status="disabled", disabled_reason=reason, updated_at=now)
+        .values(status=EndpointStatus.DISABLED, disabled_reason=reason, updated_at=now)
     )
     audit.append(
         conn,
@@ -363,7 +364,11 @@ def drop(engine: Engine, worker: str, claimed: Claimed, reason: str, now: dateti
             sa.update(webhook_deliveries)
             .where(webhook_deliveries.c.id == claimed.id, webhook_deliveries.c.lease_owner == worker)
             .values(
-                status="dropped", last_error=reason[:300], lease_owner=None, lease_until=None, updated_at=now
+                status=DeliveryStatus.DROPPED,
+                last_error=reason[:300],
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
             )
         )
 

@@ -15,6 +15,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.errors import ValidationFailed
 from sealmail.net.destination import DestinationVetter
 from sealmail.webhooks.payload import PayloadMode
+from sealmail.webhooks.states import EndpointStatus
 
 _EVENT_TYPE_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?$")
 
@@ -37,7 +38,7 @@ class EndpointChanges:
     streams: Sequence[str] | None = None
     payload: PayloadMode | None = None
     description: str | None = None
-    status: str | None = None  # active | disabled
+    status: EndpointStatus | None = None
 
 
 def carries_phi(streams: Sequence[str]) -> bool:

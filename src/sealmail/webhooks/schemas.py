@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sealmail.web.models import Out
+from sealmail.webhooks.states import DeliveryStatus, EndpointStatus
 
 
 class WebhookEndpointOut(Out):
@@ -14,7 +15,7 @@ class WebhookEndpointOut(Out):
     event_types: list[str]
     streams: list[str]
     payload: str = Field(description="thin | full")
-    status: str = Field(description="active | disabled")
+    status: EndpointStatus
     disabled_reason: str | None
     consecutive_failures: int
     failing_since: str | None
@@ -55,7 +56,7 @@ class WebhookDeliveryOut(Out):
     event_id: str
     event_type: str
     webhook_id: str
-    status: str = Field(description="pending | delivered | failed | dropped")
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: str | None
     last_status_code: int | None

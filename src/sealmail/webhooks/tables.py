@@ -25,7 +25,7 @@ webhook_endpoints = sa.Table(
     sa.Column("event_types", sa.JSON, nullable=False),  # [] = every type; "message.*" = prefix
     sa.Column("streams", sa.JSON, nullable=False),  # [] = every stream
     sa.Column("payload", sa.String(8), nullable=False),  # thin | full
-    sa.Column("status", sa.String(10), nullable=False),  # active | disabled
+    sa.Column("status", sa.String(10), nullable=False),  # states.EndpointStatus
     sa.Column("disabled_reason", sa.String(200), nullable=True),
     sa.Column("secret_id", ID, nullable=False),
     sa.Column("secret_key_id", ID, nullable=False),  # tenant key that wraps the data key
@@ -54,7 +54,7 @@ webhook_deliveries = sa.Table(
     # The Standard Webhooks ``webhook-id``: the event id, the same on every retry and
     # replay, so receivers can deduplicate.
     sa.Column("webhook_id", ID, nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),  # pending | delivered | failed | dropped
+    sa.Column("status", sa.String(10), nullable=False),  # states.DeliveryStatus
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime, nullable=False),
     sa.Column("lease_owner", sa.String(80), nullable=True),

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from sealmail.webhooks.states import DeliveryStatus, EndpointStatus
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
@@ -19,7 +21,7 @@ class Endpoint:
     event_types: tuple[str, ...]
     streams: tuple[str, ...]
     payload: str  # thin | full
-    status: str  # active | disabled
+    status: EndpointStatus
     disabled_reason: str | None
     consecutive_failures: int
     failing_since: datetime | None
@@ -31,7 +33,14 @@ class Endpoint:
     @classmethod
     def from_row(cls, row: Any) -> Endpoint:
         stored = {f.name: getattr(row, f.name) for f in fields(cls)}
-        return cls(**{**stored, "event_types": tuple(row.event_types), "streams": tuple(row.streams)})
+        return cls(
+            **{
+                **stored,
+                "event_types": tuple(row.event_types),
+                "streams": tuple(row.streams),
+                "status": EndpointStatus(row.status),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,7 @@ class Delivery:
     event_id: str
     event_type: str
     webhook_id: str
-    status: str  # pending | delivered | failed | dropped
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None  # only while pending
     last_status_code: int | None
@@ -63,7 +72,8 @@ class Delivery:
     @classmethod
     def from_row(cls, row: Any, attempts: Sequence[Any] = ()) -> Delivery:
         stored = {f.name: getattr(row, f.name) for f in fields(cls) if f.name != "log"}
-        if row.status != "pending":
+        stored["status"] = DeliveryStatus(row.status)
+        if row.status != DeliveryStatus.PENDING:
             stored["next_attempt_at"] = None
         log = tuple(Attempt(a.at, a.status_code, a.duration_ms, a.outcome, a.error) for a in attempts)
         return cls(**stored, log=log)

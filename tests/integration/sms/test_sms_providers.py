@@ -10,13 +10,13 @@ trail, the events on the message and the audit log, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from tests.conftest import TenantFixture, make_settings
+from tests.conftest import TenantFixture
 from tests.integration.portal.portal_harness import serve
+from tests.integration.sms.conftest import twilio_site
 from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
 from tests.support.twilio_server import TwilioServer
@@ -223,13 +223,7 @@ def test_http_provider_posts_with_basic_auth_and_takes_signed_callbacks(
 ) -> None:
     from tests.conftest import make_tenant
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = make_settings(
-        tmp_path, db_url, sms_provider="twilio", twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token, twilio_base_url=twilio.base_url, portal_base_url=base,
-    )  # fmt: skip
+    sock, base, settings = twilio_site(tmp_path, db_url, twilio)
     services = build_services(settings)
     try:
         tenant = make_tenant(services)
