@@ -277,14 +277,21 @@ def check_queue(sm: Sealmail, sink: Sink, expected_sink: int) -> str:
     import sqlalchemy as sa
 
     engine = sa.create_engine(sm.database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    # The sink can count a message before the worker's next flush (every FLUSH_SECONDS) has
+    # recorded it: wait, bounded, until nothing is still leased, then judge.
+    deadline = time.monotonic() + 15
     try:
-        with engine.connect() as conn:
-            by_status = dict(
-                conn.execute(sa.text("SELECT status, count(*) FROM recipients GROUP BY status")).all()
-            )
-            attempts = conn.execute(
-                sa.text("SELECT count(*), count(DISTINCT recipient_id) FROM attempts")
-            ).one()
+        while True:
+            with engine.connect() as conn:
+                by_status = dict(
+                    conn.execute(sa.text("SELECT status, count(*) FROM recipients GROUP BY status")).all()
+                )
+                attempts = conn.execute(
+                    sa.text("SELECT count(*), count(DISTINCT recipient_id) FROM attempts")
+                ).one()
+            if not by_status.get("delivering") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
     finally:
         engine.dispose()
     total = sum(by_status.values())

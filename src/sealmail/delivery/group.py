@@ -3,7 +3,7 @@ reads facts through.  Kept apart from ``protect.py`` so the stage itself stays r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -62,11 +62,15 @@ class PlainRequests(Protocol):
 
     def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]: ...
 
+    def cached_none_of(self, tenant_id: str, addresses: Iterable[str]) -> bool: ...
+
 
 class CommsPreferences(Protocol):
     """The confidential-communication register (``evidence/preferences.py``) as SecureLine reads it."""
 
     def standing(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, CommsPreference]: ...
+
+    def cached_none_of(self, tenant_id: str, addresses: Iterable[str]) -> bool: ...
 
 
 def target_of(c: Claimed, decision: Decision) -> tuple[str, str]:

@@ -272,11 +272,16 @@ class SecureLine:
         none for mail the portal alone may carry (``texter.portal_only``)."""
         if self.plain is None or not self._patients_mail(msg) or portal_only(msg):
             return {}
+        # "Nobody here asked" from the register's cached set needs no thread hop.
+        if self.plain.cached_none_of(msg.tenant_id, addresses):
+            return {}
         return await asyncio.to_thread(self.plain.confirmed, msg.tenant_id, addresses)
 
     async def _preferences(self, msg: QueuedMessage, addresses: list[str]) -> dict[str, CommsPreference]:
         """Standing confidential-communication preferences (164.522(b)) for these recipients."""
         if self.preferences is None or not self._patients_mail(msg):
+            return {}
+        if self.preferences.cached_none_of(msg.tenant_id, addresses):
             return {}
         return await asyncio.to_thread(self.preferences.standing, msg.tenant_id, addresses)
 

@@ -15,7 +15,8 @@ opens plain mail at another, and a look-alike address gets nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ from sealmail.evidence.registers import checked_address as checked_address
 from sealmail.evidence.tables import plain_register, plain_requests
 from sealmail.ids import new_id
 from sealmail.store import db
+from sealmail.store.address_sets import AddressSet
 
 # What the patient is shown before confirming; its SHA-256 is kept with each "warned" step,
 # so the register proves which words the patient saw.
@@ -89,9 +91,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# How long another process's new confirmation may go unseen for an address that had none
+# (store/address_sets.py): only ever delays plain mail, never sends it without a request.
+CONFIRMED_ADDRESSES_SECONDS = 2.0
+
+
 class PlainRegister:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
+        seconds = CONFIRMED_ADDRESSES_SECONDS
+        self.addresses = AddressSet(engine, plain_requests, seconds, clock, state=PlainState.CONFIRMED)
 
     # -- the patient's path (the portal): request, see the warning, confirm -------------------------
     def request(self, tenant_id: str, address: str, actor: str, via: str) -> PlainRequest:
@@ -135,6 +144,7 @@ class PlainRegister:
             self._step(
                 conn, tenant_id, request_id, PlainStepKind.CONFIRMED, actor, via, now, evidence=recorded
             )
+        self.addresses.drop(tenant_id)
         return self.get(tenant_id, request_id)
 
     # -- staff recording a request made on paper or by phone ------------------------------------------
@@ -151,11 +161,15 @@ class PlainRegister:
             revoke_row(conn, plain_requests, tenant_id, request_id, _WHAT, PlainState.REVOKED, now)
             note = reason.strip()[:1000] or None
             self._step(conn, tenant_id, request_id, PlainStepKind.REVOKED, actor, via, now, evidence=note)
+        self.addresses.drop(tenant_id)
         return self.get(tenant_id, request_id)
 
     # -- reading ----------------------------------------------------------------------------------------
     def confirmed(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, PlainConsent]:
         """Standing confirmed requests of ``tenant_id`` for these addresses (lower-cased keys)."""
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted or self.addresses.none_of(tenant_id, wanted):
+            return {}
         c = plain_requests.c
         rows = standing_rows(
             self.engine,
@@ -183,6 +197,10 @@ class PlainRegister:
             )
             for r in rows
         }
+
+    def cached_none_of(self, tenant_id: str, addresses: Iterable[str]) -> bool:
+        """True when the cached address set shows none of ``addresses`` is on record (no I/O)."""
+        return self.addresses.cached_none_of(tenant_id, (a.lower() for a in addresses))
 
     def get(self, tenant_id: str, request_id: str) -> PlainRequest:
         with db.reader(self.engine) as conn:

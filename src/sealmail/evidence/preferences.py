@@ -14,7 +14,8 @@ preference at one tenant binds nothing at another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ from sealmail.evidence.registers import (
 from sealmail.evidence.tables import comms_preference_register, comms_preferences
 from sealmail.ids import new_id
 from sealmail.store import db
+from sealmail.store.address_sets import AddressSet
 
 KINDS = tuple(str(k) for k in PreferenceKind)
 # What each kind means, in the words the register, the console and the portal show.
@@ -92,9 +94,16 @@ def _kind(kind: str, address: str, alternative: str | None) -> tuple[PreferenceK
     return parsed, other
 
 
+# How long another process's new preference may go unseen for an address that had none
+# (store/address_sets.py; a standing preference is always read from the database).
+PREFERENCE_ADDRESSES_SECONDS = 1.0
+
+
 class PreferenceRegister:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
+        seconds = PREFERENCE_ADDRESSES_SECONDS
+        self.addresses = AddressSet(engine, comms_preferences, seconds, clock, state=PreferenceState.ACTIVE)
 
     def record(
         self,
@@ -147,6 +156,7 @@ class PreferenceRegister:
                 recorded,
                 details,
             )
+        self.addresses.drop(tenant_id)
         return self.get(tenant_id, preference_id)
 
     def revoke(
@@ -162,11 +172,15 @@ class PreferenceRegister:
             note = reason.strip()[:1000] or None
             kind = PreferenceStepKind.REVOKED
             _step(conn, tenant_id, preference_id, kind, actor, via, now, note, {"address": row.address})
+        self.addresses.drop(tenant_id)
         return self.get(tenant_id, preference_id)
 
     # -- reading ----------------------------------------------------------------------------------------
     def standing(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, CommsPreference]:
         """Active preferences of ``tenant_id`` for these addresses, one fact each (lower-cased keys)."""
+        wanted = sorted({a.lower() for a in addresses})
+        if not wanted or self.addresses.none_of(tenant_id, wanted):
+            return {}
         c = comms_preferences.c
         order = (c.recorded_at, c.id)  # a later redirect wins
         rows = standing_rows(
@@ -183,6 +197,10 @@ class PreferenceRegister:
                 no_sms=was.no_sms or kind is PreferenceKind.NO_SMS,
             )
         return found
+
+    def cached_none_of(self, tenant_id: str, addresses: Iterable[str]) -> bool:
+        """True when the cached address set shows none of ``addresses`` is on record (no I/O)."""
+        return self.addresses.cached_none_of(tenant_id, (a.lower() for a in addresses))
 
     def refuses_sms(self, tenant_id: str, address: str) -> bool:
         """Whether the patient at ``address`` asked ``tenant_id`` for no text messages (the SMS port asks)."""

@@ -33,8 +33,8 @@ from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.secureline.key_cache import DiscoveryEntry, DiscoveryStatus
 from sealmail.store import db
+from sealmail.store.address_sets import AddressSet
 from sealmail.store.tables import key_discovery, recipient_keys
-from sealmail.store.ttl_cache import TtlCache
 
 log = structlog.get_logger("sealmail.keys")
 
@@ -44,8 +44,6 @@ log = structlog.get_logger("sealmail.keys")
 # key is never used from memory; a key stored by another process (the API's upload next to
 # ``--role worker``) is seen within this bound, one stored in this process at once.
 KEYED_ADDRESSES_SECONDS = 2.0
-# A tenant with more keyed addresses than this is not summarised (every group asks).
-KEYED_ADDRESSES_MAX = 10_000
 
 
 def _now() -> datetime:
@@ -128,9 +126,8 @@ class KeyDirectory:
         self._smime_cache: dict[str, smime.SmimeCertInfo] = {}
         self._lock = threading.Lock()
         # tenant -> (addresses with any key,) — (None,) when there are too many to keep.
-        self._keyed: TtlCache[str, tuple[frozenset[str] | None]] = TtlCache(
-            KEYED_ADDRESSES_SECONDS, clock=clock
-        )
+        # Which addresses have any key: a group of none of them needs no read.
+        self._keyed = AddressSet(engine, recipient_keys, KEYED_ADDRESSES_SECONDS, clock)
 
     @property
     def trust(self) -> smime.TrustStore:
@@ -242,17 +239,15 @@ class KeyDirectory:
 
         No I/O, so the event loop may ask (no thread hop per delivery group on the TLS path).
         """
-        cached = self._keyed.get(tenant_id)
         wanted = {a.strip().lower() for a in addresses}
-        if cached is None or cached[0] is None or not cached[0].isdisjoint(wanted):
+        if not self._keyed.cached_none_of(tenant_id, wanted):
             return None
         return {a: RecipientKeys((), (), {}, {}) for a in sorted(wanted)}
 
     def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
         wanted = sorted({a.strip().lower() for a in addresses})
         out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}
-        keyed = self._keyed_addresses(tenant_id)
-        if not wanted or (keyed is not None and keyed.isdisjoint(wanted)):
+        if not wanted or self._keyed.none_of(tenant_id, wanted):
             return out
         with db.reader(self.engine) as conn:
             rows = (
@@ -292,25 +287,6 @@ class KeyDirectory:
                 tuple(pgp_facts), tuple(smime_facts), pgp_certs, smime_certs, capabilities
             )
         return out
-
-    def _keyed_addresses(self, tenant_id: str) -> frozenset[str] | None:
-        """The tenant's addresses that have any key (``KEYED_ADDRESSES_SECONDS`` old at most)."""
-        cached = self._keyed.get(tenant_id)
-        if cached is not None:
-            return cached[0]
-        stamp = self._keyed.stamp()
-        with db.reader(self.engine) as conn:
-            addresses = frozenset(
-                conn.execute(
-                    sa.select(recipient_keys.c.address)
-                    .where(recipient_keys.c.tenant_id == tenant_id)
-                    .distinct()
-                    .limit(KEYED_ADDRESSES_MAX + 1)
-                ).scalars()
-            )
-        keyed = addresses if len(addresses) <= KEYED_ADDRESSES_MAX else None
-        self._keyed.put(tenant_id, (keyed,), stamp)
-        return keyed
 
     def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:
         fp = row["fingerprint"]

@@ -21,11 +21,13 @@ from typing import Any, AnyStr, Final, TypeVar
 
 import structlog
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, TLSSetupException
 
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
+from sealmail.smtpd.data import DataVerdict, read_data
+from sealmail.smtpd.paths import simple_path
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -276,9 +278,17 @@ class ListenerSMTP(SMTP):
             return
         await super().push(status)
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # The common plain path without the header parser (smtpd/paths.py says why).
+        simple = simple_path(arg, self.local_part_limit)
+        return simple if simple is not None else super()._getaddr(arg)
+
     async def smtp_DATA(self, arg: str) -> None:
         try:
-            await super().smtp_DATA(arg)
+            if self._decode_data:
+                await super().smtp_DATA(arg)
+            else:
+                await self._bulk_data(arg)
         finally:
             # The final reply has been written (or the client is gone): ``stop`` no
             # longer needs to wait for this transaction.
@@ -286,6 +296,40 @@ class ListenerSMTP(SMTP):
                 if not self.commit.done():
                     self.commit.set_result(None)
                 self.commit = None
+
+    async def _bulk_data(self, arg: str) -> None:
+        """aiosmtpd's ``smtp_DATA`` with the section read in bulk (smtpd/data.py says why);
+        the checks before and the replies after are aiosmtpd's."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.CancelledError:
+            # The connection went away during DATA (aiosmtpd cancels on EOF).
+            self._writer.close()
+            raise
+        except asyncio.IncompleteReadError:
+            self._writer.close()
+            return
+        if section.verdict is DataVerdict.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+        elif section.verdict is DataVerdict.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+        if section.verdict is not DataVerdict.COMPLETE:
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd is untyped
+            return
+        self.envelope.content = self.envelope.original_content = section.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd is untyped
+        await self.push("250 OK" if status is MISSING else status)
 
     def begin_commit(self) -> None:
         """Mark that the message is complete and being stored; ``stop`` waits for it."""
