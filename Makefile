@@ -43,9 +43,10 @@ system-deps:
 ## The whole suite, SQLite and PostgreSQL (skipped with a reason when none is reachable).
 ## It writes var/test-results/ (JUnit XML and the hipaa-marked tests' results, which
 ## `sealmail evidence pack --test-results` puts in the pack) and fails when a HIPAA section
-## Sealmail claims has no passing test.
+## Sealmail claims has no passing test.  `--dist worksteal`: an idle worker takes queued tests
+## from a busy one, so a few long tests sent to one worker do not end the run alone.
 test: install system-deps
-	$(BIN)/pytest -n auto -q --durations=30 --junitxml=var/test-results/junit.xml \
+	$(BIN)/pytest -n auto --dist worksteal -q --durations=30 --junitxml=var/test-results/junit.xml \
 	  --hipaa-results=var/test-results/hipaa-results.json --hipaa-gate
 
 lint: install

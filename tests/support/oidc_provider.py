@@ -12,6 +12,7 @@ signed in at the OP (``person``); ``forge`` lets a test make the OP misbehave on
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import tempfile
@@ -39,6 +40,13 @@ def new_key(kid: str) -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": kid}, private=True)
 
 
+@functools.cache
+def _signing_key() -> RSAKey:
+    """The OP's own key, one per process: generating RSA-2048 cost every test about 0.1 s, and
+    each test's OP has its own issuer; the forged-key tests make theirs with ``new_key``."""
+    return new_key("op-1")
+
+
 @dataclass
 class Grant:
     client_id: str
@@ -58,7 +66,7 @@ class Provider:
     person: dict[str, Any] = field(default_factory=dict)
     # Changes applied to the next ID tokens' claims or header, to test the relying party's checks.
     forge: dict[str, Any] = field(default_factory=dict)
-    key: RSAKey = field(default_factory=lambda: new_key("op-1"))
+    key: RSAKey = field(default_factory=_signing_key)
     codes: dict[str, Grant] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
 

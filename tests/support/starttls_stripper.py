@@ -60,7 +60,9 @@ class StartTlsStripper:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._listener.close()
+        # Closing alone does not wake a thread blocked in accept() on Linux (the join below
+        # then waited out its 5 s); shutting the listener down does.
+        _close(self._listener)
         with self._lock:
             sockets = list(self._sockets)
         for s in sockets:

@@ -61,7 +61,9 @@ class TimestampAuthority:
         (self.dir / "ts.cnf").write_text(CONFIG.format(dir=self.dir))
         (self.dir / "serial").write_text("01\n")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -100,7 +100,9 @@ class DkimKey:
 
     def public_record(self) -> str:
         """The TXT value publishing the public key (RFC 6376 §3.6.1, RFC 8463 §4)."""
-        key = _load_private_key(self)
+        # Only the public half is read here, so OpenSSL's RSA consistency check (about 0.1 s a
+        # key, and run on every listing of a domain's records) is left to the signer's load.
+        key = _load_private_key(self, validate=False)
         if isinstance(key, rsa.RSAPrivateKey):
             # RFC 6376 §3.6.1: p= is the base64 DER SubjectPublicKeyInfo for k=rsa.
             der = key.public_key().public_bytes(
@@ -127,8 +129,12 @@ def generate_key(domain: str, selector: str, algorithm: Algorithm) -> DkimKey:
     return DkimKey(to_ascii_domain(domain), selector, algorithm, pem)
 
 
-def _load_private_key(key: DkimKey) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
-    loaded = serialization.load_pem_private_key(key.private_key_pem, password=None)
+def _load_private_key(
+    key: DkimKey, *, validate: bool = True
+) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
+    loaded = serialization.load_pem_private_key(
+        key.private_key_pem, password=None, unsafe_skip_rsa_key_validation=not validate
+    )
     if key.algorithm == "rsa-sha256" and isinstance(loaded, rsa.RSAPrivateKey):
         if loaded.key_size < RSA_MIN_BITS:
             raise ValueError(f"{key.record_name}: RSA key has {loaded.key_size} bits, need {RSA_MIN_BITS}")

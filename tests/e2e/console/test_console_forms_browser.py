@@ -16,6 +16,7 @@ from tests.conftest import TenantFixture
 from tests.e2e.console.test_console_browser import OWNER, PHONE, enrol, no_sideways_scroll, watched_page
 from tests.e2e.portal.conftest import CHROMIUM
 from tests.integration.console.console_harness import Console
+from tests.support.client_tls import default_context
 
 pytestmark = [
     pytest.mark.e2e,
@@ -104,7 +105,7 @@ def test_owner_builds_previews_publishes_a_form_and_sees_a_submission(
     assert page.locator("#versions tbody tr").count() == 2
     no_sideways_scroll(page)
 
-    with httpx.Client(base_url=console.url) as web:
+    with httpx.Client(base_url=console.url, verify=default_context()) as web:
         hosted = web.get(f"/f/{form_id}")
         assert "Your full name" in hosted.text
         hit = TOKEN.search(hosted.text)

@@ -22,6 +22,7 @@ import pytest
 from argon2 import PasswordHasher
 from tests.conftest import TenantFixture, make_settings, make_tenant
 from tests.integration.client.server import ApiServer
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.app import Services, build_limiter, build_services
@@ -91,7 +92,7 @@ def test_key_over_its_tenant_limit_gets_429_problem_with_ratelimit_headers(
     svc, server = api
     t = make_tenant(svc)
     svc.tenancy.update_settings(t.id, {"rate_limit": 3}, actor="test")
-    with httpx.Client(base_url=server.url, headers=bearer(t.api_key)) as http:
+    with httpx.Client(base_url=server.url, headers=bearer(t.api_key), verify=default_context()) as http:
         first = http.get("/v1/messages")
         assert first.status_code == 200
         assert first.headers["RateLimit-Policy"] == '"key";q=3;w=60'
@@ -107,7 +108,7 @@ def test_tenant_rate_limit_setting_is_capped_by_the_operator(
 ) -> None:
     svc, server = api
     t = make_tenant(svc)
-    with httpx.Client(base_url=server.url, headers=bearer(t.api_key)) as http:
+    with httpx.Client(base_url=server.url, headers=bearer(t.api_key), verify=default_context()) as http:
         too_high = http.patch("/v1/tenant/settings", json={"rate_limit": 10**6})
         assert too_high.status_code == 422
         assert too_high.json()["errors"][0]["field"] == "rate_limit"

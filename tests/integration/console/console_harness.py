@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pyotp
 import uvicorn
+from tests.support.client_tls import default_context
 from tests.support.waiting import wait_until
 
 from sealmail import runtime
@@ -51,7 +52,7 @@ class Console:
     sso: SingleSignOn | None = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10, verify=default_context())
 
 
 @contextmanager

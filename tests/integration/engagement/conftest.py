@@ -22,6 +22,7 @@ from tests.conftest import TenantFixture, make_settings, make_tenant
 from tests.integration.delivery.conftest import MxFarm, ca, dns, mx  # noqa: F401 — fixtures
 from tests.integration.portal.portal_harness import serve
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import ReceivedMessage, SmtpSink
 from tests.support.waiting import wait_until
@@ -93,7 +94,7 @@ class Stack:
             conn.execute(sa.update(recipients).values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url)
+        return httpx.Client(base_url=self.base_url, verify=default_context())
 
 
 def html_of(m: ReceivedMessage) -> str:

@@ -23,6 +23,7 @@ from tests.integration.files.files_harness import (
 )
 from tests.integration.portal.portal_harness import Stack
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.files.tables import file_shares
@@ -44,7 +45,7 @@ def _signed_in(stack: Stack, size: int, name: str = "Jane Doe – MRI 2026.pdf")
         file_id = str(up.json()["id"])
         mid = share(stack, api, file_id)
     link = stack.notice_link(mid)
-    client = httpx.Client(base_url=stack.base_url, timeout=60)
+    client = httpx.Client(base_url=stack.base_url, timeout=60, verify=default_context())
     page = sign_in(stack, link, client)
     assert page.status_code == 200, page.text
     return file_id, client
@@ -68,7 +69,7 @@ def test_streamed_upload_is_sent_through_the_portal_and_downloads_whole_and_in_r
     link = stack.notice_link(mid)
     notice = stack.patient_sink.messages[-1].data
     assert b"MRI" not in notice and b"Jane" not in notice  # the filename stays in the portal
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with httpx.Client(base_url=stack.base_url, timeout=60, verify=default_context()) as client:
         page = sign_in(stack, link, client)
         assert f"/p/files/{file_id}" in page.text  # the message links to the file's page
         listing = client.get(f"/p/files/{file_id}")
@@ -183,7 +184,7 @@ def test_another_tenant_sees_404_for_every_file_route(stack: Stack) -> None:
         file_id = upload(api, "scan.pdf", 1000).json()["id"]
     other = make_tenant(stack.services, name="Elsewhere", domain="elsewhere.example")
     h = {"Authorization": f"Bearer {other.api_key}"}
-    with httpx.Client(base_url=stack.base_url, headers=h) as api:
+    with httpx.Client(base_url=stack.base_url, headers=h, verify=default_context()) as api:
         assert api.get(f"/v1/files/{file_id}").status_code == 404
         assert api.get(f"/v1/files/{file_id}/content").status_code == 404
         assert api.delete(f"/v1/files/{file_id}").status_code == 404

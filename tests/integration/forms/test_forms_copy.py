@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, portal_stack
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.store.tables import audit_log, messages, recipients
@@ -43,7 +44,7 @@ def test_the_submitter_gets_a_portal_copy_and_the_clinic_its_delivery(stack: Sta
         r = api.post("/v1/forms", json=FORM)
     assert r.status_code == 201, r.text
     form_id = r.json()["id"]
-    with httpx.Client(base_url=stack.base_url) as web:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as web:
         hit = TOKEN.search(web.get(f"/f/{form_id}").text)
         assert hit
         answers = {"_token": hit.group(1), "email": PATIENT, "reason": "Recurring migraine since May"}
@@ -79,7 +80,7 @@ def test_the_submitter_gets_a_portal_copy_and_the_clinic_its_delivery(stack: Sta
     # The patient's mail carries the portal link only: no answer travels in the clear.
     assert b"migraine" not in notice.data.lower() and b"submission.pdf" not in notice.data
     # Signed in as that address (a code by email), the patient reads the copy in the portal.
-    with httpx.Client(base_url=stack.base_url) as web:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as web:
         page = web.get(link, follow_redirects=True)
         web.post("/p/signin/code", data={"csrf": _csrf(page)}, follow_redirects=True)
         code = stack.latest_code(0)

@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, Header
 from tests.conftest import TenantFixture, make_settings, make_tenant
 from tests.integration.delivery.conftest import MxFarm
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import ReceivedMessage, SmtpSink
 from tests.support.waiting import wait_until
@@ -124,7 +125,9 @@ class Stack:
 
     def api(self) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {self.tenant.api_key}"}
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self.tenant.api_key}"},
+            verify=default_context(),
         )
 
 

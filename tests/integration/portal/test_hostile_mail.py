@@ -21,6 +21,7 @@ from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, portal_stack
 from tests.integration.portal.test_portal_http import sign_in
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 from tests.support.hostile_mail import CORPUS, SENDER, UNDISPLAYED
 
@@ -86,7 +87,7 @@ def test_hostile_message_is_shown_bounded_next_to_good_mail(stack: Stack, name: 
     good = stack.send()
     hostile = send_raw(stack, CORPUS[name](PATIENT))
     link = stack.notice_link(good)
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with httpx.Client(base_url=stack.base_url, timeout=60, verify=default_context()) as client:
         sign_in(stack, link, client)
         inbox = _timed_get(client, "/p/inbox?all=1")
         assert inbox.status_code == 200

@@ -22,6 +22,7 @@ from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, attachment, portal_stack, serve
 from tests.integration.portal.test_portal_http import sign_in
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.app import portal_options
@@ -66,7 +67,7 @@ def test_message_page_isolates_names_and_shows_the_real_sender(stack: Stack) -> 
         subject=f"Lab {RLO}results",
         attachments=[attachment(f"invoice{RLO}fdp.exe", b"MZ", "application/octet-stream")],
     )
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, stack.notice_link(mid), client)
         assert page.status_code == 200
         assert RLO not in page.text
@@ -85,7 +86,7 @@ def test_message_page_isolates_names_and_shows_the_real_sender(stack: Stack) -> 
 
 def test_a_look_alike_of_the_clinic_name_is_flagged(stack: Stack) -> None:
     mid = stack.send(**{"from": "Riverside Сlinic <dr.smith@clinic.example>"})  # Cyrillic Es
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, stack.notice_link(mid), client)
         assert "The name imitates Riverside Clinic" in page.text
         assert '<bdi class="sender-address">dr.smith@clinic.example</bdi>' in page.text
@@ -94,7 +95,7 @@ def test_a_look_alike_of_the_clinic_name_is_flagged(stack: Stack) -> None:
 def test_download_name_from_hostile_mime_is_one_safe_base_name(stack: Stack) -> None:
     hostile = b"filename*=UTF-8''..%2F..%2Fetc%2Fpass%00wd%E2%80%AEfdp.exe"
     mid = send_raw_named(stack, "Dr Smith <dr.smith@clinic.example>", hostile)
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, stack.notice_link(mid), client)
         hold = HOLD.search(str(page.url))
         assert hold, page.text
@@ -108,7 +109,7 @@ def test_download_name_from_hostile_mime_is_one_safe_base_name(stack: Stack) -> 
 
 def test_notice_link_redirect_carries_the_page_security_headers(stack: Stack) -> None:
     link = stack.notice_link(stack.send())
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         landing = client.get(urlsplit(link).path)
         assert landing.status_code == 303
         assert "default-src 'none'" in landing.headers["content-security-policy"]
@@ -132,7 +133,12 @@ def test_https_portal_sets_host_prefixed_secure_cookies(stack: Stack, mode: str)
     site.mount("/p", create_portal_app(stack.services, portal_options(settings)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    with serve(site, sock), httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+    with (
+        serve(site, sock),
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", verify=default_context()
+        ) as client,
+    ):
         landing = client.get(urlsplit(link).path)
     cookie = landing.headers["set-cookie"]
     assert cookie.startswith("__Host-sealmail_signin=")
@@ -144,6 +150,6 @@ def test_https_portal_sets_host_prefixed_secure_cookies(stack: Stack, mode: str)
 
 def test_plain_http_dev_portal_keeps_plain_cookie_names(stack: Stack) -> None:
     link = stack.notice_link(stack.send())
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         landing = client.get(urlsplit(link).path)
     assert landing.headers["set-cookie"].startswith("sealmail_signin=")

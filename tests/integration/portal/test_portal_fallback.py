@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import CODE, LINK, Stack, portal_stack
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import SmtpSink
 from tests.support.starttls_stripper import StartTlsStripper
@@ -109,7 +110,7 @@ def test_only_what_crossed_in_clear_cannot_open_the_message(world: World) -> Non
     link = _captured_link(world, mid)
     assert not any(s in world.clear_text() for s in SECRET), "the message itself crossed in clear"
     assert "STARTTLS" not in world.clear_text(), "the relay did not strip STARTTLS"
-    with httpx.Client(base_url=world.stack.base_url) as attacker:
+    with httpx.Client(base_url=world.stack.base_url, verify=default_context()) as attacker:
         page = attacker.get(link, follow_redirects=True)
         assert page.status_code == 200, page.text
         # The attacker asks for a code even without the button (the form token derives from
@@ -151,7 +152,7 @@ def test_a_code_mail_that_cannot_meet_the_level_is_deferred_and_the_page_says_so
     with world.stack.services.engine.begin() as conn:
         # As after the capability aged out: the portal no longer knows the path fails.
         conn.execute(sa.delete(destination_tls))
-    with httpx.Client(base_url=world.stack.base_url) as client:
+    with httpx.Client(base_url=world.stack.base_url, verify=default_context()) as client:
         page = client.get(link, follow_redirects=True)
         assert 'id="send-code"' in page.text
         sent = client.post("/p/signin/code", data={"csrf": _csrf(page)}, follow_redirects=True)
@@ -177,7 +178,7 @@ def test_the_sender_set_passphrase_opens_a_message_whose_notice_went_in_clear(wo
         r = api.patch(f"/v1/messages/{mid}/portal", json={"passphrase": "told by phone 4417"})
         assert r.status_code == 200, r.text
     link = _captured_link(world, mid)
-    with httpx.Client(base_url=world.stack.base_url) as client:
+    with httpx.Client(base_url=world.stack.base_url, verify=default_context()) as client:
         page = client.get(link, follow_redirects=True)
         opened = client.post(
             "/p/signin/passphrase",
@@ -198,7 +199,7 @@ def test_a_destination_meeting_the_level_gets_the_code_by_mail_as_before(world: 
     assert link and notice.tls
     assert world.notice_facts(mid)["meets_required"] is True
     assert world.notice_facts(mid)["verified_by"] == "pkix"
-    with httpx.Client(base_url=world.stack.base_url) as client:
+    with httpx.Client(base_url=world.stack.base_url, verify=default_context()) as client:
         page = client.get(link.group(1).decode(), follow_redirects=True)
         asked = client.post("/p/signin/code", data={"csrf": _csrf(page)}, follow_redirects=True)
         world.stack.run_worker()
@@ -232,7 +233,7 @@ def test_loosening_is_explicit_and_audited(world: World) -> None:
     # The trade-off the tenant accepted: the code now crosses the stripped path too.
     mid = world.stack.send(to=[VICTIM])
     link = _captured_link(world, mid)
-    with httpx.Client(base_url=world.stack.base_url) as client:
+    with httpx.Client(base_url=world.stack.base_url, verify=default_context()) as client:
         page = client.get(link, follow_redirects=True)
         client.post("/p/signin/code", data={"csrf": _csrf(page)})
         world.stack.run_worker()

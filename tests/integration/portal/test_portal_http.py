@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, attachment, portal_stack
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.store.tables import audit_log, messages
@@ -45,7 +46,7 @@ def test_code_sign_in_opens_the_message_and_records_view_and_audit(stack: Stack)
     pdf = b"%PDF-1.4 results " + bytes(range(256))
     mid = stack.send(attachments=[attachment("results.pdf", pdf, "application/pdf")])
     link = stack.notice_link(mid)
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, link, client)
         assert page.status_code == 200
         assert "Your lab results from March" in page.text
@@ -81,7 +82,7 @@ def test_code_sign_in_opens_the_message_and_records_view_and_audit(stack: Stack)
 
 def test_forms_without_the_csrf_token_are_refused(stack: Stack) -> None:
     link = stack.notice_link(stack.send())
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = client.get(link, follow_redirects=True)
         assert client.post("/p/signin/code", data={}).status_code == 403
         assert client.post("/p/signin/code", data={"csrf": "0" * 64}).status_code == 403
@@ -95,7 +96,7 @@ def test_forms_without_the_csrf_token_are_refused(stack: Stack) -> None:
 def test_recall_after_reading_shows_the_recalled_page_and_shreds_the_content(stack: Stack) -> None:
     mid = stack.send()
     link = stack.notice_link(mid)
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, link, client)
         assert page.status_code == 200
         with stack.api() as api:
@@ -117,7 +118,7 @@ def test_expired_link_shows_the_expired_page(stack: Stack) -> None:
         past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
         r = api.patch(f"/v1/messages/{mid}/portal", json={"expires_at": past})
         assert r.status_code == 200, r.text
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = client.get(link)
     assert page.status_code == 410 and "expired" in page.text
 
@@ -127,7 +128,11 @@ def test_another_tenant_cannot_see_or_recall_the_message(stack: Stack) -> None:
 
     mid = stack.send()
     other = make_tenant(stack.services, name="Other", domain="other.example")
-    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {other.api_key}"}) as api:
+    with httpx.Client(
+        base_url=stack.base_url,
+        headers={"Authorization": f"Bearer {other.api_key}"},
+        verify=default_context(),
+    ) as api:
         assert api.post(f"/v1/messages/{mid}/recall").status_code == 404
         assert api.get("/v1/portal/messages", params={"message_id": mid}).status_code == 404
         assert api.patch(f"/v1/messages/{mid}/portal", json={"passphrase": "long enough"}).status_code == 404
@@ -137,7 +142,7 @@ def test_a_reply_to_a_noreply_sender_reaches_the_senders_reply_mailbox(stack: St
     boxes = {"reply_mailboxes": {"noreply@clinic.example": "nurses@clinic.example"}}
     stack.services.tenancy.update_settings(stack.tenant.id, boxes, actor="test")
     mid = stack.send(**{"from": "Riverside Clinic <noreply@clinic.example>"})
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, stack.notice_link(mid), client)
         hold = re.search(r"/p/m/(ptl_[A-Za-z0-9]+)", str(page.url))
         assert hold

@@ -14,6 +14,7 @@ from tests.integration.delivery.conftest import MxFarm
 from tests.integration.portal.portal_harness import PATIENT, Stack, portal_stack
 from tests.integration.portal.test_portal_http import sign_in
 from tests.support.ca import TestCA
+from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 
 from sealmail.evidence.plain import WARNING_SHA256
@@ -42,7 +43,7 @@ def test_patient_requests_is_warned_confirms_and_withdraws(stack: Stack) -> None
     link = stack.notice_link(stack.send())
     assert _bodies(stack) == 0  # a notice, not the message
     register = stack.services.evidence.plain
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         sign_in(stack, link, client)
         page = client.get("/p/plain")
         assert page.status_code == 200 and 'id="plain-request"' in page.text
@@ -113,7 +114,7 @@ def test_patient_sets_and_withdraws_communication_preferences_that_bind_delivery
     # The patient had asked for regular e-mail; now they want the portal only.
     plain.record(stack.tenant.id, PATIENT, "signed form", "staff:ann")
     other = prefs.record(stack.tenant.id, "someone@else.example", "no_sms", "staff:ann", "staff", "call")
-    with httpx.Client(base_url=stack.base_url) as client:
+    with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         sign_in(stack, link, client)
         page = client.get("/p/plain")
         assert 'id="prefs-none"' in page.text and 'id="pref-portal_only"' in page.text

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from tests.integration.portal.portal_harness import PATIENT, Stack
 from tests.integration.sms.conftest import noon_zone
+from tests.support.client_tls import default_context
 from tests.support.loop_thread import LoopThread
 from tests.support.smpp_server import SmppServer
 from tests.support.waiting import wait_until
@@ -64,7 +65,7 @@ def test_notice_reminder_and_code_by_sms_open_the_same_portal_message(stack: Sta
             == f"Reminder: you have an unread secure message from Riverside Clinic: {link}"
         )
 
-        with httpx.Client(base_url=stack.base_url) as client:
+        with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
             page = client.get(link, follow_redirects=True)
             assert 'id="text-code"' in page.text and 'id="send-code"' not in page.text
             csrf = CSRF.search(page.text)
