@@ -136,10 +136,15 @@ class DependencyAudit:
 
     def refresh(self, lock_text: str) -> Snapshot:
         """Ask OSV about every pin of ``lock_text`` now and store the answer."""
+        return asyncio.run(self.refresh_async(lock_text))
+
+    async def refresh_async(self, lock_text: str) -> Snapshot:
+        """``refresh`` in a running event loop (the workers' scheduled refresh). A failed fetch
+        raises and stores nothing: the previous answer stays, with its own time."""
         if self.osv is None:
             raise ServiceUnavailable("no OSV client is configured (osv_url)")
         pins = locked(lock_text)
-        findings = asyncio.run(self.osv.scan(pins))
+        findings = await self.osv.scan(pins)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         snap = Snapshot(SOURCE, self.osv.source, now, tuple(pins), tuple(findings))
         self._store(snap)
