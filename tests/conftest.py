@@ -162,6 +162,9 @@ def make_settings(home: Path, database_url: str, **overrides: object) -> Setting
         # Cheap hashes keep fixtures fast; production uses argon2-cffi's defaults.
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
+        # Workers would otherwise ask api.osv.dev (sockets are loopback-only); tests that want the
+        # scheduled refresh set it, against the loopback OSV server.
+        "osv_refresh_minutes": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

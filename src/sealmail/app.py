@@ -51,6 +51,7 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.engagement.instrumenter import LinkInstrumenter
 from sealmail.engagement.service import Engagement
 from sealmail.evidence import working_hours
+from sealmail.evidence.advisory_refresh import AdvisoryRefresh
 from sealmail.evidence.dependencies import DependencyAudit
 from sealmail.evidence.drill_schedule import DrillSchedule
 from sealmail.evidence.mailing import AnchorMailer
@@ -572,6 +573,14 @@ def build_drill_schedule(services: Services, owner: str) -> DrillSchedule | None
         services.evidence.anchor_recipients,
         s.restore_drill_scratch_url,
     )
+
+
+def build_advisory_refresh(services: Services, owner: str) -> AdvisoryRefresh | None:
+    """The worker's scheduled OSV refresh, or None when ``osv_refresh_minutes`` is 0."""
+    minutes = services.settings.osv_refresh_minutes
+    if not minutes:
+        return None
+    return AdvisoryRefresh(services.evidence.dependencies, services.engine, timedelta(minutes=minutes), owner)
 
 
 def build_dependency_audit(s: Settings) -> DependencyAudit:

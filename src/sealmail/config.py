@@ -413,6 +413,14 @@ class Settings(BaseSettings):
         description="The OSV advisory API (or a mirror speaking it) that `sealmail evidence deps --refresh` "
         "asks about every pin of the lock file; the only host that fetch may reach.",
     )
+    osv_refresh_minutes: int = Field(
+        1440,
+        ge=0,
+        le=31 * 24 * 60,
+        description="Workers refresh the OSV advisories every pack reports once per this many minutes "
+        "(one refresh per period per host; a failure keeps the previous answer, logged, and the packs say "
+        "its time). 0: only `sealmail evidence deps --refresh`.",
+    )
     osv_timeout_seconds: float = Field(
         60.0,
         gt=0,

@@ -41,6 +41,8 @@ EVIDENCE_TICK_SECONDS = 60.0
 TLSRPT_TICK_SECONDS = 600.0
 # How often a worker checks whether this period's restore drill is still unclaimed (one insert).
 DRILL_TICK_SECONDS = 300.0
+# How often a worker checks whether this period's OSV refresh is still unclaimed (one select).
+ADVISORY_TICK_SECONDS = 600.0
 
 
 async def run_every(
@@ -100,6 +102,27 @@ async def run_restore_drills(services: Services, stop: asyncio.Event, owner: str
         await asyncio.to_thread(schedule.tick)
 
     await run_every(stop, DRILL_TICK_SECONDS, tick, "sealmail.evidence", "evidence.drill_tick_failed")
+
+
+async def run_advisory_refresh(services: Services, stop: asyncio.Event, owner: str) -> None:
+    """The scheduled OSV refresh (``evidence/advisory_refresh.py``), cancelled at ``stop``
+    rather than waited out: a slow OSV answer never holds up a worker's shutdown."""
+    from sealmail.app import build_advisory_refresh
+
+    refresh = build_advisory_refresh(services, owner)
+    if refresh is None:
+        return
+
+    async def tick() -> None:
+        ticking = asyncio.create_task(refresh.tick())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({ticking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ticking, stopping):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticking
+
+    await run_every(stop, ADVISORY_TICK_SECONDS, tick, "sealmail.evidence", "evidence.advisory_tick_failed")
 
 
 JOURNEY_SECONDS = 5.0
@@ -279,6 +302,8 @@ def _start_worker(
     tasks.append(asyncio.create_task(run_evidence_schedule(services, stop)))
     if services.settings.restore_drill_minutes:
         tasks.append(asyncio.create_task(run_restore_drills(services, stop, worker.name)))
+    if services.settings.osv_refresh_minutes:
+        tasks.append(asyncio.create_task(run_advisory_refresh(services, stop, worker.name)))
     tasks.append(asyncio.create_task(run_marketing(services, stop, worker.name)))
     if services.settings.sms_provider != "none":
         from sealmail.app import build_texting_sender

@@ -67,6 +67,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
             "SEALMAIL_CONFIG": str(tmp_path / "none.toml"),
             "SEALMAIL_ARGON2_MEMORY_KIB": "1024",
             "SEALMAIL_ARGON2_TIME_COST": "1",
+            "SEALMAIL_OSV_REFRESH_MINUTES": "0",  # hermetic: no fetch from api.osv.dev
             "COLUMNS": "200",
         }
     )
@@ -261,6 +262,7 @@ def test_a_port_already_in_use_is_an_error_that_names_the_setting(tmp_path: Path
                 "SEALMAIL_SMTP_INBOUND_PORT": str(taken.getsockname()[1]),
                 "SEALMAIL_ARGON2_MEMORY_KIB": "1024",
                 "SEALMAIL_ARGON2_TIME_COST": "1",
+                "SEALMAIL_OSV_REFRESH_MINUTES": "0",  # hermetic: no fetch from api.osv.dev
             }
         )
         cli(env, "init")

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,10 +137,15 @@ class DependencyAudit:
 
     def refresh(self, lock_text: str) -> Snapshot:
         """Ask OSV about every pin of ``lock_text`` now and store the answer."""
+        return asyncio.run(self.refresh_async(lock_text))
+
+    async def refresh_async(self, lock_text: str) -> Snapshot:
+        """``refresh`` in a running event loop (the workers' scheduled refresh). A failed fetch
+        raises and stores nothing: the previous answer stays, with its own time."""
         if self.osv is None:
             raise ServiceUnavailable("no OSV client is configured (osv_url)")
         pins = locked(lock_text)
-        findings = asyncio.run(self.osv.scan(pins))
+        findings = await self.osv.scan(pins)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         snap = Snapshot(SOURCE, self.osv.source, now, tuple(pins), tuple(findings))
         self._store(snap)
@@ -157,7 +163,14 @@ class DependencyAudit:
             "findings": [asdict(f) for f in snap.findings],
         }
         self.cache_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Written beside and renamed: a reader never sees half an answer.
-        partial = self.cache_file.with_suffix(".partial")
-        partial.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(partial, self.cache_file)
+        # Written beside, under a name of its own, and renamed: a reader never sees half an
+        # answer, and a refresh by hand racing the workers' scheduled one never writes into the
+        # other's file (the last rename wins, whole).
+        fd, partial = tempfile.mkstemp(dir=self.cache_file.parent, prefix=".osv-", suffix=".partial")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            os.replace(partial, self.cache_file)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise

@@ -8,9 +8,11 @@ pack's drill register lists it.  A drill that fails — a report with ``ok`` fal
 that stopped it (recorded with ``drill.record_failure``) — is logged and mailed to every tenant's
 compliance officers (the anchor recipients) with the report attached, as the audit anchors are.
 
-A worker that dies mid-drill leaves its period claimed and unfinished (``finished_at`` empty):
-that period has no drill, the next period runs one, and the missing report is itself visible
-in the register.
+A worker that dies mid-drill leaves its period claimed and unfinished (``finished_at`` empty).
+Once that claim is a whole period old, the next check on any worker (``claims.abandoned``)
+closes it and reports it as a failed drill — recorded in the register with the problem "never
+finished" and mailed like any failure — so a dead drill is never a silent gap.  A drill that
+really outruns its period is reported the same way: a drill that slow is itself a finding.
 """
 
 from __future__ import annotations
@@ -24,14 +26,12 @@ from pathlib import Path
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from sealmail.evidence import drill
 from sealmail.evidence.anchor_recipients import AnchorRecipients, Notice
+from sealmail.evidence.claims import Abandoned, Claims
 from sealmail.evidence.drill import DrillReport
 from sealmail.evidence.schedule import period_of
-from sealmail.evidence.tables import scheduled_runs
-from sealmail.store import db
 
 log = structlog.get_logger("sealmail.evidence")
 JOB = "restore_drill"
@@ -57,18 +57,23 @@ class DrillSchedule:
         self.owner = owner
         self.officers = officers
         self.scratch_url = scratch_url
+        self.claims = Claims(engine, JOB, owner)
 
     def tick(self, now: datetime | None = None) -> DrillReport | None:
-        """Run this period's drill if no worker has claimed it; its report, or None."""
-        period = period_of(now or datetime.now(UTC), self.every)
-        if not self._claim(period):
+        """Report drills that never finished, then run this period's drill if no worker has
+        claimed it; its report, or None."""
+        now = now or datetime.now(UTC)
+        for lost in self.claims.abandoned(now - self.every):
+            self._report_abandoned(lost)
+        period = period_of(now, self.every)
+        if not self.claims.take(period):
             return None
         try:
             self._check_tables()
             report = drill.run(self.engine, self.tables, self.blob_root, self.scratch_url, actor=ACTOR)
         except Exception as exc:  # noqa: BLE001 — whatever stopped it, the drill failed: say so
             report = drill.record_failure(self.engine, f"{type(exc).__name__}: {exc}", ACTOR)
-        self._finish(period, report.ok)
+        self.claims.finish(period, report.ok)
         if report.ok:
             log.info("evidence.drill_passed", period=period, rto=report.recovery_time_seconds)
         else:
@@ -83,31 +88,14 @@ class DrillSchedule:
         if unknown:
             raise RuntimeError(f"tables this worker does not know would be left out: {', '.join(unknown)}")
 
-    def _claim(self, period: str) -> bool:
-        taken = sa.select(scheduled_runs.c.period).where(
-            scheduled_runs.c.job == JOB, scheduled_runs.c.period == period
+    def _report_abandoned(self, lost: Abandoned) -> None:
+        problem = (
+            f"the drill of period {lost.period} never finished: {lost.claimed_by} claimed it at "
+            f"{lost.claimed_at.isoformat(timespec='seconds')} and stopped before reporting"
         )
-        with db.reader(self.engine) as conn:
-            if conn.execute(taken).first() is not None:
-                return False  # the cheap check every tick makes; the primary key is the real guard
-        try:
-            with db.write(self.engine) as conn:
-                conn.execute(
-                    sa.insert(scheduled_runs).values(
-                        job=JOB, period=period, claimed_by=self.owner[:80], claimed_at=datetime.now(UTC)
-                    )
-                )
-        except IntegrityError:
-            return False  # this period's drill is another worker's (or already done)
-        return True
-
-    def _finish(self, period: str, ok: bool) -> None:
-        with db.write(self.engine) as conn:
-            conn.execute(
-                sa.update(scheduled_runs)
-                .where(scheduled_runs.c.job == JOB, scheduled_runs.c.period == period)
-                .values(finished_at=datetime.now(UTC), ok=ok)
-            )
+        report = drill.record_failure(self.engine, problem, ACTOR)
+        log.warning("evidence.drill_abandoned", period=lost.period, worker=lost.claimed_by)
+        self._alert(lost.period, report)
 
     def _alert(self, period: str, report: DrillReport) -> None:
         if self.officers is None:

@@ -6,6 +6,7 @@
     anchors/anchors.jsonl           every signed anchor (``sealmail verify`` checks each line)
     policies/retention.json         the retention periods in force and the six-year floor
     policies/tenant-settings.json   SecureLine, DLP and TLS settings as stored
+    registers/decisions.json        the decisions register: each protective setting weakened, and why
     registers/legal-holds.json      every legal hold, active or released
     registers/plain-requests.json   every unencrypted-by-request request with its steps
     registers/comms-preferences.json every confidential-communication preference (164.522(b))
@@ -49,6 +50,7 @@ from sealmail.evidence.service import Evidence
 from sealmail.evidence.tables import audit_anchors
 from sealmail.store import db
 from sealmail.store.tables import audit_log, tenants
+from sealmail.tenancy.decisions import Decisions
 from sealmail.web.models import as_json
 
 POLICY_KEYS = frozenset({"secureline", "dlp", "tls_policy", "key_discovery", "tracking", "working_hours"})
@@ -70,7 +72,8 @@ reports/          delivery, secured, access, logins, dlp, quarantine, plain_regi
 audit/            the tenant's audit entries in the period; the chain and anchors as verified
 anchors/          signed chain heads (and RFC 3161 tokens where a TSA was configured)
 policies/         retention periods (floor {floor} days) and the tenant's settings
-registers/        legal holds; patients' requests for unencrypted mail (164.524); activity
+registers/        the decisions register (each weakened setting, by whom, why); legal
+                  holds; patients' requests for unencrypted mail (164.524); activity
                   reviews; backup restore drills (recovery point and time)
 controls/         which tests prove which HIPAA section and their results; the SBOM
                   (CycloneDX) and the dependency audit (the OSV advisories as of the time
@@ -168,6 +171,10 @@ class Packer:
             {**asdict(self.evidence.retention.policy(tenant_id)), "floor_days": FLOOR_DAYS}
         )
         files["policies/tenant-settings.json"] = _json(self._settings(tenant_id))
+        # The configuration's decisions register: every protective setting weakened up to the
+        # period's end, by whom and why (164.316(b)(1): the documented reason for each choice).
+        decided = Decisions(self.engine).register(tenant_id, limit=None, until=period.until)
+        files["registers/decisions.json"] = _json([asdict(d) for d in decided])
         files["registers/legal-holds.json"] = _json(as_json(self.evidence.retention.holds(tenant_id)))
         files["registers/plain-requests.json"] = _json(as_json(self.evidence.plain.requests(tenant_id)))
         files["registers/comms-preferences.json"] = _json(

@@ -3,7 +3,10 @@
 One row per (status, method, TLS version, what vouched for the certificate) with a count
 of recipients, for messages accepted in ``[since, until)``.  ``secured_by`` puts the
 method in an auditor's words.  Cells are plain tokens Sealmail wrote (no addresses, no
-content), so there is nothing for a spreadsheet to run.
+content), so there is nothing for a spreadsheet to run.  After the rows, the ``sent`` total and
+``opened``: the recipients of those messages who opened them — read in the portal, or a
+tracked open by a person (an open the engagement classifier marked ``bot_suspected``, a
+scanner or a proxy's prefetch, is not one), each counted once however often they opened.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from sqlalchemy.engine import Engine
 from sealmail.domain.outcomes import AttemptStatus
 from sealmail.evidence.pdf import text_pdf
 from sealmail.store import db
-from sealmail.store.tables import attempts, messages, recipients
+from sealmail.store.events import EventType
+from sealmail.store.tables import attempts, events, messages, recipients
 
 HEADER = ("status", "method", "secured_by", "tls_version", "verified_by", "recipients")
 # Recipient states gathered under the four headings auditors ask for.
@@ -93,6 +97,7 @@ def delivery_rows(
     )
     query = (
         sa.select(
+            recipients.c.id,
             recipients.c.status,
             recipients.c.method,
             delivered.c.tls_version,
@@ -101,12 +106,7 @@ def delivery_rows(
         )
         .join(messages, messages.c.id == recipients.c.message_id)
         .outerjoin(delivered, delivered.c.recipient_id == recipients.c.id)
-        .where(
-            recipients.c.tenant_id == tenant_id,
-            messages.c.tenant_id == tenant_id,
-            messages.c.created_at >= period.since,
-            messages.c.created_at < period.until,
-        )
+        .where(*_accepted_in(recipients.c.tenant_id, tenant_id, period))
     )
     if f.sender:
         query = query.where(sa.func.lower(messages.c.header_from) == f.sender.lower())
@@ -115,16 +115,51 @@ def delivery_rows(
     if f.recipient_domain:
         query = query.where(recipients.c.domain == f.recipient_domain.lower())
     counts: Counter[tuple[str, str, str, str, str]] = Counter()
+    counted: set[str] = set()
     with db.reader(engine) as conn:
-        for status, method, version, by, tags in conn.execute(query):
+        for rid, status, method, version, by, tags in conn.execute(query):
             if f.campaign and not (isinstance(tags, list) and f.campaign in tags):
                 continue
+            counted.add(rid)
             group = STATUS_GROUP.get(status, status)
             counts[(group, method or "", secured_by(method, version, by), version or "", by or "")] += 1
+        opened = _opened(conn, tenant_id, period) & counted
     rows: list[tuple[str, ...]] = [(*key, str(n)) for key, n in sorted(counts.items())]
     total = sum(counts.values())
     rows.append(("sent", "", "", "", "", str(total)))
+    rows.append(("opened", "", "", "", "", str(len(opened))))
     return rows
+
+
+def _accepted_in(
+    joined_tenant: sa.ColumnElement[str], tenant_id: str, period: Period
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """Rows joined to the tenant's messages accepted in the period (both sides tenant-scoped)."""
+    return (
+        joined_tenant == tenant_id,
+        messages.c.tenant_id == tenant_id,
+        messages.c.created_at >= period.since,
+        messages.c.created_at < period.until,
+    )
+
+
+def _opened(conn: sa.Connection, tenant_id: str, period: Period) -> set[str]:
+    """Recipients of the period's messages who read them in the portal or opened them (people only)."""
+    person = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+    query = (
+        sa.select(events.c.recipient_id)
+        .distinct()
+        .join(messages, messages.c.id == events.c.message_id)
+        .where(
+            *_accepted_in(events.c.tenant_id, tenant_id, period),
+            events.c.recipient_id.is_not(None),
+            sa.or_(
+                events.c.type == EventType.PORTAL_VIEWED,
+                sa.and_(events.c.type == EventType.OPENED, person),
+            ),
+        )
+    )
+    return {str(r) for r in conn.execute(query).scalars()}
 
 
 def delivery_csv(engine: Engine, tenant_id: str, period: Period) -> str:

@@ -142,12 +142,18 @@ class Decisions:
 
         return record
 
-    def register(self, tenant_id: str, limit: int = 200) -> list[Decision]:
+    def register(
+        self, tenant_id: str, limit: int | None = 200, until: datetime | None = None
+    ) -> list[Decision]:
+        """The newest first; ``until`` leaves out later ones (an evidence pack's period end),
+        ``limit`` None keeps them all (the pack's register is whole, never a first page)."""
+        query = sa.select(console_decisions).where(console_decisions.c.tenant_id == tenant_id)
+        if until is not None:
+            query = query.where(console_decisions.c.created_at < until)
         with db.reader(self.engine) as conn:
             rows = conn.execute(
-                sa.select(console_decisions)
-                .where(console_decisions.c.tenant_id == tenant_id)
-                .order_by(console_decisions.c.created_at.desc(), console_decisions.c.id.desc())
-                .limit(limit)
+                query.order_by(console_decisions.c.created_at.desc(), console_decisions.c.id.desc()).limit(
+                    limit
+                )
             ).all()
         return [Decision(*r) for r in rows]

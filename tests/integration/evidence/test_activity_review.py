@@ -25,6 +25,7 @@ pytestmark = pytest.mark.hipaa("164.308(a)(1)(ii)(D)")
 REVIEWED = (
     (AuditAction.USER_SIGNIN_FAILED, "failed_sign_in"),
     (AuditAction.MESSAGE_CONTENT_READ, "content_read"),
+    (AuditAction.REPORT_EXPORTED, "export"),
     (AuditAction.EMERGENCY_ACCESS_USED, "break_glass"),
     (AuditAction.MESSAGE_RELEASED, "dlp_override"),
     (AuditAction.DECISION_RECORDED, "weakened_setting"),

@@ -9,6 +9,7 @@ import email
 import email.policy
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -162,3 +163,45 @@ def test_the_worker_role_runs_the_drill(tmp_path: Path, db_url: str) -> None:
         assert owner == "worker-1" and ok is True
     finally:
         services.close()
+
+
+@pytest.fixture
+def watched(tmp_path: Path, db_url: str) -> Iterator[Services]:
+    """Daily drills, and a tenant whose compliance officer is mailed failed ones."""
+    services = build_services(make_settings(tmp_path, db_url, restore_drill_minutes=DAY))
+    officer = make_tenant(services)
+    services.evidence.anchor_recipients.set(officer.id, ["officer@clinic.example"], "test")
+    yield services
+    services.close()
+
+
+def test_a_drill_whose_worker_died_is_reported_failed_a_period_later(watched: Services) -> None:
+    services = watched
+    # Yesterday's drill, claimed by a worker that died before it reported.
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.insert(scheduled_runs).values(
+                job="restore_drill",
+                period="2026-12-03T00:00",
+                claimed_by="worker-dead",
+                claimed_at=datetime(2026, 12, 3, 0, 5, tzinfo=UTC),
+            )
+        )
+    survivor = _schedule(services, "worker-2")
+    # Less than a period old: it may still be running, nothing is said yet.
+    assert survivor.tick(datetime(2026, 12, 3, 20, 0, tzinfo=UTC)) is None
+    assert _runs(services) == [("2026-12-03T00:00", "worker-dead", None)] and _alerts(services) == []
+
+    today = survivor.tick(NOW)
+    assert today is not None and today.ok
+    assert _runs(services) == [
+        ("2026-12-03T00:00", "worker-dead", False),
+        ("2026-12-04T00:00", "worker-2", True),
+    ]
+    register = drill.drills(services.engine, NOW - timedelta(days=2), datetime.now(UTC) + timedelta(days=1))
+    [lost] = [e for e in register if not e["ok"]]
+    assert "2026-12-03T00:00 never finished" in lost["problem"] and "worker-dead" in lost["problem"]
+    assert len(_alerts(services)) == 1  # mailed like any failed drill
+    # Reported once: another worker's check finds nothing more to say.
+    assert _schedule(services, "worker-3").tick(NOW) is None
+    assert len(_alerts(services)) == 1

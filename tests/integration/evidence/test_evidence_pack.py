@@ -24,6 +24,7 @@ from sealmail.evidence.pack import parse_period
 from sealmail.intake.api.app import create_api
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
+from sealmail.tenancy.decisions import Decisions
 
 pytestmark = [pytest.mark.hipaa("164.316(b)(2)"), pytest.mark.hipaa("164.312(c)(1)")]
 
@@ -69,6 +70,14 @@ def test_pack_verifies_and_every_tampering_is_named(
     services.evidence.retention.place_hold(tenant.id, "message", accepted.id, "litigation 17", "officer")
     services.evidence.plain.record(tenant.id, "pat@home.example", "signed form, chart", "officer")
     services.evidence.anchor("test")
+    # A protective setting weakened with its reason: the configuration's decisions register.
+    services.tenancy.update_settings(tenant.id, {"secureline": {"force_portal": True}}, actor="officer")
+    services.tenancy.update_settings(
+        tenant.id,
+        {"secureline": {"force_portal": False}},
+        actor="officer",
+        also=Decisions(services.engine).recorder("portal outage, ticket 4417"),
+    )
 
     env = cli_env(services)
     pack = tmp_path / "pack.zip"
@@ -90,11 +99,16 @@ def test_pack_verifies_and_every_tampering_is_named(
             "policies/tenant-settings.json",
             "registers/legal-holds.json",
             "registers/plain-requests.json",
+            "registers/decisions.json",
             "reports/secured.pdf",
             "reports/plain_register.csv",
         } <= names
         assert json.loads(z.read("audit/verification.json"))["ok"] is True
         assert "litigation 17" in z.read("registers/legal-holds.json").decode()
+        [decision] = json.loads(z.read("registers/decisions.json"))
+        assert decision["setting"] == "secureline.force_portal" and decision["actor"] == "officer"
+        assert decision["reason"] == "portal outage, ticket 4417" and decision["after"] is False
+        assert json.loads(z.read("policies/tenant-settings.json"))["secureline"]["force_portal"] is False
         assert "signed form, chart" in z.read("reports/plain_register.csv").decode()
         assert accepted.id in z.read("audit/entries.jsonl").decode()
         text = PdfReader(io.BytesIO(z.read("reports/retention.pdf"))).pages[0].extract_text()

@@ -27,6 +27,7 @@ from sealmail.app import build_evidence
 from sealmail.cli import app as sealmail_cli
 from sealmail.evidence import signed
 from sealmail.intake.api.app import create_api
+from sealmail.store.events import EventType, emit
 from sealmail.store.tables import audit_log
 
 pytestmark = [pytest.mark.hipaa("164.312(c)(1)"), pytest.mark.hipaa("164.312(e)(1)")]
@@ -150,13 +151,17 @@ def test_delivery_report_counts_the_recipient_under_verified_tls(delivered: Deli
         assert tls["method"] == "tls" and tls["recipients"] == "1"
         assert tls["secured_by"].startswith("verified TLS (TLSv1.") and tls["verified_by"] == "pkix"
         assert [r["recipients"] for r in rows if r["status"] == "sent"] == ["1"]
-        # A period before the message: nothing but the zero total.
+        assert [r["recipients"] for r in rows if r["status"] == "opened"] == ["0"]
+        # A period before the message: nothing but the zero totals.
         empty = http.get(
             "/v1/reports/delivery.csv",
             params={"since": "2000-01-01T00:00:00Z", "until": "2001-01-01T00:00:00Z"},
             headers=headers,
         )
-        assert [r["recipients"] for r in csv.DictReader(io.StringIO(empty.text))] == ["0"]
+        assert [(r["status"], r["recipients"]) for r in csv.DictReader(io.StringIO(empty.text))] == [
+            ("sent", "0"),
+            ("opened", "0"),
+        ]
         backwards = http.get(
             "/v1/reports/delivery.csv",
             params={"since": "2001-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z"},
@@ -168,6 +173,41 @@ def test_delivery_report_counts_the_recipient_under_verified_tls(delivered: Deli
     with d.services.engine.connect() as conn:
         actions = conn.execute(sa.select(audit_log.c.action)).scalars().all()
     assert actions.count("report:exported") == 2
+
+
+def _opened(http: TestClient, headers: dict[str, str]) -> list[str]:
+    got = http.get(
+        "/v1/reports/delivery.csv",
+        params={"since": "2000-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"},
+        headers=headers,
+    )
+    return [r["recipients"] for r in csv.DictReader(io.StringIO(got.text)) if r["status"] == "opened"]
+
+
+def test_delivery_report_counts_people_who_opened_once_and_never_scanners(delivered: Delivered) -> None:
+    d = delivered
+    headers = {"Authorization": f"Bearer {d.tenant.api_key}"}
+
+    def event(type_: EventType, data: dict[str, object]) -> None:
+        with d.services.engine.begin() as conn:
+            emit(
+                conn,
+                tenant_id=d.tenant.id,
+                message_id=d.message_id,
+                type_=type_,
+                recipient_id=d.recipient_id,
+                recipient="tia@tls.example",
+                data=data,
+            )
+
+    with TestClient(create_api(d.services)) as http:
+        event(EventType.OPENED, {"bot_suspected": True, "reason": "prefetch"})
+        assert _opened(http, headers) == ["0"]  # a link scanner's fetch is not a reader
+        event(EventType.OPENED, {"bot_suspected": False})
+        assert _opened(http, headers) == ["1"]
+        event(EventType.PORTAL_VIEWED, {})
+        event(EventType.OPENED, {})
+        assert _opened(http, headers) == ["1"]  # one recipient, however often
 
 
 def test_delivery_report_pdf_reads_back_with_the_same_figures(delivered: Delivered, tmp_path: Path) -> None:
