@@ -150,7 +150,8 @@ class Validator:
                 continue
             convert, sensitive = spec
             value = None
-            if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+            # Blank means unset; isspace() answers that without stripping a copy.
+            if raw is not None and not (isinstance(raw, str) and (not raw or raw.isspace())):
                 try:
                     value = convert(raw)
                 except ValueError as exc:
