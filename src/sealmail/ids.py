@@ -17,6 +17,8 @@ _FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.e
 # 26 digits hold 130 bits; the 128-bit value sits at the right, so 4 zero bytes in front make
 # 160 bits = exactly 32 digits (no padding) whose first 6 are always "0".
 _PAD = bytes(4)
+# A random byte -> the Crockford digit of its low five bits (``new_ids``).
+_RANDOM_DIGIT = bytes(_ALPHABET.encode()[b & 31] for b in range(256))
 
 
 def new_id(prefix: str) -> str:
@@ -26,12 +28,18 @@ def new_id(prefix: str) -> str:
 
 
 def new_ids(prefix: str, n: int) -> list[str]:
-    """``n`` ids as ``new_id`` makes them, encoded in one pass (bulk imports)."""
+    """``n`` ids of ``new_id``'s form and distribution, minted in one pass (bulk imports).
+
+    Of the 26 digits, the first 10 are the 2 zero bits and the 48-bit time, the same for the
+    whole batch, and the last 16 are the 80 random bits, 5 to a digit.  So the batch's time
+    digits are encoded once and each random digit is drawn directly: one random byte a digit,
+    its low five bits picking it (256 is a multiple of 32, so each digit is uniform and the 16
+    carry 80 uniform bits).  ``base64.b32encode`` is a Python loop in CPython 3.11; this is
+    two C calls for the whole batch (4.5 µs an id before, under load, on a contact import).
+    """
     if n <= 0:
         return []
     stamp = _PAD + (int(time.time() * 1000) & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
-    noise = os.urandom(10 * n)
-    raw = b"".join(stamp + noise[i : i + 10] for i in range(0, 10 * n, 10))
-    # 20 bytes = 160 bits = exactly 32 base32 digits an id, so one encoding splits evenly.
-    text = base64.b32encode(raw).translate(_FROM_RFC4648).decode()
-    return [f"{prefix}_{text[i + 6 : i + 32]}" for i in range(0, 32 * n, 32)]
+    head = f"{prefix}_{base64.b32encode(stamp + bytes(10))[6:16].translate(_FROM_RFC4648).decode()}"
+    text = os.urandom(16 * n).translate(_RANDOM_DIGIT).decode()
+    return [head + text[i : i + 16] for i in range(0, 16 * n, 16)]

@@ -43,3 +43,29 @@ def test_new_ids_are_well_formed_unique_and_time_ordered() -> None:
     while (later := ids.new_id("x"))[2:12] == earlier[2:12] and time.monotonic() < deadline:
         pass  # wait for the millisecond to move on
     assert later[2:12] > earlier[2:12]
+
+
+@pytest.mark.parametrize("millis", [0, 1_764_800_000_000, 2**48 - 1])
+def test_new_ids_match_the_reference_encoding_of_their_random_digits(
+    monkeypatch: pytest.MonkeyPatch, millis: int
+) -> None:
+    """A batch's ids are the reference encoding of (time, 80 random bits), where the random bits
+    are the low five bits of one random byte per digit."""
+    noise = bytes((i * 37 + 11) % 256 for i in range(16 * 3))
+    monkeypatch.setattr(ids.time, "time", lambda: millis / 1000)
+    monkeypatch.setattr(ids.os, "urandom", lambda n: noise[:n])
+    minted = ids.new_ids("ctc", 3)
+    for k, got in enumerate(minted):
+        bits = 0
+        for b in noise[16 * k : 16 * k + 16]:
+            bits = (bits << 5) | (b & 31)
+        assert got == reference("ctc", millis, bits.to_bytes(10, "big"))
+
+
+def test_new_ids_are_well_formed_unique_and_share_new_ids_time_digits() -> None:
+    minted = ids.new_ids("ctc", 5000)
+    assert all(re.fullmatch(r"ctc_[0-9A-HJKMNP-TV-Z]{26}", i) for i in minted)
+    assert len(set(minted)) == len(minted)
+    assert ids.new_ids("x", 0) == []
+    # Every digit value turns up in the random part: no bias to a sub-alphabet.
+    assert {c for i in minted for c in i[14:]} == set(ALPHABET)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,61 +72,75 @@ def classes_for_scopes(scopes: frozenset[str]) -> frozenset[PhiClass]:
 # -- values ------------------------------------------------------------------------------------
 _TRUE = frozenset({"true", "yes", "1", "y"})
 _FALSE = frozenset({"false", "no", "0", "n"})
+_INF = float("inf")
+
+
+Coercer = Callable[[Any], Any]
 
 
 def coerce(d: AttributeDef, raw: Any) -> Any:
     """The stored form of one value, or ValueError saying what is wrong (never echoing it)."""
+    return coercer(d)(raw)
+
+
+@lru_cache(maxsize=1024)
+def coercer(d: AttributeDef) -> Coercer:
+    """``coerce`` for one declaration, with the type dispatch done once: an import calls it
+    for every cell, and the dispatch cost as much as the check."""
     if d.type is AttrType.NUMBER:
-        if isinstance(raw, bool):
-            raise ValueError("must be a number")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError("must be a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("must be a finite number")
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+        return _number
     if d.type is AttrType.BOOLEAN:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError("must be true or false")
+        return _boolean
     if d.type is AttrType.DATE:
-        try:
-            return date.fromisoformat(str(raw).strip()).isoformat()
-        except ValueError:
-            raise ValueError("must be a date, YYYY-MM-DD") from None
-    text = str(raw).strip()
+        return _date
+    if d.type is AttrType.CHOICE:
+        choices = frozenset(d.choices)
+
+        def choice(raw: Any) -> str:
+            text = _text(raw)
+            if text not in choices:
+                raise ValueError("is not one of the declared choices")
+            return text
+
+        return choice
+    return _text
+
+
+def _number(raw: Any) -> int | float:
+    if isinstance(raw, bool):
+        raise ValueError("must be a number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if value != value or value in (_INF, -_INF):
+        raise ValueError("must be a finite number")
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _date(raw: Any) -> str:
+    try:
+        return date.fromisoformat(str(raw).strip()).isoformat()
+    except ValueError:
+        raise ValueError("must be a date, YYYY-MM-DD") from None
+
+
+def _text(raw: Any) -> str:
+    text = (raw if type(raw) is str else str(raw)).strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"must be at most {MAX_TEXT} characters")
-    if d.type is AttrType.CHOICE and text not in d.choices:
-        raise ValueError("is not one of the declared choices")
     return text
-
-
-def coerce_all(
-    defs: dict[str, AttributeDef], values: dict[str, Any]
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """Coerce a contact's attributes; (stored values, errors by field). Empty means unset."""
-    out: dict[str, Any] = {}
-    errors: list[dict[str, str]] = []
-    for name, raw in values.items():
-        d = defs.get(name)
-        if d is None:
-            errors.append({"field": f"attributes.{name}"[:60], "message": "is not a declared attribute"})
-            continue
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            out[name] = None
-            continue
-        try:
-            out[name] = coerce(d, raw)
-        except ValueError as exc:
-            errors.append({"field": f"attributes.{name}", "message": str(exc)})
-    return out, errors
 
 
 # -- the declarations ----------------------------------------------------------------------------

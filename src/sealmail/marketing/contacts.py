@@ -36,6 +36,7 @@ from sealmail.domain.marketing import ContactStatus, PhiClass
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_ids
 from sealmail.marketing import attributes as attrs
+from sealmail.marketing import copy_text
 from sealmail.marketing.attributes import AttributeDef
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.store import db
@@ -45,6 +46,22 @@ from sealmail.tenancy.keyring import Keyring
 DEFAULT_TZ = "UTC"
 _SENSITIVE = PhiClass.SENSITIVE
 _STATUSES = frozenset(ContactStatus)
+# The order ``Contacts._copy_line`` writes a new contact's fields in.
+_COPY_COLUMNS = (
+    "id",
+    "email",
+    "phone",
+    "tz",
+    "status",
+    "attrs",
+    "blind",
+    "sealed",
+    "key_id",
+    "wrapped_key",
+    "tenant_id",
+    "created_at",
+    "updated_at",
+)
 
 
 @cache
@@ -75,34 +92,72 @@ class Clean:
 
 def validate(data: ContactData, defs: dict[str, AttributeDef]) -> tuple[Clean | None, list[dict[str, str]]]:
     """Check and normalize one contact; (clean, []) or (None, errors by field)."""
-    errors: list[dict[str, str]] = []
-    email = ""
-    try:
-        email = normalize_email(data.email or "")
-    except InvalidAddress as exc:
-        errors.append({"field": "email", "message": exc.reason})
-    phone = None
-    if data.phone and data.phone.strip():
-        phone = _e164(data.phone)
-        if phone is None:
-            errors.append(
-                {"field": "phone", "message": "must be a valid number in E.164 form, e.g. +14155550123"}
-            )
-    tz = data.tz.strip() if data.tz and data.tz.strip() else None
-    if tz is not None and tz not in _zones():
-        errors.append({"field": "tz", "message": "must be an IANA time zone such as America/Chicago"})
-    status = data.status.strip().lower() if data.status and data.status.strip() else None
-    if status is not None and status not in _STATUSES:
-        errors.append({"field": "status", "message": f"use one of {', '.join(ContactStatus)}"})
-    values, bad = attrs.coerce_all(defs, data.attributes or {})
-    errors += bad
-    if errors:
-        return None, errors
-    plain: dict[str, Any] = {}
-    secret: dict[str, Any] = {}
-    for k, v in values.items():
-        (secret if defs[k].phi_class is _SENSITIVE else plain)[k] = v
-    return Clean(email, phone, tz, status, plain, secret), []
+    return Validator(defs)(data)
+
+
+_PHONE_ERROR = {"field": "phone", "message": "must be a valid number in E.164 form, e.g. +14155550123"}
+_TZ_ERROR = {"field": "tz", "message": "must be an IANA time zone such as America/Chicago"}
+_STATUS_ERROR = {"field": "status", "message": f"use one of {', '.join(ContactStatus)}"}
+
+
+class Validator:
+    """``validate`` for one tenant's declarations, built once per import: each attribute's
+    coercer and PHI class are looked up here, not for every cell of every row."""
+
+    def __init__(self, defs: dict[str, AttributeDef]) -> None:
+        self._specs = {n: (attrs.coercer(d), d.phi_class is _SENSITIVE) for n, d in defs.items()}
+        self._zones = _zones()
+
+    def __call__(self, data: ContactData) -> tuple[Clean | None, list[dict[str, str]]]:
+        errors: list[dict[str, str]] = []
+        email = ""
+        try:
+            email = normalize_email(data.email or "")
+        except InvalidAddress as exc:
+            errors.append({"field": "email", "message": exc.reason})
+        phone = data.phone.strip() if data.phone else None
+        if phone:
+            phone = _e164(phone)
+            if phone is None:
+                errors.append(dict(_PHONE_ERROR))
+        tz = data.tz.strip() if data.tz else None
+        if tz and tz not in self._zones:
+            errors.append(dict(_TZ_ERROR))
+        status = data.status.strip().lower() if data.status else None
+        if status and status not in _STATUSES:
+            errors.append(dict(_STATUS_ERROR))
+        plain: dict[str, Any] = {}
+        secret: dict[str, Any] = {}
+        if data.attributes:
+            self._attributes(data.attributes, plain, secret, errors)
+        if errors:
+            return None, errors
+        return Clean(email, phone or None, tz or None, status or None, plain, secret), []
+
+    def _attributes(
+        self,
+        values: dict[str, Any],
+        plain: dict[str, Any],
+        secret: dict[str, Any],
+        errors: list[dict[str, str]],
+    ) -> None:
+        """Coerce a contact's attributes into ``plain`` and ``secret`` (None = unset)."""
+        specs = self._specs
+        for name, raw in values.items():
+            spec = specs.get(name)
+            if spec is None:
+                errors.append({"field": f"attributes.{name}"[:60], "message": "is not a declared attribute"})
+                continue
+            convert, sensitive = spec
+            value = None
+            # Blank means unset; isspace() answers that without stripping a copy.
+            if raw is not None and not (isinstance(raw, str) and (not raw or raw.isspace())):
+                try:
+                    value = convert(raw)
+                except ValueError as exc:
+                    errors.append({"field": f"attributes.{name}", "message": str(exc)})
+                    continue
+            (secret if sensitive else plain)[name] = value
 
 
 # RFC 5322 §3.2.3 dot-atom, ASCII: the shape nearly every imported address has.
@@ -203,7 +258,7 @@ class Contacts:
             )
         }
         key = self.blind_key(tenant_id)
-        inserts: list[dict[str, Any]] = []
+        fresh_rows: list[tuple[str, Clean]] = []
         updates: list[dict[str, Any]] = []
         ids: dict[str, tuple[str, bool]] = {}
         fresh = iter(new_ids("ctc", len(merged) - len(existing)))
@@ -211,14 +266,45 @@ class Contacts:
             old = existing.get(email)
             if old is None:
                 cid = next(fresh)
-                inserts.append(self._new_row(tenant_id, cid, c, key, now))
+                fresh_rows.append((cid, c))
                 ids[email] = (cid, True)
             else:
                 updates.append(self._changed_row(tenant_id, old, c, key, now))
                 ids[email] = (old.id, False)
-        db.bulk_insert(conn, ct, inserts)
+        self._insert(conn, tenant_id, fresh_rows, key, now)
         db.bulk_update(conn, ct, "id", updates)
         return [ids[c.email] for c in rows]
+
+    def _insert(
+        self, conn: Connection, tenant_id: str, rows: list[tuple[str, Clean]], key: bytes, now: datetime
+    ) -> None:
+        if not rows:
+            return
+        if conn.dialect.name != "postgresql":
+            db.bulk_insert(conn, ct, [self._new_row(tenant_id, cid, c, key, now) for cid, c in rows])
+            return
+        stamp = now.isoformat()
+        tail = f"\t{copy_text.field(tenant_id)}\t{stamp}\t{stamp}\n"
+        lines = [self._copy_line(tenant_id, cid, c, key) + tail for cid, c in rows]
+        db.copy_text(conn, ct, _COPY_COLUMNS, "".join(lines))
+
+    def _copy_line(self, tenant_id: str, cid: str, c: Clean, key: bytes) -> str:
+        """A new contact as ``_COPY_COLUMNS`` up to ``wrapped_key``, in COPY text."""
+        plain = (
+            c.plain if None not in c.plain.values() else {k: v for k, v in c.plain.items() if v is not None}
+        )
+        sealed, blind = copy_text.NULL, "{}"
+        if c.secret:
+            secret = {k: v for k, v in c.secret.items() if v is not None}
+            key_id, wrapped, blob = self._seal(tenant_id, cid, secret)
+            blind = copy_text.json_object({k: blind_token(key, k, v) for k, v in secret.items()})
+            sealed = f"{copy_text.bytea(blob)}\t{copy_text.field(key_id)}\t{copy_text.bytea(wrapped)}"
+        else:
+            sealed = f"{sealed}\t{sealed}\t{sealed}"
+        return (
+            f"{cid}\t{copy_text.field(c.email)}\t{c.phone or copy_text.NULL}\t{c.tz or DEFAULT_TZ}"
+            f"\t{c.status or ContactStatus.ACTIVE}\t{copy_text.json_object(plain)}\t{blind}\t{sealed}"
+        )
 
     def _seal(
         self, tenant_id: str, cid: str, secret: dict[str, Any]

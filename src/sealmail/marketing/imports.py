@@ -23,7 +23,7 @@ from sealmail.audit import AuditAction
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
-from sealmail.marketing.contacts import Clean, ContactData, Contacts, validate
+from sealmail.marketing.contacts import Clean, ContactData, Contacts, Validator
 from sealmail.marketing.states import ImportStatus
 from sealmail.marketing.tables import mkt_contacts, mkt_import_errors, mkt_imports
 from sealmail.store import db
@@ -54,15 +54,28 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
             [{"field": "file", "message": "is empty; the first line names the columns"}]
         ) from None
     _check_header(header)
+    width = len(header)
+    email_at = header.index("email")
+    phone_at, tz_at, status_at = (header.index(n) if n in header else None for n in BASE_COLUMNS[1:])
+    extra_at = [(i, name) for i, name in enumerate(header) if name not in BASE_COLUMNS]
     for number, cells in _guarded(reader):
-        if not any(c.strip() for c in cells):
+        # The blank-row test only for a row that could be one: most rows have an email.
+        if (len(cells) != width or not cells[email_at].strip()) and not any(c.strip() for c in cells):
             continue
-        if len(cells) != len(header):
-            yield number, f"has {len(cells)} cells, the header has {len(header)}"
+        if len(cells) != width:
+            yield number, f"has {len(cells)} cells, the header has {width}"
             continue
-        row = dict(zip(header, cells, strict=True))
-        extra = {k: v for k, v in row.items() if k not in BASE_COLUMNS and v.strip()}
-        yield number, ContactData(row["email"], row.get("phone"), row.get("tz"), row.get("status"), extra)
+        extra = {name: cells[i] for i, name in extra_at if cells[i].strip()}
+        yield (
+            number,
+            ContactData(
+                cells[email_at],
+                None if phone_at is None else cells[phone_at],
+                None if tz_at is None else cells[tz_at],
+                None if status_at is None else cells[status_at],
+                extra,
+            ),
+        )
 
 
 def _guarded(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
@@ -109,6 +122,8 @@ class Importer:
         now = datetime.now(UTC)
         self.contacts.blind_key(tenant_id)
         with db.write(self.engine) as conn:
+            # Declarations only grow and never change type: read once, they hold for the import.
+            check = Validator(attrs.load(conn, tenant_id))
             conn.execute(
                 sa.insert(mkt_imports).values(
                     id=import_id,
@@ -122,7 +137,7 @@ class Importer:
                     created_at=now,
                 )
             )
-        tally = {"rows": 0, "created": 0, "updated": 0, "failed": 0}
+        tally = {"rows": 0, "created": 0, "updated": 0, "failed": 0, "stored_errors": 0}
         status = ImportStatus.FAILED
         try:
             it = iter(rows)
@@ -131,7 +146,8 @@ class Importer:
                     raise ValidationFailed(
                         [{"field": "file", "message": f"at most {MAX_ROWS} rows an import"}]
                     )
-                self._chunk(tenant_id, import_id, chunk, tally)
+                tally["rows"] += len(chunk)
+                self._chunk(tenant_id, import_id, _checked(check, chunk), tally)
                 if progress is not None:
                     progress(len(chunk))
             status = ImportStatus.COMPLETED
@@ -145,39 +161,26 @@ class Importer:
         self,
         tenant_id: str,
         import_id: str,
-        chunk: list[tuple[int, ContactData | str]],
+        checked: tuple[list[Clean], list[dict[str, Any]]],
         tally: dict[str, int],
     ) -> None:
-        errors: list[dict[str, Any]] = []
-        good: list[Clean] = []
+        """One chunk's good rows and its error report, one transaction."""
+        good, errors = checked
         with db.write(self.engine) as conn:
-            defs = attrs.load(conn, tenant_id)
-            for number, item in chunk:
-                if isinstance(item, str):
-                    errors.append({"row": number, "field": "row", "message": item})
-                    continue
-                clean, problems = validate(item, defs)
-                if clean is None:
-                    errors += [{"row": number, **p} for p in problems]
-                else:
-                    good.append(clean)
             # Distinct contacts: two rows for one email in a chunk are one upsert.
             written = set(self.contacts.write(conn, tenant_id, good)) if good else set()
             created = sum(1 for _, new in written if new)
-            tally["rows"] += len(chunk)
             tally["created"] += created
             tally["updated"] += len(written) - created
             tally["failed"] += len({e["row"] for e in errors})
-            stored = conn.execute(
-                sa.select(sa.func.count()).where(mkt_import_errors.c.import_id == import_id)
-            ).scalar_one()
-            room = max(0, MAX_STORED_ERRORS - stored)
+            room = max(0, MAX_STORED_ERRORS - tally["stored_errors"])
             if errors and room:
                 conn.execute(
                     sa.insert(mkt_import_errors),
                     [_error_row(tenant_id, import_id, e, i) for i, e in enumerate(errors[:room])],
                 )
-            conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**tally))
+                tally["stored_errors"] += min(room, len(errors))
+            conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**_counts(tally)))
 
     def _finish(
         self, tenant_id: str, import_id: str, status: ImportStatus, tally: dict[str, int], actor: str
@@ -186,7 +189,7 @@ class Importer:
             conn.execute(
                 sa.update(mkt_imports)
                 .where(mkt_imports.c.id == import_id)
-                .values(status=status, finished_at=datetime.now(UTC), **tally)
+                .values(status=status, finished_at=datetime.now(UTC), **_counts(tally))
             )
             audit.append(
                 conn,
@@ -194,7 +197,7 @@ class Importer:
                 actor=actor,
                 tenant_id=tenant_id,
                 target=import_id,
-                details={"status": status, **tally},
+                details={"status": status, **_counts(tally)},
             )
 
     def get(self, tenant_id: str, import_id: str, *, limit: int = 100) -> dict[str, Any]:
@@ -221,6 +224,28 @@ class Importer:
             "failed": job.failed,
             "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in errors],
         }
+
+
+def _checked(
+    check: Validator, chunk: list[tuple[int, ContactData | str]]
+) -> tuple[list[Clean], list[dict[str, Any]]]:
+    """A chunk validated outside any transaction: its clean rows and its errors by row."""
+    errors: list[dict[str, Any]] = []
+    good: list[Clean] = []
+    for number, item in chunk:
+        if isinstance(item, str):
+            errors.append({"row": number, "field": "row", "message": item})
+            continue
+        clean, problems = check(item)
+        if clean is None:
+            errors += [{"row": number, **p} for p in problems]
+        else:
+            good.append(clean)
+    return good, errors
+
+
+def _counts(tally: dict[str, int]) -> dict[str, int]:
+    return {k: tally[k] for k in ("rows", "created", "updated", "failed")}
 
 
 def _error_row(tenant_id: str, import_id: str, e: dict[str, Any], seq: int) -> dict[str, Any]:

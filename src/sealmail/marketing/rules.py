@@ -154,12 +154,13 @@ def _leaf(rule: dict[str, Any], ctx: Context, out: Compiled, path: str) -> tuple
     if "consent" in rule:
         _only(rule, {"consent", "channel", "state"}, path)
         out.classes.add(PhiClass.CLINICAL)
-        return _consent(rule, path)
+        return _consent(rule, ctx, path)
     if "list" in rule:
         _only(rule, {"list"}, path)
         name = _text(rule["list"], f"{path}.list")
         member = sa.exists().where(
             lm.c.contact_id == ct.c.id,
+            lm.c.tenant_id == ctx.tenant_id,
             lm.c.list_id == ls.c.id,
             ls.c.tenant_id == ctx.tenant_id,
             ls.c.name == name,
@@ -299,7 +300,7 @@ def _contact(rule: dict[str, Any], path: str) -> tuple[str, ColumnElement[bool]]
     return f"contact:{name}", columns[name].in_(values)  # type: ignore[union-attr]
 
 
-def _consent(rule: dict[str, Any], path: str) -> tuple[str, ColumnElement[bool]]:
+def _consent(rule: dict[str, Any], ctx: Context, path: str) -> tuple[str, ColumnElement[bool]]:
     purpose, channel, state = rule["consent"], rule.get("channel", "email"), rule.get("state")
     if purpose not in set(Purpose):
         raise _Bad(f"{path}.consent", f"use one of {', '.join(Purpose)}")
@@ -307,7 +308,14 @@ def _consent(rule: dict[str, Any], path: str) -> tuple[str, ColumnElement[bool]]
         raise _Bad(f"{path}.channel", f"use one of {', '.join(Channel)}")
     if state not in {*ConsentState, NO_CONSENT}:
         raise _Bad(f"{path}.state", f"use {', '.join(ConsentState)} or {NO_CONSENT}")
-    scope = (cur.c.contact_id == ct.c.id, cur.c.purpose == purpose, cur.c.channel == channel)
+    # The tenant as well as the contact: a contact id is one tenant's already, but the
+    # subquery then stays inside the tenant whatever plan the database picks.
+    scope = (
+        cur.c.contact_id == ct.c.id,
+        cur.c.tenant_id == ctx.tenant_id,
+        cur.c.purpose == purpose,
+        cur.c.channel == channel,
+    )
     if state == NO_CONSENT:
         return f"consent:{purpose}:{NO_CONSENT}", ~sa.exists().where(*scope)
     return f"consent:{purpose}:{state}", sa.exists().where(*scope, cur.c.state == state)

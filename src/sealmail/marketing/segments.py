@@ -147,6 +147,7 @@ class Segments:
             compiled = self.compile(conn, tenant_id, rule)
             check_classes(compiled.classes, allowed)
             scope = sa.and_(ct.c.tenant_id == tenant_id, compiled.where)
+            db.without_jit(conn)
             count = conn.execute(sa.select(sa.func.count()).select_from(ct).where(scope)).scalar_one()
             rows = (
                 conn.execute(_with_reasons(compiled, scope).order_by(ct.c.id).limit(sample)).all()
@@ -192,5 +193,6 @@ def page(
 ) -> list[tuple[str, str, list[str]]]:
     """The next ``limit`` members with an id above ``after`` (a resumable cursor)."""
     scope = sa.and_(ct.c.tenant_id == tenant_id, compiled.where, ct.c.id > after)
+    db.without_jit(conn)
     rows = conn.execute(_with_reasons(compiled, scope).order_by(ct.c.id).limit(limit)).all()
     return [(r.id, r.tz, _matched(compiled, r)) for r in rows]

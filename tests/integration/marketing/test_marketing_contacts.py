@@ -236,3 +236,36 @@ def test_cli_imports_with_a_progress_bar_and_exports_0600(
         env=env,
     )
     assert bad.exit_code == 2
+
+
+def test_imported_values_with_copy_control_characters_come_back_exactly(
+    client: TestClient, declared: Keys
+) -> None:
+    """PostgreSQL imports write COPY text by hand: a tab, newline, backslash or a literal
+    ``\\N`` in a value must be stored as given, not split a row or become NULL."""
+    hostile = {
+        "a@example.net": "tab\there",
+        "b@example.net": "two\nlines\r\nand a return",
+        "c@example.net": "\\N",
+        "d@example.net": 'C:\\path\\to\\x00 "quoted"',
+        "e@example.net": "Zürich ☃ \u2028 end",
+    }
+    lines = io.StringIO()
+    out = csv.writer(lines)
+    out.writerow(["email", "city", "diagnosis", "hiv_status"])
+    for email, value in hostile.items():
+        out.writerow([email, value, value, "positive" if email < "c" else ""])
+    r = client.post(
+        "/v1/marketing/contacts/import",
+        content=lines.getvalue().encode(),
+        headers={**declared.admin, "Content-Type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["created"], r.json()["failed"]) == (5, 0)
+    page = client.get("/v1/marketing/contacts", headers=declared.admin).json()["data"]
+    got = {c["email"]: c["attributes"] for c in page}
+    for email, value in hostile.items():
+        expected = {"city": value.strip(), "diagnosis": value.strip()}
+        if email < "c":
+            expected["hiv_status"] = "positive"
+        assert got[email] == expected, email
