@@ -674,6 +674,7 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
     alert = OwnerMailer(services.engine, services.messages, services.settings.smtp_hostname)
     users = Users(services.engine, password_hasher(services.settings), seed_key, clock=clock, alert=alert)
     users.rp = RelyingParty.for_url(console_url(services.settings))
+    users.forget = services.tenancy.forget
     return users
 
 
@@ -722,7 +723,9 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
     tenancy = services.tenancy
-    keys = UserKeys(services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential)
+    keys = UserKeys(
+        services.engine, tenancy.create_api_key, users.now, tenancy.create_smtp_credential, tenancy.forget
+    )
     sections = build_console_sections(services, users)
     return create_console(
         users, Reports(services.engine), keys,

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -333,8 +333,19 @@ class Credentials:
                 tenant_id=tenant_id,
                 target=cred_id,
             )
+        self.forget((), (cred_id,))
+
+    def forget(self, key_ids: Collection[str], credential_ids: Collection[str]) -> None:
+        """Drop this process's cached verifications of keys and credentials just revoked, by
+        this service or in another's transaction (a person disabled in the console): they are
+        refused here at once; other processes within ``CACHE_SECONDS``."""
         with self._lock:
-            self._smtp = {u: c for u, c in self._smtp.items() if c.credential_id != cred_id}
+            if key_ids:
+                self._keys = {k: c for k, c in self._keys.items() if c.key_id not in key_ids}
+            if credential_ids:
+                self._smtp = {u: c for u, c in self._smtp.items() if c.credential_id not in credential_ids}
+        for cred_id in credential_ids:
+            self._smtp_live.drop(cred_id)
 
     def cached_smtp_credential_live(self, credential_id: str) -> bool | None:
         """``smtp_credential_live`` from a fresh cache entry, without I/O; None: ask it."""

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.users import passwords
+from sealmail.users.keys import Forget, forget_nothing
 from sealmail.users.model import Clock, SessionPolicy, Stage
 from sealmail.users.tables import console_links, console_sessions, console_users
 
@@ -64,6 +65,8 @@ class UsersBase:
         self.policy = policy or SessionPolicy()
         self.now: Clock = clock or (lambda: datetime.now(UTC))
         self.alert = alert
+        # Set by the composition root to ``Tenancy.forget``: revocations refused here at once.
+        self.forget: Forget = forget_nothing
 
     def _tell_owners(self, tenant_id: str, subject: str, text: str) -> None:
         """Best effort after the commit: a failed alert is logged, never undoes the change."""

@@ -10,7 +10,7 @@ revocation is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +28,23 @@ from sealmail.users.roles import Permission
 from sealmail.users.tables import console_api_keys, console_users
 
 KeyMaker = Callable[[str, str, Iterable[str], str], tuple[str, str]]
+# ``Tenancy.forget(key ids, credential ids)``: this process's cached verifications dropped
+# once a revocation commits, so they are refused here at once, not a few seconds later.
+Forget = Callable[[Collection[str], Collection[str]], None]
+
+
+def forget_nothing(_keys: Collection[str], _credentials: Collection[str]) -> None:
+    """No credential cache in this process to drop (a console built without the API)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What one revocation took: API key ids and SMTP credential ids."""
+
+    key_ids: tuple[str, ...] = ()
+    credential_ids: tuple[str, ...] = ()
+
+
 # ``Tenancy.create_smtp_credential(tenant_id, actor)``: (credential id, username, password).
 SmtpMaker = Callable[[str, str], tuple[str, str, str]]
 
@@ -69,9 +86,9 @@ def revoke_for_user(
     now: datetime,
     reason: str = "creator_disabled",
     keeping_role: str | None = None,
-) -> tuple[int, int]:
+) -> Revoked:
     """Revoke live API keys and SMTP credentials behind ``user_id``, in the caller's
-    transaction: made by them in the console, or through one of their keys.  ``(keys, creds)``.
+    transaction: made by them in the console, or through one of their keys.
 
     With ``keeping_role`` (a role change that keeps the right to make keys), only what that
     role could not have made dies: keys carrying a scope it may not grant, everything made
@@ -122,7 +139,7 @@ def revoke_for_user(
                 conn, action=action, actor=actor, tenant_id=tenant_id, target=target,
                 details={"reason": reason, "creator": user_id},
             )  # fmt: skip
-    return len(key_ids), len(cred_ids)
+    return Revoked(tuple(key_ids), tuple(cred_ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +169,18 @@ class SmtpCredentialRow:
 
 class UserKeys:
     def __init__(
-        self, engine: Engine, make_key: KeyMaker, clock: Clock, make_smtp: SmtpMaker | None = None
+        self,
+        engine: Engine,
+        make_key: KeyMaker,
+        clock: Clock,
+        make_smtp: SmtpMaker | None = None,
+        forget: Forget = forget_nothing,
     ) -> None:
         self.engine = engine
         self.make_key = make_key
         self.make_smtp = make_smtp
         self.now = clock
+        self.forget = forget
 
     # -- SMTP credentials: made by a person (``created_by`` is them), dying with them ---------
     def create_smtp(self, who: Session) -> tuple[str, str]:
@@ -210,6 +233,7 @@ class UserKeys:
                 conn, action=AuditAction.SMTP_CREDENTIAL_REVOKED, actor=who.actor, tenant_id=who.tenant_id,
                 target=cred_id,
             )  # fmt: skip
+        self.forget((), (cred_id,))
 
     def create(self, who: Session, name: str, scopes: Iterable[str]) -> tuple[str, str]:
         """A new key owned by ``who``: ``(key id, secret shown once)``."""
@@ -266,6 +290,7 @@ class UserKeys:
                 tenant_id=who.tenant_id,
                 target=key_id,
             )
+        self.forget((key_id,), ())
 
     @staticmethod
     def _may(who: Session) -> None:

@@ -20,7 +20,7 @@ from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.users import roles
 from sealmail.users.base import UsersBase
-from sealmail.users.keys import revoke_for_user
+from sealmail.users.keys import Revoked, revoke_for_user
 from sealmail.users.model import Session
 from sealmail.users.tables import console_emergency, console_links, console_sessions, console_users
 
@@ -146,20 +146,21 @@ class People(UsersBase):
             # keys and SMTP credentials with it, in this transaction (as disabling does).
             # A role that keeps the right takes only the keys it could not have made (a demoted
             # owner's admin-scoped keys), and whatever was made through those.
-            keys = creds = 0
+            revoked = Revoked()
             key_right = roles.Permission.MANAGE_API_KEYS
             if roles.allows(row.role, key_right):
                 keeping = role if roles.allows(role, key_right) else None
-                keys, creds = revoke_for_user(
+                revoked = revoke_for_user(
                     conn, who.tenant_id, row.id, who.actor, self.now(), reason="creator_lost_role",
                     keeping_role=keeping,
                 )  # fmt: skip
             audit.append(
                 conn, action=AuditAction.USER_ROLE_CHANGED, actor=who.actor, tenant_id=who.tenant_id,
                 target=row.id,
-                details={"before": row.role, "after": role, "api_keys_revoked": keys,
-                         "smtp_credentials_revoked": creds},
+                details={"before": row.role, "after": role, "api_keys_revoked": len(revoked.key_ids),
+                         "smtp_credentials_revoked": len(revoked.credential_ids)},
             )  # fmt: skip
+        self.forget(revoked.key_ids, revoked.credential_ids)
 
     def disable(self, who: Session, user_id: str) -> None:
         """Disable a user; end their sessions, revoke their keys and SMTP credentials: one transaction."""
@@ -179,12 +180,14 @@ class People(UsersBase):
                 .where(console_links.c.user_id == row.id, console_links.c.used_at.is_(None))
                 .values(used_at=now)
             )
-            keys, n = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
+            revoked = revoke_for_user(conn, who.tenant_id, row.id, who.actor, now)
             audit.append(
                 conn, action=AuditAction.USER_DISABLED, actor=who.actor, tenant_id=who.tenant_id,
                 target=row.id,
-                details={"sessions_ended": ended, "api_keys_revoked": keys, "smtp_credentials_revoked": n},
+                details={"sessions_ended": ended, "api_keys_revoked": len(revoked.key_ids),
+                         "smtp_credentials_revoked": len(revoked.credential_ids)},
             )  # fmt: skip
+        self.forget(revoked.key_ids, revoked.credential_ids)
 
     def _user_for_change(self, conn: Connection, who: Session, user_id: str) -> Any:
         if not who.may(roles.Permission.MANAGE_USERS):
