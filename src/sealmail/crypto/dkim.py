@@ -254,20 +254,21 @@ def split_message(wire: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
         head, body = wire, b""
     else:
         head, body = wire[: separator + 2], wire[separator + 4 :]
-    fields: list[tuple[bytes, bytes]] = []
+    # Each field's lines are gathered and joined once: appending to a growing value would
+    # copy it per continuation line, quadratic in a folded header (80,000 folds: seconds).
+    parts: list[tuple[bytes, list[bytes]]] = []
     for line in head.split(b"\r\n")[:-1]:
         if line[:1] in (b" ", b"\t"):
             # RFC 5322 §2.2.3: a line starting with WSP continues the previous field.
-            if not fields:
+            if not parts:
                 raise ValueError("message header section starts with a continuation line")
-            name, value = fields[-1]
-            fields[-1] = (name, value + b"\r\n" + line)
+            parts[-1][1].append(line)
             continue
         colon = line.find(b":")
         if colon <= 0:
             raise ValueError("message header section holds a line that is not a header field")
-        fields.append((line[:colon], line[colon + 1 :]))
-    return fields, body
+        parts.append((line[:colon], [line[colon + 1 :]]))
+    return [(name, b"\r\n".join(lines)) for name, lines in parts], body
 
 
 # -- signing ----------------------------------------------------------------------------

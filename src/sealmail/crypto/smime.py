@@ -442,13 +442,14 @@ def _split(message: bytes) -> tuple[list[bytes], bytes]:
         if message.startswith(_CRLF):  # no header section at all
             return [], message[2:]
         head, body = message.rstrip(b"\r\n"), b""
-    fields: list[bytes] = []
+    # Lines gathered per field and joined once (appending to bytes is quadratic in the folds).
+    fields: list[list[bytes]] = []
     for line in head.split(_CRLF):
         if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] += line + _CRLF
+            fields[-1].append(line)
         elif line:
-            fields.append(line + _CRLF)
-    return fields, body
+            fields.append([line])
+    return [_CRLF.join(lines) + _CRLF for lines in fields], body
 
 
 def _field_name(raw_field: bytes) -> bytes:
