@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
-from sealmail.errors import Conflict
+from sealmail.errors import Conflict, ServiceUnavailable
 from sealmail.evidence import signed
 from sealmail.evidence.keys import EvidenceKeys
 from sealmail.evidence.tables import audit_anchors
@@ -54,13 +54,18 @@ class Anchors:
         self.keys = keys
         self.tsa = tsa
 
-    def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
+    def anchor(
+        self, actor: str, period: str | None = None, *, unstamped_if_tsa_down: bool = False
+    ) -> dict[str, Any]:
         """Sign the current chain head, store the anchor, audit it; returns the signed document.
 
         ``period`` names a scheduled anchor's period: a second anchor for the same period
         (another worker, a retry) is a ``Conflict`` and leaves nothing behind.  With a TSA,
         the document is time-stamped before it is stored (outside the transaction: the TSA
-        is a network call, and the head lock must not wait on it).
+        is a network call, and the head lock must not wait on it).  A TSA that cannot answer
+        fails the anchor, unless ``unstamped_if_tsa_down`` (the schedule): then the signed
+        anchor is stored and mailed without its time-stamp, and the audit entry says why — a
+        TSA outage must not leave whole periods unanchored.
         """
         key = self.keys.installation()
         with db.reader(self.engine) as conn:
@@ -80,8 +85,14 @@ class Anchors:
             "anchored_at": now.isoformat(timespec="seconds"),
         }
         doc = signed.sign(FORMAT, body, key)
+        missed: str | None = None
         if self.tsa is not None:
-            doc = self.tsa.stamp(doc)
+            try:
+                doc = self.tsa.stamp(doc)
+            except ServiceUnavailable as exc:
+                if not unstamped_if_tsa_down:
+                    raise
+                missed = str(exc)[:300]
         with self.engine.begin() as conn:
             if period is not None and self.of_period(conn, period):
                 raise Conflict(f"the audit chain is already anchored for {period}")
@@ -104,7 +115,8 @@ class Anchors:
                 action=AuditAction.AUDIT_ANCHORED,
                 actor=actor,
                 target=anchor_id,
-                details={"seq": int(head.seq), "head_hash": str(head.hash), "period": period},
+                details={"seq": int(head.seq), "head_hash": str(head.hash), "period": period}
+                | ({"timestamp_missing": missed} if missed else {}),
             )
         return doc
 

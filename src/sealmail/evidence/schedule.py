@@ -69,11 +69,15 @@ class EvidenceSchedule:
             if Anchors.of_period(conn, period):
                 return None  # the cheap check every tick makes; the unique index is the real guard
         try:
-            doc = self.evidence.anchor(ACTOR, period)
+            doc = self.evidence.anchor(ACTOR, period, unstamped_if_tsa_down=True)
         except (Conflict, IntegrityError):
             return None  # already anchored (by this or another worker), or nothing to anchor
         # Only the worker that stored this period's anchor gets here; each address is also
         # claimed in anchor_mailings, so the anchor is mailed once per recipient.
         mailed = self.evidence.anchor_recipients.mail(doc)
         log.info("evidence.anchored", period=period, mailed=len(mailed))
+        if self.evidence.anchors.tsa is not None and "timestamp" not in doc:
+            log.warning(
+                "evidence.anchor_unstamped", period=period, next_step="check tsa_url and the TSA's status"
+            )
         return period

@@ -62,8 +62,10 @@ class Evidence:
         self.anchor_recipients = AnchorRecipients(engine, mailer)
         self.activity_review = ActivityReview(engine, settings)
 
-    def anchor(self, actor: str, period: str | None = None) -> dict[str, Any]:
-        return self.anchors.anchor(actor, period)
+    def anchor(
+        self, actor: str, period: str | None = None, *, unstamped_if_tsa_down: bool = False
+    ) -> dict[str, Any]:
+        return self.anchors.anchor(actor, period, unstamped_if_tsa_down=unstamped_if_tsa_down)
 
     def report(
         self,

@@ -26,6 +26,7 @@ from sealmail.cli import app as sealmail_cli
 from sealmail.errors import ServiceUnavailable
 from sealmail.evidence.schedule import EvidenceSchedule, period_of
 from sealmail.evidence.tables import audit_anchors
+from sealmail.store.tables import audit_log
 
 pytestmark = pytest.mark.hipaa("164.312(b)")
 
@@ -93,6 +94,29 @@ def test_a_tsa_that_fails_leaves_no_anchor(stamped: Services, tsa: TimestampAuth
         build_evidence(stamped).anchor("test")
     with stamped.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_anchors)).scalar_one() == 0
+
+
+def test_the_schedule_anchors_unstamped_when_the_tsa_is_down_and_says_so(
+    stamped: Services, tsa: TimestampAuthority
+) -> None:
+    tsa.refuse = True
+    schedule = EvidenceSchedule(build_evidence(stamped), timedelta(hours=1), None)
+    now = datetime(2026, 12, 4, 5, 17, tzinfo=UTC)
+    assert schedule.tick(now).anchored == "2026-12-04T05:00"  # a TSA outage skips no period
+    with stamped.engine.connect() as conn:
+        stored = conn.execute(sa.select(audit_anchors)).one()
+        details = conn.execute(
+            sa.select(audit_log.c.details).where(audit_log.c.action == "audit:anchored")
+        ).scalar_one()
+    assert stored.timestamp_token is None and "timestamp" not in stored.document
+    assert "HTTP 500" in details["timestamp_missing"]
+    assert build_evidence(stamped).anchors.verify().ok  # the signed anchor still checks
+    tsa.refuse = False
+    later = schedule.tick(now + timedelta(hours=1))
+    assert later.anchored == "2026-12-04T06:00"
+    with stamped.engine.connect() as conn:
+        tokens = conn.execute(sa.select(audit_anchors.c.timestamp_token).order_by(audit_anchors.c.seq)).all()
+    assert tokens[0][0] is None and tokens[1][0]  # stamped again once the TSA answers
 
 
 def test_scheduled_anchoring_is_once_per_period_across_workers(tmp_path: Path, db_url: str) -> None:
