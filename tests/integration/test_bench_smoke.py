@@ -29,8 +29,10 @@ def test_intake_cpu_bench_runs(door: str) -> None:
     assert "threads=2 messages=20: CPU" in out
 
 
-def test_secureline_cost_bench_runs() -> None:
-    assert _run("bench/secureline_cost.py", "--n", "5").strip()
+def test_secureline_cost_bench_runs(tmp_path: Path) -> None:
+    out = tmp_path / "secureline.md"
+    table = _run("bench/secureline_cost.py", "--n", "5", "--out", str(out)).strip()
+    assert table and out.read_text().endswith(table + "\n")  # not the recorded results file
 
 
 SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
