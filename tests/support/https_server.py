@@ -12,7 +12,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             route = Route(404, b"not found\n", {"Content-Type": "text/plain"})
         if route.delay:
-            time.sleep(route.delay)  # the server being slow, not the test waiting
+            # The server being slow (the client's deadline is under test), until it is stopped:
+            # a stop never waits out the delay.
+            self.server.owner.stopping.wait(route.delay)
         self.send_response(route.status)
         for name, value in route.headers.items():
             self.send_header(name, value)
@@ -98,6 +99,7 @@ class HttpsServer:
         self.posts: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, body)
         self._server: _TlsHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -139,6 +141,7 @@ class HttpsServer:
             self.posts.append((path, headers, body))
 
     def start(self) -> HttpsServer:
+        self.stopping.clear()
         self._server = _TlsHttpServer((self.host, 0), self.cert.server_context(), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -148,6 +151,7 @@ class HttpsServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

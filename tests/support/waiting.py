@@ -32,3 +32,11 @@ async def wait_until_async(
             raise AssertionError(f"timed out after {timeout:.1f}s: {message}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+async def yield_to_loop(turns: int = 3) -> None:
+    """Let other tasks run on what they already have (no time passes: zero-length yields)."""
+    import asyncio
+
+    for _ in range(turns):
+        await asyncio.sleep(0)

@@ -8,6 +8,7 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.waiting import yield_to_loop
 
 from sealmail.smtpd.data import DataRead, DataVerdict, read_data
 
@@ -39,9 +40,7 @@ async def bulk(pieces: list[bytes], size_limit: int | None) -> tuple[DataRead, b
     task = asyncio.ensure_future(read_data(reader, size_limit, LINE_LIMIT))
     for piece in pieces:
         reader.feed_data(piece)
-        # Let the reader run on what has arrived so far, as it would between segments.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await yield_to_loop()  # the reader runs on what has arrived, as between segments
     reader.feed_eof()
     result = await task
     return result, await reader.read()
