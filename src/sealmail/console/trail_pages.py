@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +31,7 @@ from sealmail.console.kit import Kit
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports, Trail
 from sealmail.console.web import ConsoleSection
+from sealmail.domain import zones
 from sealmail.errors import ValidationFailed
 from sealmail.portal.lifecycle import PortalLifecycle, PortalStatus
 from sealmail.users.model import Session
@@ -101,11 +102,9 @@ class MessagePage:
 
 def _zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name.strip()[:64] or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(
-            [{"field": "zone", "message": "an IANA time zone name, like America/New_York or UTC"}]
-        ) from None
+        return zones.zone(name.strip() or "UTC")
+    except ValueError as exc:
+        raise ValidationFailed([{"field": "zone", "message": str(exc)}]) from None
 
 
 def _local(at: datetime, zone: str) -> str:

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain import zones
 from sealmail.errors import InvalidRequest
 from sealmail.store import db
 from sealmail.store.tables import tenants
@@ -42,9 +43,9 @@ class WorkingHours:
 
     def check(self) -> WorkingHours:
         try:
-            ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise InvalidRequest(f"time zone {self.time_zone!r}: an IANA name like America/New_York") from exc
+            zones.zone(self.time_zone)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
         if not (0 <= self.start < self.end <= 24):
             raise InvalidRequest("working hours: start before end, both between 0 and 24")
         if not self.weekdays or any(not 0 <= d <= 6 for d in self.weekdays):

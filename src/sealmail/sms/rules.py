@@ -18,7 +18,9 @@ import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from sealmail.domain import zones
 
 # ITU-T E.164: "+", a country code not starting with 0, at most 15 digits in all.
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -146,9 +148,9 @@ class QuietHours:
 
 def zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidNumber(f"unknown time zone {name!r}; use an IANA name such as America/Chicago") from exc
+        return zones.zone(name)
+    except ValueError as exc:
+        raise InvalidNumber(str(exc)) from exc
 
 
 def next_allowed(now: datetime, tz_name: str, purpose: Purpose, quiet: QuietHours = QuietHours()) -> datetime:

@@ -1,0 +1,20 @@
+"""Time zones named by people (a tenant's working hours, a patient's texting hours, an expiry
+typed in the console): one check, one message, whatever the caller's error type."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+HINT = "an IANA name from the IANA time zone database, like America/New_York or UTC"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The zone called ``name``; ``ValueError`` saying what is expected when there is none.
+
+    Names longer than any IANA name (64) are refused before the lookup, which reads files."""
+    if not name or len(name) > 64:
+        raise ValueError(f"time zone {name[:64]!r}: {HINT}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"time zone {name!r}: {HINT}") from exc
