@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -36,6 +37,14 @@ for _name in list(os.environ):
     if _name.startswith("SEALMAIL_") and _name not in _TEST_ENV:
         del os.environ[_name]
 os.environ["SEALMAIL_CONFIG"] = "/nonexistent/sealmail.toml"
+
+# The suite's HTTP clients wait up to 30 s for an answer instead of httpx's 5 s: on a CI machine
+# whose 2 cores are shared, rendering a page has taken over 5 s (a ReadTimeout that says nothing
+# about the product).  A server that never answers still fails the test, only later.
+for _client in (httpx.Client, httpx.AsyncClient):
+    _defaults = _client.__init__.__kwdefaults__
+    assert _defaults is not None and "timeout" in _defaults, "httpx changed how Client takes its timeout"
+    _defaults["timeout"] = httpx.Timeout(30.0)
 
 # Each test builds an app (a few hundred routes and their pydantic validators) and its services;
 # with CPython's default thresholds (700, 10, 10) the collector ran so often over that churn that
