@@ -141,7 +141,10 @@ class Segments:
         """A saved segment (``ref``) or an unsaved ``rule``: the count and a sample with why
         each matched (leaf labels, never values).  Audited with the classes touched."""
         self._blind_key(tenant_id)
-        with db.write(self.engine) as conn:
+        # The count reads every contact of the tenant (0.2–0.6 s at a million): on a read
+        # transaction, so on SQLite it never holds the write lock that intake and the workers
+        # wait on.  The audit entry follows in its own short write, before anything is returned.
+        with db.reader(self.engine) as conn, conn.begin():
             if ref is not None:
                 rule = find(conn, tenant_id, ref).rule
             compiled = self.compile(conn, tenant_id, rule)
@@ -154,6 +157,7 @@ class Segments:
                 if sample
                 else []
             )
+        with db.write(self.engine) as conn:
             audit.append(
                 conn,
                 action=AuditAction.MKT_SEGMENT_EVALUATED,
