@@ -210,15 +210,19 @@ def _json_text(value: str | None) -> str:
     return "null" if value is None else encode_basestring_ascii(value)
 
 
-def _appended_digest(prev_hash: str, row: dict[str, Any], at: str) -> str:
+def canonical_details(details: dict[str, Any]) -> str:
+    """An entry's details as its hash covers them, and as ``append_many`` stores them."""
+    return json.dumps(details, sort_keys=True, separators=(",", ":"))
+
+
+def _appended_digest(prev_hash: str, row: dict[str, Any], at: str, details: str) -> str:
     """``digest_of`` for a row ``append_many`` builds, without building a dict to sort.
 
     The body is written in ``digest_of``'s key order with the encoder ``json.dumps`` uses
-    for it (ASCII-escaped strings, compact separators, sorted keys inside ``details``), so
+    for it (ASCII-escaped strings, compact separators; ``details`` already in that form), so
     it is byte for byte the same text (``tests/unit/test_audit_digest.py`` compares them)
     and ``verify`` re-hashes it with ``digest_of``.
     """
-    details = json.dumps(row["details"], sort_keys=True, separators=(",", ":"))
     body = (
         f'{{"action":{_json_text(row["action"])},"actor":{_json_text(row["actor"])},'
         f'"at":{_json_text(at)},"details":{details},"id":{_json_text(row["id"])},'
@@ -285,7 +289,7 @@ class Entry:
 # Built once: every accepted batch appends, and building these per call cost more CPU
 # than executing them.
 _HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-_INSERT = sa.insert(audit_log)
+_INSERT = db.RowInsert(audit_log, encoded=frozenset({"details"}))
 _MOVE_HEAD = (
     sa.update(audit_head)
     .where(audit_head.c.id == 1)
@@ -345,7 +349,7 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[str]:
             prev_seq, prev_hash = int(head.seq), str(head.hash)
         rows = _chained(entries, prev_seq, prev_hash)
         conn.execute(_MOVE_HEAD, {"b_seq": rows[-1]["seq"], "b_hash": rows[-1]["hash"]})
-    conn.execute(_INSERT, rows)
+    _INSERT(conn, rows)
     with _last_heads_lock:
         _last_heads[database] = (rows[-1]["seq"], rows[-1]["hash"])
     return [str(r["id"]) for r in rows]
@@ -364,10 +368,11 @@ def _chained(entries: Sequence[Entry], prev_seq: int, prev_hash: str) -> list[di
             "actor": entry.actor,
             "action": str(entry.action),
             "target": entry.target,
-            "details": entry.details or {},
+            # Encoded once, for the hash and for the column (the JSON the hash covers).
+            "details": canonical_details(entry.details or {}),
             "prev_hash": prev_hash,
         }
-        row["hash"] = _appended_digest(prev_hash, row, at_text(at))
+        row["hash"] = _appended_digest(prev_hash, row, at_text(at), row["details"])
         rows.append(row)
         prev_seq, prev_hash = row["seq"], row["hash"]
     return rows

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sealmail.audit import _appended_digest, at_text, digest_of
+from sealmail.audit import _appended_digest, at_text, canonical_details, digest_of
 
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 _json = st.recursive(
@@ -42,4 +42,4 @@ def test_the_append_digest_is_digest_of(
         "prev_hash": "0" * 64,
     }
     expected = digest_of("0" * 64, {**row, "at": at_text(at)})
-    assert _appended_digest("0" * 64, row, at_text(at)) == expected
+    assert _appended_digest("0" * 64, row, at_text(at), canonical_details(details)) == expected

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.domain.statuses import MessageStatus, RecipientStatus
+from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import idempotency_keys, message_tags, messages, recipients
 from sealmail.suppressions import service as suppressions
@@ -27,9 +28,11 @@ from sealmail.suppressions.known import known
 
 # Built once (an accepted batch runs each of them; building a statement per call cost
 # as much CPU as executing it).
-_INSERT_MESSAGES = sa.insert(messages)
-_INSERT_RECIPIENTS = sa.insert(recipients)
-_INSERT_TAGS = sa.insert(message_tags)
+# Prepared once, straight to the driver (``db.RowInsert``): on PostgreSQL SQLAlchemy's
+# multi-row INSERT of a batch's messages cost twice the driver's ``executemany``.
+_INSERT_MESSAGES = db.RowInsert(messages)
+_INSERT_RECIPIENTS = db.RowInsert(recipients)
+_INSERT_TAGS = db.RowInsert(message_tags)
 _INSERT_IDEMPOTENCY = sa.insert(idempotency_keys)
 _EXPIRED_IDEMPOTENCY = sa.delete(idempotency_keys).where(
     idempotency_keys.c.tenant_id == sa.bindparam("b_tenant"),
@@ -219,11 +222,9 @@ def write(engine: Engine, idempotency_ttl: timedelta, batch: list[Pending]) -> N
     """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
     with engine.begin() as conn:
         reject_suppressed(conn, batch)
-        conn.execute(_INSERT_MESSAGES, [p.message for p in batch])
-        conn.execute(_INSERT_RECIPIENTS, [r for p in batch for r in p.recipients])
-        tags = [t for p in batch for t in p.tags]
-        if tags:
-            conn.execute(_INSERT_TAGS, tags)
+        _INSERT_MESSAGES(conn, [p.message for p in batch])
+        _INSERT_RECIPIENTS(conn, [r for p in batch for r in p.recipients])
+        _INSERT_TAGS(conn, [t for p in batch for t in p.tags])
         # Each message is new, its ``event_seq`` already counts its events: number from 1.
         ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
         for p in batch:
