@@ -27,9 +27,9 @@ from sealmail.suppressions import service as suppressions
 from sealmail.suppressions.known import known
 
 # Built once (an accepted batch runs each of them; building a statement per call cost
-# as much CPU as executing it).
-# Prepared once, straight to the driver (``db.RowInsert``): on PostgreSQL SQLAlchemy's
-# multi-row INSERT of a batch's messages cost twice the driver's ``executemany``.
+# as much CPU as executing it).  The row inserts go straight to the driver (``db.RowInsert``):
+# on PostgreSQL SQLAlchemy's multi-row INSERT of a batch's messages cost twice the driver's
+# ``executemany``.
 _INSERT_MESSAGES = db.RowInsert(messages)
 _INSERT_RECIPIENTS = db.RowInsert(recipients)
 _INSERT_TAGS = db.RowInsert(message_tags)
