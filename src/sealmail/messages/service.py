@@ -116,6 +116,25 @@ class Messages(Reading):
             replay = self._idempotent_replay(who.tenant_id, idem)
             if replay is not None:
                 return Accepted.from_record(replay), True
+        # From here this caller is on its way to a commit batch: a leader may wait for it.
+        with self._commits.expect() as commit:
+            item = self._prepared(who, sub, idem, system=system)
+            try:
+                # Returns only once the transaction holding these rows has committed.
+                commit(item)
+            except IntegrityError:
+                # A concurrent request with the same Idempotency-Key won the race.
+                if idem is not None:
+                    replay = self._idempotent_replay(who.tenant_id, idem)
+                    if replay is not None:
+                        return Accepted.from_record(replay), True
+                raise
+        return Accepted.from_record(item.response), False
+
+    def _prepared(
+        self, who: Principal, sub: Submission, idem: Idempotency | None, *, system: bool
+    ) -> group_commit.Pending:
+        """Screened, sender-checked and sealed: the rows one accepted message becomes."""
         screening = Screening("none") if system else self._screen(who, sub)
         if not system:
             # Checked before the message joins a commit batch, so a wrong sender fails only
@@ -124,18 +143,7 @@ class Messages(Reading):
         now = datetime.now(UTC)
         message_id = new_id("msg")
         sealed = accepting.Sealed(*self.keyring.seal(who.tenant_id, message_id, sub.raw))
-        item = accepting.pending(who, sub, screening, sealed, message_id, idem, now)
-        try:
-            # Returns only once the transaction holding these rows has committed.
-            self._commits.submit(item)
-        except IntegrityError:
-            # A concurrent request with the same Idempotency-Key won the race.
-            if idem is not None:
-                replay = self._idempotent_replay(who.tenant_id, idem)
-                if replay is not None:
-                    return Accepted.from_record(replay), True
-            raise
-        return Accepted.from_record(item.response), False
+        return accepting.pending(who, sub, screening, sealed, message_id, idem, now)
 
     def _screen(self, who: Principal, sub: Submission) -> Screening:
         """DLP at intake; a blocked message is audited and refused, nothing is stored."""

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sealmail.ids import new_id
+from sealmail.store import db
 from sealmail.store.tables import events, messages
 
 
@@ -115,13 +116,15 @@ def numbered(items: Sequence[NewEvent], first: int = 1) -> list[dict[str, Any]]:
     return [_row(e, first + i) for i, e in enumerate(items)]
 
 
-_INSERT = sa.insert(events)  # built once: every accepted batch and every flush inserts
+# Prepared once: every accepted batch and every flush inserts (``db.RowInsert``: one short
+# statement for any number of rows, straight to the driver).
+_INSERT = db.RowInsert(events)
 
 
 def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows built by ``numbered`` (one multi-row INSERT)."""
+    """Insert rows built by ``numbered`` (one ``executemany``)."""
     if rows:
-        conn.execute(_INSERT, list(rows))
+        _INSERT(conn, list(rows))
 
 
 def write(conn: Connection, items: Sequence[NewEvent]) -> list[dict[str, Any]]:

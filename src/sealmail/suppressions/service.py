@@ -52,6 +52,7 @@ from sealmail.ids import new_id
 from sealmail.store import db
 from sealmail.suppressions.export import CSV_COLUMNS as CSV_COLUMNS
 from sealmail.suppressions.export import csv_line
+from sealmail.suppressions.known import known
 from sealmail.suppressions.rules import (
     ALL_STREAMS as ALL_STREAMS,
 )
@@ -162,6 +163,8 @@ def suppress(
             ).first()
             if inserted is None:
                 continue
+            # Intake answers "not on the list" from memory: this entry must count at once.
+            known.added(conn, tenant_id, addr)
             _audit(
                 conn,
                 AuditAction.SUPPRESSION_CREATED,
