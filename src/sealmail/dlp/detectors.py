@@ -242,8 +242,8 @@ _MRN_LABELS = _label_then_id(
     r"MRN|MR#|MR\s?No\.?|med(?:ical)?\s+rec(?:ord)?(?:\s+(?:number|no\.?|num|#))?|"
     r"chart\s+(?:number|no\.?|#|id)|patient\s+(?:id|number|no\.?|#|acct)|pt\s+(?:id|#)",
 )
-_MRN_GATE = ("mr", "med", "chart", "patient", "pt")
-_MEMBER_GATE = (
+MRN_GATE = ("mr", "med", "chart", "patient", "pt")
+MEMBER_GATE = (
     "member",
     "subscriber",
     "enrollee",
@@ -283,7 +283,7 @@ class MrnDetector:
 
     def spans(self, text: str) -> Iterator[Span]:
         seen: set[Span] = set()
-        for span in LabelledIdDetector("mrn", _MRN_LABELS, _MRN_GATE).spans(text):
+        for span in LabelledIdDetector("mrn", _MRN_LABELS, MRN_GATE).spans(text):
             seen.add(span)
             yield span
         for span in PatternDetector("mrn", self.tenant_patterns).spans(text):
@@ -307,6 +307,7 @@ _DATES = re.compile(
     _I,
 )
 _LONGEST_DATE = len("September 30th, 2024")
+DOB_GATE = ("dob", "d.o.b", "birth", "born")
 _DOB_CONTEXT = re.compile(r"(?=[db])\b(?:DOB|D\.O\.B|date\s+of\s+birth|birth\s?date|born)\b", _I)
 
 
@@ -329,7 +330,7 @@ class DobDetector:
     name: str = "dob"
 
     def spans(self, text: str) -> Iterator[Span]:
-        if not _mentions(text, ("dob", "d.o.b", "birth", "born")):
+        if not _mentions(text, DOB_GATE):
             return
         # Label-driven: only the first date within 30 characters after a label counts, so in
         # "DOB 03/14/1985, seen 04/05/2024" the visit date is not a date of birth.
@@ -481,7 +482,7 @@ class MemberIdDetector:
     name: str = "member_id"
 
     def spans(self, text: str) -> Iterator[Span]:
-        return LabelledIdDetector(self.name, _MEMBER_LABELS, _MEMBER_GATE).spans(text)
+        return LabelledIdDetector(self.name, _MEMBER_LABELS, MEMBER_GATE).spans(text)
 
 
 # Patient-context machinery shared by phone and address detectors.  A value is the patient's

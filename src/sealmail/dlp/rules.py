@@ -20,6 +20,7 @@ from sealmail.dlp.detectors import (
     build_detectors,
     compile_tenant_pattern,
 )
+from sealmail.dlp.prefilter import TextShape, may_fire
 from sealmail.domain.secureline import DlpAction
 
 # Each part is scanned up to this many characters; a longer part is scanned in part and its
@@ -176,7 +177,12 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
         if len(text) > MAX_PART_CHARS:
             text = text[:MAX_PART_CHARS]
             not_scanned.append(location)
+        shape = TextShape(text)
         for detector in policy.detectors:
+            # A detector that certainly finds nothing is not run (see prefilter.py); the
+            # others run exactly as they would alone, over the whole text.
+            if not may_fire(detector, shape):
+                continue
             n = sum(1 for _ in detector.spans(text))
             if n:
                 key = (detector.name, location)
