@@ -24,17 +24,7 @@ condition hold more often.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-
-# The label gates the detectors apply themselves (``_mentions``), shared so they stay in step.
-from sealmail.dlp.detectors import (
-    DOB_GATE,
-    MEMBER_GATE,
-    MRN_GATE,
-    Detector,
-    KeywordDetector,
-    MrnDetector,
-)
+from collections.abc import Iterator
 
 _ASCII = bytes(range(128))
 _DIGITS = b"0123456789"
@@ -55,54 +45,62 @@ _WORD = _table({_DIGITS: b"d", _UPPER: b"W", _LOWER: b"w", b"-": b"-"})
 # Shape "number": z = 0, o = 1, d = 2-9 (area codes, NPIs start with 1 or 2), w = letter, "-", s.
 _NUMBER = _table({b"0": b"z", b"1": b"o", b"23456789": b"d", _UPPER + _LOWER: b"w", b"-": b"-"})
 
-# Each over-approximates a detector's main pattern on the padded "word" shape (the pad stands
-# for the start and end of the text, where lookbehinds and lookaheads see no character).
-# SSN: a digit after a non-word, non-hyphen character; 3-2-4 digits, same separator or none.
-_SSN = re.compile(rb"sddd(?:dddddd|[-s]dd[-s]dddd)(?![-dWw])")
-# DEA: two letters (the second may be 9), seven digits, on word boundaries.
-_DEA = re.compile(rb"ddddddd(?![-dWw])(?<=sW[Wd]ddddddd)")
-# MBI: digit, letter, letter-or-digit, digit, then the same twice more (CMS positions).
-_MBI = re.compile(rb"sdW[Wd]d-?W[Wd]d-?WWdd(?![-dWw])")
-# Dates the DOB detector reads: d/m/y with "/", "." or "-" (s or - here).  ISO dates and
-# spelled months have a year 19xx or 20xx after a boundary; see _YEAR.  No lookahead: the
-# detector searches a window, and a window's end passes any lookahead.
-_DATE = re.compile(rb"sd{1,2}[-s]d{1,2}[-s]dd")
-# A street number: 1-6 digits, maybe a letter, one or two blanks, then a word or number.
-_STREET = re.compile(rb"sd{1,6}W?s{1,2}[Wd]")
-# Street-type words of the address pattern, shortened to substrings that cover them.
-_STREET_WORDS = (
-    "St",
-    "Av",
-    "Road",
-    "Rd",
-    "Boulevard",
-    "Blvd",
-    "Dr",
-    "Lane",
-    "Ln",
-    "Court",
-    "Ct",
-    "Way",
-    "Pl",
-    "Ter",
-    "Cir",
-    "Parkway",
-    "Pkwy",
-    "Highway",
-    "Hwy",
-    "Trail",
-    "Trl",
-    "Sq",
-)
-# On the "number" shape: NPIs start with 1 (o) or 2 (d, with 3-9), ten digits in all.
-_NPI = (re.compile(rb"so[zod]{9}(?![-zodw])"), re.compile(rb"sd[zod]{9}(?![-zodw])"))
-# On the "number" shape: a year 19xx (o, d) or 20xx (d, z) after a boundary.
-_YEAR = (re.compile(rb"sod[zod]{2}"), re.compile(rb"sdz[zod]{2}"))
-# NANP numbers: an area code starting 2-9 ("(" and "." are s), or 1 / +1 then the area code.
-_PHONE = (
-    re.compile(rb"sd[zod]{2}(?:-|s{1,2})?[zod]{3}[-s]?[zod]{4}(?![-zodw])"),
-    re.compile(rb"so[-s]?s?d[zod]{2}(?:-|s{1,2})?[zod]{3}[-s]?[zod]{4}(?![-zodw])"),
-)
+# Where a detector's main pattern can start, as patterns over a padded shape: each
+# over-approximates the detector's pattern and starts with a literal (its first character is
+# the one before the match, a boundary "s", or the pad for the start of the text).  Shape
+# index j is text index j - 1, so a shape match at j names text position j + delta.
+_Kind = tuple[str, tuple[re.Pattern[bytes], ...], tuple[int, ...]]
+_KINDS: dict[str, _Kind] = {
+    # SSN: 3-2-4 digits with the same separator ("-" or blank) or none, on boundaries.
+    "ssn": ("word", (re.compile(rb"sd(?=dd(?:dddddd|[-s]dd[-s]dddd)(?![-dWw]))"),), (0,)),
+    # NPI: ten digits starting with 1 (o) or 2 (d, which also holds 3-9).
+    "npi": (
+        "number",
+        (re.compile(rb"so(?=[zod]{9}(?![-zodw]))"), re.compile(rb"sd(?=[zod]{9}(?![-zodw]))")),
+        (0,),
+    ),
+    # DEA: two letters (the second may be 9) and seven digits, on boundaries.
+    "dea": ("word", (re.compile(rb"sW(?=[Wd]ddddddd(?![-dWw]))"),), (0,)),
+    # MBI: digit, letter, letter or digit, digit, twice more (CMS positions), maybe dashed.
+    "mbi": ("word", (re.compile(rb"sd(?=W[Wd]d-?W[Wd]d-?WWdd(?![-dWw]))"),), (0,)),
+    # ICD-10: a letter of either case after a boundary, a digit, then a digit or letter;
+    # the pattern's match starts at the digit.
+    "icd10": ("word", (re.compile(rb"sWd(?=[dWw])"), re.compile(rb"swd(?=[dWw])")), (1,)),
+    # NANP phone numbers: an area code starting 2-9, bare or after "(" (both s), or 1 / +1
+    # first; the match starts at the digit or at the "(" / "+" before it.
+    "phone": (
+        "number",
+        (
+            re.compile(rb"sd(?=[zod]{2}(?:-|s{1,2})?[zod]{3}[-s]?[zod]{4}(?![-zodw]))"),
+            re.compile(rb"so(?=[-s]?s?d[zod]{2}(?:-|s{1,2})?[zod]{3}[-s]?[zod]{4}(?![-zodw]))"),
+        ),
+        (-1, 0),
+    ),
+    # A street number: 1-6 digits, maybe a letter, one or two blanks, a word or a number.
+    "street": ("word", (re.compile(rb"sd(?=d{0,5}W?s{1,2}[Wd])"),), (0,)),
+    # Dates the DOB detector reads: d/m/y with "/", "." or "-"; ISO dates and spelled months
+    # hold a year 19xx (o, d) or 20xx (d, z).  No lookahead past the digits: the detector
+    # searches a window, and the window's end passes any lookahead.
+    "date": (
+        "number",
+        (
+            *(re.compile(rb"s%c(?=[zod]?[-s][zod]{1,2}[-s][zod]{2})" % c) for c in b"zod"),
+            re.compile(rb"sod(?=[zod]{2})"),
+            re.compile(rb"sdz(?=[zod]{2})"),
+        ),
+        (0,),
+    ),
+}
+
+# The kinds whose start positions are known (others only say whether a match is possible).
+POSITIONED = frozenset(_KINDS)
+
+
+def _inert(char: str) -> bool:
+    """A non-ASCII character no detector pattern can match as a digit or an ASCII letter."""
+    if char.isdecimal():
+        return False
+    return not any(c.isascii() for c in char.lower() + char.upper() + char.casefold())
 
 
 def _shapeable(text: str) -> bytes | None:
@@ -114,25 +112,22 @@ def _shapeable(text: str) -> bytes | None:
     others = data.translate(None, _ASCII).decode("utf-8", "surrogatepass")
     if not all(_inert(char) for char in set(others)):
         return None
-    # Every byte of a multi-byte character becomes "s": a run of boundaries.
+    # Every byte of a multi-byte character becomes "s": a run of boundaries.  Positions then
+    # differ from the text's, so such a text gets answers about existence, never positions.
     return data
-
-
-def _inert(char: str) -> bool:
-    """A non-ASCII character no detector pattern can match as a digit or an ASCII letter."""
-    if char.isdecimal():
-        return False
-    return not any(c.isascii() for c in char.lower() + char.upper() + char.casefold())
 
 
 class TextShape:
     """One text's shapes (None when it must not be shaped) and lower-cased form."""
 
-    __slots__ = ("_lowered", "number", "text", "word")
+    __slots__ = ("_digits", "_lowered", "_starts", "ascii", "number", "text", "word")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._lowered: str | None = None
+        self._digits = -1
+        self._starts: dict[str, list[int] | None] = {}
+        self.ascii = text.isascii()
         data = _shapeable(text)
         # Padded: the pad stands for the start and end of the text, where lookarounds see
         # no character, like a boundary.
@@ -151,94 +146,64 @@ class TextShape:
         return any(word in lowered for word in words)
 
     def digits_at_least(self, count: int) -> bool:
-        word = self.word
-        return word is None or word.count(b"d") >= count
+        if self.word is None:
+            return True
+        if self._digits < 0:
+            self._digits = self.word.count(b"d")
+        return self._digits >= count
+
+    def word_starts(self, words: tuple[str, ...]) -> list[int] | None:
+        """Every position where the lower-cased text has one of ``words`` (lower case), in
+        order; None for a text that is not ASCII, whose lower-casing can change lengths."""
+        if not self.ascii:
+            return None
+        lowered = self.lowered
+        found: set[int] = set()
+        for word in words:
+            at = lowered.find(word)
+            while at >= 0:
+                found.add(at)
+                at = lowered.find(word, at + 1)
+        return sorted(found)
+
+    def possible(self, kind: str) -> bool:
+        """Whether a match of ``kind`` can start anywhere in the text."""
+        if self.ascii:
+            return self.starts(kind) != []
+        shape = self.word if _KINDS[kind][0] == "word" else self.number
+        return shape is None or any(p.search(shape) is not None for p in _KINDS[kind][1])
+
+    def starts(self, kind: str) -> list[int] | None:
+        """Every text position where a match of ``kind`` can start, in order (a superset);
+        None when unknown (a text that is not ASCII), and the whole text must be searched."""
+        if kind in self._starts:
+            return self._starts[kind]
+        found: list[int] | None = None
+        field, patterns, deltas = _KINDS[kind]
+        shape = self.word if field == "word" else self.number
+        if self.ascii and shape is not None:
+            positions = {m.start() + d for p in patterns for m in p.finditer(shape) for d in deltas}
+            found = sorted(p for p in positions if p >= 0)
+        self._starts[kind] = found
+        return found
 
 
-def _search(shape: bytes | None, prefix: bytes, pattern: re.Pattern[bytes]) -> bool:
-    # The substring test runs at memory speed and settles most texts before the regex.
-    return shape is None or (prefix in shape and pattern.search(shape) is not None)
+def matches(pattern: re.Pattern[str], text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, trying only ``starts`` when they are known.
 
-
-def _ssn(shape: TextShape, _: Detector) -> bool:
-    return _search(shape.word, b"sddd", _SSN)
-
-
-def _npi(shape: TextShape, _: Detector) -> bool:
-    number = shape.number
-    return number is None or any(_search(number, p.pattern[:2], p) for p in _NPI)
-
-
-def _dea(shape: TextShape, _: Detector) -> bool:
-    return _search(shape.word, b"ddddddd", _DEA)
-
-
-def _mbi(shape: TextShape, _: Detector) -> bool:
-    return _search(shape.word, b"sdW", _MBI)
-
-
-def _icd10(shape: TextShape, _: Detector) -> bool:
-    # A letter (either case) after a boundary, then a digit.
-    word = shape.word
-    return word is None or b"sWd" in word or b"swd" in word
-
-
-def _phone(shape: TextShape, _: Detector) -> bool:
-    number = shape.number
-    return number is None or any(_search(number, p.pattern[:2], p) for p in _PHONE)
-
-
-def _address(shape: TextShape, _: Detector) -> bool:
-    text = shape.text
-    if "Box" in text:  # the P.O. Box pattern's one literal word
-        return True
-    return _search(shape.word, b"sd", _STREET) and any(word in text for word in _STREET_WORDS)
-
-
-def _dob(shape: TextShape, _: Detector) -> bool:
-    number = shape.number
-    dated = _search(shape.word, b"sd", _DATE) or any(_search(number, p.pattern[:3], p) for p in _YEAR)
-    return dated and shape.mentions(DOB_GATE)
-
-
-def _member(shape: TextShape, _: Detector) -> bool:
-    # The label is the evidence, and the id after it holds at least four digits.
-    return shape.digits_at_least(4) and shape.mentions(MEMBER_GATE)
-
-
-def _mrn(shape: TextShape, detector: Detector) -> bool:
-    if shape.digits_at_least(4) and shape.mentions(MRN_GATE):
-        return True
-    if not isinstance(detector, MrnDetector):
-        return True
-    return any(_tenant_pattern_possible(shape, p) for p in detector.tenant_patterns)
-
-
-def _keyword(shape: TextShape, detector: Detector) -> bool:
-    if not isinstance(detector, KeywordDetector):
-        return True
-    return detector.pattern is not None and shape.mentions(detector.gate)
-
-
-_CHECKS: dict[str, Callable[[TextShape, Detector], bool]] = {
-    "ssn": _ssn,
-    "mrn": _mrn,
-    "dob": _dob,
-    "icd10": _icd10,
-    "npi": _npi,
-    "dea": _dea,
-    "mbi": _mbi,
-    "member_id": _member,
-    "phone_in_context": _phone,
-    "address_in_context": _address,
-    "keyword": _keyword,
-}
-
-
-def may_fire(detector: Detector, shape: TextShape) -> bool:
-    """False only when ``detector`` certainly finds nothing in ``shape.text``."""
-    check = _CHECKS.get(detector.name)
-    return check is None or check(shape, detector)
+    The same matches as long as ``starts`` holds every position where ``pattern.match``
+    succeeds: finditer takes the first such position at or after the previous match's end.
+    ``pattern.match(text, pos)`` sees the text before ``pos``, so lookbehinds read the same.
+    """
+    if starts is None:
+        yield from pattern.finditer(text)
+        return
+    end = 0
+    for start in starts:
+        if start >= end and (m := pattern.match(text, start)) is not None:
+            # The detectors' patterns never match empty text.
+            end = m.end()
+            yield m
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +240,7 @@ def literal_prefix(wrapped: str) -> tuple[str, bool]:
     return result
 
 
-def _tenant_pattern_possible(shape: TextShape, pattern: re.Pattern[str]) -> bool:
+def tenant_pattern_possible(shape: TextShape, pattern: re.Pattern[str]) -> bool:
     prefix, ignore_case = literal_prefix(pattern.pattern)
     if not prefix:
         return True
