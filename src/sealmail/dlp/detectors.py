@@ -366,7 +366,8 @@ class DobDetector:
     name: str = "dob"
 
     def possible(self, shape: TextShape) -> bool:
-        return shape.possible("date") and shape.mentions(DOB_GATE)
+        # The label words are rarer than dates: asked first.
+        return shape.mentions(DOB_GATE) and shape.possible("date")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         if not _mentions(text, DOB_GATE):

@@ -168,6 +168,9 @@ class TextShape:
 
     def possible(self, kind: str) -> bool:
         """Whether a match of ``kind`` can start anywhere in the text."""
+        # Every kind holds at least one digit, and one count settles texts without any.
+        if not self.digits_at_least(1):
+            return False
         if self.ascii:
             return self.starts(kind) != []
         shape = self.word if _KINDS[kind][0] == "word" else self.number
