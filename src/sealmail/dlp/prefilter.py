@@ -92,6 +92,10 @@ _KINDS: dict[str, _Kind] = {
     ),
 }
 
+# Past this many candidate starts a text is searched whole: trying each in Python costs more
+# than re's own scan (a hostile "ptptpt..." part of 2 M characters would name a million).
+MAX_STARTS = 2000
+
 # The kinds whose start positions are known (others only say whether a match is possible).
 POSITIONED = frozenset(_KINDS)
 
@@ -163,6 +167,8 @@ class TextShape:
             at = lowered.find(word)
             while at >= 0:
                 found.add(at)
+                if len(found) > MAX_STARTS:
+                    return None
                 at = lowered.find(word, at + 1)
         return sorted(found)
 
@@ -185,10 +191,22 @@ class TextShape:
         field, patterns, deltas = _KINDS[kind]
         shape = self.word if field == "word" else self.number
         if self.ascii and shape is not None:
-            positions = {m.start() + d for p in patterns for m in p.finditer(shape) for d in deltas}
-            found = sorted(p for p in positions if p >= 0)
+            found = _positions(shape, patterns, deltas)
         self._starts[kind] = found
         return found
+
+
+def _positions(
+    shape: bytes, patterns: tuple[re.Pattern[bytes], ...], deltas: tuple[int, ...]
+) -> list[int] | None:
+    """Text positions named by the shape patterns' matches, or None past :data:`MAX_STARTS`."""
+    positions: set[int] = set()
+    for pattern in patterns:
+        for m in pattern.finditer(shape):
+            positions.update(m.start() + d for d in deltas)
+            if len(positions) > MAX_STARTS:
+                return None
+    return sorted(p for p in positions if p >= 0)
 
 
 def matches(pattern: re.Pattern[str], text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:

@@ -259,3 +259,12 @@ def test_extraction_is_the_same_with_the_email_parser(raw: bytes, monkeypatch: p
         extract_module, "parse", lambda data: email.message_from_bytes(data, policy=email.policy.compat32)
     )
     assert extract(raw) == fast
+
+
+@pytest.mark.parametrize("text", ["pt " * 3000, "555-234-0100 " * 2500, "A1 " * 5000])
+def test_a_text_with_too_many_candidates_is_searched_whole_with_the_same_spans(text: str) -> None:
+    for detector in POLICIES[0].detectors:
+        shape = TextShape(text)
+        if detector.possible(shape):
+            assert list(detector.spans(text, shape)) == list(detector.spans(text))
+    assert TextShape(text).word_starts(("pt",)) is None or "pt" not in text
