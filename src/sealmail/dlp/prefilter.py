@@ -1,4 +1,4 @@
-"""Cheap proofs that a detector cannot fire on a text, so the scan can skip it.
+"""Where a detector can match in a text: cheap byte shapes, so the scan tries only there.
 
 Python's ``re`` scans a text position by position, and a pattern that starts with a digit
 class or a lookbehind (most detectors here) costs 20-40 ns per character: a 5 KB text paid
@@ -6,19 +6,23 @@ that about fifteen times, once per detector pattern.  A bytes translation, by co
 at memory speed, and a pattern that starts with a literal skips to its candidates with a
 tight C loop.  So each text is translated once into *shapes* — one byte per character naming
 its class (digit, upper-case letter, other word character, hyphen, anything else) — and each
-detector gets a necessary condition over the shapes: an over-approximation of its pattern that
-starts with a literal.  When the condition fails the detector cannot fire and is skipped; when
-it holds the detector runs exactly as before, over the whole text.  Findings are therefore the
-same by construction, provided every condition here is implied by its detector's pattern
-(``tests/unit/dlp/test_prefilter.py`` checks that against the detectors, over the corpus and
-generated texts).
+detector's main pattern gets a pattern over the shapes that over-approximates it and starts
+with a literal: the places where it could start.  No place: the detector is skipped.  Some:
+the detector tries its own pattern there only (:func:`matches`, which gives what ``finditer``
+gives as long as every place a match can start is among them).  Label-led detectors start
+where one of their label words occurs (:meth:`TextShape.word_starts`).  Findings are the same
+by construction, provided every shape pattern is implied by its detector's pattern;
+``tests/unit/dlp/test_prefilter.py`` checks that span for span against the whole-text search,
+over the corpus, mutations of it and generated texts.
 
 Soundness rests on the shape seeing every character a pattern could use.  ``\\d`` and
 case-insensitive letters are Unicode-aware, so a text with a non-ASCII decimal digit, or a
 non-ASCII character that case-maps to an ASCII letter (the Kelvin sign, dotless i, long s),
-gets no shapes and every detector runs.  Other non-ASCII characters (accents, curly quotes)
-cannot be part of any match and become "anything else" — a boundary — which only ever lets a
-condition hold more often.
+gets no shapes and every detector searches it whole.  Other non-ASCII characters (accents,
+curly quotes) cannot be part of any match and become "anything else" — a boundary — which only
+ever lets a shape pattern match more often; positions then shift, so such a text only learns
+whether a detector can match, not where.  Past :data:`MAX_STARTS` candidates (hostile input)
+a text is searched whole too, at ``re``'s own speed.
 """
 
 from __future__ import annotations
