@@ -1,7 +1,8 @@
 """DLP: detect PHI in a message and map it to the tenant's action.
 
-``detectors`` holds the pure PHI detectors, ``rules`` the tenant policy and the scan that
-produces a :class:`Verdict`, ``extract`` the MIME/PDF/DOCX text extraction.  Verdicts name the
+``detectors`` holds the pure PHI detectors, ``prefilter`` the byte shapes that tell them where
+a match can start, ``rules`` the tenant policy and the scan that produces a :class:`Verdict`,
+``extract`` the MIME/PDF/DOCX text extraction.  Verdicts name the
 detector and the location that fired, never the matched value.
 """
 

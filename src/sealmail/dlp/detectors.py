@@ -30,6 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from sealmail.dlp.prefilter import POSITIONED, TextShape, matches, tenant_pattern_possible
+
 
 class Span(NamedTuple):
     """Where a detector matched, as offsets into the scanned text (no text is kept)."""
@@ -39,12 +41,20 @@ class Span(NamedTuple):
 
 
 class Detector(Protocol):
-    """A PHI detector: a stable name and the spans it finds in a text."""
+    """A PHI detector: a stable name and the spans it finds in a text.
+
+    ``possible(shape)`` is False only when the detector certainly finds nothing in
+    ``shape.text``; ``spans(text, shape)`` uses the shape to try its patterns only where a
+    match can start (see :mod:`sealmail.dlp.prefilter`).  Without a shape, ``spans`` searches
+    the whole text: the same spans, more slowly.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def spans(self, text: str) -> Iterator[Span]: ...
+    def possible(self, shape: TextShape) -> bool: ...
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]: ...
 
 
 _I = re.IGNORECASE
@@ -56,6 +66,10 @@ def _before(text: str, start: int, width: int) -> str:
 
 def _around(text: str, start: int, end: int, width: int) -> str:
     return text[max(0, start - width) : end + width]
+
+
+def _starts(shape: TextShape | None, kind: str) -> list[int] | None:
+    return None if shape is None else shape.starts(kind)
 
 
 def _mentions(text: str, words: tuple[str, ...]) -> bool:
@@ -179,8 +193,11 @@ class SsnDetector:
 
     name: str = "ssn"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for m in _SSN.finditer(text):
+    def possible(self, shape: TextShape) -> bool:
+        return shape.possible("ssn")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for m in matches(_SSN, text, _starts(shape, "ssn")):
             if not ssn_valid(m["area"], m["group"], m["serial"]):
                 continue
             before = _before(text, m.start(), 40)
@@ -215,11 +232,18 @@ class LabelledIdDetector:
     name: str
     label: re.Pattern[str]
     gate: tuple[str, ...]
+    # Lower case: every match of ``label`` starts with one of these (case-insensitive).
+    first: tuple[str, ...]
 
-    def spans(self, text: str) -> Iterator[Span]:
+    def possible(self, shape: TextShape) -> bool:
+        # The id after the label holds at least four digits.
+        return shape.digits_at_least(4) and shape.mentions(self.gate)
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         if not _mentions(text, self.gate):
             return
-        for m in self.label.finditer(text):
+        starts = None if shape is None else shape.word_starts(self.first)
+        for m in matches(self.label, text, starts):
             token = m["id"]
             if sum(c.isdigit() for c in token) >= 4:
                 yield Span(m.start("id"), m.end("id"))
@@ -242,8 +266,8 @@ _MRN_LABELS = _label_then_id(
     r"MRN|MR#|MR\s?No\.?|med(?:ical)?\s+rec(?:ord)?(?:\s+(?:number|no\.?|num|#))?|"
     r"chart\s+(?:number|no\.?|#|id)|patient\s+(?:id|number|no\.?|#|acct)|pt\s+(?:id|#)",
 )
-_MRN_GATE = ("mr", "med", "chart", "patient", "pt")
-_MEMBER_GATE = (
+MRN_GATE = ("mr", "med", "chart", "patient", "pt")
+MEMBER_GATE = (
     "member",
     "subscriber",
     "enrollee",
@@ -254,11 +278,16 @@ _MEMBER_GATE = (
     "insurance",
     "plan",
 )
+# "health plan" starts with a word the gate does not need.
+_MEMBER_FIRST = (*MEMBER_GATE, "health")
 _MEMBER_LABELS = _label_then_id(
     "mseibph",
     r"(?:member|subscriber|enrollee|insured|beneficiary|medicaid|policy(?:holder)?|insurance|"
     r"health\s+plan|plan\s+member)\s+(?:id(?:entification)?|number|no\.?|#)(?:\s+(?:number|no\.?|#))?",
 )
+
+_MRN = LabelledIdDetector("mrn", _MRN_LABELS, MRN_GATE, MRN_GATE)
+_MEMBER = LabelledIdDetector("member_id", _MEMBER_LABELS, MEMBER_GATE, _MEMBER_FIRST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +297,10 @@ class PatternDetector:
     name: str
     patterns: tuple[re.Pattern[str], ...]
 
-    def spans(self, text: str) -> Iterator[Span]:
+    def possible(self, shape: TextShape) -> bool:
+        return any(tenant_pattern_possible(shape, pattern) for pattern in self.patterns)
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         for pattern in self.patterns:
             for m in pattern.finditer(text):
                 yield Span(*m.span())
@@ -281,9 +313,12 @@ class MrnDetector:
     tenant_patterns: tuple[re.Pattern[str], ...] = ()
     name: str = "mrn"
 
-    def spans(self, text: str) -> Iterator[Span]:
+    def possible(self, shape: TextShape) -> bool:
+        return _MRN.possible(shape) or PatternDetector("mrn", self.tenant_patterns).possible(shape)
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         seen: set[Span] = set()
-        for span in LabelledIdDetector("mrn", _MRN_LABELS, _MRN_GATE).spans(text):
+        for span in _MRN.spans(text, shape):
             seen.add(span)
             yield span
         for span in PatternDetector("mrn", self.tenant_patterns).spans(text):
@@ -307,6 +342,8 @@ _DATES = re.compile(
     _I,
 )
 _LONGEST_DATE = len("September 30th, 2024")
+DOB_GATE = ("dob", "d.o.b", "birth", "born")
+_DOB_FIRST = (*DOB_GATE, "date")
 _DOB_CONTEXT = re.compile(r"(?=[db])\b(?:DOB|D\.O\.B|date\s+of\s+birth|birth\s?date|born)\b", _I)
 
 
@@ -328,13 +365,18 @@ class DobDetector:
 
     name: str = "dob"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        if not _mentions(text, ("dob", "d.o.b", "birth", "born")):
+    def possible(self, shape: TextShape) -> bool:
+        # The label words are rarer than dates: asked first.
+        return shape.mentions(DOB_GATE) and shape.possible("date")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        if not _mentions(text, DOB_GATE):
             return
         # Label-driven: only the first date within 30 characters after a label counts, so in
         # "DOB 03/14/1985, seen 04/05/2024" the visit date is not a date of birth.
         found: set[int] = set()
-        for label in _DOB_CONTEXT.finditer(text):
+        starts = None if shape is None else shape.word_starts(_DOB_FIRST)
+        for label in matches(_DOB_CONTEXT, text, starts):
             m = _DATES.search(text, label.end(), label.end() + 30 + _LONGEST_DATE)
             if m is None or m.start() - label.end() > 30 or m.start() in found or not _plausible_date(m):
                 continue
@@ -386,8 +428,11 @@ class Icd10Detector:
 
     name: str = "icd10"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for m in _ICD.finditer(text):
+    def possible(self, shape: TextShape) -> bool:
+        return shape.possible("icd10")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for m in matches(_ICD, text, _starts(shape, "icd10")):
             start = m.start() - 1
             code = text[start : m.end()]
             if not icd10cm_plausible(code.upper()):
@@ -422,8 +467,11 @@ class NpiDetector:
 
     name: str = "npi"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for m in _NPI.finditer(text):
+    def possible(self, shape: TextShape) -> bool:
+        return shape.possible("npi")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for m in matches(_NPI, text, _starts(shape, "npi")):
             if npi_valid(m[0]) and _NPI_CONTEXT.search(_around(text, m.start(), m.end(), 50)) is not None:
                 yield Span(*m.span())
 
@@ -445,8 +493,11 @@ class DeaDetector:
 
     name: str = "dea"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for m in _DEA.finditer(text):
+    def possible(self, shape: TextShape) -> bool:
+        return shape.possible("dea")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for m in matches(_DEA, text, _starts(shape, "dea")):
             if dea_valid(m[0]) and _DEA_CONTEXT.search(_around(text, m.start(), m.end(), 50)) is not None:
                 yield Span(*m.span())
 
@@ -468,8 +519,11 @@ class MbiDetector:
 
     name: str = "mbi"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for m in _MBI.finditer(text):
+    def possible(self, shape: TextShape) -> bool:
+        return shape.possible("mbi")
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for m in matches(_MBI, text, _starts(shape, "mbi")):
             if m["sep"] or _MBI_CONTEXT.search(_around(text, m.start(), m.end(), 60)) is not None:
                 yield Span(*m.span())
 
@@ -480,8 +534,11 @@ class MemberIdDetector:
 
     name: str = "member_id"
 
-    def spans(self, text: str) -> Iterator[Span]:
-        return LabelledIdDetector(self.name, _MEMBER_LABELS, _MEMBER_GATE).spans(text)
+    def possible(self, shape: TextShape) -> bool:
+        return _MEMBER.possible(shape)
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        return _MEMBER.spans(text, shape)
 
 
 # Patient-context machinery shared by phone and address detectors.  A value is the patient's
@@ -511,16 +568,21 @@ class InPatientContextDetector:
     """A value (phone, address) that is PHI only when it belongs to a patient."""
 
     name: str
-    values: tuple[re.Pattern[str], ...]
+    # Each value pattern with the prefilter kind that says where it can start (None: anywhere).
+    values: tuple[tuple[re.Pattern[str], str | None], ...]
     specific: re.Pattern[str]
     generic: re.Pattern[str]
 
-    def spans(self, text: str) -> Iterator[Span]:
-        for value in self.values:
-            yield from self._spans(value, text)
+    def possible(self, shape: TextShape) -> bool:
+        return any(_value_possible(kind, shape) for _, kind in self.values)
 
-    def _spans(self, value: re.Pattern[str], text: str) -> Iterator[Span]:
-        for m in value.finditer(text):
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
+        for value, kind in self.values:
+            starts = _starts(shape, kind) if kind in POSITIONED else None
+            yield from self._spans(matches(value, text, starts), text)
+
+    def _spans(self, found: Iterator[re.Match[str]], text: str) -> Iterator[Span]:
+        for m in found:
             before = _before(text, m.start(), 50)
             label = self.specific.search(before)
             if label is None:
@@ -567,13 +629,20 @@ _ADDRESS_SPECIFIC = re.compile(
 _ADDRESS_GENERIC = re.compile(r"\baddress\b|\baddr\b", _I)
 
 
+def _value_possible(kind: str | None, shape: TextShape) -> bool:
+    if kind == "po_box":
+        return "Box" in shape.text  # the pattern's one literal word
+    return kind is None or shape.possible(kind)
+
+
 def phone_in_context() -> InPatientContextDetector:
-    return InPatientContextDetector("phone_in_context", (_PHONE,), _PHONE_SPECIFIC, _PHONE_GENERIC)
+    return InPatientContextDetector("phone_in_context", ((_PHONE, "phone"),), _PHONE_SPECIFIC, _PHONE_GENERIC)
 
 
 def address_in_context() -> InPatientContextDetector:
+    # The P.O. Box pattern starts with a literal "P", which re already skips to quickly.
     return InPatientContextDetector(
-        "address_in_context", (_STREET, _PO_BOX), _ADDRESS_SPECIFIC, _ADDRESS_GENERIC
+        "address_in_context", ((_STREET, "street"), (_PO_BOX, "po_box")), _ADDRESS_SPECIFIC, _ADDRESS_GENERIC
     )
 
 
@@ -595,7 +664,10 @@ class KeywordDetector:
         pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", _I)
         return cls(pattern, tuple(w.lower() for w in words))
 
-    def spans(self, text: str) -> Iterator[Span]:
+    def possible(self, shape: TextShape) -> bool:
+        return self.pattern is not None and shape.mentions(self.gate)
+
+    def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         if self.pattern is not None and _mentions(text, self.gate):
             for m in self.pattern.finditer(text):
                 yield Span(*m.span())

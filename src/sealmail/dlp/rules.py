@@ -20,6 +20,7 @@ from sealmail.dlp.detectors import (
     build_detectors,
     compile_tenant_pattern,
 )
+from sealmail.dlp.prefilter import TextShape
 from sealmail.domain.secureline import DlpAction
 
 # Each part is scanned up to this many characters; a longer part is scanned in part and its
@@ -176,8 +177,11 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
         if len(text) > MAX_PART_CHARS:
             text = text[:MAX_PART_CHARS]
             not_scanned.append(location)
+        shape = TextShape(text)
         for detector in policy.detectors:
-            n = sum(1 for _ in detector.spans(text))
+            # A detector that certainly finds nothing is not run, and the others try their
+            # patterns only where a match can start (prefilter.py): the same spans.
+            n = _count(detector, text, shape)
             if n:
                 key = (detector.name, location)
                 counts[key] = counts.get(key, 0) + n
@@ -196,6 +200,10 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
         actions.append(policy.unscanned_action)
     action = max(actions, default=Action.NONE)
     return Verdict(findings, action, _reason(findings, not_scanned), tuple(not_scanned))
+
+
+def _count(detector: Detector, text: str, shape: TextShape) -> int:
+    return sum(1 for _ in detector.spans(text, shape)) if detector.possible(shape) else 0
 
 
 def _reason(findings: Sequence[Finding], unscanned: Sequence[str]) -> str:

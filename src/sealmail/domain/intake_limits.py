@@ -242,6 +242,10 @@ def _check_mime(raw: bytes, limits: IntakeLimits) -> Violation | None:
             else:
                 pending_headers = False
             continue
+        if not open_:
+            # No multipart is open, so no later line can be a delimiter: the rest of the
+            # message (all of a single-part message's body) has nothing left to count.
+            return None
         line = lines[index].rstrip(b" \t")
         index += 1
         if not line.startswith(b"--") or not open_:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 
 import pytest
 
@@ -54,3 +55,23 @@ def test_complete_raw_reuses_the_callers_facts() -> None:
     assert completed.startswith(b"Message-ID: " + message_id.encode() + b"\r\nDate: ")
     assert completed.endswith(raw)
     assert header_facts(completed).message_id == message_id
+
+
+@pytest.mark.parametrize(
+    ("from_", "sender"),
+    [
+        ("Clinic <a@b.example>", None),
+        ("a@b.example, Second <c@d.example>", "Office <e@f.example>"),
+        ('"Doe, Jane" <jane@b.example>', None),
+        ("(comment) a@b.example (more", "x"),
+        ("Long <" + "x" * 1200 + "@b.example>", "s@b.example"),
+    ],
+)
+def test_remembered_mailboxes_are_what_the_parser_answers(from_: str, sender: str | None) -> None:
+    raw = f"From: {from_}\r\n".encode() + (f"Sender: {sender}\r\n".encode() if sender else b"") + b"\r\nbody"
+    values = [from_] + ([sender] if sender else [])
+    for _ in range(2):  # the second call answers from memory
+        facts = header_facts(raw)
+        first = email.utils.getaddresses([from_])
+        assert facts.header_from == (first[0][1] if first else "")
+        assert facts.senders == tuple(addr for _, addr in email.utils.getaddresses(values))
