@@ -14,6 +14,11 @@ than a rate.  ``--profile FILE`` runs one thread under cProfile instead (batches
 ``--door smtp`` runs the real gateway (``build_gateway``: STARTTLS, AUTH PLAIN, aiosmtpd)
 in this process and ``bench/mta_load.py``'s client with ``--threads`` connections in a child
 process, so this process's CPU is the gateway's alone (py-spy it with ``--gil``).
+
+``--door api`` runs the API role as ``sealmail serve --role api`` does (``runtime.serve``:
+uvicorn, the FastAPI app with the console mounted, API-key authentication, the per-key rate
+limit — in the database on PostgreSQL) and ``bench/mta_load.py``'s keep-alive HTTP/1.1
+client POSTing ``/v1/messages`` over ``--threads`` connections in a child process.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import asyncio
 import cProfile
 import multiprocessing
+import os
 import pstats
 import resource
 import sys
@@ -37,19 +43,21 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 
-from mta_load import raw_message, smtp_load  # noqa: E402
+from mta_load import api_load, raw_message, smtp_load  # noqa: E402
+from throughput import free_port  # noqa: E402
 
 from sealmail.app import build_gateway, build_services, intake_limits  # noqa: E402
 from sealmail.crypto.devcert import create_dev_certificates  # noqa: E402
 from sealmail.domain.addresses import Address, parse_address  # noqa: E402
 from sealmail.domain.tls_policy import Stream  # noqa: E402
 from sealmail.messages.compose import submission_from_raw  # noqa: E402
-from sealmail.runtime import configure_logging  # noqa: E402
+from sealmail.runtime import configure_logging, serve  # noqa: E402
 from sealmail.schema import metadata  # noqa: E402
 from sealmail.store import db, migrate  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_DB = "sealmail_intake_bench"
+# One database per run: several sessions may bench on the same server at once.
+PG_DB = f"sealmail_intake_bench_{os.getpid()}"
 
 
 def cpu() -> float:
@@ -74,6 +82,13 @@ def database(engine_name: str, home: Path) -> str:
     return url
 
 
+def drop_database() -> None:
+    admin = sa.create_engine(db.normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
@@ -82,7 +97,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=5120)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--profile", type=Path, help="cProfile one thread; write pstats here")
-    p.add_argument("--door", choices=["store", "smtp"], default="store")
+    p.add_argument("--door", choices=["store", "smtp", "api"], default="store")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous (product default FULL)")
     args = p.parse_args()
 
@@ -95,6 +110,11 @@ def main() -> None:
             database(args.engine, home),
             sqlite_synchronous=args.synchronous,
             smtp_hostname="bench.local",
+            # The per-key limit is still counted on every request; it only never refuses here.
+            api_rate_limit_per_minute=10_000_000,
+            api_rate_limit_max_per_minute=10_000_000,
+            api_host="127.0.0.1",
+            api_port=free_port(),
         )
         configure_logging(settings)  # warning, as `serve` runs it: no line per message
         svc = build_services(settings)
@@ -120,6 +140,8 @@ def main() -> None:
         n = args.messages
         if args.door == "smtp":
             c0, t0, c1, t1 = smtp_door(svc, settings, tenant.id, home, args)
+        elif args.door == "api":
+            c0, t0, c1, t1 = asyncio.run(api_door(svc, settings.api_port, tenant.api_key, args))
         elif args.profile:
             for i in range(args.warmup):
                 store(i)
@@ -154,6 +176,8 @@ def main() -> None:
                 t.join()
             c1, t1 = cpu(), time.perf_counter()
         svc.close()
+        if args.engine == "postgresql":
+            drop_database()
         print(
             f"{args.engine} threads={args.threads} messages={n}: "
             f"CPU {1000 * (c1 - c0) / n:.2f} ms/msg, {n / (t1 - t0):.0f} msg/s wall"
@@ -193,6 +217,41 @@ def smtp_door(
             raise SystemExit("the client failed")
     finally:
         gateway.stop()
+    return c0, t0, c1, t1
+
+
+def _api_client(port: int, key: str, n: int, conns: int, size: int, tag: str) -> None:
+    sent = asyncio.run(api_load(port, key, n, 100, conns, size, tag))
+    if sent != n:
+        raise SystemExit(f"only {sent} of {n} messages got a 202")
+
+
+async def api_door(
+    svc: Any, port: int, key: str, args: argparse.Namespace
+) -> tuple[float, float, float, float]:
+    """The API role on this process's event loop, the client in a child: (cpu0, t0, cpu1, t1)."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve(svc, ["api"], stop=stop, ready=ready))
+    await ready.wait()
+    ctx = multiprocessing.get_context("spawn")
+
+    async def client(n: int, tag: str) -> int | None:
+        proc = ctx.Process(target=_api_client, args=(port, key, n, args.threads, args.size, tag))
+        proc.start()
+        await asyncio.to_thread(proc.join)
+        return proc.exitcode
+
+    try:
+        if await client(args.warmup, "w") != 0:
+            raise SystemExit("the warm-up client failed")
+        c0, t0 = cpu(), time.perf_counter()
+        code = await client(args.messages, "m")
+        c1, t1 = cpu(), time.perf_counter()
+        if code != 0:
+            raise SystemExit("the client failed")
+    finally:
+        stop.set()
+        await server
     return c0, t0, c1, t1
 
 
