@@ -1,15 +1,16 @@
 """Hits counted ahead: a block of a window's hits reserved in one statement, handed out from memory.
 
 A shared counter (``limits.database``) costs a statement and a thread hop per request; with a
-large limit (an API key's thousands a minute) most of that buys nothing.  So a process
-reserves a block of hits at once (``hits = hits + block``) and gives its slots to the next
-requests without I/O.  The limit still holds across processes: every slot is a distinct
-number counted in the shared row, and a request is allowed only when its slot is within the
-limit, so no more than ``limit`` are ever allowed in a window.  What a block costs is the other
-way round: slots reserved here and not used before the window ends were counted anyway, so
-another process may refuse a little early.  A block is therefore at most ``1/LEASE_SHARE`` of
-what the window has left as last seen (and ``MAX_BLOCK``): near the limit, and for small limits
-(failed sign-ins, per-address limits), it is one hit, counted exactly as before.
+large limit (an API key's thousands a minute) most of that buys nothing.  So a process reserves
+a block of hits at once (``hits = hits + block``) and gives its slots to the next requests
+without I/O.  The limit still holds across processes: every slot is a distinct number counted
+in the shared row, and a request is allowed only when its slot is within the limit, so no more
+than ``limit`` are ever allowed in a window.  What a block costs is the other way round: slots
+reserved here and not used before the window ends were counted anyway, so another process may
+refuse a little early.  A block is therefore at most ``1/LEASE_SHARE`` of what the window has
+left as last seen (and ``MAX_BLOCK``): near the limit, and for small limits (under 128: failed
+authentications, sign-in steps, public links per address), it is one hit, counted exactly as
+before.
 
 A window known to be spent (a count past its limit was seen) refuses from memory too: a
 window's count never goes down.
