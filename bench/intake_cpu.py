@@ -14,6 +14,15 @@ than a rate.  ``--profile FILE`` runs one thread under cProfile instead (batches
 ``--door smtp`` runs the real gateway (``build_gateway``: STARTTLS, AUTH PLAIN, aiosmtpd)
 in this process and ``bench/mta_load.py``'s client with ``--threads`` connections in a child
 process, so this process's CPU is the gateway's alone (py-spy it with ``--gil``).
+
+``--door api`` runs the API role as ``sealmail serve --role api`` does (``runtime.serve``:
+uvicorn, the FastAPI app with the console mounted, API-key authentication, the per-key rate
+limit — in the database on PostgreSQL) and ``bench/mta_load.py``'s keep-alive HTTP/1.1
+client POSTing ``/v1/messages`` over ``--threads`` connections in a child process.
+
+On PostgreSQL the CPU of the server's backends serving this run's database (its own, named
+after this process) is printed beside it, read from ``/proc``, so the server must run on
+this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import argparse
 import asyncio
 import cProfile
 import multiprocessing
+import os
 import pstats
 import resource
 import sys
@@ -37,24 +47,52 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 
-from mta_load import raw_message, smtp_load  # noqa: E402
+from mta_load import api_load, raw_message, smtp_load  # noqa: E402
+from throughput import free_port  # noqa: E402
 
 from sealmail.app import build_gateway, build_services, intake_limits  # noqa: E402
 from sealmail.crypto.devcert import create_dev_certificates  # noqa: E402
 from sealmail.domain.addresses import Address, parse_address  # noqa: E402
 from sealmail.domain.tls_policy import Stream  # noqa: E402
 from sealmail.messages.compose import submission_from_raw  # noqa: E402
-from sealmail.runtime import configure_logging  # noqa: E402
+from sealmail.runtime import configure_logging, serve  # noqa: E402
 from sealmail.schema import metadata  # noqa: E402
 from sealmail.store import db, migrate  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_DB = "sealmail_intake_bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# One database per run: several sessions may bench on the same server at once.
+PG_DB = f"sealmail_intake_bench_{os.getpid()}"
 
 
 def cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def pg_cpu() -> float:
+    """CPU seconds of the PostgreSQL backends serving this run's database (0 if none or unreadable)."""
+    total = 0.0
+    tag = f" {PG_DB} ".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if tag not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+Mark = tuple[float, float, float]
+
+
+def mark() -> Mark:
+    """This process's CPU, the wall clock and the PostgreSQL backends' CPU, now."""
+    return cpu(), time.perf_counter(), pg_cpu()
 
 
 def database(engine_name: str, home: Path) -> str:
@@ -74,6 +112,13 @@ def database(engine_name: str, home: Path) -> str:
     return url
 
 
+def drop_database() -> None:
+    admin = sa.create_engine(db.normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
@@ -82,7 +127,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=5120)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--profile", type=Path, help="cProfile one thread; write pstats here")
-    p.add_argument("--door", choices=["store", "smtp"], default="store")
+    p.add_argument("--door", choices=["store", "smtp", "api"], default="store")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous (product default FULL)")
     args = p.parse_args()
 
@@ -95,6 +140,11 @@ def main() -> None:
             database(args.engine, home),
             sqlite_synchronous=args.synchronous,
             smtp_hostname="bench.local",
+            # The per-key limit is still counted on every request; it only never refuses here.
+            api_rate_limit_per_minute=10_000_000,
+            api_rate_limit_max_per_minute=10_000_000,
+            api_host="127.0.0.1",
+            api_port=free_port(),
         )
         configure_logging(settings)  # warning, as `serve` runs it: no line per message
         svc = build_services(settings)
@@ -119,17 +169,19 @@ def main() -> None:
 
         n = args.messages
         if args.door == "smtp":
-            c0, t0, c1, t1 = smtp_door(svc, settings, tenant.id, home, args)
+            start, end = smtp_door(svc, settings, tenant.id, home, args)
+        elif args.door == "api":
+            start, end = asyncio.run(api_door(svc, settings.api_port, tenant.api_key, args))
         elif args.profile:
             for i in range(args.warmup):
                 store(i)
             prof = cProfile.Profile()
-            c0, t0 = cpu(), time.perf_counter()
+            start = mark()
             prof.enable()
             for i in range(n):
                 store(i)
             prof.disable()
-            c1, t1 = cpu(), time.perf_counter()
+            end = mark()
             prof.dump_stats(str(args.profile))
             pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
         else:
@@ -147,16 +199,22 @@ def main() -> None:
                     store(i)
 
             threads = [threading.Thread(target=run) for _ in range(args.threads)]
-            c0, t0 = cpu(), time.perf_counter()
+            start = mark()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            c1, t1 = cpu(), time.perf_counter()
+            end = mark()
         svc.close()
+        if args.engine == "postgresql":
+            drop_database()
+        (c0, t0, pg0), (c1, t1, pg1) = start, end
+        backends = (
+            f" (+ PostgreSQL backends {1000 * (pg1 - pg0) / n:.2f})" if args.engine == "postgresql" else ""
+        )
         print(
             f"{args.engine} threads={args.threads} messages={n}: "
-            f"CPU {1000 * (c1 - c0) / n:.2f} ms/msg, {n / (t1 - t0):.0f} msg/s wall"
+            f"CPU {1000 * (c1 - c0) / n:.2f} ms/msg{backends}, {n / (t1 - t0):.0f} msg/s wall"
         )
 
 
@@ -168,8 +226,8 @@ def _client(port: int, n: int, conns: int, size: int, tag: str, login: tuple[str
 
 def smtp_door(
     svc: Any, settings: Any, tenant_id: str, home: Path, args: argparse.Namespace
-) -> tuple[float, float, float, float]:
-    """The gateway in this process, the client in a child: (cpu0, t0, cpu1, t1) of the run."""
+) -> tuple[Mark, Mark]:
+    """The gateway in this process, the client in a child: ``mark()`` before and after the run."""
     _, cert, key = create_dev_certificates(home / "tls", ["127.0.0.1", "localhost"])
     update = {"smtp_host": "127.0.0.1", "smtp_port": 0, "smtp_tls_cert": cert, "smtp_tls_key": key}
     gateway = build_gateway(svc, settings.model_copy(update=update))
@@ -185,15 +243,48 @@ def smtp_door(
         run = ctx.Process(
             target=_client, args=(gateway.port, args.messages, args.threads, args.size, "m", (user, password))
         )
-        c0, t0 = cpu(), time.perf_counter()
+        start = mark()
         run.start()
         run.join()
-        c1, t1 = cpu(), time.perf_counter()
+        end = mark()
         if run.exitcode != 0:
             raise SystemExit("the client failed")
     finally:
         gateway.stop()
-    return c0, t0, c1, t1
+    return start, end
+
+
+def _api_client(port: int, key: str, n: int, conns: int, size: int, tag: str) -> None:
+    sent = asyncio.run(api_load(port, key, n, 100, conns, size, tag))
+    if sent != n:
+        raise SystemExit(f"only {sent} of {n} messages got a 202")
+
+
+async def api_door(svc: Any, port: int, key: str, args: argparse.Namespace) -> tuple[Mark, Mark]:
+    """The API role on this process's event loop, the client in a child: marks before and after."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve(svc, ["api"], stop=stop, ready=ready))
+    await ready.wait()
+    ctx = multiprocessing.get_context("spawn")
+
+    async def client(n: int, tag: str) -> int | None:
+        proc = ctx.Process(target=_api_client, args=(port, key, n, args.threads, args.size, tag))
+        proc.start()
+        await asyncio.to_thread(proc.join)
+        return proc.exitcode
+
+    try:
+        if await client(args.warmup, "w") != 0:
+            raise SystemExit("the warm-up client failed")
+        start = mark()
+        code = await client(args.messages, "m")
+        end = mark()
+        if code != 0:
+            raise SystemExit("the client failed")
+    finally:
+        stop.set()
+        await server
+    return start, end
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     rate_limit_store: Literal["auto", "memory", "database"] = Field(
         "auto",
         description="Where rate-limit counters live: `database` shares them across processes "
-        "(a table, one upsert per request); `memory` is per process; `auto` is `database` on "
+        "(a table; one upsert per request, or per block of hits reserved ahead when the limit is large); "
+        "`memory` is per process; `auto` is `database` on "
         "PostgreSQL and `memory` on SQLite (one process).",
     )
     api_rate_limit_per_minute: int = Field(

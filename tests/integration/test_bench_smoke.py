@@ -23,7 +23,7 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("door", ["store", "smtp"])
+@pytest.mark.parametrize("door", ["store", "smtp", "api"])
 def test_intake_cpu_bench_runs(door: str) -> None:
     out = _run("bench/intake_cpu.py", "--messages", "20", "--warmup", "2", "--threads", "2", "--door", door)
     assert "threads=2 messages=20: CPU" in out

@@ -42,6 +42,29 @@ def test_accepted_round_trips_through_the_stored_body() -> None:
     assert accept.Accepted.from_record(body) == result
 
 
+def test_the_api_body_is_the_response_model_without_building_it() -> None:
+    import orjson
+    from starlette.responses import JSONResponse
+
+    from sealmail.messages.schemas import AcceptedOut
+
+    result = accept.Accepted(
+        id="msg_1",
+        status=MessageStatus.QUEUED,
+        stream=Stream.PHI,
+        message_id_header="<1@clinic.example>",
+        recipients=(
+            accept.AcceptedRecipient("rcp_1", "pé@exämple.org", RecipientStatus.QUEUED),
+            accept.AcceptedRecipient("rcp_2", "q@example.org", RecipientStatus.REJECTED),
+        ),
+    )
+    model = AcceptedOut.from_result(result).body()
+    assert AcceptedOut.body_of(result) == model
+    assert list(AcceptedOut.body_of(result)) == list(model)
+    # The same bytes as the JSONResponse it replaces.
+    assert orjson.dumps(AcceptedOut.body_of(result)) == JSONResponse(model).body
+
+
 def test_validate_refuses_what_no_screening_could_fix() -> None:
     accept.validate(_sub(), system=False, broadcast_refusal=None)
     with pytest.raises(ValidationFailed):

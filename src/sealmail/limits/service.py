@@ -6,7 +6,9 @@ the limit across a window boundary, which is acceptable for abuse control and co
 atomic upsert per request, where a sliding log would cost a row per request.
 
 The port is synchronous: the database implementation is a short SQL statement that the API
-runs in its thread pool, and the in-process one is a dict under a lock.
+runs in its thread pool, and the in-process one is a dict under a lock.  ``cached_hit``
+answers on the event loop whenever no I/O is needed (always in process; from hits reserved
+ahead in the database, ``limits.leases``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Limiter(Protocol):
         """Where ``key`` stands, without counting a hit."""
         ...
 
+    def cached_hit(self, key: str, limit: int, window: int) -> Verdict | None:
+        """``hit`` when it can be answered without I/O (on the event loop), else None."""
+        ...
+
 
 def window_of(key: str, window: int, now: float) -> tuple[str, float, int]:
     """The bucket name of ``key``'s current window, when that window ends, and seconds left."""
@@ -87,6 +93,9 @@ class MemoryLimiter:
             count = self._counts.get(bucket, (0, ends))[0] + 1
             self._counts[bucket] = (count, ends)
         return Verdict(limit, count, window, reset)
+
+    def cached_hit(self, key: str, limit: int, window: int) -> Verdict:
+        return self.hit(key, limit, window)  # a dict under a lock: never any I/O
 
     def peek(self, key: str, limit: int, window: int) -> Verdict:
         bucket, _, reset = window_of(key, window, time.time())

@@ -129,6 +129,21 @@ class AcceptedOut(BaseModel):
         """The JSON body, for routes that answer with a ``JSONResponse`` (extra headers)."""
         return self.model_dump(mode="json")
 
+    @staticmethod
+    def body_of(result: Accepted) -> dict[str, Any]:
+        """``from_result(result).body()`` without building the models: every accepted
+        message answers with it, and validating our own values again cost more than the rest
+        of the response (a test keeps the two equal)."""
+        return {
+            "id": result.id,
+            "status": str(result.status),
+            "stream": str(result.stream),
+            "message_id_header": result.message_id_header,
+            "recipients": [
+                {"id": r.id, "email": r.email, "status": str(r.status)} for r in result.recipients
+            ],
+        }
+
 
 def message_body(message: MessageInfo) -> dict[str, Any]:
     """A message's JSON body (``MessageOut``, or an item of a page): its fields in order,

@@ -36,6 +36,14 @@ async def run(limiter: Limiter, fn: Callable[..., T], *args: Any) -> T:
     return await to_thread.run_sync(fn, *args)
 
 
+async def hit(limiter: Limiter, key: str, limit: int, window: int) -> Verdict:
+    """Count one hit: on the event loop when the limiter can answer without I/O, else in a thread."""
+    verdict = limiter.cached_hit(key, limit, window)
+    if verdict is not None:
+        return verdict
+    return await to_thread.run_sync(limiter.hit, key, limit, window)
+
+
 def refusal(verdict: Verdict, policy: str, detail: str) -> RateLimited:
     return RateLimited(f"{detail}; retry in {verdict.reset} s", headers=verdict.headers(policy))
 
@@ -81,7 +89,7 @@ class PerClientLimit:
             await self.app(scope, receive, send)
             return
         key = f"{self.policy}:ip:{client_address(scope)}"
-        verdict = await run(self.limiter, self.limiter.hit, key, self.per_minute, 60)
+        verdict = await hit(self.limiter, key, self.per_minute, 60)
         headers = verdict.headers(self.policy)
         if not verdict.allowed:
             error = RateLimited(f"too many requests from this address; retry in {verdict.reset} s")

@@ -219,6 +219,19 @@ def test_missing_or_wrong_credentials_are_401(client: TestClient, tenant: Tenant
     assert client.get("/v1/messages", headers={"Authorization": "Bearer nonsense"}).status_code == 401
 
 
+def test_the_bearer_scheme_is_read_as_http_says(client: TestClient, tenant: TenantFixture) -> None:
+    # RFC 9110 §11.1: the scheme is case-insensitive; the token may not be missing.
+    ok = client.get("/v1/messages", headers={"Authorization": f"bEaReR   {tenant.api_key}  "})
+    assert ok.status_code == 200
+    refused = [
+        client.get("/v1/messages", headers={"Authorization": value})
+        for value in (f"Basic {tenant.api_key}", "Bearer", "Bearer   ", tenant.api_key, "")
+    ]
+    assert {r.status_code for r in refused} == {401}
+    assert {r.headers["www-authenticate"] for r in refused} == {"Bearer"}
+    assert {r.json()["detail"] for r in refused} == {"send `Authorization: Bearer <API key>`"}
+
+
 def test_scopes_limit_what_a_key_can_do(
     client: TestClient, services: Services, tenant: TenantFixture
 ) -> None:

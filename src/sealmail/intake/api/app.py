@@ -8,12 +8,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
+import orjson
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealmail.console import large_files
@@ -37,6 +38,7 @@ from sealmail.limits.service import Limiter
 from sealmail.marketing import api as marketing_api
 from sealmail.marketing.service import Marketing
 from sealmail.messages import compose
+from sealmail.messages.accept import Accepted
 from sealmail.messages.schemas import (
     AcceptedOut,
     CancelledOut,
@@ -136,6 +138,17 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def accepted_response(result: Accepted, replayed: bool) -> Response:
+    """202 with ``AcceptedOut``'s body, built directly (the same bytes a ``JSONResponse`` of
+    the model renders, for a fraction of the CPU)."""
+    return Response(
+        orjson.dumps(AcceptedOut.body_of(result)),
+        status_code=202,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
+    )
 
 
 class ApiServices(SecureLineServices, SiteServices, Protocol):
@@ -244,11 +257,7 @@ def create_api(services: ApiServices) -> FastAPI:
             )
             sub = replace(sub, notices=notices)
         result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
-        return JSONResponse(
-            AcceptedOut.from_result(result).body(),
-            status_code=202,
-            headers={"Idempotent-Replayed": "true"} if replayed else None,
-        )
+        return accepted_response(result, replayed)
 
     @app.post("/v1/messages/raw", status_code=202, response_model=AcceptedOut, tags=["messages"])
     async def send_raw(
@@ -260,11 +269,7 @@ def create_api(services: ApiServices) -> FastAPI:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_raw(body, domain_for_ids, opts.max_recipients, opts.intake_limits)
         result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
-        return JSONResponse(
-            AcceptedOut.from_result(result).body(),
-            status_code=202,
-            headers={"Idempotent-Replayed": "true"} if replayed else None,
-        )
+        return accepted_response(result, replayed)
 
     @app.get("/v1/messages", response_model=PageOut, tags=["messages"])
     def list_messages(

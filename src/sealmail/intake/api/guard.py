@@ -18,7 +18,7 @@ from sealmail.errors import AuthenticationRequired
 from sealmail.intake.api.options import ApiLimits
 from sealmail.limits.service import FailureThrottle, Limiter
 from sealmail.tenancy.service import Principal, Tenancy
-from sealmail.web.throttle import STATE_KEY, client_address, refusal, run
+from sealmail.web.throttle import STATE_KEY, client_address, hit, refusal, run
 
 # A tenant's own limit is re-read this often; a change applies within that time.
 TENANT_LIMIT_SECONDS = 30.0
@@ -43,7 +43,7 @@ class ApiGuard:
         limit = self._cached_limit(who.tenant_id)
         if limit is None:
             limit = await to_thread.run_sync(self._key_limit, who.tenant_id)
-        verdict = await run(self.limiter, self.limiter.hit, f"key:{who.credential_id}", limit, 60)
+        verdict = await hit(self.limiter, f"key:{who.credential_id}", limit, 60)
         if not verdict.allowed:
             raise refusal(verdict, "key", "this API key sent too many requests this minute")
         request.scope.setdefault("state", {})[STATE_KEY] = verdict.headers("key")
