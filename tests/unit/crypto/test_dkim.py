@@ -365,6 +365,9 @@ def test_relaxed_canonicalization_matches_rfc_6376_example() -> None:
         b"a b\r\n" * 20 + b"c  d\r\n",
         b"a b\r\n" * 20 + b"c d \r\n",
         b"a b\r\n" * 20,
+        # Spaces far apart (as in base64 with MIME lines), visited one by one, then a run.
+        (b"Q" * 600 + b" x\r\n") * 20 + b"y  z\r\n",
+        (b"Q" * 600 + b" x\r\n") * 80 + b"z \r\n",
         # A few single spaces (as in MIME part headers), then a trailing one.
         b"x y\r\n" * 10 + b"z \r\n",
         b"Content-Type: application/octet-stream\r\n\r\nQUJD\r\nREVG\r\n",
