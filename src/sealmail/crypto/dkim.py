@@ -410,8 +410,8 @@ class DkimSigner:
 
 
 # Placeholders for t= and bh= while a layout is folded: neither character can occur in a
-# tag, a domain, a selector or a header name, and neither is WSP, so both survive folding
-# and relaxed canonicalization at the same place and width as the values they stand for.
+# tag, a domain or a selector, and neither is WSP, so both survive folding and relaxed
+# canonicalization at the same place and width as the values they stand for.
 _T_SLOT, _BH_SLOT = b"#", b"%"
 _BH_LENGTH = 44  # base64 of a SHA-256 digest
 _LAYOUTS_KEPT = 64
@@ -457,8 +457,10 @@ class _Template:
 
     @classmethod
     def split(cls, text: bytes, timestamp_length: int) -> _Template:
-        head, rest = text.split(_T_SLOT * timestamp_length)
-        middle, tail = rest.split(_BH_SLOT * _BH_LENGTH)
+        # t= comes before h= and bh= after it, so a header name holding either character
+        # (RFC 5322 allows both) cannot be taken for a slot.
+        head, rest = text.split(_T_SLOT * timestamp_length, 1)
+        middle, tail = rest.rsplit(_BH_SLOT * _BH_LENGTH, 1)
         return cls(head, middle, tail)
 
     def fill(self, timestamp: bytes, bh: bytes, prefix: bytes = b"") -> bytes:

@@ -203,6 +203,16 @@ def test_each_header_set_and_timestamp_width_gets_its_own_field_layout(
     assert names.count(b"cc") == 2  # present once, plus the oversigned null instance
 
 
+def test_header_names_holding_the_layout_placeholders_still_sign(
+    ed_key: DkimKey, dnsfunc: Callable[..., bytes | None]
+) -> None:
+    # RFC 5322 §3.6.8: a field name is any printable ASCII but the colon, "#" and "%" too.
+    odd = ("from", "x-" + "#" * 10, "x-" + "%" * 44)
+    message = b"X-" + b"#" * 10 + b": a\r\nX-" + b"%" * 44 + b": b\r\n" + SIMPLE
+    signed = DkimSigner([ed_key], headers=odd, oversign=(), clock=lambda: NOW).sign(message)
+    assert verify_all(signed, dnsfunc) == [True]
+
+
 def test_wire_form_message_is_signed_the_same_without_the_scan(dual: DkimSigner) -> None:
     assert dual.sign(SIMPLE, wire_form=True) == dual.sign(SIMPLE)
 
