@@ -129,7 +129,8 @@ def main() -> None:
         for shape in ("encrypted", "text"):
             msg = message(size, shape)
             for name, keys in configs.items():
-                ours = DkimSigner(keys).sign
+                # Every call pays the body hash, as a new message does.
+                ours = DkimSigner(keys, remember_bodies=False).sign
                 signed = ours(msg)
                 verifier = dkim.DKIM(signed)
                 assert all(verifier.verify(idx=i, dnsfunc=dnsfunc) for i in range(len(keys))), name

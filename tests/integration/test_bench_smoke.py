@@ -35,6 +35,14 @@ def test_secureline_cost_bench_runs(tmp_path: Path) -> None:
     assert table and out.read_text().endswith(table + "\n")  # not the recorded results file
 
 
+def test_outbound_cpu_bench_runs() -> None:
+    out = _run(
+        "bench/outbound_cpu.py", "--messages", "20", "--concurrency", "2", "--repeats", "1", "--pipelining"
+    )
+    assert "20 × 5 KB, 2 lanes, PIPELINING on" in out
+    assert "sign + deliver" in out
+
+
 SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 
 # Runs each script as ``__main__`` with ``--help`` in one interpreter and prints

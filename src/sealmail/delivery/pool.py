@@ -25,6 +25,7 @@ from sealmail.net.dane import verify_tlsa
 
 # A pooled connection idle for longer than this is probed with RSET before reuse.
 PROBE_AFTER_SECONDS = 2.0
+SWEEP_EVERY_SECONDS = 1.0
 # OpenSSL X509 verify codes, for a detail line a human can act on.
 _X509_EXPIRED, _X509_NOT_YET_VALID, _X509_HOSTNAME_MISMATCH = 10, 9, 62
 
@@ -49,6 +50,7 @@ class ConnectionPool:
         self._idle: dict[PoolKey, list[Session]] = {}
         self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._next_sweep = 0.0
         self.closed = False
 
     def limit(self, hop: Hop) -> asyncio.Semaphore:
@@ -113,11 +115,23 @@ class ConnectionPool:
         idle.append(session)
 
     def sweep_idle(self) -> None:
+        """Drop connections idle past ``idle_timeout``; does the walk at most once a second.
+
+        It is called before every delivery, and walked every destination ever seen each
+        time (a destination with no idle connection left stayed in the map): a cost per
+        message that grew with the number of destinations.  ``checkout`` still checks the
+        age of the connection it takes, so a sweep a second late reuses nothing stale.
+        """
         now = time.monotonic()
-        for idle in self._idle.values():
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_EVERY_SECONDS
+        for key, idle in list(self._idle.items()):
             for session in [s for s in idle if now - s.last_used > self.options.idle_timeout]:
                 idle.remove(session)
                 abort(session.smtp)
+            if not idle:
+                del self._idle[key]
 
     async def open(self, hop: Hop, ip: str, key: PoolKey) -> Session:
         # A failure at a hop that had to verify names what demanded it (mta-sts, dane):

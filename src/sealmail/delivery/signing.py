@@ -67,4 +67,5 @@ class DkimStep:
         if signer is None:
             log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
             return payload
-        return signer.sign(payload)
+        # Already canonical: the signer need not scan the whole message again.
+        return signer.sign(payload, wire_form=True)

@@ -160,8 +160,10 @@ class OutboundTransport:
             for ip in addresses:
                 try:
                     done = await self._deliver_via(hop, ip, mail_from, recipients, message, run)
-                    # Evidence (issue 15): the digest of the exact bytes handed to this hop.
-                    return [replace(a, sent_sha256=sent_digest(message)) for a in done]
+                    # Evidence (issue 15): the digest of the exact bytes handed to this hop,
+                    # the same for every recipient of the transaction.
+                    digest = sent_digest(message)
+                    return [replace(a, sent_sha256=digest) for a in done]
                 except HopError as exc:
                     failure = exc
         if failure is None:  # plan never returns an empty list

@@ -169,6 +169,54 @@ def test_signature_field_lines_stay_within_78_columns(dual: DkimSigner) -> None:
     assert all(len(line) <= 78 for line in head.split(b"\r\n"))
 
 
+def test_a_body_signed_again_reuses_its_hash_and_a_same_length_body_does_not(
+    dual: DkimSigner, dnsfunc: Callable[..., bytes | None]
+) -> None:
+    # The remembered bodies are compared byte for byte: "ready" and "READY" have the same
+    # length, so only a real comparison tells them apart.
+    first = dual.sign(SIMPLE.replace(b"Subject: Lab results", b"Subject: first"))
+    again = dual.sign(SIMPLE.replace(b"Subject: Lab results", b"Subject: again"))
+    other = dual.sign(SIMPLE.replace(b"are ready.", b"are READY."))
+    assert signature_headers(first)[0][b"bh"] == signature_headers(again)[0][b"bh"]
+    assert signature_headers(other)[0][b"bh"] != signature_headers(first)[0][b"bh"]
+    for signed in (first, again, other):
+        assert verify_all(signed, dnsfunc) == [True, True]
+    unremembered = DkimSigner(dual.keys, clock=lambda: NOW, remember_bodies=False)
+    assert unremembered.sign(SIMPLE) == dual.sign(SIMPLE)
+
+
+def test_each_header_set_and_timestamp_width_gets_its_own_field_layout(
+    rsa_key: DkimKey, ed_key: DkimKey, dnsfunc: Callable[..., bytes | None]
+) -> None:
+    # A layout is kept per h= list and t= width; each must fold and verify on its own.
+    with_cc = SIMPLE.replace(b"To: bob@example.org\r\n", b"To: bob@example.org\r\nCc: carol@example.org\r\n")
+    without_date = re.sub(rb"Date: [^\r]*\r\n", b"", SIMPLE)
+    for now in (NOW, 999_999_999.0, NOW):
+        signer = DkimSigner([ed_key, rsa_key], clock=lambda now=now: now)
+        for message in (SIMPLE, with_cc, without_date, with_cc):
+            signed = signer.sign(message)
+            assert verify_all(signed, dnsfunc) == [True, True]
+            assert all(t[b"t"] == str(int(now)).encode() for t in signature_headers(signed))
+            head = signed[: len(signed) - len(message)]
+            assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+    names = re.split(rb"\s*:\s*", signature_headers(DkimSigner([ed_key]).sign(with_cc))[0][b"h"])
+    assert names.count(b"cc") == 2  # present once, plus the oversigned null instance
+
+
+def test_header_names_holding_the_layout_placeholders_still_sign(
+    ed_key: DkimKey, dnsfunc: Callable[..., bytes | None]
+) -> None:
+    # RFC 5322 §3.6.8: a field name is any printable ASCII but the colon, "#" and "%" too.
+    odd = ("from", "x-" + "#" * 10, "x-" + "%" * 44)
+    message = b"X-" + b"#" * 10 + b": a\r\nX-" + b"%" * 44 + b": b\r\n" + SIMPLE
+    signed = DkimSigner([ed_key], headers=odd, oversign=(), clock=lambda: NOW).sign(message)
+    assert verify_all(signed, dnsfunc) == [True]
+
+
+def test_wire_form_message_is_signed_the_same_without_the_scan(dual: DkimSigner) -> None:
+    assert dual.sign(SIMPLE, wire_form=True) == dual.sign(SIMPLE)
+
+
 # -- awkward messages -------------------------------------------------------------------
 
 
@@ -321,8 +369,15 @@ def test_relaxed_canonicalization_matches_rfc_6376_example() -> None:
         b"base64AAAA\r\nBBBB\r\n",
         b"  \r\n",
         b"caf\xc3\xa9  au  lait\r\n",
-        # More single spaces than the memchr scan visits, then a trailing one.
+        # More single spaces than the memchr scan visits, then a trailing one, a run, or
+        # nothing to change at all (the substring searches decide).
         b"a b " * 100 + b"\r\n",
+        b"a b\r\n" * 20 + b"c  d\r\n",
+        b"a b\r\n" * 20 + b"c d \r\n",
+        b"a b\r\n" * 20,
+        # Spaces far apart (as in base64 with MIME lines), visited one by one, then a run.
+        (b"Q" * 600 + b" x\r\n") * 20 + b"y  z\r\n",
+        (b"Q" * 600 + b" x\r\n") * 80 + b"z \r\n",
         # A few single spaces (as in MIME part headers), then a trailing one.
         b"x y\r\n" * 10 + b"z \r\n",
         b"Content-Type: application/octet-stream\r\n\r\nQUJD\r\nREVG\r\n",
