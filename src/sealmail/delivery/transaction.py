@@ -373,11 +373,13 @@ def _ascii_domain_address(address: str) -> str:
 
 def _headers_ascii(message: bytes) -> bool:
     # RFC 6532: UTF-8 in header fields needs SMTPUTF8; the body needs only 8BITMIME.
-    end = min(
-        (i for i in (message.find(b"\r\n\r\n"), message.find(b"\n\n")) if i >= 0),
-        default=len(message),
-    )
-    return message[:end].isascii()
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        end = len(message)
+    # The first blank line, either way it is written: a bare-LF one before the CRLF one
+    # wins, and the search for it stops there instead of scanning the whole body.
+    lf = message.find(b"\n\n", 0, end)
+    return message[: lf if lf >= 0 else end].isascii()
 
 
 def _dot_stuff(message: bytes) -> bytes:
@@ -386,8 +388,9 @@ def _dot_stuff(message: bytes) -> bytes:
     ``canonical_message`` runs again here (cheap when the message already is) so no NUL
     and no bare CR or LF reaches the wire whichever path built the payload.
     """
-    lines = canonical_message(message).split(b"\r\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    body = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
-    return body + b".\r\n"
+    body = canonical_message(message)
+    # Every line but the first starts right after a CRLF: one C-level replace doubles their
+    # leading dots (a line-by-line split and join was 4 % of the worker's CPU).
+    if body.startswith(b"."):
+        body = b"." + body
+    return body.replace(b"\r\n.", b"\r\n..") + b".\r\n"

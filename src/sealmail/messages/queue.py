@@ -185,7 +185,7 @@ def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage
 def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMessage]:
     if not ids:
         return {}
-    rows = conn.execute(_LOAD_MESSAGES, {"b_ids": list(ids)}).all()
+    rows = conn.execute(_LOAD_MESSAGES[conn.dialect.name == "postgresql"], {"b_ids": list(ids)}).all()
     # The columns are selected in QueuedMessage's field order: id … content, the tenant's
     # settings, name, header_from … source, tags, tls_required, protection.
     return {
@@ -194,34 +194,34 @@ def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMess
     }
 
 
-# Built once (every claim loads its messages).
-_LOAD_MESSAGES = (
-    sa.select(
-        messages.c.id,
-        messages.c.tenant_id,
-        messages.c.stream,
-        messages.c.mail_from,
-        messages.c.tls_policy,
-        messages.c.created_at,
-        messages.c.expires_at,
-        messages.c.tenant_key_id,
-        messages.c.wrapped_data_key,
-        messages.c.content,
-        tenants.c.settings,
-        # SecureLine needs these: the organisation's name for portal notices, the
-        # From address for DKIM and notices, and the DLP verdict from intake.
-        tenants.c.name,
-        messages.c.header_from,
-        messages.c.dlp_action,
-        messages.c.dlp_findings,
-        messages.c.source,
-        messages.c.tags,
-        messages.c.tls_required,
-        messages.c.protection,
-    )
-    .join(tenants, tenants.c.id == messages.c.tenant_id)
-    .where(messages.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-)
+# Built once per dialect (every claim loads its messages).
+_LOAD_SELECT = sa.select(
+    messages.c.id,
+    messages.c.tenant_id,
+    messages.c.stream,
+    messages.c.mail_from,
+    messages.c.tls_policy,
+    messages.c.created_at,
+    messages.c.expires_at,
+    messages.c.tenant_key_id,
+    messages.c.wrapped_data_key,
+    messages.c.content,
+    tenants.c.settings,
+    # SecureLine needs these: the organisation's name for portal notices, the
+    # From address for DKIM and notices, and the DLP verdict from intake.
+    tenants.c.name,
+    messages.c.header_from,
+    messages.c.dlp_action,
+    messages.c.dlp_findings,
+    messages.c.source,
+    messages.c.tags,
+    messages.c.tls_required,
+    messages.c.protection,
+).join(tenants, tenants.c.id == messages.c.tenant_id)
+_LOAD_MESSAGES = {
+    False: _LOAD_SELECT.where(messages.c.id.in_(sa.bindparam("b_ids", expanding=True))),
+    True: _LOAD_SELECT.where(db.any_of(messages.c.id, "b_ids")),
+}
 
 
 def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
@@ -255,21 +255,25 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
         by_message.setdefault(out.claimed.message_id, []).append(out)
     ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
     rows = [_attempt_row(worker, out, a) for out in ordered for a in (*out.prior, out.attempt)]
-    conn.execute(_INSERT_ATTEMPTS, rows)
-    ev.write(conn, [_event(out) for out in ordered])
+    # COPY on PostgreSQL, a prepared executemany on SQLite: a multi-row INSERT of a flush's
+    # attempts (24 columns a row) was re-parsed by psycopg on every execution.
+    db.bulk_insert(conn, attempts, rows)
+    ev.write(conn, [_event(out) for out in ordered], bulk=True)
     # Hard bounces suppress, soft-fail expiry suppresses for a while, a delivery clears
     # that again: in this transaction, so the list never disagrees with the outcomes.
     suppressions.after_outcomes(conn, [_fact(mine[rid]) for rid in sorted(mine)])
     return len(mine)
 
 
-_HELD_ANY = sa.select(recipients.c.id).where(
-    recipients.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+_HELD_BY = sa.select(recipients.c.id).where(
     recipients.c.lease_owner == sa.bindparam("b_worker"),
     recipients.c.status == RecipientStatus.DELIVERING,
 )
 # Built once per dialect: PostgreSQL locks the leases it reads, in id order.
-_HELD = {False: _HELD_ANY, True: _HELD_ANY.order_by(recipients.c.id).with_for_update()}
+_HELD = {
+    False: _HELD_BY.where(recipients.c.id.in_(sa.bindparam("b_ids", expanding=True))),
+    True: _HELD_BY.where(db.any_of(recipients.c.id, "b_ids")).order_by(recipients.c.id).with_for_update(),
+}
 
 
 def _still_held(
@@ -309,7 +313,6 @@ _UPDATE_RECIPIENTS = (
     )
     .execution_options(synchronize_session=False)
 )
-_INSERT_ATTEMPTS = sa.insert(attempts)
 
 
 def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOutcome]) -> None:

@@ -135,6 +135,10 @@ def to_ascii_domain(domain: str) -> str:
 
 
 def _is_ip_literal(host: str) -> bool:
+    # An IPv4 literal starts with a digit and an IPv6 one has a colon: an MX host name
+    # (every delivery asks) answers here, without ipaddress raising and formatting twice.
+    if ":" not in host and not host[:1].isdigit():
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -107,6 +108,17 @@ def without_jit(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL jit = off")
+
+
+def any_of(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    """PostgreSQL: ``column = ANY(:name)``, the ids bound as one array.
+
+    The statement's text is then the same for any number of ids, so psycopg caches its
+    parsing (and prepares it after a few runs); an expanding ``IN`` list renders one
+    placeholder per id, and psycopg re-parses every statement of more than 50.  For
+    statements built once per dialect; SQLite keeps the expanding ``IN``.
+    """
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -81,9 +81,12 @@ _RESERVE = (
     .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
     .execution_options(synchronize_session=False)
 )
-_RESERVED = sa.select(messages.c.id, messages.c.event_seq).where(
-    messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
-)
+_RESERVED = {
+    False: sa.select(messages.c.id, messages.c.event_seq).where(
+        messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
+    ),
+    True: sa.select(messages.c.id, messages.c.event_seq).where(db.any_of(messages.c.id, "b_ids")),
+}
 
 
 def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
@@ -98,7 +101,8 @@ def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
     if not ordered:
         return {}
     conn.execute(_RESERVE, [{"b_id": m, "b_n": n} for m, n in ordered])
-    last = dict(conn.execute(_RESERVED, {"b_ids": [m for m, _ in ordered]}).all())
+    reserved = _RESERVED[conn.dialect.name == "postgresql"]
+    last = dict(conn.execute(reserved, {"b_ids": [m for m, _ in ordered]}).all())
     return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 
@@ -121,16 +125,23 @@ def numbered(items: Sequence[NewEvent], first: int = 1) -> list[dict[str, Any]]:
 _INSERT = db.RowInsert(events)
 
 
-def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows built by ``numbered`` (one ``executemany``)."""
-    if rows:
+def insert(conn: Connection, rows: Sequence[dict[str, Any]], *, bulk: bool = False) -> None:
+    """Insert rows built by ``numbered`` (one ``executemany``; with ``bulk``, ``db.bulk_insert``)."""
+    if not rows:
+        return
+    if bulk:
+        db.bulk_insert(conn, events, list(rows))
+    else:
         _INSERT(conn, list(rows))
 
 
-def write(conn: Connection, items: Sequence[NewEvent]) -> list[dict[str, Any]]:
+def write(conn: Connection, items: Sequence[NewEvent], *, bulk: bool = False) -> list[dict[str, Any]]:
     """Write events inside the caller's transaction: the one event writer.
 
     Numbers are reserved per message (``reserve``) and handed out in the given order.
+    ``bulk`` loads the rows with ``db.bulk_insert`` (COPY on PostgreSQL) instead of one
+    multi-row INSERT: the worker's flushes, whose dozens of rows made psycopg parse a
+    statement of hundreds of placeholders on every execution (it caches none over 50).
     """
     if not items:
         return []
@@ -142,7 +153,7 @@ def write(conn: Connection, items: Sequence[NewEvent]) -> list[dict[str, Any]]:
     for e in items:
         rows.append(_row(e, nxt[e.message_id]))
         nxt[e.message_id] += 1
-    insert(conn, rows)
+    insert(conn, rows, bulk=bulk)
     return rows
 
 

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import ReturningDelete
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -310,6 +311,28 @@ def after_outcomes(conn: Connection, outcomes: Sequence[DeliveryFact], now: date
         _clear_soft(conn, delivered)
 
 
+def _clear_soft_statement(postgresql: bool) -> ReturningDelete[Any]:
+    # Built once per dialect: every worker flush with a delivery runs it, and building it
+    # (with its cache key) cost more than running it.
+    addresses = (
+        db.any_of(sup.c.address, "b_addresses")
+        if postgresql
+        else sup.c.address.in_(sa.bindparam("b_addresses", expanding=True))
+    )
+    return (
+        sa.delete(sup)
+        .where(
+            sup.c.tenant_id == sa.bindparam("b_tenant"),
+            addresses,
+            sup.c.reason == str(SuppressionReason.SOFT_BOUNCE),
+        )
+        .returning(sup.c.id, sup.c.tenant_id, sup.c.stream)
+    )
+
+
+_CLEAR_SOFT = {True: _clear_soft_statement(True), False: _clear_soft_statement(False)}
+
+
 def _clear_soft(conn: Connection, pairs: list[tuple[str, str]]) -> None:
     by_tenant: dict[str, list[str]] = {}
     for tenant_id, addr in sorted(set(pairs)):
@@ -320,16 +343,9 @@ def _clear_soft(conn: Connection, pairs: list[tuple[str, str]]) -> None:
     chunks = [
         (t, addrs[i : i + CHUNK]) for t, addrs in by_tenant.items() for i in range(0, len(addrs), CHUNK)
     ]
+    clear = _CLEAR_SOFT[conn.dialect.name == "postgresql"]
     for tenant_id, chunk in chunks:
-        removed = conn.execute(
-            sa.delete(sup)
-            .where(
-                sup.c.tenant_id == tenant_id,
-                sup.c.address.in_(chunk),
-                sup.c.reason == str(SuppressionReason.SOFT_BOUNCE),
-            )
-            .returning(sup.c.id, sup.c.tenant_id, sup.c.stream)
-        ).all()
+        removed = conn.execute(clear, {"b_tenant": tenant_id, "b_addresses": chunk}).all()
         entries += [
             audit.Entry(
                 AuditAction.SUPPRESSION_REMOVED,

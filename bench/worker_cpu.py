@@ -1,0 +1,153 @@
+"""CPU per delivered message of the delivery worker, in process (issue 18).
+
+    .venv/bin/python bench/worker_cpu.py --engine postgresql --messages 2000
+    .venv/bin/python bench/worker_cpu.py --engine sqlite --profile     # py-spy --gil this process
+
+``sealmail init`` a fresh home and database (verified ``clinic.example``, dual DKIM keys), queue
+``--warmup`` + ``--messages`` messages through a ``serve --role api`` process (stopped before
+the worker starts), then run the production worker (``build_worker``: SecureLine, DKIM,
+verified TLS to ``bench/sink.py``'s MX) in this process.  The figure is this process's CPU
+(``getrusage``) from the sink's ``--warmup``-th message to its last, divided by
+``--messages``: no start-up, imports or cold caches, and nothing of the API, sink or
+PostgreSQL, so a shared machine disturbs it far less than a rate.  Only the worker's own loop
+runs (no webhook dispatcher, sweeper or schedules, which ``serve --role worker`` adds).
+
+Compare two trees by putting one's ``src`` first on ``PYTHONPATH``.  The PostgreSQL database is
+``sealmail_worker_bench_<pid>`` (created and dropped here), so other benches can run meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import throughput as tp  # noqa: E402  # the bench's sink, harness and load generator
+
+# Its own database (with the pid): another bench dropping a shared one would end this run.
+tp.PG_DB = f"sealmail_worker_bench_{os.getpid()}"
+tp.PG_URL = f"postgresql://postgres@127.0.0.1:5432/{tp.PG_DB}"
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
+    """A fresh instance with every message queued; returns its environment."""
+    env, home, key = tp.init_instance(ctx, engine, "worker-cpu")
+    api = tp.serve(ctx, env, home, "serve-api", ["api"])
+    try:
+        port = int(env["SEALMAIL_API_PORT"])
+        tp.wait_healthy(port, [api])
+        n = ctx.args.warmup + ctx.args.messages
+        res = asyncio.run(tp.run_load(port, key, n, ctx.args.clients, ctx.args.size, "queue", 300))
+        if res.ok != n:
+            raise RuntimeError(f"only {res.ok}/{n} accepted: {dict(res.statuses)} {dict(res.errors)}")
+    finally:
+        ctx.harness.stop(api)
+    env["SEALMAIL_HOME"] = str(home)
+    return env
+
+
+def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float]:
+    """Deliver everything in this process; (CPU s, wall s) of the measured messages."""
+    for k in [k for k in os.environ if k.startswith("SEALMAIL_")]:
+        del os.environ[k]
+    os.environ.update({k: v for k, v in env.items() if k.startswith("SEALMAIL_")})
+    os.chdir(env["SEALMAIL_HOME"])
+    from sealmail.app import build_services, build_transport, build_worker
+    from sealmail.config import Settings
+    from sealmail.runtime import configure_logging
+
+    settings = Settings()
+    configure_logging(settings)
+    svc = build_services(settings)
+    a = ctx.args
+    base = ctx.sink.state().count
+    marks: dict[str, tuple[float, float]] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        # Polls the sink's state file (cheap next to a delivery) for the window's two ends.
+        while not done.is_set():
+            count = ctx.sink.state().count - base
+            if "start" not in marks and count >= a.warmup:
+                marks["start"] = (cpu(), time.perf_counter())
+                if a.profile:
+                    name = f"{a.engine}-worker-cpu"
+                    profilers.append(tp.Profiler(ctx.harness, os.getpid(), name, rate=400))
+            if count >= a.warmup + a.messages:
+                marks["end"] = (cpu(), time.perf_counter())
+                done.set()
+                return
+            time.sleep(0.02)
+
+    profilers: list[tp.Profiler] = []
+
+    async def main() -> None:
+        transport = build_transport(settings)
+        worker = build_worker(svc, transport)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+            if time.perf_counter() > deadline:
+                break
+        stop.set()
+        await task
+        await transport.close()
+
+    deadline = time.perf_counter() + a.timeout
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    asyncio.run(main())
+    done.set()
+    watcher.join()
+    for prof in profilers:
+        ctx.profiles["worker"] = prof.stop()
+    svc.close()
+    if "end" not in marks:
+        raise TimeoutError(f"not delivered within {a.timeout} s")
+    return marks["end"][0] - marks["start"][0], marks["end"][1] - marks["start"][1]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--size", type=int, default=5120)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--profile", action="store_true", help="py-spy --gil this process over the window")
+    p.add_argument("--set", action="append", metavar="SEALMAIL_X=value", help="extra Sealmail setting")
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args()
+    harness = tp.Harness(keep=args.keep)
+    try:
+        ctx = tp.Ctx(args, harness, tp.Sink(harness))
+        env = preload(ctx, args.engine)
+        used, wall = run_worker(ctx, env)
+        print(
+            f"{args.engine} worker: {args.messages} messages, CPU {1000 * used / args.messages:.3f} ms/msg, "
+            f"{args.messages / wall:.0f} msg/s wall"
+        )
+        for line in ctx.profiles.get("worker", []):
+            print(line)
+    finally:
+        harness.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
