@@ -52,7 +52,7 @@ class Console:
     sso: SingleSignOn | None = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10, verify=default_context())
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=30, verify=default_context())
 
 
 @contextmanager

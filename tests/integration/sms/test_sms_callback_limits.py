@@ -34,7 +34,7 @@ def site(tmp_path: Path, db_url: str, twilio: TwilioServer) -> Iterator[tuple[st
 
 
 def client_at(address: str) -> httpx.Client:
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10)
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
 
 
 def post(c: httpx.Client, url: str, params: dict[str, str], signature: str) -> httpx.Response:
