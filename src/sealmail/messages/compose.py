@@ -58,6 +58,8 @@ def _b64(value: str, field: str, errors: _Errors) -> bytes:
 def _times(
     send_at: datetime | None, expires_at: datetime | None, errors: _Errors
 ) -> tuple[datetime | None, datetime | None]:
+    if send_at is None and expires_at is None:
+        return None, None
     now = datetime.now(UTC)
     for name, value in (("send_at", send_at), ("expires_at", expires_at)):
         if value is not None and value.tzinfo is None:
