@@ -11,6 +11,7 @@ import email.header
 import email.policy
 import email.utils
 import functools
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
@@ -116,31 +117,46 @@ def _encoded(value: str) -> str:
     """A header value: RFC 2047 encoded-words when not ASCII, folded to 78 columns."""
     if any(ch in value for ch in "\r\n\0"):
         raise ValueError("header values must not contain CR, LF or NUL")
+    if len(value) <= 76 and value.isascii() and value.isprintable():
+        # What ``Header.encode`` returns for printable ASCII that fits its 76 columns: the
+        # value itself (tests/unit/domain/test_message_build.py compares the two).
+        return value
     charset = "us-ascii" if value.isascii() else "utf-8"
     return email.header.Header(value, charset, maxlinelen=76).encode(linesep="\r\n")
 
 
 def _address_header(addrs: tuple[Address, ...]) -> str:
-    rendered = []
-    for a in addrs:
-        spec = f"{_quoted_local(a.local_part)}@{a.ascii_domain}"
-        rendered.append(email.utils.formataddr((a.display_name or "", spec), charset="utf-8"))
-    return ",\r\n ".join(rendered)
+    return ",\r\n ".join(map(_rendered_address, addrs))
+
+
+# A sender's address (and a bulk list's recipients) repeat on every message; rendering one
+# (quoting, an encoded-word for a non-ASCII name) is pure, so the last few thousand are kept.
+@functools.lru_cache(maxsize=4096)
+def _rendered_address(a: Address) -> str:
+    spec = f"{_quoted_local(a.local_part)}@{a.ascii_domain}"
+    return email.utils.formataddr((a.display_name or "", spec), charset="utf-8")
+
+
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
 
 
 def _quoted_local(local: str) -> str:
     # RFC 5322 §3.4.1 dot-atom, else a quoted-string.
-    atext = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
     parts = local.split(".")
-    if all(p and set(p) <= atext for p in parts):
+    if all(p and _ATEXT.issuperset(p) for p in parts):
         return local
     return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fits_7bit(normalized: str) -> bool:
+    """ASCII with no line over 900 characters (RFC 5322 §2.1.1 allows 998)."""
+    return normalized.isascii() and (len(normalized) <= 900 or max(map(len, normalized.split("\n"))) <= 900)
 
 
 def _body_part(text: str, subtype: str) -> bytes:
     """Content headers + body: 7bit when it is plain short-lined ASCII, else quoted-printable."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    if normalized.isascii() and all(len(line) <= 900 for line in normalized.split("\n")):
+    if _fits_7bit(normalized):
         cte, body = "7bit", normalized.encode("ascii")
     else:
         cte = "quoted-printable"
@@ -151,9 +167,21 @@ def _body_part(text: str, subtype: str) -> bytes:
     return head.encode("ascii") + body.replace(b"\n", b"\r\n")
 
 
+_last_date: tuple[int, str] = (0, "")
+
+
+def _now_date() -> str:
+    """``formatdate(usegmt=True)`` for now, formatted once a second (it shows whole seconds)."""
+    global _last_date
+    second = int(time.time())
+    if _last_date[0] != second:
+        _last_date = (second, email.utils.formatdate(second, usegmt=True))
+    return _last_date[1]
+
+
 def _build_simple(draft: Draft, message_id_domain: str) -> Built:
     message_id = email.utils.make_msgid(domain=message_id_domain)
-    date = email.utils.format_datetime(draft.date) if draft.date else email.utils.formatdate(usegmt=True)
+    date = email.utils.format_datetime(draft.date) if draft.date else _now_date()
     head = [f"From: {_address_header((draft.sender,))}"]
     if draft.to:
         head.append(f"To: {_address_header(draft.to)}")

@@ -40,6 +40,8 @@ class _Errors:
 
 
 def _addresses(values: Sequence[str], field: str, errors: _Errors) -> tuple[Address, ...]:
+    if not values:
+        return ()
     try:
         return tuple(parse_address_list(values, field))
     except InvalidAddress as exc:
@@ -58,6 +60,8 @@ def _b64(value: str, field: str, errors: _Errors) -> bytes:
 def _times(
     send_at: datetime | None, expires_at: datetime | None, errors: _Errors
 ) -> tuple[datetime | None, datetime | None]:
+    if send_at is None and expires_at is None:
+        return None, None
     now = datetime.now(UTC)
     for name, value in (("send_at", send_at), ("expires_at", expires_at)):
         if value is not None and value.tzinfo is None:
@@ -141,8 +145,13 @@ def _check_counts_and_text(body: MessageFields, max_recipients: int, errors: _Er
         errors.add("to", f"{total} recipients; at most {max_recipients} per message")
     if body.text is None and body.html is None:
         errors.add("text", "give text, html or both")
-    if any(ch in body.subject for ch in "\r\n\0"):
-        errors.add("subject", "must not contain CR, LF or NUL")
+    if not body.subject.isprintable():
+        if any(ch in body.subject for ch in "\r\n\0"):
+            errors.add("subject", "must not contain CR, LF or NUL")
+        elif any((ch < " " and ch != "\t") or ch == "\x7f" for ch in body.subject):
+            # VT, FF and FS–RS end a line for str.splitlines, which email.header folds at:
+            # "x\x0bX-Injected : yes" would become a header field of its own.
+            errors.add("subject", "must not contain control characters")
 
 
 def _headers(given: Mapping[str, str], errors: _Errors) -> tuple[tuple[str, str], ...]:

@@ -12,17 +12,14 @@ import orjson
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealmail.console import large_files
 from sealmail.errors import (
-    AuthenticationRequired,
     InvalidRequest,
     PayloadTooLarge,
-    PermissionDenied,
     UnsupportedMediaType,
 )
 from sealmail.evidence import api as evidence_api
@@ -31,7 +28,7 @@ from sealmail.files import api as files_api
 from sealmail.files.service import FileShares
 from sealmail.forms import api as forms_api
 from sealmail.forms.service import Forms
-from sealmail.intake.api.guard import ApiGuard
+from sealmail.intake.api.guard import ApiGuard, ScopedBearer
 from sealmail.intake.api.options import ApiOptions
 from sealmail.intake.portal_site import SiteServices, mount_public
 from sealmail.limits.service import Limiter
@@ -206,27 +203,15 @@ def create_api(services: ApiServices) -> FastAPI:
     msgs = services.messages
     domain_for_ids = opts.message_id_domain
     # Declared as a security scheme so the OpenAPI document (and clients built from it)
-    # know every /v1 operation takes a bearer API key.
-    bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sm_…`")
-
-    # Async dependencies run on the event loop: a key verified in the last few seconds is
-    # answered from memory, and only the database read and argon2 go to a thread (a sync
-    # dependency would cost a thread-pool round trip on every request).
-    async def principal(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise AuthenticationRequired("send `Authorization: Bearer <API key>`")
-        return await guard.authenticate(request, credentials.credentials.strip())
+    # know every /v1 operation takes a bearer API key.  Async: a key verified in the last
+    # few seconds is answered from memory on the event loop, and only the database read and
+    # argon2 go to a thread (a sync dependency would cost a thread-pool round trip).
+    scoped: dict[str, ScopedBearer] = {}
 
     def need(scope: str) -> Any:
-        async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-            if not who.has(scope):
-                raise PermissionDenied(f"this API key lacks the `{scope}` scope")
-            return who
-
-        return Depends(check)
+        if scope not in scoped:
+            scoped[scope] = ScopedBearer(guard, scope, "An API key: `Authorization: Bearer sm_…`")
+        return Depends(scoped[scope])
 
     def idempotency(key: str | None, body: bytes) -> Idempotency | None:
         if key is None:
