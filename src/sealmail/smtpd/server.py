@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AnyStr, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import structlog
 from aiosmtpd.controller import Controller
@@ -30,6 +30,7 @@ from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
 from sealmail.smtpd.data import DataVerdict, read_data
 from sealmail.smtpd.paths import simple_path
+from sealmail.smtpd.wire import WireSMTP
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -58,25 +59,6 @@ DRAIN_SECONDS: Final = 30.0
 _MAX_REASON_CHARS: Final = 400
 # aiosmtpd's RFC 5321 §3.3 null reverse-path, as its address parser returns it.
 NULL_SENDER: Final = "<>"
-
-# aiosmtpd's own replies that have a catalogue equivalent with an enhanced status code.
-_STOCK_REPLIES: Final[dict[str, Reply]] = {
-    # RFC 1870 §6.2-6.3: SIZE too large at MAIL, or more data than declared/allowed.
-    "552 Error: message size exceeds fixed maximum message size": replies.S552_TOO_BIG,
-    "552 Error: Too much mail data": replies.S552_TOO_BIG,
-    "500 Line too long (see RFC5321 4.5.3.1.6)": replies.S500_LINE_TOO_LONG,
-    "220 Ready to start TLS": replies.S220_READY_TO_START_TLS,
-    "221 Bye": replies.S221_BYE,
-    "250 OK": replies.S250_OK,
-    "503 Error: need MAIL command": replies.S503_BAD_SEQUENCE,
-    "503 Error: need RCPT command": replies.S503_BAD_SEQUENCE,
-    "503 Error: nested MAIL command": replies.S503_BAD_SEQUENCE,
-    "503 Already authenticated": replies.S503_BAD_SEQUENCE,
-    "504 5.5.4 Unrecognized authentication type": replies.S504_AUTH_MECHANISM_UNSUPPORTED,
-    "538 5.7.11 Encryption required for requested authentication mechanism": (
-        replies.S538_ENCRYPTION_REQUIRED_FOR_AUTH
-    ),
-}
 
 
 class ListenerEvent(enum.StrEnum):
@@ -261,16 +243,13 @@ def offer_requiretls(session: Any, hostname: str, responses: list[str]) -> list[
     return responses
 
 
-class ListenerSMTP(SMTP):
+class ListenerSMTP(WireSMTP):
     """One connection's protocol state: catalogue replies and a DATA ``stop`` waits for."""
 
     def __init__(self, handler: ListenerHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.listener_handler = handler
         self.commit: asyncio.Future[None] | None = None
-        # The idle timeout (``_reset_timeout``): when it falls due, and whether its timer is live.
-        self._deadline = 0.0
-        self._timer_armed = False
 
     def _create_envelope(self) -> Envelope:
         return TransactionEnvelope()
@@ -278,51 +257,6 @@ class ListenerSMTP(SMTP):
     @property
     def tls_active(self) -> bool:
         return self._tls_protocol is not None
-
-    async def push(self, status: AnyStr) -> None:
-        """aiosmtpd's ``push`` without a ``drain`` while the transport takes more.
-
-        ``drain`` only waits while the transport has paused writing (its buffer above the
-        high-water mark) or is closing; otherwise it is a coroutine and three checks per reply.
-        """
-        if isinstance(status, str):
-            # aiosmtpd's built-in replies carry no enhanced status code; use the catalogue's.
-            stock = _STOCK_REPLIES.get(status)
-            text = str(stock) if stock is not None else status
-            response = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-        else:
-            response = status
-        writer = self._writer
-        writer.write(response + b"\r\n")
-        # FlowControlMixin's flag, set while the transport has paused writing.
-        if self._paused or writer.transport.is_closing():  # type: ignore[attr-defined]
-            await writer.drain()
-
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        """Move the idle deadline; the timer is re-armed only when it fires early.
-
-        aiosmtpd cancels and schedules a timer on every command (a heap push each time).
-        Here one timer runs; when it fires before the deadline it waits for the rest.
-        """
-        deadline = self.loop.time() + (duration or self._timeout_duration)
-        self._deadline = deadline
-        handle = self._timeout_handle
-        if handle is not None and self._timer_armed and not handle.cancelled() and handle.when() <= deadline:
-            return
-        if handle is not None:
-            handle.cancel()
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        self._timer_armed = True
-        self._timeout_handle = self.loop.call_at(self._deadline, self._timer_due)
-
-    def _timer_due(self) -> None:
-        if self.loop.time() < self._deadline:
-            self._arm_timer()
-            return
-        self._timer_armed = False
-        self._timeout_cb()  # type: ignore[no-untyped-call]  # aiosmtpd is untyped
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # The common plain path without the header parser (smtpd/paths.py says why).
