@@ -1,7 +1,8 @@
-"""RFC 2920 PIPELINING: offered after STARTTLS, replies in order, a group's replies in one write."""
+"""RFC 2920 PIPELINING: offered in EHLO, replies in order, a group's replies in one write."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from tests.integration.intake import test_smtp_gateway as gw
@@ -33,3 +34,35 @@ def test_a_pipelined_group_is_answered_in_order_in_one_write(
     # Commands sent one by one are answered one by one, as before.
     assert client.noop()[0] == 250
     assert client.mail(gw.SENDER)[0] == 250
+
+
+def _reply(sock: Any) -> bytes:
+    """One whole (possibly multi-line) reply, read without buffering past it."""
+    data = b""
+    while not (data.endswith(b"\r\n") and data.split(b"\r\n")[-2][3:4] == b" "):
+        data += sock.recv(1)
+    return data
+
+
+def test_commands_sent_behind_starttls_in_the_clear_are_discarded(
+    gateway: SmtpGateway, server_ca: Any
+) -> None:
+    """RFC 3207 §6: what follows STARTTLS in the same plaintext packet is never run, held
+    replies or not."""
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    try:
+        assert _reply(sock).startswith(b"220 ")
+        sock.sendall(b"EHLO client.test\r\n")
+        assert _reply(sock).startswith(b"250-")
+        sock.sendall(b"STARTTLS\r\nNOOP\r\n")
+        assert _reply(sock).startswith(b"220 ")
+        tls = server_ca.client_context().wrap_socket(sock, server_hostname="127.0.0.1")
+        tls.sendall(b"EHLO client.test\r\n")
+        ehlo = _reply(tls)
+        assert ehlo.startswith(b"250-") and b"PIPELINING" in ehlo
+        tls.sendall(b"NOOP\r\n")
+        assert _reply(tls).startswith(b"250 ")
+        tls.sendall(b"QUIT\r\n")
+        assert _reply(tls).startswith(b"221 ")
+    finally:
+        sock.close()
