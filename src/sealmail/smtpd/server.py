@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import enum
+import functools
 import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AnyStr, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import structlog
 from aiosmtpd.controller import Controller
@@ -28,6 +30,7 @@ from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
 from sealmail.smtpd.data import DataVerdict, read_data
 from sealmail.smtpd.paths import simple_path
+from sealmail.smtpd.wire import WireSMTP
 
 __all__ = [
     "DRAIN_SECONDS",
@@ -56,25 +59,6 @@ DRAIN_SECONDS: Final = 30.0
 _MAX_REASON_CHARS: Final = 400
 # aiosmtpd's RFC 5321 §3.3 null reverse-path, as its address parser returns it.
 NULL_SENDER: Final = "<>"
-
-# aiosmtpd's own replies that have a catalogue equivalent with an enhanced status code.
-_STOCK_REPLIES: Final[dict[str, Reply]] = {
-    # RFC 1870 §6.2-6.3: SIZE too large at MAIL, or more data than declared/allowed.
-    "552 Error: message size exceeds fixed maximum message size": replies.S552_TOO_BIG,
-    "552 Error: Too much mail data": replies.S552_TOO_BIG,
-    "500 Line too long (see RFC5321 4.5.3.1.6)": replies.S500_LINE_TOO_LONG,
-    "220 Ready to start TLS": replies.S220_READY_TO_START_TLS,
-    "221 Bye": replies.S221_BYE,
-    "250 OK": replies.S250_OK,
-    "503 Error: need MAIL command": replies.S503_BAD_SEQUENCE,
-    "503 Error: need RCPT command": replies.S503_BAD_SEQUENCE,
-    "503 Error: nested MAIL command": replies.S503_BAD_SEQUENCE,
-    "503 Already authenticated": replies.S503_BAD_SEQUENCE,
-    "504 5.5.4 Unrecognized authentication type": replies.S504_AUTH_MECHANISM_UNSUPPORTED,
-    "538 5.7.11 Encryption required for requested authentication mechanism": (
-        replies.S538_ENCRYPTION_REQUIRED_FOR_AUTH
-    ),
-}
 
 
 class ListenerEvent(enum.StrEnum):
@@ -194,7 +178,10 @@ class ListenerHandler:
         The work is shielded: if the client disconnects mid-way, a started ``accept``
         still commits or rolls back as a whole rather than being abandoned.
         """
-        future: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(func, *args))
+        # ``asyncio.to_thread`` without its coroutine: wrapped in a Task, that cost a Task
+        # and two more loop steps per message.  The context still travels with the call.
+        call = functools.partial(contextvars.copy_context().run, func, *args)
+        future: asyncio.Future[T] = asyncio.get_running_loop().run_in_executor(None, call)
         self.track(future)
         return await asyncio.shield(future)
 
@@ -256,7 +243,7 @@ def offer_requiretls(session: Any, hostname: str, responses: list[str]) -> list[
     return responses
 
 
-class ListenerSMTP(SMTP):
+class ListenerSMTP(WireSMTP):
     """One connection's protocol state: catalogue replies and a DATA ``stop`` waits for."""
 
     def __init__(self, handler: ListenerHandler, **kwargs: Any) -> None:
@@ -270,13 +257,6 @@ class ListenerSMTP(SMTP):
     @property
     def tls_active(self) -> bool:
         return self._tls_protocol is not None
-
-    async def push(self, status: AnyStr) -> None:
-        # aiosmtpd's built-in replies carry no enhanced status code; use the catalogue's.
-        if isinstance(status, str) and status in _STOCK_REPLIES:
-            await super().push(str(_STOCK_REPLIES[status]))
-            return
-        await super().push(status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # The common plain path without the header parser (smtpd/paths.py says why).

@@ -45,6 +45,9 @@ S501_BAD_AUTH_RESPONSE: Final = Reply(501, "5.5.2", "Cannot decode the authentic
 class SubmissionSMTP(RequireTlsSMTP, ListenerSMTP):
     """One connection's protocol state, with our AUTH and access rules."""
 
+    # Clients may send MAIL, RCPT and DATA in one packet; the replies go out in one write.
+    pipelining = True
+
     def __init__(self, handler: SubmissionHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.submission = handler
