@@ -266,7 +266,10 @@ class Services:
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
     engine = engine or db.create_engine(
-        settings.resolved_database_url, synchronous=settings.sqlite_synchronous
+        settings.resolved_database_url,
+        synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
     keyfile = LocalKeyFile(settings.resolved_master_key_file)
     keyring = Keyring(engine, keyfile)

@@ -36,7 +36,12 @@ def initialize(settings: Settings, *, first_tenant: str | None = "Demo Clinic") 
             ["localhost", settings.smtp_hostname, "127.0.0.1"],
         )
         created_certs = True
-    engine = db.create_engine(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
+    engine = db.create_engine(
+        settings.resolved_database_url,
+        synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     try:
         migrate.upgrade(engine)
         services = build_services(settings, engine)

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     master_key_file: Path | None = Field(
         None, description="Master key file (0600). Empty means `<home>/master.key`."
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="Database connections each process keeps open. PostgreSQL's `max_connections` "
+        "(100 by default) must cover every process's pool plus overflow: with many worker processes "
+        "lower this (3 is enough for a worker) or put PgBouncer in front.",
+    )
+    database_max_overflow: int = Field(
+        20,
+        ge=0,
+        le=500,
+        description="Extra connections a process may open for a burst beyond `database_pool_size`, "
+        "closed again when returned.",
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
         description="SQLite `synchronous` pragma. FULL survives power loss: an acknowledged "

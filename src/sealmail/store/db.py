@@ -27,18 +27,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> Engine:
+def create_engine(
+    url: str, *, synchronous: str = "FULL", pool_size: int = 10, max_overflow: int = 20
+) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=pool_size,
-            max_overflow=20,
+            max_overflow=max_overflow,
         )
         _configure_sqlite(engine, synchronous)
         return engine
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
     # A batch INSERT (accepted messages, their recipients and events; attempts) as one
     # multi-row statement, as SQLAlchemy does for psycopg2: psycopg 3's executemany sends a
     # statement per row through its pipeline, ~2x the client CPU for four rows.
