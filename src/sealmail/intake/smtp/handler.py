@@ -7,6 +7,7 @@ rows, events and audit entries are identical whichever door it came through.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 import structlog
@@ -27,6 +28,8 @@ from sealmail.intake.smtp.options import (
 )
 from sealmail.messages.accept import Accepted
 from sealmail.messages.compose import submission_from_raw
+from sealmail.messages.service import LOOP_BYTES
+from sealmail.messages.submission import Submission
 from sealmail.secureline.harvest import harvest
 from sealmail.smtpd.server import (
     NULL_SENDER,
@@ -180,15 +183,12 @@ class SubmissionHandler(ListenerHandler):
         # From here until the reply is written, stop() waits: a client must not lose
         # its 250 for a message that was stored.
         server.begin_commit()
+        args = (sender, raw, envelope.sender_address, tuple(envelope.recipients), envelope.requiretls)
         try:
-            accepted = await self.run(
-                self._store,
-                sender,
-                raw,
-                envelope.sender_address,
-                tuple(envelope.recipients),
-                envelope.requiretls,
-            )
+            if len(raw) <= LOOP_BYTES:
+                accepted = await self.stored(*args)
+            else:
+                accepted = await self.run(self._store, *args)
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
         except Exception as exc:  # noqa: BLE001 — any other failure is a temporary 451
@@ -232,10 +232,38 @@ class SubmissionHandler(ListenerHandler):
         # The detail names a field and a rule, never content (errors.py contract).
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
+    async def stored(
+        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
+    ) -> Accepted:
+        """``_store`` on the event loop (a message up to ``LOOP_BYTES``): parsed, screened and
+        sealed here, the commit awaited (``Messages.submit_async``).  Tracked and shielded as
+        ``run`` is: a client that disconnects does not abandon a started commit."""
+
+        async def store() -> Accepted:
+            submission = self._submission(sender, raw, mail_from, rcpts, requiretls)
+            accepted, _replayed = await self.services.messages.submit_async(sender.principal, submission)
+            tenant_id = sender.principal.tenant_id
+            settings = self.services.tenancy.cached_tenant_settings(tenant_id)
+            if settings is None or settings.get("harvest_keys"):
+                await self.run(self._harvest, tenant_id, raw)
+            return accepted
+
+        task = asyncio.ensure_future(store())
+        self.track(task)
+        return await asyncio.shield(task)
+
     def _store(
         self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
     ) -> Accepted:
-        submission = submission_from_raw(
+        submission = self._submission(sender, raw, mail_from, rcpts, requiretls)
+        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
+        self._harvest(sender.principal.tenant_id, raw)
+        return accepted
+
+    def _submission(
+        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
+    ) -> Submission:
+        return submission_from_raw(
             raw,
             mail_from,
             rcpts,
@@ -245,9 +273,6 @@ class SubmissionHandler(ListenerHandler):
             requiretls=requiretls,
             stream=sender.stream,
         )
-        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
-        self._harvest(sender.principal.tenant_id, raw)
-        return accepted
 
     def _harvest(self, tenant_id: str, raw: bytes) -> None:
         """Tenant opt-in (``harvest_keys``): keep the sender's Autocrypt / S/MIME certificates.
