@@ -69,23 +69,12 @@ class Screener:
             self._cache[tenant_id] = (time.monotonic(), policy)
         return policy
 
-    def from_memory(self, tenant_id: str, sub: Submission) -> Screening | None:
-        """The screening, when the tenant's policy is cached; None means "call ``self``"
-        (which reads it).  No I/O, so an event loop may ask."""
-        hit = self._cache.get(tenant_id)
-        if hit is None or time.monotonic() - hit[0] >= POLICY_TTL:
-            return None
-        return self._screened(hit[1], sub)
-
     def forget(self, tenant_id: str) -> None:
         with self._lock:
             self._cache.pop(tenant_id, None)
 
     def __call__(self, tenant_id: str, sub: Submission) -> Screening:
-        return self._screened(self.policy(tenant_id), sub)
-
-    @staticmethod
-    def _screened(policy: DlpPolicy | None, sub: Submission) -> Screening:
+        policy = self.policy(tenant_id)
         if policy is None:
             return Screening("none")
         verdict = scan_message(sub.raw, policy)

@@ -54,11 +54,6 @@ from sealmail.store.tables import idempotency_keys, messages, recipients
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal, Tenancy
 
-# ``submit_async`` screens and seals a message up to this size on the event loop; a larger
-# one (DLP over 200 KB of text costs about 20 ms) goes to a thread once, so the loop is
-# never held long enough to stall the door's other connections.
-LOOP_BYTES = 64 * 1024
-
 # Messages in ``submit_async`` at once per event loop (the bound a thread pool gave):
 # past it a request waits before screening, holding nothing but its own body.
 IN_FLIGHT_PER_LOOP = 64
@@ -151,11 +146,10 @@ class Messages(Reading):
     ) -> tuple[Accepted, bool]:
         """``submit`` for a door on an event loop: the same checks, rows, errors and replays.
 
-        Screening, the sender check and sealing hold the GIL in a thread as much as here, so
-        a message up to ``LOOP_BYTES`` whose tenant policy, verified domains and keys are in
-        memory is prepared on the loop; anything else (a cold cache, a DLP block to audit, a
-        large message, an idempotency key to look up) takes one thread hop.  The commit is
-        awaited on a future the group commit completes once the batch is durable.
+        Screening, the sender check and sealing take one thread hop (they may read the
+        database on a cold cache, and on the loop they stalled the door's other connections:
+        see bench/README.md, "Fifth pass: hand-off"); the commit is then awaited on a future
+        the group commit completes once the batch is durable, so no thread waits for it.
         """
         async with self._slot():
             accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
@@ -164,9 +158,7 @@ class Messages(Reading):
                 if replay is not None:
                     return Accepted.from_record(replay), True
             with self._commits.expect() as arrival:
-                item = self._prepared_from_memory(who, sub, idem) if len(sub.raw) <= LOOP_BYTES else None
-                if item is None:
-                    item = await asyncio.to_thread(self._prepared, who, sub, idem, system=False)
+                item = await asyncio.to_thread(self._prepared, who, sub, idem, system=False)
                 try:
                     await arrival.committed(item)
                 except IntegrityError:
@@ -187,29 +179,6 @@ class Messages(Reading):
             slots = self._in_flight.setdefault(loop, asyncio.Semaphore(IN_FLIGHT_PER_LOOP))
         async with slots:
             yield
-
-    def _prepared_from_memory(
-        self, who: Principal, sub: Submission, idem: Idempotency | None
-    ) -> group_commit.Pending | None:
-        """``_prepared`` without I/O, or None: then ``_prepared`` (in a thread) does it all."""
-        try:
-            screening = (
-                Screening("none") if self.screen is None else self.screen.from_memory(who.tenant_id, sub)
-            )
-        except RecursionError:
-            return None  # ``_screen`` turns it into the refusal
-        if screening is None or screening.action == "block":
-            return None  # the policy is not cached, or the block must be audited
-        senders = (sub.header_from, sub.mail_from, *sub.header_senders)
-        known = self.tenancy.cached_verified_sender_domain
-        if not all(known(who.tenant_id, _ascii_domain(a)) for a in senders if a):
-            return None  # not cached (or not verified: ``_check_sender`` says so)
-        now = datetime.now(UTC)
-        message_id = new_id("msg")
-        sealed = self.keyring.seal_from_memory(who.tenant_id, message_id, sub.raw)
-        if sealed is None:
-            return None
-        return accepting.pending(who, sub, screening, accepting.Sealed(*sealed), message_id, idem, now)
 
     def _prepared(
         self, who: Principal, sub: Submission, idem: Idempotency | None, *, system: bool

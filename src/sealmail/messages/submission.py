@@ -7,10 +7,10 @@ so it sits apart from the service that stores it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sealmail.domain.secureline import Protection
 from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement
@@ -70,10 +70,4 @@ class Screening:
     reason: str = ""
 
 
-class Screen(Protocol):
-    """DLP at intake (``dlp.screening.Screener``)."""
-
-    def __call__(self, tenant_id: str, sub: Submission) -> Screening: ...
-
-    def from_memory(self, tenant_id: str, sub: Submission) -> Screening | None:
-        """The screening without I/O (for an event loop), or None: then call the screen."""
+Screen = Callable[[str, Submission], Screening]

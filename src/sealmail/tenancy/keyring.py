@@ -96,27 +96,11 @@ class Keyring:
     def seal(self, tenant_id: str, owner_id: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
         """Encrypt under a fresh data key; returns (tenant key id, wrapped data key, blob)."""
         key_id = self.active_key_id(tenant_id)
-        return key_id, *self._sealed(self.tenant_key(tenant_id, key_id), tenant_id, owner_id, plaintext)
-
-    def seal_from_memory(
-        self, tenant_id: str, owner_id: str, plaintext: bytes
-    ) -> tuple[str, bytes, bytes] | None:
-        """``seal`` when the active key id and the tenant key are cached, else None (then
-        call ``seal``, which reads them).  No I/O, so an event loop may ask."""
-        hit = self._active.get(tenant_id)
-        if hit is None or hit[0] <= time.monotonic():
-            return None
-        tenant_key = self._cache.get(hit[1])
-        if tenant_key is None:
-            return None
-        return hit[1], *self._sealed(tenant_key, tenant_id, owner_id, plaintext)
-
-    @staticmethod
-    def _sealed(tenant_key: bytes, tenant_id: str, owner_id: str, plaintext: bytes) -> tuple[bytes, bytes]:
+        tenant_key = self.tenant_key(tenant_id, key_id)
         data_key = vault.new_key()
         blob = vault.seal(data_key, plaintext, vault.content_aad(tenant_id, owner_id))
         wrapped = vault.seal(tenant_key, data_key, vault.data_key_aad(tenant_id, owner_id))
-        return wrapped, blob
+        return key_id, wrapped, blob
 
     def open(self, tenant_id: str, owner_id: str, key_id: str, wrapped: bytes, blob: bytes) -> bytes:
         tenant_key = self.tenant_key(tenant_id, key_id)

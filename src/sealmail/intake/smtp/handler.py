@@ -28,7 +28,6 @@ from sealmail.intake.smtp.options import (
 )
 from sealmail.messages.accept import Accepted
 from sealmail.messages.compose import submission_from_raw
-from sealmail.messages.service import LOOP_BYTES
 from sealmail.messages.submission import Submission
 from sealmail.secureline.harvest import harvest
 from sealmail.smtpd.server import (
@@ -53,6 +52,11 @@ _REFUSAL_REPLIES: Final[dict[str, Reply]] = {
     Rule.HEADER_FIELD_TOO_LONG: replies.S552_HEADER_TOO_BIG,
     Rule.ROUTING_LOOP: replies.S554_ROUTING_LOOP,
 }
+
+# A message up to this size is parsed on the event loop and handed to
+# ``Messages.submit_async``; a larger one is parsed, stored and committed in one thread hop,
+# so the loop is never held long enough to stall the other connections.
+PARSE_ON_LOOP_BYTES: Final = 64 * 1024
 
 # ValidationFailed fields that mean "this sender may not send as that address".
 _SENDER_FIELDS: Final = frozenset({"from", "mail_from"})
@@ -185,7 +189,7 @@ class SubmissionHandler(ListenerHandler):
         server.begin_commit()
         args = (sender, raw, envelope.sender_address, tuple(envelope.recipients), envelope.requiretls)
         try:
-            if len(raw) <= LOOP_BYTES:
+            if len(raw) <= PARSE_ON_LOOP_BYTES:
                 accepted = await self.stored(*args)
             else:
                 accepted = await self.run(self._store, *args)
@@ -235,9 +239,9 @@ class SubmissionHandler(ListenerHandler):
     async def stored(
         self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
     ) -> Accepted:
-        """``_store`` on the event loop (a message up to ``LOOP_BYTES``): parsed, screened and
-        sealed here, the commit awaited (``Messages.submit_async``).  Tracked and shielded as
-        ``run`` is: a client that disconnects does not abandon a started commit."""
+        """``_store`` for a message up to ``PARSE_ON_LOOP_BYTES``: parsed here, screened and
+        sealed in one thread hop, the commit awaited (``Messages.submit_async``).  Tracked and
+        shielded as ``run`` is: a client that disconnects does not abandon a started commit."""
 
         async def store() -> Accepted:
             submission = self._submission(sender, raw, mail_from, rcpts, requiretls)
