@@ -164,10 +164,6 @@ class Tenancy(Credentials):
             )
         raise NotFound(f"tenant {ref} not found; list tenants with `sealmail tenants list`")
 
-    def cached_tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any] | None:
-        """``tenant_settings`` when fresh in the cache, else None; no I/O, so an event loop may ask."""
-        return self._settings.get(tenant_id)
-
     def tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any]:
         """A tenant's settings for hot paths, at most ``CACHE_SECONDS`` old (read-only)."""
         cached = self._settings.get(tenant_id)

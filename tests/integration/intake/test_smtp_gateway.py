@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import re
@@ -429,11 +428,7 @@ def test_unexpected_failure_is_a_temporary_451_and_nothing_stored(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away: patient@example.org")
 
-    async def broken_async(*args: object, **kwargs: object) -> None:
-        broken()
-
     monkeypatch.setattr(services.messages, "submit", broken)
-    monkeypatch.setattr(services.messages, "submit_async", broken_async)
     client = authenticated(connect, gateway, credential)
     code, reply = send(client, message())
     assert (code, reply[:5]) == (451, b"4.3.0")
@@ -575,14 +570,14 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storing, release = threading.Event(), threading.Event()
-    real_accept = services.messages.submit_async
+    real_accept = services.messages.submit
 
-    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+    def slow_accept(*args: Any, **kwargs: Any) -> Any:
         storing.set()
-        assert await asyncio.to_thread(release.wait, 10), "test never released accept()"
-        return await real_accept(*args, **kwargs)
+        assert release.wait(10), "test never released accept()"
+        return real_accept(*args, **kwargs)
 
-    monkeypatch.setattr(services.messages, "submit_async", slow_accept)
+    monkeypatch.setattr(services.messages, "submit", slow_accept)
     client = authenticated(connect, gateway, credential)
     replies: list[tuple[int, bytes]] = []
     sender = threading.Thread(target=lambda: replies.append(send(client, message())))

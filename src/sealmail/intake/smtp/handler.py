@@ -7,7 +7,6 @@ rows, events and audit entries are identical whichever door it came through.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 import structlog
@@ -28,7 +27,6 @@ from sealmail.intake.smtp.options import (
 )
 from sealmail.messages.accept import Accepted
 from sealmail.messages.compose import submission_from_raw
-from sealmail.messages.submission import Submission
 from sealmail.secureline.harvest import harvest
 from sealmail.smtpd.server import (
     NULL_SENDER,
@@ -52,11 +50,6 @@ _REFUSAL_REPLIES: Final[dict[str, Reply]] = {
     Rule.HEADER_FIELD_TOO_LONG: replies.S552_HEADER_TOO_BIG,
     Rule.ROUTING_LOOP: replies.S554_ROUTING_LOOP,
 }
-
-# A message up to this size is parsed on the event loop and handed to
-# ``Messages.submit_async``; a larger one is parsed, stored and committed in one thread hop,
-# so the loop is never held long enough to stall the other connections.
-PARSE_ON_LOOP_BYTES: Final = 64 * 1024
 
 # ValidationFailed fields that mean "this sender may not send as that address".
 _SENDER_FIELDS: Final = frozenset({"from", "mail_from"})
@@ -187,12 +180,15 @@ class SubmissionHandler(ListenerHandler):
         # From here until the reply is written, stop() waits: a client must not lose
         # its 250 for a message that was stored.
         server.begin_commit()
-        args = (sender, raw, envelope.sender_address, tuple(envelope.recipients), envelope.requiretls)
         try:
-            if len(raw) <= PARSE_ON_LOOP_BYTES:
-                accepted = await self.stored(*args)
-            else:
-                accepted = await self.run(self._store, *args)
+            accepted = await self.run(
+                self._store,
+                sender,
+                raw,
+                envelope.sender_address,
+                tuple(envelope.recipients),
+                envelope.requiretls,
+            )
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
         except Exception as exc:  # noqa: BLE001 — any other failure is a temporary 451
@@ -236,38 +232,10 @@ class SubmissionHandler(ListenerHandler):
         # The detail names a field and a rule, never content (errors.py contract).
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
-    async def stored(
-        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
-    ) -> Accepted:
-        """``_store`` for a message up to ``PARSE_ON_LOOP_BYTES``: parsed here, screened and
-        sealed in one thread hop, the commit awaited (``Messages.submit_async``).  Tracked and
-        shielded as ``run`` is: a client that disconnects does not abandon a started commit."""
-
-        async def store() -> Accepted:
-            submission = self._submission(sender, raw, mail_from, rcpts, requiretls)
-            accepted, _replayed = await self.services.messages.submit_async(sender.principal, submission)
-            tenant_id = sender.principal.tenant_id
-            settings = self.services.tenancy.cached_tenant_settings(tenant_id)
-            if settings is None or settings.get("harvest_keys"):
-                await self.run(self._harvest, tenant_id, raw)
-            return accepted
-
-        task = asyncio.ensure_future(store())
-        self.track(task)
-        return await asyncio.shield(task)
-
     def _store(
         self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
     ) -> Accepted:
-        submission = self._submission(sender, raw, mail_from, rcpts, requiretls)
-        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
-        self._harvest(sender.principal.tenant_id, raw)
-        return accepted
-
-    def _submission(
-        self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
-    ) -> Submission:
-        return submission_from_raw(
+        submission = submission_from_raw(
             raw,
             mail_from,
             rcpts,
@@ -277,6 +245,9 @@ class SubmissionHandler(ListenerHandler):
             requiretls=requiretls,
             stream=sender.stream,
         )
+        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
+        self._harvest(sender.principal.tenant_id, raw)
+        return accepted
 
     def _harvest(self, tenant_id: str, raw: bytes) -> None:
         """Tenant opt-in (``harvest_keys``): keep the sender's Autocrypt / S/MIME certificates.
