@@ -90,20 +90,24 @@ class GroupCommit:
         self._committer: threading.Thread | None = None
 
     @contextmanager
-    def expect(self) -> Iterator[Arrival]:
+    def expect(self, *, announce: bool = True) -> Iterator[Arrival]:
         """Announce a caller on its way; yields its way into the queue (``Arrival``).
 
         A leader may wait (``company``) for announced callers; one that leaves without
-        submitting (refused, failed) stops counting when it leaves.
+        submitting (refused, failed) stops counting when it leaves.  ``announce=False``
+        counts the caller only from ``Arrival.announce``: an event-loop caller announces
+        when its thread starts the work, not while it waits for a thread (a leader waiting
+        for callers queued behind a busy pool waited its whole ``company`` every batch).
         """
         arrival = Arrival(self)
-        with self._lock:
-            self._coming += 1
+        if announce:
+            arrival.announce()
         try:
             yield arrival
         finally:
-            if not arrival.queued:
-                with self._lock:
+            with self._lock:
+                arrival.closed = True
+                if arrival.counted and not arrival.queued:
                     self._coming -= 1
                     self._arrived.notify_all()
 
@@ -204,21 +208,30 @@ class GroupCommit:
 class Arrival:
     """An announced caller's way into the commit queue, blocking or awaited."""
 
-    __slots__ = ("_commits", "queued")
+    __slots__ = ("_commits", "closed", "counted", "queued")
 
     def __init__(self, commits: GroupCommit) -> None:
         self._commits = commits
         self.queued = False
+        self.counted = False  # in the leader's ``_coming``
+        self.closed = False  # ``expect`` has ended: too late to announce
+
+    def announce(self) -> None:
+        """Count this caller as on its way (any thread; once)."""
+        with self._commits._lock:
+            if not (self.counted or self.closed):
+                self.counted = True
+                self._commits._coming += 1
 
     def __call__(self, item: Pending) -> None:
         """Queue ``item`` and block until the transaction holding it committed."""
         self.queued = True
-        self._commits._submit(item, announced=True)
+        self._commits._submit(item, announced=self.counted)
 
     async def committed(self, item: Pending) -> None:
         """Queue ``item`` from an event loop; returns once the transaction holding it committed."""
         self.queued = True
-        await self._commits._committed(item, announced=True)
+        await self._commits._committed(item, announced=self.counted)
 
 
 def _settle(batch: list[Pending]) -> None:

@@ -37,7 +37,7 @@ from sealmail.ids import new_id
 from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
-from sealmail.messages.group_commit import GroupCommit
+from sealmail.messages.group_commit import Arrival, GroupCommit
 from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
     EnvelopeRecipient,
@@ -157,8 +157,8 @@ class Messages(Reading):
                 replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
                 if replay is not None:
                     return Accepted.from_record(replay), True
-            with self._commits.expect() as arrival:
-                item = await asyncio.to_thread(self._prepared, who, sub, idem, system=False)
+            with self._commits.expect(announce=False) as arrival:
+                item = await asyncio.to_thread(self._announced_prepared, arrival, who, sub, idem)
                 try:
                     await arrival.committed(item)
                 except IntegrityError:
@@ -169,6 +169,13 @@ class Messages(Reading):
                             return Accepted.from_record(replay), True
                     raise
             return Accepted.from_record(item.response), False
+
+    def _announced_prepared(
+        self, arrival: Arrival, who: Principal, sub: Submission, idem: Idempotency | None
+    ) -> group_commit.Pending:
+        """``_prepared`` in the executor's thread, counted by the leader from when it starts."""
+        arrival.announce()
+        return self._prepared(who, sub, idem, system=False)
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
