@@ -82,6 +82,8 @@ def test_event_loop_callers_share_a_batch_and_return_only_after_it_is_written() 
     async def main() -> None:
         async def one() -> None:
             with commits.expect() as arrival:
+                # All three announced before the first queues (and its leader looks).
+                await wait_until_async(lambda: commits._coming + len(commits._queue) == 3)
                 await arrival.committed(_item())
             assert written, "returned before its batch was written"
 
@@ -152,3 +154,15 @@ def test_a_cancelled_event_loop_caller_still_commits_and_others_are_woken() -> N
 
     asyncio.run(main())
     assert written == [1, 1]
+
+
+def test_a_caller_not_yet_announced_is_not_waited_for() -> None:
+    commits = GroupCommit(lambda batch: None, company=30.0)
+    with commits.expect(announce=False) as arrival:
+        assert commits._coming == 0  # still waiting for a pool thread: a leader goes on
+        arrival.announce()
+        arrival.announce()
+        assert commits._coming == 1
+    assert commits._coming == 0
+    arrival.announce()  # its thread started after the caller gave up: not counted
+    assert commits._coming == 0
