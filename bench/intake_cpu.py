@@ -218,8 +218,19 @@ def main() -> None:
         )
 
 
+def _latency(tag: str, seconds: list[float]) -> None:
+    """The measured run's acknowledgement latency, printed by the client process."""
+    if tag != "m" or not seconds:
+        return
+    seconds.sort()
+    p50, p99 = (1000 * seconds[min(len(seconds) - 1, int(q * len(seconds)))] for q in (0.5, 0.99))
+    print(f"  client: latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+
+
 def _client(port: int, n: int, conns: int, size: int, tag: str, login: tuple[str, str]) -> None:
-    sent = asyncio.run(smtp_load(port, n, 100, conns, size, tag, login))
+    seconds: list[float] = []
+    sent = asyncio.run(smtp_load(port, n, 100, conns, size, tag, login, seconds))
+    _latency(tag, seconds)
     if sent != n:
         raise SystemExit(f"only {sent} of {n} messages got a 250")
 
@@ -255,7 +266,9 @@ def smtp_door(
 
 
 def _api_client(port: int, key: str, n: int, conns: int, size: int, tag: str) -> None:
-    sent = asyncio.run(api_load(port, key, n, 100, conns, size, tag))
+    seconds: list[float] = []
+    sent = asyncio.run(api_load(port, key, n, 100, conns, size, tag, seconds))
+    _latency(tag, seconds)
     if sent != n:
         raise SystemExit(f"only {sent} of {n} messages got a 202")
 

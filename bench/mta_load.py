@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from email.utils import formatdate
 
 from throughput import DOMAIN, _read_response
@@ -40,11 +41,19 @@ def raw_message(i: int, tag: str, size: int) -> tuple[str, bytes]:
 
 
 async def smtp_load(
-    port: int | list[int], n: int, rcpts: int, conns: int, size: int, tag: str, login: tuple[str, str] | None
+    port: int | list[int],
+    n: int,
+    rcpts: int,
+    conns: int,
+    size: int,
+    tag: str,
+    login: tuple[str, str] | None,
+    latencies: list[float] | None = None,
 ) -> int:
     """Send ``n`` messages over ``conns`` parallel STARTTLS connections; returns how many got 250.
 
     Several ports (one per intake process): connection ``j`` goes to ``ports[j % len(ports)]``.
+    ``latencies`` gets each 250's seconds from MAIL FROM (the transaction, not the connection).
     """
     import aiosmtplib
 
@@ -67,7 +76,10 @@ async def smtp_load(
                         await smtp.connect()
                         if login:
                             await smtp.login(*login)
+                    began = time.perf_counter()
                     await smtp.sendmail(SENDER, [to], data)
+                    if latencies is not None:
+                        latencies.append(time.perf_counter() - began)
                     ok += 1
                     break
                 except (aiosmtplib.SMTPException, OSError) as exc:
@@ -86,9 +98,19 @@ async def smtp_load(
 
 
 async def api_load(
-    port: int | list[int], key: str, n: int, rcpts: int, conns: int, size: int, tag: str
+    port: int | list[int],
+    key: str,
+    n: int,
+    rcpts: int,
+    conns: int,
+    size: int,
+    tag: str,
+    latencies: list[float] | None = None,
 ) -> int:
-    """POST ``n`` messages over ``conns`` keep-alive HTTP/1.1 connections; returns the 202 count."""
+    """POST ``n`` messages over ``conns`` keep-alive HTTP/1.1 connections; returns the 202 count.
+
+    ``latencies`` gets each 202's seconds from the request's first byte written.
+    """
     todo = iter(range(n))
     ok = 0
     text = body_text(size)
@@ -116,9 +138,13 @@ async def api_load(
         reader, writer = await asyncio.open_connection("127.0.0.1", ports[j % len(ports)])
         try:
             for i in todo:
-                writer.write(request(i))
+                data = request(i)
+                began = time.perf_counter()
+                writer.write(data)
                 status, body = await _read_response(reader)
                 if status == 202:
+                    if latencies is not None:
+                        latencies.append(time.perf_counter() - began)
                     ok += 1
                 else:
                     print(f"  api {status}: {body[:200]!r}", file=sys.stderr)

@@ -6,6 +6,8 @@ event rows, idempotency keys and audit entries for the whole batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -44,6 +46,10 @@ _EXPIRED_IDEMPOTENCY = sa.delete(idempotency_keys).where(
 # most a message's acknowledgement is delayed to share a commit.
 COMPANY_SECONDS = 0.002
 
+# How long the committer thread (the leader for callers on an event loop) stays idle
+# before it ends; the next such caller starts another.
+COMMITTER_IDLE_SECONDS = 5.0
+
 
 class GroupCommit:
     """Group commit: concurrent ``accept`` calls share one transaction and one fsync.
@@ -63,6 +69,11 @@ class GroupCommit:
 
     If a batch fails, its items are written again one per transaction, so one bad
     submission (an Idempotency-Key race, say) fails only its own request.
+
+    A caller on an event loop (``Arrival.committed``) cannot block: when it would lead, a
+    committer thread leads for it, and every such caller of a batch awaits a future that
+    the committer completes once the batch is durable — one ``call_soon_threadsafe`` per
+    loop and batch, instead of a thread-pool round trip per message.
     """
 
     def __init__(self, write: Callable[[list[Pending]], None], company: float = COMPANY_SECONDS) -> None:
@@ -73,47 +84,90 @@ class GroupCommit:
         self._queue: list[Pending] = []
         self._coming = 0  # callers inside ``expect`` that have not queued yet
         self._writer = threading.Lock()
+        # Leads handed to the committer thread (callers on an event loop), and whether it runs.
+        self._leads = 0
+        self._lead = threading.Condition(self._lock)
+        self._committer: threading.Thread | None = None
 
     @contextmanager
-    def expect(self) -> Iterator[Callable[[Pending], None]]:
-        """Announce a caller on its way; yields its ``submit``.
+    def expect(self, *, announce: bool = True) -> Iterator[Arrival]:
+        """Announce a caller on its way; yields its way into the queue (``Arrival``).
 
         A leader may wait (``company``) for announced callers; one that leaves without
-        submitting (refused, failed) stops counting when it leaves.
+        submitting (refused, failed) stops counting when it leaves.  ``announce=False``
+        counts the caller only from ``Arrival.announce``: an event-loop caller announces
+        when its thread starts the work, not while it waits for a thread (a leader waiting
+        for callers queued behind a busy pool waited its whole ``company`` every batch).
         """
-        queued = False
-
-        def submit(item: Pending) -> None:
-            nonlocal queued
-            queued = True
-            self._submit(item, announced=True)
-
-        with self._lock:
-            self._coming += 1
+        arrival = Arrival(self)
+        if announce:
+            arrival.announce()
         try:
-            yield submit
+            yield arrival
         finally:
-            if not queued:
-                with self._lock:
+            with self._lock:
+                arrival.closed = True
+                if arrival.counted and not arrival.queued:
                     self._coming -= 1
                     self._arrived.notify_all()
 
     def submit(self, item: Pending) -> None:
         self._submit(item, announced=False)
 
-    def _submit(self, item: Pending, *, announced: bool) -> None:
+    async def commit(self, item: Pending) -> None:
+        """``submit`` from an event loop: awaits the commit without blocking the loop."""
+        await self._committed(item, announced=False)
+
+    def _queued(self, item: Pending, *, announced: bool) -> bool:
+        """Queue ``item``; True when its caller leads (the queue was empty)."""
         with self._lock:
             self._queue.append(item)
             if announced:
                 self._coming -= 1
                 self._arrived.notify_all()
-            leader = len(self._queue) == 1
-        if leader:
-            with self._writer:
-                with self._lock:
-                    self._await_company()
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
+            return len(self._queue) == 1
+
+    async def _committed(self, item: Pending, *, announced: bool) -> None:
+        """Queue ``item`` from an event loop; returns once its batch committed (or raises its error)."""
+        loop = asyncio.get_running_loop()
+        item.loop, item.future = loop, loop.create_future()
+        if self._queued(item, announced=announced):
+            with self._lock:
+                self._leads += 1
+                self._lead.notify()
+                if self._committer is None:
+                    self._committer = threading.Thread(
+                        target=self._serve, name="sealmail-group-commit", daemon=True
+                    )
+                    self._committer.start()
+        # If this caller is cancelled (its client went away) the batch still commits as a
+        # whole; only the acknowledgement is lost, as with a thread.
+        await item.future
+
+    def _serve(self) -> None:
+        """The committer thread: lead each batch an event-loop caller opened, until idle."""
+        while True:
+            with self._lock:
+                while self._leads == 0:
+                    if not self._lead.wait(COMMITTER_IDLE_SECONDS) and self._leads == 0:
+                        self._committer = None
+                        return
+                self._leads -= 1
+            # An interrupted commit has told every caller already; this thread must go on
+            # leading, or the next event-loop caller would wait for ever.
+            with contextlib.suppress(BaseException):
+                self._lead_batch()
+
+    def _lead_batch(self) -> None:
+        with self._writer:
+            with self._lock:
+                self._await_company()
+                batch, self._queue = self._queue, []
+            self._commit(batch)
+
+    def _submit(self, item: Pending, *, announced: bool) -> None:
+        if self._queued(item, announced=announced):
+            self._lead_batch()
         else:
             item.done.wait()
         if item.error is not None:
@@ -148,8 +202,64 @@ class GroupCommit:
                 item.error = RuntimeError("the commit was interrupted; the message was not stored")
             raise
         finally:
-            for item in batch:
-                item.done.set()
+            _settle(batch)
+
+
+class Arrival:
+    """An announced caller's way into the commit queue, blocking or awaited."""
+
+    __slots__ = ("_commits", "closed", "counted", "queued")
+
+    def __init__(self, commits: GroupCommit) -> None:
+        self._commits = commits
+        self.queued = False
+        self.counted = False  # in the leader's ``_coming``
+        self.closed = False  # ``expect`` has ended: too late to announce
+
+    def announce(self) -> None:
+        """Count this caller as on its way (any thread; once)."""
+        with self._commits._lock:
+            if not (self.counted or self.closed):
+                self.counted = True
+                self._commits._coming += 1
+
+    def __call__(self, item: Pending) -> None:
+        """Queue ``item`` and block until the transaction holding it committed."""
+        self.queued = True
+        self._commits._submit(item, announced=self.counted)
+
+    async def committed(self, item: Pending) -> None:
+        """Queue ``item`` from an event loop; returns once the transaction holding it committed."""
+        self.queued = True
+        await self._commits._committed(item, announced=self.counted)
+
+
+def _settle(batch: list[Pending]) -> None:
+    """Wake every caller of a committed (or failed) batch: threads by their event, each
+    event loop once for all of its callers."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Pending]] = {}
+    for item in batch:
+        if item.loop is None:
+            item.done.set()
+        else:
+            by_loop.setdefault(item.loop, []).append(item)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:
+            pass  # the loop closed: nobody is left to acknowledge
+
+
+def _resolve(items: list[Pending]) -> None:
+    """On the callers' loop: complete each future (one cancelled meanwhile is left alone)."""
+    for item in items:
+        future = item.future
+        if future is None or future.done():
+            continue
+        if item.error is not None:
+            future.set_exception(item.error)
+        else:
+            future.set_result(None)
 
 
 @dataclass(slots=True)
@@ -166,6 +276,9 @@ class Pending:
     bypass_suppressions: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    # A caller on an event loop awaits ``future`` on ``loop`` instead of ``done``.
+    loop: asyncio.AbstractEventLoop | None = None
+    future: asyncio.Future[None] | None = None
 
 
 def reject_suppressed(conn: Connection, batch: list[Pending]) -> None:

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -34,7 +37,7 @@ from sealmail.ids import new_id
 from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
-from sealmail.messages.group_commit import GroupCommit
+from sealmail.messages.group_commit import Arrival, GroupCommit
 from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
     EnvelopeRecipient,
@@ -50,6 +53,10 @@ from sealmail.store import events as ev
 from sealmail.store.tables import idempotency_keys, messages, recipients
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Principal, Tenancy
+
+# Messages in ``submit_async`` at once per event loop (the bound a thread pool gave):
+# past it a request waits before screening, holding nothing but its own body.
+IN_FLIGHT_PER_LOOP = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,9 @@ class Messages(Reading):
         # quarantined one is stored but held until released.
         self.screen = screen
         self._commits = GroupCommit(partial(group_commit.write, engine, self.idempotency_ttl))
+        self._in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- accept ------------------------------------------------------------------------------
     def submit(
@@ -130,6 +140,52 @@ class Messages(Reading):
                         return Accepted.from_record(replay), True
                 raise
         return Accepted.from_record(item.response), False
+
+    async def submit_async(
+        self, who: Principal, sub: Submission, idem: Idempotency | None = None
+    ) -> tuple[Accepted, bool]:
+        """``submit`` for a door on an event loop: the same checks, rows, errors and replays.
+
+        Screening, the sender check and sealing take one thread hop (they may read the
+        database on a cold cache, and on the loop they stalled the door's other connections:
+        see bench/README.md, "Fifth pass: hand-off"); the commit is then awaited on a future
+        the group commit completes once the batch is durable, so no thread waits for it.
+        """
+        async with self._slot():
+            accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
+            if idem is not None:
+                replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
+                if replay is not None:
+                    return Accepted.from_record(replay), True
+            with self._commits.expect(announce=False) as arrival:
+                item = await asyncio.to_thread(self._announced_prepared, arrival, who, sub, idem)
+                try:
+                    await arrival.committed(item)
+                except IntegrityError:
+                    # A concurrent request with the same Idempotency-Key won the race.
+                    if idem is not None:
+                        replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
+                        if replay is not None:
+                            return Accepted.from_record(replay), True
+                    raise
+            return Accepted.from_record(item.response), False
+
+    def _announced_prepared(
+        self, arrival: Arrival, who: Principal, sub: Submission, idem: Idempotency | None
+    ) -> group_commit.Pending:
+        """``_prepared`` in the executor's thread, counted by the leader from when it starts."""
+        arrival.announce()
+        return self._prepared(who, sub, idem, system=False)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of this event loop's ``IN_FLIGHT_PER_LOOP`` places."""
+        loop = asyncio.get_running_loop()
+        slots = self._in_flight.get(loop)
+        if slots is None:
+            slots = self._in_flight.setdefault(loop, asyncio.Semaphore(IN_FLIGHT_PER_LOOP))
+        async with slots:
+            yield
 
     def _prepared(
         self, who: Principal, sub: Submission, idem: Idempotency | None, *, system: bool

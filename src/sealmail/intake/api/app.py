@@ -241,7 +241,7 @@ def create_api(services: ApiServices) -> FastAPI:
                 services.texting.check_notices, who.tenant_id, body.notice, addresses
             )
             sub = replace(sub, notices=notices)
-        result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
+        result, replayed = await msgs.submit_async(who, sub, idem)
         return accepted_response(result, replayed)
 
     @app.post("/v1/messages/raw", status_code=202, response_model=AcceptedOut, tags=["messages"])
@@ -253,7 +253,7 @@ def create_api(services: ApiServices) -> FastAPI:
     ) -> Response:
         idem = idempotency(idempotency_key, await request.body())
         sub = compose.from_raw(body, domain_for_ids, opts.max_recipients, opts.intake_limits)
-        result, replayed = await run_in_threadpool(msgs.submit, who, sub, idem)
+        result, replayed = await msgs.submit_async(who, sub, idem)
         return accepted_response(result, replayed)
 
     @app.get("/v1/messages", response_model=PageOut, tags=["messages"])
