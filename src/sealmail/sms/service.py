@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +102,7 @@ class Texting(SmsContacts):
         # Receipts that overtook the provider's reply (an SMSC may send deliver_sm before we
         # have stored its submit_sm_resp): applied as soon as the reply is recorded.
         self._early: dict[tuple[str, str], ReceiptIn] = {}
+        self._early_lock = threading.Lock()
 
     # -- sending ------------------------------------------------------------------------------
     def queue(self, req: TextRequest) -> TextResult:
@@ -291,9 +293,11 @@ class Texting(SmsContacts):
                 details={**facts, "to": redact(row.number)},
             )
             self._event(conn, row, status, facts, now)
-        early = self._early.pop((provider, pid), None) if pid else None
-        if early is not None:
-            self._receipt(early)
+        if pid:
+            with self._early_lock:
+                early = self._early.pop((provider, pid), None)
+            if early is not None:
+                self._receipt(early)
 
     def _event(
         self, conn: Connection, row: Any, status: SmsStatus, facts: dict[str, Any], now: datetime
@@ -316,19 +320,39 @@ class Texting(SmsContacts):
         await asyncio.to_thread(self._receipt, receipt)
 
     def _receipt(self, r: ReceiptIn) -> None:
+        if self._apply_receipt(r):
+            return
+        key = (r.provider, r.provider_message_id)
+        with self._early_lock:
+            if len(self._early) >= 1000:
+                return
+            self._early[key] = r
+        # The reply may have been recorded between the lookup above and keeping the receipt
+        # (its pop then found nothing): look again, and whichever side pops the receipt
+        # applies it, exactly once.
+        with db.reader(self.engine) as conn:
+            recorded = conn.execute(self._by_provider_id(r)).first() is not None
+        if recorded:
+            with self._early_lock:
+                mine = self._early.pop(key, None)
+            if mine is not None:
+                self._apply_receipt(mine)
+
+    @staticmethod
+    def _by_provider_id(r: ReceiptIn) -> Any:
+        return sa.select(sms_texts).where(
+            sms_texts.c.provider == r.provider,
+            sms_texts.c.provider_message_id == r.provider_message_id,
+        )
+
+    def _apply_receipt(self, r: ReceiptIn) -> bool:
+        """The receipt applied to its text; False when no reply with its id is recorded yet."""
         now = self.now()
         status = RECEIPT_STATUS[r.state]
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(sms_texts).where(
-                    sms_texts.c.provider == r.provider,
-                    sms_texts.c.provider_message_id == r.provider_message_id,
-                )
-            ).first()
+            row = conn.execute(self._by_provider_id(r)).first()
             if row is None:
-                if len(self._early) < 1000:
-                    self._early[(r.provider, r.provider_message_id)] = r
-                return
+                return False
             conn.execute(
                 sa.update(sms_texts)
                 .where(sms_texts.c.id == row.id)
@@ -355,6 +379,7 @@ class Texting(SmsContacts):
             )
             if status is not SmsStatus.SENT:
                 self._event(conn, row, status, facts, now)
+        return True
 
     async def inbound(self, text: InboundText) -> None:
         reply = await asyncio.to_thread(self._inbound, text)
