@@ -19,10 +19,8 @@ from sealmail.sms.providers import ReceiptIn
 LINK = "http://127.0.0.1:8000/p/" + "Zx9_-" * 9
 
 
-def test_captured_sms_lists_the_notice_a_portal_message_would_text(
-    services: Services, tenant: TenantFixture, loop: LoopThread, tmp_path: Path
-) -> None:
-    assert services.settings.sms_provider == "capture"  # the development default, like mail capture
+def queue_portal_notice(services: Services, tenant: TenantFixture, loop: LoopThread, address: str) -> None:
+    """A texting sender, a consenting contact and the portal notice texted to them, queued."""
     services.texting.add_sender(tenant.id, "+14155550100", "test")
     services.texting.put_contact(
         tenant.id,
@@ -40,11 +38,18 @@ def test_captured_sms_lists_the_notice_a_portal_message_would_text(
             tenant_id=tenant.id,
             message_id=message_for(services, tenant),
             recipient_id="rcp_none",
-            address="PAT@example.net",
+            address=address,
             organization="Clinic",
             link=LINK,
         )
     )
+
+
+def test_captured_sms_lists_the_notice_a_portal_message_would_text(
+    services: Services, tenant: TenantFixture, loop: LoopThread, tmp_path: Path
+) -> None:
+    assert services.settings.sms_provider == "capture"  # the development default, like mail capture
+    queue_portal_notice(services, tenant, loop, "PAT@example.net")
     sender = build_texting_sender(services)
     assert loop.run(sender.send_due()) == 1
     loop.run(sender.provider.close())  # type: ignore[union-attr]
@@ -72,28 +77,7 @@ def test_a_receipt_that_looked_before_the_reply_was_recorded_is_still_applied(
 ) -> None:
     """A receipt whose lookup ran just before the provider's reply was committed (so the reply's
     pop of early receipts found nothing) is applied once it is kept: it looks again."""
-    services.texting.add_sender(tenant.id, "+14155550100", "test")
-    services.texting.put_contact(
-        tenant.id,
-        "+14155550177",
-        time_zone=noon_zone(),
-        address="pat@example.net",
-        notice="both",
-        consents={"notice": True},
-        actor="test",
-    )
-    texts = services.portal_texts
-    assert texts is not None
-    loop.run(
-        texts.portal_notice(
-            tenant_id=tenant.id,
-            message_id=message_for(services, tenant),
-            recipient_id="rcp_none",
-            address="pat@example.net",
-            organization="Clinic",
-            link=LINK,
-        )
-    )
+    queue_portal_notice(services, tenant, loop, "pat@example.net")
     sender = build_texting_sender(services)
     real = sender._apply_receipt
     missed: list[bool] = []
