@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
+from playwright.sync_api import expect
 from tests.conftest import TenantFixture
 from tests.e2e.portal.conftest import CHROMIUM
 from tests.integration.console.console_harness import PASSWORD, Console
@@ -58,7 +59,8 @@ def enrol(page: Any, console: Console, token: str | None) -> str:
     page.get_by_label("New password").fill(PASSWORD)
     page.get_by_label("6-digit code shown by your app").fill(pyotp.TOTP(secret).at(console.clock()))
     page.get_by_role("button", name="Finish setup").click()
-    assert page.locator("#recovery-codes li").count() == 10
+    # count() does not wait for the next page; expect() does.
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     return secret
 
 
@@ -140,5 +142,5 @@ def test_a_sender_composes_with_an_attachment_sees_the_outcome_and_finds_it_agai
         trail.wait_for()
         assert "kin@example.org" in trail.inner_text() and "queued" in trail.inner_text()
         page.get_by_role("link", name="Sent").click()
-        assert page.get_by_role("link").filter(has_text="UTC").count() >= 1
+        expect(page.get_by_role("link").filter(has_text="UTC").first).to_be_visible()
     assert [p for p in problems if not p.endswith("/favicon.ico")] == []
