@@ -14,6 +14,8 @@ than a rate.  ``--profile FILE`` runs one thread under cProfile instead (batches
 ``--door smtp`` runs the real gateway (``build_gateway``: STARTTLS, AUTH PLAIN, aiosmtpd)
 in this process and ``bench/mta_load.py``'s client with ``--threads`` connections in a child
 process, so this process's CPU is the gateway's alone (py-spy it with ``--gil``).
+``--client pipelined`` (default) sends MAIL, RCPT and DATA in one write (RFC 2920),
+``--client aiosmtplib`` one command at a time (the client before 2026-12-04).
 
 ``--door api`` runs the API role as ``sealmail serve --role api`` does (``runtime.serve``:
 uvicorn, the FastAPI app with the console mounted, API-key authentication, the per-key rate
@@ -47,7 +49,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 
-from mta_load import api_load, raw_message, smtp_load  # noqa: E402
+from mta_load import CLIENTS, api_load, raw_message, smtp_load  # noqa: E402
 from throughput import free_port  # noqa: E402
 
 from sealmail.app import build_gateway, build_services, intake_limits  # noqa: E402
@@ -128,6 +130,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--profile", type=Path, help="cProfile one thread; write pstats here")
     p.add_argument("--door", choices=["store", "smtp", "api"], default="store")
+    p.add_argument("--client", choices=CLIENTS, default=CLIENTS[0], help="--door smtp: the SMTP load client")
     p.add_argument("--synchronous", default="FULL", help="SQLite synchronous (product default FULL)")
     args = p.parse_args()
 
@@ -227,9 +230,9 @@ def _latency(tag: str, seconds: list[float]) -> None:
     print(f"  client: latency p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
 
 
-def _client(port: int, n: int, conns: int, size: int, tag: str, login: tuple[str, str]) -> None:
+def _client(port: int, n: int, conns: int, size: int, tag: str, login: tuple[str, str], client: str) -> None:
     seconds: list[float] = []
-    sent = asyncio.run(smtp_load(port, n, 100, conns, size, tag, login, seconds))
+    sent = asyncio.run(smtp_load(port, n, 100, conns, size, tag, login, seconds, client))
     _latency(tag, seconds)
     if sent != n:
         raise SystemExit(f"only {sent} of {n} messages got a 250")
@@ -247,12 +250,14 @@ def smtp_door(
     ctx = multiprocessing.get_context("spawn")
     try:
         warm = ctx.Process(
-            target=_client, args=(gateway.port, args.warmup, args.threads, args.size, "w", (user, password))
+            target=_client,
+            args=(gateway.port, args.warmup, args.threads, args.size, "w", (user, password), args.client),
         )
         warm.start()
         warm.join()
         run = ctx.Process(
-            target=_client, args=(gateway.port, args.messages, args.threads, args.size, "m", (user, password))
+            target=_client,
+            args=(gateway.port, args.messages, args.threads, args.size, "m", (user, password), args.client),
         )
         start = mark()
         run.start()

@@ -25,10 +25,14 @@ end-to-end rates into the same sink.
 Each round sends the same K messages (5 KB text, the same recipients) from the same client
 (``--connections`` parallel STARTTLS SMTP connections, or keep-alive HTTP connections for
 the API) to one MTA, waits until the sink has all K, then does the same with the other;
-the order alternates every round.  Rate = K / (first byte sent → last message counted at
-the sink).  CPU = utime+stime from ``/proc`` of the MTA's processes over the round,
-children reaped by them included (Postfix's ``master`` reaps every daemon that exits),
-plus, for PostgreSQL paths, the backends connected to the bench database.
+the order alternates every round.  The SMTP client (``--client``) is ``pipelined`` by
+default: MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920), as
+real senders do; ``aiosmtplib`` is the earlier lockstep client.  The client runs in this
+process; its own CPU per message (``getrusage`` of its thread) is printed too.
+Rate = K / (first byte sent → last message counted at the sink).  CPU = utime+stime from
+``/proc`` of the MTA's processes over the round, children reaped by them included
+(Postfix's ``master`` reaps every daemon that exits), plus, for PostgreSQL paths, the
+backends connected to the bench database.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -51,7 +56,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import postfix_stock  # noqa: E402
-from mta_load import api_load, rcpt, smtp_load  # noqa: E402
+from mta_load import CLIENTS, api_load, rcpt, smtp_load  # noqa: E402
 from throughput import (  # noqa: E402
     CLK_TCK,
     PG_DB,
@@ -316,6 +321,7 @@ class Measure:
     cpu_ms: float  # the MTA's own processes, per message
     pg_ms: float  # PostgreSQL backends of the bench database, per message
     sink_ms: float
+    client_ms: float  # the load client itself (this thread), per message
     conns: int
     plaintext: int
     busy_pct: float  # whole machine, all cores
@@ -326,10 +332,16 @@ class Measure:
 def send(target: str, sm: Sealmail, pf_port: int, n: int, args: argparse.Namespace, tag: str) -> int:
     c, r, size = args.connections, args.recipients, args.size
     if target == "postfix":
-        return asyncio.run(smtp_load(pf_port, n, r, c, size, tag, None))
+        return asyncio.run(smtp_load(pf_port, n, r, c, size, tag, None, client=args.client))
     if sm.spec.intake == "smtp":
-        return asyncio.run(smtp_load(sm.ports, n, r, c, size, tag, sm.login))
+        return asyncio.run(smtp_load(sm.ports, n, r, c, size, tag, sm.login, client=args.client))
     return asyncio.run(api_load(sm.ports, sm.api_key, n, r, c, size, tag))
+
+
+def thread_cpu() -> float:
+    """CPU seconds of this thread: the load client runs on it (its event loop, TLS included)."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(
@@ -348,8 +360,9 @@ def measure(
     base = sink.state()
     cpu0, pg0, sink0 = tree_cpu(roots, comms), pg_backend_cpu(), tree_cpu([sink.pid])
     m0, own0 = machine_cpu(), sum(os.times()[:2])
-    t0 = time.time()
+    t0, client0 = time.time(), thread_cpu()
     ok = send(target, sm, pf.port, n, args, tag)
+    client_s = thread_cpu() - client0
     if ok != n:
         raise RuntimeError(f"{target}: only {ok}/{n} accepted")
     st = sink.wait_for(base.count + n, args.timeout)
@@ -364,6 +377,7 @@ def measure(
         cpu_ms=1000 * delta(cpu0, cpu1) / n,
         pg_ms=1000 * delta(pg0, pg1) / n if target == "sealmail" else 0.0,
         sink_ms=1000 * delta(sink0, sink1) / n,
+        client_ms=1000 * client_s / n,
         conns=st.conns - base.conns,
         plaintext=st.plaintext - base.plaintext,
         busy_pct=100 * (m1[0] - m0[0]) / total,
@@ -396,6 +410,7 @@ def run_path(
             print(
                 f"  {spec.name} round {r + 1}: sealmail {s.rate:.1f} msg/s {s.cpu_ms + s.pg_ms:.1f} ms/msg, "
                 f"postfix {p.rate:.1f} msg/s {p.cpu_ms:.1f} ms/msg, ratio {s.rate / p.rate:.2f}, "
+                f"client {s.client_ms:.2f}/{p.client_ms:.2f} ms/msg, "
                 f"others' CPU {s.others_pct:.0f}/{p.others_pct:.0f} %",
                 flush=True,
             )
@@ -433,6 +448,7 @@ def summarize(spec: PathSpec, rounds: list[dict[str, Measure]]) -> dict[str, Any
         "pg_cpu_ms": med("sealmail", "pg_ms"),
         "postfix_cpu_ms": med("postfix", "cpu_ms"),
         "sink_ms": (med("sealmail", "sink_ms"), med("postfix", "sink_ms")),
+        "client_ms": (med("sealmail", "client_ms"), med("postfix", "client_ms")),
         "per_proc": {
             name: statistics.median(r["sealmail"].per_proc[name] for r in rounds)
             for name in rounds[0]["sealmail"].per_proc
@@ -467,13 +483,14 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[s
         lines.append(
             f"- {r['path']}: Sealmail CPU ms/msg by process: {split}; PostgreSQL backends "
             f"{r['pg_cpu_ms']:.1f}; sink {r['sink_ms'][0]:.1f} (Sealmail rounds) / {r['sink_ms'][1]:.1f} "
-            "(Postfix rounds)"
+            f"(Postfix rounds); load client {r['client_ms'][0]:.2f} / {r['client_ms'][1]:.2f}"
         )
     plain = sum(r["plaintext"] for r in results)
     lines += [
         "",
         f"{args.messages} messages × {args.size} B per MTA per round, {args.rounds} interleaved rounds "
-        f"(order alternates), {args.connections} client connections, {args.recipients} recipients, "
+        f"(order alternates), {args.connections} client connections ({args.client} SMTP client), "
+        f"{args.recipients} recipients, "
         f"{args.intakes} intake and {args.workers} worker process(es) on split paths, "
         f"warm-up {args.warmup}. "
         f"Postfix {meta['postfix']}; "
@@ -490,6 +507,13 @@ def main() -> None:
     p.add_argument("--paths", default=ISSUE_PATHS, help=f"comma-separated (default: {ISSUE_PATHS})")
     p.add_argument("--size", type=int, default=5120, help="text body bytes")
     p.add_argument("--connections", type=int, default=4, help="parallel client connections")
+    p.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default=CLIENTS[0],
+        help="SMTP load client: pipelined (MAIL, RCPT, DATA in one write when offered, RFC 2920) or "
+        "aiosmtplib (lockstep, the earlier client)",
+    )
     p.add_argument("--recipients", type=int, default=100, help="distinct recipients (keyed on -pgp paths)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on -split paths")
     p.add_argument("--intakes", type=int, default=1, help="intake processes on -split paths (a port each)")
@@ -524,7 +548,9 @@ def main() -> None:
         )
         pf.start()
         print(
-            f"postfix {meta['postfix']} on 127.0.0.1:{pf.port}, sink {SINK_IP}:{sink.smtp_port}", flush=True
+            f"postfix {meta['postfix']} on 127.0.0.1:{pf.port}, sink {SINK_IP}:{sink.smtp_port}, "
+            f"{args.client} SMTP client",
+            flush=True,
         )
         for spec in specs:
             results.append(run_path(h, sink, pf, spec, args))

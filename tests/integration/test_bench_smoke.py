@@ -4,13 +4,22 @@ measurement."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.ca import TestCA
+from tests.support.smtp_sink import SmtpSink
+
+from sealmail.app import Services, build_gateway
+from sealmail.crypto.devcert import create_dev_certificates
+from sealmail.messages.schemas import message_page
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +90,84 @@ def test_every_bench_imports(script: str, helps: dict[str, list[Any]]) -> None:
     """``--help`` imports the script and everything it names from ``sealmail``."""
     code, stderr = helps[f"bench/{script}"]
     assert code == 0, stderr
+
+
+# -- the bench's SMTP clients against real servers on loopback ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_ca() -> Iterator[TestCA]:
+    with TestCA() as ca:
+        yield ca
+
+
+@pytest.fixture
+def mta_load(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module("mta_load")
+
+
+def _messages(mta_load: Any, recipients: list[str]) -> list[tuple[str, bytes]]:
+    # A line that starts with "." goes through dot-stuffing and must arrive as written.
+    return [
+        (to, mta_load.raw_message(i, "smoke", 300)[1] + b".leading dot\r\n")
+        for i, to in enumerate(recipients)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("client", "pipelining"), [("pipelined", True), ("pipelined", False), ("aiosmtplib", True)]
+)
+def test_the_bench_smtp_clients_count_only_accepted_messages(
+    mta_load: Any, server_ca: TestCA, client: str, pipelining: bool
+) -> None:
+    """Every message is sent over STARTTLS + AUTH PLAIN on reused connections; a refused RCPT
+    counts as not accepted and the connection goes on.  The pipelined client sends MAIL, RCPT
+    and DATA in one write when PIPELINING is offered, and talks lockstep when it is not."""
+    ok = [f"patient-{i}@example.org" for i in range(5)]
+    sent = _messages(mta_load, [*ok[:2], "permfail-550@example.org", *ok[2:]])
+    login = ("bench", "secret")
+    with SmtpSink(
+        "127.0.0.1",
+        cert=server_ca.issue("127.0.0.1"),
+        require_tls=True,
+        auth=dict([login]),
+        pipelining=pipelining,
+    ) as sink:
+        latencies: list[float] = []
+        accepted = asyncio.run(mta_load.smtp_send(sink.port, sent, 2, login, latencies, client))
+        got = sink.wait_for(5)
+    assert accepted == 5 and len(latencies) == 5
+    assert sorted(m.rcpt_tos[0] for m in got) == ok
+    assert all(m.tls and m.authenticated_as == "bench" for m in got)
+    assert {m.data for m in got} == {data for to, data in sent if to in ok}
+    if client == "pipelined":  # aiosmtplib's client starts again on a new connection after a refusal
+        assert sink.connections == 2
+    assert sink.pipelined_batches == (6 if client == "pipelined" and pipelining else 0)
+
+
+async def _offers_pipelining(mta_load: Any, port: int, login: tuple[str, str]) -> bool:
+    session = await mta_load._Session.open(port, login, mta_load._tls_context())
+    await session.quit()
+    return bool(session.pipelining)
+
+
+def test_the_pipelined_bench_client_against_the_gateway(
+    mta_load: Any, services: Services, tenant: Any, tmp_path: Path
+) -> None:
+    """Against Sealmail's submission gateway (which offers PIPELINING and answers a group in one
+    write): every accepted message is stored, the refused recipient is not."""
+    _, cert, key = create_dev_certificates(tmp_path / "tls", ["127.0.0.1"])
+    update = {"smtp_host": "127.0.0.1", "smtp_port": 0, "smtp_tls_cert": cert, "smtp_tls_key": key}
+    gateway = build_gateway(services, services.settings.model_copy(update=update))
+    gateway.start()
+    try:
+        _, user, password = services.tenancy.create_smtp_credential(tenant.id, actor="test")
+        recipients = [mta_load.rcpt(i) for i in range(4)]
+        sent = _messages(mta_load, [*recipients[:2], "someone@example.test", *recipients[2:]])
+        accepted = asyncio.run(mta_load.smtp_send(gateway.port, sent, 2, (user, password)))
+        assert asyncio.run(_offers_pipelining(mta_load, gateway.port, (user, password)))
+    finally:
+        gateway.stop()
+    assert accepted == 4
+    assert len(message_page(services.messages.search(tenant.principal))["data"]) == 4
