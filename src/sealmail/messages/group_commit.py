@@ -348,9 +348,9 @@ class _Slot:
     def put(self, conn: Connection) -> None:
         with self.lock:
             if self.conn is None:
-                self.conn, conn, self.since = conn, None, time.monotonic()  # type: ignore[assignment]
-        if conn is not None:
-            conn.close()
+                self.conn, self.since = conn, time.monotonic()
+                return
+        conn.close()
 
     def release(self, *_: object) -> None:
         conn, _since = self.take()
@@ -364,10 +364,11 @@ class HeldConnection:
     A checkout from SQLAlchemy's pool and the check-in after it (events, the reset; on
     PostgreSQL the pre-ping's round trip, a statement in the server too) cost about as much
     CPU as a batch's inserts.  So the connection a batch committed on waits here for the next
-    batch; one idle longer than ``REUSE_SECONDS`` goes back to the pool and the batch checks
-    out another (pre-pinged on PostgreSQL), so a connection broken while idle is not used
-    unchecked.  It is out of the slot while in use (one leader writes at a time anyway), and
-    given back when the engine is disposed (``Services.close``) or this object is collected.
+    batch.  One that waited longer than ``REUSE_SECONDS`` is not reused: the next batch gives
+    it back to the pool and checks out another (pre-pinged on PostgreSQL), so a connection
+    broken while idle is not used unchecked.  It is out of the slot while in use (one leader
+    writes at a time anyway), and given back after a failed batch, when the engine is
+    disposed (``Services.close``) or when this object is collected.
     """
 
     REUSE_SECONDS = 1.0
