@@ -66,7 +66,11 @@ DOMAIN = "patients.sealmail-bench.org"  # resolved only by the loopback DNS serv
 MX_NAME = "mx.sealmail-bench.org"
 SINK_IP = "127.0.0.2"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_DB = "sealmail_bench"
+# SEALMAIL_BENCH_PG_DB: another database name, so sessions sharing a server do not drop each
+# other's database (postfix_compare.py takes it too).  A plain identifier: it is put in SQL.
+PG_DB = os.environ.get("SEALMAIL_BENCH_PG_DB") or "sealmail_bench"
+if not PG_DB.isidentifier() or not PG_DB.isascii():
+    raise SystemExit(f"SEALMAIL_BENCH_PG_DB must be a plain identifier, not {PG_DB!r}")
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_DB}"
 
 

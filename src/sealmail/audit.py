@@ -297,7 +297,8 @@ _MOVE_HEAD = (
 )
 # The same move, only from the head the caller expects: the row lock and the check in one
 # statement (PostgreSQL re-checks the WHERE on the newest row after waiting for its lock).
-_MOVE_FROM = (
+# Run on the driver's cursor (``db.DriverStatement``): once per commit batch.
+_MOVE_FROM = db.DriverStatement(
     sa.update(audit_head)
     .where(
         audit_head.c.id == 1,
@@ -329,8 +330,8 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[str]:
     rows: list[dict[str, Any]] = []
     if guess is not None:
         rows = _chained(entries, *guess)
-        moved = conn.execute(
-            _MOVE_FROM,
+        moved = _MOVE_FROM(
+            conn,
             {
                 "b_from_seq": guess[0],
                 "b_from_hash": guess[1],
@@ -338,7 +339,7 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[str]:
                 "b_hash": rows[-1]["hash"],
             },
         )
-        if moved.rowcount != 1:
+        if moved != 1:
             rows = []
     if not rows:
         head = conn.execute(_HEAD).first()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from typing import Final
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 # RFC 4648 §6 base32 digit for value v -> Crockford's digit for the same v: the C encoder
@@ -21,10 +22,24 @@ _PAD = bytes(4)
 _RANDOM_DIGIT = bytes(_ALPHABET.encode()[b & 31] for b in range(256))
 
 
+# A 10-bit value -> its two Crockford digits (``new_id``).
+_PAIRS: Final = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+
+
 def new_id(prefix: str) -> str:
-    """``<prefix>_<26 chars>``: 48-bit millisecond time + 80 random bits."""
-    raw = _PAD + (int(time.time() * 1000) & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + os.urandom(10)
-    return f"{prefix}_{base64.b32encode(raw)[6:].translate(_FROM_RFC4648).decode()}"
+    """``<prefix>_<26 chars>``: 48-bit millisecond time + 80 random bits.
+
+    The 130 bits (2 zero bits first) as 13 pairs of digits from a table: ``base64.b32encode``
+    is a Python loop in CPython 3.11, and an id is minted for every message, recipient, event
+    and audit row (about twice as fast).
+    """
+    v = ((int(time.time() * 1000) & 0xFFFF_FFFF_FFFF) << 80) | int.from_bytes(os.urandom(10), "big")
+    p = _PAIRS
+    return (
+        f"{prefix}_{p[v >> 120]}{p[v >> 110 & 1023]}{p[v >> 100 & 1023]}{p[v >> 90 & 1023]}"
+        f"{p[v >> 80 & 1023]}{p[v >> 70 & 1023]}{p[v >> 60 & 1023]}{p[v >> 50 & 1023]}"
+        f"{p[v >> 40 & 1023]}{p[v >> 30 & 1023]}{p[v >> 20 & 1023]}{p[v >> 10 & 1023]}{p[v & 1023]}"
+    )
 
 
 def new_ids(prefix: str, n: int) -> list[str]:

@@ -8,6 +8,8 @@ detector and the location that fired, never the matched value.
 
 from __future__ import annotations
 
+from email.message import Message
+
 from sealmail.dlp.detectors import BUILTIN_NAMES, Detector, Span, TenantPatternError
 from sealmail.dlp.extract import ExtractLimits, ExtractResult, extract
 from sealmail.dlp.rules import (
@@ -22,9 +24,12 @@ from sealmail.dlp.rules import (
 )
 
 
-def scan_message(raw: bytes, policy: DlpPolicy, limits: ExtractLimits | None = None) -> Verdict:
-    """Extract the text of an RFC 5322 message and scan it under ``policy``."""
-    result = extract(raw, limits)
+def scan_message(
+    raw: bytes, policy: DlpPolicy, limits: ExtractLimits | None = None, head: Message | None = None
+) -> Verdict:
+    """Extract the text of an RFC 5322 message and scan it under ``policy`` (``head``: see
+    ``extract``)."""
+    result = extract(raw, limits, head)
     return scan(result.parts, policy, unscanned=result.unscanned)
 
 

@@ -13,6 +13,7 @@ attachment becomes an ``unscanned`` location, never an error with its bytes in t
 from __future__ import annotations
 
 import codecs
+import copy
 import email
 import email.policy
 import io
@@ -60,10 +61,14 @@ _W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _DOCX_XML = re.compile(r"word/(?:document|header\d{0,3}|footer\d{0,3}|footnotes|endnotes|comments)\.xml")
 
 
-def extract(raw: bytes, limits: ExtractLimits | None = None) -> ExtractResult:
-    """Parse ``raw`` (an RFC 5322 message) into :class:`TextPart`s; never raises on bad input."""
+def extract(raw: bytes, limits: ExtractLimits | None = None, head: Message | None = None) -> ExtractResult:
+    """Parse ``raw`` (an RFC 5322 message) into :class:`TextPart`s; never raises on bad input.
+
+    ``head``: the message's header block already parsed with compat32 (intake's
+    ``parse_head``), fields prepended to ``raw`` since aside; it is not changed.
+    """
     limits = limits or ExtractLimits()
-    message = parse(raw)
+    message = parse(raw, head)
     builder = _Builder(limits)
     builder.add("subject", _header(message, "subject"))
     body_index = {"text": 0, "html": 0}
@@ -111,7 +116,7 @@ def extract(raw: bytes, limits: ExtractLimits | None = None) -> ExtractResult:
     return ExtractResult(builder.parts, builder.unscanned)
 
 
-def parse(raw: bytes) -> Message:
+def parse(raw: bytes, parsed_head: Message | None = None) -> Message:
     """``raw`` as ``email.message_from_bytes`` with compat32 parses it, for less.
 
     compat32: the default policy's header registry costs more than every detector together
@@ -120,11 +125,16 @@ def parse(raw: bytes) -> Message:
     split the body into lines and join them again as the payload — most of its cost on a 5 KB
     message — so the header block alone is parsed and the rest of the bytes set as the
     payload, which is the same Message.  Anything unusual (a header block the parser would
-    end elsewhere, multipart or message/* types) takes the full parser.
+    end elsewhere, multipart or message/* types) takes the full parser.  ``parsed_head``: the
+    block as ``BytesHeaderParser`` parsed it, possibly without fields prepended since (they
+    are not content); a copy takes the payload.
     """
     block = header_block(raw)
     if len(block) < len(raw):
-        head = BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+        if parsed_head is not None and parsed_head.get_payload() == "":
+            head = copy.copy(parsed_head)
+        else:
+            head = BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
         if (
             head.get_content_maintype() not in ("multipart", "message")
             and head.get_payload() == ""

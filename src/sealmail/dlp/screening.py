@@ -77,7 +77,7 @@ class Screener:
         policy = self.policy(tenant_id)
         if policy is None:
             return Screening("none")
-        verdict = scan_message(sub.raw, policy)
+        verdict = scan_message(sub.raw, policy, head=sub.head)
         findings = tuple(
             {"detector": f.detector, "location": f.location, "count": f.count} for f in verdict.findings
         )

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 from typing import Any
 
@@ -261,8 +261,15 @@ def _mailboxes(values: list[str]) -> tuple[tuple[str, str], ...]:
     return _remembered_mailboxes(tuple(values))
 
 
-def header_facts(raw: bytes) -> HeaderFacts:
-    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block(raw))
+def parse_head(raw: bytes) -> Message:
+    """``raw``'s header block parsed (compat32, no payload): what ``header_facts`` reads,
+    and what DLP's ``extract`` may take instead of parsing the same block again."""
+    return BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_block(raw))
+
+
+def header_facts(raw: bytes, head: Message | None = None) -> HeaderFacts:
+    """``head``: ``parse_head(raw)`` when the caller has it already."""
+    headers = head if head is not None else parse_head(raw)
     from_values = [str(v) for v in headers.get_all("From") or []]
     from_addr = ""
     if from_values:

@@ -247,7 +247,8 @@ def submission_from_raw(
         raise MessageRefused(violation.rule, violation.detail)
     raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     try:
-        facts = mime.header_facts(raw)
+        head = mime.parse_head(raw)
+        facts = mime.header_facts(raw, head)
         completed, message_id = mime.complete_raw(raw, message_id_domain, facts)
     except RecursionError as exc:
         # validate_raw bounds nesting, so this is a safety net: a parser limit is a
@@ -264,6 +265,7 @@ def submission_from_raw(
         raw=completed,
         message_id_header=message_id,
         tls_required=_tls_requirement(requiretls, facts.tls_required_no),
+        head=head,
         **options,  # type: ignore[arg-type]  # keyword fields of Submission
     )
 

@@ -102,7 +102,9 @@ class Messages(Reading):
         # DLP at intake: a blocked message is refused before anything is stored, a
         # quarantined one is stored but held until released.
         self.screen = screen
-        self._commits = GroupCommit(partial(group_commit.write, engine, self.idempotency_ttl))
+        self._commits = GroupCommit(
+            partial(group_commit.write, group_commit.HeldConnection(engine), self.idempotency_ttl)
+        )
         self._in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )

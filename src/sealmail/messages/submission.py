@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from typing import Any, Literal
 
 from sealmail.domain.secureline import Protection
@@ -49,6 +50,10 @@ class Submission:
     protection: Protection = Protection.AUTO
     # Per recipient (lower-cased address): how a portal notice goes — email | sms | both.
     notices: Mapping[str, str] = field(default_factory=dict)
+    # ``raw``'s header block as intake parsed it (``mime.parse_head``; a raw submission), so
+    # DLP does not parse it again; fields prepended by ``complete_raw`` are not in it.  Read
+    # only: ``extract`` works on a copy.
+    head: Message | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

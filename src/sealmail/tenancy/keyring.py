@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
 
 from sealmail.crypto import vault
@@ -31,6 +32,8 @@ class Keyring:
         self.engine = engine
         self.wrapper = wrapper
         self._cache: dict[str, bytes] = {}
+        # Each cached tenant key's AES-GCM context (``vault.sealer``), for wrapping data keys.
+        self._sealers: dict[str, AESGCM] = {}
         self._active: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
@@ -91,15 +94,21 @@ class Keyring:
         with self._lock:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
+                self._sealers.pop(key_id, None)
 
     # -- content -----------------------------------------------------------------------------
     def seal(self, tenant_id: str, owner_id: str, plaintext: bytes) -> tuple[str, bytes, bytes]:
         """Encrypt under a fresh data key; returns (tenant key id, wrapped data key, blob)."""
         key_id = self.active_key_id(tenant_id)
-        tenant_key = self.tenant_key(tenant_id, key_id)
+        wrapper = self._sealers.get(key_id)
+        if wrapper is None:
+            wrapper = vault.sealer(self.tenant_key(tenant_id, key_id))
+            with self._lock:
+                if key_id in self._cache:  # not forgotten meanwhile
+                    self._sealers[key_id] = wrapper
         data_key = vault.new_key()
         blob = vault.seal(data_key, plaintext, vault.content_aad(tenant_id, owner_id))
-        wrapped = vault.seal(tenant_key, data_key, vault.data_key_aad(tenant_id, owner_id))
+        wrapped = vault.seal_with(wrapper, data_key, vault.data_key_aad(tenant_id, owner_id))
         return key_id, wrapped, blob
 
     def open(self, tenant_id: str, owner_id: str, key_id: str, wrapped: bytes, blob: bytes) -> bytes:

@@ -25,6 +25,7 @@ from sealmail.dlp.detectors import BUILTIN_NAMES, Detector
 from sealmail.dlp.extract import extract, parse
 from sealmail.dlp.prefilter import TextShape, literal_prefix
 from sealmail.dlp.rules import DlpPolicy, TextPart, Verdict, scan
+from sealmail.domain.message import parse_head
 
 # The package exports the function ``extract`` under the module's name.
 extract_module = importlib.import_module("sealmail.dlp.extract")
@@ -218,6 +219,8 @@ def same_message(raw: bytes) -> None:
     fast = parse(raw)
     full = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert structure(fast) == structure(full)
+    # With the header block intake parsed already (``parse_head``): the same message.
+    assert structure(parse(raw, parse_head(raw))) == structure(full)
 
 
 @pytest.mark.parametrize("raw", MESSAGES)
@@ -256,7 +259,9 @@ def test_generated_messages_parse_the_same(lines: list[bytes], eol: bytes, body:
 def test_extraction_is_the_same_with_the_email_parser(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     fast = extract(raw)
     monkeypatch.setattr(
-        extract_module, "parse", lambda data: email.message_from_bytes(data, policy=email.policy.compat32)
+        extract_module,
+        "parse",
+        lambda data, _head=None: email.message_from_bytes(data, policy=email.policy.compat32),
     )
     assert extract(raw) == fast
 

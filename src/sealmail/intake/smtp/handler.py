@@ -51,6 +51,9 @@ _REFUSAL_REPLIES: Final[dict[str, Reply]] = {
     Rule.ROUTING_LOOP: replies.S554_ROUTING_LOOP,
 }
 
+# The 250 once a message is committed, but for its id (one we minted: one line, no CR or LF).
+_QUEUED_AS: Final = str(replies.S250_QUEUED.with_text("Ok: queued as "))
+
 # ValidationFailed fields that mean "this sender may not send as that address".
 _SENDER_FIELDS: Final = frozenset({"from", "mail_from"})
 
@@ -210,7 +213,7 @@ class SubmissionHandler(ListenerHandler):
             size=len(raw),
         )
         # RFC 5321 §4.2.5: 250 only once the message is safely stored (accept committed).
-        return str(replies.S250_QUEUED.with_text(f"Ok: queued as {message_id}"))
+        return _QUEUED_AS + message_id
 
     def _refusal(self, exc: MessageRefused | ValidationFailed | PolicyRejected, tenant_id: str) -> str:
         """The permanent reply (RFC 5321 §4.2.1) to a message ``accept`` refused."""
