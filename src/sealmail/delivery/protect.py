@@ -172,7 +172,7 @@ class SecureLine:
         ]
         keys = self.keydir.cached_facts(msg.tenant_id, addresses)
         if keys is None:
-            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+            keys = await self.keydir.read_facts(msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)

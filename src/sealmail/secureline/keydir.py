@@ -32,6 +32,7 @@ from sealmail.domain.secureline import KeyFact
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.secureline.key_cache import DiscoveryEntry, DiscoveryStatus
+from sealmail.secureline.key_reads import KeyReads
 from sealmail.store import db
 from sealmail.store.address_sets import AddressSet
 from sealmail.store.tables import key_discovery, recipient_keys
@@ -145,6 +146,7 @@ class KeyDirectory:
         # tenant -> (addresses with any key,) — (None,) when there are too many to keep.
         # Which addresses have any key: a group of none of them needs no read.
         self._keyed = AddressSet(engine, recipient_keys, KEYED_ADDRESSES_SECONDS, clock)
+        self._reads: KeyReads[RecipientKeys] = KeyReads(self.facts)
 
     @property
     def trust(self) -> smime.TrustStore:
@@ -260,6 +262,12 @@ class KeyDirectory:
         if not self._keyed.cached_none_of(tenant_id, wanted):
             return None
         return {a: RecipientKeys((), (), {}, {}) for a in sorted(wanted)}
+
+    async def read_facts(
+        self, tenant_id: str, addresses: Sequence[str], now: datetime
+    ) -> dict[str, RecipientKeys]:
+        """``facts`` from a thread, one read for the groups asking together (``KeyReads``)."""
+        return await self._reads.facts(tenant_id, addresses, now)
 
     def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
         wanted = sorted({a.strip().lower() for a in addresses})
