@@ -435,6 +435,7 @@ async def run_load(
     size: int,
     tag: str,
     timeout: float,  # noqa: ASYNC109 — one bound for the whole run, spread over many awaits
+    rcpts: int = 0,
 ) -> LoadResult:
     head, tail = make_body_template(size)
     res = LoadResult()
@@ -442,7 +443,9 @@ async def run_load(
     auth = f"Bearer {api_key}".encode()
 
     def request(i: int) -> bytes:
-        body = head + f"patient-{tag}-{i}@{DOMAIN}".encode() + tail.replace(b"__N__", str(i).encode())
+        # ``rcpts``: cycle over that many recipients (e.g. the ones with a certificate).
+        who = i % rcpts if rcpts else i
+        body = head + f"patient-{tag}-{who}@{DOMAIN}".encode() + tail.replace(b"__N__", str(i).encode())
         return (
             b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: " + auth
             + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()

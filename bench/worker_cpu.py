@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_cpu.py --engine postgresql --messages 2000
     .venv/bin/python bench/worker_cpu.py --engine sqlite --profile     # py-spy --gil this process
+    .venv/bin/python bench/worker_cpu.py --engine sqlite --pgp 100     # the OpenPGP path
 
 ``sealmail init`` a fresh home and database (verified ``clinic.example``, dual DKIM keys), queue
 ``--warmup`` + ``--messages`` messages through a ``serve --role api`` process (stopped before
@@ -11,6 +12,11 @@ verified TLS to ``bench/sink.py``'s MX) in this process.  The figure is this pro
 ``--messages``: no start-up, imports or cold caches, and nothing of the API, sink or
 PostgreSQL, so a shared machine disturbs it far less than a rate.  Only the worker's own loop
 runs (no webhook dispatcher, sweeper or schedules, which ``serve --role worker`` adds).
+
+``--pgp N``: the messages cycle over N recipients, each with an OpenPGP certificate in the key
+directory (uploaded before the queue is filled), so every message goes PGP/MIME-encrypted to its
+recipient and the tenant archive key, signed, then DKIM-signed (``postfix_compare.py``'s
+``-pgp`` paths; 100 recipients there too).
 
 Compare two trees by putting one's ``src`` first on ``PYTHONPATH``.  The PostgreSQL database is
 ``sealmail_worker_bench_<pid>`` (created and dropped here), so other benches can run meanwhile.
@@ -22,6 +28,7 @@ import argparse
 import asyncio
 import os
 import resource
+import subprocess
 import sys
 import threading
 import time
@@ -42,15 +49,41 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def upload_keys(env: dict[str, str], home: Path, n: int) -> None:
+    """A certificate for each of the first ``n`` recipients (in a child: the instance's settings)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "_keys", str(n)], env=env, cwd=home, capture_output=True, timeout=600,
+        check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"key upload failed: {out.stderr.decode(errors='replace')[-3000:]}")
+
+
+def keys_main(n: int) -> None:
+    from sealmail.app import build_services
+    from sealmail.config import Settings
+    from sealmail.crypto import pgp
+
+    services = build_services(Settings())  # type: ignore[call-arg]  # filled from SEALMAIL_*
+    [tenant] = services.tenancy.list_tenants()
+    for j in range(n):
+        _secret, public = pgp.generate_tenant_key(f"Patient {j} <patient-queue-{j}@{tp.DOMAIN}>")
+        services.keydir.upload(tenant.id, public, "bench")
+    services.close()
+
+
 def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
     """A fresh instance with every message queued; returns its environment."""
     env, home, key = tp.init_instance(ctx, engine, "worker-cpu")
+    if ctx.args.pgp:
+        upload_keys(env, home, ctx.args.pgp)
     api = tp.serve(ctx, env, home, "serve-api", ["api"])
     try:
         port = int(env["SEALMAIL_API_PORT"])
         tp.wait_healthy(port, [api])
         n = ctx.args.warmup + ctx.args.messages
-        res = asyncio.run(tp.run_load(port, key, n, ctx.args.clients, ctx.args.size, "queue", 300))
+        load = tp.run_load(port, key, n, ctx.args.clients, ctx.args.size, "queue", 300, rcpts=ctx.args.pgp)
+        res = asyncio.run(load)
         if res.ok != n:
             raise RuntimeError(f"only {res.ok}/{n} accepted: {dict(res.statuses)} {dict(res.errors)}")
     finally:
@@ -129,6 +162,7 @@ def main() -> int:
     p.add_argument("--size", type=int, default=5120)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--pgp", type=int, default=0, metavar="N", help="N recipients with a certificate")
     p.add_argument("--profile", action="store_true", help="py-spy --gil this process over the window")
     p.add_argument("--set", action="append", metavar="SEALMAIL_X=value", help="extra Sealmail setting")
     p.add_argument("--keep", action="store_true")
@@ -138,8 +172,9 @@ def main() -> int:
         ctx = tp.Ctx(args, harness, tp.Sink(harness))
         env = preload(ctx, args.engine)
         used, wall = run_worker(ctx, env)
+        label = f"{args.engine} worker" + (" (pgp)" if args.pgp else "")
         print(
-            f"{args.engine} worker: {args.messages} messages, CPU {1000 * used / args.messages:.3f} ms/msg, "
+            f"{label}: {args.messages} messages, CPU {1000 * used / args.messages:.3f} ms/msg, "
             f"{args.messages / wall:.0f} msg/s wall"
         )
         for line in ctx.profiles.get("worker", []):
@@ -150,4 +185,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["_keys"]:
+        keys_main(int(sys.argv[2]))
+        sys.exit(0)
     sys.exit(main())

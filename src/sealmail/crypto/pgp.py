@@ -520,7 +520,13 @@ _OBSCURED_SUBJECT = b"Subject: " + hp.OBSCURED_SUBJECT
 
 def _to_crlf(data: bytes) -> bytes:
     # RFC 3156 §3 / RFC 2045: MIME data is transmitted in canonical form (CRLF line ends);
-    # signed content must be canonical or verification fails at the receiver.
+    # signed content must be canonical or verification fails at the receiver.  The library's
+    # armor has bare LFs only (one pass then) and stored mail is canonical already (two
+    # counts, no copy): both cost less than the two-step definition's two copies.
+    if b"\r" not in data:
+        return data.replace(b"\n", b"\r\n")
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 

@@ -172,7 +172,7 @@ class SecureLine:
         ]
         keys = self.keydir.cached_facts(msg.tenant_id, addresses)
         if keys is None:
-            keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
+            keys = await self.keydir.read_facts(msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):
             # Discovery stored new keys: read the facts again (otherwise one read serves both).
             keys = await asyncio.to_thread(self.keydir.facts, msg.tenant_id, addresses, now)
@@ -294,11 +294,13 @@ class SecureLine:
         keys were found (and stored).
         """
         opted = msg.tenant_settings.get("key_discovery", True)
-        if self.discovery is None or opted is False:
+        addresses = [c.address for c in rcpts]
+        # Every recipient with a usable key: nothing to look up, so no task and timer either.
+        if self.discovery is None or opted is False or self.discovery.nothing_to_find(addresses, known):
             return 0
         try:
             return await asyncio.wait_for(
-                self.discovery.discover(msg.tenant_id, [c.address for c in rcpts], known), DISCOVERY_SECONDS
+                self.discovery.discover(msg.tenant_id, addresses, known), DISCOVERY_SECONDS
             )
         except Exception as exc:  # noqa: BLE001 — discovery must never hold up delivery
             log.warning("secureline.discovery_failed", error=type(exc).__name__)
@@ -383,12 +385,11 @@ class SecureLine:
     async def _pgp(self, msg: QueuedMessage, raw: bytes, decision: Decision, keys: RecipientKeys) -> bytes:
         assert decision.key is not None
         cert = keys.pgp_certs[decision.key.fingerprint]
-        archive = await asyncio.to_thread(self.identities.archive_cert, msg.tenant_id)
-        signer = None
-        if sign_wanted(msg, "sign_pgp"):
-            # The signer's user id is the From address, or readers flag a mismatch.
-            sender = msg.header_from or msg.mail_from
-            signer = await asyncio.to_thread(self.identities.pgp_signer, msg.tenant_id, sender)
+        # The signer's user id is the From address, or readers flag a mismatch.
+        sender = (msg.header_from or msg.mail_from) if sign_wanted(msg, "sign_pgp") else None
+        ids, tenant = self.identities, msg.tenant_id
+        loaded = ids.cached_pgp_keys(tenant, sender)  # once loaded, no thread hop per message
+        archive, signer = loaded if loaded else await asyncio.to_thread(ids.pgp_keys, tenant, sender)
         return pgp.encrypt_pgp_mime(raw, [cert], archive_cert=archive, signer_secret=signer)
 
     async def _smime(

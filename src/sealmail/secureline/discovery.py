@@ -87,6 +87,16 @@ class Discovery:
                 self._no_wkd.clear()
         self._no_wkd[(tenant_id, domain)] = expires_at
 
+    @staticmethod
+    def nothing_to_find(addresses: Sequence[str], known: dict[str, RecipientKeys]) -> bool:
+        """Whether every address already has a usable OpenPGP key in ``known``, so that
+        ``discover`` would look nothing up; no I/O (asked on the loop first)."""
+        for address in addresses:
+            facts = known.get(address.strip().lower())
+            if facts is None or not any(k.usable for k in facts.pgp):
+                return False
+        return True
+
     async def discover(
         self, tenant_id: str, addresses: Sequence[str], known: dict[str, RecipientKeys] | None = None
     ) -> int:

@@ -142,6 +142,22 @@ class Identities:
         self._store(tenant_id, "pgp", "archive", info.algorithm, info.fingerprint, public, secret, "system")
         return public
 
+    def cached_pgp_keys(
+        self, tenant_id: str, sender: str | None
+    ) -> tuple[pgp.LoadedCert, pgp.SigningKey | None] | None:
+        """``pgp_keys`` when this process has both loaded already, else None; no I/O."""
+        archive = self._archive.get(tenant_id)
+        if archive is None:
+            return None
+        if sender is None:
+            return archive, None
+        signer = self._pgp_signers.get((tenant_id, sender.strip().lower()))
+        return None if signer is None else (archive, signer)
+
+    def pgp_keys(self, tenant_id: str, sender: str | None) -> tuple[pgp.LoadedCert, pgp.SigningKey | None]:
+        """The archive certificate and, unless ``sender`` is None, that sender's signing key."""
+        return self.archive_cert(tenant_id), None if sender is None else self.pgp_signer(tenant_id, sender)
+
     def archive_cert(self, tenant_id: str) -> pgp.LoadedCert:
         """The archive certificate, parsed once per process."""
         cached = self._archive.get(tenant_id)

@@ -32,6 +32,7 @@ from sealmail.domain.secureline import KeyFact
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.secureline.key_cache import DiscoveryEntry, DiscoveryStatus
+from sealmail.secureline.key_reads import KeyReads
 from sealmail.store import db
 from sealmail.store.address_sets import AddressSet
 from sealmail.store.tables import key_discovery, recipient_keys
@@ -44,6 +45,20 @@ log = structlog.get_logger("sealmail.keys")
 # key is never used from memory; a key stored by another process (the API's upload next to
 # ``--role worker``) is seen within this bound, one stored in this process at once.
 KEYED_ADDRESSES_SECONDS = 2.0
+# Parsed certificates kept per process (a full cache is emptied): parsing and validating an
+# OpenPGP certificate costs ~0.3 ms, far more than reading its row.
+PARSED_KEPT = 10_000
+
+# The keyed recipients' rows, built once: constructing the SELECT per delivery group cost
+# about as much as running it.
+_FACTS = (
+    sa.select(recipient_keys)
+    .where(
+        recipient_keys.c.tenant_id == sa.bindparam("tenant_id"),
+        recipient_keys.c.address.in_(sa.bindparam("addresses", expanding=True)),
+    )
+    .order_by(recipient_keys.c.updated_at.desc())
+)
 
 
 def _now() -> datetime:
@@ -122,12 +137,16 @@ class KeyDirectory:
         # Loading the system CA bundle takes a noticeable moment; do it on first S/MIME use.
         self._trust_factory = trust
         self._trust: smime.TrustStore | None = None
-        self._pgp_cache: dict[str, openpgp.LoadedCert] = {}
+        # (fingerprint, stored bytes) -> parsed: an OpenPGP fingerprint names the primary key
+        # only, so a re-uploaded certificate (new expiry, a revoked or added subkey) keeps it;
+        # the bytes as stored make the new version parse again instead of using the old one.
+        self._pgp_cache: dict[tuple[str, bytes], openpgp.LoadedCert] = {}
         self._smime_cache: dict[str, smime.SmimeCertInfo] = {}
         self._lock = threading.Lock()
         # tenant -> (addresses with any key,) — (None,) when there are too many to keep.
         # Which addresses have any key: a group of none of them needs no read.
         self._keyed = AddressSet(engine, recipient_keys, KEYED_ADDRESSES_SECONDS, clock)
+        self._reads: KeyReads[RecipientKeys] = KeyReads(self.facts)
 
     @property
     def trust(self) -> smime.TrustStore:
@@ -244,21 +263,19 @@ class KeyDirectory:
             return None
         return {a: RecipientKeys((), (), {}, {}) for a in sorted(wanted)}
 
+    async def read_facts(
+        self, tenant_id: str, addresses: Sequence[str], now: datetime
+    ) -> dict[str, RecipientKeys]:
+        """``facts`` from a thread, one read for the groups asking together (``KeyReads``)."""
+        return await self._reads.facts(tenant_id, addresses, now)
+
     def facts(self, tenant_id: str, addresses: Sequence[str], now: datetime) -> dict[str, RecipientKeys]:
         wanted = sorted({a.strip().lower() for a in addresses})
         out: dict[str, RecipientKeys] = {a: RecipientKeys((), (), {}, {}) for a in wanted}
         if not wanted or self._keyed.none_of(tenant_id, wanted):
             return out
         with db.reader(self.engine) as conn:
-            rows = (
-                conn.execute(
-                    sa.select(recipient_keys)
-                    .where(recipient_keys.c.tenant_id == tenant_id, recipient_keys.c.address.in_(wanted))
-                    .order_by(recipient_keys.c.updated_at.desc())
-                )
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(_FACTS, {"tenant_id": tenant_id, "addresses": wanted}).mappings().all()
         by_address: dict[str, list[Any]] = {}
         for row in rows:
             by_address.setdefault(row["address"], []).append(row)
@@ -290,14 +307,17 @@ class KeyDirectory:
 
     def _pgp_fact(self, row: Any, address: str, now: datetime) -> tuple[KeyFact, openpgp.LoadedCert | None]:
         fp = row["fingerprint"]
-        loaded = self._pgp_cache.get(fp)
+        key = (fp, bytes(row["data"]))
+        loaded = self._pgp_cache.get(key)
         if loaded is None:
             try:
-                loaded = openpgp.load_cert(row["data"], now)
+                loaded = openpgp.load_cert(key[1], now)
             except openpgp.CertificateError as exc:
                 return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
             with self._lock:
-                self._pgp_cache[fp] = loaded
+                if len(self._pgp_cache) >= PARSED_KEPT:
+                    self._pgp_cache.clear()
+                self._pgp_cache[key] = loaded
         ok, reason = loaded.info.usable_for(address, now)
         return KeyFact(fp, row["source"], ok, "" if ok else reason), loaded
 
@@ -310,6 +330,8 @@ class KeyDirectory:
             except smime.CertificateError as exc:
                 return KeyFact(fp, row["source"], False, f"unreadable ({exc})"), None
             with self._lock:
+                if len(self._smime_cache) >= PARSED_KEPT:
+                    self._smime_cache.clear()
                 self._smime_cache[fp] = info
         trust = self.trust.with_trusted_fingerprint(info.fingerprint_sha256) if row["trusted"] else self.trust
         ok, reason = smime.usable_for(info, address, now=now, trust=trust)

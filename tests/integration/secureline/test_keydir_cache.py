@@ -8,8 +8,9 @@ never used from memory, wherever it was deleted.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pysequoia
 from tests.conftest import TenantFixture
 from tests.support.sql_log import sql_log
 
@@ -105,3 +106,27 @@ def test_the_event_loop_peek_answers_only_no_key_from_a_fresh_summary(
     keydir.facts(tenant.id, ["x@patients.example"], datetime.now(UTC))
     clock.now += KEYED_ADDRESSES_SECONDS
     assert keydir.cached_facts(tenant.id, ["x@patients.example"]) is None  # expired
+
+
+def test_a_certificate_stored_again_under_its_fingerprint_is_used_as_stored_now(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """An OpenPGP fingerprint names the primary key only: a re-upload with a new expiry (or a
+    revoked or added subkey) keeps it, and the parsed certificate kept in memory must not
+    outlive the stored bytes it was parsed from."""
+    keydir = this_process(services, Clock())
+    address = "pat@patients.example"
+    secret, public = generate_tenant_key(f"Patient <{address}>", validity=timedelta(days=30))
+    services.keydir.upload(tenant.id, public, "test")
+    [fact] = keydir.facts(tenant.id, [address], datetime.now(UTC))[address].pgp
+    before = keydir.facts(tenant.id, [address], datetime.now(UTC))[address].pgp_certs[fact.fingerprint]
+    assert before.info.expires is not None
+    # The holder shortens the certificate's life and the tenant uploads the new version (elsewhere).
+    sooner = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    updated = pysequoia.Cert.from_bytes(public).set_expiration(
+        sooner, pysequoia.Tsk.from_bytes(secret).certifier()
+    )
+    services.keydir.upload(tenant.id, str(updated).encode("ascii"), "test")
+    after = keydir.facts(tenant.id, [address], datetime.now(UTC))[address]
+    assert [f.fingerprint for f in after.pgp] == [fact.fingerprint]
+    assert after.pgp_certs[fact.fingerprint].info.expires == sooner

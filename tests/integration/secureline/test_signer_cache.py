@@ -23,3 +23,29 @@ def test_the_peek_returns_only_a_fresh_loaded_signer_and_never_reads(
     # A domain without keys: cached as "none", which the peek leaves to dkim_signer (a hold).
     assert identities.dkim_signer(tenant.id, "nokeys.example") is None
     assert identities.cached_dkim_signer(tenant.id, "nokeys.example") is None
+
+
+def test_the_openpgp_keys_peek_answers_only_what_is_loaded_and_never_reads(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """``cached_pgp_keys`` (asked on the loop per PGP/MIME message): the archive certificate
+    and the sender's signing key once both are loaded, else None ("ask ``pgp_keys``")."""
+    identities = services.identities
+    with sql_log(services.engine) as log:
+        assert identities.cached_pgp_keys(tenant.id, None) is None
+        assert identities.cached_pgp_keys(tenant.id, "dr@clinic.example") is None
+    assert log.statements == []
+    archive, signer = identities.pgp_keys(tenant.id, None)
+    assert signer is None
+    with sql_log(services.engine) as log:
+        assert identities.cached_pgp_keys(tenant.id, None) == (archive, None)
+        assert identities.cached_pgp_keys(tenant.id, "dr@clinic.example") is None  # signer not loaded
+    assert log.statements == []
+    signer = identities.pgp_signer(tenant.id, "dr@clinic.example")
+    assert identities.pgp_keys(tenant.id, "dr@clinic.example") == (archive, signer)
+    with sql_log(services.engine) as log:
+        assert identities.cached_pgp_keys(tenant.id, "DR@clinic.example ") == (archive, signer)
+    assert log.statements == []
+    # A new signing key for the address (this process) is not answered from the old one.
+    identities.create_pgp_signing_key(tenant.id, "dr@clinic.example", "test")
+    assert identities.cached_pgp_keys(tenant.id, "dr@clinic.example") is None
