@@ -561,8 +561,39 @@ def record_destinations_in(
     conn: Connection, results: dict[str, tuple[bool, str]], threshold: int, cooldown: int
 ) -> list[str]:
     """``record_destinations`` inside the caller's transaction."""
+    if not any(failed for failed, _ in results.values()):
+        # Every flush has successes and nearly never a failure: one statement built once
+        # resets what an earlier failure counted (the rows in domain order, as one by one).
+        _reset_destinations(conn, sorted(results))
+        return []
     tripped = []
     for domain, (failed, error) in sorted(results.items()):
         if destination_result(conn, domain, failed, threshold, cooldown, error):
             tripped.append(domain)
     return tripped
+
+
+_RESET_DESTINATIONS = (
+    sa.update(destinations)
+    .where(
+        destinations.c.domain.in_(sa.bindparam("b_domains", expanding=True)),
+        destinations.c.consecutive_failures != 0,
+    )
+    .values(consecutive_failures=0, suspended_until=None, updated_at=sa.bindparam("b_now"))
+    .execution_options(synchronize_session=False)
+)
+# PostgreSQL: the rows to reset locked in domain order first, as the one-by-one UPDATEs did.
+_PG_RESET_DESTINATIONS = sa.text(
+    "WITH failing AS MATERIALIZED (SELECT domain FROM destinations"
+    " WHERE domain = ANY(CAST(:b_domains AS VARCHAR[])) AND consecutive_failures <> 0"
+    " ORDER BY domain FOR UPDATE)"
+    " UPDATE destinations AS d SET consecutive_failures = 0, suspended_until = NULL, updated_at = :b_now"
+    " FROM failing WHERE d.domain = failing.domain"
+)
+
+
+def _reset_destinations(conn: Connection, domains: list[str]) -> None:
+    """A success at each of ``domains``: what ``destination_result`` does for one, for all."""
+    now = datetime.now(UTC)
+    reset = _PG_RESET_DESTINATIONS if conn.dialect.name == "postgresql" else _RESET_DESTINATIONS
+    conn.execute(reset, {"b_domains": domains, "b_now": now})

@@ -19,7 +19,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.messages import compose, queue
 from sealmail.messages.schemas import MessageIn
 from sealmail.store import events as ev
-from sealmail.store.tables import attempts, events, recipients
+from sealmail.store.tables import attempts, destinations, events, recipients
 
 
 def _send(services: Services, tenant: TenantFixture, to: list[str]) -> str:
@@ -132,3 +132,18 @@ def test_concurrent_records_of_one_message_number_its_events_without_gaps_or_rep
             # The acceptance's events, then one delivery event for each of its 8 recipients.
             assert sorted(r.seq for r in rows) == list(range(1, len(rows) + 1))
             assert sum(r.type == str(ev.EventType.DELIVERED) for r in rows) == 8
+
+
+def test_a_success_resets_only_the_failure_counts_of_its_destinations(services: Services) -> None:
+    engine = services.engine
+    assert queue.record_destinations(engine, {"a.example": (True, "refused")}, 2, 60) == []
+    assert queue.record_destinations(engine, {"b.example": (True, "refused")}, 2, 60) == []
+    assert queue.record_destinations(engine, {"b.example": (True, "refused")}, 2, 60) == ["b.example"]
+    # Successes only (a flush's usual case): the failing rows are reset, unknown domains
+    # get no row, and a domain not in the batch keeps its count.
+    queue.record_destinations(engine, {"b.example": (False, ""), "new.example": (False, "")}, 2, 60)
+    with engine.connect() as conn:
+        rows = {r.domain: r for r in conn.execute(sa.select(destinations))}
+    assert sorted(rows) == ["a.example", "b.example"]
+    assert (rows["b.example"].consecutive_failures, rows["b.example"].suspended_until) == (0, None)
+    assert rows["a.example"].consecutive_failures == 1
