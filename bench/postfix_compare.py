@@ -56,6 +56,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import postfix_stock  # noqa: E402
+import throughput  # noqa: E402
 from mta_load import CLIENTS, api_load, rcpt, smtp_load  # noqa: E402
 from throughput import (  # noqa: E402
     CLK_TCK,
@@ -105,6 +106,15 @@ def tree_cpu(roots: list[int], comms: frozenset[str] | None = None) -> dict[int,
             reaped = int(st[14]) + int(st[15])
             out[pid] = (own + reaped) / CLK_TCK
     return out
+
+
+def use_database(name: str) -> None:
+    """Bench on the PostgreSQL database ``name`` (several sessions may bench at once)."""
+    global PG_DB, PG_URL
+    if not name.isidentifier():
+        raise SystemExit(f"bad database name {name!r}")
+    PG_DB = throughput.PG_DB = name
+    PG_URL = throughput.PG_URL = f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def pg_backend_cpu() -> dict[int, float]:
@@ -534,7 +544,9 @@ def main() -> None:
     p.add_argument("--output", type=Path, help="also write the markdown table here")
     p.add_argument("--profile", action="store_true", help="py-spy every Sealmail process (needs py-spy)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postfix maillog)")
+    p.add_argument("--pg-db", default=PG_DB, help=f"PostgreSQL database, made anew (default {PG_DB})")
     args = p.parse_args()
+    use_database(args.pg_db)
     specs = [PathSpec.parse(x.strip()) for x in args.paths.split(",") if x.strip()]
     meta: dict[str, Any] = {"postfix": postfix_stock.ensure_installed(), "machine": machine_description()}
     m0 = machine_cpu()

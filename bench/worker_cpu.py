@@ -9,8 +9,10 @@
 the worker starts), then run the production worker (``build_worker``: SecureLine, DKIM,
 verified TLS to ``bench/sink.py``'s MX) in this process.  The figure is this process's CPU
 (``getrusage``) from the sink's ``--warmup``-th message to its last, divided by
-``--messages``: no start-up, imports or cold caches, and nothing of the API, sink or
-PostgreSQL, so a shared machine disturbs it far less than a rate.  Only the worker's own loop
+``--messages``: no start-up, imports or cold caches, and nothing of the API or sink, so a
+shared machine disturbs it far less than a rate.  On PostgreSQL the CPU of the worker's
+backends over the same window (utime + stime from ``/proc`` of every ``postgres:`` process
+on the bench database) is printed beside it as ``PG``.  Only the worker's own loop
 runs (no webhook dispatcher, sweeper or schedules, which ``serve --role worker`` adds).
 
 ``--pgp N``: the messages cycle over N recipients, each with an OpenPGP certificate in the key
@@ -72,6 +74,24 @@ def keys_main(n: int) -> None:
     services.close()
 
 
+def pg_backend_cpu() -> float:
+    """CPU seconds of the PostgreSQL backends connected to the bench database (0 on SQLite)."""
+    total = 0.0
+    tag = f" {tp.PG_DB} ".encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if not (cmd := (d / "cmdline").read_bytes()).startswith(b"postgres:") or tag not in cmd:
+                continue
+            raw = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tp.CLK_TCK
+    return total
+
+
 def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
     """A fresh instance with every message queued; returns its environment."""
     env, home, key = tp.init_instance(ctx, engine, "worker-cpu")
@@ -92,8 +112,8 @@ def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
     return env
 
 
-def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float]:
-    """Deliver everything in this process; (CPU s, wall s) of the measured messages."""
+def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
+    """Deliver everything in this process; (CPU s, wall s, PG backends' CPU s) of the measured messages."""
     for k in [k for k in os.environ if k.startswith("SEALMAIL_")]:
         del os.environ[k]
     os.environ.update({k: v for k, v in env.items() if k.startswith("SEALMAIL_")})
@@ -107,7 +127,7 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float]:
     svc = build_services(settings)
     a = ctx.args
     base = ctx.sink.state().count
-    marks: dict[str, tuple[float, float]] = {}
+    marks: dict[str, tuple[float, float, float]] = {}
     done = threading.Event()
 
     def watch() -> None:
@@ -115,12 +135,12 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float]:
         while not done.is_set():
             count = ctx.sink.state().count - base
             if "start" not in marks and count >= a.warmup:
-                marks["start"] = (cpu(), time.perf_counter())
+                marks["start"] = (cpu(), time.perf_counter(), pg_backend_cpu())
                 if a.profile:
                     name = f"{a.engine}-worker-cpu"
                     profilers.append(tp.Profiler(ctx.harness, os.getpid(), name, rate=400))
             if count >= a.warmup + a.messages:
-                marks["end"] = (cpu(), time.perf_counter())
+                marks["end"] = (cpu(), time.perf_counter(), pg_backend_cpu())
                 done.set()
                 return
             time.sleep(0.02)
@@ -151,7 +171,7 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float]:
     svc.close()
     if "end" not in marks:
         raise TimeoutError(f"not delivered within {a.timeout} s")
-    return marks["end"][0] - marks["start"][0], marks["end"][1] - marks["start"][1]
+    return tuple(e - s for e, s in zip(marks["end"], marks["start"], strict=True))  # type: ignore[return-value]
 
 
 def main() -> int:
@@ -171,12 +191,12 @@ def main() -> int:
     try:
         ctx = tp.Ctx(args, harness, tp.Sink(harness))
         env = preload(ctx, args.engine)
-        used, wall = run_worker(ctx, env)
+        used, wall, pg = run_worker(ctx, env)
         label = f"{args.engine} worker" + (" (pgp)" if args.pgp else "")
-        print(
-            f"{label}: {args.messages} messages, CPU {1000 * used / args.messages:.3f} ms/msg, "
-            f"{args.messages / wall:.0f} msg/s wall"
-        )
+        backends = f" + PG {1000 * pg / args.messages:.3f}" if args.engine == "postgresql" else ""
+        per = 1000 * used / args.messages
+        print(f"{label}: {args.messages} messages, CPU {per:.3f}{backends} ms/msg, ", end="")
+        print(f"{args.messages / wall:.0f} msg/s wall")
         for line in ctx.profiles.get("worker", []):
             print(line)
     finally:

@@ -239,17 +239,26 @@ def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> 
 def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
     """``record`` inside the caller's transaction, in a fixed number of statements.
 
-    The leases still held are read first (locked ``FOR UPDATE`` on PostgreSQL, so a
-    worker reclaiming an expired lease waits for — or skips — them); only those outcomes
+    The leases still held are locked first (``FOR UPDATE``, in id order, on PostgreSQL, so
+    a worker reclaiming an expired lease waits for — or skips — them); only those outcomes
     are applied, by one multi-row UPDATE that repeats the lease check.  Event sequence
     numbers are reserved per message by the event writer.
     """
     if not outcomes:
         return 0
-    mine = _still_held(conn, worker, outcomes)
+    # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
+    # found the lease already released).
+    first: dict[str, RecordedOutcome] = {}
+    for out in outcomes:
+        first.setdefault(out.claimed.id, out)
+    if conn.dialect.name == "postgresql":
+        mine = _apply_held(conn, worker, first)
+    else:
+        mine = _still_held(conn, worker, first)
+        if mine:
+            _update_recipients(conn, worker, mine)
     if not mine:
         return 0
-    _update_recipients(conn, worker, mine)
     by_message: dict[str, list[RecordedOutcome]] = {}
     for out in mine.values():
         by_message.setdefault(out.claimed.message_id, []).append(out)
@@ -265,31 +274,21 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     return len(mine)
 
 
-_HELD_BY = sa.select(recipients.c.id).where(
+# SQLite: the held leases are read, then updated by one executemany (the transaction is
+# IMMEDIATE, so nothing changes in between).
+_HELD = sa.select(recipients.c.id).where(
     recipients.c.lease_owner == sa.bindparam("b_worker"),
     recipients.c.status == RecipientStatus.DELIVERING,
+    recipients.c.id.in_(sa.bindparam("b_ids", expanding=True)),
 )
-# Built once per dialect: PostgreSQL locks the leases it reads, in id order.
-_HELD = {
-    False: _HELD_BY.where(recipients.c.id.in_(sa.bindparam("b_ids", expanding=True))),
-    True: _HELD_BY.where(db.any_of(recipients.c.id, "b_ids")).order_by(recipients.c.id).with_for_update(),
-}
 
 
 def _still_held(
-    conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
+    conn: Connection, worker: str, first: dict[str, RecordedOutcome]
 ) -> dict[str, RecordedOutcome]:
-    """The outcomes whose lease this worker still holds, one per recipient."""
-    ids = sorted({o.claimed.id for o in outcomes})
-    held = _HELD[conn.dialect.name == "postgresql"]
-    owned = set(conn.execute(held, {"b_ids": ids, "b_worker": worker}).scalars())
-    # One outcome per recipient: the first wins, as the row-by-row UPDATE did (the second
-    # found the lease already released).
-    mine: dict[str, RecordedOutcome] = {}
-    for out in outcomes:
-        if out.claimed.id in owned and out.claimed.id not in mine:
-            mine[out.claimed.id] = out
-    return mine
+    """The outcomes whose lease this worker still holds (SQLite)."""
+    owned = set(conn.execute(_HELD, {"b_ids": sorted(first), "b_worker": worker}).scalars())
+    return {rid: out for rid, out in first.items() if rid in owned}
 
 
 _UPDATE_RECIPIENTS = (
@@ -334,6 +333,57 @@ def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOu
             for rid, out in sorted(mine.items())
         ],
     )
+
+
+# PostgreSQL: lock the leases still held (in id order, before anything is written: two
+# writers of the same rows cannot deadlock) and apply the outcomes to exactly those, in one
+# statement; the values come as one array a column (a statement per row was the flush's
+# largest cost, client and server).  The UPDATE repeats the lease check.
+_APPLY_HELD = sa.text(
+    "WITH held AS MATERIALIZED ("
+    " SELECT id FROM recipients WHERE id = ANY(CAST(:ids AS VARCHAR[]))"
+    " AND lease_owner = :worker AND status = :delivering ORDER BY id FOR UPDATE)"
+    " UPDATE recipients AS r SET status = v.status, attempts = v.attempts, next_attempt_at = v.next,"
+    " lease_owner = NULL, lease_until = NULL, last_reason = v.reason, last_detail = v.detail,"
+    " method = v.method, method_reason = v.method_reason, updated_at = v.updated"
+    " FROM held JOIN unnest(CAST(:ids AS VARCHAR[]), CAST(:statuses AS VARCHAR[]),"
+    " CAST(:attempts AS INTEGER[]), CAST(:nexts AS TIMESTAMPTZ[]), CAST(:reasons AS VARCHAR[]),"
+    " CAST(:details AS VARCHAR[]), CAST(:methods AS VARCHAR[]), CAST(:method_reasons AS VARCHAR[]),"
+    " CAST(:updated AS TIMESTAMPTZ[]))"
+    " AS v(id, status, attempts, next, reason, detail, method, method_reason, updated) ON v.id = held.id"
+    " WHERE r.id = held.id AND r.lease_owner = :worker AND r.status = :delivering"
+    " RETURNING r.id"
+)
+
+
+def _apply_held(
+    conn: Connection, worker: str, first: dict[str, RecordedOutcome]
+) -> dict[str, RecordedOutcome]:
+    """Apply the outcomes whose lease this worker still holds; returns those (PostgreSQL)."""
+    ids = sorted(first)
+    outs = [first[rid] for rid in ids]
+    params = {
+        "worker": worker,
+        "delivering": str(RecipientStatus.DELIVERING),
+        "ids": ids,
+        "statuses": [str(o.status) for o in outs],
+        "attempts": [o.claimed.attempts + 1 for o in outs],
+        "nexts": [_utc(o.next_attempt_at or o.finished_at) for o in outs],
+        "reasons": [o.attempt.reason for o in outs],
+        "details": [o.attempt.detail[:500] for o in outs],
+        "methods": [o.method for o in outs],
+        "method_reasons": [(o.method_reason or "")[:500] or None for o in outs],
+        "updated": [_utc(o.finished_at) for o in outs],
+    }
+    applied = set(conn.execute(_APPLY_HELD, params).scalars())
+    return {rid: out for rid, out in first.items() if rid in applied}
+
+
+def _utc(when: datetime) -> datetime:
+    # As the UTC column type insists: a naive time would be read in the session's zone.
+    if when.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return when
 
 
 def _attempt_row(worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any]:
@@ -511,8 +561,39 @@ def record_destinations_in(
     conn: Connection, results: dict[str, tuple[bool, str]], threshold: int, cooldown: int
 ) -> list[str]:
     """``record_destinations`` inside the caller's transaction."""
+    if not any(failed for failed, _ in results.values()):
+        # Every flush has successes and nearly never a failure: one statement built once
+        # resets what an earlier failure counted (the rows in domain order, as one by one).
+        _reset_destinations(conn, sorted(results))
+        return []
     tripped = []
     for domain, (failed, error) in sorted(results.items()):
         if destination_result(conn, domain, failed, threshold, cooldown, error):
             tripped.append(domain)
     return tripped
+
+
+_RESET_DESTINATIONS = (
+    sa.update(destinations)
+    .where(
+        destinations.c.domain.in_(sa.bindparam("b_domains", expanding=True)),
+        destinations.c.consecutive_failures != 0,
+    )
+    .values(consecutive_failures=0, suspended_until=None, updated_at=sa.bindparam("b_now"))
+    .execution_options(synchronize_session=False)
+)
+# PostgreSQL: the rows to reset locked in domain order first, as the one-by-one UPDATEs did.
+_PG_RESET_DESTINATIONS = sa.text(
+    "WITH failing AS MATERIALIZED (SELECT domain FROM destinations"
+    " WHERE domain = ANY(CAST(:b_domains AS VARCHAR[])) AND consecutive_failures <> 0"
+    " ORDER BY domain FOR UPDATE)"
+    " UPDATE destinations AS d SET consecutive_failures = 0, suspended_until = NULL, updated_at = :b_now"
+    " FROM failing WHERE d.domain = failing.domain"
+)
+
+
+def _reset_destinations(conn: Connection, domains: list[str]) -> None:
+    """A success at each of ``domains``: what ``destination_result`` does for one, for all."""
+    now = datetime.now(UTC)
+    reset = _PG_RESET_DESTINATIONS if conn.dialect.name == "postgresql" else _RESET_DESTINATIONS
+    conn.execute(reset, {"b_domains": domains, "b_now": now})

@@ -74,19 +74,27 @@ class NewEvent:
     at: datetime | None = None
 
 
-# Built once: every worker flush reserves numbers for the messages it recorded.
+# Built once: every worker flush reserves numbers for the messages it recorded.  SQLite:
+# one UPDATE a message (an executemany), then the new values read back.
 _RESERVE = (
     sa.update(messages)
     .where(messages.c.id == sa.bindparam("b_id"))
     .values(event_seq=messages.c.event_seq + sa.bindparam("b_n"))
     .execution_options(synchronize_session=False)
 )
-_RESERVED = {
-    False: sa.select(messages.c.id, messages.c.event_seq).where(
-        messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
-    ),
-    True: sa.select(messages.c.id, messages.c.event_seq).where(db.any_of(messages.c.id, "b_ids")),
-}
+_RESERVED = sa.select(messages.c.id, messages.c.event_seq).where(
+    messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+# PostgreSQL: one statement, the counts as arrays; the rows are locked in id order first,
+# as the row-by-row UPDATEs took them, and RETURNING reads the new values back.
+_PG_RESERVE = sa.text(
+    "WITH locked AS MATERIALIZED ("
+    " SELECT id FROM messages WHERE id = ANY(CAST(:ids AS VARCHAR[])) ORDER BY id FOR UPDATE)"
+    " UPDATE messages AS m SET event_seq = m.event_seq + v.n"
+    " FROM locked JOIN unnest(CAST(:ids AS VARCHAR[]), CAST(:ns AS INTEGER[])) AS v(id, n)"
+    " ON v.id = locked.id"
+    " WHERE m.id = locked.id RETURNING m.id, m.event_seq"
+)
 
 
 def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
@@ -100,9 +108,12 @@ def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
     ordered = sorted((m, n) for m, n in counts.items() if n > 0)
     if not ordered:
         return {}
-    conn.execute(_RESERVE, [{"b_id": m, "b_n": n} for m, n in ordered])
-    reserved = _RESERVED[conn.dialect.name == "postgresql"]
-    last = dict(conn.execute(reserved, {"b_ids": [m for m, _ in ordered]}).all())
+    ids = [m for m, _ in ordered]
+    if conn.dialect.name == "postgresql":
+        last = dict(conn.execute(_PG_RESERVE, {"ids": ids, "ns": [n for _, n in ordered]}).all())
+    else:
+        conn.execute(_RESERVE, [{"b_id": m, "b_n": n} for m, n in ordered])
+        last = dict(conn.execute(_RESERVED, {"b_ids": ids}).all())
     return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 
