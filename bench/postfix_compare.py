@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -51,11 +52,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import postfix_stock  # noqa: E402
+import throughput  # noqa: E402
 from mta_load import api_load, rcpt, smtp_load  # noqa: E402
 from throughput import (  # noqa: E402
     CLK_TCK,
-    PG_DB,
-    PG_URL,
     SEALMAIL,
     SINK_IP,
     Child,
@@ -112,12 +112,20 @@ def pg_backend_cpu() -> dict[int, float]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        if not cmd.startswith(b"postgres:") or f" {PG_DB} ".encode() not in cmd:
+        if not cmd.startswith(b"postgres:") or f" {throughput.PG_DB} ".encode() not in cmd:
             continue
         st = _stat(int(d.name))
         if st is not None:
             out[int(d.name)] = (int(st[12]) + int(st[13])) / CLK_TCK
     return out
+
+
+def use_pg_database(name: str) -> None:
+    """The bench database for this run: dropped and created per pg path, its backends counted."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"bad --pg-database {name!r}: lower-case letters, digits and _")
+    throughput.PG_DB = name
+    throughput.PG_URL = throughput.PG_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def delta(a: dict[int, float], b: dict[int, float]) -> float:
@@ -168,7 +176,7 @@ def sealmail_env(home: Path, engine: str, sink: Sink, extra: list[str]) -> dict[
         {
             "SEALMAIL_HOME": str(home),
             "SEALMAIL_CONFIG": str(home / "none.toml"),
-            "SEALMAIL_DATABASE_URL": PG_URL if engine == "postgresql" else "",
+            "SEALMAIL_DATABASE_URL": throughput.PG_URL if engine == "postgresql" else "",
             "SEALMAIL_API_PORT": str(free_port()),
             "SEALMAIL_SMTP_PORT": str(free_port()),
             "SEALMAIL_CAPTURE_PORT": str(free_port()),
@@ -368,11 +376,20 @@ def measure(
         plaintext=st.plaintext - base.plaintext,
         busy_pct=100 * (m1[0] - m0[0]) / total,
         others_pct=max(0.0, 100 * (m1[0] - m0[0] - ours) / total),
-        per_proc={
-            c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n
-            for c in (sm.procs if target == "sealmail" else [])
-        },
+        per_proc=by_process(sm, cpu0, cpu1, n) if target == "sealmail" else {},
     )
+
+
+def by_process(sm: Sealmail, cpu0: dict[int, float], cpu1: dict[int, float], n: int) -> dict[str, float]:
+    """ms/msg of each Sealmail process the bench started and of their children (``sealmail
+    serve``'s worker child on "one" paths), named after the process that started them."""
+    out = {c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n for c in sm.procs}
+    parents = {pid: st[2] for pid in cpu1 if pid not in sm.pids and (st := _stat(pid)) is not None}
+    for c in sm.procs:
+        kids = sorted(pid for pid, ppid in parents.items() if ppid == str(c.pid))
+        for i, pid in enumerate(kids):
+            out[f"{c.name}/worker{i}"] = 1000 * (cpu1[pid] - cpu0.get(pid, 0.0)) / n
+    return out
 
 
 def run_path(
@@ -496,11 +513,17 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--timeout", type=float, default=600, help="bound on one round's drain, seconds")
     p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")
+    p.add_argument(
+        "--pg-database",
+        default=throughput.PG_DB,
+        help="PostgreSQL database the pg paths drop and create (give concurrent runs their own)",
+    )
     p.add_argument("--output", type=Path, help="also write the markdown table here")
     p.add_argument("--profile", action="store_true", help="py-spy every Sealmail process (needs py-spy)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postfix maillog)")
     args = p.parse_args()
     specs = [PathSpec.parse(x.strip()) for x in args.paths.split(",") if x.strip()]
+    use_pg_database(args.pg_database)
     meta: dict[str, Any] = {"postfix": postfix_stock.ensure_installed(), "machine": machine_description()}
     m0 = machine_cpu()
     time.sleep(1)
