@@ -236,9 +236,10 @@ async def serve(
         tasks.append(asyncio.create_task(watch_parent(child_of, stop)))
     here = "worker" in roles and not worker_children
     transport = _start_worker(services, sink, stop, tasks) if here else None
-    children = _start_children(worker_children, sink, stop) if "worker" in roles else None
     if "api" in roles:
         await _api_started(servers[0], tasks[0])
+    # After the API answers: a child's start-up (imports, services) would compete with it for CPU.
+    children = _start_children(worker_children, sink, stop) if "worker" in roles else None
     if ready is not None:
         ready.set()
     if on_ready is not None:

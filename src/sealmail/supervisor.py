@@ -54,6 +54,9 @@ class RestartPolicy:
         return min(self.max_delay, self.first_delay * 2.0 ** max(0, quick_deaths - 1))
 
 
+RESTARTS = RestartPolicy()
+
+
 def worker_children(setting: int | str, roles: Sequence[str], cpus: int | None) -> int:
     """How many worker child processes ``serve`` starts for ``roles``.
 
@@ -87,7 +90,7 @@ class Supervisor:
         self.count = count
         self.argv = list(argv)
         self.env = env
-        self.policy = policy or RestartPolicy()
+        self.policy = policy or RESTARTS
         self.stop_seconds = stop_seconds
         self.pids: dict[int, int] = {}  # slot -> pid of its running child
 
