@@ -18,17 +18,21 @@ both MTAs:
 
 A path is ``<intake>-<engine>-<procs>[-pgp]``: intake ``smtp`` (the submission gateway,
 STARTTLS + AUTH PLAIN) or ``api`` (``POST /v1/messages``); engine ``sqlite`` or ``pg``;
-procs ``one`` (one process with the intake role and the worker) or ``split`` (intake
-process + ``--workers`` worker processes).  Postfix always gets SMTP: the ratio compares
-end-to-end rates into the same sink.
+procs ``one`` (one ``sealmail serve --role <intake> --role worker`` command: since the sixth
+pass it runs the worker in a child process on a machine with 2+ cores, the default
+``SEALMAIL_WORKER_PROCESSES=auto``; ``--set SEALMAIL_WORKER_PROCESSES=0`` measures the old single
+process) or ``split`` (intake process + ``--workers`` worker processes, each its own
+command).  Postfix always gets SMTP: the ratio compares end-to-end rates into the same sink.
 
 Each round sends the same K messages (5 KB text, the same recipients) from the same client
 (``--connections`` parallel STARTTLS SMTP connections, or keep-alive HTTP connections for
 the API) to one MTA, waits until the sink has all K, then does the same with the other;
 the order alternates every round.  Rate = K / (first byte sent → last message counted at
-the sink).  CPU = utime+stime from ``/proc`` of the MTA's processes over the round,
-children reaped by them included (Postfix's ``master`` reaps every daemon that exits),
-plus, for PostgreSQL paths, the backends connected to the bench database.
+the sink).  CPU = utime+stime from ``/proc`` of the MTA's processes and their direct children
+(``serve``'s worker child) over the round, children reaped by them included (Postfix's
+``master`` reaps every daemon that exits), plus, for PostgreSQL paths, the backends connected
+to the bench database (``--pg-database``, default ``sealmail_bench``: give concurrent runs
+their own).
 """
 
 from __future__ import annotations

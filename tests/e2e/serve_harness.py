@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,29 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+class Output:
+    """What ``serve`` (and its children) print, read as it comes: the pipe never fills up."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        self._pipe = proc.stdout
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._pipe:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def until_closed(self, timeout: float = 30) -> str:
+        """Everything, once every writer (the parent and its children) has exited."""
+        self._reader.join(timeout)
+        return self.text()
+
+
 @dataclass
 class Running:
     env: dict[str, str]
@@ -47,6 +71,7 @@ class Running:
     smtp_port: int
     api_key: str
     proc: subprocess.Popen[str]
+    output: Output
 
     def submit(self, subject: str = "Your results are ready") -> str:
         """A message through the API; its id."""
@@ -109,9 +134,13 @@ def serving(tmp_path: Path, **settings: str) -> Iterator[Running]:
         except httpx.HTTPError:
             return False
 
+    output = Output(proc)
     try:
         wait_until(up, timeout=60, message="sealmail serve did not come up")
-        yield Running(env, tmp_path / "var", api, smtp_port, key.group(0), proc)
+        # The worker (in a child process, or in this one) is up too: delivery is what a test
+        # waits for next, not a child interpreter's start on a busy machine.
+        wait_until(lambda: "worker.started" in output.text(), timeout=60, message="no worker started")
+        yield Running(env, tmp_path / "var", api, smtp_port, key.group(0), proc, output)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

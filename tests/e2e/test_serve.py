@@ -18,7 +18,8 @@ import pytest
 from tests.e2e.serve_harness import Running, alive, children, cli, free_port, serving
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.e2e
+# Each test starts several interpreters; on a busy shared machine that alone takes a minute.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
