@@ -247,6 +247,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        stop.set()  # also when leaving by an exception: the worker and the children stop too
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
