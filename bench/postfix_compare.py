@@ -18,9 +18,11 @@ both MTAs:
 
 A path is ``<intake>-<engine>-<procs>[-pgp]``: intake ``smtp`` (the submission gateway,
 STARTTLS + AUTH PLAIN) or ``api`` (``POST /v1/messages``); engine ``sqlite`` or ``pg``;
-procs ``one`` (one process with the intake role and the worker) or ``split`` (intake
-process + ``--workers`` worker processes).  Postfix always gets SMTP: the ratio compares
-end-to-end rates into the same sink.
+procs ``one`` (one ``sealmail serve --role <intake> --role worker`` command: since the sixth
+pass it runs the worker in a child process on a machine with 2+ cores, the default
+``SEALMAIL_WORKER_PROCESSES=auto``; ``--set SEALMAIL_WORKER_PROCESSES=0`` measures the old single
+process) or ``split`` (intake process + ``--workers`` worker processes, each its own
+command).  Postfix always gets SMTP: the ratio compares end-to-end rates into the same sink.
 
 Each round sends the same K messages (5 KB text, the same recipients) from the same client
 (``--connections`` parallel STARTTLS SMTP connections, or keep-alive HTTP connections for
@@ -30,9 +32,10 @@ default: MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC
 real senders do; ``aiosmtplib`` is the earlier lockstep client.  The client runs in this
 process; its own CPU per message (``getrusage`` over the send) is printed too.
 Rate = K / (first byte sent → last message counted at the sink).  CPU = utime+stime from
-``/proc`` of the MTA's processes over the round, children reaped by them included
-(Postfix's ``master`` reaps every daemon that exits), plus, for PostgreSQL paths, the
-backends connected to the bench database.
+``/proc`` of the MTA's processes and their direct children (``serve``'s worker child) over
+the round, children reaped by them included (Postfix's ``master`` reaps every daemon that
+exits), plus, for PostgreSQL paths, the backends connected to the bench database
+(``--pg-database``, default ``sealmail_bench``: give concurrent runs their own).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import statistics
@@ -60,8 +64,6 @@ import throughput  # noqa: E402
 from mta_load import CLIENTS, api_load, rcpt, smtp_load  # noqa: E402
 from throughput import (  # noqa: E402
     CLK_TCK,
-    PG_DB,
-    PG_URL,
     SEALMAIL,
     SINK_IP,
     Child,
@@ -108,15 +110,6 @@ def tree_cpu(roots: list[int], comms: frozenset[str] | None = None) -> dict[int,
     return out
 
 
-def use_database(name: str) -> None:
-    """Bench on the PostgreSQL database ``name`` (several sessions may bench at once)."""
-    global PG_DB, PG_URL
-    if not name.isidentifier():
-        raise SystemExit(f"bad database name {name!r}")
-    PG_DB = throughput.PG_DB = name
-    PG_URL = throughput.PG_URL = f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
 def pg_backend_cpu() -> dict[int, float]:
     """CPU seconds of the PostgreSQL backends connected to the bench database."""
     out: dict[int, float] = {}
@@ -127,12 +120,20 @@ def pg_backend_cpu() -> dict[int, float]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        if not cmd.startswith(b"postgres:") or f" {PG_DB} ".encode() not in cmd:
+        if not cmd.startswith(b"postgres:") or f" {throughput.PG_DB} ".encode() not in cmd:
             continue
         st = _stat(int(d.name))
         if st is not None:
             out[int(d.name)] = (int(st[12]) + int(st[13])) / CLK_TCK
     return out
+
+
+def use_pg_database(name: str) -> None:
+    """The bench database for this run: dropped and created per pg path, its backends counted."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"bad --pg-database {name!r}: lower-case letters, digits and _")
+    throughput.PG_DB = name
+    throughput.PG_URL = throughput.PG_URL.rsplit("/", 1)[0] + "/" + name
 
 
 def delta(a: dict[int, float], b: dict[int, float]) -> float:
@@ -183,7 +184,7 @@ def sealmail_env(home: Path, engine: str, sink: Sink, extra: list[str]) -> dict[
         {
             "SEALMAIL_HOME": str(home),
             "SEALMAIL_CONFIG": str(home / "none.toml"),
-            "SEALMAIL_DATABASE_URL": PG_URL if engine == "postgresql" else "",
+            "SEALMAIL_DATABASE_URL": throughput.PG_URL if engine == "postgresql" else "",
             "SEALMAIL_API_PORT": str(free_port()),
             "SEALMAIL_SMTP_PORT": str(free_port()),
             "SEALMAIL_CAPTURE_PORT": str(free_port()),
@@ -397,11 +398,20 @@ def measure(
         plaintext=st.plaintext - base.plaintext,
         busy_pct=100 * (m1[0] - m0[0]) / total,
         others_pct=max(0.0, 100 * (m1[0] - m0[0] - ours) / total),
-        per_proc={
-            c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n
-            for c in (sm.procs if target == "sealmail" else [])
-        },
+        per_proc=by_process(sm, cpu0, cpu1, n) if target == "sealmail" else {},
     )
+
+
+def by_process(sm: Sealmail, cpu0: dict[int, float], cpu1: dict[int, float], n: int) -> dict[str, float]:
+    """ms/msg of each Sealmail process the bench started and of their children (``sealmail
+    serve``'s worker child on "one" paths), named after the process that started them."""
+    out = {c.name: 1000 * (cpu1.get(c.pid, 0.0) - cpu0.get(c.pid, 0.0)) / n for c in sm.procs}
+    parents = {pid: st[2] for pid in cpu1 if pid not in sm.pids and (st := _stat(pid)) is not None}
+    for c in sm.procs:
+        kids = sorted(pid for pid, ppid in parents.items() if ppid == str(c.pid))
+        for i, pid in enumerate(kids):
+            out[f"{c.name}/worker{i}"] = 1000 * (cpu1[pid] - cpu0.get(pid, 0.0)) / n
+    return out
 
 
 def run_path(
@@ -541,13 +551,17 @@ def main() -> None:
     )
     p.add_argument("--timeout", type=float, default=600, help="bound on one round's drain, seconds")
     p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")
+    p.add_argument(
+        "--pg-database",
+        default=throughput.PG_DB,
+        help="PostgreSQL database the pg paths drop and create (give concurrent runs their own)",
+    )
     p.add_argument("--output", type=Path, help="also write the markdown table here")
     p.add_argument("--profile", action="store_true", help="py-spy every Sealmail process (needs py-spy)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postfix maillog)")
-    p.add_argument("--pg-db", default=PG_DB, help=f"PostgreSQL database, made anew (default {PG_DB})")
     args = p.parse_args()
-    use_database(args.pg_db)
     specs = [PathSpec.parse(x.strip()) for x in args.paths.split(",") if x.strip()]
+    use_pg_database(args.pg_database)
     meta: dict[str, Any] = {"postfix": postfix_stock.ensure_installed(), "machine": machine_description()}
     m0 = machine_cpu()
     time.sleep(1)

@@ -84,6 +84,20 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (``sealmail serve``'s worker child among them)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in task.read_text().split()]
+    return found
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its direct children: one ``sealmail serve`` command's share."""
+    return proc_cpu_seconds(pid) + sum(proc_cpu_seconds(c) for c in child_pids(pid))
+
+
 def proc_rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -341,7 +355,7 @@ class Sampler(threading.Thread):
 class CpuWindow:
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
-        self.start = {n: proc_cpu_seconds(p) for n, p in pids.items()}
+        self.start = {n: family_cpu_seconds(p) for n, p in pids.items()}
         self.self_start = sum(os.times()[:2])
         self.all_start = all_proc_cpu()
         self.machine_start = machine_cpu()
@@ -349,11 +363,12 @@ class CpuWindow:
 
     def finish(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
-        per = {n: proc_cpu_seconds(p) - self.start[n] for n, p in self.pids.items()}
+        per = {n: family_cpu_seconds(p) - self.start[n] for n, p in self.pids.items()}
         per["loadgen"] = sum(os.times()[:2]) - self.self_start
         busy1, total1 = machine_cpu()
         busy = busy1 - self.machine_start[0]
         ours = set(self.pids.values()) | {os.getpid()}
+        ours |= {c for p in self.pids.values() for c in child_pids(p)}
         pg = foreign = 0.0
         for pid, (comm, c1) in all_proc_cpu().items():
             if pid in ours:

@@ -6,12 +6,13 @@ The commands are registered on the ``sealmail`` app by ``sealmail.cli``."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
 
 from sealmail.app import Services, build_users, console_url
-from sealmail.cli_base import _services, _settings, _tenant, friendly, out
+from sealmail.cli_base import _services, _settings, _tenant, err, friendly, out
 from sealmail.config import ConfigError
 
 
@@ -52,11 +53,17 @@ def migrate() -> None:
 def serve(
     role: Annotated[list[str] | None, typer.Option(help="api, smtp or worker; repeat; default all.")] = None,
     dev_banner: Annotated[bool, typer.Option(help="Print a fresh dev API key and a curl example.")] = False,
+    child_of: Annotated[
+        int | None, typer.Option(hidden=True, help="Internal: a worker child of this `serve` process.")
+    ] = None,
 ) -> None:
-    """Run Sealmail: every role in one process, or the roles given."""
+    """Run Sealmail: every role (the worker in a child process), or the roles given."""
     from sealmail.runtime import ROLES, configure_logging
     from sealmail.runtime import serve as run_roles
+    from sealmail.supervisor import WorkerChildFailed, die_with_parent, worker_children
 
+    if child_of is not None and not die_with_parent(child_of):
+        return  # its parent is gone already: nothing to work for
     settings = _settings()
     # The portal runs inside the API server unless it has an origin of its own.
     default_roles = [r for r in ROLES if r != "portal" or not settings.portal_on_api]
@@ -64,15 +71,18 @@ def serve(
     unknown = [r for r in roles if r not in ROLES]
     if unknown:
         raise ConfigError(f"unknown role {unknown[0]!r}; choose from {', '.join(ROLES)}")
+    children = 0 if child_of else worker_children(settings.worker_processes, roles, os.cpu_count())
     configure_logging(settings)
     svc = _services(settings)
-    if dev_banner:
-        # Printed once the API answers, so the curl it shows works when pasted.
-        banner = _banner(svc)
-        # soft_wrap: never break the key or the curl line, whatever the terminal width.
-        asyncio.run(run_roles(svc, roles, on_ready=lambda: out.print(banner, soft_wrap=True)))
-        return
-    asyncio.run(run_roles(svc, roles))
+    # Printed once the API answers, so the curl it shows works when pasted; soft_wrap: never
+    # break the key or the curl line, whatever the terminal width.
+    banner = _banner(svc) if dev_banner else None
+    on_ready = (lambda: out.print(banner, soft_wrap=True)) if banner else None
+    try:
+        asyncio.run(run_roles(svc, roles, on_ready=on_ready, worker_children=children, child_of=child_of))
+    except WorkerChildFailed as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _banner(svc: Services) -> str:

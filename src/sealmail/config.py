@@ -29,6 +29,7 @@ from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 
 Role = Literal["api", "smtp", "worker"]
 OutboundMode = Literal["capture", "mx", "smarthost"]
+MAX_WORKER_PROCESSES = 64  # children of one `sealmail serve`; beyond that, run `serve --role worker`
 
 
 class Settings(BaseSettings):
@@ -302,6 +303,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         50, ge=1, description="SMTP transactions one worker process runs at once."
     )
+    worker_processes: int | Literal["auto"] = Field(
+        "auto",
+        description="When `sealmail serve` runs several roles, worker processes it starts as children "
+        "(`serve --role worker`, restarted if one dies) so delivery uses a core of its own: `auto` is 1 on "
+        "a machine with 2 or more cores, else 0; 0 runs the worker inside the serving process. "
+        "`serve --role worker` alone is always one process.",
+    )
     lease_seconds: int = Field(300, ge=5, description="A claimed recipient is reclaimable after this long.")
     retry_first_seconds: int = Field(300, ge=1, description="First retry delay.")
     retry_cap_seconds: int = Field(3600, ge=1, description="Longest retry delay.")
@@ -473,6 +481,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
             return None
         return value
+
+    @field_validator("worker_processes", mode="before")
+    @classmethod
+    def _process_count(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_WORKER_PROCESSES:
+            raise ValueError(f"`auto` or a number of processes from 0 to {MAX_WORKER_PROCESSES}")
+        return int(text)
 
     @field_validator("smtp_connector_networks")
     @classmethod

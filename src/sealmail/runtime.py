@@ -1,10 +1,12 @@
-"""Running roles: API, SMTP gateway, workers and the capture sink, in one process or apart."""
+"""Running roles: API, SMTP gateway, workers and the capture sink, in one process or apart
+(the worker in child processes of ``serve``: ``supervisor.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +30,7 @@ from sealmail.app import (
 )
 from sealmail.config import Settings
 from sealmail.smtpd.server import SmtpListener
+from sealmail.supervisor import Supervisor, WorkerChildFailed, child_argv, watch_parent
 
 if TYPE_CHECKING:
     from sealmail.delivery.capture_sink import CaptureSink
@@ -209,17 +212,74 @@ async def serve(
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
     on_ready: Callable[[], None] | None = None,
+    *,
+    worker_children: int = 0,
+    child_of: int | None = None,
 ) -> None:
-    """Run the given roles until SIGINT/SIGTERM (or ``stop``)."""
-    settings = services.settings
+    """Run the given roles until SIGINT/SIGTERM (or ``stop``).
+
+    With ``worker_children`` the worker role runs in that many child processes
+    (``supervisor.py``) instead of here; this process keeps the capture sink they deliver to.
+    ``child_of`` makes this process such a child: no capture sink of its own (the parent's
+    port is in its settings), and it stops when that parent is gone.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
-    sink = _start_capture_sink(services) if "worker" in roles else None
+    sink = _start_capture_sink(services) if "worker" in roles and child_of is None else None
     listeners = start_smtp(services) if "smtp" in roles else []
+    servers = _start_http(services, roles, tasks)
+    if child_of is not None:
+        tasks.append(asyncio.create_task(watch_parent(child_of, stop)))
+    here = "worker" in roles and not worker_children
+    transport = _start_worker(services, sink, stop, tasks) if here else None
+    if "api" in roles:
+        await _api_started(servers[0], tasks[0])
+    # After the API answers: a child's start-up (imports, services) would compete with it for CPU.
+    children = _start_children(worker_children, sink, stop) if "worker" in roles else None
+    if ready is not None:
+        ready.set()
+    if on_ready is not None:
+        on_ready()
+    try:
+        await stop.wait()
+    finally:
+        stop.set()  # also when leaving by an exception: the worker and the children stop too
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # The children drain into the capture sink, so they are waited for before it stops.
+        failure = await _children_stopped(children)
+        if transport is not None:
+            await transport.close()
+        for listener in reversed(listeners):
+            listener.stop()
+        if sink is not None:
+            sink.stop()
+    if failure is not None:
+        raise failure
+
+
+async def _children_stopped(children: asyncio.Task[None] | None) -> WorkerChildFailed | None:
+    """Wait for the supervisor to have stopped every child; its give-up, to raise once the
+    rest has stopped too."""
+    if children is None:
+        return None
+    try:
+        await children
+    except WorkerChildFailed as exc:
+        return exc
+    return None
+
+
+def _start_http(
+    services: Services, roles: Sequence[str], tasks: list[asyncio.Task[None]]
+) -> list[uvicorn.Server]:
+    """The API and portal HTTP servers of ``roles``, serving as tasks (the API's first)."""
+    settings = services.settings
     servers: list[uvicorn.Server] = []
     if "api" in roles:
         servers.append(_http_server(api_app(services), settings.api_host, settings.api_port))
@@ -230,25 +290,19 @@ async def serve(
         site = create_portal_site(services)
         servers.append(_http_server(site, settings.portal_host, settings.portal_port))
         tasks.append(asyncio.create_task(servers[-1].serve()))
-    transport = _start_worker(services, sink, stop, tasks) if "worker" in roles else None
-    if "api" in roles:
-        await _api_started(servers[0], tasks[0])
-    if ready is not None:
-        ready.set()
-    if on_ready is not None:
-        on_ready()
-    try:
-        await stop.wait()
-    finally:
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if transport is not None:
-            await transport.close()
-        for listener in reversed(listeners):
-            listener.stop()
-        if sink is not None:
-            sink.stop()
+    return servers
+
+
+def _start_children(count: int, sink: CaptureSink | None, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """``count`` worker children with this process's environment, delivering (in capture mode)
+    to this process's sink: its port, bound here, goes to them in their settings."""
+    if not count:
+        return None
+    env = dict(os.environ)
+    if sink is not None:
+        env["SEALMAIL_CAPTURE_PORT"] = str(sink.port)
+    supervisor = Supervisor(count, child_argv(os.getpid()), env)
+    return asyncio.create_task(supervisor.run(stop))
 
 
 def _start_capture_sink(services: Services) -> CaptureSink | None:
