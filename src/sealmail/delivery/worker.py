@@ -16,13 +16,15 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
@@ -41,42 +43,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("sealmail.worker")
 
-FLUSH_SECONDS = 0.05
-FLUSH_MAX = 500
-
-
-# An idle worker polls at ``worker_poll_seconds``, then ever more slowly, up to this many
-# times that: every poll is a claim (a write transaction), and idle workers beyond the
-# number of cores cost the database more than they deliver (issue 18: 16 workers, 2 cores).
-IDLE_BACKOFF_MAX = 8
-
-
-def idle_delay(poll_seconds: float, empty_claims: int) -> float:
-    """How long to wait after ``empty_claims`` claims in a row found nothing (1, 2, 4 … × poll)."""
-    return poll_seconds * min(1 << min(max(empty_claims - 1, 0), 10), IDLE_BACKOFF_MAX)
-
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{id(object()) & 0xFFFF:04x}"
-
-
-@dataclass
-class _Bucket:
-    """A token bucket for one destination (messages per second)."""
-
-    rate: float
-    tokens: float = 1.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1.0:
-                self.tokens -= 1.0
-                return
-            await asyncio.sleep((1.0 - self.tokens) / self.rate)
 
 
 class ClaimGate(Protocol):
@@ -153,7 +122,7 @@ class Worker:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(options.worker_concurrency)
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
         self.delivered = 0
 
@@ -165,7 +134,12 @@ class Worker:
         empty = 0  # claims in a row that found nothing
         try:
             while not stop.is_set():
-                claimed = await self._claim_and_start()
+                try:
+                    claimed = await self._claim_and_start()
+                except SQLAlchemyError as exc:
+                    # Nothing was claimed; wait as after an empty claim, ever longer.
+                    log.warning("worker.claim_failed", error=type(exc).__name__)
+                    claimed = 0
                 empty = 0 if claimed else empty + 1
                 if not claimed:
                     self._wake.clear()
@@ -177,7 +151,11 @@ class Worker:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await flusher
-            await self.flush()
+            try:
+                await self.flush()
+            except SQLAlchemyError as exc:
+                # Their leases run out and another worker delivers them again: at least once.
+                log.error("worker.outcomes_unrecorded", error=type(exc).__name__, count=len(self._pending))
             log.info("worker.stopped", worker=self.name)
 
     async def run_until_idle(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 — a deadline over many awaits
@@ -195,10 +173,20 @@ class Worker:
         raise TimeoutError(f"queue not idle after {timeout} s")
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
+        failures = 0  # flushes in a row the database refused
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
-            await self.flush(claim=not stop.is_set())
+                await asyncio.wait_for(stop.wait(), flush_delay(failures))
+            try:
+                await self.flush(claim=not stop.is_set())
+            except SQLAlchemyError as exc:
+                # A restarted or unreachable database must not end recording while this
+                # worker goes on delivering: the outcomes stay pending and are written by
+                # a later flush (until then their leases keep others off them).
+                failures += 1
+                log.warning("worker.flush_failed", error=type(exc).__name__, failures=failures)
+            else:
+                failures = 0
 
     async def flush(self, *, claim: bool = False) -> None:
         """Write finished outcomes back; with ``claim``, top up in the same transaction.
@@ -208,20 +196,30 @@ class Worker:
         """
         if not self._pending and not self._dest_results:
             return
-        batch, self._pending = self._pending, []
-        dests, self._dest_results = self._dest_results, {}
-        # The room this flush frees counts; it is reserved while the transaction runs, so
-        # the claim loop cannot take the same room meanwhile.
-        room = self._room(freed=len(batch)) if claim else 0
-        self._in_flight += room
-        try:
-            claimed, msgs = await asyncio.to_thread(self._write, batch, dests, room)
-        finally:
-            self._in_flight -= room
-        self._in_flight -= len(batch)
-        if claimed:
-            await self._start(claimed, msgs)
-        self._wake.set()
+        # What is pending now, in transactions of at most FLUSH_MAX outcomes (what arrives
+        # meanwhile waits for the next tick, so a busy worker still writes in batches).
+        for _ in range(max(1, -(-len(self._pending) // FLUSH_MAX))):
+            batch, self._pending = self._pending[:FLUSH_MAX], self._pending[FLUSH_MAX:]
+            dests, self._dest_results = self._dest_results, {}
+            # The room this flush frees counts; it is reserved while the transaction runs,
+            # so the claim loop cannot take the same room meanwhile.
+            room = self._room(freed=len(batch)) if claim else 0
+            self._in_flight += room
+            try:
+                claimed, msgs = await asyncio.to_thread(self._write, batch, dests, room)
+            except Exception:
+                # The transaction was rolled back: nothing of it is stored, so the outcomes
+                # wait for the next flush (newer destination results win).
+                self._pending[:0] = batch
+                self._dest_results = {**dests, **self._dest_results}
+                raise
+            finally:
+                self._in_flight -= room
+            self._in_flight -= len(batch)
+            claim = False  # one claim per flush, in its first transaction
+            if claimed:
+                await self._start(claimed, msgs)
+            self._wake.set()
 
     def _write(
         self, batch: list[RecordedOutcome], dests: dict[str, tuple[bool, str]], room: int = 0
@@ -239,14 +237,20 @@ class Worker:
                     self.options.circuit_breaker_failures,
                     self.options.circuit_breaker_seconds,
                 )
-            queue.record_in(conn, self.name, batch[:FLUSH_MAX])
+            queue.record_in(conn, self.name, batch)
             if room > 0:
                 claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds)
         for domain in tripped:
             log.warning("destination.suspended", domain=domain, seconds=self.options.circuit_breaker_seconds)
-        for i in range(FLUSH_MAX, len(batch), FLUSH_MAX):
-            queue.record(self.engine, self.name, batch[i : i + FLUSH_MAX])
         self.delivered += sum(1 for o in batch if o.status == RecipientStatus.DELIVERED)
+        try:
+            self._after_record(batch)
+        except Exception as exc:  # noqa: BLE001 — the outcomes are stored; never record them twice
+            log.error("worker.after_record_failed", error=type(exc).__name__, count=len(batch))
+        return claimed
+
+    def _after_record(self, batch: list[RecordedOutcome]) -> None:
+        """DSNs and final-outcome hooks of a committed flush."""
         finals = [o for o in batch if o.status in (RecipientStatus.BOUNCED, RecipientStatus.EXPIRED)]
         if self.dsn is not None:
             for out in finals:
@@ -258,7 +262,6 @@ class Worker:
             self._requiretls.discard(out.claimed.id)
         if self.on_final:
             self.on_final(finals)
-        return claimed
 
     # -- claiming ----------------------------------------------------------------------------
     def _room(self, freed: int = 0) -> int:
@@ -343,7 +346,7 @@ class Worker:
             async with self._slots:
                 if self.options.destination_rate_per_second > 0:
                     bucket = self._buckets.setdefault(
-                        domain, _Bucket(self.options.destination_rate_per_second)
+                        domain, Bucket(self.options.destination_rate_per_second)
                     )
                     await bucket.take()
                 results = await self._attempt(msg, domain, rcpts)

@@ -25,7 +25,7 @@ from tests.support.waiting import wait_until, wait_until_async
 
 from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
-from sealmail.delivery.worker import idle_delay
+from sealmail.delivery.pacing import idle_delay
 from sealmail.messages import compose, queue
 from sealmail.messages.schemas import MessageIn, message_body
 from sealmail.store.tables import recipients

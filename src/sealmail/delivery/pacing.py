@@ -1,0 +1,58 @@
+"""How fast the delivery worker goes: its flush and poll intervals, the back-off when the
+database refuses or the queue is empty, and the per-destination token bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+__all__ = [
+    "FLUSH_MAX",
+    "FLUSH_RETRY_MAX",
+    "FLUSH_SECONDS",
+    "IDLE_BACKOFF_MAX",
+    "Bucket",
+    "flush_delay",
+    "idle_delay",
+]
+
+FLUSH_SECONDS = 0.05
+FLUSH_MAX = 500
+# The longest wait between flushes while the database refuses them.
+FLUSH_RETRY_MAX = 5.0
+
+
+# An idle worker polls at ``worker_poll_seconds``, then ever more slowly, up to this many
+# times that: every poll is a claim (a write transaction), and idle workers beyond the
+# number of cores cost the database more than they deliver (issue 18: 16 workers, 2 cores).
+IDLE_BACKOFF_MAX = 8
+
+
+def idle_delay(poll_seconds: float, empty_claims: int) -> float:
+    """How long to wait after ``empty_claims`` claims in a row found nothing (1, 2, 4 … × poll)."""
+    return poll_seconds * min(1 << min(max(empty_claims - 1, 0), 10), IDLE_BACKOFF_MAX)
+
+
+def flush_delay(failures: int) -> float:
+    """Seconds before the next flush after ``failures`` refused in a row (0.05 s … 5 s)."""
+    return min(FLUSH_SECONDS * (1 << min(failures, 7)), FLUSH_RETRY_MAX)
+
+
+@dataclass
+class Bucket:
+    """A token bucket for one destination (messages per second)."""
+
+    rate: float
+    tokens: float = 1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self.tokens) / self.rate)
