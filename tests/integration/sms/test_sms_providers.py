@@ -10,7 +10,7 @@ trail, the events on the message and the audit log, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +37,20 @@ from sealmail.store.tables import audit_log, events
 
 OURS, PAT = "+14155550100", "+14155550123"
 LINK = "http://127.0.0.1:8000/p/" + "Ab3_-" * 9
-NOON = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)  # 12:00 in Los Angeles
+
+
+def _next_noon() -> datetime:
+    """The next 20:00 UTC at least an hour away (midday in Los Angeles, 12:00 or 13:00).
+
+    Not a fixed date: texts queued by the public site carry the real clock's due time, and
+    the worker's ``send_due`` at a fixed past "noon" found them not yet due once that day
+    had passed 20:00 UTC (the suite failed every evening)."""
+    now = datetime.now(UTC)
+    noon = now.replace(hour=20, minute=0, second=0, microsecond=0)
+    return noon if noon >= now + timedelta(hours=1) else noon + timedelta(days=1)
+
+
+NOON = _next_noon()
 
 
 def message_for(services: Services, tenant: TenantFixture) -> str:
