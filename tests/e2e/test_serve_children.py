@@ -74,6 +74,11 @@ def test_sigterm_to_the_parent_drains_the_child_and_leaves_no_process(tmp_path: 
         parent = running.proc.pid
         wait_until(lambda: len(children(parent)) == 2, timeout=10, message="two worker children")
         kids = children(parent)
+        # Both running their worker loop (a child still importing when SIGTERM comes exits
+        # before it has anything to drain, and says nothing).
+        wait_until(
+            lambda: running.output.text().count("worker.started") >= 2, timeout=60, message="two workers up"
+        )
         deliver_one(running)
         running.proc.send_signal(signal.SIGTERM)
         running.proc.wait(30)
