@@ -765,7 +765,11 @@ def build_gateway(
     settings = settings or services.settings
     options = GatewayOptions(
         listen=ListenerOptions(
-            settings.smtp_host, settings.smtp_port, settings.smtp_hostname, settings.smtp_max_message_bytes
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_hostname,
+            settings.smtp_max_message_bytes,
+            settings.event_loop,
         ),
         max_recipients=settings.max_recipients,
         limits=intake_limits(settings),
@@ -796,6 +800,7 @@ def build_report_listener(
         settings.smtp_inbound_port,
         settings.smtp_hostname,
         settings.smtp_max_message_bytes,
+        settings.event_loop,
     )
     intake = build_report_intake(services, settings)
     return ReportListener(options, intake, tls or build_server_tls(settings))

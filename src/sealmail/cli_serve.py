@@ -58,6 +58,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run Sealmail: every role (the worker in a child process), or the roles given."""
+    from sealmail.net.event_loop import loop_factory
     from sealmail.runtime import ROLES, configure_logging
     from sealmail.runtime import serve as run_roles
     from sealmail.supervisor import WorkerChildFailed, die_with_parent, worker_children
@@ -79,7 +80,8 @@ def serve(
     banner = _banner(svc) if dev_banner else None
     on_ready = (lambda: out.print(banner, soft_wrap=True)) if banner else None
     try:
-        asyncio.run(run_roles(svc, roles, on_ready=on_ready, worker_children=children, child_of=child_of))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(run_roles(svc, roles, on_ready=on_ready, worker_children=children, child_of=child_of))
     except WorkerChildFailed as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc

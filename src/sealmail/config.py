@@ -310,6 +310,12 @@ class Settings(BaseSettings):
         "a machine with 2 or more cores, else 0; 0 runs the worker inside the serving process. "
         "`serve --role worker` alone is always one process.",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="The event loop every role runs on: `uvloop` (libuv, with TLS in compiled code; "
+        "the standard loop where uvloop is not installed) or `asyncio` (the standard library's loop, "
+        "TLS in pure Python).",
+    )
     lease_seconds: int = Field(300, ge=5, description="A claimed recipient is reclaimable after this long.")
     retry_first_seconds: int = Field(300, ge=1, description="First retry delay.")
     retry_cap_seconds: int = Field(3600, ge=1, description="Longest retry delay.")

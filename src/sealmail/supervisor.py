@@ -130,10 +130,11 @@ class Supervisor:
     async def _start(self, slot: int) -> asyncio.subprocess.Process:
         # Forked by the event loop's thread (the main thread, which lives as long as the
         # process): PR_SET_PDEATHSIG fires when the thread that forked the child ends. Its own
-        # process group: a terminal's Ctrl-C reaches the parent only, which stops the children
-        # and waits for them before it stops the capture sink they deliver to.
+        # session, so its own process group (uvloop's subprocess_exec has no process_group): a
+        # terminal's Ctrl-C reaches the parent only, which stops the children and waits for them
+        # before it stops the capture sink they deliver to.
         proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=self.env, stdin=subprocess.DEVNULL, process_group=0
+            *self.argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True
         )
         self.pids[slot] = proc.pid
         log.info("worker_child.started", slot=slot, pid=proc.pid)

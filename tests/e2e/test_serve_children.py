@@ -45,6 +45,9 @@ def test_the_worker_runs_in_a_child_process_and_delivers(tmp_path: Path) -> None
         child = one_child(parent)
         assert cmdline(child)[-5:] == ["serve", "--role", "worker", "--child-of", str(parent)]
         assert cmdline(child)[0] == cmdline(parent)[0]  # the same interpreter
+        # A process group of its own: a terminal's Ctrl-C reaches the parent only, which
+        # stops the child (started on uvloop, the default loop, as on asyncio's).
+        assert os.getpgid(child) == child != os.getpgid(parent)
         # Delivered by the child, to the capture sink the parent runs.
         assert deliver_one(running) == child
 

@@ -28,8 +28,10 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, TLSSetupException
 from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
+from sealmail.net.event_loop import DEFAULT_EVENT_LOOP, loop_factory
 from sealmail.smtpd.data import DataVerdict, read_data
 from sealmail.smtpd.paths import simple_path
+from sealmail.smtpd.starttls import LoopTlsSMTP
 from sealmail.smtpd.wire import WireSMTP
 
 __all__ = [
@@ -243,8 +245,9 @@ def offer_requiretls(session: Any, hostname: str, responses: list[str]) -> list[
     return responses
 
 
-class ListenerSMTP(WireSMTP):
-    """One connection's protocol state: catalogue replies and a DATA ``stop`` waits for."""
+class ListenerSMTP(LoopTlsSMTP, WireSMTP):
+    """One connection's protocol state: catalogue replies, STARTTLS through the loop's
+    ``start_tls`` and a DATA ``stop`` waits for."""
 
     def __init__(self, handler: ListenerHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -321,9 +324,13 @@ class _Controller(Controller):
     """aiosmtpd's threaded controller, building our SMTP class and allowing port 0."""
 
     def __init__(
-        self, handler: ListenerHandler, host: str, port: int, smtp_factory: Callable[[], SMTP]
+        self,
+        handler: ListenerHandler,
+        listen: ListenerOptions,
+        port: int,
+        smtp_factory: Callable[[], SMTP],
     ) -> None:
-        super().__init__(handler, hostname=host, port=port)
+        super().__init__(handler, hostname=listen.host, port=port, loop=loop_factory(listen.event_loop)())
         self._smtp_factory = smtp_factory
 
     def factory(self) -> SMTP:
@@ -352,6 +359,8 @@ class ListenerOptions:
     hostname: str  # our EHLO name
     # RFC 1870: SIZE is advertised with this limit and enforced at MAIL and DATA.
     max_message_bytes: int
+    # The listener thread's loop (net/event_loop.py; SEALMAIL_EVENT_LOOP).
+    event_loop: str = DEFAULT_EVENT_LOOP
 
 
 class SmtpListener:
@@ -408,7 +417,7 @@ class SmtpListener:
         # aiosmtpd logs every command line (MAIL FROM and RCPT TO addresses included) at
         # INFO on "mail.log"; addresses are identifiers that must not reach our logs.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-        controller = _Controller(self.handler, self.host, self._requested_port, self.make_smtp)
+        controller = _Controller(self.handler, self.listen, self._requested_port, self.make_smtp)
         controller.start()
         self._controller = controller
         log.info(ListenerEvent.STARTED, host=self.host, port=self.port, listener=self.name)
