@@ -71,12 +71,12 @@ def test_a_dead_child_is_started_again(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     # Dies at once the first two times, then stays up (as a worker does).
     code = f"""
-import pathlib, sys, time
+import pathlib, signal, sys
 runs = pathlib.Path({str(runs)!r})
 runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
 if len(runs.read_text()) < 3:
     sys.exit(1)
-time.sleep(60)
+signal.pause()  # up until the supervisor's SIGTERM
 """
 
     async def scenario() -> None:
@@ -94,10 +94,11 @@ time.sleep(60)
 def test_a_child_that_ignores_sigterm_is_killed_after_the_bound(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     code = f"""
-import pathlib, signal, time
+import pathlib, signal
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 pathlib.Path({str(ready)!r}).touch()
-time.sleep(60)
+while True:
+    signal.pause()  # SIGTERM is ignored: only the SIGKILL after the bound ends it
 """
 
     async def scenario() -> int:

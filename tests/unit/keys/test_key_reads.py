@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.support.waiting import wait_until_async, yield_to_loop
 
 from sealmail.secureline.key_reads import KeyReads
 
@@ -68,11 +69,10 @@ def test_a_request_made_while_a_read_runs_waits_for_a_read_of_its_own() -> None:
 
     async def main() -> tuple[dict[str, str], dict[str, str]]:
         first = asyncio.create_task(reads.facts("t1", ["pat@patients.example"], NOW))
-        while not reads._reads:  # until the first read has been started
-            await asyncio.sleep(0)
+        await wait_until_async(lambda: bool(reads._reads), 10, "the first read started")
         directory.version = 2  # the key changes while the first read is under way
         second = asyncio.create_task(reads.facts("t1", ["pat@patients.example"], NOW))
-        await asyncio.sleep(0)
+        await yield_to_loop(1)  # the second request is made
         gate.set()
         return await first, await second
 
@@ -110,7 +110,7 @@ def test_a_cancelled_group_does_not_cancel_the_read_the_others_wait_for() -> Non
     async def main() -> dict[str, str]:
         doomed = asyncio.create_task(reads.facts("t1", ["a@patients.example"], NOW))
         kept = asyncio.create_task(reads.facts("t1", ["b@patients.example"], NOW))
-        await asyncio.sleep(0)
+        await yield_to_loop(1)  # both requests are made
         doomed.cancel()
         with pytest.raises(asyncio.CancelledError):
             await doomed

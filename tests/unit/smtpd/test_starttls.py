@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvloop
+from tests.support.waiting import wait_until_async
 
 from sealmail.crypto.devcert import create_dev_certificates
 from sealmail.net.event_loop import loop_factory
@@ -116,10 +117,7 @@ def test_a_failed_handshake_closes_the_connection_and_is_counted(kind: str, tls:
         writer.write(b"this is not a TLS ClientHello\r\n" * 4)
         assert await asyncio.wait_for(reader.read(), 10) == b""
         writer.close()
-        for _ in range(50):
-            if server.handler.rejections["tls_failed"]:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: bool(server.handler.rejections["tls_failed"]), 10, "tls_failed")
         assert server.handler.rejections["tls_failed"] == 1
         assert server.protocols[0].transport is None
         listening.close()
