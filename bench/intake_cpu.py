@@ -35,7 +35,6 @@ import cProfile
 import multiprocessing
 import os
 import pstats
-import resource
 import sys
 import tempfile
 import threading
@@ -50,6 +49,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 
 from mta_load import CLIENTS, api_load, raw_message, smtp_load  # noqa: E402
+from proc_cpu import cpu, pg_cpu  # noqa: E402
 from throughput import free_port  # noqa: E402
 
 from sealmail.app import build_gateway, build_services, intake_limits  # noqa: E402
@@ -62,31 +62,8 @@ from sealmail.schema import metadata  # noqa: E402
 from sealmail.store import db, migrate  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # One database per run: several sessions may bench on the same server at once.
 PG_DB = f"sealmail_intake_bench_{os.getpid()}"
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def pg_cpu() -> float:
-    """CPU seconds of the PostgreSQL backends serving this run's database (0 if none or unreadable)."""
-    total = 0.0
-    tag = f" {PG_DB} ".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if tag not in (proc / "cmdline").read_bytes():
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
 
 
 Mark = tuple[float, float, float]
@@ -94,7 +71,7 @@ Mark = tuple[float, float, float]
 
 def mark() -> Mark:
     """This process's CPU, the wall clock and the PostgreSQL backends' CPU, now."""
-    return cpu(), time.perf_counter(), pg_cpu()
+    return cpu(), time.perf_counter(), pg_cpu(PG_DB)
 
 
 def database(engine_name: str, home: Path) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))  # tests.conftest: the settings and tenant the sui
 
 import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from proc_cpu import cpu, pg_cpu  # noqa: E402
 from tests.conftest import make_settings, make_tenant  # noqa: E402
 
 from sealmail.app import build_services  # noqa: E402
@@ -46,30 +46,7 @@ from sealmail.store.tables import recipients  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DB = f"sealmail_record_bench_{os.getpid()}"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TLS = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", True, VerifiedBy.PKIX, "ab" * 32)
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def pg_cpu() -> float:
-    """CPU seconds of the backends serving the bench database (0 on SQLite)."""
-    total = 0.0
-    tag = f" {PG_DB} ".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if tag not in (proc / "cmdline").read_bytes():
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
 
 
 def delivered(claimed: list[queue.Claimed]) -> list[queue.RecordedOutcome]:
@@ -115,14 +92,14 @@ def one_round(
     claimed, _ = queue.claim_with_messages(engine, "bench", batch, 300)
     counts.clear()
     done = flushes = 0
-    c0, b0 = cpu(), pg_cpu()
+    c0, b0 = cpu(), pg_cpu(PG_DB)
     while claimed:
         with engine.begin() as conn:
             queue.record_in(conn, "bench", delivered(claimed))
             done += len(claimed)
             claimed, _ = queue.claim_with_messages_in(conn, "bench", batch, 300)
         flushes += 1
-    return done, flushes, cpu() - c0, pg_cpu() - b0
+    return done, flushes, cpu() - c0, pg_cpu(PG_DB) - b0
 
 
 def main() -> int:

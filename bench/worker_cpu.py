@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -42,15 +41,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import throughput as tp  # noqa: E402  # the bench's sink, harness and load generator
+from proc_cpu import cpu, pg_cpu  # noqa: E402
 
 # Its own database (with the pid): another bench dropping a shared one would end this run.
 tp.PG_DB = f"sealmail_worker_bench_{os.getpid()}"
 tp.PG_URL = f"postgresql://postgres@127.0.0.1:5432/{tp.PG_DB}"
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def upload_keys(env: dict[str, str], home: Path, n: int) -> None:
@@ -74,24 +69,6 @@ def keys_main(n: int) -> None:
         _secret, public = pgp.generate_tenant_key(f"Patient {j} <patient-queue-{j}@{tp.DOMAIN}>")
         services.keydir.upload(tenant.id, public, "bench")
     services.close()
-
-
-def pg_backend_cpu() -> float:
-    """CPU seconds of the PostgreSQL backends connected to the bench database (0 on SQLite)."""
-    total = 0.0
-    tag = f" {tp.PG_DB} ".encode()
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            if not (cmd := (d / "cmdline").read_bytes()).startswith(b"postgres:") or tag not in cmd:
-                continue
-            raw = (d / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tp.CLK_TCK
-    return total
 
 
 def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
@@ -145,12 +122,12 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
         while not done.is_set():
             count = ctx.sink.state().count - base
             if "start" not in marks and count >= a.warmup:
-                marks["start"] = (cpu(), time.perf_counter(), pg_backend_cpu())
+                marks["start"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB))
                 if a.profile:
                     name = f"{a.engine}-worker-cpu"
                     profilers.append(tp.Profiler(ctx.harness, os.getpid(), name, rate=400))
             if count >= a.warmup + a.messages:
-                marks["end"] = (cpu(), time.perf_counter(), pg_backend_cpu())
+                marks["end"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB))
                 done.set()
                 return
             time.sleep(0.02)

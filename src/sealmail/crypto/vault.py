@@ -49,8 +49,7 @@ class KeyWrapper(Protocol):
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(_NONCE)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return seal_with(AESGCM(key), plaintext, aad)
 
 
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
