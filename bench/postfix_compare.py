@@ -515,6 +515,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[s
         "",
         f"{args.messages} messages × {args.size} B per MTA per round, {args.rounds} interleaved rounds "
         f"(order alternates), {args.connections} client connections ({args.client} SMTP client), "
+        f"sink PIPELINING {args.sink_pipelining}, "
         f"{args.recipients} recipients, "
         f"{args.intakes} intake and {args.workers} worker process(es) on split paths, "
         f"warm-up {args.warmup}. "
@@ -538,6 +539,12 @@ def main() -> None:
         default=CLIENTS[0],
         help="SMTP load client: pipelined (MAIL, RCPT, DATA in one write when offered, RFC 2920) or "
         "aiosmtplib (lockstep, the earlier client)",
+    )
+    p.add_argument(
+        "--sink-pipelining",
+        choices=("on", "off"),
+        default="off",
+        help="whether the sink offers PIPELINING (RFC 2920; every large MX does); both MTAs then pipeline",
     )
     p.add_argument("--recipients", type=int, default=100, help="distinct recipients (keyed on -pgp paths)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on -split paths")
@@ -573,7 +580,7 @@ def main() -> None:
     pf: postfix_stock.PrivatePostfix | None = None
     results = []
     try:
-        sink = Sink(h)
+        sink = Sink(h, pipelining=args.sink_pipelining == "on")
         pki = h.tmp / "pki"
         pf = postfix_stock.PrivatePostfix(
             h.tmp / "postfix",
@@ -586,7 +593,7 @@ def main() -> None:
         pf.start()
         print(
             f"postfix {meta['postfix']} on 127.0.0.1:{pf.port}, sink {SINK_IP}:{sink.smtp_port}, "
-            f"{args.client} SMTP client",
+            f"{args.client} SMTP client, sink PIPELINING {args.sink_pipelining}",
             flush=True,
         )
         for spec in specs:

@@ -265,7 +265,7 @@ class SinkState:
 
 
 class Sink:
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, pipelining: bool = False) -> None:
         import trustme
 
         self.h = harness
@@ -283,6 +283,8 @@ class Sink:
             sys.executable, str(BENCH / "sink.py"), "--host", SINK_IP, "--cert", str(cert),
             "--key", str(key), "--state", str(self.state_file), "--domain", DOMAIN, "--mx", MX_NAME,
         ]  # fmt: skip
+        if pipelining:
+            argv.append("--pipelining")
         self.child = harness.spawn("sink", argv, dict(os.environ), ROOT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -8,9 +8,8 @@ For one (message, destination domain) group this stage
 3. builds what each method sends — the message as is (TLS), PGP/MIME or S/MIME per
    recipient, or a PHI-free portal notice — DKIM-signs it after encryption, and hands
    it to the transport;
-4. turns a ``tls_required`` result into a known capability and decides those recipients
-   again (typically → portal) in the same pass, so PHI is never sent in plaintext and
-   never silently downgraded.
+4. turns a ``tls_required`` result into a known capability and decides those recipients again
+   (typically → portal) in the same pass, so PHI is never sent in plaintext nor silently downgraded.
 
 REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
 """
@@ -170,7 +169,8 @@ class SecureLine:
         addresses = [c.address for c in rcpts] + [
             p.redirect_to for p in preferences.values() if p.redirect_to
         ]
-        keys = self.keydir.cached_facts(msg.tenant_id, addresses)
+        keys = self.keydir.cached_facts(msg.tenant_id, addresses)  # no I/O: nobody keyed, or
+        keys = keys or self.keydir.kept_facts(msg.tenant_id, addresses, now)  # rows kept since the claim
         if keys is None:
             keys = await self.keydir.read_facts(msg.tenant_id, addresses, now)
         if await self._discover(msg, rcpts, keys):

@@ -1,10 +1,9 @@
 """The delivery worker: claim due recipients, deliver them, write back what happened.
 
-A worker is stateless: everything it knows is in the database, so any number of them
-can run on any number of hosts.  It runs as a pipeline so one slow destination never
-stalls the rest: claiming tops the in-flight set up to ``worker_batch_size``; each
-(message, domain) group is one SMTP transaction carrying all its recipients; finished
-outcomes are written back in batches, one transaction per flush.
+A worker is stateless: everything it knows is in the database, so any number of them can run
+on any number of hosts.  It runs as a pipeline so one slow destination never stalls the rest:
+claiming tops the in-flight set up to ``worker_batch_size``; each (message, domain) group is one
+SMTP transaction carrying all its recipients; outcomes are written back one flush at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement, resolve_requested
 from sealmail.messages import queue
 from sealmail.messages.queue import Claimed, QueuedMessage, RecordedOutcome
+from sealmail.secureline.keydir import read_generation
 from sealmail.store.events import EventType
 from sealmail.suppressions import service as suppressions
 from sealmail.tenancy.keyring import Keyring
@@ -239,7 +239,7 @@ class Worker:
                 )
             queue.record_in(conn, self.name, batch)
             if room > 0:
-                claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds)
+                claimed = self._claim_in(conn, room)
         for domain in tripped:
             log.warning("destination.suspended", domain=domain, seconds=self.options.circuit_breaker_seconds)
         self.delivered += sum(1 for o in batch if o.status == RecipientStatus.DELIVERED)
@@ -282,10 +282,17 @@ class Worker:
         room = self._room()
         if room <= 0:
             return 0
-        claimed, msgs = await asyncio.to_thread(
-            queue.claim_with_messages, self.engine, self.name, room, self.options.lease_seconds
-        )
+        claimed, msgs = await asyncio.to_thread(self._claim_in, None, room)
         return await self._start(claimed, msgs)
+
+    def _claim_in(self, conn: Connection | None, room: int) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
+        if conn is None:  # a claim of its own (not in a record flush)
+            with self.engine.begin() as own:
+                return self._claim_in(own, room)
+        claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds)
+        if claimed[0]:  # keyed rows kept in memory stay only while this claim sees no key change
+            self.secureline.keydir.observe_generation(read_generation(conn))
+        return claimed
 
     async def _start(self, claimed: list[Claimed], msgs: dict[str, QueuedMessage]) -> int:
         """Deliver what a claim returned, one task per (message, domain) group."""

@@ -37,6 +37,8 @@ from sealmail.net.dane import TlsaRecord
 # Answers are kept for their TTL (RFC 1035 §3.2.1) but never longer than this, so a
 # process that runs for days still notices a moved MX within the hour at worst.
 _CACHE_MAX_SECONDS = 3600.0
+# MX answers kept parsed (a full table is emptied).
+_MX_PARSED_KEPT = 10_000
 # RFC 2308 §5: negative answers are cached for the SOA's TTL (capped by its MINIMUM field),
 # here also capped lower than positive answers; without an SOA they are not cached.
 _NEGATIVE_MAX_SECONDS = 300.0
@@ -173,6 +175,8 @@ class Resolver:
         # whether it was DNSSEC-authenticated (AD bit) exactly as the fresh one did.
         # Failures (timeouts, SERVFAIL) are never cached: they must be retried.
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+        # domain -> (the cached MX answer, its AD bit, its records as text): parsed once per answer.
+        self._mx_parsed: dict[str, tuple[object, bool, tuple[tuple[int, str], ...]]] = {}
 
     def _cached(self, name: str, rdtype: str) -> object | None:
         hit = self._cache.get((name, rdtype))
@@ -256,8 +260,19 @@ class Resolver:
         except DnsLookupError as exc:
             return MxResult(ascii_domain, MxStatus.DNS_FAILURE, detail=str(exc))
 
-        secure = bool(answer.response.flags & dns.flags.AD)
-        records = [(int(rr.preference), rr.exchange.to_text(omit_final_dot=True).lower()) for rr in answer]
+        parsed = self._mx_parsed.get(ascii_domain)
+        if parsed is not None and parsed[0] is answer:
+            # The same cached answer as last time: its records are already text (the worker
+            # asks once per delivery, and rendering the names was most of this call).
+            secure, records = parsed[1], list(parsed[2])
+        else:
+            secure = bool(answer.response.flags & dns.flags.AD)
+            records = [
+                (int(rr.preference), rr.exchange.to_text(omit_final_dot=True).lower()) for rr in answer
+            ]
+            if len(self._mx_parsed) >= _MX_PARSED_KEPT:
+                self._mx_parsed.clear()
+            self._mx_parsed[ascii_domain] = (answer, secure, tuple(records))
         # RFC 7505 §3: a null MX is a single record with preference 0 and target ".";
         # the domain declares it accepts no mail, so the message bounces at once.
         if len(records) == 1 and records[0][1] in ("", "."):
@@ -356,6 +371,8 @@ def _negative_ttl(response: dns.message.Message) -> float:
 
 def _order_mx(records: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """Ascending preference, shuffled among equal preferences (RFC 5321 §5.1)."""
+    if len({pref for pref, _ in records}) == len(records):
+        return sorted(records)  # no ties: nothing to shuffle
     shuffled = list(records)
     random.shuffle(shuffled)
     return sorted(shuffled, key=lambda item: item[0])

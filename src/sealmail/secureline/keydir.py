@@ -35,7 +35,7 @@ from sealmail.secureline.key_cache import DiscoveryEntry, DiscoveryStatus
 from sealmail.secureline.key_reads import KeyReads
 from sealmail.store import db
 from sealmail.store.address_sets import AddressSet
-from sealmail.store.tables import key_discovery, recipient_keys
+from sealmail.store.tables import key_discovery, keydir_generation, recipient_keys
 
 log = structlog.get_logger("sealmail.keys")
 
@@ -45,6 +45,11 @@ log = structlog.get_logger("sealmail.keys")
 # key is never used from memory; a key stored by another process (the API's upload next to
 # ``--role worker``) is seen within this bound, one stored in this process at once.
 KEYED_ADDRESSES_SECONDS = 2.0
+# Keyed addresses whose rows are kept in memory (a full cache is emptied).  Rows are kept only
+# while the change counter the worker read at its latest claim (``observe_generation``) is the
+# one they were read under: every change to ``recipient_keys``, by any process, bumps it (a
+# trigger, migration 0026), so a key deleted before a message was claimed is never used for it.
+ROWS_KEPT = 50_000
 # Parsed certificates kept per process (a full cache is emptied): parsing and validating an
 # OpenPGP certificate costs ~0.3 ms, far more than reading its row.
 PARSED_KEPT = 10_000
@@ -59,6 +64,13 @@ _FACTS = (
     )
     .order_by(recipient_keys.c.updated_at.desc())
 )
+_GENERATION = sa.select(keydir_generation.c.generation).where(keydir_generation.c.id == 1)
+
+
+def read_generation(conn: Connection) -> int | None:
+    """The key directory's change counter (None when its row is missing: nothing is kept)."""
+    value = conn.execute(_GENERATION).scalar()
+    return None if value is None else int(value)
 
 
 def _now() -> datetime:
@@ -147,6 +159,9 @@ class KeyDirectory:
         # Which addresses have any key: a group of none of them needs no read.
         self._keyed = AddressSet(engine, recipient_keys, KEYED_ADDRESSES_SECONDS, clock)
         self._reads: KeyReads[RecipientKeys] = KeyReads(self.facts)
+        # (tenant, address) -> its rows, read under ``self._generation`` (see ROWS_KEPT).
+        self._rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._generation: int | None = None
 
     @property
     def trust(self) -> smime.TrustStore:
@@ -202,6 +217,7 @@ class KeyDirectory:
                     details={"kind": kind, "addresses": len(rows)},
                 )
         self._keyed.drop(tenant_id)
+        self._forget_rows()
         return rows
 
     def list(self, tenant_id: str, address: str | None = None, kind: str | None = None) -> list[RecipientKey]:
@@ -251,6 +267,7 @@ class KeyDirectory:
                 target=row.fingerprint,
             )
         self._keyed.drop(tenant_id)
+        self._forget_rows()
 
     # -- facts for SecureLine ------------------------------------------------------------------
     def cached_facts(self, tenant_id: str, addresses: Sequence[str]) -> dict[str, RecipientKeys] | None:
@@ -262,6 +279,34 @@ class KeyDirectory:
         if not self._keyed.cached_none_of(tenant_id, wanted):
             return None
         return {a: RecipientKeys((), (), {}, {}) for a in sorted(wanted)}
+
+    def observe_generation(self, generation: int | None) -> None:
+        """The change counter read in the worker's latest claim; a new value empties the rows."""
+        with self._lock:
+            if generation != self._generation or generation is None:
+                self._rows.clear()
+            self._generation = generation
+
+    def _forget_rows(self) -> None:
+        # A change made here is not seen by the counter until the next claim reads it.
+        with self._lock:
+            self._rows.clear()
+
+    def kept_facts(
+        self, tenant_id: str, addresses: Sequence[str], now: datetime
+    ) -> dict[str, RecipientKeys] | None:
+        """``facts`` from the rows kept since the latest claim, or None when one is not kept.
+
+        No I/O (certificates were parsed when the rows were read), so the event loop asks it
+        before handing a read to a thread.
+        """
+        wanted = sorted({a.strip().lower() for a in addresses})
+        if self._generation is None:
+            return None
+        kept = [self._rows.get((tenant_id, a)) for a in wanted]
+        if any(rows is None for rows in kept):
+            return None
+        return self._from_rows(dict(zip(wanted, kept, strict=True)), now)
 
     async def read_facts(
         self, tenant_id: str, addresses: Sequence[str], now: datetime
@@ -275,10 +320,24 @@ class KeyDirectory:
         if not wanted or self._keyed.none_of(tenant_id, wanted):
             return out
         with db.reader(self.engine) as conn:
+            # Read before the rows: a change between the two only makes the label older.
+            generation = read_generation(conn) if self._generation is not None else None
             rows = conn.execute(_FACTS, {"tenant_id": tenant_id, "addresses": wanted}).mappings().all()
-        by_address: dict[str, list[Any]] = {}
+        by_address: dict[str, list[Any]] = {a: [] for a in wanted}
         for row in rows:
             by_address.setdefault(row["address"], []).append(row)
+        if generation is not None:
+            with self._lock:
+                if generation == self._generation:
+                    if len(self._rows) + len(by_address) > ROWS_KEPT:
+                        self._rows.clear()
+                    for address, found in by_address.items():
+                        self._rows[(tenant_id, address)] = tuple(found)
+        out.update(self._from_rows(by_address, now))
+        return out
+
+    def _from_rows(self, by_address: dict[str, Any], now: datetime) -> dict[str, RecipientKeys]:
+        out: dict[str, RecipientKeys] = {}
         for address, found in by_address.items():
             pgp_facts: list[KeyFact] = []
             smime_facts: list[KeyFact] = []

@@ -329,6 +329,17 @@ recipient_keys = sa.Table(
     sa.Index("ix_recipient_keys_lookup", "tenant_id", "address"),
 )
 
+# One row: bumped by a trigger (migration 0026) in every transaction that changes
+# recipient_keys, so a worker may keep key rows in memory while the counter it read at its
+# latest claim still matches the one they were read under.
+keydir_generation = sa.Table(
+    "keydir_generation",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+
 # What discovery (WKD, keyserver) last found for an address, including "nothing"
 # (negative caching), per tenant so one tenant cannot infer another's correspondents.
 key_discovery = sa.Table(

@@ -3,7 +3,9 @@
 A delivery group whose recipients have no key answers without a database read; a key
 stored in this process is seen at once, one stored by another process (a second
 ``KeyDirectory`` on the same database) within ``KEYED_ADDRESSES_SECONDS``; a deleted key is
-never used from memory, wherever it was deleted.
+never used from memory, wherever it was deleted.  The keyed recipients' rows themselves are
+kept between claims while the key directory's change counter (bumped by a trigger on every
+change, migration 0026) is the one the worker's latest claim read.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pysequoia
+import sqlalchemy as sa
 from tests.conftest import TenantFixture
 from tests.support.sql_log import sql_log
 
 from sealmail.app import Services
 from sealmail.crypto.pgp import generate_tenant_key
-from sealmail.secureline.keydir import KEYED_ADDRESSES_SECONDS, KeyDirectory
+from sealmail.secureline.keydir import KEYED_ADDRESSES_SECONDS, KeyDirectory, read_generation
+from sealmail.store.tables import recipient_keys
 
 
 class Clock:
@@ -130,3 +134,76 @@ def test_a_certificate_stored_again_under_its_fingerprint_is_used_as_stored_now(
     after = keydir.facts(tenant.id, [address], datetime.now(UTC))[address]
     assert [f.fingerprint for f in after.pgp] == [fact.fingerprint]
     assert after.pgp_certs[fact.fingerprint].info.expires == sooner
+
+
+def claim(services: Services, keydir: KeyDirectory) -> None:
+    """What the worker does in each claim's transaction."""
+    with services.engine.begin() as conn:
+        keydir.observe_generation(read_generation(conn))
+
+
+def test_every_change_to_the_keys_bumps_the_counter_in_its_transaction(
+    services: Services, tenant: TenantFixture
+) -> None:
+    def generation() -> int | None:
+        with services.engine.connect() as conn:
+            return read_generation(conn)
+
+    start = generation()
+    assert start is not None
+    key = services.keydir.upload(tenant.id, certificate("pat@patients.example"), "test")[0]
+    after_upload = generation()
+    assert after_upload is not None and after_upload > start
+    with services.engine.begin() as conn:  # a writer that is not KeyDirectory: the trigger still counts
+        conn.execute(sa.update(recipient_keys).values(source="wkd"))
+    after_update = generation()
+    assert after_update is not None and after_update > after_upload
+    with services.engine.connect() as conn:  # rolled back: no bump is seen
+        with conn.begin() as txn:
+            conn.execute(sa.delete(recipient_keys))
+            txn.rollback()
+    assert generation() == after_update
+    services.keydir.delete(tenant.id, key.id, actor="test")
+    assert (generation() or 0) > after_update
+
+
+def test_keyed_rows_are_kept_until_a_claim_sees_a_change_anywhere(
+    services: Services, tenant: TenantFixture
+) -> None:
+    keydir = this_process(services, Clock())
+    now = datetime.now(UTC)
+    pat = services.keydir.upload(tenant.id, certificate("pat@patients.example"), "test")[0]
+    addresses = ["pat@patients.example", "sam@patients.example"]
+    assert keydir.kept_facts(tenant.id, addresses, now) is None  # no claim yet: nothing kept
+    claim(services, keydir)
+    first = keydir.facts(tenant.id, addresses, now)
+    assert len(first["pat@patients.example"].pgp) == 1
+    with sql_log(services.engine) as log:
+        kept = keydir.kept_facts(tenant.id, addresses, now)
+        claim(services, keydir)  # nothing changed: the rows stay
+        assert keydir.kept_facts(tenant.id, addresses, now) == kept
+    assert kept == first
+    assert log.reads_of("recipient_keys") == 0
+    services.keydir.delete(tenant.id, pat.id, actor="test")  # another process
+    claim(services, keydir)
+    assert keydir.kept_facts(tenant.id, addresses, now) is None
+    assert pgp_fingerprints(keydir, tenant.id, "pat@patients.example") == []
+    # Whatever answers from memory now says "no key" for pat.
+    for answer in (keydir.cached_facts(tenant.id, addresses), keydir.kept_facts(tenant.id, addresses, now)):
+        assert answer is None or answer["pat@patients.example"].pgp == ()
+
+
+def test_rows_read_under_an_older_counter_are_not_kept(services: Services, tenant: TenantFixture) -> None:
+    keydir = this_process(services, Clock())
+    now = datetime.now(UTC)
+    claim(services, keydir)
+    services.keydir.upload(tenant.id, certificate("pat@patients.example"), "test")  # after the claim
+    assert len(pgp_fingerprints(keydir, tenant.id, "pat@patients.example")) == 1
+    # Read under a newer counter than the claim saw: used for this read, not kept.
+    assert keydir.kept_facts(tenant.id, ["pat@patients.example"], now) is None
+    keydir.upload(tenant.id, certificate("sam@patients.example"), "test")  # here: forgotten at once
+    claim(services, keydir)
+    keydir.facts(tenant.id, ["sam@patients.example"], now)
+    assert keydir.kept_facts(tenant.id, ["sam@patients.example"], now) is not None
+    keydir.delete(tenant.id, keydir.list(tenant.id, "sam@patients.example")[0].id, actor="test")
+    assert keydir.kept_facts(tenant.id, ["sam@patients.example"], now) is None

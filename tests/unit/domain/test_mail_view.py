@@ -81,6 +81,6 @@ def test_html_budget_counts_nesting_not_siblings() -> None:
 
 
 def test_sanitizer_refuses_html_over_budget_without_parsing_it() -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert clean_html("<div>" * 100_000) == TOO_COMPLEX
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
