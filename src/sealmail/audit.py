@@ -179,6 +179,8 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_CANCELLED = "mkt_campaign:cancelled"
     MKT_CONVERSION_RECORDED = "mkt_conversion:recorded"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
+    MKT_JOURNEY_PAUSED = "mkt_journey:paused"
+    MKT_JOURNEY_RESUMED = "mkt_journey:resumed"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)
     FORM_CREATED = "form:created"

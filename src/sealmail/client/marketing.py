@@ -78,6 +78,8 @@ CALLS: dict[str, Any] = {
         "POST", f"{P}/conversions", json={"message_id": message_id, "name": name, "value": value}
     ),
     "journey_enrollments": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/enrollments"),
+    "pause_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/pause"),
+    "resume_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/resume"),
 }
 
 MARKETING_ROUTES: dict[tuple[str, str], str] = {
@@ -114,6 +116,8 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{P}/journeys"): "list_journeys",
     ("POST", f"{P}/journeys/events"): "journey_event",
     ("GET", f"{P}/journeys/{{journey_id}}/enrollments"): "journey_enrollments",
+    ("POST", f"{P}/journeys/{{journey_id}}/pause"): "pause_journey",
+    ("POST", f"{P}/journeys/{{journey_id}}/resume"): "resume_journey",
     ("GET", f"{P}/journeys/{{journey_id}}/stats"): "journey_stats",
     ("GET", f"{P}/journeys/{{journey_id}}/stats.csv"): "journey_stats_csv",
     ("POST", f"{P}/conversions"): "record_conversion",

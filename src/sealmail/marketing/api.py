@@ -50,6 +50,7 @@ from sealmail.marketing.schemas import (
     JourneyEventIn,
     JourneyIn,
     JourneyList,
+    JourneyOut,
     JourneySaved,
     JourneyStatsOut,
     ListIn,
@@ -348,6 +349,18 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     @r.get("/journeys", response_model=JourneyList)
     def list_journeys(who: Reader) -> dict[str, Any]:
         return {"data": mk.journeys.all(who.tenant_id)}
+
+    @r.post("/journeys/{journey_id}/pause", response_model=JourneyOut)
+    def pause_journey(journey_id: str, who: Sender) -> dict[str, Any]:
+        """Hold this journey version's sends: enrollments wait at their send steps and its
+        queued messages are deferred (409 if paused already)."""
+        return mk.journeys.pause(who.tenant_id, journey_id, who.credential_id)
+
+    @r.post("/journeys/{journey_id}/resume", response_model=JourneyOut)
+    def resume_journey(journey_id: str, who: Sender) -> dict[str, Any]:
+        """Let a paused journey send again once every send step passes the pre-send checks
+        (422 naming each failure; 409 unless paused)."""
+        return mk.journeys.resume(who.tenant_id, journey_id, who.credential_id)
 
     @r.post("/journeys/events", response_model=Enrolled)
     def journey_event(body: JourneyEventIn, who: Sender) -> dict[str, Any]:

@@ -11,6 +11,12 @@ defers its remaining recipients instead of sending them.  The pause is one guard
 A user may resume it (``campaign_runs``): from then on only the sends and complaints after
 the resume count, so it is paused again only if complaints keep coming.
 
+Journeys are watched the same way, per journey version (``mkt_sends.journey_id``), while
+one has an active enrollment or a queued send: over the threshold the journey is paused
+(``journeys.pause_journey``, audited): its enrollments are held at their send steps and
+the claim gate defers its queued messages; resuming it (``Journeys.resume``) opens a new
+window in the same way.
+
 Thresholds are tenant settings ``marketing.complaint_rate`` (default 0.003) and
 ``marketing.complaint_min_sent`` (default 1000).
 """
@@ -27,8 +33,11 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.marketing.compliance import tenant_settings
-from sealmail.marketing.states import RUNNING, CampaignStatus, SendState
+from sealmail.marketing.journeys import pause_journey
+from sealmail.marketing.states import RUNNING, CampaignStatus, EnrollmentState, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
+from sealmail.marketing.tables import mkt_enrollments as en
+from sealmail.marketing.tables import mkt_journeys as jr
 from sealmail.marketing.tables import mkt_sends
 from sealmail.store import db
 from sealmail.store.events import EventType
@@ -56,7 +65,8 @@ class Breaker:
         self.alert = alert
 
     def sweep(self) -> list[str]:
-        """Pause every running campaign over its tenant's threshold; the ids paused now."""
+        """Pause every running campaign and sending journey over its tenant's threshold;
+        the ids paused now."""
         with db.reader(self.engine) as conn:
             running = conn.execute(
                 sa.select(cp.c.id, cp.c.tenant_id, cp.c.name, cp.c.resumed_at)
@@ -68,26 +78,55 @@ class Breaker:
                 )
                 .order_by(cp.c.id)
             ).all()
+            sending = conn.execute(
+                sa.select(jr.c.id, jr.c.tenant_id, jr.c.name, jr.c.version, jr.c.resumed_at)
+                .where(
+                    jr.c.paused_reason.is_(None),
+                    sa.or_(
+                        sa.exists().where(en.c.journey_id == jr.c.id, en.c.state == EnrollmentState.ACTIVE),
+                        sa.exists().where(
+                            mkt_sends.c.journey_id == jr.c.id, mkt_sends.c.state == SendState.QUEUED
+                        ),
+                    ),
+                )
+                .order_by(jr.c.id)
+            ).all()
         paused = []
         for row in running:
-            tally = self._tally(row.tenant_id, row.id, row.resumed_at)
+            tally = self._tally(row.tenant_id, mkt_sends.c.campaign_id == row.id, row.resumed_at)
             if tally is not None and self._pause(row.tenant_id, row.id, tally):
                 paused.append(row.id)
-                if self.alert is not None:
-                    self.alert(
-                        row.tenant_id,
-                        f"Campaign paused: {row.name} drew too many spam complaints",
-                        f"Campaign {row.name} ({row.id}) was paused automatically: {tally['complaints']} "
-                        f"complaints from {tally['sent']} sent messages, over the threshold of "
-                        f"{tally['rate']:.2%}. Its remaining recipients are held. Check the audience's "
-                        "consent and the content before resuming.\n",
-                    )
+                self._alert(row.tenant_id, "Campaign", row.name, row.id, tally)
+        for j in sending:
+            tally = self._tally(j.tenant_id, mkt_sends.c.journey_id == j.id, j.resumed_at)
+            if tally is None:
+                continue
+            with db.write(self.engine) as conn:
+                now_paused = pause_journey(
+                    conn, j.tenant_id, j.id, "complaint_rate", "system:complaint-breaker", tally
+                )
+            if now_paused:
+                paused.append(j.id)
+                self._alert(j.tenant_id, "Journey", f"{j.name} v{j.version}", j.id, tally)
         return paused
 
-    def _tally(self, tenant_id: str, campaign_id: str, since: datetime | None) -> dict[str, Any] | None:
-        """The counts when over the threshold, else None; after a resume, only what was sent
-        and complained since (the user who resumed has dealt with the earlier complaints)."""
-        mine: tuple[Any, ...] = (mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id == campaign_id)
+    def _alert(self, tenant_id: str, kind: str, name: str, target: str, tally: dict[str, Any]) -> None:
+        if self.alert is None:
+            return
+        self.alert(
+            tenant_id,
+            f"{kind} paused: {name} drew too many spam complaints",
+            f"{kind} {name} ({target}) was paused automatically: {tally['complaints']} "
+            f"complaints from {tally['sent']} sent messages, over the threshold of "
+            f"{tally['rate']:.2%}. Its remaining recipients are held. Check the audience's "
+            "consent and the content before resuming.\n",
+        )
+
+    def _tally(self, tenant_id: str, scope: Any, since: datetime | None) -> dict[str, Any] | None:
+        """The counts of the sends in ``scope`` (one campaign's or journey's) when over the
+        threshold, else None; after a resume, only what was sent and complained since (the
+        user who resumed has dealt with the earlier complaints)."""
+        mine: tuple[Any, ...] = (mkt_sends.c.tenant_id == tenant_id, scope)
         if since is not None:
             mine = (*mine, mkt_sends.c.sent_at >= since)
         with db.reader(self.engine) as conn:

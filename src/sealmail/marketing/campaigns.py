@@ -44,8 +44,8 @@ from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
 from sealmail.messages.outgoing import MessageSpec
-from sealmail.messages.service import Messages
-from sealmail.messages.submission import Idempotency
+from sealmail.messages.service import Accepted, Messages
+from sealmail.messages.submission import Idempotency, Submission
 from sealmail.store import db
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
@@ -296,7 +296,15 @@ class Campaigns:
                 actor=who.credential_id,
                 tenant_id=tenant_id,
                 target=campaign_id,
-                details={"segment": segment.id, "phi_classes": sorted(segment.phi_classes)},
+                details={
+                    "segment": segment.id,
+                    "phi_classes": sorted(segment.phi_classes),
+                    # Tracking a PHI purpose happens only on the tenant's explicit opt-in;
+                    # the start records which way it went.
+                    **compliance.tracking_decision(
+                        compliance.tenant_settings(conn, tenant_id), Purpose(row.purpose)
+                    ),
+                },
             )
         return self.get(tenant_id, campaign_id)
 
@@ -335,6 +343,13 @@ class Campaigns:
     ) -> tuple[str, bool]:
         """Render for one contact and accept it into the queue with the marketing tag;
         (message id, rejected at intake?) — a suppressed address is refused there."""
+        result, _ = self.messages.submit(who, self.submission(who, out, contact, template, variant), idem)
+        return result.id, refused(result)
+
+    def submission(
+        self, who: Principal, out: Outgoing, contact: Any, template: Compiled, variant: str | None = None
+    ) -> Submission:
+        """One contact's message, rendered and tagged, ready to be accepted."""
         variables = {
             **(contact.attrs or {}),
             **self.open_secrets(who.tenant_id, contact),
@@ -354,8 +369,12 @@ class Campaigns:
             send_at=out.send_at,
         )
         message = p.personalize(base, p.render_or_fail(template, variables))
-        result, _ = self.messages.submit(who, p.submission(message, self.domain, 1), idem)
-        return result.id, all(r.status == RecipientStatus.REJECTED for r in result.recipients)
+        return p.submission(message, self.domain, 1)
+
+
+def refused(result: Accepted) -> bool:
+    """Every recipient was rejected at intake (a suppressed address)."""
+    return all(r.status == RecipientStatus.REJECTED for r in result.recipients)
 
 
 def _campaign(conn: Connection, tenant_id: str, campaign_id: str) -> Any:

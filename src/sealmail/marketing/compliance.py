@@ -11,9 +11,14 @@
   (CAN-SPAM 7704(a)(5)(A)(ii); HIPAA 164.514(f)(2)(ii) for fundraising): the text part
   mentions unsubscribing and the HTML part has a link about it.  The broadcast stream also
   adds the RFC 8058 one-click headers; a body link is what a reader actually sees.
-* ``phi_tracking``: treatment and operations messages go on the phi stream, and open or
-  click tracking there would record a patient's reading of a clinical message (itself PHI):
-  the tenant's tracking must leave the phi stream out.
+
+Tracking on PHI purposes is not a failed check but a recorded decision: treatment and
+operations messages go on the phi stream, and open or click tracking there would record a
+patient's reading of a clinical message (itself PHI).  It is off by default — the phi
+stream is tracked only when the tenant lists ``"phi"`` by name in ``tracking.streams``
+(``engagement.policy``), an explicit opt-in — and ``phi_tracking`` says whether this send
+will be tracked, so the campaign or journey that goes ahead records the decision in its
+audit entry.
 """
 
 from __future__ import annotations
@@ -66,20 +71,24 @@ def check(
     from_address: str,
     variants: Sequence[tuple[str, Source]],
 ) -> list[Failure]:
-    """Every failed check for starting this campaign (empty: it may start)."""
-    settings = tenant_settings(conn, tenant_id)
+    """Every failed check for sending this campaign or journey step (empty: it may send)."""
     failures = _dkim(conn, tenant_id, from_address)
     if purpose in FOOTER_PURPOSES:
-        failures += _footer(postal_address(settings), variants)
-    if purpose in PHI_PURPOSES and plan(settings, str(Stream.PHI)).tracks:
-        failures.append(
-            Failure(
-                "phi_tracking",
-                f"{purpose} mail goes on the phi stream, where open/click tracking is on; "
-                'leave "phi" out of the tenant\'s tracking.streams',
-            )
-        )
+        failures += _footer(postal_address(tenant_settings(conn, tenant_id)), variants)
     return failures
+
+
+def phi_tracking(settings: Mapping[str, Any], purpose: Purpose) -> bool:
+    """Whether mail of this PHI purpose will be tracked: only when the tenant opted the phi
+    stream in by name (the default leaves it out); False for the other purposes."""
+    return purpose in PHI_PURPOSES and plan(settings, str(Stream.PHI)).tracks
+
+
+def tracking_decision(settings: Mapping[str, Any], purpose: Purpose) -> dict[str, str]:
+    """What a start or save audits about tracking a PHI purpose (nothing for the others)."""
+    if purpose not in PHI_PURPOSES:
+        return {}
+    return {"phi_tracking": "tenant_opt_in" if phi_tracking(settings, purpose) else "off"}
 
 
 def _dkim(conn: Connection, tenant_id: str, from_address: str) -> list[Failure]:
@@ -106,7 +115,16 @@ def _dkim(conn: Connection, tenant_id: str, from_address: str) -> list[Failure]:
             tenant_identities.c.tenant_id == tenant_id,
             tenant_identities.c.kind == "dkim",
             tenant_identities.c.active.is_(True),
-            sa.or_(*(tenant_identities.c.name.like(f"%._domainkey.{d}") for d in verified)),
+            # ``<selector>._domainkey.<domain>`` compared as a literal suffix: in a LIKE
+            # pattern the ``_`` of ``_domainkey`` (or one in a name) would match any character.
+            sa.or_(
+                *(
+                    sa.func.lower(tenant_identities.c.name).endswith(
+                        f"._domainkey.{d.lower()}", autoescape=True
+                    )
+                    for d in verified
+                )
+            ),
         )
     ).scalar()
     if not keyed:

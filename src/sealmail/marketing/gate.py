@@ -13,6 +13,8 @@ applies ``domain.marketing.decide_send``:
 
 A send of a paused campaign (by a user, or by the complaint breaker) is deferred
 (``campaign_paused``); one of a cancelled campaign is skipped (``campaign_cancelled``).
+A send of a paused journey (by a user, the complaint breaker, or a step failing its
+pre-send checks at run time) is deferred too (``journey_paused``).
 
 A tagged message without its ``mkt_sends`` row fails closed: deferred briefly (the row is
 written right after acceptance), rejected once it is older than ``SNAPSHOT_GRACE``.
@@ -34,7 +36,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream
 from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_authorizations as au
-from sealmail.marketing.tables import mkt_campaigns, mkt_caps, mkt_sends
+from sealmail.marketing.tables import mkt_campaigns, mkt_caps, mkt_journeys, mkt_sends
 from sealmail.marketing.tables import mkt_consent_current as cur
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.messages.queue import Claimed, QueuedMessage
@@ -106,6 +108,8 @@ class SendGate:
             return Defer(now + PAUSED_RECHECK, "campaign_paused")
         if row.campaign_status == CampaignStatus.CANCELLED:  # what was still queued never goes
             return Skip("campaign_cancelled")
+        if row.journey_paused is not None:  # by a user, the breaker, or a check failing at run time
+            return Defer(now + PAUSED_RECHECK, "journey_paused")
         purpose = Purpose(row.purpose)
         gated = Purpose.MARKETING if purpose is Purpose.MARKETING or row.remunerated else purpose
         state = facts.consent.get((row.contact_id, gated))
@@ -134,9 +138,16 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
     sends = {
         r.message_id: r
         for r in conn.execute(
-            sa.select(mkt_sends, ct.c.status, ct.c.tz, mkt_campaigns.c.status.label("campaign_status"))
+            sa.select(
+                mkt_sends,
+                ct.c.status,
+                ct.c.tz,
+                mkt_campaigns.c.status.label("campaign_status"),
+                mkt_journeys.c.paused_reason.label("journey_paused"),
+            )
             .join(ct, ct.c.id == mkt_sends.c.contact_id)
             .outerjoin(mkt_campaigns, mkt_campaigns.c.id == mkt_sends.c.campaign_id)
+            .outerjoin(mkt_journeys, mkt_journeys.c.id == mkt_sends.c.journey_id)
             .where(mkt_sends.c.message_id.in_(ids))
         )
     }

@@ -61,10 +61,8 @@ def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -
         if kind not in STEP_KINDS:
             raise bad(f"steps[{i}]", f"one of {', '.join(sorted(STEP_KINDS))}")
         body = step[kind]
-        if kind == "send" and (
-            not isinstance(body, dict) or body.get("purpose") not in set(Purpose) or not body.get("template")
-        ):
-            raise bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
+        if kind == "send":
+            _check_send(body, i)
         if kind == "wait" and not (
             isinstance(body, dict) and 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS
         ):
@@ -98,3 +96,18 @@ def _check_wait_until(body: Any, i: int, n: int) -> None:
         raise bad(f"steps[{i}].wait_until.hours", f"a timeout in hours, up to {MAX_WAIT_HOURS}")
     if not _forward(body.get("timeout", "exit"), i, n):
         raise bad(f"steps[{i}].wait_until.timeout", "exit, or the index of a later step")
+
+
+def _check_send(body: Any, i: int) -> None:
+    if not (
+        isinstance(body, dict)
+        and body.get("purpose") in set(Purpose)
+        and isinstance(body.get("template"), str)
+        and body["template"]
+        and isinstance(body.get("from"), str)
+        and body["from"]
+    ):
+        raise bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise bad(f"steps[{i}].send.version", "a template version number (left out: the newest, pinned)")

@@ -1,18 +1,23 @@
 """The journey runner: claimed enrollments advanced a batch at a time, step by step.
 
 A batch of claimed enrollments moves in rounds.  In a round every enrollment runs its
-current step: ``send`` steps queue their message first (each in the queue's own
-transaction, idempotent per enrollment and step), then one transaction applies the other
-steps of the round, grouped by (journey, step) — a condition is compiled once and tested
-for the whole group with one query, a list gets the group's contacts in one insert, an
-attribute update is one statement, a webhook step's ``journey.webhook`` events are one
-insert — and moves every enrollment's pointer in the same transaction as its step's
-effects.  A ``wait_until`` step leaves its enrollment waiting on an indexed key
+current step: ``send`` steps render, screen and seal their message first (outside any
+transaction), then one transaction writes those messages with their ``mkt_sends`` rows,
+applies the round's other steps, grouped by (journey, step) — a condition is compiled
+once and tested for the whole group with one query, a list gets the group's contacts in
+one insert, an attribute update is one statement, a webhook step's ``journey.webhook``
+events are one insert — and moves every enrollment's pointer in the same transaction as
+its step's effects.  A ``wait_until`` step leaves its enrollment waiting on an indexed key
 (``journey_events.wake`` ends it when the event arrives); claimed again still waiting on
 that key, its deadline passed, so it exits (``wait_timeout``) or jumps forward.  An
 enrollment leaves the rounds when it waits, ends, exits or has run ``MAX_STEPS_PER_RUN``
 steps; pointer updates carry ``lease_owner`` = this worker, so an enrollment whose lease
 another runner took over is left alone.
+
+Before a round's sends go out, ``hold`` is asked once per (journey, step): a paused
+journey, or a send step that fails its pre-send compliance checks now (which pauses the
+journey), holds its enrollments at that step — due again after ``HOLD_RECHECK`` or when
+the journey is resumed, last reason ``journey_paused`` — and nothing is queued for them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from sealmail.marketing.tables import mkt_journeys as jr
 from sealmail.store import db
 
 MAX_STEPS_PER_RUN = 20
+HELD = "journey_paused"  # an enrollment held at a send step of a paused journey
+HOLD_RECHECK = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +75,27 @@ class _Move:
     awaiting: str | None = None  # set only when it starts a wait-until
 
 
-SendStep = Callable[[Claimed, int, dict[str, Any]], None]
+# Writes one prepared send's rows (its message and ``mkt_sends`` row) in the round's transaction.
+WriteSend = Callable[[Connection], None]
+# Renders, screens and seals one send step's message, storing nothing: its writer, or None
+# when the message cannot be made for this contact (the journey goes on without it).
+SendStep = Callable[[Claimed, int, dict[str, Any]], WriteSend | None]
+# (tenant, journey, step, send body) -> why the step must not send now, or None.
+HoldStep = Callable[[str, str, int, dict[str, Any]], str | None]
+
+
+def _never_held(_tenant: str, _journey: str, _step: int, _body: dict[str, Any]) -> str | None:
+    return None
 
 
 class Runner:
-    def __init__(self, engine: Engine, segments: seg.Segments, send: SendStep) -> None:
+    def __init__(
+        self, engine: Engine, segments: seg.Segments, send: SendStep, hold: HoldStep = _never_held
+    ) -> None:
         self.engine = engine
         self.segments = segments
         self.send = send
+        self.hold = hold
 
     def advance(self, worker: str, claimed: list[Claimed]) -> int:
         """Advance each claimed enrollment until it waits, ends or exits; steps run."""
@@ -129,11 +149,35 @@ class Runner:
             else:
                 groups[(r.c.journey_id, r.step)].append(r)
         going: list[_Run] = list(timed_out)
+        held: dict[tuple[str, int], str | None] = {}  # asked once per (journey, step) a round
+        writes: list[tuple[_Run, WriteSend]] = []
         for r in sends:
-            self.send(r.c, r.step, next(iter(steps[r.c.journey_id][r.step].values())))
+            body = next(iter(steps[r.c.journey_id][r.step].values()))
+            key = (r.c.journey_id, r.step)
+            if key not in held:
+                held[key] = self.hold(r.c.tenant_id, r.c.journey_id, r.step, body)
+            why = held[key]
+            if why is not None:  # stays at this step: nothing is queued for it
+                final.append(_Move(r, EnrollmentState.ACTIVE, now + HOLD_RECHECK, why))
+                continue
+            write = self.send(r.c, r.step, body)  # nothing stored yet
             r.step += 1
-            going.append(r)
+            if write is None:
+                going.append(r)
+            else:
+                writes.append((r, write))
         with db.write(self.engine) as conn:
+            # A send step is one transaction: its message, its mkt_sends row and the pointer
+            # past it commit together (``_record`` below), so a runner that dies anywhere in
+            # between leaves nothing queued and the enrollment at that step, to be run again
+            # once its lease runs out — never a lost or a second message.  Only enrollments
+            # whose lease is still this runner's are written (and, on PostgreSQL, locked
+            # until the commit): one another runner took over is left to it.
+            ours = _still_ours(conn, worker, [r.c.id for r, _ in writes], now)
+            for r, write in writes:
+                if r.c.id in ours:
+                    write(conn)
+                    going.append(r)
             for (jid, step), members in groups.items():
                 kind, body = next(iter(steps[jid][step].items()))
                 for r, nxt in zip(members, _apply(self.segments, conn, kind, body, members), strict=True):
@@ -163,6 +207,21 @@ class Runner:
         else:
             r.step = int(other)
             jumped.append(r)
+
+
+def _still_ours(conn: Connection, worker: str, ids: list[str], now: datetime) -> set[str]:
+    """Of these enrollments, those still leased to this worker, touched so that PostgreSQL
+    holds their rows to this transaction (SQLite's write lock already does)."""
+    if not ids:
+        return set()
+    return set(
+        conn.execute(
+            sa.update(en)
+            .where(en.c.id.in_(ids), en.c.lease_owner == worker)
+            .values(updated_at=now)
+            .returning(en.c.id)
+        ).scalars()
+    )
 
 
 def _apply(

@@ -28,38 +28,51 @@ started on.  A contact is enrolled once per (journey, trigger key): the unique c
 makes a repeated trigger a no-op.  Runners claim due enrollments like queue rows (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, one ``UPDATE … RETURNING`` under SQLite's write lock),
 and ``journey_runner`` advances a claimed batch in rounds, each step's effects committed
-with its enrollment's pointer; a send step goes into the queue with an idempotency key of
-(enrollment, step), so a runner that dies after queueing does not send twice.  Jumps go
+with its enrollment's pointer — a send step's message and ``mkt_sends`` row too, so a
+runner that dies anywhere in a step neither loses nor repeats its message.  Jumps go
 forward only and a run stops after ``journey_runner.MAX_STEPS_PER_RUN`` steps: a journey
 cannot loop.  Sends pass the claim gate like a campaign's.
+
+Send steps obey the campaigns' pre-send rules (``compliance``): saving a journey pins each
+send step's template version (a later edit of the template does not change a running
+journey) and refuses, 422 naming every failure, a step that fails a check.  The runner
+checks again before a step sends; one that fails now (the domain's DKIM key was removed)
+pauses the journey, audited with the failures, and its enrollments wait at that step.  A
+paused journey — by a user, by that, or by the complaint breaker — holds its send steps
+and the claim gate defers its queued messages, until it is resumed (which re-runs the
+checks).  Tracking a PHI purpose (the tenant's explicit opt-in) is recorded per step in
+the save's audit entry.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.marketing import PhiClass, Purpose
-from sealmail.errors import NotFound, SealmailError
+from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import segments as seg
-from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
+from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send, refused
 from sealmail.marketing.journey_defs import bad, validate
-from sealmail.marketing.journey_runner import Claimed, Runner
+from sealmail.marketing.journey_runner import HELD, Claimed, Runner, WriteSend
 from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
 from sealmail.marketing.tables import mkt_sends
+from sealmail.messages.group_commit import Pending
+from sealmail.messages.service import Accepted
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
 from sealmail.templates.render import Compiled
@@ -79,7 +92,7 @@ class Journeys:
         self.engine = engine
         self.campaigns = campaigns
         self.segments = segments
-        self.runner = Runner(engine, segments, self._send)
+        self.runner = Runner(engine, segments, self._send, self._held)
 
     # -- definitions ---------------------------------------------------------------------------
     def save(
@@ -91,6 +104,9 @@ class Journeys:
         actor: str,
         allowed: frozenset[PhiClass],
     ) -> dict[str, Any]:
+        """A new active version: every send step's template version pinned and its pre-send
+        compliance checks passed (422 naming each failure), as a campaign's at its start."""
+        definition = copy.deepcopy(definition)  # the pinned versions go into the stored copy only
         with db.write(self.engine) as conn:
             validate(definition, attrs.load(conn, tenant_id))
             for i, step in enumerate(definition["steps"]):
@@ -98,10 +114,21 @@ class Journeys:
                     compiled = self.segments.compile(conn, tenant_id, step["condition"].get("rule"))
                     seg.check_classes(compiled.classes, allowed)
                 if "send" in step:
+                    body = step["send"]
                     try:
-                        self.campaigns.templates.source(tenant_id, step["send"]["template"])
+                        _, body["version"] = self.campaigns.templates.source(
+                            tenant_id, body["template"], body.get("version")
+                        )
                     except NotFound as exc:
                         raise bad(f"steps[{i}].send.template", exc.detail) from exc
+            _refuse(self._failures(conn, tenant_id, definition["steps"]), f"journey {name!r}")
+            settings = compliance.tenant_settings(conn, tenant_id)
+            tracking = {
+                str(i): d["phi_tracking"]
+                for i, step in enumerate(definition["steps"])
+                if "send" in step
+                and (d := compliance.tracking_decision(settings, Purpose(step["send"]["purpose"])))
+            }
             version = (
                 conn.execute(
                     sa.select(sa.func.max(jr.c.version)).where(jr.c.tenant_id == tenant_id, jr.c.name == name)
@@ -130,9 +157,107 @@ class Journeys:
                 actor=actor,
                 tenant_id=tenant_id,
                 target=jid,
-                details={"name": name, "version": version},
+                # Per send step of a PHI purpose: tracked (the tenant opted in) or off.
+                details={
+                    "name": name,
+                    "version": version,
+                    **({"phi_tracking": tracking} if tracking else {}),
+                },
             )
         return {"id": jid, "name": name, "version": version, "active": True}
+
+    def _failures(
+        self, conn: Connection, tenant_id: str, steps: list[dict[str, Any]]
+    ) -> list[tuple[int, compliance.Failure]]:
+        """The pre-send checks each send step fails now, with its index."""
+        return [
+            (i, f)
+            for i, step in enumerate(steps)
+            if "send" in step
+            for f in self._step_failures(conn, tenant_id, i, step["send"])
+        ]
+
+    def _step_failures(
+        self, conn: Connection, tenant_id: str, i: int, body: dict[str, Any]
+    ) -> list[compliance.Failure]:
+        """One send step's failed checks, against its pinned template version."""
+        try:
+            source, _ = self.campaigns.templates.source(tenant_id, body["template"], body.get("version"))
+        except NotFound as exc:
+            return [compliance.Failure("template", exc.detail)]
+        variants = [(f"steps[{i}]", source)]
+        return compliance.check(
+            conn, tenant_id, Purpose(body["purpose"]), str(body.get("from", "")), variants
+        )
+
+    def get(self, tenant_id: str, journey_id: str) -> dict[str, Any]:
+        with db.reader(self.engine) as conn:
+            row = _journey(conn, tenant_id, journey_id)
+            enrolled = conn.execute(sa.select(sa.func.count()).where(en.c.journey_id == journey_id)).scalar()
+        return _out(row, int(enrolled or 0))
+
+    # -- pause and resume ----------------------------------------------------------------------
+    def pause(self, tenant_id: str, journey_id: str, actor: str) -> dict[str, Any]:
+        """Hold a journey's sends: its enrollments wait at their send steps and the claim gate
+        defers its messages already queued (409 if it is paused already)."""
+        with db.write(self.engine) as conn:
+            row = _journey(conn, tenant_id, journey_id)
+            if row.paused_reason is not None:
+                raise Conflict(f"journey {journey_id} is already paused ({row.paused_reason})")
+            pause_journey(conn, tenant_id, journey_id, "user", actor, {})
+        return self.get(tenant_id, journey_id)
+
+    def resume(self, tenant_id: str, journey_id: str, actor: str) -> dict[str, Any]:
+        """Let a paused journey send again once its send steps pass the pre-send checks (422
+        naming each failure); held enrollments are due at once, and the complaint breaker
+        counts only what is sent from now on.  409 unless paused."""
+        now = datetime.now(UTC)
+        with db.write(self.engine) as conn:
+            row = _journey(conn, tenant_id, journey_id)
+            if row.paused_reason is None:
+                raise Conflict(f"journey {journey_id} is not paused")
+            _refuse(self._failures(conn, tenant_id, row.definition["steps"]), f"journey {row.name!r}")
+            done = conn.execute(
+                sa.update(jr)
+                .where(jr.c.id == journey_id, jr.c.paused_reason == row.paused_reason)
+                .values(paused_reason=None, paused_at=None, resumed_at=now)
+            ).rowcount
+            if not done:
+                raise Conflict(f"journey {journey_id} changed meanwhile; try again")
+            conn.execute(
+                sa.update(en)
+                .where(
+                    en.c.journey_id == journey_id,
+                    en.c.state == EnrollmentState.ACTIVE,
+                    en.c.last_reason == HELD,
+                )
+                .values(due_at=now)
+            )
+            audit.append(
+                conn,
+                action=AuditAction.MKT_JOURNEY_RESUMED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=journey_id,
+                details={"was": row.paused_reason},
+            )
+        return self.get(tenant_id, journey_id)
+
+    def _held(self, tenant_id: str, journey_id: str, step: int, body: dict[str, Any]) -> str | None:
+        """Why a send step may not send now (None: it may).  A paused journey holds; a step
+        that fails its pre-send checks now (the domain's DKIM key was removed, the postal
+        address unset) pauses its journey, audited with the failures, and holds."""
+        with db.reader(self.engine) as conn:
+            paused = conn.execute(sa.select(jr.c.paused_reason).where(jr.c.id == journey_id)).scalar()
+            if paused is not None:
+                return HELD
+            failed = self._step_failures(conn, tenant_id, step, body)
+        if not failed:
+            return None
+        details = {"step": step, "failed": [{"check": f.check, "message": f.message} for f in failed]}
+        with db.write(self.engine) as conn:
+            pause_journey(conn, tenant_id, journey_id, "compliance", "system:journey-runner", details)
+        return HELD
 
     def all(self, tenant_id: str) -> list[dict[str, Any]]:
         counts = sa.select(sa.func.count()).where(en.c.journey_id == jr.c.id).scalar_subquery()
@@ -142,17 +267,7 @@ class Journeys:
                 .where(jr.c.tenant_id == tenant_id)
                 .order_by(jr.c.name, jr.c.version)
             ).all()
-        return [
-            {
-                "id": r.id,
-                "name": r.name,
-                "version": r.version,
-                "active": r.active,
-                "enrolled": r.enrolled,
-                "definition": r.definition,
-            }
-            for r in rows
-        ]
+        return [_out(r, r.enrolled) for r in rows]
 
     # -- triggers ------------------------------------------------------------------------------
     def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> EventOutcome:
@@ -253,7 +368,10 @@ class Journeys:
         """Claim due enrollments and advance each until it waits, ends or exits; steps run."""
         return self.runner.advance(worker, self.claim(worker, limit))
 
-    def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> None:
+    def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> WriteSend | None:
+        """Render, screen and seal one send step's message; the runner writes it (message
+        and ``mkt_sends`` row) in the transaction that moves the enrollment past the step.
+        None when it cannot be made (a render or address problem is this contact's)."""
         who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
         with db.reader(self.engine) as conn:
             contact = conn.execute(sa.select(ct).where(ct.c.id == c.contact_id)).one()
@@ -263,14 +381,19 @@ class Journeys:
         source, _ = self.campaigns.templates.source(c.tenant_id, body["template"], body.get("version"))
         meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
         out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footer)
-        # Idempotent per (enrollment, step): a runner that died after queueing replays it.
+        # The key commits with the pointer, so it is found only for a message an earlier
+        # runner queued in a transaction of its own (before sends were one transaction).
         idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
+        messages = self.campaigns.messages
+        prepared: Pending | Accepted | None
         try:
-            message_id, refused = self.campaigns.queue_message(
-                who, out, contact, Compiled(source), None, idem
-            )
+            prepared = messages.replayed(c.tenant_id, idem)
+            if prepared is None:
+                sub = self.campaigns.submission(who, out, contact, Compiled(source))
+                prepared = messages.prepare(who, sub, idem)
         except SealmailError:
-            return  # a render or address problem is this contact's; the journey goes on
+            return None
+        ready: Pending | Accepted = prepared
         snap = Snapshot(
             body["purpose"],
             bool(body.get("remunerated")),
@@ -279,24 +402,26 @@ class Journeys:
             int(body.get("quiet_start", 21)),
             int(body.get("quiet_end", 8)),
         )
-        with db.write(self.engine) as conn:
-            if (
-                conn.execute(
-                    sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id == message_id)
-                ).first()
-                is None
-            ):
+
+        def write(conn: Connection) -> None:
+            accepted = ready if isinstance(ready, Accepted) else messages.write_prepared(conn, ready)
+            known = conn.execute(
+                sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id == accepted.id)
+            ).first()
+            if known is None:
                 record_send(
                     conn,
                     c.tenant_id,
                     c.contact_id,
-                    message_id,
+                    accepted.id,
                     snap,
                     enrollment_id=c.id,
                     journey_id=c.journey_id,
                     step=step,
-                    refused=refused,
+                    refused=refused(accepted),
                 )
+
+        return write
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:
@@ -317,3 +442,54 @@ class Journeys:
             }
             for r in rows
         ]
+
+
+def pause_journey(
+    conn: Connection, tenant_id: str, journey_id: str, reason: str, actor: str, details: dict[str, Any]
+) -> bool:
+    """Pause a journey unless it is paused already (one guarded update: two runners or
+    sweepers cannot both pause it), audited with why; True if paused now."""
+    done = conn.execute(
+        sa.update(jr)
+        .where(jr.c.id == journey_id, jr.c.tenant_id == tenant_id, jr.c.paused_reason.is_(None))
+        .values(paused_reason=reason, paused_at=datetime.now(UTC))
+    ).rowcount
+    if done:
+        audit.append(
+            conn,
+            action=AuditAction.MKT_JOURNEY_PAUSED,
+            actor=actor,
+            tenant_id=tenant_id,
+            target=journey_id,
+            details={"reason": reason, **details},
+        )
+    return bool(done)
+
+
+def _journey(conn: Connection, tenant_id: str, journey_id: str) -> Any:
+    row = conn.execute(sa.select(jr).where(jr.c.tenant_id == tenant_id, jr.c.id == journey_id)).first()
+    if row is None:
+        raise NotFound(f"no journey {journey_id!r}")
+    return row
+
+
+def _out(row: Any, enrolled: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "active": row.active,
+        "enrolled": enrolled,
+        "definition": row.definition,
+        "paused": row.paused_reason,
+    }
+
+
+def _refuse(failures: list[tuple[int, compliance.Failure]], what: str) -> None:
+    """422 naming every failed pre-send check of every send step."""
+    if failures:
+        raise ValidationFailed(
+            [{"field": f"steps[{i}].compliance.{f.check}", "message": f.message} for i, f in failures],
+            detail=f"{what} fails {len(failures)} pre-send check(s): "
+            + ", ".join(sorted({f.check for _, f in failures})),
+        )

@@ -343,6 +343,9 @@ class JourneySaved(Out):
 class JourneyOut(JourneySaved):
     enrolled: int
     definition: dict[str, Any]
+    paused: str | None = Field(
+        None, description="Why its sends are held (user, complaint_rate, compliance); null if not paused."
+    )
 
 
 class JourneyList(Out):

@@ -257,6 +257,12 @@ mkt_journeys = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_by", sa.String(80), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Paused (migration 0026): by a user, the complaint breaker, or a send step failing its
+    # pre-send compliance checks at run time; its sends are held until it is resumed.
+    # ``resumed_at`` opens the complaint breaker's new window, as for campaigns.
+    sa.Column("paused_reason", sa.String(40), nullable=True),
+    sa.Column("paused_at", UtcDateTime, nullable=True),
+    sa.Column("resumed_at", UtcDateTime, nullable=True),
     sa.UniqueConstraint("tenant_id", "name", "version", name="uq_mkt_journeys_tenant_name_version"),
 )
 

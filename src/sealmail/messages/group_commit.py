@@ -413,19 +413,25 @@ def _forget(engine: Engine, slot: _Slot) -> None:
 def write(held: HeldConnection, idempotency_ttl: timedelta, batch: list[Pending]) -> None:
     """One transaction for a batch of accepted messages: rows, events, idempotency, audit."""
     with held.begin() as conn:
-        reject_suppressed(conn, batch)
-        _INSERT_MESSAGES(conn, [p.message for p in batch])
-        _INSERT_RECIPIENTS(conn, [r for p in batch for r in p.recipients])
-        _INSERT_TAGS(conn, [t for p in batch for t in p.tags])
-        # Each message is new, its ``event_seq`` already counts its events: number from 1.
-        ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
-        for p in batch:
-            if p.idempotency is None:
-                continue
-            key = p.idempotency
-            before = key["created_at"] - idempotency_ttl
-            conn.execute(
-                _EXPIRED_IDEMPOTENCY, {"b_tenant": key["tenant_id"], "b_key": key["key"], "b_before": before}
-            )
-            conn.execute(_INSERT_IDEMPOTENCY, [key])
-        audit.append_many(conn, [e for p in batch for e in p.audit])
+        write_rows(conn, idempotency_ttl, batch)
+
+
+def write_rows(conn: Connection, idempotency_ttl: timedelta, batch: list[Pending]) -> None:
+    """A batch's rows in the caller's transaction (``write``'s, or one that commits the
+    messages together with rows of its own: a journey step's, ``Messages.write_prepared``)."""
+    reject_suppressed(conn, batch)
+    _INSERT_MESSAGES(conn, [p.message for p in batch])
+    _INSERT_RECIPIENTS(conn, [r for p in batch for r in p.recipients])
+    _INSERT_TAGS(conn, [t for p in batch for t in p.tags])
+    # Each message is new, its ``event_seq`` already counts its events: number from 1.
+    ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
+    for p in batch:
+        if p.idempotency is None:
+            continue
+        key = p.idempotency
+        before = key["created_at"] - idempotency_ttl
+        conn.execute(
+            _EXPIRED_IDEMPOTENCY, {"b_tenant": key["tenant_id"], "b_key": key["key"], "b_before": before}
+        )
+        conn.execute(_INSERT_IDEMPOTENCY, [key])
+    audit.append_many(conn, [e for p in batch for e in p.audit])

@@ -143,6 +143,26 @@ class Messages(Reading):
                 raise
         return Accepted.from_record(item.response), False
 
+    def prepare(
+        self, who: Principal, sub: Submission, idem: Idempotency | None = None
+    ) -> group_commit.Pending:
+        """``submit`` up to the commit — validated, screened, sender-checked and sealed —
+        for a caller that stores the message in its own transaction together with rows of
+        its own (``write_prepared``), so both commit or neither does."""
+        accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
+        return self._prepared(who, sub, idem, system=False)
+
+    def write_prepared(self, conn: Connection, item: group_commit.Pending) -> Accepted:
+        """Store a prepared message in the caller's open transaction (suppressions checked
+        there); what was stored once that transaction commits."""
+        group_commit.write_rows(conn, self.idempotency_ttl, [item])
+        return Accepted.from_record(item.response)
+
+    def replayed(self, tenant_id: str, idem: Idempotency) -> Accepted | None:
+        """What an idempotency key already stored in the last TTL, if anything."""
+        replay = self._idempotent_replay(tenant_id, idem)
+        return None if replay is None else Accepted.from_record(replay)
+
     async def submit_async(
         self, who: Principal, sub: Submission, idem: Idempotency | None = None
     ) -> tuple[Accepted, bool]:

@@ -48,7 +48,7 @@ KEYED_ADDRESSES_SECONDS = 2.0
 # Keyed addresses whose rows are kept in memory (a full cache is emptied).  Rows are kept only
 # while the change counter the worker read at its latest claim (``observe_generation``) is the
 # one they were read under: every change to ``recipient_keys``, by any process, bumps it (a
-# trigger, migration 0026), so a key deleted before a message was claimed is never used for it.
+# trigger, migration 0027), so a key deleted before a message was claimed is never used for it.
 ROWS_KEPT = 50_000
 # Parsed certificates kept per process (a full cache is emptied): parsing and validating an
 # OpenPGP certificate costs ~0.3 ms, far more than reading its row.

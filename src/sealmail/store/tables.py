@@ -329,7 +329,7 @@ recipient_keys = sa.Table(
     sa.Index("ix_recipient_keys_lookup", "tenant_id", "address"),
 )
 
-# One row: bumped by a trigger (migration 0026) in every transaction that changes
+# One row: bumped by a trigger (migration 0027) in every transaction that changes
 # recipient_keys, so a worker may keep key rows in memory while the counter it read at its
 # latest claim still matches the one they were read under.
 keydir_generation = sa.Table(

@@ -9,8 +9,9 @@ from tests.conftest import TenantFixture
 from tests.integration.marketing.conftest import Keys
 
 from sealmail.app import Services
+from sealmail.ids import new_id
 from sealmail.marketing.tables import mkt_sends
-from sealmail.store.tables import tenant_identities
+from sealmail.store.tables import audit_log, tenant_identities
 
 ADDRESS = "1 Main St, Springfield, IL 62701"
 GOOD = {
@@ -126,20 +127,114 @@ def test_dkim_alignment_needs_an_active_key_and_accepts_a_subdomain(
     }
 
 
-def test_tracking_on_the_phi_stream_blocks_treatment_but_not_marketing_footers(
+def started_details(services: Services, campaign_id: str) -> dict[str, Any]:
+    with services.engine.connect() as conn:
+        details = conn.execute(
+            sa.select(audit_log.c.details).where(
+                audit_log.c.action == "mkt_campaign:started", audit_log.c.target == campaign_id
+            )
+        ).scalar_one()
+    return dict(details)
+
+
+def test_phi_purposes_are_untracked_by_default_and_tracked_only_on_the_tenants_opt_in(
     client: TestClient, keys: Keys, services: Services
 ) -> None:
     setup(client, keys)
-    track = {"tracking": {"opens": True, "clicks": True, "streams": ["phi", "broadcast"]}, "reason": "test"}
-    r = client.patch("/v1/tenant/settings", json=track, headers=keys.admin)
-    assert r.status_code == 200, r.text
-    # Treatment needs no footer but must not be tracked on the phi stream.
-    _, r = start(client, keys, "treatment", "bare", "news@clinic.example")
-    assert set(failed(r)) == {"phi_tracking"}
-    untrack = {"tracking": {"opens": True, "clicks": True}, "reason": "test"}
-    assert client.patch("/v1/tenant/settings", json=untrack, headers=keys.admin).status_code == 200
-    _, r = start(client, keys, "treatment", "bare", "news@clinic.example")
+    # Tracking on, streams left out: the phi stream is not tracked, and treatment starts.
+    track = {"tracking": {"opens": True, "clicks": True}, "reason": "test"}
+    assert client.patch("/v1/tenant/settings", json=track, headers=keys.admin).status_code == 200
+    cid, r = start(client, keys, "treatment", "bare", "news@clinic.example")
     assert r.status_code == 202, r.text
+    assert started_details(services, cid)["phi_tracking"] == "off"
+    # The tenant lists "phi" by name: its explicit opt-in.  Treatment and operations start
+    # (they were refused before), and each start records the decision.
+    track = {"tracking": {"opens": True, "clicks": True, "streams": ["phi", "broadcast"]}, "reason": "test"}
+    assert client.patch("/v1/tenant/settings", json=track, headers=keys.admin).status_code == 200
+    for purpose in ("treatment", "operations"):
+        cid, r = start(client, keys, purpose, "bare", "news@clinic.example")
+        assert r.status_code == 202, r.text
+        assert started_details(services, cid)["phi_tracking"] == "tenant_opt_in"
+    # Not a PHI purpose: nothing to record (its footer checks still apply).
+    ok = {"marketing": {"postal_address": ADDRESS}}
+    assert client.patch("/v1/tenant/settings", json=ok, headers=keys.admin).status_code == 200
+    cid, r = start(client, keys, "marketing", "good", "news@clinic.example")
+    assert r.status_code == 202, r.text
+    assert "phi_tracking" not in started_details(services, cid)
+
+
+def test_a_journey_records_its_phi_tracking_decision_per_send_step(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    setup(client, keys)
+    steps = [
+        {"send": {"template": "bare", "purpose": "treatment", "from": "news@clinic.example"}},
+        {"send": {"template": "bare", "purpose": "operations", "from": "news@clinic.example"}},
+    ]
+
+    def save() -> dict[str, Any]:
+        body = {"name": "j", "definition": {"trigger": {"type": "api_event", "event": "e"}, "steps": steps}}
+        r = client.post("/v1/marketing/journeys", json=body, headers=keys.admin)
+        assert r.status_code == 201, r.text
+        with services.engine.connect() as conn:
+            return dict(
+                conn.execute(
+                    sa.select(audit_log.c.details).where(
+                        audit_log.c.action == "mkt_journey:saved", audit_log.c.target == r.json()["id"]
+                    )
+                ).scalar_one()
+            )
+
+    assert save()["phi_tracking"] == {"0": "off", "1": "off"}
+    track = {"tracking": {"opens": True, "streams": ["phi"]}, "reason": "test"}
+    assert client.patch("/v1/tenant/settings", json=track, headers=keys.admin).status_code == 200
+    assert save()["phi_tracking"] == {"0": "tenant_opt_in", "1": "tenant_opt_in"}
+
+
+def test_dkim_alignment_compares_the_key_name_literally_not_as_a_pattern(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    setup(client, keys)
+    ok = {"marketing": {"postal_address": ADDRESS}}
+    assert client.patch("/v1/tenant/settings", json=ok, headers=keys.admin).status_code == 200
+    mine = tenant_identities.c.tenant_id == tenant.id
+    with services.engine.begin() as conn:
+        key = conn.execute(
+            sa.select(tenant_identities).where(mine, tenant_identities.c.kind == "dkim")
+        ).first()
+        assert key is not None
+        conn.execute(sa.update(tenant_identities).where(mine).values(active=False))
+
+    def key_named(name: str) -> None:
+        with services.engine.begin() as conn:
+            conn.execute(sa.update(tenant_identities).where(mine).values(active=False))
+            conn.execute(
+                sa.insert(tenant_identities).values(
+                    {**key._asdict(), "id": new_id("tid"), "name": name, "active": True}
+                )
+            )
+
+    # Hostile names a LIKE '%._domainkey.clinic.example' matched: "_" is any one character,
+    # and "%" in a name is just a character here.
+    for hostile in (
+        "s.Xdomainkey.clinic.example",
+        "s%_domainkey.clinic.example",
+        "s._domainkeyXclinic.example",
+        "%._domainkey.clinic.example.evil",
+    ):
+        key_named(hostile)
+        _, r = start(client, keys, "marketing", "good", "news@clinic.example")
+        assert set(failed(r)) == {"dkim_alignment"}, hostile
+    # DNS names are case-insensitive: the same key in capitals aligns.
+    key_named("SEL._DOMAINKEY.Clinic.Example")
+    _, r = start(client, keys, "marketing", "good", "news@clinic.example")
+    assert r.status_code == 202, r.text
+    # A From domain with a wildcard character is not an address at all.
+    for sender in ("news@clinic_example", "news@clin%c.example"):
+        body = {"name": "c", "purpose": "marketing", "segment": "all", "from": sender}
+        body["variants"] = [{"name": "a", "template": "good"}]
+        r = client.post("/v1/marketing/campaigns", json=body, headers=keys.admin)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "from", r.text
 
 
 def test_another_tenants_campaign_checks_are_404(

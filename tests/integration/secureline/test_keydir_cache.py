@@ -5,7 +5,7 @@ stored in this process is seen at once, one stored by another process (a second
 ``KeyDirectory`` on the same database) within ``KEYED_ADDRESSES_SECONDS``; a deleted key is
 never used from memory, wherever it was deleted.  The keyed recipients' rows themselves are
 kept between claims while the key directory's change counter (bumped by a trigger on every
-change, migration 0026) is the one the worker's latest claim read.
+change, migration 0027) is the one the worker's latest claim read.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ the counter it read in its latest claim is the one they were read under: a key a
 changed or deleted by any process (API, discovery, another worker) bumps the counter in
 the same transaction, through a trigger, so no writer can forget to.
 
-Revision ID: 0026_keydir_generation
-Revises: 0025_scheduled_runs
+Revision ID: 0027_keydir_generation
+Revises: 0026_journey_pause
 Create Date: 2026-12-04 22:50:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_keydir_generation"
-down_revision = "0025_scheduled_runs"
+revision = "0027_keydir_generation"
+down_revision = "0026_journey_pause"
 branch_labels = None
 depends_on = None
 
