@@ -266,7 +266,7 @@ class Identities:
                 .where(
                     tenant_identities.c.tenant_id == tenant_id,
                     tenant_identities.c.kind == "dkim",
-                    tenant_identities.c.name.like(f"%._domainkey.{domain}"),
+                    tenant_identities.c.name.endswith(f"._domainkey.{domain}", autoescape=True),
                 )
                 .values(active=False)
             )
@@ -297,7 +297,7 @@ class Identities:
                         tenant_identities.c.tenant_id == tenant_id,
                         tenant_identities.c.kind == "dkim",
                         tenant_identities.c.active.is_(True),
-                        tenant_identities.c.name.like(f"%._domainkey.{domain}"),
+                        tenant_identities.c.name.endswith(f"._domainkey.{domain}", autoescape=True),
                     )
                     .order_by(tenant_identities.c.algorithm)
                 )

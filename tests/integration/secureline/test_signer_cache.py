@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.conftest import TenantFixture
 from tests.support.sql_log import sql_log
 
@@ -49,3 +50,18 @@ def test_the_openpgp_keys_peek_answers_only_what_is_loaded_and_never_reads(
     # A new signing key for the address (this process) is not answered from the old one.
     identities.create_pgp_signing_key(tenant.id, "dr@clinic.example", "test")
     assert identities.cached_pgp_keys(tenant.id, "dr@clinic.example") is None
+
+
+def test_dkim_keys_are_found_by_their_exact_domain_not_a_pattern(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """``_`` and ``%`` in a domain asked for are characters, not LIKE wildcards."""
+    identities = services.identities
+    identities.create_dkim_keys(tenant.id, "abc.example", actor="test")
+    assert len(identities.dkim_keys(tenant.id, "abc.example")) == 2
+    assert identities.dkim_keys(tenant.id, "a_c.example") == []
+    assert identities.dkim_keys(tenant.id, "%.example") == []
+    # Nor can keys be made for such a name (validated before any pattern is built).
+    with pytest.raises(ValueError, match="A-label"):
+        identities.create_dkim_keys(tenant.id, "a_c.example", actor="test")
+    assert len(identities.dkim_keys(tenant.id, "abc.example")) == 2
