@@ -37,7 +37,7 @@ from sealmail.net.dane import TlsaRecord
 # Answers are kept for their TTL (RFC 1035 §3.2.1) but never longer than this, so a
 # process that runs for days still notices a moved MX within the hour at worst.
 _CACHE_MAX_SECONDS = 3600.0
-# MX answers kept parsed (a full table is emptied).
+# MX and address answers kept parsed (a full table is emptied).
 _MX_PARSED_KEPT = 10_000
 # RFC 2308 §5: negative answers are cached for the SOA's TTL (capped by its MINIMUM field),
 # here also capped lower than positive answers; without an SOA they are not cached.
@@ -177,6 +177,8 @@ class Resolver:
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         # domain -> (the cached MX answer, its AD bit, its records as text): parsed once per answer.
         self._mx_parsed: dict[str, tuple[object, bool, tuple[tuple[int, str], ...]]] = {}
+        # (host, A | AAAA) -> (the cached answer, its addresses as text).
+        self._parsed: dict[tuple[str, str], tuple[object, tuple[str, ...]]] = {}
 
     def _cached(self, name: str, rdtype: str) -> object | None:
         hit = self._cache.get((name, rdtype))
@@ -326,10 +328,21 @@ class Resolver:
                 failures.append(exc)
                 continue
             if answer.rrset is not None:
-                addresses.extend(rr.to_text() for rr in answer)
+                addresses.extend(self._address_texts(name, rdtype, answer))
         if not addresses and len(failures) == 2:
             raise failures[0]
         return addresses
+
+    def _address_texts(self, name: str, rdtype: str, answer: dns.resolver.Answer) -> tuple[str, ...]:
+        """The answer's addresses as text, rendered once per cached answer (once per delivery before)."""
+        kept = self._parsed.get((name, rdtype))
+        if kept is not None and kept[0] is answer:
+            return kept[1]
+        texts = tuple(rr.to_text() for rr in answer)
+        if len(self._parsed) >= _MX_PARSED_KEPT:
+            self._parsed.clear()
+        self._parsed[(name, rdtype)] = (answer, texts)
+        return texts
 
     async def txt(self, name: str) -> list[str]:
         """The TXT records at ``name``, each record's strings joined (RFC 7208 §3.3 style)."""
