@@ -1,16 +1,16 @@
 """The journey runner: claimed enrollments advanced a batch at a time, step by step.
 
 A batch of claimed enrollments moves in rounds.  In a round every enrollment runs its
-current step: ``send`` steps queue their message first (each in the queue's own
-transaction, idempotent per enrollment and step), then one transaction applies the other
-steps of the round, grouped by (journey, step) — a condition is compiled once and tested
-for the whole group with one query, a list gets the group's contacts in one insert, an
-attribute update is one statement, a webhook step's ``journey.webhook`` events are one
-insert — and moves every enrollment's pointer in the same transaction as its step's
-effects.  A ``wait_until`` step leaves its enrollment waiting on an indexed key
-(``journey_events.wake`` ends it when the event arrives); claimed again still waiting on
-that key, its deadline passed, so it exits (``wait_timeout``) or jumps forward.  An
-enrollment leaves the rounds when it waits, ends, exits or has run ``MAX_STEPS_PER_RUN``
+current step: ``send`` steps queue their message first (each in the queue's own transaction,
+idempotent per enrollment and step), then one transaction writes the round's sends'
+``mkt_sends`` rows and applies the other steps of the round, grouped by (journey, step) — a
+condition is compiled once and tested for the whole group with one query, a list gets the
+group's contacts in one insert, an attribute update is one statement, a webhook step's
+``journey.webhook`` events are one insert — and moves every enrollment's pointer in the same
+transaction as its step's effects.  A ``wait_until`` step leaves its enrollment waiting on
+an indexed key (``journey_events.wake`` ends it when the event arrives); claimed again still
+waiting on that key, its deadline passed, so it exits (``wait_timeout``) or jumps forward.
+An enrollment leaves the rounds when it waits, ends, exits or has run ``MAX_STEPS_PER_RUN``
 steps; pointer updates carry ``lease_owner`` = this worker, so an enrollment whose lease
 another runner took over is left alone.
 """
@@ -68,7 +68,9 @@ class _Move:
     awaiting: str | None = None  # set only when it starts a wait-until
 
 
-SendStep = Callable[[Claimed, int, dict[str, Any]], None]
+# Queues a round's sends — (enrollment, step index, the step's body) each — and returns what
+# writes their ``mkt_sends`` rows in the round's transaction.
+SendStep = Callable[[list[tuple[Claimed, int, dict[str, Any]]]], Callable[[Connection], None]]
 
 
 class Runner:
@@ -129,11 +131,12 @@ class Runner:
             else:
                 groups[(r.c.journey_id, r.step)].append(r)
         going: list[_Run] = list(timed_out)
+        record = self.send([(r.c, r.step, next(iter(steps[r.c.journey_id][r.step].values()))) for r in sends])
         for r in sends:
-            self.send(r.c, r.step, next(iter(steps[r.c.journey_id][r.step].values())))
             r.step += 1
             going.append(r)
         with db.write(self.engine) as conn:
+            record(conn)
             for (jid, step), members in groups.items():
                 kind, body = next(iter(steps[jid][step].items()))
                 for r, nxt in zip(members, _apply(self.segments, conn, kind, body, members), strict=True):

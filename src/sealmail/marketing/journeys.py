@@ -36,12 +36,13 @@ cannot loop.  Sends pass the claim gate like a campaign's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -66,6 +67,10 @@ from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
 LEASE = timedelta(minutes=5)
+
+
+def _nothing(conn: Connection) -> None:
+    """A round without sends records nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,50 +258,75 @@ class Journeys:
         """Claim due enrollments and advance each until it waits, ends or exits; steps run."""
         return self.runner.advance(worker, self.claim(worker, limit))
 
-    def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> None:
-        who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
+    def _send(self, items: list[tuple[Claimed, int, dict[str, Any]]]) -> Callable[[Connection], None]:
+        """Queue a round's sends; what records them (``mkt_sends``) in the round's transaction.
+
+        The contacts, the tenants' footers and each template (read and compiled once) are
+        fetched for the whole round: compiling a template per send cost more than queueing it.
+        """
+        if not items:
+            return _nothing
         with db.reader(self.engine) as conn:
-            contact = conn.execute(sa.select(ct).where(ct.c.id == c.contact_id)).one()
-            footer = {
-                "postal_address": compliance.postal_address(compliance.tenant_settings(conn, c.tenant_id))
+            ids = sorted({c.contact_id for c, _, _ in items})
+            contacts = {r.id: r for r in conn.execute(sa.select(ct).where(ct.c.id.in_(ids)))}
+            footers = {
+                t: {"postal_address": compliance.postal_address(compliance.tenant_settings(conn, t))}
+                for t in sorted({c.tenant_id for c, _, _ in items})
             }
-        source, _ = self.campaigns.templates.source(c.tenant_id, body["template"], body.get("version"))
-        meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
-        out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footer)
-        # Idempotent per (enrollment, step): a runner that died after queueing replays it.
-        idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
-        try:
-            message_id, refused = self.campaigns.queue_message(
-                who, out, contact, Compiled(source), None, idem
-            )
-        except SealmailError:
-            return  # a render or address problem is this contact's; the journey goes on
-        snap = Snapshot(
-            body["purpose"],
-            bool(body.get("remunerated")),
-            None,
-            [f"journey:{c.journey_id}:{step}"],
-            int(body.get("quiet_start", 21)),
-            int(body.get("quiet_end", 8)),
-        )
-        with db.write(self.engine) as conn:
-            if (
-                conn.execute(
-                    sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id == message_id)
-                ).first()
-                is None
-            ):
-                record_send(
-                    conn,
-                    c.tenant_id,
-                    c.contact_id,
-                    message_id,
-                    snap,
-                    enrollment_id=c.id,
-                    journey_id=c.journey_id,
-                    step=step,
-                    refused=refused,
+        compiled: dict[tuple[str, str, Any], Compiled] = {}
+        queued: list[tuple[Claimed, int, str, Snapshot, bool]] = []
+        for c, step, body in items:
+            template = (c.tenant_id, body["template"], body.get("version"))
+            if template not in compiled:
+                compiled[template] = Compiled(self.campaigns.templates.source(*template)[0])
+            who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
+            meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
+            out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footers[c.tenant_id])
+            # Idempotent per (enrollment, step): a runner that died after queueing replays it.
+            idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
+            try:
+                message_id, refused = self.campaigns.queue_message(
+                    who, out, contacts[c.contact_id], compiled[template], None, idem
                 )
+            except SealmailError:
+                continue  # a render or address problem is this contact's; the journey goes on
+            snap = Snapshot(
+                body["purpose"],
+                bool(body.get("remunerated")),
+                None,
+                [f"journey:{c.journey_id}:{step}"],
+                int(body.get("quiet_start", 21)),
+                int(body.get("quiet_end", 8)),
+            )
+            queued.append((c, step, message_id, snap, refused))
+
+        def record(conn: Connection) -> None:
+            if not queued:
+                return
+            # A replayed send (the runner died before its round committed) has its row already.
+            have = set(
+                conn.execute(
+                    sa.select(mkt_sends.c.message_id).where(
+                        mkt_sends.c.message_id.in_([q[2] for q in queued])
+                    )
+                ).scalars()
+            )
+            for c, step, message_id, snap, refused in queued:
+                if message_id not in have:
+                    have.add(message_id)
+                    record_send(
+                        conn,
+                        c.tenant_id,
+                        c.contact_id,
+                        message_id,
+                        snap,
+                        enrollment_id=c.id,
+                        journey_id=c.journey_id,
+                        step=step,
+                        refused=refused,
+                    )
+
+        return record
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:
