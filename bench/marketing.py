@@ -165,6 +165,15 @@ class Meter:
         self.server = sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
+def progress(what: str, count: int, m: Meter) -> None:
+    """A phase's figures as soon as it ends (a long run on a shared machine may not finish)."""
+    print(
+        f"{what}: {count:,} in {m.wall:,.1f} s, client {m.cpu * 1e6 / count:,.0f} ms/1k, "
+        f"server {m.server * 1e6 / count:,.0f} ms/1k, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
 def no_backends() -> dict[int, float]:
     return {}
 
@@ -295,11 +304,13 @@ def run(
         report = mk.importer.run(tenant, csv_rows(csv_lines(n)), actor="bench", progress=lambda k: None)
     assert report["created"] == n and report["failed"] == 0, report
     out["import"] = (n, m)
+    progress("import", n, m)
     updates = max(1, n // 10)
     with Meter(backends) as m:
         report = mk.importer.run(tenant, csv_rows(csv_lines(updates, plan_shift=1)), actor="bench")
     assert report["updated"] == updates, report
     out["update"] = (updates, m)
+    progress("upsert", updates, m)
     grant_consent(services, tenant)
     mk.segments.evaluate(tenant, rule=RULE, actor="bench", allowed=ALL_CLASSES, sample=0)  # warm-up
     walls, cpus = [], []
@@ -311,6 +322,9 @@ def run(
         walls.append(m.wall)
         cpus.append(m.cpu + m.server)
     walls.sort()
+    print(
+        f"segment count: walls {[round(w, 2) for w in walls]}, cpu {[round(c, 2) for c in cpus]}", flush=True
+    )
     out["count"] = (
         statistics.median(walls),
         walls[max(0, -(-len(walls) * 95 // 100) - 1)],
@@ -323,10 +337,17 @@ def run(
         while ran := mk.journeys.run_due("bench-w1", 500):
             steps += ran
     out["journey"] = (steps, m)
+    progress("journey steps", steps, m)
     if args.send_journeys:
         out.update(send_journey(services, tenant, args, backends))
+        progress("journey steps with sends", *out["send_journey"])
         if args.optouts:
-            out["optout"] = opt_out(services, tenant, out.pop("send_journey_id"), args.optouts, backends)
+            out["optout"] = o = opt_out(services, tenant, out.pop("send_journey_id"), args.optouts, backends)
+            print(
+                f"opt-out: {o.revoked} revoked, {o.skipped} skipped, {o.let_through} let through, "
+                f"{o.wrong} wrong; delays {o.delays[:1]}..{o.delays[-1:]}",
+                flush=True,
+            )
     out["load"] = os.getloadavg()[0]
     services.close()
     return out
