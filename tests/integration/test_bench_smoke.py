@@ -54,6 +54,7 @@ def test_outbound_cpu_bench_runs() -> None:
 
 SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 
+
 def test_marketing_bench_runs_and_an_opt_out_is_honoured_at_the_next_claim(tmp_path: Path) -> None:
     """SQLite, a few hundred contacts: every step runs, the journey with a send queues one
     message a contact, and each contact whose consent was revoked is skipped at its claim."""
