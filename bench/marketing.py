@@ -18,6 +18,18 @@ For each engine, a fresh database and home:
 3. **Journey steps**: ``--journeys`` contacts are enrolled in a four-step journey (condition,
    update_attribute, add_to_list, wait) and one runner claims and advances them in batches
    of 500 until none is due: steps/s for one worker.
+4. **Journey steps with a send**: ``--send-journeys`` other contacts are enrolled in a
+   five-step journey (condition, update_attribute, send, add_to_list, wait) whose send is a
+   fundraising message rendered from a stored template for each contact and accepted into
+   the real queue (``messages.submit``: sealed at rest, tagged for the claim gate, its
+   ``mkt_sends`` row written): steps/s and sends/s for one worker.
+5. **Opt-out at the next claim**: fundraising consent is revoked through the ledger
+   (``Consent.change``, one transaction each) for ``--optouts`` of the contacts whose message
+   step 4 queued, every other one; then the queue is claimed 500 at a time and each claim
+   screened as the delivery worker screens it (suppressions, then ``SendGate`` in one
+   transaction) until nothing is due.  Every revoked contact's message must be rejected
+   (``fundraising_opt_out``) at its first claim with no attempt made, every other one let
+   through; the time from each revoke's commit to its skip decision is reported.
 
 Rates are wall time; the machine may be shared, so the client process CPU time (and, on
 PostgreSQL, the CPU of the bench database's server backends, read from /proc) is reported
@@ -44,14 +56,27 @@ import sqlalchemy as sa
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.crypto.vault import LocalKeyFile
+from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_ids
 from sealmail.marketing.attributes import ALL_CLASSES
+from sealmail.marketing.gate import SendGate
 from sealmail.marketing.imports import csv_rows
-from sealmail.marketing.tables import mkt_consent_current, mkt_consent_events, mkt_contacts, mkt_enrollments
+from sealmail.marketing.states import SendState
+from sealmail.marketing.tables import (
+    mkt_consent_current,
+    mkt_consent_events,
+    mkt_contacts,
+    mkt_enrollments,
+    mkt_sends,
+)
+from sealmail.messages import queue
 from sealmail.store import db, migrate
+from sealmail.store.tables import recipients
+from sealmail.suppressions import service as suppressions
+from sealmail.templates.render import Source
 
 RESULTS = Path(__file__).parent / "results"
-BENCH_DB = "sealmail_bench_mkt"
+BENCH_DB = os.environ.get("SEALMAIL_BENCH_DB", "sealmail_bench_mkt")
 CITIES = [
     "Austin",
     "Boston",
@@ -84,6 +109,31 @@ JOURNEY = {
     ],
 }
 
+FROM = "Clinic <care@clinic.example>"
+SEND_JOURNEY = {
+    "trigger": {"type": "api_event", "event": "bench-send"},
+    "steps": [
+        {"condition": {"rule": {"attr": "age", "op": "gte", "value": 18}, "else": "exit"}},
+        {"update_attribute": {"name": "stage", "value": "reminded"}},
+        {
+            "send": {
+                "template": "bench",
+                "purpose": "fundraising",
+                "from": FROM,
+                "quiet_start": 0,
+                "quiet_end": 0,
+            }
+        },
+        {"add_to_list": "journeyed"},
+        {"wait": {"hours": 24}},
+    ],
+}
+TEMPLATE = Source(
+    subject="News from the clinic for {{ city }}",
+    text="Dear patient in {{ city }}, on the {{ plan }} plan: our spring appeal.\n--\n"
+    "{{ postal_address }}\nTo unsubscribe, use the link below.",
+)
+
 
 def csv_lines(n: int, start: int = 0, plan_shift: int = 0) -> Iterator[str]:
     yield "email,tz,city,age,plan,hiv_status\n"
@@ -113,6 +163,15 @@ class Meter:
         self.cpu = time.process_time() - cpu
         after = self.backends()
         self.server = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def progress(what: str, count: int, m: Meter) -> None:
+    """A phase's figures as soon as it ends (a long run on a shared machine may not finish)."""
+    print(
+        f"{what}: {count:,} in {m.wall:,.1f} s, client {m.cpu * 1e6 / count:,.0f} ms/1k, "
+        f"server {m.server * 1e6 / count:,.0f} ms/1k, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 def no_backends() -> dict[int, float]:
@@ -152,6 +211,11 @@ def setup(services: Services) -> str:
         mk.attributes.define(tenant, name=name, type_=type_, phi_class=phi, choices=choices, actor="bench")
     for name in ("do-not-mail", "journeyed"):
         mk.lists.create(tenant, name, "bench")
+    services.sender_domains.add(tenant, "clinic.example", actor="bench", verified=True)
+    services.tenancy.update_settings(
+        tenant, {"marketing": {"postal_address": "1 Main St, Springfield, IL 62701"}}, "bench"
+    )
+    services.template_store.create(tenant, "bench", TEMPLATE, "bench")
     return tenant
 
 
@@ -198,10 +262,15 @@ def grant_consent(services: Services, tenant: str) -> None:
     db.analyze(services.engine, mkt_consent_current)
 
 
-def enroll(services: Services, tenant: str, journey_id: str, n: int) -> None:
+def enroll(services: Services, tenant: str, journey_id: str, n: int, offset: int = 0) -> None:
+    """The ``n`` contacts after the first ``offset`` (in id order), due now."""
     now = datetime.now(UTC)
     with services.engine.begin() as conn:
-        ids = conn.execute(sa.select(mkt_contacts.c.id).order_by(mkt_contacts.c.id).limit(n)).scalars().all()
+        ids = (
+            conn.execute(sa.select(mkt_contacts.c.id).order_by(mkt_contacts.c.id).offset(offset).limit(n))
+            .scalars()
+            .all()
+        )
         rows = [
             {
                 "id": e,
@@ -235,11 +304,13 @@ def run(
         report = mk.importer.run(tenant, csv_rows(csv_lines(n)), actor="bench", progress=lambda k: None)
     assert report["created"] == n and report["failed"] == 0, report
     out["import"] = (n, m)
+    progress("import", n, m)
     updates = max(1, n // 10)
     with Meter(backends) as m:
         report = mk.importer.run(tenant, csv_rows(csv_lines(updates, plan_shift=1)), actor="bench")
     assert report["updated"] == updates, report
     out["update"] = (updates, m)
+    progress("upsert", updates, m)
     grant_consent(services, tenant)
     mk.segments.evaluate(tenant, rule=RULE, actor="bench", allowed=ALL_CLASSES, sample=0)  # warm-up
     walls, cpus = [], []
@@ -251,6 +322,9 @@ def run(
         walls.append(m.wall)
         cpus.append(m.cpu + m.server)
     walls.sort()
+    print(
+        f"segment count: walls {[round(w, 2) for w in walls]}, cpu {[round(c, 2) for c in cpus]}", flush=True
+    )
     out["count"] = (
         statistics.median(walls),
         walls[max(0, -(-len(walls) * 95 // 100) - 1)],
@@ -263,9 +337,127 @@ def run(
         while ran := mk.journeys.run_due("bench-w1", 500):
             steps += ran
     out["journey"] = (steps, m)
+    progress("journey steps", steps, m)
+    if args.send_journeys:
+        out.update(send_journey(services, tenant, args, backends))
+        progress("journey steps with sends", *out["send_journey"])
+        if args.optouts:
+            out["optout"] = o = opt_out(services, tenant, out.pop("send_journey_id"), args.optouts, backends)
+            print(
+                f"opt-out: {o.revoked} revoked, {o.skipped} skipped, {o.let_through} let through, "
+                f"{o.wrong} wrong; delays {o.delays[:1]}..{o.delays[-1:]}",
+                flush=True,
+            )
     out["load"] = os.getloadavg()[0]
     services.close()
     return out
+
+
+def send_journey(
+    services: Services, tenant: str, args: argparse.Namespace, backends: Callable[[], dict[int, float]]
+) -> dict[str, Any]:
+    """Step 4: the journey with a send, on contacts the first journey did not enrol."""
+    mk = services.marketing
+    journey = mk.journeys.save(tenant, "bench-send", SEND_JOURNEY, actor="bench", allowed=ALL_CLASSES)
+    enroll(services, tenant, journey["id"], args.send_journeys, offset=args.journeys)
+    steps = 0
+    with Meter(backends) as m:
+        while ran := mk.journeys.run_due("bench-w2", 500):
+            steps += ran
+    with db.reader(services.engine) as conn:
+        sends = conn.execute(
+            sa.select(sa.func.count()).where(mkt_sends.c.journey_id == journey["id"])
+        ).scalar_one()
+    assert sends == args.send_journeys, (sends, args.send_journeys)
+    return {"send_journey": (steps, m), "sends": sends, "send_journey_id": journey["id"]}
+
+
+@dataclass
+class OptOut:
+    revoked: int
+    revoke: Meter
+    claimed: int
+    claim: Meter
+    skipped: int  # revoked contacts whose message the gate rejected at its first claim
+    let_through: int  # the others, passed by the gate
+    wrong: int  # anything else: a revoked one sent, an attempt made, a reason other than the opt-out
+    delays: list[float]  # seconds from each revoke's commit to its skip decision
+
+
+def opt_out(
+    services: Services, tenant: str, journey_id: str, n: int, backends: Callable[[], dict[int, float]]
+) -> OptOut:
+    """Step 5: revoke, then claim through the gate as the worker does; check every message."""
+    mk, engine = services.marketing, services.engine
+    with db.reader(engine) as conn:
+        queued = (
+            conn.execute(
+                sa.select(mkt_sends.c.contact_id)
+                .where(mkt_sends.c.journey_id == journey_id, mkt_sends.c.state == SendState.QUEUED)
+                .order_by(mkt_sends.c.contact_id)
+            )
+            .scalars()
+            .all()
+        )
+    chosen = queued[::2][:n]
+    revoked_at: dict[str, datetime] = {}
+    with Meter(backends) as revoke:
+        for cid in chosen:
+            mk.consent.change(
+                tenant,
+                cid,
+                purpose="fundraising",
+                channel="email",
+                action="revoke",
+                source="one_click",
+                actor="bench",
+            )
+            revoked_at[cid] = datetime.now(UTC)  # just after the commit
+    gate, worker, claimed = SendGate(), "bench-gate", 0
+    with Meter(backends) as claim:
+        while True:
+            batch, msgs = queue.claim_with_messages(engine, worker, 500, 300)
+            if not batch:
+                break
+            claimed += len(batch)
+            # What DeliveryWorker._start does before delivering: broadcast suppressions, then
+            # every gate in one transaction.
+            broadcast = [(c.id, c.tenant_id, c.message_id, c.address) for c in batch]
+            with engine.begin() as conn:
+                dropped = suppressions.reject_claimed(conn, worker, broadcast)
+            with engine.begin() as conn:
+                gate.screen(conn, worker, [c for c in batch if c.id not in dropped], msgs)
+    with db.reader(engine) as conn:
+        rows = conn.execute(
+            sa.select(
+                mkt_sends.c.contact_id,
+                mkt_sends.c.state,
+                mkt_sends.c.reason,
+                recipients.c.status,
+                recipients.c.attempts,
+                recipients.c.updated_at,
+            )
+            .join(recipients, recipients.c.message_id == mkt_sends.c.message_id)
+            .where(mkt_sends.c.journey_id == journey_id)
+        ).all()
+    skipped = let_through = wrong = 0
+    delays = []
+    for r in rows:
+        if r.contact_id in revoked_at:
+            ok = (r.state, r.reason, r.status, r.attempts) == (
+                SendState.SKIPPED,
+                "fundraising_opt_out",
+                RecipientStatus.REJECTED,
+                0,
+            )
+            skipped += ok
+            wrong += not ok
+            delays.append((r.updated_at - revoked_at[r.contact_id]).total_seconds())
+        elif r.state == SendState.SENT and r.status == RecipientStatus.DELIVERING:
+            let_through += 1
+        else:
+            wrong += 1
+    return OptOut(len(chosen), revoke, claimed, claim, skipped, let_through, wrong, sorted(delays))
 
 
 def run_postgresql(args: argparse.Namespace, home: Path) -> dict[str, Any]:
@@ -294,7 +486,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
     lines = [
         f"# Marketing: {args.contacts:,} contacts",
         "",
-        f"`bench/marketing.py --contacts {args.contacts} --repeat {args.repeat} --journeys {args.journeys}`, "
+        f"`bench/marketing.py --contacts {args.contacts} --repeat {args.repeat} --journeys {args.journeys} "
+        f"--send-journeys {args.send_journeys} --optouts {args.optouts}`, "
         f"{started}, {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs "
         "shared with other sessions (load average in the last table).",
         "",
@@ -305,6 +498,16 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
         lines.append(rate_row(name, "CSV import (new contacts)", *r["import"]))
         lines.append(rate_row(name, "CSV import (upsert of existing)", *r["update"]))
         lines.append(rate_row(name, "journey steps, 1 worker", *r["journey"]))
+        if "send_journey" in r:
+            steps, m = r["send_journey"]
+            lines.append(
+                rate_row(name, f"journey steps with a send ({r['sends']:,} sends), 1 worker", steps, m)
+            )
+            lines.append(rate_row(name, "… the same run per send", r["sends"], m))
+        if "optout" in r:
+            o = r["optout"]
+            lines.append(rate_row(name, "consent revokes through the ledger", o.revoked, o.revoke))
+            lines.append(rate_row(name, "claims screened by the gate (worker path)", o.claimed, o.claim))
     lines += [
         "",
         "| engine | segment matches | count p50 ms | count p95 ms | CPU ms per count (client + server) "
@@ -317,6 +520,20 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
             f"| {name} | {r['matches']:,} | {p50 * 1000:,.0f} | {p95 * 1000:,.0f} | {cpu * 1000:,.0f} "
             f"| {r['load_start']:.1f}–{r['load']:.1f} |"
         )
+    opt = {name: r["optout"] for name, r in results.items() if "optout" in r}
+    if opt:
+        lines += [
+            "",
+            "| engine | revoked, message queued | skipped at the first claim | others let through "
+            "| sent anyway or wrong | revoke → skip p50 ms | max ms |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, o in opt.items():
+            d = o.delays or [0.0]
+            lines.append(
+                f"| {name} | {o.revoked:,} | {o.skipped:,} | {o.let_through:,} | {o.wrong:,} "
+                f"| {statistics.median(d) * 1000:,.0f} | {d[-1] * 1000:,.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -326,9 +543,17 @@ def main() -> None:
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--journeys", type=int, default=5_000, help="contacts enrolled in the journey")
+    parser.add_argument(
+        "--send-journeys", type=int, default=2_000, help="other contacts enrolled in the journey with a send"
+    )
+    parser.add_argument(
+        "--optouts", type=int, default=500, help="of those, contacts whose consent is revoked"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.journeys = min(args.journeys, args.contacts)
+    args.send_journeys = min(args.send_journeys, args.contacts - args.journeys)
+    args.optouts = min(args.optouts, args.send_journeys // 2)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: dict[str, dict[str, Any]] = {}
     for engine_name in args.engines.split(","):

@@ -79,6 +79,8 @@ from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
 LEASE = timedelta(minutes=5)
+# Compiled journey templates kept per process (a full table is emptied).
+COMPILED_KEPT = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class Journeys:
         self.campaigns = campaigns
         self.segments = segments
         self.runner = Runner(engine, segments, self._send, self._held)
+        # (tenant, template, pinned version) -> compiled: a pinned version never changes, and
+        # compiling the template per send cost more than queueing the message.
+        self._compiled: dict[tuple[str, str, int], Compiled] = {}
 
     # -- definitions ---------------------------------------------------------------------------
     def save(
@@ -368,6 +373,17 @@ class Journeys:
         """Claim due enrollments and advance each until it waits, ends or exits; steps run."""
         return self.runner.advance(worker, self.claim(worker, limit))
 
+    def _template(self, tenant_id: str, name: str, version: Any) -> Compiled:
+        if not isinstance(version, int):  # not pinned (saved before pinning): read every time
+            return Compiled(self.campaigns.templates.source(tenant_id, name, version)[0])
+        key = (tenant_id, name, version)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= COMPILED_KEPT:
+                self._compiled.clear()
+            compiled = self._compiled[key] = Compiled(self.campaigns.templates.source(*key)[0])
+        return compiled
+
     def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> WriteSend | None:
         """Render, screen and seal one send step's message; the runner writes it (message
         and ``mkt_sends`` row) in the transaction that moves the enrollment past the step.
@@ -378,7 +394,7 @@ class Journeys:
             footer = {
                 "postal_address": compliance.postal_address(compliance.tenant_settings(conn, c.tenant_id))
             }
-        source, _ = self.campaigns.templates.source(c.tenant_id, body["template"], body.get("version"))
+        template = self._template(c.tenant_id, body["template"], body.get("version"))
         meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
         out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footer)
         # The key commits with the pointer, so it is found only for a message an earlier
@@ -389,7 +405,7 @@ class Journeys:
         try:
             prepared = messages.replayed(c.tenant_id, idem)
             if prepared is None:
-                sub = self.campaigns.submission(who, out, contact, Compiled(source))
+                sub = self.campaigns.submission(who, out, contact, template)
                 prepared = messages.prepare(who, sub, idem)
         except SealmailError:
             return None

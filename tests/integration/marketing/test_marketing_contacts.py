@@ -269,3 +269,63 @@ def test_imported_values_with_copy_control_characters_come_back_exactly(
         if email < "c":
             expected["hiv_status"] = "positive"
         assert got[email] == expected, email
+
+
+def test_an_update_merges_over_the_stored_contact_exactly_as_given(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    """The update side of the upsert (merged by the server on PostgreSQL): a given phone,
+    zone, status or attribute replaces the stored one, a null removes an attribute, what is
+    not given is kept, a sealed value survives an update that does not name it and is
+    re-sealed by one that does; values with JSON and COPY specials come back exactly."""
+    tricky = 'tab\there "quoted" C:\\x \\N ☃'
+    first = client.post(
+        "/v1/marketing/contacts/batch",
+        json={
+            "contacts": [
+                {
+                    "email": "a@example.net",
+                    "phone": "+14155550123",
+                    "tz": "America/Chicago",
+                    "attributes": {"city": "Austin", "age": 30, "hiv_status": "positive"},
+                },
+                {"email": "b@example.net", "attributes": {"city": "Leeds", "smoker": True}},
+            ]
+        },
+        headers=declared.admin,
+    )
+    assert (first.json()["created"], first.json()["failed"]) == (2, 0), first.text
+    with services.engine.connect() as conn:
+        before = {r.email: r for r in conn.execute(sa.select(mkt_contacts))}
+    again = client.post(
+        "/v1/marketing/contacts/batch",
+        json={
+            "contacts": [
+                {
+                    "email": "A@Example.net",
+                    "status": "unsubscribed",
+                    "attributes": {"city": None, "age": 31, "diagnosis": tricky},
+                },
+                {"email": "b@example.net", "tz": "Europe/Paris", "attributes": {"hiv_status": "negative"}},
+            ]
+        },
+        headers=declared.admin,
+    )
+    assert (again.json()["created"], again.json()["updated"], again.json()["failed"]) == (0, 2, 0), again.text
+    page = client.get("/v1/marketing/contacts", headers=declared.admin).json()["data"]
+    got = {c["email"]: c for c in page}
+    a, b = got["a@example.net"], got["b@example.net"]
+    assert (a["phone"], a["tz"], a["status"]) == ("+14155550123", "America/Chicago", "unsubscribed")
+    assert a["attributes"] == {"age": 31, "diagnosis": tricky.strip(), "hiv_status": "positive"}
+    assert (b["phone"], b["tz"], b["status"]) == (None, "Europe/Paris", "active")
+    assert b["attributes"] == {"city": "Leeds", "smoker": True, "hiv_status": "negative"}
+    with services.engine.connect() as conn:
+        after = {r.email: r for r in conn.execute(sa.select(mkt_contacts))}
+    # a's sealed value was not named: the same ciphertext and token; b's was sealed anew.
+    assert after["a@example.net"].sealed == before["a@example.net"].sealed
+    assert after["a@example.net"].blind == before["a@example.net"].blind
+    assert before["b@example.net"].sealed is None and after["b@example.net"].sealed is not None
+    assert b"negative" not in after["b@example.net"].sealed and set(after["b@example.net"].blind) == {
+        "hiv_status"
+    }
+    assert all(after[e].updated_at > before[e].updated_at for e in after)
