@@ -40,7 +40,7 @@ from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_list_members as lm
 from sealmail.marketing.tables import mkt_lists as ls
 from sealmail.marketing.tables import mkt_sends
-from sealmail.store.events import EventType
+from sealmail.store.events import EventType, by_a_person
 from sealmail.store.tables import events
 
 MAX_DEPTH = 6
@@ -326,7 +326,7 @@ def _engaged(rule: dict[str, Any], ctx: Context, path: str) -> tuple[str, Column
     if kind not in ENGAGEMENT:
         raise _Bad(f"{path}.engaged", "use open or click")
     since = ctx.now - timedelta(days=_days(rule.get("within_days", 30), f"{path}.within_days"))
-    human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+    human = by_a_person()
     found = sa.exists().where(
         mkt_sends.c.contact_id == ct.c.id,
         events.c.message_id == mkt_sends.c.message_id,
