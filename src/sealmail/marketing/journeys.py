@@ -4,7 +4,8 @@ A journey is a trigger and a list of steps::
 
     {"trigger": {"type": "api_event", "event": "appointment_booked"}
               | {"type": "list_join", "list": "new-patients"}
-              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7}
+              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7,
+                 "mode": "exact" | "anniversary"}
               | {"type": "form_submission", "form": "<form id>"},
      "steps": [{"send": {"template": "welcome", "purpose": "treatment", "from": "…"}},
                {"wait": {"hours": 24}},
@@ -50,6 +51,7 @@ from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance
+from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send
@@ -194,28 +196,17 @@ class Journeys:
         return sum(self.enroll_dates(t, now) for t in tenants)
 
     def enroll_dates(self, tenant_id: str, now: datetime | None = None) -> int:
-        """Date triggers (a birthday, a recall due): contacts whose date is ``days_before`` away."""
-        today = (now or datetime.now(UTC)).date()
-        total = 0
-        with db.write(self.engine) as conn:
+        """Date triggers (a recall due, a birthday): the contacts each active date-triggered
+        journey's missed days and today bring in (``journey_dates``)."""
+        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        with db.reader(self.engine) as conn:
             rows = conn.execute(
-                sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
+                sa.select(jr.c.id, jr.c.definition, jr.c.created_at).where(
+                    jr.c.tenant_id == tenant_id, jr.c.active.is_(True)
+                )
             ).all()
-            for r in rows:
-                trig = r.definition["trigger"]
-                if trig["type"] != "date_attribute":
-                    continue
-                day = (today + timedelta(days=int(trig.get("days_before", 0)))).isoformat()
-                ids = [
-                    c
-                    for (c,) in conn.execute(
-                        sa.select(ct.c.id).where(
-                            ct.c.tenant_id == tenant_id, ct.c.attrs[trig["attr"]].as_string() == day
-                        )
-                    )
-                ]
-                total += ev.enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
-        return total
+        dated = [r for r in rows if r.definition["trigger"]["type"] == "date_attribute"]
+        return sum(dates.sweep(self.engine, tenant_id, r, today) for r in dated)
 
     # -- running -------------------------------------------------------------------------------
     def claim(self, worker: str, limit: int = 500) -> list[Claimed]:
