@@ -15,7 +15,9 @@ Event data (never the address, the URL or the user agent string):
 
 Volume is bounded: one ``message.opened`` per recipient per ``EVENT_INTERVAL`` (image
 proxies and reloads fetch the pixel again and again) and one ``message.clicked`` per
-recipient and link per interval.  Unsubscribing twice writes nothing the second time.
+recipient and link per interval — each once for machines and once for people, so a
+proxy's prefetch or a scanner's click on arrival never hides the person's own.
+Unsubscribing twice writes nothing the second time.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ class Subscription:
 # What else an unsubscribe writes, in its transaction: (conn, tenant, address, message id,
 # source, actor).  The marketing consent ledger's revoke, wired by the composition root.
 UnsubscribeHook = Callable[[Connection, str, str, str, str, str], None]
+
+
+def _flag(data: Any, name: str) -> bool:
+    """A stored event's machine flag (absent or malformed reads as a person's)."""
+    return isinstance(data, dict) and data.get(name) is True
 
 
 def _links_aad(message_id: str) -> str:
@@ -239,11 +246,16 @@ class Engagement:
         now = self.now()
         with db.write(self.engine) as conn:
             target = self._target(conn, t.recipient_id, lock=True)
-            if target is None or self._recent(conn, target, ev.EventType.OPENED, now):
+            if target is None:
                 return False
             v = classify.classify(
                 user_agent=user_agent, method=method, at=now, delivered_at=target.delivered_at
             )
+            # Bounded per kind of opener: a proxy's prefetch (Apple MPP fetches on arrival)
+            # must not swallow the person's own open that follows within the interval.
+            recent = self._recent(conn, target, ev.EventType.OPENED, now)
+            if any(_flag(d, "machine_open") == v.machine for d in recent):
+                return False
             data = {
                 "machine_open": v.machine,
                 "user_agent_class": v.user_agent_class,
@@ -266,10 +278,15 @@ class Engagement:
             if url is None:
                 return None
             recent = self._recent(conn, target, ev.EventType.CLICKED, now)
-            if not any(isinstance(d, dict) and d.get("link") == t.link for d in recent):
-                v = classify.classify(
-                    user_agent=user_agent, method=method, at=now, delivered_at=target.delivered_at
-                )
+            v = classify.classify(
+                user_agent=user_agent, method=method, at=now, delivered_at=target.delivered_at
+            )
+            # Per link and kind of clicker: a gateway that follows every link on arrival
+            # must not swallow the person's click on the same link within the interval.
+            if not any(
+                isinstance(d, dict) and d.get("link") == t.link and _flag(d, "bot_suspected") == v.machine
+                for d in recent
+            ):
                 data = {
                     "link": t.link,
                     "host": (urlsplit(url).hostname or "")[:253],

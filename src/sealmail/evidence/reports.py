@@ -5,7 +5,7 @@ of recipients, for messages accepted in ``[since, until)``.  ``secured_by`` puts
 method in an auditor's words.  Cells are plain tokens Sealmail wrote (no addresses, no
 content), so there is nothing for a spreadsheet to run.  After the rows, the ``sent`` total and
 ``opened``: the recipients of those messages who opened them — read in the portal, or a
-tracked open by a person (an open the engagement classifier marked ``bot_suspected``, a
+tracked open by a person (an open the engagement classifier marked ``machine_open``, a
 scanner or a proxy's prefetch, is not one), each counted once however often they opened.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sealmail.domain.outcomes import AttemptStatus
 from sealmail.evidence.pdf import text_pdf
 from sealmail.store import db
-from sealmail.store.events import EventType
+from sealmail.store.events import EventType, by_a_person
 from sealmail.store.tables import attempts, events, messages, recipients
 
 HEADER = ("status", "method", "secured_by", "tls_version", "verified_by", "recipients")
@@ -145,7 +145,7 @@ def _accepted_in(
 
 def _opened(conn: sa.Connection, tenant_id: str, period: Period) -> set[str]:
     """Recipients of the period's messages who read them in the portal or opened them (people only)."""
-    person = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+    person = by_a_person()
     query = (
         sa.select(events.c.recipient_id)
         .distinct()

@@ -4,8 +4,9 @@ and conversions reported by API.
 ``tally`` counts, per group of ``mkt_sends`` rows (a variant, a journey step), the sends by
 state (queued, sent, skipped) and the distinct messages with each event: delivered,
 bounced, complained, unsubscribed, converted, and opened and clicked **by humans only**
-(an event the engagement classifier marked ``bot_suspected`` — a scanner, a mail proxy's
-prefetch — is left out).  Each message counts once per kind however often it was opened.
+(an event the engagement classifier marked as a machine's — ``machine_open`` on an open,
+``bot_suspected`` on a click: a scanner, a mail proxy's prefetch — is left out).  Each
+message counts once per kind however often it was opened.
 
 A journey's nodes are its steps in order; a node that sends has counts, every node shows
 how many enrollments are at it now (waiting, or due).  ``record_conversion`` writes a
@@ -53,7 +54,7 @@ METRICS = ("queued", "sent", "skipped", *KINDS.values())
 def tally(conn: Connection, tenant_id: str, scope: Sequence[Any], group: Any) -> dict[Any, dict[str, int]]:
     """Per value of ``group`` (a ``mkt_sends`` column): every metric, zero when none."""
     mine = (mkt_sends.c.tenant_id == tenant_id, *scope)
-    human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+    human = event_store.by_a_person()
     sends = conn.execute(
         sa.select(group, mkt_sends.c.state, sa.func.count()).where(*mine).group_by(group, mkt_sends.c.state)
     ).all()

@@ -43,6 +43,7 @@ from sealmail.marketing.gate import MARKETING_TAG
 from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
+from sealmail.messages.compose import MAX_SCHEDULE
 from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Accepted, Messages
 from sealmail.messages.submission import Idempotency, Submission
@@ -114,6 +115,7 @@ class Campaigns:
             parse_address(body["from"], "from")
         except InvalidAddress as exc:
             raise ValidationFailed([{"field": "from", "message": exc.reason}]) from exc
+        _check_send_at(body.get("send_at"))
         variants = body["variants"]
         if not 1 <= len(variants) <= MAX_VARIANTS or len({v["name"] for v in variants}) != len(variants):
             raise ValidationFailed(
@@ -375,6 +377,19 @@ class Campaigns:
 def refused(result: Accepted) -> bool:
     """Every recipient was rejected at intake (a suppressed address)."""
     return all(r.status == RecipientStatus.REJECTED for r in result.recipients)
+
+
+def _check_send_at(send_at: datetime | None) -> None:
+    """A schedule the queue can keep: an instant (a zone-less time is refused rather than
+    guessed, and compared with an aware one it was a 500), at most ``MAX_SCHEDULE`` ahead
+    like any scheduled message."""
+    if send_at is None:
+        return
+    if send_at.tzinfo is None or send_at.utcoffset() is None:
+        raise ValidationFailed([{"field": "send_at", "message": "needs a time zone, e.g. Z or +02:00"}])
+    if send_at > datetime.now(UTC) + MAX_SCHEDULE:
+        days = MAX_SCHEDULE.days
+        raise ValidationFailed([{"field": "send_at", "message": f"can be at most {days} days ahead"}])
 
 
 def _campaign(conn: Connection, tenant_id: str, campaign_id: str) -> Any:

@@ -8,6 +8,10 @@ Reads hand back only the attributes of the PHI classes the caller may see, and a
 value is opened only for a caller allowed to see ``sensitive``.
 
 Audit entries name the contact id and which attributes changed, never a value or address.
+
+Size: the row's write paths — SQLite upsert, PostgreSQL COPY of new contacts and the
+database-side merge of existing ones, the re-seal of sensitive values — share one row
+layout (``_COPY_COLUMNS``, ``_new_row``, ``_changed_row``) and must change together.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.errors import ValidationFailed
 from sealmail.marketing import attributes as attrs
+from sealmail.marketing.journey_dates import MODES
 from sealmail.marketing.journey_events import TRIGGER_FIELD
 
 MAX_STEPS = 20
@@ -48,6 +49,8 @@ def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -
         days = trigger.get("days_before", 0)
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 366:
             raise bad("trigger.days_before", "a whole number of days, 0–366")
+        if trigger.get("mode", "exact") not in MODES:
+            raise bad("trigger.mode", f"use one of {', '.join(MODES)}")
     if trigger["type"] in ("api_event", "list_join", "form_submission"):
         field = TRIGGER_FIELD[trigger["type"]]
         value = trigger.get(field)

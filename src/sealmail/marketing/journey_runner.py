@@ -7,9 +7,11 @@ applies the round's other steps, grouped by (journey, step) — a condition is c
 once and tested for the whole group with one query, a list gets the group's contacts in
 one insert, an attribute update is one statement, a webhook step's ``journey.webhook``
 events are one insert — and moves every enrollment's pointer in the same transaction as
-its step's effects.  A ``wait_until`` step leaves its enrollment waiting on an indexed key
-(``journey_events.wake`` ends it when the event arrives); claimed again still waiting on
-that key, its deadline passed, so it exits (``wait_timeout``) or jumps forward.  An
+its step's effects (an ``add_to_list`` step enrols the contacts that joined in the journeys
+that list starts, as the API's add-members does).  A ``wait_until`` step leaves its
+enrollment waiting on an indexed key (``journey_events.wake`` ends it when the event
+arrives); claimed again still waiting on that key, its deadline passed, so it exits
+(``wait_timeout``) or jumps forward.  An
 enrollment leaves the rounds when it waits, ends, exits or has run ``MAX_STEPS_PER_RUN``
 steps; pointer updates carry ``lease_owner`` = this worker, so an enrollment whose lease
 another runner took over is left alone.
@@ -247,7 +249,7 @@ def _apply(
         ev.emit_webhooks(conn, tenant_id, [r.c for r in members], step, body)
         return [step + 1] * len(members)
     if kind == "add_to_list":
-        lists.add_members(conn, tenant_id, lists.list_id(conn, tenant_id, str(body)), contact_ids)
+        _add_to_list(conn, tenant_id, members[0].c.journey_id, str(body), contact_ids)
         return [step + 1] * len(members)
     # update_attribute: validated as declared and non-sensitive when saved
     d = attrs.load(conn, tenant_id)[body["name"]]
@@ -275,6 +277,20 @@ def _apply(
             [{"b_id": r.id, "b_attrs": {**r.attrs, d.name: value}} for r in current],
         )
     return [step + 1] * len(members)
+
+
+def _add_to_list(
+    conn: Connection, tenant_id: str, journey_id: str, name: str, contact_ids: list[str]
+) -> None:
+    """Add to the list and, like the API's add-members, enrol the contacts that joined it in
+    the journeys that list starts — in this step's transaction.  Bounded: only a contact
+    new to the list triggers (membership only grows), a journey never enrols into itself,
+    and each enrollment is once per (journey, contact, list), so journeys that add to each
+    other's lists cannot cycle."""
+    joined = lists.add_members(conn, tenant_id, lists.list_id(conn, tenant_id, name), contact_ids)
+    if joined:
+        started = [j for j in ev.active(conn, tenant_id, "list_join", name) if j != journey_id]
+        ev.enroll(conn, tenant_id, started, joined, f"list:{name}", f"journey:{journey_id}")
 
 
 _PG_SET_ATTR = sa.text(

@@ -4,7 +4,8 @@ A journey is a trigger and a list of steps::
 
     {"trigger": {"type": "api_event", "event": "appointment_booked"}
               | {"type": "list_join", "list": "new-patients"}
-              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7}
+              | {"type": "date_attribute", "attr": "recall_due", "days_before": 7,
+                 "mode": "exact" | "anniversary"}
               | {"type": "form_submission", "form": "<form id>"},
      "steps": [{"send": {"template": "welcome", "purpose": "treatment", "from": "…"}},
                {"wait": {"hours": 24}},
@@ -61,6 +62,7 @@ from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance
+from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send, refused
@@ -79,8 +81,7 @@ from sealmail.templates.render import Compiled
 from sealmail.tenancy.service import Principal
 
 LEASE = timedelta(minutes=5)
-# Compiled journey templates kept per process (a full table is emptied).
-COMPILED_KEPT = 1_000
+COMPILED_KEPT = 1_000  # compiled send-step templates kept per process (a full table is emptied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +96,7 @@ class Journeys:
         self.campaigns = campaigns
         self.segments = segments
         self.runner = Runner(engine, segments, self._send, self._held)
-        # (tenant, template, pinned version) -> compiled: a pinned version never changes, and
-        # compiling the template per send cost more than queueing the message.
+        # (tenant, template, pinned version) -> compiled: a pinned version never changes.
         self._compiled: dict[tuple[str, str, int], Compiled] = {}
 
     # -- definitions ---------------------------------------------------------------------------
@@ -314,28 +314,17 @@ class Journeys:
         return sum(self.enroll_dates(t, now) for t in tenants)
 
     def enroll_dates(self, tenant_id: str, now: datetime | None = None) -> int:
-        """Date triggers (a birthday, a recall due): contacts whose date is ``days_before`` away."""
-        today = (now or datetime.now(UTC)).date()
-        total = 0
-        with db.write(self.engine) as conn:
+        """Date triggers (a recall due, a birthday): the contacts each active date-triggered
+        journey's missed days and today bring in (``journey_dates``)."""
+        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        with db.reader(self.engine) as conn:
             rows = conn.execute(
-                sa.select(jr.c.id, jr.c.definition).where(jr.c.tenant_id == tenant_id, jr.c.active.is_(True))
+                sa.select(jr.c.id, jr.c.definition, jr.c.created_at).where(
+                    jr.c.tenant_id == tenant_id, jr.c.active.is_(True)
+                )
             ).all()
-            for r in rows:
-                trig = r.definition["trigger"]
-                if trig["type"] != "date_attribute":
-                    continue
-                day = (today + timedelta(days=int(trig.get("days_before", 0)))).isoformat()
-                ids = [
-                    c
-                    for (c,) in conn.execute(
-                        sa.select(ct.c.id).where(
-                            ct.c.tenant_id == tenant_id, ct.c.attrs[trig["attr"]].as_string() == day
-                        )
-                    )
-                ]
-                total += ev.enroll(conn, tenant_id, [r.id], ids, f"date:{trig['attr']}:{day}", "system")
-        return total
+        dated = [r for r in rows if r.definition["trigger"]["type"] == "date_attribute"]
+        return sum(dates.sweep(self.engine, tenant_id, r, today) for r in dated)
 
     # -- running -------------------------------------------------------------------------------
     def claim(self, worker: str, limit: int = 500) -> list[Claimed]:

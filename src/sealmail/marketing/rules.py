@@ -18,7 +18,8 @@ Grammar::
 Sensitive attributes are sealed; they support ``eq``, ``neq``, ``in``, ``exists`` and
 ``missing`` through their blind tokens.  The compiler reports the PHI classes the rule
 touches (consent and engagement leaves count as ``clinical``: the fact of being a patient
-who engaged is PHI) and a label per leaf, without values, to say why a contact matched.
+who engaged is PHI) and a label per leaf, without values, to say why a contact matched —
+``not: <label>`` for a leaf under a ``not`` that was false.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_list_members as lm
 from sealmail.marketing.tables import mkt_lists as ls
 from sealmail.marketing.tables import mkt_sends
-from sealmail.store.events import EventType
+from sealmail.store.events import EventType, by_a_person
 from sealmail.store.tables import events
 
 MAX_DEPTH = 6
@@ -115,7 +116,12 @@ def _names_only(rule: Any, path: str = "rule", depth: int = 1) -> Any:
     return rule
 
 
-def _node(rule: Any, ctx: Context, out: Compiled, path: str, depth: int) -> ColumnElement[bool]:
+def _node(
+    rule: Any, ctx: Context, out: Compiled, path: str, depth: int, negated: bool = False
+) -> ColumnElement[bool]:
+    """The rule's expression; each leaf is also recorded with its reason flag: the leaf
+    itself, or under an odd number of ``not`` its negation (``not: <label>``), so a contact
+    a ``not`` let in says why too."""
     if depth > MAX_DEPTH:
         raise _Bad(path, f"nests deeper than {MAX_DEPTH} levels")
     if not isinstance(rule, dict) or len(rule) == 0:
@@ -126,15 +132,15 @@ def _node(rule: Any, ctx: Context, out: Compiled, path: str, depth: int) -> Colu
         parts = rule[key]
         if not isinstance(parts, list) or not parts:
             raise _Bad(f"{path}.{key}", "must be a non-empty list")
-        exprs = [_node(p, ctx, out, f"{path}.{key}[{i}]", depth + 1) for i, p in enumerate(parts)]
+        exprs = [_node(p, ctx, out, f"{path}.{key}[{i}]", depth + 1, negated) for i, p in enumerate(parts)]
         return sa.and_(*exprs) if key == "all" else sa.or_(*exprs)
     if "not" in rule:
         _only(rule, {"not"}, path)
-        return sa.not_(_node(rule["not"], ctx, out, f"{path}.not", depth + 1))
+        return sa.not_(_node(rule["not"], ctx, out, f"{path}.not", depth + 1, not negated))
     if len(out.leaves) >= MAX_LEAVES:
         raise _Bad(path, f"a segment has at most {MAX_LEAVES} conditions")
     label, expr = _leaf(rule, ctx, out, path)
-    out.leaves.append((label, expr))
+    out.leaves.append((f"not: {label}", sa.not_(expr)) if negated else (label, expr))
     return expr
 
 
@@ -326,7 +332,7 @@ def _engaged(rule: dict[str, Any], ctx: Context, path: str) -> tuple[str, Column
     if kind not in ENGAGEMENT:
         raise _Bad(f"{path}.engaged", "use open or click")
     since = ctx.now - timedelta(days=_days(rule.get("within_days", 30), f"{path}.within_days"))
-    human = sa.not_(sa.func.coalesce(events.c.data["bot_suspected"].as_boolean(), sa.false()))
+    human = by_a_person()
     found = sa.exists().where(
         mkt_sends.c.contact_id == ct.c.id,
         events.c.message_id == mkt_sends.c.message_id,

@@ -29,6 +29,7 @@ from sealmail.marketing.tables import mkt_segments as sg
 from sealmail.store import db
 
 PREVIEW = 20
+MAX_REASONS = 12
 NAME_MAX = 100
 
 
@@ -179,7 +180,12 @@ def _with_reasons(compiled: Compiled, scope: Any) -> Any:
 
 
 def _matched(compiled: Compiled, row: Any) -> list[str]:
-    return [label for i, (label, _) in enumerate(compiled.leaves) if getattr(row, f"l{i}")]
+    """The reasons a contact matched: each label once, at most ``MAX_REASONS`` of them (a
+    snapshot row per recipient stays small however wide the rule), then how many more."""
+    hits = list(dict.fromkeys(label for i, (label, _) in enumerate(compiled.leaves) if getattr(row, f"l{i}")))
+    if len(hits) <= MAX_REASONS:
+        return hits
+    return [*hits[: MAX_REASONS - 1], f"+{len(hits) - MAX_REASONS + 1} more"]
 
 
 def members(

@@ -61,6 +61,21 @@ class EventType(enum.StrEnum):
     WEBHOOK_TEST = "webhook.test"
 
 
+# The flags the engagement classifier sets on an event a machine made: ``machine_open`` on
+# an open (an image proxy's or a scanner's fetch, Apple Mail Privacy Protection's preload),
+# ``bot_suspected`` on a click.
+MACHINE_FLAGS = ("machine_open", "bot_suspected")
+
+
+def by_a_person() -> sa.ColumnElement[bool]:
+    """True for an ``events`` row no machine flag marks: the one test of "human engagement"
+    for every report, segment and journey branch (an open carries ``machine_open``, a click
+    ``bot_suspected``; testing one name only counted proxies' opens as people's)."""
+    return sa.and_(
+        *(sa.not_(sa.func.coalesce(events.c.data[flag].as_boolean(), sa.false())) for flag in MACHINE_FLAGS)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """One event to write; ``write`` numbers it within its message."""
