@@ -13,9 +13,7 @@ from sealmail.app import Services
 
 # 1,500 contacts over two chunks, every third row with a bad age: 500 rows in the report.
 ROWS = 1500
-CSV = "email,age\r\n" + "".join(
-    f"p{i}@example.net,{'old' if i % 3 == 0 else 40}\r\n" for i in range(ROWS)
-)
+CSV = "email,age\r\n" + "".join(f"p{i}@example.net,{'old' if i % 3 == 0 else 40}\r\n" for i in range(ROWS))
 
 
 def finished(client: TestClient, keys: Keys, import_id: str) -> dict[str, Any]:
@@ -55,9 +53,7 @@ def test_a_background_import_reports_progress_then_a_paged_error_report(
     assert lines[0] == "row,column,message" and len(lines) == 501
     assert lines[1] == "2,attributes.age,must be a number"
     assert "old" not in report.text  # rows are named, never their values
-    too_far = client.get(
-        f"/v1/marketing/imports/{first['id']}/errors?limit=5000", headers=declared.reader
-    )
+    too_far = client.get(f"/v1/marketing/imports/{first['id']}/errors?limit=5000", headers=declared.reader)
     assert too_far.status_code == 422
 
 
