@@ -278,7 +278,7 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             return acted
         who, form = acted
         action = str(form.get("action", ""))[:20]
-        if action != "revoke" and not who.may(Permission.COMPOSE):
+        if action == "grant" and not who.may(Permission.COMPOSE):
             raise HTTPException(403, "Your role may revoke consent but not grant it.")
         try:
             await run_in_threadpool(

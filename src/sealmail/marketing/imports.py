@@ -156,8 +156,9 @@ class Importer:
             try:
                 rows = csv_rows(text_lines(spool))
                 self._process(tenant_id, import_id, check, rows, actor, None, keep_refusal=True)
-            except Exception:  # the thread has no caller to raise to
-                log.exception("background import %s stopped", import_id)
+            except Exception as exc:  # noqa: BLE001 - the thread has no caller to raise to
+                # The type only: a database error's text can carry the row's values (PHI).
+                log.error("background import %s stopped: %s", import_id, type(exc).__name__)
             finally:
                 spool.close()
 
