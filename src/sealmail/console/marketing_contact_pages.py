@@ -164,7 +164,8 @@ def _import_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         job = mk.importer.get(who.tenant_id, import_id[:40], limit=1)
         at = _bounded(offset, 0, 10_000)
         errors = mk.importer.errors(who.tenant_id, job["id"], offset=at, limit=ERRORS_PAGE)
-        running = job["status"] == ImportStatus.PROCESSING
+        # A stalled import will not move again: stop refreshing and say what to do.
+        running = job["status"] == ImportStatus.PROCESSING and not job["stalled"]
         total = job["total"] if job["total"] is not None else job["rows"]
         return kit.page(
             request, "marketing_import_status.html", who, Permission.COMPOSE, title="Import",

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, BinaryIO
 
@@ -39,6 +39,9 @@ MAX_COLUMNS = 120
 MAX_FIELD = 2000
 MAX_STORED_ERRORS = 10_000
 ANALYZE_AFTER = 10_000  # new contacts in one import
+# A chunk commits in well under a second; a processing import silent this long lost its
+# process (a restart, a crash) and will not move again.
+STALLED_AFTER = timedelta(minutes=5)
 BASE_COLUMNS = ("email", "phone", "tz", "status")
 
 Progress = Callable[[int], None]
@@ -194,6 +197,7 @@ class Importer:
                     updated=0,
                     failed=0,
                     total=total,
+                    progress_at=datetime.now(UTC),
                     created_by=actor[:80],
                     created_at=datetime.now(UTC),
                 )
@@ -277,7 +281,11 @@ class Importer:
                     [_error_row(tenant_id, import_id, e, i) for i, e in enumerate(errors[:room])],
                 )
                 tally["stored_errors"] += min(room, len(errors))
-            conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**_counts(tally)))
+            conn.execute(
+                sa.update(mkt_imports)
+                .where(mkt_imports.c.id == import_id)
+                .values(progress_at=datetime.now(UTC), **_counts(tally))
+            )
 
     def _finish(
         self, tenant_id: str, import_id: str, status: ImportStatus, tally: dict[str, int], actor: str
@@ -312,9 +320,11 @@ class Importer:
                 sa.select(sa.func.count()).where(mkt_import_errors.c.import_id == import_id)
             ).scalar_one()
             errors = self._errors(conn, import_id, 0, limit)
+        moved = job.progress_at or job.created_at
         return {
             "id": job.id,
             "status": job.status,
+            "stalled": job.status == ImportStatus.PROCESSING and datetime.now(UTC) - moved > STALLED_AFTER,
             "rows": job.rows,
             "total": job.total,
             "created": job.created,

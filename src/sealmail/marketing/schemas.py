@@ -189,6 +189,11 @@ class ImportOut(Out):
     updated: int
     failed: int
     error_count: int = Field(0, description="Errors stored in the report (page: /imports/{id}/errors).")
+    stalled: bool = Field(
+        False,
+        description="Processing but no chunk for 5 minutes: its process stopped. What it wrote stays; "
+        "upload the file again to finish (contacts are upserted by email).",
+    )
     errors: list[ImportError_]
 
 

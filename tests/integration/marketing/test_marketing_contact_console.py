@@ -19,6 +19,7 @@ from tests.integration.marketing.conftest import Keys
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services
+from sealmail.marketing.tables import mkt_imports
 from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
 
@@ -355,3 +356,29 @@ def test_signed_out_visitors_are_sent_to_sign_in(console: Console) -> None:
             "/console/marketing/contacts/export.csv",
         ):
             assert anon.get(path).status_code == 303, path
+
+
+def test_an_import_whose_process_stopped_is_shown_interrupted_and_the_page_stops_refreshing(
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys, services: Services
+) -> None:
+    # What a process killed mid-import leaves: a processing import that no chunk moves.
+    import_id, _ = services.marketing.importer._begin(tenant.id, "test", 5000)
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(mkt_imports)
+            .where(mkt_imports.c.id == import_id)
+            .values(rows=1000, progress_at=datetime.now(UTC) - timedelta(minutes=6))
+        )
+    got = client.get(f"/v1/marketing/imports/{import_id}", headers=declared.reader).json()
+    assert (
+        got["status"] == "processing"
+        and got["stalled"] is True
+        and (got["rows"], got["total"]) == (1000, 5000)
+    )
+    sender = person(console, tenant, Role.SENDER)
+    page = sender.http.get(f"/console/marketing/imports/{import_id}")
+    assert 'id="import-state">interrupted<' in page.text and "import the file again" in page.text
+    assert 'http-equiv="refresh"' not in page.text
+    fresh, _ = services.marketing.importer._begin(tenant.id, "test", 10)
+    running = sender.http.get(f"/console/marketing/imports/{fresh}")
+    assert 'http-equiv="refresh"' in running.text and "This page refreshes itself." in running.text

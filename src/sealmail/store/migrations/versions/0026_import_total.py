@@ -1,4 +1,5 @@
-"""marketing: mkt_imports.total, the rows a background import expects (its progress bar)
+"""marketing: mkt_imports.total, the rows a background import expects (its progress bar), and
+progress_at, when its last chunk was committed (an import that stopped moving was interrupted)
 
 Revision ID: 0026_import_total
 Revises: 0025_scheduled_runs
@@ -10,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from sealmail.store.tables import UtcDateTime
+
 revision = "0026_import_total"
 down_revision = "0025_scheduled_runs"
 branch_labels = None
@@ -20,6 +23,8 @@ def upgrade() -> None:
     # Nullable: imports made before (and synchronous ones until they finish) have no estimate.
     with op.batch_alter_table("mkt_imports") as batch:
         batch.add_column(sa.Column("total", sa.Integer(), nullable=True))
+        # When the last chunk was committed: an import that stopped moving was interrupted.
+        batch.add_column(sa.Column("progress_at", UtcDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
