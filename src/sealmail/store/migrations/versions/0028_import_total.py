@@ -1,8 +1,8 @@
 """marketing: mkt_imports.total, the rows a background import expects (its progress bar), and
 progress_at, when its last chunk was committed (an import that stopped moving was interrupted)
 
-Revision ID: 0026_import_total
-Revises: 0025_scheduled_runs
+Revision ID: 0028_import_total
+Revises: 0027_keydir_generation
 Create Date: 2026-12-04 22:45:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from sealmail.store.tables import UtcDateTime
 
-revision = "0026_import_total"
-down_revision = "0025_scheduled_runs"
+revision = "0028_import_total"
+down_revision = "0027_keydir_generation"
 branch_labels = None
 depends_on = None
 
