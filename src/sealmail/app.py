@@ -34,6 +34,7 @@ from sealmail.console.admin_tenant import TenantPages
 from sealmail.console.audit_export import AuditExport
 from sealmail.console.audit_pages import audit_section
 from sealmail.console.compose import ComposeOptions, compose_section
+from sealmail.console.marketing_contact_pages import section as marketing_contact_section
 from sealmail.console.outbox import Outbox
 from sealmail.console.reports import Reports
 from sealmail.console.templates_pages import templates_section
@@ -706,6 +707,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         evidence_pages.section(services.evidence),
         review_pages.section(services.evidence),
         marketing_pages.section(services.marketing),
+        marketing_contact_section(services.marketing),
         forms_pages.section(services.forms, services.form_submissions),
         sms_pages.section(services.texting),
     ]

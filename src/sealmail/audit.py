@@ -166,6 +166,7 @@ class AuditAction(enum.StrEnum):
     MKT_CONTACTS_EXPORTED = "mkt_contacts:exported"
     MKT_LIST_CREATED = "mkt_list:created"
     MKT_LIST_MEMBERS_ADDED = "mkt_list:members_added"
+    MKT_LIST_MEMBERS_REMOVED = "mkt_list:members_removed"
     MKT_CONSENT_RECORDED = "mkt_consent:recorded"
     MKT_AUTHORIZATION_RECORDED = "mkt_authorization:recorded"
     MKT_SEGMENT_SAVED = "mkt_segment:saved"

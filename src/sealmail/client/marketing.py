@@ -31,10 +31,17 @@ CALLS: dict[str, Any] = {
         "POST", f"{P}/contacts/batch", json={"contacts": list(contacts)}
     ),
     "get_import": lambda import_id: Call("GET", f"{P}/imports/{segment(import_id)}"),
+    "import_errors": lambda import_id, offset=0, limit=100: Call(
+        "GET", f"{P}/imports/{segment(import_id)}/errors", params={"offset": offset, "limit": limit}
+    ),
+    "import_errors_csv": lambda import_id: Call("GET", f"{P}/imports/{segment(import_id)}/errors.csv"),
     "create_list": lambda name: Call("POST", f"{P}/lists", json={"name": name}),
     "list_lists": lambda: Call("GET", f"{P}/lists"),
     "add_list_members": lambda name, contact_ids: Call(
         "POST", f"{P}/lists/{segment(name)}/members", json={"contact_ids": list(contact_ids)}
+    ),
+    "remove_list_members": lambda name, contact_ids: Call(
+        "POST", f"{P}/lists/{segment(name)}/members/remove", json={"contact_ids": list(contact_ids)}
     ),
     "change_consent": lambda contact_id, body: Call(
         "POST", f"{P}/contacts/{segment(contact_id)}/consent", json=body
@@ -92,9 +99,12 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{P}/contacts/import"): "import_contacts_csv",
     ("POST", f"{P}/contacts/batch"): "import_contacts",
     ("GET", f"{P}/imports/{{import_id}}"): "get_import",
+    ("GET", f"{P}/imports/{{import_id}}/errors"): "import_errors",
+    ("GET", f"{P}/imports/{{import_id}}/errors.csv"): "import_errors_csv",
     ("POST", f"{P}/lists"): "create_list",
     ("GET", f"{P}/lists"): "list_lists",
     ("POST", f"{P}/lists/{{name}}/members"): "add_list_members",
+    ("POST", f"{P}/lists/{{name}}/members/remove"): "remove_list_members",
     ("POST", f"{P}/contacts/{{contact_id}}/consent"): "change_consent",
     ("GET", f"{P}/contacts/{{contact_id}}/consent"): "get_consent",
     ("POST", f"{P}/contacts/{{contact_id}}/authorizations"): "record_authorization",
@@ -124,8 +134,9 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
 }
 
 
-def csv_import_call() -> Call:
-    return Call("POST", f"{P}/contacts/import", headers={"Content-Type": "text/csv"})
+def csv_import_call(background: bool = False) -> Call:
+    params: dict[str, str | int] = {"background": "true"} if background else {}
+    return Call("POST", f"{P}/contacts/import", headers={"Content-Type": "text/csv"}, params=params)
 
 
 def _sync(name: str) -> Any:
@@ -151,18 +162,20 @@ def _async(name: str) -> Any:
 class MarketingMethods:
     """The marketing operations on ``SealmailClient`` (each returns the API's JSON, or CSV text)."""
 
-    def import_contacts_csv(self, source: BinarySource) -> dict[str, Any]:
-        """Upload a CSV of contacts (path or binary file), streamed; the import report."""
+    def import_contacts_csv(self, source: BinarySource, background: bool = False) -> dict[str, Any]:
+        """Upload a CSV of contacts (path or binary file), streamed; the import report (with
+        ``background``: the import's record at once, to follow with ``get_import``)."""
         body = UploadBody(source)
-        return dict(self._request(csv_import_call(), upload=body).json())  # type: ignore[attr-defined]
+        return dict(self._request(csv_import_call(background), upload=body).json())  # type: ignore[attr-defined]
 
 
 class AsyncMarketingMethods:
     """The same operations on ``AsyncSealmailClient``."""
 
-    async def import_contacts_csv(self, source: BinarySource) -> dict[str, Any]:
+    async def import_contacts_csv(self, source: BinarySource, background: bool = False) -> dict[str, Any]:
         body = UploadBody(source)
-        return dict((await self._request(csv_import_call(), upload=body)).json())  # type: ignore[attr-defined]
+        call = csv_import_call(background)
+        return dict((await self._request(call, upload=body)).json())  # type: ignore[attr-defined]
 
 
 for _name in CALLS:

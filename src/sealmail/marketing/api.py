@@ -8,10 +8,8 @@ only ``admin`` keys see clinical and sensitive attributes, in reads and exports 
 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
 # the route functions at definition time.
-import codecs
 import dataclasses
 import tempfile
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -46,6 +44,7 @@ from sealmail.marketing.schemas import (
     ConversionOut,
     Enrolled,
     EnrollmentList,
+    ImportErrorPage,
     ImportOut,
     JourneyEventIn,
     JourneyIn,
@@ -58,6 +57,7 @@ from sealmail.marketing.schemas import (
     ListOut,
     MembersAdded,
     MembersIn,
+    MembersRemoved,
     PurposeName,
     RulePreviewIn,
     SegmentIn,
@@ -79,6 +79,14 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+ERRORS_CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "RFC 4180 CSV: row, column, message; one line per error.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
 NODE_CSV: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "RFC 4180 CSV: one row per journey step with its figures.",
@@ -91,18 +99,11 @@ def _data(c: ContactIn) -> ContactData:
     return ContactData(c.email, c.phone, c.tz, c.status, dict(c.attributes))
 
 
-def _text_lines(spool: Any) -> Iterator[str]:
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    spool.seek(0)
-    pending = ""
-    while block := spool.read(64 * 1024):
-        pending += decoder.decode(block)
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            yield line + "\n"
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
+async def _receive(request: Request, spool: Any) -> None:
+    async for block in request.stream():
+        if spool.tell() + len(block) > MAX_IMPORT_BYTES:
+            raise PayloadTooLarge(f"a CSV import is at most {MAX_IMPORT_BYTES} bytes; split the file")
+        spool.write(block)
 
 
 def router(mk: Marketing, need: Any) -> APIRouter:
@@ -159,22 +160,42 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def get_contact(contact_id: str, who: Reader) -> dict[str, Any]:
         return mk.contacts.get(who.tenant_id, contact_id, classes_for_scopes(who.scopes))
 
-    @r.post(UPLOAD_PATH.removeprefix("/v1/marketing"), response_model=ImportOut)
-    async def import_csv(request: Request, who: Sender) -> dict[str, Any]:
+    @r.post(
+        UPLOAD_PATH.removeprefix("/v1/marketing"),
+        response_model=ImportOut,
+        responses={
+            202: {"model": ImportOut, "description": "Started in the background (``background=true``)."}
+        },
+    )
+    async def import_csv(
+        request: Request, who: Sender, response: Response, background: bool = False
+    ) -> dict[str, Any]:
         """A CSV upload (``text/csv``), read into a spool and imported a chunk at a time.
 
         The header names the columns (``email`` required; ``phone``, ``tz``, ``status`` and
         declared attributes).  Bad rows are reported by number and column; the rest go in.
+        By default the answer waits for the import (200, the report).  With
+        ``background=true`` it is 202 at once with the import's id: follow ``rows`` /
+        ``total`` at ``GET /imports/{id}`` and page the report at ``/imports/{id}/errors``.
         """
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/csv"):
             raise UnsupportedMediaType("send the file as text/csv")
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-            async for block in request.stream():
-                if spool.tell() + len(block) > MAX_IMPORT_BYTES:
-                    raise PayloadTooLarge(f"a CSV import is at most {MAX_IMPORT_BYTES} bytes; split the file")
-                spool.write(block)
-            return await run_in_threadpool(_run_csv, mk, who, spool)
+        if background:
+            # On disk, not spooled in memory: the file outlives this request.
+            spool = tempfile.TemporaryFile()  # the importer closes it when done
+            try:
+                await _receive(request, spool)
+            except BaseException:
+                spool.close()
+                raise
+            response.status_code = 202
+            return await run_in_threadpool(
+                mk.importer.start_csv, who.tenant_id, spool, actor=who.credential_id
+            )
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spooled:
+            await _receive(request, spooled)
+            return await run_in_threadpool(_run_csv, mk, who, spooled)
 
     @r.post("/contacts/batch", response_model=ImportOut)
     def import_rows(body: ContactBatchIn, who: Sender) -> dict[str, Any]:
@@ -186,7 +207,28 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def get_import(
         import_id: str, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
+        """An import's progress (``rows`` of ``total``, ``failed``, ``error_count``) and its first errors."""
         return mk.importer.get(who.tenant_id, import_id, limit=limit)
+
+    @r.get("/imports/{import_id}/errors", response_model=ImportErrorPage)
+    def import_errors(
+        import_id: str,
+        who: Reader,
+        offset: Annotated[int, Query(ge=0, le=imports.MAX_STORED_ERRORS)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """One page of the per-row error report: row number, column, message (never a value)."""
+        return mk.importer.errors(who.tenant_id, import_id, offset=offset, limit=limit)
+
+    @r.get("/imports/{import_id}/errors.csv", response_class=StreamingResponse, responses=ERRORS_CSV)
+    def import_errors_csv(import_id: str, who: Reader) -> StreamingResponse:
+        """The whole error report as CSV."""
+        lines = mk.importer.errors_csv(who.tenant_id, import_id)  # 404 before streaming
+        return StreamingResponse(
+            lines,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="import-errors.csv"'},
+        )
 
     @r.post("/lists", status_code=201, response_model=ListOut)
     def create_list(body: ListIn, who: Sender) -> dict[str, Any]:
@@ -203,6 +245,11 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         joined = added.pop("joined")
         added["enrolled"] = mk.journeys.list_joined(who.tenant_id, name, joined, actor=who.credential_id)
         return added
+
+    @r.post("/lists/{name}/members/remove", response_model=MembersRemoved)
+    def remove_members(name: str, body: MembersIn, who: Sender) -> dict[str, Any]:
+        """Take contacts off a list (those not on it are ignored)."""
+        return mk.lists.remove(who.tenant_id, name, body.contact_ids, who.credential_id)
 
     @r.post("/contacts/{contact_id}/consent", response_model=ConsentOut)
     def change_consent(contact_id: str, body: ConsentIn, who: Sender) -> dict[str, Any]:
@@ -404,7 +451,7 @@ def router(mk: Marketing, need: Any) -> APIRouter:
 
 def _run_csv(mk: Marketing, who: Principal, spool: Any) -> dict[str, Any]:
     try:
-        rows = imports.csv_rows(_text_lines(spool))
+        rows = imports.csv_rows(imports.text_lines(spool))
         return mk.importer.run(who.tenant_id, rows, actor=who.credential_id)
     except UnicodeDecodeError as exc:
         raise ValidationFailed([{"field": "file", "message": "is not UTF-8 text"}]) from exc

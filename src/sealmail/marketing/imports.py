@@ -9,14 +9,18 @@ a field, ``MAX_COLUMNS`` columns; past them the import stops with what was commi
 
 from __future__ import annotations
 
+import codecs
 import csv
+import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
@@ -27,6 +31,7 @@ from sealmail.marketing.contacts import Clean, ContactData, Contacts, Validator
 from sealmail.marketing.states import ImportStatus
 from sealmail.marketing.tables import mkt_contacts, mkt_import_errors, mkt_imports
 from sealmail.store import db
+from sealmail.suppressions.export import csv_line
 
 CHUNK = 1000
 MAX_ROWS = 2_000_000
@@ -34,9 +39,13 @@ MAX_COLUMNS = 120
 MAX_FIELD = 2000
 MAX_STORED_ERRORS = 10_000
 ANALYZE_AFTER = 10_000  # new contacts in one import
+# A chunk commits in well under a second; a processing import silent this long lost its
+# process (a restart, a crash) and will not move again.
+STALLED_AFTER = timedelta(minutes=5)
 BASE_COLUMNS = ("email", "phone", "tz", "status")
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 
 def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
@@ -105,9 +114,19 @@ def _check_header(header: list[str]) -> None:
 
 
 class Importer:
-    def __init__(self, engine: Engine, contacts: Contacts) -> None:
+    """Runs imports: ``run`` in the caller's thread (the CLI, small API batches), ``start_csv``
+    in a background thread that the caller does not wait for (the console, ``?background``).
+
+    Progress is the import's row: each chunk's transaction moves ``rows``, ``failed`` and the
+    stored errors, so any reader (``get``) sees how far it is without asking the worker.
+    """
+
+    def __init__(self, engine: Engine, contacts: Contacts, workers: int = 2) -> None:
         self.engine = engine
         self.contacts = contacts
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def run(
         self,
@@ -118,8 +137,52 @@ class Importer:
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Import every row, chunk by chunk; the summary and the first page of errors."""
+        import_id, check = self._begin(tenant_id, actor, None)
+        self._process(tenant_id, import_id, check, rows, actor, progress, keep_refusal=False)
+        return self.get(tenant_id, import_id)
+
+    def start_csv(self, tenant_id: str, spool: BinaryIO, *, actor: str) -> dict[str, Any]:
+        """Start importing a CSV file in the background; its import record, at once.
+
+        The importer owns ``spool`` from here and closes it when the import ends.  A file
+        the parser refuses part-way (bad header, broken quoting, not UTF-8) ends ``failed``
+        with the reason in its error report, since there is no request left to answer.
+        """
+        try:
+            total = data_lines(spool)
+            import_id, check = self._begin(tenant_id, actor, total)
+        except BaseException:
+            spool.close()
+            raise
+
+        def work() -> None:
+            try:
+                rows = csv_rows(text_lines(spool))
+                self._process(tenant_id, import_id, check, rows, actor, None, keep_refusal=True)
+            except Exception as exc:  # noqa: BLE001 - the thread has no caller to raise to
+                # The type only: a database error's text can carry the row's values (PHI).
+                log.error("background import %s stopped: %s", import_id, type(exc).__name__)
+            finally:
+                spool.close()
+
+        self._executor().submit(work)
+        return self.get(tenant_id, import_id)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="mkt-import")
+            return self._pool
+
+    def close(self) -> None:
+        """Wait for background imports to end (shutdown, tests)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _begin(self, tenant_id: str, actor: str, total: int | None) -> tuple[str, Validator]:
         import_id = new_id("imp")
-        now = datetime.now(UTC)
         self.contacts.blind_key(tenant_id)
         with db.write(self.engine) as conn:
             # Declarations only grow and never change type: read once, they hold for the import.
@@ -133,10 +196,25 @@ class Importer:
                     created=0,
                     updated=0,
                     failed=0,
+                    total=total,
+                    progress_at=datetime.now(UTC),
                     created_by=actor[:80],
-                    created_at=now,
+                    created_at=datetime.now(UTC),
                 )
             )
+        return import_id, check
+
+    def _process(
+        self,
+        tenant_id: str,
+        import_id: str,
+        check: Validator,
+        rows: Iterable[tuple[int, ContactData | str]],
+        actor: str,
+        progress: Progress | None,
+        *,
+        keep_refusal: bool,
+    ) -> None:
         tally = {"rows": 0, "created": 0, "updated": 0, "failed": 0, "stored_errors": 0}
         status = ImportStatus.FAILED
         try:
@@ -151,11 +229,34 @@ class Importer:
                 if progress is not None:
                     progress(len(chunk))
             status = ImportStatus.COMPLETED
+        except (ValidationFailed, UnicodeDecodeError) as exc:
+            if not keep_refusal:
+                raise
+            self._refused(tenant_id, import_id, exc, tally)
         finally:
             self._finish(tenant_id, import_id, status, tally, actor)
         if tally["created"] >= ANALYZE_AFTER:
             db.analyze(self.engine, mkt_contacts)  # segment counts plan on fresh statistics
-        return self.get(tenant_id, import_id)
+
+    def _refused(self, tenant_id: str, import_id: str, exc: Exception, tally: dict[str, int]) -> None:
+        """Why a background import stopped, as rows of its error report (never a value)."""
+        if isinstance(exc, ValidationFailed):
+            problems = list(exc.extra.get("errors") or [])
+        else:
+            problems = [{"field": "file", "message": "is not UTF-8 text"}]
+        room = max(0, MAX_STORED_ERRORS - tally["stored_errors"])
+        found = [{"row": _row_of(str(p["field"])), **p} for p in problems[: max(room, 1)]]
+        with db.write(self.engine) as conn:
+            # After every seq the chunks used: (import, row, seq) stays unique.
+            top = conn.execute(
+                sa.select(sa.func.max(mkt_import_errors.c.seq)).where(
+                    mkt_import_errors.c.import_id == import_id
+                )
+            ).scalar()
+            first = (top or 0) + 1
+            rows = [_error_row(tenant_id, import_id, e, first + i) for i, e in enumerate(found)]
+            conn.execute(sa.insert(mkt_import_errors), rows)
+        tally["stored_errors"] += len(rows)
 
     def _chunk(
         self,
@@ -180,17 +281,20 @@ class Importer:
                     [_error_row(tenant_id, import_id, e, i) for i, e in enumerate(errors[:room])],
                 )
                 tally["stored_errors"] += min(room, len(errors))
-            conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**_counts(tally)))
+            conn.execute(
+                sa.update(mkt_imports)
+                .where(mkt_imports.c.id == import_id)
+                .values(progress_at=datetime.now(UTC), **_counts(tally))
+            )
 
     def _finish(
         self, tenant_id: str, import_id: str, status: ImportStatus, tally: dict[str, int], actor: str
     ) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": datetime.now(UTC), **_counts(tally)}
+        if status is ImportStatus.COMPLETED:
+            values["total"] = tally["rows"]  # the estimate counted blank lines; now it is exact
         with db.write(self.engine) as conn:
-            conn.execute(
-                sa.update(mkt_imports)
-                .where(mkt_imports.c.id == import_id)
-                .values(status=status, finished_at=datetime.now(UTC), **_counts(tally))
-            )
+            conn.execute(sa.update(mkt_imports).where(mkt_imports.c.id == import_id).values(**values))
             audit.append(
                 conn,
                 action=AuditAction.MKT_CONTACTS_IMPORTED,
@@ -200,30 +304,114 @@ class Importer:
                 details={"status": status, **_counts(tally)},
             )
 
+    def _job(self, conn: Connection, tenant_id: str, import_id: str) -> Any:
+        job = conn.execute(
+            sa.select(mkt_imports).where(mkt_imports.c.id == import_id, mkt_imports.c.tenant_id == tenant_id)
+        ).first()
+        if job is None:
+            raise NotFound(f"no import {import_id!r}")
+        return job
+
     def get(self, tenant_id: str, import_id: str, *, limit: int = 100) -> dict[str, Any]:
+        """The import's progress and counts, with its first ``limit`` errors."""
         with db.reader(self.engine) as conn:
-            job = conn.execute(
-                sa.select(mkt_imports).where(
-                    mkt_imports.c.id == import_id, mkt_imports.c.tenant_id == tenant_id
-                )
-            ).first()
-            if job is None:
-                raise NotFound(f"no import {import_id!r}")
-            errors = conn.execute(
-                sa.select(mkt_import_errors)
-                .where(mkt_import_errors.c.import_id == import_id)
-                .order_by(mkt_import_errors.c.row, mkt_import_errors.c.seq)
-                .limit(limit)
-            ).all()
+            job = self._job(conn, tenant_id, import_id)
+            stored = conn.execute(
+                sa.select(sa.func.count()).where(mkt_import_errors.c.import_id == import_id)
+            ).scalar_one()
+            errors = self._errors(conn, import_id, 0, limit)
+        moved = job.progress_at or job.created_at
         return {
             "id": job.id,
             "status": job.status,
+            "stalled": job.status == ImportStatus.PROCESSING and datetime.now(UTC) - moved > STALLED_AFTER,
             "rows": job.rows,
+            "total": job.total,
             "created": job.created,
             "updated": job.updated,
             "failed": job.failed,
-            "errors": [{"row": e.row, "field": e.field, "message": e.message} for e in errors],
+            "error_count": stored,
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "errors": errors,
         }
+
+    def errors(self, tenant_id: str, import_id: str, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """One page of the per-row error report, in row order (row, column, message)."""
+        offset, limit = max(0, min(offset, MAX_STORED_ERRORS)), max(1, min(limit, 1000))
+        with db.reader(self.engine) as conn:
+            self._job(conn, tenant_id, import_id)
+            total = conn.execute(
+                sa.select(sa.func.count()).where(mkt_import_errors.c.import_id == import_id)
+            ).scalar_one()
+            data = self._errors(conn, import_id, offset, limit)
+        return {"data": data, "total": total, "offset": offset, "limit": limit}
+
+    def errors_csv(self, tenant_id: str, import_id: str) -> Iterator[str]:
+        """The whole error report as CSV; 404 (NotFound) before the first line."""
+        with db.reader(self.engine) as conn:
+            self._job(conn, tenant_id, import_id)
+        return self._error_lines(import_id)
+
+    def _error_lines(self, import_id: str, page: int = 1000) -> Iterator[str]:
+        yield csv_line(["row", "column", "message"])
+        offset = 0
+        while True:
+            # Each page its own short read: a slow download holds no transaction open.
+            with db.reader(self.engine) as conn:
+                data = self._errors(conn, import_id, offset, page)
+            for e in data:
+                yield csv_line([str(e["row"]), e["field"], e["message"]])
+            if len(data) < page:
+                return
+            offset += page
+
+    @staticmethod
+    def _errors(conn: Connection, import_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.select(mkt_import_errors)
+            .where(mkt_import_errors.c.import_id == import_id)
+            .order_by(mkt_import_errors.c.row, mkt_import_errors.c.seq)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        return [{"row": e.row, "field": e.field, "message": e.message} for e in rows]
+
+
+def _row_of(field: str) -> int:
+    """The row a parser refusal names (``row 7``); the header is row 1, the file row 0."""
+    head, _, number = field.partition(" ")
+    if head == "row" and number.isdigit():
+        return int(number)
+    return 1 if field == "header" else 0
+
+
+def text_lines(spool: BinaryIO) -> Iterator[str]:
+    """A binary file's UTF-8 text (a BOM dropped) as lines, 64 KiB read at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    spool.seek(0)
+    pending = ""
+    while block := spool.read(64 * 1024):
+        pending += decoder.decode(block)
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            yield line + "\n"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
+
+
+def data_lines(spool: BinaryIO) -> int:
+    """The lines after the header: the progress bar's total (a quoted newline or a blank
+    line counts too; the total is corrected when the import ends)."""
+    spool.seek(0)
+    count, last = 0, b"\n"
+    while block := spool.read(1 << 20):
+        count += block.count(b"\n")
+        last = block[-1:]
+    if last != b"\n":
+        count += 1  # a last line without its newline
+    return max(count - 1, 0)
 
 
 def _checked(

@@ -93,6 +93,57 @@ class Lists:
             )
         return {"id": lid, "name": name, "added": len(joined), "joined": joined}
 
+    def remove(self, tenant_id: str, name: str, contact_ids: list[str], actor: str) -> dict[str, Any]:
+        """Take contacts off a list; ids not on it (or of another tenant) are ignored."""
+        if len(contact_ids) > MAX_ADD:
+            raise ValidationFailed([{"field": "contact_ids", "message": f"at most {MAX_ADD} at a time"}])
+        with db.write(self.engine) as conn:
+            lid = list_id(conn, tenant_id, name)
+            gone = conn.execute(
+                sa.delete(lm).where(
+                    lm.c.list_id == lid, lm.c.tenant_id == tenant_id, lm.c.contact_id.in_(contact_ids)
+                )
+            ).rowcount
+            audit.append(
+                conn,
+                action=AuditAction.MKT_LIST_MEMBERS_REMOVED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=lid,
+                details={"removed": gone},
+            )
+        return {"id": lid, "name": name, "removed": gone}
+
+    def get(self, tenant_id: str, lid: str) -> dict[str, Any]:
+        """One list by id, with its member count (404 for another tenant's)."""
+        count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()
+        with db.reader(self.engine) as conn:
+            row = conn.execute(
+                sa.select(ls.c.id, ls.c.name, count.label("members")).where(
+                    ls.c.tenant_id == tenant_id, ls.c.id == lid
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no list {lid!r}")
+        return {"id": row.id, "name": row.name, "members": row.members}
+
+    def members(self, tenant_id: str, lid: str, *, limit: int = 100, after: str = "") -> dict[str, Any]:
+        """A page of a list's members (id and email), by contact id after ``after``."""
+        limit = max(1, min(limit, 500))
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(ct.c.id, ct.c.email)
+                .join(lm, lm.c.contact_id == ct.c.id)
+                .where(lm.c.list_id == lid, lm.c.tenant_id == tenant_id, ct.c.id > after)
+                .order_by(ct.c.id)
+                .limit(limit + 1)
+            ).all()
+        page = rows[:limit]
+        return {
+            "data": [{"id": r.id, "email": r.email} for r in page],
+            "next_cursor": page[-1].id if len(rows) > limit else None,
+        }
+
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
         count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()
         with db.reader(self.engine) as conn:

@@ -181,11 +181,27 @@ class ImportError_(Out):
 class ImportOut(Out):
     id: str
     status: ImportStatus
-    rows: int
+    rows: int = Field(description="Rows processed so far (all of them once not processing).")
+    total: int | None = Field(
+        None, description="Rows expected (lines counted on upload) while a background import runs."
+    )
     created: int
     updated: int
     failed: int
+    error_count: int = Field(0, description="Errors stored in the report (page: /imports/{id}/errors).")
+    stalled: bool = Field(
+        False,
+        description="Processing but no chunk for 5 minutes: its process stopped. What it wrote stays; "
+        "upload the file again to finish (contacts are upserted by email).",
+    )
     errors: list[ImportError_]
+
+
+class ImportErrorPage(Out):
+    data: list[ImportError_]
+    total: int
+    offset: int
+    limit: int
 
 
 class ListOut(Out):
@@ -196,6 +212,12 @@ class ListOut(Out):
 
 class ListList(Out):
     data: list[ListOut]
+
+
+class MembersRemoved(Out):
+    id: str
+    name: str
+    removed: int
 
 
 class MembersAdded(Out):

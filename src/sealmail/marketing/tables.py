@@ -67,6 +67,10 @@ mkt_imports = sa.Table(
     sa.Column("created", sa.Integer, nullable=False),
     sa.Column("updated", sa.Integer, nullable=False),
     sa.Column("failed", sa.Integer, nullable=False),
+    # The rows a background import expects (lines counted on upload); ``rows`` once finished.
+    sa.Column("total", sa.Integer, nullable=True),
+    # Moved by every chunk: a processing import whose last chunk is long past was interrupted.
+    sa.Column("progress_at", UtcDateTime, nullable=True),
     sa.Column("created_by", sa.String(80), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("finished_at", UtcDateTime, nullable=True),
