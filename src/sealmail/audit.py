@@ -179,6 +179,8 @@ class AuditAction(enum.StrEnum):
     MKT_CAMPAIGN_CANCELLED = "mkt_campaign:cancelled"
     MKT_CONVERSION_RECORDED = "mkt_conversion:recorded"
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
+    MKT_JOURNEY_ACTIVATED = "mkt_journey:activated"
+    MKT_JOURNEY_DEACTIVATED = "mkt_journey:deactivated"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)
     FORM_CREATED = "form:created"

@@ -135,11 +135,14 @@ class Journeys:
         return {"id": jid, "name": name, "version": version, "active": True}
 
     def all(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._rows(tenant_id, sa.true())
+
+    def _rows(self, tenant_id: str, where: Any) -> list[dict[str, Any]]:
         counts = sa.select(sa.func.count()).where(en.c.journey_id == jr.c.id).scalar_subquery()
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(jr, counts.label("enrolled"))
-                .where(jr.c.tenant_id == tenant_id)
+                .where(jr.c.tenant_id == tenant_id, where)
                 .order_by(jr.c.name, jr.c.version)
             ).all()
         return [
@@ -153,6 +156,40 @@ class Journeys:
             }
             for r in rows
         ]
+
+    def get(self, tenant_id: str, journey_id: str) -> dict[str, Any]:
+        """One version with its definition (404 for another tenant's)."""
+        found = self._rows(tenant_id, jr.c.id == journey_id)
+        if not found:
+            raise NotFound(f"no journey {journey_id!r}")
+        return found[0]
+
+    def set_active(self, tenant_id: str, journey_id: str, active: bool, *, actor: str) -> dict[str, Any]:
+        """Start or stop enrolling on this version.  Activating it retires the other versions
+        of the same name (one version enrols at a time, as after a save); enrollments already
+        made go on either way."""
+        with db.write(self.engine) as conn:
+            row = conn.execute(
+                sa.select(jr.c.name).where(jr.c.tenant_id == tenant_id, jr.c.id == journey_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no journey {journey_id!r}")
+            if active:
+                conn.execute(
+                    sa.update(jr)
+                    .where(jr.c.tenant_id == tenant_id, jr.c.name == row.name, jr.c.id != journey_id)
+                    .values(active=False)
+                )
+            conn.execute(sa.update(jr).where(jr.c.id == journey_id).values(active=active))
+            audit.append(
+                conn,
+                action=AuditAction.MKT_JOURNEY_ACTIVATED if active else AuditAction.MKT_JOURNEY_DEACTIVATED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=journey_id,
+                details={"name": row.name},
+            )
+        return self.get(tenant_id, journey_id)
 
     # -- triggers ------------------------------------------------------------------------------
     def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> EventOutcome:
