@@ -4,12 +4,16 @@ campaign endpoints (a read key lists; another tenant's campaign is a 404; no key
 
 import csv
 import io
+from typing import Any
 
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.marketing.conftest import Keys
+from typer.testing import CliRunner
 
 from sealmail.app import Services
+from sealmail.cli import app as sealmail_cli
+from sealmail.config import Settings
 
 
 def draft(client: TestClient, keys: Keys, name: str) -> str:
@@ -114,3 +118,34 @@ def test_caps_are_read_back_and_journey_versions_switched_on_and_off(
     assert client.post(f"/v1/marketing/journeys/{v1}/activate", headers=declared.reader).status_code == 403
     theirs = {"Authorization": f"Bearer {other_tenant.api_key}"}
     assert client.post(f"/v1/marketing/journeys/{v2}/activate", headers=theirs).status_code == 404
+
+
+def test_the_cli_lists_campaigns_writes_their_stats_sets_caps_and_switches_journeys(
+    settings: Settings, client: TestClient, declared: Keys
+) -> None:
+    env = {"SEALMAIL_HOME": str(settings.home), "SEALMAIL_DATABASE_URL": settings.database_url}
+    setup(client, declared)
+    cid = draft(client, declared, "flu")
+    journey = {
+        "name": "welcome",
+        "definition": {"trigger": {"type": "api_event", "event": "joined"}, "steps": [{"exit": {}}]},
+    }
+    jid = client.post("/v1/marketing/journeys", json=journey, headers=declared.sender).json()["id"]
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(sealmail_cli, ["marketing", *args], env=env)
+
+    listed = run("campaigns")
+    assert listed.exit_code == 0 and cid in listed.output and "draft" in listed.output, listed.output
+    stats = run("campaign-stats", cid)
+    assert stats.exit_code == 0 and stats.output.startswith("variant,queued,sent"), stats.output
+    assert run("campaign-stats", "cmp_nope").exit_code == 1
+    capped = run("cap", "marketing", "--max-sends", "2", "--window-hours", "48")
+    assert capped.exit_code == 0 and "marketing   2 per 48 h" in capped.output, capped.output
+    assert run("cap", "spam", "--max-sends", "2").exit_code == 2
+    assert "no cap" in run("cap").output
+    off = run("journey-deactivate", jid)
+    assert off.exit_code == 0 and "not enrolling" in off.output, off.output
+    assert "welcome version 1: enrolling" in run("journey-activate", jid).output
+    assert run("journey-activate", "jny_nope").exit_code == 1
