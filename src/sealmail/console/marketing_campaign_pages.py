@@ -109,7 +109,8 @@ def _segments(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             request, "mkt_segments.html", who, COMPOSE, status=status, title="Segments",
             segments=shown, offset=offset, more=len(segments) > offset + PAGE, page_size=PAGE,
             attributes=defs, op_groups=sb.op_groups(defs), hints=sb.OP_HINTS, kinds=sb.KINDS,
-            purposes=sb.PURPOSES, states=sb.CONSENT_STATES, lists=mk.lists.list(who.tenant_id),
+            purposes=sb.PURPOSES, states=sb.CONSENT_STATES,
+            lists=[{**li, "label": sb.inert(li["name"])} for li in mk.lists.list(who.tenant_id)],
             **ctx,
         )  # fmt: skip
 
@@ -175,7 +176,7 @@ def _template_choices(mk: Marketing, tenant_id: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for t in mk.campaigns.templates.list(tenant_id)[:100]:
         for v in sorted(mk.campaigns.templates.get(tenant_id, t.name).versions, reverse=True)[:10]:
-            out.append((f"{t.name}@{v}", f"{t.name} version {v}"))
+            out.append((f"{t.name}@{v}", f"{sb.inert(t.name)} version {v}"))
     return out
 
 
@@ -221,7 +222,11 @@ def _chart(stats: dict[str, dict[str, int]]) -> dict[str, int]:
 def _campaigns(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     def new_form(request: Request, who: Session, status: int = 200, **ctx: Any) -> Response:
         allowed = {str(c) for c in classes_for(who)}
-        segments = [s for s in mk.segments.list(who.tenant_id) if set(s["phi_classes"]) <= allowed]
+        segments = [
+            {**s, "label": f"{sb.inert(s['name'])} v{s['version']}"}
+            for s in mk.segments.list(who.tenant_id)
+            if set(s["phi_classes"]) <= allowed
+        ]
         ctx.setdefault("last", {})
         return kit.page(
             request, "mkt_campaign_new.html", who, COMPOSE, status=status, title="New campaign",
@@ -237,10 +242,11 @@ def _campaigns(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         checks = (
             mk.campaigns.checks(who.tenant_id, campaign_id) if c["status"] == CampaignStatus.DRAFT else None
         )
+        chart = _chart(stats) if any(any(r.values()) for r in stats.values()) else {}
         return kit.page(
-            request, "mkt_campaign.html", who, COMPOSE, status=status, title=f"Campaign {c['name']}",
-            c=c, stats=stats, chart=_chart(stats) if any(any(r.values()) for r in stats.values()) else {},
-            metrics=METRICS, checks=checks, draft=CampaignStatus.DRAFT, **ctx,
+            request, "mkt_campaign.html", who, COMPOSE, status=status,
+            title=f"Campaign {sb.inert(c['name'])}", c=c, stats=stats, chart=chart, metrics=METRICS,
+            checks=checks, draft=CampaignStatus.DRAFT, **ctx,
         )  # fmt: skip
 
     @app.get("/marketing/campaigns")
@@ -311,7 +317,13 @@ def _campaigns(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         c = mk.campaigns.get(who.tenant_id, campaign_id[:40])
         page = mk.campaigns.audience(who.tenant_id, c["id"], AUDIENCE_PAGE, cursor[:40])
         return kit.page(
-            request, "mkt_audience.html", who, COMPOSE, title=f"Audience of {c['name']}", c=c, page=page
+            request,
+            "mkt_audience.html",
+            who,
+            COMPOSE,
+            title=f"Audience of {sb.inert(c['name'])}",
+            c=c,
+            page=page,
         )
 
     @app.get("/marketing/campaigns/{campaign_id}/stats.csv")
@@ -375,7 +387,7 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         journeys = mk.journeys.all(who.tenant_id)
         offset = _offset(request.query_params.get("offset", ""))
         ctx.setdefault("name", "")
-        ctx.setdefault("definition", json.dumps(STARTER_JOURNEY, indent=2))
+        ctx.setdefault("definition", sb.pretty(STARTER_JOURNEY))
         return kit.page(
             request, "mkt_journeys.html", who, COMPOSE, status=status, title="Journeys",
             journeys=journeys[offset : offset + PAGE], offset=offset, page_size=PAGE,
@@ -393,7 +405,7 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
                 request,
                 who,
                 name=j["name"],
-                definition=json.dumps(j["definition"], indent=2, ensure_ascii=False),
+                definition=sb.pretty(j["definition"]),
             )
         return journeys_page(request, who)
 
@@ -440,9 +452,9 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         j = mk.journeys.get(who.tenant_id, journey_id[:40])
         steps = [(i, *next(iter(s.items()))) for i, s in enumerate(j["definition"].get("steps", []))]
         return kit.page(
-            request, "mkt_journey_steps.html", who, COMPOSE, title=f"Journey {j['name']}", j=j,
-            steps=[(i, kind, json.dumps(body, ensure_ascii=False)) for i, kind, body in steps],
-            trigger=json.dumps(j["definition"].get("trigger"), ensure_ascii=False),
+            request, "mkt_journey_steps.html", who, COMPOSE, title=f"Journey {sb.inert(j['name'])}", j=j,
+            steps=[(i, kind, sb.pretty(body, None)) for i, kind, body in steps],
+            trigger=sb.pretty(j["definition"].get("trigger"), None),
         )  # fmt: skip
 
     for change, active in (("activate", True), ("deactivate", False)):

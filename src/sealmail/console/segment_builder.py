@@ -151,5 +151,20 @@ def segment_name(raw: str) -> str:
     return name
 
 
-def pretty(rule: Any) -> str:
-    return "" if rule is None else json.dumps(rule, indent=2, ensure_ascii=False)
+# Bidirectional controls (embeddings, overrides, isolates, marks): in a name they can reorder
+# the text around them ("Trojan Source").  Where ``<bdi>`` cannot go (an ``<option>``, the
+# ``<title>``, a textarea) they are made visible instead.
+BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_VISIBLE = {ord(c): "\ufffd" for c in BIDI}
+_ESCAPED = {ord(c): f"\\u{ord(c):04x}" for c in BIDI}
+
+
+def inert(text: str) -> str:
+    """``text`` with each bidirectional control replaced by U+FFFD (a visible mark)."""
+    return text.translate(_VISIBLE)
+
+
+def pretty(value: Any, indent: int | None = 2) -> str:
+    """JSON for a textarea: readable, with bidirectional controls as ``\\uXXXX`` escapes (the
+    same string once parsed, but inert on screen)."""
+    return "" if value is None else json.dumps(value, indent=indent, ensure_ascii=False).translate(_ESCAPED)

@@ -103,6 +103,9 @@ def test_the_builder_adds_conditions_counts_previews_and_saves(
     assert saved.status_code == 200 and 'id="saved"' in saved.text
     assert "<script>alert(1)" not in saved.text and "&lt;script&gt;" in saved.text
     assert "<bdi>&lt;script&gt;alert(1)&lt;/script&gt;\u202egnp.exe</bdi>" in saved.text
+    # Where <bdi> cannot go (an <option>), the override is made visible instead.
+    offered = sender.get("/console/marketing/campaigns/new").text
+    assert "&lt;/script&gt;\ufffdgnp.exe v1</option>" in offered and "\u202e" not in offered
     (actor,) = audited(services, "mkt_segment:saved")
     assert actor.startswith("user:")
     assert len(audited(services, "mkt_segment:evaluated")) == 3
@@ -304,6 +307,9 @@ def test_journeys_are_saved_from_json_viewed_and_switched_on_and_off(
     steps = sender.get(steps_path)
     assert steps.status_code == 200 and "Enrolling new contacts" in steps.text and "wait" in steps.text
     assert "<script>alert(1)" not in steps.text and "<bdi>&lt;script&gt;" in steps.text
+    assert "<title>Journey &lt;script&gt;alert(1)&lt;/script&gt;\ufffdgnp.exe" in steps.text
+    again = sender.get(f"/console/marketing/journeys?start={steps_path.split('/')[-2]}")
+    assert again.status_code == 200 and "&#34;hours&#34;: 2" in again.text
     off = sender.post(f"{steps_path.removesuffix('/steps')}/deactivate", data={"csrf": csrf(steps)})
     assert off.status_code == 303 and "Not enrolling" in sender.get(steps_path).text
     on = sender.post(f"{steps_path.removesuffix('/steps')}/activate", data={"csrf": csrf(steps)})
