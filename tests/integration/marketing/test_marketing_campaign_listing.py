@@ -8,11 +8,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
+from tests.integration.client.server import ApiServer
 from tests.integration.marketing.conftest import Keys
 from typer.testing import CliRunner
 
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
+from sealmail.client import SealmailClient
 from sealmail.config import Settings
 
 
@@ -149,3 +151,24 @@ def test_the_cli_lists_campaigns_writes_their_stats_sets_caps_and_switches_journ
     assert off.exit_code == 0 and "not enrolling" in off.output, off.output
     assert "welcome version 1: enrolling" in run("journey-activate", jid).output
     assert run("journey-activate", "jny_nope").exit_code == 1
+
+
+def test_the_client_lists_campaigns_reads_their_csv_and_caps_and_switches_journeys(
+    services: Services, tenant: TenantFixture, client: TestClient, declared: Keys
+) -> None:
+    setup(client, declared)
+    cid = draft(client, declared, "flu")
+    with ApiServer(services) as server, SealmailClient(server.url, tenant.api_key, timeout=10) as sm:
+        assert [c["id"] for c in sm.list_campaigns(limit=5)["data"]] == [cid]
+        assert sm.campaign_stats_csv(cid).startswith("variant,queued,sent")
+        assert {c["purpose"] for c in sm.list_caps()["data"]} == {
+            "treatment",
+            "operations",
+            "marketing",
+            "fundraising",
+        }
+        jid = sm.save_journey(
+            "welcome", {"trigger": {"type": "api_event", "event": "j"}, "steps": [{"exit": {}}]}
+        )["id"]
+        assert sm.deactivate_journey(jid)["active"] is False
+        assert sm.activate_journey(jid)["active"] is True
