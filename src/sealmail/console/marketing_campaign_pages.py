@@ -30,12 +30,13 @@ from sealmail.console import segment_builder as sb
 from sealmail.console.kit import Kit
 from sealmail.console.marketing_pages import classes_for
 from sealmail.console.web import ConsoleSection
-from sealmail.domain.marketing import Purpose
+from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from sealmail.marketing.analytics import METRICS
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.journey_defs import MAX_STEPS
 from sealmail.marketing.schemas import CampaignIn
+from sealmail.marketing.segments import check_classes
 from sealmail.marketing.service import Marketing
 from sealmail.marketing.states import CampaignStatus
 from sealmail.tenancy.credentials import Principal
@@ -128,6 +129,8 @@ def _segments(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         if not found:
             raise NotFound(f"no segment {segment_id[:40]!r}")
         s = found[0]
+        # The rule holds values (a diagnosis): shown only to a role that may see its classes.
+        check_classes(frozenset(PhiClass(c) for c in s["phi_classes"]), classes_for(who))
         return builder(request, who, name=s["name"], rule_text=sb.pretty(s["rule"]), editing=s)
 
     @app.post("/marketing/segments/build")

@@ -11,7 +11,14 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 from tests.conftest import TenantFixture
-from tests.e2e.console.test_console_browser import DESKTOP, OWNER, enrol, no_sideways_scroll, watched_page
+from tests.e2e.console.test_console_browser import (
+    DESKTOP,
+    OWNER,
+    PHONE,
+    enrol,
+    no_sideways_scroll,
+    watched_page,
+)
 from tests.e2e.portal.conftest import CHROMIUM
 from tests.integration.console.console_harness import Console
 from tests.integration.marketing.conftest import ATTRIBUTES
@@ -87,6 +94,7 @@ def test_owner_builds_a_segment_then_creates_checks_starts_and_reads_a_campaign(
     page.get_by_role("button", name="Create draft").click()
 
     page.get_by_role("heading", name="Campaign Flu shots").wait_for()
+    campaign_url = page.url
     expect(page.locator("#campaign-status")).to_have_text("draft")
     page.get_by_role("button", name="Run the checks again").click()
     expect(page.locator("#checks-passed")).to_be_visible()
@@ -104,4 +112,11 @@ def test_owner_builds_a_segment_then_creates_checks_starts_and_reads_a_campaign(
     page.get_by_role("link", name="who, and why").click()
     expect(page.locator("#audience")).to_contain_text("attr:city:eq, attr:age:gte")
     no_sideways_scroll(page)
+    # The same screens on a phone: nothing wider than the screen.
+    page.set_viewport_size(PHONE)
+    screens = ("segments", "caps", "journeys", "campaigns/new")
+    for url in (campaign_url, *(f"{console.url}/console/marketing/{s}" for s in screens)):
+        page.goto(url)
+        expect(page.get_by_role("navigation", name="Marketing")).to_be_visible()
+        no_sideways_scroll(page)
     assert [p for p in problems if not p.endswith("/favicon.ico")] == []

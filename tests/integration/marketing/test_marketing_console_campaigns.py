@@ -114,6 +114,16 @@ def test_the_builder_adds_conditions_counts_previews_and_saves(
     ok = build(officer, do="preview", rule=json.dumps({"attr": "diagnosis", "op": "eq", "value": "asthma"}))
     assert ok.status_code == 200 and "clinical" in ok.text and re.search(r"<strong>2</strong>", ok.text)
     assert build(officer, do="save", name="x", rule=json.dumps(rule)).status_code == 403
+    # A saved clinical segment opens in the builder for the officer, not for the sender (its
+    # rule holds the diagnosis).
+    seg = client.post(
+        "/v1/marketing/segments",
+        json={"name": "asthma", "rule": {"attr": "diagnosis", "op": "eq", "value": "asthma"}},
+        headers=declared.admin,
+    ).json()
+    assert officer.get(f"/console/marketing/segments/{seg['id']}/edit").status_code == 200
+    refused = sender.get(f"/console/marketing/segments/{seg['id']}/edit")
+    assert refused.status_code == 403 and "asthma" not in refused.text
     # CSRF: a forged token is refused before anything runs.
     forged = sender.post(
         "/console/marketing/segments/build", data={"csrf": "0" * 64, "do": "preview", "rule": "{}"}
