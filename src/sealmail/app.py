@@ -27,7 +27,14 @@ from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import evidence_pages, forms_pages, marketing_pages, review_pages, sms_pages
+from sealmail.console import (
+    evidence_pages,
+    forms_pages,
+    marketing_campaign_pages,
+    marketing_pages,
+    review_pages,
+    sms_pages,
+)
 from sealmail.console.admin_domains import domains_section
 from sealmail.console.admin_lists import ListPages
 from sealmail.console.admin_tenant import TenantPages
@@ -708,6 +715,7 @@ def build_console_sections(services: Services, users: Users) -> list[ConsoleSect
         review_pages.section(services.evidence),
         marketing_pages.section(services.marketing),
         marketing_contact_section(services.marketing),
+        marketing_campaign_pages.section(services.marketing),
         forms_pages.section(services.forms, services.form_submissions),
         sms_pages.section(services.texting),
     ]

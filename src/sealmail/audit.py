@@ -182,6 +182,8 @@ class AuditAction(enum.StrEnum):
     MKT_JOURNEY_SAVED = "mkt_journey:saved"
     MKT_JOURNEY_PAUSED = "mkt_journey:paused"
     MKT_JOURNEY_RESUMED = "mkt_journey:resumed"
+    MKT_JOURNEY_ACTIVATED = "mkt_journey:activated"
+    MKT_JOURNEY_DEACTIVATED = "mkt_journey:deactivated"
     MKT_ENROLLED = "mkt_journey:enrolled"
     # secure forms (issue 17)
     FORM_CREATED = "form:created"

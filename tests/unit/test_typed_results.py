@@ -59,6 +59,8 @@ FREE_FORM: dict[str, str] = {
     "evidence/service.py:Evidence.anchor": "Anchors.anchor's signed anchor, passed on (wire format)",
     "evidence/timestamps.py:Timestamper.stamp": "a signed document plus its RFC 3161 timestamp (wire format)",
     "console/audit_export.py:AuditExport.signed_json": "the signed audit export (a wire format)",
+    "console/segment_builder.py:leaf": "one node of a segment's JSON rule tree (the API's rule format)",
+    "console/segment_builder.py:combine": "a segment's JSON rule tree (the API's rule format)",
 }
 
 NOT_YET_TYPED: set[str] = set()

@@ -61,6 +61,10 @@ CALLS: dict[str, Any] = {
     "set_cap": lambda purpose, max_sends, window_hours: Call(
         "PUT", f"{P}/caps/{segment(purpose)}", json={"max_sends": max_sends, "window_hours": window_hours}
     ),
+    "list_caps": lambda: Call("GET", f"{P}/caps"),
+    "list_campaigns": lambda limit=50, cursor="": Call(
+        "GET", f"{P}/campaigns", params=_q(limit=limit, cursor=cursor or None)
+    ),
     "create_campaign": lambda body: Call("POST", f"{P}/campaigns", json=body),
     "get_campaign": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}"),
     "send_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/send"),
@@ -69,6 +73,7 @@ CALLS: dict[str, Any] = {
     "cancel_campaign": lambda campaign_id: Call("POST", f"{P}/campaigns/{segment(campaign_id)}/cancel"),
     "campaign_stats": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/stats"),
     "campaign_checks": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/checks"),
+    "campaign_stats_csv": lambda campaign_id: Call("GET", f"{P}/campaigns/{segment(campaign_id)}/stats.csv"),
     "campaign_audience": lambda campaign_id, limit=100, cursor="": Call(
         "GET", f"{P}/campaigns/{segment(campaign_id)}/audience", params=_q(limit=limit, cursor=cursor or None)
     ),
@@ -76,6 +81,8 @@ CALLS: dict[str, Any] = {
         "POST", f"{P}/journeys", json={"name": name, "definition": definition}
     ),
     "list_journeys": lambda: Call("GET", f"{P}/journeys"),
+    "activate_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/activate"),
+    "deactivate_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/deactivate"),
     "journey_event": lambda event, email, key=None: Call(
         "POST", f"{P}/journeys/events", json={"event": event, "email": email, "key": key}
     ),
@@ -113,6 +120,8 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{P}/segments/preview"): "preview_rule",
     ("GET", f"{P}/segments/{{ref}}/preview"): "preview_segment",
     ("PUT", f"{P}/caps/{{purpose}}"): "set_cap",
+    ("GET", f"{P}/caps"): "list_caps",
+    ("GET", f"{P}/campaigns"): "list_campaigns",
     ("POST", f"{P}/campaigns"): "create_campaign",
     ("GET", f"{P}/campaigns/{{campaign_id}}"): "get_campaign",
     ("POST", f"{P}/campaigns/{{campaign_id}}/send"): "send_campaign",
@@ -122,8 +131,11 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{P}/campaigns/{{campaign_id}}/audience"): "campaign_audience",
     ("GET", f"{P}/campaigns/{{campaign_id}}/stats"): "campaign_stats",
     ("GET", f"{P}/campaigns/{{campaign_id}}/checks"): "campaign_checks",
+    ("GET", f"{P}/campaigns/{{campaign_id}}/stats.csv"): "campaign_stats_csv",
     ("POST", f"{P}/journeys"): "save_journey",
     ("GET", f"{P}/journeys"): "list_journeys",
+    ("POST", f"{P}/journeys/{{journey_id}}/activate"): "activate_journey",
+    ("POST", f"{P}/journeys/{{journey_id}}/deactivate"): "deactivate_journey",
     ("POST", f"{P}/journeys/events"): "journey_event",
     ("GET", f"{P}/journeys/{{journey_id}}/enrollments"): "journey_enrollments",
     ("POST", f"{P}/journeys/{{journey_id}}/pause"): "pause_journey",

@@ -169,7 +169,8 @@ def _import_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         total = job["total"] if job["total"] is not None else job["rows"]
         return kit.page(
             request, "marketing_import_status.html", who, Permission.COMPOSE, title="Import",
-            job=job, running=running, total=max(total, job["rows"]), errors=errors,
+            job=job, running=running, completed=ImportStatus.COMPLETED, total=max(total, job["rows"]),
+            errors=errors,
             previous=max(at - ERRORS_PAGE, 0) if at else None,
             following=at + ERRORS_PAGE if at + ERRORS_PAGE < errors["total"] else None,
         )  # fmt: skip
@@ -244,7 +245,7 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             (c["purpose"], c["channel"]): c for c in mk.consent.current(who.tenant_id, contact_id)["consents"]
         }
         grid = [
-            {"purpose": str(p), "channel": str(ch), **states.get((str(p), str(ch)), {"state": "none"})}
+            {"purpose": str(p), "channel": str(ch), **states.get((str(p), str(ch)), {"state": None})}
             for p in Purpose
             for ch in Channel
         ]

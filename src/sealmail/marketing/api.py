@@ -30,8 +30,10 @@ from sealmail.marketing.schemas import (
     CampaignChecks,
     CampaignIn,
     CampaignOut,
+    CampaignPage,
     CampaignStats,
     CapIn,
+    CapList,
     CapOut,
     ConsentIn,
     ConsentOut,
@@ -79,20 +81,14 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-ERRORS_CSV: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "RFC 4180 CSV: row, column, message; one line per error.",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-    }
-}
+def _csv(description: str) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI 200 answer of RFC 4180 CSV."""
+    return {200: {"description": description, "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-NODE_CSV: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "RFC 4180 CSV: one row per journey step with its figures.",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-    }
-}
+ERRORS_CSV = _csv("RFC 4180 CSV: row, column, message; one line per error.")
+VARIANT_CSV = _csv("RFC 4180 CSV: one row per variant with its figures (human opens and clicks).")
+NODE_CSV = _csv("RFC 4180 CSV: one row per journey step with its figures.")
 
 
 def _data(c: ContactIn) -> ContactData:
@@ -322,6 +318,20 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             who.tenant_id, purpose, body.max_sends, body.window_hours, who.credential_id
         )
 
+    @r.get("/caps", response_model=CapList)
+    def list_caps(who: Reader) -> dict[str, Any]:
+        """Every purpose with its frequency cap (null where none is set)."""
+        return {"data": mk.campaigns.caps(who.tenant_id)}
+
+    @r.get("/campaigns", response_model=CampaignPage)
+    def list_campaigns(
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str, Query(max_length=40)] = "",
+    ) -> dict[str, Any]:
+        """This tenant's campaigns, newest first, with their send tallies."""
+        return mk.campaigns.page(who.tenant_id, limit, cursor)
+
     @r.post("/campaigns", status_code=201, response_model=CampaignOut)
     def create_campaign(body: CampaignIn, who: Sender) -> dict[str, Any]:
         return mk.campaigns.create(
@@ -372,6 +382,16 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         human opens and clicks (machine events excluded), each once per message."""
         return mk.campaigns.stats(who.tenant_id, campaign_id)
 
+    @r.get("/campaigns/{campaign_id}/stats.csv", response_class=StreamingResponse, responses=VARIANT_CSV)
+    def campaign_stats_csv(campaign_id: str, who: Reader) -> StreamingResponse:
+        """The same per-variant figures as CSV, one row per variant."""
+        lines = mk.campaigns.stats_csv(who.tenant_id, campaign_id)  # 404 before streaming
+        return StreamingResponse(
+            iter(lines),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="campaign-stats.csv"'},
+        )
+
     @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage)
     def campaign_audience(
         campaign_id: str,
@@ -392,6 +412,16 @@ def router(mk: Marketing, need: Any) -> APIRouter:
             actor=who.credential_id,
             allowed=classes_for_scopes(who.scopes),
         )
+
+    @r.post("/journeys/{journey_id}/activate", response_model=JourneySaved)
+    def activate_journey(journey_id: str, who: Sender) -> dict[str, Any]:
+        """Enrol on this version again (the name's other versions stop enrolling)."""
+        return mk.journeys.set_active(who.tenant_id, journey_id, True, actor=who.credential_id)
+
+    @r.post("/journeys/{journey_id}/deactivate", response_model=JourneySaved)
+    def deactivate_journey(journey_id: str, who: Sender) -> dict[str, Any]:
+        """Stop enrolling on this version; enrollments already made go on."""
+        return mk.journeys.set_active(who.tenant_id, journey_id, False, actor=who.credential_id)
 
     @r.get("/journeys", response_model=JourneyList)
     def list_journeys(who: Reader) -> dict[str, Any]:

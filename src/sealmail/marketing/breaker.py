@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.marketing.compliance import tenant_settings
-from sealmail.marketing.journeys import pause_journey
+from sealmail.marketing.journey_switches import pause_journey
 from sealmail.marketing.states import RUNNING, CampaignStatus, EnrollmentState, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_enrollments as en

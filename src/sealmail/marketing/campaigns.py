@@ -14,8 +14,8 @@ gets the same variant, and a re-run never flips it.  Marketing and fundraising g
 broadcast stream (RFC 8058 one-click unsubscribe, the opt-out 164.514(f) requires in
 every fundraising message); treatment and operations on the phi stream.
 
-Size: one service over one table pair (create, read, stats, audience, pre-send checks,
-send); splitting it would scatter the campaign's single write path.
+Size: one service over one table pair (create, read, list, stats, audience, pre-send
+checks, send); splitting it would scatter the campaign's single write path.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Accepted, Messages
 from sealmail.messages.submission import Idempotency, Submission
 from sealmail.store import db
+from sealmail.suppressions.export import csv_line
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
 from sealmail.templates.store import TemplateStore
@@ -105,6 +106,22 @@ class Campaigns:
                 details=values,
             )
         return {"purpose": purpose, **values}
+
+    def caps(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every purpose with its frequency cap, ``None`` where the tenant set none."""
+        with db.reader(self.engine) as conn:
+            rows = {
+                r.purpose: r
+                for r in conn.execute(sa.select(mkt_caps).where(mkt_caps.c.tenant_id == tenant_id))
+            }
+        return [
+            {
+                "purpose": str(p),
+                "max_sends": rows[p].max_sends if p in rows else None,
+                "window_hours": rows[p].window_hours if p in rows else None,
+            }
+            for p in Purpose
+        ]
 
     # -- campaigns -----------------------------------------------------------------------------
     def create(
@@ -206,15 +223,55 @@ class Campaigns:
             )
         return {"campaign_id": campaign_id, "variants": {str(k): v for k, v in counts.items()}}
 
+    def stats_csv(self, tenant_id: str, campaign_id: str) -> list[str]:
+        """``stats`` as RFC 4180 lines, one row per variant (built whole: a 404 comes first)."""
+        counts = self.stats(tenant_id, campaign_id)["variants"]
+        header = ["variant", *analytics.METRICS]
+        return [
+            csv_line(header),
+            *(
+                csv_line([name, *(str(row.get(m, 0)) for m in analytics.METRICS)])
+                for name, row in counts.items()
+            ),
+        ]
+
+    def page(self, tenant_id: str, limit: int = 50, cursor: str = "") -> dict[str, Any]:
+        """Campaigns newest first, ``limit`` at a time (ids are time-ordered: the cursor is
+        the last id seen), each with its send tallies like ``recent``."""
+        with db.reader(self.engine) as conn:
+            query = sa.select(cp.c.id).where(cp.c.tenant_id == tenant_id)
+            if cursor:
+                query = query.where(cp.c.id < cursor)
+            ids = list(conn.execute(query.order_by(cp.c.id.desc()).limit(limit + 1)).scalars())
+        mine = ids[:limit]
+        return {
+            "data": self._summaries(tenant_id, mine),
+            "next_cursor": mine[-1] if len(ids) > limit and mine else None,
+        }
+
     def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest campaigns with what happened to their sends (the console's table)."""
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(cp).where(cp.c.tenant_id == tenant_id).order_by(cp.c.created_at.desc()).limit(limit)
-            ).all()
+            ids = list(
+                conn.execute(
+                    sa.select(cp.c.id)
+                    .where(cp.c.tenant_id == tenant_id)
+                    .order_by(cp.c.created_at.desc())
+                    .limit(limit)
+                ).scalars()
+            )
+        return self._summaries(tenant_id, ids)
+
+    def _summaries(self, tenant_id: str, ids: list[str]) -> list[dict[str, Any]]:
+        with db.reader(self.engine) as conn:
+            found = {
+                r.id: r
+                for r in conn.execute(sa.select(cp).where(cp.c.tenant_id == tenant_id, cp.c.id.in_(ids)))
+            }
+            rows = [found[i] for i in ids if i in found]
             states = conn.execute(
                 sa.select(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason, sa.func.count())
-                .where(mkt_sends.c.campaign_id.in_([r.id for r in rows]))
+                .where(mkt_sends.c.tenant_id == tenant_id, mkt_sends.c.campaign_id.in_(ids))
                 .group_by(mkt_sends.c.campaign_id, mkt_sends.c.state, mkt_sends.c.reason)
             ).all()
         out = []
@@ -227,6 +284,8 @@ class Campaigns:
                     "purpose": r.purpose,
                     "remunerated": r.remunerated,
                     "status": r.status,
+                    "segment_id": r.segment_id,
+                    "created_at": r.created_at.isoformat(),
                     "audience": r.audience,
                     "sent": sum(n for s, _, n in mine if s == SendState.SENT),
                     "skipped": {str(why): n for s, why, n in mine if s == SendState.SKIPPED},

@@ -175,3 +175,87 @@ def expand_cmd(
         queued = mk.runs.expand_due(worker)
         settled = mk.runs.settle()
         out.print(f"{queued} messages queued, {settled} campaigns sent")
+
+
+@marketing_app.command("campaigns")
+def campaigns_cmd(
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many, newest first.")] = 50,
+    cursor: Annotated[str, typer.Option(help="The last id of the previous page.")] = "",
+    tenant: TenantOpt = None,
+) -> None:
+    """List campaigns, newest first: id, status, purpose, audience, sent, name."""
+    with session(tenant) as (mk, tenant_id):
+        page = mk.campaigns.page(tenant_id, limit, cursor[:40])
+        for c in page["data"]:
+            audience = "" if c["audience"] is None else c["audience"]
+            out.print(
+                f"{c['id']}  {c['status']:<9} {c['purpose']:<11} {audience!s:>7} {c['sent']:>7}  {c['name']}"
+            )
+        if page["next_cursor"]:
+            out.print(f"more: --cursor {page['next_cursor']}")
+
+
+@marketing_app.command("campaign-stats")
+def campaign_stats_cmd(
+    campaign_id: CampaignArg,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """A campaign's figures per variant as CSV (human opens and clicks only)."""
+    with session(tenant) as (mk, tenant_id):
+        try:
+            lines = mk.campaigns.stats_csv(tenant_id, campaign_id)
+        except SealmailError as exc:
+            out.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        if write_lines(iter(lines), output):
+            out.print(f"written to {output}")
+
+
+@marketing_app.command("cap")
+def cap_cmd(
+    purpose: Annotated[str | None, typer.Argument(help="Set this purpose's cap; omit to list them.")] = None,
+    max_sends: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
+    window_hours: Annotated[int, typer.Option(min=1, max=24 * 90)] = 24,
+    tenant: TenantOpt = None,
+) -> None:
+    """Frequency caps per purpose: list them, or set one (``cap marketing --max-sends 2``)."""
+    with session(tenant) as (mk, tenant_id):
+        if purpose is not None:
+            if max_sends is None:
+                out.print("[red]error:[/red] give --max-sends")
+                raise typer.Exit(2)
+            try:
+                mk.campaigns.set_cap(tenant_id, purpose, max_sends, window_hours, "cli")
+            except SealmailError as exc:
+                out.print(f"[red]error:[/red] {exc.detail}")
+                raise typer.Exit(2) from exc
+        for c in mk.campaigns.caps(tenant_id):
+            cap = "no cap" if c["max_sends"] is None else f"{c['max_sends']} per {c['window_hours']} h"
+            out.print(f"{c['purpose']:<11} {cap}")
+
+
+def _journey_switch(tenant: str | None, journey_id: str, active: bool) -> None:
+    with session(tenant) as (mk, tenant_id):
+        try:
+            j = mk.journeys.set_active(tenant_id, journey_id, active, actor="cli")
+        except SealmailError as exc:
+            out.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        out.print(
+            f"journey {j['name']} version {j['version']}: {'enrolling' if j['active'] else 'not enrolling'}"
+        )
+
+
+@marketing_app.command("journey-activate")
+def journey_activate_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
+    """Enrol on this journey version (the name's other versions stop enrolling)."""
+    _journey_switch(tenant, journey_id, True)
+
+
+@marketing_app.command("journey-deactivate")
+def journey_deactivate_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
+    """Stop enrolling on this journey version (enrollments already made go on)."""
+    _journey_switch(tenant, journey_id, False)

@@ -58,12 +58,13 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.marketing import PhiClass, Purpose
-from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
+from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing import compliance
 from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
+from sealmail.marketing import journey_switches as switches
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send, refused
 from sealmail.marketing.journey_defs import bad, validate
@@ -126,7 +127,7 @@ class Journeys:
                         )
                     except NotFound as exc:
                         raise bad(f"steps[{i}].send.template", exc.detail) from exc
-            _refuse(self._failures(conn, tenant_id, definition["steps"]), f"journey {name!r}")
+            switches.refuse(self._failures(conn, tenant_id, definition["steps"]), f"journey {name!r}")
             settings = compliance.tenant_settings(conn, tenant_id)
             tracking = {
                 str(i): d["phi_tracking"]
@@ -196,56 +197,26 @@ class Journeys:
         )
 
     def get(self, tenant_id: str, journey_id: str) -> dict[str, Any]:
+        """One version with its definition (404 for another tenant's)."""
         with db.reader(self.engine) as conn:
-            row = _journey(conn, tenant_id, journey_id)
+            row = switches.journey_row(conn, tenant_id, journey_id)
             enrolled = conn.execute(sa.select(sa.func.count()).where(en.c.journey_id == journey_id)).scalar()
         return _out(row, int(enrolled or 0))
 
-    # -- pause and resume ----------------------------------------------------------------------
+    # -- pause and resume, activate and retire (journey_switches.py) ----------------------------
     def pause(self, tenant_id: str, journey_id: str, actor: str) -> dict[str, Any]:
-        """Hold a journey's sends: its enrollments wait at their send steps and the claim gate
-        defers its messages already queued (409 if it is paused already)."""
-        with db.write(self.engine) as conn:
-            row = _journey(conn, tenant_id, journey_id)
-            if row.paused_reason is not None:
-                raise Conflict(f"journey {journey_id} is already paused ({row.paused_reason})")
-            pause_journey(conn, tenant_id, journey_id, "user", actor, {})
+        """Hold a journey's sends (409 if it is paused already)."""
+        switches.pause(self.engine, tenant_id, journey_id, actor)
         return self.get(tenant_id, journey_id)
 
     def resume(self, tenant_id: str, journey_id: str, actor: str) -> dict[str, Any]:
-        """Let a paused journey send again once its send steps pass the pre-send checks (422
-        naming each failure); held enrollments are due at once, and the complaint breaker
-        counts only what is sent from now on.  409 unless paused."""
-        now = datetime.now(UTC)
-        with db.write(self.engine) as conn:
-            row = _journey(conn, tenant_id, journey_id)
-            if row.paused_reason is None:
-                raise Conflict(f"journey {journey_id} is not paused")
-            _refuse(self._failures(conn, tenant_id, row.definition["steps"]), f"journey {row.name!r}")
-            done = conn.execute(
-                sa.update(jr)
-                .where(jr.c.id == journey_id, jr.c.paused_reason == row.paused_reason)
-                .values(paused_reason=None, paused_at=None, resumed_at=now)
-            ).rowcount
-            if not done:
-                raise Conflict(f"journey {journey_id} changed meanwhile; try again")
-            conn.execute(
-                sa.update(en)
-                .where(
-                    en.c.journey_id == journey_id,
-                    en.c.state == EnrollmentState.ACTIVE,
-                    en.c.last_reason == HELD,
-                )
-                .values(due_at=now)
-            )
-            audit.append(
-                conn,
-                action=AuditAction.MKT_JOURNEY_RESUMED,
-                actor=actor,
-                tenant_id=tenant_id,
-                target=journey_id,
-                details={"was": row.paused_reason},
-            )
+        """Let a paused journey send again once its send steps pass the pre-send checks."""
+        switches.resume(self.engine, tenant_id, journey_id, actor, self._failures)
+        return self.get(tenant_id, journey_id)
+
+    def set_active(self, tenant_id: str, journey_id: str, active: bool, *, actor: str) -> dict[str, Any]:
+        """Start or stop enrolling on this version (activating it retires the other versions)."""
+        switches.set_active(self.engine, tenant_id, journey_id, active, actor=actor)
         return self.get(tenant_id, journey_id)
 
     def _held(self, tenant_id: str, journey_id: str, step: int, body: dict[str, Any]) -> str | None:
@@ -261,15 +232,20 @@ class Journeys:
             return None
         details = {"step": step, "failed": [{"check": f.check, "message": f.message} for f in failed]}
         with db.write(self.engine) as conn:
-            pause_journey(conn, tenant_id, journey_id, "compliance", "system:journey-runner", details)
+            switches.pause_journey(
+                conn, tenant_id, journey_id, "compliance", "system:journey-runner", details
+            )
         return HELD
 
     def all(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._rows(tenant_id, sa.true())
+
+    def _rows(self, tenant_id: str, where: Any) -> list[dict[str, Any]]:
         counts = sa.select(sa.func.count()).where(en.c.journey_id == jr.c.id).scalar_subquery()
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(jr, counts.label("enrolled"))
-                .where(jr.c.tenant_id == tenant_id)
+                .where(jr.c.tenant_id == tenant_id, where)
                 .order_by(jr.c.name, jr.c.version)
             ).all()
         return [_out(r, r.enrolled) for r in rows]
@@ -449,35 +425,6 @@ class Journeys:
         ]
 
 
-def pause_journey(
-    conn: Connection, tenant_id: str, journey_id: str, reason: str, actor: str, details: dict[str, Any]
-) -> bool:
-    """Pause a journey unless it is paused already (one guarded update: two runners or
-    sweepers cannot both pause it), audited with why; True if paused now."""
-    done = conn.execute(
-        sa.update(jr)
-        .where(jr.c.id == journey_id, jr.c.tenant_id == tenant_id, jr.c.paused_reason.is_(None))
-        .values(paused_reason=reason, paused_at=datetime.now(UTC))
-    ).rowcount
-    if done:
-        audit.append(
-            conn,
-            action=AuditAction.MKT_JOURNEY_PAUSED,
-            actor=actor,
-            tenant_id=tenant_id,
-            target=journey_id,
-            details={"reason": reason, **details},
-        )
-    return bool(done)
-
-
-def _journey(conn: Connection, tenant_id: str, journey_id: str) -> Any:
-    row = conn.execute(sa.select(jr).where(jr.c.tenant_id == tenant_id, jr.c.id == journey_id)).first()
-    if row is None:
-        raise NotFound(f"no journey {journey_id!r}")
-    return row
-
-
 def _out(row: Any, enrolled: int) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -488,13 +435,3 @@ def _out(row: Any, enrolled: int) -> dict[str, Any]:
         "definition": row.definition,
         "paused": row.paused_reason,
     }
-
-
-def _refuse(failures: list[tuple[int, compliance.Failure]], what: str) -> None:
-    """422 naming every failed pre-send check of every send step."""
-    if failures:
-        raise ValidationFailed(
-            [{"field": f"steps[{i}].compliance.{f.check}", "message": f.message} for i, f in failures],
-            detail=f"{what} fails {len(failures)} pre-send check(s): "
-            + ", ".join(sorted({f.check for _, f in failures})),
-        )

@@ -305,6 +305,16 @@ class CapOut(Out):
     window_hours: int
 
 
+class CapSetting(Out):
+    purpose: str
+    max_sends: int | None = Field(description="None: no cap for this purpose.")
+    window_hours: int | None
+
+
+class CapList(Out):
+    data: list[CapSetting]
+
+
 class SendTally(Out):
     state: SendState
     reason: str | None
@@ -348,6 +358,24 @@ class AudienceEntry(Out):
     matched: Any = Field(description="Why the contact was in the audience (the rule's leaf labels).")
     state: SendState
     reason: str | None
+
+
+class CampaignSummary(Out):
+    id: str
+    name: str
+    purpose: str
+    remunerated: bool
+    status: CampaignStatus
+    segment_id: str
+    created_at: str
+    audience: int | None
+    sent: int
+    skipped: dict[str, int] = Field(description="Sends not made, by reason.")
+
+
+class CampaignPage(Out):
+    data: list[CampaignSummary]
+    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next (older) page.")
 
 
 class AudiencePage(Out):
