@@ -162,10 +162,12 @@ class AuditAction(enum.StrEnum):
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"
+    MKT_CONTACT_REVEALED = "mkt_contact:revealed"  # an operator shown clinical/sensitive values
     MKT_CONTACTS_IMPORTED = "mkt_contacts:imported"
     MKT_CONTACTS_EXPORTED = "mkt_contacts:exported"
     MKT_LIST_CREATED = "mkt_list:created"
     MKT_LIST_MEMBERS_ADDED = "mkt_list:members_added"
+    MKT_LIST_MEMBERS_REMOVED = "mkt_list:members_removed"
     MKT_CONSENT_RECORDED = "mkt_consent:recorded"
     MKT_AUTHORIZATION_RECORDED = "mkt_authorization:recorded"
     MKT_SEGMENT_SAVED = "mkt_segment:saved"

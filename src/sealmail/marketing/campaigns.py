@@ -21,7 +21,7 @@ send); splitting it would scatter the campaign's single write path.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Messages
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
+from sealmail.suppressions.export import csv_line
 from sealmail.templates import personalize as p
 from sealmail.templates.render import Compiled
 from sealmail.templates.store import TemplateStore
@@ -104,6 +105,16 @@ class Campaigns:
                 details=values,
             )
         return {"purpose": purpose, **values}
+
+    def caps(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's frequency caps by purpose (a purpose without a row has no cap)."""
+        with db.reader(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(mkt_caps).where(mkt_caps.c.tenant_id == tenant_id).order_by(mkt_caps.c.purpose)
+            ).all()
+        return [
+            {"purpose": r.purpose, "max_sends": r.max_sends, "window_hours": r.window_hours} for r in rows
+        ]
 
     # -- campaigns -----------------------------------------------------------------------------
     def create(
@@ -203,6 +214,16 @@ class Campaigns:
                 conn, tenant_id, [mkt_sends.c.campaign_id == campaign_id], mkt_sends.c.variant
             )
         return {"campaign_id": campaign_id, "variants": {str(k): v for k, v in counts.items()}}
+
+    def stats_csv(self, tenant_id: str, campaign_id: str) -> Iterator[str]:
+        """``stats`` as RFC 4180 CSV: one row per variant (404 before the first line)."""
+        variants = self.stats(tenant_id, campaign_id)["variants"]
+        return iter(
+            [
+                csv_line(["variant", *analytics.METRICS]),
+                *(csv_line([name, *(str(v[m]) for m in analytics.METRICS)]) for name, v in variants.items()),
+            ]
+        )
 
     def recent(self, tenant_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The newest campaigns with what happened to their sends (the console's table)."""

@@ -1,7 +1,11 @@
 """``sealmail marketing …``: attributes, contact import/export, consent, campaigns, journeys.
 
-Commands go through the same services as the API, with actor ``cli``; the CLI is an
-operator's tool on the server, so it sees every PHI class (as an ``admin`` key does).
+Commands go through the same services as the API, with actor ``cli``, so they are audited
+as the API's are; the CLI is an operator's tool on the server, so it may use every PHI class
+(as an ``admin`` key does).  ``contacts show`` prints clinical and sensitive values only
+with ``--reveal``, which is audited.  The groups live beside this module: ``cli_audience``
+(contacts, consent history, authorizations, segments, lists), ``cli_sends`` (campaigns,
+caps, conversions) and ``cli_journeys``; ``cli_common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -11,22 +15,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sealmail.cli_support import SessionOpener, write_lines
+from sealmail.cli_support import write_lines
 from sealmail.errors import SealmailError
-from sealmail.marketing import imports
+from sealmail.marketing import cli_audience, cli_journeys, cli_sends, imports
 from sealmail.marketing.attributes import ALL_CLASSES
 from sealmail.marketing.campaign_runs import Transition
-from sealmail.marketing.service import Marketing
+from sealmail.marketing.cli_common import TenantOpt, out, session
+
+__all__ = ["marketing_app", "session"]
 
 marketing_app = typer.Typer(
-    no_args_is_help=True, help="Secure marketing: contacts, consent, segments, campaigns."
+    no_args_is_help=True, help="Secure marketing: contacts, consent, segments, campaigns, journeys."
 )
-out = Console(highlight=False)
-session: SessionOpener[Marketing] = SessionOpener("marketing")
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 
 
 @marketing_app.command("define")
@@ -121,6 +123,10 @@ def consent_cmd(
         out.print(json.dumps(state["consents"]))
 
 
+marketing_app.command("consent-history")(cli_audience.consent_history_cmd)
+marketing_app.command("authorize")(cli_audience.authorize_cmd)
+
+
 @marketing_app.command("run-journeys")
 def run_journeys_cmd(
     worker: Annotated[str, typer.Option(help="A name for the lease owner.")] = "cli",
@@ -175,3 +181,14 @@ def expand_cmd(
         queued = mk.runs.expand_due(worker)
         settled = mk.runs.settle()
         out.print(f"{queued} messages queued, {settled} campaigns sent")
+
+
+marketing_app.add_typer(cli_audience.contacts_app, name="contacts")
+marketing_app.add_typer(cli_audience.segments_app, name="segments")
+marketing_app.add_typer(cli_audience.lists_app, name="lists")
+marketing_app.add_typer(cli_sends.campaigns_app, name="campaigns")
+marketing_app.add_typer(cli_sends.caps_app, name="caps")
+marketing_app.add_typer(cli_sends.conversions_app, name="conversions")
+marketing_app.add_typer(cli_journeys.journeys_app, name="journeys")
+marketing_app.command("consent-history")(cli_audience.consent_history_cmd)
+marketing_app.command("authorize")(cli_audience.authorize_cmd)

@@ -394,6 +394,30 @@ class Contacts:
                 raise NotFound(f"no contact {contact_id!r}")
             return self._render(row, attrs.load(conn, tenant_id), classes)
 
+    def reveal(self, tenant_id: str, contact_id: str, *, actor: str) -> dict[str, Any]:
+        """One contact with every PHI class, sealed values opened; audited with the classes
+        and attribute names shown (never a value), before anything is returned."""
+        with db.write(self.engine) as conn:
+            row = conn.execute(
+                sa.select(ct).where(ct.c.tenant_id == tenant_id, ct.c.id == contact_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no contact {contact_id!r}")
+            defs = attrs.load(conn, tenant_id)
+            shown = self._render(row, defs, attrs.ALL_CLASSES)
+            audit.append(
+                conn,
+                action=AuditAction.MKT_CONTACT_REVEALED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=contact_id,
+                details={
+                    "phi_classes": sorted({str(defs[n].phi_class) for n in shown["attributes"] if n in defs}),
+                    "attributes": sorted(shown["attributes"]),
+                },
+            )
+        return shown
+
     def find(self, tenant_id: str, email: str) -> str | None:
         with db.reader(self.engine) as conn:
             return conn.execute(

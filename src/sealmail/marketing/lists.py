@@ -93,6 +93,28 @@ class Lists:
             )
         return {"id": lid, "name": name, "added": len(joined), "joined": joined}
 
+    def remove(self, tenant_id: str, name: str, contact_ids: list[str], actor: str) -> dict[str, Any]:
+        """Take contacts out of a list (ids that are not members, or not this tenant's, are
+        left alone); journeys they entered by joining go on."""
+        if len(contact_ids) > MAX_ADD:
+            raise ValidationFailed([{"field": "contact_ids", "message": f"at most {MAX_ADD} at a time"}])
+        with db.write(self.engine) as conn:
+            lid = list_id(conn, tenant_id, name)
+            removed = conn.execute(
+                sa.delete(lm).where(
+                    lm.c.list_id == lid, lm.c.tenant_id == tenant_id, lm.c.contact_id.in_(contact_ids)
+                )
+            ).rowcount
+            audit.append(
+                conn,
+                action=AuditAction.MKT_LIST_MEMBERS_REMOVED,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=lid,
+                details={"removed": removed},
+            )
+        return {"id": lid, "name": name, "removed": removed}
+
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
         count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()
         with db.reader(self.engine) as conn:
