@@ -18,10 +18,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sealmail.cli_support import write_lines
-from sealmail.errors import SealmailError
 from sealmail.marketing import cli_audience, cli_journeys, cli_sends, imports
 from sealmail.marketing.attributes import ALL_CLASSES
-from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.cli_common import TenantOpt, out, session
 
 __all__ = ["marketing_app", "session"]
@@ -139,36 +137,9 @@ def run_journeys_cmd(
         out.print(f"{enrolled} enrolled by date, {ran} steps run")
 
 
-CampaignArg = Annotated[str, typer.Argument(help="The campaign id (cmp_…).")]
-
-
-def _transition(tenant: str | None, change: str, campaign_id: str) -> None:
-    with session(tenant) as (mk, tenant_id):
-        act = {"pause": mk.runs.pause, "resume": mk.runs.resume, "cancel": mk.runs.cancel}[change]
-        try:
-            t: Transition = act(tenant_id, campaign_id, "cli")
-        except SealmailError as exc:
-            out.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
-        out.print(f"campaign {t.campaign_id}: {t.before} -> {t.after}")
-
-
-@marketing_app.command("pause")
-def pause_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Pause a starting or sending campaign (its queued messages wait)."""
-    _transition(tenant, "pause", campaign_id)
-
-
-@marketing_app.command("resume")
-def resume_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Resume a paused campaign where it stopped."""
-    _transition(tenant, "resume", campaign_id)
-
-
-@marketing_app.command("cancel")
-def cancel_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Cancel a campaign: nothing more is queued, nothing still queued is sent."""
-    _transition(tenant, "cancel", campaign_id)
+marketing_app.command("pause")(cli_sends.pause_cmd)
+marketing_app.command("resume")(cli_sends.resume_cmd)
+marketing_app.command("cancel")(cli_sends.cancel_cmd)
 
 
 @marketing_app.command("expand")

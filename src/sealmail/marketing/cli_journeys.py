@@ -122,8 +122,10 @@ def journey_event_cmd(
     as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """Send an event for a contact: enrols it in the journeys the event triggers (once per
-    key) and ends its wait-until steps waiting for it."""
+    """Send an event for a contact (enrols it; wakes its wait-until steps).
+
+    The contact enters the journeys the event triggers (once per key), and its wait-until
+    steps waiting for this event end."""
     body = checked(JourneyEventIn, {"event": event, "email": email, "key": key}, "event")
     with opened(tenant, "import or save the contact first") as (mk, tenant_id):
         got = mk.journeys.event(tenant_id, body.event, body.email, body.key, actor=ACTOR)
@@ -143,7 +145,9 @@ def journey_stats_cmd(
     as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """Per node: enrollments there now, sends by state, deliveries, bounces, complaints,
+    """Per node figures as tables, JSON or CSV.
+
+    Enrollments at each node now, sends by state, deliveries, bounces, complaints,
     unsubscribes, conversions, and human opens and clicks (machine events excluded)."""
     if output is not None and not csv:
         fail("--output writes CSV: add --csv")

@@ -17,8 +17,10 @@ import typer
 from rich.table import Table
 
 from sealmail.cli_support import write_lines
+from sealmail.errors import SealmailError
 from sealmail.marketing.analytics import METRICS
 from sealmail.marketing.attributes import ALL_CLASSES
+from sealmail.marketing.campaign_runs import Transition
 from sealmail.marketing.cli_common import (
     ACTOR,
     JsonOpt,
@@ -34,6 +36,7 @@ from sealmail.marketing.cli_common import (
     print_json,
     progress,
     read_json,
+    session,
 )
 from sealmail.marketing.schemas import CampaignIn, CapIn, ConversionIn
 from sealmail.marketing.service import Marketing
@@ -131,7 +134,8 @@ def _show(c: dict[str, Any]) -> None:
 
 @campaigns_app.command("checks")
 def campaign_checks_cmd(campaign_id: CampaignArg, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
-    """The pre-send compliance checks the campaign fails now (exit 1 when any fails):
+    """The pre-send compliance checks the campaign fails now (exit 1 when any fails).
+
     DKIM-aligned sender domain, postal address and unsubscribe in marketing and
     fundraising bodies, no tracking on the phi stream."""
     with opened(tenant, CAMPAIGN_HINT) as (mk, tenant_id):
@@ -150,8 +154,10 @@ def campaign_checks_cmd(campaign_id: CampaignArg, as_json: JsonOpt = False, tena
 
 
 def campaign_send_cmd(campaign_id: CampaignArg, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
-    """Start a draft: checks run now (exit 2 naming each failure); a worker then queues
-    one message per member, each re-checked (consent, caps, quiet hours) at its claim."""
+    """Start a draft (alias: start); the pre-send checks run now.
+
+    A failed check exits 2 naming each failure.  A worker (or `expand`) then queues one
+    message per member, each re-checked (consent, caps, quiet hours) at its claim."""
     with opened(tenant, CAMPAIGN_HINT) as (mk, tenant_id):
         got = mk.campaigns.send(operator(tenant_id), campaign_id, allowed=ALL_CLASSES)
     if as_json:
@@ -164,6 +170,36 @@ campaigns_app.command("send")(campaign_send_cmd)
 campaigns_app.command("start", hidden=True)(campaign_send_cmd)
 
 
+def _transition(tenant: str | None, change: str, campaign_id: str) -> None:
+    with session(tenant) as (mk, tenant_id):
+        act = {"pause": mk.runs.pause, "resume": mk.runs.resume, "cancel": mk.runs.cancel}[change]
+        try:
+            t: Transition = act(tenant_id, campaign_id, ACTOR)
+        except SealmailError as exc:
+            out.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        out.print(f"campaign {t.campaign_id}: {t.before} -> {t.after}")
+
+
+# Also ``sealmail marketing pause|resume|cancel`` (where they were first).
+@campaigns_app.command("pause")
+def pause_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Pause a starting or sending campaign (its queued messages wait)."""
+    _transition(tenant, "pause", campaign_id)
+
+
+@campaigns_app.command("resume")
+def resume_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Resume a paused campaign where it stopped."""
+    _transition(tenant, "resume", campaign_id)
+
+
+@campaigns_app.command("cancel")
+def cancel_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
+    """Cancel a campaign: nothing more is queued, nothing still queued is sent."""
+    _transition(tenant, "cancel", campaign_id)
+
+
 @campaigns_app.command("stats")
 def campaign_stats_cmd(
     campaign_id: CampaignArg,
@@ -172,8 +208,10 @@ def campaign_stats_cmd(
     as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """Per variant: sends by state, deliveries, bounces, complaints, unsubscribes,
-    conversions and human opens and clicks (machine events excluded)."""
+    """Per variant figures as a table, JSON or CSV.
+
+    Sends by state, deliveries, bounces, complaints, unsubscribes, conversions and human
+    opens and clicks (machine events excluded)."""
     if output is not None and not csv:
         fail("--output writes CSV: add --csv")
     with opened(tenant, CAMPAIGN_HINT) as (mk, tenant_id):
@@ -204,7 +242,8 @@ def campaign_audience_cmd(
     as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """The audience snapshot: each send's contact, variant, why it matched, and its state.
+    """The audience snapshot: each send's contact, variant, why it matched, its state.
+
     --csv writes all of it (with a progress bar); a table or JSON shows one page."""
     if output is not None and not csv:
         fail("--output writes CSV: add --csv")

@@ -229,6 +229,8 @@ def test_a_campaign_from_json_to_audience_snapshot_stats_csv_and_a_conversion(
     assert cli.json("campaigns", "send", cid)["status"] == "starting"
     assert "campaigns are sent once" in cli.refused("campaigns", "start", cid)
     assert "2 messages queued" in cli.ok("expand").output
+    assert "sending -> paused" in cli.ok("campaigns", "pause", cid).output
+    assert "paused -> sending" in cli.ok("campaigns", "resume", cid).output
     shown = cli.ok("campaigns", "show", cid).output
     assert "Flu shots" in shown and "note v1" in shown
     page = cli.json("campaigns", "audience", cid)
