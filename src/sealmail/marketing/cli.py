@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sealmail.cli_support import write_lines
 from sealmail.marketing import cli_audience, cli_journeys, cli_sends, imports
 from sealmail.marketing.attributes import ALL_CLASSES
-from sealmail.marketing.cli_common import TenantOpt, out, session
+from sealmail.marketing.cli_common import TenantOpt, contact_id, opened, out, session
 
 __all__ = ["marketing_app", "session"]
 
@@ -95,7 +95,7 @@ def export_cmd(
 
 @marketing_app.command("consent")
 def consent_cmd(
-    email: str,
+    email: Annotated[str, typer.Argument(help="The contact's email or id (ctc_…).")],
     purpose: Annotated[str, typer.Option(help="treatment, operations, marketing or fundraising.")],
     action: Annotated[str, typer.Option(help="grant or revoke.")],
     channel: Annotated[str, typer.Option()] = "email",
@@ -103,14 +103,10 @@ def consent_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Append a grant or revoke to a contact's consent ledger."""
-    with session(tenant) as (mk, tenant_id):
-        contact_id = mk.contacts.find(tenant_id, email)
-        if contact_id is None:
-            out.print("[red]error:[/red] no contact with that email")
-            raise typer.Exit(2)
+    with opened(tenant) as (mk, tenant_id):
         state = mk.consent.change(
             tenant_id,
-            contact_id,
+            contact_id(mk, tenant_id, email),
             purpose=purpose,
             channel=channel,
             action=action,

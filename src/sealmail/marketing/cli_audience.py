@@ -27,11 +27,13 @@ from sealmail.marketing.cli_common import (
     opened,
     out,
     print_json,
+    progress,
     read_json,
     rule_input,
 )
 from sealmail.marketing.lists import MAX_ADD
 from sealmail.marketing.schemas import AuthorizationIn, ListIn, RulePreviewIn, SegmentIn
+from sealmail.marketing.service import Marketing
 
 contacts_app = typer.Typer(no_args_is_help=True, help="Look at one contact.")
 segments_app = typer.Typer(no_args_is_help=True, help="Typed segment rules: save, list, count, preview.")
@@ -235,11 +237,14 @@ def segment_preview_cmd(
 
 # -- lists -------------------------------------------------------------------------------------
 @lists_app.command("create")
-def list_create_cmd(name: str, tenant: TenantOpt = None) -> None:
+def list_create_cmd(name: str, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
     """Create an empty list."""
     body = checked(ListIn, {"name": name}, "list name")
     with opened(tenant) as (mk, tenant_id):
         made = mk.lists.create(tenant_id, body.name, ACTOR)
+    if as_json:
+        print_json(made)
+        return
     out.print(f"list {made['name']} created ({made['id']})")
 
 
@@ -265,6 +270,19 @@ FromFileOpt = Annotated[
 ]
 
 
+def _resolve(mk: Marketing, tenant_id: str, refs: list[str]) -> list[str]:
+    """Each email or id as a contact id of this tenant (exit 2 naming the first unknown)."""
+    if len(refs) < 1000:
+        return [contact_id(mk, tenant_id, r) for r in refs]
+    ids = []
+    with progress("finding contacts") as bar:
+        task = bar.add_task("contacts", total=len(refs))
+        for r in refs:
+            ids.append(contact_id(mk, tenant_id, r))
+            bar.advance(task)
+    return ids
+
+
 def _refs(contacts: list[str] | None, from_file: Path | None) -> list[str]:
     refs = list(contacts or [])
     if from_file is not None:
@@ -286,7 +304,7 @@ def list_add_cmd(
     """Add contacts to a list; they enter the journeys triggered by joining it."""
     refs = _refs(contacts, from_file)
     with opened(tenant, LIST_HINT) as (mk, tenant_id):
-        ids = [contact_id(mk, tenant_id, r) for r in refs]
+        ids = _resolve(mk, tenant_id, refs)
         added = mk.lists.add(tenant_id, name, ids, ACTOR)
         enrolled = mk.journeys.list_joined(tenant_id, name, added["joined"], actor=ACTOR)
     out.print(
@@ -301,6 +319,6 @@ def list_remove_cmd(
     """Take contacts out of a list."""
     refs = _refs(contacts, from_file)
     with opened(tenant, LIST_HINT) as (mk, tenant_id):
-        ids = [contact_id(mk, tenant_id, r) for r in refs]
+        ids = _resolve(mk, tenant_id, refs)
         removed = mk.lists.remove(tenant_id, name, ids, ACTOR)
     out.print(f"{removed['removed']} removed from {name}")

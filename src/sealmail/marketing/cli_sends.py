@@ -317,12 +317,16 @@ def caps_set_cmd(
     purpose: Annotated[str, typer.Argument(help="treatment, operations, marketing or fundraising.")],
     max_sends: Annotated[int, typer.Option(help="At most this many messages per contact…")],
     window_hours: Annotated[int, typer.Option(help="…in this many hours.")],
+    as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
     """Cap the messages of a purpose per contact in a window (checked at every claim)."""
     body = checked(CapIn, {"max_sends": max_sends, "window_hours": window_hours}, "cap")
     with opened(tenant) as (mk, tenant_id):
         cap = mk.campaigns.set_cap(tenant_id, purpose, body.max_sends, body.window_hours, ACTOR)
+    if as_json:
+        print_json(cap)
+        return
     out.print(f"{cap['purpose']}: at most {cap['max_sends']} per contact in {cap['window_hours']} h")
 
 

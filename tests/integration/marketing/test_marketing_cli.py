@@ -429,3 +429,25 @@ def test_another_tenants_ids_are_not_found_and_nothing_of_theirs_leaks(
     # Their own campaign id is still ours only: the owner sees it unchanged.
     assert cli.json("campaigns", "show", cid)["status"] == "draft"
     assert cli.json("lists", "list")[0]["members"] == 1
+
+
+def test_a_large_list_add_shows_progress_and_consent_takes_an_id(
+    cli: Cli, client: TestClient, declared: Keys, people: dict[str, str], tmp_path: Path
+) -> None:
+    rows = [{"email": f"p{i:04d}@example.net"} for i in range(1200)]
+    r = client.post("/v1/marketing/contacts/batch", json={"contacts": rows}, headers=declared.admin)
+    assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+    made = cli.json("lists", "create", "everyone")
+    assert (made["name"], made["members"]) == ("everyone", 0)
+    names = tmp_path / "everyone.txt"
+    names.write_text("".join(f"{row['email']}\n" for row in rows))
+    added = cli.ok("lists", "add", "everyone", "--from-file", str(names))
+    assert "1200 added to everyone" in added.stdout and "finding contacts" in added.stderr
+    too_many = tmp_path / "too-many.txt"
+    too_many.write_text("".join(f"x{i}@example.net\n" for i in range(10_001)))
+    assert "at most 10000" in cli.refused("lists", "add", "everyone", "--from-file", str(too_many))
+    granted = cli.ok("consent", people["bob"], "--purpose", "marketing", "--action", "grant").output
+    assert '"state": "granted"' in granted
+    assert "no contact" in cli.refused("consent", "ctc_nope", "--purpose", "marketing", "--action", "grant")
+    assert "action" in cli.refused("consent", people["bob"], "--purpose", "marketing", "--action", "maybe")
+    assert cli.json("caps", "set", "treatment", "--max-sends", "3", "--window-hours", "24")["max_sends"] == 3
