@@ -162,6 +162,7 @@ class AuditAction(enum.StrEnum):
     # secure marketing (issue 16): contacts, consent, segments, campaigns, journeys
     MKT_ATTRIBUTE_DEFINED = "mkt_attribute:defined"
     MKT_CONTACT_SAVED = "mkt_contact:saved"
+    MKT_CONTACT_REVEALED = "mkt_contact:revealed"  # an operator shown clinical/sensitive values
     MKT_CONTACTS_IMPORTED = "mkt_contacts:imported"
     MKT_CONTACTS_EXPORTED = "mkt_contacts:exported"
     MKT_LIST_CREATED = "mkt_list:created"

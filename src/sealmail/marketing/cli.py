@@ -1,7 +1,11 @@
 """``sealmail marketing …``: attributes, contact import/export, consent, campaigns, journeys.
 
-Commands go through the same services as the API, with actor ``cli``; the CLI is an
-operator's tool on the server, so it sees every PHI class (as an ``admin`` key does).
+Commands go through the same services as the API, with actor ``cli``, so they are audited
+as the API's are; the CLI is an operator's tool on the server, so it may use every PHI class
+(as an ``admin`` key does).  ``contacts show`` prints clinical and sensitive values only
+with ``--reveal``, which is audited.  The groups live beside this module: ``cli_audience``
+(contacts, consent history, authorizations, segments, lists), ``cli_sends`` (campaigns,
+caps, conversions) and ``cli_journeys``; ``cli_common`` holds what they share.
 """
 
 from __future__ import annotations
@@ -11,22 +15,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sealmail.cli_support import SessionOpener, write_lines
-from sealmail.errors import SealmailError
-from sealmail.marketing import imports
+from sealmail.cli_support import write_lines
+from sealmail.marketing import cli_audience, cli_journeys, cli_sends, imports
 from sealmail.marketing.attributes import ALL_CLASSES
-from sealmail.marketing.campaign_runs import Transition
-from sealmail.marketing.service import Marketing
+from sealmail.marketing.cli_common import TenantOpt, contact_id, opened, out, session
+
+__all__ = ["marketing_app", "session"]
 
 marketing_app = typer.Typer(
-    no_args_is_help=True, help="Secure marketing: contacts, consent, segments, campaigns."
+    no_args_is_help=True, help="Secure marketing: contacts, consent, segments, campaigns, journeys."
 )
-out = Console(highlight=False)
-session: SessionOpener[Marketing] = SessionOpener("marketing")
-TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 
 
 @marketing_app.command("define")
@@ -95,7 +95,7 @@ def export_cmd(
 
 @marketing_app.command("consent")
 def consent_cmd(
-    email: str,
+    email: Annotated[str, typer.Argument(help="The contact's email or id (ctc_…).")],
     purpose: Annotated[str, typer.Option(help="treatment, operations, marketing or fundraising.")],
     action: Annotated[str, typer.Option(help="grant or revoke.")],
     channel: Annotated[str, typer.Option()] = "email",
@@ -103,14 +103,10 @@ def consent_cmd(
     tenant: TenantOpt = None,
 ) -> None:
     """Append a grant or revoke to a contact's consent ledger."""
-    with session(tenant) as (mk, tenant_id):
-        contact_id = mk.contacts.find(tenant_id, email)
-        if contact_id is None:
-            out.print("[red]error:[/red] no contact with that email")
-            raise typer.Exit(2)
+    with opened(tenant) as (mk, tenant_id):
         state = mk.consent.change(
             tenant_id,
-            contact_id,
+            contact_id(mk, tenant_id, email),
             purpose=purpose,
             channel=channel,
             action=action,
@@ -119,6 +115,10 @@ def consent_cmd(
             evidence=evidence,
         )
         out.print(json.dumps(state["consents"]))
+
+
+marketing_app.command("consent-history")(cli_audience.consent_history_cmd)
+marketing_app.command("authorize")(cli_audience.authorize_cmd)
 
 
 @marketing_app.command("run-journeys")
@@ -133,36 +133,9 @@ def run_journeys_cmd(
         out.print(f"{enrolled} enrolled by date, {ran} steps run")
 
 
-CampaignArg = Annotated[str, typer.Argument(help="The campaign id (cmp_…).")]
-
-
-def _transition(tenant: str | None, change: str, campaign_id: str) -> None:
-    with session(tenant) as (mk, tenant_id):
-        act = {"pause": mk.runs.pause, "resume": mk.runs.resume, "cancel": mk.runs.cancel}[change]
-        try:
-            t: Transition = act(tenant_id, campaign_id, "cli")
-        except SealmailError as exc:
-            out.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
-        out.print(f"campaign {t.campaign_id}: {t.before} -> {t.after}")
-
-
-@marketing_app.command("pause")
-def pause_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Pause a starting or sending campaign (its queued messages wait)."""
-    _transition(tenant, "pause", campaign_id)
-
-
-@marketing_app.command("resume")
-def resume_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Resume a paused campaign where it stopped."""
-    _transition(tenant, "resume", campaign_id)
-
-
-@marketing_app.command("cancel")
-def cancel_cmd(campaign_id: CampaignArg, tenant: TenantOpt = None) -> None:
-    """Cancel a campaign: nothing more is queued, nothing still queued is sent."""
-    _transition(tenant, "cancel", campaign_id)
+marketing_app.command("pause")(cli_sends.pause_cmd)
+marketing_app.command("resume")(cli_sends.resume_cmd)
+marketing_app.command("cancel")(cli_sends.cancel_cmd)
 
 
 @marketing_app.command("expand")
@@ -177,85 +150,12 @@ def expand_cmd(
         out.print(f"{queued} messages queued, {settled} campaigns sent")
 
 
-@marketing_app.command("campaigns")
-def campaigns_cmd(
-    limit: Annotated[int, typer.Option(min=1, max=200, help="How many, newest first.")] = 50,
-    cursor: Annotated[str, typer.Option(help="The last id of the previous page.")] = "",
-    tenant: TenantOpt = None,
-) -> None:
-    """List campaigns, newest first: id, status, purpose, audience, sent, name."""
-    with session(tenant) as (mk, tenant_id):
-        page = mk.campaigns.page(tenant_id, limit, cursor[:40])
-        for c in page["data"]:
-            audience = "" if c["audience"] is None else c["audience"]
-            out.print(
-                f"{c['id']}  {c['status']:<9} {c['purpose']:<11} {audience!s:>7} {c['sent']:>7}  {c['name']}"
-            )
-        if page["next_cursor"]:
-            out.print(f"more: --cursor {page['next_cursor']}")
-
-
-@marketing_app.command("campaign-stats")
-def campaign_stats_cmd(
-    campaign_id: CampaignArg,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
-    ] = None,
-    tenant: TenantOpt = None,
-) -> None:
-    """A campaign's figures per variant as CSV (human opens and clicks only)."""
-    with session(tenant) as (mk, tenant_id):
-        try:
-            lines = mk.campaigns.stats_csv(tenant_id, campaign_id)
-        except SealmailError as exc:
-            out.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
-        if write_lines(iter(lines), output):
-            out.print(f"written to {output}")
-
-
-@marketing_app.command("cap")
-def cap_cmd(
-    purpose: Annotated[str | None, typer.Argument(help="Set this purpose's cap; omit to list them.")] = None,
-    max_sends: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
-    window_hours: Annotated[int, typer.Option(min=1, max=24 * 90)] = 24,
-    tenant: TenantOpt = None,
-) -> None:
-    """Frequency caps per purpose: list them, or set one (``cap marketing --max-sends 2``)."""
-    with session(tenant) as (mk, tenant_id):
-        if purpose is not None:
-            if max_sends is None:
-                out.print("[red]error:[/red] give --max-sends")
-                raise typer.Exit(2)
-            try:
-                mk.campaigns.set_cap(tenant_id, purpose, max_sends, window_hours, "cli")
-            except SealmailError as exc:
-                out.print(f"[red]error:[/red] {exc.detail}")
-                raise typer.Exit(2) from exc
-        for c in mk.campaigns.caps(tenant_id):
-            cap = "no cap" if c["max_sends"] is None else f"{c['max_sends']} per {c['window_hours']} h"
-            out.print(f"{c['purpose']:<11} {cap}")
-
-
-def _journey_switch(tenant: str | None, journey_id: str, active: bool) -> None:
-    with session(tenant) as (mk, tenant_id):
-        try:
-            j = mk.journeys.set_active(tenant_id, journey_id, active, actor="cli")
-        except SealmailError as exc:
-            out.print(f"[red]error:[/red] {exc.detail}")
-            raise typer.Exit(1) from exc
-        out.print(
-            f"journey {j['name']} version {j['version']}: {'enrolling' if j['active'] else 'not enrolling'}"
-        )
-
-
-@marketing_app.command("journey-activate")
-def journey_activate_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
-    """Enrol on this journey version (the name's other versions stop enrolling)."""
-    _journey_switch(tenant, journey_id, True)
-
-
-@marketing_app.command("journey-deactivate")
-def journey_deactivate_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
-    """Stop enrolling on this journey version (enrollments already made go on)."""
-    _journey_switch(tenant, journey_id, False)
+marketing_app.add_typer(cli_audience.contacts_app, name="contacts")
+marketing_app.add_typer(cli_audience.segments_app, name="segments")
+marketing_app.add_typer(cli_audience.lists_app, name="lists")
+marketing_app.add_typer(cli_sends.campaigns_app, name="campaigns")
+marketing_app.add_typer(cli_sends.caps_app, name="caps")
+marketing_app.add_typer(cli_sends.conversions_app, name="conversions")
+marketing_app.add_typer(cli_journeys.journeys_app, name="journeys")
+marketing_app.command("consent-history")(cli_audience.consent_history_cmd)
+marketing_app.command("authorize")(cli_audience.authorize_cmd)

@@ -432,6 +432,18 @@ class Contacts:
                 raise NotFound(f"no contact {contact_id!r}")
             return self._render(row, attrs.load(conn, tenant_id), classes)
 
+    def reveal(self, tenant_id: str, contact_id: str, *, actor: str) -> dict[str, Any]:
+        """``get`` with every PHI class, sealed values opened; audited with the classes and
+        attribute names shown (never a value) before it is returned."""
+        shown = self.get(tenant_id, contact_id, attrs.ALL_CLASSES)
+        names = sorted(shown["attributes"])
+        with db.write(self.engine) as conn:
+            defs = attrs.load(conn, tenant_id)
+            details = {"phi_classes": sorted({str(defs[n].phi_class) for n in names}), "attributes": names}
+            audit.append(conn, action=AuditAction.MKT_CONTACT_REVEALED, actor=actor, tenant_id=tenant_id,
+                         target=contact_id, details=details)  # fmt: skip
+        return shown
+
     def find(self, tenant_id: str, email: str) -> str | None:
         with db.reader(self.engine) as conn:
             return conn.execute(

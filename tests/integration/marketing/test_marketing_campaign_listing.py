@@ -138,19 +138,21 @@ def test_the_cli_lists_campaigns_writes_their_stats_sets_caps_and_switches_journ
     def run(*args: str) -> Any:
         return runner.invoke(sealmail_cli, ["marketing", *args], env=env)
 
-    listed = run("campaigns")
+    listed = run("campaigns", "list")
     assert listed.exit_code == 0 and cid in listed.output and "draft" in listed.output, listed.output
-    stats = run("campaign-stats", cid)
+    stats = run("campaigns", "stats", cid, "--csv")
     assert stats.exit_code == 0 and stats.output.startswith("variant,queued,sent"), stats.output
-    assert run("campaign-stats", "cmp_nope").exit_code == 1
-    capped = run("cap", "marketing", "--max-sends", "2", "--window-hours", "48")
-    assert capped.exit_code == 0 and "marketing   2 per 48 h" in capped.output, capped.output
-    assert run("cap", "spam", "--max-sends", "2").exit_code == 2
-    assert "no cap" in run("cap").output
-    off = run("journey-deactivate", jid)
+    assert run("campaigns", "stats", "cmp_nope", "--csv").exit_code == 2
+    capped = run("caps", "set", "marketing", "--max-sends", "2", "--window-hours", "48")
+    assert capped.exit_code == 0 and "marketing: at most 2 per contact in 48 h" in capped.output, (
+        capped.output
+    )
+    assert run("caps", "set", "spam", "--max-sends", "2", "--window-hours", "1").exit_code == 2
+    assert "no cap" in run("caps", "show").output
+    off = run("journeys", "deactivate", jid)
     assert off.exit_code == 0 and "not enrolling" in off.output, off.output
-    assert "welcome version 1: enrolling" in run("journey-activate", jid).output
-    assert run("journey-activate", "jny_nope").exit_code == 1
+    assert "welcome version 1: enrolling" in run("journeys", "activate", jid).output
+    assert run("journeys", "activate", "jny_nope").exit_code == 2
 
 
 def test_the_client_lists_campaigns_reads_their_csv_and_caps_and_switches_journeys(
