@@ -447,21 +447,53 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
 
         return await run_in_threadpool(save)
 
+    def steps_page(
+        request: Request, who: Session, jid: str, status: int = 200, problems: Any = ()
+    ) -> Response:
+        j = mk.journeys.get(who.tenant_id, jid)
+        steps = [(i, *next(iter(s.items()))) for i, s in enumerate(j["definition"].get("steps", []))]
+        return kit.page(
+            request, "mkt_journey_steps.html", who, COMPOSE, title=f"Journey {sb.inert(j['name'])}", j=j,
+            steps=[(i, kind, sb.pretty(body, None)) for i, kind, body in steps],
+            trigger=sb.pretty(j["definition"].get("trigger"), None), problems=list(problems),
+            status=status,
+        )  # fmt: skip
+
     @app.get("/marketing/journeys/{journey_id}/steps")
     def journey_steps(request: Request, journey_id: str) -> Response:
         who = kit.signed_in(request, VIEW)
         if isinstance(who, Response):
             return who
-        j = mk.journeys.get(who.tenant_id, journey_id[:40])
-        steps = [(i, *next(iter(s.items()))) for i, s in enumerate(j["definition"].get("steps", []))]
-        return kit.page(
-            request, "mkt_journey_steps.html", who, COMPOSE, title=f"Journey {sb.inert(j['name'])}", j=j,
-            steps=[(i, kind, sb.pretty(body, None)) for i, kind, body in steps],
-            trigger=sb.pretty(j["definition"].get("trigger"), None),
-        )  # fmt: skip
+        return steps_page(request, who, journey_id[:40])
 
     for change, active in (("activate", True), ("deactivate", False)):
         app.post(f"/marketing/journeys/{{journey_id}}/{change}")(_toggle(kit, mk, active))
+
+    @app.post("/marketing/journeys/{journey_id}/pause")
+    async def journey_pause(request: Request, journey_id: str) -> Response:
+        return await journey_sends(request, journey_id, "pause")
+
+    @app.post("/marketing/journeys/{journey_id}/resume")
+    async def journey_resume(request: Request, journey_id: str) -> Response:
+        return await journey_sends(request, journey_id, "resume")
+
+    async def journey_sends(request: Request, journey_id: str, change: str) -> Response:
+        """Pause or resume a journey's sends; a resume whose checks fail shows why (422)."""
+        acted = await kit.acting(request, COMPOSE)
+        if isinstance(acted, Response):
+            return acted
+        who, _ = acted
+        jid = journey_id[:40]
+        switch = mk.journeys.pause if change == "pause" else mk.journeys.resume
+        try:
+            await run_in_threadpool(lambda: switch(who.tenant_id, jid, who.actor))
+        except ValidationFailed as exc:
+            status, problems = 422, _problems(exc)
+        except Conflict as exc:
+            status, problems = 409, [exc.detail]
+        else:
+            return kit.redirect(request, f"/marketing/journeys/{jid}/steps")
+        return await run_in_threadpool(lambda: steps_page(request, who, jid, status, problems))
 
 
 def _toggle(kit: Kit, mk: Marketing, active: bool) -> Any:

@@ -108,6 +108,22 @@ def journey_deactivate_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
     _switch(tenant, journey_id, False)
 
 
+@journeys_app.command("pause")
+def journey_pause_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
+    """Hold a journey's sends: enrollments wait at their send steps, queued messages are deferred."""
+    with opened(tenant, JOURNEY_HINT) as (mk, tenant_id):
+        j = mk.journeys.pause(tenant_id, journey_id[:40], ACTOR)
+    out.print(f"journey {j['name']} version {j['version']}: sends paused")
+
+
+@journeys_app.command("resume")
+def journey_resume_cmd(journey_id: str, tenant: TenantOpt = None) -> None:
+    """Let a paused journey send again (its send steps must pass the pre-send checks)."""
+    with opened(tenant, JOURNEY_HINT) as (mk, tenant_id):
+        j = mk.journeys.resume(tenant_id, journey_id[:40], ACTOR)
+    out.print(f"journey {j['name']} version {j['version']}: sending")
+
+
 @journeys_app.command("show")
 def journey_show_cmd(
     journey: Annotated[str, typer.Argument(help="A journey id, or a name (newest version).")],

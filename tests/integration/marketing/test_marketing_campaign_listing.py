@@ -153,6 +153,10 @@ def test_the_cli_lists_campaigns_writes_their_stats_sets_caps_and_switches_journ
     assert off.exit_code == 0 and "not enrolling" in off.output, off.output
     assert "welcome version 1: enrolling" in run("journeys", "activate", jid).output
     assert run("journeys", "activate", "jny_nope").exit_code == 2
+    paused = run("journeys", "pause", jid)
+    assert paused.exit_code == 0 and "sends paused" in paused.output, paused.output
+    assert run("journeys", "pause", jid).exit_code == 2  # paused already: a conflict, said plainly
+    assert "sending" in run("journeys", "resume", jid).output
 
 
 def test_the_client_lists_campaigns_reads_their_csv_and_caps_and_switches_journeys(

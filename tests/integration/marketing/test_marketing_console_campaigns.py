@@ -324,6 +324,15 @@ def test_journeys_are_saved_from_json_viewed_and_switched_on_and_off(
     assert off.status_code == 303 and "Not enrolling" in sender.get(steps_path).text
     on = sender.post(f"{steps_path.removesuffix('/steps')}/activate", data={"csrf": csrf(steps)})
     assert on.status_code == 303 and "Enrolling new contacts" in sender.get(steps_path).text
+    # Sends paused and resumed from the page; a second pause is a conflict said in the page.
+    base = steps_path.removesuffix("/steps")
+    paused = sender.post(f"{base}/pause", data={"csrf": csrf(steps)})
+    assert paused.status_code == 303 and "Sends paused (user)" in sender.get(steps_path).text
+    twice = sender.post(f"{base}/pause", data={"csrf": csrf(steps)})
+    assert twice.status_code == 409 and "already paused" in twice.text
+    resumed = sender.post(f"{base}/resume", data={"csrf": csrf(steps)})
+    assert resumed.status_code == 303 and "Sending." in sender.get(steps_path).text
+    assert sender.post(f"{base}/pause", data={"csrf": "0" * 64}).status_code == 403
     # Validator errors land in the page; a bad jump, not JSON, not an object.
     trigger = {"type": "api_event", "event": "b"}
     city = {"attr": "city", "op": "exists"}
