@@ -116,6 +116,12 @@ def _blob_files(root: Path | None) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def data_tables(tables: Sequence[sa.Table]) -> list[sa.Table]:
+    """The tables that hold data: not the schema's own fixtures (``info["fixture"]``, such as
+    the key directory's change counter, which every migrated database has and keeps counting)."""
+    return [t for t in tables if not t.info.get("fixture")]
+
+
 def create(
     engine: Engine, tables: Sequence[sa.Table], path: Path, blob_root: Path | None = None
 ) -> BackupSummary:
@@ -131,7 +137,7 @@ def create(
         with conn.begin():
             head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)).first()
             last_at = conn.execute(sa.select(sa.func.max(audit_log.c.at))).scalar()
-            for table in tables:
+            for table in data_tables(tables):
                 name = f"tables/{table.name}.jsonl"
                 members[name], counts[table.name] = _write_member(archive, name, _rows(conn, table))
         blobs = _blob_files(blob_root)

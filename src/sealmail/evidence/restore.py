@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.errors import Conflict, InvalidRequest
-from sealmail.evidence.backup import BATCH, Manifest, decode, read_manifest
+from sealmail.evidence.backup import BATCH, Manifest, data_tables, decode, read_manifest
 from sealmail.store import db, migrate
 from sealmail.store.tables import audit_head
 
@@ -181,6 +181,7 @@ def restore(
                 f"the backup's schema revision {revision} is unknown to this Sealmail: "
                 "restore with the version that made it"
             ) from exc
+        tables = data_tables(tables)
         _check_empty(engine, tables)
         rows = 0
         with engine.begin() as conn:

@@ -338,6 +338,7 @@ keydir_generation = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("generation", sa.BigInteger, nullable=False),
     sa.CheckConstraint("id = 1", name="one_row"),
+    info={"fixture": True},  # not data: never backed up, restored or emptied by tests
 )
 
 # What discovery (WKD, keyserver) last found for an address, including "nothing"
