@@ -466,46 +466,33 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             return who
         return steps_page(request, who, journey_id[:40])
 
-    for change, active in (("activate", True), ("deactivate", False)):
-        app.post(f"/marketing/journeys/{{journey_id}}/{change}")(_toggle(kit, mk, active))
+    def switch(change: str) -> Any:
+        """A POST that activates, deactivates, pauses or resumes one journey version, then back
+        to it; a refused change (a resume whose checks fail, a second pause) shows why."""
 
-    @app.post("/marketing/journeys/{journey_id}/pause")
-    async def journey_pause(request: Request, journey_id: str) -> Response:
-        return await journey_sends(request, journey_id, "pause")
+        async def route(request: Request, journey_id: str) -> Response:
+            acted = await kit.acting(request, COMPOSE)
+            if isinstance(acted, Response):
+                return acted
+            who, _ = acted
+            jid, j = journey_id[:40], mk.journeys
+            done = {
+                "activate": lambda: j.set_active(who.tenant_id, jid, True, actor=who.actor),
+                "deactivate": lambda: j.set_active(who.tenant_id, jid, False, actor=who.actor),
+                "pause": lambda: j.pause(who.tenant_id, jid, who.actor),
+                "resume": lambda: j.resume(who.tenant_id, jid, who.actor),
+            }[change]
+            try:
+                await run_in_threadpool(done)
+            except ValidationFailed as exc:
+                status, problems = 422, _problems(exc)
+            except Conflict as exc:
+                status, problems = 409, [exc.detail]
+            else:
+                return kit.redirect(request, f"/marketing/journeys/{jid}/steps")
+            return await run_in_threadpool(lambda: steps_page(request, who, jid, status, problems))
 
-    @app.post("/marketing/journeys/{journey_id}/resume")
-    async def journey_resume(request: Request, journey_id: str) -> Response:
-        return await journey_sends(request, journey_id, "resume")
+        return route
 
-    async def journey_sends(request: Request, journey_id: str, change: str) -> Response:
-        """Pause or resume a journey's sends; a resume whose checks fail shows why (422)."""
-        acted = await kit.acting(request, COMPOSE)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        jid = journey_id[:40]
-        switch = mk.journeys.pause if change == "pause" else mk.journeys.resume
-        try:
-            await run_in_threadpool(lambda: switch(who.tenant_id, jid, who.actor))
-        except ValidationFailed as exc:
-            status, problems = 422, _problems(exc)
-        except Conflict as exc:
-            status, problems = 409, [exc.detail]
-        else:
-            return kit.redirect(request, f"/marketing/journeys/{jid}/steps")
-        return await run_in_threadpool(lambda: steps_page(request, who, jid, status, problems))
-
-
-def _toggle(kit: Kit, mk: Marketing, active: bool) -> Any:
-    """A POST that starts or stops enrolling on one journey version, then back to it."""
-
-    async def change(request: Request, journey_id: str) -> Response:
-        acted = await kit.acting(request, COMPOSE)
-        if isinstance(acted, Response):
-            return acted
-        who, _ = acted
-        jid = journey_id[:40]
-        await run_in_threadpool(lambda: mk.journeys.set_active(who.tenant_id, jid, active, actor=who.actor))
-        return kit.redirect(request, f"/marketing/journeys/{jid}/steps")
-
-    return change
+    for change in ("activate", "deactivate", "pause", "resume"):
+        app.post(f"/marketing/journeys/{{journey_id}}/{change}")(switch(change))
