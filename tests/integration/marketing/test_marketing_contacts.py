@@ -5,8 +5,11 @@ leave out what the key may not see, tenant isolation."""
 import csv
 import io
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
@@ -16,6 +19,8 @@ from typer.testing import CliRunner
 from sealmail.app import Services
 from sealmail.cli import app as sealmail_cli
 from sealmail.config import Settings
+from sealmail.marketing.contacts import PG_EXISTING
+from sealmail.marketing.imports import csv_rows
 from sealmail.marketing.tables import mkt_contacts
 from sealmail.store.tables import audit_log
 
@@ -329,3 +334,32 @@ def test_an_update_merges_over_the_stored_contact_exactly_as_given(
         "hiv_status"
     }
     assert all(after[e].updated_at > before[e].updated_at for e in after)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_upsert_lookup_probes_the_unique_index_even_before_statistics_exist(
+    services: Services, tenant: TenantFixture
+) -> None:
+    """A first import grows the table faster than autovacuum analyzes it; the lookup of
+    existing contacts must stay one unique-key probe per email, never a walk of the
+    tenant's rows (which made a 1 M import slow down to 800 rows/s)."""
+    lines = ["email,tz"] + [f"p{i}@example.net,UTC" for i in range(5000)]
+    report = services.marketing.importer.run(tenant.id, csv_rows(iter(lines)), actor="test")
+    assert report["created"] == 5000
+    emails = [f"p{i}@example.net" for i in range(0, 5000, 5)] + [f"new{i}@example.net" for i in range(1000)]
+    with services.engine.connect() as conn:
+        (plan,) = conn.execute(
+            sa.text(f"EXPLAIN (FORMAT JSON) {PG_EXISTING.text}"), {"t": tenant.id, "emails": emails}
+        ).one()
+        found = conn.execute(PG_EXISTING, {"t": tenant.id, "emails": emails}).all()
+    scans = [
+        (n["Node Type"], n.get("Index Name")) for n in _plan_nodes(plan[0]["Plan"]) if n.get("Relation Name")
+    ]
+    assert scans == [("Index Scan", "uq_mkt_contacts_tenant_email")], scans
+    assert sorted(r.email for r in found) == sorted(emails[:1000])
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
