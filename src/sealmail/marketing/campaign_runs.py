@@ -38,7 +38,7 @@ from sealmail.domain.marketing import Purpose
 from sealmail.errors import Conflict, NotFound, SealmailError
 from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
-from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, pick_variant, record_send
+from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, pick_variant, record_sends, send_row
 from sealmail.marketing.rules import Compiled as Where
 from sealmail.marketing.states import CANCELLABLE, PAUSABLE, RESUMABLE, CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
@@ -192,8 +192,18 @@ class CampaignRuns:
             )
             try:
                 with db.write(self.engine) as conn:
-                    record_send(
-                        conn, row.tenant_id, contact_id, message_id, snap, campaign_id=row.id, refused=refused
+                    record_sends(
+                        conn,
+                        [
+                            send_row(
+                                row.tenant_id,
+                                contact_id,
+                                message_id,
+                                snap,
+                                campaign_id=row.id,
+                                refused=refused,
+                            )
+                        ],
                     )
             except IntegrityError:
                 pass  # a concurrent expander (after a pause and resume) recorded it first

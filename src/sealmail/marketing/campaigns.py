@@ -479,8 +479,13 @@ class Snapshot:
     quiet_end: int
 
 
-def record_send(
-    conn: Connection,
+def record_sends(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """``mkt_sends`` rows (``send_row``) in one insert."""
+    if rows:
+        db.bulk_insert(conn, mkt_sends, rows)
+
+
+def send_row(
     tenant_id: str,
     contact_id: str,
     message_id: str,
@@ -491,25 +496,24 @@ def record_send(
     journey_id: str | None = None,
     step: int | None = None,
     refused: bool = False,
-) -> None:
-    conn.execute(
-        sa.insert(mkt_sends).values(
-            message_id=message_id,
-            tenant_id=tenant_id,
-            contact_id=contact_id,
-            campaign_id=campaign_id,
-            enrollment_id=enrollment_id,
-            journey_id=journey_id,
-            step=step,
-            purpose=s.purpose,
-            channel="email",
-            remunerated=s.remunerated,
-            variant=s.variant,
-            matched=s.matched,
-            quiet_start=s.quiet_start,
-            quiet_end=s.quiet_end,
-            state=SendState.SKIPPED if refused else SendState.QUEUED,
-            reason="suppressed" if refused else None,
-            created_at=datetime.now(UTC),
-        )
-    )
+) -> dict[str, Any]:
+    """One send's ``mkt_sends`` row: what the claim gate re-checks, and why it was sent."""
+    return {
+        "message_id": message_id,
+        "tenant_id": tenant_id,
+        "contact_id": contact_id,
+        "campaign_id": campaign_id,
+        "enrollment_id": enrollment_id,
+        "journey_id": journey_id,
+        "step": step,
+        "purpose": s.purpose,
+        "channel": "email",
+        "remunerated": s.remunerated,
+        "variant": s.variant,
+        "matched": s.matched,
+        "quiet_start": s.quiet_start,
+        "quiet_end": s.quiet_end,
+        "state": str(SendState.SKIPPED if refused else SendState.QUEUED),
+        "reason": "suppressed" if refused else None,
+        "created_at": datetime.now(UTC),
+    }

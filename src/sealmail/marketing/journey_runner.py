@@ -77,11 +77,18 @@ class _Move:
     awaiting: str | None = None  # set only when it starts a wait-until
 
 
-# Writes one prepared send's rows (its message and ``mkt_sends`` row) in the round's transaction.
-WriteSend = Callable[[Connection], None]
-# Renders, screens and seals one send step's message, storing nothing: its writer, or None
-# when the message cannot be made for this contact (the journey goes on without it).
-SendStep = Callable[[Claimed, int, dict[str, Any]], WriteSend | None]
+@dataclass(frozen=True, slots=True)
+class PreparedSends:
+    """A round's send-step messages, rendered, screened and sealed, nothing stored yet."""
+
+    made: frozenset[str]  # enrollments whose message was made (the others go on without one)
+    # Writes the messages and ``mkt_sends`` rows of these enrollments (a subset of ``made``)
+    # in the round's transaction, together.
+    write: Callable[[Connection, set[str]], None]
+
+
+# (enrollment, its send step's index, the step's body) for each of a round's send steps.
+SendStep = Callable[[list[tuple[Claimed, int, dict[str, Any]]]], PreparedSends]
 # (tenant, journey, step, send body) -> why the step must not send now, or None.
 HoldStep = Callable[[str, str, int, dict[str, Any]], str | None]
 
@@ -152,7 +159,7 @@ class Runner:
                 groups[(r.c.journey_id, r.step)].append(r)
         going: list[_Run] = list(timed_out)
         held: dict[tuple[str, int], str | None] = {}  # asked once per (journey, step) a round
-        writes: list[tuple[_Run, WriteSend]] = []
+        sending: list[tuple[_Run, dict[str, Any]]] = []
         for r in sends:
             body = next(iter(steps[r.c.journey_id][r.step].values()))
             key = (r.c.journey_id, r.step)
@@ -162,12 +169,12 @@ class Runner:
             if why is not None:  # stays at this step: nothing is queued for it
                 final.append(_Move(r, EnrollmentState.ACTIVE, now + HOLD_RECHECK, why))
                 continue
-            write = self.send(r.c, r.step, body)  # nothing stored yet
+            sending.append((r, body))
+        prepared = self.send([(r.c, r.step, body) for r, body in sending]) if sending else None
+        made: list[_Run] = []
+        for r, _ in sending:
             r.step += 1
-            if write is None:
-                going.append(r)
-            else:
-                writes.append((r, write))
+            (made if prepared is not None and r.c.id in prepared.made else going).append(r)
         with db.write(self.engine) as conn:
             # A send step is one transaction: its message, its mkt_sends row and the pointer
             # past it commit together (``_record`` below), so a runner that dies anywhere in
@@ -175,11 +182,10 @@ class Runner:
             # once its lease runs out — never a lost or a second message.  Only enrollments
             # whose lease is still this runner's are written (and, on PostgreSQL, locked
             # until the commit): one another runner took over is left to it.
-            ours = _still_ours(conn, worker, [r.c.id for r, _ in writes], now)
-            for r, write in writes:
-                if r.c.id in ours:
-                    write(conn)
-                    going.append(r)
+            ours = _still_ours(conn, worker, [r.c.id for r in made], now)
+            if prepared is not None and ours:
+                prepared.write(conn, ours)
+            going.extend(r for r in made if r.c.id in ours)
             for (jid, step), members in groups.items():
                 kind, body = next(iter(steps[jid][step].items()))
                 for r, nxt in zip(members, _apply(self.segments, conn, kind, body, members), strict=True):

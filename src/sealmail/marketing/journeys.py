@@ -48,6 +48,7 @@ the save's audit entry.
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,9 +67,9 @@ from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import journey_switches as switches
 from sealmail.marketing import segments as seg
-from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_send, refused
+from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_sends, refused, send_row
 from sealmail.marketing.journey_defs import bad, validate
-from sealmail.marketing.journey_runner import HELD, Claimed, Runner, WriteSend
+from sealmail.marketing.journey_runner import HELD, Claimed, PreparedSends, Runner
 from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
@@ -96,7 +97,7 @@ class Journeys:
         self.engine = engine
         self.campaigns = campaigns
         self.segments = segments
-        self.runner = Runner(engine, segments, self._send, self._held)
+        self.runner = Runner(engine, segments, self._sends, self._held)
         # (tenant, template, pinned version) -> compiled: a pinned version never changes.
         self._compiled: dict[tuple[str, str, int], Compiled] = {}
 
@@ -349,60 +350,97 @@ class Journeys:
             compiled = self._compiled[key] = Compiled(self.campaigns.templates.source(*key)[0])
         return compiled
 
-    def _send(self, c: Claimed, step: int, body: dict[str, Any]) -> WriteSend | None:
-        """Render, screen and seal one send step's message; the runner writes it (message
-        and ``mkt_sends`` row) in the transaction that moves the enrollment past the step.
-        None when it cannot be made (a render or address problem is this contact's)."""
+    def _sends(self, items: list[tuple[Claimed, int, dict[str, Any]]]) -> PreparedSends:
+        """Render, screen and seal a round's send-step messages; the runner has them written
+        (messages and ``mkt_sends`` rows, all together) in the transaction that moves the
+        enrollments past their step.  A contact whose message cannot be made (a render or
+        address problem is that contact's) is left out of ``made``.
+
+        Per round, not per send: the contacts are one query, each tenant's footer and the
+        replayed keys one more, and the writes one insert per table."""
+        messages = self.campaigns.messages
+        by_tenant: dict[str, list[tuple[Claimed, int, dict[str, Any]]]] = defaultdict(list)
+        for item in items:
+            by_tenant[item[0].tenant_id].append(item)
+        ready: dict[str, tuple[Claimed, int, Pending | Accepted, Snapshot]] = {}
+        for tenant_id, group in by_tenant.items():
+            with db.reader(self.engine) as conn:
+                wanted = [c.contact_id for c, _, _ in group]
+                contacts = {
+                    r.id: r
+                    for r in conn.execute(
+                        sa.select(ct).where(ct.c.tenant_id == tenant_id, ct.c.id.in_(wanted))
+                    )
+                }
+                footer = {
+                    "postal_address": compliance.postal_address(compliance.tenant_settings(conn, tenant_id))
+                }
+            # The key commits with the pointer, so one is found only for a message an
+            # earlier runner queued in a transaction of its own (before sends were one
+            # transaction).
+            keys = [Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}") for c, step, _ in group]
+            try:
+                replays = messages.replayed_many(tenant_id, keys)
+            except SealmailError:
+                continue
+            for (c, step, body), idem in zip(group, keys, strict=True):
+                prepared = replays.get(idem.key) or self._prepare(
+                    c, body, contacts.get(c.contact_id), footer, idem
+                )
+                if prepared is not None:
+                    ready[c.id] = (c, step, prepared, _snapshot(c, step, body))
+
+        def write(conn: Connection, ours: set[str]) -> None:
+            mine = [ready[eid] for eid in ready if eid in ours]
+            fresh = [p for _, _, p, _ in mine if isinstance(p, Pending)]
+            stored = iter(messages.write_prepared_many(conn, fresh) if fresh else [])
+            accepted = [p if isinstance(p, Accepted) else next(stored) for _, _, p, _ in mine]
+            # Only a replayed message can already have its row (a new one has a new id).
+            old = [a.id for (_, _, p, _), a in zip(mine, accepted, strict=True) if isinstance(p, Accepted)]
+            known = (
+                set(
+                    conn.execute(
+                        sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id.in_(old))
+                    ).scalars()
+                )
+                if old
+                else set()
+            )
+            record_sends(
+                conn,
+                [
+                    send_row(
+                        c.tenant_id,
+                        c.contact_id,
+                        a.id,
+                        snap,
+                        enrollment_id=c.id,
+                        journey_id=c.journey_id,
+                        step=step,
+                        refused=refused(a),
+                    )
+                    for (c, step, _, snap), a in zip(mine, accepted, strict=True)
+                    if a.id not in known
+                ],
+            )
+
+        return PreparedSends(frozenset(ready), write)
+
+    def _prepare(
+        self, c: Claimed, body: dict[str, Any], contact: Any, footer: dict[str, str], idem: Idempotency
+    ) -> Pending | None:
+        """One contact's message, rendered, screened and sealed; None when it cannot be."""
+        if contact is None:
+            return None
         who = Principal(c.tenant_id, f"journey:{c.journey_id}", frozenset({"send"}))
-        with db.reader(self.engine) as conn:
-            contact = conn.execute(sa.select(ct).where(ct.c.id == c.contact_id)).one()
-            footer = {
-                "postal_address": compliance.postal_address(compliance.tenant_settings(conn, c.tenant_id))
-            }
-        template = self._template(c.tenant_id, body["template"], body.get("version"))
         meta = {"journey_id": c.journey_id, "enrollment_id": c.id}
         out = Outgoing(body["from"], Purpose(body["purpose"]), None, meta, footer)
-        # The key commits with the pointer, so it is found only for a message an earlier
-        # runner queued in a transaction of its own (before sends were one transaction).
-        idem = Idempotency(f"journey:{c.id}:{step}", f"{c.journey_id}:{step}")
-        messages = self.campaigns.messages
-        prepared: Pending | Accepted | None
         try:
-            prepared = messages.replayed(c.tenant_id, idem)
-            if prepared is None:
-                sub = self.campaigns.submission(who, out, contact, template)
-                prepared = messages.prepare(who, sub, idem)
+            template = self._template(c.tenant_id, body["template"], body.get("version"))
+            sub = self.campaigns.submission(who, out, contact, template)
+            return self.campaigns.messages.prepare(who, sub, idem)
         except SealmailError:
             return None
-        ready: Pending | Accepted = prepared
-        snap = Snapshot(
-            body["purpose"],
-            bool(body.get("remunerated")),
-            None,
-            [f"journey:{c.journey_id}:{step}"],
-            int(body.get("quiet_start", 21)),
-            int(body.get("quiet_end", 8)),
-        )
-
-        def write(conn: Connection) -> None:
-            accepted = ready if isinstance(ready, Accepted) else messages.write_prepared(conn, ready)
-            known = conn.execute(
-                sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id == accepted.id)
-            ).first()
-            if known is None:
-                record_send(
-                    conn,
-                    c.tenant_id,
-                    c.contact_id,
-                    accepted.id,
-                    snap,
-                    enrollment_id=c.id,
-                    journey_id=c.journey_id,
-                    step=step,
-                    refused=refused(accepted),
-                )
-
-        return write
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:
@@ -435,3 +473,15 @@ def _out(row: Any, enrolled: int) -> dict[str, Any]:
         "definition": row.definition,
         "paused": row.paused_reason,
     }
+
+
+def _snapshot(c: Claimed, step: int, body: dict[str, Any]) -> Snapshot:
+    """What the claim gate re-checks for a journey send, and why it was sent."""
+    return Snapshot(
+        body["purpose"],
+        bool(body.get("remunerated")),
+        None,
+        [f"journey:{c.journey_id}:{step}"],
+        int(body.get("quiet_start", 21)),
+        int(body.get("quiet_end", 8)),
+    )

@@ -425,13 +425,16 @@ def write_rows(conn: Connection, idempotency_ttl: timedelta, batch: list[Pending
     _INSERT_TAGS(conn, [t for p in batch for t in p.tags])
     # Each message is new, its ``event_seq`` already counts its events: number from 1.
     ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
-    for p in batch:
-        if p.idempotency is None:
-            continue
-        key = p.idempotency
-        before = key["created_at"] - idempotency_ttl
+    keys = [p.idempotency for p in batch if p.idempotency is not None]
+    if keys:
+        # An expired row under the same key gives way first; then the batch's keys in one
+        # executemany (a journey round's sends each carry one).
         conn.execute(
-            _EXPIRED_IDEMPOTENCY, {"b_tenant": key["tenant_id"], "b_key": key["key"], "b_before": before}
+            _EXPIRED_IDEMPOTENCY,
+            [
+                {"b_tenant": k["tenant_id"], "b_key": k["key"], "b_before": k["created_at"] - idempotency_ttl}
+                for k in keys
+            ],
         )
-        conn.execute(_INSERT_IDEMPOTENCY, [key])
+        conn.execute(_INSERT_IDEMPOTENCY, keys)
     audit.append_many(conn, [e for p in batch for e in p.audit])

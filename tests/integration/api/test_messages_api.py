@@ -12,8 +12,10 @@ from tests.conftest import TenantFixture, make_tenant
 
 from sealmail import audit
 from sealmail.app import Services
+from sealmail.errors import IdempotencyConflict
 from sealmail.intake.api.app import create_api
-from sealmail.store.tables import audit_log, events, messages, recipients
+from sealmail.messages.submission import Idempotency
+from sealmail.store.tables import audit_log, events, idempotency_keys, messages, recipients
 
 
 @pytest.fixture
@@ -129,6 +131,23 @@ def test_idempotency_keys_are_per_tenant(
     )
     assert a.status_code == b.status_code == 202
     assert a.json()["id"] != b.json()["id"]
+
+
+def test_many_keys_are_replayed_in_one_lookup_per_tenant_and_a_changed_body_conflicts(
+    client: TestClient, services: Services, tenant: TenantFixture
+) -> None:
+    other = make_tenant(services, "Other", "other.example")
+    first = client.post("/v1/messages", json=body(), headers={**auth(tenant), "Idempotency-Key": "k1"})
+    assert first.status_code == 202
+    with services.engine.connect() as conn:
+        stored = conn.execute(sa.select(idempotency_keys.c.request_hash)).scalar_one()
+    msgs = services.messages
+    keys = [Idempotency("k1", stored), Idempotency("k2", stored)]
+    found = msgs.replayed_many(tenant.id, keys)
+    assert list(found) == ["k1"] and found["k1"].id == first.json()["id"]
+    assert msgs.replayed_many(other.id, keys) == {}  # another tenant's key is not this one's
+    with pytest.raises(IdempotencyConflict):
+        msgs.replayed_many(tenant.id, [Idempotency("k1", "another body")])
 
 
 @pytest.mark.parametrize(

@@ -240,13 +240,13 @@ def test_a_send_step_is_one_transaction_so_a_crash_in_it_neither_loses_nor_repea
     jid = journey(shop, "once", VISIT, [SEND, {"wait": {"hours": 1}}]).json()["id"]
     enrol(shop, "ann@example.net")
     journeys = shop.p.services.marketing.journeys
-    real = journeys_module.record_send
+    real = journeys_module.record_sends
 
     def dies_after_writing(*args: Any, **kwargs: Any) -> None:
         real(*args, **kwargs)  # the message and its mkt_sends row are written...
         raise RuntimeError("runner killed")  # ...and the runner dies before the commit
 
-    monkeypatch.setattr(journeys_module, "record_send", dies_after_writing)
+    monkeypatch.setattr(journeys_module, "record_sends", dies_after_writing)
     with pytest.raises(RuntimeError, match="runner killed"):
         journeys.run_due("j1")
     monkeypatch.undo()
