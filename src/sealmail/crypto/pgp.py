@@ -34,6 +34,7 @@ import pysequoia
 from pysequoia.packet import PacketPile, PublicKeyAlgorithm, SignatureType, Tag
 
 from sealmail.crypto import header_protection as hp
+from sealmail.domain.wire import crlf_only
 
 __all__ = [
     "CertInfo",
@@ -521,11 +522,12 @@ _OBSCURED_SUBJECT = b"Subject: " + hp.OBSCURED_SUBJECT
 def _to_crlf(data: bytes) -> bytes:
     # RFC 3156 §3 / RFC 2045: MIME data is transmitted in canonical form (CRLF line ends);
     # signed content must be canonical or verification fails at the receiver.  The library's
-    # armor has bare LFs only (one pass then) and stored mail is canonical already (two
-    # counts, no copy): both cost less than the two-step definition's two copies.
+    # armor has bare LFs only (one pass then) and stored mail is canonical already (checked
+    # without a copy): both cost less than the two-step definition's two copies.
     if b"\r" not in data:
         return data.replace(b"\n", b"\r\n")
-    if data.count(b"\n") == data.count(b"\r\n"):
+    if crlf_only(data) or data.count(b"\n") == data.count(b"\r\n"):
+        # The counts: a bare CR (no LF) stays as it is, as the two steps below leave it.
         return data
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 

@@ -357,6 +357,19 @@ def test_relaxed_canonicalization_matches_rfc_6376_example() -> None:
     assert canonicalize_body_relaxed(body) == b" C\r\nD E\r\n"
 
 
+# The shape of the body ``crypto.pgp.encrypt_pgp_mime`` builds (RFC 3156 §4).
+_PGP_MIME_BODY = (
+    b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n--b\r\n"
+    b"Content-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification\r\n"
+    b'\r\nVersion: 1\r\n\r\n--b\r\nContent-Type: application/octet-stream; name="encrypted.asc"\r\n'
+    b"\r\n-----BEGIN PGP MESSAGE-----\r\n\r\n"
+    + b"QUJD" * 16
+    + b"\r\n"
+    + (b"QUJD" * 16 + b"\r\n") * 120
+    + b"QUJD\r\n-----END PGP MESSAGE-----\r\n\r\n--b--\r\n"
+)
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -381,6 +394,14 @@ def test_relaxed_canonicalization_matches_rfc_6376_example() -> None:
         # A few single spaces (as in MIME part headers), then a trailing one.
         b"x y\r\n" * 10 + b"z \r\n",
         b"Content-Type: application/octet-stream\r\n\r\nQUJD\r\nREVG\r\n",
+        # PGP/MIME: a dozen spaces at the top, none in the armour, a few in its END line;
+        # every space is visited, so a run deep in the armour or at the end is still found.
+        _PGP_MIME_BODY,
+        _PGP_MIME_BODY.replace(b"QUJD\r\n", b"QU  JD\r\n", 1),
+        _PGP_MIME_BODY[: len(_PGP_MIME_BODY) // 2]
+        + b"QUJD \r\n"
+        + _PGP_MIME_BODY[len(_PGP_MIME_BODY) // 2 :],
+        _PGP_MIME_BODY + b"trailing \r\n",
     ],
 )
 def test_body_canonicalization_and_hash_agree_with_dkimpy(body: bytes) -> None:
