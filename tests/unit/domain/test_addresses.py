@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealmail.domain.addresses import (
     PROTECTED_HEADERS,
     Address,
     InvalidAddress,
     InvalidHeader,
+    _parse_address,
+    _plain,
     parse_address,
     parse_address_list,
     redact_address,
@@ -337,3 +341,54 @@ def test_a_valid_address_is_parsed_once_and_a_refusal_is_raised_every_time() -> 
     for _ in range(2):
         with pytest.raises(InvalidAddress):
             parse_address("<no-at-sign.example>", "rcpt_to")
+
+
+_LOCAL_CHARS = "abcXYZ019.+-_=!#$%&'*/?^`{|}~\"é "
+_DOMAIN_CHARS = "abcz019-.XÉ"
+
+
+def _outcome(value: str, *, shortcut: bool) -> Address | str:
+    try:
+        return _parse_address(value, "to", shortcut=shortcut)
+    except InvalidAddress as exc:
+        return f"refused: {exc.reason}"
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    local=st.one_of(
+        st.from_regex(r"[a-z0-9.+_-]{1,20}", fullmatch=True), st.text(_LOCAL_CHARS, min_size=1, max_size=70)
+    ),
+    labels=st.lists(
+        st.one_of(
+            st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True),
+            st.sampled_from(["xn--bcher-kva", "ab--c", "a" * 63, "a" * 64, "localhost", "test"]),
+            st.text(_DOMAIN_CHARS, min_size=1, max_size=66),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    top=st.sampled_from(
+        ["net", "example", "com", "org", "c", "test", "localhost", "onion", "x1", "Net", "xn--p1ai"]
+    ),
+    name=st.sampled_from(["", "Ann <", '"Lee, A" <']),
+)
+def test_the_plain_address_shortcut_answers_exactly_as_email_validator_and_idna_do(
+    local: str, labels: list[str], top: str, name: str
+) -> None:
+    addr = f"{local}@{'.'.join([*labels, top])}"
+    value = f"{name}{addr}>" if name else addr
+    assert _outcome(value, shortcut=True) == _outcome(value, shortcut=False)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ann@example.net", "a.b+c@mail.example.co.uk", "x@a-b.example", "Ann <o'neil@clinic.example>"],
+)
+def test_plain_addresses_take_the_shortcut_and_match_the_full_path(value: str) -> None:
+    assert _plain(*_split(value)) and _outcome(value, shortcut=True) == _outcome(value, shortcut=False)
+
+
+def _split(value: str) -> tuple[str, str]:
+    addr = value.rsplit("<", 1)[-1].rstrip(">")
+    return addr, addr.rpartition("@")[2]

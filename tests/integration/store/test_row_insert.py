@@ -1,0 +1,74 @@
+"""``db.RowInsert`` writes exactly what it is given, by executemany and (PostgreSQL, from
+``COPY_AT`` rows) by COPY: the two paths must store the same values."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sealmail.store import db
+from sealmail.store.tables import UtcDateTime
+
+meta = sa.MetaData()
+# Every value type the product stores, each column nullable.
+TYPES: dict[str, Any] = {
+    "doc": sa.JSON,
+    "blob": sa.LargeBinary,
+    "at": UtcDateTime,
+    "flag": sa.Boolean,
+    "n": sa.Integer,
+    "text": sa.Text,
+}
+probe = sa.Table(
+    "row_insert_probe",
+    meta,
+    sa.Column("id", sa.String(40), primary_key=True),
+    *(sa.Column(name, type_) for name, type_ in TYPES.items()),
+)
+AWKWARD = 'tab\there, new\nline, back\\slash, \\N, quote " and \u2028 and é'
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = db.create_engine(db_url)
+    meta.create_all(engine)
+    yield engine
+    meta.drop_all(engine)
+    engine.dispose()
+
+
+def rows(prefix: str, count: int) -> list[dict[str, Any]]:
+    at = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
+    return [
+        {
+            "id": f"{prefix}{i:04}",
+            "doc": None if i % 7 == 0 else {"k": [i, AWKWARD, None], "empty": {}},
+            "blob": None if i % 5 == 0 else bytes(range(256)) + b"\\\t\n",
+            "at": None if i % 3 == 0 else at + timedelta(seconds=i),
+            "flag": i % 2 == 0,
+            "n": None if i % 4 == 0 else i - 50,
+            "text": None if i % 6 == 0 else f"{AWKWARD} {i}",
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [3, db.COPY_AT, db.COPY_AT * 3])
+def test_rows_come_back_as_given_whichever_way_they_went(engine: sa.Engine, count: int) -> None:
+    given = rows("r", count)
+    with engine.begin() as conn:
+        db.RowInsert(probe)(conn, given)
+    with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in conn.execute(sa.select(probe).order_by(probe.c.id))]
+    assert stored == given
+
+
+def test_a_duplicate_key_fails_the_whole_copy_and_nothing_is_stored(engine: sa.Engine) -> None:
+    given = rows("d", db.COPY_AT + 1)
+    given[-1]["id"] = given[0]["id"]
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), engine.begin() as conn:
+        db.RowInsert(probe)(conn, given)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 0
