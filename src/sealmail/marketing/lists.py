@@ -35,14 +35,14 @@ def add_members(conn: Connection, tenant_id: str, lid: str, contact_ids: list[st
     owned = [
         r
         for (r,) in conn.execute(
-            sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, ct.c.id.in_(contact_ids))
+            sa.select(ct.c.id).where(ct.c.tenant_id == tenant_id, db.among(conn, ct.c.id, contact_ids))
         )
     ]
     if not owned:
         return []
     already = set(
         conn.execute(
-            sa.select(lm.c.contact_id).where(lm.c.list_id == lid, lm.c.contact_id.in_(owned))
+            sa.select(lm.c.contact_id).where(lm.c.list_id == lid, db.among(conn, lm.c.contact_id, owned))
         ).scalars()
     )
     joined = sorted(set(owned) - already)
