@@ -322,6 +322,22 @@ _PG_FINAL = sa.text(
 )
 
 
+_SQLITE_GOING = sa.text(
+    "UPDATE mkt_enrollments AS e SET step = v.step, steps_run = e.steps_run + 1, updated_at = :now,"
+    " state = :active, last_reason = NULL, awaiting = NULL"
+    " FROM (SELECT value ->> 0 AS id, value ->> 1 AS step FROM json_each(:rows)) AS v"
+    " WHERE e.id = v.id AND e.lease_owner = :worker"
+).bindparams(sa.bindparam("now", type_=en.c.updated_at.type))
+_SQLITE_FINAL = sa.text(
+    "UPDATE mkt_enrollments AS e SET step = v.step, steps_run = e.steps_run + 1, updated_at = :now,"
+    " state = v.state, last_reason = v.reason, due_at = coalesce(v.due, e.due_at),"
+    " awaiting = v.awaiting, lease_owner = NULL, lease_until = NULL"
+    " FROM (SELECT value ->> 0 AS id, value ->> 1 AS step, value ->> 2 AS state, value ->> 3 AS reason,"
+    " value ->> 4 AS due, value ->> 5 AS awaiting FROM json_each(:rows)) AS v"
+    " WHERE e.id = v.id AND e.lease_owner = :worker"
+).bindparams(sa.bindparam("now", type_=en.c.updated_at.type))
+
+
 def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move], now: datetime) -> None:
     """Move the pointers: ``going`` keep their lease, ``final`` release it."""
     if conn.dialect.name == "postgresql":
@@ -343,37 +359,15 @@ def _record(conn: Connection, worker: str, going: list[_Run], final: list[_Move]
                 },
             )
         return
-    owned = sa.and_(en.c.id == sa.bindparam("b_id"), en.c.lease_owner == worker)
-    common = {"step": sa.bindparam("b_step"), "steps_run": en.c.steps_run + 1, "updated_at": now}
+    # SQLite: the same two statements, the rows as one JSON array unpacked by json_each (an
+    # executemany through SQLAlchemy processed every row's parameters in Python).
+    scope = {"now": now, "worker": worker}
     if going:
-        conn.execute(
-            sa.update(en)
-            .where(owned)
-            .values(**common, state=EnrollmentState.ACTIVE, last_reason=None, awaiting=None),
-            [{"b_id": r.c.id, "b_step": r.step} for r in going],
-        )
+        rows = json.dumps([[r.c.id, r.step] for r in going])
+        conn.execute(_SQLITE_GOING, {**scope, "rows": rows, "active": str(EnrollmentState.ACTIVE)})
     if final:
-        conn.execute(
-            sa.update(en)
-            .where(owned)
-            .values(
-                **common,
-                state=sa.bindparam("b_state"),
-                last_reason=sa.bindparam("b_reason"),
-                due_at=sa.func.coalesce(sa.bindparam("b_due", type_=en.c.due_at.type), en.c.due_at),
-                awaiting=sa.bindparam("b_awaiting"),
-                lease_owner=None,
-                lease_until=None,
-            ),
-            [
-                {
-                    "b_id": m.run.c.id,
-                    "b_step": m.run.step,
-                    "b_state": m.state,
-                    "b_reason": m.reason,
-                    "b_due": m.due,
-                    "b_awaiting": m.awaiting,
-                }
-                for m in final
-            ],
+        due = db.bind_value(conn, en.c.due_at)
+        rows = json.dumps(
+            [[m.run.c.id, m.run.step, str(m.state), m.reason, due(m.due), m.awaiting] for m in final]
         )
+        conn.execute(_SQLITE_FINAL, {**scope, "rows": rows})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -344,6 +344,15 @@ class DriverStatement:
         plan = (str(compiled), order, dict(compiled.params))
         self._plans[dialect.name] = plan
         return plan
+
+
+def bind_value(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """What the driver is given for a value of ``column`` (its type's bind processing), for
+    values a statement carries inside a JSON array of rows instead of as parameters."""
+    # The dialect's own type: a TypeDecorator's generic processor stops at the driver's
+    # input (a naive datetime for SQLite), not at the stored text a JSON value must carry.
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return (lambda v: v) if process is None else process
 
 
 def _row_converter(type_: Any, dialect: sa.Dialect) -> Any:
