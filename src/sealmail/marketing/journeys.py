@@ -292,16 +292,19 @@ class Journeys:
 
     def enroll_dates(self, tenant_id: str, now: datetime | None = None) -> int:
         """Date triggers (a recall due, a birthday): the contacts each active date-triggered
-        journey's missed days and today bring in (``journey_dates``)."""
-        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        journey's missed days and current days bring in, by each contact's own calendar
+        (``journey_dates``)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(jr.c.id, jr.c.definition, jr.c.created_at).where(
                     jr.c.tenant_id == tenant_id, jr.c.active.is_(True)
                 )
             ).all()
-        dated = [r for r in rows if r.definition["trigger"]["type"] == "date_attribute"]
-        return sum(dates.sweep(self.engine, tenant_id, r, today) for r in dated)
+            dated = [r for r in rows if r.definition["trigger"]["type"] == "date_attribute"]
+            # One read of the tenant's zones for all its journeys (only when one needs them).
+            local = dates.tenant_dates(conn, tenant_id, now) if dated else {}
+        return sum(dates.sweep(self.engine, tenant_id, r, now, local) for r in dated)
 
     # -- running -------------------------------------------------------------------------------
     def claim(self, worker: str, limit: int = 500) -> list[Claimed]:

@@ -1,15 +1,18 @@
 """Date-attribute triggers on SQLite and PostgreSQL: birthdays come round every year
 (``mode: anniversary``, a 29 February birthday on 28 February in other years), a sweep
 catches up the days a stopped worker missed, and no contact is enrolled twice for one
-occurrence however many sweeps run."""
+occurrence however many sweeps run.  Days are the contact's own: a Honolulu birthday is
+not enrolled until the day has begun in Honolulu, and a day is recorded swept only once it
+has begun everywhere (12:00 UTC)."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from tests.integration.delivery.test_worker import pipeline
 from tests.integration.marketing.test_marketing_campaigns import NO_QUIET, Shop, shop
 from tests.integration.marketing.test_marketing_journeys import FROM, journey
 
+from sealmail.evidence.tables import scheduled_runs
 from sealmail.marketing.tables import mkt_contacts, mkt_enrollments
 
 __all__ = ["pipeline", "shop"]
@@ -110,3 +113,107 @@ def test_a_date_trigger_mode_is_checked(shop: Shop) -> None:
         r = journey(shop, "bad", {**BIRTHDAY, "mode": mode}, [SEND])
         assert r.status_code == 422, (mode, r.text)
         assert r.json()["errors"][0]["field"] in ("trigger.mode", "definition")
+
+
+# -- the contact's own day -------------------------------------------------------------------
+D = date(2030, 12, 5)
+
+
+def utc(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC)
+
+
+def contact_in(shop: Shop, address: str, tz: str, **attributes: str) -> str:
+    body = {"email": address, "tz": tz, "attributes": attributes}
+    r = shop.client.post("/v1/marketing/contacts", json=body, headers=shop.h)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def recorded(shop: Shop) -> set[date]:
+    """The days recorded as swept (for every journey of the test)."""
+    with shop.p.services.engine.connect() as conn:
+        periods = conn.execute(
+            sa.select(scheduled_runs.c.period).where(scheduled_runs.c.job.like("jdates:%"))
+        ).scalars()
+        return {date.fromisoformat(p) for p in periods}
+
+
+def test_a_birthday_is_enrolled_once_it_has_begun_in_the_contacts_zone(shop: Shop) -> None:
+    declare(shop, "birth_date")
+    contact_in(shop, "hono@example.net", "Pacific/Honolulu", birth_date="1980-12-05")  # UTC−10
+    contact_in(shop, "tokyo@example.net", "Asia/Tokyo", birth_date="1985-12-05")  # UTC+9
+    contact_in(shop, "kiri@example.net", "Pacific/Kiritimati", birth_date="1990-12-05")  # UTC+14
+    assert journey(shop, "birthday", BIRTHDAY, [SEND]).status_code == 201
+    journeys = shop.p.services.marketing.journeys
+    t = shop.p.tenant.id
+    # 10:30 UTC the day before: the 5th has begun in Kiritimati only (00:30 there).
+    assert journeys.enroll_dates(t, utc(D - timedelta(days=1), 10, 30)) == 1
+    assert [e for e, _ in enrolled(shop)] == ["kiri@example.net"]
+    assert journeys.enroll_dates(t, utc(D - timedelta(days=1), 14, 59)) == 0  # 23:59 in Tokyo
+    # 00:30 UTC on the 5th: 09:30 in Tokyo, still 14:30 on the 4th in Honolulu.
+    assert journeys.enroll_dates(t, utc(D, 0, 30)) == 1
+    assert [e for e, _ in enrolled(shop)] == ["kiri@example.net", "tokyo@example.net"]
+    assert journeys.enroll_dates(t, utc(D, 9, 59)) == 0  # 23:59 on the 4th in Honolulu
+    # 10:30 UTC: 00:30 on the 5th in Honolulu.
+    assert journeys.enroll_dates(t, utc(D, 10, 30)) == 1
+    assert D not in recorded(shop)  # still the 4th in UTC−12 (Baker Island) until 12:00 UTC
+    assert journeys.enroll_dates(t, utc(D, 11, 59)) == 0
+    assert D not in recorded(shop)
+    assert D - timedelta(days=1) in recorded(shop)
+    assert journeys.enroll_dates(t, utc(D, 12, 0)) == 0
+    assert D in recorded(shop)
+    # Recorded, but still the 5th in Honolulu (03:00): a birthday stored now still triggers.
+    contact_in(shop, "late@example.net", "Pacific/Honolulu", birth_date="1999-12-05")
+    assert journeys.enroll_dates(t, utc(D, 13, 0)) == 1
+    # Swept again (the 5th is still current west of UTC+12; later days): nobody twice.
+    assert journeys.enroll_dates(t, utc(D, 23, 0)) == 0
+    assert journeys.enroll_dates(t, utc(D + timedelta(days=1), 13, 0)) == 0
+    assert enrolled(shop) == [
+        (f"{n}@example.net", "date:birth_date:2030-12-05") for n in ("hono", "kiri", "late", "tokyo")
+    ]
+
+
+def test_an_exact_date_is_enrolled_by_the_contacts_day(shop: Shop) -> None:
+    declare(shop, "recall_due")
+    contact_in(shop, "hono@example.net", "Pacific/Honolulu", recall_due="2030-12-12")
+    contact_in(shop, "tokyo@example.net", "Asia/Tokyo", recall_due="2030-12-12")
+    contact_in(shop, "later@example.net", "Asia/Tokyo", recall_due="2030-12-13")
+    trigger = {"type": "date_attribute", "attr": "recall_due", "days_before": 7}
+    assert journey(shop, "recall", trigger, [SEND]).status_code == 201
+    journeys = shop.p.services.marketing.journeys
+    t = shop.p.tenant.id
+    # A week before the 12th is the 5th: begun in Tokyo at 15:00 UTC on the 4th.
+    assert journeys.enroll_dates(t, utc(D - timedelta(days=1), 14, 30)) == 0
+    assert journeys.enroll_dates(t, utc(D, 0, 30)) == 1
+    assert enrolled(shop) == [("tokyo@example.net", "date:recall_due:2030-12-12")]
+    assert journeys.enroll_dates(t, utc(D, 10, 30)) == 1
+    assert journeys.enroll_dates(t, utc(D, 10, 30)) == 0
+    assert D not in recorded(shop)
+    assert journeys.enroll_dates(t, utc(D, 12, 30)) == 0
+    assert D in recorded(shop)
+    assert enrolled(shop) == [
+        ("hono@example.net", "date:recall_due:2030-12-12"),
+        ("tokyo@example.net", "date:recall_due:2030-12-12"),
+    ]
+    # The 6th has begun in Tokyo: the 13th's recall, and nobody else again.
+    assert journeys.enroll_dates(t, utc(D, 15, 30)) == 1
+    assert [k for e, k in enrolled(shop) if e == "later@example.net"] == ["date:recall_due:2030-12-13"]
+
+
+def test_a_stored_zone_that_is_no_zone_counts_as_utc(shop: Shop) -> None:
+    declare(shop, "birth_date")
+    contact_in(shop, "tokyo@example.net", "Asia/Tokyo", birth_date="1985-12-05")
+    mars = contact_in(shop, "mars@example.net", "UTC", birth_date="1980-12-05")
+    blank = contact_in(shop, "blank@example.net", "UTC", birth_date="1981-12-05")
+    # Intake refuses these names; a row written some other way may still hold one.
+    with shop.p.services.engine.begin() as conn:
+        for cid, tz in ((mars, "Mars/Olympus"), (blank, "")):
+            conn.execute(sa.update(mkt_contacts).where(mkt_contacts.c.id == cid).values(tz=tz))
+    assert journey(shop, "birthday", BIRTHDAY, [SEND]).status_code == 201
+    journeys = shop.p.services.marketing.journeys
+    t = shop.p.tenant.id
+    assert journeys.enroll_dates(t, utc(D - timedelta(days=1), 23, 30)) == 1
+    assert [e for e, _ in enrolled(shop)] == ["tokyo@example.net"]
+    assert journeys.enroll_dates(t, utc(D, 0, 0)) == 2  # the 5th has begun in UTC
+    assert [e for e, _ in enrolled(shop)] == ["blank@example.net", "mars@example.net", "tokyo@example.net"]
