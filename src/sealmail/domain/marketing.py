@@ -21,7 +21,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+
+from sealmail.domain import zones
 
 
 class Purpose(enum.StrEnum):
@@ -175,11 +176,12 @@ def quiet_until(now: datetime, tz: str, start: int, end: int) -> datetime | None
     """
     if start == end:
         return None
-    local = now.astimezone(ZoneInfo(tz))
+    zone = zones.stored_zone(tz)  # a bad stored zone must not fail the claim: UTC
+    local = now.astimezone(zone)
     hour = local.hour
     inside = start <= hour < end if start < end else (hour >= start or hour < end)
     if not inside:
         return None
     day = local.date() if hour < end else local.date() + timedelta(days=1)
-    wake = datetime(day.year, day.month, day.day, end, tzinfo=ZoneInfo(tz))
+    wake = datetime(day.year, day.month, day.day, end, tzinfo=zone)
     return wake.astimezone(now.tzinfo)

@@ -44,7 +44,6 @@ import calendar
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -95,18 +94,9 @@ def days_to_sweep(last: str | None, created: date, through: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((through - first).days + 1)]
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return zones.zone(name)
-    except ValueError:
-        # Intake refuses unknown zones, but a row written otherwise (an old import, a fix
-        # by hand) must not stop every tenant's sweep: its day is UTC's.
-        return ZoneInfo("UTC")
-
-
 def local_dates(names: list[str], now: datetime) -> dict[str, date]:
     """Each stored zone name's date at ``now`` (a name that is no zone: UTC's)."""
-    return {name: now.astimezone(_zone(name)).date() for name in names}
+    return {name: now.astimezone(zones.stored_zone(name)).date() for name in names}
 
 
 def tenant_dates(conn: Connection, tenant_id: str, now: datetime) -> dict[str, date]:

@@ -104,3 +104,10 @@ def test_a_full_cap_defers_until_the_oldest_send_leaves_the_window() -> None:
     capped = replace(BASE, cap=2, cap_window=timedelta(hours=24), sent_in_window=sent)
     assert decide_send(capped) == Defer(NOON + timedelta(hours=4), "frequency_cap")
     assert decide_send(replace(capped, cap=3)) == Send()
+
+
+@pytest.mark.parametrize("bad", ["Mars/Olympus", "", "../../etc/passwd", "x" * 300])
+def test_a_stored_zone_naming_no_zone_keeps_utc_quiet_hours_instead_of_failing_the_claim(bad: str) -> None:
+    late = datetime(2026, 6, 10, 22, 30, tzinfo=UTC)  # 22:30 UTC: inside 21 → 8 in UTC
+    assert quiet_until(late, bad, 21, 8) == datetime(2026, 6, 11, 8, 0, tzinfo=UTC)
+    assert quiet_until(NOON, bad, 21, 8) is None
