@@ -302,7 +302,7 @@ class Contacts:
             conn.execute(merge, {"rows": json.dumps(plain), "now": now})
         sealed = {cid: c for cid, c in merges if c.secret}
         if sealed:
-            olds = conn.execute(sa.select(ct).where(db.among(conn, ct.c.id, list(sealed))))
+            olds = conn.execute(sa.select(ct).where(ct.c.id.in_(list(sealed))))
             db.bulk_update(
                 conn, ct, "id", [self._changed_row(tenant_id, old, sealed[old.id], key, now) for old in olds]
             )

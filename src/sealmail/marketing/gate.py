@@ -40,7 +40,6 @@ from sealmail.marketing.tables import mkt_campaigns, mkt_caps, mkt_journeys, mkt
 from sealmail.marketing.tables import mkt_consent_current as cur
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.messages.queue import Claimed, QueuedMessage
-from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import recipients
 from sealmail.suppressions import screening
@@ -149,7 +148,7 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
             .join(ct, ct.c.id == mkt_sends.c.contact_id)
             .outerjoin(mkt_campaigns, mkt_campaigns.c.id == mkt_sends.c.campaign_id)
             .outerjoin(mkt_journeys, mkt_journeys.c.id == mkt_sends.c.journey_id)
-            .where(db.among(conn, mkt_sends.c.message_id, ids))
+            .where(mkt_sends.c.message_id.in_(ids))
         )
     }
     contacts = sorted({r.contact_id for r in sends.values()})
@@ -158,14 +157,14 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
         (r.contact_id, r.purpose): r.state
         for r in conn.execute(
             sa.select(cur.c.contact_id, cur.c.purpose, cur.c.state).where(
-                db.among(conn, cur.c.contact_id, contacts), cur.c.channel == "email"
+                cur.c.contact_id.in_(contacts), cur.c.channel == "email"
             )
         )
     }
     auths: dict[tuple[str, str], rules.Authorization] = {}
     for r in conn.execute(
         sa.select(au.c.contact_id, au.c.purpose, au.c.expires_at, au.c.revoked_at, au.c.remuneration)
-        .where(db.among(conn, au.c.contact_id, contacts))
+        .where(au.c.contact_id.in_(contacts))
         .order_by(au.c.signed_at, au.c.created_at)
     ):
         auths[(r.contact_id, r.purpose)] = rules.Authorization(
@@ -182,7 +181,7 @@ def _gather(conn: Connection, ours: Sequence[Claimed], now: datetime) -> _Facts:
             sa.select(
                 mkt_sends.c.contact_id, mkt_sends.c.purpose, mkt_sends.c.sent_at, mkt_sends.c.tenant_id
             ).where(
-                db.among(conn, mkt_sends.c.contact_id, contacts),
+                mkt_sends.c.contact_id.in_(contacts),
                 mkt_sends.c.state == SendState.SENT,
                 mkt_sends.c.sent_at > now - longest,
             )

@@ -135,7 +135,7 @@ def sweep(engine: Engine, tenant_id: str, journey: Any, now: datetime, dates: Ma
                 if not done:
                     # Filtered by the zones read, never "all but": a contact saved since in a
                     # zone still short of the day waits for a later tick.
-                    query = query.where(db.among(conn, ct.c.tz, begun))
+                    query = query.where(ct.c.tz.in_(begun))
                 ids = list(conn.execute(query).scalars())
                 key = f"date:{attr}:{occurrence.isoformat()}"
                 total += ev.enroll(conn, tenant_id, [journey.id], ids, key, "system")

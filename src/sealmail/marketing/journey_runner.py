@@ -225,7 +225,7 @@ def _still_ours(conn: Connection, worker: str, ids: list[str], now: datetime) ->
     return set(
         conn.execute(
             sa.update(en)
-            .where(db.among(conn, en.c.id, ids), en.c.lease_owner == worker)
+            .where(en.c.id.in_(ids), en.c.lease_owner == worker)
             .values(updated_at=now)
             .returning(en.c.id)
         ).scalars()
@@ -244,7 +244,7 @@ def _apply(
         hits = set(
             conn.execute(
                 sa.select(ct.c.id).where(
-                    ct.c.tenant_id == tenant_id, db.among(conn, ct.c.id, contact_ids), compiled.where
+                    ct.c.tenant_id == tenant_id, ct.c.id.in_(contact_ids), compiled.where
                 )
             ).scalars()
         )

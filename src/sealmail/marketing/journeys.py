@@ -372,7 +372,7 @@ class Journeys:
                 contacts = {
                     r.id: r
                     for r in conn.execute(
-                        sa.select(ct).where(ct.c.tenant_id == tenant_id, db.among(conn, ct.c.id, wanted))
+                        sa.select(ct).where(ct.c.tenant_id == tenant_id, ct.c.id.in_(wanted))
                     )
                 }
                 footer = {

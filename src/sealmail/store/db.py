@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -121,19 +121,6 @@ def any_of(column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
     statements built once per dialect; SQLite keeps the expanding ``IN``.
     """
     return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
-
-
-def among(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
-    """``column IN (values)`` for a list known only at run time, in the caller's dialect.
-
-    PostgreSQL: ``column = ANY(array)``, the list bound as one parameter.  psycopg keeps a
-    statement's converted text only up to 50 parameters, so an expanding ``IN`` of a
-    batch's hundreds of ids was converted afresh on every run (a tenth of a journey round's
-    CPU).  SQLite keeps the expanding ``IN``.
-    """
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
-    return column.in_(list(values))
 
 
 def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
