@@ -113,10 +113,16 @@ def build(draft: Draft, message_id_domain: str) -> Built:
 # is written directly here.  Anything else (attachments, SMTPUTF8) takes the general path.
 
 
+# CR, LF and NUL, and the ASCII controls ``str.splitlines`` also ends a line at (VT, FF, FS,
+# GS, RS): ``email.header`` folds at those, so one in a subject became a header field of its own.
+# Intake refuses every control in a header; this is the builder's own guard.
+_LINE_BREAKING = "\r\n\0\x0b\x0c\x1c\x1d\x1e"
+
+
 def _encoded(value: str) -> str:
     """A header value: RFC 2047 encoded-words when not ASCII, folded to 78 columns."""
-    if any(ch in value for ch in "\r\n\0"):
-        raise ValueError("header values must not contain CR, LF or NUL")
+    if any(ch in value for ch in _LINE_BREAKING):
+        raise ValueError("header values must not contain CR, LF, NUL or another line-breaking control")
     if len(value) <= 76 and value.isascii() and value.isprintable():
         # What ``Header.encode`` returns for printable ASCII that fits its 76 columns: the
         # value itself (tests/unit/domain/test_message_build.py compares the two).

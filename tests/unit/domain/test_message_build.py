@@ -138,6 +138,13 @@ def _ascii_addresses(draft: mime.Draft) -> bool:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_drafts())
 def test_direct_builder_matches_the_email_header_reference_byte_for_byte(draft: mime.Draft) -> None:
+    values = [draft.subject, *(v for _, v in draft.headers)]
+    if any(ch in v for v in values for ch in "\x0b\x0c\x1c\x1d\x1e"):
+        # email.header folds at these (a header field of the subject's own, found by this
+        # test): the builder refuses them before anything is written.
+        with pytest.raises(ValueError, match="line-breaking"):
+            mime.build(draft, "ids.example")
+        return
     try:
         _reference(draft, "<1.2.3@ids.example>")
     except email.errors.HeaderParseError:
@@ -155,6 +162,10 @@ def test_direct_builder_matches_the_email_header_reference_byte_for_byte(draft: 
 @given(_header_text)
 @settings(max_examples=2000, deadline=None)
 def test_header_value_shortcut_is_what_email_header_returns(value: str) -> None:
+    if any(ch in value for ch in "\x0b\x0c\x1c\x1d\x1e"):
+        with pytest.raises(ValueError, match="line-breaking"):
+            mime._encoded(value)
+        return
     try:
         expected = _ref_encoded(value)
     except email.errors.HeaderParseError:
