@@ -184,18 +184,8 @@ class Messages(Reading):
                 )
             ).mappings()
             found = {r["key"]: r for r in rows}
-        fresh_after = datetime.now(UTC) - self.idempotency_ttl
-        out: dict[str, Accepted] = {}
-        for key, row in found.items():
-            if row["created_at"] < fresh_after:
-                continue
-            if row["request_hash"] != hashes[key]:
-                raise IdempotencyConflict(
-                    "this Idempotency-Key was used with a different request body in the last 24 h; "
-                    "use a new key for a new message"
-                )
-            out[key] = Accepted.from_record(dict(row["response"]))
-        return out
+        replays = {key: self._replay_of(row, hashes[key]) for key, row in found.items()}
+        return {key: Accepted.from_record(r) for key, r in replays.items() if r is not None}
 
     async def submit_async(
         self, who: Principal, sub: Submission, idem: Idempotency | None = None
@@ -294,9 +284,13 @@ class Messages(Reading):
                 .mappings()
                 .first()
             )
-        if row is None or row["created_at"] < datetime.now(UTC) - self.idempotency_ttl:
+        return None if row is None else self._replay_of(row, idem.request_hash)
+
+    def _replay_of(self, row: Any, request_hash: str) -> dict[str, Any] | None:
+        """A stored key's response if still within the TTL; a different request is a conflict."""
+        if row["created_at"] < datetime.now(UTC) - self.idempotency_ttl:
             return None
-        if row["request_hash"] != idem.request_hash:
+        if row["request_hash"] != request_hash:
             raise IdempotencyConflict(
                 "this Idempotency-Key was used with a different request body in the last 24 h; "
                 "use a new key for a new message"

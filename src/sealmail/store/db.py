@@ -249,6 +249,7 @@ class RowInsert:
         self.table = table
         self.encoded = encoded
         self._plans: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[int, Any]]]] = {}
+        self._copies: dict[tuple[str, ...], str] = {}
 
     def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` (each with the same keys; a missing key is a KeyError)."""
@@ -281,9 +282,13 @@ class RowInsert:
             cursor.close()
 
     def _copy_sql(self, dialect: sa.Dialect, names: tuple[str, ...]) -> str:
-        prep = dialect.identifier_preparer
-        quoted = ", ".join(prep.quote(n) for n in names)
-        return f"COPY {prep.format_table(self.table)} ({quoted}) FROM STDIN"
+        """PostgreSQL's ``COPY … FROM STDIN`` for these columns, built once per set of keys."""
+        sql = self._copies.get(names)
+        if sql is None:
+            prep = dialect.identifier_preparer
+            quoted = ", ".join(prep.quote(n) for n in names)
+            sql = self._copies[names] = f"COPY {prep.format_table(self.table)} ({quoted}) FROM STDIN"
+        return sql
 
     def _plan(self, dialect: sa.Dialect, names: tuple[str, ...]) -> tuple[str, list[tuple[int, Any]]]:
         prep = dialect.identifier_preparer
