@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
@@ -142,7 +143,8 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -
     target = conn.dialect.identifier_preparer.format_table(table)
     if conn.dialect.name == "postgresql":
         raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
+        sql = f"COPY {target} ({quoted}) FROM STDIN"
+        with driver_errors(conn, sql), raw.cursor() as cur, cur.copy(sql) as copy:
             for value in values:
                 copy.write_row(value)
         return
@@ -161,7 +163,8 @@ def copy_text(conn: Connection, table: sa.Table, names: tuple[str, ...], text: s
     prep = conn.dialect.identifier_preparer
     quoted = ", ".join(prep.quote(table.c[n].name) for n in names)  # KeyError on a non-column
     raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {prep.format_table(table)} ({quoted}) FROM STDIN") as copy:
+    sql = f"COPY {prep.format_table(table)} ({quoted}) FROM STDIN"
+    with driver_errors(conn, sql), raw.cursor() as cur, cur.copy(sql) as copy:
         copy.write(text)
 
 
@@ -224,6 +227,32 @@ def _converter(type_: Any, dialect: sa.Dialect) -> Any:
     return cached
 
 
+
+@contextmanager
+def driver_errors(conn: Connection, statement: str, params: Any = None) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy's (``IntegrityError``, ``OperationalError``,
+    …), as a statement run through SQLAlchemy raises them, for statements run on the
+    DB-API connection directly.  Callers catch ``SQLAlchemyError`` (the worker's flush
+    loop) or ``IntegrityError`` (a lost insert race); a raw ``psycopg``/``sqlite3`` error
+    slipped past both.  A lost server connection is invalidated so the pool replaces it."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise sa_exc.DBAPIError.instance(
+            statement,
+            params,
+            exc,
+            dbapi.Error,
+            hide_parameters=True,  # rows carry sealed content and addresses: keep them out of logs
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from exc
+
+
 # From this many rows, ``RowInsert`` loads them by COPY on PostgreSQL.  Intake's group
 # commits are mostly smaller (executemany's pipelined statements stay cheaper there).
 COPY_AT = 64
@@ -273,11 +302,13 @@ class RowInsert:
             if len(values) >= COPY_AT and conn.dialect.name == "postgresql":
                 # Many rows (a journey round's sends): one COPY costs the server a fraction
                 # of a statement per row, with the same values and triggers.
-                with cursor.copy(self._copy_sql(conn.dialect, names)) as copy:
+                copy_sql = self._copy_sql(conn.dialect, names)
+                with driver_errors(conn, copy_sql), cursor.copy(copy_sql) as copy:
                     for value in values:
                         copy.write_row(value)
             else:
-                cursor.executemany(sql, values)
+                with driver_errors(conn, sql):
+                    cursor.executemany(sql, values)
         finally:
             cursor.close()
 
@@ -325,7 +356,8 @@ class DriverStatement:
         values = {**fixed, **params}
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out: not None
         try:
-            cursor.execute(sql, values if order is None else [values[n] for n in order])
+            with driver_errors(conn, sql):
+                cursor.execute(sql, values if order is None else [values[n] for n in order])
             return int(cursor.rowcount)
         finally:
             cursor.close()

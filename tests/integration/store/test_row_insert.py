@@ -68,7 +68,43 @@ def test_rows_come_back_as_given_whichever_way_they_went(engine: sa.Engine, coun
 def test_a_duplicate_key_fails_the_whole_copy_and_nothing_is_stored(engine: sa.Engine) -> None:
     given = rows("d", db.COPY_AT + 1)
     given[-1]["id"] = given[0]["id"]
-    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), engine.begin() as conn:
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)unique|duplicate"), engine.begin() as conn:
         db.RowInsert(probe)(conn, given)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 0
+
+
+@pytest.mark.parametrize("count", [2, db.COPY_AT + 1])
+def test_driver_errors_surface_as_sqlalchemy_errors_and_the_engine_stays_usable(
+    engine: sa.Engine, count: int
+) -> None:
+    """Callers catch ``SQLAlchemyError`` (the worker's flush loop) or ``IntegrityError`` (an
+    insert race): a raw ``sqlite3``/``psycopg`` error from the driver's cursor escaped both.
+    Parameters stay out of the message (rows carry sealed content and addresses)."""
+    given = rows("e", count)
+    given[-1]["id"] = given[0]["id"]
+    with pytest.raises(sa.exc.IntegrityError) as raised, engine.begin() as conn:
+        db.RowInsert(probe)(conn, given)
+    assert AWKWARD not in str(raised.value)
+    rename = db.DriverStatement(
+        sa.update(probe).where(probe.c.id == sa.bindparam("key")).values(id=sa.bindparam("new"))
+    )
+    with engine.begin() as conn:
+        db.RowInsert(probe)(conn, rows("k", 2))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        rename(conn, {"key": "k0000", "new": "k0001"})
+    with engine.begin() as conn:
+        assert rename(conn, {"key": "k0000", "new": "k0002"}) == 1
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(probe.c.id)).scalars()) == ["k0001", "k0002"]
+
+def test_bulk_insert_and_copy_text_raise_integrity_errors(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        db.bulk_insert(conn, probe, [{"id": "b1", "n": 1}])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        db.bulk_insert(conn, probe, [{"id": "b2", "n": 1}, {"id": "b1", "n": 2}])
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            db.copy_text(conn, probe, ("id", "n"), "b3\t1\nb1\t2\n")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 1
