@@ -227,7 +227,6 @@ def _converter(type_: Any, dialect: sa.Dialect) -> Any:
     return cached
 
 
-
 @contextmanager
 def driver_errors(conn: Connection, statement: str, params: Any = None) -> Iterator[None]:
     """Raise the driver's errors as SQLAlchemy's (``IntegrityError``, ``OperationalError``,

@@ -98,6 +98,7 @@ def test_driver_errors_surface_as_sqlalchemy_errors_and_the_engine_stays_usable(
     with engine.connect() as conn:
         assert sorted(conn.execute(sa.select(probe.c.id)).scalars()) == ["k0001", "k0002"]
 
+
 def test_bulk_insert_and_copy_text_raise_integrity_errors(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         db.bulk_insert(conn, probe, [{"id": "b1", "n": 1}])
