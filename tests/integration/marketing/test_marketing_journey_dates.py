@@ -5,6 +5,7 @@ occurrence however many sweeps run.  Days are the contact's own: a Honolulu birt
 not enrolled until the day has begun in Honolulu, and a day is recorded swept only once it
 has begun everywhere (12:00 UTC)."""
 
+import sqlite3
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
@@ -217,3 +218,40 @@ def test_a_stored_zone_that_is_no_zone_counts_as_utc(shop: Shop) -> None:
     assert [e for e, _ in enrolled(shop)] == ["tokyo@example.net"]
     assert journeys.enroll_dates(t, utc(D, 0, 0)) == 2  # the 5th has begun in UTC
     assert [e for e, _ in enrolled(shop)] == ["blank@example.net", "mars@example.net", "tokyo@example.net"]
+
+
+def test_the_sweep_scans_contacts_without_holding_the_write_lock(shop: Shop) -> None:
+    """The scan reads every contact's date attribute (~0.4 s at a million): on SQLite, inside
+    the write transaction it held intake's write lock for all of it.  While the contacts are
+    scanned, another connection can start writing at once; the enrollment still commits.
+    (On PostgreSQL, where readers never block writers, the scan and the enrollment are checked.)"""
+    engine = shop.p.services.engine
+    declare(shop, "birth_date")
+    shop.contact("amy@example.net", birth_date="1980-06-11")
+    assert journey(shop, "birthday", BIRTHDAY, [SEND]).status_code == 201
+    probes: list[bool] = []
+
+    def probe(conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
+        if not statement.startswith("SELECT mkt_contacts.id \nFROM mkt_contacts"):
+            return  # not the scan
+        if engine.dialect.name != "sqlite":
+            probes.append(True)  # PostgreSQL's writers do not wait on a reading transaction
+            return
+        other = engine.raw_connection()
+        try:
+            other.execute("PRAGMA busy_timeout = 0")
+            other.execute("BEGIN IMMEDIATE")  # fails while the lock is held
+            probes.append(True)
+        except sqlite3.OperationalError:
+            probes.append(False)
+        finally:
+            other.rollback()
+            other.close()
+
+    sa.event.listen(engine, "before_cursor_execute", probe)
+    try:
+        assert shop.p.services.marketing.journeys.enroll_dates(shop.p.tenant.id, at(date(2030, 6, 12))) == 1
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", probe)
+    assert probes and all(probes), probes
+    assert enrolled(shop) == [("amy@example.net", "date:birth_date:2030-06-11")]
