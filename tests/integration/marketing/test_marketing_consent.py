@@ -174,3 +174,26 @@ def test_a_one_click_unsubscribe_revokes_marketing_in_the_ledger_beside_the_supp
     # A second click writes nothing more.
     services.engagement.unsubscribe(token, "one_click")
     assert len(services.marketing.consent.history(tenant.id, cid)) == 1
+
+
+def test_the_claim_gate_reads_authorizations_through_the_index(services: Services) -> None:
+    """The gate reads the claimed contacts' authorizations at every claim; by contact alone
+    the (tenant, contact, purpose) index could not serve it and each claim read the whole
+    table.  The plan must search that index on both engines."""
+    from sealmail.marketing.gate import authorizations_of
+
+    query = authorizations_of(["ten_a"], ["ctc_1", "ctc_2"])
+    with services.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+            assert "SEARCH mkt_authorizations USING INDEX ix_mkt_authorizations_contact" in plan, plan
+            assert "SCAN mkt_authorizations" not in plan, plan
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # the table is empty: ask what can be used
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+            assert "ix_mkt_authorizations_contact" in plan, plan
+            cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+            assert "tenant_id" in cond, plan  # by contact alone: the whole index walked
+        assert conn.execute(query).all() == []
