@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -229,9 +231,21 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     tasks: list[asyncio.Task[None]] = []
-    sink = _start_capture_sink(services) if "worker" in roles and child_of is None else None
-    listeners = start_smtp(services) if "smtp" in roles else []
-    servers = _start_http(services, roles, tasks)
+    # First, before anything runs: a taken port is then a clear error with nothing to stop
+    # (uvicorn binding its own ended in SystemExit inside its task, a traceback, and a
+    # portal that failed so went unnoticed while the rest served on).
+    sockets = _bind_http(services.settings, roles)
+    sink = None
+    try:
+        sink = _start_capture_sink(services) if "worker" in roles and child_of is None else None
+        listeners = start_smtp(services) if "smtp" in roles else []
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        if sink is not None:
+            sink.stop()
+        raise
+    servers = _start_http(services, roles, tasks, sockets)
     if child_of is not None:
         tasks.append(asyncio.create_task(watch_parent(child_of, stop)))
     here = "worker" in roles and not worker_children
@@ -275,21 +289,62 @@ async def _children_stopped(children: asyncio.Task[None] | None) -> WorkerChildF
     return None
 
 
+def _bind_http(settings: Settings, roles: Sequence[str]) -> dict[str, socket.socket]:
+    """A bound socket for each HTTP role in ``roles`` (``api``, ``portal``); an
+    ``EADDRINUSE`` that names the address and the setting to change, none left open."""
+    wanted = [
+        (role, host, port, name)
+        for role, host, port, name in (
+            ("api", settings.api_host, settings.api_port, "SEALMAIL_API_PORT"),
+            ("portal", settings.portal_host, settings.portal_port, "SEALMAIL_PORTAL_PORT"),
+        )
+        if role in roles
+    ]
+    bound: dict[str, socket.socket] = {}
+    try:
+        for role, host, port, name in wanted:
+            bound[role] = _listening(host, port, name)
+    except OSError:
+        for sock in bound.values():
+            sock.close()
+        raise
+    return bound
+
+
+def _listening(host: str, port: int, setting: str) -> socket.socket:
+    """Bound as uvicorn binds (``SO_REUSEADDR``, IPv6 for a host with a colon)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"address already in use: {host}:{port} ({setting})") from exc
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def _start_http(
-    services: Services, roles: Sequence[str], tasks: list[asyncio.Task[None]]
+    services: Services,
+    roles: Sequence[str],
+    tasks: list[asyncio.Task[None]],
+    sockets: dict[str, socket.socket],
 ) -> list[uvicorn.Server]:
-    """The API and portal HTTP servers of ``roles``, serving as tasks (the API's first)."""
+    """The API and portal HTTP servers of ``roles`` on their bound ``sockets``, serving as
+    tasks (the API's first)."""
     settings = services.settings
     servers: list[uvicorn.Server] = []
     if "api" in roles:
         servers.append(_http_server(api_app(services), settings.api_host, settings.api_port))
-        tasks.append(asyncio.create_task(servers[-1].serve()))
+        tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sockets["api"]])))
     if "portal" in roles:
         from sealmail.intake.portal_site import create_portal_site
 
         site = create_portal_site(services)
         servers.append(_http_server(site, settings.portal_host, settings.portal_port))
-        tasks.append(asyncio.create_task(servers[-1].serve()))
+        tasks.append(asyncio.create_task(servers[-1].serve(sockets=[sockets["portal"]])))
     return servers
 
 
