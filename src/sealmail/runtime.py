@@ -235,16 +235,7 @@ async def serve(
     # (uvicorn binding its own ended in SystemExit inside its task, a traceback, and a
     # portal that failed so went unnoticed while the rest served on).
     sockets = _bind_http(services.settings, roles)
-    sink = None
-    try:
-        sink = _start_capture_sink(services) if "worker" in roles and child_of is None else None
-        listeners = start_smtp(services) if "smtp" in roles else []
-    except BaseException:
-        for sock in sockets.values():
-            sock.close()
-        if sink is not None:
-            sink.stop()
-        raise
+    sink, listeners = _start_sink_and_smtp(services, roles, child_of is None, sockets)
     servers = _start_http(services, roles, tasks, sockets)
     if child_of is not None:
         tasks.append(asyncio.create_task(watch_parent(child_of, stop)))
@@ -287,6 +278,23 @@ async def _children_stopped(children: asyncio.Task[None] | None) -> WorkerChildF
     except WorkerChildFailed as exc:
         return exc
     return None
+
+
+def _start_sink_and_smtp(
+    services: Services, roles: Sequence[str], own_sink: bool, sockets: dict[str, socket.socket]
+) -> tuple[CaptureSink | None, list[SmtpListener]]:
+    """The capture sink (a worker with no parent's) and the SMTP listeners; if one cannot
+    start, what started is stopped and the HTTP sockets are closed."""
+    sink = None
+    try:
+        sink = _start_capture_sink(services) if "worker" in roles and own_sink else None
+        return sink, start_smtp(services) if "smtp" in roles else []
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        if sink is not None:
+            sink.stop()
+        raise
 
 
 def _bind_http(settings: Settings, roles: Sequence[str]) -> dict[str, socket.socket]:

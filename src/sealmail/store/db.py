@@ -213,7 +213,7 @@ def _converter(type_: Any, dialect: sa.Dialect) -> Any:
         return _json
     if dialect.name == "postgresql" and not isinstance(type_, TypeDecorator):
         return None  # psycopg adapts str, int, bytes and datetimes itself
-    process = type_.bind_processor(dialect)
+    process = type_.dialect_impl(dialect).bind_processor(dialect)  # as _row_converter
     if process is None:
         return None
     last: list[Any] = [_UNSET, None]
@@ -385,7 +385,11 @@ def _row_converter(type_: Any, dialect: sa.Dialect) -> Any:
         return _json if type_.none_as_null else _json_or_null
     if dialect.name == "postgresql" and not isinstance(type_, TypeDecorator):
         return None
-    return type_.bind_processor(dialect)
+    # The dialect's own type, as SQLAlchemy binds it: a TypeDecorator's generic processor
+    # stops at a naive datetime, which sqlite3's default adapter wrote without ".000000"
+    # when the microseconds were 0 (text that sorts before the same instant stored by
+    # SQLAlchemy).
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _json_or_null(value: Any) -> Any:

@@ -109,3 +109,19 @@ def test_bulk_insert_and_copy_text_raise_integrity_errors(engine: sa.Engine) -> 
             db.copy_text(conn, probe, ("id", "n"), "b3\t1\nb1\t2\n")
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 1
+
+
+def test_a_whole_second_is_stored_as_sqlalchemy_stores_it(engine: sa.Engine) -> None:
+    """SQLite keeps datetimes as text: the driver-level paths must write the instant exactly
+    as SQLAlchemy does, or equal instants compare unequal.  sqlite3's own adapter dropped
+    ".000000" when the microseconds were 0, so such a time sorted before itself."""
+    at = datetime(2026, 12, 5, 4, 0, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(probe).values(id="core", at=at))
+        db.RowInsert(probe)(conn, [{"id": "row", "at": at}])
+        db.bulk_insert(conn, probe, [{"id": "bulk", "at": at}])
+    with engine.connect() as conn:
+        text = dict(conn.execute(sa.select(probe.c.id, sa.cast(probe.c.at, sa.Text))).all())
+        same = conn.execute(sa.select(probe.c.id).where(probe.c.at == at).order_by(probe.c.id)).scalars()
+        assert list(same) == ["bulk", "core", "row"]
+    assert text["row"] == text["bulk"] == text["core"], text
