@@ -96,6 +96,19 @@ _KINDS: dict[str, _Kind] = {
     ),
 }
 
+# The fewest digits each kind's shape patterns hold (counted off the patterns above): a text
+# with fewer has no match of that kind, settled by the one digit count every text gets.
+MIN_DIGITS: dict[str, int] = {
+    "ssn": 9,
+    "npi": 10,
+    "dea": 7,
+    "mbi": 5,
+    "icd10": 1,
+    "phone": 10,
+    "street": 1,
+    "date": 4,
+}
+
 # Past this many candidate starts a text is searched whole: trying each in Python costs more
 # than re's own scan (a hostile "ptptpt..." part of 2 M characters would name a million).
 MAX_STARTS = 2000
@@ -178,8 +191,8 @@ class TextShape:
 
     def possible(self, kind: str) -> bool:
         """Whether a match of ``kind`` can start anywhere in the text."""
-        # Every kind holds at least one digit, and one count settles texts without any.
-        if not self.digits_at_least(1):
+        # Every kind holds digits, and one count settles texts with too few.
+        if not self.digits_at_least(MIN_DIGITS[kind]):
             return False
         if self.ascii:
             return self.starts(kind) != []

@@ -101,8 +101,15 @@ def validate_raw(raw: bytes, limits: IntakeLimits) -> Violation | None:
 
 def _header_end(raw: bytes) -> int:
     """Where the top-level header block ends (before its empty line), or len(raw)."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    return min(ends) if ends else len(raw)
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf < 0:
+        lf = raw.find(b"\n\n")
+        return lf if lf >= 0 else len(raw)
+    # Only a bare "LF LF" before the CRLF pair can come first; one starting at or after it
+    # would need an LF where the pair has its CR.  Not searching the body past it saves a
+    # pass over all of a message that has none (most mail).
+    lf = raw.find(b"\n\n", 0, crlf)
+    return lf if lf >= 0 else crlf
 
 
 def _check_line_endings(header: bytes) -> Violation | None:
@@ -210,6 +217,21 @@ def _content_type(lines: list[bytes]) -> tuple[bytes, bytes | None]:
     return media, boundary
 
 
+def _top_header_lines(raw: bytes) -> list[bytes]:
+    """The lines ``_check_mime`` reads as the top-level header block: those of
+    ``raw.replace(CRLF, LF).split(LF)`` before the first empty one, from the bytes up to
+    that empty line only."""
+    # The first empty line follows the first LF that is followed by LF or CRLF: at the
+    # latest, the one before the first "LF CRLF".
+    at = raw.find(b"\n\r\n")
+    if at < 0:
+        at = raw.find(b"\n\n")
+    # Cut after an LF: no CRLF is split, so these lines are the whole message's first ones.
+    lines = (raw if at < 0 else raw[: at + 1]).replace(b"\r\n", b"\n").split(b"\n")
+    end = lines.index(b"") if b"" in lines else len(lines)
+    return lines[:end]
+
+
 def _check_mime(raw: bytes, limits: IntakeLimits) -> Violation | None:
     """Depth and part count of the MIME tree, by an iterative scan of boundary lines.
 
@@ -217,6 +239,13 @@ def _check_mime(raw: bytes, limits: IntakeLimits) -> Violation | None:
     each delimiter, and a ``message/*`` part's body starts with one more header block
     (RFC 2046 §5.2.1), one level deeper, which Python's parser also descends into.
     """
+    media, boundary = _content_type(_top_header_lines(raw))
+    if boundary is None and not media.startswith(b"message/"):
+        # A single part (most mail): its header block is the whole tree, and no later line
+        # can be a delimiter; the body is neither copied nor split.
+        if 1 > limits.max_mime_depth:
+            return Violation(Rule.MIME_TOO_DEEP, f"MIME parts nest more than {limits.max_mime_depth} deep")
+        return None
     lines = raw.replace(b"\r\n", b"\n").split(b"\n")
     open_: list[_Entity] = []
     parts = 0

@@ -239,10 +239,14 @@ def header_block(raw: bytes) -> bytes:
     Given the whole message, ``BytesHeaderParser`` still decodes and splits the body into
     lines only to keep it as a payload nobody reads — most of its cost on a 5 KB message.
     """
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
-    if not ends:
+    end = raw.find(b"\n\r\n")
+    # A "LF LF" from there on would need an LF where that one has its CR: the search for
+    # one stops there, rather than reading all of a body that has none (most mail).
+    lf = raw.find(b"\n\n", 0, end + 1 if end >= 0 else len(raw))
+    if lf >= 0:
+        end = lf
+    if end < 0:
         return raw
-    end = min(ends)
     return raw[: end + (2 if raw[end + 1 : end + 2] == b"\n" else 3)]
 
 

@@ -245,7 +245,7 @@ def submission_from_raw(
     violation = validate_raw(raw, limits)
     if violation is not None:
         raise MessageRefused(violation.rule, violation.detail)
-    raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    raw = crlf_lines(raw)
     try:
         head = mime.parse_head(raw)
         facts = mime.header_facts(raw, head)
@@ -268,6 +268,15 @@ def submission_from_raw(
         head=head,
         **options,  # type: ignore[arg-type]  # keyword fields of Submission
     )
+
+
+def crlf_lines(raw: bytes) -> bytes:
+    """``raw`` with every bare LF made CRLF (CRLF and bare CR as they are)."""
+    if raw.count(b"\n") == raw.count(b"\r\n"):
+        # No bare LF (as SMTP delivers): nothing to change, and counting costs less than
+        # the two copies below.
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def _tls_requirement(requiretls: bool, tls_required_no: bool) -> TlsRequirement | None:

@@ -29,6 +29,7 @@ from sealmail.domain.message import parse_head
 
 # The package exports the function ``extract`` under the module's name.
 extract_module = importlib.import_module("sealmail.dlp.extract")
+prefilter = importlib.import_module("sealmail.dlp.prefilter")
 rules = importlib.import_module("sealmail.dlp.rules")
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "dlp_corpus.jsonl"
 _LINES = CORPUS.read_text(encoding="utf-8").splitlines()
@@ -273,3 +274,36 @@ def test_a_text_with_too_many_candidates_is_searched_whole_with_the_same_spans(t
         if detector.possible(shape):
             assert list(detector.spans(text, shape)) == list(detector.spans(text))
     assert TextShape(text).word_starts(("pt",)) is None or "pt" not in text
+
+
+_DIGIT_RICH = st.text(alphabet=st.sampled_from(EDGE + "0123456789" * 3 + "ABxy -./()"), max_size=40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_DIGIT_RICH)
+def test_the_digit_minimum_settles_only_texts_with_no_candidate(text: str) -> None:
+    """``possible`` with each kind's digit minimum answers as with the one-digit gate it had."""
+    for kind in prefilter.MIN_DIGITS:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(prefilter, "MIN_DIGITS", dict.fromkeys(prefilter.MIN_DIGITS, 1))
+            expected = TextShape(text).possible(kind)
+        assert TextShape(text).possible(kind) == expected, (kind, text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("ssn", "SSN 123-45-6780"),
+        ("npi", "NPI 1234567893"),
+        ("dea", "DEA AB1234563"),
+        ("mbi", "MBI 1EG4-TE5-MK73"),
+        ("phone", "call (555) 234-0147"),
+        ("date", "DOB 3/1/85"),
+        ("icd10", "code E1A"),
+        ("street", "7 Main St"),
+    ],
+)
+def test_each_digit_minimum_is_met_by_a_shortest_match(kind: str, text: str) -> None:
+    # A minimum set one higher would skip this text: its digits are exactly the minimum.
+    assert sum(c.isdigit() for c in text) == prefilter.MIN_DIGITS[kind]
+    assert TextShape(text).possible(kind)
