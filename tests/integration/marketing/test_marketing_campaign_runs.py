@@ -342,6 +342,29 @@ def test_the_counts_are_the_audience_the_queued_and_the_failed_exactly(
     assert set(states.values()) == {"queued"}
 
 
+def test_a_campaign_key_another_request_took_fails_only_its_contact(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 8)
+    cid = start(client, keys)
+    walk = in_segment_order(services, addresses)
+    # An API client happened to send its own message under this contact's campaign key.
+    own = {
+        "from": "care@clinic.example",
+        "to": ["x@example.net"],
+        "subject": "Hi",
+        "text": "Hi",
+        "stream": "phi",
+    }
+    headers = {**keys.admin, "Idempotency-Key": f"campaign:{cid}:{walk[3][0]}"}
+    assert client.post("/v1/messages", json=own, headers=headers).status_code in (200, 201, 202)
+    assert CampaignRuns(services.engine, services.marketing.campaigns, batch=5).expand_due("w1") == 7
+    row = campaign(services, cid)
+    assert (row.status, row.audience, row.queued, row.failed) == ("sending", 8, 7, 1)
+    assert walk[3][1] not in per_address(services) and walk[4][1] in per_address(services)
+    assert len(per_contact(services, cid)) == 7
+
+
 def test_concurrent_expanders_never_both_claim_or_expand_a_campaign(
     client: TestClient, keys: Keys, services: Services
 ) -> None:
