@@ -30,11 +30,19 @@ For each engine, a fresh database and home:
    transaction) until nothing is due.  Every revoked contact's message must be rejected
    (``fundraising_opt_out``) at its first claim with no attempt made, every other one let
    through; the time from each revoke's commit to its skip decision is reported.
+6. **Campaign expansion**: a fundraising campaign with two A/B variants of the same stored
+   template, over a segment of ``--campaign-contacts`` contacts (a list of the last ones in
+   id order), is started and ``CampaignRuns.expand_due`` run once: every member's message
+   rendered, sealed and accepted into the queue with its ``mkt_sends`` snapshot, a batch of
+   500 at a time; queued messages/s for one expander.
 
 Rates are wall time; the machine may be shared, so the client process CPU time (and, on
 PostgreSQL, the CPU of the bench database's server backends, read from /proc) is reported
-per 1,000 rows / steps as well.  PostgreSQL: ``SEALMAIL_BENCH_POSTGRES_URL`` (default
+per 1,000 rows / steps / messages as well.  PostgreSQL: ``SEALMAIL_BENCH_POSTGRES_URL`` (default
 postgresql://postgres@127.0.0.1:5432/test); ``sealmail_bench_mkt`` is created and dropped.
+
+Size: one bench's steps, each a function, and the report that puts their figures side by
+side; split, the steps would share their setup through a module of its own for no gain.
 """
 
 from __future__ import annotations
@@ -67,6 +75,8 @@ from sealmail.marketing.tables import (
     mkt_consent_events,
     mkt_contacts,
     mkt_enrollments,
+    mkt_list_members,
+    mkt_lists,
     mkt_sends,
 )
 from sealmail.messages import queue
@@ -74,6 +84,7 @@ from sealmail.store import db, migrate
 from sealmail.store.tables import recipients
 from sealmail.suppressions import service as suppressions
 from sealmail.templates.render import Source
+from sealmail.tenancy.service import Principal
 
 RESULTS = Path(__file__).parent / "results"
 BENCH_DB = os.environ.get("SEALMAIL_BENCH_DB", "sealmail_bench_mkt")
@@ -299,7 +310,8 @@ def run(
     migrate.upgrade(services.engine)
     tenant = setup(services)
     mk = services.marketing
-    n, out = args.contacts, {"load_start": os.getloadavg()[0]}
+    n = args.contacts
+    out: dict[str, Any] = {"load_start": os.getloadavg()[0]}
     with Meter(backends) as m:
         report = mk.importer.run(tenant, csv_rows(csv_lines(n)), actor="bench", progress=lambda k: None)
     assert report["created"] == n and report["failed"] == 0, report
@@ -348,6 +360,9 @@ def run(
                 f"{o.wrong} wrong; delays {o.delays[:1]}..{o.delays[-1:]}",
                 flush=True,
             )
+    if args.campaign_contacts:
+        out["campaign"] = campaign(services, tenant, args.campaign_contacts, backends)
+        progress("campaign messages queued", *out["campaign"])
     out["load"] = os.getloadavg()[0]
     services.close()
     return out
@@ -370,6 +385,41 @@ def send_journey(
         ).scalar_one()
     assert sends == args.send_journeys, (sends, args.send_journeys)
     return {"send_journey": (steps, m), "sends": sends, "send_journey_id": journey["id"]}
+
+
+def campaign(
+    services: Services, tenant: str, n: int, backends: Callable[[], dict[int, float]]
+) -> tuple[int, Meter]:
+    """Step 6: a campaign over the last ``n`` contacts (a list segment), expanded once."""
+    mk = services.marketing
+    mk.lists.create(tenant, "campaign-audience", "bench")
+    now = datetime.now(UTC)
+    with services.engine.begin() as conn:
+        lid = conn.execute(
+            sa.select(mkt_lists.c.id).where(mkt_lists.c.name == "campaign-audience")
+        ).scalar_one()
+        ids = conn.execute(sa.select(mkt_contacts.c.id).order_by(mkt_contacts.c.id.desc()).limit(n)).scalars()
+        db.bulk_insert(
+            conn,
+            mkt_list_members,
+            [{"list_id": lid, "contact_id": c, "tenant_id": tenant, "added_at": now} for c in ids],
+        )
+    rule = {"list": "campaign-audience"}
+    mk.segments.save(tenant, "campaign", rule, actor="bench", allowed=ALL_CLASSES)
+    body = {
+        "name": "Spring appeal",
+        "purpose": "fundraising",
+        "segment": "campaign",
+        "from": FROM,
+        "variants": [{"name": "a", "template": "bench"}, {"name": "b", "template": "bench"}],
+    }
+    cid = mk.campaigns.create(tenant, body, actor="bench", allowed=ALL_CLASSES)["id"]
+    mk.campaigns.send(Principal(tenant, "bench", frozenset({"send"})), cid, allowed=ALL_CLASSES)
+    with Meter(backends) as m:
+        queued = mk.runs.expand_due("bench-w3")
+    got = mk.campaigns.get(tenant, cid)
+    assert (got["status"], got["audience"], got["queued"], got["failed"]) == ("sending", n, n, 0), got
+    return queued, m
 
 
 @dataclass
@@ -487,7 +537,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
         f"# Marketing: {args.contacts:,} contacts",
         "",
         f"`bench/marketing.py --contacts {args.contacts} --repeat {args.repeat} --journeys {args.journeys} "
-        f"--send-journeys {args.send_journeys} --optouts {args.optouts}`, "
+        f"--send-journeys {args.send_journeys} --optouts {args.optouts} "
+        f"--campaign-contacts {args.campaign_contacts}`, "
         f"{started}, {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs "
         "shared with other sessions (load average in the last table).",
         "",
@@ -504,6 +555,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], started
                 rate_row(name, f"journey steps with a send ({r['sends']:,} sends), 1 worker", steps, m)
             )
             lines.append(rate_row(name, "… the same run per send", r["sends"], m))
+        if "campaign" in r:
+            lines.append(rate_row(name, "campaign messages queued (expansion), 1 expander", *r["campaign"]))
         if "optout" in r:
             o = r["optout"]
             lines.append(rate_row(name, "consent revokes through the ledger", o.revoked, o.revoke))
@@ -549,11 +602,18 @@ def main() -> None:
     parser.add_argument(
         "--optouts", type=int, default=500, help="of those, contacts whose consent is revoked"
     )
+    parser.add_argument(
+        "--campaign-contacts",
+        type=int,
+        default=5_000,
+        help="members of the campaign's segment (0: no campaign)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.journeys = min(args.journeys, args.contacts)
     args.send_journeys = min(args.send_journeys, args.contacts - args.journeys)
     args.optouts = min(args.optouts, args.send_journeys // 2)
+    args.campaign_contacts = min(args.campaign_contacts, args.contacts)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: dict[str, dict[str, Any]] = {}
     for engine_name in args.engines.split(","):

@@ -57,16 +57,18 @@ SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
 
 def test_marketing_bench_runs_and_an_opt_out_is_honoured_at_the_next_claim(tmp_path: Path) -> None:
     """SQLite, a few hundred contacts: every step runs, the journey with a send queues one
-    message a contact, and each contact whose consent was revoked is skipped at its claim."""
+    message a contact, each contact whose consent was revoked is skipped at its claim, and the
+    campaign queues one message per member of its segment."""
     out = tmp_path / "marketing.md"
     table = _run(
         "bench/marketing.py",
         *("--contacts", "300", "--engines", "sqlite", "--repeat", "1", "--journeys", "40"),
-        *("--send-journeys", "30", "--optouts", "10", "--out", str(out)),
+        *("--send-journeys", "30", "--optouts", "10", "--campaign-contacts", "60", "--out", str(out)),
     )
     assert out.read_text() in table  # the recorded results file is left alone
     assert "journey steps with a send (30 sends)" in table
     assert "| sqlite | 10 | 10 | 20 | 0 |" in table  # revoked, skipped, let through, wrong
+    assert "| sqlite | campaign messages queued (expansion), 1 expander | 60 |" in table
 
 
 # Runs each script as ``__main__`` with ``--help`` in one interpreter and prints

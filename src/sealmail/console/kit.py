@@ -14,6 +14,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
 
+# Fields a posted console form may carry (a page whose form has more says so, per route):
+# the multipart parser stops a flood of fields before any of them is read.
+MAX_FORM_FIELDS = 20
+
 
 @dataclass(frozen=True, slots=True)
 class Kit:
@@ -22,7 +26,8 @@ class Kit:
     render: Callable[..., HTMLResponse]
     redirect: Callable[[Request, str], RedirectResponse]
     signed_in: Callable[[Request, Permission | None], "Session | Response"]
-    # ``acting(request, permission, max_files=0)``: uploads only where a page allows them.
+    # ``acting(request, permission, max_files=0, max_fields=MAX_FORM_FIELDS)``: uploads only
+    # where a page allows them, and more fields only where a page's form has them.
     acting: Callable[..., Awaitable["tuple[Session, Any] | Response"]]
     csrf: Callable[[Request], str]
 

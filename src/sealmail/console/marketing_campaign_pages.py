@@ -47,7 +47,9 @@ VIEW, COMPOSE, SETTINGS = Permission.VIEW_MARKETING, Permission.COMPOSE, Permiss
 PAGE = 50  # rows per page of a list
 AUDIENCE_PAGE = 100
 SAMPLE = 20
-FORM_VARIANTS = min(3, MAX_VARIANTS)  # the form's variant rows (the console's form has 20 fields at most)
+# The form's variant rows (as many as a campaign may have), each's name when none is given.
+VARIANT_NAMES = [chr(ord("a") + i) for i in range(MAX_VARIANTS)]
+FORM_FIELDS = 9 + 3 * MAX_VARIANTS  # csrf … quiet_end, then name, template, weight per row
 MAX_DEFINITION = 64 * 1024
 NAME_MAX = 100
 # The chart's bars per variant: what a marketer reads first (opens and clicks by people).
@@ -185,14 +187,14 @@ def _template_choices(mk: Marketing, tenant_id: str) -> list[tuple[str, str]]:
 
 def _campaign_body(form: dict[str, str]) -> dict[str, Any]:
     variants = []
-    for i in range(FORM_VARIANTS):
+    for i in range(MAX_VARIANTS):
         pick = form.get(f"v{i}_template", "")
         if not pick:
             continue
         template, _, version = pick.rpartition("@")
         variants.append(
             {
-                "name": form.get(f"v{i}_name", "").strip() or chr(ord("a") + i),
+                "name": form.get(f"v{i}_name", "").strip() or VARIANT_NAMES[i],
                 "template": template,
                 "version": int(version) if version.isdigit() else None,
                 "weight": int(w) if (w := form.get(f"v{i}_weight", "1").strip()).isdigit() else w,
@@ -234,7 +236,7 @@ def _campaigns(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         return kit.page(
             request, "mkt_campaign_new.html", who, COMPOSE, status=status, title="New campaign",
             segments=segments, templates=_template_choices(mk, who.tenant_id), purposes=sb.PURPOSES,
-            variants=range(FORM_VARIANTS), **ctx,
+            variants=list(enumerate(VARIANT_NAMES)), **ctx,
         )  # fmt: skip
 
     def campaign_page(
@@ -267,7 +269,7 @@ def _campaigns(app: FastAPI, kit: Kit, mk: Marketing) -> None:
 
     @app.post("/marketing/campaigns/new")
     async def campaign_create(request: Request) -> Response:
-        acted = await kit.acting(request, COMPOSE)
+        acted = await kit.acting(request, COMPOSE, max_fields=FORM_FIELDS)
         if isinstance(acted, Response):
             return acted
         who, form = acted

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sealmail.console import charts
 from sealmail.console.emergency_pages import emergency_pages
-from sealmail.console.kit import Cookies, Kit
+from sealmail.console.kit import MAX_FORM_FIELDS, Cookies, Kit
 from sealmail.console.passkey_pages import passkey_pages
 from sealmail.console.reports import Narrow, Reports
 from sealmail.console.sso_pages import SignInHooks, sso_pages
@@ -132,9 +132,11 @@ def create_console(
     def set_cookie(response: Response, name: str, value: str) -> None:
         security.set_cookie(response, name, value, secure=opts.secure_cookies, max_age=None)
 
-    async def form_for(request: Request, cookie: str, max_files: int = 0) -> Any:
+    async def form_for(
+        request: Request, cookie: str, max_files: int = 0, max_fields: int = MAX_FORM_FIELDS
+    ) -> Any:
         """The posted form, once its CSRF token and Origin check out; else 403."""
-        form = await request.form(max_files=max_files, max_fields=20)
+        form = await request.form(max_files=max_files, max_fields=max_fields)
         if not security.same_origin(request) or not security.csrf_ok(
             request.cookies.get(cookie), form.get("csrf")
         ):
@@ -293,13 +295,13 @@ def create_console(
         return response
 
     async def acting(
-        request: Request, permission: Permission, max_files: int = 0
+        request: Request, permission: Permission, max_files: int = 0, max_fields: int = MAX_FORM_FIELDS
     ) -> tuple[Session, Any] | Response:
         """A state-changing post: the role first, then the form's CSRF token and Origin."""
         who = await run_in_threadpool(signed_in, request, permission)
         if isinstance(who, Response):
             return who
-        return who, await form_for(request, names.session, max_files)
+        return who, await form_for(request, names.session, max_files, max_fields)
 
     def csrf(request: Request) -> str:
         return security.csrf_token(request.cookies.get(names.session, ""))

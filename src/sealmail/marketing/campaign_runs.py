@@ -5,13 +5,23 @@ marketing housekeeping loop (``runtime.run_marketing``) calls ``expand_due``, wh
 one ``starting`` campaign at a time under a lease — ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so several worker processes never expand the same campaign, and one
 ``UPDATE … RETURNING`` under SQLite's write lock — and walks the segment in id order from
-the campaign's ``expand_cursor``, a batch at a time.  Each member is queued with the
-idempotency key ``campaign:{id}:{contact}`` and its ``mkt_sends`` row (the audience
-snapshot) is written; then one guarded update moves the cursor, adds the batch's counts
-and renews the lease.  An expander that dies mid-batch leaves the cursor at the last
-finished batch: once its lease runs out another claims the campaign, redoes that batch,
-and finds each contact already queued (its ``mkt_sends`` row, or the idempotency key for
-one queued just before the crash), so every contact gets exactly one message.
+the campaign's ``expand_cursor``, a batch at a time.  Per batch the contacts and the
+``mkt_sends`` rows already written are read once, and the idempotency keys
+(``campaign:{id}:{contact}``) of messages stored before a crash are looked up in one
+query; each remaining member's message is rendered, screened and sealed (one that cannot
+be made — a render or address problem — counts as failed), and then the messages and
+their ``mkt_sends`` rows (the audience snapshot) are written in ONE transaction: a
+message never commits without its snapshot.  A suppressed address is refused at intake
+as ever; its row is written ``skipped`` (``suppressed``).  Then one guarded update moves
+the cursor, adds the batch's counts and renews the lease.
+
+An expander that dies mid-batch leaves the cursor at the last finished batch: once its
+lease runs out another claims the campaign and redoes that batch, finding each contact
+whose transaction committed already recorded (its ``mkt_sends`` row) and each one queued
+under its idempotency key without a row (written before sends were batched) replayed,
+so every contact gets exactly one message.  Two expanders can hold the same batch only
+after a pause and resume; the second to commit fails on the first's keys or rows
+(IntegrityError), and redoes the batch once from fresh reads, which find them done.
 
 Once the segment is exhausted the campaign is ``sending``; ``settle`` makes it ``sent``
 when the claim gate has decided every send.  Pausing stops the expansion (the guarded
@@ -38,12 +48,23 @@ from sealmail.domain.marketing import Purpose
 from sealmail.errors import Conflict, NotFound, SealmailError
 from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
-from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, pick_variant, record_sends, send_row
+from sealmail.marketing.campaigns import (
+    Campaigns,
+    Outgoing,
+    Snapshot,
+    pick_variant,
+    record_sends,
+    refused,
+    send_row,
+    store_prepared,
+)
 from sealmail.marketing.rules import Compiled as Where
 from sealmail.marketing.states import CANCELLABLE, PAUSABLE, RESUMABLE, CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_segments, mkt_sends
+from sealmail.messages.group_commit import Pending
+from sealmail.messages.service import Accepted
 from sealmail.messages.submission import Idempotency
 from sealmail.store import db
 from sealmail.templates.render import Compiled
@@ -51,6 +72,9 @@ from sealmail.tenancy.service import Principal
 
 LEASE = timedelta(minutes=2)
 BATCH = 500
+
+
+Member = tuple[str, str, list[str]]  # a segment page's (contact id, time zone, matched reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +183,16 @@ class CampaignRuns:
         who = Principal(tenant_id, claim.started_by, frozenset({"send"}))
         return _Plan(who, row, where, compiled, footer)
 
-    def _queue_batch(self, plan: _Plan, batch: list[tuple[str, str, list[str]]]) -> _Tally:
+    def _queue_batch(self, plan: _Plan, batch: list[Member]) -> _Tally:
+        """Queue a batch's contacts: their messages and ``mkt_sends`` rows in one transaction."""
+        try:
+            return self._try_batch(plan, batch)
+        except IntegrityError:
+            # An expander that still held this batch when a pause and resume let another in
+            # stored some of its keys or rows first: fresh reads find those done or replayed.
+            return self._try_batch(plan, batch)
+
+    def _try_batch(self, plan: _Plan, batch: list[Member]) -> _Tally:
         row, tally = plan.row, _Tally(audience=len(batch))
         ids = [b[0] for b in batch]
         with db.reader(self.engine) as conn:
@@ -171,44 +204,70 @@ class CampaignRuns:
                     )
                 ).scalars()
             )
+        # Recorded by an expander that died before moving the cursor.
+        tally.queued = len(done)
+        todo = [b for b in batch if b[0] not in done]
+        keys = {c: Idempotency(f"campaign:{row.id}:{c}", f"campaign:{row.id}") for c, _, _ in todo}
+        replays, taken = self._replays(row.tenant_id, list(keys.values()))
         out = Outgoing(
             row.from_address, Purpose(row.purpose), row.send_at, {"campaign_id": row.id}, plan.footer
         )
-        for contact_id, _tz, matched in batch:
-            if contact_id in done:  # queued by an expander that died before moving the cursor
-                tally.queued += 1
-                continue
+        made: list[tuple[str, Pending | Accepted, Snapshot]] = []
+        for contact_id, _tz, matched in todo:
             variant = pick_variant(row.id, contact_id, row.variants)
-            idem = Idempotency(f"campaign:{row.id}:{contact_id}", f"campaign:{row.id}")
-            try:
-                message_id, refused = self.campaigns.queue_message(
-                    plan.who, out, contacts[contact_id], plan.compiled[variant["name"]], variant["name"], idem
-                )
-            except SealmailError:
-                tally.failed += 1
+            idem = keys[contact_id]
+            prepared: Pending | Accepted | None = replays.get(idem.key)
+            if prepared is None and contact_id in contacts and idem.key not in taken:
+                prepared = self._prepare(plan, out, contacts[contact_id], variant["name"], idem)
+            if prepared is None or contact_id not in contacts:
+                tally.failed += 1  # gone since the page was read, or no message could be made
                 continue
             snap = Snapshot(
                 row.purpose, row.remunerated, variant["name"], matched, row.quiet_start, row.quiet_end
             )
-            try:
-                with db.write(self.engine) as conn:
-                    record_sends(
-                        conn,
-                        [
-                            send_row(
-                                row.tenant_id,
-                                contact_id,
-                                message_id,
-                                snap,
-                                campaign_id=row.id,
-                                refused=refused,
-                            )
-                        ],
-                    )
-            except IntegrityError:
-                pass  # a concurrent expander (after a pause and resume) recorded it first
-            tally.queued += 1
+            made.append((contact_id, prepared, snap))
+        if made:
+            with db.write(self.engine) as conn:
+                stored = store_prepared(conn, self.campaigns.messages, [p for _, p, _ in made])
+                record_sends(
+                    conn,
+                    [
+                        send_row(row.tenant_id, c, a.id, snap, campaign_id=row.id, refused=refused(a))
+                        for (c, _, snap), a in zip(made, stored, strict=True)
+                        if a is not None
+                    ],
+                )
+        tally.queued += len(made)
         return tally
+
+    def _replays(self, tenant_id: str, keys: list[Idempotency]) -> tuple[dict[str, Accepted], set[str]]:
+        """The batch's messages stored before a crash, by idempotency key, in one query; and
+        the keys another request took (a conflict: only their contacts fail, as one by one)."""
+        messages = self.campaigns.messages
+        try:
+            return messages.replayed_many(tenant_id, keys), set()
+        except SealmailError:
+            replays, taken = {}, set()
+            for idem in keys:
+                try:
+                    found = messages.replayed(tenant_id, idem)
+                except SealmailError:
+                    taken.add(idem.key)
+                    continue
+                if found is not None:
+                    replays[idem.key] = found
+            return replays, taken
+
+    def _prepare(
+        self, plan: _Plan, out: Outgoing, contact: Any, variant: str, idem: Idempotency
+    ) -> Pending | None:
+        """One contact's message rendered, screened and sealed; None when it cannot be made
+        (a render or address problem is that contact's)."""
+        try:
+            sub = self.campaigns.submission(plan.who, out, contact, plan.compiled[variant], variant)
+            return self.campaigns.messages.prepare(plan.who, sub, idem)
+        except SealmailError:
+            return None
 
     def _advance(self, worker: str, claim: Claim, cursor: str, t: _Tally) -> bool:
         """Move the cursor and add the batch's counts while the lease is ours; False if not."""

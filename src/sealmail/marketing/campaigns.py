@@ -44,9 +44,10 @@ from sealmail.marketing.states import CampaignStatus, SendState
 from sealmail.marketing.tables import mkt_campaigns as cp
 from sealmail.marketing.tables import mkt_caps, mkt_segments, mkt_sends
 from sealmail.messages.compose import MAX_SCHEDULE
+from sealmail.messages.group_commit import Pending
 from sealmail.messages.outgoing import MessageSpec
 from sealmail.messages.service import Accepted, Messages
-from sealmail.messages.submission import Idempotency, Submission
+from sealmail.messages.submission import Submission
 from sealmail.store import db
 from sealmail.suppressions.export import csv_line
 from sealmail.templates import personalize as p
@@ -393,20 +394,6 @@ class Campaigns:
         ]
         return compliance.check(conn, tenant_id, Purpose(row.purpose), row.from_address, sources)
 
-    def queue_message(
-        self,
-        who: Principal,
-        out: Outgoing,
-        contact: Any,
-        template: Compiled,
-        variant: str | None = None,
-        idem: Idempotency | None = None,
-    ) -> tuple[str, bool]:
-        """Render for one contact and accept it into the queue with the marketing tag;
-        (message id, rejected at intake?) — a suppressed address is refused there."""
-        result, _ = self.messages.submit(who, self.submission(who, out, contact, template, variant), idem)
-        return result.id, refused(result)
-
     def submission(
         self, who: Principal, out: Outgoing, contact: Any, template: Compiled, variant: str | None = None
     ) -> Submission:
@@ -431,6 +418,25 @@ class Campaigns:
         )
         message = p.personalize(base, p.render_or_fail(template, variables))
         return p.submission(message, self.domain, 1)
+
+
+def store_prepared(
+    conn: Connection, messages: Messages, made: list[Pending | Accepted]
+) -> list[Accepted | None]:
+    """Write the new messages among ``made`` (the rest were replayed by their idempotency
+    keys) in the caller's open transaction, which then writes their ``mkt_sends`` rows:
+    each one's stored result, or None for a replayed message whose row is already there."""
+    fresh = [p for p in made if isinstance(p, Pending)]
+    stored = iter(messages.write_prepared_many(conn, fresh) if fresh else [])
+    accepted = [p if isinstance(p, Accepted) else next(stored) for p in made]
+    # Only a replayed message can already have its row (a new one has a new id).
+    old = [p.id for p in made if isinstance(p, Accepted)]
+    known = (
+        set(conn.execute(sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id.in_(old))).scalars())
+        if old
+        else set()
+    )
+    return [None if a.id in known else a for a in accepted]
 
 
 def refused(result: Accepted) -> bool:

@@ -67,14 +67,21 @@ from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import journey_switches as switches
 from sealmail.marketing import segments as seg
-from sealmail.marketing.campaigns import Campaigns, Outgoing, Snapshot, record_sends, refused, send_row
+from sealmail.marketing.campaigns import (
+    Campaigns,
+    Outgoing,
+    Snapshot,
+    record_sends,
+    refused,
+    send_row,
+    store_prepared,
+)
 from sealmail.marketing.journey_defs import bad, validate
 from sealmail.marketing.journey_runner import HELD, Claimed, PreparedSends, Runner
 from sealmail.marketing.states import EnrollmentState
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_enrollments as en
 from sealmail.marketing.tables import mkt_journeys as jr
-from sealmail.marketing.tables import mkt_sends
 from sealmail.messages.group_commit import Pending
 from sealmail.messages.service import Accepted
 from sealmail.messages.submission import Idempotency
@@ -395,20 +402,7 @@ class Journeys:
 
         def write(conn: Connection, ours: set[str]) -> None:
             mine = [ready[eid] for eid in ready if eid in ours]
-            fresh = [p for _, _, p, _ in mine if isinstance(p, Pending)]
-            stored = iter(messages.write_prepared_many(conn, fresh) if fresh else [])
-            accepted = [p if isinstance(p, Accepted) else next(stored) for _, _, p, _ in mine]
-            # Only a replayed message can already have its row (a new one has a new id).
-            old = [a.id for (_, _, p, _), a in zip(mine, accepted, strict=True) if isinstance(p, Accepted)]
-            known = (
-                set(
-                    conn.execute(
-                        sa.select(mkt_sends.c.message_id).where(mkt_sends.c.message_id.in_(old))
-                    ).scalars()
-                )
-                if old
-                else set()
-            )
+            stored = store_prepared(conn, messages, [p for _, _, p, _ in mine])
             record_sends(
                 conn,
                 [
@@ -422,8 +416,8 @@ class Journeys:
                         step=step,
                         refused=refused(a),
                     )
-                    for (c, step, _, snap), a in zip(mine, accepted, strict=True)
-                    if a.id not in known
+                    for (c, step, _, snap), a in zip(mine, stored, strict=True)
+                    if a is not None
                 ],
             )
 

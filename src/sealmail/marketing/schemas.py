@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportStatus, SendState
 
 PurposeName = Literal["treatment", "operations", "marketing", "fundraising"]
@@ -108,7 +109,7 @@ class CampaignIn(Strict):
         min_length=1, max_length=100, description="Segment id or name (newest version, pinned)."
     )
     from_: str = Field(alias="from", max_length=400)
-    variants: list[VariantIn] = Field(min_length=1, max_length=5)
+    variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
     send_at: datetime | None = None
     quiet_start: int = Field(21, ge=0, le=23, description="Local hour quiet hours begin (contact's zone).")
     quiet_end: int = Field(8, ge=0, le=23, description="Local hour they end; equal to start: none.")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import IntegrityError
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import console_server, csrf, enrol
 from tests.integration.marketing.conftest import Keys, bearer
@@ -25,7 +26,8 @@ from sealmail.config import Settings
 from sealmail.ids import new_id
 from sealmail.marketing.campaign_runs import CampaignRuns, Claim
 from sealmail.marketing.tables import mkt_campaigns, mkt_sends
-from sealmail.store.tables import audit_log, events, recipients
+from sealmail.marketing.tables import mkt_contacts as contacts
+from sealmail.store.tables import audit_log, events, messages, recipients
 from sealmail.users.roles import Role
 
 TEMPLATE = {"name": "note", "subject": "Hello {{ plan }}", "text": "A note for you."}
@@ -75,6 +77,13 @@ def per_address(services: Services) -> Counter[str]:
         return Counter(conn.execute(sa.select(recipients.c.address)).scalars())
 
 
+def each_once(services: Services, cid: str, addresses: list[str]) -> None:
+    """Every member got exactly one message and one ``mkt_sends`` row."""
+    assert per_address(services) == Counter(dict.fromkeys(addresses, 1))
+    counts = per_contact(services, cid)
+    assert len(counts) == len(addresses) and set(counts.values()) == {1}
+
+
 def campaign(services: Services, cid: str) -> Any:
     with services.engine.connect() as conn:
         return conn.execute(sa.select(mkt_campaigns).where(mkt_campaigns.c.id == cid)).one()
@@ -116,44 +125,244 @@ def test_send_returns_at_once_and_the_expander_queues_the_segment_in_batches(
     assert finished == {"audience": 95, "queued": 95, "failed": 0}
 
 
+def in_segment_order(services: Services, addresses: list[str]) -> list[tuple[str, str]]:
+    """(contact id, address) in the order the expander walks them: by contact id."""
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(contacts.c.id, contacts.c.email)
+            .where(contacts.c.email.in_(addresses))
+            .order_by(contacts.c.id)
+        ).all()
+    return [(r.id, r.email) for r in rows]
+
+
+def expire_lease(services: Services, cid: str) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(mkt_campaigns)
+            .where(mkt_campaigns.c.id == cid)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
 def test_a_crashed_expansion_resumes_from_its_cursor_and_queues_each_contact_once(
     client: TestClient, keys: Keys, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     addresses = prepare(client, keys, 50)
     cid = start(client, keys)
     mk = services.marketing
-    real = mk.campaigns.queue_message
+    real = mk.campaigns.messages.prepare
     calls = {"n": 0}
 
-    def dies_after_the_27th(*args: Any, **kwargs: Any) -> tuple[str, bool]:
-        out = real(*args, **kwargs)
+    def dies_at_the_27th(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 27:  # queued, but the process dies before its snapshot row is written
+        if calls["n"] == 27:  # the process dies while preparing the second batch
             raise RuntimeError("killed")
-        return out
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(mk.campaigns, "queue_message", dies_after_the_27th)
+    monkeypatch.setattr(mk.campaigns.messages, "prepare", dies_at_the_27th)
     first = CampaignRuns(services.engine, mk.campaigns, batch=20)
     with pytest.raises(RuntimeError):
         first.expand_due("w1")
-    monkeypatch.setattr(mk.campaigns, "queue_message", real)
+    monkeypatch.setattr(mk.campaigns.messages, "prepare", real)
     row = campaign(services, cid)
     assert (row.status, row.lease_owner, row.queued) == ("starting", "w1", 20)
-    assert row.expand_cursor is not None and len(per_contact(services, cid)) == 26
+    # The second batch commits all together or not at all: none of its 6 prepared messages.
+    assert len(per_contact(services, cid)) == 20 and sum(per_address(services).values()) == 20
     second = CampaignRuns(services.engine, mk.campaigns, batch=20)
     assert second.claim("w2") is None  # w1's lease still stands
-    with services.engine.begin() as conn:  # the lease runs out
+    expire_lease(services, cid)
+    second.expand_due("w2")
+    each_once(services, cid, addresses)
+    got = client.get(f"/v1/marketing/campaigns/{cid}", headers=keys.admin).json()
+    assert (got["status"], got["audience"], got["queued"], got["failed"]) == ("sending", 50, 50, 0)
+
+
+class SnapshotClashes(CampaignRuns):
+    """Before the chosen contact's message is written, another row takes its message id in
+    ``mkt_sends`` (a real primary-key clash, committed): the batch's snapshot insert fails."""
+
+    def __init__(self, *args: Any, clash: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clash = clash
+        self.taken: list[str] = []
+
+    def _prepare(self, plan: Any, out: Any, contact: Any, variant: str, idem: Any) -> Any:
+        prepared = super()._prepare(plan, out, contact, variant, idem)
+        if contact.id == self.clash and prepared is not None:
+            message_id = prepared.message["id"]
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(mkt_sends).values(
+                        message_id=message_id, tenant_id=contact.tenant_id, contact_id=contact.id,
+                        purpose="treatment", channel="email", remunerated=False, matched=[],
+                        quiet_start=21, quiet_end=8, state="sent", created_at=datetime.now(UTC),
+                    )
+                )  # fmt: skip
+            self.taken.append(message_id)
+        return prepared
+
+
+def test_a_batch_whose_snapshots_cannot_be_written_stores_none_of_its_messages(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 50)
+    cid = start(client, keys)
+    walk = in_segment_order(services, addresses)
+    ids, first = [i for i, _ in walk], [a for _, a in walk[:20]]
+    runs = SnapshotClashes(services.engine, services.marketing.campaigns, batch=20, clash=ids[25])
+    with pytest.raises(IntegrityError):
+        runs.expand_due("w1")
+    assert len(runs.taken) == 2  # the batch was redone once from fresh reads, and failed again
+    row = campaign(services, cid)
+    assert (row.expand_cursor, row.audience, row.queued) == (ids[19], 20, 20)  # the cursor stayed
+    with services.engine.connect() as conn:
+        stored = set(conn.execute(sa.select(messages.c.id)).scalars())
+    # The clashing messages were inserted before the failing snapshot insert: rolled back too.
+    assert not stored & set(runs.taken)
+    assert len(stored) == 20 and per_address(services) == Counter(dict.fromkeys(first, 1))
+    assert len(per_contact(services, cid)) == 20
+    expire_lease(services, cid)
+    assert CampaignRuns(services.engine, services.marketing.campaigns, batch=20).expand_due("w2") == 30
+    each_once(services, cid, addresses)
+    row = campaign(services, cid)
+    assert (row.status, row.audience, row.queued, row.failed) == ("sending", 50, 50, 0)
+
+
+class Overtaken(CampaignRuns):
+    """Between reading its first batch and writing it, a second expander (one a pause and
+    resume let in while this one still held the batch) queues the same batch first."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.other = CampaignRuns(*args, **kwargs)
+        self.current: tuple[Any, list[Any]] | None = None
+        self.overtaken = 0
+
+    def _queue_batch(self, plan: Any, batch: list[Any]) -> Any:
+        self.current = (plan, batch)
+        return super()._queue_batch(plan, batch)
+
+    def _prepare(self, plan: Any, out: Any, contact: Any, variant: str, idem: Any) -> Any:
+        if self.current is not None and not self.overtaken:
+            self.overtaken = self.other._try_batch(*self.current).queued
+        return super()._prepare(plan, out, contact, variant, idem)
+
+
+def test_a_batch_another_expander_wrote_first_is_redone_from_fresh_reads_not_lost(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 30)
+    cid = start(client, keys)
+    runs = Overtaken(services.engine, services.marketing.campaigns, batch=20)
+    assert runs.expand_due("w1") == 30
+    assert runs.overtaken == 20  # the other expander stored the whole first batch
+    each_once(services, cid, addresses)
+    row = campaign(services, cid)
+    assert (row.status, row.audience, row.queued, row.failed) == ("sending", 30, 30, 0)
+
+
+def test_a_message_queued_before_a_crash_without_its_snapshot_is_replayed_not_repeated(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 30)
+    cid = start(client, keys)
+    runs = Recording(services.engine, services.marketing.campaigns, batch=20)
+    assert runs.expand_due("w1") == 30
+    lost = in_segment_order(services, addresses)[24][1]  # in the second batch
+    with services.engine.begin() as conn:
+        # What the one-at-a-time expander could leave: the 25th message queued under its
+        # idempotency key, then a crash before its snapshot row and the cursor move.
+        message_id = conn.execute(
+            sa.select(recipients.c.message_id).where(recipients.c.address == lost)
+        ).scalar_one()
+        conn.execute(sa.delete(mkt_sends).where(mkt_sends.c.message_id == message_id))
         conn.execute(
             sa.update(mkt_campaigns)
             .where(mkt_campaigns.c.id == cid)
-            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
-        )
-    second.expand_due("w2")
-    assert per_address(services) == Counter(dict.fromkeys(addresses, 1))  # the 27th was replayed
-    counts = per_contact(services, cid)
-    assert len(counts) == 50 and set(counts.values()) == {1}
+            .values(status="starting", expand_cursor=runs.cursors[0], audience=20, queued=20,
+                    expanded_at=None, lease_owner=None, lease_until=None)
+        )  # fmt: skip
+    with services.engine.connect() as conn:
+        messages_before = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
+    assert runs.expand_due("w2") == 10
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one() == messages_before
+        snapshot = conn.execute(
+            sa.select(mkt_sends.c.message_id, mkt_sends.c.state, mkt_sends.c.variant).where(
+                mkt_sends.c.campaign_id == cid, mkt_sends.c.message_id == message_id
+            )
+        ).one()
+    assert tuple(snapshot) == (message_id, "queued", "a")  # the stored message got its row
+    each_once(services, cid, addresses)
+    row = campaign(services, cid)
+    assert (row.status, row.audience, row.queued, row.failed) == ("sending", 30, 30, 0)
+
+
+def test_the_counts_are_the_audience_the_queued_and_the_failed_exactly(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    nick = {"name": "nick", "type": "text", "phi_class": "none"}
+    assert client.post("/v1/marketing/attributes", json=nick, headers=keys.admin).status_code == 201
+    addresses = prepare(client, keys, 0)
+    greeting = {"name": "greet", "subject": "Hello {{ nick }}", "text": "A note for you."}
+    assert client.post("/v1/templates", json=greeting, headers=keys.admin).status_code == 201
+    rows = [
+        {"email": f"n{i}@example.net", "attributes": {"plan": "gold", "nick": f"N{i}"}} for i in range(12)
+    ]
+    rows[5]["attributes"].pop("nick")  # in the segment, but its subject cannot be rendered
+    r = client.post("/v1/marketing/contacts/batch", json={"contacts": rows}, headers=keys.admin)
+    assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+    services.suppressions.add(
+        tenant.id, address="n7@example.net", actor="test", source="api", reason="manual"
+    )
+    body = {
+        "name": "Greeting",
+        "purpose": "treatment",
+        "segment": "all",
+        "from": "care@clinic.example",
+        "variants": [{"name": "a", "template": "greet"}],
+    }
+    cid = client.post("/v1/marketing/campaigns", json=body, headers=keys.admin).json()["id"]
+    assert client.post(f"/v1/marketing/campaigns/{cid}/send", headers=keys.admin).status_code == 202
+    assert CampaignRuns(services.engine, services.marketing.campaigns, batch=5).expand_due("w1") == 11
     got = client.get(f"/v1/marketing/campaigns/{cid}", headers=keys.admin).json()
-    assert (got["status"], got["audience"], got["queued"]) == ("sending", 50, 50)
+    assert (got["audience"], got["queued"], got["failed"]) == (12, 11, 1)
+    assert addresses == [] and "n5@example.net" not in per_address(services)
+    with services.engine.connect() as conn:
+        states = dict(
+            conn.execute(
+                sa.select(contacts.c.email, mkt_sends.c.state)
+                .join(contacts, contacts.c.id == mkt_sends.c.contact_id)
+                .where(mkt_sends.c.campaign_id == cid)
+            ).all()
+        )
+    assert len(states) == 11 and "n5@example.net" not in states
+    assert states.pop("n7@example.net") == "skipped"  # refused at intake: suppressed
+    assert set(states.values()) == {"queued"}
+
+
+def test_a_campaign_key_another_request_took_fails_only_its_contact(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    addresses = prepare(client, keys, 8)
+    cid = start(client, keys)
+    walk = in_segment_order(services, addresses)
+    # An API client happened to send its own message under this contact's campaign key.
+    own = {
+        "from": "care@clinic.example",
+        "to": ["x@example.net"],
+        "subject": "Hi",
+        "text": "Hi",
+        "stream": "phi",
+    }
+    headers = {**keys.admin, "Idempotency-Key": f"campaign:{cid}:{walk[3][0]}"}
+    assert client.post("/v1/messages", json=own, headers=headers).status_code in (200, 201, 202)
+    assert CampaignRuns(services.engine, services.marketing.campaigns, batch=5).expand_due("w1") == 7
+    row = campaign(services, cid)
+    assert (row.status, row.audience, row.queued, row.failed) == ("sending", 8, 7, 1)
+    assert walk[3][1] not in per_address(services) and walk[4][1] in per_address(services)
+    assert len(per_contact(services, cid)) == 7
 
 
 def test_concurrent_expanders_never_both_claim_or_expand_a_campaign(

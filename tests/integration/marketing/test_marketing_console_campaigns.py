@@ -18,6 +18,7 @@ from tests.integration.marketing.conftest import Keys, keys_for
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services
+from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.store.tables import audit_log
 from sealmail.users.roles import Role
 
@@ -182,7 +183,8 @@ def test_campaigns_are_created_checked_started_and_reported(
     services.marketing.runs.expand_due("test-expander")
     wait_until(lambda: 'role="img"' in sender.get(page_path).text, 30, "the campaign was never expanded")
     shown = sender.get(page_path)
-    assert 'role="img"' in shown.text and '<th scope="row"><bdi>a</bdi></th>' in shown.text
+    # Two contacts, variants weighted 3:1 by a hash of random ids: both get "b" one run in 16.
+    assert 'role="img"' in shown.text and re.search(r'<th scope="row"><bdi>[ab]</bdi></th>', shown.text)
     audience = sender.get(f"{page_path}/audience")
     assert audience.status_code == 200 and audience.text.count("attr:city:eq") == 2
     csv = sender.get(f"{page_path}/stats.csv")
@@ -203,6 +205,37 @@ def test_campaigns_are_created_checked_started_and_reported(
     assert officer.get("/console/marketing/campaigns/new").status_code == 403
     assert officer.post(f"{page_path}/start", data={"csrf": token(officer, page_path)}).status_code == 403
     assert sender.post(f"{page_path}/start", data={"csrf": "0" * 64}).status_code == 403
+
+
+def test_the_form_offers_and_saves_as_many_variants_as_the_api_allows(
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys
+) -> None:
+    tpl = {"name": "reminder", "subject": "Flu shots", "text": "Book your flu shot."}
+    assert client.post("/v1/templates", json=tpl, headers=declared.admin).status_code == 201
+    rule = {"attr": "city", "op": "eq", "value": "Austin"}
+    seg = client.post(
+        "/v1/marketing/segments", json={"name": "austin", "rule": rule}, headers=declared.admin
+    ).json()
+    sender = person(console, tenant, Role.SENDER).http
+    form = sender.get("/console/marketing/campaigns/new").text
+    rows = set(re.findall(r'name="v(\d+)_template"', form))
+    assert rows == {str(i) for i in range(MAX_VARIANTS)} and MAX_VARIANTS > 3
+    # Every field of the form, as a browser posts it: each row filled in.
+    fields = {
+        f"v{i}_{k}": v
+        for i in range(MAX_VARIANTS)
+        for k, v in (("name", f"arm{i}"), ("template", "reminder@1"), ("weight", str(i + 1)))
+    }
+    made = make_campaign(sender, seg["id"], send_at="", **fields)
+    assert made.status_code == 303, made.text
+    campaign_id = made.headers["location"].rsplit("/", 1)[1]
+    got = client.get(f"/v1/marketing/campaigns/{campaign_id}", headers=declared.admin).json()
+    assert [(v["name"], v["weight"]) for v in got["variants"]] == [
+        (f"arm{i}", i + 1) for i in range(MAX_VARIANTS)
+    ]
+    # A flood of fields is still refused before any is read.
+    flood = make_campaign(sender, seg["id"], **fields, **{f"x{i}": "1" for i in range(20)})
+    assert flood.status_code == 400
 
 
 def test_another_tenants_ids_are_not_found(
