@@ -15,6 +15,11 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def sys_cpu() -> float:
+    """This process's system CPU seconds (the kernel's share: socket writes, fsync, epoll)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def pg_cpu(database: str) -> float:
     """CPU seconds of the PostgreSQL backends serving ``database`` (0 if none or unreadable;
     the server must run on this machine)."""

@@ -544,17 +544,19 @@ def pct(values: list[float], q: float) -> float:
 class Profiler:
     """py-spy record (raw collapsed stacks) on one pid until stopped."""
 
-    def __init__(self, harness: Harness, pid: int, name: str, rate: int = 97) -> None:
+    def __init__(self, harness: Harness, pid: int, name: str, rate: int = 97, *, gil: bool = True) -> None:
         name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         self.out = harness.tmp / f"profile-{name}.txt"
         self.name = name
         argv = [
             str(PY_SPY), "record", "--pid", str(pid), "--format", "raw", "--output", str(self.out),
             "--rate", str(rate), "--nonblocking", "--duration", "600",
-            # Only the thread holding the GIL: samples are Python CPU time, not lock or fsync
-            # waits (without it a thread blocked in COMMIT or on the GIL counts as busy).
-            "--gil",
         ]  # fmt: skip
+        if gil:
+            # Only the thread holding the GIL: samples are Python CPU time, not lock or fsync
+            # waits (without it a thread blocked in COMMIT or on the GIL counts as busy).  It
+            # also leaves out C code that releases the GIL (RSA in ``cryptography``, Sequoia).
+            argv.append("--gil")
         self.child = harness.spawn(f"py-spy-{name}", argv, dict(os.environ), ROOT)
         self.h = harness
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/worker_cpu.py --engine postgresql --messages 2000
     .venv/bin/python bench/worker_cpu.py --engine sqlite --profile     # py-spy --gil this process
     .venv/bin/python bench/worker_cpu.py --engine sqlite --pgp 100     # the OpenPGP path
+    .venv/bin/python bench/worker_cpu.py --pgp 100 --profile --no-gil  # py-spy, GIL-free C code too
 
 ``sealmail init`` a fresh home and database (verified ``clinic.example``, dual DKIM keys), queue
 ``--warmup`` + ``--messages`` messages through a ``serve --role api`` process (stopped before
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -41,7 +43,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import throughput as tp  # noqa: E402  # the bench's sink, harness and load generator
-from proc_cpu import cpu, pg_cpu  # noqa: E402
+from proc_cpu import cpu, pg_cpu, sys_cpu  # noqa: E402
 
 # Its own database (with the pid): another bench dropping a shared one would end this run.
 tp.PG_DB = f"sealmail_worker_bench_{os.getpid()}"
@@ -99,8 +101,9 @@ def _loop_factory(settings: Any) -> Callable[[], asyncio.AbstractEventLoop] | No
     return loop_factory(settings.event_loop)
 
 
-def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
-    """Deliver everything in this process; (CPU s, wall s, PG backends' CPU s) of the measured messages."""
+def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float, float]:
+    """Deliver everything in this process; (CPU s, wall s, PG backends' CPU s, system CPU s) of
+    the measured messages."""
     for k in [k for k in os.environ if k.startswith("SEALMAIL_")]:
         del os.environ[k]
     os.environ.update({k: v for k, v in env.items() if k.startswith("SEALMAIL_")})
@@ -114,7 +117,7 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
     svc = build_services(settings)
     a = ctx.args
     base = ctx.sink.state().count
-    marks: dict[str, tuple[float, float, float]] = {}
+    marks: dict[str, tuple[float, float, float, float]] = {}
     done = threading.Event()
 
     def watch() -> None:
@@ -122,17 +125,21 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
         while not done.is_set():
             count = ctx.sink.state().count - base
             if "start" not in marks and count >= a.warmup:
-                marks["start"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB))
+                marks["start"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB), sys_cpu())
+                if a.perf:
+                    argv = ["perf", "record", "-F", "999", "-g", "-p", str(os.getpid()), "-o", a.perf]
+                    perf.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 if a.profile:
                     name = f"{a.engine}-worker-cpu"
-                    profilers.append(tp.Profiler(ctx.harness, os.getpid(), name, rate=400))
+                    profilers.append(tp.Profiler(ctx.harness, os.getpid(), name, rate=400, gil=not a.no_gil))
             if count >= a.warmup + a.messages:
-                marks["end"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB))
+                marks["end"] = (cpu(), time.perf_counter(), pg_cpu(tp.PG_DB), sys_cpu())
                 done.set()
                 return
             time.sleep(0.02)
 
     profilers: list[tp.Profiler] = []
+    perf: list[subprocess.Popen[bytes]] = []
 
     async def main() -> None:
         transport = build_transport(settings)
@@ -156,6 +163,9 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float]:
     watcher.join()
     for prof in profilers:
         ctx.profiles["worker"] = prof.stop()
+    for recorder in perf:
+        recorder.send_signal(signal.SIGINT)  # perf writes its file on Ctrl-C
+        recorder.wait(timeout=60)
     svc.close()
     if "end" not in marks:
         raise TimeoutError(f"not delivered within {a.timeout} s")
@@ -172,6 +182,12 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--pgp", type=int, default=0, metavar="N", help="N recipients with a certificate")
     p.add_argument("--profile", action="store_true", help="py-spy --gil this process over the window")
+    p.add_argument(
+        "--no-gil",
+        action="store_true",
+        help="with --profile: sample every running thread (C code that releases the GIL counts too)",
+    )
+    p.add_argument("--perf", metavar="FILE", help="`perf record -g` this process over the window into FILE")
     p.add_argument("--set", action="append", metavar="SEALMAIL_X=value", help="extra Sealmail setting")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
@@ -179,11 +195,12 @@ def main() -> int:
     try:
         ctx = tp.Ctx(args, harness, tp.Sink(harness))
         env = preload(ctx, args.engine)
-        used, wall, pg = run_worker(ctx, env)
+        used, wall, pg, kernel = run_worker(ctx, env)
         label = f"{args.engine} worker" + (" (pgp)" if args.pgp else "")
         backends = f" + PG {1000 * pg / args.messages:.3f}" if args.engine == "postgresql" else ""
         per = 1000 * used / args.messages
-        print(f"{label}: {args.messages} messages, CPU {per:.3f}{backends} ms/msg, ", end="")
+        print(f"{label}: {args.messages} messages, CPU {per:.3f}{backends} ms/msg ", end="")
+        print(f"(system {1000 * kernel / args.messages:.3f}), ", end="")
         print(f"{args.messages / wall:.0f} msg/s wall")
         for line in ctx.profiles.get("worker", []):
             print(line)

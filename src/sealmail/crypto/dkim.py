@@ -359,6 +359,10 @@ class DkimSigner:
         Raises ``ValueError`` when the message has no From field or a malformed header
         section.
         """
+        return self.signature_fields(message, wire_form=wire_form) + message
+
+    def signature_fields(self, message: bytes, *, wire_form: bool = False) -> bytes:
+        """The ``DKIM-Signature`` fields ``sign`` prepends to ``message`` (CRLF-terminated)."""
         wire = message if wire_form else to_wire_form(message)
         fields, body = split_message(wire)
         # RFC 6376 §3.7: the body hash depends only on canonicalization and hash
@@ -394,7 +398,7 @@ class DkimSigner:
             self._signature_field(loaded, layout, signed, timestamp, bh)
             for loaded, layout in zip(self._keys, layouts, strict=True)
         ]
-        return b"".join(signatures) + message
+        return b"".join(signatures)
 
     def _layouts(self, names: tuple[str, ...], timestamp_length: int) -> tuple[_Layout, ...]:
         """Each key's field for this h= list, cached: most mail carries the same fields."""

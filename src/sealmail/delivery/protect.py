@@ -146,8 +146,13 @@ class SecureLine:
         elif tls_rcpts:
             jobs.append(self._tls(group, tls_rcpts))
         results: list[Result] = []
-        for batch in await asyncio.gather(*jobs):
-            results.extend(batch)
+        if len(jobs) == 1:
+            # The usual group (one recipient, or one TLS transaction) is awaited here: a task
+            # of its own would cost a task and a turn of the event loop per delivery.
+            results = await jobs[0]
+        else:
+            for batch in await asyncio.gather(*jobs):
+                results.extend(batch)
         noted = [name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
         # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
         return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import structlog
 
-from sealmail.domain.wire import canonical_message
+from sealmail.domain.wire import canonical_message, prepend_lines
 from sealmail.messages.queue import QueuedMessage
 from sealmail.secureline.identities import Identities
 
@@ -67,5 +67,6 @@ class DkimStep:
         if signer is None:
             log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
             return payload
-        # Already canonical: the signer need not scan the whole message again.
-        return signer.sign(payload, wire_form=True)
+        # Already canonical: the signer need not scan the whole message again, and the signed
+        # message stays marked canonical, so the SMTP client's check does not either.
+        return prepend_lines(signer.signature_fields(payload, wire_form=True), payload)

@@ -215,7 +215,11 @@ class OutboundTransport:
         requiretls: bool = False,
     ) -> list[Attempt]:
         where = session.where
-        if where.tls.verified and hop.level is TlsPolicy.REQUIRE_VERIFIED:
+        if (
+            where.tls.verified
+            and hop.level is TlsPolicy.REQUIRE_VERIFIED
+            and where.tls.verified_by != hop.verified_by
+        ):
             # A pooled session may have been opened for another request with the
             # same level; record what vouched for it on *this* delivery.
             where = replace(where, tls=replace(where.tls, verified_by=hop.verified_by))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["canonical_message", "crlf_only"]
+__all__ = ["Canonical", "canonical_message", "crlf_only", "prepend_lines"]
 
 _ANY_LINE_END: Final = re.compile(rb"\r\n|\r|\n")
 _BARE_LINE_END: Final = re.compile(rb"\r(?!\n)|(?<!\r)\n")
@@ -39,13 +39,26 @@ def crlf_only(data: bytes) -> bool:
     )
 
 
-def canonical_message(message: bytes) -> bytes:
+class Canonical(bytes):
+    """Bytes ``canonical_message`` made (or found) canonical; it returns them as they are.
+
+    The mark lets the second check of a delivery (the SMTP client's, before dot-stuffing)
+    skip a scan of the whole message the first (before DKIM) has just done.  Only the very
+    object keeps it: slicing or concatenating gives plain ``bytes``, which are checked again.
+    """
+
+    __slots__ = ()
+
+
+def canonical_message(message: bytes) -> Canonical:
     """``message`` with NUL removed and every CR, LF or CRLF made CRLF, ending in CRLF.
 
     In the header section of a CRLF message a stray bare CR or LF becomes a fold
     (CRLF SP, RFC 5322 §2.2.3) rather than a line end, so ``X-A: a<CR>Bcc: b`` stays
     one field instead of turning into a new, unchecked ``Bcc`` field at the next hop.
     """
+    if type(message) is Canonical:
+        return message
     if b"\0" in message:
         message = message.replace(b"\0", b"")
     if not crlf_only(message):
@@ -57,4 +70,19 @@ def canonical_message(message: bytes) -> bytes:
             message = _ANY_LINE_END.sub(b"\r\n", message)
     if message and not message.endswith(b"\r\n"):
         message += b"\r\n"
-    return message
+    return Canonical(message)
+
+
+def prepend_lines(lines: bytes, message: bytes) -> bytes:
+    """``lines + message``, still marked canonical when ``message`` was and ``lines`` are
+    whole CRLF-terminated lines without a bare CR or LF or a NUL (only ``lines`` is scanned).
+
+    For header fields added in front of a canonical message (DKIM-Signature); anything
+    else gives plain ``bytes``, which ``canonical_message`` then checks in full.
+    """
+    joined = lines + message
+    if type(message) is Canonical and (
+        not lines or (lines.endswith(b"\r\n") and b"\0" not in lines and crlf_only(lines))
+    ):
+        return Canonical(joined)
+    return joined

@@ -9,14 +9,17 @@ Sealmail's async resolver.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import dkim
 import dns.nameserver
 import dns.resolver
+import pysequoia
 import pytest
 from tests.support.dns_server import DnsServer
 
+from sealmail.crypto import pgp
 from sealmail.crypto.dkim import (
     DkimKey,
     DkimSigner,
@@ -26,6 +29,9 @@ from sealmail.crypto.dkim import (
     dns_records,
     generate_key,
 )
+from sealmail.delivery.result import with_trace
+from sealmail.delivery.transaction import _dot_stuff
+from sealmail.domain.wire import Canonical, canonical_message, crlf_only, prepend_lines
 from sealmail.net.dns import Resolver
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl: pip install pynacl")
@@ -126,3 +132,53 @@ def test_check_dns_reports_a_wrong_key_and_a_failing_server(
     assert [r.ok for r in results] == [False, True, True, False]
     assert "different public key" in results[0].detail
     assert "try again" in results[3].detail
+
+
+HOSTILE_PGP_SOURCES = {
+    "long folded subject": b"Subject: "
+    + b"\r\n ".join([b"Lab results for the visit of Monday"] * 60)
+    + b"\r\n",
+    "non-ASCII header": "Subject: Résultats d'analyse — Zoë\r\nX-Ünïcode: ✓\r\n".encode(),
+    "bare LF and CR in the header": b"X-Note: a\nBcc: evil@example.org\rX-B: c\r\n",
+    "NUL in a header": b"X-Nul: a\x00b\r\n",
+}
+
+
+@pytest.mark.parametrize("extra", list(HOSTILE_PGP_SOURCES.values()), ids=list(HOSTILE_PGP_SOURCES))
+def test_pgp_mime_signed_for_the_wire_verifies_and_matches_the_unmarked_path(
+    keys: list[DkimKey], dkimpy_uses: DnsServer, extra: bytes
+) -> None:
+    """What the PGP worker sends: PGP/MIME, a trace field, then DKIM over the canonical bytes,
+    whose ``wire.Canonical`` mark lets dot-stuffing skip its own scan."""
+    archive_secret, archive_public = pgp.generate_tenant_key("Archive <archive@clinic.example>")
+    _, patient_public = pgp.generate_tenant_key("Patient <patient@example.org>")
+    signer_secret, _ = pgp.generate_tenant_key("Zoe <zoe@clinic.example>")
+    source = (
+        b"From: Dr. Zo\xc3\xab <zoe@clinic.example>\r\nTo: patient@example.org\r\n"
+        + extra
+        + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        + b".leading dot\r\nline two\nno final line end"
+    )
+    encrypted = pgp.encrypt_pgp_mime(
+        source, [patient_public], archive_cert=archive_public, signer_secret=signer_secret
+    )
+    now = time.time()  # one t= for both paths (dkimpy refuses a t= in the future)
+    signer = DkimSigner(keys, clock=lambda: now)
+    payload = canonical_message(with_trace("msg_01", encrypted))
+    signed = prepend_lines(signer.signature_fields(payload, wire_form=True), payload)
+
+    assert type(signed) is Canonical
+    # Byte for byte what the unmarked path (sign, then a full scan before dot-stuffing) sent.
+    assert signed == canonical_message(signer.sign(bytes(payload)))
+    wire = _dot_stuff(signed)
+    assert wire == _dot_stuff(bytes(signed))
+    assert crlf_only(wire) and b"\0" not in wire
+    # What the receiver reads after removing the dot-stuffing (RFC 5321 §4.5.2).
+    received = wire[: -len(b".\r\n")].replace(b"\r\n..", b"\r\n.")
+    assert dkim.verify(received, minkey=2048)
+    assert dkim.DKIM(received, minkey=2048).verify(idx=1)
+    # The encrypted part survived: the archive key opens it and finds the source's body.
+    armored = received[received.index(b"-----BEGIN PGP MESSAGE-----") :]
+    armored = armored[: armored.index(b"-----END PGP MESSAGE-----") + 25]
+    decryptor = pysequoia.Tsk.from_bytes(archive_secret).decryptor()
+    assert b"line two" in pysequoia.decrypt(armored, decryptor=decryptor).bytes
