@@ -447,6 +447,7 @@ class Journeys:
 
     def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
         with db.reader(self.engine) as conn:
+            switches.journey_row(conn, tenant_id, journey_id)  # another tenant's id: 404, not []
             rows = conn.execute(
                 sa.select(en)
                 .where(en.c.tenant_id == tenant_id, en.c.journey_id == journey_id)
