@@ -174,3 +174,20 @@ def test_a_one_click_unsubscribe_revokes_marketing_in_the_ledger_beside_the_supp
     # A second click writes nothing more.
     services.engagement.unsubscribe(token, "one_click")
     assert len(services.marketing.consent.history(tenant.id, cid)) == 1
+
+
+def test_a_long_ledger_shows_its_newest_events_oldest_first(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    cid = contact(client, keys)
+    for i in range(201):
+        services.marketing.consent.change(
+            tenant.id, cid, purpose="fundraising", channel="email",
+            action="revoke" if i % 2 else "grant", source="api", actor="test", evidence=f"change {i}",
+        )  # fmt: skip
+    got = client.get(f"/v1/marketing/contacts/{cid}/consent", headers=keys.reader).json()
+    history = got["history"]
+    assert len(history) == 200
+    # The latest change (the one the current state shows) is there; the first one is cut.
+    assert (history[0]["evidence"], history[-1]["evidence"]) == ("change 1", "change 200")
+    assert history[-1]["action"] == "grant" and got["consents"][0]["state"] == "granted"
