@@ -473,8 +473,15 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         return dataclasses.asdict(got)
 
     @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
-    def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:
-        return {"data": mk.journeys.enrollments(who.tenant_id, journey_id)}
+    def journey_enrollments(
+        journey_id: str,
+        who: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str, Query(max_length=40)] = "",
+    ) -> dict[str, Any]:
+        """A page of this journey version's enrollments (a journey may hold millions)."""
+        rows = mk.journeys.enrollments(who.tenant_id, journey_id, limit + 1, cursor)
+        return {"data": rows[:limit], "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
 
     return r
 

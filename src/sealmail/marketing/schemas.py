@@ -440,6 +440,7 @@ class EnrollmentOut(Out):
 
 class EnrollmentList(Out):
     data: list[EnrollmentOut]
+    next_cursor: str | None = None
 
 
 class NodeStatsOut(Out):

@@ -1,14 +1,23 @@
 """Campaign messages on SQLite and PostgreSQL: each pins its template version when the
 campaign is created (an edit before the start changes nothing sent), and PHI
-personalization goes through SecureLine per recipient like any PHI message (issue 16)."""
+personalization goes through SecureLine per recipient like any PHI message, and bounces,
+complaints and unsubscribes count in the figures (issue 16)."""
 
+import csv
 import email
 import email.policy
+import io
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from tests.integration.delivery.conftest import MxFarm
 from tests.integration.delivery.test_worker import pipeline
 from tests.integration.marketing.test_marketing_campaigns import Shop, shop
 from tests.support.dns_server import DnsServer
+
+from sealmail.engagement.tokens import Kind
+from sealmail.ids import new_id
+from sealmail.store.tables import events
 
 __all__ = ["pipeline", "shop"]
 
@@ -60,3 +69,30 @@ def test_phi_personalization_goes_through_secureline_never_in_plaintext(
         shop.p.tenant.principal, message_id=send["message_id"], type_="message.delivered"
     )
     assert got.data[0]["data"]["secureline"]["method"] == "portal"
+
+
+def test_a_bounce_a_complaint_and_an_unsubscribe_each_count_in_their_variants_figures(shop: Shop) -> None:
+    for local in ("permfail-550", "ann", "bob"):
+        shop.contact(f"{local}@example.net")
+    sent = shop.campaign("treatment")
+    shop.p.run_worker()
+    shop.p.sink.wait_for(2)
+    by_address = shop.audience(sent["id"])
+    services = shop.p.services
+    # Bob unsubscribes by one click (a real token); Ann's mailbox provider reports a complaint.
+    bob = shop.p.message(by_address["bob@example.net"]["message_id"])["recipients"][0]["id"]
+    assert services.engagement.unsubscribe(services.engagement.token(Kind.UNSUBSCRIBE, bob), "one_click")
+    ann = by_address["ann@example.net"]["message_id"]
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.insert(events).values(
+                id=new_id("evt"), tenant_id=shop.p.tenant.id, message_id=ann, type="message.complained",
+                seq=99, created_at=datetime.now(UTC), data={},
+            )
+        )  # fmt: skip
+    stats = shop.client.get(f"/v1/marketing/campaigns/{sent['id']}/stats", headers=shop.h).json()
+    pick = ("sent", "delivered", "bounced", "complained", "unsubscribed")
+    assert {k: stats["variants"]["a"][k] for k in pick} == dict(zip(pick, (3, 2, 1, 1, 1), strict=True))
+    table = shop.client.get(f"/v1/marketing/campaigns/{sent['id']}/stats.csv", headers=shop.h)
+    [row] = csv.DictReader(io.StringIO(table.text))
+    assert (row["bounced"], row["complained"], row["unsubscribed"]) == ("1", "1", "1")

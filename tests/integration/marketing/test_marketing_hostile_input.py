@@ -91,3 +91,21 @@ def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_
         "/journeys/jrn_01M9288A7M1PJYB7ZY4FFB30F8/enrollments",
     ):
         assert_problem(client.get(P + path, headers=declared.reader), 404)
+
+
+def test_a_journeys_enrollments_come_a_page_at_a_time(client: TestClient, declared: Keys) -> None:
+    h = declared.admin
+    definition = {"trigger": {"type": "api_event", "event": "booked"}, "steps": [{"wait": {"hours": 2}}]}
+    jid = client.post(f"{P}/journeys", json={"name": "j", "definition": definition}, headers=h).json()["id"]
+    for i in range(3):
+        client.post(f"{P}/contacts", json={"email": f"e{i}@example.net"}, headers=h)
+        event = {"event": "booked", "email": f"e{i}@example.net"}
+        assert client.post(f"{P}/journeys/events", json=event, headers=h).json()["enrolled"] == 1
+    url = f"{P}/journeys/{jid}/enrollments"
+    first = client.get(url, params={"limit": 2}, headers=h).json()
+    assert len(first["data"]) == 2 and first["next_cursor"] == first["data"][1]["id"]
+    rest = client.get(url, params={"limit": 2, "cursor": first["next_cursor"]}, headers=h).json()
+    assert len(rest["data"]) == 1 and rest["next_cursor"] is None
+    ids = [e["id"] for e in first["data"] + rest["data"]]
+    assert len(set(ids)) == 3
+    assert_problem(client.get(url, params={"limit": 1001}, headers=h), 422)
