@@ -14,7 +14,7 @@ ChannelName = Literal["email", "sms"]
 AttrValue = str | int | float | bool | None
 
 
-def _without_nul(value: Any) -> Any:
+def without_nul(value: Any) -> Any:
     """``value`` unchanged, or ValueError when a string in it (a key too) holds NUL."""
     # Iterative: a rule tree or journey definition is nested JSON; its depth is bounded later.
     stack = [value]
@@ -36,7 +36,7 @@ class Strict(BaseModel):
 
     # PostgreSQL text and jsonb cannot hold NUL: a 422 here, not a driver error (a 500) there,
     # and SQLite refuses what PostgreSQL would.
-    _no_nul = field_validator("*", mode="before")(_without_nul)
+    _no_nul = field_validator("*", mode="before")(without_nul)
 
 
 class AttributeIn(Strict):

@@ -1,15 +1,23 @@
 """Hostile input over the marketing API on SQLite and PostgreSQL: NUL in a body, a path or
 a query, numbers past a double's range, and ids of nothing this tenant owns are 4xx
-problems — never a driver error (a 500) and never anything stored."""
+problems (in the console, a page saying so) — never a driver error (a 500) and never
+anything stored."""
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import Console
 from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
 
 from sealmail.app import Services
-from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_lists, mkt_segments
+from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_journeys, mkt_lists, mkt_segments
+from sealmail.users.roles import Role
+
+__all__ = ["console"]
 
 P = "/v1/marketing"
 
@@ -109,3 +117,24 @@ def test_a_journeys_enrollments_come_a_page_at_a_time(client: TestClient, declar
     ids = [e["id"] for e in first["data"] + rest["data"]]
     assert len(set(ids)) == 3
     assert_problem(client.get(url, params={"limit": 1001}, headers=h), 422)
+
+
+def test_nul_in_a_console_form_or_its_json_is_refused_in_the_page_and_nothing_is_stored(
+    console: Console, tenant: TenantFixture, declared: Keys, services: Services
+) -> None:
+    owner = person(console, tenant, Role.OWNER).http
+    t = token(owner)
+    journey = {"trigger": {"type": "api_event", "event": "b\x00"}, "steps": [{"exit": {}}]}
+    for path, data, status in (
+        ("/console/marketing/lists", {"name": "vip\x00"}, 400),
+        ("/console/marketing/journeys", {"name": "j", "definition": json.dumps(journey)}, 422),
+        (
+            "/console/marketing/segments/build",
+            {"name": "s", "rule": '{"list": "a\\u0000"}', "action": "count"},
+            422,
+        ),
+    ):
+        r = owner.post(path, data={"csrf": t, **data})
+        assert r.status_code == status, (path, r.status_code)
+        assert "NUL" in r.text, path
+    assert (rows(services, mkt_lists), rows(services, mkt_journeys)) == (0, 0)
