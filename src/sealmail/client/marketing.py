@@ -91,7 +91,11 @@ CALLS: dict[str, Any] = {
     "record_conversion": lambda message_id, name, value=None: Call(
         "POST", f"{P}/conversions", json={"message_id": message_id, "name": name, "value": value}
     ),
-    "journey_enrollments": lambda journey_id: Call("GET", f"{P}/journeys/{segment(journey_id)}/enrollments"),
+    "journey_enrollments": lambda journey_id, limit=100, cursor="": Call(
+        "GET",
+        f"{P}/journeys/{segment(journey_id)}/enrollments",
+        params=_q(limit=limit, cursor=cursor or None),
+    ),
     "pause_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/pause"),
     "resume_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/resume"),
 }

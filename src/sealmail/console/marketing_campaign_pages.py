@@ -35,7 +35,7 @@ from sealmail.errors import Conflict, NotFound, PermissionDenied, ValidationFail
 from sealmail.marketing.analytics import METRICS
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.journey_defs import MAX_STEPS
-from sealmail.marketing.schemas import CampaignIn
+from sealmail.marketing.schemas import CampaignIn, without_nul
 from sealmail.marketing.segments import check_classes
 from sealmail.marketing.service import Marketing
 from sealmail.marketing.states import CampaignStatus
@@ -438,6 +438,10 @@ def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
                     raise ValidationFailed([{"field": "definition", "message": "is not JSON"}]) from None
                 if not isinstance(definition, dict):
                     raise ValidationFailed([{"field": "definition", "message": "must be a JSON object"}])
+                try:
+                    without_nul(definition)  # "\u0000" in the JSON: PostgreSQL refuses NUL
+                except ValueError as exc:
+                    raise ValidationFailed([{"field": "definition", "message": str(exc)}]) from None
                 saved = mk.journeys.save(
                     who.tenant_id, name, definition, actor=who.actor, allowed=classes_for(who)
                 )

@@ -16,6 +16,7 @@ from typing import Any
 from sealmail.domain.marketing import ConsentState, PhiClass, Purpose
 from sealmail.marketing.attributes import AttributeDef, AttrType
 from sealmail.marketing.rules import NO_CONSENT, OPS, SENSITIVE_OPS
+from sealmail.marketing.schemas import without_nul
 from sealmail.marketing.segments import NAME_MAX
 
 MAX_RULE_TEXT = 64 * 1024
@@ -74,11 +75,13 @@ def parse_rule(text: str) -> Any:
     if len(text) > MAX_RULE_TEXT:
         raise BuildError("rule", f"the rule is larger than {MAX_RULE_TEXT // 1024} KiB")
     try:
-        return json.loads(text)
+        return without_nul(json.loads(text))  # "\u0000" in the JSON: PostgreSQL refuses NUL
     except json.JSONDecodeError as exc:
         raise BuildError("rule", f"is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise BuildError("rule", "nests too deeply") from None
+    except ValueError as exc:
+        raise BuildError("rule", str(exc)) from None
 
 
 def _days(raw: str, field: str) -> int:

@@ -141,6 +141,9 @@ def create_console(
             request.cookies.get(cookie), form.get("csrf")
         ):
             raise HTTPException(403, "This form has expired or did not come from this site.")
+        # PostgreSQL text cannot hold NUL: a clear page here, not a driver error (a 500) later.
+        if any(isinstance(v, str) and "\x00" in v for _, v in form.multi_items()):
+            raise HTTPException(400, "A field holds a NUL character; remove it and submit the form again.")
         return form
 
     @app.exception_handler(HTTPException)

@@ -71,6 +71,8 @@ from sealmail.marketing.service import Marketing
 from sealmail.tenancy.service import Principal
 
 UPLOAD_PATH = "/v1/marketing/contacts/import"
+PageSize = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[str, Query(max_length=40)]
 SPOOL_BYTES = 1 << 20  # an upload past this goes to a temporary file, not memory
 MAX_IMPORT_BYTES = 512 << 20  # about 5 M contact rows
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -396,8 +398,8 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def campaign_audience(
         campaign_id: str,
         who: Reader,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[str, Query(max_length=40)] = "",
+        limit: PageSize = 100,
+        cursor: Cursor = "",
     ) -> dict[str, Any]:
         """The audience snapshot: each send's contact, variant, matched conditions and state."""
         return mk.campaigns.audience(who.tenant_id, campaign_id, limit, cursor)
@@ -473,8 +475,12 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         return dataclasses.asdict(got)
 
     @r.get("/journeys/{journey_id}/enrollments", response_model=EnrollmentList)
-    def journey_enrollments(journey_id: str, who: Reader) -> dict[str, Any]:
-        return {"data": mk.journeys.enrollments(who.tenant_id, journey_id)}
+    def journey_enrollments(
+        journey_id: str, who: Reader, limit: PageSize = 100, cursor: Cursor = ""
+    ) -> dict[str, Any]:
+        """A page of this journey version's enrollments (a journey may hold millions)."""
+        rows = mk.journeys.enrollments(who.tenant_id, journey_id, limit + 1, cursor)
+        return {"data": rows[:limit], "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
 
     return r
 

@@ -111,6 +111,9 @@ def _number(raw: Any) -> int | float:
         raise ValueError("must be a number")
     try:
         value = float(raw)
+    except OverflowError:
+        # An integer past a double's range (10**400 in JSON) cannot be stored or compared.
+        raise ValueError("must be a finite number") from None
     except (TypeError, ValueError):
         raise ValueError("must be a number") from None
     if value != value or value in (_INF, -_INF):
@@ -140,6 +143,9 @@ def _text(raw: Any) -> str:
     text = (raw if type(raw) is str else str(raw)).strip()
     if len(text) > MAX_TEXT:
         raise ValueError(f"must be at most {MAX_TEXT} characters")
+    if "\x00" in text:
+        # PostgreSQL text and jsonb cannot hold NUL: refuse it on both engines alike.
+        raise ValueError("must not contain NUL")
     return text
 
 

@@ -299,6 +299,7 @@ class Campaigns:
     ) -> dict[str, Any]:
         """The audience snapshot: who was targeted, with which variant, and why."""
         with db.reader(self.engine) as conn:
+            _campaign(conn, tenant_id, campaign_id)  # another tenant's id is a 404, not an empty page
             rows = conn.execute(
                 sa.select(mkt_sends)
                 .where(

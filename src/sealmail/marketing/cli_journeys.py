@@ -130,10 +130,10 @@ def journey_show_cmd(
     as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """A journey version's definition and its enrollments."""
+    """A journey version's definition and its first 100 enrollments."""
     with opened(tenant, JOURNEY_HINT) as (mk, tenant_id):
         found = _find(mk.journeys.all(tenant_id), journey)
-        found["enrollments"] = mk.journeys.enrollments(tenant_id, found["id"])
+        found["enrollments"] = mk.journeys.enrollments(tenant_id, found["id"], limit=100)
     if as_json:
         print_json(found)
         return
@@ -144,7 +144,7 @@ def journey_show_cmd(
     out.print(json.dumps(found["definition"], indent=2), markup=False, soft_wrap=True)
     if found["enrollments"]:
         table = Table("enrollment", "contact", "step", "state", "due", "last reason")
-        for e in found["enrollments"][:100]:
+        for e in found["enrollments"]:
             table.add_row(
                 e["id"], e["contact_id"], str(e["step"]), e["state"], e["due_at"], e["last_reason"] or ""
             )

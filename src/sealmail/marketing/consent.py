@@ -293,11 +293,12 @@ class Consent:
         }
 
     def history(self, tenant_id: str, contact_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` ledger events, oldest first (the latest change is never cut off)."""
         with db.reader(self.engine) as conn:
             rows = conn.execute(
                 sa.select(ce)
                 .where(ce.c.tenant_id == tenant_id, ce.c.contact_id == contact_id)
-                .order_by(ce.c.at, ce.c.id)
+                .order_by(ce.c.at.desc(), ce.c.id.desc())
                 .limit(limit)
             ).all()
         return [
@@ -313,7 +314,7 @@ class Consent:
                 "actor": r.actor,
                 "at": r.at.isoformat(),
             }
-            for r in rows
+            for r in reversed(rows)
         ]
 
 

@@ -38,6 +38,10 @@ MAX_ROWS = 2_000_000
 MAX_COLUMNS = 120
 MAX_FIELD = 2000
 MAX_STORED_ERRORS = 10_000
+# The longest line a row within the limits can have: every cell at MAX_FIELD, quoted, each
+# character a doubled quote.  A longer line is refused while it is read: held whole and
+# re-split at every block, it cost time quadratic in its length (80 MB: 16 s of CPU).
+MAX_LINE = MAX_COLUMNS * (2 * MAX_FIELD + 3)
 ANALYZE_AFTER = 10_000  # new contacts in one import
 # A chunk commits in well under a second; a processing import silent this long lost its
 # process (a restart, a crash) and will not move again.
@@ -396,6 +400,10 @@ def text_lines(spool: BinaryIO) -> Iterator[str]:
         *lines, pending = pending.split("\n")
         for line in lines:
             yield line + "\n"
+        if len(pending) > MAX_LINE:
+            raise ValidationFailed(
+                [{"field": "file", "message": f"has a line longer than {MAX_LINE} characters"}]
+            )
     pending += decoder.decode(b"", final=True)
     if pending:
         yield pending

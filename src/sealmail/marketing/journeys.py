@@ -439,12 +439,17 @@ class Journeys:
         except SealmailError:
             return None
 
-    def enrollments(self, tenant_id: str, journey_id: str) -> list[dict[str, Any]]:
+    def enrollments(
+        self, tenant_id: str, journey_id: str, limit: int = 1000, after: str = ""
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` enrollments, by id, after the id ``after`` (a page of them)."""
         with db.reader(self.engine) as conn:
+            switches.journey_row(conn, tenant_id, journey_id)  # another tenant's id: 404, not []
             rows = conn.execute(
                 sa.select(en)
-                .where(en.c.tenant_id == tenant_id, en.c.journey_id == journey_id)
-                .order_by(en.c.created_at)
+                .where(en.c.tenant_id == tenant_id, en.c.journey_id == journey_id, en.c.id > after)
+                .order_by(en.c.id)
+                .limit(limit)
             ).all()
         return [
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportStatus, SendState
@@ -15,8 +15,29 @@ ChannelName = Literal["email", "sms"]
 AttrValue = str | int | float | bool | None
 
 
+def without_nul(value: Any) -> Any:
+    """``value`` unchanged, or ValueError when a string in it (a key too) holds NUL."""
+    # Iterative: a rule tree or journey definition is nested JSON; its depth is bounded later.
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise ValueError("must not contain NUL")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    # PostgreSQL text and jsonb cannot hold NUL: a 422 here, not a driver error (a 500) there,
+    # and SQLite refuses what PostgreSQL would.
+    _no_nul = field_validator("*", mode="before")(without_nul)
 
 
 class AttributeIn(Strict):
@@ -420,6 +441,7 @@ class EnrollmentOut(Out):
 
 class EnrollmentList(Out):
     data: list[EnrollmentOut]
+    next_cursor: str | None = None
 
 
 class NodeStatsOut(Out):

@@ -46,13 +46,19 @@ def seed(console: Console, tenant: TenantFixture) -> None:
         assert api.put("/v1/templates/reminder", json=again).status_code in (200, 201)
 
 
+def seeded_owner(console: Console, browser: Any, tenant: TenantFixture, problems: list[str]) -> Any:
+    """A signed-in owner's page over the seeded tenant; console errors go to ``problems``."""
+    seed(console, tenant)
+    page = watched_page(browser, DESKTOP, problems)
+    enrol(page, console, console.users.owner_link(tenant.id, OWNER, actor="test"))
+    return page
+
+
 def test_owner_builds_a_segment_then_creates_checks_starts_and_reads_a_campaign(
     console: Console, browser: Any, tenant: TenantFixture, services: Services
 ) -> None:
-    seed(console, tenant)
     problems: list[str] = []
-    page = watched_page(browser, DESKTOP, problems)
-    enrol(page, console, console.users.owner_link(tenant.id, OWNER, actor="test"))
+    page = seeded_owner(console, browser, tenant, problems)
 
     page.goto(f"{console.url}/console/marketing/segments")
     page.get_by_role("heading", name="Build a segment").wait_for()

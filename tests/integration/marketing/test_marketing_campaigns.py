@@ -59,7 +59,7 @@ class Shop:
         r = self.client.post(f"/v1/marketing/contacts/{cid}/authorizations", json=body, headers=self.h)
         assert r.status_code == 201, r.text
 
-    def campaign(self, purpose: str, segment: str = "everyone", **over: Any) -> dict[str, Any]:
+    def draft(self, purpose: str, segment: str = "everyone", **over: Any) -> dict[str, Any]:
         body = {
             "name": f"{purpose} mailing",
             "purpose": purpose,
@@ -71,7 +71,10 @@ class Shop:
         }
         created = self.client.post("/v1/marketing/campaigns", json=body, headers=self.h)
         assert created.status_code == 201, created.text
-        cid = created.json()["id"]
+        return dict(created.json())
+
+    def campaign(self, purpose: str, segment: str = "everyone", **over: Any) -> dict[str, Any]:
+        cid = self.draft(purpose, segment, **over)["id"]
         sent = self.client.post(f"/v1/marketing/campaigns/{cid}/send", headers=self.h)
         assert sent.status_code == 202, sent.text
         assert sent.json()["status"] == "starting"

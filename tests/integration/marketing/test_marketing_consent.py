@@ -197,3 +197,20 @@ def test_the_claim_gate_reads_authorizations_through_the_index(services: Service
             cond = next(line for line in plan.splitlines() if "Index Cond" in line)
             assert "tenant_id" in cond, plan  # by contact alone: the whole index walked
         assert conn.execute(query).all() == []
+
+
+def test_a_long_ledger_shows_its_newest_events_oldest_first(
+    client: TestClient, keys: Keys, services: Services, tenant: TenantFixture
+) -> None:
+    cid = contact(client, keys)
+    for i in range(201):
+        services.marketing.consent.change(
+            tenant.id, cid, purpose="fundraising", channel="email",
+            action="revoke" if i % 2 else "grant", source="api", actor="test", evidence=f"change {i}",
+        )  # fmt: skip
+    got = client.get(f"/v1/marketing/contacts/{cid}/consent", headers=keys.reader).json()
+    history = got["history"]
+    assert len(history) == 200
+    # The latest change (the one the current state shows) is there; the first one is cut.
+    assert (history[0]["evidence"], history[-1]["evidence"]) == ("change 1", "change 200")
+    assert history[-1]["action"] == "grant" and got["consents"][0]["state"] == "granted"

@@ -137,6 +137,25 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class NoNul:
+    """Refuse a path or query holding NUL (``%00``) with a 400 problem.
+
+    PostgreSQL text cannot hold NUL, so an id or cursor with one would reach the driver
+    as an error (a 500) instead of the 404 or 422 it deserves.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            await problems.problem_response(
+                InvalidRequest("the path and query must not contain NUL (%00)").problem(scope["path"])
+            )(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def accepted_response(result: Accepted, replayed: bool) -> Response:
     """202 with ``AcceptedOut``'s body, built directly (the same bytes a ``JSONResponse`` of
     the model renders, for a fraction of the CPU)."""
@@ -199,6 +218,7 @@ def create_api(services: ApiServices) -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyLimit, limit=opts.max_request_bytes)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(NoNul)
     guard = ApiGuard(opts.limits, services.tenancy, services.limiter)
     msgs = services.messages
     domain_for_ids = opts.message_id_domain

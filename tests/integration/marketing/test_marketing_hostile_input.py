@@ -1,0 +1,140 @@
+"""Hostile input over the marketing API on SQLite and PostgreSQL: NUL in a body, a path or
+a query, numbers past a double's range, and ids of nothing this tenant owns are 4xx
+problems (in the console, a page saying so) — never a driver error (a 500) and never
+anything stored."""
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from tests.conftest import TenantFixture
+from tests.integration.console.console_harness import Console
+from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
+
+from sealmail.app import Services
+from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_journeys, mkt_lists, mkt_segments
+from sealmail.users.roles import Role
+
+__all__ = ["console"]
+
+P = "/v1/marketing"
+
+
+def assert_problem(r: Any, status: int) -> None:
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def rows(services: Services, table: sa.Table) -> int:
+    with services.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_nul_in_a_body_path_or_query_is_a_4xx_problem_and_nothing_is_stored(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    h = declared.admin
+    cid = client.post(f"{P}/contacts", json={"email": "n@example.net"}, headers=h).json()["id"]
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("/contacts", {"email": "m@example.net", "attributes": {"city": "Aus\x00tin"}}),
+        ("/lists", {"name": "vip\x00"}),
+        ("/segments", {"name": "s\x00", "rule": {"attr": "age", "op": "exists"}}),
+        ("/segments/preview", {"rule": {"list": "vip\x00"}}),
+        ("/segments/preview", {"rule": {"any": [{"contact": "email_domain", "op": "eq", "value": "x\x00"}]}}),
+        (f"/contacts/{cid}/consent", {"purpose": "marketing", "action": "grant", "evidence": "form\x00"}),
+        ("/journeys/events", {"event": "booked\x00", "email": "n@example.net"}),
+        ("/conversions", {"message_id": "msg\x00", "name": "booked"}),
+    ]
+    for path, body in bodies:
+        r = client.post(P + path, json=body, headers=h)
+        assert_problem(r, 422)
+        assert "must not contain NUL" in r.text, path
+    for path in ("/contacts/c%00", "/segments/s%00/preview", "/campaigns/c%00", "/contacts?cursor=%00"):
+        assert_problem(client.get(P + path, headers=h), 400)
+    assert_problem(client.post(f"{P}/lists/vip%00/members", json={"contact_ids": [cid]}, headers=h), 400)
+    assert (rows(services, mkt_contacts), rows(services, mkt_lists), rows(services, mkt_segments)) == (
+        1,
+        0,
+        0,
+    )
+    assert rows(services, mkt_consent_events) == 0
+
+
+def test_a_number_past_a_doubles_range_is_a_422_in_a_contact_and_a_rule(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    h = {**declared.admin, "Content-Type": "application/json"}
+    huge = b"1" + b"0" * 400
+    r = client.post(
+        f"{P}/contacts", content=b'{"email":"b@example.net","attributes":{"age":' + huge + b"}}", headers=h
+    )
+    assert_problem(r, 422)
+    assert r.json()["errors"] == [{"field": "attributes.age", "message": "must be a finite number"}]
+    r = client.post(
+        f"{P}/segments/preview", content=b'{"rule":{"attr":"age","op":"gt","value":' + huge + b"}}", headers=h
+    )
+    assert_problem(r, 422)
+    assert rows(services, mkt_contacts) == 0
+
+
+def test_a_csv_line_longer_than_any_valid_row_is_refused_and_nothing_is_stored(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    body = b"email,city\nok@example.net,Austin\nh@example.net," + b"x" * (4 << 20)
+    r = client.post(
+        f"{P}/contacts/import", content=body, headers={**declared.sender, "Content-Type": "text/csv"}
+    )
+    assert_problem(r, 422)
+    assert "longer than" in r.text
+    assert rows(services, mkt_contacts) == 0
+
+
+def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
+    client: TestClient, declared: Keys
+) -> None:
+    for path in (
+        "/campaigns/cmp_01M9288A7M1PJYB7ZY4FFB30F8/audience",
+        "/journeys/jrn_01M9288A7M1PJYB7ZY4FFB30F8/enrollments",
+    ):
+        assert_problem(client.get(P + path, headers=declared.reader), 404)
+
+
+def test_a_journeys_enrollments_come_a_page_at_a_time(client: TestClient, declared: Keys) -> None:
+    h = declared.admin
+    definition = {"trigger": {"type": "api_event", "event": "booked"}, "steps": [{"wait": {"hours": 2}}]}
+    jid = client.post(f"{P}/journeys", json={"name": "j", "definition": definition}, headers=h).json()["id"]
+    for i in range(3):
+        client.post(f"{P}/contacts", json={"email": f"e{i}@example.net"}, headers=h)
+        event = {"event": "booked", "email": f"e{i}@example.net"}
+        assert client.post(f"{P}/journeys/events", json=event, headers=h).json()["enrolled"] == 1
+    url = f"{P}/journeys/{jid}/enrollments"
+    first = client.get(url, params={"limit": 2}, headers=h).json()
+    assert len(first["data"]) == 2 and first["next_cursor"] == first["data"][1]["id"]
+    rest = client.get(url, params={"limit": 2, "cursor": first["next_cursor"]}, headers=h).json()
+    assert len(rest["data"]) == 1 and rest["next_cursor"] is None
+    ids = [e["id"] for e in first["data"] + rest["data"]]
+    assert len(set(ids)) == 3
+    assert_problem(client.get(url, params={"limit": 1001}, headers=h), 422)
+
+
+def test_nul_in_a_console_form_or_its_json_is_refused_in_the_page_and_nothing_is_stored(
+    console: Console, tenant: TenantFixture, declared: Keys, services: Services
+) -> None:
+    owner = person(console, tenant, Role.OWNER).http
+    t = token(owner)
+    journey = {"trigger": {"type": "api_event", "event": "b\x00"}, "steps": [{"exit": {}}]}
+    for path, data, status in (
+        ("/console/marketing/lists", {"name": "vip\x00"}, 400),
+        ("/console/marketing/journeys", {"name": "j", "definition": json.dumps(journey)}, 422),
+        (
+            "/console/marketing/segments/build",
+            {"name": "s", "rule": '{"list": "a\\u0000"}', "action": "count"},
+            422,
+        ),
+    ):
+        r = owner.post(path, data={"csrf": t, **data})
+        assert r.status_code == status, (path, r.status_code)
+        assert "NUL" in r.text, path
+    assert (rows(services, mkt_lists), rows(services, mkt_journeys)) == (0, 0)
