@@ -31,7 +31,7 @@ from sealmail.marketing.contacts import Clean, ContactData, Contacts, Validator
 from sealmail.marketing.states import ImportStatus
 from sealmail.marketing.tables import mkt_contacts, mkt_import_errors, mkt_imports
 from sealmail.store import db
-from sealmail.suppressions.export import csv_line
+from sealmail.suppressions.export import csv_line, unprotected
 
 CHUNK = 1000
 MAX_ROWS = 2_000_000
@@ -57,6 +57,9 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
 
     The header names the columns: ``email`` (required), ``phone``, ``tz``, ``status``, and
     any declared attribute.  Cells longer than ``MAX_FIELD`` stop the parse (csv raises).
+    A cell the contact export protected from spreadsheets (``'`` before ``=``, ``+``, ``-``,
+    ``@``, tab or CR: a phone, a negative number) is read without the apostrophe, so an
+    export imports back as it was.
     """
     csv.field_size_limit(MAX_FIELD)
     reader = csv.reader(lines)
@@ -78,6 +81,8 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
         if len(cells) != width:
             yield number, f"has {len(cells)} cells, the header has {width}"
             continue
+        if "'" in "".join(cells):  # rare: a cell our export protected from spreadsheets
+            cells = [unprotected(c) for c in cells]
         extra = {name: cells[i] for i, name in extra_at if cells[i].strip()}
         yield (
             number,

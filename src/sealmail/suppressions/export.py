@@ -9,11 +9,17 @@ from collections.abc import Sequence
 # RFC 4180 columns of the export.
 CSV_COLUMNS = ("address", "stream", "reason", "source", "created_at", "expires_at", "message_id")
 # OWASP "CSV injection": a cell starting with one of these is a formula to spreadsheets.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _csv_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
+def unprotected(value: str) -> str:
+    """A cell as it was before ``csv_line`` protected it (its apostrophe removed), so an
+    export reads back as what was exported."""
+    return value[1:] if value[:1] == "'" and value[1:].startswith(FORMULA_START) else value
 
 
 def csv_line(values: Sequence[str]) -> str:

@@ -363,3 +363,32 @@ def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from _plan_nodes(child)
+
+
+def test_an_export_imports_back_as_it_was(client: TestClient, declared: Keys) -> None:
+    """The export protects cells a spreadsheet would run (a phone's ``+``, a negative number,
+    text starting ``=``, ``-`` or ``@``) with an apostrophe; importing that export must give
+    back the same contacts, not a row error on every phone and negative number."""
+    given = [
+        {"email": "a@example.net", "phone": "+14155550123", "attributes": {"age": -3, "city": "=1+1"}},
+        {"email": "b@example.net", "attributes": {"city": "@home", "plan": "gold"}},
+        {"email": "c@example.net", "attributes": {"city": "O'Brien's -town", "smoker": True}},
+    ]
+    r = client.post("/v1/marketing/contacts/batch", json={"contacts": given}, headers=declared.sender)
+    assert r.status_code == 200 and r.json()["failed"] == 0, r.text
+    before = client.get("/v1/marketing/contacts", headers=declared.admin).json()["data"]
+    export = client.get("/v1/marketing/contacts/export.csv", headers=declared.admin).text
+    cells = {row["email"]: row for row in csv.DictReader(io.StringIO(export))}
+    assert cells["a@example.net"]["phone"] == "'+14155550123"  # still protected in the file
+    assert cells["a@example.net"]["city"] == "'=1+1" and cells["b@example.net"]["city"] == "'@home"
+    back = client.post(
+        "/v1/marketing/contacts/import",
+        content=export.encode(),
+        headers={**declared.sender, "Content-Type": "text/csv"},
+    )
+    assert back.status_code == 200, back.text
+    report = back.json()
+    assert (report["updated"], report["failed"], report["errors"]) == (3, 0, []), report
+    after = client.get("/v1/marketing/contacts", headers=declared.admin).json()["data"]
+    fields = ("email", "phone", "tz", "status", "attributes")
+    assert [{k: c[k] for k in fields} for c in after] == [{k: c[k] for k in fields} for c in before]
