@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
@@ -214,3 +215,29 @@ def test_a_long_ledger_shows_its_newest_events_oldest_first(
     # The latest change (the one the current state shows) is there; the first one is cut.
     assert (history[0]["evidence"], history[-1]["evidence"]) == ("change 1", "change 200")
     assert history[-1]["action"] == "grant" and got["consents"][0]["state"] == "granted"
+
+
+def test_the_ledger_refuses_updates_and_deletes_in_the_database(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    """Append-only is a property of the store, not only of the code: rewriting or deleting
+    an event fails whoever issues it; recording a new one still works."""
+    cid = contact(client, keys)
+    url = f"/v1/marketing/contacts/{cid}/consent"
+    grant, revoke = ({"purpose": "fundraising", "action": a} for a in ("grant", "revoke"))
+    assert client.post(url, json=grant, headers=keys.sender).is_success
+    attempts = [
+        sa.update(mkt_consent_events).values(action="revoke"),
+        sa.update(mkt_consent_events).values(at=mkt_consent_events.c.at),  # even a no-op rewrite
+        sa.delete(mkt_consent_events),
+    ]
+    if services.engine.dialect.name == "postgresql":
+        attempts.append(sa.text("TRUNCATE mkt_consent_events CASCADE"))
+    for statement in attempts:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), services.engine.begin() as conn:
+            conn.execute(statement)
+    assert client.post(url, json=revoke, headers=keys.sender).is_success
+    by_time = sa.select(mkt_consent_events.c.action).order_by(mkt_consent_events.c.at)
+    with services.engine.connect() as conn:
+        actions = conn.execute(by_time).scalars()
+        assert list(actions) == ["grant", "revoke"]
