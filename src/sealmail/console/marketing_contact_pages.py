@@ -39,6 +39,7 @@ from sealmail.marketing.service import Marketing
 from sealmail.marketing.states import ImportStatus
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
+from sealmail.web.uploads import check_declared_length
 
 MAX_IMPORT_BYTES = 512 << 20  # as the API's upload
 ERRORS_PAGE = 50
@@ -134,9 +135,8 @@ def _import_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     @app.post("/marketing/contacts/import")
     async def import_start(request: Request) -> Response:
         # Refused before a byte of the body is parsed: uvicorn holds a body to its length.
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or int(length) > MAX_IMPORT_BYTES + 64 * 1024:
-            raise HTTPException(413, f"A CSV import is at most {MAX_IMPORT_BYTES >> 20} MB; split the file.")
+        too_large = f"A CSV import is at most {MAX_IMPORT_BYTES >> 20} MB; split the file."
+        check_declared_length(request, MAX_IMPORT_BYTES + 64 * 1024, too_large)
         acted = await kit.acting(request, Permission.COMPOSE, max_files=1)
         if isinstance(acted, Response):
             return acted
@@ -303,9 +303,8 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     @app.post("/marketing/contacts/{contact_id}/authorizations")
     async def authorize(request: Request, contact_id: str) -> Response:
         cid = contact_id[:40]
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or int(length) > MAX_DOCUMENT + 64 * 1024:
-            raise HTTPException(413, f"The signed document is at most {MAX_DOCUMENT >> 20} MB.")
+        too_large = f"The signed document is at most {MAX_DOCUMENT >> 20} MB."
+        check_declared_length(request, MAX_DOCUMENT + 64 * 1024, too_large)
         acted = await kit.acting(request, Permission.COMPOSE, max_files=1)
         if isinstance(acted, Response):
             return acted
