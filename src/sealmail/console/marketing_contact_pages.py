@@ -1,7 +1,7 @@
 """The contacts side of the console's marketing pages (``ConsoleSection``, issue 16):
 attribute declarations, CSV import with its progress and error report, export, a contact's
 page (attributes, consent by purpose and channel, the ledger, grant and revoke, HIPAA
-marketing authorizations) and lists.
+marketing authorizations recorded and read back with every element) and lists.
 
 Who may do what follows the API's scopes mapped to console permissions: reading needs
 ``marketing.view``; declaring attributes (the API's ``admin`` scope) needs
@@ -231,6 +231,13 @@ def _authorization_body(form: Any, document: bytes | None) -> dict[str, Any]:
     }
 
 
+def _readable(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored authorization for the page: what a person typed or signed made safe to show."""
+    typed = ("information", "disclosed_by", "disclosed_to", "purpose_statement", "signed_by",
+             "remuneration_statement", "created_by")  # fmt: skip
+    return {**stored, **{k: shown(stored[k] or "", 1000) for k in typed}}
+
+
 def _text(form: Any, key: str) -> str:
     return str(form.get(key, ""))[:40]
 
@@ -250,6 +257,9 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             for ch in Channel
         ]
         history = mk.consent.history(who.tenant_id, contact_id)
+        # Whoever may see the contact sees its authorizations: a compliance officer must be
+        # able to check each one.  The read is audited (``mkt_authorization:read``).
+        stored = mk.consent.authorizations(who.tenant_id, contact_id, actor=who.actor)
         return kit.page(
             request, "marketing_contact.html", who, Permission.COMPOSE, status=status,
             title="Contact", contact={
@@ -260,6 +270,7 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             history=[
                 {**h, "evidence": shown(h["evidence"] or ""), "actor": shown(h["actor"], 80)} for h in history
             ],
+            authorizations=[_readable(a) for a in stored],
             purposes=list(Purpose), channels=list(Channel), statements=STATEMENT_LABELS,
             revocable={ConsentState.GRANTED, ConsentState.AUTHORIZED},
             may_revoke=who.may(Permission.VIEW_MARKETING), **ctx,
