@@ -12,6 +12,10 @@ For one (message, destination domain) group this stage
    (typically → portal) in the same pass, so PHI is never sent in plaintext nor silently downgraded.
 
 REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
+
+Size: one class on purpose: the facts, the per-recipient decision, the build of each
+method's message and the re-decision after a ``tls_required`` result are the path by which
+PHI could leave unprotected, and are reviewed together, in order.
 """
 
 from __future__ import annotations
