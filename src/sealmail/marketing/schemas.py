@@ -234,6 +234,9 @@ class ListOut(Out):
 
 class ListList(Out):
     data: list[ListOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as ``cursor`` for the next page; null on the last."
+    )
 
 
 class MembersRemoved(Out):
@@ -278,6 +281,10 @@ class ConsentOut(Out):
 
 class ConsentWithHistory(ConsentOut):
     history: list[ConsentChange]
+    next_cursor: str | None = Field(
+        None,
+        description="Pass as ``cursor`` for the page of older history; null once the first event is shown.",
+    )
 
 
 class AuthorizationOut(Out):
@@ -307,6 +314,9 @@ class SegmentOut(Out):
 
 class SegmentList(Out):
     data: list[SegmentOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as ``cursor`` for the next page; null on the last."
+    )
 
 
 class SampleContact(Out):
@@ -422,6 +432,9 @@ class JourneyOut(JourneySaved):
 
 class JourneyList(Out):
     data: list[JourneyOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as ``cursor`` for the next page; null on the last."
+    )
 
 
 class Enrolled(Out):
