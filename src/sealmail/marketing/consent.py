@@ -298,6 +298,16 @@ class Consent:
         events: list[dict[str, Any]] = self.history_page(tenant_id, contact_id, limit=limit)["history"]
         return events
 
+    def ledger(self, tenant_id: str, contact_id: str, *, page: int = 1000) -> list[dict[str, Any]]:
+        """The whole ledger, oldest first, read ``page`` events a query (the CLI shows it all)."""
+        pages: list[list[dict[str, Any]]] = []
+        cursor = ""
+        while True:
+            got = self.history_page(tenant_id, contact_id, limit=page, cursor=cursor)
+            pages.append(got["history"])
+            if not (cursor := got["next_cursor"]):
+                return [event for older in reversed(pages) for event in older]
+
     def history_page(
         self, tenant_id: str, contact_id: str, *, limit: int = 200, cursor: str = ""
     ) -> dict[str, Any]:

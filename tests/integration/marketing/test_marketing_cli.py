@@ -209,6 +209,18 @@ def test_consent_history_and_an_authorization_from_json(
     assert len(cli.json("consent-history", "ann@example.net")["history"]) == 2
 
 
+def test_consent_history_shows_the_whole_ledger_not_only_the_newest_page(
+    cli: Cli, people: dict[str, str], services: Services, tenant: TenantFixture
+) -> None:
+    for i in range(201):  # one past the API's default page
+        services.marketing.consent.change(
+            tenant.id, people["ann"], purpose="fundraising", channel="email",
+            action="revoke" if i % 2 else "grant", source="api", actor="test", evidence=f"change {i}",
+        )  # fmt: skip
+    history = cli.json("consent-history", "ann@example.net")["history"]
+    assert [e["evidence"] for e in history] == [f"change {i}" for i in range(201)]
+
+
 def campaign_ready(client: TestClient, keys: Keys, cli: Cli, tmp_path: Path) -> Path:
     assert client.post("/v1/templates", json=TEMPLATE, headers=keys.admin).status_code == 201
     cli.ok("segments", "save", "austin", "--rule", json.dumps(AUSTIN))

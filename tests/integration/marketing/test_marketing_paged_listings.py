@@ -135,6 +135,9 @@ def test_the_consent_ledger_pages_back_to_its_first_event(
     whole = client.get(url, headers=declared.reader).json()
     assert whole["history"] == every and whole["next_cursor"] is None
 
+    # The service's whole-ledger read follows the same cursors, a small page at a time.
+    assert services.marketing.consent.ledger(tenant.id, cid, page=2) == every
+
 
 def problem(r: Any, status: int) -> None:
     assert r.status_code == status, (r.status_code, r.text[:300])
