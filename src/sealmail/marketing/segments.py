@@ -124,6 +124,14 @@ class Segments:
         """Every version of every segment; callers that can show a page use ``page``."""
         return keyset.every(self.page, tenant_id)
 
+    def get(self, tenant_id: str, segment_id: str) -> dict[str, Any]:
+        """One segment version by id (404 for another tenant's)."""
+        with db.reader(self.engine) as conn:
+            r = conn.execute(sa.select(sg).where(sg.c.tenant_id == tenant_id, sg.c.id == segment_id)).first()
+        if r is None:
+            raise NotFound(f"no segment {segment_id!r}")
+        return _out(r)
+
     def page(self, tenant_id: str, *, limit: int = 100, cursor: str = "") -> dict[str, Any]:
         """``limit`` segment versions by name then version, after the one ``cursor`` names
         (a 422 for one that is not this tenant's), and the cursor to the next page."""
@@ -136,11 +144,7 @@ class Segments:
                 )
             rows = conn.execute(query.order_by(*key).limit(limit + 1)).all()
         page, after = keyset.split(rows, limit)
-        data = [
-            {"id": r.id, "name": r.name, "version": r.version, "phi_classes": r.phi_classes, "rule": r.rule}
-            for r in page
-        ]
-        return {"data": data, "next_cursor": after}
+        return {"data": [_out(r) for r in page], "next_cursor": after}
 
     def evaluate(
         self,
@@ -185,6 +189,10 @@ class Segments:
             "phi_classes": sorted(str(c) for c in compiled.classes),
             "sample": [{"id": r.id, "email": r.email, "matched": _matched(compiled, r)} for r in rows],
         }
+
+
+def _out(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "version": r.version, "phi_classes": r.phi_classes, "rule": r.rule}
 
 
 def _with_reasons(compiled: Compiled, scope: Any) -> Any:
