@@ -15,7 +15,7 @@ from tests.integration.marketing.test_marketing_console_campaigns import person
 from tests.integration.marketing.test_marketing_paged_listings import consent_trail, fill
 
 from sealmail.app import Services
-from sealmail.console import marketing_campaign_pages, marketing_contact_pages
+from sealmail.console import marketing_campaign_pages, marketing_contact_pages, marketing_pages
 from sealmail.users.roles import Role
 
 ROWS = {
@@ -31,6 +31,7 @@ def console(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Con
     monkeypatch.setattr(marketing_campaign_pages, "PAGE", 2)
     monkeypatch.setattr(marketing_contact_pages, "LISTS_PAGE", 2)
     monkeypatch.setattr(marketing_contact_pages, "HISTORY_PAGE", 2)
+    monkeypatch.setattr(marketing_pages, "OVERVIEW", 2)
     with console_server(services) as c:
         yield c
 
@@ -76,3 +77,16 @@ def test_a_contacts_consent_ledger_pages_back_to_its_first_event(
     oldest = http.get(url + older[1])
     assert "change 0" in oldest.text and "change 2" not in oldest.text and "Older history" not in oldest.text
     assert 400 <= http.get(url, params={"history": "garbage"}).status_code < 500
+
+
+def test_the_overview_shows_the_first_few_of_each_and_links_to_the_rest(
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys
+) -> None:
+    fill(client, declared.admin)
+    page = person(console, tenant, Role.SENDER).http.get("/console/marketing")
+    assert page.status_code == 200
+    assert re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td>", page.text) == [("s-a", "1"), ("s-a", "2")]
+    assert re.findall(r"<li>List ([^:]+):", page.text) == ["alpha", "bravo"]
+    assert len(re.findall(r"<li>Journey ", page.text)) == 2
+    for what in ("segments", "lists", "journeys"):
+        assert f'/marketing/{what}">All {what}</a>' in page.text
