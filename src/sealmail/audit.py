@@ -170,6 +170,8 @@ class AuditAction(enum.StrEnum):
     MKT_LIST_MEMBERS_REMOVED = "mkt_list:members_removed"
     MKT_CONSENT_RECORDED = "mkt_consent:recorded"
     MKT_AUTHORIZATION_RECORDED = "mkt_authorization:recorded"
+    # A compliance read of a contact's stored authorizations (ids listed, never their text).
+    MKT_AUTHORIZATIONS_READ = "mkt_authorization:read"
     MKT_SEGMENT_SAVED = "mkt_segment:saved"
     MKT_SEGMENT_EVALUATED = "mkt_segment:evaluated"
     MKT_CAP_SET = "mkt_cap:set"

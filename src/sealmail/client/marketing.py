@@ -54,6 +54,9 @@ CALLS: dict[str, Any] = {
     "record_authorization": lambda contact_id, body: Call(
         "POST", f"{P}/contacts/{segment(contact_id)}/authorizations", json=body
     ),
+    "list_authorizations": lambda contact_id: Call(
+        "GET", f"{P}/contacts/{segment(contact_id)}/authorizations"
+    ),
     "save_segment": lambda name, rule: Call("POST", f"{P}/segments", json={"name": name, "rule": rule}),
     "list_segments": lambda limit=100, cursor="": Call(
         "GET", f"{P}/segments", params=_q(limit=limit, cursor=cursor or None)
@@ -127,6 +130,7 @@ MARKETING_ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{P}/contacts/{{contact_id}}/consent"): "change_consent",
     ("GET", f"{P}/contacts/{{contact_id}}/consent"): "get_consent",
     ("POST", f"{P}/contacts/{{contact_id}}/authorizations"): "record_authorization",
+    ("GET", f"{P}/contacts/{{contact_id}}/authorizations"): "list_authorizations",
     ("POST", f"{P}/segments"): "save_segment",
     ("GET", f"{P}/segments"): "list_segments",
     ("POST", f"{P}/segments/preview"): "preview_rule",

@@ -41,6 +41,7 @@ from sealmail.portal.sanitize import clean_html
 from sealmail.tenancy.credentials import Principal
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
+from sealmail.web.uploads import check_declared_length
 
 _SPLIT = re.compile(r"[,;\s]+")
 FIELDS = ("from", "to", "subject", "text", "html", "protection", "notice")
@@ -211,11 +212,8 @@ def _compose_pages(app: FastAPI, kit: Kit, sender: Sender) -> None:
     @app.post("/compose")
     async def send(request: Request) -> Response:
         # Refused before a byte of the body is parsed: uvicorn holds a body to its length.
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or int(length) > opts.max_upload_bytes * 4 // 3 + 300_000:
-            raise HTTPException(
-                413, f"Attachments may add up to {opts.max_upload_bytes // (1024 * 1024)} MB."
-            )
+        too_large = f"Attachments may add up to {opts.max_upload_bytes // (1024 * 1024)} MB."
+        check_declared_length(request, opts.max_upload_bytes * 4 // 3 + 300_000, too_large)
         acted = await kit.acting(request, Permission.COMPOSE, max_files=opts.max_files)
         if isinstance(acted, Response):
             return acted

@@ -1,7 +1,7 @@
 """The contacts side of the console's marketing pages (``ConsoleSection``, issue 16):
 attribute declarations, CSV import with its progress and error report, export, a contact's
 page (attributes, consent by purpose and channel, the ledger, grant and revoke, HIPAA
-marketing authorizations) and lists.
+marketing authorizations recorded and read back with every element) and lists.
 
 Who may do what follows the API's scopes mapped to console permissions: reading needs
 ``marketing.view``; declaring attributes (the API's ``admin`` scope) needs
@@ -39,6 +39,7 @@ from sealmail.marketing.service import Marketing
 from sealmail.marketing.states import ImportStatus
 from sealmail.users.model import Session
 from sealmail.users.roles import Permission
+from sealmail.web.uploads import check_declared_length
 
 MAX_IMPORT_BYTES = 512 << 20  # as the API's upload
 ERRORS_PAGE = 50
@@ -136,9 +137,8 @@ def _import_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     @app.post("/marketing/contacts/import")
     async def import_start(request: Request) -> Response:
         # Refused before a byte of the body is parsed: uvicorn holds a body to its length.
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or int(length) > MAX_IMPORT_BYTES + 64 * 1024:
-            raise HTTPException(413, f"A CSV import is at most {MAX_IMPORT_BYTES >> 20} MB; split the file.")
+        too_large = f"A CSV import is at most {MAX_IMPORT_BYTES >> 20} MB; split the file."
+        check_declared_length(request, MAX_IMPORT_BYTES + 64 * 1024, too_large)
         acted = await kit.acting(request, Permission.COMPOSE, max_files=1)
         if isinstance(acted, Response):
             return acted
@@ -233,6 +233,13 @@ def _authorization_body(form: Any, document: bytes | None) -> dict[str, Any]:
     }
 
 
+def _readable(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored authorization for the page: what a person typed or signed made safe to show."""
+    typed = ("information", "disclosed_by", "disclosed_to", "purpose_statement", "signed_by",
+             "remuneration_statement", "created_by")  # fmt: skip
+    return {**stored, **{k: shown(stored[k] or "", 1000) for k in typed}}
+
+
 def _text(form: Any, key: str) -> str:
     return str(form.get(key, ""))[:40]
 
@@ -256,6 +263,9 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             who.tenant_id, contact_id, limit=HISTORY_PAGE, cursor=request.query_params.get("history", "")[:40]
         )
         history = ledger["history"]
+        # Whoever may see the contact sees its authorizations: a compliance officer must be
+        # able to check each one.  The read is audited (``mkt_authorization:read``).
+        stored = mk.consent.authorizations(who.tenant_id, contact_id, actor=who.actor)
         return kit.page(
             request, "marketing_contact.html", who, Permission.COMPOSE, status=status,
             title="Contact", contact={
@@ -266,8 +276,8 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             history=[
                 {**h, "evidence": shown(h["evidence"] or ""), "actor": shown(h["actor"], 80)} for h in history
             ],
-            older=ledger["next_cursor"], purposes=list(Purpose), channels=list(Channel),
-            statements=STATEMENT_LABELS,
+            authorizations=[_readable(a) for a in stored], older=ledger["next_cursor"],
+            purposes=list(Purpose), channels=list(Channel), statements=STATEMENT_LABELS,
             revocable={ConsentState.GRANTED, ConsentState.AUTHORIZED},
             may_revoke=who.may(Permission.VIEW_MARKETING), **ctx,
         )  # fmt: skip
@@ -310,9 +320,8 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     @app.post("/marketing/contacts/{contact_id}/authorizations")
     async def authorize(request: Request, contact_id: str) -> Response:
         cid = contact_id[:40]
-        length = request.headers.get("content-length", "")
-        if not length.isdigit() or int(length) > MAX_DOCUMENT + 64 * 1024:
-            raise HTTPException(413, f"The signed document is at most {MAX_DOCUMENT >> 20} MB.")
+        too_large = f"The signed document is at most {MAX_DOCUMENT >> 20} MB."
+        check_declared_length(request, MAX_DOCUMENT + 64 * 1024, too_large)
         acted = await kit.acting(request, Permission.COMPOSE, max_files=1)
         if isinstance(acted, Response):
             return acted

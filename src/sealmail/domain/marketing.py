@@ -72,6 +72,26 @@ STATE_AFTER: dict[ConsentAction, ConsentState] = {
 REQUIRED_STATEMENTS: tuple[str, ...] = ("right_to_revoke", "conditioning", "redisclosure")
 
 
+class AuthorizationState(enum.StrEnum):
+    """What one stored authorization is worth now (a compliance officer's view of it)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+def authorization_state(
+    revoked_at: datetime | None, expires_at: datetime, now: datetime
+) -> AuthorizationState:
+    """Revocation wins over expiry, as in ``decide_send``: 164.508(b)(5) ends the
+    authorization when the revocation is received, whatever its expiry date says."""
+    if revoked_at is not None:
+        return AuthorizationState.REVOKED
+    if expires_at <= now:
+        return AuthorizationState.EXPIRED
+    return AuthorizationState.ACTIVE
+
+
 class ContactStatus(enum.StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.evidence import backup, restore
-from sealmail.store import db
+from sealmail.store import append_only, db
 from sealmail.store.tables import audit_log
 
 FORMAT = "sealmail-backup-drill/1"
@@ -56,7 +56,9 @@ class DrillReport:
 
 def _empty(engine: Engine, tables: Sequence[sa.Table]) -> None:
     present = set(sa.inspect(engine).get_table_names())
-    with engine.begin() as conn:
+    # The scratch copy is wiped whole, the consent ledger with it: its append-only guard is
+    # lifted for this one transaction.
+    with engine.begin() as conn, append_only.lifted(conn, present):
         for table in reversed(tables):
             if table.name in present:
                 conn.execute(sa.delete(table))

@@ -26,6 +26,7 @@ from sealmail.marketing.schemas import (
     AttributeOut,
     AudiencePage,
     AuthorizationIn,
+    AuthorizationList,
     AuthorizationOut,
     CampaignChecks,
     CampaignIn,
@@ -277,6 +278,12 @@ def router(mk: Marketing, need: Any) -> APIRouter:
     def authorize(contact_id: str, body: AuthorizationIn, who: Sender) -> dict[str, Any]:
         """Record a signed HIPAA authorization (164.508(c)); writes an ``authorize`` event."""
         return mk.consent.authorize(who.tenant_id, contact_id, body.as_body(), actor=who.credential_id)
+
+    @r.get("/contacts/{contact_id}/authorizations", response_model=AuthorizationList)
+    def list_authorizations(contact_id: str, who: Reader) -> dict[str, Any]:
+        """Every authorization stored for the contact, newest first, with all its elements
+        and its state now (audited: ``mkt_authorization:read`` names the ids shown)."""
+        return {"data": mk.consent.authorizations(who.tenant_id, contact_id, actor=who.credential_id)}
 
     @r.post("/segments", status_code=201, response_model=SegmentOut)
     def save_segment(body: SegmentIn, who: Sender) -> dict[str, Any]:

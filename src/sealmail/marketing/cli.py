@@ -119,6 +119,7 @@ def consent_cmd(
 
 marketing_app.command("consent-history")(cli_audience.consent_history_cmd)
 marketing_app.command("authorize")(cli_audience.authorize_cmd)
+marketing_app.command("authorizations")(cli_audience.authorizations_cmd)
 
 
 @marketing_app.command("run-journeys")

@@ -1,4 +1,5 @@
-"""``sealmail marketing contacts|segments|lists …``, ``consent-history`` and ``authorize``.
+"""``sealmail marketing contacts|segments|lists …``, ``consent-history``, ``authorize``
+and ``authorizations``.
 
 ``contacts show`` prints the ``none`` and ``demographic`` attributes (what a non-admin API
 key sees) and names the clinical and sensitive ones it withholds; ``--reveal`` prints them
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from sealmail.marketing.attributes import ALL_CLASSES, BASIC_CLASSES
 from sealmail.marketing.cli_common import (
@@ -141,6 +143,48 @@ def authorize_cmd(
         print_json(got)
         return
     out.print(f"authorization {got['id']} recorded: {got['purpose']} until {got['expires_at']}")
+
+
+# 164.508(c) elements in the order the regulation lists them, then the record's own fields.
+AUTHORIZATION_FIELDS = (
+    "state",
+    "purpose",
+    "information",
+    "disclosed_by",
+    "disclosed_to",
+    "purpose_statement",
+    "expires_at",
+    "signed_by",
+    "signed_at",
+    "statements",
+    "remuneration",
+    "remuneration_statement",
+    "document_sha256",
+    "revoked_at",
+    "created_by",
+    "created_at",
+)
+
+
+def authorizations_cmd(contact: ContactArg, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
+    """Every authorization stored for a contact, newest first, with all its elements and
+    its state now (active, expired or revoked).  Audited: ``mkt_authorization:read``."""
+    with opened(tenant) as (mk, tenant_id):
+        cid = contact_id(mk, tenant_id, contact)
+        stored = mk.consent.authorizations(tenant_id, cid, actor=ACTOR)
+    if as_json:
+        print_json(stored)
+        return
+    if not stored:
+        out.print(f"no authorizations stored for {cid}")
+    for a in stored:
+        table = Table("element", "value", title=f"authorization {a['id']}", show_header=False)
+        for name in AUTHORIZATION_FIELDS:
+            value = a[name]
+            shown = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+            # Text, not markup: these are free text signed by a patient ("[b]" stays "[b]").
+            table.add_row(name, Text(shown))
+        out.print(table)
 
 
 # -- segments ----------------------------------------------------------------------------------

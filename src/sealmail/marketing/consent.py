@@ -31,6 +31,7 @@ from sealmail.domain.marketing import (
     ConsentState,
     ContactStatus,
     Purpose,
+    authorization_state,
 )
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
@@ -293,6 +294,30 @@ class Consent:
             ],
         }
 
+    def authorizations(
+        self, tenant_id: str, contact_id: str, *, actor: str, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Every stored authorization of the contact, newest first, with each element and
+        its state now.  Audited like a reveal, in the same transaction as the read: the
+        ids shown, never their text (the elements name what PHI is disclosed)."""
+        now = now or datetime.now(UTC)
+        with db.write(self.engine) as conn:
+            _contact(conn, tenant_id, contact_id)
+            rows = conn.execute(
+                sa.select(au)
+                .where(au.c.tenant_id == tenant_id, au.c.contact_id == contact_id)
+                .order_by(au.c.created_at.desc(), au.c.id.desc())
+            ).all()
+            audit.append(
+                conn,
+                action=AuditAction.MKT_AUTHORIZATIONS_READ,
+                actor=actor,
+                tenant_id=tenant_id,
+                target=contact_id,
+                details={"authorizations": [r.id for r in rows]},
+            )
+        return [_stored(r, now) for r in rows]
+
     def history(self, tenant_id: str, contact_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The newest ``limit`` ledger events, oldest first (the latest change is never cut off)."""
         events: list[dict[str, Any]] = self.history_page(tenant_id, contact_id, limit=limit)["history"]
@@ -408,3 +433,9 @@ def _authorization(body: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 def _public(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}
+
+
+def _stored(r: Any, now: datetime) -> dict[str, Any]:
+    state = authorization_state(r.revoked_at, r.expires_at, now)
+    values = {c.name: getattr(r, c.name) for c in au.c if c.name != "tenant_id"}
+    return {**_public(values), "statements": list(r.statements), "state": str(state)}

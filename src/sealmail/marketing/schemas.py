@@ -304,6 +304,19 @@ class AuthorizationOut(Out):
     document_sha256: str
 
 
+class StoredAuthorization(AuthorizationOut):
+    revoked_at: str | None
+    created_by: str
+    created_at: str
+    state: Literal["active", "expired", "revoked"] = Field(
+        description="Now: revoked (wins over expiry), expired (``expires_at`` passed) or active."
+    )
+
+
+class AuthorizationList(Out):
+    data: list[StoredAuthorization] = Field(description="Newest first.")
+
+
 class SegmentOut(Out):
     id: str
     name: str

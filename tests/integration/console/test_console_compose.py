@@ -143,3 +143,19 @@ def test_the_portal_notice_choice_is_checked_and_kept_per_recipient(
     with services.engine.connect() as conn:
         notices = conn.execute(sa.select(recipients.c.notice).order_by(recipients.c.id)).scalars().all()
     assert notices == ["sms", None]  # email: no SMS choice recorded, the contact's own applies
+
+
+def test_a_chunked_upload_is_told_to_declare_its_length(console: Console, tenant: TenantFixture) -> None:
+    """A form body is bounded by its Content-Length before it is parsed; a chunked one has
+    none, so it is refused with 411 and what to do, not a misleading "too large"."""
+    alice = person(console, tenant.id, "alice@clinic.example", Role.SENDER)
+    token = csrf(alice.http.get("/console/compose"))
+
+    def body():  # type: ignore[no-untyped-def]
+        yield b'--b\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n'
+        yield token.encode() + b"\r\n--b--\r\n"
+
+    for path in ("/console/compose", "/console/marketing/contacts/import"):
+        r = alice.http.post(path, content=body(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 411, (path, r.status_code, r.text[:300])
+        assert "Content-Length" in r.text

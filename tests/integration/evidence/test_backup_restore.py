@@ -21,6 +21,7 @@ from sealmail.app import Services, build_services
 from sealmail.cli import app
 from sealmail.config import Settings
 from sealmail.intake.api.app import create_api
+from sealmail.marketing.imports import csv_rows
 from sealmail.store import db
 from sealmail.store.tables import audit_log
 
@@ -152,6 +153,13 @@ def test_drill_reports_recovery_point_and_time(
     services: Services, tenant: TenantFixture, settings: Settings, scratch_url: str, tmp_path: Path
 ) -> None:
     _send(services, tenant)
+    # A consent event: the scratch copy's append-only ledger must still be emptied after.
+    services.marketing.importer.run(tenant.id, csv_rows(iter(["email", "pat@example.net"])), actor="t")
+    cid = services.marketing.contacts.find(tenant.id, "pat@example.net")
+    assert cid is not None
+    services.marketing.consent.change(
+        tenant.id, cid, purpose="fundraising", channel="email", action="grant", source="api", actor="test"
+    )
     with services.engine.connect() as conn:
         last = conn.execute(sa.select(sa.func.max(audit_log.c.at))).scalar_one()
     report_path = tmp_path / "drill.json"

@@ -221,6 +221,37 @@ def test_consent_history_shows_the_whole_ledger_not_only_the_newest_page(
     assert [e["evidence"] for e in history] == [f"change {i}" for i in range(201)]
 
 
+def test_authorizations_list_every_stored_element_as_a_table_and_json_and_are_audited(
+    cli: Cli, people: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    assert "no authorizations stored" in cli.ok("authorizations", "ann@example.net").output
+    now = datetime.now(UTC)
+    doc = {
+        **AUTHORIZATION,
+        "information": "name and [bold]email[/bold]",
+        "remuneration": True,
+        "remuneration_statement": "PharmaCo pays the clinic",
+        "signed_at": (now - timedelta(hours=1)).isoformat(),
+        "expires_at": (now + timedelta(days=365)).isoformat(),
+    }
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps(doc))
+    made = cli.json("authorize", "ann@example.net", "--file", str(path))["id"]
+
+    [shown] = cli.json("authorizations", "ann@example.net")
+
+    assert shown["id"] == made and shown["state"] == "active" and shown["created_by"] == "cli"
+    assert {k: shown[k] for k in AUTHORIZATION if k != "statements"} == {
+        k: doc[k] for k in AUTHORIZATION if k != "statements"
+    }
+    assert (shown["remuneration"], shown["remuneration_statement"]) == (True, "PharmaCo pays the clinic")
+    table = " ".join(cli.ok("authorizations", people["ann"]).output.split())
+    assert f"authorization {made}" in table and "PharmaCo pays the clinic" in table
+    # Patient-signed text is printed as text, never read as Rich markup.
+    assert "[bold]email[/bold]" in table and "remuneration_statement" in table
+    assert actions(services).count("mkt_authorization:read") == 3
+
+
 def campaign_ready(client: TestClient, keys: Keys, cli: Cli, tmp_path: Path) -> Path:
     assert client.post("/v1/templates", json=TEMPLATE, headers=keys.admin).status_code == 201
     cli.ok("segments", "save", "austin", "--rule", json.dumps(AUSTIN))
@@ -419,6 +450,7 @@ def test_another_tenants_ids_are_not_found_and_nothing_of_theirs_leaks(
         ("contacts", "show", people["ann"]),
         ("contacts", "show", "ann@example.net"),
         ("consent-history", people["ann"]),
+        ("authorizations", people["ann"]),
         ("segments", "count", seg_id),
         ("segments", "preview", "austin"),
         ("campaigns", "show", cid),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import TenantFixture
 from tests.integration.client.server import ApiServer
+from tests.integration.marketing.test_marketing_consent import authorization
 
 from sealmail.app import Services
 from sealmail.client import AsyncSealmailClient, SealmailApiError, SealmailClient
@@ -72,3 +73,16 @@ def test_the_clients_page_lists_segments_journeys_and_consent_history(
 
     with ApiServer(services) as server:
         assert asyncio.run(history(server.url)) == [["revoke", "grant"], ["grant"]]
+
+
+def test_sync_client_reads_back_stored_authorizations(services: Services, tenant: TenantFixture) -> None:
+    with ApiServer(services) as server, SealmailClient(server.url, tenant.api_key, timeout=10) as sm:
+        contact = sm.save_contact({"email": "pat@example.net"})
+        made = sm.record_authorization(contact["id"], authorization())
+        listed = sm.list_authorizations(contact["id"])
+        assert [(a["id"], a["state"], a["signed_by"]) for a in listed["data"]] == [
+            (made["id"], "active", "Pat Doe")
+        ]
+        with pytest.raises(SealmailApiError) as missing:
+            sm.list_authorizations("ctc_nope")
+        assert missing.value.status == 404

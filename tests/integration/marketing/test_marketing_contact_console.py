@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import Console, Person, console_server, csrf, enrol
 from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.test_marketing_consent import authorization
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services
@@ -294,6 +295,50 @@ def test_a_hipaa_authorization_is_checked_like_the_api_with_the_problems_in_the_
     row = re.search(r'id="consent-marketing-email">(.*?)</tr>', after, re.S)
     assert row and '<td class="state">authorized</td>' in row.group(1)
     assert "<td>authorize</td>" in after[after.index('id="ledger"') :]
+
+
+def test_the_contact_page_lists_each_stored_authorization_with_its_elements_escaped_and_audited(
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys, other_tenant: TenantFixture,
+    services: Services,
+) -> None:  # fmt: skip
+    cid = save(client, declared, {"email": "pat@example.net"})
+    compliance = person(console, tenant, Role.COMPLIANCE)  # sees the page, may not record one
+    empty = compliance.http.get(f"/console/marketing/contacts/{cid}").text
+    assert 'id="no-authorizations"' in empty and "Record a HIPAA" not in empty
+    body = authorization(
+        information=HOSTILE, remuneration=True, remuneration_statement="Paid by <script>x</script>"
+    )
+    made = client.post(f"/v1/marketing/contacts/{cid}/authorizations", json=body, headers=declared.sender)
+    assert made.status_code == 201, made.text
+    aid = made.json()["id"]
+
+    page = compliance.http.get(f"/console/marketing/contacts/{cid}")
+
+    assert page.status_code == 200
+    card = page.text[page.text.index(f'id="auth-{aid}"') :]
+    card = card[: card.index("</article>")]
+    assert '<span class="state">active</span>' in card
+    for text in (
+        "&lt;img src=x onerror=alert(1)&gt;gnp.exe",
+        "Riverside Clinic marketing office",
+        "Mailings about our diabetes education program",
+        "Pat Doe",
+        "yes: <bdi>Paid by &lt;script&gt;x&lt;/script&gt;</bdi>",
+        body["document_sha256"],
+        "Treatment or payment is not conditioned on signing",
+        "not revoked",
+    ):
+        assert text in card, text
+    assert "<img" not in page.text and "<script>x" not in page.text and "\u202e" not in page.text
+    readers = actors_of(services, "mkt_authorization:read")  # the empty page, then this one
+    assert len(readers) == 2 and all(a.startswith("user:") for a in readers), readers
+    # Revoked by the compliance officer: the page says so.
+    revoke = {"csrf": csrf(page), "purpose": "marketing", "channel": "email", "action": "revoke"}
+    assert compliance.http.post(f"/console/marketing/contacts/{cid}/consent", data=revoke).status_code == 303
+    after = compliance.http.get(f"/console/marketing/contacts/{cid}").text
+    assert '<span class="state">revoked</span>' in after and "not revoked" not in after
+    stranger = person(console, other_tenant, Role.OWNER, domain="other.example")
+    assert stranger.http.get(f"/console/marketing/contacts/{cid}").status_code == 404
 
 
 def test_lists_are_created_filled_by_email_and_emptied_with_their_counts(
