@@ -36,7 +36,9 @@ CALLS: dict[str, Any] = {
     ),
     "import_errors_csv": lambda import_id: Call("GET", f"{P}/imports/{segment(import_id)}/errors.csv"),
     "create_list": lambda name: Call("POST", f"{P}/lists", json={"name": name}),
-    "list_lists": lambda: Call("GET", f"{P}/lists"),
+    "list_lists": lambda limit=100, cursor="": Call(
+        "GET", f"{P}/lists", params=_q(limit=limit, cursor=cursor or None)
+    ),
     "add_list_members": lambda name, contact_ids: Call(
         "POST", f"{P}/lists/{segment(name)}/members", json={"contact_ids": list(contact_ids)}
     ),
@@ -46,7 +48,9 @@ CALLS: dict[str, Any] = {
     "change_consent": lambda contact_id, body: Call(
         "POST", f"{P}/contacts/{segment(contact_id)}/consent", json=body
     ),
-    "get_consent": lambda contact_id: Call("GET", f"{P}/contacts/{segment(contact_id)}/consent"),
+    "get_consent": lambda contact_id, limit=200, cursor="": Call(
+        "GET", f"{P}/contacts/{segment(contact_id)}/consent", params=_q(limit=limit, cursor=cursor or None)
+    ),
     "record_authorization": lambda contact_id, body: Call(
         "POST", f"{P}/contacts/{segment(contact_id)}/authorizations", json=body
     ),
@@ -54,7 +58,9 @@ CALLS: dict[str, Any] = {
         "GET", f"{P}/contacts/{segment(contact_id)}/authorizations"
     ),
     "save_segment": lambda name, rule: Call("POST", f"{P}/segments", json={"name": name, "rule": rule}),
-    "list_segments": lambda: Call("GET", f"{P}/segments"),
+    "list_segments": lambda limit=100, cursor="": Call(
+        "GET", f"{P}/segments", params=_q(limit=limit, cursor=cursor or None)
+    ),
     "preview_rule": lambda rule, sample=20: Call(
         "POST", f"{P}/segments/preview", json={"rule": rule, "sample": sample}
     ),
@@ -83,7 +89,9 @@ CALLS: dict[str, Any] = {
     "save_journey": lambda name, definition: Call(
         "POST", f"{P}/journeys", json={"name": name, "definition": definition}
     ),
-    "list_journeys": lambda: Call("GET", f"{P}/journeys"),
+    "list_journeys": lambda limit=100, cursor="": Call(
+        "GET", f"{P}/journeys", params=_q(limit=limit, cursor=cursor or None)
+    ),
     "activate_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/activate"),
     "deactivate_journey": lambda journey_id: Call("POST", f"{P}/journeys/{segment(journey_id)}/deactivate"),
     "journey_event": lambda event, email, key=None: Call(

@@ -31,7 +31,7 @@ from sealmail.console.kit import Kit
 from sealmail.console.marketing_pages import classes_for
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.marketing import PhiClass, Purpose
-from sealmail.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from sealmail.errors import Conflict, PermissionDenied, ValidationFailed
 from sealmail.marketing.analytics import METRICS
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.journey_defs import MAX_STEPS
@@ -72,10 +72,6 @@ def _problems(exc: ValidationFailed) -> list[str]:
     return [f"{e['field']}: {e['message']}" for e in exc.extra.get("errors", [])][:20] or [exc.detail]
 
 
-def _offset(raw: str) -> int:
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
-
-
 def _principal(who: Session) -> Principal:
     return Principal(who.tenant_id, who.actor, frozenset({"send"}))
 
@@ -100,17 +96,14 @@ def _segments(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     def builder(request: Request, who: Session, status: int = 200, **ctx: Any) -> Response:
         allowed = classes_for(who)
         defs = {n: d for n, d in mk.attributes.defs(who.tenant_id).items() if d.phi_class in allowed}
-        segments = mk.segments.list(who.tenant_id)
-        offset = _offset(request.query_params.get("offset", ""))
-        shown = [
-            {**s, "usable": set(s["phi_classes"]) <= {str(c) for c in allowed}}
-            for s in segments[offset : offset + PAGE]
-        ]
+        cursor = request.query_params.get("cursor", "")[:40]
+        got = mk.segments.page(who.tenant_id, limit=PAGE, cursor=cursor)
+        shown = [{**s, "usable": set(s["phi_classes"]) <= {str(c) for c in allowed}} for s in got["data"]]
         ctx.setdefault("name", "")
         ctx.setdefault("rule_text", "")
         return kit.page(
             request, "mkt_segments.html", who, COMPOSE, status=status, title="Segments",
-            segments=shown, offset=offset, more=len(segments) > offset + PAGE, page_size=PAGE,
+            segments=shown, next_cursor=got["next_cursor"], paged=bool(cursor),
             attributes=defs, op_groups=sb.op_groups(defs), hints=sb.OP_HINTS, kinds=sb.KINDS,
             purposes=sb.PURPOSES, states=sb.CONSENT_STATES,
             lists=[{**li, "label": sb.inert(li["name"])} for li in mk.lists.list(who.tenant_id)],
@@ -127,10 +120,7 @@ def _segments(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         who = kit.signed_in(request, VIEW)
         if isinstance(who, Response):
             return who
-        found = [s for s in mk.segments.list(who.tenant_id) if s["id"] == segment_id[:40]]
-        if not found:
-            raise NotFound(f"no segment {segment_id[:40]!r}")
-        s = found[0]
+        s = mk.segments.get(who.tenant_id, segment_id[:40])  # NotFound: another tenant's is a 404
         # The rule holds values (a diagnosis): shown only to a role that may see its classes.
         check_classes(frozenset(PhiClass(c) for c in s["phi_classes"]), classes_for(who))
         return builder(request, who, name=s["name"], rule_text=sb.pretty(s["rule"]), editing=s)
@@ -389,14 +379,14 @@ def _caps(app: FastAPI, kit: Kit, mk: Marketing) -> None:
 # -- journeys -----------------------------------------------------------------------------------
 def _journeys(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     def journeys_page(request: Request, who: Session, status: int = 200, **ctx: Any) -> Response:
-        journeys = mk.journeys.all(who.tenant_id)
-        offset = _offset(request.query_params.get("offset", ""))
+        cursor = request.query_params.get("cursor", "")[:40]
+        got = mk.journeys.page(who.tenant_id, limit=PAGE, cursor=cursor)
         ctx.setdefault("name", "")
         ctx.setdefault("definition", sb.pretty(STARTER_JOURNEY))
         return kit.page(
             request, "mkt_journeys.html", who, COMPOSE, status=status, title="Journeys",
-            journeys=journeys[offset : offset + PAGE], offset=offset, page_size=PAGE,
-            more=len(journeys) > offset + PAGE, max_steps=MAX_STEPS, **ctx,
+            journeys=got["data"], next_cursor=got["next_cursor"], paged=bool(cursor), max_steps=MAX_STEPS,
+            **ctx,
         )  # fmt: skip
 
     @app.get("/marketing/journeys")

@@ -44,6 +44,8 @@ from sealmail.web.uploads import check_declared_length
 MAX_IMPORT_BYTES = 512 << 20  # as the API's upload
 ERRORS_PAGE = 50
 MEMBERS_PAGE = 100
+HISTORY_PAGE = 200  # consent events on a contact's page
+LISTS_PAGE = 100
 MAX_EMAILS = 500  # added to a list from one form
 MAX_DOCUMENT = 20 << 20  # a signed authorization, hashed and not kept
 STATEMENT_LABELS = {
@@ -256,7 +258,11 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             for p in Purpose
             for ch in Channel
         ]
-        history = mk.consent.history(who.tenant_id, contact_id)
+        # The newest events; "Older history" pages back with the ledger's own cursor.
+        ledger = mk.consent.history_page(
+            who.tenant_id, contact_id, limit=HISTORY_PAGE, cursor=request.query_params.get("history", "")[:40]
+        )
+        history = ledger["history"]
         # Whoever may see the contact sees its authorizations: a compliance officer must be
         # able to check each one.  The read is audited (``mkt_authorization:read``).
         stored = mk.consent.authorizations(who.tenant_id, contact_id, actor=who.actor)
@@ -270,7 +276,7 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             history=[
                 {**h, "evidence": shown(h["evidence"] or ""), "actor": shown(h["actor"], 80)} for h in history
             ],
-            authorizations=[_readable(a) for a in stored],
+            authorizations=[_readable(a) for a in stored], older=ledger["next_cursor"],
             purposes=list(Purpose), channels=list(Channel), statements=STATEMENT_LABELS,
             revocable={ConsentState.GRANTED, ConsentState.AUTHORIZED},
             may_revoke=who.may(Permission.VIEW_MARKETING), **ctx,
@@ -338,10 +344,12 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
 # -- lists ----------------------------------------------------------------------------------------
 def _list_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
     def lists_page(request: Request, who: Session, status: int = 200, **ctx: Any) -> Response:
-        lists = [{**lst, "name": shown(lst["name"], 100)} for lst in mk.lists.list(who.tenant_id)]
+        cursor = request.query_params.get("cursor", "")[:40]
+        got = mk.lists.page(who.tenant_id, limit=LISTS_PAGE, cursor=cursor)
+        lists = [{**lst, "name": shown(lst["name"], 100)} for lst in got["data"]]
         return kit.page(
             request, "marketing_lists.html", who, Permission.COMPOSE, status=status, title="Lists",
-            lists=lists, **ctx,
+            lists=lists, next_cursor=got["next_cursor"], paged=bool(cursor), **ctx,
         )  # fmt: skip
 
     def one_page(

@@ -56,6 +56,7 @@ def _control(kit: Kit, permission: Permission, act: Callable[[str, str, str], Tr
 
 
 # The campaign buttons: (change, label, the states it works from).
+OVERVIEW = 50  # segments, lists and journeys on the overview; their own pages page on
 ACTIONS = (("pause", "Pause", PAUSABLE), ("resume", "Resume", RESUMABLE), ("cancel", "Cancel", CANCELLABLE))
 
 
@@ -71,13 +72,16 @@ def section(mk: Marketing) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
         def overview(request: Request, who: Session, counted: dict[str, object] | None = None) -> Response:
             allowed = classes_for(who)
+            seg, lists, journeys = (
+                part.page(who.tenant_id, limit=OVERVIEW) for part in (mk.segments, mk.lists, mk.journeys)
+            )
             segments = [
-                {**s, "usable": set(s["phi_classes"]) <= {str(c) for c in allowed}}
-                for s in mk.segments.list(who.tenant_id)
+                {**s, "usable": set(s["phi_classes"]) <= {str(c) for c in allowed}} for s in seg["data"]
             ]
             return kit.render(
                 request, "marketing_overview.html", title="Marketing", who=who, segments=segments,
-                lists=mk.lists.list(who.tenant_id), journeys=mk.journeys.all(who.tenant_id),
+                more_segments=seg["next_cursor"], lists=lists["data"], more_lists=lists["next_cursor"],
+                journeys=journeys["data"], more_journeys=journeys["next_cursor"],
                 campaigns=[{**c, "checks": checks(who, c)} for c in mk.campaigns.recent(who.tenant_id)],
                 counted=counted, csrf=kit.csrf(request), draft=CampaignStatus.DRAFT, actions=ACTIONS,
             )  # fmt: skip

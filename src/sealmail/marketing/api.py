@@ -4,6 +4,9 @@ Thin: the rules are in the service modules.  Scopes: ``read`` lists and reads, `
 writes contacts and consent and starts campaigns, ``admin`` declares attributes, caps and
 segments.  What a key sees of a contact depends on its scopes (``classes_for_scopes``):
 only ``admin`` keys see clinical and sensitive attributes, in reads and exports alike.
+
+Size: one short route per operation of the marketing API (about fifty), kept in one router so
+the scopes and paging types read alike; the rules are in the service modules.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` aliases of
@@ -234,8 +237,9 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         return mk.lists.create(who.tenant_id, body.name, who.credential_id)
 
     @r.get("/lists", response_model=ListList)
-    def list_lists(who: Reader) -> dict[str, Any]:
-        return {"data": mk.lists.list(who.tenant_id)}
+    def list_lists(who: Reader, limit: PageSize = 100, cursor: Cursor = "") -> dict[str, Any]:
+        """A page of lists by name, each with its member count."""
+        return mk.lists.page(who.tenant_id, limit=limit, cursor=cursor)
 
     @r.post("/lists/{name}/members", response_model=MembersAdded)
     def add_members(name: str, body: MembersIn, who: Sender) -> dict[str, Any]:
@@ -265,10 +269,13 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         )
 
     @r.get("/contacts/{contact_id}/consent", response_model=ConsentWithHistory)
-    def get_consent(contact_id: str, who: Reader) -> dict[str, Any]:
-        out = mk.consent.current(who.tenant_id, contact_id)
-        out["history"] = mk.consent.history(who.tenant_id, contact_id)
-        return out
+    def get_consent(
+        contact_id: str, who: Reader, limit: PageSize = 200, cursor: Cursor = ""
+    ) -> dict[str, Any]:
+        """The current consents and a page of the ledger: the newest ``limit`` events, oldest
+        first; ``next_cursor`` pages back to older events."""
+        out = mk.consent.current(who.tenant_id, contact_id)  # another tenant's contact: 404
+        return out | mk.consent.history_page(who.tenant_id, contact_id, limit=limit, cursor=cursor)
 
     @r.post("/contacts/{contact_id}/authorizations", status_code=201, response_model=AuthorizationOut)
     def authorize(contact_id: str, body: AuthorizationIn, who: Sender) -> dict[str, Any]:
@@ -293,8 +300,9 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         )
 
     @r.get("/segments", response_model=SegmentList)
-    def list_segments(who: Reader) -> dict[str, Any]:
-        return {"data": mk.segments.list(who.tenant_id)}
+    def list_segments(who: Reader, limit: PageSize = 100, cursor: Cursor = "") -> dict[str, Any]:
+        """A page of segment versions, by name then version."""
+        return mk.segments.page(who.tenant_id, limit=limit, cursor=cursor)
 
     @r.post("/segments/preview", response_model=SegmentPreview)
     def preview_rule(body: RulePreviewIn, who: Sender) -> dict[str, Any]:
@@ -433,8 +441,9 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         return mk.journeys.set_active(who.tenant_id, journey_id, False, actor=who.credential_id)
 
     @r.get("/journeys", response_model=JourneyList)
-    def list_journeys(who: Reader) -> dict[str, Any]:
-        return {"data": mk.journeys.all(who.tenant_id)}
+    def list_journeys(who: Reader, limit: PageSize = 100, cursor: Cursor = "") -> dict[str, Any]:
+        """A page of journey versions, by name then version, with their enrollment counts."""
+        return mk.journeys.page(who.tenant_id, limit=limit, cursor=cursor)
 
     @r.post("/journeys/{journey_id}/pause", response_model=JourneyOut)
     def pause_journey(journey_id: str, who: Sender) -> dict[str, Any]:

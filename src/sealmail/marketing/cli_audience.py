@@ -93,11 +93,11 @@ def contact_show_cmd(
 
 # -- consent -----------------------------------------------------------------------------------
 def consent_history_cmd(contact: ContactArg, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
-    """A contact's consent state by purpose and its append-only ledger, oldest first."""
+    """A contact's consent state by purpose and its whole append-only ledger, oldest first."""
     with opened(tenant) as (mk, tenant_id):
         cid = contact_id(mk, tenant_id, contact)
         state = mk.consent.current(tenant_id, cid)
-        state["history"] = mk.consent.history(tenant_id, cid)
+        state["history"] = mk.consent.ledger(tenant_id, cid)
     if as_json:
         print_json(state)
         return

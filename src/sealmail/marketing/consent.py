@@ -35,6 +35,7 @@ from sealmail.domain.marketing import (
 )
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
+from sealmail.marketing import keyset
 from sealmail.marketing.tables import mkt_authorizations as au
 from sealmail.marketing.tables import mkt_consent_current as cur
 from sealmail.marketing.tables import mkt_consent_events as ce
@@ -319,28 +320,52 @@ class Consent:
 
     def history(self, tenant_id: str, contact_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The newest ``limit`` ledger events, oldest first (the latest change is never cut off)."""
+        events: list[dict[str, Any]] = self.history_page(tenant_id, contact_id, limit=limit)["history"]
+        return events
+
+    def ledger(self, tenant_id: str, contact_id: str, *, page: int = 1000) -> list[dict[str, Any]]:
+        """The whole ledger, oldest first, read ``page`` events a query (the CLI shows it all)."""
+        pages: list[list[dict[str, Any]]] = []
+        cursor = ""
+        while True:
+            got = self.history_page(tenant_id, contact_id, limit=page, cursor=cursor)
+            pages.append(got["history"])
+            if not (cursor := got["next_cursor"]):
+                return [event for older in reversed(pages) for event in older]
+
+    def history_page(
+        self, tenant_id: str, contact_id: str, *, limit: int = 200, cursor: str = ""
+    ) -> dict[str, Any]:
+        """A page of the ledger walking back in time: the ``limit`` events just before the
+        event ``cursor`` names (the newest when there is none), oldest first as before, and
+        ``next_cursor`` to the page of older events (None once the first event is shown).
+        Keyed on (at, id): unique, and ``ix_mkt_consent_events_contact`` serves it."""
+        key = [ce.c.at, ce.c.id]
+        scope = (ce.c.tenant_id == tenant_id, ce.c.contact_id == contact_id)
+        query = sa.select(ce).where(*scope)
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(ce)
-                .where(ce.c.tenant_id == tenant_id, ce.c.contact_id == contact_id)
-                .order_by(ce.c.at.desc(), ce.c.id.desc())
-                .limit(limit)
-            ).all()
-        return [
-            {
-                "id": r.id,
-                "purpose": r.purpose,
-                "channel": r.channel,
-                "action": r.action,
-                "source": r.source,
-                "evidence": r.evidence,
-                "evidence_sha256": r.evidence_sha256,
-                "authorization_id": r.authorization_id,
-                "actor": r.actor,
-                "at": r.at.isoformat(),
-            }
-            for r in reversed(rows)
-        ]
+            if cursor:
+                query = query.where(
+                    keyset.beyond(key, keyset.cursor_key(conn, ce, cursor, key, *scope), descending=True)
+                )
+            rows = conn.execute(query.order_by(ce.c.at.desc(), ce.c.id.desc()).limit(limit + 1)).all()
+        page, older = keyset.split(rows, limit)
+        return {"history": [_event(r) for r in reversed(page)], "next_cursor": older}
+
+
+def _event(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "purpose": r.purpose,
+        "channel": r.channel,
+        "action": r.action,
+        "source": r.source,
+        "evidence": r.evidence,
+        "evidence_sha256": r.evidence_sha256,
+        "authorization_id": r.authorization_id,
+        "actor": r.actor,
+        "at": r.at.isoformat(),
+    }
 
 
 def _parse(purpose: str, channel: str, action: str, source: str) -> tuple[Purpose, Channel, ConsentAction]:

@@ -62,7 +62,7 @@ from sealmail.domain.marketing import PhiClass, Purpose
 from sealmail.errors import NotFound, SealmailError
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
-from sealmail.marketing import compliance
+from sealmail.marketing import compliance, keyset
 from sealmail.marketing import journey_dates as dates
 from sealmail.marketing import journey_events as ev
 from sealmail.marketing import journey_switches as switches
@@ -246,17 +246,23 @@ class Journeys:
         return HELD
 
     def all(self, tenant_id: str) -> list[dict[str, Any]]:
-        return self._rows(tenant_id, sa.true())
+        """Every version of every journey; callers that can show a page use ``page``."""
+        return keyset.every(self.page, tenant_id)
 
-    def _rows(self, tenant_id: str, where: Any) -> list[dict[str, Any]]:
+    def page(self, tenant_id: str, *, limit: int = 100, cursor: str = "") -> dict[str, Any]:
+        """``limit`` journey versions by name then version, after the one ``cursor`` names
+        (a 422 for one not this tenant's), with enrollment counts; the next page's cursor."""
+        key = [jr.c.name, jr.c.version]
         counts = sa.select(sa.func.count()).where(en.c.journey_id == jr.c.id).scalar_subquery()
+        query = sa.select(jr, counts.label("enrolled")).where(jr.c.tenant_id == tenant_id)
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(jr, counts.label("enrolled"))
-                .where(jr.c.tenant_id == tenant_id, where)
-                .order_by(jr.c.name, jr.c.version)
-            ).all()
-        return [_out(r, r.enrolled) for r in rows]
+            if cursor:
+                query = query.where(
+                    keyset.beyond(key, keyset.cursor_key(conn, jr, cursor, key, jr.c.tenant_id == tenant_id))
+                )
+            rows = conn.execute(query.order_by(*key).limit(limit + 1)).all()
+        page, after = keyset.split(rows, limit)
+        return {"data": [_out(r, r.enrolled) for r in page], "next_cursor": after}
 
     # -- triggers ------------------------------------------------------------------------------
     def event(self, tenant_id: str, event: str, email: str, key: str | None, *, actor: str) -> EventOutcome:

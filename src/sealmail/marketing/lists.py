@@ -14,6 +14,7 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
+from sealmail.marketing import keyset
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_list_members as lm
 from sealmail.marketing.tables import mkt_lists as ls
@@ -142,11 +143,21 @@ class Lists:
         }
 
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every list (each with a member count); callers that can show a page use ``page``."""
+        return keyset.every(self.page, tenant_id)
+
+    def page(self, tenant_id: str, *, limit: int = 100, cursor: str = "") -> dict[str, Any]:
+        """``limit`` lists by name after the list ``cursor`` names (a 422 for one that is not
+        this tenant's), each with its member count, and the cursor to the next page."""
         count = sa.select(sa.func.count()).where(lm.c.list_id == ls.c.id).scalar_subquery()
+        query = sa.select(ls.c.id, ls.c.name, count.label("members")).where(ls.c.tenant_id == tenant_id)
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(ls.c.id, ls.c.name, count.label("members"))
-                .where(ls.c.tenant_id == tenant_id)
-                .order_by(ls.c.name)
-            ).all()
-        return [{"id": r.id, "name": r.name, "members": r.members} for r in rows]
+            if cursor:
+                key = keyset.cursor_key(conn, ls, cursor, [ls.c.name], ls.c.tenant_id == tenant_id)
+                query = query.where(keyset.beyond([ls.c.name], key))
+            rows = conn.execute(query.order_by(ls.c.name).limit(limit + 1)).all()
+        page, after = keyset.split(rows, limit)
+        return {
+            "data": [{"id": r.id, "name": r.name, "members": r.members} for r in page],
+            "next_cursor": after,
+        }

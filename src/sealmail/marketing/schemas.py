@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +13,9 @@ from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportSta
 PurposeName = Literal["treatment", "operations", "marketing", "fundraising"]
 ChannelName = Literal["email", "sms"]
 AttrValue = str | int | float | bool | None
+NextCursor = Annotated[
+    str | None, Field(description="Pass as ``cursor`` for the next page; null on the last.")
+]
 
 
 def without_nul(value: Any) -> Any:
@@ -234,6 +237,7 @@ class ListOut(Out):
 
 class ListList(Out):
     data: list[ListOut]
+    next_cursor: NextCursor = None
 
 
 class MembersRemoved(Out):
@@ -278,6 +282,9 @@ class ConsentOut(Out):
 
 class ConsentWithHistory(ConsentOut):
     history: list[ConsentChange]
+    next_cursor: str | None = Field(
+        None, description="``cursor`` for older history; null at the first event."
+    )
 
 
 class AuthorizationOut(Out):
@@ -320,6 +327,7 @@ class SegmentOut(Out):
 
 class SegmentList(Out):
     data: list[SegmentOut]
+    next_cursor: NextCursor = None
 
 
 class SampleContact(Out):
@@ -435,6 +443,7 @@ class JourneyOut(JourneySaved):
 
 class JourneyList(Out):
     data: list[JourneyOut]
+    next_cursor: NextCursor = None
 
 
 class Enrolled(Out):

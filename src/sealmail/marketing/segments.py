@@ -23,6 +23,7 @@ from sealmail.domain.marketing import PhiClass
 from sealmail.errors import NotFound, PermissionDenied, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
+from sealmail.marketing import keyset
 from sealmail.marketing.rules import Compiled, Context, compile_rule
 from sealmail.marketing.tables import mkt_contacts as ct
 from sealmail.marketing.tables import mkt_segments as sg
@@ -120,14 +121,30 @@ class Segments:
         return {"id": seg_id, "name": name, "version": version, "phi_classes": classes, "rule": rule}
 
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every version of every segment; callers that can show a page use ``page``."""
+        return keyset.every(self.page, tenant_id)
+
+    def get(self, tenant_id: str, segment_id: str) -> dict[str, Any]:
+        """One segment version by id (404 for another tenant's)."""
         with db.reader(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(sg).where(sg.c.tenant_id == tenant_id).order_by(sg.c.name, sg.c.version)
-            ).all()
-        return [
-            {"id": r.id, "name": r.name, "version": r.version, "phi_classes": r.phi_classes, "rule": r.rule}
-            for r in rows
-        ]
+            r = conn.execute(sa.select(sg).where(sg.c.tenant_id == tenant_id, sg.c.id == segment_id)).first()
+        if r is None:
+            raise NotFound(f"no segment {segment_id!r}")
+        return _out(r)
+
+    def page(self, tenant_id: str, *, limit: int = 100, cursor: str = "") -> dict[str, Any]:
+        """``limit`` segment versions by name then version, after the one ``cursor`` names
+        (a 422 for one that is not this tenant's), and the cursor to the next page."""
+        key = [sg.c.name, sg.c.version]
+        query = sa.select(sg).where(sg.c.tenant_id == tenant_id)
+        with db.reader(self.engine) as conn:
+            if cursor:
+                query = query.where(
+                    keyset.beyond(key, keyset.cursor_key(conn, sg, cursor, key, sg.c.tenant_id == tenant_id))
+                )
+            rows = conn.execute(query.order_by(*key).limit(limit + 1)).all()
+        page, after = keyset.split(rows, limit)
+        return {"data": [_out(r) for r in page], "next_cursor": after}
 
     def evaluate(
         self,
@@ -172,6 +189,10 @@ class Segments:
             "phi_classes": sorted(str(c) for c in compiled.classes),
             "sample": [{"id": r.id, "email": r.email, "matched": _matched(compiled, r)} for r in rows],
         }
+
+
+def _out(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "version": r.version, "phi_classes": r.phi_classes, "rule": r.rule}
 
 
 def _with_reasons(compiled: Compiled, scope: Any) -> Any:

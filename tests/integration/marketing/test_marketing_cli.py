@@ -209,6 +209,18 @@ def test_consent_history_and_an_authorization_from_json(
     assert len(cli.json("consent-history", "ann@example.net")["history"]) == 2
 
 
+def test_consent_history_shows_the_whole_ledger_not_only_the_newest_page(
+    cli: Cli, people: dict[str, str], services: Services, tenant: TenantFixture
+) -> None:
+    for i in range(201):  # one past the API's default page
+        services.marketing.consent.change(
+            tenant.id, people["ann"], purpose="fundraising", channel="email",
+            action="revoke" if i % 2 else "grant", source="api", actor="test", evidence=f"change {i}",
+        )  # fmt: skip
+    history = cli.json("consent-history", "ann@example.net")["history"]
+    assert [e["evidence"] for e in history] == [f"change {i}" for i in range(201)]
+
+
 def test_authorizations_list_every_stored_element_as_a_table_and_json_and_are_audited(
     cli: Cli, people: dict[str, str], services: Services, tmp_path: Path
 ) -> None:

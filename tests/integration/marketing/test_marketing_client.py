@@ -45,6 +45,36 @@ def test_async_client_records_consent(services: Services, tenant: TenantFixture)
         assert asyncio.run(go(server.url)) == ["revoke"]
 
 
+def test_the_clients_page_lists_segments_journeys_and_consent_history(
+    services: Services, tenant: TenantFixture
+) -> None:
+    journey = {"trigger": {"type": "api_event", "event": "booked"}, "steps": [{"wait": {"hours": 2}}]}
+    with ApiServer(services) as server, SealmailClient(server.url, tenant.api_key, timeout=10) as sm:
+        sm.define_attribute({"name": "plan", "type": "text", "phi_class": "none"})
+        for name in ("c", "a", "b"):
+            sm.create_list(name)
+            sm.save_segment(name, {"attr": "plan", "op": "eq", "value": "gold"})
+            sm.save_journey(name, journey)
+        for method in (sm.list_lists, sm.list_segments, sm.list_journeys):
+            first = method(limit=2)
+            rest = method(limit=2, cursor=first["next_cursor"])
+            names = [r["name"] for r in first["data"] + rest["data"]]
+            assert names == ["a", "b", "c"] and rest["next_cursor"] is None, method
+
+    async def history(url: str) -> list[list[str]]:
+        async with AsyncSealmailClient(url, tenant.api_key, timeout=10) as sm:
+            contact = await sm.save_contact({"email": "pat@example.net"})
+            for action in ("grant", "revoke", "grant"):
+                await sm.change_consent(contact["id"], {"purpose": "fundraising", "action": action})
+            newest = await sm.get_consent(contact["id"], limit=2)
+            oldest = await sm.get_consent(contact["id"], limit=2, cursor=newest["next_cursor"])
+            assert oldest["next_cursor"] is None
+            return [[h["action"] for h in page["history"]] for page in (newest, oldest)]
+
+    with ApiServer(services) as server:
+        assert asyncio.run(history(server.url)) == [["revoke", "grant"], ["grant"]]
+
+
 def test_sync_client_reads_back_stored_authorizations(services: Services, tenant: TenantFixture) -> None:
     with ApiServer(services) as server, SealmailClient(server.url, tenant.api_key, timeout=10) as sm:
         contact = sm.save_contact({"email": "pat@example.net"})
