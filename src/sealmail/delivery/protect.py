@@ -12,10 +12,6 @@ For one (message, destination domain) group this stage
    (typically → portal) in the same pass, so PHI is never sent in plaintext nor silently downgraded.
 
 REQUIRETLS and ``TLS-Required: No`` (RFC 8689) are decided in ``policy.transit_for``.
-
-Size: one class on purpose: the facts, the per-recipient decision, the build of each
-method's message and the re-decision after a ``tls_required`` result are the path by which
-PHI could leave unprotected, and are reviewed together, in order.
 """
 
 from __future__ import annotations
@@ -149,14 +145,9 @@ class SecureLine:
             jobs.extend(self._tls(group, [c]) for c in tls_rcpts)
         elif tls_rcpts:
             jobs.append(self._tls(group, tls_rcpts))
-        results: list[Result] = []
-        if len(jobs) == 1:
-            # The usual group (one recipient, or one TLS transaction) is awaited here: a task
-            # of its own would cost a task and a turn of the event loop per delivery.
-            results = await jobs[0]
-        else:
-            for batch in await asyncio.gather(*jobs):
-                results.extend(batch)
+        # The usual group (one job) is awaited here: a task would cost a loop turn per delivery.
+        batches = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)
+        results: list[Result] = [r for batch in batches for r in batch]
         noted = [name_unusable_keys(r, decisions[r.claimed.id][0]) for r in results]
         # RFC 8689: whether REQUIRETLS held and a TLS-Required: No was honoured is on the record.
         return [replace(r, reason=f"{r.reason}; {transit.note}") for r in noted] if transit.note else noted
