@@ -74,9 +74,14 @@ class Scripted:
             writer.close()
 
     def close(self) -> None:
-        self.server.close()
-        self.loop.run(self.server.wait_closed())
+        # On the server's own loop: asyncio.Server is not thread-safe, and a close from this
+        # thread raced the loop's own wake-up as the last connection ended (a TypeError).
+        self.loop.run(self._close())
         self.loop.close()
+
+    async def _close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
 
 
 @pytest.fixture
