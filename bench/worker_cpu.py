@@ -116,6 +116,10 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float, f
     configure_logging(settings)
     svc = build_services(settings)
     a = ctx.args
+    if not a.no_gc_settle:
+        from sealmail import heap
+
+        heap.settle()  # as ``sealmail serve`` does once its roles run
     base = ctx.sink.state().count
     marks: dict[str, tuple[float, float, float, float]] = {}
     done = threading.Event()
@@ -177,6 +181,7 @@ def main() -> int:
     p.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--no-gc-settle", action="store_true", help="keep CPython's default collector settings")
     p.add_argument("--size", type=int, default=5120)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--timeout", type=float, default=300.0)

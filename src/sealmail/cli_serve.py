@@ -58,6 +58,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run Sealmail: every role (the worker in a child process), or the roles given."""
+    from sealmail import heap
     from sealmail.net.event_loop import loop_factory
     from sealmail.runtime import ROLES, configure_logging
     from sealmail.runtime import serve as run_roles
@@ -78,7 +79,12 @@ def serve(
     # Printed once the API answers, so the curl it shows works when pasted; soft_wrap: never
     # break the key or the curl line, whatever the terminal width.
     banner = _banner(svc) if dev_banner else None
-    on_ready = (lambda: out.print(banner, soft_wrap=True)) if banner else None
+
+    def on_ready() -> None:
+        heap.settle()  # start-up state frozen, collections spaced out: sealmail/heap.py
+        if banner:
+            out.print(banner, soft_wrap=True)
+
     try:
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
             runner.run(run_roles(svc, roles, on_ready=on_ready, worker_children=children, child_of=child_of))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeDecorator
+
+from sealmail.store.sqlite_writer import WriterConnection, writer_lock_for
 
 
 def normalize_url(url: str) -> str:
@@ -35,7 +38,7 @@ def create_engine(
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": 30, "factory": WriterConnection},
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
@@ -50,6 +53,8 @@ def create_engine(
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    database = engine.url.database
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit
@@ -61,11 +66,22 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        if isinstance(dbapi_conn, WriterConnection):
+            dbapi_conn.writer_lock = writer_lock_for(database)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        raw = conn.connection.dbapi_connection
+        if mode == "DEFERRED" or not isinstance(raw, WriterConnection):
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        statement = f"BEGIN {mode}"
+        try:
+            raw.begin_write(mode)
+        except sqlite3.Error as err:
+            # As ``exec_driver_sql`` would have raised it: callers catch SQLAlchemy's errors.
+            raise sa_exc.DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
 
 def is_sqlite(engine: Engine) -> bool:
