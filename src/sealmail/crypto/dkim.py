@@ -400,6 +400,10 @@ class DkimSigner:
         ]
         return b"".join(signatures)
 
+    def wire_fields(self, message: bytes) -> bytes:
+        """``signature_fields`` of a message already in wire form (CRLF, canonical)."""
+        return self.signature_fields(message, wire_form=True)
+
     def _layouts(self, names: tuple[str, ...], timestamp_length: int) -> tuple[_Layout, ...]:
         """Each key's field for this h= list, cached: most mail carries the same fields."""
         cache_key = (names, timestamp_length)
