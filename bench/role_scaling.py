@@ -1,0 +1,208 @@
+"""Roles split over processes scale with cores (issue 18), on PostgreSQL.
+
+    .venv/bin/python bench/role_scaling.py --messages 3000 --rounds 3
+    .venv/bin/python bench/role_scaling.py --messages 2000 --rounds 1 --layouts 1x1,2x2 --many 8,16
+
+Each round runs every layout ``IxW`` (I SMTP intake processes, W worker processes; the order
+alternates between rounds) on a fresh Sealmail with a fresh PostgreSQL database, set up as
+``postfix_compare.py`` does (``sealmail init``, verified ``clinic.example`` with dual DKIM
+keys, delivery by MX lookup over verified TLS into ``bench/sink.py``), in two phases so each
+role is measured alone:
+
+1. **intake**: I ``sealmail serve --role smtp`` processes, a port each (as behind a TCP load
+   balancer; the client spreads its connections over them), take K 5 KB messages from
+   ``--connections`` pipelined STARTTLS connections while no worker runs.  Accept rate = K /
+   (first send → last 250); CPU per message of the intake processes and of their PostgreSQL
+   backends.
+2. **delivery**: the intake processes stop; W ``sealmail serve --role worker`` processes start
+   and drain the K queued messages into the sink.  Delivery rate = (K − 1) / (first → last
+   message at the sink), so the workers' start-up (imports, first connections) is not in it;
+   CPU per message of the workers and their backends over the drain.
+3. ``postfix_compare.check_queue``: every accepted recipient delivered exactly once, nothing
+   still leased, the sink has exactly K more — or the run stops with the violation.
+
+``--many 8,16``: after the rounds, drains of K with that many workers each (most of them idle
+on 2 cores): the rate shows whether claim contention (``FOR UPDATE SKIP LOCKED``) collapses it,
+the check whether a recipient was lost or sent twice.  Needs PostgreSQL on 127.0.0.1:5432 and
+nothing else busy on the machine: rates, not CPU, are what is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import postfix_compare as pc  # noqa: E402
+from mta_load import smtp_load  # noqa: E402
+from throughput import SEALMAIL, Harness, Sink, machine_description  # noqa: E402
+
+_RUNS = itertools.count(1)
+
+
+@dataclass
+class Phase:
+    rate: float
+    cpu_ms: float  # the role's processes, per message
+    pg_ms: float  # PostgreSQL backends of the bench database, per message
+
+
+@dataclass
+class LayoutRun:
+    layout: str
+    intake: Phase
+    delivery: Phase
+    check: str
+
+
+def _cpu(pids: list[int]) -> dict[int, float]:
+    return pc.tree_cpu(pids)
+
+
+def run_layout(h: Harness, sink: Sink, intakes: int, workers: int, args: argparse.Namespace) -> LayoutRun:
+    # A home of its own per run (``start_sealmail`` names it after the path).
+    spec = pc.PathSpec(f"scale-{next(_RUNS)}-{intakes}x{workers}", "smtp", "postgresql", True, False)
+    opts = argparse.Namespace(**vars(args))
+    opts.intakes, opts.workers = intakes, 0
+    sm = pc.start_sealmail(h, sink, spec, opts)
+    k = args.messages
+    expected = sink.state().count + args.warmup + k
+    try:
+        if (
+            asyncio.run(smtp_load(sm.ports, args.warmup, 100, args.connections, 5120, "warm", sm.login))
+            != args.warmup
+        ):
+            raise RuntimeError("warm-up not accepted")
+        cpu0, pg0 = _cpu(sm.pids), pc.pg_backend_cpu()
+        t0 = time.time()
+        ok = asyncio.run(
+            smtp_load(sm.ports, k, 100, args.connections, 5120, f"scale-{intakes}x{workers}", sm.login)
+        )
+        t1 = time.time()
+        cpu1, pg1 = _cpu(sm.pids), pc.pg_backend_cpu()
+        if ok != k:
+            raise RuntimeError(f"only {ok}/{k} accepted")
+        intake = Phase(k / (t1 - t0), 1000 * pc.delta(cpu0, cpu1) / k, 1000 * pc.delta(pg0, pg1) / k)
+    finally:
+        for c in reversed(sm.procs):
+            h.stop(c)
+    sm.procs.clear()
+    delivery = drain(h, sink, sm, workers, k + args.warmup, args)
+    check = pc.check_queue(sm, sink, expected)
+    return LayoutRun(f"{intakes} intake + {workers} worker", intake, delivery, check)
+
+
+def drain(h: Harness, sink: Sink, sm: pc.Sealmail, workers: int, n: int, args: argparse.Namespace) -> Phase:
+    """Start ``workers`` worker processes on a queue of ``n`` messages; measure the drain from
+    the first message at the sink (the workers' start-up is not in the rate or the CPU)."""
+    base = sink.state().count
+    home = Path(sm.env["SEALMAIL_HOME"])
+    for i in range(workers):
+        sm.procs.append(h.spawn(f"sealmail-worker{i}", [SEALMAIL, "serve", "--role", "worker"], sm.env, home))
+    try:
+        deadline = time.monotonic() + args.timeout
+        while (st := sink.state()).count == base:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no delivery started")
+            time.sleep(0.005)
+        cpu0, pg0, done0, t0 = _cpu(sm.pids), pc.pg_backend_cpu(), st.count - base, time.time()
+        st = sink.wait_for(base + n, args.timeout)
+        cpu1, pg1 = _cpu(sm.pids), pc.pg_backend_cpu()
+    finally:
+        for c in reversed(sm.procs):
+            h.stop(c)
+    m = n - done0
+    return Phase(m / max(st.last - t0, 1e-9), 1000 * pc.delta(cpu0, cpu1) / m, 1000 * pc.delta(pg0, pg1) / m)
+
+
+def render(runs: list[LayoutRun], many: list[tuple[int, Phase, str]], args: argparse.Namespace) -> str:
+    layouts = sorted({r.layout for r in runs}, key=lambda s: [int(x) for x in s.split() if x.isdigit()])
+    out = [
+        f"{args.messages} × 5 KB messages per phase, {args.rounds} round(s), "
+        f"{args.connections} client connections, PostgreSQL; "
+        + ", ".join(f"{k} {v}" for k, v in machine_description().items()),
+        "",
+        "| layout | intake msg/s (rounds) | intake CPU ms/msg (+ PG) "
+        "| delivery msg/s (rounds) | delivery CPU ms/msg (+ PG) | lost / duplicated |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    med = statistics.median
+    for name in layouts:
+        rs = [r for r in runs if r.layout == name]
+        ir = ", ".join(f"{r.intake.rate:.0f}" for r in rs)
+        dr = ", ".join(f"{r.delivery.rate:.0f}" for r in rs)
+        ic, ip = med(r.intake.cpu_ms for r in rs), med(r.intake.pg_ms for r in rs)
+        dc, dp = med(r.delivery.cpu_ms for r in rs), med(r.delivery.pg_ms for r in rs)
+        irate, drate = med(r.intake.rate for r in rs), med(r.delivery.rate for r in rs)
+        out.append(
+            f"| {name} | **{irate:.0f}** ({ir}) | {ic:.2f} (+{ip:.2f}) "
+            f"| **{drate:.0f}** ({dr}) | {dc:.2f} (+{dp:.2f}) | 0 / 0 |"
+        )
+    for w, ph, check in many:
+        out.append(
+            f"| drain only, {w} workers | – | – | **{ph.rate:.0f}** "
+            f"| {ph.cpu_ms:.2f} (+{ph.pg_ms:.2f}) | 0 / 0 ({check}) |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=2000, help="K messages per phase")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--layouts", default="1x1,2x2", help="comma-separated IxW (intake x worker processes)")
+    p.add_argument("--many", default="", help="comma-separated worker counts for extra drains (e.g. 8,16)")
+    p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--timeout", type=float, default=600)
+    p.add_argument("--set", action="append", help="SEALMAIL_X=value for the Sealmail processes")
+    p.add_argument("--pg-database", default="sealmail_bench_scaling")
+    p.add_argument("--output", type=Path)
+    args = p.parse_args()
+    args.recipients = 100
+    layouts = [tuple(int(x) for x in item.split("x")) for item in args.layouts.split(",") if item]
+    many = [int(x) for x in args.many.split(",") if x]
+    if many:
+        # Many processes each keep a pool: keep them within PostgreSQL's max_connections.
+        args.set = [*(args.set or []), "SEALMAIL_DATABASE_POOL_SIZE=3", "SEALMAIL_DATABASE_MAX_OVERFLOW=2"]
+    pc.use_pg_database(args.pg_database)
+    h = Harness(keep=False)
+    runs: list[LayoutRun] = []
+    extra: list[tuple[int, Phase, str]] = []
+    try:
+        sink = Sink(h)
+        for r in range(args.rounds):
+            for intakes, workers in layouts if r % 2 == 0 else list(reversed(layouts)):
+                run = run_layout(h, sink, intakes, workers, args)
+                print(
+                    f"round {r + 1} {run.layout}: intake {run.intake.rate:.0f} msg/s {run.intake.cpu_ms:.2f} "
+                    f"(+{run.intake.pg_ms:.2f}) ms/msg; delivery {run.delivery.rate:.0f} msg/s "
+                    f"{run.delivery.cpu_ms:.2f} (+{run.delivery.pg_ms:.2f}) ms/msg; {run.check}",
+                    flush=True,
+                )
+                runs.append(run)
+        for w in many:
+            run = run_layout(h, sink, 1, w, args)
+            print(f"drain with {w} workers: {run.delivery.rate:.0f} msg/s; {run.check}", flush=True)
+            extra.append((w, run.delivery, run.check))
+    finally:
+        h.cleanup()
+    table = render(runs, extra, args)
+    print("\n" + table)
+    if args.output:
+        when = time.strftime("%Y-%m-%d %H:%M %Z")
+        args.output.write_text(
+            f"`.venv/bin/python bench/role_scaling.py {' '.join(sys.argv[1:])}` — {when}\n\n{table}\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
