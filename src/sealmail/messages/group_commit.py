@@ -159,12 +159,24 @@ class GroupCommit:
             with contextlib.suppress(BaseException):
                 self._lead_batch()
 
+    def lead(self, items: list[Pending]) -> None:
+        """Queue ``items`` (each with its loop and future) and lead a batch holding them, for
+        a thread that prepares event-loop callers' messages itself (``messages.lane``).
+
+        Returns once they are committed or failed.  Another leader may have taken them into
+        its batch meanwhile: this one then commits whatever is queued, or nothing.
+        """
+        with self._lock:
+            self._queue.extend(items)
+        self._lead_batch()
+
     def _lead_batch(self) -> None:
         with self._writer:
             with self._lock:
                 self._await_company()
                 batch, self._queue = self._queue, []
-            self._commit(batch)
+            if batch:
+                self._commit(batch)
 
     def _submit(self, item: Pending, *, announced: bool) -> None:
         if self._queued(item, announced=announced):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +38,7 @@ from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
 from sealmail.messages.group_commit import Arrival, GroupCommit
+from sealmail.messages.lane import Lane, LaneJob
 from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
     EnvelopeRecipient,
@@ -105,6 +106,8 @@ class Messages(Reading):
         self._commits = GroupCommit(
             partial(group_commit.write, group_commit.HeldConnection(engine), self.idempotency_ttl)
         )
+        # The SMTP gateway's messages: built, prepared and committed in one thread.
+        self._lane = Lane(self._commits)
         self._in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
@@ -215,6 +218,22 @@ class Messages(Reading):
                             return Accepted.from_record(replay), True
                     raise
             return Accepted.from_record(item.response), False
+
+    def enqueue(self, who: Principal, build: Callable[[], Submission]) -> LaneJob:
+        """``submit`` for a door on an event loop that has raw bytes to build the submission
+        from (the SMTP gateway): ``build`` and everything ``submit`` does before the commit
+        run in the lane's thread (``messages.lane``), which commits them in its own batches.
+
+        Await the job's ``future``: it completes once the message is committed, or with the
+        error ``build`` or ``submit`` raised (the same errors, rows, events and audit entries
+        as ``submit``).
+        """
+        return self._lane.submit(partial(self._lane_prepared, who, build))
+
+    def _lane_prepared(self, who: Principal, build: Callable[[], Submission]) -> group_commit.Pending:
+        sub = build()
+        accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
+        return self._prepared(who, sub, None, system=False)
 
     def _announced_prepared(
         self, arrival: Arrival, who: Principal, sub: Submission, idem: Idempotency | None

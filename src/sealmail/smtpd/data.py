@@ -63,8 +63,21 @@ def _overlap(tail: bytes) -> int:
 
 
 def _has_long_line(raw: bytes | bytearray, line_limit: int) -> bool:
-    # ``line_limit`` counts the CRLF; the split drops it.
-    return len(raw) > line_limit - 2 and max(map(len, raw.split(b"\r\n"))) > line_limit - 2
+    """Whether a line of ``raw`` (split at CRLF) is longer than ``line_limit`` octets with its
+    CRLF (which ``line_limit`` counts).
+
+    Each step looks for the last CRLF within one longest line's reach of the current line's
+    start: every line before it fits, and none means the current line does not.  A few
+    searches a message instead of a split into a bytes object per line.
+    """
+    longest = line_limit - 2
+    start, size = 0, len(raw)
+    while size - start > longest:
+        end = raw.rfind(b"\r\n", start, start + longest + 2)
+        if end < 0:
+            return True
+        start = end + 2
+    return False
 
 
 def _unstuff(raw: bytes | bytearray) -> bytes:

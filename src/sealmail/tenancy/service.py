@@ -174,6 +174,11 @@ class Tenancy(Credentials):
         self._settings.put(tenant_id, settings, stamp)
         return settings
 
+    def cached_tenant_settings(self, tenant_id: str) -> MappingProxyType[str, Any] | None:
+        """``tenant_settings`` when the cache holds it fresh, else None; no I/O, so an event
+        loop may ask."""
+        return self._settings.get(tenant_id)
+
     def update_settings(
         self,
         tenant_id: str,

@@ -428,7 +428,8 @@ def test_unexpected_failure_is_a_temporary_451_and_nothing_stored(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away: patient@example.org")
 
-    monkeypatch.setattr(services.messages, "submit", broken)
+    # Sealing fails while the message is being prepared for its commit.
+    monkeypatch.setattr(services.messages.keyring, "seal", broken)
     client = authenticated(connect, gateway, credential)
     code, reply = send(client, message())
     assert (code, reply[:5]) == (451, b"4.3.0")
@@ -570,14 +571,15 @@ def test_stop_waits_for_a_message_being_stored_and_the_client_gets_its_250(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     storing, release = threading.Event(), threading.Event()
-    real_accept = services.messages.submit
+    real_seal = services.messages.keyring.seal
 
-    def slow_accept(*args: Any, **kwargs: Any) -> Any:
+    def slow_seal(*args: Any, **kwargs: Any) -> Any:
         storing.set()
-        assert release.wait(10), "test never released accept()"
-        return real_accept(*args, **kwargs)
+        assert release.wait(10), "test never released the message being stored"
+        return real_seal(*args, **kwargs)
 
-    monkeypatch.setattr(services.messages, "submit", slow_accept)
+    # The message is on its way to its commit (being sealed) when stop() is called.
+    monkeypatch.setattr(services.messages.keyring, "seal", slow_seal)
     client = authenticated(connect, gateway, credential)
     replies: list[tuple[int, bytes]] = []
     sender = threading.Thread(target=lambda: replies.append(send(client, message())))

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.waiting import yield_to_loop
 
-from sealmail.smtpd.data import DataRead, DataVerdict, read_data
+from sealmail.smtpd.data import DataRead, DataVerdict, _has_long_line, read_data
 
 LINE_LIMIT = 1001  # aiosmtpd's line_length_limit, also its StreamReader limit
 
@@ -114,3 +114,23 @@ def test_a_line_over_1000_octets_is_too_long() -> None:
 def test_a_client_gone_mid_data_is_an_incomplete_read() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         asyncio.run(bulk([b"Subject: x\r\n\r\nhalf a mess"], None))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=st.lists(
+        st.tuples(
+            st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"."]), st.integers(min_value=1, max_value=9)
+        ),
+        max_size=10,
+    ),
+    line_limit=st.integers(min_value=3, max_value=10),
+)
+def test_the_long_line_check_agrees_with_splitting_at_crlf(
+    pieces: list[tuple[bytes, int]], line_limit: int
+) -> None:
+    raw = b"".join(piece * n for piece, n in pieces)
+    split_lines = raw.split(b"\r\n")
+    expected = max(map(len, split_lines)) > line_limit - 2  # the limit counts the CRLF
+    assert _has_long_line(raw, line_limit) is expected
+    assert _has_long_line(bytearray(raw), line_limit) is expected

@@ -7,6 +7,8 @@ rows, events and audit entries are identical whichever door it came through.
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Final
 
 import structlog
@@ -25,8 +27,8 @@ from sealmail.intake.smtp.options import (
     Sender,
     SubmissionSession,
 )
-from sealmail.messages.accept import Accepted
 from sealmail.messages.compose import submission_from_raw
+from sealmail.messages.submission import Submission
 from sealmail.secureline.harvest import harvest
 from sealmail.smtpd.server import (
     NULL_SENDER,
@@ -183,15 +185,24 @@ class SubmissionHandler(ListenerHandler):
         # From here until the reply is written, stop() waits: a client must not lose
         # its 250 for a message that was stored.
         server.begin_commit()
+        build = partial(
+            self._submission,
+            sender,
+            raw,
+            envelope.sender_address,
+            tuple(envelope.recipients),
+            envelope.requiretls,
+        )
+        # Built, screened, sealed and committed in the lane's thread (messages/lane.py says
+        # why not the executor); ``stop`` waits for it, and a client that goes away meanwhile
+        # does not cancel it: the message commits or rolls back as a whole.
+        job = self.services.messages.enqueue(sender.principal, build)
+        self.track(job.future)
         try:
-            accepted = await self.run(
-                self._store,
-                sender,
-                raw,
-                envelope.sender_address,
-                tuple(envelope.recipients),
-                envelope.requiretls,
-            )
+            await asyncio.shield(job.future)
+            assert job.item is not None  # set before the future completes
+            message_id = str(job.item.message["id"])
+            await self._harvest(sender.principal.tenant_id, raw)
         except (MessageRefused, ValidationFailed, PolicyRejected) as exc:
             return self._refusal(exc, sender.principal.tenant_id)
         except Exception as exc:  # noqa: BLE001 — any other failure is a temporary 451
@@ -203,7 +214,6 @@ class SubmissionHandler(ListenerHandler):
                 GatewayEvent.ACCEPT_FAILED, error=type(exc).__name__, tenant_id=sender.principal.tenant_id
             )
             return str(replies.S451_LOCAL_ERROR)
-        message_id = accepted.id
         log.info(
             GatewayEvent.ACCEPTED,
             tenant_id=sender.principal.tenant_id,
@@ -235,10 +245,10 @@ class SubmissionHandler(ListenerHandler):
         # The detail names a field and a rule, never content (errors.py contract).
         return self.reject(reply.with_text(one_line(exc.detail)), reason, tenant_id)
 
-    def _store(
+    def _submission(
         self, sender: Sender, raw: bytes, mail_from: str, rcpts: tuple[Address, ...], requiretls: bool
-    ) -> Accepted:
-        submission = submission_from_raw(
+    ) -> Submission:
+        return submission_from_raw(
             raw,
             mail_from,
             rcpts,
@@ -248,15 +258,18 @@ class SubmissionHandler(ListenerHandler):
             requiretls=requiretls,
             stream=sender.stream,
         )
-        accepted, _replayed = self.services.messages.submit(sender.principal, submission)
-        self._harvest(sender.principal.tenant_id, raw)
-        return accepted
 
-    def _harvest(self, tenant_id: str, raw: bytes) -> None:
+    async def _harvest(self, tenant_id: str, raw: bytes) -> None:
         """Tenant opt-in (``harvest_keys``): keep the sender's Autocrypt / S/MIME certificates.
 
-        Runs after the message is committed and never affects the reply.
+        Runs after the message is committed and never affects the reply; in a thread only
+        when the tenant opted in or its settings must be read.
         """
+        settings = self.services.tenancy.cached_tenant_settings(tenant_id)
+        if settings is None or settings.get("harvest_keys"):
+            await self.run(self._harvest_now, tenant_id, raw)
+
+    def _harvest_now(self, tenant_id: str, raw: bytes) -> None:
         try:
             if self.services.tenancy.tenant_settings(tenant_id).get("harvest_keys"):
                 harvest(self.services.keydir, tenant_id, raw)
