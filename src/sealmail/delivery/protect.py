@@ -295,12 +295,12 @@ class SecureLine:
         """
         opted = msg.tenant_settings.get("key_discovery", True)
         addresses = [c.address for c in rcpts]
-        # Every recipient with a usable key: nothing to look up, so no task and timer either.
-        if self.discovery is None or opted is False or self.discovery.nothing_to_find(addresses, known):
+        discovery = self.discovery  # settled: nothing to look up, so no task and timer either
+        if discovery is None or opted is False or discovery.settled(msg.tenant_id, addresses, known):
             return 0
         try:
             return await asyncio.wait_for(
-                self.discovery.discover(msg.tenant_id, addresses, known), DISCOVERY_SECONDS
+                discovery.discover(msg.tenant_id, addresses, known), DISCOVERY_SECONDS
             )
         except Exception as exc:  # noqa: BLE001 — discovery must never hold up delivery
             log.warning("secureline.discovery_failed", error=type(exc).__name__)

@@ -15,9 +15,9 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
@@ -388,8 +388,7 @@ class Worker:
                     )
                 )
         for r in results:
-            out = self._outcome(msg, r.claimed, r.attempt, started, finished)
-            self._pending.append(_recorded(out, r))
+            self._pending.append(self._outcome(msg, r, started, finished))
         if len(self._pending) >= FLUSH_MAX:
             await self.flush()
 
@@ -429,72 +428,47 @@ class Worker:
         )
 
     def _outcome(
-        self,
-        msg: QueuedMessage,
-        c: Claimed,
-        attempt: Attempt,
-        started: datetime,
-        finished: datetime,
+        self, msg: QueuedMessage, r: Result, started: datetime, finished: datetime
     ) -> RecordedOutcome:
-        if attempt.status is AttemptStatus.DELIVERED:
-            return RecordedOutcome(
-                c, attempt, started, finished, RecipientStatus.DELIVERED, EventType.DELIVERED
-            )
-        if attempt.reason == "tls_required" and self.options.on_tls_unavailable == "fail":
-            return RecordedOutcome(
-                c,
-                attempt,
-                started,
-                finished,
-                RecipientStatus.BOUNCED,
-                EventType.BOUNCED,
-                extra={"bounce": {"type": "hard", "classification": "tls_required"}},
-            )
-        decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
-        if isinstance(decision, Retry):
-            return RecordedOutcome(
-                c,
-                attempt,
-                started,
-                finished,
-                RecipientStatus.DEFERRED,
-                EventType.DEFERRED,
-                next_attempt_at=decision.at,
-                extra={"classification": str(decision.bounce_class)},
-            )
-        if isinstance(decision, Bounce):
-            return RecordedOutcome(
-                c,
-                attempt,
-                started,
-                finished,
-                RecipientStatus.BOUNCED,
-                EventType.BOUNCED,
-                extra={"bounce": {"type": "hard", "classification": str(decision.bounce_class)}},
-            )
-        assert isinstance(decision, Expire)
+        """The outcome to record, with what SecureLine did: method and reason, the recipient key
+        it encrypted to (the delivery trail names it), event extras and the pass's earlier
+        attempts.  Built once (a frozen dataclass's ``replace`` costs another construction)."""
+        c, attempt, key = r.claimed, r.attempt, r.key
+        status, event, next_at, extra = self._verdict(msg, c, attempt, finished)
+        if r.extra:
+            extra = {**(extra or {}), **r.extra}
         return RecordedOutcome(
             c,
             attempt,
             started,
             finished,
-            RecipientStatus.EXPIRED,
-            EventType.EXPIRED,
-            extra={"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}},
+            status,
+            event,
+            next_attempt_at=next_at,
+            extra=extra,
+            method=r.method,
+            method_reason=r.reason or None,
+            prior=r.prior,
+            key_fingerprint=key.fingerprint if key is not None else None,
+            key_source=key.source if key is not None else None,
         )
 
-
-def _recorded(out: RecordedOutcome, r: Result) -> RecordedOutcome:
-    """The outcome with what SecureLine did: method and reason, the recipient key it encrypted
-    to (the delivery trail names it), event extras and the pass's earlier attempts."""
-    extra = {**(out.extra or {}), **r.extra} if r.extra else out.extra
-    key = r.key
-    return replace(
-        out,
-        method=r.method,
-        method_reason=r.reason or None,
-        extra=extra,
-        prior=r.prior,
-        key_fingerprint=key.fingerprint if key is not None else None,
-        key_source=key.source if key is not None else None,
-    )
+    def _verdict(
+        self, msg: QueuedMessage, c: Claimed, attempt: Attempt, finished: datetime
+    ) -> tuple[RecipientStatus, EventType, datetime | None, dict[str, Any] | None]:
+        """The recipient's new status, its event, the next attempt's time and the event's extras."""
+        if attempt.status is AttemptStatus.DELIVERED:
+            return RecipientStatus.DELIVERED, EventType.DELIVERED, None, None
+        if attempt.reason == "tls_required" and self.options.on_tls_unavailable == "fail":
+            bounce = {"bounce": {"type": "hard", "classification": "tls_required"}}
+            return RecipientStatus.BOUNCED, EventType.BOUNCED, None, bounce
+        decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
+        if isinstance(decision, Retry):
+            extra = {"classification": str(decision.bounce_class)}
+            return RecipientStatus.DEFERRED, EventType.DEFERRED, decision.at, extra
+        if isinstance(decision, Bounce):
+            bounce = {"bounce": {"type": "hard", "classification": str(decision.bounce_class)}}
+            return RecipientStatus.BOUNCED, EventType.BOUNCED, None, bounce
+        assert isinstance(decision, Expire)
+        bounce = {"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}}
+        return RecipientStatus.EXPIRED, EventType.EXPIRED, None, bounce

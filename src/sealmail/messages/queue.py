@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail.domain.outcomes import Attempt
 from sealmail.domain.statuses import RecipientStatus
-from sealmail.ids import new_id
+from sealmail.ids import new_ids
 from sealmail.store import db
 from sealmail.store import events as ev
 from sealmail.store.tables import (
@@ -263,7 +263,10 @@ def record_in(conn: Connection, worker: str, outcomes: Sequence[RecordedOutcome]
     for out in mine.values():
         by_message.setdefault(out.claimed.message_id, []).append(out)
     ordered = [out for _, outs in sorted(by_message.items()) for out in outs]
-    rows = [_attempt_row(worker, out, a) for out in ordered for a in (*out.prior, out.attempt)]
+    pairs = [(out, a) for out in ordered for a in (*out.prior, out.attempt)]
+    # The flush's ids minted in one pass (one random read for all, not one an id).
+    ids = new_ids("att", len(pairs))
+    rows = [_attempt_row(i, worker, out, a) for i, (out, a) in zip(ids, pairs, strict=True)]
     # COPY on PostgreSQL, a prepared executemany on SQLite: a multi-row INSERT of a flush's
     # attempts (24 columns a row) was re-parsed by psycopg on every execution.
     db.bulk_insert(conn, attempts, rows)
@@ -386,10 +389,10 @@ def _utc(when: datetime) -> datetime:
     return when
 
 
-def _attempt_row(worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any]:
+def _attempt_row(id_: str, worker: str, out: RecordedOutcome, a: Attempt) -> dict[str, Any]:
     c = out.claimed
     return {
-        "id": new_id("att"),
+        "id": id_,
         "tenant_id": c.tenant_id,
         "message_id": c.message_id,
         "recipient_id": c.id,

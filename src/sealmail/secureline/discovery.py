@@ -97,6 +97,20 @@ class Discovery:
                 return False
         return True
 
+    def settled(self, tenant_id: str, addresses: Sequence[str], known: dict[str, RecipientKeys]) -> bool:
+        """Whether ``discover`` would look nothing up and return 0, known without I/O: every
+        address has a usable key, or (no keyserver) every address's domain is remembered to
+        have no WKD host.  Asked on the loop first: the usual TLS delivery then needs no
+        task and timer for a discovery that has nothing to do."""
+        if self.nothing_to_find(addresses, known):
+            return True
+        if self.keyserver:
+            return False
+        clock = self.clock()
+        return all(
+            self._domain_without_wkd(tenant_id, self._domain(a.strip().lower()), clock) for a in addresses
+        )
+
     async def discover(
         self, tenant_id: str, addresses: Sequence[str], known: dict[str, RecipientKeys] | None = None
     ) -> int:

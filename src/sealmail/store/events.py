@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sealmail.ids import new_id
+from sealmail.ids import new_id, new_ids
 from sealmail.store import db
 from sealmail.store.tables import events, messages
 
@@ -176,8 +176,9 @@ def write(conn: Connection, items: Sequence[NewEvent], *, bulk: bool = False) ->
         counts[e.message_id] = counts.get(e.message_id, 0) + 1
     nxt = reserve(conn, counts)
     rows = []
-    for e in items:
-        rows.append(_row(e, nxt[e.message_id]))
+    # Ids minted in one pass for the batch (a flush writes one event per outcome).
+    for e, id_ in zip(items, new_ids("evt", len(items)), strict=True):
+        rows.append(_row(e, nxt[e.message_id], id_))
         nxt[e.message_id] += 1
     insert(conn, rows, bulk=bulk)
     return rows
@@ -199,9 +200,9 @@ def emit(
     return row
 
 
-def _row(e: NewEvent, seq: int) -> dict[str, Any]:
+def _row(e: NewEvent, seq: int, id_: str | None = None) -> dict[str, Any]:
     return {
-        "id": new_id("evt"),
+        "id": id_ or new_id("evt"),
         "tenant_id": e.tenant_id,
         "message_id": e.message_id,
         "recipient_id": e.recipient_id,
