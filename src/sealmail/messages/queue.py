@@ -29,6 +29,7 @@ from sealmail.domain.statuses import RecipientStatus
 from sealmail.ids import new_ids
 from sealmail.store import db
 from sealmail.store import events as ev
+from sealmail.store.driver_query import DriverQuery
 from sealmail.store.tables import (
     attempts,
     destination_tls,
@@ -159,8 +160,9 @@ def _claim_statement(skip_locked: bool) -> sa.Update:
 
 
 # PostgreSQL locks the candidates ``FOR UPDATE SKIP LOCKED``; SQLite's IMMEDIATE
-# transaction already makes the claim exclusive.
+# transaction already makes the claim exclusive (and runs it on the driver: ``db.DriverQuery``).
 _CLAIM = {True: _claim_statement(skip_locked=True), False: _claim_statement(skip_locked=False)}
+_SQLITE_CLAIM = DriverQuery(_CLAIM[False])
 
 
 def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
@@ -171,7 +173,10 @@ def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> lis
         "b_worker": worker,
         "b_lease_until": now + timedelta(seconds=lease_seconds),
     }
-    rows = conn.execute(_CLAIM[conn.dialect.name == "postgresql"], params).all()
+    if conn.dialect.name == "sqlite":
+        # The columns in Claimed's field order.
+        return [Claimed(*r) for r in _SQLITE_CLAIM(conn, params)]
+    rows = conn.execute(_CLAIM[True], params).all()
     return [Claimed(r.id, r.tenant_id, r.message_id, r.address, r.domain, r.attempts, r.notice) for r in rows]
 
 
@@ -185,11 +190,15 @@ def load_messages(engine: Engine, ids: Sequence[str]) -> dict[str, QueuedMessage
 def _load_messages(conn: Connection, ids: Sequence[str]) -> dict[str, QueuedMessage]:
     if not ids:
         return {}
-    rows = conn.execute(_LOAD_MESSAGES[conn.dialect.name == "postgresql"], {"b_ids": list(ids)}).all()
+    params = {"b_ids": list(ids)}
+    if conn.dialect.name == "sqlite":
+        rows: Sequence[Sequence[Any]] = _SQLITE_LOAD_MESSAGES(conn, params)
+    else:
+        rows = conn.execute(_LOAD_MESSAGES[True], params).all()
     # The columns are selected in QueuedMessage's field order: id … content, the tenant's
     # settings, name, header_from … source, tags, tls_required, protection.
     return {
-        r.id: QueuedMessage(*r[:10], dict(r[10] or {}), *r[11:16], tuple(r[16] or ()), *r[17:])  # type: ignore[call-arg]  # a row's length is not typed
+        r[0]: QueuedMessage(*r[:10], dict(r[10] or {}), *r[11:16], tuple(r[16] or ()), *r[17:])  # type: ignore[call-arg]  # a row's length is not typed
         for r in rows
     }
 
@@ -222,6 +231,7 @@ _LOAD_MESSAGES = {
     False: _LOAD_SELECT.where(messages.c.id.in_(sa.bindparam("b_ids", expanding=True))),
     True: _LOAD_SELECT.where(db.any_of(messages.c.id, "b_ids")),
 }
+_SQLITE_LOAD_MESSAGES = DriverQuery(_LOAD_MESSAGES[False])
 
 
 def record(engine: Engine, worker: str, outcomes: Sequence[RecordedOutcome]) -> int:
@@ -284,13 +294,14 @@ _HELD = sa.select(recipients.c.id).where(
     recipients.c.status == RecipientStatus.DELIVERING,
     recipients.c.id.in_(sa.bindparam("b_ids", expanding=True)),
 )
+_SQLITE_HELD = DriverQuery(_HELD)
 
 
 def _still_held(
     conn: Connection, worker: str, first: dict[str, RecordedOutcome]
 ) -> dict[str, RecordedOutcome]:
     """The outcomes whose lease this worker still holds (SQLite)."""
-    owned = set(conn.execute(_HELD, {"b_ids": sorted(first), "b_worker": worker}).scalars())
+    owned = {r[0] for r in _SQLITE_HELD(conn, {"b_ids": sorted(first), "b_worker": worker})}
     return {rid: out for rid, out in first.items() if rid in owned}
 
 
@@ -317,9 +328,12 @@ _UPDATE_RECIPIENTS = (
 )
 
 
+_SQLITE_UPDATE_RECIPIENTS = DriverQuery(_UPDATE_RECIPIENTS)
+
+
 def _update_recipients(conn: Connection, worker: str, mine: dict[str, RecordedOutcome]) -> None:
-    conn.execute(
-        _UPDATE_RECIPIENTS,
+    _SQLITE_UPDATE_RECIPIENTS.many(
+        conn,
         [
             {
                 "b_id": rid,

@@ -204,6 +204,11 @@ def _encoded(dialect: sa.Dialect, columns: list[sa.Column[Any]], rows: list[Any]
     if len(columns) == 1:
         rows = [(r,) for r in rows]
     convert = [(i, f) for i, c in enumerate(columns) if (f := _converter(c.type, dialect)) is not None]
+    return converted(rows, convert)
+
+
+def converted(rows: list[Any], convert: list[tuple[int, Any]]) -> list[Any]:
+    """``rows`` (sequences) as tuples with ``f`` applied to the value at ``i`` for each ``(i, f)``."""
     if not convert:
         return rows
     out = []

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from sealmail.ids import new_id, new_ids
 from sealmail.store import db
+from sealmail.store.driver_query import DriverQuery
 from sealmail.store.tables import events, messages
 
 
@@ -100,6 +101,10 @@ _RESERVE = (
 _RESERVED = sa.select(messages.c.id, messages.c.event_seq).where(
     messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
+# On the driver (``db.DriverQuery``): a flush's few rows made SQLAlchemy's per-execution work
+# most of these statements' cost.
+_SQLITE_RESERVE = DriverQuery(_RESERVE)
+_SQLITE_RESERVED = DriverQuery(_RESERVED)
 # PostgreSQL: one statement, the counts as arrays; the rows are locked in id order first,
 # as the row-by-row UPDATEs took them, and RETURNING reads the new values back.
 _PG_RESERVE = sa.text(
@@ -127,8 +132,8 @@ def reserve(conn: Connection, counts: Mapping[str, int]) -> dict[str, int]:
     if conn.dialect.name == "postgresql":
         last = dict(conn.execute(_PG_RESERVE, {"ids": ids, "ns": [n for _, n in ordered]}).all())
     else:
-        conn.execute(_RESERVE, [{"b_id": m, "b_n": n} for m, n in ordered])
-        last = dict(conn.execute(_RESERVED, {"b_ids": ids}).all())
+        _SQLITE_RESERVE.many(conn, [{"b_id": m, "b_n": n} for m, n in ordered])
+        last = dict(_SQLITE_RESERVED(conn, {"b_ids": ids}))  # (id, seq) pairs
     return {m: int(last[m]) - n + 1 for m, n in ordered}
 
 
