@@ -22,7 +22,7 @@ from sealmail.delivery.mta_sts import MtaStsFetcher, sts_refetch_wanted
 from sealmail.delivery.pool import ConnectionPool, PoolOptions
 from sealmail.delivery.routes import Hop, HopError, RouteOptions, RoutePlanner, SmartHost, Where
 from sealmail.delivery.transaction import Session, abort, transact
-from sealmail.domain.outcomes import Attempt, AttemptStatus, sent_digest
+from sealmail.domain.outcomes import Attempt, AttemptStatus, sent_digest, with_sent
 from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
 
@@ -163,7 +163,7 @@ class OutboundTransport:
                     # Evidence (issue 15): the digest of the exact bytes handed to this hop,
                     # the same for every recipient of the transaction.
                     digest = sent_digest(message)
-                    return [replace(a, sent_sha256=digest) for a in done]
+                    return [with_sent(a, digest) for a in done]
                 except HopError as exc:
                     failure = exc
         if failure is None:  # plan never returns an empty list

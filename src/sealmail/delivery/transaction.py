@@ -296,13 +296,18 @@ def _lost(exc: BaseException, recipients: list[str], where: Where, progress: _Pr
 
 def _can_pipeline(protocol: Any) -> bool:
     """aiosmtplib has no pipelining API; the reader below relies on these internals (5.x)."""
-    return (
-        protocol is not None
-        and isinstance(getattr(protocol, "_buffer", None), bytearray)
-        and all(
-            hasattr(protocol, name) for name in ("_response_waiter", "_read_response_from_buffer", "_loop")
-        )
-    )
+    if protocol is None or not isinstance(getattr(protocol, "_buffer", None), bytearray):
+        return False
+    # Set by the class's ``__init__`` (or defined on it): asked once per protocol class, as
+    # this runs two or three times a transaction.
+    known = _INTERNALS.get(type(protocol))
+    if known is None:
+        names = ("_response_waiter", "_read_response_from_buffer", "_loop")
+        known = _INTERNALS[type(protocol)] = all(hasattr(protocol, name) for name in names)
+    return known
+
+
+_INTERNALS: dict[type, bool] = {}
 
 
 async def _pipelined(

@@ -57,6 +57,25 @@ class Attempt:
     sent_sha256: str | None = None
 
 
+def with_sent(a: Attempt, sent_sha256: str | None) -> Attempt:
+    """``a`` with ``sent_sha256``: every transaction's attempts get it, and a dataclass
+    ``replace`` (fields looked up by name, then keyword ``__init__``) cost three times this."""
+    return Attempt(
+        a.recipient,
+        a.status,
+        a.reason,
+        a.detail,
+        a.smtp_code,
+        a.enhanced_code,
+        a.reply,
+        a.mx_host,
+        a.mx_ip,
+        a.tls,
+        a.destination_failure,
+        sent_sha256,
+    )
+
+
 def sent_digest(data: bytes | None) -> str | None:
     """SHA-256 (hex) of bytes that went on the wire, or None when there were none."""
     return hashlib.sha256(data).hexdigest() if data else None

@@ -55,17 +55,27 @@ class Discovery:
         self.clock = clock
         # (tenant, ascii domain) -> epoch expiry of "this domain has no WKD host".
         self._no_wkd: dict[tuple[str, str], float] = {}
+        # address -> its ascii domain (None: not an address), bounded as ``_no_wkd``.
+        self._domains: dict[str, str | None] = {}
         # (tenant, ascii domain) -> the first lookup of a domain in flight; others wait for it.
         self._probing: dict[tuple[str, str], asyncio.Event] = {}
         # (tenant, ascii domain) -> epoch until which the domain is known to have a WKD host.
         self._hosted: dict[tuple[str, str], float] = {}
 
-    @staticmethod
-    def _domain(address: str) -> str | None:
+    def _domain(self, address: str) -> str | None:
+        # Remembered: ``settled`` asks for every recipient of every delivery.
         try:
-            return to_ascii_domain(split_address(address)[1])
+            return self._domains[address]
+        except KeyError:
+            pass
+        try:
+            domain: str | None = to_ascii_domain(split_address(address)[1])
         except ValueError:
-            return None
+            domain = None
+        if len(self._domains) >= _DOMAIN_CACHE_MAX:
+            self._domains.clear()
+        self._domains[address] = domain
+        return domain
 
     def _domain_without_wkd(self, tenant_id: str, domain: str | None, now: float) -> bool:
         if domain is None:
