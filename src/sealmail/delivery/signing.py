@@ -104,7 +104,13 @@ class SignBatches:
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs = self._pending.pop(loop, [])
-        made = loop.run_in_executor(None, _make_all, [(fn, arg) for fn, arg, _ in jobs])
+        try:
+            made = loop.run_in_executor(None, _make_all, [(fn, arg) for fn, arg, _ in jobs])
+        except Exception as exc:  # noqa: BLE001 — e.g. the executor shut down: every caller hears it
+            for _, _, done in jobs:
+                if not done.done():
+                    done.set_exception(exc)
+            return
         made.add_done_callback(lambda future: _hand_out(jobs, future))
 
 
