@@ -212,7 +212,7 @@ class SecureLine:
         if sign_wanted(msg, "sign_smime"):
             identity = await asyncio.to_thread(self.identities.smime_identity, msg.tenant_id)
             body = signed_as_is(body, identity, msg.header_from or msg.mail_from)
-        payload = await self.dkim.sign(msg, with_trace(msg.id, body))
+        payload = self.dkim.sign(msg, with_trace(msg.id, body))
         transit = group.transit
         attempts = await group.transport.deliver(
             domain,
@@ -368,7 +368,7 @@ class SecureLine:
             # The patient's confirmed request waives the stream's floor: STARTTLS is still
             # used whenever the destination offers it.
             level = level.at_least(STREAM_MINIMUM[Stream(msg.stream)])
-        payload = await self.dkim.sign(msg, with_trace(msg.id, add_headers(body, content.outer_headers)))
+        payload = self.dkim.sign(msg, with_trace(msg.id, add_headers(body, content.outer_headers)))
         mail_from = self.personalizer.mail_from(msg, c)
         if method is Method.PORTAL:
             return [

@@ -6,9 +6,6 @@ Signing happens last, after encryption, over the canonical bytes the transport s
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import structlog
 
 from sealmail.domain.wire import canonical_message, prepend_lines
@@ -30,7 +27,6 @@ class DkimStep:
     def __init__(self, identities: Identities, enabled: bool = True) -> None:
         self.identities = identities
         self.enabled = enabled
-        self._batches = SignBatches()
 
     def signer_cached(self, msg: QueuedMessage) -> bool:
         """True when ``unsignable(msg)`` is None and known without I/O."""
@@ -59,7 +55,7 @@ class DkimStep:
             f"`sealmail domains verify {domain}` or POST /v1/domains/{domain}/dkim"
         )
 
-    async def sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
+    def sign(self, msg: QueuedMessage, payload: bytes) -> bytes:
         # Canonical first, so the DKIM signature covers exactly the bytes sent (wire.py).
         payload = canonical_message(payload)
         if not self.enabled:
@@ -71,75 +67,11 @@ class DkimStep:
         if signer is None:
             log.warning("dkim.no_key", tenant_id=msg.tenant_id, domain=domain)
             return payload
-        # On a thread: the RSA signature (0.3-0.7 ms of a core, most of a delivery's CPU)
-        # runs with the GIL released, so the event loop meanwhile serves other deliveries and
-        # a worker uses a second core when there is one idle.  Already canonical: the signer
-        # need not scan the whole message again, and the signed message stays marked
-        # canonical, so the SMTP client's check does not either.
-        fields = await self._batches.run(signer.wire_fields, payload)
+        # On the event loop: handing the RSA signature to a thread (the GIL is released while
+        # it runs) let the loop serve other deliveries meanwhile, but each hand-off cost more
+        # CPU than it freed — end to end on 2 cores, with the gateway on the other one, every
+        # path was slower (bench/README.md, "Ninth pass").  Already canonical: the signer need
+        # not scan the whole message again, and the signed message stays marked canonical, so
+        # the SMTP client's check does not either.
+        fields = signer.wire_fields(payload)
         return prepend_lines(fields, payload)
-
-
-class SignBatches:
-    """Signatures asked for in one turn of an event loop, made in one executor job.
-
-    A hand-off to the executor per message (a thread woken, the GIL passed there and back,
-    the loop woken by the result) cost ~0.25 ms of CPU, more than the Python around the
-    signature; a claim starts its delivery groups together, so they ask in the same turn
-    and share one hand-off.  Each caller gets its own result or exception.
-    """
-
-    def __init__(self) -> None:
-        # Per loop (a process may run more than one, each in its own thread).
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-
-    async def run(self, fn: Callable[[bytes], bytes], arg: bytes) -> bytes:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[bytes] = loop.create_future()
-        pending = self._pending.setdefault(loop, [])
-        pending.append((fn, arg, done))
-        if len(pending) == 1:  # the turn's first: the job leaves when the turn is over
-            loop.call_soon(self._dispatch, loop)
-        return await done
-
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        jobs = self._pending.pop(loop, [])
-        try:
-            made = loop.run_in_executor(None, _make_all, [(fn, arg) for fn, arg, _ in jobs])
-        except Exception as exc:  # noqa: BLE001 — e.g. the executor shut down: every caller hears it
-            for _, _, done in jobs:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        made.add_done_callback(lambda future: _hand_out(jobs, future))
-
-
-_Job = tuple[Callable[[bytes], bytes], bytes, "asyncio.Future[bytes]"]
-_Made = list[tuple[bytes | None, BaseException | None]]  # each call's value or exception
-
-
-def _make_all(calls: list[tuple[Callable[[bytes], bytes], bytes]]) -> _Made:
-    out: _Made = []
-    for fn, arg in calls:
-        try:
-            out.append((fn(arg), None))
-        except Exception as exc:  # noqa: BLE001 — handed to its own caller, as run_in_executor would
-            out.append((None, exc))
-    return out
-
-
-def _hand_out(jobs: list[_Job], made: asyncio.Future[_Made]) -> None:
-    failed = None if made.cancelled() else made.exception()
-    for i, (_, _, done) in enumerate(jobs):
-        if done.done():  # its caller was cancelled meanwhile
-            continue
-        if made.cancelled():
-            done.cancel()
-        elif failed is not None:
-            done.set_exception(failed)
-        else:
-            value, exc = made.result()[i]
-            if exc is not None:
-                done.set_exception(exc)
-            else:
-                done.set_result(value)  # type: ignore[arg-type]  # None only beside an exception
