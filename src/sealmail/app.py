@@ -49,6 +49,7 @@ from sealmail.console.trail_pages import MessageView, trail_section
 from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
+from sealmail.delivery.bell import bell_for
 from sealmail.delivery.mta_sts import MtaStsFetcher
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
@@ -547,6 +548,8 @@ def build_worker(
         # Marketing sends pass decide_send (consent, authorization, suppression, caps,
         # quiet hours) at every claim (issue 16).
         gates=[SendGate()],
+        # Claims as soon as mail is queued after a quiet spell, not at the next idle poll.
+        bell=bell_for(services.engine),
     )
 
 

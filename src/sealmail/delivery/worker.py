@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from sealmail.delivery.bell import QueueBell
 from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
@@ -97,8 +98,10 @@ class Worker:
         on_final: Callable[[list[RecordedOutcome]], None] | None = None,
         dsn: DsnSender | None = None,
         gates: Sequence[ClaimGate] = (),
+        bell: QueueBell | None = None,
     ) -> None:
         self.engine = engine
+        self.bell = bell
         self.gates = tuple(gates)
         self.keyring = keyring
         self.transport = transport
@@ -134,6 +137,8 @@ class Worker:
         empty = 0  # claims in a row that found nothing
         try:
             while not stop.is_set():
+                # Before the claim: what is queued after its read still rings (bell.py).
+                mark = self.bell.mark() if self.bell is not None else None
                 try:
                     claimed = await self._claim_and_start()
                 except SQLAlchemyError as exc:
@@ -143,11 +148,10 @@ class Worker:
                 empty = 0 if claimed else empty + 1
                 if not claimed:
                     self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), idle_delay(self.options.worker_poll_seconds, empty)
-                        )
+                    await self._idle(mark, idle_delay(self.options.worker_poll_seconds, empty))
         finally:
+            if self.bell is not None:
+                await self.bell.close()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await flusher
@@ -157,6 +161,17 @@ class Worker:
                 # Their leases run out and another worker delivers them again: at least once.
                 log.error("worker.outcomes_unrecorded", error=type(exc).__name__, count=len(self._pending))
             log.info("worker.stopped", worker=self.name)
+
+    async def _idle(self, mark: object, delay: float) -> None:
+        """Wait ``delay`` s, or less: until a flush frees room or (queue empty) mail is queued."""
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
+        if self.bell is not None and self._room() > 0:
+            waits.append(asyncio.ensure_future(self.bell.wait(mark, delay)))
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def run_until_idle(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 — a deadline over many awaits
         """Deliver everything due now and return (tests and the CLI's one-shot mode)."""
