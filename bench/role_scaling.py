@@ -96,8 +96,30 @@ def run_layout(h: Harness, sink: Sink, intakes: int, workers: int, args: argpars
             h.stop(c)
     sm.procs.clear()
     delivery = drain(h, sink, sm, workers, k + args.warmup, args)
-    check = pc.check_queue(sm, sink, expected)
+    try:
+        check = pc.check_queue(sm, sink, expected)
+    except RuntimeError:
+        explain(sm)
+        raise
     return LayoutRun(f"{intakes} intake + {workers} worker", intake, delivery, check)
+
+
+def explain(sm: pc.Sealmail) -> None:
+    """What the attempts of recipients tried more than once say (printed before the failure)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(sm.database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    query = sa.text(
+        "SELECT a.recipient_id, a.worker, a.status, a.reason, a.smtp_code, left(a.detail, 120), a.started_at "
+        "FROM attempts a JOIN (SELECT recipient_id FROM attempts GROUP BY 1 HAVING count(*) > 1 LIMIT 5) d "
+        "USING (recipient_id) ORDER BY a.recipient_id, a.started_at"
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(sa.text("SELECT status, reason, count(*) FROM attempts GROUP BY 1, 2")):
+            print("  attempts:", tuple(row), flush=True)
+        for row in conn.execute(query):
+            print("  twice:", tuple(row), flush=True)
+    engine.dispose()
 
 
 def drain(h: Harness, sink: Sink, sm: pc.Sealmail, workers: int, n: int, args: argparse.Namespace) -> Phase:
@@ -173,6 +195,9 @@ def main() -> None:
     if many:
         # Many processes each keep a pool: keep them within PostgreSQL's max_connections.
         args.set = [*(args.set or []), "SEALMAIL_DATABASE_POOL_SIZE=3", "SEALMAIL_DATABASE_MAX_OVERFLOW=2"]
+    # A deferral (the bench's DNS server can time out while many workers start at once) is
+    # retried within the run rather than after the default 5 minutes.
+    args.set = [*(args.set or []), "SEALMAIL_RETRY_FIRST_SECONDS=3"]
     pc.use_pg_database(args.pg_database)
     h = Harness(keep=False)
     runs: list[LayoutRun] = []
