@@ -50,11 +50,15 @@ class RowidBell:
     """SQLite: the largest rowid of ``recipients``, read on a read-only connection of its own."""
 
     def __init__(self, path: str, every: float = SQLITE_EVERY) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._path = path
+        # Opened by the first mark: a worker that is built but never run holds none.
+        self._conn: sqlite3.Connection | None = None
         self._every = every
 
     def mark(self) -> object:
         try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
             return self._conn.execute("SELECT max(rowid) FROM recipients").fetchone()[0]
         except sqlite3.Error:
             return None  # e.g. busy during a checkpoint: compared as "changed", one extra claim
@@ -68,7 +72,9 @@ class RowidBell:
                 return
 
     async def close(self) -> None:
-        self._conn.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 class ListeningBell:
