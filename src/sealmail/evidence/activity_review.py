@@ -41,7 +41,15 @@ CATEGORIES: dict[str, tuple[A, ...]] = {
         A.API_KEY_REJECTED,
         A.SMTP_AUTH_FAILED,
     ),
-    "content_read": (A.MESSAGE_CONTENT_READ, A.FORM_SUBMISSION_READ, A.ARCHIVE_KEY_EXPORTED),
+    # Workforce reads of PHI-bearing content: a message, a form submission, a contact's
+    # clinical or sensitive values, a patient's signed marketing authorizations.
+    "content_read": (
+        A.MESSAGE_CONTENT_READ,
+        A.FORM_SUBMISSION_READ,
+        A.ARCHIVE_KEY_EXPORTED,
+        A.MKT_CONTACT_REVEALED,
+        A.MKT_AUTHORIZATIONS_READ,
+    ),
     "export": (A.AUDIT_EXPORTED, A.REPORT_EXPORTED, A.MKT_CONTACTS_EXPORTED, A.EVIDENCE_PACK_BUILT),
     "break_glass": (A.EMERGENCY_ACCESS_GRANTED, A.EMERGENCY_ACCESS_USED, A.USER_BREAK_GLASS_CHANGED),
     "dlp_override": (A.MESSAGE_RELEASED,),

@@ -16,7 +16,7 @@ from tests.conftest import TenantFixture, make_tenant
 from sealmail import audit
 from sealmail.app import Services
 from sealmail.audit import AuditAction
-from sealmail.evidence.activity_review import month_bounds, off_hours
+from sealmail.evidence.activity_review import CATEGORY_OF, month_bounds, off_hours
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import audit_log
 
@@ -94,6 +94,24 @@ def test_queue_sign_off_audit_and_pack(services: Services, tenant: TenantFixture
         ).one()
     assert entry.tenant_id == tenant.id and entry.target == month
     assert entry.details["items_sha256"] == queue["items_sha256"] and entry.details["note"] == note
+
+
+def test_every_workforce_read_or_export_is_reviewed() -> None:
+    """A new action that reads or exports content joins a category, or the review misses it.
+    The patient's own portal reads and a recipient's download are not workforce activity."""
+    outside = {
+        AuditAction.PORTAL_VIEWED,
+        AuditAction.PORTAL_ATTACHMENT_DOWNLOADED,
+        AuditAction.FILE_DOWNLOADED,
+    }
+    reads = {
+        a
+        for a in AuditAction
+        if a.value.rsplit(":", 1)[1] in ("read", "content_read", "revealed", "exported", "downloaded")
+    }
+    assert reads - outside, "the pattern still names actions"
+    assert {str(a) for a in reads - outside} <= set(CATEGORY_OF)
+    assert CATEGORY_OF[str(AuditAction.MKT_AUTHORIZATIONS_READ)] == "content_read"
 
 
 def test_hours_and_months() -> None:
