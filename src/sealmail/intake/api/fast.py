@@ -80,7 +80,9 @@ class _Delegated(Response):
         self.receive = receive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["endpoint"] = self.route.endpoint
+        # As the router sets it for the route it picked (its endpoint, path parameters, route).
+        _, selected = self.route.matches(scope)
+        scope.update(selected)
         await self.route.handle(scope, self.receive, send)
 
 
