@@ -57,6 +57,7 @@ from sealmail.crypto.devcert import create_dev_certificates  # noqa: E402
 from sealmail.domain.addresses import Address, parse_address  # noqa: E402
 from sealmail.domain.tls_policy import Stream  # noqa: E402
 from sealmail.messages.compose import submission_from_raw  # noqa: E402
+from sealmail.net.event_loop import loop_factory  # noqa: E402
 from sealmail.runtime import configure_logging, serve  # noqa: E402
 from sealmail.schema import metadata  # noqa: E402
 from sealmail.store import db, migrate  # noqa: E402
@@ -151,7 +152,9 @@ def main() -> None:
         if args.door == "smtp":
             start, end = smtp_door(svc, settings, tenant.id, home, args)
         elif args.door == "api":
-            start, end = asyncio.run(api_door(svc, settings.api_port, tenant.api_key, args))
+            # On the loop ``sealmail serve`` runs (uvloop by default), as the API role runs.
+            with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+                start, end = runner.run(api_door(svc, settings.api_port, tenant.api_key, args))
         elif args.profile:
             for i in range(args.warmup):
                 store(i)

@@ -321,7 +321,12 @@ def _bind_http(settings: Settings, roles: Sequence[str]) -> dict[str, socket.soc
 
 def _listening(host: str, port: int, setting: str) -> socket.socket:
     """Bound as uvicorn binds (``SO_REUSEADDR``, IPv6 for a host with a colon)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio's loop sets TCP_NODELAY only on sockets whose
+    # ``proto`` says TCP, and accepted sockets inherit it.  Without it every API answer
+    # (headers, then body: two writes) waited for the client's delayed ACK, 40 ms each on
+    # Linux, on the standard loop (uvloop sets it on any TCP socket).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

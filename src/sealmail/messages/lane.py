@@ -1,5 +1,5 @@
-"""The SMTP gateway's messages built, screened, sealed and committed in one thread: the
-intake lane.
+"""The doors' messages (the SMTP gateway's, the REST API's) built, screened, sealed and
+committed in one thread: the intake lane.
 
 The gateway handed each message to asyncio's executor: a pool thread parsed, screened and
 sealed it, then waited in the group commit for a leader, and the loop was woken once per
@@ -10,7 +10,9 @@ thread takes every message queued since its last pass, prepares them one after t
 (the GIL allowed no more parallelism than that) together with those that arrive meanwhile,
 commits them as one batch of the group commit (``GroupCommit.lead``; thread callers of the
 same ``Messages`` may share it) and wakes each loop once per batch.  Messages that arrive
-during the commit form the next batch, so nobody waits on a timer for company.
+during the commit form the next batch, so nobody waits on a timer for company.  The API
+(``Messages.submit_async``) had the same hand-offs (a pool thread per message, then a
+group-commit arrival) and takes the same lane.
 
 Nothing is acknowledged before its commit: a message's future completes after the batch
 holding it is durable, or with the error that refused it (a ``prepare`` error fails only

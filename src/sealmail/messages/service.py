@@ -37,7 +37,7 @@ from sealmail.ids import new_id
 from sealmail.messages import accept as accepting
 from sealmail.messages import group_commit
 from sealmail.messages.accept import Accepted, AcceptedRecipient
-from sealmail.messages.group_commit import Arrival, GroupCommit
+from sealmail.messages.group_commit import GroupCommit
 from sealmail.messages.lane import Lane, LaneJob
 from sealmail.messages.reading import META, Reading
 from sealmail.messages.submission import (
@@ -106,7 +106,8 @@ class Messages(Reading):
         self._commits = GroupCommit(
             partial(group_commit.write, group_commit.HeldConnection(engine), self.idempotency_ttl)
         )
-        # The SMTP gateway's messages: built, prepared and committed in one thread.
+        # The doors' messages on an event loop (the SMTP gateway's, the API's): built,
+        # prepared and committed in one thread.
         self._lane = Lane(self._commits)
         self._in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -195,10 +196,12 @@ class Messages(Reading):
     ) -> tuple[Accepted, bool]:
         """``submit`` for a door on an event loop: the same checks, rows, errors and replays.
 
-        Screening, the sender check and sealing take one thread hop (they may read the
-        database on a cold cache, and on the loop they stalled the door's other connections:
-        see bench/README.md, "Fifth pass: hand-off"); the commit is then awaited on a future
-        the group commit completes once the batch is durable, so no thread waits for it.
+        Screening, the sender check and sealing run in the intake lane's thread
+        (``messages.lane``), which commits what it prepared in its own batches: one hand-off
+        per message and one wake-up of this loop per batch, where a thread hop to prepare
+        and a group-commit arrival per message cost the API more CPU than the gateway
+        (bench/README.md, "Ninth pass: the API's intake").  The future completes once the
+        batch holding the message is durable, so nothing is acknowledged before its commit.
         """
         async with self._slot():
             accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
@@ -206,18 +209,18 @@ class Messages(Reading):
                 replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
                 if replay is not None:
                     return Accepted.from_record(replay), True
-            with self._commits.expect(announce=False) as arrival:
-                item = await asyncio.to_thread(self._announced_prepared, arrival, who, sub, idem)
-                try:
-                    await arrival.committed(item)
-                except IntegrityError:
-                    # A concurrent request with the same Idempotency-Key won the race.
-                    if idem is not None:
-                        replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
-                        if replay is not None:
-                            return Accepted.from_record(replay), True
-                    raise
-            return Accepted.from_record(item.response), False
+            job = self._lane.submit(partial(self._prepared, who, sub, idem, system=False))
+            try:
+                await job.future
+            except IntegrityError:
+                # A concurrent request with the same Idempotency-Key won the race.
+                if idem is not None:
+                    replay = await asyncio.to_thread(self._idempotent_replay, who.tenant_id, idem)
+                    if replay is not None:
+                        return Accepted.from_record(replay), True
+                raise
+            assert job.item is not None  # set before the future completes
+            return Accepted.from_record(job.item.response), False
 
     def enqueue(self, who: Principal, build: Callable[[], Submission]) -> LaneJob:
         """``submit`` for a door on an event loop that has raw bytes to build the submission
@@ -234,13 +237,6 @@ class Messages(Reading):
         sub = build()
         accepting.validate(sub, system=False, broadcast_refusal=self.broadcast_refusal)
         return self._prepared(who, sub, None, system=False)
-
-    def _announced_prepared(
-        self, arrival: Arrival, who: Principal, sub: Submission, idem: Idempotency | None
-    ) -> group_commit.Pending:
-        """``_prepared`` in the executor's thread, counted by the leader from when it starts."""
-        arrival.announce()
-        return self._prepared(who, sub, idem, system=False)
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from typing import Any
 
 import pytest
@@ -14,7 +16,10 @@ from sealmail import audit
 from sealmail.app import Services
 from sealmail.errors import IdempotencyConflict
 from sealmail.intake.api.app import create_api
-from sealmail.messages.submission import Idempotency
+from sealmail.messages import compose
+from sealmail.messages.accept import Accepted
+from sealmail.messages.schemas import MessageIn
+from sealmail.messages.submission import Idempotency, request_hash
 from sealmail.store.tables import audit_log, events, idempotency_keys, messages, recipients
 
 
@@ -421,3 +426,39 @@ def test_openapi_document_lists_the_endpoints(client: TestClient) -> None:
         "/v1/events",
     ):
         assert path in doc["paths"]
+
+
+def test_two_requests_racing_with_one_idempotency_key_store_one_message_and_replay_it(
+    services: Services, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msgs = services.messages
+    looked_up = msgs._idempotent_replay
+    both_missed = threading.Barrier(2)
+    calls = 0
+
+    def replay_after_both_looked(tenant_id: str, idem: Idempotency) -> dict[str, Any] | None:
+        # The first two look-ups both find nothing before either request goes on: the race
+        # the unique key settles at the commit.
+        nonlocal calls
+        calls += 1
+        found = looked_up(tenant_id, idem)
+        if calls <= 2:
+            both_missed.wait(10)
+        return found
+
+    monkeypatch.setattr(msgs, "_idempotent_replay", replay_after_both_looked)
+    idem = Idempotency("raced", request_hash(b"the same body"))
+
+    async def race() -> list[tuple[Accepted, bool]]:
+        sub = compose.from_message(MessageIn.model_validate(body()), "test.local", 100)
+        return list(await asyncio.gather(*(msgs.submit_async(tenant.principal, sub, idem) for _ in range(2))))
+
+    results = asyncio.run(race())
+    assert sorted(replayed for _, replayed in results) == [False, True]
+    assert results[0][0].id == results[1][0].id
+    assert count(services, messages) == count(services, idempotency_keys) == 1
+    with services.engine.connect() as conn:
+        accepted = conn.execute(
+            sa.select(sa.func.count()).where(audit_log.c.action == "message:accepted")
+        ).scalar_one()
+    assert accepted == 1
