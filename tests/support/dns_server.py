@@ -41,9 +41,12 @@ def _norm(name: str) -> str:
 class DnsServer:
     """Authoritative-style loopback DNS server backed by an in-memory zone dict."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", udp_receive_buffer: int | None = None) -> None:
         self.host = host
         self.port = 0
+        # Bytes of queued queries the kernel keeps before it drops datagrams (SO_RCVBUF); the
+        # default (~200 KB) holds a few hundred, and this server answers one at a time.
+        self.udp_receive_buffer = udp_receive_buffer
         self._lock = threading.Lock()
         self._zone: dict[tuple[str, str], list[str]] = {}
         self._ttl: dict[tuple[str, str], int] = {}
@@ -151,6 +154,8 @@ class DnsServer:
         """Bind UDP on port 0, then TCP on the same port (retrying if that one is taken)."""
         for _ in range(20):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if self.udp_receive_buffer:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_receive_buffer)
             udp.bind((self.host, self.port))
             port = udp.getsockname()[1]
             try:
