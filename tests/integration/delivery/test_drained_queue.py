@@ -5,10 +5,9 @@ empty claims after every 50 ms flush were most of PostgreSQL's transactions)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import sqlalchemy as sa
 from tests.integration.delivery.test_worker import Pipeline, pipeline
+from tests.support.sql_log import SqlLog, sql_log
 from tests.support.waiting import wait_until_async
 
 from sealmail.app import build_transport, build_worker
@@ -17,21 +16,12 @@ __all__ = ["pipeline"]  # the fixture, imported so pytest finds it here
 
 
 def test_a_drained_queue_is_claimed_when_mail_arrives_not_at_every_flush(pipeline: Pipeline) -> None:
-    claims: list[str] = []
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        # The claim (the record's UPDATE sets last_reason; the claim's returns the rows).
-        if sql.startswith("UPDATE recipients SET status") and "RETURNING" in sql and "last_reason" not in sql:
-            claims.append(sql)
-
     for i in range(6):
         pipeline.send([f"patient{i}@example.net"])
-    engine = pipeline.services.engine
-    sa.event.listen(engine, "before_cursor_execute", statement)
+    # A poll longer than the waits below: only the bell can explain the late delivery.
+    settings = pipeline.settings.model_copy(update={"worker_poll_seconds": 8.0})
 
-    async def drain_then_one() -> None:
-        # A poll longer than the waits below: only the bell can explain the late delivery.
-        settings = pipeline.settings.model_copy(update={"worker_poll_seconds": 8.0})
+    async def drain_then_one(log: SqlLog) -> None:
         transport = build_transport(settings)
         worker = build_worker(pipeline.services, transport, settings, name="drained")
         stop = asyncio.Event()
@@ -39,17 +29,15 @@ def test_a_drained_queue_is_claimed_when_mail_arrives_not_at_every_flush(pipelin
         try:
             await wait_until_async(lambda: worker.delivered >= 6, 3.5, "six deliveries recorded")
             # One claim took all six (fewer than the batch): none at the flushes that recorded them.
-            assert len(claims) == 1
+            assert log.claims() == 1
             await asyncio.to_thread(pipeline.send, ["late@example.net"])
             await wait_until_async(lambda: worker.delivered >= 7, 4, "the late message delivered")
-            assert len(claims) == 2
+            assert log.claims() == 2
         finally:
             stop.set()
             await run
             await transport.close()
 
-    try:
-        asyncio.run(drain_then_one())
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
+    with sql_log(pipeline.services.engine) as log:
+        asyncio.run(drain_then_one(log))
     assert len(pipeline.sink.wait_for(7)) == 7
