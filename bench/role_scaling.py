@@ -142,8 +142,17 @@ def drain(h: Harness, sink: Sink, sm: pc.Sealmail, workers: int, n: int, args: a
                 if time.monotonic() > deadline:
                     raise TimeoutError("workers did not start")
                 time.sleep(0.05)
+            # What the started workers cost while idle (housekeeping loops, polls), over 3 s.
             time.sleep(1.0)
-            xacts0 = _commits(sm)
+            idle0, xacts0 = _cpu(sm.pids), _commits(sm)
+            time.sleep(3.0)
+            idle1, xacts1 = _cpu(sm.pids), _commits(sm)
+            print(
+                f"idle {workers} worker(s): {pc.delta(idle0, idle1) / 3:.3f} CPU s/s, "
+                f"{(xacts1 - xacts0) / 3:.1f} PG transactions/s",
+                flush=True,
+            )
+            xacts0 = xacts1
             _hold(sm, False)
         while (st := sink.state()).count == base:
             if time.monotonic() > deadline:
