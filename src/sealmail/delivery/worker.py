@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sealmail.delivery.bell import QueueBell
-from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, idle_delay
+from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, flush_due, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
@@ -121,15 +121,15 @@ class Worker:
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()
         self._pending: list[RecordedOutcome] = []
+        self._oldest = 0.0  # monotonic time the oldest pending outcome was added
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(options.worker_concurrency)
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
-        # The last claim found less than it asked for: the queue is drained, so flushes stop
-        # claiming and the loop waits for the bell or its poll (issue 18: with 16 workers the
-        # empty claims after every 50 ms flush were most of PostgreSQL's transactions).
+        # The last claim found less than it asked for: the queue is drained, so flushes stop claiming
+        # and the loop waits for the bell or its poll (issue 18: 16 workers claimed at every flush).
         self._drained = False
         self.delivered = 0
 
@@ -198,6 +198,8 @@ class Worker:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), flush_delay(failures))
+            if not stop.is_set() and not flush_due(len(self._pending), time.monotonic() - self._oldest):
+                continue
             try:
                 await self.flush(claim=not stop.is_set())
             except SQLAlchemyError as exc:
@@ -409,6 +411,8 @@ class Worker:
                         "",
                     )
                 )
+        if not self._pending:
+            self._oldest = time.monotonic()
         for r in results:
             self._pending.append(self._outcome(msg, r, started, finished))
         if len(self._pending) >= FLUSH_MAX:
