@@ -9,6 +9,10 @@ Run by ``bench/throughput.py`` as its own process (so its CPU is measured apart)
 It prints one line ``READY <smtp_port> <dns_port>`` on stdout once both listen, then
 rewrites ``--state`` (atomically, every 50 ms) as ``count rcpts first_ts last_ts conns``
 (timestamps are ``time.time()``; 0 when nothing arrived yet).  SIGTERM/SIGINT stop it.
+
+The DNS server runs in a child process of its own (``--dns-only``, ended when the sink's
+pipe to it closes): in the sink's process its threads waited for the GIL behind the TLS of
+every arriving message, and 8-16 workers starting at once overflowed its socket (issue 18).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import os
 import signal
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,7 +51,9 @@ class AuthoritativeDnsServer(DnsServer):
     """
 
     def __init__(self, host: str, zone: str) -> None:
-        super().__init__(host)
+        # Room for thousands of queued queries (a real server's queues are far deeper than one
+        # Python loop answering one query at a time); the kernel caps it at net.core.rmem_max.
+        super().__init__(host, udp_receive_buffer=4 << 20)
         self.zone = zone.rstrip(".").lower()
 
     def answer(self, wire: bytes, max_size: int) -> bytes | None:
@@ -122,7 +129,7 @@ def _write_state(path: Path, c: Counter) -> None:
     os.replace(tmp, path)
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace, dns_port: int) -> None:
     counter = Counter()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(args.cert, args.key)
@@ -142,13 +149,7 @@ async def main(args: argparse.Namespace) -> None:
 
     server = await loop.create_server(factory, args.host, args.port, backlog=512)
     smtp_port = server.sockets[0].getsockname()[1]
-    # The zone apex above the bench domain ("sealmail-bench.org"): its SOA covers every name.
-    dns = AuthoritativeDnsServer("127.0.0.1", args.domain.split(".", 1)[1]).start()
-    dns.add(args.domain, "MX", f"10 {args.mx}.")
-    dns.add(args.mx, "A", args.host)
-    # DnsServer appends every query to a list; the bench makes millions over time.
-    dns.queries = _NullList()
-    print(f"READY {smtp_port} {dns.port}", flush=True)
+    print(f"READY {smtp_port} {dns_port}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -163,12 +164,44 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         _write_state(state, counter)
         server.close()
-        dns.stop()
 
 
-class _NullList(list):  # type: ignore[type-arg]
-    def append(self, item: object) -> None:
-        pass
+class _TypeCounts(list):  # type: ignore[type-arg]
+    """DnsServer appends every query to a list; the bench makes millions: count them by type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_type: dict[str, int] = {}
+
+    def append(self, item: tuple[str, str]) -> None:
+        self.by_type[item[1]] = self.by_type.get(item[1], 0) + 1
+
+
+def serve_dns(args: argparse.Namespace) -> None:
+    """``--dns-only``: the bench zone, answered until stdin (the sink's pipe) closes."""
+    # The zone apex above the bench domain ("sealmail-bench.org"): its SOA covers every name.
+    dns = AuthoritativeDnsServer("127.0.0.1", args.domain.split(".", 1)[1]).start()
+    dns.add(args.domain, "MX", f"10 {args.mx}.")
+    dns.add(args.mx, "A", args.host)
+    counts = _TypeCounts()
+    dns.queries = counts
+    print(f"DNS {dns.port}", flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sink ends it (a ^C reaches both)
+    sys.stdin.read()
+    dns.stop()
+    print(f"sink dns: queries {sum(counts.by_type.values())} {counts.by_type}", file=sys.stderr, flush=True)
+
+
+def start_dns() -> tuple[subprocess.Popen[str], int]:
+    # The same arguments (zone, MX address), plus the role.
+    argv = [sys.executable, __file__, *sys.argv[1:], "--dns-only"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    if len(line) != 2 or line[0] != "DNS":
+        child.kill()
+        raise RuntimeError(f"the DNS server did not start: {line}")
+    return child, int(line[1])
 
 
 if __name__ == "__main__":
@@ -181,4 +214,15 @@ if __name__ == "__main__":
     p.add_argument("--domain", default="bench.test")
     p.add_argument("--mx", default="mx.bench.test")
     p.add_argument("--pipelining", action="store_true", help="advertise PIPELINING (RFC 2920)")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--dns-only", action="store_true", help="(internal) be the sink's DNS server")
+    a = p.parse_args()
+    if a.dns_only:
+        serve_dns(a)
+        sys.exit(0)
+    dns_child, port = start_dns()
+    try:
+        asyncio.run(main(a, port))
+    finally:
+        assert dns_child.stdin is not None
+        dns_child.stdin.close()
+        dns_child.wait(timeout=10)

@@ -188,7 +188,12 @@ class Settings(BaseSettings):
         description="Resolvers as `ip` or `ip:port`; empty uses the system resolver. "
         "DANE needs a DNSSEC-validating resolver.",
     )
-    dns_timeout_seconds: float = Field(5.0, gt=0, description="DNS query timeout.")
+    dns_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="DNS query timeout; an unanswered query is sent once more, so a lookup "
+        "gives up after about twice this.",
+    )
     tls_ca_file: Path | None = Field(
         None,
         description="Extra CA bundle trusted for outbound certificate verification "

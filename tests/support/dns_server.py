@@ -8,7 +8,8 @@ Tests add records at runtime::
         dns.mark_secure("example.org")     # answers carry the AD bit
         resolver = Resolver(nameservers=[dns.address])
 
-Unknown names get NXDOMAIN, names in ``servfail`` get SERVFAIL.  The AD bit is only
+Unknown names get NXDOMAIN, names in ``servfail`` get SERVFAIL, and the queries ``drop``
+asks for go unanswered (a lost datagram, or one an overloaded server discarded).  The AD bit is only
 set when the query asked for it (AD or DO), as a validating resolver does (RFC 6840
 §5.7), so a client that forgets to ask sees unauthenticated answers.
 """
@@ -40,14 +41,18 @@ def _norm(name: str) -> str:
 class DnsServer:
     """Authoritative-style loopback DNS server backed by an in-memory zone dict."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", udp_receive_buffer: int | None = None) -> None:
         self.host = host
         self.port = 0
+        # Bytes of queued queries the kernel keeps before it drops datagrams (SO_RCVBUF); the
+        # default (~200 KB) holds a few hundred, and this server answers one at a time.
+        self.udp_receive_buffer = udp_receive_buffer
         self._lock = threading.Lock()
         self._zone: dict[tuple[str, str], list[str]] = {}
         self._ttl: dict[tuple[str, str], int] = {}
         self._secure: set[str] = set()
         self._servfail: set[str] = set()
+        self._drops: dict[str, int] = {}  # name -> queries still to leave unanswered (-1: all)
         self.queries: list[tuple[str, str]] = []
         self._udp: socket.socket | None = None
         self._tcp: socketserver.ThreadingTCPServer | None = None
@@ -88,6 +93,11 @@ class DnsServer:
         with self._lock:
             self._servfail.update(_norm(n) for n in names)
 
+    def drop(self, *names: str, count: int = -1) -> None:
+        """Leave the next ``count`` queries for each name unanswered (``-1``: every one)."""
+        with self._lock:
+            self._drops.update((_norm(n), count) for n in names)
+
     @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
@@ -111,6 +121,10 @@ class DnsServer:
         rdtype = dns.rdatatype.to_text(question.rdtype)
         with self._lock:
             self.queries.append((owner, rdtype))
+            left = self._drops.get(owner, 0)
+            if left:
+                self._drops[owner] = left - 1 if left > 0 else left
+                return None
             if owner in self._servfail:
                 response.set_rcode(dns.rcode.SERVFAIL)
                 return response.to_wire()
@@ -140,6 +154,8 @@ class DnsServer:
         """Bind UDP on port 0, then TCP on the same port (retrying if that one is taken)."""
         for _ in range(20):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if self.udp_receive_buffer:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_receive_buffer)
             udp.bind((self.host, self.port))
             port = udp.getsockname()[1]
             try:

@@ -20,6 +20,14 @@ class SqlLog:
         pattern = re.compile(rf'\b(FROM|JOIN)\s+"?{re.escape(table)}"?(\s|$|,)', re.IGNORECASE)
         return sum(1 for s in self.statements if pattern.search(s))
 
+    def claims(self) -> int:
+        """How many queue claims ran (``UPDATE recipients … RETURNING``; a record sets last_reason)."""
+        return sum(
+            1
+            for s in self.statements
+            if s.startswith("UPDATE recipients SET status") and "RETURNING" in s and "last_reason" not in s
+        )
+
 
 @contextmanager
 def sql_log(engine: Engine) -> Iterator[SqlLog]:

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sealmail.delivery.bell import QueueBell
-from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, idle_delay
+from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, flush_due, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
@@ -121,12 +121,16 @@ class Worker:
         # Tenant key ids this worker has opened once (so the keyring holds them unwrapped).
         self._opened_keys: set[str] = set()
         self._pending: list[RecordedOutcome] = []
+        self._oldest = 0.0  # monotonic time the oldest pending outcome was added
         self._dest_results: dict[str, tuple[bool, str]] = {}
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(options.worker_concurrency)
         self._buckets: dict[str, Bucket] = {}
         self._wake = asyncio.Event()
+        # The last claim found less than it asked for: the queue is drained, so flushes stop claiming
+        # and the loop waits for the bell or its poll (issue 18: 16 workers claimed at every flush).
+        self._drained = False
         self.delivered = 0
 
     # -- driving ---------------------------------------------------------------------------
@@ -146,9 +150,9 @@ class Worker:
                     log.warning("worker.claim_failed", error=type(exc).__name__)
                     claimed = 0
                 empty = 0 if claimed else empty + 1
-                if not claimed:
+                if not claimed or self._drained:
                     self._wake.clear()
-                    await self._idle(mark, idle_delay(self.options.worker_poll_seconds, empty))
+                    await self._idle(mark, idle_delay(self.options.worker_poll_seconds, max(empty, 1)))
         finally:
             if self.bell is not None:
                 await self.bell.close()
@@ -163,15 +167,17 @@ class Worker:
             log.info("worker.stopped", worker=self.name)
 
     async def _idle(self, mark: object, delay: float) -> None:
-        """Wait ``delay`` s, or less: until a flush frees room or (queue empty) mail is queued."""
-        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
-        if self.bell is not None and self._room() > 0:
-            waits.append(asyncio.ensure_future(self.bell.wait(mark, delay)))
-        try:
-            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        """Wait ``delay`` s, or less: until a flush frees room (worker full) or mail is queued
+        (queue drained: a flush freeing room then would only make an empty claim)."""
+        wait: Awaitable[object]
+        if self._room() <= 0:
+            wait = self._wake.wait()
+        elif self.bell is not None:
+            wait = self.bell.wait(mark, delay)
+        else:
+            wait = asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wait, delay)
 
     async def run_until_idle(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 — a deadline over many awaits
         """Deliver everything due now and return (tests and the CLI's one-shot mode)."""
@@ -192,6 +198,8 @@ class Worker:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), flush_delay(failures))
+            if not stop.is_set() and not flush_due(len(self._pending), time.monotonic() - self._oldest):
+                continue
             try:
                 await self.flush(claim=not stop.is_set())
             except SQLAlchemyError as exc:
@@ -218,7 +226,7 @@ class Worker:
             dests, self._dest_results = self._dest_results, {}
             # The room this flush frees counts; it is reserved while the transaction runs,
             # so the claim loop cannot take the same room meanwhile.
-            room = self._room(freed=len(batch)) if claim else 0
+            room = self._room(freed=len(batch)) if claim and not self._drained else 0
             self._in_flight += room
             try:
                 claimed, msgs = await asyncio.to_thread(self._write, batch, dests, room)
@@ -305,6 +313,7 @@ class Worker:
             with self.engine.begin() as own:
                 return self._claim_in(own, room)
         claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds)
+        self._drained = len(claimed[0]) < room
         if claimed[0]:  # keyed rows kept in memory stay only while this claim sees no key change
             self.secureline.keydir.observe_generation(read_generation(conn))
         return claimed
@@ -402,6 +411,8 @@ class Worker:
                         "",
                     )
                 )
+        if not self._pending:
+            self._oldest = time.monotonic()
         for r in results:
             self._pending.append(self._outcome(msg, r, started, finished))
         if len(self._pending) >= FLUSH_MAX:

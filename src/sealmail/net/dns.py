@@ -14,12 +14,14 @@ resolver for that bit, so production must point at a local validating resolver.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ipaddress
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import dns.asyncresolver
 import dns.exception
@@ -153,6 +155,12 @@ class Resolver:
 
     With ``nameservers`` (a list of ``(ip, port)``) it asks only those servers and
     ignores ``/etc/resolv.conf``; tests point it at a loopback DNS server this way.
+
+    ``timeout`` bounds one query.  A query left unanswered is sent once more (UDP loses
+    datagrams, and a busy server drops what overflows its socket), so a lookup gives up
+    after about twice ``timeout`` -- as a stub resolver does (resolv.conf's ``attempts:2``).
+    Concurrent lookups of one name and type in a process share one query: a worker that
+    starts 50 deliveries to a domain at once asks for its MX once, not 50 times.
     """
 
     def __init__(
@@ -164,7 +172,9 @@ class Resolver:
         if nameservers is not None:
             resolver.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
         resolver.timeout = timeout
-        resolver.lifetime = timeout
+        # Two tries with the only (or each) nameserver: dnspython starts over after the
+        # whole list timed out (after a 0.1 s back-off) for as long as the lifetime lasts.
+        resolver.lifetime = 2 * timeout
         # RFC 6840 §5.7: the AD bit in a query asks for the AD bit in the answer;
         # DO (RFC 3225) asks for DNSSEC records so a validating resolver validates.
         resolver.use_edns(0, dns.flags.DO, _EDNS_PAYLOAD)
@@ -179,6 +189,8 @@ class Resolver:
         self._mx_parsed: dict[str, tuple[object, bool, tuple[tuple[int, str], ...]]] = {}
         # (host, A | AAAA) -> (the cached answer, its addresses as text).
         self._parsed: dict[tuple[str, str], tuple[object, tuple[str, ...]]] = {}
+        # (name, rdtype) -> the query in flight, which later askers of the same name await.
+        self._in_flight: dict[tuple[str, str], asyncio.Task[dns.resolver.Answer]] = {}
 
     def _cached(self, name: str, rdtype: str) -> object | None:
         hit = self._cache.get((name, rdtype))
@@ -204,29 +216,58 @@ class Resolver:
         self, name: str, rdtype: str, *, raise_on_no_answer: bool = True
     ) -> dns.resolver.Answer:
         """``resolve`` through the TTL cache; NXDOMAIN/NoAnswer are cached per RFC 2308."""
-        if rdtype not in _CACHED_TYPES:
-            return await self._resolver.resolve(
-                name, rdtype, search=False, raise_on_no_answer=raise_on_no_answer
-            )
-        cached = self._cached(name, rdtype)
-        if cached is not None:
-            if isinstance(cached, dns.resolver.Answer):
-                if cached.rrset is None and raise_on_no_answer:
-                    raise dns.resolver.NoAnswer(response=cached.response)  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
-                return cached
+        cached = self._cached(name, rdtype) if rdtype in _CACHED_TYPES else None
+        if cached is None:
+            answer = await self._shared(name, rdtype)
+        elif isinstance(cached, dns.resolver.Answer):
+            answer = cached
+        else:
             assert isinstance(cached, dns.resolver.NXDOMAIN)
             raise cached.with_traceback(None)
+        if answer.rrset is None and raise_on_no_answer:
+            raise dns.resolver.NoAnswer(response=answer.response)  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+        return answer
+
+    async def _shared(self, name: str, rdtype: str) -> dns.resolver.Answer:
+        """The answer of the query in flight for ``(name, rdtype)``, or of a new one.
+
+        The query is a task of its own and each asker awaits it through ``shield``: one
+        asker cancelled (its delivery timed out) does not cancel the others' lookup.
+        """
+        loop = asyncio.get_running_loop()
+        key = (name, rdtype)
+        task = self._in_flight.get(key)
+        # A task belongs to its loop: a resolver used from another loop (a thread's
+        # ``asyncio.run``) asks on its own.
+        if task is None or task.get_loop() is not loop:
+            task = loop.create_task(self._fetch(name, rdtype))
+            self._in_flight[key] = task
+            task.add_done_callback(partial(self._landed, key))
+        return await asyncio.shield(task)
+
+    def _landed(self, key: tuple[str, str], task: asyncio.Task[dns.resolver.Answer]) -> None:
+        # The next lookup of the name asks again (or finds the cache): a failure is never shared
+        # beyond the askers that were waiting for it.
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio logs a failure nobody awaited any more
+
+    async def _fetch(self, name: str, rdtype: str) -> dns.resolver.Answer:
+        """One lookup at the nameservers; the per-delivery types are remembered for their TTL."""
+        cache = rdtype in _CACHED_TYPES
         try:
             answer = await self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
-            responses = exc.responses()  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
-            ttl = min((_negative_ttl(r) for r in responses.values()), default=0.0)
-            self._remember(name, rdtype, ttl, exc)
+            if cache:
+                responses = exc.responses()  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
+                ttl = min((_negative_ttl(r) for r in responses.values()), default=0.0)
+                self._remember(name, rdtype, ttl, exc)
             raise
+        if not cache:
+            return answer
         if answer.rrset is None:
             self._remember(name, rdtype, _negative_ttl(answer.response), answer)
-            if raise_on_no_answer:
-                raise dns.resolver.NoAnswer(response=answer.response)  # type: ignore[no-untyped-call]  # dnspython leaves it unannotated
         else:
             # ``expiration`` is the smallest TTL along the whole CNAME chain.
             self._remember(name, rdtype, min(answer.expiration - time.time(), _CACHE_MAX_SECONDS), answer)
