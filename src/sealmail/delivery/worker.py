@@ -54,7 +54,12 @@ class ClaimGate(Protocol):
 
     ``screen`` runs in one transaction right after the claim and returns the ids it took
     out of this round (deferred or rejected, their lease released by the gate itself).
+    ``concerns`` says, without the database, whether ``screen`` has anything to look at in a
+    claim: when no gate does, no transaction is opened (on SQLite it is a write transaction,
+    the write lock and a thread hop, per claim; a trickle of mail claims a few at a time).
     """
+
+    def concerns(self, claimed: Sequence[Claimed], msgs: Mapping[str, QueuedMessage]) -> bool: ...
 
     def screen(
         self, conn: Connection, worker: str, claimed: Sequence[Claimed], msgs: Mapping[str, QueuedMessage]
@@ -140,13 +145,17 @@ class Worker:
                 # Before the claim: what is queued after its read still rings (bell.py).
                 mark = self.bell.mark() if self.bell is not None else None
                 try:
-                    claimed = await self._claim_and_start()
+                    claimed, asked = await self._claim_and_start()
                 except SQLAlchemyError as exc:
                     # Nothing was claimed; wait as after an empty claim, ever longer.
                     log.warning("worker.claim_failed", error=type(exc).__name__)
-                    claimed = 0
+                    claimed = asked = 0
                 empty = 0 if claimed else empty + 1
-                if not claimed:
+                if claimed < asked or not claimed:
+                    # Fewer than asked for: the claim took all that was due, so the next one
+                    # waits for the bell (mail queued since ``mark``), a flush or the poll.
+                    # Claiming again at once found the few queued meanwhile (a trickle of
+                    # mail: a claim, a write transaction, every few messages).
                     self._wake.clear()
                     await self._idle(mark, idle_delay(self.options.worker_poll_seconds, empty))
         finally:
@@ -178,7 +187,7 @@ class Worker:
         deadline = time.monotonic() + timeout
         total = 0
         while time.monotonic() < deadline:
-            started = await self._claim_and_start()
+            started, _ = await self._claim_and_start()
             total += started
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -293,12 +302,13 @@ class Worker:
             return 0
         return room
 
-    async def _claim_and_start(self) -> int:
+    async def _claim_and_start(self) -> tuple[int, int]:
+        """(recipients claimed, recipients asked for)."""
         room = self._room()
         if room <= 0:
-            return 0
+            return 0, 0
         claimed, msgs = await asyncio.to_thread(self._claim_in, None, room)
-        return await self._start(claimed, msgs)
+        return await self._start(claimed, msgs), room
 
     def _claim_in(self, conn: Connection | None, room: int) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
         if conn is None:  # a claim of its own (not in a record flush)
@@ -324,7 +334,7 @@ class Worker:
         if broadcast:
             dropped = await asyncio.to_thread(self._reject_suppressed, broadcast)
             claimed = [c for c in claimed if c.id not in dropped]
-        if self.gates and claimed:
+        if claimed and any(gate.concerns(claimed, msgs) for gate in self.gates):
             held = await asyncio.to_thread(self._screen, claimed, msgs)
             claimed = [c for c in claimed if c.id not in held]
         self._in_flight += len(claimed)
