@@ -4,6 +4,7 @@
     .venv/bin/python bench/worker_cpu.py --engine sqlite --profile     # py-spy --gil this process
     .venv/bin/python bench/worker_cpu.py --engine sqlite --pgp 100     # the OpenPGP path
     .venv/bin/python bench/worker_cpu.py --pgp 100 --profile --no-gil  # py-spy, GIL-free C code too
+    .venv/bin/python bench/worker_cpu.py --stream --clients 2          # mail trickling in meanwhile
 
 ``sealmail init`` a fresh home and database (verified ``clinic.example``, dual DKIM keys), queue
 ``--warmup`` + ``--messages`` messages through a ``serve --role api`` process (stopped before
@@ -20,6 +21,11 @@ runs (no webhook dispatcher, sweeper or schedules, which ``serve --role worker``
 directory (uploaded before the queue is filled), so every message goes PGP/MIME-encrypted to its
 recipient and the tenant archive key, signed, then DKIM-signed (``postfix_compare.py``'s
 ``-pgp`` paths; 100 recipients there too).
+
+``--stream``: the API stays up and a child process queues the messages while the worker runs,
+so the worker claims what trickles in (``--clients`` sets how fast: 2 gives a few hundred a
+second) instead of draining a backlog; ``--cprofile FILE``: cProfile of the event loop's thread
+(thread CPU clock; the recording and claiming threads are not in it).
 
 Compare two trees by putting one's ``src`` first on ``PYTHONPATH``.  The PostgreSQL database is
 ``sealmail_worker_bench_<pid>`` (created and dropped here), so other benches can run meanwhile.
@@ -73,24 +79,40 @@ def keys_main(n: int) -> None:
     services.close()
 
 
-def preload(ctx: tp.Ctx, engine: str) -> dict[str, str]:
-    """A fresh instance with every message queued; returns its environment."""
+def preload(ctx: tp.Ctx, engine: str) -> tuple[dict[str, str], Any]:
+    """A fresh instance with every message queued; returns its environment.
+
+    With ``--stream`` nothing is queued yet: the API stays up and the second value starts the
+    load in a child process (its CPU is not this process's) once the worker runs.
+    """
     env, home, key = tp.init_instance(ctx, engine, "worker-cpu")
     if ctx.args.pgp:
         upload_keys(env, home, ctx.args.pgp)
     api = tp.serve(ctx, env, home, "serve-api", ["api"])
+    a = ctx.args
+    n = a.warmup + a.messages
     try:
         port = int(env["SEALMAIL_API_PORT"])
         tp.wait_healthy(port, [api])
-        n = ctx.args.warmup + ctx.args.messages
-        load = tp.run_load(port, key, n, ctx.args.clients, ctx.args.size, "queue", 300, rcpts=ctx.args.pgp)
-        res = asyncio.run(load)
+        if a.stream:
+            argv = [sys.executable, __file__, "_load", str(port), key, str(n), str(a.clients), str(a.size)]
+            argv.append(str(a.pgp))
+            env["SEALMAIL_HOME"] = str(home)
+            return env, lambda: ctx.harness.spawn("load", argv, dict(os.environ), BENCH)
+        res = asyncio.run(tp.run_load(port, key, n, a.clients, a.size, "queue", 300, rcpts=a.pgp))
         if res.ok != n:
             raise RuntimeError(f"only {res.ok}/{n} accepted: {dict(res.statuses)} {dict(res.errors)}")
     finally:
-        ctx.harness.stop(api)
+        if not a.stream:
+            ctx.harness.stop(api)
     env["SEALMAIL_HOME"] = str(home)
-    return env
+    return env, None
+
+
+def load_main(port: int, key: str, n: int, clients: int, size: int, rcpts: int) -> None:
+    res = asyncio.run(tp.run_load(port, key, n, clients, size, "queue", 300, rcpts=rcpts))
+    if res.ok != n:
+        raise SystemExit(f"only {res.ok}/{n} accepted: {dict(res.statuses)} {dict(res.errors)}")
 
 
 def _loop_factory(settings: Any) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -101,7 +123,7 @@ def _loop_factory(settings: Any) -> Callable[[], asyncio.AbstractEventLoop] | No
     return loop_factory(settings.event_loop)
 
 
-def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float, float]:
+def run_worker(ctx: tp.Ctx, env: dict[str, str], start_load: Any = None) -> tuple[float, float, float, float]:
     """Deliver everything in this process; (CPU s, wall s, PG backends' CPU s, system CPU s) of
     the measured messages."""
     for k in [k for k in os.environ if k.startswith("SEALMAIL_")]:
@@ -150,6 +172,8 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float, f
         worker = build_worker(svc, transport)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
+        if start_load is not None:
+            start_load()  # --stream: mail is queued while the worker delivers
         while not done.is_set():
             await asyncio.sleep(0.05)
             if time.perf_counter() > deadline:
@@ -161,8 +185,18 @@ def run_worker(ctx: tp.Ctx, env: dict[str, str]) -> tuple[float, float, float, f
     deadline = time.perf_counter() + a.timeout
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    prof = None
+    if a.cprofile:
+        import cProfile
+
+        # This thread's CPU only: the event loop's, not the threads recording and claiming.
+        prof = cProfile.Profile(time.thread_time)
+        prof.enable()
     with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
         runner.run(main())  # the loop `serve` gives the worker (SEALMAIL_EVENT_LOOP)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(a.cprofile)
     done.set()
     watcher.join()
     for prof in profilers:
@@ -194,14 +228,21 @@ def main() -> int:
     )
     p.add_argument("--perf", metavar="FILE", help="`perf record -g` this process over the window into FILE")
     p.add_argument("--set", action="append", metavar="SEALMAIL_X=value", help="extra Sealmail setting")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="queue the messages (an API process, a load child) while the worker delivers, not before",
+    )
+    p.add_argument("--cprofile", metavar="FILE", help="cProfile (thread CPU) the event loop's thread to FILE")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
     harness = tp.Harness(keep=args.keep)
     try:
         ctx = tp.Ctx(args, harness, tp.Sink(harness))
-        env = preload(ctx, args.engine)
-        used, wall, pg, kernel = run_worker(ctx, env)
+        env, start_load = preload(ctx, args.engine)
+        used, wall, pg, kernel = run_worker(ctx, env, start_load)
         label = f"{args.engine} worker" + (" (pgp)" if args.pgp else "")
+        label += " (stream)" if args.stream else ""
         backends = f" + PG {1000 * pg / args.messages:.3f}" if args.engine == "postgresql" else ""
         per = 1000 * used / args.messages
         print(f"{label}: {args.messages} messages, CPU {per:.3f}{backends} ms/msg ", end="")
@@ -217,5 +258,9 @@ def main() -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["_keys"]:
         keys_main(int(sys.argv[2]))
+        sys.exit(0)
+    if sys.argv[1:2] == ["_load"]:
+        port, key, n, clients, size, rcpts = sys.argv[2:8]
+        load_main(int(port), key, int(n), int(clients), int(size), int(rcpts))
         sys.exit(0)
     sys.exit(main())

@@ -14,16 +14,17 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sealmail.delivery.bell import QueueBell
+from sealmail.delivery.gates import ClaimGate
 from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, flush_due, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
@@ -47,18 +48,6 @@ log = structlog.get_logger("sealmail.worker")
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{id(object()) & 0xFFFF:04x}"
-
-
-class ClaimGate(Protocol):
-    """A check every claimed recipient passes before delivery (marketing's ``decide_send``).
-
-    ``screen`` runs in one transaction right after the claim and returns the ids it took
-    out of this round (deferred or rejected, their lease released by the gate itself).
-    """
-
-    def screen(
-        self, conn: Connection, worker: str, claimed: Sequence[Claimed], msgs: Mapping[str, QueuedMessage]
-    ) -> set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +322,7 @@ class Worker:
         if broadcast:
             dropped = await asyncio.to_thread(self._reject_suppressed, broadcast)
             claimed = [c for c in claimed if c.id not in dropped]
-        if self.gates and claimed:
+        if claimed and any(gate.concerns(claimed, msgs) for gate in self.gates):
             held = await asyncio.to_thread(self._screen, claimed, msgs)
             claimed = [c for c in claimed if c.id not in held]
         self._in_flight += len(claimed)

@@ -62,6 +62,10 @@ class _Facts:
 
 
 class SendGate:
+    def concerns(self, claimed: Sequence[Claimed], msgs: Mapping[str, QueuedMessage]) -> bool:
+        """Whether any claimed recipient is of a marketing message (no database read)."""
+        return any(MARKETING_TAG in msgs[c.message_id].tags for c in claimed)
+
     def screen(
         self,
         conn: Connection,
