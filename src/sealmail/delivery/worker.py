@@ -187,7 +187,7 @@ class Worker:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), flush_delay(failures))
-            if not stop.is_set() and not flush_due(len(self._pending), time.monotonic() - self._oldest):
+            if not stop.is_set() and not self._flush_now():
                 continue
             try:
                 await self.flush(claim=not stop.is_set())
@@ -276,6 +276,11 @@ class Worker:
             self.on_final(finals)
 
     # -- claiming ----------------------------------------------------------------------------
+    def _flush_now(self) -> bool:
+        """Whether the pending outcomes are worth a transaction now (``pacing.flush_due``), or
+        a worker out of room waits on this flush to claim again."""
+        return flush_due(len(self._pending), time.monotonic() - self._oldest) or self._room() <= 0
+
     def _room(self, freed: int = 0) -> int:
         """How many recipients to claim now (0: not worth a claim yet)."""
         in_flight = self._in_flight - freed

@@ -5,6 +5,7 @@ empty claims after every 50 ms flush were most of PostgreSQL's transactions)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tests.integration.delivery.test_worker import Pipeline, pipeline
 from tests.support.sql_log import SqlLog, sql_log
@@ -41,3 +42,15 @@ def test_a_drained_queue_is_claimed_when_mail_arrives_not_at_every_flush(pipelin
     with sql_log(pipeline.services.engine) as log:
         asyncio.run(drain_then_one(log))
     assert len(pipeline.sink.wait_for(7)) == 7
+
+
+def test_a_worker_out_of_room_flushes_a_few_outcomes_at_once(pipeline: Pipeline) -> None:
+    """Outcomes wait for company (``pacing.flush_due``) only while the worker can still claim:
+    one whose batch is all in flight waits on the flush to free room, so it gets it now."""
+    settings = pipeline.settings.model_copy(update={"worker_batch_size": 2, "worker_concurrency": 2})
+    worker = build_worker(pipeline.services, build_transport(settings), settings, name="full")
+    worker._pending.append(object())  # type: ignore[arg-type]  # only counted here
+    worker._oldest = time.monotonic()
+    assert not worker._flush_now()  # one young outcome, room to claim: it waits
+    worker._in_flight = 2
+    assert worker._flush_now()  # the batch is all in flight: the flush frees room
