@@ -200,7 +200,7 @@ class Messages(Reading):
         (``messages.lane``), which commits what it prepared in its own batches: one hand-off
         per message and one wake-up of this loop per batch, where a thread hop to prepare
         and a group-commit arrival per message cost the API more CPU than the gateway
-        (bench/README.md, "Ninth pass: the API's intake").  The future completes once the
+        (bench/README.md, "Tenth pass: the API's intake").  The future completes once the
         batch holding the message is durable, so nothing is acknowledged before its commit.
         """
         async with self._slot():
