@@ -112,7 +112,7 @@ def mount(app: FastAPI, kit: Kit, mk: Marketing) -> None:
                     request, who, 422, problems=problems, entered=fields, values=kept, contact=stored
                 )
             )
-        done = "added" if created else "updated"
+        done = "changed" if stored else "added" if created else "updated"
         return kit.redirect(request, f"/marketing/contacts/{saved['id']}?saved={done}")
 
     @app.get("/marketing/contacts/new")

@@ -50,7 +50,11 @@ HISTORY_PAGE = 200  # consent events on a contact's page
 LISTS_PAGE = 100
 MAX_EMAILS = 500  # added to a list from one form
 MAX_DOCUMENT = 20 << 20  # a signed authorization, hashed and not kept
-SAVED = {"added": "Contact added.", "updated": "This address was already a contact: it was updated."}
+SAVED = {
+    "added": "Contact added.",
+    "updated": "This address was already a contact: it was updated.",
+    "changed": "Changes saved.",
+}
 STATEMENT_LABELS = {
     "right_to_revoke": "The right to revoke in writing, and how",
     "conditioning": "Treatment or payment is not conditioned on signing",

@@ -193,7 +193,7 @@ def test_an_edit_changes_the_visible_fields_keeps_write_only_ones_and_stays_in_t
     )  # fmt: skip
     assert (
         done.status_code == 303
-        and done.headers["location"] == f"/console/marketing/contacts/{cid}?saved=updated"
+        and done.headers["location"] == f"/console/marketing/contacts/{cid}?saved=changed"
     )
     got = client.get(f"/v1/marketing/contacts/{cid}", headers=declared.admin).json()
     assert got["email"] == "pat@example.net" and got["phone"] == "+14155550123"  # address kept
