@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from sealmail.console.kit import Kit
 from sealmail.console.marketing_pages import classes_for
+from sealmail.domain.display_text import safe_display
 from sealmail.domain.marketing import ContactStatus
 from sealmail.errors import ValidationFailed
 from sealmail.marketing.attributes import MAX_ATTRIBUTES, AttributeDef
@@ -80,6 +81,8 @@ def mount(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             {**d.as_dict(), "visible": d.phi_class in allowed}
             for d in sorted(defs.values(), key=lambda d: d.name)
         ]
+        if ctx.get("contact"):  # the address is only shown (read-only): safe to read
+            ctx["contact"] = {**ctx["contact"], "email": safe_display(ctx["contact"]["email"], 320)}
         return kit.page(
             request, "marketing_contact_form.html", who, Permission.COMPOSE, status=status,
             title="Edit contact" if ctx.get("contact") else "Add contact", fields=fields,

@@ -149,7 +149,7 @@ def test_problems_are_shown_in_the_form_with_the_entries_kept_and_nothing_stored
 
 
 def test_hostile_values_are_stored_as_text_and_shown_inert(
-    console: Console, tenant: TenantFixture, declared: Keys
+    console: Console, tenant: TenantFixture, client: TestClient, declared: Keys
 ) -> None:
     sender = person(console, tenant, Role.SENDER)
     form = sender.http.get(NEW)
@@ -163,6 +163,14 @@ def test_hostile_values_are_stored_as_text_and_shown_inert(
         assert page.status_code == 200
         assert "&lt;img src=x onerror=alert(1)&gt;gnp.exe" in page.text, path
         assert "<img" not in page.text and "\u202e" not in page.text, path
+    # Stored as typed (the API reads it back whole); the edit form holds it escaped, so
+    # saving the form again does not change it.
+    cid = made.headers["location"].split("/")[-1].split("?")[0]
+    assert client.get(f"/v1/marketing/contacts/{cid}", headers=declared.admin).json()["attributes"] == {
+        "city": hostile
+    }
+    edit = sender.http.get(f"/console/marketing/contacts/{cid}/edit")
+    assert 'value="&lt;img src=x onerror=alert(1)&gt;' in edit.text and "<img" not in edit.text
 
 
 def test_an_edit_changes_the_visible_fields_keeps_write_only_ones_and_stays_in_the_tenant(
