@@ -1,7 +1,8 @@
 """The contacts side of the console's marketing pages (``ConsoleSection``, issue 16):
 attribute declarations, CSV import with its progress and error report, export, a contact's
 page (attributes, consent by purpose and channel, the ledger, grant and revoke, HIPAA
-marketing authorizations recorded and read back with every element) and lists.
+marketing authorizations recorded and read back with every element) and lists.  Adding or
+editing one contact by hand is ``marketing_contact_form``.
 
 Who may do what follows the API's scopes mapped to console permissions: reading needs
 ``marketing.view``; declaring attributes (the API's ``admin`` scope) needs
@@ -27,6 +28,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.responses import Response, StreamingResponse
 
+from sealmail.console import marketing_contact_form
 from sealmail.console.kit import Kit
 from sealmail.console.marketing_pages import classes_for
 from sealmail.console.web import ConsoleSection
@@ -48,6 +50,11 @@ HISTORY_PAGE = 200  # consent events on a contact's page
 LISTS_PAGE = 100
 MAX_EMAILS = 500  # added to a list from one form
 MAX_DOCUMENT = 20 << 20  # a signed authorization, hashed and not kept
+SAVED = {
+    "added": "Contact added.",
+    "updated": "This address was already a contact: it was updated.",
+    "changed": "Changes saved.",
+}
 STATEMENT_LABELS = {
     "right_to_revoke": "The right to revoke in writing, and how",
     "conditioning": "Treatment or payment is not conditioned on signing",
@@ -75,6 +82,7 @@ def section(mk: Marketing) -> ConsoleSection:
     def mount(app: FastAPI, kit: Kit) -> None:
         _attribute_pages(app, kit, mk)
         _import_pages(app, kit, mk)
+        marketing_contact_form.mount(app, kit, mk)  # before /marketing/contacts/{id}: "new"
         _contact_pages(app, kit, mk)
         _list_pages(app, kit, mk)
 
@@ -279,7 +287,8 @@ def _contact_pages(app: FastAPI, kit: Kit, mk: Marketing) -> None:
             authorizations=[_readable(a) for a in stored], older=ledger["next_cursor"],
             purposes=list(Purpose), channels=list(Channel), statements=STATEMENT_LABELS,
             revocable={ConsentState.GRANTED, ConsentState.AUTHORIZED},
-            may_revoke=who.may(Permission.VIEW_MARKETING), **ctx,
+            may_revoke=who.may(Permission.VIEW_MARKETING),
+            saved=SAVED.get(request.query_params.get("saved", "")), **ctx,
         )  # fmt: skip
 
     @app.get("/marketing/contacts/{contact_id}")

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from sealmail.console.kit import Kit
 from sealmail.console.web import ConsoleSection
+from sealmail.domain.display_text import safe_display
 from sealmail.domain.marketing import PhiClass
 from sealmail.errors import Conflict, NotFound, PermissionDenied
 from sealmail.marketing.attributes import BASIC_CLASSES
@@ -97,9 +98,16 @@ def section(mk: Marketing) -> ConsoleSection:
             if isinstance(who, Response):
                 return who
             page = mk.contacts.page(who.tenant_id, classes_for(who), limit=100, cursor=cursor[:40] or None)
+            # Values a person or a file brought: no controls or bidi overrides on the page.
+            page["data"] = [
+                {**c, "email": safe_display(c["email"], 320),
+                 "attributes": {k: safe_display(str(v), 500) for k, v in c["attributes"].items()}}
+                for c in page["data"]
+            ]  # fmt: skip
             return kit.render(
                 request, "marketing_contacts.html", title="Contacts", who=who, page=page,
                 hidden=sorted(str(c) for c in set(PhiClass) - classes_for(who)),
+                may_add=who.may(Permission.COMPOSE),
             )  # fmt: skip
 
         @app.post("/marketing/segments/{segment_id}/count")
