@@ -1,7 +1,7 @@
 """Revocation reaches every process within 5 seconds: two app instances (two ``Services``,
 two servers) on one database — one SQLite file, or one PostgreSQL database.  Instance A
 revokes; instance B, whose caches are warm (a verified API key, an SMTP credential, a live
-console session), must refuse within 5 s.  The deadline is ``wait_until``'s, not a sleep.
+console session), must refuse within 5 s.  The deadline is ``wait_until``'s.
 
 What B caches: API keys and SMTP credentials for ``CACHE_SECONDS`` (5 s) after a
 verification (``tenancy/credentials.py``); console sessions and roles it reads on every

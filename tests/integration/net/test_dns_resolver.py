@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.support.dns_server import DnsServer
+from tests.support.waiting import wait_until_async
 
 from sealmail.net.dns import DnsLookupError, MxStatus, Resolver
 
@@ -100,7 +101,8 @@ def test_a_cancelled_asker_does_not_cancel_the_others(dns: DnsServer) -> None:
     async def run() -> list[str]:
         first = asyncio.create_task(resolver.resolve_addresses(MX))
         second = asyncio.create_task(resolver.resolve_addresses(MX))
-        await asyncio.sleep(0)
+        # Cancelled once the shared query is on the wire (the first, dropped, try).
+        await wait_until_async(lambda: asked(dns, MX, "A") >= 1, 5, "the shared A query sent")
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
