@@ -73,3 +73,25 @@ def test_a_chunked_body_and_a_charset_are_accepted_and_a_wrong_key_is_401(
     assert wrong.status_code == 401
     assert wrong.headers["content-type"].startswith("application/problem+json")
     assert count(services, messages) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deep nesting, within the body limit
+        b'{"from": "a@clinic.example", "to": ' + b"[" * 50_000,  # deep and truncated
+        b'{"from": "\xff\xfe", "to": ["p@example.net"], "subject": "s", "text": "t"}',  # not UTF-8
+        b'{"from": "a@clinic.example", "to": ["p@example.net"], "subject": "' + b"x" * 500_000 + b'"}',
+    ],
+    ids=["nested", "nested-truncated", "broken-charset", "huge-field"],
+)
+def test_hostile_bodies_get_a_problem_and_store_nothing(
+    client: TestClient, services: Services, tenant: TenantFixture, raw: bytes
+) -> None:
+    started = time.monotonic()
+    headers = {**auth(tenant), "Content-Type": "application/json"}
+    resp = client.post("/v1/messages", content=raw, headers=headers)
+    assert 400 <= resp.status_code < 500, resp.status_code
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert count(services, messages) == 0
+    assert time.monotonic() - started < 30  # bounded, far above a normal answer
