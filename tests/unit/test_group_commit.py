@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.support.waiting import wait_until, wait_until_async, yield_to_loop
+from tests.support.waiting import wait_until, wait_until_async
 
 from sealmail.messages.group_commit import GroupCommit, Pending
 
@@ -72,97 +72,78 @@ def test_the_wait_is_bounded() -> None:
     assert batches == [1]
 
 
-# -- callers on an event loop ------------------------------------------------------------------
+# -- failures and event-loop callers ---------------------------------------------------------
 
 
-def test_event_loop_callers_share_a_batch_and_return_only_after_it_is_written() -> None:
-    written: list[int] = []
-    commits = GroupCommit(lambda batch: written.append(len(batch)), company=30.0)
+def test_a_failed_batch_raises_in_each_caller_its_own_error() -> None:
+    def write(batch: list[Pending]) -> None:
+        if any(p.message.get("bad") for p in batch):
+            raise ValueError("bad")
 
-    async def main() -> None:
-        async def one() -> None:
-            with commits.expect() as arrival:
-                # All three announced before the first queues (and its leader looks).
-                await wait_until_async(lambda: commits._coming + len(commits._queue) == 3)
-                await arrival.committed(_item())
-            assert written, "returned before its batch was written"
+    commits = GroupCommit(write, company=30.0)
+    outcomes: dict[int, str] = {}
+    may_submit = threading.Event()
 
-        await asyncio.gather(*(one() for _ in range(3)))
+    def one(n: int, bad: bool) -> None:
+        with commits.expect() as submit:
+            may_submit.wait()
+            try:
+                submit(Pending({"bad": bad}, [], [], [], [], None))
+            except ValueError:
+                outcomes[n] = "raised"
+            else:
+                outcomes[n] = "committed"
 
-    asyncio.run(main())
-    assert written == [3]  # the leader waited for the two announced on their way
+    callers = [threading.Thread(target=one, args=(n, n == 1)) for n in range(3)]
+    for caller in callers:
+        caller.start()
+    wait_until(lambda: commits._coming == 3, message="all three announced")
+    may_submit.set()
+    for caller in callers:
+        caller.join()
+    assert outcomes == {0: "committed", 1: "raised", 2: "committed"}
 
 
-def test_an_event_loop_caller_and_a_thread_share_a_batch() -> None:
+def test_led_event_loop_items_and_an_announced_thread_share_a_batch() -> None:
+    """The intake lane leads for event-loop callers (``lead``): their futures complete on
+    their loop once the batch holding them, and the announced thread's item, is written."""
     written: list[int] = []
     commits = GroupCommit(lambda batch: written.append(len(batch)), company=30.0)
     may_submit = threading.Event()
     other = _announced_thread(commits, may_submit)
 
     async def main() -> None:
-        waiting = asyncio.ensure_future(commits.commit(_item()))
-        await wait_until_async(lambda: len(commits._queue) == 1, message="queued, the committer waits")
+        loop = asyncio.get_running_loop()
+        items = [_item(), _item()]
+        for item in items:
+            item.loop, item.future = loop, loop.create_future()
+        leader = threading.Thread(target=commits.lead, args=(items,))
+        leader.start()
+        await wait_until_async(lambda: len(commits._queue) == 2, message="queued, the leader waits")
+        assert written == []
         may_submit.set()
-        await waiting
+        await asyncio.gather(*(item.future for item in items if item.future is not None))
+        assert written == [3], "a future completed before its batch was written"
+        await asyncio.to_thread(leader.join)
 
     asyncio.run(main())
     other.join()
-    assert written == [2]
 
 
-def test_a_failed_batch_raises_in_each_event_loop_caller_its_own_error() -> None:
-    def write(batch: list[Pending]) -> None:
-        if any(p.message.get("bad") for p in batch):
-            raise ValueError("bad")
-
-    commits = GroupCommit(write, company=30.0)
-
-    async def one(bad: bool) -> str:
-        with commits.expect() as arrival:
-            try:
-                await arrival.committed(Pending({"bad": bad}, [], [], [], [], None))
-            except ValueError:
-                return "raised"
-        return "committed"
-
-    async def main() -> list[str]:
-        return list(await asyncio.gather(one(False), one(True), one(False)))
-
-    assert asyncio.run(main()) == ["committed", "raised", "committed"]
-
-
-def test_a_cancelled_event_loop_caller_still_commits_and_others_are_woken() -> None:
-    writing, release = threading.Event(), threading.Event()
+def test_a_cancelled_event_loop_caller_leaves_the_others_acknowledged() -> None:
     written: list[int] = []
-
-    def write(batch: list[Pending]) -> None:
-        writing.set()
-        release.wait(10)
-        written.append(len(batch))
-
-    commits = GroupCommit(write, company=0.0)
+    commits = GroupCommit(lambda batch: written.append(len(batch)), company=0.0)
 
     async def main() -> None:
-        first = asyncio.ensure_future(commits.commit(_item()))
-        await wait_until_async(writing.is_set, message="the committer writes the first batch")
-        second = asyncio.ensure_future(commits.commit(_item()))
-        await yield_to_loop()
-        first.cancel()
-        release.set()
-        await second
-        assert first.cancelled()
+        loop = asyncio.get_running_loop()
+        first, second = _item(), _item()
+        for item in (first, second):
+            item.loop, item.future = loop, loop.create_future()
+        assert first.future is not None and second.future is not None
+        first.future.cancel()  # its client went away before the commit
+        await asyncio.to_thread(commits.lead, [first, second])
+        await second.future
+        assert first.future.cancelled()
 
     asyncio.run(main())
-    assert written == [1, 1]
-
-
-def test_a_caller_not_yet_announced_is_not_waited_for() -> None:
-    commits = GroupCommit(lambda batch: None, company=30.0)
-    with commits.expect(announce=False) as arrival:
-        assert commits._coming == 0  # still waiting for a pool thread: a leader goes on
-        arrival.announce()
-        arrival.announce()
-        assert commits._coming == 1
-    assert commits._coming == 0
-    arrival.announce()  # its thread started after the caller gave up: not counted
-    assert commits._coming == 0
+    assert written == [2]  # the cancelled caller's message is still committed

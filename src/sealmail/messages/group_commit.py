@@ -47,10 +47,6 @@ _EXPIRED_IDEMPOTENCY = sa.delete(idempotency_keys).where(
 # most a message's acknowledgement is delayed to share a commit.
 COMPANY_SECONDS = 0.002
 
-# How long the committer thread (the leader for callers on an event loop) stays idle
-# before it ends; the next such caller starts another.
-COMMITTER_IDLE_SECONDS = 5.0
-
 
 class GroupCommit:
     """Group commit: concurrent ``accept`` calls share one transaction and one fsync.
@@ -71,10 +67,10 @@ class GroupCommit:
     If a batch fails, its items are written again one per transaction, so one bad
     submission (an Idempotency-Key race, say) fails only its own request.
 
-    A caller on an event loop (``Arrival.committed``) cannot block: when it would lead, a
-    committer thread leads for it, and every such caller of a batch awaits a future that
-    the committer completes once the batch is durable — one ``call_soon_threadsafe`` per
-    loop and batch, instead of a thread-pool round trip per message.
+    Callers on an event loop never block on it: the intake lane (``messages.lane``)
+    prepares their messages on its own thread and leads their batch (``lead``); each such
+    item carries its loop and a future, completed once the batch is durable — one
+    ``call_soon_threadsafe`` per loop and batch.
     """
 
     def __init__(self, write: Callable[[list[Pending]], None], company: float = COMPANY_SECONDS) -> None:
@@ -85,24 +81,16 @@ class GroupCommit:
         self._queue: list[Pending] = []
         self._coming = 0  # callers inside ``expect`` that have not queued yet
         self._writer = threading.Lock()
-        # Leads handed to the committer thread (callers on an event loop), and whether it runs.
-        self._leads = 0
-        self._lead = threading.Condition(self._lock)
-        self._committer: threading.Thread | None = None
 
     @contextmanager
-    def expect(self, *, announce: bool = True) -> Iterator[Arrival]:
+    def expect(self) -> Iterator[Arrival]:
         """Announce a caller on its way; yields its way into the queue (``Arrival``).
 
         A leader may wait (``company``) for announced callers; one that leaves without
-        submitting (refused, failed) stops counting when it leaves.  ``announce=False``
-        counts the caller only from ``Arrival.announce``: an event-loop caller announces
-        when its thread starts the work, not while it waits for a thread (a leader waiting
-        for callers queued behind a busy pool waited its whole ``company`` every batch).
+        submitting (refused, failed) stops counting when it leaves.
         """
         arrival = Arrival(self)
-        if announce:
-            arrival.announce()
+        arrival.announce()
         try:
             yield arrival
         finally:
@@ -115,10 +103,6 @@ class GroupCommit:
     def submit(self, item: Pending) -> None:
         self._submit(item, announced=False)
 
-    async def commit(self, item: Pending) -> None:
-        """``submit`` from an event loop: awaits the commit without blocking the loop."""
-        await self._committed(item, announced=False)
-
     def _queued(self, item: Pending, *, announced: bool) -> bool:
         """Queue ``item``; True when its caller leads (the queue was empty)."""
         with self._lock:
@@ -127,37 +111,6 @@ class GroupCommit:
                 self._coming -= 1
                 self._arrived.notify_all()
             return len(self._queue) == 1
-
-    async def _committed(self, item: Pending, *, announced: bool) -> None:
-        """Queue ``item`` from an event loop; returns once its batch committed (or raises its error)."""
-        loop = asyncio.get_running_loop()
-        item.loop, item.future = loop, loop.create_future()
-        if self._queued(item, announced=announced):
-            with self._lock:
-                self._leads += 1
-                self._lead.notify()
-                if self._committer is None:
-                    self._committer = threading.Thread(
-                        target=self._serve, name="sealmail-group-commit", daemon=True
-                    )
-                    self._committer.start()
-        # If this caller is cancelled (its client went away) the batch still commits as a
-        # whole; only the acknowledgement is lost, as with a thread.
-        await item.future
-
-    def _serve(self) -> None:
-        """The committer thread: lead each batch an event-loop caller opened, until idle."""
-        while True:
-            with self._lock:
-                while self._leads == 0:
-                    if not self._lead.wait(COMMITTER_IDLE_SECONDS) and self._leads == 0:
-                        self._committer = None
-                        return
-                self._leads -= 1
-            # An interrupted commit has told every caller already; this thread must go on
-            # leading, or the next event-loop caller would wait for ever.
-            with contextlib.suppress(BaseException):
-                self._lead_batch()
 
     def lead(self, items: list[Pending]) -> None:
         """Queue ``items`` (each with its loop and future) and lead a batch holding them, for
@@ -219,7 +172,7 @@ class GroupCommit:
 
 
 class Arrival:
-    """An announced caller's way into the commit queue, blocking or awaited."""
+    """An announced caller's way into the commit queue."""
 
     __slots__ = ("_commits", "closed", "counted", "queued")
 
@@ -240,11 +193,6 @@ class Arrival:
         """Queue ``item`` and block until the transaction holding it committed."""
         self.queued = True
         self._commits._submit(item, announced=self.counted)
-
-    async def committed(self, item: Pending) -> None:
-        """Queue ``item`` from an event loop; returns once the transaction holding it committed."""
-        self.queued = True
-        await self._commits._committed(item, announced=self.counted)
 
 
 def _settle(batch: list[Pending]) -> None:

@@ -109,8 +109,8 @@ class Lane:
                         return
                 jobs, self._jobs = self._jobs, []
                 self._preparing += 1
-            # As the group commit's committer: this thread must go on serving whatever one
-            # pass raised, or every later message would wait for ever.
+            # This thread must go on serving whatever one pass raised, or every later
+            # message would wait for ever.
             with contextlib.suppress(BaseException):
                 self._run(jobs)
 
