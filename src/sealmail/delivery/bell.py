@@ -8,7 +8,16 @@ daemon likewise wakes its queue manager through a trigger rather than leaving it
 
 * PostgreSQL: a statement trigger on ``recipients`` sends ``NOTIFY sealmail_queue`` at the
   commit of every transaction that queues mail (migration ``0030_queue_bell``), whichever
-  process or path queued it; the worker ``LISTEN``s on a connection of its own.
+  process or path queued it; the worker ``LISTEN``s on a connection of its own.  Only one
+  idle worker at a time answers it: the one holding the *turn*, a session advisory lock
+  (:data:`TURN_KEY`).  When every idle worker answered, each commit woke them all: one claimed
+  the few messages the commit held and the others claimed nothing, or each got one, delivered
+  it alone and flushed it alone — with 8 workers beside a streaming intake, Sealmail's CPU
+  per message tripled and its rate halved (issue 18).  Now the others wait for the turn
+  (``pg_advisory_lock`` under a ``lock_timeout``, which doubles as their poll), and the
+  holder gives it up only when it is full (``step_aside``), so one worker takes the mail
+  while it can and more join as the load needs them.  A worker that dies or loses its
+  connection frees the turn with its session.
 * SQLite (one host): the worker reads the table's largest rowid every ``SQLITE_EVERY`` seconds
   while idle (a read of the B-tree's last page, ~10 µs); a new recipient row moves it.
 
@@ -28,20 +37,42 @@ import psycopg
 import structlog
 from sqlalchemy.engine import Engine
 
-__all__ = ["ListeningBell", "QueueBell", "RowidBell", "bell_for"]
+__all__ = ["STANDBY_PATIENCE", "ListeningBell", "QueueBell", "RowidBell", "bell_for", "wait_bound"]
 
 log = structlog.get_logger("sealmail.worker")
 
 CHANNEL: Final = "sealmail_queue"
 SQLITE_EVERY: Final = 0.02
+# The advisory lock naming "the idle worker that answers the bell" (any fixed int8; a
+# database's queue has one).
+TURN_KEY: Final = 0x5EA1_B311
+# How long a worker waits for the turn before it claims anyway, as a poll would (at least;
+# longer when its own wait is longer), and how long mail must have been due for that claim to
+# take it (``STANDBY_PATIENCE``): the holder claims new mail within a flush (≤ 0.25 s), so
+# what has waited longer is what it cannot keep up with, or a retry falling due.  A waiting
+# worker that took whatever was due after each short poll took the holder's mail a few
+# messages at a time, on cold caches and connections of its own.
+STANDBY_SECONDS: Final = 1.0
+STANDBY_PATIENCE: Final = 1.0
+
+
+def wait_bound(longest: float) -> float:
+    """The most a bell's ``wait(mark, longest)`` lasts (a safety net for its caller)."""
+    return max(longest, STANDBY_SECONDS) + 1.0
 
 
 class QueueBell(Protocol):
     def mark(self) -> object:
         """A token of the queue's state, taken before a claim."""
 
-    async def wait(self, mark: object, longest: float) -> None:
-        """Return when mail was queued since ``mark``, or after ``longest`` seconds."""
+    async def wait(self, mark: object, longest: float) -> bool:
+        """Return when mail was queued since ``mark``, or after ``longest`` seconds (a worker
+        waiting for the turn: after ``STANDBY_SECONDS`` at least).  True: this worker answers
+        the bell and claims whatever is due; False: it is waiting for the turn, and claims only
+        what has been due for ``STANDBY_PATIENCE``."""
+
+    async def step_aside(self) -> None:
+        """This worker is full: another idle worker answers the bell meanwhile."""
 
     async def close(self) -> None: ...
 
@@ -63,13 +94,17 @@ class RowidBell:
         except sqlite3.Error:
             return None  # e.g. busy during a checkpoint: compared as "changed", one extra claim
 
-    async def wait(self, mark: object, longest: float) -> None:
+    async def wait(self, mark: object, longest: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + longest
         while (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(self._every, left))
             if self.mark() != mark:
-                return
+                break
+        return True
+
+    async def step_aside(self) -> None:
+        return None  # every worker on one SQLite file reads the rowid for itself
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -79,28 +114,63 @@ class RowidBell:
 
 class ListeningBell:
     """PostgreSQL: ``LISTEN sealmail_queue`` on a connection of its own, opened on first use
-    and again after it fails (meanwhile the wait is a plain sleep)."""
+    and again after it fails (meanwhile the wait is a plain sleep); only the holder of the
+    turn (``TURN_KEY``) listens, the others wait for the turn."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._conn: psycopg.AsyncConnection[object] | None = None
+        self._holding = False
 
     def mark(self) -> object:
         return None
 
-    async def wait(self, mark: object, longest: float) -> None:
+    async def wait(self, mark: object, longest: float) -> bool:
         conn = self._conn or await self._connect()
         if conn is None:
             await asyncio.sleep(longest)
-            return
+            return True  # no turn to wait for: every worker answers, as a poll
         try:
+            if not self._holding:
+                turn = await self._take_turn(conn, longest)
+                if turn != "listen":
+                    return turn == "taken over"
             async for _ in conn.notifies(timeout=longest, stop_after=1):
                 break
-            # Notifications that queued up while this worker was busy say nothing new:
-            # drop them, or each would wake the next idle wait for an empty claim.
-            async for _ in conn.notifies(timeout=0):
-                pass
+            await _drop_pending(conn)
         except psycopg.Error as exc:
+            log.warning("worker.bell_lost", error=type(exc).__name__)
+            await self.close()
+        return True
+
+    async def _take_turn(self, conn: psycopg.AsyncConnection[object], longest: float) -> str:
+        """``listen``: the turn was free and this worker holds it now.  ``taken over``: it
+        came free while this worker waited (its holder is full, so mail is likely waiting):
+        claim now.  ``waited``: not free within the wait: claim what has waited long."""
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (TURN_KEY,))
+        if await cur.fetchone() == (True,):
+            self._holding = True
+            return "listen"
+        wait_ms = int(max(longest, STANDBY_SECONDS) * 1000)
+        await conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
+        try:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (TURN_KEY,))
+        except psycopg.errors.LockNotAvailable:
+            return "waited"
+        self._holding = True
+        # What was notified while this worker waited for the turn, its claim now covers.
+        await _drop_pending(conn)
+        return "taken over"
+
+    async def step_aside(self) -> None:
+        conn = self._conn
+        if not self._holding or conn is None:
+            return
+        self._holding = False
+        try:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (TURN_KEY,))
+        except psycopg.Error as exc:
+            # Closing the session frees the turn as surely.
             log.warning("worker.bell_lost", error=type(exc).__name__)
             await self.close()
 
@@ -112,13 +182,22 @@ class ListeningBell:
             log.warning("worker.bell_unavailable", error=type(exc).__name__)
             return None
         self._conn = conn
+        self._holding = False
         return conn
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
+        self._holding = False
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
+
+
+async def _drop_pending(conn: psycopg.AsyncConnection[object]) -> None:
+    """Notifications that queued up while this worker was busy say nothing new: dropped, or
+    each would wake the next idle wait for an empty claim."""
+    async for _ in conn.notifies(timeout=0):
+        pass
 
 
 def bell_for(engine: Engine) -> QueueBell | None:

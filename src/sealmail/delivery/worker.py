@@ -17,26 +17,26 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from sealmail.delivery.bell import QueueBell
+from sealmail.delivery.bell import STANDBY_PATIENCE, QueueBell, wait_bound
 from sealmail.delivery.gates import ClaimGate
 from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, flush_due, idle_delay
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
+from sealmail.delivery.verdict import verdict
 from sealmail.domain.outcomes import Attempt, AttemptStatus
-from sealmail.domain.retry import Bounce, Expire, Retry, RetrySchedule
+from sealmail.domain.retry import RetrySchedule
 from sealmail.domain.statuses import RecipientStatus
 from sealmail.domain.tls_policy import Stream, TlsPolicy, TlsRequirement, resolve_requested
 from sealmail.messages import queue
 from sealmail.messages.queue import Claimed, QueuedMessage, RecordedOutcome
 from sealmail.secureline.keydir import read_generation
-from sealmail.store.events import EventType
 from sealmail.suppressions import service as suppressions
 from sealmail.tenancy.keyring import Keyring
 
@@ -120,6 +120,9 @@ class Worker:
         # The last claim found less than it asked for: the queue is drained, so flushes stop claiming
         # and the loop waits for the bell or its poll (issue 18: 16 workers claimed at every flush).
         self._drained = False
+        # Seconds mail must have been due for this worker's next claim: > 0 while it waits
+        # for the bell's turn (``bell.STANDBY_PATIENCE``).
+        self._patience = 0.0
         self.delivered = 0
 
     # -- driving ---------------------------------------------------------------------------
@@ -141,7 +144,10 @@ class Worker:
                 empty = 0 if claimed else empty + 1
                 if not claimed or self._drained:
                     self._wake.clear()
-                    await self._idle(mark, idle_delay(self.options.worker_poll_seconds, max(empty, 1)))
+                    answers = await self._idle(
+                        mark, idle_delay(self.options.worker_poll_seconds, max(empty, 1))
+                    )
+                    self._patience = 0.0 if answers else STANDBY_PATIENCE
         finally:
             if self.bell is not None:
                 await self.bell.close()
@@ -155,18 +161,23 @@ class Worker:
                 log.error("worker.outcomes_unrecorded", error=type(exc).__name__, count=len(self._pending))
             log.info("worker.stopped", worker=self.name)
 
-    async def _idle(self, mark: object, delay: float) -> None:
+    async def _idle(self, mark: object, delay: float) -> bool:
         """Wait ``delay`` s, or less: until a flush frees room (worker full) or mail is queued
-        (queue drained: a flush freeing room then would only make an empty claim)."""
+        (queue drained: a flush freeing room then would only make an empty claim).  False
+        while another worker answers the bell (``QueueBell.wait``)."""
         wait: Awaitable[object]
+        bound = delay
         if self._room() <= 0:
+            if self.bell is not None:
+                await self.bell.step_aside()  # full: another idle worker answers the bell
             wait = self._wake.wait()
         elif self.bell is not None:
-            wait = self.bell.wait(mark, delay)
+            wait, bound = self.bell.wait(mark, delay), wait_bound(delay)
         else:
             wait = asyncio.sleep(delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wait, delay)
+            return await asyncio.wait_for(wait, bound) is not False
+        return True
 
     async def run_until_idle(self, timeout: float = 30.0) -> int:  # noqa: ASYNC109 — a deadline over many awaits
         """Deliver everything due now and return (tests and the CLI's one-shot mode)."""
@@ -299,14 +310,16 @@ class Worker:
         room = self._room()
         if room <= 0:
             return 0
-        claimed, msgs = await asyncio.to_thread(self._claim_in, None, room)
+        claimed, msgs = await asyncio.to_thread(self._claim_in, None, room, self._patience)
         return await self._start(claimed, msgs)
 
-    def _claim_in(self, conn: Connection | None, room: int) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
+    def _claim_in(
+        self, conn: Connection | None, room: int, patience: float = 0.0
+    ) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
         if conn is None:  # a claim of its own (not in a record flush)
             with self.engine.begin() as own:
-                return self._claim_in(own, room)
-        claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds)
+                return self._claim_in(own, room, patience)
+        claimed = queue.claim_with_messages_in(conn, self.name, room, self.options.lease_seconds, patience)
         self._drained = len(claimed[0]) < room
         if claimed[0]:  # keyed rows kept in memory stay only while this claim sees no key change
             self.secureline.keydir.observe_generation(read_generation(conn))
@@ -454,7 +467,15 @@ class Worker:
         it encrypted to (the delivery trail names it), event extras and the pass's earlier
         attempts.  Built once (a frozen dataclass's ``replace`` costs another construction)."""
         c, attempt, key = r.claimed, r.attempt, r.key
-        status, event, next_at, extra = self._verdict(msg, c, attempt, finished)
+        status, event, next_at, extra = verdict(
+            self.schedule,
+            self.options.on_tls_unavailable,
+            attempt,
+            c.attempts + 1,
+            msg.created_at,
+            finished,
+            msg.expires_at,
+        )
         if r.extra:
             extra = {**(extra or {}), **r.extra}
         return RecordedOutcome(
@@ -472,23 +493,3 @@ class Worker:
             key_fingerprint=key.fingerprint if key is not None else None,
             key_source=key.source if key is not None else None,
         )
-
-    def _verdict(
-        self, msg: QueuedMessage, c: Claimed, attempt: Attempt, finished: datetime
-    ) -> tuple[RecipientStatus, EventType, datetime | None, dict[str, Any] | None]:
-        """The recipient's new status, its event, the next attempt's time and the event's extras."""
-        if attempt.status is AttemptStatus.DELIVERED:
-            return RecipientStatus.DELIVERED, EventType.DELIVERED, None, None
-        if attempt.reason == "tls_required" and self.options.on_tls_unavailable == "fail":
-            bounce = {"bounce": {"type": "hard", "classification": "tls_required"}}
-            return RecipientStatus.BOUNCED, EventType.BOUNCED, None, bounce
-        decision = self.schedule.decide(attempt, c.attempts + 1, msg.created_at, finished, msg.expires_at)
-        if isinstance(decision, Retry):
-            extra = {"classification": str(decision.bounce_class)}
-            return RecipientStatus.DEFERRED, EventType.DEFERRED, decision.at, extra
-        if isinstance(decision, Bounce):
-            bounce = {"bounce": {"type": "hard", "classification": str(decision.bounce_class)}}
-            return RecipientStatus.BOUNCED, EventType.BOUNCED, None, bounce
-        assert isinstance(decision, Expire)
-        bounce = {"bounce": {"type": "soft_exhausted", "classification": str(decision.last_class)}}
-        return RecipientStatus.EXPIRED, EventType.EXPIRED, None, bounce

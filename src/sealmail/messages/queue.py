@@ -112,22 +112,27 @@ def claim_with_messages(
 
 
 def claim_with_messages_in(
-    conn: Connection, worker: str, limit: int, lease_seconds: int
+    conn: Connection, worker: str, limit: int, lease_seconds: int, patience: float = 0.0
 ) -> tuple[list[Claimed], dict[str, QueuedMessage]]:
-    """``claim_with_messages`` inside the caller's transaction (the worker's record flush)."""
-    claimed = _claim(conn, worker, limit, lease_seconds)
+    """``claim_with_messages`` inside the caller's transaction (the worker's record flush).
+
+    ``patience``: claim only what has been due (or its lease expired) for that many seconds:
+    a worker waiting for the bell's turn takes what the worker holding it left behind, not
+    the mail it is about to take (``delivery.bell``)."""
+    claimed = _claim(conn, worker, limit, lease_seconds, patience)
     return claimed, _load_messages(conn, sorted({c.message_id for c in claimed}))
 
 
 def _claim_statement(skip_locked: bool) -> sa.Update:
     """The claim, built once per dialect (building it per claim cost more than running it)."""
     now = sa.bindparam("b_now", type_=recipients.c.next_attempt_at.type)
+    due_by = sa.bindparam("b_due_by", type_=recipients.c.next_attempt_at.type)
     due = sa.or_(
         sa.and_(
             recipients.c.status.in_((RecipientStatus.QUEUED, RecipientStatus.DEFERRED)),
-            recipients.c.next_attempt_at <= now,
+            recipients.c.next_attempt_at <= due_by,
         ),
-        sa.and_(recipients.c.status == RecipientStatus.DELIVERING, recipients.c.lease_until < now),
+        sa.and_(recipients.c.status == RecipientStatus.DELIVERING, recipients.c.lease_until < due_by),
     )
     suspended = sa.select(destinations.c.domain).where(destinations.c.suspended_until > now)
     candidates = (
@@ -165,10 +170,13 @@ _CLAIM = {True: _claim_statement(skip_locked=True), False: _claim_statement(skip
 _SQLITE_CLAIM = DriverQuery(_CLAIM[False])
 
 
-def _claim(conn: Connection, worker: str, limit: int, lease_seconds: int) -> list[Claimed]:
+def _claim(
+    conn: Connection, worker: str, limit: int, lease_seconds: int, patience: float = 0.0
+) -> list[Claimed]:
     now = datetime.now(UTC)
     params = {
         "b_now": now,
+        "b_due_by": now - timedelta(seconds=patience) if patience else now,
         "b_limit": limit,
         "b_worker": worker,
         "b_lease_until": now + timedelta(seconds=lease_seconds),
