@@ -19,7 +19,9 @@ daemon likewise wakes its queue manager through a trigger rather than leaving it
   while it can and more join as the load needs them.  A worker that dies or loses its
   connection frees the turn with its session.
 * SQLite (one host): the worker reads the table's largest rowid every ``SQLITE_EVERY`` seconds
-  while idle (a read of the B-tree's last page, ~10 µs); a new recipient row moves it.
+  while idle (a read of the B-tree's last page, ~10 µs); a new recipient row moves it.  The
+  turn is an exclusive ``flock`` on a file beside the database (``<database>-bell``), which
+  the others try at the same pace; a process that ends releases it.
 
 Either way the poll stays as the fallback (a retry falling due, a lost listener connection),
 so the bell only ever shortens a wait.  ``mark`` is read before each claim, so a recipient
@@ -30,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 import psycopg
 import structlog
@@ -77,14 +81,21 @@ class QueueBell(Protocol):
     async def close(self) -> None: ...
 
 
+Turn = Literal["listen", "taken over", "waited"]
+
+
 class RowidBell:
-    """SQLite: the largest rowid of ``recipients``, read on a read-only connection of its own."""
+    """SQLite: the largest rowid of ``recipients``, read on a read-only connection of its own;
+    only the holder of the turn (a ``flock`` on ``<database>-bell``) reads it."""
 
     def __init__(self, path: str, every: float = SQLITE_EVERY) -> None:
         self._path = path
         # Opened by the first mark: a worker that is built but never run holds none.
         self._conn: sqlite3.Connection | None = None
         self._every = every
+        self._turn_fd: int | None = None  # the turn file, open for this worker's lock attempts
+        self._holding = False
+        self.waiting_for_turn = False
 
     def mark(self) -> object:
         try:
@@ -96,6 +107,10 @@ class RowidBell:
 
     async def wait(self, mark: object, longest: float) -> bool:
         loop = asyncio.get_running_loop()
+        if not self._holding:
+            turn = await self._take_turn(longest)
+            if turn != "listen":
+                return turn == "taken over"
         deadline = loop.time() + longest
         while (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(self._every, left))
@@ -103,13 +118,49 @@ class RowidBell:
                 break
         return True
 
+    async def _take_turn(self, longest: float) -> Turn:
+        """As ``ListeningBell._take_turn``; the lock is tried every ``SQLITE_EVERY`` seconds."""
+        if self._try_lock():
+            return "listen"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(longest, STANDBY_SECONDS)
+        self.waiting_for_turn = True
+        try:
+            while (left := deadline - loop.time()) > 0:
+                await asyncio.sleep(min(self._every, left))
+                if self._try_lock():
+                    return "taken over"
+        finally:
+            self.waiting_for_turn = False
+        return "waited"
+
+    def _try_lock(self) -> bool:
+        try:
+            if self._turn_fd is None:
+                self._turn_fd = os.open(f"{self._path}-bell", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._turn_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            # No turn file (a read-only directory): this worker answers the bell, as before turns.
+            log.warning("worker.bell_turn_unavailable", error=type(exc).__name__)
+        self._holding = True
+        return True
+
     async def step_aside(self) -> None:
-        return None  # every worker on one SQLite file reads the rowid for itself
+        if self._holding and self._turn_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
+        self._holding = False
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        fd, self._turn_fd = self._turn_fd, None
+        self._holding = False
+        if fd is not None:
+            os.close(fd)  # releases the turn
 
 
 class ListeningBell:
@@ -121,6 +172,7 @@ class ListeningBell:
         self._url = url
         self._conn: psycopg.AsyncConnection[object] | None = None
         self._holding = False
+        self.waiting_for_turn = False
 
     def mark(self) -> object:
         return None
@@ -143,7 +195,7 @@ class ListeningBell:
             await self.close()
         return True
 
-    async def _take_turn(self, conn: psycopg.AsyncConnection[object], longest: float) -> str:
+    async def _take_turn(self, conn: psycopg.AsyncConnection[object], longest: float) -> Turn:
         """``listen``: the turn was free and this worker holds it now.  ``taken over``: it
         came free while this worker waited (its holder is full, so mail is likely waiting):
         claim now.  ``waited``: not free within the wait: claim what has waited long."""
@@ -153,10 +205,13 @@ class ListeningBell:
             return "listen"
         wait_ms = int(max(longest, STANDBY_SECONDS) * 1000)
         await conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
+        self.waiting_for_turn = True
         try:
             await conn.execute("SELECT pg_advisory_lock(%s)", (TURN_KEY,))
         except psycopg.errors.LockNotAvailable:
             return "waited"
+        finally:
+            self.waiting_for_turn = False
         self._holding = True
         # What was notified while this worker waited for the turn, its claim now covers.
         await _drop_pending(conn)

@@ -16,70 +16,49 @@ import sqlalchemy as sa
 from tests.integration.delivery.test_worker import Pipeline, pipeline
 from tests.support.waiting import wait_until_async
 
-from sealmail.app import build_transport, build_worker
+from sealmail.app import Services, build_transport, build_worker
 from sealmail.delivery import worker as worker_module
-from sealmail.delivery.bell import STANDBY_SECONDS, ListeningBell, bell_for
+from sealmail.delivery.bell import STANDBY_SECONDS, ListeningBell, RowidBell, bell_for
 from sealmail.messages import queue
-from sealmail.store import db
 from sealmail.store.tables import attempts, recipients
 
 __all__ = ["pipeline"]  # the fixture, shared with test_worker.py
 
 
-def _waiting_for_turn(engine: sa.Engine) -> int:
-    """Sessions of this database blocked on an advisory lock (a worker waiting for the turn)."""
-    with engine.connect() as conn:
-        return int(
-            conn.scalar(
-                sa.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                )
-            )
-            or 0
-        )
-
-
 def test_one_worker_holds_the_turn_others_wait_and_take_over_when_it_steps_aside_or_dies(
-    pg_database: str | None,
+    services: Services,
 ) -> None:
-    if pg_database is None:
-        pytest.skip("PostgreSQL not reachable: the turn is a PostgreSQL advisory lock")
-    engine = db.create_engine(pg_database)
-    bells = [bell_for(engine) for _ in range(3)]
-    assert all(isinstance(b, ListeningBell) for b in bells)
-    first, second, third = (b for b in bells if isinstance(b, ListeningBell))
+    bells = [bell_for(services.engine) for _ in range(3)]
+    assert all(isinstance(b, ListeningBell | RowidBell) for b in bells)
+    first, second, third = (b for b in bells if isinstance(b, ListeningBell | RowidBell))
 
     async def go() -> None:
         try:
             # The turn is free: the first worker takes it and listens (nothing queued: waits out).
-            assert await first.wait(None, 0.05) is True
+            assert await first.wait(first.mark(), 0.05) is True
             # Another waits for the turn at least STANDBY_SECONDS, then claims only old mail.
             started = time.monotonic()
-            assert await second.wait(None, 0.05) is False
+            assert await second.wait(second.mark(), 0.05) is False
             assert time.monotonic() - started >= STANDBY_SECONDS * 0.9
             # The holder is full and steps aside: the waiting worker takes over at once.
-            waiting = asyncio.ensure_future(second.wait(None, 30))
-            await wait_until_async(lambda: _waiting_for_turn(engine) == 1, 10, "the second waits")
+            waiting = asyncio.ensure_future(second.wait(second.mark(), 30))
+            await wait_until_async(lambda: second.waiting_for_turn, 10, "the second waits for the turn")
             started = time.monotonic()
             await first.step_aside()
             assert await waiting is True
             assert time.monotonic() - started < 10
-            # A holder whose session ends (a killed worker) frees the turn with it.
-            waiting = asyncio.ensure_future(third.wait(None, 30))
-            await wait_until_async(lambda: _waiting_for_turn(engine) == 1, 10, "the third waits")
+            # A holder that ends (a killed worker's session or process) frees the turn with it.
+            waiting = asyncio.ensure_future(third.wait(third.mark(), 30))
+            await wait_until_async(lambda: third.waiting_for_turn, 10, "the third waits for the turn")
             await second.close()
             assert await waiting is True
             # The worker that stepped aside now waits for the turn like any other.
-            assert await first.wait(None, 0.05) is False
+            assert await first.wait(first.mark(), 0.05) is False
         finally:
             for bell in (first, second, third):
                 await bell.close()
 
-    try:
-        asyncio.run(go())
-    finally:
-        engine.dispose()
+    asyncio.run(go())
 
 
 def test_a_patient_claim_takes_only_mail_that_has_been_due_that_long(pipeline: Pipeline) -> None:
@@ -96,12 +75,10 @@ def test_a_patient_claim_takes_only_mail_that_has_been_due_that_long(pipeline: P
     assert [c.address for c in claimed] == ["fresh@example.net"] and set(msgs) == {mid}
 
 
-# SQLite's workers (one host, one file) each read its largest rowid; the turn is PostgreSQL's.
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_mail_trickling_in_goes_to_the_one_worker_that_holds_the_turn(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Three running workers on PostgreSQL, messages queued one commit at a time: the holder
+    """Three running workers, messages queued one commit at a time: the holder
     of the turn delivers every one; the others claim nothing younger than their patience."""
     # No message here waits that long for the holder, however loaded the machine.
     monkeypatch.setattr(worker_module, "STANDBY_PATIENCE", 300.0)
