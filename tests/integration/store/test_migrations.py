@@ -33,7 +33,15 @@ def test_postgresql_database_migrates_to_head_and_matches_the_models(pg_database
     command.check(cfg)
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
+        # Sealed content is stored out of line without a compression attempt (0031).
+        storage = conn.scalar(
+            sa.text(
+                "SELECT attstorage FROM pg_attribute"
+                " WHERE attrelid = 'messages'::regclass AND attname = 'content'"
+            )
+        )
     assert {t.name for t in metadata.sorted_tables} <= tables
+    assert storage == "e"
     engine.dispose()
 
 
