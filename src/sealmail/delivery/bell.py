@@ -47,9 +47,10 @@ log = structlog.get_logger("sealmail.worker")
 
 CHANNEL: Final = "sealmail_queue"
 SQLITE_EVERY: Final = 0.02
-# The advisory lock naming "the idle worker that answers the bell" (any fixed int8; a
-# database's queue has one).
-TURN_KEY: Final = 0x5EA1_B311
+# The advisory lock naming "the idle worker that answers the bell" (a database's queue has
+# one).  Above 2**32: no one-argument lock on an int4 (``hashtext`` of a name, as domain
+# verification takes) can ever be the same lock.
+TURN_KEY: Final = 0x5EA1_B311_0000_0001
 # How long a worker waits for the turn before it claims anyway, as a poll would (at least;
 # longer when its own wait is longer), and how long mail must have been due for that claim to
 # take it (``STANDBY_PATIENCE``): the holder claims new mail within a flush (≤ 0.25 s), so
