@@ -35,7 +35,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from typing import Final, Literal, Protocol
+from typing import Final, Protocol
 
 import psycopg
 import structlog
@@ -82,9 +82,6 @@ class QueueBell(Protocol):
     async def close(self) -> None: ...
 
 
-Turn = Literal["listen", "taken over", "waited"]
-
-
 class RowidBell:
     """SQLite: the largest rowid of ``recipients``, read on a read-only connection of its own;
     only the holder of the turn (a ``flock`` on ``<database>-bell``) reads it."""
@@ -110,8 +107,8 @@ class RowidBell:
         loop = asyncio.get_running_loop()
         if not self._holding:
             turn = await self._take_turn(longest)
-            if turn != "listen":
-                return turn == "taken over"
+            if turn is not None:
+                return turn
         deadline = loop.time() + longest
         while (left := deadline - loop.time()) > 0:
             await asyncio.sleep(min(self._every, left))
@@ -119,10 +116,11 @@ class RowidBell:
                 break
         return True
 
-    async def _take_turn(self, longest: float) -> Turn:
-        """As ``ListeningBell._take_turn``; the lock is tried every ``SQLITE_EVERY`` seconds."""
+    async def _take_turn(self, longest: float) -> bool | None:
+        """As ``ListeningBell._take_turn`` (here nothing is missed meanwhile: ``mark`` was read
+        before the claim); the lock is tried every ``SQLITE_EVERY`` seconds."""
         if self._try_lock():
-            return "listen"
+            return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(longest, STANDBY_SECONDS)
         self.waiting_for_turn = True
@@ -130,10 +128,10 @@ class RowidBell:
             while (left := deadline - loop.time()) > 0:
                 await asyncio.sleep(min(self._every, left))
                 if self._try_lock():
-                    return "taken over"
+                    return True
         finally:
             self.waiting_for_turn = False
-        return "waited"
+        return False
 
     def _try_lock(self) -> bool:
         try:
@@ -166,8 +164,10 @@ class RowidBell:
 
 class ListeningBell:
     """PostgreSQL: ``LISTEN sealmail_queue`` on a connection of its own, opened on first use
-    and again after it fails (meanwhile the wait is a plain sleep); only the holder of the
-    turn (``TURN_KEY``) listens, the others wait for the turn."""
+    and again after it fails (meanwhile the wait is a plain sleep).  Only the holder of the
+    turn (``TURN_KEY``) listens: a waiting worker would gather a notification per commit it
+    never reads (psycopg keeps them until ``notifies`` runs), and PostgreSQL wakes every
+    listening backend at each commit."""
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -186,8 +186,8 @@ class ListeningBell:
         try:
             if not self._holding:
                 turn = await self._take_turn(conn, longest)
-                if turn != "listen":
-                    return turn == "taken over"
+                if turn is not None:
+                    return turn
             async for _ in conn.notifies(timeout=longest, stop_after=1):
                 break
             await _drop_pending(conn)
@@ -196,27 +196,27 @@ class ListeningBell:
             await self.close()
         return True
 
-    async def _take_turn(self, conn: psycopg.AsyncConnection[object], longest: float) -> Turn:
-        """``listen``: the turn was free and this worker holds it now.  ``taken over``: it
-        came free while this worker waited (its holder is full, so mail is likely waiting):
-        claim now.  ``waited``: not free within the wait: claim what has waited long."""
+    async def _take_turn(self, conn: psycopg.AsyncConnection[object], longest: float) -> bool | None:
+        """None: the turn was free, and this worker holds it and listens now (what was queued
+        between its claim and its ``LISTEN`` waits for its poll, as at its first wait before
+        turns).  True: the turn came free while it waited (its holder is full, so mail is
+        likely waiting): claim now.  False: it did not come free: claim what has waited long."""
         cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (TURN_KEY,))
-        if await cur.fetchone() == (True,):
-            self._holding = True
-            return "listen"
-        wait_ms = int(max(longest, STANDBY_SECONDS) * 1000)
-        await conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
-        self.waiting_for_turn = True
-        try:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (TURN_KEY,))
-        except psycopg.errors.LockNotAvailable:
-            return "waited"
-        finally:
-            self.waiting_for_turn = False
+        taken: bool | None = None
+        if await cur.fetchone() != (True,):
+            wait_ms = int(max(longest, STANDBY_SECONDS) * 1000)
+            await conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
+            self.waiting_for_turn = True
+            try:
+                await conn.execute("SELECT pg_advisory_lock(%s)", (TURN_KEY,))
+            except psycopg.errors.LockNotAvailable:
+                return False
+            finally:
+                self.waiting_for_turn = False
+            taken = True
         self._holding = True
-        # What was notified while this worker waited for the turn, its claim now covers.
-        await _drop_pending(conn)
-        return "taken over"
+        await conn.execute(f"LISTEN {CHANNEL}")
+        return taken
 
     async def step_aside(self) -> None:
         conn = self._conn
@@ -224,7 +224,9 @@ class ListeningBell:
             return
         self._holding = False
         try:
+            await conn.execute(f"UNLISTEN {CHANNEL}")
             await conn.execute("SELECT pg_advisory_unlock(%s)", (TURN_KEY,))
+            await _drop_pending(conn)
         except psycopg.Error as exc:
             # Closing the session frees the turn as surely.
             log.warning("worker.bell_lost", error=type(exc).__name__)
@@ -233,7 +235,6 @@ class ListeningBell:
     async def _connect(self) -> psycopg.AsyncConnection[object] | None:
         try:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=5)
-            await conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             log.warning("worker.bell_unavailable", error=type(exc).__name__)
             return None

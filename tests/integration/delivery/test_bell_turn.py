@@ -25,6 +25,16 @@ from sealmail.store.tables import attempts, recipients
 __all__ = ["pipeline"]  # the fixture, shared with test_worker.py
 
 
+async def _channels(bell: ListeningBell) -> int:
+    """How many channels the bell's own session listens on."""
+    conn = bell._conn
+    assert conn is not None
+    cur = await conn.execute("SELECT count(*) FROM pg_listening_channels()")
+    row = await cur.fetchone()
+    assert isinstance(row, tuple)
+    return int(row[0])
+
+
 def test_one_worker_holds_the_turn_others_wait_and_take_over_when_it_steps_aside_or_dies(
     services: Services,
 ) -> None:
@@ -40,6 +50,9 @@ def test_one_worker_holds_the_turn_others_wait_and_take_over_when_it_steps_aside
             started = time.monotonic()
             assert await second.wait(second.mark(), 0.05) is False
             assert time.monotonic() - started >= STANDBY_SECONDS * 0.9
+            if isinstance(first, ListeningBell) and isinstance(second, ListeningBell):
+                # Only the holder listens: a waiting worker gathers no notification per commit.
+                assert await _channels(first) == 1 and await _channels(second) == 0
             # The holder is full and steps aside: the waiting worker takes over at once.
             waiting = asyncio.ensure_future(second.wait(second.mark(), 30))
             await wait_until_async(lambda: second.waiting_for_turn, 10, "the second waits for the turn")
@@ -93,6 +106,14 @@ def test_mail_trickling_in_goes_to_the_one_worker_that_holds_the_turn(
         stop = asyncio.Event()
         runs = [asyncio.create_task(w.run(stop)) for w in workers]
         try:
+            # Past their first claims (which take whatever is due, as a starting worker
+            # should): one holds the turn, the other two wait for it.
+            bells = [w.bell for w in workers]
+            await wait_until_async(
+                lambda: sum(bool(getattr(b, "waiting_for_turn", False)) for b in bells) == 2,
+                30,
+                "two workers waiting for the turn",
+            )
             for n in range(count):
                 await asyncio.to_thread(pipeline.send, [f"r{n}@example.net"])
                 await wait_until_async(
