@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from sealmail.app import Services, build_services
 from sealmail.config import Settings
+from sealmail.crypto import dkim
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.schema import metadata
 from sealmail.store import db, migrate
@@ -50,6 +51,17 @@ for _client in (httpx.Client, httpx.AsyncClient):
 # with CPython's default thresholds (700, 10, 10) the collector ran so often over that churn that
 # it took 15-25 % of the workers' CPU.  It still runs, less often (issue 14).
 gc.set_threshold(50_000, 20, 100)
+
+
+@pytest.fixture(autouse=True)
+def _pooled_dkim_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sending domains get RSA keys from the worker's pool (``tests/support/dkim_keys.py``)."""
+    # Imported here: bench/intake_cpu.py imports this file as a top-level ``conftest``, where
+    # the ``tests`` package is not importable.
+    from tests.support.dkim_keys import POOL
+
+    POOL.start_test()
+    monkeypatch.setattr(dkim, "generate_key", POOL.generate_key)
 
 
 def _pg_admin_url() -> str:
