@@ -51,9 +51,10 @@ from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.bell import bell_for
 from sealmail.delivery.mta_sts import MtaStsFetcher
+from sealmail.delivery.options import WorkerOptions
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.smtp_client import OutboundTransport, SmartHost
-from sealmail.delivery.worker import Worker, WorkerOptions
+from sealmail.delivery.worker import Worker
 from sealmail.dlp.screening import Screener
 from sealmail.domain.intake_limits import IntakeLimits
 from sealmail.domain.tls_policy import Stream

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sealmail.delivery.bell import STANDBY_PATIENCE, QueueBell, wait_bound
 from sealmail.delivery.gates import ClaimGate
-from sealmail.delivery.pacing import FLUSH_MAX, Bucket, flush_delay, flush_due, idle_delay
+from sealmail.delivery.options import WorkerOptions, worker_name
+from sealmail.delivery.pacing import (
+    CLAIM_GATHER_SECONDS,
+    FLUSH_MAX,
+    Bucket,
+    flush_delay,
+    flush_due,
+    idle_delay,
+)
 from sealmail.delivery.protect import SecureLine
 from sealmail.delivery.result import Result
 from sealmail.delivery.smtp_client import OutboundTransport
@@ -44,35 +49,6 @@ if TYPE_CHECKING:
     from sealmail.messages.dsn import DsnSender
 
 log = structlog.get_logger("sealmail.worker")
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{id(object()) & 0xFFFF:04x}"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    """The worker's settings, as the composition root read them (same names as ``Settings``)."""
-
-    worker_concurrency: int
-    worker_batch_size: int
-    worker_poll_seconds: float
-    lease_seconds: int
-    retry_first_seconds: int
-    retry_cap_seconds: int
-    retry_max_age_seconds: int
-    circuit_breaker_failures: int
-    circuit_breaker_seconds: int
-    destination_rate_per_second: float
-    on_tls_unavailable: str  # "defer" or "fail"
-    # Each stream's default TLS level (``tls_policy_transactional`` …).
-    stream_defaults: tuple[tuple[Stream, TlsPolicy], ...]
-
-    def stream_default(self, stream: Stream) -> TlsPolicy:
-        for known, level in self.stream_defaults:
-            if known is stream:
-                return level
-        raise KeyError(stream)
 
 
 class Worker:
@@ -148,6 +124,9 @@ class Worker:
                         mark, idle_delay(self.options.worker_poll_seconds, max(empty, 1))
                     )
                     self._patience = 0.0 if answers else STANDBY_PATIENCE
+                    if self._in_flight:  # still delivering: claim what comes meanwhile in one go
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), CLAIM_GATHER_SECONDS)
         finally:
             if self.bell is not None:
                 await self.bell.close()

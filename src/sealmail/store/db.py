@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import operator
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,12 +45,46 @@ def create_engine(
         )
         _configure_sqlite(engine, synchronous)
         return engine
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+    # LIFO: the connection given back last is taken next, so a few connections (and their
+    # backends' prepared statements and caches) do the work and the rest stay idle, where FIFO
+    # rotated a worker's every claim over seven of them.
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True)
+    _ping_when_idle(engine)
     # A batch INSERT (accepted messages, their recipients and events; attempts) as one
     # multi-row statement, as SQLAlchemy does for psycopg2: psycopg 3's executemany sends a
     # statement per row through its pipeline, ~2x the client CPU for four rows.
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+# A connection idle for longer than this is pinged when checked out; one used more recently is
+# not.  ``pool_pre_ping`` pinged at every checkout: a round trip (and BEGIN) before each of a
+# worker's claims and flushes, ~470 statements of 1,000 messages' ~6,000 on the SMTP →
+# PostgreSQL path (issue 18).  A server lost within the second fails that one transaction,
+# which every caller already survives (the gateway answers 451, the worker retries), and the
+# disconnect invalidates the pool so the rest reconnect.
+PING_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "sealmail_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        # ``record.info`` lives as long as the DBAPI connection: a reconnect starts it empty.
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since <= PING_IDLE_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError(f"idle connection lost: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
