@@ -380,11 +380,15 @@ def write_rows(conn: Connection, idempotency_ttl: timedelta, batch: list[Pending
     """A batch's rows in the caller's transaction (``write``'s, or one that commits the
     messages together with rows of its own: a journey step's, ``Messages.write_prepared``)."""
     reject_suppressed(conn, batch)
-    _INSERT_MESSAGES(conn, [p.message for p in batch])
-    _INSERT_RECIPIENTS(conn, [r for p in batch for r in p.recipients])
-    _INSERT_TAGS(conn, [t for p in batch for t in p.tags])
+    rcpts = [r for p in batch for r in p.recipients]
+    tags = [t for p in batch for t in p.tags]
     # Each message is new, its ``event_seq`` already counts its events: number from 1.
-    ev.insert(conn, [row for p in batch for row in ev.numbered(p.events)])
+    events = [row for p in batch for row in ev.numbered(p.events)]
+    with db.pipelined(conn, max(len(batch), len(rcpts), len(tags), len(events))):
+        _INSERT_MESSAGES(conn, [p.message for p in batch])
+        _INSERT_RECIPIENTS(conn, rcpts)
+        _INSERT_TAGS(conn, tags)
+        ev.insert(conn, events)
     keys = [p.idempotency for p in batch if p.idempotency is not None]
     if keys:
         # An expired row under the same key gives way first; then the batch's keys in one

@@ -308,6 +308,25 @@ def driver_errors(conn: Connection, statement: str, params: Any = None) -> Itera
         ) from exc
 
 
+@contextmanager
+def pipelined(conn: Connection, rows: int) -> Iterator[None]:
+    """PostgreSQL: the driver statements run inside (``RowInsert``'s ``executemany``) reach the
+    server as one pipeline, answered in one round trip; SQLite: nothing changes.  ``rows``: the
+    most any one of them inserts; from ``COPY_AT`` on, each loads by COPY instead, unpipelined.
+
+    Each ``executemany`` otherwise synced on its own: an intake batch's messages, recipients and
+    events were three round trips (a wake-up of the backend and of this thread each).  Only for
+    statements whose results nobody reads before the block ends: an error surfaces at its end,
+    as SQLAlchemy's error (``driver_errors``), and the transaction is then aborted.
+    """
+    if conn.dialect.name != "postgresql" or rows >= COPY_AT:
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    with driver_errors(conn, "pipeline"), raw.pipeline():
+        yield
+
+
 # From this many rows, ``RowInsert`` loads them by COPY on PostgreSQL.  Intake's group
 # commits are mostly smaller (executemany's pipelined statements stay cheaper there).
 COPY_AT = 64
@@ -354,7 +373,12 @@ class RowInsert:
             values = converted
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out: not None
         try:
-            if len(values) >= COPY_AT and conn.dialect.name == "postgresql":
+            # (Not inside ``pipelined``: PostgreSQL runs no COPY in a pipeline.)
+            if (
+                len(values) >= COPY_AT
+                and conn.dialect.name == "postgresql"
+                and not cursor.connection.pgconn.pipeline_status
+            ):
                 # Many rows (a journey round's sends): one COPY costs the server a fraction
                 # of a statement per row, with the same values and triggers.
                 copy_sql = self._copy_sql(conn.dialect, names)

@@ -125,3 +125,52 @@ def test_a_whole_second_is_stored_as_sqlalchemy_stores_it(engine: sa.Engine) -> 
         same = conn.execute(sa.select(probe.c.id).where(probe.c.at == at).order_by(probe.c.id)).scalars()
         assert list(same) == ["bulk", "core", "row"]
     assert text["row"] == text["bulk"] == text["core"], text
+
+
+@pytest.mark.parametrize("count", [3, db.COPY_AT, db.COPY_AT * 2])
+def test_inserts_in_one_pipeline_store_what_they_are_given(engine: sa.Engine, count: int) -> None:
+    """``db.pipelined``: one round trip for several inserts (an intake batch's); from
+    ``COPY_AT`` rows they load by COPY, which PostgreSQL runs in no pipeline."""
+    first, second = rows("p", count), rows("q", count)
+    with engine.begin() as conn, db.pipelined(conn, count):
+        db.RowInsert(probe)(conn, first)
+        db.RowInsert(probe)(conn, second)
+    with engine.connect() as conn:
+        stored = [dict(r._mapping) for r in conn.execute(sa.select(probe).order_by(probe.c.id))]
+    assert stored == first + second
+
+
+def test_an_error_in_a_pipeline_surfaces_at_its_end_and_nothing_is_stored(engine: sa.Engine) -> None:
+    given = rows("x", 4)
+
+    def both() -> None:
+        with engine.begin() as conn, db.pipelined(conn, 4):
+            db.RowInsert(probe)(conn, given[:2])
+            db.RowInsert(probe)(conn, given[1:])  # x0001 again
+
+    with pytest.raises(sa.exc.IntegrityError) as raised:
+        both()
+    assert AWKWARD not in str(raised.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 0
+    with engine.begin() as conn, db.pipelined(conn, 4):  # the engine is still usable
+        db.RowInsert(probe)(conn, given)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == 4
+
+
+def test_many_rows_in_a_driver_pipeline_go_by_executemany(pg_database: str | None) -> None:
+    """A pipeline opened on the driver (not by ``pipelined``) with ``COPY_AT`` rows or more."""
+    if pg_database is None:
+        pytest.skip("PostgreSQL not reachable; set SEALMAIL_TEST_POSTGRES_URL")
+    engine = db.create_engine(pg_database)
+    meta.create_all(engine)
+    try:
+        given = rows("m", db.COPY_AT + 5)
+        with engine.begin() as conn, conn.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
+            db.RowInsert(probe)(conn, given)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(probe)).scalar() == len(given)
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
