@@ -55,10 +55,12 @@ gc.set_threshold(50_000, 20, 100)
 
 def pytest_configure(config: pytest.Config) -> None:
     # A hook, not an import-time call: bench/ imports this file as a plain module and measures
-    # the product's own CPU, adapters built per app included.
-    from tests.support import adapter_cache
+    # the product's own CPU, adapters built per app included.  Both build once what the
+    # product builds once per process and the tests rebuilt per test or per call.
+    from tests.support import adapter_cache, cli_command
 
     adapter_cache.install()
+    cli_command.install()
 
 
 @pytest.fixture(autouse=True)
