@@ -53,6 +53,16 @@ for _client in (httpx.Client, httpx.AsyncClient):
 gc.set_threshold(50_000, 20, 100)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A hook, not an import-time call: bench/ imports this file as a plain module and measures
+    # the product's own CPU, adapters built per app included.  Both build once what the
+    # product builds once per process and the tests rebuilt per test or per call.
+    from tests.support import adapter_cache, cli_command
+
+    adapter_cache.install()
+    cli_command.install()
+
+
 @pytest.fixture(autouse=True)
 def _pooled_dkim_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sending domains get RSA keys from the worker's pool (``tests/support/dkim_keys.py``)."""

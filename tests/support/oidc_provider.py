@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from tests.support.ca import TestCA
+from tests.support.uvicorn_thread import ThreadServer
 from tests.support.waiting import wait_until
 
 
@@ -182,7 +183,7 @@ def oidc_provider(ca: TestCA) -> Iterator[Provider]:
         certfile, keyfile = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
         certfile.write_bytes(cert.cert_pem)
         keyfile.write_bytes(cert.key_pem)
-        server = uvicorn.Server(
+        server = ThreadServer(
             uvicorn.Config(
                 op.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off",
                 ssl_certfile=str(certfile), ssl_keyfile=str(keyfile),
@@ -196,5 +197,5 @@ def oidc_provider(ca: TestCA) -> Iterator[Provider]:
             op.issuer = f"https://127.0.0.1:{port}"
             yield op
         finally:
-            server.should_exit = True
+            server.stop()
             thread.join(10)

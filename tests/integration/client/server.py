@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 
 import uvicorn
+from tests.support.uvicorn_thread import ThreadServer
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services
@@ -17,7 +18,7 @@ class ApiServer:
         config = uvicorn.Config(
             create_api(services), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
         )
-        self.server = uvicorn.Server(config)
+        self.server = ThreadServer(config)
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
 
     @property
@@ -37,5 +38,5 @@ class ApiServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.server.should_exit = True
+        self.server.stop()
         self.thread.join(10)

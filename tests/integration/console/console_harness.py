@@ -19,6 +19,7 @@ import httpx
 import pyotp
 import uvicorn
 from tests.support.client_tls import default_context
+from tests.support.uvicorn_thread import ThreadServer
 from tests.support.waiting import wait_until
 
 from sealmail import runtime
@@ -66,9 +67,7 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
     else:
         api = create_api(services)
         api.mount("/console", build_console(services, users, sso))
-    server = uvicorn.Server(
-        uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
+    server = ThreadServer(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, name="console-server", daemon=True)
     thread.start()
     try:
@@ -81,7 +80,7 @@ def console_server(services: Services, *, as_served: bool = False) -> Iterator[C
         sso.redirect_uri = f"http://{host}:{port}/console/sso/callback"
         yield Console(f"http://{host}:{port}", users, clock, sso)
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(10)
 
 

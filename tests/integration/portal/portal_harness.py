@@ -29,6 +29,7 @@ from tests.support.ca import TestCA
 from tests.support.client_tls import default_context
 from tests.support.dns_server import DnsServer
 from tests.support.smtp_sink import ReceivedMessage, SmtpSink
+from tests.support.uvicorn_thread import ThreadServer
 from tests.support.waiting import wait_until
 
 from sealmail.app import Services, build_services, build_transport, build_worker
@@ -170,14 +171,14 @@ def build_app(services: Services) -> FastAPI:
 @contextmanager
 def serve(app: FastAPI, sock: socket.socket) -> Iterator[None]:
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
+    server = ThreadServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         wait_until(lambda: server.started, 10, "uvicorn did not start")
         yield
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(10)
         sock.close()
 
