@@ -321,7 +321,8 @@ _MOVE_FROM = db.DriverStatement(
 # under its lock as before.  Right (the usual case for one busy writer process), an append
 # costs two statements instead of three; wrong (another process appended, or the
 # transaction that wrote it rolled back), one more than before.
-_last_heads: dict[str, tuple[int, str]] = {}
+# Keyed by the engine's URL (rendering it as text for a key cost more than the lookup).
+_last_heads: dict[sa.URL, tuple[int, str]] = {}
 _last_heads_lock = threading.Lock()
 
 
@@ -333,34 +334,53 @@ def append_many(conn: Connection, entries: Sequence[Entry]) -> list[str]:
     """
     if not entries:
         return []
-    database = str(conn.engine.url)
-    guess = _last_heads.get(database)
-    rows: list[dict[str, Any]] = []
-    if guess is not None:
-        rows = _chained(entries, *guess)
-        moved = _MOVE_FROM(
-            conn,
-            {
-                "b_from_seq": guess[0],
-                "b_from_hash": guess[1],
-                "b_seq": rows[-1]["seq"],
-                "b_hash": rows[-1]["hash"],
-            },
-        )
-        if moved != 1:
-            rows = []
-    if not rows:
-        head = conn.execute(_HEAD).first()
-        if head is None:
-            conn.execute(sa.insert(audit_head).values(id=1, seq=0, hash=GENESIS))
-            prev_seq, prev_hash = 0, GENESIS
-        else:
-            prev_seq, prev_hash = int(head.seq), str(head.hash)
-        rows = _chained(entries, prev_seq, prev_hash)
-        conn.execute(_MOVE_HEAD, {"b_seq": rows[-1]["seq"], "b_hash": rows[-1]["hash"]})
+    appended = append_on_guess(conn, entries)
+    if appended is not None:
+        return appended
+    head = conn.execute(_HEAD).first()
+    if head is None:
+        conn.execute(sa.insert(audit_head).values(id=1, seq=0, hash=GENESIS))
+        prev_seq, prev_hash = 0, GENESIS
+    else:
+        prev_seq, prev_hash = int(head.seq), str(head.hash)
+    rows = _chained(entries, prev_seq, prev_hash)
+    conn.execute(_MOVE_HEAD, {"b_seq": rows[-1]["seq"], "b_hash": rows[-1]["hash"]})
+    return _inserted(conn, rows)
+
+
+def append_on_guess(conn: Connection, entries: Sequence[Entry]) -> list[str] | None:
+    """``append_many`` from the head this process last wrote, or None (nothing written) when
+    it has none or the head has moved since: then ``append_many`` reads the head.
+
+    Runs inside ``store.db.pipelined`` too (an intake batch's): the head's move is synced
+    there, its check needing the row count, and the rows are queued with the batch's.
+    """
+    if not entries:
+        return []
+    guess = _last_heads.get(conn.engine.url)
+    if guess is None:
+        return None
+    rows = _chained(entries, *guess)
+    moved = _MOVE_FROM(
+        conn,
+        {
+            "b_from_seq": guess[0],
+            "b_from_hash": guess[1],
+            "b_seq": rows[-1]["seq"],
+            "b_hash": rows[-1]["hash"],
+        },
+    )
+    if moved != 1:
+        with _last_heads_lock:  # wrong: ``append_many`` reads the head, no second try
+            _last_heads.pop(conn.engine.url, None)
+        return None
+    return _inserted(conn, rows)
+
+
+def _inserted(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
     _INSERT(conn, rows)
     with _last_heads_lock:
-        _last_heads[database] = (rows[-1]["seq"], rows[-1]["hash"])
+        _last_heads[conn.engine.url] = (rows[-1]["seq"], rows[-1]["hash"])
     return [str(r["id"]) for r in rows]
 
 

@@ -384,11 +384,16 @@ def write_rows(conn: Connection, idempotency_ttl: timedelta, batch: list[Pending
     tags = [t for p in batch for t in p.tags]
     # Each message is new, its ``event_seq`` already counts its events: number from 1.
     events = [row for p in batch for row in ev.numbered(p.events)]
-    with db.pipelined(conn, max(len(batch), len(rcpts), len(tags), len(events))):
+    entries = [e for p in batch for e in p.audit]
+    with db.pipelined(conn, max(len(batch), len(rcpts), len(tags), len(events), len(entries))):
         _INSERT_MESSAGES(conn, [p.message for p in batch])
         _INSERT_RECIPIENTS(conn, rcpts)
         _INSERT_TAGS(conn, tags)
         ev.insert(conn, events)
+        # The audit head's move syncs what is queued so far; the entries go with the commit.
+        appended = audit.append_on_guess(conn, entries)
+    if appended is None:  # no guess, or another process appended since: read the head
+        audit.append_many(conn, entries)
     keys = [p.idempotency for p in batch if p.idempotency is not None]
     if keys:
         # An expired row under the same key gives way first; then the batch's keys in one
@@ -401,4 +406,3 @@ def write_rows(conn: Connection, idempotency_ttl: timedelta, batch: list[Pending
             ],
         )
         conn.execute(_INSERT_IDEMPOTENCY, keys)
-    audit.append_many(conn, [e for p in batch for e in p.audit])

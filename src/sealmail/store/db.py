@@ -7,6 +7,7 @@ relies on this: it is the SQLite equivalent of ``FOR UPDATE SKIP LOCKED``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 import sqlite3
@@ -433,9 +434,13 @@ class DriverStatement:
         plan = self._plans.get(conn.dialect.name) or self._plan(conn.dialect)
         sql, order, fixed = plan
         values = {**fixed, **params}
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out: not None
+        raw: Any = conn.connection.dbapi_connection
+        cursor = raw.cursor()
+        # Inside ``pipelined`` the row count is known only once the pipeline has synced: a
+        # nested pipeline block syncs on leaving it (what was queued before goes along).
+        synced = raw.pipeline() if conn.dialect.name == "postgresql" and raw.pgconn.pipeline_status else None
         try:
-            with driver_errors(conn, sql):
+            with driver_errors(conn, sql), synced or contextlib.nullcontext():
                 cursor.execute(sql, values if order is None else [values[n] for n in order])
             return int(cursor.rowcount)
         finally:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from tests.conftest import TenantFixture
+
 from sealmail import audit
 from sealmail.app import Services
 from sealmail.audit import AuditAction
+from sealmail.messages import compose
+from sealmail.messages.schemas import MessageIn
+from sealmail.store.tables import audit_log
 
 
 def _append(services: Services, n: int) -> None:
@@ -15,7 +21,7 @@ def _append(services: Services, n: int) -> None:
 
 def test_a_stale_or_missing_guess_still_extends_the_chain(services: Services) -> None:
     _append(services, 2)
-    database = str(services.engine.url)
+    database = services.engine.url
     # Another process appended since (or our transaction rolled back): the guess is wrong.
     audit._last_heads[database] = (1, "f" * 64)
     _append(services, 2)
@@ -34,3 +40,38 @@ def test_a_rolled_back_append_leaves_no_trace(services: Services) -> None:
     conn.close()
     _append(services, 1)  # the guess is the rolled-back head
     assert audit.verify(services.engine).ok
+
+
+def _accept(services: Services, tenant: TenantFixture) -> None:
+    body = MessageIn.model_validate(
+        {"from": "noreply@clinic.example", "to": ["a@example.net"], "subject": "s", "text": "t"}
+    )
+    services.messages.submit(tenant.principal, compose.from_message(body, "sealmail.test", 10))
+
+
+def test_accepted_messages_chain_whatever_the_guess(services: Services, tenant: TenantFixture) -> None:
+    """An intake batch appends in its pipeline (PostgreSQL): the head's move is checked there,
+    and a wrong guess falls back to reading the head after it, in the same transaction."""
+    _accept(services, tenant)
+    reads: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM audit_head" in statement:
+            reads.append(statement)
+
+    sa.event.listen(services.engine, "before_cursor_execute", seen)
+    try:
+        _accept(services, tenant)  # the guess is right: the head is moved, never read
+    finally:
+        sa.event.remove(services.engine, "before_cursor_execute", seen)
+    assert reads == []
+    audit._last_heads[services.engine.url] = (1, "f" * 64)
+    _accept(services, tenant)  # wrong
+    audit._last_heads.pop(services.engine.url, None)
+    _accept(services, tenant)  # none
+    assert audit.verify(services.engine).ok
+    with services.engine.connect() as conn:
+        accepted = conn.execute(
+            sa.select(sa.func.count()).where(audit_log.c.action == str(AuditAction.MESSAGE_ACCEPTED))
+        ).scalar_one()
+    assert accepted == 4
