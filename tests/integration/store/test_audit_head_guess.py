@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from tests.conftest import TenantFixture
+from tests.support.sql_log import sql_log
 
 from sealmail import audit
 from sealmail.app import Services
@@ -53,18 +54,9 @@ def test_accepted_messages_chain_whatever_the_guess(services: Services, tenant: 
     """An intake batch appends in its pipeline (PostgreSQL): the head's move is checked there,
     and a wrong guess falls back to reading the head after it, in the same transaction."""
     _accept(services, tenant)
-    reads: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM audit_head" in statement:
-            reads.append(statement)
-
-    sa.event.listen(services.engine, "before_cursor_execute", seen)
-    try:
+    with sql_log(services.engine) as log:
         _accept(services, tenant)  # the guess is right: the head is moved, never read
-    finally:
-        sa.event.remove(services.engine, "before_cursor_execute", seen)
-    assert reads == []
+    assert log.reads_of("audit_head") == 0
     audit._last_heads[services.engine.url] = (1, "f" * 64)
     _accept(services, tenant)  # wrong
     audit._last_heads.pop(services.engine.url, None)
