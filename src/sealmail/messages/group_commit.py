@@ -321,17 +321,17 @@ class _Slot:
 class HeldConnection:
     """The connection consecutive commit batches share.
 
-    A checkout from SQLAlchemy's pool and the check-in after it (events, the reset; on
-    PostgreSQL the pre-ping's round trip, a statement in the server too) cost about as much
-    CPU as a batch's inserts.  So the connection a batch committed on waits here for the next
-    batch.  One that waited longer than ``REUSE_SECONDS`` is not reused: the next batch gives
-    it back to the pool and checks out another (pre-pinged on PostgreSQL), so a connection
-    broken while idle is not used unchecked.  It is out of the slot while in use (one leader
-    writes at a time anyway), and given back after a failed batch, when the engine is
-    disposed (``Services.close``) or when this object is collected.
+    A checkout from SQLAlchemy's pool and the check-in after it (events, the reset) cost
+    about as much CPU as a batch's inserts.  So the connection a batch committed on waits here
+    for the next batch.  One that waited longer than ``REUSE_SECONDS`` (the pool's own
+    ``db.PING_IDLE_SECONDS``) is not reused: the next batch gives it back to the pool, whose
+    checkout pings a connection idle that long, so one broken while idle is not used
+    unchecked.  It is out of the slot while in use (one leader writes at a time anyway), and
+    given back after a failed batch, when the engine is disposed (``Services.close``) or when
+    this object is collected.
     """
 
-    REUSE_SECONDS = 1.0
+    REUSE_SECONDS = db.PING_IDLE_SECONDS
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

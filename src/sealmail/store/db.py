@@ -328,6 +328,14 @@ def pipelined(conn: Connection, rows: int) -> Iterator[None]:
         yield
 
 
+def in_pipeline(conn: Connection) -> bool:
+    """Whether the connection's driver is inside a PostgreSQL pipeline (``pipelined``)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    raw: Any = conn.connection.dbapi_connection
+    return bool(raw.pgconn.pipeline_status)
+
+
 # From this many rows, ``RowInsert`` loads them by COPY on PostgreSQL.  Intake's group
 # commits are mostly smaller (executemany's pipelined statements stay cheaper there).
 COPY_AT = 64
@@ -375,11 +383,7 @@ class RowInsert:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out: not None
         try:
             # (Not inside ``pipelined``: PostgreSQL runs no COPY in a pipeline.)
-            if (
-                len(values) >= COPY_AT
-                and conn.dialect.name == "postgresql"
-                and not cursor.connection.pgconn.pipeline_status
-            ):
+            if len(values) >= COPY_AT and conn.dialect.name == "postgresql" and not in_pipeline(conn):
                 # Many rows (a journey round's sends): one COPY costs the server a fraction
                 # of a statement per row, with the same values and triggers.
                 copy_sql = self._copy_sql(conn.dialect, names)
@@ -438,7 +442,7 @@ class DriverStatement:
         cursor = raw.cursor()
         # Inside ``pipelined`` the row count is known only once the pipeline has synced: a
         # nested pipeline block syncs on leaving it (what was queued before goes along).
-        synced = raw.pipeline() if conn.dialect.name == "postgresql" and raw.pgconn.pipeline_status else None
+        synced = raw.pipeline() if in_pipeline(conn) else None
         try:
             with driver_errors(conn, sql), synced or contextlib.nullcontext():
                 cursor.execute(sql, values if order is None else [values[n] for n in order])
