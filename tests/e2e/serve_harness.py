@@ -7,23 +7,21 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.support.ports import unused_port
 from tests.support.waiting import wait_until
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return unused_port()
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -128,18 +126,21 @@ def serving(tmp_path: Path, **settings: str) -> Iterator[Running]:
     )
     api = f"http://127.0.0.1:{api_port}"
 
+    output = Output(proc)
+
     def up() -> bool:
+        if proc.poll() is not None:  # it exited: say so now, with what it printed
+            raise AssertionError(f"sealmail serve exited {proc.returncode}:\n{output.until_closed(5)}")
         try:
             return httpx.get(f"{api}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    output = Output(proc)
     try:
-        wait_until(up, timeout=60, message="sealmail serve did not come up")
+        started(up, output, "sealmail serve did not come up")
         # The worker (in a child process, or in this one) is up too: delivery is what a test
         # waits for next, not a child interpreter's start on a busy machine.
-        wait_until(lambda: "worker.started" in output.text(), timeout=60, message="no worker started")
+        started(lambda: "worker.started" in output.text(), output, "no worker started")
         yield Running(env, tmp_path / "var", api, smtp_port, key.group(0), proc, output)
     finally:
         if proc.poll() is None:
@@ -149,6 +150,14 @@ def serving(tmp_path: Path, **settings: str) -> Iterator[Running]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def started(predicate: Callable[[], bool], output: Output, what: str) -> None:
+    """``predicate`` within a minute; if not, the failure carries what ``serve`` printed."""
+    try:
+        wait_until(predicate, timeout=60, message=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; it printed:\n{output.text()[-8000:]}") from None
 
 
 # -- processes, from /proc -------------------------------------------------------------------------

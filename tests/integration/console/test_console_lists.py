@@ -2,7 +2,6 @@
 PostgreSQL: each change goes through its feature's service, audited with the console user,
 and never reaches another tenant's rows."""
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 from tests.conftest import TenantFixture, make_tenant
 from tests.integration.console.console_harness import Console, Person, csrf, enrol
 from tests.support.gpg import GnuPG
+from tests.support.ports import unused_port
 
 from sealmail.app import Services
 from sealmail.store.tables import audit_log
@@ -87,9 +87,7 @@ def test_recipient_keys_are_listed_by_address_and_deleted(
 def test_webhook_health_shows_failures_and_a_delivery_is_replayed(
     console: Console, admin: Person, services: Services, tenant: TenantFixture
 ) -> None:
-    with socket.socket() as s:  # a port nobody listens on: the endpoint fails
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()  # nobody listens there: the endpoint fails
     h = {"Authorization": f"Bearer {tenant.api_key}"}
     api = console.client()
     made = api.post("/v1/webhook-endpoints", json={"url": f"http://127.0.0.1:{port}/hook"}, headers=h)

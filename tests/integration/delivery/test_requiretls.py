@@ -8,7 +8,6 @@ HTTPS server for MTA-STS policies.
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.integration.delivery.test_smtp_client import DOMAIN, IP1, MX1, one_mx
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
+from tests.support.ports import unused_port
 
 from sealmail.app import Services
 from sealmail.delivery.capture_sink import CaptureSink, list_all
@@ -199,12 +199,6 @@ def _relay(address: tuple[str, int], ca: TestCA, dns: DnsServer, **options: Any)
     return asyncio.run(go())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_capture_sink_is_a_requiretls_hop_over_verified_tls(
     services: Services, ca: TestCA, dns: DnsServer, tmp_path: Path
 ) -> None:
@@ -215,7 +209,7 @@ def test_the_capture_sink_is_a_requiretls_hop_over_verified_tls(
     sink = None
     for _ in range(5):  # aiosmtpd's controller cannot bind port 0; another test may take a port first
         candidate = CaptureSink(
-            services.engine, "127.0.0.1", _free_port(), cert, key, "capture.sealmail.test"
+            services.engine, "127.0.0.1", unused_port(), cert, key, "capture.sealmail.test"
         )
         try:
             candidate.start()

@@ -183,12 +183,9 @@ def test_offline_refresh_fails_and_keeps_the_dated_answer(
 @pytest.fixture
 def tenant_dead_url() -> str:
     """An https URL on loopback where nothing listens."""
-    import socket
+    from tests.support.ports import unused_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"https://127.0.0.1:{port}"
+    return f"https://127.0.0.1:{unused_port()}"
 
 
 def test_pack_without_advisories_says_not_performed(audited: Services) -> None:

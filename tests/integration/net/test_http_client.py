@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.https_server import HttpsServer
+from tests.support.ports import unused_port
 
 from sealmail.net.dns import Resolver
 from sealmail.net.http_client import FetchError, FetchReason, SafeHttpClient
@@ -163,15 +163,9 @@ def test_names_resolved_through_dns_are_fetched_by_name(ca: TestCA, web: HttpsSe
     assert web.requests == [("/x", f"{HOST}:{web.port}")]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_refused_connection_is_connection_failed(ca: TestCA) -> None:
     client = SafeHttpClient(
-        None, allow_loopback=True, ca_file=ca.ca_file, host_overrides={HOST: ("127.0.0.1", _free_port())}
+        None, allow_loopback=True, ca_file=ca.ca_file, host_overrides={HOST: ("127.0.0.1", unused_port())}
     )
     error = fetch_error(client.get(f"https://{HOST}/"))
     assert error.reason is FetchReason.CONNECTION_FAILED
