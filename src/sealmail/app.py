@@ -17,36 +17,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
-from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from sealmail.bounces.inbound import ReportIntake
 from sealmail.bounces.listener import ReportListener
 from sealmail.bounces.return_path import KEY_PURPOSE, ReturnPathConfig, ReturnPathSigner, return_path_domain
 from sealmail.config import ConfigError, Settings
-from sealmail.console import (
-    evidence_pages,
-    forms_pages,
-    marketing_campaign_pages,
-    marketing_pages,
-    review_pages,
-    sms_pages,
-)
-from sealmail.console.admin_domains import domains_section
-from sealmail.console.admin_lists import ListPages
-from sealmail.console.admin_tenant import TenantPages
-from sealmail.console.audit_export import AuditExport
-from sealmail.console.audit_pages import audit_section
-from sealmail.console.compose import ComposeOptions, compose_section
-from sealmail.console.marketing_contact_pages import section as marketing_contact_section
-from sealmail.console.outbox import Outbox
-from sealmail.console.reports import Reports
-from sealmail.console.templates_pages import templates_section
-from sealmail.console.trail_pages import MessageView, trail_section
-from sealmail.console.web import ConsoleOptions, ConsoleSection, create_console
 from sealmail.crypto import smime
 from sealmail.crypto.vault import LocalKeyFile
 from sealmail.delivery.bell import bell_for
@@ -103,7 +83,6 @@ from sealmail.sms.service import Texting
 from sealmail.sms.smpp.client import SmppOptions
 from sealmail.sms.smpp_provider import SmppProvider
 from sealmail.sms.twilio import TwilioOptions, TwilioProvider
-from sealmail.sms.web import create_callbacks
 from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db
 from sealmail.suppressions.service import Suppressions
@@ -128,6 +107,13 @@ from sealmail.users.sso import SingleSignOn
 from sealmail.webhooks.alerts import DisabledNotifier
 from sealmail.webhooks.dispatcher import Dispatcher, DispatcherConfig
 from sealmail.webhooks.endpoints import WebhookEndpoints
+
+if TYPE_CHECKING:
+    # Only the API role serves FastAPI apps: the CLI and worker processes never import the
+    # framework or the console's pages (their import was most of a process's start-up).
+    from fastapi import FastAPI
+
+    from sealmail.console.web import ConsoleSection
 
 
 @dataclass
@@ -268,6 +254,8 @@ class Services:
     @cached_property
     def sms_callbacks(self) -> FastAPI | None:
         """The HTTP provider's signed callbacks, mounted at ``/sms`` on the public site."""
+        from sealmail.sms.web import create_callbacks
+
         provider = twilio_provider(self)
         if provider is None:
             return None
@@ -695,6 +683,26 @@ def build_users(services: Services, clock: Clock | None = None) -> Users:
 
 def build_console_sections(services: Services, users: Users) -> list[ConsoleSection]:
     """Each feature's console pages (``ConsoleSection`` in the feature's ``web.py``)."""
+    from sealmail.console import (
+        evidence_pages,
+        forms_pages,
+        marketing_campaign_pages,
+        marketing_pages,
+        review_pages,
+        sms_pages,
+    )
+    from sealmail.console.admin_domains import domains_section
+    from sealmail.console.admin_lists import ListPages
+    from sealmail.console.admin_tenant import TenantPages
+    from sealmail.console.audit_export import AuditExport
+    from sealmail.console.audit_pages import audit_section
+    from sealmail.console.compose import ComposeOptions, compose_section
+    from sealmail.console.marketing_contact_pages import section as marketing_contact_section
+    from sealmail.console.outbox import Outbox
+    from sealmail.console.reports import Reports
+    from sealmail.console.templates_pages import templates_section
+    from sealmail.console.trail_pages import MessageView, trail_section
+
     settings = services.settings
     compose = ComposeOptions(
         message_id_domain=settings.smtp_hostname,
@@ -736,6 +744,9 @@ def build_sso(services: Services, users: Users) -> SingleSignOn:
 
 
 def build_console(services: Services, users: Users | None = None, sso: SingleSignOn | None = None) -> FastAPI:
+    from sealmail.console.reports import Reports
+    from sealmail.console.web import ConsoleOptions, create_console
+
     # Cookies get __Host- and Secure exactly when browsers reach the console over https.
     secure = urlsplit(console_url(services.settings)).scheme == "https"
     users = users or build_users(services)
