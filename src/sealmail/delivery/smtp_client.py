@@ -202,6 +202,11 @@ class OutboundTransport:
                 except HopError:
                     abort(session.smtp)
                     raise
+            except Exception:
+                # Whatever else went wrong (a bug, a reply nobody foresaw), the connection is
+                # in an unknown state: drop it rather than leave it open and out of the pool.
+                abort(session.smtp)
+                raise
             self._pool.release(session)
             return attempts
 

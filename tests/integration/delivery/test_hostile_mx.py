@@ -1,0 +1,99 @@
+"""The outbound client against MX servers that lie or misbehave during the transaction.
+
+What must hold whatever the server sends: the attempt ends as a value (deferred or failed
+with a reason, never an exception out of the transport), within the command timeout for
+each reply however the bytes are paced, and the broken connection is dropped, not pooled.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from tests.integration.delivery.conftest import DeliverFn, ScriptedMx
+
+from sealmail.domain.outcomes import AttemptStatus
+from sealmail.domain.tls_policy import TlsPolicy
+
+pytestmark = pytest.mark.timeout(30)
+
+DOMAIN = "example.org"
+PIPELINING_EHLO = [b"250-mx1.example.org\r\n", b"250-PIPELINING\r\n", b"250 8BITMIME\r\n"]
+
+
+@pytest.mark.parametrize("size", [b"\xc2\xb2", b"\xd9\xa3"])  # "²", Arabic-Indic "٣"
+def test_a_size_limit_in_digits_int_cannot_read_is_no_limit(
+    scripted: ScriptedMx, deliver: DeliverFn, size: bytes
+) -> None:
+    # str.isdigit() admits these; int() refuses "²" and reads "٣" as 3 bytes.
+    ehlo = [b"250-mx1.example.org\r\n", b"250-SIZE " + size + b"\r\n", b"250 8BITMIME\r\n"]
+    server = scripted.start({b"EHLO": ehlo})
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.DELIVERED
+    assert len(server.messages) == 1
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        [b"hello there\r\n"],  # no reply code at all
+        [b"250-" + b"x" * 9000 + b"\r\n250 ok\r\n"],  # one line past aiosmtplib's 8192
+        [b"250-" + b"y" * 70 + b"\r\n"] * 1200 + [b"250 ok\r\n"],  # 86 KB of continuation lines
+    ],
+    ids=["no_code", "long_line", "endless_multiline"],
+)
+def test_a_malformed_reply_to_mail_defers_and_drops_the_connection(
+    scripted: ScriptedMx, deliver: DeliverFn, reply: list[bytes], pipelining: bool
+) -> None:
+    script = {b"MAIL": [b"".join(reply)]}
+    if pipelining:
+        script[b"EHLO"] = PIPELINING_EHLO
+    server = scripted.start(script)
+
+    attempts = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC, times=2)
+
+    [attempt] = attempts
+    assert attempt.status is AttemptStatus.DEFERRED
+    assert attempt.reason == "connection_failed"
+    assert "malformed reply" in attempt.detail
+    assert server.messages == []
+    # Not pooled: the second delivery opened a connection of its own.
+    assert server.connections == 2
+
+
+def test_a_malformed_reply_after_the_data_is_an_unknown_outcome(
+    scripted: ScriptedMx, deliver: DeliverFn
+) -> None:
+    script = {b"DATA": [b"354 go on\r\n"]}
+    server = scripted.start(script)
+    server.final_reply = b"queued, thanks\r\n"
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.DEFERRED
+    assert "outcome unknown" in attempt.detail
+    assert attempt.destination_failure is True
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_reply_that_trickles_in_hits_the_command_timeout(
+    scripted: ScriptedMx, deliver: DeliverFn, pipelining: bool
+) -> None:
+    # Every piece arrives well within the timeout of the one before, but the reply as a
+    # whole takes ~8 times the command timeout: the deadline is per reply, not per read.
+    trickle = [b"250-2.1.0 still thinking\r\n"] * 40 + [b"250 2.1.0 ok\r\n"]
+    script = {b"MAIL": trickle}
+    if pipelining:
+        script[b"EHLO"] = PIPELINING_EHLO
+    server = scripted.start(script, pace=0.1)
+    started = time.monotonic()
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC, command_timeout=0.5)
+
+    assert attempt.status is AttemptStatus.DEFERRED
+    assert attempt.reason == "connection_failed"
+    assert time.monotonic() - started < 3.0
+    assert server.messages == []
