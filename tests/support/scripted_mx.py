@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 from tests.support.loop_thread import LoopThread
 
@@ -23,7 +24,29 @@ NORMAL = {
 }
 
 
-class Scripted:
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class LoopServer:
+    """An asyncio server on ``hosts`` (one port; 0 picks one) in a loop thread of its own."""
+
+    def __init__(self, handler: Handler, hosts: list[str], port: int) -> None:
+        self.loop = LoopThread()
+        self.server = self.loop.run(asyncio.start_server(handler, hosts, port))
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        # On the server's own loop: asyncio.Server is not thread-safe, and a close from this
+        # thread raced the loop's own wake-up as the last connection ended (a TypeError).
+        self.loop.run(self._close())
+        self.loop.close()
+
+    async def _close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class Scripted(LoopServer):
     """A plaintext SMTP server at ``host`` that answers from ``script`` (merged over NORMAL)."""
 
     def __init__(self, script: dict[bytes, list[bytes]], host: str, *, pace: float = 0.0) -> None:
@@ -34,9 +57,7 @@ class Scripted:
         self.messages: list[bytes] = []
         self.commands: list[bytes] = []
         self._lock = threading.Lock()
-        self.loop = LoopThread()
-        self.server = self.loop.run(asyncio.start_server(self._serve, host, 0))
-        self.port = self.server.sockets[0].getsockname()[1]
+        super().__init__(self._serve, [host], 0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with self._lock:
@@ -63,13 +84,3 @@ class Scripted:
             pass
         finally:
             writer.close()
-
-    def close(self) -> None:
-        # On the server's own loop: asyncio.Server is not thread-safe, and a close from this
-        # thread raced the loop's own wake-up as the last connection ended (a TypeError).
-        self.loop.run(self._close())
-        self.loop.close()
-
-    async def _close(self) -> None:
-        self.server.close()
-        await self.server.wait_closed()

@@ -1,17 +1,26 @@
-"""The outbound client against MX servers that lie or misbehave during the transaction.
+"""The outbound client against MX servers that lie or misbehave, and MX records built to stall it.
 
 What must hold whatever the server sends: the attempt ends as a value (deferred or failed
 with a reason, never an exception out of the transport), within the command timeout for
-each reply however the bytes are paced, and the broken connection is dropped, not pooled.
+each reply however the bytes are paced, and the broken connection is dropped, not pooled;
+however many MX hosts and addresses a domain publishes, one delivery tries a bounded number.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
-from tests.integration.delivery.conftest import DeliverFn, ScriptedMx
+from tests.integration.delivery.conftest import DeliverFn, MxFarm, ScriptedMx
+from tests.support.dns_server import DnsServer
+from tests.support.ports import unused_port
+from tests.support.scripted_mx import LoopServer
 
+from sealmail.delivery.routes import MAX_MX_HOSTS
+from sealmail.delivery.smtp_client import MAX_ADDRESSES_PER_DELIVERY
 from sealmail.domain.outcomes import AttemptStatus
 from sealmail.domain.tls_policy import TlsPolicy
 
@@ -97,3 +106,66 @@ def test_a_reply_that_trickles_in_hits_the_command_timeout(
     assert attempt.reason == "connection_failed"
     assert time.monotonic() - started < 3.0
     assert server.messages == []
+
+
+# -- MX records built to stall a delivery -------------------------------------------------------
+
+IPS = [f"127.0.0.{n}" for n in range(2, 14)]  # twelve addresses
+
+
+class Refusers(LoopServer):
+    """A server on each of ``IPS`` (one port) that greets with 421 and counts connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._lock = threading.Lock()
+        super().__init__(self._greet, IPS, unused_port())
+
+    async def _greet(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.connections += 1
+        writer.write(b"421 4.3.2 not now\r\n")
+        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+def refusers(mx: MxFarm) -> Iterator[Refusers]:
+    servers = Refusers()
+    mx.port = servers.port
+    yield servers
+    servers.close()
+
+
+@pytest.mark.parametrize("layout", ["many_mx_hosts", "one_host_many_addresses"])
+def test_one_delivery_tries_a_bounded_number_of_addresses(
+    dns: DnsServer, refusers: Refusers, deliver: DeliverFn, layout: str
+) -> None:
+    if layout == "many_mx_hosts":
+        for n, ip in enumerate(IPS):
+            dns.add(DOMAIN, "MX", f"{n} mx{n}.example.org.")
+            dns.add(f"mx{n}.example.org", "A", ip)
+    else:
+        dns.add(DOMAIN, "MX", "10 mx.example.org.")
+        dns.add("mx.example.org", "A", *IPS)
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.DEFERRED
+    assert refusers.connections == MAX_ADDRESSES_PER_DELIVERY
+
+
+def test_dane_planning_looks_up_tlsa_for_a_bounded_number_of_mx_hosts(
+    dns: DnsServer, refusers: Refusers, deliver: DeliverFn
+) -> None:
+    names = [f"mx{n}.example.org" for n in range(40)]
+    for n, name in enumerate(names):
+        dns.add(DOMAIN, "MX", f"{n} {name}.")
+        dns.add(name, "A", IPS[0])
+    dns.mark_secure(DOMAIN)
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC, dane=True)
+
+    assert attempt.status is AttemptStatus.DEFERRED
+    tlsa = [owner for owner, rdtype in dns.queries if rdtype == "TLSA"]
+    assert len(tlsa) == MAX_MX_HOSTS
