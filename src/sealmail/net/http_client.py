@@ -132,6 +132,9 @@ class _Target:
 
 
 _HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
+# WHATWG URL's "ends in a number": a last label of digits, or 0x and hex digits, makes the
+# whole host an IPv4 address to browsers and inet_aton ("127.0.0.0x1", "1.0x7f", "0x7f.1").
+_NUMERIC_LABEL_RE = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
 
 
 def _is_ip(text: str) -> bool:
@@ -170,9 +173,13 @@ def _parse_url(url: str, *, allow_http: bool) -> _Target:
             host = to_ascii_domain(raw_host)
         except ValueError as exc:
             raise FetchError(FetchReason.BAD_URL, f"invalid host in {redacted}") from exc
-        # "127.1", "2130706433" or "0x7f.1" are IPv4 to inet_aton but names to us;
-        # no top-level domain is numeric, so refuse rather than guess.
-        if not _HOST_RE.match(host) or host.rsplit(".", 1)[-1].isdigit() or host.startswith("0x"):
+        # "127.1", "2130706433", "0x7f.1" or "127.0.0.0x1" are IPv4 to inet_aton but names
+        # to us; no top-level domain is numeric, so refuse rather than guess.
+        if (
+            not _HOST_RE.match(host)
+            or _NUMERIC_LABEL_RE.match(host.rsplit(".", 1)[-1])
+            or host.startswith("0x")
+        ):
             raise FetchError(FetchReason.BAD_URL, f"invalid host name in {redacted}")
     path = parts.path or "/"
     if not (path.isascii() and parts.query.isascii()):
@@ -180,7 +187,22 @@ def _parse_url(url: str, *, allow_http: bool) -> _Target:
     target = f"{path}?{parts.query}" if parts.query else path
     if port is None:
         port = 443 if scheme == "https" else 80
+    elif port == 0:
+        raise FetchError(FetchReason.BAD_URL, f"port 0 in {redacted}")
     return _Target(scheme, host, port, target, url, redacted, ip_literal)
+
+
+def url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why the client would refuse ``url`` before any lookup (its own parser), or None.
+
+    For checks at configuration time (webhook endpoints): a URL accepted there but refused
+    here would fail at every send, so the two must be one parser.
+    """
+    try:
+        _parse_url(url, allow_http=allow_http)
+    except FetchError as exc:
+        return exc.detail
+    return None
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
