@@ -18,6 +18,7 @@ import asyncio
 import enum
 import ipaddress
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,6 +137,23 @@ def to_ascii_domain(domain: str) -> str:
         return idna.encode(name, uts46=True).decode("ascii").lower()
     except idna.IDNAError as exc:
         raise ValueError(f"invalid domain name: {exc}") from exc
+
+
+_HOST_LABEL_RE = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}")
+# WHATWG URL's "ends in a number": a last label of digits or 0x-hex reads as IPv4 to inet_aton.
+_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` (A-label form, lowercase, no trailing dot) is a host name: letters,
+    digits, hyphens (not leading) and underscores (Postfix lets them by too) in labels of 1-63,
+    at most 253 in all, not ending in a numeric label that resolvers would read as an address."""
+    labels = name.split(".")
+    return (
+        0 < len(name) <= 253
+        and all(_HOST_LABEL_RE.fullmatch(label) for label in labels)
+        and not _NUMERIC_LABEL_RE.fullmatch(labels[-1])
+    )
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -330,6 +348,13 @@ class Resolver:
         records = [(pref, host) for pref, host in records if host not in ("", ".")]
         if not records:
             return MxResult(ascii_domain, MxStatus.NULL_MX, secure=secure, detail="null MX")
+        # DNS carries any bytes in a name, but an MX target is a host name (RFC 5321 §2.3.5):
+        # one that is not (escaped bytes TLS cannot put in SNI, "10.0.0.5." posing as an
+        # address) is skipped, as Postfix does; a domain with no other is a fault to retry.
+        records = [(pref, host) for pref, host in records if is_host_name(host)]
+        if not records:
+            detail = f"no MX target of {ascii_domain} is a valid host name"
+            return MxResult(ascii_domain, MxStatus.DNS_FAILURE, secure=secure, detail=detail)
         return MxResult(
             ascii_domain,
             MxStatus.OK,

@@ -50,7 +50,7 @@ from sealmail.net.address_policy import AddressClass as AddressClass
 from sealmail.net.address_policy import IPAddress as IPAddress
 from sealmail.net.address_policy import address_allowed as address_allowed
 from sealmail.net.address_policy import classify_address as classify_address
-from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
+from sealmail.net.dns import DnsLookupError, Resolver, is_host_name, to_ascii_domain
 
 DEFAULT_USER_AGENT = f"Sealmail/{__version__}"
 DEFAULT_MAX_BYTES = 1_048_576
@@ -131,12 +131,6 @@ class _Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
-_HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
-# WHATWG URL's "ends in a number": a last label of digits, or 0x and hex digits, makes the
-# whole host an IPv4 address to browsers and inet_aton ("127.0.0.0x1", "1.0x7f", "0x7f.1").
-_NUMERIC_LABEL_RE = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
-
-
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -174,12 +168,8 @@ def _parse_url(url: str, *, allow_http: bool) -> _Target:
         except ValueError as exc:
             raise FetchError(FetchReason.BAD_URL, f"invalid host in {redacted}") from exc
         # "127.1", "2130706433", "0x7f.1" or "127.0.0.0x1" are IPv4 to inet_aton but names
-        # to us; no top-level domain is numeric, so refuse rather than guess.
-        if (
-            not _HOST_RE.match(host)
-            or _NUMERIC_LABEL_RE.match(host.rsplit(".", 1)[-1])
-            or host.startswith("0x")
-        ):
+        # to us (is_host_name refuses a numeric last label); refuse rather than guess.
+        if not is_host_name(host) or host.startswith("0x"):
             raise FetchError(FetchReason.BAD_URL, f"invalid host name in {redacted}")
     path = parts.path or "/"
     if not (path.isascii() and parts.query.isascii()):

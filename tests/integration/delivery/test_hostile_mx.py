@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.integration.delivery.conftest import DeliverFn, MxFarm, ScriptedMx
+from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
 from tests.support.ports import unused_port
 from tests.support.scripted_mx import LoopServer
@@ -27,6 +28,7 @@ from sealmail.domain.tls_policy import TlsPolicy
 pytestmark = pytest.mark.timeout(30)
 
 DOMAIN = "example.org"
+MX1 = "mx1.example.org"
 PIPELINING_EHLO = [b"250-mx1.example.org\r\n", b"250-PIPELINING\r\n", b"250 8BITMIME\r\n"]
 
 
@@ -169,3 +171,39 @@ def test_dane_planning_looks_up_tlsa_for_a_bounded_number_of_mx_hosts(
     assert attempt.status is AttemptStatus.DEFERRED
     tlsa = [owner for owner, rdtype in dns.queries if rdtype == "TLSA"]
     assert len(tlsa) == MAX_MX_HOSTS
+
+
+# An MX target is a host name (RFC 5321 §2.3.5: letters, digits, hyphens).  DNS carries any
+# bytes: forty 0xFF bytes render as a 160-character "label" that TLS cannot put in SNI, and
+# "127.0.0.2." is a name of four numeric labels that only looks like an address.
+NOT_A_HOST_NAME = "\\255" * 40 + ".evil.example"
+
+
+@pytest.mark.parametrize("target", [NOT_A_HOST_NAME, "127.0.0.2"], ids=["bytes", "numeric"])
+def test_an_mx_target_that_is_not_a_host_name_is_never_connected_to(
+    dns: DnsServer, ca: TestCA, mx: MxFarm, deliver: DeliverFn, target: str
+) -> None:
+    sink = mx.start({IPS[0]: {"cert": ca.issue(MX1)}})[IPS[0]]
+    dns.add(DOMAIN, "MX", f"10 {target}.")
+    dns.add(target, "A", IPS[0])
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.DEFERRED
+    assert attempt.reason == "dns_failure"
+    assert sink.connections == 0
+
+
+def test_an_mx_that_is_not_a_host_name_is_skipped_for_the_next_one(
+    dns: DnsServer, ca: TestCA, mx: MxFarm, deliver: DeliverFn
+) -> None:
+    sink = mx.start({IPS[0]: {"cert": ca.issue(MX1)}})[IPS[0]]
+    dns.add(DOMAIN, "MX", f"10 {NOT_A_HOST_NAME}.", f"20 {MX1}.")
+    dns.add(NOT_A_HOST_NAME, "A", IPS[0])
+    dns.add(MX1, "A", IPS[0])
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.DELIVERED
+    assert attempt.mx_host == MX1
+    assert sink.connections == 1
