@@ -33,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import ipaddress
+import json
 import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -101,6 +103,17 @@ class SafeResponse:
     @property
     def is_redirect(self) -> bool:
         return 300 <= self.status < 400
+
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` for anything unreadable, however it fails.
+
+        A body of a few thousand ``[`` makes ``json.loads`` raise ``RecursionError``, which a
+        caller catching ``ValueError`` (as for any other bad JSON) would let escape.
+        """
+        try:
+            return json.loads(self.body)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
 
 
 def redact_url(url: str) -> str:
