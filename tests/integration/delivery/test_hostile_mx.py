@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.integration.delivery.conftest import DeliverFn, MxFarm, ScriptedMx
-from tests.support.ca import TestCA
+from tests.support.ca import ChainCert, TestCA, forge_with
 from tests.support.dns_server import DnsServer
 from tests.support.ports import unused_port
 from tests.support.scripted_mx import LoopServer
@@ -23,7 +25,8 @@ from tests.support.scripted_mx import LoopServer
 from sealmail.delivery.routes import MAX_MX_HOSTS
 from sealmail.delivery.smtp_client import MAX_ADDRESSES_PER_DELIVERY
 from sealmail.domain.outcomes import AttemptStatus
-from sealmail.domain.tls_policy import TlsPolicy
+from sealmail.domain.tls_policy import TlsPolicy, VerifiedBy
+from sealmail.net.dane import tlsa_association_data
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -207,3 +210,42 @@ def test_an_mx_that_is_not_a_host_name_is_skipped_for_the_next_one(
     assert attempt.status is AttemptStatus.DELIVERED
     assert attempt.mx_host == MX1
     assert sink.connections == 1
+
+
+# -- certificate tricks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("forged", [False, True], ids=["issued_by_the_anchor", "signed_by_a_leaf"])
+def test_dane_ta_delivers_through_a_ca_chain_and_never_through_a_leaf_posing_as_one(
+    dns: DnsServer, ca: TestCA, mx: MxFarm, deliver: DeliverFn, forged: bool
+) -> None:
+    # The domain names its CA's intermediate as DANE-TA ("2 1 1"). An attacker on the path
+    # holds a certificate from the same CA for a domain of its own and signs one for the MX.
+    anchor = ca.ca.create_child_ca()
+    cert = forge_with(anchor.issue_cert("attacker.example"), MX1) if forged else anchor.issue_cert(MX1)
+    presented = (
+        cert
+        if isinstance(cert, ChainCert)
+        else ChainCert(b"".join(p.bytes() for p in cert.cert_chain_pems), cert.private_key_pem.bytes())
+    )
+    sink = mx.start({IPS[0]: {"cert": presented}})[IPS[0]]
+    dns.add(DOMAIN, "MX", f"10 {MX1}.")
+    dns.add(MX1, "A", IPS[0])
+    spki = tlsa_association_data(_der(anchor.cert_pem.bytes()), 1, 1)
+    dns.add(f"_{mx.port}._tcp.{MX1}", "TLSA", f"2 1 1 {spki.hex()}")
+    dns.mark_secure(DOMAIN, f"_{mx.port}._tcp.{MX1}")
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC, dane=True)
+
+    if forged:
+        assert attempt.status is AttemptStatus.DEFERRED
+        assert attempt.reason == "tls_required"
+        assert "not a CA" in attempt.detail
+        assert sink.messages == []
+    else:
+        assert attempt.status is AttemptStatus.DELIVERED
+        assert attempt.tls.verified_by is VerifiedBy.DANE
+
+
+def _der(pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)

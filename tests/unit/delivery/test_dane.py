@@ -8,8 +8,13 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from tests.support.ca import forge_with
 
 from sealmail.net.dane import TlsaRecord, tlsa_association_data, usable_records, verify_tlsa
+
+
+def _pems(chain: bytes) -> list[bytes]:
+    return [b"-----BEGIN" + part for part in chain.split(b"-----BEGIN")[1:]]
 
 
 def _der(pem: bytes) -> bytes:
@@ -94,41 +99,18 @@ def test_dane_ta_from_another_ca_does_not_match(ca: trustme.CA, leaf: bytes) -> 
     assert not verify_tlsa([record], leaf, hostnames=["mx1.example.org"]).matched
 
 
-def _forge(signer: trustme.LeafCert, name: str) -> bytes:
-    """A certificate for ``name`` signed with ``signer``'s key, naming it as the issuer."""
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    issuer_cert = x509.load_pem_x509_certificate(signer.cert_chain_pems[0].bytes())
-    issuer_key = serialization.load_pem_private_key(signer.private_key_pem.bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    return cert.public_bytes(Encoding.DER)
-
-
 def test_dane_ta_refuses_a_chain_through_a_certificate_that_is_no_ca(ca: trustme.CA) -> None:
     # The TA is a public CA's intermediate ("2 1 1" on Let's Encrypt's, as many domains
     # publish).  Anyone holds a leaf from it for a domain of their own (CA:FALSE) and can sign
     # with that leaf's key a certificate for the victim's MX: signatures and names chain, and
     # only basicConstraints (RFC 5280 §4.2.1.9, §6.1.4 (k)) says the middle link may not issue.
     child = ca.create_child_ca()
-    attacker = child.issue_cert("attacker.example")
-    forged = _forge(attacker, "mx1.example.org")
-    chain = [forged, _der(attacker.cert_chain_pems[0].bytes()), _der(child.cert_pem.bytes())]
+    forged = forge_with(child.issue_cert("attacker.example"), "mx1.example.org")
+    chain = [_der(pem) for pem in _pems(forged.chain_pem)]
     record = TlsaRecord(2, 1, 1, tlsa_association_data(_der(child.cert_pem.bytes()), 1, 1))
 
-    result = verify_tlsa([record], forged, chain, hostnames=["mx1.example.org"])
+    result = verify_tlsa([record], forged.der, chain, hostnames=["mx1.example.org"])
 
+    assert [c == forged.der for c in chain] == [True, False, False]  # forgery, signer leaf, TA
     assert not result.matched
     assert "DANE-TA chain rejected" in result.detail
