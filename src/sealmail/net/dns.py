@@ -366,22 +366,30 @@ class Resolver:
         # RFC 5321 §5.1: with no MX records the domain itself is the implicit MX,
         # provided it has an address record.
         try:
-            addresses = await self.resolve_addresses(domain)
+            addresses, secure = await self._addresses(domain)
         except DnsLookupError as exc:
             return MxResult(domain, MxStatus.DNS_FAILURE, detail=str(exc))
         if not addresses:
             return MxResult(domain, MxStatus.BAD_DOMAIN, detail=f"{domain} has no MX or address records")
-        return MxResult(domain, MxStatus.OK, hosts=(MxHost(domain, 0),), implicit=True)
+        # RFC 7672 §2.2.2: the implicit MX is a non-MX destination, whose TLSA records count
+        # when its address records are validated; without this a signed domain with no MX
+        # lost DANE, and a PHI message to it took any certificate.
+        return MxResult(domain, MxStatus.OK, hosts=(MxHost(domain, 0),), implicit=True, secure=secure)
 
     async def resolve_addresses(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; empty when the name has none.
 
         Raises :class:`DnsLookupError` when neither family could be looked up.
         """
+        return (await self._addresses(host))[0]
+
+    async def _addresses(self, host: str) -> tuple[list[str], bool]:
+        """``resolve_addresses``, and whether an answer with addresses was DNSSEC-validated."""
         if _is_ip_literal(host):
-            return [host]
+            return [host], False
         name = to_ascii_domain(host)
         addresses: list[str] = []
+        secure = False
         failures: list[DnsLookupError] = []
         for rdtype in ("A", "AAAA"):
             try:
@@ -395,9 +403,10 @@ class Resolver:
                 continue
             if answer.rrset is not None:
                 addresses.extend(self._address_texts(name, rdtype, answer))
+                secure = secure or bool(answer.response.flags & dns.flags.AD)
         if not addresses and len(failures) == 2:
             raise failures[0]
-        return addresses
+        return addresses, secure
 
     def _address_texts(self, name: str, rdtype: str, answer: dns.resolver.Answer) -> tuple[str, ...]:
         """The answer's addresses as text, rendered once per cached answer (once per delivery before)."""
