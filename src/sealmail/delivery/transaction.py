@@ -24,10 +24,12 @@ from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.domain.wire import canonical_message
 from sealmail.net.dns import to_ascii_domain
 
-# RFC 3463 §2: class.subject.detail at the start of the reply text.
-_ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")
+# RFC 3463 §2: class.subject.detail at the start of the reply text.  ASCII digits: \d would
+# take a hostile server's "5.٣.١" (Arabic-Indic), which then broke the DSN's ASCII Status.
+_ENHANCED_RE = re.compile(r"^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?=\s|$)")
 
 PoolKey = tuple[str, str, int, TlsPolicy, str]
+_SIZE_RE = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(eq=False)
@@ -130,8 +132,9 @@ def _envelope(
     if smtp.supports_extension("size"):
         limit = smtp.esmtp_extensions.get("size", "")
         # ASCII digits only: isdigit() also admits "²" (int() refuses it) and "٣" (int()
-        # reads 3); a server's EHLO text is the outside world's, not a number we trust.
-        if limit.isascii() and limit.isdigit() and 0 < int(limit) < len(payload):
+        # reads 3); a server's EHLO text is the outside world's, not a number we trust.  Past
+        # 18 digits (int() refuses 4300) no message is larger: no limit either way.
+        if _SIZE_RE.fullmatch(limit) and 0 < int(limit) < len(payload):
             # RFC 1870 §6: do not send what the server already said it will refuse.
             return _all(
                 recipients, where, "message_too_large", f"{where.mx_host} takes at most {limit} bytes"

@@ -35,11 +35,13 @@ MX1 = "mx1.example.org"
 PIPELINING_EHLO = [b"250-mx1.example.org\r\n", b"250-PIPELINING\r\n", b"250 8BITMIME\r\n"]
 
 
-@pytest.mark.parametrize("size", [b"\xc2\xb2", b"\xd9\xa3"])  # "²", Arabic-Indic "٣"
+@pytest.mark.parametrize(
+    "size", [b"\xc2\xb2", b"\xd9\xa3", b"9" * 5000], ids=["sup2", "arabic3", "digits5000"]
+)
 def test_a_size_limit_in_digits_int_cannot_read_is_no_limit(
     scripted: ScriptedMx, deliver: DeliverFn, size: bytes
 ) -> None:
-    # str.isdigit() admits these; int() refuses "²" and reads "٣" as 3 bytes.
+    # str.isdigit() admits these; int() refuses "²" and 5000 digits and reads "٣" as 3 bytes.
     ehlo = [b"250-mx1.example.org\r\n", b"250-SIZE " + size + b"\r\n", b"250 8BITMIME\r\n"]
     server = scripted.start({b"EHLO": ehlo})
 
@@ -249,3 +251,17 @@ def test_dane_ta_delivers_through_a_ca_chain_and_never_through_a_leaf_posing_as_
 
 def _der(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+
+
+def test_an_enhanced_code_in_digits_other_than_ascii_is_not_taken(
+    scripted: ScriptedMx, deliver: DeliverFn
+) -> None:
+    # RFC 3463 codes are ASCII; "5.٣.١" was stored as the attempt's code and then made the
+    # DSN's Status field raise UnicodeEncodeError (and the batch's other DSNs went unsent).
+    scripted.start({b"RCPT": ["550 5.\u0663.\u0661 no such user\r\n".encode()]})
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.OPPORTUNISTIC)
+
+    assert attempt.status is AttemptStatus.FAILED
+    assert attempt.smtp_code == 550
+    assert attempt.enhanced_code is None
