@@ -46,6 +46,59 @@ class IssuedCert:
         return context
 
 
+@dataclass(frozen=True)
+class ChainCert:
+    """A server chain presented exactly as given (PEM, leaf first) with the leaf's key."""
+
+    chain_pem: bytes
+    key_pem: bytes
+
+    @property
+    def der(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return x509.load_pem_x509_certificate(self.chain_pem).public_bytes(Encoding.DER)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.TemporaryDirectory(prefix="sealmail-chain-") as tmp:
+            chain, key = Path(tmp) / "chain.pem", Path(tmp) / "key.pem"
+            chain.write_bytes(self.chain_pem)
+            key.write_bytes(self.key_pem)
+            context.load_cert_chain(chain, key)
+        return context
+
+
+def forge_with(signer: trustme.LeafCert, name: str) -> ChainCert:
+    """A certificate for ``name`` signed with ``signer``'s key (a leaf, no CA), naming it as
+    the issuer; the chain presented is the forgery, ``signer`` and ``signer``'s own chain."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    issuer = x509.load_pem_x509_certificate(signer.cert_chain_pems[0].bytes())
+    issuer_key = serialization.load_pem_private_key(signer.private_key_pem.bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]  # an EC or RSA key, as trustme makes
+    )
+    chain = forged.public_bytes(serialization.Encoding.PEM) + b"".join(
+        p.bytes() for p in signer.cert_chain_pems
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return ChainCert(chain, key_pem)
+
+
 class TestCA:
     """A CA whose certificate tests can trust (``ca_file``) or deliberately not trust."""
 

@@ -97,6 +97,14 @@ class RouteOptions:
     relay_all_to: tuple[str, int] | None = None
 
 
+# MX hosts planned per delivery, in preference order.  Planning a host costs lookups (TLSA
+# under DANE, then A and AAAA when it is tried) before any connection: a domain publishing
+# thousands of MX records must not turn one delivery into thousands of queries.  More than
+# the transport's address budget (MAX_ADDRESSES_PER_DELIVERY) so hosts without addresses
+# do not use it up.
+MAX_MX_HOSTS = 10
+
+
 class RoutePlanner:
     """The hops for one domain under one requested TLS level."""
 
@@ -139,11 +147,12 @@ class RoutePlanner:
             status = AttemptStatus.FAILED if mx.permanent else AttemptStatus.DEFERRED
             raise HopError(mx.status.value, mx.detail, Where(), status)
         if relaxed and not requiretls:
-            return [Hop(host.name, self._options.port, policy) for host in mx.hosts]
+            return [Hop(host.name, self._options.port, policy) for host in mx.hosts[:MAX_MX_HOSTS]]
         sts = DestinationPolicy()
         if self._sts is not None:
             sts = await self._sts.destination_policy(ascii_domain)
         hosts, sts = await self._sts_hosts(ascii_domain, mx.hosts, sts)
+        hosts = hosts[:MAX_MX_HOSTS]
         hops = [await self._hop_for(host.name, policy, sts, mx_secure=mx.secure) for host in hosts]
         if requiretls and not (mx.secure or sts.sts_mode == "enforce"):
             # RFC 8689 §4.2.1 (1): without DNSSEC or MTA-STS the MX name itself could be

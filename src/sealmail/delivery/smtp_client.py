@@ -32,6 +32,10 @@ __all__ = ["REQUIRETLS_UNSUPPORTED", "OutboundTransport", "SmartHost"]
 REQUIRETLS_UNSUPPORTED = "requiretls_unsupported"
 
 _BAD_ADDRESS_CHARS = re.compile(r"[\x00-\x20<>\x7f]")
+# Addresses tried per delivery, over all MX hosts (Postfix's smtp_mx_address_limit, same
+# default): a domain that publishes a hundred MX records, or an MX with a hundred A records,
+# all black holes, must not hold a delivery slot for a hundred connect timeouts.
+MAX_ADDRESSES_PER_DELIVERY = 5
 
 
 class OutboundTransport:
@@ -140,7 +144,10 @@ class OutboundTransport:
             return [exc.attempt(r) for r in recipients]
 
         failure: HopError | None = None
+        budget = MAX_ADDRESSES_PER_DELIVERY
         for hop in hops:
+            if budget <= 0:
+                break
             if hop.blocked is not None:
                 if hop.blocked_permanently:
                     failure = HopError(
@@ -157,7 +164,8 @@ class OutboundTransport:
             if not addresses:
                 failure = HopError("dns_failure", f"{hop.name} has no address records", Where(hop.name))
                 continue
-            for ip in addresses:
+            for ip in addresses[:budget]:
+                budget -= 1
                 try:
                     done = await self._deliver_via(hop, ip, mail_from, recipients, message, run)
                     # Evidence (issue 15): the digest of the exact bytes handed to this hop,
@@ -202,6 +210,11 @@ class OutboundTransport:
                 except HopError:
                     abort(session.smtp)
                     raise
+            except Exception:
+                # Whatever else went wrong (a bug, a reply nobody foresaw), the connection is
+                # in an unknown state: drop it rather than leave it open and out of the pool.
+                abort(session.smtp)
+                raise
             self._pool.release(session)
             return attempts
 

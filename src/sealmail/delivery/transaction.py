@@ -24,10 +24,12 @@ from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.domain.wire import canonical_message
 from sealmail.net.dns import to_ascii_domain
 
-# RFC 3463 §2: class.subject.detail at the start of the reply text.
-_ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?=\s|$)")
+# RFC 3463 §2: class.subject.detail at the start of the reply text.  ASCII digits: \d would
+# take a hostile server's "5.٣.١" (Arabic-Indic), which then broke the DSN's ASCII Status.
+_ENHANCED_RE = re.compile(r"^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?=\s|$)")
 
 PoolKey = tuple[str, str, int, TlsPolicy, str]
+_SIZE_RE = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(eq=False)
@@ -94,7 +96,14 @@ async def transact(
             await _data(session, reply, envelope.payload, recipients, where, progress, data_timeout)
         else:
             await rset_quietly(smtp)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+    except (
+        aiosmtplib.SMTPServerDisconnected,
+        aiosmtplib.SMTPTimeoutError,
+        # A reply aiosmtplib cannot parse (no code, a line past 8 KiB, a reply past 32 KiB):
+        # the conversation is out of step, so the connection is as good as lost.
+        aiosmtplib.SMTPResponseException,
+        OSError,
+    ) as exc:
         abort(smtp)
         _lost(exc, recipients, where, progress)
     return [progress.results[i] for i in range(len(recipients))]
@@ -122,7 +131,10 @@ def _envelope(
     payload = _dot_stuff(message)
     if smtp.supports_extension("size"):
         limit = smtp.esmtp_extensions.get("size", "")
-        if limit.isdigit() and 0 < int(limit) < len(payload):
+        # ASCII digits only: isdigit() also admits "²" (int() refuses it) and "٣" (int()
+        # reads 3); a server's EHLO text is the outside world's, not a number we trust.  Past
+        # 18 digits (int() refuses 4300) no message is larger: no limit either way.
+        if _SIZE_RE.fullmatch(limit) and 0 < int(limit) < len(payload):
             # RFC 1870 §6: do not send what the server already said it will refuse.
             return _all(
                 recipients, where, "message_too_large", f"{where.mx_host} takes at most {limit} bytes"
@@ -271,13 +283,13 @@ async def _data(
 
 
 def _lost(exc: BaseException, recipients: list[str], where: Where, progress: _Progress) -> None:
-    """The connection went away mid-transaction."""
+    """The connection went away (or the server stopped speaking SMTP) mid-transaction."""
     if not progress.data_sent:
-        raise HopError(
-            "connection_failed",
-            f"connection to {where.mx_host} lost: {type(exc).__name__}",
-            where,
-        ) from exc
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            detail = f"{where.mx_host} sent a malformed reply; connection dropped"
+        else:
+            detail = f"connection to {where.mx_host} lost: {type(exc).__name__}"
+        raise HopError("connection_failed", detail, where) from exc
     # The end of data went out but no reply came: the server may or may not have
     # taken responsibility (RFC 5321 §4.1.1.4), so retry later and risk a duplicate.
     lost = Attempt(
@@ -308,6 +320,9 @@ def _can_pipeline(protocol: Any) -> bool:
 
 
 _INTERNALS: dict[type, bool] = {}
+# What aiosmtplib's own reader allows one reply (its MAX_RESPONSE_LENGTH, 4 lines of 8 KiB):
+# the pipelined reader below holds replies to the same bound.
+_MAX_REPLY_BYTES = 32 * 1024
 
 
 async def _pipelined(
@@ -331,15 +346,24 @@ async def _pipelined(
 
     # Transports look ``data_received`` up on every call: the instance attribute wins.
     protocol.data_received = collect
+    loop = asyncio.get_running_loop()
     try:
         protocol.write(b"".join(c + b"\r\n" for c in commands))
         replies: list[SMTPResponse] = []
+        # Each reply must be complete within ``reply_timeout`` of the one before (as in
+        # lockstep, where each has ``reply_timeout`` from its command): a server trickling
+        # a byte at a time must not stretch one reply forever by keeping each read short.
+        deadline = loop.time() + reply_timeout
         while len(replies) < len(commands):
+            before = len(protocol._buffer)
             reply = protocol._read_response_from_buffer()
             if reply is not None:
+                if before - len(protocol._buffer) > _MAX_REPLY_BYTES:
+                    raise aiosmtplib.SMTPResponseException(-1, "Response too long")
                 replies.append(reply)
+                deadline = loop.time() + reply_timeout
                 continue
-            await _more_bytes(protocol, arrived, reply_timeout)
+            await _more_bytes(protocol, arrived, deadline - loop.time())
         return replies
     finally:
         del protocol.data_received
@@ -348,11 +372,13 @@ async def _pipelined(
 
 async def _more_bytes(protocol: Any, arrived: asyncio.Event, reply_timeout: float) -> None:
     """Wait until more of a pipelined reply arrived; raise when the connection ended."""
-    if len(protocol._buffer) > 64 * 1024:
-        raise aiosmtplib.SMTPResponseException(500, "response too long")
+    if len(protocol._buffer) > _MAX_REPLY_BYTES:
+        raise aiosmtplib.SMTPResponseException(-1, "Response too long")
     waiter = protocol._response_waiter
     if waiter is None:
         raise aiosmtplib.SMTPServerDisconnected("connection lost")
+    if reply_timeout <= 0:
+        raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for a pipelined reply")
     arrived.clear()
     more = asyncio.ensure_future(arrived.wait())
     try:

@@ -49,7 +49,7 @@ _POLICY: Final = email.policy.SMTP
 _FOLD_WIDTH: Final = 78
 # Remote replies can be long and multi-line; the report needs the gist, not all of it.
 _MAX_DIAGNOSTIC: Final = 900
-_STATUS_RE: Final = re.compile(r"^[45]\.\d{1,3}\.\d{1,3}$")
+_STATUS_RE: Final = re.compile(r"^[45]\.[0-9]{1,3}\.[0-9]{1,3}$")  # ASCII: \d takes "٣" too
 _HEADER_END_RE: Final = re.compile(rb"\r?\n\r?\n")
 _FOLD_RE: Final = re.compile(r"\r?\n[ \t]+")
 _CONTINUATION_RE: Final = re.compile(r"^\d{3}[ -](?:[245]\.\d{1,3}\.\d{1,3} )?")

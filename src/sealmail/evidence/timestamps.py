@@ -9,7 +9,10 @@ along in ``doc["timestamp"]`` and an auditor checks it with the TSA's certificat
 
 The request and the response status are DER built and read here (a few fixed shapes);
 the token's CMS signature is checked by OpenSSL, not by us.  The TSA is the operator's
-own configuration, never a tenant's, and its answer is bounded in size and time.
+own configuration, never a tenant's (hence httpx, not the SSRF-safe client: an operator's
+TSA may well sit on a private address), and its answer is bounded in size and time: in
+bytes as they arrive (nothing is decompressed) and in time as a whole (TSAs are usually
+plain http, so anyone on the path can drip the answer a byte at a time).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,32 +71,42 @@ def imprint(doc: dict[str, Any]) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Timestamper:
     url: str
+    # For the whole exchange, not per read: a drip of a byte a second ends after about this
+    # (a silent server after one read timeout of the same length).
+    timeout: float = TIMEOUT
 
     def token(self, digest: bytes) -> bytes:
         nonce = secrets.randbits(63)
+        deadline = time.monotonic() + self.timeout
         try:
             with (
-                httpx.Client(timeout=TIMEOUT, follow_redirects=False) as http,
+                httpx.Client(timeout=self.timeout, follow_redirects=False) as http,
                 http.stream(
                     "POST",
                     self.url,
                     content=request_der(digest, nonce),
-                    headers={"Content-Type": "application/timestamp-query"},
+                    # No compression: the cap must count the bytes that arrive, not what a
+                    # few KB of gzip inflate to (httpx would decode a whole read at once).
+                    headers={"Content-Type": "application/timestamp-query", "Accept-Encoding": "identity"},
                 ) as resp,
             ):
                 if resp.status_code != 200:
                     raise ServiceUnavailable(f"the time-stamp authority answered HTTP {resp.status_code}")
-                body = b""
-                for chunk in resp.iter_bytes():
+                body = bytearray()
+                for chunk in resp.iter_raw():
                     body += chunk
                     if len(body) > MAX_RESPONSE:
                         raise ServiceUnavailable("the time-stamp authority's answer is too large")
+                    if time.monotonic() > deadline:
+                        raise ServiceUnavailable(
+                            f"the time-stamp authority did not answer within {self.timeout:g} s"
+                        )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(
                 f"the time-stamp authority is unreachable ({type(exc).__name__})"
             ) from exc
         try:
-            token = token_from_response(body)
+            token = token_from_response(bytes(body))
         except ValueError as exc:
             raise ServiceUnavailable(f"the time-stamp authority's answer is unusable: {exc}") from exc
         if digest not in token or der.integer(nonce) not in token:

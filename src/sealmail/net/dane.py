@@ -149,7 +149,10 @@ def _chain_to_anchor(
 
     Deliberately looser than a Web PKI verifier (no CA/B Forum profile checks): SMTP
     certificates often fail those, and RFC 7672 §3.1.2 asks only for a chain to the
-    DNSSEC-published anchor, validity dates and the name check of §3.2.
+    DNSSEC-published anchor, validity dates and the name check of §3.2.  But every
+    certificate between the leaf and the anchor must be a CA allowed to issue at its depth
+    (RFC 5280 §6.1.4 (k), (l), (n)): otherwise anyone holding a leaf from the anchor's CA
+    (a public CA, as a "2 1 1" record often names) signs a certificate for any MX with it.
     """
     try:
         leaf = x509.load_der_x509_certificate(leaf_der)
@@ -170,9 +173,28 @@ def _chain_to_anchor(
         issuer = next((c for c in pool if c not in path and _issued_by(current, c)), None)
         if issuer is None:
             break
+        if not _may_issue(issuer, len(path) - 1):
+            return "an intermediate certificate is not a CA that may issue it"
         current = issuer
         path.append(issuer)
     return "certificate does not chain to the TLSA trust anchor"
+
+
+def _may_issue(cert: x509.Certificate, below: int) -> bool:
+    """Whether ``cert`` may sign certificates with ``below`` CA certificates under it (leaf
+    not counted): basicConstraints cA (required of issuers), its pathLenConstraint, and
+    keyCertSign when keyUsage is present."""
+    try:
+        basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not basic.ca or (basic.path_length is not None and below > basic.path_length):
+        return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(usage.key_cert_sign)
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -18,6 +18,7 @@ import asyncio
 import enum
 import ipaddress
 import random
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,6 +137,23 @@ def to_ascii_domain(domain: str) -> str:
         return idna.encode(name, uts46=True).decode("ascii").lower()
     except idna.IDNAError as exc:
         raise ValueError(f"invalid domain name: {exc}") from exc
+
+
+_HOST_LABEL_RE = re.compile(r"[a-z0-9_][a-z0-9_-]{0,62}")
+# WHATWG URL's "ends in a number": a last label of digits or 0x-hex reads as IPv4 to inet_aton.
+_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def is_host_name(name: str) -> bool:
+    """Whether ``name`` (A-label form, lowercase, no trailing dot) is a host name: letters,
+    digits, hyphens (not leading) and underscores (Postfix lets them by too) in labels of 1-63,
+    at most 253 in all, not ending in a numeric label that resolvers would read as an address."""
+    labels = name.split(".")
+    return (
+        0 < len(name) <= 253
+        and all(_HOST_LABEL_RE.fullmatch(label) for label in labels)
+        and not _NUMERIC_LABEL_RE.fullmatch(labels[-1])
+    )
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -330,6 +348,13 @@ class Resolver:
         records = [(pref, host) for pref, host in records if host not in ("", ".")]
         if not records:
             return MxResult(ascii_domain, MxStatus.NULL_MX, secure=secure, detail="null MX")
+        # DNS carries any bytes in a name, but an MX target is a host name (RFC 5321 §2.3.5):
+        # one that is not (escaped bytes TLS cannot put in SNI, "10.0.0.5." posing as an
+        # address) is skipped, as Postfix does; a domain with no other is a fault to retry.
+        records = [(pref, host) for pref, host in records if is_host_name(host)]
+        if not records:
+            detail = f"no MX target of {ascii_domain} is a valid host name"
+            return MxResult(ascii_domain, MxStatus.DNS_FAILURE, secure=secure, detail=detail)
         return MxResult(
             ascii_domain,
             MxStatus.OK,
@@ -341,22 +366,30 @@ class Resolver:
         # RFC 5321 §5.1: with no MX records the domain itself is the implicit MX,
         # provided it has an address record.
         try:
-            addresses = await self.resolve_addresses(domain)
+            addresses, secure = await self._addresses(domain)
         except DnsLookupError as exc:
             return MxResult(domain, MxStatus.DNS_FAILURE, detail=str(exc))
         if not addresses:
             return MxResult(domain, MxStatus.BAD_DOMAIN, detail=f"{domain} has no MX or address records")
-        return MxResult(domain, MxStatus.OK, hosts=(MxHost(domain, 0),), implicit=True)
+        # RFC 7672 §2.2.2: the implicit MX is a non-MX destination, whose TLSA records count
+        # when its address records are validated; without this a signed domain with no MX
+        # lost DANE, and a PHI message to it took any certificate.
+        return MxResult(domain, MxStatus.OK, hosts=(MxHost(domain, 0),), implicit=True, secure=secure)
 
     async def resolve_addresses(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; empty when the name has none.
 
         Raises :class:`DnsLookupError` when neither family could be looked up.
         """
+        return (await self._addresses(host))[0]
+
+    async def _addresses(self, host: str) -> tuple[list[str], bool]:
+        """``resolve_addresses``, and whether an answer with addresses was DNSSEC-validated."""
         if _is_ip_literal(host):
-            return [host]
+            return [host], False
         name = to_ascii_domain(host)
         addresses: list[str] = []
+        secure = False
         failures: list[DnsLookupError] = []
         for rdtype in ("A", "AAAA"):
             try:
@@ -370,9 +403,10 @@ class Resolver:
                 continue
             if answer.rrset is not None:
                 addresses.extend(self._address_texts(name, rdtype, answer))
+                secure = secure or bool(answer.response.flags & dns.flags.AD)
         if not addresses and len(failures) == 2:
             raise failures[0]
-        return addresses
+        return addresses, secure
 
     def _address_texts(self, name: str, rdtype: str, answer: dns.resolver.Answer) -> tuple[str, ...]:
         """The answer's addresses as text, rendered once per cached answer (once per delivery before)."""

@@ -33,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import ipaddress
+import json
 import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -50,7 +52,7 @@ from sealmail.net.address_policy import AddressClass as AddressClass
 from sealmail.net.address_policy import IPAddress as IPAddress
 from sealmail.net.address_policy import address_allowed as address_allowed
 from sealmail.net.address_policy import classify_address as classify_address
-from sealmail.net.dns import DnsLookupError, Resolver, to_ascii_domain
+from sealmail.net.dns import DnsLookupError, Resolver, is_host_name, to_ascii_domain
 
 DEFAULT_USER_AGENT = f"Sealmail/{__version__}"
 DEFAULT_MAX_BYTES = 1_048_576
@@ -102,6 +104,17 @@ class SafeResponse:
     def is_redirect(self) -> bool:
         return 300 <= self.status < 400
 
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` for anything unreadable, however it fails.
+
+        A body of a few thousand ``[`` makes ``json.loads`` raise ``RecursionError``, which a
+        caller catching ``ValueError`` (as for any other bad JSON) would let escape.
+        """
+        try:
+            return json.loads(self.body)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
 
 def redact_url(url: str) -> str:
     """``url`` without userinfo, query and fragment, safe for logs and error details."""
@@ -129,9 +142,6 @@ class _Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
-
-
-_HOST_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
 
 
 def _is_ip(text: str) -> bool:
@@ -170,9 +180,9 @@ def _parse_url(url: str, *, allow_http: bool) -> _Target:
             host = to_ascii_domain(raw_host)
         except ValueError as exc:
             raise FetchError(FetchReason.BAD_URL, f"invalid host in {redacted}") from exc
-        # "127.1", "2130706433" or "0x7f.1" are IPv4 to inet_aton but names to us;
-        # no top-level domain is numeric, so refuse rather than guess.
-        if not _HOST_RE.match(host) or host.rsplit(".", 1)[-1].isdigit() or host.startswith("0x"):
+        # "127.1", "2130706433", "0x7f.1" or "127.0.0.0x1" are IPv4 to inet_aton but names
+        # to us (is_host_name refuses a numeric last label); refuse rather than guess.
+        if not is_host_name(host) or host.startswith("0x"):
             raise FetchError(FetchReason.BAD_URL, f"invalid host name in {redacted}")
     path = parts.path or "/"
     if not (path.isascii() and parts.query.isascii()):
@@ -180,7 +190,22 @@ def _parse_url(url: str, *, allow_http: bool) -> _Target:
     target = f"{path}?{parts.query}" if parts.query else path
     if port is None:
         port = 443 if scheme == "https" else 80
+    elif port == 0:
+        raise FetchError(FetchReason.BAD_URL, f"port 0 in {redacted}")
     return _Target(scheme, host, port, target, url, redacted, ip_literal)
+
+
+def url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why the client would refuse ``url`` before any lookup (its own parser), or None.
+
+    For checks at configuration time (webhook endpoints): a URL accepted there but refused
+    here would fail at every send, so the two must be one parser.
+    """
+    try:
+        _parse_url(url, allow_http=allow_http)
+    except FetchError as exc:
+        return exc.detail
+    return None
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -76,7 +75,7 @@ class TwilioProvider:
         except FetchError as exc:
             return ProviderReply(False, "", "unreachable", exc.reason)
         try:
-            body = json.loads(response.body)
+            body = response.json()
         except ValueError:
             body = {}
         if not isinstance(body, dict):

@@ -10,6 +10,7 @@ import email.utils
 import gzip
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,14 @@ RESULT_TYPES = frozenset(
 POLICY_TYPES = frozenset({"sts", "tlsa", "no-policy-found"})
 # RFC 8460 §3: reports go only to mailto: and https: URIs.
 _SCHEMES = ("mailto:", "https:")
+# Report URIs used from one record.  The record is the recipient domain's to write: without a
+# cap, one listing hundreds of addresses has every tenant that mailed it send its daily report
+# (from the tenant's own domain) to each of them.  RFC 8460 sets no number; DMARC's RFC 7489
+# §6.2 lets receivers cap theirs the same way.
+MAX_REPORT_URIS = 5
+# Whitespace and control characters: never in a URI (RFC 3986 §2), and a CR or LF in a
+# mailto: address would become a header line of the report mail.
+_URI_BREAKERS = re.compile(r"[\x00-\x20\x7f]")
 # Received reports are small (counts and names); anything larger is not a report.
 MAX_REPORT_BYTES = 1_000_000
 # Counts are stored summed in 32-bit columns; more sessions than this in a day is not a report.
@@ -77,7 +86,8 @@ def parse_rua(records: Sequence[str]) -> list[str]:
         if eq:
             fields.setdefault(name.strip(), value.strip())
     uris = [u.strip() for u in fields.get("rua", "").split(",") if u.strip()]
-    return [u for u in uris if u.lower().startswith(_SCHEMES)]
+    usable = [u for u in uris if u.lower().startswith(_SCHEMES) and not _URI_BREAKERS.search(u)]
+    return usable[:MAX_REPORT_URIS]
 
 
 @dataclass

@@ -108,15 +108,17 @@ class TlsReportSender:
     ) -> tuple[bool, str]:
         if rua.lower().startswith("mailto:"):
             to = rua[len("mailto:") :].split("?", 1)[0]
-            raw, message_id = report_mail(
-                sender=f"tlsrpt-noreply@{submitter.domain}",
-                to=to,
-                submitter=submitter.domain,
-                policy_domain=entry.domain,
-                day=day,
-                report=report,
-            )
             try:
+                # Inside the try: the address comes from the recipient domain's DNS, and a
+                # header it cannot be must fail this URI only, not the run.
+                raw, message_id = report_mail(
+                    sender=f"tlsrpt-noreply@{submitter.domain}",
+                    to=to,
+                    submitter=submitter.domain,
+                    policy_domain=entry.domain,
+                    day=day,
+                    report=report,
+                )
                 queued = self.mail.submit(
                     entry.tenant_id,
                     sender=f"tlsrpt-noreply@{submitter.domain}",

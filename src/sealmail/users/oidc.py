@@ -12,7 +12,6 @@ PKCE (RFC 7636, S256) binds the code to this sign-in's verifier.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,7 +74,7 @@ class OidcClient:
         if r.status != 200:
             raise OidcError(f"{urlsplit(url).path or '/'} answered {r.status}")
         try:
-            return json.loads(r.body)
+            return r.json()
         except ValueError as exc:
             raise OidcError("the OP answered something other than JSON") from exc
 
@@ -156,7 +155,9 @@ class OidcClient:
             except JoseError as exc:
                 if fresh:
                     raise OidcError(f"the ID token's signature does not verify: {exc.error}") from exc
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
+                # RecursionError: signed claims of a few thousand "[" (json.loads after the
+                # signature check; the OP is the tenant's choice, not ours).
                 raise OidcError("the ID token is malformed") from exc
         assert token is not None
         claims = dict(token.claims)

@@ -30,6 +30,7 @@ JITTER = 0.1  # ± 10 % of the delay
 # A receiver may ask us to wait (Retry-After), but not for longer than our own
 # longest step: the three-day budget is what the tenant was promised.
 RETRY_AFTER_CAP = timedelta(hours=24)
+RETRY_AFTER_CAP_SECONDS = int(RETRY_AFTER_CAP.total_seconds())
 
 
 class DeliveryVerdict(enum.StrEnum):
@@ -61,7 +62,14 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     if value.isdigit():
-        delay = timedelta(seconds=int(value))
+        # The receiver is outside our control: ``isdigit`` also admits "²" and other Unicode
+        # digits ``int`` refuses, and a long run of ASCII digits overflows ``timedelta`` (or
+        # ``int``'s 4300-digit guard).  Anything past the cap is the cap.
+        if not value.isascii():
+            return None
+        digits = value.lstrip("0") or "0"
+        seconds = int(digits) if len(digits) <= 9 else RETRY_AFTER_CAP_SECONDS
+        delay = timedelta(seconds=min(seconds, RETRY_AFTER_CAP_SECONDS))
     else:
         try:
             when = parsedate_to_datetime(value)

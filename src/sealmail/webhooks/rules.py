@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sealmail.domain.tls_policy import Stream
 from sealmail.errors import ValidationFailed
 from sealmail.net.destination import DestinationVetter
+from sealmail.net.http_client import url_problem
 from sealmail.webhooks.payload import PayloadMode
 from sealmail.webhooks.states import EndpointStatus
 
@@ -71,6 +72,10 @@ def check_endpoint(
         problems.append(
             {"field": "url", "message": "https is required for endpoints receiving the phi stream"}
         )
+    elif (unfetchable := url_problem(url, allow_http=True)) is not None:
+        # What the sending client would refuse (a numeric-looking host such as 127.1, an
+        # unencoded path, a control character) is refused now, not at every send.
+        problems.append({"field": "url", "message": f"the URL cannot be fetched: {unfetchable}"})
     elif vetter is not None and (refused := vetter.refusal(host)):
         # Refused when configured, not only at send (SSRF: the metadata service, the LAN).
         problems.append({"field": "url", "message": refused})

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.support.ca import TestCA
 from tests.support.dns_server import DnsServer
+from tests.support.scripted_mx import Scripted
 from tests.support.smtp_sink import SmtpSink
 
 from sealmail.config import Settings
@@ -83,6 +84,32 @@ def mx() -> Iterator[MxFarm]:
     farm = MxFarm()
     yield farm
     farm.stop()
+
+
+class ScriptedMx:
+    """Scripted servers as ``mx1.example.org`` (127.0.0.2), the only MX of example.org."""
+
+    HOST, IP = "mx1.example.org", "127.0.0.2"
+
+    def __init__(self, mx: MxFarm) -> None:
+        self.mx = mx
+        self.servers: list[Scripted] = []
+
+    def start(self, script: dict[bytes, list[bytes]], *, pace: float = 0.0) -> Scripted:
+        server = Scripted(script, self.IP, pace=pace)
+        self.servers.append(server)
+        self.mx.port = server.port  # the transport's MX port
+        return server
+
+
+@pytest.fixture
+def scripted(dns: DnsServer, mx: MxFarm) -> Iterator[ScriptedMx]:
+    dns.add("example.org", "MX", f"10 {ScriptedMx.HOST}.")
+    dns.add(ScriptedMx.HOST, "A", ScriptedMx.IP)
+    farm = ScriptedMx(mx)
+    yield farm
+    for server in farm.servers:
+        server.close()
 
 
 DeliverFn = Callable[..., list[Attempt]]

@@ -333,6 +333,32 @@ def test_tlsa_without_ad_bit_is_not_trusted(
     assert sink.messages == []
 
 
+@pytest.mark.parametrize("matching", [True, False])
+def test_dane_applies_to_a_signed_domain_without_mx(
+    dns: DnsServer, untrusted_ca: TestCA, mx: MxFarm, deliver: DeliverFn, matching: bool
+) -> None:
+    # RFC 7672 §2.2.2: with no MX the domain is its own (implicit) MX, and its TLSA records
+    # count when its address records are validated.  A mismatch must never become a
+    # delivery to whoever answered with any certificate (the phi stream's REQUIRE).
+    cert = untrusted_ca.issue(DOMAIN)
+    sink = mx.start({IP1: {"cert": cert}})[IP1]
+    dns.add(DOMAIN, "A", IP1)
+    tlsa = f"_{mx.port}._tcp.{DOMAIN}"
+    data = tlsa_association_data(cert.der, 1, 1) if matching else b"\x00" * 32
+    dns.add(tlsa, "TLSA", f"3 1 1 {data.hex()}")
+    dns.mark_secure(DOMAIN, tlsa)
+
+    [attempt] = deliver(DOMAIN, ["alice@example.org"], TlsPolicy.REQUIRE, dane=True)
+
+    if matching:
+        assert attempt.status is AttemptStatus.DELIVERED
+        assert attempt.tls.verified_by is VerifiedBy.DANE
+    else:
+        assert attempt.status is AttemptStatus.DEFERRED
+        assert attempt.reason == "tls_required"
+        assert sink.messages == []
+
+
 # -- DNS and routing --------------------------------------------------------------------------
 
 

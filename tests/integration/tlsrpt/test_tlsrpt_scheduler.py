@@ -19,8 +19,8 @@ from tests.integration.delivery.conftest import MxFarm, ca, dns, mx  # noqa: F40
 from tests.integration.tlsrpt.test_tlsrpt_sending import (  # noqa: F401 — fixtures
     DOMAIN,
     REPORTS_HOST,
+    _deliver_to_both,
     _run_worker,
-    _send,
     receiver,
     services,
     settings,
@@ -33,7 +33,6 @@ from tests.support.waiting import wait_until, wait_until_async
 
 from sealmail.app import Services, build_tlsrpt_scheduler, build_tlsrpt_sender
 from sealmail.config import Settings
-from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.runtime import serve
 from sealmail.tlsrpt.scheduler import LEASE, RETRY_AFTER, DailyRuns, TlsReportScheduler, run_tlsrpt_scheduler
 
@@ -45,20 +44,11 @@ TOMORROW = datetime.now(UTC) + timedelta(days=1)  # the schedulers run "tomorrow
 def _world(services: Services, dns: DnsServer, receiver: HttpsServer, settings: Settings) -> None:  # noqa: F811 — the fixtures' values
     """A tenant whose mail today met TLS at example.net (mailto reports) and failed it at
     partner.example (https reports)."""
-    tenant_id = services.tenancy.create_tenant("Clinic", actor="test")
-    setup = services.sender_domains.add(tenant_id, DOMAIN, "test", verified=True)
-    for record in setup.records:
-        if record.type == "TXT":
-            dns.add(record.name, "TXT", record.zone_value)
-    _, key = services.tenancy.create_api_key(tenant_id, "t", ["send", "admin"], actor="test")
-    services.tenancy.update_settings(tenant_id, {"secureline": {"forbidden": ["portal"]}}, actor="test")
     dns.add("_smtp._tls.example.net", "TXT", '"v=TLSRPTv1; rua=mailto:tls-reports@example.net"')
     dns.add(
         "_smtp._tls.partner.example", "TXT", f'"v=TLSRPTv1;rua=https://{REPORTS_HOST}:{receiver.port}/tlsrpt"'
     )
-    _send(services, key, "pat@example.net")
-    _send(services, key, "bob@partner.example", TlsPolicy.REQUIRE_VERIFIED)
-    _run_worker(services, settings)
+    _deliver_to_both(services, settings, dns)
 
 
 def _scheduler(svc: Services, owner: str, now: datetime) -> TlsReportScheduler:

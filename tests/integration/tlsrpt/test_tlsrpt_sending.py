@@ -32,7 +32,7 @@ from sealmail.config import Settings
 from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
-from sealmail.tlsrpt.report import RESULT_TYPES, parse_received
+from sealmail.tlsrpt.report import MAX_REPORT_URIS, RESULT_TYPES, parse_received
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl")
 
@@ -111,6 +111,21 @@ def _send(services: Services, api_key: str, to: str, tls: TlsPolicy | None = Non
     services.messages.submit(principal, compose.from_message(body, DOMAIN, 1000))
 
 
+def _deliver_to_both(services: Services, settings: Settings, dns: DnsServer) -> None:  # noqa: F811
+    """A tenant sends to example.net (delivered) and to partner.example (fails verified TLS)."""
+    tenant_id = services.tenancy.create_tenant("Clinic", actor="test")
+    setup = services.sender_domains.add(tenant_id, DOMAIN, "test", verified=True)
+    for record in setup.records:
+        if record.type == "TXT":
+            dns.add(record.name, "TXT", record.zone_value)
+    _, key = services.tenancy.create_api_key(tenant_id, "t", ["send", "admin"], actor="test")
+    # No portal fallback: the failed verified-TLS attempt is what stays on record.
+    services.tenancy.update_settings(tenant_id, {"secureline": {"forbidden": ["portal"]}}, actor="test")
+    _send(services, key, "pat@example.net")
+    _send(services, key, "bob@partner.example", TlsPolicy.REQUIRE_VERIFIED)
+    _run_worker(services, settings)
+
+
 def _assert_rfc8460(report: dict[str, Any]) -> None:
     """The fields RFC 8460 §4.4 requires, with their types."""
     assert parse_received(json.dumps(report).encode()) == report
@@ -130,22 +145,11 @@ def test_daily_reports_reach_https_and_mailto_endpoints(
     receiver: HttpsServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    tenant_id = services.tenancy.create_tenant("Clinic", actor="test")
-    setup = services.sender_domains.add(tenant_id, DOMAIN, "test", verified=True)
-    for record in setup.records:
-        if record.type == "TXT":
-            dns.add(record.name, "TXT", record.zone_value)
-    _, key = services.tenancy.create_api_key(tenant_id, "t", ["send", "admin"], actor="test")
-    # No portal fallback: the failed verified-TLS attempt is what stays on record.
-    services.tenancy.update_settings(tenant_id, {"secureline": {"forbidden": ["portal"]}}, actor="test")
     dns.add("_smtp._tls.example.net", "TXT", '"v=TLSRPTv1; rua=mailto:tls-reports@example.net"')
     dns.add(
         "_smtp._tls.partner.example", "TXT", f'"v=TLSRPTv1;rua=https://{REPORTS_HOST}:{receiver.port}/tlsrpt"'
     )
-
-    _send(services, key, "pat@example.net")
-    _send(services, key, "bob@partner.example", TlsPolicy.REQUIRE_VERIFIED)
-    _run_worker(services, settings)
+    _deliver_to_both(services, settings, dns)
     assert len(sinks["127.0.0.2"].messages) == 1
     assert sinks["127.0.0.3"].messages == []
 
@@ -198,3 +202,29 @@ def test_daily_reports_reach_https_and_mailto_endpoints(
     # A second run the same day sends nothing again.
     assert asyncio.run(sender.run(today)) == []
     assert len(receiver.posts) == 1
+
+
+@pytest.mark.usefixtures("sinks")
+def test_a_hostile_report_record_neither_stops_the_run_nor_fans_out(
+    services: Services,
+    settings: Settings,
+    dns: DnsServer,  # noqa: F811
+    receiver: HttpsServer,
+) -> None:
+    # The _smtp._tls record is the recipient domain's to write.  A mailto: URI with a line
+    # break (TXT carries any bytes) made the report mail's To header raise outside the
+    # per-URI error handling, ending the whole run for every tenant and domain after it; and
+    # a record listing hundreds of URIs had reports sent (by the tenant's domain) to each.
+    dns.add(
+        "_smtp._tls.example.net", "TXT", '"v=TLSRPTv1; rua=mailto:a@example.net\\013\\010Bcc: b@example.org"'
+    )
+    # One TXT string holds 255 bytes: the URIs go in strings of their own, joined on lookup.
+    uris = [f"https://{REPORTS_HOST}:{receiver.port}/tlsrpt?n={n}" for n in range(40)]
+    dns.add("_smtp._tls.partner.example", "TXT", " ".join(['"v=TLSRPTv1;rua="', *(f'"{u},"' for u in uris)]))
+    _deliver_to_both(services, settings, dns)
+
+    results = asyncio.run(build_tlsrpt_sender(services).run(datetime.now(UTC).date()))
+
+    assert {r.policy_domain for r in results} == {"partner.example"}
+    assert all(r.ok for r in results)
+    assert len(receiver.posts) == len(results) == MAX_REPORT_URIS

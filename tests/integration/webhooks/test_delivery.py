@@ -110,6 +110,25 @@ def test_retry_after_is_honoured(
     assert _delivery(services, endpoint_id).status == "delivered"
 
 
+@pytest.mark.parametrize("hostile", ["99999999999999999999", "\u00b2", "9" * 5000])
+def test_a_retry_after_the_scheduler_cannot_represent_is_capped_not_a_crash(
+    services: Services, tenant: TenantFixture, endpoints: WebhookEndpoints, receiver: Receiver, hostile: str
+) -> None:
+    # A receiver's Retry-After is read from the outside world: a number past timedelta's range,
+    # a Unicode digit int() refuses, or past int()'s 4300-digit guard crashed the attempt
+    # before it was recorded, so it was re-sent every lease, never counted, never given up.
+    endpoint_id, _ = _add(endpoints, tenant, receiver.url, streams=["transactional"])
+    send_message(services, tenant.principal, tenant.domain)
+    receiver.fail(1, status=503, headers={"Retry-After": hostile})
+    now = datetime.now(UTC)
+
+    dispatch(services, now)
+
+    row = _delivery(services, endpoint_id)
+    assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, 503)
+    assert now < row.next_attempt_at <= now + timedelta(hours=24, seconds=1)
+
+
 def test_redirect_is_a_failure_and_is_not_followed(
     services: Services, tenant: TenantFixture, endpoints: WebhookEndpoints, receiver: Receiver
 ) -> None:

@@ -80,6 +80,29 @@ def test_internal_destinations_are_refused_at_creation(
     assert listed.json()["data"] == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.1/hook",  # inet_aton shorthand, a name to DNS (NXDOMAIN: was accepted)
+        "https://127.0.0.0x1/hook",
+        "https://1.0x7f/hook",
+        "https://hooks.example.org/päth",  # the client sends only percent-encoded ASCII
+        "https://hooks.example.org:0/hook",
+    ],
+)
+def test_urls_the_sending_client_would_refuse_are_refused_at_creation(
+    production: tuple[TestClient, TenantFixture], url: str
+) -> None:
+    # One parser: an endpoint accepted here but refused by SafeHttpClient at send failed
+    # every attempt until it was disabled.
+    client, tenant = production
+    status, body = _post(client, tenant, url)
+    assert status == 422, body
+    [error] = body["errors"]  # type: ignore[misc]
+    assert error["field"] == "url"
+    assert "cannot be fetched" in error["message"]
+
+
 def test_public_and_not_yet_resolvable_names_are_accepted(
     production: tuple[TestClient, TenantFixture],
 ) -> None:

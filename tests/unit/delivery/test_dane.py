@@ -8,8 +8,13 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from tests.support.ca import forge_with
 
 from sealmail.net.dane import TlsaRecord, tlsa_association_data, usable_records, verify_tlsa
+
+
+def _pems(chain: bytes) -> list[bytes]:
+    return [b"-----BEGIN" + part for part in chain.split(b"-----BEGIN")[1:]]
 
 
 def _der(pem: bytes) -> bytes:
@@ -92,3 +97,20 @@ def test_dane_ta_from_another_ca_does_not_match(ca: trustme.CA, leaf: bytes) -> 
     stranger = _der(trustme.CA().cert_pem.bytes())
     record = TlsaRecord(2, 0, 0, stranger)
     assert not verify_tlsa([record], leaf, hostnames=["mx1.example.org"]).matched
+
+
+def test_dane_ta_refuses_a_chain_through_a_certificate_that_is_no_ca(ca: trustme.CA) -> None:
+    # The TA is a public CA's intermediate ("2 1 1" on Let's Encrypt's, as many domains
+    # publish).  Anyone holds a leaf from it for a domain of their own (CA:FALSE) and can sign
+    # with that leaf's key a certificate for the victim's MX: signatures and names chain, and
+    # only basicConstraints (RFC 5280 §4.2.1.9, §6.1.4 (k)) says the middle link may not issue.
+    child = ca.create_child_ca()
+    forged = forge_with(child.issue_cert("attacker.example"), "mx1.example.org")
+    chain = [_der(pem) for pem in _pems(forged.chain_pem)]
+    record = TlsaRecord(2, 1, 1, tlsa_association_data(_der(child.cert_pem.bytes()), 1, 1))
+
+    result = verify_tlsa([record], forged.der, chain, hostnames=["mx1.example.org"])
+
+    assert [c == forged.der for c in chain] == [True, False, False]  # forgery, signer leaf, TA
+    assert not result.matched
+    assert "DANE-TA chain rejected" in result.detail

@@ -243,7 +243,7 @@ def test_different_dsns_get_different_boundaries() -> None:
     assert one != two
 
 
-@pytest.mark.parametrize("status", ["2.0.0", "5.1", "550", "", "5.1.1 extra"])
+@pytest.mark.parametrize("status", ["2.0.0", "5.1", "550", "", "5.1.1 extra", "5.\u0663.\u0661"])
 def test_status_must_be_an_rfc_3463_failure_code(status: str) -> None:
     with pytest.raises(ValueError, match="RFC 3463"):
         dsn(status=status)

@@ -105,6 +105,9 @@ def test_redacted_urls_drop_query_and_userinfo() -> None:
         "https://127.1/",  # inet_aton shorthand for 127.0.0.1
         "https://2130706433/",  # decimal 127.0.0.1
         "https://0x7f.0.0.1/",
+        "https://127.0.0.0x1/",  # ends in a hex number: 127.0.0.1 to inet_aton
+        "https://0177.0.0.0X1/",
+        "https://example.org:0/",
         "https://example.org:99999/",
         "https://exa mple.org/",
         "https://example.org/\r\nX-Injected: 1",

@@ -1,0 +1,86 @@
+"""A plaintext SMTP server on loopback that answers each command from a script.
+
+For the outbound client against servers that misbehave: replies in pieces, replies that
+never come, replies that trickle (``pace`` seconds between pieces), EHLO keywords that lie.
+Each piece of a scripted reply is its own write (and packet).  ``""`` never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+
+from tests.support.loop_thread import LoopThread
+
+# What the server answers to each command (by its verb) unless the script says otherwise.
+NORMAL = {
+    b"EHLO": [b"250-mx1.example.org\r\n", b"250 8BITMIME\r\n"],
+    b"MAIL": [b"250 2.1.0 ok\r\n"],
+    b"RCPT": [b"250 2.1.5 ok\r\n"],
+    b"DATA": [b"354 go on\r\n"],
+    b"RSET": [b"250 2.0.0 ok\r\n"],
+    b"QUIT": [b"221 2.0.0 bye\r\n"],
+}
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class LoopServer:
+    """An asyncio server on ``hosts`` (one port; 0 picks one) in a loop thread of its own."""
+
+    def __init__(self, handler: Handler, hosts: list[str], port: int) -> None:
+        self.loop = LoopThread()
+        self.server = self.loop.run(asyncio.start_server(handler, hosts, port))
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        # On the server's own loop: asyncio.Server is not thread-safe, and a close from this
+        # thread raced the loop's own wake-up as the last connection ended (a TypeError).
+        self.loop.run(self._close())
+        self.loop.close()
+
+    async def _close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class Scripted(LoopServer):
+    """A plaintext SMTP server at ``host`` that answers from ``script`` (merged over NORMAL)."""
+
+    def __init__(self, script: dict[bytes, list[bytes]], host: str, *, pace: float = 0.0) -> None:
+        self.script = {**NORMAL, **script}
+        self.pace = pace
+        self.final_reply = b"250 2.0.0 queued\r\n"  # to the end of the data
+        self.connections = 0
+        self.messages: list[bytes] = []
+        self.commands: list[bytes] = []
+        self._lock = threading.Lock()
+        super().__init__(self._serve, [host], 0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.connections += 1
+        writer.write(b"220 mx1.example.org ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                with self._lock:
+                    self.commands.append(verb)
+                for piece in self.script.get(verb, [b"500 5.5.2 what\r\n"]):
+                    writer.write(piece)
+                    await writer.drain()
+                    if self.pace:
+                        await asyncio.sleep(self.pace)
+                if verb == b"DATA" and self.script[b"DATA"][-1].startswith(b"354"):
+                    body = await reader.readuntil(b"\r\n.\r\n")
+                    with self._lock:
+                        self.messages.append(body)
+                    writer.write(self.final_reply)
+                if verb == b"QUIT":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
