@@ -20,7 +20,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from sealmail.domain import mail_view
-from sealmail.domain.addresses import Address
+from sealmail.domain.addresses import LINE_BREAKS, Address
 
 # Our message id on every copy we send: the capture sink and report parsing (DSN/ARF)
 # match a copy back to its message by it.
@@ -72,6 +72,7 @@ def _header_address(addr: Address, utf8: bool) -> HeaderAddress:
 
 def build(draft: Draft, message_id_domain: str) -> Built:
     """Build RFC 5322 bytes.  Bcc recipients never appear in the headers."""
+    _refuse_line_breaks(draft)
     needs_utf8 = any(a.needs_smtputf8 for a in (draft.sender, *draft.to, *draft.cc, *draft.reply_to))
     if not needs_utf8 and not draft.attachments:
         return _build_simple(draft, message_id_domain)
@@ -113,10 +114,24 @@ def build(draft: Draft, message_id_domain: str) -> Built:
 # is written directly here.  Anything else (attachments, SMTPUTF8) takes the general path.
 
 
-# CR, LF and NUL, and the ASCII controls ``str.splitlines`` also ends a line at (VT, FF, FS,
-# GS, RS): ``email.header`` folds at those, so one in a subject became a header field of its own.
-# Intake refuses every control in a header; this is the builder's own guard.
-_LINE_BREAKING = "\r\n\0\x0b\x0c\x1c\x1d\x1e"
+# NUL and every character ``str.splitlines`` ends a line at (``addresses.LINE_BREAKS``):
+# ``email.header`` folds at those, so one in a subject became a header field of its own.
+# Intake refuses every control in a header (``header_text_problem``); this is the builder's
+# own guard, the same for both of its paths.
+_LINE_BREAKING = "\0" + LINE_BREAKS
+
+
+def _refuse_line_breaks(draft: Draft) -> None:
+    """The builder's own guard on every text that becomes header text, for both paths.
+
+    Without it the stdlib path raised its own ``ValueError`` for some (U+2028 in a
+    subject) and folded others into a new line (VT in a file name), while the direct path
+    encoded them: the same draft must not be refused by one path and built by the other.
+    """
+    names = (a.display_name or "" for a in (draft.sender, *draft.to, *draft.cc, *draft.reply_to))
+    texts = (draft.subject, *names, *(v for _, v in draft.headers), *(a.filename for a in draft.attachments))
+    if any(ch in text for text in texts for ch in _LINE_BREAKING):
+        raise ValueError("header values must not contain CR, LF, NUL or another line-breaking control")
 
 
 def _encoded(value: str) -> str:
