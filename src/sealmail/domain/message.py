@@ -11,6 +11,7 @@ import email.header
 import email.policy
 import email.utils
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,7 +102,7 @@ def build(draft: Draft, message_id_domain: str) -> Built:
     else:
         msg.set_content(draft.text or "")
     for att in draft.attachments:
-        maintype, _, subtype = att.content_type.partition("/")
+        maintype, _, subtype = attachment_type(att.content_type).partition("/")
         msg.add_attachment(
             att.data, maintype=maintype, subtype=subtype or "octet-stream", filename=att.filename
         )
@@ -119,6 +120,36 @@ def build(draft: Draft, message_id_domain: str) -> Built:
 # Intake refuses every control in a header (``header_text_problem``); this is the builder's
 # own guard, the same for both of its paths.
 _LINE_BREAKING = "\0" + LINE_BREAKS
+
+
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+", re.ASCII)
+
+
+def attachment_type(content_type: str) -> str:
+    """``content_type`` when it can head a leaf part, else ``application/octet-stream``.
+
+    An attachment's type may come from a reader's browser (a portal reply's upload) as
+    well as from a checked API field: anything but ``type/subtype`` tokens (a line break
+    would be header injection), or a container type (``multipart/*``, ``message/*``: the
+    part would claim a structure its bytes do not have), is sent as opaque bytes.
+    """
+    if _MEDIA_TYPE.fullmatch(content_type) is None:
+        return "application/octet-stream"
+    if content_type.lower().startswith(("multipart/", "message/")):
+        return "application/octet-stream"
+    return content_type
+
+
+def one_line(text: str) -> str:
+    """``text`` as one header line: NUL, controls and line breaks each become a space.
+
+    For header text Sealmail derives rather than takes from a client (a reply's
+    ``Re:`` subject from the original's decoded one): it cannot be refused, so it is made
+    safe instead of making the builder refuse it.
+    """
+    if text.isprintable():
+        return text
+    return " ".join("".join(" " if not ch.isprintable() else ch for ch in text).split())
 
 
 def _refuse_line_breaks(draft: Draft) -> None:
