@@ -136,3 +136,16 @@ def test_a_forms_title_with_a_line_break_is_refused_when_the_form_is_defined(
     r = client.post("/v1/forms", json=form, headers=auth(tenant))
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "title"
+
+
+def test_a_portal_notice_subject_with_a_line_break_is_refused_and_the_policy_unchanged(
+    client: TestClient, services: Services, tenant: TenantFixture
+) -> None:
+    # The Subject of every portal notice the tenant sends: a CR or LF in it made each
+    # notice's build raise in the worker, long after the 200.
+    for text in ["Secure\r\nBcc: someone@evil.example", "Secure\u2028X-Injected: yes"]:
+        body = {"secureline": {"portal_subject": text}}
+        r = client.patch("/v1/tenant/policy", json=body, headers=auth(tenant))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "secureline.portal_subject"
+    assert "portal_subject" not in services.tenancy.get_tenant(tenant.id).settings.get("secureline", {})
