@@ -5,7 +5,6 @@ dependencies of the route functions at definition time, closures included.
 """
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 import orjson
@@ -69,7 +68,7 @@ from sealmail.tenancy.service import Principal, Tenancy
 from sealmail.tlsrpt import api as tlsrpt_api
 from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
-from sealmail.web.models import Problem, as_json
+from sealmail.web.models import Instant, Problem, as_json
 from sealmail.web.throttle import RateLimitHeaders
 from sealmail.webhooks import api as webhooks_api
 from sealmail.webhooks.dispatcher import Dispatcher
@@ -305,8 +304,8 @@ def create_api(services: ApiServices) -> FastAPI:
         recipient: str | None = None,
         tag: str | None = None,
         stream: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
     ) -> dict[str, Any]:
         return message_page(
             msgs.search(
@@ -355,8 +354,8 @@ def create_api(services: ApiServices) -> FastAPI:
         type: str | None = None,
         message_id: str | None = None,
         recipient: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
     ) -> PageOut:
         return PageOut.of(
             msgs.list_events(
