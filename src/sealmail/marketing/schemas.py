@@ -121,7 +121,9 @@ class CapIn(Strict):
 class VariantIn(Strict):
     name: str = Field(min_length=1, max_length=40)
     template: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(None, ge=1, description="Default: the newest, pinned at creation.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Default: the newest, pinned at creation."
+    )
     weight: int = Field(1, ge=1, le=100)
 
 
