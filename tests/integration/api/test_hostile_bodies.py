@@ -90,3 +90,16 @@ def test_a_nul_escape_split_across_chunks_is_found_and_an_escaped_backslash_is_n
     got = client.get(f"/v1/messages/{r.json()['id']}/content", headers=headers(tenant))
     assert got.json()["text"].strip() == "see \\u0000"
     assert count(services, messages) == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_json_not_in_utf8_is_a_400_so_no_nul_escape_slips_past_in_it(
+    client: TestClient, tenant: TenantFixture, encoding: str
+) -> None:
+    # The JSON decoder takes UTF-16 and UTF-32 too; a NUL escape in them is not the bytes
+    # "\\u0000", and reached PostgreSQL as a 500 (POST /v1/evidence/holds).
+    body = '{"scope": "tenant", "reason": "audit \\u0000"}'.encode(encoding)
+    r = client.post("/v1/evidence/holds", content=body, headers=headers(tenant))
+    assert r.status_code == 400, r.text[:300]
+    assert "UTF-8" in r.json()["detail"]
+    assert client.get("/v1/evidence/holds", headers=headers(tenant)).json() == []

@@ -4,15 +4,17 @@ Two checks, each on the bytes as they arrive (never a second parse):
 
 * **Size.**  A chunked body has no Content-Length to refuse up front; it is counted and
   refused the moment it passes the limit.
-* **NUL in a JSON string** (``\\u0000``, the only way JSON can carry one).  PostgreSQL text
-  cannot hold NUL, so a string with one reached the driver as an error (a 500) wherever a
-  route had not checked for it; SMTP intake refuses NUL too (``intake_limits``).  One check
-  here covers every ``/v1`` body, the way ``NoNul`` covers every path and query.
+* **NUL in a JSON string** (``\\u0000``, the only way UTF-8 JSON can carry one).  PostgreSQL
+  text cannot hold NUL, so a string with one reached the driver as an error (a 500) wherever
+  a route had not checked for it; SMTP intake refuses NUL too (``intake_limits``).  One check
+  here covers every ``/v1`` body, the way ``NoNul`` covers every path and query.  A NUL
+  *byte* means the body is not UTF-8 JSON at all (RFC 8259 §8.1: UTF-16 and UTF-32 JSON,
+  which the decoder would take, are full of them) and is refused too.
 
 A refusal cannot simply be raised from ``receive``: FastAPI turns any exception from reading
 the body into ``400 There was an error parsing the body``.  So the refusal is remembered,
-whatever the app answers meanwhile is dropped, and the refusal's own problem (413 or 422) is
-sent in its place.
+whatever the app answers meanwhile is dropped, and the refusal's own problem (413, 422 or 400)
+is sent in its place.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 
 from starlette.types import Message, Receive, Send
 
-from sealmail.errors import PayloadTooLarge, SealmailError, ValidationFailed
+from sealmail.errors import InvalidRequest, PayloadTooLarge, SealmailError, ValidationFailed
 
 # A ``\u0000`` escape preceded by an even number of backslashes (none, or escaped ones):
 # ``\\u0000`` in JSON is the six characters ``\u0000``, not NUL.
@@ -63,6 +65,11 @@ class BodyWatch:
         await self._send(message)
 
     def _scan(self, chunk: bytes, *, more: bool) -> None:
+        if b"\0" in chunk:
+            # UTF-8 JSON never holds a NUL byte (a control in a string must be escaped);
+            # UTF-16 and UTF-32 JSON always do, and the JSON decoder takes those too: a NUL
+            # escape in them would pass the byte scan below unseen.
+            self._refuse(InvalidRequest("send the body as UTF-8 JSON (RFC 8259 §8.1); it holds a NUL byte"))
         # The chunks are the objects the app keeps too (no copy); they are joined only when
         # the needle was seen, to tell an escaped backslash from a NUL escape.
         self._chunks.append(chunk)
