@@ -27,11 +27,13 @@ import idna
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 __all__ = [
+    "LINE_BREAKS",
     "PROTECTED_HEADERS",
     "PROTECTED_HEADER_PREFIXES",
     "Address",
     "InvalidAddress",
     "InvalidHeader",
+    "header_text_problem",
     "parse_address",
     "parse_address_list",
     "redact_address",
@@ -121,18 +123,29 @@ def redact_address(value: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in shown)
 
 
-def _check_controls(value: str) -> str | None:
-    """Why ``value`` is unsafe in a header, or None.
+# Characters ``str.splitlines`` ends a line at beyond CR and LF (VT, FF, FS, GS, RS, NEL,
+# LINE SEPARATOR, PARAGRAPH SEPARATOR): ``email.header`` folds at every one of them, so one
+# in a value either becomes a header field of its own or makes the builder raise.
+LINE_BREAKS: Final = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def header_text_problem(value: str) -> str | None:
+    """Why ``value`` is unsafe as (part of) a header field's text, or None.
 
     A CR or LF in an address or header value is header injection (RFC 5322 §2.2 ends a
     field at CRLF); NUL is forbidden outright (RFC 5322 §3.2.3 lists it as obsolete
-    only) and truncates strings in C libraries downstream.
+    only) and truncates strings in C libraries downstream.  Every other C0 and C1
+    control and the Unicode line and paragraph separators are refused too: each is a
+    line break to some parser on the way (Python's among them, see ``LINE_BREAKS``).
+    Every path from client input into a generated header checks its text here.
     """
     if "\0" in value:
         return "must not contain NUL"
     if "\r" in value or "\n" in value:
         return "must not contain CR or LF"
-    if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
+    if "\u2028" in value or "\u2029" in value:
+        return "must not contain line or paragraph separators (U+2028, U+2029)"
+    if any((ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) <= 0x9F for ch in value):
         return "must not contain control characters"
     return None
 
@@ -221,7 +234,7 @@ def _parse_address(value: str, field: str, *, shortcut: bool) -> Address:
     def fail(reason: str) -> InvalidAddress:
         return InvalidAddress(field, redact_address(value), reason)
 
-    problem = _check_controls(value)
+    problem = header_text_problem(value)
     if problem is not None:
         raise fail(problem)
     stripped = value.strip()
@@ -363,7 +376,7 @@ def validate_header(name: str, value: str, *, field: str = "headers") -> None:
     lowered = name.lower()
     if lowered in PROTECTED_HEADERS or lowered.startswith(PROTECTED_HEADER_PREFIXES):
         raise InvalidHeader(where, f"{name} is set by Sealmail and cannot be overridden")
-    problem = _check_controls(value)
+    problem = header_text_problem(value)
     if problem is not None:
         raise InvalidHeader(where, f"header value {problem}")
     if _octets(value) > MAX_HEADER_VALUE_OCTETS:

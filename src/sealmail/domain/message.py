@@ -11,6 +11,7 @@ import email.header
 import email.policy
 import email.utils
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from sealmail.domain import mail_view
-from sealmail.domain.addresses import Address
+from sealmail.domain.addresses import LINE_BREAKS, Address
 
 # Our message id on every copy we send: the capture sink and report parsing (DSN/ARF)
 # match a copy back to its message by it.
@@ -72,6 +73,7 @@ def _header_address(addr: Address, utf8: bool) -> HeaderAddress:
 
 def build(draft: Draft, message_id_domain: str) -> Built:
     """Build RFC 5322 bytes.  Bcc recipients never appear in the headers."""
+    _refuse_line_breaks(draft)
     needs_utf8 = any(a.needs_smtputf8 for a in (draft.sender, *draft.to, *draft.cc, *draft.reply_to))
     if not needs_utf8 and not draft.attachments:
         return _build_simple(draft, message_id_domain)
@@ -100,7 +102,7 @@ def build(draft: Draft, message_id_domain: str) -> Built:
     else:
         msg.set_content(draft.text or "")
     for att in draft.attachments:
-        maintype, _, subtype = att.content_type.partition("/")
+        maintype, _, subtype = attachment_type(att.content_type).partition("/")
         msg.add_attachment(
             att.data, maintype=maintype, subtype=subtype or "octet-stream", filename=att.filename
         )
@@ -113,10 +115,54 @@ def build(draft: Draft, message_id_domain: str) -> Built:
 # is written directly here.  Anything else (attachments, SMTPUTF8) takes the general path.
 
 
-# CR, LF and NUL, and the ASCII controls ``str.splitlines`` also ends a line at (VT, FF, FS,
-# GS, RS): ``email.header`` folds at those, so one in a subject became a header field of its own.
-# Intake refuses every control in a header; this is the builder's own guard.
-_LINE_BREAKING = "\r\n\0\x0b\x0c\x1c\x1d\x1e"
+# NUL and every character ``str.splitlines`` ends a line at (``addresses.LINE_BREAKS``):
+# ``email.header`` folds at those, so one in a subject became a header field of its own.
+# Intake refuses every control in a header (``header_text_problem``); this is the builder's
+# own guard, the same for both of its paths.
+_LINE_BREAKING = "\0" + LINE_BREAKS
+
+
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+", re.ASCII)
+
+
+def attachment_type(content_type: str) -> str:
+    """``content_type`` when it can head a leaf part, else ``application/octet-stream``.
+
+    An attachment's type may come from a reader's browser (a portal reply's upload) as
+    well as from a checked API field: anything but ``type/subtype`` tokens (a line break
+    would be header injection), or a container type (``multipart/*``, ``message/*``: the
+    part would claim a structure its bytes do not have), is sent as opaque bytes.
+    """
+    if _MEDIA_TYPE.fullmatch(content_type) is None:
+        return "application/octet-stream"
+    if content_type.lower().startswith(("multipart/", "message/")):
+        return "application/octet-stream"
+    return content_type
+
+
+def one_line(text: str) -> str:
+    """``text`` as one header line: NUL, controls and line breaks each become a space.
+
+    For header text Sealmail derives rather than takes from a client (a reply's
+    ``Re:`` subject from the original's decoded one): it cannot be refused, so it is made
+    safe instead of making the builder refuse it.
+    """
+    if text.isprintable():
+        return text
+    return " ".join("".join(" " if not ch.isprintable() else ch for ch in text).split())
+
+
+def _refuse_line_breaks(draft: Draft) -> None:
+    """The builder's own guard on every text that becomes header text, for both paths.
+
+    Without it the stdlib path raised its own ``ValueError`` for some (U+2028 in a
+    subject) and folded others into a new line (VT in a file name), while the direct path
+    encoded them: the same draft must not be refused by one path and built by the other.
+    """
+    names = (a.display_name or "" for a in (draft.sender, *draft.to, *draft.cc, *draft.reply_to))
+    texts = (draft.subject, *names, *(v for _, v in draft.headers), *(a.filename for a in draft.attachments))
+    if any(ch in text for text in texts for ch in _LINE_BREAKING):
+        raise ValueError("header values must not contain CR, LF, NUL or another line-breaking control")
 
 
 def _encoded(value: str) -> str:

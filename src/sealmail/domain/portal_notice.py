@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sealmail.domain.display_text import safe_display
+from sealmail.domain.message import one_line
 
 DEFAULT_SUBJECT = "You have a secure message from {organization}"
 
@@ -40,9 +41,9 @@ def build_notice(
     """Build the notice (multipart/alternative, plain and HTML)."""
     # The organisation's name is shown to the patient: no bidi override or control in it.
     organization = safe_display(organization, 120) or "Secure messages"
-    subject = subject_template.replace("{organization}", organization)
-    if any(ch in subject for ch in "\r\n"):
-        raise ValueError("notice subject must be one line")
+    # A policy's subject saved before the API checked it for line breaks must not make
+    # every notice unbuildable: its breaks become spaces.
+    subject = one_line(subject_template.replace("{organization}", organization))
     message_id = email.utils.make_msgid(domain=message_id_domain)
     date_value = email.utils.format_datetime(date) if date else email.utils.formatdate(usegmt=True)
     until = expires_at.strftime("%B %d, %Y").replace(" 0", " ")

@@ -22,10 +22,16 @@ from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.crypto import vault
 from sealmail.domain import message as mime
-from sealmail.domain.addresses import parse_address, parse_address_list
+from sealmail.domain.addresses import (
+    Address,
+    InvalidAddress,
+    header_text_problem,
+    parse_address,
+    parse_address_list,
+)
 from sealmail.domain.tags import SystemTag
 from sealmail.domain.tls_policy import Stream
-from sealmail.errors import Conflict, NotFound
+from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.evidence.retention import is_file_held
 from sealmail.files import chunks
 from sealmail.files.blobstore import BlobStore
@@ -349,8 +355,7 @@ class FileShares:
 
     def _share_submission(self, file_id: str, req: ShareRequest) -> Submission:
         """The portal message that carries the file's link (never its name)."""
-        sender = parse_address(req.sender, "from")
-        to = parse_address_list(req.to, "to")
+        sender, to = _share_addresses(req)
         link = f"{self.portal_url}/p/files/{file_id}"
         who_name = sender.display_name or sender.addr_spec
         text = (
@@ -450,3 +455,27 @@ class FileShares:
             self.blobs.delete_prefix(file_prefix(tenant_id, file_id))
             shredded += 1
         return shredded
+
+
+def _share_addresses(req: ShareRequest) -> tuple[Address, list[Address]]:
+    """The share's sender and recipients, or ``ValidationFailed`` (a 422) naming the field.
+
+    The subject becomes the notice's ``Subject`` header: the same text rule as any header.
+    """
+    errors: list[dict[str, str]] = []
+    problem = header_text_problem(req.subject)
+    if problem is not None:
+        errors.append({"field": "subject", "message": problem})
+    sender: Address | None = None
+    to: list[Address] = []
+    try:
+        sender = parse_address(req.sender, "from")
+    except InvalidAddress as exc:
+        errors.append({"field": exc.field, "message": exc.reason})
+    try:
+        to = parse_address_list(req.to, "to")
+    except InvalidAddress as exc:
+        errors.append({"field": exc.field, "message": exc.reason})
+    if errors or sender is None:
+        raise ValidationFailed(errors)
+    return sender, to

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sealmail.domain.addresses import InvalidAddress, parse_address
+from sealmail.domain.addresses import InvalidAddress, header_text_problem, parse_address
 from sealmail.domain.marketing import Purpose
 from sealmail.forms.filetypes import FileKind
 
@@ -125,6 +125,16 @@ class FormDefinition(BaseModel):
         "message to the form's first email field: never as plain mail, and readable only after "
         "signing in as that address.",
     )
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        # The title is in the Subject of every delivered submission and copy: a line
+        # break in it would make the builder refuse each delivery, long after this 201.
+        problem = header_text_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("recipients")
     @classmethod

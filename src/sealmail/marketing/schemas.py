@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportStatus, SendState
+from sealmail.web.models import Instant
 
 PurposeName = Literal["treatment", "operations", "marketing", "fundraising"]
 ChannelName = Literal["email", "sms"]
@@ -88,9 +88,9 @@ class AuthorizationIn(Strict):
     disclosed_by: str = Field(max_length=300, description="Who may use or disclose it.")
     disclosed_to: str = Field(max_length=300, description="To whom it may be disclosed.")
     purpose_statement: str = Field(max_length=1000)
-    expires_at: datetime
+    expires_at: Instant
     signed_by: str = Field(max_length=200)
-    signed_at: datetime
+    signed_at: Instant
     statements: list[Literal["right_to_revoke", "conditioning", "redisclosure"]] = Field(max_length=3)
     remuneration: bool = False
     remuneration_statement: str | None = Field(None, max_length=1000)
@@ -121,7 +121,9 @@ class CapIn(Strict):
 class VariantIn(Strict):
     name: str = Field(min_length=1, max_length=40)
     template: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(None, ge=1, description="Default: the newest, pinned at creation.")
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Default: the newest, pinned at creation."
+    )
     weight: int = Field(1, ge=1, le=100)
 
 
@@ -134,7 +136,7 @@ class CampaignIn(Strict):
     )
     from_: str = Field(alias="from", max_length=400)
     variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
-    send_at: datetime | None = None
+    send_at: Instant | None = None
     quiet_start: int = Field(21, ge=0, le=23, description="Local hour quiet hours begin (contact's zone).")
     quiet_end: int = Field(8, ge=0, le=23, description="Local hour they end; equal to start: none.")
 

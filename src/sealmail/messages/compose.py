@@ -14,10 +14,12 @@ from sealmail.domain.addresses import (
     Address,
     InvalidAddress,
     InvalidHeader,
+    header_text_problem,
     parse_address,
     parse_address_list,
     validate_header,
 )
+from sealmail.domain.display_text import BIDI_CONTROLS
 from sealmail.domain.intake_limits import IntakeLimits, Rule, validate_raw
 from sealmail.domain.tls_policy import TlsRequirement
 from sealmail.errors import MessageRefused, ValidationFailed
@@ -146,12 +148,11 @@ def _check_counts_and_text(body: MessageFields, max_recipients: int, errors: _Er
     if body.text is None and body.html is None:
         errors.add("text", "give text, html or both")
     if not body.subject.isprintable():
-        if any(ch in body.subject for ch in "\r\n\0"):
-            errors.add("subject", "must not contain CR, LF or NUL")
-        elif any((ch < " " and ch != "\t") or ch == "\x7f" for ch in body.subject):
-            # VT, FF and FS–RS end a line for str.splitlines, which email.header folds at:
-            # "x\x0bX-Injected : yes" would become a header field of its own.
-            errors.add("subject", "must not contain control characters")
+        # VT, FF, FS–RS, NEL, U+2028 and U+2029 end a line for str.splitlines, which
+        # email.header folds at: "x\x0bX-Injected : yes" would become a header field of its own.
+        problem = header_text_problem(body.subject)
+        if problem is not None:
+            errors.add("subject", problem)
 
 
 def _headers(given: Mapping[str, str], errors: _Errors) -> tuple[tuple[str, str], ...]:
@@ -169,10 +170,26 @@ def _attachments(given: Sequence[AttachmentFields], errors: _Errors) -> tuple[mi
     attachments = []
     for i, att in enumerate(given):
         data = _b64(att.content, f"attachments[{i}].content", errors)
-        if any(ch in att.filename for ch in "\r\n\0/\\"):
-            errors.add(f"attachments[{i}].filename", "must not contain path separators or CR/LF")
+        problem = _filename_problem(att.filename)
+        if problem is not None:
+            errors.add(f"attachments[{i}].filename", problem)
         attachments.append(mime.Attachment(att.filename, att.content_type, data))
     return tuple(attachments)
+
+
+def _filename_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an attachment's file name, or None.
+
+    It becomes header text (``Content-Disposition``'s ``filename``), so it is held to
+    ``header_text_problem``; a recipient's mail client saves the file under it, so it must
+    not climb directories; and a bidi control makes ``invoice<U+202E>fdp.exe`` display as
+    ``invoiceexe.pdf`` (CVE-2021-42574's file-name cousin).
+    """
+    if any(ch in name for ch in "/\\") or name in (".", ".."):
+        return "must not contain path separators or be . or .."
+    if any(ch in BIDI_CONTROLS for ch in name):
+        return "must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069, marks)"
+    return header_text_problem(name)
 
 
 def _envelope(

@@ -6,7 +6,6 @@ not carry PHI (use opaque references such as an encounter id).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +17,7 @@ from sealmail.messages.accept import Accepted
 from sealmail.messages.reading import EventPage, MessageContent
 from sealmail.messages.service import Moved
 from sealmail.messages.views import HeldMessage, MessageInfo, MessageSummary
-from sealmail.web.models import as_json
+from sealmail.web.models import Instant, as_json
 
 PROTECTION_DOC = (
     '"auto" (default): SecureLine picks the strongest method each recipient can take under the '
@@ -51,8 +50,8 @@ class MessageIn(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=10, description="No PHI.")
     metadata: dict[str, str] = Field(default_factory=dict, max_length=30, description="No PHI.")
     stream: Stream = Stream.TRANSACTIONAL
-    send_at: datetime | None = None
-    expires_at: datetime | None = None
+    send_at: Instant | None = None
+    expires_at: Instant | None = None
     tls_policy: TlsPolicy | None = None
     bypass_suppressions: bool = Field(
         False,
@@ -84,8 +83,8 @@ class RawMessageIn(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=10)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=30)
     stream: Stream = Stream.TRANSACTIONAL
-    send_at: datetime | None = None
-    expires_at: datetime | None = None
+    send_at: Instant | None = None
+    expires_at: Instant | None = None
     tls_policy: TlsPolicy | None = None
     bypass_suppressions: bool = Field(
         False,

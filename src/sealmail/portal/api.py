@@ -6,7 +6,6 @@ Tenant-scoped like every API route: a message of another tenant is a 404, never 
 No ``from __future__ import annotations``: FastAPI reads the route signatures at runtime.
 """
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sealmail.portal.lifecycle import UNSET, PortalLifecycle
 from sealmail.portal.schemas import PortalRecallOut, PortalStatusOut
 from sealmail.tenancy.service import Principal
+from sealmail.web.models import Instant
 
 
 class PortalSettingsIn(BaseModel):
@@ -23,7 +23,7 @@ class PortalSettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    expires_at: datetime | None = Field(
+    expires_at: Instant | None = Field(
         None, description="When portal access ends (with a timezone offset); null restores the default."
     )
     passphrase: str | None = Field(

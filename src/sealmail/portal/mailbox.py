@@ -276,9 +276,9 @@ class Mailbox:
             patient = parse_address(hold.address, "reply_to")
         except InvalidAddress:
             return None
-        subject = (
-            original.subject if original.subject.lower().startswith("re:") else f"Re: {original.subject}"
-        )
+        # The original's decoded subject may hold anything an encoded-word can carry.
+        told = mime.one_line(original.subject)
+        subject = told if told.lower().startswith("re:") else f"Re: {told}"
         headers: tuple[tuple[str, str], ...] = ()
         if original.message_id_header:
             headers = (

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sealmail.crypto import dkim, smime
 from sealmail.dlp.screening import Screener, policy_from_settings
+from sealmail.domain.addresses import header_text_problem
 from sealmail.domain.portal_factors import WeakNoticePolicy
 from sealmail.domain.secureline import Method
 from sealmail.errors import NotFound, ValidationFailed
@@ -60,6 +61,15 @@ class SecureLineSettingsIn(BaseModel):
         "level (`require_strong_factor`, the default); `allow_email_code` lets them go with "
         "opportunistic TLS even when the notice itself went out below the level (audited).",
     )
+
+    @field_validator("portal_subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # The Subject of every portal notice: a line break would make each one unbuildable.
+        problem = header_text_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("order", "forbidden")
     @classmethod

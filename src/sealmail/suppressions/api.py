@@ -20,6 +20,7 @@ from starlette.responses import StreamingResponse
 from sealmail.domain.page import Page
 from sealmail.suppressions.service import Entry, Filters, Suppressions
 from sealmail.tenancy.service import Principal
+from sealmail.web.models import Instant
 
 StreamName = Literal["*", "transactional", "phi", "broadcast"]
 ReasonName = Literal["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "manual"]
@@ -35,7 +36,7 @@ class SuppressionIn(BaseModel):
     reason: Literal["manual", "unsubscribe"] = Field(
         "manual", description="Bounces and complaints are recorded by Sealmail itself."
     )
-    expires_at: datetime | None = Field(
+    expires_at: Instant | None = Field(
         None, description="When the entry stops suppressing (with a timezone offset); none = until removed."
     )
 

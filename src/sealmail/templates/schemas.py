@@ -6,7 +6,6 @@ live only inside each message's encrypted content; they are never stored on thei
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +14,7 @@ from sealmail.domain.tls_policy import Stream, TlsPolicy
 from sealmail.messages.outgoing import AttachmentSpec, MessageSpec
 from sealmail.messages.schemas import AcceptedOut, AttachmentIn, MessageIn
 from sealmail.templates.states import BulkStatus
-from sealmail.web.models import Out, Problem
+from sealmail.web.models import Instant, Out, Problem
 
 MAX_BATCH = 500
 MAX_BULK_RECIPIENTS = 10_000
@@ -101,8 +100,8 @@ class BulkIn(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=10, description="No PHI.")
     metadata: dict[str, str] = Field(default_factory=dict, max_length=19, description="No PHI.")
     stream: Stream = Stream.TRANSACTIONAL
-    send_at: datetime | None = None
-    expires_at: datetime | None = None
+    send_at: Instant | None = None
+    expires_at: Instant | None = None
     tls_policy: TlsPolicy | None = None
 
     def base_message(self) -> MessageSpec:

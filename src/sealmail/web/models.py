@@ -4,10 +4,34 @@ the base of response bodies, and binary downloads."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+# Instants a client may give: from the Unix epoch to the end of year 9998, so that a day or
+# a year added later (an expiry, a retention period) still fits in a ``datetime``.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def _instant(value: datetime) -> datetime:
+    """``value`` in UTC; refused unless it names one instant in the range above."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a timezone offset, e.g. 2026-01-01T09:00:00Z")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError("must lie between 1970-01-01T00:00:00Z and 9998-12-31T23:59:59Z")
+    return utc
+
+
+# Every datetime an API client gives, in a body or a query.  A naive one reached the UTC
+# columns' own check and one at the edge of the range overflowed converting to UTC: both
+# were a 500 (``GET /v1/messages?since=2026-01-01``, ``send_at`` at year 1 with an offset).
+Instant = Annotated[datetime, AfterValidator(_instant)]
 
 
 def as_json(value: Any) -> Any:

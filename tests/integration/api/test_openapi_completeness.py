@@ -168,3 +168,51 @@ def test_problem_bodies_are_sent_under_the_documented_media_type(api: tuple[Fast
         assert resp.status_code == status, resp.text
         assert resp.headers["content-type"].startswith(PROBLEM_JSON)
         assert {"type", "title", "status", "detail"} <= set(resp.json())
+
+
+# Integers a client sends that never reach an integer column, each with why it may be
+# unbounded.  Anything else needs a documented ``maximum``: PostgreSQL's INTEGER stops at
+# 2**31 - 1 and SQLite's at 2**63 - 1, so an unbounded one reached the driver as a 500
+# (a campaign variant's ``version`` of 2**31 on PostgreSQL, 2**63 on SQLite).
+UNBOUNDED_OK = {
+    "ReviewSettingsIn.start": "range-checked by the review settings' own function, kept as JSON",
+    "ReviewSettingsIn.end": "range-checked by the review settings' own function, kept as JSON",
+    "ReviewSettingsIn.weekdays[]": "range-checked by the review settings' own function, kept as JSON",
+    "ReviewSettingsIn.large_reads": "range-checked by the review settings' own function, kept as JSON",
+    "TenantSettingsIn.rate_limit": "kept as JSON; the guard takes min(it, max_per_minute)",
+    "GET /v1/quarantine ?limit": "clamped to 1..500 by the route",
+    "ContactIn.attributes{}": "a finite-number check of its own (marketing), kept as JSON",
+}
+
+
+def _unbounded(doc: dict[str, Any], schema: dict[str, Any], where: str, seen: set[str]) -> Iterator[str]:
+    ref = schema.get("$ref")
+    if ref is not None:
+        name = ref.removeprefix("#/components/schemas/").rpartition("__")[2]
+        if name in seen:
+            return
+        seen = seen | {name}
+        where = name
+        schema = _resolve(doc, schema)
+    if schema.get("type") == "integer" and "maximum" not in schema and "exclusiveMaximum" not in schema:
+        yield where
+    for alt in (*schema.get("anyOf", ()), *schema.get("oneOf", ()), *schema.get("allOf", ())):
+        yield from _unbounded(doc, alt, where, seen)
+    for prop, sub in schema.get("properties", {}).items():
+        yield from _unbounded(doc, sub, f"{where}.{prop}", seen)
+    if isinstance(schema.get("items"), dict):
+        yield from _unbounded(doc, schema["items"], f"{where}[]", seen)
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _unbounded(doc, schema["additionalProperties"], f"{where}{{}}", seen)
+
+
+def test_every_integer_a_client_sends_has_a_maximum(api: tuple[FastAPI, Services]) -> None:
+    doc = api[0].openapi()
+    found: set[str] = set()
+    for label, op in _operations(doc):
+        for param in op.get("parameters", ()):
+            found |= set(_unbounded(doc, param.get("schema", {}), f"{label} ?{param['name']}", set()))
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            found |= set(_unbounded(doc, media.get("schema", {}), label, set()))
+    assert sorted(found - UNBOUNDED_OK.keys()) == []
+    assert sorted(UNBOUNDED_OK.keys() - found) == []  # the list names only what is there

@@ -115,7 +115,8 @@ def test_report_errors_are_problems(http: TestClient, tenant: TenantFixture) -> 
     for params, status in (
         ({}, 400),  # the secured report needs a period
         ({"since": "2026-01-01T00:00:00Z"}, 400),
-        ({"since": "2026-01-01T00:00:00", "until": "2026-02-01T00:00:00"}, 400),
+        # No offset: a 422 naming the parameter, as every API datetime (web.models.Instant).
+        ({"since": "2026-01-01T00:00:00", "until": "2026-02-01T00:00:00"}, 422),
         ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, 400),
         ({**PERIOD, "format": "xls"}, 422),
     ):

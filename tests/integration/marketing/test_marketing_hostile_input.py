@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import Console
 from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.test_marketing_campaign_listing import setup
 from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
 
 from sealmail.app import Services
@@ -77,6 +78,22 @@ def test_a_number_past_a_doubles_range_is_a_422_in_a_contact_and_a_rule(
     )
     assert_problem(r, 422)
     assert rows(services, mkt_contacts) == 0
+
+
+def test_a_variant_version_past_an_integer_columns_range_is_a_422(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # 2**31 reached PostgreSQL's INTEGER and 2**63 SQLite's as a driver error (a 500).
+    setup(client, declared)
+    for version in (2**31, 2**63):
+        body = {
+            "name": "n", "purpose": "treatment", "segment": "austin", "from": "care@clinic.example",
+            "variants": [{"name": "a", "template": "note", "version": version}],
+        }  # fmt: skip
+        r = client.post(f"{P}/campaigns", json=body, headers=declared.sender)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "variants[0].version"
+    assert client.get(f"{P}/campaigns", headers=declared.reader).json()["data"] == []
 
 
 def test_a_csv_line_longer_than_any_valid_row_is_refused_and_nothing_is_stored(

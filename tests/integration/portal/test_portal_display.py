@@ -42,13 +42,16 @@ def stack(tmp_path: Path, db_url: str, dns: DnsServer, ca: TestCA, mx: MxFarm) -
         yield s
 
 
-def send_raw_named(stack: Stack, sender: str, mime_filename: bytes) -> str:
-    """Send a message whose attachment's MIME file-name parameter is exactly ``mime_filename``."""
+def send_raw_named(
+    stack: Stack, sender: str, mime_filename: bytes, subject: str = f"Results{RLO}fdp.exe"
+) -> str:
+    """Send a message whose attachment's MIME file-name parameter is exactly ``mime_filename``
+    (the API refuses a bidi control in a file name; mail from elsewhere can carry one)."""
     body = MessageIn.model_validate(
         {
             "from": sender,
             "to": [PATIENT],
-            "subject": f"Results{RLO}fdp.exe",
+            "subject": subject,
             "text": "See the attachment.",
             "stream": "phi",
             "attachments": [attachment("PLACEHOLDER.pdf", b"%PDF-1.4", "application/pdf")],
@@ -62,10 +65,8 @@ def send_raw_named(stack: Stack, sender: str, mime_filename: bytes) -> str:
 
 
 def test_message_page_isolates_names_and_shows_the_real_sender(stack: Stack) -> None:
-    mid = stack.send(
-        **{"from": SPOOF},
-        subject=f"Lab {RLO}results",
-        attachments=[attachment(f"invoice{RLO}fdp.exe", b"MZ", "application/octet-stream")],
+    mid = send_raw_named(
+        stack, SPOOF, b"filename*=UTF-8''invoice%E2%80%AEfdp.exe", subject=f"Lab {RLO}results"
     )
     with httpx.Client(base_url=stack.base_url, verify=default_context()) as client:
         page = sign_in(stack, stack.notice_link(mid), client)

@@ -127,9 +127,13 @@ def test_portal_notice_shows_the_organisation_without_overrides() -> None:
         link="https://portal.example/p/token",
         expires_at=datetime(2026, 12, 31, tzinfo=UTC),
         message_id_domain="out.example",
+        # A policy subject saved before the API refused line breaks in it: one line, not a
+        # notice that cannot be built.
+        subject_template="Secure mail\r\nBcc: someone@evil.example from {organization}",
     )
     msg = email.message_from_bytes(notice.raw, policy=email.policy.default)
     assert str(msg["From"]).startswith("Riverside Clinic")
+    assert msg["Subject"] == "Secure mail Bcc: someone@evil.example from Riverside Clinic" and not msg["Bcc"]
     bodies = [p.get_content() for p in msg.walk() if p.get_content_maintype() == "text"]
     assert bodies and all(RLO not in b and "\x00" not in b for b in bodies)
     assert all("Riverside Clinic" in b for b in bodies)

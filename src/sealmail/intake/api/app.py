@@ -5,7 +5,6 @@ dependencies of the route functions at definition time, closures included.
 """
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 import orjson
@@ -15,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealmail.console import large_files
 from sealmail.errors import (
@@ -29,6 +28,7 @@ from sealmail.files import api as files_api
 from sealmail.files.service import FileShares
 from sealmail.forms import api as forms_api
 from sealmail.forms.service import Forms
+from sealmail.intake.api.body_watch import BodyWatch
 from sealmail.intake.api.fast import FastPost, Handler, M
 from sealmail.intake.api.guard import ApiGuard, ScopedBearer
 from sealmail.intake.api.options import ApiOptions
@@ -68,7 +68,7 @@ from sealmail.tenancy.service import Principal, Tenancy
 from sealmail.tlsrpt import api as tlsrpt_api
 from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
-from sealmail.web.models import Problem, as_json
+from sealmail.web.models import Instant, Problem, as_json
 from sealmail.web.throttle import RateLimitHeaders
 from sealmail.webhooks import api as webhooks_api
 from sealmail.webhooks.dispatcher import Dispatcher
@@ -91,8 +91,9 @@ class BodyLimit:
     """Refuse oversized bodies while they stream in, and non-JSON bodies on ``/v1/``.
 
     A pure ASGI middleware: a declared Content-Length over the limit is refused before
-    reading; a chunked body is counted as it arrives and refused the moment it passes
-    the limit, so an oversized upload is never held whole in memory.
+    reading; a chunked body is counted as it arrives and refused (413) the moment it passes
+    the limit, so an oversized upload is never held whole in memory; a ``/v1`` JSON string
+    holding NUL is a 422 (``body_watch``).
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -124,19 +125,14 @@ class BodyLimit:
                 UnsupportedMediaType("send the body as application/json").problem(path)
             )(scope, receive, send)
             return
-        received = 0
-        limit = self.limit
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(f"body exceeds {limit} bytes (SEALMAIL_MAX_REQUEST_BYTES)")
-            return message
-
-        await self.app(scope, counted, send)
+        watch = BodyWatch(receive, send, self.limit, json_strings=path.startswith("/v1/"))
+        try:
+            await self.app(scope, watch.receive, watch.send)
+        except Exception:
+            if watch.refused is None or watch.started:
+                raise
+        if watch.refused is not None and not watch.started:
+            await problems.problem_response(watch.refused.problem(path))(scope, receive, send)
 
 
 class NoNul:
@@ -308,8 +304,8 @@ def create_api(services: ApiServices) -> FastAPI:
         recipient: str | None = None,
         tag: str | None = None,
         stream: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
     ) -> dict[str, Any]:
         return message_page(
             msgs.search(
@@ -358,8 +354,8 @@ def create_api(services: ApiServices) -> FastAPI:
         type: str | None = None,
         message_id: str | None = None,
         recipient: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Instant | None = None,
+        until: Instant | None = None,
     ) -> PageOut:
         return PageOut.of(
             msgs.list_events(
