@@ -121,13 +121,22 @@ def redact_address(value: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in shown)
 
 
+# UTF-16 surrogate code points: never characters of their own in a Python ``str``.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def _check_controls(value: str) -> str | None:
     """Why ``value`` is unsafe in a header, or None.
 
     A CR or LF in an address or header value is header injection (RFC 5322 §2.2 ends a
     field at CRLF); NUL is forbidden outright (RFC 5322 §3.2.3 lists it as obsolete
-    only) and truncates strings in C libraries downstream.
+    only) and truncates strings in C libraries downstream.  A lone surrogate is what
+    invalid UTF-8 becomes once decoded with ``surrogateescape`` (aiosmtpd's SMTP arguments;
+    a JSON ``\\udcff`` escape too): no mail system can encode it, so it is refused here
+    rather than failing later where the value is written out.
     """
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        return "is not valid UTF-8"
     if "\0" in value:
         return "must not contain NUL"
     if "\r" in value or "\n" in value:
