@@ -69,6 +69,11 @@ MIME_SINGLE_FIELDS: Final[frozenset[bytes]] = frozenset(
 # have this many; RFC 2231 continuations of a long file name need a handful.
 _PARAMETER_FIELDS: Final = frozenset({b"content-type", b"content-disposition"})
 MAX_PARAMETERS: Final = 100
+# RFC 5322 §3.2.2 lets comments nest; the email package's address and header parsers recurse
+# once per level (RecursionError past ~300: a To field of nested "(" was stored, then failed
+# every delivery attempt when link tracking re-parsed it).  Real mail nests one or two.
+MAX_COMMENT_DEPTH: Final = 32
+_COMMENT_TOKENS: Final = re.compile(rb'\\.|[()"]')
 # ``email.feedparser.headerRE``: a line the parser takes as part of a header block.
 _HEADER_LINE: Final = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 
@@ -225,6 +230,14 @@ def _check_fields(lines: list[bytes], limits: IntakeLimits, *, top: bool) -> Vio
                     Rule.DUPLICATE_HEADER, f"the {shown} field occurs more than once{where} (RFC 5322 §3.6)"
                 )
             seen.add(name)
+        if (
+            sum(line.count(b"(") for line in field) > MAX_COMMENT_DEPTH
+            and _comment_depth(field) > MAX_COMMENT_DEPTH
+        ):
+            return Violation(
+                Rule.MALFORMED_HEADER,
+                f"the {shown} field{where} nests comments more than {MAX_COMMENT_DEPTH} deep",
+            )
         if name in _PARAMETER_FIELDS and sum(line.count(b";") for line in field) > MAX_PARAMETERS:
             return Violation(
                 Rule.TOO_MANY_PARAMETERS,
@@ -238,6 +251,27 @@ def _check_fields(lines: list[bytes], limits: IntakeLimits, *, top: bool) -> Vio
                     f"more than {limits.max_received} Received fields: a mail loop (RFC 5321 §6.3)",
                 )
     return None
+
+
+def _comment_depth(field: list[bytes]) -> int:
+    """How deep the field's comments nest, quoted-strings and quoted-pairs skipped (RFC 5322
+    §3.2.1-3.2.4; inside a comment a quote is text)."""
+    depth = deepest = 0
+    quoted = False
+    for token in _COMMENT_TOKENS.finditer(b"".join(field)):
+        mark = token.group()
+        if len(mark) == 2:
+            continue  # a quoted-pair
+        if quoted:
+            quoted = mark != b'"'
+        elif mark == b"(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif mark == b")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            quoted = True
+    return deepest
 
 
 @dataclass(slots=True)

@@ -80,6 +80,15 @@ CASES: dict[str, Callable[[], tuple[bytes, str, int, str]]] = {
         554,
         "5.6.0",
     ),
+    "comments_nested_5400_deep_in_to": lambda: (
+        HEAD.replace(
+            f"To: {EXTERNAL}".encode(), b"To: " + b"\r\n ".join([b"(" * 900] * 6) + EXTERNAL.encode()
+        )
+        + b"\r\nbody\r\n",
+        "malformed_header",
+        554,
+        "5.6.0",
+    ),
     "second_content_type_field": lambda: (
         with_headers(b"Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=x\r\n"),
         "duplicate_header",

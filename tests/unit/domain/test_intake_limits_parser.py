@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealmail.domain.intake_limits import MAX_PARAMETERS, IntakeLimits, Rule, validate_raw
+from sealmail.domain.intake_limits import MAX_COMMENT_DEPTH, MAX_PARAMETERS, IntakeLimits, Rule, validate_raw
 
 HEAD = b"From: a@clinic.example\r\nTo: b@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
 SMALL = IntakeLimits(max_mime_depth=4, max_mime_parts=6)
@@ -160,3 +160,21 @@ def test_a_parameter_field_of_semicolons_is_refused_before_anything_parses_it(na
     assert found is not None and found.rule is Rule.TOO_MANY_PARAMETERS
     fine = b"attachment;\r\n " + b";\r\n ".join(b"filename*%d=a" % i for i in range(MAX_PARAMETERS - 1))
     assert validate_raw(raw.replace(value, fine), IntakeLimits()) is None
+
+
+def with_to(value: bytes) -> bytes:
+    return HEAD.replace(b"To: b@example.org", b"To: " + value) + b"\r\nbody\r\n"
+
+
+def test_comments_nested_past_the_limit_are_refused_and_the_limit_still_parses() -> None:
+    deepest = b"(" * MAX_COMMENT_DEPTH + b"x" + b")" * MAX_COMMENT_DEPTH + b" b@example.org"
+    assert validate_raw(with_to(deepest), IntakeLimits()) is None
+    # What delivery's link tracking does to the field (policy.SMTP's header registry).
+    parsed = email.message_from_bytes(with_to(deepest), policy=email.policy.SMTP)
+    assert parsed["To"].addresses[0].addr_spec == "b@example.org"
+    # Parentheses in a quoted display name or escaped are no comments.
+    quoted = b'"' + b"(" * 300 + b'" <b@example.org>, \\' + b"\\(" * 300
+    assert validate_raw(with_to(quoted), IntakeLimits()) is None
+    for value in (b"(" + deepest, b"\r\n ".join([b"(" * 900] * 6) + b"b@example.org"):
+        found = validate_raw(with_to(value), IntakeLimits())
+        assert found is not None and found.rule is Rule.MALFORMED_HEADER, found
