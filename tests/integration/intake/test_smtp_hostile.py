@@ -68,3 +68,14 @@ def test_an_unknown_verb_is_not_quoted_back(gateway: SmtpGateway, connect: Any) 
     line = client.sock.recv(4096)
     assert line == f"{replies.S500_UNRECOGNIZED_COMMAND}\r\n".encode()
     assert client.noop()[0] == 250
+
+
+def test_starttls_inside_tls_is_a_bad_sequence_and_the_session_goes_on(
+    gateway: SmtpGateway, connect: Any, credential: tuple[str, str, str], services: Services, tenant: Any
+) -> None:
+    client = gw.authenticated(connect, gateway, credential)
+    # It was answered 220; the second handshake inside the first then failed and the
+    # session was dropped.
+    assert client.docmd("STARTTLS") == (503, b"5.5.1 Bad sequence of commands: TLS already active")
+    gw.queued_id(*gw.send(client, gw.message()))
+    assert gateway.rejections["tls_failed"] == 0
