@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sealmail.bounces.inbound import ReportIntake, ReportOutcome
 from sealmail.bounces.return_path import ReportAddress
 from sealmail.domain import smtp_replies as replies
+from sealmail.domain.reports import MAX_PARSE_BYTES
 from sealmail.domain.smtp_replies import Reply
 from sealmail.smtpd.server import (
     NULL_SENDER,
@@ -130,6 +131,11 @@ class ReportHandler(ListenerHandler):
 
 class _ReportSMTP(ListenerSMTP):
     """No AUTH here (RFC 5321 relay, not RFC 6409 submission); TLS before any transaction."""
+
+    # A report is parsed up to MAX_PARSE_BYTES; holding the rest (up to the SIZE limit, for a
+    # DSN returning a large original) let any client that knows the feedback-loop address
+    # make the listener hold that much per connection.  The rest is read and dropped.
+    data_keep_limit = MAX_PARSE_BYTES
 
     def _create_envelope(self) -> Envelope:
         return ReportEnvelope()

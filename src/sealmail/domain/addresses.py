@@ -127,6 +127,8 @@ def redact_address(value: str) -> str:
 # LINE SEPARATOR, PARAGRAPH SEPARATOR): ``email.header`` folds at every one of them, so one
 # in a value either becomes a header field of its own or makes the builder raise.
 LINE_BREAKS: Final = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# UTF-16 surrogate code points: never characters of their own in a Python ``str``.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def header_text_problem(value: str) -> str | None:
@@ -137,8 +139,13 @@ def header_text_problem(value: str) -> str | None:
     only) and truncates strings in C libraries downstream.  Every other C0 and C1
     control and the Unicode line and paragraph separators are refused too: each is a
     line break to some parser on the way (Python's among them, see ``LINE_BREAKS``).
+    A lone surrogate is what invalid UTF-8 becomes once decoded with ``surrogateescape``
+    (aiosmtpd's SMTP arguments; a JSON ``\\udcff`` escape too): no mail system can encode
+    it, so it is refused here rather than failing later where the value is written out.
     Every path from client input into a generated header checks its text here.
     """
+    if not value.isascii() and _SURROGATE.search(value) is not None:
+        return "is not valid UTF-8"
     if "\0" in value:
         return "must not contain NUL"
     if "\r" in value or "\n" in value:

@@ -7,6 +7,11 @@ multi-megabyte folded field are read without complaint), so the checks here are 
 bounded, iterative pass over the lines: no recursion, no regular expression that could
 backtrack, work linear in the size of the message.
 
+The checks read the MIME tree as that parser will (``_MimeScan``): its line ends, its
+header-block ends, its own reading of the Content-Type field.  Every place the two read a
+message differently is a message that passes here and is deeper, or has more parts, once
+parsed; where they cannot agree exactly this side counts more, never less.
+
 A violation is permanent: the same bytes will fail the same way on every retry, so the
 gateway answers 5yz and the API 422, each naming the ``Rule``.
 """
@@ -15,11 +20,20 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from email.message import Message
 from typing import Final
 
-__all__ = ["SINGLE_FIELDS", "IntakeLimits", "Rule", "Violation", "validate_raw"]
+__all__ = [
+    "MAX_PARAMETERS",
+    "MIME_SINGLE_FIELDS",
+    "SINGLE_FIELDS",
+    "IntakeLimits",
+    "Rule",
+    "Violation",
+    "validate_raw",
+]
 
 # RFC 5322 §2.1.1: a line MUST be at most 998 characters, excluding the CRLF.
 MAX_LINE_OCTETS: Final = 998
@@ -43,8 +57,25 @@ SINGLE_FIELDS: Final[frozenset[bytes]] = frozenset(
     }
 )
 
-# RFC 2045 §5.1 / RFC 2046 §5.1.1: the boundary parameter, quoted or a token.
-_BOUNDARY: Final = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.IGNORECASE)
+# RFC 2045 §5-6 and RFC 2183 §2: what one MIME entity is and how it is encoded.  A second
+# field is ambiguous: Python's parser (and so DLP) reads the first, other readers the last,
+# and what was scanned need not be what the recipient's reader shows.
+MIME_SINGLE_FIELDS: Final[frozenset[bytes]] = frozenset(
+    {b"content-type", b"content-transfer-encoding", b"content-disposition"}
+)
+# Fields whose parameters the email package reads (type, boundary, charset, filename).  Its
+# parameter splitter rescans the value from the start at every ";" (time quadratic in
+# them: 2 s for one 64 KB field, minutes for a part header of a megabyte), so a field may
+# have this many; RFC 2231 continuations of a long file name need a handful.
+_PARAMETER_FIELDS: Final = frozenset({b"content-type", b"content-disposition"})
+MAX_PARAMETERS: Final = 100
+# RFC 5322 §3.2.2 lets comments nest; the email package's address and header parsers recurse
+# once per level (RecursionError past ~300: a To field of nested "(" was stored, then failed
+# every delivery attempt when link tracking re-parsed it).  Real mail nests one or two.
+MAX_COMMENT_DEPTH: Final = 32
+_COMMENT_TOKENS: Final = re.compile(rb'\\.|[()"]')
+# ``email.feedparser.headerRE``: a line the parser takes as part of a header block.
+_HEADER_LINE: Final = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 
 
 class Rule(enum.StrEnum):
@@ -61,6 +92,7 @@ class Rule(enum.StrEnum):
     ROUTING_LOOP = "routing_loop"
     MIME_TOO_DEEP = "mime_too_deep"
     TOO_MANY_MIME_PARTS = "too_many_mime_parts"
+    TOO_MANY_PARAMETERS = "too_many_parameters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,60 +158,92 @@ def _check_line_endings(header: bytes) -> Violation | None:
     return None
 
 
-def _fields(header: bytes) -> Iterator[tuple[bytes, int, int]]:
-    """Each field as (lower-case name, total octets, longest line); a bad line has name b""."""
+def _split_fields(lines: Iterable[bytes]) -> Iterator[tuple[bytes, list[bytes]]]:
+    """Each field as (lower-case name, its lines); a line that starts no field has name b""."""
     name = b""
-    size = longest = 0
-    started = False
-    for line in header.replace(b"\r\n", b"\n").split(b"\n"):
-        if line[:1] in (b" ", b"\t") and started:
-            size += len(line) + 2
-            longest = max(longest, len(line))
+    field: list[bytes] = []
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and field:
+            field.append(line)
             continue
-        if started:
-            yield name, size, longest
+        if field:
+            yield name, field
         head, colon, _ = line.partition(b":")
-        name = head.rstrip(b" \t").lower() if colon and head.strip() else b""
-        size, longest, started = len(line) + 2, len(line), True
-    if started:
-        yield name, size, longest
+        # RFC 5322 §3.6.8: no space before the colon (the obsolete syntax allowed it, and
+        # Python's parser ends the header block at such a line, hiding the fields after it).
+        name = head.lower() if colon and head else b""
+        field = [line]
+    if field:
+        yield name, field
 
 
 def _check_header(header: bytes, limits: IntakeLimits) -> Violation | None:
+    """The top-level header block: every rule."""
     if len(header) > limits.max_header_bytes:
         return Violation(
             Rule.HEADER_TOO_LARGE,
             f"the header section is {len(header)} octets; at most {limits.max_header_bytes}",
         )
-    count = received = 0
+    return _check_fields(header.replace(b"\r\n", b"\n").split(b"\n"), limits, top=True)
+
+
+def _check_fields(lines: list[bytes], limits: IntakeLimits, *, top: bool) -> Violation | None:
+    """A header block's fields; ``top`` adds the rules of the message's own header (RFC 5322
+    §3.6 counts, Received) to those of every MIME part's (sizes, RFC 2045 fields)."""
+    count = received = size = 0
     seen: set[bytes] = set()
-    for name, size, longest in _fields(header):
+    single = SINGLE_FIELDS | MIME_SINGLE_FIELDS if top else MIME_SINGLE_FIELDS
+    where = "" if top else " of a MIME part"
+    for name, field in _split_fields(lines):
         count += 1
+        field_size = sum(len(line) + 2 for line in field)
+        size += field_size
         if count > limits.max_header_fields:
             return Violation(
-                Rule.TOO_MANY_HEADER_FIELDS, f"more than {limits.max_header_fields} header fields"
+                Rule.TOO_MANY_HEADER_FIELDS, f"more than {limits.max_header_fields} header fields{where}"
+            )
+        if size > limits.max_header_bytes:
+            return Violation(
+                Rule.HEADER_TOO_LARGE, f"a header section{where} is over {limits.max_header_bytes} octets"
             )
         if not name or any(c <= 32 or c >= 127 for c in name):
+            if not top:
+                continue  # the email package skips such a line in a part; it defines nothing
             # RFC 5322 §3.6.8: a field name is printable ASCII without colon or space.
             return Violation(Rule.MALFORMED_HEADER, f"header line {count} is not a 'Name: value' field")
         shown = name.decode("ascii")
+        longest = max(map(len, field))
         if longest > MAX_LINE_OCTETS:
             return Violation(
                 Rule.HEADER_LINE_TOO_LONG,
-                f"a line of the {shown} field has {longest} octets; fold it to at most {MAX_LINE_OCTETS}",
+                f"a line of the {shown} field{where} has {longest} octets; "
+                f"fold it to at most {MAX_LINE_OCTETS}",
             )
-        if size > limits.max_header_field_bytes:
+        if field_size > limits.max_header_field_bytes:
             return Violation(
                 Rule.HEADER_FIELD_TOO_LONG,
-                f"the {shown} field is {size} octets; at most {limits.max_header_field_bytes}",
+                f"the {shown} field{where} is {field_size} octets; at most {limits.max_header_field_bytes}",
             )
-        if name in SINGLE_FIELDS:
+        if name in single:
             if name in seen:
                 return Violation(
-                    Rule.DUPLICATE_HEADER, f"the {shown} field occurs more than once (RFC 5322 §3.6)"
+                    Rule.DUPLICATE_HEADER, f"the {shown} field occurs more than once{where} (RFC 5322 §3.6)"
                 )
             seen.add(name)
-        if name == b"received":
+        if (
+            sum(line.count(b"(") for line in field) > MAX_COMMENT_DEPTH
+            and _comment_depth(field) > MAX_COMMENT_DEPTH
+        ):
+            return Violation(
+                Rule.MALFORMED_HEADER,
+                f"the {shown} field{where} nests comments more than {MAX_COMMENT_DEPTH} deep",
+            )
+        if name in _PARAMETER_FIELDS and sum(line.count(b";") for line in field) > MAX_PARAMETERS:
+            return Violation(
+                Rule.TOO_MANY_PARAMETERS,
+                f"the {shown} field{where} has more than {MAX_PARAMETERS} parameters",
+            )
+        if top and name == b"received":
             received += 1
             if received > limits.max_received:
                 return Violation(
@@ -189,32 +253,64 @@ def _check_header(header: bytes, limits: IntakeLimits) -> Violation | None:
     return None
 
 
+def _comment_depth(field: list[bytes]) -> int:
+    """How deep the field's comments nest, quoted-strings and quoted-pairs skipped (RFC 5322
+    §3.2.1-3.2.4; inside a comment a quote is text)."""
+    depth = deepest = 0
+    quoted = False
+    for token in _COMMENT_TOKENS.finditer(b"".join(field)):
+        mark = token.group()
+        if len(mark) == 2:
+            continue  # a quoted-pair
+        if quoted:
+            quoted = mark != b'"'
+        elif mark == b"(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif mark == b")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            quoted = True
+    return deepest
+
+
 @dataclass(slots=True)
 class _Entity:
-    """An open multipart: its delimiter line and how deep it sits."""
+    """An open multipart: its delimiter line, how deep it sits, and whether it is a digest."""
 
     delimiter: bytes
     depth: int
+    # RFC 2046 §5.1.5: in multipart/digest a part without Content-Type is message/rfc822.
+    digest: bool
 
 
-def _content_type(lines: list[bytes]) -> tuple[bytes, bytes | None]:
-    """(lower-case media type, boundary or None) from one entity's header lines."""
-    found: list[bytes] = []  # joined once: appending to bytes is quadratic in the folds
-    taking = False
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            if taking:
-                found.append(line)
-            continue
-        head, colon, rest = line.partition(b":")
-        taking = bool(colon) and head.strip().lower() == b"content-type"
-        if taking:
-            found = [rest]
-    value = b"".join(found)
-    media = value.split(b";", 1)[0].strip().lower()
-    match = _BOUNDARY.search(value) if media.startswith(b"multipart/") else None
-    boundary = (match.group(1) or match.group(2)) if match else None
-    return media, boundary
+def _media(lines: list[bytes], default: str) -> tuple[str, bytes | None]:
+    """(content type, delimiter line or None) of one header block, as the email package reads
+    them: the first Content-Type field, its parameters by the package's own parser (RFC 2231
+    continuations, quoting, an unusable type read as text/plain), ``default`` without one.
+
+    A scanner of its own read these differently (the last field, ``xboundary=``, a boundary
+    cut at 200 characters, ``boundary*0=``), and each difference let a message nest deeper
+    or hold more parts than the limits once the parser read it.  ``_check_fields`` has
+    bounded the field (its parameters are read in time quadratic in its semicolons).
+    """
+    entity = Message()
+    entity.set_default_type(default)
+    for name, field in _split_fields(lines):
+        if name == b"content-type":
+            # compat32's value: the first line after the colon, the folds with their line ends.
+            value = b"\r\n".join(field).split(b":", 1)[1].lstrip(b" \t")
+            entity["Content-Type"] = value.decode("ascii", "surrogateescape")
+            break
+    ctype = entity.get_content_type()
+    boundary = entity.get_boundary() if entity.get_content_maintype() == "multipart" else None
+    if boundary is None:
+        return ctype, None
+    try:
+        return ctype, b"--" + boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        # A boundary decoded to non-ASCII text (RFC 2231 charset) matches no line.
+        return ctype, None
 
 
 def _top_header_lines(raw: bytes) -> list[bytes]:
@@ -233,65 +329,144 @@ def _top_header_lines(raw: bytes) -> list[bytes]:
 
 
 def _check_mime(raw: bytes, limits: IntakeLimits) -> Violation | None:
-    """Depth and part count of the MIME tree, by an iterative scan of boundary lines.
-
-    ``open_`` is the stack of enclosing multiparts; a part's header block is read after
-    each delimiter, and a ``message/*`` part's body starts with one more header block
-    (RFC 2046 §5.2.1), one level deeper, which Python's parser also descends into.
-    """
-    media, boundary = _content_type(_top_header_lines(raw))
-    if boundary is None and not media.startswith(b"message/"):
+    """Depth and part count of the MIME tree, by an iterative scan of boundary lines."""
+    media, delimiter = _media(_top_header_lines(raw), "text/plain")
+    if delimiter is None and not media.startswith("message/"):
         # A single part (most mail): its header block is the whole tree, and no later line
         # can be a delimiter; the body is neither copied nor split.
         if 1 > limits.max_mime_depth:
             return Violation(Rule.MIME_TOO_DEEP, f"MIME parts nest more than {limits.max_mime_depth} deep")
         return None
-    lines = raw.replace(b"\r\n", b"\n").split(b"\n")
-    open_: list[_Entity] = []
-    parts = 0
-    index = 0
-    depth = 1
-    pending_headers = True  # the top-level header block comes first
-    while index < len(lines):
-        if pending_headers:
-            start = index
-            while index < len(lines) and lines[index] != b"":
-                index += 1
-            media, boundary = _content_type(lines[start:index])
-            index += 1
-            if depth > limits.max_mime_depth:
-                return Violation(
-                    Rule.MIME_TOO_DEEP, f"MIME parts nest more than {limits.max_mime_depth} deep"
-                )
-            if boundary is not None:
-                open_.append(_Entity(b"--" + boundary, depth))
-                pending_headers = False
-            elif media.startswith(b"message/"):
+    return _MimeScan(raw, limits).run()
+
+
+class _MimeScan:
+    """The MIME tree walked the way Python's ``email.feedparser`` walks it, without recursion.
+
+    Lines end at CRLF, CR or LF (the parser's ``NLCRE``); a header block ends at its empty
+    line or at the first line that is no header line (``headerRE``), which then starts the
+    body; a delimiter of any enclosing multipart ends the part it appears in.  ``open_`` is
+    the stack of enclosing multiparts; a ``message/*`` part's body starts with one more
+    header block (RFC 2046 §5.2.1), one level deeper.  Where the two could differ, this
+    errs towards more depth and more parts, never fewer.
+    """
+
+    def __init__(self, raw: bytes, limits: IntakeLimits) -> None:
+        self.lines = raw.splitlines()
+        self.limits = limits
+        self.open_: list[_Entity] = []
+        self.parts = 0
+        self.index = 0
+
+    def run(self) -> Violation | None:
+        depth, default, top = 1, "text/plain", True
+        while True:
+            found, media, delimiter = self._block(depth, default, top)
+            if found is not None:
+                return found
+            top = False
+            if delimiter is not None:
+                self.open_.append(_Entity(delimiter, depth, media == "multipart/digest"))
+            elif media == "message/delivery-status":
+                found = self._status_blocks(depth + 1)
+                if found is not None:
+                    return found
+            elif media.startswith("message/"):
                 depth += 1
-            else:
-                pending_headers = False
-            continue
-        if not open_:
-            # No multipart is open, so no later line can be a delimiter: the rest of the
-            # message (all of a single-part message's body) has nothing left to count.
+                default = "text/plain"
+                continue
+            nxt = self._next_part()
+            if isinstance(nxt, Violation) or nxt is None:
+                return nxt
+            depth, default = nxt
+
+    def _block(self, depth: int, default: str, top: bool) -> tuple[Violation | None, str, bytes | None]:
+        """Read one header block: the violation it makes, else its type and delimiter."""
+        lines, start = self.lines, self.index
+        while self.index < len(lines):
+            line = lines[self.index]
+            if _HEADER_LINE.match(line) is None or self._delimiter(line) is not None:
+                break
+            self.index += 1
+        block = lines[start : self.index]
+        if self.index < len(lines) and lines[self.index] == b"":
+            self.index += 1  # the empty line that ends the block
+        if depth > self.limits.max_mime_depth:
+            too_deep = Violation(
+                Rule.MIME_TOO_DEEP, f"MIME parts nest more than {self.limits.max_mime_depth} deep"
+            )
+            return too_deep, "", None
+        # The message's own header block has been checked in full already.
+        found = None if top else _check_fields(block, self.limits, top=False)
+        if found is not None:
+            return found, "", None
+        media, delimiter = _media(block, default)
+        return None, media, delimiter
+
+    def _delimiter(self, line: bytes) -> tuple[int, bool] | None:
+        """(level, closing) when ``line`` delimits an open multipart, innermost first."""
+        if not line.startswith(b"--") or not self.open_:
             return None
-        line = lines[index].rstrip(b" \t")
-        index += 1
-        if not line.startswith(b"--") or not open_:
-            continue
-        for level in range(len(open_) - 1, -1, -1):
-            entity = open_[level]
-            if line == entity.delimiter + b"--":
-                del open_[level:]
+        line = line.rstrip(b" \t")
+        for level in range(len(self.open_) - 1, -1, -1):
+            delimiter = self.open_[level].delimiter
+            if line == delimiter:
+                return level, False
+            if line == delimiter + b"--":
+                return level, True
+        return None
+
+    def _next_part(self) -> tuple[int, str] | Violation | None:
+        """Skip to the next part's header block: (its depth, its default type); None at the end."""
+        lines = self.lines
+        while self.open_ and self.index < len(lines):
+            found = self._delimiter(lines[self.index])
+            self.index += 1
+            if found is None:
+                continue
+            level, closing = found
+            if closing:
+                del self.open_[level:]
+                continue
+            del self.open_[level + 1 :]
+            self.parts += 1
+            if self.parts > self.limits.max_mime_parts:
+                return Violation(
+                    Rule.TOO_MANY_MIME_PARTS, f"more than {self.limits.max_mime_parts} MIME parts"
+                )
+            entity = self.open_[level]
+            return entity.depth + 1, "message/rfc822" if entity.digest else "text/plain"
+        # No multipart is open, so no later line can be a delimiter.
+        return None
+
+    def _status_blocks(self, depth: int) -> Violation | None:
+        """A message/delivery-status body (RFC 3464 §2.1): the parser makes each block of
+        fields a part of its own, one level deeper, and would descend into a block's type."""
+        lines = self.lines
+        in_block = False
+        while self.index < len(lines):
+            line = lines[self.index]
+            if self._delimiter(line) is not None:
                 break
-            if line == entity.delimiter:
-                del open_[level + 1 :]
-                parts += 1
-                if parts > limits.max_mime_parts:
+            self.index += 1
+            if line == b"":
+                in_block = False
+                continue
+            if not in_block:
+                in_block = True
+                self.parts += 1
+                if self.parts > self.limits.max_mime_parts:
                     return Violation(
-                        Rule.TOO_MANY_MIME_PARTS, f"more than {limits.max_mime_parts} MIME parts"
+                        Rule.TOO_MANY_MIME_PARTS, f"more than {self.limits.max_mime_parts} MIME parts"
                     )
-                depth = entity.depth + 1
-                pending_headers = True
-                break
-    return None
+                if depth > self.limits.max_mime_depth:
+                    return Violation(
+                        Rule.MIME_TOO_DEEP, f"MIME parts nest more than {self.limits.max_mime_depth} deep"
+                    )
+            if line[:13].lower() == b"content-type:":
+                # A status field block has no Content-Type (RFC 3464 §2.2, §2.3); one that
+                # declares a structure would be parsed as one.
+                return Violation(
+                    Rule.MALFORMED_HEADER, "a message/delivery-status block has a Content-Type field"
+                )
+        return None

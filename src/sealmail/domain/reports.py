@@ -29,6 +29,8 @@ from email.policy import compat32
 from email.utils import getaddresses, parseaddr
 from typing import Final
 
+from sealmail.domain.intake_limits import MAX_PARAMETERS
+
 __all__ = [
     "MAX_PARSE_BYTES",
     "Arf",
@@ -279,6 +281,28 @@ def _heuristic(msg: Message, null_sender: bool, trace_header: str) -> Report:
     )
 
 
+def _parameter_bomb(raw: bytes) -> bool:
+    """Whether a Content-Type or Content-Disposition field (a line starting one, and its folds)
+    has more than ``MAX_PARAMETERS`` semicolons, wherever it stands.
+
+    The email package splits parameters by rescanning the value from its start at every
+    ";": a megabyte field of quoted semicolons cost minutes of a thread per report (the
+    parser reads every multipart's boundary), and a report has no header limits of its own.
+    """
+    count = 0
+    counting = False
+    for line in raw.splitlines():
+        if line[:1] in (b" ", b"\t"):
+            count += line.count(b";") if counting else 0
+        else:
+            head = line[:20].lower()
+            counting = head.startswith(b"content-type:") or head == b"content-disposition:"
+            count = line.count(b";") if counting else 0
+        if count > MAX_PARAMETERS:
+            return True
+    return False
+
+
 def parse(
     raw: bytes,
     *,
@@ -286,16 +310,26 @@ def parse(
     null_sender: bool = False,
     limit: int = MAX_PARSE_BYTES,
 ) -> Report:
-    """Read one inbound report.
+    """Read one inbound report; never raises on what a remote system sent.
 
     ``trace_header`` is the header our outbound copies carry the message id in;
     ``null_sender`` says the report came with ``MAIL FROM:<>`` (RFC 3464 §2 requires it
     of DSNs), which the fallback for non-standard bounces counts as evidence.
     """
-    try:
-        msg = message_from_bytes(raw[:limit], policy=compat32)
-    except Exception:  # noqa: BLE001 — the stdlib parser is lenient; anything else is garbage in
+    raw = raw[:limit]
+    if _parameter_bomb(raw):
         return Unrecognized("unparsable")
+    try:
+        msg = message_from_bytes(raw, policy=compat32)
+        return _report(msg, trace_header, null_sender)
+    except Exception:  # noqa: BLE001 — the stdlib is lenient, but not everywhere: garbage in
+        # The address parser recurses on nested comments (RecursionError on a field of a few
+        # thousand "("); any such failure is a property of the bytes, not a fault here.  An
+        # exception would answer the sending MTA 451 and it would retry the same bytes.
+        return Unrecognized("unparsable")
+
+
+def _report(msg: Message, trace_header: str, null_sender: bool) -> Report:
     if msg.get_content_type() == "multipart/report":
         report_type = str(msg.get_param("report-type") or "").lower()
         status_part = _find(msg, _DSN_TYPES)

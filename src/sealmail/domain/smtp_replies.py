@@ -99,6 +99,8 @@ S500_LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 S501_SYNTAX = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
 S502_NOT_IMPLEMENTED = Reply(502, "5.5.1", "Command not implemented")
 S503_BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+# RFC 3207 §4.2: STARTTLS on a session already under TLS.
+S503_TLS_ALREADY_ACTIVE = Reply(503, "5.5.1", "Bad sequence of commands: TLS already active")
 # RFC 4954 §4: an unknown SASL mechanism.
 S504_AUTH_MECHANISM_UNSUPPORTED = Reply(504, "5.5.4", "Unrecognized authentication type")
 # RFC 3207 §4: a server that requires TLS answers other commands with this until

@@ -199,6 +199,18 @@ def instrument(
         # minutes on an encoded-word bomb (issue 11.2): mail over the display limits is
         # delivered as submitted, untracked.
         return Rewrite(raw)
+    try:
+        return _rewrite(raw, track_link, pixel_url, keep)
+    except RecursionError:
+        # A field the header registry cannot parse (comments nested hundreds deep, which
+        # intake refuses but mail stored before may have): as submitted, untracked, rather
+        # than a failed delivery attempt every retry.
+        return Rewrite(raw)
+
+
+def _rewrite(
+    raw: bytes, track_link: Callable[[int], str] | None, pixel_url: str | None, keep: Callable[[str], bool]
+) -> Rewrite:
     msg = BytesParser(policy=policy.SMTP).parsebytes(raw)
     urls: list[str] = []
     index: dict[str, int] = {}

@@ -17,6 +17,11 @@ keeping what aiosmtpd's loop guarantees:
 * a line longer than ``line_limit`` octets with its CRLF (RFC 5321 §4.5.3.1.6) is "too
   long", judged on the lines received before the size limit was crossed;
 * transparency: one leading dot is removed from every line that starts with one.
+
+With ``keep``, only the first ``keep`` octets received are held (and checked for long
+lines): the rest is counted against the size limit and dropped as it arrives.  For a
+listener that reads no further (the inbound report listener parses a report's first
+megabyte), so a client's data costs no more memory than that, however large the SIZE.
 """
 
 from __future__ import annotations
@@ -91,10 +96,12 @@ def _unstuff(raw: bytes | bytearray) -> bytes:
 class _Section:
     """What has been read of one DATA section so far."""
 
-    def __init__(self, size_limit: int | None, line_limit: int) -> None:
+    def __init__(self, size_limit: int | None, line_limit: int, keep: int | None) -> None:
         self.size_limit = size_limit
         self.line_limit = line_limit
+        self.keep = keep
         self.raw = bytearray()  # received bytes, dots still in; dropped once over a limit
+        self.cut = False  # bytes past ``keep`` were dropped: ``raw`` ends before the stream does
         self.size = 0
         self.tail = _VIRTUAL_START  # the last consumed bytes (at most 4 matter)
         self.verdict = DataVerdict.COMPLETE
@@ -105,7 +112,11 @@ class _Section:
         self.tail = chunk[-keep:] if len(chunk) >= keep else (self.tail + chunk)[-keep:]
         if self.verdict is not DataVerdict.COMPLETE:
             return
-        self.raw += chunk
+        if self.keep is not None and len(self.raw) + len(chunk) > self.keep:
+            self.raw += chunk[: max(0, self.keep - len(self.raw))]
+            self.cut = True
+        else:
+            self.raw += chunk
         # Bytes that may be the terminator's ". CR" (dropped if it completes) do not count.
         if self.size_limit and self.size - max(0, _overlap(self.tail) - 2) > self.size_limit:
             # aiosmtpd's order: a long line already received wins over the size.
@@ -117,7 +128,8 @@ class _Section:
         """Forget the last ``count`` bytes taken: they began the terminator."""
         if count:
             self.size -= count
-            del self.raw[-count:]
+            if not self.cut:  # else they were never held
+                del self.raw[-count:]
 
     def result(self) -> DataRead:
         if self.verdict is DataVerdict.COMPLETE and _has_long_line(self.raw, self.line_limit):
@@ -127,13 +139,15 @@ class _Section:
         return DataRead(DataVerdict.COMPLETE, _unstuff(self.raw))
 
 
-async def read_data(reader: asyncio.StreamReader, size_limit: int | None, line_limit: int) -> DataRead:
+async def read_data(
+    reader: asyncio.StreamReader, size_limit: int | None, line_limit: int, keep: int | None = None
+) -> DataRead:
     """Read one DATA section from ``reader`` up to and including its final ``.`` line.
 
-    ``size_limit`` None or 0 means no limit.  Raises ``asyncio.IncompleteReadError`` when
-    the client closes the connection mid-way.
+    ``size_limit`` None or 0 means no limit; ``keep`` None, that all is held.  Raises
+    ``asyncio.IncompleteReadError`` when the client closes the connection mid-way.
     """
-    section = _Section(size_limit, line_limit)
+    section = _Section(size_limit, line_limit, keep)
     while True:
         k = _overlap(section.tail)
         if k:

@@ -249,6 +249,9 @@ class ListenerSMTP(LoopTlsSMTP, WireSMTP):
     """One connection's protocol state: catalogue replies, STARTTLS through the loop's
     ``start_tls`` and a DATA ``stop`` waits for."""
 
+    # How much of a DATA section is held (smtpd/data.py ``keep``); None: all of it.
+    data_keep_limit: int | None = None
+
     def __init__(self, handler: ListenerHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.listener_handler = handler
@@ -294,7 +297,9 @@ class ListenerSMTP(LoopTlsSMTP, WireSMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            section = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+            section = await read_data(
+                self._reader, self.data_size_limit, self.line_length_limit, self.data_keep_limit
+            )
         except asyncio.CancelledError:
             # The connection went away during DATA (aiosmtpd cancels on EOF).
             self._writer.close()

@@ -16,6 +16,8 @@ from typing import Final, cast
 
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
+from sealmail.domain import smtp_replies as replies
+
 __all__ = ["LoopTlsSMTP"]
 
 # What aiosmtpd put in ``session.ssl`` (asyncio's SSLProtocol ``_extra``).
@@ -32,6 +34,11 @@ class LoopTlsSMTP(SMTP):
             return
         if not self.tls_context:
             await self.push("454 TLS not available")
+            return
+        if self._tls_protocol is not None:
+            # RFC 3207 §4.2: no STARTTLS once TLS is up (nor offered).  Answered 220, a
+            # second handshake inside the first failed and dropped the session.
+            await self.push(str(replies.S503_TLS_ALREADY_ACTIVE))
             return
         await self.push("220 Ready to start TLS")
         plain = cast(asyncio.WriteTransport, self.transport)

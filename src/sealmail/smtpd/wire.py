@@ -37,6 +37,9 @@ _STOCK_REPLIES: Final[dict[str, Reply]] = {
     ),
 }
 
+# aiosmtpd's reply to an unknown verb: ``500 Error: command "<verb as sent>" not recognized``.
+_UNRECOGNIZED_PREFIX: Final = '500 Error: command "'
+
 # Replies never held for the next one's write (``WireSMTP._may_hold``): 220 precedes the
 # TLS handshake, 221 the close.
 _NEVER_HELD: Final = (b"220", b"221")
@@ -66,6 +69,10 @@ class WireSMTP(SMTP):
         if isinstance(status, str):
             # aiosmtpd's built-in replies carry no enhanced status code; use the catalogue's.
             stock = _STOCK_REPLIES.get(status)
+            if stock is None and status.startswith(_UNRECOGNIZED_PREFIX):
+                # aiosmtpd quotes the unknown verb back as sent: a client's CR, ESC or NUL
+                # then went out inside our reply line.  The catalogue's reply quotes nothing.
+                stock = replies.S500_UNRECOGNIZED_COMMAND
             text = str(stock) if stock is not None else status
             response = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") + b"\r\n"
         else:

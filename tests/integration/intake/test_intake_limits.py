@@ -49,10 +49,52 @@ def with_headers(extra: bytes) -> bytes:
     return HEAD + extra + b"\r\nbody\r\n"
 
 
+def rfc2231_chain(depth: int) -> bytes:
+    """``nested_mime`` with each boundary given as an RFC 2231 continuation (``boundary*0=``),
+    which the email package reads and the check once did not."""
+    return nested_mime(depth).replace(b'boundary="', b'boundary*0="')
+
+
+def semicolon_filename() -> bytes:
+    """A part whose Content-Disposition is 60 KB of quoted semicolons (seconds of the email
+    package's parameter parsing, at every read of the file name)."""
+    value = b'attachment; filename="' + b"\r\n ".join([b";" * 900] * 66) + b'"'
+    return (
+        HEAD
+        + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        + b"Content-Type: application/octet-stream\r\nContent-Disposition: "
+        + value
+        + b"\r\n\r\nxx\r\n--b--\r\n"
+    )
+
+
 # (raw message, rule, SMTP code, enhanced code)
 CASES: dict[str, Callable[[], tuple[bytes, str, int, str]]] = {
     "mime_200_deep": lambda: (nested_mime(200), "mime_too_deep", 554, "5.6.0"),
     "mime_1000_deep": lambda: (nested_mime(1000), "mime_too_deep", 554, "5.6.0"),
+    "mime_300_deep_rfc2231_boundaries": lambda: (rfc2231_chain(300), "mime_too_deep", 554, "5.6.0"),
+    "semicolon_parameters_in_a_part": lambda: (semicolon_filename(), "too_many_parameters", 554, "5.6.0"),
+    "space_before_colon_hides_a_sender": lambda: (
+        with_headers(b"X-Note : hi\r\nSender: ceo@bank.example\r\n"),
+        "malformed_header",
+        554,
+        "5.6.0",
+    ),
+    "comments_nested_5400_deep_in_to": lambda: (
+        HEAD.replace(
+            f"To: {EXTERNAL}".encode(), b"To: " + b"\r\n ".join([b"(" * 900] * 6) + EXTERNAL.encode()
+        )
+        + b"\r\nbody\r\n",
+        "malformed_header",
+        554,
+        "5.6.0",
+    ),
+    "second_content_type_field": lambda: (
+        with_headers(b"Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=x\r\n"),
+        "duplicate_header",
+        554,
+        "5.6.0",
+    ),
     "folded_header_of_200k": lambda: (
         with_headers(b"X-Long: start\r\n" + b" " * 1 + (b"x" * 70 + b"\r\n ") * 3000 + b"end\r\n"),
         "header_field_too_long",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from tests.unit.bounces.hostile import nested_comment_dsn, semicolon_dsn
 from tests.unit.bounces.samples import (
     TRACE,
     arf_report,
@@ -101,3 +104,20 @@ def test_subject_and_body_of_the_original_are_not_kept() -> None:
     report = parse(postfix_dsn(), trace_header=TRACE)
     assert "Lab results" not in repr(report)
     assert "Your results" not in repr(report)
+
+
+def test_a_report_the_stdlib_cannot_read_is_unparsable_never_an_exception() -> None:
+    # Nested comments make email.utils recurse past the limit: an exception here was a 451
+    # to the sending MTA, which retries the same bytes for days.
+    report = parse(nested_comment_dsn("b+x.y@bounces.clinic.example"), trace_header=TRACE, null_sender=True)
+    assert report == Unrecognized("unparsable")
+
+
+def test_a_parameter_field_of_semicolons_is_unparsable_at_once() -> None:
+    started = time.perf_counter()
+    report = parse(semicolon_dsn("b+x.y@bounces.clinic.example"), trace_header=TRACE, null_sender=True)
+    assert time.perf_counter() - started < 1.0
+    assert report == Unrecognized("unparsable")
+    # The same report with a handful of parameters is still read.
+    fine = semicolon_dsn("b+x.y@bounces.clinic.example", lines=0)
+    assert isinstance(parse(fine, trace_header=TRACE, null_sender=True), Dsn)

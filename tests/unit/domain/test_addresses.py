@@ -392,3 +392,18 @@ def test_plain_addresses_take_the_shortcut_and_match_the_full_path(value: str) -
 def _split(value: str) -> tuple[str, str]:
     addr = value.rsplit("<", 1)[-1].rstrip(">")
     return addr, addr.rpartition("@")[2]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\udcff\udcfe@clinic.example",
+        "pat\udcc3ient@example.org",
+        "a@exam\udcffple.org",
+        "Dr \udcff <a@b.example>",
+    ],
+)
+def test_lone_surrogates_are_invalid_utf8_not_an_encoding_crash(value: str) -> None:
+    # What an SMTP argument's invalid UTF-8 becomes once decoded with surrogateescape.
+    with pytest.raises(InvalidAddress, match="is not valid UTF-8"):
+        parse_address(value, "rcpt_to")

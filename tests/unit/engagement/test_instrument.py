@@ -153,3 +153,16 @@ def test_drop_fields_removes_folded_list_unsubscribe_only() -> None:
     )
     out = drop_fields(raw, frozenset({"list-unsubscribe", "list-unsubscribe-post"}))
     assert out == b"From: a@x.example\r\nSubject: keep\r\n\r\nList-Unsubscribe: in the body stays\r\n"
+
+
+def test_a_field_the_header_registry_cannot_parse_is_delivered_untracked() -> None:
+    # Comments nested 5,400 deep in To (intake refuses these now; mail stored before may
+    # have them): re-serializing raised RecursionError on every delivery attempt.
+    to = b"\r\n ".join([b"(" * 900] * 6) + b"p@example.org"
+    raw = (
+        b"From: a@clinic.example\r\nTo: " + to + b"\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: text/html\r\n\r\n<a href='https://example.org/x'>x</a>\r\n"
+    )
+    result = instrument(raw, track_link=_track, pixel_url="https://t.example/o")
+    assert result.raw == raw
+    assert result.urls == []

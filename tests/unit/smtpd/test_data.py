@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.waiting import yield_to_loop
 
-from sealmail.smtpd.data import DataRead, DataVerdict, _has_long_line, read_data
+from sealmail.smtpd.data import DataRead, DataVerdict, _has_long_line, _unstuff, read_data
 
 LINE_LIMIT = 1001  # aiosmtpd's line_length_limit, also its StreamReader limit
 
@@ -134,3 +134,25 @@ def test_the_long_line_check_agrees_with_splitting_at_crlf(
     expected = max(map(len, split_lines)) > line_limit - 2  # the limit counts the CRLF
     assert _has_long_line(raw, line_limit) is expected
     assert _has_long_line(bytearray(raw), line_limit) is expected
+
+
+def test_with_keep_only_the_first_octets_are_held_and_the_end_is_still_found() -> None:
+    body = b"".join(b"..line %d\r\n" % i for i in range(100_000))  # dot-stuffed lines
+    stream = body + b".\r\nNOOP\r\n"
+    for keep in (0, 1, 1000, 65_536, len(body) - 1, len(body)):
+        expected, rest = reference(stream, None)
+        result, left = asyncio.run(bulk_with_keep(split(stream, [5, 70_000, 900_001]), keep))
+        assert (result.verdict, left) == (DataVerdict.COMPLETE, rest)
+        # The held part is the received bytes up to ``keep``, unstuffed.
+        assert result.content == _unstuff(body[:keep])
+    assert expected.content.startswith(result.content)
+
+
+async def bulk_with_keep(pieces: list[bytes], keep: int) -> tuple[DataRead, bytes]:
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    task = asyncio.ensure_future(read_data(reader, None, LINE_LIMIT, keep))
+    for piece in pieces:
+        reader.feed_data(piece)
+        await yield_to_loop()
+    reader.feed_eof()
+    return await task, await reader.read()
