@@ -10,6 +10,7 @@ a block of its own.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import socket
@@ -27,9 +28,14 @@ def _ephemeral_floor() -> int:
 
 
 def _block() -> range:
+    """This worker's block: the workers of one run take neighbouring blocks, from a place
+    each run draws anew (xdist's run id, or this process's), so that two suites running at
+    once on one machine (a developer's and a helper's) do not walk the same ports."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
     blocks = max(1, (_ephemeral_floor() - _FLOOR) // _BLOCK)
-    start = _FLOOR + (int(worker) if worker.isdigit() else 0) % blocks * _BLOCK
+    first = int.from_bytes(hashlib.sha256(run.encode()).digest()[:4], "big")
+    start = _FLOOR + (first + (int(worker) if worker.isdigit() else 0)) % blocks * _BLOCK
     return range(start, start + _BLOCK)
 
 
