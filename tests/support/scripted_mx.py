@@ -32,8 +32,21 @@ class LoopServer:
 
     def __init__(self, handler: Handler, hosts: list[str], port: int) -> None:
         self.loop = LoopThread()
-        self.server = self.loop.run(asyncio.start_server(handler, hosts, port))
+        self._handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.server = self.loop.run(asyncio.start_server(self._tracked, hosts, port))
         self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _tracked(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Kept so close() can end a handler still busy (a paced reply to a client that left):
+        # a task left pending when the loop closes fails whichever test collects it later.
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._handler(reader, writer)
+        finally:
+            self._tasks.discard(task)
 
     def close(self) -> None:
         # On the server's own loop: asyncio.Server is not thread-safe, and a close from this
@@ -43,6 +56,9 @@ class LoopServer:
 
     async def _close(self) -> None:
         self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.server.wait_closed()
 
 
@@ -69,6 +85,8 @@ class Scripted(LoopServer):
                 with self._lock:
                     self.commands.append(verb)
                 for piece in self.script.get(verb, [b"500 5.5.2 what\r\n"]):
+                    if writer.is_closing() or reader.at_eof():
+                        return  # the client hung up mid-reply
                     writer.write(piece)
                     await writer.drain()
                     if self.pace:
