@@ -26,6 +26,7 @@ from email.message import Message
 from typing import Final
 
 __all__ = [
+    "MAX_COMMENT_DEPTH",
     "MAX_PARAMETERS",
     "MIME_SINGLE_FIELDS",
     "SINGLE_FIELDS",
@@ -63,6 +64,7 @@ SINGLE_FIELDS: Final[frozenset[bytes]] = frozenset(
 MIME_SINGLE_FIELDS: Final[frozenset[bytes]] = frozenset(
     {b"content-type", b"content-transfer-encoding", b"content-disposition"}
 )
+_TOP_SINGLE_FIELDS: Final = SINGLE_FIELDS | MIME_SINGLE_FIELDS
 # Fields whose parameters the email package reads (type, boundary, charset, filename).  Its
 # parameter splitter rescans the value from the start at every ";" (time quadratic in
 # them: 2 s for one 64 KB field, minutes for a part header of a megabyte), so a field may
@@ -192,7 +194,7 @@ def _check_fields(lines: list[bytes], limits: IntakeLimits, *, top: bool) -> Vio
     §3.6 counts, Received) to those of every MIME part's (sizes, RFC 2045 fields)."""
     count = received = size = 0
     seen: set[bytes] = set()
-    single = SINGLE_FIELDS | MIME_SINGLE_FIELDS if top else MIME_SINGLE_FIELDS
+    single = _TOP_SINGLE_FIELDS if top else MIME_SINGLE_FIELDS
     where = "" if top else " of a MIME part"
     for name, field in _split_fields(lines):
         count += 1
