@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from sealmail.domain.numerals import within
 from sealmail.domain.tls_policy import STREAM_MINIMUM, Stream, TlsPolicy
 
 Role = Literal["api", "smtp", "worker"]
@@ -499,7 +500,7 @@ class Settings(BaseSettings):
         text = str(value).strip().lower()
         if text == "auto":
             return "auto"
-        if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_WORKER_PROCESSES:
+        if isinstance(value, bool) or not within(text, MAX_WORKER_PROCESSES):
             raise ValueError(f"`auto` or a number of processes from 0 to {MAX_WORKER_PROCESSES}")
         return int(text)
 
@@ -516,7 +517,7 @@ class Settings(BaseSettings):
         for item in value:
             host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
             ipaddress.ip_address(host or item)
-            if port and not port.isdigit():
+            if port and not within(port, 65535):
                 raise ValueError(f"bad port in {item!r}")
         return value
 

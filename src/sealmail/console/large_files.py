@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from sealmail.console.kit import Kit
+from sealmail.domain.numerals import within
 from sealmail.errors import PayloadTooLarge
 from sealmail.files import http
 from sealmail.files.service import FileShares
@@ -50,7 +51,7 @@ def mount_uploads(app: FastAPI, kit: Kit, shares: FileShares, limit: int) -> Non
         if not security.same_origin(request) or not hmac.compare_digest(kit.csrf(request), token):
             raise HTTPException(403, "This upload did not come from this site.")
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and not within(length, limit):
             raise HTTPException(413, f"Large files may be up to {limit // (1024 * 1024)} MB each.")
         raw_name = http.filename_from_disposition(request.headers.get("content-disposition"))
         if not raw_name:

@@ -31,6 +31,7 @@ from sealmail.console.kit import Kit
 from sealmail.console.marketing_pages import classes_for
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.marketing import PhiClass, Purpose
+from sealmail.domain.numerals import ascii_digits, whole_number
 from sealmail.errors import Conflict, PermissionDenied, ValidationFailed
 from sealmail.marketing.analytics import METRICS
 from sealmail.marketing.campaigns import MAX_VARIANTS
@@ -186,8 +187,8 @@ def _campaign_body(form: dict[str, str]) -> dict[str, Any]:
             {
                 "name": form.get(f"v{i}_name", "").strip() or VARIANT_NAMES[i],
                 "template": template,
-                "version": int(version) if version.isdigit() else None,
-                "weight": int(w) if (w := form.get(f"v{i}_weight", "1").strip()).isdigit() else w,
+                "version": whole_number(version),
+                "weight": whole_number(w) if ascii_digits(w := form.get(f"v{i}_weight", "1").strip()) else w,
             }
         )
     send_at = form.get("send_at", "").strip()
@@ -359,10 +360,11 @@ def _caps(app: FastAPI, kit: Kit, mk: Marketing) -> None:
         numbers: dict[str, int] = {}
         for field, high in (("max_sends", 1000), ("window_hours", 24 * 90)):
             raw = str(form.get(field, "")).strip()
-            if not (raw.isdigit() and 1 <= int(raw) <= high):
+            number = whole_number(raw)
+            if number is None or not 1 <= number <= high:
                 problems.append(f"{field}: a whole number, 1–{high}")
             else:
-                numbers[field] = int(raw)
+                numbers[field] = number
         if problems:
             return await run_in_threadpool(lambda: caps_page(request, who, 422, problems=problems))
         await run_in_threadpool(

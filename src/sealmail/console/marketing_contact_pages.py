@@ -34,6 +34,7 @@ from sealmail.console.marketing_pages import classes_for
 from sealmail.console.web import ConsoleSection
 from sealmail.domain.display_text import safe_display
 from sealmail.domain.marketing import Channel, ConsentState, PhiClass, Purpose
+from sealmail.domain.numerals import whole_number
 from sealmail.errors import Conflict, ValidationFailed
 from sealmail.marketing.attributes import AttrType
 from sealmail.marketing.contacts import normalize_email
@@ -75,7 +76,8 @@ def _problems(exc: ValidationFailed | Conflict) -> list[str]:
 
 def _bounded(value: str, default: int, top: int) -> int:
     """A paging number from the query: digits only, clamped (never a 500)."""
-    return min(int(value), top) if value.isdigit() and len(value) < 10 else default
+    number = whole_number(value)
+    return min(number, top) if number is not None else default
 
 
 def section(mk: Marketing) -> ConsoleSection:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from sealmail.domain.numerals import within
 from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from sealmail.files import http
 from sealmail.files.schemas import FileDeletedOut, FileOut, FileSentOut
@@ -72,7 +73,7 @@ def router(shares: FileShares, need: Any, max_file_bytes: int) -> APIRouter:
             raise UnsupportedMediaType(
                 "send the file as the raw body with Content-Type: application/octet-stream"
             )
-        if content_length is not None and (not content_length.isdigit() or int(content_length) > limit):
+        if content_length is not None and (not within(content_length, limit)):
             raise PayloadTooLarge(f"the file is over the {limit}-byte limit (SEALMAIL_MAX_FILE_BYTES)")
         raw_name = http.filename_from_disposition(content_disposition)
         if not raw_name:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sealmail.domain.numerals import saturating
+
 
 @dataclass(frozen=True, slots=True)
 class ByteRange:
@@ -44,18 +46,21 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, dash, last = spec.strip().partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+    # Positions read as ASCII digits, saturated: "²" is no number, and one of 5,000 digits
+    # is past any end, which §14.1.2 clips like any other.
+    start = saturating(first, size) if first else None
+    end = saturating(last, max(size - 1, 0)) if last else None
+    if not dash or (first and start is None) or (last and end is None):
         raise Unsatisfiable(header)
-    if first == "":
-        if last == "" or int(last) == 0 or size == 0:
+    if start is None:
+        suffix = saturating(last, size) if last else None
+        if not suffix or size == 0:
             raise Unsatisfiable(header)
-        suffix = min(int(last), size)
         return ByteRange(size - suffix, size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    end = size - 1 if end is None else end
     if start >= size or end < start:
         raise Unsatisfiable(header)
-    return ByteRange(start, min(end, size - 1))
+    return ByteRange(start, end)
 
 
 def if_range_allows(if_range: str | None, etag: str) -> bool:

@@ -15,6 +15,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from sealmail.domain.numerals import whole_number
+
 
 class TokenProblem(enum.StrEnum):
     MALFORMED = "malformed"
@@ -43,9 +45,10 @@ def issue(key: bytes, form_id: str, now: float) -> str:
 
 def check(key: bytes, form_id: str, token: str, now: float, min_fill: int, ttl: int) -> TokenCheck:
     parts = token.split(".") if len(token) <= 128 else []
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1]:
+    issued = whole_number(parts[0]) if len(parts) == 3 else None
+    if issued is None or not parts[1]:
         return TokenCheck("", 0, TokenProblem.MALFORMED)
-    issued, nonce, mac = int(parts[0]), parts[1], parts[2]
+    nonce, mac = parts[1], parts[2]
     if not hmac.compare_digest(_mac(key, form_id, issued, nonce), mac):
         return TokenCheck(nonce, issued, TokenProblem.FORGED)
     age = now - issued

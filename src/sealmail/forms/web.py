@@ -23,6 +23,7 @@ from markupsafe import Markup
 from starlette.datastructures import UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from sealmail.domain.numerals import exceeds
 from sealmail.forms.checking import Upload
 from sealmail.forms.definition import FieldDef, FormDefinition
 from sealmail.forms.filetypes import EXTENSIONS, MEDIA_TYPES
@@ -93,7 +94,7 @@ def frame_csp(origins: list[str]) -> str:
 async def read_capped(request: Request, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` (counted as it streams, never held whole)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if exceeds(declared, limit):
         return None
     chunks: list[bytes] = []
     size = 0

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.numerals import whole_number
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
@@ -390,8 +391,9 @@ class Importer:
 def _row_of(field: str) -> int:
     """The row a parser refusal names (``row 7``); the header is row 1, the file row 0."""
     head, _, number = field.partition(" ")
-    if head == "row" and number.isdigit():
-        return int(number)
+    row = whole_number(number) if head == "row" else None
+    if row is not None:
+        return row
     return 1 if field == "header" else 0
 
 

@@ -159,7 +159,7 @@ def is_host_name(name: str) -> bool:
 def _is_ip_literal(host: str) -> bool:
     # An IPv4 literal starts with a digit and an IPv6 one has a colon: an MX host name
     # (every delivery asks) answers here, without ipaddress raising and formatting twice.
-    if ":" not in host and not host[:1].isdigit():
+    if ":" not in host and not "0" <= host[:1] <= "9":
         return False
     try:
         ipaddress.ip_address(host)

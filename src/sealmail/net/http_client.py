@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import httpcore
 
 from sealmail import __version__
+from sealmail.domain.numerals import exceeds
 
 # Re-exported: callers import the address policy from here too.
 from sealmail.net.address_policy import AddressClass as AddressClass
@@ -484,7 +485,7 @@ class SafeHttpClient:
             ):
                 response_headers = _header_map(response.headers)
                 declared = response_headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
+                if exceeds(declared, limit):
                     raise FetchError(
                         FetchReason.TOO_LARGE,
                         f"response larger than {limit} bytes (Content-Length {declared}) "

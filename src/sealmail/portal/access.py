@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -352,7 +353,8 @@ class PortalAccess(CodeMail):
                 return SignIn(SignInStatus.LOCKED, locked_until=locked)
             if ch.code_hash is None or ch.code_expires_at is None or ch.code_expires_at <= now:
                 return SignIn(SignInStatus.EXPIRED)
-            given = "".join(c for c in code if c.isdigit())
+            # Digits as typed on any keyboard ("١٢٣" too), read as ASCII; "²" is no digit.
+            given = "".join(str(unicodedata.decimal(c)) for c in code if c.isdecimal())
             if not hmac.compare_digest(code_hash(challenge_token, given), ch.code_hash):
                 attempts = ch.code_attempts + 1
                 # A code that has been guessed at too often is void even before the

@@ -11,6 +11,7 @@ No ``from __future__ import annotations``: FastAPI reads route signatures at run
 from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse, Response
 
+from sealmail.domain.numerals import within
 from sealmail.sms import twilio
 from sealmail.sms.service import Texting
 
@@ -26,7 +27,7 @@ def create_callbacks(texting: Texting, provider: twilio.TwilioProvider, public_u
 
     async def verified(request: Request, path: str) -> dict[str, str] | None:
         declared = request.headers.get("content-length", "")
-        if not declared.isdigit() or int(declared) > MAX_CALLBACK_BYTES:
+        if not within(declared, MAX_CALLBACK_BYTES):
             return None
         form = await request.form(max_files=0, max_fields=100)
         params = {k: v for k, v in form.items() if isinstance(v, str)}

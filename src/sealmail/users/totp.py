@@ -12,6 +12,8 @@ from datetime import datetime
 
 import pyotp
 
+from sealmail.domain.numerals import ascii_digits
+
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
 RECOVERY_CODES = 10
@@ -39,7 +41,7 @@ def matching_step(secret: str, code: str, now: datetime, last_step: int | None) 
     A step at or before ``last_step`` is refused: each code works once.
     """
     digits = "".join(code.split())
-    if len(digits) != 6 or not digits.isdigit():
+    if len(digits) != 6 or not ascii_digits(digits):
         return None
     totp = pyotp.TOTP(secret)
     current = int(now.timestamp()) // STEP_SECONDS

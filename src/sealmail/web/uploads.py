@@ -11,6 +11,8 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from sealmail.domain.numerals import exceeds, whole_number
+
 
 def check_declared_length(request: Request, limit: int, too_large: str) -> None:
     """411 without a ``Content-Length``, 400 for one that is not a number, 413 (with
@@ -21,7 +23,7 @@ def check_declared_length(request: Request, limit: int, too_large: str) -> None:
             411,
             "Send the upload with a Content-Length (as a browser's form does); chunked uploads are refused.",
         )
-    if not length.isdigit():
-        raise HTTPException(400, "Content-Length must be a number of bytes.")
-    if int(length) > limit:
+    if exceeds(length, limit):
         raise HTTPException(413, too_large)
+    if whole_number(length) is None:
+        raise HTTPException(400, "Content-Length must be a number of bytes.")

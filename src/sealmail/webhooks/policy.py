@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from sealmail.domain.numerals import saturating
+
 # Delays before retry 1..9; the first attempt is immediate.  ≈ 75.6 h in all.
 SCHEDULE: tuple[timedelta, ...] = (
     timedelta(seconds=5),
@@ -61,15 +63,11 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        # The receiver is outside our control: ``isdigit`` also admits "²" and other Unicode
-        # digits ``int`` refuses, and a long run of ASCII digits overflows ``timedelta`` (or
-        # ``int``'s 4300-digit guard).  Anything past the cap is the cap.
-        if not value.isascii():
-            return None
-        digits = value.lstrip("0") or "0"
-        seconds = int(digits) if len(digits) <= 9 else RETRY_AFTER_CAP_SECONDS
-        delay = timedelta(seconds=min(seconds, RETRY_AFTER_CAP_SECONDS))
+    # The receiver is outside our control: a long run of digits would overflow ``timedelta``
+    # (or ``int``'s 4300-digit guard), so anything past the cap is the cap; "²" is no number.
+    seconds = saturating(value, RETRY_AFTER_CAP_SECONDS)
+    if seconds is not None:
+        delay = timedelta(seconds=seconds)
     else:
         try:
             when = parsedate_to_datetime(value)

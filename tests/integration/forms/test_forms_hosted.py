@@ -183,6 +183,9 @@ def test_a_token_works_once_and_must_be_ours_old_enough_and_fresh(
     assert post(client, form["id"], token).status_code == 303
     assert post(client, form["id"], token).status_code == 409  # the same page again
     assert post(client, form["id"], "1.forged.0000").status_code == 409
+    # A time that str.isdigit takes and int() does not ("²"), or one past int()'s 4,300 digits.
+    for hostile in ("².nonce.0000", f"{'9' * 100}.nonce.0000", "٣.nonce.0000"):
+        assert post(client, form["id"], hostile).status_code == 409, hostile
     key = services.site_secrets.key(FORMS_KEY)
     stale = timetoken.issue(key, form["id"], time.time() - 7201)
     assert post(client, form["id"], stale).status_code == 409

@@ -100,6 +100,20 @@ def test_a_code_works_once(world: World) -> None:
     assert world.access.verify_code(challenge, world.codes[-1]).status is SignInStatus.EXPIRED
 
 
+def test_a_code_typed_in_another_script_or_spaced_works_and_lookalikes_do_not(world: World) -> None:
+    """A patient on an Arabic keyboard types ٠–٩ (int() reads them as digits, but the code's
+    hash is over ASCII); superscripts, which str.isdigit also calls digits, are no digits."""
+    _, token = world.hold()
+    _, challenge = world.access.open_link(token)
+    assert challenge
+    world.access.send_code(challenge)
+    code = world.codes[-1]
+    superscript = code.translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    assert world.access.verify_code(challenge, superscript).status is SignInStatus.WRONG
+    arabic = " ".join(code.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")))
+    assert world.access.verify_code(challenge, arabic).status is SignInStatus.OK
+
+
 def test_a_code_expires_after_its_lifetime(world: World) -> None:
     _, token = world.hold()
     _, challenge = world.access.open_link(token)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealmail.console import large_files
+from sealmail.domain.numerals import exceeds
 from sealmail.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -112,7 +113,7 @@ class BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"").decode() or None
         path = scope["path"]
-        if length is not None and length.isdigit() and int(length) > self.limit:
+        if length is not None and exceeds(length, self.limit):
             await problems.problem_response(
                 PayloadTooLarge(
                     f"body is {length} bytes; the limit is {self.limit} (SEALMAIL_MAX_REQUEST_BYTES)"
