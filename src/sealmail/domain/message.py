@@ -145,8 +145,9 @@ def one_line(text: str) -> str:
 
     For header text Sealmail derives rather than takes from a client (a reply's
     ``Re:`` subject from the original's decoded one): it cannot be refused, so it is made
-    safe instead of making the builder refuse it.  Other characters ``isprintable`` calls
-    unprintable (a zero-width joiner in an emoji, a no-break space) stay.
+    safe instead of making the builder refuse it.  Runs of whitespace become one space;
+    other characters ``isprintable`` calls unprintable (a zero-width joiner in an emoji)
+    stay.
     """
     if text.isprintable():
         return text
