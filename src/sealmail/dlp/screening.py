@@ -40,15 +40,32 @@ def policy_from_settings(raw: dict[str, Any] | None) -> DlpPolicy | None:
         return None
     try:
         return DlpPolicy(
-            mrn_patterns=tuple(raw.get("mrn_patterns", ())),
-            keywords=tuple(raw.get("keywords", ())),
-            actions={k: Action(v) for k, v in dict(raw.get("actions", {})).items()},
+            mrn_patterns=_strings(raw, "mrn_patterns"),
+            keywords=_strings(raw, "keywords"),
+            actions={k: Action(v) for k, v in _mapping(raw, "actions").items()},
             default_action=Action(raw.get("default_action", Action.REQUIRE_ENCRYPTION)),
-            thresholds=dict(raw.get("thresholds", {})),
+            thresholds=_mapping(raw, "thresholds"),
             unscanned_action=Action(raw.get("unscanned_action", Action.NONE)),
         )
-    except (DlpPolicyError, ValueError) as exc:
+    except (DlpPolicyError, ValueError, TypeError) as exc:
         raise ValidationFailed([{"field": "dlp", "message": str(exc)}]) from exc
+
+
+# The settings are JSON a tenant sent (``PATCH /v1/tenant/policy``'s ``dlp`` is free-form) or
+# TOML: each value's shape is checked here, where a nested list among the keywords had
+# reached ``str.strip`` as an AttributeError (a 500, and nothing a client could act on).
+def _strings(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = raw.get(key, ())
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed([{"field": f"dlp.{key}", "message": "must be a list of strings"}])
+    return tuple(value)
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ValidationFailed([{"field": f"dlp.{key}", "message": "must be an object"}])
+    return value
 
 
 class Screener:

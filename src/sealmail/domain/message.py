@@ -141,15 +141,21 @@ def attachment_type(content_type: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` as one header line: NUL, controls and line breaks each become a space.
+    """``text`` as one header line: NUL, C0/C1 controls and line breaks each become a space.
 
     For header text Sealmail derives rather than takes from a client (a reply's
     ``Re:`` subject from the original's decoded one): it cannot be refused, so it is made
-    safe instead of making the builder refuse it.
+    safe instead of making the builder refuse it.  Runs of whitespace become one space;
+    other characters ``isprintable`` calls unprintable (a zero-width joiner in an emoji)
+    stay.
     """
     if text.isprintable():
         return text
-    return " ".join("".join(" " if not ch.isprintable() else ch for ch in text).split())
+    return " ".join("".join(" " if _breaks_a_line(ch) else ch for ch in text).split())
+
+
+def _breaks_a_line(ch: str) -> bool:
+    return ch in _LINE_BREAKING or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
 
 
 def _refuse_line_breaks(draft: Draft) -> None:

@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.addresses import header_text_problem
 from sealmail.errors import Conflict, NotFound, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.store import db
@@ -115,6 +116,11 @@ class Tenancy(Credentials):
     def create_tenant(self, name: str, actor: str = "cli") -> str:
         if not name.strip():
             raise ValidationFailed([{"field": "name", "message": "must not be empty"}])
+        # The name is the display name of the portal's sign-in code mail and of delivered
+        # form submissions: header text.
+        problem = header_text_problem(name)
+        if problem is not None:
+            raise ValidationFailed([{"field": "name", "message": problem}])
         tenant_id = new_id("ten")
         with self.engine.begin() as conn:
             conn.execute(

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 
 from sealmail.app import Services
+from sealmail.errors import ValidationFailed
 from sealmail.files.tables import file_shares
 from sealmail.intake.api.app import create_api
 from sealmail.store.tables import events, messages, recipients
@@ -149,3 +150,14 @@ def test_a_portal_notice_subject_with_a_line_break_is_refused_and_the_policy_unc
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == "secureline.portal_subject"
     assert "portal_subject" not in services.tenancy.get_tenant(tenant.id).settings.get("secureline", {})
+
+
+def test_a_tenant_name_with_a_line_break_is_refused(services: Services) -> None:
+    # The name is the display name of the portal's sign-in code mail and of delivered form
+    # submissions; the builder would refuse each of those mails instead.
+    before = len(services.tenancy.list_tenants())
+    for name in ("Riverside\u2028Clinic", "Riverside\x85Clinic", "Riverside\r\nBcc: x@evil.example"):
+        with pytest.raises(ValidationFailed) as refused:
+            services.tenancy.create_tenant(name, actor="test")
+        assert refused.value.extra["errors"][0]["field"] == "name"
+    assert len(services.tenancy.list_tenants()) == before

@@ -103,3 +103,22 @@ def test_json_not_in_utf8_is_a_400_so_no_nul_escape_slips_past_in_it(
     assert r.status_code == 400, r.text[:300]
     assert "UTF-8" in r.json()["detail"]
     assert client.get("/v1/evidence/holds", headers=headers(tenant)).json() == []
+
+
+def test_dlp_settings_of_the_wrong_shape_are_a_422_and_nothing_is_saved(
+    client: TestClient, services: Services, tenant: TenantFixture
+) -> None:
+    # ``dlp`` is free-form JSON: a nested list among the keywords reached ``str.strip``, a list
+    # for ``actions`` reached ``dict()`` — 500s — and a string became one keyword per letter.
+    for dlp in (
+        {"keywords": [["PHI"]]},
+        {"keywords": "PHI"},
+        {"mrn_patterns": [123]},
+        {"actions": ["ssn", "block"]},
+        {"thresholds": [1]},
+        {"default_action": {"block": True}},
+    ):
+        r = client.patch("/v1/tenant/policy", json={"dlp": dlp}, headers=headers(tenant))
+        assert r.status_code == 422, (dlp, r.text[:300])
+        assert r.json()["errors"][0]["field"].startswith("dlp"), r.json()
+    assert "dlp" not in services.tenancy.get_tenant(tenant.id).settings
