@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,7 +70,23 @@ class Stack:
                 **over,
             }
         )
+        return self._submit(compose.from_message(body, "sealmail.test", 1000))
+
+    def send_renamed(self, renames: dict[bytes, bytes], **over: Any) -> str:
+        """``send``, with bytes of the composed MIME replaced: how mail from elsewhere carries
+        what the API refuses (a bidi control in a file name, say)."""
+        body = MessageIn.model_validate(
+            {"from": SENDER, "to": [PATIENT], "subject": "Your lab results from March",
+             "text": "Your potassium level is normal.", "stream": "phi", **over}
+        )  # fmt: skip
         sub = compose.from_message(body, "sealmail.test", 1000)
+        raw = sub.raw
+        for old, new in renames.items():
+            assert old in raw, old
+            raw = raw.replace(old, new)
+        return self._submit(replace(sub, raw=raw))
+
+    def _submit(self, sub: Any) -> str:
         result, _ = self.services.messages.submit(self.tenant.principal, sub)
         return result.id
 
