@@ -316,16 +316,14 @@ def _media(lines: list[bytes], default: str) -> tuple[str, bytes | None]:
 
 
 def _top_header_lines(raw: bytes) -> list[bytes]:
-    """The lines ``_check_mime`` reads as the top-level header block: those of
-    ``raw.replace(CRLF, LF).split(LF)`` before the first empty one, from the bytes up to
-    that empty line only."""
-    # The first empty line follows the first LF that is followed by LF or CRLF: at the
-    # latest, the one before the first "LF CRLF".
-    at = raw.find(b"\n\r\n")
-    if at < 0:
-        at = raw.find(b"\n\n")
-    # Cut after an LF: no CRLF is split, so these lines are the whole message's first ones.
-    lines = (raw if at < 0 else raw[: at + 1]).replace(b"\r\n", b"\n").split(b"\n")
+    """The lines ``_check_mime``'s walk reads as the top-level header block: those of
+    ``raw.splitlines()`` (CRLF, CR or LF, as the parser splits) before the first empty one,
+    from the bytes up to that empty line only."""
+    # An empty line is a line end right after another: LF LF, LF CR or CR CR (CR LF is one
+    # end, and CRLF CRLF holds LF CR).  Cut after the first end of such a pair: a CRLF is
+    # never split there, so these lines are the whole message's first ones.
+    found = [at for at in (raw.find(b"\n\n"), raw.find(b"\n\r"), raw.find(b"\r\r")) if at >= 0]
+    lines = (raw[: min(found) + 1] if found else raw).splitlines()
     end = lines.index(b"") if b"" in lines else len(lines)
     return lines[:end]
 
