@@ -33,6 +33,7 @@ from sealmail.app import (
 from sealmail.config import Settings
 from sealmail.smtpd.server import SmtpListener
 from sealmail.supervisor import Supervisor, WorkerChildFailed, child_argv, watch_parent
+from sealmail.web.head_deadline import HeadDeadline
 
 if TYPE_CHECKING:
     from sealmail.delivery.capture_sink import CaptureSink
@@ -402,6 +403,7 @@ def _http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
             access_log=False,
             lifespan="off",
             server_header=False,
+            http=HeadDeadline,  # a request's head within 10 s: no slowloris (web/head_deadline.py)
         )
     )
     # This process owns SIGINT/SIGTERM (they stop every role, not just the HTTP servers).
