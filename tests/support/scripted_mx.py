@@ -27,6 +27,10 @@ NORMAL = {
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+async def _event() -> asyncio.Event:
+    return asyncio.Event()  # made on the server's loop, which waits on it
+
+
 class LoopServer:
     """An asyncio server on ``hosts`` (one port; 0 picks one) in a loop thread of its own."""
 
@@ -34,6 +38,7 @@ class LoopServer:
         self.loop = LoopThread()
         self._handler = handler
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closing = self.loop.run(_event())  # set on close: a paced handler stops waiting
         self.server = self.loop.run(asyncio.start_server(self._tracked, hosts, port))
         self.port = self.server.sockets[0].getsockname()[1]
 
@@ -55,6 +60,7 @@ class LoopServer:
         self.loop.close()
 
     async def _close(self) -> None:
+        self.closing.set()
         self.server.close()
         for task in list(self._tasks):
             task.cancel()
@@ -75,6 +81,14 @@ class Scripted(LoopServer):
         self._lock = threading.Lock()
         super().__init__(self._serve, [host], 0)
 
+    async def _closed_within(self, seconds: float) -> bool:
+        """Pace a reply: whether the server closed within ``seconds``."""
+        try:
+            await asyncio.wait_for(self.closing.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with self._lock:
             self.connections += 1
@@ -89,8 +103,8 @@ class Scripted(LoopServer):
                         return  # the client hung up mid-reply
                     writer.write(piece)
                     await writer.drain()
-                    if self.pace:
-                        await asyncio.sleep(self.pace)
+                    if self.pace and await self._closed_within(self.pace):
+                        return
                 if verb == b"DATA" and self.script[b"DATA"][-1].startswith(b"354"):
                     body = await reader.readuntil(b"\r\n.\r\n")
                     with self._lock:

@@ -15,7 +15,6 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.support.ports import unused_port
 
 from sealmail.errors import ServiceUnavailable
 from sealmail.evidence.timestamps import MAX_RESPONSE, Timestamper
@@ -30,8 +29,9 @@ class RawHttp:
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        self.port = unused_port()
-        self.sock = socket.create_server(("127.0.0.1", self.port))
+        self.stopping = threading.Event()  # set by close(): an answer still dripping ends
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -54,6 +54,7 @@ class RawHttp:
                 pass  # the client hung up, as it should
 
     def close(self) -> None:
+        self.stopping.set()
         self.sock.close()
         self.thread.join(10)
 
@@ -79,7 +80,8 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_timeout(serve: Callable[
         )
         for _ in range(400):  # 20 s in all, every byte well within a read timeout
             conn.sendall(b"0")
-            time.sleep(0.05)
+            if tsa.stopping.wait(0.05):
+                return
 
     tsa = serve(drip)
     started = time.monotonic()
