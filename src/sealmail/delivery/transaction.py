@@ -19,6 +19,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponse
 
 from sealmail.delivery.routes import HopError, Where
+from sealmail.domain.numerals import whole_number
 from sealmail.domain.outcomes import Attempt, AttemptStatus
 from sealmail.domain.tls_policy import TlsPolicy
 from sealmail.domain.wire import canonical_message
@@ -29,7 +30,6 @@ from sealmail.net.dns import to_ascii_domain
 _ENHANCED_RE = re.compile(r"^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?=\s|$)")
 
 PoolKey = tuple[str, str, int, TlsPolicy, str]
-_SIZE_RE = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(eq=False)
@@ -131,10 +131,10 @@ def _envelope(
     payload = _dot_stuff(message)
     if smtp.supports_extension("size"):
         limit = smtp.esmtp_extensions.get("size", "")
-        # ASCII digits only: isdigit() also admits "²" (int() refuses it) and "٣" (int()
-        # reads 3); a server's EHLO text is the outside world's, not a number we trust.  Past
-        # 18 digits (int() refuses 4300) no message is larger: no limit either way.
-        if _SIZE_RE.fullmatch(limit) and 0 < int(limit) < len(payload):
+        # A server's EHLO text is the outside world's (domain/numerals.py): "²" or "٣" is no
+        # limit, and past 18 digits no message is larger, so no limit either way.
+        size = whole_number(limit)
+        if size and size < len(payload):
             # RFC 1870 §6: do not send what the server already said it will refuse.
             return _all(
                 recipients, where, "message_too_large", f"{where.mx_host} takes at most {limit} bytes"
