@@ -20,10 +20,6 @@ from tests.support.ports import unused_port
 from tests.support.waiting import wait_until
 
 
-def free_port() -> int:
-    return unused_port()
-
-
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "sealmail.cli", *args],
@@ -98,7 +94,7 @@ def serving(tmp_path: Path, **settings: str) -> Iterator[Running]:
     """``sealmail init`` and ``sealmail serve`` (every role) in ``tmp_path``, with ``settings``
     as ``SEALMAIL_*`` variables; SIGTERM (then SIGKILL) at the end if it still runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
-    api_port, smtp_port, capture_port, inbound_port = free_port(), free_port(), free_port(), free_port()
+    api_port, smtp_port, capture_port, inbound_port = (unused_port() for _ in range(4))
     env.update(
         {
             "SEALMAIL_HOME": str(tmp_path / "var"),

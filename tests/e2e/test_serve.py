@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.serve_harness import Running, alive, children, cli, free_port, serving
+from tests.e2e.serve_harness import Running, alive, children, cli, serving
+from tests.support.ports import unused_port
 from tests.support.waiting import wait_until
 
 # Each test starts several interpreters; on a busy shared machine that alone takes a minute.
@@ -193,7 +194,7 @@ def test_a_port_already_in_use_is_an_error_that_names_the_setting(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         ports = {
-            name: str(free_port())
+            name: str(unused_port())
             for name in (
                 "SEALMAIL_API_PORT",
                 "SEALMAIL_PORTAL_PORT",
