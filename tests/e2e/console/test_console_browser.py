@@ -86,9 +86,9 @@ def test_owner_enrols_signs_in_with_totp_and_reads_a_trail_on_desktop_and_phone(
         console.clock.advance(seconds=30)  # a new TOTP step: each code works once
         page = watched_page(browser, viewport, problems)
         sign_in(page, console, secret)
-        assert page.get_by_role("img", name="Messages per day by stream").is_visible()
+        expect(page.get_by_role("img", name="Messages per day by stream")).to_be_visible()
         page.locator("#vol-numbers summary").click()  # the chart's numbers, one click away
-        assert page.get_by_role("columnheader", name="phi").is_visible()
+        expect(page.get_by_role("columnheader", name="phi")).to_be_visible()
         no_sideways_scroll(page)
         page.get_by_role("link", name="Find a message").click()
         page.get_by_label("Recipient address or message id").fill("patient@example.net")

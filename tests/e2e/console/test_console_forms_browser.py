@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from tests.conftest import TenantFixture
 from tests.e2e.console.test_console_browser import OWNER, PHONE, enrol, no_sideways_scroll, watched_page
 from tests.e2e.portal.conftest import CHROMIUM
@@ -82,11 +83,13 @@ def test_owner_builds_previews_publishes_a_form_and_sees_a_submission(
     preview = page.locator("#preview")
     preview.wait_for()
     detail = preview.locator(".c-allergy_detail")
-    assert detail.is_hidden()
+    # forms.js applies the rules on DOMContentLoaded, after #preview is already drawn: wait for it.
+    expect(page.locator("#preview-note")).to_contain_text("appear as you answer")
+    expect(detail).to_be_hidden()
     preview.get_by_label("yes").check()
-    assert detail.is_visible()
+    expect(detail).to_be_visible()
     preview.get_by_label("no").check()
-    assert detail.is_hidden()
+    expect(detail).to_be_hidden()
 
     # Settings beyond the fields stay in the JSON; an edit there reaches the field editor too.
     raw = definition(page) | {"min_fill_seconds": 0}

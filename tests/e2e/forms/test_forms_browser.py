@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from tests.conftest import make_settings, make_tenant
 from tests.e2e.portal import conftest as portal_browser
 from tests.integration.delivery import conftest as delivery
@@ -142,13 +143,13 @@ def fill_in_browser(page: Any, url: str, tmp_path: Path) -> None:
     page.goto(url)
     assert page.title() == "New patient intake · Riverside Clinic"
     # The reason only shows once "new" is chosen (CSS :has, no script).
-    assert not page.locator("#f-reason").is_visible()
+    expect(page.locator("#f-reason")).to_be_hidden()
     page.select_option("#f-visit", "new")
-    assert page.locator("#f-reason").is_visible()
+    expect(page.locator("#f-reason")).to_be_visible()
     page.fill("#f-full_name", "Pat Doe")
     # Submit with required fields missing: the page comes back with the errors listed.
     page.click("button[type=submit]")
-    assert page.locator("#errors").is_visible()
+    expect(page.locator("#errors")).to_be_visible()
     errors = page.locator("#errors li").all_inner_texts()
     assert any("Date of birth" in e for e in errors) and any("Signature" in e for e in errors)
     assert page.input_value("#f-full_name") == "Pat Doe"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from tests.e2e.portal.conftest import ARGS, CHROMIUM
 from tests.e2e.portal.test_portal_browser import DESKTOP, request_and_enter_code
 from tests.integration.delivery.conftest import MxFarm
@@ -78,6 +79,6 @@ def test_names_are_isolated_and_the_real_sender_is_shown(stack: Stack, page: Any
 
     sender = page.locator("dd .sender-address")
     assert sender.inner_text() == "dr.smith@clinic.example"
-    assert sender.is_visible()
+    expect(sender).to_be_visible()
     warning = "The name contains an e-mail address that is not the sender's address."
-    assert page.get_by_text(warning).is_visible()
+    expect(page.get_by_text(warning)).to_be_visible()
