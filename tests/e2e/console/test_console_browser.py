@@ -133,7 +133,7 @@ def test_a_sender_composes_with_an_attachment_sees_the_outcome_and_finds_it_agai
         message_id = page.locator("h2 code").inner_text()
         no_sideways_scroll(page)
         page.get_by_role("link", name="Read the message (recorded in the audit log)").click()
-        assert page.locator("#content-subject").inner_text() == "Your lab results"
+        expect(page.locator("#content-subject")).to_have_text("Your lab results")
         assert "lab-results.pdf" in page.content()
         page.get_by_role("link", name="Find a message").click()
         page.get_by_label("Recipient address or message id").fill(message_id)

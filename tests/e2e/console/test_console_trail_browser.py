@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 from tests.e2e.console.test_console_browser import PHONE, enrol, no_sideways_scroll, watched_page
 from tests.e2e.portal.conftest import CHROMIUM
 from tests.integration.console.console_harness import console_server
@@ -62,7 +63,8 @@ def test_owner_reads_a_verified_tls_trail_on_a_phone_then_sets_expiry_and_recall
             page.get_by_label("Portal access ends").fill(soon.strftime("%Y-%m-%dT%H:%M"))
             page.get_by_role("button", name="Set expiry").click()
             page.get_by_role("heading", name="Delivery trail").wait_for()
-            assert page.locator("#portal-expiry").inner_text() == soon.strftime("%Y-%m-%d %H:%M UTC")
+            # The trail heading is on the page before and after the post: wait for the new value.
+            expect(page.locator("#portal-expiry")).to_have_text(soon.strftime("%Y-%m-%d %H:%M UTC"))
             page.get_by_role("button", name="Recall this message").click()
             page.locator("#portal-state", has_text="recalled").wait_for()
             assert page.get_by_role("button", name="Recall this message").count() == 0

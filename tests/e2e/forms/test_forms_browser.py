@@ -12,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import json
+import re
 import shutil
 import socket
 import threading
@@ -162,7 +163,7 @@ def fill_in_browser(page: Any, url: str, tmp_path: Path) -> None:
     page.fill("#f-sig", "Pat Doe")
     page.check("#f-consent")
     page.click("button[type=submit]")
-    assert "not accepted here" in page.locator("#e-card").inner_text()
+    expect(page.locator("#e-card")).to_contain_text("not accepted here")
     real = tmp_path / "insurance-card.png"
     real.write_bytes(PNG)
     page.set_input_files("#f-card", str(real))
@@ -170,5 +171,5 @@ def fill_in_browser(page: Any, url: str, tmp_path: Path) -> None:
     if not page.is_checked("#f-consent"):
         page.check("#f-consent")
     page.click("button[type=submit]")
+    expect(page.locator("#reference")).to_have_text(re.compile(r"^fsub_"))
     assert "/f/receipt/" in page.url
-    assert page.locator("#reference").inner_text().startswith("fsub_")
