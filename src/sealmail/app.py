@@ -784,24 +784,33 @@ def build_server_tls(settings: Settings) -> ssl.SSLContext:
         ) from exc
 
 
+def listener_options(
+    settings: Settings, port: int, exempt: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+) -> ListenerOptions:
+    """Where an SMTP listener binds, what it advertises, and how many connections it holds."""
+    return ListenerOptions(
+        settings.smtp_host,
+        port,
+        settings.smtp_hostname,
+        settings.smtp_max_message_bytes,
+        settings.event_loop,
+        max_connections=settings.smtp_max_connections,
+        max_connections_per_client=settings.smtp_max_connections_per_client,
+        connection_exempt=exempt,
+    )
+
+
 def build_gateway(
     services: Services, settings: Settings | None = None, tls: ssl.SSLContext | None = None
 ) -> SmtpGateway:
     settings = settings or services.settings
+    connectors = tuple(ipaddress.ip_network(n, strict=False) for n in settings.smtp_connector_networks)
     options = GatewayOptions(
-        listen=ListenerOptions(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_hostname,
-            settings.smtp_max_message_bytes,
-            settings.event_loop,
-        ),
+        listen=listener_options(settings, settings.smtp_port, exempt=connectors),
         max_recipients=settings.max_recipients,
         limits=intake_limits(settings),
         connector_tenant=settings.smtp_connector_tenant or None,
-        connector_networks=tuple(
-            ipaddress.ip_network(n, strict=False) for n in settings.smtp_connector_networks
-        ),
+        connector_networks=connectors,
         connector_ca=settings.smtp_connector_client_ca is not None,
     )
     throttle = FailureThrottle(
@@ -820,13 +829,7 @@ def build_report_listener(
     settings = settings or services.settings
     if settings.smtp_inbound_port is None:
         return None
-    options = ListenerOptions(
-        settings.smtp_host,
-        settings.smtp_inbound_port,
-        settings.smtp_hostname,
-        settings.smtp_max_message_bytes,
-        settings.event_loop,
-    )
+    options = listener_options(settings, settings.smtp_inbound_port)
     intake = build_report_intake(services, settings)
     return ReportListener(options, intake, tls or build_server_tls(settings))
 

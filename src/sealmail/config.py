@@ -161,6 +161,20 @@ class Settings(BaseSettings):
     smtp_max_message_bytes: int = Field(
         25 * 1024 * 1024, ge=1024, description="Largest message the gateway accepts (SIZE)."
     )
+    smtp_max_connections: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="Connections each SMTP listener holds at once, per process; the next is "
+        "answered 421 and closed.",
+    )
+    smtp_max_connections_per_client: int = Field(
+        50,
+        ge=1,
+        le=100_000,
+        description="Connections one client address may hold at once on each SMTP listener "
+        "(Postfix's `smtpd_client_connection_count_limit`); `smtp_connector_networks` are exempt.",
+    )
     smtp_connector_networks: list[str] = Field(
         default_factory=list,
         description="CIDR ranges allowed to relay without AUTH (Microsoft 365 / Google "

@@ -79,6 +79,8 @@ S421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down and closing tran
 S421_TIMEOUT = Reply(421, "4.4.2", "Timeout, closing transmission channel")
 # RFC 3463: X.4.5 "mail system congestion".
 S421_TOO_MANY_CONNECTIONS = Reply(421, "4.4.5", "Too many connections, try again later")
+# RFC 3463: X.7.0 "other security or policy status" (as Postfix answers this).
+S421_TOO_MANY_FROM_CLIENT = Reply(421, "4.7.0", "Too many connections from your address, try again later")
 S451_LOCAL_ERROR = Reply(451, "4.3.0", "Requested action aborted: local error in processing")
 S451_RATE_LIMITED = Reply(451, "4.7.0", "Rate limit exceeded, try again later")
 # RFC 5321 §4.5.3.1.10: a recipient limit is answered with 452 (and X.5.3), which the

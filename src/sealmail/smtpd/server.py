@@ -29,6 +29,14 @@ from sealmail.domain import smtp_replies as replies
 from sealmail.domain.addresses import Address, InvalidAddress, parse_address
 from sealmail.domain.smtp_replies import Reply
 from sealmail.net.event_loop import DEFAULT_EVENT_LOOP, loop_factory
+from sealmail.smtpd.connection_gate import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_CLIENT,
+    Admission,
+    ConnectionGate,
+    IpNetwork,
+    Refusal,
+)
 from sealmail.smtpd.data import DataVerdict, read_data
 from sealmail.smtpd.paths import simple_path
 from sealmail.smtpd.starttls import LoopTlsSMTP
@@ -256,6 +264,35 @@ class ListenerSMTP(LoopTlsSMTP, WireSMTP):
         super().__init__(handler, **kwargs)
         self.listener_handler = handler
         self.commit: asyncio.Future[None] | None = None
+        # The listener's caps (smtpd/connection_gate.py); ``make_smtp`` sets the gate.
+        self.gate: ConnectionGate | None = None
+        self.admission: Admission | Refusal | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called once per connection: STARTTLS re-enters through ``_secured``, not here.
+        if self.gate is not None:
+            self.admission = self.gate.admit(peer_ip(transport.get_extra_info("peername")))
+        super().connection_made(transport)
+
+    async def _handle_client(self) -> None:
+        if isinstance(self.admission, Refusal):
+            await self._refuse_connection(self.admission)
+            return
+        await super()._handle_client()
+
+    async def _refuse_connection(self, refusal: Refusal) -> None:
+        """421 instead of the greeting (RFC 5321 §3.1), then close: no command is read."""
+        mine = refusal is Refusal.CLIENT_FULL
+        reply = replies.S421_TOO_MANY_FROM_CLIENT if mine else replies.S421_TOO_MANY_CONNECTIONS
+        self.listener_handler.count(refusal.value)
+        await self.push(f"{reply.code} {reply.enhanced} {self.hostname} {reply.text}")
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self.gate is not None and isinstance(self.admission, Admission):
+            self.gate.release(self.admission)
+        super().connection_lost(error)
 
     def _create_envelope(self) -> Envelope:
         return TransactionEnvelope()
@@ -366,6 +403,11 @@ class ListenerOptions:
     max_message_bytes: int
     # The listener thread's loop (net/event_loop.py; SEALMAIL_EVENT_LOOP).
     event_loop: str = DEFAULT_EVENT_LOOP
+    # Connections held at once, in all and per client address (smtpd/connection_gate.py);
+    # ``connection_exempt`` networks are not capped per client.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_client: int = DEFAULT_MAX_PER_CLIENT
+    connection_exempt: tuple[IpNetwork, ...] = ()
 
 
 class SmtpListener:
@@ -386,6 +428,9 @@ class SmtpListener:
         self.tls = tls
         self._requested_port = options.port
         self._controller: _Controller | None = None
+        self.gate = ConnectionGate(
+            options.max_connections, options.max_connections_per_client, options.connection_exempt
+        )
 
     @property
     def port(self) -> int:
@@ -400,7 +445,7 @@ class SmtpListener:
         return self.handler.rejections
 
     def make_smtp(self) -> SMTP:
-        return self.protocol(
+        smtp = self.protocol(
             self.handler,
             hostname=self.listen.hostname,
             ident="Sealmail ESMTP",
@@ -415,6 +460,8 @@ class SmtpListener:
             enable_SMTPUTF8=True,
             decode_data=False,
         )
+        smtp.gate = self.gate
+        return smtp
 
     def start(self) -> None:
         if self._controller is not None:
