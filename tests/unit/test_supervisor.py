@@ -83,8 +83,11 @@ signal.pause()  # up until the supervisor's SIGTERM
         stop = asyncio.Event()
         supervisor = Supervisor(1, python(code), dict(os.environ), FAST, stop_seconds=5)
         running = asyncio.create_task(supervisor.run(stop))
-        await wait_until_async(lambda: runs.exists() and runs.read_text() == "xxx", 20, "third start")
-        assert 0 in supervisor.pids
+        # The child can run (and write) before create_subprocess_exec has returned to the
+        # supervisor, which records its pid only then: wait for both.
+        await wait_until_async(
+            lambda: runs.exists() and runs.read_text() == "xxx" and 0 in supervisor.pids, 20, "third start"
+        )
         stop.set()
         await running  # no WorkerChildFailed: two quick deaths are under the limit
 
@@ -105,7 +108,8 @@ while True:
         stop = asyncio.Event()
         supervisor = Supervisor(1, python(code), dict(os.environ), FAST, stop_seconds=0.5)
         running = asyncio.create_task(supervisor.run(stop))
-        await wait_until_async(ready.exists, 20, "child started")
+        # As above: the child touches ``ready`` possibly before its pid is recorded.
+        await wait_until_async(lambda: ready.exists() and 0 in supervisor.pids, 20, "child started")
         pid = supervisor.pids[0]
         started = time.monotonic()
         stop.set()
