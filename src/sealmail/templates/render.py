@@ -7,7 +7,8 @@ mutating the variables, HTML output is autoescaped (a ``<script>`` in a variable
 text), and ``StrictUndefined`` turns a missing variable into an error instead of an empty
 string.  Rendering is all-or-nothing per recipient: every part is rendered in full before
 anything is returned, and a failure is a value (``RenderFailure``) the caller records,
-so a half-rendered message never reaches ``Messages.submit``.
+so a half-rendered message never reaches ``Messages.submit``.  What one render may spend
+(steps, seconds, the size of any value it builds) is ``budget.py``'s.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any, Literal
 import css_inline
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sealmail.errors import ValidationFailed
+from sealmail.templates.budget import BoundedSandbox, Budget, BudgetExceeded, compile_problem
 from sealmail.templates.text import html_to_text
 
 Part = Literal["subject", "html", "text"]
@@ -60,8 +61,8 @@ class RenderFailure:
         return {"field": self.field, "message": self.message}
 
 
-def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
+def _environment(autoescape: bool) -> BoundedSandbox:
+    return BoundedSandbox(
         autoescape=autoescape,
         undefined=StrictUndefined,
         # No filesystem loader: ``{% include %}`` and ``{% extends %}`` have nothing to
@@ -150,28 +151,31 @@ class Compiled:
 
     @staticmethod
     def _compile(
-        env: ImmutableSandboxedEnvironment, part: Part, text: str | None, errors: list[dict[str, str]]
+        env: BoundedSandbox, part: Part, text: str | None, errors: list[dict[str, str]]
     ) -> Template | None:
         if text is None:
             return None
         try:
-            # from_string names the template "<template>" (_TEMPLATE_FILENAME) in tracebacks.
-            return env.from_string(text)
+            # Named "<template>" (_TEMPLATE_FILENAME) in tracebacks.
+            return env.compile_bounded(text)
         except TemplateSyntaxError as exc:
             errors.append({"field": part, "message": f"line {exc.lineno}: {exc.message}"})
-            return None
+        except (RecursionError, BudgetExceeded) as exc:
+            errors.append({"field": part, "message": compile_problem(exc) or type(exc).__name__})
+        return None
 
     def render(self, variables: Mapping[str, Any]) -> Rendered | RenderFailure:
         """Every part rendered in full, or the first failure; never a partial message."""
         part: Part = "subject"
         try:
-            assert self._subject is not None
-            subject = _render_part(self._subject, "subject", variables)
-            part = "html"
-            html = _render_part(self._html, "html", variables) if self._html else None
-            part = "text"
-            text = _render_part(self._text, "text", variables) if self._text else None
-        except OutputTooLarge as exc:
+            with Budget().running():
+                assert self._subject is not None
+                subject = _render_part(self._subject, "subject", variables)
+                part = "html"
+                html = _render_part(self._html, "html", variables) if self._html else None
+                part = "text"
+                text = _render_part(self._text, "text", variables) if self._text else None
+        except (OutputTooLarge, BudgetExceeded) as exc:
             return RenderFailure(part, str(exc))
         except Exception as exc:  # noqa: BLE001 — tenant template code: any error is this recipient's failure
             return _describe(part, exc)
