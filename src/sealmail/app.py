@@ -181,6 +181,11 @@ class Services:
         return self.settings.public_rate_limit_per_minute
 
     @property
+    def max_request_bytes(self) -> int:
+        """The largest request body either HTTP role reads (``SEALMAIL_MAX_REQUEST_BYTES``)."""
+        return self.settings.max_request_bytes
+
+    @property
     def sms_callback_per_minute(self) -> int:
         """The per-address limit of the SMS provider's callbacks (``/sms``)."""
         return self.settings.sms_callback_rate_limit_per_minute

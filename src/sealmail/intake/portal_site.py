@@ -23,6 +23,7 @@ from sealmail.portal.access import Clock
 from sealmail.portal.options import PortalOptions
 from sealmail.portal.plain_web import mount_plain
 from sealmail.portal.web import PortalServices, create_portal
+from sealmail.web.guards import BodyLimit, NoNul
 from sealmail.web.throttle import PerClientLimit
 
 
@@ -41,6 +42,8 @@ class SiteServices(PortalServices, FileServices, FormSiteServices, Protocol):
     def sms_callbacks(self) -> FastAPI | None: ...
     @property
     def sms_callback_per_minute(self) -> int: ...
+    @property
+    def max_request_bytes(self) -> int: ...
 
 
 def create_portal_app(
@@ -83,6 +86,11 @@ def create_portal_site(services: SiteServices) -> FastAPI:
     """The portal on its own origin (``sealmail serve --role portal``): mounted at ``/p``."""
     site = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     mount_public(site, services)
+    # The guards the API process puts in front of these same pages (``create_api``): without
+    # them a NUL in a form or theme id reached PostgreSQL (a 500) and a reply or sign-in post
+    # of any size was parsed to disk before its CSRF token was even looked at.
+    site.add_middleware(BodyLimit, limit=services.max_request_bytes)
+    site.add_middleware(NoNul)
 
     @site.get("/", include_in_schema=False)
     def root() -> Response:

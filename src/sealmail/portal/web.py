@@ -135,9 +135,13 @@ def create_portal(
             return None, "none"
         return access.session(token)
 
-    async def checked_form(request: Request, cookie: str) -> Any:
-        """Parse a form and enforce CSRF and same-origin, or raise 403."""
-        form = await request.form(max_files=MAX_REPLY_FILES, max_fields=20)
+    async def checked_form(request: Request, cookie: str, max_files: int = 0) -> Any:
+        """Parse a form and enforce CSRF and same-origin, or raise 403.
+
+        Only the reply form takes files: a file posted to a sign-in step (before any
+        session exists) is a 400, not a spooled temporary file.
+        """
+        form = await request.form(max_files=max_files, max_fields=20)
         if not security.same_origin(request) or not security.csrf_ok(
             request.cookies.get(cookie), form.get("csrf")
         ):
@@ -373,7 +377,7 @@ def create_portal(
         session, why = await run_in_threadpool(current, request)
         if session is None:
             return signed_out(request, why)
-        form = await checked_form(request, names.session)
+        form = await checked_form(request, names.session, MAX_REPLY_FILES)
         text = str(form.get("body", "")).strip()
         files: list[Part] = []
         total = len(text)

@@ -32,10 +32,11 @@ from sealmail.app import Services, build_services
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
 from sealmail.files import api as files_api
-from sealmail.intake.api.app import BodyLimit, create_api
+from sealmail.intake.api.app import create_api
 from sealmail.intake.portal_site import create_portal_app
 from sealmail.portal.options import PortalOptions
 from sealmail.tenancy.service import Principal
+from sealmail.web.guards import BodyLimit
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 MIB = 1024 * 1024

@@ -36,7 +36,7 @@ from sealmail.app import Services, build_services, build_transport, build_worker
 from sealmail.config import Settings
 from sealmail.errors import AuthenticationRequired, PermissionDenied
 from sealmail.intake.api.app import create_api
-from sealmail.intake.portal_site import create_portal_app
+from sealmail.intake.portal_site import create_portal_app, create_portal_site
 from sealmail.messages import compose
 from sealmail.messages.schemas import MessageIn
 from sealmail.portal import api as portal_admin
@@ -197,6 +197,17 @@ def serve(app: FastAPI, sock: socket.socket) -> Iterator[None]:
         server.stop()
         thread.join(10)
         sock.close()
+
+
+@contextmanager
+def portal_site(settings: Settings, sock: socket.socket) -> Iterator[Services]:
+    """The portal role exactly as ``sealmail serve --role portal`` builds it, served on ``sock``."""
+    services = build_services(settings)
+    try:
+        with serve(create_portal_site(services), sock):
+            yield services
+    finally:
+        services.close()
 
 
 @contextmanager

@@ -11,12 +11,11 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from tests.integration.portal.portal_harness import serve
+from tests.integration.portal.portal_harness import portal_site
 from tests.integration.sms.conftest import twilio_site
 from tests.support.twilio_server import TwilioServer
 
-from sealmail.app import Services, build_services
-from sealmail.intake.portal_site import create_portal_site
+from sealmail.app import Services
 
 LIMIT = 4
 FORGED = "bm90IGEgc2lnbmF0dXJl"
@@ -25,12 +24,8 @@ FORGED = "bm90IGEgc2lnbmF0dXJl"
 @pytest.fixture
 def site(tmp_path: Path, db_url: str, twilio: TwilioServer) -> Iterator[tuple[str, Services]]:
     sock, base, settings = twilio_site(tmp_path, db_url, twilio, sms_callback_rate_limit_per_minute=LIMIT)
-    services = build_services(settings)
-    try:
-        with serve(create_portal_site(services), sock):
-            yield base, services
-    finally:
-        services.close()
+    with portal_site(settings, sock) as services:
+        yield base, services
 
 
 def client_at(address: str) -> httpx.Client:

@@ -14,14 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealmail.console import large_files
-from sealmail.domain.numerals import exceeds
 from sealmail.errors import (
     InvalidRequest,
-    PayloadTooLarge,
-    UnsupportedMediaType,
 )
 from sealmail.evidence import api as evidence_api
 from sealmail.evidence.service import Evidence
@@ -29,7 +25,6 @@ from sealmail.files import api as files_api
 from sealmail.files.service import FileShares
 from sealmail.forms import api as forms_api
 from sealmail.forms.service import Forms
-from sealmail.intake.api.body_watch import BodyWatch
 from sealmail.intake.api.fast import FastPost, Handler, M
 from sealmail.intake.api.guard import ApiGuard, ScopedBearer
 from sealmail.intake.api.options import ApiOptions
@@ -69,6 +64,7 @@ from sealmail.tenancy.service import Principal, Tenancy
 from sealmail.tlsrpt import api as tlsrpt_api
 from sealmail.tlsrpt.service import TlsReports
 from sealmail.web import problems
+from sealmail.web.guards import BodyLimit, NoNul
 from sealmail.web.models import Instant, Problem, as_json
 from sealmail.web.throttle import RateLimitHeaders
 from sealmail.webhooks import api as webhooks_api
@@ -86,73 +82,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # Routes that stream raw bytes and cap their size themselves as they read (the console's
 # large-file upload as the API role mounts it, ``runtime.api_app``).
 STREAMED = (files_api.UPLOAD_PATH, tlsrpt_api.UPLOAD_PATH, marketing_api.UPLOAD_PATH, large_files.UPLOAD_PATH)
-
-
-class BodyLimit:
-    """Refuse oversized bodies while they stream in, and non-JSON bodies on ``/v1/``.
-
-    A pure ASGI middleware: a declared Content-Length over the limit is refused before
-    reading; a chunked body is counted as it arrives and refused (413) the moment it passes
-    the limit, so an oversized upload is never held whole in memory; a ``/v1`` JSON string
-    holding NUL is a 422 (``body_watch``).
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] in STREAMED:
-            # These stream raw bytes (a file; RFC 8460's application/tlsrpt+gzip; a CSV of
-            # contacts) and cap their size themselves as they read.
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"").decode() or None
-        path = scope["path"]
-        if length is not None and exceeds(length, self.limit):
-            await problems.problem_response(
-                PayloadTooLarge(
-                    f"body is {length} bytes; the limit is {self.limit} (SEALMAIL_MAX_REQUEST_BYTES)"
-                ).problem(path)
-            )(scope, receive, send)
-            return
-        ctype = headers.get(b"content-type", b"").decode("latin-1")
-        if path.startswith("/v1/") and length not in (None, "0") and not ctype.startswith("application/json"):
-            await problems.problem_response(
-                UnsupportedMediaType("send the body as application/json").problem(path)
-            )(scope, receive, send)
-            return
-        watch = BodyWatch(receive, send, self.limit, json_strings=path.startswith("/v1/"))
-        try:
-            await self.app(scope, watch.receive, watch.send)
-        except Exception:
-            if watch.refused is None or watch.started:
-                raise
-        if watch.refused is not None and not watch.started:
-            await problems.problem_response(watch.refused.problem(path))(scope, receive, send)
-
-
-class NoNul:
-    """Refuse a path or query holding NUL (``%00``) with a 400 problem.
-
-    PostgreSQL text cannot hold NUL, so an id or cursor with one would reach the driver
-    as an error (a 500) instead of the 404 or 422 it deserves.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
-            await problems.problem_response(
-                InvalidRequest("the path and query must not contain NUL (%00)").problem(scope["path"])
-            )(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def fast_ahead(app: FastAPI, path: str, model: type[M], need: ScopedBearer, handle: Handler[M]) -> None:
@@ -226,7 +155,7 @@ def create_api(services: ApiServices) -> FastAPI:
         responses=ERRORS,
     )
     problems.install(app)
-    app.add_middleware(BodyLimit, limit=opts.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=opts.max_request_bytes, streamed=STREAMED)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(NoNul)
     guard = ApiGuard(opts.limits, services.tenancy, services.limiter)
