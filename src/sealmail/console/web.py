@@ -37,7 +37,7 @@ from sealmail.users.model import Session, SignIn, SignInStatus, Stage
 from sealmail.users.roles import Permission
 from sealmail.users.service import Users
 from sealmail.users.sso import SingleSignOn
-from sealmail.web import security
+from sealmail.web import error_pages, security
 
 CSP = security.PAGE_CSP.format(logo="")
 # Only the passkey and compose pages run a script, and only the console's own static file;
@@ -146,9 +146,11 @@ def create_console(
             raise HTTPException(400, "A field holds a NUL character; remove it and submit the form again.")
         return form
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return render(request, "status.html", status=exc.status_code, title="Not allowed", detail=exc.detail)
+    def status_page(request: Request, status: int, detail: str) -> Response:
+        title = {400: "Not understood", 404: "Not found"}.get(status, "Not allowed")
+        return render(request, "status.html", status=status, title=title, detail=detail)
+
+    error_pages.install(app, status_page)
 
     @app.exception_handler(SealmailError)
     async def refused(request: Request, exc: SealmailError) -> Response:

@@ -29,7 +29,7 @@ from sealmail.forms.definition import FieldDef, FormDefinition
 from sealmail.forms.filetypes import EXTENSIONS, MEDIA_TYPES
 from sealmail.forms.submissions import FormSubmissions, OutcomeStatus, PublicForm
 from sealmail.limits.service import Limiter
-from sealmail.web import security, throttle
+from sealmail.web import error_pages, security, throttle
 
 HONEYPOT = "contact-website"
 TOKEN = "_token"  # noqa: S105 — the hidden field's name, not a secret
@@ -178,6 +178,14 @@ def create_forms_app(services: FormSiteServices) -> FastAPI:
             title="Form not available",
             message="This form is not available. Please contact the organisation that sent you the link.",
         )
+
+    def refused(request: Request, status: int, detail: str) -> Response:
+        if status == 404:
+            return gone(request)
+        message = "This form could not be read. Please go back, reload the page and send it again."
+        return page(request, "forms_status.html", None, status, title="Form not sent", message=message)
+
+    error_pages.install(app, refused)
 
     @app.get("/static/forms.css", include_in_schema=False)
     def stylesheet() -> Response:

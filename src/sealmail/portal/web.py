@@ -39,7 +39,7 @@ from sealmail.portal.options import PortalOptions
 from sealmail.portal.sanitize import clean_html, has_remote_images
 from sealmail.tenancy.keyring import Keyring
 from sealmail.tenancy.service import Tenancy
-from sealmail.web import downloads, security
+from sealmail.web import downloads, error_pages, security
 
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 MAX_REPLY_FILES = 10
@@ -75,6 +75,7 @@ STATUS_PAGES: dict[str, tuple[int, str]] = {
     "not_found": (404, "Message not found"),
     "restart": (400, "Please open the link again"),
     "forbidden": (403, "This form has expired"),
+    "bad_request": (400, "This page could not be opened"),
 }
 
 
@@ -148,12 +149,13 @@ def create_portal(
             raise HTTPException(403)
         return form
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        kind = {403: "forbidden", 404: "not_found"}.get(exc.status_code)
+    def refused(request: Request, status: int, detail: str) -> Response:
+        kind = {400: "bad_request", 403: "forbidden", 404: "not_found"}.get(status)
         if kind is None:
-            return security.harden(PlainTextResponse(str(exc.detail), exc.status_code), "default-src 'none'")
+            return security.harden(PlainTextResponse(detail, status), "default-src 'none'")
         return status_page(request, kind)
+
+    error_pages.install(app, refused)
 
     # -- static -------------------------------------------------------------------------------
     @app.get("/static/portal.css", include_in_schema=False)

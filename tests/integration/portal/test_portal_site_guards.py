@@ -71,3 +71,23 @@ def test_a_file_posted_to_a_sign_in_step_is_refused_unparsed(site: tuple[str, in
         for path in ("/p/signin/code", "/p/signin/verify", "/p/signin/passphrase", "/p/signout"):
             r = c.post(path, data={"csrf": "x"}, files={"f": ("a.bin", b"x" * 1024)})
             assert r.status_code == 400, (path, r.status_code)
+
+
+def test_a_value_a_public_page_cannot_convert_is_a_4xx_page_not_json(site: tuple[str, int]) -> None:
+    # FastAPI's own answers (a 422 quoting the value, a 404 or 405 of JSON) were what a patient's
+    # browser showed for these; each public app now answers with its own page.
+    base, _ = site
+    cases = {
+        ("GET", "/p/signin?sent=abc"): 400,
+        ("GET", "/p/signin?sent=" + "9" * 5000): 400,
+        ("GET", "/p/m/hold_x/body?images=%FF"): 400,
+        ("GET", "/p/m/hold_x/a/%3Cscript%3E"): 400,
+        ("GET", "/f/a/b/c"): 404,
+        ("POST", "/f/receipt/x"): 405,
+    }
+    with httpx.Client(base_url=base, timeout=30) as c:
+        for (method, url), status in cases.items():
+            r = c.request(method, url)
+            assert r.status_code == status, (url, r.status_code, r.text[:200])
+            assert r.headers["content-type"].startswith("text/html"), (url, r.text[:200])
+            assert "<script" not in r.text and "content-security-policy" in r.headers, url
