@@ -764,7 +764,7 @@ def build_console(services: Services, users: Users | None = None, sso: SingleSig
         users, Reports(services.engine), keys,
         ConsoleOptions(
             secure, services.limiter, services.settings.console_signin_rate_limit_per_minute,
-            services.settings.console_rate_limit_per_minute,
+            services.settings.console_rate_limit_per_minute, console_url(services.settings),
         ),
         sections,
         sso or build_sso(services, users),

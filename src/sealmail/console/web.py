@@ -89,6 +89,9 @@ class ConsoleOptions:
     signin_per_minute: int = 30
     # Per session (and 4x per address) on the signed-in pages (console/throttle.py).
     pages_per_minute: int = 300
+    # The console's own URL (``app.console_url``): a link it hands out (an invitation) is built
+    # from it, never from the request's Host header, which the client chooses.
+    link_base: str = ""
 
 
 def create_console(
@@ -312,7 +315,7 @@ def create_console(
         return security.csrf_token(request.cookies.get(names.session, ""))
 
     kit = Kit(render, redirect, signed_in, acting, csrf)
-    _pages(app, users, reports, kit, pages)
+    _pages(app, users, reports, kit, pages, opts.link_base)
     _key_pages(app, keys, kit)
     passkey_pages(app, users, kit)
     emergency_pages(app, users, kit)
@@ -330,7 +333,12 @@ def create_console(
 
 
 def _pages(
-    app: FastAPI, users: Users, reports: Reports, kit: Kit, pages: Sequence[tuple[str, str, Permission]]
+    app: FastAPI,
+    users: Users,
+    reports: Reports,
+    kit: Kit,
+    pages: Sequence[tuple[str, str, Permission]],
+    link_base: str,
 ) -> None:
     """The signed-in pages, each behind its permission."""
     render, redirect, signed_in, csrf = kit.render, kit.redirect, kit.signed_in, kit.csrf
@@ -410,9 +418,7 @@ def _pages(
         _, token = await run_in_threadpool(
             users.invite, who.tenant_id, email, name, role, who.actor, actor_role=who.role
         )
-        link = (
-            f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}/welcome/{token}"
-        )
+        link = f"{link_base or request.scope.get('root_path', '')}/welcome/{token}"
         return await run_in_threadpool(lambda: users_page(request, who, invited=link))
 
     @app.post("/users/{user_id}/role")
