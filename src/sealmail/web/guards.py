@@ -5,6 +5,9 @@
 * ``BodyLimit``: a body over the role's limit is a 413, refused from its declared length or
   the moment a chunked one passes it, never held whole.
 
+Either refusal is an RFC 9457 problem for an API client and a small page for a browser
+(``refusal``): the console, portal and forms are opened in one, where JSON was no answer.
+
 The API process and the portal role (``intake.portal_site``) both install them: the portal's
 pages, forms and tracking links are as public as the API, and a role serving them alone got
 neither guard until both lived here.
@@ -12,14 +15,35 @@ neither guard until both lived here.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Collection
 
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealmail.domain.numerals import exceeds
-from sealmail.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from sealmail.web import problems
+from sealmail.errors import InvalidRequest, PayloadTooLarge, SealmailError, UnsupportedMediaType
+from sealmail.web import problems, security
 from sealmail.web.body_watch import BodyWatch
+
+PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>'
+    "<body><h1>{title}</h1><p>{detail}</p></body></html>"
+)
+PAGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+def refusal(scope: Scope, error: SealmailError) -> Response:
+    """An RFC 9457 problem for an API client; a page for a browser opening a page.
+
+    A browser asks for ``text/html`` (its navigations always do); an API client never does,
+    and ``/v1`` is the API whatever is asked.  Neither form quotes the request back.
+    """
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    if scope["path"].startswith("/v1/") or b"text/html" not in accept:
+        return problems.problem_response(error.problem(scope["path"]))
+    page = PAGE.format(title=html.escape(error.title), detail=html.escape(error.detail))
+    return security.harden(HTMLResponse(page, status_code=error.status), PAGE_CSP)
 
 
 class BodyLimit:
@@ -49,17 +73,13 @@ class BodyLimit:
         length = headers.get(b"content-length", b"").decode() or None
         path = scope["path"]
         if length is not None and exceeds(length, self.limit):
-            await problems.problem_response(
-                PayloadTooLarge(
-                    f"body is {length} bytes; the limit is {self.limit} (SEALMAIL_MAX_REQUEST_BYTES)"
-                ).problem(path)
-            )(scope, receive, send)
+            too_large = f"body is {length} bytes; the limit is {self.limit} (SEALMAIL_MAX_REQUEST_BYTES)"
+            await refusal(scope, PayloadTooLarge(too_large))(scope, receive, send)
             return
         ctype = headers.get(b"content-type", b"").decode("latin-1")
         if path.startswith("/v1/") and length not in (None, "0") and not ctype.startswith("application/json"):
-            await problems.problem_response(
-                UnsupportedMediaType("send the body as application/json").problem(path)
-            )(scope, receive, send)
+            unsupported = UnsupportedMediaType("send the body as application/json")
+            await refusal(scope, unsupported)(scope, receive, send)
             return
         watch = BodyWatch(receive, send, self.limit, json_strings=path.startswith("/v1/"))
         try:
@@ -68,11 +88,11 @@ class BodyLimit:
             if watch.refused is None or watch.started:
                 raise
         if watch.refused is not None and not watch.started:
-            await problems.problem_response(watch.refused.problem(path))(scope, receive, send)
+            await refusal(scope, watch.refused)(scope, receive, send)
 
 
 class NoNul:
-    """Refuse a path or query holding NUL (``%00``) with a 400 problem.
+    """Refuse a path or query holding NUL (``%00``) with a 400 (a problem, or a browser's page).
 
     PostgreSQL text cannot hold NUL, so an id or cursor with one would reach the driver
     as an error (a 500) instead of the 404 or 422 it deserves.
@@ -83,8 +103,7 @@ class NoNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
-            await problems.problem_response(
-                InvalidRequest("the path and query must not contain NUL (%00)").problem(scope["path"])
-            )(scope, receive, send)
+            nul = InvalidRequest("the path and query must not contain NUL (%00)")
+            await refusal(scope, nul)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.integration.portal.portal_harness import portal_site
 
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 NUL_URLS = [
     "/p/theme/%00.css",
     "/p/theme/x%00y.css",
@@ -44,6 +45,11 @@ def test_a_nul_in_a_path_or_query_is_a_400_on_every_public_page(site: tuple[str,
             for method in ("GET", "POST"):
                 r = c.request(method, url)
                 assert r.status_code == 400, (method, url, r.status_code, r.text[:200])
+                assert r.headers["content-type"] == "application/problem+json", url
+                # A browser (it asks for HTML) gets a page, not JSON.
+                page = c.request(method, url, headers={"Accept": BROWSER})
+                assert page.status_code == 400 and page.headers["content-type"].startswith("text/html"), url
+                assert "must not contain NUL" in page.text and "content-security-policy" in page.headers
 
 
 @pytest.mark.parametrize("path", ["/p/signin/code", "/p/m/hold_x/reply", "/f/form_x", "/u/token_x"])
@@ -53,7 +59,8 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(
     _, port = site
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000000000\r\n\r\n"
+        f"Accept: {BROWSER}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 1000000000000\r\n\r\n"
         '--b\r\nContent-Disposition: form-data; name="files"; filename="a.bin"\r\n\r\n'
     )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -61,6 +68,7 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(
         # The answer comes without the rest of the body: waiting for it would time out here.
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"content-type: text/html" in answer.lower(), answer[:400]
 
 
 def test_a_file_posted_to_a_sign_in_step_is_refused_unparsed(site: tuple[str, int]) -> None:
