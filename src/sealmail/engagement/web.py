@@ -33,7 +33,7 @@ from sealmail.engagement.service import Engagement, Subscription, SubscriptionSt
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
 from sealmail.limits.service import Limiter
 from sealmail.tenancy.service import Tenancy
-from sealmail.web import security
+from sealmail.web import error_pages, security
 from sealmail.web.problems import problem_response
 from sealmail.web.throttle import PerClientLimit
 
@@ -104,6 +104,14 @@ def _page(html: str, status: int = 200) -> Response:
     return security.harden(HTMLResponse(html, status_code=status), PAGE_CSP)
 
 
+def _refused(request: Request, status: int, detail: str) -> Response:
+    """The framework's refusals (a form it cannot parse, no such path, a wrong method) as a
+    page: these links are opened in a browser, where FastAPI's JSON was no answer."""
+    if status == 404:
+        return _page(NOT_FOUND, 404)
+    return _page(NOT_FOUND.replace("This link does not work", "This request could not be read"), status)
+
+
 def _problem(request: Request, exc: SealmailError) -> Response:
     return problem_response(exc.problem(instance=request.url.path))
 
@@ -115,6 +123,7 @@ def _user_agent(request: Request) -> str:
 def create_tracking(engagement: Engagement) -> FastAPI:
     """The open pixel and click redirector; mount at ``/t``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    error_pages.install(app, _refused)
 
     @app.api_route("/o/{token}", methods=["GET", "HEAD"], include_in_schema=False)
     async def pixel(request: Request, token: str) -> Response:
@@ -150,6 +159,7 @@ def create_tracking(engagement: Engagement) -> FastAPI:
 def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
     """One-click unsubscribe and the preference page; mount at ``/u``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    error_pages.install(app, _refused)
     env = Environment(autoescape=True)
     env.globals["SubscriptionState"] = SubscriptionState  # the page compares with the enum
     page = env.from_string(PAGE)

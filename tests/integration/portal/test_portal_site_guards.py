@@ -92,10 +92,13 @@ def test_a_value_a_public_page_cannot_convert_is_a_4xx_page_not_json(site: tuple
         ("GET", "/p/m/hold_x/a/%3Cscript%3E"): 400,
         ("GET", "/f/a/b/c"): 404,
         ("POST", "/f/receipt/x"): 405,
+        ("GET", "/t/a/b/c"): 404,
+        ("PUT", "/u/token_x"): 405,
+        ("POST", "/u/token_x/preferences"): 400,  # multipart without a boundary, below
     }
     with httpx.Client(base_url=base, timeout=30) as c:
         for (method, url), status in cases.items():
-            r = c.request(method, url)
+            r = c.request(method, url, content=b"x", headers={"Content-Type": "multipart/form-data"})
             assert r.status_code == status, (url, r.status_code, r.text[:200])
             assert r.headers["content-type"].startswith("text/html"), (url, r.text[:200])
             assert "<script" not in r.text and "content-security-policy" in r.headers, url
