@@ -208,7 +208,8 @@ def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
         elif action == "resubscribe":
             sub = await run_in_threadpool(engagement.resubscribe, token)
         else:
-            return _problem(request, InvalidRequest("action must be unsubscribe or resubscribe"))
+            # Only a hand-made post names another action; the person's browser gets a page.
+            return _refused(request, 400, "action must be unsubscribe or resubscribe")
         if sub is None:
             return _page(NOT_FOUND, 404)
         # Post/redirect/get: a reload must not post the form again.

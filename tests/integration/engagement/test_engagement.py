@@ -203,6 +203,10 @@ def test_preference_page_unsubscribes_and_resubscribes_with_csrf(stack: Stack) -
             headers={"Origin": "https://evil.example"},
         )
         assert cross_site.status_code == 403
+        # An action the page never offers is the page's own 400, not a JSON problem.
+        odd = client.post(f"{path}/preferences", data={"action": "<b>both</b>", "csrf": csrf.group(1)})
+        assert odd.status_code == 400 and odd.headers["content-type"].startswith("text/html")
+        assert "<b>" not in odd.text
         assert not _suppressed(stack, "broadcast", "pat@example.net")
 
         done = client.post(f"{path}/preferences", data={"action": "unsubscribe", "csrf": csrf.group(1)})
