@@ -64,12 +64,13 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
     """
     csv.field_size_limit(MAX_FIELD)
     reader = csv.reader(lines)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise ValidationFailed(
-            [{"field": "file", "message": "is empty; the first line names the columns"}]
-        ) from None
+    # The header goes through the same guard as the rows: a header cell past MAX_FIELD or a
+    # bare CR (old Mac line ends) was a csv.Error outside it, a 500 and a background import
+    # failed with no reason in its report.
+    first = next(_guarded(reader, number=0), None)
+    if first is None:
+        raise ValidationFailed([{"field": "file", "message": "is empty; the first line names the columns"}])
+    header = [h.strip().lower() for h in first[1]]
     _check_header(header)
     width = len(header)
     email_at = header.index("email")
@@ -97,8 +98,8 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
         )
 
 
-def _guarded(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    number = 1
+def _guarded(reader: Iterator[list[str]], number: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) per record after row ``number``; a parser error is a 422 naming the row."""
     while True:
         number += 1
         try:

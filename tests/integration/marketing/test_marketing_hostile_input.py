@@ -13,6 +13,7 @@ from tests.integration.console.console_harness import Console
 from tests.integration.marketing.conftest import Keys
 from tests.integration.marketing.test_marketing_campaign_listing import setup
 from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
+from tests.integration.marketing.test_marketing_import_background import finished
 
 from sealmail.app import Services
 from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_journeys, mkt_lists, mkt_segments
@@ -105,6 +106,24 @@ def test_a_csv_line_longer_than_any_valid_row_is_refused_and_nothing_is_stored(
     )
     assert_problem(r, 422)
     assert "longer than" in r.text
+    assert rows(services, mkt_contacts) == 0
+
+
+def test_a_header_the_csv_parser_refuses_is_a_422_naming_row_1_in_the_foreground_and_background(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # The header was read outside the parser's guard: a csv.Error there was a 500, and a
+    # background import ended failed with nothing in its report to say why.
+    h = {**declared.sender, "Content-Type": "text/csv"}
+    for body in (b"email,city\rcr@example.net,Austin\r", b"email," + b"c" * 3000 + b"\nx@example.net,y\n"):
+        r = client.post(f"{P}/contacts/import", content=body, headers=h)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "row 1"
+        started = client.post(f"{P}/contacts/import?background=true", content=body, headers=h)
+        assert started.status_code == 202, started.text
+        done = finished(client, declared, started.json()["id"])
+        assert done["status"] == "failed"
+        assert [(e["row"], e["field"]) for e in done["errors"]] == [(1, "row 1")]
     assert rows(services, mkt_contacts) == 0
 
 
