@@ -127,6 +127,49 @@ def test_a_header_the_csv_parser_refuses_is_a_422_naming_row_1_in_the_foreground
     assert rows(services, mkt_contacts) == 0
 
 
+def test_a_journey_value_the_runner_could_not_read_is_a_422_on_save_and_nothing_is_stored(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # A 400-digit number of hours was a 500 (float() overflowed); the others were stored and
+    # failed the step for every contact that reached it, at every run of the worker.
+    setup(client, declared)
+    h = {**declared.admin, "Content-Type": "application/json"}
+    big = "1" + "0" * 400
+    send = '{"send":{"template":"note","purpose":"treatment","from":"care@clinic.example",EXTRA}}'
+    cases = [
+        ('{"wait":{"hours":BIG}}', "steps[0].wait.hours"),
+        ('{"wait":{"hours":"5"}}', "steps[0].wait.hours"),
+        ('{"wait_until":{"event":"e","hours":BIG}}', "steps[0].wait_until.hours"),
+        (send.replace("EXTRA", '"version":9223372036854775808'), "steps[0].send.version"),
+        (send.replace("EXTRA", '"quiet_start":"x"'), "steps[0].send.quiet_start"),
+        (send.replace("EXTRA", '"quiet_end":99'), "steps[0].send.quiet_end"),
+        (send.replace("EXTRA", '"remunerated":"no"'), "steps[0].send.remunerated"),
+        ('{"add_to_list":"' + "l" * 101 + '"}', "steps[0].add_to_list"),
+        ('{"add_to_list":{"name":"vip"}}', "steps[0].add_to_list"),
+        ('{"update_attribute":{"name":"age","value":"old"}}', "steps[0].update_attribute.value"),
+        ('{"update_attribute":{"name":"age"}}', "steps[0].update_attribute.value"),
+        ('{"update_attribute":{"name":"age","value":BIG}}', "steps[0].update_attribute.value"),
+        ('{"wait":{"hours":1,"note":"' + "x" * 100_000 + '"}}', "steps[0].wait"),
+        ('{"exit":[]}', "steps[0].exit"),
+    ]
+    trigger = '{"type":"api_event","event":"x"}'
+    for i, (step, field) in enumerate(cases):
+        body = f'{{"name":"j{i}","definition":{{"trigger":{trigger},"steps":[{step.replace("BIG", big)}]}}}}'
+        r = client.post(f"{P}/journeys", content=body.encode(), headers=h)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == field, (step[:80], r.text[:300])
+    for definition, field in (
+        ('{"trigger":{"type":"api_event","event":"x","key":"k"},"steps":[{"exit":{}}]}', "trigger"),
+        (f'{{"trigger":{trigger},"steps":[{{"exit":{{}}}}],"x":"' + "x" * 1000 + '"}', "definition"),
+    ):
+        r = client.post(
+            f"{P}/journeys", content=b'{"name":"k","definition":%s}' % definition.encode(), headers=h
+        )
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == field
+    assert rows(services, mkt_journeys) == 0
+
+
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
     client: TestClient, declared: Keys
 ) -> None:
