@@ -170,6 +170,40 @@ def test_a_journey_value_the_runner_could_not_read_is_a_422_on_save_and_nothing_
     assert rows(services, mkt_journeys) == 0
 
 
+def test_a_rule_whose_sql_would_explode_is_a_422_and_the_largest_allowed_one_runs(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # Fifty leaves of 200 email domains were 10,000 LIKEs a contact: past SQLite's expression
+    # depth (a 500 on preview, a stored segment no campaign could expand), seconds on PostgreSQL.
+    h = declared.admin
+    client.post(f"{P}/contacts", json={"email": "a@d7.example"}, headers=h)
+
+    def domains(leaves: int, each: int) -> dict[str, Any]:
+        values = [[f"d{i * each + j}.example" for j in range(each)] for i in range(leaves)]
+        return {"any": [{"contact": "email_domain", "op": "in", "value": v} for v in values]}
+
+    cities = {
+        "any": [{"attr": "city", "op": "in", "value": [f"c{i}-{j}" for j in range(200)]} for i in range(6)]
+    }
+    for rule, field in (
+        (domains(50, 200), "rule.any[1].value"),
+        (domains(3, 100), "rule.any[2].value"),
+        (cities, "rule.any[5].value"),
+    ):
+        for path in ("/segments/preview", "/segments"):
+            r = client.post(
+                P + path,
+                json={"name": "big", "rule": rule} if path == "/segments" else {"rule": rule},
+                headers=h,
+            )
+            assert_problem(r, 422)
+            assert r.json()["errors"][0]["field"] == field
+    assert rows(services, mkt_segments) == 0
+    r = client.post(f"{P}/segments/preview", json={"rule": domains(1, 200)}, headers=h)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["count"] == 1
+
+
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
     client: TestClient, declared: Keys
 ) -> None:
