@@ -33,8 +33,7 @@ from sealmail.engagement.service import Engagement, Subscription, SubscriptionSt
 from sealmail.errors import InvalidRequest, NotFound, SealmailError
 from sealmail.limits.service import Limiter
 from sealmail.tenancy.service import Tenancy
-from sealmail.web import security
-from sealmail.web.problems import problem_response
+from sealmail.web import problems, security
 from sealmail.web.throttle import PerClientLimit
 
 log = structlog.get_logger("sealmail.engagement")
@@ -105,7 +104,7 @@ def _page(html: str, status: int = 200) -> Response:
 
 
 def _problem(request: Request, exc: SealmailError) -> Response:
-    return problem_response(exc.problem(instance=request.url.path))
+    return problems.problem_response(exc.problem(instance=request.url.path))
 
 
 def _user_agent(request: Request) -> str:
@@ -115,6 +114,9 @@ def _user_agent(request: Request) -> str:
 def create_tracking(engagement: Engagement) -> FastAPI:
     """The open pixel and click redirector; mount at ``/t``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    # A form the parser refuses (too many fields, a file, a broken multipart) is a problem like
+    # every other refusal here, not FastAPI's bare {"detail": ...}.
+    problems.install(app)
 
     @app.api_route("/o/{token}", methods=["GET", "HEAD"], include_in_schema=False)
     async def pixel(request: Request, token: str) -> Response:
@@ -150,6 +152,9 @@ def create_tracking(engagement: Engagement) -> FastAPI:
 def create_unsubscribe(tenancy: Tenancy, engagement: Engagement) -> FastAPI:
     """One-click unsubscribe and the preference page; mount at ``/u``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    # A form the parser refuses (too many fields, a file, a broken multipart) is a problem like
+    # every other refusal here, not FastAPI's bare {"detail": ...}.
+    problems.install(app)
     env = Environment(autoescape=True)
     env.globals["SubscriptionState"] = SubscriptionState  # the page compares with the enum
     page = env.from_string(PAGE)

@@ -204,6 +204,23 @@ def test_a_rule_whose_sql_would_explode_is_a_422_and_the_largest_allowed_one_run
     assert r.json()["count"] == 1
 
 
+def test_an_unsubscribe_form_the_parser_refuses_is_a_400_problem(client: TestClient) -> None:
+    # The public /u and /t apps had no problem handlers: FastAPI's bare {"detail": ...} JSON.
+    many = "&".join(f"f{i}=1" for i in range(50)).encode()
+    cases = [
+        ("application/x-www-form-urlencoded", many),
+        ("multipart/form-data", b"no boundary"),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\nv\r\n--b--\r\n',
+        ),
+        ("application/x-www-form-urlencoded", b"List-Unsubscribe=" + b"x" * (2 << 20)),
+    ]
+    for ctype, body in cases:
+        for path in ("/u/" + "A" * 40, "/u/" + "A" * 40 + "/preferences"):
+            assert_problem(client.post(path, content=body, headers={"Content-Type": ctype}), 400)
+
+
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
     client: TestClient, declared: Keys
 ) -> None:
