@@ -221,6 +221,23 @@ def test_an_unsubscribe_form_the_parser_refuses_is_a_400_problem(client: TestCli
             assert_problem(client.post(path, content=body, headers={"Content-Type": ctype}), 400)
 
 
+def test_a_zone_that_is_the_servers_own_setting_is_refused_in_a_contact_and_an_import(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # "localtime" is a file in the zone directory (a link to /etc/localtime), not an IANA zone:
+    # the contact kept the hours of whichever machine ran the sweep or the claim.
+    for tz in ("localtime", "posixrules"):
+        r = client.post(f"{P}/contacts", json={"email": "z@example.net", "tz": tz}, headers=declared.sender)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "tz"
+    body = b"email,tz\nz@example.net,localtime\n"
+    r = client.post(
+        f"{P}/contacts/import", content=body, headers={**declared.sender, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["failed"] == 1, r.text[:300]
+    assert rows(services, mkt_contacts) == 0
+
+
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
     client: TestClient, declared: Keys
 ) -> None:
