@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from sealmail.domain.numerals import exceeds
@@ -177,6 +178,21 @@ def create_forms_app(services: FormSiteServices) -> FastAPI:
             404,
             title="Form not available",
             message="This form is not available. Please contact the organisation that sent you the link.",
+        )
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        # A body the form parser refuses (a broken multipart, too many fields or files) and
+        # an unknown route get a page like every other answer here, not FastAPI's JSON.
+        if exc.status_code == 404:
+            return gone(request)
+        return page(
+            request,
+            "forms_status.html",
+            None,
+            exc.status_code,
+            title="Form not sent",
+            message="The form could not be read. Please go back to the form and send it again.",
         )
 
     @app.get("/static/forms.css", include_in_schema=False)
