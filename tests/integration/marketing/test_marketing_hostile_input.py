@@ -4,19 +4,28 @@ problems (in the console, a page saying so) — never a driver error (a 500) and
 anything stored."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import Console
-from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.conftest import Keys, keys_for
 from tests.integration.marketing.test_marketing_campaign_listing import setup
 from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
 from tests.integration.marketing.test_marketing_import_background import finished
 
 from sealmail.app import Services
-from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_journeys, mkt_lists, mkt_segments
+from sealmail.marketing import imports
+from sealmail.marketing.tables import (
+    mkt_consent_events,
+    mkt_contacts,
+    mkt_imports,
+    mkt_journeys,
+    mkt_lists,
+    mkt_segments,
+)
 from sealmail.users.roles import Role
 
 __all__ = ["console"]
@@ -236,6 +245,33 @@ def test_a_zone_that_is_the_servers_own_setting_is_refused_in_a_contact_and_an_i
     )
     assert r.status_code == 200 and r.json()["failed"] == 1, r.text[:300]
     assert rows(services, mkt_contacts) == 0
+
+
+def test_a_tenant_with_its_cap_of_background_imports_running_gets_a_429_and_others_do_not(
+    client: TestClient, declared: Keys, services: Services, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    # Each queued import held its upload (up to 512 MB) on disk until the shared pool of two
+    # workers reached it: one tenant could queue until the disk filled, others waited behind.
+    now = datetime.now(UTC)
+    running = {"status": "processing", "rows": 0, "created": 0, "updated": 0, "failed": 0, "created_by": "t"}
+    with services.engine.begin() as conn:
+        for i, moved in enumerate((now, now, now - imports.STALLED_AFTER * 2)):
+            conn.execute(
+                sa.insert(mkt_imports).values(
+                    id=f"imp_running{i}", tenant_id=tenant.id, progress_at=moved, created_at=moved, **running
+                )
+            )
+    h = {**declared.sender, "Content-Type": "text/csv"}
+    r = client.post(f"{P}/contacts/import?background=true", content=b"email\na@example.net\n", headers=h)
+    assert_problem(r, 429)
+    assert r.headers["retry-after"] == "30"
+    assert rows(services, mkt_imports) == 3 and rows(services, mkt_contacts) == 0
+    other = {**keys_for(services, other_tenant).sender, "Content-Type": "text/csv"}
+    started = client.post(
+        f"{P}/contacts/import?background=true", content=b"email\nb@example.net\n", headers=other
+    )
+    assert started.status_code == 202, started.text
+    assert finished(client, keys_for(services, other_tenant), started.json()["id"])["status"] == "completed"
 
 
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
