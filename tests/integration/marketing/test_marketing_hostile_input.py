@@ -274,6 +274,31 @@ def test_a_tenant_with_its_cap_of_background_imports_running_gets_a_429_and_othe
     assert finished(client, keys_for(services, other_tenant), started.json()["id"])["status"] == "completed"
 
 
+def test_terminal_escape_sequences_are_refused_in_a_body_and_an_import(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # They were stored and came back raw: an ESC sequence retitled or cleared the operator's
+    # terminal through `sealmail marketing contacts show` (rich passes ESC through).
+    h = declared.admin
+    for city in ("x\x1b]0;pwned\x07", "\x9b31m", "a\x08b", "\x7f"):
+        r = client.post(
+            f"{P}/contacts", json={"email": "c@example.net", "attributes": {"city": city}}, headers=h
+        )
+        assert_problem(r, 422)
+        assert "control characters" in r.text
+    assert_problem(client.post(f"{P}/lists", json={"name": "vip\x1b[2J"}, headers=h), 422)
+    body = b"email,city\nc@example.net,x\x1b[2J\nd@example.net,\x1b]52;c;aGk=\x07\n"
+    r = client.post(
+        f"{P}/contacts/import", content=body, headers={**declared.sender, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["failed"] == 2, r.text[:300]
+    assert rows(services, mkt_contacts) == 0 and rows(services, mkt_lists) == 0
+    # Right-to-left text (its marks and overrides are shown safely where displayed), tabs and
+    # newlines are text as before.
+    ok = {"email": "e@example.net", "attributes": {"city": "\u200fתל אביב\u202e\tA\nB"}}
+    assert client.post(f"{P}/contacts", json=ok, headers=h).status_code == 201
+
+
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(
     client: TestClient, declared: Keys
 ) -> None:
