@@ -26,6 +26,7 @@ from typing import Final
 
 __all__ = [
     "SenderView",
+    "control_problem",
     "safe_display",
     "safe_download_name",
     "sender_display",
@@ -38,6 +39,12 @@ BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u20
 # Invisible characters that let two different strings look the same (UTS #39 §3.1
 # "default ignorable"): zero-width space, word joiner, BOM, soft hyphen, invisible operators.
 _INVISIBLE: Final = frozenset("\u200b\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e")
+# What stored text may not hold, whoever reads it later: C0 controls but tab, newline and
+# carriage return (NUL has its own message, PostgreSQL's), DEL and the C1 controls.  ESC
+# and CSI sequences retitle, clear or write to the clipboard of the operator's terminal that
+# prints the value (rich passes them through).  Bidi controls are shown safely where text is
+# displayed (``safe_display``) and stay storable: right-to-left names use them.
+_UNSAFE_TEXT: Final = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ELLIPSIS: Final = "…"
 DEFAULT_MAX_LEN: Final = 200
 MAX_DOWNLOAD_NAME: Final = 120
@@ -55,6 +62,13 @@ def _shown_char(ch: str) -> str | None:
     if category in ("Cc", "Cs", "Co", "Cn"):
         return None
     return ch
+
+
+def control_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as typed (a control character), or None."""
+    if _UNSAFE_TEXT.search(text):
+        return "must not contain control characters (escape sequences); tab and newline are fine"
+    return None
 
 
 def safe_display(text: str | None, max_len: int = DEFAULT_MAX_LEN) -> str:

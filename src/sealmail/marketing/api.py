@@ -184,6 +184,8 @@ def router(mk: Marketing, need: Any) -> APIRouter:
         if kind not in ("text/csv", "application/csv"):
             raise UnsupportedMediaType("send the file as text/csv")
         if background:
+            # Before the upload is read: a tenant at its cap spools nothing.
+            await run_in_threadpool(mk.importer.ensure_room, who.tenant_id)
             # On disk, not spooled in memory: the file outlives this request.
             spool = tempfile.TemporaryFile()  # the importer closes it when done
             try:

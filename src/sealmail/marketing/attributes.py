@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain.display_text import control_problem
 from sealmail.domain.marketing import PhiClass
 from sealmail.errors import Conflict, ValidationFailed
 from sealmail.ids import new_id
@@ -146,6 +147,9 @@ def _text(raw: Any) -> str:
     if "\x00" in text:
         # PostgreSQL text and jsonb cannot hold NUL: refuse it on both engines alike.
         raise ValueError("must not contain NUL")
+    problem = control_problem(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 

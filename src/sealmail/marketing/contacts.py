@@ -34,6 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from sealmail import audit
 from sealmail.audit import AuditAction
+from sealmail.domain import zones
 from sealmail.domain.addresses import InvalidAddress, parse_address
 from sealmail.domain.marketing import ContactStatus, PhiClass
 from sealmail.errors import NotFound, ValidationFailed
@@ -69,7 +70,7 @@ _COPY_COLUMNS = (
 
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - zones.SERVER_ALIASES
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.numerals import whole_number
-from sealmail.errors import NotFound, ValidationFailed
+from sealmail.errors import NotFound, RateLimited, ValidationFailed
 from sealmail.ids import new_id
 from sealmail.marketing import attributes as attrs
 from sealmail.marketing.contacts import Clean, ContactData, Contacts, Validator
@@ -47,6 +47,10 @@ ANALYZE_AFTER = 10_000  # new contacts in one import
 # A chunk commits in well under a second; a processing import silent this long lost its
 # process (a restart, a crash) and will not move again.
 STALLED_AFTER = timedelta(minutes=5)
+# Background imports a tenant may have running at once.  Each holds its upload (up to 512 MB)
+# on disk until a worker of the shared pool reaches it: without a cap one tenant could queue
+# uploads until the disk filled, and every other tenant's import waited behind them.
+MAX_RUNNING = 2
 BASE_COLUMNS = ("email", "phone", "tz", "status")
 
 Progress = Callable[[int], None]
@@ -64,12 +68,13 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
     """
     csv.field_size_limit(MAX_FIELD)
     reader = csv.reader(lines)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise ValidationFailed(
-            [{"field": "file", "message": "is empty; the first line names the columns"}]
-        ) from None
+    # The header goes through the same guard as the rows: a header cell past MAX_FIELD or a
+    # bare CR (old Mac line ends) was a csv.Error outside it, a 500 and a background import
+    # failed with no reason in its report.
+    first = next(_guarded(reader, number=0), None)
+    if first is None:
+        raise ValidationFailed([{"field": "file", "message": "is empty; the first line names the columns"}])
+    header = [h.strip().lower() for h in first[1]]
     _check_header(header)
     width = len(header)
     email_at = header.index("email")
@@ -97,8 +102,8 @@ def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, ContactData | str]]:
         )
 
 
-def _guarded(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
-    number = 1
+def _guarded(reader: Iterator[list[str]], number: int = 1) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) per record after row ``number``; a parser error is a 422 naming the row."""
     while True:
         number += 1
         try:
@@ -151,6 +156,24 @@ class Importer:
         self._process(tenant_id, import_id, check, rows, actor, progress, keep_refusal=False)
         return self.get(tenant_id, import_id)
 
+    def ensure_room(self, tenant_id: str) -> None:
+        """RateLimited (429) while the tenant has ``MAX_RUNNING`` imports moving (a stalled one
+        does not count: it will not move again)."""
+        with db.reader(self.engine) as conn:
+            running = conn.execute(
+                sa.select(sa.func.count()).where(
+                    mkt_imports.c.tenant_id == tenant_id,
+                    mkt_imports.c.status == ImportStatus.PROCESSING,
+                    mkt_imports.c.progress_at > datetime.now(UTC) - STALLED_AFTER,
+                )
+            ).scalar_one()
+        if running >= MAX_RUNNING:
+            raise RateLimited(
+                f"{running} imports are running for this tenant; wait for one to finish "
+                "(GET /v1/marketing/imports/{id}) and send the file again",
+                {"Retry-After": "30"},
+            )
+
     def start_csv(self, tenant_id: str, spool: BinaryIO, *, actor: str) -> dict[str, Any]:
         """Start importing a CSV file in the background; its import record, at once.
 
@@ -159,6 +182,7 @@ class Importer:
         with the reason in its error report, since there is no request left to answer.
         """
         try:
+            self.ensure_room(tenant_id)
             total = data_lines(spool)
             import_id, check = self._begin(tenant_id, actor, total)
         except BaseException:

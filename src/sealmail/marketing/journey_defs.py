@@ -2,6 +2,10 @@
 
 Jumps (a condition's ``else``, a wait-until's ``timeout``) go forward only, so a journey
 cannot loop; names are bounded; an attribute a step writes is declared and not sensitive.
+Every value the runner reads later is checked here for its type and range, and no other key
+is taken: a value that only failed when a contact reached its step (a ``quiet_start`` of
+"x", an ``update_attribute`` value of the wrong type, a list name of a megabyte) failed that
+step for every contact, every run, and an unread key was stored for nothing.
 Segment rules inside conditions are compiled (and their PHI classes checked) by the
 service when it saves, not here.
 """
@@ -23,6 +27,25 @@ STEP_KINDS = frozenset(
     {"send", "wait", "wait_until", "condition", "add_to_list", "update_attribute", "webhook", "exit"}
 )
 MAX_NAME = 60
+MAX_LIST_NAME = 100  # ListIn.name
+MAX_TEMPLATE_NAME = 100  # VariantIn.template
+MAX_FROM = 400  # CampaignIn.from
+MAX_VERSION = 2**31 - 1  # an INTEGER column on PostgreSQL
+TRIGGER_KEYS = {
+    "api_event": {"type", "event"},
+    "list_join": {"type", "list"},
+    "form_submission": {"type", "form"},
+    "date_attribute": {"type", "attr", "days_before", "mode"},
+}
+STEP_KEYS = {
+    "send": {"template", "purpose", "from", "version", "remunerated", "quiet_start", "quiet_end"},
+    "wait": {"hours"},
+    "wait_until": {"event", "hours", "timeout"},
+    "condition": {"rule", "else"},
+    "update_attribute": {"name", "value"},
+    "webhook": {"label"},
+    "exit": set(),
+}
 
 
 def bad(field: str, message: str) -> ValidationFailed:
@@ -33,15 +56,17 @@ def validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) ->
     """Check the shape, bounds and forward-only jumps (rules are compiled when saved)."""
     try:
         _validate(definition, defs)
-    except (TypeError, ValueError, AttributeError, KeyError):
+    except (TypeError, ValueError, AttributeError, KeyError, ArithmeticError):
         # A value of the wrong JSON type somewhere (a list for a name, text for hours).
         raise bad("definition", "does not follow the journey grammar (see the docs)") from None
 
 
 def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -> None:
+    _only(definition, {"trigger", "steps"}, "definition")
     trigger = definition.get("trigger")
     if not isinstance(trigger, dict) or trigger.get("type") not in TRIGGERS:
         raise bad("trigger.type", f"use one of {', '.join(sorted(TRIGGERS))}")
+    _only(trigger, TRIGGER_KEYS[trigger["type"]], "trigger")
     if trigger["type"] == "date_attribute":
         d = defs.get(str(trigger.get("attr")))
         if d is None or d.type is not attrs.AttrType.DATE:
@@ -64,26 +89,63 @@ def _validate(definition: dict[str, Any], defs: dict[str, attrs.AttributeDef]) -
         if kind not in STEP_KINDS:
             raise bad(f"steps[{i}]", f"one of {', '.join(sorted(STEP_KINDS))}")
         body = step[kind]
+        if kind == "add_to_list":
+            if not isinstance(body, str) or not 0 < len(body) <= MAX_LIST_NAME:
+                raise bad(f"steps[{i}].add_to_list", f"a list name of 1–{MAX_LIST_NAME} characters")
+            continue
+        if not isinstance(body, dict):
+            raise bad(f"steps[{i}].{kind}", "must be an object")
+        _only(body, STEP_KEYS[kind], f"steps[{i}].{kind}")
         if kind == "send":
             _check_send(body, i)
-        if kind == "wait" and not (
-            isinstance(body, dict) and 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS
-        ):
+        if kind == "wait" and not _hours(body.get("hours")):
             raise bad(f"steps[{i}].wait.hours", f"a number of hours, up to {MAX_WAIT_HOURS}")
         if kind == "condition":
-            other = body.get("else", "exit") if isinstance(body, dict) else None
+            other = body.get("else", "exit")
             if not _forward(other, i, len(steps)):
                 raise bad(f"steps[{i}].condition.else", "exit, or the index of a later step")
         if kind == "wait_until":
             _check_wait_until(body, i, len(steps))
-        if kind == "webhook" and not (isinstance(body, dict) and len(str(body.get("label", ""))) <= MAX_NAME):
+        label = body.get("label", "")
+        if kind == "webhook" and not (isinstance(label, str) and len(label) <= MAX_NAME):
             raise bad(
                 f"steps[{i}].webhook", f"an object with an optional label of up to {MAX_NAME} characters"
             )
         if kind == "update_attribute":
-            d = defs.get(str(body.get("name"))) if isinstance(body, dict) else None
-            if d is None or d.phi_class is PhiClass.SENSITIVE:
-                raise bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
+            _check_update(body, defs, i)
+
+
+def _only(body: dict[str, Any], keys: set[str], path: str) -> None:
+    extra = set(body) - keys
+    if extra:
+        # The keys are not echoed: a client's key can be any length.
+        raise bad(path, f"has {len(extra)} unexpected key(s); use {', '.join(sorted(keys)) or 'none'}")
+
+
+def _hours(value: Any) -> bool:
+    """A JSON number of hours in range; compared as it is (``float`` of a 400-digit integer
+    raised OverflowError, a 500; text such as "5" was taken and read again at every run)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 0 < value <= MAX_WAIT_HOURS
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_update(body: dict[str, Any], defs: dict[str, attrs.AttributeDef], i: int) -> None:
+    d = defs.get(body["name"]) if isinstance(body.get("name"), str) else None
+    if d is None or d.phi_class is PhiClass.SENSITIVE:
+        raise bad(f"steps[{i}].update_attribute.name", "a declared, non-sensitive attribute")
+    value = body.get("value")
+    # The runner coerces the value for each contact: one that cannot be coerced failed there.
+    try:
+        if value is None or isinstance(value, (list, dict)):
+            raise ValueError("needs a value of the attribute's type")
+        attrs.coerce(d, value)
+    except ValueError as exc:
+        raise bad(f"steps[{i}].update_attribute.value", str(exc)) from None
 
 
 def _forward(target: Any, i: int, n: int) -> bool:
@@ -91,26 +153,30 @@ def _forward(target: Any, i: int, n: int) -> bool:
     return target == "exit" or (isinstance(target, int) and not isinstance(target, bool) and i < target <= n)
 
 
-def _check_wait_until(body: Any, i: int, n: int) -> None:
-    event = body.get("event") if isinstance(body, dict) else None
+def _check_wait_until(body: dict[str, Any], i: int, n: int) -> None:
+    event = body.get("event")
     if not isinstance(event, str) or not 0 < len(event) <= MAX_NAME:
         raise bad(f"steps[{i}].wait_until.event", f"an event name of 1–{MAX_NAME} characters")
-    if not 0 < float(body.get("hours", 0)) <= MAX_WAIT_HOURS:
+    if not _hours(body.get("hours")):
         raise bad(f"steps[{i}].wait_until.hours", f"a timeout in hours, up to {MAX_WAIT_HOURS}")
     if not _forward(body.get("timeout", "exit"), i, n):
         raise bad(f"steps[{i}].wait_until.timeout", "exit, or the index of a later step")
 
 
-def _check_send(body: Any, i: int) -> None:
+def _check_send(body: dict[str, Any], i: int) -> None:
     if not (
-        isinstance(body, dict)
-        and body.get("purpose") in set(Purpose)
+        body.get("purpose") in set(Purpose)
         and isinstance(body.get("template"), str)
-        and body["template"]
+        and 0 < len(body["template"]) <= MAX_TEMPLATE_NAME
         and isinstance(body.get("from"), str)
-        and body["from"]
+        and 0 < len(body["from"]) <= MAX_FROM
     ):
         raise bad(f"steps[{i}].send", "needs a template, a purpose and a from address")
     version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+    if version is not None and not _whole(version, 1, MAX_VERSION):
         raise bad(f"steps[{i}].send.version", "a template version number (left out: the newest, pinned)")
+    for key, default in (("quiet_start", 21), ("quiet_end", 8)):
+        if not _whole(body.get(key, default), 0, 23):
+            raise bad(f"steps[{i}].send.{key}", "a local hour, 0–23")
+    if not isinstance(body.get("remunerated", False), bool):
+        raise bad(f"steps[{i}].send.remunerated", "true or false")

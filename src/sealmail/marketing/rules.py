@@ -4,7 +4,12 @@ The tree is JSON with a fixed grammar; every name in it is checked against the t
 declared attributes, every value is coerced to the attribute's type and bound as a
 parameter.  Nothing the user writes becomes SQL text, a function name or a JSON path:
 an attribute name reaches the JSON lookup only after it matched a declaration, and then
-as a bound value.  Sizes are bounded (``MAX_DEPTH``, ``MAX_LEAVES``, ``MAX_VALUES``).
+as a bound value.  Sizes are bounded (``MAX_DEPTH``, ``MAX_LEAVES``, ``MAX_VALUES`` a leaf)
+and so is the SQL a whole rule becomes: ``MAX_RULE_VALUES`` values in all, of which at most
+``MAX_DOMAINS`` email domains (each one its own ``LIKE``, chained by ``OR``).  Fifty leaves of
+200 domains each were 10,000 ``LIKE``s a contact: past SQLite's expression depth (a 500 on
+preview, and a saved segment no campaign could expand) and seconds of PostgreSQL CPU per
+few rows.
 
 Grammar::
 
@@ -47,6 +52,9 @@ from sealmail.store.tables import events
 MAX_DEPTH = 6
 MAX_LEAVES = 50
 MAX_VALUES = 200
+MAX_RULE_VALUES = 1000
+# SQLite refuses an expression deeper than 1000; each domain is one link of an OR chain.
+MAX_DOMAINS = 200
 MAX_DAYS = 3650
 # A consent rule's state for "no consent row at all": a word of the segment grammar, never stored.
 NO_CONSENT = "none"
@@ -70,6 +78,8 @@ class Compiled:
     where: ColumnElement[bool]
     classes: set[PhiClass] = field(default_factory=set)
     leaves: list[tuple[str, ColumnElement[bool]]] = field(default_factory=list)
+    values: int = 0
+    domains: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +166,7 @@ def _leaf(rule: dict[str, Any], ctx: Context, out: Compiled, path: str) -> tuple
         return _attr(rule, ctx, out, path)
     if "contact" in rule:
         _only(rule, {"contact", "op", "value"}, path)
-        return _contact(rule, path)
+        return _contact(rule, out, path)
     if "consent" in rule:
         _only(rule, {"consent", "channel", "state"}, path)
         out.classes.add(PhiClass.CLINICAL)
@@ -185,9 +195,12 @@ def _text(value: Any, path: str) -> str:
     return value
 
 
-def _values(value: Any, path: str) -> list[Any]:
+def _values(value: Any, path: str, out: Compiled) -> list[Any]:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_VALUES:
         raise _Bad(path, f"must be a list of 1–{MAX_VALUES} values")
+    out.values += len(value)
+    if out.values > MAX_RULE_VALUES:
+        raise _Bad(path, f"a segment has at most {MAX_RULE_VALUES} values in all its conditions")
     return value
 
 
@@ -210,21 +223,21 @@ def _attr(rule: dict[str, Any], ctx: Context, out: Compiled, path: str) -> tuple
     out.classes.add(d.phi_class)
     label = f"attr:{name}:{op}"
     if sensitive:
-        return label, _blind(rule, d, ctx, op, path)
+        return label, _blind(rule, d, ctx, op, path, out)
     json = ct.c.attrs[name]
     if op in _COMMON:
         return label, (json.as_string().is_not(None) if op == "exists" else json.as_string().is_(None))
     if op in ("in", "not_in"):
         values = [
             _coerced(d, v, f"{path}.value[{i}]")
-            for i, v in enumerate(_values(rule.get("value"), f"{path}.value"))
+            for i, v in enumerate(_values(rule.get("value"), f"{path}.value", out))
         ]
         column = _typed(json, d)
         return label, (
             column.in_(values) if op == "in" else sa.and_(column.is_not(None), column.not_in(values))
         )
     if op == "between":
-        pair = _values(rule.get("value"), f"{path}.value")
+        pair = _values(rule.get("value"), f"{path}.value", out)
         if len(pair) != 2:
             raise _Bad(f"{path}.value", "must be [low, high]")
         low, high = (_coerced(d, v, f"{path}.value[{i}]") for i, v in enumerate(pair))
@@ -277,30 +290,35 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     return column.startswith(value, autoescape=True)  # type: ignore[no-any-return]
 
 
-def _blind(rule: dict[str, Any], d: AttributeDef, ctx: Context, op: str, path: str) -> ColumnElement[bool]:
+def _blind(
+    rule: dict[str, Any], d: AttributeDef, ctx: Context, op: str, path: str, out: Compiled
+) -> ColumnElement[bool]:
     column: ColumnElement[Any] = ct.c.blind[d.name].as_string()
     if op in _COMMON:
         return column.is_not(None) if op == "exists" else column.is_(None)
     key = ctx.blind_key()
-    raw = _values(rule.get("value"), f"{path}.value") if op == "in" else [rule.get("value")]
+    raw = _values(rule.get("value"), f"{path}.value", out) if op == "in" else [rule.get("value")]
     tokens = [blind_token(key, d.name, _coerced(d, v, f"{path}.value")) for v in raw]
     if op == "in":
         return column.in_(tokens)
     return column == tokens[0] if op == "eq" else sa.and_(column.is_not(None), column != tokens[0])
 
 
-def _contact(rule: dict[str, Any], path: str) -> tuple[str, ColumnElement[bool]]:
+def _contact(rule: dict[str, Any], out: Compiled, path: str) -> tuple[str, ColumnElement[bool]]:
     name, op = rule["contact"], rule.get("op")
     columns = {"status": ct.c.status, "tz": ct.c.tz, "email_domain": None}
     if name not in columns:
         raise _Bad(f"{path}.contact", "use status, tz or email_domain")
     if op not in ("eq", "in"):
         raise _Bad(f"{path}.op", "use eq or in")
-    raw = _values(rule.get("value"), f"{path}.value") if op == "in" else [rule.get("value")]
+    raw = _values(rule.get("value"), f"{path}.value", out) if op == "in" else [rule.get("value")]
     values = [
         _text(v, f"{path}.value").strip().lower() if name != "tz" else _text(v, f"{path}.value") for v in raw
     ]
     if name == "email_domain":
+        out.domains += len(values)
+        if out.domains > MAX_DOMAINS:
+            raise _Bad(f"{path}.value", f"a segment matches at most {MAX_DOMAINS} email domains in all")
         # The domain part as a bound suffix match: "@" + domain, LIKE-escaped.
         return f"contact:{name}", sa.or_(*(ct.c.email.endswith("@" + v, autoescape=True) for v in values))
     return f"contact:{name}", columns[name].in_(values)  # type: ignore[union-attr]

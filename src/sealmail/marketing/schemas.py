@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sealmail.domain.display_text import control_problem
 from sealmail.marketing.campaigns import MAX_VARIANTS
 from sealmail.marketing.states import CampaignStatus, EnrollmentState, ImportStatus, SendState
 from sealmail.web.models import Instant
@@ -19,7 +20,8 @@ NextCursor = Annotated[
 
 
 def without_nul(value: Any) -> Any:
-    """``value`` unchanged, or ValueError when a string in it (a key too) holds NUL."""
+    """``value`` unchanged, or ValueError when a string in it (a key too) holds NUL or another
+    control character (``control_problem``)."""
     # Iterative: a rule tree or journey definition is nested JSON; its depth is bounded later.
     stack = [value]
     while stack:
@@ -27,6 +29,9 @@ def without_nul(value: Any) -> Any:
         if isinstance(v, str):
             if "\x00" in v:
                 raise ValueError("must not contain NUL")
+            problem = control_problem(v)
+            if problem:
+                raise ValueError(problem)
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())

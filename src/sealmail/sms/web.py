@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from sealmail.domain.numerals import within
 from sealmail.sms import twilio
 from sealmail.sms.service import Texting
+from sealmail.web import problems
 
 MAX_CALLBACK_BYTES = 16 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -22,6 +23,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 def create_callbacks(texting: Texting, provider: twilio.TwilioProvider, public_url: str) -> FastAPI:
     """The callback app; the role mounts it at ``/sms``."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    # A body the form parser refuses is a problem (RFC 9457), as on every other route.
+    problems.install(app)
     token = provider.options.auth_token
     base = public_url.rstrip("/") + "/sms"
 

@@ -18,6 +18,7 @@ from tests.conftest import TenantFixture
 
 from sealmail.app import Services
 from sealmail.intake.api.app import create_api
+from sealmail.marketing.tables import mkt_contacts
 from sealmail.store.tables import messages
 
 MESSAGE = b'{"from": "noreply@clinic.example", "to": ["patient@example.net"], "text": "%s"}'
@@ -122,3 +123,32 @@ def test_dlp_settings_of_the_wrong_shape_are_a_422_and_nothing_is_saved(
         assert r.status_code == 422, (dlp, r.text[:300])
         assert r.json()["errors"][0]["field"].startswith("dlp"), r.json()
     assert "dlp" not in services.tenancy.get_tenant(tenant.id).settings
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"\\ud800", b"x\\uDBFFy", b"\\udc00", b"\\ud83d\\u0041", b"\\\\\\udfff", b"\\ud83d\\ud83d"],
+)
+def test_half_a_surrogate_pair_in_a_json_string_is_a_422_and_nothing_is_stored(
+    client: TestClient, tenant: TenantFixture, services: Services, text: bytes
+) -> None:
+    # The decoder made a str with no UTF-8 form: it was stored, then every answer carrying
+    # it failed (a 500; a contact export cut off mid-stream), or PostgreSQL's jsonb refused it.
+    city = {"name": "city", "type": "text", "phi_class": "demographic"}
+    assert client.post("/v1/marketing/attributes", json=city, headers=headers(tenant)).status_code == 201
+    body = b'{"email": "s@example.net", "attributes": {"city": "%s"}}' % text
+    r = client.post("/v1/marketing/contacts", content=body, headers=headers(tenant))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "surrogate" in r.json()["errors"][0]["message"]
+    assert count(services, mkt_contacts) == 0
+
+
+def test_a_whole_surrogate_pair_or_an_escaped_backslash_before_ud800_is_text(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    for text, stored in ((b"\\ud83d\\ude00", "\U0001f600"), (b"see \\\\ud800", "see \\ud800")):
+        r = client.post("/v1/messages", content=MESSAGE % text, headers=headers(tenant))
+        assert r.status_code == 202, r.text
+        got = client.get(f"/v1/messages/{r.json()['id']}/content", headers=headers(tenant))
+        assert got.json()["text"].strip() == stored

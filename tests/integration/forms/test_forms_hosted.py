@@ -225,6 +225,28 @@ def test_a_cross_site_post_is_refused(client: TestClient, tenant: TenantFixture)
     assert r.status_code == 403
 
 
+def test_a_body_the_form_parser_refuses_is_a_400_page_and_nothing_is_stored(
+    client: TestClient, tenant: TenantFixture, services: Services
+) -> None:
+    # It was FastAPI's bare {"detail": ...} JSON in place of the form's page.
+    form = create(client, tenant)
+    fields = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(80)
+    )
+    for ctype, body in (
+        ("multipart/form-data", b"no boundary"),
+        ("multipart/form-data; boundary=b", fields + b"--b--\r\n"),
+        ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data\r\n\r\nv\r\n--b--\r\n"),
+    ):
+        r = client.post(f"/f/{form['id']}", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 400, r.text[:200]
+        assert r.headers["content-type"].startswith("text/html")
+        assert "could not be read" in r.text
+    assert client.get(f"/f/{form['id']}/nothing/here").status_code == 404
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(form_submissions)).scalar_one() == 0
+
+
 def test_a_receipt_reference_cannot_be_guessed(client: TestClient, tenant: TenantFixture) -> None:
     form = create(client, tenant)
     location = post(client, form["id"]).headers["location"]

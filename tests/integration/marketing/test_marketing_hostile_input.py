@@ -4,18 +4,28 @@ problems (in the console, a page saying so) — never a driver error (a 500) and
 anything stored."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import TenantFixture
 from tests.integration.console.console_harness import Console
-from tests.integration.marketing.conftest import Keys
+from tests.integration.marketing.conftest import Keys, keys_for
 from tests.integration.marketing.test_marketing_campaign_listing import setup
 from tests.integration.marketing.test_marketing_console_campaigns import console, person, token
+from tests.integration.marketing.test_marketing_import_background import finished
 
 from sealmail.app import Services
-from sealmail.marketing.tables import mkt_consent_events, mkt_contacts, mkt_journeys, mkt_lists, mkt_segments
+from sealmail.marketing import imports
+from sealmail.marketing.tables import (
+    mkt_consent_events,
+    mkt_contacts,
+    mkt_imports,
+    mkt_journeys,
+    mkt_lists,
+    mkt_segments,
+)
 from sealmail.users.roles import Role
 
 __all__ = ["console"]
@@ -106,6 +116,190 @@ def test_a_csv_line_longer_than_any_valid_row_is_refused_and_nothing_is_stored(
     assert_problem(r, 422)
     assert "longer than" in r.text
     assert rows(services, mkt_contacts) == 0
+
+
+def test_a_header_the_csv_parser_refuses_is_a_422_naming_row_1_in_the_foreground_and_background(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # The header was read outside the parser's guard: a csv.Error there was a 500, and a
+    # background import ended failed with nothing in its report to say why.
+    h = {**declared.sender, "Content-Type": "text/csv"}
+    for body in (b"email,city\rcr@example.net,Austin\r", b"email," + b"c" * 3000 + b"\nx@example.net,y\n"):
+        r = client.post(f"{P}/contacts/import", content=body, headers=h)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "row 1"
+        started = client.post(f"{P}/contacts/import?background=true", content=body, headers=h)
+        assert started.status_code == 202, started.text
+        done = finished(client, declared, started.json()["id"])
+        assert done["status"] == "failed"
+        assert [(e["row"], e["field"]) for e in done["errors"]] == [(1, "row 1")]
+    assert rows(services, mkt_contacts) == 0
+
+
+def test_a_journey_value_the_runner_could_not_read_is_a_422_on_save_and_nothing_is_stored(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # A 400-digit number of hours was a 500 (float() overflowed); the others were stored and
+    # failed the step for every contact that reached it, at every run of the worker.
+    setup(client, declared)
+    h = {**declared.admin, "Content-Type": "application/json"}
+    big = "1" + "0" * 400
+    send = '{"send":{"template":"note","purpose":"treatment","from":"care@clinic.example",EXTRA}}'
+    cases = [
+        ('{"wait":{"hours":BIG}}', "steps[0].wait.hours"),
+        ('{"wait":{"hours":"5"}}', "steps[0].wait.hours"),
+        ('{"wait_until":{"event":"e","hours":BIG}}', "steps[0].wait_until.hours"),
+        (send.replace("EXTRA", '"version":9223372036854775808'), "steps[0].send.version"),
+        (send.replace("EXTRA", '"quiet_start":"x"'), "steps[0].send.quiet_start"),
+        (send.replace("EXTRA", '"quiet_end":99'), "steps[0].send.quiet_end"),
+        (send.replace("EXTRA", '"remunerated":"no"'), "steps[0].send.remunerated"),
+        ('{"add_to_list":"' + "l" * 101 + '"}', "steps[0].add_to_list"),
+        ('{"add_to_list":{"name":"vip"}}', "steps[0].add_to_list"),
+        ('{"update_attribute":{"name":"age","value":"old"}}', "steps[0].update_attribute.value"),
+        ('{"update_attribute":{"name":"age"}}', "steps[0].update_attribute.value"),
+        ('{"update_attribute":{"name":"age","value":BIG}}', "steps[0].update_attribute.value"),
+        ('{"wait":{"hours":1,"note":"' + "x" * 100_000 + '"}}', "steps[0].wait"),
+        ('{"exit":[]}', "steps[0].exit"),
+    ]
+    trigger = '{"type":"api_event","event":"x"}'
+    for i, (step, field) in enumerate(cases):
+        body = f'{{"name":"j{i}","definition":{{"trigger":{trigger},"steps":[{step.replace("BIG", big)}]}}}}'
+        r = client.post(f"{P}/journeys", content=body.encode(), headers=h)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == field, (step[:80], r.text[:300])
+    for definition, field in (
+        ('{"trigger":{"type":"api_event","event":"x","key":"k"},"steps":[{"exit":{}}]}', "trigger"),
+        (f'{{"trigger":{trigger},"steps":[{{"exit":{{}}}}],"x":"' + "x" * 1000 + '"}', "definition"),
+    ):
+        r = client.post(
+            f"{P}/journeys", content=b'{"name":"k","definition":%s}' % definition.encode(), headers=h
+        )
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == field
+    assert rows(services, mkt_journeys) == 0
+
+
+def test_a_rule_whose_sql_would_explode_is_a_422_and_the_largest_allowed_one_runs(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # Fifty leaves of 200 email domains were 10,000 LIKEs a contact: past SQLite's expression
+    # depth (a 500 on preview, a stored segment no campaign could expand), seconds on PostgreSQL.
+    h = declared.admin
+    client.post(f"{P}/contacts", json={"email": "a@d7.example"}, headers=h)
+
+    def domains(leaves: int, each: int) -> dict[str, Any]:
+        values = [[f"d{i * each + j}.example" for j in range(each)] for i in range(leaves)]
+        return {"any": [{"contact": "email_domain", "op": "in", "value": v} for v in values]}
+
+    cities = {
+        "any": [{"attr": "city", "op": "in", "value": [f"c{i}-{j}" for j in range(200)]} for i in range(6)]
+    }
+    for rule, field in (
+        (domains(50, 200), "rule.any[1].value"),
+        (domains(3, 100), "rule.any[2].value"),
+        (cities, "rule.any[5].value"),
+    ):
+        for path in ("/segments/preview", "/segments"):
+            r = client.post(
+                P + path,
+                json={"name": "big", "rule": rule} if path == "/segments" else {"rule": rule},
+                headers=h,
+            )
+            assert_problem(r, 422)
+            assert r.json()["errors"][0]["field"] == field
+    assert rows(services, mkt_segments) == 0
+    r = client.post(f"{P}/segments/preview", json={"rule": domains(1, 200)}, headers=h)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["count"] == 1
+
+
+def test_an_unsubscribe_form_the_parser_refuses_is_a_400_page_not_fastapis_json(client: TestClient) -> None:
+    # The public /u and /t apps had no handlers for the framework's refusals: FastAPI's bare
+    # {"detail": ...} JSON.  They are links people open, so the answer is the link's own page.
+    many = "&".join(f"f{i}=1" for i in range(50)).encode()
+    cases = [
+        ("application/x-www-form-urlencoded", many),
+        ("multipart/form-data", b"no boundary"),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\nv\r\n--b--\r\n',
+        ),
+        ("application/x-www-form-urlencoded", b"List-Unsubscribe=" + b"x" * (2 << 20)),
+    ]
+    for ctype, body in cases:
+        for path in ("/u/" + "A" * 40, "/u/" + "A" * 40 + "/preferences"):
+            r = client.post(path, content=body, headers={"Content-Type": ctype})
+            assert r.status_code == 400 and r.headers["content-type"].startswith("text/html"), r.text[:200]
+            assert "could not be read" in r.text
+
+
+def test_a_zone_that_is_the_servers_own_setting_is_refused_in_a_contact_and_an_import(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # "localtime" is a file in the zone directory (a link to /etc/localtime), not an IANA zone:
+    # the contact kept the hours of whichever machine ran the sweep or the claim.
+    for tz in ("localtime", "posixrules"):
+        r = client.post(f"{P}/contacts", json={"email": "z@example.net", "tz": tz}, headers=declared.sender)
+        assert_problem(r, 422)
+        assert r.json()["errors"][0]["field"] == "tz"
+    body = b"email,tz\nz@example.net,localtime\n"
+    r = client.post(
+        f"{P}/contacts/import", content=body, headers={**declared.sender, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["failed"] == 1, r.text[:300]
+    assert rows(services, mkt_contacts) == 0
+
+
+def test_a_tenant_with_its_cap_of_background_imports_running_gets_a_429_and_others_do_not(
+    client: TestClient, declared: Keys, services: Services, tenant: TenantFixture, other_tenant: TenantFixture
+) -> None:
+    # Each queued import held its upload (up to 512 MB) on disk until the shared pool of two
+    # workers reached it: one tenant could queue until the disk filled, others waited behind.
+    now = datetime.now(UTC)
+    running = {"status": "processing", "rows": 0, "created": 0, "updated": 0, "failed": 0, "created_by": "t"}
+    with services.engine.begin() as conn:
+        for i, moved in enumerate((now, now, now - imports.STALLED_AFTER * 2)):
+            conn.execute(
+                sa.insert(mkt_imports).values(
+                    id=f"imp_running{i}", tenant_id=tenant.id, progress_at=moved, created_at=moved, **running
+                )
+            )
+    h = {**declared.sender, "Content-Type": "text/csv"}
+    r = client.post(f"{P}/contacts/import?background=true", content=b"email\na@example.net\n", headers=h)
+    assert_problem(r, 429)
+    assert r.headers["retry-after"] == "30"
+    assert rows(services, mkt_imports) == 3 and rows(services, mkt_contacts) == 0
+    other = {**keys_for(services, other_tenant).sender, "Content-Type": "text/csv"}
+    started = client.post(
+        f"{P}/contacts/import?background=true", content=b"email\nb@example.net\n", headers=other
+    )
+    assert started.status_code == 202, started.text
+    assert finished(client, keys_for(services, other_tenant), started.json()["id"])["status"] == "completed"
+
+
+def test_terminal_escape_sequences_are_refused_in_a_body_and_an_import(
+    client: TestClient, declared: Keys, services: Services
+) -> None:
+    # They were stored and came back raw: an ESC sequence retitled or cleared the operator's
+    # terminal through `sealmail marketing contacts show` (rich passes ESC through).
+    h = declared.admin
+    for city in ("x\x1b]0;pwned\x07", "\x9b31m", "a\x08b", "\x7f"):
+        r = client.post(
+            f"{P}/contacts", json={"email": "c@example.net", "attributes": {"city": city}}, headers=h
+        )
+        assert_problem(r, 422)
+        assert "control characters" in r.text
+    assert_problem(client.post(f"{P}/lists", json={"name": "vip\x1b[2J"}, headers=h), 422)
+    body = b"email,city\nc@example.net,x\x1b[2J\nd@example.net,\x1b]52;c;aGk=\x07\n"
+    r = client.post(
+        f"{P}/contacts/import", content=body, headers={**declared.sender, "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200 and r.json()["failed"] == 2, r.text[:300]
+    assert rows(services, mkt_contacts) == 0 and rows(services, mkt_lists) == 0
+    # Right-to-left text (its marks and overrides are shown safely where displayed), tabs and
+    # newlines are text as before.
+    ok = {"email": "e@example.net", "attributes": {"city": "\u200fתל אביב\u202e\tA\nB"}}
+    assert client.post(f"{P}/contacts", json=ok, headers=h).status_code == 201
 
 
 def test_the_audience_and_enrollments_of_a_campaign_or_journey_not_this_tenants_are_404(

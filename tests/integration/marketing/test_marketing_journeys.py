@@ -183,7 +183,7 @@ def test_bad_definitions_are_refused(shop: Shop) -> None:
         ),
         ({"type": "api_event", "event": "x"}, [{"shell": "rm -rf /"}], "steps[0]"),
         ({"type": "date_attribute", "attr": "first_name"}, [send], "trigger.attr"),
-        ({"type": "api_event", "event": "x"}, [{"wait": {"hours": "soon"}}], "definition"),
+        ({"type": "api_event", "event": "x"}, [{"wait": {"hours": "soon"}}], "steps[0].wait.hours"),
         (
             {"type": "api_event", "event": "x"},
             [{"send": {"template": "promo", "purpose": ["treatment"]}}],

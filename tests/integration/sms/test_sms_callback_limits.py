@@ -79,3 +79,25 @@ def test_oversized_and_garbage_callbacks_are_refused_and_counted(site: tuple[str
         ]
         assert [r.status_code for r in answers] == [403] * LIMIT  # never a 500
         assert c.post(url, content=b"MessageSid=x").status_code == 429
+
+
+def test_a_form_the_parser_refuses_is_a_400_problem_before_the_signature(site: tuple[str, Services]) -> None:
+    # FastAPI's bare {"detail": ...} JSON was the answer: the callbacks had no problem handlers.
+    base, _ = site
+    fields = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(101)
+    )
+    cases = [
+        ("multipart/form-data; boundary=b", fields + b"--b--\r\n"),
+        ("multipart/form-data", b"no boundary"),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\nv\r\n--b--\r\n',
+        ),
+    ]
+    with client_at("127.0.0.4") as c:
+        for ctype, body in cases:
+            r = c.post(f"{base}/sms/twilio/inbound", content=body, headers={"Content-Type": ctype})
+            assert r.status_code == 400, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["status"] == 400
