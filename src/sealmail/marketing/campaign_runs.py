@@ -34,6 +34,7 @@ queued.  Each change is one guarded update with its audit entry.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sealmail import audit
 from sealmail.audit import AuditAction
 from sealmail.domain.marketing import Purpose
-from sealmail.errors import Conflict, NotFound, SealmailError
+from sealmail.errors import Conflict, NotFound, SealmailError, ValidationFailed
 from sealmail.marketing import compliance
 from sealmail.marketing import segments as seg
 from sealmail.marketing.campaigns import (
@@ -149,7 +150,18 @@ class CampaignRuns:
 
     def expand(self, worker: str, claim: Claim) -> int:
         """Expand a claimed campaign from its cursor to the end (or until paused or lost)."""
-        plan = self._plan(claim)
+        try:
+            plan = self._plan(claim)
+        except ValidationFailed as exc:
+            # A segment or template stored before a check was added (or tightened) no longer
+            # compiles: retried under every lease it would fail for ever, so it is paused with
+            # the reason, for a person to edit and resume.
+            with contextlib.suppress(Conflict, NotFound):  # cancelled or gone meanwhile
+                self._move(
+                    claim.tenant_id, claim.campaign_id, f"system:{worker}"[:80], PAUSABLE,
+                    AuditAction.MKT_CAMPAIGN_PAUSED, reason=exc.extra.get("errors") or str(exc),
+                )  # fmt: skip
+            return 0
         cursor = plan.row.expand_cursor or ""
         queued = 0
         while True:
@@ -350,6 +362,7 @@ class CampaignRuns:
         actor: str,
         allowed: tuple[CampaignStatus, ...],
         action: AuditAction,
+        reason: Any = None,
     ) -> Transition:
         with db.write(self.engine) as conn:
             row = conn.execute(
@@ -377,6 +390,6 @@ class CampaignRuns:
                 actor=actor,
                 tenant_id=tenant_id,
                 target=campaign_id,
-                details={"from": row.status, "to": after},
+                details={"from": row.status, "to": after} | ({"reason": reason} if reason else {}),
             )
         return Transition(campaign_id, row.status, after)

@@ -25,7 +25,7 @@ from sealmail.cli import app as sealmail_cli
 from sealmail.config import Settings
 from sealmail.ids import new_id
 from sealmail.marketing.campaign_runs import CampaignRuns, Claim
-from sealmail.marketing.tables import mkt_campaigns, mkt_sends
+from sealmail.marketing.tables import mkt_campaigns, mkt_segments, mkt_sends
 from sealmail.marketing.tables import mkt_contacts as contacts
 from sealmail.store.tables import audit_log, events, messages, recipients
 from sealmail.users.roles import Role
@@ -610,3 +610,31 @@ def test_the_marketing_loop_of_the_worker_role_expands_a_started_campaign(
 
     asyncio.run(run())
     assert per_address(services) == Counter(dict.fromkeys(addresses, 1))
+
+
+def test_a_campaign_whose_stored_segment_no_longer_compiles_is_paused_with_the_reason(
+    client: TestClient, keys: Keys, services: Services
+) -> None:
+    # A rule stored before the whole-rule caps (marketing/rules.py) were added: 3 × 100 domains.
+    prepare(client, keys, 3)
+    cid = start(client, keys)
+    domains = [f"d{i}.example" for i in range(300)]
+    grown = {"any": [{"contact": "email_domain", "op": "in", "value": domains[i::3]} for i in range(3)]}
+    with services.engine.begin() as conn:
+        segment_id = conn.execute(
+            sa.select(mkt_campaigns.c.segment_id).where(mkt_campaigns.c.id == cid)
+        ).scalar_one()
+        conn.execute(sa.update(mkt_segments).where(mkt_segments.c.id == segment_id).values(rule=grown))
+    runs = CampaignRuns(services.engine, services.marketing.campaigns, batch=20)
+    assert runs.expand_due("w1") == 0  # no exception out of the worker's loop, nothing queued
+    row = campaign(services, cid)
+    assert (row.status, row.lease_owner) == ("paused", None)
+    assert runs.expand_due("w1") == 0 and campaign(services, cid).status == "paused"  # not retried
+    with services.engine.connect() as conn:
+        details = conn.execute(
+            sa.select(audit_log.c.details).where(
+                audit_log.c.action == "mkt_campaign:paused", audit_log.c.target == cid
+            )
+        ).scalar_one()
+    assert details["to"] == "paused" and details["reason"][0]["field"] == "rule.any[2].value"
+    assert per_contact(services, cid) == Counter()
