@@ -30,6 +30,7 @@ from xml.parsers import expat
 
 from sealmail.dlp.rules import MAX_PART_CHARS, TextPart
 from sealmail.domain import mail_view
+from sealmail.domain.html_feed import feed_document
 from sealmail.domain.message import header_block
 
 # Linear to decode; far above any real field, so the scan reads what the reader would see.
@@ -275,8 +276,8 @@ class _HtmlText(HTMLParser):
 def html_to_text(html: str) -> str:
     """Visible text of an HTML document: block elements become line breaks, cells tabs."""
     parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
+    # Linear whatever the markup (html_feed.py); text after an unending construct is kept.
+    feed_document(parser, html)
     return "".join(parser.out)
 
 
