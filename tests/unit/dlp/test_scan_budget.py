@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from sealmail.dlp import scan_message
 from sealmail.dlp.rules import (
     MAX_CANDIDATES,
     MAX_MESSAGE_CHARS,
@@ -65,3 +66,13 @@ def test_an_ordinary_message_keeps_its_findings_under_the_budget() -> None:
     verdict = scan([TextPart("text", text)], DlpPolicy())
     assert verdict.unscanned == ()
     assert {"ssn", "dob"} <= verdict.detectors
+
+
+def test_a_25_mb_html_body_is_parsed_only_up_to_the_html_limit_and_reported() -> None:
+    html = b"<p>1 Main St</p>" * (25_000_000 // 16)
+    raw = b"From: a@b.test\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n" + html
+    started = time.perf_counter()
+    verdict = scan_message(raw, DlpPolicy())
+    # Parsing all 25 MB took 11 s before the limit; a generous bound against a loaded machine.
+    assert time.perf_counter() - started < 5
+    assert verdict.unscanned == ("html",)
