@@ -11,8 +11,6 @@ Every export is itself audited.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,9 +74,7 @@ class AuditExport:
 
     def csv(self, tenant_id: str, actor: str, f: Filters) -> str:
         rows = self._entries(tenant_id, f)
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\r\n").writerow(CSV_COLUMNS)
-        text = buf.getvalue() + "".join(
+        text = csv_line(CSV_COLUMNS) + "".join(
             csv_line([str(r["seq"]), r["at"], r["actor"], r["action"], r["target"] or "",
                       signed.canonical(r["details"]).decode(), r["hash"]])
             for r in rows

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from sealmail.dlp.prefilter import POSITIONED, TextShape, matches, tenant_pattern_possible
+from sealmail.dlp.prefilter import POSITIONED, ScanBudget, TextShape, matches, tenant_pattern_possible
 
 
 class Span(NamedTuple):
@@ -70,6 +70,10 @@ def _around(text: str, start: int, end: int, width: int) -> str:
 
 def _starts(shape: TextShape | None, kind: str) -> list[int] | None:
     return None if shape is None else shape.starts(kind)
+
+
+def _budget(shape: TextShape | None) -> ScanBudget | None:
+    return None if shape is None else shape.budget
 
 
 def _mentions(text: str, words: tuple[str, ...]) -> bool:
@@ -197,7 +201,7 @@ class SsnDetector:
         return shape.possible("ssn")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
-        for m in matches(_SSN, text, _starts(shape, "ssn")):
+        for m in matches(_SSN, text, _starts(shape, "ssn"), _budget(shape)):
             if not ssn_valid(m["area"], m["group"], m["serial"]):
                 continue
             before = _before(text, m.start(), 40)
@@ -243,7 +247,7 @@ class LabelledIdDetector:
         if not _mentions(text, self.gate):
             return
         starts = None if shape is None else shape.word_starts(self.first)
-        for m in matches(self.label, text, starts):
+        for m in matches(self.label, text, starts, _budget(shape)):
             token = m["id"]
             if sum(c.isdigit() for c in token) >= 4:
                 yield Span(m.start("id"), m.end("id"))
@@ -302,7 +306,7 @@ class PatternDetector:
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         for pattern in self.patterns:
-            for m in pattern.finditer(text):
+            for m in matches(pattern, text, None, _budget(shape)):
                 yield Span(*m.span())
 
 
@@ -376,7 +380,7 @@ class DobDetector:
         # "DOB 03/14/1985, seen 04/05/2024" the visit date is not a date of birth.
         found: set[int] = set()
         starts = None if shape is None else shape.word_starts(_DOB_FIRST)
-        for label in matches(_DOB_CONTEXT, text, starts):
+        for label in matches(_DOB_CONTEXT, text, starts, _budget(shape)):
             m = _DATES.search(text, label.end(), label.end() + 30 + _LONGEST_DATE)
             if m is None or m.start() - label.end() > 30 or m.start() in found or not _plausible_date(m):
                 continue
@@ -432,7 +436,7 @@ class Icd10Detector:
         return shape.possible("icd10")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
-        for m in matches(_ICD, text, _starts(shape, "icd10")):
+        for m in matches(_ICD, text, _starts(shape, "icd10"), _budget(shape)):
             start = m.start() - 1
             code = text[start : m.end()]
             if not icd10cm_plausible(code.upper()):
@@ -471,7 +475,7 @@ class NpiDetector:
         return shape.possible("npi")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
-        for m in matches(_NPI, text, _starts(shape, "npi")):
+        for m in matches(_NPI, text, _starts(shape, "npi"), _budget(shape)):
             if npi_valid(m[0]) and _NPI_CONTEXT.search(_around(text, m.start(), m.end(), 50)) is not None:
                 yield Span(*m.span())
 
@@ -497,7 +501,7 @@ class DeaDetector:
         return shape.possible("dea")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
-        for m in matches(_DEA, text, _starts(shape, "dea")):
+        for m in matches(_DEA, text, _starts(shape, "dea"), _budget(shape)):
             if dea_valid(m[0]) and _DEA_CONTEXT.search(_around(text, m.start(), m.end(), 50)) is not None:
                 yield Span(*m.span())
 
@@ -523,7 +527,7 @@ class MbiDetector:
         return shape.possible("mbi")
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
-        for m in matches(_MBI, text, _starts(shape, "mbi")):
+        for m in matches(_MBI, text, _starts(shape, "mbi"), _budget(shape)):
             if m["sep"] or _MBI_CONTEXT.search(_around(text, m.start(), m.end(), 60)) is not None:
                 yield Span(*m.span())
 
@@ -579,7 +583,7 @@ class InPatientContextDetector:
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         for value, kind in self.values:
             starts = _starts(shape, kind) if kind in POSITIONED else None
-            yield from self._spans(matches(value, text, starts), text)
+            yield from self._spans(matches(value, text, starts, _budget(shape)), text)
 
     def _spans(self, found: Iterator[re.Match[str]], text: str) -> Iterator[Span]:
         for m in found:
@@ -669,7 +673,7 @@ class KeywordDetector:
 
     def spans(self, text: str, shape: TextShape | None = None) -> Iterator[Span]:
         if self.pattern is not None and _mentions(text, self.gate):
-            for m in self.pattern.finditer(text):
+            for m in matches(self.pattern, text, None, _budget(shape)):
                 yield Span(*m.span())
 
 

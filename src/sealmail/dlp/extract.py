@@ -30,6 +30,7 @@ from xml.parsers import expat
 
 from sealmail.dlp.rules import MAX_PART_CHARS, TextPart
 from sealmail.domain import mail_view
+from sealmail.domain.html_feed import feed_document
 from sealmail.domain.message import header_block
 
 # Linear to decode; far above any real field, so the scan reads what the reader would see.
@@ -42,6 +43,9 @@ class ExtractLimits:
 
     # Longer texts are cut here and their location reported unscanned (see rules.scan).
     max_part_chars: int = MAX_PART_CHARS
+    # HTML is parsed up to this many characters (markup costs microseconds a tag: 25 MB of
+    # "<p>1 Main St</p>" took 11 s to parse); a longer document is reported unscanned.
+    max_html_chars: int = 2 * MAX_PART_CHARS
     # Zip-bomb guard: total uncompressed WordprocessingML read from one DOCX.
     max_docx_xml_bytes: int = 20 * 1024 * 1024
     max_pdf_pages: int = 500
@@ -98,8 +102,10 @@ def extract(raw: bytes, limits: ExtractLimits | None = None, head: Message | Non
             kind = "text" if content_type == "text/plain" else "html"
             n = body_index[kind]
             body_index[kind] += 1
-            text = _decode_text(part)
-            builder.add(kind if n == 0 else f"{kind}[{n}]", html_to_text(text) if kind == "html" else text)
+            text, complete = _decode_text(part), True
+            if kind == "html":
+                text, complete = _bounded_html_text(text, limits)
+            builder.add(kind if n == 0 else f"{kind}[{n}]", text, complete)
             continue
         location = f"attachment[{attachment_index}]" + (f":{filename}" if filename else "")
         if filename:
@@ -206,7 +212,7 @@ def _attachment_text(
     elif content_type.startswith("text/"):
         text = _decode_text(part)
         if content_type == "text/html" or name.endswith((".html", ".htm")):
-            text = html_to_text(text)
+            return _bounded_html_text(text, limits)
         return text, True
     if extractor is None:
         return None
@@ -272,11 +278,16 @@ class _HtmlText(HTMLParser):
             self.out.append(data)
 
 
+def _bounded_html_text(html: str, limits: ExtractLimits) -> tuple[str, bool]:
+    """The visible text of at most ``max_html_chars`` of ``html``, and whether that was all."""
+    return html_to_text(html[: limits.max_html_chars]), len(html) <= limits.max_html_chars
+
+
 def html_to_text(html: str) -> str:
     """Visible text of an HTML document: block elements become line breaks, cells tabs."""
     parser = _HtmlText()
-    parser.feed(html)
-    parser.close()
+    # Linear whatever the markup (html_feed.py); text after an unending construct is kept.
+    feed_document(parser, html)
     return "".join(parser.out)
 
 

@@ -138,13 +138,37 @@ def _shapeable(text: str) -> bytes | None:
     return data
 
 
+class ScanBudgetExceeded(Exception):
+    """A message offered more candidate matches than one scan examines (see :class:`ScanBudget`)."""
+
+
+class ScanBudget:
+    """How many candidate matches one message's scan may examine, shared by all its parts.
+
+    Each candidate costs a context check (a label search in a window around it); a hostile
+    text made of nothing but candidates ("1 Main St 1 Main St ...") cost seconds per part and
+    minutes per message.  Past the budget the scan stops and the rest is reported unscanned.
+    """
+
+    __slots__ = ("left",)
+
+    def __init__(self, candidates: int) -> None:
+        self.left = candidates
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ScanBudgetExceeded
+
+
 class TextShape:
     """One text's shapes (None when it must not be shaped) and lower-cased form."""
 
-    __slots__ = ("_digits", "_lowered", "_starts", "ascii", "number", "text", "word")
+    __slots__ = ("_digits", "_lowered", "_starts", "ascii", "budget", "number", "text", "word")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, budget: ScanBudget | None = None) -> None:
         self.text = text
+        self.budget = budget
         self._lowered: str | None = None
         self._digits = -1
         self._starts: dict[str, list[int] | None] = {}
@@ -226,16 +250,28 @@ def _positions(
     return sorted(p for p in positions if p >= 0)
 
 
-def matches(pattern: re.Pattern[str], text: str, starts: list[int] | None) -> Iterator[re.Match[str]]:
+def matches(
+    pattern: re.Pattern[str], text: str, starts: list[int] | None, budget: ScanBudget | None = None
+) -> Iterator[re.Match[str]]:
     """``pattern.finditer(text)``, trying only ``starts`` when they are known.
+
+    Each match spends one from ``budget`` (raising :class:`ScanBudgetExceeded` past it).
 
     The same matches as long as ``starts`` holds every position where ``pattern.match``
     succeeds: finditer takes the first such position at or after the previous match's end.
     ``pattern.match(text, pos)`` sees the text before ``pos``, so lookbehinds read the same.
     """
     if starts is None:
-        yield from pattern.finditer(text)
-        return
+        found: Iterator[re.Match[str]] = pattern.finditer(text)
+    else:
+        found = _matches_at(pattern, text, starts)
+    for m in found:
+        if budget is not None:
+            budget.spend()
+        yield m
+
+
+def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> Iterator[re.Match[str]]:
     end = 0
     for start in starts:
         if start >= end and (m := pattern.match(text, start)) is not None:

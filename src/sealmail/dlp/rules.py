@@ -20,13 +20,22 @@ from sealmail.dlp.detectors import (
     build_detectors,
     compile_tenant_pattern,
 )
-from sealmail.dlp.prefilter import TextShape
+from sealmail.dlp.prefilter import ScanBudget, ScanBudgetExceeded, TextShape
 from sealmail.domain.secureline import DlpAction
 
 # Each part is scanned up to this many characters; a longer part is scanned in part and its
 # location reported as not fully scanned.  It bounds the cost of one message (the detectors
 # are linear, so 2 M characters take tens of milliseconds per detector).
 MAX_PART_CHARS = 2_000_000
+# One message is scanned up to this many characters in all its parts (a DOCX of 100 parts
+# holds 200 M characters in a few kilobytes); the parts past it are reported unscanned.
+MAX_MESSAGE_CHARS = 8_000_000
+# Every detector match is a candidate that costs a context check (microseconds each); one
+# message's scan examines at most this many, in all parts and detectors together, so a text
+# made of candidates ("phone 555-123-4567 ..." took 5 s per 2 M part, a minute per message)
+# costs under a second.
+# A scan that runs out reports the part it was in, and every later one, as not scanned.
+MAX_CANDIDATES = 10_000
 MAX_KEYWORDS = 1000
 MAX_KEYWORD_LENGTH = 100
 MAX_MRN_PATTERNS = 20
@@ -165,27 +174,29 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
     """Run the policy's detectors over ``parts`` and decide the action.
 
     ``unscanned`` lists locations the extractor could not read; they raise the action to at
-    least ``policy.unscanned_action``.  Parts longer than :data:`MAX_PART_CHARS` are scanned up
-    to the limit and reported as unscanned as well.
+    least ``policy.unscanned_action``.  Parts longer than :data:`MAX_PART_CHARS`, text past
+    :data:`MAX_MESSAGE_CHARS` in all, and parts left when :data:`MAX_CANDIDATES` ran out are
+    scanned up to the limit and reported as unscanned as well.
     """
     not_scanned = [public_location(loc) for loc in unscanned]
     counts: dict[tuple[str, str], int] = {}
     totals: dict[str, int] = {}
+    budget = ScanBudget(MAX_CANDIDATES)
+    chars_left = MAX_MESSAGE_CHARS
     for part in parts:
-        text = part.text
         location = public_location(part.location)
-        if len(text) > MAX_PART_CHARS:
-            text = text[:MAX_PART_CHARS]
+        limit = min(MAX_PART_CHARS, chars_left)
+        text = part.text[:limit]
+        if len(part.text) > limit:
             not_scanned.append(location)
-        shape = TextShape(text)
-        for detector in policy.detectors:
-            # A detector that certainly finds nothing is not run, and the others try their
-            # patterns only where a match can start (prefilter.py): the same spans.
-            n = _count(detector, text, shape)
-            if n:
-                key = (detector.name, location)
-                counts[key] = counts.get(key, 0) + n
-                totals[detector.name] = totals.get(detector.name, 0) + n
+        chars_left -= len(text)
+        if budget.left < 0:
+            not_scanned.append(location)
+            continue
+        try:
+            _scan_part(policy.detectors, text, TextShape(text, budget), location, counts, totals)
+        except ScanBudgetExceeded:
+            not_scanned.append(location)
 
     fired = {name for name, total in totals.items() if total >= policy.threshold_for(name)}
     order = {name: i for i, name in enumerate(BUILTIN_NAMES)}
@@ -200,6 +211,25 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
         actions.append(policy.unscanned_action)
     action = max(actions, default=Action.NONE)
     return Verdict(findings, action, _reason(findings, not_scanned), tuple(not_scanned))
+
+
+def _scan_part(
+    detectors: Sequence[Detector],
+    text: str,
+    shape: TextShape,
+    location: str,
+    counts: dict[tuple[str, str], int],
+    totals: dict[str, int],
+) -> None:
+    """Add one part's matches to ``counts`` and ``totals`` (ScanBudgetExceeded past the budget)."""
+    for detector in detectors:
+        # A detector that certainly finds nothing is not run, and the others try their
+        # patterns only where a match can start (prefilter.py): the same spans.
+        n = _count(detector, text, shape)
+        if n:
+            key = (detector.name, location)
+            counts[key] = counts.get(key, 0) + n
+            totals[detector.name] = totals.get(detector.name, 0) + n
 
 
 def _count(detector: Detector, text: str, shape: TextShape) -> int:

@@ -37,6 +37,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from sealmail.domain import mail_view
+from sealmail.domain.html_feed import feed_document
 
 NOTRACK_ATTR = "data-sealmail-notrack"
 _SKIP_SUBTREES = frozenset({"multipart/signed", "multipart/encrypted"})
@@ -78,6 +79,13 @@ class _Links(HTMLParser):
             self.body_end = self.getpos()
 
 
+def _links(html: str) -> _Links:
+    # One linear pass (html_feed.py): links inside an unending construct are not links.
+    parser = _Links()
+    feed_document(parser, html)
+    return parser
+
+
 def trackable(url: str) -> bool:
     parts = urlsplit(url.strip())
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
@@ -114,9 +122,7 @@ def rewrite_html(
 ) -> tuple[str, bool]:
     """The document with tracked links and the pixel; ``link_url`` maps an original URL to
     its tracking URL, or ``None`` to keep it.  Returns (html, changed)."""
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
+    parser = _links(html)
     starts = _offsets(html)
     edits: list[tuple[int, int, str]] = []
     for (line, col), tag, href in parser.links:

@@ -11,8 +11,6 @@ scanner or a proxy's prefetch, is not one), each counted once however often they
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sealmail.domain.outcomes import AttemptStatus
+from sealmail.domain.spreadsheet import csv_table
 from sealmail.evidence.pdf import text_pdf
 from sealmail.store import db
 from sealmail.store.events import EventType, by_a_person
@@ -163,11 +162,8 @@ def _opened(conn: sa.Connection, tenant_id: str, period: Period) -> set[str]:
 
 
 def delivery_csv(engine: Engine, tenant_id: str, period: Period) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180 line breaks
-    writer.writerow(HEADER)
-    writer.writerows(delivery_rows(engine, tenant_id, period))
-    return buf.getvalue()
+    # RFC 4180 lines; cells safe to open in a spreadsheet (verified_by, tls_version came from a peer).
+    return csv_table(HEADER, delivery_rows(engine, tenant_id, period))
 
 
 def delivery_pdf(engine: Engine, tenant_id: str, period: Period) -> bytes:

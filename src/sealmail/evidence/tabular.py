@@ -1,33 +1,22 @@
 """Every evidence report is a table: one header, rows of short strings, as CSV or PDF.
 
-CSV is RFC 4180 (CRLF line breaks).  A cell that a spreadsheet would run as a formula
-(``=``, ``+``, ``-``, ``@``, tab, carriage return first; OWASP "CSV injection") is prefixed with
-an apostrophe: reports carry addresses and reasons that came from outside.
+CSV is RFC 4180 (CRLF line breaks), every cell safe to open in a spreadsheet
+(:mod:`sealmail.domain.spreadsheet`): reports carry addresses and reasons that came from outside.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 
+from sealmail.domain.spreadsheet import csv_table
 from sealmail.evidence.pdf import text_pdf
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 # A PDF line is cut here; the CSV keeps the whole cell.
 PDF_CELL = 60
 
 
-def safe_cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA) else value
-
-
 def table_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
-    return buf.getvalue()
+    return csv_table(header, rows)
 
 
 def table_pdf(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:

@@ -24,7 +24,7 @@ audit entry.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +42,11 @@ FOOTER_PURPOSES = frozenset({Purpose.MARKETING, Purpose.FUNDRAISING})
 PHI_PURPOSES = frozenset({Purpose.TREATMENT, Purpose.OPERATIONS})
 POSTAL_VARIABLE = re.compile(r"\{\{\s*postal_address\b")
 UNSUBSCRIBE_WORD = re.compile(r"unsubscribe|opt[ -]?out", re.IGNORECASE)
-# An <a> element whose href or text speaks of unsubscribing; bounded to one element.
-UNSUBSCRIBE_ANCHOR = re.compile(r"<a\b[^>]{0,2000}>(?:(?!</a>).){0,2000}</a>", re.IGNORECASE | re.DOTALL)
+# An <a> element (its tag and its text each at most ANCHOR_SPAN characters) whose href or text
+# speaks of unsubscribing.
+ANCHOR_SPAN = 2000
+_A_OPEN = re.compile(r"<a\b", re.IGNORECASE)
+_A_CLOSE = re.compile(r"</a>", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,4 +168,33 @@ def _footer(address: str, variants: Sequence[tuple[str, Source]]) -> list[Failur
 def _has_unsubscribe(part: str, body: str) -> bool:
     if part == "text":
         return UNSUBSCRIBE_WORD.search(body) is not None
-    return any(UNSUBSCRIBE_WORD.search(a.group(0)) for a in UNSUBSCRIBE_ANCHOR.finditer(body))
+    return any(UNSUBSCRIBE_WORD.search(anchor) for anchor in anchors(body))
+
+
+def anchors(body: str) -> Iterator[str]:
+    """Each ``<a ...>...</a>`` element of ``body``, in order, found in linear time.
+
+    The regex this replaces, ``<a\\b[^>]{0,2000}>(?:(?!</a>).){0,2000}</a>``, retried up to
+    2000 characters at every "<a": a 1 M-character template of "<a>" took 9 s per variant.
+    Here the next ">" and the next "</a>" are found once and reused by every "<a" before them.
+    """
+    resume = 0
+    gt = -1
+    close: re.Match[str] | None = None
+    for opening in _A_OPEN.finditer(body):
+        if opening.start() < resume:
+            continue
+        if gt < opening.end():
+            gt = body.find(">", opening.end())
+            if gt < 0:
+                return
+        if gt - opening.end() > ANCHOR_SPAN:
+            continue
+        if close is None or close.start() <= gt:
+            close = _A_CLOSE.search(body, gt + 1)
+            if close is None:
+                return
+        if close.start() - (gt + 1) > ANCHOR_SPAN:
+            continue
+        resume = close.end()
+        yield body[opening.start() : close.end()]

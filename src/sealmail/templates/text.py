@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from sealmail.domain.html_feed import feed_document
+
 # Tags whose contents are never shown to a reader.
 _HIDDEN = frozenset({"head", "style", "script", "title", "template", "noscript"})
 # Blocks that start on a fresh paragraph (a blank line before and after).
@@ -143,8 +145,7 @@ class _TextBuilder(HTMLParser):
 def html_to_text(html: str) -> str:
     """Plain text for ``html``: paragraphs, list markers and ``text (url)`` links kept."""
     builder = _TextBuilder()
-    builder.feed(html)
-    builder.close()
+    feed_document(builder, html)  # linear whatever the markup (html_feed.py)
     lines = [line.rstrip() for line in "".join(builder.parts).split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
