@@ -176,9 +176,12 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
     ``unscanned`` lists locations the extractor could not read; they raise the action to at
     least ``policy.unscanned_action``.  Parts longer than :data:`MAX_PART_CHARS`, text past
     :data:`MAX_MESSAGE_CHARS` in all, and parts left when :data:`MAX_CANDIDATES` ran out are
-    scanned up to the limit and reported as unscanned as well.
+    scanned up to the limit and reported as unscanned as well; that text was readable and is
+    only too much to scan (a patient list, a report), so it counts as PHI found: at least
+    ``policy.default_action``, whatever ``unscanned_action`` says.
     """
     not_scanned = [public_location(loc) for loc in unscanned]
+    cut_short = False
     counts: dict[tuple[str, str], int] = {}
     totals: dict[str, int] = {}
     budget = ScanBudget(MAX_CANDIDATES)
@@ -189,14 +192,17 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
         text = part.text[:limit]
         if len(part.text) > limit:
             not_scanned.append(location)
+            cut_short = True
         chars_left -= len(text)
         if budget.left < 0:
             not_scanned.append(location)
+            cut_short = True
             continue
         try:
             _scan_part(policy.detectors, text, TextShape(text, budget), location, counts, totals)
         except ScanBudgetExceeded:
             not_scanned.append(location)
+            cut_short = True
 
     fired = {name for name, total in totals.items() if total >= policy.threshold_for(name)}
     order = {name: i for i, name in enumerate(BUILTIN_NAMES)}
@@ -209,6 +215,8 @@ def scan(parts: Sequence[TextPart], policy: DlpPolicy, *, unscanned: Iterable[st
     actions = [policy.action_for(name) for name in fired]
     if not_scanned:
         actions.append(policy.unscanned_action)
+    if cut_short:
+        actions.append(policy.default_action)
     action = max(actions, default=Action.NONE)
     return Verdict(findings, action, _reason(findings, not_scanned), tuple(not_scanned))
 

@@ -76,3 +76,15 @@ def test_a_25_mb_html_body_is_parsed_only_up_to_the_html_limit_and_reported() ->
     # Parsing all 25 MB took 11 s before the limit; a generous bound against a loaded machine.
     assert time.perf_counter() - started < 5
     assert verdict.unscanned == ("html",)
+
+
+def test_text_too_much_to_scan_counts_as_phi_even_where_unreadable_parts_do_not() -> None:
+    # A tenant's unscanned_action "none" is for parts nobody can read (an image, an encrypted
+    # PDF); text the scanner only ran out on is a patient list or a report: protect it.
+    lenient = DlpPolicy(unscanned_action=Action.NONE)
+    big = TextPart("attachment[0]:list.txt", "lorem ipsum " * (MAX_PART_CHARS // 12 + 10))
+    assert scan([big], lenient).action is Action.REQUIRE_ENCRYPTION
+    crowded = TextPart("text", _filled("1 Main St ", 10 * (MAX_CANDIDATES + 10)))
+    assert scan([crowded], lenient).action is Action.REQUIRE_ENCRYPTION
+    unreadable = scan([TextPart("text", "hello")], lenient, unscanned=["attachment[1]:scan.png"])
+    assert unreadable.action is Action.NONE
