@@ -1,4 +1,8 @@
-"""Request bodies of ``/v1/marketing/…`` (pydantic): bounded, unknown fields refused."""
+"""Request and response bodies of ``/v1/marketing/…`` (pydantic): bounded, unknown fields refused.
+
+Size: one API surface's schema, each request body next to what it returns; split, the
+OpenAPI names and the shared validators (``without_nul``, ``Strict``) would be read in two.
+"""
 
 from __future__ import annotations
 
