@@ -37,15 +37,20 @@ class SafeConsole(Console):
     escaped again, which catches ``Text`` objects and anything else built outside
     ``render_str``.  Rich's own styling codes are made from ``Style``s after this step, and
     its control segments (cursor, screen) are left alone, so colours and bold still work.
+    Hyperlinks are dropped: no command prints one, and ``[link=https://evil.test]`` in a
+    value printed with markup would become an OSC 8 link behind harmless-looking text.
     """
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(terminal_text(text), **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        return super()._render_buffer(
-            seg if seg.control else Segment(terminal_text(seg.text), seg.style) for seg in buffer
-        )
+        return super()._render_buffer(seg if seg.control else _data_segment(seg) for seg in buffer)
+
+
+def _data_segment(seg: Segment) -> Segment:
+    style = seg.style.update_link(None) if seg.style is not None and seg.style.link else seg.style
+    return Segment(terminal_text(seg.text), style)
 
 
 def console(*, stderr: bool = False, highlight: bool = False, **options: Any) -> Console:

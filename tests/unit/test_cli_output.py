@@ -3,21 +3,25 @@
 Rich passes ESC and the other C0/C1 controls in data straight to the terminal, so a contact
 attribute holding ``ESC ] 52`` would write the operator's clipboard.  The fix lives in one
 place; these checks keep a new module or command from printing around it: no ``Console(``
-outside the two safe consoles, and no ``print``/``typer.echo``/``sys.stdout.write`` of data
-except the machine outputs listed below with their reason.
+outside the two safe consoles, no progress bar on rich's global console, and no
+``print``/``typer.echo``/``sys.stdout.write`` of data except the machine outputs listed
+below with their reason.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import os
+import pty
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sealmail.cli_support import console
+from sealmail.cli_support import console, write_lines
 from sealmail.client.terminal import RemoteConsole
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sealmail"
@@ -32,6 +36,8 @@ RAW_WRITES = {
     ("marketing/cli_common.py", "print_json"): "json.dumps (ensure_ascii) escapes every control",
     ("portal/cli.py", "_print"): "json.dumps (ensure_ascii) escapes every control",
 }
+# Rich renderables that print through rich's global console unless given one.
+OWN_CONSOLE = {"Progress", "Live", "Status", "Prompt", "Confirm"}
 ECHOES = {("typer", "echo"), ("typer", "secho"), ("click", "echo"), ("click", "secho")}
 
 
@@ -79,6 +85,8 @@ def _offences(path: Path) -> list[str]:
         allowed = (rel, name) in RAW_WRITES
         if getattr(f, "id", getattr(f, "attr", None)) == "Console" and rel not in CONSOLE_HOMES:
             found.append(f"{where}: Console( — use sealmail.cli_support.console()")
+        elif getattr(f, "id", None) in OWN_CONSOLE and not any(k.arg == "console" for k in call.keywords):
+            found.append(f"{where}: {getattr(f, 'id', '')}( without console= draws on rich's global console")
         elif isinstance(f, ast.Name) and f.id == "print" and data:
             found.append(f"{where}: print() of data — use out.print")
         elif (
@@ -131,3 +139,44 @@ def test_data_controls_are_shown_as_escapes_while_rich_styles_still_work() -> No
 def test_plain_rich_would_have_passed_the_controls_through() -> None:
     """Why the subclass exists: stock rich strips only BEL, BS, VT, FF and CR."""
     assert "\x1b]52;c;aGk=" in _rendered(Console)
+
+
+def test_a_hyperlink_smuggled_in_as_markup_is_not_emitted() -> None:
+    """``[link=…]`` in a value printed with markup would be an OSC 8 link behind other text."""
+    for make in (type(console()), RemoteConsole):
+        buf = io.StringIO()
+        con = make(file=buf, force_terminal=True, color_system="standard", highlight=False)
+        con.print("see [link=https://evil.test]https://clinic.test[/link] [bold]now[/bold]")
+        assert "\x1b]8" not in buf.getvalue() and "evil.test" not in buf.getvalue()
+        assert "https://clinic.test" in buf.getvalue() and "\x1b[1m" in buf.getvalue()
+    plain = io.StringIO()
+    Console(file=plain, force_terminal=True).print("[link=https://evil.test]x[/link]")
+    assert "\x1b]8" in plain.getvalue()  # stock rich emits the link
+
+
+def _written(to_tty: bool, lines: list[str]) -> bytes:
+    if not to_tty:
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            assert write_lines(lines, None) is False
+        return buf.getvalue().encode()
+    primary, secondary = pty.openpty()
+    with open(secondary, "w", encoding="utf-8") as tty, redirect_stdout(tty):
+        write_lines(lines, None)
+    chunks = []
+    try:
+        while chunk := os.read(primary, 4096):  # until the closed terminal reports EIO
+            chunks.append(chunk)
+    except OSError:
+        pass
+    finally:
+        os.close(primary)
+    return b"".join(chunks)
+
+
+def test_a_stdout_export_is_escaped_on_a_terminal_and_exact_in_a_pipe() -> None:
+    lines = ["email,city\r\n", "pat@example.net,\x1b]52;c;aGk=\x07Aus\rtin\u202e\r\n"]
+    assert _written(False, lines) == "".join(lines).encode()  # byte-exact for the next program
+    shown = _written(True, lines)
+    assert b"\x1b" not in shown and "\u202e".encode() not in shown
+    assert b"\\x1b]52;c;aGk=\\x07Aus\\x0dtin\\u202e\r" in shown  # a CR before LF is kept

@@ -16,8 +16,11 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.text import Text
 
-# C0 but tab/newline, DEL, C1, and the bidi embeddings, overrides, isolates and marks.
-_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+# C0 but tab/newline (and CR before one), DEL, C1, and the bidi embeddings, overrides,
+# isolates and marks.
+_CONTROLS: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]|\r(?!\n)"
+)
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -31,10 +34,16 @@ def shown(text: str) -> str:
 
 
 class RemoteConsole(Console):
-    """Escapes strings before layout and every data segment of the final output."""
+    """Escapes strings before layout and every data segment of the final output; drops
+    hyperlinks (an OSC 8 link from markup in a value could hide where it leads)."""
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(shown(text), **kwargs)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        return super()._render_buffer(s if s.control else Segment(shown(s.text), s.style) for s in buffer)
+        return super()._render_buffer(s if s.control else _plain(s) for s in buffer)
+
+
+def _plain(seg: Segment) -> Segment:
+    style = seg.style.update_link(None) if seg.style is not None and seg.style.link else seg.style
+    return Segment(shown(seg.text), style)

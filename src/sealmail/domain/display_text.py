@@ -88,7 +88,10 @@ def safe_display(text: str | None, max_len: int = DEFAULT_MAX_LEN) -> str:
 # What a terminal would obey rather than show: C0 controls but tab and newline, DEL, the C1
 # controls (U+009B is an 8-bit CSI) and the bidi controls.  ESC starts OSC 52 (write the
 # operator's clipboard), OSC 0 (retitle) and CSI (clear, move the cursor over earlier lines).
-_TERMINAL_UNSAFE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]")
+# A carriage return ends a CSV line harmlessly before a newline; alone it overwrites the line.
+_TERMINAL_UNSAFE: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]|\r(?!\n)"
+)
 
 
 def _escape_char(match: re.Match[str]) -> str:
