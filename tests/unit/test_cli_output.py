@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import os
 import pty
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -180,3 +183,44 @@ def test_a_stdout_export_is_escaped_on_a_terminal_and_exact_in_a_pipe() -> None:
     shown = _written(True, lines)
     assert b"\x1b" not in shown and "\u202e".encode() not in shown
     assert b"\\x1b]52;c;aGk=\\x07Aus\\x0dtin\\u202e\r" in shown  # a CR before LF is kept
+
+
+LOGS = """
+import logging, structlog
+from sealmail.config import Settings
+from sealmail.runtime import configure_logging
+configure_logging(Settings.model_construct(log_level="info", log_format="{fmt}"))
+structlog.get_logger().warning("peer.reply", text="\\x1b]52;c;aGk=\\x07 ok \\u202e")
+logging.getLogger("lib").warning("peer said %s", "\\x1b[2J\\x9b1A")
+def deliver(body):
+    raise ValueError("bad header \\x1b]0;owned\\x07")
+try:
+    deliver("Dear Pat, your HIV test")
+except ValueError:
+    structlog.get_logger().exception("delivery.failed")
+"""
+
+
+def test_sealmail_serve_logs_escape_what_peers_sent() -> None:
+    """``sealmail serve`` logs to the operator's terminal too: a remote MTA's reply or a
+    report's host name is data, as much as a contact attribute is."""
+    for fmt in ("console", "json"):
+        got = subprocess.run(
+            [sys.executable, "-c", LOGS.format(fmt=fmt)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(SRC.parent)},
+            timeout=60,
+            check=True,
+        )
+        both = got.stdout + got.stderr
+        for raw in ("\x1b", "\x9b", "\u202e", "\x07"):
+            assert raw not in both, (fmt, both)
+        assert "peer said \\x1b[2J\\x9b1A" in got.stderr, got.stderr
+        if fmt == "console":  # a traceback quoting data is escaped too
+            assert "bad header \\x1b]0;owned\\x07" in got.stdout, got.stdout
+            assert "HIV" not in got.stdout  # a frame's locals (a message body) are not logged
+        if fmt == "json":  # JSON escapes controls itself and stays exact for log shippers
+            assert json.loads(got.stdout.splitlines()[0])["text"] == "\x1b]52;c;aGk=\x07 ok \u202e"
+        else:
+            assert "\\x1b]52;c;aGk=\\x07 ok \\u202e" in got.stdout, got.stdout
