@@ -30,6 +30,7 @@ from sealmail.cli_backup import backup_app, restore_cmd
 from sealmail.cli_base import _services, _settings, _tenant, err, feature_session, friendly, out
 from sealmail.cli_policy import policy_app
 from sealmail.cli_serve import _banner, captured, init, migrate, send, serve
+from sealmail.cli_support import write_data
 from sealmail.client.cli import remote_app
 from sealmail.config import Settings
 from sealmail.evidence import cli as evidence_cli
@@ -154,7 +155,8 @@ def rkeys_list(
 def rkeys_show(key_id: str, tenant: Annotated[str | None, typer.Option()] = None) -> None:
     svc = _services()
     data = svc.keydir.get(_tenant(svc, tenant), key_id).data
-    sys.stdout.write(data.decode() if data.lstrip().startswith(b"-----") else data.hex() + "\n")
+    # A recipient's key comes from outside (WKD, an upload): escaped on a terminal, exact in a pipe.
+    write_data(data.decode() if data.lstrip().startswith(b"-----") else data.hex() + "\n")
 
 
 @rkeys_app.command("delete")

@@ -13,15 +13,15 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from sealmail.app import Services, build_services
+from sealmail.cli_support import console
 from sealmail.config import ConfigError, Settings, load_settings
 from sealmail.crypto.vault import KeyError_
 from sealmail.errors import SealmailError
 
-out = Console()
-err = Console(stderr=True)
+out = console(highlight=True)
+err = console(stderr=True, highlight=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -12,7 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
@@ -31,6 +31,7 @@ from sealmail.app import (
     build_worker,
 )
 from sealmail.config import Settings
+from sealmail.domain.display_text import terminal_text
 from sealmail.smtpd.server import SmtpListener
 from sealmail.supervisor import Supervisor, WorkerChildFailed, child_argv, watch_parent
 from sealmail.web.head_deadline import HeadDeadline
@@ -184,9 +185,25 @@ def start_smtp(services: Services) -> list[SmtpListener]:
     return [gateway, listener]
 
 
+class _TerminalFormatter(logging.Formatter):
+    """Library log lines quote what peers sent (a reply, a host name): escape its controls."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_text(super().format(record))
+
+
+def _terminal_line(_logger: Any, _method: str, rendered: Any) -> str:
+    """After ConsoleRenderer (no colours, so no codes of its own): the operator's terminal
+    gets ESC, C1 and bidi controls in logged values as visible escapes (JSON escapes them).
+    ``rendered`` is the renderer's line; structlog types every processor's input as a dict."""
+    return terminal_text(str(rendered))
+
+
 def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
-    logging.basicConfig(level=level, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_TerminalFormatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # aiosmtpd logs every envelope address at INFO on "mail.log"; addresses are PHI-adjacent
     # and never belong in our logs.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -197,13 +214,16 @@ def configure_logging(settings: Settings) -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain_traceback: the default (rich) formatter prints every frame's local variables,
+        # which in a delivery or intake frame are message bodies and addresses (PHI).
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
+            *([] if settings.log_format == "json" else [_terminal_line]),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
     )

@@ -12,15 +12,15 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from sealmail.client import OutgoingMessage, SealmailApiError, SealmailClient, SealmailTransportError
+from sealmail.client.terminal import RemoteConsole
 from sealmail.client.types import Stream
 
 remote_app = typer.Typer(no_args_is_help=True, help="Use a running Sealmail server over its REST API.")
-out = Console()
-err = Console(stderr=True)
+out = RemoteConsole()
+err = RemoteConsole(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 Url = Annotated[str, typer.Option("--url", envvar="SEALMAIL_API_URL", help="API base URL.")]

@@ -31,6 +31,7 @@ __all__ = [
     "safe_download_name",
     "sender_display",
     "skeleton",
+    "terminal_text",
 ]
 
 # Unicode TR 9 §2 explicit directional formatting characters plus the implicit marks:
@@ -82,6 +83,29 @@ def safe_display(text: str | None, max_len: int = DEFAULT_MAX_LEN) -> str:
     if len(collapsed) > max_len or len(text) > len(head):
         return collapsed[: max(max_len - 1, 0)].rstrip() + _ELLIPSIS
     return collapsed
+
+
+# What a terminal would obey rather than show: C0 controls but tab and newline, DEL, the C1
+# controls (U+009B is an 8-bit CSI) and the bidi controls.  ESC starts OSC 52 (write the
+# operator's clipboard), OSC 0 (retitle) and CSI (clear, move the cursor over earlier lines).
+# A carriage return ends a CSV line harmlessly before a newline; alone it overwrites the line.
+_TERMINAL_UNSAFE: Final = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS)) + "]|\r(?!\n)"
+)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def terminal_text(text: str) -> str:
+    """``text`` with every terminal control shown as a visible escape (``\\x1b``, ``\\u202e``).
+
+    Unlike ``safe_display`` nothing is dropped or shortened: the operator still recognises
+    the value (and sees that it carried an escape sequence), the terminal just cannot act on it.
+    """
+    return _TERMINAL_UNSAFE.sub(_escape_char, text)
 
 
 def safe_download_name(name: str | None, fallback: str = "file") -> str:

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from sealmail.cli_support import SessionOpener, err
+from sealmail.cli_support import SessionOpener, console, err
 from sealmail.evidence import controls, signed, supply, timestamps
 from sealmail.evidence.catalogue import REPORTS
 from sealmail.evidence.pack import Packer, PackInputs, parse_period
@@ -29,7 +28,7 @@ from sealmail.evidence.service import Evidence
 from sealmail.web.models import as_json
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Signed proofs of delivery and reports for auditors.")
-out = Console(highlight=False)
+out = console()
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 session: SessionOpener[Evidence] = SessionOpener("evidence")

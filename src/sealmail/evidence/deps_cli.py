@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sealmail.cli_support import SessionOpener, err
+from sealmail.cli_support import SessionOpener, console, err
 from sealmail.evidence import supply
 from sealmail.evidence.osv import Severity
 from sealmail.evidence.service import Evidence
 
-out = Console(highlight=False)
+out = console()
 session: SessionOpener[Evidence] = SessionOpener("evidence deps")
 
 

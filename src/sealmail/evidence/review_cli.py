@@ -7,14 +7,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, console
 from sealmail.evidence.service import Evidence
 from sealmail.evidence.working_hours import ReviewSettings, review_settings
 
 review_app = typer.Typer(no_args_is_help=True, help="The monthly activity review (164.308(a)(1)(ii)(D)).")
-out = Console(highlight=False)
+out = console()
 session: SessionOpener[Evidence] = SessionOpener("evidence review")
 
 

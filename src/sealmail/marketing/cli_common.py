@@ -18,19 +18,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import pydantic
 import typer
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, console
 from sealmail.errors import NotFound, ValidationFailed
 from sealmail.marketing.attributes import BASIC_CLASSES
 from sealmail.marketing.service import Marketing
 from sealmail.tenancy.service import Principal
 
-out = Console(highlight=False)
+out = console()
 # Progress bars and errors go to stderr, so a CSV or JSON on stdout stays clean to pipe.
-err = Console(stderr=True, highlight=False)
+err = console(stderr=True)
 session: SessionOpener[Marketing] = SessionOpener("marketing")
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant id (needed when several exist).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]

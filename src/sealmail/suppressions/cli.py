@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sealmail.cli_support import SessionOpener, write_lines
+from sealmail.cli_support import SessionOpener, console, write_lines
 from sealmail.suppressions.service import ALL_STREAMS, Filters, Suppressions
 
 suppressions_app = typer.Typer(no_args_is_help=True, help="Addresses not to send to (per stream or all).")
-out = Console(highlight=False)
+out = console()
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 StreamOpt = Annotated[str, typer.Option(help='transactional, phi, broadcast or "*" (every stream).')]

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, console
 from sealmail.tlsrpt.report import InvalidReport, parse_received
 from sealmail.tlsrpt.sender import TlsReportSender
 from sealmail.tlsrpt.service import TlsReports
 
 tlsrpt_app = typer.Typer(no_args_is_help=True, help="SMTP TLS reports (RFC 8460): send ours, read theirs.")
-out = Console(highlight=False, soft_wrap=True)
+out = console(soft_wrap=True)
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, console
 from sealmail.users import roles
 from sealmail.users.service import Users
 
 users_app = typer.Typer(no_args_is_help=True, help="Console users, their roles and sign-in links.")
-out = Console(highlight=False)
+out = console()
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 

@@ -10,14 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from sealmail.cli_support import SessionOpener
+from sealmail.cli_support import SessionOpener, console
 from sealmail.webhooks.endpoints import EndpointSpec, WebhookEndpoints
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Webhook endpoints (Standard Webhooks).")
-out = Console(highlight=False)
+out = console()
 
 TenantOpt = Annotated[str | None, typer.Option(help="Tenant name or id (needed when several exist).")]
 
