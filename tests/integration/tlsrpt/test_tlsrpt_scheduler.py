@@ -9,7 +9,7 @@ real worker, DKIM-signed (checked with dkimpy).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import dkim as dkimpy
 import pytest
@@ -38,7 +38,9 @@ from sealmail.tlsrpt.scheduler import LEASE, RETRY_AFTER, DailyRuns, TlsReportSc
 
 pytest.importorskip("nacl", reason="dkimpy verifies ed25519 only with PyNaCl")
 
-TOMORROW = datetime.now(UTC) + timedelta(days=1)  # the schedulers run "tomorrow": today's report is due
+# The schedulers run "tomorrow" at 01:00: today's report is due, and the retries an hour or two
+# later stay on that day (now + 1 day crossed midnight when the suite ran after 22:59 UTC).
+TOMORROW = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(1, 0), UTC)
 
 
 def _world(services: Services, dns: DnsServer, receiver: HttpsServer, settings: Settings) -> None:  # noqa: F811 — the fixtures' values
