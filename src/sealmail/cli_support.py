@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.segment import Segment
 from rich.text import Text
 
@@ -42,7 +43,13 @@ class SafeConsole(Console):
     """
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(terminal_text(text), **kwargs)
+        safe = terminal_text(text)
+        try:
+            return super().render_str(safe, **kwargs)
+        except MarkupError:
+            # Data inside a markup f-string held a stray closing tag ("[/x]"): print the line
+            # as written rather than crash the command with a traceback.
+            return super().render_str(safe, **{**kwargs, "markup": False})
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(seg if seg.control else _data_segment(seg) for seg in buffer)

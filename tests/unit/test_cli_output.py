@@ -20,7 +20,9 @@ import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import pytest
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
@@ -224,3 +226,15 @@ def test_sealmail_serve_logs_escape_what_peers_sent() -> None:
             assert json.loads(got.stdout.splitlines()[0])["text"] == "\x1b]52;c;aGk=\x07 ok \u202e"
         else:
             assert "\\x1b]52;c;aGk=\\x07 ok \\u202e" in got.stdout, got.stdout
+
+
+def test_a_stray_closing_tag_in_data_prints_the_line_instead_of_crashing() -> None:
+    """Data inside a markup f-string (``f"[red]error:[/red] {detail}"``) can hold "[/x]"; rich
+    raised MarkupError, so the command died with a traceback instead of saying what failed."""
+    for make in (type(console()), RemoteConsole):
+        buf = io.StringIO()
+        con = make(file=buf, force_terminal=False, width=200, highlight=False)
+        con.print("[red]error:[/red] no contact '[/x]\x1b[2J@example.net'")
+        assert buf.getvalue() == "[red]error:[/red] no contact '[/x]\\x1b[2J@example.net'\n"
+    with pytest.raises(MarkupError):
+        Console(file=io.StringIO()).print("[red]error:[/red] [/x]")

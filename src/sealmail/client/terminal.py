@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.segment import Segment
 from rich.text import Text
 
@@ -38,7 +39,10 @@ class RemoteConsole(Console):
     hyperlinks (an OSC 8 link from markup in a value could hide where it leads)."""
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(shown(text), **kwargs)
+        try:
+            return super().render_str(shown(text), **kwargs)
+        except MarkupError:  # a stray "[/x]" in data: the line as written, not a traceback
+            return super().render_str(shown(text), **{**kwargs, "markup": False})
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(s if s.control else _plain(s) for s in buffer)

@@ -79,3 +79,19 @@ def test_list_names_are_escaped_in_the_list_table_and_in_messages(
     listed = _invoke(settings, tenant.id, "lists", "list")
     assert_no_controls(listed)
     assert "\\x1b]52;c;aGk=\\x07Austin" in listed, listed
+
+
+def test_an_error_quoting_a_stray_closing_tag_is_said_not_a_traceback(
+    settings: Settings, tenant: TenantFixture
+) -> None:
+    got = runner.invoke(
+        sealmail_cli,
+        ["marketing", "contacts", "show", "[/x]@example.net", "--tenant", tenant.id],
+        env={
+            "SEALMAIL_HOME": str(settings.home),
+            "SEALMAIL_DATABASE_URL": settings.database_url,
+            "COLUMNS": "300",
+        },
+    )
+    assert got.exit_code == 2, got.output  # the friendly error, not MarkupError's traceback (1)
+    assert "[/x]@example.net" in got.output and "Traceback" not in got.output
