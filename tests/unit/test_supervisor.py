@@ -4,10 +4,12 @@ back-off and its limit, the bounded stop, and a child's watch on its parent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,18 @@ ALL_ROLES = ["api", "smtp", "worker", "portal"]
 
 def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
+
+
+@contextlib.asynccontextmanager
+async def stopped_on_exit(stop: asyncio.Event, running: asyncio.Task[None]) -> AsyncIterator[None]:
+    """Stop the supervisor (and so its children) however the test ends: a failed assertion
+    once left a child that ignores SIGTERM running after the suite."""
+    try:
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(running, 10)
 
 
 def test_auto_is_one_child_when_a_second_core_is_there_for_it() -> None:
@@ -83,13 +97,16 @@ signal.pause()  # up until the supervisor's SIGTERM
         stop = asyncio.Event()
         supervisor = Supervisor(1, python(code), dict(os.environ), FAST, stop_seconds=5)
         running = asyncio.create_task(supervisor.run(stop))
-        # The child can run (and write) before create_subprocess_exec has returned to the
-        # supervisor, which records its pid only then: wait for both.
-        await wait_until_async(
-            lambda: runs.exists() and runs.read_text() == "xxx" and 0 in supervisor.pids, 20, "third start"
-        )
-        stop.set()
-        await running  # no WorkerChildFailed: two quick deaths are under the limit
+        async with stopped_on_exit(stop, running):
+            # The child can run (and write) before create_subprocess_exec has returned to the
+            # supervisor, which records its pid only then: wait for both.
+            await wait_until_async(
+                lambda: runs.exists() and runs.read_text() == "xxx" and 0 in supervisor.pids,
+                20,
+                "third start",
+            )
+            stop.set()
+            await running  # no WorkerChildFailed: two quick deaths are under the limit
 
     asyncio.run(scenario())
 
@@ -108,14 +125,15 @@ while True:
         stop = asyncio.Event()
         supervisor = Supervisor(1, python(code), dict(os.environ), FAST, stop_seconds=0.5)
         running = asyncio.create_task(supervisor.run(stop))
-        # As above: the child touches ``ready`` possibly before its pid is recorded.
-        await wait_until_async(lambda: ready.exists() and 0 in supervisor.pids, 20, "child started")
-        pid = supervisor.pids[0]
-        started = time.monotonic()
-        stop.set()
-        await running
-        assert time.monotonic() - started < 5
-        return pid
+        async with stopped_on_exit(stop, running):
+            # As above: the child touches ``ready`` possibly before its pid is recorded.
+            await wait_until_async(lambda: ready.exists() and 0 in supervisor.pids, 20, "child started")
+            pid = supervisor.pids[0]
+            started = time.monotonic()
+            stop.set()
+            await running
+            assert time.monotonic() - started < 5
+            return pid
 
     pid = asyncio.run(scenario())
     assert not Path(f"/proc/{pid}").exists()  # killed and reaped
