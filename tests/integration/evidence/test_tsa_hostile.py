@@ -8,6 +8,7 @@ arrive, not in what they decompress to.
 from __future__ import annotations
 
 import gzip
+import select
 import socket
 import threading
 import time
@@ -18,6 +19,8 @@ import pytest
 
 from sealmail.errors import ServiceUnavailable
 from sealmail.evidence.timestamps import MAX_RESPONSE, Timestamper
+
+DRIP_SECONDS = 0.05
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -78,9 +81,13 @@ def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_timeout(serve: Callable[
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: 400\r\n\r\n"
         )
-        for _ in range(400):  # 20 s in all, every byte well within a read timeout
+        # The drip is this test's input: a byte every DRIP_SECONDS, each well within a read
+        # timeout, 20 s in all. Between bytes it waits on the client hanging up (its deadline
+        # passed) or the server closing, whichever comes first, never out the whole drip.
+        for _ in range(400):
             conn.sendall(b"0")
-            if tsa.stopping.wait(0.05):
+            readable, _, _ = select.select([conn], [], [], DRIP_SECONDS)
+            if tsa.stopping.is_set() or (readable and not conn.recv(1)):
                 return
 
     tsa = serve(drip)
