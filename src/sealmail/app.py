@@ -83,6 +83,7 @@ from sealmail.sms.service import Texting
 from sealmail.sms.smpp.client import SmppOptions
 from sealmail.sms.smpp_provider import SmppProvider
 from sealmail.sms.twilio import TwilioOptions, TwilioProvider
+from sealmail.smtpd.connection_gate import IpNetwork
 from sealmail.smtpd.server import ListenerOptions, server_tls_context
 from sealmail.store import db
 from sealmail.suppressions.service import Suppressions
@@ -789,9 +790,7 @@ def build_server_tls(settings: Settings) -> ssl.SSLContext:
         ) from exc
 
 
-def listener_options(
-    settings: Settings, port: int, exempt: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-) -> ListenerOptions:
+def listener_options(settings: Settings, port: int, exempt: tuple[IpNetwork, ...] = ()) -> ListenerOptions:
     """Where an SMTP listener binds, what it advertises, and how many connections it holds."""
     return ListenerOptions(
         settings.smtp_host,

@@ -92,17 +92,18 @@ def _too_large(what: str) -> BudgetExceeded:
     return BudgetExceeded(f"{what} would be larger than a template may build ({MAX_VALUE_CHARS} characters)")
 
 
+def _check_bits(bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise BudgetExceeded(f"a number would be larger than {MAX_INT_BITS} bits")
+
+
 def sized(value: Any) -> Any:
     """``value`` if it is within the limits, else ``BudgetExceeded``."""
     if isinstance(value, str | bytes | list | tuple) and len(value) > MAX_VALUE_CHARS:
         raise _too_large("a value")
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-        raise BudgetExceeded(f"a number would be larger than {MAX_INT_BITS} bits")
+    if (n := _whole(value)) is not None:
+        _check_bits(n.bit_length())
     return value
-
-
-def _length(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else 0
 
 
 def _whole(value: Any) -> int | None:
@@ -143,13 +144,12 @@ def check_binop(op: str, left: Any, right: Any) -> None:
                     raise _too_large("a repeated value")
                 return
         a, b = _whole(left), _whole(right)
-        if a is not None and b is not None and a.bit_length() + b.bit_length() > MAX_INT_BITS:
-            raise BudgetExceeded(f"a number would be larger than {MAX_INT_BITS} bits")
+        if a is not None and b is not None:
+            _check_bits(a.bit_length() + b.bit_length())
     elif op == "**":
         base, exp = _whole(left), _whole(right)
         if base is not None and exp is not None and exp > 0 and abs(base) > 1:
-            if base.bit_length() * exp > MAX_INT_BITS:
-                raise BudgetExceeded(f"a number would be larger than {MAX_INT_BITS} bits")
+            _check_bits(base.bit_length() * exp)
     elif op == "%":
         check_percent_format(left)
 

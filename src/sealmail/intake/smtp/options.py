@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,9 @@ from sealmail.domain.tls_policy import Stream
 from sealmail.limits.service import FailureThrottle
 from sealmail.messages.service import Messages
 from sealmail.secureline.keydir import KeyDirectory
+from sealmail.smtpd.connection_gate import IpNetwork
 from sealmail.smtpd.server import ListenerOptions
 from sealmail.tenancy.service import Principal, Tenancy
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class GatewayEvent(enum.StrEnum):
